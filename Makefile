@@ -1,0 +1,62 @@
+# berth — see README.md. `make demo` and `make test` do all set-up on a fresh
+# Debian 12 machine as root.
+SHELL := /bin/bash
+GO ?= go
+PREFIX ?= /usr/local
+export PATH := /usr/local/go/bin:$(PATH)
+export GOFLAGS ?= -buildvcs=false
+GOFILES := $(shell git ls-files '*.go' 2>/dev/null)
+# Packages a test or the demo uses; scripts/deps.sh installs the missing ones.
+DEBS := gcc libc6-dev pkg-config libseccomp-dev busybox-static runc containerd podman skopeo umoci procps
+
+.PHONY: all deps build install demo test check fmt vet freebsd unit conformance conformance-quick bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh $(DEBS)
+
+build:
+	CGO_ENABLED=1 $(GO) build -trimpath -o bin/berth ./cmd/berth
+	ln -sf berth bin/berth-runtime
+
+install: build
+	install -D -m 0755 bin/berth $(DESTDIR)$(PREFIX)/bin/berth
+	ln -sf berth $(DESTDIR)$(PREFIX)/bin/berth-runtime
+
+demo: deps build
+	scripts/demo.sh
+
+check: fmt vet freebsd
+
+fmt:
+	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+# The jail driver must stay possible: everything builds for FreeBSD.
+freebsd:
+	GOOS=freebsd GOARCH=amd64 CGO_ENABLED=0 $(GO) build ./...
+	@echo "GOOS=freebsd go build ./...: ok"
+
+# Unit and privileged integration tests (the latter need root and skip,
+# saying why, without it). BERTH_BIN points them at the built binary.
+unit: build
+	BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -count=1 -timeout 20m ./...
+
+# A representative part of the OCI validation suite, side by side with runc.
+CONFORMANCE_QUICK := default linux_ns_itype linux_ns_path misc_props linux_masked_paths linux_readonly_paths linux_sysctl linux_uid_mappings process_capabilities hooks_stdin
+conformance-quick: build
+	CONFORMANCE_TESTS="$(CONFORMANCE_QUICK)" scripts/conformance.sh
+
+conformance: build
+	CONFORMANCE_STRICT=1 scripts/conformance.sh
+
+test: deps check unit conformance-quick
+
+bench: deps build
+	scripts/bench.sh
+
+clean:
+	rm -rf bin .cache

@@ -1,0 +1,32 @@
+// Command berth is the one binary: the engine CLI, the OCI runtime (as
+// `berth runtime` or when invoked as berth-runtime) and the hidden container
+// init entry point. It only wires; see internal/.
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/berth-dev/berth/internal/cli"
+)
+
+func main() {
+	if isInit() {
+		runInit()
+		return
+	}
+	name := filepath.Base(os.Args[0])
+	if name == "berth-runtime" {
+		os.Exit(cli.ExecuteRuntime(cli.NewRuntimeCommand(name), os.Args[1:]))
+	}
+	root := cli.NewRootCommand()
+	if len(os.Args) > 1 && os.Args[1] == "runtime" {
+		// Keep runc's exit codes and error output for the runtime CLI.
+		os.Exit(cli.ExecuteRuntime(cli.NewRuntimeCommand("berth runtime"), os.Args[2:]))
+	}
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+		os.Exit(125)
+	}
+}

@@ -1,0 +1,304 @@
+package linux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/runtime/linux/cgroup"
+	"github.com/berth-dev/berth/internal/runtime/oci"
+)
+
+// CreateOptions are the flags of `create` and `run`.
+type CreateOptions struct {
+	Bundle        string
+	PidFile       string
+	ConsoleSocket string
+	NoPivot       bool
+	NoNewKeyring  bool
+	PreserveFDs   int
+	SystemdCgroup bool
+	Stdio         Stdio
+	// console, when set, is used instead of ConsoleSocket (run allocates
+	// its own pty when attached to a terminal).
+	console *os.File
+}
+
+// Create sets up a container and leaves its init waiting for Start. On
+// failure it leaves nothing behind: no process, cgroup or state directory.
+func Create(ctx context.Context, root, id string, opts CreateOptions) (*Container, error) {
+	c, sp, err := create(ctx, root, id, opts)
+	if sp != nil {
+		sp.conn.f.Close()
+		if sp.cmd != nil {
+			// The init is our direct child; it outlives us.
+			sp.cmd.Process.Release()
+		}
+	}
+	return c, err
+}
+
+func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Container, _ *spawned, retErr error) {
+	if err := CheckID(id); err != nil {
+		return nil, nil, err
+	}
+	spec, rootfs, err := oci.LoadBundle(opts.Bundle)
+	if err != nil {
+		return nil, nil, err
+	}
+	if spec.Process == nil {
+		return nil, nil, fmt.Errorf("bundle %s: config.json has no process: %w", opts.Bundle, oci.ErrInvalidConfig)
+	}
+	if spec.Linux == nil {
+		return nil, nil, fmt.Errorf("bundle %s: config.json has no linux section: %w", opts.Bundle, oci.ErrInvalidConfig)
+	}
+	if err := checkLinuxConfig(spec); err != nil {
+		return nil, nil, fmt.Errorf("bundle %s: %w", opts.Bundle, err)
+	}
+	if spec.Process.Terminal && opts.ConsoleSocket == "" && opts.console == nil {
+		return nil, nil, fmt.Errorf("process.terminal is true but no --console-socket was given: berth cannot allocate a terminal for a container it detaches from")
+	}
+	if !spec.Process.Terminal && opts.ConsoleSocket != "" {
+		return nil, nil, fmt.Errorf("--console-socket was given but process.terminal is false")
+	}
+	if opts.SystemdCgroup {
+		return nil, nil, fmt.Errorf("--systemd-cgroup is not supported: berth manages cgroups through cgroupfs only")
+	}
+	bundle, _ := filepath.Abs(opts.Bundle)
+
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create runtime root %s: %w", root, err)
+	}
+	dir := filepath.Join(root, id)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if os.IsExist(err) {
+			cleanAbandoned(dir)
+			err = os.Mkdir(dir, 0o711)
+		}
+		if err != nil {
+			if os.IsExist(err) {
+				return nil, nil, fmt.Errorf("container %s: %w", id, ErrExist)
+			}
+			return nil, nil, fmt.Errorf("create container directory %s: %w", dir, err)
+		}
+	}
+	l, err := lockDir(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	defer l.Unlock()
+
+	c := &Container{root: root, dir: dir, ID: id, State: &State{
+		ID:          id,
+		Bundle:      bundle,
+		Rootfs:      rootfs,
+		Created:     time.Now().UTC(),
+		Owner:       currentUser(),
+		Annotations: spec.Annotations,
+		NoPivot:     opts.NoPivot,
+		Spec:        spec,
+	}}
+	var sp *spawned
+	var mgr cgroup.Manager
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		if sp != nil {
+			sp.kill()
+			sp.conn.f.Close()
+			sp = nil
+		}
+		if mgr != nil {
+			mgr.Destroy()
+		}
+		os.RemoveAll(dir)
+	}()
+
+	if err := unix.Mkfifo(filepath.Join(dir, fifoName), 0o622); err != nil {
+		return nil, nil, fmt.Errorf("create exec fifo: %w", err)
+	}
+	stateDir, err := os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer stateDir.Close()
+
+	mgr, err = cgroup.New(cgroup.Config{
+		ID:        id,
+		Path:      spec.Linux.CgroupsPath,
+		Resources: spec.Linux.Resources,
+		Devices:   spec.Linux.Devices,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("cgroup: %w", err)
+	}
+
+	console, err := openConsoleSocket(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if console != nil {
+		defer console.Close()
+	}
+
+	flags, join := namespacePlan(spec.Linux.Namespaces)
+	cfg := &initConfig{
+		Kind:         "create",
+		ID:           id,
+		Bundle:       bundle,
+		Rootfs:       rootfs,
+		Spec:         spec,
+		Process:      spec.Process,
+		NoPivot:      opts.NoPivot,
+		NoNewKeyring: opts.NoNewKeyring,
+		NewMountNS:   hasNamespace(spec, specs.MountNamespace, true),
+		NewUTSNS:     hasNamespace(spec, specs.UTSNamespace, true),
+		NewUserNS:    hasNamespace(spec, specs.UserNamespace, true),
+		RuntimeHooks: spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0), //nolint:staticcheck // prestart is deprecated but still honoured
+	}
+	sp, err = spawn(&spawnRequest{
+		cfg:         cfg,
+		cloneFlags:  flags,
+		join:        join,
+		timeOffsets: spec.Linux.TimeOffsets,
+		uidMaps:     spec.Linux.UIDMappings,
+		gidMaps:     spec.Linux.GIDMappings,
+		cgroup:      mgr,
+		preserve:    opts.PreserveFDs,
+		stateDir:    stateDir,
+		console:     console,
+		stdio:       opts.Stdio,
+		rlimits:     spec.Process.Rlimits,
+		oomScoreAdj: spec.Process.OOMScoreAdj,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := mgr.Set(spec.Linux.Resources); err != nil {
+		return nil, sp, fmt.Errorf("cgroup: %w", err)
+	}
+	c.Pid = sp.pid
+	c.CgroupPaths = mgr.Paths()
+	start, _, err := procStat(sp.pid)
+	if err != nil {
+		return nil, sp, fmt.Errorf("container init %d: %w", sp.pid, err)
+	}
+	c.PidStartTime = start
+	c.Namespaces = map[specs.LinuxNamespaceType]string{}
+	for _, ns := range spec.Linux.Namespaces {
+		path := ns.Path
+		if path == "" {
+			path = fmt.Sprintf("/proc/%d/ns/%s", sp.pid, oci.ProcNamespaceFile[ns.Type])
+		}
+		c.Namespaces[ns.Type] = path
+	}
+
+	for {
+		m, err := sp.conn.expect("")
+		if err != nil {
+			return nil, sp, fmt.Errorf("create container %s: %w", id, err)
+		}
+		if m.Type == "ready" {
+			break
+		}
+		if m.Type != "createRuntime" {
+			return nil, sp, fmt.Errorf("container init sent unexpected %q", m.Type)
+		}
+		st := c.hookState(StatusCreating)
+		err = oci.RunHooks(ctx, "prestart", spec.Hooks.Prestart, st) //nolint:staticcheck
+		if err == nil {
+			err = oci.RunHooks(ctx, "createRuntime", spec.Hooks.CreateRuntime, st)
+		}
+		if err != nil {
+			sp.conn.send(message{Type: "error", Msg: err.Error()})
+			return nil, sp, err
+		}
+		if err := sp.conn.send(message{Type: "ok"}); err != nil {
+			return nil, sp, err
+		}
+	}
+	if err := c.save(); err != nil {
+		return nil, sp, fmt.Errorf("save state of %s: %w", id, err)
+	}
+	if opts.PidFile != "" {
+		if err := writePidFile(opts.PidFile, sp.pid); err != nil {
+			os.Remove(filepath.Join(dir, stateFile))
+			return nil, sp, err
+		}
+	}
+	return c, sp, nil
+}
+
+func (c *Container) hookState(status string) *specs.State {
+	return &specs.State{
+		Version:     specs.Version,
+		ID:          c.ID,
+		Status:      specs.ContainerState(status),
+		Pid:         c.Pid,
+		Bundle:      c.Bundle,
+		Annotations: c.Annotations,
+	}
+}
+
+func writePidFile(path string, pid int) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(abs, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return fmt.Errorf("write pid file %s: %w", abs, err)
+	}
+	return nil
+}
+
+func hasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType, fresh bool) bool {
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == t {
+			return !fresh || ns.Path == ""
+		}
+	}
+	return false
+}
+
+func checkLinuxConfig(spec *specs.Spec) error {
+	if !hasNamespace(spec, specs.MountNamespace, false) {
+		return fmt.Errorf("linux.namespaces must include a mount namespace: berth never sets up a root filesystem in the host's mount namespace: %w", oci.ErrInvalidConfig)
+	}
+	if !hasNamespace(spec, specs.UTSNamespace, true) && (spec.Hostname != "" || spec.Domainname != "") {
+		return fmt.Errorf("hostname/domainname need a new uts namespace in linux.namespaces: %w", oci.ErrInvalidConfig)
+	}
+	if len(spec.Linux.TimeOffsets) > 0 && !hasNamespace(spec, specs.TimeNamespace, true) {
+		return fmt.Errorf("linux.timeOffsets need a new time namespace in linux.namespaces: %w", oci.ErrInvalidConfig)
+	}
+	if hasNamespace(spec, specs.UserNamespace, true) && (len(spec.Linux.UIDMappings) == 0 || len(spec.Linux.GIDMappings) == 0) {
+		return fmt.Errorf("a new user namespace needs linux.uidMappings and linux.gidMappings: %w", oci.ErrInvalidConfig)
+	}
+	if spec.Linux.Seccomp != nil {
+		if err := checkSeccomp(spec.Linux.Seccomp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func currentUser() string {
+	if os.Getuid() == 0 {
+		return "root"
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return strconv.Itoa(os.Getuid())
+}
+
+var errNotRunning = errors.New("container is not running")

@@ -1,0 +1,428 @@
+package linux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/runtime/oci"
+)
+
+// IsInit reports whether this process was started as a container init or
+// exec process; main must then call Init and nothing else.
+func IsInit() bool { return os.Getenv(envInit) != "" }
+
+func init() {
+	if IsInit() {
+		// Capabilities, seccomp and no_new_privs are per thread: the whole
+		// setup and the final execve happen on the main thread.
+		runtime.LockOSThread()
+	}
+}
+
+// Init runs the Go side of a container init or exec process. It never
+// returns: it execs the container's process or exits 1 after telling the
+// parent why.
+func Init() {
+	fd, err := strconv.Atoi(os.Getenv(envInit))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "berth init: bad %s: %v\n", envInit, err)
+		os.Exit(1)
+	}
+	os.Unsetenv(envInit)
+	conn := newSyncConn(os.NewFile(uintptr(fd), "sync"))
+	var cfg initConfig
+	if err := conn.recv(&cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "berth init: read config: %v\n", err)
+		os.Exit(1)
+	}
+	err = runInit(conn, &cfg)
+	// runInit only returns on failure.
+	if conn.f != nil {
+		conn.send(message{Type: "error", Msg: err.Error()})
+	} else {
+		fmt.Fprintf(os.Stderr, "berth: container %s: %v\n", cfg.ID, err)
+	}
+	os.Exit(1)
+}
+
+func runInit(conn *syncConn, cfg *initConfig) error {
+	unix.Umask(0)
+	p := cfg.Process
+	if cfg.Kind == "exec" {
+		return initExec(conn, cfg)
+	}
+	spec := cfg.Spec
+	var r *rootfs
+	if cfg.NewMountNS {
+		var err error
+		if r, err = setupRootfs(cfg); err != nil {
+			return err
+		}
+		defer r.close()
+	}
+	var console *os.File
+	if p.Terminal {
+		var err error
+		if console, err = setupConsole(cfg, r); err != nil {
+			return err
+		}
+	}
+	if r != nil {
+		if err := r.maskPaths(spec.Linux.MaskedPaths); err != nil {
+			return err
+		}
+		if err := r.readonlyPaths(spec.Linux.ReadonlyPaths); err != nil {
+			return err
+		}
+	}
+	if err := writeSysctls(spec); err != nil {
+		return err
+	}
+	if cfg.RuntimeHooks {
+		if err := conn.send(message{Type: "createRuntime"}); err != nil {
+			return err
+		}
+		if _, err := conn.expect("ok"); err != nil {
+			return err
+		}
+	}
+	if spec.Hooks != nil && len(spec.Hooks.CreateContainer) > 0 {
+		st := &specs.State{Version: specs.Version, ID: cfg.ID, Status: StatusCreating, Pid: cfg.HostPid, Bundle: cfg.Bundle, Annotations: spec.Annotations}
+		if err := oci.RunHooks(context.Background(), "createContainer", spec.Hooks.CreateContainer, st); err != nil {
+			return err
+		}
+	}
+	if r != nil {
+		if err := r.enterRoot(cfg.NoPivot); err != nil {
+			return err
+		}
+		if spec.Root.Readonly {
+			if err := remountRootReadonly(); err != nil {
+				return err
+			}
+		}
+		if spec.Linux.RootfsPropagation != "" {
+			if err := unix.Mount("", "/", "", propagationOptions[spec.Linux.RootfsPropagation], ""); err != nil {
+				return fmt.Errorf("set rootfsPropagation %s on /: %w", spec.Linux.RootfsPropagation, err)
+			}
+		}
+	}
+	if cfg.NewUTSNS {
+		if spec.Hostname != "" {
+			if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+				return fmt.Errorf("set hostname %q: %w", spec.Hostname, err)
+			}
+		}
+		if spec.Domainname != "" {
+			if err := unix.Setdomainname([]byte(spec.Domainname)); err != nil {
+				return fmt.Errorf("set domainname %q: %w", spec.Domainname, err)
+			}
+		}
+	}
+	if !cfg.NoNewKeyring {
+		if err := joinSessionKeyring(cfg.ID); err != nil {
+			return err
+		}
+	}
+	proc, err := prepareProcess(cfg)
+	if err != nil {
+		return err
+	}
+	if console != nil {
+		if err := useConsole(console); err != nil {
+			return err
+		}
+	}
+
+	// Ready: the parent records the state and returns; we wait for start.
+	if err := conn.send(message{Type: "ready"}); err != nil {
+		return err
+	}
+	conn.f.Close()
+	conn.f = nil
+	if err := waitForStart(cfg.StateDirFD); err != nil {
+		return err
+	}
+	if spec.Hooks != nil && len(spec.Hooks.StartContainer) > 0 {
+		st := &specs.State{Version: specs.Version, ID: cfg.ID, Status: StatusRunning, Pid: cfg.HostPid, Bundle: cfg.Bundle, Annotations: spec.Annotations}
+		if err := oci.RunHooks(context.Background(), "startContainer", spec.Hooks.StartContainer, st); err != nil {
+			return err
+		}
+	}
+	return proc.exec()
+}
+
+func initExec(conn *syncConn, cfg *initConfig) error {
+	if cfg.NoPivot {
+		// The mount namespace's root is the host's old root; the
+		// container's root was moved on top of it.
+		if err := unix.Chroot("/"); err != nil {
+			return fmt.Errorf("chroot into the container: %w", err)
+		}
+	}
+	var console *os.File
+	if cfg.Process.Terminal {
+		var err error
+		if console, err = setupConsole(cfg, nil); err != nil {
+			return err
+		}
+	}
+	proc, err := prepareProcess(cfg)
+	if err != nil {
+		return err
+	}
+	if console != nil {
+		if err := useConsole(console); err != nil {
+			return err
+		}
+	}
+	// The parent reads EOF when execve closes the socket (CLOEXEC); an
+	// error arrives as a message first.
+	return proc.exec()
+}
+
+func remountRootReadonly() error {
+	var sfs unix.Statfs_t
+	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY)
+	if err := unix.Statfs("/", &sfs); err == nil {
+		for _, f := range []struct{ st, ms uintptr }{
+			{unix.ST_NOSUID, unix.MS_NOSUID}, {unix.ST_NODEV, unix.MS_NODEV}, {unix.ST_NOEXEC, unix.MS_NOEXEC},
+		} {
+			if uintptr(sfs.Flags)&f.st != 0 {
+				flags |= f.ms
+			}
+		}
+	}
+	if err := unix.Mount("", "/", "", flags, ""); err != nil {
+		return fmt.Errorf("remount root read-only (root.readonly): %w", err)
+	}
+	return nil
+}
+
+// namespacedSysctl says which namespace a sysctl belongs to; writing one
+// that is not namespaced would change the host.
+func namespacedSysctl(key string) (specs.LinuxNamespaceType, bool) {
+	switch {
+	case key == "kernel.sem" || key == "kernel.shmall" || key == "kernel.shmmax" || key == "kernel.shmmni" ||
+		key == "kernel.shm_rmid_forced" || key == "kernel.msgmax" || key == "kernel.msgmnb" || key == "kernel.msgmni" ||
+		strings.HasPrefix(key, "fs.mqueue."):
+		return specs.IPCNamespace, true
+	case strings.HasPrefix(key, "net."):
+		return specs.NetworkNamespace, true
+	case key == "kernel.hostname" || key == "kernel.domainname":
+		return specs.UTSNamespace, true
+	}
+	return "", false
+}
+
+// writeSysctls writes linux.sysctl through the host's /proc, which the
+// container cannot have over-mounted: the values land in the namespaces
+// this process is in.
+func writeSysctls(spec *specs.Spec) error {
+	for key, value := range spec.Linux.Sysctl {
+		ns, ok := namespacedSysctl(key)
+		if !ok {
+			return fmt.Errorf("linux.sysctl %s is not namespaced: setting it would change the host", key)
+		}
+		if !hasNamespace(spec, ns, false) {
+			return fmt.Errorf("linux.sysctl %s needs a %s namespace in linux.namespaces", key, ns)
+		}
+		path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
+		f, err := os.OpenFile(path, os.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("linux.sysctl %s: %w", key, err)
+		}
+		_, err = f.WriteString(value)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("linux.sysctl %s=%s: %w", key, value, err)
+		}
+	}
+	return nil
+}
+
+func joinSessionKeyring(id string) error {
+	_, err := unix.KeyctlJoinSessionKeyring("_ses." + id)
+	if err != nil && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("join session keyring: %w", err)
+	}
+	return nil
+}
+
+// waitForStart blocks until `start` opens the exec fifo.
+func waitForStart(stateDirFD int) error {
+	fd, err := unix.Openat(stateDirFD, fifoName, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open exec fifo: %w", err)
+	}
+	if _, err := unix.Write(fd, []byte{0}); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("write exec fifo: %w", err)
+	}
+	unix.Close(fd)
+	unix.Close(stateDirFD)
+	return nil
+}
+
+// lookPath resolves args[0] with the PATH of the process's environment.
+func lookPath(file string, env []string) (string, error) {
+	check := func(p string) error {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return unix.EISDIR
+		}
+		if st.Mode&0o111 == 0 {
+			return unix.EACCES
+		}
+		return nil
+	}
+	if strings.Contains(file, "/") {
+		if err := check(file); err != nil {
+			return "", fmt.Errorf("exec %q: %w", file, err)
+		}
+		return file, nil
+	}
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, e := range env {
+		if strings.HasPrefix(e, "PATH=") {
+			path = e[5:]
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, file)
+		if check(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("exec %q: executable file not found in $PATH", file)
+}
+
+// preparedProcess is everything checked before the container is reported
+// created, applied in exec.
+type preparedProcess struct {
+	cfg  *initConfig
+	path string
+	caps *capSets
+	sc   seccompFilter
+}
+
+func prepareProcess(cfg *initConfig) (*preparedProcess, error) {
+	p := cfg.Process
+	if len(p.Args) == 0 {
+		return nil, fmt.Errorf("process.args is empty")
+	}
+	path, err := lookPath(p.Args[0], p.Env)
+	if err != nil {
+		return nil, err
+	}
+	caps, err := newCapSets(p.Capabilities)
+	if err != nil {
+		return nil, err
+	}
+	pp := &preparedProcess{cfg: cfg, path: path, caps: caps}
+	if cfg.Spec != nil && cfg.Spec.Linux != nil && cfg.Spec.Linux.Seccomp != nil {
+		if pp.sc, err = compileSeccomp(cfg.Spec.Linux.Seccomp); err != nil {
+			return nil, err
+		}
+	}
+	return pp, nil
+}
+
+// exec applies the process's identity and restrictions and replaces this
+// process with it. Order matters: bounding set (needs CAP_SETPCAP), user
+// (keeping capabilities across setuid), the other capability sets,
+// no_new_privs, seccomp last but before execve. Without no_new_privs seccomp
+// needs CAP_SYS_ADMIN, so it is loaded before capabilities are dropped.
+func (pp *preparedProcess) exec() error {
+	p := pp.cfg.Process
+	if err := pp.caps.dropBounding(); err != nil {
+		return err
+	}
+	if pp.sc != nil && !p.NoNewPrivileges {
+		if err := pp.sc.load(); err != nil {
+			return err
+		}
+	}
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_KEEPCAPS): %w", err)
+	}
+	if err := setUser(p.User); err != nil {
+		return err
+	}
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_KEEPCAPS): %w", err)
+	}
+	if err := unix.Chdir(p.Cwd); err != nil {
+		return fmt.Errorf("chdir to process.cwd %s: %w", p.Cwd, err)
+	}
+	if wd, err := os.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
+		return fmt.Errorf("process.cwd %s is outside the container's root", p.Cwd)
+	}
+	if err := pp.caps.apply(); err != nil {
+		return err
+	}
+	if p.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
+		}
+	}
+	umask := 0o022
+	if p.User.Umask != nil {
+		umask = int(*p.User.Umask)
+	}
+	unix.Umask(umask)
+	// Nothing of ours may cross execve: every fd above the preserved ones
+	// becomes close-on-exec.
+	if err := unix.CloseRange(uint(3+pp.cfg.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close_range: %w", err)
+	}
+	// Keep the RLIMIT_NOFILE the parent set: Go restores its own startup
+	// value at exec unless Setrlimit was called.
+	var nofile syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile) == nil {
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &nofile)
+	}
+	if pp.sc != nil && p.NoNewPrivileges {
+		if err := pp.sc.load(); err != nil {
+			return err
+		}
+	}
+	err := unix.Exec(pp.path, p.Args, p.Env)
+	return fmt.Errorf("exec %s: %w", pp.path, err)
+}
+
+func setUser(u specs.User) error {
+	groups := make([]int, 0, len(u.AdditionalGids))
+	for _, g := range u.AdditionalGids {
+		groups = append(groups, int(g))
+	}
+	if err := unix.Setgroups(groups); err != nil {
+		// setgroups is denied in user namespaces with setgroups=deny.
+		if !(errors.Is(err, unix.EPERM) && len(groups) == 0) {
+			return fmt.Errorf("setgroups %v (process.user.additionalGids): %w", groups, err)
+		}
+	}
+	if err := unix.Setresgid(int(u.GID), int(u.GID), int(u.GID)); err != nil {
+		return fmt.Errorf("setgid %d (process.user.gid): %w", u.GID, err)
+	}
+	if err := unix.Setresuid(int(u.UID), int(u.UID), int(u.UID)); err != nil {
+		return fmt.Errorf("setuid %d (process.user.uid): %w", u.UID, err)
+	}
+	return nil
+}

@@ -1,0 +1,269 @@
+// Namespace entry for berth's container init and exec processes.
+//
+// This runs as an ELF constructor, before the Go runtime starts any thread,
+// because setns(2) into a mount or user namespace and unshare(CLONE_NEWUSER)
+// are refused to multi-threaded processes. It does nothing unless the
+// environment variable _BERTH_NSEXEC names the file descriptor of the sync
+// socket shared with the runtime process that started us.
+//
+// Protocol on the sync socket (text lines, parent -> child, ended by "end"):
+//   clone <flags>            namespaces to create (CLONE_NEW* bits, decimal)
+//   join <nstype> <path>     namespace to join (nstype is a CLONE_NEW* bit)
+//   timens <clock> <s> <ns>  time namespace offset (needs CLONE_NEWTIME)
+//   end
+// Child -> parent:
+//   userns                   a new user namespace exists; the parent writes
+//                            uid_map/gid_map for our pid and answers "mapped"
+//   pid <n>                  the pid (in the parent's pid namespace) of the
+//                            process that will continue as container init
+//   error <message>          setup failed; the child exits 1
+//
+// Order: open every path first (they are host paths), join the user
+// namespace, join the others with mnt last, create a user namespace, create
+// the rest, then fork once if the pid or time namespace changed, because
+// those only apply to children. The fork uses CLONE_PARENT so the final
+// process is a child of the runtime process and can be waited for.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+
+#define MAX_JOIN 16
+#define MAX_TIMENS 4
+
+struct join {
+	int type;
+	int fd;
+	char path[4096];
+};
+
+static int sync_fd = -1;
+
+static void writeall(const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(sync_fd, buf, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+static void say(const char *fmt, ...)
+{
+	char buf[8192];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		_exit(1);
+	if ((size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	writeall(buf, (size_t)n);
+}
+
+__attribute__((noreturn)) static void bail(const char *fmt, ...)
+{
+	char msg[6000];
+	int saved = errno;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	for (char *p = msg; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	say("error %s: %s\n", msg, strerror(saved));
+	_exit(1);
+}
+
+// readline reads one line from the sync socket byte by byte: the socket also
+// carries the Go side's messages after ours, which must stay unread.
+static int readline(char *buf, size_t size)
+{
+	size_t i = 0;
+	while (i + 1 < size) {
+		char c;
+		ssize_t n = read(sync_fd, &c, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		if (c == '\n')
+			break;
+		buf[i++] = c;
+	}
+	buf[i] = '\0';
+	return (int)i;
+}
+
+static const char *nsname(int type)
+{
+	switch (type) {
+	case CLONE_NEWUSER: return "user";
+	case CLONE_NEWNS: return "mnt";
+	case CLONE_NEWPID: return "pid";
+	case CLONE_NEWNET: return "net";
+	case CLONE_NEWIPC: return "ipc";
+	case CLONE_NEWUTS: return "uts";
+	case CLONE_NEWCGROUP: return "cgroup";
+	case CLONE_NEWTIME: return "time";
+	}
+	return "unknown";
+}
+
+static void join_type(struct join *joins, int n, int type)
+{
+	for (int i = 0; i < n; i++) {
+		if (joins[i].type != type)
+			continue;
+		if (setns(joins[i].fd, type) < 0)
+			bail("join %s namespace %s", nsname(type), joins[i].path);
+		close(joins[i].fd);
+	}
+}
+
+__attribute__((constructor)) static void berth_nsexec(void)
+{
+	const char *env = getenv("_BERTH_NSEXEC");
+	if (env == NULL)
+		return;
+	sync_fd = atoi(env);
+	unsetenv("_BERTH_NSEXEC");
+
+	struct join joins[MAX_JOIN];
+	int njoin = 0;
+	unsigned long flags = 0;
+	char timens[MAX_TIMENS][128];
+	int ntimens = 0;
+	char line[4200];
+
+	for (;;) {
+		if (readline(line, sizeof(line)) < 0)
+			bail("read namespace config from sync socket");
+		if (strcmp(line, "end") == 0)
+			break;
+		if (strncmp(line, "clone ", 6) == 0) {
+			flags = strtoul(line + 6, NULL, 10);
+		} else if (strncmp(line, "join ", 5) == 0) {
+			char *end;
+			if (njoin == MAX_JOIN) {
+				errno = E2BIG;
+				bail("too many namespaces to join");
+			}
+			joins[njoin].type = (int)strtol(line + 5, &end, 10);
+			if (*end != ' ') {
+				errno = EINVAL;
+				bail("malformed join line %s", line);
+			}
+			snprintf(joins[njoin].path, sizeof(joins[njoin].path), "%s", end + 1);
+			njoin++;
+		} else if (strncmp(line, "timens ", 7) == 0) {
+			if (ntimens == MAX_TIMENS) {
+				errno = E2BIG;
+				bail("too many time namespace offsets");
+			}
+			if (strlen(line + 7) + 2 > sizeof(timens[0])) {
+				errno = EINVAL;
+				bail("time namespace offset too long");
+			}
+			snprintf(timens[ntimens++], sizeof(timens[0]), "%.120s\n", line + 7);
+		} else {
+			errno = EINVAL;
+			bail("unknown namespace config line %s", line);
+		}
+	}
+
+	// Open every path while the host's mount namespace is still ours.
+	for (int i = 0; i < njoin; i++) {
+		joins[i].fd = open(joins[i].path, O_RDONLY | O_CLOEXEC);
+		if (joins[i].fd < 0)
+			bail("open %s namespace %s", nsname(joins[i].type), joins[i].path);
+	}
+	join_type(joins, njoin, CLONE_NEWUSER);
+	join_type(joins, njoin, CLONE_NEWIPC);
+	join_type(joins, njoin, CLONE_NEWUTS);
+	join_type(joins, njoin, CLONE_NEWNET);
+	join_type(joins, njoin, CLONE_NEWPID);
+	join_type(joins, njoin, CLONE_NEWTIME);
+	join_type(joins, njoin, CLONE_NEWCGROUP);
+	join_type(joins, njoin, CLONE_NEWNS);
+
+	int in_userns = 0;
+	for (int i = 0; i < njoin; i++)
+		if (joins[i].type == CLONE_NEWUSER)
+			in_userns = 1;
+
+	if (flags & CLONE_NEWUSER) {
+		if (unshare(CLONE_NEWUSER) < 0)
+			bail("create user namespace");
+		// The parent writes our id maps; we must stay dumpable for it to
+		// open /proc/<pid>/uid_map.
+		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+		say("userns\n");
+		if (readline(line, sizeof(line)) < 0 || strcmp(line, "mapped") != 0) {
+			errno = EPROTO;
+			bail("wait for the runtime to write the id mappings");
+		}
+		in_userns = 1;
+	}
+	if (in_userns) {
+		if (setresgid(0, 0, 0) < 0)
+			bail("setresgid to root of the user namespace");
+		if (setresuid(0, 0, 0) < 0)
+			bail("setresuid to root of the user namespace");
+	}
+
+	unsigned long rest = flags & ~(unsigned long)CLONE_NEWUSER;
+	if (rest != 0 && unshare((int)rest) < 0)
+		bail("create namespaces (flags 0x%lx)", rest);
+
+	if (ntimens > 0) {
+		int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			bail("open /proc/self/timens_offsets");
+		for (int i = 0; i < ntimens; i++) {
+			if (write(fd, timens[i], strlen(timens[i])) < 0)
+				bail("write time namespace offset %s", timens[i]);
+		}
+		close(fd);
+	}
+
+	int need_fork = (flags & (CLONE_NEWPID | CLONE_NEWTIME)) != 0;
+	for (int i = 0; i < njoin; i++)
+		if (joins[i].type == CLONE_NEWPID || joins[i].type == CLONE_NEWTIME)
+			need_fork = 1;
+	if (!need_fork) {
+		say("pid %d\n", getpid());
+		return;
+	}
+	pid_t child = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+	if (child < 0)
+		bail("fork into the new pid namespace");
+	if (child > 0) {
+		say("pid %d\n", child);
+		_exit(0);
+	}
+	// The child continues into the Go runtime.
+}

@@ -1,0 +1,196 @@
+package linux
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+
+	"golang.org/x/sys/unix"
+)
+
+// RunOptions are create's options plus run's own.
+type RunOptions struct {
+	CreateOptions
+	Detach bool
+	Keep   bool // keep the container after it exits (run --keep)
+}
+
+// Run creates and starts a container. Detached, it returns once the
+// process runs. Attached, it forwards signals, waits, deletes the container
+// (unless Keep) and returns the exit code the way a shell reports it.
+func Run(ctx context.Context, root, id string, opts RunOptions) (int, error) {
+	var ptyMaster chan *os.File
+	var closeConsole func()
+	if !opts.Detach && opts.ConsoleSocket == "" {
+		if t, err := wantsTerminal(opts.Bundle); err == nil && t {
+			ours, theirs, err := consolePair()
+			if err != nil {
+				return 0, err
+			}
+			opts.console = theirs
+			closeConsole = func() { theirs.Close() }
+			ptyMaster = make(chan *os.File, 1)
+			go func() {
+				defer ours.Close()
+				m, err := ReceiveConsole(ours)
+				if err != nil {
+					ptyMaster <- nil
+					return
+				}
+				ptyMaster <- m
+			}()
+		}
+	}
+	c, sp, err := create(ctx, root, id, opts.CreateOptions)
+	if closeConsole != nil {
+		closeConsole()
+	}
+	if err != nil {
+		return 0, err
+	}
+	sp.conn.f.Close()
+	var sigs chan os.Signal
+	if !opts.Detach {
+		sigs = make(chan os.Signal, 64)
+		signal.Notify(sigs)
+		defer signal.Stop(sigs)
+	}
+	if err := c.Start(ctx); err != nil {
+		c.Delete(ctx, true)
+		return 0, err
+	}
+	if opts.Detach {
+		if sp.cmd != nil {
+			sp.cmd.Process.Release()
+		}
+		return 0, nil
+	}
+	if ptyMaster != nil {
+		if m := <-ptyMaster; m != nil {
+			restore := proxyTerminal(m)
+			defer restore()
+		}
+	}
+	pid := c.Pid
+	done := make(chan unix.WaitStatus, 1)
+	go func() {
+		var ws unix.WaitStatus
+		for {
+			_, err := unix.Wait4(pid, &ws, 0, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			done <- ws
+			return
+		}
+	}()
+	var ws unix.WaitStatus
+wait:
+	for {
+		select {
+		case s := <-sigs:
+			if sig, ok := s.(unix.Signal); ok && sig != unix.SIGCHLD && sig != unix.SIGURG && sig != unix.SIGPIPE {
+				if sig == unix.SIGWINCH {
+					continue
+				}
+				unix.Kill(pid, sig)
+			}
+		case ws = <-done:
+			break wait
+		}
+	}
+	code := exitCode(ws)
+	if !opts.Keep {
+		if lc, unlock, err := LoadLocked(root, id); err == nil {
+			lc.Delete(ctx, true)
+			unlock()
+		}
+	}
+	return code, nil
+}
+
+// exitCode reports a wait status as a shell would: 128+n for signal n.
+func exitCode(ws unix.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+func wantsTerminal(bundle string) (bool, error) {
+	data, err := os.ReadFile(bundle + "/config.json")
+	if err != nil {
+		return false, err
+	}
+	var v struct {
+		Process *struct {
+			Terminal bool `json:"terminal"`
+		} `json:"process"`
+	}
+	if err := jsonUnmarshal(data, &v); err != nil || v.Process == nil {
+		return false, err
+	}
+	return v.Process.Terminal, nil
+}
+
+func consolePair() (*net.UnixConn, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	ours := os.NewFile(uintptr(fds[0]), "console-ours")
+	defer ours.Close()
+	conn, err := net.FileConn(ours)
+	if err != nil {
+		unix.Close(fds[1])
+		return nil, nil, err
+	}
+	return conn.(*net.UnixConn), os.NewFile(uintptr(fds[1]), "console-theirs"), nil
+}
+
+// proxyTerminal copies between our stdio and the pty, with our terminal in
+// raw mode, and keeps the pty's size in step with ours.
+func proxyTerminal(master *os.File) func() {
+	in := int(os.Stdin.Fd())
+	var restore func()
+	if old, err := unix.IoctlGetTermios(in, unix.TCGETS); err == nil {
+		raw := *old
+		raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+		raw.Oflag &^= unix.OPOST
+		raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+		raw.Cflag &^= unix.CSIZE | unix.PARENB
+		raw.Cflag |= unix.CS8
+		unix.IoctlSetTermios(in, unix.TCSETS, &raw)
+		restore = func() { unix.IoctlSetTermios(in, unix.TCSETS, old) }
+		if ws, err := unix.IoctlGetWinsize(in, unix.TIOCGWINSZ); err == nil {
+			unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws)
+		}
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, unix.SIGWINCH)
+		go func() {
+			for range winch {
+				if ws, err := unix.IoctlGetWinsize(in, unix.TIOCGWINSZ); err == nil {
+					unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws)
+				}
+			}
+		}()
+	}
+	go io.Copy(master, os.Stdin)
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(os.Stdout, master)
+		close(copied)
+	}()
+	return func() {
+		// Drain what the process wrote before it exited.
+		select {
+		case <-copied:
+		default:
+		}
+		if restore != nil {
+			restore()
+		}
+	}
+}

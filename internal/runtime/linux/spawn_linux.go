@@ -1,0 +1,275 @@
+package linux
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/runtime/linux/cgroup"
+	"github.com/berth-dev/berth/internal/runtime/linux/nsexec"
+	"github.com/berth-dev/berth/internal/runtime/oci"
+)
+
+// Stdio is the standard streams a container process gets.
+type Stdio struct {
+	Stdin, Stdout, Stderr *os.File
+}
+
+func (s Stdio) orDefault() Stdio {
+	if s.Stdin == nil {
+		s.Stdin = os.Stdin
+	}
+	if s.Stdout == nil {
+		s.Stdout = os.Stdout
+	}
+	if s.Stderr == nil {
+		s.Stderr = os.Stderr
+	}
+	return s
+}
+
+// spawnRequest describes a process to start inside namespaces.
+type spawnRequest struct {
+	cfg         *initConfig
+	cloneFlags  uintptr
+	join        []nsJoin
+	timeOffsets map[string]specs.LinuxTimeOffset
+	uidMaps     []specs.LinuxIDMapping
+	gidMaps     []specs.LinuxIDMapping
+	cgroup      cgroup.Manager
+	preserve    int // fds 3..3+preserve-1 of this process go to the child at the same numbers
+	stateDir    *os.File
+	console     *os.File
+	stdio       Stdio
+	rlimits     []specs.POSIXRlimit
+	oomScoreAdj *int
+}
+
+type nsJoin struct {
+	flag uintptr
+	path string
+}
+
+// spawned is a started init or exec process that has its namespaces.
+type spawned struct {
+	pid  int
+	conn *syncConn
+	cmd  *exec.Cmd // the process we started (maybe only the intermediate)
+}
+
+// spawn starts `berth` again with the nsexec constructor armed, moves it
+// into the cgroup before it creates namespaces (so a new cgroup namespace is
+// rooted at the container's cgroup), answers the constructor, and sends the
+// Go init its config. On error nothing is left running.
+func spawn(req *spawnRequest) (*spawned, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("create sync socket: %w", err)
+	}
+	parent := os.NewFile(uintptr(fds[0]), "sync-parent")
+	child := os.NewFile(uintptr(fds[1]), "sync-child")
+	defer child.Close()
+
+	stdio := req.stdio.orDefault()
+	cmd := &exec.Cmd{
+		Path:   "/proc/self/exe",
+		Args:   []string{"berth", "init"},
+		Stdin:  stdio.Stdin,
+		Stdout: stdio.Stdout,
+		Stderr: stdio.Stderr,
+	}
+	for i := 0; i < req.preserve; i++ {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
+	}
+	next := func(f *os.File) int {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+		return 2 + len(cmd.ExtraFiles)
+	}
+	syncFD := next(child)
+	if req.stateDir != nil {
+		req.cfg.StateDirFD = next(req.stateDir)
+	}
+	if req.console != nil {
+		req.cfg.ConsoleFD = next(req.console)
+	}
+	req.cfg.PreserveFDs = req.preserve
+	cmd.Env = []string{
+		nsexec.EnvSyncFD + "=" + strconv.Itoa(syncFD),
+		envInit + "=" + strconv.Itoa(syncFD),
+	}
+	if err := cmd.Start(); err != nil {
+		parent.Close()
+		return nil, fmt.Errorf("start container init: %w", err)
+	}
+	sp := &spawned{pid: cmd.Process.Pid, conn: newSyncConn(parent), cmd: cmd}
+	fail := func(err error) (*spawned, error) {
+		sp.kill()
+		parent.Close()
+		return nil, err
+	}
+	if req.cgroup != nil {
+		if err := req.cgroup.Apply(sp.pid); err != nil {
+			return fail(fmt.Errorf("join cgroup: %w", err))
+		}
+		req.cfg.CgroupPaths = req.cgroup.Paths()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "clone %d\n", req.cloneFlags)
+	for _, j := range req.join {
+		fmt.Fprintf(&b, "join %d %s\n", j.flag, j.path)
+	}
+	for clock, off := range req.timeOffsets {
+		fmt.Fprintf(&b, "timens %s %d %d\n", clock, off.Secs, off.Nanosecs)
+	}
+	b.WriteString("end\n")
+	if _, err := parent.WriteString(b.String()); err != nil {
+		return fail(fmt.Errorf("send namespace config to container init: %w", err))
+	}
+	for {
+		line, err := sp.conn.readLine()
+		if err != nil {
+			return fail(fmt.Errorf("%w%s", errChildGone, sp.exitDetail()))
+		}
+		switch {
+		case line == "userns":
+			if err := writeIDMaps(sp.pid, req.uidMaps, req.gidMaps); err != nil {
+				return fail(err)
+			}
+			if _, err := parent.WriteString("mapped\n"); err != nil {
+				return fail(err)
+			}
+			continue
+		case strings.HasPrefix(line, "pid "):
+			pid, err := strconv.Atoi(line[4:])
+			if err != nil {
+				return fail(fmt.Errorf("container init sent a bad pid line %q", line))
+			}
+			if pid != sp.pid {
+				// The intermediate process forked the real init and exits.
+				sp.cmd.Wait()
+				sp.cmd = nil
+				sp.pid = pid
+			}
+		case strings.HasPrefix(line, "error "):
+			return fail(fmt.Errorf("%s", line[6:]))
+		default:
+			return fail(fmt.Errorf("container init sent an unexpected line %q", line))
+		}
+		break
+	}
+	if err := applyProcessLimits(sp.pid, req.rlimits, req.oomScoreAdj); err != nil {
+		return fail(err)
+	}
+	req.cfg.HostPid = sp.pid
+	if err := sp.conn.send(req.cfg); err != nil {
+		return fail(fmt.Errorf("send config to container init: %w", err))
+	}
+	return sp, nil
+}
+
+// kill ends the spawned process (and the intermediate, if any).
+func (sp *spawned) kill() {
+	unix.Kill(sp.pid, unix.SIGKILL)
+	if sp.cmd != nil && sp.cmd.Process != nil {
+		sp.cmd.Process.Kill()
+		sp.cmd.Wait()
+	} else {
+		var ws unix.WaitStatus
+		unix.Wait4(sp.pid, &ws, 0, nil)
+	}
+}
+
+// exitDetail waits for a process that closed the socket and describes how
+// it ended.
+func (sp *spawned) exitDetail() string {
+	if sp.cmd == nil {
+		return ""
+	}
+	err := sp.cmd.Wait()
+	sp.cmd = nil
+	if err != nil {
+		return ": " + err.Error()
+	}
+	return ""
+}
+
+func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
+	format := func(m []specs.LinuxIDMapping) []byte {
+		var b strings.Builder
+		for _, e := range m {
+			fmt.Fprintf(&b, "%d %d %d\n", e.ContainerID, e.HostID, e.Size)
+		}
+		return []byte(b.String())
+	}
+	base := "/proc/" + strconv.Itoa(pid)
+	if len(uids) > 0 {
+		if err := os.WriteFile(base+"/uid_map", format(uids), 0); err != nil {
+			return fmt.Errorf("write linux.uidMappings to %s/uid_map: %w", base, err)
+		}
+	}
+	if len(gids) > 0 {
+		if err := os.WriteFile(base+"/gid_map", format(gids), 0); err != nil {
+			return fmt.Errorf("write linux.gidMappings to %s/gid_map: %w", base, err)
+		}
+	}
+	return nil
+}
+
+// applyProcessLimits sets rlimits and oom_score_adj from outside, before the
+// process runs any code of the user's, so errors reach the caller of create.
+func applyProcessLimits(pid int, rlimits []specs.POSIXRlimit, oom *int) error {
+	for _, r := range rlimits {
+		res, _ := oci.RlimitByName(r.Type)
+		lim := unix.Rlimit{Cur: r.Soft, Max: r.Hard}
+		if err := unix.Prlimit(pid, res, &lim, nil); err != nil {
+			var cur unix.Rlimit
+			unix.Prlimit(pid, res, nil, &cur)
+			hint := ""
+			if err == unix.EPERM && r.Hard > cur.Max {
+				hint = fmt.Sprintf(": the host's hard limit is %d and raising it needs CAP_SYS_RESOURCE; ask for at most %d", cur.Max, cur.Max)
+			}
+			return fmt.Errorf("set process.rlimits %s to soft=%d hard=%d: %w%s", r.Type, r.Soft, r.Hard, err, hint)
+		}
+	}
+	if oom != nil {
+		path := "/proc/" + strconv.Itoa(pid) + "/oom_score_adj"
+		if err := os.WriteFile(path, []byte(strconv.Itoa(*oom)), 0); err != nil {
+			hint := ""
+			if err != nil && *oom < 0 {
+				hint = ": lowering oom_score_adj needs CAP_SYS_RESOURCE, which this host does not grant"
+			}
+			return fmt.Errorf("set process.oomScoreAdj %d (%s): %w%s", *oom, path, err, hint)
+		}
+	}
+	return nil
+}
+
+// namespacePlan turns linux.namespaces into clone flags and paths to join.
+func namespacePlan(nss []specs.LinuxNamespace) (uintptr, []nsJoin) {
+	var flags uintptr
+	var join []nsJoin
+	for _, ns := range nss {
+		f := oci.NamespaceFlags[ns.Type]
+		if ns.Path == "" {
+			flags |= f
+		} else {
+			join = append(join, nsJoin{flag: f, path: ns.Path})
+		}
+	}
+	return flags, join
+}
+
+// selfExe is the running binary, for error messages.
+func selfExe() string {
+	p, err := os.Executable()
+	if err != nil {
+		return "berth"
+	}
+	return filepath.Base(p)
+}

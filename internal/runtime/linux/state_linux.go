@@ -1,0 +1,306 @@
+package linux
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Errors callers can test with errors.Is.
+var (
+	ErrNotExist      = errors.New("container does not exist")
+	ErrExist         = errors.New("container already exists")
+	ErrInvalidStatus = errors.New("invalid container status")
+	ErrInvalidID     = errors.New("invalid container id")
+)
+
+const (
+	stateFile = "state.json"
+	fifoName  = "exec.fifo"
+)
+
+// Status values of the runtime-spec state, plus paused (as runc reports).
+const (
+	StatusCreating = "creating"
+	StatusCreated  = "created"
+	StatusRunning  = "running"
+	StatusStopped  = "stopped"
+	StatusPaused   = "paused"
+)
+
+// State is what berth persists for a container in <root>/<id>/state.json.
+type State struct {
+	ID           string            `json:"id"`
+	Bundle       string            `json:"bundle"`
+	Rootfs       string            `json:"rootfs"`
+	Pid          int               `json:"pid"`
+	PidStartTime uint64            `json:"pid_start_time"`
+	Created      time.Time         `json:"created"`
+	Owner        string            `json:"owner"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	CgroupPaths  map[string]string `json:"cgroup_paths,omitempty"`
+	SystemdCgrp  bool              `json:"systemd_cgroup,omitempty"`
+	NoPivot      bool              `json:"no_pivot,omitempty"`
+	// Namespaces are the paths other processes join (exec): the init's
+	// /proc/<pid>/ns entries, or the paths config.json named.
+	Namespaces map[specs.LinuxNamespaceType]string `json:"namespaces,omitempty"`
+	Spec       *specs.Spec                         `json:"spec"`
+}
+
+// Container is one container's directory under the runtime root.
+type Container struct {
+	root string
+	dir  string
+	ID   string
+	*State
+}
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]*$`)
+
+// CheckID refuses ids that are not safe as a file name.
+func CheckID(id string) error {
+	if len(id) > 1024 || !validID.MatchString(id) {
+		return fmt.Errorf("%w %q: use letters, digits and _.+- , starting with a letter or digit", ErrInvalidID, id)
+	}
+	return nil
+}
+
+// Load reads a container's state without locking.
+func Load(root, id string) (*Container, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(root, id)
+	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, fmt.Errorf("container %s: %w", id, ErrNotExist)
+		}
+		return nil, fmt.Errorf("container %s: read state: %w", id, err)
+	}
+	var st State
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("container %s: state %s is corrupt: %w; remove the directory to forget the container", id, filepath.Join(dir, stateFile), err)
+	}
+	return &Container{root: root, dir: dir, ID: id, State: &st}, nil
+}
+
+// List returns the ids of all containers under root, sorted.
+func List(root string) ([]string, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var ids []string
+	for _, e := range entries {
+		if !e.IsDir() || CheckID(e.Name()) != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(root, e.Name(), stateFile)); err != nil {
+			cleanAbandoned(filepath.Join(root, e.Name()))
+			continue
+		}
+		ids = append(ids, e.Name())
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// cleanAbandoned removes a container directory without state.json whose
+// creator is gone (its lock is free).
+func cleanAbandoned(dir string) {
+	l, err := tryLock(dir)
+	if err != nil || l == nil {
+		return
+	}
+	defer l.Unlock()
+	if _, err := os.Stat(filepath.Join(dir, stateFile)); os.IsNotExist(err) {
+		os.RemoveAll(dir)
+	}
+}
+
+func (c *Container) save() error {
+	data, err := json.Marshal(c.State)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(c.dir, stateFile), data, 0o600)
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// Status derives the container's status from the kernel, never from a
+// stored field: the init's pid (checked against its start time, so a reused
+// pid is not mistaken for it), the exec fifo and the freezer.
+func (c *Container) Status() string {
+	if c.Pid <= 0 || !c.initAlive() {
+		return StatusStopped
+	}
+	if _, err := os.Lstat(filepath.Join(c.dir, fifoName)); err == nil {
+		return StatusCreated
+	}
+	if mgr, err := c.cgroup(); err == nil {
+		if paused, err := mgr.Paused(); err == nil && paused {
+			return StatusPaused
+		}
+	}
+	return StatusRunning
+}
+
+func (c *Container) initAlive() bool {
+	start, state, err := procStat(c.Pid)
+	if err != nil {
+		return false
+	}
+	return start == c.PidStartTime && state != 'Z' && state != 'X'
+}
+
+// procStat returns the start time (field 22) and state (field 3) of a pid.
+func procStat(pid int) (uint64, byte, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	// comm (field 2) may contain spaces and parentheses: split after the last ')'.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	fields := strings.Fields(s[i+2:])
+	if len(fields) < 20 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	start, err := strconv.ParseUint(fields[19], 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: start time: %w", pid, err)
+	}
+	return start, fields[0][0], nil
+}
+
+// OCIState is the runtime-spec state document, with the fields runc adds
+// that engines read (rootfs, created, owner).
+type OCIState struct {
+	specs.State
+	Rootfs  string    `json:"rootfs"`
+	Created time.Time `json:"created"`
+	Owner   string    `json:"owner"`
+}
+
+// OCIState returns the state as `state` prints it and hooks receive it.
+func (c *Container) OCIState() *OCIState {
+	status := c.Status()
+	pid := c.Pid
+	if status == StatusStopped {
+		pid = 0
+	}
+	return &OCIState{
+		State: specs.State{
+			Version:     specs.Version,
+			ID:          c.ID,
+			Status:      specs.ContainerState(status),
+			Pid:         pid,
+			Bundle:      c.Bundle,
+			Annotations: c.Annotations,
+		},
+		Rootfs:  c.Rootfs,
+		Created: c.Created,
+		Owner:   c.Owner,
+	}
+}
+
+// lock is an exclusive flock on a container directory.
+type lock struct{ f *os.File }
+
+func lockDir(dir string) (*lock, error) {
+	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return &lock{f}, nil
+}
+
+// tryLock returns nil, nil when someone else holds the lock.
+func tryLock(dir string) (*lock, error) {
+	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if err == unix.EWOULDBLOCK {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return &lock{f}, nil
+}
+
+func (l *lock) Unlock() {
+	unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
+	l.f.Close()
+}
+
+// Lock loads a container and takes its lock; the caller must Unlock.
+func LoadLocked(root, id string) (*Container, func(), error) {
+	if err := CheckID(id); err != nil {
+		return nil, nil, err
+	}
+	dir := filepath.Join(root, id)
+	l, err := lockDir(dir)
+	if err != nil {
+		if os.IsNotExist(errors.Unwrap(err)) || os.IsNotExist(err) {
+			return nil, nil, fmt.Errorf("container %s: %w", id, ErrNotExist)
+		}
+		return nil, nil, err
+	}
+	c, err := Load(root, id)
+	if err != nil {
+		l.Unlock()
+		return nil, nil, err
+	}
+	return c, l.Unlock, nil
+}
