@@ -53,6 +53,9 @@ func NewRuntimeCommand(name string) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			// Containers sharing our pid namespace must not reach this
+			// binary through /proc/<pid>/exe.
+			unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 			return g.setupLog()
 		},
 	}

@@ -47,6 +47,7 @@ func Create(ctx context.Context, root, id string, opts CreateOptions) (*Containe
 }
 
 func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Container, _ *spawned, retErr error) {
+	tracePhase("create")
 	if err := CheckID(id); err != nil {
 		return nil, nil, err
 	}
@@ -96,6 +97,7 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		return nil, nil, err
 	}
 	defer l.Unlock()
+	tracePhase("locked")
 
 	c := &Container{root: root, dir: dir, ID: id, State: &State{
 		ID:          id,
@@ -124,7 +126,13 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		os.RemoveAll(dir)
 	}()
 
-	if err := unix.Mkfifo(filepath.Join(dir, fifoName), 0o622); err != nil {
+	fifo := filepath.Join(dir, fifoName)
+	if err := unix.Mkfifo(fifo, 0o622); err != nil {
+		return nil, nil, fmt.Errorf("create exec fifo: %w", err)
+	}
+	// Whoever the init is by then (a mapped root, another user) must be
+	// able to open it for writing; mkfifo applied our umask.
+	if err := os.Chmod(fifo, 0o622); err != nil {
 		return nil, nil, fmt.Errorf("create exec fifo: %w", err)
 	}
 	stateDir, err := os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -142,6 +150,7 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 	if err != nil {
 		return nil, nil, fmt.Errorf("cgroup: %w", err)
 	}
+	tracePhase("cgroup-new")
 
 	console, err := openConsoleSocket(opts)
 	if err != nil {
@@ -185,6 +194,7 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		return nil, nil, err
 	}
 	if err := mgr.Set(spec.Linux.Resources); err != nil {
+		tracePhase("spawned")
 		return nil, sp, fmt.Errorf("cgroup: %w", err)
 	}
 	c.Pid = sp.pid

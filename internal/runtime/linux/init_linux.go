@@ -56,6 +56,7 @@ func Init() {
 }
 
 func runInit(conn *syncConn, cfg *initConfig) error {
+	tracePhase("init")
 	unix.Umask(0)
 	p := cfg.Process
 	if cfg.Kind == "exec" {
@@ -70,6 +71,7 @@ func runInit(conn *syncConn, cfg *initConfig) error {
 		}
 		defer r.close()
 	}
+	tracePhase("rootfs")
 	var console *os.File
 	if p.Terminal {
 		var err error
@@ -106,6 +108,7 @@ func runInit(conn *syncConn, cfg *initConfig) error {
 		if err := r.enterRoot(cfg.NoPivot); err != nil {
 			return err
 		}
+		tracePhase("pivot")
 		if spec.Root.Readonly {
 			if err := remountRootReadonly(); err != nil {
 				return err
@@ -153,6 +156,7 @@ func runInit(conn *syncConn, cfg *initConfig) error {
 	if err := waitForStart(cfg.StateDirFD); err != nil {
 		return err
 	}
+	tracePhase("started")
 	if spec.Hooks != nil && len(spec.Hooks.StartContainer) > 0 {
 		st := &specs.State{Version: specs.Version, ID: cfg.ID, Status: StatusRunning, Pid: cfg.HostPid, Bundle: cfg.Bundle, Annotations: spec.Annotations}
 		if err := oci.RunHooks(context.Background(), "startContainer", spec.Hooks.StartContainer, st); err != nil {

@@ -102,10 +102,12 @@ wait:
 		}
 	}
 	code := exitCode(ws)
+	tracePhase("exited")
 	if !opts.Keep {
 		if lc, unlock, err := LoadLocked(root, id); err == nil {
 			lc.Delete(ctx, true)
 			unlock()
+			tracePhase("deleted")
 		}
 	}
 	return code, nil

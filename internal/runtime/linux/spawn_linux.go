@@ -76,9 +76,17 @@ func spawn(req *spawnRequest) (*spawned, error) {
 	child := os.NewFile(uintptr(fds[1]), "sync-child")
 	defer child.Close()
 
+	exe, memfd, err := initExecutable()
+	if err != nil {
+		unix.Close(fds[0])
+		return nil, err
+	}
+	if memfd != nil {
+		defer memfd.Close()
+	}
 	stdio := req.stdio.orDefault()
 	cmd := &exec.Cmd{
-		Path:   "/proc/self/exe",
+		Path:   exe,
 		Args:   []string{"berth", "init"},
 		Stdin:  stdio.Stdin,
 		Stdout: stdio.Stdout,
@@ -92,6 +100,9 @@ func spawn(req *spawnRequest) (*spawned, error) {
 		return 2 + len(cmd.ExtraFiles)
 	}
 	syncFD := next(child)
+	if memfd != nil {
+		cmd.Path = "/proc/self/fd/" + strconv.Itoa(next(memfd))
+	}
 	if req.stateDir != nil {
 		req.cfg.StateDirFD = next(req.stateDir)
 	}
@@ -103,11 +114,15 @@ func spawn(req *spawnRequest) (*spawned, error) {
 		nsexec.EnvSyncFD + "=" + strconv.Itoa(syncFD),
 		envInit + "=" + strconv.Itoa(syncFD),
 	}
+	if traceOn {
+		cmd.Env = append(cmd.Env, "BERTH_TRACE=1")
+	}
 	if err := cmd.Start(); err != nil {
 		parent.Close()
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
 	sp := &spawned{pid: cmd.Process.Pid, conn: newSyncConn(parent), cmd: cmd}
+	tracePhase("started")
 	fail := func(err error) (*spawned, error) {
 		sp.kill()
 		parent.Close()
@@ -118,6 +133,7 @@ func spawn(req *spawnRequest) (*spawned, error) {
 			return fail(fmt.Errorf("join cgroup: %w", err))
 		}
 		req.cfg.CgroupPaths = req.cgroup.Paths()
+		tracePhase("cgroup-applied")
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "clone %d\n", req.cloneFlags)

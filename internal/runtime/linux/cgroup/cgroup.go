@@ -9,8 +9,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/opencontainers/cgroups"
 	// Registers cgroups.DevicesSetV1/DevicesSetV2 (devices.allow/deny
@@ -20,6 +22,7 @@ import (
 	"github.com/opencontainers/cgroups/manager"
 	"github.com/opencontainers/cgroups/systemd"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Host cgroup layouts reported by DetectMode.
@@ -46,7 +49,8 @@ type Manager interface {
 	// Pids returns every process in the cgroup, including sub-cgroups.
 	Pids() ([]int, error)
 	Stats() (*Stats, error)
-	// Destroy removes the cgroup directories, retrying briefly on EBUSY.
+	// Destroy removes the cgroup directories (sub-cgroups first), retrying
+	// busy (EBUSY) ones for up to 2 seconds.
 	// It does not kill processes; a cgroup that still has some is not
 	// removed and an error is returned. Already-removed directories are
 	// not an error, so Destroy may be called repeatedly.
@@ -97,6 +101,7 @@ type libManager struct {
 	lib     cgroups.Manager
 	name    string // what error messages call the cgroup when no single directory is involved
 	unified bool   // cgroup v2 host
+	systemd bool   // systemd driver
 	devices []specs.LinuxDevice
 	// devicesDone is set once device rules have been written (always true
 	// for loaded managers: the container was configured at create).
@@ -168,7 +173,7 @@ func New(cfg Config) (Manager, error) {
 		}
 	}
 
-	m := &libManager{lib: lib, name: name, unified: unified, devices: cfg.Devices}
+	m := &libManager{lib: lib, name: name, unified: unified, systemd: cfg.Systemd, devices: slices.Clone(cfg.Devices)}
 	m.paths = maps.Clone(lib.GetPaths())
 	if unified {
 		if dir := m.paths[""]; dir != "" {
@@ -230,7 +235,7 @@ func Load(paths map[string]string, systemdDriver bool) (Manager, error) {
 	if err != nil {
 		return fail(name, err)
 	}
-	return &libManager{lib: lib, name: name, unified: unified, devicesDone: true, paths: maps.Clone(paths)}, nil
+	return &libManager{lib: lib, name: name, unified: unified, systemd: systemdDriver, devicesDone: true, paths: maps.Clone(paths)}, nil
 }
 
 func anyPath(paths map[string]string) string {
@@ -339,26 +344,87 @@ func (m *libManager) Stats() (*Stats, error) {
 	return convertStats(st), nil
 }
 
+// destroyTimeout bounds how long Destroy keeps retrying directories that
+// are busy (EBUSY: processes still exiting, or a racing sub-cgroup).
+const destroyTimeout = 2 * time.Second
+
 func (m *libManager) Destroy() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	// The library's Destroy also stops the systemd unit; its own error
-	// is not precise about which directory failed, so each directory is
-	// removed (again, idempotently) below to report exactly that.
-	libErr := m.lib.Destroy()
-	var errs []error
+	var libErr error
+	if m.systemd {
+		// Stops the transient unit; directories are removed below.
+		libErr = m.lib.Destroy()
+	}
+	remaining := make([]string, 0, len(m.paths))
 	for _, dir := range m.paths {
-		if dir == "" {
-			continue
-		}
-		if err := cgroups.RemovePath(dir); err != nil {
-			errs = append(errs, wrapError("destroy", dir, err))
+		if dir != "" && !slices.Contains(remaining, dir) {
+			remaining = append(remaining, dir)
 		}
 	}
-	if len(errs) == 0 && libErr != nil && m.lib.Exists() {
-		errs = append(errs, wrapError("destroy", m.name, libErr))
+	slices.Sort(remaining)
+	errs := map[string]error{}
+	deadline := time.Now().Add(destroyTimeout)
+	delay := 5 * time.Millisecond
+	for {
+		next := remaining[:0]
+		for _, dir := range remaining {
+			err := removeCgroupTree(dir)
+			if err == nil {
+				delete(errs, dir)
+				continue
+			}
+			errs[dir] = err
+			if errors.Is(err, unix.EBUSY) {
+				next = append(next, dir)
+			}
+		}
+		remaining = next
+		if len(remaining) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 200*time.Millisecond)
 	}
-	return errors.Join(errs...)
+	var out []error
+	for _, dir := range slices.Sorted(maps.Keys(errs)) {
+		out = append(out, wrapError("destroy", dir, errs[dir]))
+	}
+	if len(out) == 0 && libErr != nil {
+		out = append(out, wrapError("destroy", m.name, libErr))
+	}
+	return errors.Join(out...)
+}
+
+// removeCgroupTree removes dir and any sub-cgroups below it (deepest first).
+// A directory that does not exist is not an error. Cgroup directories only
+// contain interface files, which rmdir ignores, and sub-cgroup directories.
+func removeCgroupTree(dir string) error {
+	err := unix.Rmdir(dir)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.ENOTEMPTY) {
+		return &os.PathError{Op: "rmdir", Path: dir, Err: err}
+	}
+	entries, rerr := os.ReadDir(dir)
+	if rerr != nil {
+		if errors.Is(rerr, os.ErrNotExist) {
+			return nil
+		}
+		return rerr
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			if err := removeCgroupTree(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	if err := unix.Rmdir(dir); err != nil && !errors.Is(err, unix.ENOENT) {
+		return &os.PathError{Op: "rmdir", Path: dir, Err: err}
+	}
+	return nil
 }
 
 func (m *libManager) Paths() map[string]string {

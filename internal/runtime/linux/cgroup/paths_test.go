@@ -20,7 +20,7 @@ func TestFsPath(t *testing.T) {
 		{id: "abc", path: "rel/ctr", want: "rel/ctr"},
 		{id: "abc", path: "./rel//ctr/", want: "rel/ctr"},
 		{id: "abc", path: "system.slice:berth:abc", want: "system.slice:berth:abc"}, // plain name without the systemd driver
-		{id: "", path: "/explicit", want: "/explicit"},                             // ID only matters for the default
+		{id: "", path: "/explicit", want: "/explicit"},                              // ID only matters for the default
 		{id: "abc", path: "/a/../../etc", wantErr: `must not contain ".."`},
 		{id: "abc", path: "../escape", wantErr: `must not contain ".."`},
 		{id: "abc", path: "/", wantErr: "refers to a cgroup root"},

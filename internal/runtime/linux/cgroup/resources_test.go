@@ -168,9 +168,9 @@ func TestToResources(t *testing.T) {
 		{
 			name: "device rules: spec rules, then linux.devices, then defaults",
 			res: &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
-				{Allow: false, Access: "rwm"},                                             // deny all
+				{Allow: false, Access: "rwm"}, // deny all
 				{Allow: true, Type: "c", Major: ptr(int64(10)), Minor: ptr(int64(200)), Access: "rw"},
-				{Allow: true, Type: "b", Major: ptr(int64(8)), Access: "mr"},              // minor wildcard, access reordered
+				{Allow: true, Type: "b", Major: ptr(int64(8)), Access: "mr"},                       // minor wildcard, access reordered
 				{Allow: false, Type: "c", Major: ptr(int64(1)), Minor: ptr(int64(3)), Access: "w"}, // defaults re-allow /dev/null
 				{Allow: true, Type: "a", Access: "m"},
 			}},

@@ -151,6 +151,9 @@ __attribute__((constructor)) static void berth_nsexec(void)
 		return;
 	sync_fd = atoi(env);
 	unsetenv("_BERTH_NSEXEC");
+	// Until execve, /proc/<pid>/exe of this process is the runtime binary:
+	// keep processes in the container from opening it (CVE-2019-5736).
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
 	struct join joins[MAX_JOIN];
 	int njoin = 0;
@@ -226,6 +229,7 @@ __attribute__((constructor)) static void berth_nsexec(void)
 			errno = EPROTO;
 			bail("wait for the runtime to write the id mappings");
 		}
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 		in_userns = 1;
 	}
 	if (in_userns) {

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# bench.sh: benchmarks, side by side with the peers, as medians and ratios.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+work=$(mktemp -d /tmp/berth-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+scripts/mkbundle.sh "$work/true" /bin/true >/dev/null
+# The runtime benchmark: create+start+wait+delete of /bin/true.
+go run ./test/bench/runtime -bundle "$work/true" -berth "$here/bin/berth-runtime" -runc "$(command -v runc)" -n "${BENCH_RUNS:-30}"

@@ -1,0 +1,393 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestRunOutputAndExitCodes(t *testing.T) {
+	r := newRuntime(t)
+	b := newBundle(t, r.bin, "sh", "-c", "echo out; echo err >&2; exit 3")
+	stdout, stderr, code := r.runOutput(b, uniqueID(t))
+	if stdout != "out\n" || stderr != "err\n" || code != 3 {
+		t.Fatalf("run: stdout %q stderr %q code %d; want out, err, 3", stdout, stderr, code)
+	}
+	// A container killed by signal n makes run exit 128+n.
+	b.Spec.Process.Args = []string{"sleep", "60"}
+	b.save(t)
+	id := uniqueID(t)
+	c := r.cmd("run", "--bundle", b.Dir, id)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.waitStatus(id, "running")
+	r.run("kill", id, "KILL")
+	c.Wait()
+	if code := c.ProcessState.ExitCode(); code != 137 {
+		t.Fatalf("killed by SIGKILL: exit code %d, want 137", code)
+	}
+	// run deletes the container when it exits.
+	if out := r.run("list", "-q"); strings.TrimSpace(out) != "" {
+		t.Fatalf("containers left after run: %q", out)
+	}
+}
+
+func TestLifecycleCreateStartKillDelete(t *testing.T) {
+	r := newRuntime(t)
+	b := newBundle(t, r.bin, "sleep", "60")
+	id := uniqueID(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	r.run("create", "--bundle", b.Dir, "--pid-file", pidFile, id)
+	st := r.state(id)
+	if st.Status != "created" || st.Pid <= 0 {
+		t.Fatalf("after create: %+v", st)
+	}
+	data, err := os.ReadFile(pidFile)
+	if err != nil || strings.TrimSpace(string(data)) != strconv.Itoa(st.Pid) {
+		t.Fatalf("pid file %q (err %v), state pid %d", data, err, st.Pid)
+	}
+	// The process must not run the user's program before start.
+	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", st.Pid))
+	if strings.TrimSpace(string(comm)) == "sleep" {
+		t.Fatalf("process already runs sleep before start")
+	}
+	if _, err := r.try("create", "--bundle", b.Dir, id); err == nil {
+		t.Fatalf("second create with the same id succeeded")
+	}
+	r.run("start", id)
+	r.waitStatus(id, "running")
+	if out, err := r.try("start", id); err == nil {
+		t.Fatalf("start of a running container succeeded: %s", out)
+	}
+	var list []ociState
+	if err := json.Unmarshal([]byte(r.run("list", "--format", "json")), &list); err != nil || len(list) != 1 || list[0].ID != id {
+		t.Fatalf("list json: %+v (err %v)", list, err)
+	}
+	if out, err := r.try("delete", id); err == nil || !strings.Contains(out, "running") {
+		t.Fatalf("delete of a running container: err %v, output %q", err, out)
+	}
+	r.run("kill", id, "KILL")
+	r.waitStatus(id, "stopped")
+	if st := r.state(id); st.Pid != 0 {
+		t.Fatalf("stopped container reports pid %d", st.Pid)
+	}
+	r.run("delete", id)
+	if _, err := r.try("state", id); err == nil {
+		t.Fatalf("state after delete succeeded")
+	}
+}
+
+func TestDeleteForceAndCreatedContainer(t *testing.T) {
+	r := newRuntime(t)
+	b := newBundle(t, r.bin, "sleep", "60")
+	id := uniqueID(t)
+	r.run("create", "--bundle", b.Dir, id)
+	pid := r.state(id).Pid
+	// A created container can be deleted without --force; its init dies.
+	r.run("delete", id)
+	if err := exec.Command("kill", "-0", strconv.Itoa(pid)).Run(); err == nil {
+		if stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !strings.Contains(string(stat), ") Z ") {
+			t.Fatalf("init %d still alive after deleting the created container", pid)
+		}
+	}
+	id2 := uniqueID(t) + "b"
+	r.run("run", "--detach", "--bundle", b.Dir, id2)
+	r.run("delete", "--force", id2)
+	if _, err := r.try("state", id2); err == nil {
+		t.Fatalf("state after delete --force succeeded")
+	}
+}
+
+func TestExec(t *testing.T) {
+	r := newRuntime(t)
+	b := newBundle(t, r.bin, "sleep", "60")
+	id := uniqueID(t)
+	r.run("run", "-d", "--bundle", b.Dir, id)
+	out := r.run("exec", "-e", "FOO=bar", "--cwd", "/tmp", id, "sh", "-c", "echo $FOO; pwd; cat /proc/1/comm")
+	if out != "bar\n/tmp\nsleep\n" {
+		t.Fatalf("exec output %q", out)
+	}
+	c := r.cmd("exec", id, "sh", "-c", "exit 7")
+	if err := c.Run(); err == nil || c.ProcessState.ExitCode() != 7 {
+		t.Fatalf("exec exit code: %v", err)
+	}
+	proc := b.Spec.Process
+	proc.Args = []string{"id", "-u"}
+	proc.User.UID = 65534
+	data, _ := json.Marshal(proc)
+	pf := filepath.Join(t.TempDir(), "process.json")
+	os.WriteFile(pf, data, 0o644)
+	if out := r.run("exec", "--process", pf, id); out != "65534\n" {
+		t.Fatalf("exec --process as uid 65534: %q", out)
+	}
+	if out, err := r.try("exec", id, "/does/not/exist"); err == nil || !strings.Contains(out, "/does/not/exist") {
+		t.Fatalf("exec of a missing binary: err %v, %q", err, out)
+	}
+}
+
+func TestPauseResumeAndPs(t *testing.T) {
+	r := newRuntime(t)
+	b := newBundle(t, r.bin, "sleep", "60")
+	id := uniqueID(t)
+	r.run("run", "-d", "--bundle", b.Dir, id)
+	var pids []int
+	if err := json.Unmarshal([]byte(r.run("ps", "--format", "json", id)), &pids); err != nil || len(pids) != 1 || pids[0] != r.state(id).Pid {
+		t.Fatalf("ps json %v (err %v), init pid %d", pids, err, r.state(id).Pid)
+	}
+	r.run("pause", id)
+	if st := r.state(id); st.Status != "paused" {
+		t.Fatalf("after pause: %s", st.Status)
+	}
+	stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pids[0]))
+	if !strings.Contains(string(stat), "State:\tD") && !strings.Contains(string(stat), "State:\tS") {
+		t.Logf("frozen process state: %s", stat)
+	}
+	r.run("resume", id)
+	if st := r.state(id); st.Status != "running" {
+		t.Fatalf("after resume: %s", st.Status)
+	}
+	if _, err := r.try("resume", id); err == nil {
+		t.Fatalf("resume of a running container succeeded")
+	}
+	// A paused container can be killed.
+	r.run("pause", id)
+	r.run("kill", "--all", id, "KILL")
+	r.waitStatus(id, "stopped")
+}
+
+func TestConsoleSocket(t *testing.T) {
+	r := newRuntime(t)
+	b := newBundle(t, r.bin, "sh", "-c", "tty; echo tty-ok")
+	b.Spec.Process.Terminal = true
+	b.save(t)
+	sockPath := filepath.Join(t.TempDir(), "console.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sockPath, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan *os.File, 1)
+	go func() {
+		conn, err := l.AcceptUnix()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer conn.Close()
+		m, err := receiveFd(conn)
+		if err != nil {
+			got <- nil
+			return
+		}
+		got <- m
+	}()
+	id := uniqueID(t)
+	r.run("create", "--bundle", b.Dir, "--console-socket", sockPath, id)
+	var master *os.File
+	select {
+	case master = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no pty master received")
+	}
+	if master == nil {
+		t.Fatal("receiving the pty master failed")
+	}
+	defer master.Close()
+	r.run("start", id)
+	buf := make([]byte, 4096)
+	var out strings.Builder
+	master.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for !strings.Contains(out.String(), "tty-ok") {
+		n, err := master.Read(buf)
+		out.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	if !strings.Contains(out.String(), "/dev/pts/0") || !strings.Contains(out.String(), "tty-ok") {
+		t.Fatalf("console output %q: want the pty name and tty-ok", out.String())
+	}
+}
+
+func TestCgroupMemoryLimitOOMKills(t *testing.T) {
+	r := newRuntime(t)
+	// awk doubles a string forever; the shell around it reports how it died.
+	b := newBundle(t, r.bin, "sh", "-c", `awk 'BEGIN{s="x"; for(;;) s=s s}'; echo survived $?`)
+	limit := int64(32 << 20)
+	swap := limit
+	b.Spec.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit, Swap: &swap}
+	b.save(t)
+	stdout, stderr, code := r.runOutput(b, uniqueID(t))
+	if strings.TrimSpace(stdout) != "survived 137" || code != 0 {
+		t.Fatalf("output %q (stderr %q, exit %d): want awk OOM-killed (137) and the shell alive", stdout, stderr, code)
+	}
+}
+
+func TestCgroupPidsLimitStopsForkBomb(t *testing.T) {
+	r := newRuntime(t)
+	// The inner shell dies when fork fails; the outer one stays to be counted.
+	b := newBundle(t, r.bin, "sh", "-c", `sh -c 'for i in $(seq 40); do sleep 30 & done'; sleep 30`)
+	limit := int64(10)
+	b.Spec.Linux.Resources.Pids = &specs.LinuxPids{Limit: &limit}
+	b.save(t)
+	id := uniqueID(t)
+	r.run("run", "-d", "--bundle", b.Dir, id)
+	time.Sleep(500 * time.Millisecond)
+	var pids []int
+	if err := json.Unmarshal([]byte(r.run("ps", "--format", "json", id)), &pids); err != nil {
+		t.Fatal(err)
+	}
+	if len(pids) > 10 || len(pids) < 2 {
+		t.Fatalf("%d processes in a container with pids.limit 10 that tried to start 41", len(pids))
+	}
+}
+
+func TestUserNamespace(t *testing.T) {
+	r := newRuntime(t)
+	b := newBundle(t, r.bin, "sh", "-c", "id -u; cat /proc/self/uid_map; touch /shared/file")
+	shared := t.TempDir()
+	os.Chmod(shared, 0o777)
+	// The mapped root must be able to reach the bundle: TempDir is 0700.
+	for d := b.Dir; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	b.Spec.Linux.Namespaces = append(b.Spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	b.Spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	b.Spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	b.Spec.Mounts = append(b.Spec.Mounts, specs.Mount{Destination: "/shared", Type: "bind", Source: shared, Options: []string{"rbind"}})
+	// The rootfs must be reachable by the mapped root.
+	filepath.Walk(filepath.Join(b.Dir, "rootfs"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil {
+			os.Lchown(p, 100000, 100000)
+		}
+		return nil
+	})
+	b.save(t)
+	stdout, stderr, code := r.runOutput(b, uniqueID(t))
+	if code != 0 {
+		t.Fatalf("exit %d: %s %s", code, stdout, stderr)
+	}
+	lines := strings.Split(stdout, "\n")
+	if lines[0] != "0" || !strings.Contains(lines[1], "100000") {
+		t.Fatalf("output %q: want uid 0 mapped from 100000", stdout)
+	}
+	fi, err := os.Stat(filepath.Join(shared, "file"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid := fi.Sys().(interface{}).(*syscallStat).Uid; uid != 100000 {
+		t.Fatalf("file created by container root has host uid %d, want 100000", uid)
+	}
+}
+
+func TestHooksRunInOrderWithState(t *testing.T) {
+	r := newRuntime(t)
+	b := newBundle(t, r.bin, "true")
+	logf := filepath.Join(t.TempDir(), "hooks.log")
+	hook := func(name string) specs.Hook {
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "read -r s; echo \"" + name + " $s\" >> " + logf}}
+	}
+	b.Spec.Hooks = &specs.Hooks{
+		CreateRuntime:   []specs.Hook{hook("createRuntime")},
+		CreateContainer: []specs.Hook{hook("createContainer")},
+		Poststart:       []specs.Hook{hook("poststart")},
+		Poststop:        []specs.Hook{hook("poststop")},
+	}
+	b.save(t)
+	id := uniqueID(t)
+	if _, stderr, code := r.runOutput(b, id); code != 0 {
+		t.Fatalf("run: %d %s", code, stderr)
+	}
+	data, err := os.ReadFile(logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		name, state, _ := strings.Cut(line, " ")
+		var st ociState
+		if err := json.Unmarshal([]byte(state), &st); err != nil || st.ID != id || st.Bundle != b.Dir {
+			t.Fatalf("hook %s got state %q (err %v)", name, state, err)
+		}
+		order = append(order, name)
+	}
+	if got := strings.Join(order, ","); got != "createRuntime,createContainer,poststart,poststop" {
+		t.Fatalf("hook order %s", got)
+	}
+}
+
+func TestFailedCreateLeavesNothing(t *testing.T) {
+	r := newRuntime(t)
+	b := newBundle(t, r.bin, "true")
+	b.Spec.Mounts = append(b.Spec.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: "/nonexistent/berth-test-source", Options: []string{"bind"}})
+	b.save(t)
+	id := uniqueID(t)
+	out, err := r.try("create", "--bundle", b.Dir, id)
+	if err == nil {
+		t.Fatalf("create with a missing bind source succeeded")
+	}
+	if !strings.Contains(out, "/nonexistent/berth-test-source") {
+		t.Fatalf("error does not name the missing path: %q", out)
+	}
+	if out := r.run("list", "-q"); strings.TrimSpace(out) != "" {
+		t.Fatalf("container left behind: %q", out)
+	}
+	if entries, _ := os.ReadDir(r.root); len(entries) != 0 {
+		t.Fatalf("state left behind in %s: %v", r.root, entries)
+	}
+	for _, c := range []string{"memory", "pids", "cpu"} {
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", c, "berth", id)); err == nil {
+			t.Fatalf("cgroup %s/berth/%s left behind", c, id)
+		}
+	}
+}
+
+func TestJoinNetworkNamespaceByPath(t *testing.T) {
+	r := newRuntime(t)
+	a := newBundle(t, r.bin, "sleep", "60")
+	idA := uniqueID(t)
+	r.run("run", "-d", "--bundle", a.Dir, idA)
+	pidA := r.state(idA).Pid
+	want, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pidA))
+	b := newBundle(t, r.bin, "readlink", "/proc/self/ns/net")
+	for i, ns := range b.Spec.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace {
+			b.Spec.Linux.Namespaces[i].Path = fmt.Sprintf("/proc/%d/ns/net", pidA)
+		}
+	}
+	b.save(t)
+	stdout, stderr, code := r.runOutput(b, idA+"-joiner")
+	if code != 0 || strings.TrimSpace(stdout) != want {
+		t.Fatalf("joined netns %q (exit %d, %s), want %q", stdout, code, stderr, want)
+	}
+}
+
+func TestReadonlyRootAndRlimitErrors(t *testing.T) {
+	r := newRuntime(t)
+	b := newBundle(t, r.bin, "sh", "-c", "touch /x 2>/dev/null && echo writable; ulimit -n")
+	b.Spec.Root.Readonly = true
+	b.save(t)
+	stdout, _, _ := r.runOutput(b, uniqueID(t))
+	if strings.Contains(stdout, "writable") || strings.TrimSpace(stdout) != "1024" {
+		t.Fatalf("readonly root: %q (want no write and nofile 1024)", stdout)
+	}
+	b.Spec.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 1 << 30, Hard: 1 << 30}}
+	b.save(t)
+	out, err := r.try("run", "--bundle", b.Dir, uniqueID(t))
+	if err == nil {
+		t.Skip("this host lets root raise RLIMIT_NOFILE to 2^30; nothing to check")
+	}
+	if !strings.Contains(out, "RLIMIT_NOFILE") {
+		t.Fatalf("rlimit error does not name the limit: %q", out)
+	}
+}
