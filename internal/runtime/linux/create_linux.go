@@ -107,6 +107,7 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		Owner:       currentUser(),
 		Annotations: spec.Annotations,
 		NoPivot:     opts.NoPivot,
+		HostMountNS: !hasNamespace(spec, specs.MountNamespace, false),
 		Spec:        spec,
 	}}
 	var sp *spawned
@@ -122,6 +123,9 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		}
 		if mgr != nil {
 			mgr.Destroy()
+		}
+		if c.HostMountNS {
+			c.unmountRootfs()
 		}
 		os.RemoveAll(dir)
 	}()
@@ -171,7 +175,8 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		NoPivot:      opts.NoPivot,
 		NoNewKeyring: opts.NoNewKeyring,
 		NewMountNS:   hasNamespace(spec, specs.MountNamespace, true),
-		NewUTSNS:     hasNamespace(spec, specs.UTSNamespace, true),
+		HostMountNS:  c.HostMountNS,
+		NewUTSNS:     hasNamespace(spec, specs.UTSNamespace, false),
 		NewUserNS:    hasNamespace(spec, specs.UserNamespace, true),
 		RuntimeHooks: spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0), //nolint:staticcheck // prestart is deprecated but still honoured
 	}
@@ -224,7 +229,7 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		if m.Type != "createRuntime" {
 			return nil, sp, fmt.Errorf("container init sent unexpected %q", m.Type)
 		}
-		st := c.hookState(StatusCreating)
+		st := c.hookState(StatusCreated)                             // runtime.md: "created" once the environment exists (after step 2)
 		err = oci.RunHooks(ctx, "prestart", spec.Hooks.Prestart, st) //nolint:staticcheck
 		if err == nil {
 			err = oci.RunHooks(ctx, "createRuntime", spec.Hooks.CreateRuntime, st)
@@ -281,10 +286,7 @@ func hasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType, fresh bool) bool
 }
 
 func checkLinuxConfig(spec *specs.Spec) error {
-	if !hasNamespace(spec, specs.MountNamespace, false) {
-		return fmt.Errorf("linux.namespaces must include a mount namespace: berth never sets up a root filesystem in the host's mount namespace: %w", oci.ErrInvalidConfig)
-	}
-	if !hasNamespace(spec, specs.UTSNamespace, true) && (spec.Hostname != "" || spec.Domainname != "") {
+	if !hasNamespace(spec, specs.UTSNamespace, false) && (spec.Hostname != "" || spec.Domainname != "") {
 		return fmt.Errorf("hostname/domainname need a new uts namespace in linux.namespaces: %w", oci.ErrInvalidConfig)
 	}
 	if len(spec.Linux.TimeOffsets) > 0 && !hasNamespace(spec, specs.TimeNamespace, true) {

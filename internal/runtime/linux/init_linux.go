@@ -64,7 +64,7 @@ func runInit(conn *syncConn, cfg *initConfig) error {
 	}
 	spec := cfg.Spec
 	var r *rootfs
-	if cfg.NewMountNS {
+	{
 		var err error
 		if r, err = setupRootfs(cfg); err != nil {
 			return err
@@ -99,13 +99,13 @@ func runInit(conn *syncConn, cfg *initConfig) error {
 		}
 	}
 	if spec.Hooks != nil && len(spec.Hooks.CreateContainer) > 0 {
-		st := &specs.State{Version: specs.Version, ID: cfg.ID, Status: StatusCreating, Pid: cfg.HostPid, Bundle: cfg.Bundle, Annotations: spec.Annotations}
+		st := &specs.State{Version: specs.Version, ID: cfg.ID, Status: StatusCreated, Pid: cfg.HostPid, Bundle: cfg.Bundle, Annotations: spec.Annotations}
 		if err := oci.RunHooks(context.Background(), "createContainer", spec.Hooks.CreateContainer, st); err != nil {
 			return err
 		}
 	}
 	if r != nil {
-		if err := r.enterRoot(cfg.NoPivot); err != nil {
+		if err := r.enterRoot(cfg.NoPivot || cfg.HostMountNS); err != nil {
 			return err
 		}
 		tracePhase("pivot")
@@ -146,6 +146,9 @@ func runInit(conn *syncConn, cfg *initConfig) error {
 			return err
 		}
 	}
+	if err := proc.setup(); err != nil {
+		return err
+	}
 
 	// Ready: the parent records the state and returns; we wait for start.
 	if err := conn.send(message{Type: "ready"}); err != nil {
@@ -157,6 +160,9 @@ func runInit(conn *syncConn, cfg *initConfig) error {
 		return err
 	}
 	tracePhase("started")
+	if err := proc.loadLateSeccomp(); err != nil {
+		return err
+	}
 	if spec.Hooks != nil && len(spec.Hooks.StartContainer) > 0 {
 		st := &specs.State{Version: specs.Version, ID: cfg.ID, Status: StatusRunning, Pid: cfg.HostPid, Bundle: cfg.Bundle, Annotations: spec.Annotations}
 		if err := oci.RunHooks(context.Background(), "startContainer", spec.Hooks.StartContainer, st); err != nil {
@@ -167,13 +173,6 @@ func runInit(conn *syncConn, cfg *initConfig) error {
 }
 
 func initExec(conn *syncConn, cfg *initConfig) error {
-	if cfg.NoPivot {
-		// The mount namespace's root is the host's old root; the
-		// container's root was moved on top of it.
-		if err := unix.Chroot("/"); err != nil {
-			return fmt.Errorf("chroot into the container: %w", err)
-		}
-	}
 	var console *os.File
 	if cfg.Process.Terminal {
 		var err error
@@ -189,6 +188,12 @@ func initExec(conn *syncConn, cfg *initConfig) error {
 		if err := useConsole(console); err != nil {
 			return err
 		}
+	}
+	if err := proc.setup(); err != nil {
+		return err
+	}
+	if err := proc.loadLateSeccomp(); err != nil {
+		return err
 	}
 	// The parent reads EOF when execve closes the socket (CLOEXEC); an
 	// error arrives as a message first.
@@ -348,13 +353,33 @@ func prepareProcess(cfg *initConfig) (*preparedProcess, error) {
 	return pp, nil
 }
 
-// exec applies the process's identity and restrictions and replaces this
-// process with it. Order matters: bounding set (needs CAP_SETPCAP), user
-// (keeping capabilities across setuid), the other capability sets,
-// no_new_privs, seccomp last but before execve. Without no_new_privs seccomp
-// needs CAP_SYS_ADMIN, so it is loaded before capabilities are dropped.
-func (pp *preparedProcess) exec() error {
+// setup applies the process's identity and restrictions; exec then
+// replaces this process with it. setup runs before the init reports ready,
+// so its errors fail create, as with runc. Order matters: our own fds and limits first (as root,
+// before any filter), the bounding set (needs CAP_SETPCAP), then user
+// (keeping capabilities across setuid), cwd, the other capability sets,
+// no_new_privs, and seccomp as late as possible. Without no_new_privs
+// loading a filter needs CAP_SYS_ADMIN, so then it is loaded before the
+// user and capabilities change, and the profile must allow what follows
+// (setresuid, capset, chdir, execve), as with runc.
+func (pp *preparedProcess) setup() error {
 	p := pp.cfg.Process
+	// Nothing of ours may cross execve: every fd above the preserved ones
+	// becomes close-on-exec.
+	if err := unix.CloseRange(uint(3+pp.cfg.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close_range: %w", err)
+	}
+	// Keep the RLIMIT_NOFILE the parent set: Go restores its own startup
+	// value at exec unless Setrlimit was called.
+	var nofile syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile) == nil {
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &nofile)
+	}
+	umask := 0o022
+	if p.User.Umask != nil {
+		umask = int(*p.User.Umask)
+	}
+	unix.Umask(umask)
 	if err := pp.caps.dropBounding(); err != nil {
 		return err
 	}
@@ -386,27 +411,20 @@ func (pp *preparedProcess) exec() error {
 			return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
 		}
 	}
-	umask := 0o022
-	if p.User.Umask != nil {
-		umask = int(*p.User.Umask)
+	return nil
+}
+
+// loadLateSeccomp loads the filter of a no_new_privs process: as late as
+// possible, so the profile need not allow the runtime's own setup.
+func (pp *preparedProcess) loadLateSeccomp() error {
+	if pp.sc != nil && pp.cfg.Process.NoNewPrivileges {
+		return pp.sc.load()
 	}
-	unix.Umask(umask)
-	// Nothing of ours may cross execve: every fd above the preserved ones
-	// becomes close-on-exec.
-	if err := unix.CloseRange(uint(3+pp.cfg.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fmt.Errorf("close_range: %w", err)
-	}
-	// Keep the RLIMIT_NOFILE the parent set: Go restores its own startup
-	// value at exec unless Setrlimit was called.
-	var nofile syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile) == nil {
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &nofile)
-	}
-	if pp.sc != nil && p.NoNewPrivileges {
-		if err := pp.sc.load(); err != nil {
-			return err
-		}
-	}
+	return nil
+}
+
+func (pp *preparedProcess) exec() error {
+	p := pp.cfg.Process
 	err := unix.Exec(pp.path, p.Args, p.Env)
 	return fmt.Errorf("exec %s: %w", pp.path, err)
 }

@@ -148,6 +148,9 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 			return fmt.Errorf("container %s: remove cgroup: %w", c.ID, err)
 		}
 	}
+	if c.HostMountNS {
+		c.unmountRootfs()
+	}
 	var hookErr error
 	if c.Spec.Hooks != nil {
 		hookErr = oci.RunHooks(ctx, "poststop", c.Spec.Hooks.Poststop, c.hookState(StatusStopped))
@@ -297,6 +300,7 @@ func (c *Container) Exec(ctx context.Context, opts ExecOptions) (int, error) {
 			NoPivot: c.NoPivot,
 		},
 		join:        join,
+		root:        fmt.Sprintf("/proc/%d/root", c.Pid),
 		cgroup:      mgr,
 		preserve:    opts.PreserveFDs,
 		console:     console,
@@ -327,3 +331,11 @@ func (c *Container) Exec(ctx context.Context, opts ExecOptions) (int, error) {
 
 // IsNotExist reports whether err says the container does not exist.
 func IsNotExist(err error) bool { return errors.Is(err, ErrNotExist) }
+
+// unmountRootfs detaches the rootfs bind mount (and everything on it) that
+// a container without a mount namespace left in the host's.
+func (c *Container) unmountRootfs() {
+	// Only our bind mount: what an engine mounted at the rootfs before
+	// create (an overlay) stays.
+	unix.Unmount(c.Rootfs, unix.MNT_DETACH)
+}

@@ -34,8 +34,11 @@ type initConfig struct {
 	ConsoleFD    int            `json:"console_fd,omitempty"`
 	// NewMountNS and NewUTSNS tell the init what it owns.
 	NewMountNS bool `json:"new_mount_ns,omitempty"`
-	NewUTSNS   bool `json:"new_uts_ns,omitempty"`
-	NewUserNS  bool `json:"new_user_ns,omitempty"`
+	// HostMountNS: config.json has no mount namespace, so the rootfs is
+	// set up in the caller's and entered with chroot.
+	HostMountNS bool `json:"host_mount_ns,omitempty"`
+	NewUTSNS    bool `json:"new_uts_ns,omitempty"`
+	NewUserNS   bool `json:"new_user_ns,omitempty"`
 	// RuntimeHooks: the init must stop and let the parent run prestart and
 	// createRuntime hooks.
 	RuntimeHooks bool `json:"runtime_hooks,omitempty"`

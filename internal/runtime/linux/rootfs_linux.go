@@ -33,6 +33,11 @@ func setupRootfs(cfg *initConfig) (*rootfs, error) {
 	r := &rootfs{path: cfg.Rootfs, cfg: cfg, userns: cfg.NewUserNS || hasNamespace(spec, specs.UserNamespace, false),
 		cgroupNS: hasNamespace(spec, specs.CgroupNamespace, false)}
 
+	if cfg.HostMountNS {
+		// Without a mount namespace of its own the container's mounts are
+		// the host's: leave the host's propagation alone.
+		return r.populate()
+	}
 	// Keep our mounts from propagating to the host unless asked.
 	prop := uintptr(unix.MS_SLAVE | unix.MS_REC)
 	if p, ok := propagationOptions[spec.Linux.RootfsPropagation]; ok {
@@ -47,6 +52,11 @@ func setupRootfs(cfg *initConfig) (*rootfs, error) {
 	if err := makeParentMountPrivate(r.path); err != nil {
 		return nil, err
 	}
+	return r.populate()
+}
+
+func (r *rootfs) populate() (*rootfs, error) {
+	cfg, spec := r.cfg, r.cfg.Spec
 	if err := unix.Mount(r.path, r.path, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return nil, fmt.Errorf("bind mount rootfs %s onto itself: %w", r.path, err)
 	}
@@ -654,8 +664,15 @@ func (r *rootfs) readonlyPaths(paths []string) error {
 }
 
 // enterRoot makes the rootfs the process's root: pivot_root, or with
-// --no-pivot, move it over / and chroot.
+// --no-pivot, move it over / and chroot. In the host's mount namespace it
+// only chroots: moving a mount over / there would change the host.
 func (r *rootfs) enterRoot(noPivot bool) error {
+	if r.cfg.HostMountNS {
+		if err := unix.Chroot(r.path); err != nil {
+			return fmt.Errorf("chroot %s: %w", r.path, err)
+		}
+		return unix.Chdir("/")
+	}
 	if noPivot {
 		if err := unix.Chdir(r.path); err != nil {
 			return fmt.Errorf("chdir %s: %w", r.path, err)

@@ -39,6 +39,7 @@ type spawnRequest struct {
 	cfg         *initConfig
 	cloneFlags  uintptr
 	join        []nsJoin
+	root        string // exec: chroot here after joining (the init's root)
 	timeOffsets map[string]specs.LinuxTimeOffset
 	uidMaps     []specs.LinuxIDMapping
 	gidMaps     []specs.LinuxIDMapping
@@ -139,6 +140,9 @@ func spawn(req *spawnRequest) (*spawned, error) {
 	fmt.Fprintf(&b, "clone %d\n", req.cloneFlags)
 	for _, j := range req.join {
 		fmt.Fprintf(&b, "join %d %s\n", j.flag, j.path)
+	}
+	if req.root != "" {
+		fmt.Fprintf(&b, "root %s\n", req.root)
 	}
 	for clock, off := range req.timeOffsets {
 		fmt.Fprintf(&b, "timens %s %d %d\n", clock, off.Secs, off.Nanosecs)

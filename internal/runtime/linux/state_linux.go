@@ -51,6 +51,9 @@ type State struct {
 	CgroupPaths  map[string]string `json:"cgroup_paths,omitempty"`
 	SystemdCgrp  bool              `json:"systemd_cgroup,omitempty"`
 	NoPivot      bool              `json:"no_pivot,omitempty"`
+	// HostMountNS: the container shares the host's mount namespace; its
+	// rootfs mounts are there and delete removes them.
+	HostMountNS bool `json:"host_mount_ns,omitempty"`
 	// Namespaces are the paths other processes join (exec): the init's
 	// /proc/<pid>/ns entries, or the paths config.json named.
 	Namespaces map[specs.LinuxNamespaceType]string `json:"namespaces,omitempty"`

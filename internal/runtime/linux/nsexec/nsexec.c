@@ -10,6 +10,10 @@
 //   clone <flags>            namespaces to create (CLONE_NEW* bits, decimal)
 //   join <nstype> <path>     namespace to join (nstype is a CLONE_NEW* bit)
 //   timens <clock> <s> <ns>  time namespace offset (needs CLONE_NEWTIME)
+//   root <path>              after joining, chroot to this directory (exec:
+//                            /proc/<init>/root, opened before joining, so
+//                            the process gets the init's root whether it
+//                            pivoted, moved or chrooted)
 //   end
 // Child -> parent:
 //   userns                   a new user namespace exists; the parent writes
@@ -161,6 +165,7 @@ __attribute__((constructor)) static void berth_nsexec(void)
 	char timens[MAX_TIMENS][128];
 	int ntimens = 0;
 	char line[4200];
+	char rootpath[4200] = "";
 
 	for (;;) {
 		if (readline(line, sizeof(line)) < 0)
@@ -182,6 +187,8 @@ __attribute__((constructor)) static void berth_nsexec(void)
 			}
 			snprintf(joins[njoin].path, sizeof(joins[njoin].path), "%s", end + 1);
 			njoin++;
+		} else if (strncmp(line, "root ", 5) == 0) {
+			snprintf(rootpath, sizeof(rootpath), "%s", line + 5);
 		} else if (strncmp(line, "timens ", 7) == 0) {
 			if (ntimens == MAX_TIMENS) {
 				errno = E2BIG;
@@ -204,6 +211,12 @@ __attribute__((constructor)) static void berth_nsexec(void)
 		if (joins[i].fd < 0)
 			bail("open %s namespace %s", nsname(joins[i].type), joins[i].path);
 	}
+	int rootfd = -1;
+	if (rootpath[0] != '\0') {
+		rootfd = open(rootpath, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (rootfd < 0)
+			bail("open the container's root %s", rootpath);
+	}
 	join_type(joins, njoin, CLONE_NEWUSER);
 	join_type(joins, njoin, CLONE_NEWIPC);
 	join_type(joins, njoin, CLONE_NEWUTS);
@@ -212,6 +225,11 @@ __attribute__((constructor)) static void berth_nsexec(void)
 	join_type(joins, njoin, CLONE_NEWTIME);
 	join_type(joins, njoin, CLONE_NEWCGROUP);
 	join_type(joins, njoin, CLONE_NEWNS);
+	if (rootfd >= 0) {
+		if (fchdir(rootfd) < 0 || chroot(".") < 0 || chdir("/") < 0)
+			bail("enter the container's root %s", rootpath);
+		close(rootfd);
+	}
 
 	int in_userns = 0;
 	for (int i = 0; i < njoin; i++)
