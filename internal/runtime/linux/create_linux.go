@@ -188,6 +188,7 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		uidMaps:     spec.Linux.UIDMappings,
 		gidMaps:     spec.Linux.GIDMappings,
 		cgroup:      mgr,
+		lateCgroup:  true,
 		preserve:    opts.PreserveFDs,
 		stateDir:    stateDir,
 		console:     console,
@@ -198,9 +199,20 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 	if err != nil {
 		return nil, nil, err
 	}
+	tracePhase("spawned")
+	if err := <-sp.cgroupJoined; err != nil {
+		return nil, sp, fmt.Errorf("join cgroup: %w", err)
+	}
+	tracePhase("cgroup-joined")
 	if err := mgr.Set(spec.Linux.Resources); err != nil {
-		tracePhase("spawned")
 		return nil, sp, fmt.Errorf("cgroup: %w", err)
+	}
+	if err := sp.conn.send(message{Type: "cgroup"}); err != nil {
+		// The init failed meanwhile: its message says why.
+		if _, rerr := sp.conn.expect("none"); rerr != nil {
+			err = rerr
+		}
+		return nil, sp, fmt.Errorf("create container %s: %w", id, err)
 	}
 	c.Pid = sp.pid
 	c.CgroupPaths = mgr.Paths()

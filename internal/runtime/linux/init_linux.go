@@ -63,13 +63,34 @@ func runInit(conn *syncConn, cfg *initConfig) error {
 		return initExec(conn, cfg)
 	}
 	spec := cfg.Spec
+	joined := false
+	inCgroup := func() error {
+		if joined {
+			return nil
+		}
+		joined = true
+		if _, err := conn.expect("cgroup"); err != nil {
+			return err
+		}
+		if cfg.NewCgroupNS {
+			// Only this thread's namespace changes; it is the one that
+			// mounts cgroupfs and execs.
+			if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+				return fmt.Errorf("create cgroup namespace: %w", err)
+			}
+		}
+		return nil
+	}
 	var r *rootfs
 	{
 		var err error
-		if r, err = setupRootfs(cfg); err != nil {
+		if r, err = setupRootfs(cfg, inCgroup); err != nil {
 			return err
 		}
 		defer r.close()
+	}
+	if err := inCgroup(); err != nil {
+		return err
 	}
 	tracePhase("rootfs")
 	var console *os.File

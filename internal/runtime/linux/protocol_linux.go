@@ -39,6 +39,9 @@ type initConfig struct {
 	HostMountNS bool `json:"host_mount_ns,omitempty"`
 	NewUTSNS    bool `json:"new_uts_ns,omitempty"`
 	NewUserNS   bool `json:"new_user_ns,omitempty"`
+	// NewCgroupNS: the init creates its cgroup namespace itself, once the
+	// parent says it is in its cgroup (see spawnRequest.lateCgroup).
+	NewCgroupNS bool `json:"new_cgroup_ns,omitempty"`
 	// RuntimeHooks: the init must stop and let the parent run prestart and
 	// createRuntime hooks.
 	RuntimeHooks bool `json:"runtime_hooks,omitempty"`
@@ -49,7 +52,7 @@ type initConfig struct {
 
 // message is a JSON line on the sync socket after the config.
 type message struct {
-	Type string `json:"type"` // createRuntime, ok, ready, error
+	Type string `json:"type"` // cgroup, createRuntime, ok, ready, error
 	Msg  string `json:"msg,omitempty"`
 }
 

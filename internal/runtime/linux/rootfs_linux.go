@@ -24,13 +24,16 @@ type rootfs struct {
 	cgroupNS bool
 	cfg      *initConfig
 	devNull  *os.File // the host's /dev/null, verified, for masking
+	// inCgroup waits until the process is in its cgroup (and has its
+	// cgroup namespace); cgroup mounts call it first.
+	inCgroup func() error
 }
 
 func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
 
-func setupRootfs(cfg *initConfig) (*rootfs, error) {
+func setupRootfs(cfg *initConfig, inCgroup func() error) (*rootfs, error) {
 	spec := cfg.Spec
-	r := &rootfs{path: cfg.Rootfs, cfg: cfg, userns: cfg.NewUserNS || hasNamespace(spec, specs.UserNamespace, false),
+	r := &rootfs{path: cfg.Rootfs, cfg: cfg, inCgroup: inCgroup, userns: cfg.NewUserNS || hasNamespace(spec, specs.UserNamespace, false),
 		cgroupNS: hasNamespace(spec, specs.CgroupNamespace, false)}
 
 	if cfg.HostMountNS {
@@ -218,6 +221,9 @@ func (r *rootfs) mount(m specs.Mount) error {
 	}
 	switch typ {
 	case "cgroup", "cgroup2":
+		if err := r.inCgroup(); err != nil {
+			return err
+		}
 		return r.mountCgroup(m, dest, opts)
 	case "sysfs":
 		if r.userns && !hasNamespace(r.cfg.Spec, specs.NetworkNamespace, true) {

@@ -44,6 +44,14 @@ type spawnRequest struct {
 	uidMaps     []specs.LinuxIDMapping
 	gidMaps     []specs.LinuxIDMapping
 	cgroup      cgroup.Manager
+	// lateCgroup (create) moves the init into its cgroup while it sets up
+	// the rootfs, instead of before it creates namespaces: moving a
+	// process between cgroups waits for an RCU grace period, several
+	// milliseconds that the init's mounts can use. The init waits for the
+	// "cgroup" message before anything that depends on the membership:
+	// creating its cgroup namespace (unshared then, not in the
+	// constructor), mounting cgroupfs, running hooks, exec.
+	lateCgroup  bool
 	preserve    int // fds 3..3+preserve-1 of this process go to the child at the same numbers
 	stateDir    *os.File
 	console     *os.File
@@ -59,15 +67,16 @@ type nsJoin struct {
 
 // spawned is a started init or exec process that has its namespaces.
 type spawned struct {
-	pid  int
-	conn *syncConn
-	cmd  *exec.Cmd // the process we started (maybe only the intermediate)
+	pid          int
+	cgroupJoined chan error // lateCgroup: the result of moving pid into its cgroup
+	conn         *syncConn
+	cmd          *exec.Cmd // the process we started (maybe only the intermediate)
 }
 
 // spawn starts `berth` again with the nsexec constructor armed, moves it
-// into the cgroup before it creates namespaces (so a new cgroup namespace is
-// rooted at the container's cgroup), answers the constructor, and sends the
-// Go init its config. On error nothing is left running.
+// into the cgroup (before it creates namespaces, or with lateCgroup while it
+// works), answers the constructor, and sends the Go init its config. On
+// error nothing is left running.
 func spawn(req *spawnRequest) (*spawned, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -130,10 +139,16 @@ func spawn(req *spawnRequest) (*spawned, error) {
 		return nil, err
 	}
 	if req.cgroup != nil {
+		req.cfg.CgroupPaths = req.cgroup.Paths()
+	}
+	if req.lateCgroup && req.cloneFlags&unix.CLONE_NEWCGROUP != 0 {
+		req.cloneFlags &^= unix.CLONE_NEWCGROUP
+		req.cfg.NewCgroupNS = true
+	}
+	if req.cgroup != nil && !req.lateCgroup {
 		if err := req.cgroup.Apply(sp.pid); err != nil {
 			return fail(fmt.Errorf("join cgroup: %w", err))
 		}
-		req.cfg.CgroupPaths = req.cgroup.Paths()
 		tracePhase("cgroup-applied")
 	}
 	var b strings.Builder
@@ -182,6 +197,11 @@ func spawn(req *spawnRequest) (*spawned, error) {
 			return fail(fmt.Errorf("container init sent an unexpected line %q", line))
 		}
 		break
+	}
+	if req.lateCgroup {
+		done := make(chan error, 1)
+		sp.cgroupJoined = done
+		go func(pid int) { done <- req.cgroup.Apply(pid) }(sp.pid)
 	}
 	if err := applyProcessLimits(sp.pid, req.rlimits, req.oomScoreAdj); err != nil {
 		return fail(err)
