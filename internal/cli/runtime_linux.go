@@ -406,8 +406,9 @@ func (g *runtimeGlobals) execCmd() *cobra.Command {
 			_ = processLabel
 			_ = apparmor
 			_ = ignorePaused
-			pid, err := c.Exec(cmd.Context(), linux.ExecOptions{
+			res, err := c.Exec(cmd.Context(), linux.ExecOptions{
 				Process: p, PidFile: pidFile, ConsoleSocket: consoleSocket, PreserveFDs: preserveFDs,
+				AttachTerminal: !detach,
 			})
 			if err != nil {
 				return g.fail(err)
@@ -415,7 +416,11 @@ func (g *runtimeGlobals) execCmd() *cobra.Command {
 			if detach {
 				return nil
 			}
-			code, err := waitChild(pid)
+			if res.Master != nil {
+				restore := linux.ProxyTerminal(res.Master)
+				defer restore()
+			}
+			code, err := waitChild(res.Pid)
 			if err != nil {
 				return g.fail(err)
 			}

@@ -255,21 +255,46 @@ type ExecOptions struct {
 	ConsoleSocket string
 	PreserveFDs   int
 	Stdio         Stdio
-	console       *os.File
+	// AttachTerminal: with process.terminal and no console socket, the
+	// caller proxies the pty itself (exec -t in the foreground); Exec
+	// returns the master in ExecResult.
+	AttachTerminal bool
+}
+
+// ExecResult is a started exec process.
+type ExecResult struct {
+	Pid    int
+	Master *os.File // the pty master when ExecOptions.AttachTerminal
 }
 
 // Exec starts a new process in a running container and returns its pid;
 // the process is a child of the caller.
-func (c *Container) Exec(ctx context.Context, opts ExecOptions) (int, error) {
+func (c *Container) Exec(ctx context.Context, opts ExecOptions) (*ExecResult, error) {
 	if st := c.Status(); st != StatusRunning && st != StatusCreated {
-		return 0, fmt.Errorf("container %s: cannot exec in a container that is %s: %w", c.ID, st, ErrInvalidStatus)
+		return nil, fmt.Errorf("container %s: cannot exec in a container that is %s: %w", c.ID, st, ErrInvalidStatus)
 	}
 	p := opts.Process
 	if err := oci.ValidateProcess(p); err != nil {
-		return 0, err
+		return nil, err
 	}
-	if p.Terminal && opts.ConsoleSocket == "" && opts.console == nil {
-		return 0, fmt.Errorf("process.terminal is true but no --console-socket was given")
+	var console *os.File
+	var masterCh chan *os.File
+	if p.Terminal && opts.ConsoleSocket == "" {
+		if !opts.AttachTerminal {
+			return nil, fmt.Errorf("process.terminal is true but no --console-socket was given")
+		}
+		ours, theirs, err := consolePair()
+		if err != nil {
+			return nil, err
+		}
+		defer theirs.Close()
+		console = theirs
+		masterCh = make(chan *os.File, 1)
+		go func() {
+			defer ours.Close()
+			m, _ := ReceiveConsole(ours)
+			masterCh <- m
+		}()
 	}
 	var join []nsJoin
 	for _, t := range []specs.LinuxNamespaceType{specs.UserNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.NetworkNamespace, specs.PIDNamespace, specs.CgroupNamespace, specs.TimeNamespace, specs.MountNamespace} {
@@ -277,17 +302,16 @@ func (c *Container) Exec(ctx context.Context, opts ExecOptions) (int, error) {
 			join = append(join, nsJoin{flag: oci.NamespaceFlags[t], path: path})
 		}
 	}
-	console := opts.console
 	if console == nil && opts.ConsoleSocket != "" {
 		var err error
 		if console, err = dialConsoleSocket(opts.ConsoleSocket); err != nil {
-			return 0, err
+			return nil, err
 		}
 		defer console.Close()
 	}
 	mgr, err := c.cgroup()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	sp, err := spawn(&spawnRequest{
 		cfg: &initConfig{
@@ -309,24 +333,29 @@ func (c *Container) Exec(ctx context.Context, opts ExecOptions) (int, error) {
 		oomScoreAdj: p.OOMScoreAdj,
 	})
 	if err != nil {
-		return 0, fmt.Errorf("exec in container %s: %w", c.ID, err)
+		return nil, fmt.Errorf("exec in container %s: %w", c.ID, err)
 	}
 	defer sp.conn.f.Close()
 	// EOF means execve succeeded (the socket is close-on-exec).
 	var m message
 	if err := sp.conn.recv(&m); err == nil && m.Type == "error" {
 		sp.kill()
-		return 0, fmt.Errorf("exec in container %s: %s", c.ID, m.Msg)
+		return nil, fmt.Errorf("exec in container %s: %s", c.ID, m.Msg)
+	}
+	res := &ExecResult{Pid: sp.pid}
+	if masterCh != nil {
+		console.Close()
+		res.Master = <-masterCh
 	}
 	if opts.PidFile != "" {
 		if err := writePidFile(opts.PidFile, sp.pid); err != nil {
-			return sp.pid, err
+			return res, err
 		}
 	}
 	if sp.cmd != nil {
 		sp.cmd.Process.Release()
 	}
-	return sp.pid, nil
+	return res, nil
 }
 
 // IsNotExist reports whether err says the container does not exist.

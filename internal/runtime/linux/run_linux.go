@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -152,6 +153,10 @@ func consolePair() (*net.UnixConn, *os.File, error) {
 	return conn.(*net.UnixConn), os.NewFile(uintptr(fds[1]), "console-theirs"), nil
 }
 
+// ProxyTerminal connects our stdio to a pty master until the returned
+// function is called (after the process exited).
+func ProxyTerminal(master *os.File) func() { return proxyTerminal(master) }
+
 // proxyTerminal copies between our stdio and the pty, with our terminal in
 // raw mode, and keeps the pty's size in step with ours.
 func proxyTerminal(master *os.File) func() {
@@ -164,6 +169,8 @@ func proxyTerminal(master *os.File) func() {
 		raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
 		raw.Cflag &^= unix.CSIZE | unix.PARENB
 		raw.Cflag |= unix.CS8
+		raw.Cc[unix.VMIN] = 1
+		raw.Cc[unix.VTIME] = 0
 		unix.IoctlSetTermios(in, unix.TCSETS, &raw)
 		restore = func() { unix.IoctlSetTermios(in, unix.TCSETS, old) }
 		if ws, err := unix.IoctlGetWinsize(in, unix.TIOCGWINSZ); err == nil {
@@ -189,7 +196,7 @@ func proxyTerminal(master *os.File) func() {
 		// Drain what the process wrote before it exited.
 		select {
 		case <-copied:
-		default:
+		case <-time.After(time.Second):
 		}
 		if restore != nil {
 			restore()
