@@ -193,7 +193,6 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		stateDir:    stateDir,
 		console:     console,
 		stdio:       opts.Stdio,
-		rlimits:     spec.Process.Rlimits,
 		oomScoreAdj: spec.Process.OOMScoreAdj,
 	})
 	if err != nil {

@@ -390,11 +390,8 @@ func (pp *preparedProcess) setup() error {
 	if err := unix.CloseRange(uint(3+pp.cfg.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return fmt.Errorf("close_range: %w", err)
 	}
-	// Keep the RLIMIT_NOFILE the parent set: Go restores its own startup
-	// value at exec unless Setrlimit was called.
-	var nofile syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile) == nil {
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &nofile)
+	if err := setRlimits(p.Rlimits); err != nil {
+		return err
 	}
 	umask := 0o022
 	if p.User.Umask != nil {
@@ -403,6 +400,14 @@ func (pp *preparedProcess) setup() error {
 	unix.Umask(umask)
 	if err := pp.caps.dropBounding(); err != nil {
 		return err
+	}
+	// Check, as root and before any filter (which may refuse getcwd), that
+	// the cwd resolves inside the root; it is entered again as the user.
+	if err := unix.Chdir(p.Cwd); err != nil {
+		return fmt.Errorf("chdir to process.cwd %s: %w", p.Cwd, err)
+	}
+	if wd, err := os.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
+		return fmt.Errorf("process.cwd %s is outside the container's root", p.Cwd)
 	}
 	if pp.sc != nil && !p.NoNewPrivileges {
 		if err := pp.sc.load(); err != nil {
@@ -419,10 +424,7 @@ func (pp *preparedProcess) setup() error {
 		return fmt.Errorf("prctl(PR_SET_KEEPCAPS): %w", err)
 	}
 	if err := unix.Chdir(p.Cwd); err != nil {
-		return fmt.Errorf("chdir to process.cwd %s: %w", p.Cwd, err)
-	}
-	if wd, err := os.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
-		return fmt.Errorf("process.cwd %s is outside the container's root", p.Cwd)
+		return fmt.Errorf("chdir to process.cwd %s as uid %d: %w", p.Cwd, p.User.UID, err)
 	}
 	if err := pp.caps.apply(); err != nil {
 		return err
@@ -446,8 +448,58 @@ func (pp *preparedProcess) loadLateSeccomp() error {
 
 func (pp *preparedProcess) exec() error {
 	p := pp.cfg.Process
+	for _, r := range p.Rlimits {
+		if r.Type == "RLIMIT_NPROC" {
+			lim := syscall.Rlimit{Cur: r.Soft, Max: r.Hard}
+			if err := syscall.Setrlimit(unix.RLIMIT_NPROC, &lim); err != nil {
+				return rlimitError(r, err, 0)
+			}
+		}
+	}
 	err := unix.Exec(pp.path, p.Args, p.Env)
 	return fmt.Errorf("exec %s: %w", pp.path, err)
+}
+
+// setRlimits applies process.rlimits to this process, which the container
+// process inherits at execve. syscall.Setrlimit, not x/sys: it also stops
+// Go from restoring its own startup RLIMIT_NOFILE at exec. RLIMIT_NPROC
+// waits for exec: it counts every process of the user, and the Go runtime
+// may still start threads until then.
+func setRlimits(rlimits []specs.POSIXRlimit) error {
+	for _, r := range rlimits {
+		res, _ := oci.RlimitByName(r.Type)
+		if res == unix.RLIMIT_NPROC {
+			var cur syscall.Rlimit
+			if err := syscall.Getrlimit(res, &cur); err == nil && r.Hard > cur.Max && !canRaiseHardLimits() {
+				return rlimitError(r, unix.EPERM, cur.Max)
+			}
+			continue
+		}
+		var cur syscall.Rlimit
+		syscall.Getrlimit(res, &cur)
+		if err := syscall.Setrlimit(res, &syscall.Rlimit{Cur: r.Soft, Max: r.Hard}); err != nil {
+			return rlimitError(r, err, cur.Max)
+		}
+	}
+	return nil
+}
+
+func rlimitError(r specs.POSIXRlimit, err error, hostMax uint64) error {
+	hint := ""
+	if errors.Is(err, unix.EPERM) && r.Hard > hostMax {
+		hint = fmt.Sprintf(": the host's hard limit is %d and raising it needs CAP_SYS_RESOURCE; ask for at most %d", hostMax, hostMax)
+	}
+	return fmt.Errorf("set process.rlimits %s to soft=%d hard=%d: %w%s", r.Type, r.Soft, r.Hard, err, hint)
+}
+
+// canRaiseHardLimits reports whether CAP_SYS_RESOURCE is effective.
+func canRaiseHardLimits() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	return data[0].Effective&(1<<unix.CAP_SYS_RESOURCE) != 0
 }
 
 func setUser(u specs.User) error {

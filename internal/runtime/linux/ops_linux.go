@@ -329,7 +329,6 @@ func (c *Container) Exec(ctx context.Context, opts ExecOptions) (*ExecResult, er
 		preserve:    opts.PreserveFDs,
 		console:     console,
 		stdio:       opts.Stdio,
-		rlimits:     p.Rlimits,
 		oomScoreAdj: p.OOMScoreAdj,
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package linux
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -256,7 +257,7 @@ func (r *rootfs) mount(m specs.Mount) error {
 		return fmt.Errorf("mount %s on %s: %w", typ, r.show(dest), err)
 	}
 	if hasOption(m.Options, "tmpcopyup") {
-		if err := r.copyUp(dest, t); err != nil {
+		if err := r.copyUp(dest); err != nil {
 			return err
 		}
 	}
@@ -355,10 +356,12 @@ func describeFlags(f uintptr) string {
 }
 
 // copyUp copies what the image had under dest into the tmpfs just mounted
-// on it ("tmpcopyup").
-func (r *rootfs) copyUp(dest string, mountpoint *os.File) error {
+// on it ("tmpcopyup"). Both trees are walked through directory fds with
+// O_NOFOLLOW, so no path component can be swapped for a symlink that leads
+// out of either.
+func (r *rootfs) copyUp(dest string) error {
 	// The image's files are under the tmpfs now; reach them through a
-	// second, private view of the rootfs.
+	// second, non-recursive view of the rootfs.
 	tmp, err := os.MkdirTemp("", "berth-copyup-")
 	if err != nil {
 		return err
@@ -368,55 +371,146 @@ func (r *rootfs) copyUp(dest string, mountpoint *os.File) error {
 		return fmt.Errorf("tmpcopyup %s: %w", r.show(dest), err)
 	}
 	defer unix.Unmount(tmp, unix.MNT_DETACH)
-	src, err := pathrs.OpenInRoot(tmp, dest)
+	srcH, err := pathrs.OpenInRoot(tmp, dest)
 	if err != nil {
 		return nil // nothing to copy
 	}
+	defer srcH.Close()
+	src, err := pathrs.Reopen(srcH, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	if err != nil {
+		return nil // not a directory: nothing to copy
+	}
 	defer src.Close()
-	if err := copyTree(fdPath(src), fdPath(mountpoint)); err != nil {
+	dstH, err := pathrs.OpenatInRoot(r.root, dest)
+	if err != nil {
+		return fmt.Errorf("tmpcopyup %s: %w", r.show(dest), err)
+	}
+	defer dstH.Close()
+	dst, err := pathrs.Reopen(dstH, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("tmpcopyup %s: %w", r.show(dest), err)
+	}
+	defer dst.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
+		return err
+	}
+	if err := unix.Fchmod(int(dst.Fd()), st.Mode&0o7777); err != nil {
+		return err
+	}
+	if err := unix.Fchown(int(dst.Fd()), int(st.Uid), int(st.Gid)); err != nil {
+		return err
+	}
+	if err := copyDirAt(int(src.Fd()), int(dst.Fd())); err != nil {
 		return fmt.Errorf("tmpcopyup %s: %w", r.show(dest), err)
 	}
 	return nil
 }
 
-func copyTree(src, dst string) error {
-	return filepath.Walk(src, func(path string, fi os.FileInfo, err error) error {
-		if err != nil {
+// copyDirAt copies the entries of directory src into directory dst,
+// keeping modes, owners, symlinks and device nodes.
+func copyDirAt(src, dst int) error {
+	names, err := readDirNames(src)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		var st unix.Stat_t
+		if err := unix.Fstatat(src, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(src, path)
-		target := filepath.Join(dst, rel)
-		st := fi.Sys().(*unix.Stat_t)
-		switch {
-		case fi.IsDir():
-			if rel != "." {
-				if err := os.Mkdir(target, fi.Mode().Perm()); err != nil && !os.IsExist(err) {
-					return err
-				}
+		perm := st.Mode & 0o7777
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			if err := unix.Mkdirat(dst, name, perm); err != nil && err != unix.EEXIST {
+				return err
 			}
-		case fi.Mode()&os.ModeSymlink != 0:
-			link, err := os.Readlink(path)
+			sfd, err := unix.Openat(src, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			if err != nil {
 				return err
 			}
-			if err := os.Symlink(link, target); err != nil {
+			dfd, err := unix.Openat(dst, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				unix.Close(sfd)
 				return err
 			}
-		case fi.Mode().IsRegular():
-			data, err := os.ReadFile(path)
+			err = copyDirAt(sfd, dfd)
+			if err == nil {
+				err = unix.Fchmod(dfd, perm)
+			}
+			unix.Close(sfd)
+			unix.Close(dfd)
 			if err != nil {
 				return err
 			}
-			if err := os.WriteFile(target, data, fi.Mode().Perm()); err != nil {
+		case unix.S_IFREG:
+			if err := copyFileAt(src, dst, name, perm); err != nil {
+				return err
+			}
+		case unix.S_IFLNK:
+			buf := make([]byte, unix.PathMax)
+			n, err := unix.Readlinkat(src, name, buf)
+			if err != nil {
+				return err
+			}
+			if err := unix.Symlinkat(string(buf[:n]), dst, name); err != nil {
 				return err
 			}
 		default:
-			if err := unix.Mknod(target, st.Mode, int(st.Rdev)); err != nil {
+			if err := unix.Mknodat(dst, name, st.Mode, int(st.Rdev)); err != nil {
 				return err
 			}
 		}
-		return unix.Lchown(target, int(st.Uid), int(st.Gid))
-	})
+		if err := unix.Fchownat(dst, name, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyFileAt(src, dst int, name string, perm uint32) error {
+	in, err := unix.Openat(src, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	inF := os.NewFile(uintptr(in), name)
+	defer inF.Close()
+	out, err := unix.Openat(dst, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+	if err != nil {
+		return err
+	}
+	outF := os.NewFile(uintptr(out), name)
+	defer outF.Close()
+	if _, err := io.Copy(outF, inF); err != nil {
+		return err
+	}
+	return outF.Chmod(os.FileMode(perm&0o777) | unixModeBits(perm))
+}
+
+// unixModeBits turns setuid/setgid/sticky bits into os.FileMode bits.
+func unixModeBits(perm uint32) os.FileMode {
+	var m os.FileMode
+	if perm&unix.S_ISUID != 0 {
+		m |= os.ModeSetuid
+	}
+	if perm&unix.S_ISGID != 0 {
+		m |= os.ModeSetgid
+	}
+	if perm&unix.S_ISVTX != 0 {
+		m |= os.ModeSticky
+	}
+	return m
+}
+
+// readDirNames lists a directory fd without consuming or closing it.
+func readDirNames(fd int) ([]string, error) {
+	dup, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(dup), "dir")
+	defer f.Close()
+	return f.Readdirnames(-1)
 }
 
 // mountCgroup gives the container its cgroups. cgroup2 with a cgroup

@@ -56,7 +56,6 @@ type spawnRequest struct {
 	stateDir    *os.File
 	console     *os.File
 	stdio       Stdio
-	rlimits     []specs.POSIXRlimit
 	oomScoreAdj *int
 }
 
@@ -203,7 +202,7 @@ func spawn(req *spawnRequest) (*spawned, error) {
 		sp.cgroupJoined = done
 		go func(pid int) { done <- req.cgroup.Apply(pid) }(sp.pid)
 	}
-	if err := applyProcessLimits(sp.pid, req.rlimits, req.oomScoreAdj); err != nil {
+	if err := applyProcessLimits(sp.pid, req.oomScoreAdj); err != nil {
 		return fail(err)
 	}
 	req.cfg.HostPid = sp.pid
@@ -261,27 +260,15 @@ func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
 	return nil
 }
 
-// applyProcessLimits sets rlimits and oom_score_adj from outside, before the
-// process runs any code of the user's, so errors reach the caller of create.
-func applyProcessLimits(pid int, rlimits []specs.POSIXRlimit, oom *int) error {
-	for _, r := range rlimits {
-		res, _ := oci.RlimitByName(r.Type)
-		lim := unix.Rlimit{Cur: r.Soft, Max: r.Hard}
-		if err := unix.Prlimit(pid, res, &lim, nil); err != nil {
-			var cur unix.Rlimit
-			unix.Prlimit(pid, res, nil, &cur)
-			hint := ""
-			if err == unix.EPERM && r.Hard > cur.Max {
-				hint = fmt.Sprintf(": the host's hard limit is %d and raising it needs CAP_SYS_RESOURCE; ask for at most %d", cur.Max, cur.Max)
-			}
-			return fmt.Errorf("set process.rlimits %s to soft=%d hard=%d: %w%s", r.Type, r.Soft, r.Hard, err, hint)
-		}
-	}
+// applyProcessLimits sets oom_score_adj from outside, before the process
+// runs any code of the user's, so errors reach the caller of create.
+// (rlimits are set by the init itself: see setRlimits.)
+func applyProcessLimits(pid int, oom *int) error {
 	if oom != nil {
 		path := "/proc/" + strconv.Itoa(pid) + "/oom_score_adj"
 		if err := os.WriteFile(path, []byte(strconv.Itoa(*oom)), 0); err != nil {
 			hint := ""
-			if err != nil && *oom < 0 {
+			if *oom < 0 {
 				hint = ": lowering oom_score_adj needs CAP_SYS_RESOURCE, which this host does not grant"
 			}
 			return fmt.Errorf("set process.oomScoreAdj %d (%s): %w%s", *oom, path, err, hint)
@@ -313,3 +300,4 @@ func selfExe() string {
 	}
 	return filepath.Base(p)
 }
+

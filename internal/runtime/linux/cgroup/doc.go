@@ -40,13 +40,13 @@
 //
 //   - Nothing is written to cgroupfs by New or Load; Apply creates and
 //     joins, Set writes limits, Destroy removes.
-//   - Device rules are applied in this order, later rules winning:
-//     linux.resources.devices (spec order), then an "rwm" allow rule per
-//     linux.devices entry (spec order), then DefaultDeviceRules (null, zero,
-//     full, random, urandom, tty, ptmx, pts/*, console). A spec can
-//     therefore never deny the default devices or its own linux.devices.
-//     With no linux.resources.devices at all the result is "deny everything
-//     else".
+//   - Device rules are applied in this order, later rules winning: the
+//     spec's linux.resources.devices up to its last deny-everything rule,
+//     an "rwm" allow rule per linux.devices entry, DefaultDeviceRules (null,
+//     zero, full, random, urandom, tty, ptmx, pts/*, console), then the rest
+//     of the spec's rules. The usual "deny all, allow these" spec thus keeps
+//     the defaults, and an explicit later deny of one still holds. With no
+//     linux.resources.devices at all the result is "deny everything else".
 //   - The first Set of a manager made by New always writes device rules
 //     (even for nil resources). Later Sets, and every Set of a loaded
 //     manager, only write them when res.Devices is non-empty, so `runtime

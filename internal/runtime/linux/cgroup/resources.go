@@ -41,13 +41,17 @@ func DefaultDeviceRules() []devices.Rule {
 // Device rules come out in this exact order, which is the order they are
 // applied in (later rules win):
 //
-//  1. linux.resources.devices, in spec order (type "" means "a", a nil
-//     major/minor means the -1 wildcard, access must be a non-empty
-//     combination of r, w, m);
+//  1. linux.resources.devices up to and including its last deny-everything
+//     rule (type "" means "a", a nil major/minor means the -1 wildcard,
+//     access must be a non-empty combination of r, w, m);
 //  2. an "rwm" allow rule for each linux.devices entry, in spec order
 //     (type "u" is treated as "c"; "p" fifos are skipped because the device
 //     controller does not govern them);
-//  3. DefaultDeviceRules.
+//  3. DefaultDeviceRules;
+//  4. the rest of linux.resources.devices, in spec order: the spec's own
+//     specific rules come last, so they are listed in the order the spec
+//     gives (runtime-spec: "in the listed order") and an explicit deny of a
+//     default device holds.
 //
 // Fields with no library equivalent are not in the result and are handled by
 // the Manager: memory.kernelTCP and memory.useHierarchy are written by the
@@ -61,13 +65,23 @@ func ToResources(res *specs.LinuxResources, devs []specs.LinuxDevice) (*cgroups.
 		res = &specs.LinuxResources{}
 	}
 
+	// Order: the spec's rules up to its last deny-everything rule, then
+	// linux.devices and the defaults every container needs, then the rest
+	// of the spec's rules, which therefore still win (an explicit deny of
+	// a default device holds) and stay in the order the spec lists them.
+	var specRules []*devices.Rule
+	lastDenyAll := -1
 	for i, d := range res.Devices {
 		rule, err := deviceCgroupRule(d)
 		if err != nil {
 			return nil, fmt.Errorf("linux.resources.devices[%d]: %w", i, err)
 		}
-		r.Devices = append(r.Devices, rule)
+		specRules = append(specRules, rule)
+		if !rule.Allow && (rule.Type == devices.WildcardDevice || (rule.Major == devices.Wildcard && rule.Minor == devices.Wildcard)) {
+			lastDenyAll = i
+		}
 	}
+	r.Devices = append(r.Devices, specRules[:lastDenyAll+1]...)
 	for i, d := range devs {
 		rule, ok, err := linuxDeviceRule(d)
 		if err != nil {
@@ -81,6 +95,7 @@ func ToResources(res *specs.LinuxResources, devs []specs.LinuxDevice) (*cgroups.
 		rule := d
 		r.Devices = append(r.Devices, &rule)
 	}
+	r.Devices = append(r.Devices, specRules[lastDenyAll+1:]...)
 
 	if m := res.Memory; m != nil {
 		if m.Limit != nil {

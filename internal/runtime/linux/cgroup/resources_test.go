@@ -166,12 +166,12 @@ func TestToResources(t *testing.T) {
 			want: &cgroups.Resources{Devices: withDefaults()},
 		},
 		{
-			name: "device rules: spec rules, then linux.devices, then defaults",
+			name: "device rules: spec rules to the last deny-all, linux.devices, defaults, the other spec rules",
 			res: &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
 				{Allow: false, Access: "rwm"}, // deny all
 				{Allow: true, Type: "c", Major: ptr(int64(10)), Minor: ptr(int64(200)), Access: "rw"},
 				{Allow: true, Type: "b", Major: ptr(int64(8)), Access: "mr"},                       // minor wildcard, access reordered
-				{Allow: false, Type: "c", Major: ptr(int64(1)), Minor: ptr(int64(3)), Access: "w"}, // defaults re-allow /dev/null
+				{Allow: false, Type: "c", Major: ptr(int64(1)), Minor: ptr(int64(3)), Access: "w"}, // an explicit deny of a default device holds
 				{Allow: true, Type: "a", Access: "m"},
 			}},
 			devs: []specs.LinuxDevice{
@@ -180,15 +180,16 @@ func TestToResources(t *testing.T) {
 				{Path: "/dev/ttyU", Type: "u", Major: 4, Minor: 64},
 				{Path: "/dev/fifo", Type: "p"}, // not a cgroup device: skipped
 			},
-			want: &cgroups.Resources{Devices: withDefaults(
-				&devices.Rule{Type: 'a', Major: -1, Minor: -1, Permissions: "rwm", Allow: false},
+			want: &cgroups.Resources{Devices: append(append([]*devices.Rule{
+				{Type: 'a', Major: -1, Minor: -1, Permissions: "rwm", Allow: false},
+				{Type: 'c', Major: 10, Minor: 229, Permissions: "rwm", Allow: true},
+				{Type: 'b', Major: 8, Minor: 0, Permissions: "rwm", Allow: true},
+				{Type: 'c', Major: 4, Minor: 64, Permissions: "rwm", Allow: true},
+			}, withDefaults()...),
 				&devices.Rule{Type: 'c', Major: 10, Minor: 200, Permissions: "rw", Allow: true},
 				&devices.Rule{Type: 'b', Major: 8, Minor: -1, Permissions: "rm", Allow: true},
 				&devices.Rule{Type: 'c', Major: 1, Minor: 3, Permissions: "w", Allow: false},
 				&devices.Rule{Type: 'a', Major: -1, Minor: -1, Permissions: "m", Allow: true},
-				&devices.Rule{Type: 'c', Major: 10, Minor: 229, Permissions: "rwm", Allow: true},
-				&devices.Rule{Type: 'b', Major: 8, Minor: 0, Permissions: "rwm", Allow: true},
-				&devices.Rule{Type: 'c', Major: 4, Minor: 64, Permissions: "rwm", Allow: true},
 			)},
 		},
 	}
