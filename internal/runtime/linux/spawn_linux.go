@@ -300,4 +300,3 @@ func selfExe() string {
 	}
 	return filepath.Base(p)
 }
-
