@@ -1,3 +1,9 @@
+// berth sizes nothing by CPU quota and starts twice per container: skip
+// reading cgroup limits at every start.
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
+
 // Command berth is the one binary: the engine CLI, the OCI runtime (as
 // `berth runtime` or when invoked as berth-runtime) and the hidden container
 // init entry point. It only wires; see internal/.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/runtime/linux"
+	"github.com/berth-dev/berth/internal/runtime/linux/seccomp"
 	"github.com/berth-dev/berth/internal/runtime/oci"
 )
 
@@ -50,6 +52,7 @@ func NewRuntimeCommand(name string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:           name,
 		Short:         "The OCI runtime, with runc's command line",
+		Version:       Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -67,6 +70,9 @@ func NewRuntimeCommand(name string) *cobra.Command {
 	f.BoolVar(&g.systemdCgroup, "systemd-cgroup", false, "manage cgroups through systemd (not supported: berth uses cgroupfs)")
 	f.StringVar(&g.rootless, "rootless", "auto", "ignored: berth detects rootless mode itself")
 	f.StringVar(&g.criu, "criu", "criu", "ignored: checkpoint/restore is not supported")
+	// runc's --version layout: engines (Podman) read the first line.
+	cmd.SetVersionTemplate(fmt.Sprintf("%s version {{.Version}}\nspec: %s\ngo: %s\nlibseccomp: %s\n",
+		strings.Fields(name)[0]+map[bool]string{true: "-runtime", false: ""}[name == "berth runtime"], specs.Version, runtime.Version(), seccomp.LibraryVersion()))
 	cmd.AddCommand(
 		g.createCmd(), g.startCmd(), g.runCmd(), g.stateCmd(), g.killCmd(), g.deleteCmd(),
 		g.listCmd(), g.execCmd(), g.psCmd(), g.pauseCmd(), g.resumeCmd(), g.eventsCmd(),

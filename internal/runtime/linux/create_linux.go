@@ -48,6 +48,7 @@ func Create(ctx context.Context, root, id string, opts CreateOptions) (*Containe
 
 func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Container, _ *spawned, retErr error) {
 	tracePhase("create")
+	go warmCgroupMigration()
 	if err := CheckID(id); err != nil {
 		return nil, nil, err
 	}

@@ -108,6 +108,11 @@ func runInit(conn *syncConn, cfg *initConfig) error {
 			return err
 		}
 	}
+	if hasNamespace(spec, specs.NetworkNamespace, true) {
+		if err := bringUpLoopback(); err != nil {
+			return err
+		}
+	}
 	if err := writeSysctls(spec); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -536,27 +537,41 @@ func (r *rootfs) mountCgroup(m specs.Mount, dest string, opts mountOptions) erro
 	if err := unix.Mount("tmpfs", fdPath(t), "tmpfs", (opts.flags&^unix.MS_RDONLY)|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755"); err != nil {
 		return fmt.Errorf("mount tmpfs for cgroups on %s: %w", r.show(dest), err)
 	}
-	for subsystem, host := range paths {
-		if subsystem == "" {
+	// The tmpfs is ours and nothing of the container runs yet: its
+	// directories are made and mounted on through its fd directly.
+	th, err := pathrs.OpenatInRoot(r.root, dest)
+	if err != nil {
+		return fmt.Errorf("mount cgroup on %s: %w", r.show(dest), err)
+	}
+	defer th.Close()
+	dir, err := pathrs.Reopen(th, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("mount cgroup on %s: %w", r.show(dest), err)
+	}
+	defer dir.Close()
+	names := make([]string, 0, len(paths))
+	for subsystem := range paths {
+		names = append(names, subsystem)
+	}
+	sort.Strings(names)
+	for _, subsystem := range names {
+		host := paths[subsystem]
+		name := strings.TrimPrefix(subsystem, "name=")
+		if name == "" || strings.ContainsAny(name, "/.") {
 			continue
 		}
-		name := subsystem
-		if subsystem == "name=systemd" {
-			name = "systemd"
+		if err := unix.Mkdirat(int(dir.Fd()), name, 0o755); err != nil {
+			return fmt.Errorf("mount cgroup on %s: %w", r.show(filepath.Join(dest, name)), err)
 		}
-		if strings.ContainsAny(name, "/.") {
-			continue
+		sub := fdPath(dir) + "/" + name
+		if err := unix.Mount(host, sub, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				continue // a hierarchy without the container (removed meanwhile)
+			}
+			return fmt.Errorf("bind cgroup %s on %s: %w", host, r.show(filepath.Join(dest, name)), err)
 		}
-		sub := filepath.Join(dest, name)
-		bindOpts := []string{"rbind", "nosuid", "nodev", "noexec"}
-		if ro != 0 {
-			bindOpts = append(bindOpts, "ro")
-		}
-		if _, err := os.Stat(host); err != nil {
-			continue
-		}
-		if err := r.bindMount(specs.Mount{Source: host, Destination: sub}, sub, parseMountOptions(bindOpts)); err != nil {
-			return err
+		if err := unix.Mount("", sub, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|ro, ""); err != nil {
+			return fmt.Errorf("remount cgroup %s: %w", r.show(filepath.Join(dest, name)), err)
 		}
 	}
 	if ro != 0 {

@@ -22,6 +22,20 @@ type RunOptions struct {
 // process runs. Attached, it forwards signals, waits, deletes the container
 // (unless Keep) and returns the exit code the way a shell reports it.
 func Run(ctx context.Context, root, id string, opts RunOptions) (int, error) {
+	// Subscribing to signals costs milliseconds of rt_sigaction calls here:
+	// do it while the container is being created.
+	var sigs chan os.Signal
+	sigsReady := make(chan struct{})
+	if opts.Detach {
+		close(sigsReady)
+	} else {
+		sigs = make(chan os.Signal, 64)
+		go func() {
+			signal.Notify(sigs, forwardedSignals...)
+			close(sigsReady)
+		}()
+		defer signal.Stop(sigs)
+	}
 	var ptyMaster chan *os.File
 	var closeConsole func()
 	if !opts.Detach && opts.ConsoleSocket == "" {
@@ -52,12 +66,7 @@ func Run(ctx context.Context, root, id string, opts RunOptions) (int, error) {
 		return 0, err
 	}
 	sp.conn.f.Close()
-	var sigs chan os.Signal
-	if !opts.Detach {
-		sigs = make(chan os.Signal, 64)
-		signal.Notify(sigs)
-		defer signal.Stop(sigs)
-	}
+	<-sigsReady
 	if err := c.Start(ctx); err != nil {
 		c.Delete(ctx, true)
 		return 0, err
@@ -92,10 +101,7 @@ wait:
 	for {
 		select {
 		case s := <-sigs:
-			if sig, ok := s.(unix.Signal); ok && sig != unix.SIGCHLD && sig != unix.SIGURG && sig != unix.SIGPIPE {
-				if sig == unix.SIGWINCH {
-					continue
-				}
+			if sig, ok := s.(unix.Signal); ok {
 				unix.Kill(pid, sig)
 			}
 		case ws = <-done:
@@ -113,6 +119,23 @@ wait:
 	}
 	return code, nil
 }
+
+// forwardedSignals are passed on to an attached container's process: every
+// asynchronous signal except the ones about our own terminal and children
+// (SIGCHLD, SIGWINCH, SIGPIPE, SIGURG) and the uncatchable ones.
+var forwardedSignals = func() []os.Signal {
+	var out []os.Signal
+	for s := unix.Signal(1); s <= 64; s++ {
+		switch s {
+		case unix.SIGKILL, unix.SIGSTOP, unix.SIGCHLD, unix.SIGWINCH, unix.SIGPIPE, unix.SIGURG,
+			unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGTRAP, unix.SIGPROF, unix.SIGSYS,
+			32, 33: // used by glibc for thread cancellation and setxid
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}()
 
 // exitCode reports a wait status as a shell would: 128+n for signal n.
 func exitCode(ws unix.WaitStatus) int {

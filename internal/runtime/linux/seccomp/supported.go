@@ -4,6 +4,7 @@ package seccomp
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"syscall"
@@ -100,3 +101,9 @@ var supportedFlags = sync.OnceValue(func() []string {
 	}
 	return out
 })
+
+// LibraryVersion is the version of the linked libseccomp, "2.5.4".
+func LibraryVersion() string {
+	major, minor, micro := libseccomp.GetLibraryVersion()
+	return fmt.Sprintf("%d.%d.%d", major, minor, micro)
+}
