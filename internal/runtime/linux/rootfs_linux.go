@@ -79,6 +79,11 @@ func (r *rootfs) populate() (*rootfs, error) {
 			return nil, err
 		}
 	}
+	// mknod is checked by the devices cgroup: wait until the container's
+	// cgroup and its device rules are in place.
+	if err := r.inCgroup(); err != nil {
+		return nil, err
+	}
 	if err := r.createDevices(spec.Linux.Devices); err != nil {
 		return nil, err
 	}
