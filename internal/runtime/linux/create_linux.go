@@ -312,7 +312,7 @@ func checkLinuxConfig(spec *specs.Spec) error {
 			return err
 		}
 	}
-	return nil
+	return checkLSM(spec)
 }
 
 func currentUser() string {
