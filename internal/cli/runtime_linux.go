@@ -143,6 +143,16 @@ func (g *runtimeGlobals) fail(err error) error {
 	return err
 }
 
+// locked runs fn on a container with its lock held.
+func (g *runtimeGlobals) locked(id string, fn func(*linux.Container) error) error {
+	c, unlock, err := linux.LoadLocked(g.root, id)
+	if err != nil {
+		return g.fail(err)
+	}
+	defer unlock()
+	return g.fail(fn(c))
+}
+
 func exactID(cmd *cobra.Command, args []string) error {
 	if len(args) != 1 {
 		return fmt.Errorf("%q requires exactly one argument, the container id", cmd.CommandPath())
@@ -219,12 +229,7 @@ func (g *runtimeGlobals) startCmd() *cobra.Command {
 		Short: "Start the process of a created container",
 		Args:  exactID,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, unlock, err := linux.LoadLocked(g.root, args[0])
-			if err != nil {
-				return g.fail(err)
-			}
-			defer unlock()
-			return g.fail(c.Start(cmd.Context()))
+			return g.locked(args[0], func(c *linux.Container) error { return c.Start(cmd.Context()) })
 		},
 	}
 }
@@ -569,12 +574,7 @@ func (g *runtimeGlobals) pauseCmd() *cobra.Command {
 	return &cobra.Command{
 		Use: "pause <container-id>", Short: "Freeze every process of a container", Args: exactID,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, unlock, err := linux.LoadLocked(g.root, args[0])
-			if err != nil {
-				return g.fail(err)
-			}
-			defer unlock()
-			return g.fail(c.Pause())
+			return g.locked(args[0], func(c *linux.Container) error { return c.Pause() })
 		},
 	}
 }
@@ -583,12 +583,7 @@ func (g *runtimeGlobals) resumeCmd() *cobra.Command {
 	return &cobra.Command{
 		Use: "resume <container-id>", Short: "Thaw a paused container", Args: exactID,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, unlock, err := linux.LoadLocked(g.root, args[0])
-			if err != nil {
-				return g.fail(err)
-			}
-			defer unlock()
-			return g.fail(c.Resume())
+			return g.locked(args[0], func(c *linux.Container) error { return c.Resume() })
 		},
 	}
 }

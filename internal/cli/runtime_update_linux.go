@@ -20,36 +20,13 @@ func (g *runtimeGlobals) updateCmd() *cobra.Command {
 		Short: "Change a running container's resource limits",
 		Args:  exactID,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, unlock, err := linux.LoadLocked(g.root, args[0])
-			if err != nil {
-				return g.fail(err)
-			}
-			defer unlock()
-			res := &specs.LinuxResources{}
-			if c.Spec.Linux != nil && c.Spec.Linux.Resources != nil {
-				// Start from what the container has, so a flag changes one value.
-				data, _ := json.Marshal(c.Spec.Linux.Resources)
-				json.Unmarshal(data, res)
-			}
-			if resources != "" {
-				var in io.Reader = os.Stdin
-				if resources != "-" {
-					f, err := os.Open(resources)
-					if err != nil {
-						return g.fail(fmt.Errorf("--resources: %w", err))
-					}
-					defer f.Close()
-					in = f
+			return g.locked(args[0], func(c *linux.Container) error {
+				res, err := updatedResources(c, resources, cmd)
+				if err != nil {
+					return err
 				}
-				res = &specs.LinuxResources{}
-				if err := json.NewDecoder(in).Decode(res); err != nil {
-					return g.fail(fmt.Errorf("--resources %s: %w", resources, err))
-				}
-			}
-			if err := applyUpdateFlags(cmd, res); err != nil {
-				return g.fail(err)
-			}
-			return g.fail(c.Update(res))
+				return c.Update(res)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -71,6 +48,36 @@ func (g *runtimeGlobals) updateCmd() *cobra.Command {
 	f.String("l3-cache-schema", "", "not supported")
 	f.String("mem-bw-schema", "", "not supported")
 	return cmd
+}
+
+// updatedResources is the container's resources with --resources (a whole
+// linux.resources object) and the flags applied.
+func updatedResources(c *linux.Container, resources string, cmd *cobra.Command) (*specs.LinuxResources, error) {
+	res := &specs.LinuxResources{}
+	if c.Spec.Linux != nil && c.Spec.Linux.Resources != nil {
+		// Start from what the container has, so a flag changes one value.
+		data, _ := json.Marshal(c.Spec.Linux.Resources)
+		json.Unmarshal(data, res)
+	}
+	if resources != "" {
+		var in io.Reader = os.Stdin
+		if resources != "-" {
+			f, err := os.Open(resources)
+			if err != nil {
+				return nil, fmt.Errorf("--resources: %w", err)
+			}
+			defer f.Close()
+			in = f
+		}
+		res = &specs.LinuxResources{}
+		if err := json.NewDecoder(in).Decode(res); err != nil {
+			return nil, fmt.Errorf("--resources %s: %w", resources, err)
+		}
+	}
+	if err := applyUpdateFlags(cmd, res); err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 func parseBytes(s string) (int64, error) {

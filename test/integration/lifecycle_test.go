@@ -13,6 +13,8 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/internal/runtime/linux"
 )
 
 func TestRunOutputAndExitCodes(t *testing.T) {
@@ -184,7 +186,7 @@ func TestConsoleSocket(t *testing.T) {
 			return
 		}
 		defer conn.Close()
-		m, err := receiveFd(conn)
+		m, err := linux.ReceiveConsole(conn)
 		if err != nil {
 			got <- nil
 			return
@@ -389,5 +391,55 @@ func TestReadonlyRootAndRlimitErrors(t *testing.T) {
 	}
 	if !strings.Contains(out, "RLIMIT_NOFILE") {
 		t.Fatalf("rlimit error does not name the limit: %q", out)
+	}
+}
+
+func TestUpdateAndEventsStats(t *testing.T) {
+	r := newRuntime(t)
+	b := newBundle(t, r.bin, "sleep", "60")
+	id := uniqueID(t)
+	r.run("run", "-d", "--bundle", b.Dir, id)
+	r.run("update", "--memory", "96m", "--pids-limit", "33", id)
+	for file, want := range map[string]string{
+		"/sys/fs/cgroup/memory/berth/" + id + "/memory.limit_in_bytes": "100663296",
+		"/sys/fs/cgroup/pids/berth/" + id + "/pids.max":                "33",
+	} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Skipf("cgroup v1 file %s not there (not a v1/hybrid host?): %v", file, err)
+		}
+		if got := strings.TrimSpace(string(data)); got != want {
+			t.Fatalf("%s = %s, want %s", file, got, want)
+		}
+	}
+	res := filepath.Join(t.TempDir(), "res.json")
+	os.WriteFile(res, []byte(`{"pids": {"limit": 44}}`), 0o644)
+	r.run("update", "--resources", res, id)
+	if data, _ := os.ReadFile("/sys/fs/cgroup/pids/berth/" + id + "/pids.max"); strings.TrimSpace(string(data)) != "44" {
+		t.Fatalf("pids.max after --resources: %s", data)
+	}
+	var ev struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+		Data struct {
+			Pids struct {
+				Current uint64 `json:"current"`
+				Limit   uint64 `json:"limit"`
+			} `json:"pids"`
+			Memory struct {
+				Usage struct {
+					Usage uint64 `json:"usage"`
+				} `json:"usage"`
+			} `json:"memory"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(r.run("events", "--stats", id)), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type != "stats" || ev.ID != id || ev.Data.Pids.Current != 1 || ev.Data.Pids.Limit != 44 || ev.Data.Memory.Usage.Usage == 0 {
+		t.Fatalf("events --stats: %+v", ev)
+	}
+	if out, err := r.try("update", "--memory", "lots", id); err == nil || !strings.Contains(out, "--memory") {
+		t.Fatalf("bad --memory: %v %q", err, out)
 	}
 }

@@ -163,16 +163,8 @@ func runInit(conn *syncConn, cfg *initConfig) error {
 			return err
 		}
 	}
-	proc, err := prepareProcess(cfg)
+	proc, err := prepareAndSetup(cfg, console)
 	if err != nil {
-		return err
-	}
-	if console != nil {
-		if err := useConsole(console); err != nil {
-			return err
-		}
-	}
-	if err := proc.setup(); err != nil {
 		return err
 	}
 
@@ -206,16 +198,8 @@ func initExec(conn *syncConn, cfg *initConfig) error {
 			return err
 		}
 	}
-	proc, err := prepareProcess(cfg)
+	proc, err := prepareAndSetup(cfg, console)
 	if err != nil {
-		return err
-	}
-	if console != nil {
-		if err := useConsole(console); err != nil {
-			return err
-		}
-	}
-	if err := proc.setup(); err != nil {
 		return err
 	}
 	if err := proc.loadLateSeccomp(); err != nil {
@@ -224,6 +208,25 @@ func initExec(conn *syncConn, cfg *initConfig) error {
 	// The parent reads EOF when execve closes the socket (CLOEXEC); an
 	// error arrives as a message first.
 	return proc.exec()
+}
+
+// prepareAndSetup checks the process, makes the console its stdio and
+// applies its identity: everything that must succeed before the parent is
+// told the process is ready.
+func prepareAndSetup(cfg *initConfig, console *os.File) (*preparedProcess, error) {
+	proc, err := prepareProcess(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if console != nil {
+		if err := useConsole(console); err != nil {
+			return nil, err
+		}
+	}
+	if err := proc.setup(); err != nil {
+		return nil, err
+	}
+	return proc, nil
 }
 
 func remountRootReadonly() error {
