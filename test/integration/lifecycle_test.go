@@ -443,3 +443,20 @@ func TestUpdateAndEventsStats(t *testing.T) {
 		t.Fatalf("bad --memory: %v %q", err, out)
 	}
 }
+
+func TestPersonalityIOPriorityAndUnsupported(t *testing.T) {
+	r := newRuntime(t)
+	b := newBundle(t, r.bin, "sh", "-c", "uname -m; cat /proc/self/stat >/dev/null")
+	b.Spec.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux32}
+	b.Spec.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_IDLE, Priority: 7}
+	b.save(t)
+	stdout, stderr, code := r.runOutput(b, uniqueID(t))
+	if code != 0 || strings.TrimSpace(stdout) != "i686" {
+		t.Fatalf("LINUX32 personality: uname -m %q (exit %d, %s)", stdout, code, stderr)
+	}
+	b.Spec.Linux.IntelRdt = &specs.LinuxIntelRdt{ClosID: "x"}
+	b.save(t)
+	if out, err := r.try("run", "--bundle", b.Dir, uniqueID(t)); err == nil || !strings.Contains(out, "linux.intelRdt") {
+		t.Fatalf("intelRdt: %v %q", err, out)
+	}
+}

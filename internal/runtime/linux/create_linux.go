@@ -312,6 +312,9 @@ func checkLinuxConfig(spec *specs.Spec) error {
 			return err
 		}
 	}
+	if err := unsupportedFeatures(spec); err != nil {
+		return err
+	}
 	return checkLSM(spec)
 }
 

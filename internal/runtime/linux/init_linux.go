@@ -401,6 +401,14 @@ func (pp *preparedProcess) setup() error {
 	if err := setRlimits(p.Rlimits); err != nil {
 		return err
 	}
+	if err := setIOPriority(p.IOPriority); err != nil {
+		return err
+	}
+	if pp.cfg.Spec != nil && pp.cfg.Spec.Linux != nil {
+		if err := setPersonality(pp.cfg.Spec.Linux.Personality); err != nil {
+			return err
+		}
+	}
 	umask := 0o022
 	if p.User.Umask != nil {
 		umask = int(*p.User.Umask)

@@ -319,7 +319,7 @@ func (c *Container) Exec(ctx context.Context, opts ExecOptions) (*ExecResult, er
 			ID:      c.ID,
 			Bundle:  c.Bundle,
 			Rootfs:  c.Rootfs,
-			Spec:    &specs.Spec{Linux: &specs.Linux{Seccomp: c.Spec.Linux.Seccomp}},
+			Spec:    &specs.Spec{Linux: &specs.Linux{Seccomp: c.Spec.Linux.Seccomp, Personality: c.Spec.Linux.Personality}},
 			Process: p,
 			NoPivot: c.NoPivot,
 		},
