@@ -460,3 +460,15 @@ func TestPersonalityIOPriorityAndUnsupported(t *testing.T) {
 		t.Fatalf("intelRdt: %v %q", err, out)
 	}
 }
+
+func TestNonRootUserCanReopenStdout(t *testing.T) {
+	r := newRuntime(t)
+	b := newBundle(t, r.bin, "sh", "-c", "echo via-dev-stdout > /dev/stdout")
+	b.Spec.Process.User = specs.User{UID: 65534, GID: 65534}
+	b.save(t)
+	// runFiles gives the container regular files owned by root as stdio.
+	stdout, stderr, code := r.runOutput(b, uniqueID(t))
+	if code != 0 || stdout != "via-dev-stdout\n" {
+		t.Fatalf("non-root reopen of /dev/stdout: %q %q exit %d", stdout, stderr, code)
+	}
+}

@@ -146,16 +146,19 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 	}
 	defer stateDir.Close()
 
-	mgr, err = cgroup.New(cgroup.Config{
-		ID:        id,
-		Path:      spec.Linux.CgroupsPath,
-		Resources: spec.Linux.Resources,
-		Devices:   spec.Linux.Devices,
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("cgroup: %w", err)
+	newCgroup := func() (cgroup.Manager, error) {
+		m, err := cgroup.New(cgroup.Config{
+			ID:        id,
+			Path:      spec.Linux.CgroupsPath,
+			Resources: spec.Linux.Resources,
+			Devices:   spec.Linux.Devices,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("cgroup: %w", err)
+		}
+		mgr = m
+		return m, nil
 	}
-	tracePhase("cgroup-new")
 
 	console, err := openConsoleSocket(opts)
 	if err != nil {
@@ -188,7 +191,7 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		timeOffsets: spec.Linux.TimeOffsets,
 		uidMaps:     spec.Linux.UIDMappings,
 		gidMaps:     spec.Linux.GIDMappings,
-		cgroup:      mgr,
+		newCgroup:   newCgroup,
 		lateCgroup:  true,
 		preserve:    opts.PreserveFDs,
 		stateDir:    stateDir,

@@ -430,6 +430,7 @@ func (pp *preparedProcess) setup() error {
 			return err
 		}
 	}
+	fixStdioOwnership(p.User)
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_KEEPCAPS): %w", err)
 	}
@@ -474,6 +475,28 @@ func (pp *preparedProcess) exec() error {
 	}
 	err := unix.Exec(pp.path, p.Args, p.Env)
 	return fmt.Errorf("exec %s: %w", pp.path, err)
+}
+
+// fixStdioOwnership hands stdio pipes and files to the process's user, as
+// runc does: a non-root process can use fds 0-2 it inherited, but opening
+// /dev/stdout (/proc/self/fd/1) again needs permission on the pipe itself.
+// /dev/null and terminals are left alone; failures only mean the reopen
+// will fail later, as it would have anyway.
+func fixStdioOwnership(u specs.User) {
+	if u.UID == 0 && u.GID == 0 {
+		return
+	}
+	self := uint32(os.Getuid())
+	for fd := 0; fd < 3; fd++ {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil || st.Uid != self {
+			continue
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFCHR {
+			continue
+		}
+		unix.Fchown(fd, int(u.UID), int(u.GID))
+	}
 }
 
 // setRlimits applies process.rlimits to this process, which the container

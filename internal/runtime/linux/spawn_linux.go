@@ -51,7 +51,10 @@ type spawnRequest struct {
 	// "cgroup" message before anything that depends on the membership:
 	// creating its cgroup namespace (unshared then, not in the
 	// constructor), mounting cgroupfs, running hooks, exec.
-	lateCgroup  bool
+	lateCgroup bool
+	// newCgroup (with lateCgroup) makes the cgroup manager while the child
+	// creates its namespaces, instead of before the child exists.
+	newCgroup   func() (cgroup.Manager, error)
 	preserve    int // fds 3..3+preserve-1 of this process go to the child at the same numbers
 	stateDir    *os.File
 	console     *os.File
@@ -122,6 +125,9 @@ func spawn(req *spawnRequest) (*spawned, error) {
 	cmd.Env = []string{
 		nsexec.EnvSyncFD + "=" + strconv.Itoa(syncFD),
 		envInit + "=" + strconv.Itoa(syncFD),
+		// The init does one thing at a time on one locked thread: one P
+		// means fewer threads to start (and for setuid to signal).
+		"GOMAXPROCS=1",
 	}
 	if traceOn {
 		cmd.Env = append(cmd.Env, "BERTH_TRACE=1")
@@ -136,9 +142,6 @@ func spawn(req *spawnRequest) (*spawned, error) {
 		sp.kill()
 		parent.Close()
 		return nil, err
-	}
-	if req.cgroup != nil {
-		req.cfg.CgroupPaths = req.cgroup.Paths()
 	}
 	if req.lateCgroup && req.cloneFlags&unix.CLONE_NEWCGROUP != 0 {
 		req.cloneFlags &^= unix.CLONE_NEWCGROUP
@@ -164,6 +167,16 @@ func spawn(req *spawnRequest) (*spawned, error) {
 	b.WriteString("end\n")
 	if _, err := parent.WriteString(b.String()); err != nil {
 		return fail(fmt.Errorf("send namespace config to container init: %w", err))
+	}
+	if req.newCgroup != nil {
+		mgr, err := req.newCgroup()
+		if err != nil {
+			return fail(err)
+		}
+		req.cgroup = mgr
+	}
+	if req.cgroup != nil {
+		req.cfg.CgroupPaths = req.cgroup.Paths()
 	}
 	for {
 		line, err := sp.conn.readLine()
