@@ -89,24 +89,12 @@ func runInit(conn *syncConn, cfg *initConfig) error {
 		}
 		defer r.close()
 	}
-	if err := inCgroup(); err != nil {
+	tracePhase("rootfs")
+	if err := r.maskPaths(spec.Linux.MaskedPaths); err != nil {
 		return err
 	}
-	tracePhase("rootfs")
-	var console *os.File
-	if p.Terminal {
-		var err error
-		if console, err = setupConsole(cfg, r); err != nil {
-			return err
-		}
-	}
-	if r != nil {
-		if err := r.maskPaths(spec.Linux.MaskedPaths); err != nil {
-			return err
-		}
-		if err := r.readonlyPaths(spec.Linux.ReadonlyPaths); err != nil {
-			return err
-		}
+	if err := r.readonlyPaths(spec.Linux.ReadonlyPaths); err != nil {
+		return err
 	}
 	if hasNamespace(spec, specs.NetworkNamespace, true) {
 		if err := bringUpLoopback(); err != nil {
@@ -115,6 +103,18 @@ func runInit(conn *syncConn, cfg *initConfig) error {
 	}
 	if err := writeSysctls(spec); err != nil {
 		return err
+	}
+	// Everything above overlapped the parent moving us into our cgroup.
+	if err := r.finish(); err != nil {
+		return err
+	}
+	tracePhase("in-cgroup")
+	var console *os.File
+	if p.Terminal {
+		var err error
+		if console, err = setupConsole(cfg, r); err != nil {
+			return err
+		}
 	}
 	if cfg.RuntimeHooks {
 		if err := conn.send(message{Type: "createRuntime"}); err != nil {
@@ -130,7 +130,7 @@ func runInit(conn *syncConn, cfg *initConfig) error {
 			return err
 		}
 	}
-	if r != nil {
+	{
 		if err := r.enterRoot(cfg.NoPivot || cfg.HostMountNS); err != nil {
 			return err
 		}

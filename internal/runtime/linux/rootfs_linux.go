@@ -29,6 +29,45 @@ type rootfs struct {
 	// inCgroup waits until the process is in its cgroup (and has its
 	// cgroup namespace); cgroup mounts call it first.
 	inCgroup func() error
+	// deferred are cgroup mounts left for finish, so that everything
+	// that does not need the cgroup overlaps the wait for it.
+	deferred []specs.Mount
+}
+
+// canDefer reports whether mounts[i] can be done after everything else:
+// nothing mounted later, masked or made read-only lies beneath it.
+func canDefer(spec *specs.Spec, i int) bool {
+	dest := filepath.Clean("/" + spec.Mounts[i].Destination)
+	under := func(p string) bool {
+		p = filepath.Clean("/" + p)
+		return p == dest || strings.HasPrefix(p, dest+"/")
+	}
+	for _, m := range spec.Mounts[i+1:] {
+		if under(m.Destination) {
+			return false
+		}
+	}
+	for _, p := range append(append([]string(nil), spec.Linux.MaskedPaths...), spec.Linux.ReadonlyPaths...) {
+		if under(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// finish does what needs the container's cgroup: the deferred cgroup
+// mounts, and device nodes (mknod is checked by the devices cgroup, whose
+// rules are in place once the parent says the init joined).
+func (r *rootfs) finish() error {
+	if err := r.inCgroup(); err != nil {
+		return err
+	}
+	for _, m := range r.deferred {
+		if err := r.mount(m); err != nil {
+			return err
+		}
+	}
+	return r.createDevices(r.cfg.Spec.Linux.Devices)
 }
 
 func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
@@ -74,18 +113,14 @@ func (r *rootfs) populate() (*rootfs, error) {
 		return nil, err
 	}
 
-	for _, m := range spec.Mounts {
+	for i, m := range spec.Mounts {
+		if (m.Type == "cgroup" || m.Type == "cgroup2") && canDefer(spec, i) {
+			r.deferred = append(r.deferred, m)
+			continue
+		}
 		if err := r.mount(m); err != nil {
 			return nil, err
 		}
-	}
-	// mknod is checked by the devices cgroup: wait until the container's
-	// cgroup and its device rules are in place.
-	if err := r.inCgroup(); err != nil {
-		return nil, err
-	}
-	if err := r.createDevices(spec.Linux.Devices); err != nil {
-		return nil, err
 	}
 	if err := r.devLinks(); err != nil {
 		return nil, err
