@@ -8,3 +8,14 @@ import (
 func isInit() bool { return linux.IsInit() }
 
 func runInit() { linux.Init() }
+
+// warmUp starts, as early as possible, the kernel wait that creating a
+// container will pay (see linux.WarmCgroupMigration).
+func warmUp(args []string) {
+	for _, a := range args {
+		if a == "create" || a == "run" {
+			go linux.WarmCgroupMigration()
+			return
+		}
+	}
+}

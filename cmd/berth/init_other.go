@@ -5,3 +5,5 @@ package main
 func isInit() bool { return false }
 
 func runInit() {}
+
+func warmUp([]string) {}

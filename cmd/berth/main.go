@@ -22,6 +22,7 @@ func main() {
 		runInit()
 		return
 	}
+	warmUp(os.Args[1:])
 	name := filepath.Base(os.Args[0])
 	if name == "berth-runtime" {
 		os.Exit(cli.ExecuteRuntime(cli.NewRuntimeCommand(name), os.Args[1:]))

@@ -472,3 +472,51 @@ func TestNonRootUserCanReopenStdout(t *testing.T) {
 		t.Fatalf("non-root reopen of /dev/stdout: %q %q exit %d", stdout, stderr, code)
 	}
 }
+
+func TestKilledCreateIsCleanedByTheNextCommand(t *testing.T) {
+	r := newRuntime(t)
+	b := newBundle(t, r.bin, "true")
+	// The create waits in its createRuntime hook: kill -9 it there, when the
+	// cgroup and the init exist but no state does.
+	b.Spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sleep", Args: []string{"sleep", "30"}}}}
+	b.save(t)
+	id := uniqueID(t)
+	c := r.cmd("create", "--bundle", b.Dir, id)
+	c.Stdout, c.Stderr = nil, nil
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cgroupDir := filepath.Join("/sys/fs/cgroup/pids/berth", id)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if procs, err := os.ReadFile(filepath.Join(cgroupDir, "cgroup.procs")); err == nil && len(procs) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			c.Process.Kill()
+			t.Skipf("no v1 pids cgroup %s appeared (not a v1/hybrid host?)", cgroupDir)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // inside the hook now
+	c.Process.Kill()
+	c.Wait()
+	exec.Command("pkill", "-f", "sleep 30").Run() // the hook, our own child
+	if _, err := os.Stat(filepath.Join(r.root, id)); err != nil {
+		t.Fatalf("the killed create left no directory to recover from: %v", err)
+	}
+	if out := strings.TrimSpace(r.run("list", "-q")); out != "" {
+		t.Fatalf("list shows a half-created container: %q", out)
+	}
+	for _, dir := range []string{cgroupDir, filepath.Join(r.root, id)} {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s left after the next command (err %v)", dir, err)
+		}
+	}
+	// And the id can be used again.
+	b.Spec.Hooks = nil
+	b.save(t)
+	if _, stderr, code := r.runOutput(b, id); code != 0 {
+		t.Fatalf("run with the recovered id: %d %s", code, stderr)
+	}
+}

@@ -6,14 +6,14 @@ import (
 	"strings"
 )
 
-// warmCgroupMigration starts, in the background, the wait that the first
+// WarmCgroupMigration starts, in the background, the wait that the first
 // move of a process between cgroups pays: the kernel's cgroup migration
 // lock is a per-cpu rwsem whose writer waits for an RCU grace period (a
 // jiffy or more, ~10 ms here) unless another writer held it moments ago.
 // Re-writing our own pid into our own cgroup takes that lock without moving
 // anything; by the time the container's init is moved, the grace period is
 // over or under way. Errors are ignored: it is only a head start.
-func warmCgroupMigration() {
+func WarmCgroupMigration() {
 	data, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return

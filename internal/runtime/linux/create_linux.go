@@ -48,7 +48,6 @@ func Create(ctx context.Context, root, id string, opts CreateOptions) (*Containe
 
 func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Container, _ *spawned, retErr error) {
 	tracePhase("create")
-	go warmCgroupMigration()
 	if err := CheckID(id); err != nil {
 		return nil, nil, err
 	}
@@ -156,6 +155,9 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		if err != nil {
 			return nil, fmt.Errorf("cgroup: %w", err)
 		}
+		if err := recordCreating(dir, creatingRecord{CgroupPaths: m.Paths(), Rootfs: rootfs, HostMountNS: c.HostMountNS}); err != nil {
+			return nil, fmt.Errorf("record create in %s: %w", dir, err)
+		}
 		mgr = m
 		return m, nil
 	}
@@ -260,6 +262,7 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 	if err := c.save(); err != nil {
 		return nil, sp, fmt.Errorf("save state of %s: %w", id, err)
 	}
+	os.Remove(filepath.Join(dir, creatingFile))
 	if opts.PidFile != "" {
 		if err := writePidFile(opts.PidFile, sp.pid); err != nil {
 			os.Remove(filepath.Join(dir, stateFile))

@@ -14,6 +14,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/runtime/linux/cgroup"
 )
 
 // Errors callers can test with errors.Is.
@@ -131,7 +133,55 @@ func cleanAbandoned(dir string) {
 	}
 	defer l.Unlock()
 	if _, err := os.Stat(filepath.Join(dir, stateFile)); os.IsNotExist(err) {
+		undoCreate(dir)
 		os.RemoveAll(dir)
+	}
+}
+
+// creatingFile records, before anything outside the container directory
+// exists, what a create is making, so that if it dies (kill -9) the next
+// command can undo it: the cgroup (and the processes in it) and, without a
+// mount namespace, the rootfs mounts.
+const creatingFile = "creating.json"
+
+type creatingRecord struct {
+	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
+	Rootfs      string            `json:"rootfs,omitempty"`
+	HostMountNS bool              `json:"host_mount_ns,omitempty"`
+}
+
+func recordCreating(dir string, rec creatingRecord) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, creatingFile), data, 0o600)
+}
+
+// undoCreate removes what a dead create left outside its directory.
+func undoCreate(dir string) {
+	data, err := os.ReadFile(filepath.Join(dir, creatingFile))
+	if err != nil {
+		return
+	}
+	var rec creatingRecord
+	if json.Unmarshal(data, &rec) != nil {
+		return
+	}
+	if len(rec.CgroupPaths) > 0 {
+		if mgr, err := cgroup.Load(rec.CgroupPaths, false); err == nil {
+			if pids, err := mgr.Pids(); err == nil && len(pids) > 0 {
+				mgr.Thaw()
+				for _, pid := range pids {
+					unix.Kill(pid, unix.SIGKILL)
+				}
+				waitGone(mgr, 2*time.Second)
+			}
+			mgr.Destroy()
+		}
+	}
+	if rec.HostMountNS && rec.Rootfs != "" {
+		unix.Unmount(rec.Rootfs, unix.MNT_DETACH)
 	}
 }
 
@@ -302,6 +352,11 @@ func LoadLocked(root, id string) (*Container, func(), error) {
 	}
 	c, err := Load(root, id)
 	if err != nil {
+		if errors.Is(err, ErrNotExist) {
+			// A directory whose create died: we hold its lock, so undo it.
+			undoCreate(dir)
+			os.RemoveAll(dir)
+		}
 		l.Unlock()
 		return nil, nil, err
 	}
