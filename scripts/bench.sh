@@ -7,4 +7,4 @@ work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 scripts/mkbundle.sh "$work/true" /bin/true >/dev/null
 # The runtime benchmark: create+start+wait+delete of /bin/true.
-go run ./test/bench/runtime -bundle "$work/true" -berth "$here/bin/berth-runtime" -runc "$(command -v runc)" -n "${BENCH_RUNS:-30}"
+go run ./test/bench/runtime -bundle "$work/true" -berth "$here/bin/berth-runtime" -runc "$(command -v runc)" -n "${BENCH_RUNS:-50}"
