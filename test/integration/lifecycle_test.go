@@ -520,3 +520,28 @@ func TestKilledCreateIsCleanedByTheNextCommand(t *testing.T) {
 		t.Fatalf("run with the recovered id: %d %s", code, stderr)
 	}
 }
+
+func TestHookTimeoutAndSystemdCgroupError(t *testing.T) {
+	r := newRuntime(t)
+	b := newBundle(t, r.bin, "true")
+	one := 1
+	b.Spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sleep", Args: []string{"sleep", "20"}, Timeout: &one}}}
+	b.save(t)
+	start := time.Now()
+	out, err := r.try("create", "--bundle", b.Dir, uniqueID(t))
+	if err == nil || !strings.Contains(out, "timed out after 1s") {
+		t.Fatalf("hook over its timeout: err %v, %q", err, out)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("create waited %v for a hook with a 1 s timeout", d)
+	}
+	if out := strings.TrimSpace(r.run("list", "-q")); out != "" {
+		t.Fatalf("container left after a failed hook: %q", out)
+	}
+	b.Spec.Hooks = nil
+	b.save(t)
+	out, err = r.try("--systemd-cgroup", "create", "--bundle", b.Dir, uniqueID(t))
+	if err == nil || !strings.Contains(out, "--systemd-cgroup is not supported") {
+		t.Fatalf("--systemd-cgroup: err %v, %q", err, out)
+	}
+}
