@@ -194,6 +194,7 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		uidMaps:     spec.Linux.UIDMappings,
 		gidMaps:     spec.Linux.GIDMappings,
 		newCgroup:   newCgroup,
+		resources:   spec.Linux.Resources,
 		lateCgroup:  true,
 		preserve:    opts.PreserveFDs,
 		stateDir:    stateDir,
@@ -209,9 +210,6 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		return nil, sp, fmt.Errorf("join cgroup: %w", err)
 	}
 	tracePhase("cgroup-joined")
-	if err := mgr.Set(spec.Linux.Resources); err != nil {
-		return nil, sp, fmt.Errorf("cgroup: %w", err)
-	}
 	if err := sp.conn.send(message{Type: "cgroup"}); err != nil {
 		// The init failed meanwhile: its message says why.
 		if _, rerr := sp.conn.expect("none"); rerr != nil {

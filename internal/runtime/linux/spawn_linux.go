@@ -55,7 +55,8 @@ type spawnRequest struct {
 	// newCgroup (with lateCgroup) makes the cgroup manager while the child
 	// creates its namespaces, instead of before the child exists.
 	newCgroup   func() (cgroup.Manager, error)
-	preserve    int // fds 3..3+preserve-1 of this process go to the child at the same numbers
+	resources   *specs.LinuxResources // with lateCgroup: written before the move
+	preserve    int                   // fds 3..3+preserve-1 of this process go to the child at the same numbers
 	stateDir    *os.File
 	console     *os.File
 	stdio       Stdio
@@ -213,7 +214,20 @@ func spawn(req *spawnRequest) (*spawned, error) {
 	if req.lateCgroup {
 		done := make(chan error, 1)
 		sp.cgroupJoined = done
-		go func(pid int) { done <- req.cgroup.Apply(pid) }(sp.pid)
+		go func(pid int) {
+			// Make the cgroup and write its limits first, then move the
+			// init in: only the move waits for the kernel's grace period,
+			// and the limits are in force from the moment it is inside.
+			if err := req.cgroup.Apply(-1); err != nil {
+				done <- err
+				return
+			}
+			if err := req.cgroup.Set(req.resources); err != nil {
+				done <- err
+				return
+			}
+			done <- req.cgroup.Apply(pid)
+		}(sp.pid)
 	}
 	if err := applyProcessLimits(sp.pid, req.oomScoreAdj); err != nil {
 		return fail(err)
