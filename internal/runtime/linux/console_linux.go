@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 )
 
@@ -48,9 +47,9 @@ func setupConsole(cfg *initConfig, r *rootfs) (*os.File, error) {
 	var err error
 	if r != nil {
 		var h *os.File
-		h, err = pathrs.OpenatInRoot(r.root, "/dev/pts/ptmx")
+		h, err = openInRoot(r.root, "/dev/pts/ptmx")
 		if err == nil {
-			master, err = pathrs.Reopen(h, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+			master, err = reopen(h, unix.O_RDWR|unix.O_NOCTTY)
 			h.Close()
 		}
 	} else {

@@ -126,7 +126,7 @@ func (r *rootfs) populate() (*rootfs, error) {
 		return nil, err
 	}
 	if cfg.Process != nil && cfg.Process.Cwd != "" {
-		d, err := pathrs.MkdirAllHandle(r.root, cfg.Process.Cwd, 0o755)
+		d, err := mkdirAllInRoot(r.root, cfg.Process.Cwd, 0o755)
 		if err != nil {
 			return nil, fmt.Errorf("create process.cwd %s in rootfs %s: %w", cfg.Process.Cwd, r.path, err)
 		}
@@ -223,7 +223,7 @@ func unescapeMountinfo(s string) string {
 // target resolves dest inside the rootfs, creating it (a directory, or a
 // file when file is true) if it is missing, and returns an O_PATH handle.
 func (r *rootfs) target(dest string, file bool) (*os.File, error) {
-	h, err := pathrs.OpenatInRoot(r.root, dest)
+	h, err := openInRoot(r.root, dest)
 	if err == nil {
 		return h, nil
 	}
@@ -231,9 +231,9 @@ func (r *rootfs) target(dest string, file bool) (*os.File, error) {
 		return nil, err
 	}
 	if !file {
-		return pathrs.MkdirAllHandle(r.root, dest, 0o755)
+		return mkdirAllInRoot(r.root, dest, 0o755)
 	}
-	dir, err := pathrs.MkdirAllHandle(r.root, filepath.Dir(dest), 0o755)
+	dir, err := mkdirAllInRoot(r.root, filepath.Dir(dest), 0o755)
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +245,7 @@ func (r *rootfs) target(dest string, file bool) (*os.File, error) {
 	if err == nil {
 		unix.Close(fd)
 	}
-	return pathrs.OpenatInRoot(r.root, dest)
+	return openInRoot(r.root, dest)
 }
 
 func (r *rootfs) show(dest string) string { return filepath.Join(r.path, dest) }
@@ -331,7 +331,7 @@ func (r *rootfs) finishMount(dest string, opts mountOptions, bind bool) error {
 		return nil
 	}
 	// Reopen: the old handle is the mount point, not the new mount's root.
-	t, err := pathrs.OpenatInRoot(r.root, dest)
+	t, err := openInRoot(r.root, dest)
 	if err != nil {
 		return fmt.Errorf("reopen mount %s: %w", r.show(dest), err)
 	}
@@ -422,12 +422,12 @@ func (r *rootfs) copyUp(dest string) error {
 		return nil // not a directory: nothing to copy
 	}
 	defer src.Close()
-	dstH, err := pathrs.OpenatInRoot(r.root, dest)
+	dstH, err := openInRoot(r.root, dest)
 	if err != nil {
 		return fmt.Errorf("tmpcopyup %s: %w", r.show(dest), err)
 	}
 	defer dstH.Close()
-	dst, err := pathrs.Reopen(dstH, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	dst, err := reopen(dstH, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		return fmt.Errorf("tmpcopyup %s: %w", r.show(dest), err)
 	}
@@ -579,12 +579,12 @@ func (r *rootfs) mountCgroup(m specs.Mount, dest string, opts mountOptions) erro
 	}
 	// The tmpfs is ours and nothing of the container runs yet: its
 	// directories are made and mounted on through its fd directly.
-	th, err := pathrs.OpenatInRoot(r.root, dest)
+	th, err := openInRoot(r.root, dest)
 	if err != nil {
 		return fmt.Errorf("mount cgroup on %s: %w", r.show(dest), err)
 	}
 	defer th.Close()
-	dir, err := pathrs.Reopen(th, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	dir, err := reopen(th, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		return fmt.Errorf("mount cgroup on %s: %w", r.show(dest), err)
 	}
@@ -615,7 +615,7 @@ func (r *rootfs) mountCgroup(m specs.Mount, dest string, opts mountOptions) erro
 		}
 	}
 	if ro != 0 {
-		t2, err := pathrs.OpenatInRoot(r.root, dest)
+		t2, err := openInRoot(r.root, dest)
 		if err != nil {
 			return err
 		}
@@ -688,7 +688,7 @@ func (r *rootfs) createDevice(d devSpec) error {
 		}
 		return r.bindMount(specs.Mount{Source: d.path, Destination: dest}, dest, parseMountOptions([]string{"bind"}))
 	}
-	dir, err := pathrs.MkdirAllHandle(r.root, filepath.Dir(dest), 0o755)
+	dir, err := mkdirAllInRoot(r.root, filepath.Dir(dest), 0o755)
 	if err != nil {
 		return err
 	}
@@ -737,7 +737,7 @@ func (r *rootfs) devLinks() error {
 	if _, err := os.Stat("/proc/kcore"); err == nil {
 		links = append(links, [2]string{"/proc/kcore", "/dev/core"})
 	}
-	dev, err := pathrs.MkdirAllHandle(r.root, "/dev", 0o755)
+	dev, err := mkdirAllInRoot(r.root, "/dev", 0o755)
 	if err != nil {
 		return fmt.Errorf("create /dev in %s: %w", r.path, err)
 	}
@@ -748,7 +748,7 @@ func (r *rootfs) devLinks() error {
 		}
 	}
 	// With a devpts mount, /dev/ptmx must be its multiplexer.
-	if pts, err := pathrs.OpenatInRoot(r.root, "/dev/pts/ptmx"); err == nil {
+	if pts, err := openInRoot(r.root, "/dev/pts/ptmx"); err == nil {
 		pts.Close()
 		if err := unix.Unlinkat(int(dev.Fd()), "ptmx", 0); err != nil && !errors.Is(err, unix.ENOENT) {
 			return fmt.Errorf("remove %s: %w", r.show("/dev/ptmx"), err)
@@ -765,7 +765,7 @@ func (r *rootfs) devLinks() error {
 // container mount existed).
 func (r *rootfs) maskPaths(paths []string) error {
 	for _, p := range paths {
-		h, err := pathrs.OpenatInRoot(r.root, p)
+		h, err := openInRoot(r.root, p)
 		if err != nil {
 			if errors.Is(err, unix.ENOENT) {
 				continue
@@ -793,7 +793,7 @@ func (r *rootfs) maskPaths(paths []string) error {
 // itself.
 func (r *rootfs) readonlyPaths(paths []string) error {
 	for _, p := range paths {
-		h, err := pathrs.OpenatInRoot(r.root, p)
+		h, err := openInRoot(r.root, p)
 		if err != nil {
 			if errors.Is(err, unix.ENOENT) {
 				continue
@@ -805,7 +805,7 @@ func (r *rootfs) readonlyPaths(paths []string) error {
 		if err != nil {
 			return fmt.Errorf("make %s read-only: %w", r.show(p), err)
 		}
-		h, err = pathrs.OpenatInRoot(r.root, p)
+		h, err = openInRoot(r.root, p)
 		if err != nil {
 			return fmt.Errorf("make %s read-only: %w", r.show(p), err)
 		}

@@ -143,3 +143,50 @@ func TestStateSurvivesRoundTripAndStatus(t *testing.T) {
 		t.Errorf("dead create not cleaned")
 	}
 }
+
+func TestMkdirAllInRootStaysInside(t *testing.T) {
+	outside := t.TempDir()
+	root := t.TempDir()
+	// An image whose /etc is a symlink out (absolute and by ..).
+	os.Symlink(outside, filepath.Join(root, "abs"))
+	os.Symlink("../../../../../../"+outside, filepath.Join(root, "rel"))
+	rootF, err := os.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rootF.Close()
+	// Dangling (its target does not exist inside the root): refused.
+	if h, err := mkdirAllInRoot(rootF, "/abs/a/b", 0o755); err == nil {
+		h.Close()
+		t.Fatalf("mkdir through a dangling symlink succeeded")
+	}
+	// With the target present inside the root, both links lead there.
+	os.MkdirAll(filepath.Join(root, outside), 0o755)
+	for _, p := range []string{"/abs/a/b", "/rel/c", "/plain/d/e"} {
+		h, err := mkdirAllInRoot(rootF, p, 0o755)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		h.Close()
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Fatalf("directories created outside the root: %v", entries)
+	}
+	for _, p := range []string{outside + "/a/b", outside + "/c", root + "/plain/d/e"} {
+		in := strings.Replace(p, outside, filepath.Join(root, outside), 1)
+		if _, err := os.Stat(in); err != nil {
+			t.Errorf("%s not created inside the root (%s): %v", p, in, err)
+		}
+	}
+	h, err := openInRoot(rootF, "/abs/../../../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	var st, rst unix.Stat_t
+	unix.Fstat(int(h.Fd()), &st)
+	unix.Stat(root, &rst)
+	if st.Ino != rst.Ino {
+		t.Fatalf("/abs/../../../.. resolved outside the root")
+	}
+}
