@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/moby/sys/mountinfo"
 	"io"
 	"net"
 	"os"
@@ -645,33 +646,15 @@ func secReadFile(path string) string {
 	return string(data)
 }
 
-func secUnescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // secMountPoints parses mountinfo text into its mount points.
-func secMountPoints(mountinfo string) []string {
+func secMountPoints(text string) []string {
+	mounts, err := mountinfo.GetMountsFromReader(strings.NewReader(text), nil)
+	if err != nil {
+		return nil
+	}
 	var out []string
-	for _, line := range strings.Split(mountinfo, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 7 {
-			continue
-		}
-		out = append(out, secUnescapeMountinfo(f[4]))
+	for _, m := range mounts {
+		out = append(out, m.Mountpoint)
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -92,9 +93,12 @@ func setupRootfs(cfg *initConfig, inCgroup func() error) (*rootfs, error) {
 	if err := unix.Mount("", "/", "", prop, ""); err != nil {
 		return nil, fmt.Errorf("set propagation of / to %s: %w", spec.Linux.RootfsPropagation, err)
 	}
-	// pivot_root refuses a new root whose parent mount is shared.
-	if err := makeParentMountPrivate(r.path); err != nil {
-		return nil, err
+	// pivot_root refuses a new root whose parent mount is shared (only
+	// possible when we just made everything shared).
+	if prop&unix.MS_SHARED != 0 {
+		if err := makeParentMountPrivate(r.path); err != nil {
+			return nil, err
+		}
 	}
 	return r.populate()
 }
@@ -169,55 +173,23 @@ func (r *rootfs) openDevNull() error {
 // makeParentMountPrivate makes the mount that holds path private if it is
 // shared, so pivot_root (and a rootfsPropagation of shared) work.
 func makeParentMountPrivate(path string) error {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(mountinfo.ParentsFilter(path))
 	if err != nil {
 		return err
 	}
-	best, shared := "", false
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 7 {
-			continue
-		}
-		mp := unescapeMountinfo(f[4])
-		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
-			best = mp
-			shared = false
-			for _, opt := range f[6:] {
-				if opt == "-" {
-					break
-				}
-				if strings.HasPrefix(opt, "shared:") {
-					shared = true
-				}
-			}
+	var best *mountinfo.Info
+	for _, m := range mounts {
+		if best == nil || len(m.Mountpoint) > len(best.Mountpoint) {
+			best = m
 		}
 	}
-	if best == "" || !shared {
+	if best == nil || !strings.Contains(best.Optional, "shared:") {
 		return nil
 	}
-	if err := unix.Mount("", best, "", unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make %s private for pivot_root: %w", best, err)
+	if err := unix.Mount("", best.Mountpoint, "", unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make %s private for pivot_root: %w", best.Mountpoint, err)
 	}
 	return nil
-}
-
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // target resolves dest inside the rootfs, creating it (a directory, or a
