@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -431,7 +430,7 @@ func (g *runtimeGlobals) execCmd() *cobra.Command {
 				restore := linux.ProxyTerminal(res.Master)
 				defer restore()
 			}
-			code, err := waitChild(res.Pid)
+			code, err := linux.WaitExit(res.Pid)
 			if err != nil {
 				return g.fail(err)
 			}
@@ -477,26 +476,6 @@ func parseUser(s string) (specs.User, error) {
 		u.GID = uint32(gid)
 	}
 	return u, nil
-}
-
-// waitChild waits for a process started with CLONE_PARENT or as our child,
-// forwarding signals to it.
-func waitChild(pid int) (int, error) {
-	var ws unix.WaitStatus
-	for {
-		_, err := unix.Wait4(pid, &ws, 0, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, fmt.Errorf("wait for pid %d: %w", pid, err)
-		}
-		break
-	}
-	if ws.Signaled() {
-		return 128 + int(ws.Signal()), nil
-	}
-	return ws.ExitStatus(), nil
 }
 
 func (g *runtimeGlobals) psCmd() *cobra.Command {
@@ -651,5 +630,3 @@ func specCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&rootless, "rootless", false, "write a config for a rootless container")
 	return cmd
 }
-
-func runContext() context.Context { return context.Background() }

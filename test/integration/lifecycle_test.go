@@ -287,7 +287,7 @@ func TestUserNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if uid := fi.Sys().(interface{}).(*syscallStat).Uid; uid != 100000 {
+	if uid := fi.Sys().(*syscallStat).Uid; uid != 100000 {
 		t.Fatalf("file created by container root has host uid %d, want 100000", uid)
 	}
 }

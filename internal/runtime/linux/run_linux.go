@@ -2,6 +2,7 @@ package linux
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -84,19 +85,16 @@ func Run(ctx context.Context, root, id string, opts RunOptions) (int, error) {
 		}
 	}
 	pid := c.Pid
-	done := make(chan unix.WaitStatus, 1)
+	type exit struct {
+		code int
+		err  error
+	}
+	done := make(chan exit, 1)
 	go func() {
-		var ws unix.WaitStatus
-		for {
-			_, err := unix.Wait4(pid, &ws, 0, nil)
-			if err == unix.EINTR {
-				continue
-			}
-			done <- ws
-			return
-		}
+		code, err := WaitExit(pid)
+		done <- exit{code, err}
 	}()
-	var ws unix.WaitStatus
+	var res exit
 wait:
 	for {
 		select {
@@ -104,11 +102,14 @@ wait:
 			if sig, ok := s.(unix.Signal); ok {
 				unix.Kill(pid, sig)
 			}
-		case ws = <-done:
+		case res = <-done:
 			break wait
 		}
 	}
-	code := exitCode(ws)
+	if res.err != nil {
+		return 0, res.err
+	}
+	code := res.code
 	tracePhase("exited")
 	if !opts.Keep {
 		if lc, unlock, err := LoadLocked(root, id); err == nil {
@@ -136,6 +137,22 @@ var forwardedSignals = func() []os.Signal {
 	}
 	return out
 }()
+
+// WaitExit waits for a child (or CLONE_PARENT grandchild) and returns its
+// exit code as a shell reports it.
+func WaitExit(pid int) (int, error) {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("wait for pid %d: %w", pid, err)
+		}
+		return exitCode(ws), nil
+	}
+}
 
 // exitCode reports a wait status as a shell would: 128+n for signal n.
 func exitCode(ws unix.WaitStatus) int {

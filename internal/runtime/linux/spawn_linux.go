@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -317,13 +316,4 @@ func namespacePlan(nss []specs.LinuxNamespace) (uintptr, []nsJoin) {
 		}
 	}
 	return flags, join
-}
-
-// selfExe is the running binary, for error messages.
-func selfExe() string {
-	p, err := os.Executable()
-	if err != nil {
-		return "berth"
-	}
-	return filepath.Base(p)
 }
