@@ -545,3 +545,57 @@ func TestHookTimeoutAndSystemdCgroupError(t *testing.T) {
 		t.Fatalf("--systemd-cgroup: err %v, %q", err, out)
 	}
 }
+
+func TestConcurrentCreatesAndLists(t *testing.T) {
+	r := newRuntime(t)
+	b := newBundle(t, r.bin, "sleep", "30")
+	const n = 8
+	errs := make(chan error, n)
+	stop := make(chan struct{})
+	listErrs := make(chan string, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				close(listErrs)
+				return
+			default:
+			}
+			if out, err := r.try("list", "-q"); err != nil {
+				listErrs <- out
+				<-stop
+				close(listErrs)
+				return
+			}
+		}
+	}()
+	base := uniqueID(t)
+	for i := 0; i < n; i++ {
+		go func(i int) {
+			out, err := r.try("run", "-d", "--bundle", b.Dir, fmt.Sprintf("%s-%d", base, i))
+			if err != nil {
+				err = fmt.Errorf("%v: %s", err, out)
+			}
+			errs <- err
+		}(i)
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent run: %v", err)
+		}
+	}
+	close(stop)
+	if out, ok := <-listErrs; ok {
+		t.Errorf("list failed during creates: %s", out)
+	}
+	ids := strings.Fields(r.run("list", "-q"))
+	if len(ids) != n {
+		t.Fatalf("%d containers listed, want %d: %v", len(ids), n, ids)
+	}
+	for _, id := range ids {
+		if st := r.state(id); st.Status != "running" {
+			t.Errorf("%s is %s", id, st.Status)
+		}
+		r.run("delete", "--force", id)
+	}
+}

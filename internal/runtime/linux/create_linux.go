@@ -79,21 +79,8 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		return nil, nil, fmt.Errorf("create runtime root %s: %w", root, err)
 	}
 	dir := filepath.Join(root, id)
-	if err := os.Mkdir(dir, 0o711); err != nil {
-		if os.IsExist(err) {
-			cleanAbandoned(dir)
-			err = os.Mkdir(dir, 0o711)
-		}
-		if err != nil {
-			if os.IsExist(err) {
-				return nil, nil, fmt.Errorf("container %s: %w", id, ErrExist)
-			}
-			return nil, nil, fmt.Errorf("create container directory %s: %w", dir, err)
-		}
-	}
-	l, err := lockDir(dir)
+	l, err := makeLockedDir(root, id)
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, nil, err
 	}
 	defer l.Unlock()

@@ -100,6 +100,40 @@ func Load(root, id string) (*Container, error) {
 	return &Container{root: root, dir: dir, ID: id, State: &st}, nil
 }
 
+// makeLockedDir makes <root>/<id> already locked: the directory is made and
+// locked under a temporary name and renamed into place, so no other command
+// ever sees it unlocked and mistakes it for an abandoned create.
+func makeLockedDir(root, id string) (*lock, error) {
+	dir := filepath.Join(root, id)
+	tmp, err := os.MkdirTemp(root, ".creating-"+id+"-")
+	if err != nil {
+		return nil, fmt.Errorf("create container directory in %s: %w", root, err)
+	}
+	os.Chmod(tmp, 0o711)
+	l, err := lockDir(tmp)
+	if err != nil {
+		os.Remove(tmp)
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dir, unix.RENAME_NOREPLACE)
+		if err == nil {
+			return l, nil
+		}
+		if err == unix.EEXIST && attempt == 0 {
+			// Perhaps the leftover of a create that died: undo it, once.
+			cleanAbandoned(dir)
+			continue
+		}
+		l.Unlock()
+		os.Remove(tmp)
+		if err == unix.EEXIST {
+			return nil, fmt.Errorf("container %s: %w", id, ErrExist)
+		}
+		return nil, fmt.Errorf("create container directory %s: %w", dir, err)
+	}
+}
+
 // List returns the ids of all containers under root, sorted.
 func List(root string) ([]string, error) {
 	entries, err := os.ReadDir(root)
@@ -111,6 +145,14 @@ func List(root string) ([]string, error) {
 	}
 	var ids []string
 	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), ".creating-") {
+			// A create that died before renaming its directory into place;
+			// a young one may be live but not locked yet (mkdir, then lock).
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Minute {
+				cleanAbandoned(filepath.Join(root, e.Name()))
+			}
+			continue
+		}
 		if !e.IsDir() || CheckID(e.Name()) != nil {
 			continue
 		}
