@@ -11,7 +11,7 @@ export GOFLAGS ?= -buildvcs=false
 export GOEXPERIMENT := jsonv2
 GOFILES := $(shell git ls-files '*.go' 2>/dev/null)
 # Packages a test or the demo uses; scripts/deps.sh installs the missing ones.
-DEBS := gcc libc6-dev pkg-config libseccomp-dev busybox-static runc containerd podman skopeo umoci procps
+DEBS := gcc libc6-dev pkg-config libseccomp-dev busybox-static runc containerd podman skopeo umoci procps docker-registry
 
 .PHONY: all deps build install demo test check fmt vet freebsd unit conformance conformance-quick bench clean
 
@@ -53,8 +53,9 @@ freebsd:
 
 # Unit and privileged integration tests (the latter need root and skip,
 # saying why, without it). BERTH_BIN points them at the built binary.
+# BERTH_TEST_REQUIRE_REGISTRY: a missing registry fails the run, not skips.
 unit: build
-	BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -count=1 -timeout 20m ./...
+	BERTH_BIN=$(CURDIR)/bin/berth BERTH_TEST_REQUIRE_REGISTRY=1 $(GO) test -count=1 -timeout 20m ./...
 
 # A representative part of the OCI validation suite, side by side with runc.
 CONFORMANCE_QUICK := default linux_ns_itype linux_ns_path misc_props linux_masked_paths linux_readonly_paths linux_sysctl linux_uid_mappings process_capabilities hooks_stdin
