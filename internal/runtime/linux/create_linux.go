@@ -126,11 +126,20 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 	if err := os.Chmod(fifo, 0o622); err != nil {
 		return nil, nil, fmt.Errorf("create exec fifo: %w", err)
 	}
-	stateDir, err := os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	// What the waiting init holds to reach the fifo: the fifo itself when
+	// the container will have a /proc to reopen it through, else (rare) the
+	// state directory. Either way it is close-on-exec and the init is not
+	// dumpable while it waits.
+	fifoHandle, fifoIsDir := (*os.File)(nil), !mountsProc(spec)
+	if fifoIsDir {
+		fifoHandle, err = os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	} else {
+		fifoHandle, err = os.OpenFile(fifo, unix.O_PATH|unix.O_CLOEXEC, 0)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	defer stateDir.Close()
+	defer fifoHandle.Close()
 
 	newCgroup := func() (cgroup.Manager, error) {
 		m, err := cgroup.New(cgroup.Config{
@@ -184,7 +193,8 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		resources:   spec.Linux.Resources,
 		lateCgroup:  true,
 		preserve:    opts.PreserveFDs,
-		stateDir:    stateDir,
+		fifo:        fifoHandle,
+		fifoIsDir:   fifoIsDir,
 		console:     console,
 		stdio:       opts.Stdio,
 		oomScoreAdj: spec.Process.OOMScoreAdj,
@@ -277,6 +287,16 @@ func writePidFile(path string, pid int) error {
 		return fmt.Errorf("write pid file %s: %w", abs, err)
 	}
 	return nil
+}
+
+// mountsProc reports whether the container gets a procfs at /proc.
+func mountsProc(spec *specs.Spec) bool {
+	for _, m := range spec.Mounts {
+		if m.Type == "proc" && filepath.Clean("/"+m.Destination) == "/proc" {
+			return true
+		}
+	}
+	return false
 }
 
 func hasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType, fresh bool) bool {

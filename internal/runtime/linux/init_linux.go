@@ -174,7 +174,7 @@ func runInit(conn *syncConn, cfg *initConfig) error {
 	}
 	conn.f.Close()
 	conn.f = nil
-	if err := waitForStart(cfg.StateDirFD); err != nil {
+	if err := waitForStart(cfg.FifoFD, cfg.FifoIsDir); err != nil {
 		return err
 	}
 	tracePhase("started")
@@ -297,9 +297,19 @@ func joinSessionKeyring(id string) error {
 	return nil
 }
 
-// waitForStart blocks until `start` opens the exec fifo.
-func waitForStart(stateDirFD int) error {
-	fd, err := unix.Openat(stateDirFD, fifoName, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+// waitForStart blocks until `start` opens the exec fifo. The init holds an
+// O_PATH handle of the fifo and reopens it for writing through the
+// container's /proc, checking that procfs really is there and that the
+// reopened file is the same fifo (so a fake /proc in the image cannot
+// redirect the write). Without a /proc it holds the state directory.
+func waitForStart(handle int, isDir bool) error {
+	var fd int
+	var err error
+	if isDir {
+		fd, err = unix.Openat(handle, fifoName, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	} else {
+		fd, err = reopenFifo(handle)
+	}
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
 	}
@@ -308,8 +318,29 @@ func waitForStart(stateDirFD int) error {
 		return fmt.Errorf("write exec fifo: %w", err)
 	}
 	unix.Close(fd)
-	unix.Close(stateDirFD)
+	unix.Close(handle)
 	return nil
+}
+
+func reopenFifo(handle int) (int, error) {
+	var sfs unix.Statfs_t
+	if err := unix.Statfs("/proc/self/fd", &sfs); err != nil || sfs.Type != unix.PROC_SUPER_MAGIC {
+		return -1, fmt.Errorf("the container's /proc is not procfs")
+	}
+	var want unix.Stat_t
+	if err := unix.Fstat(handle, &want); err != nil {
+		return -1, err
+	}
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(handle), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	var got unix.Stat_t
+	if err := unix.Fstat(fd, &got); err != nil || got.Dev != want.Dev || got.Ino != want.Ino {
+		unix.Close(fd)
+		return -1, fmt.Errorf("/proc/self/fd/%d is not the exec fifo", handle)
+	}
+	return fd, nil
 }
 
 // lookPath resolves args[0] with the PATH of the process's environment.

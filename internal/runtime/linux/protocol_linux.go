@@ -30,7 +30,8 @@ type initConfig struct {
 	NoPivot      bool           `json:"no_pivot,omitempty"`
 	NoNewKeyring bool           `json:"no_new_keyring,omitempty"`
 	PreserveFDs  int            `json:"preserve_fds,omitempty"`
-	StateDirFD   int            `json:"state_dir_fd,omitempty"`
+	FifoFD       int            `json:"fifo_fd,omitempty"`
+	FifoIsDir    bool           `json:"fifo_is_dir,omitempty"` // FifoFD is the state dir holding exec.fifo
 	ConsoleFD    int            `json:"console_fd,omitempty"`
 	// NewMountNS and NewUTSNS tell the init what it owns.
 	NewMountNS bool `json:"new_mount_ns,omitempty"`

@@ -56,7 +56,8 @@ type spawnRequest struct {
 	newCgroup   func() (cgroup.Manager, error)
 	resources   *specs.LinuxResources // with lateCgroup: written before the move
 	preserve    int                   // fds 3..3+preserve-1 of this process go to the child at the same numbers
-	stateDir    *os.File
+	fifo        *os.File              // O_PATH handle of the exec fifo, or of the state dir when fifoIsDir
+	fifoIsDir   bool
 	console     *os.File
 	stdio       Stdio
 	oomScoreAdj *int
@@ -115,8 +116,9 @@ func spawn(req *spawnRequest) (*spawned, error) {
 	if memfd != nil {
 		cmd.Path = "/proc/self/fd/" + strconv.Itoa(next(memfd))
 	}
-	if req.stateDir != nil {
-		req.cfg.StateDirFD = next(req.stateDir)
+	if req.fifo != nil {
+		req.cfg.FifoFD = next(req.fifo)
+		req.cfg.FifoIsDir = req.fifoIsDir
 	}
 	if req.console != nil {
 		req.cfg.ConsoleFD = next(req.console)
