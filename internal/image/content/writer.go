@@ -179,6 +179,18 @@ func (w *Writer) Ref() string { return w.ref }
 // After a resume, the source must continue from here.
 func (w *Writer) Offset() int64 { return w.offset }
 
+// Written returns a reader of the bytes already in the ingest (the first
+// Offset bytes: after a resume, what an earlier Writer received), so that a
+// consumer of the whole stream (an unpacker) can read them before the rest
+// arrives. Read it fully before the next Write; it reads the ingest's own
+// file and ends when the Writer does.
+func (w *Writer) Written() (io.Reader, error) {
+	if w.f == nil {
+		return nil, w.ended()
+	}
+	return io.NewSectionReader(w.f, 0, w.offset), nil
+}
+
 // Digest is the digest of the bytes written so far; after a successful
 // Commit, the blob's digest.
 func (w *Writer) Digest() string { return sumDigest(w.alg, w.h) }

@@ -77,9 +77,7 @@ func (r *Registry) NewRequest(t testing.TB, method, path string, body []byte) *h
 	if err != nil {
 		t.Fatalf("registrytest: %v", err)
 	}
-	if r.Username != "" {
-		req.SetBasicAuth(r.Username, r.Password)
-	}
+	r.authorize(req)
 	return req
 }
 
@@ -101,9 +99,7 @@ func (r *Registry) do(t testing.TB, method, u, contentType string, body []byte) 
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	if r.Username != "" {
-		req.SetBasicAuth(r.Username, r.Password)
-	}
+	r.authorize(req)
 	resp, err := r.Client().Do(req)
 	if err != nil {
 		t.Fatalf("registrytest: %s %s: %v", method, u, err)

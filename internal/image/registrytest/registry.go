@@ -54,8 +54,13 @@ type Options struct {
 	TLS bool
 	// Auth enables htpasswd basic auth (bcrypt) for Users.
 	Auth bool
-	// Users maps user name to password. With Auth and no Users, one user
-	// "berth" with a random password is created. Ignored without Auth.
+	// Token enables token auth (see token.go): the registry trusts JWTs
+	// from a token server started for it, which checks Users' passwords.
+	// Exclusive with Auth.
+	Token bool
+	// Users maps user name to password. With Auth or Token and no Users,
+	// one user "berth" with a random password is created. Ignored
+	// otherwise.
 	Users map[string]string
 }
 
@@ -86,6 +91,7 @@ type Registry struct {
 	exited    chan struct{} // closed when the process has been waited for
 	waitErr   error         // valid after exited is closed
 	transport *http.Transport
+	token     *tokenServer // nil outside token mode
 }
 
 // Start starts a registry for the duration of the test. It skips the test
@@ -118,16 +124,29 @@ func Start(t testing.TB, opts Options) *Registry {
 		r.CAPEM, r.CAPool, r.CAFile = ca.pem, ca.pool, ca.file
 		cfg.certFile, cfg.keyFile = ca.certFile, ca.keyFile
 	}
-	if opts.Auth {
+	if opts.Auth && opts.Token {
+		t.Fatalf("registrytest: Options.Auth and Options.Token are exclusive")
+	}
+	if opts.Auth || opts.Token {
 		users := opts.Users
 		if len(users) == 0 {
 			users = map[string]string{"berth": randomHex(t, 12)}
 		}
-		path, err := writeHtpasswd(dir, users)
-		if err != nil {
-			t.Fatalf("registrytest: %v", err)
+		if opts.Token {
+			ts, bundle, err := startTokenServer(dir, users)
+			if err != nil {
+				t.Fatalf("registrytest: token server: %v", err)
+			}
+			t.Cleanup(ts.srv.Close)
+			r.token = ts
+			cfg.tokenRealm, cfg.tokenBundle = ts.srv.URL+"/token", bundle
+		} else {
+			path, err := writeHtpasswd(dir, users)
+			if err != nil {
+				t.Fatalf("registrytest: %v", err)
+			}
+			cfg.htpasswd = path
 		}
-		cfg.htpasswd = path
 		r.Username = firstKey(users)
 		r.Password = users[r.Username]
 	}
@@ -171,7 +190,7 @@ func Start(t testing.TB, opts Options) *Registry {
 	if err := r.waitReady(began.Add(startTimeout)); err != nil {
 		t.Fatalf("registrytest: %v\n%s", err, r.logsForReport())
 	}
-	t.Logf("registrytest: %s up in %v (tls=%v auth=%v)", r.URL, time.Since(began).Round(time.Millisecond), opts.TLS, opts.Auth)
+	t.Logf("registrytest: %s up in %v (tls=%v auth=%v token=%v)", r.URL, time.Since(began).Round(time.Millisecond), opts.TLS, opts.Auth, opts.Token)
 	return r
 }
 
@@ -285,7 +304,10 @@ func (r *Registry) probe(c *http.Client) (bool, string) {
 	}
 	resp.Body.Close()
 	switch {
-	case !r.opts.Auth && resp.StatusCode == http.StatusOK:
+	case !r.opts.Auth && !r.opts.Token && resp.StatusCode == http.StatusOK:
+		return true, ""
+	case r.opts.Token && resp.StatusCode == http.StatusUnauthorized &&
+		strings.HasPrefix(resp.Header.Get("Www-Authenticate"), "Bearer "):
 		return true, ""
 	case r.opts.Auth && resp.StatusCode == http.StatusUnauthorized &&
 		strings.HasPrefix(resp.Header.Get("Www-Authenticate"), "Basic "):
@@ -338,6 +360,8 @@ type config struct {
 	storage, secret   string
 	certFile, keyFile string
 	htpasswd          string
+	tokenRealm        string
+	tokenBundle       string
 }
 
 func (c config) yaml() string {
@@ -376,6 +400,15 @@ http:
     realm: berth-registrytest
     path: %q
 `, c.htpasswd)
+	}
+	if c.tokenRealm != "" {
+		fmt.Fprintf(&b, `auth:
+  token:
+    realm: %q
+    service: %q
+    issuer: %q
+    rootcertbundle: %q
+`, c.tokenRealm, tokenService, tokenIssuer, c.tokenBundle)
 	}
 	b.WriteString(`health:
   storagedriver:
