@@ -20,6 +20,9 @@ func NewRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	var g globalOptions
+	g.register(root)
 	root.AddCommand(NewRuntimeCommand("runtime"))
+	addImageCommands(root, &g)
 	return root
 }

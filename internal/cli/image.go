@@ -1,0 +1,621 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"text/template"
+	"time"
+
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/image/credentials"
+	"github.com/berth-dev/berth/internal/image/reference"
+	"github.com/berth-dev/berth/internal/image/remote"
+	"github.com/spf13/cobra"
+)
+
+// globalOptions are the engine's global flags.
+type globalOptions struct {
+	root           string
+	state          string
+	registryConfig string
+	certsDir       string
+}
+
+func (g *globalOptions) register(cmd *cobra.Command) {
+	f := cmd.PersistentFlags()
+	f.StringVar(&g.root, "root", envOr("BERTH_ROOT", "/var/lib/berth"), "state root: images, layers, containers ($BERTH_ROOT)")
+	f.StringVar(&g.state, "state", envOr("BERTH_STATE", "/run/berth"), "run-time state directory ($BERTH_STATE)")
+	f.StringVar(&g.registryConfig, "registry-config", envOr("BERTH_REGISTRY_CONFIG", "/etc/berth/registries.json"), "registries configuration: mirrors, insecure registries, CAs")
+	f.StringVar(&g.certsDir, "certs-dir", envOr("BERTH_CERTS_DIR", "/etc/berth/certs.d"), "per-registry certificates: DIR/host:port/*.crt")
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// keychainCredentials adapts the keychain to the registry client.
+type keychainCredentials struct{ k *credentials.Keychain }
+
+func (c keychainCredentials) Get(ctx context.Context, registry string) (string, string, error) {
+	return c.k.Lookup(ctx, registry)
+}
+
+func (g *globalOptions) keychain() *credentials.Keychain {
+	return credentials.New(credentials.Options{})
+}
+
+func (g *globalOptions) registryClient() (*remote.Client, error) {
+	cfg, err := remote.LoadConfig(g.registryConfig)
+	if err != nil {
+		return nil, err
+	}
+	return remote.New(remote.Options{
+		Registries:  cfg.Registries,
+		CertsDir:    g.certsDir,
+		Credentials: keychainCredentials{g.keychain()},
+		UserAgent:   "berth/" + Version,
+	}), nil
+}
+
+func (g *globalOptions) images() (*image.Service, error) {
+	reg, err := g.registryClient()
+	if err != nil {
+		return nil, err
+	}
+	return image.Open(image.Options{Root: g.root, Registry: reg})
+}
+
+// signalContext ends on SIGINT or SIGTERM, so an interrupted pull stops
+// cleanly and keeps what it received for the next one.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func addImageCommands(root *cobra.Command, g *globalOptions) {
+	imageCmd := &cobra.Command{Use: "image", Short: "Manage images"}
+	root.AddCommand(newPullCommand(g), newPushCommand(g), newImagesCommand(g, "images"), newRmiCommand(g, "rmi"),
+		newTagCommand(g), newSaveCommand(g), newLoadCommand(g), newLoginCommand(g), newLogoutCommand(g), imageCmd)
+	imageCmd.AddCommand(newPullCommand(g), newPushCommand(g), newImagesCommand(g, "ls"), newRmiCommand(g, "rm"),
+		newTagCommand(g), newSaveCommand(g), newLoadCommand(g), newInspectCommand(g), newPruneCommand(g))
+	systemCmd := &cobra.Command{Use: "system", Short: "Manage berth"}
+	systemCmd.AddCommand(newDfCommand(g))
+	root.AddCommand(systemCmd)
+}
+
+func newPullCommand(g *globalOptions) *cobra.Command {
+	var platform string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
+		Short: "Download an image from a registry",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.images()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			pp := newProgressPrinter(os.Stderr, quiet, "Downloading")
+			if !quiet {
+				ref, err := reference.Parse(args[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(os.Stderr, "Pulling %s\n", ref.String())
+			}
+			start := time.Now()
+			rec, err := s.Pull(ctx, args[0], image.PullOptions{Platform: platform, Progress: pp.Progress()})
+			pp.Close()
+			if err != nil {
+				return err
+			}
+			if !quiet {
+				fmt.Fprintf(os.Stderr, "Digest: %s\nStatus: pulled %s (%s) in %.1fs\n", rec.Target.Digest, rec.Name, rec.Platform, time.Since(start).Seconds())
+			}
+			fmt.Println(rec.Name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&platform, "platform", "", "os/arch[/variant] to pull from a multi-platform image (default: this host's)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the image name")
+	return cmd
+}
+
+func newPushCommand(g *globalOptions) *cobra.Command {
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "push [OPTIONS] NAME[:TAG] [DESTINATION]",
+		Short: "Upload an image to a registry",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.images()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			dest := ""
+			if len(args) == 2 {
+				dest = args[1]
+			}
+			pp := newProgressPrinter(os.Stderr, quiet, "Pushing")
+			desc, err := s.Push(ctx, args[0], dest, pp.Progress())
+			pp.Close()
+			if err != nil {
+				return err
+			}
+			if !quiet {
+				fmt.Fprintf(os.Stderr, "Digest: %s size: %d\n", desc.Digest, desc.Size)
+			}
+			fmt.Println(desc.Digest)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the manifest digest")
+	return cmd
+}
+
+// imageRow is one line of `berth images`.
+type imageRow struct {
+	Repository string            `json:"repository"`
+	Tag        string            `json:"tag"`
+	Digest     string            `json:"digest"`
+	ID         string            `json:"id"`
+	Created    time.Time         `json:"created"`
+	Size       int64             `json:"size"`
+	Platform   string            `json:"platform"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	// For templates.
+	CreatedSince string `json:"-"`
+	ShortID      string `json:"-"`
+}
+
+func newImagesCommand(g *globalOptions, use string) *cobra.Command {
+	var quiet, digests, noTrunc, all bool
+	var format string
+	var filters []string
+	cmd := &cobra.Command{
+		Use:     use + " [OPTIONS] [REPOSITORY[:TAG]]",
+		Aliases: []string{"list"},
+		Short:   "List images",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.images()
+			if err != nil {
+				return err
+			}
+			ctx := context.Background()
+			recs, err := s.List(ctx)
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				filters = append(filters, "reference="+args[0])
+			}
+			var rows []imageRow
+			for _, r := range recs {
+				row, err := makeImageRow(s, r)
+				if err != nil {
+					return err
+				}
+				rows = append(rows, row)
+			}
+			rows, err = filterImages(rows, filters, recs)
+			if err != nil {
+				return err
+			}
+			sort.SliceStable(rows, func(i, j int) bool { return rows[i].Created.After(rows[j].Created) })
+			return printImages(os.Stdout, rows, format, quiet, digests, noTrunc)
+		},
+	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only image IDs")
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "all images (berth has no intermediate images: same as without)")
+	cmd.Flags().BoolVar(&digests, "digests", false, "show digests")
+	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "do not truncate IDs")
+	cmd.Flags().StringVar(&format, "format", "table", "table, json, or a Go template ({{.Repository}}, {{.Tag}}, {{.ID}}, {{.Digest}}, {{.Size}}, {{.CreatedSince}})")
+	cmd.Flags().StringArrayVarP(&filters, "filter", "f", nil, "reference=PATTERN, before=IMAGE, since=IMAGE, label=KEY[=VALUE], dangling=true|false")
+	return cmd
+}
+
+func makeImageRow(s *image.Service, r image.Record) (imageRow, error) {
+	ref, err := reference.Parse(r.Name)
+	if err != nil {
+		return imageRow{}, fmt.Errorf("image record %q: %w", r.Name, err)
+	}
+	row := imageRow{Repository: ref.FamiliarName(), Tag: ref.Tag(), Digest: r.Target.Digest.String(),
+		ID: r.ID(), Created: r.Created, Size: s.Size(r), Platform: r.Platform}
+	if row.Tag == "" {
+		row.Tag = "<none>"
+	}
+	if cfg, err := s.Config(r); err == nil {
+		row.Labels = cfg.Config.Labels
+	}
+	row.ShortID = shortDigest(row.ID)
+	row.CreatedSince = since(r.Created)
+	return row, nil
+}
+
+func since(t time.Time) string {
+	if t.IsZero() {
+		return "N/A"
+	}
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return "Less than a minute ago"
+	case d < time.Hour:
+		return fmt.Sprintf("%d minutes ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d hours ago", int(d.Hours()))
+	case d < 60*24*time.Hour:
+		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+	case d < 2*365*24*time.Hour:
+		return fmt.Sprintf("%d months ago", int(d.Hours()/24/30))
+	}
+	return fmt.Sprintf("%d years ago", int(d.Hours()/24/365))
+}
+
+func filterImages(rows []imageRow, filters []string, recs []image.Record) ([]imageRow, error) {
+	for _, f := range filters {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return nil, fmt.Errorf("filter %q: want KEY=VALUE", f)
+		}
+		var keep func(imageRow) bool
+		switch k {
+		case "reference":
+			keep = func(r imageRow) bool {
+				for _, cand := range []string{r.Repository + ":" + r.Tag, r.Repository} {
+					if ok, _ := path.Match(v, cand); ok {
+						return true
+					}
+				}
+				return false
+			}
+			if _, err := path.Match(v, ""); err != nil {
+				return nil, fmt.Errorf("filter %q: bad pattern: %v", f, err)
+			}
+		case "before", "since":
+			var ref *imageRow
+			for i := range rows {
+				r := rows[i]
+				if r.Repository+":"+r.Tag == v || r.ID == v || strings.HasPrefix(r.ID, "sha256:"+v) || recName(recs, v) == r.Repository+":"+r.Tag {
+					ref = &r
+					break
+				}
+			}
+			if ref == nil {
+				return nil, fmt.Errorf("filter %q: no such image %q", f, v)
+			}
+			at := ref.Created
+			if k == "before" {
+				keep = func(r imageRow) bool { return r.Created.Before(at) }
+			} else {
+				keep = func(r imageRow) bool { return r.Created.After(at) }
+			}
+		case "label":
+			lk, lv, hasV := strings.Cut(v, "=")
+			keep = func(r imageRow) bool {
+				got, ok := r.Labels[lk]
+				return ok && (!hasV || got == lv)
+			}
+		case "dangling":
+			if v != "true" && v != "false" {
+				return nil, fmt.Errorf("filter %q: dangling takes true or false", f)
+			}
+			// Every berth image has a name: none is dangling.
+			keep = func(imageRow) bool { return v == "false" }
+		default:
+			return nil, fmt.Errorf("filter %q: unknown filter %q (reference, before, since, label, dangling)", f, k)
+		}
+		var out []imageRow
+		for _, r := range rows {
+			if keep(r) {
+				out = append(out, r)
+			}
+		}
+		rows = out
+	}
+	return rows, nil
+}
+
+func recName(recs []image.Record, v string) string {
+	ref, err := reference.Parse(v)
+	if err != nil {
+		return ""
+	}
+	return ref.FamiliarName() + ":" + ref.Tag()
+}
+
+func printImages(w io.Writer, rows []imageRow, format string, quiet, digests, noTrunc bool) error {
+	if quiet {
+		seen := map[string]bool{}
+		for _, r := range rows {
+			id := r.ShortID
+			if noTrunc {
+				id = r.ID
+			}
+			if !seen[id] {
+				seen[id] = true
+				fmt.Fprintln(w, id)
+			}
+		}
+		return nil
+	}
+	switch format {
+	case "json":
+		if rows == nil {
+			rows = []imageRow{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	case "table", "":
+		tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+		if digests {
+			fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tIMAGE ID\tCREATED\tSIZE")
+		} else {
+			fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+		}
+		for _, r := range rows {
+			id := r.ShortID
+			if noTrunc {
+				id = r.ID
+			}
+			if digests {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, r.Digest, id, r.CreatedSince, humanBytes(r.Size))
+			} else {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, id, r.CreatedSince, humanBytes(r.Size))
+			}
+		}
+		return tw.Flush()
+	}
+	tmpl, err := template.New("format").Parse(strings.TrimPrefix(format, "table "))
+	if err != nil {
+		return fmt.Errorf("--format: %w", err)
+	}
+	for _, r := range rows {
+		if err := tmpl.Execute(w, r); err != nil {
+			return fmt.Errorf("--format: %w", err)
+		}
+		fmt.Fprintln(w)
+	}
+	return nil
+}
+
+func newRmiCommand(g *globalOptions, use string) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   use + " [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Remove images",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.images()
+			if err != nil {
+				return err
+			}
+			var errs []error
+			for _, a := range args {
+				res, err := s.Remove(context.Background(), a, force)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				for _, u := range res.Untagged {
+					fmt.Printf("Untagged: %s\n", familiar(u))
+				}
+				for _, d := range res.Deleted {
+					fmt.Printf("Deleted: %s\n", d)
+				}
+				if res.GCDeferred {
+					fmt.Fprintln(os.Stderr, "berth: a pull is running; unused layers will be removed by the next rmi or `berth image prune`")
+				}
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove even if in use or tagged several times")
+	return cmd
+}
+
+func familiar(name string) string {
+	if ref, err := reference.Parse(name); err == nil {
+		return ref.Familiar()
+	}
+	return name
+}
+
+func newTagCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+		Short: "Give an image another name",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.images()
+			if err != nil {
+				return err
+			}
+			_, err = s.Tag(context.Background(), args[0], args[1])
+			return err
+		},
+	}
+}
+
+// inspectOutput is docker's image inspect shape, for the fields berth has.
+type inspectOutput struct {
+	ID           string            `json:"Id"`
+	RepoTags     []string          `json:"RepoTags"`
+	RepoDigests  []string          `json:"RepoDigests"`
+	Created      string            `json:"Created,omitempty"`
+	Author       string            `json:"Author,omitempty"`
+	Architecture string            `json:"Architecture"`
+	Os           string            `json:"Os"`
+	Variant      string            `json:"Variant,omitempty"`
+	Size         int64             `json:"Size"`
+	Config       any               `json:"Config"`
+	RootFS       map[string]any    `json:"RootFS"`
+	Manifest     any               `json:"Manifest"`
+	Layers       any               `json:"Layers"`
+	Labels       map[string]string `json:"Labels,omitempty"`
+}
+
+func newInspectCommand(g *globalOptions) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Show details of images (JSON)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.images()
+			if err != nil {
+				return err
+			}
+			ctx := context.Background()
+			all, err := s.List(ctx)
+			if err != nil {
+				return err
+			}
+			var out []inspectOutput
+			var errs []error
+			for _, a := range args {
+				recs, err := s.Get(ctx, a)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				r := recs[0]
+				cfg, err := s.Config(r)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				o := inspectOutput{ID: r.ID(), Architecture: cfg.Architecture, Os: cfg.OS, Variant: cfg.Variant,
+					Author: cfg.Author, Size: s.Size(r), Config: cfg.Config, Manifest: r.Manifest, Layers: r.Layers,
+					RootFS: map[string]any{"Type": "layers", "Layers": r.DiffIDs}, RepoTags: []string{}, RepoDigests: []string{}}
+				if cfg.Created != nil {
+					o.Created = cfg.Created.Format(time.RFC3339Nano)
+				}
+				for _, other := range all {
+					if other.ID() != r.ID() {
+						continue
+					}
+					ref, err := reference.Parse(other.Name)
+					if err != nil {
+						continue
+					}
+					if ref.Tag() != "" {
+						o.RepoTags = append(o.RepoTags, ref.FamiliarName()+":"+ref.Tag())
+					}
+					o.RepoDigests = append(o.RepoDigests, ref.FamiliarName()+"@"+other.Target.Digest.String())
+				}
+				out = append(out, o)
+			}
+			if format != "" && format != "json" {
+				tmpl, err := template.New("format").Parse(format)
+				if err != nil {
+					return fmt.Errorf("--format: %w", err)
+				}
+				for _, o := range out {
+					if err := tmpl.Execute(os.Stdout, o); err != nil {
+						return err
+					}
+					fmt.Println()
+				}
+			} else {
+				if out == nil {
+					out = []inspectOutput{}
+				}
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "    ")
+				if err := enc.Encode(out); err != nil {
+					return err
+				}
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "json", "json or a Go template")
+	return cmd
+}
+
+func newPruneCommand(g *globalOptions) *cobra.Command {
+	var all, force bool
+	var format string
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove unused images, layers and interrupted downloads",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_ = force // berth does not prompt
+			s, err := g.images()
+			if err != nil {
+				return err
+			}
+			res, err := s.Prune(context.Background(), all)
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				return json.NewEncoder(os.Stdout).Encode(res)
+			}
+			for _, r := range res.Removed {
+				for _, u := range r.Untagged {
+					fmt.Printf("Untagged: %s\n", familiar(u))
+				}
+				for _, d := range r.Deleted {
+					fmt.Printf("Deleted: %s\n", d)
+				}
+			}
+			fmt.Printf("Total reclaimed space: %s\n", humanBytes(res.Reclaimed))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "remove every image no container uses, not only unreferenced data")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt (berth never prompts)")
+	cmd.Flags().StringVar(&format, "format", "table", "table or json")
+	return cmd
+}
+
+func newDfCommand(g *globalOptions) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "df [OPTIONS]",
+		Short: "Show disk usage",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.images()
+			if err != nil {
+				return err
+			}
+			u, err := s.DiskUsage(context.Background())
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				return json.NewEncoder(os.Stdout).Encode(map[string]any{"images": u})
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
+			fmt.Fprintln(tw, "TYPE\tTOTAL\tSIZE\tRECLAIMABLE")
+			fmt.Fprintf(tw, "Images\t%d\t%s\t%s\n", u.Images, humanBytes(u.BlobBytes+u.LayerBytes), humanBytes(u.Reclaimable))
+			fmt.Fprintf(tw, "  blobs (compressed)\t\t%s\t\n", humanBytes(u.BlobBytes))
+			fmt.Fprintf(tw, "  layers (unpacked)\t\t%s\t\n", humanBytes(u.LayerBytes))
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "table", "table or json")
+	return cmd
+}

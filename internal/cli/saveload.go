@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+func newSaveCommand(g *globalOptions) *cobra.Command {
+	var output, format string
+	cmd := &cobra.Command{
+		Use:   "save [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Write images to a tar archive (docker-archive or oci-archive)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := image.ParseArchiveFormat(format)
+			if err != nil {
+				return err
+			}
+			s, err := g.images()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			if output == "" || output == "-" {
+				if term.IsTerminal(int(os.Stdout.Fd())) {
+					return errors.New("save: refusing to write an archive to a terminal; use -o FILE or redirect stdout")
+				}
+				bw := bufio.NewWriterSize(os.Stdout, 1<<20)
+				if err := s.Save(ctx, bw, args, f); err != nil {
+					return err
+				}
+				return bw.Flush()
+			}
+			// Temp + rename: an interrupted save never leaves a truncated
+			// archive under the name asked for.
+			tmp, err := os.CreateTemp(filepath.Dir(output), "."+filepath.Base(output)+".tmp*")
+			if err != nil {
+				return err
+			}
+			defer os.Remove(tmp.Name())
+			bw := bufio.NewWriterSize(tmp, 1<<20)
+			if err := s.Save(ctx, bw, args, f); err != nil {
+				tmp.Close()
+				return err
+			}
+			if err := bw.Flush(); err != nil {
+				tmp.Close()
+				return err
+			}
+			if err := tmp.Chmod(0o644); err != nil {
+				tmp.Close()
+				return err
+			}
+			if err := tmp.Close(); err != nil {
+				return err
+			}
+			return os.Rename(tmp.Name(), output)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write to FILE instead of stdout")
+	cmd.Flags().StringVar(&format, "format", "docker-archive", "docker-archive or oci-archive")
+	return cmd
+}
+
+func newLoadCommand(g *globalOptions) *cobra.Command {
+	var input, name, platform string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "load [OPTIONS]",
+		Short: "Load images from a tar archive (docker-archive or oci-archive, optionally compressed)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.images()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			var r io.Reader = os.Stdin
+			if input != "" && input != "-" {
+				f, err := os.Open(input)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				r = f
+			} else if term.IsTerminal(int(os.Stdin.Fd())) {
+				return errors.New("load: give -i FILE or pipe an archive to stdin")
+			}
+			recs, err := s.Load(ctx, bufio.NewReaderSize(r, 1<<20), image.LoadOptions{Name: name, Platform: platform})
+			if err != nil {
+				return err
+			}
+			for _, rec := range recs {
+				if quiet {
+					fmt.Println(rec.Name)
+				} else {
+					fmt.Printf("Loaded image: %s (%s)\n", familiar(rec.Name), shortDigest(rec.ID()))
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&input, "input", "i", "", "read from FILE instead of stdin")
+	cmd.Flags().StringVar(&name, "name", "", "name for images the archive does not name (REPO[:TAG])")
+	cmd.Flags().StringVar(&platform, "platform", "", "os/arch[/variant] to load from a multi-platform archive")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the names loaded")
+	return cmd
+}
