@@ -611,3 +611,79 @@ func TestSaveLoadCLI(t *testing.T) {
 		t.Fatalf("a truncated load left images %+v", rows)
 	}
 }
+
+// TestKilledRemoveLeavesConsistentStore kills rmi and prune with SIGKILL at
+// varying moments and checks, each time, that every image still listed has
+// all its blobs and layers, and that the next commands work.
+func TestKilledRemoveLeavesConsistentStore(t *testing.T) {
+	e := newEngine(t)
+	reg := registrytest.Start(t, registrytest.Options{})
+	one := featureImage(t)
+	one.Push(t, reg, "one", "v1")
+	extra := imagetest.NewLayer(t, imagetest.Gzip, []imagetest.Entry{{Name: "two", Body: strings.Repeat("2", 1<<20)}})
+	two := imagetest.NewImage(t, "linux", "amd64", ocispec.ImageConfig{}, one.Layers[0], extra)
+	two.Push(t, reg, "two", "v1")
+	e.run("pull", "-q", reg.Ref("two", "v1"))
+	for i := 0; i < 12; i++ {
+		e.run("pull", "-q", reg.Ref("one", "v1"))
+		args := []string{"rmi", reg.Ref("one", "v1")}
+		if i%3 == 2 {
+			e.run("rmi", reg.Ref("one", "v1"))
+			args = []string{"image", "prune"}
+		}
+		cmd := e.command(args...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(i%6) * 3 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		checkStoreConsistent(t, e)
+	}
+	e.run("image", "prune")
+	e.run("rmi", reg.Ref("two", "v1"))
+	var df struct {
+		Images struct {
+			Images                int
+			BlobBytes, LayerBytes int64
+		}
+	}
+	json.Unmarshal([]byte(e.run("system", "df", "--format", "json")), &df)
+	if df.Images.Images != 0 || df.Images.BlobBytes != 0 || df.Images.LayerBytes != 0 {
+		t.Fatalf("after removing everything: %+v", df)
+	}
+}
+
+// checkStoreConsistent asserts that every listed image's blobs and layers
+// are present and complete.
+func checkStoreConsistent(t *testing.T, e *engineEnv) {
+	t.Helper()
+	var inspect []struct {
+		ID       string `json:"Id"`
+		RootFS   struct{ Layers []string }
+		Layers   []ocispec.Descriptor
+		Manifest ocispec.Descriptor
+	}
+	for _, row := range e.images() {
+		if err := json.Unmarshal([]byte(e.run("image", "inspect", row.Repository+":"+row.Tag)), &inspect); err != nil {
+			t.Fatal(err)
+		}
+		in := inspect[0]
+		blobs := []string{in.ID, in.Manifest.Digest.String()}
+		for _, l := range in.Layers {
+			blobs = append(blobs, l.Digest.String())
+		}
+		for _, b := range blobs {
+			p := filepath.Join(e.root, "content", "blobs", "sha256", strings.TrimPrefix(b, "sha256:"))
+			if _, err := os.Stat(p); err != nil {
+				t.Fatalf("image %s:%s lost blob %s: %v", row.Repository, row.Tag, b, err)
+			}
+		}
+		for _, d := range in.RootFS.Layers {
+			p := filepath.Join(e.root, "snapshots", "layers", "sha256", strings.TrimPrefix(d, "sha256:"), "info.json")
+			if _, err := os.Stat(p); err != nil {
+				t.Fatalf("image %s:%s lost layer %s: %v", row.Repository, row.Tag, d, err)
+			}
+		}
+	}
+}
