@@ -102,13 +102,7 @@ func newPullCommand(g *globalOptions) *cobra.Command {
 		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
 		Short: "Download an image from a registry",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.images()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := signalContext()
-			defer cancel()
+		RunE: g.withImages(func(ctx context.Context, s *image.Service, args []string) error {
 			pp := newProgressPrinter(os.Stderr, quiet, "Downloading")
 			if !quiet {
 				ref, err := reference.Parse(args[0])
@@ -128,7 +122,7 @@ func newPullCommand(g *globalOptions) *cobra.Command {
 			}
 			fmt.Println(rec.Name)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&platform, "platform", "", "os/arch[/variant] to pull from a multi-platform image (default: this host's)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the image name")
@@ -141,13 +135,7 @@ func newPushCommand(g *globalOptions) *cobra.Command {
 		Use:   "push [OPTIONS] NAME[:TAG] [DESTINATION]",
 		Short: "Upload an image to a registry",
 		Args:  cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.images()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := signalContext()
-			defer cancel()
+		RunE: g.withImages(func(ctx context.Context, s *image.Service, args []string) error {
 			dest := ""
 			if len(args) == 2 {
 				dest = args[1]
@@ -163,7 +151,7 @@ func newPushCommand(g *globalOptions) *cobra.Command {
 			}
 			fmt.Println(desc.Digest)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the manifest digest")
 	return cmd
@@ -193,12 +181,7 @@ func newImagesCommand(g *globalOptions, use string) *cobra.Command {
 		Aliases: []string{"list"},
 		Short:   "List images",
 		Args:    cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.images()
-			if err != nil {
-				return err
-			}
-			ctx := context.Background()
+		RunE: g.withImages(func(ctx context.Context, s *image.Service, args []string) error {
 			recs, err := s.List(ctx)
 			if err != nil {
 				return err
@@ -220,7 +203,7 @@ func newImagesCommand(g *globalOptions, use string) *cobra.Command {
 			}
 			sort.SliceStable(rows, func(i, j int) bool { return rows[i].Created.After(rows[j].Created) })
 			return printImages(os.Stdout, rows, format, quiet, digests, noTrunc)
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only image IDs")
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "all images (berth has no intermediate images: same as without)")
@@ -403,14 +386,10 @@ func newRmiCommand(g *globalOptions, use string) *cobra.Command {
 		Use:   use + " [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Remove images",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.images()
-			if err != nil {
-				return err
-			}
+		RunE: g.withImages(func(ctx context.Context, s *image.Service, args []string) error {
 			var errs []error
 			for _, a := range args {
-				res, err := s.Remove(context.Background(), a, force)
+				res, err := s.Remove(ctx, a, force)
 				if err != nil {
 					errs = append(errs, err)
 					continue
@@ -426,7 +405,7 @@ func newRmiCommand(g *globalOptions, use string) *cobra.Command {
 				}
 			}
 			return errors.Join(errs...)
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove even if in use or tagged several times")
 	return cmd
@@ -444,14 +423,10 @@ func newTagCommand(g *globalOptions) *cobra.Command {
 		Use:   "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
 		Short: "Give an image another name",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.images()
-			if err != nil {
-				return err
-			}
-			_, err = s.Tag(context.Background(), args[0], args[1])
+		RunE: g.withImages(func(ctx context.Context, s *image.Service, args []string) error {
+			_, err := s.Tag(ctx, args[0], args[1])
 			return err
-		},
+		}),
 	}
 }
 
@@ -479,12 +454,7 @@ func newInspectCommand(g *globalOptions) *cobra.Command {
 		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Show details of images (JSON)",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.images()
-			if err != nil {
-				return err
-			}
-			ctx := context.Background()
+		RunE: g.withImages(func(ctx context.Context, s *image.Service, args []string) error {
 			all, err := s.List(ctx)
 			if err != nil {
 				return err
@@ -546,7 +516,7 @@ func newInspectCommand(g *globalOptions) *cobra.Command {
 				}
 			}
 			return errors.Join(errs...)
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "json", "json or a Go template")
 	return cmd
@@ -559,13 +529,9 @@ func newPruneCommand(g *globalOptions) *cobra.Command {
 		Use:   "prune [OPTIONS]",
 		Short: "Remove unused images, layers and interrupted downloads",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: g.withImages(func(ctx context.Context, s *image.Service, args []string) error {
 			_ = force // berth does not prompt
-			s, err := g.images()
-			if err != nil {
-				return err
-			}
-			res, err := s.Prune(context.Background(), all)
+			res, err := s.Prune(ctx, all)
 			if err != nil {
 				return err
 			}
@@ -582,7 +548,7 @@ func newPruneCommand(g *globalOptions) *cobra.Command {
 			}
 			fmt.Printf("Total reclaimed space: %s\n", humanBytes(res.Reclaimed))
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "remove every image no container uses, not only unreferenced data")
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt (berth never prompts)")
@@ -596,12 +562,8 @@ func newDfCommand(g *globalOptions) *cobra.Command {
 		Use:   "df [OPTIONS]",
 		Short: "Show disk usage",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.images()
-			if err != nil {
-				return err
-			}
-			u, err := s.DiskUsage(context.Background())
+		RunE: g.withImages(func(ctx context.Context, s *image.Service, args []string) error {
+			u, err := s.DiskUsage(ctx)
 			if err != nil {
 				return err
 			}
@@ -614,8 +576,22 @@ func newDfCommand(g *globalOptions) *cobra.Command {
 			fmt.Fprintf(tw, "  blobs (compressed)\t\t%s\t\n", humanBytes(u.BlobBytes))
 			fmt.Fprintf(tw, "  layers (unpacked)\t\t%s\t\n", humanBytes(u.LayerBytes))
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "table or json")
 	return cmd
+}
+
+// withImages wraps a command body that needs the image service and a
+// context that ends on SIGINT or SIGTERM.
+func (g *globalOptions) withImages(run func(ctx context.Context, s *image.Service, args []string) error) func(*cobra.Command, []string) error {
+	return func(_ *cobra.Command, args []string) error {
+		s, err := g.images()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := signalContext()
+		defer cancel()
+		return run(ctx, s, args)
+	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,17 +20,11 @@ func newSaveCommand(g *globalOptions) *cobra.Command {
 		Use:   "save [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Write images to a tar archive (docker-archive or oci-archive)",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: g.withImages(func(ctx context.Context, s *image.Service, args []string) error {
 			f, err := image.ParseArchiveFormat(format)
 			if err != nil {
 				return err
 			}
-			s, err := g.images()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := signalContext()
-			defer cancel()
 			if output == "" || output == "-" {
 				if term.IsTerminal(int(os.Stdout.Fd())) {
 					return errors.New("save: refusing to write an archive to a terminal; use -o FILE or redirect stdout")
@@ -64,7 +59,7 @@ func newSaveCommand(g *globalOptions) *cobra.Command {
 				return err
 			}
 			return os.Rename(tmp.Name(), output)
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to FILE instead of stdout")
 	cmd.Flags().StringVar(&format, "format", "docker-archive", "docker-archive or oci-archive")
@@ -78,13 +73,7 @@ func newLoadCommand(g *globalOptions) *cobra.Command {
 		Use:   "load [OPTIONS]",
 		Short: "Load images from a tar archive (docker-archive or oci-archive, optionally compressed)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.images()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := signalContext()
-			defer cancel()
+		RunE: g.withImages(func(ctx context.Context, s *image.Service, args []string) error {
 			var r io.Reader = os.Stdin
 			if input != "" && input != "-" {
 				f, err := os.Open(input)
@@ -108,7 +97,7 @@ func newLoadCommand(g *globalOptions) *cobra.Command {
 				}
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&input, "input", "i", "", "read from FILE instead of stdin")
 	cmd.Flags().StringVar(&name, "name", "", "name for images the archive does not name (REPO[:TAG])")
