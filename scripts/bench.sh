@@ -8,3 +8,5 @@ trap 'rm -rf "$work"' EXIT
 scripts/mkbundle.sh "$work/true" /bin/true >/dev/null
 # The runtime benchmark: create+start+wait+delete of /bin/true.
 go run ./test/bench/runtime -bundle "$work/true" -berth "$here/bin/berth-runtime" -runc "$(command -v runc)" -n "${BENCH_RUNS:-50}"
+# The image-pull benchmark: berth, podman and containerd against a loopback registry.
+scripts/bench-pull.sh

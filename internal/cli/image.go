@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -75,7 +76,15 @@ func (g *globalOptions) images() (*image.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return image.Open(image.Options{Root: g.root, Registry: reg})
+	opts := image.Options{Root: g.root, Registry: reg}
+	if v := os.Getenv("BERTH_MAX_CONCURRENT_LAYERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("BERTH_MAX_CONCURRENT_LAYERS=%q: want a positive number", v)
+		}
+		opts.MaxConcurrentLayers = n
+	}
+	return image.Open(opts)
 }
 
 // signalContext ends on SIGINT or SIGTERM, so an interrupted pull stops

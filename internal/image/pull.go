@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -216,31 +217,39 @@ func (s *Service) putBlob(ctx context.Context, desc ocispec.Descriptor, b []byte
 }
 
 // pullLayers brings every layer's blob into the content store and its
-// files into its snapshot, at most MaxConcurrentLayers at once. The first
-// failure cancels the others.
+// files into its snapshot, at most MaxConcurrentLayers at once, largest
+// first: unpacking is CPU-bound, and the largest layer is the critical path
+// of the pull, so it must not wait behind small ones or share a core with
+// all of them. The first failure cancels the others.
 func (s *Service) pullLayers(ctx context.Context, ref reference.Reference, rec Record, progress Progress) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	sem := make(chan struct{}, s.opts.MaxConcurrentLayers)
-	var wg sync.WaitGroup
-	errs := make([]error, len(rec.Layers))
-	for i := range rec.Layers {
+	order := make([]int, len(rec.Layers))
+	for i := range order {
+		order[i] = i
 		progress.send(Event{ID: rec.Layers[i].Digest.String(), Phase: PhaseWaiting, Total: rec.Layers[i].Size})
 	}
-	for i := range rec.Layers {
+	sort.SliceStable(order, func(a, b int) bool { return rec.Layers[order[a]].Size > rec.Layers[order[b]].Size })
+	queue := make(chan int, len(order))
+	for _, i := range order {
+		queue <- i
+	}
+	close(queue)
+	errs := make([]error, len(rec.Layers))
+	var wg sync.WaitGroup
+	for range min(s.opts.MaxConcurrentLayers, len(order)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[i] = context.Cause(ctx)
-				return
-			}
-			defer func() { <-sem }()
-			if err := s.pullLayer(ctx, ref, rec.Layers[i], rec.DiffIDs[i], progress); err != nil {
-				errs[i] = err
-				cancel(err)
+			for i := range queue {
+				if err := context.Cause(ctx); err != nil {
+					errs[i] = err
+					continue
+				}
+				if err := s.pullLayer(ctx, ref, rec.Layers[i], rec.DiffIDs[i], progress); err != nil {
+					errs[i] = err
+					cancel(err)
+				}
 			}
 		}()
 	}

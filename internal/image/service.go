@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/berth-dev/berth/internal/image/content"
 	"github.com/berth-dev/berth/internal/image/reference"
@@ -51,7 +52,8 @@ type Options struct {
 	// InUse reports the containers that use an image ID, for rmi; nil
 	// means none do (no engine yet).
 	InUse func(ctx context.Context, imageID string) ([]string, error)
-	// MaxConcurrentLayers bounds the layers pulled at once (default 6).
+	// MaxConcurrentLayers bounds the layers pulled or pushed at once
+	// (default DefaultMaxConcurrentLayers).
 	MaxConcurrentLayers int
 }
 
@@ -72,7 +74,7 @@ func Open(opts Options) (*Service, error) {
 		return nil, errors.New("image: no state root given")
 	}
 	if opts.MaxConcurrentLayers <= 0 {
-		opts.MaxConcurrentLayers = 6
+		opts.MaxConcurrentLayers = DefaultMaxConcurrentLayers()
 	}
 	if err := os.MkdirAll(opts.Root, 0o711); err != nil {
 		return nil, fmt.Errorf("image: state root %s: %w", opts.Root, err)
@@ -208,3 +210,8 @@ func (s *Service) Config(r Record) (ocispec.Image, error) {
 	}
 	return cfg, nil
 }
+
+// DefaultMaxConcurrentLayers is one more than the CPUs, at least 3 (docker's
+// default): a pull unpacks while it downloads, so beyond that layers only
+// take CPU from the largest one, which decides when the pull ends.
+func DefaultMaxConcurrentLayers() int { return max(3, runtime.NumCPU()+1) }

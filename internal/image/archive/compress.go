@@ -78,6 +78,10 @@ func DecompressStream(r io.Reader) (io.ReadCloser, Compression, error) {
 	}
 	switch c := DetectCompression(peek); c {
 	case Gzip:
+		if bin := externalGzip(); bin != "" {
+			rc, err := startExternalGzip(bin, br)
+			return rc, c, err
+		}
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, c, fmt.Errorf("archive: gzip header: %w", err)
