@@ -53,6 +53,10 @@ type applier struct {
 	// setgidDirs are the directories this layer made setgid: files
 	// created in them take the directory's group, not ours.
 	setgidDirs map[string]bool
+
+	// euid and egid own what this process creates (read once: each is a
+	// syscall).
+	euid, egid int
 }
 
 func apply(ctx context.Context, root string, r io.Reader, opts Options) (st Stats, err error) {
@@ -73,6 +77,8 @@ func apply(ctx context.Context, root string, r io.Reader, opts Options) (st Stat
 		buf:      *bp,
 		cacheFd:  -1,
 		dirTimes: make(map[string][2]unix.Timespec),
+		euid:     os.Geteuid(),
+		egid:     os.Getegid(),
 	}
 	if opts.Whiteouts == ApplyWhiteouts {
 		a.written = make(map[string]struct{})
@@ -447,7 +453,7 @@ func (a *applier) createdFinal(dir string, hdr *tar.Header) bool {
 		return false
 	}
 	uid, gid, err := a.ids(hdr)
-	if err != nil || uid != os.Geteuid() || gid != os.Getegid() {
+	if err != nil || uid != a.euid || gid != a.egid {
 		return false
 	}
 	for k := range hdr.PAXRecords {
