@@ -382,3 +382,39 @@ func TestRemoveCollectsOnlyUnsharedLayers(t *testing.T) {
 		t.Fatalf("rmi of a missing image: %v", err)
 	}
 }
+
+func TestPullDockerSchema2ManifestList(t *testing.T) {
+	requireRoot(t)
+	reg := registrytest.Start(t, registrytest.Options{})
+	gz := func(arch string) imagetest.Image {
+		l := imagetest.NewLayer(t, imagetest.Gzip, []imagetest.Entry{{Name: "arch", Body: arch}})
+		return imagetest.NewImage(t, "linux", arch, ocispec.ImageConfig{}, l).Docker(t)
+	}
+	amd, arm := gz("amd64"), gz("arm64")
+	list := imagetest.PushDockerList(t, reg, "docker/list", "v1", amd, arm)
+	s := newService(t, t.TempDir(), nil)
+	rec, err := s.Pull(context.Background(), reg.Ref("docker/list", "v1"), image.PullOptions{Platform: "linux/arm64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Target.Digest.String() != list || rec.Target.MediaType != imagetest.DockerManifestList ||
+		rec.Manifest.Digest != arm.ManifestDesc.Digest || rec.Manifest.MediaType != imagetest.DockerManifest {
+		t.Fatalf("record %+v; want list %s and arm64 manifest %s", rec, list, arm.ManifestDesc.Digest)
+	}
+	dir, err := s.Snapshots().Dir(rec.DiffIDs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "arch")); string(b) != "arm64" {
+		t.Fatalf("unpacked the %q image, want arm64", b)
+	}
+	// A single Docker schema-2 manifest, by digest.
+	amd.PushDocker(t, reg, "docker/single", "v1")
+	rec, err = s.Pull(context.Background(), reg.Addr+"/docker/single@"+amd.ManifestDesc.Digest.String(), image.PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Name != reg.Addr+"/docker/single@"+amd.ManifestDesc.Digest.String() || rec.Platform != "linux/amd64" {
+		t.Fatalf("pull by digest: %+v", rec)
+	}
+}

@@ -216,3 +216,67 @@ func PushIndex(t testing.TB, r *registrytest.Registry, repo, tag string, imgs ..
 	}
 	return r.PushManifest(t, repo, tag, ocispec.MediaTypeImageIndex, Index(t, imgs...))
 }
+
+// Docker's schema-2 media types.
+const (
+	DockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
+	DockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
+	DockerConfig       = "application/vnd.docker.container.image.v1+json"
+	DockerLayerGzip    = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+)
+
+// Docker returns the image re-expressed with Docker schema-2 media types
+// (as docker push and most of Docker Hub serve): the same config and
+// gzip layers, a new manifest.
+func (img Image) Docker(t testing.TB) Image {
+	t.Helper()
+	var man ocispec.Manifest
+	if err := json.Unmarshal(img.Manifest, &man); err != nil {
+		t.Fatal(err)
+	}
+	man.MediaType = DockerManifest
+	man.Config.MediaType = DockerConfig
+	out := img
+	out.Layers = append([]Layer(nil), img.Layers...)
+	for i := range man.Layers {
+		if man.Layers[i].MediaType != ocispec.MediaTypeImageLayerGzip {
+			t.Fatalf("imagetest: Docker schema 2 has no media type for %s layers", man.Layers[i].MediaType)
+		}
+		man.Layers[i].MediaType = DockerLayerGzip
+		out.Layers[i].Desc.MediaType = DockerLayerGzip
+	}
+	mb, err := json.Marshal(man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Manifest = mb
+	out.ConfigDesc = man.Config
+	out.ManifestDesc = Descriptor(DockerManifest, mb)
+	out.ManifestDesc.Platform = img.ManifestDesc.Platform
+	return out
+}
+
+// PushDocker uploads a Docker-typed image (see Docker) as repo:tag.
+func (img Image) PushDocker(t testing.TB, r *registrytest.Registry, repo, tag string) string {
+	t.Helper()
+	img.PushBlobs(t, r, repo)
+	return r.PushManifest(t, repo, tag, DockerManifest, img.Manifest)
+}
+
+// PushDockerList pushes Docker-typed images by digest and a manifest list
+// of them as repo:tag, and returns the list's digest.
+func PushDockerList(t testing.TB, r *registrytest.Registry, repo, tag string, imgs ...Image) string {
+	t.Helper()
+	list := ocispec.Index{MediaType: DockerManifestList}
+	list.SchemaVersion = 2
+	for _, img := range imgs {
+		img.PushBlobs(t, r, repo)
+		r.PushManifest(t, repo, img.ManifestDesc.Digest.String(), DockerManifest, img.Manifest)
+		list.Manifests = append(list.Manifests, img.ManifestDesc)
+	}
+	b, err := json.Marshal(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.PushManifest(t, repo, tag, DockerManifestList, b)
+}
