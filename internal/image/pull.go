@@ -370,7 +370,7 @@ func (s *Service) fetchAndUnpack(ctx context.Context, ref reference.Reference, d
 		body = io.NopCloser(strings.NewReader(""))
 	}
 	defer body.Close()
-	cr := &countingReader{r: body, n: resumed, report: func(n int64) {
+	cr := &countingReader{r: fillReader{body}, n: resumed, report: func(n int64) {
 		progress.send(Event{ID: id, Phase: PhaseDownloading, Current: n, Total: desc.Size, Resumed: resumed})
 	}}
 	netErr := &firstError{}
@@ -443,6 +443,19 @@ func (s *Service) openIngest(ctx context.Context, prefix string, desc ocispec.De
 		}
 		delay = min(2*delay, 200*time.Millisecond)
 	}
+}
+
+// fillReader fills most of each Read from the network: a socket read
+// returns what a few TCP segments held (tens of kB), and each Read here
+// turns into a write of the ingest file and of the decoder's pipe.
+type fillReader struct{ r io.Reader }
+
+func (f fillReader) Read(p []byte) (int, error) {
+	n, err := io.ReadAtLeast(f.r, p, min(len(p), 256<<10))
+	if err == io.ErrUnexpectedEOF || (err == io.EOF && n > 0) {
+		err = nil // the next Read reports the end
+	}
+	return n, err
 }
 
 type countingReader struct {

@@ -103,8 +103,10 @@ func startExternalGzip(bin string, in io.Reader) (io.ReadCloser, error) {
 	outW.Close()
 	p := &processReader{cmd: cmd, out: outR, bout: bufio.NewReaderSize(outR, pipeSize), in: in, stderr: stderr, copied: make(chan error, 1)}
 	go func() {
+		// Big pipe writes, whatever the reader does best: hide any WriteTo
+		// (bufio's would copy in its own small steps).
 		buf := make([]byte, 1<<20)
-		_, err := io.CopyBuffer(inW, in, buf)
+		_, err := io.CopyBuffer(inW, struct{ io.Reader }{in}, buf)
 		inW.Close()
 		p.copied <- err
 	}()
