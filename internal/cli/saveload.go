@@ -85,6 +85,7 @@ func newLoadCommand(g *globalOptions) *cobra.Command {
 			} else if term.IsTerminal(int(os.Stdin.Fd())) {
 				return errors.New("load: give -i FILE or pipe an archive to stdin")
 			}
+			unpackProcs()
 			recs, err := s.Load(ctx, bufio.NewReaderSize(r, 1<<20), image.LoadOptions{Name: name, Platform: platform})
 			if err != nil {
 				return err
