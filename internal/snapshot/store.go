@@ -46,6 +46,7 @@ func Open(root string) (*Store, error) {
 			return nil, fmt.Errorf("snapshot: open store: %w", err)
 		}
 	}
+	markTopDir(filepath.Join(abs, "tmp"))
 	return s, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -159,5 +160,16 @@ func TestUnpackWaitHonoursContext(t *testing.T) {
 	close(release)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("waiting Unpack: %v", err)
+	}
+}
+
+func TestTmpIsATopDirectory(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	out, err := exec.Command("lsattr", "-d", filepath.Join(s.Root(), "tmp")).CombinedOutput()
+	if err != nil {
+		t.Skipf("lsattr cannot read flags here (not ext2/3/4, or e2fsprogs missing): %v %s", err, out)
+	}
+	if attrs := strings.Fields(string(out))[0]; !strings.Contains(attrs, "T") {
+		t.Fatalf("snapshots/tmp flags %q lack T (the Orlov top-directory flag)", attrs)
 	}
 }
