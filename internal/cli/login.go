@@ -15,13 +15,13 @@ import (
 	"golang.org/x/term"
 )
 
-// loginRegistry turns the SERVER argument into a registry key: "" is
-// Docker Hub; URLs lose their scheme and path.
-func loginRegistry(arg string) (string, error) {
-	if arg == "" {
+// loginRegistry turns the optional SERVER argument into a registry key:
+// none is Docker Hub; URLs lose their scheme and path.
+func loginRegistry(args []string) (string, error) {
+	if len(args) == 0 || args[0] == "" {
 		return "docker.io", nil
 	}
-	key := credentials.NormalizeRegistry(arg)
+	key := credentials.NormalizeRegistry(args[0])
 	if _, err := reference.ParseRegistry(key); err != nil {
 		return "", err
 	}
@@ -36,11 +36,7 @@ func newLoginCommand(g *globalOptions) *cobra.Command {
 		Short: "Log in to a registry (credentials checked, then stored in berth's auth file)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			server := ""
-			if len(args) == 1 {
-				server = args[0]
-			}
-			registry, err := loginRegistry(server)
+			registry, err := loginRegistry(args)
 			if err != nil {
 				return err
 			}
@@ -109,11 +105,7 @@ func newLogoutCommand(g *globalOptions) *cobra.Command {
 		Short: "Remove the stored credentials of a registry",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			server := ""
-			if len(args) == 1 {
-				server = args[0]
-			}
-			registry, err := loginRegistry(server)
+			registry, err := loginRegistry(args)
 			if err != nil {
 				return err
 			}
