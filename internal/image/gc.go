@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/image/content"
 	"github.com/berth-dev/berth/internal/image/reference"
+	"github.com/berth-dev/berth/internal/lockfile"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -181,8 +182,8 @@ func (s *Service) references(ctx context.Context) (blobs, layers map[string]bool
 // ingests also removes every unlocked ingest (prune); otherwise only those
 // untouched for a day.
 func (s *Service) collect(ctx context.Context, ingests bool) (reclaimed int64, deferred bool, err error) {
-	unlock, err := tryFlockPath(s.gcLock, true)
-	if errors.Is(err, errBusy) {
+	unlock, err := lockfile.TryLock(s.gcLock, true)
+	if errors.Is(err, lockfile.ErrBusy) {
 		return 0, true, nil
 	}
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/berth-dev/berth/internal/lockfile"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -85,7 +86,7 @@ func (rs *records) read() (recordFile, error) {
 
 // list returns the records sorted by name.
 func (rs *records) list(ctx context.Context) ([]Record, error) {
-	unlock, err := flockPath(ctx, rs.lock, false)
+	unlock, err := lockfile.Lock(ctx, rs.lock, false)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +106,7 @@ func (rs *records) list(ctx context.Context) ([]Record, error) {
 // update runs fn on the records under the exclusive lock and writes the
 // result if fn returns nil.
 func (rs *records) update(ctx context.Context, fn func(map[string]Record) error) error {
-	unlock, err := flockPath(ctx, rs.lock, true)
+	unlock, err := lockfile.Lock(ctx, rs.lock, true)
 	if err != nil {
 		return err
 	}

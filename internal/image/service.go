@@ -13,6 +13,7 @@ import (
 	"github.com/berth-dev/berth/internal/image/content"
 	"github.com/berth-dev/berth/internal/image/reference"
 	"github.com/berth-dev/berth/internal/image/remote"
+	"github.com/berth-dev/berth/internal/lockfile"
 	"github.com/berth-dev/berth/internal/snapshot"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -105,7 +106,7 @@ func (s *Service) Snapshots() *snapshot.Store { return s.snapshots }
 // (pull, load, tag): the garbage collector, which takes it exclusive, never
 // sweeps while blobs are arriving that no record names yet.
 func (s *Service) holdGC(ctx context.Context) (func(), error) {
-	return flockPath(ctx, s.gcLock, false)
+	return lockfile.Lock(ctx, s.gcLock, false)
 }
 
 // List returns every image record, sorted by name.

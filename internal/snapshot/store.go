@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/berth-dev/berth/internal/lockfile"
 )
 
 // ErrNotFound: no committed layer has that diffID.
@@ -68,6 +70,8 @@ func splitDigest(d string) (alg, hx string, err error) {
 	}
 	return alg, hx, nil
 }
+
+func (s *Store) lockPath(alg, hx string) string { return filepath.Join(s.root, "locks", alg+"-"+hx) }
 
 func (s *Store) layerDir(alg, hx string) string { return filepath.Join(s.root, "layers", alg, hx) }
 
@@ -136,7 +140,7 @@ func (s *Store) Unpack(ctx context.Context, diffID string, fill Filler) (created
 	if err != nil {
 		return false, err
 	}
-	unlock, err := s.lock(ctx, alg, hx)
+	unlock, err := lockfile.Lock(ctx, s.lockPath(alg, hx), true)
 	if err != nil {
 		return false, err
 	}
@@ -179,7 +183,7 @@ func (s *Store) Remove(ctx context.Context, diffID string) error {
 	if err != nil {
 		return err
 	}
-	unlock, err := s.lock(ctx, alg, hx)
+	unlock, err := lockfile.Lock(ctx, s.lockPath(alg, hx), true)
 	if err != nil {
 		return err
 	}
@@ -233,7 +237,7 @@ func (s *Store) Clean() error {
 			errs = append(errs, removeAll(filepath.Join(s.root, "tmp", e.Name())))
 			continue
 		}
-		unlock, err := s.tryLock(parts[0], parts[1])
+		unlock, err := lockfile.TryLock(s.lockPath(parts[0], parts[1]), true)
 		if err != nil {
 			continue // an unpack is running
 		}
