@@ -112,6 +112,17 @@ func (s *Service) Pull(ctx context.Context, name string, opts PullOptions) (Reco
 	if err := rec.fillFromConfig(man, cbytes); err != nil {
 		return Record{}, fmt.Errorf("pull %s: %w", ref, err)
 	}
+	// A single-platform image asked for by platform must be that platform
+	// (an index was searched for it already), as docker checks.
+	if opts.Platform != "" && !isIndex(target.MediaType) {
+		var cfg ocispec.Image
+		json.Unmarshal(cbytes, &cfg) // parsed once already by fillFromConfig
+		got := remote.Normalize(remote.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant})
+		want := remote.Normalize(plat)
+		if got.OS != want.OS || got.Architecture != want.Architecture || (want.Variant != "" && got.Variant != want.Variant) {
+			return Record{}, fmt.Errorf("pull %s: %w: the image is for %s, not %s (it is not a multi-platform image)", ref, ErrNotFound, got, want)
+		}
+	}
 	if err := s.pullLayers(ctx, ref, rec, opts.Progress); err != nil {
 		return Record{}, fmt.Errorf("pull %s: %w", ref, err)
 	}

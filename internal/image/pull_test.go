@@ -417,4 +417,8 @@ func TestPullDockerSchema2ManifestList(t *testing.T) {
 	if rec.Name != reg.Addr+"/docker/single@"+amd.ManifestDesc.Digest.String() || rec.Platform != "linux/amd64" {
 		t.Fatalf("pull by digest: %+v", rec)
 	}
+	// A single-platform image pulled for another platform is refused.
+	if _, err := s.Pull(context.Background(), reg.Ref("docker/single", "v1"), image.PullOptions{Platform: "linux/arm64"}); !errors.Is(err, image.ErrNotFound) {
+		t.Fatalf("pull of an amd64-only image for linux/arm64: %v, want ErrNotFound", err)
+	}
 }
