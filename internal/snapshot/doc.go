@@ -10,6 +10,8 @@
 //	<root>/tmp/<alg>-<hex>-<random>/  a layer being unpacked
 //	<root>/trash/<random>/            a layer being removed
 //	<root>/locks/<alg>-<hex>          the flock file of one layer
+//	<root>/active/<key>/upper, work/  a container's writable layer (Prepare,
+//	                                  MountOverlay, Release; see active.go)
 //
 // A layer's directory holds that layer alone, never its parents: its
 // content depends on its diffID only, so layers unpack in parallel, each
