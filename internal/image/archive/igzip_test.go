@@ -2,6 +2,8 @@ package archive
 
 import (
 	"bytes"
+	"fmt"
+	"os"
 	"crypto/rand"
 	"errors"
 	"io"
@@ -132,6 +134,17 @@ func TestExternalGzipCloseStopsTheChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := rc.(*processReader).cmd.Process.Pid
+	if os.Geteuid() == 0 {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" && f[1] != "65534" {
+				t.Fatalf("the decoder runs as uid %s, want nobody (65534): %s", f[1], line)
+			}
+		}
+	}
 	pw.CloseWithError(errors.New("gone")) // lets the feeder end once the child is killed
 	rc.Close()
 	deadline := time.Now().Add(5 * time.Second)
