@@ -2,11 +2,11 @@ package archive
 
 import (
 	"bytes"
-	"fmt"
-	"os"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
