@@ -1,0 +1,312 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"os"
+	"path"
+	"slices"
+	"strings"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// DefaultPath is the PATH a container gets when neither the image nor the
+// options set one.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// cpuPeriod is the CFS period, in microseconds, --cpus is expressed in.
+const cpuPeriod = 100000
+
+var (
+	maskedPaths = []string{
+		"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys",
+		"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+		"/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+		"/sys/devices/virtual/powercap",
+	}
+	readonlyPaths = []string{
+		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+	}
+)
+
+// defaultDevices are the device cgroup rules of an unprivileged container:
+// deny everything, then allow mknod and the usual character devices.
+func defaultDevices() []specs.LinuxDeviceCgroup {
+	c := func(major, minor int64, access string) specs.LinuxDeviceCgroup {
+		d := specs.LinuxDeviceCgroup{Allow: true, Type: "c", Access: access}
+		if major >= 0 {
+			d.Major = &major
+		}
+		if minor >= 0 {
+			d.Minor = &minor
+		}
+		return d
+	}
+	return []specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		c(-1, -1, "m"),
+		{Allow: true, Type: "b", Access: "m"},
+		c(1, 3, "rwm"),    // null
+		c(1, 5, "rwm"),    // zero
+		c(1, 7, "rwm"),    // full
+		c(1, 8, "rwm"),    // random
+		c(1, 9, "rwm"),    // urandom
+		c(5, 0, "rwm"),    // tty
+		c(5, 1, "rwm"),    // console
+		c(5, 2, "rwm"),    // ptmx
+		c(136, -1, "rwm"), // pts/*
+	}
+}
+
+// Generate returns the OCI runtime config of a container made from img
+// whose root filesystem is rootfs, with opts applied over the image's
+// config and docker's defaults. The warnings say what was granted
+// differently from what was asked, or ignored.
+func Generate(img ocispec.Image, rootfs string, opts Options) (*specs.Spec, []Warning, error) {
+	if rootfs == "" {
+		return nil, nil, errors.New("spec: no rootfs given")
+	}
+	cfg := img.Config
+	var warns []Warning
+
+	args, err := command(cfg, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	cwd := "/"
+	switch {
+	case opts.WorkingDir != "":
+		cwd = opts.WorkingDir
+	case cfg.WorkingDir != "":
+		cwd = cfg.WorkingDir
+	}
+	if !path.IsAbs(cwd) {
+		return nil, nil, fmt.Errorf("working directory %q must be an absolute path", cwd)
+	}
+	cwd = path.Clean(cwd)
+
+	userSpec := opts.User
+	if userSpec == "" {
+		userSpec = cfg.User
+	}
+	u, err := resolveUser(rootfs, userSpec)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	env, err := environment(cfg.Env, opts, u.home)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	lastCap := opts.HostLastCap
+	if lastCap == nil {
+		lastCap = hostLastCap
+	}
+	caps, err := capabilities(opts.Privileged, opts.CapAdd, opts.CapDrop, lastCap)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	hostRl := opts.HostRlimit
+	if hostRl == nil {
+		hostRl = hostRlimit
+	}
+	rl, rlWarn, err := rlimits(opts.Ulimits, hostRl)
+	if err != nil {
+		return nil, nil, err
+	}
+	warns = append(warns, rlWarn...)
+
+	mnts, err := mounts(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(cfg.Volumes) > 0 {
+		vols := slices.Sorted(maps.Keys(cfg.Volumes))
+		warns = append(warns, Warning{Topic: "volume", Message: fmt.Sprintf(
+			"the image declares volumes %s; berth does not create anonymous volumes, so they are part of the container's root filesystem",
+			strings.Join(vols, ", "))})
+	}
+
+	res, err := resources(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	ns := []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.MountNamespace}}
+	switch opts.NetworkMode {
+	case "", "none":
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	case "host":
+	default:
+		return nil, nil, fmt.Errorf("network mode %q is not supported: use none or host", opts.NetworkMode)
+	}
+	ns = append(ns, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+
+	var sgids []uint32
+	if len(u.sgids) > 0 {
+		sgids = u.sgids
+	}
+	s := &specs.Spec{
+		Version: specs.Version,
+		Root:    &specs.Root{Path: rootfs, Readonly: opts.ReadOnly},
+		Process: &specs.Process{
+			Terminal: opts.Tty,
+			User:     specs.User{UID: u.uid, GID: u.gid, AdditionalGids: sgids},
+			Args:     args,
+			Env:      env,
+			Cwd:      cwd,
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding:  caps,
+				Effective: slices.Clone(caps),
+				Permitted: slices.Clone(caps),
+			},
+			Rlimits:         rl,
+			NoNewPrivileges: opts.NoNewPrivileges,
+		},
+		Hostname: opts.Hostname,
+		Mounts:   mnts,
+		Linux: &specs.Linux{
+			Resources:   res,
+			CgroupsPath: opts.CgroupsPath,
+			Namespaces:  ns,
+		},
+	}
+	if !opts.Privileged {
+		s.Linux.MaskedPaths = slices.Clone(maskedPaths)
+		s.Linux.ReadonlyPaths = slices.Clone(readonlyPaths)
+	}
+	if len(cfg.Labels) > 0 || len(opts.Labels) > 0 {
+		s.Annotations = map[string]string{}
+		maps.Copy(s.Annotations, cfg.Labels)
+		maps.Copy(s.Annotations, opts.Labels)
+	}
+	return s, warns, nil
+}
+
+// command applies docker's rule for the process's argv.
+func command(cfg ocispec.ImageConfig, o Options) ([]string, error) {
+	entry, cmd := cfg.Entrypoint, cfg.Cmd
+	if o.Entrypoint != nil {
+		entry, cmd = *o.Entrypoint, nil
+	}
+	if len(o.Args) > 0 {
+		cmd = o.Args
+	}
+	args := append(slices.Clone(entry), cmd...)
+	if len(args) == 0 {
+		if o.Entrypoint != nil {
+			return nil, errors.New("no command specified: --entrypoint was given empty and without a command (an entrypoint override also drops the image's CMD)")
+		}
+		return nil, errors.New("no command specified: the image has no CMD or ENTRYPOINT; give a command after the image name")
+	}
+	return args, nil
+}
+
+// setEnv replaces KEY's entry in env, or appends it.
+func setEnv(env []string, kv string) []string {
+	key, _, _ := strings.Cut(kv, "=")
+	for i, e := range env {
+		if k, _, _ := strings.Cut(e, "="); k == key {
+			env[i] = kv
+			return env
+		}
+	}
+	return append(env, kv)
+}
+
+func unsetEnv(env []string, key string) []string {
+	return slices.DeleteFunc(env, func(e string) bool {
+		k, _, _ := strings.Cut(e, "=")
+		return k == key
+	})
+}
+
+func hasEnv(env []string, key string) bool {
+	return slices.ContainsFunc(env, func(e string) bool {
+		k, _, _ := strings.Cut(e, "=")
+		return k == key
+	})
+}
+
+// environment layers docker's base (PATH, HOSTNAME, TERM), the image's
+// Env and the options' Env, each replacing earlier values by key; then
+// PATH and HOME are filled in when absent.
+func environment(image []string, o Options, home string) ([]string, error) {
+	env := []string{"PATH=" + DefaultPath}
+	if o.Hostname != "" {
+		env = append(env, "HOSTNAME="+o.Hostname)
+	}
+	if o.Tty {
+		env = append(env, "TERM=xterm")
+	}
+	for _, e := range image {
+		if k, _, ok := strings.Cut(e, "="); ok && k != "" {
+			env = setEnv(env, e)
+		}
+	}
+	lookup := o.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	for _, e := range o.Env {
+		k, _, ok := strings.Cut(e, "=")
+		if k == "" {
+			return nil, fmt.Errorf("environment variable %q has no name", e)
+		}
+		if ok {
+			env = setEnv(env, e)
+		} else if v, found := lookup(k); found {
+			env = setEnv(env, k+"="+v)
+		} else {
+			env = unsetEnv(env, k)
+		}
+	}
+	if !hasEnv(env, "PATH") {
+		env = append([]string{"PATH=" + DefaultPath}, env...)
+	}
+	if !hasEnv(env, "HOME") {
+		env = append(env, "HOME="+home)
+	}
+	return env, nil
+}
+
+func resources(o Options) (*specs.LinuxResources, error) {
+	r := &specs.LinuxResources{}
+	if o.Privileged {
+		r.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
+	} else {
+		r.Devices = defaultDevices()
+	}
+	if o.Memory < 0 {
+		return nil, fmt.Errorf("memory limit %d is negative", o.Memory)
+	}
+	if o.Memory > 0 {
+		m := o.Memory
+		r.Memory = &specs.LinuxMemory{Limit: &m}
+	}
+	if o.CPUs < 0 || math.IsNaN(o.CPUs) || math.IsInf(o.CPUs, 0) {
+		return nil, fmt.Errorf("--cpus %v must be a positive number", o.CPUs)
+	}
+	if o.CPUs > 0 {
+		quota := int64(math.Round(o.CPUs * cpuPeriod))
+		if quota < 1000 {
+			return nil, fmt.Errorf("--cpus %v is below the minimum of 0.01", o.CPUs)
+		}
+		period := uint64(cpuPeriod)
+		r.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
+	}
+	switch {
+	case o.PidsLimit < -1:
+		return nil, fmt.Errorf("pids limit %d: use a positive number, or -1 for unlimited", o.PidsLimit)
+	case o.PidsLimit != 0:
+		p := o.PidsLimit
+		r.Pids = &specs.LinuxPids{Limit: &p}
+	}
+	return r, nil
+}

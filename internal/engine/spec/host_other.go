@@ -1,0 +1,26 @@
+//go:build !linux
+
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+)
+
+var errNoHostLimits = errors.New("host limits are only known on Linux")
+
+// hostRlimit reports no limit: nothing is clamped off Linux.
+func hostRlimit(int) (uint64, uint64, error) { return ^uint64(0), ^uint64(0), nil }
+
+func hostLastCap() (int, error) { return 0, errNoHostLimits }
+
+func openInRoot(rootfs, name string) (*os.File, error) {
+	p, err := securejoin.SecureJoin(rootfs, name)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s in %s: %w", name, rootfs, err)
+	}
+	return os.Open(p)
+}

@@ -1,0 +1,71 @@
+package spec
+
+// Options are the settings `docker run` flags control.
+type Options struct {
+	// Args overrides the image's Cmd when non-empty.
+	Args []string
+	// Entrypoint overrides the image's Entrypoint when non-nil; a pointer
+	// to an empty slice means no entrypoint (`--entrypoint ""`). Either way
+	// the image's Cmd is then not used.
+	Entrypoint *[]string
+	// Env entries are KEY=VALUE, or KEY alone to take the value from
+	// LookupEnv; a KEY that LookupEnv does not know removes KEY.
+	Env []string
+	// LookupEnv resolves bare KEY entries of Env (default os.LookupEnv).
+	LookupEnv func(key string) (string, bool)
+	// User is "", "name", "uid", "name:group", "uid:gid" (groups by name
+	// or number). Empty means the image's User, then root.
+	User string
+	// WorkingDir overrides the image's WorkingDir; must be absolute.
+	WorkingDir string
+	// Hostname of the container (callers usually pass the short ID).
+	Hostname   string
+	Tty        bool
+	ReadOnly   bool
+	Privileged bool
+	// CapAdd and CapDrop hold capability names with or without CAP_, any
+	// case, or ALL.
+	CapAdd, CapDrop []string
+	NoNewPrivileges bool
+	// Ulimits are "name=soft[:hard]" such as "nofile=1024:2048" or
+	// "nproc=512"; -1 or "unlimited" means no limit.
+	Ulimits []string
+	// Memory is the memory limit in bytes (0: none).
+	Memory int64
+	// CPUs is the number of CPUs of quota (0: none).
+	CPUs float64
+	// PidsLimit is the maximum number of tasks (0: none, -1: unlimited).
+	PidsLimit int64
+	// Tmpfs entries are "/dest" or "/dest:opt,opt".
+	Tmpfs []string
+	Binds []Bind
+	// Labels become annotations, over the image's labels.
+	Labels map[string]string
+	// NetworkMode is "none" (or ""), a new empty network namespace, or
+	// "host", the host's.
+	NetworkMode string
+	CgroupsPath string
+	// HostRlimit reports the host's limits of an RLIMIT_* resource number
+	// (default unix.Getrlimit).
+	HostRlimit func(resource int) (cur, max uint64, err error)
+	// HostLastCap reports the highest capability number the host kernel
+	// knows (default: /proc/sys/kernel/cap_last_cap).
+	HostLastCap func() (int, error)
+}
+
+// Bind is a bind mount of a host path (-v /src:/dst[:ro]).
+type Bind struct {
+	Source      string
+	Destination string
+	ReadOnly    bool
+}
+
+// Warning is something Generate granted differently from what was asked,
+// or ignored.
+type Warning struct {
+	// Topic is what the warning is about: "ulimit", "volume".
+	Topic   string
+	Message string
+}
+
+func (w Warning) String() string { return w.Message }
