@@ -1,0 +1,177 @@
+package netns
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// validName refuses names that could leave dir.
+func validName(name string) error {
+	if name == "" || len(name) > 200 || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
+		return fmt.Errorf("netns: invalid name %q (1-200 characters, no slashes)", name)
+	}
+	return nil
+}
+
+// New creates a network namespace and pins it at dir/name, returning the
+// path. The namespace starts with only a loopback device, down (bring it up
+// from inside, or through netlink on a handle of the namespace).
+func New(dir, name string) (string, error) {
+	if err := validName(name); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("netns: %w", err)
+	}
+	if err := ensureSharedMounts(dir); err != nil {
+		return "", err
+	}
+	target := filepath.Join(dir, name)
+	f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		return "", fmt.Errorf("netns: %w", err)
+	}
+	f.Close()
+	errc := make(chan error, 1)
+	go func() {
+		// This thread is left in the new namespace and must never run
+		// another goroutine: exiting while locked makes the runtime
+		// destroy it.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("netns: unshare: %w", err)
+			return
+		}
+		self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		if err := unix.Mount(self, target, "", unix.MS_BIND, ""); err != nil {
+			errc <- fmt.Errorf("netns: pin %s: %w", target, err)
+			return
+		}
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		os.Remove(target)
+		return "", err
+	}
+	return target, nil
+}
+
+// ensureSharedMounts makes dir a mount point of its own with shared
+// propagation (as `ip netns` does for /run/netns), so that pins made in it
+// appear in mount namespaces created later, and are removed from them when
+// unmounted here.
+func ensureSharedMounts(dir string) error {
+	err := unix.Mount("", dir, "", unix.MS_SHARED|unix.MS_REC, "")
+	if err == nil {
+		return nil
+	}
+	if err != unix.EINVAL { // EINVAL: dir is not a mount point yet
+		return fmt.Errorf("netns: make %s shared: %w", dir, err)
+	}
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("netns: bind %s onto itself: %w", dir, err)
+	}
+	if err := unix.Mount("", dir, "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("netns: make %s shared: %w", dir, err)
+	}
+	return nil
+}
+
+// Remove unpins and deletes the namespace at dir/name. The namespace itself
+// ends when its last process does. Missing is not an error.
+func Remove(dir, name string) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	return removePath(filepath.Join(dir, name))
+}
+
+func removePath(p string) error {
+	if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+		return fmt.Errorf("netns: unpin %s: %w", p, err)
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("netns: remove %s: %w", p, err)
+	}
+	return nil
+}
+
+// List returns the names of the namespaces pinned in dir (files without
+// a pin, leftovers of a killed New, are not listed).
+func List(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("netns: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if ok, err := IsPinned(filepath.Join(dir, e.Name())); err == nil && ok {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// staleAge is how old an unpinned file must be before CleanStale takes it
+// for a leftover rather than a New in progress.
+const staleAge = time.Minute
+
+// CleanStale removes what a process killed inside New left: files that
+// have been there for a minute without a namespace on them.
+func CleanStale(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("netns: %w", err)
+	}
+	var errs []error
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		if ok, err := IsPinned(p); err != nil || ok {
+			continue
+		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) >= staleAge {
+			errs = append(errs, removePath(p))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// IsPinned reports whether path holds a network namespace: it is a
+// mount of an nsfs file of the network type.
+func IsPinned(path string) (bool, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return false, nil
+		}
+		return false, fmt.Errorf("netns: %w", err)
+	}
+	defer unix.Close(fd)
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err != nil {
+		return false, fmt.Errorf("netns: %w", err)
+	}
+	if st.Type != unix.NSFS_MAGIC {
+		return false, nil
+	}
+	// NS_GET_NSTYPE says which kind of namespace it is.
+	t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
+	if err != nil {
+		return false, fmt.Errorf("netns: %s: %w", path, err)
+	}
+	return t == unix.CLONE_NEWNET, nil
+}

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package netns
+
+import "errors"
+
+var errUnsupported = errors.New("netns: network namespaces need Linux")
+
+func New(dir, name string) (string, error) { return "", errUnsupported }
+func Remove(dir, name string) error        { return errUnsupported }
+func List(dir string) ([]string, error)    { return nil, errUnsupported }
+func CleanTemp(dir string) error           { return errUnsupported }
+func IsPinned(path string) (bool, error)   { return false, errUnsupported }
