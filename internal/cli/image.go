@@ -208,7 +208,14 @@ func newImagesCommand(g *globalOptions, use string) *cobra.Command {
 				}
 				rows = append(rows, row)
 			}
-			rows, err = filterImages(rows, filters, recs)
+			created := func(nameOrID string) (time.Time, error) {
+				match, err := s.Get(ctx, nameOrID)
+				if err != nil {
+					return time.Time{}, err
+				}
+				return match[0].Created, nil
+			}
+			rows, err = filterImages(rows, filters, created)
 			if err != nil {
 				return err
 			}
@@ -263,7 +270,10 @@ func since(t time.Time) string {
 	return fmt.Sprintf("%d years ago", int(d.Hours()/24/365))
 }
 
-func filterImages(rows []imageRow, filters []string, recs []image.Record) ([]imageRow, error) {
+// filterImages applies docker's image filters; created finds the creation
+// time of the image a before= or since= filter names (by the service's own
+// name, ID and prefix rules).
+func filterImages(rows []imageRow, filters []string, created func(string) (time.Time, error)) ([]imageRow, error) {
 	for _, f := range filters {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok {
@@ -284,18 +294,10 @@ func filterImages(rows []imageRow, filters []string, recs []image.Record) ([]ima
 				return nil, fmt.Errorf("filter %q: bad pattern: %v", f, err)
 			}
 		case "before", "since":
-			var ref *imageRow
-			for i := range rows {
-				r := rows[i]
-				if r.Repository+":"+r.Tag == v || r.ID == v || strings.HasPrefix(r.ID, "sha256:"+v) || recName(recs, v) == r.Repository+":"+r.Tag {
-					ref = &r
-					break
-				}
+			at, err := created(v)
+			if err != nil {
+				return nil, fmt.Errorf("filter %q: %w", f, err)
 			}
-			if ref == nil {
-				return nil, fmt.Errorf("filter %q: no such image %q", f, v)
-			}
-			at := ref.Created
 			if k == "before" {
 				keep = func(r imageRow) bool { return r.Created.Before(at) }
 			} else {
@@ -325,14 +327,6 @@ func filterImages(rows []imageRow, filters []string, recs []image.Record) ([]ima
 		rows = out
 	}
 	return rows, nil
-}
-
-func recName(recs []image.Record, v string) string {
-	ref, err := reference.Parse(v)
-	if err != nil {
-		return ""
-	}
-	return ref.FamiliarName() + ":" + ref.Tag()
 }
 
 func printImages(w io.Writer, rows []imageRow, format string, quiet, digests, noTrunc bool) error {

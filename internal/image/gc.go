@@ -145,11 +145,7 @@ func (s *Service) Prune(ctx context.Context, all bool) (PruneResult, error) {
 }
 
 // references is what the records keep alive.
-func (s *Service) references(ctx context.Context) (blobs, layers map[string]bool, err error) {
-	recs, err := s.records.list(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
+func (s *Service) references(recs []Record) (blobs, layers map[string]bool) {
 	blobs, layers = map[string]bool{}, map[string]bool{}
 	for _, r := range recs {
 		blobs[r.Target.Digest.String()] = true
@@ -174,7 +170,7 @@ func (s *Service) references(ctx context.Context) (blobs, layers map[string]bool
 			}
 		}
 	}
-	return blobs, layers, nil
+	return blobs, layers
 }
 
 // collect removes blobs and layers no record references, under the GC lock
@@ -190,10 +186,11 @@ func (s *Service) collect(ctx context.Context, ingests bool) (reclaimed int64, d
 		return 0, false, err
 	}
 	defer unlock()
-	blobs, layers, err := s.references(ctx)
+	recs, err := s.records.list(ctx)
 	if err != nil {
 		return 0, false, err
 	}
+	blobs, layers := s.references(recs)
 	var errs []error
 	err = s.content.Walk(func(info content.Info) error {
 		if !blobs[info.Digest] {
@@ -246,10 +243,7 @@ func (s *Service) DiskUsage(ctx context.Context) (Usage, error) {
 		ids[r.ID()] = true
 	}
 	u.Images = len(ids)
-	blobs, layers, err := s.references(ctx)
-	if err != nil {
-		return u, err
-	}
+	blobs, layers := s.references(recs)
 	err = s.content.Walk(func(info content.Info) error {
 		u.BlobBytes += info.Size
 		if !blobs[info.Digest] {
