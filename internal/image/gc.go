@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/image/content"
 	"github.com/berth-dev/berth/internal/image/reference"
+	"github.com/berth-dev/berth/internal/image/remote"
 	"github.com/berth-dev/berth/internal/lockfile"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -159,7 +160,7 @@ func (s *Service) references(recs []Record) (blobs, layers map[string]bool) {
 		}
 		// An index target keeps the manifests it lists that are stored
 		// (save writes them back).
-		if isIndex(r.Target.MediaType) {
+		if remote.IsIndexMediaType(r.Target.MediaType) {
 			if b, err := s.readBlob(r.Target.Digest.String()); err == nil {
 				var idx ocispec.Index
 				if json.Unmarshal(b, &idx) == nil {

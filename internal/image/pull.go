@@ -20,15 +20,6 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Docker's schema-2 media types, which registries still serve for most
-// images next to the OCI ones.
-const (
-	MediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
-	MediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
-	MediaTypeDockerConfig       = "application/vnd.docker.container.image.v1+json"
-	MediaTypeDockerLayerGzip    = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-)
-
 // maxMetadataSize bounds manifests and configs read into memory.
 const maxMetadataSize = 8 << 20
 
@@ -37,14 +28,6 @@ type PullOptions struct {
 	// Platform is "os/arch[/variant]"; "" is the host's.
 	Platform string
 	Progress Progress
-}
-
-func isIndex(mt string) bool {
-	return mt == ocispec.MediaTypeImageIndex || mt == MediaTypeDockerManifestList
-}
-
-func isManifest(mt string) bool {
-	return mt == ocispec.MediaTypeImageManifest || mt == MediaTypeDockerManifest
 }
 
 // Pull fetches the image named by ref from its registry, unpacks its layers
@@ -83,7 +66,7 @@ func (s *Service) Pull(ctx context.Context, name string, opts PullOptions) (Reco
 	if err != nil {
 		return Record{}, err
 	}
-	if isIndex(target.MediaType) {
+	if remote.IsIndexMediaType(target.MediaType) {
 		var idx ocispec.Index
 		if err := json.Unmarshal(mbytes, &idx); err != nil {
 			return Record{}, fmt.Errorf("pull %s: index %s: %w: %v", ref, target.Digest, ErrInvalid, err)
@@ -96,7 +79,7 @@ func (s *Service) Pull(ctx context.Context, name string, opts PullOptions) (Reco
 			return Record{}, err
 		}
 	}
-	if !isManifest(mdesc.MediaType) {
+	if !remote.IsManifestMediaType(mdesc.MediaType) {
 		return Record{}, fmt.Errorf("pull %s: %w: unsupported manifest media type %q", ref, ErrInvalid, mdesc.MediaType)
 	}
 	rec.Manifest = mdesc
@@ -114,11 +97,12 @@ func (s *Service) Pull(ctx context.Context, name string, opts PullOptions) (Reco
 	}
 	// A single-platform image asked for by platform must be that platform
 	// (an index was searched for it already), as docker checks.
-	if opts.Platform != "" && !isIndex(target.MediaType) {
-		var cfg ocispec.Image
-		json.Unmarshal(cbytes, &cfg) // parsed once already by fillFromConfig
-		got := remote.Normalize(remote.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant})
-		want := remote.Normalize(plat)
+	if opts.Platform != "" && !remote.IsIndexMediaType(target.MediaType) {
+		got, err := remote.ParsePlatform(rec.Platform)
+		if err != nil {
+			return Record{}, fmt.Errorf("pull %s: config: %w: platform %q: %v", ref, ErrInvalid, rec.Platform, err)
+		}
+		got, want := remote.Normalize(got), remote.Normalize(plat)
 		if got.OS != want.OS || got.Architecture != want.Architecture || (want.Variant != "" && got.Variant != want.Variant) {
 			return Record{}, fmt.Errorf("pull %s: %w: the image is for %s, not %s (it is not a multi-platform image)", ref, ErrNotFound, got, want)
 		}
@@ -177,7 +161,7 @@ func (s *Service) fetchMetadata(ctx context.Context, ref reference.Reference, de
 	}
 	var b []byte
 	var err error
-	if isIndex(desc.MediaType) || isManifest(desc.MediaType) {
+	if remote.IsIndexMediaType(desc.MediaType) || remote.IsManifestMediaType(desc.MediaType) {
 		b, err = s.opts.Registry.FetchManifest(ctx, ref, desc)
 	} else {
 		var rc io.ReadCloser
@@ -381,9 +365,7 @@ func (s *Service) fetchAndUnpack(ctx context.Context, ref reference.Reference, d
 		body = io.NopCloser(strings.NewReader(""))
 	}
 	defer body.Close()
-	cr := &countingReader{r: fillReader{body}, n: resumed, report: func(n int64) {
-		progress.send(Event{ID: id, Phase: PhaseDownloading, Current: n, Total: desc.Size, Resumed: resumed})
-	}}
+	cr := downloadCounter(fillReader{body}, desc, resumed, progress)
 	netErr := &firstError{}
 	stream := io.MultiReader(prefix, io.TeeReader(&errRecorder{r: cr, rec: netErr}, w))
 	size, entries, aerr := applyLayer(ctx, stream, desc, diffID, dir)
@@ -423,10 +405,7 @@ func (s *Service) fetchBlobOnly(ctx context.Context, ref reference.Reference, de
 		return err
 	}
 	defer body.Close()
-	resumed := w.Offset()
-	cr := &countingReader{r: body, n: resumed, report: func(n int64) {
-		progress.send(Event{ID: id, Phase: PhaseDownloading, Current: n, Total: desc.Size, Resumed: resumed})
-	}}
+	cr := downloadCounter(fillReader{body}, desc, w.Offset(), progress)
 	if _, err := io.CopyBuffer(w, cr, make([]byte, 1<<20)); err != nil {
 		w.Close()
 		return fmt.Errorf("layer %s: %w", id, err)
@@ -467,6 +446,15 @@ func (f fillReader) Read(p []byte) (int, error) {
 		err = nil // the next Read reports the end
 	}
 	return n, err
+}
+
+// downloadCounter reports the bytes of desc read through r, counting from
+// the resumed bytes an earlier pull received.
+func downloadCounter(r io.Reader, desc ocispec.Descriptor, resumed int64, progress Progress) *countingReader {
+	id := desc.Digest.String()
+	return &countingReader{r: r, n: resumed, report: func(n int64) {
+		progress.send(Event{ID: id, Phase: PhaseDownloading, Current: n, Total: desc.Size, Resumed: resumed})
+	}}
 }
 
 type countingReader struct {

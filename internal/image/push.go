@@ -64,9 +64,12 @@ func (s *Service) Push(ctx context.Context, source, dest string, progress Progre
 				if err != nil {
 					return nil, err
 				}
-				return &pushReader{f: f, report: func(n int64) {
+				return struct {
+					io.Reader
+					io.Closer
+				}{&countingReader{r: f, report: func(n int64) {
 					progress.send(Event{ID: id, Phase: PhaseDownloading, Current: n, Total: desc.Size})
-				}}, nil
+				}}, f}, nil
 			}
 			outcome, err := s.opts.Registry.PushBlob(ctx, ref, desc, open, from)
 			if err != nil {
@@ -91,23 +94,3 @@ func (s *Service) Push(ctx context.Context, source, dest string, progress Progre
 	}
 	return s.opts.Registry.PushManifest(ctx, ref, rec.Manifest.MediaType, mbytes)
 }
-
-type pushReader struct {
-	f interface {
-		io.Reader
-		io.Closer
-	}
-	n      int64
-	report func(int64)
-}
-
-func (p *pushReader) Read(b []byte) (int, error) {
-	n, err := p.f.Read(b)
-	p.n += int64(n)
-	if n > 0 {
-		p.report(p.n)
-	}
-	return n, err
-}
-
-func (p *pushReader) Close() error { return p.f.Close() }

@@ -440,7 +440,7 @@ func (ls *loadState) resolveOCI(ctx context.Context, plat remote.Platform, base 
 		target := m
 		target.Annotations = nil
 		rec := Record{Target: target, Manifest: target}
-		if isIndex(m.MediaType) {
+		if remote.IsIndexMediaType(m.MediaType) {
 			b, err := ls.metadata(m)
 			if err != nil {
 				return nil, err
@@ -454,7 +454,7 @@ func (ls *loadState) resolveOCI(ctx context.Context, plat remote.Platform, base 
 			}
 			rec.Manifest.Annotations = nil
 		}
-		if !isManifest(rec.Manifest.MediaType) {
+		if !remote.IsManifestMediaType(rec.Manifest.MediaType) {
 			return nil, fmt.Errorf("%w: %s has the unsupported media type %q", ErrInvalid, rec.Manifest.Digest, rec.Manifest.MediaType)
 		}
 		mb, err := ls.metadata(rec.Manifest)
