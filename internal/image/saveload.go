@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -124,7 +125,7 @@ func (s *Service) Save(ctx context.Context, w io.Writer, names []string, format 
 				byKey[key] = si
 				imgs = append(imgs, si)
 			}
-			if !containsString(si.names, r.Name) {
+			if !slices.Contains(si.names, r.Name) {
 				si.names = append(si.names, r.Name)
 			}
 		}
@@ -142,15 +143,6 @@ func (s *Service) Save(ctx context.Context, w io.Writer, names []string, format 
 		return fmt.Errorf("save: %w", err)
 	}
 	return nil
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func blobPath(d digest.Digest) string {

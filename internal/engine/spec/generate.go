@@ -148,16 +148,12 @@ func Generate(img ocispec.Image, rootfs string, opts Options) (*specs.Spec, []Wa
 	}
 	ns = append(ns, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 
-	var sgids []uint32
-	if len(u.sgids) > 0 {
-		sgids = u.sgids
-	}
 	s := &specs.Spec{
 		Version: specs.Version,
 		Root:    &specs.Root{Path: rootfs, Readonly: opts.ReadOnly},
 		Process: &specs.Process{
 			Terminal: opts.Tty,
-			User:     specs.User{UID: u.uid, GID: u.gid, AdditionalGids: sgids},
+			User:     specs.User{UID: u.uid, GID: u.gid, AdditionalGids: u.sgids},
 			Args:     args,
 			Env:      env,
 			Cwd:      cwd,

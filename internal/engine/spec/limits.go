@@ -17,15 +17,15 @@ const rlimInfinity = ^uint64(0)
 // defaultNofile is docker's default RLIMIT_NOFILE, soft and hard.
 const defaultNofile = 1048576
 
-// ulimitNames are the names `docker run --ulimit` takes.
-var ulimitNames = map[string]string{
-	"as": "RLIMIT_AS", "core": "RLIMIT_CORE", "cpu": "RLIMIT_CPU",
-	"data": "RLIMIT_DATA", "fsize": "RLIMIT_FSIZE", "locks": "RLIMIT_LOCKS",
-	"memlock": "RLIMIT_MEMLOCK", "msgqueue": "RLIMIT_MSGQUEUE",
-	"nice": "RLIMIT_NICE", "nofile": "RLIMIT_NOFILE", "nproc": "RLIMIT_NPROC",
-	"rss": "RLIMIT_RSS", "rtprio": "RLIMIT_RTPRIO", "rttime": "RLIMIT_RTTIME",
-	"sigpending": "RLIMIT_SIGPENDING", "stack": "RLIMIT_STACK",
-}
+// ulimitNames maps the names `docker run --ulimit` takes ("nofile") to
+// their RLIMIT_* names, derived from oci's table.
+var ulimitNames = func() map[string]string {
+	m := map[string]string{}
+	for _, typ := range oci.KnownRlimits() {
+		m[strings.ToLower(strings.TrimPrefix(typ, "RLIMIT_"))] = typ
+	}
+	return m
+}()
 
 type ulimit struct {
 	name       string // docker's short name
