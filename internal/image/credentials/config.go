@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -370,10 +371,7 @@ func (c *configFile) registries() []string {
 
 // marshal renders the file: the fields as read, with auths as now held.
 func (c *configFile) marshal() ([]byte, error) {
-	top := make(map[string]json.RawMessage, len(c.top)+1)
-	for k, v := range c.top {
-		top[k] = v
-	}
+	top := maps.Clone(c.top)
 	auths, err := json.Marshal(c.auths)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -207,7 +208,7 @@ func (k *Keychain) findIn(ctx context.Context, path string, docker bool, reg str
 	}
 	var tried []string
 	for _, h := range []string{cfg.credHelper(reg), cfg.credsStore} {
-		if h == "" || contains(tried, h) {
+		if h == "" || slices.Contains(tried, h) {
 			continue
 		}
 		tried = append(tried, h)
@@ -224,15 +225,6 @@ func (k *Keychain) findIn(ctx context.Context, path string, docker bool, reg str
 		return Credential{}, Source{}, err
 	}
 	return c, Source{File: path, Docker: docker}, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Store saves c as the credential for registry in berth's auth file, or,

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 )
@@ -190,13 +189,8 @@ func (o *Options) tlsConfig(host string, rc RegistryConfig) (*tls.Config, error)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("certs dir for %s: %w", host, err)
 		}
-		names := make([]string, 0, len(ents))
-		for _, e := range ents {
-			names = append(names, e.Name())
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			if strings.HasSuffix(n, ".crt") {
+		for _, e := range ents { // os.ReadDir sorts by name
+			if n := e.Name(); strings.HasSuffix(n, ".crt") {
 				data, err := os.ReadFile(filepath.Join(dir, n))
 				if err != nil {
 					return nil, fmt.Errorf("certs dir for %s: %w", host, err)

@@ -19,10 +19,11 @@ func (c *Client) CheckLogin(ctx context.Context, registry, username, secret stri
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode == http.StatusOK {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
 		return nil
 	}
+	// fromResponse reads the registry's error body and closes it.
 	return o.fromResponse(resp, nil, "GET /v2/", "check the user name and password")
 }

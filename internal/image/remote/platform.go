@@ -73,8 +73,7 @@ func Normalize(p Platform) Platform {
 	}
 	switch p.Architecture {
 	case "x86_64", "x86-64":
-		p.Architecture = "amd64"
-		p.Variant = strings.TrimPrefix(p.Variant, "v1")
+		p.Architecture = "amd64" // its v1 variant is dropped below
 	case "i386", "i486", "i586", "i686", "x86":
 		p.Architecture = "386"
 	case "aarch64", "arm64":

@@ -131,16 +131,22 @@ func (c *Client) resolveAt(ctx context.Context, o opRef, ep endpoint, ref refere
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	alg := reference.Canonical
-	if want := ref.Digest(); !want.IsZero() {
-		alg = want.Algorithm()
-	}
-	got := reference.FromBytes(alg, data)
+	got := manifestDigest(ref, data)
 	if want := ref.Digest(); !want.IsZero() && got != want {
 		return ocispec.Descriptor{}, o.errorf(ErrInvalid, "the registry or a proxy is corrupting content; do not use it",
 			"manifest from %s has digest %s, want %s", ep, got, want)
 	}
 	return ocispec.Descriptor{MediaType: mt, Digest: digest.Digest(got.String()), Size: int64(len(data))}, nil
+}
+
+// manifestDigest is the digest of manifest data named by ref: in the
+// algorithm of ref's digest when it has one, else the canonical one.
+func manifestDigest(ref reference.Reference, data []byte) reference.Digest {
+	alg := reference.Canonical
+	if want := ref.Digest(); !want.IsZero() {
+		alg = want.Algorithm()
+	}
+	return reference.FromBytes(alg, data)
 }
 
 // getManifest GETs a manifest (up to MaxManifestSize) and its media type
@@ -281,12 +287,9 @@ func (c *Client) FetchBlob(ctx context.Context, ref reference.Reference, desc oc
 	if desc.Size < 0 || offset < 0 || (desc.Size > 0 && offset > desc.Size) {
 		return nil, o.errorf(ErrInvalid, "", "offset %d outside the blob's %d bytes", offset, desc.Size)
 	}
-	if desc.Size == 0 && offset == 0 {
-		// Nothing to fetch... unless the descriptor's size is unknown.
-		// Descriptors always carry a size; zero means empty.
-		return io.NopCloser(bytes.NewReader(nil)), nil
-	}
 	if offset == desc.Size {
+		// Nothing left to fetch (descriptors always carry a size; zero
+		// means empty).
 		return io.NopCloser(bytes.NewReader(nil)), nil
 	}
 	b := &blobReader{c: c, o: o, ref: ref, digest: d, size: desc.Size, pos: offset}

@@ -250,11 +250,7 @@ func (c *Client) PushManifest(ctx context.Context, ref reference.Reference, medi
 	if _, err := manifestMediaType(mediaType, data); err != nil {
 		return ocispec.Descriptor{}, &Error{Op: o.op, Ref: o.ref, Kind: ErrInvalid, Msg: err.Error()}
 	}
-	alg := reference.Canonical
-	if d := ref.Digest(); !d.IsZero() {
-		alg = d.Algorithm()
-	}
-	d := reference.FromBytes(alg, data)
+	d := manifestDigest(ref, data)
 	if want := ref.Digest(); !want.IsZero() && want != d {
 		return ocispec.Descriptor{}, o.errorf(ErrInvalid, "", "manifest has digest %s, not the reference's", d)
 	}
