@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/internal/image/archive"
 	"github.com/berth-dev/berth/internal/image/registrytest"
+	"github.com/berth-dev/berth/internal/image/remote"
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -217,12 +219,13 @@ func PushIndex(t testing.TB, r *registrytest.Registry, repo, tag string, imgs ..
 	return r.PushManifest(t, repo, tag, ocispec.MediaTypeImageIndex, Index(t, imgs...))
 }
 
-// Docker's schema-2 media types.
+// Docker's schema-2 media types, as the registry client and the applier
+// name them.
 const (
-	DockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
-	DockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
-	DockerConfig       = "application/vnd.docker.container.image.v1+json"
-	DockerLayerGzip    = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	DockerManifest     = remote.MediaTypeDockerManifest
+	DockerManifestList = remote.MediaTypeDockerManifestList
+	DockerConfig       = remote.MediaTypeDockerConfig
+	DockerLayerGzip    = archive.MediaTypeDockerLayerGzip
 )
 
 // Docker returns the image re-expressed with Docker schema-2 media types

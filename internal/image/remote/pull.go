@@ -27,7 +27,6 @@ const (
 	MediaTypeDockerSchema1      = "application/vnd.docker.distribution.manifest.v1+json"
 	MediaTypeDockerSchema1JWS   = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 	MediaTypeDockerConfig       = "application/vnd.docker.container.image.v1+json"
-	MediaTypeDockerLayer        = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 )
 
 // manifestAccept is the Accept header of manifest requests.

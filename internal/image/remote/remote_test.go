@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/internal/image/archive"
 	"github.com/berth-dev/berth/internal/image/reference"
 	"github.com/berth-dev/berth/internal/image/registrytest"
 	"github.com/berth-dev/berth/internal/image/remote"
@@ -68,7 +69,7 @@ func newImage(t *testing.T, arch string, docker bool) *image {
 	}
 	cmt, lmt, mmt := ocispec.MediaTypeImageConfig, ocispec.MediaTypeImageLayerGzip, ocispec.MediaTypeImageManifest
 	if docker {
-		cmt, lmt, mmt = remote.MediaTypeDockerConfig, remote.MediaTypeDockerLayer, remote.MediaTypeDockerManifest
+		cmt, lmt, mmt = remote.MediaTypeDockerConfig, archive.MediaTypeDockerLayerGzip, remote.MediaTypeDockerManifest
 	}
 	m := ocispec.Manifest{MediaType: mmt, Config: descOf(cmt, im.config)}
 	m.SchemaVersion = 2
