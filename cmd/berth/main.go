@@ -27,12 +27,13 @@ func main() {
 	if name == "berth-runtime" {
 		os.Exit(cli.ExecuteRuntime(cli.NewRuntimeCommand(name), os.Args[1:]))
 	}
-	root := cli.NewRootCommand()
 	if len(os.Args) > 1 && os.Args[1] == "runtime" {
 		// Keep runc's exit codes and error output for the runtime CLI.
 		os.Exit(cli.ExecuteRuntime(cli.NewRuntimeCommand("berth runtime"), os.Args[2:]))
 	}
-	if err := root.Execute(); err != nil {
+	// Built only here: the runtime (started twice per container) never
+	// pays for the engine's command tree.
+	if err := cli.NewRootCommand().Execute(); err != nil {
 		fmt.Fprintf(os.Stderr, "berth: %v\n", err)
 		os.Exit(125)
 	}
