@@ -2,8 +2,6 @@ package image
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -318,18 +316,22 @@ func (s *Service) unpackLocal(ctx context.Context, desc ocispec.Descriptor, diff
 
 // applyLayer decompresses r into dir and checks the diffID.
 func applyLayer(ctx context.Context, r io.Reader, desc ocispec.Descriptor, diffID, dir string) (int64, int, error) {
+	want, err := reference.ParseDigest(diffID)
+	if err != nil {
+		return 0, 0, fmt.Errorf("layer %s: %w: diff_id: %v", desc.Digest, ErrInvalid, err)
+	}
 	dr, _, err := archive.DecompressStream(r)
 	if err != nil {
 		return 0, 0, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
 	defer dr.Close()
-	h := sha256.New()
-	st, err := archive.Apply(ctx, dir, io.TeeReader(dr, h), archive.Options{})
+	v := want.Verifier()
+	st, err := archive.Apply(ctx, dir, io.TeeReader(dr, v), archive.Options{})
 	if err != nil {
 		return 0, 0, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(got, diffID) {
-		return 0, 0, fmt.Errorf("layer %s: %w: uncompressed digest is %s, the config says %s", desc.Digest, ErrInvalid, got, diffID)
+	if !v.Verified() {
+		return 0, 0, fmt.Errorf("layer %s: %w: uncompressed digest is %s, the config says %s", desc.Digest, ErrInvalid, v.Digest(), diffID)
 	}
 	return st.FileBytes, st.Entries, nil
 }
