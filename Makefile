@@ -24,7 +24,7 @@ deps:
 # skipping the dynamic loader saves ~0.6 ms each time. netgo/osusergo keep
 # glibc's NSS (which cannot be linked statically) out.
 VERSION ?= 0.1.0-dev+$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-BUILD_FLAGS := -trimpath -tags netgo,osusergo \
+BUILD_FLAGS := -trimpath -tags netgo,osusergo,sqlite_omit_load_extension \
 	-ldflags '-X github.com/berth-dev/berth/internal/cli.Version=$(VERSION) -linkmode external -extldflags "-static"'
 
 build:

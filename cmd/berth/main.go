@@ -10,17 +10,22 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/berth-dev/berth/internal/cli"
+	"github.com/berth-dev/berth/internal/engine/monitor"
 )
 
 func main() {
 	if isInit() {
 		runInit()
 		return
+	}
+	if monitor.Role() != monitor.RoleNone {
+		// A process the container monitor forked (it never returns to Go
+		// itself): start the container or handle its exit.
+		os.Exit(cli.RunMonitorChild())
 	}
 	warmUp(os.Args[1:])
 	name := filepath.Base(os.Args[0])
@@ -33,8 +38,5 @@ func main() {
 	}
 	// Built only here: the runtime (started twice per container) never
 	// pays for the engine's command tree.
-	if err := cli.NewRootCommand().Execute(); err != nil {
-		fmt.Fprintf(os.Stderr, "berth: %v\n", err)
-		os.Exit(125)
-	}
+	os.Exit(cli.Main(os.Args[1:]))
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/image/credentials"
 	"github.com/berth-dev/berth/internal/image/reference"
@@ -77,7 +79,7 @@ func (g *globalOptions) images() (*image.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := image.Options{Root: g.root, Registry: reg}
+	opts := image.Options{Root: g.root, Registry: reg, InUse: g.inUse}
 	if v := os.Getenv("BERTH_MAX_CONCURRENT_LAYERS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -453,6 +455,43 @@ type inspectOutput struct {
 	Labels       map[string]string `json:"Labels,omitempty"`
 }
 
+// imageInspect is an image's inspect object.
+func imageInspect(ctx context.Context, s *image.Service, name string) (inspectOutput, error) {
+	all, err := s.List(ctx)
+	if err != nil {
+		return inspectOutput{}, err
+	}
+	recs, err := s.Get(ctx, name)
+	if err != nil {
+		return inspectOutput{}, err
+	}
+	r := recs[0]
+	cfg, err := s.Config(r)
+	if err != nil {
+		return inspectOutput{}, err
+	}
+	o := inspectOutput{ID: r.ID(), Architecture: cfg.Architecture, Os: cfg.OS, Variant: cfg.Variant,
+		Author: cfg.Author, Size: s.Size(r), Config: cfg.Config, Manifest: r.Manifest, Layers: r.Layers,
+		RootFS: map[string]any{"Type": "layers", "Layers": r.DiffIDs}, RepoTags: []string{}, RepoDigests: []string{}}
+	if cfg.Created != nil {
+		o.Created = cfg.Created.Format(time.RFC3339Nano)
+	}
+	for _, other := range all {
+		if other.ID() != r.ID() {
+			continue
+		}
+		ref, err := reference.Parse(other.Name)
+		if err != nil {
+			continue
+		}
+		if ref.Tag() != "" {
+			o.RepoTags = append(o.RepoTags, ref.FamiliarName()+":"+ref.Tag())
+		}
+		o.RepoDigests = append(o.RepoDigests, ref.FamiliarName()+"@"+other.Target.Digest.String())
+	}
+	return o, nil
+}
+
 func newInspectCommand(g *globalOptions) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
@@ -460,42 +499,13 @@ func newInspectCommand(g *globalOptions) *cobra.Command {
 		Short: "Show details of images (JSON)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: g.withImages(func(ctx context.Context, s *image.Service, args []string) error {
-			all, err := s.List(ctx)
-			if err != nil {
-				return err
-			}
 			var out []inspectOutput
 			var errs []error
 			for _, a := range args {
-				recs, err := s.Get(ctx, a)
+				o, err := imageInspect(ctx, s, a)
 				if err != nil {
 					errs = append(errs, err)
 					continue
-				}
-				r := recs[0]
-				cfg, err := s.Config(r)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				o := inspectOutput{ID: r.ID(), Architecture: cfg.Architecture, Os: cfg.OS, Variant: cfg.Variant,
-					Author: cfg.Author, Size: s.Size(r), Config: cfg.Config, Manifest: r.Manifest, Layers: r.Layers,
-					RootFS: map[string]any{"Type": "layers", "Layers": r.DiffIDs}, RepoTags: []string{}, RepoDigests: []string{}}
-				if cfg.Created != nil {
-					o.Created = cfg.Created.Format(time.RFC3339Nano)
-				}
-				for _, other := range all {
-					if other.ID() != r.ID() {
-						continue
-					}
-					ref, err := reference.Parse(other.Name)
-					if err != nil {
-						continue
-					}
-					if ref.Tag() != "" {
-						o.RepoTags = append(o.RepoTags, ref.FamiliarName()+":"+ref.Tag())
-					}
-					o.RepoDigests = append(o.RepoDigests, ref.FamiliarName()+"@"+other.Target.Digest.String())
 				}
 				out = append(out, o)
 			}
@@ -610,4 +620,18 @@ func (g *globalOptions) withImages(run func(ctx context.Context, s *image.Servic
 		defer cancel()
 		return run(ctx, s, args)
 	}
+}
+
+// inUse answers rmi's question from the engine's store.
+func (g *globalOptions) inUse(ctx context.Context, imageID string) ([]string, error) {
+	p := filepath.Join(g.root, "engine", "berth.db")
+	if _, err := os.Stat(p); err != nil {
+		return nil, nil
+	}
+	db, err := store.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	return db.UsingImage(ctx, imageID)
 }

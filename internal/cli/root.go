@@ -5,6 +5,10 @@
 package cli
 
 import (
+	"errors"
+	"fmt"
+	"os"
+
 	"github.com/spf13/cobra"
 )
 
@@ -24,5 +28,41 @@ func NewRootCommand() *cobra.Command {
 	g.register(root)
 	root.AddCommand(NewRuntimeCommand("runtime"))
 	addImageCommands(root, &g)
+	addContainerCommands(root, &g)
 	return root
+}
+
+// ExitError makes berth exit with Code (a container's exit code, or
+// docker's 125/126/127) after printing Err, if any.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// Main runs the engine CLI and returns the process's exit code.
+func Main(args []string) int {
+	root := NewRootCommand()
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		if ee.Err != nil {
+			fmt.Fprintf(os.Stderr, "berth: %v\n", ee.Err)
+		}
+		return ee.Code
+	}
+	fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+	return 125
 }

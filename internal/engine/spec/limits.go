@@ -31,6 +31,7 @@ type ulimit struct {
 	name       string // docker's short name
 	typ        string // RLIMIT_*
 	soft, hard uint64
+	requested  bool // by the user, not docker's default
 }
 
 func parseLimitValue(s string) (uint64, error) {
@@ -88,6 +89,7 @@ func rlimits(list []string, host func(int) (uint64, uint64, error)) ([]specs.POS
 		if err != nil {
 			return nil, nil, err
 		}
+		u.requested = true
 		if i := slices.IndexFunc(want, func(w ulimit) bool { return w.typ == u.typ }); i >= 0 {
 			want[i] = u
 		} else {
@@ -106,7 +108,11 @@ func rlimits(list []string, host func(int) (uint64, uint64, error)) ([]specs.POS
 		if hard > max {
 			hard = max
 			soft = min(soft, hard)
-			warns = append(warns, Warning{Topic: "ulimit", Message: fmt.Sprintf(
+			topic := "ulimit"
+			if !u.requested {
+				topic = TopicDefaultUlimit
+			}
+			warns = append(warns, Warning{Topic: topic, Message: fmt.Sprintf(
 				"ulimit %s=%s:%s clamped to %s:%s (the host's hard limit; berth lacks CAP_SYS_RESOURCE to raise it)",
 				u.name, fmtLimit(u.soft), fmtLimit(u.hard), fmtLimit(soft), fmtLimit(hard))})
 		}

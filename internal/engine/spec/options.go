@@ -60,6 +60,11 @@ type Bind struct {
 	ReadOnly    bool
 }
 
+// TopicDefaultUlimit is the topic of a warning about one of docker's
+// default rlimits clamped to the host's: worth recording, not worth
+// printing at every run.
+const TopicDefaultUlimit = "ulimit-default"
+
 // Warning is something Generate granted differently from what was asked,
 // or ignored.
 type Warning struct {

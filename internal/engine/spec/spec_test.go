@@ -461,7 +461,7 @@ func TestUlimits(t *testing.T) {
 			}
 			var got []string
 			for _, w := range warns {
-				if w.Topic != "ulimit" {
+				if w.Topic != "ulimit" && w.Topic != TopicDefaultUlimit {
 					t.Errorf("warning topic %q", w.Topic)
 				}
 				got = append(got, w.String())

@@ -1,0 +1,1046 @@
+//go:build linux
+
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"text/template"
+	"time"
+
+	"github.com/berth-dev/berth/internal/engine"
+	"github.com/berth-dev/berth/internal/engine/store"
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+)
+
+// RunMonitorChild is the entry point of a Go process the container
+// monitor forked.
+func RunMonitorChild() int {
+	return engine.MonitorChild(func(root, state string) (*engine.Engine, error) {
+		g := &globalOptions{root: root, state: state}
+		return g.openEngine(false)
+	})
+}
+
+func (g *globalOptions) openEngine(withRegistry bool) (*engine.Engine, error) {
+	var s *image.Service
+	var err error
+	if withRegistry {
+		s, err = g.images()
+	} else {
+		s, err = image.Open(image.Options{Root: g.root, InUse: g.inUse})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return engine.Open(engine.Options{Root: g.root, State: g.state, Images: s})
+}
+
+func (g *globalOptions) withEngine(run func(ctx context.Context, e *engine.Engine, args []string) error) func(*cobra.Command, []string) error {
+	return func(_ *cobra.Command, args []string) error {
+		e, err := g.openEngine(false)
+		if err != nil {
+			return err
+		}
+		defer e.Close()
+		ctx, cancel := signalContext()
+		defer cancel()
+		return run(ctx, e, args)
+	}
+}
+
+func addContainerCommands(root *cobra.Command, g *globalOptions) {
+	containerCmd := &cobra.Command{Use: "container", Short: "Manage containers"}
+	for _, parent := range []*cobra.Command{root, containerCmd} {
+		parent.AddCommand(newRunCommand(g, false), newRunCommand(g, true), newStartCommand(g), newStopCommand(g),
+			newKillCommand(g), newRestartCommand(g), newRmCommand(g), newPsCommand(g), newLogsCommand(g),
+			newWaitCommand(g), newRenameCommand(g), newPauseCommand(g, true), newPauseCommand(g, false))
+	}
+	containerCmd.AddCommand(newContainerInspectCommand(g), newContainerPruneCommand(g))
+	root.AddCommand(containerCmd, newTopInspectCommand(g))
+}
+
+// runFlags are create's and run's.
+type runFlags struct {
+	name, workdir, user, hostname, entrypoint, restart, stopSignal, isolation, network string
+	memory, platform                                                                   string
+	env, envFiles, volumes, mounts, tmpfs, capAdd, capDrop, securityOpt, ulimits       []string
+	labels, logOpts, publish                                                           []string
+	interactive, tty, rm, readOnly, privileged, init, publishAll                       bool
+	cpus                                                                               float64
+	pidsLimit                                                                          int64
+	stopTimeout                                                                        int
+	entrypointSet, stopTimeoutSet                                                      bool
+}
+
+func (f *runFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.SetInterspersed(false)
+	fl.Bool("help", false, "help for "+cmd.Name())
+	fl.StringVar(&f.name, "name", "", "name of the container")
+	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable (KEY=VALUE, or KEY to take it from this environment)")
+	fl.StringArrayVar(&f.envFiles, "env-file", nil, "read environment variables from a file")
+	fl.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
+	fl.StringVarP(&f.user, "user", "u", "", "user[:group], by name or number")
+	fl.StringVar(&f.entrypoint, "entrypoint", "", "override the image's entrypoint")
+	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount a host path: /host:/container[:ro]")
+	fl.StringArrayVar(&f.mounts, "mount", nil, "mount: type=bind|tmpfs,source=...,target=...[,readonly]")
+	fl.BoolVar(&f.readOnly, "read-only", false, "mount the root filesystem read-only")
+	fl.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs: /path[:options]")
+	fl.StringVarP(&f.hostname, "hostname", "h", "", "container host name")
+	fl.StringArrayVar(&f.capAdd, "cap-add", nil, "add a Linux capability")
+	fl.StringArrayVar(&f.capDrop, "cap-drop", nil, "drop a Linux capability")
+	fl.BoolVar(&f.privileged, "privileged", false, "give the container all capabilities and devices")
+	fl.StringArrayVar(&f.securityOpt, "security-opt", nil, "seccomp=FILE|unconfined, no-new-privileges")
+	fl.StringVarP(&f.memory, "memory", "m", "", "memory limit (e.g. 512m, 1g)")
+	fl.Float64Var(&f.cpus, "cpus", 0, "number of CPUs")
+	fl.Int64Var(&f.pidsLimit, "pids-limit", 0, "maximum number of processes (-1: unlimited)")
+	fl.StringArrayVar(&f.ulimits, "ulimit", nil, "rlimit: name=soft[:hard]")
+	fl.StringVar(&f.restart, "restart", "no", "restart policy: no, on-failure[:max-retries], always, unless-stopped")
+	fl.StringVar(&f.stopSignal, "stop-signal", "", "signal that stops the container (default: the image's, else SIGTERM)")
+	fl.IntVar(&f.stopTimeout, "stop-timeout", 10, "seconds to wait after the stop signal before SIGKILL")
+	fl.BoolVar(&f.init, "init", false, "run an init inside the container that forwards signals and reaps processes")
+	fl.StringArrayVarP(&f.labels, "label", "l", nil, "set a label: key=value")
+	fl.StringVar(&f.isolation, "isolation", "linux", "isolation: linux")
+	fl.StringVar(&f.network, "network", "none", "network: none or host")
+	fl.StringVar(&f.network, "net", "none", "network: none or host")
+	fl.MarkHidden("net")
+	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "log options: max-size=SIZE, max-file=N")
+	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port (needs bridge networking)")
+	fl.BoolVarP(&f.publishAll, "publish-all", "P", false, "publish all exposed ports (needs bridge networking)")
+	fl.StringVar(&f.platform, "platform", "", "platform of the image (it must be pulled for it)")
+	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open")
+	fl.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-terminal")
+	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
+	cmd.PreRun = func(cmd *cobra.Command, _ []string) {
+		f.entrypointSet = cmd.Flags().Changed("entrypoint")
+		f.stopTimeoutSet = cmd.Flags().Changed("stop-timeout")
+	}
+}
+
+// options turns the flags into the engine's CreateOptions.
+func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
+	o := engine.CreateOptions{
+		Name: f.name, Image: args[0], Cmd: args[1:], User: f.user, WorkingDir: f.workdir, Hostname: f.hostname,
+		Tty: f.tty, OpenStdin: f.interactive, Binds: f.volumes, Tmpfs: f.tmpfs, ReadOnly: f.readOnly,
+		Privileged: f.privileged, CapAdd: f.capAdd, CapDrop: f.capDrop, SecurityOpt: f.securityOpt,
+		CPUs: f.cpus, PidsLimit: f.pidsLimit, Ulimits: f.ulimits, AutoRemove: f.rm, StopSignal: f.stopSignal,
+		Init: f.init, Isolation: f.isolation, NetworkMode: f.network,
+	}
+	if len(f.publish) > 0 || f.publishAll {
+		return o, errors.New("-p/-P publish ports on the bridge network, which this build does not have yet: use --network host")
+	}
+	if f.network != "none" && f.network != "host" && f.network != "" {
+		return o, fmt.Errorf("--network %q: this build has none and host networking (bridge networks come with CNI support)", f.network)
+	}
+	if f.entrypointSet {
+		ep := []string{}
+		if f.entrypoint != "" {
+			ep = []string{f.entrypoint}
+		}
+		o.Entrypoint = &ep
+	}
+	if f.stopTimeoutSet {
+		t := f.stopTimeout
+		o.StopTimeout = &t
+	}
+	if f.memory != "" {
+		m, err := parseSize(f.memory)
+		if err != nil {
+			return o, fmt.Errorf("--memory %q: %w", f.memory, err)
+		}
+		o.Memory = m
+	}
+	var err error
+	if o.Restart, err = engine.ParseRestartPolicy(f.restart); err != nil {
+		return o, err
+	}
+	for _, file := range f.envFiles {
+		lines, err := readEnvFile(file)
+		if err != nil {
+			return o, err
+		}
+		o.Env = append(o.Env, lines...)
+	}
+	for _, kv := range f.env {
+		if !strings.Contains(kv, "=") {
+			// docker: a bare KEY takes this environment's value, or is
+			// left out.
+			if v, ok := os.LookupEnv(kv); ok {
+				o.Env = append(o.Env, kv+"="+v)
+			}
+			continue
+		}
+		o.Env = append(o.Env, kv)
+	}
+	if len(f.labels) > 0 {
+		o.Labels = map[string]string{}
+		for _, l := range f.labels {
+			k, v, _ := strings.Cut(l, "=")
+			o.Labels[k] = v
+		}
+	}
+	for _, lo := range f.logOpts {
+		k, v, ok := strings.Cut(lo, "=")
+		switch {
+		case ok && k == "max-size":
+			n, err := parseSize(v)
+			if err != nil || n < 4096 {
+				return o, fmt.Errorf("--log-opt %s: a size of at least 4k (e.g. 10m)", lo)
+			}
+			o.LogMaxSize = n
+		case ok && k == "max-file":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return o, fmt.Errorf("--log-opt %s: a number of 1 or more", lo)
+			}
+			o.LogMaxFiles = n
+		default:
+			return o, fmt.Errorf("--log-opt %q: berth knows max-size=SIZE and max-file=N", lo)
+		}
+	}
+	for _, m := range f.mounts {
+		bind, tmpfs, err := parseMount(m)
+		if err != nil {
+			return o, err
+		}
+		if bind != "" {
+			o.Binds = append(o.Binds, bind)
+		}
+		if tmpfs != "" {
+			o.Tmpfs = append(o.Tmpfs, tmpfs)
+		}
+	}
+	if o.Init {
+		return o, errors.New("--init is not supported yet: run your own init (e.g. tini) as the entrypoint")
+	}
+	return o, nil
+}
+
+// parseMount turns --mount into a -v or --tmpfs value.
+func parseMount(s string) (bind, tmpfs string, err error) {
+	kv := map[string]string{}
+	readonly := false
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		switch {
+		case k == "readonly" || k == "ro":
+			readonly = !ok || v == "true" || v == "1"
+		case ok:
+			kv[k] = v
+		default:
+			return "", "", fmt.Errorf("--mount %q: %q is not key=value", s, part)
+		}
+	}
+	src := kv["source"]
+	if src == "" {
+		src = kv["src"]
+	}
+	dst := kv["target"]
+	if dst == "" {
+		dst = kv["destination"]
+	}
+	if dst == "" {
+		dst = kv["dst"]
+	}
+	if dst == "" {
+		return "", "", fmt.Errorf("--mount %q: target= is required", s)
+	}
+	switch kv["type"] {
+	case "bind", "":
+		if src == "" {
+			return "", "", fmt.Errorf("--mount %q: source= is required for a bind mount", s)
+		}
+		b := src + ":" + dst
+		if readonly {
+			b += ":ro"
+		}
+		return b, "", nil
+	case "tmpfs":
+		var opts []string
+		if v := kv["tmpfs-size"]; v != "" {
+			n, err := parseSize(v)
+			if err != nil {
+				return "", "", fmt.Errorf("--mount %q: tmpfs-size: %w", s, err)
+			}
+			opts = append(opts, "size="+strconv.FormatInt(n, 10))
+		}
+		if v := kv["tmpfs-mode"]; v != "" {
+			opts = append(opts, "mode="+v)
+		}
+		if readonly {
+			opts = append(opts, "ro")
+		}
+		if len(opts) > 0 {
+			return "", dst + ":" + strings.Join(opts, ","), nil
+		}
+		return "", dst, nil
+	case "volume":
+		return "", "", fmt.Errorf("--mount %q: volumes are not supported yet; use type=bind", s)
+	}
+	return "", "", fmt.Errorf("--mount %q: type must be bind, tmpfs or volume", s)
+}
+
+// parseSize reads docker's sizes: 1024, 512k, 64m, 1g (binary units).
+func parseSize(s string) (int64, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
+	s = strings.TrimSuffix(s, "b")
+	if s == "" {
+		return 0, errors.New("empty size")
+	}
+	switch s[len(s)-1] {
+	case 'k':
+		mult = 1 << 10
+	case 'm':
+		mult = 1 << 20
+	case 'g':
+		mult = 1 << 30
+	case 't':
+		mult = 1 << 40
+	}
+	if mult != 1 {
+		s = s[:len(s)-1]
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%q is not a size (e.g. 512m, 1g)", s)
+	}
+	return int64(v * float64(mult)), nil
+}
+
+func readEnvFile(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--env-file: %w", err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		l := strings.TrimLeft(sc.Text(), " \t")
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		k, _, hasValue := strings.Cut(l, "=")
+		if k == "" || strings.ContainsAny(k, " \t") {
+			return nil, fmt.Errorf("--env-file %s line %d: %q is not KEY=VALUE", path, n, l)
+		}
+		if !hasValue {
+			if v, ok := os.LookupEnv(k); ok {
+				out = append(out, k+"="+v)
+			}
+			continue
+		}
+		out = append(out, l)
+	}
+	return out, sc.Err()
+}
+
+func newRunCommand(g *globalOptions, create bool) *cobra.Command {
+	var f runFlags
+	var detach bool
+	use, short := "run [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create and run a container from an image"
+	if create {
+		use, short = "create [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create a container from an image, without starting it"
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if h, _ := cmd.Flags().GetBool("help"); h {
+				return cmd.Help()
+			}
+			o, err := f.options(args)
+			if err != nil {
+				return &ExitError{Code: 125, Err: err}
+			}
+			e, err := g.openEngine(false)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			ctx := context.Background()
+			c, err := e.Create(ctx, o)
+			if err != nil {
+				return &ExitError{Code: 125, Err: err}
+			}
+			for _, w := range c.Warnings {
+				fmt.Fprintf(os.Stderr, "WARNING: %s\n", w)
+			}
+			if create {
+				fmt.Println(c.ID)
+				return nil
+			}
+			if detach {
+				if _, err := e.Start(ctx, c.ID, nil); err != nil {
+					return startFailed(ctx, e, c, err)
+				}
+				fmt.Println(c.ID)
+				return nil
+			}
+			return runAttached(ctx, e, c, f.interactive)
+		},
+	}
+	f.register(cmd)
+	if !create {
+		cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background and print the container ID")
+	}
+	return cmd
+}
+
+// startFailed reports a start that failed with docker's exit codes,
+// removing a --rm container.
+func startFailed(ctx context.Context, e *engine.Engine, c *engine.Container, err error) error {
+	if c.HostConfig.AutoRemove {
+		e.Remove(ctx, c.ID, engine.RemoveOptions{Force: true})
+	}
+	var se *engine.StartError
+	if errors.As(err, &se) {
+		return &ExitError{Code: se.Code, Err: err}
+	}
+	return &ExitError{Code: 125, Err: err}
+}
+
+// runAttached starts a container with our stdio, forwards signals (or,
+// with a tty, puts our terminal in raw mode and passes its size on),
+// waits, and exits with the container's code.
+func runAttached(ctx context.Context, e *engine.Engine, c *engine.Container, stdin bool) error {
+	attach := &engine.Attach{Stdout: os.Stdout, Stderr: os.Stderr}
+	if stdin {
+		attach.Stdin = os.Stdin
+	}
+	var restore func()
+	if c.Config.Tty && term.IsTerminal(int(os.Stdin.Fd())) {
+		if old, err := term.MakeRaw(int(os.Stdin.Fd())); err == nil {
+			restore = func() { term.Restore(int(os.Stdin.Fd()), old) }
+		}
+	}
+	if restore != nil {
+		defer restore()
+	}
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs)
+	defer signal.Stop(sigs)
+	st, err := e.Start(ctx, c.ID, attach)
+	if err != nil {
+		if restore != nil {
+			restore()
+			restore = nil
+		}
+		return startFailed(ctx, e, c, err)
+	}
+	go func() {
+		for s := range sigs {
+			sig, ok := s.(unix.Signal)
+			if !ok {
+				continue
+			}
+			switch sig {
+			case unix.SIGWINCH:
+				unix.Kill(st.MonitorPid, unix.SIGWINCH)
+			case unix.SIGCHLD, unix.SIGPIPE, unix.SIGURG:
+			default:
+				if !c.Config.Tty {
+					unix.Kill(st.Pid, sig)
+				}
+			}
+		}
+	}()
+	code, err := st.Wait()
+	if err != nil {
+		return &ExitError{Code: 125, Err: err}
+	}
+	if c.HostConfig.RestartPolicy.Name == "no" || c.HostConfig.RestartPolicy.Name == "" {
+		if err := e.Finish(context.WithoutCancel(ctx), c.ID, code); err != nil {
+			fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+		}
+	}
+	if code != 0 {
+		return &ExitError{Code: code}
+	}
+	return nil
+}
+
+func newStartCommand(g *globalOptions) *cobra.Command {
+	var attach, interactive bool
+	cmd := &cobra.Command{
+		Use:   "start [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Start created or stopped containers",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
+			if attach || interactive {
+				if len(args) != 1 {
+					return errors.New("start -a/-i takes one container")
+				}
+				c, err := e.Get(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				return runAttached(context.WithoutCancel(ctx), e, c, interactive)
+			}
+			var errs []error
+			for _, a := range args {
+				if _, err := e.Start(ctx, a, nil); err != nil && !errors.Is(err, engine.ErrAlreadyRunning) {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Println(a)
+			}
+			return errors.Join(errs...)
+		}),
+	}
+	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "attach stdout and stderr and wait for the exit")
+	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false, "attach stdin too")
+	return cmd
+}
+
+func eachContainer(args []string, fn func(a string) error) error {
+	var errs []error
+	for _, a := range args {
+		if err := fn(a); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Println(a)
+	}
+	return errors.Join(errs...)
+}
+
+func newStopCommand(g *globalOptions) *cobra.Command {
+	var t int
+	cmd := &cobra.Command{
+		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Stop running containers: the stop signal, then SIGKILL after the timeout",
+		Args:  cobra.MinimumNArgs(1),
+	}
+	cmd.RunE = g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
+		var timeout *int
+		if cmd.Flags().Changed("time") {
+			timeout = &t
+		}
+		return eachContainer(args, func(a string) error { return e.Stop(ctx, a, timeout) })
+	})
+	cmd.Flags().IntVarP(&t, "time", "t", 10, "seconds to wait before SIGKILL (default: the container's stop timeout)")
+	cmd.Flags().IntVar(&t, "timeout", 10, "same as --time")
+	return cmd
+}
+
+func newRestartCommand(g *globalOptions) *cobra.Command {
+	var t int
+	cmd := &cobra.Command{
+		Use:   "restart [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Restart containers",
+		Args:  cobra.MinimumNArgs(1),
+	}
+	cmd.RunE = g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
+		var timeout *int
+		if cmd.Flags().Changed("time") {
+			timeout = &t
+		}
+		return eachContainer(args, func(a string) error { return e.Restart(ctx, a, timeout) })
+	})
+	cmd.Flags().IntVarP(&t, "time", "t", 10, "seconds to wait before SIGKILL")
+	return cmd
+}
+
+func newKillCommand(g *globalOptions) *cobra.Command {
+	var sig string
+	cmd := &cobra.Command{
+		Use:   "kill [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Send a signal to containers (default SIGKILL)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
+			s, err := engine.ParseSignal(sig)
+			if err != nil {
+				return err
+			}
+			return eachContainer(args, func(a string) error { return e.Kill(ctx, a, s) })
+		}),
+	}
+	cmd.Flags().StringVarP(&sig, "signal", "s", "KILL", "signal to send")
+	return cmd
+}
+
+func newRmCommand(g *globalOptions) *cobra.Command {
+	var o engine.RemoveOptions
+	cmd := &cobra.Command{
+		Use:     "rm [OPTIONS] CONTAINER [CONTAINER...]",
+		Aliases: []string{"remove"},
+		Short:   "Remove containers",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
+			return eachContainer(args, func(a string) error { return e.Remove(context.WithoutCancel(ctx), a, o) })
+		}),
+	}
+	cmd.Flags().BoolVarP(&o.Force, "force", "f", false, "kill a running container first")
+	cmd.Flags().BoolVarP(&o.Volumes, "volumes", "v", false, "remove the container's anonymous volumes")
+	return cmd
+}
+
+func newRenameCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rename CONTAINER NEW_NAME",
+		Short: "Rename a container",
+		Args:  cobra.ExactArgs(2),
+		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
+			return e.Rename(ctx, args[0], args[1])
+		}),
+	}
+}
+
+func newPauseCommand(g *globalOptions, pause bool) *cobra.Command {
+	use, short := "pause CONTAINER [CONTAINER...]", "Freeze all processes of containers"
+	if !pause {
+		use, short = "unpause CONTAINER [CONTAINER...]", "Thaw paused containers"
+	}
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.MinimumNArgs(1),
+		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
+			return eachContainer(args, func(a string) error {
+				if pause {
+					return e.Pause(ctx, a)
+				}
+				return e.Unpause(ctx, a)
+			})
+		}),
+	}
+}
+
+func newWaitCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "wait CONTAINER [CONTAINER...]",
+		Short: "Wait for containers to stop and print their exit codes",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
+			var errs []error
+			for _, a := range args {
+				code, err := e.Wait(ctx, a)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Println(code)
+			}
+			return errors.Join(errs...)
+		}),
+	}
+}
+
+// psRow is one line of `berth ps`.
+type psRow struct {
+	ID           string            `json:"Id"`
+	Names        string            `json:"Names"`
+	Image        string            `json:"Image"`
+	ImageID      string            `json:"ImageID"`
+	Command      string            `json:"Command"`
+	Created      time.Time         `json:"Created"`
+	State        string            `json:"State"`
+	Status       string            `json:"Status"`
+	ExitCode     int               `json:"ExitCode"`
+	Pid          int               `json:"Pid"`
+	Labels       map[string]string `json:"Labels,omitempty"`
+	RunningFor   string            `json:"-"`
+	CreatedSince string            `json:"-"`
+}
+
+func statusText(c *engine.Container, now time.Time) string {
+	s := c.State
+	switch s.Status {
+	case engine.StatusRunning:
+		return "Up " + humanDuration(now.Sub(s.StartedAt))
+	case engine.StatusPaused:
+		return "Up " + humanDuration(now.Sub(s.StartedAt)) + " (Paused)"
+	case engine.StatusRestarting:
+		return fmt.Sprintf("Restarting (%d) %s ago", s.ExitCode, humanDuration(now.Sub(s.FinishedAt)))
+	case engine.StatusExited:
+		return fmt.Sprintf("Exited (%d) %s ago", s.ExitCode, humanDuration(now.Sub(s.FinishedAt)))
+	case engine.StatusCreated:
+		return "Created"
+	case engine.StatusRemoving:
+		return "Removal In Progress"
+	case engine.StatusDead:
+		return "Dead"
+	}
+	return s.Status
+}
+
+func humanDuration(d time.Duration) string {
+	switch s := d.Seconds(); {
+	case s < 1:
+		return "Less than a second"
+	case s < 2:
+		return "1 second"
+	case s < 60:
+		return fmt.Sprintf("%d seconds", int(s))
+	case d.Minutes() < 2:
+		return "About a minute"
+	case d.Minutes() < 60:
+		return fmt.Sprintf("%d minutes", int(d.Minutes()))
+	case d.Hours() < 2:
+		return "About an hour"
+	case d.Hours() < 48:
+		return fmt.Sprintf("%d hours", int(d.Hours()))
+	case d.Hours() < 24*14:
+		return fmt.Sprintf("%d days", int(d.Hours()/24))
+	}
+	return fmt.Sprintf("%d weeks", int(d.Hours()/24/7))
+}
+
+func commandText(c *engine.Container) string {
+	parts := append([]string{c.Path}, c.Args...)
+	return strings.Join(parts, " ")
+}
+
+// matchFilter applies one ps --filter key=value.
+func matchFilter(c *engine.Container, f string) (bool, error) {
+	k, v, ok := strings.Cut(f, "=")
+	if !ok {
+		return false, fmt.Errorf("--filter %q: want key=value", f)
+	}
+	switch k {
+	case "id":
+		return strings.HasPrefix(c.ID, v), nil
+	case "name":
+		return strings.Contains(c.Name, strings.TrimPrefix(v, "/")), nil
+	case "status":
+		return c.State.Status == v, nil
+	case "exited":
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return false, fmt.Errorf("--filter %q: exited takes a number", f)
+		}
+		return c.State.Status == engine.StatusExited && c.State.ExitCode == n, nil
+	case "label":
+		lk, lv, hasV := strings.Cut(v, "=")
+		got, has := c.Config.Labels[lk]
+		return has && (!hasV || got == lv), nil
+	case "ancestor":
+		return c.Config.Image == v || c.ImageName == v || strings.HasPrefix(strings.TrimPrefix(c.Image, "sha256:"), strings.TrimPrefix(v, "sha256:")), nil
+	}
+	return false, fmt.Errorf("--filter %q: berth knows id, name, status, exited, label and ancestor", f)
+}
+
+func newPsCommand(g *globalOptions) *cobra.Command {
+	var all, quiet, noTrunc, latest bool
+	var last int
+	var format string
+	var filters []string
+	cmd := &cobra.Command{
+		Use:     "ps [OPTIONS]",
+		Aliases: []string{"ls", "list"},
+		Short:   "List containers",
+		Args:    cobra.NoArgs,
+		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
+			list, err := e.List(ctx)
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			var rows []psRow
+			for i := len(list) - 1; i >= 0; i-- { // newest first
+				c := list[i]
+				if !all && !latest && last <= 0 && len(filters) == 0 && c.State.Status != engine.StatusRunning && c.State.Status != engine.StatusPaused && c.State.Status != engine.StatusRestarting {
+					continue
+				}
+				keep := true
+				for _, f := range filters {
+					ok, err := matchFilter(c, f)
+					if err != nil {
+						return err
+					}
+					keep = keep && ok
+				}
+				if !keep {
+					continue
+				}
+				rows = append(rows, psRow{ID: c.ID, Names: c.Name, Image: c.Config.Image, ImageID: c.Image, Command: commandText(c),
+					Created: c.Created, State: c.State.Status, Status: statusText(c, now), ExitCode: c.State.ExitCode, Pid: c.State.Pid,
+					Labels: c.Config.Labels, RunningFor: humanDuration(now.Sub(c.Created)) + " ago", CreatedSince: humanDuration(now.Sub(c.Created)) + " ago"})
+			}
+			if latest {
+				last = 1
+			}
+			if last > 0 && len(rows) > last {
+				rows = rows[:last]
+			}
+			if quiet {
+				for _, r := range rows {
+					if noTrunc {
+						fmt.Println(r.ID)
+					} else {
+						fmt.Println(engine.ShortID(r.ID))
+					}
+				}
+				return nil
+			}
+			switch {
+			case format == "json":
+				if rows == nil {
+					rows = []psRow{}
+				}
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rows)
+			case format != "" && format != "table":
+				tf := strings.TrimPrefix(format, "table ")
+				t, err := template.New("ps").Funcs(template.FuncMap{"json": func(v any) string { b, _ := json.Marshal(v); return string(b) }}).Parse(tf)
+				if err != nil {
+					return fmt.Errorf("--format: %w", err)
+				}
+				for _, r := range rows {
+					if !noTrunc {
+						r.ID = engine.ShortID(r.ID)
+					}
+					if err := t.Execute(os.Stdout, r); err != nil {
+						return err
+					}
+					fmt.Println()
+				}
+				return nil
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
+			fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAMES")
+			for _, r := range rows {
+				id, cmdText := engine.ShortID(r.ID), r.Command
+				if noTrunc {
+					id = r.ID
+				} else if len(cmdText) > 20 {
+					cmdText = cmdText[:19] + "…"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%q\t%s\t%s\t\t%s\n", id, r.Image, cmdText, r.CreatedSince, r.Status, r.Names)
+			}
+			return tw.Flush()
+		}),
+	}
+	fl := cmd.Flags()
+	fl.BoolVarP(&all, "all", "a", false, "show all containers (default: running ones)")
+	fl.BoolVarP(&quiet, "quiet", "q", false, "print only IDs")
+	fl.BoolVar(&noTrunc, "no-trunc", false, "do not truncate")
+	fl.BoolVarP(&latest, "latest", "l", false, "show the newest container")
+	fl.IntVarP(&last, "last", "n", -1, "show the n newest containers")
+	fl.StringVar(&format, "format", "table", "table, json, or a Go template")
+	fl.StringArrayVarP(&filters, "filter", "f", nil, "filter: id=, name=, status=, exited=, label=, ancestor=")
+	return cmd
+}
+
+// parseTime reads --since/--until: an RFC 3339 time, a Unix timestamp or
+// a duration before now (10m).
+func parseTime(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, time.RFC3339, "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		sec := int64(f)
+		return time.Unix(sec, int64((f-float64(sec))*1e9)), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time: use RFC 3339, a Unix timestamp or a duration such as 10m", s)
+}
+
+func newLogsCommand(g *globalOptions) *cobra.Command {
+	var o engine.LogOptions
+	var since, until, tail string
+	cmd := &cobra.Command{
+		Use:   "logs [OPTIONS] CONTAINER",
+		Short: "Print a container's output",
+		Args:  cobra.ExactArgs(1),
+		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
+			now := time.Now()
+			var err error
+			if o.Since, err = parseTime(since, now); err != nil {
+				return fmt.Errorf("--since: %w", err)
+			}
+			if o.Until, err = parseTime(until, now); err != nil {
+				return fmt.Errorf("--until: %w", err)
+			}
+			o.Tail = -1
+			if tail != "all" && tail != "" {
+				if o.Tail, err = strconv.Atoi(tail); err != nil || o.Tail < 0 {
+					return fmt.Errorf("--tail %q: a number of lines or all", tail)
+				}
+			}
+			out := bufio.NewWriter(os.Stdout)
+			errw := bufio.NewWriter(os.Stderr)
+			flusher := &flushWriter{w: out, follow: o.Follow}
+			eflusher := &flushWriter{w: errw, follow: o.Follow}
+			defer out.Flush()
+			defer errw.Flush()
+			return e.Logs(ctx, args[0], o, flusher, eflusher)
+		}),
+	}
+	fl := cmd.Flags()
+	fl.BoolVarP(&o.Follow, "follow", "f", false, "keep printing new output until the container stops")
+	fl.StringVar(&since, "since", "", "only output after this time (RFC 3339, Unix time, or a duration such as 10m)")
+	fl.StringVar(&until, "until", "", "only output before this time")
+	fl.StringVarP(&tail, "tail", "n", "all", "number of lines from the end")
+	fl.BoolVarP(&o.Timestamps, "timestamps", "t", false, "show timestamps")
+	return cmd
+}
+
+// flushWriter buffers, and flushes each write when following.
+type flushWriter struct {
+	w      *bufio.Writer
+	follow bool
+}
+
+func (f *flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err == nil && f.follow {
+		err = f.w.Flush()
+	}
+	return n, err
+}
+
+var _ io.Writer = (*flushWriter)(nil)
+
+func newContainerInspectCommand(g *globalOptions) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Show details of containers (JSON)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
+			var out []any
+			var errs []error
+			for _, a := range args {
+				c, err := e.Get(ctx, a)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				out = append(out, c)
+			}
+			if err := printInspect(out, format); err != nil {
+				return err
+			}
+			return errors.Join(errs...)
+		}),
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "a Go template over each object")
+	return cmd
+}
+
+// printInspect prints objects as a JSON array, or each through a template.
+func printInspect(objs []any, format string) error {
+	if format == "" || format == "json" {
+		if objs == nil {
+			objs = []any{}
+		}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "    ")
+		return enc.Encode(objs)
+	}
+	t, err := template.New("inspect").Funcs(template.FuncMap{"json": func(v any) string { b, _ := json.Marshal(v); return string(b) }}).Parse(format)
+	if err != nil {
+		return fmt.Errorf("--format: %w", err)
+	}
+	for _, o := range objs {
+		// Templates see the JSON field names, as with docker.
+		b, _ := json.Marshal(o)
+		var m map[string]any
+		json.Unmarshal(b, &m)
+		if err := t.Execute(os.Stdout, m); err != nil {
+			return err
+		}
+		fmt.Println()
+	}
+	return nil
+}
+
+// newTopInspectCommand is `berth inspect`: containers first, then images.
+func newTopInspectCommand(g *globalOptions) *cobra.Command {
+	var format, typ string
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] NAME|ID [NAME|ID...]",
+		Short: "Show details of containers or images (JSON)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
+			var out []any
+			var errs []error
+			for _, a := range args {
+				if typ == "" || typ == "container" {
+					c, err := e.Get(ctx, a)
+					if err == nil {
+						out = append(out, c)
+						continue
+					}
+					if typ == "container" || !errors.Is(err, store.ErrNotFound) {
+						errs = append(errs, err)
+						continue
+					}
+				}
+				imgs, err := g.images()
+				if err != nil {
+					return err
+				}
+				o, err := imageInspect(ctx, imgs, a)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("no such object: %s", a))
+					continue
+				}
+				out = append(out, o)
+			}
+			if err := printInspect(out, format); err != nil {
+				return err
+			}
+			return errors.Join(errs...)
+		}),
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "a Go template over each object")
+	cmd.Flags().StringVar(&typ, "type", "", "container or image")
+	return cmd
+}
+
+func newContainerPruneCommand(g *globalOptions) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove all stopped containers",
+		Args:  cobra.NoArgs,
+		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
+			list, err := e.List(ctx)
+			if err != nil {
+				return err
+			}
+			var errs []error
+			fmt.Println("Deleted Containers:")
+			for _, c := range list {
+				if c.State.Status != engine.StatusExited && c.State.Status != engine.StatusCreated && c.State.Status != engine.StatusDead {
+					continue
+				}
+				if err := e.Remove(ctx, c.ID, engine.RemoveOptions{}); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Println(c.ID)
+			}
+			_ = force // berth does not prompt
+			return errors.Join(errs...)
+		}),
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt (berth never does)")
+	return cmd
+}

@@ -1,0 +1,137 @@
+package engine
+
+import (
+	"errors"
+	"time"
+)
+
+// Error categories; errors wrap one of these (or the store's).
+var (
+	ErrInvalidState = errors.New("invalid container state")
+	ErrInvalid      = errors.New("invalid argument")
+)
+
+// Status values, docker's.
+const (
+	StatusCreating   = "creating"
+	StatusCreated    = "created"
+	StatusRunning    = "running"
+	StatusPaused     = "paused"
+	StatusRestarting = "restarting"
+	StatusRemoving   = "removing"
+	StatusExited     = "exited"
+	StatusDead       = "dead"
+)
+
+// Container is a container's record, shaped like docker's inspect output
+// so that `berth inspect` is the record itself.
+type Container struct {
+	ID           string     `json:"Id"`
+	Name         string     `json:"Name"`
+	Created      time.Time  `json:"Created"`
+	Path         string     `json:"Path"`
+	Args         []string   `json:"Args"`
+	State        State      `json:"State"`
+	Image        string     `json:"Image"` // the image ID
+	ImageName    string     `json:"ImageName"`
+	DiffIDs      []string   `json:"DiffIDs"`
+	RestartCount int        `json:"RestartCount"`
+	LogPath      string     `json:"LogPath"`
+	Config       Config     `json:"Config"`
+	HostConfig   HostConfig `json:"HostConfig"`
+	Warnings     []string   `json:"Warnings,omitempty"`
+}
+
+// State is the lifecycle part of a record.
+type State struct {
+	Status     string    `json:"Status"`
+	Running    bool      `json:"Running"`
+	Paused     bool      `json:"Paused"`
+	Restarting bool      `json:"Restarting"`
+	OOMKilled  bool      `json:"OOMKilled"`
+	Dead       bool      `json:"Dead"`
+	Pid        int       `json:"Pid"`
+	ExitCode   int       `json:"ExitCode"`
+	Error      string    `json:"Error"`
+	StartedAt  time.Time `json:"StartedAt"`
+	FinishedAt time.Time `json:"FinishedAt"`
+
+	// The monitor supervising the container (pid and start time, so a
+	// reused pid is not mistaken for it).
+	MonitorPid   int    `json:"MonitorPid,omitempty"`
+	MonitorStart uint64 `json:"MonitorStart,omitempty"`
+	// The process creating or removing the container (Status creating or
+	// removing): if it is gone, the next command finishes its work.
+	OwnerPid   int    `json:"OwnerPid,omitempty"`
+	OwnerStart uint64 `json:"OwnerStart,omitempty"`
+	// StopRequested: stop, kill or rm asked for the exit, so the restart
+	// policy does not apply (docker's "manually stopped").
+	StopRequested bool `json:"StopRequested,omitempty"`
+	// QuickExits counts consecutive runs shorter than 10 s, for the
+	// restart back-off.
+	QuickExits int `json:"QuickExits,omitempty"`
+}
+
+// Config is what the container runs (docker's Config).
+type Config struct {
+	Hostname     string              `json:"Hostname"`
+	User         string              `json:"User"`
+	Env          []string            `json:"Env"`
+	Cmd          []string            `json:"Cmd"`
+	Entrypoint   []string            `json:"Entrypoint"`
+	WorkingDir   string              `json:"WorkingDir"`
+	Image        string              `json:"Image"` // as the user named it
+	Labels       map[string]string   `json:"Labels"`
+	Tty          bool                `json:"Tty"`
+	OpenStdin    bool                `json:"OpenStdin"`
+	StopSignal   string              `json:"StopSignal,omitempty"`
+	StopTimeout  *int                `json:"StopTimeout,omitempty"`
+	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
+	Volumes      map[string]struct{} `json:"Volumes,omitempty"`
+}
+
+// HostConfig is how the host runs it (docker's HostConfig).
+type HostConfig struct {
+	Binds          []string      `json:"Binds,omitempty"`
+	Mounts         []string      `json:"Mounts,omitempty"`
+	Tmpfs          []string      `json:"Tmpfs,omitempty"`
+	NetworkMode    string        `json:"NetworkMode"`
+	RestartPolicy  RestartPolicy `json:"RestartPolicy"`
+	AutoRemove     bool          `json:"AutoRemove"`
+	ReadonlyRootfs bool          `json:"ReadonlyRootfs"`
+	Privileged     bool          `json:"Privileged"`
+	CapAdd         []string      `json:"CapAdd,omitempty"`
+	CapDrop        []string      `json:"CapDrop,omitempty"`
+	SecurityOpt    []string      `json:"SecurityOpt,omitempty"`
+	Memory         int64         `json:"Memory"`
+	NanoCPUs       int64         `json:"NanoCpus"`
+	PidsLimit      int64         `json:"PidsLimit"`
+	Ulimits        []string      `json:"Ulimits,omitempty"`
+	Init           bool          `json:"Init"`
+	Isolation      string        `json:"Isolation"`
+	LogMaxSize     int64         `json:"LogMaxSize"`
+	LogMaxFiles    int           `json:"LogMaxFiles"`
+}
+
+// RestartPolicy is docker's: no, on-failure[:N], always, unless-stopped.
+type RestartPolicy struct {
+	Name              string `json:"Name"`
+	MaximumRetryCount int    `json:"MaximumRetryCount"`
+}
+
+// ShortID is the 12-digit form of an ID.
+func ShortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// setStatus keeps the booleans in step with Status.
+func (s *State) setStatus(st string) {
+	s.Status = st
+	s.Running = st == StatusRunning || st == StatusPaused || st == StatusRestarting
+	s.Paused = st == StatusPaused
+	s.Restarting = st == StatusRestarting
+	s.Dead = st == StatusDead
+}

@@ -1,0 +1,399 @@
+//go:build linux
+
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/internal/engine/spec"
+	"github.com/berth-dev/berth/internal/engine/store"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// CreateOptions are `berth create`'s settings.
+type CreateOptions struct {
+	Name  string
+	Image string
+	// Cmd overrides the image's Cmd when non-empty; Entrypoint (non-nil)
+	// the image's Entrypoint.
+	Cmd        []string
+	Entrypoint *[]string
+	// Env entries are KEY=VALUE (the CLI resolves bare KEYs and env files).
+	Env        []string
+	User       string
+	WorkingDir string
+	Hostname   string
+	Tty        bool
+	OpenStdin  bool
+	// Binds are "host:container[:ro|rw]".
+	Binds       []string
+	Tmpfs       []string
+	ReadOnly    bool
+	Privileged  bool
+	CapAdd      []string
+	CapDrop     []string
+	SecurityOpt []string
+	Memory      int64
+	CPUs        float64
+	PidsLimit   int64
+	Ulimits     []string
+	Restart     RestartPolicy
+	AutoRemove  bool
+	StopSignal  string
+	StopTimeout *int
+	Init        bool
+	Labels      map[string]string
+	Isolation   string
+	NetworkMode string
+	LogMaxSize  int64
+	LogMaxFiles int
+}
+
+// Defaults of the log rotation (docker's "local" driver's).
+const (
+	DefaultLogMaxSize  = 20 << 20
+	DefaultLogMaxFiles = 5
+)
+
+var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// ParseRestartPolicy parses docker's --restart values.
+func ParseRestartPolicy(s string) (RestartPolicy, error) {
+	name, n, hasN := strings.Cut(s, ":")
+	switch name {
+	case "", "no":
+		if hasN {
+			break
+		}
+		return RestartPolicy{Name: "no"}, nil
+	case "always", "unless-stopped":
+		if hasN {
+			return RestartPolicy{}, fmt.Errorf("--restart %s: a retry count applies only to on-failure: %w", s, ErrInvalid)
+		}
+		return RestartPolicy{Name: name}, nil
+	case "on-failure":
+		p := RestartPolicy{Name: name}
+		if hasN {
+			var v int
+			if _, err := fmt.Sscanf(n, "%d", &v); err != nil || v < 0 || fmt.Sprint(v) != n {
+				return RestartPolicy{}, fmt.Errorf("--restart %s: the retry count must be a number of 0 or more: %w", s, ErrInvalid)
+			}
+			p.MaximumRetryCount = v
+		}
+		return p, nil
+	}
+	return RestartPolicy{}, fmt.Errorf("--restart %q: use no, on-failure[:max-retries], always or unless-stopped: %w", s, ErrInvalid)
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Create makes a container from an image: its record, writable layer,
+// mounted root filesystem and OCI bundle. It does not start it.
+func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, retErr error) {
+	if o.Isolation != "" && o.Isolation != "linux" && o.Isolation != "default" {
+		return nil, fmt.Errorf("--isolation %q: this build runs linux isolation only: %w", o.Isolation, ErrInvalid)
+	}
+	if o.Name != "" && !validName.MatchString(o.Name) {
+		return nil, fmt.Errorf("invalid container name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed: %w", o.Name, ErrInvalid)
+	}
+	if o.Restart.Name == "" {
+		o.Restart.Name = "no"
+	}
+	if o.AutoRemove && o.Restart.Name != "no" {
+		return nil, fmt.Errorf("--rm and --restart %s conflict: a container removed at exit cannot be restarted: %w", o.Restart.Name, ErrInvalid)
+	}
+	if o.StopSignal != "" {
+		if _, err := ParseSignal(o.StopSignal); err != nil {
+			return nil, err
+		}
+	}
+	for _, so := range o.SecurityOpt {
+		switch {
+		case so == "no-new-privileges" || so == "no-new-privileges:true" || so == "no-new-privileges=true":
+		case so == "seccomp=unconfined" || so == "seccomp:unconfined" || strings.HasPrefix(so, "seccomp="):
+		case strings.HasPrefix(so, "label=") || strings.HasPrefix(so, "apparmor="):
+		default:
+			return nil, fmt.Errorf("--security-opt %q: berth knows seccomp=FILE|unconfined, no-new-privileges, label= and apparmor=: %w", so, ErrInvalid)
+		}
+	}
+	recs, err := e.images.Get(ctx, o.Image)
+	if err != nil {
+		return nil, fmt.Errorf("%w (pull it first: berth pull %s)", err, o.Image)
+	}
+	rec := recs[0]
+	img, err := e.images.Config(rec)
+	if err != nil {
+		return nil, err
+	}
+	id := newID()
+	name := strings.TrimPrefix(o.Name, "/")
+	if o.LogMaxSize == 0 {
+		o.LogMaxSize = DefaultLogMaxSize
+	}
+	if o.LogMaxFiles == 0 {
+		o.LogMaxFiles = DefaultLogMaxFiles
+	}
+	if o.NetworkMode == "" || o.NetworkMode == "default" {
+		o.NetworkMode = "none"
+	}
+	hostname := o.Hostname
+	if hostname == "" {
+		hostname = ShortID(id)
+	}
+	c := &Container{
+		ID: id, Name: name, Created: time.Now().UTC(),
+		Image: rec.ID(), ImageName: rec.Name, DiffIDs: rec.DiffIDs,
+		LogPath: filepath.Join(e.containerDir(id), id+"-json.log"),
+		Config: Config{
+			Hostname: hostname, User: o.User, Env: o.Env, Cmd: o.Cmd, WorkingDir: o.WorkingDir,
+			Image: o.Image, Labels: o.Labels, Tty: o.Tty, OpenStdin: o.OpenStdin,
+			StopSignal: o.StopSignal, StopTimeout: o.StopTimeout,
+			ExposedPorts: img.Config.ExposedPorts, Volumes: img.Config.Volumes,
+		},
+		HostConfig: HostConfig{
+			Binds: o.Binds, Tmpfs: o.Tmpfs, NetworkMode: o.NetworkMode, RestartPolicy: o.Restart,
+			AutoRemove: o.AutoRemove, ReadonlyRootfs: o.ReadOnly, Privileged: o.Privileged,
+			CapAdd: o.CapAdd, CapDrop: o.CapDrop, SecurityOpt: o.SecurityOpt, Memory: o.Memory,
+			NanoCPUs: int64(o.CPUs * 1e9), PidsLimit: o.PidsLimit, Ulimits: o.Ulimits, Init: o.Init,
+			Isolation: "linux", LogMaxSize: o.LogMaxSize, LogMaxFiles: o.LogMaxFiles,
+		},
+	}
+	if o.Entrypoint != nil {
+		c.Config.Entrypoint = *o.Entrypoint
+	}
+	if c.Config.StopSignal == "" {
+		c.Config.StopSignal = img.Config.StopSignal
+	}
+	c.State.setStatus(StatusCreating)
+	c.State.OwnerPid = os.Getpid()
+	c.State.OwnerStart = procStart(c.State.OwnerPid)
+	if err := e.insert(ctx, c, o.Name == ""); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			e.destroy(context.WithoutCancel(ctx), c.ID)
+		}
+	}()
+	if err := os.MkdirAll(e.containerDir(id), 0o710); err != nil {
+		return nil, err
+	}
+	if err := e.mountRootfs(c); err != nil {
+		return nil, err
+	}
+	s, warns, err := spec.Generate(img, e.rootfs(id), spec.Options{
+		Args: o.Cmd, Entrypoint: o.Entrypoint, Env: o.Env, User: o.User, WorkingDir: o.WorkingDir,
+		Hostname: hostname, Tty: o.Tty, ReadOnly: o.ReadOnly, Privileged: o.Privileged,
+		CapAdd: o.CapAdd, CapDrop: o.CapDrop, NoNewPrivileges: hasNoNewPrivileges(o.SecurityOpt),
+		Ulimits: o.Ulimits, Memory: o.Memory, CPUs: o.CPUs, PidsLimit: o.PidsLimit,
+		Tmpfs: o.Tmpfs, Labels: o.Labels, NetworkMode: o.NetworkMode,
+		CgroupsPath: "/berth/" + id,
+		LookupEnv:   func(string) (string, bool) { return "", false },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", err, ErrInvalid)
+	}
+	binds, err := parseBinds(o.Binds)
+	if err != nil {
+		return nil, err
+	}
+	s.Mounts = append(s.Mounts, binds...)
+	etc, err := e.writeEtcFiles(c)
+	if err != nil {
+		return nil, err
+	}
+	s.Mounts = append(s.Mounts, etc...)
+	for _, w := range warns {
+		// docker's default nofile clamped to the host's hard limit is
+		// this machine's normal case, not news at every run.
+		if w.Topic != spec.TopicDefaultUlimit {
+			c.Warnings = append(c.Warnings, w.Message)
+		}
+	}
+	data, err := json.MarshalIndent(s, "", "\t")
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(e.containerDir(id), "config.json"), data, 0o600); err != nil {
+		return nil, err
+	}
+	final, err := e.update(ctx, id, func(r *Container) error {
+		r.Path, r.Args = s.Process.Args[0], s.Process.Args[1:]
+		r.Config.Env = s.Process.Env
+		r.Config.WorkingDir = s.Process.Cwd
+		r.Warnings = c.Warnings
+		r.State.setStatus(StatusCreated)
+		r.State.OwnerPid, r.State.OwnerStart = 0, 0
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return final, nil
+}
+
+func hasNoNewPrivileges(opts []string) bool {
+	for _, o := range opts {
+		if strings.HasPrefix(o, "no-new-privileges") && !strings.HasSuffix(o, "false") {
+			return true
+		}
+	}
+	return false
+}
+
+// insert stores a new record; with a generated name it retries on a
+// collision.
+func (e *Engine) insert(ctx context.Context, c *Container, generated bool) error {
+	for try := 0; ; try++ {
+		if generated {
+			c.Name = randomName(try)
+		}
+		data, err := encode(c)
+		if err != nil {
+			return err
+		}
+		err = e.db.Insert(ctx, store.Row{ID: c.ID, Name: c.Name, ImageID: c.Image, Data: data})
+		if err == nil || !generated || !errors.Is(err, store.ErrNameInUse) || try > 20 {
+			return err
+		}
+	}
+}
+
+// parseBinds parses -v host:container[:ro|rw] (host paths only).
+func parseBinds(list []string) ([]specs.Mount, error) {
+	var out []specs.Mount
+	for _, b := range list {
+		parts := strings.Split(b, ":")
+		if len(parts) < 2 || len(parts) > 3 {
+			return nil, fmt.Errorf("-v %q: use /host/path:/container/path[:ro|rw]: %w", b, ErrInvalid)
+		}
+		src, dst := parts[0], parts[1]
+		if !filepath.IsAbs(src) {
+			return nil, fmt.Errorf("-v %q: named volumes are not supported yet; give an absolute host path: %w", b, ErrInvalid)
+		}
+		if !filepath.IsAbs(dst) {
+			return nil, fmt.Errorf("-v %q: the container path must be absolute: %w", b, ErrInvalid)
+		}
+		if _, err := os.Stat(src); err != nil {
+			return nil, fmt.Errorf("-v %q: host path: %w", b, err)
+		}
+		opts := []string{"rbind"}
+		if len(parts) == 3 {
+			for _, o := range strings.Split(parts[2], ",") {
+				switch o {
+				case "ro", "rw":
+					opts = append(opts, o)
+				case "z", "Z", "rprivate", "private", "rslave", "slave", "rshared", "shared":
+				default:
+					return nil, fmt.Errorf("-v %q: unknown option %q (ro or rw): %w", b, o, ErrInvalid)
+				}
+			}
+		}
+		out = append(out, specs.Mount{Destination: filepath.Clean(dst), Type: "bind", Source: filepath.Clean(src), Options: opts})
+	}
+	return out, nil
+}
+
+// writeEtcFiles writes the container's /etc/hosts, /etc/hostname and
+// /etc/resolv.conf and returns their bind mounts.
+func (e *Engine) writeEtcFiles(c *Container) ([]specs.Mount, error) {
+	dir := e.containerDir(c.ID)
+	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	resolv, _ := os.ReadFile("/etc/resolv.conf")
+	if c.HostConfig.NetworkMode == "host" {
+		if h, err := os.ReadFile("/etc/hosts"); err == nil {
+			hosts = string(h)
+		}
+	} else {
+		hosts += "127.0.0.1\t" + c.Config.Hostname + "\n"
+		resolv = filterResolv(resolv)
+	}
+	files := map[string][]byte{
+		"hosts":       []byte(hosts),
+		"hostname":    []byte(c.Config.Hostname + "\n"),
+		"resolv.conf": resolv,
+	}
+	var mounts []specs.Mount
+	for _, n := range []string{"hosts", "hostname", "resolv.conf"} {
+		p := filepath.Join(dir, n)
+		if err := writeFileAtomic(p, files[n], 0o644); err != nil {
+			return nil, err
+		}
+		mounts = append(mounts, specs.Mount{Destination: "/etc/" + n, Type: "bind", Source: p, Options: []string{"rbind", "rprivate"}})
+	}
+	return mounts, nil
+}
+
+// filterResolv drops loopback nameservers: inside the container's network
+// namespace they are not the host's resolver.
+func filterResolv(data []byte) []byte {
+	var out []string
+	for _, l := range strings.Split(string(data), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "nameserver" && (strings.HasPrefix(f[1], "127.") || f[1] == "::1") {
+			continue
+		}
+		out = append(out, l)
+	}
+	return []byte(strings.Join(out, "\n"))
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// mountRootfs mounts the container's overlay at its rootfs directory
+// unless it is mounted already.
+func (e *Engine) mountRootfs(c *Container) error {
+	target := e.rootfs(c.ID)
+	if mounted(target) {
+		return nil
+	}
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	if _, err := e.snapshots.ActiveDir(c.ID); err != nil {
+		return err
+	}
+	if _, err := e.snapshots.Prepare(c.ID); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return e.snapshots.MountOverlay(c.ID, c.DiffIDs, target)
+}
+
+// mounted reports whether p is a mount point (a different device from its
+// parent's).
+func mounted(p string) bool {
+	var st, pst unix.Stat_t
+	if unix.Lstat(p, &st) != nil || unix.Lstat(filepath.Dir(p), &pst) != nil {
+		return false
+	}
+	return st.Dev != pst.Dev
+}
+
+func unmountRootfs(p string) {
+	for mounted(p) {
+		if unix.Unmount(p, unix.MNT_DETACH) != nil {
+			return
+		}
+	}
+}

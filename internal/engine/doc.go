@@ -1,0 +1,33 @@
+// Package engine runs containers from images: records, lifecycle, logs,
+// restart policies. It is daemonless: every operation is a function a
+// short-lived CLI process calls, and what must outlive the CLI (a
+// detached container's stdio, log and exit status) is held by the
+// container's monitor (package monitor), a small C process per container.
+//
+// State:
+//
+//	<root>/engine/berth.db              container records (package store)
+//	<root>/containers/<id>/config.json  the OCI bundle (rootfs under <state>)
+//	<root>/containers/<id>/hosts, hostname, resolv.conf
+//	<root>/containers/<id>/<id>-json.log (+ .1 .. .N after rotation)
+//	<root>/snapshots/active/<id>        the writable layer
+//	<state>/containers/<id>/rootfs      the overlay mount
+//	<state>/containers/<id>/exit        written by the monitor at exit
+//	<state>/containers/<id>/lock        the container's lock
+//	<state>/runtime/                    the linux driver's root
+//
+// Invariants:
+//   - A record's Status says what was last decided; what is true now is
+//     derived (refresh): a "running" record whose monitor is gone is
+//     reconciled (exit file or kill, then the restart policy) by the next
+//     command that reads it, under the container's lock.
+//   - Create writes the record first (Status "creating", with the creating
+//     process) and every file after; Remove marks it "removing" first and
+//     deletes the record last. A record left in either state by a killed
+//     process is finished or undone by the next command that sees it.
+//   - Names are unique (the store's UNIQUE index), IDs are 64 hex digits.
+//
+// Lock order: the container's flock, then a store transaction (short,
+// never held across a wait). The image service's GC lock is taken shared
+// (create adds a reference to an image) before the container's lock.
+package engine

@@ -1,0 +1,149 @@
+//go:build linux
+
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/berth-dev/berth/internal/engine/store"
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/lockfile"
+	"github.com/berth-dev/berth/internal/snapshot"
+)
+
+// Options configures an Engine.
+type Options struct {
+	// Root is berth's persistent root (default /var/lib/berth), State its
+	// run directory (default /run/berth).
+	Root, State string
+	// Images is the image service over the same root.
+	Images *image.Service
+	// Exe is the berth binary the monitor runs (default /proc/self/exe).
+	Exe string
+}
+
+// Engine manages containers. Every method may be called from any number
+// of processes at once.
+type Engine struct {
+	opts      Options
+	db        *store.DB
+	images    *image.Service
+	snapshots *snapshot.Store
+}
+
+// Open opens the engine's store under opts.Root.
+func Open(opts Options) (*Engine, error) {
+	if opts.Root == "" || opts.State == "" || opts.Images == nil {
+		return nil, errors.New("engine: root, state and image service are required")
+	}
+	if opts.Exe == "" {
+		opts.Exe = "/proc/self/exe"
+	}
+	db, err := store.Open(filepath.Join(opts.Root, "engine", "berth.db"))
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{opts: opts, db: db, images: opts.Images, snapshots: opts.Images.Snapshots()}, nil
+}
+
+// Close releases the store.
+func (e *Engine) Close() error { return e.db.Close() }
+
+// InUse reports the containers made from an image (for rmi).
+func (e *Engine) InUse(ctx context.Context, imageID string) ([]string, error) {
+	return e.db.UsingImage(ctx, imageID)
+}
+
+func (e *Engine) containerDir(id string) string { return filepath.Join(e.opts.Root, "containers", id) }
+func (e *Engine) stateDir(id string) string     { return filepath.Join(e.opts.State, "containers", id) }
+func (e *Engine) rootfs(id string) string       { return filepath.Join(e.stateDir(id), "rootfs") }
+func (e *Engine) exitFile(id string) string     { return filepath.Join(e.stateDir(id), "exit") }
+func (e *Engine) runtimeRoot() string           { return filepath.Join(e.opts.State, "runtime") }
+
+// lock takes the container's lock (exclusive).
+func (e *Engine) lock(ctx context.Context, id string) (func(), error) {
+	dir := filepath.Join(e.opts.State, "locks")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return lockfile.Lock(ctx, filepath.Join(dir, id), true)
+}
+
+func decode(r store.Row) (*Container, error) {
+	var c Container
+	if err := json.Unmarshal(r.Data, &c); err != nil {
+		return nil, fmt.Errorf("engine: record of container %s is corrupt: %w", r.ID, err)
+	}
+	c.ID, c.Name = r.ID, r.Name
+	return &c, nil
+}
+
+func encode(c *Container) ([]byte, error) { return json.Marshal(c) }
+
+// update changes a record in one transaction.
+func (e *Engine) update(ctx context.Context, id string, fn func(c *Container) error) (*Container, error) {
+	var out *Container
+	err := e.db.Update(ctx, id, func(r *store.Row) error {
+		c, err := decode(*r)
+		if err != nil {
+			return err
+		}
+		if err := fn(c); err != nil {
+			return err
+		}
+		data, err := encode(c)
+		if err != nil {
+			return err
+		}
+		r.Name, r.Data = c.Name, data
+		out = c
+		return nil
+	})
+	return out, err
+}
+
+// get resolves a name, ID or ID prefix to the stored record, unrefreshed.
+func (e *Engine) get(ctx context.Context, ref string) (*Container, error) {
+	r, err := e.db.Resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return decode(r)
+}
+
+// procStart returns a process's start time (clock ticks since boot), or 0
+// if it does not exist.
+func procStart(pid int) uint64 {
+	if pid <= 0 {
+		return 0
+	}
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	// Fields after the command: state is [0], starttime is field 22 of
+	// the whole line, [19] here.
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
+		return 0
+	}
+	v, _ := strconv.ParseUint(f[19], 10, 64)
+	return v
+}
+
+// alive reports whether pid is still the process that started at start.
+func alive(pid int, start uint64) bool {
+	return pid > 0 && start != 0 && procStart(pid) == start
+}

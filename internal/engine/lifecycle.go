@@ -1,0 +1,444 @@
+//go:build linux
+
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/internal/engine/store"
+	"github.com/berth-dev/berth/internal/runtime/linux"
+	"github.com/berth-dev/berth/internal/snapshot"
+	"golang.org/x/sys/unix"
+)
+
+// Get resolves a name, ID or unique ID prefix and returns the record as
+// it is now (reconciled with the monitor and the runtime).
+func (e *Engine) Get(ctx context.Context, ref string) (*Container, error) {
+	c, err := e.get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return e.refresh(ctx, c)
+}
+
+// List returns every container, oldest first, reconciled.
+func (e *Engine) List(ctx context.Context) ([]*Container, error) {
+	rows, err := e.db.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Container
+	for _, r := range rows {
+		c, err := decode(r)
+		if err != nil {
+			return nil, err
+		}
+		c, err = e.refresh(ctx, c)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// refresh derives what is true now. A record whose process (monitor,
+// creator or remover) died is reconciled under the container's lock: the
+// exit recorded, the restart policy applied, a half-made create undone, a
+// half-done remove finished. A record that is gone wraps ErrNotFound.
+func (e *Engine) refresh(ctx context.Context, c *Container) (*Container, error) {
+	switch c.State.Status {
+	case StatusRunning, StatusPaused, StatusRestarting:
+		if alive(c.State.MonitorPid, c.State.MonitorStart) {
+			if code, at, ok := e.readExitFile(c.ID); ok && !at.Before(c.State.StartedAt) && c.State.Status != StatusRestarting {
+				// It exited; the monitor's handler is recording it.
+				c.State.setStatus(StatusExited)
+				c.State.ExitCode, c.State.FinishedAt, c.State.Pid = code, at, 0
+			}
+			return c, nil
+		}
+	case StatusCreating, StatusRemoving:
+		if alive(c.State.OwnerPid, c.State.OwnerStart) {
+			return c, nil
+		}
+	default:
+		return c, nil
+	}
+	unlock, err := e.lock(ctx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	c, err = e.get(ctx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	switch c.State.Status {
+	case StatusCreating, StatusRemoving:
+		if alive(c.State.OwnerPid, c.State.OwnerStart) {
+			return c, nil
+		}
+		e.destroy(ctx, c.ID)
+		return nil, fmt.Errorf("container %s: %w", c.ID, store.ErrNotFound)
+	case StatusRunning, StatusPaused, StatusRestarting:
+		if alive(c.State.MonitorPid, c.State.MonitorStart) {
+			return c, nil
+		}
+	default:
+		return c, nil
+	}
+	// The monitor is gone (killed, or the host restarted): the container
+	// cannot stay unsupervised, so it is stopped and its exit recorded.
+	code, at, ok := e.readExitFile(c.ID)
+	if !ok || at.Before(c.State.StartedAt) {
+		code, at = 255, time.Now().UTC()
+		if rc, err := linux.Load(e.runtimeRoot(), c.ID); err == nil && rc.Status() != linux.StatusStopped {
+			rc.Signal(unix.SIGKILL, true)
+			waitStopped(rc, 5*time.Second)
+			code = 128 + int(unix.SIGKILL)
+		}
+		e.update(ctx, c.ID, func(r *Container) error {
+			r.State.Error = "the container's monitor died; berth stopped the container"
+			return nil
+		})
+	}
+	restart, rec, err := e.finishExitLocked(ctx, c.ID, code, at)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return e.get(ctx, c.ID)
+	}
+	if restart {
+		if _, err := e.startLocked(ctx, rec, nil); err != nil {
+			e.update(ctx, c.ID, func(r *Container) error {
+				r.State.setStatus(StatusExited)
+				r.State.Error = err.Error()
+				return nil
+			})
+		}
+		return e.get(ctx, c.ID)
+	}
+	if rec.HostConfig.AutoRemove {
+		e.markRemoving(ctx, c.ID)
+		e.destroy(ctx, c.ID)
+		return nil, fmt.Errorf("container %s: %w", c.ID, store.ErrNotFound)
+	}
+	return rec, nil
+}
+
+func waitStopped(rc *linux.Container, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for rc.Status() != linux.StatusStopped {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
+// RemoveOptions are rm's.
+type RemoveOptions struct {
+	Force   bool
+	Volumes bool
+}
+
+// Remove deletes a container: record, writable layer, log and runtime
+// state. A running one is refused unless Force, which kills it first.
+func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error {
+	c, err := e.get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	id := c.ID
+	unlock, err := e.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	c, err = e.get(ctx, id)
+	if err != nil {
+		unlock()
+		return err
+	}
+	running := (c.State.Status == StatusRunning || c.State.Status == StatusPaused || c.State.Status == StatusRestarting) && alive(c.State.MonitorPid, c.State.MonitorStart)
+	if running && !o.Force {
+		unlock()
+		return fmt.Errorf("cannot remove container %s: it is %s; stop it first or remove it with -f: %w", c.Name, c.State.Status, ErrInvalidState)
+	}
+	if running {
+		if err := e.markRemoving(ctx, id); err != nil {
+			unlock()
+			return err
+		}
+		mpid, mstart := c.State.MonitorPid, c.State.MonitorStart
+		unlock()
+		if rc, err := linux.Load(e.runtimeRoot(), id); err == nil {
+			if rc.Status() == linux.StatusPaused {
+				rc.Resume()
+			}
+			rc.Signal(unix.SIGKILL, true)
+		}
+		// The monitor records the exit and leaves; a container removed
+		// meanwhile is no surprise to it.
+		deadline := time.Now().Add(10 * time.Second)
+		for alive(mpid, mstart) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if alive(mpid, mstart) {
+			unix.Kill(mpid, unix.SIGKILL)
+		}
+		if unlock, err = e.lock(ctx, id); err != nil {
+			return err
+		}
+	} else if err := e.markRemoving(ctx, id); err != nil {
+		unlock()
+		return err
+	}
+	defer unlock()
+	return e.destroy(ctx, id)
+}
+
+func (e *Engine) markRemoving(ctx context.Context, id string) error {
+	_, err := e.update(ctx, id, func(r *Container) error {
+		r.State.setStatus(StatusRemoving)
+		r.State.StopRequested = true
+		r.State.OwnerPid = os.Getpid()
+		r.State.OwnerStart = procStart(r.State.OwnerPid)
+		return nil
+	})
+	return err
+}
+
+// destroy removes everything of a container, record last. Each step
+// tolerates what an earlier, interrupted destroy already removed.
+func (e *Engine) destroy(ctx context.Context, id string) error {
+	var errs []error
+	if rc, err := linux.Load(e.runtimeRoot(), id); err == nil {
+		if err := rc.Delete(ctx, true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	unmountRootfs(e.rootfs(id))
+	if err := e.snapshots.Release(id); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+		errs = append(errs, err)
+	}
+	for _, d := range []string{e.containerDir(id), e.stateDir(id)} {
+		if err := os.RemoveAll(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("remove container %s: %w", ShortID(id), errors.Join(errs...))
+	}
+	os.Remove(e.opts.State + "/locks/" + id)
+	return e.db.Delete(ctx, id)
+}
+
+func isRunning(c *Container) bool {
+	switch c.State.Status {
+	case StatusRunning, StatusPaused, StatusRestarting:
+		return true
+	}
+	return false
+}
+
+// Stop sends the stop signal, then SIGKILL after timeout (nil: the
+// container's StopTimeout, else 10 s), and returns when the exit is
+// recorded. The restart policy does not apply to a stopped container.
+func (e *Engine) Stop(ctx context.Context, ref string, timeout *int) error {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if !isRunning(c) {
+		return nil
+	}
+	sig := unix.SIGTERM
+	if c.Config.StopSignal != "" {
+		if s, err := ParseSignal(c.Config.StopSignal); err == nil {
+			sig = s
+		}
+	}
+	t := 10
+	if c.Config.StopTimeout != nil {
+		t = *c.Config.StopTimeout
+	}
+	if timeout != nil {
+		t = *timeout
+	}
+	if _, err := e.update(ctx, c.ID, func(r *Container) error { r.State.StopRequested = true; return nil }); err != nil {
+		return err
+	}
+	if rc, err := linux.Load(e.runtimeRoot(), c.ID); err == nil {
+		if rc.Status() == linux.StatusPaused {
+			rc.Resume()
+		}
+		if t >= 0 {
+			rc.Signal(sig, false)
+			waitCtx(ctx, rc, time.Duration(t)*time.Second)
+		}
+		if rc.Status() != linux.StatusStopped {
+			rc.Signal(unix.SIGKILL, true)
+			waitCtx(ctx, rc, 30*time.Second)
+		}
+	}
+	return e.waitRecorded(ctx, c.ID, 30*time.Second)
+}
+
+func waitCtx(ctx context.Context, rc *linux.Container, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for rc.Status() != linux.StatusStopped && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitRecorded waits until the record no longer says running (the monitor
+// or whoever reconciles has recorded the exit).
+func (e *Engine) waitRecorded(ctx context.Context, id string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		c, err := e.get(ctx, id)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		if !isRunning(c) || !alive(c.State.MonitorPid, c.State.MonitorStart) {
+			_, err := e.refresh(ctx, c)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("container %s: the exit was not recorded within %s: %w", ShortID(id), d, ErrInvalidState)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Kill sends a signal to the container's main process.
+func (e *Engine) Kill(ctx context.Context, ref string, sig unix.Signal) error {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if c.State.Status != StatusRunning && c.State.Status != StatusPaused {
+		return fmt.Errorf("cannot kill container %s: it is not running: %w", c.Name, ErrInvalidState)
+	}
+	switch sig {
+	case unix.SIGKILL, unix.SIGTERM, unix.SIGINT, unix.SIGQUIT:
+		if _, err := e.update(ctx, c.ID, func(r *Container) error { r.State.StopRequested = true; return nil }); err != nil {
+			return err
+		}
+	}
+	rc, err := linux.Load(e.runtimeRoot(), c.ID)
+	if err != nil {
+		return err
+	}
+	return rc.Signal(sig, false)
+}
+
+// Wait blocks until the container is not running and returns its exit
+// code (a container removed meanwhile: the last code seen).
+func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return 0, err
+	}
+	id, last := c.ID, c.State.ExitCode
+	sleep := time.Millisecond
+	for {
+		c, err := e.Get(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return last, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		last = c.State.ExitCode
+		if c.State.Status == StatusExited || c.State.Status == StatusDead {
+			return c.State.ExitCode, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		time.Sleep(sleep)
+		sleep = min(2*sleep, 50*time.Millisecond)
+	}
+}
+
+// Restart stops (if running) and starts a container, detached.
+func (e *Engine) Restart(ctx context.Context, ref string, timeout *int) error {
+	if err := e.Stop(ctx, ref, timeout); err != nil {
+		return err
+	}
+	_, err := e.Start(ctx, ref, nil)
+	return err
+}
+
+// Rename gives a container a new name.
+func (e *Engine) Rename(ctx context.Context, ref, name string) error {
+	name = strings.TrimPrefix(name, "/")
+	if !validName.MatchString(name) {
+		return fmt.Errorf("invalid container name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed: %w", name, ErrInvalid)
+	}
+	c, err := e.get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	_, err = e.update(ctx, c.ID, func(r *Container) error { r.Name = name; return nil })
+	return err
+}
+
+// Pause freezes a running container; Unpause thaws it.
+func (e *Engine) Pause(ctx context.Context, ref string) error { return e.setPaused(ctx, ref, true) }
+
+// Unpause thaws a paused container.
+func (e *Engine) Unpause(ctx context.Context, ref string) error { return e.setPaused(ctx, ref, false) }
+
+func (e *Engine) setPaused(ctx context.Context, ref string, pause bool) error {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	want := StatusRunning
+	if pause {
+		want = StatusPaused
+	}
+	if pause && c.State.Status != StatusRunning || !pause && c.State.Status != StatusPaused {
+		return fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrInvalidState)
+	}
+	rc, err := linux.Load(e.runtimeRoot(), c.ID)
+	if err != nil {
+		return err
+	}
+	if pause {
+		err = rc.Pause()
+	} else {
+		err = rc.Resume()
+	}
+	if err != nil {
+		return err
+	}
+	_, err = e.update(ctx, c.ID, func(r *Container) error {
+		if isRunning(r) {
+			r.State.setStatus(want)
+		}
+		return nil
+	})
+	return err
+}

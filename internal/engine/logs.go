@@ -1,0 +1,207 @@
+//go:build linux
+
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/berth-dev/berth/internal/engine/store"
+)
+
+// LogOptions are `berth logs`' settings.
+type LogOptions struct {
+	Follow     bool
+	Since      time.Time // zero: from the start
+	Until      time.Time // zero: no end
+	Tail       int       // lines from the end; negative: all
+	Timestamps bool
+}
+
+// LogEntry is one line of a container's json-file log.
+type LogEntry struct {
+	Log    string    `json:"log"`
+	Stream string    `json:"stream"`
+	Time   time.Time `json:"time"`
+}
+
+// Logs writes a container's log to stdout and stderr (by stream). With
+// Follow it keeps reading until the container stops or ctx ends.
+func (e *Engine) Logs(ctx context.Context, ref string, o LogOptions, stdout, stderr io.Writer) error {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	emit := func(ent LogEntry) error {
+		if !o.Since.IsZero() && ent.Time.Before(o.Since) {
+			return nil
+		}
+		if !o.Until.IsZero() && ent.Time.After(o.Until) {
+			return nil
+		}
+		w := stdout
+		if ent.Stream == "stderr" {
+			w = stderr
+		}
+		line := ent.Log
+		if o.Timestamps {
+			line = ent.Time.Format(time.RFC3339Nano) + " " + line
+		}
+		_, err := io.WriteString(w, line)
+		return err
+	}
+	// The rotated files, oldest first, then the live one.
+	var files []string
+	for i := c.HostConfig.LogMaxFiles; i >= 1; i-- {
+		p := c.LogPath + "." + strconv.Itoa(i)
+		if _, err := os.Stat(p); err == nil {
+			files = append(files, p)
+		}
+	}
+	live, err := os.Open(c.LogPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	var tail []LogEntry
+	useTail := o.Tail >= 0
+	collect := func(ent LogEntry) error {
+		if !useTail {
+			return emit(ent)
+		}
+		if o.Tail == 0 {
+			return nil
+		}
+		tail = append(tail, ent)
+		if len(tail) > o.Tail {
+			tail = tail[1:]
+		}
+		return nil
+	}
+	for _, p := range files {
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		err = newLogReader(f).read(collect)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	var r *logReader
+	if live != nil {
+		defer func() { live.Close() }()
+		r = newLogReader(live)
+		if err := r.read(collect); err != nil {
+			return err
+		}
+	}
+	for _, ent := range tail {
+		if err := emit(ent); err != nil {
+			return err
+		}
+	}
+	if !o.Follow {
+		return nil
+	}
+	for {
+		running := true
+		if cur, err := e.Get(ctx, c.ID); err != nil {
+			if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			running = false
+		} else {
+			running = isRunning(cur) || cur.State.Status == StatusCreated && alive(cur.State.MonitorPid, cur.State.MonitorStart)
+		}
+		if live == nil {
+			if f, err := os.Open(c.LogPath); err == nil {
+				live = f
+				r = newLogReader(live)
+			}
+		}
+		if r != nil {
+			if err := r.read(emit); err != nil {
+				return err
+			}
+			// Rotated: the path names a new file; finish the old one.
+			if st, err := os.Stat(c.LogPath); err == nil {
+				if cur, err := live.Stat(); err == nil && !os.SameFile(st, cur) {
+					r.read(emit)
+					live.Close()
+					live, _ = os.Open(c.LogPath)
+					r = nil
+					if live != nil {
+						r = newLogReader(live)
+					}
+					continue
+				}
+			}
+		}
+		if !running {
+			if r != nil {
+				return r.read(emit)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// logReader decodes the complete lines of a log file; a partial last
+// line (being written) waits for the next read.
+type logReader struct {
+	f       *os.File
+	pending []byte
+	buf     []byte
+}
+
+func newLogReader(f *os.File) *logReader { return &logReader{f: f, buf: make([]byte, 64<<10)} }
+
+func (l *logReader) read(fn func(LogEntry) error) error {
+	for {
+		n, err := l.f.Read(l.buf)
+		data := l.buf[:n]
+		for len(data) > 0 {
+			i := bytes.IndexByte(data, '\n')
+			if i < 0 {
+				l.pending = append(l.pending, data...)
+				break
+			}
+			line := data[:i]
+			if len(l.pending) > 0 {
+				line = append(l.pending, line...)
+				l.pending = nil
+			}
+			data = data[i+1:]
+			var ent LogEntry
+			if jerr := json.Unmarshal(line, &ent); jerr != nil {
+				return fmt.Errorf("log %s: line %q: %w", l.f.Name(), truncate(line, 80), jerr)
+			}
+			if ferr := fn(ent); ferr != nil {
+				return ferr
+			}
+		}
+		if err != nil || n == 0 {
+			return nil
+		}
+	}
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "..."
+	}
+	return string(b)
+}

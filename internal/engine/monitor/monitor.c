@@ -1,0 +1,570 @@
+// The container monitor: what keeps a detached container supervised.
+//
+// It runs as an ELF constructor when _BERTH_MONITOR is set, before the Go
+// runtime starts, and never returns into Go: a Go process costs about
+// 1.3 MB of PSS at rest (its heap arenas, the runtime's structures and the
+// packages' initialisers), this loop a few hundred KB, and one runs per
+// container. Everything that needs the engine (creating the container,
+// recording its exit, restart policies, removal) is done by short-lived
+// children forked from here that continue into Go (berth_monitor_role says
+// which); the monitor only holds the container's stdio, writes the log,
+// reaps the container and reports.
+//
+// Started by the CLI with setsid, as the container's subreaper:
+//   fd 3      the CLI's notify pipe (optional): "S <pid>", "E <message>",
+//             "X <code>" lines
+//   fd 4,5,6  the CLI's stdin, stdout, stderr when attached (flag 'a')
+//   env _BERTH_MONITOR       flags: a attached, i keep stdin open, t tty,
+//                            h run the exit handler even when attached
+//   env _BERTH_MONITOR_LOG   the JSON-lines log file
+//   env _BERTH_MONITOR_EXIT  the exit file: "<code> <unix nanos>\n"
+//   env _BERTH_MONITOR_LOGMAX, _BERTH_MONITOR_LOGFILES  rotation
+//
+// A child gets the container's stdio on fds 0-2 and a report socket on fd
+// 3 on which it sends "P <pid>" (the container runs; with a tty, the pty
+// master rides along as SCM_RIGHTS), "E <message>" (it failed) or "D"
+// (nothing more to supervise).
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+// Read by Go in a forked child: 1 start the container, 2 handle its exit.
+int berth_monitor_role;
+int berth_monitor_exit_code;
+
+#define PARTIAL_MAX 16384
+
+struct stream {
+	int fd;
+	const char *name;
+	char pending[PARTIAL_MAX];
+	size_t npending;
+};
+
+static const char *log_path, *exit_path;
+static int log_fd = -1;
+static long long log_size, log_max = 20LL << 20;
+static int log_files = 5;
+static int notify_fd = -1;
+static int attach_in = -1, attach_out = -1, attach_err = -1;
+static sigset_t old_mask;
+
+static void fail(const char *what)
+{
+	dprintf(2, "berth monitor: %s: %s\n", what, strerror(errno));
+	_exit(1);
+}
+
+static int write_all(int fd, const char *buf, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, buf, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void notify(const char *fmt, ...)
+{
+	if (notify_fd < 0)
+		return;
+	char buf[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof buf)
+		n = sizeof buf - 1;
+	if (write_all(notify_fd, buf, (size_t)n) < 0) {
+		close(notify_fd);
+		notify_fd = -1;
+	}
+}
+
+static void open_log(void)
+{
+	log_fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (log_fd < 0)
+		fail("open log");
+	struct stat st;
+	log_size = fstat(log_fd, &st) == 0 ? st.st_size : 0;
+}
+
+static void rotate_log(void)
+{
+	if (log_files <= 1) {
+		if (ftruncate(log_fd, 0) == 0)
+			log_size = 0;
+		return;
+	}
+	char from[4096], to[4096];
+	for (int i = log_files - 1; i >= 1; i--) {
+		if (i == 1)
+			snprintf(from, sizeof from, "%s", log_path);
+		else
+			snprintf(from, sizeof from, "%s.%d", log_path, i - 1);
+		snprintf(to, sizeof to, "%s.%d", log_path, i);
+		rename(from, to);
+	}
+	close(log_fd);
+	open_log();
+}
+
+// log_entry appends one docker json-file line.
+static void log_entry(const char *stream, const char *data, size_t n)
+{
+	static char buf[PARTIAL_MAX * 6 + 256];
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t o = 0;
+	o += (size_t)snprintf(buf, sizeof buf, "{\"log\":\"");
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)data[i];
+		switch (c) {
+		case '"': buf[o++] = '\\'; buf[o++] = '"'; break;
+		case '\\': buf[o++] = '\\'; buf[o++] = '\\'; break;
+		case '\n': buf[o++] = '\\'; buf[o++] = 'n'; break;
+		case '\r': buf[o++] = '\\'; buf[o++] = 'r'; break;
+		case '\t': buf[o++] = '\\'; buf[o++] = 't'; break;
+		default:
+			if (c < 0x20 || c == 0x7f) {
+				memcpy(buf + o, "\\u00", 4);
+				o += 4;
+				buf[o++] = hex[c >> 4];
+				buf[o++] = hex[c & 15];
+			} else {
+				buf[o++] = (char)c;
+			}
+		}
+	}
+	o += (size_t)snprintf(buf + o, sizeof buf - o,
+			      "\",\"stream\":\"%s\",\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ\"}\n",
+			      stream, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+			      ts.tv_nsec);
+	if (write_all(log_fd, buf, o) == 0)
+		log_size += (long long)o;
+	if (log_max > 0 && log_size >= log_max)
+		rotate_log();
+}
+
+// log_data splits what a stream produced into lines; a line longer than
+// PARTIAL_MAX is logged in pieces, as docker does.
+static void log_data(struct stream *s, const char *data, size_t n)
+{
+	while (n > 0) {
+		const char *nl = memchr(data, '\n', n);
+		size_t take = nl ? (size_t)(nl - data) + 1 : n;
+		size_t room = PARTIAL_MAX - s->npending;
+		if (take > room)
+			take = room;
+		memcpy(s->pending + s->npending, data, take);
+		s->npending += take;
+		data += take;
+		n -= take;
+		if (s->pending[s->npending - 1] == '\n' || s->npending == PARTIAL_MAX) {
+			log_entry(s->name, s->pending, s->npending);
+			s->npending = 0;
+		}
+	}
+}
+
+static void flush_stream(struct stream *s)
+{
+	if (s->npending > 0) {
+		log_entry(s->name, s->pending, s->npending);
+		s->npending = 0;
+	}
+}
+
+// pump reads what is there: 1 after data, -1 when nothing is there now,
+// 0 at EOF or error.
+static int pump(struct stream *s, int attach)
+{
+	char buf[65536];
+	ssize_t n = read(s->fd, buf, sizeof buf);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return -1;
+	if (n <= 0)
+		return 0;
+	if (attach >= 0 && write_all(attach, buf, (size_t)n) < 0) {
+		if (attach == attach_out)
+			attach_out = -1;
+		else if (attach == attach_err)
+			attach_err = -1;
+	}
+	log_data(s, buf, (size_t)n);
+	return 1;
+}
+
+static int pump_master(struct stream *s, int master)
+{
+	int fd = s->fd;
+	s->fd = master;
+	int r = pump(s, attach_out);
+	s->fd = fd;
+	return r;
+}
+
+// drain reads a stream until nothing is left: the container is gone, so
+// what it wrote is all in the pipe.
+static void drain(struct stream *s, int attach)
+{
+	while (s->fd >= 0) {
+		int r = pump(s, attach);
+		if (r == 0) {
+			close(s->fd);
+			s->fd = -1;
+		}
+		if (r != 1)
+			break;
+	}
+}
+
+static void write_exit_file(int code)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	char tmp[4096], buf[64];
+	snprintf(tmp, sizeof tmp, "%s.tmp", exit_path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	int n = snprintf(buf, sizeof buf, "%d %lld\n", code, (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+	write_all(fd, buf, (size_t)n);
+	close(fd);
+	rename(tmp, exit_path);
+}
+
+static void copy_winsize(int master)
+{
+	struct winsize ws;
+	int src = attach_in >= 0 ? attach_in : attach_out;
+	if (master >= 0 && src >= 0 && ioctl(src, TIOCGWINSZ, &ws) == 0)
+		ioctl(master, TIOCSWINSZ, &ws);
+}
+
+// spawn forks a child that continues into Go with the container's stdio on
+// 0-2 and a report socket on 3. In the parent it returns the child's pid
+// and sets *report.
+static pid_t spawn(int role, int code, int stdin_r, int out_w, int err_w, int *report)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		fail("socketpair");
+	pid_t pid = fork();
+	if (pid < 0)
+		fail("fork");
+	if (pid > 0) {
+		close(sv[1]);
+		*report = sv[0];
+		return pid;
+	}
+	// The child: become an ordinary process again, then let Go start.
+	prctl(PR_SET_CHILD_SUBREAPER, 0);
+	signal(SIGPIPE, SIG_DFL);
+	if (dup2(stdin_r, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0 || dup2(sv[1], 3) < 0)
+		_exit(120);
+	// dup2 cleared FD_CLOEXEC on 0-3; everything else the monitor holds
+	// must not reach the container.
+	syscall(SYS_close_range, 4U, ~0U, 0U);
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	berth_monitor_role = role;
+	berth_monitor_exit_code = code;
+	return 0;
+}
+
+static int env_int(const char *name, long long *out)
+{
+	const char *v = getenv(name);
+	if (!v || !*v)
+		return 0;
+	*out = strtoll(v, NULL, 10);
+	return 1;
+}
+
+// recv_report reads one message (and maybe a pty master) from a child.
+static ssize_t recv_report(int fd, char *buf, size_t size, int *passed)
+{
+	char ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = buf, .iov_len = size - 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl };
+	ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	if (n <= 0)
+		return n;
+	buf[n] = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			memcpy(passed, CMSG_DATA(c), sizeof(int));
+	return n;
+}
+
+static pid_t container;
+static int attached, handler_always;
+static int in_pipe[2], out_pipe[2], err_pipe[2];
+static struct stream out = { .fd = -1, .name = "stdout" }, err = { .fd = -1, .name = "stderr" };
+
+// container_exited records the exit and forks the exit handler when one is
+// due. It returns 0 in that child (which continues into Go).
+static int container_exited(int st, int *code, pid_t *child, int *report, int *done)
+{
+	*code = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+	container = 0;
+	drain(&out, attach_out);
+	drain(&err, attach_err);
+	flush_stream(&out);
+	flush_stream(&err);
+	fsync(log_fd);
+	write_exit_file(*code);
+	notify("X %d\n", *code);
+	int cli_gone = notify_fd < 0 && attached;
+	if (handler_always || !attached || cli_gone) {
+		if (*report >= 0) {
+			close(*report);
+			*report = -1;
+		}
+		*child = spawn(2, *code, in_pipe[0], out_pipe[1], err_pipe[1], report);
+		if (*child == 0)
+			return 0;
+	} else {
+		*done = 1;
+	}
+	return 1;
+}
+
+static void run_monitor(const char *flags)
+{
+	attached = strchr(flags, 'a') != NULL;
+	int keep_stdin = strchr(flags, 'i') != NULL;
+	int tty = strchr(flags, 't') != NULL;
+	handler_always = strchr(flags, 'h') != NULL;
+	log_path = getenv("_BERTH_MONITOR_LOG");
+	exit_path = getenv("_BERTH_MONITOR_EXIT");
+	if (!log_path || !exit_path) {
+		errno = EINVAL;
+		fail("_BERTH_MONITOR_LOG and _BERTH_MONITOR_EXIT must be set");
+	}
+	long long v;
+	if (env_int("_BERTH_MONITOR_LOGMAX", &v))
+		log_max = v;
+	if (env_int("_BERTH_MONITOR_LOGFILES", &v))
+		log_files = (int)v;
+
+	if (fcntl(3, F_GETFD) >= 0) {
+		notify_fd = 3;
+		fcntl(3, F_SETFD, FD_CLOEXEC);
+	}
+	if (attached) {
+		attach_in = keep_stdin ? 4 : -1;
+		attach_out = 5;
+		attach_err = 6;
+		if (!keep_stdin)
+			close(4);
+	}
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	prctl(PR_SET_NAME, "berth-monitor");
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGWINCH);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &mask, &old_mask);
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0)
+		fail("signalfd");
+	open_log();
+
+	// The container's stdio: pipes the monitor reads, or /dev/null (the
+	// pty carries everything with a tty).
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	in_pipe[0] = devnull;
+	in_pipe[1] = -1;
+	out_pipe[0] = err_pipe[0] = -1;
+	out_pipe[1] = err_pipe[1] = devnull;
+	if (keep_stdin && !tty && pipe2(in_pipe, O_CLOEXEC) < 0)
+		fail("pipe");
+	if (!tty && (pipe2(out_pipe, O_CLOEXEC | O_NONBLOCK) < 0 || pipe2(err_pipe, O_CLOEXEC | O_NONBLOCK) < 0))
+		fail("pipe");
+	if (!tty) {
+		// Keep the write ends non-blocking only on our side: the
+		// container gets blocking pipes.
+		fcntl(out_pipe[1], F_SETFL, 0);
+		fcntl(err_pipe[1], F_SETFL, 0);
+	}
+	out.fd = out_pipe[0];
+	err.fd = err_pipe[0];
+	int stdin_w = in_pipe[1];
+	int master = -1;
+
+	int report = -1;
+	pid_t child = spawn(1, 0, in_pipe[0], out_pipe[1], err_pipe[1], &report);
+	if (child == 0)
+		return;
+	int done = 0; // a child said there is nothing more to supervise
+	int code = 0;
+	pid_t early_pid = 0;
+	int early_status = 0;
+
+	for (;;) {
+		struct pollfd p[6];
+		int np = 0;
+		p[np++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+		int i_report = -1, i_out = -1, i_err = -1, i_in = -1, i_master = -1;
+		if (report >= 0) {
+			i_report = np;
+			p[np++] = (struct pollfd){ .fd = report, .events = POLLIN };
+		}
+		if (out.fd >= 0) {
+			i_out = np;
+			p[np++] = (struct pollfd){ .fd = out.fd, .events = POLLIN };
+		}
+		if (err.fd >= 0) {
+			i_err = np;
+			p[np++] = (struct pollfd){ .fd = err.fd, .events = POLLIN };
+		}
+		if (master >= 0) {
+			i_master = np;
+			p[np++] = (struct pollfd){ .fd = master, .events = POLLIN };
+		}
+		if (attach_in >= 0 && (stdin_w >= 0 || master >= 0)) {
+			i_in = np;
+			p[np++] = (struct pollfd){ .fd = attach_in, .events = POLLIN };
+		}
+		if (poll(p, (nfds_t)np, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			fail("poll");
+		}
+		if (i_out >= 0 && p[i_out].revents && pump(&out, attach_out) == 0) {
+			close(out.fd);
+			out.fd = -1;
+		}
+		if (i_err >= 0 && p[i_err].revents && pump(&err, attach_err) == 0) {
+			close(err.fd);
+			err.fd = -1;
+		}
+		if (i_master >= 0 && p[i_master].revents && pump_master(&out, master) == 0) {
+			close(master);
+			master = -1;
+		}
+		if (i_in >= 0 && p[i_in].revents) {
+			char buf[65536];
+			ssize_t n = read(attach_in, buf, sizeof buf);
+			if (n > 0) {
+				int to = master >= 0 ? master : stdin_w;
+				if (write_all(to, buf, (size_t)n) < 0 && to == stdin_w) {
+					close(stdin_w);
+					stdin_w = -1;
+				}
+			} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+				// The attached stdin ended: the container's ends too
+				// (docker closes it; with a tty the pty stays).
+				close(attach_in);
+				attach_in = -1;
+				if (stdin_w >= 0 && master < 0) {
+					close(stdin_w);
+					stdin_w = -1;
+				}
+			}
+		}
+		if (i_report >= 0 && p[i_report].revents) {
+			char buf[4096];
+			int passed = -1;
+			ssize_t n = recv_report(report, buf, sizeof buf, &passed);
+			if (n <= 0) {
+				close(report);
+				report = -1;
+			} else if (buf[0] == 'P') {
+				container = (pid_t)atoi(buf + 2);
+				if (passed >= 0) {
+					if (master >= 0)
+						close(master);
+					master = passed;
+					copy_winsize(master);
+				}
+				notify("S %d\n", container);
+			} else if (buf[0] == 'E') {
+				notify("%s", buf);
+				done = 1;
+			} else if (buf[0] == 'D') {
+				done = 1;
+			}
+		}
+		if (p[0].revents) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof si) == sizeof si) {
+				if (si.ssi_signo == SIGWINCH)
+					copy_winsize(master);
+			}
+			int st;
+			pid_t w;
+			while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+				if (w == child) {
+					child = 0;
+					// A child that died without a word (killed,
+					// crashed) leaves nothing to supervise unless the
+					// container runs.
+					if (!container)
+						done = 1;
+				} else if (w == container) {
+					if (container_exited(st, &code, &child, &report, &done) == 0)
+						return;
+				} else {
+					// Not known yet: the container of a child whose
+					// report is still unread.
+					early_pid = w;
+					early_status = st;
+				}
+			}
+		}
+		if (early_pid && early_pid == container) {
+			early_pid = 0;
+			if (container_exited(early_status, &code, &child, &report, &done) == 0)
+				return;
+		}
+		// A dead child's report socket reads EOF on the next round.
+		if (done && !child && !container && report < 0)
+			_exit(0);
+	}
+}
+
+__attribute__((constructor)) static void berth_monitor(void)
+{
+	const char *flags = getenv("_BERTH_MONITOR");
+	if (!flags)
+		return;
+	run_monitor(flags);
+	// Only a forked child gets here; it continues into Go.
+}

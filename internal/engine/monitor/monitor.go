@@ -1,0 +1,42 @@
+//go:build linux && cgo
+
+// Package monitor links in the container monitor (monitor.c), the small
+// C process that supervises one container: it holds the container's stdio,
+// writes its JSON-lines log, reaps it as its subreaper, writes the exit
+// file and forks the engine's short-lived Go children (start, exit
+// handler). The constructor is inert unless EnvFlags is set.
+//
+// Why C: it runs for the container's whole life, one per container; a Go
+// process at rest costs ~1.3 MB PSS, this loop a tenth of that (see
+// docs/architecture.md, "Supervision"). It never enters the Go runtime.
+//
+// This file and monitor.c are the engine's only cgo.
+package monitor
+
+// #cgo CFLAGS: -Wall -Wextra -O2
+// extern int berth_monitor_role;
+// extern int berth_monitor_exit_code;
+import "C"
+
+// Environment of the monitor (set by the engine when it starts one).
+const (
+	EnvFlags    = "_BERTH_MONITOR"
+	EnvLog      = "_BERTH_MONITOR_LOG"
+	EnvExitFile = "_BERTH_MONITOR_EXIT"
+	EnvLogMax   = "_BERTH_MONITOR_LOGMAX"
+	EnvLogFiles = "_BERTH_MONITOR_LOGFILES"
+)
+
+// Roles of a process forked by the monitor.
+const (
+	RoleNone  = 0
+	RoleStart = 1 // create and start the container, report its pid
+	RoleExit  = 2 // record the exit, apply the restart policy
+)
+
+// Role says whether this process is a child the monitor forked, and for
+// what. Zero in every other process.
+func Role() int { return int(C.berth_monitor_role) }
+
+// ExitCode is the container's exit code, for RoleExit.
+func ExitCode() int { return int(C.berth_monitor_exit_code) }

@@ -1,0 +1,23 @@
+//go:build !linux || !cgo
+
+package monitor
+
+const (
+	EnvFlags    = "_BERTH_MONITOR"
+	EnvLog      = "_BERTH_MONITOR_LOG"
+	EnvExitFile = "_BERTH_MONITOR_EXIT"
+	EnvLogMax   = "_BERTH_MONITOR_LOGMAX"
+	EnvLogFiles = "_BERTH_MONITOR_LOGFILES"
+)
+
+const (
+	RoleNone  = 0
+	RoleStart = 1
+	RoleExit  = 2
+)
+
+// Role is always RoleNone where there is no monitor.
+func Role() int { return RoleNone }
+
+// ExitCode is unused where there is no monitor.
+func ExitCode() int { return 0 }

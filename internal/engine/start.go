@@ -1,0 +1,523 @@
+//go:build linux
+
+package engine
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berth-dev/berth/internal/engine/monitor"
+	"github.com/berth-dev/berth/internal/runtime/linux"
+	"github.com/berth-dev/berth/internal/runtime/oci"
+	"golang.org/x/sys/unix"
+)
+
+// Environment the engine gives the monitor (and so its Go children).
+const (
+	EnvRoot      = "_BERTH_ENGINE_ROOT"
+	EnvState     = "_BERTH_ENGINE_STATE"
+	EnvContainer = "_BERTH_ENGINE_CONTAINER"
+)
+
+// ErrAlreadyRunning: start of a running container (docker treats it as
+// success).
+var ErrAlreadyRunning = errors.New("container is already running")
+
+// StartError is a failure to start the container's process, with the
+// exit code docker's convention gives it: 127 for a command that was not
+// found, 126 for one that cannot be run, 125 otherwise.
+type StartError struct {
+	ID   string
+	Msg  string
+	Code int
+}
+
+func (e *StartError) Error() string { return e.Msg }
+
+func startError(id, msg string) *StartError {
+	code := 125
+	low := strings.ToLower(msg)
+	switch {
+	case strings.Contains(low, "executable file not found") || strings.Contains(low, "no such file or directory") && strings.Contains(low, "exec"):
+		code = 127
+	case strings.Contains(low, "permission denied") && strings.Contains(low, "exec"), strings.Contains(low, "exec format error"):
+		code = 126
+	}
+	return &StartError{ID: id, Msg: msg, Code: code}
+}
+
+// Attach connects a started container's stdio to the caller's.
+type Attach struct {
+	// Stdin is read only when the container was created with OpenStdin.
+	Stdin, Stdout, Stderr *os.File
+}
+
+// Started is a container whose process runs.
+type Started struct {
+	Container  *Container
+	Pid        int
+	MonitorPid int
+	notify     *bufio.Reader
+	notifyFile *os.File
+	monitor    *exec.Cmd
+}
+
+// Wait waits for the first exit of an attached container and returns its
+// exit code. The caller then records it (Finish) unless the monitor runs
+// the exit handler (a restart policy).
+func (s *Started) Wait() (int, error) {
+	defer s.notifyFile.Close()
+	for {
+		line, err := s.notify.ReadString('\n')
+		if strings.HasPrefix(line, "X ") {
+			return strconv.Atoi(strings.TrimSpace(line[2:]))
+		}
+		if err != nil {
+			return -1, fmt.Errorf("container %s: its monitor ended without reporting the exit: %w", ShortID(s.Container.ID), ErrInvalidState)
+		}
+	}
+}
+
+// Release lets the monitor outlive the caller without a zombie.
+func (s *Started) release() {
+	if s.monitor != nil && s.monitor.Process != nil {
+		s.monitor.Process.Release()
+	}
+}
+
+// Start starts a created or exited container under a new monitor. With
+// attach, the container's output is copied to the given files as well as
+// to its log, and the caller Waits for its exit.
+func (e *Engine) Start(ctx context.Context, ref string, attach *Attach) (*Started, error) {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := e.lock(ctx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if c, err = e.get(ctx, c.ID); err != nil {
+		return nil, err
+	}
+	switch c.State.Status {
+	case StatusRunning, StatusPaused, StatusRestarting:
+		if alive(c.State.MonitorPid, c.State.MonitorStart) {
+			return nil, fmt.Errorf("container %s: %w", c.Name, ErrAlreadyRunning)
+		}
+	case StatusCreating, StatusRemoving, StatusDead:
+		return nil, fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrInvalidState)
+	}
+	return e.startLocked(ctx, c, attach)
+}
+
+func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) (_ *Started, retErr error) {
+	sd := e.stateDir(c.ID)
+	if err := os.MkdirAll(sd, 0o700); err != nil {
+		return nil, err
+	}
+	os.Remove(e.exitFile(c.ID))
+	if err := e.mountRootfs(c); err != nil {
+		return nil, err
+	}
+	nr, nw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer nw.Close()
+	flags := "m"
+	files := []*os.File{nw}
+	if attach != nil {
+		flags += "a"
+		in := attach.Stdin
+		if in == nil || !c.Config.OpenStdin {
+			in, err = os.Open(os.DevNull)
+			if err != nil {
+				return nil, err
+			}
+			defer in.Close()
+		}
+		files = append(files, in, attach.Stdout, attach.Stderr)
+		if c.HostConfig.RestartPolicy.Name != "no" && c.HostConfig.RestartPolicy.Name != "" {
+			flags += "h"
+		}
+	}
+	if c.Config.OpenStdin {
+		flags += "i"
+	}
+	if c.Config.Tty {
+		flags += "t"
+	}
+	logf, err := os.OpenFile(filepath.Join(sd, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	env := []string{
+		monitor.EnvFlags + "=" + flags,
+		monitor.EnvLog + "=" + c.LogPath,
+		monitor.EnvExitFile + "=" + e.exitFile(c.ID),
+		monitor.EnvLogMax + "=" + strconv.FormatInt(c.HostConfig.LogMaxSize, 10),
+		monitor.EnvLogFiles + "=" + strconv.Itoa(c.HostConfig.LogMaxFiles),
+		EnvRoot + "=" + e.opts.Root,
+		EnvState + "=" + e.opts.State,
+		EnvContainer + "=" + c.ID,
+	}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "_BERTH_") {
+			env = append(env, kv)
+		}
+	}
+	cmd := &exec.Cmd{
+		Path:        e.opts.Exe,
+		Args:        []string{"berth-monitor", c.ID},
+		Env:         env,
+		Stderr:      logf,
+		ExtraFiles:  files,
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	if err := cmd.Start(); err != nil {
+		nr.Close()
+		return nil, fmt.Errorf("start the monitor of %s: %w", ShortID(c.ID), err)
+	}
+	nw.Close()
+	st := &Started{Container: c, MonitorPid: cmd.Process.Pid, notify: bufio.NewReader(nr), notifyFile: nr, monitor: cmd}
+	defer func() {
+		if retErr != nil {
+			nr.Close()
+			cmd.Wait()
+		} else if attach == nil {
+			nr.Close()
+			st.release()
+		}
+	}()
+	mstart := procStart(cmd.Process.Pid)
+	if _, err := e.update(ctx, c.ID, func(r *Container) error {
+		r.State.MonitorPid, r.State.MonitorStart = cmd.Process.Pid, mstart
+		r.State.StopRequested = false
+		return nil
+	}); err != nil {
+		unix.Kill(cmd.Process.Pid, unix.SIGKILL)
+		return nil, err
+	}
+	line, rerr := st.notify.ReadString('\n')
+	switch {
+	case strings.HasPrefix(line, "S "):
+		st.Pid, _ = strconv.Atoi(strings.TrimSpace(line[2:]))
+	case strings.HasPrefix(line, "E "):
+		return nil, startError(c.ID, strings.TrimSpace(line[2:]))
+	default:
+		msg, _ := os.ReadFile(filepath.Join(sd, "monitor.log"))
+		return nil, fmt.Errorf("container %s: the monitor ended before the container started (%v): %s", ShortID(c.ID), rerr, strings.TrimSpace(string(msg)))
+	}
+	if c2, err := e.get(ctx, c.ID); err == nil {
+		st.Container = c2
+	}
+	return st, nil
+}
+
+// MonitorChild is the entry point of a Go process the monitor forked
+// (monitor.Role() is not RoleNone): it starts the container, or handles
+// its exit. It returns the process's exit code.
+func MonitorChild(open func(root, state string) (*Engine, error)) int {
+	role := monitor.Role()
+	id := os.Getenv(EnvContainer)
+	root, state := os.Getenv(EnvRoot), os.Getenv(EnvState)
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "_BERTH_") {
+			os.Unsetenv(k)
+		}
+	}
+	report := os.NewFile(3, "report")
+	e, err := open(root, state)
+	if err != nil {
+		fmt.Fprintf(report, "E %v\n", err)
+		return 1
+	}
+	defer e.Close()
+	ctx := context.Background()
+	switch role {
+	case monitor.RoleStart:
+		if err := e.runContainer(ctx, id, report); err != nil {
+			fmt.Fprintf(report, "E %v\n", oneLine(err))
+			return 1
+		}
+		return 0
+	case monitor.RoleExit:
+		return e.handleExit(ctx, id, monitor.ExitCode(), report)
+	}
+	return 1
+}
+
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+
+// runContainer creates and starts the container's process with this
+// process's stdio and reports its pid (and pty master) on report. The
+// caller holds the container's lock.
+func (e *Engine) runContainer(ctx context.Context, id string, report *os.File) (retErr error) {
+	c, err := e.get(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if retErr != nil {
+			msg := retErr.Error()
+			e.update(ctx, id, func(r *Container) error {
+				r.State.Error = msg
+				if r.State.Status == StatusRestarting {
+					r.State.setStatus(StatusExited)
+				}
+				return nil
+			})
+		}
+	}()
+	if err := e.mountRootfs(c); err != nil {
+		return err
+	}
+	rroot := e.runtimeRoot()
+	if old, err := linux.Load(rroot, id); err == nil {
+		old.Delete(ctx, true)
+	}
+	opts := linux.CreateOptions{
+		Bundle: e.containerDir(id),
+		Stdio:  linux.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
+	}
+	var masterc chan *os.File
+	if c.Config.Tty {
+		sock := filepath.Join(e.stateDir(id), "console.sock")
+		os.Remove(sock)
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		defer os.Remove(sock)
+		opts.ConsoleSocket = sock
+		masterc = make(chan *os.File, 1)
+		go func() {
+			conn, err := l.AcceptUnix()
+			if err != nil {
+				masterc <- nil
+				return
+			}
+			defer conn.Close()
+			m, _ := linux.ReceiveConsole(conn)
+			masterc <- m
+		}()
+	}
+	rc, err := linux.Create(ctx, rroot, id, opts)
+	if err != nil {
+		return err
+	}
+	var master *os.File
+	if masterc != nil {
+		select {
+		case master = <-masterc:
+		case <-time.After(10 * time.Second):
+		}
+		if master == nil {
+			rc.Delete(ctx, true)
+			return fmt.Errorf("container %s: no pty from the runtime", ShortID(id))
+		}
+		defer master.Close()
+	}
+	if err := rc.Start(ctx); err != nil {
+		rc.Delete(ctx, true)
+		return err
+	}
+	now := time.Now().UTC()
+	if _, err := e.update(ctx, id, func(r *Container) error {
+		r.State.setStatus(StatusRunning)
+		r.State.Pid = rc.Pid
+		r.State.StartedAt = now
+		r.State.FinishedAt = time.Time{}
+		r.State.ExitCode = 0
+		r.State.Error = ""
+		return nil
+	}); err != nil {
+		rc.Signal(unix.SIGKILL, true)
+		return err
+	}
+	msg := []byte(fmt.Sprintf("P %d\n", rc.Pid))
+	var oob []byte
+	if master != nil {
+		oob = unix.UnixRights(int(master.Fd()))
+	}
+	if err := unix.Sendmsg(int(report.Fd()), msg, oob, nil, 0); err != nil {
+		rc.Signal(unix.SIGKILL, true)
+		return fmt.Errorf("report to the monitor: %w", err)
+	}
+	return nil
+}
+
+// handleExit records an exit the monitor saw and applies the restart
+// policy, reporting "P <pid>" after a restart or "D" when nothing is left
+// to supervise.
+func (e *Engine) handleExit(ctx context.Context, id string, code int, report *os.File) int {
+	done := func() int { fmt.Fprintf(report, "D\n"); return 0 }
+	unlock, err := e.lock(ctx, id)
+	if err != nil {
+		return done()
+	}
+	restart, c, err := e.finishExitLocked(ctx, id, code, e.exitTime(id))
+	unlock()
+	if err != nil || c == nil {
+		return done()
+	}
+	if !restart {
+		if c.HostConfig.AutoRemove {
+			e.Remove(ctx, id, RemoveOptions{Force: true})
+		}
+		return done()
+	}
+	delay := restartDelay(c.State.QuickExits)
+	deadline := time.Now().Add(delay)
+	for time.Now().Before(deadline) {
+		time.Sleep(min(100*time.Millisecond, time.Until(deadline)))
+		if cur, err := e.get(ctx, id); err != nil || cur.State.StopRequested || cur.State.Status != StatusRestarting {
+			return done()
+		}
+	}
+	unlock, err = e.lock(ctx, id)
+	if err != nil {
+		return done()
+	}
+	defer unlock()
+	if cur, err := e.get(ctx, id); err != nil || cur.State.StopRequested || cur.State.Status != StatusRestarting {
+		return done()
+	}
+	if err := e.runContainer(ctx, id, report); err != nil {
+		return done()
+	}
+	return 0
+}
+
+// restartDelay is docker's back-off: 100 ms, doubling for each run in a
+// row that lasted under 10 s, at most a minute.
+func restartDelay(quick int) time.Duration {
+	d := 100 * time.Millisecond
+	for i := 1; i < quick && d < time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, time.Minute)
+}
+
+// exitTime reads the time the monitor recorded in the exit file.
+func (e *Engine) exitTime(id string) time.Time {
+	_, at, ok := e.readExitFile(id)
+	if !ok {
+		return time.Now().UTC()
+	}
+	return at
+}
+
+func (e *Engine) readExitFile(id string) (int, time.Time, bool) {
+	data, err := os.ReadFile(e.exitFile(id))
+	if err != nil {
+		return 0, time.Time{}, false
+	}
+	f := strings.Fields(string(data))
+	if len(f) != 2 {
+		return 0, time.Time{}, false
+	}
+	code, err1 := strconv.Atoi(f[0])
+	ns, err2 := strconv.ParseInt(f[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, time.Time{}, false
+	}
+	return code, time.Unix(0, ns).UTC(), true
+}
+
+// Finish records the exit of an attached container (Started.Wait's code)
+// when no exit handler runs: the runtime's state is deleted and the root
+// filesystem unmounted; with AutoRemove the container is removed.
+func (e *Engine) Finish(ctx context.Context, id string, code int) error {
+	unlock, err := e.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	_, c, err := e.finishExitLocked(ctx, id, code, e.exitTime(id))
+	unlock()
+	if err != nil {
+		return err
+	}
+	if c != nil && c.HostConfig.AutoRemove {
+		return e.Remove(ctx, id, RemoveOptions{Force: true})
+	}
+	return nil
+}
+
+// finishExitLocked records an exit once (a record no longer running is
+// left alone) and decides the restart policy. It returns the record as
+// written, nil if there was nothing to do.
+func (e *Engine) finishExitLocked(ctx context.Context, id string, code int, at time.Time) (bool, *Container, error) {
+	c, err := e.get(ctx, id)
+	if err != nil {
+		return false, nil, err
+	}
+	switch c.State.Status {
+	case StatusRunning, StatusPaused, StatusRestarting:
+	case StatusRemoving:
+		e.cleanupRun(ctx, id)
+		return false, nil, nil
+	default:
+		return false, nil, nil
+	}
+	e.cleanupRun(ctx, id)
+	restart := false
+	c, err = e.update(ctx, id, func(r *Container) error {
+		r.State.ExitCode = code
+		r.State.FinishedAt = at
+		r.State.Pid = 0
+		if at.Sub(r.State.StartedAt) < 10*time.Second {
+			r.State.QuickExits++
+		} else {
+			r.State.QuickExits = 0
+		}
+		p := r.HostConfig.RestartPolicy
+		stop := r.State.StopRequested
+		switch p.Name {
+		case "always", "unless-stopped":
+			restart = !stop
+		case "on-failure":
+			restart = !stop && code != 0 && (p.MaximumRetryCount == 0 || r.RestartCount < p.MaximumRetryCount)
+		}
+		if restart {
+			r.State.setStatus(StatusRestarting)
+			r.RestartCount++
+		} else {
+			r.State.setStatus(StatusExited)
+		}
+		return nil
+	})
+	return restart, c, err
+}
+
+// cleanupRun deletes the runtime's state of a run that ended and unmounts
+// the root filesystem.
+func (e *Engine) cleanupRun(ctx context.Context, id string) {
+	if rc, err := linux.Load(e.runtimeRoot(), id); err == nil {
+		rc.Delete(ctx, true)
+	}
+	unmountRootfs(e.rootfs(id))
+}
+
+// ParseSignal accepts docker's forms: "SIGTERM", "TERM", "15".
+func ParseSignal(s string) (unix.Signal, error) {
+	n, err := oci.ParseSignal(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid signal %q: %w", s, ErrInvalid)
+	}
+	return unix.Signal(n), nil
+}

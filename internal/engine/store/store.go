@@ -1,0 +1,294 @@
+// Package store keeps the engine's container records in an embedded SQLite
+// database (<root>/engine/berth.db), shared by every berth process.
+//
+// Why SQLite: every berth command is its own process (no daemon), so the
+// records need a store that several processes open at once. SQLite in WAL
+// mode gives concurrent readers, one writer at a time with a busy wait
+// instead of an error, atomic multi-row transactions and a crash-safe
+// journal. bbolt holds an exclusive flock for as long as it is open, which
+// would serialise every ps behind every run.
+//
+// Invariants: a record is written only inside a transaction begun with
+// BEGIN IMMEDIATE (so read-modify-write cannot lose an update); names are
+// unique (a UNIQUE index, so two concurrent creates of one name cannot both
+// succeed); a record's JSON is the whole truth of the container besides the
+// runtime's own state and the monitor's exit file.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	_ "github.com/mattn/go-sqlite3"
+)
+
+// Error categories; errors wrap one of them.
+var (
+	ErrNotFound  = errors.New("no such container")
+	ErrAmbiguous = errors.New("ambiguous container ID prefix")
+	ErrNameInUse = errors.New("container name is already in use")
+)
+
+// Row is what the store knows of a record beyond its JSON: the columns it
+// indexes.
+type Row struct {
+	ID      string
+	Name    string
+	ImageID string
+	Data    []byte
+}
+
+// DB is an open store. Safe for concurrent use.
+type DB struct {
+	db   *sql.DB
+	path string
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS containers (
+	id       TEXT PRIMARY KEY,
+	name     TEXT NOT NULL UNIQUE,
+	image_id TEXT NOT NULL,
+	data     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
+CREATE TABLE IF NOT EXISTS volumes (
+	name TEXT PRIMARY KEY,
+	data TEXT NOT NULL
+);
+`
+
+// Open opens (creating if needed) the database at path.
+func Open(path string) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	// _txlock=immediate: every transaction takes the write lock at BEGIN,
+	// so a read-modify-write never fails half-way with SQLITE_BUSY.
+	dsn := "file:" + path + "?_busy_timeout=30000&_journal_mode=WAL&_synchronous=NORMAL&_txlock=immediate&_foreign_keys=0&cache=private"
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	// One connection: berth processes are short-lived and the store is
+	// small; a second connection would only contend with the first.
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	return &DB{db: db, path: path}, nil
+}
+
+// Close closes the database.
+func (d *DB) Close() error { return d.db.Close() }
+
+// Insert adds a row; a taken name wraps ErrNameInUse.
+func (d *DB) Insert(ctx context.Context, r Row) error {
+	_, err := d.db.ExecContext(ctx, `INSERT INTO containers(id, name, image_id, data) VALUES(?, ?, ?, ?)`, r.ID, r.Name, r.ImageID, string(r.Data))
+	if isUnique(err) {
+		if strings.Contains(err.Error(), "containers.name") {
+			return fmt.Errorf("the container name %q is already in use: %w (remove or rename that container, or choose another name)", r.Name, ErrNameInUse)
+		}
+		return fmt.Errorf("container ID %s exists already: %w", r.ID, ErrNameInUse)
+	}
+	if err != nil {
+		return fmt.Errorf("store: insert %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// isUnique recognises SQLite's constraint error by its text: the driver's
+// typed error exists only in cgo builds.
+func isUnique(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// Get returns the row with ID id exactly.
+func (d *DB) Get(ctx context.Context, id string) (Row, error) {
+	var r Row
+	var data string
+	err := d.db.QueryRowContext(ctx, `SELECT id, name, image_id, data FROM containers WHERE id = ?`, id).Scan(&r.ID, &r.Name, &r.ImageID, &data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Row{}, fmt.Errorf("container %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Row{}, fmt.Errorf("store: get %s: %w", id, err)
+	}
+	r.Data = []byte(data)
+	return r, nil
+}
+
+// Resolve finds a row by full ID, by name, or by a unique ID prefix, in
+// docker's order.
+func (d *DB) Resolve(ctx context.Context, ref string) (Row, error) {
+	if ref == "" {
+		return Row{}, fmt.Errorf("empty container name or ID: %w", ErrNotFound)
+	}
+	rows, err := d.db.QueryContext(ctx, `SELECT id, name, image_id, data FROM containers WHERE id = ?1 OR name = ?1 OR (id >= ?1 AND id < ?1 || 'g')`, strings.TrimPrefix(ref, "/"))
+	if err != nil {
+		return Row{}, fmt.Errorf("store: resolve %s: %w", ref, err)
+	}
+	defer rows.Close()
+	var byID, byName *Row
+	var prefix []Row
+	for rows.Next() {
+		var r Row
+		var data string
+		if err := rows.Scan(&r.ID, &r.Name, &r.ImageID, &data); err != nil {
+			return Row{}, err
+		}
+		r.Data = []byte(data)
+		switch {
+		case r.ID == ref:
+			byID = &r
+		case r.Name == strings.TrimPrefix(ref, "/"):
+			byName = &r
+		case strings.HasPrefix(r.ID, ref):
+			prefix = append(prefix, r)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Row{}, err
+	}
+	switch {
+	case byID != nil:
+		return *byID, nil
+	case byName != nil:
+		return *byName, nil
+	case len(prefix) == 1:
+		return prefix[0], nil
+	case len(prefix) > 1:
+		return Row{}, fmt.Errorf("container ID prefix %q matches %d containers: %w (give more characters)", ref, len(prefix), ErrAmbiguous)
+	}
+	return Row{}, fmt.Errorf("no such container: %s: %w", ref, ErrNotFound)
+}
+
+// List returns every row, oldest first.
+func (d *DB) List(ctx context.Context) ([]Row, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT id, name, image_id, data FROM containers ORDER BY rowid`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list: %w", err)
+	}
+	defer rows.Close()
+	var out []Row
+	for rows.Next() {
+		var r Row
+		var data string
+		if err := rows.Scan(&r.ID, &r.Name, &r.ImageID, &data); err != nil {
+			return nil, err
+		}
+		r.Data = []byte(data)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// UsingImage returns the IDs of the containers made from imageID.
+func (d *DB) UsingImage(ctx context.Context, imageID string) ([]string, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT id FROM containers WHERE image_id = ? ORDER BY rowid`, imageID)
+	if err != nil {
+		return nil, fmt.Errorf("store: containers of image %s: %w", imageID, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// Update reads row id, lets fn change it (name and data), and writes it
+// back, all in one write transaction. fn returning an error aborts.
+func (d *DB) Update(ctx context.Context, id string, fn func(r *Row) error) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: update %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	var r Row
+	var data string
+	err = tx.QueryRowContext(ctx, `SELECT id, name, image_id, data FROM containers WHERE id = ?`, id).Scan(&r.ID, &r.Name, &r.ImageID, &data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("container %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("store: update %s: %w", id, err)
+	}
+	r.Data = []byte(data)
+	if err := fn(&r); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE containers SET name = ?, data = ? WHERE id = ?`, r.Name, string(r.Data), id)
+	if isUnique(err) {
+		return fmt.Errorf("the container name %q is already in use: %w", r.Name, ErrNameInUse)
+	}
+	if err != nil {
+		return fmt.Errorf("store: update %s: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: update %s: %w", id, err)
+	}
+	return nil
+}
+
+// Delete removes row id; a missing one is not an error.
+func (d *DB) Delete(ctx context.Context, id string) error {
+	if _, err := d.db.ExecContext(ctx, `DELETE FROM containers WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("store: delete %s: %w", id, err)
+	}
+	return nil
+}
+
+// Volume rows: name -> JSON.
+
+// PutVolume inserts a volume; an existing name wraps ErrNameInUse.
+func (d *DB) PutVolume(ctx context.Context, name string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = d.db.ExecContext(ctx, `INSERT INTO volumes(name, data) VALUES(?, ?)`, name, string(data))
+	if isUnique(err) {
+		return fmt.Errorf("volume %q exists already: %w", name, ErrNameInUse)
+	}
+	return err
+}
+
+// Volumes returns every volume's JSON by name.
+func (d *DB) Volumes(ctx context.Context) (map[string][]byte, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT name, data FROM volumes`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var n, data string
+		if err := rows.Scan(&n, &data); err != nil {
+			return nil, err
+		}
+		out[n] = []byte(data)
+	}
+	return out, rows.Err()
+}
+
+// DeleteVolume removes a volume row, reporting whether it existed.
+func (d *DB) DeleteVolume(ctx context.Context, name string) (bool, error) {
+	res, err := d.db.ExecContext(ctx, `DELETE FROM volumes WHERE name = ?`, name)
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
