@@ -131,11 +131,31 @@ func (e *Engine) Logs(ctx context.Context, ref string, o LogOptions, stdout, std
 			if err := r.read(emit); err != nil {
 				return err
 			}
-			// Rotated: the path names a new file; finish the old one.
+			// Rotated: the path names a new file. Finish the old one, then
+			// read the files rotated after it (newest last), then the new
+			// live one.
 			if st, err := os.Stat(c.LogPath); err == nil {
 				if cur, err := live.Stat(); err == nil && !os.SameFile(st, cur) {
-					r.read(emit)
+					if err := r.read(emit); err != nil {
+						return err
+					}
 					live.Close()
+					newer := c.HostConfig.LogMaxFiles
+					for i := 1; i <= c.HostConfig.LogMaxFiles; i++ {
+						if fi, err := os.Stat(c.LogPath + "." + strconv.Itoa(i)); err == nil && os.SameFile(fi, cur) {
+							newer = i - 1
+							break
+						}
+					}
+					for i := newer; i >= 1; i-- {
+						if f, err := os.Open(c.LogPath + "." + strconv.Itoa(i)); err == nil {
+							err = newLogReader(f).read(emit)
+							f.Close()
+							if err != nil {
+								return err
+							}
+						}
+					}
 					live, _ = os.Open(c.LogPath)
 					r = nil
 					if live != nil {

@@ -295,14 +295,14 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File) (
 	}
 	var masterc chan *os.File
 	if c.Config.Tty {
-		sock := filepath.Join(e.stateDir(id), "console.sock")
-		os.Remove(sock)
+		// An abstract socket: a path under the state directory can exceed
+		// the 108 bytes a socket address holds.
+		sock := "@berth-console-" + newID()[:24]
 		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 		if err != nil {
 			return err
 		}
 		defer l.Close()
-		defer os.Remove(sock)
 		opts.ConsoleSocket = sock
 		masterc = make(chan *os.File, 1)
 		go func() {

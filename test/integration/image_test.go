@@ -29,26 +29,38 @@ import (
 
 // engineEnv runs the engine CLI against its own state root.
 type engineEnv struct {
-	t    testing.TB
-	bin  string
-	root string
-	env  []string
+	t     testing.TB
+	bin   string
+	root  string
+	state string
+	env   []string
 }
 
 func newEngine(t testing.TB) *engineEnv {
 	bin := berthBin(t)
 	dir := t.TempDir()
-	e := &engineEnv{t: t, bin: bin, root: filepath.Join(dir, "root")}
+	e := &engineEnv{t: t, bin: bin, root: filepath.Join(dir, "root"), state: filepath.Join(dir, "state")}
 	e.env = append(os.Environ(),
 		"BERTH_AUTH_FILE="+filepath.Join(dir, "auth.json"),
 		"DOCKER_CONFIG="+filepath.Join(dir, "docker"),
 		"BERTH_REGISTRY_CONFIG="+filepath.Join(dir, "registries.json"),
 	)
+	t.Cleanup(func() {
+		// Leave no container running and nothing mounted in the temp
+		// directory, whatever the test did.
+		if _, err := os.Stat(filepath.Join(e.root, "engine")); err != nil {
+			return
+		}
+		out, _ := e.command("ps", "-aq", "--no-trunc").Output()
+		if ids := strings.Fields(string(out)); len(ids) > 0 {
+			e.command(append([]string{"rm", "-f"}, ids...)...).Run()
+		}
+	})
 	return e
 }
 
 func (e *engineEnv) command(args ...string) *exec.Cmd {
-	cmd := exec.Command(e.bin, append([]string{"--root", e.root}, args...)...)
+	cmd := exec.Command(e.bin, append([]string{"--root", e.root, "--state", e.state}, args...)...)
 	cmd.Env = e.env
 	return cmd
 }

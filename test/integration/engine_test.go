@@ -1,0 +1,628 @@
+//go:build linux
+
+package integration
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const demoImage = "berth-demo/busybox:latest"
+
+var (
+	demoTarOnce sync.Once
+	demoTarPath string
+	demoTarErr  error
+)
+
+// loadDemoImage loads the busybox image scripts/mkimage.sh builds (the
+// one `make demo` uses) into e's store.
+func (e *engineEnv) loadDemoImage() {
+	e.t.Helper()
+	demoTarOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "berth-demo-image-")
+		if err != nil {
+			demoTarErr = err
+			return
+		}
+		demoTarPath = filepath.Join(dir, "busybox.tar")
+		script, _ := filepath.Abs("../../scripts/mkimage.sh")
+		if out, err := exec.Command(script, demoTarPath, demoImage).CombinedOutput(); err != nil {
+			demoTarErr = fmt.Errorf("mkimage.sh: %v: %s", err, out)
+		}
+	})
+	if demoTarErr != nil {
+		e.t.Fatal(demoTarErr)
+	}
+	e.run("load", "-q", "-i", demoTarPath)
+}
+
+// exitCode runs berth and returns its exit status and output.
+func (e *engineEnv) exitCode(args ...string) (int, string, string) {
+	e.t.Helper()
+	out, errOut, err := e.try(args...)
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, out, errOut
+	case errors.As(err, &ee):
+		return ee.ExitCode(), out, errOut
+	}
+	e.t.Fatalf("berth %s: %v", strings.Join(args, " "), err)
+	return 0, "", ""
+}
+
+type inspected struct {
+	ID    string `json:"Id"`
+	Name  string
+	State struct {
+		Status     string
+		Running    bool
+		Pid        int
+		ExitCode   int
+		Error      string
+		StartedAt  time.Time
+		FinishedAt time.Time
+	}
+	RestartCount int
+	LogPath      string
+	Config       struct {
+		Labels map[string]string
+		Env    []string
+	}
+}
+
+func (e *engineEnv) inspect(ref string) inspected {
+	e.t.Helper()
+	var out []inspected
+	if err := json.Unmarshal([]byte(e.run("inspect", ref)), &out); err != nil || len(out) != 1 {
+		e.t.Fatalf("inspect %s: %v (%d objects)", ref, err, len(out))
+	}
+	return out[0]
+}
+
+// waitFor polls cond for up to d.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkNothingLeft asserts that no container of e left a mount, a runtime
+// state directory, an active layer, a monitor or a record.
+func (e *engineEnv) checkNothingLeft() {
+	e.t.Helper()
+	if out := e.run("ps", "-aq"); strings.TrimSpace(out) != "" {
+		e.t.Errorf("containers left: %s", out)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, l := range strings.Split(string(mounts), "\n") {
+		if strings.Contains(l, e.state) || strings.Contains(l, e.root) {
+			e.t.Errorf("mount left: %s", l)
+		}
+	}
+	for _, dir := range []string{filepath.Join(e.state, "runtime"), filepath.Join(e.state, "containers"), filepath.Join(e.root, "containers"), filepath.Join(e.root, "snapshots", "active")} {
+		ents, _ := os.ReadDir(dir)
+		for _, ent := range ents {
+			e.t.Errorf("left in %s: %s", dir, ent.Name())
+		}
+	}
+	if out, _ := exec.Command("pgrep", "-f", "berth-monitor .*").Output(); len(out) > 0 {
+		for _, pid := range strings.Fields(string(out)) {
+			env, _ := os.ReadFile("/proc/" + pid + "/environ")
+			if strings.Contains(string(env), e.state) {
+				e.t.Errorf("monitor %s of this test still runs", pid)
+			}
+		}
+	}
+}
+
+func TestEngineLifecycle(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	id := strings.TrimSpace(e.run("create", "--name", "life", "--label", "tier=test", demoImage, "sh", "-c", `trap 'echo got TERM; exit 0' TERM; echo started; while :; do sleep 0.05; done`))
+	if len(id) != 64 {
+		t.Fatalf("create printed %q, want a 64-digit ID", id)
+	}
+	if st := e.inspect("life").State.Status; st != "created" {
+		t.Fatalf("after create: status %q", st)
+	}
+	// Names are unique.
+	if code, _, errOut := e.exitCode("create", "--name", "life", demoImage, "true"); code != 125 || !strings.Contains(errOut, "already in use") {
+		t.Fatalf("second create of a name: exit %d, %s", code, errOut)
+	}
+	e.run("start", "life")
+	waitFor(t, 5*time.Second, "the container's first line", func() bool { return strings.Contains(e.run("logs", "life"), "started") })
+	c := e.inspect(id[:5]) // a unique ID prefix resolves
+	if c.State.Status != "running" || !c.State.Running || c.State.Pid <= 0 || c.Config.Labels["tier"] != "test" {
+		t.Fatalf("running container inspects as %+v", c)
+	}
+	if out := e.run("ps", "--format", "{{.Names}} {{.State}}"); strings.TrimSpace(out) != "life running" {
+		t.Fatalf("ps: %q", out)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(e.run("ps", "--format", "json")), &rows); err != nil || len(rows) != 1 || rows[0]["Names"] != "life" {
+		t.Fatalf("ps --format json: %v %v", rows, err)
+	}
+	if code, _, errOut := e.exitCode("rm", "life"); code == 0 || !strings.Contains(errOut, "stop it first") {
+		t.Fatalf("rm of a running container: exit %d, %s", code, errOut)
+	}
+	e.run("stop", "life")
+	c = e.inspect("life")
+	if c.State.Status != "exited" || c.State.ExitCode != 0 || c.State.FinishedAt.Before(c.State.StartedAt) {
+		t.Fatalf("after stop: %+v", c.State)
+	}
+	if !strings.Contains(e.run("logs", "life"), "got TERM") {
+		t.Errorf("the stop signal did not reach the process: %s", e.run("logs", "life"))
+	}
+	// The root filesystem is unmounted while stopped and back at start;
+	// what the container wrote stays.
+	e.run("start", "life")
+	waitFor(t, 5*time.Second, "running again", func() bool { return e.inspect("life").State.Status == "running" })
+	e.run("rename", "life", "life2")
+	if e.inspect("life2").ID != id {
+		t.Fatal("rename lost the container")
+	}
+	e.run("pause", "life2")
+	if st := e.inspect("life2").State.Status; st != "paused" {
+		t.Fatalf("after pause: %s", st)
+	}
+	e.run("unpause", "life2")
+	e.run("rm", "-f", "life2")
+	if code, _, _ := e.exitCode("inspect", "life2"); code == 0 {
+		t.Fatal("inspect of a removed container succeeded")
+	}
+	e.checkNothingLeft()
+}
+
+func TestEngineExitCodes(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"run", "--rm", demoImage, "sh", "-c", "exit 3"}, 3},
+		{[]string{"run", "--rm", demoImage, "true"}, 0},
+		{[]string{"run", "--rm", demoImage, "no-such-command"}, 127},
+		{[]string{"run", "--rm", demoImage, "/etc/passwd"}, 126},
+		{[]string{"run", "--rm", "--no-such-flag", demoImage, "true"}, 125},
+		{[]string{"run", "--rm", "no-such-image", "true"}, 125},
+		// A process killed by signal n exits 128+n.
+		{[]string{"run", "--rm", demoImage, "sh", "-c", "sleep 10 & kill -USR1 $!; wait $!; exit $?"}, 128 + 10},
+	} {
+		code, _, errOut := e.exitCode(tc.args...)
+		if code != tc.want {
+			t.Errorf("berth %s: exit %d, want %d (%s)", strings.Join(tc.args, " "), code, tc.want, errOut)
+		}
+	}
+	// Killed from outside.
+	e.run("run", "-d", "--name", "victim", demoImage, "sleep", "100")
+	e.run("kill", "-s", "KILL", "victim")
+	if out := strings.TrimSpace(e.run("wait", "victim")); out != "137" {
+		t.Errorf("wait after kill -s KILL printed %q, want 137", out)
+	}
+	e.run("rm", "victim")
+	e.checkNothingLeft()
+}
+
+func TestEngineRunOptions(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	host := t.TempDir()
+	os.WriteFile(filepath.Join(host, "in.txt"), []byte("from the host\n"), 0o644)
+	envFile := filepath.Join(t.TempDir(), "env")
+	os.WriteFile(envFile, []byte("# comment\nFROM_FILE=yes\n\nSPACED=a b\n"), 0o644)
+	out := e.run("run", "--rm",
+		"-e", "A=1", "--env-file", envFile, "-w", "/tmp", "-u", "www:nogroup", "--hostname", "box",
+		"-v", host+":/data:ro", "--tmpfs", "/scratch:size=1m", "--ulimit", "nofile=1024:2048",
+		"--cap-drop", "ALL", "--cap-add", "CHOWN", "--read-only", "--pids-limit", "64",
+		demoImage, "sh", "-c", `echo "A=$A F=$FROM_FILE S=$SPACED"; pwd; id; hostname; cat /data/in.txt;
+touch /data/x 2>/dev/null || echo data-ro; touch /rootfile 2>/dev/null || echo root-ro; touch /scratch/ok && echo scratch-rw;
+ulimit -n; ulimit -Hn; grep CapBnd /proc/self/status; cat /etc/hostname; grep -c localhost /etc/hosts`)
+	for _, want := range []string{"A=1 F=yes S=a b", "/tmp\n", "uid=33(www) gid=65534(nogroup)", "box\n", "from the host",
+		"data-ro", "root-ro", "scratch-rw", "1024\n2048\n", "CapBnd:\t0000000000000001"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// --entrypoint replaces the image's command; the arguments follow it.
+	if out := e.run("run", "--rm", "--entrypoint", "echo", demoImage, "via", "entrypoint"); out != "via entrypoint\n" {
+		t.Errorf("--entrypoint: %q", out)
+	}
+	// --network none has only loopback, host the host's interfaces.
+	if out := e.run("run", "--rm", demoImage, "ls", "/sys/class/net"); strings.TrimSpace(out) != "lo" {
+		t.Errorf("--network none: interfaces %q", out)
+	}
+	hostIfs, _ := os.ReadDir("/sys/class/net")
+	if out := e.run("run", "--rm", "--network", "host", demoImage, "ls", "/sys/class/net"); len(strings.Fields(out)) != len(hostIfs) {
+		t.Errorf("--network host: interfaces %q, host has %d", out, len(hostIfs))
+	}
+	// -i passes stdin and closes it at its end.
+	cmd := e.command("run", "--rm", "-i", demoImage, "sh", "-c", "wc -l")
+	cmd.Stdin = strings.NewReader("a\nb\nc\n")
+	if b, err := cmd.Output(); err != nil || strings.TrimSpace(string(b)) != "3" {
+		t.Errorf("run -i: %q %v", b, err)
+	}
+	// --memory lands in the cgroup.
+	id := strings.TrimSpace(e.run("run", "-d", "--memory", "64m", demoImage, "sleep", "100"))
+	pid := e.inspect(id).State.Pid
+	cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if !strings.Contains(string(cg), id) {
+		t.Errorf("the container's process is not in a cgroup named after it: %s", cg)
+	}
+	e.run("rm", "-f", id)
+	if code, _, errOut := e.exitCode("run", "--rm", "--restart", "always", demoImage, "true"); code != 125 || !strings.Contains(errOut, "conflict") {
+		t.Errorf("--rm with --restart: exit %d %s", code, errOut)
+	}
+	e.checkNothingLeft()
+}
+
+func TestEngineLogs(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	// About 30 KB of log at a pace logs -f keeps up with, rotated
+	// every 4 KB into at most 3 files.
+	e.run("run", "-d", "--name", "talker", "--log-opt", "max-size=4k", "--log-opt", "max-file=3", demoImage, "sh", "-c",
+		`i=0; while [ $i -lt 400 ]; do echo "out $i"; i=$((i+1)); [ $((i % 8)) = 0 ] && usleep 20000; done; sleep 0.3; echo last; sleep 0.3`)
+	// Follow from the start: every line arrives in order, and logs -f
+	// ends when the container does.
+	f := e.command("logs", "-f", "talker")
+	stdout, _ := f.StdoutPipe()
+	if err := f.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	var got []string
+	for sc.Scan() {
+		got = append(got, sc.Text())
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("logs -f: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		f.Process.Kill()
+		t.Fatal("logs -f did not end after the container exited")
+	}
+	if len(got) == 0 || got[len(got)-1] != "last" {
+		t.Fatalf("logs -f ended with %q (of %d lines), want the last line", got[max(0, len(got)-1):], len(got))
+	}
+	// Rotation kept at most 3 files of about 4k: the oldest lines are
+	// gone, what is left is in order and complete.
+	c := e.inspect("talker")
+	matches, _ := filepath.Glob(c.LogPath + "*")
+	if len(matches) < 2 || len(matches) > 3 {
+		t.Errorf("log files %v: want rotation into 2-3 files", matches)
+	}
+	// What -f printed is in order; what is left in the files is
+	// complete from its first line to the end.
+	inOrder := func(lines []string, contiguous bool) {
+		t.Helper()
+		prev := -1
+		for _, l := range lines {
+			n, err := strconv.Atoi(strings.TrimPrefix(l, "out "))
+			if err != nil || n <= prev || contiguous && prev != -1 && n != prev+1 {
+				t.Fatalf("stdout lines out of order or with a gap at %q after %d", l, prev)
+			}
+			prev = n
+		}
+		if prev != 399 {
+			t.Errorf("last stdout line out %d, want 399", prev)
+		}
+	}
+	inOrder(got[:len(got)-1], true)
+	if got[0] != "out 0" {
+		t.Errorf("logs -f started at %q, want out 0", got[0])
+	}
+	all := strings.Split(strings.TrimSuffix(e.run("logs", "talker"), "\n"), "\n")
+	inOrder(all[:len(all)-1], true)
+	if out := e.run("logs", "--tail", "2", "talker"); out != "out 399\nlast\n" {
+		t.Errorf("logs --tail 2: %q", out)
+	}
+	// Streams stay apart.
+	e.run("run", "--name", "streams", demoImage, "sh", "-c", "echo to-out; echo to-err >&2")
+	if out, errOut, err := e.try("logs", "streams"); err != nil || out != "to-out\n" || errOut != "to-err\n" {
+		t.Errorf("logs of two streams: %q / %q (%v)", out, errOut, err)
+	}
+	e.run("rm", "streams")
+	ts := e.run("logs", "-t", "--tail", "1", "talker")
+	stamp, rest, _ := strings.Cut(strings.TrimSpace(ts), " ")
+	if at, err := time.Parse(time.RFC3339Nano, stamp); err != nil || rest != "last" || time.Since(at) > time.Minute {
+		t.Errorf("logs -t: %q", ts)
+	}
+	if out := e.run("logs", "--since", time.Now().Add(time.Minute).Format(time.RFC3339), "talker"); out != "" {
+		t.Errorf("logs --since the future printed %q", out)
+	}
+	e.run("rm", "talker")
+	e.checkNothingLeft()
+}
+
+func TestEngineStopEscalatesToKill(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	// A process that ignores the stop signal is killed after the timeout.
+	e.run("run", "-d", "--name", "stubborn", demoImage, "sh", "-c", `trap '' TERM; while :; do sleep 0.05; done`)
+	start := time.Now()
+	e.run("stop", "-t", "1", "stubborn")
+	took := time.Since(start)
+	c := e.inspect("stubborn")
+	if c.State.Status != "exited" || c.State.ExitCode != 137 {
+		t.Errorf("after stop -t 1: %s, exit %d; want exited 137", c.State.Status, c.State.ExitCode)
+	}
+	if took < time.Second {
+		t.Errorf("stop -t 1 returned after %s, before the timeout", took)
+	}
+	// --stop-signal is what stop sends.
+	e.run("run", "-d", "--name", "usr1", "--stop-signal", "USR1", demoImage, "sh", "-c", `trap 'echo got USR1; exit 0' USR1; while :; do sleep 0.05; done`)
+	e.run("stop", "-t", "5", "usr1")
+	if c := e.inspect("usr1"); c.State.ExitCode != 0 || !strings.Contains(e.run("logs", "usr1"), "got USR1") {
+		t.Errorf("--stop-signal USR1: exit %d, logs %q", c.State.ExitCode, e.run("logs", "usr1"))
+	}
+	e.run("rm", "stubborn", "usr1")
+	e.checkNothingLeft()
+}
+
+func TestEngineRestartPolicies(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.run("run", "-d", "--name", "onfail", "--restart", "on-failure:2", demoImage, "sh", "-c", "echo run; exit 4")
+	e.run("run", "-d", "--name", "always", "--restart", "always", demoImage, "sh", "-c", "echo run; sleep 0.2")
+	e.run("run", "-d", "--name", "okexit", "--restart", "on-failure", demoImage, "true")
+	e.run("run", "-d", "--name", "never", demoImage, "sh", "-c", "exit 1")
+	waitFor(t, 15*time.Second, "on-failure:2 to give up", func() bool {
+		c := e.inspect("onfail")
+		return c.State.Status == "exited" && c.RestartCount == 2
+	})
+	if n := strings.Count(e.run("logs", "onfail"), "run"); n != 3 {
+		t.Errorf("on-failure:2 ran %d times, want 3", n)
+	}
+	waitFor(t, 15*time.Second, "always to restart twice", func() bool { return e.inspect("always").RestartCount >= 2 })
+	for _, n := range []string{"okexit", "never"} {
+		waitFor(t, 5*time.Second, n+" to exit", func() bool { return e.inspect(n).State.Status == "exited" })
+		if c := e.inspect(n); c.RestartCount != 0 {
+			t.Errorf("%s restarted %d times", n, c.RestartCount)
+		}
+	}
+	// A stopped container is not restarted.
+	e.run("stop", "always")
+	count := e.inspect("always").RestartCount
+	time.Sleep(time.Second)
+	if c := e.inspect("always"); c.State.Status != "exited" || c.RestartCount != count {
+		t.Errorf("after stop, always is %s with %d restarts (was %d)", c.State.Status, c.RestartCount, count)
+	}
+	e.run("rm", "onfail", "always", "okexit", "never")
+	e.checkNothingLeft()
+}
+
+// monitorOf returns the pid of the monitor of container id.
+func (e *engineEnv) monitorOf(id string) int {
+	e.t.Helper()
+	out, _ := exec.Command("pgrep", "-f", "berth-monitor "+id).Output()
+	f := strings.Fields(string(out))
+	if len(f) != 1 {
+		e.t.Fatalf("monitors of %s: %q", id, out)
+	}
+	pid, _ := strconv.Atoi(f[0])
+	return pid
+}
+
+// A container whose monitor dies is stopped (it cannot stay
+// unsupervised), recorded, and restarted if its policy says so, by the
+// next berth command.
+func TestEngineMonitorKilled(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	plain := strings.TrimSpace(e.run("run", "-d", demoImage, "sleep", "100"))
+	always := strings.TrimSpace(e.run("run", "-d", "--restart", "always", demoImage, "sleep", "100"))
+	oldPid := e.inspect(always).State.Pid
+	for _, id := range []string{plain, always} {
+		syscall.Kill(e.monitorOf(id), syscall.SIGKILL)
+	}
+	time.Sleep(100 * time.Millisecond)
+	e.run("ps", "-a") // reconciles
+	c := e.inspect(plain)
+	if c.State.Status != "exited" || c.State.ExitCode != 137 || !strings.Contains(c.State.Error, "monitor died") {
+		t.Errorf("container of a killed monitor: %+v", c.State)
+	}
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", oldPid)); err == nil && !strings.Contains(string(st), ") Z") {
+		t.Errorf("the unsupervised process %d still runs: %s", oldPid, st)
+	}
+	a := e.inspect(always)
+	if a.State.Status != "running" || a.RestartCount != 1 || a.State.Pid == oldPid {
+		t.Errorf("restart=always after its monitor died: %+v, %d restarts", a.State, a.RestartCount)
+	}
+	e.monitorOf(always) // a new monitor supervises it
+	e.run("rm", "-f", plain, always)
+	e.checkNothingLeft()
+}
+
+// Killing the CLI at any moment of run -d leaves each container either
+// complete or gone once the next command ran, and everything removable.
+func TestEngineKilledCLI(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	for i := range 24 {
+		cmd := e.command("run", "-d", "--name", fmt.Sprintf("k%d", i), demoImage, "sleep", "100")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.Intn(40)) * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	// A foreground run whose CLI dies: the container goes on, and its
+	// exit is recorded by its monitor.
+	fg := e.command("run", "--name", "fg", demoImage, "sh", "-c", "sleep 0.5; echo finished")
+	fg.Start()
+	waitFor(t, 5*time.Second, "fg to run", func() bool {
+		out, _, _ := e.try("inspect", "-f", "{{.State.Status}}", "fg")
+		return strings.TrimSpace(out) == "running"
+	})
+	fg.Process.Kill()
+	fg.Wait()
+	waitFor(t, 10*time.Second, "fg's exit to be recorded", func() bool {
+		c := e.inspect("fg")
+		return c.State.Status == "exited" && c.State.ExitCode == 0
+	})
+	if !strings.Contains(e.run("logs", "fg"), "finished") {
+		t.Error("the output after the CLI died is not in the log")
+	}
+	var rows []struct{ Names, State string }
+	if err := json.Unmarshal([]byte(e.run("ps", "-a", "--format", "json")), &rows); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		switch r.State {
+		case "created", "running", "exited":
+		default:
+			t.Errorf("container %s is %q after its CLI was killed", r.Names, r.State)
+		}
+	}
+	out := strings.Fields(e.run("ps", "-aq"))
+	if len(out) > 0 {
+		e.run(append([]string{"rm", "-f"}, out...)...)
+	}
+	e.checkNothingLeft()
+}
+
+func TestEngineConcurrent(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	const n = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, errOut, err := e.try("run", "-d", "--name", fmt.Sprintf("c%02d", i), demoImage, "sleep", "300"); err != nil {
+				errs <- fmt.Errorf("run c%02d: %v: %s", i, err, errOut)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var rows []struct{ Id, Names, State string }
+	if err := json.Unmarshal([]byte(e.run("ps", "--format", "json")), &rows); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, r := range rows {
+		if r.State != "running" {
+			t.Errorf("%s is %s", r.Names, r.State)
+		}
+		names[r.Names] = true
+	}
+	if len(rows) != n || len(names) != n {
+		t.Fatalf("%d containers running (%d names), want %d", len(rows), len(names), n)
+	}
+	errs = make(chan error, n)
+	for _, r := range rows {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, errOut, err := e.try("rm", "-f", r.Id); err != nil {
+				errs <- fmt.Errorf("rm -f %s: %v: %s", r.Names, err, errOut)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	e.checkNothingLeft()
+}
+
+// openPty returns a pty master and its slave.
+func openPty(t *testing.T) (*os.File, *os.File) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, s
+}
+
+func TestEngineTTY(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	m, s := openPty(t)
+	defer m.Close()
+	unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 111})
+	cmd := e.command("run", "--rm", "-it", demoImage, "sh", "-c", `tty; stty size; read line; echo "read:$line"; exit 6`)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = s, s, s
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	var buf strings.Builder
+	readDone := make(chan struct{})
+	go func() {
+		io.Copy(&buf, m)
+		close(readDone)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(buf.String(), "33 111") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no tty output with the size within 10s: %q", buf.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	m.Write([]byte("typed\r"))
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 6 {
+		t.Errorf("run -it exit: %v, want 6", err)
+	}
+	select {
+	case <-readDone:
+	case <-time.After(2 * time.Second):
+	}
+	out := buf.String()
+	for _, want := range []string{"/dev/pts/", "33 111", "read:typed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("tty output lacks %q: %q", want, out)
+		}
+	}
+	e.checkNothingLeft()
+}
