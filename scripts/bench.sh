@@ -10,3 +10,5 @@ scripts/mkbundle.sh "$work/true" /bin/true >/dev/null
 go run ./test/bench/runtime -bundle "$work/true" -berth "$here/bin/berth-runtime" -runc "$(command -v runc)" -n "${BENCH_RUNS:-50}"
 # The image-pull benchmark: berth, podman and containerd against a loopback registry.
 scripts/bench-pull.sh
+# The engine benchmark: run --rm against ctr and podman; 50 detached containers' supervision.
+scripts/bench-run.sh

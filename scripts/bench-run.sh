@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# bench-run.sh: `run --rm IMAGE true` with a cached busybox image (the one
+# scripts/mkimage.sh builds), berth side by side with containerd's ctr (its
+# daemon running) and podman (--runtime runc --network none, ulimits the
+# host allows), interleaved, medians and ratios; then 50 detached sleeping
+# containers, berth against podman: wall time and the supervision's PSS
+# (berth's monitors, podman's conmons).
+#   BENCH_RUN_N   runs of each tool (default 21)
+#   BENCH_RUN_DETACHED  containers in the detached test (default 50)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+N=${BENCH_RUN_N:-21}
+D=${BENCH_RUN_DETACHED:-50}
+if [ "$(id -u)" != 0 ]; then
+	echo "bench-run: needs root" >&2
+	exit 1
+fi
+T=$(mktemp -d /tmp/berth-bench-run.XXXXXX)
+ctd_pid=
+umount_under() {
+	[ -d "$1" ] || return 0
+	{ grep -F " $1" /proc/self/mountinfo || true; } | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+}
+cleanup() {
+	set +e
+	bin/berth --root "$T/berth" --state "$T/berth-state" rm -f $(bin/berth --root "$T/berth" --state "$T/berth-state" ps -aq 2>/dev/null) >/dev/null 2>&1
+	pod rm -af >/dev/null 2>&1
+	[ -n "$ctd_pid" ] && kill "$ctd_pid" 2>/dev/null && wait "$ctd_pid" 2>/dev/null
+	for d in "$T"/*; do umount_under "$d"; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+image=berth-demo/busybox:latest
+scripts/mkimage.sh "$T/busybox.tar" "$image"
+
+berth() { bin/berth --root "$T/berth" --state "$T/berth-state" "$@"; }
+berth load -q -i "$T/busybox.tar" >/dev/null
+
+podman_driver=overlay
+if ! podman --root "$T/probe" --runroot "$T/probe-run" --storage-driver overlay info >"$T/probe.log" 2>&1; then
+	podman_driver=vfs
+fi
+umount_under "$T/probe"
+umount_under "$T/probe-run"
+pod() {
+	podman --root "$T/podman" --runroot "$T/podman-run" --tmpdir "$T/podman-tmp" --storage-driver "$podman_driver" \
+		--events-backend file --cgroup-manager cgroupfs "$@"
+}
+pod load -q -i "$T/busybox.tar" >/dev/null
+podman_run=(run --rm --network none --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "localhost/$image" true)
+if ! pod "${podman_run[@]}" >"$T/podman.err" 2>&1; then
+	# Older podman names a loaded docker-archive image without localhost/.
+	podman_run=(run --rm --network none --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "$image" true)
+	pod "${podman_run[@]}" >"$T/podman.err" 2>&1 || { echo "bench-run: podman cannot run the image:" >&2; tail -3 "$T/podman.err" >&2; exit 1; }
+fi
+
+cat >"$T/containerd.toml" <<CONF
+version = 2
+root = "$T/ctd"
+state = "$T/ctd-state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "$T/ctd.sock"
+[ttrpc]
+  address = "$T/ctd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$T/ctd-opt"
+CONF
+containerd --config "$T/containerd.toml" >"$T/containerd.log" 2>&1 &
+ctd_pid=$!
+for _ in $(seq 100); do ctr --address "$T/ctd.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
+ctrc() { ctr --address "$T/ctd.sock" -n bench "$@"; }
+ctrc images import "$T/busybox.tar" >/dev/null
+ctr_image=docker.io/$image
+
+now() { echo "${EPOCHREALTIME/,/.}"; }
+results=$T/results
+: >"$results"
+timed() {
+	local tool=$1 t0 t1
+	shift
+	t0=$(now)
+	if ! "$@" >"$T/$tool.out" 2>&1; then
+		echo "bench-run: $tool failed: $*" >&2
+		tail -3 "$T/$tool.out" >&2
+		exit 1
+	fi
+	t1=$(now)
+	echo "$tool $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')" >>"$results"
+}
+median() {
+	grep "^$1 " "$results" | cut -d' ' -f2 | sort -n |
+		awk '{a[NR]=$1} END { if (NR % 2) m = a[(NR+1)/2]; else m = (a[NR/2] + a[NR/2+1]) / 2; printf "%.1f", m * 1000 }'
+}
+# Warm up each path once, then interleave.
+berth run --rm "$image" true
+ctrc run --rm "$ctr_image" warm true
+for i in $(seq "$N"); do
+	timed berth bin/berth --root "$T/berth" --state "$T/berth-state" run --rm "$image" true
+	timed ctr ctr --address "$T/ctd.sock" -n bench run --rm "$ctr_image" "bench-$i" true
+	timed podman pod "${podman_run[@]}"
+done
+b=$(median berth)
+c=$(median ctr)
+p=$(median podman)
+echo
+echo "run --rm $image true: median of $N interleaved runs"
+printf '  %-26s %8s ms\n' "berth run --rm" "$b" "ctr run --rm (containerd)" "$c" "podman run --rm (runc)" "$p"
+awk -v b="$b" -v c="$c" -v p="$p" 'BEGIN { printf "  berth/ctr %.2f   berth/podman %.2f   (target: berth/ctr <= 0.40)\n", b / c, b / p }'
+
+# 50 detached sleeping containers: wall time of the run -d loop and the
+# PSS of what supervises them.
+pss_of() { # pids...: total Pss in kB
+	local tot=0 p v
+	for p in "$@"; do
+		v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
+		tot=$((tot + ${v:-0}))
+	done
+	echo "$tot"
+}
+t0=$(now)
+for i in $(seq "$D"); do berth run -d "$image" sleep 100000 >/dev/null; done
+t1=$(now)
+sleep 1
+mapfile -t mons < <(pgrep -x berth-monitor | while read -r p; do grep -qF "$T/berth-state" "/proc/$p/environ" 2>/dev/null && echo "$p"; done)
+bpss=$(pss_of "${mons[@]}")
+bwall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+t0=$(now)
+for i in $(seq "$D"); do pod run -d --network none --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "${podman_run[-2]}" sleep 100000 >/dev/null; done
+t1=$(now)
+sleep 1
+mapfile -t cons < <(pgrep -x conmon | while read -r p; do grep -qF "$T/podman" "/proc/$p/cmdline" 2>/dev/null && echo "$p"; done)
+ppss=$(pss_of "${cons[@]}")
+pwall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+echo
+echo "$D detached sleeping containers (run -d in a loop):"
+printf '  berth:  %6ss wall, %d monitors, supervision PSS %d kB total, %.2f MB per container\n' "$bwall" "${#mons[@]}" "$bpss" "$(awk -v a="$bpss" -v n="$D" 'BEGIN { print a / n / 1024 }')"
+printf '  podman: %6ss wall, %d conmons, supervision PSS %d kB total, %.2f MB per container\n' "$pwall" "${#cons[@]}" "$ppss" "$(awk -v a="$ppss" -v n="$D" 'BEGIN { print a / n / 1024 }')"
+awk -v bw="$bwall" -v pw="$pwall" -v bp="$bpss" -v pp="$ppss" 'BEGIN { printf "  berth/podman: wall %.2f, supervision PSS %.2f   (target: <= 1.0 MB per container)\n", bw / pw, bp / pp }'
