@@ -3,6 +3,8 @@
 # and `docker load` read) of a one-layer image whose root filesystem is
 # Debian's static busybox. Reproducible: the same busybox gives the same
 # image ID. No network. Default name: berth-demo/busybox:latest.
+#   MKIMAGE_VOLUMES="/a /b"  declare volumes in the image's config (and
+#                            put a file in each, for volume copy-up)
 set -euo pipefail
 out=$1
 name=${2:-berth-demo/busybox:latest}
@@ -20,12 +22,18 @@ chmod 1777 "$rootfs/tmp"
 chmod 700 "$rootfs/root"
 printf 'root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/var/www:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$rootfs/etc/passwd"
 printf 'root:x:0:\ntty:x:5:\nwww:x:33:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
+vols=
+for v in ${MKIMAGE_VOLUMES:-}; do
+	mkdir -p "$rootfs$v"
+	echo "from the image" >"$rootfs$v/seed"
+	vols="$vols${vols:+,}\"$v\":{}"
+done
 mkdir -p "$work/img"
 tar --numeric-owner --owner=0 --group=0 --sort=name --mtime=@0 -C "$rootfs" -cf "$work/layer.tar" .
 layer=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
 mkdir -p "$work/img/$layer"
 mv "$work/layer.tar" "$work/img/$layer/layer.tar"
-printf '{"architecture":"amd64","os":"linux","created":"1970-01-01T00:00:00Z","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"],"Labels":{"org.opencontainers.image.title":"berth demo busybox"}},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"scripts/mkimage.sh: Debian busybox-static"}]}' "$layer" >"$work/config.json"
+printf '{"architecture":"amd64","os":"linux","created":"1970-01-01T00:00:00Z","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"],"Volumes":{%s},"Labels":{"org.opencontainers.image.title":"berth demo busybox"}},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"scripts/mkimage.sh: Debian busybox-static"}]}' "$vols" "$layer" >"$work/config.json"
 cfg=$(sha256sum "$work/config.json" | cut -d' ' -f1)
 mv "$work/config.json" "$work/img/$cfg.json"
 printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]\n' "$cfg" "$name" "$layer" >"$work/img/manifest.json"

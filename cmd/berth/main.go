@@ -15,6 +15,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/cli"
 	"github.com/berth-dev/berth/internal/engine/monitor"
+	"github.com/berth-dev/berth/internal/engine/tinit"
 )
 
 func main() {
@@ -27,8 +28,11 @@ func main() {
 		// itself): start the container or handle its exit.
 		os.Exit(cli.RunMonitorChild())
 	}
-	warmUp(os.Args[1:])
 	name := filepath.Base(os.Args[0])
+	if name == tinit.Name {
+		os.Exit(tinit.Main(os.Args[1:]))
+	}
+	warmUp(os.Args[1:])
 	if name == "berth-runtime" {
 		os.Exit(cli.ExecuteRuntime(cli.NewRuntimeCommand(name), os.Args[1:]))
 	}

@@ -70,6 +70,7 @@ func addContainerCommands(root *cobra.Command, g *globalOptions) {
 	}
 	containerCmd.AddCommand(newContainerInspectCommand(g), newContainerPruneCommand(g))
 	root.AddCommand(containerCmd, newTopInspectCommand(g))
+	addVolumeCommands(root, g)
 }
 
 // runFlags are create's and run's.
@@ -95,8 +96,8 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
 	fl.StringVarP(&f.user, "user", "u", "", "user[:group], by name or number")
 	fl.StringVar(&f.entrypoint, "entrypoint", "", "override the image's entrypoint")
-	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount a host path: /host:/container[:ro]")
-	fl.StringArrayVar(&f.mounts, "mount", nil, "mount: type=bind|tmpfs,source=...,target=...[,readonly]")
+	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "mount a host path or a volume: /host:/container[:ro], name:/container[:ro], /container (anonymous)")
+	fl.StringArrayVar(&f.mounts, "mount", nil, "mount: type=bind|volume|tmpfs,source=...,target=...[,readonly]")
 	fl.BoolVar(&f.readOnly, "read-only", false, "mount the root filesystem read-only")
 	fl.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs: /path[:options]")
 	fl.StringVarP(&f.hostname, "hostname", "h", "", "container host name")
@@ -223,9 +224,6 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 			o.Tmpfs = append(o.Tmpfs, tmpfs)
 		}
 	}
-	if o.Init {
-		return o, errors.New("--init is not supported yet: run your own init (e.g. tini) as the entrypoint")
-	}
 	return o, nil
 }
 
@@ -288,7 +286,17 @@ func parseMount(s string) (bind, tmpfs string, err error) {
 		}
 		return "", dst, nil
 	case "volume":
-		return "", "", fmt.Errorf("--mount %q: volumes are not supported yet; use type=bind", s)
+		if strings.HasPrefix(src, "/") {
+			return "", "", fmt.Errorf("--mount %q: a volume's source is a volume name, not a path (use type=bind for host paths)", s)
+		}
+		b := src + ":" + dst
+		if src == "" {
+			b = dst
+		}
+		if readonly {
+			b += ":ro"
+		}
+		return b, "", nil
 	}
 	return "", "", fmt.Errorf("--mount %q: type must be bind, tmpfs or volume", s)
 }
@@ -406,7 +414,7 @@ func newRunCommand(g *globalOptions, create bool) *cobra.Command {
 // removing a --rm container.
 func startFailed(ctx context.Context, e *engine.Engine, c *engine.Container, err error) error {
 	if c.HostConfig.AutoRemove {
-		e.Remove(ctx, c.ID, engine.RemoveOptions{Force: true})
+		e.Remove(ctx, c.ID, engine.RemoveOptions{Force: true, Volumes: true})
 	}
 	var se *engine.StartError
 	if errors.As(err, &se) {

@@ -26,20 +26,21 @@ const (
 // Container is a container's record, shaped like docker's inspect output
 // so that `berth inspect` is the record itself.
 type Container struct {
-	ID           string     `json:"Id"`
-	Name         string     `json:"Name"`
-	Created      time.Time  `json:"Created"`
-	Path         string     `json:"Path"`
-	Args         []string   `json:"Args"`
-	State        State      `json:"State"`
-	Image        string     `json:"Image"` // the image ID
-	ImageName    string     `json:"ImageName"`
-	DiffIDs      []string   `json:"DiffIDs"`
-	RestartCount int        `json:"RestartCount"`
-	LogPath      string     `json:"LogPath"`
-	Config       Config     `json:"Config"`
-	HostConfig   HostConfig `json:"HostConfig"`
-	Warnings     []string   `json:"Warnings,omitempty"`
+	ID           string       `json:"Id"`
+	Name         string       `json:"Name"`
+	Created      time.Time    `json:"Created"`
+	Path         string       `json:"Path"`
+	Args         []string     `json:"Args"`
+	State        State        `json:"State"`
+	Image        string       `json:"Image"` // the image ID
+	ImageName    string       `json:"ImageName"`
+	DiffIDs      []string     `json:"DiffIDs"`
+	RestartCount int          `json:"RestartCount"`
+	LogPath      string       `json:"LogPath"`
+	Mounts       []MountPoint `json:"Mounts"`
+	Config       Config       `json:"Config"`
+	HostConfig   HostConfig   `json:"HostConfig"`
+	Warnings     []string     `json:"Warnings,omitempty"`
 }
 
 // State is the lifecycle part of a record.
@@ -134,4 +135,14 @@ func (s *State) setStatus(st string) {
 	s.Paused = st == StatusPaused
 	s.Restarting = st == StatusRestarting
 	s.Dead = st == StatusDead
+}
+
+// MountPoint is one of a container's bind or volume mounts (docker's
+// inspect "Mounts").
+type MountPoint struct {
+	Type        string `json:"Type"` // bind or volume
+	Name        string `json:"Name,omitempty"`
+	Source      string `json:"Source"`
+	Destination string `json:"Destination"`
+	RW          bool   `json:"RW"`
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/engine/spec"
 	"github.com/berth-dev/berth/internal/engine/store"
+	"github.com/berth-dev/berth/internal/engine/tinit"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -188,6 +189,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	defer func() {
 		if retErr != nil {
 			e.destroy(context.WithoutCancel(ctx), c.ID)
+			e.removeVolumesMadeFor(context.WithoutCancel(ctx), c.ID)
 		}
 	}()
 	if err := os.MkdirAll(e.containerDir(id), 0o710); err != nil {
@@ -208,11 +210,31 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", err, ErrInvalid)
 	}
-	binds, err := parseBinds(o.Binds)
+	mps, err := e.resolveMounts(ctx, c, o.Binds, img.Config.Volumes)
 	if err != nil {
 		return nil, err
 	}
-	s.Mounts = append(s.Mounts, binds...)
+	c.Mounts = mps
+	for _, m := range mps {
+		if m.Type == "volume" {
+			if err := copyUp(e.rootfs(id), m); err != nil {
+				return nil, fmt.Errorf("volume %s: copy the image's %s into it: %w", m.Name, m.Destination, err)
+			}
+		}
+		opts := []string{"rbind", "rprivate", "ro"}
+		if m.RW {
+			opts[2] = "rw"
+		}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: opts})
+	}
+	if o.Init {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("--init: find the berth binary: %w", err)
+		}
+		s.Process.Args = append([]string{tinit.Path, "--"}, s.Process.Args...)
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: tinit.Path, Type: "bind", Source: exe, Options: []string{"bind", "ro", "nosuid", "nodev"}})
+	}
 	etc, err := e.writeEtcFiles(c)
 	if err != nil {
 		return nil, err
@@ -221,7 +243,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	for _, w := range warns {
 		// docker's default nofile clamped to the host's hard limit is
 		// this machine's normal case, not news at every run.
-		if w.Topic != spec.TopicDefaultUlimit {
+		if w.Topic != spec.TopicDefaultUlimit && w.Topic != "volume" {
 			c.Warnings = append(c.Warnings, w.Message)
 		}
 	}
@@ -234,9 +256,13 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	}
 	final, err := e.update(ctx, id, func(r *Container) error {
 		r.Path, r.Args = s.Process.Args[0], s.Process.Args[1:]
+		if o.Init {
+			r.Path, r.Args = s.Process.Args[2], s.Process.Args[3:]
+		}
 		r.Config.Env = s.Process.Env
 		r.Config.WorkingDir = s.Process.Cwd
 		r.Warnings = c.Warnings
+		r.Mounts = c.Mounts
 		r.State.setStatus(StatusCreated)
 		r.State.OwnerPid, r.State.OwnerStart = 0, 0
 		return nil
@@ -272,41 +298,6 @@ func (e *Engine) insert(ctx context.Context, c *Container, generated bool) error
 			return err
 		}
 	}
-}
-
-// parseBinds parses -v host:container[:ro|rw] (host paths only).
-func parseBinds(list []string) ([]specs.Mount, error) {
-	var out []specs.Mount
-	for _, b := range list {
-		parts := strings.Split(b, ":")
-		if len(parts) < 2 || len(parts) > 3 {
-			return nil, fmt.Errorf("-v %q: use /host/path:/container/path[:ro|rw]: %w", b, ErrInvalid)
-		}
-		src, dst := parts[0], parts[1]
-		if !filepath.IsAbs(src) {
-			return nil, fmt.Errorf("-v %q: named volumes are not supported yet; give an absolute host path: %w", b, ErrInvalid)
-		}
-		if !filepath.IsAbs(dst) {
-			return nil, fmt.Errorf("-v %q: the container path must be absolute: %w", b, ErrInvalid)
-		}
-		if _, err := os.Stat(src); err != nil {
-			return nil, fmt.Errorf("-v %q: host path: %w", b, err)
-		}
-		opts := []string{"rbind"}
-		if len(parts) == 3 {
-			for _, o := range strings.Split(parts[2], ",") {
-				switch o {
-				case "ro", "rw":
-					opts = append(opts, o)
-				case "z", "Z", "rprivate", "private", "rslave", "slave", "rshared", "shared":
-				default:
-					return nil, fmt.Errorf("-v %q: unknown option %q (ro or rw): %w", b, o, ErrInvalid)
-				}
-			}
-		}
-		out = append(out, specs.Mount{Destination: filepath.Clean(dst), Type: "bind", Source: filepath.Clean(src), Options: opts})
-	}
-	return out, nil
 }
 
 // writeEtcFiles writes the container's /etc/hosts, /etc/hostname and

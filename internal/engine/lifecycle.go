@@ -86,7 +86,11 @@ func (e *Engine) refresh(ctx context.Context, c *Container) (*Container, error) 
 		if alive(c.State.OwnerPid, c.State.OwnerStart) {
 			return c, nil
 		}
+		status := c.State.Status
 		e.destroy(ctx, c.ID)
+		if status == StatusCreating {
+			e.removeVolumesMadeFor(ctx, c.ID)
+		}
 		return nil, fmt.Errorf("container %s: %w", c.ID, store.ErrNotFound)
 	case StatusRunning, StatusPaused, StatusRestarting:
 		if alive(c.State.MonitorPid, c.State.MonitorStart) {
@@ -129,7 +133,9 @@ func (e *Engine) refresh(ctx context.Context, c *Container) (*Container, error) 
 	}
 	if rec.HostConfig.AutoRemove {
 		e.markRemoving(ctx, c.ID)
-		e.destroy(ctx, c.ID)
+		if e.destroy(ctx, c.ID) == nil {
+			e.removeAnonymousVolumes(ctx, rec)
+		}
 		return nil, fmt.Errorf("container %s: %w", c.ID, store.ErrNotFound)
 	}
 	return rec, nil
@@ -204,7 +210,13 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 		return err
 	}
 	defer unlock()
-	return e.destroy(ctx, id)
+	if err := e.destroy(ctx, id); err != nil {
+		return err
+	}
+	if o.Volumes {
+		e.removeAnonymousVolumes(ctx, c)
+	}
+	return nil
 }
 
 func (e *Engine) markRemoving(ctx context.Context, id string) error {

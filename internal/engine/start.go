@@ -377,7 +377,7 @@ func (e *Engine) handleExit(ctx context.Context, id string, code int, report *os
 	}
 	if !restart {
 		if c.HostConfig.AutoRemove {
-			e.Remove(ctx, id, RemoveOptions{Force: true})
+			e.Remove(ctx, id, RemoveOptions{Force: true, Volumes: true})
 		}
 		return done()
 	}
@@ -453,7 +453,7 @@ func (e *Engine) Finish(ctx context.Context, id string, code int) error {
 		return err
 	}
 	if c != nil && c.HostConfig.AutoRemove {
-		return e.Remove(ctx, id, RemoveOptions{Force: true})
+		return e.Remove(ctx, id, RemoveOptions{Force: true, Volumes: true})
 	}
 	return nil
 }

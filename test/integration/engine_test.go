@@ -626,3 +626,95 @@ func TestEngineTTY(t *testing.T) {
 	}
 	e.checkNothingLeft()
 }
+
+func TestEngineVolumes(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	if out := strings.TrimSpace(e.run("volume", "create", "--label", "k=v", "data")); out != "data" {
+		t.Fatalf("volume create printed %q", out)
+	}
+	e.run("run", "--rm", "-v", "data:/data", demoImage, "sh", "-c", "echo kept > /data/f")
+	out := e.run("run", "--rm", "--mount", "type=volume,source=data,target=/d,readonly", demoImage, "sh", "-c", "cat /d/f; touch /d/g 2>/dev/null || echo read-only")
+	if out != "kept\nread-only\n" {
+		t.Errorf("a named volume across containers: %q", out)
+	}
+	// A volume in use cannot be removed.
+	e.run("run", "-d", "--name", "user", "-v", "data:/data", demoImage, "sleep", "100")
+	if code, _, errOut := e.exitCode("volume", "rm", "data"); code == 0 || !strings.Contains(errOut, "used by") {
+		t.Errorf("volume rm of a volume in use: exit %d %s", code, errOut)
+	}
+	e.run("rm", "-f", "user")
+	var vols []struct {
+		Name      string
+		Labels    map[string]string
+		Anonymous bool
+	}
+	if err := json.Unmarshal([]byte(e.run("volume", "inspect", "data")), &vols); err != nil || len(vols) != 1 || vols[0].Labels["k"] != "v" {
+		t.Errorf("volume inspect: %v %+v", err, vols)
+	}
+	e.run("volume", "rm", "data")
+
+	// The image's declared volume becomes an anonymous volume filled with
+	// the image's files; rm -v removes it, rm alone leaves it to prune.
+	tarPath := filepath.Join(t.TempDir(), "vol.tar")
+	script, _ := filepath.Abs("../../scripts/mkimage.sh")
+	cmd := exec.Command(script, tarPath, "berth-test/volumes:1")
+	cmd.Env = append(os.Environ(), "MKIMAGE_VOLUMES=/var/lib/app")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mkimage: %v %s", err, out)
+	}
+	e.run("load", "-q", "-i", tarPath)
+	for _, rmArgs := range [][]string{{"rm", "-v"}, {"rm"}} {
+		e.run("run", "--name", "anon", "berth-test/volumes:1", "sh", "-c", "cat /var/lib/app/seed; grep /var/lib/app /proc/self/mountinfo >/dev/null && echo mounted")
+		if out := e.run("logs", "anon"); out != "from the image\nmounted\n" {
+			t.Errorf("anonymous volume: %q", out)
+		}
+		names := strings.Fields(e.run("volume", "ls", "-q"))
+		if len(names) != 1 {
+			t.Fatalf("volumes after a run with an image volume: %q", names)
+		}
+		e.run(append(rmArgs, "anon")...)
+		left := strings.Fields(e.run("volume", "ls", "-q"))
+		if len(rmArgs) == 2 && len(left) != 0 {
+			t.Errorf("rm -v left volumes %q", left)
+		}
+		if len(rmArgs) == 1 && (len(left) != 1 || strings.TrimSpace(e.run("volume", "ls", "-q", "--filter", "dangling=true")) != names[0]) {
+			t.Errorf("rm without -v: volumes %q, want %s kept and dangling", left, names[0])
+		}
+	}
+	if out := e.run("volume", "prune"); !strings.Contains(out, "Deleted Volumes") || strings.TrimSpace(e.run("volume", "ls", "-q")) != "" {
+		t.Errorf("volume prune left %q", e.run("volume", "ls", "-q"))
+	}
+	// --rm removes the anonymous volumes too.
+	e.run("run", "--rm", "berth-test/volumes:1", "true")
+	if left := e.run("volume", "ls", "-q"); strings.TrimSpace(left) != "" {
+		t.Errorf("run --rm left volumes %q", left)
+	}
+	e.checkNothingLeft()
+}
+
+func TestEngineInit(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	code, out, _ := e.exitCode("run", "--rm", "--init", demoImage, "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; exit 9")
+	if code != 9 || !strings.HasPrefix(out, "/sbin/berth-init -- sh -c") {
+		t.Errorf("--init: exit %d, pid 1 is %q", code, out)
+	}
+	// As PID 1 a shell ignores SIGTERM; behind the init it gets it and
+	// stop does not need to escalate.
+	e.run("run", "-d", "--name", "inited", "--init", demoImage, "sleep", "100")
+	start := time.Now()
+	e.run("stop", "-t", "5", "inited")
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("stop of an --init container took %s: the signal was not forwarded", took)
+	}
+	if c := e.inspect("inited"); c.State.ExitCode != 128+15 {
+		t.Errorf("--init container stopped with %d, want 143", c.State.ExitCode)
+	}
+	e.run("rm", "inited")
+	var info map[string]any
+	if err := json.Unmarshal([]byte(e.run("info", "--format", "json")), &info); err != nil || info["Images"] != float64(1) || info["OSType"] != "linux" {
+		t.Errorf("info --format json: %v %v", info, err)
+	}
+	e.checkNothingLeft()
+}
