@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -139,6 +140,17 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 		Privileged: f.privileged, CapAdd: f.capAdd, CapDrop: f.capDrop, SecurityOpt: f.securityOpt,
 		CPUs: f.cpus, PidsLimit: f.pidsLimit, Ulimits: f.ulimits, AutoRemove: f.rm, StopSignal: f.stopSignal,
 		Init: f.init, Isolation: f.isolation, NetworkMode: f.network,
+	}
+	for i, so := range o.SecurityOpt {
+		// A profile file is read by the engine, maybe in another
+		// directory: make it absolute here.
+		if v, ok := strings.CutPrefix(so, "seccomp="); ok && v != "unconfined" && v != "builtin" && !filepath.IsAbs(v) {
+			abs, err := filepath.Abs(v)
+			if err != nil {
+				return o, err
+			}
+			o.SecurityOpt[i] = "seccomp=" + abs
+		}
 	}
 	if len(f.publish) > 0 || f.publishAll {
 		return o, errors.New("-p/-P publish ports on the bridge network, which this build does not have yet: use --network host")

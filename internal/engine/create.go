@@ -203,7 +203,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		Hostname: hostname, Tty: o.Tty, ReadOnly: o.ReadOnly, Privileged: o.Privileged,
 		CapAdd: o.CapAdd, CapDrop: o.CapDrop, NoNewPrivileges: hasNoNewPrivileges(o.SecurityOpt),
 		Ulimits: o.Ulimits, Memory: o.Memory, CPUs: o.CPUs, PidsLimit: o.PidsLimit,
-		Tmpfs: o.Tmpfs, Labels: o.Labels, NetworkMode: o.NetworkMode,
+		Tmpfs: o.Tmpfs, Labels: o.Labels, NetworkMode: o.NetworkMode, Seccomp: seccompOption(o.SecurityOpt),
 		CgroupsPath: "/berth/" + id,
 		LookupEnv:   func(string) (string, bool) { return "", false },
 	})
@@ -271,6 +271,20 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		return nil, err
 	}
 	return final, nil
+}
+
+// seccompOption is --security-opt seccomp=...'s value ("" for the
+// default profile).
+func seccompOption(opts []string) string {
+	v := ""
+	for _, o := range opts {
+		if rest, ok := strings.CutPrefix(o, "seccomp="); ok {
+			v = rest
+		} else if rest, ok := strings.CutPrefix(o, "seccomp:"); ok {
+			v = rest
+		}
+	}
+	return v
 }
 
 func hasNoNewPrivileges(opts []string) bool {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -234,10 +235,8 @@ func (e *Engine) markRemoving(ctx context.Context, id string) error {
 // tolerates what an earlier, interrupted destroy already removed.
 func (e *Engine) destroy(ctx context.Context, id string) error {
 	var errs []error
-	if rc, err := linux.Load(e.runtimeRoot(), id); err == nil {
-		if err := rc.Delete(ctx, true); err != nil {
-			errs = append(errs, err)
-		}
+	if err := e.deleteRuntime(ctx, id); err != nil {
+		errs = append(errs, err)
 	}
 	unmountRootfs(e.rootfs(id))
 	if err := e.snapshots.Release(id); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
@@ -453,4 +452,20 @@ func (e *Engine) setPaused(ctx context.Context, ref string, pause bool) error {
 		return nil
 	})
 	return err
+}
+
+// deleteRuntime removes the runtime's state of a container, killing what
+// still runs. A create the runtime never finished (its creator was killed)
+// is undone by the runtime's own sweep of abandoned directories.
+func (e *Engine) deleteRuntime(ctx context.Context, id string) error {
+	root := e.runtimeRoot()
+	rc, unlock, err := linux.LoadLocked(root, id)
+	if err == nil {
+		defer unlock()
+		return rc.Delete(ctx, true)
+	}
+	if _, serr := os.Stat(filepath.Join(root, id)); serr == nil {
+		linux.List(root)
+	}
+	return nil
 }

@@ -286,9 +286,7 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File) (
 		return err
 	}
 	rroot := e.runtimeRoot()
-	if old, err := linux.Load(rroot, id); err == nil {
-		old.Delete(ctx, true)
-	}
+	e.deleteRuntime(ctx, id)
 	opts := linux.CreateOptions{
 		Bundle: e.containerDir(id),
 		Stdio:  linux.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
@@ -346,7 +344,8 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File) (
 		r.State.Error = ""
 		return nil
 	}); err != nil {
-		rc.Signal(unix.SIGKILL, true)
+		// The record is gone (removed meanwhile): so goes the container.
+		rc.Delete(ctx, true)
 		return err
 	}
 	msg := []byte(fmt.Sprintf("P %d\n", rc.Pid))
@@ -355,7 +354,8 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File) (
 		oob = unix.UnixRights(int(master.Fd()))
 	}
 	if err := unix.Sendmsg(int(report.Fd()), msg, oob, nil, 0); err != nil {
-		rc.Signal(unix.SIGKILL, true)
+		// No monitor to supervise it: the container cannot run.
+		rc.Delete(ctx, true)
 		return fmt.Errorf("report to the monitor: %w", err)
 	}
 	return nil
@@ -507,9 +507,7 @@ func (e *Engine) finishExitLocked(ctx context.Context, id string, code int, at t
 // cleanupRun deletes the runtime's state of a run that ended and unmounts
 // the root filesystem.
 func (e *Engine) cleanupRun(ctx context.Context, id string) {
-	if rc, err := linux.Load(e.runtimeRoot(), id); err == nil {
-		rc.Delete(ctx, true)
-	}
+	e.deleteRuntime(ctx, id)
 	unmountRootfs(e.rootfs(id))
 }
 

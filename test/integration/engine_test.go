@@ -475,6 +475,25 @@ func TestEngineKilledCLI(t *testing.T) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	}
+	// The monitor killed at any moment of its start.
+	for i := range 12 {
+		cmd := e.command("run", "-d", "--name", fmt.Sprintf("m%d", i), demoImage, "sleep", "100")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		delay := time.Duration(rng.Intn(30)) * time.Millisecond
+		deadline := time.Now().Add(delay)
+		for killed := false; !killed && time.Now().Before(deadline.Add(time.Second)); {
+			if time.Now().After(deadline) {
+				for _, pid := range e.monitors() {
+					syscall.Kill(pid, syscall.SIGKILL)
+					killed = true
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+		cmd.Wait()
+	}
 	// A foreground run whose CLI dies: the container goes on, and its
 	// exit is recorded by its monitor.
 	fg := e.command("run", "--name", "fg", demoImage, "sh", "-c", "sleep 0.5; echo finished")
@@ -503,11 +522,38 @@ func TestEngineKilledCLI(t *testing.T) {
 			t.Errorf("container %s is %q after its CLI was killed", r.Names, r.State)
 		}
 	}
-	out := strings.Fields(e.run("ps", "-aq"))
+	out := strings.Fields(e.run("ps", "-aq", "--no-trunc"))
 	if len(out) > 0 {
 		e.run(append([]string{"rm", "-f"}, out...)...)
 	}
 	e.checkNothingLeft()
+	checkCgroupsGone(t, out)
+}
+
+// monitors returns the pids of this engine's monitors.
+func (e *engineEnv) monitors() []int {
+	out, _ := exec.Command("pgrep", "-x", "berth-monitor").Output()
+	var pids []int
+	for _, f := range strings.Fields(string(out)) {
+		env, _ := os.ReadFile("/proc/" + f + "/environ")
+		if strings.Contains(string(env), e.state) {
+			pid, _ := strconv.Atoi(f)
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// checkCgroupsGone asserts no cgroup of the containers ids is left.
+func checkCgroupsGone(t *testing.T, ids []string) {
+	t.Helper()
+	for _, id := range ids {
+		matches, _ := filepath.Glob("/sys/fs/cgroup/*/berth/" + id)
+		more, _ := filepath.Glob("/sys/fs/cgroup/berth/" + id)
+		for _, m := range append(matches, more...) {
+			t.Errorf("cgroup left: %s", m)
+		}
+	}
 }
 
 func TestEngineConcurrent(t *testing.T) {
@@ -588,7 +634,7 @@ func TestEngineTTY(t *testing.T) {
 	m, s := openPty(t)
 	defer m.Close()
 	unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 111})
-	cmd := e.command("run", "--rm", "-it", demoImage, "sh", "-c", `tty; stty size; read line; echo "read:$line"; exit 6`)
+	cmd := e.command("run", "--rm", "-it", demoImage, "sh", "-c", `tty; stty size; read line; echo "read:$line"; stty size; exit 6`)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s, s, s
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
 	if err := cmd.Start(); err != nil {
@@ -608,6 +654,10 @@ func TestEngineTTY(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// A resize of our terminal reaches the container's (SIGWINCH to the
+	// CLI, passed to the monitor).
+	unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 100})
+	time.Sleep(300 * time.Millisecond)
 	m.Write([]byte("typed\r"))
 	err := cmd.Wait()
 	var ee *exec.ExitError
@@ -619,7 +669,7 @@ func TestEngineTTY(t *testing.T) {
 	case <-time.After(2 * time.Second):
 	}
 	out := buf.String()
-	for _, want := range []string{"/dev/pts/", "33 111", "read:typed"} {
+	for _, want := range []string{"/dev/pts/", "33 111", "read:typed", "40 100"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("tty output lacks %q: %q", want, out)
 		}

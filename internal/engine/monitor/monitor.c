@@ -290,6 +290,7 @@ static pid_t spawn(int role, int code, int stdin_r, int out_w, int err_w, int *r
 	}
 	// The child: become an ordinary process again, then let Go start.
 	prctl(PR_SET_CHILD_SUBREAPER, 0);
+	prctl(PR_SET_NAME, role == 1 ? "berth-start" : "berth-exit");
 	signal(SIGPIPE, SIG_DFL);
 	if (dup2(stdin_r, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0 || dup2(sv[1], 3) < 0)
 		_exit(120);

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -112,6 +113,12 @@ func Generate(img ocispec.Image, rootfs string, opts Options) (*specs.Spec, []Wa
 		return nil, nil, err
 	}
 
+	sc, scWarn, err := seccompConfig(opts, caps, seccompHost{goarch: runtime.GOARCH, kernel: hostKernelVersion()})
+	if err != nil {
+		return nil, nil, err
+	}
+	warns = append(warns, scWarn...)
+
 	hostRl := opts.HostRlimit
 	if hostRl == nil {
 		hostRl = hostRlimit
@@ -171,6 +178,7 @@ func Generate(img ocispec.Image, rootfs string, opts Options) (*specs.Spec, []Wa
 			Resources:   res,
 			CgroupsPath: opts.CgroupsPath,
 			Namespaces:  ns,
+			Seccomp:     sc,
 		},
 	}
 	if !opts.Privileged {

@@ -28,6 +28,19 @@ func hostLastCap() (int, error) {
 	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
 
+// hostKernelVersion is the running kernel's version, nil when unknown.
+func hostKernelVersion() *kernelVersion {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return nil
+	}
+	v, ok := parseKernelVersion(unix.ByteSliceToString(u.Release[:]), true)
+	if !ok {
+		return nil
+	}
+	return &v
+}
+
 // openInRoot opens name (a path inside the image, such as "/etc/passwd")
 // for reading with every component, symlinks included, resolved as if
 // rootfs were /.

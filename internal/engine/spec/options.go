@@ -27,6 +27,13 @@ type Options struct {
 	// case, or ALL.
 	CapAdd, CapDrop []string
 	NoNewPrivileges bool
+	// Seccomp is `--security-opt seccomp=`: "" (or "builtin") for the
+	// default profile, equivalent to docker's; "unconfined" for no
+	// filter; anything else is the path of a profile file in docker's
+	// JSON format, resolved against the container's bounding
+	// capabilities and the host's architecture and kernel. Privileged
+	// containers get no filter whatever it says.
+	Seccomp string
 	// Ulimits are "name=soft[:hard]" such as "nofile=1024:2048" or
 	// "nproc=512"; -1 or "unlimited" means no limit.
 	Ulimits []string
