@@ -96,10 +96,10 @@ median() {
 		awk '{a[NR]=$1} END { if (NR % 2) m = a[(NR+1)/2]; else m = (a[NR/2] + a[NR/2+1]) / 2; printf "%.1f", m * 1000 }'
 }
 # Warm up each path once, then interleave.
-berth run --rm "$image" true
+berth run --rm --network none "$image" true
 ctrc run --rm "$ctr_image" warm true
 for i in $(seq "$N"); do
-	timed berth bin/berth --root "$T/berth" --state "$T/berth-state" run --rm "$image" true
+	timed berth bin/berth --root "$T/berth" --state "$T/berth-state" run --rm --network none "$image" true
 	timed ctr ctr --address "$T/ctd.sock" -n bench run --rm "$ctr_image" "bench-$i" true
 	timed podman pod "${podman_run[@]}"
 done
@@ -122,7 +122,7 @@ pss_of() { # pids...: total Pss in kB
 	echo "$tot"
 }
 t0=$(now)
-for i in $(seq "$D"); do berth run -d "$image" sleep 100000 >/dev/null; done
+for i in $(seq "$D"); do berth run -d --network none "$image" sleep 100000 >/dev/null; done
 t1=$(now)
 sleep 1
 mapfile -t mons < <(pgrep -x berth-monitor | while read -r p; do grep -qF "$T/berth-state" "/proc/$p/environ" 2>/dev/null && echo "$p"; done)

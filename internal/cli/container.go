@@ -72,6 +72,7 @@ func addContainerCommands(root *cobra.Command, g *globalOptions) {
 	containerCmd.AddCommand(newContainerInspectCommand(g), newContainerPruneCommand(g))
 	root.AddCommand(containerCmd, newTopInspectCommand(g))
 	addVolumeCommands(root, g)
+	addNetworkCommands(root, g)
 }
 
 // runFlags are create's and run's.
@@ -79,7 +80,8 @@ type runFlags struct {
 	name, workdir, user, hostname, entrypoint, restart, stopSignal, isolation, network string
 	memory, platform                                                                   string
 	env, envFiles, volumes, mounts, tmpfs, capAdd, capDrop, securityOpt, ulimits       []string
-	labels, logOpts, publish                                                           []string
+	labels, logOpts, publish, dns, dnsSearch, addHosts, aliases                        []string
+	ip, mac                                                                            string
 	interactive, tty, rm, readOnly, privileged, init, publishAll                       bool
 	cpus                                                                               float64
 	pidsLimit                                                                          int64
@@ -116,12 +118,18 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.init, "init", false, "run an init inside the container that forwards signals and reaps processes")
 	fl.StringArrayVarP(&f.labels, "label", "l", nil, "set a label: key=value")
 	fl.StringVar(&f.isolation, "isolation", "linux", "isolation: linux")
-	fl.StringVar(&f.network, "network", "none", "network: none or host")
-	fl.StringVar(&f.network, "net", "none", "network: none or host")
+	fl.StringVar(&f.network, "network", "bridge", "network: bridge (the default network), none, host, container:NAME, or a network's name")
+	fl.StringVar(&f.network, "net", "bridge", "same as --network")
 	fl.MarkHidden("net")
+	fl.StringVar(&f.ip, "ip", "", "IPv4 address on the network")
+	fl.StringVar(&f.mac, "mac-address", "", "MAC address of the container's interface")
+	fl.StringArrayVar(&f.dns, "dns", nil, "DNS server")
+	fl.StringArrayVar(&f.dnsSearch, "dns-search", nil, "DNS search domain")
+	fl.StringArrayVar(&f.addHosts, "add-host", nil, "add a name:ip line to /etc/hosts")
+	fl.StringArrayVar(&f.aliases, "network-alias", nil, "another name for the container on its network")
 	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "log options: max-size=SIZE, max-file=N")
-	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port (needs bridge networking)")
-	fl.BoolVarP(&f.publishAll, "publish-all", "P", false, "publish all exposed ports (needs bridge networking)")
+	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: [ip:][hostPort:]containerPort[/tcp|udp]")
+	fl.BoolVarP(&f.publishAll, "publish-all", "P", false, "publish every exposed port on a free host port")
 	fl.StringVar(&f.platform, "platform", "", "platform of the image (it must be pulled for it)")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-terminal")
@@ -152,12 +160,12 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 			o.SecurityOpt[i] = "seccomp=" + abs
 		}
 	}
-	if len(f.publish) > 0 || f.publishAll {
-		return o, errors.New("-p/-P publish ports on the bridge network, which this build does not have yet: use --network host")
+	ports, err := engine.ParsePorts(f.publish)
+	if err != nil {
+		return o, err
 	}
-	if f.network != "none" && f.network != "host" && f.network != "" {
-		return o, fmt.Errorf("--network %q: this build has none and host networking (bridge networks come with CNI support)", f.network)
-	}
+	o.Ports, o.PublishAll = ports, f.publishAll
+	o.IP, o.MAC, o.DNS, o.DNSSearch, o.ExtraHosts, o.Aliases = f.ip, f.mac, f.dns, f.dnsSearch, f.addHosts, f.aliases
 	if f.entrypointSet {
 		ep := []string{}
 		if f.entrypoint != "" {
@@ -176,7 +184,6 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 		}
 		o.Memory = m
 	}
-	var err error
 	if o.Restart, err = engine.ParseRestartPolicy(f.restart); err != nil {
 		return o, err
 	}
@@ -674,6 +681,8 @@ type psRow struct {
 	Status       string            `json:"Status"`
 	ExitCode     int               `json:"ExitCode"`
 	Pid          int               `json:"Pid"`
+	Ports        string            `json:"Ports"`
+	Networks     string            `json:"Networks"`
 	Labels       map[string]string `json:"Labels,omitempty"`
 	RunningFor   string            `json:"-"`
 	CreatedSince string            `json:"-"`
@@ -720,6 +729,25 @@ func humanDuration(d time.Duration) string {
 		return fmt.Sprintf("%d days", int(d.Hours()/24))
 	}
 	return fmt.Sprintf("%d weeks", int(d.Hours()/24/7))
+}
+
+func portsText(c *engine.Container) string {
+	var out []string
+	for _, p := range c.NetworkSettings.Ports() {
+		out = append(out, p.String())
+	}
+	return strings.Join(out, ", ")
+}
+
+func networksText(c *engine.Container) string {
+	var out []string
+	for _, n := range c.HostConfig.Networks {
+		out = append(out, n.Name)
+	}
+	if len(out) == 0 {
+		return c.HostConfig.NetworkMode
+	}
+	return strings.Join(out, ",")
 }
 
 func commandText(c *engine.Container) string {
@@ -791,7 +819,7 @@ func newPsCommand(g *globalOptions) *cobra.Command {
 				}
 				rows = append(rows, psRow{ID: c.ID, Names: c.Name, Image: c.Config.Image, ImageID: c.Image, Command: commandText(c),
 					Created: c.Created, State: c.State.Status, Status: statusText(c, now), ExitCode: c.State.ExitCode, Pid: c.State.Pid,
-					Labels: c.Config.Labels, RunningFor: humanDuration(now.Sub(c.Created)) + " ago", CreatedSince: humanDuration(now.Sub(c.Created)) + " ago"})
+					Ports: portsText(c), Networks: networksText(c), Labels: c.Config.Labels, RunningFor: humanDuration(now.Sub(c.Created)) + " ago", CreatedSince: humanDuration(now.Sub(c.Created)) + " ago"})
 			}
 			if latest {
 				last = 1
@@ -843,7 +871,7 @@ func newPsCommand(g *globalOptions) *cobra.Command {
 				} else if len(cmdText) > 20 {
 					cmdText = cmdText[:19] + "…"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%q\t%s\t%s\t\t%s\n", id, r.Image, cmdText, r.CreatedSince, r.Status, r.Names)
+				fmt.Fprintf(tw, "%s\t%s\t%q\t%s\t%s\t%s\t%s\n", id, r.Image, cmdText, r.CreatedSince, r.Status, r.Ports, r.Names)
 			}
 			return tw.Flush()
 		}),

@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"time"
+
+	"github.com/berth-dev/berth/internal/network"
 )
 
 // Error categories; errors wrap one of these (or the store's).
@@ -26,21 +28,22 @@ const (
 // Container is a container's record, shaped like docker's inspect output
 // so that `berth inspect` is the record itself.
 type Container struct {
-	ID           string       `json:"Id"`
-	Name         string       `json:"Name"`
-	Created      time.Time    `json:"Created"`
-	Path         string       `json:"Path"`
-	Args         []string     `json:"Args"`
-	State        State        `json:"State"`
-	Image        string       `json:"Image"` // the image ID
-	ImageName    string       `json:"ImageName"`
-	DiffIDs      []string     `json:"DiffIDs"`
-	RestartCount int          `json:"RestartCount"`
-	LogPath      string       `json:"LogPath"`
-	Mounts       []MountPoint `json:"Mounts"`
-	Config       Config       `json:"Config"`
-	HostConfig   HostConfig   `json:"HostConfig"`
-	Warnings     []string     `json:"Warnings,omitempty"`
+	ID              string          `json:"Id"`
+	Name            string          `json:"Name"`
+	Created         time.Time       `json:"Created"`
+	Path            string          `json:"Path"`
+	Args            []string        `json:"Args"`
+	State           State           `json:"State"`
+	Image           string          `json:"Image"` // the image ID
+	ImageName       string          `json:"ImageName"`
+	DiffIDs         []string        `json:"DiffIDs"`
+	RestartCount    int             `json:"RestartCount"`
+	LogPath         string          `json:"LogPath"`
+	Mounts          []MountPoint    `json:"Mounts"`
+	NetworkSettings NetworkSettings `json:"NetworkSettings"`
+	Config          Config          `json:"Config"`
+	HostConfig      HostConfig      `json:"HostConfig"`
+	Warnings        []string        `json:"Warnings,omitempty"`
 }
 
 // State is the lifecycle part of a record.
@@ -112,6 +115,38 @@ type HostConfig struct {
 	Isolation      string        `json:"Isolation"`
 	LogMaxSize     int64         `json:"LogMaxSize"`
 	LogMaxFiles    int           `json:"LogMaxFiles"`
+	// Networks the container joins (NetworkMode bridge or a network's
+	// name; connect adds more), in interface order: eth0, eth1, ...
+	Networks        []NetworkRequest      `json:"Networks,omitempty"`
+	PortBindings    []network.PortMapping `json:"PortBindings,omitempty"`
+	PublishAllPorts bool                  `json:"PublishAllPorts"`
+	DNS             []string              `json:"Dns,omitempty"`
+	DNSSearch       []string              `json:"DnsSearch,omitempty"`
+	ExtraHosts      []string              `json:"ExtraHosts,omitempty"`
+}
+
+// NetworkRequest is how a container asked to join a network.
+type NetworkRequest struct {
+	Name    string   `json:"Name"`
+	IP      string   `json:"IPAddress,omitempty"`
+	MAC     string   `json:"MacAddress,omitempty"`
+	Aliases []string `json:"Aliases,omitempty"`
+}
+
+// NetworkSettings is what the container has while it runs.
+type NetworkSettings struct {
+	// SandboxKey is the pinned network namespace.
+	SandboxKey string             `json:"SandboxKey,omitempty"`
+	Endpoints  []network.Endpoint `json:"Networks,omitempty"`
+}
+
+// Ports are the published ports while it runs.
+func (n NetworkSettings) Ports() []network.PortMapping {
+	var out []network.PortMapping
+	for _, ep := range n.Endpoints {
+		out = append(out, ep.Ports...)
+	}
+	return out
 }
 
 // RestartPolicy is docker's: no, on-failure[:N], always, unless-stopped.

@@ -9,15 +9,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine/spec"
 	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/engine/tinit"
+	"github.com/berth-dev/berth/internal/network"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -59,6 +62,15 @@ type CreateOptions struct {
 	NetworkMode string
 	LogMaxSize  int64
 	LogMaxFiles int
+	// Networking (NetworkMode: bridge (default), none, host,
+	// container:NAME, or a network's name).
+	IP, MAC    string
+	Aliases    []string
+	Ports      []network.PortMapping
+	PublishAll bool
+	DNS        []string
+	DNSSearch  []string
+	ExtraHosts []string
 }
 
 // Defaults of the log rotation (docker's "local" driver's).
@@ -149,8 +161,46 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	if o.LogMaxFiles == 0 {
 		o.LogMaxFiles = DefaultLogMaxFiles
 	}
-	if o.NetworkMode == "" || o.NetworkMode == "default" {
-		o.NetworkMode = "none"
+	var nets []NetworkRequest
+	switch mode := o.NetworkMode; {
+	case mode == "" || mode == "default" || mode == "bridge":
+		o.NetworkMode = "bridge"
+		nets = []NetworkRequest{{Name: network.DefaultName, IP: o.IP, MAC: o.MAC, Aliases: o.Aliases}}
+	case mode == "none" || mode == "host":
+	case strings.HasPrefix(mode, "container:"):
+		other, err := e.get(ctx, strings.TrimPrefix(mode, "container:"))
+		if err != nil {
+			return nil, fmt.Errorf("--network %s: %w", mode, err)
+		}
+		o.NetworkMode = "container:" + other.ID
+	default:
+		m, err := e.networks()
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := m.Get(ctx, mode)
+		if err != nil {
+			return nil, fmt.Errorf("--network %s: %w", mode, err)
+		}
+		o.NetworkMode = cfg.Name
+		if cfg.Default {
+			o.NetworkMode = "bridge"
+		}
+		nets = []NetworkRequest{{Name: cfg.Name, IP: o.IP, MAC: o.MAC, Aliases: o.Aliases}}
+	}
+	if len(nets) == 0 && (o.IP != "" || o.MAC != "" || len(o.Aliases) > 0 || len(o.Ports) > 0 || o.PublishAll) {
+		return nil, fmt.Errorf("--ip, --mac-address, --network-alias and -p/-P need a bridge network, not --network %s: %w", o.NetworkMode, ErrInvalid)
+	}
+	for _, h := range o.ExtraHosts {
+		name, ip, ok := strings.Cut(h, ":")
+		if !ok || name == "" || net.ParseIP(ip) == nil {
+			return nil, fmt.Errorf("--add-host %q: use name:ip: %w", h, ErrInvalid)
+		}
+	}
+	for _, d := range o.DNS {
+		if net.ParseIP(d) == nil {
+			return nil, fmt.Errorf("--dns %q is not an IP address: %w", d, ErrInvalid)
+		}
 	}
 	hostname := o.Hostname
 	if hostname == "" {
@@ -172,6 +222,8 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 			CapAdd: o.CapAdd, CapDrop: o.CapDrop, SecurityOpt: o.SecurityOpt, Memory: o.Memory,
 			NanoCPUs: int64(o.CPUs * 1e9), PidsLimit: o.PidsLimit, Ulimits: o.Ulimits, Init: o.Init,
 			Isolation: "linux", LogMaxSize: o.LogMaxSize, LogMaxFiles: o.LogMaxFiles,
+			Networks: nets, PortBindings: o.Ports, PublishAllPorts: o.PublishAll, DNS: o.DNS, DNSSearch: o.DNSSearch,
+			ExtraHosts: o.ExtraHosts,
 		},
 	}
 	if o.Entrypoint != nil {
@@ -203,12 +255,15 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		Hostname: hostname, Tty: o.Tty, ReadOnly: o.ReadOnly, Privileged: o.Privileged,
 		CapAdd: o.CapAdd, CapDrop: o.CapDrop, NoNewPrivileges: hasNoNewPrivileges(o.SecurityOpt),
 		Ulimits: o.Ulimits, Memory: o.Memory, CPUs: o.CPUs, PidsLimit: o.PidsLimit,
-		Tmpfs: o.Tmpfs, Labels: o.Labels, NetworkMode: o.NetworkMode, Seccomp: seccompOption(o.SecurityOpt),
+		Tmpfs: o.Tmpfs, Labels: o.Labels, NetworkMode: specNetworkMode(o.NetworkMode), Seccomp: seccompOption(o.SecurityOpt),
 		CgroupsPath: "/berth/" + id,
 		LookupEnv:   func(string) (string, bool) { return "", false },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", err, ErrInvalid)
+	}
+	if err := e.setNetworkNamespace(ctx, s, c); err != nil {
+		return nil, err
 	}
 	mps, err := e.resolveMounts(ctx, c, o.Binds, img.Config.Volumes)
 	if err != nil {
@@ -271,6 +326,45 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		return nil, err
 	}
 	return final, nil
+}
+
+func specNetworkMode(mode string) string {
+	if mode == "host" {
+		return "host"
+	}
+	return "none"
+}
+
+// setNetworkNamespace points the spec's network namespace at the pinned
+// one the container will have (or another container's).
+func (e *Engine) setNetworkNamespace(ctx context.Context, s *specs.Spec, c *Container) error {
+	path := ""
+	switch mode := c.HostConfig.NetworkMode; {
+	case mode == "host":
+		return nil
+	case strings.HasPrefix(mode, "container:"):
+		other, err := e.get(ctx, strings.TrimPrefix(mode, "container:"))
+		if err != nil {
+			return err
+		}
+		if !ownsNetns(other) {
+			// The other one shares the host's (or a third's): so does this.
+			if other.HostConfig.NetworkMode == "host" {
+				s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.NetworkNamespace })
+				return nil
+			}
+			return fmt.Errorf("--network %s: that container shares another's network namespace; name the owner: %w", mode, ErrInvalid)
+		}
+		path = e.netnsPath(other.ID)
+	default:
+		path = e.netnsPath(c.ID)
+	}
+	for i := range s.Linux.Namespaces {
+		if s.Linux.Namespaces[i].Type == specs.NetworkNamespace {
+			s.Linux.Namespaces[i].Path = path
+		}
+	}
+	return nil
 }
 
 // seccompOption is --security-opt seccomp=...'s value ("" for the

@@ -15,6 +15,7 @@ import (
 	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/lockfile"
+	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/snapshot"
 )
 
@@ -36,6 +37,7 @@ type Engine struct {
 	db        *store.DB
 	images    *image.Service
 	snapshots *snapshot.Store
+	nets      *network.Manager // opened at first use
 }
 
 // Open opens the engine's store under opts.Root.

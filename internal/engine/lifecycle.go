@@ -238,6 +238,9 @@ func (e *Engine) destroy(ctx context.Context, id string) error {
 	if err := e.deleteRuntime(ctx, id); err != nil {
 		errs = append(errs, err)
 	}
+	if err := e.teardownNetwork(ctx, id); err != nil {
+		errs = append(errs, err)
+	}
 	unmountRootfs(e.rootfs(id))
 	if err := e.snapshots.Release(id); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
 		errs = append(errs, err)

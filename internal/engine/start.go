@@ -314,8 +314,12 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File) (
 			masterc <- m
 		}()
 	}
+	if err := e.setupNetwork(ctx, c); err != nil {
+		return err
+	}
 	rc, err := linux.Create(ctx, rroot, id, opts)
 	if err != nil {
+		e.teardownNetwork(context.WithoutCancel(ctx), id)
 		return err
 	}
 	var master *os.File
@@ -326,12 +330,14 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File) (
 		}
 		if master == nil {
 			rc.Delete(ctx, true)
+			e.teardownNetwork(context.WithoutCancel(ctx), id)
 			return fmt.Errorf("container %s: no pty from the runtime", ShortID(id))
 		}
 		defer master.Close()
 	}
 	if err := rc.Start(ctx); err != nil {
 		rc.Delete(ctx, true)
+		e.teardownNetwork(context.WithoutCancel(ctx), id)
 		return err
 	}
 	now := time.Now().UTC()
@@ -508,6 +514,7 @@ func (e *Engine) finishExitLocked(ctx context.Context, id string, code int, at t
 // the root filesystem.
 func (e *Engine) cleanupRun(ctx context.Context, id string) {
 	e.deleteRuntime(ctx, id)
+	e.teardownNetwork(ctx, id)
 	unmountRootfs(e.rootfs(id))
 }
 

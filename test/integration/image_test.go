@@ -55,6 +55,8 @@ func newEngine(t testing.TB) *engineEnv {
 		if ids := strings.Fields(string(out)); len(ids) > 0 {
 			e.command(append([]string{"rm", "-f"}, ids...)...).Run()
 		}
+		// The network namespaces' shared mount point.
+		exec.Command("umount", "-l", filepath.Join(e.state, "netns")).Run()
 	})
 	return e
 }

@@ -62,10 +62,13 @@ type Attachment struct {
 	ContainerID string
 	NetNS       string // path of the pinned namespace
 	IfName      string // e.g. eth0
+	// CapabilityArgs are the runtime's arguments to plugins that declare
+	// the capability: "portMappings", "ips", "mac".
+	CapabilityArgs map[string]any
 }
 
 func (a Attachment) runtimeConf() *libcni.RuntimeConf {
-	return &libcni.RuntimeConf{ContainerID: a.ContainerID, NetNS: a.NetNS, IfName: a.IfName}
+	return &libcni.RuntimeConf{ContainerID: a.ContainerID, NetNS: a.NetNS, IfName: a.IfName, CapabilityArgs: a.CapabilityArgs}
 }
 
 // Attach runs the network's plugins (ADD) and returns their result.

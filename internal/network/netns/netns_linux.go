@@ -175,3 +175,45 @@ func IsPinned(path string) (bool, error) {
 	}
 	return t == unix.CLONE_NEWNET, nil
 }
+
+// LoopbackUp brings up "lo" inside the pinned namespace at path (a new
+// namespace has it down). The work runs on a locked OS thread that is
+// thrown away afterwards, like New's.
+func LoopbackUp(path string) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("netns: %w", err)
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("netns: enter %s: %w", path, err)
+			return
+		}
+		s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("netns: %w", err)
+			return
+		}
+		defer unix.Close(s)
+		ifr, err := unix.NewIfreq("lo")
+		if err != nil {
+			errc <- err
+			return
+		}
+		if err := unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr); err != nil {
+			errc <- fmt.Errorf("netns: lo flags: %w", err)
+			return
+		}
+		ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+		if err := unix.IoctlIfreq(s, unix.SIOCSIFFLAGS, ifr); err != nil {
+			errc <- fmt.Errorf("netns: bring lo up: %w", err)
+			return
+		}
+		errc <- nil
+	}()
+	return <-errc
+}

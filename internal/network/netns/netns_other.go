@@ -11,3 +11,6 @@ func Remove(dir, name string) error        { return errUnsupported }
 func List(dir string) ([]string, error)    { return nil, errUnsupported }
 func CleanTemp(dir string) error           { return errUnsupported }
 func IsPinned(path string) (bool, error)   { return false, errUnsupported }
+
+// LoopbackUp is unsupported here.
+func LoopbackUp(path string) error { return errUnsupported }

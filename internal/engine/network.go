@@ -1,0 +1,552 @@
+//go:build linux
+
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/berth-dev/berth/internal/network"
+	"github.com/berth-dev/berth/internal/network/netns"
+)
+
+// Networking of a container. Every container that does not share the
+// host's (or another container's) network namespace gets one of its own,
+// created before the container, pinned at <state>/netns/<id>, attached to
+// its networks through CNI at start and detached and removed at exit, so
+// the namespace's life is the engine's to decide, not the container
+// process's.
+
+func (e *Engine) netnsDir() string           { return filepath.Join(e.opts.State, "netns") }
+func (e *Engine) netnsPath(id string) string { return filepath.Join(e.netnsDir(), id) }
+
+func (e *Engine) networks() (*network.Manager, error) {
+	if e.nets == nil {
+		m, err := network.Open(e.opts.Root, filepath.Join(e.opts.State, "networks"))
+		if err != nil {
+			return nil, err
+		}
+		e.nets = m
+	}
+	return e.nets, nil
+}
+
+// Networks is the engine's network manager.
+func (e *Engine) Networks() (*network.Manager, error) { return e.networks() }
+
+// ownsNetns says whether the container has a network namespace of its
+// own (not the host's, not another container's).
+func ownsNetns(c *Container) bool {
+	m := c.HostConfig.NetworkMode
+	return m != "host" && !strings.HasPrefix(m, "container:")
+}
+
+// ParsePorts parses -p values: [ip:][hostPort:]containerPort[/tcp|udp],
+// with hostPort and containerPort ranges of equal length (8000-8001:80-81).
+// A missing hostPort is 0: a free port is chosen at start.
+func ParsePorts(specs []string) ([]network.PortMapping, error) {
+	var out []network.PortMapping
+	for _, s := range specs {
+		rest, proto, _ := strings.Cut(s, "/")
+		if proto == "" {
+			proto = "tcp"
+		}
+		if proto != "tcp" && proto != "udp" {
+			return nil, fmt.Errorf("-p %s: protocol %q: tcp or udp: %w", s, proto, ErrInvalid)
+		}
+		var ip, host, ctr string
+		if strings.HasPrefix(rest, "[") {
+			return nil, fmt.Errorf("-p %s: IPv6 host addresses are not supported: %w", s, ErrInvalid)
+		}
+		parts := strings.Split(rest, ":")
+		switch len(parts) {
+		case 1:
+			ctr = parts[0]
+		case 2:
+			host, ctr = parts[0], parts[1]
+		case 3:
+			ip, host, ctr = parts[0], parts[1], parts[2]
+			if net.ParseIP(ip).To4() == nil {
+				return nil, fmt.Errorf("-p %s: %q is not an IPv4 address: %w", s, ip, ErrInvalid)
+			}
+		default:
+			return nil, fmt.Errorf("-p %s: use [ip:][hostPort:]containerPort[/proto]: %w", s, ErrInvalid)
+		}
+		c0, c1, err := portRange(ctr)
+		if err != nil {
+			return nil, fmt.Errorf("-p %s: container port: %w", s, err)
+		}
+		h0, h1 := 0, 0
+		if host != "" {
+			if h0, h1, err = portRange(host); err != nil {
+				return nil, fmt.Errorf("-p %s: host port: %w", s, err)
+			}
+			if h1-h0 != c1-c0 {
+				return nil, fmt.Errorf("-p %s: the host and container ranges differ in length: %w", s, ErrInvalid)
+			}
+		}
+		for i := 0; i <= c1-c0; i++ {
+			hp := 0
+			if host != "" {
+				hp = h0 + i
+			}
+			out = append(out, network.PortMapping{HostIP: ip, HostPort: hp, ContainerPort: c0 + i, Protocol: proto})
+		}
+	}
+	return out, nil
+}
+
+func portRange(s string) (int, int, error) {
+	a, b, isRange := strings.Cut(s, "-")
+	lo, err := strconv.Atoi(a)
+	if err != nil || lo < 1 || lo > 65535 {
+		return 0, 0, fmt.Errorf("%q is not a port (1-65535): %w", s, ErrInvalid)
+	}
+	hi := lo
+	if isRange {
+		if hi, err = strconv.Atoi(b); err != nil || hi < lo || hi > 65535 {
+			return 0, 0, fmt.Errorf("%q is not a port range: %w", s, ErrInvalid)
+		}
+	}
+	return lo, hi, nil
+}
+
+// freePort asks the kernel for a free host port of proto on ip.
+func freePort(ip, proto string) (int, error) {
+	if ip == "" {
+		ip = "0.0.0.0"
+	}
+	if proto == "udp" {
+		c, err := net.ListenPacket("udp4", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port, nil
+	}
+	l, err := net.Listen("tcp4", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// wantedPorts is what the container publishes: -p, and with -P every
+// exposed port not published already, on free host ports.
+func wantedPorts(c *Container) ([]network.PortMapping, error) {
+	ports := slices.Clone(c.HostConfig.PortBindings)
+	if c.HostConfig.PublishAllPorts {
+		for _, ep := range slices.Sorted(func(yield func(string) bool) {
+			for k := range c.Config.ExposedPorts {
+				if !yield(k) {
+					return
+				}
+			}
+		}) {
+			p, proto, _ := strings.Cut(ep, "/")
+			if proto == "" {
+				proto = "tcp"
+			}
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				continue
+			}
+			if slices.ContainsFunc(ports, func(m network.PortMapping) bool { return m.ContainerPort == n && m.Protocol == proto }) {
+				continue
+			}
+			ports = append(ports, network.PortMapping{ContainerPort: n, Protocol: proto})
+		}
+	}
+	for i := range ports {
+		if ports[i].HostPort == 0 {
+			hp, err := freePort(ports[i].HostIP, ports[i].Protocol)
+			if err != nil {
+				return nil, fmt.Errorf("publish %d/%s: no free host port: %w", ports[i].ContainerPort, ports[i].Protocol, err)
+			}
+			ports[i].HostPort = hp
+		}
+	}
+	return ports, nil
+}
+
+// setupNetwork makes and attaches the container's network namespace, and
+// writes its /etc/hosts and /etc/resolv.conf. On failure nothing is left.
+func (e *Engine) setupNetwork(ctx context.Context, c *Container) (retErr error) {
+	if !ownsNetns(c) {
+		if other, ok := strings.CutPrefix(c.HostConfig.NetworkMode, "container:"); ok {
+			oc, err := e.get(ctx, other)
+			if err != nil {
+				return fmt.Errorf("--network container:%s: %w", other, err)
+			}
+			if ownsNetns(oc) {
+				if pinned, _ := netns.IsPinned(e.netnsPath(oc.ID)); !pinned {
+					return fmt.Errorf("--network container:%s: that container is not running: %w", other, ErrInvalidState)
+				}
+			}
+		}
+		return nil
+	}
+	path := e.netnsPath(c.ID)
+	netns.Remove(e.netnsDir(), c.ID)
+	if _, err := netns.New(e.netnsDir(), c.ID); err != nil {
+		return err
+	}
+	var eps []network.Endpoint
+	defer func() {
+		if retErr != nil {
+			e.detachAll(context.WithoutCancel(ctx), c.ID, eps)
+			netns.Remove(e.netnsDir(), c.ID)
+		}
+	}()
+	if err := netns.LoopbackUp(path); err != nil {
+		return err
+	}
+	if len(c.HostConfig.Networks) > 0 {
+		m, err := e.networks()
+		if err != nil {
+			return err
+		}
+		ports, err := wantedPorts(c)
+		if err != nil {
+			return err
+		}
+		for i, req := range c.HostConfig.Networks {
+			cfg, err := m.Get(ctx, req.Name)
+			if err != nil {
+				return err
+			}
+			ar := network.AttachRequest{ContainerID: c.ID, NetNS: path, IfName: "eth" + strconv.Itoa(i), IP: req.IP, MAC: req.MAC, Aliases: req.Aliases}
+			if i == 0 {
+				ar.Ports = ports
+			}
+			ep, err := m.Attach(ctx, cfg, ar)
+			if err != nil {
+				return err
+			}
+			eps = append(eps, ep)
+		}
+	}
+	c, err := e.update(ctx, c.ID, func(r *Container) error {
+		r.NetworkSettings = NetworkSettings{SandboxKey: path, Endpoints: eps}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return e.refreshEtcFiles(ctx, c)
+}
+
+func (e *Engine) detachAll(ctx context.Context, id string, eps []network.Endpoint) error {
+	if len(eps) == 0 {
+		return nil
+	}
+	m, err := e.networks()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ep := range eps {
+		if err := m.Detach(ctx, id, e.netnsPath(id), ep); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// teardownNetwork detaches a container that stopped and removes its
+// namespace; the peers' /etc/hosts forget it.
+func (e *Engine) teardownNetwork(ctx context.Context, id string) error {
+	c, err := e.get(ctx, id)
+	if err != nil {
+		netns.Remove(e.netnsDir(), id)
+		return nil
+	}
+	err = e.detachAll(ctx, id, c.NetworkSettings.Endpoints)
+	netns.Remove(e.netnsDir(), id)
+	if len(c.NetworkSettings.Endpoints) > 0 {
+		c, uerr := e.update(ctx, id, func(r *Container) error {
+			r.NetworkSettings.Endpoints = nil
+			return nil
+		})
+		if uerr == nil {
+			e.refreshPeers(ctx, c)
+		}
+	}
+	return err
+}
+
+// hostsFile is a container's /etc/hosts: localhost, itself, --add-host
+// entries, and every other running container on the user-defined networks
+// it is on, by name and alias (docker's default bridge has no names).
+func (e *Engine) hostsFile(ctx context.Context, c *Container, all []*Container) string {
+	var b strings.Builder
+	if c.HostConfig.NetworkMode == "host" {
+		if h, err := os.ReadFile("/etc/hosts"); err == nil {
+			b.Write(h)
+		}
+	} else {
+		b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	}
+	self := "127.0.0.1"
+	if len(c.NetworkSettings.Endpoints) > 0 && c.NetworkSettings.Endpoints[0].IP != "" {
+		self = c.NetworkSettings.Endpoints[0].IP
+	}
+	if c.HostConfig.NetworkMode != "host" {
+		fmt.Fprintf(&b, "%s\t%s\n", self, c.Config.Hostname)
+	}
+	for _, h := range c.HostConfig.ExtraHosts {
+		name, ip, _ := strings.Cut(h, ":")
+		fmt.Fprintf(&b, "%s\t%s\n", ip, name)
+	}
+	mine := map[string]bool{}
+	for _, ep := range c.NetworkSettings.Endpoints {
+		if ep.Network != network.DefaultName {
+			mine[ep.Network] = true
+		}
+	}
+	for _, o := range all {
+		if o.ID == c.ID || !isRunning(o) {
+			continue
+		}
+		for _, ep := range o.NetworkSettings.Endpoints {
+			if mine[ep.Network] && ep.IP != "" {
+				names := append([]string{o.Name}, ep.Aliases...)
+				if o.Config.Hostname != o.Name && o.Config.Hostname != "" {
+					names = append(names, o.Config.Hostname)
+				}
+				fmt.Fprintf(&b, "%s\t%s\n", ep.IP, strings.Join(names, " "))
+			}
+		}
+	}
+	return b.String()
+}
+
+func resolvConf(c *Container) []byte {
+	if c.HostConfig.NetworkMode == "host" && len(c.HostConfig.DNS) == 0 && len(c.HostConfig.DNSSearch) == 0 {
+		data, _ := os.ReadFile("/etc/resolv.conf")
+		return data
+	}
+	host, _ := os.ReadFile("/etc/resolv.conf")
+	var servers, search, other []string
+	for _, l := range strings.Split(string(filterResolv(host)), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 2 && f[0] == "nameserver":
+			servers = append(servers, f[1])
+		case len(f) >= 2 && (f[0] == "search" || f[0] == "domain"):
+			search = append(search, f[1:]...)
+		case len(f) > 0 && !strings.HasPrefix(f[0], "#"):
+			other = append(other, l)
+		}
+	}
+	if len(c.HostConfig.DNS) > 0 {
+		servers = c.HostConfig.DNS
+	}
+	if len(c.HostConfig.DNSSearch) > 0 {
+		search = c.HostConfig.DNSSearch
+	}
+	if len(servers) == 0 && len(c.HostConfig.Networks) > 0 {
+		// The host's resolver is on its loopback, which the container
+		// cannot reach: docker's fallback.
+		servers = []string{"8.8.8.8", "8.8.4.4"}
+	}
+	var b strings.Builder
+	for _, s := range servers {
+		fmt.Fprintf(&b, "nameserver %s\n", s)
+	}
+	if len(search) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
+	}
+	for _, o := range other {
+		b.WriteString(o + "\n")
+	}
+	return []byte(b.String())
+}
+
+// writeInPlace rewrites a file that is bind-mounted into a container:
+// the same inode, so the container sees the new content.
+func writeInPlace(path string, data []byte) error {
+	return os.WriteFile(path, data, 0o644)
+}
+
+// refreshEtcFiles rewrites c's /etc/hosts and /etc/resolv.conf and the
+// hosts files of the running containers that share a network with it.
+func (e *Engine) refreshEtcFiles(ctx context.Context, c *Container) error {
+	all, err := e.allRecords(ctx)
+	if err != nil {
+		return err
+	}
+	dir := e.containerDir(c.ID)
+	if err := writeInPlace(filepath.Join(dir, "hosts"), []byte(e.hostsFile(ctx, c, all))); err != nil {
+		return err
+	}
+	if err := writeInPlace(filepath.Join(dir, "resolv.conf"), resolvConf(c)); err != nil {
+		return err
+	}
+	e.refreshPeersOf(ctx, c, all)
+	return nil
+}
+
+func (e *Engine) refreshPeers(ctx context.Context, c *Container) {
+	if all, err := e.allRecords(ctx); err == nil {
+		e.refreshPeersOf(ctx, c, all)
+	}
+}
+
+func (e *Engine) refreshPeersOf(ctx context.Context, c *Container, all []*Container) {
+	nets := map[string]bool{}
+	for _, r := range c.HostConfig.Networks {
+		nets[network.Canonical(r.Name)] = true
+	}
+	for _, o := range all {
+		if o.ID == c.ID || !isRunning(o) {
+			continue
+		}
+		shares := false
+		for _, ep := range o.NetworkSettings.Endpoints {
+			shares = shares || nets[ep.Network] && ep.Network != network.DefaultName
+		}
+		if shares {
+			writeInPlace(filepath.Join(e.containerDir(o.ID), "hosts"), []byte(e.hostsFile(ctx, o, all)))
+		}
+	}
+}
+
+func (e *Engine) allRecords(ctx context.Context) ([]*Container, error) {
+	rows, err := e.db.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Container
+	for _, r := range rows {
+		if c, err := decode(r); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// Connect attaches a container to one more network: at once if it runs
+// (a new interface), else at its next start.
+func (e *Engine) Connect(ctx context.Context, ref, name string, req NetworkRequest) error {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if !ownsNetns(c) || c.HostConfig.NetworkMode == "none" {
+		return fmt.Errorf("container %s uses --network %s: it cannot join networks: %w", c.Name, c.HostConfig.NetworkMode, ErrInvalid)
+	}
+	m, err := e.networks()
+	if err != nil {
+		return err
+	}
+	cfg, err := m.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	req.Name = cfg.Name
+	unlock, err := e.lock(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if c, err = e.get(ctx, c.ID); err != nil {
+		return err
+	}
+	for _, r := range c.HostConfig.Networks {
+		if network.Canonical(r.Name) == cfg.Name {
+			return fmt.Errorf("container %s is already on network %s: %w", c.Name, cfg.Name, ErrInvalid)
+		}
+	}
+	var ep *network.Endpoint
+	if c.State.Status == StatusRunning || c.State.Status == StatusPaused {
+		got, err := m.Attach(ctx, cfg, network.AttachRequest{ContainerID: c.ID, NetNS: e.netnsPath(c.ID),
+			IfName: "eth" + strconv.Itoa(len(c.HostConfig.Networks)), IP: req.IP, MAC: req.MAC, Aliases: req.Aliases})
+		if err != nil {
+			return err
+		}
+		ep = &got
+	}
+	c, err = e.update(ctx, c.ID, func(r *Container) error {
+		r.HostConfig.Networks = append(r.HostConfig.Networks, req)
+		if ep != nil {
+			r.NetworkSettings.Endpoints = append(r.NetworkSettings.Endpoints, *ep)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if ep != nil {
+		return e.refreshEtcFiles(ctx, c)
+	}
+	return nil
+}
+
+// Disconnect detaches a container from a network.
+func (e *Engine) Disconnect(ctx context.Context, ref, name string) error {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	name = network.Canonical(name)
+	unlock, err := e.lock(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if c, err = e.get(ctx, c.ID); err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(c.HostConfig.Networks, func(r NetworkRequest) bool { return network.Canonical(r.Name) == name }) {
+		return fmt.Errorf("container %s is not on network %s: %w", c.Name, name, ErrInvalid)
+	}
+	var detach []network.Endpoint
+	for _, ep := range c.NetworkSettings.Endpoints {
+		if ep.Network == name {
+			detach = append(detach, ep)
+		}
+	}
+	if err := e.detachAll(ctx, c.ID, detach); err != nil {
+		return err
+	}
+	c, err = e.update(ctx, c.ID, func(r *Container) error {
+		r.HostConfig.Networks = slices.DeleteFunc(r.HostConfig.Networks, func(n NetworkRequest) bool { return network.Canonical(n.Name) == name })
+		r.NetworkSettings.Endpoints = slices.DeleteFunc(r.NetworkSettings.Endpoints, func(ep network.Endpoint) bool { return ep.Network == name })
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if isRunning(c) {
+		writeInPlace(filepath.Join(e.containerDir(c.ID), "hosts"), []byte(e.hostsFile(ctx, c, nil)))
+		e.refreshPeers(ctx, &Container{ID: c.ID, HostConfig: HostConfig{Networks: []NetworkRequest{{Name: name}}}})
+	}
+	return nil
+}
+
+// NetworkUsers returns the containers on a network (by record).
+func (e *Engine) NetworkUsers(ctx context.Context, name string) ([]string, error) {
+	all, err := e.allRecords(ctx)
+	if err != nil {
+		return nil, err
+	}
+	name = network.Canonical(name)
+	var out []string
+	for _, c := range all {
+		for _, r := range c.HostConfig.Networks {
+			if network.Canonical(r.Name) == name {
+				out = append(out, c.Name)
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,495 @@
+package network
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/internal/lockfile"
+	"github.com/berth-dev/berth/internal/network/cni"
+)
+
+// Manager holds the networks under one root.
+type Manager struct {
+	dir    string
+	runDir string
+	cni    *cni.Client
+}
+
+// Open opens (creating) the network state under root; runDir (under the
+// run directory) holds what goes with a reboot.
+func Open(root, runDir string) (*Manager, error) {
+	dir := filepath.Join(root, "networks")
+	if err := os.MkdirAll(filepath.Join(dir, "ipam"), 0o700); err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
+	c, err := cni.New(nil, filepath.Join(dir, "cache"))
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{dir: dir, runDir: runDir, cni: c}, nil
+}
+
+func (m *Manager) lock(ctx context.Context) (func(), error) {
+	return lockfile.Lock(ctx, filepath.Join(m.dir, "lock"), true)
+}
+
+func (m *Manager) recordPath(name string) string { return filepath.Join(m.dir, name+".json") }
+
+// Canonical maps docker's names for the default network to berth's.
+func Canonical(name string) string {
+	switch name {
+	case "", "bridge", "default":
+		return DefaultName
+	}
+	return name
+}
+
+// Get returns a network; the default one is created on first use.
+func (m *Manager) Get(ctx context.Context, name string) (*Config, error) {
+	name = Canonical(name)
+	if c, err := m.read(name); err == nil || name != DefaultName || !errors.Is(err, ErrNotFound) {
+		return c, err
+	}
+	unlock, err := m.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if c, err := m.read(name); err == nil {
+		return c, nil
+	}
+	c := &Config{Name: DefaultName, ID: newID(), Driver: DriverBridge, Bridge: DefaultBridge, Subnet: DefaultSubnet,
+		Gateway: DefaultGateway, Default: true, Created: time.Now().UTC()}
+	if err := m.write(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (m *Manager) read(name string) (*Config, error) {
+	if !validNetName.MatchString(name) {
+		return nil, fmt.Errorf("network %q: %w", name, ErrNotFound)
+	}
+	data, err := os.ReadFile(m.recordPath(name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("network %s not found (berth network ls lists them): %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("network %s: corrupt record %s: %w", name, m.recordPath(name), err)
+	}
+	return &c, nil
+}
+
+func (m *Manager) write(c *Config) error {
+	data, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := m.recordPath(c.Name) + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, m.recordPath(c.Name))
+}
+
+// List returns every network (the default one included), by name.
+func (m *Manager) List(ctx context.Context) ([]*Config, error) {
+	if _, err := m.Get(ctx, DefaultName); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(m.dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Config
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || e.IsDir() {
+			continue
+		}
+		c, err := m.read(name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Create makes a network.
+func (m *Manager) Create(ctx context.Context, o CreateOptions) (*Config, error) {
+	o.Name = strings.TrimSpace(o.Name)
+	if !validNetName.MatchString(o.Name) {
+		return nil, fmt.Errorf("invalid network name %q: [a-zA-Z0-9][a-zA-Z0-9_.-], at most 64: %w", o.Name, ErrInvalid)
+	}
+	switch o.Name {
+	case "bridge", "host", "none", "default", DefaultName:
+		return nil, fmt.Errorf("network name %q is reserved: %w", o.Name, ErrInvalid)
+	}
+	if o.Driver == "" {
+		o.Driver = DriverBridge
+	}
+	c := &Config{Name: o.Name, ID: newID(), Driver: o.Driver, Internal: o.Internal, Labels: o.Labels, Options: o.Options, Created: time.Now().UTC()}
+	for k, v := range o.Options {
+		switch k {
+		case "vlan":
+			id, err := strconv.Atoi(v)
+			if err != nil || id < 1 || id > 4094 {
+				return nil, fmt.Errorf("-o vlan=%s: an 802.1Q id from 1 to 4094: %w", v, ErrInvalid)
+			}
+			c.VLAN = id
+		case "parent":
+			c.Parent = v
+		case "mtu":
+			if n, err := strconv.Atoi(v); err != nil || n < 576 || n > 65535 {
+				return nil, fmt.Errorf("-o mtu=%s: a number from 576 to 65535: %w", v, ErrInvalid)
+			}
+		default:
+			return nil, fmt.Errorf("-o %s: berth knows vlan, parent and mtu: %w", k, ErrInvalid)
+		}
+	}
+	switch o.Driver {
+	case DriverBridge:
+	case DriverVLAN:
+		if c.VLAN == 0 || c.Parent == "" {
+			return nil, fmt.Errorf("a vlan network needs -o parent=INTERFACE and -o vlan=ID: %w", ErrInvalid)
+		}
+		if _, err := net.InterfaceByName(c.Parent); err != nil {
+			return nil, fmt.Errorf("-o parent=%s: no such host interface: %w", c.Parent, ErrInvalid)
+		}
+	default:
+		return nil, fmt.Errorf("driver %q: berth has bridge and vlan: %w", o.Driver, ErrInvalid)
+	}
+	if c.VLAN != 0 {
+		// 802.1Q needs the kernel's VLAN support (CONFIG_VLAN_8021Q) for
+		// a vlan link, and for a bridge's VLAN filtering its bridge
+		// support; say so now rather than at the first container.
+		if err := probeVLAN(); err != nil {
+			return nil, err
+		}
+	}
+	unlock, err := m.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if _, err := m.read(o.Name); err == nil {
+		return nil, fmt.Errorf("network %s: %w", o.Name, ErrExists)
+	}
+	all, err := m.listLocked()
+	if err != nil {
+		return nil, err
+	}
+	if o.Subnet == "" {
+		if c.Subnet, err = freeSubnet(all); err != nil {
+			return nil, err
+		}
+	} else {
+		c.Subnet = o.Subnet
+	}
+	sn, gw, err := parseSubnet(c.Subnet, o.Gateway)
+	if err != nil {
+		return nil, err
+	}
+	c.Subnet, c.Gateway = sn.String(), gw.String()
+	for _, other := range all {
+		if _, on, err := net.ParseCIDR(other.Subnet); err == nil && overlaps(sn, on) {
+			return nil, fmt.Errorf("subnet %s overlaps network %s (%s): %w", c.Subnet, other.Name, other.Subnet, ErrInvalid)
+		}
+	}
+	if err := hostRouteConflict(sn); err != nil {
+		return nil, err
+	}
+	if o.Driver == DriverBridge {
+		c.Bridge = freeBridgeName(all)
+	}
+	if err := m.write(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (m *Manager) listLocked() ([]*Config, error) {
+	ents, err := os.ReadDir(m.dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Config
+	for _, e := range ents {
+		if name, ok := strings.CutSuffix(e.Name(), ".json"); ok {
+			if c, err := m.read(name); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out, nil
+}
+
+// freeSubnet picks the first 10.89.N.0/24 no network uses.
+func freeSubnet(all []*Config) (string, error) {
+	for n := 0; n < 256; n++ {
+		cand := fmt.Sprintf("10.89.%d.0/24", n)
+		_, cn, _ := net.ParseCIDR(cand)
+		free := hostRouteConflict(cn) == nil
+		for _, c := range all {
+			if _, on, err := net.ParseCIDR(c.Subnet); err == nil && overlaps(cn, on) {
+				free = false
+			}
+		}
+		if free {
+			return cand, nil
+		}
+	}
+	return "", fmt.Errorf("no free subnet left in 10.89.0.0/16: give --subnet: %w", ErrInvalid)
+}
+
+// hostRouteConflict refuses a subnet that a host interface already has.
+func hostRouteConflict(sn *net.IPNet) error {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil
+	}
+	for _, i := range ifs {
+		if strings.HasPrefix(i.Name, "berth") {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && overlaps(sn, &net.IPNet{IP: ipn.IP.Mask(ipn.Mask), Mask: ipn.Mask}) {
+				return fmt.Errorf("subnet %s overlaps host interface %s (%s): choose another --subnet: %w", sn, i.Name, ipn, ErrInvalid)
+			}
+		}
+	}
+	return nil
+}
+
+func freeBridgeName(all []*Config) string {
+	used := map[string]bool{DefaultBridge: true}
+	for _, c := range all {
+		used[c.Bridge] = true
+	}
+	for n := 1; ; n++ {
+		b := "berth" + strconv.Itoa(n)
+		if !used[b] {
+			if _, err := net.InterfaceByName(b); err != nil {
+				return b
+			}
+		}
+	}
+}
+
+// Remove deletes a network no container uses (inUse says which do); its
+// bridge and isolation rules go with it.
+func (m *Manager) Remove(ctx context.Context, name string, inUse []string) error {
+	name = Canonical(name)
+	c, err := m.read(name)
+	if err != nil {
+		return err
+	}
+	if c.Default {
+		return fmt.Errorf("network %s is the default network and cannot be removed: %w", name, ErrInvalid)
+	}
+	if len(inUse) > 0 {
+		return fmt.Errorf("network %s is used by container(s) %s: remove them or disconnect them first: %w", name, strings.Join(inUse, ", "), ErrInUse)
+	}
+	unlock, err := m.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := os.Remove(m.recordPath(c.Name)); err != nil {
+		return err
+	}
+	if c.Bridge != "" {
+		exec.Command("ip", "link", "del", c.Bridge).Run()
+	}
+	os.RemoveAll(filepath.Join(m.dir, "ipam", c.Name))
+	if all, err := m.listLocked(); err == nil {
+		return m.syncRules(all)
+	}
+	return nil
+}
+
+// conflist is the CNI configuration of a network for one attachment: the
+// portmap plugin only when it publishes ports, tuning only for a MAC, so
+// that a plain start runs two plugins (the same list serves its DEL).
+func (m *Manager) conflist(c *Config, ports, mac bool) ([]byte, error) {
+	ipam := map[string]any{
+		"type":    "host-local",
+		"ranges":  [][]map[string]string{{{"subnet": c.Subnet, "gateway": c.Gateway}}},
+		"dataDir": filepath.Join(m.dir, "ipam"),
+	}
+	if !c.Internal {
+		ipam["routes"] = []map[string]string{{"dst": "0.0.0.0/0"}}
+	}
+	var first map[string]any
+	switch c.Driver {
+	case DriverBridge:
+		first = map[string]any{
+			"type": "bridge", "bridge": c.Bridge, "isGateway": true, "ipMasq": false,
+			"hairpinMode": true, "ipam": ipam, "capabilities": map[string]bool{"ips": true},
+		}
+		if c.VLAN != 0 {
+			first["vlan"] = c.VLAN
+		}
+	case DriverVLAN:
+		first = map[string]any{"type": "vlan", "master": c.Parent, "vlanId": c.VLAN, "ipam": ipam, "capabilities": map[string]bool{"ips": true}}
+	}
+	if mtu, ok := c.Options["mtu"]; ok {
+		first["mtu"], _ = strconv.Atoi(mtu)
+	}
+	plugins := []any{first}
+	if ports {
+		plugins = append(plugins, map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}, "snat": true})
+	}
+	if mac {
+		plugins = append(plugins, map[string]any{"type": "tuning", "capabilities": map[string]bool{"mac": true}})
+	}
+	return json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": c.Name, "plugins": plugins})
+}
+
+// AttachRequest is one container interface to set up.
+type AttachRequest struct {
+	ContainerID string
+	NetNS       string
+	IfName      string
+	IP          string // requested address, or ""
+	MAC         string // requested MAC, or ""
+	Ports       []PortMapping
+	Aliases     []string
+}
+
+func capabilityArgs(r AttachRequest) map[string]any {
+	args := map[string]any{}
+	if len(r.Ports) > 0 {
+		var pm []map[string]any
+		for _, p := range r.Ports {
+			pm = append(pm, map[string]any{"hostPort": p.HostPort, "containerPort": p.ContainerPort, "protocol": p.Protocol, "hostIP": p.HostIP})
+		}
+		args["portMappings"] = pm
+	}
+	if r.IP != "" {
+		args["ips"] = []string{r.IP}
+	}
+	if r.MAC != "" {
+		args["mac"] = r.MAC
+	}
+	return args
+}
+
+// Attach connects a network namespace to a network and returns the
+// endpoint (address, gateway, MAC).
+func (m *Manager) Attach(ctx context.Context, c *Config, r AttachRequest) (Endpoint, error) {
+	if r.IP != "" {
+		ip := net.ParseIP(r.IP)
+		_, sn, _ := net.ParseCIDR(c.Subnet)
+		if ip == nil || ip.To4() == nil || sn == nil || !sn.Contains(ip) {
+			return Endpoint{}, fmt.Errorf("--ip %s is not an address of network %s (%s): %w", r.IP, c.Name, c.Subnet, ErrInvalid)
+		}
+	}
+	if r.MAC != "" {
+		if _, err := net.ParseMAC(r.MAC); err != nil {
+			return Endpoint{}, fmt.Errorf("--mac-address %s: %w", r.MAC, ErrInvalid)
+		}
+	}
+	conf, err := m.conflist(c, len(r.Ports) > 0, r.MAC != "")
+	if err != nil {
+		return Endpoint{}, err
+	}
+	n, err := cni.ParseNetwork(conf)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	if c.Driver == DriverBridge {
+		all, err := m.listLocked()
+		if err != nil {
+			return Endpoint{}, err
+		}
+		if err := m.syncRules(all); err != nil {
+			return Endpoint{}, err
+		}
+	}
+	res, err := m.cni.Attach(ctx, n, cni.Attachment{ContainerID: r.ContainerID, NetNS: r.NetNS, IfName: r.IfName, CapabilityArgs: capabilityArgs(r)})
+	if err != nil {
+		if c.VLAN != 0 && strings.Contains(err.Error(), "not supported") {
+			return Endpoint{}, fmt.Errorf("network %s: %v: this kernel lacks 802.1Q VLAN support (CONFIG_VLAN_8021Q): %w", c.Name, err, ErrUnsupported)
+		}
+		// Half an ADD (a veth, a lease) is undone by a DEL.
+		m.cni.Detach(context.WithoutCancel(ctx), n, cni.Attachment{ContainerID: r.ContainerID, NetNS: r.NetNS, IfName: r.IfName, CapabilityArgs: capabilityArgs(r)})
+		return Endpoint{}, err
+	}
+	ep := Endpoint{Network: c.Name, IfName: r.IfName, Gateway: c.Gateway, Aliases: r.Aliases, Ports: r.Ports, RequestIP: r.IP, RequestMAC: r.MAC}
+	for _, ip := range res.IPs {
+		if ip.Address.IP.To4() != nil {
+			ep.IP = ip.Address.IP.String()
+			ep.PrefixLen, _ = ip.Address.Mask.Size()
+			if ip.Gateway != nil {
+				ep.Gateway = ip.Gateway.String()
+			}
+		}
+	}
+	for _, i := range res.Interfaces {
+		if i.Name == r.IfName && i.Sandbox != "" {
+			ep.MAC = i.Mac
+		}
+	}
+	return ep, nil
+}
+
+// Detach undoes Attach. The network may be gone already: then only the
+// cached result is used (leases and rules are released by the plugins).
+func (m *Manager) Detach(ctx context.Context, containerID, netnsPath string, ep Endpoint) error {
+	c, err := m.read(ep.Network)
+	if err != nil {
+		return nil
+	}
+	conf, err := m.conflist(c, len(ep.Ports) > 0, ep.RequestMAC != "")
+	if err != nil {
+		return err
+	}
+	n, err := cni.ParseNetwork(conf)
+	if err != nil {
+		return err
+	}
+	return m.cni.Detach(ctx, n, cni.Attachment{ContainerID: containerID, NetNS: netnsPath, IfName: ep.IfName,
+		CapabilityArgs: capabilityArgs(AttachRequest{Ports: ep.Ports, IP: ep.RequestIP, MAC: ep.RequestMAC})})
+}
+
+// Leases lists the addresses host-local holds for a network (for tests
+// and cleanup checks).
+func (m *Manager) Leases(name string) ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(m.dir, "ipam", name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	var out []string
+	for _, e := range ents {
+		if net.ParseIP(e.Name()) != nil {
+			out = append(out, e.Name())
+		}
+	}
+	return out, err
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,142 @@
+// Package network manages berth's container networks: their records and
+// CNI configuration lists, the default bridge, and attaching a
+// container's network namespace to them (addresses, published ports,
+// isolation between networks).
+//
+// State:
+//
+//	<root>/networks/<name>.json       a network's record (driver, subnet, bridge, options)
+//	<root>/networks/lock              taken while networks are created or removed
+//	<root>/networks/ipam/             host-local's leases, one directory per network
+//	<root>/networks/cache/            libcni's results, so DEL works without the namespace
+//
+// Leases and results live under the persistent root (not /run): after a
+// reboot or a killed process, the next detach still finds what to
+// release.
+//
+// Invariants: a network's record is written whole (temp and rename) under
+// the lock; its conflist is derived from the record at every use, so a
+// change of how berth configures plugins applies to existing networks;
+// Detach undoes Attach from libcni's cached result and is safe to repeat.
+package network
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"time"
+)
+
+// Error categories.
+var (
+	ErrNotFound    = errors.New("no such network")
+	ErrExists      = errors.New("network exists already")
+	ErrInUse       = errors.New("network is in use")
+	ErrInvalid     = errors.New("invalid network configuration")
+	ErrUnsupported = errors.New("not supported by this kernel")
+)
+
+// DefaultName is the network `--network bridge` (and the default) means.
+const DefaultName = "berth"
+
+// Default network's addresses, as Podman's.
+const (
+	DefaultBridge  = "berth0"
+	DefaultSubnet  = "10.88.0.0/16"
+	DefaultGateway = "10.88.0.1"
+)
+
+// Drivers.
+const (
+	DriverBridge = "bridge"
+	DriverVLAN   = "vlan"
+)
+
+// Config is a network's record.
+type Config struct {
+	Name     string            `json:"Name"`
+	ID       string            `json:"Id"`
+	Driver   string            `json:"Driver"`
+	Bridge   string            `json:"Bridge,omitempty"`
+	Subnet   string            `json:"Subnet"`
+	Gateway  string            `json:"Gateway"`
+	Internal bool              `json:"Internal"`
+	Default  bool              `json:"Default,omitempty"`
+	Labels   map[string]string `json:"Labels,omitempty"`
+	Options  map[string]string `json:"Options,omitempty"`
+	Created  time.Time         `json:"Created"`
+	// VLAN networks: the 802.1Q id and the host interface it rides on.
+	VLAN   int    `json:"VLAN,omitempty"`
+	Parent string `json:"Parent,omitempty"`
+}
+
+// CreateOptions are `network create`'s.
+type CreateOptions struct {
+	Name     string
+	Driver   string // bridge (default) or vlan
+	Subnet   string // CIDR; empty picks a free /24 in 10.89.0.0/16
+	Gateway  string // empty: the subnet's first address
+	Internal bool   // no masquerade, no route out
+	Labels   map[string]string
+	// Options: "vlan" (an 802.1Q id, with driver vlan or on a bridge),
+	// "parent" (the host interface of a vlan network), "mtu".
+	Options map[string]string
+}
+
+var validNetName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
+
+// PortMapping is one -p: hostIP:hostPort -> containerPort/protocol.
+type PortMapping struct {
+	HostIP        string `json:"HostIp"`
+	HostPort      int    `json:"HostPort"`
+	ContainerPort int    `json:"ContainerPort"`
+	Protocol      string `json:"Protocol"` // tcp or udp
+}
+
+func (p PortMapping) String() string {
+	host := p.HostIP
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return fmt.Sprintf("%s:%d->%d/%s", host, p.HostPort, p.ContainerPort, p.Protocol)
+}
+
+// Endpoint is a container's attachment to one network, as recorded.
+type Endpoint struct {
+	Network    string        `json:"Network"`
+	IfName     string        `json:"IfName"`
+	IP         string        `json:"IPAddress"`
+	PrefixLen  int           `json:"IPPrefixLen"`
+	Gateway    string        `json:"Gateway"`
+	MAC        string        `json:"MacAddress"`
+	Aliases    []string      `json:"Aliases,omitempty"`
+	Ports      []PortMapping `json:"Ports,omitempty"`
+	RequestIP  string        `json:"RequestedIP,omitempty"`
+	RequestMAC string        `json:"RequestedMAC,omitempty"`
+}
+
+// parseSubnet checks a CIDR and a gateway inside it.
+func parseSubnet(subnet, gateway string) (*net.IPNet, net.IP, error) {
+	_, n, err := net.ParseCIDR(subnet)
+	if err != nil || n.IP.To4() == nil {
+		return nil, nil, fmt.Errorf("subnet %q: want an IPv4 CIDR such as 10.89.1.0/24: %w", subnet, ErrInvalid)
+	}
+	if ones, _ := n.Mask.Size(); ones > 30 {
+		return nil, nil, fmt.Errorf("subnet %s is too small (at most /30): %w", subnet, ErrInvalid)
+	}
+	var gw net.IP
+	if gateway == "" {
+		gw = make(net.IP, 4)
+		copy(gw, n.IP.To4())
+		gw[3]++
+	} else {
+		gw = net.ParseIP(gateway).To4()
+		if gw == nil || !n.Contains(gw) {
+			return nil, nil, fmt.Errorf("gateway %q is not an address in %s: %w", gateway, subnet, ErrInvalid)
+		}
+	}
+	return n, gw, nil
+}
+
+func overlaps(a, b *net.IPNet) bool { return a.Contains(b.IP) || b.Contains(a.IP) }
