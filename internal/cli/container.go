@@ -71,6 +71,7 @@ func addContainerCommands(root *cobra.Command, g *globalOptions) {
 	}
 	containerCmd.AddCommand(newContainerInspectCommand(g), newContainerPruneCommand(g))
 	root.AddCommand(containerCmd, newTopInspectCommand(g))
+	addContainerMoreCommands(root, containerCmd, g)
 	addVolumeCommands(root, g)
 	addNetworkCommands(root, g)
 }

@@ -55,6 +55,7 @@ func newEngine(t testing.TB) *engineEnv {
 		if ids := strings.Fields(string(out)); len(ids) > 0 {
 			e.command(append([]string{"rm", "-f"}, ids...)...).Run()
 		}
+		e.command("network", "prune").Run()
 		// The network namespaces' shared mount point.
 		exec.Command("umount", "-l", filepath.Join(e.state, "netns")).Run()
 	})

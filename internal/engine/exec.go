@@ -1,0 +1,248 @@
+//go:build linux
+
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/berth-dev/berth/internal/engine/spec"
+	"github.com/berth-dev/berth/internal/runtime/linux"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// ExecOptions are `berth exec`'s settings.
+type ExecOptions struct {
+	// Cmd is the command and its arguments (PATH of the process's
+	// environment resolves a bare name).
+	Cmd []string
+	// Env entries are KEY=VALUE, set over the container's environment
+	// (the CLI resolves bare KEYs).
+	Env []string
+	// User is user[:group] by name or number, resolved in the
+	// container's /etc/passwd and /etc/group; empty: the container's.
+	User string
+	// WorkingDir must be absolute; empty: the container's.
+	WorkingDir string
+	// Tty gives the process a new pty; ExecProcess.Master is its master.
+	Tty bool
+	// Stdio of the process (without Tty); nil ones get /dev/null.
+	Stdin, Stdout, Stderr *os.File
+}
+
+// ExecError is an exec whose process could not be started, with docker's
+// exit code: 127 when the command was not found, 126 otherwise (it is not
+// executable, the user or working directory is wrong, ...).
+type ExecError struct {
+	Msg  string
+	Code int
+}
+
+func (e *ExecError) Error() string { return e.Msg }
+
+// ExecProcess is a process started by Exec. It is a child of the caller.
+type ExecProcess struct {
+	Pid int
+	// Master is the pty master with ExecOptions.Tty; the caller closes it.
+	Master *os.File
+}
+
+// Wait waits for the process and returns its exit code as a shell reports
+// it (128+n for signal n).
+func (p *ExecProcess) Wait() (int, error) { return linux.WaitExit(p.Pid) }
+
+// notRunning is docker's refusal of an exec (or top, cp ...) into a
+// container whose process does not run.
+func notRunning(c *Container, status string) error {
+	switch status {
+	case StatusPaused:
+		return fmt.Errorf("container %s is paused, unpause the container before exec: %w", c.Name, ErrInvalidState)
+	case StatusRestarting:
+		return fmt.Errorf("container %s is restarting, wait until the container is running: %w", c.Name, ErrInvalidState)
+	}
+	return fmt.Errorf("container %s is not running: %w", c.Name, ErrInvalidState)
+}
+
+// runningRuntime returns the runtime's view of a container the record says
+// is running, refusing one that is not (paused too, unless paused is
+// allowed).
+func (e *Engine) runningRuntime(ctx context.Context, ref string, allowPaused bool) (*Container, *linux.Container, error) {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch c.State.Status {
+	case StatusRunning:
+	case StatusPaused:
+		if !allowPaused {
+			return nil, nil, notRunning(c, StatusPaused)
+		}
+	default:
+		return nil, nil, notRunning(c, c.State.Status)
+	}
+	rc, err := linux.Load(e.runtimeRoot(), c.ID)
+	if err != nil {
+		if linux.IsNotExist(err) {
+			return nil, nil, notRunning(c, StatusExited)
+		}
+		return nil, nil, err
+	}
+	switch st := rc.Status(); st {
+	case linux.StatusRunning:
+	case linux.StatusPaused:
+		if !allowPaused {
+			return nil, nil, notRunning(c, StatusPaused)
+		}
+	default:
+		return nil, nil, notRunning(c, StatusExited)
+	}
+	return c, rc, nil
+}
+
+// Exec starts a process in a running container: the container's
+// namespaces, cgroup, capabilities, seccomp profile and rlimits, with
+// the container's environment plus o.Env, and o's user and working
+// directory. The caller waits for it (ExecProcess.Wait) or lets it run
+// on its own.
+func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (*ExecProcess, error) {
+	if len(o.Cmd) == 0 || o.Cmd[0] == "" {
+		return nil, fmt.Errorf("exec: no command given: %w", ErrInvalid)
+	}
+	if o.WorkingDir != "" && !path.IsAbs(o.WorkingDir) {
+		return nil, fmt.Errorf("the working directory %q is invalid, it needs to be an absolute path: %w", o.WorkingDir, ErrInvalid)
+	}
+	for _, kv := range o.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return nil, fmt.Errorf("environment variable %q: want KEY=VALUE: %w", kv, ErrInvalid)
+		}
+	}
+	c, rc, err := e.runningRuntime(ctx, ref, false)
+	if err != nil {
+		return nil, err
+	}
+	if rc.Spec == nil || rc.Spec.Process == nil {
+		return nil, fmt.Errorf("container %s: the runtime state has no process", ShortID(c.ID))
+	}
+	base := rc.Spec.Process
+	p := *base
+	p.Args = slices.Clone(o.Cmd)
+	p.Terminal = o.Tty
+	p.ConsoleSize = nil
+	env := slices.Clone(c.Config.Env)
+	if len(env) == 0 {
+		env = slices.Clone(base.Env)
+	}
+	if o.User != "" {
+		// The running container's files, as its processes see them
+		// (a volume over /etc included), resolved inside its root.
+		root := "/proc/" + strconv.Itoa(rc.Pid) + "/root"
+		u, err := spec.ResolveUser(root, o.User)
+		if err != nil {
+			return nil, &ExecError{Msg: "exec failed: " + err.Error(), Code: 126}
+		}
+		p.User = specs.User{UID: u.UID, GID: u.GID, AdditionalGids: u.AdditionalGids, Umask: base.User.Umask}
+		// HOME follows the user unless it was set on purpose: the value
+		// Generate filled in is the container user's home.
+		if home, ok := envValue(env, "HOME"); ok {
+			if cu, err := spec.ResolveUser(root, c.Config.User); err == nil && cu.Home == home {
+				env = setEnvVar(env, "HOME="+u.Home)
+			}
+		} else {
+			env = append(env, "HOME="+u.Home)
+		}
+	}
+	for _, kv := range o.Env {
+		env = setEnvVar(env, kv)
+	}
+	if o.Tty {
+		if _, ok := envValue(env, "TERM"); !ok {
+			env = append(env, "TERM=xterm")
+		}
+	}
+	p.Env = env
+	if o.WorkingDir != "" {
+		p.Cwd = path.Clean(o.WorkingDir)
+	}
+	var closers []*os.File
+	defer func() {
+		for _, f := range closers {
+			f.Close()
+		}
+	}()
+	orNull := func(f *os.File, flag int) (*os.File, error) {
+		if f != nil {
+			return f, nil
+		}
+		n, err := os.OpenFile(os.DevNull, flag, 0)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, n)
+		return n, nil
+	}
+	var stdio linux.Stdio
+	if stdio.Stdin, err = orNull(o.Stdin, os.O_RDONLY); err != nil {
+		return nil, err
+	}
+	if stdio.Stdout, err = orNull(o.Stdout, os.O_WRONLY); err != nil {
+		return nil, err
+	}
+	if stdio.Stderr, err = orNull(o.Stderr, os.O_WRONLY); err != nil {
+		return nil, err
+	}
+	res, err := rc.Exec(ctx, linux.ExecOptions{Process: &p, Stdio: stdio, AttachTerminal: o.Tty})
+	if err != nil {
+		if errors.Is(err, linux.ErrInvalidStatus) {
+			return nil, notRunning(c, StatusExited)
+		}
+		return nil, execError(o.Cmd[0], strings.Replace(err.Error(), "exec in container "+c.ID+": ", "", 1))
+	}
+	if o.Tty && res.Master == nil {
+		return nil, fmt.Errorf("container %s: exec -t: no pty from the runtime", ShortID(c.ID))
+	}
+	return &ExecProcess{Pid: res.Pid, Master: res.Master}, nil
+}
+
+// execError gives a failed exec docker's exit code: 127 for a command
+// that does not exist, 126 for everything else that kept it from running.
+func execError(cmd, msg string) *ExecError {
+	low := strings.ToLower(msg)
+	lcmd := strings.ToLower(cmd)
+	code := 126
+	missing := strings.Contains(low, "no such file or directory") || strings.Contains(low, "not a directory")
+	switch {
+	case strings.Contains(low, "executable file not found"):
+		code = 127
+	case missing && strings.Contains(low, lcmd) && !strings.Contains(low, "chdir") && !strings.Contains(low, "process.cwd"):
+		// docker's rule: the message names the command.
+		code = 127
+	}
+	return &ExecError{Msg: "exec failed: " + msg, Code: code}
+}
+
+func envValue(env []string, key string) (string, bool) {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// setEnvVar sets KEY=VALUE in env, replacing every earlier entry of KEY.
+func setEnvVar(env []string, kv string) []string {
+	key, _, _ := strings.Cut(kv, "=")
+	out := env[:0:0]
+	for _, e := range env {
+		if k, _, _ := strings.Cut(e, "="); k != key {
+			out = append(out, e)
+		}
+	}
+	return append(out, kv)
+}

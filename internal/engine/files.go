@@ -1,0 +1,960 @@
+//go:build linux
+
+package engine
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/internal/image/archive"
+	"github.com/berth-dev/berth/internal/runtime/linux"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"golang.org/x/sys/unix"
+)
+
+// cp and export.
+//
+// A container's files are reached through a handle of its root and every
+// path inside it is resolved in-root (openat2 RESOLVE_IN_ROOT, or
+// pathrs-lite where openat2 is missing): a symlink in the container, even
+// one planted while the copy runs, cannot lead to a host file. Below the
+// resolved path the tree is walked with *at(2) calls that never follow a
+// symlink, regular files are opened O_PATH first and reopened only once
+// they are known to be regular (a device or FIFO is never opened), and
+// writes go through archive.Apply, the confined applier of image layers,
+// rooted at the destination directory's handle.
+//
+// A running container is copied as its processes see it
+// (/proc/<pid>/root: its volumes and binds included); a stopped one's
+// overlay is mounted for the copy when it is not mounted, and unmounted
+// after, with the container's lock held throughout so that it cannot
+// start meanwhile. export always reads the overlay (image layers plus the
+// container's writes, no volumes, no /proc or /sys contents).
+
+// CopyOptions are `berth cp`'s flags.
+type CopyOptions struct {
+	// FollowLink (-L) follows a symlink named as the source.
+	FollowLink bool
+	// Archive (-a) keeps the source's uids and gids; without it the
+	// copies belong to the container's root (into a container) or to the
+	// caller (out of one), as with docker.
+	Archive bool
+}
+
+// tree is a directory tree paths are resolved in: a container's root
+// (confined) or the host's.
+type tree struct {
+	root     *os.File // O_PATH handle of the tree's "/"
+	confined bool
+}
+
+const inRoot = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
+
+// open resolves the absolute, clean path p in the tree, following every
+// symlink (inside the tree when confined), and opens it with flags
+// (O_PATH, perhaps with O_DIRECTORY).
+func (t *tree) open(p string, flags int) (*os.File, error) {
+	if !t.confined {
+		fd, err := unix.Open(p, flags|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		return os.NewFile(uintptr(fd), p), nil
+	}
+	rel := strings.TrimLeft(p, "/")
+	if rel == "" {
+		rel = "."
+	}
+	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: inRoot}
+	for {
+		fd, err := unix.Openat2(int(t.root.Fd()), rel, &how)
+		switch {
+		case err == nil:
+			return os.NewFile(uintptr(fd), p), nil
+		case err == unix.EAGAIN || err == unix.EINTR:
+			continue
+		case err == unix.ENOSYS:
+			return t.openFallback(p, flags)
+		}
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+}
+
+// openFallback is open for kernels without openat2.
+func (t *tree) openFallback(p string, flags int) (*os.File, error) {
+	f, err := pathrs.OpenatInRoot(t.root, p)
+	if err != nil {
+		return nil, err
+	}
+	if flags&unix.O_DIRECTORY != 0 {
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			f.Close()
+			return nil, &os.PathError{Op: "open", Path: p, Err: unix.ENOTDIR}
+		}
+	}
+	return f, nil
+}
+
+// node is one file of a tree: the entry name of the directory fd, or,
+// with name "", the file fd itself (an O_PATH handle).
+type node struct {
+	f    *os.File
+	name string
+	st   unix.Stat_t
+}
+
+func (n *node) fd() int        { return int(n.f.Fd()) }
+func (n *node) close()         { n.f.Close() }
+func (n *node) isDir() bool    { return n.st.Mode&unix.S_IFMT == unix.S_IFDIR }
+func (n *node) isLink() bool   { return n.st.Mode&unix.S_IFMT == unix.S_IFLNK }
+func (n *node) typeOf() string { return fileType(n.st.Mode) }
+
+// lookup finds p; with follow a symlink that p names is followed too.
+func (t *tree) lookup(p string, follow bool) (*node, error) {
+	if follow || p == "/" {
+		f, err := t.open(p, unix.O_PATH)
+		if err != nil {
+			return nil, err
+		}
+		n := &node{f: f}
+		if err := unix.Fstat(n.fd(), &n.st); err != nil {
+			f.Close()
+			return nil, &os.PathError{Op: "stat", Path: p, Err: err}
+		}
+		return n, nil
+	}
+	d, err := t.open(path.Dir(p), unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return nil, err
+	}
+	n := &node{f: d, name: path.Base(p)}
+	if err := unix.Fstatat(n.fd(), n.name, &n.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		d.Close()
+		return nil, &os.PathError{Op: "lstat", Path: p, Err: err}
+	}
+	return n, nil
+}
+
+// resolveLinks follows the symlinks that p itself names (its parents are
+// followed by every lookup anyway) and returns the path of what they lead
+// to, which may not exist.
+func (t *tree) resolveLinks(p string) (string, error) {
+	for range 40 {
+		n, err := t.lookup(p, false)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return p, nil
+			}
+			return "", err
+		}
+		if !n.isLink() {
+			n.close()
+			return p, nil
+		}
+		target, err := readlinkAt(n.fd(), n.name)
+		n.close()
+		if err != nil {
+			return "", err
+		}
+		if !path.IsAbs(target) {
+			target = path.Join(path.Dir(p), target)
+		}
+		p = path.Clean(target)
+	}
+	return "", &os.PathError{Op: "resolve", Path: p, Err: unix.ELOOP}
+}
+
+func readlinkAt(fd int, name string) (string, error) {
+	for size := 256; size <= 1<<20; size *= 4 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(fd, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+	return "", errors.New("symlink target too long")
+}
+
+func fileType(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return "directory"
+	case unix.S_IFREG:
+		return "file"
+	case unix.S_IFLNK:
+		return "symlink"
+	}
+	return "special file"
+}
+
+func procFd(fd int, name string) string {
+	p := "/proc/self/fd/" + strconv.Itoa(fd)
+	if name != "" {
+		p += "/" + name
+	}
+	return p
+}
+
+// archiver writes files as a tar stream: numeric owners, modes, mtimes
+// (seconds), symlinks, hard links (by inode), device nodes, FIFOs and the
+// xattrs keepXattr accepts. Sockets are left out.
+type archiver struct {
+	ctx       context.Context
+	tw        *tar.Writer
+	links     map[[2]uint64]string
+	keepXattr func(string) bool
+	// descend says whether a directory's contents are written (rel is
+	// its name in the archive).
+	descend func(rel string, d *os.File, st *unix.Stat_t) bool
+	zeros   []byte
+}
+
+func newArchiver(ctx context.Context, w io.Writer, keepXattr func(string) bool) *archiver {
+	return &archiver{ctx: ctx, tw: tar.NewWriter(w), links: map[[2]uint64]string{}, keepXattr: keepXattr}
+}
+
+// onlyCapability keeps security.capability, the one xattr docker's cp
+// carries (file capabilities of a binary).
+func onlyCapability(name string) bool { return name == "security.capability" }
+
+// allXattrs keeps every xattr but overlayfs's own (which the merged view
+// hides anyway, and which could forge whiteouts where the tar is applied).
+func allXattrs(name string) bool {
+	return !strings.HasPrefix(name, "trusted.overlay.") && !strings.HasPrefix(name, "user.overlay.")
+}
+
+// mqueueMagic is mqueue's statfs type (x/sys does not name it).
+const mqueueMagic = 0x19800202
+
+// pseudoFS reports a file system whose contents are not files to copy.
+func pseudoFS(d *os.File) bool {
+	var s unix.Statfs_t
+	if unix.Fstatfs(int(d.Fd()), &s) != nil {
+		return false
+	}
+	switch s.Type {
+	case unix.PROC_SUPER_MAGIC, unix.SYSFS_MAGIC, unix.CGROUP_SUPER_MAGIC, unix.CGROUP2_SUPER_MAGIC,
+		unix.DEVPTS_SUPER_MAGIC, unix.DEBUGFS_MAGIC, unix.TRACEFS_MAGIC, unix.SECURITYFS_MAGIC,
+		unix.BPF_FS_MAGIC, mqueueMagic, unix.NSFS_MAGIC:
+		return true
+	}
+	return false
+}
+
+func (a *archiver) header(st *unix.Stat_t, name string) *tar.Header {
+	return &tar.Header{
+		Name:    name,
+		Mode:    int64(st.Mode & 0o7777),
+		Uid:     int(st.Uid),
+		Gid:     int(st.Gid),
+		ModTime: time.Unix(st.Mtim.Sec, 0),
+		Format:  tar.FormatPAX,
+	}
+}
+
+func (a *archiver) xattrs(hdr *tar.Header, fd int, name string) error {
+	if a.keepXattr == nil {
+		return nil
+	}
+	p := procFd(fd, name)
+	list, get := unix.Llistxattr, unix.Lgetxattr
+	if name == "" {
+		list, get = unix.Listxattr, unix.Getxattr
+	}
+	var names []byte
+	for size := 1024; ; size *= 4 {
+		buf := make([]byte, size)
+		n, err := list(p, buf)
+		if err == unix.ERANGE && size < 1<<20 {
+			continue
+		}
+		if err == unix.ENOTSUP || err == unix.ENODATA {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("list xattrs of %s: %w", hdr.Name, err)
+		}
+		names = buf[:n]
+		break
+	}
+	for _, k := range strings.Split(string(names), "\x00") {
+		if k == "" || !a.keepXattr(k) {
+			continue
+		}
+		for size := 256; size <= 1<<20; size *= 4 {
+			buf := make([]byte, size)
+			n, err := get(p, k, buf)
+			if err == unix.ERANGE {
+				continue
+			}
+			if err == unix.ENODATA || err == unix.ENOTSUP {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("read xattr %s of %s: %w", k, hdr.Name, err)
+			}
+			if hdr.PAXRecords == nil {
+				hdr.PAXRecords = map[string]string{}
+			}
+			hdr.PAXRecords["SCHILY.xattr."+k] = string(buf[:n])
+			break
+		}
+	}
+	return nil
+}
+
+// openDir opens the directory name of fd (fd itself when name is "") for
+// reading, never following a symlink.
+func openDir(fd int, name string) (*os.File, error) {
+	var nfd int
+	var err error
+	if name == "" {
+		nfd, err = unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	} else {
+		nfd, err = unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(nfd), name), nil
+}
+
+// openRegular opens name of fd (fd itself when name is "") for reading if
+// it is a regular file, and returns nil (no error) if it is not: an O_PATH
+// handle is checked first, so a device or FIFO swapped in is never opened.
+func openRegular(fd int, name string) (*os.File, *unix.Stat_t, error) {
+	h := fd
+	if name != "" {
+		var err error
+		if h, err = unix.Openat(fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err != nil {
+			return nil, nil, err
+		}
+		defer unix.Close(h)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(h, &st); err != nil {
+		return nil, nil, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, nil, nil
+	}
+	rfd, err := unix.Open(procFd(h, ""), unix.O_RDONLY|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	return os.NewFile(uintptr(rfd), name), &st, nil
+}
+
+// node writes the file name of fd (fd itself when name is "") as tarName,
+// a directory with its contents.
+func (a *archiver) node(fd int, name string, st *unix.Stat_t, tarName string) error {
+	if err := a.ctx.Err(); err != nil {
+		return err
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		d, err := openDir(fd, name)
+		if err != nil {
+			if err == unix.ENOENT || err == unix.ENOTDIR || err == unix.ELOOP {
+				return nil // changed while the copy runs
+			}
+			return fmt.Errorf("open %s: %w", tarName, err)
+		}
+		defer d.Close()
+		var dst unix.Stat_t
+		if err := unix.Fstat(int(d.Fd()), &dst); err != nil {
+			return err
+		}
+		hdr := a.header(&dst, tarName+"/")
+		hdr.Typeflag = tar.TypeDir
+		if err := a.xattrs(hdr, fd, name); err != nil {
+			return err
+		}
+		if err := a.tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if a.descend != nil && !a.descend(tarName, d, &dst) {
+			return nil
+		}
+		return a.children(d, tarName)
+	case unix.S_IFREG:
+		key := [2]uint64{st.Dev, st.Ino}
+		if st.Nlink > 1 {
+			if first, ok := a.links[key]; ok {
+				hdr := a.header(st, tarName)
+				hdr.Typeflag, hdr.Linkname = tar.TypeLink, first
+				return a.tw.WriteHeader(hdr)
+			}
+		}
+		f, fst, err := openRegular(fd, name)
+		if err != nil {
+			if err == unix.ENOENT {
+				return nil
+			}
+			return fmt.Errorf("open %s: %w", tarName, err)
+		}
+		if f == nil {
+			return nil // no longer a regular file
+		}
+		defer f.Close()
+		hdr := a.header(fst, tarName)
+		hdr.Typeflag, hdr.Size = tar.TypeReg, fst.Size
+		if err := a.xattrs(hdr, fd, name); err != nil {
+			return err
+		}
+		if err := a.tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if fst.Nlink > 1 {
+			a.links[[2]uint64{fst.Dev, fst.Ino}] = tarName
+		}
+		return a.contents(f, fst.Size)
+	case unix.S_IFLNK:
+		target, err := readlinkAt(fd, name)
+		if err != nil {
+			if err == unix.ENOENT || err == unix.EINVAL {
+				return nil
+			}
+			return fmt.Errorf("readlink %s: %w", tarName, err)
+		}
+		hdr := a.header(st, tarName)
+		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
+		if err := a.xattrs(hdr, fd, name); err != nil {
+			return err
+		}
+		return a.tw.WriteHeader(hdr)
+	case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO:
+		hdr := a.header(st, tarName)
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFCHR:
+			hdr.Typeflag = tar.TypeChar
+		case unix.S_IFBLK:
+			hdr.Typeflag = tar.TypeBlock
+		default:
+			hdr.Typeflag = tar.TypeFifo
+		}
+		if hdr.Typeflag != tar.TypeFifo {
+			hdr.Devmajor, hdr.Devminor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+		}
+		if err := a.xattrs(hdr, fd, name); err != nil {
+			return err
+		}
+		return a.tw.WriteHeader(hdr)
+	}
+	return nil // a socket: tar has no such entry
+}
+
+// contents copies size bytes of f; a file that shrank meanwhile is padded
+// with zeros, one that grew is cut at size (the header is written).
+func (a *archiver) contents(f *os.File, size int64) error {
+	n, err := io.Copy(a.tw, io.LimitReader(f, size))
+	if err != nil {
+		return err
+	}
+	for n < size {
+		if a.zeros == nil {
+			a.zeros = make([]byte, 32<<10)
+		}
+		k := int64(len(a.zeros))
+		if size-n < k {
+			k = size - n
+		}
+		if _, err := a.tw.Write(a.zeros[:k]); err != nil {
+			return err
+		}
+		n += k
+	}
+	return nil
+}
+
+// children writes a directory's entries, sorted, named under prefix ("":
+// at the top of the archive).
+func (a *archiver) children(d *os.File, prefix string) error {
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return fmt.Errorf("read directory %s: %w", prefix, err)
+	}
+	sort.Strings(names)
+	fd := int(d.Fd())
+	for _, n := range names {
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err == unix.ENOENT {
+				continue // removed while the copy runs
+			}
+			return fmt.Errorf("lstat %s: %w", path.Join(prefix, n), err)
+		}
+		child := n
+		if prefix != "" {
+			child = prefix + "/" + n
+		}
+		if err := a.node(fd, n, &st, child); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// writeArchive writes n as name (its contents only, when name is "" and
+// n is a directory) to w.
+func writeArchive(ctx context.Context, n *node, name string, w io.Writer) error {
+	a := newArchiver(ctx, w, onlyCapability)
+	a.descend = func(_ string, d *os.File, _ *unix.Stat_t) bool { return !pseudoFS(d) }
+	if name == "" {
+		d, err := openDir(n.fd(), n.name)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		if !pseudoFS(d) {
+			if err := a.children(d, ""); err != nil {
+				return err
+			}
+		}
+	} else if err := a.node(n.fd(), n.name, &n.st, name); err != nil {
+		return err
+	}
+	return a.tw.Close()
+}
+
+// cpPath is a cp argument: the clean path and what its spelling says
+// (docker's rules: "dir/." copies dir's contents, a trailing "/" demands a
+// directory).
+type cpPath struct {
+	clean        string
+	contentsOnly bool // ends in "/."
+	dirOnly      bool // ends in "/" or "/."
+}
+
+func parseCpPath(p string) cpPath {
+	cp := cpPath{clean: path.Clean("/" + p)}
+	cp.contentsOnly = p == "." || strings.HasSuffix(p, "/.")
+	cp.dirOnly = cp.contentsOnly || strings.HasSuffix(p, "/")
+	return cp
+}
+
+// hostCpPath makes a host path absolute (against the working directory),
+// keeping its trailing "/" or "/.".
+func hostCpPath(p string) (cpPath, error) {
+	if !filepath.IsAbs(p) {
+		wd, err := os.Getwd()
+		if err != nil {
+			return cpPath{}, err
+		}
+		p = wd + "/" + p
+	}
+	return parseCpPath(p), nil
+}
+
+// copyTree copies src of the tree from to dst of the tree to, with
+// docker's rules for what dst names, and returns the bytes of the tar
+// stream in between.
+// srcWhere and dstWhere name a path of either side in messages.
+func copyTree(ctx context.Context, from *tree, src cpPath, to *tree, dst cpPath, o CopyOptions, idmap archive.IDMapFunc, srcWhere, dstWhere func(string) string) (int64, error) {
+	sn, err := from.lookup(src.clean, o.FollowLink || src.dirOnly)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, notFound(fmt.Sprintf("could not find %s", srcWhere(src.clean)))
+		}
+		return 0, err
+	}
+	defer sn.close()
+	if src.dirOnly && !sn.isDir() {
+		return 0, fmt.Errorf("source %s is not a directory: %w", srcWhere(src.clean), ErrInvalid)
+	}
+	contents := src.contentsOnly || src.clean == "/"
+	dp, err := to.resolveLinks(dst.clean)
+	if err != nil {
+		return 0, err
+	}
+	var into, name string
+	dn, err := to.lookup(dp, false)
+	switch {
+	case err == nil && dn.isDir():
+		dn.close()
+		into = dp
+		if !sn.isDir() || !contents {
+			name = path.Base(src.clean)
+		}
+	case err == nil:
+		dn.close()
+		if sn.isDir() {
+			return 0, fmt.Errorf("cannot copy a directory to a file: %s is a %s: %w", dstWhere(dst.clean), dn.typeOf(), ErrInvalid)
+		}
+		if dst.dirOnly {
+			return 0, fmt.Errorf("destination %s is not a directory: %w", dstWhere(dst.clean), ErrInvalid)
+		}
+		into, name = path.Dir(dp), path.Base(dp)
+	case errors.Is(err, os.ErrNotExist):
+		if dst.dirOnly && !sn.isDir() {
+			return 0, notFound(fmt.Sprintf("destination directory %s does not exist", dstWhere(dst.clean)))
+		}
+		pn, err := to.lookup(path.Dir(dp), true)
+		if err != nil {
+			return 0, notFound(fmt.Sprintf("destination directory %s does not exist", dstWhere(path.Dir(dp))))
+		}
+		isDir := pn.isDir()
+		pn.close()
+		if !isDir {
+			return 0, fmt.Errorf("destination %s is not a directory: %w", dstWhere(path.Dir(dp)), ErrInvalid)
+		}
+		into, name = path.Dir(dp), path.Base(dp)
+	default:
+		return 0, err
+	}
+	if name == "/" {
+		name = ""
+	}
+	dd, err := to.open(into, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return 0, err
+	}
+	defer dd.Close()
+	if name != "" {
+		// docker refuses to replace a directory by a non-directory and
+		// the reverse (the applier would remove what is there).
+		var st unix.Stat_t
+		if unix.Fstatat(int(dd.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+			switch {
+			case isDir && !sn.isDir():
+				return 0, fmt.Errorf("cannot overwrite directory %s with non-directory %s: %w", dstWhere(path.Join(into, name)), srcWhere(src.clean), ErrInvalid)
+			case !isDir && sn.isDir():
+				return 0, fmt.Errorf("cannot overwrite non-directory %s with directory %s: %w", dstWhere(path.Join(into, name)), srcWhere(src.clean), ErrInvalid)
+			}
+		}
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	cw := &countingWriter{w: pw}
+	go func() {
+		err := writeArchive(ctx, sn, name, cw)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	_, aerr := archive.Apply(ctx, procFd(int(dd.Fd()), ""), pr, applyOptions(idmap))
+	if aerr != nil {
+		pr.CloseWithError(aerr)
+	} else {
+		pr.Close()
+	}
+	werr := <-done
+	switch {
+	case aerr == nil && werr == nil:
+		return cw.n, nil
+	case aerr == nil, errors.Is(aerr, werr):
+		// Reading failed (the applier saw the reader's error).
+		return cw.n, werr
+	}
+	return cw.n, writeError(aerr)
+}
+
+func applyOptions(idmap archive.IDMapFunc) archive.Options {
+	return archive.Options{Whiteouts: archive.ApplyWhiteouts, IDMap: idmap, NoSync: true}
+}
+
+// writeError says what EROFS means to a user of cp.
+func writeError(err error) error {
+	if errors.Is(err, unix.EROFS) {
+		return fmt.Errorf("container rootfs is marked read-only (%v): %w", err, ErrInvalidState)
+	}
+	return err
+}
+
+// extractInto applies a tar stream to dst, which must be a directory.
+func extractInto(ctx context.Context, to *tree, dst cpPath, r io.Reader, idmap archive.IDMapFunc, where func(string) string) (int64, error) {
+	dp, err := to.resolveLinks(dst.clean)
+	if err != nil {
+		return 0, err
+	}
+	dd, err := to.open(dp, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		if errors.Is(err, unix.ENOTDIR) || errors.Is(err, os.ErrNotExist) {
+			return 0, fmt.Errorf("destination %s must be a directory that exists: %w", where(dst.clean), ErrInvalid)
+		}
+		return 0, err
+	}
+	defer dd.Close()
+	cr := &countingReader{r: r}
+	if _, err := archive.Apply(ctx, procFd(int(dd.Fd()), ""), cr, applyOptions(idmap)); err != nil {
+		return cr.n, writeError(err)
+	}
+	return cr.n, nil
+}
+
+func hostWhere(p string) string { return p }
+
+func hostTree() (*tree, error) {
+	f, err := os.OpenFile("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &tree{root: f}, nil
+}
+
+// notFoundError is a missing path, in docker's words; it is
+// os.ErrNotExist.
+type notFoundError string
+
+func (e notFoundError) Error() string        { return string(e) }
+func (e notFoundError) Is(target error) bool { return target == os.ErrNotExist }
+
+func notFound(msg string) error { return notFoundError(msg) }
+
+// errStopped: the container stopped while its root was being opened.
+var errStopped = errors.New("container stopped")
+
+// openRunningRoot opens a running container's root: as its processes see
+// it (live), or the overlay mount in the host's namespace.
+func (e *Engine) openRunningRoot(c *Container, live bool) (*os.File, error) {
+	rc, err := linux.Load(e.runtimeRoot(), c.ID)
+	if err != nil {
+		return nil, errStopped
+	}
+	if st := rc.Status(); st != linux.StatusRunning && st != linux.StatusPaused {
+		return nil, errStopped
+	}
+	p := e.rootfs(c.ID)
+	if live {
+		p = "/proc/" + strconv.Itoa(rc.Pid) + "/root"
+	} else if !mounted(p) {
+		return nil, errStopped
+	}
+	f, err := os.OpenFile(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, errStopped
+	}
+	// The pid was the container's when it was opened: its start time is
+	// still the init's.
+	if rc.Status() == linux.StatusStopped {
+		f.Close()
+		return nil, errStopped
+	}
+	return f, nil
+}
+
+// containerRoot opens a container's root for cp (live: a running
+// container's as its processes see it) or export (the overlay). A
+// container that does not run has its overlay mounted if it is not, and
+// its lock held until release, which unmounts what it mounted. write
+// refuses a read-only root filesystem (a running container's mounts
+// refuse by themselves).
+func (e *Engine) containerRoot(ctx context.Context, ref string, live, write bool) (*Container, *os.File, func(), error) {
+	for attempt := 0; ; attempt++ {
+		c, err := e.Get(ctx, ref)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		switch c.State.Status {
+		case StatusCreating, StatusRemoving, StatusDead:
+			return nil, nil, nil, fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrInvalidState)
+		case StatusRunning, StatusPaused:
+			if f, err := e.openRunningRoot(c, live); err == nil {
+				return c, f, func() { f.Close() }, nil
+			}
+		}
+		unlock, err := e.lock(ctx, c.ID)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if c, err = e.get(ctx, c.ID); err != nil {
+			unlock()
+			return nil, nil, nil, err
+		}
+		if (c.State.Status == StatusRunning || c.State.Status == StatusPaused) && alive(c.State.MonitorPid, c.State.MonitorStart) {
+			if rc, err := linux.Load(e.runtimeRoot(), c.ID); err == nil && rc.Status() != linux.StatusStopped {
+				// It started meanwhile.
+				unlock()
+				if attempt < 3 {
+					continue
+				}
+				return nil, nil, nil, fmt.Errorf("container %s keeps changing state: %w", c.Name, ErrInvalidState)
+			}
+		}
+		switch c.State.Status {
+		case StatusCreating, StatusRemoving, StatusDead:
+			unlock()
+			return nil, nil, nil, fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrInvalidState)
+		}
+		if write && c.HostConfig.ReadonlyRootfs {
+			unlock()
+			return nil, nil, nil, fmt.Errorf("container rootfs is marked read-only: %w", ErrInvalidState)
+		}
+		target := e.rootfs(c.ID)
+		mountedHere := false
+		if !mounted(target) {
+			if err := e.mountRootfs(c); err != nil {
+				unlock()
+				return nil, nil, nil, fmt.Errorf("container %s: mount its root filesystem: %w", c.Name, err)
+			}
+			mountedHere = true
+		}
+		release := func() {
+			if mountedHere {
+				unmountRootfs(target)
+			}
+			unlock()
+		}
+		f, err := os.OpenFile(target, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			release()
+			return nil, nil, nil, err
+		}
+		return c, f, func() { f.Close(); release() }, nil
+	}
+}
+
+// containerCpPath is a container path of cp: relative ones are relative
+// to the container's "/", as with docker.
+func containerCpPath(p string) cpPath {
+	if p == "" {
+		p = "/"
+	}
+	return parseCpPath(p)
+}
+
+// CopyToContainer copies the host path src (or, when src is "-", the tar
+// stream r, extracted into the directory dst) to dst in the container,
+// with docker's rules, and returns the bytes copied (the tar stream's).
+func (e *Engine) CopyToContainer(ctx context.Context, ref, src, dst string, o CopyOptions, r io.Reader) (int64, error) {
+	c, root, release, err := e.containerRoot(ctx, ref, true, true)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	ct := &tree{root: root, confined: true}
+	where := func(p string) string { return c.Name + ":" + p }
+	var idmap archive.IDMapFunc
+	if !o.Archive {
+		idmap = func(int, int) (int, int, error) { return 0, 0, nil }
+	}
+	if src == "-" {
+		return extractInto(ctx, ct, containerCpPath(dst), r, idmap, where)
+	}
+	sp, err := hostCpPath(src)
+	if err != nil {
+		return 0, err
+	}
+	ht, err := hostTree()
+	if err != nil {
+		return 0, err
+	}
+	defer ht.root.Close()
+	return copyTree(ctx, ht, sp, ct, containerCpPath(dst), o, idmap, hostWhere, where)
+}
+
+// CopyFromContainer copies src in the container to the host path dst
+// (or, when dst is "-", writes it to w as a tar stream), with docker's
+// rules, and returns the bytes copied (the tar stream's).
+func (e *Engine) CopyFromContainer(ctx context.Context, ref, src, dst string, o CopyOptions, w io.Writer) (int64, error) {
+	c, root, release, err := e.containerRoot(ctx, ref, true, false)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	ct := &tree{root: root, confined: true}
+	sp := containerCpPath(src)
+	where := func(p string) string { return c.Name + ":" + p }
+	if dst == "-" {
+		sn, err := ct.lookup(sp.clean, o.FollowLink || sp.dirOnly)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return 0, notFound(fmt.Sprintf("could not find %s", where(sp.clean)))
+			}
+			return 0, err
+		}
+		defer sn.close()
+		if sp.dirOnly && !sn.isDir() {
+			return 0, fmt.Errorf("source %s is not a directory: %w", where(sp.clean), ErrInvalid)
+		}
+		name := path.Base(sp.clean)
+		if sn.isDir() && (sp.contentsOnly || sp.clean == "/") {
+			name = ""
+		}
+		cw := &countingWriter{w: w}
+		err = writeArchive(ctx, sn, name, cw)
+		return cw.n, err
+	}
+	dp, err := hostCpPath(dst)
+	if err != nil {
+		return 0, err
+	}
+	ht, err := hostTree()
+	if err != nil {
+		return 0, err
+	}
+	defer ht.root.Close()
+	var idmap archive.IDMapFunc
+	if !o.Archive {
+		uid, gid := os.Getuid(), os.Getgid()
+		idmap = func(int, int) (int, int, error) { return uid, gid, nil }
+	}
+	return copyTree(ctx, ct, sp, ht, dp, o, idmap, where, hostWhere)
+}
+
+// Export writes a container's root filesystem as a tar stream, as docker
+// export does: the overlay's merged view (image layers and the
+// container's writes, so no whiteouts), without the contents of /proc,
+// /sys or anything mounted over it, with numeric owners, modes, mtimes,
+// symlinks, hard links, device nodes and xattrs.
+func (e *Engine) Export(ctx context.Context, ref string, w io.Writer) error {
+	_, root, release, err := e.containerRoot(ctx, ref, false, false)
+	if err != nil {
+		return err
+	}
+	defer release()
+	d, err := openDir(int(root.Fd()), "")
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	var rst unix.Stat_t
+	if err := unix.Fstat(int(d.Fd()), &rst); err != nil {
+		return err
+	}
+	a := newArchiver(ctx, w, allXattrs)
+	a.descend = func(rel string, _ *os.File, st *unix.Stat_t) bool {
+		return rel != "proc" && rel != "sys" && st.Dev == rst.Dev
+	}
+	if err := a.children(d, ""); err != nil {
+		return err
+	}
+	return a.tw.Close()
+}
