@@ -214,7 +214,7 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (*Config, error) 
 			return nil, fmt.Errorf("subnet %s overlaps network %s (%s): %w", c.Subnet, other.Name, other.Subnet, ErrInvalid)
 		}
 	}
-	if err := hostRouteConflict(sn); err != nil {
+	if err := hostRouteConflict(sn, all); err != nil {
 		return nil, err
 	}
 	if o.Driver == DriverBridge {
@@ -242,12 +242,13 @@ func (m *Manager) listLocked() ([]*Config, error) {
 	return out, nil
 }
 
-// freeSubnet picks the first 10.89.N.0/24 no network uses.
+// freeSubnet picks the first 10.89.N.0/24 no network and no host
+// interface uses.
 func freeSubnet(all []*Config) (string, error) {
 	for n := 0; n < 256; n++ {
 		cand := fmt.Sprintf("10.89.%d.0/24", n)
 		_, cn, _ := net.ParseCIDR(cand)
-		free := hostRouteConflict(cn) == nil
+		free := hostRouteConflict(cn, all) == nil
 		for _, c := range all {
 			if _, on, err := net.ParseCIDR(c.Subnet); err == nil && overlaps(cn, on) {
 				free = false
@@ -260,14 +261,19 @@ func freeSubnet(all []*Config) (string, error) {
 	return "", fmt.Errorf("no free subnet left in 10.89.0.0/16: give --subnet: %w", ErrInvalid)
 }
 
-// hostRouteConflict refuses a subnet that a host interface already has.
-func hostRouteConflict(sn *net.IPNet) error {
+// hostRouteConflict refuses a subnet that a host interface (other than
+// the bridges of these networks) already has.
+func hostRouteConflict(sn *net.IPNet, own []*Config) error {
 	ifs, err := net.Interfaces()
 	if err != nil {
 		return nil
 	}
+	mine := map[string]bool{}
+	for _, c := range own {
+		mine[c.Bridge] = true
+	}
 	for _, i := range ifs {
-		if strings.HasPrefix(i.Name, "berth") {
+		if mine[i.Name] {
 			continue
 		}
 		addrs, _ := i.Addrs()
