@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -770,5 +771,59 @@ func TestEngineInit(t *testing.T) {
 	if err := json.Unmarshal([]byte(e.run("info", "--format", "json")), &info); err != nil || info["Images"] != float64(1) || info["OSType"] != "linux" {
 		t.Errorf("info --format json: %v %v", info, err)
 	}
+	e.checkNothingLeft()
+}
+
+// A host that died: the run directory is gone (it is a tmpfs), and with it
+// every monitor, container process, mount and namespace. The next berth
+// command records the exits and restarts what the policies say.
+func TestEngineHostRestart(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	always := strings.TrimSpace(e.run("run", "-d", "--restart", "always", demoImage, "sleep", "100"))
+	plain := strings.TrimSpace(e.run("run", "-d", demoImage, "sleep", "100"))
+	stopped := strings.TrimSpace(e.run("run", "-d", "--restart", "unless-stopped", demoImage, "sleep", "100"))
+	e.run("stop", "-t", "0", stopped)
+	// "Power off": kill everything of this engine, undo its mounts, wipe
+	// the run directory.
+	var pids []int
+	for _, id := range []string{always, plain} {
+		if pid := e.inspect(id).State.Pid; pid > 0 {
+			pids = append(pids, pid)
+		}
+	}
+	for _, pid := range append(e.monitors(), pids...) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	time.Sleep(100 * time.Millisecond)
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	var points []string
+	for _, l := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], e.state+"/") {
+			points = append(points, f[4])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(points)))
+	for _, p := range points {
+		syscall.Unmount(p, syscall.MNT_DETACH)
+	}
+	if err := os.RemoveAll(e.state); err != nil {
+		t.Fatal(err)
+	}
+	e.run("ps", "-a")
+	if c := e.inspect(always); c.State.Status != "running" || c.RestartCount != 1 {
+		t.Errorf("restart=always after a host restart: %s, %d restarts", c.State.Status, c.RestartCount)
+	}
+	if c := e.inspect(plain); c.State.Status != "exited" || c.RestartCount != 0 {
+		t.Errorf("no restart policy after a host restart: %s, %d restarts", c.State.Status, c.RestartCount)
+	}
+	if c := e.inspect(stopped); c.State.Status != "exited" {
+		t.Errorf("a stopped unless-stopped container after a host restart: %s", c.State.Status)
+	}
+	// The image is in use: rmi refuses it.
+	if code, _, errOut := e.exitCode("rmi", demoImage); code == 0 || !strings.Contains(errOut, "in use") {
+		t.Errorf("rmi of an image in use: exit %d, %s", code, errOut)
+	}
+	e.run("rm", "-f", always, plain, stopped)
 	e.checkNothingLeft()
 }

@@ -340,3 +340,39 @@ func hostLinks(t *testing.T) []string {
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// -P publishes every port the image exposes on a free host port.
+func TestNetworkPublishAll(t *testing.T) {
+	requireCNI(t)
+	e := newEngine(t)
+	tarPath := filepath.Join(t.TempDir(), "exposed.tar")
+	script, _ := filepath.Abs("../../scripts/mkimage.sh")
+	cmd := exec.Command(script, tarPath, "berth-test/exposed:1")
+	cmd.Env = append(os.Environ(), "MKIMAGE_EXPOSE=80/tcp 5353/udp")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mkimage: %v %s", err, out)
+	}
+	e.run("load", "-q", "-i", tarPath)
+	e.run("run", "-d", "--name", "all", "-P", "berth-test/exposed:1", "sh", "-c",
+		"mkdir -p /www && echo exposed > /www/index.html && httpd -f -p 80 -h /www")
+	out := e.run("port", "all", "80/tcp")
+	hostPort := strings.TrimSpace(out[strings.LastIndex(out, ":")+1:])
+	if _, err := strconv.Atoi(hostPort); err != nil {
+		t.Fatalf("berth port all 80/tcp: %q", out)
+	}
+	if udp := e.run("port", "all"); !strings.Contains(udp, "5353/udp -> 0.0.0.0:") {
+		t.Errorf("-P did not publish 5353/udp: %q", udp)
+	}
+	waitFor(t, 10*time.Second, "the -P port to answer", func() bool {
+		resp, err := http.Get("http://127.0.0.1:" + hostPort + "/")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b) == "exposed\n"
+	})
+	e.run("rm", "-f", "all")
+	e.checkNetworkClean()
+	e.checkNothingLeft()
+}
