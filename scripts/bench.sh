@@ -12,3 +12,5 @@ go run ./test/bench/runtime -bundle "$work/true" -berth "$here/bin/berth-runtime
 scripts/bench-pull.sh
 # The engine benchmark: run --rm against ctr and podman; 50 detached containers' supervision.
 scripts/bench-run.sh
+# The network benchmark: run --rm on the default network over --network none; bridge throughput against loopback.
+scripts/bench-net.sh

@@ -31,6 +31,14 @@ var (
 	demoTarErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if demoTarPath != "" {
+		os.RemoveAll(filepath.Dir(demoTarPath))
+	}
+	os.Exit(code)
+}
+
 // loadDemoImage loads the busybox image scripts/mkimage.sh builds (the
 // one `make demo` uses) into e's store.
 func (e *engineEnv) loadDemoImage() {
