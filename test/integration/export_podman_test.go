@@ -35,7 +35,9 @@ func exportTree(t *testing.T, path string) (map[string]string, [][]string) {
 	defer f.Close()
 	out := map[string]string{}
 	groups := map[string][]string{}
-	clean := func(n string) string { return strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(n, "./"), "/"), "/") }
+	clean := func(n string) string {
+		return strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(n, "./"), "/"), "/")
+	}
 	tr := tar.NewReader(f)
 	for {
 		h, err := tr.Next()
