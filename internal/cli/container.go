@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"text/template"
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine"
@@ -843,14 +842,11 @@ func newPsCommand(g *globalOptions) *cobra.Command {
 				if rows == nil {
 					rows = []psRow{}
 				}
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
+				return writeJSON(rows, "  ")
 			case format != "" && format != "table":
-				tf := strings.TrimPrefix(format, "table ")
-				t, err := template.New("ps").Funcs(template.FuncMap{"json": func(v any) string { b, _ := json.Marshal(v); return string(b) }}).Parse(tf)
+				t, err := parseFormat("ps", format)
 				if err != nil {
-					return fmt.Errorf("--format: %w", err)
+					return err
 				}
 				for _, r := range rows {
 					if !noTrunc {
@@ -998,13 +994,11 @@ func printInspect(objs []any, format string) error {
 		if objs == nil {
 			objs = []any{}
 		}
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "    ")
-		return enc.Encode(objs)
+		return writeJSON(objs, "    ")
 	}
-	t, err := template.New("inspect").Funcs(template.FuncMap{"json": func(v any) string { b, _ := json.Marshal(v); return string(b) }}).Parse(format)
+	t, err := parseFormat("inspect", format)
 	if err != nil {
-		return fmt.Errorf("--format: %w", err)
+		return err
 	}
 	for _, o := range objs {
 		// Templates see the JSON field names, as with docker.

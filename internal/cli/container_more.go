@@ -17,7 +17,6 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
-	"text/template"
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine"
@@ -339,9 +338,9 @@ func renderStats(rows []statsRow, format string) ([]byte, error) {
 	tf := strings.TrimSpace(strings.TrimPrefix(format, "table"))
 	// docker's templates take \t and \n spelled out.
 	tf = strings.NewReplacer(`\t`, "\t", `\n`, "\n").Replace(tf)
-	t, err := template.New("stats").Funcs(template.FuncMap{"json": func(v any) string { b, _ := json.Marshal(v); return string(b) }}).Parse(tf)
+	t, err := parseFormat("stats", tf)
 	if err != nil {
-		return nil, fmt.Errorf("--format: %w", err)
+		return nil, err
 	}
 	var w io.Writer = &buf
 	var tw *tabwriter.Writer

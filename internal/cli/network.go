@@ -4,7 +4,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -102,9 +101,7 @@ func newNetworkLsCommand(g *globalOptions) *cobra.Command {
 				}
 				return nil
 			case format == "json":
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
+				return writeJSON(rows, "  ")
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
 			fmt.Fprintln(tw, "NETWORK ID\tNAME\tDRIVER\tSUBNET\tBRIDGE")

@@ -4,14 +4,12 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"runtime"
 	"strings"
 	"text/tabwriter"
-	"text/template"
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/spf13/cobra"
@@ -117,13 +115,11 @@ func newVolumeLsCommand(g *globalOptions) *cobra.Command {
 				}
 				return nil
 			case format == "json":
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
+				return writeJSON(rows, "  ")
 			case format != "" && format != "table":
-				t, err := template.New("ls").Parse(strings.TrimPrefix(format, "table "))
+				t, err := parseFormat("ls", format)
 				if err != nil {
-					return fmt.Errorf("--format: %w", err)
+					return err
 				}
 				for _, r := range rows {
 					if err := t.Execute(os.Stdout, r); err != nil {
@@ -297,9 +293,7 @@ func newInfoCommand(g *globalOptions) *cobra.Command {
 				info.Volumes = len(vols)
 			}
 			if format == "json" {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(info)
+				return writeJSON(info, "  ")
 			}
 			if format != "" {
 				return printInspect([]any{info}, format)
