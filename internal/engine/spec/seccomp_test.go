@@ -513,7 +513,7 @@ func TestSeccompProfileErrors(t *testing.T) {
 		{"unknown filter field", `{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"cap": ["CAP_SYS_ADMIN"]}}]}`,
 			[]string{"syscalls[0].includes.cap: unknown field"}},
 		{"wrong type", `{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["a"], "action": "SCMP_ACT_ALLOW", "args": [{"index": "0", "value": 1, "op": "SCMP_CMP_EQ"}]}]}`,
-			[]string{"syscalls.args.index", "non-negative integer", "string", "line 1"}},
+			[]string{"syscalls", ".args.", "index", "non-negative integer", "string", "line 1"}},
 		{"negative errno", `{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": -1}`, []string{"defaultErrnoRet", "non-negative integer"}},
 		{"missing default action", `{"syscalls": []}`, []string{"defaultAction is missing"}},
 		{"unknown default action", `{"defaultAction": "SCMP_ACT_DENY"}`, []string{"defaultAction", `"SCMP_ACT_DENY"`, "SCMP_ACT_ERRNO"}},
