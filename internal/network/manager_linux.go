@@ -96,16 +96,28 @@ func (m *Manager) read(name string) (*Config, error) {
 	return &c, nil
 }
 
+// write stores the record, and beside it the network's full conflist
+// (<name>.conflist, every plugin berth may chain) for CNI tools such as
+// cnitool; berth itself derives the list from the record at each attach.
 func (m *Manager) write(c *Config) error {
 	data, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := m.recordPath(c.Name) + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	conf, err := m.conflist(c, true, true)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, m.recordPath(c.Name))
+	for path, b := range map[string][]byte{m.recordPath(c.Name): data, filepath.Join(m.dir, c.Name+".conflist"): conf} {
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, b, 0o600); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // List returns every network (the default one included), by name.
@@ -323,6 +335,7 @@ func (m *Manager) Remove(ctx context.Context, name string, inUse []string) error
 	if err := os.Remove(m.recordPath(c.Name)); err != nil {
 		return err
 	}
+	os.Remove(filepath.Join(m.dir, c.Name+".conflist"))
 	if c.Bridge != "" {
 		exec.Command("ip", "link", "del", c.Bridge).Run()
 	}

@@ -376,3 +376,30 @@ func TestNetworkPublishAll(t *testing.T) {
 	e.checkNetworkClean()
 	e.checkNothingLeft()
 }
+
+// Each network's conflist is stored under berth's root, valid CNI.
+func TestNetworkConflistStored(t *testing.T) {
+	requireCNI(t)
+	e := newEngine(t)
+	e.run("network", "create", "--internal", "stored")
+	data, err := os.ReadFile(filepath.Join(e.root, "networks", "stored.conflist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf struct {
+		CNIVersion string `json:"cniVersion"`
+		Name       string
+		Plugins    []struct {
+			Type   string
+			Bridge string
+			IPMasq bool `json:"ipMasq"`
+		}
+	}
+	if err := json.Unmarshal(data, &conf); err != nil || conf.Name != "stored" || len(conf.Plugins) == 0 || conf.Plugins[0].Type != "bridge" || conf.Plugins[0].Bridge == "" {
+		t.Fatalf("conflist: %v %s", err, data)
+	}
+	e.run("network", "rm", "stored")
+	if _, err := os.Stat(filepath.Join(e.root, "networks", "stored.conflist")); err == nil {
+		t.Error("the conflist outlived its network")
+	}
+}
