@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berth-dev/berth/internal/runtime/linux/seccomp"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -61,8 +62,14 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 	if spec.Linux == nil {
 		return nil, nil, fmt.Errorf("bundle %s: config.json has no linux section: %w", opts.Bundle, oci.ErrInvalidConfig)
 	}
+	var seccompProg *seccomp.Program
 	if err := checkLinuxConfig(spec); err != nil {
 		return nil, nil, fmt.Errorf("bundle %s: %w", opts.Bundle, err)
+	}
+	if spec.Linux.Seccomp != nil {
+		if seccompProg, err = seccompProgram(root, spec.Linux.Seccomp); err != nil {
+			return nil, nil, fmt.Errorf("bundle %s: %w", opts.Bundle, err)
+		}
 	}
 	if spec.Process.Terminal && opts.ConsoleSocket == "" && opts.console == nil {
 		return nil, nil, fmt.Errorf("process.terminal is true but no --console-socket was given: berth cannot allocate a terminal for a container it detaches from")
@@ -168,6 +175,7 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 
 	flags, join := namespacePlan(spec.Linux.Namespaces)
 	cfg := &initConfig{
+		Seccomp:      seccompProg,
 		Kind:         "create",
 		ID:           id,
 		Bundle:       bundle,
@@ -317,11 +325,6 @@ func checkLinuxConfig(spec *specs.Spec) error {
 	}
 	if hasNamespace(spec, specs.UserNamespace, true) && (len(spec.Linux.UIDMappings) == 0 || len(spec.Linux.GIDMappings) == 0) {
 		return fmt.Errorf("a new user namespace needs linux.uidMappings and linux.gidMappings: %w", oci.ErrInvalidConfig)
-	}
-	if spec.Linux.Seccomp != nil {
-		if err := checkSeccomp(spec.Linux.Seccomp); err != nil {
-			return err
-		}
 	}
 	if err := unsupportedFeatures(spec); err != nil {
 		return err

@@ -406,7 +406,7 @@ func prepareProcess(cfg *initConfig) (*preparedProcess, error) {
 	}
 	pp := &preparedProcess{cfg: cfg, path: path, caps: caps}
 	if cfg.Spec != nil && cfg.Spec.Linux != nil && cfg.Spec.Linux.Seccomp != nil {
-		if pp.sc, err = compileSeccomp(cfg.Spec.Linux.Seccomp); err != nil {
+		if pp.sc, err = compileSeccomp(cfg.Spec.Linux.Seccomp, cfg.Seccomp); err != nil {
 			return nil, err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berth-dev/berth/internal/runtime/linux/seccomp"
 	"os"
 	"path/filepath"
 	"time"
@@ -313,8 +314,15 @@ func (c *Container) Exec(ctx context.Context, opts ExecOptions) (*ExecResult, er
 	if err != nil {
 		return nil, err
 	}
+	var prog *seccomp.Program
+	if c.Spec.Linux != nil && c.Spec.Linux.Seccomp != nil {
+		if prog, err = seccompProgram(c.root, c.Spec.Linux.Seccomp); err != nil {
+			return nil, err
+		}
+	}
 	sp, err := spawn(&spawnRequest{
 		cfg: &initConfig{
+			Seccomp: prog,
 			Kind:    "exec",
 			ID:      c.ID,
 			Bundle:  c.Bundle,

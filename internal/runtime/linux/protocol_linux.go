@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth-dev/berth/internal/runtime/linux/seccomp"
 	"io"
 	"os"
 	"strings"
@@ -49,6 +50,9 @@ type initConfig struct {
 	// Cgroup paths of the container, to bind into the rootfs for cgroup
 	// mounts when there is no cgroup namespace.
 	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
+	// Seccomp is the filter the parent compiled from Spec.Linux.Seccomp
+	// (the init compiles it itself when this is nil).
+	Seccomp *seccomp.Program `json:"seccomp,omitempty"`
 }
 
 // message is a JSON line on the sync socket after the config.
