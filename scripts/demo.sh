@@ -8,6 +8,8 @@ work=$(mktemp -d /tmp/berth-demo.XXXXXX)
 berth() { "$here/bin/berth" --root "$work/root" --state "$work/state" "$@"; }
 cleanup() {
 	berth rm -f demo >/dev/null 2>&1 || true
+	# The network namespaces' shared mount point (as /run/netns).
+	umount -l "$work/state/netns" 2>/dev/null || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
