@@ -289,15 +289,28 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout *int) error {
 	if timeout != nil {
 		t = *timeout
 	}
-	if _, err := e.update(ctx, c.ID, func(r *Container) error { r.State.StopRequested = true; return nil }); err != nil {
+	// Under the lock: an exit handler about to restart the container
+	// (it checks StopRequested under the same lock) either sees the flag
+	// or has finished starting it, and then the signal finds it.
+	unlock, err := e.lock(ctx, c.ID)
+	if err != nil {
 		return err
 	}
-	if rc, err := linux.Load(e.runtimeRoot(), c.ID); err == nil {
+	_, err = e.update(ctx, c.ID, func(r *Container) error { r.State.StopRequested = true; return nil })
+	rc, lerr := linux.Load(e.runtimeRoot(), c.ID)
+	unlock()
+	if err != nil {
+		return err
+	}
+	if lerr == nil {
 		if rc.Status() == linux.StatusPaused {
 			rc.Resume()
 		}
-		if t >= 0 {
-			rc.Signal(sig, false)
+		rc.Signal(sig, false)
+		if t < 0 {
+			// docker's -1: wait as long as it takes.
+			waitCtx(ctx, rc, time.Duration(1<<62))
+		} else {
 			waitCtx(ctx, rc, time.Duration(t)*time.Second)
 		}
 		if rc.Status() != linux.StatusStopped {

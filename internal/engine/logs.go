@@ -128,6 +128,14 @@ func (e *Engine) Logs(ctx context.Context, ref string, o LogOptions, stdout, std
 			}
 		}
 		if r != nil {
+			// With max-file=1 the monitor truncates the file in place:
+			// start over from its beginning.
+			if fi, err := live.Stat(); err == nil {
+				if off, err := live.Seek(0, io.SeekCurrent); err == nil && fi.Size() < off {
+					live.Seek(0, io.SeekStart)
+					r.pending = nil
+				}
+			}
 			if err := r.read(emit); err != nil {
 				return err
 			}

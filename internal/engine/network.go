@@ -200,10 +200,11 @@ func (e *Engine) setupNetwork(ctx context.Context, c *Container) (retErr error) 
 		return err
 	}
 	var eps []network.Endpoint
+	id := c.ID
 	defer func() {
 		if retErr != nil {
-			e.detachAll(context.WithoutCancel(ctx), c.ID, eps)
-			netns.Remove(e.netnsDir(), c.ID)
+			e.detachAll(context.WithoutCancel(ctx), id, eps)
+			netns.Remove(e.netnsDir(), id)
 		}
 	}()
 	if err := netns.LoopbackUp(path); err != nil {
@@ -234,31 +235,35 @@ func (e *Engine) setupNetwork(ctx context.Context, c *Container) (retErr error) 
 			eps = append(eps, ep)
 		}
 	}
-	c, err := e.update(ctx, c.ID, func(r *Container) error {
+	updated, err := e.update(ctx, c.ID, func(r *Container) error {
 		r.NetworkSettings = NetworkSettings{SandboxKey: path, Endpoints: eps}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return e.refreshEtcFiles(ctx, c)
+	return e.refreshEtcFiles(ctx, updated)
 }
 
-func (e *Engine) detachAll(ctx context.Context, id string, eps []network.Endpoint) error {
+// detachAll detaches endpoints and returns those whose DEL failed (kept
+// in the record, so that the next attempt, at rm, releases them).
+func (e *Engine) detachAll(ctx context.Context, id string, eps []network.Endpoint) ([]network.Endpoint, error) {
 	if len(eps) == 0 {
-		return nil
+		return nil, nil
 	}
 	m, err := e.networks()
 	if err != nil {
-		return err
+		return eps, err
 	}
 	var errs []error
+	var failed []network.Endpoint
 	for _, ep := range eps {
 		if err := m.Detach(ctx, id, e.netnsPath(id), ep); err != nil {
 			errs = append(errs, err)
+			failed = append(failed, ep)
 		}
 	}
-	return errors.Join(errs...)
+	return failed, errors.Join(errs...)
 }
 
 // teardownNetwork detaches a container that stopped and removes its
@@ -269,11 +274,11 @@ func (e *Engine) teardownNetwork(ctx context.Context, id string) error {
 		netns.Remove(e.netnsDir(), id)
 		return nil
 	}
-	err = e.detachAll(ctx, id, c.NetworkSettings.Endpoints)
+	failed, err := e.detachAll(ctx, id, c.NetworkSettings.Endpoints)
 	netns.Remove(e.netnsDir(), id)
 	if len(c.NetworkSettings.Endpoints) > 0 {
 		c, uerr := e.update(ctx, id, func(r *Container) error {
-			r.NetworkSettings.Endpoints = nil
+			r.NetworkSettings.Endpoints = failed
 			return nil
 		})
 		if uerr == nil {
@@ -469,7 +474,7 @@ func (e *Engine) Connect(ctx context.Context, ref, name string, req NetworkReque
 	var ep *network.Endpoint
 	if c.State.Status == StatusRunning || c.State.Status == StatusPaused {
 		got, err := m.Attach(ctx, cfg, network.AttachRequest{ContainerID: c.ID, NetNS: e.netnsPath(c.ID),
-			IfName: "eth" + strconv.Itoa(len(c.HostConfig.Networks)), IP: req.IP, MAC: req.MAC, Aliases: req.Aliases})
+			IfName: freeIfName(c.NetworkSettings.Endpoints), IP: req.IP, MAC: req.MAC, Aliases: req.Aliases})
 		if err != nil {
 			return err
 		}
@@ -515,7 +520,7 @@ func (e *Engine) Disconnect(ctx context.Context, ref, name string) error {
 			detach = append(detach, ep)
 		}
 	}
-	if err := e.detachAll(ctx, c.ID, detach); err != nil {
+	if _, err := e.detachAll(ctx, c.ID, detach); err != nil {
 		return err
 	}
 	c, err = e.update(ctx, c.ID, func(r *Container) error {
@@ -527,10 +532,22 @@ func (e *Engine) Disconnect(ctx context.Context, ref, name string) error {
 		return err
 	}
 	if isRunning(c) {
-		writeInPlace(filepath.Join(e.containerDir(c.ID), "hosts"), []byte(e.hostsFile(ctx, c, nil)))
+		all, _ := e.allRecords(ctx)
+		writeInPlace(filepath.Join(e.containerDir(c.ID), "hosts"), []byte(e.hostsFile(ctx, c, all)))
 		e.refreshPeers(ctx, &Container{ID: c.ID, HostConfig: HostConfig{Networks: []NetworkRequest{{Name: name}}}})
 	}
 	return nil
+}
+
+// freeIfName is the lowest ethN no endpoint uses (after a disconnect the
+// names have gaps; reusing a live one would have the plugin delete it).
+func freeIfName(eps []network.Endpoint) string {
+	for n := 0; ; n++ {
+		name := "eth" + strconv.Itoa(n)
+		if !slices.ContainsFunc(eps, func(ep network.Endpoint) bool { return ep.IfName == name }) {
+			return name
+		}
+	}
 }
 
 // NetworkUsers returns the containers on a network (by record).

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine/monitor"
+	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/runtime/linux"
 	"github.com/berth-dev/berth/internal/runtime/oci"
 	"golang.org/x/sys/unix"
@@ -118,6 +119,15 @@ func (e *Engine) Start(ctx context.Context, ref string, attach *Attach) (*Starte
 		}
 	case StatusCreating, StatusRemoving, StatusDead:
 		return nil, fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrInvalidState)
+	}
+	// A start by hand begins the restart policy afresh, as with docker.
+	if c.RestartCount != 0 || c.State.QuickExits != 0 {
+		if c, err = e.update(ctx, c.ID, func(r *Container) error {
+			r.RestartCount, r.State.QuickExits = 0, 0
+			return nil
+		}); err != nil {
+			return nil, err
+		}
 	}
 	return e.startLocked(ctx, c, attach)
 }
@@ -352,6 +362,7 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File) (
 	}); err != nil {
 		// The record is gone (removed meanwhile): so goes the container.
 		rc.Delete(ctx, true)
+		e.teardownNetwork(context.WithoutCancel(ctx), id)
 		return err
 	}
 	msg := []byte(fmt.Sprintf("P %d\n", rc.Pid))
@@ -455,11 +466,16 @@ func (e *Engine) Finish(ctx context.Context, id string, code int) error {
 	}
 	_, c, err := e.finishExitLocked(ctx, id, code, e.exitTime(id))
 	unlock()
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // reconciled and removed by another command meanwhile
+	}
 	if err != nil {
 		return err
 	}
 	if c != nil && c.HostConfig.AutoRemove {
-		return e.Remove(ctx, id, RemoveOptions{Force: true, Volumes: true})
+		if err := e.Remove(ctx, id, RemoveOptions{Force: true, Volumes: true}); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
 	}
 	return nil
 }

@@ -238,6 +238,22 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (*Config, error) 
 	return c, nil
 }
 
+// ensureRules installs the firewall chains for the current networks, under
+// the lock: two attaches racing must not leave an older set installed
+// behind a marker that says it is current.
+func (m *Manager) ensureRules(ctx context.Context) error {
+	unlock, err := m.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	all, err := m.listLocked()
+	if err != nil {
+		return err
+	}
+	return m.syncRules(all)
+}
+
 func (m *Manager) listLocked() ([]*Config, error) {
 	ents, err := os.ReadDir(m.dir)
 	if err != nil {
@@ -437,11 +453,7 @@ func (m *Manager) Attach(ctx context.Context, c *Config, r AttachRequest) (Endpo
 		return Endpoint{}, err
 	}
 	if c.Driver == DriverBridge {
-		all, err := m.listLocked()
-		if err != nil {
-			return Endpoint{}, err
-		}
-		if err := m.syncRules(all); err != nil {
+		if err := m.ensureRules(ctx); err != nil {
 			return Endpoint{}, err
 		}
 	}

@@ -4,6 +4,7 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -280,6 +281,25 @@ ulimit -n; ulimit -Hn; grep CapBnd /proc/self/status; cat /etc/hostname; grep -c
 	if b, err := cmd.Output(); err != nil || strings.TrimSpace(string(b)) != "3" {
 		t.Errorf("run -i: %q %v", b, err)
 	}
+	// A container that stops reading its stdin does not stop its monitor.
+	yes := e.command("run", "--rm", "-i", demoImage, "head", "-1")
+	yes.Stdin = &endless{}
+	done := make(chan error, 1)
+	var yesOut []byte
+	go func() {
+		var err error
+		yesOut, err = yes.Output()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil || string(yesOut) != "y\n" {
+			t.Errorf("run -i head -1 fed forever: %q %v", yesOut, err)
+		}
+	case <-time.After(20 * time.Second):
+		yes.Process.Kill()
+		t.Error("run -i of a container that stops reading stdin hung")
+	}
 	// --memory lands in the cgroup.
 	id := strings.TrimSpace(e.run("run", "-d", "--memory", "64m", demoImage, "sleep", "100"))
 	pid := e.inspect(id).State.Pid
@@ -359,6 +379,16 @@ func TestEngineLogs(t *testing.T) {
 	if out := e.run("logs", "--tail", "2", "talker"); out != "out 399\nlast\n" {
 		t.Errorf("logs --tail 2: %q", out)
 	}
+	// Bytes that are not UTF-8 are logged as U+FFFD: every line is JSON.
+	raw := e.command("run", "--name", "bytes", "-i", demoImage, "cat")
+	raw.Stdin = strings.NewReader("a\xffb\x01\n")
+	raw.Run()
+	logPath := e.inspect("bytes").LogPath
+	data, err := os.ReadFile(logPath)
+	if err != nil || !json.Valid(bytes.TrimSpace(data)) || !strings.Contains(string(data), `a\ufffdb\u0001\n`) {
+		t.Errorf("log of invalid UTF-8: %q %v", data, err)
+	}
+	e.run("rm", "bytes")
 	// Streams stay apart.
 	e.run("run", "--name", "streams", demoImage, "sh", "-c", "echo to-out; echo to-err >&2")
 	if out, errOut, err := e.try("logs", "streams"); err != nil || out != "to-out\n" || errOut != "to-err\n" {
@@ -416,6 +446,30 @@ func TestEngineRestartPolicies(t *testing.T) {
 	if n := strings.Count(e.run("logs", "onfail"), "run"); n != 3 {
 		t.Errorf("on-failure:2 ran %d times, want 3", n)
 	}
+	// A start by hand begins the policy afresh (docker resets the count).
+	e.run("start", "onfail")
+	waitFor(t, 15*time.Second, "on-failure:2 to give up again", func() bool {
+		return strings.Count(e.run("logs", "onfail"), "run") == 6 && e.inspect("onfail").State.Status == "exited"
+	})
+	// An attached run with a restart policy returns at the first exit and
+	// lets go of our stdout: the restarts' output is only in the log.
+	fg := e.command("run", "--name", "fgpolicy", "--restart", "on-failure:2", demoImage, "sh", "-c", "echo attempt; exit 3")
+	fgDone := make(chan struct{})
+	var fgOut []byte
+	go func() { fgOut, _ = fg.Output(); close(fgDone) }()
+	select {
+	case <-fgDone:
+		if string(fgOut) != "attempt\n" {
+			t.Errorf("attached run with a policy printed %q, want one attempt", fgOut)
+		}
+	case <-time.After(20 * time.Second):
+		fg.Process.Kill()
+		t.Error("an attached run with a restart policy kept our stdout open")
+	}
+	if fg.ProcessState == nil || fg.ProcessState.ExitCode() != 3 {
+		t.Errorf("attached run with a policy: exit %v, want 3", fg.ProcessState)
+	}
+	waitFor(t, 15*time.Second, "fgpolicy's restarts", func() bool { return strings.Count(e.run("logs", "fgpolicy"), "attempt") == 3 })
 	waitFor(t, 15*time.Second, "always to restart twice", func() bool { return e.inspect("always").RestartCount >= 2 })
 	for _, n := range []string{"okexit", "never"} {
 		waitFor(t, 5*time.Second, n+" to exit", func() bool { return e.inspect(n).State.Status == "exited" })
@@ -430,7 +484,7 @@ func TestEngineRestartPolicies(t *testing.T) {
 	if c := e.inspect("always"); c.State.Status != "exited" || c.RestartCount != count {
 		t.Errorf("after stop, always is %s with %d restarts (was %d)", c.State.Status, c.RestartCount, count)
 	}
-	e.run("rm", "onfail", "always", "okexit", "never")
+	e.run("rm", "-f", "onfail", "always", "okexit", "never", "fgpolicy")
 	e.checkNothingLeft()
 }
 
@@ -622,6 +676,16 @@ func TestEngineConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 	e.checkNothingLeft()
+}
+
+// endless is an stdin that never ends: "y\n" forever.
+type endless struct{}
+
+func (endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = "y\n"[i%2]
+	}
+	return len(p) - len(p)%2, nil
 }
 
 // openPty returns a pty master and its slave.

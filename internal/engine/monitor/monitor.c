@@ -136,7 +136,40 @@ static void rotate_log(void)
 	open_log();
 }
 
-// log_entry appends one docker json-file line.
+// utf8_len returns the length of the valid UTF-8 sequence at p (of at
+// most n bytes), or 0 if none starts there.
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	unsigned char c = p[0];
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xbf;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		if (c == 0xe0)
+			lo = 0xa0;
+		if (c == 0xed)
+			hi = 0x9f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		if (c == 0xf0)
+			lo = 0x90;
+		if (c == 0xf4)
+			hi = 0x8f;
+	} else
+		return 0;
+	if (n < len || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+// log_entry appends one docker json-file line: the JSON string escapes
+// control characters, and bytes that are not UTF-8 become U+FFFD (as
+// docker writes them), so every line is valid JSON for strict readers.
 static void log_entry(const char *stream, const char *data, size_t n)
 {
 	static char buf[PARTIAL_MAX * 6 + 256];
@@ -161,8 +194,18 @@ static void log_entry(const char *stream, const char *data, size_t n)
 				o += 4;
 				buf[o++] = hex[c >> 4];
 				buf[o++] = hex[c & 15];
-			} else {
+			} else if (c < 0x80) {
 				buf[o++] = (char)c;
+			} else {
+				size_t l = utf8_len((const unsigned char *)data + i, n - i);
+				if (l == 0) {
+					memcpy(buf + o, "\\ufffd", 6);
+					o += 6;
+				} else {
+					memcpy(buf + o, data + i, l);
+					o += l;
+					i += l - 1;
+				}
 			}
 		}
 	}
@@ -330,8 +373,80 @@ static ssize_t recv_report(int fd, char *buf, size_t size, int *passed)
 
 static pid_t container;
 static int attached, handler_always;
+// The container's input: its stdin pipe (or, with a tty, the pty master),
+// written without blocking, from a buffer of what the attached stdin gave:
+// a container that stops reading must not stop the monitor.
+static int master = -1, stdin_w = -1;
+static char inbuf[65536];
+static size_t inlen, inoff;
+static int in_eof; // the attached stdin ended; close stdin_w once inbuf is out
+
+static void close_stdin_w(void)
+{
+	if (stdin_w >= 0) {
+		close(stdin_w);
+		stdin_w = -1;
+	}
+}
+
+static void flush_input(void)
+{
+	int to = master >= 0 ? master : stdin_w;
+	while (inlen > 0 && to >= 0) {
+		ssize_t w = write(to, inbuf + inoff, inlen);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN)
+			return;
+		if (w <= 0) {
+			// Nobody reads any more: drop it.
+			inlen = 0;
+			if (to == stdin_w)
+				close_stdin_w();
+			break;
+		}
+		inoff += (size_t)w;
+		inlen -= (size_t)w;
+	}
+	if (inlen == 0 && in_eof && master < 0)
+		close_stdin_w();
+}
+
+// detach_cli drops the attached CLI's files: it is gone, or it has its
+// exit code and a restart policy keeps the container going without it.
+static void detach_cli(void)
+{
+	if (attach_in >= 0)
+		close(attach_in);
+	if (attach_out >= 0 && attach_out != attach_in)
+		close(attach_out);
+	if (attach_err >= 0 && attach_err != attach_out)
+		close(attach_err);
+	attach_in = attach_out = attach_err = -1;
+	if (notify_fd >= 0) {
+		close(notify_fd);
+		notify_fd = -1;
+	}
+}
+
+
 static int in_pipe[2], out_pipe[2], err_pipe[2];
 static struct stream out = { .fd = -1, .name = "stdout" }, err = { .fd = -1, .name = "stderr" };
+
+// drain_master reads what the pty still holds after the container exited
+// (until EIO, or nothing comes for 50 ms).
+static void drain_master(void)
+{
+	while (master >= 0) {
+		struct pollfd pf = { .fd = master, .events = POLLIN };
+		if (poll(&pf, 1, 50) <= 0)
+			break;
+		if (pump_master(&out, master) == 0) {
+			close(master);
+			master = -1;
+		}
+	}
+}
 
 // container_exited records the exit and forks the exit handler when one is
 // due. It returns 0 in that child (which continues into Go).
@@ -341,12 +456,16 @@ static int container_exited(int st, int *code, pid_t *child, int *report, int *d
 	container = 0;
 	drain(&out, attach_out);
 	drain(&err, attach_err);
+	drain_master();
+	inlen = 0;
 	flush_stream(&out);
 	flush_stream(&err);
-	fsync(log_fd);
 	write_exit_file(*code);
 	notify("X %d\n", *code);
 	int cli_gone = notify_fd < 0 && attached;
+	if (attached)
+		detach_cli();
+	fsync(log_fd);
 	if (handler_always || !attached || cli_gone) {
 		if (*report >= 0) {
 			close(*report);
@@ -426,8 +545,9 @@ static void run_monitor(const char *flags)
 	}
 	out.fd = out_pipe[0];
 	err.fd = err_pipe[0];
-	int stdin_w = in_pipe[1];
-	int master = -1;
+	stdin_w = in_pipe[1];
+	if (stdin_w >= 0)
+		fcntl(stdin_w, F_SETFL, O_NONBLOCK);
 
 	int report = -1;
 	pid_t child = spawn(1, 0, in_pipe[0], out_pipe[1], err_pipe[1], &report);
@@ -439,10 +559,15 @@ static void run_monitor(const char *flags)
 	int early_status = 0;
 
 	for (;;) {
-		struct pollfd p[6];
+		struct pollfd p[8];
 		int np = 0;
 		p[np++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
-		int i_report = -1, i_out = -1, i_err = -1, i_in = -1, i_master = -1;
+		int i_report = -1, i_out = -1, i_err = -1, i_in = -1, i_master = -1, i_notify = -1;
+		if (notify_fd >= 0) {
+			// Only POLLERR matters: the CLI closed its end.
+			i_notify = np;
+			p[np++] = (struct pollfd){ .fd = notify_fd, .events = 0 };
+		}
 		if (report >= 0) {
 			i_report = np;
 			p[np++] = (struct pollfd){ .fd = report, .events = POLLIN };
@@ -457,9 +582,14 @@ static void run_monitor(const char *flags)
 		}
 		if (master >= 0) {
 			i_master = np;
-			p[np++] = (struct pollfd){ .fd = master, .events = POLLIN };
+			p[np++] = (struct pollfd){ .fd = master, .events = POLLIN | (inlen > 0 ? POLLOUT : 0) };
 		}
-		if (attach_in >= 0 && (stdin_w >= 0 || master >= 0)) {
+		int i_stdin = -1;
+		if (inlen > 0 && master < 0 && stdin_w >= 0) {
+			i_stdin = np;
+			p[np++] = (struct pollfd){ .fd = stdin_w, .events = POLLOUT };
+		}
+		if (attach_in >= 0 && inlen == 0 && (stdin_w >= 0 || master >= 0)) {
 			i_in = np;
 			p[np++] = (struct pollfd){ .fd = attach_in, .events = POLLIN };
 		}
@@ -476,28 +606,29 @@ static void run_monitor(const char *flags)
 			close(err.fd);
 			err.fd = -1;
 		}
-		if (i_master >= 0 && p[i_master].revents && pump_master(&out, master) == 0) {
+		if (i_notify >= 0 && (p[i_notify].revents & (POLLERR | POLLHUP)))
+			detach_cli();
+		if (i_master >= 0 && (p[i_master].revents & POLLOUT))
+			flush_input();
+		if (i_master >= 0 && (p[i_master].revents & ~POLLOUT) && pump_master(&out, master) == 0) {
 			close(master);
 			master = -1;
 		}
-		if (i_in >= 0 && p[i_in].revents) {
-			char buf[65536];
-			ssize_t n = read(attach_in, buf, sizeof buf);
+		if (i_stdin >= 0 && p[i_stdin].revents)
+			flush_input();
+		if (i_in >= 0 && p[i_in].revents && attach_in >= 0) {
+			ssize_t n = read(attach_in, inbuf, sizeof inbuf);
 			if (n > 0) {
-				int to = master >= 0 ? master : stdin_w;
-				if (write_all(to, buf, (size_t)n) < 0 && to == stdin_w) {
-					close(stdin_w);
-					stdin_w = -1;
-				}
+				inoff = 0;
+				inlen = (size_t)n;
+				flush_input();
 			} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
 				// The attached stdin ended: the container's ends too
 				// (docker closes it; with a tty the pty stays).
 				close(attach_in);
 				attach_in = -1;
-				if (stdin_w >= 0 && master < 0) {
-					close(stdin_w);
-					stdin_w = -1;
-				}
+				in_eof = 1;
+				flush_input();
 			}
 		}
 		if (i_report >= 0 && p[i_report].revents) {
@@ -513,6 +644,7 @@ static void run_monitor(const char *flags)
 					if (master >= 0)
 						close(master);
 					master = passed;
+					fcntl(master, F_SETFL, O_NONBLOCK);
 					copy_winsize(master);
 				}
 				notify("S %d\n", container);
