@@ -270,6 +270,11 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		return nil, err
 	}
 	c.Mounts = mps
+	// Record the volumes at once: a volume prune meanwhile must see them
+	// in use (the copy-up below may take a while).
+	if _, err := e.update(ctx, id, func(r *Container) error { r.Mounts = mps; return nil }); err != nil {
+		return nil, err
+	}
 	for _, m := range mps {
 		if m.Type == "volume" {
 			if err := copyUp(e.rootfs(id), m); err != nil {
