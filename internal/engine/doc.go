@@ -27,7 +27,10 @@
 //     process is finished or undone by the next command that sees it.
 //   - Names are unique (the store's UNIQUE index), IDs are 64 hex digits.
 //
-// Lock order: the container's flock, then a store transaction (short,
-// never held across a wait). The image service's GC lock is taken shared
-// (create adds a reference to an image) before the container's lock.
+// Lock order: the container's flock, then the hosts-file lock
+// (<state>/locks/hosts), then a store transaction (short, never held
+// across a wait); the network manager's lock (<root>/networks/lock) is
+// taken inside a container's lock and never around one. rmi asks the
+// store which containers use an image (image.Options.InUse); a create
+// records its image before it mounts the layers.
 package engine

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berth-dev/berth/internal/lockfile"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/network/netns"
 )
@@ -385,6 +386,11 @@ func writeInPlace(path string, data []byte) error {
 // refreshEtcFiles rewrites c's /etc/hosts and /etc/resolv.conf and the
 // hosts files of the running containers that share a network with it.
 func (e *Engine) refreshEtcFiles(ctx context.Context, c *Container) error {
+	unlock, err := e.hostsLock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	all, err := e.allRecords(ctx)
 	if err != nil {
 		return err
@@ -401,9 +407,25 @@ func (e *Engine) refreshEtcFiles(ctx context.Context, c *Container) error {
 }
 
 func (e *Engine) refreshPeers(ctx context.Context, c *Container) {
+	unlock, err := e.hostsLock(ctx)
+	if err != nil {
+		return
+	}
+	defer unlock()
 	if all, err := e.allRecords(ctx); err == nil {
 		e.refreshPeersOf(ctx, c, all)
 	}
+}
+
+// hostsLock serialises the rewrites of hosts files: each writer reads the
+// records under it, so a slower writer never puts back an older view. It
+// is taken after a container's lock, never before.
+func (e *Engine) hostsLock(ctx context.Context) (func(), error) {
+	dir := filepath.Join(e.opts.State, "locks")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return lockfile.Lock(ctx, filepath.Join(dir, "hosts"), true)
 }
 
 func (e *Engine) refreshPeersOf(ctx context.Context, c *Container, all []*Container) {
@@ -532,8 +554,11 @@ func (e *Engine) Disconnect(ctx context.Context, ref, name string) error {
 		return err
 	}
 	if isRunning(c) {
-		all, _ := e.allRecords(ctx)
-		writeInPlace(filepath.Join(e.containerDir(c.ID), "hosts"), []byte(e.hostsFile(ctx, c, all)))
+		if unlock, err := e.hostsLock(ctx); err == nil {
+			all, _ := e.allRecords(ctx)
+			writeInPlace(filepath.Join(e.containerDir(c.ID), "hosts"), []byte(e.hostsFile(ctx, c, all)))
+			unlock()
+		}
 		e.refreshPeers(ctx, &Container{ID: c.ID, HostConfig: HostConfig{Networks: []NetworkRequest{{Name: name}}}})
 	}
 	return nil
