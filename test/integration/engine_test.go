@@ -437,6 +437,7 @@ func TestEngineRestartPolicies(t *testing.T) {
 	e.loadDemoImage()
 	e.run("run", "-d", "--name", "onfail", "--restart", "on-failure:2", demoImage, "sh", "-c", "echo run; exit 4")
 	e.run("run", "-d", "--name", "always", "--restart", "always", demoImage, "sh", "-c", "echo run; sleep 0.2")
+	e.run("run", "-d", "--name", "unless", "--restart", "unless-stopped", demoImage, "sh", "-c", "echo run; exit 0")
 	e.run("run", "-d", "--name", "okexit", "--restart", "on-failure", demoImage, "true")
 	e.run("run", "-d", "--name", "never", demoImage, "sh", "-c", "exit 1")
 	waitFor(t, 15*time.Second, "on-failure:2 to give up", func() bool {
@@ -471,6 +472,11 @@ func TestEngineRestartPolicies(t *testing.T) {
 	}
 	waitFor(t, 15*time.Second, "fgpolicy's restarts", func() bool { return strings.Count(e.run("logs", "fgpolicy"), "attempt") == 3 })
 	waitFor(t, 15*time.Second, "always to restart twice", func() bool { return e.inspect("always").RestartCount >= 2 })
+	waitFor(t, 15*time.Second, "unless-stopped to restart after a clean exit", func() bool { return e.inspect("unless").RestartCount >= 2 })
+	e.run("stop", "unless")
+	if c := e.inspect("unless"); c.State.Status != "exited" {
+		t.Errorf("unless-stopped after stop: %s", c.State.Status)
+	}
 	for _, n := range []string{"okexit", "never"} {
 		waitFor(t, 5*time.Second, n+" to exit", func() bool { return e.inspect(n).State.Status == "exited" })
 		if c := e.inspect(n); c.RestartCount != 0 {
@@ -484,7 +490,7 @@ func TestEngineRestartPolicies(t *testing.T) {
 	if c := e.inspect("always"); c.State.Status != "exited" || c.RestartCount != count {
 		t.Errorf("after stop, always is %s with %d restarts (was %d)", c.State.Status, c.RestartCount, count)
 	}
-	e.run("rm", "-f", "onfail", "always", "okexit", "never", "fgpolicy")
+	e.run("rm", "-f", "onfail", "always", "okexit", "never", "fgpolicy", "unless")
 	e.checkNothingLeft()
 }
 
