@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -308,8 +309,10 @@ func parseMount(s string) (bind, tmpfs string, err error) {
 		if strings.HasPrefix(src, "/") {
 			return "", "", fmt.Errorf("--mount %q: a volume's source is a volume name, not a path (use type=bind for host paths)", s)
 		}
+		// An empty source is an anonymous volume: "/dst", or ":/dst:ro"
+		// (the empty source keeps the fields in place).
 		b := src + ":" + dst
-		if src == "" {
+		if src == "" && !readonly {
 			b = dst
 		}
 		if readonly {
@@ -318,6 +321,18 @@ func parseMount(s string) (bind, tmpfs string, err error) {
 		return b, "", nil
 	}
 	return "", "", fmt.Errorf("--mount %q: type must be bind, tmpfs or volume", s)
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // parseSize reads docker's sizes: 1024, 512k, 64m, 1g (binary units).
@@ -342,7 +357,7 @@ func parseSize(s string) (int64, error) {
 		s = s[:len(s)-1]
 	}
 	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v < 0 {
+	if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) || v*float64(mult) >= math.MaxInt64 {
 		return 0, fmt.Errorf("%q is not a size (e.g. 512m, 1g)", s)
 	}
 	return int64(v * float64(mult)), nil
@@ -357,7 +372,11 @@ func readEnvFile(path string) ([]string, error) {
 	var out []string
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
-		l := strings.TrimLeft(sc.Text(), " \t")
+		l := sc.Text()
+		if n == 1 {
+			l = strings.TrimPrefix(l, "\ufeff") // a byte order mark
+		}
+		l = strings.TrimLeft(l, " \t")
 		if l == "" || strings.HasPrefix(l, "#") {
 			continue
 		}
@@ -709,26 +728,34 @@ func statusText(c *engine.Container, now time.Time) string {
 	return s.Status
 }
 
+// humanDuration is docker's wording of an age: seconds, minutes, rounded
+// hours, days, weeks, months from 60 days, years from two.
 func humanDuration(d time.Duration) string {
-	switch s := d.Seconds(); {
-	case s < 1:
+	if s := int(d.Seconds()); s < 1 {
 		return "Less than a second"
-	case s < 2:
+	} else if s == 1 {
 		return "1 second"
-	case s < 60:
-		return fmt.Sprintf("%d seconds", int(s))
-	case d.Minutes() < 2:
-		return "About a minute"
-	case d.Minutes() < 60:
-		return fmt.Sprintf("%d minutes", int(d.Minutes()))
-	case d.Hours() < 2:
-		return "About an hour"
-	case d.Hours() < 48:
-		return fmt.Sprintf("%d hours", int(d.Hours()))
-	case d.Hours() < 24*14:
-		return fmt.Sprintf("%d days", int(d.Hours()/24))
+	} else if s < 60 {
+		return fmt.Sprintf("%d seconds", s)
 	}
-	return fmt.Sprintf("%d weeks", int(d.Hours()/24/7))
+	if m := int(d.Minutes()); m == 1 {
+		return "About a minute"
+	} else if m < 60 {
+		return fmt.Sprintf("%d minutes", m)
+	}
+	switch h := int(d.Hours() + 0.5); {
+	case h == 1:
+		return "About an hour"
+	case h < 48:
+		return fmt.Sprintf("%d hours", h)
+	case h < 24*7*2:
+		return fmt.Sprintf("%d days", h/24)
+	case h < 24*30*2:
+		return fmt.Sprintf("%d weeks", h/24/7)
+	case h < 24*365*2:
+		return fmt.Sprintf("%d months", h/24/30)
+	}
+	return fmt.Sprintf("%d years", int(d.Hours())/24/365)
 }
 
 func portsText(c *engine.Container) string {
@@ -890,17 +917,31 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
+	// A plain number is a Unix timestamp (docker's "--since 0" is all),
+	// read exactly: seconds, then up to nine digits of fraction.
+	if sec, frac, hasFrac := strings.Cut(s, "."); isDigits(sec) && (!hasFrac || isDigits(frac) && len(frac) <= 9) {
+		secs, err := strconv.ParseInt(sec, 10, 64)
+		if err == nil {
+			var ns int64
+			if hasFrac {
+				ns, _ = strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64)
+			}
+			return time.Unix(secs, ns), nil
+		}
+	}
 	if d, err := time.ParseDuration(s); err == nil {
 		return now.Add(-d), nil
 	}
-	for _, layout := range []string{time.RFC3339Nano, time.RFC3339, "2006-01-02T15:04:05", "2006-01-02"} {
+	for _, layout := range []string{time.RFC3339Nano, time.RFC3339} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t, nil
 		}
 	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		sec := int64(f)
-		return time.Unix(sec, int64((f-float64(sec))*1e9)), nil
+	// Without a zone, local time (now's), as docker reads them.
+	for _, layout := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, now.Location()); err == nil {
+			return t, nil
+		}
 	}
 	return time.Time{}, fmt.Errorf("%q is not a time: use RFC 3339, a Unix timestamp or a duration such as 10m", s)
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -137,7 +138,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	}
 	for _, so := range o.SecurityOpt {
 		switch {
-		case so == "no-new-privileges" || so == "no-new-privileges:true" || so == "no-new-privileges=true":
+		case so == "no-new-privileges" || noNewPrivValue(so) != "":
 		case so == "seccomp=unconfined" || so == "seccomp:unconfined" || strings.HasPrefix(so, "seccomp="):
 		case strings.HasPrefix(so, "label=") || strings.HasPrefix(so, "apparmor="):
 		default:
@@ -386,13 +387,31 @@ func seccompOption(opts []string) string {
 	return v
 }
 
-func hasNoNewPrivileges(opts []string) bool {
-	for _, o := range opts {
-		if strings.HasPrefix(o, "no-new-privileges") && !strings.HasSuffix(o, "false") {
-			return true
+// noNewPrivValue is the value of "no-new-privileges:BOOL" or "=BOOL"
+// ("true" or "false"), or "" for anything else.
+func noNewPrivValue(o string) string {
+	for _, sep := range []string{":", "="} {
+		if v, ok := strings.CutPrefix(o, "no-new-privileges"+sep); ok {
+			if b, err := strconv.ParseBool(v); err == nil {
+				return strconv.FormatBool(b)
+			}
 		}
 	}
-	return false
+	return ""
+}
+
+// hasNoNewPrivileges: the last no-new-privileges option wins, as docker's.
+func hasNoNewPrivileges(opts []string) bool {
+	on := false
+	for _, o := range opts {
+		switch {
+		case o == "no-new-privileges":
+			on = true
+		case noNewPrivValue(o) != "":
+			on = noNewPrivValue(o) == "true"
+		}
+	}
+	return on
 }
 
 // insert stores a new record; with a generated name it retries on a
