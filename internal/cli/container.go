@@ -21,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/image/reference"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -806,6 +807,12 @@ func matchFilter(c *engine.Container, f string) (bool, error) {
 		got, has := c.Config.Labels[lk]
 		return has && (!hasV || got == lv), nil
 	case "ancestor":
+		if v == "" {
+			return false, fmt.Errorf("--filter %q: ancestor needs an image name or ID", f)
+		}
+		if ref, err := reference.Parse(v); err == nil && ref.String() == c.ImageName {
+			return true, nil // "busybox" is docker.io/library/busybox:latest
+		}
 		return c.Config.Image == v || c.ImageName == v || strings.HasPrefix(strings.TrimPrefix(c.Image, "sha256:"), strings.TrimPrefix(v, "sha256:")), nil
 	}
 	return false, fmt.Errorf("--filter %q: berth knows id, name, status, exited, label and ancestor", f)

@@ -430,6 +430,7 @@ func TestMatchFilter(t *testing.T) {
 		{exited, "ancestor=0123abcd", true},
 		{exited, "ancestor=sha256:0123abcd", true},
 		{exited, "ancestor=redis", false},
+		{exited, "ancestor=nginx", true},
 		{exited, "ancestor=123abcd", false},
 		{running, "ancestor=nginx:latest", false},
 	}
