@@ -121,6 +121,24 @@ func (n *node) isLink() bool   { return n.st.Mode&unix.S_IFMT == unix.S_IFLNK }
 func (n *node) typeOf() string { return fileType(n.st.Mode) }
 
 // lookup finds p; with follow a symlink that p names is followed too.
+// source finds what a copy reads: docker's "could not find" when it is
+// missing, and a refusal when "path/" names something that is no
+// directory. where names the path in messages.
+func (t *tree) source(src cpPath, follow bool, where func(string) string) (*node, error) {
+	n, err := t.lookup(src.clean, follow || src.dirOnly)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, notFound(fmt.Sprintf("could not find %s", where(src.clean)))
+		}
+		return nil, err
+	}
+	if src.dirOnly && !n.isDir() {
+		n.close()
+		return nil, fmt.Errorf("source %s is not a directory: %w", where(src.clean), ErrInvalid)
+	}
+	return n, nil
+}
+
 func (t *tree) lookup(p string, follow bool) (*node, error) {
 	if follow || p == "/" {
 		f, err := t.open(p, unix.O_PATH)
@@ -588,17 +606,11 @@ func hostCpPath(p string) (cpPath, error) {
 // stream in between.
 // srcWhere and dstWhere name a path of either side in messages.
 func copyTree(ctx context.Context, from *tree, src cpPath, to *tree, dst cpPath, o CopyOptions, idmap archive.IDMapFunc, srcWhere, dstWhere func(string) string) (int64, error) {
-	sn, err := from.lookup(src.clean, o.FollowLink || src.dirOnly)
+	sn, err := from.source(src, o.FollowLink, srcWhere)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return 0, notFound(fmt.Sprintf("could not find %s", srcWhere(src.clean)))
-		}
 		return 0, err
 	}
 	defer sn.close()
-	if src.dirOnly && !sn.isDir() {
-		return 0, fmt.Errorf("source %s is not a directory: %w", srcWhere(src.clean), ErrInvalid)
-	}
 	contents := src.contentsOnly || src.clean == "/"
 	dp, err := to.resolveLinks(dst.clean)
 	if err != nil {
@@ -893,17 +905,11 @@ func (e *Engine) CopyFromContainer(ctx context.Context, ref, src, dst string, o 
 	sp := containerCpPath(src)
 	where := func(p string) string { return c.Name + ":" + p }
 	if dst == "-" {
-		sn, err := ct.lookup(sp.clean, o.FollowLink || sp.dirOnly)
+		sn, err := ct.source(sp, o.FollowLink, where)
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return 0, notFound(fmt.Sprintf("could not find %s", where(sp.clean)))
-			}
 			return 0, err
 		}
 		defer sn.close()
-		if sp.dirOnly && !sn.isDir() {
-			return 0, fmt.Errorf("source %s is not a directory: %w", where(sp.clean), ErrInvalid)
-		}
 		name := path.Base(sp.clean)
 		if sn.isDir() && (sp.contentsOnly || sp.clean == "/") {
 			name = ""
