@@ -134,6 +134,13 @@ func TestExportMatchesPodman(t *testing.T) {
 		t.Fatalf("skopeo copy to an archive: %v\n%s", err, out)
 	}
 	podmanTar := filepath.Join(tmp, "podman.tar")
+	// podman refuses a run root path over 50 characters (TMPDIR may be
+	// long, as under make bench): its stores go in a short directory.
+	pdir, err := os.MkdirTemp("/tmp", "bpx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { exec.Command("rm", "-rf", pdir).Run() })
 	script := fmt.Sprintf(`set -e
 mount -t tmpfs tmpfs /var/lib/containers 2>/dev/null || { mkdir -p /var/lib/containers && mount -t tmpfs tmpfs /var/lib/containers; }
 p() { podman --root %[1]s/proot --runroot %[1]s/prun --tmpdir %[1]s/ptmp --storage-driver vfs --events-backend file --cgroup-manager cgroupfs "$@"; }
@@ -141,11 +148,10 @@ p load -q -i %[2]s >/dev/null
 p create --name exp --network none localhost/compare:v1 /bin/true >/dev/null 2>&1 || p create --name exp --network none compare:v1 /bin/true >/dev/null
 p export -o %[3]s exp
 p rm -f exp >/dev/null
-`, tmp, archive, podmanTar)
+`, pdir, archive, podmanTar)
 	if out, err := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script).CombinedOutput(); err != nil {
 		t.Fatalf("podman export: %v\n%s", err, out)
 	}
-	t.Cleanup(func() { exec.Command("rm", "-rf", filepath.Join(tmp, "proot"), filepath.Join(tmp, "prun")).Run() })
 
 	got, gotLinks := exportTree(t, berthTar)
 	want, wantLinks := exportTree(t, podmanTar)
