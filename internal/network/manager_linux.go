@@ -79,7 +79,7 @@ func (m *Manager) Get(ctx context.Context, name string) (*Config, error) {
 }
 
 func (m *Manager) read(name string) (*Config, error) {
-	if !validNetName.MatchString(name) {
+	if !validNetName(name) {
 		return nil, fmt.Errorf("network %q: %w", name, ErrNotFound)
 	}
 	data, err := os.ReadFile(m.recordPath(name))
@@ -148,7 +148,7 @@ func (m *Manager) List(ctx context.Context) ([]*Config, error) {
 // Create makes a network.
 func (m *Manager) Create(ctx context.Context, o CreateOptions) (*Config, error) {
 	o.Name = strings.TrimSpace(o.Name)
-	if !validNetName.MatchString(o.Name) {
+	if !validNetName(o.Name) {
 		return nil, fmt.Errorf("invalid network name %q: [a-zA-Z0-9][a-zA-Z0-9_.-], at most 64: %w", o.Name, ErrInvalid)
 	}
 	switch o.Name {
