@@ -9,13 +9,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/lockfile"
 	"github.com/berth-dev/berth/internal/network"
+	"github.com/berth-dev/berth/internal/runtime/linux"
 	"github.com/berth-dev/berth/internal/snapshot"
 )
 
@@ -120,30 +119,8 @@ func (e *Engine) get(ctx context.Context, ref string) (*Container, error) {
 	return decode(r)
 }
 
-// procStart returns a process's start time (clock ticks since boot), or 0
-// if it does not exist.
-func procStart(pid int) uint64 {
-	if pid <= 0 {
-		return 0
-	}
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	// Fields after the command: state is [0], starttime is field 22 of
-	// the whole line, [19] here.
-	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
-		return 0
-	}
-	v, _ := strconv.ParseUint(f[19], 10, 64)
-	return v
-}
+// procStart is the runtime's start time of a process (0: gone).
+func procStart(pid int) uint64 { return linux.ProcessStartTime(pid) }
 
 // alive reports whether pid is still the process that started at start.
 func alive(pid int, start uint64) bool {

@@ -107,7 +107,7 @@ func (e *Engine) refresh(ctx context.Context, c *Container) (*Container, error) 
 		code, at = 255, time.Now().UTC()
 		if rc, err := linux.Load(e.runtimeRoot(), c.ID); err == nil && rc.Status() != linux.StatusStopped {
 			rc.Signal(unix.SIGKILL, true)
-			waitStopped(rc, 5*time.Second)
+			waitCtx(ctx, rc, 5*time.Second)
 			code = 128 + int(unix.SIGKILL)
 		}
 		e.update(ctx, c.ID, func(r *Container) error {
@@ -142,17 +142,6 @@ func (e *Engine) refresh(ctx context.Context, c *Container) (*Container, error) 
 	return rec, nil
 }
 
-func waitStopped(rc *linux.Container, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for rc.Status() != linux.StatusStopped {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return true
-}
-
 // RemoveOptions are rm's.
 type RemoveOptions struct {
 	Force   bool
@@ -176,7 +165,7 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 		unlock()
 		return err
 	}
-	running := (c.State.Status == StatusRunning || c.State.Status == StatusPaused || c.State.Status == StatusRestarting) && alive(c.State.MonitorPid, c.State.MonitorStart)
+	running := isRunning(c) && alive(c.State.MonitorPid, c.State.MonitorStart)
 	if running && !o.Force {
 		unlock()
 		return fmt.Errorf("cannot remove container %s: it is %s; stop it first or remove it with -f: %w", c.Name, c.State.Status, ErrInvalidState)

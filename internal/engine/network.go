@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -145,13 +146,7 @@ func freePort(ip, proto string) (int, error) {
 func wantedPorts(c *Container) ([]network.PortMapping, error) {
 	ports := slices.Clone(c.HostConfig.PortBindings)
 	if c.HostConfig.PublishAllPorts {
-		for _, ep := range slices.Sorted(func(yield func(string) bool) {
-			for k := range c.Config.ExposedPorts {
-				if !yield(k) {
-					return
-				}
-			}
-		}) {
+		for _, ep := range slices.Sorted(maps.Keys(c.Config.ExposedPorts)) {
 			p, proto, _ := strings.Cut(ep, "/")
 			if proto == "" {
 				proto = "tcp"

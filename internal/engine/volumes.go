@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -107,7 +108,7 @@ func (e *Engine) Volumes(ctx context.Context) ([]*Volume, map[string][]string, e
 		return nil, nil, err
 	}
 	var out []*Volume
-	for _, name := range slices.Sorted(mapsKeys(all)) {
+	for _, name := range slices.Sorted(maps.Keys(all)) {
 		var v Volume
 		if err := json.Unmarshal(all[name], &v); err != nil {
 			return nil, nil, fmt.Errorf("volume %s: corrupt record: %w", name, err)
@@ -116,16 +117,6 @@ func (e *Engine) Volumes(ctx context.Context) ([]*Volume, map[string][]string, e
 	}
 	users, err := e.volumeUsers(ctx)
 	return out, users, err
-}
-
-func mapsKeys(m map[string][]byte) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // volumeUsers maps volume names to the containers that mount them.
@@ -251,13 +242,7 @@ func (e *Engine) resolveMounts(ctx context.Context, c *Container, binds []string
 		}
 		out = append(out, MountPoint{Type: "volume", Name: v.Name, Source: v.Mountpoint, Destination: dst, RW: rw})
 	}
-	for _, dst := range slices.Sorted(func(yield func(string) bool) {
-		for k := range imageVolumes {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, dst := range slices.Sorted(maps.Keys(imageVolumes)) {
 		dst = filepath.Clean(dst)
 		if taken[dst] || !filepath.IsAbs(dst) {
 			continue

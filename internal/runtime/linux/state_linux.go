@@ -284,6 +284,20 @@ func (c *Container) initAlive() bool {
 }
 
 // procStat returns the start time (field 22) and state (field 3) of a pid.
+// ProcessStartTime is a live process's start time (clock ticks since
+// boot), which with the pid names it even after the pid is reused; 0 for
+// no such process or a zombie.
+func ProcessStartTime(pid int) uint64 {
+	if pid <= 0 {
+		return 0
+	}
+	start, state, err := procStat(pid)
+	if err != nil || state == 'Z' || state == 'X' {
+		return 0
+	}
+	return start
+}
+
 func procStat(pid int) (uint64, byte, error) {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
