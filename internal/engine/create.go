@@ -296,7 +296,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		s.Process.Args = append([]string{tinit.Path, "--"}, s.Process.Args...)
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: tinit.Path, Type: "bind", Source: exe, Options: []string{"bind", "ro", "nosuid", "nodev"}})
 	}
-	etc, err := e.writeEtcFiles(c)
+	etc, err := e.writeEtcFiles(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -434,22 +434,14 @@ func (e *Engine) insert(ctx context.Context, c *Container, generated bool) error
 
 // writeEtcFiles writes the container's /etc/hosts, /etc/hostname and
 // /etc/resolv.conf and returns their bind mounts.
-func (e *Engine) writeEtcFiles(c *Container) ([]specs.Mount, error) {
+func (e *Engine) writeEtcFiles(ctx context.Context, c *Container) ([]specs.Mount, error) {
 	dir := e.containerDir(c.ID)
-	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-	resolv, _ := os.ReadFile("/etc/resolv.conf")
-	if c.HostConfig.NetworkMode == "host" {
-		if h, err := os.ReadFile("/etc/hosts"); err == nil {
-			hosts = string(h)
-		}
-	} else {
-		hosts += "127.0.0.1\t" + c.Config.Hostname + "\n"
-		resolv = filterResolv(resolv)
-	}
+	// The same files start rewrites once the container has addresses
+	// (network.go); until then they hold no network's entries.
 	files := map[string][]byte{
-		"hosts":       []byte(hosts),
+		"hosts":       []byte(e.hostsFile(ctx, c, nil)),
 		"hostname":    []byte(c.Config.Hostname + "\n"),
-		"resolv.conf": resolv,
+		"resolv.conf": resolvConf(c),
 	}
 	var mounts []specs.Mount
 	for _, n := range []string{"hosts", "hostname", "resolv.conf"} {

@@ -235,7 +235,8 @@ func (e *Engine) setupNetwork(ctx context.Context, c *Container) (retErr error) 
 		r.NetworkSettings = NetworkSettings{SandboxKey: path, Endpoints: eps}
 		return nil
 	})
-	if err != nil {
+	if err != nil || len(eps) == 0 {
+		// Without networks the files create wrote are already right.
 		return err
 	}
 	return e.refreshEtcFiles(ctx, updated)
