@@ -1016,24 +1016,30 @@ func newContainerInspectCommand(g *globalOptions) *cobra.Command {
 		Short: "Show details of containers (JSON)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			var out []any
-			var errs []error
-			for _, a := range args {
-				c, err := e.Get(ctx, a)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				out = append(out, c)
-			}
-			if err := printInspect(out, format); err != nil {
-				return err
-			}
-			return errors.Join(errs...)
+			return inspectEach(args, format, func(a string) (any, error) { return e.Get(ctx, a) })
 		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "a Go template over each object")
 	return cmd
+}
+
+// inspectEach prints what get finds for each argument (printInspect),
+// then reports the arguments it did not find.
+func inspectEach(args []string, format string, get func(string) (any, error)) error {
+	var out []any
+	var errs []error
+	for _, a := range args {
+		o, err := get(a)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, o)
+	}
+	if err := printInspect(out, format); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
 }
 
 // printInspect prints objects as a JSON array, or each through a template.
@@ -1069,35 +1075,26 @@ func newTopInspectCommand(g *globalOptions) *cobra.Command {
 		Short: "Show details of containers or images (JSON)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			var out []any
-			var errs []error
-			for _, a := range args {
+			var imgs *image.Service // opened at the first image asked for
+			return inspectEach(args, format, func(a string) (any, error) {
 				if typ == "" || typ == "container" {
 					c, err := e.Get(ctx, a)
-					if err == nil {
-						out = append(out, c)
-						continue
-					}
-					if typ == "container" || !errors.Is(err, store.ErrNotFound) {
-						errs = append(errs, err)
-						continue
+					if err == nil || typ == "container" || !errors.Is(err, store.ErrNotFound) {
+						return c, err
 					}
 				}
-				imgs, err := g.images()
-				if err != nil {
-					return err
+				if imgs == nil {
+					var err error
+					if imgs, err = g.images(); err != nil {
+						return nil, err
+					}
 				}
 				o, err := imageInspect(ctx, imgs, a)
 				if err != nil {
-					errs = append(errs, fmt.Errorf("no such object: %s", a))
-					continue
+					return nil, fmt.Errorf("no such object: %s", a)
 				}
-				out = append(out, o)
-			}
-			if err := printInspect(out, format); err != nil {
-				return err
-			}
-			return errors.Join(errs...)
+				return o, nil
+			})
 		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "a Go template over each object")

@@ -4,7 +4,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -127,27 +126,20 @@ func newNetworkInspectCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out []any
-			var errs []error
-			for _, a := range args {
+			return inspectEach(args, format, func(a string) (any, error) {
 				c, err := m.Get(ctx, a)
 				if err != nil {
-					errs = append(errs, err)
-					continue
+					return nil, err
 				}
 				users, _ := e.NetworkUsers(ctx, c.Name)
 				if users == nil {
 					users = []string{}
 				}
-				out = append(out, struct {
+				return struct {
 					*network.Config
 					Containers []string `json:"Containers"`
-				}{c, users})
-			}
-			if err := printInspect(out, format); err != nil {
-				return err
-			}
-			return errors.Join(errs...)
+				}{c, users}, nil
+			})
 		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "a Go template over each network")

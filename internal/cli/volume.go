@@ -4,7 +4,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -150,20 +149,7 @@ func newVolumeInspectCommand(g *globalOptions) *cobra.Command {
 		Short: "Show details of volumes (JSON)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			var out []any
-			var errs []error
-			for _, a := range args {
-				v, err := e.GetVolume(ctx, a)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				out = append(out, v)
-			}
-			if err := printInspect(out, format); err != nil {
-				return err
-			}
-			return errors.Join(errs...)
+			return inspectEach(args, format, func(a string) (any, error) { return e.GetVolume(ctx, a) })
 		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "a Go template over each volume")
