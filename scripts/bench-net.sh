@@ -15,6 +15,9 @@ MB=${BENCH_NET_MB:-1024}
 REPS=${BENCH_NET_REPS:-3}
 [ "$(id -u)" = 0 ] || { echo "bench-net: needs root" >&2; exit 1; }
 T=$(mktemp -d /tmp/berth-bench-net.XXXXXX)
+BENCH=bench-net
+# shellcheck source=scripts/bench-lib.sh
+. "$here/scripts/bench-lib.sh"
 berth() { bin/berth --root "$T/root" --state "$T/state" "$@"; }
 cleanup() {
 	set +e
@@ -28,21 +31,7 @@ trap 'exit 130' INT TERM
 image=berth-demo/busybox:latest
 scripts/mkimage.sh "$T/busybox.tar" "$image"
 berth load -q -i "$T/busybox.tar" >/dev/null
-now() { echo "${EPOCHREALTIME/,/.}"; }
-results=$T/results
-: >"$results"
-timed() {
-	local name=$1 t0 t1
-	shift
-	t0=$(now)
-	"$@" >/dev/null 2>"$T/err" || { echo "bench-net: $name failed:" >&2; cat "$T/err" >&2; exit 1; }
-	t1=$(now)
-	echo "$name $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')" >>"$results"
-}
-median() {
-	grep "^$1 " "$results" | cut -d' ' -f2 | sort -n |
-		awk '{a[NR]=$1} END { if (NR % 2) m = a[(NR+1)/2]; else m = (a[NR/2] + a[NR/2+1]) / 2; printf "%.3f", m }'
-}
+: >"$T/results"
 berth run --rm "$image" true >/dev/null # the default network is made on first use
 berth run --rm --network none "$image" true >/dev/null
 for _ in $(seq "$N"); do

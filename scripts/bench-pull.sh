@@ -34,13 +34,9 @@ done
 T=$(mktemp -d /tmp/berth-bench-pull.XXXXXX)
 registry_pid= ctd_pid=
 
-# umount_under DIR: every mount at or below DIR, deepest first.
-umount_under() {
-	local d=$1 m
-	[ -n "$d" ] || return 0
-	findmnt -rn -o TARGET | awk -v d="$d" '$0 == d || index($0, d "/") == 1' | sort -r |
-		while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
-}
+BENCH=bench-pull
+# shellcheck source=scripts/bench-lib.sh
+. "$here/scripts/bench-lib.sh"
 stop_pid() {
 	local pid=$1
 	[ -n "$pid" ] || return 0
@@ -125,8 +121,7 @@ umount_under "$T/probe"
 umount_under "$T/probe-run"
 rm -rf "$T/probe" "$T/probe-run"
 
-# containerd's own configuration: nothing outside $T.
-cat >"$T/containerd.toml" <<EOF
+containerd_conf "$T/containerd.toml"
 version = 2
 root = "$T/ctd"
 state = "$T/ctd-state"
@@ -142,7 +137,6 @@ EOF
 results=$T/results
 : >"$results"
 first_store=()
-now() { echo "${EPOCHREALTIME/,/.}"; }
 
 # timed TOOL STOREDIR CMD...: cold cache, run, record the seconds (or the failure).
 timed() {

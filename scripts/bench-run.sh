@@ -18,10 +18,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 T=$(mktemp -d /tmp/berth-bench-run.XXXXXX)
 ctd_pid=
-umount_under() {
-	[ -d "$1" ] || return 0
-	{ grep -F " $1" /proc/self/mountinfo || true; } | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-}
+BENCH=bench-run
+# shellcheck source=scripts/bench-lib.sh
+. "$here/scripts/bench-lib.sh"
 cleanup() {
 	set +e
 	bin/berth --root "$T/berth" --state "$T/berth-state" rm -f $(bin/berth --root "$T/berth" --state "$T/berth-state" ps -aq 2>/dev/null) >/dev/null 2>&1
@@ -57,18 +56,7 @@ if ! pod "${podman_run[@]}" >"$T/podman.err" 2>&1; then
 	pod "${podman_run[@]}" >"$T/podman.err" 2>&1 || { echo "bench-run: podman cannot run the image:" >&2; tail -3 "$T/podman.err" >&2; exit 1; }
 fi
 
-cat >"$T/containerd.toml" <<CONF
-version = 2
-root = "$T/ctd"
-state = "$T/ctd-state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
-[grpc]
-  address = "$T/ctd.sock"
-[ttrpc]
-  address = "$T/ctd.sock.ttrpc"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$T/ctd-opt"
-CONF
+containerd_conf "$T/containerd.toml"
 containerd --config "$T/containerd.toml" >"$T/containerd.log" 2>&1 &
 ctd_pid=$!
 for _ in $(seq 100); do ctr --address "$T/ctd.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
@@ -76,25 +64,8 @@ ctrc() { ctr --address "$T/ctd.sock" -n bench "$@"; }
 ctrc images import "$T/busybox.tar" >/dev/null
 ctr_image=docker.io/$image
 
-now() { echo "${EPOCHREALTIME/,/.}"; }
-results=$T/results
-: >"$results"
-timed() {
-	local tool=$1 t0 t1
-	shift
-	t0=$(now)
-	if ! "$@" >"$T/$tool.out" 2>&1; then
-		echo "bench-run: $tool failed: $*" >&2
-		tail -3 "$T/$tool.out" >&2
-		exit 1
-	fi
-	t1=$(now)
-	echo "$tool $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')" >>"$results"
-}
-median() {
-	grep "^$1 " "$results" | cut -d' ' -f2 | sort -n |
-		awk '{a[NR]=$1} END { if (NR % 2) m = a[(NR+1)/2]; else m = (a[NR/2] + a[NR/2+1]) / 2; printf "%.1f", m * 1000 }'
-}
+: >"$T/results"
+ms() { awk -v s="$(median "$1")" 'BEGIN { printf "%.1f", s * 1000 }'; }
 # Warm up each path once, then interleave.
 berth run --rm --network none "$image" true
 ctrc run --rm "$ctr_image" warm true
@@ -103,9 +74,9 @@ for i in $(seq "$N"); do
 	timed ctr ctr --address "$T/ctd.sock" -n bench run --rm "$ctr_image" "bench-$i" true
 	timed podman pod "${podman_run[@]}"
 done
-b=$(median berth)
-c=$(median ctr)
-p=$(median podman)
+b=$(ms berth)
+c=$(ms ctr)
+p=$(ms podman)
 echo
 echo "run --rm $image true: median of $N interleaved runs"
 printf '  %-26s %8s ms\n' "berth run --rm" "$b" "ctr run --rm (containerd)" "$c" "podman run --rm (runc)" "$p"

@@ -1,0 +1,49 @@
+# bench-lib.sh: what the bench scripts share. Source it after setting T
+# (the run's temp directory) and BENCH (the script's name, for messages).
+
+# umount_under DIR: every mount at or below DIR, deepest first.
+umount_under() {
+	local d=$1 m
+	[ -n "$d" ] || return 0
+	findmnt -rn -o TARGET | awk -v d="$d" '$0 == d || index($0, d "/") == 1' | sort -r |
+		while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+}
+
+now() { echo "${EPOCHREALTIME/,/.}"; }
+
+# containerd_conf FILE: containerd's own configuration, nothing outside $T.
+containerd_conf() {
+	cat >"$1" <<CONF
+version = 2
+root = "$T/ctd"
+state = "$T/ctd-state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "$T/ctd.sock"
+[ttrpc]
+  address = "$T/ctd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$T/ctd-opt"
+CONF
+}
+
+# timed NAME CMD...: run CMD, append "NAME seconds" to $T/results; a
+# failure ends the benchmark with CMD's output.
+timed() {
+	local name=$1 t0 t1
+	shift
+	t0=$(now)
+	if ! "$@" >"$T/$name.out" 2>&1; then
+		echo "$BENCH: $name failed: $*" >&2
+		tail -3 "$T/$name.out" >&2
+		exit 1
+	fi
+	t1=$(now)
+	echo "$name $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')" >>"$T/results"
+}
+
+# median NAME: the median of NAME's seconds in $T/results.
+median() {
+	grep "^$1 " "$T/results" | cut -d' ' -f2 | sort -n |
+		awk '{a[NR]=$1} END { if (NR % 2) m = a[(NR+1)/2]; else m = (a[NR/2] + a[NR/2+1]) / 2; printf "%.6f", m }'
+}
