@@ -122,17 +122,6 @@ umount_under "$T/probe-run"
 rm -rf "$T/probe" "$T/probe-run"
 
 containerd_conf "$T/containerd.toml"
-version = 2
-root = "$T/ctd"
-state = "$T/ctd-state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
-[grpc]
-  address = "$T/ctd.sock"
-[ttrpc]
-  address = "$T/ctd.sock.ttrpc"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$T/ctd-opt"
-EOF
 
 results=$T/results
 : >"$results"
