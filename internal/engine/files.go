@@ -539,17 +539,6 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // writeArchive writes n as name (its contents only, when name is "" and
 // n is a directory) to w.
 func writeArchive(ctx context.Context, n *node, name string, w io.Writer) error {
@@ -724,11 +713,12 @@ func extractInto(ctx context.Context, to *tree, dst cpPath, r io.Reader, idmap a
 		return 0, err
 	}
 	defer dd.Close()
-	cr := &countingReader{r: r}
-	if _, err := archive.Apply(ctx, procFd(int(dd.Fd()), ""), cr, applyOptions(idmap)); err != nil {
-		return cr.n, writeError(err)
+	// Apply counts what it read, failed or not.
+	st, err := archive.Apply(ctx, procFd(int(dd.Fd()), ""), r, applyOptions(idmap))
+	if err != nil {
+		return st.StreamBytes, writeError(err)
 	}
-	return cr.n, nil
+	return st.StreamBytes, nil
 }
 
 func hostWhere(p string) string { return p }
