@@ -262,7 +262,10 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout *int) error {
 	if err != nil {
 		return err
 	}
-	if !isRunning(c) {
+	// An exit its monitor has not recorded yet reads as exited, but the
+	// exit handler may be about to restart it: with the monitor alive the
+	// stop must still mark it.
+	if !isRunning(c) && !alive(c.State.MonitorPid, c.State.MonitorStart) {
 		return nil
 	}
 	sig := unix.SIGTERM
