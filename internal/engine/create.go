@@ -483,7 +483,7 @@ func (e *Engine) mountRootfs(c *Container) error {
 	if mounted(target) {
 		return nil
 	}
-	if err := os.MkdirAll(target, 0o755); err != nil {
+	if err := os.MkdirAll(target, 0o700); err != nil {
 		return err
 	}
 	if _, err := e.snapshots.ActiveDir(c.ID); err != nil {

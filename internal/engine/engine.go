@@ -14,6 +14,7 @@ import (
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/lockfile"
 	"github.com/berth-dev/berth/internal/network"
+	"github.com/berth-dev/berth/internal/privdir"
 	"github.com/berth-dev/berth/internal/runtime/linux"
 	"github.com/berth-dev/berth/internal/snapshot"
 )
@@ -46,6 +47,14 @@ func Open(opts Options) (*Engine, error) {
 	}
 	if opts.Exe == "" {
 		opts.Exe = "/proc/self/exe"
+	}
+	// Containers' mounted roots, writable layers, volumes and logs live
+	// under these; no other user may reach them (see package privdir).
+	for _, dir := range []string{opts.Root, opts.State,
+		filepath.Join(opts.Root, "containers"), filepath.Join(opts.Root, "volumes"), filepath.Join(opts.State, "containers")} {
+		if err := privdir.Ensure(dir); err != nil {
+			return nil, fmt.Errorf("engine: %w", err)
+		}
 	}
 	db, err := store.Open(filepath.Join(opts.Root, "engine", "berth.db"))
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"runtime"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/berth-dev/berth/internal/image/reference"
 	"github.com/berth-dev/berth/internal/image/remote"
 	"github.com/berth-dev/berth/internal/lockfile"
+	"github.com/berth-dev/berth/internal/privdir"
 	"github.com/berth-dev/berth/internal/snapshot"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -77,8 +77,8 @@ func Open(opts Options) (*Service, error) {
 	if opts.MaxConcurrentLayers <= 0 {
 		opts.MaxConcurrentLayers = DefaultMaxConcurrentLayers()
 	}
-	if err := os.MkdirAll(opts.Root, 0o711); err != nil {
-		return nil, fmt.Errorf("image: state root %s: %w", opts.Root, err)
+	if err := privdir.Ensure(opts.Root); err != nil {
+		return nil, fmt.Errorf("image: state root: %w", err)
 	}
 	cs, err := content.Open(filepath.Join(opts.Root, "content"))
 	if err != nil {

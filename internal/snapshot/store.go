@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/lockfile"
+	"github.com/berth-dev/berth/internal/privdir"
 )
 
 // ErrNotFound: no committed layer has that diffID.
@@ -43,6 +44,9 @@ func Open(root string) (*Store, error) {
 		return nil, fmt.Errorf("snapshot: store root %q: %w", root, err)
 	}
 	s := &Store{root: abs}
+	if err := privdir.Ensure(abs); err != nil {
+		return nil, fmt.Errorf("snapshot: open store: %w", err)
+	}
 	for _, d := range []string{"layers/sha256", "layers/sha512", "tmp", "trash", "locks"} {
 		if err := os.MkdirAll(filepath.Join(abs, d), 0o711); err != nil {
 			return nil, fmt.Errorf("snapshot: open store: %w", err)

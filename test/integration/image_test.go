@@ -36,9 +36,11 @@ type engineEnv struct {
 	env   []string
 }
 
-func newEngine(t testing.TB) *engineEnv {
+func newEngine(t testing.TB) *engineEnv { return newEngineIn(t, t.TempDir()) }
+
+// newEngineIn is newEngine with its root, state and config files in dir.
+func newEngineIn(t testing.TB, dir string) *engineEnv {
 	bin := berthBin(t)
-	dir := t.TempDir()
 	e := &engineEnv{t: t, bin: bin, root: filepath.Join(dir, "root"), state: filepath.Join(dir, "state")}
 	e.env = append(os.Environ(),
 		"BERTH_AUTH_FILE="+filepath.Join(dir, "auth.json"),

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/berth-dev/berth/internal/privdir"
 )
 
 // Info describes a committed blob.
@@ -40,7 +42,7 @@ func Open(root string) (*Store, error) {
 		return nil, fmt.Errorf("content: store root %q: %w", root, err)
 	}
 	s := &Store{root: abs}
-	if err := os.MkdirAll(abs, 0o711); err != nil {
+	if err := privdir.Ensure(abs); err != nil {
 		return nil, fmt.Errorf("content: open store: %w", err)
 	}
 	for _, dir := range []string{
