@@ -3,6 +3,7 @@ package network
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,18 +11,24 @@ import (
 	"strings"
 )
 
-// berth's host firewall: a chain per table, jumped to first, rewritten as
-// a whole (one iptables-restore, atomic) from the network records
-// whenever they change:
+// berth's host firewall: a chain per table and per root, jumped to
+// first, rewritten as a whole (one iptables-restore, atomic) from the
+// root's network records whenever they change:
 //
-//	filter BERTH-FORWARD
+//	filter BERTH-FWD-<root>
 //	  -i B -o B -j ACCEPT                       within each network
 //	  -i B ! -o B -j DROP, -o B ! -i B -j DROP  an --internal network: nothing in or out
-//	  -i berth+ -o berth+ -j DROP               between two berth networks
+//	  -i B -o berth+ -j DROP, -i berth+ -o B -j DROP   between two berth networks
 //	  -i B -j ACCEPT                            out to the world
 //	  -o B -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT   replies, published ports
-//	nat BERTH-POSTROUTING
+//	nat BERTH-NAT-<root>
 //	  -s SUBNET ! -o B -j MASQUERADE            each non-internal network
+//
+// <root> is a hash of the root's network directory: each root rewrites
+// only its own chains, so two roots on one host (tests, a second
+// installation) never drop each other's rules; the isolation rules name
+// the root's own bridges, so they pass other roots' traffic within a
+// bridge on to those roots' chains.
 //
 // Why per network and not the plugins' per-container rules (bridge's
 // ipMasq, the firewall plugin): a container's start and exit would run
@@ -30,10 +37,24 @@ import (
 // exist (published ports) are the portmap plugin's and go with each DEL.
 // Traffic within one bridge reaches iptables only with br_netfilter's
 // bridge-nf-call-iptables (on here), hence the per-bridge ACCEPT first.
-const (
-	forwardChain = "BERTH-FORWARD"
-	natChain     = "BERTH-POSTROUTING"
-)
+
+// chains are the root's two chains, and where each is jumped to from.
+type chains struct{ forward, nat string }
+
+// The chains of berth before they were per root: removed when found.
+var legacyChains = chains{forward: "BERTH-FORWARD", nat: "BERTH-POSTROUTING"}
+
+func chainsFor(dir string) chains {
+	sum := sha256.Sum256([]byte(dir))
+	h := hex.EncodeToString(sum[:4])
+	return chains{forward: "BERTH-FWD-" + h, nat: "BERTH-NAT-" + h}
+}
+
+// jump is the rule in a built-in chain that sends traffic to one of ours:
+// filter FORWARD for the forward chain, nat POSTROUTING for the nat one.
+func (c chains) jumps() [][3]string {
+	return [][3]string{{"filter", "FORWARD", c.forward}, {"nat", "POSTROUTING", c.nat}}
+}
 
 func iptables(args ...string) error {
 	out, err := exec.Command("iptables", append([]string{"-w", "5"}, args...)...).CombinedOutput()
@@ -43,14 +64,19 @@ func iptables(args ...string) error {
 	return nil
 }
 
-func iptablesHas(args ...string) bool {
-	return exec.Command("iptables", append([]string{"-w", "5", "-C"}, args...)...).Run() == nil
+// iptablesHas checks for a rule. iptables takes the table before the
+// command: "-C -t nat ..." is refused as a bad argument, which would read
+// as "absent" forever.
+func iptablesHas(table, chain string, rule ...string) bool {
+	args := append([]string{"-w", "5", "-t", table, "-C", chain}, rule...)
+	return exec.Command("iptables", args...).Run() == nil
 }
 
 // rules renders both chains for the given networks.
-func rules(nets []*Config) string {
+func rules(nets []*Config, ch chains) string {
 	var b strings.Builder
-	b.WriteString("*filter\n:" + forwardChain + " - [0:0]\n")
+	fwd := ch.forward
+	b.WriteString("*filter\n:" + fwd + " - [0:0]\n")
 	var bridged []*Config
 	for _, c := range nets {
 		if c.Driver == DriverBridge && c.Bridge != "" {
@@ -58,36 +84,44 @@ func rules(nets []*Config) string {
 		}
 	}
 	for _, c := range bridged {
-		fmt.Fprintf(&b, "-A %s -i %s -o %s -j ACCEPT\n", forwardChain, c.Bridge, c.Bridge)
+		fmt.Fprintf(&b, "-A %s -i %s -o %s -j ACCEPT\n", fwd, c.Bridge, c.Bridge)
 		if c.Internal {
-			fmt.Fprintf(&b, "-A %s -i %s ! -o %s -j DROP\n-A %s -o %s ! -i %s -j DROP\n", forwardChain, c.Bridge, c.Bridge, forwardChain, c.Bridge, c.Bridge)
+			fmt.Fprintf(&b, "-A %s -i %s ! -o %s -j DROP\n-A %s -o %s ! -i %s -j DROP\n", fwd, c.Bridge, c.Bridge, fwd, c.Bridge, c.Bridge)
 		}
 	}
-	fmt.Fprintf(&b, "-A %s -i berth+ -o berth+ -j DROP\n", forwardChain)
+	for _, c := range bridged {
+		fmt.Fprintf(&b, "-A %s -i %s -o berth+ -j DROP\n-A %s -i berth+ -o %s -j DROP\n", fwd, c.Bridge, fwd, c.Bridge)
+	}
 	for _, c := range bridged {
 		if !c.Internal {
-			fmt.Fprintf(&b, "-A %s -i %s -j ACCEPT\n", forwardChain, c.Bridge)
-			fmt.Fprintf(&b, "-A %s -o %s -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT\n", forwardChain, c.Bridge)
+			fmt.Fprintf(&b, "-A %s -i %s -j ACCEPT\n", fwd, c.Bridge)
+			fmt.Fprintf(&b, "-A %s -o %s -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT\n", fwd, c.Bridge)
 		}
 	}
-	b.WriteString("COMMIT\n*nat\n:" + natChain + " - [0:0]\n")
+	b.WriteString("COMMIT\n*nat\n:" + ch.nat + " - [0:0]\n")
 	for _, c := range bridged {
 		if !c.Internal {
-			fmt.Fprintf(&b, "-A %s -s %s ! -o %s -j MASQUERADE\n", natChain, c.Subnet, c.Bridge)
+			fmt.Fprintf(&b, "-A %s -s %s ! -o %s -j MASQUERADE\n", ch.nat, c.Subnet, c.Bridge)
 		}
 	}
 	b.WriteString("COMMIT\n")
 	return b.String()
 }
 
-// syncRules makes the host's berth chains match nets, unless the marker
-// in the run directory says they already do (it goes with a reboot, as the
-// rules do).
+func (m *Manager) rulesMarker() string { return filepath.Join(m.runDir, "rules") }
+
+// syncRules makes the host's chains of this root match nets, unless the
+// marker in the run directory says they already do (it goes with a
+// reboot, as the rules do). With no network left, the chains and their
+// jumps are removed.
 func (m *Manager) syncRules(nets []*Config) error {
-	text := rules(nets)
+	if len(nets) == 0 {
+		os.Remove(m.rulesMarker())
+		return removeChains(m.chains)
+	}
+	text := rules(nets, m.chains)
 	sum := sha256.Sum256([]byte(text))
-	marker := filepath.Join(m.runDir, "rules")
-	if old, err := os.ReadFile(marker); err == nil && string(old) == hex.EncodeToString(sum[:]) {
+	if old, err := os.ReadFile(m.rulesMarker()); err == nil && string(old) == hex.EncodeToString(sum[:]) {
 		return nil
 	}
 	cmd := exec.Command("iptables-restore", "-w", "5", "--noflush")
@@ -95,39 +129,43 @@ func (m *Manager) syncRules(nets []*Config) error {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("install berth's firewall chains: iptables-restore: %v: %s", err, strings.TrimSpace(string(out)))
 	}
-	if !iptablesHas("FORWARD", "-j", forwardChain) {
-		if err := iptables("-I", "FORWARD", "1", "-j", forwardChain); err != nil {
-			return err
+	for _, j := range m.chains.jumps() {
+		if !iptablesHas(j[0], j[1], "-j", j[2]) {
+			if err := iptables("-t", j[0], "-I", j[1], "1", "-j", j[2]); err != nil {
+				return err
+			}
 		}
 	}
-	if !iptablesHas("-t", "nat", "POSTROUTING", "-j", natChain) {
-		if err := iptables("-t", "nat", "-I", "POSTROUTING", "1", "-j", natChain); err != nil {
-			return err
-		}
-	}
+	// The chains of older berths, one root for all, with the jump that
+	// was added again at every rule change.
+	removeChains(legacyChains)
 	if err := os.MkdirAll(m.runDir, 0o700); err != nil {
 		return err
 	}
-	return os.WriteFile(marker, []byte(hex.EncodeToString(sum[:])), 0o600)
+	return os.WriteFile(m.rulesMarker(), []byte(hex.EncodeToString(sum[:])), 0o600)
 }
 
-// RemoveHostRules deletes berth's chains and their jumps (when the last
-// network goes, and for tests).
-func RemoveHostRules() {
-	for iptablesHas("FORWARD", "-j", forwardChain) {
-		if iptables("-D", "FORWARD", "-j", forwardChain) != nil {
-			break
+// removeChains deletes chains and every jump to them. Chains that do not
+// exist are no error.
+func removeChains(ch chains) error {
+	var errs []error
+	for _, j := range ch.jumps() {
+		for iptablesHas(j[0], j[1], "-j", j[2]) {
+			if err := iptables("-t", j[0], "-D", j[1], "-j", j[2]); err != nil {
+				errs = append(errs, err)
+				break
+			}
+		}
+		if exec.Command("iptables", "-w", "5", "-t", j[0], "-n", "-L", j[2]).Run() != nil {
+			continue // no such chain
+		}
+		if err := iptables("-t", j[0], "-F", j[2]); err != nil {
+			errs = append(errs, err)
+		} else if err := iptables("-t", j[0], "-X", j[2]); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	for iptablesHas("-t", "nat", "POSTROUTING", "-j", natChain) {
-		if iptables("-t", "nat", "-D", "POSTROUTING", "-j", natChain) != nil {
-			break
-		}
-	}
-	iptables("-F", forwardChain)
-	iptables("-X", forwardChain)
-	iptables("-t", "nat", "-F", natChain)
-	iptables("-t", "nat", "-X", natChain)
+	return errors.Join(errs...)
 }
 
 // probeVLAN checks, in a throw-away network namespace, that the kernel can

@@ -25,11 +25,16 @@ type Manager struct {
 	dir    string
 	runDir string
 	cni    *cni.Client
+	chains chains // this root's firewall chains
 }
 
 // Open opens (creating) the network state under root; runDir (under the
 // run directory) holds what goes with a reboot.
 func Open(root, runDir string) (*Manager, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
 	dir := filepath.Join(root, "networks")
 	if err := os.MkdirAll(filepath.Join(dir, "ipam"), 0o700); err != nil {
 		return nil, fmt.Errorf("network: %w", err)
@@ -38,7 +43,7 @@ func Open(root, runDir string) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{dir: dir, runDir: runDir, cni: c}, nil
+	return &Manager{dir: dir, runDir: runDir, cni: c, chains: chainsFor(dir)}, nil
 }
 
 func (m *Manager) lock(ctx context.Context) (func(), error) {
@@ -348,6 +353,16 @@ func (m *Manager) Remove(ctx context.Context, name string, inUse []string) error
 		return err
 	}
 	defer unlock()
+	if err := m.removeLocked(c); err != nil {
+		return err
+	}
+	if all, err := m.listLocked(); err == nil {
+		return m.syncRules(all)
+	}
+	return nil
+}
+
+func (m *Manager) removeLocked(c *Config) error {
 	if err := os.Remove(m.recordPath(c.Name)); err != nil {
 		return err
 	}
@@ -356,10 +371,27 @@ func (m *Manager) Remove(ctx context.Context, name string, inUse []string) error
 		exec.Command("ip", "link", "del", c.Bridge).Run()
 	}
 	os.RemoveAll(filepath.Join(m.dir, "ipam", c.Name))
-	if all, err := m.listLocked(); err == nil {
-		return m.syncRules(all)
-	}
 	return nil
+}
+
+// RemoveAll deletes every network, the default one included, with their
+// bridges, leases and the root's firewall chains (system reset). The
+// caller has removed every container first.
+func (m *Manager) RemoveAll(ctx context.Context) error {
+	unlock, err := m.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	all, err := m.listLocked()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range all {
+		errs = append(errs, m.removeLocked(c))
+	}
+	return errors.Join(append(errs, m.syncRules(nil))...)
 }
 
 // conflist is the CNI configuration of a network for one attachment: the

@@ -53,13 +53,10 @@ func newEngineIn(t testing.TB, dir string) *engineEnv {
 		if _, err := os.Stat(filepath.Join(e.root, "engine")); err != nil {
 			return
 		}
-		out, _ := e.command("ps", "-aq", "--no-trunc").Output()
-		if ids := strings.Fields(string(out)); len(ids) > 0 {
-			e.command(append([]string{"rm", "-f"}, ids...)...).Run()
+		// Containers, networks with their firewall chains, mounts.
+		if out, err := e.command("system", "reset", "--force").CombinedOutput(); err != nil {
+			t.Errorf("system reset: %v: %s", err, out)
 		}
-		e.command("network", "prune").Run()
-		// The network namespaces' shared mount point.
-		exec.Command("umount", "-l", filepath.Join(e.state, "netns")).Run()
 	})
 	return e
 }

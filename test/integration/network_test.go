@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -402,4 +404,81 @@ func TestNetworkConflistStored(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.root, "networks", "stored.conflist")); err == nil {
 		t.Error("the conflist outlived its network")
 	}
+}
+
+// berth's firewall rules do not pile up: runs after reboots (fresh state
+// directories, so the rules' marker is gone) leave exactly the rules the
+// first run made, and system reset, which removes the last network,
+// leaves the host's rules as they were before the root existed.
+func TestFirewallRulesDoNotAccumulate(t *testing.T) {
+	requireCNI(t)
+	// Ignored: the chains of berths before 0.1 (one set for all roots),
+	// which the first sync removes, and the portmap plugin's shared
+	// chains (CNI-HOSTPORT-*), which it makes once for every CNI user
+	// of the host (podman's too) and never removes.
+	rules := func() []string {
+		return slices.DeleteFunc(iptablesRules(t), func(r string) bool {
+			return strings.Contains(r, "BERTH-FORWARD") || strings.Contains(r, "BERTH-POSTROUTING") || strings.Contains(r, "CNI-HOSTPORT-")
+		})
+	}
+	before, beforeAll := rules(), iptablesRules(t)
+	dir := t.TempDir()
+	e := newEngineIn(t, dir)
+	t.Cleanup(func() { exec.Command("umount", "-l", filepath.Join(dir, "state", "netns")).Run() })
+	e.loadDemoImage()
+	e.run("network", "create", "acc")
+	runBoth := func() {
+		e.run("run", "--rm", "--network", "acc", "-p", "8080", demoImage, "true")
+		e.run("run", "--rm", "-p", "8081", demoImage, "true")
+	}
+	runBoth()
+	baseline := iptablesRules(t)
+	if len(baseline) <= len(beforeAll) {
+		t.Fatalf("no firewall rule was installed (%d before, %d after): the test checks nothing", len(beforeAll), len(baseline))
+	}
+	for i := range 4 {
+		e.state = filepath.Join(dir, fmt.Sprintf("state%d", i))
+		t.Cleanup(func() { exec.Command("umount", "-l", filepath.Join(dir, fmt.Sprintf("state%d", i), "netns")).Run() })
+		runBoth()
+		if got := iptablesRules(t); strings.Join(got, "\n") != strings.Join(baseline, "\n") {
+			t.Fatalf("after a run with fresh state %d the rules changed:\n%s", i, ruleDiff(baseline, got))
+		}
+	}
+	e.run("system", "reset", "--force")
+	if got := rules(); strings.Join(got, "\n") != strings.Join(before, "\n") {
+		t.Errorf("after system reset the rules differ from before the root existed:\n%s", ruleDiff(before, got))
+	}
+	out, _ := exec.Command("iptables-save").Output()
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, ":BERTH-") && !slices.ContainsFunc(before, func(r string) bool { return strings.Contains(r, l[1:strings.IndexByte(l, ' ')]) }) {
+			t.Errorf("chain left after system reset: %s", l)
+		}
+	}
+	for _, d := range []string{e.root, e.state} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s still exists after system reset: %v", d, err)
+		}
+	}
+}
+
+// ruleDiff lists the rules a has more often than b (-) and b more often
+// than a (+).
+func ruleDiff(a, b []string) string {
+	count := map[string]int{}
+	for _, r := range a {
+		count[r]--
+	}
+	for _, r := range b {
+		count[r]++
+	}
+	var out []string
+	for _, r := range slices.Sorted(maps.Keys(count)) {
+		for n := count[r]; n < 0; n++ {
+			out = append(out, "- "+r)
+		}
+		for n := count[r]; n > 0; n-- {
+			out = append(out, "+ "+r)
+		}
+	}
+	return strings.Join(out, "\n")
 }
