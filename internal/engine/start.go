@@ -202,6 +202,7 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 		return nil, fmt.Errorf("start the monitor of %s: %w", ShortID(c.ID), err)
 	}
 	nw.Close()
+	stopAtForTest("monitor-started")
 	st := &Started{Container: c, MonitorPid: cmd.Process.Pid, notify: bufio.NewReader(nr), notifyFile: nr, monitor: cmd}
 	defer func() {
 		if retErr != nil {
@@ -351,8 +352,15 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File) (
 		return err
 	}
 	now := time.Now().UTC()
+	// The monitor's identity goes into the same write that makes the
+	// record say running: a reader never sees a running container
+	// without the monitor that supervises it (the CLI that started the
+	// monitor records it too, but it may be killed before it does).
+	mpid := monitor.Pid()
+	mstart := procStart(mpid)
 	if _, err := e.update(ctx, id, func(r *Container) error {
 		r.State.setStatus(StatusRunning)
+		r.State.MonitorPid, r.State.MonitorStart = mpid, mstart
 		r.State.Pid = rc.Pid
 		r.State.StartedAt = now
 		r.State.FinishedAt = time.Time{}

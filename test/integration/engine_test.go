@@ -606,6 +606,50 @@ func TestEngineKilledCLI(t *testing.T) {
 	checkCgroupsGone(t, out)
 }
 
+// The CLI killed after it started the monitor and before it recorded it:
+// the monitor's child records it as it marks the container running, so the
+// next command sees a supervised container and leaves it alone. Before,
+// the record said running with no monitor, and the next ps killed it.
+func TestEngineCLIKilledBeforeRecordingMonitor(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	cmd := e.command("run", "-d", "--name", "window", demoImage, "sh", "-c", "echo up; exec sleep 100")
+	cmd.Env = append(cmd.Env, "_BERTH_TEST_STOP_AT=monitor-started")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor(t, 10*time.Second, "the CLI to stop after starting the monitor", func() bool {
+		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+		return strings.Contains(string(st), ") T ")
+	})
+	// The container starts meanwhile (the CLI holds its lock, so a berth
+	// command could wait here: its log says when it runs).
+	waitFor(t, 10*time.Second, "the container's output", func() bool {
+		logs, _ := filepath.Glob(filepath.Join(e.root, "containers", "*", "*-json.log"))
+		for _, l := range logs {
+			if b, _ := os.ReadFile(l); strings.Contains(string(b), "up") {
+				return true
+			}
+		}
+		return false
+	})
+	cmd.Process.Kill()
+	cmd.Wait()
+	e.run("ps", "-a")
+	c := e.inspect("window")
+	if c.State.Status != "running" || c.State.Error != "" {
+		t.Fatalf("after its CLI was killed in the window, the next ps left it %+v", c.State)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if c2 := e.inspect("window"); c2.State.Status != "running" || c2.State.Pid != c.State.Pid || syscall.Kill(c.State.Pid, 0) != nil {
+		t.Fatalf("the container did not keep running: %+v", c2.State)
+	}
+	e.monitorOf(c.ID)
+	e.run("rm", "-f", "window")
+	e.checkNothingLeft()
+}
+
 // monitors returns the pids of this engine's monitors.
 func (e *engineEnv) monitors() []int {
 	out, _ := exec.Command("pgrep", "-x", "berth-monitor").Output()

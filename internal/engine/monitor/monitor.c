@@ -48,6 +48,7 @@
 // Read by Go in a forked child: 1 start the container, 2 handle its exit.
 int berth_monitor_role;
 int berth_monitor_exit_code;
+int berth_monitor_pid; // in a forked child: the monitor's pid
 
 #define PARTIAL_MAX 16384
 
@@ -323,6 +324,7 @@ static pid_t spawn(int role, int code, int stdin_r, int out_w, int err_w, int *r
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		fail("socketpair");
+	pid_t self = getpid();
 	pid_t pid = fork();
 	if (pid < 0)
 		fail("fork");
@@ -343,6 +345,7 @@ static pid_t spawn(int role, int code, int stdin_r, int out_w, int err_w, int *r
 	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	berth_monitor_role = role;
 	berth_monitor_exit_code = code;
+	berth_monitor_pid = self;
 	return 0;
 }
 

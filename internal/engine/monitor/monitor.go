@@ -16,6 +16,7 @@ package monitor
 // #cgo CFLAGS: -Wall -Wextra -O2
 // extern int berth_monitor_role;
 // extern int berth_monitor_exit_code;
+// extern int berth_monitor_pid;
 import "C"
 
 // Environment of the monitor (set by the engine when it starts one).
@@ -40,3 +41,8 @@ func Role() int { return int(C.berth_monitor_role) }
 
 // ExitCode is the container's exit code, for RoleExit.
 func ExitCode() int { return int(C.berth_monitor_exit_code) }
+
+// Pid is the pid of the monitor that forked this process (0 in every
+// other process). Taken before the fork: getppid would name the reaper if
+// the monitor had died meanwhile.
+func Pid() int { return int(C.berth_monitor_pid) }

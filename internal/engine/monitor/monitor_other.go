@@ -21,3 +21,6 @@ func Role() int { return RoleNone }
 
 // ExitCode is unused where there is no monitor.
 func ExitCode() int { return 0 }
+
+// Pid is 0 where there is no monitor.
+func Pid() int { return 0 }
