@@ -266,16 +266,22 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	if err := e.setNetworkNamespace(ctx, s, c); err != nil {
 		return nil, err
 	}
-	mps, err := e.resolveMounts(ctx, c, o.Binds, img.Config.Volumes)
-	if err != nil {
+	// The volumes are resolved (made, or found) and their use recorded
+	// in one step under the volumes lock: a volume rm or prune either
+	// comes first (and the volume is made afresh) or sees it in use.
+	var mps []MountPoint
+	if err := e.withVolumes(ctx, func() error {
+		var err error
+		if mps, err = e.resolveMounts(ctx, c, o.Binds, img.Config.Volumes); err != nil {
+			return err
+		}
+		stopAtForTest("volumes-resolved")
+		_, err = e.update(ctx, id, func(r *Container) error { r.Mounts = mps; return nil })
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	c.Mounts = mps
-	// Record the volumes at once: a volume prune meanwhile must see them
-	// in use (the copy-up below may take a while).
-	if _, err := e.update(ctx, id, func(r *Container) error { r.Mounts = mps; return nil }); err != nil {
-		return nil, err
-	}
 	for _, m := range mps {
 		if m.Type == "volume" {
 			if err := copyUp(e.rootfs(id), m); err != nil {

@@ -30,15 +30,17 @@ func (e *Engine) Reset(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	vols, _, err := e.Volumes(ctx)
-	if err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	for _, v := range vols {
-		if err := e.deleteVolume(ctx, v.Name); err != nil {
-			errs = append(errs, err)
+	errs = append(errs, e.withVolumes(ctx, func() error {
+		vols, _, err := e.Volumes(ctx)
+		if err != nil {
+			return err
 		}
-	}
+		var errs []error
+		for _, v := range vols {
+			errs = append(errs, e.deleteVolumeLocked(ctx, v.Name))
+		}
+		return errors.Join(errs...)
+	}))
 	m, err := e.networks()
 	if err == nil {
 		err = m.RemoveAll(ctx)

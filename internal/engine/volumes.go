@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine/store"
+	"github.com/berth-dev/berth/internal/lockfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,10 +56,16 @@ func (e *Engine) volumeDir(name string) string { return filepath.Join(e.opts.Roo
 
 // CreateVolume makes a volume; an empty name gets a random one. Creating
 // an existing name returns it unchanged, as docker does.
-func (e *Engine) CreateVolume(ctx context.Context, name string, labels map[string]string) (*Volume, error) {
-	return e.createVolume(ctx, name, labels, false)
+func (e *Engine) CreateVolume(ctx context.Context, name string, labels map[string]string) (v *Volume, err error) {
+	err = e.withVolumes(ctx, func() error {
+		v, err = e.createVolume(ctx, name, labels, false)
+		return err
+	})
+	return v, err
 }
 
+// createVolume makes a volume or returns the one of that name. The caller
+// holds the volumes lock.
 func (e *Engine) createVolume(ctx context.Context, name string, labels map[string]string, anonymous bool) (*Volume, error) {
 	if name == "" {
 		name = newID()
@@ -142,53 +149,90 @@ func (e *Engine) volumeUsers(ctx context.Context) (map[string][]string, error) {
 
 // RemoveVolume deletes a volume and its data; one in use is refused.
 func (e *Engine) RemoveVolume(ctx context.Context, name string, force bool) error {
-	if _, err := e.GetVolume(ctx, name); err != nil {
-		if force && errors.Is(err, store.ErrNotFound) {
-			return nil
+	return e.withVolumes(ctx, func() error {
+		if _, err := e.GetVolume(ctx, name); err != nil {
+			if force && errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			return err
 		}
-		return err
-	}
-	users, err := e.volumeUsers(ctx)
+		users, err := e.volumeUsers(ctx)
+		if err != nil {
+			return err
+		}
+		if u := users[name]; len(u) > 0 {
+			short := make([]string, len(u))
+			for i, id := range u {
+				short[i] = ShortID(id)
+			}
+			return fmt.Errorf("volume %s is used by container(s) %s: remove them first: %w", name, strings.Join(short, ", "), ErrVolumeInUse)
+		}
+		return e.deleteVolumeLocked(ctx, name)
+	})
+}
+
+// withVolumes runs fn under the volumes lock, then deletes the data of
+// the volumes fn removed. The lock makes "is it in use?" and "delete it"
+// one step against a create that resolves the same volume and records
+// its use (see Create). Lock order: a container's lock, then this one,
+// then the store; nothing is locked while this one is held.
+func (e *Engine) withVolumes(ctx context.Context, fn func() error) error {
+	dir := filepath.Join(e.opts.Root, "volumes")
+	unlock, err := lockfile.Lock(ctx, filepath.Join(dir, ".lock"), true)
 	if err != nil {
 		return err
 	}
-	if u := users[name]; len(u) > 0 {
-		short := make([]string, len(u))
-		for i, id := range u {
-			short[i] = ShortID(id)
+	err = fn()
+	unlock()
+	// Outside the lock: deleting a large volume's files must not hold up
+	// every create that mounts a volume. A killed berth's leftovers go too.
+	ents, _ := os.ReadDir(dir)
+	for _, ent := range ents {
+		if strings.HasPrefix(ent.Name(), removedVolumePrefix) {
+			os.RemoveAll(filepath.Join(dir, ent.Name()))
 		}
-		return fmt.Errorf("volume %s is used by container(s) %s: remove them first: %w", name, strings.Join(short, ", "), ErrVolumeInUse)
 	}
-	return e.deleteVolume(ctx, name)
+	return err
 }
 
-func (e *Engine) deleteVolume(ctx context.Context, name string) error {
+const removedVolumePrefix = ".removed-"
+
+// deleteVolumeLocked removes a volume's record and moves its directory
+// aside for withVolumes to delete. The caller holds the volumes lock.
+func (e *Engine) deleteVolumeLocked(ctx context.Context, name string) error {
 	// The record goes first: a half-deleted directory of a volume nobody
 	// can name any more is only garbage, never a volume with lost files.
 	if _, err := e.db.DeleteVolume(ctx, name); err != nil {
 		return err
 	}
-	return os.RemoveAll(e.volumeDir(name))
+	err := os.Rename(e.volumeDir(name), filepath.Join(e.opts.Root, "volumes", removedVolumePrefix+newID()))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // PruneVolumes removes the volumes no container uses (with all false,
 // only anonymous ones, as docker does).
 func (e *Engine) PruneVolumes(ctx context.Context, all bool) ([]string, error) {
-	vols, users, err := e.Volumes(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var removed []string
-	for _, v := range vols {
-		if len(users[v.Name]) > 0 || !all && !v.Anonymous {
-			continue
+	err := e.withVolumes(ctx, func() error {
+		vols, users, err := e.Volumes(ctx)
+		if err != nil {
+			return err
 		}
-		if err := e.deleteVolume(ctx, v.Name); err != nil {
-			return removed, err
+		for _, v := range vols {
+			if len(users[v.Name]) > 0 || !all && !v.Anonymous {
+				continue
+			}
+			if err := e.deleteVolumeLocked(ctx, v.Name); err != nil {
+				return err
+			}
+			removed = append(removed, v.Name)
 		}
-		removed = append(removed, v.Name)
-	}
-	return removed, nil
+		return nil
+	})
+	return removed, err
 }
 
 // resolveMounts turns -v entries and the image's declared volumes into
@@ -324,29 +368,35 @@ func copyUp(rootfs string, m MountPoint) error {
 // removeAnonymousVolumes deletes the anonymous volumes of a container
 // being removed (rm -v, --rm).
 func (e *Engine) removeAnonymousVolumes(ctx context.Context, c *Container) {
-	for _, m := range c.Mounts {
-		if m.Type != "volume" {
-			continue
-		}
-		if v, err := e.GetVolume(ctx, m.Name); err == nil && v.Anonymous {
-			users, _ := e.volumeUsers(ctx)
-			if others := slices.DeleteFunc(users[m.Name], func(id string) bool { return id == c.ID }); len(others) == 0 {
-				e.deleteVolume(ctx, m.Name)
+	e.withVolumes(ctx, func() error {
+		for _, m := range c.Mounts {
+			if m.Type != "volume" {
+				continue
+			}
+			if v, err := e.GetVolume(ctx, m.Name); err == nil && v.Anonymous {
+				users, _ := e.volumeUsers(ctx)
+				if others := slices.DeleteFunc(users[m.Name], func(id string) bool { return id == c.ID }); len(others) == 0 {
+					e.deleteVolumeLocked(ctx, m.Name)
+				}
 			}
 		}
-	}
+		return nil
+	})
 }
 
 // removeVolumesMadeFor deletes the anonymous volumes made for container id
 // (its create failed or was killed before the record named them).
 func (e *Engine) removeVolumesMadeFor(ctx context.Context, id string) {
-	vols, _, err := e.Volumes(ctx)
-	if err != nil {
-		return
-	}
-	for _, v := range vols {
-		if v.Anonymous && v.Labels["berth.container"] == id {
-			e.deleteVolume(ctx, v.Name)
+	e.withVolumes(ctx, func() error {
+		vols, _, err := e.Volumes(ctx)
+		if err != nil {
+			return err
 		}
-	}
+		for _, v := range vols {
+			if v.Anonymous && v.Labels["berth.container"] == id {
+				e.deleteVolumeLocked(ctx, v.Name)
+			}
+		}
+		return nil
+	})
 }

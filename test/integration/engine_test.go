@@ -807,6 +807,52 @@ func TestEngineTTY(t *testing.T) {
 	e.checkNothingLeft()
 }
 
+// volume rm in the instant after a create resolved a volume and before it
+// recorded the use: the rm waits (or comes first), and the create gets a
+// volume that exists. Before, the rm deleted the volume under the create,
+// whose copy-up then failed on the missing directory.
+func TestEngineVolumeRemovedDuringCreate(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.run("volume", "create", "shared")
+	create := e.command("create", "--name", "vc", "-v", "shared:/data", demoImage, "true")
+	create.Env = append(create.Env, "_BERTH_TEST_STOP_AT=volumes-resolved")
+	var createErr bytes.Buffer
+	create.Stderr = &createErr
+	if err := create.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer create.Process.Kill()
+	waitFor(t, 10*time.Second, "create to stop after resolving its volumes", func() bool {
+		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", create.Process.Pid))
+		return strings.Contains(string(st), ") T ")
+	})
+	rm := e.command("volume", "rm", "shared")
+	var rmOut bytes.Buffer
+	rm.Stdout, rm.Stderr = &rmOut, &rmOut
+	if err := rm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the rm runs, or waits for the lock
+	create.Process.Signal(syscall.SIGCONT)
+	if err := create.Wait(); err != nil {
+		t.Fatalf("create with a volume removed meanwhile: %v: %s", err, createErr.String())
+	}
+	rmErr := rm.Wait()
+	if rmErr == nil || !strings.Contains(rmOut.String(), "in use") && !strings.Contains(rmOut.String(), "used by") {
+		t.Errorf("volume rm of a volume a create took: %v: %s", rmErr, rmOut.String())
+	}
+	var vols []struct{ Name, Mountpoint string }
+	if err := json.Unmarshal([]byte(e.run("volume", "inspect", "shared")), &vols); err != nil || len(vols) != 1 {
+		t.Fatalf("volume inspect shared: %v %+v", err, vols)
+	}
+	if _, err := os.Stat(vols[0].Mountpoint); err != nil {
+		t.Errorf("the volume's directory: %v", err)
+	}
+	e.run("rm", "vc")
+	e.run("volume", "rm", "shared")
+}
+
 func TestEngineVolumes(t *testing.T) {
 	e := newEngine(t)
 	e.loadDemoImage()
