@@ -508,6 +508,7 @@ belong to its root and copies out of it to the caller, unless -a.`,
 					return errors.New("cp: a container path cannot be -")
 				}
 				out := bufio.NewWriterSize(os.Stdout, 256<<10)
+				o.Warn = func(msg string) { fmt.Fprintf(os.Stderr, "WARNING: %s\n", msg) }
 				n, err = e.CopyFromContainer(ctx, sc, sp, dp, o, out)
 				if ferr := out.Flush(); err == nil {
 					err = ferr
@@ -528,7 +529,7 @@ belong to its root and copies out of it to the caller, unless -a.`,
 		}),
 	}
 	fl := cmd.Flags()
-	fl.BoolVarP(&o.Archive, "archive", "a", false, "keep the uid and gid of the source")
+	fl.BoolVarP(&o.Archive, "archive", "a", false, "keep the uid and gid of the source; out of a container also device nodes, setuid/setgid bits and file capabilities")
 	fl.BoolVarP(&o.FollowLink, "follow-link", "L", false, "follow a symlink named as SRC_PATH")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "do not print the size copied")
 	return cmd

@@ -47,8 +47,49 @@ type CopyOptions struct {
 	FollowLink bool
 	// Archive (-a) keeps the source's uids and gids; without it the
 	// copies belong to the container's root (into a container) or to the
-	// caller (out of one), as with docker.
+	// caller (out of one), as with docker. Out of a container it also
+	// keeps device nodes, setuid and setgid bits and file capabilities,
+	// which are otherwise left out (see hostSafety).
 	Archive bool
+	// Warn, if set, receives what a copy left out.
+	Warn func(msg string)
+}
+
+// hostSafety is what a copy out of a container to the host leaves out
+// unless archive mode asks for everything: a container can make device
+// nodes (MKNOD is a default capability) and setuid-root files, and a copy
+// that recreated them on the host would hand the host's disks, or root,
+// to whoever can reach the destination.
+type hostSafety struct {
+	devices []string // device nodes not copied (their archive names)
+	cleared []string // files whose setuid/setgid bits or capabilities were dropped
+	// where names an archive entry as the user knows it (CONTAINER:PATH).
+	where func(tarName string) string
+}
+
+func (h *hostSafety) warn(warn func(string)) {
+	if h == nil || warn == nil {
+		return
+	}
+	list := func(names []string) string {
+		var out []string
+		for _, n := range names[:min(len(names), 3)] {
+			if h.where != nil {
+				n = h.where(n)
+			}
+			out = append(out, n)
+		}
+		if len(names) > 3 {
+			out = append(out, fmt.Sprintf("%d more", len(names)-3))
+		}
+		return strings.Join(out, ", ")
+	}
+	if len(h.devices) > 0 {
+		warn(fmt.Sprintf("left out %d device node(s) (%s): use cp -a to copy them", len(h.devices), list(h.devices)))
+	}
+	if len(h.cleared) > 0 {
+		warn(fmt.Sprintf("cleared setuid/setgid bits or file capabilities on %d file(s) (%s): use cp -a to keep them", len(h.cleared), list(h.cleared)))
+	}
 }
 
 // tree is a directory tree paths are resolved in: a container's root
@@ -239,11 +280,17 @@ type archiver struct {
 	// its name in the archive).
 	descend func(rel string, d *os.File, st *unix.Stat_t) bool
 	zeros   []byte
+	// safety, if set, leaves out device nodes and setuid/setgid bits and
+	// file capabilities, and records what it left out.
+	safety *hostSafety
 }
 
 func newArchiver(ctx context.Context, w io.Writer, keepXattr func(string) bool) *archiver {
 	return &archiver{ctx: ctx, tw: tar.NewWriter(w), links: map[[2]uint64]string{}, keepXattr: keepXattr}
 }
+
+// paxXattr prefixes an xattr's name in a PAX record.
+const paxXattr = "SCHILY.xattr."
 
 // onlyCapability keeps security.capability, the one xattr docker's cp
 // carries (file capabilities of a binary).
@@ -328,7 +375,7 @@ func (a *archiver) xattrs(hdr *tar.Header, fd int, name string) error {
 			if hdr.PAXRecords == nil {
 				hdr.PAXRecords = map[string]string{}
 			}
-			hdr.PAXRecords["SCHILY.xattr."+k] = string(buf[:n])
+			hdr.PAXRecords[paxXattr+k] = string(buf[:n])
 			break
 		}
 	}
@@ -434,6 +481,14 @@ func (a *archiver) node(fd int, name string, st *unix.Stat_t, tarName string) er
 		if err := a.xattrs(hdr, fd, name); err != nil {
 			return err
 		}
+		if a.safety != nil {
+			_, caps := hdr.PAXRecords[paxXattr+"security.capability"]
+			if hdr.Mode&0o6000 != 0 || caps {
+				hdr.Mode &^= 0o6000
+				delete(hdr.PAXRecords, paxXattr+"security.capability")
+				a.safety.cleared = append(a.safety.cleared, tarName)
+			}
+		}
 		if err := a.tw.WriteHeader(hdr); err != nil {
 			return err
 		}
@@ -456,6 +511,10 @@ func (a *archiver) node(fd int, name string, st *unix.Stat_t, tarName string) er
 		}
 		return a.tw.WriteHeader(hdr)
 	case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO:
+		if a.safety != nil && st.Mode&unix.S_IFMT != unix.S_IFIFO {
+			a.safety.devices = append(a.safety.devices, tarName)
+			return nil
+		}
 		hdr := a.header(st, tarName)
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFCHR:
@@ -541,8 +600,9 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // writeArchive writes n as name (its contents only, when name is "" and
 // n is a directory) to w.
-func writeArchive(ctx context.Context, n *node, name string, w io.Writer) error {
+func writeArchive(ctx context.Context, n *node, name string, w io.Writer, safety *hostSafety) error {
 	a := newArchiver(ctx, w, onlyCapability)
+	a.safety = safety
 	a.descend = func(_ string, d *os.File, _ *unix.Stat_t) bool { return !pseudoFS(d) }
 	if name == "" {
 		d, err := openDir(n.fd(), n.name)
@@ -594,7 +654,7 @@ func hostCpPath(p string) (cpPath, error) {
 // docker's rules for what dst names, and returns the bytes of the tar
 // stream in between.
 // srcWhere and dstWhere name a path of either side in messages.
-func copyTree(ctx context.Context, from *tree, src cpPath, to *tree, dst cpPath, o CopyOptions, idmap archive.IDMapFunc, srcWhere, dstWhere func(string) string) (int64, error) {
+func copyTree(ctx context.Context, from *tree, src cpPath, to *tree, dst cpPath, o CopyOptions, idmap archive.IDMapFunc, safety *hostSafety, srcWhere, dstWhere func(string) string) (int64, error) {
 	sn, err := from.source(src, o.FollowLink, srcWhere)
 	if err != nil {
 		return 0, err
@@ -662,11 +722,19 @@ func copyTree(ctx context.Context, from *tree, src cpPath, to *tree, dst cpPath,
 			}
 		}
 	}
+	if safety != nil {
+		safety.where = func(t string) string {
+			if name != "" {
+				t = strings.TrimPrefix(strings.TrimPrefix(t, name), "/")
+			}
+			return srcWhere(path.Join(src.clean, t))
+		}
+	}
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	cw := &countingWriter{w: pw}
 	go func() {
-		err := writeArchive(ctx, sn, name, cw)
+		err := writeArchive(ctx, sn, name, cw, safety)
 		pw.CloseWithError(err)
 		done <- err
 	}()
@@ -879,7 +947,7 @@ func (e *Engine) CopyToContainer(ctx context.Context, ref, src, dst string, o Co
 		return 0, err
 	}
 	defer ht.root.Close()
-	return copyTree(ctx, ht, sp, ct, containerCpPath(dst), o, idmap, hostWhere, where)
+	return copyTree(ctx, ht, sp, ct, containerCpPath(dst), o, idmap, nil, hostWhere, where)
 }
 
 // CopyFromContainer copies src in the container to the host path dst
@@ -905,7 +973,7 @@ func (e *Engine) CopyFromContainer(ctx context.Context, ref, src, dst string, o 
 			name = ""
 		}
 		cw := &countingWriter{w: w}
-		err = writeArchive(ctx, sn, name, cw)
+		err = writeArchive(ctx, sn, name, cw, nil)
 		return cw.n, err
 	}
 	dp, err := hostCpPath(dst)
@@ -918,11 +986,15 @@ func (e *Engine) CopyFromContainer(ctx context.Context, ref, src, dst string, o 
 	}
 	defer ht.root.Close()
 	var idmap archive.IDMapFunc
+	var safety *hostSafety
 	if !o.Archive {
 		uid, gid := os.Getuid(), os.Getgid()
 		idmap = func(int, int) (int, int, error) { return uid, gid, nil }
+		safety = &hostSafety{}
 	}
-	return copyTree(ctx, ct, sp, ht, dp, o, idmap, where, hostWhere)
+	n, err := copyTree(ctx, ct, sp, ht, dp, o, idmap, safety, where, hostWhere)
+	safety.warn(o.Warn)
+	return n, err
 }
 
 // Export writes a container's root filesystem as a tar stream, as docker

@@ -672,6 +672,68 @@ func imageFiles(t *testing.T) map[string]fsEntry {
 	return ents
 }
 
+// cp out of a container does not recreate on the host what a container
+// can make to attack it: device nodes (here the host's first disk, made
+// world-writable) and setuid-root files are left out or cleared, with a
+// warning, unless -a asks for everything.
+func TestEngineMoreCpHostSafety(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.run("run", "-d", "--name", "dv", demoImage, "sh", "-c",
+		"mkdir /data && mknod /data/sda b 254 0 && chmod 666 /data/sda && mkfifo /data/fifo && "+
+			"cp /bin/busybox /data/shell && chmod 4755 /data/shell && cp /bin/busybox /data/sgid && chmod 2755 /data/sgid && "+
+			"ln /data/shell /data/shell-link && echo plain > /data/plain && touch /tmp/ready && exec sleep 100")
+	waitFor(t, 10*time.Second, "the container's files", func() bool {
+		_, _, err := e.try("exec", "dv", "test", "-f", "/tmp/ready")
+		return err == nil
+	})
+	out := t.TempDir()
+	_, errOut, err := e.try("cp", "dv:/data", filepath.Join(out, "plain"))
+	if err != nil {
+		t.Fatalf("cp: %v: %s", err, errOut)
+	}
+	if !strings.Contains(errOut, "left out 1 device node(s) (dv:/data/sda)") || !strings.Contains(errOut, "cleared setuid/setgid") {
+		t.Errorf("cp's warnings: %q", errOut)
+	}
+	dir := filepath.Join(out, "plain")
+	if _, err := os.Lstat(filepath.Join(dir, "sda")); !os.IsNotExist(err) {
+		t.Errorf("the device node was copied to the host: %v", err)
+	}
+	for _, f := range []string{"shell", "sgid", "shell-link"} {
+		st, err := os.Stat(filepath.Join(dir, f))
+		if err != nil || st.Mode()&(os.ModeSetuid|os.ModeSetgid) != 0 || st.Mode().Perm() != 0o755 {
+			t.Errorf("%s on the host: %v %v, want 0755 without setuid/setgid", f, st.Mode(), err)
+		}
+	}
+	if st, err := os.Lstat(filepath.Join(dir, "fifo")); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("a fifo is harmless and still copied: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "plain")); string(b) != "plain\n" {
+		t.Errorf("plain file: %q", b)
+	}
+
+	// -a: everything, as documented.
+	_, errOut, err = e.try("cp", "-a", "dv:/data", filepath.Join(out, "archive"))
+	if err != nil {
+		t.Fatalf("cp -a: %v: %s", err, errOut)
+	}
+	if strings.Contains(errOut, "WARNING") {
+		t.Errorf("cp -a warned: %q", errOut)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(out, "archive", "sda"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFBLK || unix.Major(st.Rdev) != 254 {
+		t.Errorf("cp -a: the device node: %v %o", err, st.Mode)
+	}
+	if fi, err := os.Stat(filepath.Join(out, "archive", "shell")); err != nil || fi.Mode()&os.ModeSetuid == 0 {
+		t.Errorf("cp -a: the setuid bit: %v %v", err, fi.Mode())
+	}
+	// A tar to stdout is the user's to extract: it carries everything.
+	if tarOut := e.run("cp", "dv:/data/sda", "-"); !strings.Contains(tarOut, "sda") {
+		t.Errorf("cp to stdout lost the device entry")
+	}
+	e.run("rm", "-f", "dv")
+}
+
 func TestEngineMoreExport(t *testing.T) {
 	e := newEngine(t)
 	e.loadDemoImage()
