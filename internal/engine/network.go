@@ -17,6 +17,7 @@ import (
 	"github.com/berth-dev/berth/internal/lockfile"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/network/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Networking of a container. Every container that does not share the
@@ -120,30 +121,56 @@ func portRange(s string) (int, int, error) {
 	return lo, hi, nil
 }
 
-// freePort asks the kernel for a free host port of proto on ip.
-func freePort(ip, proto string) (int, error) {
+// ErrPortAllocated: a host port the container publishes is taken, by
+// another container (of any root or engine) or a host program.
+var ErrPortAllocated = errors.New("port is already allocated")
+
+// reservePort binds ip:port (port 0: one the kernel picks) for proto and
+// returns the socket, which holds the port for as long as it is open, and
+// the port. The container's monitor keeps it while the container runs
+// (podman's conmon does the same): another container, another root or a
+// host program asking for the port then fails to bind it, and a port held
+// by a host program fails here. TCP sockets listen, as a host program's
+// would, so that a later bind with SO_REUSEADDR is refused too; nothing
+// reaches them, since the port's traffic is DNATed to the container first.
+func reservePort(ip, proto string, port int) (*os.File, int, error) {
 	if ip == "" {
 		ip = "0.0.0.0"
 	}
+	addr := net.JoinHostPort(ip, strconv.Itoa(port))
+	var f *os.File
+	var got int
+	var err error
 	if proto == "udp" {
-		c, err := net.ListenPacket("udp4", net.JoinHostPort(ip, "0"))
-		if err != nil {
-			return 0, err
+		// Without SO_REUSEADDR (Go sets it only for multicast): any
+		// other bind of the port fails.
+		var c net.PacketConn
+		if c, err = net.ListenPacket("udp4", addr); err == nil {
+			got = c.LocalAddr().(*net.UDPAddr).Port
+			f, err = c.(*net.UDPConn).File()
+			c.Close()
 		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port, nil
+	} else {
+		var l net.Listener
+		if l, err = net.Listen("tcp4", addr); err == nil {
+			got = l.Addr().(*net.TCPAddr).Port
+			f, err = l.(*net.TCPListener).File()
+			l.Close()
+		}
 	}
-	l, err := net.Listen("tcp4", net.JoinHostPort(ip, "0"))
+	if errors.Is(err, unix.EADDRINUSE) {
+		return nil, 0, fmt.Errorf("Bind for %s/%s failed: %w (another container publishes it, or a host program listens on it)", addr, proto, ErrPortAllocated)
+	}
 	if err != nil {
-		return 0, err
+		return nil, 0, fmt.Errorf("publish %s/%s: %w", addr, proto, err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return f, got, nil
 }
 
 // wantedPorts is what the container publishes: -p, and with -P every
-// exposed port not published already, on free host ports.
-func wantedPorts(c *Container) ([]network.PortMapping, error) {
+// exposed port not published already, on free host ports. Every host
+// port is reserved: the returned files hold them (see reservePort).
+func wantedPorts(c *Container) (_ []network.PortMapping, held []*os.File, retErr error) {
 	ports := slices.Clone(c.HostConfig.PortBindings)
 	if c.HostConfig.PublishAllPorts {
 		for _, ep := range slices.Sorted(maps.Keys(c.Config.ExposedPorts)) {
@@ -161,64 +188,83 @@ func wantedPorts(c *Container) ([]network.PortMapping, error) {
 			ports = append(ports, network.PortMapping{ContainerPort: n, Protocol: proto})
 		}
 	}
-	for i := range ports {
-		if ports[i].HostPort == 0 {
-			hp, err := freePort(ports[i].HostIP, ports[i].Protocol)
-			if err != nil {
-				return nil, fmt.Errorf("publish %d/%s: no free host port: %w", ports[i].ContainerPort, ports[i].Protocol, err)
-			}
-			ports[i].HostPort = hp
+	defer func() {
+		if retErr != nil {
+			closeAll(held)
+			held = nil
 		}
+	}()
+	for i := range ports {
+		f, hp, err := reservePort(ports[i].HostIP, ports[i].Protocol, ports[i].HostPort)
+		if err != nil {
+			return nil, held, err
+		}
+		held = append(held, f)
+		ports[i].HostPort = hp
 	}
-	return ports, nil
+	return ports, held, nil
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
 }
 
 // setupNetwork makes and attaches the container's network namespace, and
 // writes its /etc/hosts and /etc/resolv.conf. On failure nothing is left.
-func (e *Engine) setupNetwork(ctx context.Context, c *Container) (retErr error) {
+//
+// It returns the sockets that hold the published host ports, for the
+// container's monitor to keep (the caller closes its copies).
+func (e *Engine) setupNetwork(ctx context.Context, c *Container) (held []*os.File, retErr error) {
 	if !ownsNetns(c) {
 		if other, ok := strings.CutPrefix(c.HostConfig.NetworkMode, "container:"); ok {
 			oc, err := e.get(ctx, other)
 			if err != nil {
-				return fmt.Errorf("--network container:%s: %w", other, err)
+				return nil, fmt.Errorf("--network container:%s: %w", other, err)
 			}
 			if ownsNetns(oc) {
 				if pinned, _ := netns.IsPinned(e.netnsPath(oc.ID)); !pinned {
-					return fmt.Errorf("--network container:%s: that container is not running: %w", other, ErrInvalidState)
+					return nil, fmt.Errorf("--network container:%s: that container is not running: %w", other, ErrInvalidState)
 				}
 			}
 		}
-		return nil
+		return nil, nil
+	}
+	var ports []network.PortMapping
+	if len(c.HostConfig.Networks) > 0 {
+		var err error
+		if ports, held, err = wantedPorts(c); err != nil {
+			return nil, err
+		}
 	}
 	path := e.netnsPath(c.ID)
-	netns.Remove(e.netnsDir(), c.ID)
-	if _, err := netns.New(e.netnsDir(), c.ID); err != nil {
-		return err
-	}
 	var eps []network.Endpoint
 	id := c.ID
 	defer func() {
 		if retErr != nil {
 			e.detachAll(context.WithoutCancel(ctx), id, eps)
 			netns.Remove(e.netnsDir(), id)
+			closeAll(held)
+			held = nil
 		}
 	}()
+	netns.Remove(e.netnsDir(), c.ID)
+	if _, err := netns.New(e.netnsDir(), c.ID); err != nil {
+		return held, err
+	}
 	if err := netns.LoopbackUp(path); err != nil {
-		return err
+		return held, err
 	}
 	if len(c.HostConfig.Networks) > 0 {
 		m, err := e.networks()
 		if err != nil {
-			return err
-		}
-		ports, err := wantedPorts(c)
-		if err != nil {
-			return err
+			return held, err
 		}
 		for i, req := range c.HostConfig.Networks {
 			cfg, err := m.Get(ctx, req.Name)
 			if err != nil {
-				return err
+				return held, err
 			}
 			ar := network.AttachRequest{ContainerID: c.ID, NetNS: path, IfName: "eth" + strconv.Itoa(i), IP: req.IP, MAC: req.MAC, Aliases: req.Aliases}
 			if i == 0 {
@@ -226,7 +272,7 @@ func (e *Engine) setupNetwork(ctx context.Context, c *Container) (retErr error) 
 			}
 			ep, err := m.Attach(ctx, cfg, ar)
 			if err != nil {
-				return err
+				return held, err
 			}
 			eps = append(eps, ep)
 		}
@@ -237,9 +283,9 @@ func (e *Engine) setupNetwork(ctx context.Context, c *Container) (retErr error) 
 	})
 	if err != nil || len(eps) == 0 {
 		// Without networks the files create wrote are already right.
-		return err
+		return held, err
 	}
-	return e.refreshEtcFiles(ctx, updated)
+	return held, e.refreshEtcFiles(ctx, updated)
 }
 
 // detachAll detaches endpoints and returns those whose DEL failed (kept

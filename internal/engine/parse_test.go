@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"reflect"
 	"strings"
@@ -462,7 +464,19 @@ func TestHasNoNewPrivileges(t *testing.T) {
 	}
 }
 
+// freeTCPPort is a port nothing on this host listens on now.
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
 func TestWantedPorts(t *testing.T) {
+	fixed := freeTCPPort(t)
 	exposed := func(ps ...string) map[string]struct{} {
 		m := map[string]struct{}{}
 		for _, p := range ps {
@@ -484,29 +498,33 @@ func TestWantedPorts(t *testing.T) {
 		{"nothing", false, nil, nil, nil},
 		{"exposed but not -P", false, exposed("80/tcp"), nil, nil},
 		{"explicit only", false, exposed("80/tcp", "443/tcp"),
-			[]network.PortMapping{pm("", 8080, 80, "tcp")},
-			[]network.PortMapping{pm("", 8080, 80, "tcp")}},
+			[]network.PortMapping{pm("", fixed, 80, "tcp")},
+			[]network.PortMapping{pm("", fixed, 80, "tcp")}},
 		{"explicit with a free host port", false, nil,
 			[]network.PortMapping{pm("127.0.0.1", 0, 80, "tcp"), pm("127.0.0.1", 0, 53, "udp"), pm("", 0, 81, "tcp")},
 			[]network.PortMapping{pm("127.0.0.1", 0, 80, "tcp"), pm("127.0.0.1", 0, 53, "udp"), pm("", 0, 81, "tcp")}},
 		{"-P publishes the rest, sorted", true, exposed("80/tcp", "53/udp", "9000", "bogus/tcp"),
-			[]network.PortMapping{pm("", 8080, 80, "tcp")},
-			[]network.PortMapping{pm("", 8080, 80, "tcp"), pm("", 0, 53, "udp"), pm("", 0, 9000, "tcp")}},
+			[]network.PortMapping{pm("", fixed, 80, "tcp")},
+			[]network.PortMapping{pm("", fixed, 80, "tcp"), pm("", 0, 53, "udp"), pm("", 0, 9000, "tcp")}},
 		{"-P: same port, other protocol", true, exposed("80/udp", "80/tcp"),
-			[]network.PortMapping{pm("", 8080, 80, "tcp")},
-			[]network.PortMapping{pm("", 8080, 80, "tcp"), pm("", 0, 80, "udp")}},
+			[]network.PortMapping{pm("", fixed, 80, "tcp")},
+			[]network.PortMapping{pm("", fixed, 80, "tcp"), pm("", 0, 80, "udp")}},
 		{"-P with nothing exposed", true, nil,
-			[]network.PortMapping{pm("", 8080, 80, "tcp")},
-			[]network.PortMapping{pm("", 8080, 80, "tcp")}},
+			[]network.PortMapping{pm("", fixed, 80, "tcp")},
+			[]network.PortMapping{pm("", fixed, 80, "tcp")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := &Container{Config: Config{ExposedPorts: tt.exposed},
 				HostConfig: HostConfig{PublishAllPorts: tt.publishAll, PortBindings: tt.bindings}}
 			before := append([]network.PortMapping(nil), tt.bindings...)
-			got, err := wantedPorts(c)
+			got, held, err := wantedPorts(c)
 			if err != nil {
 				t.Fatalf("wantedPorts: %v", err)
+			}
+			defer closeAll(held)
+			if len(held) != len(got) {
+				t.Fatalf("%d ports and %d sockets holding them", len(got), len(held))
 			}
 			if len(got) != len(tt.want) {
 				t.Fatalf("wantedPorts = %+v, want %+v", got, tt.want)
@@ -522,6 +540,10 @@ func TestWantedPorts(t *testing.T) {
 				if g.HostPort < 1 || g.HostPort > 65535 {
 					t.Errorf("port %d: host port %d, want a free port", i, g.HostPort)
 				}
+				// Held: the same port cannot be had again.
+				if _, _, err := wantedPorts(&Container{HostConfig: HostConfig{PortBindings: []network.PortMapping{g}}}); !errors.Is(err, ErrPortAllocated) {
+					t.Errorf("port %d (%+v) while held: %v, want ErrPortAllocated", i, g, err)
+				}
 			}
 			if !reflect.DeepEqual(c.HostConfig.PortBindings, before) {
 				t.Errorf("wantedPorts changed the record's bindings: %+v, was %+v", c.HostConfig.PortBindings, before)
@@ -534,7 +556,7 @@ func TestWantedPortsBadHostIP(t *testing.T) {
 	// 192.0.2.1 (TEST-NET-1) is not an address of this machine: no port
 	// can be had there.
 	c := &Container{HostConfig: HostConfig{PortBindings: []network.PortMapping{{HostIP: "192.0.2.1", ContainerPort: 80, Protocol: "tcp"}}}}
-	if got, err := wantedPorts(c); err == nil {
+	if got, _, err := wantedPorts(c); err == nil {
 		t.Errorf("wantedPorts = %+v, want an error for a host IP not on this machine", got)
 	}
 }
@@ -588,5 +610,38 @@ func TestStateSetStatus(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A port a host program listens on (with SO_REUSEADDR, as Go's and most
+// servers' listeners do) is refused, and so is a port twice in one
+// container; a refused set holds nothing.
+func TestWantedPortsTaken(t *testing.T) {
+	l, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	busy := l.Addr().(*net.TCPAddr).Port
+	free := freeTCPPort(t)
+	c := &Container{HostConfig: HostConfig{PortBindings: []network.PortMapping{
+		{HostPort: free, ContainerPort: 80, Protocol: "tcp"},
+		{HostIP: "127.0.0.1", HostPort: busy, ContainerPort: 81, Protocol: "tcp"},
+	}}}
+	_, held, err := wantedPorts(c)
+	if !errors.Is(err, ErrPortAllocated) || !strings.Contains(err.Error(), fmt.Sprintf("127.0.0.1:%d", busy)) || held != nil {
+		t.Fatalf("a port a host program holds: %v (held %d)", err, len(held))
+	}
+	// The first port was let go again.
+	_, held, err = wantedPorts(&Container{HostConfig: HostConfig{PortBindings: c.HostConfig.PortBindings[:1]}})
+	if err != nil {
+		t.Fatalf("the first port after the refused set: %v", err)
+	}
+	closeAll(held)
+	twice := &Container{HostConfig: HostConfig{PortBindings: []network.PortMapping{
+		{HostPort: free, ContainerPort: 80, Protocol: "udp"}, {HostPort: free, ContainerPort: 81, Protocol: "udp"},
+	}}}
+	if _, _, err := wantedPorts(twice); !errors.Is(err, ErrPortAllocated) {
+		t.Fatalf("one udp port published twice: %v", err)
 	}
 }

@@ -325,9 +325,13 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File) (
 			masterc <- m
 		}()
 	}
-	if err := e.setupNetwork(ctx, c); err != nil {
+	held, err := e.setupNetwork(ctx, c)
+	if err != nil {
 		return err
 	}
+	// The monitor gets its own copies of the port reservations below;
+	// these go with this process.
+	defer closeAll(held)
 	rc, err := linux.Create(ctx, rroot, id, opts)
 	if err != nil {
 		e.teardownNetwork(context.WithoutCancel(ctx), id)
@@ -373,6 +377,11 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File) (
 		e.teardownNetwork(context.WithoutCancel(ctx), id)
 		return err
 	}
+	if err := sendReservations(report, held); err != nil {
+		rc.Delete(ctx, true)
+		e.teardownNetwork(context.WithoutCancel(ctx), id)
+		return fmt.Errorf("hand the port reservations to the monitor: %w", err)
+	}
 	msg := []byte(fmt.Sprintf("P %d\n", rc.Pid))
 	var oob []byte
 	if master != nil {
@@ -382,6 +391,27 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File) (
 		// No monitor to supervise it: the container cannot run.
 		rc.Delete(ctx, true)
 		return fmt.Errorf("report to the monitor: %w", err)
+	}
+	return nil
+}
+
+// maxFdsPerMessage stays under the kernel's SCM_MAX_FD (253).
+const maxFdsPerMessage = 250
+
+// sendReservations hands the sockets that hold the container's published
+// ports to the monitor ("R" messages, before "P"), which keeps them until
+// the container exits.
+func sendReservations(report *os.File, held []*os.File) error {
+	for len(held) > 0 {
+		n := min(len(held), maxFdsPerMessage)
+		fds := make([]int, n)
+		for i, f := range held[:n] {
+			fds[i] = int(f.Fd())
+		}
+		if err := unix.Sendmsg(int(report.Fd()), []byte("R\n"), unix.UnixRights(fds...), nil, 0); err != nil {
+			return err
+		}
+		held = held[n:]
 	}
 	return nil
 }

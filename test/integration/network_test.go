@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -481,4 +482,103 @@ func ruleDiff(a, b []string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// httpGet returns the body served at 127.0.0.1:port, or "" when nothing
+// answers within a second.
+func httpGet(port int) string {
+	resp, err := (&http.Client{Timeout: time.Second}).Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// A published host port is the container's alone while it runs: a second
+// container, or a port a host program listens on, is refused with docker's
+// message and exit code; the port is free again after stop and after the
+// monitor is killed; parallel -P runs never share a port.
+func TestNetworkPortReservation(t *testing.T) {
+	requireCNI(t)
+	e := newEngine(t)
+	e.loadDemoImage()
+	l, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := l.Addr().(*net.TCPAddr).Port
+	defer l.Close()
+	port := func() int {
+		l, err := net.Listen("tcp4", "0.0.0.0:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}()
+	serve := func(name, body string) []string {
+		return []string{"run", "-d", "--name", name, "-p", fmt.Sprintf("%d:80", port), demoImage, "sh", "-c",
+			"mkdir -p /www && echo " + body + " > /www/index.html && exec httpd -f -p 80 -h /www"}
+	}
+	e.run(serve("first", "first")...)
+	waitFor(t, 10*time.Second, "the first container's httpd", func() bool { return httpGet(port) == "first\n" })
+
+	code, _, errOut := e.exitCode(serve("second", "second")...)
+	if code != 125 || !strings.Contains(errOut, "port is already allocated") {
+		t.Errorf("a second container on port %d: exit %d, %q; want 125 and docker's message", port, code, errOut)
+	}
+	if got := httpGet(port); got != "first\n" {
+		t.Errorf("after the refused second container, the port serves %q", got)
+	}
+	if c := e.inspect("second"); c.State.Running {
+		t.Errorf("the refused container runs: %+v", c.State)
+	}
+	code, _, errOut = e.exitCode("run", "--rm", "-p", fmt.Sprintf("127.0.0.1:%d:80", busy), demoImage, "true")
+	if code != 125 || !strings.Contains(errOut, "port is already allocated") {
+		t.Errorf("a port a host program listens on: exit %d, %q", code, errOut)
+	}
+
+	// Stopped: the port is free, and the second container can have it.
+	e.run("stop", "-t", "0", "first")
+	e.run("start", "second")
+	waitFor(t, 10*time.Second, "the second container's httpd", func() bool { return httpGet(port) == "second\n" })
+
+	// The monitor killed: the kernel lets go of the port with it.
+	syscall.Kill(e.monitorOf(e.inspect("second").ID), syscall.SIGKILL)
+	time.Sleep(100 * time.Millisecond)
+	e.run("ps", "-a")
+	e.run("rm", "first")
+	e.run(serve("first", "again")...)
+	waitFor(t, 10*time.Second, "a new container on the port after the holder's monitor died", func() bool { return httpGet(port) == "again\n" })
+
+	// -P in parallel: distinct ports, each held.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.run("run", "-d", "--name", fmt.Sprintf("p%d", i), "-p", "80", "-p", "53/udp", demoImage, "sleep", "100")
+		}()
+	}
+	wg.Wait()
+	seen := map[string]string{}
+	for i := range 8 {
+		for _, line := range strings.Split(strings.TrimSpace(e.run("port", fmt.Sprintf("p%d", i))), "\n") {
+			proto := strings.Fields(line)[0]
+			hp := proto[strings.Index(proto, "/"):] + line[strings.LastIndex(line, ":")+1:]
+			if other, ok := seen[hp]; ok {
+				t.Errorf("p%d and %s both publish %s", i, other, hp)
+			}
+			seen[hp] = fmt.Sprintf("p%d", i)
+		}
+	}
+	if len(seen) != 16 {
+		t.Errorf("%d distinct published ports for 8 containers with 2 each: %v", len(seen), seen)
+	}
+	out := strings.Fields(e.run("ps", "-aq"))
+	e.run(append([]string{"rm", "-f"}, out...)...)
+	e.checkNetworkClean()
+	e.checkNothingLeft()
 }

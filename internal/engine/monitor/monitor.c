@@ -23,7 +23,10 @@
 // A child gets the container's stdio on fds 0-2 and a report socket on fd
 // 3 on which it sends "P <pid>" (the container runs; with a tty, the pty
 // master rides along as SCM_RIGHTS), "E <message>" (it failed) or "D"
-// (nothing more to supervise).
+// (nothing more to supervise). Before "P", "R" messages carry the sockets
+// that hold the container's published host ports: the monitor keeps them
+// until the container exits, so no one else can take those ports (and a
+// killed monitor frees them).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -358,20 +361,65 @@ static int env_int(const char *name, long long *out)
 	return 1;
 }
 
-// recv_report reads one message (and maybe a pty master) from a child.
-static ssize_t recv_report(int fd, char *buf, size_t size, int *passed)
+#define MAX_PASSED 253 // the kernel's SCM_MAX_FD
+
+// recv_report reads one message and the fds that ride along (the kernel
+// never joins a message that carries fds to the next one).
+static ssize_t recv_report(int fd, char *buf, size_t size, int *passed, int *npassed)
 {
-	char ctl[CMSG_SPACE(sizeof(int))];
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * MAX_PASSED)];
+		struct cmsghdr align;
+	} ctl;
 	struct iovec iov = { .iov_base = buf, .iov_len = size - 1 };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
+	*npassed = 0;
 	ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
 	if (n <= 0)
 		return n;
 	buf[n] = 0;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-			memcpy(passed, CMSG_DATA(c), sizeof(int));
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		if (k > MAX_PASSED - *npassed)
+			k = MAX_PASSED - *npassed;
+		memcpy(passed + *npassed, CMSG_DATA(c), sizeof(int) * (size_t)k);
+		*npassed += k;
+	}
 	return n;
+}
+
+// The sockets that hold the container's published ports.
+static int *held_ports;
+static int nheld_ports, capheld_ports;
+
+static void hold_ports(const int *fds, int n)
+{
+	if (nheld_ports + n > capheld_ports) {
+		int cap = capheld_ports ? capheld_ports * 2 : 16;
+		while (cap < nheld_ports + n)
+			cap *= 2;
+		int *p = realloc(held_ports, sizeof(int) * (size_t)cap);
+		if (!p) {
+			// Out of memory: the ports are free again. The container
+			// still runs; its ports are merely not held.
+			for (int i = 0; i < n; i++)
+				close(fds[i]);
+			return;
+		}
+		held_ports = p;
+		capheld_ports = cap;
+	}
+	memcpy(held_ports + nheld_ports, fds, sizeof(int) * (size_t)n);
+	nheld_ports += n;
+}
+
+static void release_ports(void)
+{
+	for (int i = 0; i < nheld_ports; i++)
+		close(held_ports[i]);
+	nheld_ports = 0;
 }
 
 static pid_t container;
@@ -460,6 +508,9 @@ static int container_exited(int st, int *code, pid_t *child, int *report, int *d
 	drain(&out, attach_out);
 	drain(&err, attach_err);
 	drain_master();
+	// The ports are free once the container is gone (a restart binds
+	// them again), as docker frees them at every exit.
+	release_ports();
 	inlen = 0;
 	flush_stream(&out);
 	flush_stream(&err);
@@ -636,19 +687,23 @@ static void run_monitor(const char *flags)
 		}
 		if (i_report >= 0 && p[i_report].revents) {
 			char buf[4096];
-			int passed = -1;
-			ssize_t n = recv_report(report, buf, sizeof buf, &passed);
+			int passed[MAX_PASSED], npassed = 0;
+			ssize_t n = recv_report(report, buf, sizeof buf, passed, &npassed);
 			if (n <= 0) {
 				close(report);
 				report = -1;
+			} else if (buf[0] == 'R') {
+				hold_ports(passed, npassed);
+				npassed = 0;
 			} else if (buf[0] == 'P') {
 				container = (pid_t)atoi(buf + 2);
-				if (passed >= 0) {
+				if (npassed > 0) {
 					if (master >= 0)
 						close(master);
-					master = passed;
+					master = passed[0];
 					fcntl(master, F_SETFL, O_NONBLOCK);
 					copy_winsize(master);
+					passed[0] = -1;
 				}
 				notify("S %d\n", container);
 			} else if (buf[0] == 'E') {
@@ -657,6 +712,9 @@ static void run_monitor(const char *flags)
 			} else if (buf[0] == 'D') {
 				done = 1;
 			}
+			for (int i = 0; i < npassed; i++)
+				if (passed[i] >= 0)
+					close(passed[i]);
 		}
 		if (p[0].revents) {
 			struct signalfd_siginfo si;
