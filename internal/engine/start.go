@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -304,24 +303,20 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File) (
 	}
 	var masterc chan *os.File
 	if c.Config.Tty {
-		// An abstract socket: a path under the state directory can exceed
-		// the 108 bytes a socket address holds.
-		sock := "@berth-console-" + newID()[:24]
-		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+		// A socket pair, not a listening socket: an abstract one is
+		// listed in /proc/net/unix for every user to connect to first
+		// and hand the monitor a pty of their own (and so read what is
+		// typed into the container's terminal).
+		ours, theirs, err := linux.ConsolePair()
 		if err != nil {
 			return err
 		}
-		defer l.Close()
-		opts.ConsoleSocket = sock
+		defer theirs.Close() // a second Close, after the one below, is harmless
+		opts.Console = theirs
 		masterc = make(chan *os.File, 1)
 		go func() {
-			conn, err := l.AcceptUnix()
-			if err != nil {
-				masterc <- nil
-				return
-			}
-			defer conn.Close()
-			m, _ := linux.ReceiveConsole(conn)
+			defer ours.Close()
+			m, _ := linux.ReceiveConsole(ours)
 			masterc <- m
 		}()
 	}
@@ -333,6 +328,11 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File) (
 	// these go with this process.
 	defer closeAll(held)
 	rc, err := linux.Create(ctx, rroot, id, opts)
+	if opts.Console != nil {
+		// Ours: the init has its own copy; without this one, a pty that
+		// never comes reads as EOF instead of a wait.
+		opts.Console.Close()
+	}
 	if err != nil {
 		e.teardownNetwork(context.WithoutCancel(ctx), id)
 		return err

@@ -8,6 +8,7 @@ package integration
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -134,4 +135,45 @@ func TestLocalUserCannotReachContainerOrImageFiles(t *testing.T) {
 	e.run("rm", "suid")
 	checkUnreachable(t, "after rm", e.root, e.state, setuidFiles(t, e.root, e.state))
 	e.run("volume", "rm", "data")
+}
+
+// A container with a tty gets its pty master over a socket pair, never a
+// listening socket: an abstract one is listed in /proc/net/unix for every
+// host user, who could connect first and hand the monitor a pty of their
+// own (then read what is typed into the container's terminal). The test
+// watches /proc/net/unix while tty containers start.
+func TestLocalUserSeesNoConsoleSocket(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	stop := make(chan struct{})
+	seen := make(chan string, 1)
+	go func() {
+		defer close(seen)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			b, _ := os.ReadFile("/proc/net/unix")
+			for _, l := range strings.Split(string(b), "\n") {
+				if f := strings.Fields(l); len(f) >= 8 && strings.HasPrefix(f[7], "@berth") {
+					seen <- f[7]
+					return
+				}
+			}
+		}
+	}()
+	for i := range 15 {
+		e.run("run", "-d", "-t", "--name", fmt.Sprintf("tty%d", i), demoImage, "sleep", "100")
+	}
+	close(stop)
+	if s, ok := <-seen; ok {
+		t.Errorf("a berth socket other users can connect to: %s", s)
+	}
+	if c := e.inspect("tty0"); !c.State.Running {
+		t.Fatalf("tty container: %+v", c.State)
+	}
+	out := strings.Fields(e.run("ps", "-aq"))
+	e.run(append([]string{"rm", "-f"}, out...)...)
 }

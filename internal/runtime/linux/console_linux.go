@@ -11,8 +11,8 @@ import (
 // openConsoleSocket connects to --console-socket; the connection goes to
 // the init, which sends the pty master over it.
 func openConsoleSocket(opts CreateOptions) (*os.File, error) {
-	if opts.console != nil {
-		return opts.console, nil
+	if opts.Console != nil {
+		return opts.Console, nil
 	}
 	if opts.ConsoleSocket == "" {
 		return nil, nil

@@ -28,9 +28,11 @@ type CreateOptions struct {
 	PreserveFDs   int
 	SystemdCgroup bool
 	Stdio         Stdio
-	// console, when set, is used instead of ConsoleSocket (run allocates
-	// its own pty when attached to a terminal).
-	console *os.File
+	// Console, when set, is a connected socket (one end of ConsolePair)
+	// the pty master is sent over, instead of dialling ConsoleSocket:
+	// run uses it when attached to a terminal, and the engine always,
+	// since a listening socket is one other users could connect to first.
+	Console *os.File
 }
 
 // Create sets up a container and leaves its init waiting for Start. On
@@ -71,7 +73,7 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 			return nil, nil, fmt.Errorf("bundle %s: %w", opts.Bundle, err)
 		}
 	}
-	if spec.Process.Terminal && opts.ConsoleSocket == "" && opts.console == nil {
+	if spec.Process.Terminal && opts.ConsoleSocket == "" && opts.Console == nil {
 		return nil, nil, fmt.Errorf("process.terminal is true but no --console-socket was given: berth cannot allocate a terminal for a container it detaches from")
 	}
 	if !spec.Process.Terminal && opts.ConsoleSocket != "" {

@@ -284,7 +284,7 @@ func (c *Container) Exec(ctx context.Context, opts ExecOptions) (*ExecResult, er
 		if !opts.AttachTerminal {
 			return nil, fmt.Errorf("process.terminal is true but no --console-socket was given")
 		}
-		ours, theirs, err := consolePair()
+		ours, theirs, err := ConsolePair()
 		if err != nil {
 			return nil, err
 		}

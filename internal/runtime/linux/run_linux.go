@@ -41,11 +41,11 @@ func Run(ctx context.Context, root, id string, opts RunOptions) (int, error) {
 	var closeConsole func()
 	if !opts.Detach && opts.ConsoleSocket == "" {
 		if t, err := wantsTerminal(opts.Bundle); err == nil && t {
-			ours, theirs, err := consolePair()
+			ours, theirs, err := ConsolePair()
 			if err != nil {
 				return 0, err
 			}
-			opts.console = theirs
+			opts.Console = theirs
 			closeConsole = func() { theirs.Close() }
 			ptyMaster = make(chan *os.File, 1)
 			go func() {
@@ -178,7 +178,9 @@ func wantsTerminal(bundle string) (bool, error) {
 	return v.Process.Terminal, nil
 }
 
-func consolePair() (*net.UnixConn, *os.File, error) {
+// ConsolePair makes a connected pair of sockets for a pty master: ours
+// for ReceiveConsole, theirs for CreateOptions.Console.
+func ConsolePair() (*net.UnixConn, *os.File, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, err
