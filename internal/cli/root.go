@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -50,6 +51,13 @@ func (e *ExitError) Unwrap() error { return e.Err }
 
 // Main runs the engine CLI and returns the process's exit code.
 func Main(args []string) int {
+	// The files berth makes for containers (upper layers, volume
+	// directories, /etc/hosts and resolv.conf) must be readable by a
+	// container's non-root users whatever the caller's umask: a daemon
+	// has 022, a daemonless CLI inherits the shell's (077 on hardened
+	// hosts, where a non-root container could not even enter "/").
+	// Private directories get their modes explicitly (see privdir).
+	syscall.Umask(0o022)
 	root := NewRootCommand()
 	root.SetArgs(args)
 	err := root.Execute()

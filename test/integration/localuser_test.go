@@ -177,3 +177,19 @@ func TestLocalUserSeesNoConsoleSocket(t *testing.T) {
 	out := strings.Fields(e.run("ps", "-aq"))
 	e.run(append([]string{"rm", "-f"}, out...)...)
 }
+
+// A hardened host's umask (077) in the caller's shell must not leak into
+// what berth makes for a container: a non-root container user can enter
+// "/", read /etc/hosts and resolv.conf, and enter a volume.
+func TestEngineUnderRestrictiveUmask(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	args := append([]string{"--root", e.root, "--state", e.state}, "run", "--rm", "-u", "1000", "-v", "umaskvol:/data", demoImage,
+		"sh", "-c", "cat /etc/hosts /etc/resolv.conf >/dev/null && ls /data && echo ok")
+	cmd := exec.Command("sh", append([]string{"-c", `umask 077; exec "$0" "$@"`, e.bin}, args...)...)
+	cmd.Env = e.env
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "ok" {
+		t.Fatalf("a non-root container under umask 077: %v: %s", err, out)
+	}
+}
