@@ -30,7 +30,12 @@
 // Lock order: the container's flock, then the hosts-file lock
 // (<state>/locks/hosts), then a store transaction (short, never held
 // across a wait); the network manager's lock (<root>/networks/lock) is
-// taken inside a container's lock and never around one. rmi asks the
+// taken inside a container's lock and never around one. The volumes lock
+// (<root>/volumes/.lock) comes after the container's flock and before a
+// transaction; nothing else is taken under it. It makes a volume's
+// resolution and the record of its use one step against rm and prune.
+// A running container's monitor records itself in the same transaction
+// that marks the record running. rmi asks the
 // store which containers use an image (image.Options.InUse); a create
 // records its image before it mounts the layers.
 package engine
