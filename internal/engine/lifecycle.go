@@ -390,6 +390,13 @@ func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
 		}
 		last = c.State.ExitCode
 		if c.State.Status == StatusExited || c.State.Status == StatusDead {
+			// refresh derives an exit from the exit file while the
+			// monitor's handler may still be recording it: wait for the
+			// record, so that every verb after wait sees the container
+			// exited (`docker wait X && docker rm X`).
+			if err := e.waitExitRecorded(ctx, id, c.State.StartedAt); err != nil {
+				return 0, err
+			}
 			return c.State.ExitCode, nil
 		}
 		if err := ctx.Err(); err != nil {
@@ -397,6 +404,36 @@ func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
 		}
 		time.Sleep(sleep)
 		sleep = min(2*sleep, 50*time.Millisecond)
+	}
+}
+
+// waitExitRecorded waits until the record no longer says that the run
+// that started at startedAt goes on: its exit is recorded (exited,
+// restarting, or a new run), the record is gone, or its monitor died (and
+// refresh reconciles it).
+func (e *Engine) waitExitRecorded(ctx context.Context, id string, startedAt time.Time) error {
+	for {
+		c, err := e.get(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case c.State.Status != StatusRunning && c.State.Status != StatusPaused, !c.State.StartedAt.Equal(startedAt):
+			return nil
+		case !alive(c.State.MonitorPid, c.State.MonitorStart):
+			_, err := e.refresh(ctx, c)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
 

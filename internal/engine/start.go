@@ -184,7 +184,7 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 		EnvContainer + "=" + c.ID,
 	}
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "_BERTH_") {
+		if !strings.HasPrefix(kv, "_BERTH_") || strings.HasPrefix(kv, EnvStopAt+"=") {
 			env = append(env, kv)
 		}
 	}
@@ -245,7 +245,7 @@ func MonitorChild(open func(root, state string) (*Engine, error)) int {
 	id := os.Getenv(EnvContainer)
 	root, state := os.Getenv(EnvRoot), os.Getenv(EnvState)
 	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "_BERTH_") {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "_BERTH_") && k != EnvStopAt {
 			os.Unsetenv(k)
 		}
 	}
@@ -421,6 +421,7 @@ func sendReservations(report *os.File, held []*os.File) error {
 // to supervise.
 func (e *Engine) handleExit(ctx context.Context, id string, code int, report *os.File) int {
 	done := func() int { fmt.Fprintf(report, "D\n"); return 0 }
+	stopAtForTest("exit-handler")
 	unlock, err := e.lock(ctx, id)
 	if err != nil {
 		return done()

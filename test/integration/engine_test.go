@@ -243,6 +243,91 @@ func TestEngineExitCodes(t *testing.T) {
 	e.checkNothingLeft()
 }
 
+// stoppedProcess finds a process of this test's engine that stopped
+// itself at a _BERTH_TEST_STOP_AT point.
+func (e *engineEnv) stoppedProcess(comm string) int {
+	e.t.Helper()
+	var pid int
+	waitFor(e.t, 10*time.Second, comm+" to stop at its test point", func() bool {
+		ents, _ := os.ReadDir("/proc")
+		for _, ent := range ents {
+			p, err := strconv.Atoi(ent.Name())
+			if err != nil {
+				continue
+			}
+			st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p))
+			if strings.Contains(string(st), "("+comm+") T ") && bytes.Contains(env, []byte(e.state)) {
+				pid = p
+				return true
+			}
+		}
+		return false
+	})
+	return pid
+}
+
+// wait returns only once the exit is recorded, so that rm after it
+// finds an exited container. The monitor's exit handler is held before it
+// records the exit; before the fix, wait answered from the exit file at
+// once and the rm that followed said "it is running".
+func TestEngineWaitThenRm(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	run := e.command("run", "-d", "--name", "w", demoImage, "sh", "-c", "exit 3")
+	run.Env = append(run.Env, "_BERTH_TEST_STOP_AT=exit-handler")
+	if out, err := run.CombinedOutput(); err != nil {
+		t.Fatalf("run: %v: %s", err, out)
+	}
+	handler := e.stoppedProcess("berth-exit")
+	wait := e.command("wait", "w")
+	var out bytes.Buffer
+	wait.Stdout = &out
+	if err := wait.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- wait.Wait() }()
+	select {
+	case err := <-waited:
+		code, _, errOut := e.exitCode("rm", "w")
+		t.Fatalf("wait returned (%v, %q) before the exit was recorded; rm then: exit %d %s", err, out.String(), code, errOut)
+	case <-time.After(500 * time.Millisecond):
+	}
+	syscall.Kill(handler, syscall.SIGCONT)
+	if err := <-waited; err != nil || strings.TrimSpace(out.String()) != "3" {
+		t.Fatalf("wait: %v, printed %q, want 3", err, out.String())
+	}
+	e.run("rm", "w")
+
+	// The same script line, many times, beside busy loops.
+	stop := make(chan struct{})
+	defer close(stop)
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	for i := range 20 {
+		name := fmt.Sprintf("wr%d", i)
+		e.run("run", "-d", "--name", name, demoImage, "sleep", "100")
+		e.run("kill", name)
+		if got := strings.TrimSpace(e.run("wait", name)); got != "137" {
+			t.Errorf("wait %s printed %q, want 137", name, got)
+		}
+		if code, _, errOut := e.exitCode("rm", name); code != 0 {
+			t.Fatalf("rm right after wait, round %d: exit %d: %s", i, code, errOut)
+		}
+	}
+	e.checkNothingLeft()
+}
+
 func TestEngineRunOptions(t *testing.T) {
 	e := newEngine(t)
 	e.loadDemoImage()
