@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/internal/log"
 	"github.com/berth-dev/berth/internal/runtime/linux"
 	"github.com/berth-dev/berth/internal/runtime/linux/seccomp"
 	"github.com/berth-dev/berth/internal/runtime/oci"
@@ -58,7 +59,11 @@ func NewRuntimeCommand(name string) *cobra.Command {
 			// Containers sharing our pid namespace must not reach this
 			// binary through /proc/<pid>/exe.
 			unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
-			return g.setupLog()
+			if err := g.setupLog(); err != nil {
+				return err
+			}
+			cmd.SetContext(log.With(cmd.Context(), g.logger))
+			return nil
 		},
 	}
 	f := cmd.PersistentFlags()

@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -597,5 +599,38 @@ func TestConcurrentCreatesAndLists(t *testing.T) {
 			t.Errorf("%s is %s", id, st.Status)
 		}
 		r.run("delete", "--force", id)
+	}
+}
+
+// runc 1.1's own `runc spec`, unedited, names ambient capabilities with
+// no inheritable set: the runtime spec says a capability that cannot be
+// granted is a warning. runc runs it; so must berth, and warn.
+func TestRuntimeRuncSpecUnedited(t *testing.T) {
+	r := newRuntime(t)
+	b := newBundle(t, r.bin, "true")
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("runc not installed (apt-get install runc)")
+	}
+	os.Remove(filepath.Join(b.Dir, "config.json"))
+	if out, err := exec.Command("runc", "spec", "--bundle", b.Dir).CombinedOutput(); err != nil {
+		t.Fatalf("runc spec: %v: %s", err, out)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(b.Dir, "config.json"))
+	if !strings.Contains(string(cfg), `"ambient"`) || strings.Contains(string(cfg), `"inheritable"`) {
+		t.Skipf("this runc's spec has no ambient capabilities without an inheritable set: nothing to test")
+	}
+	// The spec asks for a terminal: run gives the container a pty of its
+	// own and copies our stdin to it.
+	cmd := r.cmd("run", "--bundle", b.Dir, uniqueID(t))
+	cmd.Stdin = strings.NewReader("echo inside; exit 7\n")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 7 || !strings.Contains(stdout.String(), "inside") {
+		t.Fatalf("run of runc's spec: %v, stdout %q, stderr %q; want exit 7 and the output", err, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "level=warn") || !strings.Contains(stderr.String(), "CAP_KILL") {
+		t.Errorf("no warning naming the ambient capabilities not granted: %q", stderr.String())
 	}
 }

@@ -1,15 +1,18 @@
 package linux
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
+	"slices"
 	"strings"
 	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/internal/log"
 	"github.com/berth-dev/berth/internal/runtime/oci"
 )
 
@@ -115,4 +118,36 @@ func (s *capSets) apply() error {
 		}
 	}
 	return nil
+}
+
+// dropUngrantableAmbient removes from c's ambient set what the kernel
+// cannot grant (an ambient capability must also be permitted and
+// inheritable) and returns the names removed. The runtime spec says such
+// a capability is a warning, not a failure; runc 1.1's own `runc spec`
+// writes ambient capabilities with no inheritable set.
+func dropUngrantableAmbient(c *specs.LinuxCapabilities) []string {
+	if c == nil || len(c.Ambient) == 0 {
+		return nil
+	}
+	var kept, dropped []string
+	for _, name := range c.Ambient {
+		if slices.Contains(c.Permitted, name) && slices.Contains(c.Inheritable, name) {
+			kept = append(kept, name)
+		} else {
+			dropped = append(dropped, name)
+		}
+	}
+	c.Ambient = kept
+	return dropped
+}
+
+// warnUngrantableAmbient applies dropUngrantableAmbient to p and logs
+// what it removed.
+func warnUngrantableAmbient(ctx context.Context, p *specs.Process) {
+	if p == nil {
+		return
+	}
+	if dropped := dropUngrantableAmbient(p.Capabilities); len(dropped) > 0 {
+		log.From(ctx).Warn("process.capabilities.ambient: not granted, as they are not both permitted and inheritable", "capabilities", strings.Join(dropped, ","))
+	}
 }

@@ -64,6 +64,7 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 	if spec.Linux == nil {
 		return nil, nil, fmt.Errorf("bundle %s: config.json has no linux section: %w", opts.Bundle, oci.ErrInvalidConfig)
 	}
+	warnUngrantableAmbient(ctx, spec.Process)
 	var seccompProg *seccomp.Program
 	if err := checkLinuxConfig(spec); err != nil {
 		return nil, nil, fmt.Errorf("bundle %s: %w", opts.Bundle, err)

@@ -278,6 +278,7 @@ func (c *Container) Exec(ctx context.Context, opts ExecOptions) (*ExecResult, er
 	if err := oci.ValidateProcess(p); err != nil {
 		return nil, err
 	}
+	warnUngrantableAmbient(ctx, p)
 	var console *os.File
 	var masterCh chan *os.File
 	if p.Terminal && opts.ConsoleSocket == "" {
