@@ -13,7 +13,7 @@ GOFILES := $(shell git ls-files '*.go' 2>/dev/null)
 # Packages a test or the demo uses; scripts/deps.sh installs the missing ones.
 DEBS := gcc libc6-dev pkg-config libseccomp-dev busybox-static runc containerd podman skopeo umoci procps docker-registry isal containernetworking-plugins iproute2 iptables util-linux
 
-.PHONY: all deps build install demo test check fmt vet freebsd unit conformance conformance-quick bench clean
+.PHONY: all deps build install demo test check fmt vet tidy freebsd unit conformance conformance-quick bench clean
 
 all: build
 
@@ -38,13 +38,17 @@ install: build
 demo: deps build
 	scripts/demo.sh
 
-check: fmt vet freebsd
+check: fmt vet tidy freebsd
 
 fmt:
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet ./...
+
+# go.mod and go.sum say exactly what the code imports.
+tidy:
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
 
 # The jail driver must stay possible: everything builds for FreeBSD.
 freebsd:
