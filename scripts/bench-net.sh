@@ -21,9 +21,8 @@ BENCH=bench-net
 berth() { bin/berth --root "$T/root" --state "$T/state" "$@"; }
 cleanup() {
 	set +e
-	ids=$(berth ps -aq 2>/dev/null)
-	[ -n "$ids" ] && berth rm -f $ids >/dev/null 2>&1
-	umount -l "$T/state/netns" 2>/dev/null
+	# Containers, networks and their firewall chains, mounts, the root.
+	berth system reset -f >/dev/null 2>&1
 	rm -rf "$T"
 }
 trap cleanup EXIT

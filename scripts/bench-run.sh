@@ -23,7 +23,7 @@ BENCH=bench-run
 . "$here/scripts/bench-lib.sh"
 cleanup() {
 	set +e
-	bin/berth --root "$T/berth" --state "$T/berth-state" rm -f $(bin/berth --root "$T/berth" --state "$T/berth-state" ps -aq 2>/dev/null) >/dev/null 2>&1
+	bin/berth --root "$T/berth" --state "$T/berth-state" system reset -f >/dev/null 2>&1
 	pod rm -af >/dev/null 2>&1
 	[ -n "$ctd_pid" ] && kill "$ctd_pid" 2>/dev/null && wait "$ctd_pid" 2>/dev/null
 	for d in "$T"/*; do umount_under "$d"; done

@@ -7,9 +7,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/berth-demo.XXXXXX)
 berth() { "$here/bin/berth" --root "$work/root" --state "$work/state" "$@"; }
 cleanup() {
-	berth rm -f demo >/dev/null 2>&1 || true
-	# The network namespaces' shared mount point (as /run/netns).
-	umount -l "$work/state/netns" 2>/dev/null || true
+	# Containers, networks and their firewall chains, mounts, the root.
+	berth system reset -f >/dev/null 2>&1 || true
 	rm -rf "$work"
 }
 trap cleanup EXIT

@@ -175,25 +175,9 @@ func newNetworkPruneCommand(g *globalOptions) *cobra.Command {
 		Short: "Remove the networks no container uses (not the default one)",
 		Args:  cobra.NoArgs,
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
-			m, err := e.Networks()
-			if err != nil {
-				return err
-			}
-			list, err := m.List(ctx)
-			if err != nil {
-				return err
-			}
-			fmt.Println("Deleted Networks:")
-			for _, c := range list {
-				users, err := e.NetworkUsers(ctx, c.Name)
-				if err != nil || len(users) > 0 || c.Default {
-					continue
-				}
-				if err := m.Remove(ctx, c.Name, nil); err == nil {
-					fmt.Println(c.Name)
-				}
-			}
-			return nil
+			removed, err := pruneNetworks(ctx, e)
+			printDeleted("Networks", removed)
+			return err
 		}),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt (berth never does)")
@@ -269,5 +253,37 @@ func newPortCommand(g *globalOptions) *cobra.Command {
 			}
 			return nil
 		}),
+	}
+}
+
+// pruneNetworks removes the networks no container uses (not the default
+// one) and returns their names.
+func pruneNetworks(ctx context.Context, e *engine.Engine) ([]string, error) {
+	m, err := e.Networks()
+	if err != nil {
+		return nil, err
+	}
+	list, err := m.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, c := range list {
+		users, err := e.NetworkUsers(ctx, c.Name)
+		if err != nil || len(users) > 0 || c.Default {
+			continue
+		}
+		if err := m.Remove(ctx, c.Name, nil); err == nil {
+			removed = append(removed, c.Name)
+		}
+	}
+	return removed, nil
+}
+
+// printDeleted prints docker's "Deleted <What>:" list.
+func printDeleted(what string, names []string) {
+	fmt.Printf("Deleted %s:\n", what)
+	for _, n := range names {
+		fmt.Println(n)
 	}
 }

@@ -21,7 +21,7 @@ func addVolumeCommands(root *cobra.Command, g *globalOptions) {
 	root.AddCommand(vol)
 	for _, c := range root.Commands() {
 		if c.Name() == "system" {
-			c.AddCommand(newInfoCommand(g), newSystemResetCommand(g))
+			c.AddCommand(newInfoCommand(g), newSystemResetCommand(g), newSystemPruneCommand(g))
 		}
 	}
 	root.AddCommand(newInfoCommand(g))
@@ -179,10 +179,7 @@ func newVolumePruneCommand(g *globalOptions) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
 			removed, err := e.PruneVolumes(ctx, all)
-			fmt.Println("Deleted Volumes:")
-			for _, n := range removed {
-				fmt.Println(n)
-			}
+			printDeleted("Volumes", removed)
 			return err
 		}),
 	}

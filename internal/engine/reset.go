@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/network/netns"
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
@@ -46,6 +48,21 @@ func (e *Engine) Reset(ctx context.Context) error {
 		err = m.RemoveAll(ctx)
 	}
 	return errors.Join(append(errs, err)...)
+}
+
+// Images is the engine's image service.
+func (e *Engine) Images() *image.Service { return e.images }
+
+// ReleaseNetnsDir unmounts the network namespaces' shared mount point
+// when no container is left (system prune), so that nothing is mounted
+// under the state directory.
+func (e *Engine) ReleaseNetnsDir(ctx context.Context) error {
+	rows, err := e.db.List(ctx)
+	if err != nil || len(rows) > 0 {
+		return err
+	}
+	_, err = netns.ReleaseDir(e.netnsDir())
+	return err
 }
 
 // RemoveRoots unmounts whatever is mounted under the given directories

@@ -1083,3 +1083,42 @@ func TestEngineHostRestart(t *testing.T) {
 	e.run("rm", "-f", always, plain, stopped)
 	e.checkNothingLeft()
 }
+
+// system prune removes what nothing uses and, with no container left,
+// leaves nothing mounted under the root and state directories: they can
+// then be removed like any directory (before, the network namespaces'
+// mount point kept rm -rf from the state directory).
+func TestEngineSystemPrune(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.run("network", "create", "unused")
+	e.run("run", "--name", "done", "-v", "pv:/data", demoImage, "true")
+	e.run("run", "-d", "--name", "up", demoImage, "sleep", "100")
+	out := e.run("system", "prune", "--volumes", "-a")
+	for _, want := range []string{"Deleted Containers:", "Deleted Networks:\nunused", "Deleted Volumes:", "Total reclaimed space:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("system prune printed no %q:\n%s", want, out)
+		}
+	}
+	if ids := strings.Fields(e.run("ps", "-aq")); len(ids) != 1 {
+		t.Errorf("after system prune: containers %q, want the running one", ids)
+	}
+	if imgs := e.images(); len(imgs) != 1 {
+		t.Errorf("the running container's image was pruned: %+v", imgs)
+	}
+	e.run("rm", "-f", "up")
+	e.run("volume", "prune", "-a")
+	e.run("system", "prune", "-a")
+	if imgs := e.images(); len(imgs) != 0 {
+		t.Errorf("images left after system prune -a with no container: %+v", imgs)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, l := range strings.Split(string(mounts), "\n") {
+		if strings.Contains(l, e.state) || strings.Contains(l, e.root) {
+			t.Errorf("mounted after system prune: %s", l)
+		}
+	}
+	if err := os.RemoveAll(e.state); err != nil {
+		t.Errorf("rm -rf of the state directory after system prune: %v", err)
+	}
+}

@@ -217,3 +217,29 @@ func LoopbackUp(path string) error {
 	}()
 	return <-errc
 }
+
+// ReleaseDir unmounts dir's shared mount point (see ensureSharedMounts)
+// when nothing is pinned in it, so that the directory can be removed like
+// any other. It reports whether dir was left unmounted. A New racing with
+// it still pins its namespace, in the plain directory.
+func ReleaseDir(dir string) (bool, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("netns: %w", err)
+	}
+	if len(ents) > 0 {
+		return false, nil
+	}
+	for {
+		err := unix.Unmount(dir, unix.MNT_DETACH)
+		if err == unix.EINVAL { // not (or no longer) a mount point
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("netns: unmount %s: %w", dir, err)
+		}
+	}
+}

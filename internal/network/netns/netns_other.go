@@ -14,3 +14,6 @@ func IsPinned(path string) (bool, error)   { return false, errUnsupported }
 
 // LoopbackUp is unsupported here.
 func LoopbackUp(path string) error { return errUnsupported }
+
+// ReleaseDir is a no-op where there are no network namespaces.
+func ReleaseDir(string) (bool, error) { return true, nil }

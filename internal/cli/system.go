@@ -1,0 +1,97 @@
+//go:build linux
+
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/berth-dev/berth/internal/engine"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+func newSystemResetCommand(g *globalOptions) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "reset [OPTIONS]",
+		Short: "Remove every container, image, volume and network, and the root and state directories",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if !force {
+				if !term.IsTerminal(int(os.Stdin.Fd())) {
+					return errors.New("system reset deletes everything under " + g.root + " and " + g.state + ": give --force (there is no terminal to confirm on)")
+				}
+				fmt.Fprintf(os.Stderr, "WARNING! This stops and removes every container and removes every image, volume and network,\nthen deletes %s and %s.\nAre you sure you want to continue? [y/N] ", g.root, g.state)
+				answer, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+					return nil
+				}
+			}
+			e, err := g.openEngine(false)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			err = e.Reset(ctx)
+			e.Close()
+			if err != nil {
+				return fmt.Errorf("system reset: %w (the directories are kept; run it again)", err)
+			}
+			return engine.RemoveRoots(g.root, g.state)
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not ask for confirmation")
+	return cmd
+}
+
+func newSystemPruneCommand(g *globalOptions) *cobra.Command {
+	var all, volumes, force bool
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove stopped containers, unused networks, unused images and (with --volumes) unused volumes",
+		Args:  cobra.NoArgs,
+		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
+			_ = force // berth does not prompt
+			var errs []error
+			containers, err := pruneContainers(ctx, e)
+			errs = append(errs, err)
+			printDeleted("Containers", containers)
+			networks, err := pruneNetworks(ctx, e)
+			errs = append(errs, err)
+			printDeleted("Networks", networks)
+			if volumes {
+				// docker's system prune --volumes: anonymous volumes only,
+				// unless -a.
+				vols, err := e.PruneVolumes(ctx, all)
+				errs = append(errs, err)
+				printDeleted("Volumes", vols)
+			}
+			res, err := e.Images().Prune(ctx, all)
+			errs = append(errs, err)
+			if len(res.Removed) > 0 {
+				fmt.Println("Deleted Images:")
+				for _, r := range res.Removed {
+					for _, u := range r.Untagged {
+						fmt.Printf("untagged: %s\n", familiar(u))
+					}
+					for _, d := range r.Deleted {
+						fmt.Printf("deleted: %s\n", d)
+					}
+				}
+			}
+			errs = append(errs, e.ReleaseNetnsDir(ctx))
+			fmt.Printf("Total reclaimed space: %s\n", humanBytes(res.Reclaimed))
+			return errors.Join(errs...)
+		}),
+	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "remove every image no container uses, not only dangling ones (and named volumes with --volumes)")
+	cmd.Flags().BoolVar(&volumes, "volumes", false, "prune volumes too")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt (berth never does)")
+	return cmd
+}
