@@ -170,7 +170,9 @@ func reservePort(ip, proto string, port int) (*os.File, int, error) {
 // wantedPorts is what the container publishes: -p, and with -P every
 // exposed port not published already, on free host ports. Every host
 // port is reserved: the returned files hold them (see reservePort).
-func wantedPorts(c *Container) (_ []network.PortMapping, held []*os.File, retErr error) {
+// inherited are the sockets of the container's last run, which a restart
+// reuses when they match (the same ports, so never free in between).
+func wantedPorts(c *Container, inherited []*os.File) (_ []network.PortMapping, held []*os.File, retErr error) {
 	ports := slices.Clone(c.HostConfig.PortBindings)
 	if c.HostConfig.PublishAllPorts {
 		for _, ep := range slices.Sorted(maps.Keys(c.Config.ExposedPorts)) {
@@ -188,6 +190,10 @@ func wantedPorts(c *Container) (_ []network.PortMapping, held []*os.File, retErr
 			ports = append(ports, network.PortMapping{ContainerPort: n, Protocol: proto})
 		}
 	}
+	if reused, ok := reuseReservations(ports, inherited); ok {
+		return ports, reused, nil
+	}
+	closeAll(inherited)
 	defer func() {
 		if retErr != nil {
 			closeAll(held)
@@ -205,6 +211,40 @@ func wantedPorts(c *Container) (_ []network.PortMapping, held []*os.File, retErr
 	return ports, held, nil
 }
 
+// reuseReservations takes inherited as the reservations of ports when
+// they match one to one, in order (as the last run made them): the same
+// protocol, address and, unless chosen by the kernel, port. It fills in
+// the ports the kernel chose.
+func reuseReservations(ports []network.PortMapping, inherited []*os.File) ([]*os.File, bool) {
+	if len(inherited) == 0 || len(inherited) != len(ports) {
+		return nil, false
+	}
+	chosen := make([]int, len(ports))
+	for i, f := range inherited {
+		typ, err := unix.GetsockoptInt(int(f.Fd()), unix.SOL_SOCKET, unix.SO_TYPE)
+		if err != nil || (typ == unix.SOCK_DGRAM) != (ports[i].Protocol == "udp") {
+			return nil, false
+		}
+		sa, err := unix.Getsockname(int(f.Fd()))
+		in4, ok := sa.(*unix.SockaddrInet4)
+		if err != nil || !ok {
+			return nil, false
+		}
+		want := net.ParseIP(ports[i].HostIP)
+		if ports[i].HostIP == "" {
+			want = net.IPv4zero
+		}
+		if !net.IP(in4.Addr[:]).Equal(want) || ports[i].HostPort != 0 && ports[i].HostPort != in4.Port {
+			return nil, false
+		}
+		chosen[i] = in4.Port
+	}
+	for i := range ports {
+		ports[i].HostPort = chosen[i]
+	}
+	return inherited, true
+}
+
 func closeAll(files []*os.File) {
 	for _, f := range files {
 		f.Close()
@@ -216,7 +256,7 @@ func closeAll(files []*os.File) {
 //
 // It returns the sockets that hold the published host ports, for the
 // container's monitor to keep (the caller closes its copies).
-func (e *Engine) setupNetwork(ctx context.Context, c *Container) (held []*os.File, retErr error) {
+func (e *Engine) setupNetwork(ctx context.Context, c *Container, inherited []*os.File) (held []*os.File, retErr error) {
 	if !ownsNetns(c) {
 		if other, ok := strings.CutPrefix(c.HostConfig.NetworkMode, "container:"); ok {
 			oc, err := e.get(ctx, other)
@@ -234,7 +274,7 @@ func (e *Engine) setupNetwork(ctx context.Context, c *Container) (held []*os.Fil
 	var ports []network.PortMapping
 	if len(c.HostConfig.Networks) > 0 {
 		var err error
-		if ports, held, err = wantedPorts(c); err != nil {
+		if ports, held, err = wantedPorts(c, inherited); err != nil {
 			return nil, err
 		}
 	}

@@ -518,7 +518,7 @@ func TestWantedPorts(t *testing.T) {
 			c := &Container{Config: Config{ExposedPorts: tt.exposed},
 				HostConfig: HostConfig{PublishAllPorts: tt.publishAll, PortBindings: tt.bindings}}
 			before := append([]network.PortMapping(nil), tt.bindings...)
-			got, held, err := wantedPorts(c)
+			got, held, err := wantedPorts(c, nil)
 			if err != nil {
 				t.Fatalf("wantedPorts: %v", err)
 			}
@@ -541,7 +541,7 @@ func TestWantedPorts(t *testing.T) {
 					t.Errorf("port %d: host port %d, want a free port", i, g.HostPort)
 				}
 				// Held: the same port cannot be had again.
-				if _, _, err := wantedPorts(&Container{HostConfig: HostConfig{PortBindings: []network.PortMapping{g}}}); !errors.Is(err, ErrPortAllocated) {
+				if _, _, err := wantedPorts(&Container{HostConfig: HostConfig{PortBindings: []network.PortMapping{g}}}, nil); !errors.Is(err, ErrPortAllocated) {
 					t.Errorf("port %d (%+v) while held: %v, want ErrPortAllocated", i, g, err)
 				}
 			}
@@ -556,7 +556,7 @@ func TestWantedPortsBadHostIP(t *testing.T) {
 	// 192.0.2.1 (TEST-NET-1) is not an address of this machine: no port
 	// can be had there.
 	c := &Container{HostConfig: HostConfig{PortBindings: []network.PortMapping{{HostIP: "192.0.2.1", ContainerPort: 80, Protocol: "tcp"}}}}
-	if got, _, err := wantedPorts(c); err == nil {
+	if got, _, err := wantedPorts(c, nil); err == nil {
 		t.Errorf("wantedPorts = %+v, want an error for a host IP not on this machine", got)
 	}
 }
@@ -628,12 +628,12 @@ func TestWantedPortsTaken(t *testing.T) {
 		{HostPort: free, ContainerPort: 80, Protocol: "tcp"},
 		{HostIP: "127.0.0.1", HostPort: busy, ContainerPort: 81, Protocol: "tcp"},
 	}}}
-	_, held, err := wantedPorts(c)
+	_, held, err := wantedPorts(c, nil)
 	if !errors.Is(err, ErrPortAllocated) || !strings.Contains(err.Error(), fmt.Sprintf("127.0.0.1:%d", busy)) || held != nil {
 		t.Fatalf("a port a host program holds: %v (held %d)", err, len(held))
 	}
 	// The first port was let go again.
-	_, held, err = wantedPorts(&Container{HostConfig: HostConfig{PortBindings: c.HostConfig.PortBindings[:1]}})
+	_, held, err = wantedPorts(&Container{HostConfig: HostConfig{PortBindings: c.HostConfig.PortBindings[:1]}}, nil)
 	if err != nil {
 		t.Fatalf("the first port after the refused set: %v", err)
 	}
@@ -641,7 +641,44 @@ func TestWantedPortsTaken(t *testing.T) {
 	twice := &Container{HostConfig: HostConfig{PortBindings: []network.PortMapping{
 		{HostPort: free, ContainerPort: 80, Protocol: "udp"}, {HostPort: free, ContainerPort: 81, Protocol: "udp"},
 	}}}
-	if _, _, err := wantedPorts(twice); !errors.Is(err, ErrPortAllocated) {
+	if _, _, err := wantedPorts(twice, nil); !errors.Is(err, ErrPortAllocated) {
 		t.Fatalf("one udp port published twice: %v", err)
+	}
+}
+
+// A restart reuses the sockets of the last run when they match, so its
+// ports are never free in between; sockets that do not match are closed
+// and the ports bound afresh.
+func TestWantedPortsReuse(t *testing.T) {
+	fixed := freeTCPPort(t)
+	c := &Container{HostConfig: HostConfig{PortBindings: []network.PortMapping{
+		{HostPort: fixed, ContainerPort: 80, Protocol: "tcp"},
+		{HostIP: "127.0.0.1", ContainerPort: 53, Protocol: "udp"},
+	}}}
+	first, held, err := wantedPorts(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, reused, err := wantedPorts(c, held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(again, first) || len(reused) != 2 || reused[0] != held[0] || reused[1] != held[1] {
+		t.Fatalf("restart: ports %+v (were %+v), sockets reused %v", again, first, len(reused) == 2 && reused[0] == held[0])
+	}
+	// Another configuration: the old sockets go, new ones are bound.
+	other := &Container{HostConfig: HostConfig{PortBindings: []network.PortMapping{{HostPort: fixed, ContainerPort: 81, Protocol: "udp"}}}}
+	ports, fresh, err := wantedPorts(other, reused)
+	if err != nil {
+		t.Fatalf("a changed configuration with the old sockets: %v", err)
+	}
+	defer closeAll(fresh)
+	if len(fresh) != 1 || ports[0].HostPort != fixed || ports[0].Protocol != "udp" {
+		t.Fatalf("changed configuration: %+v", ports)
+	}
+	if l, err := net.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", fixed)); err != nil {
+		t.Errorf("the old tcp reservation was not let go: %v", err)
+	} else {
+		l.Close()
 	}
 }

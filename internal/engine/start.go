@@ -259,7 +259,7 @@ func MonitorChild(open func(root, state string) (*Engine, error)) int {
 	ctx := context.Background()
 	switch role {
 	case monitor.RoleStart:
-		if err := e.runContainer(ctx, id, report); err != nil {
+		if err := e.runContainer(ctx, id, report, nil); err != nil {
 			fmt.Fprintf(report, "E %v\n", oneLine(err))
 			return 1
 		}
@@ -274,8 +274,9 @@ func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", ";
 
 // runContainer creates and starts the container's process with this
 // process's stdio and reports its pid (and pty master) on report. The
-// caller holds the container's lock.
-func (e *Engine) runContainer(ctx context.Context, id string, report *os.File) (retErr error) {
+// caller holds the container's lock. inherited are the sockets holding
+// the last run's published ports (a restart), reused if they match.
+func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, inherited []*os.File) (retErr error) {
 	c, err := e.get(ctx, id)
 	if err != nil {
 		return err
@@ -320,7 +321,7 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File) (
 			masterc <- m
 		}()
 	}
-	held, err := e.setupNetwork(ctx, c)
+	held, err := e.setupNetwork(ctx, c, inherited)
 	if err != nil {
 		return err
 	}
@@ -390,6 +391,7 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File) (
 	if err := unix.Sendmsg(int(report.Fd()), msg, oob, nil, 0); err != nil {
 		// No monitor to supervise it: the container cannot run.
 		rc.Delete(ctx, true)
+		e.teardownNetwork(context.WithoutCancel(ctx), id)
 		return fmt.Errorf("report to the monitor: %w", err)
 	}
 	return nil
@@ -453,7 +455,7 @@ func (e *Engine) handleExit(ctx context.Context, id string, code int, report *os
 	if cur, err := e.get(ctx, id); err != nil || cur.State.StopRequested || cur.State.Status != StatusRestarting {
 		return done()
 	}
-	if err := e.runContainer(ctx, id, report); err != nil {
+	if err := e.runContainer(ctx, id, report, monitor.HeldPorts()); err != nil {
 		return done()
 	}
 	return 0

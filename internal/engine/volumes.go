@@ -374,7 +374,10 @@ func (e *Engine) removeAnonymousVolumes(ctx context.Context, c *Container) {
 				continue
 			}
 			if v, err := e.GetVolume(ctx, m.Name); err == nil && v.Anonymous {
-				users, _ := e.volumeUsers(ctx)
+				users, err := e.volumeUsers(ctx)
+				if err != nil {
+					return err // unknown users: keep the volume
+				}
 				if others := slices.DeleteFunc(users[m.Name], func(id string) bool { return id == c.ID }); len(others) == 0 {
 					e.deleteVolumeLocked(ctx, m.Name)
 				}

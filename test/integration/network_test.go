@@ -553,6 +553,36 @@ func TestNetworkPortReservation(t *testing.T) {
 	e.run(serve("first", "again")...)
 	waitFor(t, 10*time.Second, "a new container on the port after the holder's monitor died", func() bool { return httpGet(port) == "again\n" })
 
+	// A restart policy: the port stays held between an exit and the
+	// restart (the restart reuses the sockets), so nobody can take it in
+	// between and make the restart fail.
+	rp := func() int {
+		l, err := net.Listen("tcp4", "0.0.0.0:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}()
+	e.run("run", "-d", "--name", "flapping", "--restart", "always", "-p", fmt.Sprintf("%d:80", rp), demoImage, "sh", "-c", "sleep 0.3; exit 3")
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if l, err := net.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", rp)); err == nil {
+			l.Close()
+			t.Fatalf("port %d of a restarting container was free to take", rp)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if c := e.inspect("flapping"); c.RestartCount < 2 || c.State.Error != "" {
+		t.Errorf("the flapping container: %d restarts, %+v", c.RestartCount, c.State)
+	}
+	e.run("rm", "-f", "flapping")
+	if l, err := net.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", rp)); err != nil {
+		t.Errorf("port %d after rm -f of its container: %v", rp, err)
+	} else {
+		l.Close()
+	}
+
 	// -P in parallel: distinct ports, each held.
 	var wg sync.WaitGroup
 	for i := range 8 {

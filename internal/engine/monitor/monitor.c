@@ -38,6 +38,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -52,6 +53,18 @@
 int berth_monitor_role;
 int berth_monitor_exit_code;
 int berth_monitor_pid; // in a forked child: the monitor's pid
+// In an exit handler: how many port-holding sockets it inherited, on fds
+// 4, 5, ... (a restart reuses them, so the ports are never free between
+// the exit and the restart).
+int berth_monitor_held_ports;
+
+// The caller's open-file limit, which the monitor raised for itself.
+static struct rlimit caller_nofile;
+static int nofile_raised;
+
+// The sockets that hold the container's published ports.
+static int *held_ports;
+static int nheld_ports, capheld_ports;
 
 #define PARTIAL_MAX 16384
 
@@ -320,9 +333,10 @@ static void copy_winsize(int master)
 }
 
 // spawn forks a child that continues into Go with the container's stdio on
-// 0-2 and a report socket on 3. In the parent it returns the child's pid
-// and sets *report.
-static pid_t spawn(int role, int code, int stdin_r, int out_w, int err_w, int *report)
+// 0-2, a report socket on 3 and, with pass_ports, the port-holding
+// sockets on 4 and up. In the parent it returns the child's pid and sets
+// *report.
+static pid_t spawn(int role, int code, int stdin_r, int out_w, int err_w, int *report, int pass_ports)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -342,9 +356,20 @@ static pid_t spawn(int role, int code, int stdin_r, int out_w, int err_w, int *r
 	signal(SIGPIPE, SIG_DFL);
 	if (dup2(stdin_r, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0 || dup2(sv[1], 3) < 0)
 		_exit(120);
-	// dup2 cleared FD_CLOEXEC on 0-3; everything else the monitor holds
-	// must not reach the container.
-	syscall(SYS_close_range, 4U, ~0U, 0U);
+	int npass = pass_ports ? nheld_ports : 0;
+	// Out of the way of 4..4+npass-1 first, then into place.
+	for (int i = 0; i < npass; i++)
+		if ((held_ports[i] = fcntl(held_ports[i], F_DUPFD, 4 + npass)) < 0)
+			_exit(120);
+	for (int i = 0; i < npass; i++)
+		if (dup2(held_ports[i], 4 + i) < 0)
+			_exit(120);
+	// dup2 cleared FD_CLOEXEC on 0-3 (and the ports'); everything else
+	// the monitor holds must not reach the container.
+	syscall(SYS_close_range, (unsigned)(4 + npass), ~0U, 0U);
+	berth_monitor_held_ports = npass;
+	if (nofile_raised)
+		setrlimit(RLIMIT_NOFILE, &caller_nofile);
 	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	berth_monitor_role = role;
 	berth_monitor_exit_code = code;
@@ -378,6 +403,10 @@ static ssize_t recv_report(int fd, char *buf, size_t size, int *passed, int *npa
 	if (n <= 0)
 		return n;
 	buf[n] = 0;
+	if (msg.msg_flags & MSG_CTRUNC)
+		// Over the open-file limit (raised to the hard one at start):
+		// the kernel dropped fds; the ports they held are not held.
+		fprintf(stderr, "berth-monitor: fds passed by the start process were dropped (open-file limit); some published ports are not held\n");
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
@@ -390,9 +419,6 @@ static ssize_t recv_report(int fd, char *buf, size_t size, int *passed, int *npa
 	return n;
 }
 
-// The sockets that hold the container's published ports.
-static int *held_ports;
-static int nheld_ports, capheld_ports;
 
 static void hold_ports(const int *fds, int n)
 {
@@ -508,9 +534,6 @@ static int container_exited(int st, int *code, pid_t *child, int *report, int *d
 	drain(&out, attach_out);
 	drain(&err, attach_err);
 	drain_master();
-	// The ports are free once the container is gone (a restart binds
-	// them again), as docker frees them at every exit.
-	release_ports();
 	inlen = 0;
 	flush_stream(&out);
 	flush_stream(&err);
@@ -525,10 +548,14 @@ static int container_exited(int st, int *code, pid_t *child, int *report, int *d
 			close(*report);
 			*report = -1;
 		}
-		*child = spawn(2, *code, in_pipe[0], out_pipe[1], err_pipe[1], report);
+		// The handler gets the ports: a restart reuses them (they are
+		// never free for someone else to take); the monitor lets go of
+		// them when the handler reports the new set or is done.
+		*child = spawn(2, *code, in_pipe[0], out_pipe[1], err_pipe[1], report, 1);
 		if (*child == 0)
 			return 0;
 	} else {
+		release_ports();
 		*done = 1;
 	}
 	return 1;
@@ -562,6 +589,19 @@ static void run_monitor(const char *flags)
 		attach_err = 6;
 		if (!keep_stdin)
 			close(4);
+	}
+	// Whatever else the caller left open without close-on-exec (a shell's
+	// redirection, a pipe) would stay open for the container's life.
+	syscall(SYS_close_range, attached ? 7U : 4U, ~0U, 0U);
+	// A container may publish thousands of ports, each held by a socket
+	// here: the soft open-file limit of the caller's shell is not enough.
+	// (Children get the caller's limit back: see spawn.)
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &caller_nofile) == 0 && caller_nofile.rlim_cur < caller_nofile.rlim_max) {
+		nofile = caller_nofile;
+		nofile.rlim_cur = nofile.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &nofile) == 0)
+			nofile_raised = 1;
 	}
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	prctl(PR_SET_NAME, "berth-monitor");
@@ -604,10 +644,11 @@ static void run_monitor(const char *flags)
 		fcntl(stdin_w, F_SETFL, O_NONBLOCK);
 
 	int report = -1;
-	pid_t child = spawn(1, 0, in_pipe[0], out_pipe[1], err_pipe[1], &report);
+	pid_t child = spawn(1, 0, in_pipe[0], out_pipe[1], err_pipe[1], &report, 0);
 	if (child == 0)
 		return;
 	int done = 0; // a child said there is nothing more to supervise
+	int ports_from_child = 0; // an "R" came since the last "P"
 	int code = 0;
 	pid_t early_pid = 0;
 	int early_status = 0;
@@ -693,9 +734,17 @@ static void run_monitor(const char *flags)
 				close(report);
 				report = -1;
 			} else if (buf[0] == 'R') {
+				// The first "R" of a run replaces what the last run
+				// held (the exit handler passes the same sockets on).
+				if (!ports_from_child)
+					release_ports();
+				ports_from_child = 1;
 				hold_ports(passed, npassed);
 				npassed = 0;
 			} else if (buf[0] == 'P') {
+				if (!ports_from_child)
+					release_ports(); // this run publishes none
+				ports_from_child = 0;
 				container = (pid_t)atoi(buf + 2);
 				if (npassed > 0) {
 					if (master >= 0)

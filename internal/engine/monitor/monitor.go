@@ -17,7 +17,10 @@ package monitor
 // extern int berth_monitor_role;
 // extern int berth_monitor_exit_code;
 // extern int berth_monitor_pid;
+// extern int berth_monitor_held_ports;
 import "C"
+
+import "os"
 
 // Environment of the monitor (set by the engine when it starts one).
 const (
@@ -46,3 +49,15 @@ func ExitCode() int { return int(C.berth_monitor_exit_code) }
 // other process). Taken before the fork: getppid would name the reaper if
 // the monitor had died meanwhile.
 func Pid() int { return int(C.berth_monitor_pid) }
+
+// HeldPorts are the sockets holding the container's published ports that
+// an exit handler inherited from the monitor (on fds 4 and up): a restart
+// reuses them. Nil in every other process.
+func HeldPorts() []*os.File {
+	n := int(C.berth_monitor_held_ports)
+	var out []*os.File
+	for i := 0; i < n; i++ {
+		out = append(out, os.NewFile(uintptr(4+i), "held-port"))
+	}
+	return out
+}

@@ -2,6 +2,8 @@
 
 package monitor
 
+import "os"
+
 const (
 	EnvFlags    = "_BERTH_MONITOR"
 	EnvLog      = "_BERTH_MONITOR_LOG"
@@ -24,3 +26,6 @@ func ExitCode() int { return 0 }
 
 // Pid is 0 where there is no monitor.
 func Pid() int { return 0 }
+
+// HeldPorts is nil where there is no monitor.
+func HeldPorts() []*os.File { return nil }
