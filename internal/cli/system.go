@@ -19,7 +19,7 @@ func newSystemResetCommand(g *globalOptions) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "reset [OPTIONS]",
-		Short: "Remove every container, image, volume and network, and the root and state directories",
+		Short: "Remove every container, image, volume and network, and what berth made in the root and state directories",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if !force {
@@ -32,6 +32,9 @@ func newSystemResetCommand(g *globalOptions) *cobra.Command {
 					return nil
 				}
 			}
+			if err := engine.CheckLayoutDirs(g.root, g.state); err != nil {
+				return err
+			}
 			e, err := g.openEngine(false)
 			if err != nil {
 				return err
@@ -43,7 +46,7 @@ func newSystemResetCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("system reset: %w (the directories are kept; run it again)", err)
 			}
-			return engine.RemoveRoots(g.root, g.state)
+			return engine.RemoveLayout(g.root, g.state)
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not ask for confirmation")

@@ -19,6 +19,14 @@ import (
 	"github.com/berth-dev/berth/internal/snapshot"
 )
 
+// RootDirs and StateDirs are what berth makes in --root and --state:
+// each is private (privdir.Ensure), and system reset removes them and
+// nothing else.
+var (
+	RootDirs  = []string{"content", "snapshots", "images", "engine", "containers", "volumes", "networks"}
+	StateDirs = []string{"containers", "runtime", "locks", "netns", "networks"}
+)
+
 // Options configures an Engine.
 type Options struct {
 	// Root is berth's persistent root (default /var/lib/berth), State its
@@ -50,10 +58,17 @@ func Open(opts Options) (*Engine, error) {
 	}
 	// Containers' mounted roots, writable layers, volumes and logs live
 	// under these; no other user may reach them (see package privdir).
-	for _, dir := range []string{opts.Root, opts.State,
-		filepath.Join(opts.Root, "containers"), filepath.Join(opts.Root, "volumes"), filepath.Join(opts.State, "containers")} {
-		if err := privdir.Ensure(dir); err != nil {
+	for _, top := range []struct {
+		dir  string
+		subs []string
+	}{{opts.Root, RootDirs}, {opts.State, StateDirs}} {
+		if err := privdir.EnsureTop(top.dir); err != nil {
 			return nil, fmt.Errorf("engine: %w", err)
+		}
+		for _, sub := range top.subs {
+			if err := privdir.Ensure(filepath.Join(top.dir, sub)); err != nil {
+				return nil, fmt.Errorf("engine: %w", err)
+			}
 		}
 	}
 	db, err := store.Open(filepath.Join(opts.Root, "engine", "berth.db"))

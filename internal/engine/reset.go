@@ -19,20 +19,24 @@ import (
 
 // Reset removes every container (running ones are killed), every volume
 // and every network, the default one with its bridge and the root's
-// firewall chains included. The caller then closes the engine and calls
-// RemoveRoots.
+// firewall chains included. It stops at the first container it cannot
+// remove (its volumes and networks are still in use). The caller then
+// closes the engine and calls RemoveLayout.
 func (e *Engine) Reset(ctx context.Context) error {
-	var errs []error
 	list, err := e.List(ctx)
 	if err != nil {
 		return err
 	}
+	var errs []error
 	for _, c := range list {
 		if err := e.Remove(ctx, c.ID, RemoveOptions{Force: true, Volumes: true}); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, e.withVolumes(ctx, func() error {
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if err := e.withVolumes(ctx, func() error {
 		vols, _, err := e.Volumes(ctx)
 		if err != nil {
 			return err
@@ -42,12 +46,96 @@ func (e *Engine) Reset(ctx context.Context) error {
 			errs = append(errs, e.deleteVolumeLocked(ctx, v.Name))
 		}
 		return errors.Join(errs...)
-	}))
-	m, err := e.networks()
-	if err == nil {
-		err = m.RemoveAll(ctx)
+	}); err != nil {
+		return err
 	}
-	return errors.Join(append(errs, err)...)
+	m, err := e.networks()
+	if err != nil {
+		return err
+	}
+	return m.RemoveAll(ctx)
+}
+
+// CheckLayoutDirs refuses a root or state directory that system reset
+// must not empty: the file system's root.
+func CheckLayoutDirs(dirs ...string) error {
+	for _, d := range dirs {
+		real, err := filepath.EvalSymlinks(d)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if real == "/" {
+			return fmt.Errorf("%s is the root of the file system: berth will not reset it: %w", d, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// RemoveLayout deletes what berth made in root and state (RootDirs,
+// StateDirs), after unmounting whatever is mounted there (the namespaces'
+// shared mount point, a container root left by a crash), and then root and
+// state themselves if that left them empty and they are not mount points.
+// Nothing else in them is touched: a root or state named by mistake keeps
+// its other files. A directory where an unmount failed is not deleted (it
+// could still show another file system).
+func RemoveLayout(root, state string) error {
+	var errs []error
+	for _, top := range []struct {
+		dir  string
+		subs []string
+	}{{root, RootDirs}, {state, StateDirs}} {
+		real, err := filepath.EvalSymlinks(top.dir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if real == "/" {
+			errs = append(errs, fmt.Errorf("%s is the root of the file system: not reset", top.dir))
+			continue
+		}
+		for _, sub := range top.subs {
+			p := filepath.Join(real, sub)
+			if err := unmountUnder(p); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if err := os.RemoveAll(p); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if mounted, _ := mountinfo.Mounted(real); mounted {
+			continue
+		}
+		if os.Remove(real) == nil && real != top.dir {
+			os.Remove(top.dir) // the symbolic link to it
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unmountUnder unmounts every mount at or below dir, deepest first.
+func unmountUnder(dir string) error {
+	infos, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return err
+	}
+	points := make([]string, len(infos))
+	for i, m := range infos {
+		points[i] = m.Mountpoint
+	}
+	slices.SortStableFunc(points, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	for _, m := range points {
+		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+			return fmt.Errorf("unmount %s: %w", m, err)
+		}
+	}
+	return nil
 }
 
 // Images is the engine's image service.
@@ -63,42 +151,4 @@ func (e *Engine) ReleaseNetnsDir(ctx context.Context) error {
 	}
 	_, err = netns.ReleaseDir(e.netnsDir())
 	return err
-}
-
-// RemoveRoots unmounts whatever is mounted under the given directories
-// (the network namespaces' shared mount point, a container root left by
-// a crash), deepest first, and deletes them.
-func RemoveRoots(dirs ...string) error {
-	var errs []error
-	for _, dir := range dirs {
-		abs, err := filepath.Abs(dir)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, m := range mountsUnder(abs) {
-			if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
-				errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
-			}
-		}
-		if err := os.RemoveAll(abs); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// mountsUnder lists the mount points at or below dir, deepest first (a
-// path mounted several times is listed once per mount).
-func mountsUnder(dir string) []string {
-	infos, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
-	if err != nil {
-		return nil
-	}
-	out := make([]string, len(infos))
-	for i, m := range infos {
-		out[i] = m.Mountpoint
-	}
-	slices.SortStableFunc(out, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
-	return out
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/lockfile"
+	"github.com/berth-dev/berth/internal/privdir"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -60,7 +61,7 @@ type records struct {
 }
 
 func openRecords(dir string) (*records, error) {
-	if err := os.MkdirAll(dir, 0o711); err != nil {
+	if err := privdir.Ensure(dir); err != nil {
 		return nil, fmt.Errorf("image records: %w", err)
 	}
 	return &records{path: filepath.Join(dir, "images.json"), lock: filepath.Join(dir, "images.lock")}, nil

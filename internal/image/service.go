@@ -77,7 +77,7 @@ func Open(opts Options) (*Service, error) {
 	if opts.MaxConcurrentLayers <= 0 {
 		opts.MaxConcurrentLayers = DefaultMaxConcurrentLayers()
 	}
-	if err := privdir.Ensure(opts.Root); err != nil {
+	if err := privdir.EnsureTop(opts.Root); err != nil {
 		return nil, fmt.Errorf("image: state root: %w", err)
 	}
 	cs, err := content.Open(filepath.Join(opts.Root, "content"))

@@ -2,4 +2,4 @@
 
 package privdir
 
-func check(string) error { return nil }
+func check(string, bool) error { return nil }

@@ -49,6 +49,25 @@ func TestEnsureMakesAndCloses(t *testing.T) {
 	}
 }
 
+func TestEnsureTopLeavesAnExistingDirectory(t *testing.T) {
+	base := t.TempDir()
+	open := filepath.Join(base, "open")
+	os.Mkdir(open, 0o755)
+	if err := EnsureTop(open); err != nil {
+		t.Fatal(err)
+	}
+	if m := mode(t, open); m != 0o755 {
+		t.Fatalf("an existing --root was changed to %v", m)
+	}
+	fresh := filepath.Join(base, "fresh")
+	if err := EnsureTop(fresh); err != nil {
+		t.Fatal(err)
+	}
+	if m := mode(t, fresh); m != 0o700 {
+		t.Fatalf("a new --root: mode %v, want 0700", m)
+	}
+}
+
 func TestEnsureRefuses(t *testing.T) {
 	base := t.TempDir()
 	file := filepath.Join(base, "file")
@@ -65,8 +84,10 @@ func TestEnsureRefuses(t *testing.T) {
 	if err := os.Chown(other, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	err := Ensure(other)
-	if !errors.As(err, &np) || np.Path != other {
-		t.Fatalf("a directory owned by nobody: %v, want ErrNotPrivate naming it", err)
+	for _, ensure := range []func(string) error{Ensure, EnsureTop} {
+		err := ensure(other)
+		if !errors.As(err, &np) || np.Path != other {
+			t.Fatalf("a directory owned by nobody: %v, want ErrNotPrivate naming it", err)
+		}
 	}
 }

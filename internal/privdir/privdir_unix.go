@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func check(dir string) error {
+func check(dir string, closeIt bool) error {
 	var st unix.Stat_t
 	if err := unix.Stat(dir, &st); err != nil {
 		return fmt.Errorf("private directory %s: %w", dir, err)
@@ -20,7 +20,7 @@ func check(dir string) error {
 	if uid := uint32(os.Geteuid()); st.Uid != uid {
 		return &ErrNotPrivate{Path: dir, Reason: fmt.Sprintf("is owned by uid %d, not %d", st.Uid, uid)}
 	}
-	if st.Mode&0o077 != 0 || st.Mode&0o700 != 0o700 {
+	if closeIt && (st.Mode&0o077 != 0 || st.Mode&0o700 != 0o700) {
 		if err := unix.Chmod(dir, 0o700); err != nil {
 			return fmt.Errorf("private directory %s: take away other users' access: %w", dir, err)
 		}

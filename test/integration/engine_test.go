@@ -1122,3 +1122,39 @@ func TestEngineSystemPrune(t *testing.T) {
 		t.Errorf("rm -rf of the state directory after system prune: %v", err)
 	}
 }
+
+// system reset removes what berth made and nothing else: a root or state
+// directory named by mistake keeps its other files, a symbolic link to a
+// state directory goes with it, and the file system's root is refused.
+func TestEngineSystemResetRemovesOnlyBerths(t *testing.T) {
+	dir := t.TempDir()
+	e := newEngineIn(t, dir)
+	if err := os.MkdirAll(e.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(e.root, "keep.txt"), []byte("mine"), 0o644)
+	real := filepath.Join(dir, "real-state")
+	os.Mkdir(real, 0o700)
+	if err := os.Symlink(real, e.state); err != nil {
+		t.Fatal(err)
+	}
+	e.loadDemoImage()
+	e.run("run", "-d", "--name", "r", "-v", "rv:/v", demoImage, "sleep", "100")
+	e.run("system", "reset", "-f")
+	if b, err := os.ReadFile(filepath.Join(e.root, "keep.txt")); err != nil || string(b) != "mine" {
+		t.Errorf("a file of the user's in the root: %v %q", err, b)
+	}
+	ents, _ := os.ReadDir(e.root)
+	if len(ents) != 1 {
+		t.Errorf("left in the root besides keep.txt: %v", ents)
+	}
+	for _, p := range []string{real, e.state} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Errorf("%s after reset: %v", p, err)
+		}
+	}
+	bad := exec.Command(e.bin, "--root", "/", "--state", filepath.Join(dir, "s2"), "system", "reset", "-f")
+	if out, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(out), "root of the file system") {
+		t.Errorf("system reset of --root /: %v: %s", err, out)
+	}
+}
