@@ -375,8 +375,16 @@ func describeFlags(f uintptr) string {
 func (r *rootfs) copyUp(dest string) error {
 	// The image's files are under the tmpfs now; reach them through a
 	// second, non-recursive view of the rootfs.
-	tmp, err := os.MkdirTemp("", "berth-copyup-")
+	// The bind goes one level below a 0700 directory: without a mount
+	// namespace of its own, it is visible on the host while the copy
+	// runs, and the mount point takes the rootfs's mode.
+	parent, err := os.MkdirTemp("", "berth-copyup-")
 	if err != nil {
+		return err
+	}
+	defer os.Remove(parent)
+	tmp := filepath.Join(parent, "rootfs")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return err
 	}
 	defer os.Remove(tmp)
