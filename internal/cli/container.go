@@ -22,6 +22,7 @@ import (
 	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/image/reference"
+	"github.com/berth-dev/berth/internal/runtime/linux"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -47,7 +48,7 @@ func (g *globalOptions) openEngine(withRegistry bool) (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return engine.Open(engine.Options{Root: g.root, State: g.state, Images: s})
+	return engine.Open(engine.Options{Root: g.root, State: g.state, Images: s, Driver: linux.NewDriver(engine.RuntimeRoot(g.state))})
 }
 
 func (g *globalOptions) withEngine(run func(ctx context.Context, e *engine.Engine, args []string) error) func(*cobra.Command, []string) error {

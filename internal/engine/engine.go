@@ -15,7 +15,8 @@ import (
 	"github.com/berth-dev/berth/internal/lockfile"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/privdir"
-	"github.com/berth-dev/berth/internal/runtime/linux"
+	"github.com/berth-dev/berth/internal/proc"
+	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/snapshot"
 )
 
@@ -36,7 +37,14 @@ type Options struct {
 	Images *image.Service
 	// Exe is the berth binary the monitor runs (default /proc/self/exe).
 	Exe string
+	// Driver runs the containers (the Linux one, made by the caller over
+	// <State>/runtime: see RuntimeRoot). The engine never imports a
+	// driver package.
+	Driver runtime.Driver
 }
+
+// RuntimeRoot is where, under state, the Linux driver keeps its state.
+func RuntimeRoot(state string) string { return filepath.Join(state, "runtime") }
 
 // Engine manages containers. Every method may be called from any number
 // of processes at once.
@@ -46,12 +54,13 @@ type Engine struct {
 	images    *image.Service
 	snapshots *snapshot.Store
 	nets      *network.Manager // opened at first use
+	driver    runtime.Driver
 }
 
 // Open opens the engine's store under opts.Root.
 func Open(opts Options) (*Engine, error) {
-	if opts.Root == "" || opts.State == "" || opts.Images == nil {
-		return nil, errors.New("engine: root, state and image service are required")
+	if opts.Root == "" || opts.State == "" || opts.Images == nil || opts.Driver == nil {
+		return nil, errors.New("engine: root, state, image service and driver are required")
 	}
 	if opts.Exe == "" {
 		opts.Exe = "/proc/self/exe"
@@ -75,7 +84,7 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{opts: opts, db: db, images: opts.Images, snapshots: opts.Images.Snapshots()}, nil
+	return &Engine{opts: opts, db: db, images: opts.Images, snapshots: opts.Images.Snapshots(), driver: opts.Driver}, nil
 }
 
 // Close releases the store.
@@ -90,7 +99,6 @@ func (e *Engine) containerDir(id string) string { return filepath.Join(e.opts.Ro
 func (e *Engine) stateDir(id string) string     { return filepath.Join(e.opts.State, "containers", id) }
 func (e *Engine) rootfs(id string) string       { return filepath.Join(e.stateDir(id), "rootfs") }
 func (e *Engine) exitFile(id string) string     { return filepath.Join(e.stateDir(id), "exit") }
-func (e *Engine) runtimeRoot() string           { return filepath.Join(e.opts.State, "runtime") }
 
 // lock takes the container's lock (exclusive).
 func (e *Engine) lock(ctx context.Context, id string) (func(), error) {
@@ -144,7 +152,7 @@ func (e *Engine) get(ctx context.Context, ref string) (*Container, error) {
 }
 
 // procStart is the runtime's start time of a process (0: gone).
-func procStart(pid int) uint64 { return linux.ProcessStartTime(pid) }
+func procStart(pid int) uint64 { return proc.StartTime(pid) }
 
 // alive reports whether pid is still the process that started at start.
 func alive(pid int, start uint64) bool {

@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/internal/engine/spec"
-	"github.com/berth-dev/berth/internal/runtime/linux"
+	"github.com/berth-dev/berth/internal/runtime"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -51,11 +51,12 @@ type ExecProcess struct {
 	Pid int
 	// Master is the pty master with ExecOptions.Tty; the caller closes it.
 	Master *os.File
+	proc   runtime.Process
 }
 
 // Wait waits for the process and returns its exit code as a shell reports
 // it (128+n for signal n).
-func (p *ExecProcess) Wait() (int, error) { return linux.WaitExit(p.Pid) }
+func (p *ExecProcess) Wait() (int, error) { return p.proc.Wait() }
 
 // notRunning is docker's refusal of an exec (or top, cp ...) into a
 // container whose process does not run.
@@ -72,7 +73,7 @@ func notRunning(c *Container, status string) error {
 // runningRuntime returns the runtime's view of a container the record says
 // is running, refusing one that is not (paused too, unless paused is
 // allowed).
-func (e *Engine) runningRuntime(ctx context.Context, ref string, allowPaused bool) (*Container, *linux.Container, error) {
+func (e *Engine) runningRuntime(ctx context.Context, ref string, allowPaused bool) (*Container, runtime.Container, error) {
 	c, err := e.Get(ctx, ref)
 	if err != nil {
 		return nil, nil, err
@@ -86,16 +87,16 @@ func (e *Engine) runningRuntime(ctx context.Context, ref string, allowPaused boo
 	default:
 		return nil, nil, notRunning(c, c.State.Status)
 	}
-	rc, err := linux.Load(e.runtimeRoot(), c.ID)
+	rc, err := e.driver.Load(ctx, c.ID)
 	if err != nil {
-		if linux.IsNotExist(err) {
+		if errors.Is(err, runtime.ErrNotExist) {
 			return nil, nil, notRunning(c, StatusExited)
 		}
 		return nil, nil, err
 	}
 	switch st := rc.Status(); st {
-	case linux.StatusRunning:
-	case linux.StatusPaused:
+	case runtime.StatusRunning:
+	case runtime.StatusPaused:
 		if !allowPaused {
 			return nil, nil, notRunning(c, StatusPaused)
 		}
@@ -126,10 +127,10 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (*ExecProc
 	if err != nil {
 		return nil, err
 	}
-	if rc.Spec == nil || rc.Spec.Process == nil {
+	base := rc.Process()
+	if base == nil {
 		return nil, fmt.Errorf("container %s: the runtime state has no process", ShortID(c.ID))
 	}
-	base := rc.Spec.Process
 	p := *base
 	p.Args = slices.Clone(o.Cmd)
 	p.Terminal = o.Tty
@@ -141,7 +142,12 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (*ExecProc
 	if o.User != "" {
 		// The running container's files, as its processes see them
 		// (a volume over /etc included), resolved inside its root.
-		root := "/proc/" + strconv.Itoa(rc.Pid) + "/root"
+		rootf, err := rc.OpenRoot()
+		if err != nil {
+			return nil, notRunning(c, StatusExited)
+		}
+		defer rootf.Close()
+		root := "/proc/self/fd/" + strconv.Itoa(int(rootf.Fd()))
 		u, err := spec.ResolveUser(root, o.User)
 		if err != nil {
 			return nil, &ExecError{Msg: "exec failed: " + err.Error(), Code: 126}
@@ -186,7 +192,7 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (*ExecProc
 		closers = append(closers, n)
 		return n, nil
 	}
-	var stdio linux.Stdio
+	var stdio runtime.Stdio
 	if stdio.Stdin, err = orNull(o.Stdin, os.O_RDONLY); err != nil {
 		return nil, err
 	}
@@ -196,17 +202,17 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (*ExecProc
 	if stdio.Stderr, err = orNull(o.Stderr, os.O_WRONLY); err != nil {
 		return nil, err
 	}
-	res, err := rc.Exec(ctx, linux.ExecOptions{Process: &p, Stdio: stdio, AttachTerminal: o.Tty})
+	res, err := rc.Exec(ctx, runtime.ExecOptions{Process: &p, Stdio: stdio})
 	if err != nil {
-		if errors.Is(err, linux.ErrInvalidStatus) {
+		if errors.Is(err, runtime.ErrInvalidStatus) {
 			return nil, notRunning(c, StatusExited)
 		}
 		return nil, execError(o.Cmd[0], strings.Replace(err.Error(), "exec in container "+c.ID+": ", "", 1))
 	}
-	if o.Tty && res.Master == nil {
+	if o.Tty && res.Console() == nil {
 		return nil, fmt.Errorf("container %s: exec -t: no pty from the runtime", ShortID(c.ID))
 	}
-	return &ExecProcess{Pid: res.Pid, Master: res.Master}, nil
+	return &ExecProcess{Pid: res.Pid(), Master: res.Console(), proc: res}, nil
 }
 
 // execError gives a failed exec docker's exit code: 127 for a command

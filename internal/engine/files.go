@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/image/archive"
-	"github.com/berth-dev/berth/internal/runtime/linux"
+	"github.com/berth-dev/berth/internal/runtime"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 )
@@ -813,27 +813,30 @@ var errStopped = errors.New("container stopped")
 
 // openRunningRoot opens a running container's root: as its processes see
 // it (live), or the overlay mount in the host's namespace.
-func (e *Engine) openRunningRoot(c *Container, live bool) (*os.File, error) {
-	rc, err := linux.Load(e.runtimeRoot(), c.ID)
+func (e *Engine) openRunningRoot(ctx context.Context, c *Container, live bool) (*os.File, error) {
+	rc, err := e.driver.Load(ctx, c.ID)
 	if err != nil {
 		return nil, errStopped
 	}
-	if st := rc.Status(); st != linux.StatusRunning && st != linux.StatusPaused {
+	if st := rc.Status(); st != runtime.StatusRunning && st != runtime.StatusPaused {
 		return nil, errStopped
 	}
-	p := e.rootfs(c.ID)
 	if live {
-		p = "/proc/" + strconv.Itoa(rc.Pid) + "/root"
-	} else if !mounted(p) {
+		f, err := rc.OpenRoot()
+		if err != nil {
+			return nil, errStopped
+		}
+		return f, nil
+	}
+	p := e.rootfs(c.ID)
+	if !mounted(p) {
 		return nil, errStopped
 	}
 	f, err := os.OpenFile(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, errStopped
 	}
-	// The pid was the container's when it was opened: its start time is
-	// still the init's.
-	if rc.Status() == linux.StatusStopped {
+	if rc.Status() == runtime.StatusStopped {
 		f.Close()
 		return nil, errStopped
 	}
@@ -856,7 +859,7 @@ func (e *Engine) containerRoot(ctx context.Context, ref string, live, write bool
 		case StatusCreating, StatusRemoving, StatusDead:
 			return nil, nil, nil, fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrInvalidState)
 		case StatusRunning, StatusPaused:
-			if f, err := e.openRunningRoot(c, live); err == nil {
+			if f, err := e.openRunningRoot(ctx, c, live); err == nil {
 				return c, f, func() { f.Close() }, nil
 			}
 		}
@@ -869,7 +872,7 @@ func (e *Engine) containerRoot(ctx context.Context, ref string, live, write bool
 			return nil, nil, nil, err
 		}
 		if (c.State.Status == StatusRunning || c.State.Status == StatusPaused) && alive(c.State.MonitorPid, c.State.MonitorStart) {
-			if rc, err := linux.Load(e.runtimeRoot(), c.ID); err == nil && rc.Status() != linux.StatusStopped {
+			if rc, err := e.driver.Load(ctx, c.ID); err == nil && rc.Status() != runtime.StatusStopped {
 				// It started meanwhile.
 				unlock()
 				if attempt < 3 {

@@ -7,12 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine/store"
-	"github.com/berth-dev/berth/internal/runtime/linux"
+	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/snapshot"
 	"golang.org/x/sys/unix"
 )
@@ -105,7 +104,7 @@ func (e *Engine) refresh(ctx context.Context, c *Container) (*Container, error) 
 	code, at, ok := e.readExitFile(c.ID)
 	if !ok || at.Before(c.State.StartedAt) {
 		code, at = 255, time.Now().UTC()
-		if rc, err := linux.Load(e.runtimeRoot(), c.ID); err == nil && rc.Status() != linux.StatusStopped {
+		if rc, err := e.driver.Load(ctx, c.ID); err == nil && rc.Status() != runtime.StatusStopped {
 			rc.Signal(unix.SIGKILL, true)
 			waitCtx(ctx, rc, 5*time.Second)
 			code = 128 + int(unix.SIGKILL)
@@ -177,8 +176,8 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 		}
 		mpid, mstart := c.State.MonitorPid, c.State.MonitorStart
 		unlock()
-		if rc, err := linux.Load(e.runtimeRoot(), id); err == nil {
-			if rc.Status() == linux.StatusPaused {
+		if rc, err := e.driver.Load(ctx, id); err == nil {
+			if rc.Status() == runtime.StatusPaused {
 				rc.Resume()
 			}
 			rc.Signal(unix.SIGKILL, true)
@@ -289,13 +288,13 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout *int) error {
 		return err
 	}
 	_, err = e.update(ctx, c.ID, func(r *Container) error { r.State.StopRequested = true; return nil })
-	rc, lerr := linux.Load(e.runtimeRoot(), c.ID)
+	rc, lerr := e.driver.Load(ctx, c.ID)
 	unlock()
 	if err != nil {
 		return err
 	}
 	if lerr == nil {
-		if rc.Status() == linux.StatusPaused {
+		if rc.Status() == runtime.StatusPaused {
 			rc.Resume()
 		}
 		rc.Signal(sig, false)
@@ -305,7 +304,7 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout *int) error {
 		} else {
 			waitCtx(ctx, rc, time.Duration(t)*time.Second)
 		}
-		if rc.Status() != linux.StatusStopped {
+		if rc.Status() != runtime.StatusStopped {
 			rc.Signal(unix.SIGKILL, true)
 			waitCtx(ctx, rc, 30*time.Second)
 		}
@@ -313,9 +312,9 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout *int) error {
 	return e.waitRecorded(ctx, c.ID, 30*time.Second)
 }
 
-func waitCtx(ctx context.Context, rc *linux.Container, d time.Duration) {
+func waitCtx(ctx context.Context, rc runtime.Container, d time.Duration) {
 	deadline := time.Now().Add(d)
-	for rc.Status() != linux.StatusStopped && time.Now().Before(deadline) && ctx.Err() == nil {
+	for rc.Status() != runtime.StatusStopped && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
@@ -364,7 +363,7 @@ func (e *Engine) Kill(ctx context.Context, ref string, sig unix.Signal) error {
 			return err
 		}
 	}
-	rc, err := linux.Load(e.runtimeRoot(), c.ID)
+	rc, err := e.driver.Load(ctx, c.ID)
 	if err != nil {
 		return err
 	}
@@ -478,7 +477,7 @@ func (e *Engine) setPaused(ctx context.Context, ref string, pause bool) error {
 	if pause && c.State.Status != StatusRunning || !pause && c.State.Status != StatusPaused {
 		return fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrInvalidState)
 	}
-	rc, err := linux.Load(e.runtimeRoot(), c.ID)
+	rc, err := e.driver.Load(ctx, c.ID)
 	if err != nil {
 		return err
 	}
@@ -499,18 +498,8 @@ func (e *Engine) setPaused(ctx context.Context, ref string, pause bool) error {
 	return err
 }
 
-// deleteRuntime removes the runtime's state of a container, killing what
-// still runs. A create the runtime never finished (its creator was killed)
-// is undone by the runtime's own sweep of abandoned directories.
+// deleteRuntime removes the driver's state of a container, killing what
+// still runs (and what a create its creator never finished left).
 func (e *Engine) deleteRuntime(ctx context.Context, id string) error {
-	root := e.runtimeRoot()
-	rc, unlock, err := linux.LoadLocked(root, id)
-	if err == nil {
-		defer unlock()
-		return rc.Delete(ctx, true)
-	}
-	if _, serr := os.Stat(filepath.Join(root, id)); serr == nil {
-		linux.List(root)
-	}
-	return nil
+	return e.driver.Delete(ctx, id)
 }

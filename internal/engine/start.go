@@ -17,7 +17,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/engine/monitor"
 	"github.com/berth-dev/berth/internal/engine/store"
-	"github.com/berth-dev/berth/internal/runtime/linux"
+	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/runtime/oci"
 	"golang.org/x/sys/unix"
 )
@@ -296,31 +296,7 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 	if err := e.mountRootfs(c); err != nil {
 		return err
 	}
-	rroot := e.runtimeRoot()
 	e.deleteRuntime(ctx, id)
-	opts := linux.CreateOptions{
-		Bundle: e.containerDir(id),
-		Stdio:  linux.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
-	}
-	var masterc chan *os.File
-	if c.Config.Tty {
-		// A socket pair, not a listening socket: an abstract one is
-		// listed in /proc/net/unix for every user to connect to first
-		// and hand the monitor a pty of their own (and so read what is
-		// typed into the container's terminal).
-		ours, theirs, err := linux.ConsolePair()
-		if err != nil {
-			return err
-		}
-		defer theirs.Close() // a second Close, after the one below, is harmless
-		opts.Console = theirs
-		masterc = make(chan *os.File, 1)
-		go func() {
-			defer ours.Close()
-			m, _ := linux.ReceiveConsole(ours)
-			masterc <- m
-		}()
-	}
 	held, err := e.setupNetwork(ctx, c, inherited)
 	if err != nil {
 		return err
@@ -328,31 +304,21 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 	// The monitor gets its own copies of the port reservations below;
 	// these go with this process.
 	defer closeAll(held)
-	rc, err := linux.Create(ctx, rroot, id, opts)
-	if opts.Console != nil {
-		// Ours: the init has its own copy; without this one, a pty that
-		// never comes reads as EOF instead of a wait.
-		opts.Console.Close()
-	}
+	rc, err := e.driver.Create(ctx, id, runtime.CreateOptions{
+		Bundle:   e.containerDir(id),
+		Stdio:    runtime.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
+		Terminal: c.Config.Tty,
+	})
 	if err != nil {
 		e.teardownNetwork(context.WithoutCancel(ctx), id)
 		return err
 	}
-	var master *os.File
-	if masterc != nil {
-		select {
-		case master = <-masterc:
-		case <-time.After(10 * time.Second):
-		}
-		if master == nil {
-			rc.Delete(ctx, true)
-			e.teardownNetwork(context.WithoutCancel(ctx), id)
-			return fmt.Errorf("container %s: no pty from the runtime", ShortID(id))
-		}
+	master := rc.Console()
+	if master != nil {
 		defer master.Close()
 	}
 	if err := rc.Start(ctx); err != nil {
-		rc.Delete(ctx, true)
+		e.deleteRuntime(ctx, id)
 		e.teardownNetwork(context.WithoutCancel(ctx), id)
 		return err
 	}
@@ -366,7 +332,7 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 	if _, err := e.update(ctx, id, func(r *Container) error {
 		r.State.setStatus(StatusRunning)
 		r.State.MonitorPid, r.State.MonitorStart = mpid, mstart
-		r.State.Pid = rc.Pid
+		r.State.Pid = rc.Pid()
 		r.State.StartedAt = now
 		r.State.FinishedAt = time.Time{}
 		r.State.ExitCode = 0
@@ -374,23 +340,23 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 		return nil
 	}); err != nil {
 		// The record is gone (removed meanwhile): so goes the container.
-		rc.Delete(ctx, true)
+		e.deleteRuntime(ctx, id)
 		e.teardownNetwork(context.WithoutCancel(ctx), id)
 		return err
 	}
 	if err := sendReservations(report, held); err != nil {
-		rc.Delete(ctx, true)
+		e.deleteRuntime(ctx, id)
 		e.teardownNetwork(context.WithoutCancel(ctx), id)
 		return fmt.Errorf("hand the port reservations to the monitor: %w", err)
 	}
-	msg := []byte(fmt.Sprintf("P %d\n", rc.Pid))
+	msg := []byte(fmt.Sprintf("P %d\n", rc.Pid()))
 	var oob []byte
 	if master != nil {
 		oob = unix.UnixRights(int(master.Fd()))
 	}
 	if err := unix.Sendmsg(int(report.Fd()), msg, oob, nil, 0); err != nil {
 		// No monitor to supervise it: the container cannot run.
-		rc.Delete(ctx, true)
+		e.deleteRuntime(ctx, id)
 		e.teardownNetwork(context.WithoutCancel(ctx), id)
 		return fmt.Errorf("report to the monitor: %w", err)
 	}

@@ -3,19 +3,15 @@
 package engine
 
 import (
-	"bufio"
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/berth-dev/berth/internal/runtime/linux"
-	"github.com/berth-dev/berth/internal/runtime/linux/cgroup"
+	"github.com/berth-dev/berth/internal/runtime"
 )
 
 // DefaultTopArgs are the ps options of `berth top` without any: docker's
@@ -33,65 +29,17 @@ func (e *Engine) Top(ctx context.Context, ref string, psArgs []string) ([]string
 	if err != nil {
 		return nil, nil, err
 	}
-	pids, err := rc.Processes()
-	if err != nil {
-		return nil, nil, fmt.Errorf("container %s: list its processes: %w", c.Name, err)
-	}
 	if len(psArgs) == 0 {
 		psArgs = DefaultTopArgs
 	}
-	var out []byte
-	if len(pids) > 0 {
-		list := make([]string, len(pids))
-		for i, p := range pids {
-			list[i] = strconv.Itoa(p)
-		}
-		// Selecting the pids makes ps read only their /proc entries;
-		// options that do not combine with -p are retried without it.
-		out, err = exec.CommandContext(ctx, "ps", append(slices.Clone(psArgs), "-p", strings.Join(list, ","))...).Output()
+	titles, rows, err := rc.Top(ctx, psArgs)
+	if errors.Is(err, runtime.ErrInvalidArgument) {
+		return nil, nil, fmt.Errorf("%w: %w", err, ErrInvalid)
 	}
-	if len(pids) == 0 || err != nil {
-		var stderr bytes.Buffer
-		cmd := exec.CommandContext(ctx, "ps", psArgs...)
-		cmd.Stderr = &stderr
-		if out, err = cmd.Output(); err != nil {
-			return nil, nil, fmt.Errorf("ps %s: %v: %s: %w", strings.Join(psArgs, " "), err, strings.TrimSpace(stderr.String()), ErrInvalid)
-		}
+	if err != nil {
+		return nil, nil, fmt.Errorf("container %s: %w", c.Name, err)
 	}
-	return parsePs(out, pids)
-}
-
-// parsePs keeps the lines of ps output whose PID column is one of pids.
-func parsePs(out []byte, pids []int) ([]string, [][]string, error) {
-	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
-	if len(lines) == 0 || strings.TrimSpace(lines[0]) == "" {
-		return nil, nil, fmt.Errorf("ps printed nothing")
-	}
-	titles := strings.Fields(lines[0])
-	col := slices.Index(titles, "PID")
-	if col < 0 {
-		return nil, nil, fmt.Errorf("ps output has no PID column (keep pid in -o): %w", ErrInvalid)
-	}
-	in := make(map[int]bool, len(pids))
-	for _, p := range pids {
-		in[p] = true
-	}
-	procs := [][]string{}
-	for _, l := range lines[1:] {
-		f := strings.Fields(l)
-		if len(f) <= col {
-			continue
-		}
-		p, err := strconv.Atoi(f[col])
-		if err != nil || !in[p] {
-			continue
-		}
-		if len(f) > len(titles) {
-			f = append(f[:len(titles)-1], strings.Join(f[len(titles)-1:], " "))
-		}
-		procs = append(procs, f)
-	}
-	return titles, procs, nil
+	return titles, rows, nil
 }
 
 // StatsSample is one reading of a container's resource use. CPU
@@ -149,81 +97,32 @@ func (e *Engine) Stats(ctx context.Context, ref string) (*StatsSample, error) {
 	if c.State.Status != StatusRunning && c.State.Status != StatusPaused {
 		return s, nil
 	}
-	rc, err := linux.Load(e.runtimeRoot(), c.ID)
+	rc, err := e.driver.Load(ctx, c.ID)
 	if err != nil {
 		return s, nil
 	}
-	if st := rc.Status(); st != linux.StatusRunning && st != linux.StatusPaused {
+	if st := rc.Status(); st != runtime.StatusRunning && st != runtime.StatusPaused {
 		return s, nil
 	}
 	// The host's counter first: the container's CPU time is then never
 	// ahead of it.
 	s.SystemCPU, s.OnlineCPUs = systemCPU()
-	cs, err := rc.Stats()
+	cs, err := rc.Stats(ctx)
 	if err != nil {
-		if rc.Status() == linux.StatusStopped {
+		if rc.Status() == runtime.StatusStopped {
 			return &StatsSample{ID: c.ID, Name: c.Name, Read: s.Read}, nil
 		}
 		return nil, fmt.Errorf("container %s: statistics: %w", c.Name, err)
 	}
 	s.Running = true
-	s.CPUTotal = cs.CPU.Usage.Total
-	s.MemUsage, s.MemLimit = memoryUsage(cs)
-	s.Pids = cs.Pids.Current
-	if s.Pids == 0 {
-		if pids, err := rc.Processes(); err == nil {
-			s.Pids = uint64(len(pids))
-		}
-	}
-	for _, b := range cs.Blkio.IoServiceBytesRecursive {
-		switch strings.ToLower(b.Op) {
-		case "read":
-			s.BlockRead += b.Value
-		case "write":
-			s.BlockWrite += b.Value
-		}
-	}
+	s.CPUTotal = cs.CPUTotal
+	s.MemUsage, s.MemLimit = cs.MemUsage, cs.MemLimit
+	s.Pids = cs.Pids
+	s.BlockRead, s.BlockWrite = cs.BlockRead, cs.BlockWrite
 	if c.HostConfig.NetworkMode != "host" {
-		s.NetRx, s.NetTx = netDev(rc.Pid)
+		s.NetRx, s.NetTx = cs.NetRx, cs.NetTx
 	}
 	return s, nil
-}
-
-// memoryUsage is docker's: the usage less the inactive file cache (v1
-// total_inactive_file, v2 inactive_file), and the limit capped at the
-// host's memory (an unlimited cgroup reports a huge number, or none).
-func memoryUsage(cs *cgroup.Stats) (uint64, uint64) {
-	usage := cs.Memory.Usage.Usage
-	for _, k := range []string{"total_inactive_file", "inactive_file"} {
-		if v, ok := cs.Memory.Raw[k]; ok {
-			if v < usage {
-				usage -= v
-			}
-			break
-		}
-	}
-	limit := cs.Memory.Usage.Limit
-	if host := hostMemory(); host > 0 && (limit == 0 || limit > host) {
-		limit = host
-	}
-	return usage, limit
-}
-
-// hostMemory is MemTotal of /proc/meminfo in bytes.
-func hostMemory() uint64 {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "MemTotal:" {
-			kb, _ := strconv.ParseUint(f[1], 10, 64)
-			return kb * 1024
-		}
-	}
-	return 0
 }
 
 // clockTicks is USER_HZ, which Linux fixes at 100 for /proc/stat.
@@ -258,30 +157,4 @@ func systemCPU() (uint64, int) {
 		n = 1
 	}
 	return total * (1e9 / clockTicks), n
-}
-
-// netDev sums the bytes received and sent on the interfaces of pid's
-// network namespace, loopback excluded.
-func netDev(pid int) (rx, tx uint64) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/net/dev")
-	if err != nil {
-		return 0, 0
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		name, rest, ok := strings.Cut(l, ":")
-		if !ok || strings.TrimSpace(name) == "lo" {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) < 9 {
-			continue
-		}
-		r, err1 := strconv.ParseUint(f[0], 10, 64)
-		t, err2 := strconv.ParseUint(f[8], 10, 64)
-		if err1 == nil && err2 == nil {
-			rx += r
-			tx += t
-		}
-	}
-	return rx, tx
 }

@@ -8,21 +8,22 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/internal/proc"
+	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/runtime/linux/cgroup"
 )
 
 // Errors callers can test with errors.Is.
 var (
-	ErrNotExist      = errors.New("container does not exist")
+	ErrNotExist      = runtime.ErrNotExist
 	ErrExist         = errors.New("container already exists")
-	ErrInvalidStatus = errors.New("invalid container status")
+	ErrInvalidStatus = runtime.ErrInvalidStatus
 	ErrInvalidID     = errors.New("invalid container id")
 )
 
@@ -283,42 +284,7 @@ func (c *Container) initAlive() bool {
 	return start == c.PidStartTime && state != 'Z' && state != 'X'
 }
 
-// procStat returns the start time (field 22) and state (field 3) of a pid.
-// ProcessStartTime is a live process's start time (clock ticks since
-// boot), which with the pid names it even after the pid is reused; 0 for
-// no such process or a zombie.
-func ProcessStartTime(pid int) uint64 {
-	if pid <= 0 {
-		return 0
-	}
-	start, state, err := procStat(pid)
-	if err != nil || state == 'Z' || state == 'X' {
-		return 0
-	}
-	return start
-}
-
-func procStat(pid int) (uint64, byte, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, err
-	}
-	// comm (field 2) may contain spaces and parentheses: split after the last ')'.
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	fields := strings.Fields(s[i+2:])
-	if len(fields) < 20 {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	start, err := strconv.ParseUint(fields[19], 10, 64)
-	if err != nil {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: start time: %w", pid, err)
-	}
-	return start, fields[0][0], nil
-}
+func procStat(pid int) (uint64, byte, error) { return proc.Stat(pid) }
 
 // OCIState is the runtime-spec state document, with the fields runc adds
 // that engines read (rootfs, created, owner).

@@ -1,0 +1,153 @@
+// Package runtime is the seam between the engine and the isolation
+// drivers: Linux namespaces (internal/runtime/linux), and later a microVM
+// or a FreeBSD jail. It speaks of containers, processes, stdio, signals,
+// exit statuses, statistics and pause, never of host pids beyond one to
+// show, cgroup paths or mount namespaces, which only a driver knows.
+//
+// A driver keeps its own state under a root the caller gives it; the
+// engine keeps its records and calls a driver only to make, run, signal,
+// inspect and remove a container's process. Every method may be called
+// from any number of processes at once; a driver serialises what it must.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"os"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Errors a driver wraps, for errors.Is.
+var (
+	// ErrNotExist: the driver has no such container.
+	ErrNotExist = errors.New("container does not exist")
+	// ErrInvalidStatus: the operation does not apply to the container as
+	// it is (exec in a stopped one, resume of one not paused).
+	ErrInvalidStatus = errors.New("invalid container status")
+	// ErrInvalidArgument: an option the driver (or the tool it runs)
+	// refuses, such as Top's ps options.
+	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrNotSupported: the driver cannot do this (a container whose files
+	// are not on this host's file system, say).
+	ErrNotSupported = errors.New("not supported by this isolation driver")
+)
+
+// Status is a container's state in its driver: the runtime spec's, plus
+// paused.
+type Status string
+
+const (
+	StatusCreating Status = "creating"
+	StatusCreated  Status = "created"
+	StatusRunning  Status = "running"
+	StatusPaused   Status = "paused"
+	StatusStopped  Status = "stopped"
+)
+
+// Stdio is the standard input, output and error a container's or exec'd
+// process gets (without a terminal).
+type Stdio struct {
+	Stdin, Stdout, Stderr *os.File
+}
+
+// CreateOptions say how to make a container.
+type CreateOptions struct {
+	// Bundle is an OCI bundle directory: config.json and the root
+	// filesystem it names.
+	Bundle string
+	// Stdio is the process's, when config.json asks for no terminal.
+	Stdio Stdio
+	// Terminal is config.json's process.terminal (the caller made the
+	// bundle): the container's pty master is then Container.Console.
+	Terminal bool
+}
+
+// ExecOptions say how to start a process in a running container.
+type ExecOptions struct {
+	// Process is the OCI process to run (Terminal asks for a pty, whose
+	// master Process.Console then returns).
+	Process *specs.Process
+	// Stdio is the process's without a terminal.
+	Stdio Stdio
+}
+
+// Driver makes and finds containers of one isolation.
+type Driver interface {
+	// Name is the isolation the driver provides: "linux", "vm", "jail".
+	Name() string
+	// Create makes a container from a bundle and leaves its process
+	// waiting for Start. On failure nothing is left.
+	Create(ctx context.Context, id string, o CreateOptions) (Container, error)
+	// Load finds a container the driver made (ErrNotExist if none).
+	Load(ctx context.Context, id string) (Container, error)
+	// Delete removes a container, killing what still runs, and whatever
+	// a create that never finished left of it; a container the driver
+	// does not know is no error.
+	Delete(ctx context.Context, id string) error
+}
+
+// Container is a driver's handle on one container.
+type Container interface {
+	ID() string
+	// Status is the container's state now.
+	Status() Status
+	// Pid is a host process that stands for the container (its init
+	// process, or the process of the VM holding it), to show as docker's
+	// State.Pid; 0 when there is none.
+	Pid() int
+	// Process is the process the container was created with (exec starts
+	// from it).
+	Process() *specs.Process
+	// Console is the pty master of a container created with a terminal
+	// (the caller owns it); nil otherwise.
+	Console() *os.File
+	// Start runs the created container's process.
+	Start(ctx context.Context) error
+	// Signal sends sig to the container's process, or with all to every
+	// process in it.
+	Signal(sig syscall.Signal, all bool) error
+	Pause() error
+	Resume() error
+	// Exec starts a process in the running container.
+	Exec(ctx context.Context, o ExecOptions) (Process, error)
+	// Stats samples the container's resource use.
+	Stats(ctx context.Context) (*Stats, error)
+	// Top lists the container's processes as ps(1) would with psArgs:
+	// the column titles and one row per process (the last column holds
+	// the rest of the line).
+	Top(ctx context.Context, psArgs []string) ([]string, [][]string, error)
+	// OpenRoot opens the container's root directory as its processes see
+	// it (volumes and binds included), for cp and exec's user lookup;
+	// ErrNotSupported from a driver whose containers' files are not on
+	// this host's file system.
+	OpenRoot() (*os.File, error)
+}
+
+// Process is a process started by Exec.
+type Process interface {
+	// Pid is the host process standing for it, to show; 0 if none.
+	Pid() int
+	// Console is its pty master when it asked for a terminal (the caller
+	// owns it).
+	Console() *os.File
+	// Wait waits for it and returns its exit code as a shell reports it
+	// (128+n for signal n).
+	Wait() (int, error)
+}
+
+// Stats is one sample of a container's resource use.
+type Stats struct {
+	// CPUTotal is the CPU time its processes used, in nanoseconds.
+	CPUTotal uint64
+	// MemUsage excludes the inactive page cache (as docker's CLI shows
+	// it); MemLimit is its limit, at most the host's memory.
+	MemUsage, MemLimit uint64
+	// Pids is the number of its processes.
+	Pids uint64
+	// Network bytes in and out of its interfaces, loopback excluded.
+	NetRx, NetTx uint64
+	// Block device bytes read and written.
+	BlockRead, BlockWrite uint64
+}
