@@ -30,10 +30,6 @@ func newNetworkCreateCommand(g *globalOptions) *cobra.Command {
 		Short: "Create a network",
 		Args:  cobra.ExactArgs(1),
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			m, err := e.Networks()
-			if err != nil {
-				return err
-			}
 			o.Name = args[0]
 			o.Labels = parseLabels(labels)
 			o.Options = map[string]string{}
@@ -44,7 +40,7 @@ func newNetworkCreateCommand(g *globalOptions) *cobra.Command {
 				}
 				o.Options[k] = v
 			}
-			c, err := m.Create(ctx, o)
+			c, err := e.CreateNetwork(ctx, o)
 			if err != nil {
 				return err
 			}
@@ -153,17 +149,7 @@ func newNetworkRmCommand(g *globalOptions) *cobra.Command {
 		Short:   "Remove networks no container uses",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			m, err := e.Networks()
-			if err != nil {
-				return err
-			}
-			return eachContainer(args, func(a string) error {
-				users, err := e.NetworkUsers(ctx, a)
-				if err != nil {
-					return err
-				}
-				return m.Remove(ctx, a, users)
-			})
+			return eachContainer(args, func(a string) error { return e.RemoveNetwork(ctx, a) })
 		}),
 	}
 }
@@ -273,7 +259,7 @@ func pruneNetworks(ctx context.Context, e *engine.Engine) ([]string, error) {
 		if err != nil || len(users) > 0 || c.Default {
 			continue
 		}
-		if err := m.Remove(ctx, c.Name, nil); err == nil {
+		if err := e.RemoveNetwork(ctx, c.Name); err == nil {
 			removed = append(removed, c.Name)
 		}
 	}

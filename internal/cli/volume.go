@@ -21,10 +21,10 @@ func addVolumeCommands(root *cobra.Command, g *globalOptions) {
 	root.AddCommand(vol)
 	for _, c := range root.Commands() {
 		if c.Name() == "system" {
-			c.AddCommand(newInfoCommand(g), newSystemResetCommand(g), newSystemPruneCommand(g))
+			c.AddCommand(newInfoCommand(g), newSystemResetCommand(g), newSystemPruneCommand(g), newEventsCommand(g))
 		}
 	}
-	root.AddCommand(newInfoCommand(g))
+	root.AddCommand(newInfoCommand(g), newEventsCommand(g))
 }
 
 func parseLabels(list []string) map[string]string {

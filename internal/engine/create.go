@@ -337,6 +337,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	if err != nil {
 		return nil, err
 	}
+	e.emit(final, "create", nil)
 	return final, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/berth-dev/berth/internal/engine/store"
+	"github.com/berth-dev/berth/internal/events"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/lockfile"
 	"github.com/berth-dev/berth/internal/network"
@@ -24,7 +25,7 @@ import (
 // each is private (privdir.Ensure), and system reset removes them and
 // nothing else.
 var (
-	RootDirs  = []string{"content", "snapshots", "images", "engine", "containers", "volumes", "networks"}
+	RootDirs  = []string{"content", "snapshots", "images", "engine", "containers", "volumes", "networks", "events"}
 	StateDirs = []string{"containers", "runtime", "locks", "netns", "networks"}
 )
 
@@ -55,6 +56,7 @@ type Engine struct {
 	snapshots *snapshot.Store
 	nets      *network.Manager // opened at first use
 	driver    runtime.Driver
+	events    *events.Journal
 }
 
 // Open opens the engine's store under opts.Root.
@@ -84,7 +86,7 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{opts: opts, db: db, images: opts.Images, snapshots: opts.Images.Snapshots(), driver: opts.Driver}, nil
+	return &Engine{opts: opts, db: db, images: opts.Images, snapshots: opts.Images.Snapshots(), driver: opts.Driver, events: openJournal(opts.Root)}, nil
 }
 
 // Close releases the store.

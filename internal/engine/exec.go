@@ -52,11 +52,19 @@ type ExecProcess struct {
 	// Master is the pty master with ExecOptions.Tty; the caller closes it.
 	Master *os.File
 	proc   runtime.Process
+	// done records exec_die.
+	done func(code int)
 }
 
 // Wait waits for the process and returns its exit code as a shell reports
 // it (128+n for signal n).
-func (p *ExecProcess) Wait() (int, error) { return p.proc.Wait() }
+func (p *ExecProcess) Wait() (int, error) {
+	code, err := p.proc.Wait()
+	if err == nil && p.done != nil {
+		p.done(code)
+	}
+	return code, err
+}
 
 // notRunning is docker's refusal of an exec (or top, cp ...) into a
 // container whose process does not run.
@@ -202,6 +210,8 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (*ExecProc
 	if stdio.Stderr, err = orNull(o.Stderr, os.O_WRONLY); err != nil {
 		return nil, err
 	}
+	execID := newID()
+	e.emit(c, execAction("exec_create", o.Cmd), map[string]string{"execID": execID})
 	res, err := rc.Exec(ctx, runtime.ExecOptions{Process: &p, Stdio: stdio})
 	if err != nil {
 		if errors.Is(err, runtime.ErrInvalidStatus) {
@@ -212,7 +222,13 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (*ExecProc
 	if o.Tty && res.Console() == nil {
 		return nil, fmt.Errorf("container %s: exec -t: no pty from the runtime", ShortID(c.ID))
 	}
-	return &ExecProcess{Pid: res.Pid(), Master: res.Console(), proc: res}, nil
+	e.emit(c, execAction("exec_start", o.Cmd), map[string]string{"execID": execID})
+	done := func(code int) {
+		attrs := exitCodeAttr(code)
+		attrs["execID"] = execID
+		e.emit(c, "exec_die", attrs)
+	}
+	return &ExecProcess{Pid: res.Pid(), Master: res.Console(), proc: res, done: done}, nil
 }
 
 // execError gives a failed exec docker's exit code: 127 for a command

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -134,6 +135,7 @@ func (e *Engine) refresh(ctx context.Context, c *Container) (*Container, error) 
 	if rec.HostConfig.AutoRemove {
 		e.markRemoving(ctx, c.ID)
 		if e.destroy(ctx, c.ID) == nil {
+			e.emit(rec, "destroy", nil)
 			e.removeAnonymousVolumes(ctx, rec)
 		}
 		return nil, fmt.Errorf("container %s: %w", c.ID, store.ErrNotFound)
@@ -202,6 +204,7 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 	if err := e.destroy(ctx, id); err != nil {
 		return err
 	}
+	e.emit(c, "destroy", nil)
 	if o.Volumes {
 		e.removeAnonymousVolumes(ctx, c)
 	}
@@ -297,7 +300,9 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout *int) error {
 		if rc.Status() == runtime.StatusPaused {
 			rc.Resume()
 		}
-		rc.Signal(sig, false)
+		if rc.Signal(sig, false) == nil {
+			e.emit(c, "kill", map[string]string{"signal": strconv.Itoa(int(sig))})
+		}
 		if t < 0 {
 			// docker's -1: wait as long as it takes.
 			waitCtx(ctx, rc, time.Duration(1<<62))
@@ -305,11 +310,17 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout *int) error {
 			waitCtx(ctx, rc, time.Duration(t)*time.Second)
 		}
 		if rc.Status() != runtime.StatusStopped {
-			rc.Signal(unix.SIGKILL, true)
+			if rc.Signal(unix.SIGKILL, true) == nil {
+				e.emit(c, "kill", map[string]string{"signal": strconv.Itoa(int(unix.SIGKILL))})
+			}
 			waitCtx(ctx, rc, 30*time.Second)
 		}
 	}
-	return e.waitRecorded(ctx, c.ID, 30*time.Second)
+	if err := e.waitRecorded(ctx, c.ID, 30*time.Second); err != nil {
+		return err
+	}
+	e.emit(c, "stop", nil)
+	return nil
 }
 
 func waitCtx(ctx context.Context, rc runtime.Container, d time.Duration) {
@@ -367,7 +378,11 @@ func (e *Engine) Kill(ctx context.Context, ref string, sig unix.Signal) error {
 	if err != nil {
 		return err
 	}
-	return rc.Signal(sig, false)
+	if err := rc.Signal(sig, false); err != nil {
+		return err
+	}
+	e.emit(c, "kill", map[string]string{"signal": strconv.Itoa(int(sig))})
+	return nil
 }
 
 // Wait blocks until the container is not running and returns its exit
@@ -455,7 +470,10 @@ func (e *Engine) Rename(ctx context.Context, ref, name string) error {
 	if err != nil {
 		return err
 	}
-	_, err = e.update(ctx, c.ID, func(r *Container) error { r.Name = name; return nil })
+	renamed, err := e.update(ctx, c.ID, func(r *Container) error { r.Name = name; return nil })
+	if err == nil {
+		e.emit(renamed, "rename", map[string]string{"oldName": "/" + c.Name})
+	}
 	return err
 }
 
@@ -495,6 +513,9 @@ func (e *Engine) setPaused(ctx context.Context, ref string, pause bool) error {
 		}
 		return nil
 	})
+	if err == nil {
+		e.emit(c, map[bool]string{true: "pause", false: "unpause"}[pause], nil)
+	}
 	return err
 }
 

@@ -321,6 +321,9 @@ func (e *Engine) setupNetwork(ctx context.Context, c *Container, inherited []*os
 		r.NetworkSettings = NetworkSettings{SandboxKey: path, Endpoints: eps}
 		return nil
 	})
+	if err == nil {
+		e.emitEndpoints(ctx, "connect", c.ID, eps)
+	}
 	if err != nil || len(eps) == 0 {
 		// Without networks the files create wrote are already right.
 		return held, err
@@ -359,6 +362,9 @@ func (e *Engine) teardownNetwork(ctx context.Context, id string) error {
 	}
 	failed, err := e.detachAll(ctx, id, c.NetworkSettings.Endpoints)
 	netns.Remove(e.netnsDir(), id)
+	e.emitEndpoints(ctx, "disconnect", id, slices.DeleteFunc(slices.Clone(c.NetworkSettings.Endpoints), func(ep network.Endpoint) bool {
+		return slices.ContainsFunc(failed, func(f network.Endpoint) bool { return f.Network == ep.Network })
+	}))
 	if len(c.NetworkSettings.Endpoints) > 0 {
 		c, uerr := e.update(ctx, id, func(r *Container) error {
 			r.NetworkSettings.Endpoints = failed
@@ -595,6 +601,9 @@ func (e *Engine) Connect(ctx context.Context, ref, name string, req NetworkReque
 		return err
 	}
 	if ep != nil {
+		e.emitEndpoints(ctx, "connect", c.ID, []network.Endpoint{*ep})
+	}
+	if ep != nil {
 		return e.refreshEtcFiles(ctx, c)
 	}
 	return nil
@@ -627,6 +636,7 @@ func (e *Engine) Disconnect(ctx context.Context, ref, name string) error {
 	if _, err := e.detachAll(ctx, c.ID, detach); err != nil {
 		return err
 	}
+	e.emitEndpoints(ctx, "disconnect", c.ID, detach)
 	c, err = e.update(ctx, c.ID, func(r *Container) error {
 		r.HostConfig.Networks = slices.DeleteFunc(r.HostConfig.Networks, func(n NetworkRequest) bool { return network.Canonical(n.Name) == name })
 		r.NetworkSettings.Endpoints = slices.DeleteFunc(r.NetworkSettings.Endpoints, func(ep network.Endpoint) bool { return ep.Network == name })

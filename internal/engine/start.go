@@ -344,6 +344,7 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 		e.teardownNetwork(context.WithoutCancel(ctx), id)
 		return err
 	}
+	e.emitID(ctx, id, "start", nil)
 	if err := sendReservations(report, held); err != nil {
 		e.deleteRuntime(ctx, id)
 		e.teardownNetwork(context.WithoutCancel(ctx), id)
@@ -530,6 +531,9 @@ func (e *Engine) finishExitLocked(ctx context.Context, id string, code int, at t
 		}
 		return nil
 	})
+	if err == nil {
+		e.emit(c, "die", exitCodeAttr(code))
+	}
 	return restart, c, err
 }
 

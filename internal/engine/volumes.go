@@ -88,6 +88,7 @@ func (e *Engine) createVolume(ctx context.Context, name string, labels map[strin
 	if err != nil {
 		return nil, err
 	}
+	e.emitVolume("create", name)
 	return v, nil
 }
 
@@ -202,10 +203,14 @@ const removedVolumePrefix = ".removed-"
 func (e *Engine) deleteVolumeLocked(ctx context.Context, name string) error {
 	// The record goes first: a half-deleted directory of a volume nobody
 	// can name any more is only garbage, never a volume with lost files.
-	if _, err := e.db.DeleteVolume(ctx, name); err != nil {
+	deleted, err := e.db.DeleteVolume(ctx, name)
+	if err != nil {
 		return err
 	}
-	err := os.Rename(e.volumeDir(name), filepath.Join(e.opts.Root, "volumes", removedVolumePrefix+newID()))
+	if deleted {
+		e.emitVolume("destroy", name)
+	}
+	err = os.Rename(e.volumeDir(name), filepath.Join(e.opts.Root, "volumes", removedVolumePrefix+newID()))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

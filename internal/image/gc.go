@@ -83,6 +83,7 @@ func (s *Service) Remove(ctx context.Context, nameOrID string, force bool) (Remo
 	if err != nil {
 		return res, err
 	}
+	s.emitRemoval(res)
 	if len(res.Deleted) > 0 {
 		n, deferred, err := s.collect(ctx, false)
 		res.Reclaimed, res.GCDeferred = n, deferred

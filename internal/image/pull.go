@@ -115,6 +115,7 @@ func (s *Service) Pull(ctx context.Context, name string, opts PullOptions) (Reco
 	}); err != nil {
 		return Record{}, err
 	}
+	s.emit("pull", rec.Name, rec.Name)
 	return rec, nil
 }
 

@@ -92,5 +92,9 @@ func (s *Service) Push(ctx context.Context, source, dest string, progress Progre
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("push %s: manifest: %w", ref, err)
 	}
-	return s.opts.Registry.PushManifest(ctx, ref, rec.Manifest.MediaType, mbytes)
+	desc, err := s.opts.Registry.PushManifest(ctx, ref, rec.Manifest.MediaType, mbytes)
+	if err == nil {
+		s.emit("push", ref.String(), ref.String())
+	}
+	return desc, err
 }

@@ -150,6 +150,9 @@ func (s *Service) Load(ctx context.Context, r io.Reader, opts LoadOptions) ([]Re
 	}); err != nil {
 		return nil, err
 	}
+	for _, rec := range recs {
+		s.emit("load", rec.ID(), rec.Name)
+	}
 	return recs, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/berth-dev/berth/internal/events"
 	"github.com/berth-dev/berth/internal/image/content"
 	"github.com/berth-dev/berth/internal/image/reference"
 	"github.com/berth-dev/berth/internal/image/remote"
@@ -67,6 +68,7 @@ type Service struct {
 	snapshots *snapshot.Store
 	records   *records
 	gcLock    string
+	events    *events.Journal
 }
 
 // Open opens (creating if needed) the image store under opts.Root.
@@ -93,7 +95,26 @@ func Open(opts Options) (*Service, error) {
 		return nil, err
 	}
 	return &Service{opts: opts, content: cs, snapshots: ss, records: rs,
-		gcLock: filepath.Join(opts.Root, "images", "gc.lock")}, nil
+		gcLock: filepath.Join(opts.Root, "images", "gc.lock"), events: events.ForRoot(opts.Root)}, nil
+}
+
+// emit records an image event (pull, push, tag, untag, delete, load);
+// a lost event never fails the operation.
+func (s *Service) emit(action, id, name string) {
+	attrs := map[string]string{}
+	if name != "" {
+		attrs["name"] = name
+	}
+	s.events.Append(events.New(events.TypeImage, action, id, attrs))
+}
+
+func (s *Service) emitRemoval(r RemoveResult) {
+	for _, n := range r.Untagged {
+		s.emit("untag", n, n)
+	}
+	for _, id := range r.Deleted {
+		s.emit("delete", id, "")
+	}
 }
 
 // Content is the blob store.
@@ -196,6 +217,9 @@ func (s *Service) Tag(ctx context.Context, source, target string) (Record, error
 		m[out.Name] = out
 		return nil
 	})
+	if err == nil {
+		s.emit("tag", out.ID(), out.Name)
+	}
 	return out, err
 }
 

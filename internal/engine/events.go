@@ -1,0 +1,114 @@
+//go:build linux
+
+package engine
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/berth-dev/berth/internal/events"
+	"github.com/berth-dev/berth/internal/network"
+)
+
+// Events is the root's event journal (berth events).
+func (e *Engine) Events() *events.Journal { return e.events }
+
+func openJournal(root string) *events.Journal { return events.ForRoot(root) }
+
+// emit records an event about c, with docker's attributes (name, image,
+// the container's labels) and extra. A lost event never fails the
+// operation it reports.
+func (e *Engine) emit(c *Container, action string, extra map[string]string) {
+	attrs := make(map[string]string, len(c.Config.Labels)+len(extra)+2)
+	for k, v := range c.Config.Labels {
+		attrs[k] = v
+	}
+	attrs["name"], attrs["image"] = c.Name, c.Config.Image
+	for k, v := range extra {
+		attrs[k] = v
+	}
+	e.events.Append(events.New(events.TypeContainer, action, c.ID, attrs))
+}
+
+// emitID records an event about the container id, whose record may be
+// gone or half made.
+func (e *Engine) emitID(ctx context.Context, id, action string, extra map[string]string) {
+	c, err := e.get(ctx, id)
+	if err != nil {
+		c = &Container{ID: id}
+	}
+	e.emit(c, action, extra)
+}
+
+func (e *Engine) emitNetwork(action string, n *network.Config, containerID string) {
+	attrs := map[string]string{"name": n.Name, "type": n.Driver}
+	if containerID != "" {
+		attrs["container"] = containerID
+	}
+	e.events.Append(events.New(events.TypeNetwork, action, n.ID, attrs))
+}
+
+// emitEndpoints records a container joining (connect) or leaving
+// (disconnect) the networks of eps.
+func (e *Engine) emitEndpoints(ctx context.Context, action, containerID string, eps []network.Endpoint) {
+	if len(eps) == 0 {
+		return
+	}
+	m, err := e.networks()
+	if err != nil {
+		return
+	}
+	for _, ep := range eps {
+		if n, err := m.Get(ctx, ep.Network); err == nil {
+			e.emitNetwork(action, n, containerID)
+		}
+	}
+}
+
+func (e *Engine) emitVolume(action, name string) {
+	e.events.Append(events.New(events.TypeVolume, action, name, map[string]string{"driver": "local"}))
+}
+
+// execAction is docker's exec event action: "exec_start: cmd args".
+func execAction(action string, cmd []string) string {
+	return action + ": " + strings.Join(cmd, " ")
+}
+
+func exitCodeAttr(code int) map[string]string {
+	return map[string]string{"exitCode": strconv.Itoa(code)}
+}
+
+// CreateNetwork makes a network.
+func (e *Engine) CreateNetwork(ctx context.Context, o network.CreateOptions) (*network.Config, error) {
+	m, err := e.networks()
+	if err != nil {
+		return nil, err
+	}
+	c, err := m.Create(ctx, o)
+	if err == nil {
+		e.emitNetwork("create", c, "")
+	}
+	return c, err
+}
+
+// RemoveNetwork deletes a network no container uses.
+func (e *Engine) RemoveNetwork(ctx context.Context, name string) error {
+	m, err := e.networks()
+	if err != nil {
+		return err
+	}
+	users, err := e.NetworkUsers(ctx, name)
+	if err != nil {
+		return err
+	}
+	c, err := m.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := m.Remove(ctx, name, users); err != nil {
+		return err
+	}
+	e.emitNetwork("destroy", c, "")
+	return nil
+}
