@@ -113,4 +113,3 @@ func eventLine(m events.Message) string {
 	}
 	return line
 }
-
