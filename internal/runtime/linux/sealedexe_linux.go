@@ -81,15 +81,24 @@ func makeSealedExe(self, target string, st *unix.Stat_t) error {
 		unix.Unmount(target, unix.MNT_DETACH)
 		return fmt.Errorf("make %s read-only: %w", target, err)
 	}
-	// Forget the seals of binaries that were replaced; running processes
-	// keep theirs (MNT_DETACH).
+	// Forget the seals of binaries that were replaced or removed (their
+	// inode has no link left); running processes keep theirs
+	// (MNT_DETACH). Another binary that still exists (a second
+	// installation, a build beside the installed one) keeps its seal:
+	// removing it would fail that binary's next container start.
 	entries, _ := os.ReadDir(sealedExeDir)
 	for _, e := range entries {
 		p := filepath.Join(sealedExeDir, e.Name())
-		if p != target && strings.HasPrefix(e.Name(), "berth-") {
-			unix.Unmount(p, unix.MNT_DETACH)
-			os.Remove(p)
+		if p == target || !strings.HasPrefix(e.Name(), "berth-") {
+			continue
 		}
+		var pst unix.Stat_t
+		var pfs unix.Statfs_t
+		if unix.Stat(p, &pst) == nil && pst.Nlink > 0 && unix.Statfs(p, &pfs) == nil && pfs.Flags&unix.ST_RDONLY != 0 {
+			continue
+		}
+		unix.Unmount(p, unix.MNT_DETACH)
+		os.Remove(p)
 	}
 	return nil
 }
