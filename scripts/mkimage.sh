@@ -6,6 +6,8 @@
 #   MKIMAGE_VOLUMES="/a /b"  declare volumes in the image's config (and
 #                            put a file in each, for volume copy-up)
 #   MKIMAGE_EXPOSE="80/tcp 53/udp"  declare exposed ports
+#   MKIMAGE_HEALTHCHECK='{"Test":["CMD-SHELL","true"],"Interval":1000000000}'
+#                            docker's Healthcheck object for the config
 set -euo pipefail
 out=$1
 name=${2:-berth-demo/busybox:latest}
@@ -33,12 +35,14 @@ ports=
 for p in ${MKIMAGE_EXPOSE:-}; do
 	ports="$ports${ports:+,}\"$p\":{}"
 done
+hc=
+[ -n "${MKIMAGE_HEALTHCHECK:-}" ] && hc=",\"Healthcheck\":$MKIMAGE_HEALTHCHECK"
 mkdir -p "$work/img"
 tar --numeric-owner --owner=0 --group=0 --sort=name --mtime=@0 -C "$rootfs" -cf "$work/layer.tar" .
 layer=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
 mkdir -p "$work/img/$layer"
 mv "$work/layer.tar" "$work/img/$layer/layer.tar"
-printf '{"architecture":"amd64","os":"linux","created":"1970-01-01T00:00:00Z","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"],"Volumes":{%s},"ExposedPorts":{%s},"Labels":{"org.opencontainers.image.title":"berth demo busybox"}},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"scripts/mkimage.sh: Debian busybox-static"}]}' "$vols" "$ports" "$layer" >"$work/config.json"
+printf '{"architecture":"amd64","os":"linux","created":"1970-01-01T00:00:00Z","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"],"Volumes":{%s},"ExposedPorts":{%s},"Labels":{"org.opencontainers.image.title":"berth demo busybox"}%s},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"scripts/mkimage.sh: Debian busybox-static"}]}' "$vols" "$ports" "$hc" "$layer" >"$work/config.json"
 cfg=$(sha256sum "$work/config.json" | cut -d' ' -f1)
 mv "$work/config.json" "$work/img/$cfg.json"
 printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]\n' "$cfg" "$name" "$layer" >"$work/img/manifest.json"

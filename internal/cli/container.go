@@ -85,6 +85,10 @@ type runFlags struct {
 	env, envFiles, volumes, mounts, tmpfs, capAdd, capDrop, securityOpt, ulimits       []string
 	labels, logOpts, publish, dns, dnsSearch, addHosts, aliases                        []string
 	ip, mac                                                                            string
+	healthCmd                                                                          string
+	healthInterval, healthTimeout, healthStartPeriod                                   time.Duration
+	healthRetries                                                                      int
+	noHealthcheck                                                                      bool
 	interactive, tty, rm, readOnly, privileged, init, publishAll                       bool
 	cpus                                                                               float64
 	pidsLimit                                                                          int64
@@ -117,6 +121,12 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.ulimits, "ulimit", nil, "rlimit: name=soft[:hard]")
 	fl.StringVar(&f.restart, "restart", "no", "restart policy: no, on-failure[:max-retries], always, unless-stopped")
 	fl.StringVar(&f.stopSignal, "stop-signal", "", "signal that stops the container (default: the image's, else SIGTERM)")
+	fl.StringVar(&f.healthCmd, "health-cmd", "", "command to run to check health (run by /bin/sh -c in the container)")
+	fl.DurationVar(&f.healthInterval, "health-interval", 0, "time between health checks (default 30s)")
+	fl.DurationVar(&f.healthTimeout, "health-timeout", 0, "time a health check may take before it is killed and counts as failed (default 30s)")
+	fl.DurationVar(&f.healthStartPeriod, "health-start-period", 0, "time after start in which failed checks do not count")
+	fl.IntVar(&f.healthRetries, "health-retries", 0, "failed checks in a row that make the container unhealthy (default 3)")
+	fl.BoolVar(&f.noHealthcheck, "no-healthcheck", false, "disable the image's healthcheck")
 	fl.IntVar(&f.stopTimeout, "stop-timeout", 10, "seconds to wait after the stop signal before SIGKILL")
 	fl.BoolVar(&f.init, "init", false, "run an init inside the container that forwards signals and reaps processes")
 	fl.StringArrayVarP(&f.labels, "label", "l", nil, "set a label: key=value")
@@ -150,6 +160,8 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 		Tty: f.tty, OpenStdin: f.interactive, Binds: f.volumes, Tmpfs: f.tmpfs, ReadOnly: f.readOnly,
 		Privileged: f.privileged, CapAdd: f.capAdd, CapDrop: f.capDrop, SecurityOpt: f.securityOpt,
 		CPUs: f.cpus, PidsLimit: f.pidsLimit, Ulimits: f.ulimits, AutoRemove: f.rm, StopSignal: f.stopSignal,
+		HealthCmd: f.healthCmd, HealthInterval: f.healthInterval, HealthTimeout: f.healthTimeout, HealthStartPeriod: f.healthStartPeriod,
+		HealthRetries: f.healthRetries, NoHealthcheck: f.noHealthcheck,
 		Init: f.init, Isolation: f.isolation, NetworkMode: f.network,
 	}
 	for i, so := range o.SecurityOpt {
@@ -713,6 +725,13 @@ func statusText(c *engine.Container, now time.Time) string {
 	s := c.State
 	switch s.Status {
 	case engine.StatusRunning:
+		if s.Health != nil {
+			h := s.Health.Status
+			if h == engine.HealthStarting {
+				h = "health: starting"
+			}
+			return "Up " + humanDuration(now.Sub(s.StartedAt)) + " (" + h + ")"
+		}
 		return "Up " + humanDuration(now.Sub(s.StartedAt))
 	case engine.StatusPaused:
 		return "Up " + humanDuration(now.Sub(s.StartedAt)) + " (Paused)"
@@ -797,6 +816,14 @@ func matchFilter(c *engine.Container, f string) (bool, error) {
 		return strings.Contains(c.Name, strings.TrimPrefix(v, "/")), nil
 	case "status":
 		return c.State.Status == v, nil
+	case "health":
+		switch v {
+		case engine.HealthStarting, engine.HealthHealthy, engine.HealthUnhealthy:
+			return c.State.Health != nil && c.State.Health.Status == v, nil
+		case "none":
+			return c.State.Health == nil, nil
+		}
+		return false, fmt.Errorf("--filter %q: health is starting, healthy, unhealthy or none", f)
 	case "exited":
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -816,7 +843,7 @@ func matchFilter(c *engine.Container, f string) (bool, error) {
 		}
 		return c.Config.Image == v || c.ImageName == v || strings.HasPrefix(strings.TrimPrefix(c.Image, "sha256:"), strings.TrimPrefix(v, "sha256:")), nil
 	}
-	return false, fmt.Errorf("--filter %q: berth knows id, name, status, exited, label and ancestor", f)
+	return false, fmt.Errorf("--filter %q: berth knows id, name, status, exited, health, label and ancestor", f)
 }
 
 func newPsCommand(g *globalOptions) *cobra.Command {

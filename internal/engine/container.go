@@ -59,6 +59,9 @@ type State struct {
 	Error      string    `json:"Error"`
 	StartedAt  time.Time `json:"StartedAt"`
 	FinishedAt time.Time `json:"FinishedAt"`
+	// Health is the healthcheck's state (docker's State.Health), nil
+	// without a healthcheck.
+	Health *Health `json:"Health,omitempty"`
 
 	// The monitor supervising the container (pid and start time, so a
 	// reused pid is not mistaken for it).
@@ -92,6 +95,7 @@ type Config struct {
 	StopTimeout  *int                `json:"StopTimeout,omitempty"`
 	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
 	Volumes      map[string]struct{} `json:"Volumes,omitempty"`
+	Healthcheck  *HealthConfig       `json:"Healthcheck,omitempty"`
 }
 
 // HostConfig is how the host runs it (docker's HostConfig).

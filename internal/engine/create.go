@@ -58,11 +58,18 @@ type CreateOptions struct {
 	StopSignal  string
 	StopTimeout *int
 	Init        bool
-	Labels      map[string]string
-	Isolation   string
-	NetworkMode string
-	LogMaxSize  int64
-	LogMaxFiles int
+	// The healthcheck: --health-cmd (CMD-SHELL), --health-interval,
+	// --health-timeout, --health-start-period, --health-retries over the
+	// image's HEALTHCHECK; NoHealthcheck disables any.
+	HealthCmd                                        string
+	HealthInterval, HealthTimeout, HealthStartPeriod time.Duration
+	HealthRetries                                    int
+	NoHealthcheck                                    bool
+	Labels                                           map[string]string
+	Isolation                                        string
+	NetworkMode                                      string
+	LogMaxSize                                       int64
+	LogMaxFiles                                      int
 	// Networking (NetworkMode: bridge (default), none, host,
 	// container:NAME, or a network's name).
 	IP, MAC    string
@@ -154,6 +161,10 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	if err != nil {
 		return nil, err
 	}
+	health, err := mergeHealth(imageHealthcheck(e.images, rec), o)
+	if err != nil {
+		return nil, err
+	}
 	id := newID()
 	name := strings.TrimPrefix(o.Name, "/")
 	if o.LogMaxSize == 0 {
@@ -233,6 +244,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	if c.Config.StopSignal == "" {
 		c.Config.StopSignal = img.Config.StopSignal
 	}
+	c.Config.Healthcheck = health
 	c.State.setStatus(StatusCreating)
 	c.State.OwnerPid = os.Getpid()
 	c.State.OwnerStart = procStart(c.State.OwnerPid)

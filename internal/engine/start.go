@@ -179,6 +179,7 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 		monitor.EnvExitFile + "=" + e.exitFile(c.ID),
 		monitor.EnvLogMax + "=" + strconv.FormatInt(c.HostConfig.LogMaxSize, 10),
 		monitor.EnvLogFiles + "=" + strconv.Itoa(c.HostConfig.LogMaxFiles),
+		monitor.EnvHealth + "=" + healthEnv(c.Config.Healthcheck),
 		EnvRoot + "=" + e.opts.Root,
 		EnvState + "=" + e.opts.State,
 		EnvContainer + "=" + c.ID,
@@ -266,6 +267,12 @@ func MonitorChild(open func(root, state string) (*Engine, error)) int {
 		return 0
 	case monitor.RoleExit:
 		return e.handleExit(ctx, id, monitor.ExitCode(), report)
+	case monitor.RoleHealth:
+		if err := e.RunHealthcheck(ctx, id); err != nil {
+			fmt.Fprintf(os.Stderr, "healthcheck of %s: %v\n", ShortID(id), err)
+			return 1
+		}
+		return 0
 	}
 	return 1
 }
@@ -337,6 +344,10 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 		r.State.FinishedAt = time.Time{}
 		r.State.ExitCode = 0
 		r.State.Error = ""
+		r.State.Health = nil
+		if r.Config.Healthcheck.enabled() {
+			r.State.Health = &Health{Status: HealthStarting, Log: []HealthResult{}}
+		}
 		return nil
 	}); err != nil {
 		// The record is gone (removed meanwhile): so goes the container.

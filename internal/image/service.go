@@ -223,6 +223,16 @@ func (s *Service) Tag(ctx context.Context, source, target string) (Record, error
 	return out, err
 }
 
+// ConfigBytes is an image's config blob as stored (for fields the OCI
+// config lacks, such as docker's Healthcheck).
+func (s *Service) ConfigBytes(r Record) ([]byte, error) {
+	b, err := s.readBlob(r.Config.Digest.String())
+	if err != nil {
+		return nil, fmt.Errorf("image %s: config: %w", r.Name, err)
+	}
+	return b, nil
+}
+
 // Config reads an image's config from the content store.
 func (s *Service) Config(r Record) (ocispec.Image, error) {
 	var cfg ocispec.Image

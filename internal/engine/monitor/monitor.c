@@ -377,6 +377,44 @@ static pid_t spawn(int role, int code, int stdin_r, int out_w, int err_w, int *r
 	return 0;
 }
 
+// Healthchecks: every health_interval ms while the container runs, a
+// child (role 3) runs one probe and records it; one at a time, the next
+// interval counted from the end of the last probe (docker's rule). A
+// probe process still alive 5 s past its timeout is killed (the probe
+// kills its own exec at the timeout; this catches a probe process that
+// hangs itself).
+static long long health_interval, health_timeout;
+static pid_t probe;
+static long long next_probe, probe_deadline; // CLOCK_MONOTONIC ms
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// spawn_probe forks a health probe child: /dev/null for stdin and stdout,
+// the monitor's stderr (its log) kept, nothing else.
+static pid_t spawn_probe(void)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid; // the monitor (or -1: try at the next interval)
+	prctl(PR_SET_CHILD_SUBREAPER, 0);
+	prctl(PR_SET_NAME, "berth-health");
+	signal(SIGPIPE, SIG_DFL);
+	int devnull = open("/dev/null", O_RDWR);
+	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0)
+		_exit(120);
+	syscall(SYS_close_range, 3U, ~0U, 0U);
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	if (nofile_raised)
+		setrlimit(RLIMIT_NOFILE, &caller_nofile);
+	berth_monitor_role = 3;
+	return 0;
+}
+
 static int env_int(const char *name, long long *out)
 {
 	const char *v = getenv(name);
@@ -578,6 +616,14 @@ static void run_monitor(const char *flags)
 		log_max = v;
 	if (env_int("_BERTH_MONITOR_LOGFILES", &v))
 		log_files = (int)v;
+	const char *health = getenv("_BERTH_MONITOR_HEALTH");
+	if (health && *health) {
+		char *end;
+		health_interval = strtoll(health, &end, 10);
+		health_timeout = *end == ',' ? strtoll(end + 1, NULL, 10) : 0;
+		if (health_interval <= 0)
+			health_interval = 0;
+	}
 
 	if (fcntl(3, F_GETFD) >= 0) {
 		notify_fd = 3;
@@ -688,10 +734,38 @@ static void run_monitor(const char *flags)
 			i_in = np;
 			p[np++] = (struct pollfd){ .fd = attach_in, .events = POLLIN };
 		}
-		if (poll(p, (nfds_t)np, -1) < 0) {
+		int timeout = -1;
+		if (health_interval > 0) {
+			long long now = now_ms(), until = -1;
+			if (probe > 0)
+				until = probe_deadline - now;
+			else if (container > 0)
+				until = next_probe - now;
+			if (until >= 0 || probe > 0 || container > 0)
+				timeout = until < 0 ? 0 : (until > 60000 ? 60000 : (int)until);
+		}
+		int ready = poll(p, (nfds_t)np, timeout);
+		if (ready < 0) {
 			if (errno == EINTR)
 				continue;
 			fail("poll");
+		}
+		if (health_interval > 0) {
+			long long now = now_ms();
+			if (probe > 0 && now >= probe_deadline) {
+				kill(probe, SIGKILL);
+				probe_deadline = now + 60000; // reaped below; no second kill
+			} else if (probe == 0 && container > 0 && now >= next_probe) {
+				pid_t pid = spawn_probe();
+				if (pid == 0)
+					return; // the child, into Go
+				if (pid > 0) {
+					probe = pid;
+					probe_deadline = now + health_timeout + 5000;
+				} else {
+					next_probe = now + health_interval;
+				}
+			}
 		}
 		if (i_out >= 0 && p[i_out].revents && pump(&out, attach_out) == 0) {
 			close(out.fd);
@@ -746,6 +820,7 @@ static void run_monitor(const char *flags)
 					release_ports(); // this run publishes none
 				ports_from_child = 0;
 				container = (pid_t)atoi(buf + 2);
+				next_probe = now_ms() + health_interval;
 				if (npassed > 0) {
 					if (master >= 0)
 						close(master);
@@ -774,6 +849,11 @@ static void run_monitor(const char *flags)
 			int st;
 			pid_t w;
 			while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+				if (w == probe) {
+					probe = 0;
+					next_probe = now_ms() + health_interval;
+					continue;
+				}
 				if (w == child) {
 					child = 0;
 					// A child that died without a word (killed,

@@ -29,13 +29,18 @@ const (
 	EnvExitFile = "_BERTH_MONITOR_EXIT"
 	EnvLogMax   = "_BERTH_MONITOR_LOGMAX"
 	EnvLogFiles = "_BERTH_MONITOR_LOGFILES"
+	// EnvHealth is "<interval ms>,<timeout ms>" when the container has a
+	// healthcheck: the monitor forks a RoleHealth child at every interval
+	// while the container runs.
+	EnvHealth = "_BERTH_MONITOR_HEALTH"
 )
 
 // Roles of a process forked by the monitor.
 const (
-	RoleNone  = 0
-	RoleStart = 1 // create and start the container, report its pid
-	RoleExit  = 2 // record the exit, apply the restart policy
+	RoleNone   = 0
+	RoleStart  = 1 // create and start the container, report its pid
+	RoleExit   = 2 // record the exit, apply the restart policy
+	RoleHealth = 3 // run one healthcheck probe and record it
 )
 
 // Role says whether this process is a child the monitor forked, and for

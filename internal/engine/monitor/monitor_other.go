@@ -10,12 +10,14 @@ const (
 	EnvExitFile = "_BERTH_MONITOR_EXIT"
 	EnvLogMax   = "_BERTH_MONITOR_LOGMAX"
 	EnvLogFiles = "_BERTH_MONITOR_LOGFILES"
+	EnvHealth   = "_BERTH_MONITOR_HEALTH"
 )
 
 const (
-	RoleNone  = 0
-	RoleStart = 1
-	RoleExit  = 2
+	RoleNone   = 0
+	RoleStart  = 1
+	RoleExit   = 2
+	RoleHealth = 3
 )
 
 // Role is always RoleNone where there is no monitor.

@@ -1,0 +1,279 @@
+//go:build linux
+
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berth-dev/berth/internal/image"
+)
+
+// HealthConfig is a container's healthcheck (docker's HealthConfig, from
+// the image's HEALTHCHECK or --health-*). Durations are nanoseconds in
+// JSON, as docker's.
+type HealthConfig struct {
+	// Test is ["NONE"] (disabled), ["CMD", args...] or ["CMD-SHELL", cmd].
+	Test        []string      `json:"Test,omitempty"`
+	Interval    time.Duration `json:"Interval,omitempty"`
+	Timeout     time.Duration `json:"Timeout,omitempty"`
+	StartPeriod time.Duration `json:"StartPeriod,omitempty"`
+	Retries     int           `json:"Retries,omitempty"`
+}
+
+// docker's defaults.
+const (
+	DefaultHealthInterval = 30 * time.Second
+	DefaultHealthTimeout  = 30 * time.Second
+	DefaultHealthRetries  = 3
+	// healthLogLen is how many results docker keeps.
+	healthLogLen = 5
+	// healthOutputMax is how much of a probe's output is kept.
+	healthOutputMax = 4096
+)
+
+// Health statuses.
+const (
+	HealthStarting  = "starting"
+	HealthHealthy   = "healthy"
+	HealthUnhealthy = "unhealthy"
+)
+
+// Health is the healthcheck's state (docker's Health).
+type Health struct {
+	Status        string         `json:"Status"`
+	FailingStreak int            `json:"FailingStreak"`
+	Log           []HealthResult `json:"Log"`
+}
+
+// HealthResult is one probe (docker's HealthcheckResult).
+type HealthResult struct {
+	Start    time.Time `json:"Start"`
+	End      time.Time `json:"End"`
+	ExitCode int       `json:"ExitCode"`
+	Output   string    `json:"Output"`
+}
+
+// enabled says whether h asks for probes.
+func (h *HealthConfig) enabled() bool {
+	return h != nil && len(h.Test) > 0 && h.Test[0] != "NONE"
+}
+
+// withDefaults fills docker's defaults in (zero means default).
+func (h HealthConfig) withDefaults() HealthConfig {
+	if h.Interval <= 0 {
+		h.Interval = DefaultHealthInterval
+	}
+	if h.Timeout <= 0 {
+		h.Timeout = DefaultHealthTimeout
+	}
+	if h.Retries <= 0 {
+		h.Retries = DefaultHealthRetries
+	}
+	return h
+}
+
+// command is the probe's argv.
+func (h *HealthConfig) command() []string {
+	switch h.Test[0] {
+	case "CMD":
+		return h.Test[1:]
+	case "CMD-SHELL":
+		return []string{"/bin/sh", "-c", strings.Join(h.Test[1:], " ")}
+	}
+	return h.Test // a bare command, as docker accepts from the API
+}
+
+// mergeHealth applies --health-* and --no-healthcheck over the image's.
+func mergeHealth(image *HealthConfig, o CreateOptions) (*HealthConfig, error) {
+	if o.NoHealthcheck {
+		if o.HealthCmd != "" {
+			return nil, fmt.Errorf("--no-healthcheck conflicts with --health-cmd: %w", ErrInvalid)
+		}
+		return &HealthConfig{Test: []string{"NONE"}}, nil
+	}
+	var h HealthConfig
+	if image != nil {
+		h = *image
+	}
+	if o.HealthCmd != "" {
+		h.Test = []string{"CMD-SHELL", o.HealthCmd}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+		dst  *time.Duration
+	}{{"--health-interval", o.HealthInterval, &h.Interval}, {"--health-timeout", o.HealthTimeout, &h.Timeout}, {"--health-start-period", o.HealthStartPeriod, &h.StartPeriod}} {
+		if d.v < 0 || d.v > 0 && d.v < time.Millisecond && d.name != "--health-start-period" {
+			return nil, fmt.Errorf("%s %s: it must be at least 1ms: %w", d.name, d.v, ErrInvalid)
+		}
+		if d.v > 0 {
+			*d.dst = d.v
+		}
+	}
+	if o.HealthRetries < 0 {
+		return nil, fmt.Errorf("--health-retries %d: it must not be negative: %w", o.HealthRetries, ErrInvalid)
+	}
+	if o.HealthRetries > 0 {
+		h.Retries = o.HealthRetries
+	}
+	if len(h.Test) == 0 {
+		if o.HealthInterval != 0 || o.HealthTimeout != 0 || o.HealthStartPeriod != 0 || o.HealthRetries != 0 {
+			return nil, fmt.Errorf("--health-* options need a health command (--health-cmd or the image's HEALTHCHECK): %w", ErrInvalid)
+		}
+		return nil, nil
+	}
+	return &h, nil
+}
+
+// imageHealthcheck is the image config's docker Healthcheck, if any (an
+// unreadable one is ignored: the image runs without it).
+func imageHealthcheck(images *image.Service, rec image.Record) *HealthConfig {
+	b, err := images.ConfigBytes(rec)
+	if err != nil {
+		return nil
+	}
+	var cfg struct {
+		Config struct {
+			Healthcheck *HealthConfig `json:"Healthcheck"`
+		} `json:"config"`
+	}
+	if json.Unmarshal(b, &cfg) != nil {
+		return nil
+	}
+	return cfg.Config.Healthcheck
+}
+
+// RunHealthcheck runs one probe of a running container and records the
+// result (the monitor forks a process for it at every interval): the
+// probe runs as an exec in the container and is killed at its timeout.
+func (e *Engine) RunHealthcheck(ctx context.Context, id string) error {
+	c, err := e.get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if c.State.Status != StatusRunning || !c.Config.Healthcheck.enabled() {
+		return nil
+	}
+	h := c.Config.Healthcheck.withDefaults()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	res := HealthResult{Start: time.Now().UTC()}
+	p, err := e.Exec(ctx, id, ExecOptions{Cmd: h.command(), Stdout: w, Stderr: w})
+	w.Close()
+	if err != nil {
+		r.Close()
+		res.End, res.ExitCode, res.Output = time.Now().UTC(), -1, err.Error()
+		if ee, ok := err.(*ExecError); ok {
+			res.ExitCode = ee.Code
+		}
+		return e.recordHealth(ctx, id, h, res)
+	}
+	out := make(chan []byte, 1)
+	go func() {
+		var b bytes.Buffer
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := r.Read(buf)
+			if b.Len() < healthOutputMax {
+				b.Write(buf[:min(n, healthOutputMax-b.Len())])
+			}
+			if err != nil {
+				break
+			}
+		}
+		r.Close()
+		out <- b.Bytes()
+	}()
+	done := make(chan int, 1)
+	go func() {
+		code, err := p.Wait()
+		if err != nil {
+			code = -1
+		}
+		done <- code
+	}()
+	timedOut := false
+	select {
+	case res.ExitCode = <-done:
+	case <-time.After(h.Timeout):
+		// A probe that hangs is killed at its timeout (its children
+		// keep the output pipe open: it is not waited for).
+		timedOut = true
+		syscall.Kill(p.Pid, syscall.SIGKILL)
+		<-done
+		res.ExitCode = -1
+	}
+	res.End = time.Now().UTC()
+	if timedOut {
+		res.Output = fmt.Sprintf("Health check exceeded timeout (%s)", h.Timeout)
+	} else {
+		select {
+		case b := <-out:
+			res.Output = string(b)
+		case <-time.After(time.Second):
+		}
+	}
+	return e.recordHealth(ctx, id, h, res)
+}
+
+// recordHealth adds a probe's result to the record, docker's way: a pass
+// makes it healthy; Retries failures in a row unhealthy; failures in the
+// start period do not count while it is still starting.
+func (e *Engine) recordHealth(ctx context.Context, id string, h HealthConfig, res HealthResult) error {
+	var before, after string
+	c, err := e.update(ctx, id, func(r *Container) error {
+		if r.State.Status != StatusRunning {
+			return nil
+		}
+		if r.State.Health == nil {
+			r.State.Health = &Health{Status: HealthStarting}
+		}
+		hs := r.State.Health
+		before = hs.Status
+		hs.Log = append(hs.Log, res)
+		if len(hs.Log) > healthLogLen {
+			hs.Log = hs.Log[len(hs.Log)-healthLogLen:]
+		}
+		switch {
+		case res.ExitCode == 0:
+			hs.Status, hs.FailingStreak = HealthHealthy, 0
+		case hs.Status == HealthStarting && res.Start.Sub(r.State.StartedAt) < h.StartPeriod:
+			// The start period: not counted.
+		default:
+			hs.FailingStreak++
+			if hs.FailingStreak >= h.Retries {
+				hs.Status = HealthUnhealthy
+			}
+		}
+		after = hs.Status
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if after != before && after != "" {
+		e.emit(c, "health_status: "+after, nil)
+	}
+	return nil
+}
+
+// healthEnv is what the monitor needs to schedule probes: the interval
+// and the timeout in milliseconds (it kills a probe process that outlives
+// its timeout by far).
+func healthEnv(h *HealthConfig) string {
+	if !h.enabled() {
+		return ""
+	}
+	d := h.withDefaults()
+	return strconv.FormatInt(d.Interval.Milliseconds(), 10) + "," + strconv.FormatInt(d.Timeout.Milliseconds(), 10)
+}

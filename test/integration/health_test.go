@@ -1,0 +1,115 @@
+//go:build linux
+
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+type healthState struct {
+	Status        string
+	FailingStreak int
+	Log           []struct {
+		ExitCode int
+		Output   string
+	}
+}
+
+func (e *engineEnv) health(ref string) healthState {
+	e.t.Helper()
+	var h healthState
+	out := e.run("inspect", "-f", "{{json .State.Health}}", ref)
+	if err := json.Unmarshal([]byte(out), &h); err != nil {
+		e.t.Fatalf("inspect %s: State.Health %q: %v", ref, out, err)
+	}
+	return h
+}
+
+// Healthchecks run with no daemon: the container's monitor forks a probe
+// at every interval. A check turns a container unhealthy and back, ps
+// shows and filters it, inspect keeps the last five results, a probe
+// that hangs is killed at its timeout, and an image's HEALTHCHECK applies
+// unless --no-healthcheck.
+func TestEngineHealthcheck(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.run("run", "-d", "--name", "hc", "--health-cmd", "test -f /tmp/ok && echo fine", "--health-interval", "200ms",
+		"--health-retries", "2", "--health-timeout", "2s", demoImage, "sh", "-c", "touch /tmp/ok; exec sleep 100")
+	waitFor(t, 10*time.Second, "healthy", func() bool { return e.health("hc").Status == "healthy" })
+	if st := e.run("ps", "--format", "{{.Status}}", "--filter", "name=hc"); !strings.Contains(st, "(healthy)") {
+		t.Errorf("ps status of a healthy container: %q", st)
+	}
+	e.run("exec", "hc", "rm", "/tmp/ok")
+	waitFor(t, 10*time.Second, "unhealthy", func() bool { return e.health("hc").Status == "unhealthy" })
+	if ids := strings.Fields(e.run("ps", "-q", "--filter", "health=unhealthy")); len(ids) != 1 {
+		t.Errorf("ps --filter health=unhealthy: %q", ids)
+	}
+	if ids := strings.Fields(e.run("ps", "-q", "--filter", "health=healthy")); len(ids) != 0 {
+		t.Errorf("ps --filter health=healthy lists an unhealthy container: %q", ids)
+	}
+	time.Sleep(time.Second)
+	h := e.health("hc")
+	if len(h.Log) != 5 || h.FailingStreak < 2 || h.Log[4].ExitCode != 1 {
+		t.Errorf("inspect State.Health: %+v, want the last 5 results, failing", h)
+	}
+	e.run("exec", "hc", "touch", "/tmp/ok")
+	waitFor(t, 10*time.Second, "healthy again", func() bool { return e.health("hc").Status == "healthy" })
+	if h := e.health("hc"); h.FailingStreak != 0 || h.Log[len(h.Log)-1].Output != "fine\n" {
+		t.Errorf("after recovery: %+v", h)
+	}
+	evs := readEvents(t, e.run("events", "--since", "1h", "--until", "0s", "--filter", "event=health_status", "--format", "json"))
+	var statuses []string
+	for _, m := range evs {
+		statuses = append(statuses, strings.TrimPrefix(m.Action, "health_status: "))
+	}
+	if strings.Join(statuses, ",") != "healthy,unhealthy,healthy" {
+		t.Errorf("health_status events: %v", statuses)
+	}
+
+	// A probe that hangs is killed at its timeout and counts as failed;
+	// the hung processes do not pile up.
+	e.run("run", "-d", "--name", "hang", "--health-cmd", "sleep 1000", "--health-interval", "100ms",
+		"--health-timeout", "300ms", "--health-retries", "1", demoImage, "sleep", "100")
+	waitFor(t, 10*time.Second, "a hanging probe to make it unhealthy", func() bool { return e.health("hang").Status == "unhealthy" })
+	if h := e.health("hang"); !strings.Contains(h.Log[len(h.Log)-1].Output, "exceeded timeout") {
+		t.Errorf("a timed-out probe's result: %+v", h.Log)
+	}
+	time.Sleep(time.Second)
+	if top := e.run("top", "hang"); strings.Count(top, "sleep 1000") > 1 {
+		t.Errorf("hung probes pile up in the container:\n%s", top)
+	}
+
+	// The image's HEALTHCHECK, and --no-healthcheck.
+	tarPath := filepath.Join(t.TempDir(), "hc.tar")
+	script, _ := filepath.Abs("../../scripts/mkimage.sh")
+	cmd := exec.Command(script, tarPath, "berth-test/health:1")
+	cmd.Env = append(os.Environ(), `MKIMAGE_HEALTHCHECK={"Test":["CMD-SHELL","echo from-image"],"Interval":200000000,"Retries":1}`)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mkimage: %v %s", err, out)
+	}
+	e.run("load", "-q", "-i", tarPath)
+	e.run("run", "-d", "--name", "img", "berth-test/health:1", "sleep", "100")
+	waitFor(t, 10*time.Second, "the image's healthcheck", func() bool {
+		h := e.health("img")
+		return h.Status == "healthy" && len(h.Log) > 0 && h.Log[0].Output == "from-image\n"
+	})
+	e.run("run", "-d", "--name", "none", "--no-healthcheck", "berth-test/health:1", "sleep", "100")
+	time.Sleep(500 * time.Millisecond)
+	if out := strings.TrimSpace(e.run("inspect", "-f", "{{json .State.Health}}", "none")); out != "null" {
+		t.Errorf("--no-healthcheck: State.Health %s", out)
+	}
+	if ids := strings.Fields(e.run("ps", "-q", "--filter", "health=none")); len(ids) != 1 {
+		t.Errorf("ps --filter health=none: %q", ids)
+	}
+	if code, _, errOut := e.exitCode("run", "--rm", "--health-interval", "1s", demoImage, "true"); code != 125 || !strings.Contains(errOut, "health command") {
+		t.Errorf("--health-interval without a command: %d %s", code, errOut)
+	}
+	e.run("rm", "-f", "hc", "hang", "img", "none")
+	e.checkNothingLeft()
+}
