@@ -878,8 +878,12 @@ static void run_monitor(const char *flags)
 				return;
 		}
 		// A dead child's report socket reads EOF on the next round.
-		if (done && !child && !container && report < 0)
+		if (done && !child && !container && report < 0) {
+			// A probe of a container that is gone has nothing to check.
+			if (probe > 0)
+				kill(probe, SIGKILL);
 			_exit(0);
+		}
 	}
 }
 
