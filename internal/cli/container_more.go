@@ -29,7 +29,7 @@ import (
 // top level and under `berth container`.
 func addContainerMoreCommands(root, containerCmd *cobra.Command, g *globalOptions) {
 	for _, parent := range []*cobra.Command{root, containerCmd} {
-		parent.AddCommand(newExecCommand(g), newTopCommand(g), newStatsCommand(g), newCpCommand(g), newExportCommand(g))
+		parent.AddCommand(newExecCommand(g), newTopCommand(g), newStatsCommand(g), newCpCommand(g), newExportCommand(g), newDiffCommand(g))
 	}
 }
 
@@ -577,5 +577,33 @@ func newExportCommand(g *globalOptions) *cobra.Command {
 		}),
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to a file instead of stdout")
+	return cmd
+}
+
+func newDiffCommand(g *globalOptions) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "diff [OPTIONS] CONTAINER",
+		Short: "List the files a container added (A), changed (C) or deleted (D)",
+		Args:  cobra.ExactArgs(1),
+		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
+			changes, err := e.Diff(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				if changes == nil {
+					changes = []engine.Change{}
+				}
+				return writeJSON(changes, "")
+			}
+			w := bufio.NewWriter(os.Stdout)
+			for _, c := range changes {
+				fmt.Fprintf(w, "%s %s\n", c.KindLetter(), c.Path)
+			}
+			return w.Flush()
+		}),
+	}
+	cmd.Flags().StringVar(&format, "format", "", "json: docker's API form (Kind 0 changed, 1 added, 2 deleted)")
 	return cmd
 }

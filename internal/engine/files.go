@@ -11,13 +11,16 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/internal/engine/tinit"
 	"github.com/berth-dev/berth/internal/image/archive"
 	"github.com/berth-dev/berth/internal/runtime"
+	"github.com/berth-dev/berth/internal/snapshot"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 )
@@ -1028,4 +1031,61 @@ func (e *Engine) Export(ctx context.Context, ref string, w io.Writer) error {
 		return err
 	}
 	return a.tw.Close()
+}
+
+// Change is one difference of a container's filesystem from its image
+// (docker diff): Kind 0 changed, 1 added, 2 deleted, as docker's API
+// numbers them.
+type Change struct {
+	Path string `json:"Path"`
+	Kind int    `json:"Kind"`
+}
+
+// KindLetter is docker diff's letter for a change.
+func (c Change) KindLetter() string { return [...]string{"C", "A", "D"}[c.Kind] }
+
+// Diff lists the files a container added, changed or deleted.
+func (e *Engine) Diff(ctx context.Context, ref string) ([]Change, error) {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	switch c.State.Status {
+	case StatusCreating, StatusRemoving, StatusDead:
+		return nil, fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrInvalidState)
+	}
+	changes, err := e.snapshots.Changes(c.ID, c.DiffIDs)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", c.Name, err)
+	}
+	// The mount points berth made in the writable layer (its /etc files,
+	// --init, volumes and binds) are not the container's changes: docker
+	// makes them in a layer of its own that diff does not show. So go
+	// the directories that changed only by holding them.
+	ours := map[string]bool{"/etc/hosts": true, "/etc/hostname": true, "/etc/resolv.conf": true, tinit.Path: true}
+	for _, m := range c.Mounts {
+		ours[path.Clean(m.Destination)] = true
+	}
+	var kept []snapshot.Change
+	for _, ch := range changes {
+		if !ours[ch.Path] {
+			kept = append(kept, ch)
+		}
+	}
+	out := []Change{}
+	for i, ch := range kept {
+		if ch.Kind == 'C' && !slices.ContainsFunc(kept[i+1:], func(o snapshot.Change) bool { return strings.HasPrefix(o.Path, ch.Path+"/") }) {
+			if fi, err := os.Lstat(filepath.Join(e.upperDir(c.ID), ch.Path)); err == nil && fi.IsDir() {
+				continue
+			}
+		}
+		out = append(out, Change{Path: ch.Path, Kind: map[byte]int{'C': 0, 'A': 1, 'D': 2}[ch.Kind]})
+	}
+	return out, nil
+}
+
+// upperDir is a container's writable layer.
+func (e *Engine) upperDir(id string) string {
+	dir, _ := e.snapshots.ActiveDir(id)
+	return filepath.Join(dir, "upper")
 }

@@ -866,3 +866,30 @@ func baseName(p string) string {
 	}
 	return p
 }
+
+// diff lists what the container added, changed and deleted, as docker
+// does, and not the mount points berth made for its own files, volumes
+// and --init.
+func TestEngineMoreDiff(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.run("run", "--name", "d", "-v", "dv:/data", "--init", demoImage, "sh", "-c",
+		"echo x > /tmp/new; rm /etc/group; echo y >> /etc/passwd; mkdir -p /var/x; touch /var/x/z")
+	want := "C /etc\nD /etc/group\nC /etc/passwd\nC /tmp\nA /tmp/new\nC /var\nA /var/x\nA /var/x/z\n"
+	if got := e.run("diff", "d"); got != want {
+		t.Errorf("diff:\n%s\nwant:\n%s", got, want)
+	}
+	var changes []struct {
+		Path string
+		Kind int
+	}
+	if err := json.Unmarshal([]byte(e.run("diff", "--format", "json", "d")), &changes); err != nil || len(changes) != 8 || changes[1].Kind != 2 || changes[4].Kind != 1 || changes[0].Kind != 0 {
+		t.Errorf("diff --format json: %v %+v", err, changes)
+	}
+	e.run("run", "--name", "clean", demoImage, "true")
+	if got := e.run("diff", "clean"); got != "" {
+		t.Errorf("diff of a container that changed nothing: %q", got)
+	}
+	e.run("rm", "-v", "d", "clean")
+	e.run("volume", "rm", "dv")
+}
