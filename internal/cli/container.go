@@ -76,6 +76,12 @@ func addContainerCommands(root *cobra.Command, g *globalOptions) {
 	addContainerMoreCommands(root, containerCmd, g)
 	addVolumeCommands(root, g)
 	addNetworkCommands(root, g)
+	root.AddCommand(newHistoryCommand(g))
+	for _, c := range root.Commands() {
+		if c.Name() == "image" {
+			c.AddCommand(newHistoryCommand(g))
+		}
+	}
 }
 
 // runFlags are create's and run's.

@@ -893,3 +893,26 @@ func TestEngineMoreDiff(t *testing.T) {
 	e.run("rm", "-v", "d", "clean")
 	e.run("volume", "rm", "dv")
 }
+
+// image history: the image's steps, newest first, with its ID on the
+// newest and each layer's size.
+func TestEngineMoreImageHistory(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	out := e.run("history", demoImage)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "IMAGE") || !strings.Contains(lines[1], "scripts/mkimage.sh: Debian busybox-static") {
+		t.Fatalf("history:\n%s", out)
+	}
+	var row struct{ ID, CreatedBy, Size string }
+	if err := json.Unmarshal([]byte(e.run("image", "history", "--format", "json", "--no-trunc", "-H=false", demoImage)), &row); err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSpace(e.run("images", "-q", "--no-trunc", demoImage))
+	if size, _ := strconv.ParseInt(row.Size, 10, 64); !strings.HasSuffix(id, strings.TrimPrefix(row.ID, "sha256:")) || size < 1<<20 {
+		t.Errorf("history --format json: %+v (image %s)", row, id)
+	}
+	if q := strings.TrimSpace(e.run("history", "-q", demoImage)); len(q) != 12 {
+		t.Errorf("history -q: %q", q)
+	}
+}

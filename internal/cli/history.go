@@ -1,0 +1,124 @@
+//go:build linux
+
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/spf13/cobra"
+)
+
+// historyRow is one line of `image history` (docker's JSON keys).
+type historyRow struct {
+	ID           string `json:"ID"`
+	CreatedAt    string `json:"CreatedAt"`
+	CreatedSince string `json:"CreatedSince"`
+	CreatedBy    string `json:"CreatedBy"`
+	Size         string `json:"Size"`
+	Comment      string `json:"Comment"`
+}
+
+func newHistoryCommand(g *globalOptions) *cobra.Command {
+	var quiet, noTrunc bool
+	var human = true
+	var format string
+	cmd := &cobra.Command{
+		Use:   "history [OPTIONS] IMAGE",
+		Short: "Show the history of an image: its layers and the steps that made them",
+		Args:  cobra.ExactArgs(1),
+		RunE: g.withImages(func(ctx context.Context, s *image.Service, args []string) error {
+			recs, err := s.Get(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			rec := recs[0]
+			cfg, err := s.Config(rec)
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			var rows []historyRow
+			layer := len(rec.DiffIDs) - 1
+			// Newest first, as docker prints it; a step that made no
+			// layer has size 0; only the newest step names the image.
+			for i := len(cfg.History) - 1; i >= 0; i-- {
+				h := cfg.History[i]
+				var size int64
+				if !h.EmptyLayer && layer >= 0 {
+					if info, err := s.Snapshots().Stat(rec.DiffIDs[layer]); err == nil {
+						size = info.Size
+					}
+					layer--
+				}
+				r := historyRow{ID: "<missing>", CreatedBy: h.CreatedBy, Comment: h.Comment}
+				if i == len(cfg.History)-1 {
+					r.ID = rec.ID()
+					if !noTrunc {
+						r.ID = strings.TrimPrefix(r.ID, "sha256:")[:12]
+					}
+				}
+				if h.Created != nil {
+					r.CreatedAt = h.Created.Format(time.RFC3339)
+					r.CreatedSince = humanDuration(now.Sub(*h.Created)) + " ago"
+					if !human {
+						r.CreatedSince = r.CreatedAt
+					}
+				}
+				r.Size = humanBytes(size)
+				if !human {
+					r.Size = fmt.Sprint(size)
+				}
+				if !noTrunc && len(r.CreatedBy) > 45 {
+					r.CreatedBy = r.CreatedBy[:44] + "…"
+				}
+				rows = append(rows, r)
+			}
+			switch {
+			case quiet:
+				for _, r := range rows {
+					fmt.Println(r.ID)
+				}
+				return nil
+			case format == "json":
+				enc := json.NewEncoder(os.Stdout)
+				for _, r := range rows {
+					if err := enc.Encode(r); err != nil {
+						return err
+					}
+				}
+				return nil
+			case format != "" && format != "table":
+				t, err := parseFormat("history", format)
+				if err != nil {
+					return err
+				}
+				for _, r := range rows {
+					if err := t.Execute(os.Stdout, r); err != nil {
+						return err
+					}
+					fmt.Println()
+				}
+				return nil
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
+			fmt.Fprintln(w, "IMAGE\tCREATED\tCREATED BY\tSIZE\tCOMMENT")
+			for _, r := range rows {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.CreatedSince, r.CreatedBy, r.Size, r.Comment)
+			}
+			return w.Flush()
+		}),
+	}
+	fl := cmd.Flags()
+	fl.BoolVarP(&quiet, "quiet", "q", false, "only the image IDs")
+	fl.BoolVar(&noTrunc, "no-trunc", false, "do not truncate")
+	fl.BoolVarP(&human, "human", "H", true, "sizes and dates in human form")
+	fl.StringVar(&format, "format", "", "table, json, or a Go template over each row")
+	return cmd
+}
