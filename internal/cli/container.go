@@ -1093,12 +1093,35 @@ func printInspect(objs []any, format string) error {
 		b, _ := json.Marshal(o)
 		var m map[string]any
 		json.Unmarshal(b, &m)
+		integralNumbers(m)
 		if err := t.Execute(os.Stdout, m); err != nil {
 			return err
 		}
 		fmt.Println()
 	}
 	return nil
+}
+
+// integralNumbers turns the whole numbers JSON decoding made float64 into
+// int64, in place: docker's templates see typed fields, so
+// {{.HostConfig.Memory}} prints 134217728, not 1.34217728e+08, and eq
+// compares them with integers.
+func integralNumbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = integralNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = integralNumbers(e)
+		}
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<63 {
+			return int64(x)
+		}
+	}
+	return v
 }
 
 // newTopInspectCommand is `berth inspect`: containers first, then images.

@@ -29,7 +29,7 @@ import (
 // top level and under `berth container`.
 func addContainerMoreCommands(root, containerCmd *cobra.Command, g *globalOptions) {
 	for _, parent := range []*cobra.Command{root, containerCmd} {
-		parent.AddCommand(newExecCommand(g), newTopCommand(g), newStatsCommand(g), newCpCommand(g), newExportCommand(g), newDiffCommand(g))
+		parent.AddCommand(newExecCommand(g), newTopCommand(g), newStatsCommand(g), newCpCommand(g), newExportCommand(g), newDiffCommand(g), newUpdateCommand(g))
 	}
 }
 
@@ -605,5 +605,52 @@ func newDiffCommand(g *globalOptions) *cobra.Command {
 		}),
 	}
 	cmd.Flags().StringVar(&format, "format", "", "json: docker's API form (Kind 0 changed, 1 added, 2 deleted)")
+	return cmd
+}
+
+func newUpdateCommand(g *globalOptions) *cobra.Command {
+	var memory, restart string
+	var cpus float64
+	var pids int64
+	cmd := &cobra.Command{
+		Use:   "update [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Change containers' memory, CPU and pids limits (at once when they run) or restart policy",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var o engine.UpdateOptions
+			fl := cmd.Flags()
+			if fl.Changed("memory") {
+				m, err := parseSize(memory)
+				if err != nil {
+					return fmt.Errorf("--memory: %w", err)
+				}
+				o.Memory = &m
+			}
+			if fl.Changed("cpus") {
+				o.CPUs = &cpus
+			}
+			if fl.Changed("pids-limit") {
+				o.PidsLimit = &pids
+			}
+			if fl.Changed("restart") {
+				p, err := engine.ParseRestartPolicy(restart)
+				if err != nil {
+					return err
+				}
+				o.Restart = &p
+			}
+			if o == (engine.UpdateOptions{}) {
+				return errors.New("update: give at least one of --memory, --cpus, --pids-limit, --restart")
+			}
+			return g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
+				return eachContainer(args, func(a string) error { return e.Update(ctx, a, o) })
+			})(cmd, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&memory, "memory", "m", "", "memory limit (e.g. 64m, 1g)")
+	fl.Float64Var(&cpus, "cpus", 0, "number of CPUs")
+	fl.Int64Var(&pids, "pids-limit", 0, "pids limit (-1 unlimited)")
+	fl.StringVar(&restart, "restart", "", "restart policy: no, on-failure[:N], always, unless-stopped")
 	return cmd
 }

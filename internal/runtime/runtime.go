@@ -110,6 +110,8 @@ type Container interface {
 	Signal(sig syscall.Signal, all bool) error
 	Pause() error
 	Resume() error
+	// Update changes the running container's resource limits.
+	Update(ctx context.Context, r *specs.LinuxResources) error
 	// Exec starts a process in the running container.
 	Exec(ctx context.Context, o ExecOptions) (Process, error)
 	// Stats samples the container's resource use.

@@ -916,3 +916,39 @@ func TestEngineMoreImageHistory(t *testing.T) {
 		t.Errorf("history -q: %q", q)
 	}
 }
+
+// update changes a running container's cgroup limits at once, keeps them
+// for its next start, and changes its restart policy.
+func TestEngineMoreUpdate(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	id := strings.TrimSpace(e.run("run", "-d", "--name", "u", "-m", "64m", demoImage, "sleep", "100"))
+	limit := func() string {
+		// The container's own view of its memory cgroup (v1 here, v2 elsewhere).
+		out, _, _ := e.try("exec", "u", "sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max")
+		return strings.TrimSpace(out)
+	}
+	if got := limit(); got != "67108864" {
+		t.Fatalf("memory limit before update: %q", got)
+	}
+	if out := e.run("update", "-m", "128m", "--pids-limit", "50", "--restart", "on-failure:3", "u"); strings.TrimSpace(out) != "u" {
+		t.Errorf("update printed %q", out)
+	}
+	if got := limit(); got != "134217728" {
+		t.Errorf("memory limit after update: %q", got)
+	}
+	if pids, _, _ := e.try("exec", "u", "sh", "-c", "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max"); strings.TrimSpace(pids) != "50" {
+		t.Errorf("pids limit after update: %q", pids)
+	}
+	if got := e.run("inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}", id); strings.TrimSpace(got) != "134217728 50 on-failure:3" {
+		t.Errorf("inspect after update: %q", got)
+	}
+	e.run("restart", "-t", "0", "u")
+	if got := limit(); got != "134217728" {
+		t.Errorf("memory limit after a restart: %q", got)
+	}
+	if code, _, _ := e.exitCode("update", "--cpus", "-1", "u"); code == 0 {
+		t.Error("update --cpus -1 was accepted")
+	}
+	e.run("rm", "-f", "u")
+}

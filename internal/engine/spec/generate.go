@@ -287,30 +287,41 @@ func resources(o Options) (*specs.LinuxResources, error) {
 	} else {
 		r.Devices = defaultDevices()
 	}
-	if o.Memory < 0 {
-		return nil, fmt.Errorf("memory limit %d is negative", o.Memory)
+	if err := SetLimits(r, o.Memory, o.CPUs, o.PidsLimit); err != nil {
+		return nil, err
 	}
-	if o.Memory > 0 {
-		m := o.Memory
-		r.Memory = &specs.LinuxMemory{Limit: &m}
+	return r, nil
+}
+
+// SetLimits sets r's memory limit (bytes), CPU quota (CPUs) and pids
+// limit (-1 unlimited) as --memory, --cpus and --pids-limit give them; 0
+// means none. Create and update both use it.
+func SetLimits(r *specs.LinuxResources, memory int64, cpus float64, pids int64) error {
+	if memory < 0 {
+		return fmt.Errorf("memory limit %d is negative", memory)
 	}
-	if o.CPUs < 0 || math.IsNaN(o.CPUs) || math.IsInf(o.CPUs, 0) {
-		return nil, fmt.Errorf("--cpus %v must be a positive number", o.CPUs)
+	r.Memory = nil
+	if memory > 0 {
+		r.Memory = &specs.LinuxMemory{Limit: &memory}
 	}
-	if o.CPUs > 0 {
-		quota := int64(math.Round(o.CPUs * cpuPeriod))
+	if cpus < 0 || math.IsNaN(cpus) || math.IsInf(cpus, 0) {
+		return fmt.Errorf("--cpus %v must be a positive number", cpus)
+	}
+	r.CPU = nil
+	if cpus > 0 {
+		quota := int64(math.Round(cpus * cpuPeriod))
 		if quota < 1000 {
-			return nil, fmt.Errorf("--cpus %v is below the minimum of 0.01", o.CPUs)
+			return fmt.Errorf("--cpus %v is below the minimum of 0.01", cpus)
 		}
 		period := uint64(cpuPeriod)
 		r.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
 	}
+	r.Pids = nil
 	switch {
-	case o.PidsLimit < -1:
-		return nil, fmt.Errorf("pids limit %d: use a positive number, or -1 for unlimited", o.PidsLimit)
-	case o.PidsLimit != 0:
-		p := o.PidsLimit
-		r.Pids = &specs.LinuxPids{Limit: &p}
+	case pids < -1:
+		return fmt.Errorf("pids limit %d: use a positive number, or -1 for unlimited", pids)
+	case pids != 0:
+		r.Pids = &specs.LinuxPids{Limit: &pids}
 	}
-	return r, nil
+	return nil
 }

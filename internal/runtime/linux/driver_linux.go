@@ -119,6 +119,8 @@ func (dc *container) Resume() error                   { return dc.c.Resume() }
 
 func (dc *container) Signal(sig syscall.Signal, all bool) error { return dc.c.Signal(sig, all) }
 
+func (dc *container) Update(_ context.Context, r *specs.LinuxResources) error { return dc.c.Update(r) }
+
 func (dc *container) Process() *specs.Process {
 	if dc.c.Spec == nil {
 		return nil
