@@ -72,8 +72,9 @@ func newEventsCommand(g *globalOptions) *cobra.Command {
 			ctx, cancel := signalContext()
 			defer cancel()
 			j := events.ForRoot(g.root)
-			// docker: with --until in the past, or both bounds, it prints
-			// and ends; otherwise it follows.
+			// docker: with --until in the past it prints and ends;
+			// otherwise it follows (from --since, else from now) until
+			// --until or an interrupt.
 			if !o.Until.IsZero() && !o.Until.After(now) {
 				err = j.Read(ctx, o, write)
 			} else {

@@ -5,12 +5,13 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/network"
+	"github.com/berth-dev/berth/internal/runtime"
 )
 
 // Error categories; errors wrap one of these (or the store's).
 var (
 	ErrInvalidState = errors.New("invalid container state")
-	ErrInvalid      = errors.New("invalid argument")
+	ErrInvalid      = runtime.ErrInvalidArgument // "invalid argument", the drivers' too
 )
 
 // Status values, docker's.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -18,8 +19,8 @@ import (
 // mergeHealth applies --health-* and --no-healthcheck over the image's.
 func mergeHealth(image *HealthConfig, o CreateOptions) (*HealthConfig, error) {
 	if o.NoHealthcheck {
-		if o.HealthCmd != "" {
-			return nil, fmt.Errorf("--no-healthcheck conflicts with --health-cmd: %w", ErrInvalid)
+		if o.HealthCmd != "" || o.HealthInterval != 0 || o.HealthTimeout != 0 || o.HealthStartPeriod != 0 || o.HealthRetries != 0 {
+			return nil, fmt.Errorf("--no-healthcheck conflicts with the --health-* options: %w", ErrInvalid)
 		}
 		return &HealthConfig{Test: []string{"NONE"}}, nil
 	}
@@ -86,6 +87,12 @@ func (e *Engine) RunHealthcheck(ctx context.Context, id string) error {
 	if c.State.Status != StatusRunning || !c.Config.Healthcheck.enabled() {
 		return nil
 	}
+	// In a probe process (a group of its own, see monitor.c): whatever
+	// the probe started goes when it is done, a hung one with it.
+	if syscall.Getpgrp() == os.Getpid() {
+		defer syscall.Kill(-os.Getpid(), syscall.SIGKILL)
+	}
+	run := c.State.StartedAt
 	h := c.Config.Healthcheck.withDefaults()
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -100,23 +107,25 @@ func (e *Engine) RunHealthcheck(ctx context.Context, id string) error {
 		if ee, ok := err.(*ExecError); ok {
 			res.ExitCode = ee.Code
 		}
-		return e.recordHealth(ctx, id, h, res)
+		return e.recordHealth(ctx, id, run, h, res)
 	}
-	out := make(chan []byte, 1)
+	var mu sync.Mutex
+	var output bytes.Buffer
+	eof := make(chan struct{})
 	go func() {
-		var b bytes.Buffer
+		defer close(eof)
 		buf := make([]byte, 32<<10)
 		for {
 			n, err := r.Read(buf)
-			if b.Len() < healthOutputMax {
-				b.Write(buf[:min(n, healthOutputMax-b.Len())])
+			mu.Lock()
+			if output.Len() < healthOutputMax {
+				output.Write(buf[:min(n, healthOutputMax-output.Len())])
 			}
+			mu.Unlock()
 			if err != nil {
-				break
+				return
 			}
 		}
-		r.Close()
-		out <- b.Bytes()
 	}()
 	done := make(chan int, 1)
 	go func() {
@@ -130,8 +139,8 @@ func (e *Engine) RunHealthcheck(ctx context.Context, id string) error {
 	select {
 	case res.ExitCode = <-done:
 	case <-time.After(h.Timeout):
-		// A probe that hangs is killed at its timeout (its children
-		// keep the output pipe open: it is not waited for).
+		// A probe that hangs is killed at its timeout (what it
+		// started goes with this process's group at the end).
 		timedOut = true
 		syscall.Kill(p.Pid, syscall.SIGKILL)
 		<-done
@@ -141,23 +150,27 @@ func (e *Engine) RunHealthcheck(ctx context.Context, id string) error {
 	if timedOut {
 		res.Output = fmt.Sprintf("Health check exceeded timeout (%s)", h.Timeout)
 	} else {
+		// A child the probe left in the background may keep the pipe
+		// open: what came within a second is the output.
 		select {
-		case b := <-out:
-			res.Output = string(b)
+		case <-eof:
 		case <-time.After(time.Second):
 		}
+		mu.Lock()
+		res.Output = output.String()
+		mu.Unlock()
 	}
-	return e.recordHealth(ctx, id, h, res)
+	return e.recordHealth(ctx, id, run, h, res)
 }
 
 // recordHealth adds a probe's result to the record, docker's way: a pass
 // makes it healthy; Retries failures in a row unhealthy; failures in the
 // start period do not count while it is still starting.
-func (e *Engine) recordHealth(ctx context.Context, id string, h HealthConfig, res HealthResult) error {
+func (e *Engine) recordHealth(ctx context.Context, id string, run time.Time, h HealthConfig, res HealthResult) error {
 	var before, after string
 	c, err := e.update(ctx, id, func(r *Container) error {
-		if r.State.Status != StatusRunning {
-			return nil
+		if r.State.Status != StatusRunning || !r.State.StartedAt.Equal(run) {
+			return nil // stopped, or a probe of the last run
 		}
 		if r.State.Health == nil {
 			r.State.Health = &Health{Status: HealthStarting}

@@ -250,10 +250,17 @@ func MonitorChild(open func(root, state string) (*Engine, error)) int {
 			os.Unsetenv(k)
 		}
 	}
-	report := os.NewFile(3, "report")
+	// fd 3 is the report socket of the start and exit children; a probe
+	// has none (and fd 3 may be any file of its own later).
+	var report *os.File
+	if role != monitor.RoleHealth {
+		report = os.NewFile(3, "report")
+	}
 	e, err := open(root, state)
 	if err != nil {
-		fmt.Fprintf(report, "E %v\n", err)
+		if report != nil {
+			fmt.Fprintf(report, "E %v\n", err)
+		}
 		return 1
 	}
 	defer e.Close()
@@ -344,9 +351,16 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 		r.State.FinishedAt = time.Time{}
 		r.State.ExitCode = 0
 		r.State.Error = ""
-		r.State.Health = nil
+		// A run starts healthy-to-be; the last results stay, as docker
+		// keeps them.
 		if r.Config.Healthcheck.enabled() {
-			r.State.Health = &Health{Status: HealthStarting, Log: []HealthResult{}}
+			log := []HealthResult{}
+			if r.State.Health != nil {
+				log = r.State.Health.Log
+			}
+			r.State.Health = &Health{Status: HealthStarting, Log: log}
+		} else {
+			r.State.Health = nil
 		}
 		return nil
 	}); err != nil {

@@ -4,7 +4,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -33,9 +32,6 @@ func (e *Engine) Top(ctx context.Context, ref string, psArgs []string) ([]string
 		psArgs = DefaultTopArgs
 	}
 	titles, rows, err := rc.Top(ctx, psArgs)
-	if errors.Is(err, runtime.ErrInvalidArgument) {
-		return nil, nil, fmt.Errorf("%w: %w", err, ErrInvalid)
-	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("container %s: %w", c.Name, err)
 	}

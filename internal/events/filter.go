@@ -46,6 +46,18 @@ func (f Filter) Match(m Message) bool {
 	return true
 }
 
+// stripTag drops a reference's tag or digest (docker matches image=NAME
+// against NAME:TAG too).
+func stripTag(ref string) string {
+	if i := strings.IndexByte(ref, '@'); i >= 0 {
+		ref = ref[:i]
+	}
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		ref = ref[:i]
+	}
+	return ref
+}
+
 func (f Filter) matchOne(k, v string, m Message) bool {
 	a := m.Actor.Attributes
 	switch k {
@@ -58,7 +70,7 @@ func (f Filter) matchOne(k, v string, m Message) bool {
 		return m.Type == TypeContainer && (strings.HasPrefix(m.Actor.ID, v) || a["name"] == v) ||
 			m.Type == TypeNetwork && (a["container"] == v || strings.HasPrefix(a["container"], v))
 	case "image":
-		return a["image"] == v || m.Type == TypeImage && (m.Actor.ID == v || a["name"] == v || strings.HasPrefix(strings.TrimPrefix(m.Actor.ID, "sha256:"), strings.TrimPrefix(v, "sha256:")))
+		return a["image"] == v || stripTag(a["image"]) == v || m.Type == TypeImage && (m.Actor.ID == v || a["name"] == v || strings.HasPrefix(strings.TrimPrefix(m.Actor.ID, "sha256:"), strings.TrimPrefix(v, "sha256:")))
 	case "label":
 		lk, lv, hasValue := strings.Cut(v, "=")
 		got, ok := a[lk]

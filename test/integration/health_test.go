@@ -74,15 +74,29 @@ func TestEngineHealthcheck(t *testing.T) {
 
 	// A probe that hangs is killed at its timeout and counts as failed;
 	// the hung processes do not pile up.
-	e.run("run", "-d", "--name", "hang", "--health-cmd", "sleep 1000", "--health-interval", "100ms",
+	e.run("run", "-d", "--name", "hang", "--health-cmd", "sleep 1000; true", "--health-interval", "100ms",
 		"--health-timeout", "300ms", "--health-retries", "1", demoImage, "sleep", "100")
 	waitFor(t, 10*time.Second, "a hanging probe to make it unhealthy", func() bool { return e.health("hang").Status == "unhealthy" })
 	if h := e.health("hang"); !strings.Contains(h.Log[len(h.Log)-1].Output, "exceeded timeout") {
 		t.Errorf("a timed-out probe's result: %+v", h.Log)
 	}
 	time.Sleep(time.Second)
-	if top := e.run("top", "hang"); strings.Count(top, "sleep 1000") > 1 {
+	// At most the probe in flight (its shell and its sleep).
+	if top := e.run("top", "hang"); strings.Count(top, " sleep 1000\n") > 1 {
 		t.Errorf("hung probes pile up in the container:\n%s", top)
+	}
+
+	// A probe that leaves a child in the background: its output still
+	// counts, and the child does not stay.
+	e.run("run", "-d", "--name", "bg", "--health-cmd", "sleep 30 & echo hi", "--health-interval", "300ms", demoImage, "sleep", "100")
+	waitFor(t, 10*time.Second, "the background probe's result", func() bool {
+		h := e.health("bg")
+		return h.Status == "healthy" && len(h.Log) > 0 && h.Log[0].Output == "hi\n"
+	})
+	time.Sleep(2 * time.Second)
+	// One may belong to the probe in flight; earlier ones are gone.
+	if top := e.run("top", "bg"); strings.Count(top, "sleep 30") > 1 {
+		t.Errorf("probes' background children pile up:\n%s", top)
 	}
 
 	// The image's HEALTHCHECK, and --no-healthcheck.
@@ -110,6 +124,9 @@ func TestEngineHealthcheck(t *testing.T) {
 	if code, _, errOut := e.exitCode("run", "--rm", "--health-interval", "1s", demoImage, "true"); code != 125 || !strings.Contains(errOut, "health command") {
 		t.Errorf("--health-interval without a command: %d %s", code, errOut)
 	}
-	e.run("rm", "-f", "hc", "hang", "img", "none")
+	if code, _, _ := e.exitCode("run", "--rm", "--no-healthcheck", "--health-retries", "2", demoImage, "true"); code != 125 {
+		t.Errorf("--no-healthcheck with --health-retries: exit %d", code)
+	}
+	e.run("rm", "-f", "hc", "hang", "bg", "img", "none")
 	e.checkNothingLeft()
 }

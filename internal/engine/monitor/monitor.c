@@ -403,11 +403,16 @@ static pid_t spawn_probe(void)
 		return pid; // the monitor (or -1: try at the next interval)
 	prctl(PR_SET_CHILD_SUBREAPER, 0);
 	prctl(PR_SET_NAME, "berth-health");
+	// Gone with the monitor; and a process group of its own, which its
+	// exec (and whatever that starts) joins, so that one kill ends them
+	// all.
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	setpgid(0, 0);
 	signal(SIGPIPE, SIG_DFL);
 	int devnull = open("/dev/null", O_RDWR);
-	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0)
+	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 3) < 0)
 		_exit(120);
-	syscall(SYS_close_range, 3U, ~0U, 0U);
+	syscall(SYS_close_range, 4U, ~0U, 0U);
 	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	if (nofile_raised)
 		setrlimit(RLIMIT_NOFILE, &caller_nofile);
@@ -753,7 +758,7 @@ static void run_monitor(const char *flags)
 		if (health_interval > 0) {
 			long long now = now_ms();
 			if (probe > 0 && now >= probe_deadline) {
-				kill(probe, SIGKILL);
+				kill(-probe, SIGKILL);
 				probe_deadline = now + 60000; // reaped below; no second kill
 			} else if (probe == 0 && container > 0 && now >= next_probe) {
 				pid_t pid = spawn_probe();
@@ -881,7 +886,7 @@ static void run_monitor(const char *flags)
 		if (done && !child && !container && report < 0) {
 			// A probe of a container that is gone has nothing to check.
 			if (probe > 0)
-				kill(probe, SIGKILL);
+				kill(-probe, SIGKILL);
 			_exit(0);
 		}
 	}

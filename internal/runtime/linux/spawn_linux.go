@@ -138,6 +138,9 @@ func spawn(req *spawnRequest) (*spawned, error) {
 		parent.Close()
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
+	// The child has its end: without ours, a child that dies (killed
+	// with its cgroup, say) reads as EOF here instead of a wait forever.
+	child.Close()
 	sp := &spawned{pid: cmd.Process.Pid, conn: newSyncConn(parent), cmd: cmd}
 	tracePhase("started")
 	fail := func(err error) (*spawned, error) {
