@@ -450,7 +450,7 @@ func TestMatchFilterErrors(t *testing.T) {
 	c := &engine.Container{ID: "abc", Name: "x", State: engine.State{Status: engine.StatusExited}}
 	tests := []struct{ filter, errPart string }{
 		{"volume=data", "berth knows"},
-		{"health=healthy", "berth knows"},
+		{"health=sick", "health is starting, healthy, unhealthy or none"},
 		{"=x", "berth knows"},
 		{"status", "key=value"},
 		{"", "key=value"},
