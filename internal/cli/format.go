@@ -27,3 +27,18 @@ func parseFormat(name, format string) (*template.Template, error) {
 	}
 	return t, nil
 }
+
+// printTemplate writes each row through a --format template, a line each.
+func printTemplate[T any](name, format string, rows []T) error {
+	t, err := parseFormat(name, format)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if err := t.Execute(os.Stdout, r); err != nil {
+			return err
+		}
+		fmt.Println()
+	}
+	return nil
+}

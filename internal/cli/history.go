@@ -95,17 +95,7 @@ func newHistoryCommand(g *globalOptions) *cobra.Command {
 				}
 				return nil
 			case format != "" && format != "table":
-				t, err := parseFormat("history", format)
-				if err != nil {
-					return err
-				}
-				for _, r := range rows {
-					if err := t.Execute(os.Stdout, r); err != nil {
-						return err
-					}
-					fmt.Println()
-				}
-				return nil
+				return printTemplate("history", format, rows)
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
 			fmt.Fprintln(w, "IMAGE\tCREATED\tCREATED BY\tSIZE\tCOMMENT")

@@ -116,17 +116,7 @@ func newVolumeLsCommand(g *globalOptions) *cobra.Command {
 			case format == "json":
 				return writeJSON(rows, "  ")
 			case format != "" && format != "table":
-				t, err := parseFormat("ls", format)
-				if err != nil {
-					return err
-				}
-				for _, r := range rows {
-					if err := t.Execute(os.Stdout, r); err != nil {
-						return err
-					}
-					fmt.Println()
-				}
-				return nil
+				return printTemplate("ls", format, rows)
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
 			fmt.Fprintln(tw, "DRIVER\tVOLUME NAME")
