@@ -14,3 +14,5 @@ scripts/bench-pull.sh
 scripts/bench-run.sh
 # The network benchmark: run --rm on the default network over --network none; bridge throughput against loopback.
 scripts/bench-net.sh
+# The healthcheck benchmark: 50 containers probed every second, run by their monitors.
+scripts/bench-health.sh

@@ -583,9 +583,16 @@ func TestEngineRestartPolicies(t *testing.T) {
 func (e *engineEnv) monitorOf(id string) int {
 	e.t.Helper()
 	out, _ := exec.Command("pgrep", "-f", "berth-monitor "+id).Output()
-	f := strings.Fields(string(out))
+	// The monitor's children (start, exit handler, probe) share its
+	// command line; only the monitor keeps its name.
+	var f []string
+	for _, p := range strings.Fields(string(out)) {
+		if comm, _ := os.ReadFile("/proc/" + p + "/comm"); strings.TrimSpace(string(comm)) == "berth-monitor" {
+			f = append(f, p)
+		}
+	}
 	if len(f) != 1 {
-		e.t.Fatalf("monitors of %s: %q", id, out)
+		e.t.Fatalf("monitors of %s: %q", id, f)
 	}
 	pid, _ := strconv.Atoi(f[0])
 	return pid

@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -129,4 +131,60 @@ func TestEngineHealthcheck(t *testing.T) {
 	}
 	e.run("rm", "-f", "hc", "hang", "bg", "img", "none")
 	e.checkNothingLeft()
+}
+
+// kill -9 of a monitor while its probe runs: the probe goes with it
+// (nothing of it stays), and the next command reconciles the container.
+func TestEngineHealthcheckMonitorKilled(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	for i := range 3 {
+		name := "k" + strconv.Itoa(i)
+		e.run("run", "-d", "--name", name, "--health-cmd", "sleep 30", "--health-timeout", "60s", "--health-interval", "100ms", demoImage, "sleep", "100")
+		probe := e.stoppedOrRunning("berth-health")
+		mon := e.monitorOf(e.inspect(name).ID)
+		syscall.Kill(mon, syscall.SIGKILL)
+		waitFor(t, 5*time.Second, "the probe to go with its monitor", func() bool {
+			st, err := os.ReadFile("/proc/" + strconv.Itoa(probe) + "/stat")
+			return err != nil || strings.Contains(string(st), ") Z ")
+		})
+		e.run("ps", "-a")
+		if c := e.inspect(name); c.State.Status != "exited" || c.State.ExitCode != 137 {
+			t.Errorf("%s after its monitor was killed: %+v", name, c.State)
+		}
+	}
+	e.run("rm", "k0", "k1", "k2")
+	e.checkNothingLeft()
+	if p := e.findProcess("berth-health"); p != 0 {
+		t.Errorf("a probe of this test still runs: %d", p)
+	}
+}
+
+// stoppedOrRunning waits for a process of this engine with that comm.
+func (e *engineEnv) stoppedOrRunning(comm string) int {
+	e.t.Helper()
+	var pid int
+	waitFor(e.t, 10*time.Second, comm+" to run", func() bool {
+		pid = e.findProcess(comm)
+		return pid != 0
+	})
+	return pid
+}
+
+// findProcess is a live process of this engine (by its environment) with
+// that comm, or 0.
+func (e *engineEnv) findProcess(comm string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		p, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		st, _ := os.ReadFile("/proc/" + ent.Name() + "/stat")
+		env, _ := os.ReadFile("/proc/" + ent.Name() + "/environ")
+		if strings.Contains(string(st), "("+comm+") ") && !strings.Contains(string(st), ") Z ") && strings.Contains(string(env), e.state) {
+			return p
+		}
+	}
+	return 0
 }
