@@ -29,7 +29,7 @@ import (
 // top level and under `berth container`.
 func addContainerMoreCommands(root, containerCmd *cobra.Command, g *globalOptions) {
 	for _, parent := range []*cobra.Command{root, containerCmd} {
-		parent.AddCommand(newExecCommand(g), newTopCommand(g), newStatsCommand(g), newCpCommand(g), newExportCommand(g), newDiffCommand(g), newUpdateCommand(g))
+		parent.AddCommand(newExecCommand(g), newTopCommand(g), newStatsCommand(g), newCpCommand(g), newExportCommand(g), newDiffCommand(g), newUpdateCommand(g), newCommitCommand(g))
 	}
 }
 
@@ -652,5 +652,31 @@ func newUpdateCommand(g *globalOptions) *cobra.Command {
 	fl.Float64Var(&cpus, "cpus", 0, "number of CPUs")
 	fl.Int64Var(&pids, "pids-limit", 0, "pids limit (-1 unlimited)")
 	fl.StringVar(&restart, "restart", "", "restart policy: no, on-failure[:N], always, unless-stopped")
+	return cmd
+}
+
+func newCommitCommand(g *globalOptions) *cobra.Command {
+	var o engine.CommitOptions
+	cmd := &cobra.Command{
+		Use:   "commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+		Short: "Make an image of a container's changes",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
+			if len(args) == 2 {
+				o.Reference = args[1]
+			}
+			id, err := e.Commit(ctx, args[0], o)
+			if err != nil {
+				return err
+			}
+			fmt.Println(id)
+			return nil
+		}),
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&o.Author, "author", "a", "", "author (e.g. \"Jane <jane@example.com>\")")
+	fl.StringArrayVarP(&o.Changes, "change", "c", nil, "apply a Dockerfile instruction: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, VOLUME, STOPSIGNAL")
+	fl.StringVarP(&o.Message, "message", "m", "", "commit message")
+	fl.BoolVarP(&o.Pause, "pause", "p", true, "pause the container while its files are read")
 	return cmd
 }

@@ -1062,10 +1062,7 @@ func (e *Engine) Diff(ctx context.Context, ref string) ([]Change, error) {
 	// --init, volumes and binds) are not the container's changes: docker
 	// makes them in a layer of its own that diff does not show. So go
 	// the directories that changed only by holding them.
-	ours := map[string]bool{"/etc/hosts": true, "/etc/hostname": true, "/etc/resolv.conf": true, tinit.Path: true}
-	for _, m := range c.Mounts {
-		ours[path.Clean(m.Destination)] = true
-	}
+	ours := ownMountPoints(c)
 	var kept []snapshot.Change
 	for _, ch := range changes {
 		if !ours[ch.Path] {
@@ -1082,6 +1079,17 @@ func (e *Engine) Diff(ctx context.Context, ref string) ([]Change, error) {
 		out = append(out, Change{Path: ch.Path, Kind: map[byte]int{'C': 0, 'A': 1, 'D': 2}[ch.Kind]})
 	}
 	return out, nil
+}
+
+// ownMountPoints are the paths berth bind-mounts into a container, whose
+// mount points it made in the writable layer: its /etc files, --init,
+// volumes and binds. diff and commit leave them out.
+func ownMountPoints(c *Container) map[string]bool {
+	ours := map[string]bool{"/etc/hosts": true, "/etc/hostname": true, "/etc/resolv.conf": true, tinit.Path: true}
+	for _, m := range c.Mounts {
+		ours[path.Clean(m.Destination)] = true
+	}
+	return ours
 }
 
 // upperDir is a container's writable layer.

@@ -682,3 +682,32 @@ func TestWantedPortsReuse(t *testing.T) {
 		l.Close()
 	}
 }
+
+func TestParseChanges(t *testing.T) {
+	edit, err := parseChanges([]string{
+		`CMD ["a", "b"]`, `ENTRYPOINT echo hi`, `ENV A=1 B="x y"`, `ENV A 2`, `EXPOSE 80 53/udp`,
+		`LABEL k=v`, `USER www`, `WORKDIR /srv`, `VOLUME ["/v"]`, `STOPSIGNAL SIGINT`,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]any{"Env": []any{"PATH=/bin", "A=0"}}
+	if err := edit(m); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"Cmd": []any{"a", "b"}, "Entrypoint": []any{"/bin/sh", "-c", "echo hi"},
+		"Env":          []any{"PATH=/bin", "B=x y", "A=2"},
+		"ExposedPorts": map[string]any{"80/tcp": map[string]any{}, "53/udp": map[string]any{}},
+		"Labels":       map[string]any{"k": "v"}, "User": "www", "WorkingDir": "/srv",
+		"Volumes": map[string]any{"/v": map[string]any{}}, "StopSignal": "SIGINT",
+	}
+	if !reflect.DeepEqual(m, want) {
+		t.Errorf("config after the changes:\n%#v\nwant\n%#v", m, want)
+	}
+	for _, bad := range []string{"RUN true", "CMD", `CMD ["unterminated"`, "ENV =x", `LABEL a="open`, "STOPSIGNAL SIGNOPE"} {
+		if _, err := parseChanges([]string{bad}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("--change %q: %v, want ErrInvalid", bad, err)
+		}
+	}
+}

@@ -952,3 +952,48 @@ func TestEngineMoreUpdate(t *testing.T) {
 	}
 	e.run("rm", "-f", "u")
 }
+
+// commit: a container's changes become an image a new container runs,
+// with the --change instructions in its config and the commit in its
+// history; deletions carry over; a running container is paused for the
+// commit and runs on.
+func TestEngineMoreCommit(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.run("run", "--name", "c", "-v", "cv:/data", demoImage, "sh", "-c",
+		"echo committed > /committed; rm /etc/group; mkdir -p /opt/x && echo y > /opt/x/f; echo vol > /data/v")
+	id := strings.TrimSpace(e.run("commit", "-c", `CMD ["cat", "/committed"]`, "-c", `ENV X=1 Y="two words"`,
+		"-c", "LABEL team=infra", "-m", "my change", "-a", "me", "c", "mine:1"))
+	if !strings.HasPrefix(id, "sha256:") || len(id) != 71 {
+		t.Fatalf("commit printed %q", id)
+	}
+	if out := e.run("run", "--rm", "mine:1"); out != "committed\n" {
+		t.Errorf("the committed image's CMD and file: %q", out)
+	}
+	out := e.run("run", "--rm", "mine:1", "sh", "-c", `echo "$X|$Y"; test -e /etc/group && echo group; cat /opt/x/f; ls /data 2>/dev/null | wc -l`)
+	if out != "1|two words\ny\n0\n" {
+		t.Errorf("the committed image's env, deletion, new files and (excluded) volume: %q", out)
+	}
+	if got := e.run("image", "inspect", "-f", "{{.Config.Labels.team}}", "mine:1"); strings.TrimSpace(got) != "infra" {
+		t.Errorf("LABEL: %q", got)
+	}
+	if h := e.run("history", "mine:1"); !strings.Contains(h, "my change") || !strings.Contains(h, "berth commit c") {
+		t.Errorf("history of the committed image:\n%s", h)
+	}
+
+	// A running container: paused while read, running after.
+	e.run("run", "-d", "--name", "live", demoImage, "sh", "-c", "echo live > /live; exec sleep 100")
+	waitFor(t, 5*time.Second, "the live file", func() bool { _, _, err := e.try("exec", "live", "test", "-f", "/live"); return err == nil })
+	e.run("commit", "live", "live:1")
+	if c := e.inspect("live"); c.State.Status != "running" {
+		t.Errorf("after commit the container is %s", c.State.Status)
+	}
+	if out := e.run("run", "--rm", "live:1", "cat", "/live"); out != "live\n" {
+		t.Errorf("the live container's commit: %q", out)
+	}
+	if code, _, errOut := e.exitCode("commit", "-c", "ONBUILD RUN true", "live"); code != 125 || !strings.Contains(errOut, "ONBUILD") {
+		t.Errorf("an unknown --change: %d %s", code, errOut)
+	}
+	e.run("rm", "-f", "-v", "c", "live")
+	e.run("volume", "rm", "cv")
+}
