@@ -17,7 +17,7 @@ import (
 type CommitOptions struct {
 	// Reference names the new image (REPO[:TAG]); empty: the container's
 	// image repository at the new digest.
-	Reference      string
+	Reference       string
 	Author, Message string
 	// Changes are Dockerfile instructions applied to the config: CMD,
 	// ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, VOLUME, STOPSIGNAL.

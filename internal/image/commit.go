@@ -174,8 +174,8 @@ func (s *Service) Commit(ctx context.Context, o CommitOptions) (Record, error) {
 	}
 
 	rec := Record{Target: mDesc, Manifest: mDesc, Config: cfgDesc,
-		Layers: append(append([]ocispec.Descriptor(nil), o.Base.Layers...), layer),
-		DiffIDs: append(append([]string(nil), o.Base.DiffIDs...), diffID),
+		Layers:   append(append([]ocispec.Descriptor(nil), o.Base.Layers...), layer),
+		DiffIDs:  append(append([]string(nil), o.Base.DiffIDs...), diffID),
 		Platform: o.Base.Platform, Created: now, Pulled: now}
 	if !name.IsZero() {
 		rec.Name = name.String()
