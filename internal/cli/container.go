@@ -1050,7 +1050,13 @@ func newContainerInspectCommand(g *globalOptions) *cobra.Command {
 		Short: "Show details of containers (JSON)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			return inspectEach(args, format, func(a string) (any, error) { return e.Get(ctx, a) })
+			return inspectEach(args, format, func(a string) (any, error) {
+				c, err := e.Get(ctx, a)
+				if err != nil {
+					return nil, err
+				}
+				return inspectContainer(ctx, e, c), nil
+			})
 		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "a Go template over each object")
@@ -1136,8 +1142,11 @@ func newTopInspectCommand(g *globalOptions) *cobra.Command {
 			return inspectEach(args, format, func(a string) (any, error) {
 				if typ == "" || typ == "container" {
 					c, err := e.Get(ctx, a)
-					if err == nil || typ == "container" || !errors.Is(err, store.ErrNotFound) {
-						return c, err
+					if err == nil {
+						return inspectContainer(ctx, e, c), nil
+					}
+					if typ == "container" || !errors.Is(err, store.ErrNotFound) {
+						return nil, err
 					}
 				}
 				if imgs == nil {

@@ -367,7 +367,9 @@ func (m *Manager) removeLocked(c *Config) error {
 		return err
 	}
 	os.Remove(filepath.Join(m.dir, c.Name+".conflist"))
-	if c.Bridge != "" {
+	// A bridge with interfaces on it serves containers of another root
+	// (the default berth0 is every root's): it stays.
+	if c.Bridge != "" && !bridgeInUse(c.Bridge) {
 		exec.Command("ip", "link", "del", c.Bridge).Run()
 	}
 	os.RemoveAll(filepath.Join(m.dir, "ipam", c.Name))
@@ -555,4 +557,10 @@ func newID() string {
 	b := make([]byte, 32)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// bridgeInUse says whether any interface is attached to the bridge.
+func bridgeInUse(bridge string) bool {
+	ents, err := os.ReadDir(filepath.Join("/sys/class/net", bridge, "brif"))
+	return err == nil && len(ents) > 0
 }

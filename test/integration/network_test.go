@@ -43,11 +43,12 @@ type netInspect struct {
 	ID              string `json:"Id"`
 	NetworkSettings struct {
 		SandboxKey string
-		Networks   []struct {
-			Network    string
+		// docker's shape: keyed by network name.
+		Networks map[string]struct {
 			IPAddress  string
 			MacAddress string
-			IfName     string
+			Gateway    string
+			NetworkID  string
 		}
 	}
 }
@@ -64,10 +65,13 @@ func (e *engineEnv) netInfo(ref string) netInspect {
 func (e *engineEnv) ipOf(ref string) string {
 	e.t.Helper()
 	n := e.netInfo(ref)
-	if len(n.NetworkSettings.Networks) == 0 || n.NetworkSettings.Networks[0].IPAddress == "" {
-		e.t.Fatalf("%s has no address: %+v", ref, n)
+	for _, ep := range n.NetworkSettings.Networks {
+		if ep.IPAddress != "" {
+			return ep.IPAddress
+		}
 	}
-	return n.NetworkSettings.Networks[0].IPAddress
+	e.t.Fatalf("%s has no address: %+v", ref, n)
+	return ""
 }
 
 // serve starts a container that answers each TCP connection on 5000 with
@@ -118,7 +122,7 @@ func TestNetworkUserNamesAndIsolation(t *testing.T) {
 	}
 	e.serve("web", "--network", "front", "--network-alias", "www", "--ip", "10.231.10.50", "--mac-address", "02:42:ac:11:00:99")
 	e.serve("db", "--network", "back")
-	if n := e.netInfo("web").NetworkSettings.Networks; len(n) != 1 || n[0].IPAddress != "10.231.10.50" || n[0].MacAddress != "02:42:ac:11:00:99" {
+	if n := e.netInfo("web").NetworkSettings.Networks; len(n) != 1 || n["front"].IPAddress != "10.231.10.50" || n["front"].MacAddress != "02:42:ac:11:00:99" || n["front"].NetworkID == "" {
 		t.Errorf("--ip/--mac-address: %+v", n)
 	}
 	// By name and by alias on the same network.
@@ -137,8 +141,16 @@ func TestNetworkUserNamesAndIsolation(t *testing.T) {
 	}
 	// connect: web joins back too and reaches db by name; disconnect undoes it.
 	e.run("network", "connect", "back", "web")
-	if n := e.netInfo("web").NetworkSettings.Networks; len(n) != 2 || n[1].IfName != "eth1" {
+	n := e.netInfo("web").NetworkSettings.Networks
+	if len(n) != 2 || n["back"].IPAddress == "" {
 		t.Fatalf("after connect: %+v", n)
+	}
+	if out := e.run("exec", "web", "ip", "-o", "-4", "addr", "show", "eth1"); !strings.Contains(out, n["back"].IPAddress+"/") {
+		t.Errorf("the connected network is not eth1 with %s: %s", n["back"].IPAddress, out)
+	}
+	// docker's everyday template.
+	if got := e.run("inspect", "-f", "{{.NetworkSettings.Networks.back.IPAddress}}", "web"); strings.TrimSpace(got) != n["back"].IPAddress {
+		t.Errorf("{{.NetworkSettings.Networks.back.IPAddress}}: %q", got)
 	}
 	waitFor(t, 10*time.Second, "web to reach db after connect", func() bool {
 		out, _, _ := e.try("exec", "web", "sh", "-c", "nc -w 2 db 5000 </dev/null")
