@@ -87,7 +87,7 @@ func addContainerCommands(root *cobra.Command, g *globalOptions) {
 // runFlags are create's and run's.
 type runFlags struct {
 	name, workdir, user, hostname, entrypoint, restart, stopSignal, isolation, network string
-	memory, platform                                                                   string
+	memory, platform, pull                                                             string
 	env, envFiles, volumes, mounts, tmpfs, capAdd, capDrop, securityOpt, ulimits       []string
 	labels, logOpts, publish, dns, dnsSearch, addHosts, aliases                        []string
 	ip, mac                                                                            string
@@ -150,6 +150,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: [ip:][hostPort:]containerPort[/tcp|udp]")
 	fl.BoolVarP(&f.publishAll, "publish-all", "P", false, "publish every exposed port on a free host port")
 	fl.StringVar(&f.platform, "platform", "", "platform of the image (it must be pulled for it)")
+	fl.StringVar(&f.pull, "pull", "missing", "pull the image before creating: always, missing (when it is not here), never")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-terminal")
 	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
@@ -415,6 +416,37 @@ func readEnvFile(path string) ([]string, error) {
 	return out, sc.Err()
 }
 
+// ensureImage applies run's and create's --pull: a missing image is pulled
+// (docker's "Unable to find image ... locally"), always re-pulled, or
+// never.
+// The registry client is set up only when a pull is due: a run of an
+// image that is here pays nothing for it.
+func (g *globalOptions) ensureImage(ctx context.Context, local *image.Service, name, policy, platform string) error {
+	switch policy {
+	case "always", "missing", "never":
+	default:
+		return fmt.Errorf("--pull %q: use always, missing or never", policy)
+	}
+	if policy != "always" {
+		_, err := local.Get(ctx, name)
+		if err == nil || !errors.Is(err, image.ErrNotFound) {
+			return err
+		}
+		if policy == "never" {
+			return fmt.Errorf("%w (and --pull never)", err)
+		}
+		fmt.Fprintf(os.Stderr, "Unable to find image '%s' locally\n", name)
+	}
+	s, err := g.images()
+	if err != nil {
+		return err
+	}
+	pctx, cancel := signalContext()
+	defer cancel()
+	_, err = pullWithProgress(pctx, s, name, platform, false)
+	return err
+}
+
 func newRunCommand(g *globalOptions, create bool) *cobra.Command {
 	var f runFlags
 	var detach bool
@@ -434,12 +466,15 @@ func newRunCommand(g *globalOptions, create bool) *cobra.Command {
 			if err != nil {
 				return &ExitError{Code: 125, Err: err}
 			}
+			ctx := context.Background()
 			e, err := g.openEngine(false)
 			if err != nil {
 				return err
 			}
 			defer e.Close()
-			ctx := context.Background()
+			if err := g.ensureImage(ctx, e.Images(), o.Image, f.pull, f.platform); err != nil {
+				return &ExitError{Code: 125, Err: err}
+			}
 			c, err := e.Create(ctx, o)
 			if err != nil {
 				return &ExitError{Code: 125, Err: err}

@@ -115,23 +115,9 @@ func newPullCommand(g *globalOptions) *cobra.Command {
 		Short: "Download an image from a registry",
 		Args:  cobra.ExactArgs(1),
 		RunE: g.withImages(func(ctx context.Context, s *image.Service, args []string) error {
-			unpackProcs()
-			pp := newProgressPrinter(os.Stderr, quiet, "Downloading")
-			if !quiet {
-				ref, err := reference.Parse(args[0])
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(os.Stderr, "Pulling %s\n", ref.String())
-			}
-			start := time.Now()
-			rec, err := s.Pull(ctx, args[0], image.PullOptions{Platform: platform, Progress: pp.Progress()})
-			pp.Close()
+			rec, err := pullWithProgress(ctx, s, args[0], platform, quiet)
 			if err != nil {
 				return err
-			}
-			if !quiet {
-				fmt.Fprintf(os.Stderr, "Digest: %s\nStatus: pulled %s (%s) in %.1fs\n", rec.Target.Digest, rec.Name, rec.Platform, time.Since(start).Seconds())
 			}
 			fmt.Println(rec.Name)
 			return nil
@@ -140,6 +126,30 @@ func newPullCommand(g *globalOptions) *cobra.Command {
 	cmd.Flags().StringVar(&platform, "platform", "", "os/arch[/variant] to pull from a multi-platform image (default: this host's)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the image name")
 	return cmd
+}
+
+// pullWithProgress pulls, showing progress on stderr (lines in a pipe, a
+// live display on a terminal) unless quiet.
+func pullWithProgress(ctx context.Context, s *image.Service, name, platform string, quiet bool) (image.Record, error) {
+	unpackProcs()
+	pp := newProgressPrinter(os.Stderr, quiet, "Downloading")
+	if !quiet {
+		ref, err := reference.Parse(name)
+		if err != nil {
+			return image.Record{}, err
+		}
+		fmt.Fprintf(os.Stderr, "Pulling %s\n", ref.String())
+	}
+	start := time.Now()
+	rec, err := s.Pull(ctx, name, image.PullOptions{Platform: platform, Progress: pp.Progress()})
+	pp.Close()
+	if err != nil {
+		return image.Record{}, err
+	}
+	if !quiet {
+		fmt.Fprintf(os.Stderr, "Digest: %s\nStatus: pulled %s (%s) in %.1fs\n", rec.Target.Digest, rec.Name, rec.Platform, time.Since(start).Seconds())
+	}
+	return rec, nil
 }
 
 func newPushCommand(g *globalOptions) *cobra.Command {

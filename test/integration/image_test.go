@@ -710,3 +710,36 @@ func checkStoreConsistent(t *testing.T, e *engineEnv) {
 		}
 	}
 }
+
+// run and create pull an image that is not here, as docker does, with
+// --pull always|missing|never.
+func TestEngineRunPullsMissingImage(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	src := newEngine(t)
+	src.loadDemoImage()
+	ref := reg.Ref("demo", "v1")
+	src.run("push", "-q", demoImage, ref)
+
+	e := newEngine(t)
+	if code, _, errOut := e.exitCode("run", "--rm", "--pull", "never", ref, "true"); code != 125 || !strings.Contains(errOut, "--pull never") {
+		t.Errorf("--pull never of a missing image: exit %d: %s", code, errOut)
+	}
+	out, errOut, err := e.try("run", "--rm", "--network", "none", ref, "echo", "ran")
+	if err != nil || out != "ran\n" {
+		t.Fatalf("run of an image that is not here: %v %q %s", err, out, errOut)
+	}
+	if !strings.Contains(errOut, "Unable to find image '"+ref+"' locally") || !strings.Contains(errOut, "Status: pulled") {
+		t.Errorf("the implicit pull's messages: %q", errOut)
+	}
+	// Here now: no pull.
+	if _, errOut, _ := e.try("run", "--rm", "--network", "none", ref, "true"); strings.Contains(errOut, "Pulling") {
+		t.Errorf("a run of an image that is here pulled it: %q", errOut)
+	}
+	if _, errOut, _ := e.try("create", "--pull", "always", "--name", "c", ref); !strings.Contains(errOut, "Pulling") {
+		t.Errorf("--pull always did not pull: %q", errOut)
+	}
+	if code, _, errOut := e.exitCode("run", "--rm", "--pull", "sometimes", ref, "true"); code != 125 || !strings.Contains(errOut, "always, missing or never") {
+		t.Errorf("--pull sometimes: %d %s", code, errOut)
+	}
+	e.run("rm", "c")
+}
