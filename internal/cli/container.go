@@ -416,6 +416,9 @@ func readEnvFile(path string) ([]string, error) {
 	return out, sc.Err()
 }
 
+// errNotATTY is docker's refusal of -it when stdin is no terminal.
+var errNotATTY = errors.New("the input device is not a TTY")
+
 // ensureImage applies run's and create's --pull: a missing image is pulled
 // (docker's "Unable to find image ... locally"), always re-pulled, or
 // never.
@@ -465,6 +468,10 @@ func newRunCommand(g *globalOptions, create bool) *cobra.Command {
 			o, err := f.options(args)
 			if err != nil {
 				return &ExitError{Code: 125, Err: err}
+			}
+			if !create && !detach && f.tty && f.interactive && !term.IsTerminal(int(os.Stdin.Fd())) {
+				// docker's refusal: a pty fed from a pipe or a file.
+				return &ExitError{Code: 1, Err: errNotATTY}
 			}
 			ctx := context.Background()
 			e, err := g.openEngine(false)

@@ -56,6 +56,9 @@ func newExecCommand(g *globalOptions) *cobra.Command {
 		if detach && tty {
 			return errors.New("exec -d with -t is not supported: a detached process has nobody to hold its terminal; drop -t")
 		}
+		if tty && interactive && !term.IsTerminal(int(os.Stdin.Fd())) {
+			return &ExitError{Code: 1, Err: errNotATTY}
+		}
 		o := engine.ExecOptions{Cmd: args[1:], User: user, WorkingDir: workdir, Tty: tty}
 		for _, file := range envFiles {
 			lines, err := readEnvFile(file)

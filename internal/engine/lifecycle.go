@@ -92,7 +92,7 @@ func (e *Engine) refresh(ctx context.Context, c *Container) (*Container, error) 
 		if status == StatusCreating {
 			e.removeVolumesMadeFor(ctx, c.ID)
 		}
-		return nil, fmt.Errorf("container %s: %w", c.ID, store.ErrNotFound)
+		return nil, store.NotFound("no such container: %s", c.ID)
 	case StatusRunning, StatusPaused, StatusRestarting:
 		if alive(c.State.MonitorPid, c.State.MonitorStart) {
 			return c, nil
@@ -138,7 +138,7 @@ func (e *Engine) refresh(ctx context.Context, c *Container) (*Container, error) 
 			e.emit(rec, "destroy", nil)
 			e.removeAnonymousVolumes(ctx, rec)
 		}
-		return nil, fmt.Errorf("container %s: %w", c.ID, store.ErrNotFound)
+		return nil, store.NotFound("no such container: %s", c.ID)
 	}
 	return rec, nil
 }

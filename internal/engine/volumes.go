@@ -100,7 +100,7 @@ func (e *Engine) GetVolume(ctx context.Context, name string) (*Volume, error) {
 	}
 	data, ok := all[name]
 	if !ok {
-		return nil, fmt.Errorf("no such volume: %s: %w", name, store.ErrNotFound)
+		return nil, store.NotFound("no such volume: %s", name)
 	}
 	var v Volume
 	if err := json.Unmarshal(data, &v); err != nil {

@@ -1165,3 +1165,33 @@ func TestEngineSystemResetRemovesOnlyBerths(t *testing.T) {
 		t.Errorf("system reset of --root /: %v: %s", err, out)
 	}
 }
+
+// -it with no terminal on stdin fails at once with docker's message and
+// exit code (it used to start and hang); a missing object is named once,
+// by its kind.
+func TestEngineNotATTYAndMissingObjects(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	if code, _, errOut := e.exitCode("run", "-it", "--rm", demoImage, "true"); code != 1 || !strings.Contains(errOut, "the input device is not a TTY") {
+		t.Errorf("run -it without a terminal: exit %d: %s", code, errOut)
+	}
+	e.run("run", "-d", "--name", "x", demoImage, "sleep", "100")
+	if code, _, errOut := e.exitCode("exec", "-it", "x", "true"); code != 1 || !strings.Contains(errOut, "the input device is not a TTY") {
+		t.Errorf("exec -it without a terminal: exit %d: %s", code, errOut)
+	}
+	if out := e.run("run", "-t", "--rm", demoImage, "echo", "ok"); !strings.Contains(out, "ok") {
+		t.Errorf("run -t without -i needs no terminal: %q", out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"rm", "nosuch"}, "berth: no such container: nosuch\n"},
+		{[]string{"volume", "rm", "nosuch"}, "berth: no such volume: nosuch\n"},
+	} {
+		if _, _, errOut := e.exitCode(tc.args...); errOut != tc.want {
+			t.Errorf("berth %s: %q, want %q", strings.Join(tc.args, " "), errOut, tc.want)
+		}
+	}
+	e.run("rm", "-f", "x")
+}

@@ -30,7 +30,7 @@ import (
 
 // Error categories; errors wrap one of them.
 var (
-	ErrNotFound  = errors.New("no such container")
+	ErrNotFound  = errors.New("not found")
 	ErrAmbiguous = errors.New("ambiguous container ID prefix")
 	ErrNameInUse = errors.New("container name is already in use")
 )
@@ -116,7 +116,7 @@ func (d *DB) Get(ctx context.Context, id string) (Row, error) {
 	var data string
 	err := d.db.QueryRowContext(ctx, `SELECT id, name, image_id, data FROM containers WHERE id = ?`, id).Scan(&r.ID, &r.Name, &r.ImageID, &data)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Row{}, fmt.Errorf("container %s: %w", id, ErrNotFound)
+		return Row{}, NotFound("no such container: %s", id)
 	}
 	if err != nil {
 		return Row{}, fmt.Errorf("store: get %s: %w", id, err)
@@ -129,7 +129,7 @@ func (d *DB) Get(ctx context.Context, id string) (Row, error) {
 // docker's order.
 func (d *DB) Resolve(ctx context.Context, ref string) (Row, error) {
 	if ref == "" {
-		return Row{}, fmt.Errorf("empty container name or ID: %w", ErrNotFound)
+		return Row{}, NotFound("no such container: an empty name or ID")
 	}
 	rows, err := d.db.QueryContext(ctx, `SELECT id, name, image_id, data FROM containers WHERE id = ?1 OR name = ?1 OR (id >= ?1 AND id < ?1 || 'g')`, strings.TrimPrefix(ref, "/"))
 	if err != nil {
@@ -167,7 +167,7 @@ func (d *DB) Resolve(ctx context.Context, ref string) (Row, error) {
 	case len(prefix) > 1:
 		return Row{}, fmt.Errorf("container ID prefix %q matches %d containers: %w (give more characters)", ref, len(prefix), ErrAmbiguous)
 	}
-	return Row{}, fmt.Errorf("no such container: %s: %w", ref, ErrNotFound)
+	return Row{}, NotFound("no such container: %s", ref)
 }
 
 // List returns every row, oldest first.
@@ -220,7 +220,7 @@ func (d *DB) Update(ctx context.Context, id string, fn func(r *Row) error) error
 	var data string
 	err = tx.QueryRowContext(ctx, `SELECT id, name, image_id, data FROM containers WHERE id = ?`, id).Scan(&r.ID, &r.Name, &r.ImageID, &data)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("container %s: %w", id, ErrNotFound)
+		return NotFound("no such container: %s", id)
 	}
 	if err != nil {
 		return fmt.Errorf("store: update %s: %w", id, err)
@@ -292,3 +292,15 @@ func (d *DB) DeleteVolume(ctx context.Context, name string) (bool, error) {
 	n, _ := res.RowsAffected()
 	return n > 0, nil
 }
+
+// NotFound is an error that says what is missing in its own words ("no
+// such volume: x") and is ErrNotFound: the sentinel's text is not
+// repeated after it.
+func NotFound(format string, args ...any) error {
+	return notFoundError(fmt.Sprintf(format, args...))
+}
+
+type notFoundError string
+
+func (e notFoundError) Error() string        { return string(e) }
+func (e notFoundError) Is(target error) bool { return target == ErrNotFound }
