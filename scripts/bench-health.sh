@@ -32,14 +32,6 @@ busy() {
 	b=$(awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8, $5+$6}' /proc/stat)
 	awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[1] - x[1]; i = y[2] - x[2]; printf "%.2f", (t - i) * 100 / t }'
 }
-pss_of() { # pids...: total Pss in kB
-	local t=0 p v
-	for p in "$@"; do
-		v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
-		t=$((t + ${v:-0}))
-	done
-	echo "$t"
-}
 monitors() { pgrep -f "^berth-monitor " | while read -r p; do grep -qz "$T/state" "/proc/$p/environ" 2>/dev/null && echo "$p"; done; }
 
 for i in $(seq "$N"); do berth run -d --network none --name "plain$i" berth-demo/busybox sleep 100000 >/dev/null; done

@@ -47,3 +47,13 @@ median() {
 	grep "^$1 " "$T/results" | cut -d' ' -f2 | sort -n |
 		awk '{a[NR]=$1} END { if (NR % 2) m = a[(NR+1)/2]; else m = (a[NR/2] + a[NR/2+1]) / 2; printf "%.6f", m }'
 }
+
+# pss_of PID...: their total Pss in kB.
+pss_of() {
+	local tot=0 p v
+	for p in "$@"; do
+		v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
+		tot=$((tot + ${v:-0}))
+	done
+	echo "$tot"
+}

@@ -84,14 +84,6 @@ awk -v b="$b" -v c="$c" -v p="$p" 'BEGIN { printf "  berth/ctr %.2f   berth/podm
 
 # 50 detached sleeping containers: wall time of the run -d loop and the
 # PSS of what supervises them.
-pss_of() { # pids...: total Pss in kB
-	local tot=0 p v
-	for p in "$@"; do
-		v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
-		tot=$((tot + ${v:-0}))
-	done
-	echo "$tot"
-}
 t0=$(now)
 for i in $(seq "$D"); do berth run -d --network none "$image" sleep 100000 >/dev/null; done
 t1=$(now)
