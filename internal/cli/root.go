@@ -30,7 +30,26 @@ func NewRootCommand() *cobra.Command {
 	root.AddCommand(NewRuntimeCommand("runtime"))
 	addImageCommands(root, &g)
 	addContainerCommands(root, &g)
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// refuseUnknownSubcommands makes every command group (system, image,
+// volume, ...) refuse an argument that names none of its commands; cobra
+// would print the group's help and exit 0.
+func refuseUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+	if c.HasParent() && c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unknown command %q for %q; see %q", args[0], cmd.CommandPath(), cmd.CommandPath()+" --help")
+			}
+			return nil
+		}
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
 }
 
 // ExitError makes berth exit with Code (a container's exit code, or

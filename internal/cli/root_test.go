@@ -1,0 +1,27 @@
+package cli
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+// A command group given a command it does not have is an error, not its
+// help with exit 0; the group alone still shows its help.
+func TestUnknownSubcommand(t *testing.T) {
+	for _, args := range [][]string{{"system", "bogus"}, {"volume", "bogus"}, {"image", "bogus"}} {
+		root := NewRootCommand()
+		root.SetArgs(args)
+		root.SetOut(io.Discard)
+		err := root.Execute()
+		if err == nil || !strings.Contains(err.Error(), `unknown command "bogus"`) {
+			t.Errorf("berth %s: %v, want an unknown command error", strings.Join(args, " "), err)
+		}
+	}
+	root := NewRootCommand()
+	root.SetArgs([]string{"system"})
+	root.SetOut(io.Discard)
+	if err := root.Execute(); err != nil {
+		t.Errorf("berth system: %v, want its help", err)
+	}
+}
