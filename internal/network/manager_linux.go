@@ -85,11 +85,11 @@ func (m *Manager) Get(ctx context.Context, name string) (*Config, error) {
 
 func (m *Manager) read(name string) (*Config, error) {
 	if !validNetName(name) {
-		return nil, fmt.Errorf("network %q: %w", name, ErrNotFound)
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
 	}
 	data, err := os.ReadFile(m.recordPath(name))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("network %s not found (berth network ls lists them): %w", name, ErrNotFound)
+		return nil, fmt.Errorf("%w: %s (berth network ls lists them)", ErrNotFound, name)
 	}
 	if err != nil {
 		return nil, err

@@ -1188,6 +1188,7 @@ func TestEngineNotATTYAndMissingObjects(t *testing.T) {
 	}{
 		{[]string{"rm", "nosuch"}, "berth: no such container: nosuch\n"},
 		{[]string{"volume", "rm", "nosuch"}, "berth: no such volume: nosuch\n"},
+		{[]string{"network", "rm", "nosuch"}, "berth: no such network: nosuch (berth network ls lists them)\n"},
 	} {
 		if _, _, errOut := e.exitCode(tc.args...); errOut != tc.want {
 			t.Errorf("berth %s: %q, want %q", strings.Join(tc.args, " "), errOut, tc.want)
