@@ -247,6 +247,11 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (*Config, error) 
 // the lock: two attaches racing must not leave an older set installed
 // behind a marker that says it is current.
 func (m *Manager) ensureRules(ctx context.Context) error {
+	return m.withNetworks(ctx, m.syncRules)
+}
+
+// withNetworks runs fn on every network's record, under the lock.
+func (m *Manager) withNetworks(ctx context.Context, fn func([]*Config) error) error {
 	unlock, err := m.lock(ctx)
 	if err != nil {
 		return err
@@ -256,7 +261,7 @@ func (m *Manager) ensureRules(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return m.syncRules(all)
+	return fn(all)
 }
 
 func (m *Manager) listLocked() ([]*Config, error) {
@@ -380,20 +385,13 @@ func (m *Manager) removeLocked(c *Config) error {
 // bridges, leases and the root's firewall chains (system reset). The
 // caller has removed every container first.
 func (m *Manager) RemoveAll(ctx context.Context) error {
-	unlock, err := m.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	all, err := m.listLocked()
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, c := range all {
-		errs = append(errs, m.removeLocked(c))
-	}
-	return errors.Join(append(errs, m.syncRules(nil))...)
+	return m.withNetworks(ctx, func(all []*Config) error {
+		var errs []error
+		for _, c := range all {
+			errs = append(errs, m.removeLocked(c))
+		}
+		return errors.Join(append(errs, m.syncRules(nil))...)
+	})
 }
 
 // conflist is the CNI configuration of a network for one attachment: the
