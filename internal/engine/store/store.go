@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/berth-dev/berth/internal/lockfile"
 	_ "github.com/mattn/go-sqlite3"
 )
 
@@ -79,11 +80,52 @@ func Open(path string) (*DB, error) {
 	// One connection: berth processes are short-lived and the store is
 	// small; a second connection would only contend with the first.
 	db.SetMaxOpenConns(1)
-	if _, err := db.Exec(schema); err != nil {
+	// The first connection (its journal_mode=WAL switch on a new file)
+	// and the schema under a lock of their own: SQLite answers a race on
+	// either with "database is locked" at once, without the busy wait.
+	unlock, err := lockfile.Lock(context.Background(), path+".open.lock", true)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	err = ensureSchema(db)
+	unlock()
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	return &DB{db: db, path: path}, nil
+}
+
+// schemaVersion is PRAGMA user_version once the schema is in place.
+const schemaVersion = 1
+
+// ensureSchema creates the tables unless the version says they exist. The
+// check is a read; the creation runs in a BEGIN IMMEDIATE transaction,
+// which waits for the write lock. A bare CREATE ... IF NOT EXISTS in
+// autocommit reads the schema and then upgrades to a write: when another
+// process wrote in between, SQLite fails it at once with "database is
+// locked" (no busy wait for an upgrade); 50 concurrent first runs hit it.
+func ensureSchema(db *sql.DB) error {
+	var v int
+	if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	if v >= schemaVersion {
+		return nil
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(schema); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // Close closes the database.
