@@ -11,14 +11,7 @@ T=$(mktemp -d /tmp/berth-bench-health.XXXXXX)
 BENCH=bench-health
 # shellcheck source=scripts/bench-lib.sh
 . "$here/scripts/bench-lib.sh"
-berth() { bin/berth --root "$T/root" --state "$T/state" "$@"; }
-cleanup() {
-	set +e
-	berth system reset -f >/dev/null 2>&1
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+berth_in_T
 N=${BENCH_HEALTH_CONTAINERS:-50}
 WINDOW=${BENCH_HEALTH_WINDOW:-20}
 scripts/mkimage.sh "$T/busybox.tar" >/dev/null

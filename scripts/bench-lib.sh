@@ -57,3 +57,17 @@ pss_of() {
 	done
 	echo "$tot"
 }
+
+# berth_in_T: berth over a root and state under $T, and a clean-up at exit
+# that removes them (containers, networks with their firewall chains,
+# mounts) and $T.
+berth_in_T() {
+	berth() { bin/berth --root "$T/root" --state "$T/state" "$@"; }
+	berth_cleanup() {
+		set +e
+		berth system reset -f >/dev/null 2>&1
+		rm -rf "$T"
+	}
+	trap berth_cleanup EXIT
+	trap 'exit 130' INT TERM
+}

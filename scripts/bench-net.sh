@@ -18,15 +18,7 @@ T=$(mktemp -d /tmp/berth-bench-net.XXXXXX)
 BENCH=bench-net
 # shellcheck source=scripts/bench-lib.sh
 . "$here/scripts/bench-lib.sh"
-berth() { bin/berth --root "$T/root" --state "$T/state" "$@"; }
-cleanup() {
-	set +e
-	# Containers, networks and their firewall chains, mounts, the root.
-	berth system reset -f >/dev/null 2>&1
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+berth_in_T
 image=berth-demo/busybox:latest
 scripts/mkimage.sh "$T/busybox.tar" "$image"
 berth load -q -i "$T/busybox.tar" >/dev/null
