@@ -53,6 +53,20 @@ func newSystemResetCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
+// newDNSServerCommand is the name server of user-defined networks, which
+// berth starts itself when a container needs it (see internal/network/dns).
+func newDNSServerCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:    "dns-server",
+		Short:  "Serve the names of the containers on user-defined networks (started by berth itself)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
+			return e.ServeDNS(ctx)
+		}),
+	}
+}
+
 func newSystemPruneCommand(g *globalOptions) *cobra.Command {
 	var all, volumes, force bool
 	cmd := &cobra.Command{

@@ -21,7 +21,7 @@ func addVolumeCommands(root *cobra.Command, g *globalOptions) {
 	root.AddCommand(vol)
 	for _, c := range root.Commands() {
 		if c.Name() == "system" {
-			c.AddCommand(newInfoCommand(g), newSystemResetCommand(g), newSystemPruneCommand(g), newEventsCommand(g))
+			c.AddCommand(newInfoCommand(g), newSystemResetCommand(g), newSystemPruneCommand(g), newEventsCommand(g), newDNSServerCommand(g))
 		}
 	}
 	root.AddCommand(newInfoCommand(g), newEventsCommand(g))

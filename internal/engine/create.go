@@ -458,7 +458,7 @@ func (e *Engine) writeEtcFiles(ctx context.Context, c *Container) ([]specs.Mount
 	// The same files start rewrites once the container has addresses
 	// (network.go); until then they hold no network's entries.
 	files := map[string][]byte{
-		"hosts":       []byte(e.hostsFile(ctx, c, nil)),
+		"hosts":       []byte(hostsFile(c)),
 		"hostname":    []byte(c.Config.Hostname + "\n"),
 		"resolv.conf": resolvConf(c),
 	}

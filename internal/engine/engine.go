@@ -26,7 +26,7 @@ import (
 // nothing else.
 var (
 	RootDirs  = []string{"content", "snapshots", "images", "engine", "containers", "volumes", "networks", "events"}
-	StateDirs = []string{"containers", "runtime", "locks", "netns", "networks"}
+	StateDirs = []string{"containers", "runtime", "locks", "netns", "networks", "dns"}
 )
 
 // Options configures an Engine.

@@ -48,6 +48,7 @@ func (e *Engine) List(ctx context.Context) ([]*Container, error) {
 		}
 		out = append(out, c)
 	}
+	e.ensureDNS(ctx, out)
 	return out, nil
 }
 
@@ -471,10 +472,14 @@ func (e *Engine) Rename(ctx context.Context, ref, name string) error {
 		return err
 	}
 	renamed, err := e.update(ctx, c.ID, func(r *Container) error { r.Name = name; return nil })
-	if err == nil {
-		e.emit(renamed, "rename", map[string]string{"oldName": "/" + c.Name})
+	if err != nil {
+		return err
 	}
-	return err
+	e.emit(renamed, "rename", map[string]string{"oldName": "/" + c.Name})
+	if len(renamed.NetworkSettings.Endpoints) > 0 && onUserNetwork(renamed) {
+		return e.syncDNS(ctx, isRunning(renamed))
+	}
+	return nil
 }
 
 // Pause freezes a running container; Unpause thaws it.

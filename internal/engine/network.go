@@ -14,8 +14,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/berth-dev/berth/internal/lockfile"
 	"github.com/berth-dev/berth/internal/network"
+	"github.com/berth-dev/berth/internal/network/dns"
 	"github.com/berth-dev/berth/internal/network/netns"
 	"golang.org/x/sys/unix"
 )
@@ -328,7 +328,17 @@ func (e *Engine) setupNetwork(ctx context.Context, c *Container, inherited []*os
 		// Without networks the files create wrote are already right.
 		return held, err
 	}
-	return held, e.refreshEtcFiles(ctx, updated)
+	if err := e.refreshEtcFiles(ctx, updated); err != nil {
+		return held, err
+	}
+	if onUserNetwork(updated) {
+		// Before the container's process runs, so that its first
+		// query finds the server listening.
+		if err := e.syncDNS(ctx, true); err != nil {
+			return held, err
+		}
+	}
+	return held, nil
 }
 
 // detachAll detaches endpoints and returns those whose DEL failed (kept
@@ -353,7 +363,7 @@ func (e *Engine) detachAll(ctx context.Context, id string, eps []network.Endpoin
 }
 
 // teardownNetwork detaches a container that stopped and removes its
-// namespace; the peers' /etc/hosts forget it.
+// namespace; the name server forgets it.
 func (e *Engine) teardownNetwork(ctx context.Context, id string) error {
 	c, err := e.get(ctx, id)
 	if err != nil {
@@ -366,21 +376,21 @@ func (e *Engine) teardownNetwork(ctx context.Context, id string) error {
 		return slices.ContainsFunc(failed, func(f network.Endpoint) bool { return f.Network == ep.Network })
 	}))
 	if len(c.NetworkSettings.Endpoints) > 0 {
-		c, uerr := e.update(ctx, id, func(r *Container) error {
+		_, uerr := e.update(ctx, id, func(r *Container) error {
 			r.NetworkSettings.Endpoints = failed
 			return nil
 		})
-		if uerr == nil {
-			e.refreshPeers(ctx, c)
+		if uerr == nil && onUserNetwork(c) {
+			e.syncDNS(ctx, false)
 		}
 	}
 	return err
 }
 
-// hostsFile is a container's /etc/hosts: localhost, itself, --add-host
-// entries, and every other running container on the user-defined networks
-// it is on, by name and alias (docker's default bridge has no names).
-func (e *Engine) hostsFile(ctx context.Context, c *Container, all []*Container) string {
+// hostsFile is a container's /etc/hosts: localhost, itself and its
+// --add-host entries. Other containers' names are the name server's
+// (docker's hosts files do not list them either).
+func hostsFile(c *Container) string {
 	var b strings.Builder
 	if c.HostConfig.NetworkMode == "host" {
 		if h, err := os.ReadFile("/etc/hosts"); err == nil {
@@ -400,29 +410,12 @@ func (e *Engine) hostsFile(ctx context.Context, c *Container, all []*Container) 
 		name, ip, _ := strings.Cut(h, ":")
 		fmt.Fprintf(&b, "%s\t%s\n", ip, name)
 	}
-	mine := map[string]bool{}
-	for _, ep := range c.NetworkSettings.Endpoints {
-		if ep.Network != network.DefaultName {
-			mine[ep.Network] = true
-		}
-	}
-	for _, o := range all {
-		if o.ID == c.ID || !isRunning(o) {
-			continue
-		}
-		for _, ep := range o.NetworkSettings.Endpoints {
-			if mine[ep.Network] && ep.IP != "" {
-				names := append([]string{o.Name}, ep.Aliases...)
-				if o.Config.Hostname != o.Name && o.Config.Hostname != "" {
-					names = append(names, o.Config.Hostname)
-				}
-				fmt.Fprintf(&b, "%s\t%s\n", ep.IP, strings.Join(names, " "))
-			}
-		}
-	}
 	return b.String()
 }
 
+// resolvConf is a container's /etc/resolv.conf. On a user-defined
+// network it names the name server (its --dns servers are the server's
+// upstreams, as with docker); elsewhere the host's servers, or --dns.
 func resolvConf(c *Container) []byte {
 	if c.HostConfig.NetworkMode == "host" && len(c.HostConfig.DNS) == 0 && len(c.HostConfig.DNSSearch) == 0 {
 		data, _ := os.ReadFile("/etc/resolv.conf")
@@ -452,6 +445,14 @@ func resolvConf(c *Container) []byte {
 		// cannot reach: docker's fallback.
 		servers = []string{"8.8.8.8", "8.8.4.4"}
 	}
+	if onUserNetwork(c) {
+		servers = []string{dns.Address.String()}
+		// Every name is tried as it is first: the server knows
+		// names without dots.
+		if !slices.ContainsFunc(other, func(l string) bool { return strings.Contains(l, "ndots:") }) {
+			other = append(other, "options ndots:0")
+		}
+	}
 	var b strings.Builder
 	for _, s := range servers {
 		fmt.Fprintf(&b, "nameserver %s\n", s)
@@ -471,68 +472,14 @@ func writeInPlace(path string, data []byte) error {
 	return os.WriteFile(path, data, 0o644)
 }
 
-// refreshEtcFiles rewrites c's /etc/hosts and /etc/resolv.conf and the
-// hosts files of the running containers that share a network with it.
+// refreshEtcFiles rewrites c's /etc/hosts and /etc/resolv.conf (under
+// c's lock, or before c runs).
 func (e *Engine) refreshEtcFiles(ctx context.Context, c *Container) error {
-	unlock, err := e.hostsLock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	all, err := e.allRecords(ctx)
-	if err != nil {
-		return err
-	}
 	dir := e.containerDir(c.ID)
-	if err := writeInPlace(filepath.Join(dir, "hosts"), []byte(e.hostsFile(ctx, c, all))); err != nil {
+	if err := writeInPlace(filepath.Join(dir, "hosts"), []byte(hostsFile(c))); err != nil {
 		return err
 	}
-	if err := writeInPlace(filepath.Join(dir, "resolv.conf"), resolvConf(c)); err != nil {
-		return err
-	}
-	e.refreshPeersOf(ctx, c, all)
-	return nil
-}
-
-func (e *Engine) refreshPeers(ctx context.Context, c *Container) {
-	unlock, err := e.hostsLock(ctx)
-	if err != nil {
-		return
-	}
-	defer unlock()
-	if all, err := e.allRecords(ctx); err == nil {
-		e.refreshPeersOf(ctx, c, all)
-	}
-}
-
-// hostsLock serialises the rewrites of hosts files: each writer reads the
-// records under it, so a slower writer never puts back an older view. It
-// is taken after a container's lock, never before.
-func (e *Engine) hostsLock(ctx context.Context) (func(), error) {
-	dir := filepath.Join(e.opts.State, "locks")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	return lockfile.Lock(ctx, filepath.Join(dir, "hosts"), true)
-}
-
-func (e *Engine) refreshPeersOf(ctx context.Context, c *Container, all []*Container) {
-	nets := map[string]bool{}
-	for _, r := range c.HostConfig.Networks {
-		nets[network.Canonical(r.Name)] = true
-	}
-	for _, o := range all {
-		if o.ID == c.ID || !isRunning(o) {
-			continue
-		}
-		shares := false
-		for _, ep := range o.NetworkSettings.Endpoints {
-			shares = shares || nets[ep.Network] && ep.Network != network.DefaultName
-		}
-		if shares {
-			writeInPlace(filepath.Join(e.containerDir(o.ID), "hosts"), []byte(e.hostsFile(ctx, o, all)))
-		}
-	}
+	return writeInPlace(filepath.Join(dir, "resolv.conf"), resolvConf(c))
 }
 
 func (e *Engine) allRecords(ctx context.Context) ([]*Container, error) {
@@ -600,13 +547,14 @@ func (e *Engine) Connect(ctx context.Context, ref, name string, req NetworkReque
 	if err != nil {
 		return err
 	}
-	if ep != nil {
-		e.emitEndpoints(ctx, "connect", c.ID, []network.Endpoint{*ep})
+	if ep == nil {
+		return nil
 	}
-	if ep != nil {
-		return e.refreshEtcFiles(ctx, c)
+	e.emitEndpoints(ctx, "connect", c.ID, []network.Endpoint{*ep})
+	if err := e.refreshEtcFiles(ctx, c); err != nil {
+		return err
 	}
-	return nil
+	return e.syncDNS(ctx, onUserNetwork(c))
 }
 
 // Disconnect detaches a container from a network.
@@ -645,13 +593,11 @@ func (e *Engine) Disconnect(ctx context.Context, ref, name string) error {
 	if err != nil {
 		return err
 	}
-	if isRunning(c) {
-		if unlock, err := e.hostsLock(ctx); err == nil {
-			all, _ := e.allRecords(ctx)
-			writeInPlace(filepath.Join(e.containerDir(c.ID), "hosts"), []byte(e.hostsFile(ctx, c, all)))
-			unlock()
+	if len(detach) > 0 {
+		if err := e.refreshEtcFiles(ctx, c); err != nil {
+			return err
 		}
-		e.refreshPeers(ctx, &Container{ID: c.ID, HostConfig: HostConfig{Networks: []NetworkRequest{{Name: name}}}})
+		return e.syncDNS(ctx, false)
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ package engine
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -305,6 +304,8 @@ func TestResolvConfFallback(t *testing.T) {
 	}{
 		{"with networks", HostConfig{NetworkMode: "bridge", Networks: []NetworkRequest{{Name: network.DefaultName}}}, []string{"8.8.8.8", "8.8.4.4"}},
 		{"without networks", HostConfig{NetworkMode: "none"}, nil},
+		{"on a user network: the name server", HostConfig{NetworkMode: "front", Networks: []NetworkRequest{{Name: "front"}}}, []string{"127.0.0.11"}},
+		{"user network and --dns: still the name server", HostConfig{NetworkMode: "front", Networks: []NetworkRequest{{Name: "front"}}, DNS: []string{"192.0.2.1"}}, []string{"127.0.0.11"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -340,21 +341,41 @@ func TestHostsFile(t *testing.T) {
 		ctr("p7", "elsewhere", "elsewhere", StatusRunning, ep("othernet", "10.2.0.2")),
 		ctr("p8", "noip", "noip", StatusRunning, ep("appnet", "")),
 	}
-	got := (&Engine{}).hostsFile(context.Background(), self, all)
+	got := hostsFile(self)
 	want := header +
 		"10.1.0.2\twebhost\n" +
 		"10.9.9.9\tdb.local\n" +
-		"2001:db8::1\tv6host\n" +
-		"10.1.0.3\tapi backend api.svc\n" +
-		"10.1.0.4\tcache cachehost\n" +
-		"10.1.0.5\tworker\n"
+		"2001:db8::1\tv6host\n"
 	if got != want {
 		t.Errorf("hostsFile =\n%s\nwant\n%s", got, want)
 	}
-	for _, absent := range []string{"stopped", "created", "onbridge", "elsewhere", "noip", "172.30.0.3"} {
-		if strings.Contains(got, absent) {
-			t.Errorf("hostsFile lists %q:\n%s", absent, got)
+
+	// The names are the name server's: every container with an address
+	// on a user network, under its name, aliases and short ID.
+	v := viewOf(all, map[string]bool{"othernet": true}, []string{"192.0.2.53"}, func(id string) string { return "/ns/" + id })
+	type row struct {
+		id, netns, network string
+		internal           bool
+		names              []string
+		ips                string
+	}
+	var rows []row
+	for _, c := range v.Containers {
+		for _, at := range c.Networks {
+			rows = append(rows, row{c.ID, c.NetNS, at.Network, at.Internal, at.Names, fmt.Sprint(at.IPs)})
 		}
+	}
+	wantRows := []row{
+		{"self", "/ns/self", "appnet", false, []string{"web", "self"}, "[10.1.0.2]"},
+		{"p1", "/ns/p1", "appnet", false, []string{"api", "backend", "api.svc", "p1"}, "[10.1.0.3]"},
+		{"p2", "/ns/p2", "appnet", false, []string{"cache", "p2"}, "[10.1.0.4]"},
+		{"p3", "/ns/p3", "appnet", false, []string{"worker", "p3"}, "[10.1.0.5]"},
+		{"p4", "/ns/p4", "appnet", false, []string{"stopped", "p4"}, "[10.1.0.6]"},
+		{"p5", "/ns/p5", "appnet", false, []string{"created", "p5"}, "[10.1.0.7]"},
+		{"p7", "/ns/p7", "othernet", true, []string{"elsewhere", "p7"}, "[10.2.0.2]"},
+	}
+	if !reflect.DeepEqual(rows, wantRows) || !reflect.DeepEqual(v.Upstreams, []string{"192.0.2.53"}) {
+		t.Errorf("viewOf =\n%+v\nwant\n%+v", rows, wantRows)
 	}
 }
 
@@ -376,7 +397,7 @@ func TestHostsFileSelfAndModes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := (&Engine{}).hostsFile(context.Background(), tt.c, []*Container{tt.c}); got != tt.want {
+			if got := hostsFile(tt.c); got != tt.want {
 				t.Errorf("hostsFile = %q, want %q", got, tt.want)
 			}
 		})
@@ -385,7 +406,7 @@ func TestHostsFileSelfAndModes(t *testing.T) {
 	t.Run("host mode", func(t *testing.T) {
 		c := &Container{ID: "a", Config: Config{Hostname: "notlisted"},
 			HostConfig: HostConfig{NetworkMode: "host", ExtraHosts: []string{"extra:192.0.2.5"}}}
-		got := (&Engine{}).hostsFile(context.Background(), c, nil)
+		got := hostsFile(c)
 		hostHosts, _ := os.ReadFile("/etc/hosts")
 		if want := string(hostHosts) + "192.0.2.5\textra\n"; got != want {
 			t.Errorf("hostsFile = %q, want the host's file and the --add-host line %q", got, want)

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/network/dns"
 	"github.com/berth-dev/berth/internal/network/netns"
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
@@ -47,6 +48,9 @@ func (e *Engine) Reset(ctx context.Context) error {
 		}
 		return errors.Join(errs...)
 	}); err != nil {
+		return err
+	}
+	if err := dns.Stop(ctx, e.dnsDir()); err != nil {
 		return err
 	}
 	m, err := e.networks()
