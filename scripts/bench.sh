@@ -16,3 +16,5 @@ scripts/bench-run.sh
 scripts/bench-net.sh
 # The healthcheck benchmark: 50 containers probed every second, run by their monitors.
 scripts/bench-health.sh
+# The name-server benchmark: a container's name from another container against a name in /etc/hosts.
+scripts/bench-dns.sh
