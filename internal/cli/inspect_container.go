@@ -100,6 +100,7 @@ func inspectContainer(ctx context.Context, e *engine.Engine, c *engine.Container
 				continue
 			}
 			ev.IPAddress, ev.IPPrefixLen, ev.Gateway, ev.MacAddress = ep.IP, ep.PrefixLen, ep.Gateway, ep.MAC
+			ev.GlobalIPv6Address, ev.GlobalIPv6PrefixLen, ev.IPv6Gateway = ep.IPv6, ep.PrefixLen6, ep.Gateway6
 			if name != network.DefaultName {
 				ev.DNSNames = append([]string{c.Name, engine.ShortID(c.ID)}, ep.Aliases...)
 			}

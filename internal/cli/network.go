@@ -5,6 +5,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -24,7 +25,7 @@ func addNetworkCommands(root *cobra.Command, g *globalOptions) {
 
 func newNetworkCreateCommand(g *globalOptions) *cobra.Command {
 	var o network.CreateOptions
-	var labels, opts []string
+	var labels, opts, subnets, gateways []string
 	cmd := &cobra.Command{
 		Use:   "create [OPTIONS] NETWORK",
 		Short: "Create a network",
@@ -32,6 +33,9 @@ func newNetworkCreateCommand(g *globalOptions) *cobra.Command {
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			o.Name = args[0]
 			o.Labels = parseLabels(labels)
+			if err := splitFamilies(&o, subnets, gateways); err != nil {
+				return err
+			}
 			o.Options = map[string]string{}
 			for _, kv := range opts {
 				k, v, ok := strings.Cut(kv, "=")
@@ -50,12 +54,51 @@ func newNetworkCreateCommand(g *globalOptions) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&o.Driver, "driver", "d", "bridge", "bridge or vlan")
-	fl.StringVar(&o.Subnet, "subnet", "", "IPv4 subnet in CIDR form (default: a free /24 in 10.89.0.0/16)")
-	fl.StringVar(&o.Gateway, "gateway", "", "gateway address (default: the subnet's first)")
+	fl.StringArrayVar(&subnets, "subnet", nil, "subnet in CIDR form, one IPv4 and (with --ipv6) one IPv6 (default: a free /24 in 10.89.0.0/16, a random fdXX:XXXX:XXXX::/64)")
+	fl.StringArrayVar(&gateways, "gateway", nil, "gateway address, one per family (default: the subnet's first)")
+	fl.BoolVar(&o.IPv6, "ipv6", false, "dual-stack: give containers an IPv6 address too")
 	fl.BoolVar(&o.Internal, "internal", false, "no traffic in or out of the network")
 	fl.StringArrayVarP(&labels, "label", "l", nil, "set a label: key=value")
 	fl.StringArrayVarP(&opts, "opt", "o", nil, "driver options: vlan=ID, parent=INTERFACE, mtu=N")
 	return cmd
+}
+
+// splitFamilies sorts --subnet and --gateway values into o's IPv4 and
+// IPv6 fields: at most one of each family. An IPv6 subnet implies --ipv6.
+func splitFamilies(o *network.CreateOptions, subnets, gateways []string) error {
+	for _, s := range subnets {
+		ip, _, err := net.ParseCIDR(s)
+		if err != nil {
+			return fmt.Errorf("--subnet %q: want a CIDR such as 10.89.1.0/24 or fd00:1::/64", s)
+		}
+		field := &o.Subnet
+		if ip.To4() == nil {
+			field = &o.Subnet6
+			o.IPv6 = true
+		}
+		if *field != "" {
+			return fmt.Errorf("--subnet %s: one subnet per address family (%s already)", s, *field)
+		}
+		*field = s
+	}
+	for _, g := range gateways {
+		ip := net.ParseIP(g)
+		if ip == nil {
+			return fmt.Errorf("--gateway %q: not an IP address", g)
+		}
+		field := &o.Gateway
+		if ip.To4() == nil {
+			field = &o.Gateway6
+		}
+		if *field != "" {
+			return fmt.Errorf("--gateway %s: one gateway per address family (%s already)", g, *field)
+		}
+		*field = g
+	}
+	if o.Gateway6 != "" && !o.IPv6 {
+		return fmt.Errorf("--gateway %s is IPv6: give --ipv6 (and an IPv6 --subnet)", o.Gateway6)
+	}
+	return nil
 }
 
 type networkRow struct {
@@ -228,10 +271,11 @@ func newPortCommand(g *globalOptions) *cobra.Command {
 					host = "0.0.0.0"
 				}
 				found = true
+				hostPort := net.JoinHostPort(host, strconv.Itoa(p.HostPort))
 				if want != 0 {
-					fmt.Printf("%s:%d\n", host, p.HostPort)
+					fmt.Println(hostPort)
 				} else {
-					fmt.Printf("%d/%s -> %s:%d\n", p.ContainerPort, p.Protocol, host, p.HostPort)
+					fmt.Printf("%d/%s -> %s\n", p.ContainerPort, p.Protocol, hostPort)
 				}
 			}
 			if want != 0 && !found {

@@ -146,10 +146,21 @@ type NetworkSettings struct {
 }
 
 // Ports are the published ports while it runs.
+//
+// A port without a host address on a dual-stack endpoint is listed twice,
+// on 0.0.0.0 and on ::, as it is bound (and as docker lists it).
 func (n NetworkSettings) Ports() []network.PortMapping {
 	var out []network.PortMapping
 	for _, ep := range n.Endpoints {
-		out = append(out, ep.Ports...)
+		for _, p := range ep.Ports {
+			if p.HostIP == "" && ep.IPv6 != "" {
+				v4, v6 := p, p
+				v4.HostIP, v6.HostIP = "0.0.0.0", "::"
+				out = append(out, v4, v6)
+				continue
+			}
+			out = append(out, p)
+		}
 	}
 	return out
 }

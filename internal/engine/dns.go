@@ -102,11 +102,15 @@ func (e *Engine) dnsView(ctx context.Context) (*dns.View, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Get, not List: listing would make the default network's record.
 	internal := map[string]bool{}
 	if m, err := e.networks(); err == nil {
-		if nets, err := m.List(ctx); err == nil {
-			for _, n := range nets {
-				internal[n.Name] = n.Internal
+		for _, c := range all {
+			for _, ep := range c.NetworkSettings.Endpoints {
+				if _, seen := internal[ep.Network]; !seen && ep.Network != network.DefaultName {
+					n, err := m.Get(ctx, ep.Network)
+					internal[ep.Network] = err == nil && n.Internal
+				}
 			}
 		}
 	}
@@ -125,9 +129,13 @@ func viewOf(all []*Container, internal map[string]bool, upstreams []string, netn
 			if ep.Network == network.DefaultName || err != nil {
 				continue
 			}
+			ips := []netip.Addr{ip}
+			if ip6, err := netip.ParseAddr(ep.IPv6); err == nil {
+				ips = append(ips, ip6)
+			}
 			names := append([]string{c.Name}, ep.Aliases...)
 			names = append(names, c.ID[:min(12, len(c.ID))])
-			atts = append(atts, dns.Attachment{Network: ep.Network, Internal: internal[ep.Network], Names: names, IPs: []netip.Addr{ip}})
+			atts = append(atts, dns.Attachment{Network: ep.Network, Internal: internal[ep.Network], Names: names, IPs: ips})
 		}
 		if len(atts) > 0 {
 			v.Containers = append(v.Containers, dns.Container{ID: c.ID, NetNS: netnsPath(c.ID), Networks: atts, Upstreams: c.HostConfig.DNS})

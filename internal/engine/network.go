@@ -65,11 +65,24 @@ func ParsePorts(specs []string) ([]network.PortMapping, error) {
 			return nil, fmt.Errorf("-p %s: protocol %q: tcp or udp: %w", s, proto, ErrInvalid)
 		}
 		var ip, host, ctr string
-		if strings.HasPrefix(rest, "[") {
-			return nil, fmt.Errorf("-p %s: IPv6 host addresses are not supported: %w", s, ErrInvalid)
+		if v6, after, ok := strings.Cut(strings.TrimPrefix(rest, "["), "]:"); ok && strings.HasPrefix(rest, "[") {
+			// [IPv6]:hostPort:containerPort, or [IPv6]::containerPort.
+			addr := net.ParseIP(v6)
+			if addr == nil || addr.To4() != nil {
+				return nil, fmt.Errorf("-p %s: %q is not an IPv6 address: %w", s, v6, ErrInvalid)
+			}
+			ip, rest = addr.String(), after
+			if host, ctr, ok = strings.Cut(rest, ":"); !ok {
+				return nil, fmt.Errorf("-p %s: use [ipv6]:[hostPort]:containerPort[/proto]: %w", s, ErrInvalid)
+			}
+			rest = ""
 		}
 		parts := strings.Split(rest, ":")
+		if rest == "" {
+			parts = nil
+		}
 		switch len(parts) {
+		case 0: // [IPv6] form, parsed above
 		case 1:
 			ctr = parts[0]
 		case 2:
@@ -138,6 +151,7 @@ func reservePort(ip, proto string, port int) (*os.File, int, error) {
 		ip = "0.0.0.0"
 	}
 	addr := net.JoinHostPort(ip, strconv.Itoa(port))
+	v6 := net.ParseIP(ip).To4() == nil
 	var f *os.File
 	var got int
 	var err error
@@ -145,14 +159,16 @@ func reservePort(ip, proto string, port int) (*os.File, int, error) {
 		// Without SO_REUSEADDR (Go sets it only for multicast): any
 		// other bind of the port fails.
 		var c net.PacketConn
-		if c, err = net.ListenPacket("udp4", addr); err == nil {
+		if c, err = net.ListenPacket(map[bool]string{false: "udp4", true: "udp6"}[v6], addr); err == nil {
 			got = c.LocalAddr().(*net.UDPAddr).Port
 			f, err = c.(*net.UDPConn).File()
 			c.Close()
 		}
 	} else {
+		// tcp6 on [::] is IPV6_V6ONLY (Go's rule for "tcp6"): it holds
+		// the IPv6 side only, beside the IPv4 socket.
 		var l net.Listener
-		if l, err = net.Listen("tcp4", addr); err == nil {
+		if l, err = net.Listen(map[bool]string{false: "tcp4", true: "tcp6"}[v6], addr); err == nil {
 			got = l.Addr().(*net.TCPAddr).Port
 			f, err = l.(*net.TCPListener).File()
 			l.Close()
@@ -167,12 +183,40 @@ func reservePort(ip, proto string, port int) (*os.File, int, error) {
 	return f, got, nil
 }
 
+// reservation is one socket to bind for a published port: a mapping
+// with no host address on a dual-stack network has two, 0.0.0.0 and [::]
+// (docker binds both), on the same port.
+type reservation struct {
+	ip, proto string
+	mapping   int // index in the port mappings
+}
+
+func reservationsOf(ports []network.PortMapping, dual bool) []reservation {
+	var out []reservation
+	for i, p := range ports {
+		if p.HostIP == "" && dual {
+			out = append(out, reservation{"0.0.0.0", p.Protocol, i}, reservation{"::", p.Protocol, i})
+		} else {
+			out = append(out, reservation{p.HostIP, p.Protocol, i})
+		}
+	}
+	return out
+}
+
+// loopback6 says whether a reservation's socket gets the connections to
+// [::1]: the kernel cannot DNAT those to a container (an IPv6 packet from
+// ::1 never leaves the loopback interface), so the container's monitor
+// runs a proxy on that socket (see proxy.go).
+func (r reservation) loopback6() bool { return r.proto == "tcp" && (r.ip == "::" || r.ip == "::1") }
+
 // wantedPorts is what the container publishes: -p, and with -P every
 // exposed port not published already, on free host ports. Every host
-// port is reserved: the returned files hold them (see reservePort).
-// inherited are the sockets of the container's last run, which a restart
-// reuses when they match (the same ports, so never free in between).
-func wantedPorts(c *Container, inherited []*os.File) (_ []network.PortMapping, held []*os.File, retErr error) {
+// port is reserved: the returned files hold them (see reservePort), in
+// the order of reservationsOf. dual says whether the container's first
+// network is dual-stack. inherited are the sockets of the container's
+// last run, which a restart reuses when they match (the same ports, so
+// never free in between).
+func wantedPorts(c *Container, inherited []*os.File, dual bool) (_ []network.PortMapping, _ []reservation, held []*os.File, retErr error) {
 	ports := slices.Clone(c.HostConfig.PortBindings)
 	if c.HostConfig.PublishAllPorts {
 		for _, ep := range slices.Sorted(maps.Keys(c.Config.ExposedPorts)) {
@@ -190,8 +234,14 @@ func wantedPorts(c *Container, inherited []*os.File) (_ []network.PortMapping, h
 			ports = append(ports, network.PortMapping{ContainerPort: n, Protocol: proto})
 		}
 	}
-	if reused, ok := reuseReservations(ports, inherited); ok {
-		return ports, reused, nil
+	for _, p := range ports {
+		if ip := net.ParseIP(p.HostIP); ip != nil && ip.To4() == nil && !dual {
+			return nil, nil, nil, fmt.Errorf("-p %s: an IPv6 host address needs a dual-stack network (network create --ipv6): %w", p, ErrInvalid)
+		}
+	}
+	res := reservationsOf(ports, dual)
+	if reused, ok := reuseReservations(ports, res, inherited); ok {
+		return ports, res, reused, nil
 	}
 	closeAll(inherited)
 	defer func() {
@@ -200,44 +250,88 @@ func wantedPorts(c *Container, inherited []*os.File) (_ []network.PortMapping, h
 			held = nil
 		}
 	}()
-	for i := range ports {
-		f, hp, err := reservePort(ports[i].HostIP, ports[i].Protocol, ports[i].HostPort)
-		if err != nil {
-			return nil, held, err
+	for i := 0; i < len(res); {
+		// The reservations of one mapping: res[i:j].
+		j := i + 1
+		for j < len(res) && res[j].mapping == res[i].mapping {
+			j++
 		}
-		held = append(held, f)
-		ports[i].HostPort = hp
+		m := res[i].mapping
+		auto := ports[m].HostPort == 0
+		for attempt := 0; ; attempt++ {
+			got, err := reserveAll(res[i:j], &ports[m])
+			if err == nil {
+				held = append(held, got...)
+				break
+			}
+			// The kernel's pick for 0.0.0.0 may be taken on [::]: pick
+			// again, for both.
+			if !auto || j-i == 1 || attempt == 20 || !errors.Is(err, ErrPortAllocated) {
+				return nil, nil, held, err
+			}
+			ports[m].HostPort = 0
+		}
+		i = j
 	}
-	return ports, held, nil
+	return ports, res, held, nil
 }
 
-// reuseReservations takes inherited as the reservations of ports when
+// reserveAll binds the sockets of one mapping, the first one choosing
+// the port when p has none.
+func reserveAll(rs []reservation, p *network.PortMapping) ([]*os.File, error) {
+	var got []*os.File
+	for _, r := range rs {
+		f, hp, err := reservePort(r.ip, r.proto, p.HostPort)
+		if err != nil {
+			closeAll(got)
+			return nil, err
+		}
+		got = append(got, f)
+		p.HostPort = hp
+	}
+	return got, nil
+}
+
+// reuseReservations takes inherited as the reservations res of ports when
 // they match one to one, in order (as the last run made them): the same
 // protocol, address and, unless chosen by the kernel, port. It fills in
 // the ports the kernel chose.
-func reuseReservations(ports []network.PortMapping, inherited []*os.File) ([]*os.File, bool) {
-	if len(inherited) == 0 || len(inherited) != len(ports) {
+func reuseReservations(ports []network.PortMapping, res []reservation, inherited []*os.File) ([]*os.File, bool) {
+	if len(inherited) == 0 || len(inherited) != len(res) {
 		return nil, false
 	}
 	chosen := make([]int, len(ports))
 	for i, f := range inherited {
+		r := res[i]
 		typ, err := unix.GetsockoptInt(int(f.Fd()), unix.SOL_SOCKET, unix.SO_TYPE)
-		if err != nil || (typ == unix.SOCK_DGRAM) != (ports[i].Protocol == "udp") {
+		if err != nil || (typ == unix.SOCK_DGRAM) != (r.proto == "udp") {
 			return nil, false
 		}
 		sa, err := unix.Getsockname(int(f.Fd()))
-		in4, ok := sa.(*unix.SockaddrInet4)
-		if err != nil || !ok {
+		if err != nil {
 			return nil, false
 		}
-		want := net.ParseIP(ports[i].HostIP)
-		if ports[i].HostIP == "" {
+		var addr net.IP
+		var port int
+		switch sa := sa.(type) {
+		case *unix.SockaddrInet4:
+			addr, port = net.IP(sa.Addr[:]), sa.Port
+		case *unix.SockaddrInet6:
+			addr, port = net.IP(sa.Addr[:]), sa.Port
+		default:
+			return nil, false
+		}
+		want := net.ParseIP(r.ip)
+		if r.ip == "" {
 			want = net.IPv4zero
 		}
-		if !net.IP(in4.Addr[:]).Equal(want) || ports[i].HostPort != 0 && ports[i].HostPort != in4.Port {
+		if !addr.Equal(want) || (want.To4() == nil) != (addr.To4() == nil) {
 			return nil, false
 		}
-		chosen[i] = in4.Port
+		if ports[r.mapping].HostPort != 0 && ports[r.mapping].HostPort != port || chosen[r.mapping] != 0 && chosen[r.mapping] != port {
+			return nil, false
+		}
+		chosen[r.mapping] = port
 	}
 	for i := range ports {
 		ports[i].HostPort = chosen[i]
@@ -255,27 +349,36 @@ func closeAll(files []*os.File) {
 // writes its /etc/hosts and /etc/resolv.conf. On failure nothing is left.
 //
 // It returns the sockets that hold the published host ports, for the
-// container's monitor to keep (the caller closes its copies).
-func (e *Engine) setupNetwork(ctx context.Context, c *Container, inherited []*os.File) (held []*os.File, retErr error) {
+// container's monitor to keep (the caller closes its copies), and for
+// each the address its loopback proxy forwards to, or "" (see proxy.go).
+func (e *Engine) setupNetwork(ctx context.Context, c *Container, inherited []*os.File) (held []*os.File, proxyTo []string, retErr error) {
 	if !ownsNetns(c) {
 		if other, ok := strings.CutPrefix(c.HostConfig.NetworkMode, "container:"); ok {
 			oc, err := e.get(ctx, other)
 			if err != nil {
-				return nil, fmt.Errorf("--network container:%s: %w", other, err)
+				return nil, nil, fmt.Errorf("--network container:%s: %w", other, err)
 			}
 			if ownsNetns(oc) {
 				if pinned, _ := netns.IsPinned(e.netnsPath(oc.ID)); !pinned {
-					return nil, fmt.Errorf("--network container:%s: that container is not running: %w", other, ErrInvalidState)
+					return nil, nil, fmt.Errorf("--network container:%s: that container is not running: %w", other, ErrInvalidState)
 				}
 			}
 		}
-		return nil, nil
+		return nil, nil, nil
 	}
 	var ports []network.PortMapping
+	var res []reservation
+	var first *network.Config
 	if len(c.HostConfig.Networks) > 0 {
-		var err error
-		if ports, held, err = wantedPorts(c, inherited); err != nil {
-			return nil, err
+		m, err := e.networks()
+		if err != nil {
+			return nil, nil, err
+		}
+		if first, err = m.Get(ctx, c.HostConfig.Networks[0].Name); err != nil {
+			return nil, nil, err
+		}
+		if ports, res, held, err = wantedPorts(c, inherited, first.IPv6); err != nil {
+			return nil, nil, err
 		}
 	}
 	path := e.netnsPath(c.ID)
@@ -286,25 +389,25 @@ func (e *Engine) setupNetwork(ctx context.Context, c *Container, inherited []*os
 			e.detachAll(context.WithoutCancel(ctx), id, eps)
 			netns.Remove(e.netnsDir(), id)
 			closeAll(held)
-			held = nil
+			held, proxyTo = nil, nil
 		}
 	}()
 	netns.Remove(e.netnsDir(), c.ID)
 	if _, err := netns.New(e.netnsDir(), c.ID); err != nil {
-		return held, err
+		return held, proxyTo, err
 	}
 	if err := netns.LoopbackUp(path); err != nil {
-		return held, err
+		return held, proxyTo, err
 	}
 	if len(c.HostConfig.Networks) > 0 {
 		m, err := e.networks()
 		if err != nil {
-			return held, err
+			return held, proxyTo, err
 		}
 		for i, req := range c.HostConfig.Networks {
 			cfg, err := m.Get(ctx, req.Name)
 			if err != nil {
-				return held, err
+				return held, proxyTo, err
 			}
 			ar := network.AttachRequest{ContainerID: c.ID, NetNS: path, IfName: "eth" + strconv.Itoa(i), IP: req.IP, MAC: req.MAC, Aliases: req.Aliases}
 			if i == 0 {
@@ -312,9 +415,20 @@ func (e *Engine) setupNetwork(ctx context.Context, c *Container, inherited []*os
 			}
 			ep, err := m.Attach(ctx, cfg, ar)
 			if err != nil {
-				return held, err
+				return held, proxyTo, err
 			}
 			eps = append(eps, ep)
+			if i == 0 {
+				// The loopback proxy forwards straight to this run's
+				// address (see proxy.go).
+				for _, r := range res {
+					to := ""
+					if r.loopback6() && ep.IPv6 != "" {
+						to = net.JoinHostPort(ep.IPv6, strconv.Itoa(ports[r.mapping].ContainerPort))
+					}
+					proxyTo = append(proxyTo, to)
+				}
+			}
 		}
 	}
 	updated, err := e.update(ctx, c.ID, func(r *Container) error {
@@ -326,19 +440,19 @@ func (e *Engine) setupNetwork(ctx context.Context, c *Container, inherited []*os
 	}
 	if err != nil || len(eps) == 0 {
 		// Without networks the files create wrote are already right.
-		return held, err
+		return held, proxyTo, err
 	}
 	if err := e.refreshEtcFiles(ctx, updated); err != nil {
-		return held, err
+		return held, proxyTo, err
 	}
 	if onUserNetwork(updated) {
 		// Before the container's process runs, so that its first
 		// query finds the server listening.
 		if err := e.syncDNS(ctx, true); err != nil {
-			return held, err
+			return held, proxyTo, err
 		}
 	}
-	return held, nil
+	return held, proxyTo, nil
 }
 
 // detachAll detaches endpoints and returns those whose DEL failed (kept

@@ -9,11 +9,13 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/berth-dev/berth/internal/network"
+	"golang.org/x/sys/unix"
 )
 
 func TestParsePorts(t *testing.T) {
@@ -38,6 +40,8 @@ func TestParsePorts(t *testing.T) {
 		{"single-port range", []string{"80-80"}, []network.PortMapping{pm("", 0, 80, "tcp")}},
 		{"bounds", []string{"1:65535"}, []network.PortMapping{pm("", 1, 65535, "tcp")}},
 		{"several specs", []string{"80", "53:53/udp"}, []network.PortMapping{pm("", 0, 80, "tcp"), pm("", 53, 53, "udp")}},
+		{"IPv6 host address", []string{"[::1]:8080:80"}, []network.PortMapping{pm("::1", 8080, 80, "tcp")}},
+		{"IPv6, any host port", []string{"[2001:DB8::5]::80/udp"}, []network.PortMapping{pm("2001:db8::5", 0, 80, "udp")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,7 +76,9 @@ func TestParsePortsErrors(t *testing.T) {
 		{"81-80", "not a port range"},
 		{"80-", "not a port range"},
 		{"80-65536", "not a port range"},
-		{"[::1]:80:80", "IPv6"},
+		{"[1.2.3.4]:80:80", "not an IPv6 address"},
+		{"[fe80::zz]:80:80", "not an IPv6 address"},
+		{"[::1]:80", "[ipv6]:[hostPort]:containerPort"},
 		{"::1:80:80", "[ip:]"},
 		{"1:2:3:4", "[ip:]"},
 		{"localhost:80:80", "not an IPv4 address"},
@@ -539,7 +545,7 @@ func TestWantedPorts(t *testing.T) {
 			c := &Container{Config: Config{ExposedPorts: tt.exposed},
 				HostConfig: HostConfig{PublishAllPorts: tt.publishAll, PortBindings: tt.bindings}}
 			before := append([]network.PortMapping(nil), tt.bindings...)
-			got, held, err := wantedPorts(c, nil)
+			got, _, held, err := wantedPorts(c, nil, false)
 			if err != nil {
 				t.Fatalf("wantedPorts: %v", err)
 			}
@@ -562,7 +568,7 @@ func TestWantedPorts(t *testing.T) {
 					t.Errorf("port %d: host port %d, want a free port", i, g.HostPort)
 				}
 				// Held: the same port cannot be had again.
-				if _, _, err := wantedPorts(&Container{HostConfig: HostConfig{PortBindings: []network.PortMapping{g}}}, nil); !errors.Is(err, ErrPortAllocated) {
+				if _, _, _, err := wantedPorts(&Container{HostConfig: HostConfig{PortBindings: []network.PortMapping{g}}}, nil, false); !errors.Is(err, ErrPortAllocated) {
 					t.Errorf("port %d (%+v) while held: %v, want ErrPortAllocated", i, g, err)
 				}
 			}
@@ -577,7 +583,7 @@ func TestWantedPortsBadHostIP(t *testing.T) {
 	// 192.0.2.1 (TEST-NET-1) is not an address of this machine: no port
 	// can be had there.
 	c := &Container{HostConfig: HostConfig{PortBindings: []network.PortMapping{{HostIP: "192.0.2.1", ContainerPort: 80, Protocol: "tcp"}}}}
-	if got, _, err := wantedPorts(c, nil); err == nil {
+	if got, _, _, err := wantedPorts(c, nil, false); err == nil {
 		t.Errorf("wantedPorts = %+v, want an error for a host IP not on this machine", got)
 	}
 }
@@ -649,12 +655,12 @@ func TestWantedPortsTaken(t *testing.T) {
 		{HostPort: free, ContainerPort: 80, Protocol: "tcp"},
 		{HostIP: "127.0.0.1", HostPort: busy, ContainerPort: 81, Protocol: "tcp"},
 	}}}
-	_, held, err := wantedPorts(c, nil)
+	_, _, held, err := wantedPorts(c, nil, false)
 	if !errors.Is(err, ErrPortAllocated) || !strings.Contains(err.Error(), fmt.Sprintf("127.0.0.1:%d", busy)) || held != nil {
 		t.Fatalf("a port a host program holds: %v (held %d)", err, len(held))
 	}
 	// The first port was let go again.
-	_, held, err = wantedPorts(&Container{HostConfig: HostConfig{PortBindings: c.HostConfig.PortBindings[:1]}}, nil)
+	_, _, held, err = wantedPorts(&Container{HostConfig: HostConfig{PortBindings: c.HostConfig.PortBindings[:1]}}, nil, false)
 	if err != nil {
 		t.Fatalf("the first port after the refused set: %v", err)
 	}
@@ -662,7 +668,7 @@ func TestWantedPortsTaken(t *testing.T) {
 	twice := &Container{HostConfig: HostConfig{PortBindings: []network.PortMapping{
 		{HostPort: free, ContainerPort: 80, Protocol: "udp"}, {HostPort: free, ContainerPort: 81, Protocol: "udp"},
 	}}}
-	if _, _, err := wantedPorts(twice, nil); !errors.Is(err, ErrPortAllocated) {
+	if _, _, _, err := wantedPorts(twice, nil, false); !errors.Is(err, ErrPortAllocated) {
 		t.Fatalf("one udp port published twice: %v", err)
 	}
 }
@@ -676,11 +682,11 @@ func TestWantedPortsReuse(t *testing.T) {
 		{HostPort: fixed, ContainerPort: 80, Protocol: "tcp"},
 		{HostIP: "127.0.0.1", ContainerPort: 53, Protocol: "udp"},
 	}}}
-	first, held, err := wantedPorts(c, nil)
+	first, _, held, err := wantedPorts(c, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, reused, err := wantedPorts(c, held)
+	again, _, reused, err := wantedPorts(c, held, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -689,7 +695,7 @@ func TestWantedPortsReuse(t *testing.T) {
 	}
 	// Another configuration: the old sockets go, new ones are bound.
 	other := &Container{HostConfig: HostConfig{PortBindings: []network.PortMapping{{HostPort: fixed, ContainerPort: 81, Protocol: "udp"}}}}
-	ports, fresh, err := wantedPorts(other, reused)
+	ports, _, fresh, err := wantedPorts(other, reused, false)
 	if err != nil {
 		t.Fatalf("a changed configuration with the old sockets: %v", err)
 	}
@@ -730,5 +736,53 @@ func TestParseChanges(t *testing.T) {
 		if _, err := parseChanges([]string{bad}); !errors.Is(err, ErrInvalid) {
 			t.Errorf("--change %q: %v, want ErrInvalid", bad, err)
 		}
+	}
+}
+
+// On a dual-stack network a port without a host address is held on
+// 0.0.0.0 and [::] at the same port (docker's), the [::] TCP one being
+// where [::1]'s connections land (the loopback proxy's); an IPv6 host
+// address needs a dual-stack network.
+func TestWantedPortsDualStack(t *testing.T) {
+	c := &Container{HostConfig: HostConfig{PortBindings: []network.PortMapping{
+		{ContainerPort: 80, Protocol: "tcp"}, {HostIP: "::1", ContainerPort: 81, Protocol: "tcp"}, {ContainerPort: 53, Protocol: "udp"},
+	}}}
+	ports, res, held, err := wantedPorts(c, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll(held)
+	if len(res) != 5 || len(held) != 5 {
+		t.Fatalf("reservations %+v, %d sockets", res, len(held))
+	}
+	var got []string
+	for i, f := range held {
+		sa, err := unix.Getsockname(int(f.Fd()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var addr string
+		var port int
+		switch sa := sa.(type) {
+		case *unix.SockaddrInet4:
+			addr, port = net.IP(sa.Addr[:]).String(), sa.Port
+		case *unix.SockaddrInet6:
+			addr, port = net.IP(sa.Addr[:]).String(), sa.Port
+		}
+		if port != ports[res[i].mapping].HostPort {
+			t.Errorf("socket %d on port %d, mapping says %d", i, port, ports[res[i].mapping].HostPort)
+		}
+		got = append(got, fmt.Sprintf("%s/%s lo6=%v", addr, res[i].proto, res[i].loopback6()))
+	}
+	want := []string{"0.0.0.0/tcp lo6=false", "::/tcp lo6=true", "::1/tcp lo6=true", "0.0.0.0/udp lo6=false", "::/udp lo6=false"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("sockets %q, want %q", got, want)
+	}
+	// A restart reuses them as they are.
+	if reused, ok := reuseReservations(slices.Clone(c.HostConfig.PortBindings), res, held); !ok || len(reused) != 5 {
+		t.Errorf("the same sockets are not reused: %v", ok)
+	}
+	if _, _, _, err := wantedPorts(&Container{HostConfig: HostConfig{PortBindings: []network.PortMapping{{HostIP: "::1", ContainerPort: 80, Protocol: "tcp"}}}}, nil, false); !errors.Is(err, ErrInvalid) {
+		t.Errorf("[::1] on an IPv4 network: %v", err)
 	}
 }

@@ -243,6 +243,9 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 // its exit. It returns the process's exit code.
 func MonitorChild(open func(root, state string) (*Engine, error)) int {
 	role := monitor.Role()
+	if role == monitor.RoleProxy {
+		return runLoopbackProxy()
+	}
 	id := os.Getenv(EnvContainer)
 	root, state := os.Getenv(EnvRoot), os.Getenv(EnvState)
 	for _, kv := range os.Environ() {
@@ -311,7 +314,7 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 		return err
 	}
 	e.deleteRuntime(ctx, id)
-	held, err := e.setupNetwork(ctx, c, inherited)
+	held, proxyTo, err := e.setupNetwork(ctx, c, inherited)
 	if err != nil {
 		return err
 	}
@@ -370,7 +373,7 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 		return err
 	}
 	e.emitID(ctx, id, "start", nil)
-	if err := sendReservations(report, held); err != nil {
+	if err := sendReservations(report, held, proxyTo); err != nil {
 		e.deleteRuntime(ctx, id)
 		e.teardownNetwork(context.WithoutCancel(ctx), id)
 		return fmt.Errorf("hand the port reservations to the monitor: %w", err)
@@ -392,10 +395,31 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 // maxFdsPerMessage stays under the kernel's SCM_MAX_FD (253).
 const maxFdsPerMessage = 250
 
+// maxProxied keeps an "X" message (its addresses, ~30 bytes each) within
+// the monitor's 4 KiB read.
+const maxProxied = 120
+
 // sendReservations hands the sockets that hold the container's published
 // ports to the monitor ("R" messages, before "P"), which keeps them until
-// the container exits.
-func sendReservations(report *os.File, held []*os.File) error {
+// the container exits; then those that get [::1]'s connections, with the
+// addresses to forward them to ("X"), for its loopback proxy.
+func sendReservations(report *os.File, held []*os.File, proxyTo []string) (retErr error) {
+	var fds []int
+	var to []string
+	for i, f := range held {
+		if i < len(proxyTo) && proxyTo[i] != "" {
+			fds = append(fds, int(f.Fd()))
+			to = append(to, proxyTo[i])
+		}
+	}
+	if len(fds) > maxProxied {
+		fds, to = fds[:maxProxied], to[:maxProxied]
+	}
+	defer func() {
+		if len(fds) > 0 && retErr == nil {
+			retErr = unix.Sendmsg(int(report.Fd()), []byte("X "+strings.Join(to, " ")+"\n"), unix.UnixRights(fds...), nil, 0)
+		}
+	}()
 	for len(held) > 0 {
 		n := min(len(held), maxFdsPerMessage)
 		fds := make([]int, n)

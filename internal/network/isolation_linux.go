@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -56,30 +57,45 @@ func (c chains) jumps() [][3]string {
 	return [][3]string{{"filter", "FORWARD", c.forward}, {"nat", "POSTROUTING", c.nat}}
 }
 
-func iptables(args ...string) error {
-	out, err := exec.Command("iptables", append([]string{"-w", "5"}, args...)...).CombinedOutput()
+// family is iptables for IPv4, ip6tables for IPv6: the same chains and
+// rules, over each family's networks.
+type family struct {
+	cmd string // iptables or ip6tables
+	v6  bool
+}
+
+var (
+	ipv4 = family{cmd: "iptables"}
+	ipv6 = family{cmd: "ip6tables", v6: true}
+)
+
+func (f family) run(args ...string) error {
+	out, err := exec.Command(f.cmd, append([]string{"-w", "5"}, args...)...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("iptables %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("%s %s: %v: %s", f.cmd, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
 
-// iptablesHas checks for a rule. iptables takes the table before the
-// command: "-C -t nat ..." is refused as a bad argument, which would read
-// as "absent" forever.
-func iptablesHas(table, chain string, rule ...string) bool {
+// has checks for a rule. iptables takes the table before the command:
+// "-C -t nat ..." is refused as a bad argument, which would read as
+// "absent" forever.
+func (f family) has(table, chain string, rule ...string) bool {
 	args := append([]string{"-w", "5", "-t", table, "-C", chain}, rule...)
-	return exec.Command("iptables", args...).Run() == nil
+	return exec.Command(f.cmd, args...).Run() == nil
 }
 
-// rules renders both chains for the given networks.
-func rules(nets []*Config, ch chains) string {
+func iptablesHas(table, chain string, rule ...string) bool { return ipv4.has(table, chain, rule...) }
+
+// rules renders both chains of one family for the given networks (for
+// IPv6, the dual-stack ones).
+func rules(nets []*Config, ch chains, f family) string {
 	var b strings.Builder
 	fwd := ch.forward
 	b.WriteString("*filter\n:" + fwd + " - [0:0]\n")
 	var bridged []*Config
 	for _, c := range nets {
-		if c.Driver == DriverBridge && c.Bridge != "" {
+		if c.Driver == DriverBridge && c.Bridge != "" && (!f.v6 || c.IPv6) {
 			bridged = append(bridged, c)
 		}
 	}
@@ -101,7 +117,11 @@ func rules(nets []*Config, ch chains) string {
 	b.WriteString("COMMIT\n*nat\n:" + ch.nat + " - [0:0]\n")
 	for _, c := range bridged {
 		if !c.Internal {
-			fmt.Fprintf(&b, "-A %s -s %s ! -o %s -j MASQUERADE\n", ch.nat, c.Subnet, c.Bridge)
+			subnet := c.Subnet
+			if f.v6 {
+				subnet = c.Subnet6
+			}
+			fmt.Fprintf(&b, "-A %s -s %s ! -o %s -j MASQUERADE\n", ch.nat, subnet, c.Bridge)
 		}
 	}
 	b.WriteString("COMMIT\n")
@@ -117,51 +137,72 @@ func (m *Manager) rulesMarker() string { return filepath.Join(m.runDir, "rules")
 func (m *Manager) syncRules(nets []*Config) error {
 	if len(nets) == 0 {
 		os.Remove(m.rulesMarker())
-		return removeChains(m.chains)
+		return errors.Join(removeChains(ipv4, m.chains), removeChains(ipv6, m.chains))
 	}
-	text := rules(nets, m.chains)
-	sum := sha256.Sum256([]byte(text))
+	dual := slices.ContainsFunc(nets, func(c *Config) bool { return c.IPv6 })
+	text4 := rules(nets, m.chains, ipv4)
+	text6 := ""
+	if dual {
+		text6 = rules(nets, m.chains, ipv6)
+	}
+	sum := sha256.Sum256([]byte(text4 + "\x00" + text6))
 	if old, err := os.ReadFile(m.rulesMarker()); err == nil && string(old) == hex.EncodeToString(sum[:]) {
 		return nil
 	}
-	cmd := exec.Command("iptables-restore", "-w", "5", "--noflush")
-	cmd.Stdin = strings.NewReader(text)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("install berth's firewall chains: iptables-restore: %v: %s", err, strings.TrimSpace(string(out)))
+	if err := install(ipv4, m.chains, text4); err != nil {
+		return err
 	}
-	for _, j := range m.chains.jumps() {
-		if !iptablesHas(j[0], j[1], "-j", j[2]) {
-			if err := iptables("-t", j[0], "-I", j[1], "1", "-j", j[2]); err != nil {
-				return err
-			}
+	if dual {
+		if err := install(ipv6, m.chains, text6); err != nil {
+			return err
 		}
+	} else if err := removeChains(ipv6, m.chains); err != nil {
+		// The last dual-stack network went: no ip6tables rule stays.
+		return err
 	}
 	// The chains of older berths, one root for all, with the jump that
 	// was added again at every rule change.
-	removeChains(legacyChains)
+	removeChains(ipv4, legacyChains)
 	if err := os.MkdirAll(m.runDir, 0o700); err != nil {
 		return err
 	}
 	return os.WriteFile(m.rulesMarker(), []byte(hex.EncodeToString(sum[:])), 0o600)
 }
 
-// removeChains deletes chains and every jump to them. Chains that do not
-// exist are no error.
-func removeChains(ch chains) error {
+// install writes one family's chains whole and adds the jumps to them.
+func install(f family, ch chains, text string) error {
+	cmd := exec.Command(f.cmd+"-restore", "-w", "5", "--noflush")
+	cmd.Stdin = strings.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("install berth's firewall chains: %s-restore: %v: %s", f.cmd, err, strings.TrimSpace(string(out)))
+	}
+	for _, j := range ch.jumps() {
+		if !f.has(j[0], j[1], "-j", j[2]) {
+			if err := f.run("-t", j[0], "-I", j[1], "1", "-j", j[2]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// removeChains deletes one family's chains and every jump to them.
+// Chains that do not exist are no error.
+func removeChains(f family, ch chains) error {
 	var errs []error
 	for _, j := range ch.jumps() {
-		for iptablesHas(j[0], j[1], "-j", j[2]) {
-			if err := iptables("-t", j[0], "-D", j[1], "-j", j[2]); err != nil {
+		for f.has(j[0], j[1], "-j", j[2]) {
+			if err := f.run("-t", j[0], "-D", j[1], "-j", j[2]); err != nil {
 				errs = append(errs, err)
 				break
 			}
 		}
-		if exec.Command("iptables", "-w", "5", "-t", j[0], "-n", "-L", j[2]).Run() != nil {
+		if exec.Command(f.cmd, "-w", "5", "-t", j[0], "-n", "-L", j[2]).Run() != nil {
 			continue // no such chain
 		}
-		if err := iptables("-t", j[0], "-F", j[2]); err != nil {
+		if err := f.run("-t", j[0], "-F", j[2]); err != nil {
 			errs = append(errs, err)
-		} else if err := iptables("-t", j[0], "-X", j[2]); err != nil {
+		} else if err := f.run("-t", j[0], "-X", j[2]); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -234,6 +234,11 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (*Config, error) 
 	if err := hostRouteConflict(sn, all); err != nil {
 		return nil, err
 	}
+	if o.IPv6 || o.Subnet6 != "" {
+		if err := setIPv6(c, o, all); err != nil {
+			return nil, err
+		}
+	}
 	if o.Driver == DriverBridge {
 		c.Bridge = freeBridgeName(all)
 	}
@@ -280,6 +285,30 @@ func (m *Manager) listLocked() ([]*Config, error) {
 	return out, nil
 }
 
+// setIPv6 makes c dual-stack: o's IPv6 subnet, or a random unique local
+// /64 (RFC 4193: fd, 40 random bits, subnet 0), checked against the other
+// networks and the host's interfaces.
+func setIPv6(c *Config, o CreateOptions, all []*Config) error {
+	c.IPv6 = true
+	subnet := o.Subnet6
+	if subnet == "" {
+		var b [5]byte
+		rand.Read(b[:])
+		subnet = fmt.Sprintf("fd%02x:%02x%02x:%02x%02x::/64", b[0], b[1], b[2], b[3], b[4])
+	}
+	sn, gw, err := parseSubnet6(subnet, o.Gateway6)
+	if err != nil {
+		return err
+	}
+	c.Subnet6, c.Gateway6 = sn.String(), gw.String()
+	for _, other := range all {
+		if _, on, err := net.ParseCIDR(other.Subnet6); err == nil && overlaps(sn, on) {
+			return fmt.Errorf("subnet %s overlaps network %s (%s): %w", c.Subnet6, other.Name, other.Subnet6, ErrInvalid)
+		}
+	}
+	return hostRouteConflict(sn, all)
+}
+
 // freeSubnet picks the first 10.89.N.0/24 no network and no host
 // interface uses.
 func freeSubnet(all []*Config) (string, error) {
@@ -316,7 +345,11 @@ func hostRouteConflict(sn *net.IPNet, own []*Config) error {
 		}
 		addrs, _ := i.Addrs()
 		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && overlaps(sn, &net.IPNet{IP: ipn.IP.Mask(ipn.Mask), Mask: ipn.Mask}) {
+			ipn, ok := a.(*net.IPNet)
+			if !ok || (ipn.IP.To4() != nil) != (sn.IP.To4() != nil) || ipn.IP.IsLinkLocalUnicast() || ipn.IP.IsLoopback() {
+				continue
+			}
+			if overlaps(sn, &net.IPNet{IP: ipn.IP.Mask(ipn.Mask), Mask: ipn.Mask}) {
 				return fmt.Errorf("subnet %s overlaps host interface %s (%s): choose another --subnet: %w", sn, i.Name, ipn, ErrInvalid)
 			}
 		}
@@ -398,13 +431,15 @@ func (m *Manager) RemoveAll(ctx context.Context) error {
 // portmap plugin only when it publishes ports, tuning only for a MAC, so
 // that a plain start runs two plugins (the same list serves its DEL).
 func (m *Manager) conflist(c *Config, ports, mac bool) ([]byte, error) {
-	ipam := map[string]any{
-		"type":    "host-local",
-		"ranges":  [][]map[string]string{{{"subnet": c.Subnet, "gateway": c.Gateway}}},
-		"dataDir": filepath.Join(m.dir, "ipam"),
+	ranges := [][]map[string]string{{{"subnet": c.Subnet, "gateway": c.Gateway}}}
+	routes := []map[string]string{{"dst": "0.0.0.0/0"}}
+	if c.IPv6 {
+		ranges = append(ranges, []map[string]string{{"subnet": c.Subnet6, "gateway": c.Gateway6}})
+		routes = append(routes, map[string]string{"dst": "::/0"})
 	}
+	ipam := map[string]any{"type": "host-local", "ranges": ranges, "dataDir": filepath.Join(m.dir, "ipam")}
 	if !c.Internal {
-		ipam["routes"] = []map[string]string{{"dst": "0.0.0.0/0"}}
+		ipam["routes"] = routes
 	}
 	var first map[string]any
 	switch c.Driver {
@@ -424,7 +459,15 @@ func (m *Manager) conflist(c *Config, ports, mac bool) ([]byte, error) {
 	}
 	plugins := []any{first}
 	if ports {
-		plugins = append(plugins, map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}, "snat": true})
+		pm := map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}, "snat": true}
+		if c.IPv6 {
+			// Connections to [::1] cannot be DNATed to a container (an
+			// IPv6 packet from ::1 never leaves the loopback interface):
+			// they are left to the socket that holds the port, where the
+			// container's monitor proxies them.
+			pm["conditionsV6"] = []string{"!", "-d", "::1"}
+		}
+		plugins = append(plugins, pm)
 	}
 	if mac {
 		plugins = append(plugins, map[string]any{"type": "tuning", "capabilities": map[string]bool{"mac": true}})
@@ -505,6 +548,12 @@ func (m *Manager) Attach(ctx context.Context, c *Config, r AttachRequest) (Endpo
 			ep.PrefixLen, _ = ip.Address.Mask.Size()
 			if ip.Gateway != nil {
 				ep.Gateway = ip.Gateway.String()
+			}
+		} else if ip.Address.IP.To16() != nil {
+			ep.IPv6 = ip.Address.IP.String()
+			ep.PrefixLen6, _ = ip.Address.Mask.Size()
+			if ip.Gateway != nil {
+				ep.Gateway6 = ip.Gateway.String()
 			}
 		}
 	}

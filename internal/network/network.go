@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 )
 
@@ -54,13 +55,17 @@ const (
 
 // Config is a network's record.
 type Config struct {
-	Name     string            `json:"Name"`
-	ID       string            `json:"Id"`
-	Driver   string            `json:"Driver"`
-	Bridge   string            `json:"Bridge,omitempty"`
-	Subnet   string            `json:"Subnet"`
-	Gateway  string            `json:"Gateway"`
-	Internal bool              `json:"Internal"`
+	Name     string `json:"Name"`
+	ID       string `json:"Id"`
+	Driver   string `json:"Driver"`
+	Bridge   string `json:"Bridge,omitempty"`
+	Subnet   string `json:"Subnet"`
+	Gateway  string `json:"Gateway"`
+	Internal bool   `json:"Internal"`
+	// IPv6: a dual-stack network, with an IPv6 subnet beside the IPv4 one.
+	IPv6     bool              `json:"EnableIPv6,omitempty"`
+	Subnet6  string            `json:"Subnet6,omitempty"`
+	Gateway6 string            `json:"Gateway6,omitempty"`
 	Default  bool              `json:"Default,omitempty"`
 	Labels   map[string]string `json:"Labels,omitempty"`
 	Options  map[string]string `json:"Options,omitempty"`
@@ -77,6 +82,11 @@ type CreateOptions struct {
 	Subnet   string // CIDR; empty picks a free /24 in 10.89.0.0/16
 	Gateway  string // empty: the subnet's first address
 	Internal bool   // no masquerade, no route out
+	// IPv6 makes the network dual-stack; Subnet6 (empty: a random
+	// unique local fdXX:XXXX:XXXX::/64) and Gateway6 are its IPv6 side.
+	IPv6     bool
+	Subnet6  string
+	Gateway6 string
 	Labels   map[string]string
 	// Options: "vlan" (an 802.1Q id, with driver vlan or on a bridge),
 	// "parent" (the host interface of a vlan network), "mtu".
@@ -113,7 +123,7 @@ func (p PortMapping) String() string {
 	if host == "" {
 		host = "0.0.0.0"
 	}
-	return fmt.Sprintf("%s:%d->%d/%s", host, p.HostPort, p.ContainerPort, p.Protocol)
+	return fmt.Sprintf("%s->%d/%s", net.JoinHostPort(host, strconv.Itoa(p.HostPort)), p.ContainerPort, p.Protocol)
 }
 
 // Endpoint is a container's attachment to one network, as recorded.
@@ -123,6 +133,9 @@ type Endpoint struct {
 	IP         string        `json:"IPAddress"`
 	PrefixLen  int           `json:"IPPrefixLen"`
 	Gateway    string        `json:"Gateway"`
+	IPv6       string        `json:"GlobalIPv6Address,omitempty"`
+	PrefixLen6 int           `json:"GlobalIPv6PrefixLen,omitempty"`
+	Gateway6   string        `json:"IPv6Gateway,omitempty"`
 	MAC        string        `json:"MacAddress"`
 	Aliases    []string      `json:"Aliases,omitempty"`
 	Ports      []PortMapping `json:"Ports,omitempty"`
@@ -147,6 +160,29 @@ func parseSubnet(subnet, gateway string) (*net.IPNet, net.IP, error) {
 	} else {
 		gw = net.ParseIP(gateway).To4()
 		if gw == nil || !n.Contains(gw) {
+			return nil, nil, fmt.Errorf("gateway %q is not an address in %s: %w", gateway, subnet, ErrInvalid)
+		}
+	}
+	return n, gw, nil
+}
+
+// parseSubnet6 checks an IPv6 CIDR (at most /120) and a gateway in it.
+func parseSubnet6(subnet, gateway string) (*net.IPNet, net.IP, error) {
+	_, n, err := net.ParseCIDR(subnet)
+	if err != nil || n.IP.To4() != nil {
+		return nil, nil, fmt.Errorf("subnet %q: want an IPv6 CIDR such as fd00:1:2:3::/64: %w", subnet, ErrInvalid)
+	}
+	if ones, _ := n.Mask.Size(); ones > 120 {
+		return nil, nil, fmt.Errorf("subnet %s is too small (at most /120): %w", subnet, ErrInvalid)
+	}
+	var gw net.IP
+	if gateway == "" {
+		gw = make(net.IP, 16)
+		copy(gw, n.IP)
+		gw[15]++
+	} else {
+		gw = net.ParseIP(gateway)
+		if gw == nil || gw.To4() != nil || !n.Contains(gw) {
 			return nil, nil, fmt.Errorf("gateway %q is not an address in %s: %w", gateway, subnet, ErrInvalid)
 		}
 	}

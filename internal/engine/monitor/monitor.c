@@ -57,6 +57,9 @@ int berth_monitor_pid; // in a forked child: the monitor's pid
 // 4, 5, ... (a restart reuses them, so the ports are never free between
 // the exit and the restart).
 int berth_monitor_held_ports;
+// In the loopback proxy (role 4): the addresses to forward to, one per
+// listening socket on fds 3, 4, ..., separated by spaces.
+const char *berth_monitor_proxy_to;
 
 // The caller's open-file limit, which the monitor raised for itself.
 static struct rlimit caller_nofile;
@@ -484,11 +487,64 @@ static void hold_ports(const int *fds, int n)
 	nheld_ports += n;
 }
 
+// The loopback proxy: a child (role 4) that accepts, on the sockets
+// holding the [::] and [::1] TCP ports, the connections from ::1 (which
+// the kernel cannot DNAT to a container) and forwards them to the
+// container's IPv6 address. It lives while the ports are held (a new run
+// sends new addresses, and gets a new proxy); PDEATHSIG ends it with the
+// monitor.
+#define PROXY_MAX 120
+static int proxy_fds[PROXY_MAX];
+static int nproxy_fds;
+static char proxy_to[4096];
+static pid_t proxy;
+
+static void stop_proxy(void)
+{
+	if (proxy > 0)
+		kill(proxy, SIGKILL); // reaped by the loop
+	proxy = 0;
+	for (int i = 0; i < nproxy_fds; i++)
+		close(proxy_fds[i]);
+	nproxy_fds = 0;
+}
+
+static pid_t spawn_proxy(void)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	prctl(PR_SET_CHILD_SUBREAPER, 0);
+	prctl(PR_SET_NAME, "berth-proxy");
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	setpgid(0, 0);
+	signal(SIGPIPE, SIG_DFL);
+	int n = nproxy_fds;
+	int devnull = open("/dev/null", O_RDWR);
+	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0)
+		_exit(120);
+	for (int i = 0; i < n; i++)
+		if ((proxy_fds[i] = fcntl(proxy_fds[i], F_DUPFD, 3 + n)) < 0)
+			_exit(120);
+	for (int i = 0; i < n; i++)
+		if (dup2(proxy_fds[i], 3 + i) < 0)
+			_exit(120);
+	syscall(SYS_close_range, (unsigned)(3 + n), ~0U, 0U);
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	if (nofile_raised)
+		setrlimit(RLIMIT_NOFILE, &caller_nofile);
+	berth_monitor_held_ports = n;
+	berth_monitor_proxy_to = proxy_to;
+	berth_monitor_role = 4;
+	return 0;
+}
+
 static void release_ports(void)
 {
 	for (int i = 0; i < nheld_ports; i++)
 		close(held_ports[i]);
 	nheld_ports = 0;
+	stop_proxy();
 }
 
 static pid_t container;
@@ -820,6 +876,22 @@ static void run_monitor(const char *flags)
 				ports_from_child = 1;
 				hold_ports(passed, npassed);
 				npassed = 0;
+			} else if (buf[0] == 'X' && npassed > 0) {
+				stop_proxy();
+				nproxy_fds = npassed < PROXY_MAX ? npassed : PROXY_MAX;
+				memcpy(proxy_fds, passed, sizeof(int) * (size_t)nproxy_fds);
+				for (int i = 0; i < nproxy_fds; i++)
+					passed[i] = -1;
+				size_t l = strcspn(buf + 2, "\n");
+				if (l >= sizeof proxy_to)
+					l = sizeof proxy_to - 1;
+				memcpy(proxy_to, buf + 2, l);
+				proxy_to[l] = 0;
+				pid_t pid = spawn_proxy();
+				if (pid == 0)
+					return; // the child, into Go
+				if (pid > 0)
+					proxy = pid;
 			} else if (buf[0] == 'P') {
 				if (!ports_from_child)
 					release_ports(); // this run publishes none
@@ -857,6 +929,12 @@ static void run_monitor(const char *flags)
 				if (w == probe) {
 					probe = 0;
 					next_probe = now_ms() + health_interval;
+					continue;
+				}
+				if (w == proxy) {
+					// Killed from outside: [::1] waits for the next
+					// run of the container.
+					proxy = 0;
 					continue;
 				}
 				if (w == child) {

@@ -18,9 +18,13 @@ package monitor
 // extern int berth_monitor_exit_code;
 // extern int berth_monitor_pid;
 // extern int berth_monitor_held_ports;
+// extern const char *berth_monitor_proxy_to;
 import "C"
 
-import "os"
+import (
+	"os"
+	"strings"
+)
 
 // Environment of the monitor (set by the engine when it starts one).
 const (
@@ -41,6 +45,7 @@ const (
 	RoleStart  = 1 // create and start the container, report its pid
 	RoleExit   = 2 // record the exit, apply the restart policy
 	RoleHealth = 3 // run one healthcheck probe and record it
+	RoleProxy  = 4 // forward [::1]'s connections to published ports
 )
 
 // Role says whether this process is a child the monitor forked, and for
@@ -65,4 +70,13 @@ func HeldPorts() []*os.File {
 		out = append(out, os.NewFile(uintptr(4+i), "held-port"))
 	}
 	return out
+}
+
+// ProxyTo are, in the loopback proxy (RoleProxy), the addresses to
+// forward to, one per listening socket on fds 3, 4, ...; nil elsewhere.
+func ProxyTo() []string {
+	if C.berth_monitor_proxy_to == nil {
+		return nil
+	}
+	return strings.Fields(C.GoString(C.berth_monitor_proxy_to))
 }

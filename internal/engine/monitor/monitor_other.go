@@ -18,6 +18,7 @@ const (
 	RoleStart  = 1
 	RoleExit   = 2
 	RoleHealth = 3
+	RoleProxy  = 4
 )
 
 // Role is always RoleNone where there is no monitor.
@@ -31,3 +32,6 @@ func Pid() int { return 0 }
 
 // HeldPorts is nil where there is no monitor.
 func HeldPorts() []*os.File { return nil }
+
+// ProxyTo is always nil where there is no monitor.
+func ProxyTo() []string { return nil }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command dnslat is the tooling of the name-server benchmark
 // (scripts/bench-dns.sh): it asks 127.0.0.11 for a container's name from
 // inside another container's network namespace, N times over UDP (a new
