@@ -233,10 +233,13 @@ func TestInspectDockerSchema(t *testing.T) {
 	}
 
 	// A created and a stopped container are docker's schema too.
-	e.run("create", "--name", "fresh", demoImage, "true")
+	e.run("create", "--name", "fresh", "--network", "none", demoImage, "true")
 	fresh := mustDecodeStrict[container.InspectResponse](t, "inspect of a created container", e.run("inspect", "fresh"))
 	if fresh.State.Status != container.StateCreated || fresh.State.StartedAt != "0001-01-01T00:00:00Z" || fresh.Config.Labels == nil {
 		t.Errorf("created container: State %+v Labels %v", fresh.State, fresh.Config.Labels)
+	}
+	if _, ok := fresh.NetworkSettings.Networks["none"]; !ok || len(fresh.NetworkSettings.Networks) != 1 {
+		t.Errorf("--network none: Networks %+v, docker has one named none", fresh.NetworkSettings.Networks)
 	}
 	e.run("stop", "-t", "1", "schema")
 	c = mustDecodeStrict[container.InspectResponse](t, "inspect of a stopped container", e.run("inspect", "schema"))
