@@ -61,7 +61,7 @@ for r in $(seq "$REPS"); do
 	echo "loopback $(awk -v s="$(secs "$t0" "$t1")" -v mb="$MB" 'BEGIN { printf "%.0f", mb * 1048576 / s / 1e6 }')" >>"$T/rates"
 
 	berth run -d --name "srv$r" "$image" sh -c 'mkfifo /hold; nc -l -p 5000 </hold >/dev/null & exec 3>/hold; wait' >/dev/null
-	ip=$(berth inspect -f '{{(index .NetworkSettings.Networks 0).IPAddress}}' "srv$r")
+	ip=$(berth inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "srv$r")
 	sleep 0.3
 	t0=$(now)
 	berth exec cli sh -c "dd if=/dev/zero bs=1M count=$MB 2>/dev/null | nc $ip 5000"
@@ -70,7 +70,7 @@ for r in $(seq "$REPS"); do
 	berth rm -f "srv$r" >/dev/null
 
 	berth run -d --name "srvj$r" --network benchjumbo "$image" sh -c 'mkfifo /hold; nc -l -p 5000 </hold >/dev/null & exec 3>/hold; wait' >/dev/null
-	ip=$(berth inspect -f '{{(index .NetworkSettings.Networks 0).IPAddress}}' "srvj$r")
+	ip=$(berth inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "srvj$r")
 	sleep 0.3
 	t0=$(now)
 	berth exec clij sh -c "dd if=/dev/zero bs=1M count=$MB 2>/dev/null | nc $ip 5000"

@@ -24,6 +24,8 @@ import (
 	"github.com/berth-dev/berth/internal/image/credentials"
 	"github.com/berth-dev/berth/internal/image/reference"
 	"github.com/berth-dev/berth/internal/image/remote"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	mobyimage "github.com/moby/moby/api/types/image"
 	"github.com/spf13/cobra"
 )
 
@@ -447,48 +449,43 @@ func newTagCommand(g *globalOptions) *cobra.Command {
 	}
 }
 
-// inspectOutput is docker's image inspect shape, for the fields berth has.
-type inspectOutput struct {
-	ID           string            `json:"Id"`
-	RepoTags     []string          `json:"RepoTags"`
-	RepoDigests  []string          `json:"RepoDigests"`
-	Created      string            `json:"Created,omitempty"`
-	Author       string            `json:"Author,omitempty"`
-	Architecture string            `json:"Architecture"`
-	Os           string            `json:"Os"`
-	Variant      string            `json:"Variant,omitempty"`
-	Size         int64             `json:"Size"`
-	Config       any               `json:"Config"`
-	RootFS       map[string]any    `json:"RootFS"`
-	Manifest     any               `json:"Manifest"`
-	Layers       any               `json:"Layers"`
-	Labels       map[string]string `json:"Labels,omitempty"`
-}
-
-// imageInspect is an image's inspect object.
-func imageInspect(ctx context.Context, s *image.Service, name string) (inspectOutput, error) {
+// imageInspect is an image's inspect object: docker's InspectResponse
+// (the moby API type). Config is the image config's own (docker's
+// extended OCI config, so a Healthcheck in it shows), Descriptor is what
+// the name resolved to (a manifest, or an index), as docker's containerd
+// image store shows it.
+func imageInspect(ctx context.Context, s *image.Service, name string) (mobyimage.InspectResponse, error) {
 	all, err := s.List(ctx)
 	if err != nil {
-		return inspectOutput{}, err
+		return mobyimage.InspectResponse{}, err
 	}
 	recs, err := s.Get(ctx, name)
 	if err != nil {
-		return inspectOutput{}, err
+		return mobyimage.InspectResponse{}, err
 	}
 	r := recs[0]
-	cfg, err := s.Config(r)
+	raw, err := s.ConfigBytes(r)
 	if err != nil {
-		return inspectOutput{}, err
+		return mobyimage.InspectResponse{}, err
 	}
-	o := inspectOutput{ID: r.ID(), Architecture: cfg.Architecture, Os: cfg.OS, Variant: cfg.Variant,
-		Author: cfg.Author, Size: s.Size(r), Config: cfg.Config, Manifest: r.Manifest, Layers: r.Layers,
-		RootFS: map[string]any{"Type": "layers", "Layers": r.DiffIDs}, RepoTags: []string{}, RepoDigests: []string{}}
+	var cfg dockerspec.DockerOCIImage
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return mobyimage.InspectResponse{}, fmt.Errorf("image %s: config: %w", r.ID(), err)
+	}
+	target := r.Target
+	o := mobyimage.InspectResponse{ID: r.ID(), Architecture: cfg.Architecture, Os: cfg.OS, OsVersion: cfg.OSVersion,
+		Variant: cfg.Variant, Author: cfg.Author, Size: s.Size(r), Config: &cfg.Config,
+		RootFS:   mobyimage.RootFS{Type: "layers", Layers: r.DiffIDs},
+		RepoTags: []string{}, RepoDigests: []string{}, Descriptor: &target}
 	if cfg.Created != nil {
-		o.Created = cfg.Created.Format(time.RFC3339Nano)
+		o.Created = cfg.Created.UTC().Format(time.RFC3339Nano)
 	}
 	for _, other := range all {
 		if other.ID() != r.ID() {
 			continue
+		}
+		if other.Pulled.After(o.Metadata.LastTagTime) {
+			o.Metadata.LastTagTime = other.Pulled.UTC()
 		}
 		ref, err := reference.Parse(other.Name)
 		if err != nil {
@@ -509,38 +506,7 @@ func newInspectCommand(g *globalOptions) *cobra.Command {
 		Short: "Show details of images (JSON)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: g.withImages(func(ctx context.Context, s *image.Service, args []string) error {
-			var out []inspectOutput
-			var errs []error
-			for _, a := range args {
-				o, err := imageInspect(ctx, s, a)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				out = append(out, o)
-			}
-			if format != "" && format != "json" {
-				tmpl, err := template.New("format").Parse(format)
-				if err != nil {
-					return fmt.Errorf("--format: %w", err)
-				}
-				for _, o := range out {
-					if err := tmpl.Execute(os.Stdout, o); err != nil {
-						return err
-					}
-					fmt.Println()
-				}
-			} else {
-				if out == nil {
-					out = []inspectOutput{}
-				}
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "    ")
-				if err := enc.Encode(out); err != nil {
-					return err
-				}
-			}
-			return errors.Join(errs...)
+			return inspectEach(args, format, func(a string) (any, error) { return imageInspect(ctx, s, a) })
 		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "json", "json or a Go template")

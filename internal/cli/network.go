@@ -170,14 +170,7 @@ func newNetworkInspectCommand(g *globalOptions) *cobra.Command {
 				if err != nil {
 					return nil, err
 				}
-				users, _ := e.NetworkUsers(ctx, c.Name)
-				if users == nil {
-					users = []string{}
-				}
-				return struct {
-					*network.Config
-					Containers []string `json:"Containers"`
-				}{c, users}, nil
+				return inspectNetwork(ctx, e, c), nil
 			})
 		}),
 	}

@@ -139,7 +139,13 @@ func newVolumeInspectCommand(g *globalOptions) *cobra.Command {
 		Short: "Show details of volumes (JSON)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			return inspectEach(args, format, func(a string) (any, error) { return e.GetVolume(ctx, a) })
+			return inspectEach(args, format, func(a string) (any, error) {
+				v, err := e.GetVolume(ctx, a)
+				if err != nil {
+					return nil, err
+				}
+				return inspectVolume(v), nil
+			})
 		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "a Go template over each volume")

@@ -102,6 +102,23 @@ func (e *Engine) stateDir(id string) string     { return filepath.Join(e.opts.St
 func (e *Engine) rootfs(id string) string       { return filepath.Join(e.stateDir(id), "rootfs") }
 func (e *Engine) exitFile(id string) string     { return filepath.Join(e.stateDir(id), "exit") }
 
+// Paths are where a container's files are (inspect shows them).
+type Paths struct {
+	Dir    string // hosts, hostname, resolv.conf, the log
+	Rootfs string // the overlay mount
+	Upper  string // the writable layer's upper and work directories
+	Work   string
+}
+
+// ContainerPaths are the container id's Paths.
+func (e *Engine) ContainerPaths(id string) Paths {
+	p := Paths{Dir: e.containerDir(id), Rootfs: e.rootfs(id)}
+	if dir, err := e.snapshots.ActiveDir(id); err == nil {
+		p.Upper, p.Work = filepath.Join(dir, "upper"), filepath.Join(dir, "work")
+	}
+	return p
+}
+
 // lock takes the container's lock (exclusive).
 func (e *Engine) lock(ctx context.Context, id string) (func(), error) {
 	dir := filepath.Join(e.opts.State, "locks")

@@ -682,23 +682,46 @@ func TestKilledRemoveLeavesConsistentStore(t *testing.T) {
 func checkStoreConsistent(t *testing.T, e *engineEnv) {
 	t.Helper()
 	var inspect []struct {
-		ID       string `json:"Id"`
-		RootFS   struct{ Layers []string }
-		Layers   []ocispec.Descriptor
-		Manifest ocispec.Descriptor
+		ID         string `json:"Id"`
+		RootFS     struct{ Layers []string }
+		Descriptor ocispec.Descriptor
+	}
+	blob := func(d string) string {
+		return filepath.Join(e.root, "content", "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))
 	}
 	for _, row := range e.images() {
 		if err := json.Unmarshal([]byte(e.run("image", "inspect", row.Repository+":"+row.Tag)), &inspect); err != nil {
 			t.Fatal(err)
 		}
 		in := inspect[0]
-		blobs := []string{in.ID, in.Manifest.Digest.String()}
-		for _, l := range in.Layers {
+		// Descriptor is what the name resolved to: the manifest, or an
+		// index with the image's manifest in it.
+		blobs := []string{in.ID, in.Descriptor.Digest.String()}
+		var m struct {
+			Config    ocispec.Descriptor
+			Manifests []ocispec.Descriptor
+			Layers    []ocispec.Descriptor
+		}
+		b, _ := os.ReadFile(blob(in.Descriptor.Digest.String()))
+		json.Unmarshal(b, &m)
+		for _, md := range m.Manifests {
+			var pm struct {
+				Config ocispec.Descriptor
+				Layers []ocispec.Descriptor
+			}
+			if b, err := os.ReadFile(blob(md.Digest.String())); err == nil && json.Unmarshal(b, &pm) == nil && pm.Config.Digest.String() == in.ID {
+				blobs = append(blobs, md.Digest.String())
+				m.Layers = pm.Layers
+			}
+		}
+		if len(m.Layers) == 0 {
+			t.Fatalf("image %s:%s: no manifest with layers from %s", row.Repository, row.Tag, in.Descriptor.Digest)
+		}
+		for _, l := range m.Layers {
 			blobs = append(blobs, l.Digest.String())
 		}
 		for _, b := range blobs {
-			p := filepath.Join(e.root, "content", "blobs", "sha256", strings.TrimPrefix(b, "sha256:"))
-			if _, err := os.Stat(p); err != nil {
+			if _, err := os.Stat(blob(b)); err != nil {
 				t.Fatalf("image %s:%s lost blob %s: %v", row.Repository, row.Tag, b, err)
 			}
 		}

@@ -34,6 +34,11 @@ var (
 	}
 )
 
+// MaskedPaths and ReadonlyPaths are what an unprivileged container has
+// masked and read-only (inspect's HostConfig shows them, as docker's does).
+func MaskedPaths() []string   { return slices.Clone(maskedPaths) }
+func ReadonlyPaths() []string { return slices.Clone(readonlyPaths) }
+
 // defaultDevices are the device cgroup rules of an unprivileged container:
 // deny everything, then allow mknod and the usual character devices.
 func defaultDevices() []specs.LinuxDeviceCgroup {
