@@ -19,6 +19,15 @@
 //   env _BERTH_MONITOR_LOG   the JSON-lines log file
 //   env _BERTH_MONITOR_EXIT  the exit file: "<code> <unix nanos>\n"
 //   env _BERTH_MONITOR_LOGMAX, _BERTH_MONITOR_LOGFILES  rotation
+//   env _BERTH_MONITOR_DETACH  the attached CLI's detach keys, in hex
+//   env _BERTH_MONITOR_SOCKET  the attach socket to listen on
+//
+// Attach socket: a CLI that attaches later (berth attach) connects and
+// sends "A <i|-> <hex detach keys|->\n" with its stdin (with i), stdout
+// and stderr as SCM_RIGHTS; the monitor answers "S <pid>" (attached) or
+// "E <message>", then uses the connection as that CLI's notify file: the
+// same "X <code>" at the exit, and "Q" when the CLI typed its detach keys
+// (it is then dropped, the container left running). One CLI at a time.
 //
 // A child gets the container's stdio on fds 0-2 and a report socket on fd
 // 3 on which it sends "P <pid>" (the container runs; with a tty, the pty
@@ -42,6 +51,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -81,6 +91,18 @@ static long long log_size, log_max = 20LL << 20;
 static int log_files = 5;
 static int notify_fd = -1;
 static int attach_in = -1, attach_out = -1, attach_err = -1;
+// The attached CLI's detach sequence (empty: none) and how much of it the
+// input matched so far (held back until it matches or breaks).
+#define DETACH_MAX 32
+static unsigned char detach_keys[DETACH_MAX];
+static size_t ndetach_keys, detach_matched;
+// The CLI that started the monitor attached is still attached: it records
+// the exit (unless the 'h' flag), and the end of its stdin closes the
+// container's (docker's StdinOnce). A CLI attached later does neither.
+static int original_cli, stdin_once;
+static const char *attach_path;
+static int attach_listen = -1;
+static int keep_stdin;
 static sigset_t old_mask;
 
 static void fail(const char *what)
@@ -493,10 +515,10 @@ static void release_ports(void)
 
 static pid_t container;
 static int attached, handler_always;
+static int master = -1, stdin_w = -1;
 // The container's input: its stdin pipe (or, with a tty, the pty master),
 // written without blocking, from a buffer of what the attached stdin gave:
 // a container that stops reading must not stop the monitor.
-static int master = -1, stdin_w = -1;
 static char inbuf[65536];
 static size_t inlen, inoff;
 static int in_eof; // the attached stdin ended; close stdin_w once inbuf is out
@@ -547,6 +569,150 @@ static void detach_cli(void)
 		close(notify_fd);
 		notify_fd = -1;
 	}
+	original_cli = stdin_once = 0;
+	ndetach_keys = detach_matched = 0;
+}
+
+static size_t parse_hex(const char *hex, unsigned char *out, size_t max)
+{
+	size_t n = 0;
+	while (hex && hex[0] && hex[1] && n < max) {
+		char b[3] = { hex[0], hex[1], 0 };
+		char *end;
+		long v = strtol(b, &end, 16);
+		if (*end)
+			return 0;
+		out[n++] = (unsigned char)v;
+		hex += 2;
+	}
+	return n;
+}
+
+// filter_input copies what the attached CLI typed to out, holding back a
+// prefix of the detach sequence until it either completes (1 is returned;
+// what came before it is in out, what came after is dropped) or breaks
+// (the held bytes go out, as typed). out has room for n + DETACH_MAX.
+static int filter_input(const char *in, size_t n, char *out, size_t *nout)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (ndetach_keys == 0) {
+			out[o++] = (char)c;
+			continue;
+		}
+		if (c == detach_keys[detach_matched]) {
+			if (++detach_matched == ndetach_keys) {
+				detach_matched = 0;
+				*nout = o;
+				return 1;
+			}
+			continue;
+		}
+		if (detach_matched > 0) {
+			memcpy(out + o, detach_keys, detach_matched);
+			o += detach_matched;
+			detach_matched = 0;
+			// The byte that broke the match may begin a new one.
+			if (c == detach_keys[0]) {
+				if (++detach_matched == ndetach_keys) {
+					detach_matched = 0;
+					*nout = o;
+					return 1;
+				}
+				continue;
+			}
+		}
+		out[o++] = (char)c;
+	}
+	*nout = o;
+	return 0;
+}
+
+// listen_attach makes the attach socket. Its path may be longer than a
+// sockaddr_un holds: it is bound through /proc/self/fd/<its directory>.
+static void listen_attach(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash || !slash[1])
+		return;
+	char dir[4096];
+	size_t dl = (size_t)(slash - path);
+	if (dl == 0 || dl >= sizeof dir)
+		return;
+	memcpy(dir, path, dl);
+	dir[dl] = 0;
+	int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int n = snprintf(a.sun_path, sizeof a.sun_path, "/proc/self/fd/%d/%s", dfd, slash + 1);
+	int fd = -1;
+	if (n > 0 && (size_t)n < sizeof a.sun_path) {
+		unlinkat(dfd, slash + 1, 0);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd >= 0 && (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 8) < 0)) {
+			fprintf(stderr, "berth-monitor: attach socket %s: %s\n", path, strerror(errno));
+			close(fd);
+			fd = -1;
+		}
+	}
+	close(dfd);
+	if (fd >= 0) {
+		attach_listen = fd;
+		attach_path = path;
+	}
+}
+
+static void accept_attach(void)
+{
+	int c = accept4(attach_listen, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0)
+		return;
+	// A client that connects and says nothing must not stop the loop.
+	struct timeval tv = { .tv_sec = 2 };
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	char buf[256];
+	int passed[MAX_PASSED], npassed = 0;
+	ssize_t n = recv_report(c, buf, sizeof buf, passed, &npassed);
+	const char *why = NULL;
+	struct ucred cred;
+	socklen_t cl = sizeof cred;
+	char flags[8] = "", keys[2 * DETACH_MAX + 2] = "";
+	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 || (cred.uid != 0 && cred.uid != geteuid()))
+		why = "permission denied";
+	else if (n <= 0 || buf[0] != 'A' || sscanf(buf, "A %7s %65s", flags, keys) != 2)
+		why = "bad attach request";
+	else if (npassed != (strchr(flags, 'i') ? 3 : 2))
+		why = "bad attach request: wrong number of files";
+	else if (!container)
+		why = "the container is not running";
+	else if (notify_fd >= 0 || attach_out >= 0 || attach_err >= 0 || attach_in >= 0)
+		why = "another client is attached to this container (berth attaches one at a time)";
+	if (why) {
+		dprintf(c, "E %s\n", why);
+		for (int i = 0; i < npassed; i++)
+			close(passed[i]);
+		close(c);
+		return;
+	}
+	int k = 0;
+	if (strchr(flags, 'i')) {
+		int in = passed[k++];
+		if (keep_stdin && (stdin_w >= 0 || master >= 0))
+			attach_in = in;
+		else
+			close(in);
+	}
+	attach_out = passed[k++];
+	attach_err = passed[k++];
+	notify_fd = c;
+	original_cli = stdin_once = 0;
+	ndetach_keys = strcmp(keys, "-") == 0 ? 0 : parse_hex(keys, detach_keys, DETACH_MAX);
+	detach_matched = 0;
+	copy_winsize(master);
+	notify("S %d\n", container);
 }
 
 
@@ -582,11 +748,13 @@ static int container_exited(int st, int *code, pid_t *child, int *report, int *d
 	flush_stream(&err);
 	write_exit_file(*code);
 	notify("X %d\n", *code);
-	int cli_gone = notify_fd < 0 && attached;
-	if (attached)
-		detach_cli();
+	// The CLI that started the monitor records the exit if it is still
+	// there and got the code; a CLI attached later leaves it to the
+	// handler.
+	int cli_records = original_cli && notify_fd >= 0;
+	detach_cli();
 	fsync(log_fd);
-	if (handler_always || !attached || cli_gone) {
+	if (handler_always || !cli_records) {
 		if (*report >= 0) {
 			close(*report);
 			*report = -1;
@@ -607,7 +775,8 @@ static int container_exited(int st, int *code, pid_t *child, int *report, int *d
 static void run_monitor(const char *flags)
 {
 	attached = strchr(flags, 'a') != NULL;
-	int keep_stdin = strchr(flags, 'i') != NULL;
+	keep_stdin = strchr(flags, 'i') != NULL;
+	original_cli = attached;
 	int tty = strchr(flags, 't') != NULL;
 	handler_always = strchr(flags, 'h') != NULL;
 	log_path = getenv("_BERTH_MONITOR_LOG");
@@ -640,6 +809,8 @@ static void run_monitor(const char *flags)
 		attach_err = 6;
 		if (!keep_stdin)
 			close(4);
+		stdin_once = keep_stdin;
+		ndetach_keys = parse_hex(getenv("_BERTH_MONITOR_DETACH"), detach_keys, DETACH_MAX);
 	}
 	// Whatever else the caller left open without close-on-exec (a shell's
 	// redirection, a pipe) would stay open for the container's life.
@@ -670,6 +841,9 @@ static void run_monitor(const char *flags)
 	if (sfd < 0)
 		fail("signalfd");
 	open_log();
+	const char *sock = getenv("_BERTH_MONITOR_SOCKET");
+	if (sock && *sock)
+		listen_attach(sock);
 
 	// The container's stdio: pipes the monitor reads, or /dev/null (the
 	// pty carries everything with a tty).
@@ -705,7 +879,7 @@ static void run_monitor(const char *flags)
 	int early_status = 0;
 
 	for (;;) {
-		struct pollfd p[8];
+		struct pollfd p[12];
 		int np = 0;
 		p[np++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 		int i_report = -1, i_out = -1, i_err = -1, i_in = -1, i_master = -1, i_notify = -1;
@@ -729,6 +903,11 @@ static void run_monitor(const char *flags)
 		if (master >= 0) {
 			i_master = np;
 			p[np++] = (struct pollfd){ .fd = master, .events = POLLIN | (inlen > 0 ? POLLOUT : 0) };
+		}
+		int i_listen = -1;
+		if (attach_listen >= 0) {
+			i_listen = np;
+			p[np++] = (struct pollfd){ .fd = attach_listen, .events = POLLIN };
 		}
 		int i_stdin = -1;
 		if (inlen > 0 && master < 0 && stdin_w >= 0) {
@@ -791,20 +970,32 @@ static void run_monitor(const char *flags)
 		if (i_stdin >= 0 && p[i_stdin].revents)
 			flush_input();
 		if (i_in >= 0 && p[i_in].revents && attach_in >= 0) {
-			ssize_t n = read(attach_in, inbuf, sizeof inbuf);
+			static char raw[sizeof inbuf - DETACH_MAX];
+			ssize_t n = read(attach_in, raw, sizeof raw);
 			if (n > 0) {
+				int detach = filter_input(raw, (size_t)n, inbuf, &inlen);
 				inoff = 0;
-				inlen = (size_t)n;
 				flush_input();
+				if (detach) {
+					// The CLI's detach keys: it goes, the container
+					// stays (and its exit goes to the handler).
+					notify("Q\n");
+					detach_cli();
+				}
 			} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-				// The attached stdin ended: the container's ends too
+				// The attached stdin ended. That of the CLI that
+				// started the container ends the container's too
 				// (docker closes it; with a tty the pty stays).
 				close(attach_in);
 				attach_in = -1;
-				in_eof = 1;
-				flush_input();
+				if (stdin_once) {
+					in_eof = 1;
+					flush_input();
+				}
 			}
 		}
+		if (i_listen >= 0 && p[i_listen].revents)
+			accept_attach();
 		if (i_report >= 0 && p[i_report].revents) {
 			char buf[4096];
 			int passed[MAX_PASSED], npassed = 0;
@@ -887,6 +1078,8 @@ static void run_monitor(const char *flags)
 			// A probe of a container that is gone has nothing to check.
 			if (probe > 0)
 				kill(-probe, SIGKILL);
+			if (attach_path)
+				unlink(attach_path);
 			_exit(0);
 		}
 	}
