@@ -29,7 +29,9 @@ says "read escape sequence" and exits 1, as docker's does. Without a tty,
 the signals berth receives go to the container (--sig-proxy), and
 ctrl-c with --sig-proxy=false ends the attach only.
 
-One client at a time may attach to a container.`,
+Several clients may attach to a container at once (up to 16, the CLI
+that started it included): each sees its output, and what each types
+goes to its stdin.`,
 		Args: cobra.ExactArgs(1),
 		// Not withEngine: its context would catch ^C, which with
 		// --sig-proxy=false must end berth.

@@ -114,6 +114,19 @@ func TestAttachDetachKeys(t *testing.T) {
 	// container (its pty echoes ctrl-p as ^P).
 	m.Write([]byte("\x10z\r"))
 	out.waitFor(t, "^Pz")
+	// A second client on another terminal, alongside run's: what it types
+	// shows on both; its detach leaves run attached.
+	cmd2, m2, out2 := e.onPty(t, "attach", "dk")
+	time.Sleep(300 * time.Millisecond)
+	m2.Write([]byte("both\r"))
+	out.waitFor(t, "both")
+	out2.waitFor(t, "both")
+	m2.Write([]byte{16, 17})
+	if code := exitWithin(t, cmd2, 10*time.Second, "the second client after ctrl-p ctrl-q"); code != 1 {
+		t.Errorf("attach detached with exit %d, want 1 (docker's); output %q", code, out2.String())
+	}
+	m.Write([]byte("still\r"))
+	out.waitFor(t, "still")
 	m.Write([]byte{16, 17})
 	if code := exitWithin(t, cmd, 10*time.Second, "run -it after ctrl-p ctrl-q"); code != 0 {
 		t.Errorf("run -it detached with exit %d, want 0 (docker's); output %q", code, out.String())
@@ -258,8 +271,8 @@ func TestAttachSigProxy(t *testing.T) {
 	e.run("rm", "-f", "sig")
 }
 
-// attach refuses a container that does not run, an invalid --detach-keys
-// (naming it), and a second client.
+// attach refuses a container that does not run and an invalid
+// --detach-keys (naming it); several clients attach at once.
 func TestAttachErrors(t *testing.T) {
 	e := newEngine(t)
 	e.loadDemoImage()
@@ -283,7 +296,8 @@ func TestAttachErrors(t *testing.T) {
 		t.Errorf("run --detach-keys ctrl-p,bad: exit %d, stderr %q; want 125, naming the spec", code, stderr)
 	}
 
-	// One client at a time: the second is told why.
+	// Several clients at once: both see the output, and either's input
+	// reaches the container.
 	first := e.command("attach", "up")
 	firstIn, _ := first.StdinPipe()
 	var firstOut lockedBuffer
@@ -293,16 +307,32 @@ func TestAttachErrors(t *testing.T) {
 	}
 	io.WriteString(firstIn, "one\n")
 	firstOut.waitFor(t, "one")
-	code, _, stderr := e.exitCode("attach", "--no-stdin", "up")
-	if code != 1 || !strings.Contains(stderr, "another client") {
-		t.Errorf("second attach: exit %d, stderr %q", code, stderr)
+	second := e.command("attach", "up")
+	secondIn, _ := second.StdinPipe()
+	var secondOut lockedBuffer
+	second.Stdout = &secondOut
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
 	}
-	// The first is still attached.
-	io.WriteString(firstIn, "two\n")
+	time.Sleep(300 * time.Millisecond)
+	io.WriteString(secondIn, "two\n")
 	firstOut.waitFor(t, "two")
+	secondOut.waitFor(t, "two")
+	if strings.Contains(secondOut.String(), "one") {
+		t.Errorf("the second client got output from before it attached: %q", secondOut.String())
+	}
+	// The end of one client's stdin closes neither the container's nor
+	// the other's.
+	secondIn.Close()
+	time.Sleep(200 * time.Millisecond)
+	io.WriteString(firstIn, "three\n")
+	firstOut.waitFor(t, "three")
+	secondOut.waitFor(t, "three")
 	e.run("stop", "-t", "1", "up")
-	if code := exitWithin(t, first, 15*time.Second, "attach while the container stops"); code != 143 && code != 137 {
-		t.Errorf("attach exit %d after stop, want the container's 143 or 137", code)
+	for i, c := range []*exec.Cmd{first, second} {
+		if code := exitWithin(t, c, 15*time.Second, "attach while the container stops"); code != 143 && code != 137 {
+			t.Errorf("attach %d: exit %d after stop, want the container's 143 or 137", i+1, code)
+		}
 	}
 	firstIn.Close()
 	e.run("rm", "-f", "up", "created", "exited")
