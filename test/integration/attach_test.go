@@ -196,6 +196,38 @@ func TestAttachStartDetachKeys(t *testing.T) {
 	e.checkNothingLeft()
 }
 
+// After a restart the new monitor takes attaches, and killing an attach
+// CLI leaves the container running. (The old monitor may end just after
+// the new one bound its socket, and must not unlink it: this did not
+// happen here without the guard either, so the test only may catch it.)
+func TestAttachAfterRestart(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.run("run", "-d", "-i", "--name", "rs", demoImage, "cat")
+	for i := range 3 {
+		e.run("restart", "-t", "0", "rs")
+		time.Sleep(300 * time.Millisecond)
+		cmd := e.command("attach", "rs")
+		in, _ := cmd.StdinPipe()
+		var stdout lockedBuffer
+		cmd.Stdout = &stdout
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(in, "round\n")
+		stdout.waitFor(t, "round")
+		cmd.Process.Kill()
+		cmd.Wait()
+		in.Close()
+		if s := e.inspect("rs").State; !s.Running {
+			t.Fatalf("round %d: killing the attach CLI stopped the container: %+v", i, s)
+		}
+	}
+	e.run("rm", "-f", "rs")
+	e.monitorsGone()
+	e.checkNothingLeft()
+}
+
 // attach to a container started with -i and no tty: our stdin goes to
 // its stdin, its output comes here, and attach exits with its code.
 func TestAttachStdinAndExitCode(t *testing.T) {

@@ -115,6 +115,7 @@ static struct client clients[MAX_CLIENTS];
 // StdinOnce). A CLI attached later does neither.
 static int original_cli, stdin_once;
 static const char *attach_path;
+static struct stat attach_stat; // the socket file, to unlink only ours
 static int attach_listen = -1;
 static int keep_stdin;
 static sigset_t old_mask;
@@ -716,7 +717,8 @@ static void listen_attach(const char *path)
 	close(dfd);
 	if (fd >= 0) {
 		attach_listen = fd;
-		attach_path = path;
+		if (stat(path, &attach_stat) == 0)
+			attach_path = path;
 	}
 }
 
@@ -1173,7 +1175,10 @@ static void run_monitor(const char *flags)
 			// A probe of a container that is gone has nothing to check.
 			if (probe > 0)
 				kill(-probe, SIGKILL);
-			if (attach_path)
+			// The socket goes with the monitor, unless a new monitor
+			// (a start right after this exit) made its own already.
+			struct stat st;
+			if (attach_path && stat(attach_path, &st) == 0 && st.st_ino == attach_stat.st_ino && st.st_dev == attach_stat.st_dev)
 				unlink(attach_path);
 			_exit(0);
 		}
