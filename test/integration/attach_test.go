@@ -196,6 +196,29 @@ func TestAttachStartDetachKeys(t *testing.T) {
 	e.checkNothingLeft()
 }
 
+// A --rm container left running by a detach is still removed at its
+// exit: the monitor's exit handler does it, the CLI being gone.
+func TestAttachDetachRm(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	cmd, m, out := e.onPty(t, "run", "-it", "--rm", "--name", "rmme", demoImage, "cat")
+	waitFor(t, 15*time.Second, "rmme running", func() bool {
+		c, out, _ := e.exitCode("inspect", "-f", "{{.State.Running}}", "rmme")
+		return c == 0 && strings.TrimSpace(out) == "true"
+	})
+	m.Write([]byte{16, 17})
+	if code := exitWithin(t, cmd, 10*time.Second, "run -it --rm after ctrl-p ctrl-q"); code != 0 {
+		t.Errorf("run -it --rm detached with exit %d, want 0; output %q", code, out.String())
+	}
+	e.run("stop", "-t", "1", "rmme")
+	waitFor(t, 10*time.Second, "rmme removed", func() bool {
+		c, _, _ := e.exitCode("inspect", "rmme")
+		return c != 0
+	})
+	e.monitorsGone()
+	e.checkNothingLeft()
+}
+
 // After a restart the new monitor takes attaches, and killing an attach
 // CLI leaves the container running. (The old monitor may end just after
 // the new one bound its socket, and must not unlink it: this did not
