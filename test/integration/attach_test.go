@@ -196,6 +196,53 @@ func TestAttachStartDetachKeys(t *testing.T) {
 	e.checkNothingLeft()
 }
 
+// attach gives the container's pty the size of the attaching terminal,
+// and follows the resizes of each attached terminal (from the CLI that
+// passed the SIGWINCH on).
+func TestAttachResize(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.run("run", "-d", "-it", "--name", "sz", demoImage, "sh", "-c", `while read l; do echo "size:$(stty size)"; done`)
+	attach := func(rows, cols uint16) (*exec.Cmd, *os.File, *lockedBuffer) {
+		m, s := openPty(t)
+		t.Cleanup(func() { m.Close() })
+		unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols})
+		cmd := e.command("attach", "sz")
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = s, s, s
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill() })
+		s.Close()
+		out := &lockedBuffer{}
+		go io.Copy(out, m)
+		time.Sleep(300 * time.Millisecond)
+		return cmd, m, out
+	}
+	resize := func(m *os.File, rows, cols uint16) {
+		unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols})
+		time.Sleep(300 * time.Millisecond)
+	}
+	cmd1, m1, out1 := attach(44, 120)
+	m1.Write([]byte("\r"))
+	out1.waitFor(t, "size:44 120")
+	cmd2, m2, out2 := attach(30, 70)
+	m2.Write([]byte("\r"))
+	out2.waitFor(t, "size:30 70")
+	resize(m1, 50, 90)
+	m1.Write([]byte("\r"))
+	out1.waitFor(t, "size:50 90")
+	resize(m2, 33, 77)
+	m2.Write([]byte("\r"))
+	out2.waitFor(t, "size:33 77")
+	m1.Write([]byte{16, 17})
+	m2.Write([]byte{16, 17})
+	exitWithin(t, cmd1, 10*time.Second, "attach 1 after ctrl-p ctrl-q")
+	exitWithin(t, cmd2, 10*time.Second, "attach 2 after ctrl-p ctrl-q")
+	e.run("rm", "-f", "sz")
+}
+
 // A --rm container left running by a detach is still removed at its
 // exit: the monitor's exit handler does it, the CLI being gone.
 func TestAttachDetachRm(t *testing.T) {
