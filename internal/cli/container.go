@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -68,7 +69,7 @@ func addContainerCommands(root *cobra.Command, g *globalOptions) {
 	for _, parent := range []*cobra.Command{root, containerCmd} {
 		parent.AddCommand(newRunCommand(g, false), newRunCommand(g, true), newStartCommand(g), newStopCommand(g),
 			newKillCommand(g), newRestartCommand(g), newRmCommand(g), newPsCommand(g), newLogsCommand(g),
-			newWaitCommand(g), newRenameCommand(g), newPauseCommand(g, true), newPauseCommand(g, false))
+			newWaitCommand(g), newRenameCommand(g), newPauseCommand(g, true), newPauseCommand(g, false), newAttachCommand(g))
 	}
 	containerCmd.AddCommand(newContainerInspectCommand(g), newContainerPruneCommand(g))
 	root.AddCommand(containerCmd, newTopInspectCommand(g))
@@ -452,6 +453,7 @@ func (g *globalOptions) ensureImage(ctx context.Context, local *image.Service, n
 func newRunCommand(g *globalOptions, create bool) *cobra.Command {
 	var f runFlags
 	var detach bool
+	var ao attachFlags
 	use, short := "run [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create and run a container from an image"
 	if create {
 		use, short = "create [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create a container from an image, without starting it"
@@ -467,6 +469,12 @@ func newRunCommand(g *globalOptions, create bool) *cobra.Command {
 			o, err := f.options(args)
 			if err != nil {
 				return &ExitError{Code: 125, Err: err}
+			}
+			var keys []byte
+			if !create && !detach {
+				if keys, err = ao.keys(); err != nil {
+					return &ExitError{Code: 125, Err: err}
+				}
 			}
 			if !create && !detach && f.tty && f.interactive && !term.IsTerminal(int(os.Stdin.Fd())) {
 				// docker's refusal: a pty fed from a pipe or a file.
@@ -499,12 +507,17 @@ func newRunCommand(g *globalOptions, create bool) *cobra.Command {
 				fmt.Println(c.ID)
 				return nil
 			}
-			return runAttached(ctx, e, c, f.interactive)
+			err = runAttached(ctx, e, c, attachOptions{stdin: f.interactive, keys: keys, sigProxy: ao.sigProxy})
+			if errors.Is(err, engine.ErrDetached) {
+				return nil // docker's run: detached is success, silently
+			}
+			return err
 		},
 	}
 	f.register(cmd)
 	if !create {
 		cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background and print the container ID")
+		ao.register(cmd, true)
 	}
 	return cmd
 }
@@ -522,34 +535,85 @@ func startFailed(ctx context.Context, e *engine.Engine, c *engine.Container, err
 	return &ExitError{Code: 125, Err: err}
 }
 
+// attachOptions say how run, start -a and attach connect our stdio.
+type attachOptions struct {
+	stdin    bool   // our stdin to the container's (if it has one open)
+	keys     []byte // the detach sequence (a tty's only)
+	sigProxy bool   // pass the signals we get on to the container
+	late     bool   // attach: the container runs already
+}
+
+// attachFlags are --detach-keys and --sig-proxy.
+type attachFlags struct {
+	detachKeys string
+	sigProxy   bool
+}
+
+func (a *attachFlags) register(cmd *cobra.Command, sigProxy bool) {
+	cmd.Flags().StringVar(&a.detachKeys, "detach-keys", "", "the key sequence that detaches from a container with a tty, leaving it running: a character or ctrl-<a-z, @, [, \\, ], ^, _>, comma separated (default ctrl-p,ctrl-q)")
+	a.sigProxy = true
+	if sigProxy {
+		cmd.Flags().BoolVar(&a.sigProxy, "sig-proxy", true, "pass the signals berth receives on to the container's process (not with a tty)")
+	}
+}
+
+func (a *attachFlags) keys() ([]byte, error) { return engine.ParseDetachKeys(a.detachKeys) }
+
 // runAttached starts a container with our stdio, forwards signals (or,
 // with a tty, puts our terminal in raw mode and passes its size on),
-// waits, and exits with the container's code.
-func runAttached(ctx context.Context, e *engine.Engine, c *engine.Container, stdin bool) error {
-	attach := &engine.Attach{Stdout: os.Stdout, Stderr: os.Stderr}
-	if stdin {
+// waits, and exits with the container's code; with the detach keys typed,
+// it exits 0 and the container runs on.
+func runAttached(ctx context.Context, e *engine.Engine, c *engine.Container, o attachOptions) error {
+	attach := &engine.Attach{Stdout: os.Stdout, Stderr: os.Stderr, DetachKeys: o.keys}
+	if o.stdin {
 		attach.Stdin = os.Stdin
 	}
-	var restore func()
-	if c.Config.Tty && term.IsTerminal(int(os.Stdin.Fd())) {
-		if old, err := term.MakeRaw(int(os.Stdin.Fd())); err == nil {
-			restore = func() { term.Restore(int(os.Stdin.Fd()), old) }
-		}
-	}
-	if restore != nil {
-		defer restore()
-	}
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs)
+	restore := rawTerminal(c)
+	defer restore()
+	sigs := notifySignals(c, o)
 	defer signal.Stop(sigs)
 	st, err := e.Start(ctx, c.ID, attach)
 	if err != nil {
-		if restore != nil {
-			restore()
-			restore = nil
-		}
+		restore()
 		return startFailed(ctx, e, c, err)
 	}
+	return followAttached(ctx, e, c, st, sigs, restore)
+}
+
+// rawTerminal puts our terminal in raw mode for a container with a tty;
+// the returned function restores it (once).
+func rawTerminal(c *engine.Container) func() {
+	if !c.Config.Tty || !term.IsTerminal(int(os.Stdin.Fd())) {
+		return func() {}
+	}
+	old, err := term.MakeRaw(int(os.Stdin.Fd()))
+	if err != nil {
+		return func() {}
+	}
+	return sync.OnceFunc(func() { term.Restore(int(os.Stdin.Fd()), old) })
+}
+
+// notifySignals catches what an attached CLI passes on: every signal
+// with the sig-proxy (all but SIGWINCH, SIGCHLD, SIGPIPE and SIGURG go to
+// the container unless it has a tty), else only SIGWINCH, and the others
+// act on berth as usual (^C ends the CLI, which detaches it).
+func notifySignals(c *engine.Container, o attachOptions) chan os.Signal {
+	sigs := make(chan os.Signal, 16)
+	// berth attach, like docker's, proxies nothing with a tty; run keeps
+	// catching them (our terminal is raw: they come from kill).
+	if o.sigProxy && !(o.late && c.Config.Tty) {
+		signal.Notify(sigs)
+	} else {
+		signal.Notify(sigs, unix.SIGWINCH)
+	}
+	return sigs
+}
+
+// followAttached passes signals on while it waits for the container's
+// exit or our detach keys, records the exit (unless a restart policy
+// leaves it to the monitor's exit handler), and returns the container's
+// code as ours.
+func followAttached(ctx context.Context, e *engine.Engine, c *engine.Container, st *engine.Started, sigs chan os.Signal, restore func()) error {
 	go func() {
 		for s := range sigs {
 			sig, ok := s.(unix.Signal)
@@ -568,6 +632,10 @@ func runAttached(ctx context.Context, e *engine.Engine, c *engine.Container, std
 		}
 	}()
 	code, err := st.Wait()
+	restore()
+	if errors.Is(err, engine.ErrDetached) {
+		return err
+	}
 	if err != nil {
 		return &ExitError{Code: 125, Err: err}
 	}
@@ -584,6 +652,7 @@ func runAttached(ctx context.Context, e *engine.Engine, c *engine.Container, std
 
 func newStartCommand(g *globalOptions) *cobra.Command {
 	var attach, interactive bool
+	var ao attachFlags
 	cmd := &cobra.Command{
 		Use:   "start [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Start created or stopped containers",
@@ -593,11 +662,19 @@ func newStartCommand(g *globalOptions) *cobra.Command {
 				if len(args) != 1 {
 					return errors.New("start -a/-i takes one container")
 				}
+				keys, err := ao.keys()
+				if err != nil {
+					return &ExitError{Code: 1, Err: err}
+				}
 				c, err := e.Get(ctx, args[0])
 				if err != nil {
 					return err
 				}
-				return runAttached(context.WithoutCancel(ctx), e, c, interactive)
+				err = runAttached(context.WithoutCancel(ctx), e, c, attachOptions{stdin: interactive, keys: keys, sigProxy: true})
+				if errors.Is(err, engine.ErrDetached) {
+					return nil // docker's start -a: detached is success
+				}
+				return err
 			}
 			var errs []error
 			for _, a := range args {
@@ -612,6 +689,7 @@ func newStartCommand(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "attach stdout and stderr and wait for the exit")
 	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false, "attach stdin too")
+	ao.register(cmd, false)
 	return cmd
 }
 

@@ -100,7 +100,7 @@ func newExecCommand(g *globalOptions) *cobra.Command {
 	fl.StringVarP(&user, "user", "u", "", "user[:group], by name or number (default: the container's)")
 	fl.StringVarP(&workdir, "workdir", "w", "", "working directory inside the container (default: the container's)")
 	fl.BoolVar(&privileged, "privileged", false, "give the process extended privileges (not supported)")
-	fl.StringVar(&detachKeys, "detach-keys", "", "accepted for docker compatibility; berth has no detach keys")
+	fl.StringVar(&detachKeys, "detach-keys", "", "accepted for docker compatibility; berth exec has no detach keys (run, start -a and attach do)")
 	return cmd
 }
 

@@ -5,6 +5,7 @@ package engine
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -60,7 +61,15 @@ func startError(id, msg string) *StartError {
 type Attach struct {
 	// Stdin is read only when the container was created with OpenStdin.
 	Stdin, Stdout, Stderr *os.File
+	// DetachKeys (ParseDetachKeys), typed on Stdin, detach the caller
+	// and leave the container running: Wait returns ErrDetached. As with
+	// docker, they apply only to a container with a tty.
+	DetachKeys []byte
 }
+
+// ErrDetached: the attached caller typed its detach keys (docker's
+// message).
+var ErrDetached = errors.New("read escape sequence")
 
 // Started is a container whose process runs.
 type Started struct {
@@ -74,13 +83,18 @@ type Started struct {
 
 // Wait waits for the first exit of an attached container and returns its
 // exit code. The caller then records it (Finish) unless the monitor runs
-// the exit handler (a restart policy).
+// the exit handler (a restart policy). ErrDetached: the caller typed its
+// detach keys, the container runs on and the exit handler will record
+// its exit.
 func (s *Started) Wait() (int, error) {
 	defer s.notifyFile.Close()
 	for {
 		line, err := s.notify.ReadString('\n')
 		if strings.HasPrefix(line, "X ") {
 			return strconv.Atoi(strings.TrimSpace(line[2:]))
+		}
+		if line == "Q\n" {
+			return -1, ErrDetached
 		}
 		if err != nil {
 			return -1, fmt.Errorf("container %s: its monitor ended without reporting the exit: %w", ShortID(s.Container.ID), ErrInvalidState)
@@ -183,6 +197,10 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 		EnvRoot + "=" + e.opts.Root,
 		EnvState + "=" + e.opts.State,
 		EnvContainer + "=" + c.ID,
+		monitor.EnvSocket + "=" + e.attachSocket(c.ID),
+	}
+	if attach != nil && attach.Stdin != nil && c.Config.OpenStdin && c.Config.Tty && len(attach.DetachKeys) > 0 {
+		env = append(env, monitor.EnvDetach+"="+hex.EncodeToString(attach.DetachKeys))
 	}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "_BERTH_") || strings.HasPrefix(kv, EnvStopAt+"=") {

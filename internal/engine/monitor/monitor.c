@@ -19,6 +19,16 @@
 //   env _BERTH_MONITOR_LOG   the JSON-lines log file
 //   env _BERTH_MONITOR_EXIT  the exit file: "<code> <unix nanos>\n"
 //   env _BERTH_MONITOR_LOGMAX, _BERTH_MONITOR_LOGFILES  rotation
+//   env _BERTH_MONITOR_DETACH  the attached CLI's detach keys, in hex
+//   env _BERTH_MONITOR_SOCKET  the attach socket to listen on
+//
+// Attach socket: a CLI that attaches later (berth attach) connects and
+// sends "A <i|-> <hex detach keys|->\n" with its stdin (with i), stdout
+// and stderr as SCM_RIGHTS; the monitor answers "S <pid>" (attached) or
+// "E <message>", then uses the connection as that CLI's notify file: the
+// same "X <code>" at the exit, and "Q" when the CLI typed its detach keys
+// (it is then dropped, the container left running). Up to MAX_CLIENTS
+// CLIs at once: output goes to each, input comes from each.
 //
 // A child gets the container's stdio on fds 0-2 and a report socket on fd
 // 3 on which it sends "P <pid>" (the container runs; with a tty, the pty
@@ -42,6 +52,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -74,6 +85,7 @@ static int nheld_ports, capheld_ports;
 struct stream {
 	int fd;
 	const char *name;
+	int to_err; // copied to the clients' stderr, else their stdout
 	char pending[PARTIAL_MAX];
 	size_t npending;
 };
@@ -83,7 +95,32 @@ static int log_fd = -1;
 static long long log_size, log_max = 20LL << 20;
 static int log_files = 5;
 static int notify_fd = -1;
-static int attach_in = -1, attach_out = -1, attach_err = -1;
+// The attached CLIs: the one that started the monitor attached (flag
+// 'a': its files on fds 4-6, its notify pipe notify_fd) and those that
+// attached later through the attach socket (their connection is their
+// notify file). Output goes to each, input comes from each.
+#define MAX_CLIENTS 16
+#define DETACH_MAX 32
+struct client {
+	int used;
+	int orig; // the CLI that started the monitor
+	pid_t pid; // a SIGWINCH from it resizes the pty from its terminal
+	int in, out, err; // -1 once closed
+	int notify; // a later CLI's connection (the original's is notify_fd)
+	// Its detach sequence (empty: none), and how much of it the input
+	// matched so far (held back until it completes or breaks).
+	unsigned char keys[DETACH_MAX];
+	size_t nkeys, matched;
+};
+static struct client clients[MAX_CLIENTS];
+// The original CLI is still attached: it records the exit (unless the
+// 'h' flag), and the end of its stdin closes the container's (docker's
+// StdinOnce). A CLI attached later does neither.
+static int original_cli, stdin_once;
+static const char *attach_path;
+static struct stat attach_stat; // the socket file, to unlink only ours
+static int attach_listen = -1;
+static int keep_stdin;
 static sigset_t old_mask;
 
 static void fail(const char *what)
@@ -268,9 +305,17 @@ static void flush_stream(struct stream *s)
 	}
 }
 
+static void close_fd(int *fd)
+{
+	if (*fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
 // pump reads what is there: 1 after data, -1 when nothing is there now,
 // 0 at EOF or error.
-static int pump(struct stream *s, int attach)
+static int pump(struct stream *s)
 {
 	char buf[65536];
 	ssize_t n = read(s->fd, buf, sizeof buf);
@@ -278,11 +323,10 @@ static int pump(struct stream *s, int attach)
 		return -1;
 	if (n <= 0)
 		return 0;
-	if (attach >= 0 && write_all(attach, buf, (size_t)n) < 0) {
-		if (attach == attach_out)
-			attach_out = -1;
-		else if (attach == attach_err)
-			attach_err = -1;
+	for (int i = 0; i < MAX_CLIENTS; i++) {
+		int *to = s->to_err ? &clients[i].err : &clients[i].out;
+		if (clients[i].used && *to >= 0 && write_all(*to, buf, (size_t)n) < 0)
+			close_fd(to);
 	}
 	log_data(s, buf, (size_t)n);
 	return 1;
@@ -292,17 +336,17 @@ static int pump_master(struct stream *s, int master)
 {
 	int fd = s->fd;
 	s->fd = master;
-	int r = pump(s, attach_out);
+	int r = pump(s);
 	s->fd = fd;
 	return r;
 }
 
 // drain reads a stream until nothing is left: the container is gone, so
 // what it wrote is all in the pipe.
-static void drain(struct stream *s, int attach)
+static void drain(struct stream *s)
 {
 	while (s->fd >= 0) {
-		int r = pump(s, attach);
+		int r = pump(s);
 		if (r == 0) {
 			close(s->fd);
 			s->fd = -1;
@@ -327,12 +371,26 @@ static void write_exit_file(int code)
 	rename(tmp, exit_path);
 }
 
-static void copy_winsize(int master)
+// copy_winsize gives the pty the size of the terminal of the client
+// whose pid is from (the sender of a SIGWINCH), or else of the first
+// client that has a terminal.
+static void copy_winsize(int master, pid_t from)
 {
 	struct winsize ws;
-	int src = attach_in >= 0 ? attach_in : attach_out;
-	if (master >= 0 && src >= 0 && ioctl(src, TIOCGWINSZ, &ws) == 0)
-		ioctl(master, TIOCSWINSZ, &ws);
+	if (master < 0)
+		return;
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < MAX_CLIENTS; i++) {
+			struct client *c = &clients[i];
+			if (!c->used || (pass == 0 && c->pid != from))
+				continue;
+			int src = c->in >= 0 ? c->in : c->out;
+			if (src >= 0 && ioctl(src, TIOCGWINSZ, &ws) == 0) {
+				ioctl(master, TIOCSWINSZ, &ws);
+				return;
+			}
+		}
+	}
 }
 
 // spawn forks a child that continues into Go with the container's stdio on
@@ -549,10 +607,10 @@ static void release_ports(void)
 
 static pid_t container;
 static int attached, handler_always;
+static int master = -1, stdin_w = -1;
 // The container's input: its stdin pipe (or, with a tty, the pty master),
 // written without blocking, from a buffer of what the attached stdin gave:
 // a container that stops reading must not stop the monitor.
-static int master = -1, stdin_w = -1;
 static char inbuf[65536];
 static size_t inlen, inoff;
 static int in_eof; // the attached stdin ended; close stdin_w once inbuf is out
@@ -588,26 +646,199 @@ static void flush_input(void)
 		close_stdin_w();
 }
 
-// detach_cli drops the attached CLI's files: it is gone, or it has its
-// exit code and a restart policy keeps the container going without it.
-static void detach_cli(void)
+// drop_client drops an attached CLI's files: it is gone, detached, or it
+// has its exit code and a restart policy keeps the container going
+// without it.
+static void drop_client(struct client *c)
 {
-	if (attach_in >= 0)
-		close(attach_in);
-	if (attach_out >= 0 && attach_out != attach_in)
-		close(attach_out);
-	if (attach_err >= 0 && attach_err != attach_out)
-		close(attach_err);
-	attach_in = attach_out = attach_err = -1;
-	if (notify_fd >= 0) {
-		close(notify_fd);
-		notify_fd = -1;
+	close_fd(&c->in);
+	close_fd(&c->out);
+	close_fd(&c->err);
+	if (c->orig) {
+		close_fd(&notify_fd);
+		original_cli = stdin_once = 0;
+	} else {
+		close_fd(&c->notify);
 	}
+	memset(c, 0, sizeof *c);
+	c->in = c->out = c->err = c->notify = -1;
+}
+
+// drop_original: the CLI that started the monitor is gone (its notify
+// pipe closed).
+static void drop_original(void)
+{
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (clients[i].used && clients[i].orig)
+			drop_client(&clients[i]);
+	close_fd(&notify_fd);
+}
+
+// tell writes a line to a client's notify file; a client that cannot be
+// told is dropped.
+static void tell(struct client *c, const char *line)
+{
+	if (c->orig) {
+		notify("%s", line);
+		return;
+	}
+	if (c->notify < 0 || write_all(c->notify, line, strlen(line)) < 0)
+		drop_client(c);
+}
+
+static size_t parse_hex(const char *hex, unsigned char *out, size_t max)
+{
+	size_t n = 0;
+	while (hex && hex[0] && hex[1] && n < max) {
+		char b[3] = { hex[0], hex[1], 0 };
+		char *end;
+		long v = strtol(b, &end, 16);
+		if (*end)
+			return 0;
+		out[n++] = (unsigned char)v;
+		hex += 2;
+	}
+	return n;
+}
+
+// filter_input copies what the attached CLI typed to out, holding back a
+// prefix of the detach sequence until it either completes (1 is returned;
+// what came before it is in out, what came after is dropped) or breaks
+// (the held bytes go out, as typed). out has room for n + DETACH_MAX.
+static int filter_input(struct client *cl, const char *in, size_t n, char *out, size_t *nout)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (cl->nkeys == 0) {
+			out[o++] = (char)c;
+			continue;
+		}
+		if (c == cl->keys[cl->matched]) {
+			if (++cl->matched == cl->nkeys) {
+				cl->matched = 0;
+				*nout = o;
+				return 1;
+			}
+			continue;
+		}
+		if (cl->matched > 0) {
+			memcpy(out + o, cl->keys, cl->matched);
+			o += cl->matched;
+			cl->matched = 0;
+			// The byte that broke the match may begin a new one.
+			if (c == cl->keys[0]) {
+				if (++cl->matched == cl->nkeys) {
+					cl->matched = 0;
+					*nout = o;
+					return 1;
+				}
+				continue;
+			}
+		}
+		out[o++] = (char)c;
+	}
+	*nout = o;
+	return 0;
+}
+
+// listen_attach makes the attach socket. Its path may be longer than a
+// sockaddr_un holds: it is bound through /proc/self/fd/<its directory>.
+static void listen_attach(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash || !slash[1])
+		return;
+	char dir[4096];
+	size_t dl = (size_t)(slash - path);
+	if (dl == 0 || dl >= sizeof dir)
+		return;
+	memcpy(dir, path, dl);
+	dir[dl] = 0;
+	int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int n = snprintf(a.sun_path, sizeof a.sun_path, "/proc/self/fd/%d/%s", dfd, slash + 1);
+	int fd = -1;
+	if (n > 0 && (size_t)n < sizeof a.sun_path) {
+		unlinkat(dfd, slash + 1, 0);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd >= 0 && (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 8) < 0)) {
+			fprintf(stderr, "berth-monitor: attach socket %s: %s\n", path, strerror(errno));
+			close(fd);
+			fd = -1;
+		}
+	}
+	close(dfd);
+	if (fd >= 0) {
+		attach_listen = fd;
+		if (stat(path, &attach_stat) == 0)
+			attach_path = path;
+	}
+}
+
+static void accept_attach(void)
+{
+	int c = accept4(attach_listen, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0)
+		return;
+	// A client that connects and says nothing must not stop the loop.
+	struct timeval tv = { .tv_sec = 2 };
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	char buf[256];
+	int passed[MAX_PASSED], npassed = 0;
+	ssize_t n = recv_report(c, buf, sizeof buf, passed, &npassed);
+	const char *why = NULL;
+	struct ucred cred;
+	socklen_t credlen = sizeof cred;
+	char flags[8] = "", keys[2 * DETACH_MAX + 2] = "";
+	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) < 0 || (cred.uid != 0 && cred.uid != geteuid()))
+		why = "permission denied";
+	else if (n <= 0 || buf[0] != 'A' || sscanf(buf, "A %7s %65s", flags, keys) != 2)
+		why = "bad attach request";
+	else if (npassed != (strchr(flags, 'i') ? 3 : 2))
+		why = "bad attach request: wrong number of files";
+	else if (!container)
+		why = "the container is not running";
+	struct client *cl = NULL;
+	for (int i = 0; i < MAX_CLIENTS && !why && !cl; i++)
+		if (!clients[i].used)
+			cl = &clients[i];
+	if (!why && !cl)
+		why = "too many clients are attached to this container";
+	if (why) {
+		dprintf(c, "E %s\n", why);
+		for (int i = 0; i < npassed; i++)
+			close(passed[i]);
+		close(c);
+		return;
+	}
+	int k = 0;
+	cl->used = 1;
+	cl->pid = cred.pid;
+	cl->in = -1;
+	if (strchr(flags, 'i')) {
+		int in = passed[k++];
+		if (keep_stdin && (stdin_w >= 0 || master >= 0))
+			cl->in = in;
+		else
+			close(in);
+	}
+	cl->out = passed[k++];
+	cl->err = passed[k++];
+	cl->notify = c;
+	cl->nkeys = strcmp(keys, "-") == 0 ? 0 : parse_hex(keys, cl->keys, DETACH_MAX);
+	copy_winsize(master, cl->pid);
+	char line[32];
+	snprintf(line, sizeof line, "S %d\n", container);
+	tell(cl, line);
 }
 
 
 static int in_pipe[2], out_pipe[2], err_pipe[2];
-static struct stream out = { .fd = -1, .name = "stdout" }, err = { .fd = -1, .name = "stderr" };
+static struct stream out = { .fd = -1, .name = "stdout" }, err = { .fd = -1, .name = "stderr", .to_err = 1 };
 
 // drain_master reads what the pty still holds after the container exited
 // (until EIO, or nothing comes for 50 ms).
@@ -630,19 +861,29 @@ static int container_exited(int st, int *code, pid_t *child, int *report, int *d
 {
 	*code = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
 	container = 0;
-	drain(&out, attach_out);
-	drain(&err, attach_err);
+	drain(&out);
+	drain(&err);
 	drain_master();
 	inlen = 0;
 	flush_stream(&out);
 	flush_stream(&err);
 	write_exit_file(*code);
-	notify("X %d\n", *code);
-	int cli_gone = notify_fd < 0 && attached;
-	if (attached)
-		detach_cli();
+	char line[32];
+	snprintf(line, sizeof line, "X %d\n", *code);
+	notify("%s", line);
+	// The CLI that started the monitor records the exit if it is still
+	// there and got the code; CLIs attached later leave it to the
+	// handler.
+	int cli_records = original_cli && notify_fd >= 0;
+	for (int i = 0; i < MAX_CLIENTS; i++) {
+		if (clients[i].used && !clients[i].orig)
+			tell(&clients[i], line);
+		if (clients[i].used)
+			drop_client(&clients[i]);
+	}
+	close_fd(&notify_fd);
 	fsync(log_fd);
-	if (handler_always || !attached || cli_gone) {
+	if (handler_always || !cli_records) {
 		if (*report >= 0) {
 			close(*report);
 			*report = -1;
@@ -663,7 +904,9 @@ static int container_exited(int st, int *code, pid_t *child, int *report, int *d
 static void run_monitor(const char *flags)
 {
 	attached = strchr(flags, 'a') != NULL;
-	int keep_stdin = strchr(flags, 'i') != NULL;
+	keep_stdin = strchr(flags, 'i') != NULL;
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		clients[i].in = clients[i].out = clients[i].err = clients[i].notify = -1;
 	int tty = strchr(flags, 't') != NULL;
 	handler_always = strchr(flags, 'h') != NULL;
 	log_path = getenv("_BERTH_MONITOR_LOG");
@@ -691,11 +934,17 @@ static void run_monitor(const char *flags)
 		fcntl(3, F_SETFD, FD_CLOEXEC);
 	}
 	if (attached) {
-		attach_in = keep_stdin ? 4 : -1;
-		attach_out = 5;
-		attach_err = 6;
+		struct client *c = &clients[0];
+		c->used = c->orig = 1;
+		c->pid = getppid();
+		c->in = keep_stdin ? 4 : -1;
+		c->out = 5;
+		c->err = 6;
 		if (!keep_stdin)
 			close(4);
+		original_cli = 1;
+		stdin_once = keep_stdin;
+		c->nkeys = parse_hex(getenv("_BERTH_MONITOR_DETACH"), c->keys, DETACH_MAX);
 	}
 	// Whatever else the caller left open without close-on-exec (a shell's
 	// redirection, a pipe) would stay open for the container's life.
@@ -726,6 +975,9 @@ static void run_monitor(const char *flags)
 	if (sfd < 0)
 		fail("signalfd");
 	open_log();
+	const char *sock = getenv("_BERTH_MONITOR_SOCKET");
+	if (sock && *sock)
+		listen_attach(sock);
 
 	// The container's stdio: pipes the monitor reads, or /dev/null (the
 	// pty carries everything with a tty).
@@ -761,10 +1013,10 @@ static void run_monitor(const char *flags)
 	int early_status = 0;
 
 	for (;;) {
-		struct pollfd p[8];
+		struct pollfd p[8 + 2 * MAX_CLIENTS];
 		int np = 0;
 		p[np++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
-		int i_report = -1, i_out = -1, i_err = -1, i_in = -1, i_master = -1, i_notify = -1;
+		int i_report = -1, i_out = -1, i_err = -1, i_master = -1, i_notify = -1;
 		if (notify_fd >= 0) {
 			// Only POLLERR matters: the CLI closed its end.
 			i_notify = np;
@@ -786,14 +1038,31 @@ static void run_monitor(const char *flags)
 			i_master = np;
 			p[np++] = (struct pollfd){ .fd = master, .events = POLLIN | (inlen > 0 ? POLLOUT : 0) };
 		}
+		int i_listen = -1;
+		if (attach_listen >= 0) {
+			i_listen = np;
+			p[np++] = (struct pollfd){ .fd = attach_listen, .events = POLLIN };
+		}
 		int i_stdin = -1;
 		if (inlen > 0 && master < 0 && stdin_w >= 0) {
 			i_stdin = np;
 			p[np++] = (struct pollfd){ .fd = stdin_w, .events = POLLOUT };
 		}
-		if (attach_in >= 0 && inlen == 0 && (stdin_w >= 0 || master >= 0)) {
-			i_in = np;
-			p[np++] = (struct pollfd){ .fd = attach_in, .events = POLLIN };
+		int i_cin[MAX_CLIENTS], i_cnotify[MAX_CLIENTS];
+		for (int i = 0; i < MAX_CLIENTS; i++) {
+			struct client *c = &clients[i];
+			i_cin[i] = i_cnotify[i] = -1;
+			if (!c->used)
+				continue;
+			if (!c->orig && c->notify >= 0) {
+				// Only POLLERR/POLLHUP matter: the CLI went.
+				i_cnotify[i] = np;
+				p[np++] = (struct pollfd){ .fd = c->notify, .events = 0 };
+			}
+			if (c->in >= 0 && inlen == 0 && (stdin_w >= 0 || master >= 0)) {
+				i_cin[i] = np;
+				p[np++] = (struct pollfd){ .fd = c->in, .events = POLLIN };
+			}
 		}
 		int timeout = -1;
 		if (health_interval > 0) {
@@ -828,16 +1097,19 @@ static void run_monitor(const char *flags)
 				}
 			}
 		}
-		if (i_out >= 0 && p[i_out].revents && pump(&out, attach_out) == 0) {
+		if (i_out >= 0 && p[i_out].revents && pump(&out) == 0) {
 			close(out.fd);
 			out.fd = -1;
 		}
-		if (i_err >= 0 && p[i_err].revents && pump(&err, attach_err) == 0) {
+		if (i_err >= 0 && p[i_err].revents && pump(&err) == 0) {
 			close(err.fd);
 			err.fd = -1;
 		}
 		if (i_notify >= 0 && (p[i_notify].revents & (POLLERR | POLLHUP)))
-			detach_cli();
+			drop_original();
+		for (int i = 0; i < MAX_CLIENTS; i++)
+			if (i_cnotify[i] >= 0 && (p[i_cnotify[i]].revents & (POLLERR | POLLHUP)) && clients[i].used)
+				drop_client(&clients[i]);
 		if (i_master >= 0 && (p[i_master].revents & POLLOUT))
 			flush_input();
 		if (i_master >= 0 && (p[i_master].revents & ~POLLOUT) && pump_master(&out, master) == 0) {
@@ -846,21 +1118,37 @@ static void run_monitor(const char *flags)
 		}
 		if (i_stdin >= 0 && p[i_stdin].revents)
 			flush_input();
-		if (i_in >= 0 && p[i_in].revents && attach_in >= 0) {
-			ssize_t n = read(attach_in, inbuf, sizeof inbuf);
+		for (int i = 0; i < MAX_CLIENTS; i++) {
+			struct client *c = &clients[i];
+			// One read into the (empty) input buffer per round; the
+			// others' input waits in their files.
+			if (i_cin[i] < 0 || !p[i_cin[i]].revents || !c->used || c->in < 0 || inlen > 0)
+				continue;
+			static char raw[sizeof inbuf - DETACH_MAX];
+			ssize_t n = read(c->in, raw, sizeof raw);
 			if (n > 0) {
+				int detach = filter_input(c, raw, (size_t)n, inbuf, &inlen);
 				inoff = 0;
-				inlen = (size_t)n;
 				flush_input();
+				if (detach) {
+					// The CLI's detach keys: it goes, the container
+					// stays (and its exit goes to the handler).
+					tell(c, "Q\n");
+					drop_client(c);
+				}
 			} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-				// The attached stdin ended: the container's ends too
-				// (docker closes it; with a tty the pty stays).
-				close(attach_in);
-				attach_in = -1;
-				in_eof = 1;
-				flush_input();
+				// This stdin ended. That of the CLI that started the
+				// container ends the container's too (docker closes
+				// it; with a tty the pty stays).
+				close_fd(&c->in);
+				if (c->orig && stdin_once) {
+					in_eof = 1;
+					flush_input();
+				}
 			}
 		}
+		if (i_listen >= 0 && p[i_listen].revents)
+			accept_attach();
 		if (i_report >= 0 && p[i_report].revents) {
 			char buf[4096];
 			int passed[MAX_PASSED], npassed = 0;
@@ -903,7 +1191,7 @@ static void run_monitor(const char *flags)
 						close(master);
 					master = passed[0];
 					fcntl(master, F_SETFL, O_NONBLOCK);
-					copy_winsize(master);
+					copy_winsize(master, -1);
 					passed[0] = -1;
 				}
 				notify("S %d\n", container);
@@ -921,7 +1209,7 @@ static void run_monitor(const char *flags)
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof si) == sizeof si) {
 				if (si.ssi_signo == SIGWINCH)
-					copy_winsize(master);
+					copy_winsize(master, (pid_t)si.ssi_pid);
 			}
 			int st;
 			pid_t w;
@@ -965,6 +1253,11 @@ static void run_monitor(const char *flags)
 			// A probe of a container that is gone has nothing to check.
 			if (probe > 0)
 				kill(-probe, SIGKILL);
+			// The socket goes with the monitor, unless a new monitor
+			// (a start right after this exit) made its own already.
+			struct stat st;
+			if (attach_path && stat(attach_path, &st) == 0 && st.st_ino == attach_stat.st_ino && st.st_dev == attach_stat.st_dev)
+				unlink(attach_path);
 			_exit(0);
 		}
 	}

@@ -37,6 +37,13 @@ const (
 	// healthcheck: the monitor forks a RoleHealth child at every interval
 	// while the container runs.
 	EnvHealth = "_BERTH_MONITOR_HEALTH"
+	// EnvDetach is the attached CLI's detach sequence, in hex: typed on
+	// its stdin, the monitor drops the CLI ("Q" on the notify pipe) and
+	// the container goes on.
+	EnvDetach = "_BERTH_MONITOR_DETACH"
+	// EnvSocket is the path of the attach socket the monitor listens on
+	// (berth attach; see monitor.c for the protocol).
+	EnvSocket = "_BERTH_MONITOR_SOCKET"
 )
 
 // Roles of a process forked by the monitor.

@@ -11,6 +11,8 @@ const (
 	EnvLogMax   = "_BERTH_MONITOR_LOGMAX"
 	EnvLogFiles = "_BERTH_MONITOR_LOGFILES"
 	EnvHealth   = "_BERTH_MONITOR_HEALTH"
+	EnvDetach   = "_BERTH_MONITOR_DETACH"
+	EnvSocket   = "_BERTH_MONITOR_SOCKET"
 )
 
 const (
