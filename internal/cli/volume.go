@@ -24,7 +24,7 @@ func addVolumeCommands(root *cobra.Command, g *globalOptions) {
 			c.AddCommand(newInfoCommand(g), newSystemResetCommand(g), newSystemPruneCommand(g), newEventsCommand(g), newDNSServerCommand(g))
 		}
 	}
-	root.AddCommand(newInfoCommand(g), newEventsCommand(g))
+	root.AddCommand(newInfoCommand(g), newEventsCommand(g), newServeCommand(g))
 }
 
 func parseLabels(list []string) map[string]string {

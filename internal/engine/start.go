@@ -79,6 +79,7 @@ type Started struct {
 	notify     *bufio.Reader
 	notifyFile *os.File
 	monitor    *exec.Cmd
+	reap       bool
 }
 
 // Wait waits for the first exit of an attached container and returns its
@@ -105,6 +106,10 @@ func (s *Started) Wait() (int, error) {
 // Release lets the monitor outlive the caller without a zombie.
 func (s *Started) release() {
 	if s.monitor != nil && s.monitor.Process != nil {
+		if s.reap {
+			go s.monitor.Wait()
+			return
+		}
 		s.monitor.Process.Release()
 	}
 }
@@ -221,7 +226,7 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 	}
 	nw.Close()
 	stopAtForTest("monitor-started")
-	st := &Started{Container: c, MonitorPid: cmd.Process.Pid, notify: bufio.NewReader(nr), notifyFile: nr, monitor: cmd}
+	st := &Started{Container: c, MonitorPid: cmd.Process.Pid, notify: bufio.NewReader(nr), notifyFile: nr, monitor: cmd, reap: e.opts.Reap}
 	defer func() {
 		if retErr != nil {
 			nr.Close()
