@@ -330,7 +330,11 @@ func (s *Server) startContainer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.e.Start(r.Context(), c.ID, nil); err != nil {
+	if held := s.takePending(c.ID); len(held) > 0 && !running(c) {
+		if err := s.startAttached(r, c.ID, held); err != nil {
+			return err
+		}
+	} else if _, err := s.e.Start(r.Context(), c.ID, nil); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -25,6 +25,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine"
@@ -54,6 +55,9 @@ type Server struct {
 	log     *slog.Logger
 	views   Views
 	mux     *http.ServeMux
+
+	mu      sync.Mutex
+	pending map[string][]*attachment // by container ID: attaches held until its start
 }
 
 // Views are the docker-shaped views of berth's objects: the CLI's inspect
@@ -69,7 +73,7 @@ type Views struct {
 
 // New returns the API over e; version is berth's own, for /version.
 func New(e *engine.Engine, version string, log *slog.Logger, views Views) *Server {
-	s := &Server{e: e, version: version, log: log, views: views, mux: http.NewServeMux()}
+	s := &Server{e: e, version: version, log: log, views: views, mux: http.NewServeMux(), pending: map[string][]*attachment{}}
 	s.routes()
 	return s
 }
@@ -136,6 +140,7 @@ func (s *Server) routes() {
 	h("POST /containers/{id}/unpause", s.unpauseContainer)
 	h("POST /containers/{id}/rename", s.renameContainer)
 	h("GET /containers/{id}/logs", s.containerLogs)
+	h("POST /containers/{id}/attach", s.attachContainer)
 	h("DELETE /containers/{id}", s.removeContainer)
 
 	h("GET /images/json", s.listImages)

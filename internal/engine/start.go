@@ -65,6 +65,11 @@ type Attach struct {
 	// and leave the container running: Wait returns ErrDetached. As with
 	// docker, they apply only to a container with a tty.
 	DetachKeys []byte
+	// MonitorRecordsExit: the monitor's exit handler records the exit
+	// (and removes an AutoRemove container), as for a detached start;
+	// the caller only watches. For callers that must not be the only
+	// ones to record it (berth serve: its client may go).
+	MonitorRecordsExit bool
 }
 
 // ErrDetached: the attached caller typed its detach keys (docker's
@@ -177,7 +182,7 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 			defer in.Close()
 		}
 		files = append(files, in, attach.Stdout, attach.Stderr)
-		if c.HostConfig.RestartPolicy.Name != "no" && c.HostConfig.RestartPolicy.Name != "" {
+		if c.HostConfig.RestartPolicy.Name != "no" && c.HostConfig.RestartPolicy.Name != "" || attach.MonitorRecordsExit {
 			flags += "h"
 		}
 	}

@@ -142,6 +142,24 @@ func TestDockerAPICLI(t *testing.T) {
 				t.Errorf("docker rm nope: exit %d, %s", code, errOut)
 			}
 			ok("rm", "web")
+			// In the foreground: attach before start, output in order,
+			// the exit code, stdin, --rm.
+			if out, errOut, code := d("run", "--rm", "berth-demo/busybox", "sh", "-c", "echo out; echo err >&2; exit 3"); out != "out\n" || errOut != "err\n" || code != 3 {
+				t.Errorf("docker run --rm (exit 3): %q %q %d", out, errOut, code)
+			}
+			in := exec.Command(docker, "run", "-i", "--rm", "berth-demo/busybox", "sh", "-c", "tr a-z A-Z; echo done")
+			in.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+t.TempDir())
+			in.Stdin = strings.NewReader("from stdin\n")
+			if out, err := in.Output(); err != nil || string(out) != "FROM STDIN\ndone\n" {
+				t.Errorf("docker run -i: %q %v", out, err)
+			}
+			if out := ok("run", "--name", "kept", "berth-demo/busybox", "echo", "kept"); out != "kept\n" {
+				t.Errorf("docker run in the foreground: %q", out)
+			}
+			if got := ok("ps", "-a", "--filter", "name=kept", "--format", "{{.Status}}"); !strings.HasPrefix(got, "Exited (0)") {
+				t.Errorf("after docker run: %q", got)
+			}
+			ok("rm", "kept")
 			if got := ok("images", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(got, "berth-demo/busybox:latest") {
 				t.Errorf("docker images: %q", got)
 			}
