@@ -234,6 +234,7 @@ func (e *Engine) destroy(ctx context.Context, id string) error {
 		errs = append(errs, err)
 	}
 	unmountRootfs(e.rootfs(id))
+	unmountRootfs(e.shmDir(id))
 	if err := e.snapshots.Release(id); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
 		errs = append(errs, err)
 	}

@@ -243,9 +243,14 @@ func (e *Engine) PruneVolumes(ctx context.Context, all bool) ([]string, error) {
 // resolveMounts turns -v entries and the image's declared volumes into
 // mount points, creating named and anonymous volumes. Binds are host
 // paths; other sources name volumes.
-func (e *Engine) resolveMounts(ctx context.Context, c *Container, binds []string, imageVolumes map[string]struct{}) ([]MountPoint, error) {
-	var out []MountPoint
+func (e *Engine) resolveMounts(ctx context.Context, c *Container, inherited []MountPoint, binds []string, imageVolumes map[string]struct{}) ([]MountPoint, error) {
+	// --volumes-from's mounts come first; a -v on the same path replaces
+	// one, as docker's does.
+	out := slices.Clone(inherited)
 	taken := map[string]bool{}
+	for _, m := range inherited {
+		taken[m.Destination] = true
+	}
 	for _, b := range binds {
 		parts := strings.Split(b, ":")
 		if len(parts) == 1 {
@@ -272,6 +277,9 @@ func (e *Engine) resolveMounts(ctx context.Context, c *Container, binds []string
 			}
 		}
 		dst = filepath.Clean(dst)
+		if taken[dst] {
+			out = slices.DeleteFunc(out, func(m MountPoint) bool { return m.Destination == dst })
+		}
 		taken[dst] = true
 		if filepath.IsAbs(src) {
 			if _, err := os.Stat(src); err != nil {

@@ -1,0 +1,284 @@
+//go:build linux
+
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// wantLines checks that out holds each of want, in order, as whole lines.
+func wantLines(t *testing.T, what, out string, want ...string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	i := 0
+	for _, l := range lines {
+		if i < len(want) && strings.TrimSpace(l) == want[i] {
+			i++
+		}
+	}
+	if i < len(want) {
+		t.Errorf("%s: output lacks line %q (in order):\n%s", what, want[i], out)
+	}
+}
+
+// TestRunFlagsResources: --cpu-shares, --cpu-period, --cpu-quota,
+// --cpuset-cpus, --cpuset-mems, --memory-swap, --memory-reservation,
+// --oom-kill-disable, --blkio-weight, --oom-score-adj and --shm-size land
+// in the container's cgroup, its /proc and its /dev/shm, and in inspect's
+// HostConfig; docker's refusals and clamps hold.
+func TestRunFlagsResources(t *testing.T) {
+	if _, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"); err != nil {
+		t.Skip("needs cgroup v1 controllers with swap accounting (this host's hybrid layout)")
+	}
+	e := newEngine(t)
+	e.loadDemoImage()
+	out := e.run("run", "--rm", "--network", "none",
+		"--cpu-shares", "512", "--cpu-period", "50000", "--cpu-quota", "25000", "--cpuset-cpus", "0", "--cpuset-mems", "0",
+		"-m", "64m", "--memory-swap", "96m", "--memory-reservation", "32m", "--oom-kill-disable",
+		"--blkio-weight", "300", "--oom-score-adj", "300", "--shm-size", "16m",
+		demoImage, "sh", "-c", `cd /sys/fs/cgroup; cat cpu/cpu.shares cpu/cpu.cfs_period_us cpu/cpu.cfs_quota_us cpuset/cpuset.cpus cpuset/cpuset.mems;
+cat memory/memory.limit_in_bytes memory/memory.memsw.limit_in_bytes memory/memory.soft_limit_in_bytes; grep oom_kill_disable memory/memory.oom_control;
+cat blkio/blkio.weight 2>/dev/null || cat blkio/blkio.bfq.weight; cat /proc/self/oom_score_adj; df -k /dev/shm | tail -1`)
+	wantLines(t, "resources", out, "512", "50000", "25000", "0", "0",
+		"67108864", "100663296", "33554432", "oom_kill_disable 1", "300", "300")
+	if !strings.Contains(out, "shm") || !strings.Contains(out, " 16384 ") {
+		t.Errorf("/dev/shm is not 16 MiB:\n%s", out)
+	}
+	// docker's default swap: as much again as --memory.
+	out = e.run("run", "--rm", "--network", "none", "-m", "64m", demoImage, "cat", "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+	wantLines(t, "default swap", out, "134217728")
+
+	// inspect shows them in docker's HostConfig fields.
+	id := strings.TrimSpace(e.run("create", "--network", "none", "--cpu-shares", "512", "--cpu-period", "50000", "--cpu-quota", "25000",
+		"--cpuset-cpus", "0", "--cpuset-mems", "0", "-m", "64m", "--memory-reservation", "32m", "--oom-kill-disable",
+		"--blkio-weight", "300", "--oom-score-adj", "300", "--shm-size", "16m", demoImage, "true"))
+	got := e.run("inspect", "-f", "{{.HostConfig.CpuShares}} {{.HostConfig.CpuPeriod}} {{.HostConfig.CpuQuota}} {{.HostConfig.CpusetCpus}} {{.HostConfig.CpusetMems}} {{.HostConfig.MemorySwap}} {{.HostConfig.MemoryReservation}} {{.HostConfig.OomKillDisable}} {{.HostConfig.BlkioWeight}} {{.HostConfig.OomScoreAdj}} {{.HostConfig.ShmSize}}", id)
+	if want := "512 50000 25000 0 0 134217728 33554432 true 300 300 16777216"; strings.TrimSpace(got) != want {
+		t.Errorf("inspect: %q, want %q", got, want)
+	}
+	// docker's update refuses a memory limit above the memory+swap one.
+	if code, _, errOut := e.exitCode("update", "-m", "256m", id); code == 0 || !strings.Contains(errOut, "memoryswap") {
+		t.Errorf("update -m above the swap limit: exit %d %s", code, errOut)
+	}
+	e.run("rm", id)
+
+	// A negative oom_score_adj needs CAP_SYS_RESOURCE: without it, it is
+	// clamped with a warning.
+	if code, out, errOut := e.exitCode("run", "--rm", "--network", "none", "--oom-score-adj", "-500", demoImage, "cat", "/proc/self/oom_score_adj"); code != 0 {
+		t.Errorf("--oom-score-adj -500: exit %d %s", code, errOut)
+	} else if strings.Contains(errOut, "clamped") {
+		if strings.TrimSpace(out) == "-500" {
+			t.Errorf("clamped, yet the process has -500")
+		}
+	} else if strings.TrimSpace(out) != "-500" {
+		t.Errorf("--oom-score-adj -500: %q, no warning: %s", out, errOut)
+	}
+	for _, bad := range [][]string{
+		{"--cpus", "1", "--cpu-quota", "50000"}, {"--cpu-period", "100"}, {"--cpu-quota", "10"},
+		{"--cpuset-cpus", "4096"}, {"--memory-swap", "1g"}, {"-m", "64m", "--memory-swap", "32m"},
+		{"-m", "32m", "--memory-reservation", "64m"}, {"--blkio-weight", "5"}, {"--oom-score-adj", "1001"}, {"--shm-size", "x"},
+	} {
+		args := append(append([]string{"run", "--rm", "--network", "none"}, bad...), demoImage, "true")
+		if code, _, errOut := e.exitCode(args...); code != 125 {
+			t.Errorf("%v: exit %d, want 125: %s", bad, code, errOut)
+		}
+	}
+	e.checkNothingLeft()
+}
+
+// TestRunFlagsDevicesKernel: --device (with its cgroup permissions),
+// --device-cgroup-rule, --sysctl and --group-add.
+func TestRunFlagsDevicesKernel(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	out := e.run("run", "--rm", "--network", "none",
+		"--device", "/dev/null:/dev/mynull:rw", "--device", "/dev/fuse:/dev/f:r",
+		"--device-cgroup-rule", "c 10:200 rwm", "--cap-add", "MKNOD",
+		"--sysctl", "net.ipv4.ip_forward=1", "--sysctl", "kernel.shmmax=123456789", "--sysctl", "fs.mqueue.msg_max=20",
+		"--group-add", "1234", "--group-add", "nogroup",
+		demoImage, "sh", "-c", `ls -l /dev/mynull /dev/f | awk '{print $1, $5, $6}';
+echo x > /dev/mynull && echo mynull-writable; (exec 3</dev/f) && echo f-readable; (exec 3>/dev/f) 2>&1 | grep -q 'not permitted' && echo f-not-writable;
+mknod /dev/tun2 c 10 200 && cat /dev/tun2 2>&1 | grep -q 'bad state' && echo tun-allowed;
+mknod /dev/lc c 10 237 && cat /dev/lc 2>&1 | grep -q 'not permitted' && echo loop-control-denied;
+cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax /proc/sys/fs/mqueue/msg_max; id -G`)
+	wantLines(t, "devices and sysctls", out, "crw-rw-rw- 10, 229", "crw-rw-rw- 1, 3", "mynull-writable", "f-readable", "f-not-writable",
+		"tun-allowed", "loop-control-denied", "1", "123456789", "20", "0 1234 65534")
+	// The host's values are untouched.
+	if b, _ := os.ReadFile("/proc/sys/kernel/shmmax"); strings.TrimSpace(string(b)) == "123456789" {
+		t.Error("--sysctl kernel.shmmax changed the host's")
+	}
+	id := strings.TrimSpace(e.run("create", "--device", "/dev/zero:/dev/z:r", "--device-cgroup-rule", "c 10:200 rwm",
+		"--sysctl", "net.ipv4.ip_forward=1", "--group-add", "nogroup", demoImage, "true"))
+	got := e.run("inspect", "-f", "{{json .HostConfig.Devices}} {{json .HostConfig.DeviceCgroupRules}} {{json .HostConfig.Sysctls}} {{json .HostConfig.GroupAdd}}", id)
+	if want := `[{"CgroupPermissions":"r","PathInContainer":"/dev/z","PathOnHost":"/dev/zero"}] ["c 10:200 rwm"] {"net.ipv4.ip_forward":"1"} ["nogroup"]`; strings.TrimSpace(got) != want {
+		t.Errorf("inspect: %s\nwant %s", got, want)
+	}
+	e.run("rm", id)
+	for _, bad := range [][]string{
+		{"--sysctl", "kernel.panic=1"}, {"--network", "host", "--sysctl", "net.ipv4.ip_forward=1"},
+		{"--ipc", "host", "--sysctl", "kernel.shmmax=1"}, {"--sysctl", "novalue"},
+		{"--device", "/dev/does-not-exist"}, {"--device", "/dev/null:/dev/n:rwx"}, {"--device", "/etc/passwd"},
+		{"--device-cgroup-rule", "c 1:3"}, {"--group-add", "no-such-group"},
+	} {
+		args := append(append([]string{"run", "--rm", "--network", "none"}, bad...), demoImage, "true")
+		if code, _, errOut := e.exitCode(args...); code != 125 {
+			t.Errorf("%v: exit %d, want 125: %s", bad, code, errOut)
+		}
+	}
+	e.checkNothingLeft()
+}
+
+func hostNS(t *testing.T, kind string) string {
+	l, err := os.Readlink("/proc/self/ns/" + kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestRunFlagsNamespaces: --pid, --ipc, --uts, --cgroupns and --userns
+// host share the host's namespaces; --pid/--ipc container:NAME share a
+// shareable container's (and its /dev/shm); --ipc none has no /dev/shm;
+// --cgroup-parent places the cgroup.
+func TestRunFlagsNamespaces(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	show := `for n in pid ipc uts cgroup; do readlink /proc/self/ns/$n; done`
+	out := e.run("run", "--rm", "--network", "none", "--pid", "host", "--ipc", "host", "--uts", "host", "--cgroupns", "host", "--userns", "host",
+		demoImage, "sh", "-c", show+"; hostname; test -d /proc/1/ && cat /proc/1/comm")
+	host, _ := os.Hostname()
+	init, _ := os.ReadFile("/proc/1/comm")
+	wantLines(t, "host namespaces", out, hostNS(t, "pid"), hostNS(t, "ipc"), hostNS(t, "uts"), hostNS(t, "cgroup"), host, strings.TrimSpace(string(init)))
+	out = e.run("run", "--rm", "--network", "none", demoImage, "sh", "-c", show)
+	for _, kind := range []string{"pid", "ipc", "uts", "cgroup"} {
+		if strings.Contains(out, hostNS(t, kind)+"\n") {
+			t.Errorf("a default container shares the host's %s namespace:\n%s", kind, out)
+		}
+	}
+
+	e.run("run", "-d", "--name", "donor", "--network", "none", "--ipc", "shareable", "--shm-size", "8m", demoImage,
+		"sh", "-c", "echo from-donor > /dev/shm/x; exec sleep 100")
+	waitFor(t, 10*time.Second, "the donor's /dev/shm file", func() bool {
+		o, _, err := e.try("exec", "donor", "cat", "/dev/shm/x")
+		return err == nil && strings.TrimSpace(o) == "from-donor"
+	})
+	donor := e.run("exec", "donor", "sh", "-c", show)
+	dl := strings.Split(strings.TrimSpace(donor), "\n")
+	out = e.run("run", "--rm", "--network", "none", "--pid", "container:donor", "--ipc", "container:donor", demoImage,
+		"sh", "-c", show+"; cat /proc/1/cmdline | tr '\\0' ' '; echo; cat /dev/shm/x; df -k /dev/shm | tail -1")
+	wantLines(t, "joined namespaces", out, dl[0], dl[1], "sleep 100", "from-donor")
+	if strings.Contains(out, dl[2]+"\n") {
+		t.Errorf("the UTS namespace was shared too:\n%s", out)
+	}
+	if !strings.Contains(out, " 8192 ") {
+		t.Errorf("the joiner's /dev/shm is not the donor's 8 MiB one:\n%s", out)
+	}
+	e.run("run", "-d", "--name", "private", "--network", "none", demoImage, "sleep", "100")
+	if code, _, errOut := e.exitCode("run", "--rm", "--ipc", "container:private", demoImage, "true"); code != 125 || !strings.Contains(errOut, "shareable") {
+		t.Errorf("joining a private IPC namespace: exit %d %s", code, errOut)
+	}
+	e.run("stop", "-t", "0", "donor")
+	if code, _, errOut := e.exitCode("run", "--rm", "--network", "none", "--pid", "container:donor", demoImage, "true"); code == 0 || !strings.Contains(errOut, "non running") {
+		t.Errorf("joining a stopped container's PID namespace: exit %d %s", code, errOut)
+	}
+	e.run("rm", "-f", "donor", "private")
+
+	// --ipc none: a private namespace without /dev/shm.
+	out = e.run("run", "--rm", "--network", "none", "--ipc", "none", demoImage, "sh", "-c", "test -e /dev/shm || echo no-shm")
+	wantLines(t, "--ipc none", out, "no-shm")
+
+	// --cgroup-parent: the container's cgroup is made below it.
+	parent := "/berth-test-parent-" + filepath.Base(t.TempDir())
+	t.Cleanup(func() {
+		for _, c := range []string{"memory", "cpu", "pids", "devices", "freezer", "blkio", "cpuset", "cpuacct", "systemd", "unified"} {
+			os.Remove("/sys/fs/cgroup/" + c + parent)
+		}
+		os.Remove("/sys/fs/cgroup" + parent)
+	})
+	id := strings.TrimSpace(e.run("run", "-d", "--network", "none", "--cgroup-parent", parent, demoImage, "sleep", "100"))
+	cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", e.inspect(id).State.Pid))
+	if !strings.Contains(string(cg), ":"+parent+"/"+id+"\n") {
+		t.Errorf("--cgroup-parent %s: the process's cgroups:\n%s", parent, cg)
+	}
+	got := e.run("inspect", "-f", "{{.HostConfig.CgroupParent}} {{.HostConfig.IpcMode}} {{.HostConfig.CgroupnsMode}}", id)
+	if strings.TrimSpace(got) != parent+" private private" {
+		t.Errorf("inspect: %q", got)
+	}
+	e.run("rm", "-f", id)
+	id = strings.TrimSpace(e.run("create", "--pid", "host", "--ipc", "host", "--uts", "host", "--cgroupns", "host", "--userns", "host", demoImage, "true"))
+	if got := e.run("inspect", "-f", "{{.HostConfig.PidMode}} {{.HostConfig.IpcMode}} {{.HostConfig.UTSMode}} {{.HostConfig.CgroupnsMode}} {{.HostConfig.UsernsMode}}", id); strings.TrimSpace(got) != "host host host host host" {
+		t.Errorf("inspect: %q", got)
+	}
+	e.run("rm", id)
+	for _, bad := range [][]string{{"--uts", "container:x"}, {"--pid", "private"}, {"--ipc", "container:nosuch"}, {"--cgroupns", "x"},
+		{"--userns", "keep-id"}, {"--uts", "host", "--hostname", "h"}} {
+		args := append(append([]string{"run", "--rm"}, bad...), demoImage, "true")
+		if code, _, errOut := e.exitCode(args...); code != 125 {
+			t.Errorf("%v: exit %d, want 125: %s", bad, code, errOut)
+		}
+	}
+	e.checkNothingLeft()
+}
+
+// TestRunFlagsMisc: --cidfile, --label-file, --dns-option, --domainname,
+// --volumes-from, --annotation, --expose, --runtime and --security-opt
+// systempaths=unconfined.
+func TestRunFlagsMisc(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	dir := t.TempDir()
+	cidfile := filepath.Join(dir, "cid")
+	labels := filepath.Join(dir, "labels")
+	os.WriteFile(labels, []byte("# labels\nfrom.file=yes\nover=file\n\nbare\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "hostfile"), []byte("host data\n"), 0o644)
+	e.run("create", "--name", "vols", "-v", dir+":/hostdir", "-v", "named:/named", demoImage, "true")
+	e.run("run", "--rm", "-v", "named:/named", demoImage, "sh", "-c", "echo in-volume > /named/f")
+
+	id := strings.TrimSpace(e.run("run", "-d", "--network", "none", "--cidfile", cidfile, "--label-file", labels, "-l", "over=flag",
+		"--dns-option", "ndots:3", "--dns-option", "timeout:2", "--domainname", "example.org",
+		"--volumes-from", "vols:ro", "--annotation", "org.example.note=hello", "--expose", "7000", "--expose", "7100-7101/udp",
+		"--runtime", "linux", "--security-opt", "systempaths=unconfined", demoImage, "sleep", "100"))
+	if b, err := os.ReadFile(cidfile); err != nil || string(b) != id {
+		t.Errorf("--cidfile holds %q (%v), want %q", b, err, id)
+	}
+	out := e.run("exec", id, "sh", "-c", `cat /proc/sys/kernel/domainname; grep options /etc/resolv.conf; cat /hostdir/hostfile /named/f;
+touch /hostdir/x 2>/dev/null || echo hostdir-ro; touch /named/x 2>/dev/null || echo named-ro; head -1 /proc/timer_list | grep -q . && echo timer_list-visible`)
+	wantLines(t, "misc", out, "example.org", "options ndots:3 timeout:2", "host data", "in-volume", "hostdir-ro", "named-ro", "timer_list-visible")
+	got := e.run("inspect", "-f", `{{json .Config.Labels}} {{json .Config.ExposedPorts}} {{.Config.Domainname}} {{json .HostConfig.DnsOptions}} {{json .HostConfig.VolumesFrom}} {{json .HostConfig.Annotations}} {{.HostConfig.Runtime}} {{len .HostConfig.MaskedPaths}} {{len .Mounts}}`, id)
+	if want := `{"bare":"","from.file":"yes","over":"flag"} {"7000/tcp":{},"7100/udp":{},"7101/udp":{}} example.org ["ndots:3","timeout:2"] ["vols:ro"] {"org.example.note":"hello"} linux 0 2`; strings.TrimSpace(got) != want {
+		t.Errorf("inspect: %s\nwant %s", got, want)
+	}
+	// The annotation reaches the OCI runtime's config.
+	var cfg struct{ Annotations map[string]string }
+	b, _ := os.ReadFile(filepath.Join(e.root, "containers", id, "config.json"))
+	if json.Unmarshal(b, &cfg); cfg.Annotations["org.example.note"] != "hello" {
+		t.Errorf("config.json annotations: %v", cfg.Annotations)
+	}
+	// An existing cidfile is refused, before anything is made.
+	if code, _, errOut := e.exitCode("run", "--rm", "--cidfile", cidfile, demoImage, "true"); code != 125 || !strings.Contains(errOut, "container ID file found") {
+		t.Errorf("existing --cidfile: exit %d %s", code, errOut)
+	}
+	// Without systempaths=unconfined /proc/timer_list is masked.
+	out = e.run("run", "--rm", "--network", "none", demoImage, "sh", "-c", "head -1 /proc/timer_list | grep -q . || echo masked")
+	wantLines(t, "masked", out, "masked")
+	// --expose with -P publishes the port.
+	pid := strings.TrimSpace(e.run("run", "-d", "--expose", "7000", "-P", demoImage, "sleep", "100"))
+	if got := e.run("inspect", "-f", "{{json .NetworkSettings.Ports}}", pid); !strings.Contains(got, `"7000/tcp":[{`) {
+		t.Errorf("--expose 7000 -P: ports %s", got)
+	}
+	e.run("rm", "-f", id, pid, "vols")
+	for _, bad := range [][]string{{"--runtime", "runc"}, {"--expose", "0"}, {"--expose", "80/xtp"}, {"--volumes-from", "nosuch"},
+		{"--volumes-from", "vols:rx"}, {"--security-opt", "systempaths=confined"}, {"--annotation", "novalue"}} {
+		args := append(append([]string{"run", "--rm"}, bad...), demoImage, "true")
+		if code, _, errOut := e.exitCode(args...); code != 125 {
+			t.Errorf("%v: exit %d, want 125: %s", bad, code, errOut)
+		}
+	}
+	e.run("volume", "rm", "named")
+}
