@@ -848,39 +848,60 @@ func eachContainer(args []string, fn func(a string) error) error {
 
 func newStopCommand(g *globalOptions) *cobra.Command {
 	var t int
+	var sig string
 	cmd := &cobra.Command{
 		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Stop running containers: the stop signal, then SIGKILL after the timeout",
 		Args:  cobra.MinimumNArgs(1),
 	}
 	cmd.RunE = g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-		var timeout *int
-		if cmd.Flags().Changed("time") {
-			timeout = &t
+		o := engine.StopOptions{Signal: sig}
+		if cmd.Flags().Changed("time") || cmd.Flags().Changed("timeout") {
+			o.Timeout = &t
 		}
-		return eachContainer(args, func(a string) error { return e.Stop(ctx, a, timeout) })
+		if err := checkSignal(sig); err != nil {
+			return err
+		}
+		return eachContainer(args, func(a string) error { return e.StopWith(ctx, a, o) })
 	})
 	cmd.Flags().IntVarP(&t, "time", "t", 10, "seconds to wait before SIGKILL (default: the container's stop timeout)")
 	cmd.Flags().IntVar(&t, "timeout", 10, "same as --time")
+	cmd.Flags().StringVarP(&sig, "signal", "s", "", "signal to send to the container (default: its stop signal)")
 	return cmd
 }
 
 func newRestartCommand(g *globalOptions) *cobra.Command {
 	var t int
+	var sig string
 	cmd := &cobra.Command{
 		Use:   "restart [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Restart containers",
 		Args:  cobra.MinimumNArgs(1),
 	}
 	cmd.RunE = g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-		var timeout *int
-		if cmd.Flags().Changed("time") {
-			timeout = &t
+		o := engine.StopOptions{Signal: sig}
+		if cmd.Flags().Changed("time") || cmd.Flags().Changed("timeout") {
+			o.Timeout = &t
 		}
-		return eachContainer(args, func(a string) error { return e.Restart(ctx, a, timeout) })
+		if err := checkSignal(sig); err != nil {
+			return err
+		}
+		return eachContainer(args, func(a string) error { return e.RestartWith(ctx, a, o) })
 	})
 	cmd.Flags().IntVarP(&t, "time", "t", 10, "seconds to wait before SIGKILL")
+	cmd.Flags().IntVar(&t, "timeout", 10, "same as --time")
+	cmd.Flags().StringVarP(&sig, "signal", "s", "", "signal to send to the container (default: its stop signal)")
 	return cmd
+}
+
+// checkSignal checks stop's and restart's -s before any container is
+// touched ("" is the container's own stop signal).
+func checkSignal(s string) error {
+	if s == "" {
+		return nil
+	}
+	_, err := engine.ParseSignal(s)
+	return err
 }
 
 func newKillCommand(g *globalOptions) *cobra.Command {

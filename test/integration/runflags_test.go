@@ -282,3 +282,40 @@ touch /hostdir/x 2>/dev/null || echo hostdir-ro; touch /named/x 2>/dev/null || e
 	}
 	e.run("volume", "rm", "named")
 }
+
+// TestStopRestartSignal: stop and restart -s send that signal instead of
+// the container's stop signal.
+func TestStopRestartSignal(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.run("run", "-d", "--name", "sig", "--network", "none", demoImage, "sh", "-c",
+		`trap 'echo got-usr1; exit 3' USR1; echo ready; while :; do sleep 0.1; done`)
+	logs := func() string { o, _, _ := e.try("logs", "sig"); return o }
+	waitFor(t, 10*time.Second, "the trap", func() bool { return strings.Contains(logs(), "ready") })
+	start := time.Now()
+	e.run("stop", "-s", "USR1", "-t", "30", "sig")
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("stop -s USR1 took %s: the signal did not stop it", d)
+	}
+	if got := e.inspect("sig").State.ExitCode; got != 3 {
+		t.Errorf("stop -s USR1: exit code %d, want the trap's 3", got)
+	}
+	e.run("start", "sig")
+	waitFor(t, 10*time.Second, "the restart's trap", func() bool { return strings.Count(logs(), "ready") == 2 })
+	e.run("restart", "--signal", "SIGUSR1", "-t", "30", "sig")
+	waitFor(t, 10*time.Second, "the trap after restart", func() bool { return strings.Count(logs(), "ready") == 3 })
+	if n := strings.Count(logs(), "got-usr1"); n != 2 {
+		t.Errorf("got-usr1 %d times, want 2:\n%s", n, logs())
+	}
+	if !e.inspect("sig").State.Running {
+		t.Error("not running after restart")
+	}
+	if code, _, _ := e.exitCode("stop", "-s", "NOPE", "sig"); code == 0 {
+		t.Error("stop -s NOPE succeeded")
+	}
+	if !e.inspect("sig").State.Running {
+		t.Error("stop -s NOPE stopped it")
+	}
+	e.run("rm", "-f", "sig")
+	e.checkNothingLeft()
+}
