@@ -319,3 +319,40 @@ func TestStopRestartSignal(t *testing.T) {
 	e.run("rm", "-f", "sig")
 	e.checkNothingLeft()
 }
+
+// TestNetworkCreateIPRange: --ip-range limits the addresses containers
+// get to a sub-range of the subnet; --ip may still name any address of
+// the subnet, as docker's.
+func TestNetworkCreateIPRange(t *testing.T) {
+	requireCNI(t)
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.run("network", "create", "--subnet", "10.231.77.0/24", "--ip-range", "10.231.77.128/30", "ranged")
+	addr := func(args ...string) string {
+		out := e.run(append(append([]string{"run", "--rm", "--network", "ranged"}, args...), demoImage, "sh", "-c", "ip -4 -o addr show eth0")...)
+		f := strings.Fields(out)
+		if len(f) < 4 {
+			t.Fatalf("ip addr: %q", out)
+		}
+		return strings.Split(f[3], "/")[0]
+	}
+	for i := 0; i < 3; i++ {
+		if a := addr(); !strings.HasPrefix(a, "10.231.77.") || a < "10.231.77.128" || a > "10.231.77.131" {
+			t.Errorf("address %s is outside the range 10.231.77.128/30", a)
+		}
+	}
+	if a := addr("--ip", "10.231.77.9"); a != "10.231.77.9" {
+		t.Errorf("--ip 10.231.77.9 outside the range: got %s", a)
+	}
+	if got := e.run("network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{.IPRange}}{{end}}", "ranged"); strings.TrimSpace(got) != "10.231.77.0/24 10.231.77.128/30" {
+		t.Errorf("inspect: %q", got)
+	}
+	for _, bad := range [][]string{{"--ip-range", "10.231.78.0/25"}, {"--subnet", "10.231.79.0/24", "--ip-range", "10.231.80.0/25"},
+		{"--subnet", "10.231.79.0/24", "--ip-range", "nope"}} {
+		if code, _, errOut := e.exitCode(append(append([]string{"network", "create"}, bad...), "bad")...); code == 0 {
+			t.Errorf("%v accepted: %s", bad, errOut)
+		}
+	}
+	e.run("network", "rm", "ranged")
+	e.checkNetworkClean()
+}
