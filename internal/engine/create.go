@@ -490,7 +490,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	}
 	c.Mounts = mps
 	for _, m := range mps {
-		if m.Type == "volume" {
+		if m.Type == "volume" && !e.volumeHasOptions(ctx, m.Name) {
 			if err := copyUp(e.rootfs(id), m); err != nil {
 				return nil, fmt.Errorf("volume %s: copy the image's %s into it: %w", m.Name, m.Destination, err)
 			}

@@ -320,6 +320,7 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 	}
 	defer func() {
 		if retErr != nil {
+			e.unmountVolumesOf(context.WithoutCancel(ctx), id)
 			msg := retErr.Error()
 			e.update(ctx, id, func(r *Container) error {
 				r.State.Error = msg
@@ -335,6 +336,9 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 	}
 	e.deleteRuntime(ctx, id)
 	if err := e.joinNamespaces(ctx, c); err != nil {
+		return err
+	}
+	if err := e.mountVolumesOf(ctx, c); err != nil {
 		return err
 	}
 	held, proxyTo, err := e.setupNetwork(ctx, c, inherited)
@@ -616,6 +620,7 @@ func (e *Engine) cleanupRun(ctx context.Context, id string) {
 	e.teardownNetwork(ctx, id)
 	unmountRootfs(e.rootfs(id))
 	unmountRootfs(e.shmDir(id))
+	e.unmountVolumesOf(ctx, id)
 }
 
 // shmDir is where the /dev/shm of an --ipc shareable container is

@@ -356,3 +356,49 @@ func TestNetworkCreateIPRange(t *testing.T) {
 	e.run("network", "rm", "ranged")
 	e.checkNetworkClean()
 }
+
+// TestVolumeCreateLocalOptions: volume create -o type=,device=,o= makes a
+// volume that is that mount while a container using it runs (docker's
+// local driver): a tmpfs with its size and owner, shared by the
+// containers that run at once and gone with the last; a bind of a host
+// directory, whose files a volume rm leaves alone.
+func TestVolumeCreateLocalOptions(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.run("volume", "create", "-d", "local", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=4m,uid=1000", "tv")
+	host := t.TempDir()
+	os.WriteFile(filepath.Join(host, "f"), []byte("host side\n"), 0o644)
+	e.run("volume", "create", "-o", "type=none", "-o", "o=bind", "-o", "device="+host, "bv")
+	out := e.run("run", "--rm", "--network", "none", "-v", "tv:/t", "-v", "bv:/b", demoImage, "sh", "-c",
+		`df -k /t | tail -1 | awk '{print $1, $2}'; stat -c %u /t; cat /b/f; echo from-container > /b/g; echo gone > /t/x`)
+	wantLines(t, "local volumes", out, "tmpfs 4096", "1000", "host side")
+	if b, _ := os.ReadFile(filepath.Join(host, "g")); string(b) != "from-container\n" {
+		t.Errorf("the bind volume's write did not reach the host: %q", b)
+	}
+	// Two containers at once share the tmpfs; after the last, it is gone.
+	e.run("run", "-d", "--name", "keep", "--network", "none", "-v", "tv:/t", demoImage, "sleep", "100")
+	e.run("run", "--rm", "--network", "none", "-v", "tv:/t", demoImage, "sh", "-c", "echo shared > /t/s")
+	if got := e.run("exec", "keep", "cat", "/t/s"); got != "shared\n" {
+		t.Errorf("the tmpfs volume is not shared by running containers: %q", got)
+	}
+	if code, _, errOut := e.exitCode("volume", "rm", "tv"); code == 0 || !strings.Contains(errOut, "in use") {
+		t.Errorf("volume rm of a volume in use: exit %d %s", code, errOut)
+	}
+	e.run("rm", "-f", "keep")
+	if got := e.run("run", "--rm", "--network", "none", "-v", "tv:/t", demoImage, "ls", "/t"); strings.TrimSpace(got) != "" {
+		t.Errorf("the tmpfs volume kept %q after its last container", got)
+	}
+	if got := e.run("volume", "inspect", "-f", "{{json .Options}}", "tv"); strings.TrimSpace(got) != `{"device":"tmpfs","o":"size=4m,uid=1000","type":"tmpfs"}` {
+		t.Errorf("inspect: %s", got)
+	}
+	e.run("volume", "rm", "tv", "bv")
+	if b, err := os.ReadFile(filepath.Join(host, "f")); err != nil || string(b) != "host side\n" {
+		t.Errorf("volume rm of a bind volume touched the host's files: %q %v", b, err)
+	}
+	for _, bad := range [][]string{{"-o", "type=tmpfs"}, {"-o", "device=tmpfs"}, {"-o", "foo=bar"}, {"-o", "size=1g"}, {"-d", "nfs"}, {"-o", "novalue"}} {
+		if code, _, errOut := e.exitCode(append(append([]string{"volume", "create"}, bad...), "bad")...); code == 0 {
+			t.Errorf("%v accepted: %s", bad, errOut)
+		}
+	}
+	e.checkNothingLeft()
+}
