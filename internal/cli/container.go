@@ -159,7 +159,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.dnsSearch, "dns-search", nil, "DNS search domain")
 	fl.StringArrayVar(&f.addHosts, "add-host", nil, "add a name:ip line to /etc/hosts")
 	fl.StringArrayVar(&f.aliases, "network-alias", nil, "another name for the container on its network")
-	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "log options: max-size=SIZE, max-file=N")
+	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "log options: max-size=SIZE, max-file=N, tag=TEMPLATE ({{.Name}}, {{.ID}}, {{.ImageName}}, ...)")
 	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: [ip:][hostPort:]containerPort[/tcp|udp]")
 	fl.BoolVarP(&f.publishAll, "publish-all", "P", false, "publish every exposed port on a free host port")
 	fl.StringVar(&f.platform, "platform", "", "platform of the image (it must be pulled for it)")
@@ -344,6 +344,8 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 				return o, fmt.Errorf("--log-opt %s: a size of at least 4k (e.g. 10m)", lo)
 			}
 			o.LogMaxSize = n
+		case ok && k == "tag":
+			o.LogTag = v
 		case ok && k == "max-file":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
@@ -351,7 +353,7 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 			}
 			o.LogMaxFiles = n
 		default:
-			return o, fmt.Errorf("--log-opt %q: berth knows max-size=SIZE and max-file=N", lo)
+			return o, fmt.Errorf("--log-opt %q: berth knows max-size=SIZE, max-file=N and tag=TEMPLATE", lo)
 		}
 	}
 	for _, m := range f.mounts {

@@ -180,6 +180,9 @@ func inspectHostConfig(c *engine.Container) *container.HostConfig {
 	if h.LogMaxFiles > 0 {
 		out.LogConfig.Config["max-file"] = strconv.Itoa(h.LogMaxFiles)
 	}
+	if h.LogTag != "" {
+		out.LogConfig.Config["tag"] = h.LogTag
+	}
 	for _, pm := range h.PortBindings {
 		p, ok := mobynet.PortFrom(uint16(pm.ContainerPort), mobynet.IPProtocol(pm.Protocol))
 		if !ok {

@@ -121,6 +121,9 @@ type HostConfig struct {
 	Isolation      string        `json:"Isolation"`
 	LogMaxSize     int64         `json:"LogMaxSize"`
 	LogMaxFiles    int           `json:"LogMaxFiles"`
+	// LogTag is --log-opt tag: a template of the tag each log line
+	// carries in its attrs.
+	LogTag string `json:"LogTag,omitempty"`
 	// Networks the container joins (NetworkMode bridge or a network's
 	// name; connect adds more), in interface order: eth0, eth1, ...
 	Networks        []NetworkRequest      `json:"Networks,omitempty"`

@@ -71,6 +71,7 @@ type CreateOptions struct {
 	NetworkMode                                      string
 	LogMaxSize                                       int64
 	LogMaxFiles                                      int
+	LogTag                                           string
 	// Networking (NetworkMode: bridge (default), none, host,
 	// container:NAME, or a network's name).
 	IP, MAC    string
@@ -382,7 +383,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 			AutoRemove: o.AutoRemove, ReadonlyRootfs: o.ReadOnly, Privileged: o.Privileged,
 			CapAdd: o.CapAdd, CapDrop: o.CapDrop, SecurityOpt: o.SecurityOpt, Memory: o.Memory,
 			NanoCPUs: int64(o.CPUs * 1e9), PidsLimit: o.PidsLimit, Ulimits: o.Ulimits, Init: o.Init,
-			Isolation: "linux", LogMaxSize: o.LogMaxSize, LogMaxFiles: o.LogMaxFiles,
+			Isolation: "linux", LogMaxSize: o.LogMaxSize, LogMaxFiles: o.LogMaxFiles, LogTag: o.LogTag,
 			Networks: nets, PortBindings: o.Ports, PublishAllPorts: o.PublishAll, DNS: o.DNS, DNSSearch: o.DNSSearch,
 			ExtraHosts: o.ExtraHosts, DNSOptions: o.DNSOptions,
 			CPUShares: o.Resources.CPUShares, CPUPeriod: o.Resources.CPUPeriod, CPUQuota: o.Resources.CPUQuota,
@@ -400,6 +401,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	}
 	if o.Entrypoint != nil {
 		c.Config.Entrypoint = *o.Entrypoint
+	}
+	if _, err := logAttrs(c); err != nil {
+		return nil, err
 	}
 	if c.Config.StopSignal == "" {
 		c.Config.StopSignal = img.Config.StopSignal

@@ -201,6 +201,13 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 		EnvContainer + "=" + c.ID,
 		monitor.EnvSocket + "=" + e.attachSocket(c.ID),
 	}
+	attrs, err := logAttrs(c)
+	if err != nil {
+		return nil, err
+	}
+	if attrs != "" {
+		env = append(env, monitor.EnvLogAttrs+"="+attrs)
+	}
 	if attach != nil && attach.Stdin != nil && c.Config.OpenStdin && c.Config.Tty && len(attach.DetachKeys) > 0 {
 		env = append(env, monitor.EnvDetach+"="+hex.EncodeToString(attach.DetachKeys))
 	}

@@ -402,3 +402,44 @@ func TestVolumeCreateLocalOptions(t *testing.T) {
 	}
 	e.checkNothingLeft()
 }
+
+// TestRunLogTag: --log-opt tag=TEMPLATE puts docker's "attrs":{"tag":...}
+// in every json-file line, the template filled from the container.
+func TestRunLogTag(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	id := strings.TrimSpace(e.run("create", "--name", "tagged", "--network", "none", "--log-opt", `tag={{.Name}}|{{.ID}}|{{.ImageName}}|{{upper "x"}}`,
+		demoImage, "sh", "-c", `echo 'out "quoted"'; echo err >&2`))
+	e.run("start", "-a", "tagged")
+	data, err := os.ReadFile(e.inspect(id).LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("log lines:\n%s", data)
+	}
+	want := "tagged|" + id[:12] + "|" + demoImage + "|X"
+	for _, l := range lines {
+		var ent struct {
+			Log, Stream string
+			Attrs       map[string]string
+			Time        time.Time
+		}
+		if err := json.Unmarshal([]byte(l), &ent); err != nil || ent.Attrs["tag"] != want || ent.Time.IsZero() {
+			t.Errorf("log line %s: %+v %v, want tag %q", l, ent, err, want)
+		}
+	}
+	if out := e.run("logs", "tagged"); !strings.Contains(out, `out "quoted"`) {
+		t.Errorf("logs: %q", out)
+	}
+	if got := e.run("inspect", "-f", "{{index .HostConfig.LogConfig.Config \"tag\"}}", id); !strings.Contains(got, "{{.Name}}") {
+		t.Errorf("inspect LogConfig tag: %q", got)
+	}
+	e.run("rm", id)
+	for _, bad := range []string{"tag={{.Nope}}", "tag={{", "labels=a"} {
+		if code, _, errOut := e.exitCode("run", "--rm", "--log-opt", bad, demoImage, "true"); code != 125 {
+			t.Errorf("--log-opt %s: exit %d %s", bad, code, errOut)
+		}
+	}
+}
