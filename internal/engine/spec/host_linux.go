@@ -124,6 +124,35 @@ func readTrim(p string) string {
 	return strings.TrimSpace(string(b))
 }
 
+func (linuxHost) OOMKillDisable() bool {
+	_, err := os.Stat("/sys/fs/cgroup/memory/memory.oom_control")
+	return err == nil
+}
+
+func (linuxHost) BlkioWeight() bool {
+	if b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return strings.Contains(" "+strings.TrimSpace(string(b))+" ", " io ")
+	}
+	// v1: blkio.weight (CFQ) or blkio.bfq.weight (BFQ), which the root
+	// cgroup may lack while its children have it.
+	dirs := []string{"/sys/fs/cgroup/blkio"}
+	if ents, err := os.ReadDir("/sys/fs/cgroup/blkio"); err == nil {
+		for _, e := range ents {
+			if e.IsDir() {
+				dirs = append(dirs, filepath.Join("/sys/fs/cgroup/blkio", e.Name()))
+			}
+		}
+	}
+	for _, d := range dirs {
+		for _, f := range []string{"blkio.weight", "blkio.bfq.weight"} {
+			if _, err := os.Stat(filepath.Join(d, f)); err == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (linuxHost) Cpus() string { return readTrim("/sys/devices/system/cpu/online") }
 
 func (linuxHost) Mems() string {

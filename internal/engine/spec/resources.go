@@ -47,6 +47,10 @@ type Host interface {
 	// OOMScoreAdjFloor is the lowest oom_score_adj berth may give a
 	// process (0 without CAP_SYS_RESOURCE, -1000 with it).
 	OOMScoreAdjFloor() int
+	// OOMKillDisable and BlkioWeight report whether the cgroups can
+	// turn the OOM killer off (v1 only) and weigh block I/O.
+	OOMKillDisable() bool
+	BlkioWeight() bool
 }
 
 // parseList reads the kernel's list format ("0-2,4") into a set.
@@ -187,10 +191,15 @@ func applyResources(r *specs.LinuxResources, o Options, host Host) ([]Warning, e
 		warn("your kernel does not support swap limit capabilities or the cgroup is not mounted: memory limited without swap")
 		swap = 0
 	}
-	if x.OomKillDisable && o.Memory == 0 {
+	oomKillDisable := x.OomKillDisable
+	if oomKillDisable && !host.OOMKillDisable() {
+		warn("your kernel does not support OomKillDisable (cgroup v2 has no such switch): --oom-kill-disable discarded")
+		oomKillDisable = false
+	}
+	if oomKillDisable && o.Memory == 0 {
 		warn("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources")
 	}
-	if swap != 0 || x.MemoryReservation > 0 || x.OomKillDisable {
+	if swap != 0 || x.MemoryReservation > 0 || oomKillDisable {
 		if r.Memory == nil {
 			r.Memory = &specs.LinuxMemory{}
 		}
@@ -201,7 +210,7 @@ func applyResources(r *specs.LinuxResources, o Options, host Host) ([]Warning, e
 			res := x.MemoryReservation
 			r.Memory.Reservation = &res
 		}
-		if x.OomKillDisable {
+		if oomKillDisable {
 			t := true
 			r.Memory.DisableOOMKiller = &t
 		}
@@ -212,8 +221,12 @@ func applyResources(r *specs.LinuxResources, o Options, host Host) ([]Warning, e
 		if x.BlkioWeight < 10 || x.BlkioWeight > 1000 {
 			return nil, fmt.Errorf("--blkio-weight %d: range of blkio weight is from 10 to 1000", x.BlkioWeight)
 		}
-		w := x.BlkioWeight
-		r.BlockIO = &specs.LinuxBlockIO{Weight: &w}
+		if !host.BlkioWeight() {
+			warn("your kernel does not support Block I/O weight or the cgroup is not mounted: weight discarded")
+		} else {
+			w := x.BlkioWeight
+			r.BlockIO = &specs.LinuxBlockIO{Weight: &w}
+		}
 	}
 	return warns, nil
 }

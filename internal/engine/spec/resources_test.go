@@ -11,12 +11,15 @@ type fakeHost struct {
 	swap       bool
 	cpus, mems string
 	floor      int
+	v2         bool // no OOM-killer switch, no blkio weight
 }
 
 func (h fakeHost) SwapLimit() bool       { return h.swap }
 func (h fakeHost) Cpus() string          { return h.cpus }
 func (h fakeHost) Mems() string          { return h.mems }
 func (h fakeHost) OOMScoreAdjFloor() int { return h.floor }
+func (h fakeHost) OOMKillDisable() bool  { return !h.v2 }
+func (h fakeHost) BlkioWeight() bool     { return !h.v2 }
 
 func TestApplyResources(t *testing.T) {
 	host := fakeHost{swap: true, cpus: "0-3", mems: "0"}
@@ -46,6 +49,12 @@ func TestApplyResources(t *testing.T) {
 	SetLimits(r, 64<<20, 0, 0)
 	if warns, err := applyResources(r, Options{Memory: 64 << 20, Resources: Resources{MemorySwap: -1}}, fakeHost{}); err != nil || len(warns) != 1 || r.Memory.Swap != nil {
 		t.Errorf("no swap accounting: %v %v %+v", err, warns, r.Memory)
+	}
+	// What the host cannot do is discarded with a warning.
+	r = &specs.LinuxResources{}
+	SetLimits(r, 64<<20, 0, 0)
+	if warns, err := applyResources(r, Options{Memory: 64 << 20, Resources: Resources{OomKillDisable: true, BlkioWeight: 100}}, fakeHost{v2: true}); err != nil || len(warns) != 2 || r.Memory.DisableOOMKiller != nil || r.BlockIO != nil {
+		t.Errorf("v2 host: %v %v %+v %+v", err, warns, r.Memory, r.BlockIO)
 	}
 	// Shares are clamped as docker clamps them.
 	r = &specs.LinuxResources{}
