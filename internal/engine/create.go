@@ -205,7 +205,7 @@ func newID() string {
 // mounted root filesystem and OCI bundle. It does not start it.
 func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, retErr error) {
 	if o.Isolation != "" && o.Isolation != "linux" && o.Isolation != "default" {
-		return nil, fmt.Errorf("--isolation %q: this build runs linux isolation only: %w", o.Isolation, ErrInvalid)
+		return nil, fmt.Errorf("--isolation/--runtime %q: this build runs linux isolation only: %w", o.Isolation, ErrInvalid)
 	}
 	if o.Name != "" && !validName.MatchString(o.Name) {
 		return nil, fmt.Errorf("invalid container name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed: %w", o.Name, ErrInvalid)
