@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine"
+	"github.com/berth-dev/berth/internal/engine/spec"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -153,6 +154,34 @@ func createOptions(name string, req *container.CreateRequest) (engine.CreateOpti
 	if o.Restart.Name == "" {
 		o.Restart.Name = "no"
 	}
+	o.Domainname, o.Annotations, o.DNSOptions, o.GroupAdd = cfg.Domainname, hc.Annotations, hc.DNSOptions, hc.GroupAdd
+	o.Sysctls, o.DeviceCgroupRules, o.VolumesFrom, o.CgroupParent = hc.Sysctls, hc.DeviceCgroupRules, hc.VolumesFrom, hc.CgroupParent
+	o.PidMode, o.IpcMode, o.UTSMode = string(hc.PidMode), string(hc.IpcMode), string(hc.UTSMode)
+	o.CgroupnsMode, o.UsernsMode = string(hc.CgroupnsMode), string(hc.UsernsMode)
+	o.ShmSize, o.OOMScoreAdj = hc.ShmSize, nil
+	if hc.OomScoreAdj != 0 {
+		adj := hc.OomScoreAdj
+		o.OOMScoreAdj = &adj
+	}
+	o.Resources = spec.Resources{CPUShares: hc.CPUShares, CPUPeriod: hc.CPUPeriod, CPUQuota: hc.CPUQuota, CpusetCpus: hc.CpusetCpus,
+		CpusetMems: hc.CpusetMems, MemorySwap: hc.MemorySwap, MemoryReservation: hc.MemoryReservation, BlkioWeight: hc.BlkioWeight}
+	if hc.OomKillDisable != nil {
+		o.Resources.OomKillDisable = *hc.OomKillDisable
+	}
+	for _, d := range hc.Devices {
+		spec := d.PathOnHost
+		if d.PathInContainer != "" {
+			spec += ":" + d.PathInContainer
+			if d.CgroupPermissions != "" {
+				spec += ":" + d.CgroupPermissions
+			}
+		}
+		o.Devices = append(o.Devices, spec)
+	}
+	for p := range cfg.ExposedPorts {
+		o.Expose = append(o.Expose, p.String())
+	}
+	slices.Sort(o.Expose)
 	switch o.NetworkMode {
 	case "", "default":
 		o.NetworkMode = "bridge"
@@ -280,12 +309,10 @@ func unsupported(hc *container.HostConfig) error {
 			names = append(names, name)
 		}
 	}
-	add(len(hc.Devices) > 0, "Devices")
-	add(hc.CPUShares != 0, "CpuShares")
-	add(hc.CpusetCpus != "", "CpusetCpus")
-	add(hc.CPUQuota != 0, "CpuQuota")
-	add(len(hc.VolumesFrom) > 0, "VolumesFrom")
 	add(len(hc.Links) > 0, "Links")
+	add(len(hc.BlkioDeviceReadBps)+len(hc.BlkioDeviceWriteBps)+len(hc.BlkioDeviceReadIOps)+len(hc.BlkioDeviceWriteIOps)+len(hc.BlkioWeightDevice) > 0, "BlkioDevice*")
+	add(len(hc.DeviceRequests) > 0, "DeviceRequests")
+	add(hc.CPURealtimePeriod != 0 || hc.CPURealtimeRuntime != 0, "CpuRealtime*")
 	if len(names) > 0 {
 		return fmt.Errorf("berth does not support %s through the Docker API yet", strings.Join(names, ", "))
 	}

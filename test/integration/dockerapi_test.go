@@ -221,7 +221,7 @@ func TestDockerAPIErrors(t *testing.T) {
 		{"POST", "/containers/create", "{not json", 400, "invalid JSON"},
 		{"POST", "/containers/create", `{"Image":""}`, 400, "image is required"},
 		{"POST", "/containers/create", `{"Image":"no/such:image"}`, 404, "No such image: no/such:image"},
-		{"POST", "/containers/create", `{"Image":"x","HostConfig":{"CpuShares":512}}`, 400, "CpuShares"},
+		{"POST", "/containers/create", `{"Image":"x","HostConfig":{"Links":["a:b"]}}`, 400, "Links"},
 		{"POST", "/containers/nope/start", "", 404, "No such container: nope"},
 		{"POST", "/containers/nope/wait?condition=sometime", "", 404, "No such container"},
 		{"GET", "/containers/nope/json", "", 404, "No such container: nope"},
