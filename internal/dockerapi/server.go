@@ -153,11 +153,20 @@ func (s *Server) routes() {
 	h("GET /images/json", s.listImages)
 	h("POST /images/create", s.pullImage)
 	h("GET /images/{rest...}", s.imageGet)
+	h("POST /images/{rest...}", s.imagePost)
+	h("DELETE /images/{rest...}", s.removeImage)
+	h("GET /containers/{id}/stats", s.containerStats)
 
 	h("GET /networks", s.listNetworks)
 	h("GET /networks/{id}", s.inspectNetwork)
+	h("POST /networks/create", s.createNetwork)
+	h("DELETE /networks/{id}", s.removeNetwork)
+	h("POST /networks/{id}/connect", s.connectNetwork)
+	h("POST /networks/{id}/disconnect", s.disconnectNetwork)
 	h("GET /volumes", s.listVolumes)
 	h("GET /volumes/{name}", s.inspectVolume)
+	h("POST /volumes/create", s.createVolume)
+	h("DELETE /volumes/{name}", s.removeVolume)
 
 	// What a dockerd outside a swarm answers.
 	for _, p := range []string{"/swarm", "/nodes", "/services", "/tasks", "/secrets", "/configs"} {

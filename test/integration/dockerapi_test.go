@@ -180,6 +180,38 @@ func TestDockerAPICLI(t *testing.T) {
 				t.Errorf("after docker run: %q", got)
 			}
 			ok("rm", "kept")
+			// Networks and volumes: create, use, connect, remove.
+			ok("network", "create", "--label", "app=t", "apinet")
+			if got := ok("network", "ls", "--filter", "label=app=t", "--format", "{{.Name}}"); strings.TrimSpace(got) != "apinet" {
+				t.Errorf("docker network ls --filter label: %q", got)
+			}
+			ok("volume", "create", "--label", "app=t", "apivol")
+			if got := ok("volume", "ls", "--filter", "label=app=t", "--format", "{{.Name}}"); strings.TrimSpace(got) != "apivol" {
+				t.Errorf("docker volume ls --filter label: %q", got)
+			}
+			ok("run", "-d", "--name", "svc", "--network", "apinet", "-v", "apivol:/data", "berth-demo/busybox", "sh", "-c", "echo saved > /data/f; sleep 100")
+			ok("run", "-d", "--name", "other", "berth-demo/busybox", "sleep", "100")
+			ok("network", "connect", "--alias", "friend", "apinet", "other")
+			if out, _, _ := d("exec", "other", "nslookup", "svc"); !strings.Contains(out, "Address") || !strings.Contains(out, "svc") {
+				t.Errorf("a connected container does not find svc by name: %q", out)
+			}
+			ok("network", "disconnect", "apinet", "other")
+			if got := ok("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "svc"); !strings.HasPrefix(strings.TrimSpace(got), "svc ") {
+				t.Errorf("docker stats --no-stream: %q", got)
+			}
+			if _, errOut, code := d("network", "rm", "apinet"); code == 0 {
+				t.Errorf("docker network rm of a network in use: exit 0 %s", errOut)
+			}
+			ok("rm", "-f", "svc", "other")
+			ok("network", "rm", "apinet")
+			ok("volume", "rm", "apivol")
+			ok("tag", "berth-demo/busybox", "example.test/copy:v1")
+			if got := ok("images", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(got, "example.test/copy:v1") {
+				t.Errorf("after docker tag: %q", got)
+			}
+			if got := ok("rmi", "example.test/copy:v1"); !strings.Contains(got, "Untagged: example.test/copy:v1") {
+				t.Errorf("docker rmi: %q", got)
+			}
 			if got := ok("images", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(got, "berth-demo/busybox:latest") {
 				t.Errorf("docker images: %q", got)
 			}
