@@ -96,6 +96,11 @@ type Started struct {
 // its exit.
 func (s *Started) Wait() (int, error) {
 	defer s.notifyFile.Close()
+	if s.reap && s.monitor != nil {
+		// A long-lived caller reaps the monitor it started (it may
+		// outlive this wait: a restart policy).
+		defer func() { go s.monitor.Wait() }()
+	}
 	for {
 		line, err := s.notify.ReadString('\n')
 		if strings.HasPrefix(line, "X ") {
