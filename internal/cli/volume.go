@@ -8,7 +8,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/spf13/cobra"
@@ -59,14 +58,43 @@ func newVolumeCreateCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
+// volumeRow is one volume as docker's volume ls templates see it: every
+// field a string, as docker prints them.
 type volumeRow struct {
-	Name       string            `json:"Name"`
-	Driver     string            `json:"Driver"`
-	Mountpoint string            `json:"Mountpoint"`
-	Labels     map[string]string `json:"Labels"`
-	Anonymous  bool              `json:"Anonymous"`
-	Containers int               `json:"Containers"`
+	Availability string
+	Driver       string
+	Group        string
+	Labels       string
+	Links        string
+	Mountpoint   string
+	Name         string
+	Scope        string
+	Size         string
+	Status       string
+
+	labels map[string]string
+	hdr    bool
 }
+
+func (r volumeRow) MarshalJSON() ([]byte, error) {
+	type plain volumeRow
+	return marshalRow(plain(r))
+}
+
+// Label is {{.Label "KEY"}}.
+func (r volumeRow) Label(key string) string {
+	if r.hdr {
+		return labelHeader(key)
+	}
+	return r.labels[key]
+}
+
+func (volumeRow) header() any {
+	return volumeRow{hdr: true, Availability: "AVAILABILITY", Driver: "DRIVER", Group: "GROUP", Labels: "LABELS", Links: "LINKS",
+		Mountpoint: "MOUNTPOINT", Name: "VOLUME NAME", Scope: "SCOPE", Size: "SIZE", Status: "STATUS"}
+}
+
+const volumeTable = "table {{.Driver}}\t{{.Name}}"
 
 func newVolumeLsCommand(g *globalOptions) *cobra.Command {
 	var quiet bool
@@ -104,30 +132,21 @@ func newVolumeLsCommand(g *globalOptions) *cobra.Command {
 					}
 				}
 				if keep {
-					rows = append(rows, volumeRow{Name: v.Name, Driver: v.Driver, Mountpoint: v.Mountpoint, Labels: v.Labels, Anonymous: v.Anonymous, Containers: len(users[v.Name])})
+					rows = append(rows, volumeRow{Availability: "N/A", Driver: v.Driver, Group: "N/A", Labels: joinLabels(v.Labels), Links: "N/A",
+						Mountpoint: v.Mountpoint, Name: v.Name, Scope: "local", Size: "N/A", Status: "N/A", labels: v.Labels})
 				}
 			}
-			switch {
-			case quiet:
+			if quiet {
 				for _, r := range rows {
 					fmt.Println(r.Name)
 				}
 				return nil
-			case format == "json":
-				return writeJSON(rows, "  ")
-			case format != "" && format != "table":
-				return printTemplate("ls", format, rows)
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
-			fmt.Fprintln(tw, "DRIVER\tVOLUME NAME")
-			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%s\n", r.Driver, r.Name)
-			}
-			return tw.Flush()
+			return printList(os.Stdout, format, volumeTable, rows)
 		}),
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only names")
-	cmd.Flags().StringVar(&format, "format", "table", "table, json, or a Go template")
+	cmd.Flags().StringVar(&format, "format", "table", "table, json, or a Go template (\"table \" in front for a header and columns)")
 	cmd.Flags().StringArrayVarP(&filters, "filter", "f", nil, "filter: dangling=true|false, name=, label=")
 	return cmd
 }
@@ -272,7 +291,7 @@ func newInfoCommand(g *globalOptions) *cobra.Command {
 				info.Volumes = len(vols)
 			}
 			if format == "json" {
-				return writeJSON(info, "  ")
+				format = "{{json .}}"
 			}
 			if format != "" {
 				return printInspect([]any{info}, format)

@@ -119,13 +119,13 @@ func featureImage(t testing.TB) imagetest.Image {
 
 type imageRow struct {
 	Repository, Tag, Digest, ID string
-	Size                        int64
+	Size                        string // docker's: "1.98MB"
 }
 
 func (e *engineEnv) images() []imageRow {
 	e.t.Helper()
-	var rows []imageRow
-	if err := json.Unmarshal([]byte(e.run("images", "--format", "json")), &rows); err != nil {
+	rows, err := jsonLines[imageRow](e.run("images", "--no-trunc", "--format", "json"))
+	if err != nil {
 		e.t.Fatalf("images --format json: %v", err)
 	}
 	return rows
@@ -154,7 +154,7 @@ func TestImageCommands(t *testing.T) {
 	}
 
 	rows := e.images()
-	if len(rows) != 1 || rows[0].Repository != reg.Addr+"/feature" || rows[0].Tag != "v1" || rows[0].ID != img.ConfigDesc.Digest.String() || rows[0].Size == 0 {
+	if len(rows) != 1 || rows[0].Repository != reg.Addr+"/feature" || rows[0].Tag != "v1" || rows[0].ID != img.ConfigDesc.Digest.String() || rows[0].Size == "" || rows[0].Size == "0B" {
 		t.Fatalf("images: %+v", rows)
 	}
 	e.run("tag", ref, "example.com/team/feature:copy")
