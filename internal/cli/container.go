@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine"
-	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/runtime/linux"
 	"github.com/spf13/cobra"
@@ -933,44 +932,6 @@ func newContainerInspectCommand(g *globalOptions) *cobra.Command {
 		}),
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "a Go template over each object")
-	return cmd
-}
-
-// newTopInspectCommand is `berth inspect`: containers first, then images.
-func newTopInspectCommand(g *globalOptions) *cobra.Command {
-	var format, typ string
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] NAME|ID [NAME|ID...]",
-		Short: "Show details of containers or images (JSON)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			var imgs *image.Service // opened at the first image asked for
-			return inspectEach(args, format, func(a string) (any, error) {
-				if typ == "" || typ == "container" {
-					c, err := e.Get(ctx, a)
-					if err == nil {
-						return inspectContainer(ctx, e, c), nil
-					}
-					if typ == "container" || !errors.Is(err, store.ErrNotFound) {
-						return nil, err
-					}
-				}
-				if imgs == nil {
-					var err error
-					if imgs, err = g.images(); err != nil {
-						return nil, err
-					}
-				}
-				o, err := imageInspect(ctx, imgs, a)
-				if err != nil {
-					return nil, fmt.Errorf("no such object: %s", a)
-				}
-				return o, nil
-			})
-		}),
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "a Go template over each object")
-	cmd.Flags().StringVar(&typ, "type", "", "container or image")
 	return cmd
 }
 

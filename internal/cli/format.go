@@ -35,7 +35,7 @@ var templateFuncs = template.FuncMap{
 		return strings.TrimSpace(b.String())
 	},
 	"split":    strings.Split,
-	"join":     strings.Join,
+	"join":     joinAny,
 	"title":    titleCase,
 	"lower":    strings.ToLower,
 	"upper":    strings.ToUpper,
@@ -55,6 +55,24 @@ var headerFuncs = template.FuncMap{
 	"upper":    func(v string) string { return v },
 	"pad":      padSpaces,
 	"truncate": func(v string, _ int) string { return v },
+}
+
+// joinAny is docker's join, which also takes the []any an inspect
+// template sees for a JSON array.
+func joinAny(v any, sep string) (string, error) {
+	switch x := v.(type) {
+	case []string:
+		return strings.Join(x, sep), nil
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = fmt.Sprint(e)
+		}
+		return strings.Join(parts, sep), nil
+	case nil:
+		return "", nil
+	}
+	return "", fmt.Errorf("join: want a list, got %T", v)
 }
 
 // titleCase upper-cases the first letter of each word.

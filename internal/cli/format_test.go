@@ -66,11 +66,11 @@ func TestMakePsRow(t *testing.T) {
 		Mounts:  []engine.MountPoint{{Type: "volume", Name: strings.Repeat("f", 64)}, {Type: "bind", Source: "/srv/data"}}}
 	c.Config.Image = "busybox"
 	r := makePsRow(c, now, true, "0B")
-	if r.ID != strings.Repeat("ab", 6) || r.Command != `"sh -c sleep 1000; e…"` || r.RunningFor != "2 minutes ago" ||
+	if r.ID != strings.Repeat("ab", 6) || r.Command != `"sh -c 'sleep 1000; …"` || r.RunningFor != "2 minutes ago" ||
 		r.Mounts != strings.Repeat("f", 14)+"…,/srv/data" || r.LocalVolumes != "1" {
 		t.Errorf("row: %+v", r)
 	}
-	if r := makePsRow(c, now, false, "0B"); r.ID != c.ID || r.Command != `"sh -c sleep 1000; echo done and more"` || !strings.HasPrefix(r.Mounts, strings.Repeat("f", 64)) {
+	if r := makePsRow(c, now, false, "0B"); r.ID != c.ID || r.Command != `"sh -c 'sleep 1000; echo done and more'"` || !strings.HasPrefix(r.Mounts, strings.Repeat("f", 64)) {
 		t.Errorf("--no-trunc row: %+v", r)
 	}
 }
@@ -92,9 +92,10 @@ func TestPsFilters(t *testing.T) {
 		{[]string{"network=back"}, false},
 		{[]string{"network=back", "network=front"}, true},  // one key: alternatives
 		{[]string{"network=front", "volume=other"}, false}, // two keys: both
-		{[]string{"publish=80"}, true},
+		{[]string{"publish=80"}, false},                    // the host port
+		{[]string{"publish=8080"}, true},
 		{[]string{"publish=80/udp"}, false},
-		{[]string{"publish=79-81/tcp"}, true},
+		{[]string{"publish=8079-8081/tcp"}, true},
 		{[]string{"publish=90"}, false},
 		{[]string{"expose=90"}, true},
 		{[]string{"expose=80"}, true},

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -175,10 +176,27 @@ func statusText(c *engine.Container, now time.Time) string {
 	return s.Status
 }
 
+// portsText is docker's ps Ports: published ports, and while the
+// container runs the ports it exposes without publishing them.
 func portsText(c *engine.Container) string {
 	var out []string
+	published := map[string]bool{}
 	for _, p := range c.NetworkSettings.Ports() {
 		out = append(out, p.String())
+		published[fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol)] = true
+	}
+	if c.State.Running {
+		var exposed []string
+		for ep := range c.Config.ExposedPorts {
+			if !strings.Contains(ep, "/") {
+				ep += "/tcp"
+			}
+			if !published[ep] {
+				exposed = append(exposed, ep)
+			}
+		}
+		sort.Strings(exposed)
+		out = append(exposed, out...)
 	}
 	return strings.Join(out, ", ")
 }
@@ -194,8 +212,16 @@ func networksText(c *engine.Container) string {
 	return strings.Join(out, ",")
 }
 
+// commandText is docker's ps Command: the path and arguments, an
+// argument with a space in single quotes.
 func commandText(c *engine.Container) string {
-	parts := append([]string{c.Path}, c.Args...)
+	parts := []string{c.Path}
+	for _, a := range c.Args {
+		if strings.Contains(a, " ") {
+			a = "'" + a + "'"
+		}
+		parts = append(parts, a)
+	}
 	return strings.Join(parts, " ")
 }
 
@@ -375,15 +401,17 @@ func (pf *psFilters) matchOne(c *engine.Container, k, v string) bool {
 		}
 		return false
 	case "publish", "expose":
+		// publish: the host's side of a published port; expose: the
+		// container's, published or only exposed (docker's rule).
 		lo, hi, proto, _ := parsePortFilter(v)
 		in := func(port int, p string) bool { return port >= lo && port <= hi && p == proto }
 		for _, p := range c.HostConfig.PortBindings {
-			if in(p.ContainerPort, p.Protocol) {
+			if k == "publish" && p.HostPort != 0 && in(p.HostPort, p.Protocol) || k == "expose" && in(p.ContainerPort, p.Protocol) {
 				return true
 			}
 		}
 		for _, p := range c.NetworkSettings.Ports() {
-			if in(p.ContainerPort, p.Protocol) {
+			if k == "publish" && in(p.HostPort, p.Protocol) || k == "expose" && in(p.ContainerPort, p.Protocol) {
 				return true
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -30,8 +31,81 @@ func NewRootCommand() *cobra.Command {
 	root.AddCommand(NewRuntimeCommand("runtime"))
 	addImageCommands(root, &g)
 	addContainerCommands(root, &g)
+	replaceSystemDf(root, &g)
 	refuseUnknownSubcommands(root)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &ExitError{Code: 125, Err: err} })
+	markArgErrors(root)
+	for _, c := range []*cobra.Command{findCommand(root, "create"), findCommand(root, "container", "create")} {
+		createExitsOne(c)
+	}
 	return root
+}
+
+// findCommand is the command at path under root, or nil.
+func findCommand(root *cobra.Command, path ...string) *cobra.Command {
+	c, rest, err := root.Find(path)
+	if err != nil || len(rest) > 0 || c == root {
+		return nil
+	}
+	return c
+}
+
+// createExitsOne gives create's errors docker's status, 1: create shares
+// run's code, where they are 125.
+func createExitsOne(c *cobra.Command) {
+	if c == nil || c.RunE == nil {
+		return
+	}
+	run := c.RunE
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		err := run(cmd, args)
+		var ee *ExitError
+		if errors.As(err, &ee) && ee.Code == 125 {
+			return &ExitError{Code: 1, Err: ee.Err}
+		}
+		return err
+	}
+}
+
+// usageError is a command line with the wrong arguments (their number, or
+// an unknown command): exit status 1, as docker's.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// markArgErrors makes each command's argument check fail with a
+// usageError that names the command, as docker's does.
+func markArgErrors(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		markArgErrors(sub)
+	}
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return usageError{fmt.Errorf("%q: %w\nSee '%s --help'", cmd.CommandPath(), err, cmd.CommandPath())}
+			}
+			return nil
+		}
+	}
+}
+
+// exitCode is docker's exit status for err, returned by cmd: a flag
+// error 125 (any command), run's own errors 125 (its 126, 127 and the
+// container's code come as ExitError), anything else 1.
+func exitCode(cmd *cobra.Command, err error) int {
+	var ee *ExitError
+	var ue usageError
+	switch {
+	case errors.As(err, &ee):
+		return ee.Code
+	case errors.As(err, &ue):
+		return 1
+	case cmd == nil || strings.HasPrefix(err.Error(), "unknown command"):
+		return 1
+	case cmd.Name() == "run" && cmd.HasParent() && (!cmd.Parent().HasParent() || cmd.Parent().Name() == "container"):
+		return 125
+	}
+	return 1
 }
 
 // refuseUnknownSubcommands makes every command group (system, image,
@@ -79,7 +153,7 @@ func Main(args []string) int {
 	syscall.Umask(0o022)
 	root := NewRootCommand()
 	root.SetArgs(args)
-	err := root.Execute()
+	cmd, err := root.ExecuteC()
 	if err == nil {
 		return 0
 	}
@@ -91,5 +165,5 @@ func Main(args []string) int {
 		return ee.Code
 	}
 	fmt.Fprintf(os.Stderr, "berth: %v\n", err)
-	return 125
+	return exitCode(cmd, err)
 }

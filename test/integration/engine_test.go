@@ -165,7 +165,7 @@ func TestEngineLifecycle(t *testing.T) {
 		t.Fatalf("after create: status %q", st)
 	}
 	// Names are unique.
-	if code, _, errOut := e.exitCode("create", "--name", "life", demoImage, "true"); code != 125 || !strings.Contains(errOut, "already in use") {
+	if code, _, errOut := e.exitCode("create", "--name", "life", demoImage, "true"); code != 1 || !strings.Contains(errOut, "already in use") {
 		t.Fatalf("second create of a name: exit %d, %s", code, errOut)
 	}
 	e.run("start", "life")
