@@ -71,6 +71,11 @@ conformance: build
 
 test: deps check unit conformance-quick
 
+# README's command reference, generated from the CLI; `make test` fails
+# while it differs (internal/cli/docs_test.go).
+docs:
+	BERTH_UPDATE_README=1 $(GO) test -count=1 -run 'TestREADMECommandReference$$' ./internal/cli
+
 # The docker parity table (test/integration/parity_test.go) in full:
 # every command line through the docker CLI, against Debian's dockerd on
 # a private root and network namespace, and through berth; it prints
