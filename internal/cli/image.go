@@ -110,23 +110,67 @@ func addImageCommands(root *cobra.Command, g *globalOptions) {
 
 func newPullCommand(g *globalOptions) *cobra.Command {
 	var platform string
-	var quiet bool
+	var quiet, allTags bool
 	cmd := &cobra.Command{
 		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
 		Short: "Download an image from a registry",
 		Args:  cobra.ExactArgs(1),
 		RunE: g.withImages(func(ctx context.Context, s *image.Service, args []string) error {
-			rec, err := pullWithProgress(ctx, s, args[0], platform, quiet)
-			if err != nil {
-				return err
+			names := []string{args[0]}
+			if allTags {
+				var err error
+				if names, err = g.allTags(ctx, args[0]); err != nil {
+					return err
+				}
 			}
-			fmt.Println(rec.Name)
+			for _, n := range names {
+				rec, err := pullWithProgress(ctx, s, n, platform, quiet)
+				if err != nil {
+					return err
+				}
+				fmt.Println(rec.Name)
+			}
 			return nil
 		}),
 	}
 	cmd.Flags().StringVar(&platform, "platform", "", "os/arch[/variant] to pull from a multi-platform image (default: this host's)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the image name")
+	cmd.Flags().BoolVarP(&allTags, "all-tags", "a", false, "pull every tag of the repository")
 	return cmd
+}
+
+// allTags names every tag of the repository name names (which must not
+// name a tag or digest itself, as with docker), sorted.
+func (g *globalOptions) allTags(ctx context.Context, name string) ([]string, error) {
+	last := name[strings.LastIndex(name, "/")+1:]
+	if strings.ContainsAny(last, ":@") {
+		return nil, fmt.Errorf("tag can't be used with --all-tags/-a")
+	}
+	ref, err := reference.Parse(name)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := g.registryClient()
+	if err != nil {
+		return nil, err
+	}
+	tags, err := reg.ListTags(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if len(tags) == 0 {
+		return nil, fmt.Errorf("%s: the repository has no tags", ref.Name())
+	}
+	sort.Strings(tags)
+	var names []string
+	for _, t := range tags {
+		tagged, err := ref.WithTag(t)
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, tagged.String())
+	}
+	return names, nil
 }
 
 // pullWithProgress pulls, showing progress on stderr (lines in a pipe, a
