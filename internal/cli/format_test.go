@@ -4,6 +4,7 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +132,18 @@ func TestTemplateFuncs(t *testing.T) {
 	}
 	if humanSize(1984000, 4) != "1.984MB" || humanSize(0, 3) != "0B" || humanSize(999, 3) != "999B" {
 		t.Errorf("humanSize: %s %s", humanSize(1984000, 4), humanSize(999, 3))
+	}
+}
+
+func TestErrorText(t *testing.T) {
+	for in, want := range map[string]string{
+		"volume pv is used by container(s) 1f72041aadf3: remove them first: volume is in use":              "volume pv is used by container(s) 1f72041aadf3: remove them first",
+		`the container name "x" is already in use: container name is already in use (remove or rename it)`: `the container name "x" is already in use (remove or rename it)`,
+		"no such volume: a\ninvalid volume name \"b/c\": only these: invalid argument":                     "no such volume: a\ninvalid volume name \"b/c\": only these",
+		"open /x: no such file or directory":                                                               "open /x: no such file or directory",
+	} {
+		if got := errorText(errors.New(in)); got != want {
+			t.Errorf("errorText(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -414,7 +414,7 @@ func filterImages(rows []imageInfo, filters []string, created func(string) (time
 			// Every berth image has a name: none is dangling.
 			keep = func(imageInfo) bool { return v == "false" }
 		default:
-			return nil, fmt.Errorf("filter %q: unknown filter %q (reference, before, since, label, dangling)", f, k)
+			return nil, fmt.Errorf("invalid filter %q (images knows reference, before, since, label, dangling)", k)
 		}
 		var out []imageInfo
 		for _, r := range rows {

@@ -160,10 +160,31 @@ func Main(args []string) int {
 	var ee *ExitError
 	if errors.As(err, &ee) {
 		if ee.Err != nil {
-			fmt.Fprintf(os.Stderr, "berth: %v\n", ee.Err)
+			fmt.Fprintf(os.Stderr, "berth: %s\n", errorText(ee.Err))
 		}
 		return ee.Code
 	}
-	fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+	fmt.Fprintf(os.Stderr, "berth: %s\n", errorText(err))
 	return exitCode(cmd, err)
+}
+
+// kindSuffixes are the generic kinds errors carry for errors.Is (the
+// engine's, the network manager's), which the message before them
+// already says: "volume pv is used by container(s) ...: volume is in
+// use" is printed without its last part.
+var kindSuffixes = []string{": invalid argument", ": invalid container state", ": invalid network configuration",
+	": volume is in use", ": network is in use", ": container name is already in use"}
+
+// errorText is err's message as berth prints it: each line without a
+// kind its words already give.
+func errorText(err error) string {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		for _, k := range kindSuffixes {
+			l = strings.ReplaceAll(l, k+" (", " (")
+			l = strings.TrimSuffix(l, k)
+		}
+		lines[i] = l
+	}
+	return strings.Join(lines, "\n")
 }

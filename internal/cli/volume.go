@@ -128,7 +128,7 @@ func newVolumeLsCommand(g *globalOptions) *cobra.Command {
 						got, has := v.Labels[lk]
 						keep = keep && has && (!hasV || got == lv)
 					default:
-						return fmt.Errorf("--filter %q: berth knows dangling, name and label", f)
+						return fmt.Errorf("invalid filter %q (volume ls knows dangling, name, label)", k)
 					}
 				}
 				if keep {
