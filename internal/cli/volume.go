@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 
 	"github.com/berth-dev/berth/internal/engine"
@@ -204,29 +203,6 @@ func newVolumePruneCommand(g *globalOptions) *cobra.Command {
 }
 
 // systemInfo is `berth info`.
-type systemInfo struct {
-	ServerVersion     string `json:"ServerVersion"`
-	Containers        int    `json:"Containers"`
-	ContainersRunning int    `json:"ContainersRunning"`
-	ContainersPaused  int    `json:"ContainersPaused"`
-	ContainersStopped int    `json:"ContainersStopped"`
-	Images            int    `json:"Images"`
-	Volumes           int    `json:"Volumes"`
-	Driver            string `json:"Driver"`
-	LoggingDriver     string `json:"LoggingDriver"`
-	CgroupVersion     string `json:"CgroupVersion"`
-	Isolation         string `json:"DefaultIsolation"`
-	KernelVersion     string `json:"KernelVersion"`
-	OperatingSystem   string `json:"OperatingSystem"`
-	OSType            string `json:"OSType"`
-	Architecture      string `json:"Architecture"`
-	NCPU              int    `json:"NCPU"`
-	MemTotal          int64  `json:"MemTotal"`
-	RootDir           string `json:"BerthRootDir"`
-	StateDir          string `json:"BerthStateDir"`
-	SecurityOptions   []string
-}
-
 func cgroupVersion() string {
 	var st unix.Statfs_t
 	if unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
@@ -246,64 +222,4 @@ func osRelease() string {
 		}
 	}
 	return "linux"
-}
-
-func newInfoCommand(g *globalOptions) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "info [OPTIONS]",
-		Short: "Show system-wide information",
-		Args:  cobra.NoArgs,
-		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
-			list, err := e.List(ctx)
-			if err != nil {
-				return err
-			}
-			var uts unix.Utsname
-			unix.Uname(&uts)
-			var si unix.Sysinfo_t
-			unix.Sysinfo(&si)
-			info := systemInfo{ServerVersion: Version, Containers: len(list), Driver: "overlay (a directory per layer)",
-				LoggingDriver: "json-file", CgroupVersion: cgroupVersion(), Isolation: "linux",
-				KernelVersion: unix.ByteSliceToString(uts.Release[:]), OperatingSystem: osRelease(), OSType: "linux",
-				Architecture: runtime.GOARCH, NCPU: runtime.NumCPU(), MemTotal: int64(si.Totalram) * int64(si.Unit),
-				RootDir: g.root, StateDir: g.state, SecurityOptions: []string{"name=seccomp,profile=builtin", "name=no-new-privileges-capable"}}
-			for _, c := range list {
-				switch c.State.Status {
-				case engine.StatusRunning, engine.StatusRestarting:
-					info.ContainersRunning++
-				case engine.StatusPaused:
-					info.ContainersPaused++
-				default:
-					info.ContainersStopped++
-				}
-			}
-			if imgs, err := g.images(); err == nil {
-				if recs, err := imgs.List(ctx); err == nil {
-					ids := map[string]bool{}
-					for _, r := range recs {
-						ids[r.ID()] = true
-					}
-					info.Images = len(ids)
-				}
-			}
-			if vols, _, err := e.Volumes(ctx); err == nil {
-				info.Volumes = len(vols)
-			}
-			if format == "json" {
-				format = "{{json .}}"
-			}
-			if format != "" {
-				return printInspect([]any{info}, format)
-			}
-			fmt.Printf("Server Version: %s\nContainers: %d\n Running: %d\n Paused: %d\n Stopped: %d\nImages: %d\nVolumes: %d\n",
-				info.ServerVersion, info.Containers, info.ContainersRunning, info.ContainersPaused, info.ContainersStopped, info.Images, info.Volumes)
-			fmt.Printf("Storage Driver: %s\nLogging Driver: %s\nCgroup Version: %s\nDefault Isolation: %s\n", info.Driver, info.LoggingDriver, info.CgroupVersion, info.Isolation)
-			fmt.Printf("Kernel Version: %s\nOperating System: %s\nArchitecture: %s\nCPUs: %d\nTotal Memory: %.2f GiB\n", info.KernelVersion, info.OperatingSystem, info.Architecture, info.NCPU, float64(info.MemTotal)/(1<<30))
-			fmt.Printf("Berth Root Dir: %s\nBerth State Dir: %s\n", info.RootDir, info.StateDir)
-			return nil
-		}),
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "json or a Go template")
-	return cmd
 }
