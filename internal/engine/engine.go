@@ -42,6 +42,11 @@ type Options struct {
 	// <State>/runtime: see RuntimeRoot). The engine never imports a
 	// driver package.
 	Driver runtime.Driver
+	// Reap: the caller is long-lived (berth serve), so the processes it
+	// starts and lets go (monitors, the name server) are waited for in
+	// the background rather than released, which would leave each a
+	// zombie until the caller exits.
+	Reap bool
 }
 
 // RuntimeRoot is where, under state, the Linux driver keeps its state.
@@ -88,6 +93,9 @@ func Open(opts Options) (*Engine, error) {
 	}
 	return &Engine{opts: opts, db: db, images: opts.Images, snapshots: opts.Images.Snapshots(), driver: opts.Driver, events: openJournal(opts.Root)}, nil
 }
+
+// Root is the engine's persistent root directory.
+func (e *Engine) Root() string { return e.opts.Root }
 
 // Close releases the store.
 func (e *Engine) Close() error { return e.db.Close() }

@@ -460,7 +460,7 @@ func TestEngineMoreCp(t *testing.T) {
 		{[]string{"cp", "cpc:/a", "cpc:/b"}, "between containers"},
 	} {
 		if code, _, errOut := e.exitCode(tc.args...); code != 1 || !strings.Contains(errOut, tc.msg) {
-			t.Errorf("berth %s: exit %d %q, want 125 and %q", strings.Join(tc.args, " "), code, errOut, tc.msg)
+			t.Errorf("berth %s: exit %d %q, want 1 and %q", strings.Join(tc.args, " "), code, errOut, tc.msg)
 		}
 	}
 
