@@ -75,7 +75,7 @@ var paritySetup = [][]string{
 	{"network", "create", "--label", "purpose=parity", "pnet"},
 	{"create", "--name", "pcreated", "-l", "tier=db", pImage, "true"},
 	{"run", "--name", "pexit", "-l", "tier=batch", pImage, "sh", "-c", "echo bye; echo oops >&2; exit 3"},
-	{"run", "-d", "--name", "prun", "-l", "tier=web", "-l", "com.example.my-key=v", "-v", "pvol:/data", "-p", "80", pImage, "sleep", "1000"},
+	{"run", "-d", "--name", "prun", "-l", "tier=web", "-l", "com.example.my-key=v", "-v", "pvol:/data", "-p", "80", "--expose", "90", pImage, "sleep", "1000"},
 	{"run", "-d", "--name", "pnet1", "--network", "pnet", pImage, "sleep", "1000"},
 }
 
@@ -121,6 +121,9 @@ var parityCases = []parityCase{
 	pcase(pText, "ps", "-a", "--filter", "publish=80/udp", "--format", "{{.Names}}"),
 	pcase(pText, "ps", "-a", "--filter", "expose=80", "--format", "{{.Names}}"),
 	pcase(pText, "ps", "-a", "--filter", "expose=70-90/tcp", "--format", "{{.Names}}"),
+	pcase(pText, "ps", "-a", "--filter", "expose=90", "--format", "{{.Names}}"),
+	pcase(pText, "ps", "-a", "--filter", "publish=90", "--format", "{{.Names}}"),
+	pcase(pText, "ps", "--filter", "name=pnet1", "--format", "{{.Ports}}|{{.Networks}}|{{.Mounts}}"),
 	pcase(pText, "ps", "-a", "--filter", "health=none", "--format", "{{.Names}}"),
 	pcase(pText, "ps", "-a", "--filter", "health=healthy", "--format", "{{.Names}}"),
 	pcase(pText, "ps", "-a", "--filter", "before=prun", "--format", "{{.Names}}").q(),
