@@ -20,6 +20,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/engine/spec"
+	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/runtime/linux"
 	"github.com/spf13/cobra"
@@ -833,10 +834,16 @@ func newStartCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
+// errSkip from eachContainer's fn: nothing to print for that argument,
+// and no failure.
+var errSkip = errors.New("skipped")
+
 func eachContainer(args []string, fn func(a string) error) error {
 	var errs []error
 	for _, a := range args {
-		if err := fn(a); err != nil {
+		if err := fn(a); errors.Is(err, errSkip) {
+			continue
+		} else if err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -929,7 +936,15 @@ func newRmCommand(g *globalOptions) *cobra.Command {
 		Short:   "Remove containers",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			return eachContainer(args, func(a string) error { return e.Remove(context.WithoutCancel(ctx), a, o) })
+			return eachContainer(args, func(a string) error {
+				err := e.Remove(context.WithoutCancel(ctx), a, o)
+				if o.Force && errors.Is(err, store.ErrNotFound) {
+					// docker's rm -f: said, but not a failure.
+					fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+					return errSkip
+				}
+				return err
+			})
 		}),
 	}
 	cmd.Flags().BoolVarP(&o.Force, "force", "f", false, "kill a running container first")
