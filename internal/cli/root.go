@@ -29,6 +29,7 @@ func NewRootCommand() *cobra.Command {
 	var g globalOptions
 	g.register(root)
 	root.AddCommand(NewRuntimeCommand("runtime"))
+	root.AddCommand(newVersionCommand())
 	addImageCommands(root, &g)
 	addContainerCommands(root, &g)
 	replaceSystemDf(root, &g)

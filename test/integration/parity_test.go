@@ -267,6 +267,11 @@ var parityCases = []parityCase{
 	pcase(pText, "network", "inspect", "--format", `{{lower .Name}} {{join (split .Name "n") "-"}}`, "pnet"),
 	pcase(pText, "info", "--format", "{{pad .OSType 1 1}}|{{truncate .OSType 3}}"),
 
+	pcase(pHeader, "version").q(),
+	pcase(pShape, "version", "--format", "json").d(2),
+	pcase(pText, "version", "--format", "{{.Client.Os}}/{{.Client.Arch}} {{.Server.Os}} {{.Client.Context}}"),
+	pcase(pExit, "version", "extra"),
+
 	// exit codes and errors of every verb
 	pcase(pExit, "start", "nosuch").q(),
 	pcase(pExit, "stop", "nosuch").q(),
