@@ -402,9 +402,10 @@ func runParity(cmd *exec.Cmd) parityResult {
 }
 
 // privateDockerd starts Debian's dockerd on its own root, exec-root,
-// pidfile, socket and cgroup parent, in a network namespace of its own
-// (so its bridge, ports and firewall never touch the host's), and gives
-// a function that runs the docker CLI against it.
+// pidfile, socket, configuration and cgroup parent, in a network
+// namespace of its own (so its bridge, ports and firewall never touch the
+// host's) and a mount namespace of its own, and gives a function that
+// runs the docker CLI against it, and the CLI's major version.
 func privateDockerd(t *testing.T) (parityCLI, int) {
 	dockerd, err := exec.LookPath("dockerd")
 	if err != nil {
@@ -426,11 +427,21 @@ func privateDockerd(t *testing.T) (parityCLI, int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("unshare", "--net", "--", dockerd,
-		"--data-root", filepath.Join(dir, "root"), "--exec-root", filepath.Join(dir, "exec"),
-		"--pidfile", filepath.Join(dir, "docker.pid"), "--host", "unix://"+sock,
-		"--cgroup-parent", "/"+filepath.Base(dir), "--iptables=false", "--ip6tables=false", "--ip-masq=false",
-		"--storage-driver", "overlay2", "--log-level", "warn")
+	// Its own configuration file (no host daemon.json), and a mount
+	// namespace of its own with a fresh /run (its plugin directory) and
+	// /etc/docker (where 20.10 writes a key.json; Debian's docker-registry
+	// makes the directory), so nothing it mounts or writes outside dir
+	// reaches the host.
+	conf := filepath.Join(dir, "daemon.json")
+	if err := os.WriteFile(conf, []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--config-file", conf, "--data-root", filepath.Join(dir, "root"), "--exec-root", filepath.Join(dir, "exec"),
+		"--pidfile", filepath.Join(dir, "docker.pid"), "--host", "unix://" + sock,
+		"--cgroup-parent", "/" + filepath.Base(dir), "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+		"--storage-driver", "overlay2", "--log-level", "warn"}
+	script := `mount -t tmpfs tmpfs /run && { [ ! -d /etc/docker ] || mount -t tmpfs tmpfs /etc/docker; } && exec "$@"`
+	cmd := exec.Command("unshare", append([]string{"--net", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", dockerd}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -465,6 +476,11 @@ func privateDockerd(t *testing.T) (parityCLI, int) {
 			}
 		}
 		os.RemoveAll(dir)
+		// dockerd leaves its cgroup parent, empty, in every hierarchy.
+		cgroups, _ := filepath.Glob("/sys/fs/cgroup/*/" + filepath.Base(dir))
+		for _, cg := range append(cgroups, "/sys/fs/cgroup/"+filepath.Base(dir)) {
+			removeCgroupTree(cg)
+		}
 	})
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		if r := cli("version", "--format", "{{.Server.Version}}"); r.code == 0 {
@@ -489,6 +505,20 @@ func privateDockerd(t *testing.T) (parityCLI, int) {
 		t.Fatalf("docker CLI version %q", major)
 	}
 	return cli, n
+}
+
+// removeCgroupTree removes an empty cgroup and its empty children.
+func removeCgroupTree(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			removeCgroupTree(filepath.Join(dir, e.Name()))
+		}
+	}
+	syscall.Rmdir(dir)
 }
 
 func TestDockerParity(t *testing.T) {
