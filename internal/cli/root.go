@@ -36,8 +36,9 @@ func NewRootCommand() *cobra.Command {
 	refuseUnknownSubcommands(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &ExitError{Code: 125, Err: err} })
 	markArgErrors(root)
-	for _, c := range []*cobra.Command{findCommand(root, "create"), findCommand(root, "container", "create")} {
-		createExitsOne(c)
+	for _, c := range []*cobra.Command{findCommand(root, "create"), findCommand(root, "container", "create"),
+		findCommand(root, "start"), findCommand(root, "container", "start")} {
+		exitsOne(c)
 	}
 	return root
 }
@@ -51,9 +52,10 @@ func findCommand(root *cobra.Command, path ...string) *cobra.Command {
 	return c
 }
 
-// createExitsOne gives create's errors docker's status, 1: create shares
-// run's code, where they are 125.
-func createExitsOne(c *cobra.Command) {
+// exitsOne gives create's and start's own errors docker's status, 1:
+// they share run's code, where a failure is 125, 126 or 127 (a
+// container's own exit, which start -a passes on, carries no error).
+func exitsOne(c *cobra.Command) {
 	if c == nil || c.RunE == nil {
 		return
 	}
@@ -61,7 +63,7 @@ func createExitsOne(c *cobra.Command) {
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		err := run(cmd, args)
 		var ee *ExitError
-		if errors.As(err, &ee) && ee.Code == 125 {
+		if errors.As(err, &ee) && ee.Err != nil && ee.Code >= 125 {
 			return &ExitError{Code: 1, Err: ee.Err}
 		}
 		return err
