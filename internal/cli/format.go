@@ -213,21 +213,6 @@ func labelHeader(key string) string {
 	return strings.NewReplacer("-", " ", "_", " ").Replace(parts[len(parts)-1])
 }
 
-// printTemplate writes each row through a --format template, a line each.
-func printTemplate[T any](name, format string, rows []T) error {
-	t, err := parseFormat(name, format)
-	if err != nil {
-		return err
-	}
-	for _, r := range rows {
-		if err := t.Execute(os.Stdout, r); err != nil {
-			return err
-		}
-		fmt.Println()
-	}
-	return nil
-}
-
 // inspectEach prints what get finds for each argument (printInspect),
 // then reports the arguments it did not find.
 func inspectEach(args []string, format string, get func(string) (any, error)) error {

@@ -270,6 +270,9 @@ var parityCases = []parityCase{
 	pcase(pText, "network", "inspect", "--format", `{{lower .Name}} {{join (split .Name "n") "-"}}`, "pnet"),
 	pcase(pText, "info", "--format", "{{pad .OSType 1 1}}|{{truncate .OSType 3}}"),
 
+	pcase(pHeader, "image", "history", "--format", `table {{.ID}}\t{{.CreatedBy}}\t{{.Size}}\t{{.CreatedSince}}\t{{.CreatedAt}}\t{{.Comment}}`, pImage),
+	pcase(pText, "image", "history", "--format", `{{.CreatedBy}}\t{{.Size}}`, pImage),
+	pcase(pHeader, "stats", "--no-stream", "--format", `table {{.Name}}\t{{.Container}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}\t{{.ID}}`, "prun"),
 	pcase(pHeader, "version").q(),
 	pcase(pShape, "version", "--format", "json").d(2),
 	pcase(pText, "version", "--format", "{{.Client.Os}}/{{.Client.Arch}} {{.Server.Os}} {{.Client.Context}}"),
@@ -600,7 +603,7 @@ func compareParity(pc parityCase, d, b parityResult) string {
 	case pHeader:
 		dh, bh := headerColumns(d.stdout), headerColumns(b.stdout)
 		if !slices.Equal(dh, bh) {
-			return fmt.Sprintf("pHeader %q, docker's %q", bh, dh)
+			return fmt.Sprintf("header %q, docker's %q", bh, dh)
 		}
 	case pText:
 		if d.stdout != b.stdout {
