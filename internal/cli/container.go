@@ -1094,26 +1094,6 @@ func (f *flushWriter) Write(p []byte) (int, error) {
 
 var _ io.Writer = (*flushWriter)(nil)
 
-func newContainerInspectCommand(g *globalOptions) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Show details of containers (JSON)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			return inspectEach(args, format, func(a string) (any, error) {
-				c, err := e.Get(ctx, a)
-				if err != nil {
-					return nil, err
-				}
-				return inspectContainer(ctx, e, c), nil
-			})
-		}),
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "a Go template over each object")
-	return cmd
-}
-
 func newContainerPruneCommand(g *globalOptions) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{

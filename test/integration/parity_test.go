@@ -183,6 +183,9 @@ var parityCases = []parityCase{
 	// container inspect
 	pcase(pShape, "inspect", "prun").d(1).q(),
 	pcase(pShape, "container", "inspect", "pexit").d(1),
+	pcase(pShape, "inspect", "-s", "prun").d(1),
+	pcase(pText, "ps", "-a", "--filter", "name=pcreated", "--format", "{{.Size}}"),
+	pcase(pText, "ps", "-a", "-s", "--filter", "name=pcreated", "--format", "{{.Names}} {{.Size}}"),
 	pcase(pText, "inspect", "--format", "{{.Name}}", "prun").q(),
 	pcase(pText, "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "pexit").q(),
 	pcase(pText, "inspect", "--format", "{{json .Config.Labels}}", "prun"),
