@@ -18,6 +18,7 @@ import (
 	"github.com/berth-dev/berth/internal/dockerapi"
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/image/remote"
 	"github.com/berth-dev/berth/internal/runtime/linux"
 	"github.com/spf13/cobra"
 )
@@ -32,12 +33,17 @@ func newServeCommand(g *globalOptions) *cobra.Command {
 		Short: "Serve the Docker Engine API on a unix socket (the socket is root-equivalent)",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			s, err := g.images()
+			// Pulls use a request's X-Registry-Auth before the
+			// server's own credentials.
+			cfg, err := remote.LoadConfig(g.registryConfig)
 			if err != nil {
-				s, err = image.Open(image.Options{Root: g.root, InUse: g.inUse})
-				if err != nil {
-					return err
-				}
+				return err
+			}
+			reg := remote.New(remote.Options{Registries: cfg.Registries, CertsDir: g.certsDir, UserAgent: "berth/" + Version,
+				Credentials: dockerapi.RequestCredentials{Fallback: keychainCredentials{g.keychain()}}})
+			s, err := image.Open(image.Options{Root: g.root, Registry: reg, InUse: g.inUse})
+			if err != nil {
+				return err
 			}
 			e, err := engine.Open(engine.Options{Root: g.root, State: g.state, Images: s,
 				Driver: linux.NewDriver(engine.RuntimeRoot(g.state)), Reap: true})

@@ -78,8 +78,21 @@ func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	f, err := filters(r)
+	if err != nil {
+		return err
+	}
 	out := []mobynet.Inspect{}
 	for _, n := range nets {
+		typ := "custom"
+		if n.Default {
+			typ = "builtin"
+		}
+		if !matchLabels(n.Labels, f["label"]) || !anyOf(f["name"], func(v string) bool { return strings.Contains(n.Name, v) }) ||
+			!anyOf(f["id"], func(v string) bool { return strings.HasPrefix(n.ID, v) }) || !anyOf(f["driver"], func(v string) bool { return v == n.Driver }) ||
+			!anyOf(f["type"], func(v string) bool { return v == typ }) {
+			continue
+		}
 		out = append(out, s.views.Network(r.Context(), s.e, n))
 	}
 	return writeJSON(w, http.StatusOK, out)
@@ -111,12 +124,21 @@ func (s *Server) inspectNetwork(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listVolumes(w http.ResponseWriter, r *http.Request) error {
-	vols, _, err := s.e.Volumes(r.Context())
+	vols, users, err := s.e.Volumes(r.Context())
+	if err != nil {
+		return err
+	}
+	f, err := filters(r)
 	if err != nil {
 		return err
 	}
 	out := volume.ListResponse{Volumes: []volume.Volume{}, Warnings: []string{}}
 	for _, v := range vols {
+		dangling := len(users[v.Name]) == 0
+		if !matchLabels(v.Labels, f["label"]) || !anyOf(f["name"], func(x string) bool { return strings.Contains(v.Name, x) }) ||
+			!anyOf(f["dangling"], func(x string) bool { return (x == "true" || x == "1") == dangling }) {
+			continue
+		}
 		out.Volumes = append(out.Volumes, s.views.Volume(v))
 	}
 	return writeJSON(w, http.StatusOK, out)
@@ -131,4 +153,29 @@ func (s *Server) inspectVolume(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, s.views.Volume(v))
+}
+
+// anyOf: no values, or one of them matches.
+func anyOf(vals []string, ok func(string) bool) bool {
+	if len(vals) == 0 {
+		return true
+	}
+	for _, v := range vals {
+		if ok(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchLabels: every "k" or "k=v" holds.
+func matchLabels(labels map[string]string, want []string) bool {
+	for _, l := range want {
+		k, v, hasV := strings.Cut(l, "=")
+		got, ok := labels[k]
+		if !ok || hasV && got != v {
+			return false
+		}
+	}
+	return true
 }

@@ -58,6 +58,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	pending map[string][]*attachment // by container ID: attaches held until its start
+	execs   map[string]*execRecord
 }
 
 // Views are the docker-shaped views of berth's objects: the CLI's inspect
@@ -73,7 +74,7 @@ type Views struct {
 
 // New returns the API over e; version is berth's own, for /version.
 func New(e *engine.Engine, version string, log *slog.Logger, views Views) *Server {
-	s := &Server{e: e, version: version, log: log, views: views, mux: http.NewServeMux(), pending: map[string][]*attachment{}}
+	s := &Server{e: e, version: version, log: log, views: views, mux: http.NewServeMux(), pending: map[string][]*attachment{}, execs: map[string]*execRecord{}}
 	s.routes()
 	return s
 }
@@ -127,6 +128,7 @@ func (s *Server) routes() {
 	h("HEAD /_ping", s.ping)
 	h("GET /version", s.versionInfo)
 	h("GET /info", s.info)
+	h("GET /events", s.systemEvents)
 
 	h("GET /containers/json", s.listContainers)
 	h("POST /containers/create", s.createContainer)
@@ -141,15 +143,30 @@ func (s *Server) routes() {
 	h("POST /containers/{id}/rename", s.renameContainer)
 	h("GET /containers/{id}/logs", s.containerLogs)
 	h("POST /containers/{id}/attach", s.attachContainer)
+	h("POST /containers/{id}/exec", s.createExec)
+	h("POST /exec/{id}/start", s.startExec)
+	h("GET /exec/{id}/json", s.inspectExec)
+	h("POST /exec/{id}/resize", s.resizeExec)
+	h("POST /containers/{id}/resize", s.resizeContainer)
 	h("DELETE /containers/{id}", s.removeContainer)
 
 	h("GET /images/json", s.listImages)
+	h("POST /images/create", s.pullImage)
 	h("GET /images/{rest...}", s.imageGet)
+	h("POST /images/{rest...}", s.imagePost)
+	h("DELETE /images/{rest...}", s.removeImage)
+	h("GET /containers/{id}/stats", s.containerStats)
 
 	h("GET /networks", s.listNetworks)
 	h("GET /networks/{id}", s.inspectNetwork)
+	h("POST /networks/create", s.createNetwork)
+	h("DELETE /networks/{id}", s.removeNetwork)
+	h("POST /networks/{id}/connect", s.connectNetwork)
+	h("POST /networks/{id}/disconnect", s.disconnectNetwork)
 	h("GET /volumes", s.listVolumes)
 	h("GET /volumes/{name}", s.inspectVolume)
+	h("POST /volumes/create", s.createVolume)
+	h("DELETE /volumes/{name}", s.removeVolume)
 
 	// What a dockerd outside a swarm answers.
 	for _, p := range []string{"/swarm", "/nodes", "/services", "/tasks", "/secrets", "/configs"} {
@@ -253,4 +270,9 @@ func filters(r *http.Request) (map[string][]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// contextUntil is ctx ending at t too.
+func contextUntil(ctx context.Context, t time.Time) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(ctx, t)
 }

@@ -423,7 +423,9 @@ func (m *Manager) removeLocked(c *Config) error {
 	if c.Bridge != "" && !bridgeInUse(c.Bridge) {
 		exec.Command("ip", "link", "del", c.Bridge).Run()
 	}
-	os.RemoveAll(filepath.Join(m.dir, "ipam", c.Name))
+	if !c.Default {
+		os.RemoveAll(filepath.Join(m.dir, "ipam", c.Name))
+	}
 	return nil
 }
 
@@ -438,6 +440,23 @@ func (m *Manager) RemoveAll(ctx context.Context) error {
 		}
 		return errors.Join(append(errs, m.syncRules(nil))...)
 	})
+}
+
+// SharedLeaseDir holds the default network's leases (host-local's
+// dataDir, CNI's conventional one): every root's default network is the
+// one bridge berth0 with the one subnet, so they must draw addresses from
+// one pool. With a pool per root, two roots (a second installation, tests
+// beside each other) handed out the same address on the same bridge, and
+// traffic went to whichever container answered ARP first. host-local
+// locks the pool for each allocation, across processes.
+var SharedLeaseDir = "/var/lib/cni/networks"
+
+// leaseDir is host-local's dataDir for c.
+func (m *Manager) leaseDir(c *Config) string {
+	if c.Default {
+		return SharedLeaseDir
+	}
+	return filepath.Join(m.dir, "ipam")
 }
 
 // conflist is the CNI configuration of a network for one attachment: the
@@ -457,7 +476,7 @@ func (m *Manager) conflist(c *Config, ports, mac bool) ([]byte, error) {
 		ranges = append(ranges, rng(c.Subnet6, c.Gateway6, c.IPRange6))
 		routes = append(routes, map[string]string{"dst": "::/0"})
 	}
-	ipam := map[string]any{"type": "host-local", "ranges": ranges, "dataDir": filepath.Join(m.dir, "ipam")}
+	ipam := map[string]any{"type": "host-local", "ranges": ranges, "dataDir": m.leaseDir(c)}
 	if !c.Internal {
 		ipam["routes"] = routes
 	}
@@ -618,7 +637,11 @@ func (m *Manager) Detach(ctx context.Context, containerID, netnsPath string, ep 
 // Leases lists the addresses host-local holds for a network (for tests
 // and cleanup checks).
 func (m *Manager) Leases(name string) ([]string, error) {
-	ents, err := os.ReadDir(filepath.Join(m.dir, "ipam", name))
+	dir := filepath.Join(m.dir, "ipam")
+	if Canonical(name) == DefaultName {
+		dir = SharedLeaseDir
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, Canonical(name)))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

@@ -8,6 +8,7 @@
 //	<root>/networks/<name>.json       a network's record (driver, subnet, bridge, options)
 //	<root>/networks/lock              taken while networks are created or removed
 //	<root>/networks/ipam/             host-local's leases, one directory per network
+//	/var/lib/cni/networks/berth/      the default network's, shared by every root (SharedLeaseDir)
 //	<root>/networks/cache/            libcni's results, so DEL works without the namespace
 //
 // Leases and results live under the persistent root (not /run): after a

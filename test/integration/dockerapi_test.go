@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/internal/image/registrytest"
 )
 
 // serveDocker starts `berth serve` on a socket of the test's and returns
@@ -127,6 +130,23 @@ func TestDockerAPICLI(t *testing.T) {
 			if got := ok("inspect", "-f", "{{.Name}} {{.State.Status}} {{index .Config.Labels \"tier\"}}", "web"); strings.TrimSpace(got) != "/web running front" {
 				t.Errorf("docker inspect: %q", got)
 			}
+			// exec: output, exit code, stdin, a missing command.
+			if out, errOut, code := d("exec", "web", "sh", "-c", "echo in-exec; echo err >&2; exit 5"); out != "in-exec\n" || errOut != "err\n" || code != 5 {
+				t.Errorf("docker exec (exit 5): %q %q %d", out, errOut, code)
+			}
+			ex := exec.Command(docker, "exec", "-i", "web", "tr", "a-z", "A-Z")
+			ex.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+t.TempDir())
+			ex.Stdin = strings.NewReader("piped\n")
+			if out, err := ex.Output(); err != nil || string(out) != "PIPED\n" {
+				t.Errorf("docker exec -i: %q %v", out, err)
+			}
+			if _, errOut, code := d("exec", "web", "no-such-command"); code != 127 || !strings.Contains(errOut, "no-such-command") {
+				t.Errorf("docker exec of a missing command: exit %d, %s", code, errOut)
+			}
+			// events: the journal, replayed with since/until and filtered.
+			if got := ok("events", "--since", "5m", "--until", fmt.Sprint(time.Now().Add(time.Second).Unix()), "--filter", "container="+id, "--filter", "event=start", "--format", "{{.Action}} {{.Actor.Attributes.name}}"); strings.TrimSpace(got) != "start web" {
+				t.Errorf("docker events: %q", got)
+			}
 			ok("stop", "-t", "1", "web")
 			if got := strings.TrimSpace(ok("wait", "web")); got != "137" {
 				t.Errorf("docker wait after stop: %q", got)
@@ -160,6 +180,38 @@ func TestDockerAPICLI(t *testing.T) {
 				t.Errorf("after docker run: %q", got)
 			}
 			ok("rm", "kept")
+			// Networks and volumes: create, use, connect, remove.
+			ok("network", "create", "--label", "app=t", "apinet")
+			if got := ok("network", "ls", "--filter", "label=app=t", "--format", "{{.Name}}"); strings.TrimSpace(got) != "apinet" {
+				t.Errorf("docker network ls --filter label: %q", got)
+			}
+			ok("volume", "create", "--label", "app=t", "apivol")
+			if got := ok("volume", "ls", "--filter", "label=app=t", "--format", "{{.Name}}"); strings.TrimSpace(got) != "apivol" {
+				t.Errorf("docker volume ls --filter label: %q", got)
+			}
+			ok("run", "-d", "--name", "svc", "--network", "apinet", "-v", "apivol:/data", "berth-demo/busybox", "sh", "-c", "echo saved > /data/f; sleep 100")
+			ok("run", "-d", "--name", "other", "berth-demo/busybox", "sleep", "100")
+			ok("network", "connect", "--alias", "friend", "apinet", "other")
+			if out, _, _ := d("exec", "other", "nslookup", "svc"); !strings.Contains(out, "Address") || !strings.Contains(out, "svc") {
+				t.Errorf("a connected container does not find svc by name: %q", out)
+			}
+			ok("network", "disconnect", "apinet", "other")
+			if got := ok("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "svc"); !strings.HasPrefix(strings.TrimSpace(got), "svc ") {
+				t.Errorf("docker stats --no-stream: %q", got)
+			}
+			if _, errOut, code := d("network", "rm", "apinet"); code == 0 {
+				t.Errorf("docker network rm of a network in use: exit 0 %s", errOut)
+			}
+			ok("rm", "-f", "svc", "other")
+			ok("network", "rm", "apinet")
+			ok("volume", "rm", "apivol")
+			ok("tag", "berth-demo/busybox", "example.test/copy:v1")
+			if got := ok("images", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(got, "example.test/copy:v1") {
+				t.Errorf("after docker tag: %q", got)
+			}
+			if got := ok("rmi", "example.test/copy:v1"); !strings.Contains(got, "Untagged: example.test/copy:v1") {
+				t.Errorf("docker rmi: %q", got)
+			}
 			if got := ok("images", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(got, "berth-demo/busybox:latest") {
 				t.Errorf("docker images: %q", got)
 			}
@@ -234,5 +286,49 @@ func TestDockerAPIErrors(t *testing.T) {
 		if code != tc.code || !strings.Contains(message(body), tc.msg) {
 			t.Errorf("%s %s: %d %.200q, want %d with %q", tc.method, tc.path, code, body, tc.code, tc.msg)
 		}
+	}
+}
+
+// docker pull, and docker run of an image that is not here (the CLI pulls
+// on the create's 404), from a registry on loopback.
+func TestDockerAPIPull(t *testing.T) {
+	e := newEngine(t)
+	sock := e.serveDocker()
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := featureImage(t)
+	img.Push(t, reg, "feature", "v1")
+	ref := reg.Ref("feature", "v1")
+	for _, docker := range dockerClients(t) {
+		t.Run(strings.ReplaceAll(strings.TrimPrefix(docker, "/"), "/", "-"), func(t *testing.T) {
+			d := func(args ...string) (string, string, error) {
+				cmd := exec.Command(docker, args...)
+				cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+t.TempDir())
+				var out, errb strings.Builder
+				cmd.Stdout, cmd.Stderr = &out, &errb
+				err := cmd.Run()
+				return out.String(), errb.String(), err
+			}
+			out, errOut, err := d("pull", ref)
+			if err != nil || !strings.Contains(out, "Pull complete") || !strings.Contains(out, "Digest: sha256:") || !strings.Contains(out, "Status: ") {
+				t.Fatalf("docker pull: %v\n%s%s", err, out, errOut)
+			}
+			if got := e.run("images", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(got, reg.Addr+"/feature:v1") {
+				t.Errorf("berth images after docker pull: %q", got)
+			}
+			if out, _, _ := d("pull", ref); !strings.Contains(out, "Image is up to date") {
+				t.Errorf("a second pull: %q", out)
+			}
+			// Not here: the CLI pulls it when the create says 404.
+			e.run("rmi", ref)
+			out, errOut, err = d("create", "--name", "pulled", ref)
+			if err != nil || !strings.Contains(errOut, "Unable to find image") || len(strings.TrimSpace(out)) != 64 {
+				t.Errorf("docker create of a missing image: %v %q %q", err, out, errOut)
+			}
+			e.run("rm", "pulled")
+			if _, errOut, err := d("pull", reg.Addr+"/no-such-repo:v1"); err == nil || errOut == "" {
+				t.Errorf("a pull of a missing repository: %v %q", err, errOut)
+			}
+			e.run("rmi", ref)
+		})
 	}
 }
