@@ -344,8 +344,15 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 		if retErr != nil {
 			e.unmountVolumesOf(context.WithoutCancel(ctx), id)
 			msg := retErr.Error()
+			// docker's record of a start that failed: 127 for a
+			// command not found, 126 for one that cannot run, else 128.
+			code := startError(id, msg).Code
+			if code == 125 {
+				code = 128
+			}
 			e.update(ctx, id, func(r *Container) error {
 				r.State.Error = msg
+				r.State.ExitCode = code
 				if r.State.Status == StatusRestarting {
 					r.State.setStatus(StatusExited)
 				}
