@@ -137,7 +137,7 @@ func TestTemplateFuncs(t *testing.T) {
 
 func TestErrorText(t *testing.T) {
 	for in, want := range map[string]string{
-		"volume pv is used by container(s) 1f72041aadf3: remove them first: volume is in use":              "volume pv is used by container(s) 1f72041aadf3: remove them first",
+		"volume pv is in use by container(s) 1f72041aadf3: remove them first: volume is in use":            "volume pv is in use by container(s) 1f72041aadf3: remove them first",
 		`the container name "x" is already in use: container name is already in use (remove or rename it)`: `the container name "x" is already in use (remove or rename it)`,
 		"no such volume: a\ninvalid volume name \"b/c\": only these: invalid argument":                     "no such volume: a\ninvalid volume name \"b/c\": only these",
 		"open /x: no such file or directory":                                                               "open /x: no such file or directory",

@@ -91,8 +91,12 @@ func inspectVolume(v *engine.Volume) mobyvolume.Volume {
 	if !v.CreatedAt.IsZero() {
 		out.CreatedAt = v.CreatedAt.Local().Format(time.RFC3339)
 	}
-	for k, val := range v.Options {
-		out.Options[k] = val
+	// Null without options, as docker's.
+	if len(v.Options) > 0 {
+		out.Options = map[string]string{}
+		for k, val := range v.Options {
+			out.Options[k] = val
+		}
 	}
 	for k, val := range v.Labels {
 		out.Labels[k] = val

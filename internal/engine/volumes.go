@@ -394,7 +394,7 @@ func (e *Engine) RemoveVolume(ctx context.Context, name string, force bool) erro
 			for i, id := range u {
 				short[i] = ShortID(id)
 			}
-			return fmt.Errorf("volume %s is used by container(s) %s: remove them first: %w", name, strings.Join(short, ", "), ErrVolumeInUse)
+			return fmt.Errorf("volume %s is in use by container(s) %s: remove them first: %w", name, strings.Join(short, ", "), ErrVolumeInUse)
 		}
 		return e.deleteVolumeLocked(ctx, name)
 	})

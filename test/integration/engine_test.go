@@ -958,7 +958,7 @@ func TestEngineVolumes(t *testing.T) {
 	}
 	// A volume in use cannot be removed.
 	e.run("run", "-d", "--name", "user", "-v", "data:/data", demoImage, "sleep", "100")
-	if code, _, errOut := e.exitCode("volume", "rm", "data"); code == 0 || !strings.Contains(errOut, "used by") {
+	if code, _, errOut := e.exitCode("volume", "rm", "data"); code == 0 || !strings.Contains(errOut, "in use by container") {
 		t.Errorf("volume rm of a volume in use: exit %d %s", code, errOut)
 	}
 	e.run("rm", "-f", "user")

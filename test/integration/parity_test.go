@@ -344,9 +344,9 @@ var parityCases = []parityCase{
 	// run, exec and the lifecycle verbs' output, on objects of their own
 	pcase(pText, "run", "--rm", "-e", "X=1", pImage, "sh", "-c", "echo $X").q(),
 	pcase(pText, "run", "--rm", "-w", "/tmp", pImage, "pwd"),
-	pcase(pText, "run", "--rm", pImage, "id").notYet("docker's process has its primary group among its supplementary groups; berth's spec gives it none (internal/engine/spec)"),
-	pcase(pText, "run", "--rm", "-u", "www", pImage, "id").notYet("docker's process has its primary group among its supplementary groups; berth's spec gives it none (internal/engine/spec)"),
-	pcase(pText, "run", "--rm", "-u", "33:33", pImage, "id").notYet("docker's process has its primary group among its supplementary groups; berth's spec gives it none (internal/engine/spec)"),
+	pcase(pText, "run", "--rm", pImage, "id"),
+	pcase(pText, "run", "--rm", "-u", "www", pImage, "id"),
+	pcase(pText, "run", "--rm", "-u", "33:33", pImage, "id"),
 	pcase(pText, "run", "--rm", "--entrypoint", "echo", pImage, "hi"),
 	pcase(pText, "run", "--rm", "--hostname", "h1", pImage, "hostname"),
 	pcase(pText, "run", "--rm", "--read-only", pImage, "touch", "/x"),

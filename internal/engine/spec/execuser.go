@@ -21,5 +21,5 @@ func ResolveUser(rootfs, user string) (ExecUser, error) {
 	if err != nil {
 		return ExecUser{}, err
 	}
-	return ExecUser{UID: u.uid, GID: u.gid, AdditionalGids: u.sgids, Home: u.home}, nil
+	return ExecUser{UID: u.uid, GID: u.gid, AdditionalGids: u.additionalGids(), Home: u.home}, nil
 }

@@ -270,7 +270,7 @@ func Generate(img ocispec.Image, rootfs string, opts Options) (*specs.Spec, []Wa
 		Root:    &specs.Root{Path: rootfs, Readonly: opts.ReadOnly},
 		Process: &specs.Process{
 			Terminal: opts.Tty,
-			User:     specs.User{UID: u.uid, GID: u.gid, AdditionalGids: u.sgids},
+			User:     specs.User{UID: u.uid, GID: u.gid, AdditionalGids: u.additionalGids()},
 			Args:     args,
 			Env:      env,
 			Cwd:      cwd,

@@ -207,8 +207,10 @@ func TestUser(t *testing.T) {
 				t.Fatal(err)
 			}
 			u := s.Process.User
-			if u.UID != tc.uid || u.GID != tc.gid || !slices.Equal(u.AdditionalGids, tc.sgids) {
-				t.Fatalf("user = %+v, want %d:%d %v", u, tc.uid, tc.gid, tc.sgids)
+			// The primary group leads the supplementary ones (docker's).
+			want := append([]uint32{tc.gid}, tc.sgids...)
+			if u.UID != tc.uid || u.GID != tc.gid || !slices.Equal(u.AdditionalGids, want) {
+				t.Fatalf("user = %+v, want %d:%d %v", u, tc.uid, tc.gid, want)
 			}
 			if !slices.Contains(s.Process.Env, "HOME="+tc.home) {
 				t.Fatalf("env %q lacks HOME=%s", s.Process.Env, tc.home)

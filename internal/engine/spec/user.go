@@ -120,6 +120,20 @@ func parseGroup(lines []string) []groupEntry {
 	return out
 }
 
+// additionalGids are the process's supplementary groups: its primary
+// group first, then the others (docker's since CVE-2022-36109: a process
+// whose primary group is also its supplementary one cannot shed it by
+// setgroups; `id` shows groups=0(root) for root, as with docker).
+func (u execUser) additionalGids() []uint32 {
+	out := []uint32{u.gid}
+	for _, g := range u.sgids {
+		if g != u.gid {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
 // resolveUser resolves spec ("", "name", "uid", "user:group") against the
 // image's passwd and group files the way docker (runc) does: a numeric uid
 // needs no entry (its gid is then 0 and HOME /), a name must have one; the
