@@ -22,7 +22,9 @@ import (
 	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/image/reference"
+	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/runtime/linux"
+	"github.com/berth-dev/berth/internal/runtime/vm"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -48,7 +50,25 @@ func (g *globalOptions) openEngine(withRegistry bool) (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return engine.Open(engine.Options{Root: g.root, State: g.state, Images: s, Driver: linux.NewDriver(engine.RuntimeRoot(g.state))})
+	return engine.Open(engine.Options{Root: g.root, State: g.state, Images: s, Driver: linux.NewDriver(engine.RuntimeRoot(g.state)),
+		Drivers: []runtime.Driver{g.vmDriver()}})
+}
+
+// isolationOfRuntime maps docker's --runtime names onto isolations.
+func isolationOfRuntime(name string) (string, error) {
+	switch name {
+	case "runc", "berth", "linux", "io.containerd.runc.v2":
+		return "linux", nil
+	case "vm", "kata", "kata-runtime", "io.containerd.kata.v2":
+		return "vm", nil
+	}
+	return "", fmt.Errorf("--runtime %q: unknown runtime (runc, berth or linux; vm or kata): %w", name, engine.ErrInvalid)
+}
+
+// vmDriver is the VM isolation: its caches (initramfs, layer images) on
+// the root's storage, its VMs' state in the run directory.
+func (g *globalOptions) vmDriver() *vm.Driver {
+	return vm.NewDriver(filepath.Join(g.root, "vm"), filepath.Join(g.state, "vm"))
 }
 
 func (g *globalOptions) withEngine(run func(ctx context.Context, e *engine.Engine, args []string) error) func(*cobra.Command, []string) error {
@@ -86,20 +106,20 @@ func addContainerCommands(root *cobra.Command, g *globalOptions) {
 
 // runFlags are create's and run's.
 type runFlags struct {
-	name, workdir, user, hostname, entrypoint, restart, stopSignal, isolation, network string
-	memory, platform, pull                                                             string
-	env, envFiles, volumes, mounts, tmpfs, capAdd, capDrop, securityOpt, ulimits       []string
-	labels, logOpts, publish, dns, dnsSearch, addHosts, aliases                        []string
-	ip, mac                                                                            string
-	healthCmd                                                                          string
-	healthInterval, healthTimeout, healthStartPeriod                                   time.Duration
-	healthRetries                                                                      int
-	noHealthcheck                                                                      bool
-	interactive, tty, rm, readOnly, privileged, init, publishAll                       bool
-	cpus                                                                               float64
-	pidsLimit                                                                          int64
-	stopTimeout                                                                        int
-	entrypointSet, stopTimeoutSet                                                      bool
+	name, workdir, user, hostname, entrypoint, restart, stopSignal, isolation, runtime, network string
+	memory, platform, pull                                                                      string
+	env, envFiles, volumes, mounts, tmpfs, capAdd, capDrop, securityOpt, ulimits                []string
+	labels, logOpts, publish, dns, dnsSearch, addHosts, aliases                                 []string
+	ip, mac                                                                                     string
+	healthCmd                                                                                   string
+	healthInterval, healthTimeout, healthStartPeriod                                            time.Duration
+	healthRetries                                                                               int
+	noHealthcheck                                                                               bool
+	interactive, tty, rm, readOnly, privileged, init, publishAll                                bool
+	cpus                                                                                        float64
+	pidsLimit                                                                                   int64
+	stopTimeout                                                                                 int
+	entrypointSet, stopTimeoutSet                                                               bool
 }
 
 func (f *runFlags) register(cmd *cobra.Command) {
@@ -136,7 +156,8 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.stopTimeout, "stop-timeout", 10, "seconds to wait after the stop signal before SIGKILL")
 	fl.BoolVar(&f.init, "init", false, "run an init inside the container that forwards signals and reaps processes")
 	fl.StringArrayVarP(&f.labels, "label", "l", nil, "set a label: key=value")
-	fl.StringVar(&f.isolation, "isolation", "linux", "isolation: linux")
+	fl.StringVar(&f.isolation, "isolation", "default", "isolation: linux (namespaces; the default) or vm (a QEMU microVM per container)")
+	fl.StringVar(&f.runtime, "runtime", "", "docker's spelling of --isolation: runc, berth or linux; vm (or kata)")
 	fl.StringVar(&f.network, "network", "bridge", "network: bridge (the default network), none, host, container:NAME, or a network's name")
 	fl.StringVar(&f.network, "net", "bridge", "same as --network")
 	fl.MarkHidden("net")
@@ -170,6 +191,16 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 		HealthCmd: f.healthCmd, HealthInterval: f.healthInterval, HealthTimeout: f.healthTimeout, HealthStartPeriod: f.healthStartPeriod,
 		HealthRetries: f.healthRetries, NoHealthcheck: f.noHealthcheck,
 		Init: f.init, Isolation: f.isolation, NetworkMode: f.network,
+	}
+	if f.runtime != "" {
+		iso, err := isolationOfRuntime(f.runtime)
+		if err != nil {
+			return o, err
+		}
+		if o.Isolation != "" && o.Isolation != "default" && o.Isolation != iso {
+			return o, fmt.Errorf("--runtime %s and --isolation %s disagree: %w", f.runtime, o.Isolation, engine.ErrInvalid)
+		}
+		o.Isolation = iso
 	}
 	for i, so := range o.SecurityOpt {
 		// A profile file is read by the engine, maybe in another

@@ -197,6 +197,7 @@ type systemInfo struct {
 	LoggingDriver     string `json:"LoggingDriver"`
 	CgroupVersion     string `json:"CgroupVersion"`
 	Isolation         string `json:"DefaultIsolation"`
+	Isolations        []isolationInfo
 	KernelVersion     string `json:"KernelVersion"`
 	OperatingSystem   string `json:"OperatingSystem"`
 	OSType            string `json:"OSType"`
@@ -206,6 +207,36 @@ type systemInfo struct {
 	RootDir           string `json:"BerthRootDir"`
 	StateDir          string `json:"BerthStateDir"`
 	SecurityOptions   []string
+}
+
+// isolationInfo says whether an isolation can run here, and how.
+type isolationInfo struct {
+	Name      string
+	Available bool
+	// Detail: for vm, the accelerator (kvm or tcg) and why not KVM, or
+	// why VMs cannot run at all.
+	Detail string `json:",omitempty"`
+}
+
+func (g *globalOptions) isolations(ctx context.Context, e *engine.Engine) []isolationInfo {
+	var out []isolationInfo
+	for _, name := range e.Isolations() {
+		ii := isolationInfo{Name: name, Available: true}
+		if name == "vm" {
+			a := g.vmDriver().Available(ctx, true)
+			ii.Available = a.Available
+			switch {
+			case !a.Available:
+				ii.Detail = a.Reason
+			case a.Reason != "":
+				ii.Detail = a.Accel + " (no KVM: " + a.Reason + ")"
+			default:
+				ii.Detail = a.Accel
+			}
+		}
+		out = append(out, ii)
+	}
+	return out
 }
 
 func cgroupVersion() string {
@@ -249,6 +280,7 @@ func newInfoCommand(g *globalOptions) *cobra.Command {
 				KernelVersion: unix.ByteSliceToString(uts.Release[:]), OperatingSystem: osRelease(), OSType: "linux",
 				Architecture: runtime.GOARCH, NCPU: runtime.NumCPU(), MemTotal: int64(si.Totalram) * int64(si.Unit),
 				RootDir: g.root, StateDir: g.state, SecurityOptions: []string{"name=seccomp,profile=builtin", "name=no-new-privileges-capable"}}
+			info.Isolations = g.isolations(ctx, e)
 			for _, c := range list {
 				switch c.State.Status {
 				case engine.StatusRunning, engine.StatusRestarting:
@@ -280,6 +312,17 @@ func newInfoCommand(g *globalOptions) *cobra.Command {
 			fmt.Printf("Server Version: %s\nContainers: %d\n Running: %d\n Paused: %d\n Stopped: %d\nImages: %d\nVolumes: %d\n",
 				info.ServerVersion, info.Containers, info.ContainersRunning, info.ContainersPaused, info.ContainersStopped, info.Images, info.Volumes)
 			fmt.Printf("Storage Driver: %s\nLogging Driver: %s\nCgroup Version: %s\nDefault Isolation: %s\n", info.Driver, info.LoggingDriver, info.CgroupVersion, info.Isolation)
+			fmt.Printf("Isolations:\n")
+			for _, ii := range info.Isolations {
+				state := "available"
+				if !ii.Available {
+					state = "unavailable"
+				}
+				if ii.Detail != "" {
+					state += ": " + ii.Detail
+				}
+				fmt.Printf(" %s: %s\n", ii.Name, state)
+			}
 			fmt.Printf("Kernel Version: %s\nOperating System: %s\nArchitecture: %s\nCPUs: %d\nTotal Memory: %.2f GiB\n", info.KernelVersion, info.OperatingSystem, info.Architecture, info.NCPU, float64(info.MemTotal)/(1<<30))
 			fmt.Printf("Berth Root Dir: %s\nBerth State Dir: %s\n", info.RootDir, info.StateDir)
 			return nil

@@ -42,6 +42,9 @@ type Options struct {
 	// <State>/runtime: see RuntimeRoot). The engine never imports a
 	// driver package.
 	Driver runtime.Driver
+	// Drivers are further isolations (the VM driver), which a container
+	// asks for by name (--isolation); Driver is the default.
+	Drivers []runtime.Driver
 }
 
 // RuntimeRoot is where, under state, the Linux driver keeps its state.
@@ -55,7 +58,7 @@ type Engine struct {
 	images    *image.Service
 	snapshots *snapshot.Store
 	nets      *network.Manager // opened at first use
-	driver    runtime.Driver
+	driver    *drivers
 	events    *events.Journal
 }
 
@@ -86,7 +89,7 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{opts: opts, db: db, images: opts.Images, snapshots: opts.Images.Snapshots(), driver: opts.Driver, events: openJournal(opts.Root)}, nil
+	return &Engine{opts: opts, db: db, images: opts.Images, snapshots: opts.Images.Snapshots(), driver: newDrivers(opts.Driver, opts.Drivers), events: openJournal(opts.Root)}, nil
 }
 
 // Close releases the store.

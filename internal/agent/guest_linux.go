@@ -1,0 +1,410 @@
+package agent
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ModulesOrder is the initramfs file listing the kernel modules to load,
+// one path a line, dependencies first.
+const ModulesOrder = "/lib/modules/order"
+
+// IsAgent reports whether this process is the guest agent: PID 1 with
+// the kernel command line's marker in its environment. A container's
+// PID 1 (in the guest too, later, under berth's linux runtime) gets the
+// environment its spec gives, never init's.
+func IsAgent() bool {
+	return os.Getpid() == 1 && os.Getenv(EnvMarker) == "1"
+}
+
+// Main is the agent's entry point; it never returns.
+func Main() {
+	err := run()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "berth agent: %v\n", err)
+	}
+	unix.Sync()
+	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+	select {}
+}
+
+// debugf writes to the guest console when the kernel command line holds
+// BERTH_AGENT_DEBUG=1.
+func debugf(format string, args ...any) {
+	if os.Getenv("BERTH_AGENT_DEBUG") == "1" {
+		fmt.Fprintf(os.Stderr, "berth agent: "+format+"\n", args...)
+	}
+}
+
+func run() error {
+	os.Unsetenv(EnvMarker)
+	if err := setupGuest(); err != nil {
+		return err
+	}
+	debugf("modules loaded")
+	port, err := openPort(10 * time.Second)
+	if err != nil {
+		return err
+	}
+	debugf("port open")
+	defer port.Close()
+	a := New(NewConn(port, port), guest{})
+	go reap(a)
+	return a.Serve()
+}
+
+// setupGuest mounts the guest's own file systems and loads the modules.
+func setupGuest() error {
+	for _, m := range []struct{ src, dst, fs string }{
+		{"devtmpfs", "/dev", "devtmpfs"},
+		{"proc", "/proc", "proc"},
+		{"sysfs", "/sys", "sysfs"},
+		{"tmpfs", "/run", "tmpfs"},
+	} {
+		os.MkdirAll(m.dst, 0o755)
+		if err := unix.Mount(m.src, m.dst, m.fs, unix.MS_NOSUID, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("mount %s: %w", m.dst, err)
+		}
+		if m.dst == "/dev" {
+			stdioFromConsole()
+			debugf("up")
+		}
+	}
+	return loadModules(ModulesOrder)
+}
+
+// stdioFromConsole gives init fds 0-2 on the console when the kernel
+// found none to open: a file opened later must never land on them (a
+// panic message would go into it).
+func stdioFromConsole() {
+	for fd := 0; fd <= 2; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil {
+			continue
+		}
+		c, err := unix.Open("/dev/console", unix.O_RDWR, 0)
+		if err != nil {
+			c, err = unix.Open("/dev/null", unix.O_RDWR, 0)
+		}
+		if err == nil && c != fd {
+			unix.Dup2(c, fd)
+			unix.Close(c)
+		}
+	}
+}
+
+func loadModules(order string) error {
+	f, err := os.Open(order)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		p := strings.TrimSpace(sc.Text())
+		if p == "" {
+			continue
+		}
+		m, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		err = unix.FinitModule(int(m.Fd()), "", 0)
+		m.Close()
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("load %s: %w", filepath.Base(p), err)
+		}
+	}
+	return sc.Err()
+}
+
+// openPort opens the virtio-serial port named PortName.
+func openPort(timeout time.Duration) (*os.File, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		ents, _ := os.ReadDir("/sys/class/virtio-ports")
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join("/sys/class/virtio-ports", e.Name(), "name"))
+			if err == nil && strings.TrimSpace(string(b)) == PortName {
+				f, err := os.OpenFile("/dev/"+e.Name(), os.O_RDWR|unix.O_CLOEXEC, 0)
+				if err == nil {
+					return f, nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("no virtio-serial port %q", PortName)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// reap collects every child (PID 1 inherits the orphans) and hands the
+// exits to the agent.
+func reap(a *Agent) {
+	ch := make(chan os.Signal, 16)
+	signal.Notify(ch, unix.SIGCHLD)
+	for range ch {
+		for {
+			var ws unix.WaitStatus
+			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+			if pid <= 0 || err != nil {
+				break
+			}
+			if ws.Exited() || ws.Signaled() {
+				a.Reaped(pid, ExitCode(ws.Exited(), ws.ExitStatus(), ws.Signaled(), int(ws.Signal())))
+			}
+		}
+	}
+}
+
+// guest is the real machine.
+type guest struct{}
+
+const (
+	rootDir   = "/run/berth/rootfs"
+	layersDir = "/run/berth/layers"
+	upperDir  = "/run/berth/rw"
+)
+
+func (guest) PrepareRoot(c *Create) (string, error) {
+	if len(c.Layers) == 0 {
+		return "", fmt.Errorf("%w: no layers", ErrMalformed)
+	}
+	if c.Hostname != "" {
+		unix.Sethostname([]byte(c.Hostname))
+	}
+	disks, err := findDisks(c.Layers, 10*time.Second)
+	if err != nil {
+		return "", err
+	}
+	lowers := make([]string, len(disks))
+	for i, d := range disks {
+		dir := filepath.Join(layersDir, strconv.Itoa(i))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", err
+		}
+		if err := unix.Mount(d, dir, "erofs", unix.MS_RDONLY|unix.MS_NODEV, ""); err != nil {
+			return "", fmt.Errorf("mount layer %d (%s): %w", i, d, err)
+		}
+		// overlayfs lists the top layer first.
+		lowers[len(disks)-1-i] = dir
+	}
+	// The writable layer is memory for now (step 1); a sparse ext4 disk
+	// per container is the next step.
+	if err := os.MkdirAll(upperDir, 0o700); err != nil {
+		return "", err
+	}
+	if err := unix.Mount("tmpfs", upperDir, "tmpfs", unix.MS_NODEV, "mode=0700"); err != nil {
+		return "", err
+	}
+	for _, d := range []string{"upper", "work"} {
+		if err := os.Mkdir(filepath.Join(upperDir, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	if err := os.MkdirAll(rootDir, 0o755); err != nil {
+		return "", err
+	}
+	opts := "lowerdir=" + strings.Join(lowers, ":") + ",upperdir=" + upperDir + "/upper,workdir=" + upperDir + "/work"
+	if err := unix.Mount("overlay", rootDir, "overlay", 0, opts); err != nil {
+		return "", fmt.Errorf("mount the root overlay: %w", err)
+	}
+	return rootDir, mountInRoot(rootDir)
+}
+
+// mountInRoot gives the container its /proc, /sys, /dev (a tmpfs with the
+// usual nodes, not the guest's devtmpfs: the layer disks stay out of
+// reach), /dev/pts and /dev/shm. Each target is resolved in the root so a
+// symlink in the image cannot point a mount elsewhere.
+func mountInRoot(root string) error {
+	type mnt struct {
+		dst, fs string
+		flags   uintptr
+		data    string
+	}
+	for _, m := range []mnt{
+		{"/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+		{"/sys", "sysfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_RDONLY, ""},
+		{"/dev", "tmpfs", unix.MS_NOSUID | unix.MS_STRICTATIME, "mode=755,size=65536k"},
+		{"/dev/pts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"},
+		{"/dev/shm", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, "mode=1777,size=65536k"},
+	} {
+		fd, err := mkdirInRoot(root, m.dst)
+		if err != nil {
+			return fmt.Errorf("mount %s: %w", m.dst, err)
+		}
+		err = unix.Mount(m.fs, fmt.Sprintf("/proc/self/fd/%d", fd), m.fs, m.flags, m.data)
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("mount %s: %w", m.dst, err)
+		}
+		if m.dst == "/dev" {
+			if err := makeDevices(root); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// mkdirInRoot makes dst (one level under an existing directory) in root
+// and opens it, resolving in root.
+func mkdirInRoot(root, dst string) (int, error) {
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(rfd)
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	fd, err := unix.Openat2(rfd, dst, how)
+	if errors.Is(err, unix.ENOENT) {
+		pfd, perr := unix.Openat2(rfd, filepath.Dir(dst), how)
+		if perr != nil {
+			return -1, perr
+		}
+		err = unix.Mkdirat(pfd, filepath.Base(dst), 0o755)
+		unix.Close(pfd)
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return -1, err
+		}
+		fd, err = unix.Openat2(rfd, dst, how)
+	}
+	return fd, err
+}
+
+func makeDevices(root string) error {
+	dev := filepath.Join(root, "dev")
+	for _, d := range []struct {
+		name         string
+		major, minor uint32
+	}{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}} {
+		if err := unix.Mknod(filepath.Join(dev, d.name), unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
+			return fmt.Errorf("make /dev/%s: %w", d.name, err)
+		}
+		os.Chmod(filepath.Join(dev, d.name), 0o666)
+	}
+	for _, l := range [][2]string{{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"}} {
+		if err := os.Symlink(l[0], filepath.Join(dev, l[1])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// findDisks maps the layer disks' serial numbers to device nodes.
+func findDisks(serials []string, timeout time.Duration) ([]string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		bySerial := map[string]string{}
+		ents, _ := os.ReadDir("/sys/block")
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join("/sys/block", e.Name(), "serial"))
+			if err == nil {
+				bySerial[strings.TrimSpace(string(b))] = "/dev/" + e.Name()
+			}
+		}
+		out := make([]string, 0, len(serials))
+		for _, s := range serials {
+			if d, ok := bySerial[s]; ok {
+				out = append(out, d)
+			}
+		}
+		if len(out) == len(serials) {
+			return out, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("layer disks %v: found %d of %d", serials, len(out), len(serials))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (guest) StartProcess(root string, p *Process, stdio [3]*os.File) (int, error) {
+	path, err := lookPathIn(root, p.Args[0], PathOf(p.Env))
+	if err != nil {
+		return 0, err
+	}
+	cwd := p.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	proc, err := os.StartProcess(path, p.Args, &os.ProcAttr{
+		Dir:   cwd,
+		Env:   p.Env,
+		Files: stdio[:],
+		Sys: &syscall.SysProcAttr{
+			Chroot:     root,
+			Setsid:     true,
+			Credential: &syscall.Credential{Uid: p.UID, Gid: p.GID, Groups: p.Groups},
+		},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("exec %q: %w", p.Args[0], err)
+	}
+	pid := proc.Pid
+	proc.Release()
+	return pid, nil
+}
+
+// lookPathIn finds an executable as the process's PATH would, resolving
+// every candidate inside root (absolute symlinks in an image point into
+// the image, not the guest).
+func lookPathIn(root, file, path string) (string, error) {
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(rfd)
+	check := func(p string) error {
+		fd, err := unix.Openat2(rfd, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT})
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o111 == 0 {
+			return unix.EACCES
+		}
+		return nil
+	}
+	if strings.Contains(file, "/") {
+		if err := check(file); err != nil {
+			return "", fmt.Errorf("exec %q: %w", file, err)
+		}
+		return file, nil
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, file)
+		if !filepath.IsAbs(p) {
+			continue
+		}
+		if check(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", file)
+}
+
+func (guest) Signal(pid, sig int) error { return unix.Kill(pid, unix.Signal(sig)) }
+
+func (guest) Poweroff() error {
+	unix.Sync()
+	return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+}

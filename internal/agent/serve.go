@@ -1,0 +1,318 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// System is what the agent needs of the machine it runs on: the real
+// guest (guest_linux.go) or a test's fake.
+type System interface {
+	// PrepareRoot makes the container's root filesystem and returns its
+	// path.
+	PrepareRoot(c *Create) (string, error)
+	// StartProcess starts p chrooted into root with the given stdio and
+	// returns its pid.
+	StartProcess(root string, p *Process, stdio [3]*os.File) (int, error)
+	// Signal sends sig to the process pid.
+	Signal(pid, sig int) error
+	// Poweroff turns the machine off; it returns only if that failed.
+	Poweroff() error
+}
+
+// Agent serves one connection to the host.
+type Agent struct {
+	conn    *Conn
+	sys     System
+	version int
+
+	mu    sync.Mutex
+	procs map[string]*process
+	// exited holds the codes of processes reaped before Start recorded
+	// their pid (a very short-lived process).
+	exited map[int]int
+}
+
+type process struct {
+	spec   Process
+	root   string
+	pid    int
+	stdin  *os.File
+	outs   sync.WaitGroup
+	exited chan int
+}
+
+// New returns an agent speaking over conn.
+func New(conn *Conn, sys System) *Agent {
+	return &Agent{conn: conn, sys: sys, procs: map[string]*process{}, exited: map[int]int{}}
+}
+
+// Serve greets the host and answers its requests until the stream ends or
+// the host asks for a power-off. A malformed or oversized frame is
+// answered with an error and the agent reads on.
+func (a *Agent) Serve() error {
+	if err := a.conn.Write(&Frame{Type: TypeHello, Hello: &Hello{Min: MinVersion, Max: Version, Agent: "berth"}}); err != nil {
+		return err
+	}
+	for {
+		f, err := a.conn.Read()
+		if err != nil {
+			if Recoverable(err) {
+				a.conn.Write(&Frame{Type: TypeReply, Error: err.Error()})
+				continue
+			}
+			return err
+		}
+		if f.Type == TypePoweroff {
+			a.reply(f, nil)
+			return a.sys.Poweroff()
+		}
+		a.reply(f, a.handle(f))
+	}
+}
+
+func (a *Agent) reply(f *Frame, err error) {
+	r := &Frame{Type: TypeReply, ID: f.ID, Proc: f.Proc}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	a.conn.Write(r)
+}
+
+// errNoHello: a request before the version handshake.
+var errNoHello = errors.New("agent protocol: hello first")
+
+func (a *Agent) handle(f *Frame) error {
+	if f.ID == 0 {
+		return fmt.Errorf("%w: request %q without an ID", ErrMalformed, f.Type)
+	}
+	if f.Type == TypeHello {
+		if f.Hello == nil || f.Hello.Min != f.Hello.Max || f.Hello.Max < MinVersion || f.Hello.Max > Version {
+			return fmt.Errorf("%w: the host chose no version this agent speaks (%d-%d)", ErrVersion, MinVersion, Version)
+		}
+		a.version = f.Hello.Max
+		return nil
+	}
+	if a.version == 0 {
+		return errNoHello
+	}
+	name := f.Proc
+	if name == "" {
+		name = "init"
+	}
+	switch f.Type {
+	case TypeCreate:
+		return a.create(name, f.Create)
+	case TypeStart:
+		return a.start(name)
+	case TypeSignal:
+		p, err := a.proc(name, true)
+		if err != nil {
+			return err
+		}
+		if f.Signal <= 0 || f.Signal > 64 {
+			return fmt.Errorf("%w: signal %d", ErrMalformed, f.Signal)
+		}
+		return a.sys.Signal(p.pid, f.Signal)
+	case TypeStdin, TypeCloseStdin:
+		p, err := a.proc(name, true)
+		if err != nil {
+			return err
+		}
+		if p.stdin == nil {
+			return fmt.Errorf("process %s has no stdin", name)
+		}
+		if f.Type == TypeCloseStdin {
+			return p.stdin.Close()
+		}
+		// Written in the background: a process not reading its stdin
+		// must not stop the agent reading the channel.
+		data := f.Data
+		go p.stdin.Write(data)
+		return nil
+	}
+	return fmt.Errorf("%w: unknown request %q", ErrMalformed, f.Type)
+}
+
+func (a *Agent) proc(name string, started bool) (*process, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.procs[name]
+	if p == nil {
+		return nil, fmt.Errorf("no process %q", name)
+	}
+	if started && p.pid == 0 {
+		return nil, fmt.Errorf("process %q is not started", name)
+	}
+	return p, nil
+}
+
+func (a *Agent) create(name string, c *Create) error {
+	if c == nil || len(c.Process.Args) == 0 {
+		return fmt.Errorf("%w: create without a process", ErrMalformed)
+	}
+	if name != "init" {
+		return fmt.Errorf("only the container's own process is supported")
+	}
+	a.mu.Lock()
+	if a.procs[name] != nil {
+		a.mu.Unlock()
+		return fmt.Errorf("process %q exists", name)
+	}
+	a.mu.Unlock()
+	root, err := a.sys.PrepareRoot(c)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.procs[name] = &process{spec: c.Process, root: root, exited: make(chan int, 1)}
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *Agent) start(name string) error {
+	p, err := a.proc(name, false)
+	if err != nil {
+		return err
+	}
+	if p.pid != 0 {
+		return fmt.Errorf("process %q is started", name)
+	}
+	var stdio [3]*os.File
+	var ours []*os.File
+	defer func() {
+		for _, f := range stdio {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
+	if p.spec.Stdin {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		stdio[0], p.stdin = r, w
+	} else if stdio[0], err = os.Open(os.DevNull); err != nil {
+		return err
+	}
+	for i := 1; i <= 2; i++ {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeAll(ours)
+			return err
+		}
+		stdio[i] = w
+		ours = append(ours, r)
+	}
+	a.mu.Lock() // the reaper looks up the pid under the lock
+	pid, err := a.sys.StartProcess(p.root, &p.spec, stdio)
+	if err != nil {
+		a.mu.Unlock()
+		closeAll(ours)
+		if p.stdin != nil {
+			p.stdin.Close()
+		}
+		return err
+	}
+	p.pid = pid
+	code, early := a.exited[pid]
+	delete(a.exited, pid)
+	a.mu.Unlock()
+	if early {
+		p.exited <- code
+	}
+	for i, r := range ours {
+		p.outs.Add(1)
+		go a.copyOut(name, i+1, r, &p.outs)
+	}
+	go a.waitExit(name, p)
+	return nil
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
+
+// copyOut sends what the process writes on one stream.
+func (a *Agent) copyOut(name string, stream int, r *os.File, wg *sync.WaitGroup) {
+	defer wg.Done()
+	defer r.Close()
+	buf := make([]byte, ChunkSize)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			a.conn.Write(&Frame{Type: TypeOutput, Proc: name, Stream: stream, Data: buf[:n]})
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				fmt.Fprintf(os.Stderr, "agent: read the output of %s: %v\n", name, err)
+			}
+			return
+		}
+	}
+}
+
+// outputGrace is how long, after the process exits, its output may still
+// drain (a child it left behind may hold the pipes open).
+const outputGrace = time.Second
+
+func (a *Agent) waitExit(name string, p *process) {
+	code := <-p.exited
+	done := make(chan struct{})
+	go func() { p.outs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(outputGrace):
+	}
+	a.conn.Write(&Frame{Type: TypeExit, Proc: name, Exit: &code})
+}
+
+// Reaped records the exit of a child the reaper collected; code is as a
+// shell reports it. Unknown pids (orphans reparented to PID 1) are kept
+// in case Start has yet to record them, bounded.
+func (a *Agent) Reaped(pid, code int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range a.procs {
+		if p.pid == pid {
+			p.exited <- code
+			return
+		}
+	}
+	if len(a.exited) > 1024 {
+		clear(a.exited)
+	}
+	a.exited[pid] = code
+}
+
+// ExitCode maps a wait status as a shell does.
+func ExitCode(exited bool, status int, signaled bool, sig int) int {
+	if signaled {
+		return 128 + sig
+	}
+	if exited {
+		return status
+	}
+	return 255
+}
+
+// lookPathDirs is runc's default PATH when the process has none.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// PathOf returns the process's PATH.
+func PathOf(env []string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			return v
+		}
+	}
+	return defaultPath
+}
