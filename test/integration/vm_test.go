@@ -1,0 +1,130 @@
+//go:build linux
+
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// requireVM skips unless this host can run berth's VM isolation, saying
+// why (berth info knows: QEMU, a guest kernel).
+func (e *engineEnv) requireVM() {
+	e.t.Helper()
+	var info struct {
+		Isolations []struct {
+			Name      string
+			Available bool
+			Detail    string
+		}
+	}
+	if err := json.Unmarshal([]byte(e.run("info", "--format", "json")), &info); err != nil {
+		e.t.Fatalf("info: %v", err)
+	}
+	for _, ii := range info.Isolations {
+		if ii.Name == "vm" {
+			if !ii.Available {
+				e.t.Skipf("vm isolation unavailable here: %s (make deps installs qemu-system-x86 and linux-image-cloud-amd64)", ii.Detail)
+			}
+			e.t.Logf("vm isolation: %s", ii.Detail)
+			return
+		}
+	}
+	e.t.Fatal("berth info lists no vm isolation")
+}
+
+// TestVMIsolation runs containers in microVMs: output and exit codes,
+// signals through the agent, run -d/stop/wait/rm, and nothing left
+// after: no QEMU, no shim, no mount, no VM directory, no temporary file
+// in the caches. Few boots: each takes seconds under TCG.
+func TestVMIsolation(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.requireVM()
+
+	start := time.Now()
+	if out, errOut, err := e.try("run", "--rm", "--isolation", "vm", demoImage, "echo", "hi"); err != nil || out != "hi\n" {
+		t.Fatalf("run --isolation vm echo hi: %q, %v (%s)", out, err, errOut)
+	}
+	t.Logf("first VM run (initramfs, layer image, probe, boot): %v", time.Since(start))
+
+	// Both streams, and the exit code; docker's --runtime spelling.
+	code, out, errOut := e.exitCode("run", "--rm", "--runtime", "vm", demoImage, "sh", "-c", "echo out; echo err >&2; exit 3")
+	if code != 3 || out != "out\n" || !strings.Contains(errOut, "err\n") {
+		t.Errorf("exit 3 in a VM: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if code, _, errOut := e.exitCode("run", "--rm", "--isolation", "vm", demoImage, "no-such-command"); code != 127 {
+		t.Errorf("a missing command in a VM: exit %d, want 127 (%s)", code, errOut)
+	}
+	if code, _, errOut := e.exitCode("run", "--rm", "--isolation", "bogus", demoImage, "true"); code != 125 || !strings.Contains(errOut, "vm") {
+		t.Errorf("--isolation bogus: exit %d (%s), want 125 naming the isolations", code, errOut)
+	}
+
+	// Detached: the stop signal reaches the process in the guest (its
+	// trap sets the exit code), then wait and rm.
+	e.run("run", "-d", "--isolation", "vm", "--name", "vmd", demoImage,
+		"sh", "-c", `trap 'echo got TERM; exit 7' TERM; echo up; while :; do sleep 0.1; done`)
+	waitFor(t, 60*time.Second, "the VM's process to start", func() bool {
+		logs, _, _ := e.try("logs", "vmd")
+		return strings.Contains(logs, "up")
+	})
+	in := e.inspect("vmd")
+	if !in.State.Running || in.State.Pid <= 0 {
+		t.Fatalf("vmd: running %v, pid %d", in.State.Running, in.State.Pid)
+	}
+	if comm, _ := os.ReadFile("/proc/" + strconv.Itoa(in.State.Pid) + "/cmdline"); !strings.HasPrefix(string(comm), "berth-vmm\x00") {
+		t.Errorf("the pid of a VM container is %q, want its shim", comm)
+	}
+	e.run("stop", "vmd")
+	if code := strings.TrimSpace(e.run("wait", "vmd")); code != "7" {
+		t.Errorf("wait after stop printed %s, want 7 (the process's TERM trap)", code)
+	}
+	if logs, _, _ := e.try("logs", "vmd"); !strings.Contains(logs, "got TERM") {
+		t.Errorf("logs of vmd: %q, want the trap's output", logs)
+	}
+	e.run("rm", "vmd")
+
+	// Killed from outside: SIGKILL ends the shim and the VM.
+	e.run("run", "-d", "--isolation", "vm", "--name", "vmk", demoImage, "sleep", "100")
+	e.run("kill", "-s", "KILL", "vmk")
+	if code := strings.TrimSpace(e.run("wait", "vmk")); code != "137" {
+		t.Errorf("wait after kill -s KILL printed %s, want 137", code)
+	}
+	e.run("rm", "vmk")
+
+	e.checkNothingLeft()
+	e.checkNoVMLeft()
+}
+
+// checkNoVMLeft asserts that no QEMU or shim of this test runs, the VM
+// driver's state is empty and its caches hold only finished files.
+func (e *engineEnv) checkNoVMLeft() {
+	e.t.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		s := string(b)
+		if (strings.HasPrefix(s, "berth-vmm\x00") || strings.Contains(s, "qemu-system")) && strings.Contains(s+readCwd(p), e.state) {
+			e.t.Errorf("left running: %s", strings.ReplaceAll(s, "\x00", " "))
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.state, "vm")); len(ents) > 0 {
+		e.t.Errorf("VM state left: %v", ents)
+	}
+	filepath.Walk(filepath.Join(e.root, "vm"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && (strings.Contains(fi.Name(), ".tmp-") || strings.HasPrefix(fi.Name(), "probe-")) {
+			e.t.Errorf("temporary file left in the VM cache: %s", p)
+		}
+		return nil
+	})
+}
+
+func readCwd(cmdlinePath string) string {
+	s, _ := os.Readlink(filepath.Join(filepath.Dir(cmdlinePath), "cwd"))
+	return s
+}
