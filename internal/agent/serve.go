@@ -43,6 +43,7 @@ type process struct {
 	root   string
 	pid    int
 	stdin  *os.File
+	stdinq chan *Frame
 	outs   sync.WaitGroup
 	exited chan int
 }
@@ -72,7 +73,32 @@ func (a *Agent) Serve() error {
 			a.reply(f, nil)
 			return a.sys.Poweroff()
 		}
-		a.reply(f, a.handle(f))
+		if err := a.handle(f); err != errQueued {
+			a.reply(f, err)
+		}
+	}
+}
+
+// errQueued: the request was handed on and will be answered later.
+var errQueued = errors.New("queued")
+
+// writeStdin writes the process's stdin frames in order, answering each.
+func (a *Agent) writeStdin(p *process) {
+	for f := range p.stdinq {
+		var err error
+		if f.Type == TypeCloseStdin {
+			err = p.stdin.Close()
+		} else {
+			_, err = p.stdin.Write(f.Data)
+		}
+		a.reply(f, err)
+		if f.Type == TypeCloseStdin {
+			// Later frames find a closed pipe and say so.
+			for f := range p.stdinq {
+				a.reply(f, os.ErrClosed)
+			}
+			return
+		}
 	}
 }
 
@@ -124,17 +150,20 @@ func (a *Agent) handle(f *Frame) error {
 		if err != nil {
 			return err
 		}
-		if p.stdin == nil {
+		if p.stdinq == nil {
 			return fmt.Errorf("process %s has no stdin", name)
 		}
-		if f.Type == TypeCloseStdin {
-			return p.stdin.Close()
+		// Written in order by the process's stdin writer, which replies
+		// once the bytes are in the pipe: a process not reading its
+		// stdin must not stop the agent reading the channel (signals
+		// come on it too), and the host sends the next chunk only after
+		// that reply.
+		select {
+		case p.stdinq <- f:
+			return errQueued
+		default:
+			return fmt.Errorf("process %s: stdin is busy: wait for the reply before the next chunk", name)
 		}
-		// Written in the background: a process not reading its stdin
-		// must not stop the agent reading the channel.
-		data := f.Data
-		go p.stdin.Write(data)
-		return nil
 	}
 	return fmt.Errorf("%w: unknown request %q", ErrMalformed, f.Type)
 }
@@ -226,6 +255,10 @@ func (a *Agent) start(name string) error {
 	a.mu.Unlock()
 	if early {
 		p.exited <- code
+	}
+	if p.stdin != nil {
+		p.stdinq = make(chan *Frame, 4)
+		go a.writeStdin(p)
 	}
 	for i, r := range ours {
 		p.outs.Add(1)

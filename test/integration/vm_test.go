@@ -65,6 +65,18 @@ func TestVMIsolation(t *testing.T) {
 		t.Errorf("--isolation bogus: exit %d (%s), want 125 naming the isolations", code, errOut)
 	}
 
+	// Two layers, the upper one deleting a file of the lower (an overlay
+	// whiteout, which must survive mkfs.erofs), and stdin.
+	e.run("run", "--name", "vmbase", demoImage, "sh", "-c", "rm /bin/vi; mkdir /data; echo upper > /data/f")
+	e.run("commit", "vmbase", "berth-test/vm-two:1")
+	e.run("rm", "vmbase")
+	cmd := e.command("run", "--rm", "-i", "--isolation", "vm", "berth-test/vm-two:1", "sh", "-c", "ls /bin/vi 2>/dev/null || echo no vi; cat /data/f; cat")
+	cmd.Stdin = strings.NewReader("from stdin\n")
+	if out, err := cmd.Output(); err != nil || string(out) != "no vi\nupper\nfrom stdin\n" {
+		t.Errorf("a two-layer image in a VM: %q, %v", out, err)
+	}
+	e.run("rmi", "berth-test/vm-two:1")
+
 	// Detached: the stop signal reaches the process in the guest (its
 	// trap sets the exit code), then wait and rm.
 	e.run("run", "-d", "--isolation", "vm", "--name", "vmd", demoImage,
