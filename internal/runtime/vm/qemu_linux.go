@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -89,7 +90,9 @@ func (m *machine) args() []string {
 		"-accel", m.Accel,
 		"-m", strconv.Itoa(m.MemoryMiB), "-smp", strconv.Itoa(m.CPUs),
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-serial", "file:console.log",
+		// The guest's console on QEMU's stdout, which start copies to
+		// console.log up to consoleMax: a guest cannot fill the disk.
+		"-serial", "stdio",
 		"-kernel", m.Kernel, "-initrd", m.Initrd,
 		"-append", m.cmdline(),
 		"-device", "virtio-serial-device,max_ports=2",
@@ -131,9 +134,20 @@ func (m *machine) start(dir string) (*exec.Cmd, error) {
 		return nil, err
 	}
 	defer logf.Close()
+	con, err := os.OpenFile(filepath.Join(dir, "console.log"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	cr, cw, err := os.Pipe()
+	if err != nil {
+		con.Close()
+		return nil, err
+	}
+	defer cw.Close()
+	go copyCapped(con, cr, consoleMax)
 	cmd := exec.Command(m.QEMU, m.args()...)
 	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Stdout, cmd.Stderr = cw, logf
 	// Not in a process group of its own: a TCG guest started with
 	// Setpgid never got past its first instructions here (measured; the
 	// same command in the caller's group boots in 2-4 s).
@@ -142,6 +156,21 @@ func (m *machine) start(dir string) (*exec.Cmd, error) {
 		return nil, fmt.Errorf("start QEMU: %w", err)
 	}
 	return cmd, nil
+}
+
+// consoleMax bounds console.log.
+const consoleMax = 1 << 20
+
+// copyCapped copies r to w until r ends, keeping the first max bytes and
+// reading the rest away (QEMU must never block on its console).
+func copyCapped(w, r *os.File, max int64) {
+	defer r.Close()
+	defer w.Close()
+	n, _ := io.CopyN(w, r, max)
+	if n == max {
+		fmt.Fprintf(w, "\n[berth: console output beyond %d bytes dropped]\n", max)
+		io.Copy(io.Discard, r)
+	}
 }
 
 // dialAgent connects to the agent's socket and waits for its hello; it

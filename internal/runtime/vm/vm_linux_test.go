@@ -42,7 +42,7 @@ func TestVersionLess(t *testing.T) {
 func TestMachineArgs(t *testing.T) {
 	m := &machine{QEMU: "q", Accel: AccelTCG, Kernel: "k", Initrd: "i", Disks: []string{"/a.img", "/b.img"}, MemoryMiB: 256, CPUs: 1, Sandbox: true, TSCkHz: 2000000}
 	a := strings.Join(m.args(), " ")
-	for _, want := range []string{"-M microvm ", "-accel tcg", "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+	for _, want := range []string{"-M microvm ", "-accel tcg", "-serial stdio", "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
 		"file=/a.img,format=raw,if=none,readonly=on", "serial=berth-l1", "BERTH_AGENT=1", "tsc_early_khz=2000000", "name=berth.agent"} {
 		if !strings.Contains(a, want) {
 			t.Errorf("QEMU args lack %q: %s", want, a)
