@@ -2,16 +2,20 @@ package agent
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,6 +53,8 @@ func debugf(format string, args ...any) {
 
 func run() error {
 	os.Unsetenv(EnvMarker)
+	sigc := make(chan os.Signal, 16)
+	signal.Notify(sigc, unix.SIGCHLD)
 	if err := setupGuest(); err != nil {
 		return err
 	}
@@ -60,7 +66,8 @@ func run() error {
 	debugf("port open")
 	defer port.Close()
 	a := New(NewConn(port, port), guest{})
-	go reap(a)
+	theReaper.orphan = a.Reaped
+	go theReaper.loop(sigc)
 	return a.Serve()
 }
 
@@ -149,11 +156,18 @@ func openPort(timeout time.Duration) (*os.File, error) {
 	}
 }
 
-// reap collects every child (PID 1 inherits the orphans) and hands the
-// exits to the agent.
-func reap(a *Agent) {
-	ch := make(chan os.Signal, 16)
-	signal.Notify(ch, unix.SIGCHLD)
+// reaper collects every child (PID 1 inherits the orphans): the exit of
+// a process the agent runs and waits for (the runtime's commands) goes to
+// its waiter, any other to the agent (the container's init among them).
+type reaper struct {
+	mu      sync.Mutex
+	waiters map[int]chan int
+	orphan  func(pid, code int)
+}
+
+var theReaper = &reaper{waiters: map[int]chan int{}}
+
+func (r *reaper) loop(ch chan os.Signal) {
 	for range ch {
 		for {
 			var ws unix.WaitStatus
@@ -161,11 +175,39 @@ func reap(a *Agent) {
 			if pid <= 0 || err != nil {
 				break
 			}
-			if ws.Exited() || ws.Signaled() {
-				a.Reaped(pid, ExitCode(ws.Exited(), ws.ExitStatus(), ws.Signaled(), int(ws.Signal())))
+			if !ws.Exited() && !ws.Signaled() {
+				continue
+			}
+			code := ExitCode(ws.Exited(), ws.ExitStatus(), ws.Signaled(), int(ws.Signal()))
+			r.mu.Lock()
+			w := r.waiters[pid]
+			delete(r.waiters, pid)
+			r.mu.Unlock()
+			if w != nil {
+				w <- code
+			} else if r.orphan != nil {
+				// Not inline: the agent may hold its lock while it
+				// waits for a command this loop must reap.
+				go r.orphan(pid, code)
 			}
 		}
 	}
+}
+
+// run runs argv with the given stdio and returns its exit code and
+// stderr, waiting through the reaper (a wait4 of its own would race it).
+func (r *reaper) run(argv []string, env []string, stdio [3]*os.File) (int, error) {
+	r.mu.Lock()
+	p, err := os.StartProcess(argv[0], argv, &os.ProcAttr{Env: env, Files: stdio[:]})
+	if err != nil {
+		r.mu.Unlock()
+		return 0, err
+	}
+	w := make(chan int, 1)
+	r.waiters[p.Pid] = w
+	r.mu.Unlock()
+	p.Release()
+	return <-w, nil
 }
 
 // guest is the real machine.
@@ -219,6 +261,15 @@ func (guest) PrepareRoot(c *Create) (string, error) {
 	opts := "lowerdir=" + strings.Join(lowers, ":") + ",upperdir=" + upperDir + "/upper,workdir=" + upperDir + "/work"
 	if err := unix.Mount("overlay", rootDir, "overlay", 0, opts); err != nil {
 		return "", fmt.Errorf("mount the root overlay: %w", err)
+	}
+	if c.Process.OCI != nil {
+		// berth's linux runtime makes the container's mounts from its
+		// spec; it needs the guest's cgroups.
+		os.MkdirAll("/sys/fs/cgroup", 0o755)
+		if err := unix.Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+			return "", fmt.Errorf("mount cgroup2: %w", err)
+		}
+		return rootDir, nil
 	}
 	return rootDir, mountInRoot(rootDir)
 }
@@ -335,6 +386,9 @@ func (guest) StartProcess(root string, p *Process, stdio [3]*os.File) (int, erro
 	if err != nil {
 		return 0, err
 	}
+	if p.OCI != nil {
+		return startConfined(root, p, stdio)
+	}
 	cwd := p.Cwd
 	if cwd == "" {
 		cwd = "/"
@@ -407,4 +461,108 @@ func (guest) Signal(pid, sig int) error { return unix.Kill(pid, unix.Signal(sig)
 func (guest) Poweroff() error {
 	unix.Sync()
 	return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+}
+
+// Where berth's linux runtime keeps the container in the guest.
+const (
+	bundleDir   = "/run/berth/bundle"
+	runtimeRoot = "/run/berth/runtime"
+	guestID     = "init"
+)
+
+// startConfined runs the container's process under berth's own linux
+// runtime in the guest (namespaces, cgroups, capabilities, seccomp, as
+// the spec says): the VM is the outer boundary, the runtime the inner.
+// The runtime's commands are this binary again (berth runtime ...); the
+// init they leave behind is reparented to the agent, which reaps it.
+func startConfined(root string, p *Process, stdio [3]*os.File) (int, error) {
+	var spec specs.Spec
+	if err := json.Unmarshal(p.OCI, &spec); err != nil {
+		return 0, fmt.Errorf("%w: the container's spec: %v", ErrMalformed, err)
+	}
+	guestSpec(&spec, root)
+	b, err := json.Marshal(&spec)
+	if err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(bundleDir, 0o700); err != nil {
+		return 0, err
+	}
+	if err := os.WriteFile(filepath.Join(bundleDir, "config.json"), b, 0o600); err != nil {
+		return 0, err
+	}
+	pidFile := filepath.Join(bundleDir, "init.pid")
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	// create: the init takes these stdio (the runtime's pass-through
+	// mode), so the runtime's own complaints land on the container's
+	// stderr too.
+	code, err := theReaper.run([]string{"/proc/self/exe", "runtime", "--root", runtimeRoot, "create", "--bundle", bundleDir, "--no-pivot", "--pid-file", pidFile, guestID}, env, stdio)
+	if err != nil {
+		return 0, fmt.Errorf("the guest's runtime: %w", err)
+	}
+	if code != 0 {
+		return 0, fmt.Errorf("the guest's runtime could not create the container (exit %d; its message is on the container's stderr)", code)
+	}
+	pb, err := os.ReadFile(pidFile)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(pb)))
+	if err != nil {
+		return 0, fmt.Errorf("the guest's runtime pid file: %w", err)
+	}
+	errr, errw, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer errr.Close()
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		errw.Close()
+		return 0, err
+	}
+	defer null.Close()
+	code, err = theReaper.run([]string{"/proc/self/exe", "runtime", "--root", runtimeRoot, "start", guestID}, env, [3]*os.File{null, null, errw})
+	errw.Close()
+	if err != nil {
+		return 0, fmt.Errorf("the guest's runtime: %w", err)
+	}
+	if code != 0 {
+		msg := make([]byte, 4096)
+		n, _ := errr.Read(msg)
+		unix.Kill(pid, unix.SIGKILL)
+		return 0, fmt.Errorf("%s", strings.TrimSpace(string(msg[:n])))
+	}
+	return pid, nil
+}
+
+// guestSpec turns the host's spec of the container into the guest's:
+// its root is the overlay of the layer disks; what names host objects
+// (bind mounts of host files, namespace paths, hooks, LSM labels) has no
+// meaning in the guest and goes.
+func guestSpec(s *specs.Spec, root string) {
+	if s.Root == nil {
+		s.Root = &specs.Root{}
+	}
+	s.Root.Path = root
+	s.Hooks = nil
+	if s.Process != nil {
+		s.Process.Terminal = false
+		s.Process.ApparmorProfile = ""
+		s.Process.SelinuxLabel = ""
+	}
+	mounts := s.Mounts[:0]
+	for _, m := range s.Mounts {
+		if m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind") {
+			continue
+		}
+		mounts = append(mounts, m)
+	}
+	s.Mounts = mounts
+	if s.Linux != nil {
+		for i := range s.Linux.Namespaces {
+			s.Linux.Namespaces[i].Path = ""
+		}
+		s.Linux.MountLabel = ""
+	}
 }

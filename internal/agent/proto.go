@@ -139,6 +139,10 @@ type Process struct {
 	Groups []uint32 `json:"groups,omitempty"`
 	// Stdin: the host will send stdin frames (else it reads /dev/null).
 	Stdin bool `json:"stdin,omitempty"`
+	// OCI is the container's OCI config (the host bundle's config.json):
+	// when set, the agent runs the process under berth's linux runtime
+	// in the guest, confined as the spec says, instead of chrooted.
+	OCI json.RawMessage `json:"oci,omitempty"`
 }
 
 // ChooseVersion picks the highest version both ends accept.

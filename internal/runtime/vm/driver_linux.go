@@ -129,6 +129,8 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 		Args: spec.Process.Args, Env: spec.Process.Env, Cwd: spec.Process.Cwd,
 		UID: spec.Process.User.UID, GID: spec.Process.User.GID, Groups: spec.Process.User.AdditionalGids,
 		Stdin: o.Stdio.Stdin != nil && !isDevNull(o.Stdio.Stdin),
+		// Confined twice: the guest runs it under berth's linux runtime.
+		OCI: b,
 	}}
 	for i, l := range o.Layers {
 		img, err := LayerImage(ctx, d.Cache, l)
