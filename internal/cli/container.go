@@ -65,6 +65,19 @@ func isolationOfRuntime(name string) (string, error) {
 	return "", fmt.Errorf("--runtime %q: unknown runtime (runc, berth or linux; vm or kata): %w", name, engine.ErrInvalid)
 }
 
+// pruneVMLayers removes the VM driver's layer images whose layers are
+// gone (after rmi and prune); a failure only warns.
+func (g *globalOptions) pruneVMLayers(s *image.Service) {
+	snaps := s.Snapshots()
+	_, err := g.vmDriver().PruneLayerImages(func(d string) bool {
+		ok, err := snaps.Exists(d)
+		return ok || err != nil
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "berth: prune the VM layer images: %v\n", err)
+	}
+}
+
 // vmDriver is the VM isolation: its caches (initramfs, layer images) on
 // the root's storage, its VMs' state in the run directory.
 func (g *globalOptions) vmDriver() *vm.Driver {

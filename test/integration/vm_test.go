@@ -77,7 +77,18 @@ func TestVMIsolation(t *testing.T) {
 	if out, err := cmd.Output(); err != nil || string(out) != "no vi\nupper\nfrom stdin\n" {
 		t.Errorf("a two-layer image in a VM: %q, %v", out, err)
 	}
+	images := func() int {
+		m, _ := filepath.Glob(filepath.Join(e.root, "vm", "erofs", "*.img"))
+		return len(m)
+	}
+	if n := images(); n != 2 {
+		t.Errorf("%d layer images after runs of a one- and a two-layer image sharing a layer, want 2", n)
+	}
+	// rmi removes the upper layer, and with it its EROFS image.
 	e.run("rmi", "berth-test/vm-two:1")
+	if n := images(); n != 1 {
+		t.Errorf("%d layer images after rmi of the two-layer image, want 1", n)
+	}
 
 	// Detached: the stop signal reaches the process in the guest (its
 	// trap sets the exit code), then wait and rm.

@@ -65,3 +65,40 @@ func LayerImage(ctx context.Context, cache string, l runtime.Layer) (string, err
 	}
 	return img, nil
 }
+
+// PruneLayerImages removes the EROFS images of layers for which keep
+// (given the layer's digest) says no: the layer is gone from the
+// snapshot store. A VM still running on one keeps its open file.
+func (d *Driver) PruneLayerImages(keep func(digest string) bool) (removed int, err error) {
+	dir := filepath.Join(d.Cache, "erofs")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".img")
+		if !ok {
+			continue
+		}
+		alg, hx, ok := strings.Cut(name, "-")
+		if !ok || keep(alg+":"+hx) {
+			continue
+		}
+		img := filepath.Join(dir, e.Name())
+		unlock, err := lockFile(img + ".lock")
+		if err != nil {
+			return removed, err
+		}
+		if !keep(alg + ":" + hx) {
+			if os.Remove(img) == nil {
+				removed++
+			}
+			os.Remove(img + ".lock")
+		}
+		unlock()
+	}
+	return removed, nil
+}
