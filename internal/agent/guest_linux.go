@@ -262,6 +262,9 @@ func (guest) PrepareRoot(c *Create) (string, error) {
 	if err := unix.Mount("overlay", rootDir, "overlay", 0, opts); err != nil {
 		return "", fmt.Errorf("mount the root overlay: %w", err)
 	}
+	if err := writeFiles(rootDir, c.Files); err != nil {
+		return "", err
+	}
 	if c.Process.OCI != nil {
 		// berth's linux runtime makes the container's mounts from its
 		// spec; it needs the guest's cgroups.
@@ -565,4 +568,41 @@ func guestSpec(s *specs.Spec, root string) {
 		}
 		s.Linux.MountLabel = ""
 	}
+}
+
+// writeFiles writes the engine's files into the root, each path resolved
+// in it (an image's symlink at /etc/hosts cannot send the write out) and
+// the file itself opened without following a link.
+func writeFiles(root string, files map[string][]byte) error {
+	if len(files) == 0 {
+		return nil
+	}
+	for p, data := range files {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" || len(data) > MaxFileSize {
+			return fmt.Errorf("%w: file %q (%d bytes)", ErrMalformed, p, len(data))
+		}
+		dfd, err := mkdirInRoot(root, filepath.Dir(p))
+		if err != nil {
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+		// An image's symlink (or directory) there is replaced.
+		if err := unix.Unlinkat(dfd, filepath.Base(p), 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			unix.Close(dfd)
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+		fd, err := unix.Openat(dfd, filepath.Base(p), unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		unix.Close(dfd)
+		if err != nil {
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+		f := os.NewFile(uintptr(fd), p)
+		_, err = f.Write(data)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+	}
+	return nil
 }

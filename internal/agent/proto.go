@@ -126,7 +126,15 @@ type Create struct {
 	// Hostname is the guest's (and the container's) host name.
 	Hostname string  `json:"hostname,omitempty"`
 	Process  Process `json:"process"`
+	// Files are small files the engine gives the container (its
+	// /etc/hosts, /etc/resolv.conf, /etc/hostname, bind-mounted on a
+	// host), by absolute path in the container: the agent writes them
+	// into the root file system.
+	Files map[string][]byte `json:"files,omitempty"`
 }
+
+// MaxFileSize bounds one of Create.Files.
+const MaxFileSize = 64 << 10
 
 // Process is what to run.
 type Process struct {

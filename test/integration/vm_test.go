@@ -56,8 +56,10 @@ func TestVMIsolation(t *testing.T) {
 	// Both streams, and the exit code; docker's --runtime spelling. In
 	// the guest the process runs under berth's linux runtime: PID 1 of
 	// its own pid namespace, with seccomp.
-	code, out, errOut := e.exitCode("run", "--rm", "--runtime", "vm", demoImage, "sh", "-c", `echo out $$ $(grep ^Seccomp: /proc/self/status | cut -f2); echo err >&2; exit 3`)
-	if code != 3 || out != "out 1 2\n" || !strings.Contains(errOut, "err\n") {
+	// The engine's /etc/hostname and /etc/hosts reach the guest.
+	code, out, errOut := e.exitCode("run", "--rm", "--runtime", "vm", "--hostname", "vmhost", demoImage, "sh", "-c",
+		`echo out $$ $(grep ^Seccomp: /proc/self/status | cut -f2) $(cat /etc/hostname) $(grep -c localhost /etc/hosts); echo err >&2; exit 3`)
+	if code != 3 || out != "out 1 2 vmhost 2\n" || !strings.Contains(errOut, "err\n") {
 		t.Errorf("exit 3 in a VM: code %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	if code, _, errOut := e.exitCode("run", "--rm", "--isolation", "vm", demoImage, "no-such-command"); code != 127 {

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -132,6 +134,7 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 		// Confined twice: the guest runs it under berth's linux runtime.
 		OCI: b,
 	}}
+	create.Files = engineFiles(&spec)
 	for i, l := range o.Layers {
 		img, err := LayerImage(ctx, d.Cache, l)
 		if err != nil {
@@ -209,6 +212,30 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 		return nil, fmt.Errorf("vm: the shim ended before the guest came up (%v); see %s", err, filepath.Join(dir, shimLog))
 	}
 	return c, nil
+}
+
+// guestFiles are the bind mounts of small host files the guest gets as
+// copies: the engine's name-resolution files.
+var guestFiles = []string{"/etc/hosts", "/etc/resolv.conf", "/etc/hostname"}
+
+// engineFiles reads the engine's files the spec bind-mounts.
+func engineFiles(spec *specs.Spec) map[string][]byte {
+	files := map[string][]byte{}
+	for _, m := range spec.Mounts {
+		if !slices.Contains(guestFiles, m.Destination) {
+			continue
+		}
+		f, err := os.Open(m.Source)
+		if err != nil {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(f, agent.MaxFileSize+1))
+		f.Close()
+		if err == nil && len(b) <= agent.MaxFileSize {
+			files[m.Destination] = b
+		}
+	}
+	return files
 }
 
 // maxLayers: QEMU 7.2's microvm has 24 virtio-mmio transports (a 25th
