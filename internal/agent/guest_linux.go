@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -389,6 +390,9 @@ func (guest) StartProcess(root string, p *Process, stdio [3]*os.File) (int, erro
 	if err != nil {
 		return 0, err
 	}
+	if p.OCIProcess != nil {
+		return startExec(p, stdio)
+	}
 	if p.OCI != nil {
 		return startConfined(root, p, stdio)
 	}
@@ -605,4 +609,25 @@ func writeFiles(root string, files map[string][]byte) error {
 		}
 	}
 	return nil
+}
+
+var execSeq atomic.Uint64
+
+// startExec runs berth runtime exec for an OCI process in the container;
+// the command lives as long as the process and exits with its code, so
+// its pid stands for it (the reaper hands its exit to the agent).
+func startExec(p *Process, stdio [3]*os.File) (int, error) {
+	f := filepath.Join(bundleDir, fmt.Sprintf("exec-%d.json", execSeq.Add(1)))
+	if err := os.WriteFile(f, p.OCIProcess, 0o600); err != nil {
+		return 0, err
+	}
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	proc, err := os.StartProcess("/proc/self/exe", []string{"berth", "runtime", "--root", runtimeRoot, "exec", "--process", f, guestID},
+		&os.ProcAttr{Env: env, Files: stdio[:]})
+	if err != nil {
+		return 0, fmt.Errorf("the guest's runtime: %w", err)
+	}
+	pid := proc.Pid
+	proc.Release()
+	return pid, nil
 }

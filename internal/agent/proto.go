@@ -30,7 +30,7 @@
 // (non-zero) that their reply repeats; events (output, exit) carry none.
 //
 //	guest -> host   Hello (event)
-//	host  -> guest  hello, create, start, signal, stdin, closestdin, poweroff
+//	host  -> guest  hello, create, start, exec, signal, stdin, closestdin, poweroff
 //	guest -> host   reply (ID, Error), output, exit
 package agent
 
@@ -78,6 +78,7 @@ const (
 	// host -> guest requests
 	TypeCreate     = "create"
 	TypeStart      = "start"
+	TypeExec       = "exec"
 	TypeSignal     = "signal"
 	TypeStdin      = "stdin"
 	TypeCloseStdin = "closestdin"
@@ -98,6 +99,9 @@ type Frame struct {
 
 	Hello  *Hello  `json:"hello,omitempty"`
 	Create *Create `json:"create,omitempty"`
+	// Exec is a process to start in the running container (TypeExec,
+	// under the name Proc).
+	Exec *Process `json:"exec,omitempty"`
 	// Signal is a signal number (TypeSignal).
 	Signal int `json:"signal,omitempty"`
 	// Stream is 1 (stdout) or 2 (stderr) for TypeOutput.
@@ -151,6 +155,9 @@ type Process struct {
 	// when set, the agent runs the process under berth's linux runtime
 	// in the guest, confined as the spec says, instead of chrooted.
 	OCI json.RawMessage `json:"oci,omitempty"`
+	// OCIProcess is an exec'd process's OCI process: the agent runs it
+	// with berth's linux runtime's exec in the container.
+	OCIProcess json.RawMessage `json:"ociProcess,omitempty"`
 }
 
 // ChooseVersion picks the highest version both ends accept.

@@ -136,6 +136,8 @@ func (a *Agent) handle(f *Frame) error {
 		return a.create(name, f.Create)
 	case TypeStart:
 		return a.start(name)
+	case TypeExec:
+		return a.exec(name, f.Exec)
 	case TypeSignal:
 		p, err := a.proc(name, true)
 		if err != nil {
@@ -201,6 +203,34 @@ func (a *Agent) create(name string, c *Create) error {
 	a.mu.Lock()
 	a.procs[name] = &process{spec: c.Process, root: root, exited: make(chan int, 1)}
 	a.mu.Unlock()
+	return nil
+}
+
+// exec starts a process in the running container under its own name.
+func (a *Agent) exec(name string, p *Process) error {
+	if p == nil || len(p.Args) == 0 {
+		return fmt.Errorf("%w: exec without a process", ErrMalformed)
+	}
+	if name == "init" {
+		return fmt.Errorf("%w: exec needs a name of its own", ErrMalformed)
+	}
+	init, err := a.proc("init", true)
+	if err != nil {
+		return fmt.Errorf("exec: %w", err)
+	}
+	a.mu.Lock()
+	if a.procs[name] != nil {
+		a.mu.Unlock()
+		return fmt.Errorf("process %q exists", name)
+	}
+	a.procs[name] = &process{spec: *p, root: init.root, exited: make(chan int, 1)}
+	a.mu.Unlock()
+	if err := a.start(name); err != nil {
+		a.mu.Lock()
+		delete(a.procs, name)
+		a.mu.Unlock()
+		return err
+	}
 	return nil
 }
 

@@ -107,6 +107,22 @@ func TestVMIsolation(t *testing.T) {
 	if comm, _ := os.ReadFile("/proc/" + strconv.Itoa(in.State.Pid) + "/cmdline"); !strings.HasPrefix(string(comm), "berth-vmm\x00") {
 		t.Errorf("the pid of a VM container is %q, want its shim", comm)
 	}
+	// exec: in the container's namespaces (its pid namespace: the
+	// container's process is PID 1 there), both streams, stdin, the
+	// exit code, a missing command, a numeric user.
+	cmd = e.command("exec", "-i", "vmd", "sh", "-c", `ps -o pid,comm | grep -c "^ *1 sh"; cat; echo err >&2; exit 5`)
+	cmd.Stdin = strings.NewReader("exec stdin\n")
+	var eout, eerr strings.Builder
+	cmd.Stdout, cmd.Stderr = &eout, &eerr
+	if err := cmd.Run(); cmd.ProcessState.ExitCode() != 5 || eout.String() != "1\nexec stdin\n" || eerr.String() != "err\n" {
+		t.Errorf("exec in a VM: exit %d (%v), stdout %q, stderr %q", cmd.ProcessState.ExitCode(), err, eout.String(), eerr.String())
+	}
+	if code, _, errOut := e.exitCode("exec", "vmd", "no-such-command"); code != 127 {
+		t.Errorf("exec of a missing command in a VM: exit %d, want 127 (%s)", code, errOut)
+	}
+	if out := e.run("exec", "-u", "1000:1001", "vmd", "id"); out != "uid=1000 gid=1001\n" {
+		t.Errorf("exec -u 1000:1001 in a VM: %q", out)
+	}
 	e.run("stop", "vmd")
 	if code := strings.TrimSpace(e.run("wait", "vmd")); code != "7" {
 		t.Errorf("wait after stop printed %s, want 7 (the process's TERM trap)", code)

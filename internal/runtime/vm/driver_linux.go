@@ -305,6 +305,14 @@ func (d *Driver) Load(_ context.Context, id string) (runtime.Container, error) {
 	}
 	p := cfg.Create.Process
 	spec := &specs.Spec{Process: &specs.Process{Args: p.Args, Env: p.Env, Cwd: p.Cwd, User: specs.User{UID: p.UID, GID: p.GID}}}
+	if p.OCI != nil {
+		// The whole process (capabilities, rlimits, profile): exec
+		// starts from it.
+		var full specs.Spec
+		if json.Unmarshal(p.OCI, &full) == nil && full.Process != nil {
+			spec = &full
+		}
+	}
 	return &container{d: d, id: id, dir: dir, spec: spec, pid: st.ShimPid, start: st.ShimStart}, nil
 }
 
@@ -442,9 +450,6 @@ func (c *container) Pause() error  { return c.unsupported("pause") }
 func (c *container) Resume() error { return c.unsupported("unpause") }
 func (c *container) Update(context.Context, *specs.LinuxResources) error {
 	return c.unsupported("update")
-}
-func (c *container) Exec(context.Context, runtime.ExecOptions) (runtime.Process, error) {
-	return nil, c.unsupported("exec")
 }
 func (c *container) Stats(context.Context) (*runtime.Stats, error) {
 	return nil, c.unsupported("stats")

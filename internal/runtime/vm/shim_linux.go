@@ -115,6 +115,9 @@ func ShimMain(args []string) int {
 		s.poweroff()
 		return fail(err)
 	}
+	if err := s.listenExec(); err != nil {
+		log.Printf("exec socket: %v", err)
+	}
 	os.WriteFile(runningFile, nil, 0o600)
 	fmt.Fprintf(ctl, "%s\n", ctlStarted)
 	ctl.Close()
@@ -154,6 +157,10 @@ type shim struct {
 	mu      sync.Mutex
 	pending map[uint64]chan *agent.Frame
 	exit    chan int
+
+	execMu  sync.Mutex
+	execs   map[string]*execClient
+	execSeq int
 }
 
 // boot starts QEMU, greets the agent and has it make the container.
@@ -257,12 +264,20 @@ func (s *shim) readLoop() {
 				log.Printf("agent: %s", f.Error)
 			}
 		case agent.TypeOutput:
+			if f.Proc != "" && f.Proc != "init" {
+				s.execOutput(f)
+				continue
+			}
 			out := os.Stdout
 			if f.Stream == 2 {
 				out = os.Stderr
 			}
 			out.Write(f.Data)
 		case agent.TypeExit:
+			if f.Proc != "" && f.Proc != "init" {
+				s.execExit(f)
+				continue
+			}
 			if f.Exit != nil {
 				select {
 				case s.exit <- *f.Exit:
