@@ -174,6 +174,7 @@ func exeDigest(cache string) (string, error) {
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	writeAtomic(memo, []byte(sum), 0o600)
+	pruneOld(cache, ".sha256", memo)
 	return sum, nil
 }
 
