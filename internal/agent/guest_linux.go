@@ -500,15 +500,16 @@ func startConfined(root string, p *Process, stdio [3]*os.File) (int, error) {
 	}
 	pidFile := filepath.Join(bundleDir, "init.pid")
 	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-	// create: the init takes these stdio (the runtime's pass-through
-	// mode), so the runtime's own complaints land on the container's
-	// stderr too.
-	code, err := theReaper.run([]string{"/proc/self/exe", "runtime", "--root", runtimeRoot, "create", "--bundle", bundleDir, "--no-pivot", "--pid-file", pidFile, guestID}, env, stdio)
+	// run --detach: create and start in one command (every start of
+	// this binary is emulated under TCG). The init takes these stdio
+	// (the runtime's pass-through mode), so the runtime's own complaints
+	// land on the container's stderr too.
+	code, err := theReaper.run([]string{"/proc/self/exe", "runtime", "--root", runtimeRoot, "run", "--detach", "--bundle", bundleDir, "--no-pivot", "--pid-file", pidFile, guestID}, env, stdio)
 	if err != nil {
 		return 0, fmt.Errorf("the guest's runtime: %w", err)
 	}
 	if code != 0 {
-		return 0, fmt.Errorf("the guest's runtime could not create the container (exit %d; its message is on the container's stderr)", code)
+		return 0, fmt.Errorf("the guest's runtime could not run the container (exit %d; its message is on the container's stderr)", code)
 	}
 	pb, err := os.ReadFile(pidFile)
 	if err != nil {
@@ -517,28 +518,6 @@ func startConfined(root string, p *Process, stdio [3]*os.File) (int, error) {
 	pid, err := strconv.Atoi(strings.TrimSpace(string(pb)))
 	if err != nil {
 		return 0, fmt.Errorf("the guest's runtime pid file: %w", err)
-	}
-	errr, errw, err := os.Pipe()
-	if err != nil {
-		return 0, err
-	}
-	defer errr.Close()
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		errw.Close()
-		return 0, err
-	}
-	defer null.Close()
-	code, err = theReaper.run([]string{"/proc/self/exe", "runtime", "--root", runtimeRoot, "start", guestID}, env, [3]*os.File{null, null, errw})
-	errw.Close()
-	if err != nil {
-		return 0, fmt.Errorf("the guest's runtime: %w", err)
-	}
-	if code != 0 {
-		msg := make([]byte, 4096)
-		n, _ := errr.Read(msg)
-		unix.Kill(pid, unix.SIGKILL)
-		return 0, fmt.Errorf("%s", strings.TrimSpace(string(msg[:n])))
 	}
 	return pid, nil
 }
