@@ -65,6 +65,10 @@ func TestVMIsolation(t *testing.T) {
 	if code, _, errOut := e.exitCode("run", "--rm", "--isolation", "vm", demoImage, "no-such-command"); code != 127 {
 		t.Errorf("a missing command in a VM: exit %d, want 127 (%s)", code, errOut)
 	}
+	// Volumes do not reach a guest yet: refused, not silently dropped.
+	if code, _, errOut := e.exitCode("run", "--rm", "--isolation", "vm", "-v", t.TempDir()+":/data", demoImage, "true"); code != 125 || !strings.Contains(errOut, "/data") {
+		t.Errorf("a bind mount in a VM: exit %d (%s), want 125 naming it", code, errOut)
+	}
 	if code, _, errOut := e.exitCode("run", "--rm", "--isolation", "bogus", demoImage, "true"); code != 125 || !strings.Contains(errOut, "vm") {
 		t.Errorf("--isolation bogus: exit %d (%s), want 125 naming the isolations", code, errOut)
 	}

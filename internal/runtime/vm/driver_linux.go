@@ -117,6 +117,12 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 	if o.Terminal || spec.Process.Terminal {
 		return nil, fmt.Errorf("a terminal (-t) in a vm-isolated container: %w yet", runtime.ErrNotSupported)
 	}
+	for _, m := range spec.Mounts {
+		bind := m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
+		if bind && !slices.Contains(guestFiles, m.Destination) {
+			return nil, fmt.Errorf("a bind mount or volume (%s) in a vm-isolated container: %w yet", m.Destination, runtime.ErrNotSupported)
+		}
+	}
 	if len(o.Layers) == 0 {
 		return nil, fmt.Errorf("vm isolation needs the image's layers: %w", runtime.ErrInvalidArgument)
 	}
