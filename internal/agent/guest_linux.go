@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -385,17 +386,30 @@ func findDisks(serials []string, timeout time.Duration) ([]string, error) {
 	}
 }
 
-func (guest) StartProcess(root string, p *Process, stdio [3]*os.File) (int, error) {
+func (guest) StartProcess(root string, p *Process, stdio [3]*os.File) (int, *os.File, error) {
 	path, err := lookPathIn(root, p.Args[0], PathOf(p.Env))
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if p.OCIProcess != nil {
-		return startExec(p, stdio)
+		pid, err := startExec(p, stdio)
+		return pid, nil, err
 	}
 	if p.OCI != nil {
 		return startConfined(root, p, stdio)
 	}
+	if p.Terminal {
+		return 0, nil, errors.New("a terminal needs the container's OCI spec")
+	}
+	pid, err := startChrooted(root, path, p, stdio)
+	return pid, nil, err
+}
+
+func (guest) Resize(console *os.File, size WinSize) error {
+	return unix.IoctlSetWinsize(int(console.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: size.Rows, Col: size.Cols})
+}
+
+func startChrooted(root, path string, p *Process, stdio [3]*os.File) (int, error) {
 	cwd := p.Cwd
 	if cwd == "" {
 		cwd = "/"
@@ -482,21 +496,43 @@ const (
 // the spec says): the VM is the outer boundary, the runtime the inner.
 // The runtime's commands are this binary again (berth runtime ...); the
 // init they leave behind is reparented to the agent, which reaps it.
-func startConfined(root string, p *Process, stdio [3]*os.File) (int, error) {
+func startConfined(root string, p *Process, stdio [3]*os.File) (_ int, console *os.File, retErr error) {
 	var spec specs.Spec
 	if err := json.Unmarshal(p.OCI, &spec); err != nil {
-		return 0, fmt.Errorf("%w: the container's spec: %v", ErrMalformed, err)
+		return 0, nil, fmt.Errorf("%w: the container's spec: %v", ErrMalformed, err)
 	}
 	guestSpec(&spec, root)
+	if spec.Process != nil {
+		spec.Process.Terminal = p.Terminal
+	}
 	b, err := json.Marshal(&spec)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if err := os.MkdirAll(bundleDir, 0o700); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if err := os.WriteFile(filepath.Join(bundleDir, "config.json"), b, 0o600); err != nil {
-		return 0, err
+		return 0, nil, err
+	}
+	var extra []string
+	var consoleCh chan *os.File
+	if p.Terminal {
+		sock := filepath.Join(bundleDir, "console.sock")
+		os.Remove(sock)
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+		if err != nil {
+			return 0, nil, err
+		}
+		defer l.Close()
+		consoleCh = make(chan *os.File, 1)
+		go func() { consoleCh <- receiveConsole(l) }()
+		extra = []string{"--console-socket", sock}
+		defer func() {
+			if retErr != nil && console != nil {
+				console.Close()
+			}
+		}()
 	}
 	pidFile := filepath.Join(bundleDir, "init.pid")
 	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -504,22 +540,63 @@ func startConfined(root string, p *Process, stdio [3]*os.File) (int, error) {
 	// this binary is emulated under TCG). The init takes these stdio
 	// (the runtime's pass-through mode), so the runtime's own complaints
 	// land on the container's stderr too.
-	code, err := theReaper.run([]string{"/proc/self/exe", "runtime", "--root", runtimeRoot, "run", "--detach", "--bundle", bundleDir, "--no-pivot", "--pid-file", pidFile, guestID}, env, stdio)
+	argv := append([]string{"/proc/self/exe", "runtime", "--root", runtimeRoot, "run", "--detach", "--bundle", bundleDir, "--no-pivot", "--pid-file", pidFile}, extra...)
+	code, err := theReaper.run(append(argv, guestID), env, stdio)
 	if err != nil {
-		return 0, fmt.Errorf("the guest's runtime: %w", err)
+		return 0, nil, fmt.Errorf("the guest's runtime: %w", err)
+	}
+	if consoleCh != nil {
+		select {
+		case console = <-consoleCh:
+		case <-time.After(10 * time.Second):
+		}
 	}
 	if code != 0 {
-		return 0, fmt.Errorf("the guest's runtime could not run the container (exit %d; its message is on the container's stderr)", code)
+		return 0, console, fmt.Errorf("the guest's runtime could not run the container (exit %d; its message is on the container's stderr)", code)
+	}
+	if p.Terminal && console == nil {
+		return 0, nil, errors.New("the guest's runtime sent no pty")
 	}
 	pb, err := os.ReadFile(pidFile)
 	if err != nil {
-		return 0, err
+		return 0, console, err
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(pb)))
 	if err != nil {
-		return 0, fmt.Errorf("the guest's runtime pid file: %w", err)
+		return 0, console, fmt.Errorf("the guest's runtime pid file: %w", err)
 	}
-	return pid, nil
+	return pid, console, nil
+}
+
+// receiveConsole accepts the runtime's connection on its console socket
+// and returns the pty master it passes (nil if none comes).
+func receiveConsole(l *net.UnixListener) *os.File {
+	l.SetDeadline(time.Now().Add(10 * time.Second))
+	c, err := l.AcceptUnix()
+	if err != nil {
+		return nil
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) == 0 {
+		return nil
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) == 0 {
+		return nil
+	}
+	for _, fd := range fds[1:] {
+		unix.Close(fd)
+	}
+	unix.CloseOnExec(fds[0])
+	return os.NewFile(uintptr(fds[0]), "pty-master")
 }
 
 // guestSpec turns the host's spec of the container into the guest's:

@@ -30,7 +30,7 @@
 // (non-zero) that their reply repeats; events (output, exit) carry none.
 //
 //	guest -> host   Hello (event)
-//	host  -> guest  hello, create, start, exec, signal, stdin, closestdin, poweroff
+//	host  -> guest  hello, create, start, exec, signal, stdin, closestdin, resize, poweroff
 //	guest -> host   reply (ID, Error), output, exit
 package agent
 
@@ -82,6 +82,7 @@ const (
 	TypeSignal     = "signal"
 	TypeStdin      = "stdin"
 	TypeCloseStdin = "closestdin"
+	TypeResize     = "resize"
 	TypePoweroff   = "poweroff"
 )
 
@@ -110,6 +111,14 @@ type Frame struct {
 	Data []byte `json:"data,omitempty"`
 	// Exit is the exit code as a shell reports it (TypeExit).
 	Exit *int `json:"exit,omitempty"`
+	// Size is a terminal's new size (TypeResize).
+	Size *WinSize `json:"size,omitempty"`
+}
+
+// WinSize is a terminal's size.
+type WinSize struct {
+	Rows uint16 `json:"rows"`
+	Cols uint16 `json:"cols"`
 }
 
 // Hello: from the agent, the versions it accepts; from the host, the one
@@ -151,6 +160,9 @@ type Process struct {
 	Groups []uint32 `json:"groups,omitempty"`
 	// Stdin: the host will send stdin frames (else it reads /dev/null).
 	Stdin bool `json:"stdin,omitempty"`
+	// Terminal: the process gets a pty in the guest; its output comes
+	// as stream 1, stdin frames are typed on it, resize frames size it.
+	Terminal bool `json:"terminal,omitempty"`
 	// OCI is the container's OCI config (the host bundle's config.json):
 	// when set, the agent runs the process under berth's linux runtime
 	// in the guest, confined as the spec says, instead of chrooted.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -16,9 +17,12 @@ type System interface {
 	// PrepareRoot makes the container's root filesystem and returns its
 	// path.
 	PrepareRoot(c *Create) (string, error)
-	// StartProcess starts p chrooted into root with the given stdio and
-	// returns its pid.
-	StartProcess(root string, p *Process, stdio [3]*os.File) (int, error)
+	// StartProcess starts p in root with the given stdio and returns its
+	// pid; with p.Terminal, the stdio are /dev/null and it returns the
+	// master of the pty it gave the process.
+	StartProcess(root string, p *Process, stdio [3]*os.File) (int, *os.File, error)
+	// Resize sets a pty's size.
+	Resize(console *os.File, size WinSize) error
 	// Signal sends sig to the process pid.
 	Signal(pid, sig int) error
 	// Poweroff turns the machine off; it returns only if that failed.
@@ -44,8 +48,10 @@ type process struct {
 	pid    int
 	stdin  *os.File
 	stdinq chan *Frame
-	outs   sync.WaitGroup
-	exited chan int
+	// console is the pty master of a process with a terminal.
+	console *os.File
+	outs    sync.WaitGroup
+	exited  chan int
 }
 
 // New returns an agent speaking over conn.
@@ -87,6 +93,12 @@ func (a *Agent) writeStdin(p *process) {
 	for f := range p.stdinq {
 		var err error
 		if f.Type == TypeCloseStdin {
+			if p.console != nil {
+				// The end of what was typed: the pty stays, as a
+				// terminal does when its keyboard goes quiet.
+				a.reply(f, nil)
+				continue
+			}
 			err = p.stdin.Close()
 		} else {
 			_, err = p.stdin.Write(f.Data)
@@ -147,6 +159,15 @@ func (a *Agent) handle(f *Frame) error {
 			return fmt.Errorf("%w: signal %d", ErrMalformed, f.Signal)
 		}
 		return a.sys.Signal(p.pid, f.Signal)
+	case TypeResize:
+		p, err := a.proc(name, true)
+		if err != nil {
+			return err
+		}
+		if p.console == nil || f.Size == nil {
+			return fmt.Errorf("%w: resize of a process without a terminal", ErrMalformed)
+		}
+		return a.sys.Resize(p.console, *f.Size)
 	case TypeStdin, TypeCloseStdin:
 		p, err := a.proc(name, true)
 		if err != nil {
@@ -251,7 +272,7 @@ func (a *Agent) start(name string) error {
 			}
 		}
 	}()
-	if p.spec.Stdin {
+	if p.spec.Stdin && !p.spec.Terminal {
 		r, w, err := os.Pipe()
 		if err != nil {
 			return err
@@ -261,6 +282,12 @@ func (a *Agent) start(name string) error {
 		return err
 	}
 	for i := 1; i <= 2; i++ {
+		if p.spec.Terminal {
+			if stdio[i], err = os.OpenFile(os.DevNull, os.O_WRONLY, 0); err != nil {
+				return err
+			}
+			continue
+		}
 		r, w, err := os.Pipe()
 		if err != nil {
 			closeAll(ours)
@@ -270,7 +297,7 @@ func (a *Agent) start(name string) error {
 		ours = append(ours, r)
 	}
 	a.mu.Lock() // the reaper looks up the pid under the lock
-	pid, err := a.sys.StartProcess(p.root, &p.spec, stdio)
+	pid, console, err := a.sys.StartProcess(p.root, &p.spec, stdio)
 	if err != nil {
 		a.mu.Unlock()
 		closeAll(ours)
@@ -280,6 +307,13 @@ func (a *Agent) start(name string) error {
 		return err
 	}
 	p.pid = pid
+	if console != nil {
+		p.console = console
+		ours = append(ours, console)
+		if p.spec.Stdin {
+			p.stdin = console
+		}
+	}
 	code, early := a.exited[pid]
 	delete(a.exited, pid)
 	a.mu.Unlock()
@@ -315,7 +349,8 @@ func (a *Agent) copyOut(name string, stream int, r *os.File, wg *sync.WaitGroup)
 			a.conn.Write(&Frame{Type: TypeOutput, Proc: name, Stream: stream, Data: buf[:n]})
 		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
+			// A pty master reads EIO once the last slave is closed.
+			if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.EIO) {
 				fmt.Fprintf(os.Stderr, "agent: read the output of %s: %v\n", name, err)
 			}
 			return

@@ -13,11 +13,12 @@ import (
 type fakeSystem struct{ poweredOff bool }
 
 func (f *fakeSystem) PrepareRoot(*Create) (string, error) { return "/nonexistent", nil }
-func (f *fakeSystem) StartProcess(string, *Process, [3]*os.File) (int, error) {
-	return 0, errors.New("not in a test")
+func (f *fakeSystem) StartProcess(string, *Process, [3]*os.File) (int, *os.File, error) {
+	return 0, nil, errors.New("not in a test")
 }
-func (f *fakeSystem) Signal(int, int) error { return nil }
-func (f *fakeSystem) Poweroff() error       { f.poweredOff = true; return nil }
+func (f *fakeSystem) Resize(*os.File, WinSize) error { return nil }
+func (f *fakeSystem) Signal(int, int) error          { return nil }
+func (f *fakeSystem) Poweroff() error                { f.poweredOff = true; return nil }
 
 // pipeAgent runs an agent over in-memory pipes and returns the host's end.
 func pipeAgent(t *testing.T) (*Conn, io.Writer, chan error, *fakeSystem) {

@@ -4,12 +4,18 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // requireVM skips unless this host can run berth's VM isolation, saying
@@ -174,4 +180,47 @@ func (e *engineEnv) checkNoVMLeft() {
 func readCwd(cmdlinePath string) string {
 	s, _ := os.Readlink(filepath.Join(filepath.Dir(cmdlinePath), "cwd"))
 	return s
+}
+
+// TestVMTerminal: run -it in a VM: the guest's pty has the host
+// terminal's size and follows its resizes, typed input arrives, and the
+// exit code comes back.
+func TestVMTerminal(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.requireVM()
+	m, s := openPty(t)
+	defer m.Close()
+	unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 111})
+	cmd := e.command("run", "--rm", "-it", "--isolation", "vm", demoImage, "sh", "-c", `tty; stty size; read line; echo "read:$line"; stty size; exit 6`)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = s, s, s
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	out := &lockedBuffer{}
+	readDone := make(chan struct{})
+	go func() { io.Copy(out, m); close(readDone) }()
+	waitFor(t, 60*time.Second, "the size on the VM's tty", func() bool { return strings.Contains(out.String(), "33 111") })
+	unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 100})
+	time.Sleep(500 * time.Millisecond)
+	m.Write([]byte("typed\r"))
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 6 {
+		t.Errorf("run -it in a VM: %v, want exit 6", err)
+	}
+	select {
+	case <-readDone:
+	case <-time.After(2 * time.Second):
+	}
+	got := out.String()
+	for _, want := range []string{"/dev/pts/0", "33 111", "read:typed", "40 100"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("run -it in a VM: output %q lacks %q", got, want)
+		}
+	}
+	e.checkNothingLeft()
+	e.checkNoVMLeft()
 }

@@ -114,9 +114,7 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 	if spec.Process == nil || len(spec.Process.Args) == 0 {
 		return nil, fmt.Errorf("bundle %s: no process: %w", o.Bundle, runtime.ErrInvalidArgument)
 	}
-	if o.Terminal || spec.Process.Terminal {
-		return nil, fmt.Errorf("a terminal (-t) in a vm-isolated container: %w yet", runtime.ErrNotSupported)
-	}
+	terminal := o.Terminal || spec.Process.Terminal
 	for _, m := range spec.Mounts {
 		bind := m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
 		if bind && !slices.Contains(guestFiles, m.Destination) {
@@ -136,7 +134,8 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 	create := agent.Create{Hostname: spec.Hostname, Process: agent.Process{
 		Args: spec.Process.Args, Env: spec.Process.Env, Cwd: spec.Process.Cwd,
 		UID: spec.Process.User.UID, GID: spec.Process.User.GID, Groups: spec.Process.User.AdditionalGids,
-		Stdin: o.Stdio.Stdin != nil && !isDevNull(o.Stdio.Stdin),
+		Stdin:    terminal || o.Stdio.Stdin != nil && !isDevNull(o.Stdio.Stdin),
+		Terminal: terminal,
 		// Confined twice: the guest runs it under berth's linux runtime.
 		OCI: b,
 	}}
@@ -195,12 +194,34 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 		ExtraFiles: []*os.File{theirs},
 		Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 	}
+	var master *os.File
+	if terminal {
+		// A host pty: its master is the container's console (the
+		// monitor's), its slave the shim's controlling terminal, so that
+		// a resize reaches the shim as SIGWINCH and goes to the guest.
+		var slave *os.File
+		if master, slave, err = openPty(); err != nil {
+			ctl.Close()
+			return nil, err
+		}
+		defer slave.Close()
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	}
 	if err := cmd.Start(); err != nil {
 		ctl.Close()
+		if master != nil {
+			master.Close()
+		}
 		return nil, fmt.Errorf("start the VM shim: %w", err)
 	}
 	theirs.Close()
-	c := &container{d: d, id: id, dir: dir, spec: &spec, pid: cmd.Process.Pid, start: proc.StartTime(cmd.Process.Pid), ctl: ctl, cmd: cmd}
+	c := &container{d: d, id: id, dir: dir, spec: &spec, pid: cmd.Process.Pid, start: proc.StartTime(cmd.Process.Pid), ctl: ctl, cmd: cmd, console: master}
+	defer func() {
+		if retErr != nil && master != nil {
+			master.Close()
+		}
+	}()
 	st, _ := json.Marshal(state{ShimPid: c.pid, ShimStart: c.start})
 	if err := os.WriteFile(filepath.Join(dir, stateFile), st, 0o600); err != nil {
 		c.abort()
@@ -242,6 +263,25 @@ func engineFiles(spec *specs.Spec) map[string][]byte {
 		}
 	}
 	return files
+}
+
+// openPty opens a new pty pair (the slave through TIOCGPTPEER, never by
+// name).
+func openPty() (master, slave *os.File, err error) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, m.Fd(), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		m.Close()
+		return nil, nil, fmt.Errorf("open the pty's peer: %w", errno)
+	}
+	return m, os.NewFile(uintptr(sfd), "pty-slave"), nil
 }
 
 // maxLayers: QEMU 7.2's microvm has 24 virtio-mmio transports (a 25th
@@ -362,6 +402,7 @@ type container struct {
 	pid     int
 	start   uint64
 	ctl     *net.UnixConn // the creator's: Start goes through it
+	console *os.File      // the host pty master of a -t container
 	rd      *bufio.Reader
 	cmd     *exec.Cmd
 }
@@ -369,7 +410,7 @@ type container struct {
 func (c *container) ID() string              { return c.id }
 func (c *container) Pid() int                { return c.pid }
 func (c *container) Process() *specs.Process { return c.spec.Process }
-func (c *container) Console() *os.File       { return nil }
+func (c *container) Console() *os.File       { return c.console }
 
 // alive reports whether the shim still runs.
 func (c *container) alive() bool {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/berth-dev/berth/internal/agent"
 )
@@ -121,12 +122,25 @@ func ShimMain(args []string) int {
 	os.WriteFile(runningFile, nil, 0o600)
 	fmt.Fprintf(ctl, "%s\n", ctlStarted)
 	ctl.Close()
+	terminal := cfg.Create.Process.Terminal
+	if terminal {
+		// The host pty carries bytes only: the guest's pty does the
+		// line discipline.
+		if _, err := term.MakeRaw(0); err != nil {
+			log.Printf("raw mode: %v", err)
+		}
+		s.resize()
+	}
 	if cfg.Create.Process.Stdin {
 		go s.copyStdin()
 	}
 	for {
 		select {
 		case sig := <-sigs:
+			if terminal && sig == unix.SIGWINCH {
+				go s.resize()
+				continue
+			}
 			n := int(sig.(syscall.Signal))
 			go func() {
 				if err := s.request(&agent.Frame{Type: agent.TypeSignal, Signal: n}); err != nil {
@@ -301,6 +315,17 @@ func (s *shim) copyStdin() {
 			s.request(&agent.Frame{Type: agent.TypeCloseStdin})
 			return
 		}
+	}
+}
+
+// resize gives the guest's pty the host pty's size.
+func (s *shim) resize() {
+	cols, rows, err := term.GetSize(0)
+	if err != nil || rows <= 0 || cols <= 0 {
+		return
+	}
+	if err := s.request(&agent.Frame{Type: agent.TypeResize, Size: &agent.WinSize{Rows: uint16(rows), Cols: uint16(cols)}}); err != nil {
+		log.Printf("resize: %v", err)
 	}
 }
 
