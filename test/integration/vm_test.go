@@ -117,6 +117,16 @@ func TestVMIsolation(t *testing.T) {
 	if comm, _ := os.ReadFile("/proc/" + strconv.Itoa(in.State.Pid) + "/cmdline"); !strings.HasPrefix(string(comm), "berth-vmm\x00") {
 		t.Errorf("the pid of a VM container is %q, want its shim", comm)
 	}
+	// pause freezes the whole VM, unpause lets it run on.
+	e.run("pause", "vmd")
+	if st := e.inspect("vmd").State.Status; st != "paused" {
+		t.Errorf("vmd after pause: %s", st)
+	}
+	e.run("unpause", "vmd")
+	if st := e.inspect("vmd").State.Status; st != "running" {
+		t.Errorf("vmd after unpause: %s", st)
+	}
+
 	// exec: in the container's namespaces (its pid namespace: the
 	// container's process is PID 1 there), both streams, stdin, the
 	// exit code, a missing command, a numeric user.

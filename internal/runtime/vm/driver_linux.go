@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -422,6 +423,11 @@ func (c *container) Status() runtime.Status {
 		return runtime.StatusStopped
 	}
 	if _, err := os.Stat(filepath.Join(c.dir, runningFile)); err == nil {
+		if pid := c.qemuPid(); pid != 0 {
+			if _, st, err := proc.Stat(pid); err == nil && (st == 'T' || st == 't') {
+				return runtime.StatusPaused
+			}
+		}
 		return runtime.StatusRunning
 	}
 	return runtime.StatusCreated
@@ -493,8 +499,51 @@ func (c *container) abort() {
 	c.killAndWait()
 }
 
-func (c *container) Pause() error  { return c.unsupported("pause") }
-func (c *container) Resume() error { return c.unsupported("unpause") }
+// qemuPid is the VM's QEMU, if it runs (checked by its working
+// directory, so a reused pid is never signalled).
+func (c *container) qemuPid() int {
+	b, err := os.ReadFile(filepath.Join(c.dir, "qemu.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 || !isQEMU(pid, c.dir) {
+		return 0
+	}
+	return pid
+}
+
+// Pause stops the whole VM: QEMU's threads, vCPUs included, stop as one
+// process (SIGSTOP), which no guest code can notice or refuse.
+func (c *container) Pause() error {
+	return c.stopCont(unix.SIGSTOP, 'T')
+}
+
+// Resume lets a paused VM run on.
+func (c *container) Resume() error {
+	return c.stopCont(unix.SIGCONT, 0)
+}
+
+func (c *container) stopCont(sig unix.Signal, want byte) error {
+	if !c.alive() {
+		return fmt.Errorf("container %s is not running: %w", c.id, runtime.ErrInvalidStatus)
+	}
+	pid := c.qemuPid()
+	if pid == 0 {
+		return fmt.Errorf("container %s: its VM is not running: %w", c.id, runtime.ErrInvalidStatus)
+	}
+	if err := unix.Kill(pid, sig); err != nil {
+		return err
+	}
+	for i := 0; i < 200; i++ {
+		_, st, err := proc.Stat(pid)
+		if err != nil || (want == 'T') == (st == 'T' || st == 't') {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("container %s: QEMU did not %s", c.id, map[bool]string{true: "stop", false: "continue"}[want == 'T'])
+}
 func (c *container) Update(context.Context, *specs.LinuxResources) error {
 	return c.unsupported("update")
 }
