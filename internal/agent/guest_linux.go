@@ -392,8 +392,7 @@ func (guest) StartProcess(root string, p *Process, stdio [3]*os.File) (int, *os.
 		return 0, nil, err
 	}
 	if p.OCIProcess != nil {
-		pid, err := startExec(p, stdio)
-		return pid, nil, err
+		return startExec(p, stdio)
 	}
 	if p.OCI != nil {
 		return startConfined(root, p, stdio)
@@ -672,18 +671,40 @@ var execSeq atomic.Uint64
 // startExec runs berth runtime exec for an OCI process in the container;
 // the command lives as long as the process and exits with its code, so
 // its pid stands for it (the reaper hands its exit to the agent).
-func startExec(p *Process, stdio [3]*os.File) (int, error) {
-	f := filepath.Join(bundleDir, fmt.Sprintf("exec-%d.json", execSeq.Add(1)))
+func startExec(p *Process, stdio [3]*os.File) (int, *os.File, error) {
+	n := execSeq.Add(1)
+	f := filepath.Join(bundleDir, fmt.Sprintf("exec-%d.json", n))
 	if err := os.WriteFile(f, p.OCIProcess, 0o600); err != nil {
-		return 0, err
+		return 0, nil, err
+	}
+	argv := []string{"berth", "runtime", "--root", runtimeRoot, "exec", "--process", f}
+	var consoleCh chan *os.File
+	if p.Terminal {
+		sock := filepath.Join(bundleDir, fmt.Sprintf("console-%d.sock", n))
+		os.Remove(sock)
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+		if err != nil {
+			return 0, nil, err
+		}
+		defer l.Close()
+		defer os.Remove(sock)
+		consoleCh = make(chan *os.File, 1)
+		go func() { consoleCh <- receiveConsole(l) }()
+		argv = append(argv, "--console-socket", sock)
 	}
 	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-	proc, err := os.StartProcess("/proc/self/exe", []string{"berth", "runtime", "--root", runtimeRoot, "exec", "--process", f, guestID},
-		&os.ProcAttr{Env: env, Files: stdio[:]})
+	proc, err := os.StartProcess("/proc/self/exe", append(argv, guestID), &os.ProcAttr{Env: env, Files: stdio[:]})
 	if err != nil {
-		return 0, fmt.Errorf("the guest's runtime: %w", err)
+		return 0, nil, fmt.Errorf("the guest's runtime: %w", err)
 	}
 	pid := proc.Pid
 	proc.Release()
-	return pid, nil
+	var console *os.File
+	if consoleCh != nil {
+		if console = <-consoleCh; console == nil {
+			unix.Kill(pid, unix.SIGKILL)
+			return 0, nil, errors.New("the guest's runtime sent no pty for the exec")
+		}
+	}
+	return pid, console, nil
 }

@@ -143,6 +143,24 @@ func TestVMIsolation(t *testing.T) {
 	if out := e.run("exec", "-u", "1000:1001", "vmd", "id"); out != "uid=1000 gid=1001\n" {
 		t.Errorf("exec -u 1000:1001 in a VM: %q", out)
 	}
+	// exec -t: a pty in the guest, sized as the caller's.
+	m, sl := openPty(t)
+	unix.IoctlSetWinsize(int(sl.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 21, Col: 77})
+	cmd = e.command("exec", "-it", "vmd", "sh", "-c", "tty; sleep 0.3; stty size; exit 4")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = sl, sl, sl
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sl.Close()
+	tout := &lockedBuffer{}
+	go io.Copy(tout, m)
+	err := cmd.Wait()
+	time.Sleep(100 * time.Millisecond)
+	m.Close()
+	if cmd.ProcessState.ExitCode() != 4 || !strings.Contains(tout.String(), "/dev/pts/") || !strings.Contains(tout.String(), "21 77") {
+		t.Errorf("exec -it in a VM: exit %d (%v), output %q", cmd.ProcessState.ExitCode(), err, tout.String())
+	}
 	e.run("stop", "vmd")
 	if code := strings.TrimSpace(e.run("wait", "vmd")); code != "7" {
 		t.Errorf("wait after stop printed %s, want 7 (the process's TERM trap)", code)

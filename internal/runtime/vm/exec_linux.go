@@ -9,9 +9,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/berth-dev/berth/internal/agent"
 	"github.com/berth-dev/berth/internal/runtime"
@@ -103,9 +105,14 @@ func (s *shim) serveExec(c *net.UnixConn) {
 	s.execs[name] = ec
 	s.execMu.Unlock()
 	p := req.Process
+	if p.Terminal {
+		// The caller's pty slave: bytes only, the guest's pty does the
+		// line discipline.
+		term.MakeRaw(int(ec.stdin.Fd()))
+	}
 	err = s.request(&agent.Frame{Type: agent.TypeExec, Proc: name, Exec: &agent.Process{
 		Args: p.Args, Env: p.Env, Cwd: p.Cwd, UID: p.User.UID, GID: p.User.GID, Groups: p.User.AdditionalGids,
-		Stdin: req.Stdin, OCIProcess: oci,
+		Stdin: req.Stdin || p.Terminal, Terminal: p.Terminal, OCIProcess: oci,
 	}})
 	if err != nil {
 		s.execMu.Lock()
@@ -115,8 +122,41 @@ func (s *shim) serveExec(c *net.UnixConn) {
 		return
 	}
 	c.Write([]byte(ctlStarted))
-	if req.Stdin {
+	if req.Stdin || p.Terminal {
 		go s.copyExecStdin(name, ec.stdin)
+	}
+	if p.Terminal {
+		go s.followSize(name, ec)
+	}
+}
+
+// followSize gives an exec'd process's guest pty the size of the
+// caller's, now and whenever it changes (polled: the caller's pty is not
+// the shim's controlling terminal, so no SIGWINCH comes), until it exits.
+func (s *shim) followSize(name string, ec *execClient) {
+	var last agent.WinSize
+	start := time.Now()
+	for {
+		s.execMu.Lock()
+		_, running := s.execs[name]
+		s.execMu.Unlock()
+		if !running {
+			return
+		}
+		if cols, rows, err := term.GetSize(int(ec.stdin.Fd())); err == nil && rows > 0 && cols > 0 {
+			if sz := (agent.WinSize{Rows: uint16(rows), Cols: uint16(cols)}); sz != last {
+				if s.request(&agent.Frame{Type: agent.TypeResize, Proc: name, Size: &sz}) == nil {
+					last = sz
+				}
+			}
+		}
+		// Often at first: the caller sizes its pty just after the exec
+		// started, and a shell asks at once.
+		if time.Since(start) < 2*time.Second {
+			time.Sleep(20 * time.Millisecond)
+		} else {
+			time.Sleep(250 * time.Millisecond)
+		}
 	}
 }
 
@@ -171,9 +211,6 @@ func (c *container) Exec(ctx context.Context, o runtime.ExecOptions) (runtime.Pr
 	if o.Process == nil || len(o.Process.Args) == 0 {
 		return nil, fmt.Errorf("exec: no process: %w", runtime.ErrInvalidArgument)
 	}
-	if o.Process.Terminal {
-		return nil, fmt.Errorf("exec -t in a vm-isolated container: %w yet", runtime.ErrNotSupported)
-	}
 	if c.Status() != runtime.StatusRunning {
 		return nil, fmt.Errorf("container %s: %w", c.id, runtime.ErrInvalidStatus)
 	}
@@ -193,41 +230,58 @@ func (c *container) Exec(ctx context.Context, o runtime.ExecOptions) (runtime.Pr
 		conn.Close()
 		return nil, err
 	}
-	var fds []int
-	for _, f := range []*os.File{o.Stdio.Stdin, o.Stdio.Stdout, o.Stdio.Stderr} {
-		if f == nil {
+	stdio := []*os.File{o.Stdio.Stdin, o.Stdio.Stdout, o.Stdio.Stderr}
+	var master *os.File
+	if o.Process.Terminal {
+		m, slave, err := openPty()
+		if err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("exec: stdio required: %w", runtime.ErrInvalidArgument)
+			return nil, err
+		}
+		defer slave.Close()
+		master = m
+		stdio = []*os.File{slave, slave, slave}
+	}
+	fail := func(err error) (runtime.Process, error) {
+		conn.Close()
+		if master != nil {
+			master.Close()
+		}
+		return nil, err
+	}
+	var fds []int
+	for _, f := range stdio {
+		if f == nil {
+			return fail(fmt.Errorf("exec: stdio required: %w", runtime.ErrInvalidArgument))
 		}
 		fds = append(fds, int(f.Fd()))
 	}
 	if _, _, err := conn.WriteMsgUnix(req, unix.UnixRights(fds...), nil); err != nil {
-		conn.Close()
-		return nil, err
+		return fail(err)
 	}
 	buf := make([]byte, 4096)
 	n, err := conn.Read(buf)
 	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("container %s: exec: %w", c.id, err)
+		return fail(fmt.Errorf("container %s: exec: %w", c.id, err))
 	}
 	reply := string(buf[:n])
 	if msg, ok := strings.CutPrefix(reply, ctlError+" "); ok {
-		conn.Close()
-		return nil, fmt.Errorf("%s", msg)
+		return fail(fmt.Errorf("%s", msg))
 	}
 	if reply != ctlStarted {
-		conn.Close()
-		return nil, fmt.Errorf("container %s: exec: unexpected reply %q", c.id, reply)
+		return fail(fmt.Errorf("container %s: exec: unexpected reply %q", c.id, reply))
 	}
-	return &vmProcess{conn: conn}, nil
+	return &vmProcess{conn: conn, console: master}, nil
 }
 
 // vmProcess is an exec'd process in a VM.
-type vmProcess struct{ conn *net.UnixConn }
+type vmProcess struct {
+	conn    *net.UnixConn
+	console *os.File // the host pty master of exec -t (the caller's)
+}
 
 func (p *vmProcess) Pid() int          { return 0 }
-func (p *vmProcess) Console() *os.File { return nil }
+func (p *vmProcess) Console() *os.File { return p.console }
 
 // Wait returns the exit code the shim reports.
 func (p *vmProcess) Wait() (int, error) {
