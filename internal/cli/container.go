@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine"
+	"github.com/berth-dev/berth/internal/engine/spec"
 	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/image/reference"
@@ -52,17 +54,6 @@ func (g *globalOptions) openEngine(withRegistry bool) (*engine.Engine, error) {
 	}
 	return engine.Open(engine.Options{Root: g.root, State: g.state, Images: s, Driver: linux.NewDriver(engine.RuntimeRoot(g.state)),
 		Drivers: []runtime.Driver{g.vmDriver()}})
-}
-
-// isolationOfRuntime maps docker's --runtime names onto isolations.
-func isolationOfRuntime(name string) (string, error) {
-	switch name {
-	case "runc", "berth", "linux", "io.containerd.runc.v2":
-		return "linux", nil
-	case "vm", "kata", "kata-runtime", "io.containerd.kata.v2":
-		return "vm", nil
-	}
-	return "", fmt.Errorf("--runtime %q: unknown runtime (runc, berth or linux; vm or kata): %w", name, engine.ErrInvalid)
 }
 
 // pruneVMLayers removes the VM driver's layer images whose layers are
@@ -119,20 +110,31 @@ func addContainerCommands(root *cobra.Command, g *globalOptions) {
 
 // runFlags are create's and run's.
 type runFlags struct {
-	name, workdir, user, hostname, entrypoint, restart, stopSignal, isolation, runtime, network string
-	memory, platform, pull                                                                      string
-	env, envFiles, volumes, mounts, tmpfs, capAdd, capDrop, securityOpt, ulimits                []string
-	labels, logOpts, publish, dns, dnsSearch, addHosts, aliases                                 []string
-	ip, mac                                                                                     string
-	healthCmd                                                                                   string
-	healthInterval, healthTimeout, healthStartPeriod                                            time.Duration
-	healthRetries                                                                               int
-	noHealthcheck                                                                               bool
-	interactive, tty, rm, readOnly, privileged, init, publishAll                                bool
-	cpus                                                                                        float64
-	pidsLimit                                                                                   int64
-	stopTimeout                                                                                 int
-	entrypointSet, stopTimeoutSet                                                               bool
+	name, workdir, user, hostname, entrypoint, restart, stopSignal, isolation, network string
+	memory, platform, pull                                                             string
+	env, envFiles, volumes, mounts, tmpfs, capAdd, capDrop, securityOpt, ulimits       []string
+	labels, logOpts, publish, dns, dnsSearch, addHosts, aliases                        []string
+	ip, mac                                                                            string
+	healthCmd                                                                          string
+	healthInterval, healthTimeout, healthStartPeriod                                   time.Duration
+	healthRetries                                                                      int
+	noHealthcheck                                                                      bool
+	interactive, tty, rm, readOnly, privileged, init, publishAll                       bool
+	cpus                                                                               float64
+	pidsLimit                                                                          int64
+	stopTimeout                                                                        int
+	entrypointSet, stopTimeoutSet                                                      bool
+	// Resources, devices, kernel settings, namespaces and the rest of
+	// docker's run flags.
+	cpuShares, cpuPeriod, cpuQuota                                     int64
+	cpusetCpus, cpusetMems, memorySwap, memoryReservation, shmSize     string
+	oomKillDisable                                                     bool
+	oomScoreAdj                                                        int
+	blkioWeight                                                        uint16
+	devices, deviceCgroupRules, sysctls, groupAdd                      []string
+	pid, ipc, uts, cgroupns, cgroupParent, userns, cidfile, domainname string
+	labelFiles, dnsOptions, volumesFrom, annotations, expose           []string
+	oomScoreAdjSet                                                     bool
 }
 
 func (f *runFlags) register(cmd *cobra.Command) {
@@ -170,7 +172,6 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.init, "init", false, "run an init inside the container that forwards signals and reaps processes")
 	fl.StringArrayVarP(&f.labels, "label", "l", nil, "set a label: key=value")
 	fl.StringVar(&f.isolation, "isolation", "default", "isolation: linux (namespaces; the default) or vm (a QEMU microVM per container)")
-	fl.StringVar(&f.runtime, "runtime", "", "docker's spelling of --isolation: runc, berth or linux; vm (or kata)")
 	fl.StringVar(&f.network, "network", "bridge", "network: bridge (the default network), none, host, container:NAME, or a network's name")
 	fl.StringVar(&f.network, "net", "bridge", "same as --network")
 	fl.MarkHidden("net")
@@ -180,7 +181,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.dnsSearch, "dns-search", nil, "DNS search domain")
 	fl.StringArrayVar(&f.addHosts, "add-host", nil, "add a name:ip line to /etc/hosts")
 	fl.StringArrayVar(&f.aliases, "network-alias", nil, "another name for the container on its network")
-	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "log options: max-size=SIZE, max-file=N")
+	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "log options: max-size=SIZE, max-file=N, tag=TEMPLATE ({{.Name}}, {{.ID}}, {{.ImageName}}, ...)")
 	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: [ip:][hostPort:]containerPort[/tcp|udp]")
 	fl.BoolVarP(&f.publishAll, "publish-all", "P", false, "publish every exposed port on a free host port")
 	fl.StringVar(&f.platform, "platform", "", "platform of the image (it must be pulled for it)")
@@ -188,9 +189,41 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-terminal")
 	fl.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
+	fl.Int64VarP(&f.cpuShares, "cpu-shares", "c", 0, "CPU shares (relative weight)")
+	fl.StringVar(&f.cpusetCpus, "cpuset-cpus", "", "CPUs in which to allow execution (0-3, 0,1)")
+	fl.StringVar(&f.cpusetMems, "cpuset-mems", "", "memory nodes in which to allow execution (0-3, 0,1)")
+	fl.Int64Var(&f.cpuPeriod, "cpu-period", 0, "limit the CPU CFS (Completely Fair Scheduler) period, in microseconds")
+	fl.Int64Var(&f.cpuQuota, "cpu-quota", 0, "limit the CPU CFS quota, in microseconds per period")
+	fl.StringVar(&f.memorySwap, "memory-swap", "", "memory plus swap limit: a size, or -1 for unlimited swap (default: twice --memory)")
+	fl.StringVar(&f.memoryReservation, "memory-reservation", "", "memory soft limit")
+	fl.BoolVar(&f.oomKillDisable, "oom-kill-disable", false, "disable the OOM killer")
+	fl.IntVar(&f.oomScoreAdj, "oom-score-adj", 0, "tune the host's OOM preferences (-1000 to 1000)")
+	fl.Uint16Var(&f.blkioWeight, "blkio-weight", 0, "block IO (relative weight), between 10 and 1000, or 0 to disable")
+	fl.StringVar(&f.shmSize, "shm-size", "", "size of /dev/shm (default 64m)")
+	fl.StringArrayVar(&f.devices, "device", nil, "add a host device: HOST[:CONTAINER[:PERMS]]")
+	fl.StringArrayVar(&f.deviceCgroupRules, "device-cgroup-rule", nil, "add a rule to the cgroup's allowed devices list ('c 1:3 rwm')")
+	fl.StringArrayVar(&f.sysctls, "sysctl", nil, "set a namespaced kernel parameter: name=value")
+	fl.StringArrayVar(&f.groupAdd, "group-add", nil, "add an additional group to join")
+	fl.StringVar(&f.pid, "pid", "", "PID namespace: host, or container:NAME")
+	fl.StringVar(&f.ipc, "ipc", "", "IPC mode: private (the default), shareable, none, host, or container:NAME")
+	fl.StringVar(&f.uts, "uts", "", "UTS namespace: host")
+	fl.StringVar(&f.cgroupns, "cgroupns", "", "cgroup namespace: private (the default) or host")
+	fl.StringVar(&f.cgroupParent, "cgroup-parent", "", "parent cgroup of the container's (default /berth)")
+	fl.StringVar(&f.userns, "userns", "", "user namespace: host (the only one berth runs)")
+	fl.StringVar(&f.cidfile, "cidfile", "", "write the container ID to the file")
+	fl.StringVar(&f.domainname, "domainname", "", "container NIS domain name")
+	fl.StringArrayVar(&f.labelFiles, "label-file", nil, "read labels from a file of key=value lines")
+	fl.StringArrayVar(&f.dnsOptions, "dns-option", nil, "set a DNS option (resolv.conf options)")
+	fl.StringArrayVar(&f.dnsOptions, "dns-opt", nil, "same as --dns-option")
+	fl.MarkHidden("dns-opt")
+	fl.StringArrayVar(&f.volumesFrom, "volumes-from", nil, "mount the volumes and binds of a container: NAME[:ro|rw]")
+	fl.StringArrayVar(&f.annotations, "annotation", nil, "add an annotation to the container (passed through to the OCI runtime): key=value")
+	fl.StringArrayVar(&f.expose, "expose", nil, "expose a port or a range of ports: PORT[/PROTO], FROM-TO[/PROTO]")
+	fl.StringVar(&f.isolation, "runtime", "linux", "same as --isolation (docker's spelling): linux or vm")
 	cmd.PreRun = func(cmd *cobra.Command, _ []string) {
 		f.entrypointSet = cmd.Flags().Changed("entrypoint")
 		f.stopTimeoutSet = cmd.Flags().Changed("stop-timeout")
+		f.oomScoreAdjSet = cmd.Flags().Changed("oom-score-adj")
 	}
 }
 
@@ -204,16 +237,6 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 		HealthCmd: f.healthCmd, HealthInterval: f.healthInterval, HealthTimeout: f.healthTimeout, HealthStartPeriod: f.healthStartPeriod,
 		HealthRetries: f.healthRetries, NoHealthcheck: f.noHealthcheck,
 		Init: f.init, Isolation: f.isolation, NetworkMode: f.network,
-	}
-	if f.runtime != "" {
-		iso, err := isolationOfRuntime(f.runtime)
-		if err != nil {
-			return o, err
-		}
-		if o.Isolation != "" && o.Isolation != "default" && o.Isolation != iso {
-			return o, fmt.Errorf("--runtime %s and --isolation %s disagree: %w", f.runtime, o.Isolation, engine.ErrInvalid)
-		}
-		o.Isolation = iso
 	}
 	for i, so := range o.SecurityOpt {
 		// A profile file is read by the engine, maybe in another
@@ -250,6 +273,52 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 		}
 		o.Memory = m
 	}
+	o.Resources = spec.Resources{CPUShares: f.cpuShares, CPUPeriod: f.cpuPeriod, CPUQuota: f.cpuQuota,
+		CpusetCpus: f.cpusetCpus, CpusetMems: f.cpusetMems, OomKillDisable: f.oomKillDisable, BlkioWeight: f.blkioWeight}
+	if f.memorySwap == "-1" {
+		o.Resources.MemorySwap = -1
+	} else if f.memorySwap != "" {
+		if o.Resources.MemorySwap, err = parseSize(f.memorySwap); err != nil {
+			return o, fmt.Errorf("--memory-swap %q: %w", f.memorySwap, err)
+		}
+	}
+	if f.memoryReservation != "" {
+		if o.Resources.MemoryReservation, err = parseSize(f.memoryReservation); err != nil {
+			return o, fmt.Errorf("--memory-reservation %q: %w", f.memoryReservation, err)
+		}
+	}
+	if f.shmSize != "" {
+		if o.ShmSize, err = parseSize(f.shmSize); err != nil {
+			return o, fmt.Errorf("--shm-size %q: %w", f.shmSize, err)
+		}
+	}
+	if f.oomScoreAdjSet {
+		adj := f.oomScoreAdj
+		o.OOMScoreAdj = &adj
+	}
+	o.Devices, o.DeviceCgroupRules, o.GroupAdd = f.devices, f.deviceCgroupRules, f.groupAdd
+	for _, kv := range f.sysctls {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return o, fmt.Errorf("--sysctl %q: want name=value", kv)
+		}
+		if o.Sysctls == nil {
+			o.Sysctls = map[string]string{}
+		}
+		o.Sysctls[k] = v
+	}
+	o.PidMode, o.IpcMode, o.UTSMode, o.CgroupnsMode, o.UsernsMode = f.pid, f.ipc, f.uts, f.cgroupns, f.userns
+	o.CgroupParent, o.Domainname, o.DNSOptions, o.VolumesFrom, o.Expose = f.cgroupParent, f.domainname, f.dnsOptions, f.volumesFrom, f.expose
+	for _, a := range f.annotations {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return o, fmt.Errorf("--annotation %q: want key=value", a)
+		}
+		if o.Annotations == nil {
+			o.Annotations = map[string]string{}
+		}
+		o.Annotations[k] = v
+	}
 	if o.Restart, err = engine.ParseRestartPolicy(f.restart); err != nil {
 		return o, err
 	}
@@ -271,9 +340,19 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 		}
 		o.Env = append(o.Env, kv)
 	}
-	if len(f.labels) > 0 {
+	labels := slices.Clone(f.labels)
+	for _, file := range f.labelFiles {
+		// docker reads a label file as an env file, labels given with
+		// -l after it.
+		lines, err := readLabelFile(file)
+		if err != nil {
+			return o, err
+		}
+		labels = append(lines, labels...)
+	}
+	if len(labels) > 0 {
 		o.Labels = map[string]string{}
-		for _, l := range f.labels {
+		for _, l := range labels {
 			k, v, _ := strings.Cut(l, "=")
 			o.Labels[k] = v
 		}
@@ -287,6 +366,8 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 				return o, fmt.Errorf("--log-opt %s: a size of at least 4k (e.g. 10m)", lo)
 			}
 			o.LogMaxSize = n
+		case ok && k == "tag":
+			o.LogTag = v
 		case ok && k == "max-file":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
@@ -294,7 +375,7 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 			}
 			o.LogMaxFiles = n
 		default:
-			return o, fmt.Errorf("--log-opt %q: berth knows max-size=SIZE and max-file=N", lo)
+			return o, fmt.Errorf("--log-opt %q: berth knows max-size=SIZE, max-file=N and tag=TEMPLATE", lo)
 		}
 	}
 	for _, m := range f.mounts {
@@ -460,6 +541,27 @@ func readEnvFile(path string) ([]string, error) {
 	return out, sc.Err()
 }
 
+// readLabelFile reads --label-file: a line per label, key=value or a
+// bare key (an empty value); blank lines and # comments are skipped.
+func readLabelFile(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--label-file: %w", err)
+	}
+	var out []string
+	for n, l := range strings.Split(strings.TrimPrefix(string(data), "\ufeff"), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		if k, _, _ := strings.Cut(l, "="); k == "" || strings.ContainsAny(k, " \t") {
+			return nil, fmt.Errorf("--label-file %s line %d: %q is not key=value", path, n+1, l)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
 // errNotATTY is docker's refusal of -it when stdin is no terminal.
 var errNotATTY = errors.New("the input device is not a TTY")
 
@@ -533,9 +635,28 @@ func newRunCommand(g *globalOptions, create bool) *cobra.Command {
 			if err := g.ensureImage(ctx, e.Images(), o.Image, f.pull, f.platform); err != nil {
 				return &ExitError{Code: 125, Err: err}
 			}
+			var cid *os.File
+			if f.cidfile != "" {
+				// docker's: refuse an existing file, hold it for the ID.
+				if cid, err = os.OpenFile(f.cidfile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644); err != nil {
+					if errors.Is(err, os.ErrExist) {
+						err = fmt.Errorf("container ID file found, make sure the other container isn't running or delete %s", f.cidfile)
+					}
+					return &ExitError{Code: 125, Err: err}
+				}
+				defer cid.Close()
+			}
 			c, err := e.Create(ctx, o)
 			if err != nil {
+				if cid != nil {
+					os.Remove(f.cidfile)
+				}
 				return &ExitError{Code: 125, Err: err}
+			}
+			if cid != nil {
+				if _, err := cid.WriteString(c.ID); err != nil {
+					return &ExitError{Code: 125, Err: fmt.Errorf("--cidfile %s: %w", f.cidfile, err)}
+				}
 			}
 			for _, w := range c.Warnings {
 				fmt.Fprintf(os.Stderr, "WARNING: %s\n", w)
@@ -751,39 +872,60 @@ func eachContainer(args []string, fn func(a string) error) error {
 
 func newStopCommand(g *globalOptions) *cobra.Command {
 	var t int
+	var sig string
 	cmd := &cobra.Command{
 		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Stop running containers: the stop signal, then SIGKILL after the timeout",
 		Args:  cobra.MinimumNArgs(1),
 	}
 	cmd.RunE = g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-		var timeout *int
-		if cmd.Flags().Changed("time") {
-			timeout = &t
+		o := engine.StopOptions{Signal: sig}
+		if cmd.Flags().Changed("time") || cmd.Flags().Changed("timeout") {
+			o.Timeout = &t
 		}
-		return eachContainer(args, func(a string) error { return e.Stop(ctx, a, timeout) })
+		if err := checkSignal(sig); err != nil {
+			return err
+		}
+		return eachContainer(args, func(a string) error { return e.StopWith(ctx, a, o) })
 	})
 	cmd.Flags().IntVarP(&t, "time", "t", 10, "seconds to wait before SIGKILL (default: the container's stop timeout)")
 	cmd.Flags().IntVar(&t, "timeout", 10, "same as --time")
+	cmd.Flags().StringVarP(&sig, "signal", "s", "", "signal to send to the container (default: its stop signal)")
 	return cmd
 }
 
 func newRestartCommand(g *globalOptions) *cobra.Command {
 	var t int
+	var sig string
 	cmd := &cobra.Command{
 		Use:   "restart [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Restart containers",
 		Args:  cobra.MinimumNArgs(1),
 	}
 	cmd.RunE = g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-		var timeout *int
-		if cmd.Flags().Changed("time") {
-			timeout = &t
+		o := engine.StopOptions{Signal: sig}
+		if cmd.Flags().Changed("time") || cmd.Flags().Changed("timeout") {
+			o.Timeout = &t
 		}
-		return eachContainer(args, func(a string) error { return e.Restart(ctx, a, timeout) })
+		if err := checkSignal(sig); err != nil {
+			return err
+		}
+		return eachContainer(args, func(a string) error { return e.RestartWith(ctx, a, o) })
 	})
 	cmd.Flags().IntVarP(&t, "time", "t", 10, "seconds to wait before SIGKILL")
+	cmd.Flags().IntVar(&t, "timeout", 10, "same as --time")
+	cmd.Flags().StringVarP(&sig, "signal", "s", "", "signal to send to the container (default: its stop signal)")
 	return cmd
+}
+
+// checkSignal checks stop's and restart's -s before any container is
+// touched ("" is the container's own stop signal).
+func checkSignal(s string) error {
+	if s == "" {
+		return nil
+	}
+	_, err := engine.ParseSignal(s)
+	return err
 }
 
 func newKillCommand(g *globalOptions) *cobra.Command {

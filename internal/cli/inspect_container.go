@@ -101,6 +101,7 @@ func inspectConfig(c *engine.Container) *container.Config {
 	cc := c.Config
 	out := &container.Config{
 		Hostname:    cc.Hostname,
+		Domainname:  cc.Domainname,
 		User:        cc.User,
 		Tty:         cc.Tty,
 		OpenStdin:   cc.OpenStdin,
@@ -152,7 +153,7 @@ func inspectHostConfig(c *engine.Container) *container.HostConfig {
 		CapDrop:         h.CapDrop,
 		CgroupnsMode:    container.CgroupnsModePrivate,
 		DNS:             []netip.Addr{},
-		DNSOptions:      []string{},
+		DNSOptions:      nonNil(h.DNSOptions),
 		DNSSearch:       nonNil(h.DNSSearch),
 		ExtraHosts:      h.ExtraHosts,
 		IpcMode:         container.IPCModePrivate,
@@ -178,6 +179,9 @@ func inspectHostConfig(c *engine.Container) *container.HostConfig {
 	}
 	if h.LogMaxFiles > 0 {
 		out.LogConfig.Config["max-file"] = strconv.Itoa(h.LogMaxFiles)
+	}
+	if h.LogTag != "" {
+		out.LogConfig.Config["tag"] = h.LogTag
 	}
 	for _, pm := range h.PortBindings {
 		p, ok := mobynet.PortFrom(uint16(pm.ContainerPort), mobynet.IPProtocol(pm.Protocol))
@@ -214,8 +218,33 @@ func inspectHostConfig(c *engine.Container) *container.HostConfig {
 	for _, m := range h.Mounts {
 		out.Mounts = append(out.Mounts, parseMountSpec(m))
 	}
-	if !h.Privileged {
+	if !h.Privileged && !h.SystemPathsUnconfined {
 		out.MaskedPaths, out.ReadonlyPaths = spec.MaskedPaths(), spec.ReadonlyPaths()
+	}
+	if h.CgroupnsMode != "" {
+		out.CgroupnsMode = container.CgroupnsMode(h.CgroupnsMode)
+	}
+	if h.IpcMode != "" {
+		out.IpcMode = container.IpcMode(h.IpcMode)
+	}
+	out.PidMode, out.UTSMode, out.UsernsMode = container.PidMode(h.PidMode), container.UTSMode(h.UTSMode), container.UsernsMode(h.UsernsMode)
+	if h.ShmSize > 0 {
+		out.ShmSize = h.ShmSize
+	}
+	out.OomScoreAdj, out.Sysctls, out.GroupAdd = h.OomScoreAdj, h.Sysctls, h.GroupAdd
+	out.VolumesFrom, out.Annotations, out.Runtime = h.VolumesFrom, h.Annotations, h.Isolation
+	r := &out.Resources
+	r.CPUShares, r.CPUPeriod, r.CPUQuota, r.CpusetCpus, r.CpusetMems = h.CPUShares, h.CPUPeriod, h.CPUQuota, h.CpusetCpus, h.CpusetMems
+	r.MemorySwap, r.MemoryReservation, r.BlkioWeight, r.CgroupParent = h.MemorySwap, h.MemoryReservation, h.BlkioWeight, h.CgroupParent
+	if h.OomKillDisable {
+		t := true
+		r.OomKillDisable = &t
+	}
+	r.DeviceCgroupRules = h.DeviceCgroupRules
+	for _, d := range h.Devices {
+		if hostPath, ctrPath, perms, err := spec.ParseDevice(d); err == nil {
+			r.Devices = append(r.Devices, container.DeviceMapping{PathOnHost: hostPath, PathInContainer: ctrPath, CgroupPermissions: perms})
+		}
 	}
 	if h.Init {
 		t := true

@@ -47,12 +47,14 @@ func inspectNetwork(ctx context.Context, e *engine.Engine, n *network.Config) mo
 	var ipc mobynet.IPAMConfig
 	ipc.Subnet, _ = netip.ParsePrefix(n.Subnet)
 	ipc.Gateway, _ = netip.ParseAddr(n.Gateway)
+	ipc.IPRange, _ = netip.ParsePrefix(n.IPRange)
 	if ipc.Subnet.IsValid() {
 		out.IPAM.Config = append(out.IPAM.Config, ipc)
 	}
 	var ipc6 mobynet.IPAMConfig
 	ipc6.Subnet, _ = netip.ParsePrefix(n.Subnet6)
 	ipc6.Gateway, _ = netip.ParseAddr(n.Gateway6)
+	ipc6.IPRange, _ = netip.ParsePrefix(n.IPRange6)
 	if ipc6.Subnet.IsValid() {
 		out.IPAM.Config = append(out.IPAM.Config, ipc6)
 	}
@@ -88,6 +90,9 @@ func inspectVolume(v *engine.Volume) mobyvolume.Volume {
 	}
 	if !v.CreatedAt.IsZero() {
 		out.CreatedAt = v.CreatedAt.Local().Format(time.RFC3339)
+	}
+	for k, val := range v.Options {
+		out.Options[k] = val
 	}
 	for k, val := range v.Labels {
 		out.Labels[k] = val

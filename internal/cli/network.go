@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -25,7 +26,7 @@ func addNetworkCommands(root *cobra.Command, g *globalOptions) {
 
 func newNetworkCreateCommand(g *globalOptions) *cobra.Command {
 	var o network.CreateOptions
-	var labels, opts, subnets, gateways []string
+	var labels, opts, subnets, gateways, ipRanges []string
 	cmd := &cobra.Command{
 		Use:   "create [OPTIONS] NETWORK",
 		Short: "Create a network",
@@ -35,6 +36,20 @@ func newNetworkCreateCommand(g *globalOptions) *cobra.Command {
 			o.Labels = parseLabels(labels)
 			if err := splitFamilies(&o, subnets, gateways); err != nil {
 				return err
+			}
+			for _, r := range ipRanges {
+				p, err := netip.ParsePrefix(r)
+				if err != nil {
+					return fmt.Errorf("--ip-range %q: want a CIDR such as 10.89.1.128/25", r)
+				}
+				field := &o.IPRange
+				if p.Addr().Is6() {
+					field = &o.IPRange6
+				}
+				if *field != "" {
+					return fmt.Errorf("--ip-range %s: one range per address family (%s already)", r, *field)
+				}
+				*field = r
 			}
 			o.Options = map[string]string{}
 			for _, kv := range opts {
@@ -56,6 +71,7 @@ func newNetworkCreateCommand(g *globalOptions) *cobra.Command {
 	fl.StringVarP(&o.Driver, "driver", "d", "bridge", "bridge or vlan")
 	fl.StringArrayVar(&subnets, "subnet", nil, "subnet in CIDR form, one IPv4 and (with --ipv6) one IPv6 (default: a free /24 in 10.89.0.0/16, a random fdXX:XXXX:XXXX::/64)")
 	fl.StringArrayVar(&gateways, "gateway", nil, "gateway address, one per family (default: the subnet's first)")
+	fl.StringArrayVar(&ipRanges, "ip-range", nil, "allocate container addresses from a sub-range of the subnet (CIDR), one per family")
 	fl.BoolVar(&o.IPv6, "ipv6", false, "dual-stack: give containers an IPv6 address too")
 	fl.BoolVar(&o.Internal, "internal", false, "no traffic in or out of the network")
 	fl.StringArrayVarP(&labels, "label", "l", nil, "set a label: key=value")

@@ -24,7 +24,7 @@ func addVolumeCommands(root *cobra.Command, g *globalOptions) {
 			c.AddCommand(newInfoCommand(g), newSystemResetCommand(g), newSystemPruneCommand(g), newEventsCommand(g), newDNSServerCommand(g))
 		}
 	}
-	root.AddCommand(newInfoCommand(g), newEventsCommand(g))
+	root.AddCommand(newInfoCommand(g), newEventsCommand(g), newServeCommand(g))
 }
 
 func parseLabels(list []string) map[string]string {
@@ -37,7 +37,8 @@ func parseLabels(list []string) map[string]string {
 }
 
 func newVolumeCreateCommand(g *globalOptions) *cobra.Command {
-	var labels []string
+	var labels, opts []string
+	var driver string
 	cmd := &cobra.Command{
 		Use:   "create [OPTIONS] [NAME]",
 		Short: "Create a volume",
@@ -47,7 +48,18 @@ func newVolumeCreateCommand(g *globalOptions) *cobra.Command {
 			if len(args) == 1 {
 				name = args[0]
 			}
-			v, err := e.CreateVolume(ctx, name, parseLabels(labels))
+			o := engine.VolumeOptions{Name: name, Driver: driver, Labels: parseLabels(labels)}
+			for _, kv := range opts {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("-o %q: want key=value", kv)
+				}
+				if o.Options == nil {
+					o.Options = map[string]string{}
+				}
+				o.Options[k] = v
+			}
+			v, err := e.CreateVolumeWith(ctx, o)
 			if err != nil {
 				return err
 			}
@@ -56,6 +68,8 @@ func newVolumeCreateCommand(g *globalOptions) *cobra.Command {
 		}),
 	}
 	cmd.Flags().StringArrayVarP(&labels, "label", "l", nil, "set a label: key=value")
+	cmd.Flags().StringVarP(&driver, "driver", "d", "local", "volume driver: local")
+	cmd.Flags().StringArrayVarP(&opts, "opt", "o", nil, "local driver options: type=FSTYPE, device=DEVICE, o=MOUNT-OPTIONS (the volume is that mount)")
 	return cmd
 }
 

@@ -83,6 +83,7 @@ type State struct {
 // Config is what the container runs (docker's Config).
 type Config struct {
 	Hostname     string              `json:"Hostname"`
+	Domainname   string              `json:"Domainname,omitempty"`
 	User         string              `json:"User"`
 	Env          []string            `json:"Env"`
 	Cmd          []string            `json:"Cmd"`
@@ -120,6 +121,9 @@ type HostConfig struct {
 	Isolation      string        `json:"Isolation"`
 	LogMaxSize     int64         `json:"LogMaxSize"`
 	LogMaxFiles    int           `json:"LogMaxFiles"`
+	// LogTag is --log-opt tag: a template of the tag each log line
+	// carries in its attrs.
+	LogTag string `json:"LogTag,omitempty"`
 	// Networks the container joins (NetworkMode bridge or a network's
 	// name; connect adds more), in interface order: eth0, eth1, ...
 	Networks        []NetworkRequest      `json:"Networks,omitempty"`
@@ -128,6 +132,37 @@ type HostConfig struct {
 	DNS             []string              `json:"Dns,omitempty"`
 	DNSSearch       []string              `json:"DnsSearch,omitempty"`
 	ExtraHosts      []string              `json:"ExtraHosts,omitempty"`
+	DNSOptions      []string              `json:"DnsOptions,omitempty"`
+	// Resources beyond Memory, NanoCPUs and PidsLimit (docker's names).
+	CPUShares         int64  `json:"CpuShares,omitempty"`
+	CPUPeriod         int64  `json:"CpuPeriod,omitempty"`
+	CPUQuota          int64  `json:"CpuQuota,omitempty"`
+	CpusetCpus        string `json:"CpusetCpus,omitempty"`
+	CpusetMems        string `json:"CpusetMems,omitempty"`
+	MemorySwap        int64  `json:"MemorySwap,omitempty"`
+	MemoryReservation int64  `json:"MemoryReservation,omitempty"`
+	OomKillDisable    bool   `json:"OomKillDisable,omitempty"`
+	OomScoreAdj       int    `json:"OomScoreAdj,omitempty"`
+	BlkioWeight       uint16 `json:"BlkioWeight,omitempty"`
+	ShmSize           int64  `json:"ShmSize,omitempty"`
+	// Devices are --device values, HOST[:CONTAINER[:PERMS]].
+	Devices           []string          `json:"Devices,omitempty"`
+	DeviceCgroupRules []string          `json:"DeviceCgroupRules,omitempty"`
+	Sysctls           map[string]string `json:"Sysctls,omitempty"`
+	GroupAdd          []string          `json:"GroupAdd,omitempty"`
+	// Namespace modes: "" (private), "host", "container:<ID>"; IpcMode
+	// also "private", "shareable", "none"; CgroupnsMode "private", "host".
+	PidMode      string `json:"PidMode,omitempty"`
+	IpcMode      string `json:"IpcMode,omitempty"`
+	UTSMode      string `json:"UTSMode,omitempty"`
+	CgroupnsMode string `json:"CgroupnsMode,omitempty"`
+	UsernsMode   string `json:"UsernsMode,omitempty"`
+	CgroupParent string `json:"CgroupParent,omitempty"`
+	// VolumesFrom are the --volumes-from values, CONTAINER[:ro|rw].
+	VolumesFrom []string          `json:"VolumesFrom,omitempty"`
+	Annotations map[string]string `json:"Annotations,omitempty"`
+	// SystemPathsUnconfined: --security-opt systempaths=unconfined.
+	SystemPathsUnconfined bool `json:"SystemPathsUnconfined,omitempty"`
 }
 
 // NetworkRequest is how a container asked to join a network.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -70,6 +71,7 @@ type CreateOptions struct {
 	NetworkMode                                      string
 	LogMaxSize                                       int64
 	LogMaxFiles                                      int
+	LogTag                                           string
 	// Networking (NetworkMode: bridge (default), none, host,
 	// container:NAME, or a network's name).
 	IP, MAC    string
@@ -79,6 +81,82 @@ type CreateOptions struct {
 	DNS        []string
 	DNSSearch  []string
 	ExtraHosts []string
+	DNSOptions []string
+	// Resources beyond Memory, CPUs and PidsLimit; OOMScoreAdj (nil:
+	// inherited); ShmSize in bytes (0: 64 MiB).
+	Resources   spec.Resources
+	OOMScoreAdj *int
+	ShmSize     int64
+	// Devices are HOST[:CONTAINER[:PERMS]]; DeviceCgroupRules docker's
+	// "c 1:3 rwm" rules; Sysctls namespaced sysctls; GroupAdd groups.
+	Devices           []string
+	DeviceCgroupRules []string
+	Sysctls           map[string]string
+	GroupAdd          []string
+	// Namespaces: PidMode "", host or container:NAME; IpcMode "",
+	// private, shareable, none, host or container:NAME; UTSMode "" or
+	// host; CgroupnsMode "", private or host; UsernsMode "" or host.
+	PidMode, IpcMode, UTSMode, CgroupnsMode, UsernsMode string
+	// CgroupParent is the cgroup the container's is made under
+	// (default /berth).
+	CgroupParent string
+	Domainname   string
+	// VolumesFrom are CONTAINER[:ro|rw]: that container's mounts.
+	VolumesFrom []string
+	Annotations map[string]string
+	// Expose are ports to expose, PORT[/PROTO] or FROM-TO[/PROTO].
+	Expose []string
+}
+
+// ParseExpose turns --expose values into ExposedPorts keys ("80/tcp").
+func ParseExpose(list []string) (map[string]struct{}, error) {
+	out := map[string]struct{}{}
+	for _, e := range list {
+		ports, proto, _ := strings.Cut(e, "/")
+		if proto == "" {
+			proto = "tcp"
+		}
+		if proto != "tcp" && proto != "udp" && proto != "sctp" {
+			return nil, fmt.Errorf("--expose %q: invalid protocol %q (tcp, udp or sctp): %w", e, proto, ErrInvalid)
+		}
+		lo, hi, isRange := strings.Cut(ports, "-")
+		a, err := strconv.ParseUint(lo, 10, 16)
+		b := a
+		if err == nil && isRange {
+			b, err = strconv.ParseUint(hi, 10, 16)
+		}
+		if err != nil || a == 0 || b < a {
+			return nil, fmt.Errorf("--expose %q: invalid range format for --expose: %w", e, ErrInvalid)
+		}
+		for p := a; p <= b; p++ {
+			out[fmt.Sprintf("%d/%s", p, proto)] = struct{}{}
+		}
+	}
+	return out, nil
+}
+
+// namespaceMode checks a --pid/--ipc/--uts/--cgroupns/--userns value
+// against what docker takes for it, resolving container:NAME to the
+// container's ID.
+func (e *Engine) namespaceMode(ctx context.Context, flag, mode string, allowed ...string) (string, error) {
+	if mode == "" || slices.Contains(allowed, mode) {
+		return mode, nil
+	}
+	if name, ok := strings.CutPrefix(mode, "container:"); ok && slices.Contains(allowed, "container:") {
+		other, err := e.get(ctx, name)
+		if err != nil {
+			return "", fmt.Errorf("%s %s: %w", flag, mode, err)
+		}
+		return "container:" + other.ID, nil
+	}
+	var want []string
+	for _, a := range allowed {
+		if a == "container:" {
+			a = "container:NAME"
+		}
+		want = append(want, a)
+	}
+	return "", fmt.Errorf("%s %q: invalid mode (use %s): %w", flag, mode, strings.Join(want, ", "), ErrInvalid)
 }
 
 // Defaults of the log rotation (docker's "local" driver's).
@@ -149,8 +227,70 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		case so == "no-new-privileges" || noNewPrivValue(so) != "":
 		case so == "seccomp=unconfined" || so == "seccomp:unconfined" || strings.HasPrefix(so, "seccomp="):
 		case strings.HasPrefix(so, "label=") || strings.HasPrefix(so, "apparmor="):
+		case so == "systempaths=unconfined":
 		default:
-			return nil, fmt.Errorf("--security-opt %q: berth knows seccomp=FILE|unconfined, no-new-privileges, label= and apparmor=: %w", so, ErrInvalid)
+			return nil, fmt.Errorf("--security-opt %q: berth knows seccomp=FILE|unconfined, no-new-privileges, systempaths=unconfined, label= and apparmor=: %w", so, ErrInvalid)
+		}
+	}
+	if o.PidMode, err = e.namespaceMode(ctx, "--pid", o.PidMode, "host", "container:"); err != nil {
+		return nil, err
+	}
+	if o.IpcMode, err = e.namespaceMode(ctx, "--ipc", o.IpcMode, "private", "shareable", "none", "host", "container:"); err != nil {
+		return nil, err
+	}
+	if o.IpcMode == "" {
+		o.IpcMode = "private" // docker's default-ipc-mode
+	}
+	if donor, ok := strings.CutPrefix(o.IpcMode, "container:"); ok {
+		other, err := e.get(ctx, donor)
+		if err != nil {
+			return nil, err
+		}
+		if m := other.HostConfig.IpcMode; m != "shareable" && m != "host" {
+			return nil, fmt.Errorf("--ipc container:%s: non-shareable IPC (hint: use --ipc shareable for the donor container): %w", other.Name, ErrInvalid)
+		}
+	}
+	if o.UTSMode, err = e.namespaceMode(ctx, "--uts", o.UTSMode, "host"); err != nil {
+		return nil, err
+	}
+	if o.UTSMode == "host" && o.Hostname != "" {
+		return nil, fmt.Errorf("conflicting options: --hostname and --uts host: %w", ErrInvalid)
+	}
+	if o.CgroupnsMode, err = e.namespaceMode(ctx, "--cgroupns", o.CgroupnsMode, "private", "host"); err != nil {
+		return nil, err
+	}
+	if o.CgroupnsMode == "" {
+		o.CgroupnsMode = "private"
+	}
+	if o.UsernsMode != "" && o.UsernsMode != "host" {
+		return nil, fmt.Errorf("--userns %q: berth runs containers in the host's user namespace only (use host): %w", o.UsernsMode, ErrInvalid)
+	}
+	if o.CgroupParent != "" && (strings.Contains(o.CgroupParent, "..") || strings.ContainsAny(o.CgroupParent, "\x00\n")) {
+		return nil, fmt.Errorf("--cgroup-parent %q: not a cgroup path: %w", o.CgroupParent, ErrInvalid)
+	}
+	exposed, err := ParseExpose(o.Expose)
+	if err != nil {
+		return nil, err
+	}
+	var inherited []MountPoint
+	for _, vf := range o.VolumesFrom {
+		name, mode, _ := strings.Cut(vf, ":")
+		if mode != "" && mode != "ro" && mode != "rw" {
+			return nil, fmt.Errorf("--volumes-from %q: the mode must be ro or rw: %w", vf, ErrInvalid)
+		}
+		other, err := e.get(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("--volumes-from %s: %w", vf, err)
+		}
+		for _, m := range other.Mounts {
+			switch mode {
+			case "ro":
+				m.RW = false
+			case "rw":
+				m.RW = true
+			}
+			inherited = slices.DeleteFunc(inherited, func(x MountPoint) bool { return x.Destination == m.Destination })
+			inherited = append(inherited, m)
 		}
 	}
 	recs, err := e.images.Get(ctx, o.Image)
@@ -219,6 +359,15 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	if hostname == "" {
 		hostname = ShortID(id)
 	}
+	if o.UTSMode == "host" {
+		hostname, _ = os.Hostname()
+	}
+	for k, v := range img.Config.ExposedPorts {
+		exposed[k] = v
+	}
+	if len(exposed) == 0 {
+		exposed = nil
+	}
 	c := &Container{
 		ID: id, Name: name, Created: time.Now().UTC(),
 		Image: rec.ID(), ImageName: rec.Name, DiffIDs: rec.DiffIDs,
@@ -227,20 +376,34 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 			Hostname: hostname, User: o.User, Env: o.Env, Cmd: o.Cmd, WorkingDir: o.WorkingDir,
 			Image: o.Image, Labels: o.Labels, Tty: o.Tty, OpenStdin: o.OpenStdin,
 			StopSignal: o.StopSignal, StopTimeout: o.StopTimeout,
-			ExposedPorts: img.Config.ExposedPorts, Volumes: img.Config.Volumes,
+			ExposedPorts: exposed, Volumes: img.Config.Volumes, Domainname: o.Domainname,
 		},
 		HostConfig: HostConfig{
 			Binds: o.Binds, Tmpfs: o.Tmpfs, NetworkMode: o.NetworkMode, RestartPolicy: o.Restart,
 			AutoRemove: o.AutoRemove, ReadonlyRootfs: o.ReadOnly, Privileged: o.Privileged,
 			CapAdd: o.CapAdd, CapDrop: o.CapDrop, SecurityOpt: o.SecurityOpt, Memory: o.Memory,
 			NanoCPUs: int64(o.CPUs * 1e9), PidsLimit: o.PidsLimit, Ulimits: o.Ulimits, Init: o.Init,
-			Isolation: isolation, LogMaxSize: o.LogMaxSize, LogMaxFiles: o.LogMaxFiles,
+			Isolation: isolation, LogMaxSize: o.LogMaxSize, LogMaxFiles: o.LogMaxFiles, LogTag: o.LogTag,
 			Networks: nets, PortBindings: o.Ports, PublishAllPorts: o.PublishAll, DNS: o.DNS, DNSSearch: o.DNSSearch,
-			ExtraHosts: o.ExtraHosts,
+			ExtraHosts: o.ExtraHosts, DNSOptions: o.DNSOptions,
+			CPUShares: o.Resources.CPUShares, CPUPeriod: o.Resources.CPUPeriod, CPUQuota: o.Resources.CPUQuota,
+			CpusetCpus: o.Resources.CpusetCpus, CpusetMems: o.Resources.CpusetMems,
+			MemorySwap: o.Resources.MemorySwap, MemoryReservation: o.Resources.MemoryReservation,
+			OomKillDisable: o.Resources.OomKillDisable, BlkioWeight: o.Resources.BlkioWeight, ShmSize: o.ShmSize,
+			Devices: o.Devices, DeviceCgroupRules: o.DeviceCgroupRules, Sysctls: o.Sysctls, GroupAdd: o.GroupAdd,
+			PidMode: o.PidMode, IpcMode: o.IpcMode, UTSMode: o.UTSMode, CgroupnsMode: o.CgroupnsMode, UsernsMode: o.UsernsMode,
+			CgroupParent: o.CgroupParent, VolumesFrom: o.VolumesFrom, Annotations: o.Annotations,
+			SystemPathsUnconfined: slices.Contains(o.SecurityOpt, "systempaths=unconfined"),
 		},
+	}
+	if o.OOMScoreAdj != nil {
+		c.HostConfig.OomScoreAdj = *o.OOMScoreAdj
 	}
 	if o.Entrypoint != nil {
 		c.Config.Entrypoint = *o.Entrypoint
+	}
+	if _, err := logAttrs(c); err != nil {
+		return nil, err
 	}
 	if c.Config.StopSignal == "" {
 		c.Config.StopSignal = img.Config.StopSignal
@@ -264,14 +427,49 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	if err := e.mountRootfs(c); err != nil {
 		return nil, err
 	}
+	cgroupsPath := "/berth/" + id
+	if o.CgroupParent != "" {
+		cgroupsPath = path.Join(o.CgroupParent, id)
+	}
+	nsModes := map[specs.LinuxNamespaceType]string{}
+	for t, mode := range map[specs.LinuxNamespaceType]string{specs.PIDNamespace: o.PidMode, specs.IPCNamespace: o.IpcMode,
+		specs.UTSNamespace: o.UTSMode, specs.CgroupNamespace: o.CgroupnsMode} {
+		switch {
+		case mode == "host":
+			nsModes[t] = "host"
+		case strings.HasPrefix(mode, "container:"):
+			// The path is the donor's at each start (joinNamespaces).
+			nsModes[t] = mode
+		}
+	}
+	shmSource := ""
+	switch {
+	case o.IpcMode == "host":
+		shmSource = "/dev/shm"
+	case o.IpcMode == "shareable":
+		shmSource = e.shmDir(id) // mounted at each start
+	case strings.HasPrefix(o.IpcMode, "container:"):
+		other, err := e.get(ctx, strings.TrimPrefix(o.IpcMode, "container:"))
+		if err != nil {
+			return nil, err
+		}
+		shmSource = e.shmDir(other.ID)
+		if other.HostConfig.IpcMode == "host" {
+			shmSource = "/dev/shm"
+		}
+	}
 	s, warns, err := spec.Generate(img, e.rootfs(id), spec.Options{
 		Args: o.Cmd, Entrypoint: o.Entrypoint, Env: o.Env, User: o.User, WorkingDir: o.WorkingDir,
 		Hostname: hostname, Tty: o.Tty, ReadOnly: o.ReadOnly, Privileged: o.Privileged,
 		CapAdd: o.CapAdd, CapDrop: o.CapDrop, NoNewPrivileges: hasNoNewPrivileges(o.SecurityOpt),
 		Ulimits: o.Ulimits, Memory: o.Memory, CPUs: o.CPUs, PidsLimit: o.PidsLimit,
 		Tmpfs: o.Tmpfs, Labels: o.Labels, NetworkMode: specNetworkMode(o.NetworkMode), Seccomp: seccompOption(o.SecurityOpt),
-		CgroupsPath: "/berth/" + id,
+		CgroupsPath: cgroupsPath,
 		LookupEnv:   func(string) (string, bool) { return "", false },
+		Resources:   o.Resources, OOMScoreAdj: o.OOMScoreAdj, ShmSize: o.ShmSize,
+		Devices: o.Devices, DeviceCgroupRules: o.DeviceCgroupRules, Sysctls: o.Sysctls, GroupAdd: o.GroupAdd,
+		Namespaces: nsModes, ShmSource: shmSource, NoShm: o.IpcMode == "none", Domainname: o.Domainname,
+		SystemPathsUnconfined: c.HostConfig.SystemPathsUnconfined, Annotations: o.Annotations,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", err, ErrInvalid)
@@ -285,7 +483,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	var mps []MountPoint
 	if err := e.withVolumes(ctx, func() error {
 		var err error
-		if mps, err = e.resolveMounts(ctx, c, o.Binds, img.Config.Volumes); err != nil {
+		if mps, err = e.resolveMounts(ctx, c, inherited, o.Binds, img.Config.Volumes); err != nil {
 			return err
 		}
 		stopAtForTest("volumes-resolved")
@@ -296,7 +494,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	}
 	c.Mounts = mps
 	for _, m := range mps {
-		if m.Type == "volume" {
+		if m.Type == "volume" && !e.volumeHasOptions(ctx, m.Name) {
 			if err := copyUp(e.rootfs(id), m); err != nil {
 				return nil, fmt.Errorf("volume %s: copy the image's %s into it: %w", m.Name, m.Destination, err)
 			}
@@ -343,6 +541,13 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		r.Config.WorkingDir = s.Process.Cwd
 		r.Warnings = c.Warnings
 		r.Mounts = c.Mounts
+		// What the spec has, after docker's defaults and the host's clamps.
+		if m := s.Linux.Resources.Memory; m != nil && m.Swap != nil {
+			r.HostConfig.MemorySwap = *m.Swap
+		}
+		if adj := s.Process.OOMScoreAdj; adj != nil {
+			r.HostConfig.OomScoreAdj = *adj
+		}
 		r.State.setStatus(StatusCreated)
 		r.State.OwnerPid, r.State.OwnerStart = 0, 0
 		return nil

@@ -91,7 +91,11 @@ func (e *Engine) spawnDNS() error {
 		return err
 	}
 	// Not waited for: it outlives us (its parent becomes the nearest
-	// subreaper, which reaps it).
+	// subreaper, which reaps it); a long-lived caller reaps it itself.
+	if e.opts.Reap {
+		go cmd.Wait()
+		return nil
+	}
 	return cmd.Process.Release()
 }
 

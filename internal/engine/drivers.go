@@ -56,7 +56,7 @@ func (d *drivers) isolation(name string) (string, error) {
 			names = append(names, x.Name())
 		}
 		slices.Sort(names)
-		return "", fmt.Errorf("--isolation %q: this berth runs %s: %w", name, strings.Join(names, ", "), ErrInvalid)
+		return "", fmt.Errorf("--isolation/--runtime %q: this berth runs %s: %w", name, strings.Join(names, ", "), ErrInvalid)
 	}
 	return name, nil
 }

@@ -45,6 +45,11 @@ type Options struct {
 	// Drivers are further isolations (the VM driver), which a container
 	// asks for by name (--isolation); Driver is the default.
 	Drivers []runtime.Driver
+	// Reap: the caller is long-lived (berth serve), so the processes it
+	// starts and lets go (monitors, the name server) are waited for in
+	// the background rather than released, which would leave each a
+	// zombie until the caller exits.
+	Reap bool
 }
 
 // RuntimeRoot is where, under state, the Linux driver keeps its state.
@@ -91,6 +96,9 @@ func Open(opts Options) (*Engine, error) {
 	}
 	return &Engine{opts: opts, db: db, images: opts.Images, snapshots: opts.Images.Snapshots(), driver: newDrivers(opts.Driver, opts.Drivers), events: openJournal(opts.Root)}, nil
 }
+
+// Root is the engine's persistent root directory.
+func (e *Engine) Root() string { return e.opts.Root }
 
 // Close releases the store.
 func (e *Engine) Close() error { return e.db.Close() }

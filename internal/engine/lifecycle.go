@@ -234,6 +234,8 @@ func (e *Engine) destroy(ctx context.Context, id string) error {
 		errs = append(errs, err)
 	}
 	unmountRootfs(e.rootfs(id))
+	unmountRootfs(e.shmDir(id))
+	e.unmountVolumesOf(ctx, id)
 	if err := e.snapshots.Release(id); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
 		errs = append(errs, err)
 	}
@@ -261,6 +263,27 @@ func isRunning(c *Container) bool {
 // container's StopTimeout, else 10 s), and returns when the exit is
 // recorded. The restart policy does not apply to a stopped container.
 func (e *Engine) Stop(ctx context.Context, ref string, timeout *int) error {
+	return e.StopWith(ctx, ref, StopOptions{Timeout: timeout})
+}
+
+// StopOptions are stop's and restart's: Timeout as Stop's; Signal, when
+// set, is sent instead of the container's stop signal (-s/--signal).
+type StopOptions struct {
+	Timeout *int
+	Signal  string
+}
+
+// StopWith is Stop with a signal of the caller's choosing.
+func (e *Engine) StopWith(ctx context.Context, ref string, o StopOptions) error {
+	timeout := o.Timeout
+	var asked unix.Signal
+	if o.Signal != "" {
+		s, err := ParseSignal(o.Signal)
+		if err != nil {
+			return err
+		}
+		asked = s
+	}
 	c, err := e.Get(ctx, ref)
 	if err != nil {
 		return err
@@ -276,6 +299,9 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout *int) error {
 		if s, err := ParseSignal(c.Config.StopSignal); err == nil {
 			sig = s
 		}
+	}
+	if asked != 0 {
+		sig = asked
 	}
 	t := 10
 	if c.Config.StopTimeout != nil {
@@ -454,7 +480,12 @@ func (e *Engine) waitExitRecorded(ctx context.Context, id string, startedAt time
 
 // Restart stops (if running) and starts a container, detached.
 func (e *Engine) Restart(ctx context.Context, ref string, timeout *int) error {
-	if err := e.Stop(ctx, ref, timeout); err != nil {
+	return e.RestartWith(ctx, ref, StopOptions{Timeout: timeout})
+}
+
+// RestartWith is Restart with stop's options.
+func (e *Engine) RestartWith(ctx context.Context, ref string, o StopOptions) error {
+	if err := e.StopWith(ctx, ref, o); err != nil {
 		return err
 	}
 	_, err := e.Start(ctx, ref, nil)

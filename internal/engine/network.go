@@ -531,7 +531,7 @@ func hostsFile(c *Container) string {
 // network it names the name server (its --dns servers are the server's
 // upstreams, as with docker); elsewhere the host's servers, or --dns.
 func resolvConf(c *Container) []byte {
-	if c.HostConfig.NetworkMode == "host" && len(c.HostConfig.DNS) == 0 && len(c.HostConfig.DNSSearch) == 0 {
+	if c.HostConfig.NetworkMode == "host" && len(c.HostConfig.DNS) == 0 && len(c.HostConfig.DNSSearch) == 0 && len(c.HostConfig.DNSOptions) == 0 {
 		data, _ := os.ReadFile("/etc/resolv.conf")
 		return data
 	}
@@ -553,6 +553,11 @@ func resolvConf(c *Container) []byte {
 	}
 	if len(c.HostConfig.DNSSearch) > 0 {
 		search = c.HostConfig.DNSSearch
+	}
+	if len(c.HostConfig.DNSOptions) > 0 {
+		// --dns-option replaces the host's options, as docker's does.
+		other = slices.DeleteFunc(other, func(l string) bool { return strings.HasPrefix(strings.TrimSpace(l), "options") })
+		other = append(other, "options "+strings.Join(c.HostConfig.DNSOptions, " "))
 	}
 	if len(servers) == 0 && len(c.HostConfig.Networks) > 0 {
 		// The host's resolver is on its loopback, which the container

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/runtime/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,6 +67,11 @@ type Attach struct {
 	// and leave the container running: Wait returns ErrDetached. As with
 	// docker, they apply only to a container with a tty.
 	DetachKeys []byte
+	// MonitorRecordsExit: the monitor's exit handler records the exit
+	// (and removes an AutoRemove container), as for a detached start;
+	// the caller only watches. For callers that must not be the only
+	// ones to record it (berth serve: its client may go).
+	MonitorRecordsExit bool
 }
 
 // ErrDetached: the attached caller typed its detach keys (docker's
@@ -79,6 +86,7 @@ type Started struct {
 	notify     *bufio.Reader
 	notifyFile *os.File
 	monitor    *exec.Cmd
+	reap       bool
 }
 
 // Wait waits for the first exit of an attached container and returns its
@@ -105,6 +113,10 @@ func (s *Started) Wait() (int, error) {
 // Release lets the monitor outlive the caller without a zombie.
 func (s *Started) release() {
 	if s.monitor != nil && s.monitor.Process != nil {
+		if s.reap {
+			go s.monitor.Wait()
+			return
+		}
 		s.monitor.Process.Release()
 	}
 }
@@ -172,7 +184,7 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 			defer in.Close()
 		}
 		files = append(files, in, attach.Stdout, attach.Stderr)
-		if c.HostConfig.RestartPolicy.Name != "no" && c.HostConfig.RestartPolicy.Name != "" {
+		if c.HostConfig.RestartPolicy.Name != "no" && c.HostConfig.RestartPolicy.Name != "" || attach.MonitorRecordsExit {
 			flags += "h"
 		}
 	}
@@ -199,6 +211,13 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 		EnvContainer + "=" + c.ID,
 		monitor.EnvSocket + "=" + e.attachSocket(c.ID),
 	}
+	attrs, err := logAttrs(c)
+	if err != nil {
+		return nil, err
+	}
+	if attrs != "" {
+		env = append(env, monitor.EnvLogAttrs+"="+attrs)
+	}
 	if attach != nil && attach.Stdin != nil && c.Config.OpenStdin && c.Config.Tty && len(attach.DetachKeys) > 0 {
 		env = append(env, monitor.EnvDetach+"="+hex.EncodeToString(attach.DetachKeys))
 	}
@@ -221,7 +240,7 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 	}
 	nw.Close()
 	stopAtForTest("monitor-started")
-	st := &Started{Container: c, MonitorPid: cmd.Process.Pid, notify: bufio.NewReader(nr), notifyFile: nr, monitor: cmd}
+	st := &Started{Container: c, MonitorPid: cmd.Process.Pid, notify: bufio.NewReader(nr), notifyFile: nr, monitor: cmd, reap: e.opts.Reap}
 	defer func() {
 		if retErr != nil {
 			nr.Close()
@@ -318,6 +337,7 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 	}
 	defer func() {
 		if retErr != nil {
+			e.unmountVolumesOf(context.WithoutCancel(ctx), id)
 			msg := retErr.Error()
 			e.update(ctx, id, func(r *Container) error {
 				r.State.Error = msg
@@ -332,6 +352,12 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 		return err
 	}
 	e.deleteRuntime(ctx, id)
+	if err := e.joinNamespaces(ctx, c); err != nil {
+		return err
+	}
+	if err := e.mountVolumesOf(ctx, c); err != nil {
+		return err
+	}
 	held, proxyTo, err := e.setupNetwork(ctx, c, inherited)
 	if err != nil {
 		return err
@@ -623,6 +649,32 @@ func (e *Engine) cleanupRun(ctx context.Context, id string) {
 	e.deleteRuntime(ctx, id)
 	e.teardownNetwork(ctx, id)
 	unmountRootfs(e.rootfs(id))
+	unmountRootfs(e.shmDir(id))
+	e.unmountVolumesOf(ctx, id)
+}
+
+// shmDir is where the /dev/shm of an --ipc shareable container is
+// mounted on the host (docker's containers/<id>/mounts/shm): the
+// container and those that join its IPC namespace bind it.
+func (e *Engine) shmDir(id string) string { return filepath.Join(e.stateDir(id), "shm") }
+
+// mountShm mounts the shareable container's /dev/shm tmpfs, unless it is.
+func (e *Engine) mountShm(c *Container) error {
+	dir := e.shmDir(c.ID)
+	if mounted(dir) {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	size := c.HostConfig.ShmSize
+	if size <= 0 {
+		size = 64 << 20
+	}
+	if err := unix.Mount("shm", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, fmt.Sprintf("mode=1777,size=%d", size)); err != nil {
+		return fmt.Errorf("container %s: mount its /dev/shm: %w", ShortID(c.ID), err)
+	}
+	return nil
 }
 
 // ParseSignal accepts docker's forms: "SIGTERM", "TERM", "15".
@@ -632,4 +684,62 @@ func ParseSignal(s string) (unix.Signal, error) {
 		return 0, fmt.Errorf("invalid signal %q: %w", s, ErrInvalid)
 	}
 	return unix.Signal(n), nil
+}
+
+// joinNamespaces points the bundle's PID and IPC namespaces of
+// --pid/--ipc container:NAME at the donor's as it runs now (its init
+// changes with each start), and mounts the /dev/shm of an --ipc
+// shareable container.
+func (e *Engine) joinNamespaces(ctx context.Context, c *Container) error {
+	hc := c.HostConfig
+	if hc.IpcMode == "shareable" {
+		if err := e.mountShm(c); err != nil {
+			return err
+		}
+	}
+	if !strings.HasPrefix(hc.PidMode, "container:") && !strings.HasPrefix(hc.IpcMode, "container:") {
+		return nil
+	}
+	path := filepath.Join(e.containerDir(c.ID), "config.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("container %s: its config.json: %w", c.Name, err)
+	}
+	donorPid := func(what, mode string) (int, error) {
+		other, err := e.get(ctx, strings.TrimPrefix(mode, "container:"))
+		if err != nil {
+			return 0, fmt.Errorf("--%s %s: %w", what, mode, err)
+		}
+		if other.State.Status != StatusRunning && other.State.Status != StatusPaused || other.State.Pid <= 0 {
+			return 0, fmt.Errorf("cannot join %s of a non running container: %s: %w", strings.ToUpper(what), other.Name, ErrInvalidState)
+		}
+		return other.State.Pid, nil
+	}
+	for _, j := range []struct {
+		what, mode string
+		typ        specs.LinuxNamespaceType
+		ns         string
+	}{{"pid", hc.PidMode, specs.PIDNamespace, "pid"}, {"ipc", hc.IpcMode, specs.IPCNamespace, "ipc"}} {
+		if !strings.HasPrefix(j.mode, "container:") {
+			continue
+		}
+		pid, err := donorPid(j.what, j.mode)
+		if err != nil {
+			return err
+		}
+		for i := range s.Linux.Namespaces {
+			if s.Linux.Namespaces[i].Type == j.typ {
+				s.Linux.Namespaces[i].Path = fmt.Sprintf("/proc/%d/ns/%s", pid, j.ns)
+			}
+		}
+	}
+	out, err := json.MarshalIndent(&s, "", "\t")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, out, 0o600)
 }

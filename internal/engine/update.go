@@ -72,8 +72,25 @@ func (e *Engine) Update(ctx context.Context, ref string, o UpdateOptions) error 
 	if s.Linux.Resources == nil {
 		s.Linux.Resources = &specs.LinuxResources{}
 	}
-	if err := spec.SetLimits(s.Linux.Resources, hc.Memory, float64(hc.NanoCPUs)/1e9, hc.PidsLimit); err != nil {
-		return fmt.Errorf("%w: %w", err, ErrInvalid)
+	r := s.Linux.Resources
+	if o.Memory != nil {
+		if swap := hc.MemorySwap; hc.Memory > 0 && swap > 0 && hc.Memory > swap {
+			// docker's refusal: the memory+swap limit stays as it was.
+			return fmt.Errorf("--memory %d: memory limit should be smaller than already set memoryswap limit (%d), update the memoryswap at the same time: %w", hc.Memory, swap, ErrInvalid)
+		}
+		if err := spec.SetMemory(r, hc.Memory); err != nil {
+			return fmt.Errorf("%w: %w", err, ErrInvalid)
+		}
+	}
+	if o.CPUs != nil {
+		if err := spec.SetCPUs(r, float64(hc.NanoCPUs)/1e9); err != nil {
+			return fmt.Errorf("%w: %w", err, ErrInvalid)
+		}
+	}
+	if o.PidsLimit != nil {
+		if err := spec.SetPids(r, hc.PidsLimit); err != nil {
+			return fmt.Errorf("%w: %w", err, ErrInvalid)
+		}
 	}
 	if c.State.Status == StatusRunning || c.State.Status == StatusPaused {
 		if rc, err := e.driver.Load(ctx, c.ID); err == nil {

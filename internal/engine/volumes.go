@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/lockfile"
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,6 +35,215 @@ type Volume struct {
 	Scope      string            `json:"Scope"`
 	// Anonymous: made for one container from its image's Volumes.
 	Anonymous bool `json:"Anonymous,omitempty"`
+	// Options are the local driver's (-o type=,device=,o=): the volume
+	// is then that mount, made at Mountpoint while a container using it
+	// runs, as docker's local driver does.
+	Options map[string]string `json:"Options,omitempty"`
+}
+
+// VolumeOptions are `volume create`'s.
+type VolumeOptions struct {
+	Name    string
+	Driver  string // "" or local
+	Labels  map[string]string
+	Options map[string]string // type, device, o
+}
+
+// checkLocalOptions applies docker's local driver rules: only type,
+// device and o, and each with the others it needs.
+func checkLocalOptions(opts map[string]string) error {
+	for k := range opts {
+		switch k {
+		case "type", "device", "o":
+		case "size":
+			return fmt.Errorf("volume option size: quota is not supported by berth's local driver: %w", ErrInvalid)
+		default:
+			return fmt.Errorf("invalid option: %q (the local driver takes type, device and o): %w", k, ErrInvalid)
+		}
+	}
+	for opt, needs := range map[string][]string{"device": {"type"}, "type": {"device"}, "o": {"device", "type"}} {
+		if _, ok := opts[opt]; !ok {
+			continue
+		}
+		for _, n := range needs {
+			if _, ok := opts[n]; !ok {
+				return fmt.Errorf("missing required option: %q (with %q): %w", n, opt, ErrInvalid)
+			}
+		}
+	}
+	if len(opts) > 0 {
+		if _, _, err := mountFlags(opts["o"]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mountFlags splits mount(8)-style options into mount(2) flags and the
+// file system's data string.
+func mountFlags(o string) (uintptr, string, error) {
+	var flags uintptr
+	var data []string
+	for _, opt := range strings.Split(o, ",") {
+		switch opt {
+		case "":
+		case "bind":
+			flags |= unix.MS_BIND
+		case "rbind":
+			flags |= unix.MS_BIND | unix.MS_REC
+		case "ro":
+			flags |= unix.MS_RDONLY
+		case "rw":
+			flags &^= unix.MS_RDONLY
+		case "nosuid":
+			flags |= unix.MS_NOSUID
+		case "nodev":
+			flags |= unix.MS_NODEV
+		case "noexec":
+			flags |= unix.MS_NOEXEC
+		case "sync":
+			flags |= unix.MS_SYNCHRONOUS
+		case "noatime":
+			flags |= unix.MS_NOATIME
+		case "nodiratime":
+			flags |= unix.MS_NODIRATIME
+		case "relatime":
+			flags |= unix.MS_RELATIME
+		case "strictatime":
+			flags |= unix.MS_STRICTATIME
+		case "suid", "dev", "exec", "async", "atime", "diratime", "defaults":
+		case "remount", "move", "shared", "rshared", "slave", "rslave", "private", "rprivate", "unbindable", "runbindable":
+			return 0, "", fmt.Errorf("volume option o=%s: %q is not a mount option a volume can take: %w", o, opt, ErrInvalid)
+		default:
+			data = append(data, opt)
+		}
+	}
+	return flags, strings.Join(data, ","), nil
+}
+
+// mountVolume mounts a volume with options at its mountpoint unless it
+// is mounted. The caller holds the volumes lock.
+func mountVolume(v *Volume) error {
+	if len(v.Options) == 0 || volumeMounted(v.Mountpoint) {
+		return nil
+	}
+	flags, data, err := mountFlags(v.Options["o"])
+	if err != nil {
+		return err
+	}
+	typ := v.Options["type"]
+	if typ == "none" {
+		typ = ""
+	}
+	if err := os.MkdirAll(v.Mountpoint, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(v.Options["device"], v.Mountpoint, typ, flags, data); err != nil {
+		return fmt.Errorf("volume %s: failed to mount local volume: mount %s:%s, flags: %#x, data: %s: %w", v.Name, v.Options["device"], v.Mountpoint, flags, data, err)
+	}
+	if flags&unix.MS_BIND != 0 && flags&unix.MS_RDONLY != 0 {
+		// A bind mount takes ro only when remounted.
+		if err := unix.Mount("", v.Mountpoint, "", flags|unix.MS_REMOUNT, ""); err != nil {
+			unix.Unmount(v.Mountpoint, unix.MNT_DETACH)
+			return fmt.Errorf("volume %s: make the bind mount read-only: %w", v.Name, err)
+		}
+	}
+	return nil
+}
+
+// volumeHasOptions: a volume that is a mount (-o type=...) is not filled
+// with the image's files at create; it is mounted only at start.
+func (e *Engine) volumeHasOptions(ctx context.Context, name string) bool {
+	v, err := e.GetVolume(ctx, name)
+	return err == nil && len(v.Options) > 0
+}
+
+// volumeMounted says whether p is a mount point; a bind mount of a
+// directory of the same file system counts (mounted() compares devices,
+// which would not see it).
+func volumeMounted(p string) bool {
+	m, err := mountinfo.Mounted(p)
+	return err == nil && m
+}
+
+// unmountVolume unmounts everything stacked on a volume's mountpoint and
+// reports whether it is free of mounts.
+func unmountVolume(p string) bool {
+	for i := 0; volumeMounted(p); i++ {
+		if i == 8 || unix.Unmount(p, unix.MNT_DETACH) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// mountsUnder lists the mount points at or below dir.
+func mountsUnder(dir string) []string {
+	infos, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return []string{dir} // unknown: assume the worst
+	}
+	var out []string
+	for _, i := range infos {
+		out = append(out, i.Mountpoint)
+	}
+	return out
+}
+
+// mountVolumesOf mounts the volumes with options the container uses.
+func (e *Engine) mountVolumesOf(ctx context.Context, c *Container) error {
+	if !slices.ContainsFunc(c.Mounts, func(m MountPoint) bool { return m.Type == "volume" }) {
+		return nil
+	}
+	return e.withVolumes(ctx, func() error {
+		for _, m := range c.Mounts {
+			if m.Type != "volume" {
+				continue
+			}
+			v, err := e.GetVolume(ctx, m.Name)
+			if err != nil {
+				return err
+			}
+			if err := mountVolume(v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// unmountVolumesOf unmounts the volumes with options the container used
+// that no other running container uses (docker's reference count).
+func (e *Engine) unmountVolumesOf(ctx context.Context, id string) {
+	c, err := e.get(ctx, id)
+	if err != nil || !slices.ContainsFunc(c.Mounts, func(m MountPoint) bool { return m.Type == "volume" }) {
+		return
+	}
+	e.withVolumes(ctx, func() error {
+		rows, err := e.db.List(ctx)
+		if err != nil {
+			return err
+		}
+		busy := map[string]bool{}
+		for _, r := range rows {
+			o, err := decode(r)
+			if err != nil || o.ID == id || !isRunning(o) && o.State.Status != StatusCreating {
+				continue
+			}
+			for _, m := range o.Mounts {
+				busy[m.Name] = true
+			}
+		}
+		for _, m := range c.Mounts {
+			if m.Type != "volume" || busy[m.Name] {
+				continue
+			}
+			if v, err := e.GetVolume(ctx, m.Name); err == nil && len(v.Options) > 0 {
+				unmountVolume(v.Mountpoint)
+			}
+		}
+		return nil
+	})
 }
 
 // ErrVolumeInUse: rm of a volume a container uses.
@@ -57,8 +267,19 @@ func (e *Engine) volumeDir(name string) string { return filepath.Join(e.opts.Roo
 // CreateVolume makes a volume; an empty name gets a random one. Creating
 // an existing name returns it unchanged, as docker does.
 func (e *Engine) CreateVolume(ctx context.Context, name string, labels map[string]string) (v *Volume, err error) {
+	return e.CreateVolumeWith(ctx, VolumeOptions{Name: name, Labels: labels})
+}
+
+// CreateVolumeWith is CreateVolume with a driver and its options.
+func (e *Engine) CreateVolumeWith(ctx context.Context, o VolumeOptions) (v *Volume, err error) {
+	if o.Driver != "" && o.Driver != "local" {
+		return nil, fmt.Errorf("volume driver %q: berth has the local driver only: %w", o.Driver, ErrInvalid)
+	}
+	if err := checkLocalOptions(o.Options); err != nil {
+		return nil, err
+	}
 	err = e.withVolumes(ctx, func() error {
-		v, err = e.createVolume(ctx, name, labels, false)
+		v, err = e.createVolumeOpts(ctx, o.Name, o.Labels, false, o.Options)
 		return err
 	})
 	return v, err
@@ -67,6 +288,10 @@ func (e *Engine) CreateVolume(ctx context.Context, name string, labels map[strin
 // createVolume makes a volume or returns the one of that name. The caller
 // holds the volumes lock.
 func (e *Engine) createVolume(ctx context.Context, name string, labels map[string]string, anonymous bool) (*Volume, error) {
+	return e.createVolumeOpts(ctx, name, labels, anonymous, nil)
+}
+
+func (e *Engine) createVolumeOpts(ctx context.Context, name string, labels map[string]string, anonymous bool, opts map[string]string) (*Volume, error) {
 	if name == "" {
 		name = newID()
 	}
@@ -75,6 +300,9 @@ func (e *Engine) createVolume(ctx context.Context, name string, labels map[strin
 	}
 	v := &Volume{Name: name, Driver: "local", Mountpoint: filepath.Join(e.volumeDir(name), "_data"),
 		CreatedAt: time.Now().UTC().Truncate(time.Second), Labels: labels, Scope: "local", Anonymous: anonymous}
+	if len(opts) > 0 {
+		v.Options = opts
+	}
 	if v.Labels == nil {
 		v.Labels = map[string]string{}
 	}
@@ -190,7 +418,14 @@ func (e *Engine) withVolumes(ctx context.Context, fn func() error) error {
 	ents, _ := os.ReadDir(dir)
 	for _, ent := range ents {
 		if strings.HasPrefix(ent.Name(), removedVolumePrefix) {
-			os.RemoveAll(filepath.Join(dir, ent.Name()))
+			p := filepath.Join(dir, ent.Name())
+			for _, m := range mountsUnder(p) {
+				unmountVolume(m)
+			}
+			// Never delete through a mount that is still there.
+			if len(mountsUnder(p)) == 0 {
+				os.RemoveAll(p)
+			}
 		}
 	}
 	return err
@@ -209,6 +444,12 @@ func (e *Engine) deleteVolumeLocked(ctx context.Context, name string) error {
 	}
 	if deleted {
 		e.emitVolume("destroy", name)
+	}
+	// A volume that is a mount (a bind of a host directory above all)
+	// must be unmounted before its directory is deleted, or the delete
+	// would reach through to what it mounts.
+	if data := filepath.Join(e.volumeDir(name), "_data"); !unmountVolume(data) {
+		return fmt.Errorf("volume %s: %s is still mounted; unmount it and remove the volume again", name, data)
 	}
 	err = os.Rename(e.volumeDir(name), filepath.Join(e.opts.Root, "volumes", removedVolumePrefix+newID()))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -243,9 +484,14 @@ func (e *Engine) PruneVolumes(ctx context.Context, all bool) ([]string, error) {
 // resolveMounts turns -v entries and the image's declared volumes into
 // mount points, creating named and anonymous volumes. Binds are host
 // paths; other sources name volumes.
-func (e *Engine) resolveMounts(ctx context.Context, c *Container, binds []string, imageVolumes map[string]struct{}) ([]MountPoint, error) {
-	var out []MountPoint
+func (e *Engine) resolveMounts(ctx context.Context, c *Container, inherited []MountPoint, binds []string, imageVolumes map[string]struct{}) ([]MountPoint, error) {
+	// --volumes-from's mounts come first; a -v on the same path replaces
+	// one, as docker's does.
+	out := slices.Clone(inherited)
 	taken := map[string]bool{}
+	for _, m := range inherited {
+		taken[m.Destination] = true
+	}
 	for _, b := range binds {
 		parts := strings.Split(b, ":")
 		if len(parts) == 1 {
@@ -272,6 +518,9 @@ func (e *Engine) resolveMounts(ctx context.Context, c *Container, binds []string
 			}
 		}
 		dst = filepath.Clean(dst)
+		if taken[dst] {
+			out = slices.DeleteFunc(out, func(m MountPoint) bool { return m.Destination == dst })
+		}
 		taken[dst] = true
 		if filepath.IsAbs(src) {
 			if _, err := os.Stat(src); err != nil {

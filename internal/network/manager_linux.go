@@ -239,6 +239,19 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (*Config, error) 
 			return nil, err
 		}
 	}
+	for _, r := range []struct{ iprange, given, subnet string }{{o.IPRange, o.Subnet, c.Subnet}, {o.IPRange6, o.Subnet6, c.Subnet6}} {
+		if r.iprange == "" {
+			continue
+		}
+		if r.given == "" {
+			// docker's rule: a range belongs to a subnet one gave.
+			return nil, fmt.Errorf("--ip-range %s: no matching subnet (give --subnet too): %w", r.iprange, ErrInvalid)
+		}
+		if _, _, err := allocationRange(r.subnet, r.iprange); err != nil {
+			return nil, err
+		}
+	}
+	c.IPRange, c.IPRange6 = o.IPRange, o.IPRange6
 	if o.Driver == DriverBridge {
 		c.Bridge = freeBridgeName(all)
 	}
@@ -410,7 +423,9 @@ func (m *Manager) removeLocked(c *Config) error {
 	if c.Bridge != "" && !bridgeInUse(c.Bridge) {
 		exec.Command("ip", "link", "del", c.Bridge).Run()
 	}
-	os.RemoveAll(filepath.Join(m.dir, "ipam", c.Name))
+	if !c.Default {
+		os.RemoveAll(filepath.Join(m.dir, "ipam", c.Name))
+	}
 	return nil
 }
 
@@ -427,17 +442,41 @@ func (m *Manager) RemoveAll(ctx context.Context) error {
 	})
 }
 
+// SharedLeaseDir holds the default network's leases (host-local's
+// dataDir, CNI's conventional one): every root's default network is the
+// one bridge berth0 with the one subnet, so they must draw addresses from
+// one pool. With a pool per root, two roots (a second installation, tests
+// beside each other) handed out the same address on the same bridge, and
+// traffic went to whichever container answered ARP first. host-local
+// locks the pool for each allocation, across processes.
+var SharedLeaseDir = "/var/lib/cni/networks"
+
+// leaseDir is host-local's dataDir for c.
+func (m *Manager) leaseDir(c *Config) string {
+	if c.Default {
+		return SharedLeaseDir
+	}
+	return filepath.Join(m.dir, "ipam")
+}
+
 // conflist is the CNI configuration of a network for one attachment: the
 // portmap plugin only when it publishes ports, tuning only for a MAC, so
 // that a plain start runs two plugins (the same list serves its DEL).
 func (m *Manager) conflist(c *Config, ports, mac bool) ([]byte, error) {
-	ranges := [][]map[string]string{{{"subnet": c.Subnet, "gateway": c.Gateway}}}
+	rng := func(subnet, gateway, iprange string) []map[string]string {
+		r := map[string]string{"subnet": subnet, "gateway": gateway}
+		if start, end, err := allocationRange(subnet, iprange); iprange != "" && err == nil {
+			r["rangeStart"], r["rangeEnd"] = start, end
+		}
+		return []map[string]string{r}
+	}
+	ranges := [][]map[string]string{rng(c.Subnet, c.Gateway, c.IPRange)}
 	routes := []map[string]string{{"dst": "0.0.0.0/0"}}
 	if c.IPv6 {
-		ranges = append(ranges, []map[string]string{{"subnet": c.Subnet6, "gateway": c.Gateway6}})
+		ranges = append(ranges, rng(c.Subnet6, c.Gateway6, c.IPRange6))
 		routes = append(routes, map[string]string{"dst": "::/0"})
 	}
-	ipam := map[string]any{"type": "host-local", "ranges": ranges, "dataDir": filepath.Join(m.dir, "ipam")}
+	ipam := map[string]any{"type": "host-local", "ranges": ranges, "dataDir": m.leaseDir(c)}
 	if !c.Internal {
 		ipam["routes"] = routes
 	}
@@ -519,7 +558,18 @@ func (m *Manager) Attach(ctx context.Context, c *Config, r AttachRequest) (Endpo
 			return Endpoint{}, fmt.Errorf("--mac-address %s: %w", r.MAC, ErrInvalid)
 		}
 	}
-	conf, err := m.conflist(c, len(r.Ports) > 0, r.MAC != "")
+	lc := c
+	if r.IP != "" && c.IPRange != "" {
+		if _, rn, err := net.ParseCIDR(c.IPRange); err == nil && !rn.Contains(net.ParseIP(r.IP)) {
+			// docker's --ip may lie outside the --ip-range, anywhere in
+			// the subnet: host-local then needs the whole subnet as its
+			// range (its leases are per network, whatever the range).
+			cc := *c
+			cc.IPRange = ""
+			lc = &cc
+		}
+	}
+	conf, err := m.conflist(lc, len(r.Ports) > 0, r.MAC != "")
 	if err != nil {
 		return Endpoint{}, err
 	}
@@ -587,7 +637,11 @@ func (m *Manager) Detach(ctx context.Context, containerID, netnsPath string, ep 
 // Leases lists the addresses host-local holds for a network (for tests
 // and cleanup checks).
 func (m *Manager) Leases(name string) ([]string, error) {
-	ents, err := os.ReadDir(filepath.Join(m.dir, "ipam", name))
+	dir := filepath.Join(m.dir, "ipam")
+	if Canonical(name) == DefaultName {
+		dir = SharedLeaseDir
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, Canonical(name)))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

@@ -8,6 +8,7 @@
 //	<root>/networks/<name>.json       a network's record (driver, subnet, bridge, options)
 //	<root>/networks/lock              taken while networks are created or removed
 //	<root>/networks/ipam/             host-local's leases, one directory per network
+//	/var/lib/cni/networks/berth/      the default network's, shared by every root (SharedLeaseDir)
 //	<root>/networks/cache/            libcni's results, so DEL works without the namespace
 //
 // Leases and results live under the persistent root (not /run): after a
@@ -24,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 )
@@ -63,9 +65,13 @@ type Config struct {
 	Gateway  string `json:"Gateway"`
 	Internal bool   `json:"Internal"`
 	// IPv6: a dual-stack network, with an IPv6 subnet beside the IPv4 one.
-	IPv6     bool              `json:"EnableIPv6,omitempty"`
-	Subnet6  string            `json:"Subnet6,omitempty"`
-	Gateway6 string            `json:"Gateway6,omitempty"`
+	IPv6     bool   `json:"EnableIPv6,omitempty"`
+	Subnet6  string `json:"Subnet6,omitempty"`
+	Gateway6 string `json:"Gateway6,omitempty"`
+	// IPRange and IPRange6 (CIDRs inside the subnets) are where
+	// containers' addresses are allocated from (--ip-range).
+	IPRange  string            `json:"IPRange,omitempty"`
+	IPRange6 string            `json:"IPRange6,omitempty"`
 	Default  bool              `json:"Default,omitempty"`
 	Labels   map[string]string `json:"Labels,omitempty"`
 	Options  map[string]string `json:"Options,omitempty"`
@@ -87,6 +93,10 @@ type CreateOptions struct {
 	IPv6     bool
 	Subnet6  string
 	Gateway6 string
+	// IPRange and IPRange6 limit the addresses given to containers to a
+	// CIDR inside Subnet and Subnet6 (--ip-range).
+	IPRange  string
+	IPRange6 string
 	Labels   map[string]string
 	// Options: "vlan" (an 802.1Q id, with driver vlan or on a bridge),
 	// "parent" (the host interface of a vlan network), "mtu".
@@ -190,3 +200,42 @@ func parseSubnet6(subnet, gateway string) (*net.IPNet, net.IP, error) {
 }
 
 func overlaps(a, b *net.IPNet) bool { return a.Contains(b.IP) || b.Contains(a.IP) }
+
+// allocationRange is the first and last address host-local may hand out
+// in subnet when the allocation is limited to iprange (docker's
+// --ip-range): the range's addresses less the subnet's network and
+// (IPv4) broadcast addresses.
+func allocationRange(subnet, iprange string) (start, end string, err error) {
+	sn, err := netip.ParsePrefix(subnet)
+	if err != nil {
+		return "", "", fmt.Errorf("subnet %q: %w", subnet, err)
+	}
+	r, err := netip.ParsePrefix(iprange)
+	if err != nil {
+		return "", "", fmt.Errorf("--ip-range %q: want a CIDR inside the subnet: %w", iprange, ErrInvalid)
+	}
+	r, sn = r.Masked(), sn.Masked()
+	if r.Addr().Is4() != sn.Addr().Is4() || r.Bits() < sn.Bits() || !sn.Contains(r.Addr()) {
+		return "", "", fmt.Errorf("--ip-range %s: not inside the subnet %s: %w", iprange, subnet, ErrInvalid)
+	}
+	first, last := r.Addr(), lastAddr(r)
+	if first == sn.Addr() {
+		first = first.Next()
+	}
+	if sn.Addr().Is4() && last == lastAddr(sn) {
+		last = last.Prev()
+	}
+	if !first.IsValid() || !last.IsValid() || last.Less(first) {
+		return "", "", fmt.Errorf("--ip-range %s: no address to give in it: %w", iprange, ErrInvalid)
+	}
+	return first.String(), last.String(), nil
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 1 << (7 - i%8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}

@@ -629,3 +629,37 @@ func TestNetworkPortReservation(t *testing.T) {
 	e.checkNetworkClean()
 	e.checkNothingLeft()
 }
+
+// Two roots share the default network's bridge, so they share its
+// address pool: their containers never get the same address (they did,
+// each root drawing from its own, and traffic went to the wrong one).
+func TestNetworkDefaultSharedByRoots(t *testing.T) {
+	requireCNI(t)
+	a, b := newEngine(t), newEngine(t)
+	a.loadDemoImage()
+	b.loadDemoImage()
+	a.serve("one", "--hostname", "root-a")
+	b.serve("two", "--hostname", "root-b")
+	ipA, ipB := a.ipOf("one"), b.ipOf("two")
+	if ipA == ipB {
+		t.Fatalf("both roots' containers have %s", ipA)
+	}
+	for _, tc := range []struct {
+		e    *engineEnv
+		ip   string
+		want string
+	}{{b, ipA, "root-a"}, {a, ipB, "root-b"}} {
+		var out string
+		waitFor(t, 10*time.Second, "a reply from "+tc.want, func() bool {
+			out, _, _ = tc.e.try("run", "--rm", demoImage, "sh", "-c", "nc -w 2 "+tc.ip+" 5000 </dev/null")
+			return strings.Contains(out, "hello from")
+		})
+		if !strings.Contains(out, tc.want) {
+			t.Errorf("%s answered as %q, want %s", tc.ip, out, tc.want)
+		}
+	}
+	a.run("rm", "-f", "one")
+	b.run("rm", "-f", "two")
+	a.checkNetworkClean()
+	b.checkNetworkClean()
+}

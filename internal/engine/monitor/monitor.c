@@ -19,6 +19,7 @@
 //   env _BERTH_MONITOR_LOG   the JSON-lines log file
 //   env _BERTH_MONITOR_EXIT  the exit file: "<code> <unix nanos>\n"
 //   env _BERTH_MONITOR_LOGMAX, _BERTH_MONITOR_LOGFILES  rotation
+//   env _BERTH_MONITOR_LOGATTRS  a JSON object written as each line's "attrs"
 //   env _BERTH_MONITOR_DETACH  the attached CLI's detach keys, in hex
 //   env _BERTH_MONITOR_SOCKET  the attach socket to listen on
 //
@@ -227,9 +228,14 @@ static size_t utf8_len(const unsigned char *p, size_t n)
 // log_entry appends one docker json-file line: the JSON string escapes
 // control characters, and bytes that are not UTF-8 become U+FFFD (as
 // docker writes them), so every line is valid JSON for strict readers.
+// log_attrs is the JSON object of docker's per-line "attrs" (--log-opt
+// tag), from _BERTH_MONITOR_LOGATTRS; NULL for none.
+#define ATTRS_MAX 4096
+static const char *log_attrs;
+
 static void log_entry(const char *stream, const char *data, size_t n)
 {
-	static char buf[PARTIAL_MAX * 6 + 256];
+	static char buf[PARTIAL_MAX * 6 + 256 + ATTRS_MAX];
 	struct timespec ts;
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -267,8 +273,8 @@ static void log_entry(const char *stream, const char *data, size_t n)
 		}
 	}
 	o += (size_t)snprintf(buf + o, sizeof buf - o,
-			      "\",\"stream\":\"%s\",\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ\"}\n",
-			      stream, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+			      "\",\"stream\":\"%s\"%s%s,\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ\"}\n",
+			      stream, log_attrs ? ",\"attrs\":" : "", log_attrs ? log_attrs : "", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 			      ts.tv_nsec);
 	if (write_all(log_fd, buf, o) == 0)
 		log_size += (long long)o;
@@ -920,6 +926,10 @@ static void run_monitor(const char *flags)
 		log_max = v;
 	if (env_int("_BERTH_MONITOR_LOGFILES", &v))
 		log_files = (int)v;
+	log_attrs = getenv("_BERTH_MONITOR_LOGATTRS");
+	if (log_attrs && (!*log_attrs || strlen(log_attrs) > ATTRS_MAX))
+		log_attrs = NULL; // the engine never sends one this long
+
 	const char *health = getenv("_BERTH_MONITOR_HEALTH");
 	if (health && *health) {
 		char *end;

@@ -33,6 +33,9 @@ const (
 	EnvExitFile = "_BERTH_MONITOR_EXIT"
 	EnvLogMax   = "_BERTH_MONITOR_LOGMAX"
 	EnvLogFiles = "_BERTH_MONITOR_LOGFILES"
+	// EnvLogAttrs is a JSON object (at most 4 KiB) written as each log
+	// line's "attrs", as docker's json-file does for --log-opt tag.
+	EnvLogAttrs = "_BERTH_MONITOR_LOGATTRS"
 	// EnvHealth is "<interval ms>,<timeout ms>" when the container has a
 	// healthcheck: the monitor forks a RoleHealth child at every interval
 	// while the container runs.

@@ -10,6 +10,7 @@ const (
 	EnvExitFile = "_BERTH_MONITOR_EXIT"
 	EnvLogMax   = "_BERTH_MONITOR_LOGMAX"
 	EnvLogFiles = "_BERTH_MONITOR_LOGFILES"
+	EnvLogAttrs = "_BERTH_MONITOR_LOGATTRS"
 	EnvHealth   = "_BERTH_MONITOR_HEALTH"
 	EnvDetach   = "_BERTH_MONITOR_DETACH"
 	EnvSocket   = "_BERTH_MONITOR_SOCKET"

@@ -145,12 +145,83 @@ func Generate(img ocispec.Image, rootfs string, opts Options) (*specs.Spec, []Wa
 			strings.Join(vols, ", "))})
 	}
 
+	host := opts.Host
+	if host == nil {
+		host = linuxHost{}
+	}
 	res, err := resources(opts)
 	if err != nil {
 		return nil, nil, err
 	}
+	resWarn, err := applyResources(res, opts, host)
+	if err != nil {
+		return nil, nil, err
+	}
+	warns = append(warns, resWarn...)
+	oomAdj, oomWarn, err := oomScoreAdj(opts.OOMScoreAdj, host)
+	if err != nil {
+		return nil, nil, err
+	}
+	warns = append(warns, oomWarn...)
+	for _, rule := range opts.DeviceCgroupRules {
+		d, err := parseDeviceRule(rule)
+		if err != nil {
+			return nil, nil, err
+		}
+		res.Devices = append(res.Devices, d)
+	}
+	var devices []specs.LinuxDevice
+	for _, dv := range opts.Devices {
+		hostPath, ctrPath, perms, err := ParseDevice(dv)
+		if err != nil {
+			return nil, nil, err
+		}
+		found, err := hostDevices(hostPath, path.Clean(ctrPath), perms)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, d := range found {
+			mode := os.FileMode(d.Mode)
+			uid, gid := d.UID, d.GID
+			major, minor := d.Major, d.Minor
+			devices = append(devices, specs.LinuxDevice{Path: d.Path, Type: d.Type, Major: d.Major, Minor: d.Minor, FileMode: &mode, UID: &uid, GID: &gid})
+			res.Devices = append(res.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: d.Type, Major: &major, Minor: &minor, Access: d.Perms})
+			if deny := strings.Map(func(r rune) rune {
+				if strings.ContainsRune(d.Perms, r) {
+					return -1
+				}
+				return r
+			}, "rw"); deny != "" {
+				// The runtime allows every linux.devices node in full;
+				// the permissions not asked for are taken back after
+				// it (mknod stays: every container may make any node,
+				// docker's default rule c *:* m).
+				res.Devices = append(res.Devices, specs.LinuxDeviceCgroup{Allow: false, Type: d.Type, Major: &major, Minor: &minor, Access: deny})
+			}
+		}
+	}
+	if len(opts.GroupAdd) > 0 {
+		gids, err := resolveGroups(rootfs, opts.GroupAdd)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, g := range gids {
+			if g != u.gid && !slices.Contains(u.sgids, g) {
+				u.sgids = append(u.sgids, g)
+			}
+		}
+	}
 
-	ns := []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.MountNamespace}}
+	var ns []specs.LinuxNamespace
+	for _, t := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.MountNamespace} {
+		switch v := opts.Namespaces[t]; v {
+		case "":
+			ns = append(ns, specs.LinuxNamespace{Type: t})
+		case "host":
+		default:
+			ns = append(ns, specs.LinuxNamespace{Type: t, Path: v})
+		}
+	}
 	switch opts.NetworkMode {
 	case "", "none":
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
@@ -158,7 +229,41 @@ func Generate(img ocispec.Image, rootfs string, opts Options) (*specs.Spec, []Wa
 	default:
 		return nil, nil, fmt.Errorf("network mode %q is not supported: use none or host", opts.NetworkMode)
 	}
-	ns = append(ns, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	switch v := opts.Namespaces[specs.CgroupNamespace]; v {
+	case "":
+		ns = append(ns, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	case "host":
+	default:
+		return nil, nil, fmt.Errorf("a cgroup namespace is private or the host's, not %q", v)
+	}
+	hostname, domainname := opts.Hostname, opts.Domainname
+	if opts.Namespaces[specs.UTSNamespace] != "" {
+		if domainname != "" {
+			return nil, nil, errors.New("conflicting options: --domainname and a shared UTS namespace (--uts)")
+		}
+		hostname = ""
+	}
+	if err := checkSysctls(opts.Sysctls, opts.Namespaces, opts.NetworkMode == "host"); err != nil {
+		return nil, nil, err
+	}
+	if opts.ShmSize < 0 {
+		return nil, nil, fmt.Errorf("--shm-size %d: SHM size can not be less than 0", opts.ShmSize)
+	}
+	for i := range mnts {
+		if mnts[i].Destination != "/dev/shm" || mnts[i].Type != "tmpfs" || mnts[i].Source != "shm" {
+			continue
+		}
+		switch {
+		case opts.NoShm:
+			mnts = slices.Delete(mnts, i, i+1)
+		case opts.ShmSource != "":
+			mnts[i] = specs.Mount{Destination: "/dev/shm", Type: "bind", Source: opts.ShmSource, Options: []string{"rbind", "rprivate"}}
+		case opts.ShmSize > 0:
+			mnts[i].Options = append(slices.DeleteFunc(slices.Clone(mnts[i].Options), func(o string) bool { return strings.HasPrefix(o, "size=") }),
+				fmt.Sprintf("size=%d", opts.ShmSize))
+		}
+		break
+	}
 
 	s := &specs.Spec{
 		Version: specs.Version,
@@ -176,24 +281,31 @@ func Generate(img ocispec.Image, rootfs string, opts Options) (*specs.Spec, []Wa
 			},
 			Rlimits:         rl,
 			NoNewPrivileges: opts.NoNewPrivileges,
+			OOMScoreAdj:     oomAdj,
 		},
-		Hostname: opts.Hostname,
-		Mounts:   mnts,
+		Hostname:   hostname,
+		Domainname: domainname,
+		Mounts:     mnts,
 		Linux: &specs.Linux{
 			Resources:   res,
 			CgroupsPath: opts.CgroupsPath,
 			Namespaces:  ns,
 			Seccomp:     sc,
+			Devices:     devices,
 		},
 	}
-	if !opts.Privileged {
+	if len(opts.Sysctls) > 0 {
+		s.Linux.Sysctl = maps.Clone(opts.Sysctls)
+	}
+	if !opts.Privileged && !opts.SystemPathsUnconfined {
 		s.Linux.MaskedPaths = slices.Clone(maskedPaths)
 		s.Linux.ReadonlyPaths = slices.Clone(readonlyPaths)
 	}
-	if len(cfg.Labels) > 0 || len(opts.Labels) > 0 {
+	if len(cfg.Labels) > 0 || len(opts.Labels) > 0 || len(opts.Annotations) > 0 {
 		s.Annotations = map[string]string{}
 		maps.Copy(s.Annotations, cfg.Labels)
 		maps.Copy(s.Annotations, opts.Labels)
+		maps.Copy(s.Annotations, opts.Annotations)
 	}
 	return s, warns, nil
 }
@@ -300,27 +412,58 @@ func resources(o Options) (*specs.LinuxResources, error) {
 
 // SetLimits sets r's memory limit (bytes), CPU quota (CPUs) and pids
 // limit (-1 unlimited) as --memory, --cpus and --pids-limit give them; 0
-// means none. Create and update both use it.
+// means none. Create and update both use it; other settings in r stay.
 func SetLimits(r *specs.LinuxResources, memory int64, cpus float64, pids int64) error {
+	if err := SetMemory(r, memory); err != nil {
+		return err
+	}
+	if err := SetCPUs(r, cpus); err != nil {
+		return err
+	}
+	return SetPids(r, pids)
+}
+
+// SetMemory sets r's memory limit (0: none).
+func SetMemory(r *specs.LinuxResources, memory int64) error {
 	if memory < 0 {
 		return fmt.Errorf("memory limit %d is negative", memory)
 	}
-	r.Memory = nil
-	if memory > 0 {
-		r.Memory = &specs.LinuxMemory{Limit: &memory}
+	if r.Memory != nil {
+		r.Memory.Limit = nil
 	}
+	if memory > 0 {
+		if r.Memory == nil {
+			r.Memory = &specs.LinuxMemory{}
+		}
+		r.Memory.Limit = &memory
+	}
+	return nil
+}
+
+// SetCPUs sets r's CPU quota and period from a number of CPUs (0: none).
+func SetCPUs(r *specs.LinuxResources, cpus float64) error {
 	if cpus < 0 || math.IsNaN(cpus) || math.IsInf(cpus, 0) {
 		return fmt.Errorf("--cpus %v must be a positive number", cpus)
 	}
-	r.CPU = nil
+	if r.CPU != nil {
+		r.CPU.Quota, r.CPU.Period = nil, nil
+	}
 	if cpus > 0 {
 		quota := int64(math.Round(cpus * cpuPeriod))
 		if quota < 1000 {
 			return fmt.Errorf("--cpus %v is below the minimum of 0.01", cpus)
 		}
 		period := uint64(cpuPeriod)
-		r.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
+		if r.CPU == nil {
+			r.CPU = &specs.LinuxCPU{}
+		}
+		r.CPU.Quota, r.CPU.Period = &quota, &period
 	}
+	return nil
+}
+
+// SetPids sets r's pids limit (0: none, -1: unlimited).
+func SetPids(r *specs.LinuxResources, pids int64) error {
 	r.Pids = nil
 	switch {
 	case pids < -1:

@@ -28,3 +28,16 @@ func openInRoot(rootfs, name string) (*os.File, error) {
 	}
 	return os.Open(p)
 }
+
+type linuxHost struct{}
+
+func (linuxHost) SwapLimit() bool       { return false }
+func (linuxHost) Cpus() string          { return "" }
+func (linuxHost) Mems() string          { return "" }
+func (linuxHost) OOMScoreAdjFloor() int { return 0 }
+func (linuxHost) OOMKillDisable() bool  { return false }
+func (linuxHost) BlkioWeight() bool     { return false }
+
+func hostDevices(p, _, _ string) ([]Device, error) {
+	return nil, fmt.Errorf("--device %s: devices are only given on Linux", p)
+}

@@ -1,5 +1,7 @@
 package spec
 
+import specs "github.com/opencontainers/runtime-spec/specs-go"
+
 // Options are the settings `docker run` flags control.
 type Options struct {
 	// Args overrides the image's Cmd when non-empty.
@@ -52,6 +54,37 @@ type Options struct {
 	// "host", the host's.
 	NetworkMode string
 	CgroupsPath string
+	// Resources are the other cgroup settings (--cpu-shares, --cpuset-*,
+	// --memory-swap, ...); OOMScoreAdj is --oom-score-adj (nil: inherit).
+	Resources   Resources
+	OOMScoreAdj *int
+	// ShmSize is /dev/shm's size in bytes (0: docker's 64 MiB).
+	ShmSize int64
+	// Devices are --device values, HOST[:CONTAINER[:PERMS]];
+	// DeviceCgroupRules --device-cgroup-rule values.
+	Devices           []string
+	DeviceCgroupRules []string
+	// Sysctls are --sysctl settings (namespaced ones only).
+	Sysctls map[string]string
+	// GroupAdd are supplementary groups (names in the image's /etc/group,
+	// or numbers) added to the user's.
+	GroupAdd []string
+	// Namespaces maps the PID, IPC, UTS and cgroup namespaces to "" (a
+	// new one), "host" (the host's) or the path of one to join.
+	Namespaces map[specs.LinuxNamespaceType]string
+	// ShmSource, when set, is bind-mounted at /dev/shm (a shared IPC
+	// namespace's); NoShm leaves /dev/shm unmounted (--ipc none).
+	ShmSource string
+	NoShm     bool
+	// Domainname is the NIS domain name (--domainname).
+	Domainname string
+	// SystemPathsUnconfined drops the masked and read-only paths
+	// (--security-opt systempaths=unconfined).
+	SystemPathsUnconfined bool
+	// Annotations are OCI annotations (--annotation), over the labels.
+	Annotations map[string]string
+	// Host answers questions about the host's cgroups (nil: this host).
+	Host Host
 	// HostRlimit reports the host's limits of an RLIMIT_* resource number
 	// (default unix.Getrlimit).
 	HostRlimit func(resource int) (cur, max uint64, err error)

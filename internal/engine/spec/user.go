@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -194,4 +195,34 @@ func resolveUser(rootfs, spec string) (execUser, error) {
 		}
 	}
 	return u, nil
+}
+
+// resolveGroups resolves --group-add values: numbers as they are, names
+// in the image's /etc/group.
+func resolveGroups(rootfs string, names []string) ([]uint32, error) {
+	var groups []groupEntry
+	loaded, haveFile := false, false
+	var out []uint32
+	for _, n := range names {
+		if gid, ok := parseID(n); ok {
+			out = append(out, gid)
+			continue
+		}
+		if !loaded {
+			lines, ok, err := readImageFile(rootfs, groupFile)
+			if err != nil {
+				return nil, fmt.Errorf("--group-add %s: %w", n, err)
+			}
+			groups, haveFile, loaded = parseGroup(lines), ok, true
+		}
+		i := slices.IndexFunc(groups, func(g groupEntry) bool { return g.name == n })
+		if i < 0 {
+			if !haveFile {
+				return nil, fmt.Errorf("--group-add %s: the image has no %s to look the group up in; give a numeric gid", n, groupFile)
+			}
+			return nil, fmt.Errorf("--group-add %s: unable to find group %s in the image's %s", n, n, groupFile)
+		}
+		out = append(out, groups[i].gid)
+	}
+	return out, nil
 }

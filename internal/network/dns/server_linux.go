@@ -64,7 +64,16 @@ type endpoint struct {
 	udp  *net.UDPConn
 	tcp  *net.TCPListener
 	self *Container // replaced at each reload, read under Server.mu
+	// busy bounds the queries and TCP connections one container has in
+	// flight: a container that floods the server (or names an upstream
+	// that never answers) takes at most this many goroutines; beyond,
+	// UDP queries are dropped (the client retries) and connections
+	// closed.
+	busy chan struct{}
 }
+
+// maxInFlight is each container's bound (see endpoint.busy).
+const maxInFlight = 64
 
 // Serve runs the server of directory dir until ctx ends, the directory
 // goes, "stop" is asked, or nothing needs it any more. It returns nil at
@@ -282,8 +291,14 @@ func (s *Server) serveUDP(ep *endpoint) {
 			}
 			continue
 		}
+		select {
+		case ep.busy <- struct{}{}:
+		default:
+			continue
+		}
 		req := append([]byte(nil), buf[:n]...)
 		go func() {
+			defer func() { <-ep.busy }()
 			if resp := s.resolve(ep, req, false); resp != nil {
 				ep.udp.WriteToUDPAddrPort(resp, from)
 			}
@@ -300,7 +315,14 @@ func (s *Server) serveTCP(ep *endpoint) {
 			}
 			continue
 		}
+		select {
+		case ep.busy <- struct{}{}:
+		default:
+			c.Close()
+			continue
+		}
 		go func() {
+			defer func() { <-ep.busy }()
 			defer c.Close()
 			for {
 				c.SetDeadline(time.Now().Add(10 * time.Second))
@@ -440,7 +462,7 @@ func listenIn(path string, ino uint64) (*endpoint, error) {
 			ch <- result{err: fmt.Errorf("listen at %s:53 in %s: %w", Address, path, err)}
 			return
 		}
-		ch <- result{ep: &endpoint{ino: ino, udp: udp, tcp: tcp}}
+		ch <- result{ep: &endpoint{ino: ino, udp: udp, tcp: tcp, busy: make(chan struct{}, maxInFlight)}}
 	}()
 	r := <-ch
 	return r.ep, r.err

@@ -1,0 +1,232 @@
+//go:build linux
+
+package dockerapi
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+
+	"github.com/berth-dev/berth/internal/engine"
+)
+
+// Attach through the hijacked connection (POST /containers/{id}/attach):
+// the client's request is answered "101 UPGRADED" and the connection then
+// carries the container's output (docker's frames without a tty, raw
+// bytes with one) and, with stdin=1, the client's input. The docker CLI
+// attaches before it starts a container, so that no output is lost: an
+// attach to a container that does not run is held (pending) until the
+// start, which starts the container with the attached streams; an attach
+// to a running one goes through its monitor's attach socket.
+//
+// Either way the streams reach the monitor as pipes, and the monitor's
+// exit handler records the exit (MonitorRecordsExit): the client may go
+// at any moment without the exit going unrecorded.
+
+// maxPending bounds the attaches held for one container.
+const maxPending = 16
+
+// attachment is one client's attached streams, as pipes.
+type attachment struct {
+	conn   net.Conn
+	tty    bool
+	stdin  *os.File // the container's end of the client's input, or nil
+	stdout *os.File // our ends the container writes to
+	stderr *os.File
+	once   sync.Once
+}
+
+// files hands the container's ends to the engine; closeOurs drops our
+// copies once the monitor has its own.
+func (a *attachment) files() *engine.Attach {
+	return &engine.Attach{Stdin: a.stdin, Stdout: a.stdout, Stderr: a.stderr, MonitorRecordsExit: true}
+}
+
+func (a *attachment) closeOurs() {
+	a.once.Do(func() {
+		for _, f := range []*os.File{a.stdin, a.stdout, a.stderr} {
+			if f != nil {
+				f.Close()
+			}
+		}
+	})
+}
+
+func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.container(r)
+	if err != nil {
+		return err
+	}
+	if !boolParam(r, "stream") {
+		return httpError{http.StatusBadRequest, "berth attaches streams only (stream=1); use the logs endpoint for past output"}
+	}
+	wantIn, wantOut, wantErr := boolParam(r, "stdin"), boolParam(r, "stdout"), boolParam(r, "stderr")
+	if c.State.Status == engine.StatusPaused {
+		return httpError{http.StatusConflict, "You cannot attach to a paused container, unpause it first"}
+	}
+	s.mu.Lock()
+	n := len(s.pending[c.ID])
+	s.mu.Unlock()
+	if !running(c) && n >= maxPending {
+		return httpError{http.StatusConflict, "too many attaches wait for this container's start"}
+	}
+	conn, rw, err := hijack(w, r, c.Config.Tty)
+	if err != nil {
+		return err
+	}
+	a, err := s.wire(conn, rw, c, wantIn, wantOut, wantErr)
+	if err != nil {
+		conn.Close()
+		return nil
+	}
+	if running(c) {
+		st, err := s.e.Attach(r.Context(), c.ID, a.files())
+		a.closeOurs()
+		if err != nil {
+			conn.Close()
+			return nil
+		}
+		go st.Wait()
+		return nil
+	}
+	s.mu.Lock()
+	s.pending[c.ID] = append(s.pending[c.ID], a)
+	s.mu.Unlock()
+	return nil
+}
+
+// hijack takes the connection over and answers the upgrade (or, for a
+// client that asked for none, 200 with the stream).
+func hijack(w http.ResponseWriter, r *http.Request, tty bool) (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("the connection cannot be taken over")
+	}
+	conn, rw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	ct := "application/vnd.docker.multiplexed-stream"
+	if tty {
+		ct = "application/vnd.docker.raw-stream"
+	}
+	if r.Header.Get("Upgrade") != "" {
+		fmt.Fprintf(rw, "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", ct)
+	} else {
+		fmt.Fprintf(rw, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n\r\n", ct)
+	}
+	if err := rw.Flush(); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, rw, nil
+}
+
+// wire makes the pipes between the connection and the container and the
+// goroutines that copy: output to the connection (framed unless tty),
+// the connection's bytes to stdin (closed at the client's half-close).
+// The connection is closed when the container's output ends.
+func (s *Server) wire(conn net.Conn, rw *bufio.ReadWriter, c *engine.Container, wantIn, wantOut, wantErr bool) (*attachment, error) {
+	a := &attachment{conn: conn, tty: c.Config.Tty}
+	fw := &frameWriter{w: conn, raw: c.Config.Tty}
+	var copies sync.WaitGroup
+	pipeOut := func(stream byte, want bool) (*os.File, error) {
+		if !want {
+			return nil, nil // the engine gives the monitor /dev/null's place
+		}
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		copies.Add(1)
+		go func() {
+			defer copies.Done()
+			defer pr.Close()
+			io.Copy(fw.stream(stream), pr)
+		}()
+		return pw, nil
+	}
+	var err error
+	if a.stdout, err = pipeOut(1, wantOut); err != nil {
+		return nil, err
+	}
+	if c.Config.Tty {
+		// One stream: the pty's.
+		a.stderr = nil
+	} else if a.stderr, err = pipeOut(2, wantErr); err != nil {
+		a.closeOurs()
+		return nil, err
+	}
+	if a.stdout == nil {
+		if a.stdout, err = os.OpenFile(os.DevNull, os.O_WRONLY, 0); err != nil {
+			return nil, err
+		}
+	}
+	if a.stderr == nil {
+		if a.stderr, err = os.OpenFile(os.DevNull, os.O_WRONLY, 0); err != nil {
+			return nil, err
+		}
+	}
+	if wantIn && c.Config.OpenStdin {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			a.closeOurs()
+			return nil, err
+		}
+		a.stdin = pr
+		go func() {
+			// What the client buffered with its request, then the rest.
+			io.Copy(pw, rw.Reader)
+			pw.Close()
+		}()
+	}
+	go func() {
+		copies.Wait()
+		if tc, ok := conn.(interface{ CloseWrite() error }); ok {
+			tc.CloseWrite()
+		}
+		conn.Close()
+	}()
+	return a, nil
+}
+
+// takePending removes and returns the attaches held for id.
+func (s *Server) takePending(id string) []*attachment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pending[id]
+	delete(s.pending, id)
+	return p
+}
+
+// startAttached starts a container with the first held attach's streams
+// (the monitor copies output to one set of files: the others get the
+// output through the attach socket once it runs).
+func (s *Server) startAttached(r *http.Request, id string, held []*attachment) error {
+	first := held[0]
+	st, err := s.e.Start(r.Context(), id, first.files())
+	first.closeOurs()
+	if err != nil {
+		for _, a := range held {
+			a.closeOurs()
+			a.conn.Close()
+		}
+		return err
+	}
+	go st.Wait()
+	for _, a := range held[1:] {
+		st2, err := s.e.Attach(r.Context(), id, a.files())
+		a.closeOurs()
+		if err != nil {
+			a.conn.Close()
+			continue
+		}
+		go st2.Wait()
+	}
+	return nil
+}

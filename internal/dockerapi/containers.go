@@ -1,0 +1,691 @@
+//go:build linux
+
+package dockerapi
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-dev/berth/internal/engine"
+	"github.com/berth-dev/berth/internal/engine/spec"
+	"github.com/berth-dev/berth/internal/network"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+)
+
+func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
+	f, err := filters(r)
+	if err != nil {
+		return err
+	}
+	list, err := s.e.List(r.Context())
+	if err != nil {
+		return err
+	}
+	all := boolParam(r, "all")
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	now := time.Now()
+	out := []container.Summary{}
+	// Newest first, as docker lists them.
+	for i := len(list) - 1; i >= 0; i-- {
+		c := list[i]
+		if !all && len(f["status"]) == 0 && c.State.Status != engine.StatusRunning && c.State.Status != engine.StatusPaused && c.State.Status != engine.StatusRestarting {
+			continue
+		}
+		if !matches(c, f) {
+			continue
+		}
+		out = append(out, s.views.Summary(r.Context(), s.e, c, now))
+		if limit > 0 && len(out) == limit {
+			break
+		}
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// matches applies docker's container filters: id, name, label, status,
+// ancestor, network. Values of one key are alternatives; keys are all
+// required.
+func matches(c *engine.Container, f map[string][]string) bool {
+	any := func(key string, ok func(string) bool) bool {
+		vals := f[key]
+		return len(vals) == 0 || slices.ContainsFunc(vals, ok)
+	}
+	return any("id", func(v string) bool { return strings.HasPrefix(c.ID, v) }) &&
+		any("name", func(v string) bool {
+			return strings.Contains("/"+c.Name, v) || strings.Contains(c.Name, strings.TrimPrefix(v, "/"))
+		}) &&
+		any("status", func(v string) bool { return c.State.Status == v }) &&
+		any("ancestor", func(v string) bool { return c.Config.Image == v || strings.HasPrefix(c.Image, v) }) &&
+		any("network", func(v string) bool {
+			return slices.ContainsFunc(c.HostConfig.Networks, func(n engine.NetworkRequest) bool { return network.Canonical(n.Name) == network.Canonical(v) })
+		}) &&
+		func() bool {
+			for _, l := range f["label"] {
+				k, v, hasV := strings.Cut(l, "=")
+				got, ok := c.Config.Labels[k]
+				if !ok || hasV && got != v {
+					return false
+				}
+			}
+			return true
+		}()
+}
+
+func (s *Server) container(r *http.Request) (*engine.Container, error) {
+	c, err := s.e.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return nil, noSuchContainer(r.PathValue("id"), err)
+	}
+	return c, nil
+}
+
+// noSuchContainer is docker's wording of a missing container.
+func noSuchContainer(ref string, err error) error {
+	if statusOf(err) == http.StatusNotFound {
+		return httpError{http.StatusNotFound, "No such container: " + ref}
+	}
+	return err
+}
+
+func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.container(r)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.views.Container(r.Context(), s.e, c))
+}
+
+func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
+	var req container.CreateRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	if req.Config == nil || req.Config.Image == "" {
+		return httpError{http.StatusBadRequest, "config: an image is required"}
+	}
+	o, err := createOptions(r.URL.Query().Get("name"), &req)
+	if err != nil {
+		return httpError{http.StatusBadRequest, err.Error()}
+	}
+	if _, err := s.e.Images().Get(r.Context(), o.Image); err != nil {
+		if statusOf(err) == http.StatusNotFound {
+			return httpError{http.StatusNotFound, "No such image: " + o.Image}
+		}
+		return err
+	}
+	c, err := s.e.Create(r.Context(), o)
+	if err != nil {
+		if strings.Contains(err.Error(), "already in use") {
+			return httpError{http.StatusConflict, err.Error()}
+		}
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, container.CreateResponse{ID: c.ID, Warnings: []string{}})
+}
+
+// createOptions maps docker's create request onto the engine's options.
+// What berth has no equivalent for is refused by name rather than
+// dropped (see unsupported).
+func createOptions(name string, req *container.CreateRequest) (engine.CreateOptions, error) {
+	cfg := req.Config
+	hc := req.HostConfig
+	if hc == nil {
+		hc = &container.HostConfig{}
+	}
+	o := engine.CreateOptions{
+		Name: name, Image: cfg.Image, Cmd: cfg.Cmd, Env: cfg.Env, User: cfg.User, WorkingDir: cfg.WorkingDir,
+		Hostname: cfg.Hostname, Tty: cfg.Tty, OpenStdin: cfg.OpenStdin, Labels: cfg.Labels, StopSignal: cfg.StopSignal,
+		StopTimeout: cfg.StopTimeout, Binds: hc.Binds, ReadOnly: hc.ReadonlyRootfs, Privileged: hc.Privileged,
+		CapAdd: hc.CapAdd, CapDrop: hc.CapDrop, SecurityOpt: hc.SecurityOpt, Memory: hc.Memory,
+		CPUs: float64(hc.NanoCPUs) / 1e9, AutoRemove: hc.AutoRemove, PublishAll: hc.PublishAllPorts,
+		DNSSearch: hc.DNSSearch, ExtraHosts: hc.ExtraHosts, Isolation: string(hc.Isolation),
+		NetworkMode: string(hc.NetworkMode),
+		Restart:     engine.RestartPolicy{Name: string(hc.RestartPolicy.Name), MaximumRetryCount: hc.RestartPolicy.MaximumRetryCount},
+	}
+	if o.Restart.Name == "" {
+		o.Restart.Name = "no"
+	}
+	o.Domainname, o.Annotations, o.DNSOptions, o.GroupAdd = cfg.Domainname, hc.Annotations, hc.DNSOptions, hc.GroupAdd
+	o.Sysctls, o.DeviceCgroupRules, o.VolumesFrom, o.CgroupParent = hc.Sysctls, hc.DeviceCgroupRules, hc.VolumesFrom, hc.CgroupParent
+	o.PidMode, o.IpcMode, o.UTSMode = string(hc.PidMode), string(hc.IpcMode), string(hc.UTSMode)
+	o.CgroupnsMode, o.UsernsMode = string(hc.CgroupnsMode), string(hc.UsernsMode)
+	o.ShmSize, o.OOMScoreAdj = hc.ShmSize, nil
+	if hc.OomScoreAdj != 0 {
+		adj := hc.OomScoreAdj
+		o.OOMScoreAdj = &adj
+	}
+	o.Resources = spec.Resources{CPUShares: hc.CPUShares, CPUPeriod: hc.CPUPeriod, CPUQuota: hc.CPUQuota, CpusetCpus: hc.CpusetCpus,
+		CpusetMems: hc.CpusetMems, MemorySwap: hc.MemorySwap, MemoryReservation: hc.MemoryReservation, BlkioWeight: hc.BlkioWeight}
+	if hc.OomKillDisable != nil {
+		o.Resources.OomKillDisable = *hc.OomKillDisable
+	}
+	for _, d := range hc.Devices {
+		spec := d.PathOnHost
+		if d.PathInContainer != "" {
+			spec += ":" + d.PathInContainer
+			if d.CgroupPermissions != "" {
+				spec += ":" + d.CgroupPermissions
+			}
+		}
+		o.Devices = append(o.Devices, spec)
+	}
+	for p := range cfg.ExposedPorts {
+		o.Expose = append(o.Expose, p.String())
+	}
+	slices.Sort(o.Expose)
+	switch o.NetworkMode {
+	case "", "default":
+		o.NetworkMode = "bridge"
+	}
+	if o.Isolation == "" || o.Isolation == "default" {
+		o.Isolation = "linux"
+	}
+	if cfg.Entrypoint != nil {
+		ep := []string(cfg.Entrypoint)
+		o.Entrypoint = &ep
+	}
+	if hc.Init != nil {
+		o.Init = *hc.Init
+	}
+	if hc.PidsLimit != nil {
+		o.PidsLimit = *hc.PidsLimit
+	}
+	for _, d := range hc.DNS {
+		o.DNS = append(o.DNS, d.String())
+	}
+	for _, u := range hc.Ulimits {
+		o.Ulimits = append(o.Ulimits, fmt.Sprintf("%s=%d:%d", u.Name, u.Soft, u.Hard))
+	}
+	for path, opts := range hc.Tmpfs {
+		if opts != "" {
+			path += ":" + opts
+		}
+		o.Tmpfs = append(o.Tmpfs, path)
+	}
+	slices.Sort(o.Tmpfs)
+	for _, m := range hc.Mounts {
+		switch m.Type {
+		case mount.TypeBind, mount.TypeVolume:
+			spec := m.Target
+			if m.Source != "" {
+				spec = m.Source + ":" + m.Target
+			}
+			if m.ReadOnly {
+				spec += ":ro"
+			}
+			o.Binds = append(o.Binds, spec)
+		case mount.TypeTmpfs:
+			o.Tmpfs = append(o.Tmpfs, m.Target)
+		default:
+			return o, fmt.Errorf("mount type %q: berth has bind, volume and tmpfs", m.Type)
+		}
+	}
+	for k, v := range hc.LogConfig.Config {
+		switch k {
+		case "max-size":
+			n, err := parseSize(v)
+			if err != nil {
+				return o, fmt.Errorf("log-opt max-size=%s: %w", v, err)
+			}
+			o.LogMaxSize = n
+		case "max-file":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return o, fmt.Errorf("log-opt max-file=%s: a number from 1", v)
+			}
+			o.LogMaxFiles = n
+		default:
+			return o, fmt.Errorf("log-opt %s: berth's json-file log takes max-size and max-file", k)
+		}
+	}
+	if d := hc.LogConfig.Type; d != "" && d != "json-file" && d != "local" {
+		return o, fmt.Errorf("log driver %q: berth writes docker's json-file logs", d)
+	}
+	for p, binds := range hc.PortBindings {
+		for _, b := range binds {
+			hp := 0
+			if b.HostPort != "" {
+				lo, _, _ := strings.Cut(b.HostPort, "-")
+				n, err := strconv.Atoi(lo)
+				if err != nil {
+					return o, fmt.Errorf("port binding %s: host port %q", p, b.HostPort)
+				}
+				hp = n
+			}
+			m := network.PortMapping{HostPort: hp, ContainerPort: int(p.Num()), Protocol: string(p.Proto())}
+			if b.HostIP.IsValid() && !b.HostIP.IsUnspecified() || b.HostIP.Is6() {
+				m.HostIP = b.HostIP.String()
+			}
+			o.Ports = append(o.Ports, m)
+		}
+	}
+	slices.SortFunc(o.Ports, func(a, b network.PortMapping) int { return a.ContainerPort - b.ContainerPort })
+	if h := cfg.Healthcheck; h != nil {
+		switch {
+		case len(h.Test) > 0 && h.Test[0] == "NONE":
+			o.NoHealthcheck = true
+		case len(h.Test) > 1 && h.Test[0] == "CMD-SHELL":
+			o.HealthCmd = h.Test[1]
+		case len(h.Test) > 1 && h.Test[0] == "CMD":
+			o.HealthCmd = shellJoin(h.Test[1:])
+		}
+		o.HealthInterval, o.HealthTimeout, o.HealthStartPeriod, o.HealthRetries = h.Interval, h.Timeout, h.StartPeriod, h.Retries
+	}
+	if req.NetworkingConfig != nil {
+		for netName, es := range req.NetworkingConfig.EndpointsConfig {
+			if es == nil {
+				continue
+			}
+			if network.Canonical(netName) != network.Canonical(o.NetworkMode) {
+				return o, fmt.Errorf("endpoint for network %s: a container is created on its --network (%s) only; connect it to others after", netName, o.NetworkMode)
+			}
+			o.Aliases = es.Aliases
+			if es.IPAMConfig != nil && es.IPAMConfig.IPv4Address.IsValid() {
+				o.IP = es.IPAMConfig.IPv4Address.String()
+			}
+			if len(es.MacAddress) > 0 {
+				o.MAC = es.MacAddress.String()
+			}
+		}
+	}
+	return o, unsupported(hc)
+}
+
+// unsupported refuses, by name, host settings berth does not apply yet:
+// a silently ignored limit is worse than an error.
+func unsupported(hc *container.HostConfig) error {
+	var names []string
+	add := func(set bool, name string) {
+		if set {
+			names = append(names, name)
+		}
+	}
+	add(len(hc.Links) > 0, "Links")
+	add(len(hc.BlkioDeviceReadBps)+len(hc.BlkioDeviceWriteBps)+len(hc.BlkioDeviceReadIOps)+len(hc.BlkioDeviceWriteIOps)+len(hc.BlkioWeightDevice) > 0, "BlkioDevice*")
+	add(len(hc.DeviceRequests) > 0, "DeviceRequests")
+	add(hc.CPURealtimePeriod != 0 || hc.CPURealtimeRuntime != 0, "CpuRealtime*")
+	if len(names) > 0 {
+		return fmt.Errorf("berth does not support %s through the Docker API yet", strings.Join(names, ", "))
+	}
+	return nil
+}
+
+// shellJoin quotes args for sh -c.
+func shellJoin(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
+}
+
+// parseSize reads docker's sizes: 10m, 1g, 512k, 10mb, bytes.
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), "b")
+	mult := int64(1)
+	if s != "" {
+		switch s[len(s)-1] {
+		case 'k':
+			mult = 1 << 10
+		case 'm':
+			mult = 1 << 20
+		case 'g':
+			mult = 1 << 30
+		}
+	}
+	if mult > 1 {
+		s = s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("not a size")
+	}
+	return n * mult, nil
+}
+
+func (s *Server) startContainer(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.container(r)
+	if err != nil {
+		return err
+	}
+	if held := s.takePending(c.ID); len(held) > 0 && !running(c) {
+		if err := s.startAttached(r, c.ID, held); err != nil {
+			return err
+		}
+	} else if _, err := s.e.Start(r.Context(), c.ID, nil); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func timeoutParam(r *http.Request) (*int, error) {
+	v := r.URL.Query().Get("t")
+	if v == "" {
+		v = r.URL.Query().Get("timeout")
+	}
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return nil, httpError{http.StatusBadRequest, "invalid timeout " + strconv.Quote(v)}
+	}
+	return &n, nil
+}
+
+func (s *Server) stopContainer(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.container(r)
+	if err != nil {
+		return err
+	}
+	t, err := timeoutParam(r)
+	if err != nil {
+		return err
+	}
+	if c.State.Status != engine.StatusRunning && c.State.Status != engine.StatusPaused && c.State.Status != engine.StatusRestarting {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	if err := s.e.Stop(r.Context(), c.ID, t); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) restartContainer(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.container(r)
+	if err != nil {
+		return err
+	}
+	t, err := timeoutParam(r)
+	if err != nil {
+		return err
+	}
+	if err := s.e.Restart(r.Context(), c.ID, t); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) killContainer(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.container(r)
+	if err != nil {
+		return err
+	}
+	name := r.URL.Query().Get("signal")
+	if name == "" {
+		name = "KILL"
+	}
+	sig, err := engine.ParseSignal(name)
+	if err != nil {
+		return httpError{http.StatusBadRequest, err.Error()}
+	}
+	if c.State.Status != engine.StatusRunning && c.State.Status != engine.StatusPaused {
+		return httpError{http.StatusConflict, fmt.Sprintf("Cannot kill container: %s: container %s is not running", r.PathValue("id"), c.ID)}
+	}
+	if err := s.e.Kill(r.Context(), c.ID, sig); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) pauseContainer(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.container(r)
+	if err != nil {
+		return err
+	}
+	if err := s.e.Pause(r.Context(), c.ID); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) unpauseContainer(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.container(r)
+	if err != nil {
+		return err
+	}
+	if err := s.e.Unpause(r.Context(), c.ID); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) renameContainer(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.container(r)
+	if err != nil {
+		return err
+	}
+	if err := s.e.Rename(r.Context(), c.ID, r.URL.Query().Get("name")); err != nil {
+		if strings.Contains(err.Error(), "already in use") {
+			return httpError{http.StatusConflict, err.Error()}
+		}
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.container(r)
+	if err != nil {
+		return err
+	}
+	if err := s.e.Remove(r.Context(), c.ID, engine.RemoveOptions{Force: boolParam(r, "force"), Volumes: boolParam(r, "v")}); err != nil {
+		if strings.Contains(err.Error(), "stop it first") {
+			return httpError{http.StatusConflict, fmt.Sprintf("cannot remove container %q: container is running: stop the container before removing or force remove", "/"+c.Name)}
+		}
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// waitContainer is POST /containers/{id}/wait: the headers go at once
+// (the CLI waits for them before it starts the container), the body when
+// the condition holds: not-running (the default), next-exit, removed.
+func (s *Server) waitContainer(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.container(r)
+	if err != nil {
+		return err
+	}
+	cond := r.URL.Query().Get("condition")
+	switch cond {
+	case "", "not-running", "next-exit", "removed":
+	default:
+		return httpError{http.StatusBadRequest, "invalid condition: " + strconv.Quote(cond)}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	if fl, ok := w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	code, werr := s.waitFor(r, c, cond)
+	resp := container.WaitResponse{StatusCode: int64(code)}
+	if werr != nil {
+		resp.Error = &container.WaitExitError{Message: werr.Error()}
+	}
+	return jsonBody(w, resp)
+}
+
+func jsonBody(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+func running(c *engine.Container) bool {
+	switch c.State.Status {
+	case engine.StatusRunning, engine.StatusPaused, engine.StatusRestarting:
+		return true
+	}
+	return false
+}
+
+// waitFor polls the record (the engine has no in-process notification of
+// an exit another process records) until cond holds.
+func (s *Server) waitFor(r *http.Request, c *engine.Container, cond string) (int, error) {
+	ctx := r.Context()
+	id := c.ID
+	started := c.State.StartedAt
+	last := c.State.ExitCode
+	for {
+		cur, err := s.e.Get(ctx, id)
+		if err != nil {
+			if cond == "removed" && statusOf(err) == http.StatusNotFound {
+				return last, nil
+			}
+			if ctx.Err() != nil {
+				return -1, ctx.Err()
+			}
+			// Removed under a not-running or next-exit wait: its last code.
+			return last, nil
+		}
+		last = cur.State.ExitCode
+		switch cond {
+		case "", "not-running":
+			if !running(cur) {
+				return cur.State.ExitCode, nil
+			}
+		case "next-exit":
+			if cur.State.StartedAt.After(started) || running(cur) {
+				started = time.Time{} // it ran: the next stop counts
+			}
+			if started.IsZero() && !running(cur) && cur.State.Status != engine.StatusCreated {
+				return cur.State.ExitCode, nil
+			}
+		}
+		if running(cur) && cond != "removed" {
+			code, err := s.e.Wait(ctx, id)
+			if err == nil {
+				return code, nil
+			}
+			if ctx.Err() != nil {
+				return -1, ctx.Err()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return -1, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// containerLogs is GET /containers/{id}/logs: docker's multiplexed
+// frames (a header of stream and length before each chunk) for a
+// container without a tty, the raw bytes with one.
+func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.container(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	stdout, stderr := boolParam(r, "stdout"), boolParam(r, "stderr")
+	if !stdout && !stderr {
+		return httpError{http.StatusBadRequest, "Bad parameters: you must choose at least one stream"}
+	}
+	o := engine.LogOptions{Follow: boolParam(r, "follow"), Timestamps: boolParam(r, "timestamps"), Tail: -1}
+	if t := q.Get("tail"); t != "" && t != "all" {
+		n, err := strconv.Atoi(t)
+		if err != nil {
+			return httpError{http.StatusBadRequest, "invalid tail " + strconv.Quote(t)}
+		}
+		o.Tail = n
+	}
+	for k, dst := range map[string]*time.Time{"since": &o.Since, "until": &o.Until} {
+		if v := q.Get(k); v != "" && v != "0" {
+			t, err := parseUnixTime(v)
+			if err != nil {
+				return httpError{http.StatusBadRequest, k + ": " + err.Error()}
+			}
+			*dst = t
+		}
+	}
+	if c.Config.Tty {
+		w.Header().Set("Content-Type", "application/vnd.docker.raw-stream")
+	} else {
+		w.Header().Set("Content-Type", "application/vnd.docker.multiplexed-stream")
+	}
+	w.WriteHeader(http.StatusOK)
+	fw := &frameWriter{w: w, raw: c.Config.Tty}
+	var out, errw io.Writer = io.Discard, io.Discard
+	if stdout {
+		out = fw.stream(1)
+	}
+	if stderr {
+		errw = fw.stream(2)
+	}
+	if err := s.e.Logs(r.Context(), c.ID, o, out, errw); err != nil && r.Context().Err() == nil {
+		s.log.Warn("logs", "container", c.ID, "err", err)
+	}
+	return nil
+}
+
+// parseUnixTime reads docker's seconds[.nanoseconds] timestamps.
+func parseUnixTime(v string) (time.Time, error) {
+	sec, frac, _ := strings.Cut(v, ".")
+	s, err := strconv.ParseInt(sec, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not a Unix time", v)
+	}
+	var ns int64
+	if frac != "" {
+		frac = (frac + "000000000")[:9]
+		if ns, err = strconv.ParseInt(frac, 10, 64); err != nil {
+			return time.Time{}, fmt.Errorf("%q is not a Unix time", v)
+		}
+	}
+	return time.Unix(s, ns), nil
+}
+
+// frameWriter writes docker's stream frames: [stream, 0, 0, 0, len32] and
+// the bytes; raw (a tty) writes the bytes alone. Safe for two streams.
+type frameWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	raw bool
+}
+
+type streamWriter struct {
+	f      *frameWriter
+	stream byte
+}
+
+func (f *frameWriter) stream(n byte) io.Writer { return streamWriter{f, n} }
+
+func (s streamWriter) Write(p []byte) (int, error) {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	if !s.f.raw {
+		var hdr [8]byte
+		hdr[0] = s.stream
+		binary.BigEndian.PutUint32(hdr[4:], uint32(len(p)))
+		if _, err := s.f.w.Write(hdr[:]); err != nil {
+			return 0, err
+		}
+	}
+	n, err := s.f.w.Write(p)
+	if fl, ok := s.f.w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	return n, err
+}

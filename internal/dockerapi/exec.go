@@ -1,0 +1,303 @@
+//go:build linux
+
+package dockerapi
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+
+	"github.com/berth-dev/berth/internal/engine"
+	"github.com/moby/moby/api/types/container"
+	"golang.org/x/sys/unix"
+)
+
+// Execs are the daemon's, as dockerd's are: kept in memory from create
+// to a while after they end (maxExecs bounds them), never in the store.
+
+// maxExecs bounds the exec records kept; the oldest finished go first.
+const maxExecs = 1024
+
+type execRecord struct {
+	id, containerID string
+	cfg             container.ExecCreateRequest
+	mu              sync.Mutex
+	running         bool
+	started         bool
+	pid             int
+	exitCode        *int
+	master          *os.File // the pty, with Tty, while it runs
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (s *Server) createExec(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.container(r)
+	if err != nil {
+		return err
+	}
+	var req container.ExecCreateRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	if len(req.Cmd) == 0 {
+		return httpError{http.StatusBadRequest, "No exec command specified"}
+	}
+	if !running(c) || c.State.Status == engine.StatusPaused {
+		return httpError{http.StatusConflict, "container " + c.ID + " is not running"}
+	}
+	if req.Privileged {
+		return httpError{http.StatusBadRequest, "berth does not run privileged execs"}
+	}
+	rec := &execRecord{id: newID(), containerID: c.ID, cfg: req}
+	s.mu.Lock()
+	if len(s.execs) >= maxExecs {
+		for id, old := range s.execs {
+			old.mu.Lock()
+			done := old.exitCode != nil || !old.started
+			old.mu.Unlock()
+			if done {
+				delete(s.execs, id)
+				break
+			}
+		}
+	}
+	s.execs[rec.id] = rec
+	s.mu.Unlock()
+	return writeJSON(w, http.StatusCreated, container.ExecCreateResponse{ID: rec.id})
+}
+
+func (s *Server) exec(r *http.Request) (*execRecord, error) {
+	s.mu.Lock()
+	rec := s.execs[r.PathValue("id")]
+	s.mu.Unlock()
+	if rec == nil {
+		return nil, httpError{http.StatusNotFound, "No such exec instance: " + r.PathValue("id")}
+	}
+	return rec, nil
+}
+
+func (s *Server) inspectExec(w http.ResponseWriter, r *http.Request) error {
+	rec, err := s.exec(r)
+	if err != nil {
+		return err
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	out := container.ExecInspectResponse{
+		ID: rec.id, ContainerID: rec.containerID, Running: rec.running, Pid: rec.pid,
+		OpenStdin: rec.cfg.AttachStdin, OpenStdout: rec.cfg.AttachStdout, OpenStderr: rec.cfg.AttachStderr,
+		ProcessConfig: &container.ExecProcessConfig{Tty: rec.cfg.Tty, User: rec.cfg.User, Entrypoint: rec.cfg.Cmd[0], Arguments: rec.cfg.Cmd[1:]},
+	}
+	if rec.exitCode != nil {
+		code := *rec.exitCode
+		out.ExitCode = &code
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// startExec runs the exec: detached (its stdio /dev/null), or through the
+// hijacked connection as an attach does, ending the connection when the
+// process's output ends.
+func (s *Server) startExec(w http.ResponseWriter, r *http.Request) error {
+	rec, err := s.exec(r)
+	if err != nil {
+		return err
+	}
+	var req container.ExecStartRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	rec.mu.Lock()
+	if rec.started {
+		rec.mu.Unlock()
+		return httpError{http.StatusConflict, "Exec " + rec.id + " has already been started"}
+	}
+	rec.started = true
+	rec.mu.Unlock()
+	cfg := rec.cfg
+	o := engine.ExecOptions{Cmd: cfg.Cmd, Env: cfg.Env, User: cfg.User, WorkingDir: cfg.WorkingDir, Tty: cfg.Tty}
+	if req.Detach {
+		p, err := s.e.Exec(r.Context(), rec.containerID, o)
+		if err != nil {
+			return execError(err)
+		}
+		if p.Master != nil {
+			go io.Copy(io.Discard, p.Master)
+		}
+		s.track(rec, p)
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	// The process's ends of the pipes (or the pty); ours feed the client.
+	var closers []*os.File
+	pipe := func() (*os.File, *os.File, error) {
+		pr, pw, err := os.Pipe()
+		if err == nil {
+			closers = append(closers, pr, pw)
+		}
+		return pr, pw, err
+	}
+	var inR, inW, outR, outW, errR, errW *os.File
+	if !cfg.Tty {
+		if cfg.AttachStdin {
+			if inR, inW, err = pipe(); err != nil {
+				return err
+			}
+			o.Stdin = inR
+		}
+		if outR, outW, err = pipe(); err != nil {
+			return err
+		}
+		if errR, errW, err = pipe(); err != nil {
+			return err
+		}
+		o.Stdout, o.Stderr = outW, errW
+	}
+	conn, rw, err := hijack(w, r, cfg.Tty)
+	if err != nil {
+		for _, f := range closers {
+			f.Close()
+		}
+		return nil
+	}
+	p, err := s.e.Exec(r.Context(), rec.containerID, o)
+	for _, f := range []*os.File{inR, outW, errW} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		// As dockerd: the message on the stream, the code in the
+		// exec's record (the CLI exits with it).
+		for _, f := range closers {
+			f.Close()
+		}
+		code := 126
+		var ee *engine.ExecError
+		if errors.As(err, &ee) {
+			code = ee.Code
+		}
+		(&frameWriter{w: conn, raw: cfg.Tty}).stream(2).Write([]byte(err.Error() + "\n"))
+		rec.mu.Lock()
+		rec.exitCode = &code
+		rec.mu.Unlock()
+		conn.Close()
+		return nil
+	}
+	fw := &frameWriter{w: conn, raw: cfg.Tty}
+	var copies sync.WaitGroup
+	out := func(dst io.Writer, src *os.File) {
+		copies.Add(1)
+		go func() {
+			defer copies.Done()
+			io.Copy(dst, src)
+		}()
+	}
+	in := func(dst *os.File, closeAfter bool) {
+		go func() {
+			io.Copy(dst, rw.Reader)
+			if closeAfter {
+				dst.Close()
+			}
+		}()
+	}
+	if cfg.Tty {
+		out(fw.stream(1), p.Master)
+		if cfg.AttachStdin {
+			in(p.Master, false)
+		}
+	} else {
+		out(fw.stream(1), outR)
+		out(fw.stream(2), errR)
+		if inW != nil {
+			in(inW, true)
+		}
+	}
+	code := s.track(rec, p)
+	go func() {
+		<-code
+		copies.Wait()
+		if p.Master != nil {
+			p.Master.Close()
+		}
+		for _, f := range []*os.File{outR, errR} {
+			if f != nil {
+				f.Close()
+			}
+		}
+		conn.Close()
+	}()
+	return nil
+}
+
+// track records the exec's pid and, when it ends, its exit code; the
+// returned channel is closed then.
+func (s *Server) track(rec *execRecord, p *engine.ExecProcess) <-chan struct{} {
+	rec.mu.Lock()
+	rec.running, rec.pid, rec.master = true, p.Pid, p.Master
+	rec.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		code, err := p.Wait()
+		if err != nil {
+			code = -1
+		}
+		rec.mu.Lock()
+		rec.running, rec.exitCode, rec.master = false, &code, nil
+		rec.mu.Unlock()
+	}()
+	return done
+}
+
+// execError is an exec that could not start: docker answers 500 for a
+// command not found or not executable, 409 for a container that stopped.
+func execError(err error) error {
+	var ee *engine.ExecError
+	if errors.As(err, &ee) {
+		return httpError{http.StatusInternalServerError, ee.Msg}
+	}
+	return err
+}
+
+// resizeExec sets the window size of an exec's pty.
+func (s *Server) resizeExec(w http.ResponseWriter, r *http.Request) error {
+	rec, err := s.exec(r)
+	if err != nil {
+		return err
+	}
+	h, err1 := strconv.Atoi(r.URL.Query().Get("h"))
+	wd, err2 := strconv.Atoi(r.URL.Query().Get("w"))
+	if err1 != nil || err2 != nil || h < 0 || wd < 0 || h > 65535 || wd > 65535 {
+		return httpError{http.StatusBadRequest, "resize: h and w must be numbers from 0 to 65535"}
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.master == nil {
+		return httpError{http.StatusConflict, "exec " + rec.id + " has no running terminal"}
+	}
+	if err := unix.IoctlSetWinsize(int(rec.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(h), Col: uint16(wd)}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// resizeContainer: the container's pty is its monitor's, which takes its
+// size from an attached terminal; over the API there is none yet.
+func (s *Server) resizeContainer(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.container(r); err != nil {
+		return err
+	}
+	return httpError{http.StatusNotImplemented, "berth cannot resize a container's terminal through the API yet (its monitor follows an attached terminal's size)"}
+}

@@ -1,0 +1,181 @@
+//go:build linux
+
+package dockerapi
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/berth-dev/berth/internal/image/reference"
+	mobyimage "github.com/moby/moby/api/types/image"
+	mobynet "github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/volume"
+)
+
+// listImages is GET /images/json: one row per image ID with its tags and
+// digests, newest first.
+func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
+	svc := s.e.Images()
+	recs, err := svc.List(r.Context())
+	if err != nil {
+		return err
+	}
+	byID := map[string]*mobyimage.Summary{}
+	var order []string
+	for _, rec := range recs {
+		sum, ok := byID[rec.ID()]
+		if !ok {
+			sum = &mobyimage.Summary{ID: rec.ID(), Created: rec.Created.Unix(), Size: svc.Size(rec), SharedSize: -1,
+				Containers: -1, RepoTags: []string{}, RepoDigests: []string{}, Labels: map[string]string{}}
+			if cfg, err := svc.Config(rec); err == nil && cfg.Config.Labels != nil {
+				sum.Labels = cfg.Config.Labels
+			}
+			byID[rec.ID()] = sum
+			order = append(order, rec.ID())
+		}
+		ref, err := reference.Parse(rec.Name)
+		if err != nil {
+			continue
+		}
+		if t := ref.Tag(); t != "" {
+			sum.RepoTags = append(sum.RepoTags, ref.FamiliarName()+":"+t)
+		}
+		if d := rec.Target.Digest; d != "" {
+			sum.RepoDigests = append(sum.RepoDigests, ref.FamiliarName()+"@"+d.String())
+		}
+	}
+	out := []mobyimage.Summary{}
+	for _, id := range order {
+		out = append(out, *byID[id])
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created > out[j].Created })
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// imageGet serves GET /images/{name}/json (names hold slashes).
+func (s *Server) imageGet(w http.ResponseWriter, r *http.Request) error {
+	name, ok := strings.CutSuffix(r.PathValue("rest"), "/json")
+	if !ok {
+		return httpError{http.StatusNotFound, "page not found"}
+	}
+	in, err := s.views.Image(r.Context(), s.e.Images(), name)
+	if err != nil {
+		if statusOf(err) == http.StatusNotFound {
+			return httpError{http.StatusNotFound, "No such image: " + name}
+		}
+		return err
+	}
+	return writeJSON(w, http.StatusOK, in)
+}
+
+func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.e.Networks()
+	if err != nil {
+		return err
+	}
+	nets, err := m.List(r.Context())
+	if err != nil {
+		return err
+	}
+	f, err := filters(r)
+	if err != nil {
+		return err
+	}
+	out := []mobynet.Inspect{}
+	for _, n := range nets {
+		typ := "custom"
+		if n.Default {
+			typ = "builtin"
+		}
+		if !matchLabels(n.Labels, f["label"]) || !anyOf(f["name"], func(v string) bool { return strings.Contains(n.Name, v) }) ||
+			!anyOf(f["id"], func(v string) bool { return strings.HasPrefix(n.ID, v) }) || !anyOf(f["driver"], func(v string) bool { return v == n.Driver }) ||
+			!anyOf(f["type"], func(v string) bool { return v == typ }) {
+			continue
+		}
+		out = append(out, s.views.Network(r.Context(), s.e, n))
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) inspectNetwork(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.e.Networks()
+	if err != nil {
+		return err
+	}
+	n, err := m.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		// By ID (or a prefix of one) as well as by name.
+		nets, lerr := m.List(r.Context())
+		if lerr != nil {
+			return err
+		}
+		for _, cand := range nets {
+			if strings.HasPrefix(cand.ID, r.PathValue("id")) {
+				n, err = cand, nil
+				break
+			}
+		}
+		if err != nil {
+			return httpError{http.StatusNotFound, "network " + r.PathValue("id") + " not found"}
+		}
+	}
+	return writeJSON(w, http.StatusOK, s.views.Network(r.Context(), s.e, n))
+}
+
+func (s *Server) listVolumes(w http.ResponseWriter, r *http.Request) error {
+	vols, users, err := s.e.Volumes(r.Context())
+	if err != nil {
+		return err
+	}
+	f, err := filters(r)
+	if err != nil {
+		return err
+	}
+	out := volume.ListResponse{Volumes: []volume.Volume{}, Warnings: []string{}}
+	for _, v := range vols {
+		dangling := len(users[v.Name]) == 0
+		if !matchLabels(v.Labels, f["label"]) || !anyOf(f["name"], func(x string) bool { return strings.Contains(v.Name, x) }) ||
+			!anyOf(f["dangling"], func(x string) bool { return (x == "true" || x == "1") == dangling }) {
+			continue
+		}
+		out.Volumes = append(out.Volumes, s.views.Volume(v))
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) inspectVolume(w http.ResponseWriter, r *http.Request) error {
+	v, err := s.e.GetVolume(r.Context(), r.PathValue("name"))
+	if err != nil {
+		if statusOf(err) == http.StatusNotFound {
+			return httpError{http.StatusNotFound, "get " + r.PathValue("name") + ": no such volume"}
+		}
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.views.Volume(v))
+}
+
+// anyOf: no values, or one of them matches.
+func anyOf(vals []string, ok func(string) bool) bool {
+	if len(vals) == 0 {
+		return true
+	}
+	for _, v := range vals {
+		if ok(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchLabels: every "k" or "k=v" holds.
+func matchLabels(labels map[string]string, want []string) bool {
+	for _, l := range want {
+		k, v, hasV := strings.Cut(l, "=")
+		got, ok := labels[k]
+		if !ok || hasV && got != v {
+			return false
+		}
+	}
+	return true
+}

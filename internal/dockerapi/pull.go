@@ -1,0 +1,197 @@
+//go:build linux
+
+package dockerapi
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/image/reference"
+	"github.com/berth-dev/berth/internal/image/remote"
+)
+
+// Registry credentials of one request (X-Registry-Auth): the client's,
+// used for that request's pulls before the server's own (its keychain).
+
+type authKey struct{}
+
+// registryAuth is docker's X-Registry-Auth, decoded.
+type registryAuth struct {
+	Username      string `json:"username"`
+	Password      string `json:"password"`
+	ServerAddress string `json:"serveraddress"`
+	IdentityToken string `json:"identitytoken"`
+}
+
+// withRegistryAuth reads the request's X-Registry-Auth into its context.
+func withRegistryAuth(r *http.Request) (context.Context, error) {
+	h := r.Header.Get("X-Registry-Auth")
+	if h == "" {
+		return r.Context(), nil
+	}
+	data, err := base64.URLEncoding.DecodeString(h)
+	if err != nil {
+		if data, err = base64.StdEncoding.DecodeString(h); err != nil {
+			return nil, httpError{http.StatusBadRequest, "X-Registry-Auth: not base64"}
+		}
+	}
+	var a registryAuth
+	if err := json.Unmarshal(data, &a); err != nil {
+		return nil, httpError{http.StatusBadRequest, "X-Registry-Auth: not docker's auth object"}
+	}
+	if a.Username == "" && a.IdentityToken == "" {
+		return r.Context(), nil // docker sends "{}" for anonymous
+	}
+	return context.WithValue(r.Context(), authKey{}, a), nil
+}
+
+// RequestCredentials are the credentials the server's registry client
+// uses: a request's X-Registry-Auth when it names the registry (or names
+// none), else Fallback's.
+type RequestCredentials struct{ Fallback remote.Credentials }
+
+// Get implements remote.Credentials.
+func (c RequestCredentials) Get(ctx context.Context, registry string) (string, string, error) {
+	if a, ok := ctx.Value(authKey{}).(registryAuth); ok {
+		server := strings.TrimPrefix(strings.TrimPrefix(a.ServerAddress, "https://"), "http://")
+		server = strings.TrimSuffix(strings.TrimSuffix(server, "/v1/"), "/")
+		if server == "" || server == registry || server == "index.docker.io" && registry == "registry-1.docker.io" {
+			if a.IdentityToken != "" {
+				return "", a.IdentityToken, nil
+			}
+			return a.Username, a.Password, nil
+		}
+	}
+	if c.Fallback == nil {
+		return "", "", nil
+	}
+	return c.Fallback.Get(ctx, registry)
+}
+
+// pullImage is POST /images/create?fromImage=NAME&tag=TAG: a pull with
+// docker's JSON progress messages, one a line; an error after the headers
+// went is an errorDetail message (the CLI prints it and fails).
+func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	from := q.Get("fromImage")
+	if from == "" {
+		if q.Get("fromSrc") != "" {
+			return httpError{http.StatusNotImplemented, "berth does not import root filesystem tarballs (fromSrc)"}
+		}
+		return httpError{http.StatusBadRequest, "fromImage is required"}
+	}
+	name := from
+	if tag := q.Get("tag"); tag != "" {
+		if strings.HasPrefix(tag, "sha256:") {
+			name += "@" + tag
+		} else {
+			name += ":" + tag
+		}
+	}
+	ref, err := reference.Parse(name)
+	if err != nil {
+		return httpError{http.StatusBadRequest, err.Error()}
+	}
+	ctx, err := withRegistryAuth(r)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	out := &jsonStream{w: w}
+	out.send(map[string]any{"status": "Pulling from " + ref.FamiliarName(), "id": tagOrDigest(ref)})
+	seen := map[string]image.Phase{}
+	var mu sync.Mutex
+	last := map[string]time.Time{}
+	progress := func(e image.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		id := shortDigest(e.ID)
+		prev := seen[id]
+		seen[id] = e.Phase
+		switch e.Phase {
+		case image.PhaseWaiting:
+			if prev == "" {
+				out.send(map[string]any{"status": "Waiting", "progressDetail": map[string]any{}, "id": id})
+			}
+		case image.PhaseDownloading:
+			if prev == "" || prev == image.PhaseWaiting {
+				out.send(map[string]any{"status": "Pulling fs layer", "progressDetail": map[string]any{}, "id": id})
+			}
+			// Docker's clients redraw; a line every 100 ms is plenty.
+			if time.Since(last[id]) > 100*time.Millisecond {
+				last[id] = time.Now()
+				out.send(map[string]any{"status": "Downloading", "progressDetail": map[string]any{"current": e.Current, "total": e.Total}, "id": id})
+			}
+		case image.PhaseExtracting:
+			if prev != image.PhaseExtracting {
+				out.send(map[string]any{"status": "Download complete", "progressDetail": map[string]any{}, "id": id})
+				out.send(map[string]any{"status": "Extracting", "progressDetail": map[string]any{"current": e.Current, "total": e.Total}, "id": id})
+			}
+		case image.PhaseExists:
+			out.send(map[string]any{"status": "Already exists", "progressDetail": map[string]any{}, "id": id})
+		case image.PhaseDone:
+			out.send(map[string]any{"status": "Pull complete", "progressDetail": map[string]any{}, "id": id})
+		}
+	}
+	had := map[string]bool{}
+	if recs, err := s.e.Images().Get(ctx, ref.String()); err == nil {
+		for _, rec := range recs {
+			had[rec.Target.Digest.String()] = true
+		}
+	}
+	rec, err := s.e.Images().Pull(ctx, ref.String(), image.PullOptions{Platform: q.Get("platform"), Progress: progress})
+	if err != nil {
+		msg := err.Error()
+		out.send(map[string]any{"errorDetail": map[string]any{"message": msg}, "error": msg})
+		return nil
+	}
+	out.send(map[string]any{"status": "Digest: " + rec.Target.Digest.String()})
+	status := "Downloaded newer image for "
+	if had[rec.Target.Digest.String()] {
+		status = "Image is up to date for "
+	}
+	out.send(map[string]any{"status": "Status: " + status + ref.Familiar()})
+	return nil
+}
+
+func tagOrDigest(ref reference.Reference) string {
+	if t := ref.Tag(); t != "" {
+		return t
+	}
+	return ref.String()
+}
+
+func shortDigest(d string) string {
+	d = strings.TrimPrefix(d, "sha256:")
+	if len(d) > 12 {
+		d = d[:12]
+	}
+	return d
+}
+
+// jsonStream writes one JSON object a line, flushed, from any goroutine.
+type jsonStream struct {
+	mu sync.Mutex
+	w  http.ResponseWriter
+}
+
+func (j *jsonStream) send(v any) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	b, err := json.Marshal(v)
+	if err != nil {
+		b = []byte(fmt.Sprintf(`{"error":%q}`, err.Error()))
+	}
+	j.w.Write(append(b, '\r', '\n'))
+	if fl, ok := j.w.(http.Flusher); ok {
+		fl.Flush()
+	}
+}

@@ -1,0 +1,334 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/internal/image/registrytest"
+)
+
+// serveDocker starts `berth serve` on a socket of the test's and returns
+// the socket's path; it is stopped (SIGTERM) at the end of the test,
+// which must leave no socket behind.
+func (e *engineEnv) serveDocker() string {
+	e.t.Helper()
+	sock := filepath.Join(e.t.TempDir(), "docker.sock")
+	cmd := e.command("serve", "--docker-socket", sock)
+	logf, err := os.Create(filepath.Join(e.t.TempDir(), "serve.log"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				e.t.Errorf("berth serve ended with %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			e.t.Errorf("berth serve did not end on SIGTERM")
+		}
+		if _, err := os.Stat(sock); err == nil {
+			e.t.Errorf("the socket %s is left", sock)
+		}
+	})
+	waitFor(e.t, 10*time.Second, "the docker socket", func() bool {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return sock
+}
+
+// dockerClients are the docker CLIs on this machine: Debian's (20.10)
+// and a current one, when present.
+func dockerClients(t *testing.T) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range []string{"/usr/local/bin/docker", "/usr/bin/docker"} {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil || seen[real] {
+			continue
+		}
+		seen[real] = true
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		t.Skip("no docker CLI (apt-get install docker.io)")
+	}
+	return out
+}
+
+func TestDockerAPICLI(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	sock := e.serveDocker()
+	for _, docker := range dockerClients(t) {
+		t.Run(strings.ReplaceAll(strings.TrimPrefix(docker, "/"), "/", "-"), func(t *testing.T) {
+			d := func(args ...string) (string, string, int) {
+				t.Helper()
+				cmd := exec.Command(docker, args...)
+				cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+t.TempDir())
+				var out, errb strings.Builder
+				cmd.Stdout, cmd.Stderr = &out, &errb
+				err := cmd.Run()
+				code := 0
+				if err != nil {
+					code = -1
+					if ee, ok := err.(*exec.ExitError); ok {
+						code = ee.ExitCode()
+					}
+				}
+				return out.String(), errb.String(), code
+			}
+			ok := func(args ...string) string {
+				t.Helper()
+				out, errOut, code := d(args...)
+				if code != 0 {
+					t.Fatalf("docker %s: exit %d: %s%s", strings.Join(args, " "), code, out, errOut)
+				}
+				return out
+			}
+			if v := ok("version", "--format", "{{.Server.Platform.Name}} {{.Server.APIVersion}}"); !strings.HasPrefix(v, "berth 1.") {
+				t.Errorf("docker version: %q", v)
+			}
+			id := strings.TrimSpace(ok("run", "-d", "--name", "web", "-l", "tier=front", "-e", "GREETING=hello", "berth-demo/busybox", "sh", "-c", "echo $GREETING; sleep 100"))
+			if len(id) != 64 {
+				t.Fatalf("docker run -d printed %q", id)
+			}
+			// One set of objects: berth sees what docker made.
+			if got := strings.TrimSpace(e.run("ps", "-q", "--no-trunc")); got != id {
+				t.Errorf("berth ps after docker run: %q, want %s", got, id)
+			}
+			if got := ok("ps", "--filter", "label=tier=front", "--format", "{{.Names}} {{.State}}"); strings.TrimSpace(got) != "web running" {
+				t.Errorf("docker ps --filter label: %q", got)
+			}
+			if got := ok("ps", "--filter", "label=tier=back", "-q"); strings.TrimSpace(got) != "" {
+				t.Errorf("docker ps with a label nobody has: %q", got)
+			}
+			waitFor(t, 5*time.Second, "the log line", func() bool { out, _, _ := d("logs", "web"); return out == "hello\n" })
+			if got := ok("inspect", "-f", "{{.Name}} {{.State.Status}} {{index .Config.Labels \"tier\"}}", "web"); strings.TrimSpace(got) != "/web running front" {
+				t.Errorf("docker inspect: %q", got)
+			}
+			// exec: output, exit code, stdin, a missing command.
+			if out, errOut, code := d("exec", "web", "sh", "-c", "echo in-exec; echo err >&2; exit 5"); out != "in-exec\n" || errOut != "err\n" || code != 5 {
+				t.Errorf("docker exec (exit 5): %q %q %d", out, errOut, code)
+			}
+			ex := exec.Command(docker, "exec", "-i", "web", "tr", "a-z", "A-Z")
+			ex.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+t.TempDir())
+			ex.Stdin = strings.NewReader("piped\n")
+			if out, err := ex.Output(); err != nil || string(out) != "PIPED\n" {
+				t.Errorf("docker exec -i: %q %v", out, err)
+			}
+			if _, errOut, code := d("exec", "web", "no-such-command"); code != 127 || !strings.Contains(errOut, "no-such-command") {
+				t.Errorf("docker exec of a missing command: exit %d, %s", code, errOut)
+			}
+			// events: the journal, replayed with since/until and filtered.
+			if got := ok("events", "--since", "5m", "--until", fmt.Sprint(time.Now().Add(time.Second).Unix()), "--filter", "container="+id, "--filter", "event=start", "--format", "{{.Action}} {{.Actor.Attributes.name}}"); strings.TrimSpace(got) != "start web" {
+				t.Errorf("docker events: %q", got)
+			}
+			ok("stop", "-t", "1", "web")
+			if got := strings.TrimSpace(ok("wait", "web")); got != "137" {
+				t.Errorf("docker wait after stop: %q", got)
+			}
+			if got := ok("ps", "-a", "--format", "{{.Status}}"); !strings.HasPrefix(got, "Exited (137)") {
+				t.Errorf("docker ps -a: %q", got)
+			}
+			// docker's errors and exit codes.
+			if _, errOut, code := d("inspect", "nope"); code != 1 || !strings.Contains(errOut, "No such object") {
+				t.Errorf("docker inspect nope: exit %d, %s", code, errOut)
+			}
+			if _, errOut, code := d("rm", "nope"); code != 1 || !strings.Contains(errOut, "No such container: nope") {
+				t.Errorf("docker rm nope: exit %d, %s", code, errOut)
+			}
+			ok("rm", "web")
+			// In the foreground: attach before start, output in order,
+			// the exit code, stdin, --rm.
+			if out, errOut, code := d("run", "--rm", "berth-demo/busybox", "sh", "-c", "echo out; echo err >&2; exit 3"); out != "out\n" || errOut != "err\n" || code != 3 {
+				t.Errorf("docker run --rm (exit 3): %q %q %d", out, errOut, code)
+			}
+			in := exec.Command(docker, "run", "-i", "--rm", "berth-demo/busybox", "sh", "-c", "tr a-z A-Z; echo done")
+			in.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+t.TempDir())
+			in.Stdin = strings.NewReader("from stdin\n")
+			if out, err := in.Output(); err != nil || string(out) != "FROM STDIN\ndone\n" {
+				t.Errorf("docker run -i: %q %v", out, err)
+			}
+			if out := ok("run", "--name", "kept", "berth-demo/busybox", "echo", "kept"); out != "kept\n" {
+				t.Errorf("docker run in the foreground: %q", out)
+			}
+			if got := ok("ps", "-a", "--filter", "name=kept", "--format", "{{.Status}}"); !strings.HasPrefix(got, "Exited (0)") {
+				t.Errorf("after docker run: %q", got)
+			}
+			ok("rm", "kept")
+			// Networks and volumes: create, use, connect, remove.
+			ok("network", "create", "--label", "app=t", "apinet")
+			if got := ok("network", "ls", "--filter", "label=app=t", "--format", "{{.Name}}"); strings.TrimSpace(got) != "apinet" {
+				t.Errorf("docker network ls --filter label: %q", got)
+			}
+			ok("volume", "create", "--label", "app=t", "apivol")
+			if got := ok("volume", "ls", "--filter", "label=app=t", "--format", "{{.Name}}"); strings.TrimSpace(got) != "apivol" {
+				t.Errorf("docker volume ls --filter label: %q", got)
+			}
+			ok("run", "-d", "--name", "svc", "--network", "apinet", "-v", "apivol:/data", "berth-demo/busybox", "sh", "-c", "echo saved > /data/f; sleep 100")
+			ok("run", "-d", "--name", "other", "berth-demo/busybox", "sleep", "100")
+			ok("network", "connect", "--alias", "friend", "apinet", "other")
+			if out, _, _ := d("exec", "other", "nslookup", "svc"); !strings.Contains(out, "Address") || !strings.Contains(out, "svc") {
+				t.Errorf("a connected container does not find svc by name: %q", out)
+			}
+			ok("network", "disconnect", "apinet", "other")
+			if got := ok("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "svc"); !strings.HasPrefix(strings.TrimSpace(got), "svc ") {
+				t.Errorf("docker stats --no-stream: %q", got)
+			}
+			if _, errOut, code := d("network", "rm", "apinet"); code == 0 {
+				t.Errorf("docker network rm of a network in use: exit 0 %s", errOut)
+			}
+			ok("rm", "-f", "svc", "other")
+			ok("network", "rm", "apinet")
+			ok("volume", "rm", "apivol")
+			ok("tag", "berth-demo/busybox", "example.test/copy:v1")
+			if got := ok("images", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(got, "example.test/copy:v1") {
+				t.Errorf("after docker tag: %q", got)
+			}
+			if got := ok("rmi", "example.test/copy:v1"); !strings.Contains(got, "Untagged: example.test/copy:v1") {
+				t.Errorf("docker rmi: %q", got)
+			}
+			if got := ok("images", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(got, "berth-demo/busybox:latest") {
+				t.Errorf("docker images: %q", got)
+			}
+			if got := ok("network", "ls", "--format", "{{.Name}} {{.Driver}}"); !strings.Contains(got, "bridge") {
+				t.Errorf("docker network ls: %q", got)
+			}
+			if got := ok("info", "--format", "{{.Containers}} {{.OSType}} {{.Driver}}"); strings.TrimSpace(got) != "0 linux overlay" {
+				t.Errorf("docker info: %q", got)
+			}
+			if out := e.run("ps", "-aq"); strings.TrimSpace(out) != "" {
+				t.Errorf("containers left: %s", out)
+			}
+		})
+	}
+	e.checkNothingLeft()
+}
+
+// The API's answers to what clients send wrong, and its version rules.
+func TestDockerAPIErrors(t *testing.T) {
+	e := newEngine(t)
+	sock := e.serveDocker()
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	call := func(method, path, body string) (int, http.Header, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://docker"+path, strings.NewReader(body))
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(b)
+	}
+	message := func(body string) string {
+		var m struct{ Message string }
+		if err := json.Unmarshal([]byte(body), &m); err != nil {
+			return "not docker's error body: " + body
+		}
+		return m.Message
+	}
+	if code, h, body := call("HEAD", "/_ping", ""); code != 200 || h.Get("Api-Version") == "" || h.Get("Ostype") != "linux" || body != "" {
+		t.Errorf("HEAD /_ping: %d %v %q", code, h, body)
+	}
+	if code, _, body := call("GET", "/v1.41/_ping", ""); code != 200 || body != "OK" {
+		t.Errorf("GET /v1.41/_ping: %d %q", code, body)
+	}
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+		msg                string
+	}{
+		{"GET", "/v9.99/version", "", 400, "is too new"},
+		{"GET", "/v1.12/version", "", 400, "is too old"},
+		{"POST", "/containers/create", "{not json", 400, "invalid JSON"},
+		{"POST", "/containers/create", `{"Image":""}`, 400, "image is required"},
+		{"POST", "/containers/create", `{"Image":"no/such:image"}`, 404, "No such image: no/such:image"},
+		{"POST", "/containers/create", `{"Image":"x","HostConfig":{"Links":["a:b"]}}`, 400, "Links"},
+		{"POST", "/containers/nope/start", "", 404, "No such container: nope"},
+		{"POST", "/containers/nope/wait?condition=sometime", "", 404, "No such container"},
+		{"GET", "/containers/nope/json", "", 404, "No such container: nope"},
+		{"GET", "/images/no/such/json", "", 404, "No such image: no/such"},
+		{"GET", "/no/such/route", "", 404, "page not found"},
+		{"GET", "/swarm", "", 503, "not a swarm manager"},
+		{"POST", "/containers/create", `{"Image":"` + strings.Repeat("x", 5<<20) + `"}`, 400, "too large"},
+	} {
+		code, _, body := call(tc.method, tc.path, tc.body)
+		if code != tc.code || !strings.Contains(message(body), tc.msg) {
+			t.Errorf("%s %s: %d %.200q, want %d with %q", tc.method, tc.path, code, body, tc.code, tc.msg)
+		}
+	}
+}
+
+// docker pull, and docker run of an image that is not here (the CLI pulls
+// on the create's 404), from a registry on loopback.
+func TestDockerAPIPull(t *testing.T) {
+	e := newEngine(t)
+	sock := e.serveDocker()
+	reg := registrytest.Start(t, registrytest.Options{})
+	img := featureImage(t)
+	img.Push(t, reg, "feature", "v1")
+	ref := reg.Ref("feature", "v1")
+	for _, docker := range dockerClients(t) {
+		t.Run(strings.ReplaceAll(strings.TrimPrefix(docker, "/"), "/", "-"), func(t *testing.T) {
+			d := func(args ...string) (string, string, error) {
+				cmd := exec.Command(docker, args...)
+				cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+t.TempDir())
+				var out, errb strings.Builder
+				cmd.Stdout, cmd.Stderr = &out, &errb
+				err := cmd.Run()
+				return out.String(), errb.String(), err
+			}
+			out, errOut, err := d("pull", ref)
+			if err != nil || !strings.Contains(out, "Pull complete") || !strings.Contains(out, "Digest: sha256:") || !strings.Contains(out, "Status: ") {
+				t.Fatalf("docker pull: %v\n%s%s", err, out, errOut)
+			}
+			if got := e.run("images", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(got, reg.Addr+"/feature:v1") {
+				t.Errorf("berth images after docker pull: %q", got)
+			}
+			if out, _, _ := d("pull", ref); !strings.Contains(out, "Image is up to date") {
+				t.Errorf("a second pull: %q", out)
+			}
+			// Not here: the CLI pulls it when the create says 404.
+			e.run("rmi", ref)
+			out, errOut, err = d("create", "--name", "pulled", ref)
+			if err != nil || !strings.Contains(errOut, "Unable to find image") || len(strings.TrimSpace(out)) != 64 {
+				t.Errorf("docker create of a missing image: %v %q %q", err, out, errOut)
+			}
+			e.run("rm", "pulled")
+			if _, errOut, err := d("pull", reg.Addr+"/no-such-repo:v1"); err == nil || errOut == "" {
+				t.Errorf("a pull of a missing repository: %v %q", err, errOut)
+			}
+			e.run("rmi", ref)
+		})
+	}
+}
