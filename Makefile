@@ -13,7 +13,7 @@ GOFILES := $(shell git ls-files '*.go' 2>/dev/null)
 # Packages a test or the demo uses; scripts/deps.sh installs the missing ones.
 DEBS := gcc libc6-dev pkg-config libseccomp-dev busybox-static runc containerd podman skopeo umoci procps docker-registry isal containernetworking-plugins iproute2 iptables util-linux docker.io qemu-system-x86 linux-image-cloud-amd64 erofs-utils cpio
 
-.PHONY: all deps build install demo test check fmt vet tidy freebsd unit conformance conformance-quick bench clean
+.PHONY: all deps build install demo test check fmt vet tidy freebsd unit conformance conformance-quick bench parity docs clean
 
 all: build
 
@@ -70,6 +70,18 @@ conformance: build
 	CONFORMANCE_STRICT=1 scripts/conformance.sh
 
 test: deps check unit conformance-quick
+
+# README's command reference, generated from the CLI; `make test` fails
+# while it differs (internal/cli/docs_test.go).
+docs:
+	BERTH_UPDATE_README=1 $(GO) test -count=1 -run 'TestREADMECommandReference$$' ./internal/cli
+
+# The docker parity table (test/integration/parity_test.go) in full:
+# every command line through the docker CLI, against Debian's dockerd on
+# a private root and network namespace, and through berth; it prints
+# same / intended / different. `make test` runs its quick part.
+parity: deps build
+	set -o pipefail; cd test/integration && BERTH_PARITY=full BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -count=1 -run 'TestDockerParity$$' -v . | grep -E '^(---|docker parity|ok|FAIL)|different:|intended:|todo:'
 
 bench: deps build
 	scripts/bench.sh

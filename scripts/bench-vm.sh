@@ -37,7 +37,7 @@ chmod 755 "$T/bare/init"
 # The first run builds the initramfs and the layer image and probes KVM:
 # not measured. Its accelerator is the one the bare boot uses.
 berth run --rm --isolation vm "$image" true >/dev/null
-accel=$(berth info --format '{{range .Isolations}}{{if eq .Name "vm"}}{{.Detail}}{{end}}{{end}}' | cut -d' ' -f1)
+accel=$(berth info | awk '/^ vm: available: / { print $3; exit }')
 [ "$accel" = kvm ] || accel=tcg
 khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
 append="console=ttyS0 quiet loglevel=4 panic=-1 reboot=t"

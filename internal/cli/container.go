@@ -16,14 +16,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/engine/spec"
 	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/image"
-	"github.com/berth-dev/berth/internal/image/reference"
 	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/runtime/linux"
 	"github.com/berth-dev/berth/internal/runtime/vm"
@@ -858,10 +856,16 @@ func newStartCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
+// errSkip from eachContainer's fn: nothing to print for that argument,
+// and no failure.
+var errSkip = errors.New("skipped")
+
 func eachContainer(args []string, fn func(a string) error) error {
 	var errs []error
 	for _, a := range args {
-		if err := fn(a); err != nil {
+		if err := fn(a); errors.Is(err, errSkip) {
+			continue
+		} else if err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -954,7 +958,15 @@ func newRmCommand(g *globalOptions) *cobra.Command {
 		Short:   "Remove containers",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			return eachContainer(args, func(a string) error { return e.Remove(context.WithoutCancel(ctx), a, o) })
+			return eachContainer(args, func(a string) error {
+				err := e.Remove(context.WithoutCancel(ctx), a, o)
+				if o.Force && errors.Is(err, store.ErrNotFound) {
+					// docker's rm -f: said, but not a failure.
+					fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+					return errSkip
+				}
+				return err
+			})
 		}),
 	}
 	cmd.Flags().BoolVarP(&o.Force, "force", "f", false, "kill a running container first")
@@ -1011,250 +1023,6 @@ func newWaitCommand(g *globalOptions) *cobra.Command {
 			return errors.Join(errs...)
 		}),
 	}
-}
-
-// psRow is one line of `berth ps`.
-type psRow struct {
-	ID           string            `json:"Id"`
-	Names        string            `json:"Names"`
-	Image        string            `json:"Image"`
-	ImageID      string            `json:"ImageID"`
-	Command      string            `json:"Command"`
-	Created      time.Time         `json:"Created"`
-	State        string            `json:"State"`
-	Status       string            `json:"Status"`
-	ExitCode     int               `json:"ExitCode"`
-	Pid          int               `json:"Pid"`
-	Ports        string            `json:"Ports"`
-	Networks     string            `json:"Networks"`
-	Labels       map[string]string `json:"Labels,omitempty"`
-	RunningFor   string            `json:"-"`
-	CreatedSince string            `json:"-"`
-}
-
-func statusText(c *engine.Container, now time.Time) string {
-	s := c.State
-	switch s.Status {
-	case engine.StatusRunning:
-		if s.Health != nil {
-			h := s.Health.Status
-			if h == engine.HealthStarting {
-				h = "health: starting"
-			}
-			return "Up " + humanDuration(now.Sub(s.StartedAt)) + " (" + h + ")"
-		}
-		return "Up " + humanDuration(now.Sub(s.StartedAt))
-	case engine.StatusPaused:
-		return "Up " + humanDuration(now.Sub(s.StartedAt)) + " (Paused)"
-	case engine.StatusRestarting:
-		return fmt.Sprintf("Restarting (%d) %s ago", s.ExitCode, humanDuration(now.Sub(s.FinishedAt)))
-	case engine.StatusExited:
-		return fmt.Sprintf("Exited (%d) %s ago", s.ExitCode, humanDuration(now.Sub(s.FinishedAt)))
-	case engine.StatusCreated:
-		return "Created"
-	case engine.StatusRemoving:
-		return "Removal In Progress"
-	case engine.StatusDead:
-		return "Dead"
-	}
-	return s.Status
-}
-
-// humanDuration is docker's wording of an age: seconds, minutes, rounded
-// hours, days, weeks, months from 60 days, years from two.
-func humanDuration(d time.Duration) string {
-	if s := int(d.Seconds()); s < 1 {
-		return "Less than a second"
-	} else if s == 1 {
-		return "1 second"
-	} else if s < 60 {
-		return fmt.Sprintf("%d seconds", s)
-	}
-	if m := int(d.Minutes()); m == 1 {
-		return "About a minute"
-	} else if m < 60 {
-		return fmt.Sprintf("%d minutes", m)
-	}
-	switch h := int(d.Hours() + 0.5); {
-	case h == 1:
-		return "About an hour"
-	case h < 48:
-		return fmt.Sprintf("%d hours", h)
-	case h < 24*7*2:
-		return fmt.Sprintf("%d days", h/24)
-	case h < 24*30*2:
-		return fmt.Sprintf("%d weeks", h/24/7)
-	case h < 24*365*2:
-		return fmt.Sprintf("%d months", h/24/30)
-	}
-	return fmt.Sprintf("%d years", int(d.Hours())/24/365)
-}
-
-func portsText(c *engine.Container) string {
-	var out []string
-	for _, p := range c.NetworkSettings.Ports() {
-		out = append(out, p.String())
-	}
-	return strings.Join(out, ", ")
-}
-
-func networksText(c *engine.Container) string {
-	var out []string
-	for _, n := range c.HostConfig.Networks {
-		out = append(out, n.Name)
-	}
-	if len(out) == 0 {
-		return c.HostConfig.NetworkMode
-	}
-	return strings.Join(out, ",")
-}
-
-func commandText(c *engine.Container) string {
-	parts := append([]string{c.Path}, c.Args...)
-	return strings.Join(parts, " ")
-}
-
-// matchFilter applies one ps --filter key=value.
-func matchFilter(c *engine.Container, f string) (bool, error) {
-	k, v, ok := strings.Cut(f, "=")
-	if !ok {
-		return false, fmt.Errorf("--filter %q: want key=value", f)
-	}
-	switch k {
-	case "id":
-		return strings.HasPrefix(c.ID, v), nil
-	case "name":
-		return strings.Contains(c.Name, strings.TrimPrefix(v, "/")), nil
-	case "status":
-		return c.State.Status == v, nil
-	case "health":
-		switch v {
-		case engine.HealthStarting, engine.HealthHealthy, engine.HealthUnhealthy:
-			return c.State.Health != nil && c.State.Health.Status == v, nil
-		case "none":
-			return c.State.Health == nil, nil
-		}
-		return false, fmt.Errorf("--filter %q: health is starting, healthy, unhealthy or none", f)
-	case "exited":
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return false, fmt.Errorf("--filter %q: exited takes a number", f)
-		}
-		return c.State.Status == engine.StatusExited && c.State.ExitCode == n, nil
-	case "label":
-		lk, lv, hasV := strings.Cut(v, "=")
-		got, has := c.Config.Labels[lk]
-		return has && (!hasV || got == lv), nil
-	case "ancestor":
-		if v == "" {
-			return false, fmt.Errorf("--filter %q: ancestor needs an image name or ID", f)
-		}
-		if ref, err := reference.Parse(v); err == nil && ref.String() == c.ImageName {
-			return true, nil // "busybox" is docker.io/library/busybox:latest
-		}
-		return c.Config.Image == v || c.ImageName == v || strings.HasPrefix(strings.TrimPrefix(c.Image, "sha256:"), strings.TrimPrefix(v, "sha256:")), nil
-	}
-	return false, fmt.Errorf("--filter %q: berth knows id, name, status, exited, health, label and ancestor", f)
-}
-
-func newPsCommand(g *globalOptions) *cobra.Command {
-	var all, quiet, noTrunc, latest bool
-	var last int
-	var format string
-	var filters []string
-	cmd := &cobra.Command{
-		Use:     "ps [OPTIONS]",
-		Aliases: []string{"ls", "list"},
-		Short:   "List containers",
-		Args:    cobra.NoArgs,
-		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
-			list, err := e.List(ctx)
-			if err != nil {
-				return err
-			}
-			now := time.Now()
-			var rows []psRow
-			for i := len(list) - 1; i >= 0; i-- { // newest first
-				c := list[i]
-				if !all && !latest && last <= 0 && len(filters) == 0 && c.State.Status != engine.StatusRunning && c.State.Status != engine.StatusPaused && c.State.Status != engine.StatusRestarting {
-					continue
-				}
-				keep := true
-				for _, f := range filters {
-					ok, err := matchFilter(c, f)
-					if err != nil {
-						return err
-					}
-					keep = keep && ok
-				}
-				if !keep {
-					continue
-				}
-				rows = append(rows, psRow{ID: c.ID, Names: c.Name, Image: c.Config.Image, ImageID: c.Image, Command: commandText(c),
-					Created: c.Created, State: c.State.Status, Status: statusText(c, now), ExitCode: c.State.ExitCode, Pid: c.State.Pid,
-					Ports: portsText(c), Networks: networksText(c), Labels: c.Config.Labels, RunningFor: humanDuration(now.Sub(c.Created)) + " ago", CreatedSince: humanDuration(now.Sub(c.Created)) + " ago"})
-			}
-			if latest {
-				last = 1
-			}
-			if last > 0 && len(rows) > last {
-				rows = rows[:last]
-			}
-			if quiet {
-				for _, r := range rows {
-					if noTrunc {
-						fmt.Println(r.ID)
-					} else {
-						fmt.Println(engine.ShortID(r.ID))
-					}
-				}
-				return nil
-			}
-			switch {
-			case format == "json":
-				if rows == nil {
-					rows = []psRow{}
-				}
-				return writeJSON(rows, "  ")
-			case format != "" && format != "table":
-				t, err := parseFormat("ps", format)
-				if err != nil {
-					return err
-				}
-				for _, r := range rows {
-					if !noTrunc {
-						r.ID = engine.ShortID(r.ID)
-					}
-					if err := t.Execute(os.Stdout, r); err != nil {
-						return err
-					}
-					fmt.Println()
-				}
-				return nil
-			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
-			fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAMES")
-			for _, r := range rows {
-				id, cmdText := engine.ShortID(r.ID), r.Command
-				if noTrunc {
-					id = r.ID
-				} else if len(cmdText) > 20 {
-					cmdText = cmdText[:19] + "…"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%q\t%s\t%s\t%s\t%s\n", id, r.Image, cmdText, r.CreatedSince, r.Status, r.Ports, r.Names)
-			}
-			return tw.Flush()
-		}),
-	}
-	fl := cmd.Flags()
-	fl.BoolVarP(&all, "all", "a", false, "show all containers (default: running ones)")
-	fl.BoolVarP(&quiet, "quiet", "q", false, "print only IDs")
-	fl.BoolVar(&noTrunc, "no-trunc", false, "do not truncate")
-	fl.BoolVarP(&latest, "latest", "l", false, "show the newest container")
-	fl.IntVarP(&last, "last", "n", -1, "show the n newest containers")
-	fl.StringVar(&format, "format", "table", "table, json, or a Go template")
-	fl.StringArrayVarP(&filters, "filter", "f", nil, "filter: id=, name=, status=, exited=, label=, ancestor=")
-	return cmd
 }
 
 // parseTime reads --since/--until: an RFC 3339 time, a Unix timestamp or
@@ -1347,64 +1115,6 @@ func (f *flushWriter) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = (*flushWriter)(nil)
-
-func newContainerInspectCommand(g *globalOptions) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Show details of containers (JSON)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			return inspectEach(args, format, func(a string) (any, error) {
-				c, err := e.Get(ctx, a)
-				if err != nil {
-					return nil, err
-				}
-				return inspectContainer(ctx, e, c), nil
-			})
-		}),
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "a Go template over each object")
-	return cmd
-}
-
-// newTopInspectCommand is `berth inspect`: containers first, then images.
-func newTopInspectCommand(g *globalOptions) *cobra.Command {
-	var format, typ string
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] NAME|ID [NAME|ID...]",
-		Short: "Show details of containers or images (JSON)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			var imgs *image.Service // opened at the first image asked for
-			return inspectEach(args, format, func(a string) (any, error) {
-				if typ == "" || typ == "container" {
-					c, err := e.Get(ctx, a)
-					if err == nil {
-						return inspectContainer(ctx, e, c), nil
-					}
-					if typ == "container" || !errors.Is(err, store.ErrNotFound) {
-						return nil, err
-					}
-				}
-				if imgs == nil {
-					var err error
-					if imgs, err = g.images(); err != nil {
-						return nil, err
-					}
-				}
-				o, err := imageInspect(ctx, imgs, a)
-				if err != nil {
-					return nil, fmt.Errorf("no such object: %s", a)
-				}
-				return o, nil
-			})
-		}),
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "a Go template over each object")
-	cmd.Flags().StringVar(&typ, "type", "", "container or image")
-	return cmd
-}
 
 func newContainerPruneCommand(g *globalOptions) *cobra.Command {
 	var force bool

@@ -5,7 +5,6 @@ package cli
 import (
 	"context"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/internal/dockerapi"
@@ -26,7 +25,7 @@ func dockerSummary(ctx context.Context, e *engine.Engine, c *engine.Container, n
 	in := inspectContainer(ctx, e, c)
 	s := container.Summary{
 		ID: c.ID, Names: []string{"/" + c.Name}, Image: c.Config.Image, ImageID: c.Image,
-		Command: strings.TrimSpace(c.Path + " " + strings.Join(c.Args, " ")), Created: c.Created.Unix(),
+		Command: commandText(c), Created: c.Created.Unix(),
 		Labels: c.Config.Labels, State: container.ContainerState(in.State.Status), Status: statusText(c, now),
 		Ports: []container.PortSummary{}, Mounts: in.Mounts,
 	}

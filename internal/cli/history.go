@@ -4,26 +4,36 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/spf13/cobra"
 )
 
-// historyRow is one line of `image history` (docker's JSON keys).
+// historyRow is one line of `image history`, docker's fields (all
+// strings).
 type historyRow struct {
-	ID           string `json:"ID"`
-	CreatedAt    string `json:"CreatedAt"`
-	CreatedSince string `json:"CreatedSince"`
-	CreatedBy    string `json:"CreatedBy"`
-	Size         string `json:"Size"`
-	Comment      string `json:"Comment"`
+	Comment      string
+	CreatedAt    string
+	CreatedBy    string
+	CreatedSince string
+	ID           string
+	Size         string
 }
+
+func (r historyRow) MarshalJSON() ([]byte, error) {
+	type plain historyRow
+	return marshalRow(plain(r))
+}
+
+func (historyRow) header() any {
+	return historyRow{Comment: "COMMENT", CreatedAt: "CREATED AT", CreatedBy: "CREATED BY", CreatedSince: "CREATED", ID: "IMAGE", Size: "SIZE"}
+}
+
+const historyTable = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
 
 func newHistoryCommand(g *globalOptions) *cobra.Command {
 	var quiet, noTrunc bool
@@ -80,29 +90,13 @@ func newHistoryCommand(g *globalOptions) *cobra.Command {
 				}
 				rows = append(rows, r)
 			}
-			switch {
-			case quiet:
+			if quiet {
 				for _, r := range rows {
 					fmt.Println(r.ID)
 				}
 				return nil
-			case format == "json":
-				enc := json.NewEncoder(os.Stdout)
-				for _, r := range rows {
-					if err := enc.Encode(r); err != nil {
-						return err
-					}
-				}
-				return nil
-			case format != "" && format != "table":
-				return printTemplate("history", format, rows)
 			}
-			w := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
-			fmt.Fprintln(w, "IMAGE\tCREATED\tCREATED BY\tSIZE\tCOMMENT")
-			for _, r := range rows {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.CreatedSince, r.CreatedBy, r.Size, r.Comment)
-			}
-			return w.Flush()
+			return printList(os.Stdout, format, historyTable, rows)
 		}),
 	}
 	fl := cmd.Flags()

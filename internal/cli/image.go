@@ -16,7 +16,6 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
-	"text/template"
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine/store"
@@ -111,23 +110,67 @@ func addImageCommands(root *cobra.Command, g *globalOptions) {
 
 func newPullCommand(g *globalOptions) *cobra.Command {
 	var platform string
-	var quiet bool
+	var quiet, allTags bool
 	cmd := &cobra.Command{
 		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
 		Short: "Download an image from a registry",
 		Args:  cobra.ExactArgs(1),
 		RunE: g.withImages(func(ctx context.Context, s *image.Service, args []string) error {
-			rec, err := pullWithProgress(ctx, s, args[0], platform, quiet)
-			if err != nil {
-				return err
+			names := []string{args[0]}
+			if allTags {
+				var err error
+				if names, err = g.allTags(ctx, args[0]); err != nil {
+					return err
+				}
 			}
-			fmt.Println(rec.Name)
+			for _, n := range names {
+				rec, err := pullWithProgress(ctx, s, n, platform, quiet)
+				if err != nil {
+					return err
+				}
+				fmt.Println(rec.Name)
+			}
 			return nil
 		}),
 	}
 	cmd.Flags().StringVar(&platform, "platform", "", "os/arch[/variant] to pull from a multi-platform image (default: this host's)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the image name")
+	cmd.Flags().BoolVarP(&allTags, "all-tags", "a", false, "pull every tag of the repository")
 	return cmd
+}
+
+// allTags names every tag of the repository name names (which must not
+// name a tag or digest itself, as with docker), sorted.
+func (g *globalOptions) allTags(ctx context.Context, name string) ([]string, error) {
+	last := name[strings.LastIndex(name, "/")+1:]
+	if strings.ContainsAny(last, ":@") {
+		return nil, fmt.Errorf("tag can't be used with --all-tags/-a")
+	}
+	ref, err := reference.Parse(name)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := g.registryClient()
+	if err != nil {
+		return nil, err
+	}
+	tags, err := reg.ListTags(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if len(tags) == 0 {
+		return nil, fmt.Errorf("%s: the repository has no tags", ref.Name())
+	}
+	sort.Strings(tags)
+	var names []string
+	for _, t := range tags {
+		tagged, err := ref.WithTag(t)
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, tagged.String())
+	}
+	return names, nil
 }
 
 // pullWithProgress pulls, showing progress on stderr (lines in a pipe, a
@@ -182,19 +225,62 @@ func newPushCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-// imageRow is one line of `berth images`.
+// imageInfo is what `berth images` knows of an image record, for its
+// filters; imageRow is what it prints.
+type imageInfo struct {
+	Repository string
+	Tag        string
+	Digest     string
+	ID         string
+	Created    time.Time
+	Size       int64
+	Labels     map[string]string
+}
+
+// imageRow is one image as docker's images templates see it: every field
+// a string, as docker prints them.
 type imageRow struct {
-	Repository string            `json:"repository"`
-	Tag        string            `json:"tag"`
-	Digest     string            `json:"digest"`
-	ID         string            `json:"id"`
-	Created    time.Time         `json:"created"`
-	Size       int64             `json:"size"`
-	Platform   string            `json:"platform"`
-	Labels     map[string]string `json:"labels,omitempty"`
-	// For templates.
-	CreatedSince string `json:"-"`
-	ShortID      string `json:"-"`
+	Containers   string
+	CreatedAt    string
+	CreatedSince string
+	Digest       string
+	ID           string
+	Repository   string
+	SharedSize   string
+	Size         string
+	Tag          string
+	UniqueSize   string
+	VirtualSize  string
+}
+
+func (r imageRow) MarshalJSON() ([]byte, error) {
+	type plain imageRow
+	return marshalRow(plain(r))
+}
+
+func (imageRow) header() any {
+	return imageRow{Containers: "CONTAINERS", CreatedAt: "CREATED AT", CreatedSince: "CREATED", Digest: "DIGEST", ID: "IMAGE ID",
+		Repository: "REPOSITORY", SharedSize: "SHARED SIZE", Size: "SIZE", Tag: "TAG", UniqueSize: "UNIQUE SIZE", VirtualSize: "SIZE"}
+}
+
+const (
+	imagesTable        = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+	imagesTableDigests = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+)
+
+// row is the image's docker row; trunc shortens the ID.
+func (i imageInfo) row(now time.Time, trunc bool) imageRow {
+	id := i.ID
+	if trunc {
+		id = shortDigest(id)
+	}
+	digest := i.Digest
+	if digest == "" {
+		digest = "<none>"
+	}
+	return imageRow{Containers: "N/A", CreatedAt: time.Unix(i.Created.Unix(), 0).String(), CreatedSince: humanDuration(now.Sub(i.Created)) + " ago",
+		Digest: digest, ID: id, Repository: i.Repository, SharedSize: "N/A", Size: humanBytes(i.Size), Tag: i.Tag, UniqueSize: "N/A",
+		VirtualSize: humanSize(i.Size, 4)}
 }
 
 func newImagesCommand(g *globalOptions, use string) *cobra.Command {
@@ -214,9 +300,9 @@ func newImagesCommand(g *globalOptions, use string) *cobra.Command {
 			if len(args) == 1 {
 				filters = append(filters, "reference="+args[0])
 			}
-			var rows []imageRow
+			var rows []imageInfo
 			for _, r := range recs {
-				row, err := makeImageRow(s, r)
+				row, err := makeImageInfo(s, r)
 				if err != nil {
 					return err
 				}
@@ -246,57 +332,35 @@ func newImagesCommand(g *globalOptions, use string) *cobra.Command {
 	return cmd
 }
 
-func makeImageRow(s *image.Service, r image.Record) (imageRow, error) {
+func makeImageInfo(s *image.Service, r image.Record) (imageInfo, error) {
 	ref, err := reference.Parse(r.Name)
 	if err != nil {
-		return imageRow{}, fmt.Errorf("image record %q: %w", r.Name, err)
+		return imageInfo{}, fmt.Errorf("image record %q: %w", r.Name, err)
 	}
-	row := imageRow{Repository: ref.FamiliarName(), Tag: ref.Tag(), Digest: r.Target.Digest.String(),
-		ID: r.ID(), Created: r.Created, Size: s.Size(r), Platform: r.Platform}
+	row := imageInfo{Repository: ref.FamiliarName(), Tag: ref.Tag(), Digest: r.Target.Digest.String(),
+		ID: r.ID(), Created: r.Created, Size: s.Size(r)}
 	if row.Tag == "" {
 		row.Tag = "<none>"
 	}
 	if cfg, err := s.Config(r); err == nil {
 		row.Labels = cfg.Config.Labels
 	}
-	row.ShortID = shortDigest(row.ID)
-	row.CreatedSince = since(r.Created)
 	return row, nil
-}
-
-func since(t time.Time) string {
-	if t.IsZero() {
-		return "N/A"
-	}
-	d := time.Since(t)
-	switch {
-	case d < time.Minute:
-		return "Less than a minute ago"
-	case d < time.Hour:
-		return fmt.Sprintf("%d minutes ago", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%d hours ago", int(d.Hours()))
-	case d < 60*24*time.Hour:
-		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
-	case d < 2*365*24*time.Hour:
-		return fmt.Sprintf("%d months ago", int(d.Hours()/24/30))
-	}
-	return fmt.Sprintf("%d years ago", int(d.Hours()/24/365))
 }
 
 // filterImages applies docker's image filters; created finds the creation
 // time of the image a before= or since= filter names (by the service's own
 // name, ID and prefix rules).
-func filterImages(rows []imageRow, filters []string, created func(string) (time.Time, error)) ([]imageRow, error) {
+func filterImages(rows []imageInfo, filters []string, created func(string) (time.Time, error)) ([]imageInfo, error) {
 	for _, f := range filters {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok {
 			return nil, fmt.Errorf("filter %q: want KEY=VALUE", f)
 		}
-		var keep func(imageRow) bool
+		var keep func(imageInfo) bool
 		switch k {
 		case "reference":
-			keep = func(r imageRow) bool {
+			keep = func(r imageInfo) bool {
 				for _, cand := range []string{r.Repository + ":" + r.Tag, r.Repository} {
 					if ok, _ := path.Match(v, cand); ok {
 						return true
@@ -313,13 +377,13 @@ func filterImages(rows []imageRow, filters []string, created func(string) (time.
 				return nil, fmt.Errorf("filter %q: %w", f, err)
 			}
 			if k == "before" {
-				keep = func(r imageRow) bool { return r.Created.Before(at) }
+				keep = func(r imageInfo) bool { return r.Created.Before(at) }
 			} else {
-				keep = func(r imageRow) bool { return r.Created.After(at) }
+				keep = func(r imageInfo) bool { return r.Created.After(at) }
 			}
 		case "label":
 			lk, lv, hasV := strings.Cut(v, "=")
-			keep = func(r imageRow) bool {
+			keep = func(r imageInfo) bool {
 				got, ok := r.Labels[lk]
 				return ok && (!hasV || got == lv)
 			}
@@ -328,11 +392,11 @@ func filterImages(rows []imageRow, filters []string, created func(string) (time.
 				return nil, fmt.Errorf("filter %q: dangling takes true or false", f)
 			}
 			// Every berth image has a name: none is dangling.
-			keep = func(imageRow) bool { return v == "false" }
+			keep = func(imageInfo) bool { return v == "false" }
 		default:
-			return nil, fmt.Errorf("filter %q: unknown filter %q (reference, before, since, label, dangling)", f, k)
+			return nil, fmt.Errorf("invalid filter %q (images knows reference, before, since, label, dangling)", k)
 		}
-		var out []imageRow
+		var out []imageInfo
 		for _, r := range rows {
 			if keep(r) {
 				out = append(out, r)
@@ -343,11 +407,11 @@ func filterImages(rows []imageRow, filters []string, created func(string) (time.
 	return rows, nil
 }
 
-func printImages(w io.Writer, rows []imageRow, format string, quiet, digests, noTrunc bool) error {
+func printImages(w io.Writer, infos []imageInfo, format string, quiet, digests, noTrunc bool) error {
 	if quiet {
 		seen := map[string]bool{}
-		for _, r := range rows {
-			id := r.ShortID
+		for _, r := range infos {
+			id := shortDigest(r.ID)
 			if noTrunc {
 				id = r.ID
 			}
@@ -358,45 +422,16 @@ func printImages(w io.Writer, rows []imageRow, format string, quiet, digests, no
 		}
 		return nil
 	}
-	switch format {
-	case "json":
-		if rows == nil {
-			rows = []imageRow{}
-		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
-	case "table", "":
-		tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-		if digests {
-			fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tIMAGE ID\tCREATED\tSIZE")
-		} else {
-			fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
-		}
-		for _, r := range rows {
-			id := r.ShortID
-			if noTrunc {
-				id = r.ID
-			}
-			if digests {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, r.Digest, id, r.CreatedSince, humanBytes(r.Size))
-			} else {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, id, r.CreatedSince, humanBytes(r.Size))
-			}
-		}
-		return tw.Flush()
+	now := time.Now()
+	rows := make([]imageRow, 0, len(infos))
+	for _, i := range infos {
+		rows = append(rows, i.row(now, !noTrunc))
 	}
-	tmpl, err := template.New("format").Parse(strings.TrimPrefix(format, "table "))
-	if err != nil {
-		return fmt.Errorf("--format: %w", err)
+	def := imagesTable
+	if digests {
+		def = imagesTableDigests
 	}
-	for _, r := range rows {
-		if err := tmpl.Execute(w, r); err != nil {
-			return fmt.Errorf("--format: %w", err)
-		}
-		fmt.Fprintln(w)
-	}
-	return nil
+	return printList(w, format, def, rows)
 }
 
 func newRmiCommand(g *globalOptions, use string) *cobra.Command {

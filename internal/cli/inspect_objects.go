@@ -81,7 +81,7 @@ func inspectNetwork(ctx context.Context, e *engine.Engine, n *network.Config) mo
 // anonymous volume has docker's label for one.
 func inspectVolume(v *engine.Volume) mobyvolume.Volume {
 	out := mobyvolume.Volume{Name: v.Name, Driver: v.Driver, Mountpoint: v.Mountpoint, Scope: v.Scope,
-		Labels: map[string]string{}, Options: map[string]string{}}
+		Labels: map[string]string{}}
 	if out.Driver == "" {
 		out.Driver = "local"
 	}

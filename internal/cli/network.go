@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/network"
@@ -117,19 +116,47 @@ func splitFamilies(o *network.CreateOptions, subnets, gateways []string) error {
 	return nil
 }
 
+// networkRow is one network as docker's network ls templates see it:
+// every field a string, as docker prints them.
 type networkRow struct {
-	Name     string `json:"Name"`
-	ID       string `json:"Id"`
-	Driver   string `json:"Driver"`
-	Subnet   string `json:"Subnet"`
-	Gateway  string `json:"Gateway"`
-	Bridge   string `json:"Bridge"`
-	Internal bool   `json:"Internal"`
+	CreatedAt string
+	Driver    string
+	ID        string
+	IPv4      string
+	IPv6      string
+	Internal  string
+	Labels    string
+	Name      string
+	Scope     string
+
+	labels map[string]string
+	hdr    bool
 }
 
+func (r networkRow) MarshalJSON() ([]byte, error) {
+	type plain networkRow
+	return marshalRow(plain(r))
+}
+
+// Label is {{.Label "KEY"}}.
+func (r networkRow) Label(key string) string {
+	if r.hdr {
+		return labelHeader(key)
+	}
+	return r.labels[key]
+}
+
+func (networkRow) header() any {
+	return networkRow{hdr: true, CreatedAt: "CREATED AT", Driver: "DRIVER", ID: "NETWORK ID", IPv4: "IPV4", IPv6: "IPV6",
+		Internal: "INTERNAL", Labels: "LABELS", Name: "NAME", Scope: "SCOPE"}
+}
+
+const networkTable = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
+
 func newNetworkLsCommand(g *globalOptions) *cobra.Command {
-	var quiet bool
+	var quiet, noTrunc bool
 	var format string
+	var filters []string
 	cmd := &cobra.Command{
 		Use:     "ls [OPTIONS]",
 		Aliases: []string{"list"},
@@ -146,28 +173,82 @@ func newNetworkLsCommand(g *globalOptions) *cobra.Command {
 			}
 			rows := []networkRow{}
 			for _, c := range list {
-				rows = append(rows, networkRow{Name: c.Name, ID: c.ID, Driver: c.Driver, Subnet: c.Subnet, Gateway: c.Gateway, Bridge: c.Bridge, Internal: c.Internal})
+				keep, err := matchNetworkFilters(c, filters)
+				if err != nil {
+					return err
+				}
+				if !keep {
+					continue
+				}
+				id := c.ID
+				if !noTrunc {
+					id = engine.ShortID(id)
+				}
+				rows = append(rows, networkRow{CreatedAt: c.Created.String(), Driver: c.Driver, ID: id, IPv4: "true",
+					IPv6: strconv.FormatBool(c.IPv6), Internal: strconv.FormatBool(c.Internal), Labels: joinLabels(c.Labels),
+					Name: c.Name, Scope: "local", labels: c.Labels})
 			}
-			switch {
-			case quiet:
+			if quiet {
 				for _, r := range rows {
-					fmt.Println(r.Name)
+					fmt.Println(r.ID)
 				}
 				return nil
-			case format == "json":
-				return writeJSON(rows, "  ")
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
-			fmt.Fprintln(tw, "NETWORK ID\tNAME\tDRIVER\tSUBNET\tBRIDGE")
-			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID[:12], r.Name, r.Driver, r.Subnet, r.Bridge)
-			}
-			return tw.Flush()
+			return printList(os.Stdout, format, networkTable, rows)
 		}),
 	}
-	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only names")
-	cmd.Flags().StringVar(&format, "format", "table", "table or json")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only IDs")
+	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "do not truncate IDs")
+	cmd.Flags().StringVar(&format, "format", "table", "table, json, or a Go template (\"table \" in front for a header and columns)")
+	cmd.Flags().StringArrayVarP(&filters, "filter", "f", nil, "filter: driver=, id=, label=, name=, scope=, type=custom|builtin")
 	return cmd
+}
+
+// matchNetworkFilters applies network ls's filters: values of one key are
+// alternatives, every key must match.
+func matchNetworkFilters(c *network.Config, filters []string) (bool, error) {
+	byKey := map[string][]string{}
+	for _, f := range filters {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return false, fmt.Errorf("bad format of filter (expected name=value)")
+		}
+		byKey[k] = append(byKey[k], v)
+	}
+	for k, vals := range byKey {
+		any := false
+		for _, v := range vals {
+			var ok bool
+			switch k {
+			case "driver":
+				ok = c.Driver == v
+			case "id":
+				ok = strings.HasPrefix(c.ID, v)
+			case "name":
+				ok = strings.Contains(c.Name, v)
+			case "label":
+				lk, lv, hasV := strings.Cut(v, "=")
+				got, has := c.Labels[lk]
+				ok = has && (!hasV || got == lv)
+			case "scope":
+				ok = v == "local"
+			case "type":
+				if v != "custom" && v != "builtin" {
+					return false, fmt.Errorf("invalid filter: 'type'='%s'", v)
+				}
+				ok = (v == "builtin") == c.Default
+			case "dangling":
+				ok = true
+			default:
+				return false, fmt.Errorf("invalid filter '%s'", k)
+			}
+			any = any || ok
+		}
+		if !any {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func newNetworkInspectCommand(g *globalOptions) *cobra.Command {

@@ -449,13 +449,16 @@ func TestMatchFilter(t *testing.T) {
 func TestMatchFilterErrors(t *testing.T) {
 	c := &engine.Container{ID: "abc", Name: "x", State: engine.State{Status: engine.StatusExited}}
 	tests := []struct{ filter, errPart string }{
-		{"volume=data", "berth knows"},
-		{"health=sick", "health is starting, healthy, unhealthy or none"},
-		{"=x", "berth knows"},
-		{"status", "key=value"},
-		{"", "key=value"},
-		{"exited=x", "exited takes a number"},
-		{"exited=", "exited takes a number"},
+		{"colour=blue", "invalid filter 'colour'"},
+		{"health=sick", "unrecognised filter value for health: sick"},
+		{"=x", "invalid filter"},
+		{"status", "bad format of filter"},
+		{"", "bad format of filter"},
+		{"status=sleeping", "invalid filter 'status=sleeping'"},
+		{"exited=x", "invalid filter 'exited=x'"},
+		{"exited=", "invalid filter 'exited='"},
+		{"publish=http", "invalid port filter"},
+		{"expose=90-80", "invalid port filter"},
 	}
 	for _, tt := range tests {
 		got, err := matchFilter(c, tt.filter)

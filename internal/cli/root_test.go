@@ -25,3 +25,23 @@ func TestUnknownSubcommand(t *testing.T) {
 		t.Errorf("berth system: %v, want its help", err)
 	}
 }
+
+// docker's exit statuses for errors found before any work: 125 for a
+// flag, 1 for the arguments or an unknown command.
+func TestExitStatuses(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"images", "--bogus-flag"}, 125},
+		{[]string{"--bogus-flag", "images"}, 125},
+		{[]string{"bogus-command"}, 1},
+		{[]string{"image", "bogus-command"}, 1},
+		{[]string{"tag", "only-one"}, 1},
+		{[]string{"images", "a", "b"}, 1},
+	} {
+		if got := Main(tt.args); got != tt.code {
+			t.Errorf("berth %s: exit %d, want %d", strings.Join(tt.args, " "), got, tt.code)
+		}
+	}
+}

@@ -6,9 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/spf13/cobra"
@@ -73,14 +71,43 @@ func newVolumeCreateCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
+// volumeRow is one volume as docker's volume ls templates see it: every
+// field a string, as docker prints them.
 type volumeRow struct {
-	Name       string            `json:"Name"`
-	Driver     string            `json:"Driver"`
-	Mountpoint string            `json:"Mountpoint"`
-	Labels     map[string]string `json:"Labels"`
-	Anonymous  bool              `json:"Anonymous"`
-	Containers int               `json:"Containers"`
+	Availability string
+	Driver       string
+	Group        string
+	Labels       string
+	Links        string
+	Mountpoint   string
+	Name         string
+	Scope        string
+	Size         string
+	Status       string
+
+	labels map[string]string
+	hdr    bool
 }
+
+func (r volumeRow) MarshalJSON() ([]byte, error) {
+	type plain volumeRow
+	return marshalRow(plain(r))
+}
+
+// Label is {{.Label "KEY"}}.
+func (r volumeRow) Label(key string) string {
+	if r.hdr {
+		return labelHeader(key)
+	}
+	return r.labels[key]
+}
+
+func (volumeRow) header() any {
+	return volumeRow{hdr: true, Availability: "AVAILABILITY", Driver: "DRIVER", Group: "GROUP", Labels: "LABELS", Links: "LINKS",
+		Mountpoint: "MOUNTPOINT", Name: "VOLUME NAME", Scope: "SCOPE", Size: "SIZE", Status: "STATUS"}
+}
+
+const volumeTable = "table {{.Driver}}\t{{.Name}}"
 
 func newVolumeLsCommand(g *globalOptions) *cobra.Command {
 	var quiet bool
@@ -114,34 +141,25 @@ func newVolumeLsCommand(g *globalOptions) *cobra.Command {
 						got, has := v.Labels[lk]
 						keep = keep && has && (!hasV || got == lv)
 					default:
-						return fmt.Errorf("--filter %q: berth knows dangling, name and label", f)
+						return fmt.Errorf("invalid filter %q (volume ls knows dangling, name, label)", k)
 					}
 				}
 				if keep {
-					rows = append(rows, volumeRow{Name: v.Name, Driver: v.Driver, Mountpoint: v.Mountpoint, Labels: v.Labels, Anonymous: v.Anonymous, Containers: len(users[v.Name])})
+					rows = append(rows, volumeRow{Availability: "N/A", Driver: v.Driver, Group: "N/A", Labels: joinLabels(v.Labels), Links: "N/A",
+						Mountpoint: v.Mountpoint, Name: v.Name, Scope: "local", Size: "N/A", Status: "N/A", labels: v.Labels})
 				}
 			}
-			switch {
-			case quiet:
+			if quiet {
 				for _, r := range rows {
 					fmt.Println(r.Name)
 				}
 				return nil
-			case format == "json":
-				return writeJSON(rows, "  ")
-			case format != "" && format != "table":
-				return printTemplate("ls", format, rows)
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
-			fmt.Fprintln(tw, "DRIVER\tVOLUME NAME")
-			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%s\n", r.Driver, r.Name)
-			}
-			return tw.Flush()
+			return printList(os.Stdout, format, volumeTable, rows)
 		}),
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only names")
-	cmd.Flags().StringVar(&format, "format", "table", "table, json, or a Go template")
+	cmd.Flags().StringVar(&format, "format", "table", "table, json, or a Go template (\"table \" in front for a header and columns)")
 	cmd.Flags().StringArrayVarP(&filters, "filter", "f", nil, "filter: dangling=true|false, name=, label=")
 	return cmd
 }
@@ -199,60 +217,6 @@ func newVolumePruneCommand(g *globalOptions) *cobra.Command {
 }
 
 // systemInfo is `berth info`.
-type systemInfo struct {
-	ServerVersion     string `json:"ServerVersion"`
-	Containers        int    `json:"Containers"`
-	ContainersRunning int    `json:"ContainersRunning"`
-	ContainersPaused  int    `json:"ContainersPaused"`
-	ContainersStopped int    `json:"ContainersStopped"`
-	Images            int    `json:"Images"`
-	Volumes           int    `json:"Volumes"`
-	Driver            string `json:"Driver"`
-	LoggingDriver     string `json:"LoggingDriver"`
-	CgroupVersion     string `json:"CgroupVersion"`
-	Isolation         string `json:"DefaultIsolation"`
-	Isolations        []isolationInfo
-	KernelVersion     string `json:"KernelVersion"`
-	OperatingSystem   string `json:"OperatingSystem"`
-	OSType            string `json:"OSType"`
-	Architecture      string `json:"Architecture"`
-	NCPU              int    `json:"NCPU"`
-	MemTotal          int64  `json:"MemTotal"`
-	RootDir           string `json:"BerthRootDir"`
-	StateDir          string `json:"BerthStateDir"`
-	SecurityOptions   []string
-}
-
-// isolationInfo says whether an isolation can run here, and how.
-type isolationInfo struct {
-	Name      string
-	Available bool
-	// Detail: for vm, the accelerator (kvm or tcg) and why not KVM, or
-	// why VMs cannot run at all.
-	Detail string `json:",omitempty"`
-}
-
-func (g *globalOptions) isolations(ctx context.Context, e *engine.Engine) []isolationInfo {
-	var out []isolationInfo
-	for _, name := range e.Isolations() {
-		ii := isolationInfo{Name: name, Available: true}
-		if name == "vm" {
-			a := g.vmDriver().Available(ctx, true)
-			ii.Available = a.Available
-			switch {
-			case !a.Available:
-				ii.Detail = a.Reason
-			case a.Reason != "":
-				ii.Detail = a.Accel + " (no KVM: " + a.Reason + ")"
-			default:
-				ii.Detail = a.Accel
-			}
-		}
-		out = append(out, ii)
-	}
-	return out
-}
-
 func cgroupVersion() string {
 	var st unix.Statfs_t
 	if unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
@@ -272,76 +236,4 @@ func osRelease() string {
 		}
 	}
 	return "linux"
-}
-
-func newInfoCommand(g *globalOptions) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "info [OPTIONS]",
-		Short: "Show system-wide information",
-		Args:  cobra.NoArgs,
-		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
-			list, err := e.List(ctx)
-			if err != nil {
-				return err
-			}
-			var uts unix.Utsname
-			unix.Uname(&uts)
-			var si unix.Sysinfo_t
-			unix.Sysinfo(&si)
-			info := systemInfo{ServerVersion: Version, Containers: len(list), Driver: "overlay (a directory per layer)",
-				LoggingDriver: "json-file", CgroupVersion: cgroupVersion(), Isolation: "linux",
-				KernelVersion: unix.ByteSliceToString(uts.Release[:]), OperatingSystem: osRelease(), OSType: "linux",
-				Architecture: runtime.GOARCH, NCPU: runtime.NumCPU(), MemTotal: int64(si.Totalram) * int64(si.Unit),
-				RootDir: g.root, StateDir: g.state, SecurityOptions: []string{"name=seccomp,profile=builtin", "name=no-new-privileges-capable"}}
-			info.Isolations = g.isolations(ctx, e)
-			for _, c := range list {
-				switch c.State.Status {
-				case engine.StatusRunning, engine.StatusRestarting:
-					info.ContainersRunning++
-				case engine.StatusPaused:
-					info.ContainersPaused++
-				default:
-					info.ContainersStopped++
-				}
-			}
-			if imgs, err := g.images(); err == nil {
-				if recs, err := imgs.List(ctx); err == nil {
-					ids := map[string]bool{}
-					for _, r := range recs {
-						ids[r.ID()] = true
-					}
-					info.Images = len(ids)
-				}
-			}
-			if vols, _, err := e.Volumes(ctx); err == nil {
-				info.Volumes = len(vols)
-			}
-			if format == "json" {
-				return writeJSON(info, "  ")
-			}
-			if format != "" {
-				return printInspect([]any{info}, format)
-			}
-			fmt.Printf("Server Version: %s\nContainers: %d\n Running: %d\n Paused: %d\n Stopped: %d\nImages: %d\nVolumes: %d\n",
-				info.ServerVersion, info.Containers, info.ContainersRunning, info.ContainersPaused, info.ContainersStopped, info.Images, info.Volumes)
-			fmt.Printf("Storage Driver: %s\nLogging Driver: %s\nCgroup Version: %s\nDefault Isolation: %s\n", info.Driver, info.LoggingDriver, info.CgroupVersion, info.Isolation)
-			fmt.Printf("Isolations:\n")
-			for _, ii := range info.Isolations {
-				state := "available"
-				if !ii.Available {
-					state = "unavailable"
-				}
-				if ii.Detail != "" {
-					state += ": " + ii.Detail
-				}
-				fmt.Printf(" %s: %s\n", ii.Name, state)
-			}
-			fmt.Printf("Kernel Version: %s\nOperating System: %s\nArchitecture: %s\nCPUs: %d\nTotal Memory: %.2f GiB\n", info.KernelVersion, info.OperatingSystem, info.Architecture, info.NCPU, float64(info.MemTotal)/(1<<30))
-			fmt.Printf("Berth Root Dir: %s\nBerth State Dir: %s\n", info.RootDir, info.StateDir)
-			return nil
-		}),
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "json or a Go template")
-	return cmd
 }

@@ -75,7 +75,7 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 	if !running(c) && n >= maxPending {
 		return httpError{http.StatusConflict, "too many attaches wait for this container's start"}
 	}
-	conn, rw, err := hijack(w, r, c.Config.Tty)
+	conn, rw, err := takeOver(w)
 	if err != nil {
 		return err
 	}
@@ -85,6 +85,11 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if running(c) {
+		if err := answerUpgrade(rw, r, c.Config.Tty); err != nil {
+			a.closeOurs()
+			conn.Close()
+			return nil
+		}
 		st, err := s.e.Attach(r.Context(), c.ID, a.files())
 		a.closeOurs()
 		if err != nil {
@@ -94,23 +99,74 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 		go st.Wait()
 		return nil
 	}
+	// Held before the client hears the upgrade: it starts the container
+	// once it has, and the start must find this attach.
 	s.mu.Lock()
 	s.pending[c.ID] = append(s.pending[c.ID], a)
 	s.mu.Unlock()
+	if err := answerUpgrade(rw, r, c.Config.Tty); err != nil {
+		s.dropPending(c.ID, a)
+		a.closeOurs()
+		conn.Close()
+		return nil
+	}
+	// Started meanwhile by someone else: attach to it as it runs.
+	if cur, err := s.e.Get(r.Context(), c.ID); err == nil && running(cur) && s.dropPending(c.ID, a) {
+		st, err := s.e.Attach(r.Context(), c.ID, a.files())
+		a.closeOurs()
+		if err != nil {
+			conn.Close()
+			return nil
+		}
+		go st.Wait()
+	}
 	return nil
 }
 
-// hijack takes the connection over and answers the upgrade (or, for a
-// client that asked for none, 200 with the stream).
+// dropPending forgets a held attach; false if a start took it already.
+func (s *Server) dropPending(id string, a *attachment) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held := s.pending[id]
+	found := false
+	for i, h := range held {
+		if h == a {
+			s.pending[id] = append(held[:i:i], held[i+1:]...)
+			found = true
+			break
+		}
+	}
+	if len(s.pending[id]) == 0 {
+		delete(s.pending, id)
+	}
+	return found
+}
+
+// hijack takes the connection over and answers the upgrade.
 func hijack(w http.ResponseWriter, r *http.Request, tty bool) (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := takeOver(w)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := answerUpgrade(rw, r, tty); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, rw, nil
+}
+
+// takeOver takes the connection from the HTTP server.
+func takeOver(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		return nil, nil, errors.New("the connection cannot be taken over")
 	}
-	conn, rw, err := hj.Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
+	return hj.Hijack()
+}
+
+// answerUpgrade writes "101 UPGRADED" (or, for a client that asked for no
+// upgrade, 200) with the stream's content type.
+func answerUpgrade(rw *bufio.ReadWriter, r *http.Request, tty bool) error {
 	ct := "application/vnd.docker.multiplexed-stream"
 	if tty {
 		ct = "application/vnd.docker.raw-stream"
@@ -120,11 +176,7 @@ func hijack(w http.ResponseWriter, r *http.Request, tty bool) (net.Conn, *bufio.
 	} else {
 		fmt.Fprintf(rw, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n\r\n", ct)
 	}
-	if err := rw.Flush(); err != nil {
-		conn.Close()
-		return nil, nil, err
-	}
-	return conn, rw, nil
+	return rw.Flush()
 }
 
 // wire makes the pipes between the connection and the container and the

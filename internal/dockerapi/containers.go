@@ -3,6 +3,7 @@
 package dockerapi
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/engine/spec"
+	"github.com/berth-dev/berth/internal/events"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -545,18 +547,20 @@ func running(c *engine.Container) bool {
 func (s *Server) waitFor(r *http.Request, c *engine.Container, cond string) (int, error) {
 	ctx := r.Context()
 	id := c.ID
+	since := time.Now()
 	started := c.State.StartedAt
 	last := c.State.ExitCode
 	for {
 		cur, err := s.e.Get(ctx, id)
 		if err != nil {
-			if cond == "removed" && statusOf(err) == http.StatusNotFound {
-				return last, nil
-			}
 			if ctx.Err() != nil {
 				return -1, ctx.Err()
 			}
-			// Removed under a not-running or next-exit wait: its last code.
+			// Removed (by --rm, quicker than this poll maybe): the exit
+			// code is its die event's.
+			if code, ok := s.lastDie(ctx, id, since); ok {
+				return code, nil
+			}
 			return last, nil
 		}
 		last = cur.State.ExitCode
@@ -588,6 +592,20 @@ func (s *Server) waitFor(r *http.Request, c *engine.Container, cond string) (int
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// lastDie is the exit code of container id's last die event since t.
+func (s *Server) lastDie(ctx context.Context, id string, t time.Time) (int, bool) {
+	code, found := 0, false
+	s.e.Events().Read(ctx, events.ReadOptions{Since: t.Add(-time.Second)}, func(m events.Message) error {
+		if m.Type == events.TypeContainer && m.Action == "die" && m.Actor.ID == id {
+			if n, err := strconv.Atoi(m.Actor.Attributes["exitCode"]); err == nil {
+				code, found = n, true
+			}
+		}
+		return nil
+	})
+	return code, found
 }
 
 // containerLogs is GET /containers/{id}/logs: docker's multiplexed

@@ -374,7 +374,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		LogPath: filepath.Join(e.containerDir(id), id+"-json.log"),
 		Config: Config{
 			Hostname: hostname, User: o.User, Env: o.Env, Cmd: o.Cmd, WorkingDir: o.WorkingDir,
-			Image: o.Image, Labels: o.Labels, Tty: o.Tty, OpenStdin: o.OpenStdin,
+			Image: o.Image, Labels: imageLabels(img.Config.Labels, o.Labels), Tty: o.Tty, OpenStdin: o.OpenStdin,
 			StopSignal: o.StopSignal, StopTimeout: o.StopTimeout,
 			ExposedPorts: exposed, Volumes: img.Config.Volumes, Domainname: o.Domainname,
 		},
@@ -736,4 +736,20 @@ func unmountRootfs(p string) {
 			return
 		}
 	}
+}
+
+// imageLabels are a container's labels as docker makes them: the image's,
+// with the container's own over them.
+func imageLabels(image, own map[string]string) map[string]string {
+	if len(image) == 0 {
+		return own
+	}
+	out := make(map[string]string, len(image)+len(own))
+	for k, v := range image {
+		out[k] = v
+	}
+	for k, v := range own {
+		out[k] = v
+	}
+	return out
 }

@@ -96,6 +96,11 @@ type Started struct {
 // its exit.
 func (s *Started) Wait() (int, error) {
 	defer s.notifyFile.Close()
+	if s.reap && s.monitor != nil {
+		// A long-lived caller reaps the monitor it started (it may
+		// outlive this wait: a restart policy).
+		defer func() { go s.monitor.Wait() }()
+	}
 	for {
 		line, err := s.notify.ReadString('\n')
 		if strings.HasPrefix(line, "X ") {
@@ -339,8 +344,15 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 		if retErr != nil {
 			e.unmountVolumesOf(context.WithoutCancel(ctx), id)
 			msg := retErr.Error()
+			// docker's record of a start that failed: 127 for a
+			// command not found, 126 for one that cannot run, else 128.
+			code := startError(id, msg).Code
+			if code == 125 {
+				code = 128
+			}
 			e.update(ctx, id, func(r *Container) error {
 				r.State.Error = msg
+				r.State.ExitCode = code
 				if r.State.Status == StatusRestarting {
 					r.State.setStatus(StatusExited)
 				}

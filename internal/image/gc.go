@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/internal/image/content"
@@ -67,8 +68,12 @@ func (s *Service) Remove(ctx context.Context, nameOrID string, force bool) (Remo
 				return err
 			}
 			if len(users) > 0 && !force {
-				return fmt.Errorf("image %s is used by container(s) %v: %w; remove them first or use --force",
-					short(id), users, ErrInUse)
+				ids := make([]string, len(users))
+				for i, u := range users {
+					ids[i] = u[:min(len(u), 12)]
+				}
+				return fmt.Errorf("image %s is used by container(s) %s: %w; remove them first or use --force",
+					short(id), strings.Join(ids, ", "), ErrInUse)
 			}
 		}
 		for _, n := range remove {

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -202,7 +203,43 @@ func TestDockerAPICLI(t *testing.T) {
 			if _, errOut, code := d("network", "rm", "apinet"); code == 0 {
 				t.Errorf("docker network rm of a network in use: exit 0 %s", errOut)
 			}
+			// cp both ways, top, diff, export, update.
+			host := t.TempDir()
+			os.WriteFile(filepath.Join(host, "in.txt"), []byte("into the container\n"), 0o644)
+			ok("cp", filepath.Join(host, "in.txt"), "svc:/tmp/")
+			if out, _, _ := d("exec", "svc", "cat", "/tmp/in.txt"); out != "into the container\n" {
+				t.Errorf("docker cp into: %q", out)
+			}
+			ok("cp", "svc:/data/f", filepath.Join(host, "out.txt"))
+			if b, _ := os.ReadFile(filepath.Join(host, "out.txt")); string(b) != "saved\n" {
+				t.Errorf("docker cp out of: %q", b)
+			}
+			if _, errOut, code := d("cp", "svc:/no/such", host); code == 0 || !strings.Contains(errOut, "/no/such") {
+				t.Errorf("docker cp of a missing path: %d %s", code, errOut)
+			}
+			if got := ok("top", "svc"); !strings.Contains(got, "sleep 100") || !strings.Contains(got, "PID") {
+				t.Errorf("docker top: %q", got)
+			}
+			if got := ok("diff", "svc"); !strings.Contains(got, "A /tmp/in.txt") {
+				t.Errorf("docker diff: %q", got)
+			}
+			exp := exec.Command(docker, "export", "svc")
+			exp.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+t.TempDir())
+			if tarData, err := exp.Output(); err != nil || !bytes.Contains(tarData, []byte("into the container")) {
+				t.Errorf("docker export: %v, %d bytes", err, len(tarData))
+			}
+			ok("update", "--restart", "on-failure:2", "svc")
+			if got := ok("inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}", "svc"); strings.TrimSpace(got) != "on-failure:2" {
+				t.Errorf("after docker update: %q", got)
+			}
 			ok("rm", "-f", "svc", "other")
+			ok("create", "--name", "idle", "berth-demo/busybox", "true")
+			if got := ok("container", "prune", "-f"); !strings.Contains(got, "Total reclaimed space") {
+				t.Errorf("docker container prune: %q", got)
+			}
+			if got := ok("ps", "-aq"); strings.TrimSpace(got) != "" {
+				t.Errorf("after docker container prune: %q", got)
+			}
 			ok("network", "rm", "apinet")
 			ok("volume", "rm", "apivol")
 			ok("tag", "berth-demo/busybox", "example.test/copy:v1")

@@ -103,8 +103,8 @@ func TestEngineMoreExec(t *testing.T) {
 		{[]string{"exec", "ex", "/etc/passwd"}, 126, "permission denied"},
 		{[]string{"exec", "-w", "/no/such/dir", "ex", "true"}, 126, "/no/such/dir"},
 		{[]string{"exec", "-u", "nosuchuser", "ex", "true"}, 126, "nosuchuser"},
-		{[]string{"exec", "-w", "relative", "ex", "true"}, 125, "absolute"},
-		{[]string{"exec", "nosuchcontainer", "true"}, 125, "nosuchcontainer"},
+		{[]string{"exec", "-w", "relative", "ex", "true"}, 1, "absolute"},
+		{[]string{"exec", "nosuchcontainer", "true"}, 1, "nosuchcontainer"},
 	} {
 		code, _, errOut := e.exitCode(tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.msg) {
@@ -168,16 +168,16 @@ func TestEngineMoreExec(t *testing.T) {
 
 	// Not running: refused, with docker's words.
 	e.run("pause", "ex")
-	if code, _, errOut := e.exitCode("exec", "ex", "true"); code != 125 || !strings.Contains(errOut, "is paused") {
+	if code, _, errOut := e.exitCode("exec", "ex", "true"); code != 1 || !strings.Contains(errOut, "is paused") {
 		t.Errorf("exec into a paused container: exit %d %q", code, errOut)
 	}
 	e.run("unpause", "ex")
 	e.run("stop", "-t", "0", "ex")
-	if code, _, errOut := e.exitCode("exec", "ex", "true"); code != 125 || !strings.Contains(errOut, "is not running") {
+	if code, _, errOut := e.exitCode("exec", "ex", "true"); code != 1 || !strings.Contains(errOut, "is not running") {
 		t.Errorf("exec into a stopped container: exit %d %q", code, errOut)
 	}
 	e.run("create", "--name", "fresh", demoImage, "true")
-	if code, _, errOut := e.exitCode("exec", "fresh", "true"); code != 125 || !strings.Contains(errOut, "is not running") {
+	if code, _, errOut := e.exitCode("exec", "fresh", "true"); code != 1 || !strings.Contains(errOut, "is not running") {
 		t.Errorf("exec into a created container: exit %d %q", code, errOut)
 	}
 	e.run("rm", "-f", "ex", "fresh")
@@ -212,11 +212,11 @@ func TestEngineMoreTop(t *testing.T) {
 	if strings.Join(strings.Fields(rows[0]), " ") != "PID COMMAND" || len(rows) != 3 || strings.Count(out, "sleep") != 2 {
 		t.Errorf("top -o pid,comm:\n%s", out)
 	}
-	if code, _, errOut := e.exitCode("top", "topc", "-o", "comm"); code != 125 || !strings.Contains(errOut, "PID") {
+	if code, _, errOut := e.exitCode("top", "topc", "-o", "comm"); code != 1 || !strings.Contains(errOut, "PID") {
 		t.Errorf("top without a PID column: exit %d %q", code, errOut)
 	}
 	e.run("stop", "-t", "0", "topc")
-	if code, _, errOut := e.exitCode("top", "topc"); code != 125 || !strings.Contains(errOut, "is not running") {
+	if code, _, errOut := e.exitCode("top", "topc"); code != 1 || !strings.Contains(errOut, "is not running") {
 		t.Errorf("top of a stopped container: exit %d %q", code, errOut)
 	}
 	e.run("rm", "topc")
@@ -305,7 +305,7 @@ func TestEngineMoreStats(t *testing.T) {
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "CONTAINER ID") || !strings.Contains(lines[0], "MEM USAGE / LIMIT") || !strings.Contains(lines[1], "idle") {
 		t.Errorf("stats table:\n%s", out)
 	}
-	if code, _, _ := e.exitCode("stats", "--no-stream", "nosuch"); code != 125 {
+	if code, _, _ := e.exitCode("stats", "--no-stream", "nosuch"); code != 1 {
 		t.Errorf("stats of a missing container: exit %d", code)
 	}
 
@@ -459,8 +459,8 @@ func TestEngineMoreCp(t *testing.T) {
 		{[]string{"cp", "a", "b"}, "container"},
 		{[]string{"cp", "cpc:/a", "cpc:/b"}, "between containers"},
 	} {
-		if code, _, errOut := e.exitCode(tc.args...); code != 125 || !strings.Contains(errOut, tc.msg) {
-			t.Errorf("berth %s: exit %d %q, want 125 and %q", strings.Join(tc.args, " "), code, errOut, tc.msg)
+		if code, _, errOut := e.exitCode(tc.args...); code != 1 || !strings.Contains(errOut, tc.msg) {
+			t.Errorf("berth %s: exit %d %q, want 1 and %q", strings.Join(tc.args, " "), code, errOut, tc.msg)
 		}
 	}
 
@@ -540,7 +540,7 @@ func TestEngineMoreCp(t *testing.T) {
 	if out := e.run("exec", "cpc", "sh", "-c", "cat /tmp/fromtar/x.txt; stat -c ' %a %u' /tmp/fromtar/x.txt"); out != "tar 600 0\n" {
 		t.Errorf("extracted from stdin: %q", out)
 	}
-	if _, errOut, code := moreRun(e, strings.NewReader(""), "cp", "-", "cpc:/etc/passwd"); code != 125 || !strings.Contains(errOut, "directory") {
+	if _, errOut, code := moreRun(e, strings.NewReader(""), "cp", "-", "cpc:/etc/passwd"); code != 1 || !strings.Contains(errOut, "directory") {
 		t.Errorf("cp - into a file: exit %d %q", code, errOut)
 	}
 
@@ -568,7 +568,7 @@ func TestEngineMoreCp(t *testing.T) {
 	}
 	// A read-only root filesystem refuses.
 	e.run("create", "--name", "ro", "--read-only", demoImage, "true")
-	if code, _, errOut := e.exitCode("cp", filepath.Join(host, "f"), "ro:/f"); code != 125 || !strings.Contains(errOut, "read-only") {
+	if code, _, errOut := e.exitCode("cp", filepath.Join(host, "f"), "ro:/f"); code != 1 || !strings.Contains(errOut, "read-only") {
 		t.Errorf("cp into a --read-only container: exit %d %q", code, errOut)
 	}
 	e.run("rm", "-f", "cpc", "ro")
@@ -991,7 +991,7 @@ func TestEngineMoreCommit(t *testing.T) {
 	if out := e.run("run", "--rm", "live:1", "cat", "/live"); out != "live\n" {
 		t.Errorf("the live container's commit: %q", out)
 	}
-	if code, _, errOut := e.exitCode("commit", "-c", "ONBUILD RUN true", "live"); code != 125 || !strings.Contains(errOut, "ONBUILD") {
+	if code, _, errOut := e.exitCode("commit", "-c", "ONBUILD RUN true", "live"); code != 1 || !strings.Contains(errOut, "ONBUILD") {
 		t.Errorf("an unknown --change: %d %s", code, errOut)
 	}
 	e.run("rm", "-f", "-v", "c", "live")

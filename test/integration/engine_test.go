@@ -165,7 +165,7 @@ func TestEngineLifecycle(t *testing.T) {
 		t.Fatalf("after create: status %q", st)
 	}
 	// Names are unique.
-	if code, _, errOut := e.exitCode("create", "--name", "life", demoImage, "true"); code != 125 || !strings.Contains(errOut, "already in use") {
+	if code, _, errOut := e.exitCode("create", "--name", "life", demoImage, "true"); code != 1 || !strings.Contains(errOut, "already in use") {
 		t.Fatalf("second create of a name: exit %d, %s", code, errOut)
 	}
 	e.run("start", "life")
@@ -177,8 +177,8 @@ func TestEngineLifecycle(t *testing.T) {
 	if out := e.run("ps", "--format", "{{.Names}} {{.State}}"); strings.TrimSpace(out) != "life running" {
 		t.Fatalf("ps: %q", out)
 	}
-	var rows []map[string]any
-	if err := json.Unmarshal([]byte(e.run("ps", "--format", "json")), &rows); err != nil || len(rows) != 1 || rows[0]["Names"] != "life" {
+	rows, err := jsonLines[map[string]any](e.run("ps", "--format", "json"))
+	if err != nil || len(rows) != 1 || rows[0]["Names"] != "life" {
 		t.Fatalf("ps --format json: %v %v", rows, err)
 	}
 	if code, _, errOut := e.exitCode("rm", "life"); code == 0 || !strings.Contains(errOut, "stop it first") {
@@ -679,8 +679,8 @@ func TestEngineKilledCLI(t *testing.T) {
 	if !strings.Contains(e.run("logs", "fg"), "finished") {
 		t.Error("the output after the CLI died is not in the log")
 	}
-	var rows []struct{ Names, State string }
-	if err := json.Unmarshal([]byte(e.run("ps", "-a", "--format", "json")), &rows); err != nil {
+	rows, err := jsonLines[struct{ Names, State string }](e.run("ps", "-a", "--format", "json"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range rows {
@@ -788,8 +788,8 @@ func TestEngineConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	var rows []struct{ Id, Names, State string }
-	if err := json.Unmarshal([]byte(e.run("ps", "--format", "json")), &rows); err != nil {
+	rows, err := jsonLines[struct{ ID, Names, State string }](e.run("ps", "--format", "json"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	names := map[string]bool{}
@@ -807,7 +807,7 @@ func TestEngineConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, errOut, err := e.try("rm", "-f", r.Id); err != nil {
+			if _, errOut, err := e.try("rm", "-f", r.ID); err != nil {
 				errs <- fmt.Errorf("rm -f %s: %v: %s", r.Names, err, errOut)
 			}
 		}()

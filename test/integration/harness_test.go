@@ -226,3 +226,20 @@ func uniqueID(t testing.TB) string {
 	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
 	return fmt.Sprintf("%s-%d", strings.ToLower(name), time.Now().UnixNano()%1000000)
 }
+
+// jsonLines decodes docker's listing JSON (`ps --format json` and the
+// like): one object a line.
+func jsonLines[T any](out string) ([]T, error) {
+	var rows []T
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		var r T
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			return nil, fmt.Errorf("%v: %q", err, line)
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}

@@ -119,13 +119,13 @@ func featureImage(t testing.TB) imagetest.Image {
 
 type imageRow struct {
 	Repository, Tag, Digest, ID string
-	Size                        int64
+	Size                        string // docker's: "1.98MB"
 }
 
 func (e *engineEnv) images() []imageRow {
 	e.t.Helper()
-	var rows []imageRow
-	if err := json.Unmarshal([]byte(e.run("images", "--format", "json")), &rows); err != nil {
+	rows, err := jsonLines[imageRow](e.run("images", "--no-trunc", "--format", "json"))
+	if err != nil {
 		e.t.Fatalf("images --format json: %v", err)
 	}
 	return rows
@@ -154,7 +154,7 @@ func TestImageCommands(t *testing.T) {
 	}
 
 	rows := e.images()
-	if len(rows) != 1 || rows[0].Repository != reg.Addr+"/feature" || rows[0].Tag != "v1" || rows[0].ID != img.ConfigDesc.Digest.String() || rows[0].Size == 0 {
+	if len(rows) != 1 || rows[0].Repository != reg.Addr+"/feature" || rows[0].Tag != "v1" || rows[0].ID != img.ConfigDesc.Digest.String() || rows[0].Size == "" || rows[0].Size == "0B" {
 		t.Fatalf("images: %+v", rows)
 	}
 	e.run("tag", ref, "example.com/team/feature:copy")
@@ -203,21 +203,13 @@ func TestImageCommands(t *testing.T) {
 	if out := e.run("rmi", "example.com/team/feature:copy"); !strings.Contains(out, "Untagged: example.com/team/feature:copy") || strings.Contains(out, "Deleted") {
 		t.Fatalf("rmi of one name: %s", out)
 	}
-	var df struct {
-		Images struct {
-			Images                int
-			BlobBytes, LayerBytes int64
-		}
-	}
-	json.Unmarshal([]byte(e.run("system", "df", "--format", "json")), &df)
-	if df.Images.Images != 1 || df.Images.BlobBytes == 0 || df.Images.LayerBytes == 0 {
+	if df := e.dfImages(); df.TotalCount != "1" || df.Size == "0B" {
 		t.Fatalf("system df: %+v", df)
 	}
 	if out := e.run("rmi", ref); !strings.Contains(out, "Deleted: "+img.ConfigDesc.Digest.String()) {
 		t.Fatalf("rmi: %s", out)
 	}
-	json.Unmarshal([]byte(e.run("system", "df", "--format", "json")), &df)
-	if df.Images.Images != 0 || df.Images.BlobBytes != 0 || df.Images.LayerBytes != 0 {
+	if df := e.dfImages(); df.TotalCount != "0" || df.Size != "0B" {
 		t.Fatalf("system df after rmi: %+v", df)
 	}
 	if _, errOut, err := e.try("rmi", ref); err == nil || !strings.Contains(errOut, "no such image") {
@@ -665,16 +657,21 @@ func TestKilledRemoveLeavesConsistentStore(t *testing.T) {
 	}
 	e.run("image", "prune")
 	e.run("rmi", reg.Ref("two", "v1"))
-	var df struct {
-		Images struct {
-			Images                int
-			BlobBytes, LayerBytes int64
-		}
+	blobs, _ := filepath.Glob(filepath.Join(e.root, "content", "blobs", "*", "*"))
+	if df := e.dfImages(); df.TotalCount != "0" || df.Size != "0B" || len(blobs) != 0 {
+		t.Fatalf("after removing everything: %+v, blobs %v", df, blobs)
 	}
-	json.Unmarshal([]byte(e.run("system", "df", "--format", "json")), &df)
-	if df.Images.Images != 0 || df.Images.BlobBytes != 0 || df.Images.LayerBytes != 0 {
-		t.Fatalf("after removing everything: %+v", df)
+}
+
+// dfImages is the Images row of `system df --format json`.
+func (e *engineEnv) dfImages() (row struct{ TotalCount, Active, Size, Reclaimable string }) {
+	e.t.Helper()
+	rows, err := jsonLines[struct{ Type, TotalCount, Active, Size, Reclaimable string }](e.run("system", "df", "--format", "json"))
+	if err != nil || len(rows) != 4 || rows[0].Type != "Images" {
+		e.t.Fatalf("system df --format json: %v %+v", err, rows)
 	}
+	row.TotalCount, row.Active, row.Size, row.Reclaimable = rows[0].TotalCount, rows[0].Active, rows[0].Size, rows[0].Reclaimable
+	return row
 }
 
 // checkStoreConsistent asserts that every listed image's blobs and layers

@@ -218,7 +218,7 @@ func TestInspectDockerSchema(t *testing.T) {
 	// The everyday templates.
 	tmpl := "{{.State.Status}}|{{.NetworkSettings.Networks.schemanet.IPAddress}}|{{range .Mounts}}{{.Source}};{{end}}|" +
 		"{{.Config.Image}}|{{json .Config.Labels}}|{{.HostConfig.RestartPolicy.Name}}|{{.Name}}|{{.Image}}"
-	want := fmt.Sprintf("running|%s|%s;%s;|%s|{\"team\":\"infra\"}|on-failure|/schema|%s", ep.IPAddress, c.Mounts[0].Source, c.Mounts[1].Source, demoImage, c.Image)
+	want := fmt.Sprintf("running|%s|%s;%s;|%s|{\"org.opencontainers.image.title\":\"berth demo busybox\",\"team\":\"infra\"}|on-failure|/schema|%s", ep.IPAddress, c.Mounts[0].Source, c.Mounts[1].Source, demoImage, c.Image)
 	if got := strings.TrimSpace(e.run("inspect", "-f", tmpl, "schema")); got != want {
 		t.Errorf("templates:\n got %s\nwant %s", got, want)
 	}

@@ -116,8 +116,8 @@ func TestNetworkUserNamesAndIsolation(t *testing.T) {
 	e.loadDemoImage()
 	e.run("network", "create", "--subnet", "10.231.10.0/24", "front")
 	e.run("network", "create", "back")
-	var nets []struct{ Name, Subnet, Bridge string }
-	if err := jsonUnmarshal(e.run("network", "ls", "--format", "json"), &nets); err != nil || len(nets) != 3 {
+	nets, err := jsonLines[struct{ Name, Driver string }](e.run("network", "ls", "--format", "json"))
+	if err != nil || len(nets) != 3 {
 		t.Fatalf("network ls: %v %+v", err, nets)
 	}
 	e.serve("web", "--network", "front", "--network-alias", "www", "--ip", "10.231.10.50", "--mac-address", "02:42:ac:11:00:99")

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package cli
+
+// No Docker API here (the engine is Linux's).
+const (
+	apiVersion    = ""
+	minAPIVersion = ""
+)

@@ -1,0 +1,299 @@
+//go:build linux
+
+package dockerapi
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/berth-dev/berth/internal/engine"
+	"github.com/moby/moby/api/types/container"
+	mobyimage "github.com/moby/moby/api/types/image"
+	mobynet "github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/volume"
+)
+
+// archiveGet is GET (and HEAD) /containers/{id}/archive?path=P: P as a
+// tar stream, with docker's X-Docker-Container-Path-Stat header (the
+// first entry's name, size, mode, mtime and link target, base64 JSON),
+// which the docker CLI reads before the body to name what it writes.
+func (s *Server) archiveGet(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.container(r)
+	if err != nil {
+		return err
+	}
+	p := r.URL.Query().Get("path")
+	if p == "" {
+		return httpError{http.StatusBadRequest, "path is required"}
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := s.e.CopyFromContainer(r.Context(), c.ID, p, "-", engine.CopyOptions{}, pw)
+		pw.CloseWithError(err)
+	}()
+	defer pr.Close()
+	// Read the first header through a copy of the bytes it took.
+	var seen bytes.Buffer
+	tr := tar.NewReader(io.TeeReader(pr, &seen))
+	hdr, err := tr.Next()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such file") || strings.Contains(err.Error(), "not exist") {
+			return httpError{http.StatusNotFound, "Could not find the file " + p + " in container " + r.PathValue("id")}
+		}
+		return err
+	}
+	stat := map[string]any{"name": strings.TrimSuffix(hdr.Name, "/"), "size": hdr.Size,
+		"mode": fileMode(hdr), "mtime": hdr.ModTime.UTC().Format("2006-01-02T15:04:05.999999999Z07:00"), "linkTarget": hdr.Linkname}
+	b, _ := json.Marshal(stat)
+	w.Header().Set("X-Docker-Container-Path-Stat", base64.StdEncoding.EncodeToString(b))
+	w.Header().Set("Content-Type", "application/x-tar")
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	w.WriteHeader(http.StatusOK)
+	w.Write(seen.Bytes())
+	io.Copy(w, pr)
+	return nil
+}
+
+// fileMode is Go's os.FileMode of a tar entry, as docker's stat carries
+// it (type bits included).
+func fileMode(h *tar.Header) uint32 {
+	m := os.FileMode(h.Mode & 0o777)
+	switch h.Typeflag {
+	case tar.TypeDir:
+		m |= os.ModeDir
+	case tar.TypeSymlink:
+		m |= os.ModeSymlink
+	case tar.TypeChar:
+		m |= os.ModeDevice | os.ModeCharDevice
+	case tar.TypeBlock:
+		m |= os.ModeDevice
+	case tar.TypeFifo:
+		m |= os.ModeNamedPipe
+	}
+	if h.Mode&0o4000 != 0 {
+		m |= os.ModeSetuid
+	}
+	if h.Mode&0o2000 != 0 {
+		m |= os.ModeSetgid
+	}
+	if h.Mode&0o1000 != 0 {
+		m |= os.ModeSticky
+	}
+	return uint32(m)
+}
+
+// archivePut is PUT /containers/{id}/archive?path=DIR: a tar stream
+// extracted into DIR, owned by the container's root unless copyUIDGID.
+func (s *Server) archivePut(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.container(r)
+	if err != nil {
+		return err
+	}
+	p := r.URL.Query().Get("path")
+	if p == "" {
+		return httpError{http.StatusBadRequest, "path is required"}
+	}
+	if _, err := s.e.CopyToContainer(r.Context(), c.ID, "-", p, engine.CopyOptions{Archive: boolParam(r, "copyUIDGID")}, r.Body); err != nil {
+		if strings.Contains(err.Error(), "no such file") || strings.Contains(err.Error(), "not exist") {
+			return httpError{http.StatusNotFound, err.Error()}
+		}
+		if strings.Contains(err.Error(), "not a directory") {
+			return httpError{http.StatusBadRequest, err.Error()}
+		}
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) topContainer(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.container(r)
+	if err != nil {
+		return err
+	}
+	var args []string
+	if a := r.URL.Query().Get("ps_args"); a != "" {
+		args = strings.Fields(a)
+	}
+	titles, rows, err := s.e.Top(r.Context(), c.ID, args)
+	if err != nil {
+		return err
+	}
+	if rows == nil {
+		rows = [][]string{}
+	}
+	return writeJSON(w, http.StatusOK, container.TopResponse{Titles: titles, Processes: rows})
+}
+
+func (s *Server) containerChanges(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.container(r)
+	if err != nil {
+		return err
+	}
+	changes, err := s.e.Diff(r.Context(), c.ID)
+	if err != nil {
+		return err
+	}
+	out := []container.FilesystemChange{}
+	for _, ch := range changes {
+		out = append(out, container.FilesystemChange{Path: ch.Path, Kind: container.ChangeType(ch.Kind)})
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) exportContainer(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.container(r)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/x-tar")
+	w.WriteHeader(http.StatusOK)
+	if err := s.e.Export(r.Context(), c.ID, w); err != nil && r.Context().Err() == nil {
+		s.log.Warn("export", "container", c.ID, "err", err)
+	}
+	return nil
+}
+
+// updateContainer is POST /containers/{id}/update: the limits and the
+// restart policy berth can change on a running container; any other
+// field is refused by name.
+func (s *Server) updateContainer(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.container(r)
+	if err != nil {
+		return err
+	}
+	var req container.UpdateConfig
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	var o engine.UpdateOptions
+	if req.Memory != 0 {
+		o.Memory = &req.Memory
+	}
+	if req.NanoCPUs != 0 {
+		cpus := float64(req.NanoCPUs) / 1e9
+		o.CPUs = &cpus
+	}
+	if req.PidsLimit != nil {
+		o.PidsLimit = req.PidsLimit
+	}
+	if req.RestartPolicy.Name != "" {
+		o.Restart = &engine.RestartPolicy{Name: string(req.RestartPolicy.Name), MaximumRetryCount: req.RestartPolicy.MaximumRetryCount}
+	}
+	var other []string
+	if req.CPUShares != 0 || req.CPUQuota != 0 || req.CPUPeriod != 0 || req.CpusetCpus != "" || req.CpusetMems != "" {
+		other = append(other, "CPU shares/quota/period/sets")
+	}
+	if req.MemorySwap != 0 || req.MemoryReservation != 0 || req.BlkioWeight != 0 {
+		other = append(other, "MemorySwap/MemoryReservation/BlkioWeight")
+	}
+	if len(other) > 0 {
+		return httpError{http.StatusBadRequest, "berth updates Memory, NanoCpus, PidsLimit and RestartPolicy; not " + strings.Join(other, ", ")}
+	}
+	if err := s.e.Update(r.Context(), c.ID, o); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, container.UpdateResponse{Warnings: []string{}})
+}
+
+func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request) error {
+	f, err := filters(r)
+	if err != nil {
+		return err
+	}
+	list, err := s.e.List(r.Context())
+	if err != nil {
+		return err
+	}
+	out := container.PruneReport{ContainersDeleted: []string{}}
+	for _, c := range list {
+		if c.State.Status != engine.StatusExited && c.State.Status != engine.StatusCreated && c.State.Status != engine.StatusDead {
+			continue
+		}
+		if !matchLabels(c.Config.Labels, f["label"]) {
+			continue
+		}
+		if err := s.e.Remove(r.Context(), c.ID, engine.RemoveOptions{}); err == nil {
+			out.ContainersDeleted = append(out.ContainersDeleted, c.ID)
+		}
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) pruneNetworks(w http.ResponseWriter, r *http.Request) error {
+	f, err := filters(r)
+	if err != nil {
+		return err
+	}
+	m, err := s.e.Networks()
+	if err != nil {
+		return err
+	}
+	nets, err := m.List(r.Context())
+	if err != nil {
+		return err
+	}
+	out := mobynet.PruneReport{NetworksDeleted: []string{}}
+	for _, n := range nets {
+		if n.Default || !matchLabels(n.Labels, f["label"]) {
+			continue
+		}
+		if users, err := s.e.NetworkUsers(r.Context(), n.Name); err != nil || len(users) > 0 {
+			continue
+		}
+		if err := s.e.RemoveNetwork(r.Context(), n.Name); err == nil {
+			out.NetworksDeleted = append(out.NetworksDeleted, n.Name)
+		}
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) pruneVolumes(w http.ResponseWriter, r *http.Request) error {
+	f, err := filters(r)
+	if err != nil {
+		return err
+	}
+	all := anyOf(f["all"], func(v string) bool { return v == "true" || v == "1" }) && len(f["all"]) > 0
+	if len(f["label"]) > 0 {
+		return httpError{http.StatusBadRequest, "berth prunes volumes by the all filter only (no label filter yet)"}
+	}
+	names, err := s.e.PruneVolumes(r.Context(), all)
+	if err != nil {
+		return err
+	}
+	if names == nil {
+		names = []string{}
+	}
+	return writeJSON(w, http.StatusOK, volume.PruneReport{VolumesDeleted: names})
+}
+
+func (s *Server) pruneImages(w http.ResponseWriter, r *http.Request) error {
+	f, err := filters(r)
+	if err != nil {
+		return err
+	}
+	all := anyOf(f["dangling"], func(v string) bool { return v == "false" || v == "0" }) && len(f["dangling"]) > 0
+	res, err := s.e.Images().Prune(r.Context(), all)
+	if err != nil {
+		return err
+	}
+	out := mobyimage.PruneReport{ImagesDeleted: []mobyimage.DeleteResponse{}, SpaceReclaimed: uint64(res.Reclaimed)}
+	for _, rm := range res.Removed {
+		for _, u := range rm.Untagged {
+			out.ImagesDeleted = append(out.ImagesDeleted, mobyimage.DeleteResponse{Untagged: u})
+		}
+		for _, d := range rm.Deleted {
+			out.ImagesDeleted = append(out.ImagesDeleted, mobyimage.DeleteResponse{Deleted: d})
+		}
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
