@@ -18,3 +18,5 @@ scripts/bench-net.sh
 scripts/bench-health.sh
 # The name-server benchmark: a container's name from another container against a name in /etc/hosts.
 scripts/bench-dns.sh
+# The VM benchmark: run --rm --isolation vm against a bare boot of the same guest kernel.
+scripts/bench-vm.sh

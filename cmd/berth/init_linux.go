@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/berth-dev/berth/internal/runtime/linux"
 	_ "github.com/berth-dev/berth/internal/runtime/linux/nsexec" // the namespace-entry constructor
+	"github.com/berth-dev/berth/internal/runtime/vm"
 )
 
 func isInit() bool { return linux.IsInit() }
@@ -19,3 +20,8 @@ func warmUp(args []string) {
 		}
 	}
 }
+
+// vmShimName is the argv[0] of a VM's shim (see internal/runtime/vm).
+const vmShimName = vm.ShimName
+
+func runVMShim(args []string) int { return vm.ShimMain(args) }

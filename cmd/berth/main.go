@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/berth-dev/berth/internal/agent"
 	"github.com/berth-dev/berth/internal/cli"
 	"github.com/berth-dev/berth/internal/engine/monitor"
 	"github.com/berth-dev/berth/internal/engine/tinit"
@@ -23,6 +24,11 @@ func main() {
 		runInit()
 		return
 	}
+	if agent.IsAgent() {
+		// PID 1 of a berth microVM (see internal/agent).
+		agent.Main()
+		return
+	}
 	if monitor.Role() != monitor.RoleNone {
 		// A process the container monitor forked (it never returns to Go
 		// itself): start the container or handle its exit.
@@ -31,6 +37,9 @@ func main() {
 	name := filepath.Base(os.Args[0])
 	if name == tinit.Name {
 		os.Exit(tinit.Main(os.Args[1:]))
+	}
+	if name == vmShimName {
+		os.Exit(runVMShim(os.Args[1:]))
 	}
 	warmUp(os.Args[1:])
 	if name == "berth-runtime" {

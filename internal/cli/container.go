@@ -22,7 +22,9 @@ import (
 	"github.com/berth-dev/berth/internal/engine/spec"
 	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/runtime/linux"
+	"github.com/berth-dev/berth/internal/runtime/vm"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -48,7 +50,27 @@ func (g *globalOptions) openEngine(withRegistry bool) (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return engine.Open(engine.Options{Root: g.root, State: g.state, Images: s, Driver: linux.NewDriver(engine.RuntimeRoot(g.state))})
+	return engine.Open(engine.Options{Root: g.root, State: g.state, Images: s, Driver: linux.NewDriver(engine.RuntimeRoot(g.state)),
+		Drivers: []runtime.Driver{g.vmDriver()}})
+}
+
+// pruneVMLayers removes the VM driver's layer images whose layers are
+// gone (after rmi and prune); a failure only warns.
+func (g *globalOptions) pruneVMLayers(s *image.Service) {
+	snaps := s.Snapshots()
+	_, err := g.vmDriver().PruneLayerImages(func(d string) bool {
+		ok, err := snaps.Exists(d)
+		return ok || err != nil
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "berth: prune the VM layer images: %v\n", err)
+	}
+}
+
+// vmDriver is the VM isolation: its caches (initramfs, layer images) on
+// the root's storage, its VMs' state in the run directory.
+func (g *globalOptions) vmDriver() *vm.Driver {
+	return vm.NewDriver(filepath.Join(g.root, "vm"), filepath.Join(g.state, "vm"))
 }
 
 func (g *globalOptions) withEngine(run func(ctx context.Context, e *engine.Engine, args []string) error) func(*cobra.Command, []string) error {
@@ -147,7 +169,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.stopTimeout, "stop-timeout", 10, "seconds to wait after the stop signal before SIGKILL")
 	fl.BoolVar(&f.init, "init", false, "run an init inside the container that forwards signals and reaps processes")
 	fl.StringArrayVarP(&f.labels, "label", "l", nil, "set a label: key=value")
-	fl.StringVar(&f.isolation, "isolation", "linux", "isolation: linux")
+	fl.StringVar(&f.isolation, "isolation", "default", "isolation: linux (namespaces; the default) or vm (a QEMU microVM per container)")
 	fl.StringVar(&f.network, "network", "bridge", "network: bridge (the default network), none, host, container:NAME, or a network's name")
 	fl.StringVar(&f.network, "net", "bridge", "same as --network")
 	fl.MarkHidden("net")
@@ -195,7 +217,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.volumesFrom, "volumes-from", nil, "mount the volumes and binds of a container: NAME[:ro|rw]")
 	fl.StringArrayVar(&f.annotations, "annotation", nil, "add an annotation to the container (passed through to the OCI runtime): key=value")
 	fl.StringArrayVar(&f.expose, "expose", nil, "expose a port or a range of ports: PORT[/PROTO], FROM-TO[/PROTO]")
-	fl.StringVar(&f.isolation, "runtime", "linux", "same as --isolation")
+	fl.StringVar(&f.isolation, "runtime", "linux", "same as --isolation (docker's spelling): linux or vm")
 	cmd.PreRun = func(cmd *cobra.Command, _ []string) {
 		f.entrypointSet = cmd.Flags().Changed("entrypoint")
 		f.stopTimeoutSet = cmd.Flags().Changed("stop-timeout")

@@ -458,6 +458,7 @@ func newRmiCommand(g *globalOptions, use string) *cobra.Command {
 					fmt.Fprintln(os.Stderr, "berth: a pull is running; unused layers will be removed by the next rmi or `berth image prune`")
 				}
 			}
+			g.pruneVMLayers(s)
 			return errors.Join(errs...)
 		}),
 	}
@@ -561,6 +562,7 @@ func newPruneCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			g.pruneVMLayers(s)
 			if format == "json" {
 				return json.NewEncoder(os.Stdout).Encode(res)
 			}

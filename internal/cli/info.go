@@ -24,6 +24,10 @@ import (
 type infoOutput struct {
 	system.Info
 	ClientInfo clientInfo
+	// Isolations is berth's: which isolations run here, and how (vm:
+	// KVM or TCG, or why not at all). In the text output only: the JSON
+	// (and so templates) keeps docker's shape.
+	Isolations []isolationInfo `json:"-"`
 }
 
 type clientInfo struct {
@@ -52,9 +56,21 @@ func newInfoCommand(g *globalOptions) *cobra.Command {
 			if format != "" {
 				return printInspect([]any{info}, format)
 			}
+			info.Isolations = g.isolations(ctx, e)
 			fmt.Printf("Server Version: %s\nContainers: %d\n Running: %d\n Paused: %d\n Stopped: %d\nImages: %d\nVolumes: %d\n",
 				info.ServerVersion, info.Containers, info.ContainersRunning, info.ContainersPaused, info.ContainersStopped, info.Images, volumes)
 			fmt.Printf("Storage Driver: %s\nLogging Driver: %s\nCgroup Driver: %s\nCgroup Version: %s\nDefault Isolation: linux\n", info.Driver, info.LoggingDriver, info.CgroupDriver, info.CgroupVersion)
+			fmt.Printf("Isolations:\n")
+			for _, ii := range info.Isolations {
+				state := "available"
+				if !ii.Available {
+					state = "unavailable"
+				}
+				if ii.Detail != "" {
+					state += ": " + ii.Detail
+				}
+				fmt.Printf(" %s: %s\n", ii.Name, state)
+			}
 			fmt.Printf("Kernel Version: %s\nOperating System: %s\nArchitecture: %s\nCPUs: %d\nTotal Memory: %.2f GiB\n", info.KernelVersion, info.OperatingSystem, info.Architecture, info.NCPU, float64(info.MemTotal)/(1<<30))
 			fmt.Printf("Berth Root Dir: %s\nBerth State Dir: %s\n", g.root, g.state)
 			return nil
@@ -127,4 +143,34 @@ func machineID() string {
 func ipv4Forwarding() bool {
 	b, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
 	return len(b) > 0 && b[0] == '1'
+}
+
+// isolationInfo says whether an isolation can run here, and how.
+type isolationInfo struct {
+	Name      string
+	Available bool
+	// Detail: for vm, the accelerator (kvm or tcg) and why not KVM, or
+	// why VMs cannot run at all.
+	Detail string `json:",omitempty"`
+}
+
+func (g *globalOptions) isolations(ctx context.Context, e *engine.Engine) []isolationInfo {
+	var out []isolationInfo
+	for _, name := range e.Isolations() {
+		ii := isolationInfo{Name: name, Available: true}
+		if name == "vm" {
+			a := g.vmDriver().Available(ctx, true)
+			ii.Available = a.Available
+			switch {
+			case !a.Available:
+				ii.Detail = a.Reason
+			case a.Reason != "":
+				ii.Detail = a.Accel + " (no KVM: " + a.Reason + ")"
+			default:
+				ii.Detail = a.Accel
+			}
+		}
+		out = append(out, ii)
+	}
+	return out
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/image/remote"
+	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/runtime/linux"
 	"github.com/spf13/cobra"
 )
@@ -46,7 +47,7 @@ func newServeCommand(g *globalOptions) *cobra.Command {
 				return err
 			}
 			e, err := engine.Open(engine.Options{Root: g.root, State: g.state, Images: s,
-				Driver: linux.NewDriver(engine.RuntimeRoot(g.state)), Reap: true})
+				Driver: linux.NewDriver(engine.RuntimeRoot(g.state)), Drivers: []runtime.Driver{g.vmDriver()}, Reap: true})
 			if err != nil {
 				return err
 			}

@@ -91,6 +91,7 @@ func newSystemPruneCommand(g *globalOptions) *cobra.Command {
 			}
 			res, err := e.Images().Prune(ctx, all)
 			errs = append(errs, err)
+			g.pruneVMLayers(e.Images())
 			if len(res.Removed) > 0 {
 				fmt.Println("Deleted Images:")
 				for _, r := range res.Removed {

@@ -204,8 +204,9 @@ func newID() string {
 // Create makes a container from an image: its record, writable layer,
 // mounted root filesystem and OCI bundle. It does not start it.
 func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, retErr error) {
-	if o.Isolation != "" && o.Isolation != "linux" && o.Isolation != "default" {
-		return nil, fmt.Errorf("--isolation/--runtime %q: this build runs linux isolation only: %w", o.Isolation, ErrInvalid)
+	isolation, err := e.driver.isolation(o.Isolation)
+	if err != nil {
+		return nil, err
 	}
 	if o.Name != "" && !validName.MatchString(o.Name) {
 		return nil, fmt.Errorf("invalid container name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed: %w", o.Name, ErrInvalid)
@@ -221,7 +222,6 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 			return nil, err
 		}
 	}
-	var err error
 	for _, so := range o.SecurityOpt {
 		switch {
 		case so == "no-new-privileges" || noNewPrivValue(so) != "":
@@ -383,7 +383,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 			AutoRemove: o.AutoRemove, ReadonlyRootfs: o.ReadOnly, Privileged: o.Privileged,
 			CapAdd: o.CapAdd, CapDrop: o.CapDrop, SecurityOpt: o.SecurityOpt, Memory: o.Memory,
 			NanoCPUs: int64(o.CPUs * 1e9), PidsLimit: o.PidsLimit, Ulimits: o.Ulimits, Init: o.Init,
-			Isolation: "linux", LogMaxSize: o.LogMaxSize, LogMaxFiles: o.LogMaxFiles, LogTag: o.LogTag,
+			Isolation: isolation, LogMaxSize: o.LogMaxSize, LogMaxFiles: o.LogMaxFiles, LogTag: o.LogTag,
 			Networks: nets, PortBindings: o.Ports, PublishAllPorts: o.PublishAll, DNS: o.DNS, DNSSearch: o.DNSSearch,
 			ExtraHosts: o.ExtraHosts, DNSOptions: o.DNSOptions,
 			CPUShares: o.Resources.CPUShares, CPUPeriod: o.Resources.CPUPeriod, CPUQuota: o.Resources.CPUQuota,

@@ -25,8 +25,8 @@ import (
 // each is private (privdir.Ensure), and system reset removes them and
 // nothing else.
 var (
-	RootDirs  = []string{"content", "snapshots", "images", "engine", "containers", "volumes", "networks", "events"}
-	StateDirs = []string{"containers", "runtime", "locks", "netns", "networks", "dns"}
+	RootDirs  = []string{"content", "snapshots", "images", "engine", "containers", "volumes", "networks", "events", "vm"}
+	StateDirs = []string{"containers", "runtime", "locks", "netns", "networks", "dns", "vm"}
 )
 
 // Options configures an Engine.
@@ -42,6 +42,9 @@ type Options struct {
 	// <State>/runtime: see RuntimeRoot). The engine never imports a
 	// driver package.
 	Driver runtime.Driver
+	// Drivers are further isolations (the VM driver), which a container
+	// asks for by name (--isolation); Driver is the default.
+	Drivers []runtime.Driver
 	// Reap: the caller is long-lived (berth serve), so the processes it
 	// starts and lets go (monitors, the name server) are waited for in
 	// the background rather than released, which would leave each a
@@ -60,7 +63,7 @@ type Engine struct {
 	images    *image.Service
 	snapshots *snapshot.Store
 	nets      *network.Manager // opened at first use
-	driver    runtime.Driver
+	driver    *drivers
 	events    *events.Journal
 }
 
@@ -91,7 +94,7 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{opts: opts, db: db, images: opts.Images, snapshots: opts.Images.Snapshots(), driver: opts.Driver, events: openJournal(opts.Root)}, nil
+	return &Engine{opts: opts, db: db, images: opts.Images, snapshots: opts.Images.Snapshots(), driver: newDrivers(opts.Driver, opts.Drivers), events: openJournal(opts.Root)}, nil
 }
 
 // Root is the engine's persistent root directory.

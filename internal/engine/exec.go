@@ -147,11 +147,23 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (*ExecProc
 	if len(env) == 0 {
 		env = slices.Clone(base.Env)
 	}
+	var rootf *os.File
+	var rootErr error
 	if o.User != "" {
+		rootf, rootErr = rc.OpenRoot()
+	}
+	if o.User != "" && errors.Is(rootErr, runtime.ErrNotSupported) {
+		// The container's files are not on this host (a VM): numeric
+		// ids only, which need no lookup.
+		u, ok := numericUser(o.User)
+		if !ok {
+			return nil, fmt.Errorf("exec -u %s: this container's isolation takes a numeric uid[:gid] only: %w", o.User, ErrInvalid)
+		}
+		p.User = specs.User{UID: u[0], GID: u[1], Umask: base.User.Umask}
+	} else if o.User != "" {
 		// The running container's files, as its processes see them
 		// (a volume over /etc included), resolved inside its root.
-		rootf, err := rc.OpenRoot()
-		if err != nil {
+		if rootErr != nil {
 			return nil, notRunning(c, StatusExited)
 		}
 		defer rootf.Close()
@@ -229,6 +241,23 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (*ExecProc
 		e.emit(c, "exec_die", attrs)
 	}
 	return &ExecProcess{Pid: res.Pid(), Master: res.Console(), proc: res, done: done}, nil
+}
+
+// numericUser parses "uid" or "uid:gid" (gid defaults to uid's own 0,
+// as docker does without a passwd entry).
+func numericUser(s string) ([2]uint32, bool) {
+	us, gs, hasG := strings.Cut(s, ":")
+	u, err := strconv.ParseUint(us, 10, 32)
+	if err != nil {
+		return [2]uint32{}, false
+	}
+	var g uint64
+	if hasG {
+		if g, err = strconv.ParseUint(gs, 10, 32); err != nil {
+			return [2]uint32{}, false
+		}
+	}
+	return [2]uint32{uint32(u), uint32(g)}, true
 }
 
 // execError gives a failed exec docker's exit code: 127 for a command

@@ -377,10 +377,23 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 	// The monitor gets its own copies of the port reservations below;
 	// these go with this process.
 	defer closeAll(held)
-	rc, err := e.driver.Create(ctx, id, runtime.CreateOptions{
+	drv, err := e.driver.named(c.HostConfig.Isolation)
+	if err != nil {
+		e.teardownNetwork(context.WithoutCancel(ctx), id)
+		return err
+	}
+	var layers []runtime.Layer
+	if drv != e.driver.def {
+		if layers, err = e.layers(c); err != nil {
+			e.teardownNetwork(context.WithoutCancel(ctx), id)
+			return err
+		}
+	}
+	rc, err := drv.Create(ctx, id, runtime.CreateOptions{
 		Bundle:   e.containerDir(id),
 		Stdio:    runtime.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
 		Terminal: c.Config.Tty,
+		Layers:   layers,
 	})
 	if err != nil {
 		e.teardownNetwork(context.WithoutCancel(ctx), id)

@@ -62,6 +62,20 @@ type CreateOptions struct {
 	// Terminal is config.json's process.terminal (the caller made the
 	// bundle): the container's pty master is then Container.Console.
 	Terminal bool
+	// Layers are the image's layers, lowest first, as read-only
+	// directories the bundle's root file system stacks. A driver that
+	// runs the container on this host uses the bundle's root and ignores
+	// them; one that cannot (a VM) makes its own images of them.
+	Layers []Layer
+}
+
+// Layer is one unpacked image layer.
+type Layer struct {
+	// Digest names the layer's content (its diffID): equal digests are
+	// equal directories, so what a driver derives from one is shared.
+	Digest string
+	// Dir holds the layer's files, whiteouts in overlayfs form.
+	Dir string
 }
 
 // ExecOptions say how to start a process in a running container.

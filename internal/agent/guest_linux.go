@@ -1,0 +1,710 @@
+package agent
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// ModulesOrder is the initramfs file listing the kernel modules to load,
+// one path a line, dependencies first.
+const ModulesOrder = "/lib/modules/order"
+
+// IsAgent reports whether this process is the guest agent: PID 1 with
+// the kernel command line's marker in its environment. A container's
+// PID 1 (in the guest too, later, under berth's linux runtime) gets the
+// environment its spec gives, never init's.
+func IsAgent() bool {
+	return os.Getpid() == 1 && os.Getenv(EnvMarker) == "1"
+}
+
+// Main is the agent's entry point; it never returns.
+func Main() {
+	err := run()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "berth agent: %v\n", err)
+	}
+	unix.Sync()
+	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+	select {}
+}
+
+// debugf writes to the guest console when the kernel command line holds
+// BERTH_AGENT_DEBUG=1.
+func debugf(format string, args ...any) {
+	if os.Getenv("BERTH_AGENT_DEBUG") == "1" {
+		fmt.Fprintf(os.Stderr, "berth agent: "+format+"\n", args...)
+	}
+}
+
+func run() error {
+	os.Unsetenv(EnvMarker)
+	sigc := make(chan os.Signal, 16)
+	signal.Notify(sigc, unix.SIGCHLD)
+	if err := setupGuest(); err != nil {
+		return err
+	}
+	debugf("modules loaded")
+	port, err := openPort(10 * time.Second)
+	if err != nil {
+		return err
+	}
+	debugf("port open")
+	defer port.Close()
+	a := New(NewConn(port, port), guest{})
+	theReaper.orphan = a.Reaped
+	go theReaper.loop(sigc)
+	return a.Serve()
+}
+
+// setupGuest mounts the guest's own file systems and loads the modules.
+func setupGuest() error {
+	for _, m := range []struct{ src, dst, fs string }{
+		{"devtmpfs", "/dev", "devtmpfs"},
+		{"proc", "/proc", "proc"},
+		{"sysfs", "/sys", "sysfs"},
+		{"tmpfs", "/run", "tmpfs"},
+	} {
+		os.MkdirAll(m.dst, 0o755)
+		if err := unix.Mount(m.src, m.dst, m.fs, unix.MS_NOSUID, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("mount %s: %w", m.dst, err)
+		}
+		if m.dst == "/dev" {
+			stdioFromConsole()
+			debugf("up")
+		}
+	}
+	return loadModules(ModulesOrder)
+}
+
+// stdioFromConsole gives init fds 0-2 on the console when the kernel
+// found none to open: a file opened later must never land on them (a
+// panic message would go into it).
+func stdioFromConsole() {
+	for fd := 0; fd <= 2; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil {
+			continue
+		}
+		c, err := unix.Open("/dev/console", unix.O_RDWR, 0)
+		if err != nil {
+			c, err = unix.Open("/dev/null", unix.O_RDWR, 0)
+		}
+		if err == nil && c != fd {
+			unix.Dup2(c, fd)
+			unix.Close(c)
+		}
+	}
+}
+
+func loadModules(order string) error {
+	f, err := os.Open(order)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		p := strings.TrimSpace(sc.Text())
+		if p == "" {
+			continue
+		}
+		m, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		err = unix.FinitModule(int(m.Fd()), "", 0)
+		m.Close()
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("load %s: %w", filepath.Base(p), err)
+		}
+	}
+	return sc.Err()
+}
+
+// openPort opens the virtio-serial port named PortName.
+func openPort(timeout time.Duration) (*os.File, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		ents, _ := os.ReadDir("/sys/class/virtio-ports")
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join("/sys/class/virtio-ports", e.Name(), "name"))
+			if err == nil && strings.TrimSpace(string(b)) == PortName {
+				f, err := os.OpenFile("/dev/"+e.Name(), os.O_RDWR|unix.O_CLOEXEC, 0)
+				if err == nil {
+					return f, nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("no virtio-serial port %q", PortName)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// reaper collects every child (PID 1 inherits the orphans): the exit of
+// a process the agent runs and waits for (the runtime's commands) goes to
+// its waiter, any other to the agent (the container's init among them).
+type reaper struct {
+	mu      sync.Mutex
+	waiters map[int]chan int
+	orphan  func(pid, code int)
+}
+
+var theReaper = &reaper{waiters: map[int]chan int{}}
+
+func (r *reaper) loop(ch chan os.Signal) {
+	for range ch {
+		for {
+			var ws unix.WaitStatus
+			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+			if pid <= 0 || err != nil {
+				break
+			}
+			if !ws.Exited() && !ws.Signaled() {
+				continue
+			}
+			code := ExitCode(ws.Exited(), ws.ExitStatus(), ws.Signaled(), int(ws.Signal()))
+			r.mu.Lock()
+			w := r.waiters[pid]
+			delete(r.waiters, pid)
+			r.mu.Unlock()
+			if w != nil {
+				w <- code
+			} else if r.orphan != nil {
+				// Not inline: the agent may hold its lock while it
+				// waits for a command this loop must reap.
+				go r.orphan(pid, code)
+			}
+		}
+	}
+}
+
+// run runs argv with the given stdio and returns its exit code and
+// stderr, waiting through the reaper (a wait4 of its own would race it).
+func (r *reaper) run(argv []string, env []string, stdio [3]*os.File) (int, error) {
+	r.mu.Lock()
+	p, err := os.StartProcess(argv[0], argv, &os.ProcAttr{Env: env, Files: stdio[:]})
+	if err != nil {
+		r.mu.Unlock()
+		return 0, err
+	}
+	w := make(chan int, 1)
+	r.waiters[p.Pid] = w
+	r.mu.Unlock()
+	p.Release()
+	return <-w, nil
+}
+
+// guest is the real machine.
+type guest struct{}
+
+const (
+	rootDir   = "/run/berth/rootfs"
+	layersDir = "/run/berth/layers"
+	upperDir  = "/run/berth/rw"
+)
+
+func (guest) PrepareRoot(c *Create) (string, error) {
+	if len(c.Layers) == 0 {
+		return "", fmt.Errorf("%w: no layers", ErrMalformed)
+	}
+	if c.Hostname != "" {
+		unix.Sethostname([]byte(c.Hostname))
+	}
+	disks, err := findDisks(c.Layers, 10*time.Second)
+	if err != nil {
+		return "", err
+	}
+	lowers := make([]string, len(disks))
+	for i, d := range disks {
+		dir := filepath.Join(layersDir, strconv.Itoa(i))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", err
+		}
+		if err := unix.Mount(d, dir, "erofs", unix.MS_RDONLY|unix.MS_NODEV, ""); err != nil {
+			return "", fmt.Errorf("mount layer %d (%s): %w", i, d, err)
+		}
+		// overlayfs lists the top layer first.
+		lowers[len(disks)-1-i] = dir
+	}
+	// The writable layer is memory for now (step 1); a sparse ext4 disk
+	// per container is the next step.
+	if err := os.MkdirAll(upperDir, 0o700); err != nil {
+		return "", err
+	}
+	if err := unix.Mount("tmpfs", upperDir, "tmpfs", unix.MS_NODEV, "mode=0700"); err != nil {
+		return "", err
+	}
+	for _, d := range []string{"upper", "work"} {
+		if err := os.Mkdir(filepath.Join(upperDir, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	if err := os.MkdirAll(rootDir, 0o755); err != nil {
+		return "", err
+	}
+	opts := "lowerdir=" + strings.Join(lowers, ":") + ",upperdir=" + upperDir + "/upper,workdir=" + upperDir + "/work"
+	if err := unix.Mount("overlay", rootDir, "overlay", 0, opts); err != nil {
+		return "", fmt.Errorf("mount the root overlay: %w", err)
+	}
+	if err := writeFiles(rootDir, c.Files); err != nil {
+		return "", err
+	}
+	if c.Process.OCI != nil {
+		// berth's linux runtime makes the container's mounts from its
+		// spec; it needs the guest's cgroups.
+		os.MkdirAll("/sys/fs/cgroup", 0o755)
+		if err := unix.Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+			return "", fmt.Errorf("mount cgroup2: %w", err)
+		}
+		return rootDir, nil
+	}
+	return rootDir, mountInRoot(rootDir)
+}
+
+// mountInRoot gives the container its /proc, /sys, /dev (a tmpfs with the
+// usual nodes, not the guest's devtmpfs: the layer disks stay out of
+// reach), /dev/pts and /dev/shm. Each target is resolved in the root so a
+// symlink in the image cannot point a mount elsewhere.
+func mountInRoot(root string) error {
+	type mnt struct {
+		dst, fs string
+		flags   uintptr
+		data    string
+	}
+	for _, m := range []mnt{
+		{"/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+		{"/sys", "sysfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_RDONLY, ""},
+		{"/dev", "tmpfs", unix.MS_NOSUID | unix.MS_STRICTATIME, "mode=755,size=65536k"},
+		{"/dev/pts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"},
+		{"/dev/shm", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, "mode=1777,size=65536k"},
+	} {
+		fd, err := mkdirInRoot(root, m.dst)
+		if err != nil {
+			return fmt.Errorf("mount %s: %w", m.dst, err)
+		}
+		err = unix.Mount(m.fs, fmt.Sprintf("/proc/self/fd/%d", fd), m.fs, m.flags, m.data)
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("mount %s: %w", m.dst, err)
+		}
+		if m.dst == "/dev" {
+			if err := makeDevices(root); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// mkdirInRoot makes dst (one level under an existing directory) in root
+// and opens it, resolving in root.
+func mkdirInRoot(root, dst string) (int, error) {
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(rfd)
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	fd, err := unix.Openat2(rfd, dst, how)
+	if errors.Is(err, unix.ENOENT) {
+		pfd, perr := unix.Openat2(rfd, filepath.Dir(dst), how)
+		if perr != nil {
+			return -1, perr
+		}
+		err = unix.Mkdirat(pfd, filepath.Base(dst), 0o755)
+		unix.Close(pfd)
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return -1, err
+		}
+		fd, err = unix.Openat2(rfd, dst, how)
+	}
+	return fd, err
+}
+
+func makeDevices(root string) error {
+	dev := filepath.Join(root, "dev")
+	for _, d := range []struct {
+		name         string
+		major, minor uint32
+	}{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}} {
+		if err := unix.Mknod(filepath.Join(dev, d.name), unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
+			return fmt.Errorf("make /dev/%s: %w", d.name, err)
+		}
+		os.Chmod(filepath.Join(dev, d.name), 0o666)
+	}
+	for _, l := range [][2]string{{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"}} {
+		if err := os.Symlink(l[0], filepath.Join(dev, l[1])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// findDisks maps the layer disks' serial numbers to device nodes.
+func findDisks(serials []string, timeout time.Duration) ([]string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		bySerial := map[string]string{}
+		ents, _ := os.ReadDir("/sys/block")
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join("/sys/block", e.Name(), "serial"))
+			if err == nil {
+				bySerial[strings.TrimSpace(string(b))] = "/dev/" + e.Name()
+			}
+		}
+		out := make([]string, 0, len(serials))
+		for _, s := range serials {
+			if d, ok := bySerial[s]; ok {
+				out = append(out, d)
+			}
+		}
+		if len(out) == len(serials) {
+			return out, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("layer disks %v: found %d of %d", serials, len(out), len(serials))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (guest) StartProcess(root string, p *Process, stdio [3]*os.File) (int, *os.File, error) {
+	path, err := lookPathIn(root, p.Args[0], PathOf(p.Env))
+	if err != nil {
+		return 0, nil, err
+	}
+	if p.OCIProcess != nil {
+		return startExec(p, stdio)
+	}
+	if p.OCI != nil {
+		return startConfined(root, p, stdio)
+	}
+	if p.Terminal {
+		return 0, nil, errors.New("a terminal needs the container's OCI spec")
+	}
+	pid, err := startChrooted(root, path, p, stdio)
+	return pid, nil, err
+}
+
+func (guest) Resize(console *os.File, size WinSize) error {
+	return unix.IoctlSetWinsize(int(console.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: size.Rows, Col: size.Cols})
+}
+
+func startChrooted(root, path string, p *Process, stdio [3]*os.File) (int, error) {
+	cwd := p.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	proc, err := os.StartProcess(path, p.Args, &os.ProcAttr{
+		Dir:   cwd,
+		Env:   p.Env,
+		Files: stdio[:],
+		Sys: &syscall.SysProcAttr{
+			Chroot:     root,
+			Setsid:     true,
+			Credential: &syscall.Credential{Uid: p.UID, Gid: p.GID, Groups: p.Groups},
+		},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("exec %q: %w", p.Args[0], err)
+	}
+	pid := proc.Pid
+	proc.Release()
+	return pid, nil
+}
+
+// lookPathIn finds an executable as the process's PATH would, resolving
+// every candidate inside root (absolute symlinks in an image point into
+// the image, not the guest).
+func lookPathIn(root, file, path string) (string, error) {
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(rfd)
+	check := func(p string) error {
+		fd, err := unix.Openat2(rfd, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT})
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o111 == 0 {
+			return unix.EACCES
+		}
+		return nil
+	}
+	if strings.Contains(file, "/") {
+		if err := check(file); err != nil {
+			return "", fmt.Errorf("exec %q: %w", file, err)
+		}
+		return file, nil
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, file)
+		if !filepath.IsAbs(p) {
+			continue
+		}
+		if check(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("exec: %q: executable file not found in $PATH", file)
+}
+
+func (guest) Signal(pid, sig int) error { return unix.Kill(pid, unix.Signal(sig)) }
+
+func (guest) Poweroff() error {
+	unix.Sync()
+	return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+}
+
+// Where berth's linux runtime keeps the container in the guest.
+const (
+	bundleDir   = "/run/berth/bundle"
+	runtimeRoot = "/run/berth/runtime"
+	guestID     = "init"
+)
+
+// startConfined runs the container's process under berth's own linux
+// runtime in the guest (namespaces, cgroups, capabilities, seccomp, as
+// the spec says): the VM is the outer boundary, the runtime the inner.
+// The runtime's commands are this binary again (berth runtime ...); the
+// init they leave behind is reparented to the agent, which reaps it.
+func startConfined(root string, p *Process, stdio [3]*os.File) (_ int, console *os.File, retErr error) {
+	var spec specs.Spec
+	if err := json.Unmarshal(p.OCI, &spec); err != nil {
+		return 0, nil, fmt.Errorf("%w: the container's spec: %v", ErrMalformed, err)
+	}
+	guestSpec(&spec, root)
+	if spec.Process != nil {
+		spec.Process.Terminal = p.Terminal
+	}
+	b, err := json.Marshal(&spec)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := os.MkdirAll(bundleDir, 0o700); err != nil {
+		return 0, nil, err
+	}
+	if err := os.WriteFile(filepath.Join(bundleDir, "config.json"), b, 0o600); err != nil {
+		return 0, nil, err
+	}
+	var extra []string
+	var consoleCh chan *os.File
+	if p.Terminal {
+		sock := filepath.Join(bundleDir, "console.sock")
+		os.Remove(sock)
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+		if err != nil {
+			return 0, nil, err
+		}
+		defer l.Close()
+		consoleCh = make(chan *os.File, 1)
+		go func() { consoleCh <- receiveConsole(l) }()
+		extra = []string{"--console-socket", sock}
+		defer func() {
+			if retErr != nil && console != nil {
+				console.Close()
+			}
+		}()
+	}
+	pidFile := filepath.Join(bundleDir, "init.pid")
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	// run --detach: create and start in one command (every start of
+	// this binary is emulated under TCG). The init takes these stdio
+	// (the runtime's pass-through mode), so the runtime's own complaints
+	// land on the container's stderr too.
+	argv := append([]string{"/proc/self/exe", "runtime", "--root", runtimeRoot, "run", "--detach", "--bundle", bundleDir, "--no-pivot", "--pid-file", pidFile}, extra...)
+	code, err := theReaper.run(append(argv, guestID), env, stdio)
+	if err != nil {
+		return 0, nil, fmt.Errorf("the guest's runtime: %w", err)
+	}
+	if consoleCh != nil {
+		select {
+		case console = <-consoleCh:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	if code != 0 {
+		return 0, console, fmt.Errorf("the guest's runtime could not run the container (exit %d; its message is on the container's stderr)", code)
+	}
+	if p.Terminal && console == nil {
+		return 0, nil, errors.New("the guest's runtime sent no pty")
+	}
+	pb, err := os.ReadFile(pidFile)
+	if err != nil {
+		return 0, console, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(pb)))
+	if err != nil {
+		return 0, console, fmt.Errorf("the guest's runtime pid file: %w", err)
+	}
+	return pid, console, nil
+}
+
+// receiveConsole accepts the runtime's connection on its console socket
+// and returns the pty master it passes (nil if none comes).
+func receiveConsole(l *net.UnixListener) *os.File {
+	l.SetDeadline(time.Now().Add(10 * time.Second))
+	c, err := l.AcceptUnix()
+	if err != nil {
+		return nil
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) == 0 {
+		return nil
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) == 0 {
+		return nil
+	}
+	for _, fd := range fds[1:] {
+		unix.Close(fd)
+	}
+	unix.CloseOnExec(fds[0])
+	return os.NewFile(uintptr(fds[0]), "pty-master")
+}
+
+// guestSpec turns the host's spec of the container into the guest's:
+// its root is the overlay of the layer disks; what names host objects
+// (bind mounts of host files, namespace paths, hooks, LSM labels) has no
+// meaning in the guest and goes.
+func guestSpec(s *specs.Spec, root string) {
+	if s.Root == nil {
+		s.Root = &specs.Root{}
+	}
+	s.Root.Path = root
+	s.Hooks = nil
+	if s.Process != nil {
+		s.Process.Terminal = false
+		s.Process.ApparmorProfile = ""
+		s.Process.SelinuxLabel = ""
+	}
+	mounts := s.Mounts[:0]
+	for _, m := range s.Mounts {
+		if m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind") {
+			continue
+		}
+		mounts = append(mounts, m)
+	}
+	s.Mounts = mounts
+	if s.Linux != nil {
+		for i := range s.Linux.Namespaces {
+			s.Linux.Namespaces[i].Path = ""
+		}
+		s.Linux.MountLabel = ""
+	}
+}
+
+// writeFiles writes the engine's files into the root, each path resolved
+// in it (an image's symlink at /etc/hosts cannot send the write out) and
+// the file itself opened without following a link.
+func writeFiles(root string, files map[string][]byte) error {
+	if len(files) == 0 {
+		return nil
+	}
+	for p, data := range files {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" || len(data) > MaxFileSize {
+			return fmt.Errorf("%w: file %q (%d bytes)", ErrMalformed, p, len(data))
+		}
+		dfd, err := mkdirInRoot(root, filepath.Dir(p))
+		if err != nil {
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+		// An image's symlink (or directory) there is replaced.
+		if err := unix.Unlinkat(dfd, filepath.Base(p), 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			unix.Close(dfd)
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+		fd, err := unix.Openat(dfd, filepath.Base(p), unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		unix.Close(dfd)
+		if err != nil {
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+		f := os.NewFile(uintptr(fd), p)
+		_, err = f.Write(data)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+var execSeq atomic.Uint64
+
+// startExec runs berth runtime exec for an OCI process in the container;
+// the command lives as long as the process and exits with its code, so
+// its pid stands for it (the reaper hands its exit to the agent).
+func startExec(p *Process, stdio [3]*os.File) (int, *os.File, error) {
+	n := execSeq.Add(1)
+	f := filepath.Join(bundleDir, fmt.Sprintf("exec-%d.json", n))
+	if err := os.WriteFile(f, p.OCIProcess, 0o600); err != nil {
+		return 0, nil, err
+	}
+	argv := []string{"berth", "runtime", "--root", runtimeRoot, "exec", "--process", f}
+	var consoleCh chan *os.File
+	if p.Terminal {
+		sock := filepath.Join(bundleDir, fmt.Sprintf("console-%d.sock", n))
+		os.Remove(sock)
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+		if err != nil {
+			return 0, nil, err
+		}
+		defer l.Close()
+		defer os.Remove(sock)
+		consoleCh = make(chan *os.File, 1)
+		go func() { consoleCh <- receiveConsole(l) }()
+		argv = append(argv, "--console-socket", sock)
+	}
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	proc, err := os.StartProcess("/proc/self/exe", append(argv, guestID), &os.ProcAttr{Env: env, Files: stdio[:]})
+	if err != nil {
+		return 0, nil, fmt.Errorf("the guest's runtime: %w", err)
+	}
+	pid := proc.Pid
+	proc.Release()
+	var console *os.File
+	if consoleCh != nil {
+		if console = <-consoleCh; console == nil {
+			unix.Kill(pid, unix.SIGKILL)
+			return 0, nil, errors.New("the guest's runtime sent no pty for the exec")
+		}
+	}
+	return pid, console, nil
+}

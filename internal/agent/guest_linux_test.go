@@ -1,0 +1,57 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestGuestSpecDropsHostObjects(t *testing.T) {
+	s := &specs.Spec{
+		Root:    &specs.Root{Path: "/var/lib/berth/containers/x/rootfs", Readonly: true},
+		Process: &specs.Process{Terminal: true, Args: []string{"sh"}, ApparmorProfile: "p"},
+		Hooks:   &specs.Hooks{},
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc"},
+			{Destination: "/etc/hosts", Type: "bind", Source: "/var/lib/berth/containers/x/hosts", Options: []string{"rbind", "ro"}},
+			{Destination: "/data", Source: "/srv/data", Options: []string{"bind"}},
+			{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs"},
+		},
+		Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: "network", Path: "/run/berth/netns/x"}, {Type: "pid"}}},
+	}
+	guestSpec(s, "/run/berth/rootfs")
+	if s.Root.Path != "/run/berth/rootfs" || !s.Root.Readonly || s.Hooks != nil || s.Process.Terminal || s.Process.ApparmorProfile != "" {
+		t.Errorf("root, hooks, terminal or LSM label kept: %+v %+v", s.Root, s.Process)
+	}
+	if len(s.Mounts) != 2 || s.Mounts[0].Destination != "/proc" || s.Mounts[1].Destination != "/tmp" {
+		t.Errorf("mounts: %+v, want /proc and /tmp only", s.Mounts)
+	}
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Path != "" {
+			t.Errorf("namespace %s keeps the host path %s", ns.Type, ns.Path)
+		}
+	}
+}
+
+func TestWriteFilesStaysInRoot(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	os.Mkdir(filepath.Join(root, "etc"), 0o755)
+	// The image's /etc/hosts is a symlink out of the root: it is
+	// replaced, not followed.
+	os.Symlink(filepath.Join(outside, "victim"), filepath.Join(root, "etc", "hosts"))
+	if err := writeFiles(root, map[string][]byte{"/etc/hosts": []byte("127.0.0.1 localhost\n"), "/etc/hostname": []byte("h\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "victim")); err == nil {
+		t.Error("the write followed the image's symlink out of the root")
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc", "hosts")); string(b) != "127.0.0.1 localhost\n" {
+		t.Errorf("/etc/hosts = %q", b)
+	}
+	if err := writeFiles(root, map[string][]byte{"etc/x": nil}); err == nil {
+		t.Error("a relative path was accepted")
+	}
+}

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package agent
+
+// IsAgent is false off Linux: the guest is a Linux kernel.
+func IsAgent() bool { return false }
+
+// Main is never called off Linux.
+func Main() {}

@@ -1,0 +1,416 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// System is what the agent needs of the machine it runs on: the real
+// guest (guest_linux.go) or a test's fake.
+type System interface {
+	// PrepareRoot makes the container's root filesystem and returns its
+	// path.
+	PrepareRoot(c *Create) (string, error)
+	// StartProcess starts p in root with the given stdio and returns its
+	// pid; with p.Terminal, the stdio are /dev/null and it returns the
+	// master of the pty it gave the process.
+	StartProcess(root string, p *Process, stdio [3]*os.File) (int, *os.File, error)
+	// Resize sets a pty's size.
+	Resize(console *os.File, size WinSize) error
+	// Signal sends sig to the process pid.
+	Signal(pid, sig int) error
+	// Poweroff turns the machine off; it returns only if that failed.
+	Poweroff() error
+}
+
+// Agent serves one connection to the host.
+type Agent struct {
+	conn    *Conn
+	sys     System
+	version int
+
+	mu    sync.Mutex
+	procs map[string]*process
+	// exited holds the codes of processes reaped before Start recorded
+	// their pid (a very short-lived process).
+	exited map[int]int
+}
+
+type process struct {
+	spec   Process
+	root   string
+	pid    int
+	stdin  *os.File
+	stdinq chan *Frame
+	// console is the pty master of a process with a terminal.
+	console *os.File
+	outs    sync.WaitGroup
+	exited  chan int
+}
+
+// New returns an agent speaking over conn.
+func New(conn *Conn, sys System) *Agent {
+	return &Agent{conn: conn, sys: sys, procs: map[string]*process{}, exited: map[int]int{}}
+}
+
+// Serve greets the host and answers its requests until the stream ends or
+// the host asks for a power-off. A malformed or oversized frame is
+// answered with an error and the agent reads on.
+func (a *Agent) Serve() error {
+	if err := a.conn.Write(&Frame{Type: TypeHello, Hello: &Hello{Min: MinVersion, Max: Version, Agent: "berth"}}); err != nil {
+		return err
+	}
+	for {
+		f, err := a.conn.Read()
+		if err != nil {
+			if Recoverable(err) {
+				a.conn.Write(&Frame{Type: TypeReply, Error: err.Error()})
+				continue
+			}
+			return err
+		}
+		if f.Type == TypePoweroff {
+			a.reply(f, nil)
+			return a.sys.Poweroff()
+		}
+		if err := a.handle(f); err != errQueued {
+			a.reply(f, err)
+		}
+	}
+}
+
+// errQueued: the request was handed on and will be answered later.
+var errQueued = errors.New("queued")
+
+// writeStdin writes the process's stdin frames in order, answering each.
+func (a *Agent) writeStdin(p *process) {
+	for f := range p.stdinq {
+		var err error
+		if f.Type == TypeCloseStdin {
+			if p.console != nil {
+				// The end of what was typed: the pty stays, as a
+				// terminal does when its keyboard goes quiet.
+				a.reply(f, nil)
+				continue
+			}
+			err = p.stdin.Close()
+		} else {
+			_, err = p.stdin.Write(f.Data)
+		}
+		a.reply(f, err)
+		if f.Type == TypeCloseStdin {
+			// Later frames find a closed pipe and say so.
+			for f := range p.stdinq {
+				a.reply(f, os.ErrClosed)
+			}
+			return
+		}
+	}
+}
+
+func (a *Agent) reply(f *Frame, err error) {
+	r := &Frame{Type: TypeReply, ID: f.ID, Proc: f.Proc}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	a.conn.Write(r)
+}
+
+// errNoHello: a request before the version handshake.
+var errNoHello = errors.New("agent protocol: hello first")
+
+func (a *Agent) handle(f *Frame) error {
+	if f.ID == 0 {
+		return fmt.Errorf("%w: request %q without an ID", ErrMalformed, f.Type)
+	}
+	if f.Type == TypeHello {
+		if f.Hello == nil || f.Hello.Min != f.Hello.Max || f.Hello.Max < MinVersion || f.Hello.Max > Version {
+			return fmt.Errorf("%w: the host chose no version this agent speaks (%d-%d)", ErrVersion, MinVersion, Version)
+		}
+		a.version = f.Hello.Max
+		return nil
+	}
+	if a.version == 0 {
+		return errNoHello
+	}
+	name := f.Proc
+	if name == "" {
+		name = "init"
+	}
+	switch f.Type {
+	case TypeCreate:
+		return a.create(name, f.Create)
+	case TypeStart:
+		return a.start(name)
+	case TypeExec:
+		return a.exec(name, f.Exec)
+	case TypeSignal:
+		p, err := a.proc(name, true)
+		if err != nil {
+			return err
+		}
+		if f.Signal <= 0 || f.Signal > 64 {
+			return fmt.Errorf("%w: signal %d", ErrMalformed, f.Signal)
+		}
+		return a.sys.Signal(p.pid, f.Signal)
+	case TypeResize:
+		p, err := a.proc(name, true)
+		if err != nil {
+			return err
+		}
+		if p.console == nil || f.Size == nil {
+			return fmt.Errorf("%w: resize of a process without a terminal", ErrMalformed)
+		}
+		return a.sys.Resize(p.console, *f.Size)
+	case TypeStdin, TypeCloseStdin:
+		p, err := a.proc(name, true)
+		if err != nil {
+			return err
+		}
+		if p.stdinq == nil {
+			return fmt.Errorf("process %s has no stdin", name)
+		}
+		// Written in order by the process's stdin writer, which replies
+		// once the bytes are in the pipe: a process not reading its
+		// stdin must not stop the agent reading the channel (signals
+		// come on it too), and the host sends the next chunk only after
+		// that reply.
+		select {
+		case p.stdinq <- f:
+			return errQueued
+		default:
+			return fmt.Errorf("process %s: stdin is busy: wait for the reply before the next chunk", name)
+		}
+	}
+	return fmt.Errorf("%w: unknown request %q", ErrMalformed, f.Type)
+}
+
+func (a *Agent) proc(name string, started bool) (*process, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.procs[name]
+	if p == nil {
+		return nil, fmt.Errorf("no process %q", name)
+	}
+	if started && p.pid == 0 {
+		return nil, fmt.Errorf("process %q is not started", name)
+	}
+	return p, nil
+}
+
+func (a *Agent) create(name string, c *Create) error {
+	if c == nil || len(c.Process.Args) == 0 {
+		return fmt.Errorf("%w: create without a process", ErrMalformed)
+	}
+	if name != "init" {
+		return fmt.Errorf("only the container's own process is supported")
+	}
+	a.mu.Lock()
+	if a.procs[name] != nil {
+		a.mu.Unlock()
+		return fmt.Errorf("process %q exists", name)
+	}
+	a.mu.Unlock()
+	root, err := a.sys.PrepareRoot(c)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.procs[name] = &process{spec: c.Process, root: root, exited: make(chan int, 1)}
+	a.mu.Unlock()
+	return nil
+}
+
+// exec starts a process in the running container under its own name.
+func (a *Agent) exec(name string, p *Process) error {
+	if p == nil || len(p.Args) == 0 {
+		return fmt.Errorf("%w: exec without a process", ErrMalformed)
+	}
+	if name == "init" {
+		return fmt.Errorf("%w: exec needs a name of its own", ErrMalformed)
+	}
+	init, err := a.proc("init", true)
+	if err != nil {
+		return fmt.Errorf("exec: %w", err)
+	}
+	a.mu.Lock()
+	if a.procs[name] != nil {
+		a.mu.Unlock()
+		return fmt.Errorf("process %q exists", name)
+	}
+	a.procs[name] = &process{spec: *p, root: init.root, exited: make(chan int, 1)}
+	a.mu.Unlock()
+	if err := a.start(name); err != nil {
+		a.mu.Lock()
+		delete(a.procs, name)
+		a.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (a *Agent) start(name string) error {
+	p, err := a.proc(name, false)
+	if err != nil {
+		return err
+	}
+	if p.pid != 0 {
+		return fmt.Errorf("process %q is started", name)
+	}
+	var stdio [3]*os.File
+	var ours []*os.File
+	defer func() {
+		for _, f := range stdio {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
+	if p.spec.Stdin && !p.spec.Terminal {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		stdio[0], p.stdin = r, w
+	} else if stdio[0], err = os.Open(os.DevNull); err != nil {
+		return err
+	}
+	for i := 1; i <= 2; i++ {
+		if p.spec.Terminal {
+			if stdio[i], err = os.OpenFile(os.DevNull, os.O_WRONLY, 0); err != nil {
+				return err
+			}
+			continue
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeAll(ours)
+			return err
+		}
+		stdio[i] = w
+		ours = append(ours, r)
+	}
+	a.mu.Lock() // the reaper looks up the pid under the lock
+	pid, console, err := a.sys.StartProcess(p.root, &p.spec, stdio)
+	if err != nil {
+		a.mu.Unlock()
+		closeAll(ours)
+		if p.stdin != nil {
+			p.stdin.Close()
+		}
+		return err
+	}
+	p.pid = pid
+	if console != nil {
+		p.console = console
+		ours = append(ours, console)
+		if p.spec.Stdin {
+			p.stdin = console
+		}
+	}
+	code, early := a.exited[pid]
+	delete(a.exited, pid)
+	a.mu.Unlock()
+	if early {
+		p.exited <- code
+	}
+	if p.stdin != nil {
+		p.stdinq = make(chan *Frame, 4)
+		go a.writeStdin(p)
+	}
+	for i, r := range ours {
+		p.outs.Add(1)
+		go a.copyOut(name, i+1, r, &p.outs)
+	}
+	go a.waitExit(name, p)
+	return nil
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
+
+// copyOut sends what the process writes on one stream.
+func (a *Agent) copyOut(name string, stream int, r *os.File, wg *sync.WaitGroup) {
+	defer wg.Done()
+	defer r.Close()
+	buf := make([]byte, ChunkSize)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			a.conn.Write(&Frame{Type: TypeOutput, Proc: name, Stream: stream, Data: buf[:n]})
+		}
+		if err != nil {
+			// A pty master reads EIO once the last slave is closed.
+			if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.EIO) {
+				fmt.Fprintf(os.Stderr, "agent: read the output of %s: %v\n", name, err)
+			}
+			return
+		}
+	}
+}
+
+// outputGrace is how long, after the process exits, its output may still
+// drain (a child it left behind may hold the pipes open).
+const outputGrace = time.Second
+
+func (a *Agent) waitExit(name string, p *process) {
+	code := <-p.exited
+	done := make(chan struct{})
+	go func() { p.outs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(outputGrace):
+	}
+	a.conn.Write(&Frame{Type: TypeExit, Proc: name, Exit: &code})
+}
+
+// Reaped records the exit of a child the reaper collected; code is as a
+// shell reports it. Unknown pids (orphans reparented to PID 1) are kept
+// in case Start has yet to record them, bounded.
+func (a *Agent) Reaped(pid, code int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range a.procs {
+		if p.pid == pid {
+			p.exited <- code
+			return
+		}
+	}
+	if len(a.exited) > 1024 {
+		clear(a.exited)
+	}
+	a.exited[pid] = code
+}
+
+// ExitCode maps a wait status as a shell does.
+func ExitCode(exited bool, status int, signaled bool, sig int) int {
+	if signaled {
+		return 128 + sig
+	}
+	if exited {
+		return status
+	}
+	return 255
+}
+
+// lookPathDirs is runc's default PATH when the process has none.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// PathOf returns the process's PATH.
+func PathOf(env []string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			return v
+		}
+	}
+	return defaultPath
+}

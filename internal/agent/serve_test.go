@@ -1,0 +1,138 @@
+package agent
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+type fakeSystem struct{ poweredOff bool }
+
+func (f *fakeSystem) PrepareRoot(*Create) (string, error) { return "/nonexistent", nil }
+func (f *fakeSystem) StartProcess(string, *Process, [3]*os.File) (int, *os.File, error) {
+	return 0, nil, errors.New("not in a test")
+}
+func (f *fakeSystem) Resize(*os.File, WinSize) error { return nil }
+func (f *fakeSystem) Signal(int, int) error          { return nil }
+func (f *fakeSystem) Poweroff() error                { f.poweredOff = true; return nil }
+
+// pipeAgent runs an agent over in-memory pipes and returns the host's end.
+func pipeAgent(t *testing.T) (*Conn, io.Writer, chan error, *fakeSystem) {
+	t.Helper()
+	hr, aw := io.Pipe()
+	ar, hw := io.Pipe()
+	sys := &fakeSystem{}
+	a := New(NewConn(ar, aw), sys)
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(); aw.Close() }()
+	t.Cleanup(func() { hw.Close(); hr.Close() })
+	return NewConn(hr, hw), hw, done, sys
+}
+
+func read(t *testing.T, c *Conn) *Frame {
+	t.Helper()
+	ch := make(chan *Frame, 1)
+	go func() {
+		f, err := c.Read()
+		if err != nil {
+			t.Errorf("read: %v", err)
+		}
+		ch <- f
+	}()
+	select {
+	case f := <-ch:
+		if f == nil {
+			t.FailNow()
+		}
+		return f
+	case <-time.After(5 * time.Second):
+		t.Fatal("no frame from the agent")
+	}
+	return nil
+}
+
+func TestAgentRefusesBadFramesAndReadsOn(t *testing.T) {
+	host, raw, done, sys := pipeAgent(t)
+	hello := read(t, host)
+	if hello.Type != TypeHello || hello.Hello == nil {
+		t.Fatalf("first frame %+v, want a hello", hello)
+	}
+	v, err := ChooseVersion(hello.Hello)
+	if err != nil || v != Version {
+		t.Fatalf("ChooseVersion = %d, %v", v, err)
+	}
+	// A request before the handshake.
+	host.Write(&Frame{Type: TypeStart, ID: 1})
+	if r := read(t, host); r.ID != 1 || !strings.Contains(r.Error, "hello first") {
+		t.Fatalf("start before hello: %+v", r)
+	}
+	// A version the agent does not speak.
+	host.Write(&Frame{Type: TypeHello, ID: 2, Hello: &Hello{Min: 99, Max: 99}})
+	if r := read(t, host); r.ID != 2 || r.Error == "" {
+		t.Fatalf("hello 99: %+v", r)
+	}
+	host.Write(&Frame{Type: TypeHello, ID: 3, Hello: &Hello{Min: v, Max: v}})
+	if r := read(t, host); r.ID != 3 || r.Error != "" {
+		t.Fatalf("hello: %+v", r)
+	}
+	// Oversized: a length over MaxFrame, followed by that many bytes.
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], MaxFrame+1)
+	go func() {
+		raw.Write(hdr[:])
+		raw.Write(make([]byte, MaxFrame+1))
+	}()
+	if r := read(t, host); !strings.Contains(r.Error, "too large") {
+		t.Fatalf("oversized frame: %+v", r)
+	}
+	// Malformed JSON, then a frame with no type, then no ID.
+	for _, body := range []string{"{not json", `{"id":5}`, `{"type":"start"}`, `{"type":"bogus","id":6}`, `{"type":"signal","id":7,"signal":-1}`} {
+		binary.BigEndian.PutUint32(hdr[:], uint32(len(body)))
+		raw.Write(append(hdr[:], body...))
+		if r := read(t, host); r.Error == "" {
+			t.Fatalf("frame %s: no error in %+v", body, r)
+		}
+	}
+	// A create without a process, then a good one.
+	host.Write(&Frame{Type: TypeCreate, ID: 8})
+	if r := read(t, host); r.Error == "" {
+		t.Fatalf("empty create: %+v", r)
+	}
+	host.Write(&Frame{Type: TypeCreate, ID: 9, Create: &Create{Layers: []string{"l0"}, Process: Process{Args: []string{"true"}}}})
+	if r := read(t, host); r.ID != 9 || r.Error != "" {
+		t.Fatalf("create: %+v", r)
+	}
+	// Still serving: power off ends it.
+	host.Write(&Frame{Type: TypePoweroff, ID: 10})
+	if r := read(t, host); r.ID != 10 || r.Error != "" {
+		t.Fatalf("poweroff: %+v", r)
+	}
+	select {
+	case err := <-done:
+		if err != nil || !sys.poweredOff {
+			t.Fatalf("Serve after poweroff: %v (powered off: %v)", err, sys.poweredOff)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after poweroff")
+	}
+}
+
+func TestConnWriteRefusesOversized(t *testing.T) {
+	c := NewConn(nil, io.Discard)
+	if err := c.Write(&Frame{Type: TypeStdin, ID: 1, Data: make([]byte, MaxFrame)}); !errors.Is(err, ErrOversized) {
+		t.Fatalf("Write of an oversized frame: %v", err)
+	}
+}
+
+func TestChooseVersion(t *testing.T) {
+	if _, err := ChooseVersion(&Hello{Min: Version + 1, Max: Version + 5}); !errors.Is(err, ErrVersion) {
+		t.Fatalf("newer agent only: %v", err)
+	}
+	if v, err := ChooseVersion(&Hello{Min: 1, Max: Version + 5}); err != nil || v != Version {
+		t.Fatalf("overlapping: %d %v", v, err)
+	}
+}

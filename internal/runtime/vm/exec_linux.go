@@ -1,0 +1,299 @@
+package vm
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"github.com/berth-dev/berth/internal/agent"
+	"github.com/berth-dev/berth/internal/runtime"
+)
+
+// execSocket is the shim's socket for exec (SOCK_SEQPACKET, in the VM's
+// 0700 directory): a berth process sends one request, an OCI process
+// with its stdin, stdout and stderr as SCM_RIGHTS, and reads "P" (or "E
+// message") and later "X code". The shim writes the process's output
+// straight into the passed files.
+const execSocket = "exec.sock"
+
+// maxExecRequest bounds one exec request.
+const maxExecRequest = 256 << 10
+
+type execRequest struct {
+	Process *specs.Process `json:"process"`
+	Stdin   bool           `json:"stdin"`
+}
+
+// execClient is one exec'd process's berth caller.
+type execClient struct {
+	conn                  *net.UnixConn
+	stdin, stdout, stderr *os.File
+}
+
+func (s *shim) listenExec() error {
+	os.Remove(execSocket)
+	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: execSocket, Net: "unixpacket"})
+	if err != nil {
+		return err
+	}
+	s.execs = map[string]*execClient{}
+	go func() {
+		for {
+			c, err := l.AcceptUnix()
+			if err != nil {
+				return
+			}
+			go s.serveExec(c)
+		}
+	}()
+	return nil
+}
+
+func (s *shim) serveExec(c *net.UnixConn) {
+	buf := make([]byte, maxExecRequest)
+	oob := make([]byte, unix.CmsgSpace(3*4))
+	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+	if err != nil {
+		c.Close()
+		return
+	}
+	var files []*os.File
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+		for _, m := range msgs {
+			if fds, err := unix.ParseUnixRights(&m); err == nil {
+				for _, fd := range fds {
+					files = append(files, os.NewFile(uintptr(fd), "exec-stdio"))
+				}
+			}
+		}
+	}
+	fail := func(msg string) {
+		c.Write([]byte(ctlError + " " + msg))
+		c.Close()
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	var req execRequest
+	if len(files) != 3 {
+		fail("exec: want stdin, stdout and stderr")
+		return
+	}
+	if err := json.Unmarshal(buf[:n], &req); err != nil || req.Process == nil || len(req.Process.Args) == 0 {
+		fail("exec: malformed request")
+		return
+	}
+	oci, err := json.Marshal(req.Process)
+	if err != nil {
+		fail(err.Error())
+		return
+	}
+	s.execMu.Lock()
+	s.execSeq++
+	name := "exec-" + strconv.Itoa(s.execSeq)
+	ec := &execClient{conn: c, stdin: files[0], stdout: files[1], stderr: files[2]}
+	s.execs[name] = ec
+	s.execMu.Unlock()
+	p := req.Process
+	if p.Terminal {
+		// The caller's pty slave: bytes only, the guest's pty does the
+		// line discipline.
+		term.MakeRaw(int(ec.stdin.Fd()))
+	}
+	err = s.request(&agent.Frame{Type: agent.TypeExec, Proc: name, Exec: &agent.Process{
+		Args: p.Args, Env: p.Env, Cwd: p.Cwd, UID: p.User.UID, GID: p.User.GID, Groups: p.User.AdditionalGids,
+		Stdin: req.Stdin || p.Terminal, Terminal: p.Terminal, OCIProcess: oci,
+	}})
+	if err != nil {
+		s.execMu.Lock()
+		delete(s.execs, name)
+		s.execMu.Unlock()
+		fail(err.Error())
+		return
+	}
+	c.Write([]byte(ctlStarted))
+	if req.Stdin || p.Terminal {
+		go s.copyExecStdin(name, ec.stdin)
+	}
+	if p.Terminal {
+		go s.followSize(name, ec)
+	}
+}
+
+// followSize gives an exec'd process's guest pty the size of the
+// caller's, now and whenever it changes (polled: the caller's pty is not
+// the shim's controlling terminal, so no SIGWINCH comes), until it exits.
+func (s *shim) followSize(name string, ec *execClient) {
+	var last agent.WinSize
+	start := time.Now()
+	for {
+		s.execMu.Lock()
+		_, running := s.execs[name]
+		s.execMu.Unlock()
+		if !running {
+			return
+		}
+		if cols, rows, err := term.GetSize(int(ec.stdin.Fd())); err == nil && rows > 0 && cols > 0 {
+			if sz := (agent.WinSize{Rows: uint16(rows), Cols: uint16(cols)}); sz != last {
+				if s.request(&agent.Frame{Type: agent.TypeResize, Proc: name, Size: &sz}) == nil {
+					last = sz
+				}
+			}
+		}
+		// Often at first: the caller sizes its pty just after the exec
+		// started, and a shell asks at once.
+		if time.Since(start) < 2*time.Second {
+			time.Sleep(20 * time.Millisecond)
+		} else {
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+}
+
+func (s *shim) copyExecStdin(name string, in *os.File) {
+	buf := make([]byte, agent.ChunkSize)
+	for {
+		n, err := in.Read(buf)
+		if n > 0 {
+			if s.request(&agent.Frame{Type: agent.TypeStdin, Proc: name, Data: append([]byte(nil), buf[:n]...)}) != nil {
+				return
+			}
+		}
+		if err != nil {
+			s.request(&agent.Frame{Type: agent.TypeCloseStdin, Proc: name})
+			return
+		}
+	}
+}
+
+func (s *shim) execOutput(f *agent.Frame) {
+	s.execMu.Lock()
+	ec := s.execs[f.Proc]
+	s.execMu.Unlock()
+	if ec == nil {
+		return
+	}
+	out := ec.stdout
+	if f.Stream == 2 {
+		out = ec.stderr
+	}
+	out.Write(f.Data)
+}
+
+func (s *shim) execExit(f *agent.Frame) {
+	s.execMu.Lock()
+	ec := s.execs[f.Proc]
+	delete(s.execs, f.Proc)
+	s.execMu.Unlock()
+	if ec == nil || f.Exit == nil {
+		return
+	}
+	ec.conn.Write([]byte("X " + strconv.Itoa(*f.Exit)))
+	ec.conn.Close()
+	ec.stdin.Close()
+	ec.stdout.Close()
+	ec.stderr.Close()
+	log.Printf("%s exited %d", f.Proc, *f.Exit)
+}
+
+// Exec starts a process in the running VM's container, through its shim.
+func (c *container) Exec(ctx context.Context, o runtime.ExecOptions) (runtime.Process, error) {
+	if o.Process == nil || len(o.Process.Args) == 0 {
+		return nil, fmt.Errorf("exec: no process: %w", runtime.ErrInvalidArgument)
+	}
+	if c.Status() != runtime.StatusRunning {
+		return nil, fmt.Errorf("container %s: %w", c.id, runtime.ErrInvalidStatus)
+	}
+	// Through the directory's fd: the socket's full path may not fit
+	// in sun_path.
+	dir, err := os.Open(c.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	conn, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), execSocket), Net: "unixpacket"})
+	if err != nil {
+		return nil, fmt.Errorf("container %s: the VM's exec socket: %w", c.id, err)
+	}
+	req, err := json.Marshal(execRequest{Process: o.Process, Stdin: o.Stdio.Stdin != nil && !isDevNull(o.Stdio.Stdin)})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	stdio := []*os.File{o.Stdio.Stdin, o.Stdio.Stdout, o.Stdio.Stderr}
+	var master *os.File
+	if o.Process.Terminal {
+		m, slave, err := openPty()
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		defer slave.Close()
+		master = m
+		stdio = []*os.File{slave, slave, slave}
+	}
+	fail := func(err error) (runtime.Process, error) {
+		conn.Close()
+		if master != nil {
+			master.Close()
+		}
+		return nil, err
+	}
+	var fds []int
+	for _, f := range stdio {
+		if f == nil {
+			return fail(fmt.Errorf("exec: stdio required: %w", runtime.ErrInvalidArgument))
+		}
+		fds = append(fds, int(f.Fd()))
+	}
+	if _, _, err := conn.WriteMsgUnix(req, unix.UnixRights(fds...), nil); err != nil {
+		return fail(err)
+	}
+	buf := make([]byte, 4096)
+	n, err := conn.Read(buf)
+	if err != nil {
+		return fail(fmt.Errorf("container %s: exec: %w", c.id, err))
+	}
+	reply := string(buf[:n])
+	if msg, ok := strings.CutPrefix(reply, ctlError+" "); ok {
+		return fail(fmt.Errorf("%s", msg))
+	}
+	if reply != ctlStarted {
+		return fail(fmt.Errorf("container %s: exec: unexpected reply %q", c.id, reply))
+	}
+	return &vmProcess{conn: conn, console: master}, nil
+}
+
+// vmProcess is an exec'd process in a VM.
+type vmProcess struct {
+	conn    *net.UnixConn
+	console *os.File // the host pty master of exec -t (the caller's)
+}
+
+func (p *vmProcess) Pid() int          { return 0 }
+func (p *vmProcess) Console() *os.File { return p.console }
+
+// Wait returns the exit code the shim reports.
+func (p *vmProcess) Wait() (int, error) {
+	defer p.conn.Close()
+	buf := make([]byte, 64)
+	n, err := p.conn.Read(buf)
+	if err != nil {
+		return -1, fmt.Errorf("exec: the VM went away: %w", err)
+	}
+	code, err := strconv.Atoi(strings.TrimPrefix(string(buf[:n]), "X "))
+	if err != nil {
+		return -1, fmt.Errorf("exec: unexpected report %q", buf[:n])
+	}
+	return code, nil
+}

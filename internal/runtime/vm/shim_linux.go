@@ -1,0 +1,359 @@
+package vm
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"github.com/berth-dev/berth/internal/agent"
+)
+
+// ShimName is the argv[0] that makes the berth binary a VM's shim: the
+// host process that stands for the container (its pid is the one the
+// engine's monitor waits for). It runs QEMU as its child, speaks to the
+// guest agent, copies the container's stdio between its own and the
+// agent's, forwards the signals it gets to the container's process, and
+// exits with the container's exit code.
+const ShimName = "berth-vmm"
+
+// vmConfig is what the driver hands the shim (config.json in the VM's
+// directory).
+type vmConfig struct {
+	Machine machine      `json:"machine"`
+	Create  agent.Create `json:"create"`
+	// BootTimeout bounds the wait for the guest agent.
+	BootTimeout time.Duration `json:"bootTimeout"`
+}
+
+// Files in a VM's directory.
+const (
+	configFile  = "config.json"
+	stateFile   = "state.json"
+	runningFile = "running"
+	shimLog     = "shim.log"
+)
+
+// Messages on the control socket (fd 3) between the driver and the shim.
+const (
+	ctlReady   = "R" // the shim -> the guest is up, the container made
+	ctlStart   = "S" // the driver -> start it
+	ctlStarted = "P" // the shim -> its process runs
+	ctlError   = "E" // the shim -> "E message": failed
+)
+
+// forwarded are the signals the shim passes on to the container's process.
+var forwarded = []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2,
+	unix.SIGALRM, unix.SIGWINCH, unix.SIGPWR, unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU}
+
+// ShimMain is the shim's entry point: args are the VM's directory. It
+// returns the exit code.
+func ShimMain(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: berth-vmm DIR")
+		return 125
+	}
+	dir := args[0]
+	ctl := os.NewFile(3, "ctl")
+	unix.CloseOnExec(3) // QEMU must not hold it
+	fail := func(err error) int {
+		fmt.Fprintf(ctl, "%s %s\n", ctlError, strings.ReplaceAll(err.Error(), "\n", "; "))
+		log.Printf("%v", err)
+		return 125
+	}
+	if lf, err := os.OpenFile(filepath.Join(dir, shimLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600); err == nil {
+		log.SetOutput(lf)
+	} else {
+		log.SetOutput(io.Discard)
+	}
+	log.SetFlags(log.Ltime | log.Lmicroseconds)
+	if err := os.Chdir(dir); err != nil {
+		return fail(err)
+	}
+	// Caught from the start: a stop before the guest is up must not kill
+	// the shim and leave QEMU to pdeathsig alone.
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs, forwarded...)
+	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
+	b, err := os.ReadFile(configFile)
+	if err != nil {
+		return fail(err)
+	}
+	var cfg vmConfig
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return fail(err)
+	}
+	s := &shim{dir: dir, cfg: &cfg, pending: map[uint64]chan *agent.Frame{}, exit: make(chan int, 1)}
+	if err := s.boot(); err != nil {
+		s.kill()
+		return fail(err)
+	}
+	defer s.kill()
+	fmt.Fprintf(ctl, "%s\n", ctlReady)
+	line, err := bufio.NewReader(ctl).ReadString('\n')
+	if strings.TrimSpace(line) != ctlStart {
+		// The driver went away or gave up: nothing is to run.
+		log.Printf("no start (%q, %v): powering off", line, err)
+		s.poweroff()
+		return 125
+	}
+	if err := s.request(&agent.Frame{Type: agent.TypeStart}); err != nil {
+		s.poweroff()
+		return fail(err)
+	}
+	if err := s.listenExec(); err != nil {
+		log.Printf("exec socket: %v", err)
+	}
+	os.WriteFile(runningFile, nil, 0o600)
+	fmt.Fprintf(ctl, "%s\n", ctlStarted)
+	ctl.Close()
+	terminal := cfg.Create.Process.Terminal
+	if terminal {
+		// The host pty carries bytes only: the guest's pty does the
+		// line discipline.
+		if _, err := term.MakeRaw(0); err != nil {
+			log.Printf("raw mode: %v", err)
+		}
+		s.resize()
+	}
+	if cfg.Create.Process.Stdin {
+		go s.copyStdin()
+	}
+	for {
+		select {
+		case sig := <-sigs:
+			if terminal && sig == unix.SIGWINCH {
+				go s.resize()
+				continue
+			}
+			n := int(sig.(syscall.Signal))
+			go func() {
+				if err := s.request(&agent.Frame{Type: agent.TypeSignal, Signal: n}); err != nil {
+					log.Printf("signal %d: %v", n, err)
+				}
+			}()
+		case code := <-s.exit:
+			log.Printf("exit %d", code)
+			s.poweroff()
+			return code
+		case <-s.gone:
+			log.Printf("the guest went away without an exit status")
+			return 255
+		}
+	}
+}
+
+type shim struct {
+	dir    string
+	cfg    *vmConfig
+	qemu   *exec.Cmd
+	exited chan struct{} // closed when QEMU exits
+	conn   *agent.Conn
+	sock   io.Closer
+	gone   chan struct{} // closed when the agent's stream ends
+
+	nextID  atomic.Uint64
+	mu      sync.Mutex
+	pending map[uint64]chan *agent.Frame
+	exit    chan int
+
+	execMu  sync.Mutex
+	execs   map[string]*execClient
+	execSeq int
+}
+
+// boot starts QEMU, greets the agent and has it make the container.
+func (s *shim) boot() error {
+	t0 := time.Now()
+	var err error
+	if s.qemu, err = s.cfg.Machine.start(s.dir); err != nil {
+		return err
+	}
+	os.WriteFile("qemu.pid", []byte(strconv.Itoa(s.qemu.Process.Pid)), 0o600)
+	s.exited = make(chan struct{})
+	go func() {
+		err := s.qemu.Wait()
+		log.Printf("QEMU exited: %v", err)
+		close(s.exited)
+	}()
+	conn, c, hello, err := dialAgent(s.dir, t0.Add(s.cfg.BootTimeout), s.exited)
+	if err != nil {
+		return s.withLog(err)
+	}
+	s.conn, s.sock, s.gone = conn, c, make(chan struct{})
+	log.Printf("agent up after %v (%s)", time.Since(t0).Round(time.Millisecond), s.cfg.Machine.Accel)
+	v, err := agent.ChooseVersion(hello)
+	if err != nil {
+		return err
+	}
+	go s.readLoop()
+	if err := s.request(&agent.Frame{Type: agent.TypeHello, Hello: &agent.Hello{Min: v, Max: v}}); err != nil {
+		return err
+	}
+	cr := s.cfg.Create
+	if err := s.request(&agent.Frame{Type: agent.TypeCreate, Create: &cr}); err != nil {
+		return err
+	}
+	log.Printf("container made after %v", time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// withLog adds the tail of the guest's console to a boot failure.
+func (s *shim) withLog(err error) error {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "console.log"))
+	q, _ := os.ReadFile(filepath.Join(s.dir, "qemu.log"))
+	tail := strings.TrimSpace(string(q) + "\n" + string(b))
+	if len(tail) > 600 {
+		tail = "..." + tail[len(tail)-600:]
+	}
+	if tail == "" {
+		return err
+	}
+	return fmt.Errorf("%w: %s", err, tail)
+}
+
+// request sends a request and waits for its reply.
+func (s *shim) request(f *agent.Frame) error {
+	f.ID = s.nextID.Add(1)
+	ch := make(chan *agent.Frame, 1)
+	s.mu.Lock()
+	s.pending[f.ID] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.pending, f.ID)
+		s.mu.Unlock()
+	}()
+	if err := s.conn.Write(f); err != nil {
+		return fmt.Errorf("agent %s: %w", f.Type, err)
+	}
+	select {
+	case r := <-ch:
+		if r.Error != "" {
+			return errors.New(r.Error)
+		}
+		return nil
+	case <-s.gone:
+		return fmt.Errorf("agent %s: the guest went away", f.Type)
+	}
+}
+
+// readLoop dispatches what the agent sends: replies to their requests,
+// output to the shim's stdout and stderr, the exit status.
+func (s *shim) readLoop() {
+	defer close(s.gone)
+	for {
+		f, err := s.conn.Read()
+		if err != nil {
+			if agent.Recoverable(err) {
+				log.Printf("agent: %v", err)
+				continue
+			}
+			log.Printf("agent stream: %v", err)
+			return
+		}
+		switch f.Type {
+		case agent.TypeReply:
+			s.mu.Lock()
+			ch := s.pending[f.ID]
+			s.mu.Unlock()
+			if ch != nil {
+				ch <- f
+			} else if f.Error != "" {
+				log.Printf("agent: %s", f.Error)
+			}
+		case agent.TypeOutput:
+			if f.Proc != "" && f.Proc != "init" {
+				s.execOutput(f)
+				continue
+			}
+			out := os.Stdout
+			if f.Stream == 2 {
+				out = os.Stderr
+			}
+			out.Write(f.Data)
+		case agent.TypeExit:
+			if f.Proc != "" && f.Proc != "init" {
+				s.execExit(f)
+				continue
+			}
+			if f.Exit != nil {
+				select {
+				case s.exit <- *f.Exit:
+				default:
+				}
+			}
+		}
+	}
+}
+
+func (s *shim) copyStdin() {
+	buf := make([]byte, agent.ChunkSize)
+	for {
+		n, err := os.Stdin.Read(buf)
+		if n > 0 {
+			if s.request(&agent.Frame{Type: agent.TypeStdin, Data: append([]byte(nil), buf[:n]...)}) != nil {
+				return
+			}
+		}
+		if err != nil {
+			s.request(&agent.Frame{Type: agent.TypeCloseStdin})
+			return
+		}
+	}
+}
+
+// resize gives the guest's pty the host pty's size.
+func (s *shim) resize() {
+	cols, rows, err := term.GetSize(0)
+	if err != nil || rows <= 0 || cols <= 0 {
+		return
+	}
+	if err := s.request(&agent.Frame{Type: agent.TypeResize, Size: &agent.WinSize{Rows: uint16(rows), Cols: uint16(cols)}}); err != nil {
+		log.Printf("resize: %v", err)
+	}
+}
+
+// poweroffTimeout bounds a clean power-off before QEMU is killed.
+const poweroffTimeout = 3 * time.Second
+
+// poweroff asks the guest to power off and waits for QEMU to end.
+func (s *shim) poweroff() {
+	if s.conn != nil {
+		go s.request(&agent.Frame{Type: agent.TypePoweroff})
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(poweroffTimeout):
+		log.Printf("no power-off after %v: killing QEMU", poweroffTimeout)
+	}
+	s.kill()
+}
+
+// kill ends QEMU (if still there) and waits for it.
+func (s *shim) kill() {
+	if s.qemu == nil || s.qemu.Process == nil {
+		return
+	}
+	s.qemu.Process.Kill()
+	<-s.exited
+	if s.sock != nil {
+		s.sock.Close()
+	}
+	os.Remove(agentSocket)
+}

@@ -1,0 +1,244 @@
+//go:build linux
+
+package integration
+
+import (
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// requireVM skips unless this host can run berth's VM isolation, saying
+// why (berth info knows: QEMU, a guest kernel).
+func (e *engineEnv) requireVM() {
+	e.t.Helper()
+	// The text output: info's JSON keeps docker's shape.
+	for _, l := range strings.Split(e.run("info"), "\n") {
+		if rest, ok := strings.CutPrefix(l, " vm: "); ok {
+			if !strings.HasPrefix(rest, "available") {
+				e.t.Skipf("vm isolation %s (make deps installs qemu-system-x86 and linux-image-cloud-amd64)", rest)
+			}
+			e.t.Logf("vm isolation: %s", rest)
+			return
+		}
+	}
+	e.t.Fatal("berth info lists no vm isolation")
+}
+
+// TestVMIsolation runs containers in microVMs: output and exit codes,
+// signals through the agent, run -d/stop/wait/rm, and nothing left
+// after: no QEMU, no shim, no mount, no VM directory, no temporary file
+// in the caches. Few boots: each takes seconds under TCG.
+func TestVMIsolation(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.requireVM()
+
+	start := time.Now()
+	if out, errOut, err := e.try("run", "--rm", "--isolation", "vm", demoImage, "echo", "hi"); err != nil || out != "hi\n" {
+		t.Fatalf("run --isolation vm echo hi: %q, %v (%s)", out, err, errOut)
+	}
+	t.Logf("first VM run (initramfs, layer image, probe, boot): %v", time.Since(start))
+
+	// Both streams, and the exit code; docker's --runtime spelling. In
+	// the guest the process runs under berth's linux runtime: PID 1 of
+	// its own pid namespace, with seccomp.
+	// The engine's /etc/hostname and /etc/hosts reach the guest.
+	code, out, errOut := e.exitCode("run", "--rm", "--runtime", "vm", "--hostname", "vmhost", demoImage, "sh", "-c",
+		`echo out $$ $(grep ^Seccomp: /proc/self/status | cut -f2) $(cat /etc/hostname) $(grep -c localhost /etc/hosts); echo err >&2; exit 3`)
+	if code != 3 || out != "out 1 2 vmhost 2\n" || !strings.Contains(errOut, "err\n") {
+		t.Errorf("exit 3 in a VM: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if code, _, errOut := e.exitCode("run", "--rm", "--isolation", "vm", demoImage, "no-such-command"); code != 127 {
+		t.Errorf("a missing command in a VM: exit %d, want 127 (%s)", code, errOut)
+	}
+	// Volumes do not reach a guest yet: refused, not silently dropped.
+	if code, _, errOut := e.exitCode("run", "--rm", "--isolation", "vm", "-v", t.TempDir()+":/data", demoImage, "true"); code != 125 || !strings.Contains(errOut, "/data") {
+		t.Errorf("a bind mount in a VM: exit %d (%s), want 125 naming it", code, errOut)
+	}
+	if code, _, errOut := e.exitCode("run", "--rm", "--isolation", "bogus", demoImage, "true"); code != 125 || !strings.Contains(errOut, "vm") {
+		t.Errorf("--isolation bogus: exit %d (%s), want 125 naming the isolations", code, errOut)
+	}
+
+	// Two layers, the upper one deleting a file of the lower (an overlay
+	// whiteout, which must survive mkfs.erofs), and stdin.
+	e.run("run", "--name", "vmbase", demoImage, "sh", "-c", "rm /bin/vi; mkdir /data; echo upper > /data/f")
+	e.run("commit", "vmbase", "berth-test/vm-two:1")
+	e.run("rm", "vmbase")
+	cmd := e.command("run", "--rm", "-i", "--isolation", "vm", "berth-test/vm-two:1", "sh", "-c", "ls /bin/vi 2>/dev/null || echo no vi; cat /data/f; cat")
+	cmd.Stdin = strings.NewReader("from stdin\n")
+	if out, err := cmd.Output(); err != nil || string(out) != "no vi\nupper\nfrom stdin\n" {
+		t.Errorf("a two-layer image in a VM: %q, %v", out, err)
+	}
+	images := func() int {
+		m, _ := filepath.Glob(filepath.Join(e.root, "vm", "erofs", "*.img"))
+		return len(m)
+	}
+	if n := images(); n != 2 {
+		t.Errorf("%d layer images after runs of a one- and a two-layer image sharing a layer, want 2", n)
+	}
+	// rmi removes the upper layer, and with it its EROFS image.
+	e.run("rmi", "berth-test/vm-two:1")
+	if n := images(); n != 1 {
+		t.Errorf("%d layer images after rmi of the two-layer image, want 1", n)
+	}
+
+	// Detached: the stop signal reaches the process in the guest (its
+	// trap sets the exit code), then wait and rm.
+	e.run("run", "-d", "--isolation", "vm", "--name", "vmd", demoImage,
+		"sh", "-c", `trap 'echo got TERM; exit 7' TERM; echo up; while :; do sleep 0.1; done`)
+	waitFor(t, 60*time.Second, "the VM's process to start", func() bool {
+		logs, _, _ := e.try("logs", "vmd")
+		return strings.Contains(logs, "up")
+	})
+	in := e.inspect("vmd")
+	if !in.State.Running || in.State.Pid <= 0 {
+		t.Fatalf("vmd: running %v, pid %d", in.State.Running, in.State.Pid)
+	}
+	if comm, _ := os.ReadFile("/proc/" + strconv.Itoa(in.State.Pid) + "/cmdline"); !strings.HasPrefix(string(comm), "berth-vmm\x00") {
+		t.Errorf("the pid of a VM container is %q, want its shim", comm)
+	}
+	// pause freezes the whole VM, unpause lets it run on.
+	e.run("pause", "vmd")
+	if st := e.inspect("vmd").State.Status; st != "paused" {
+		t.Errorf("vmd after pause: %s", st)
+	}
+	e.run("unpause", "vmd")
+	if st := e.inspect("vmd").State.Status; st != "running" {
+		t.Errorf("vmd after unpause: %s", st)
+	}
+
+	// exec: in the container's namespaces (its pid namespace: the
+	// container's process is PID 1 there), both streams, stdin, the
+	// exit code, a missing command, a numeric user.
+	cmd = e.command("exec", "-i", "vmd", "sh", "-c", `ps -o pid,comm | grep -c "^ *1 sh"; cat; echo err >&2; exit 5`)
+	cmd.Stdin = strings.NewReader("exec stdin\n")
+	var eout, eerr strings.Builder
+	cmd.Stdout, cmd.Stderr = &eout, &eerr
+	if err := cmd.Run(); cmd.ProcessState.ExitCode() != 5 || eout.String() != "1\nexec stdin\n" || eerr.String() != "err\n" {
+		t.Errorf("exec in a VM: exit %d (%v), stdout %q, stderr %q", cmd.ProcessState.ExitCode(), err, eout.String(), eerr.String())
+	}
+	if code, _, errOut := e.exitCode("exec", "vmd", "no-such-command"); code != 127 {
+		t.Errorf("exec of a missing command in a VM: exit %d, want 127 (%s)", code, errOut)
+	}
+	if out := e.run("exec", "-u", "1000:1001", "vmd", "id"); out != "uid=1000 gid=1001\n" {
+		t.Errorf("exec -u 1000:1001 in a VM: %q", out)
+	}
+	// exec -t: a pty in the guest, sized as the caller's.
+	m, sl := openPty(t)
+	unix.IoctlSetWinsize(int(sl.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 21, Col: 77})
+	cmd = e.command("exec", "-it", "vmd", "sh", "-c", "tty; sleep 0.3; stty size; exit 4")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = sl, sl, sl
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sl.Close()
+	tout := &lockedBuffer{}
+	go io.Copy(tout, m)
+	err := cmd.Wait()
+	time.Sleep(100 * time.Millisecond)
+	m.Close()
+	if cmd.ProcessState.ExitCode() != 4 || !strings.Contains(tout.String(), "/dev/pts/") || !strings.Contains(tout.String(), "21 77") {
+		t.Errorf("exec -it in a VM: exit %d (%v), output %q", cmd.ProcessState.ExitCode(), err, tout.String())
+	}
+	e.run("stop", "vmd")
+	if code := strings.TrimSpace(e.run("wait", "vmd")); code != "7" {
+		t.Errorf("wait after stop printed %s, want 7 (the process's TERM trap)", code)
+	}
+	if logs, _, _ := e.try("logs", "vmd"); !strings.Contains(logs, "got TERM") {
+		t.Errorf("logs of vmd: %q, want the trap's output", logs)
+	}
+	e.run("rm", "vmd")
+
+	// Killed from outside: SIGKILL ends the shim and the VM.
+	e.run("run", "-d", "--isolation", "vm", "--name", "vmk", demoImage, "sleep", "100")
+	e.run("kill", "-s", "KILL", "vmk")
+	if code := strings.TrimSpace(e.run("wait", "vmk")); code != "137" {
+		t.Errorf("wait after kill -s KILL printed %s, want 137", code)
+	}
+	e.run("rm", "vmk")
+
+	e.checkNothingLeft()
+	e.checkNoVMLeft()
+}
+
+// checkNoVMLeft asserts that no QEMU or shim of this test runs, the VM
+// driver's state is empty and its caches hold only finished files.
+func (e *engineEnv) checkNoVMLeft() {
+	e.t.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		s := string(b)
+		if (strings.HasPrefix(s, "berth-vmm\x00") || strings.Contains(s, "qemu-system")) && strings.Contains(s+readCwd(p), e.state) {
+			e.t.Errorf("left running: %s", strings.ReplaceAll(s, "\x00", " "))
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.state, "vm")); len(ents) > 0 {
+		e.t.Errorf("VM state left: %v", ents)
+	}
+	filepath.Walk(filepath.Join(e.root, "vm"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && (strings.Contains(fi.Name(), ".tmp-") || strings.HasPrefix(fi.Name(), "probe-")) {
+			e.t.Errorf("temporary file left in the VM cache: %s", p)
+		}
+		return nil
+	})
+}
+
+func readCwd(cmdlinePath string) string {
+	s, _ := os.Readlink(filepath.Join(filepath.Dir(cmdlinePath), "cwd"))
+	return s
+}
+
+// TestVMTerminal: run -it in a VM: the guest's pty has the host
+// terminal's size and follows its resizes, typed input arrives, and the
+// exit code comes back.
+func TestVMTerminal(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.requireVM()
+	m, s := openPty(t)
+	defer m.Close()
+	unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 111})
+	cmd := e.command("run", "--rm", "-it", "--isolation", "vm", demoImage, "sh", "-c", `tty; stty size; read line; echo "read:$line"; stty size; exit 6`)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = s, s, s
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	out := &lockedBuffer{}
+	readDone := make(chan struct{})
+	go func() { io.Copy(out, m); close(readDone) }()
+	waitFor(t, 60*time.Second, "the size on the VM's tty", func() bool { return strings.Contains(out.String(), "33 111") })
+	unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 100})
+	time.Sleep(500 * time.Millisecond)
+	m.Write([]byte("typed\r"))
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 6 {
+		t.Errorf("run -it in a VM: %v, want exit 6", err)
+	}
+	select {
+	case <-readDone:
+	case <-time.After(2 * time.Second):
+	}
+	got := out.String()
+	for _, want := range []string{"/dev/pts/0", "33 111", "read:typed", "40 100"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("run -it in a VM: output %q lacks %q", got, want)
+		}
+	}
+	e.checkNothingLeft()
+	e.checkNoVMLeft()
+}
