@@ -299,6 +299,15 @@ func TestNetworkDNSKilled(t *testing.T) {
 			time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
 			for _, pid := range e.dnsServers() {
 				syscall.Kill(pid, syscall.SIGKILL)
+				// kill -9 is done when the process is: until then it
+				// holds its lock, and counts as alive.
+				for i := 0; i < 500; i++ {
+					st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+					if err != nil || strings.Contains(string(st), ") Z ") {
+						break
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
 			}
 		}()
 		e.run("run", "-d", "--name", name, "--network", "app", "--dns", upstreamAddr, demoImage, "sleep", "600")
