@@ -207,7 +207,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 	o := engine.CreateOptions{
 		Name: f.name, Image: args[0], Cmd: args[1:], User: f.user, WorkingDir: f.workdir, Hostname: f.hostname,
-		Tty: f.tty, OpenStdin: f.interactive, Binds: f.volumes, Tmpfs: f.tmpfs, ReadOnly: f.readOnly,
+		Tty: f.tty, OpenStdin: f.interactive, Tmpfs: f.tmpfs, ReadOnly: f.readOnly,
 		Privileged: f.privileged, CapAdd: f.capAdd, CapDrop: f.capDrop, SecurityOpt: f.securityOpt,
 		CPUs: f.cpus, PidsLimit: f.pidsLimit, Ulimits: f.ulimits, AutoRemove: f.rm, StopSignal: f.stopSignal,
 		HealthCmd: f.healthCmd, HealthInterval: f.healthInterval, HealthTimeout: f.healthTimeout, HealthStartPeriod: f.healthStartPeriod,
@@ -354,6 +354,13 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 			return o, fmt.Errorf("--log-opt %q: berth knows max-size=SIZE, max-file=N and tag=TEMPLATE", lo)
 		}
 	}
+	for _, v := range f.volumes {
+		b, err := absBind(v)
+		if err != nil {
+			return o, err
+		}
+		o.Binds = append(o.Binds, b)
+	}
 	for _, m := range f.mounts {
 		bind, tmpfs, err := parseMount(m)
 		if err != nil {
@@ -369,20 +376,88 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 	return o, nil
 }
 
+// absBind resolves a -v source that is a relative host path (".", "..",
+// "./x", "../x") against the CLI's working directory, as docker's CLI
+// does: the engine may run elsewhere.
+func absBind(v string) (string, error) {
+	src, rest, ok := strings.Cut(v, ":")
+	if !ok || !isRelPath(src) {
+		return v, nil
+	}
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		return "", fmt.Errorf("-v %q: %w", v, err)
+	}
+	return abs + ":" + rest, nil
+}
+
+func isRelPath(s string) bool {
+	return s == "." || s == ".." || strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../")
+}
+
+// mountKeys are the --mount keys for each type (docker's); a key of
+// another type, or one docker does not have, is refused by name.
+var mountKeys = map[string][]string{
+	"bind":   {"bind-propagation", "bind-recursive"},
+	"volume": {"volume-nocopy", "volume-subpath", "volume-opt", "volume-driver", "volume-label"},
+	"tmpfs":  {"tmpfs-size", "tmpfs-mode"},
+}
+
 // parseMount turns --mount into a -v or --tmpfs value.
 func parseMount(s string) (bind, tmpfs string, err error) {
 	kv := map[string]string{}
-	readonly := false
+	readonly, nocopy := false, false
 	for _, part := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(part, "=")
-		switch {
-		case k == "readonly" || k == "ro":
-			readonly = !ok || v == "true" || v == "1"
-		case ok:
+		k = strings.ToLower(strings.TrimSpace(k))
+		if k == "" {
+			return "", "", fmt.Errorf("--mount %q: an empty field: give key=value pairs separated by commas", s)
+		}
+		switch k {
+		case "readonly", "ro", "volume-nocopy":
+			b := true
+			if ok {
+				b, err = strconv.ParseBool(v)
+				if err != nil {
+					return "", "", fmt.Errorf("--mount %q: %s=%q: true or false", s, k, v)
+				}
+			}
+			if k == "volume-nocopy" {
+				nocopy = b
+			} else {
+				readonly = b
+			}
+			kv[k] = v
+		case "type", "source", "src", "target", "destination", "dst", "consistency",
+			"bind-propagation", "bind-recursive", "volume-subpath", "volume-opt", "volume-driver", "volume-label",
+			"tmpfs-size", "tmpfs-mode":
+			if !ok {
+				return "", "", fmt.Errorf("--mount %q: %q is not key=value", s, part)
+			}
 			kv[k] = v
 		default:
-			return "", "", fmt.Errorf("--mount %q: %q is not key=value", s, part)
+			return "", "", fmt.Errorf("--mount %q: unknown key %q (docker's keys: type, source, target, readonly, bind-propagation, bind-recursive, volume-nocopy, volume-subpath, volume-opt, tmpfs-size, tmpfs-mode, consistency)", s, k)
 		}
+	}
+	typ := kv["type"]
+	if typ == "" {
+		typ = "volume" // docker's default
+	}
+	if _, ok := mountKeys[typ]; !ok {
+		return "", "", fmt.Errorf("--mount %q: type must be bind, tmpfs or volume", s)
+	}
+	for t, keys := range mountKeys {
+		for _, k := range keys {
+			if _, set := kv[k]; set && t != typ {
+				return "", "", fmt.Errorf("--mount %q: %s is for type=%s, not type=%s", s, k, t, typ)
+			}
+		}
+	}
+	// consistency is macOS's; docker accepts it and ignores it on Linux.
+	switch kv["consistency"] {
+	case "", "default", "consistent", "cached", "delegated":
+	default:
+		return "", "", fmt.Errorf("--mount %q: consistency=%q: default, consistent, cached or delegated", s, kv["consistency"])
 	}
 	src := kv["source"]
 	if src == "" {
@@ -398,17 +473,49 @@ func parseMount(s string) (bind, tmpfs string, err error) {
 	if dst == "" {
 		return "", "", fmt.Errorf("--mount %q: target= is required", s)
 	}
-	switch kv["type"] {
-	case "bind", "":
+	mode := ""
+	if readonly {
+		mode = ":ro"
+	}
+	switch typ {
+	case "bind":
 		if src == "" {
 			return "", "", fmt.Errorf("--mount %q: source= is required for a bind mount", s)
 		}
-		b := src + ":" + dst
+		if src, err = filepath.Abs(src); err != nil {
+			return "", "", fmt.Errorf("--mount %q: %w", s, err)
+		}
+		// Unlike -v, --mount does not create a missing host path.
+		if _, err := os.Stat(src); err != nil {
+			return "", "", fmt.Errorf("--mount %q: bind source path does not exist: %s", s, src)
+		}
+		var opts []string
 		if readonly {
-			b += ":ro"
+			opts = append(opts, "ro")
+		}
+		switch p := kv["bind-propagation"]; p {
+		case "":
+		case "rprivate", "private", "rshared", "shared", "rslave", "slave":
+			opts = append(opts, p)
+		default:
+			return "", "", fmt.Errorf("--mount %q: bind-propagation=%q: one of rprivate, private, rshared, shared, rslave, slave", s, p)
+		}
+		switch r := kv["bind-recursive"]; r {
+		case "", "enabled":
+		case "disabled", "writable", "readonly":
+			return "", "", fmt.Errorf("--mount %q: bind-recursive=%s: berth binds recursively only (enabled); drop the key", s, r)
+		default:
+			return "", "", fmt.Errorf("--mount %q: bind-recursive=%q: enabled, disabled, writable or readonly", s, r)
+		}
+		b := src + ":" + dst
+		if len(opts) > 0 {
+			b += ":" + strings.Join(opts, ",")
 		}
 		return b, "", nil
 	case "tmpfs":
+		if src != "" {
+			return "", "", fmt.Errorf("--mount %q: a tmpfs has no source", s)
+		}
 		var opts []string
 		if v := kv["tmpfs-size"]; v != "" {
 			n, err := parseSize(v)
@@ -418,6 +525,9 @@ func parseMount(s string) (bind, tmpfs string, err error) {
 			opts = append(opts, "size="+strconv.FormatInt(n, 10))
 		}
 		if v := kv["tmpfs-mode"]; v != "" {
+			if _, err := strconv.ParseUint(v, 8, 32); err != nil {
+				return "", "", fmt.Errorf("--mount %q: tmpfs-mode=%q: an octal mode such as 1777", s, v)
+			}
 			opts = append(opts, "mode="+v)
 		}
 		if readonly {
@@ -427,22 +537,29 @@ func parseMount(s string) (bind, tmpfs string, err error) {
 			return "", dst + ":" + strings.Join(opts, ","), nil
 		}
 		return "", dst, nil
-	case "volume":
-		if strings.HasPrefix(src, "/") {
-			return "", "", fmt.Errorf("--mount %q: a volume's source is a volume name, not a path (use type=bind for host paths)", s)
-		}
-		// An empty source is an anonymous volume: "/dst", or ":/dst:ro"
-		// (the empty source keeps the fields in place).
-		b := src + ":" + dst
-		if src == "" && !readonly {
-			b = dst
-		}
-		if readonly {
-			b += ":ro"
-		}
-		return b, "", nil
 	}
-	return "", "", fmt.Errorf("--mount %q: type must be bind, tmpfs or volume", s)
+	// type=volume
+	if strings.HasPrefix(src, "/") {
+		return "", "", fmt.Errorf("--mount %q: a volume's source is a volume name, not a path (use type=bind for host paths)", s)
+	}
+	for _, k := range []string{"volume-subpath", "volume-opt", "volume-label"} {
+		if _, set := kv[k]; set {
+			return "", "", fmt.Errorf("--mount %q: berth does not support %s yet: create the volume first (berth volume create) and drop the key", s, k)
+		}
+	}
+	if d := kv["volume-driver"]; d != "" && d != "local" {
+		return "", "", fmt.Errorf("--mount %q: volume-driver=%s: berth has the local driver only", s, d)
+	}
+	if nocopy {
+		mode += map[bool]string{true: ",nocopy", false: ":nocopy"}[readonly]
+	}
+	// An empty source is an anonymous volume: "/dst", or ":/dst:ro"
+	// (the empty source keeps the fields in place).
+	b := src + ":" + dst + mode
+	if src == "" && mode == "" {
+		b = dst
+	}
+	return b, "", nil
 }
 
 func isDigits(s string) bool {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -217,12 +218,9 @@ func createOptions(name string, req *container.CreateRequest) (engine.CreateOpti
 	for _, m := range hc.Mounts {
 		switch m.Type {
 		case mount.TypeBind, mount.TypeVolume:
-			spec := m.Target
-			if m.Source != "" {
-				spec = m.Source + ":" + m.Target
-			}
-			if m.ReadOnly {
-				spec += ":ro"
+			spec, err := mountBind(m)
+			if err != nil {
+				return o, err
 			}
 			o.Binds = append(o.Binds, spec)
 		case mount.TypeTmpfs:
@@ -706,4 +704,49 @@ func (s streamWriter) Write(p []byte) (int, error) {
 		fl.Flush()
 	}
 	return n, err
+}
+
+// mountBind is a HostConfig.Mounts bind or volume as a -v value; what
+// berth cannot honour is refused by name, and a missing bind source is
+// refused (only -v creates one), as docker does.
+func mountBind(m mount.Mount) (string, error) {
+	what := fmt.Sprintf("mount %s:%s", m.Source, m.Target)
+	var opts []string
+	if m.ReadOnly {
+		opts = append(opts, "ro")
+	}
+	if m.Type == mount.TypeBind {
+		if _, err := os.Stat(m.Source); err != nil {
+			return "", fmt.Errorf("%s: bind source path does not exist: %s", what, m.Source)
+		}
+		if b := m.BindOptions; b != nil {
+			if b.NonRecursive || b.ReadOnlyNonRecursive || b.ReadOnlyForceRecursive || b.CreateMountpoint {
+				return "", fmt.Errorf("%s: berth binds recursively and does not create the source: drop BindOptions other than Propagation", what)
+			}
+			if b.Propagation != "" {
+				opts = append(opts, string(b.Propagation))
+			}
+		}
+		if m.VolumeOptions != nil {
+			return "", fmt.Errorf("%s: VolumeOptions are for volumes, not binds", what)
+		}
+	} else if v := m.VolumeOptions; v != nil {
+		if v.Subpath != "" || len(v.Labels) > 0 || v.DriverConfig != nil && (v.DriverConfig.Name != "" && v.DriverConfig.Name != "local" || len(v.DriverConfig.Options) > 0) {
+			return "", fmt.Errorf("%s: berth does not support a volume's Subpath, Labels or DriverConfig here yet: create the volume first", what)
+		}
+		if v.NoCopy {
+			opts = append(opts, "nocopy")
+		}
+	}
+	if m.TmpfsOptions != nil {
+		return "", fmt.Errorf("%s: TmpfsOptions are for tmpfs mounts", what)
+	}
+	spec := m.Target
+	if m.Source != "" || len(opts) > 0 {
+		spec = m.Source + ":" + m.Target
+	}
+	if len(opts) > 0 {
+		spec += ":" + strings.Join(opts, ",")
+	}
+	return spec, nil
 }

@@ -231,4 +231,9 @@ type MountPoint struct {
 	Source      string `json:"Source"`
 	Destination string `json:"Destination"`
 	RW          bool   `json:"RW"`
+	// Propagation is a bind's ([r]private, [r]shared, [r]slave); empty
+	// is rprivate.
+	Propagation string `json:"Propagation,omitempty"`
+	// NoCopy: the image's files are not copied into a new volume.
+	NoCopy bool `json:"NoCopy,omitempty"`
 }

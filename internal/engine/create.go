@@ -494,16 +494,25 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	}
 	c.Mounts = mps
 	for _, m := range mps {
-		if m.Type == "volume" && !e.volumeHasOptions(ctx, m.Name) {
+		if m.Type == "volume" && !m.NoCopy && !e.volumeHasOptions(ctx, m.Name) {
 			if err := copyUp(e.rootfs(id), m); err != nil {
 				return nil, fmt.Errorf("volume %s: copy the image's %s into it: %w", m.Name, m.Destination, err)
 			}
 		}
 		opts := []string{"rbind", "rprivate", "ro"}
+		if m.Propagation != "" {
+			opts[1] = m.Propagation
+		}
 		if m.RW {
 			opts[2] = "rw"
 		}
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: opts})
+		// As docker: a shared bind needs the container's / shared, so
+		// that it stays a peer of the host's mount (the runtime makes /
+		// rslave otherwise); rslave is the runtime's default already.
+		if m.Propagation == "shared" || m.Propagation == "rshared" {
+			s.Linux.RootfsPropagation = "rshared"
+		}
 	}
 	if o.Init {
 		exe, err := os.Executable()

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -505,15 +506,37 @@ func (e *Engine) resolveMounts(ctx context.Context, c *Container, inherited []Mo
 		if !filepath.IsAbs(dst) {
 			return nil, fmt.Errorf("-v %q: the container path must be absolute: %w", b, ErrInvalid)
 		}
-		rw := true
+		rw, propagation, nocopy := true, "", false
+		isBind := filepath.IsAbs(src)
 		if len(parts) == 3 {
+			mode := ""
 			for _, o := range strings.Split(parts[2], ",") {
 				switch o {
-				case "ro":
-					rw = false
-				case "rw", "z", "Z", "rprivate", "private", "rslave", "slave", "rshared", "shared", "nocopy":
+				case "ro", "rw":
+					if mode != "" {
+						return nil, fmt.Errorf("-v %q: %s and %s: give one of ro or rw: %w", b, mode, o, ErrInvalid)
+					}
+					mode, rw = o, o == "rw"
+				case "z", "Z":
+					if !selinuxEnabled() {
+						return nil, fmt.Errorf("-v %q: option %q relabels for SELinux, and this host has no SELinux: drop the :%s: %w", b, o, o, ErrInvalid)
+					}
+					return nil, fmt.Errorf("-v %q: option %q: berth cannot relabel for SELinux yet: drop the :%s and label the host path yourself: %w", b, o, o, ErrInvalid)
+				case "rprivate", "private", "rslave", "slave", "rshared", "shared":
+					if !isBind {
+						return nil, fmt.Errorf("-v %q: propagation %q is for binds of a host path, not volumes: %w", b, o, ErrInvalid)
+					}
+					if propagation != "" {
+						return nil, fmt.Errorf("-v %q: two propagations, %s and %s: %w", b, propagation, o, ErrInvalid)
+					}
+					propagation = o
+				case "nocopy":
+					if isBind {
+						return nil, fmt.Errorf("-v %q: nocopy is for volumes, not binds of a host path: %w", b, ErrInvalid)
+					}
+					nocopy = true
 				default:
-					return nil, fmt.Errorf("-v %q: unknown option %q (ro or rw): %w", b, o, ErrInvalid)
+					return nil, fmt.Errorf("-v %q: unknown option %q (ro, rw, nocopy, or a propagation: [r]private, [r]shared, [r]slave): %w", b, o, ErrInvalid)
 				}
 			}
 		}
@@ -522,11 +545,20 @@ func (e *Engine) resolveMounts(ctx context.Context, c *Container, inherited []Mo
 			out = slices.DeleteFunc(out, func(m MountPoint) bool { return m.Destination == dst })
 		}
 		taken[dst] = true
-		if filepath.IsAbs(src) {
-			if _, err := os.Stat(src); err != nil {
+		if isBind {
+			// Docker creates a missing host directory for -v (--mount,
+			// which refuses a missing source, checks that before).
+			if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
+				if err := os.MkdirAll(src, 0o755); err != nil {
+					return nil, fmt.Errorf("-v %q: create the host directory: %w", b, err)
+				}
+			} else if err != nil {
 				return nil, fmt.Errorf("-v %q: host path: %w", b, err)
 			}
-			out = append(out, MountPoint{Type: "bind", Source: filepath.Clean(src), Destination: dst, RW: rw})
+			if err := checkHostPropagation(src, propagation); err != nil {
+				return nil, fmt.Errorf("-v %q: %w: %w", b, err, ErrInvalid)
+			}
+			out = append(out, MountPoint{Type: "bind", Source: filepath.Clean(src), Destination: dst, RW: rw, Propagation: propagation})
 			continue
 		}
 		var labels map[string]string
@@ -538,7 +570,7 @@ func (e *Engine) resolveMounts(ctx context.Context, c *Container, inherited []Mo
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, MountPoint{Type: "volume", Name: v.Name, Source: v.Mountpoint, Destination: dst, RW: rw})
+		out = append(out, MountPoint{Type: "volume", Name: v.Name, Source: v.Mountpoint, Destination: dst, RW: rw, NoCopy: nocopy})
 	}
 	for _, dst := range slices.Sorted(maps.Keys(imageVolumes)) {
 		dst = filepath.Clean(dst)
@@ -552,6 +584,78 @@ func (e *Engine) resolveMounts(ctx context.Context, c *Container, inherited []Mo
 		out = append(out, MountPoint{Type: "volume", Name: v.Name, Source: v.Mountpoint, Destination: dst, RW: true})
 	}
 	return out, nil
+}
+
+// selinuxEnabled says whether the host runs SELinux (selinuxfs mounted).
+func selinuxEnabled() bool {
+	_, err := os.Stat("/sys/fs/selinux/enforce")
+	return err == nil
+}
+
+// checkHostPropagation refuses, as docker does, a shared bind whose host
+// mount is not shared, and a slave bind whose host mount is neither
+// shared nor a slave: the container would get a propagation in name
+// only, with nothing to receive from the host.
+func checkHostPropagation(src, propagation string) error {
+	want := ""
+	switch propagation {
+	case "shared", "rshared":
+		want = "shared"
+	case "slave", "rslave":
+		want = "shared or a slave"
+	default:
+		return nil
+	}
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	real, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return err
+	}
+	// The longest mount point above the path is its mount.
+	var mnt, tags string
+	for _, l := range strings.Split(string(data), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 7 {
+			continue
+		}
+		mp := unescapeMountinfo(f[4])
+		if (real == mp || mp == "/" || strings.HasPrefix(real, mp+"/")) && len(mp) >= len(mnt) {
+			mnt, tags = mp, ""
+			for _, o := range f[6:] {
+				if o == "-" {
+					break
+				}
+				tags += " " + o
+			}
+		}
+	}
+	shared, slave := strings.Contains(tags, " shared:"), strings.Contains(tags, " master:")
+	if shared || want != "shared" && slave {
+		return nil
+	}
+	return fmt.Errorf("propagation %s: %s is on the mount %s, which is not %s (make it so first: mount --make-shared %s), or drop the option", propagation, src, mnt, want, mnt)
+}
+
+// unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // copyUp fills an empty volume with what the image has at its mount point,
