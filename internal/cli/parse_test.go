@@ -486,3 +486,40 @@ func TestMatchFilterErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestSamePlatform(t *testing.T) {
+	for _, tt := range []struct {
+		want, have string
+		same       bool
+	}{
+		{"linux/amd64", "linux/amd64", true},
+		{"amd64", "linux/amd64", true},
+		{"linux/x86_64", "linux/amd64", true},
+		{"linux/arm64", "linux/arm64/v8", true},
+		{"linux/arm/v7", "linux/arm/v6", false},
+		{"linux/arm", "linux/arm/v7", true},
+		{"linux/arm64", "linux/amd64", false},
+		{"windows/amd64", "linux/amd64", false},
+	} {
+		if got := samePlatform(tt.want, tt.have); got != tt.same {
+			t.Errorf("samePlatform(%q, %q) = %v", tt.want, tt.have, got)
+		}
+	}
+}
+
+func TestAbsBind(t *testing.T) {
+	wd, _ := os.Getwd()
+	for in, want := range map[string]string{
+		"./a:/x":     wd + "/a:/x",
+		".:/x:ro":    wd + ":/x:ro",
+		"../b:/x":    filepath.Dir(wd) + "/b:/x",
+		"/abs:/x":    "/abs:/x",
+		"name:/x":    "name:/x",
+		"/only":      "/only",
+		".hidden:/x": ".hidden:/x",
+	} {
+		if got, err := absBind(in); err != nil || got != want {
+			t.Errorf("absBind(%q) = %q %v, want %q", in, got, err, want)
+		}
+	}
+}

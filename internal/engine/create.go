@@ -226,7 +226,10 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		switch {
 		case so == "no-new-privileges" || noNewPrivValue(so) != "":
 		case so == "seccomp=unconfined" || so == "seccomp:unconfined" || strings.HasPrefix(so, "seccomp="):
-		case strings.HasPrefix(so, "label=") || strings.HasPrefix(so, "apparmor="):
+		case strings.HasPrefix(so, "label=") || strings.HasPrefix(so, "label:") || strings.HasPrefix(so, "apparmor="):
+			if err := checkLSMOpt(so); err != nil {
+				return nil, err
+			}
 		case so == "systempaths=unconfined":
 		default:
 			return nil, fmt.Errorf("--security-opt %q: berth knows seccomp=FILE|unconfined, no-new-privileges, systempaths=unconfined, label= and apparmor=: %w", so, ErrInvalid)
@@ -761,4 +764,39 @@ func imageLabels(image, own map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// checkLSMOpt takes the --security-opt label= and apparmor= values that
+// mean "unconfined" (label=disable, apparmor=unconfined: what berth does)
+// and refuses the others by name rather than run unconfined silently:
+// berth cannot apply SELinux labels or AppArmor profiles.
+func checkLSMOpt(so string) error {
+	if v, ok := strings.CutPrefix(so, "apparmor="); ok {
+		switch {
+		case v == "unconfined":
+			return nil
+		case !apparmorEnabled():
+			return fmt.Errorf("--security-opt %q: this host has no AppArmor: drop the option (or use apparmor=unconfined): %w", so, ErrInvalid)
+		default:
+			return fmt.Errorf("--security-opt %q: berth cannot apply AppArmor profiles yet: drop the option to run unconfined, or use apparmor=unconfined: %w", so, ErrInvalid)
+		}
+	}
+	v := so[len("label="):]
+	switch {
+	case v == "disable":
+		return nil
+	case !selinuxEnabled():
+		return fmt.Errorf("--security-opt %q: this host has no SELinux: drop the option (or use label=disable): %w", so, ErrInvalid)
+	default:
+		return fmt.Errorf("--security-opt %q: berth cannot apply SELinux labels yet: drop the option, or use label=disable: %w", so, ErrInvalid)
+	}
+}
+
+// apparmorEnabled says whether the host runs AppArmor.
+func apparmorEnabled() bool {
+	if _, err := os.Stat("/sys/kernel/security/apparmor"); err == nil {
+		return true
+	}
+	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	return err == nil && strings.HasPrefix(string(b), "Y")
 }

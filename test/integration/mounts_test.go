@@ -153,3 +153,40 @@ func TestBindVolumeOptions(t *testing.T) {
 		t.Errorf("refused runs left volumes: %q", out)
 	}
 }
+
+// TestRunRefusesUnhonoured: issue 16 for --platform and --security-opt
+// label=/apparmor=: what berth cannot honour is refused with exit 125,
+// never run otherwise silently; the unconfined values are taken.
+func TestRunRefusesUnhonoured(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	_, selinuxErr := os.Stat("/sys/fs/selinux/enforce")
+	_, apparmorErr := os.Stat("/sys/kernel/security/apparmor")
+	labelWant, apparmorWant := "this host has no SELinux", "this host has no AppArmor"
+	if selinuxErr == nil {
+		labelWant = "cannot apply SELinux labels"
+	}
+	if apparmorErr == nil {
+		apparmorWant = "cannot apply AppArmor profiles"
+	}
+	for _, r := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--platform", "linux/arm64"}, "is for linux/amd64, not linux/arm64: pull it for that platform first"},
+		{[]string{"--platform", "linux/arm64", "--pull", "never"}, "not linux/arm64"},
+		{[]string{"--security-opt", "label=type:svirt_t"}, labelWant},
+		{[]string{"--security-opt", "label=level:s0"}, labelWant},
+		{[]string{"--security-opt", "apparmor=docker-default"}, apparmorWant},
+	} {
+		args := append(append([]string{"run", "--rm", "--network", "none"}, r.args...), demoImage, "true")
+		if code, _, errOut := e.exitCode(args...); code != 125 || !strings.Contains(errOut, r.want) {
+			t.Errorf("%q: exit %d %q, want 125 and %q", r.args, code, errOut, r.want)
+		}
+	}
+	e.run("run", "--rm", "--network", "none", "--platform", "linux/amd64", "--security-opt", "label=disable",
+		"--security-opt", "label:disable", "--security-opt", "apparmor=unconfined", demoImage, "true")
+	if out := strings.TrimSpace(e.run("ps", "-aq")); out != "" {
+		t.Errorf("refused runs left containers: %q", out)
+	}
+}
