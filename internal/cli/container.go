@@ -5,6 +5,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -362,12 +363,18 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 		o.Binds = append(o.Binds, b)
 	}
 	for _, m := range f.mounts {
-		bind, tmpfs, err := parseMount(m)
+		bind, tmpfs, extra, err := parseMount(m)
 		if err != nil {
 			return o, err
 		}
 		if bind != "" {
 			o.Binds = append(o.Binds, bind)
+		}
+		if extra != nil {
+			if o.MountExtras == nil {
+				o.MountExtras = map[string]engine.MountExtra{}
+			}
+			o.MountExtras[extra.dst] = extra.MountExtra
 		}
 		if tmpfs != "" {
 			o.Tmpfs = append(o.Tmpfs, tmpfs)
@@ -403,15 +410,32 @@ var mountKeys = map[string][]string{
 	"tmpfs":  {"tmpfs-size", "tmpfs-mode"},
 }
 
-// parseMount turns --mount into a -v or --tmpfs value.
-func parseMount(s string) (bind, tmpfs string, err error) {
+// mountExtra is what a --mount says beyond its -v value, and the
+// container path it is for.
+type mountExtra struct {
+	engine.MountExtra
+	dst string
+}
+
+// parseMount turns --mount into a -v or --tmpfs value, and what a -v
+// value cannot say. The value is CSV, as docker's: a field with commas
+// (volume-opt=o=size=1m,uid=1) is quoted.
+func parseMount(s string) (bind, tmpfs string, extra *mountExtra, err error) {
 	kv := map[string]string{}
 	readonly, nocopy := false, false
-	for _, part := range strings.Split(s, ",") {
+	var volumeOpts map[string]string
+	fields, err := csv.NewReader(strings.NewReader(s)).Read()
+	if err != nil {
+		fields = []string{""}
+		if s != "" {
+			return "", "", nil, fmt.Errorf("--mount %q: %w", s, err)
+		}
+	}
+	for _, part := range fields {
 		k, v, ok := strings.Cut(part, "=")
 		k = strings.ToLower(strings.TrimSpace(k))
 		if k == "" {
-			return "", "", fmt.Errorf("--mount %q: an empty field: give key=value pairs separated by commas", s)
+			return "", "", nil, fmt.Errorf("--mount %q: an empty field: give key=value pairs separated by commas", s)
 		}
 		switch k {
 		case "readonly", "ro", "volume-nocopy":
@@ -419,7 +443,7 @@ func parseMount(s string) (bind, tmpfs string, err error) {
 			if ok {
 				b, err = strconv.ParseBool(v)
 				if err != nil {
-					return "", "", fmt.Errorf("--mount %q: %s=%q: true or false", s, k, v)
+					return "", "", nil, fmt.Errorf("--mount %q: %s=%q: true or false", s, k, v)
 				}
 			}
 			if k == "volume-nocopy" {
@@ -428,15 +452,25 @@ func parseMount(s string) (bind, tmpfs string, err error) {
 				readonly = b
 			}
 			kv[k] = v
+		case "volume-opt":
+			ok, ov, valid := strings.Cut(v, "=")
+			if !valid || ok == "" {
+				return "", "", nil, fmt.Errorf("--mount %q: volume-opt=%q: give volume-opt=KEY=VALUE (type, device or o)", s, v)
+			}
+			if volumeOpts == nil {
+				volumeOpts = map[string]string{}
+			}
+			volumeOpts[ok] = ov
+			kv[k] = v
 		case "type", "source", "src", "target", "destination", "dst", "consistency",
-			"bind-propagation", "bind-recursive", "volume-subpath", "volume-opt", "volume-driver", "volume-label",
+			"bind-propagation", "bind-recursive", "volume-subpath", "volume-driver", "volume-label",
 			"tmpfs-size", "tmpfs-mode":
 			if !ok {
-				return "", "", fmt.Errorf("--mount %q: %q is not key=value", s, part)
+				return "", "", nil, fmt.Errorf("--mount %q: %q is not key=value", s, part)
 			}
 			kv[k] = v
 		default:
-			return "", "", fmt.Errorf("--mount %q: unknown key %q (docker's keys: type, source, target, readonly, bind-propagation, bind-recursive, volume-nocopy, volume-subpath, volume-opt, tmpfs-size, tmpfs-mode, consistency)", s, k)
+			return "", "", nil, fmt.Errorf("--mount %q: unknown key %q (docker's keys: type, source, target, readonly, bind-propagation, bind-recursive, volume-nocopy, volume-subpath, volume-opt, tmpfs-size, tmpfs-mode, consistency)", s, k)
 		}
 	}
 	typ := kv["type"]
@@ -444,12 +478,12 @@ func parseMount(s string) (bind, tmpfs string, err error) {
 		typ = "volume" // docker's default
 	}
 	if _, ok := mountKeys[typ]; !ok {
-		return "", "", fmt.Errorf("--mount %q: type must be bind, tmpfs or volume", s)
+		return "", "", nil, fmt.Errorf("--mount %q: type must be bind, tmpfs or volume", s)
 	}
 	for t, keys := range mountKeys {
 		for _, k := range keys {
 			if _, set := kv[k]; set && t != typ {
-				return "", "", fmt.Errorf("--mount %q: %s is for type=%s, not type=%s", s, k, t, typ)
+				return "", "", nil, fmt.Errorf("--mount %q: %s is for type=%s, not type=%s", s, k, t, typ)
 			}
 		}
 	}
@@ -457,7 +491,7 @@ func parseMount(s string) (bind, tmpfs string, err error) {
 	switch kv["consistency"] {
 	case "", "default", "consistent", "cached", "delegated":
 	default:
-		return "", "", fmt.Errorf("--mount %q: consistency=%q: default, consistent, cached or delegated", s, kv["consistency"])
+		return "", "", nil, fmt.Errorf("--mount %q: consistency=%q: default, consistent, cached or delegated", s, kv["consistency"])
 	}
 	src := kv["source"]
 	if src == "" {
@@ -471,7 +505,7 @@ func parseMount(s string) (bind, tmpfs string, err error) {
 		dst = kv["dst"]
 	}
 	if dst == "" {
-		return "", "", fmt.Errorf("--mount %q: target= is required", s)
+		return "", "", nil, fmt.Errorf("--mount %q: target= is required", s)
 	}
 	mode := ""
 	if readonly {
@@ -480,14 +514,14 @@ func parseMount(s string) (bind, tmpfs string, err error) {
 	switch typ {
 	case "bind":
 		if src == "" {
-			return "", "", fmt.Errorf("--mount %q: source= is required for a bind mount", s)
+			return "", "", nil, fmt.Errorf("--mount %q: source= is required for a bind mount", s)
 		}
 		if src, err = filepath.Abs(src); err != nil {
-			return "", "", fmt.Errorf("--mount %q: %w", s, err)
+			return "", "", nil, fmt.Errorf("--mount %q: %w", s, err)
 		}
 		// Unlike -v, --mount does not create a missing host path.
 		if _, err := os.Stat(src); err != nil {
-			return "", "", fmt.Errorf("--mount %q: bind source path does not exist: %s", s, src)
+			return "", "", nil, fmt.Errorf("--mount %q: bind source path does not exist: %s", s, src)
 		}
 		var opts []string
 		if readonly {
@@ -498,35 +532,44 @@ func parseMount(s string) (bind, tmpfs string, err error) {
 		case "rprivate", "private", "rshared", "shared", "rslave", "slave":
 			opts = append(opts, p)
 		default:
-			return "", "", fmt.Errorf("--mount %q: bind-propagation=%q: one of rprivate, private, rshared, shared, rslave, slave", s, p)
+			return "", "", nil, fmt.Errorf("--mount %q: bind-propagation=%q: one of rprivate, private, rshared, shared, rslave, slave", s, p)
 		}
 		switch r := kv["bind-recursive"]; r {
-		case "", "enabled":
-		case "disabled", "writable", "readonly":
-			return "", "", fmt.Errorf("--mount %q: bind-recursive=%s: berth binds recursively only (enabled); drop the key", s, r)
+		case "", "enabled", "writable":
+			// Recursive, read-only at the top only: what berth's ro is.
+		case "disabled":
+			extra = &mountExtra{dst: dst, MountExtra: engine.MountExtra{NonRecursive: true}}
+		case "readonly":
+			if !readonly {
+				return "", "", nil, fmt.Errorf("--mount %q: bind-recursive=readonly needs readonly", s)
+			}
+			extra = &mountExtra{dst: dst, MountExtra: engine.MountExtra{ReadOnlyRecursive: true}}
 		default:
-			return "", "", fmt.Errorf("--mount %q: bind-recursive=%q: enabled, disabled, writable or readonly", s, r)
+			return "", "", nil, fmt.Errorf("--mount %q: bind-recursive=%q: enabled, disabled, writable or readonly", s, r)
 		}
 		b := src + ":" + dst
 		if len(opts) > 0 {
 			b += ":" + strings.Join(opts, ",")
 		}
-		return b, "", nil
+		if extra != nil {
+			extra.dst = filepath.Clean(dst)
+		}
+		return b, "", extra, nil
 	case "tmpfs":
 		if src != "" {
-			return "", "", fmt.Errorf("--mount %q: a tmpfs has no source", s)
+			return "", "", nil, fmt.Errorf("--mount %q: a tmpfs has no source", s)
 		}
 		var opts []string
 		if v := kv["tmpfs-size"]; v != "" {
 			n, err := parseSize(v)
 			if err != nil {
-				return "", "", fmt.Errorf("--mount %q: tmpfs-size: %w", s, err)
+				return "", "", nil, fmt.Errorf("--mount %q: tmpfs-size: %w", s, err)
 			}
 			opts = append(opts, "size="+strconv.FormatInt(n, 10))
 		}
 		if v := kv["tmpfs-mode"]; v != "" {
 			if _, err := strconv.ParseUint(v, 8, 32); err != nil {
-				return "", "", fmt.Errorf("--mount %q: tmpfs-mode=%q: an octal mode such as 1777", s, v)
+				return "", "", nil, fmt.Errorf("--mount %q: tmpfs-mode=%q: an octal mode such as 1777", s, v)
 			}
 			opts = append(opts, "mode="+v)
 		}
@@ -534,21 +577,25 @@ func parseMount(s string) (bind, tmpfs string, err error) {
 			opts = append(opts, "ro")
 		}
 		if len(opts) > 0 {
-			return "", dst + ":" + strings.Join(opts, ","), nil
+			return "", dst + ":" + strings.Join(opts, ","), nil, nil
 		}
-		return "", dst, nil
+		return "", dst, nil, nil
 	}
 	// type=volume
 	if strings.HasPrefix(src, "/") {
-		return "", "", fmt.Errorf("--mount %q: a volume's source is a volume name, not a path (use type=bind for host paths)", s)
+		return "", "", nil, fmt.Errorf("--mount %q: a volume's source is a volume name, not a path (use type=bind for host paths)", s)
 	}
-	for _, k := range []string{"volume-subpath", "volume-opt", "volume-label"} {
-		if _, set := kv[k]; set {
-			return "", "", fmt.Errorf("--mount %q: berth does not support %s yet: create the volume first (berth volume create) and drop the key", s, k)
+	if _, set := kv["volume-label"]; set {
+		return "", "", nil, fmt.Errorf("--mount %q: berth does not support volume-label yet: create the volume first (berth volume create --label) and drop the key", s)
+	}
+	if sub, set := kv["volume-subpath"]; set || volumeOpts != nil {
+		if src == "" && sub != "" {
+			return "", "", nil, fmt.Errorf("--mount %q: volume-subpath needs a named volume (source=)", s)
 		}
+		extra = &mountExtra{dst: filepath.Clean(dst), MountExtra: engine.MountExtra{Subpath: sub, VolumeOptions: volumeOpts}}
 	}
 	if d := kv["volume-driver"]; d != "" && d != "local" {
-		return "", "", fmt.Errorf("--mount %q: volume-driver=%s: berth has the local driver only", s, d)
+		return "", "", nil, fmt.Errorf("--mount %q: volume-driver=%s: berth has the local driver only", s, d)
 	}
 	if nocopy {
 		mode += map[bool]string{true: ",nocopy", false: ":nocopy"}[readonly]
@@ -559,7 +606,7 @@ func parseMount(s string) (bind, tmpfs string, err error) {
 	if src == "" && mode == "" {
 		b = dst
 	}
-	return b, "", nil
+	return b, "", extra, nil
 }
 
 func isDigits(s string) bool {

@@ -91,6 +91,9 @@ func inspectVolume(v *engine.Volume) mobyvolume.Volume {
 	if !v.CreatedAt.IsZero() {
 		out.CreatedAt = v.CreatedAt.Local().Format(time.RFC3339)
 	}
+	if len(v.Options) > 0 {
+		out.Options = map[string]string{}
+	}
 	for k, val := range v.Options {
 		out.Options[k] = val
 	}

@@ -90,7 +90,7 @@ func TestParseMount(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			bind, tmpfs, err := parseMount(tt.in)
+			bind, tmpfs, _, err := parseMount(tt.in)
 			if err != nil {
 				t.Fatalf("parseMount(%q): %v", tt.in, err)
 			}
@@ -110,9 +110,13 @@ func TestParseMountErrors(t *testing.T) {
 		{"type=bind,source=/tmp,target=/ctr,foo=bar", `unknown key "foo"`},
 		{"type=bind,source=/tmp,target=/ctr,tmpfs-size=1m", "tmpfs-size is for type=tmpfs"},
 		{"type=bind,source=/tmp,target=/ctr,bind-propagation=weird", "bind-propagation"},
-		{"type=bind,source=/tmp,target=/ctr,bind-recursive=disabled", "bind-recursive=disabled"},
+		{"type=bind,source=/tmp,target=/ctr,bind-recursive=sometimes", "bind-recursive"},
+		{"type=bind,source=/tmp,target=/ctr,bind-recursive=readonly", "needs readonly"},
 		{"type=volume,source=d,target=/ctr,volume-nocopy=maybe", "true or false"},
-		{"type=volume,source=d,target=/ctr,volume-subpath=x", "volume-subpath"},
+		{"type=volume,target=/ctr,volume-subpath=x", "needs a named volume"},
+		{"type=volume,source=d,target=/ctr,volume-opt=type", "volume-opt=KEY=VALUE"},
+		{"type=volume,source=d,target=/ctr,volume-label=a=b", "volume-label"},
+		{`type=volume,source=d,target=/ctr,"volume-opt=o=size=1m`, "--mount"},
 		{"type=bind,target=/ctr", "source= is required"},
 		{"type=volume,source=/tmp,target=/ctr", "not a path"},
 		{"type=npipe,source=x,target=/ctr", "type must be"},
@@ -123,7 +127,7 @@ func TestParseMountErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			bind, tmpfs, err := parseMount(tt.in)
+			bind, tmpfs, _, err := parseMount(tt.in)
 			if err == nil {
 				t.Fatalf("parseMount(%q) = (%q, %q), want an error", tt.in, bind, tmpfs)
 			}
@@ -148,7 +152,7 @@ func volumeSpec(v string) (src, dst, opts string) {
 }
 
 func TestParseMountAnonymousReadonlyVolume(t *testing.T) {
-	bind, _, err := parseMount("type=volume,target=/data,readonly")
+	bind, _, _, err := parseMount("type=volume,target=/data,readonly")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,6 +488,23 @@ func TestMatchFilterErrors(t *testing.T) {
 		if got {
 			t.Errorf("matchFilter(%q) matched with its error", tt.filter)
 		}
+	}
+}
+
+func TestParseMountExtra(t *testing.T) {
+	for in, want := range map[string]engine.MountExtra{
+		"type=bind,source=/tmp,target=/c/,bind-recursive=disabled":                    {NonRecursive: true},
+		"type=bind,source=/tmp,target=/c,ro,bind-recursive=readonly":                  {ReadOnlyRecursive: true},
+		"type=volume,source=v,target=/c,volume-subpath=a/b":                           {Subpath: "a/b"},
+		`type=volume,target=/c,volume-opt=type=tmpfs,"volume-opt=o=size=1m,mode=700"`: {VolumeOptions: map[string]string{"type": "tmpfs", "o": "size=1m,mode=700"}},
+	} {
+		_, _, got, err := parseMount(in)
+		if err != nil || got == nil || got.dst != "/c" || !reflect.DeepEqual(got.MountExtra, want) {
+			t.Errorf("parseMount(%q): extra %+v %v, want %+v", in, got, err, want)
+		}
+	}
+	if _, _, got, _ := parseMount("type=bind,source=/tmp,target=/c,bind-recursive=writable"); got != nil {
+		t.Errorf("bind-recursive=writable: extra %+v, want none (berth's ro is top-level)", got)
 	}
 }
 

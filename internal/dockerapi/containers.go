@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -218,11 +219,17 @@ func createOptions(name string, req *container.CreateRequest) (engine.CreateOpti
 	for _, m := range hc.Mounts {
 		switch m.Type {
 		case mount.TypeBind, mount.TypeVolume:
-			spec, err := mountBind(m)
+			spec, extra, err := mountBind(m)
 			if err != nil {
 				return o, err
 			}
 			o.Binds = append(o.Binds, spec)
+			if extra != nil {
+				if o.MountExtras == nil {
+					o.MountExtras = map[string]engine.MountExtra{}
+				}
+				o.MountExtras[filepath.Clean(m.Target)] = *extra
+			}
 		case mount.TypeTmpfs:
 			o.Tmpfs = append(o.Tmpfs, m.Target)
 		default:
@@ -706,40 +713,59 @@ func (s streamWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// mountBind is a HostConfig.Mounts bind or volume as a -v value; what
-// berth cannot honour is refused by name, and a missing bind source is
-// refused (only -v creates one), as docker does.
-func mountBind(m mount.Mount) (string, error) {
+// mountBind is a HostConfig.Mounts bind or volume as a -v value and
+// what a -v value cannot say; what berth cannot honour is refused by
+// name, and a missing bind source is refused unless CreateMountpoint
+// (only -v creates one otherwise), as docker does.
+func mountBind(m mount.Mount) (string, *engine.MountExtra, error) {
 	what := fmt.Sprintf("mount %s:%s", m.Source, m.Target)
 	var opts []string
+	var extra *engine.MountExtra
 	if m.ReadOnly {
 		opts = append(opts, "ro")
 	}
+	if m.TmpfsOptions != nil {
+		return "", nil, fmt.Errorf("%s: TmpfsOptions are for tmpfs mounts", what)
+	}
 	if m.Type == mount.TypeBind {
-		if _, err := os.Stat(m.Source); err != nil {
-			return "", fmt.Errorf("%s: bind source path does not exist: %s", what, m.Source)
+		b := m.BindOptions
+		if b == nil {
+			b = &mount.BindOptions{}
 		}
-		if b := m.BindOptions; b != nil {
-			if b.NonRecursive || b.ReadOnlyNonRecursive || b.ReadOnlyForceRecursive || b.CreateMountpoint {
-				return "", fmt.Errorf("%s: berth binds recursively and does not create the source: drop BindOptions other than Propagation", what)
-			}
-			if b.Propagation != "" {
-				opts = append(opts, string(b.Propagation))
-			}
+		if _, err := os.Stat(m.Source); err != nil && !b.CreateMountpoint {
+			return "", nil, fmt.Errorf("%s: bind source path does not exist: %s", what, m.Source)
+		}
+		if b.Propagation != "" {
+			opts = append(opts, string(b.Propagation))
+		}
+		if b.ReadOnlyForceRecursive && !m.ReadOnly {
+			return "", nil, fmt.Errorf("%s: ReadOnlyForceRecursive needs ReadOnly", what)
+		}
+		if b.NonRecursive || b.ReadOnlyForceRecursive {
+			extra = &engine.MountExtra{NonRecursive: b.NonRecursive, ReadOnlyRecursive: b.ReadOnlyForceRecursive}
 		}
 		if m.VolumeOptions != nil {
-			return "", fmt.Errorf("%s: VolumeOptions are for volumes, not binds", what)
+			return "", nil, fmt.Errorf("%s: VolumeOptions are for volumes, not binds", what)
 		}
 	} else if v := m.VolumeOptions; v != nil {
-		if v.Subpath != "" || len(v.Labels) > 0 || v.DriverConfig != nil && (v.DriverConfig.Name != "" && v.DriverConfig.Name != "local" || len(v.DriverConfig.Options) > 0) {
-			return "", fmt.Errorf("%s: berth does not support a volume's Subpath, Labels or DriverConfig here yet: create the volume first", what)
+		if len(v.Labels) > 0 {
+			return "", nil, fmt.Errorf("%s: berth does not support VolumeOptions.Labels here yet: create the volume first", what)
+		}
+		var dopts map[string]string
+		if d := v.DriverConfig; d != nil {
+			if d.Name != "" && d.Name != "local" {
+				return "", nil, fmt.Errorf("%s: volume driver %q: berth has the local driver only", what, d.Name)
+			}
+			if len(d.Options) > 0 {
+				dopts = d.Options
+			}
+		}
+		if v.Subpath != "" || dopts != nil {
+			extra = &engine.MountExtra{Subpath: v.Subpath, VolumeOptions: dopts}
 		}
 		if v.NoCopy {
 			opts = append(opts, "nocopy")
 		}
-	}
-	if m.TmpfsOptions != nil {
-		return "", fmt.Errorf("%s: TmpfsOptions are for tmpfs mounts", what)
 	}
 	spec := m.Target
 	if m.Source != "" || len(opts) > 0 {
@@ -748,5 +774,5 @@ func mountBind(m mount.Mount) (string, error) {
 	if len(opts) > 0 {
 		spec += ":" + strings.Join(opts, ",")
 	}
-	return spec, nil
+	return spec, extra, nil
 }

@@ -43,7 +43,10 @@ type CreateOptions struct {
 	Tty        bool
 	OpenStdin  bool
 	// Binds are "host:container[:ro|rw]".
-	Binds       []string
+	Binds []string
+	// MountExtras are what --mount says beyond a -v value, by the
+	// bind's container path.
+	MountExtras map[string]MountExtra
 	Tmpfs       []string
 	ReadOnly    bool
 	Privileged  bool
@@ -486,7 +489,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	var mps []MountPoint
 	if err := e.withVolumes(ctx, func() error {
 		var err error
-		if mps, err = e.resolveMounts(ctx, c, inherited, o.Binds, img.Config.Volumes); err != nil {
+		if mps, err = e.resolveMounts(ctx, c, inherited, o.Binds, o.MountExtras, img.Config.Volumes); err != nil {
 			return err
 		}
 		stopAtForTest("volumes-resolved")
@@ -503,6 +506,12 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 			}
 		}
 		opts := []string{"rbind", "rprivate", "ro"}
+		if m.NonRecursive {
+			opts[0] = "bind"
+		}
+		if m.ReadOnlyRecursive {
+			opts = append(opts, "rro")
+		}
 		if m.Propagation != "" {
 			opts[1] = m.Propagation
 		}

@@ -485,7 +485,7 @@ func (e *Engine) PruneVolumes(ctx context.Context, all bool) ([]string, error) {
 // resolveMounts turns -v entries and the image's declared volumes into
 // mount points, creating named and anonymous volumes. Binds are host
 // paths; other sources name volumes.
-func (e *Engine) resolveMounts(ctx context.Context, c *Container, inherited []MountPoint, binds []string, imageVolumes map[string]struct{}) ([]MountPoint, error) {
+func (e *Engine) resolveMounts(ctx context.Context, c *Container, inherited []MountPoint, binds []string, extras map[string]MountExtra, imageVolumes map[string]struct{}) ([]MountPoint, error) {
 	// --volumes-from's mounts come first; a -v on the same path replaces
 	// one, as docker's does.
 	out := slices.Clone(inherited)
@@ -541,6 +541,13 @@ func (e *Engine) resolveMounts(ctx context.Context, c *Container, inherited []Mo
 			}
 		}
 		dst = filepath.Clean(dst)
+		extra := extras[dst]
+		if isBind && (extra.Subpath != "" || extra.VolumeOptions != nil) || !isBind && (extra.NonRecursive || extra.ReadOnlyRecursive) {
+			return nil, fmt.Errorf("-v %q: volume-subpath and volume-opt are for volumes, bind-recursive for binds: %w", b, ErrInvalid)
+		}
+		if extra.ReadOnlyRecursive && rw {
+			return nil, fmt.Errorf("-v %q: bind-recursive=readonly needs readonly: %w", b, ErrInvalid)
+		}
 		if taken[dst] {
 			out = slices.DeleteFunc(out, func(m MountPoint) bool { return m.Destination == dst })
 		}
@@ -558,7 +565,8 @@ func (e *Engine) resolveMounts(ctx context.Context, c *Container, inherited []Mo
 			if err := checkHostPropagation(src, propagation); err != nil {
 				return nil, fmt.Errorf("-v %q: %w: %w", b, err, ErrInvalid)
 			}
-			out = append(out, MountPoint{Type: "bind", Source: filepath.Clean(src), Destination: dst, RW: rw, Propagation: propagation})
+			out = append(out, MountPoint{Type: "bind", Source: filepath.Clean(src), Destination: dst, RW: rw, Propagation: propagation,
+				NonRecursive: extra.NonRecursive, ReadOnlyRecursive: extra.ReadOnlyRecursive})
 			continue
 		}
 		var labels map[string]string
@@ -566,11 +574,38 @@ func (e *Engine) resolveMounts(ctx context.Context, c *Container, inherited []Mo
 		if anon {
 			labels = map[string]string{"berth.container": c.ID}
 		}
-		v, err := e.createVolume(ctx, src, labels, anon)
+		if extra.VolumeOptions != nil {
+			if err := checkLocalOptions(extra.VolumeOptions); err != nil {
+				return nil, err
+			}
+			if old, err := e.GetVolume(ctx, src); err == nil && !maps.Equal(old.Options, extra.VolumeOptions) {
+				return nil, fmt.Errorf("-v %q: volume %s exists already, with other options: volume-opt is for a new volume (remove it, or drop volume-opt): %w", b, src, ErrInvalid)
+			}
+		}
+		if extra.Subpath != "" {
+			// Checked before a volume is made: a new one is empty.
+			if !filepath.IsLocal(extra.Subpath) {
+				return nil, fmt.Errorf("-v %q: volume-subpath %q must be a relative path inside the volume: %w", b, extra.Subpath, ErrInvalid)
+			}
+			if _, err := e.GetVolume(ctx, src); src == "" || err != nil {
+				return nil, fmt.Errorf("-v %q: volume-subpath needs an existing volume (a new one is empty): %w", b, ErrInvalid)
+			}
+		}
+		v, err := e.createVolumeOpts(ctx, src, labels, anon, extra.VolumeOptions)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, MountPoint{Type: "volume", Name: v.Name, Source: v.Mountpoint, Destination: dst, RW: rw, NoCopy: nocopy})
+		mp := MountPoint{Type: "volume", Name: v.Name, Source: v.Mountpoint, Destination: dst, RW: rw, NoCopy: nocopy}
+		if extra.Subpath != "" {
+			if len(v.Options) > 0 {
+				return nil, fmt.Errorf("-v %q: volume-subpath of a volume with driver options (mounted only at start) is not supported: %w", b, ErrInvalid)
+			}
+			if mp.Source, err = volumeSubpath(v.Mountpoint, extra.Subpath); err != nil {
+				return nil, fmt.Errorf("-v %q: volume-subpath: %w: %w", b, err, ErrInvalid)
+			}
+			mp.Subpath, mp.NoCopy = extra.Subpath, true
+		}
+		out = append(out, mp)
 	}
 	for _, dst := range slices.Sorted(maps.Keys(imageVolumes)) {
 		dst = filepath.Clean(dst)
@@ -584,6 +619,23 @@ func (e *Engine) resolveMounts(ctx context.Context, c *Container, inherited []Mo
 		out = append(out, MountPoint{Type: "volume", Name: v.Name, Source: v.Mountpoint, Destination: dst, RW: true})
 	}
 	return out, nil
+}
+
+// volumeSubpath is the path sub names inside a volume's directory: it must
+// exist, be relative and stay inside (no .., no symlink out), as docker's.
+func volumeSubpath(dir, sub string) (string, error) {
+	if filepath.IsAbs(sub) || !filepath.IsLocal(sub) {
+		return "", fmt.Errorf("%q must be a relative path inside the volume", sub)
+	}
+	p := filepath.Join(dir, sub)
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", fmt.Errorf("%q: %w", sub, err)
+	}
+	if root, err := filepath.EvalSymlinks(dir); err != nil || real != root && !strings.HasPrefix(real, root+"/") {
+		return "", fmt.Errorf("%q leads out of the volume", sub)
+	}
+	return real, nil
 }
 
 // selinuxEnabled says whether the host runs SELinux (selinuxfs mounted).

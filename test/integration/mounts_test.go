@@ -108,6 +108,43 @@ func TestBindVolumeOptions(t *testing.T) {
 	}
 	e.run("volume", "rm", "copied", "nocopied", "nocopied2")
 
+	// bind-recursive: disabled leaves out the mounts below the source,
+	// readonly makes them read-only too; the default binds them writable.
+	rec := filepath.Join(dir, "rec")
+	os.MkdirAll(filepath.Join(rec, "sub"), 0o755)
+	if err := syscall.Mount("tmpfs", filepath.Join(rec, "sub"), "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(filepath.Join(rec, "sub"), syscall.MNT_DETACH) })
+	os.WriteFile(filepath.Join(rec, "sub", "f"), []byte("below\n"), 0o644)
+	probe := `cat /c/sub/f 2>/dev/null || echo absent; touch /c/sub/w 2>/dev/null && echo writable || echo read-only`
+	for opts, want := range map[string]string{
+		"":                                  "below\nwritable\n",
+		",ro":                               "below\nwritable\n",
+		",bind-recursive=writable,ro":       "below\nwritable\n",
+		",bind-recursive=disabled":          "absent\nwritable\n",
+		",readonly,bind-recursive=readonly": "below\nread-only\n",
+	} {
+		if out := run("--mount", "type=bind,source="+rec+",target=/c"+opts, demoImage, "sh", "-c", probe); out != want {
+			t.Errorf("--mount bind%s: %q, want %q", opts, out, want)
+		}
+	}
+
+	// volume-subpath mounts a directory of the volume; volume-opt makes
+	// a new volume the local driver's mount (here a tmpfs).
+	run("-v", "sub:/v", demoImage, "sh", "-c", "mkdir -p /v/a/b; echo deep > /v/a/b/f")
+	if out := run("--mount", "type=volume,source=sub,target=/s,volume-subpath=a/b", demoImage, "cat", "/s/f"); out != "deep\n" {
+		t.Errorf("volume-subpath: %q", out)
+	}
+	if out := run("--mount", `type=volume,source=vopt,target=/o,volume-opt=type=tmpfs,volume-opt=device=tmpfs,"volume-opt=o=size=1m,mode=700"`,
+		demoImage, "sh", "-c", `grep " /o " /proc/self/mountinfo`); !strings.Contains(out, " - tmpfs ") || !strings.Contains(out, "mode=700") {
+		t.Errorf("volume-opt: mountinfo %q", out)
+	}
+	if out := e.run("volume", "inspect", "--format", "{{.Options.type}} {{.Options.o}}", "vopt"); out != "tmpfs size=1m,mode=700\n" {
+		t.Errorf("volume-opt: the volume's options %q", out)
+	}
+	e.run("volume", "rm", "sub", "vopt")
+
 	// Refusals: exit 125, naming what is refused.
 	selinux := false
 	if _, err := os.Stat("/sys/fs/selinux/enforce"); err == nil {
@@ -127,7 +164,10 @@ func TestBindVolumeOptions(t *testing.T) {
 		{[]string{"--mount", "type=bind,source=" + filepath.Join(dir, "absent") + ",target=/x"}, "bind source path does not exist"},
 		{[]string{"--mount", "type=bind,source=" + dir + ",target=/x,foo=bar"}, `unknown key "foo"`},
 		{[]string{"--mount", "type=bind,source=" + dir + ",target=/x,tmpfs-size=1m"}, "tmpfs-size is for type=tmpfs"},
-		{[]string{"--mount", "type=bind,source=" + dir + ",target=/x,bind-recursive=disabled"}, "bind-recursive=disabled"},
+		{[]string{"--mount", "type=bind,source=" + dir + ",target=/x,bind-recursive=readonly"}, "bind-recursive=readonly needs readonly"},
+		{[]string{"--mount", "type=volume,source=vol,target=/x,volume-subpath=../up"}, "must be a relative path inside the volume"},
+		{[]string{"--mount", "type=volume,source=vol,target=/x,volume-subpath=a"}, "needs an existing volume"},
+		{[]string{"--mount", "type=volume,source=vol,target=/x,volume-label=a=b"}, "volume-label"},
 	}
 	if !selinux {
 		refusals = append(refusals,
