@@ -721,7 +721,7 @@ func (g *globalOptions) ensureImage(ctx context.Context, local *image.Service, n
 		if err == nil {
 			// Never run another platform's image silently: docker
 			// refuses one that does not match --platform too.
-			if platform != "" && len(recs) > 0 && recs[0].Platform != "" && !samePlatform(platform, recs[0].Platform) {
+			if platform != "" && len(recs) > 0 && recs[0].Platform != "" && !image.SamePlatform(platform, recs[0].Platform) {
 				return fmt.Errorf("image %s is for %s, not %s: pull it for that platform first (berth pull --platform %s %s), or run with --pull always", name, recs[0].Platform, platform, platform, name)
 			}
 			return nil
@@ -742,33 +742,6 @@ func (g *globalOptions) ensureImage(ctx context.Context, local *image.Service, n
 	defer cancel()
 	_, err = pullWithProgress(pctx, s, name, platform, false)
 	return err
-}
-
-// samePlatform compares a --platform value (os/arch[/variant], or arch
-// alone for linux) with an image's: a variant given on one side only, and
-// arm64's v8, match.
-func samePlatform(want, have string) bool {
-	norm := func(p string) []string {
-		f := strings.Split(strings.ToLower(p), "/")
-		if len(f) == 1 {
-			f = []string{"linux", f[0]}
-		}
-		switch f[1] {
-		case "x86_64", "x86-64":
-			f[1] = "amd64"
-		case "aarch64":
-			f[1] = "arm64"
-		}
-		if f[1] == "arm64" && len(f) == 3 && f[2] == "v8" {
-			f = f[:2]
-		}
-		return f
-	}
-	w, h := norm(want), norm(have)
-	if len(w) < 2 || len(h) < 2 || w[0] != h[0] || w[1] != h[1] {
-		return false
-	}
-	return len(w) < 3 || len(h) < 3 || w[2] == h[2]
 }
 
 func newRunCommand(g *globalOptions, create bool) *cobra.Command {

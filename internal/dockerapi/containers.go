@@ -20,6 +20,7 @@ import (
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/engine/spec"
 	"github.com/berth-dev/berth/internal/events"
+	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -120,11 +121,17 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return httpError{http.StatusBadRequest, err.Error()}
 	}
-	if _, err := s.e.Images().Get(r.Context(), o.Image); err != nil {
+	recs, err := s.e.Images().Get(r.Context(), o.Image)
+	if err != nil {
 		if statusOf(err) == http.StatusNotFound {
 			return httpError{http.StatusNotFound, "No such image: " + o.Image}
 		}
 		return err
+	}
+	// Never run another platform's image silently; docker's answer (a
+	// 404, so that its CLI pulls the platform asked for).
+	if p := r.URL.Query().Get("platform"); p != "" && len(recs) > 0 && recs[0].Platform != "" && !image.SamePlatform(p, recs[0].Platform) {
+		return httpError{http.StatusNotFound, fmt.Sprintf("image with reference %s was found but does not match the specified platform: wanted %s, actual: %s", o.Image, p, recs[0].Platform)}
 	}
 	c, err := s.e.Create(r.Context(), o)
 	if err != nil {
