@@ -5,6 +5,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -145,8 +146,8 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
 	fl.StringVarP(&f.user, "user", "u", "", "user[:group], by name or number")
 	fl.StringVar(&f.entrypoint, "entrypoint", "", "override the image's entrypoint")
-	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "mount a host path or a volume: /host:/container[:ro], name:/container[:ro], /container (anonymous)")
-	fl.StringArrayVar(&f.mounts, "mount", nil, "mount: type=bind|volume|tmpfs,source=...,target=...[,readonly]")
+	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "mount a host path or a volume: /host:/container[:OPTS], ./rel:/container, name:/container[:OPTS], /container (anonymous); OPTS: ro|rw, nocopy, [r]shared|[r]slave|[r]private")
+	fl.StringArrayVar(&f.mounts, "mount", nil, "mount a bind, volume or tmpfs with docker's keys (readonly, bind-propagation, bind-recursive, volume-nocopy, volume-subpath, volume-opt, tmpfs-size, tmpfs-mode, consistency): type=bind|volume|tmpfs,source=SRC,target=DST[,KEY=VALUE...]")
 	fl.BoolVar(&f.readOnly, "read-only", false, "mount the root filesystem read-only")
 	fl.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs: /path[:options]")
 	fl.StringVarP(&f.hostname, "hostname", "h", "", "container host name")
@@ -182,7 +183,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "log options: max-size=SIZE, max-file=N, tag=TEMPLATE ({{.Name}}, {{.ID}}, {{.ImageName}}, ...)")
 	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: [ip:][hostPort:]containerPort[/tcp|udp]")
 	fl.BoolVarP(&f.publishAll, "publish-all", "P", false, "publish every exposed port on a free host port")
-	fl.StringVar(&f.platform, "platform", "", "platform of the image (it must be pulled for it)")
+	fl.StringVar(&f.platform, "platform", "", "platform of the image: a local image of another platform is refused (pull it for this one first, or --pull always)")
 	fl.StringVar(&f.pull, "pull", "missing", "pull the image before creating: always, missing (when it is not here), never")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-terminal")
@@ -229,7 +230,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 	o := engine.CreateOptions{
 		Name: f.name, Image: args[0], Cmd: args[1:], User: f.user, WorkingDir: f.workdir, Hostname: f.hostname,
-		Tty: f.tty, OpenStdin: f.interactive, Binds: f.volumes, Tmpfs: f.tmpfs, ReadOnly: f.readOnly,
+		Tty: f.tty, OpenStdin: f.interactive, Tmpfs: f.tmpfs, ReadOnly: f.readOnly,
 		Privileged: f.privileged, CapAdd: f.capAdd, CapDrop: f.capDrop, SecurityOpt: f.securityOpt,
 		CPUs: f.cpus, PidsLimit: f.pidsLimit, Ulimits: f.ulimits, AutoRemove: f.rm, StopSignal: f.stopSignal,
 		HealthCmd: f.healthCmd, HealthInterval: f.healthInterval, HealthTimeout: f.healthTimeout, HealthStartPeriod: f.healthStartPeriod,
@@ -376,13 +377,26 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 			return o, fmt.Errorf("--log-opt %q: berth knows max-size=SIZE, max-file=N and tag=TEMPLATE", lo)
 		}
 	}
+	for _, v := range f.volumes {
+		b, err := absBind(v)
+		if err != nil {
+			return o, err
+		}
+		o.Binds = append(o.Binds, b)
+	}
 	for _, m := range f.mounts {
-		bind, tmpfs, err := parseMount(m)
+		bind, tmpfs, extra, err := parseMount(m)
 		if err != nil {
 			return o, err
 		}
 		if bind != "" {
 			o.Binds = append(o.Binds, bind)
+		}
+		if extra != nil {
+			if o.MountExtras == nil {
+				o.MountExtras = map[string]engine.MountExtra{}
+			}
+			o.MountExtras[extra.dst] = extra.MountExtra
 		}
 		if tmpfs != "" {
 			o.Tmpfs = append(o.Tmpfs, tmpfs)
@@ -391,20 +405,115 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 	return o, nil
 }
 
-// parseMount turns --mount into a -v or --tmpfs value.
-func parseMount(s string) (bind, tmpfs string, err error) {
+// absBind resolves a -v source that is a relative host path (".", "..",
+// "./x", "../x") against the CLI's working directory, as docker's CLI
+// does: the engine may run elsewhere.
+func absBind(v string) (string, error) {
+	src, rest, ok := strings.Cut(v, ":")
+	if !ok || !isRelPath(src) {
+		return v, nil
+	}
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		return "", fmt.Errorf("-v %q: %w", v, err)
+	}
+	return abs + ":" + rest, nil
+}
+
+func isRelPath(s string) bool {
+	return s == "." || s == ".." || strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../")
+}
+
+// mountKeys are the --mount keys for each type (docker's); a key of
+// another type, or one docker does not have, is refused by name.
+var mountKeys = map[string][]string{
+	"bind":   {"bind-propagation", "bind-recursive"},
+	"volume": {"volume-nocopy", "volume-subpath", "volume-opt", "volume-driver", "volume-label"},
+	"tmpfs":  {"tmpfs-size", "tmpfs-mode"},
+}
+
+// mountExtra is what a --mount says beyond its -v value, and the
+// container path it is for.
+type mountExtra struct {
+	engine.MountExtra
+	dst string
+}
+
+// parseMount turns --mount into a -v or --tmpfs value, and what a -v
+// value cannot say. The value is CSV, as docker's: a field with commas
+// (volume-opt=o=size=1m,uid=1) is quoted.
+func parseMount(s string) (bind, tmpfs string, extra *mountExtra, err error) {
 	kv := map[string]string{}
-	readonly := false
-	for _, part := range strings.Split(s, ",") {
+	readonly, nocopy := false, false
+	var volumeOpts map[string]string
+	fields, err := csv.NewReader(strings.NewReader(s)).Read()
+	if err != nil {
+		fields = []string{""}
+		if s != "" {
+			return "", "", nil, fmt.Errorf("--mount %q: %w", s, err)
+		}
+	}
+	for _, part := range fields {
 		k, v, ok := strings.Cut(part, "=")
-		switch {
-		case k == "readonly" || k == "ro":
-			readonly = !ok || v == "true" || v == "1"
-		case ok:
+		k = strings.ToLower(strings.TrimSpace(k))
+		if k == "" {
+			return "", "", nil, fmt.Errorf("--mount %q: an empty field: give key=value pairs separated by commas", s)
+		}
+		switch k {
+		case "readonly", "ro", "volume-nocopy":
+			b := true
+			if ok {
+				b, err = strconv.ParseBool(v)
+				if err != nil {
+					return "", "", nil, fmt.Errorf("--mount %q: %s=%q: true or false", s, k, v)
+				}
+			}
+			if k == "volume-nocopy" {
+				nocopy = b
+			} else {
+				readonly = b
+			}
+			kv[k] = v
+		case "volume-opt":
+			ok, ov, valid := strings.Cut(v, "=")
+			if !valid || ok == "" {
+				return "", "", nil, fmt.Errorf("--mount %q: volume-opt=%q: give volume-opt=KEY=VALUE (type, device or o)", s, v)
+			}
+			if volumeOpts == nil {
+				volumeOpts = map[string]string{}
+			}
+			volumeOpts[ok] = ov
+			kv[k] = v
+		case "type", "source", "src", "target", "destination", "dst", "consistency",
+			"bind-propagation", "bind-recursive", "volume-subpath", "volume-driver", "volume-label",
+			"tmpfs-size", "tmpfs-mode":
+			if !ok {
+				return "", "", nil, fmt.Errorf("--mount %q: %q is not key=value", s, part)
+			}
 			kv[k] = v
 		default:
-			return "", "", fmt.Errorf("--mount %q: %q is not key=value", s, part)
+			return "", "", nil, fmt.Errorf("--mount %q: unknown key %q (docker's keys: type, source, target, readonly, bind-propagation, bind-recursive, volume-nocopy, volume-subpath, volume-opt, tmpfs-size, tmpfs-mode, consistency)", s, k)
 		}
+	}
+	typ := kv["type"]
+	if typ == "" {
+		typ = "volume" // docker's default
+	}
+	if _, ok := mountKeys[typ]; !ok {
+		return "", "", nil, fmt.Errorf("--mount %q: type must be bind, tmpfs or volume", s)
+	}
+	for t, keys := range mountKeys {
+		for _, k := range keys {
+			if _, set := kv[k]; set && t != typ {
+				return "", "", nil, fmt.Errorf("--mount %q: %s is for type=%s, not type=%s", s, k, t, typ)
+			}
+		}
+	}
+	// consistency is macOS's; docker accepts it and ignores it on Linux.
+	switch kv["consistency"] {
+	case "", "default", "consistent", "cached", "delegated":
+	default:
+		return "", "", nil, fmt.Errorf("--mount %q: consistency=%q: default, consistent, cached or delegated", s, kv["consistency"])
 	}
 	src := kv["source"]
 	if src == "" {
@@ -418,53 +527,108 @@ func parseMount(s string) (bind, tmpfs string, err error) {
 		dst = kv["dst"]
 	}
 	if dst == "" {
-		return "", "", fmt.Errorf("--mount %q: target= is required", s)
+		return "", "", nil, fmt.Errorf("--mount %q: target= is required", s)
 	}
-	switch kv["type"] {
-	case "bind", "":
+	mode := ""
+	if readonly {
+		mode = ":ro"
+	}
+	switch typ {
+	case "bind":
 		if src == "" {
-			return "", "", fmt.Errorf("--mount %q: source= is required for a bind mount", s)
+			return "", "", nil, fmt.Errorf("--mount %q: source= is required for a bind mount", s)
+		}
+		if src, err = filepath.Abs(src); err != nil {
+			return "", "", nil, fmt.Errorf("--mount %q: %w", s, err)
+		}
+		// Unlike -v, --mount does not create a missing host path.
+		if _, err := os.Stat(src); err != nil {
+			return "", "", nil, fmt.Errorf("--mount %q: bind source path does not exist: %s", s, src)
+		}
+		var opts []string
+		if readonly {
+			opts = append(opts, "ro")
+		}
+		switch p := kv["bind-propagation"]; p {
+		case "":
+		case "rprivate", "private", "rshared", "shared", "rslave", "slave":
+			opts = append(opts, p)
+		default:
+			return "", "", nil, fmt.Errorf("--mount %q: bind-propagation=%q: one of rprivate, private, rshared, shared, rslave, slave", s, p)
+		}
+		switch r := kv["bind-recursive"]; r {
+		case "", "enabled", "writable":
+			// Recursive, read-only at the top only: what berth's ro is.
+		case "disabled":
+			extra = &mountExtra{dst: dst, MountExtra: engine.MountExtra{NonRecursive: true}}
+		case "readonly":
+			if !readonly {
+				return "", "", nil, fmt.Errorf("--mount %q: bind-recursive=readonly needs readonly", s)
+			}
+			extra = &mountExtra{dst: dst, MountExtra: engine.MountExtra{ReadOnlyRecursive: true}}
+		default:
+			return "", "", nil, fmt.Errorf("--mount %q: bind-recursive=%q: enabled, disabled, writable or readonly", s, r)
 		}
 		b := src + ":" + dst
-		if readonly {
-			b += ":ro"
+		if len(opts) > 0 {
+			b += ":" + strings.Join(opts, ",")
 		}
-		return b, "", nil
+		if extra != nil {
+			extra.dst = filepath.Clean(dst)
+		}
+		return b, "", extra, nil
 	case "tmpfs":
+		if src != "" {
+			return "", "", nil, fmt.Errorf("--mount %q: a tmpfs has no source", s)
+		}
 		var opts []string
 		if v := kv["tmpfs-size"]; v != "" {
 			n, err := parseSize(v)
 			if err != nil {
-				return "", "", fmt.Errorf("--mount %q: tmpfs-size: %w", s, err)
+				return "", "", nil, fmt.Errorf("--mount %q: tmpfs-size: %w", s, err)
 			}
 			opts = append(opts, "size="+strconv.FormatInt(n, 10))
 		}
 		if v := kv["tmpfs-mode"]; v != "" {
+			if _, err := strconv.ParseUint(v, 8, 32); err != nil {
+				return "", "", nil, fmt.Errorf("--mount %q: tmpfs-mode=%q: an octal mode such as 1777", s, v)
+			}
 			opts = append(opts, "mode="+v)
 		}
 		if readonly {
 			opts = append(opts, "ro")
 		}
 		if len(opts) > 0 {
-			return "", dst + ":" + strings.Join(opts, ","), nil
+			return "", dst + ":" + strings.Join(opts, ","), nil, nil
 		}
-		return "", dst, nil
-	case "volume":
-		if strings.HasPrefix(src, "/") {
-			return "", "", fmt.Errorf("--mount %q: a volume's source is a volume name, not a path (use type=bind for host paths)", s)
-		}
-		// An empty source is an anonymous volume: "/dst", or ":/dst:ro"
-		// (the empty source keeps the fields in place).
-		b := src + ":" + dst
-		if src == "" && !readonly {
-			b = dst
-		}
-		if readonly {
-			b += ":ro"
-		}
-		return b, "", nil
+		return "", dst, nil, nil
 	}
-	return "", "", fmt.Errorf("--mount %q: type must be bind, tmpfs or volume", s)
+	// type=volume
+	if strings.HasPrefix(src, "/") {
+		return "", "", nil, fmt.Errorf("--mount %q: a volume's source is a volume name, not a path (use type=bind for host paths)", s)
+	}
+	if _, set := kv["volume-label"]; set {
+		return "", "", nil, fmt.Errorf("--mount %q: berth does not support volume-label yet: create the volume first (berth volume create --label) and drop the key", s)
+	}
+	if sub, set := kv["volume-subpath"]; set || volumeOpts != nil {
+		if src == "" && sub != "" {
+			return "", "", nil, fmt.Errorf("--mount %q: volume-subpath needs a named volume (source=)", s)
+		}
+		extra = &mountExtra{dst: filepath.Clean(dst), MountExtra: engine.MountExtra{Subpath: sub, VolumeOptions: volumeOpts}}
+	}
+	if d := kv["volume-driver"]; d != "" && d != "local" {
+		return "", "", nil, fmt.Errorf("--mount %q: volume-driver=%s: berth has the local driver only", s, d)
+	}
+	if nocopy {
+		mode += map[bool]string{true: ",nocopy", false: ":nocopy"}[readonly]
+	}
+	// An empty source is an anonymous volume: "/dst", or ":/dst:ro"
+	// (the empty source keeps the fields in place).
+	b := src + ":" + dst + mode
+	if src == "" && mode == "" {
+		b = dst
+	}
+	return b, "", extra, nil
 }
 
 func isDigits(s string) bool {
@@ -575,8 +739,16 @@ func (g *globalOptions) ensureImage(ctx context.Context, local *image.Service, n
 		return fmt.Errorf("--pull %q: use always, missing or never", policy)
 	}
 	if policy != "always" {
-		_, err := local.Get(ctx, name)
-		if err == nil || !errors.Is(err, image.ErrNotFound) {
+		recs, err := local.Get(ctx, name)
+		if err == nil {
+			// Never run another platform's image silently: docker
+			// refuses one that does not match --platform too.
+			if platform != "" && len(recs) > 0 && recs[0].Platform != "" && !image.SamePlatform(platform, recs[0].Platform) {
+				return fmt.Errorf("image %s is for %s, not %s: pull it for that platform first (berth pull --platform %s %s), or run with --pull always", name, recs[0].Platform, platform, platform, name)
+			}
+			return nil
+		}
+		if !errors.Is(err, image.ErrNotFound) {
 			return err
 		}
 		if policy == "never" {

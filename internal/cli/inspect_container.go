@@ -288,7 +288,7 @@ func parseMountSpec(s string) mount.Mount {
 }
 
 // inspectMounts are docker's Mounts: a volume has the local driver and
-// mode z, a bind rprivate propagation (what berth mounts it with).
+// mode z, a bind its propagation (rprivate unless -v or --mount said).
 func inspectMounts(ms []engine.MountPoint) []container.MountPoint {
 	out := []container.MountPoint{}
 	for _, m := range ms {
@@ -298,6 +298,9 @@ func inspectMounts(ms []engine.MountPoint) []container.MountPoint {
 			mp.Driver, mp.Mode = "local", "z"
 		case mount.TypeBind:
 			mp.Propagation = mount.PropagationRPrivate
+			if m.Propagation != "" {
+				mp.Propagation = mount.Propagation(m.Propagation)
+			}
 			if !m.RW {
 				mp.Mode = "ro"
 			}

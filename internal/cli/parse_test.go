@@ -67,14 +67,19 @@ func TestParseMount(t *testing.T) {
 		in          string
 		bind, tmpfs string
 	}{
-		{"type=bind,source=/host,target=/ctr", "/host:/ctr", ""},
-		{"type=bind,src=/host,dst=/ctr,readonly", "/host:/ctr:ro", ""},
-		{"type=bind,source=/host,destination=/ctr,ro", "/host:/ctr:ro", ""},
-		{"type=bind,source=/host,target=/ctr,readonly=true", "/host:/ctr:ro", ""},
-		{"type=bind,source=/host,target=/ctr,readonly=1", "/host:/ctr:ro", ""},
-		{"type=bind,source=/host,target=/ctr,readonly=false", "/host:/ctr", ""},
-		{"source=/host,target=/ctr", "/host:/ctr", ""},
-		{"target=/ctr,source=/host,type=bind", "/host:/ctr", ""},
+		{"type=bind,source=/tmp,target=/ctr", "/tmp:/ctr", ""},
+		{"type=bind,src=/tmp,dst=/ctr,readonly", "/tmp:/ctr:ro", ""},
+		{"type=bind,source=/tmp,destination=/ctr,ro", "/tmp:/ctr:ro", ""},
+		{"type=bind,source=/tmp,target=/ctr,readonly=true", "/tmp:/ctr:ro", ""},
+		{"type=bind,source=/tmp,target=/ctr,readonly=1", "/tmp:/ctr:ro", ""},
+		{"type=bind,source=/tmp,target=/ctr,readonly=false", "/tmp:/ctr", ""},
+		{"type=bind,source=/tmp,target=/ctr,bind-propagation=rshared", "/tmp:/ctr:rshared", ""},
+		{"type=bind,source=/tmp,target=/ctr,ro,bind-propagation=slave,bind-recursive=enabled,consistency=cached", "/tmp:/ctr:ro,slave", ""},
+		{"type=volume,source=data,target=/data,volume-nocopy", "data:/data:nocopy", ""},
+		{"type=volume,source=data,target=/data,volume-nocopy=false", "data:/data", ""},
+		{"type=volume,target=/data,volume-nocopy=true,ro", ":/data:ro,nocopy", ""},
+		{"source=data,target=/data", "data:/data", ""},
+		{"target=/ctr,source=/tmp,type=bind", "/tmp:/ctr", ""},
 		{"type=tmpfs,target=/tmp", "", "/tmp"},
 		{"type=tmpfs,dst=/run,tmpfs-size=64m", "", "/run:size=67108864"},
 		{"type=tmpfs,target=/run,tmpfs-mode=1770", "", "/run:mode=1770"},
@@ -85,7 +90,7 @@ func TestParseMount(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			bind, tmpfs, err := parseMount(tt.in)
+			bind, tmpfs, _, err := parseMount(tt.in)
 			if err != nil {
 				t.Fatalf("parseMount(%q): %v", tt.in, err)
 			}
@@ -98,20 +103,31 @@ func TestParseMount(t *testing.T) {
 
 func TestParseMountErrors(t *testing.T) {
 	tests := []struct{ in, errPart string }{
-		{"type=bind,source=/host", "target= is required"},
+		{"type=bind,source=/tmp", "target= is required"},
 		{"type=tmpfs", "target= is required"},
-		{"", "not key=value"},
+		{"", "empty field"},
+		{"type=bind,source=/nonexistent-berth,target=/ctr", "does not exist"},
+		{"type=bind,source=/tmp,target=/ctr,foo=bar", `unknown key "foo"`},
+		{"type=bind,source=/tmp,target=/ctr,tmpfs-size=1m", "tmpfs-size is for type=tmpfs"},
+		{"type=bind,source=/tmp,target=/ctr,bind-propagation=weird", "bind-propagation"},
+		{"type=bind,source=/tmp,target=/ctr,bind-recursive=sometimes", "bind-recursive"},
+		{"type=bind,source=/tmp,target=/ctr,bind-recursive=readonly", "needs readonly"},
+		{"type=volume,source=d,target=/ctr,volume-nocopy=maybe", "true or false"},
+		{"type=volume,target=/ctr,volume-subpath=x", "needs a named volume"},
+		{"type=volume,source=d,target=/ctr,volume-opt=type", "volume-opt=KEY=VALUE"},
+		{"type=volume,source=d,target=/ctr,volume-label=a=b", "volume-label"},
+		{`type=volume,source=d,target=/ctr,"volume-opt=o=size=1m`, "--mount"},
 		{"type=bind,target=/ctr", "source= is required"},
-		{"target=/ctr", "source= is required"},
-		{"type=volume,source=/host,target=/ctr", "not a path"},
+		{"type=volume,source=/tmp,target=/ctr", "not a path"},
 		{"type=npipe,source=x,target=/ctr", "type must be"},
-		{"type=BIND,source=/host,target=/ctr", "type must be"},
-		{"type=bind,source=/host,target=/ctr,bogus", "not key=value"},
+		{"type=BIND,source=/tmp,target=/ctr", "type must be"},
+		{"type=bind,source=/tmp,target=/ctr,bogus", `unknown key "bogus"`},
+		{"type=bind,source=/tmp,target=/ctr,bind-propagation", "not key=value"},
 		{"type=tmpfs,target=/run,tmpfs-size=lots", "tmpfs-size"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			bind, tmpfs, err := parseMount(tt.in)
+			bind, tmpfs, _, err := parseMount(tt.in)
 			if err == nil {
 				t.Fatalf("parseMount(%q) = (%q, %q), want an error", tt.in, bind, tmpfs)
 			}
@@ -136,7 +152,7 @@ func volumeSpec(v string) (src, dst, opts string) {
 }
 
 func TestParseMountAnonymousReadonlyVolume(t *testing.T) {
-	bind, _, err := parseMount("type=volume,target=/data,readonly")
+	bind, _, _, err := parseMount("type=volume,target=/data,readonly")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,6 +487,40 @@ func TestMatchFilterErrors(t *testing.T) {
 		}
 		if got {
 			t.Errorf("matchFilter(%q) matched with its error", tt.filter)
+		}
+	}
+}
+
+func TestParseMountExtra(t *testing.T) {
+	for in, want := range map[string]engine.MountExtra{
+		"type=bind,source=/tmp,target=/c/,bind-recursive=disabled":                    {NonRecursive: true},
+		"type=bind,source=/tmp,target=/c,ro,bind-recursive=readonly":                  {ReadOnlyRecursive: true},
+		"type=volume,source=v,target=/c,volume-subpath=a/b":                           {Subpath: "a/b"},
+		`type=volume,target=/c,volume-opt=type=tmpfs,"volume-opt=o=size=1m,mode=700"`: {VolumeOptions: map[string]string{"type": "tmpfs", "o": "size=1m,mode=700"}},
+	} {
+		_, _, got, err := parseMount(in)
+		if err != nil || got == nil || got.dst != "/c" || !reflect.DeepEqual(got.MountExtra, want) {
+			t.Errorf("parseMount(%q): extra %+v %v, want %+v", in, got, err, want)
+		}
+	}
+	if _, _, got, _ := parseMount("type=bind,source=/tmp,target=/c,bind-recursive=writable"); got != nil {
+		t.Errorf("bind-recursive=writable: extra %+v, want none (berth's ro is top-level)", got)
+	}
+}
+
+func TestAbsBind(t *testing.T) {
+	wd, _ := os.Getwd()
+	for in, want := range map[string]string{
+		"./a:/x":     wd + "/a:/x",
+		".:/x:ro":    wd + ":/x:ro",
+		"../b:/x":    filepath.Dir(wd) + "/b:/x",
+		"/abs:/x":    "/abs:/x",
+		"name:/x":    "name:/x",
+		"/only":      "/only",
+		".hidden:/x": ".hidden:/x",
+	} {
+		if got, err := absBind(in); err != nil || got != want {
+			t.Errorf("absBind(%q) = %q %v, want %q", in, got, err, want)
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/engine/spec"
 	"github.com/berth-dev/berth/internal/events"
+	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -118,11 +121,17 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return httpError{http.StatusBadRequest, err.Error()}
 	}
-	if _, err := s.e.Images().Get(r.Context(), o.Image); err != nil {
+	recs, err := s.e.Images().Get(r.Context(), o.Image)
+	if err != nil {
 		if statusOf(err) == http.StatusNotFound {
 			return httpError{http.StatusNotFound, "No such image: " + o.Image}
 		}
 		return err
+	}
+	// Never run another platform's image silently; docker's answer (a
+	// 404, so that its CLI pulls the platform asked for).
+	if p := r.URL.Query().Get("platform"); p != "" && len(recs) > 0 && recs[0].Platform != "" && !image.SamePlatform(p, recs[0].Platform) {
+		return httpError{http.StatusNotFound, fmt.Sprintf("image with reference %s was found but does not match the specified platform: wanted %s, actual: %s", o.Image, p, recs[0].Platform)}
 	}
 	c, err := s.e.Create(r.Context(), o)
 	if err != nil {
@@ -217,14 +226,17 @@ func createOptions(name string, req *container.CreateRequest) (engine.CreateOpti
 	for _, m := range hc.Mounts {
 		switch m.Type {
 		case mount.TypeBind, mount.TypeVolume:
-			spec := m.Target
-			if m.Source != "" {
-				spec = m.Source + ":" + m.Target
-			}
-			if m.ReadOnly {
-				spec += ":ro"
+			spec, extra, err := mountBind(m)
+			if err != nil {
+				return o, err
 			}
 			o.Binds = append(o.Binds, spec)
+			if extra != nil {
+				if o.MountExtras == nil {
+					o.MountExtras = map[string]engine.MountExtra{}
+				}
+				o.MountExtras[filepath.Clean(m.Target)] = *extra
+			}
 		case mount.TypeTmpfs:
 			o.Tmpfs = append(o.Tmpfs, m.Target)
 		default:
@@ -706,4 +718,68 @@ func (s streamWriter) Write(p []byte) (int, error) {
 		fl.Flush()
 	}
 	return n, err
+}
+
+// mountBind is a HostConfig.Mounts bind or volume as a -v value and
+// what a -v value cannot say; what berth cannot honour is refused by
+// name, and a missing bind source is refused unless CreateMountpoint
+// (only -v creates one otherwise), as docker does.
+func mountBind(m mount.Mount) (string, *engine.MountExtra, error) {
+	what := fmt.Sprintf("mount %s:%s", m.Source, m.Target)
+	var opts []string
+	var extra *engine.MountExtra
+	if m.ReadOnly {
+		opts = append(opts, "ro")
+	}
+	if m.TmpfsOptions != nil {
+		return "", nil, fmt.Errorf("%s: TmpfsOptions are for tmpfs mounts", what)
+	}
+	if m.Type == mount.TypeBind {
+		b := m.BindOptions
+		if b == nil {
+			b = &mount.BindOptions{}
+		}
+		if _, err := os.Stat(m.Source); err != nil && !b.CreateMountpoint {
+			return "", nil, fmt.Errorf("%s: bind source path does not exist: %s", what, m.Source)
+		}
+		if b.Propagation != "" {
+			opts = append(opts, string(b.Propagation))
+		}
+		if b.ReadOnlyForceRecursive && !m.ReadOnly {
+			return "", nil, fmt.Errorf("%s: ReadOnlyForceRecursive needs ReadOnly", what)
+		}
+		if b.NonRecursive || b.ReadOnlyForceRecursive {
+			extra = &engine.MountExtra{NonRecursive: b.NonRecursive, ReadOnlyRecursive: b.ReadOnlyForceRecursive}
+		}
+		if m.VolumeOptions != nil {
+			return "", nil, fmt.Errorf("%s: VolumeOptions are for volumes, not binds", what)
+		}
+	} else if v := m.VolumeOptions; v != nil {
+		if len(v.Labels) > 0 {
+			return "", nil, fmt.Errorf("%s: berth does not support VolumeOptions.Labels here yet: create the volume first", what)
+		}
+		var dopts map[string]string
+		if d := v.DriverConfig; d != nil {
+			if d.Name != "" && d.Name != "local" {
+				return "", nil, fmt.Errorf("%s: volume driver %q: berth has the local driver only", what, d.Name)
+			}
+			if len(d.Options) > 0 {
+				dopts = d.Options
+			}
+		}
+		if v.Subpath != "" || dopts != nil {
+			extra = &engine.MountExtra{Subpath: v.Subpath, VolumeOptions: dopts}
+		}
+		if v.NoCopy {
+			opts = append(opts, "nocopy")
+		}
+	}
+	spec := m.Target
+	if m.Source != "" || len(opts) > 0 {
+		spec = m.Source + ":" + m.Target
+	}
+	if len(opts) > 0 {
+		spec += ":" + strings.Join(opts, ",")
+	}
+	return spec, extra, nil
 }

@@ -231,4 +231,28 @@ type MountPoint struct {
 	Source      string `json:"Source"`
 	Destination string `json:"Destination"`
 	RW          bool   `json:"RW"`
+	// Propagation is a bind's ([r]private, [r]shared, [r]slave); empty
+	// is rprivate.
+	Propagation string `json:"Propagation,omitempty"`
+	// NoCopy: the image's files are not copied into a new volume.
+	NoCopy bool `json:"NoCopy,omitempty"`
+	// NonRecursive binds without the mounts below the source;
+	// ReadOnlyRecursive makes those read-only too (--mount's
+	// bind-recursive=disabled and =readonly).
+	NonRecursive      bool `json:"NonRecursive,omitempty"`
+	ReadOnlyRecursive bool `json:"ReadOnlyRecursive,omitempty"`
+	// Subpath is the path inside the volume that is mounted
+	// (volume-subpath); Source includes it.
+	Subpath string `json:"Subpath,omitempty"`
+}
+
+// MountExtra is what a --mount says that a -v value cannot.
+type MountExtra struct {
+	// NonRecursive, ReadOnlyRecursive: bind-recursive=disabled, =readonly.
+	NonRecursive, ReadOnlyRecursive bool
+	// Subpath: volume-subpath, a path that exists in the volume.
+	Subpath string
+	// VolumeOptions: volume-opt, the local driver's options (type,
+	// device, o) for a volume this creates.
+	VolumeOptions map[string]string
 }

@@ -43,7 +43,10 @@ type CreateOptions struct {
 	Tty        bool
 	OpenStdin  bool
 	// Binds are "host:container[:ro|rw]".
-	Binds       []string
+	Binds []string
+	// MountExtras are what --mount says beyond a -v value, by the
+	// bind's container path.
+	MountExtras map[string]MountExtra
 	Tmpfs       []string
 	ReadOnly    bool
 	Privileged  bool
@@ -226,7 +229,10 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		switch {
 		case so == "no-new-privileges" || noNewPrivValue(so) != "":
 		case so == "seccomp=unconfined" || so == "seccomp:unconfined" || strings.HasPrefix(so, "seccomp="):
-		case strings.HasPrefix(so, "label=") || strings.HasPrefix(so, "apparmor="):
+		case strings.HasPrefix(so, "label=") || strings.HasPrefix(so, "label:") || strings.HasPrefix(so, "apparmor="):
+			if err := checkLSMOpt(so); err != nil {
+				return nil, err
+			}
 		case so == "systempaths=unconfined":
 		default:
 			return nil, fmt.Errorf("--security-opt %q: berth knows seccomp=FILE|unconfined, no-new-privileges, systempaths=unconfined, label= and apparmor=: %w", so, ErrInvalid)
@@ -483,7 +489,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	var mps []MountPoint
 	if err := e.withVolumes(ctx, func() error {
 		var err error
-		if mps, err = e.resolveMounts(ctx, c, inherited, o.Binds, img.Config.Volumes); err != nil {
+		if mps, err = e.resolveMounts(ctx, c, inherited, o.Binds, o.MountExtras, img.Config.Volumes); err != nil {
 			return err
 		}
 		stopAtForTest("volumes-resolved")
@@ -494,16 +500,31 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	}
 	c.Mounts = mps
 	for _, m := range mps {
-		if m.Type == "volume" && !e.volumeHasOptions(ctx, m.Name) {
+		if m.Type == "volume" && !m.NoCopy && !e.volumeHasOptions(ctx, m.Name) {
 			if err := copyUp(e.rootfs(id), m); err != nil {
 				return nil, fmt.Errorf("volume %s: copy the image's %s into it: %w", m.Name, m.Destination, err)
 			}
 		}
 		opts := []string{"rbind", "rprivate", "ro"}
+		if m.NonRecursive {
+			opts[0] = "bind"
+		}
+		if m.ReadOnlyRecursive {
+			opts = append(opts, "rro")
+		}
+		if m.Propagation != "" {
+			opts[1] = m.Propagation
+		}
 		if m.RW {
 			opts[2] = "rw"
 		}
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: opts})
+		// As docker: a shared bind needs the container's / shared, so
+		// that it stays a peer of the host's mount (the runtime makes /
+		// rslave otherwise); rslave is the runtime's default already.
+		if m.Propagation == "shared" || m.Propagation == "rshared" {
+			s.Linux.RootfsPropagation = "rshared"
+		}
 	}
 	if o.Init {
 		exe, err := os.Executable()
@@ -752,4 +773,39 @@ func imageLabels(image, own map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// checkLSMOpt takes the --security-opt label= and apparmor= values that
+// mean "unconfined" (label=disable, apparmor=unconfined: what berth does)
+// and refuses the others by name rather than run unconfined silently:
+// berth cannot apply SELinux labels or AppArmor profiles.
+func checkLSMOpt(so string) error {
+	if v, ok := strings.CutPrefix(so, "apparmor="); ok {
+		switch {
+		case v == "unconfined":
+			return nil
+		case !apparmorEnabled():
+			return fmt.Errorf("--security-opt %q: this host has no AppArmor: drop the option (or use apparmor=unconfined): %w", so, ErrInvalid)
+		default:
+			return fmt.Errorf("--security-opt %q: berth cannot apply AppArmor profiles yet: drop the option to run unconfined, or use apparmor=unconfined: %w", so, ErrInvalid)
+		}
+	}
+	v := so[len("label="):]
+	switch {
+	case v == "disable":
+		return nil
+	case !selinuxEnabled():
+		return fmt.Errorf("--security-opt %q: this host has no SELinux: drop the option (or use label=disable): %w", so, ErrInvalid)
+	default:
+		return fmt.Errorf("--security-opt %q: berth cannot apply SELinux labels yet: drop the option, or use label=disable: %w", so, ErrInvalid)
+	}
+}
+
+// apparmorEnabled says whether the host runs AppArmor.
+func apparmorEnabled() bool {
+	if _, err := os.Stat("/sys/kernel/security/apparmor"); err == nil {
+		return true
+	}
+	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	return err == nil && strings.HasPrefix(string(b), "Y")
 }

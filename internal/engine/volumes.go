@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -484,7 +485,7 @@ func (e *Engine) PruneVolumes(ctx context.Context, all bool) ([]string, error) {
 // resolveMounts turns -v entries and the image's declared volumes into
 // mount points, creating named and anonymous volumes. Binds are host
 // paths; other sources name volumes.
-func (e *Engine) resolveMounts(ctx context.Context, c *Container, inherited []MountPoint, binds []string, imageVolumes map[string]struct{}) ([]MountPoint, error) {
+func (e *Engine) resolveMounts(ctx context.Context, c *Container, inherited []MountPoint, binds []string, extras map[string]MountExtra, imageVolumes map[string]struct{}) ([]MountPoint, error) {
 	// --volumes-from's mounts come first; a -v on the same path replaces
 	// one, as docker's does.
 	out := slices.Clone(inherited)
@@ -505,28 +506,67 @@ func (e *Engine) resolveMounts(ctx context.Context, c *Container, inherited []Mo
 		if !filepath.IsAbs(dst) {
 			return nil, fmt.Errorf("-v %q: the container path must be absolute: %w", b, ErrInvalid)
 		}
-		rw := true
+		rw, propagation, nocopy := true, "", false
+		isBind := filepath.IsAbs(src)
 		if len(parts) == 3 {
+			mode := ""
 			for _, o := range strings.Split(parts[2], ",") {
 				switch o {
-				case "ro":
-					rw = false
-				case "rw", "z", "Z", "rprivate", "private", "rslave", "slave", "rshared", "shared", "nocopy":
+				case "ro", "rw":
+					if mode != "" {
+						return nil, fmt.Errorf("-v %q: %s and %s: give one of ro or rw: %w", b, mode, o, ErrInvalid)
+					}
+					mode, rw = o, o == "rw"
+				case "z", "Z":
+					if !selinuxEnabled() {
+						return nil, fmt.Errorf("-v %q: option %q relabels for SELinux, and this host has no SELinux: drop the :%s: %w", b, o, o, ErrInvalid)
+					}
+					return nil, fmt.Errorf("-v %q: option %q: berth cannot relabel for SELinux yet: drop the :%s and label the host path yourself: %w", b, o, o, ErrInvalid)
+				case "rprivate", "private", "rslave", "slave", "rshared", "shared":
+					if !isBind {
+						return nil, fmt.Errorf("-v %q: propagation %q is for binds of a host path, not volumes: %w", b, o, ErrInvalid)
+					}
+					if propagation != "" {
+						return nil, fmt.Errorf("-v %q: two propagations, %s and %s: %w", b, propagation, o, ErrInvalid)
+					}
+					propagation = o
+				case "nocopy":
+					if isBind {
+						return nil, fmt.Errorf("-v %q: nocopy is for volumes, not binds of a host path: %w", b, ErrInvalid)
+					}
+					nocopy = true
 				default:
-					return nil, fmt.Errorf("-v %q: unknown option %q (ro or rw): %w", b, o, ErrInvalid)
+					return nil, fmt.Errorf("-v %q: unknown option %q (ro, rw, nocopy, or a propagation: [r]private, [r]shared, [r]slave): %w", b, o, ErrInvalid)
 				}
 			}
 		}
 		dst = filepath.Clean(dst)
+		extra := extras[dst]
+		if isBind && (extra.Subpath != "" || extra.VolumeOptions != nil) || !isBind && (extra.NonRecursive || extra.ReadOnlyRecursive) {
+			return nil, fmt.Errorf("-v %q: volume-subpath and volume-opt are for volumes, bind-recursive for binds: %w", b, ErrInvalid)
+		}
+		if extra.ReadOnlyRecursive && rw {
+			return nil, fmt.Errorf("-v %q: bind-recursive=readonly needs readonly: %w", b, ErrInvalid)
+		}
 		if taken[dst] {
 			out = slices.DeleteFunc(out, func(m MountPoint) bool { return m.Destination == dst })
 		}
 		taken[dst] = true
-		if filepath.IsAbs(src) {
-			if _, err := os.Stat(src); err != nil {
+		if isBind {
+			// Docker creates a missing host directory for -v (--mount,
+			// which refuses a missing source, checks that before).
+			if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
+				if err := os.MkdirAll(src, 0o755); err != nil {
+					return nil, fmt.Errorf("-v %q: create the host directory: %w", b, err)
+				}
+			} else if err != nil {
 				return nil, fmt.Errorf("-v %q: host path: %w", b, err)
 			}
-			out = append(out, MountPoint{Type: "bind", Source: filepath.Clean(src), Destination: dst, RW: rw})
+			if err := checkHostPropagation(src, propagation); err != nil {
+				return nil, fmt.Errorf("-v %q: %w: %w", b, err, ErrInvalid)
+			}
+			out = append(out, MountPoint{Type: "bind", Source: filepath.Clean(src), Destination: dst, RW: rw, Propagation: propagation,
+				NonRecursive: extra.NonRecursive, ReadOnlyRecursive: extra.ReadOnlyRecursive})
 			continue
 		}
 		var labels map[string]string
@@ -534,11 +574,38 @@ func (e *Engine) resolveMounts(ctx context.Context, c *Container, inherited []Mo
 		if anon {
 			labels = map[string]string{"berth.container": c.ID}
 		}
-		v, err := e.createVolume(ctx, src, labels, anon)
+		if extra.VolumeOptions != nil {
+			if err := checkLocalOptions(extra.VolumeOptions); err != nil {
+				return nil, err
+			}
+			if old, err := e.GetVolume(ctx, src); err == nil && !maps.Equal(old.Options, extra.VolumeOptions) {
+				return nil, fmt.Errorf("-v %q: volume %s exists already, with other options: volume-opt is for a new volume (remove it, or drop volume-opt): %w", b, src, ErrInvalid)
+			}
+		}
+		if extra.Subpath != "" {
+			// Checked before a volume is made: a new one is empty.
+			if !filepath.IsLocal(extra.Subpath) {
+				return nil, fmt.Errorf("-v %q: volume-subpath %q must be a relative path inside the volume: %w", b, extra.Subpath, ErrInvalid)
+			}
+			if _, err := e.GetVolume(ctx, src); src == "" || err != nil {
+				return nil, fmt.Errorf("-v %q: volume-subpath needs an existing volume (a new one is empty): %w", b, ErrInvalid)
+			}
+		}
+		v, err := e.createVolumeOpts(ctx, src, labels, anon, extra.VolumeOptions)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, MountPoint{Type: "volume", Name: v.Name, Source: v.Mountpoint, Destination: dst, RW: rw})
+		mp := MountPoint{Type: "volume", Name: v.Name, Source: v.Mountpoint, Destination: dst, RW: rw, NoCopy: nocopy}
+		if extra.Subpath != "" {
+			if len(v.Options) > 0 {
+				return nil, fmt.Errorf("-v %q: volume-subpath of a volume with driver options (mounted only at start) is not supported: %w", b, ErrInvalid)
+			}
+			if mp.Source, err = volumeSubpath(v.Mountpoint, extra.Subpath); err != nil {
+				return nil, fmt.Errorf("-v %q: volume-subpath: %w: %w", b, err, ErrInvalid)
+			}
+			mp.Subpath, mp.NoCopy = extra.Subpath, true
+		}
+		out = append(out, mp)
 	}
 	for _, dst := range slices.Sorted(maps.Keys(imageVolumes)) {
 		dst = filepath.Clean(dst)
@@ -552,6 +619,95 @@ func (e *Engine) resolveMounts(ctx context.Context, c *Container, inherited []Mo
 		out = append(out, MountPoint{Type: "volume", Name: v.Name, Source: v.Mountpoint, Destination: dst, RW: true})
 	}
 	return out, nil
+}
+
+// volumeSubpath is the path sub names inside a volume's directory: it must
+// exist, be relative and stay inside (no .., no symlink out), as docker's.
+func volumeSubpath(dir, sub string) (string, error) {
+	if filepath.IsAbs(sub) || !filepath.IsLocal(sub) {
+		return "", fmt.Errorf("%q must be a relative path inside the volume", sub)
+	}
+	p := filepath.Join(dir, sub)
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", fmt.Errorf("%q: %w", sub, err)
+	}
+	if root, err := filepath.EvalSymlinks(dir); err != nil || real != root && !strings.HasPrefix(real, root+"/") {
+		return "", fmt.Errorf("%q leads out of the volume", sub)
+	}
+	return real, nil
+}
+
+// selinuxEnabled says whether the host runs SELinux (selinuxfs mounted).
+func selinuxEnabled() bool {
+	_, err := os.Stat("/sys/fs/selinux/enforce")
+	return err == nil
+}
+
+// checkHostPropagation refuses, as docker does, a shared bind whose host
+// mount is not shared, and a slave bind whose host mount is neither
+// shared nor a slave: the container would get a propagation in name
+// only, with nothing to receive from the host.
+func checkHostPropagation(src, propagation string) error {
+	want := ""
+	switch propagation {
+	case "shared", "rshared":
+		want = "shared"
+	case "slave", "rslave":
+		want = "shared or a slave"
+	default:
+		return nil
+	}
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	real, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return err
+	}
+	// The longest mount point above the path is its mount.
+	var mnt, tags string
+	for _, l := range strings.Split(string(data), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 7 {
+			continue
+		}
+		mp := unescapeMountinfo(f[4])
+		if (real == mp || mp == "/" || strings.HasPrefix(real, mp+"/")) && len(mp) >= len(mnt) {
+			mnt, tags = mp, ""
+			for _, o := range f[6:] {
+				if o == "-" {
+					break
+				}
+				tags += " " + o
+			}
+		}
+	}
+	shared, slave := strings.Contains(tags, " shared:"), strings.Contains(tags, " master:")
+	if shared || want != "shared" && slave {
+		return nil
+	}
+	return fmt.Errorf("propagation %s: %s is on the mount %s, which is not %s (make it so first: mount --make-shared %s), or drop the option", propagation, src, mnt, want, mnt)
+}
+
+// unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // copyUp fills an empty volume with what the image has at its mount point,

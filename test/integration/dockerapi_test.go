@@ -269,6 +269,7 @@ func TestDockerAPICLI(t *testing.T) {
 // The API's answers to what clients send wrong, and its version rules.
 func TestDockerAPIErrors(t *testing.T) {
 	e := newEngine(t)
+	e.loadDemoImage()
 	sock := e.serveDocker()
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
@@ -311,6 +312,11 @@ func TestDockerAPIErrors(t *testing.T) {
 		{"POST", "/containers/create", `{"Image":""}`, 400, "image is required"},
 		{"POST", "/containers/create", `{"Image":"no/such:image"}`, 404, "No such image: no/such:image"},
 		{"POST", "/containers/create", `{"Image":"x","HostConfig":{"Links":["a:b"]}}`, 400, "Links"},
+		// Issue 16: nothing silently ignored.
+		{"POST", "/containers/create?platform=linux/arm64", `{"Image":"` + demoImage + `"}`, 404, "does not match the specified platform: wanted linux/arm64, actual: linux/amd64"},
+		{"POST", "/containers/create", `{"Image":"` + demoImage + `","HostConfig":{"Mounts":[{"Type":"bind","Source":"/no/such/dir","Target":"/x"}]}}`, 400, "bind source path does not exist"},
+		{"POST", "/containers/create", `{"Image":"` + demoImage + `","HostConfig":{"Mounts":[{"Type":"bind","Source":"/tmp","Target":"/x","VolumeOptions":{"NoCopy":true}}]}}`, 400, "VolumeOptions are for volumes"},
+		{"POST", "/containers/create", `{"Image":"` + demoImage + `","HostConfig":{"Binds":["/tmp:/x:Z"]}}`, 400, "SELinux"},
 		{"POST", "/containers/nope/start", "", 404, "No such container: nope"},
 		{"POST", "/containers/nope/wait?condition=sometime", "", 404, "No such container"},
 		{"GET", "/containers/nope/json", "", 404, "No such container: nope"},
