@@ -90,13 +90,7 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 			conn.Close()
 			return nil
 		}
-		st, err := s.e.Attach(r.Context(), c.ID, a.files())
-		a.closeOurs()
-		if err != nil {
-			conn.Close()
-			return nil
-		}
-		go st.Wait()
+		s.attachRunning(r, c.ID, a)
 		return nil
 	}
 	// Held before the client hears the upgrade: it starts the container
@@ -112,15 +106,20 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Started meanwhile by someone else: attach to it as it runs.
 	if cur, err := s.e.Get(r.Context(), c.ID); err == nil && running(cur) && s.dropPending(c.ID, a) {
-		st, err := s.e.Attach(r.Context(), c.ID, a.files())
-		a.closeOurs()
-		if err != nil {
-			conn.Close()
-			return nil
-		}
-		go st.Wait()
+		s.attachRunning(r, c.ID, a)
 	}
 	return nil
+}
+
+// attachRunning hands a's streams to the running container's monitor.
+func (s *Server) attachRunning(r *http.Request, id string, a *attachment) {
+	st, err := s.e.Attach(r.Context(), id, a.files())
+	a.closeOurs()
+	if err != nil {
+		a.conn.Close()
+		return
+	}
+	go st.Wait()
 }
 
 // dropPending forgets a held attach; false if a start took it already.
@@ -272,13 +271,7 @@ func (s *Server) startAttached(r *http.Request, id string, held []*attachment) e
 	}
 	go st.Wait()
 	for _, a := range held[1:] {
-		st2, err := s.e.Attach(r.Context(), id, a.files())
-		a.closeOurs()
-		if err != nil {
-			a.conn.Close()
-			continue
-		}
-		go st2.Wait()
+		s.attachRunning(r, id, a)
 	}
 	return nil
 }

@@ -456,43 +456,38 @@ func (s *Server) killContainer(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// onContainer is a handler that runs one engine verb on the container
+// and answers 204.
+func (s *Server) onContainer(verb func(ctx context.Context, id string, r *http.Request) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		c, err := s.container(r)
+		if err != nil {
+			return err
+		}
+		if err := verb(r.Context(), c.ID, r); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}
+
 func (s *Server) pauseContainer(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.container(r)
-	if err != nil {
-		return err
-	}
-	if err := s.e.Pause(r.Context(), c.ID); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return s.onContainer(func(ctx context.Context, id string, _ *http.Request) error { return s.e.Pause(ctx, id) })(w, r)
 }
 
 func (s *Server) unpauseContainer(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.container(r)
-	if err != nil {
-		return err
-	}
-	if err := s.e.Unpause(r.Context(), c.ID); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return s.onContainer(func(ctx context.Context, id string, _ *http.Request) error { return s.e.Unpause(ctx, id) })(w, r)
 }
 
 func (s *Server) renameContainer(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.container(r)
-	if err != nil {
-		return err
-	}
-	if err := s.e.Rename(r.Context(), c.ID, r.URL.Query().Get("name")); err != nil {
-		if strings.Contains(err.Error(), "already in use") {
+	return s.onContainer(func(ctx context.Context, id string, r *http.Request) error {
+		err := s.e.Rename(ctx, id, r.URL.Query().Get("name"))
+		if err != nil && strings.Contains(err.Error(), "already in use") {
 			return httpError{http.StatusConflict, err.Error()}
 		}
 		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	})(w, r)
 }
 
 func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request) error {

@@ -226,6 +226,14 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 	if attach != nil && attach.Stdin != nil && c.Config.OpenStdin && c.Config.Tty && len(attach.DetachKeys) > 0 {
 		env = append(env, monitor.EnvDetach+"="+hex.EncodeToString(attach.DetachKeys))
 	}
+	if attach != nil && attach.Stdin != nil && c.Config.Tty {
+		// The container's terminal has the caller's size from its
+		// first instruction: the monitor copies it only once the
+		// container runs, and a `stty size` before that saw 0x0.
+		if ws, err := unix.IoctlGetWinsize(int(attach.Stdin.Fd()), unix.TIOCGWINSZ); err == nil && ws.Row > 0 && ws.Col > 0 {
+			env = append(env, EnvWinsize+"="+strconv.Itoa(int(ws.Row))+"x"+strconv.Itoa(int(ws.Col)))
+		}
+	}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "_BERTH_") || strings.HasPrefix(kv, EnvStopAt+"=") {
 			env = append(env, kv)
@@ -288,6 +296,7 @@ func MonitorChild(open func(root, state string) (*Engine, error)) int {
 	if role == monitor.RoleProxy {
 		return runLoopbackProxy()
 	}
+	startWinsize = parseWinsize(os.Getenv(EnvWinsize))
 	id := os.Getenv(EnvContainer)
 	root, state := os.Getenv(EnvRoot), os.Getenv(EnvState)
 	for _, kv := range os.Environ() {
@@ -402,6 +411,9 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 	master := rc.Console()
 	if master != nil {
 		defer master.Close()
+		if startWinsize != nil {
+			unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, startWinsize)
+		}
 	}
 	if err := rc.Start(ctx); err != nil {
 		e.deleteRuntime(ctx, id)
@@ -459,6 +471,24 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 		return fmt.Errorf("report to the monitor: %w", err)
 	}
 	return nil
+}
+
+// EnvWinsize is "ROWSxCOLS", the attached terminal's size when the
+// container was started, for the start process to give the container's
+// terminal before its process runs.
+const EnvWinsize = "_BERTH_WINSIZE"
+
+// startWinsize is EnvWinsize in a monitor's child (nil: none).
+var startWinsize *unix.Winsize
+
+func parseWinsize(v string) *unix.Winsize {
+	r, c, ok := strings.Cut(v, "x")
+	rows, err1 := strconv.Atoi(r)
+	cols, err2 := strconv.Atoi(c)
+	if !ok || err1 != nil || err2 != nil || rows <= 0 || cols <= 0 || rows > 65535 || cols > 65535 {
+		return nil
+	}
+	return &unix.Winsize{Row: uint16(rows), Col: uint16(cols)}
 }
 
 // maxFdsPerMessage stays under the kernel's SCM_MAX_FD (253).
