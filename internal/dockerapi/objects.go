@@ -55,7 +55,17 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
 
 // imageGet serves GET /images/{name}/json (names hold slashes).
 func (s *Server) imageGet(w http.ResponseWriter, r *http.Request) error {
-	name, ok := strings.CutSuffix(r.PathValue("rest"), "/json")
+	rest := r.PathValue("rest")
+	if rest == "get" {
+		return s.saveImages(w, r, r.URL.Query()["names"])
+	}
+	if name, ok := strings.CutSuffix(rest, "/history"); ok {
+		return s.imageHistory(w, r, name)
+	}
+	if name, ok := strings.CutSuffix(rest, "/get"); ok {
+		return s.saveImages(w, r, []string{name})
+	}
+	name, ok := strings.CutSuffix(rest, "/json")
 	if !ok {
 		return httpError{http.StatusNotFound, "page not found"}
 	}

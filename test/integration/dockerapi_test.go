@@ -252,6 +252,20 @@ func TestDockerAPICLI(t *testing.T) {
 			if got := ok("images", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(got, "berth-demo/busybox:latest") {
 				t.Errorf("docker images: %q", got)
 			}
+			if got := ok("history", "--format", "{{.ID}}", "berth-demo/busybox"); !strings.HasPrefix(got, "sha256:") && len(strings.TrimSpace(got)) != 12 {
+				t.Errorf("docker history: %q", got)
+			}
+			saved := filepath.Join(t.TempDir(), "saved.tar")
+			ok("tag", "berth-demo/busybox", "example.test/saved:v1")
+			ok("save", "-o", saved, "example.test/saved:v1")
+			ok("rmi", "example.test/saved:v1")
+			if got := ok("load", "-i", saved); !strings.Contains(got, "Loaded image: example.test/saved:v1") {
+				t.Errorf("docker load: %q", got)
+			}
+			if got := ok("images", "-q", "example.test/saved:v1"); strings.TrimSpace(got) == "" {
+				t.Errorf("the loaded image is not listed")
+			}
+			ok("rmi", "example.test/saved:v1")
 			if got := ok("network", "ls", "--format", "{{.Name}} {{.Driver}}"); !strings.Contains(got, "bridge") {
 				t.Errorf("docker network ls: %q", got)
 			}
