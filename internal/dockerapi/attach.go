@@ -72,7 +72,7 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 	s.mu.Lock()
 	n := len(s.pending[c.ID])
 	s.mu.Unlock()
-	if !running(c) && n >= maxPending {
+	if !c.Running() && n >= maxPending {
 		return httpError{http.StatusConflict, "too many attaches wait for this container's start"}
 	}
 	conn, rw, err := takeOver(w)
@@ -84,7 +84,7 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 		conn.Close()
 		return nil
 	}
-	if running(c) {
+	if c.Running() {
 		if err := answerUpgrade(rw, r, c.Config.Tty); err != nil {
 			a.closeOurs()
 			conn.Close()
@@ -105,7 +105,7 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	// Started meanwhile by someone else: attach to it as it runs.
-	if cur, err := s.e.Get(r.Context(), c.ID); err == nil && running(cur) && s.dropPending(c.ID, a) {
+	if cur, err := s.e.Get(r.Context(), c.ID); err == nil && cur.Running() && s.dropPending(c.ID, a) {
 		s.attachRunning(r, c.ID, a)
 	}
 	return nil

@@ -42,7 +42,7 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 	// Newest first, as docker lists them.
 	for i := len(list) - 1; i >= 0; i-- {
 		c := list[i]
-		if !all && len(f["status"]) == 0 && c.State.Status != engine.StatusRunning && c.State.Status != engine.StatusPaused && c.State.Status != engine.StatusRestarting {
+		if !all && len(f["status"]) == 0 && !c.Running() {
 			continue
 		}
 		if !matches(c, f) {
@@ -73,16 +73,7 @@ func matches(c *engine.Container, f map[string][]string) bool {
 		any("network", func(v string) bool {
 			return slices.ContainsFunc(c.HostConfig.Networks, func(n engine.NetworkRequest) bool { return network.Canonical(n.Name) == network.Canonical(v) })
 		}) &&
-		func() bool {
-			for _, l := range f["label"] {
-				k, v, hasV := strings.Cut(l, "=")
-				got, ok := c.Config.Labels[k]
-				if !ok || hasV && got != v {
-					return false
-				}
-			}
-			return true
-		}()
+		matchLabels(c.Config.Labels, f["label"])
 }
 
 func (s *Server) container(r *http.Request) (*engine.Container, error) {
@@ -371,7 +362,7 @@ func (s *Server) startContainer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if held := s.takePending(c.ID); len(held) > 0 && !running(c) {
+	if held := s.takePending(c.ID); len(held) > 0 && !c.Running() {
 		if err := s.startAttached(r, c.ID, held); err != nil {
 			return err
 		}
@@ -397,40 +388,30 @@ func timeoutParam(r *http.Request) (*int, error) {
 	return &n, nil
 }
 
+// notModified is docker's 304 for a verb with nothing to do.
+var notModified = httpError{http.StatusNotModified, ""}
+
 func (s *Server) stopContainer(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.container(r)
-	if err != nil {
-		return err
-	}
-	t, err := timeoutParam(r)
-	if err != nil {
-		return err
-	}
-	if c.State.Status != engine.StatusRunning && c.State.Status != engine.StatusPaused && c.State.Status != engine.StatusRestarting {
-		w.WriteHeader(http.StatusNotModified)
-		return nil
-	}
-	if err := s.e.Stop(r.Context(), c.ID, t); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return s.onContainer(func(ctx context.Context, c *engine.Container, r *http.Request) error {
+		t, err := timeoutParam(r)
+		if err != nil {
+			return err
+		}
+		if !c.Running() {
+			return notModified
+		}
+		return s.e.Stop(ctx, c.ID, t)
+	})(w, r)
 }
 
 func (s *Server) restartContainer(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.container(r)
-	if err != nil {
-		return err
-	}
-	t, err := timeoutParam(r)
-	if err != nil {
-		return err
-	}
-	if err := s.e.Restart(r.Context(), c.ID, t); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return s.onContainer(func(ctx context.Context, c *engine.Container, r *http.Request) error {
+		t, err := timeoutParam(r)
+		if err != nil {
+			return err
+		}
+		return s.e.Restart(ctx, c.ID, t)
+	})(w, r)
 }
 
 func (s *Server) killContainer(w http.ResponseWriter, r *http.Request) error {
@@ -458,13 +439,13 @@ func (s *Server) killContainer(w http.ResponseWriter, r *http.Request) error {
 
 // onContainer is a handler that runs one engine verb on the container
 // and answers 204.
-func (s *Server) onContainer(verb func(ctx context.Context, id string, r *http.Request) error) func(http.ResponseWriter, *http.Request) error {
+func (s *Server) onContainer(verb func(ctx context.Context, c *engine.Container, r *http.Request) error) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		c, err := s.container(r)
 		if err != nil {
 			return err
 		}
-		if err := verb(r.Context(), c.ID, r); err != nil {
+		if err := verb(r.Context(), c, r); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -473,16 +454,16 @@ func (s *Server) onContainer(verb func(ctx context.Context, id string, r *http.R
 }
 
 func (s *Server) pauseContainer(w http.ResponseWriter, r *http.Request) error {
-	return s.onContainer(func(ctx context.Context, id string, _ *http.Request) error { return s.e.Pause(ctx, id) })(w, r)
+	return s.onContainer(func(ctx context.Context, c *engine.Container, _ *http.Request) error { return s.e.Pause(ctx, c.ID) })(w, r)
 }
 
 func (s *Server) unpauseContainer(w http.ResponseWriter, r *http.Request) error {
-	return s.onContainer(func(ctx context.Context, id string, _ *http.Request) error { return s.e.Unpause(ctx, id) })(w, r)
+	return s.onContainer(func(ctx context.Context, c *engine.Container, _ *http.Request) error { return s.e.Unpause(ctx, c.ID) })(w, r)
 }
 
 func (s *Server) renameContainer(w http.ResponseWriter, r *http.Request) error {
-	return s.onContainer(func(ctx context.Context, id string, r *http.Request) error {
-		err := s.e.Rename(ctx, id, r.URL.Query().Get("name"))
+	return s.onContainer(func(ctx context.Context, c *engine.Container, r *http.Request) error {
+		err := s.e.Rename(ctx, c.ID, r.URL.Query().Get("name"))
 		if err != nil && strings.Contains(err.Error(), "already in use") {
 			return httpError{http.StatusConflict, err.Error()}
 		}
@@ -491,18 +472,13 @@ func (s *Server) renameContainer(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.container(r)
-	if err != nil {
-		return err
-	}
-	if err := s.e.Remove(r.Context(), c.ID, engine.RemoveOptions{Force: boolParam(r, "force"), Volumes: boolParam(r, "v")}); err != nil {
-		if strings.Contains(err.Error(), "stop it first") {
+	return s.onContainer(func(ctx context.Context, c *engine.Container, r *http.Request) error {
+		err := s.e.Remove(ctx, c.ID, engine.RemoveOptions{Force: boolParam(r, "force"), Volumes: boolParam(r, "v")})
+		if err != nil && strings.Contains(err.Error(), "stop it first") {
 			return httpError{http.StatusConflict, fmt.Sprintf("cannot remove container %q: container is running: stop the container before removing or force remove", "/"+c.Name)}
 		}
 		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	})(w, r)
 }
 
 // waitContainer is POST /containers/{id}/wait: the headers go at once
@@ -541,14 +517,6 @@ func jsonBody(w io.Writer, v any) error {
 	return err
 }
 
-func running(c *engine.Container) bool {
-	switch c.State.Status {
-	case engine.StatusRunning, engine.StatusPaused, engine.StatusRestarting:
-		return true
-	}
-	return false
-}
-
 // waitFor polls the record (the engine has no in-process notification of
 // an exit another process records) until cond holds.
 func (s *Server) waitFor(r *http.Request, c *engine.Container, cond string) (int, error) {
@@ -573,18 +541,18 @@ func (s *Server) waitFor(r *http.Request, c *engine.Container, cond string) (int
 		last = cur.State.ExitCode
 		switch cond {
 		case "", "not-running":
-			if !running(cur) {
+			if !cur.Running() {
 				return cur.State.ExitCode, nil
 			}
 		case "next-exit":
-			if cur.State.StartedAt.After(started) || running(cur) {
+			if cur.State.StartedAt.After(started) || cur.Running() {
 				started = time.Time{} // it ran: the next stop counts
 			}
-			if started.IsZero() && !running(cur) && cur.State.Status != engine.StatusCreated {
+			if started.IsZero() && !cur.Running() && cur.State.Status != engine.StatusCreated {
 				return cur.State.ExitCode, nil
 			}
 		}
-		if running(cur) && cond != "removed" {
+		if cur.Running() && cond != "removed" {
 			code, err := s.e.Wait(ctx, id)
 			if err == nil {
 				return code, nil

@@ -52,7 +52,7 @@ func (s *Server) createExec(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Cmd) == 0 {
 		return httpError{http.StatusBadRequest, "No exec command specified"}
 	}
-	if !running(c) || c.State.Status == engine.StatusPaused {
+	if !c.Running() || c.State.Status == engine.StatusPaused {
 		return httpError{http.StatusConflict, "container " + c.ID + " is not running"}
 	}
 	if req.Privileged {

@@ -251,6 +251,10 @@ func (e *Engine) destroy(ctx context.Context, id string) error {
 	return e.db.Delete(ctx, id)
 }
 
+// Running says whether the record says the container runs (running,
+// paused or restarting between runs).
+func (c *Container) Running() bool { return isRunning(c) }
+
 func isRunning(c *Container) bool {
 	switch c.State.Status {
 	case StatusRunning, StatusPaused, StatusRestarting:
