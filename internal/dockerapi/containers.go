@@ -126,9 +126,6 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
 	}
 	c, err := s.e.Create(r.Context(), o)
 	if err != nil {
-		if strings.Contains(err.Error(), "already in use") {
-			return httpError{http.StatusConflict, err.Error()}
-		}
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, container.CreateResponse{ID: c.ID, Warnings: []string{}})
@@ -463,11 +460,7 @@ func (s *Server) unpauseContainer(w http.ResponseWriter, r *http.Request) error 
 
 func (s *Server) renameContainer(w http.ResponseWriter, r *http.Request) error {
 	return s.onContainer(func(ctx context.Context, c *engine.Container, r *http.Request) error {
-		err := s.e.Rename(ctx, c.ID, r.URL.Query().Get("name"))
-		if err != nil && strings.Contains(err.Error(), "already in use") {
-			return httpError{http.StatusConflict, err.Error()}
-		}
-		return err
+		return s.e.Rename(ctx, c.ID, r.URL.Query().Get("name"))
 	})(w, r)
 }
 

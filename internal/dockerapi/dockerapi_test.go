@@ -6,11 +6,15 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/berth-dev/berth/internal/engine"
+	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/image/remote"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/moby/moby/api/types/container"
@@ -144,5 +148,24 @@ func TestRequestCredentials(t *testing.T) {
 	r.Header.Set("X-Registry-Auth", "!!!")
 	if _, err := withRegistryAuth(r); err == nil {
 		t.Error("a header that is not base64 was taken")
+	}
+}
+
+// The engine's error categories map to docker's statuses at the edge.
+func TestStatusOf(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{fmt.Errorf("x: %w", store.ErrNameInUse), 409},
+		{fmt.Errorf("x: %w", store.ErrNotFound), 404},
+		{fmt.Errorf("x: %w", engine.ErrInvalidState), 409},
+		{fmt.Errorf("x: %w", engine.ErrAlreadyRunning), 304},
+		{fmt.Errorf("x: %w", engine.ErrInvalid), 400},
+		{errors.New("x"), 500},
+	} {
+		if got := statusOf(tc.err); got != tc.want {
+			t.Errorf("statusOf(%v) = %d, want %d", tc.err, got, tc.want)
+		}
 	}
 }

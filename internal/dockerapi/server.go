@@ -212,7 +212,7 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, engine.ErrAlreadyRunning):
 		return http.StatusNotModified
-	case errors.Is(err, engine.ErrInvalidState), errors.Is(err, network.ErrInUse), errors.Is(err, network.ErrExists), errors.Is(err, engine.ErrPortAllocated):
+	case errors.Is(err, engine.ErrInvalidState), errors.Is(err, store.ErrNameInUse), errors.Is(err, network.ErrInUse), errors.Is(err, network.ErrExists), errors.Is(err, engine.ErrPortAllocated):
 		return http.StatusConflict
 	case errors.Is(err, engine.ErrInvalid), errors.Is(err, network.ErrInvalid):
 		return http.StatusBadRequest
