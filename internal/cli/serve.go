@@ -15,25 +15,39 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/berth-dev/berth/internal/cri"
 	"github.com/berth-dev/berth/internal/dockerapi"
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/image/remote"
+	"github.com/berth-dev/berth/internal/network/cni"
 	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/runtime/linux"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 )
 
 // newServeCommand is `berth serve`: the optional daemon of the API
 // sockets. Containers never depend on it: they run under their monitors
 // whether it runs or not, and the CLI sees what it made.
 func newServeCommand(g *globalOptions) *cobra.Command {
-	var dockerSocket string
+	var dockerSocket, criSocket string
 	cmd := &cobra.Command{
 		Use:   "serve [OPTIONS]",
-		Short: "Serve the Docker Engine API on a unix socket (the socket is root-equivalent)",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		Short: "Serve the Docker Engine API and the Kubernetes CRI on unix sockets (each socket is root-equivalent)",
+		Long: `Serve the Docker Engine API (--docker-socket) and the Kubernetes CRI v1
+(--cri-socket) on unix sockets, mode 0660, group berth if it exists. With
+neither flag both are served on their default paths; naming one serves only
+the APIs named. Either socket gives its users the power of root on
+this host. Containers run under their own monitors and do not depend on
+serve: stopping or restarting it leaves them running.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("docker-socket") && !cmd.Flags().Changed("cri-socket") {
+				criSocket = ""
+			} else if cmd.Flags().Changed("cri-socket") && !cmd.Flags().Changed("docker-socket") {
+				dockerSocket = ""
+			}
 			// Pulls use a request's X-Registry-Auth before the
 			// server's own credentials.
 			cfg, err := remote.LoadConfig(g.registryConfig)
@@ -41,7 +55,7 @@ func newServeCommand(g *globalOptions) *cobra.Command {
 				return err
 			}
 			reg := remote.New(remote.Options{Registries: cfg.Registries, CertsDir: g.certsDir, UserAgent: "berth/" + Version,
-				Credentials: dockerapi.RequestCredentials{Fallback: keychainCredentials{g.keychain()}}})
+				Credentials: dockerapi.RequestCredentials{Fallback: cri.RequestCredentials{Fallback: keychainCredentials{g.keychain()}}}})
 			s, err := image.Open(image.Options{Root: g.root, Registry: reg, InUse: g.inUse})
 			if err != nil {
 				return err
@@ -55,40 +69,102 @@ func newServeCommand(g *globalOptions) *cobra.Command {
 			ctx, cancel := signalContext()
 			defer cancel()
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			return serveDocker(ctx, e, dockerSocket, log)
+			if dockerSocket == "" && criSocket == "" {
+				return errors.New("serve: no socket to serve on: give --docker-socket PATH or --cri-socket PATH")
+			}
+			// Both listen before either serves: a socket that cannot be
+			// had fails the start, not half of it.
+			var servers []func() error
+			if dockerSocket != "" {
+				l, err := listenUnix(dockerSocket)
+				if err != nil {
+					return err
+				}
+				defer os.Remove(dockerSocket)
+				servers = append(servers, func() error { return serveDocker(ctx, e, l, log) })
+			}
+			if criSocket != "" {
+				l, err := listenUnix(criSocket)
+				if err != nil {
+					return err
+				}
+				defer os.Remove(criSocket)
+				servers = append(servers, func() error { return serveCRI(ctx, e, l, log) })
+			}
+			errs := make(chan error, len(servers))
+			for _, run := range servers {
+				go func() { errs <- run() }()
+			}
+			var first error
+			for range servers {
+				if err := <-errs; err != nil && first == nil {
+					first = err
+					cancel() // one failed: stop the other
+				}
+			}
+			return first
 		},
 	}
 	cmd.Flags().StringVar(&dockerSocket, "docker-socket", "/run/berth/docker.sock", "the Docker API's unix socket")
+	cmd.Flags().StringVar(&criSocket, "cri-socket", "/run/berth/berth.sock", "the Kubernetes CRI's unix socket")
 	return cmd
 }
 
-// serveDocker listens on path (mode 0660, group berth if there is one)
-// until ctx ends.
-func serveDocker(ctx context.Context, e *engine.Engine, path string, log *slog.Logger) error {
+// listenUnix listens on path, mode 0660, group berth if there is one. A
+// socket left by a killed serve is replaced; one that answers is refused.
+func listenUnix(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+		return nil, err
 	}
-	// A socket left by a killed serve: refuse one that answers.
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
-		return fmt.Errorf("%s: another server listens there", path)
+		return nil, fmt.Errorf("%s: another server listens there", path)
 	}
 	os.Remove(path)
 	l, err := net.Listen("unix", path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer os.Remove(path)
 	gid := 0
 	if grp, err := user.LookupGroup("berth"); err == nil {
 		gid, _ = strconv.Atoi(grp.Gid)
 	}
 	if err := os.Chown(path, 0, gid); err != nil {
-		return err
+		l.Close()
+		return nil, err
 	}
 	if err := os.Chmod(path, 0o660); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// serveCRI serves the CRI's runtime and image services on l until ctx
+// ends, then stops gracefully (in-flight calls finish, 5 s at most).
+func serveCRI(ctx context.Context, e *engine.Engine, l net.Listener, log *slog.Logger) error {
+	s := cri.New(e, Version, log, func() error { return cni.CheckPlugins(nil, "bridge", "host-local", "portmap", "loopback") })
+	g := grpc.NewServer(grpc.ChainUnaryInterceptor(s.UnaryLogger), grpc.MaxRecvMsgSize(16<<20))
+	s.Register(g)
+	go func() {
+		<-ctx.Done()
+		done := make(chan struct{})
+		go func() { g.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			g.Stop()
+		}
+	}()
+	log.Info("serving the CRI", "socket", l.Addr().String(), "api", "v1")
+	if err := g.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return err
 	}
+	return nil
+}
+
+// serveDocker serves the Docker API on l until ctx ends.
+func serveDocker(ctx context.Context, e *engine.Engine, l net.Listener, log *slog.Logger) error {
 	srv := &http.Server{Handler: dockerapi.New(e, Version, log, dockerViews()), ReadHeaderTimeout: 30 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -96,7 +172,7 @@ func serveDocker(ctx context.Context, e *engine.Engine, path string, log *slog.L
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
-	log.Info("serving the Docker API", "socket", path, "api", dockerapi.APIVersion)
+	log.Info("serving the Docker API", "socket", l.Addr().String(), "api", dockerapi.APIVersion)
 	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

@@ -19,13 +19,18 @@ import (
 	"github.com/berth-dev/berth/internal/image/registrytest"
 )
 
-// serveDocker starts `berth serve` on a socket of the test's and returns
-// the socket's path; it is stopped (SIGTERM) at the end of the test,
-// which must leave no socket behind.
-func (e *engineEnv) serveDocker() string {
+// serveDocker starts `berth serve` on a Docker API socket of the test's
+// and returns the socket's path; see serveAPI.
+func (e *engineEnv) serveDocker() string { return e.serveAPI("--docker-socket") }
+
+// serveAPI starts `berth serve` with flag (--docker-socket, --cri-socket)
+// naming a socket of the test's and returns the socket's path; it is
+// stopped (SIGTERM) at the end of the test, which must leave no socket
+// behind.
+func (e *engineEnv) serveAPI(flag string) string {
 	e.t.Helper()
-	sock := filepath.Join(e.t.TempDir(), "docker.sock")
-	cmd := e.command("serve", "--docker-socket", sock)
+	sock := filepath.Join(e.t.TempDir(), "api.sock")
+	cmd := e.command("serve", flag, sock)
 	logf, err := os.Create(filepath.Join(e.t.TempDir(), "serve.log"))
 	if err != nil {
 		e.t.Fatal(err)
@@ -51,7 +56,7 @@ func (e *engineEnv) serveDocker() string {
 			e.t.Errorf("the socket %s is left", sock)
 		}
 	})
-	waitFor(e.t, 10*time.Second, "the docker socket", func() bool {
+	waitFor(e.t, 10*time.Second, "the "+flag+" socket", func() bool {
 		c, err := net.Dial("unix", sock)
 		if err == nil {
 			c.Close()

@@ -14,6 +14,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/containernetworking/cni/libcni"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
@@ -113,4 +115,29 @@ func BridgeConflist(o BridgeOptions) ([]byte, error) {
 		"hairpinMode": true, "ipam": ipam,
 	}}
 	return json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": o.Name, "plugins": plugins})
+}
+
+// CheckPlugins finds each named plugin in pluginDirs (nil: the default
+// ones) and says which are missing, and where it looked.
+func CheckPlugins(pluginDirs []string, names ...string) error {
+	if pluginDirs == nil {
+		pluginDirs = DefaultPluginDirs
+	}
+	var missing []string
+	for _, n := range names {
+		found := false
+		for _, d := range pluginDirs {
+			if fi, err := os.Stat(filepath.Join(d, n)); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+				found = true
+				break
+			}
+		}
+		if !found {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("CNI plugins %s not found in %s (install containernetworking-plugins)", strings.Join(missing, ", "), strings.Join(pluginDirs, ":"))
+	}
+	return nil
 }

@@ -1,0 +1,77 @@
+//go:build linux
+
+package cri
+
+import (
+	"context"
+	"encoding/json"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// The CRI version this server speaks, and the name it gives itself.
+const (
+	apiVersion  = "v1"
+	runtimeName = "berth"
+)
+
+// Version answers berth's name and version and the CRI's.
+func (s *Server) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
+	return &runtimeapi.VersionResponse{Version: "0.1.0", RuntimeName: runtimeName, RuntimeVersion: s.version, RuntimeApiVersion: apiVersion}, nil
+}
+
+// Status reports the runtime ready, the network ready when CNI can set
+// up a pod's network, and the runtime handlers: the default ("" and
+// "runc", the linux isolation) and each other isolation by its name.
+func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
+	network := &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady, Status: true}
+	if err := s.cni(); err != nil {
+		network.Status, network.Reason, network.Message = false, "NetworkPluginNotReady", err.Error()
+	}
+	resp := &runtimeapi.StatusResponse{
+		Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
+			{Type: runtimeapi.RuntimeReady, Status: true}, network,
+		}},
+		RuntimeHandlers: s.handlers(),
+		Features:        &runtimeapi.RuntimeFeatures{},
+	}
+	if req.GetVerbose() {
+		s.mu.Lock()
+		cidr := s.podCIDR
+		s.mu.Unlock()
+		info, _ := json.Marshal(map[string]any{"isolations": s.e.Isolations(), "podCIDR": cidr, "apiVersion": apiVersion})
+		resp.Info = map[string]string{"config": string(info)}
+	}
+	return resp, nil
+}
+
+// handlers are the runtime handlers a RuntimeClass can name. Features stay
+// false until pods honour them: the kubelet uses them to admit pods.
+func (s *Server) handlers() []*runtimeapi.RuntimeHandler {
+	out := []*runtimeapi.RuntimeHandler{{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{}}, {Name: "runc", Features: &runtimeapi.RuntimeHandlerFeatures{}}}
+	for _, iso := range s.e.Isolations() {
+		if iso == "linux" || iso == "runc" {
+			continue
+		}
+		out = append(out, &runtimeapi.RuntimeHandler{Name: iso, Features: &runtimeapi.RuntimeHandlerFeatures{}})
+	}
+	return out
+}
+
+// RuntimeConfig answers the cgroup driver: berth manages cgroups itself
+// (cgroupfs), as the kubelet must then too.
+func (s *Server) RuntimeConfig(context.Context, *runtimeapi.RuntimeConfigRequest) (*runtimeapi.RuntimeConfigResponse, error) {
+	return &runtimeapi.RuntimeConfigResponse{Linux: &runtimeapi.LinuxRuntimeConfiguration{CgroupDriver: runtimeapi.CgroupDriver_CGROUPFS}}, nil
+}
+
+// UpdateRuntimeConfig takes the node's pod CIDR, which pod networks will
+// allocate from.
+func (s *Server) UpdateRuntimeConfig(_ context.Context, req *runtimeapi.UpdateRuntimeConfigRequest) (*runtimeapi.UpdateRuntimeConfigResponse, error) {
+	if cidr := req.GetRuntimeConfig().GetNetworkConfig().GetPodCidr(); cidr != "" {
+		s.mu.Lock()
+		s.podCIDR = cidr
+		s.mu.Unlock()
+		s.log.Info("cri: pod CIDR", "cidr", cidr)
+	}
+	return &runtimeapi.UpdateRuntimeConfigResponse{}, nil
+}

@@ -1,0 +1,113 @@
+//go:build linux
+
+// Package cri serves the Kubernetes Container Runtime Interface (CRI v1,
+// k8s.io/cri-api) over berth's engine and image store: what `berth serve`
+// listens with on its CRI socket, so that a kubelet, crictl and critest
+// can use berth as a node's runtime. There is one image store: an image the
+// kubelet pulls is the one `berth images` lists.
+//
+// This step serves the image service whole and the runtime service's
+// Version, Status, RuntimeConfig and UpdateRuntimeConfig; the pod and
+// container calls answer codes.Unimplemented with a message (never a hang)
+// until pods are engine objects.
+//
+// Invariants: every error leaves a handler through grpcError, which maps
+// berth's error categories (wrapped with %w below) onto the codes
+// containerd's CRI plugin gives for them; a handler holds no lock of its
+// own across an engine call.
+package cri
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+
+	"github.com/berth-dev/berth/internal/engine"
+	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/image/reference"
+	"github.com/berth-dev/berth/internal/image/remote"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Server is the CRI over one engine.
+type Server struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
+	runtimeapi.UnimplementedImageServiceServer
+
+	e       *engine.Engine
+	version string // berth's
+	log     *slog.Logger
+	cni     CNICheck
+
+	mu      sync.Mutex
+	podCIDR string // from UpdateRuntimeConfig
+}
+
+// CNICheck says whether pod networking can be set up: nil when it can,
+// else why not (Status's NetworkReady condition).
+type CNICheck func() error
+
+// New returns a CRI server over e; version is berth's.
+func New(e *engine.Engine, version string, log *slog.Logger, cni CNICheck) *Server {
+	if cni == nil {
+		cni = func() error { return nil }
+	}
+	return &Server{e: e, version: version, log: log, cni: cni}
+}
+
+// Register adds both CRI services to g.
+func (s *Server) Register(g *grpc.Server) {
+	runtimeapi.RegisterRuntimeServiceServer(g, s)
+	runtimeapi.RegisterImageServiceServer(g, s)
+}
+
+// grpcError maps an error onto the code containerd's CRI plugin gives for
+// its category; an error that is already a status keeps its code.
+func grpcError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	code := codes.Unknown
+	switch {
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	case errors.Is(err, image.ErrNotFound), errors.Is(err, remote.ErrNotFound):
+		code = codes.NotFound
+	case errors.Is(err, reference.ErrInvalid), errors.Is(err, reference.ErrInvalidDigest),
+		errors.Is(err, image.ErrInvalid), errors.Is(err, remote.ErrInvalid), errors.Is(err, engine.ErrInvalid):
+		code = codes.InvalidArgument
+	case errors.Is(err, remote.ErrUnauthorized):
+		code = codes.PermissionDenied
+	case errors.Is(err, remote.ErrUnavailable):
+		code = codes.Unavailable
+	case errors.Is(err, image.ErrInUse), errors.Is(err, engine.ErrInvalidState):
+		code = codes.FailedPrecondition
+	}
+	return status.Error(code, err.Error())
+}
+
+// UnaryLogger logs each call's failure (and, at debug, each call) with its
+// method and code.
+func (s *Server) UnaryLogger(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	if err != nil {
+		st, _ := status.FromError(err)
+		if st.Code() == codes.Unimplemented {
+			s.log.Debug("cri", "method", info.FullMethod, "code", st.Code(), "err", st.Message())
+		} else {
+			s.log.Warn("cri", "method", info.FullMethod, "code", st.Code(), "err", st.Message())
+		}
+	} else {
+		s.log.Debug("cri", "method", info.FullMethod)
+	}
+	return resp, err
+}
