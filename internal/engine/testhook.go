@@ -4,6 +4,7 @@ package engine
 
 import (
 	"os"
+	"runtime"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,8 +16,17 @@ import (
 // handler has a stop point), and unused by the runtime and containers.
 const EnvStopAt = "_BERTH_TEST_STOP_AT"
 
+// stopAtForTest stops the process at point, before the caller's next
+// instruction. The signal goes to the calling thread: kill(2) of the
+// process lets the kernel hand SIGSTOP to another thread, and until that
+// one ran the group stop the caller went on, into the next store
+// transaction, where a test then found it stopped holding the write lock
+// (TestEngineCLIKilledBeforeRecordingMonitor, 1 run in 20 under load).
+// Sent to this thread, it is taken on the return from tgkill(2).
 func stopAtForTest(point string) {
 	if os.Getenv(EnvStopAt) == point {
-		unix.Kill(os.Getpid(), unix.SIGSTOP)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		unix.Tgkill(os.Getpid(), unix.Gettid(), unix.SIGSTOP)
 	}
 }
