@@ -13,7 +13,7 @@ GOFILES := $(shell git ls-files '*.go' 2>/dev/null)
 # Packages a test or the demo uses; scripts/deps.sh installs the missing ones.
 DEBS := gcc libc6-dev pkg-config libseccomp-dev busybox-static runc containerd podman skopeo umoci procps docker-registry isal containernetworking-plugins iproute2 iptables util-linux docker.io qemu-system-x86 linux-image-cloud-amd64 erofs-utils cpio
 
-.PHONY: all deps build install demo test check fmt vet tidy freebsd unit critools conformance conformance-quick bench parity docs clean
+.PHONY: all deps build install demo test check fmt vet tidy freebsd unit critools critest conformance conformance-quick bench parity docs clean
 
 all: build
 
@@ -81,6 +81,13 @@ test: deps check unit conformance-quick
 # while it differs (internal/cli/docs_test.go).
 docs:
 	BERTH_UPDATE_README=1 $(GO) test -count=1 -run 'TestREADMECommandReference$$' ./internal/cli
+
+# critest, cri-tools' CRI validation suite, whole, against berth serve
+# (stand-in images on a loopback registry that mirrors registry.k8s.io and
+# gcr.io); it prints passed, failed and skipped. `make test` runs the
+# image service's and runtime info's specs, which must all pass.
+critest: deps build critools
+	set -o pipefail; cd test/integration && BERTH_CRITEST=full BERTH_BIN=$(CURDIR)/bin/berth BERTH_CRICTL=$(CURDIR)/.cache/critools/bin/crictl $(GO) test -count=1 -timeout 40m -run 'TestCritest$$' -v . | grep -E '^(---|ok|FAIL)|critest|\[FAIL\]'
 
 # The docker parity table (test/integration/parity_test.go) in full:
 # every command line through the docker CLI, against Debian's dockerd on

@@ -154,6 +154,15 @@ func find(all []Record, nameOrID string) ([]Record, error) {
 				return []Record{r}, nil
 			}
 		}
+		// REPO@DIGEST also names an image pulled by a tag of REPO
+		// that resolved to that digest (its repo digest), as in docker.
+		if d := ref.Digest(); !d.IsZero() && ref.Tag() == "" {
+			for _, r := range all {
+				if rr, err := reference.Parse(r.Name); err == nil && rr.Name() == ref.Name() && r.Target.Digest.String() == d.String() {
+					return []Record{r}, nil
+				}
+			}
+		}
 	}
 	id := nameOrID
 	if len(id) > 7 && id[:7] == "sha256:" {

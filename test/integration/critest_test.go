@@ -1,0 +1,185 @@
+package integration
+
+import (
+	"archive/tar"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/berth-dev/berth/internal/image/imagetest"
+	"github.com/berth-dev/berth/internal/image/registrytest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// critest, cri-tools' validation suite, against `berth serve --cri-socket`.
+//
+// critest pulls from registry.k8s.io and gcr.io, which this machine cannot
+// reach: stand-ins are built here (busybox from Debian's busybox-static,
+// with the users, groups and commands the specs expect) and pushed to a
+// registry on loopback under the same repository paths, which berth's
+// registry configuration makes the mirror of all three hosts. The names
+// the kubelet-like client sees stay the upstream ones.
+//
+// BERTH_CRITEST=full runs every spec and reports the counts (make
+// critest); otherwise the image service's and runtime info's specs run and
+// must all pass (make test). The one spec that pins an upstream digest
+// cannot pass offline and is skipped, by name.
+
+// critestUnreachable are specs no runtime can pass offline.
+var critestUnreachable = []string{
+	"public image with digest should be pulled and removed", // pins an upstream manifest digest
+}
+
+func critestPath(t *testing.T) string {
+	if p := os.Getenv("BERTH_CRITEST_BIN"); p != "" {
+		return p
+	}
+	if p := os.Getenv("BERTH_CRICTL"); p != "" {
+		if c := filepath.Join(filepath.Dir(p), "critest"); fileExists(c) {
+			return c
+		}
+	}
+	t.Skip("no critest: run scripts/build-critools.sh and set BERTH_CRICTL to its bin/crictl (make test does)")
+	return ""
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// critestBase is a busybox root with the accounts critest's images have.
+func critestBase(t *testing.T) imagetest.Layer {
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skipf("no /bin/busybox (apt-get install busybox-static): %v", err)
+	}
+	list, err := exec.Command("/bin/busybox", "--list").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := []imagetest.Entry{
+		{Name: "bin/", Type: tar.TypeDir, Mode: 0o755},
+		{Name: "bin/busybox", Body: string(bb), Mode: 0o755},
+		{Name: "etc/", Type: tar.TypeDir, Mode: 0o755},
+		{Name: "etc/passwd", Mode: 0o644, Body: "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/sh\nuser1000:x:1000:1000::/home/user1000:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n"},
+		{Name: "etc/group", Mode: 0o644, Body: "root:x:0:\nwww-data:x:33:\nuser1000:x:1000:\ngroup50000:x:50000:user1000\nnogroup:x:65534:\n"},
+		{Name: "tmp/", Type: tar.TypeDir, Mode: 0o1777},
+		{Name: "var/", Type: tar.TypeDir, Mode: 0o755},
+		{Name: "var/www/", Type: tar.TypeDir, Mode: 0o755},
+		{Name: "var/www/index.html", Mode: 0o644, Body: "<html><body>Welcome to nginx! (berth's stand-in)</body></html>\n"},
+		{Name: "root/", Type: tar.TypeDir, Mode: 0o700},
+		{Name: "home/", Type: tar.TypeDir, Mode: 0o755},
+		{Name: "home/user1000/", Type: tar.TypeDir, Mode: 0o755, UID: 1000, GID: 1000},
+	}
+	for _, a := range strings.Fields(string(list)) {
+		if a != "busybox" {
+			entries = append(entries, imagetest.Entry{Name: "bin/" + a, Type: tar.TypeSymlink, Linkname: "busybox"})
+		}
+	}
+	return imagetest.NewLayer(t, imagetest.Gzip, entries)
+}
+
+// pushCritestImages pushes the stand-ins under the mirrors' paths (the
+// registry host dropped).
+func pushCritestImages(t *testing.T, reg *registrytest.Registry) {
+	base := critestBase(t)
+	img := func(cfg ocispec.ImageConfig) imagetest.Image {
+		cfg.Env = append(cfg.Env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+		if cfg.Cmd == nil {
+			cfg.Cmd = []string{"sh"}
+		}
+		return imagetest.NewImage(t, "linux", "amd64", cfg, base)
+	}
+	// Each repository its own image (a label tells them apart), as
+	// upstream: a spec counts the tags of one image ID.
+	own := func(repo string) imagetest.Image {
+		return img(ocispec.ImageConfig{Labels: map[string]string{"stand-in-for": repo}})
+	}
+	const staging = "k8s-staging-cri-tools/"
+	push := func(i imagetest.Image, ref string) {
+		repo, tag, _ := strings.Cut(ref, ":")
+		i.Push(t, reg, repo, tag)
+	}
+	push(img(ocispec.ImageConfig{}), "e2e-test-images/busybox:1.29-2")
+	push(img(ocispec.ImageConfig{Cmd: []string{"httpd", "-f", "-p", "80", "-h", "/var/www"}, ExposedPorts: map[string]struct{}{"80/tcp": {}}}), "e2e-test-images/nginx:1.14-2")
+	push(img(ocispec.ImageConfig{Entrypoint: []string{"sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait; done"}, Cmd: []string{}}), "pause:3.9")
+	for _, ref := range []string{"test-image-latest:latest", "test-image-tag:test", "test-image-tag:all", "test-image-tags:1", "test-image-tags:2", "test-image-tags:3"} {
+		repo, _, _ := strings.Cut(ref, ":")
+		push(own(repo), staging+ref)
+	}
+	for i := 1; i <= 3; i++ {
+		push(img(ocispec.ImageConfig{Labels: map[string]string{"stand-in": strconv.Itoa(i)}}), fmt.Sprintf("%stest-image-%d:latest", staging, i))
+	}
+	for repo, user := range map[string]string{
+		"test-image-user-uid": "1002", "test-image-user-username": "www-data",
+		"test-image-user-uid-group": "1003:users", "test-image-user-username-group": "www-data:www-data",
+		"test-image-predefined-group": "1000",
+	} {
+		push(img(ocispec.ImageConfig{User: user}), staging+repo+":latest")
+	}
+}
+
+var critestSummary = regexp.MustCompile(`(\d+) Passed \| (\d+) Failed \| (\d+) Pending \| (\d+) Skipped`)
+
+func TestCritest(t *testing.T) {
+	critest := critestPath(t)
+	full := os.Getenv("BERTH_CRITEST") == "full"
+	e := newEngine(t)
+	reg := registrytest.Start(t, registrytest.Options{})
+	pushCritestImages(t, reg)
+	mirror := "http://" + reg.Addr
+	cfg := map[string]any{"registries": map[string]any{
+		"registry.k8s.io": map[string]any{"mirrors": []string{mirror}},
+		"k8s.gcr.io":      map[string]any{"mirrors": []string{mirror}},
+		"gcr.io":          map[string]any{"mirrors": []string{mirror}},
+	}}
+	data, _ := json.Marshal(cfg)
+	cfgPath := filepath.Join(t.TempDir(), "registries.json")
+	if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.env = append(e.env, "BERTH_REGISTRY_CONFIG="+cfgPath)
+	sock := e.serveAPI("--cri-socket")
+
+	crictlCfg := filepath.Join(t.TempDir(), "crictl.yaml")
+	os.WriteFile(crictlCfg, nil, 0o644)
+	args := []string{"--config", crictlCfg, "--runtime-endpoint", "unix://" + sock, "--image-endpoint", "unix://" + sock,
+		"--ginkgo.no-color", "--ginkgo.timeout=25m"}
+	skips := make([]string, len(critestUnreachable))
+	for i, s := range critestUnreachable {
+		skips[i] = regexp.QuoteMeta(s)
+	}
+	args = append(args, "--ginkgo.skip="+strings.Join(skips, "|"))
+	if !full {
+		args = append(args, `--ginkgo.focus=\[k8s\.io\] (Image Manager|Runtime info)`)
+	}
+	cmd := exec.Command(critest, args...)
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	m := critestSummary.FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("critest printed no summary (%v):\n%s", err, out)
+	}
+	passed, _ := strconv.Atoi(m[1])
+	failed, _ := strconv.Atoi(m[2])
+	skipped, _ := strconv.Atoi(m[4])
+	t.Logf("critest (%s): %d passed, %d failed, %d skipped; skipped by name as unreachable offline: %q",
+		map[bool]string{true: "full", false: "image and runtime info specs"}[full], passed, failed, skipped, critestUnreachable)
+	var failures []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "  [FAIL]") {
+			failures = append(failures, strings.TrimSpace(l))
+		}
+	}
+	if full {
+		t.Logf("failed specs:\n%s", strings.Join(failures, "\n"))
+		return
+	}
+	if failed > 0 || passed < 10 {
+		t.Errorf("critest's image and runtime info specs: %d passed, %d failed:\n%s\n\n%s", passed, failed, strings.Join(failures, "\n"), out)
+	}
+}
