@@ -3,12 +3,17 @@
 package dockerapi
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http/httptest"
+	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
@@ -88,7 +93,8 @@ func TestCreateOptions(t *testing.T) {
 		`{"Image":"x","HostConfig":{"Links":["a:b"]}}`,
 		`{"Image":"x","HostConfig":{"LogConfig":{"Type":"syslog"}}}`,
 		`{"Image":"x","HostConfig":{"Mounts":[{"Type":"npipe","Target":"/x"}]}}`,
-		`{"Image":"x","NetworkingConfig":{"EndpointsConfig":{"other":{}}}}`,
+		`{"Image":"x","HostConfig":{"NetworkMode":"bridge"},"NetworkingConfig":{"EndpointsConfig":{"other":{}}}}`,
+		`{"Image":"x","NetworkingConfig":{"EndpointsConfig":{"other":{},"third":{}}}}`,
 	} {
 		var req container.CreateRequest
 		if err := json.Unmarshal([]byte(bad), &req); err != nil {
@@ -97,6 +103,60 @@ func TestCreateOptions(t *testing.T) {
 		if _, err := createOptions("", &req); err == nil {
 			t.Errorf("%s was taken", bad)
 		}
+	}
+}
+
+// Without a network mode, the one endpoint names the network (what
+// testcontainers sends where no network is called bridge).
+func TestCreateOptionsEndpointNamesNetwork(t *testing.T) {
+	var req container.CreateRequest
+	body := `{"Image":"x","HostConfig":{"NetworkMode":""},"NetworkingConfig":{"EndpointsConfig":{"reaper_default":{"Aliases":["db"]}}}}`
+	if err := json.Unmarshal([]byte(body), &req); err != nil {
+		t.Fatal(err)
+	}
+	o, err := createOptions("", &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.NetworkMode != "reaper_default" || !reflect.DeepEqual(o.Aliases, []string{"db"}) {
+		t.Errorf("network mode %q, aliases %q; want reaper_default, [db]", o.NetworkMode, o.Aliases)
+	}
+}
+
+// An archive body is a tar, plain or compressed; xz is refused by name.
+func TestArchiveDecompressed(t *testing.T) {
+	var plain bytes.Buffer
+	tw := tar.NewWriter(&plain)
+	tw.WriteHeader(&tar.Header{Name: "f", Mode: 0o644, Size: 2})
+	tw.Write([]byte("hi"))
+	tw.Close()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(plain.Bytes())
+	zw.Close()
+	// The standard library reads bzip2 but cannot write it.
+	bzip := exec.Command("bzip2", "-c")
+	bzip.Stdin = bytes.NewReader(plain.Bytes())
+	bz, bzErr := bzip.Output()
+	for name, body := range map[string][]byte{"plain": plain.Bytes(), "gzip": gz.Bytes(), "bzip2": bz} {
+		if name == "bzip2" && bzErr != nil {
+			t.Logf("bzip2 case skipped: no bzip2 command (%v)", bzErr)
+			continue
+		}
+		rc, err := decompressed(bytes.NewReader(body))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, plain.Bytes()) {
+			t.Errorf("%s: %d bytes, %v; want the %d of the tar", name, len(got), err, plain.Len())
+		}
+	}
+	xz := []byte{0xfd, '7', 'z', 'X', 'Z', 0x00, 0, 0}
+	if _, err := decompressed(bytes.NewReader(xz)); err == nil || statusOf(err) != 400 || !strings.Contains(err.Error(), "xz") {
+		t.Errorf("xz body: %v (status %d), want a 400 naming xz", err, statusOf(err))
 	}
 }
 
