@@ -24,9 +24,21 @@ import (
 // which must leave no socket behind.
 func (e *engineEnv) serveDocker() string {
 	e.t.Helper()
+	return e.serveDockerProcess().sock
+}
+
+// served is a running `berth serve`: its socket, process and log.
+type served struct {
+	sock, log string
+	pid       int
+}
+
+func (e *engineEnv) serveDockerProcess() served {
+	e.t.Helper()
 	sock := filepath.Join(e.t.TempDir(), "docker.sock")
 	cmd := e.command("serve", "--docker-socket", sock)
-	logf, err := os.Create(filepath.Join(e.t.TempDir(), "serve.log"))
+	logPath := filepath.Join(e.t.TempDir(), "serve.log")
+	logf, err := os.Create(logPath)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -58,7 +70,7 @@ func (e *engineEnv) serveDocker() string {
 		}
 		return err == nil
 	})
-	return sock
+	return served{sock: sock, log: logPath, pid: cmd.Process.Pid}
 }
 
 // dockerClients are the docker CLIs on this machine: Debian's (20.10)
