@@ -29,7 +29,9 @@ func TestVersionLess(t *testing.T) {
 	for _, tc := range []struct {
 		a, b string
 		less bool
-	}{{"1.24", "1.47", true}, {"1.47", "1.47", false}, {"1.9", "1.10", true}, {"2.0", "1.99", false}} {
+	}{{"1.24", "1.47", true}, {"1.47", "1.47", false}, {"1.9", "1.10", true}, {"2.0", "1.99", false},
+		{"1", "1.24", true}, {"1.47.0", "1.47", false}, {"1.47", "1.47.0", false}, {"1.047", "1.47", false},
+		{"1.47", "99999999999999999999.0", true}, {"99999999999999999999.0", "1.47", false}, {"1..2", "1.0.3", true}} {
 		if got := versionLess(tc.a, tc.b); got != tc.less {
 			t.Errorf("versionLess(%s, %s) = %v", tc.a, tc.b, got)
 		}
@@ -47,6 +49,76 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("parseSize(%q) took it", bad)
 		}
 	}
+}
+
+// The /vX.Y prefix: served in range, refused by name out of it, and a
+// path that only looks like one is an unknown route.
+func TestVersionPrefix(t *testing.T) {
+	s := New(nil, "test", nil, Views{})
+	for _, tc := range []struct {
+		path string
+		code int
+		body string
+	}{
+		{"/_ping", 200, "OK"},
+		{"/v1.47/_ping", 200, "OK"},
+		{"/v" + MinAPIVersion + "/_ping", 200, "OK"},
+		{"/v1.47.0/_ping", 200, "OK"},
+		{"/v1.48/_ping", 400, "client version 1.48 is too new. Maximum supported API version is " + APIVersion},
+		{"/v2/_ping", 400, "is too new"},
+		{"/v99999999999999999999.0/_ping", 400, "is too new"},
+		{"/v1.23/_ping", 400, "client version 1.23 is too old. Minimum supported API version is " + MinAPIVersion},
+		{"/v1/_ping", 400, "client version 1 is too old"},
+		{"/v0.0/_ping", 400, "is too old"},
+		{"/v1.47x/_ping", 404, "page not found"},
+		{"/vX.Y/_ping", 404, "page not found"},
+		{"/V1.47/_ping", 404, "page not found"},
+		{"/v1.47", 404, "page not found"},
+		{"/v1.47/no/such/route", 404, "page not found"},
+		{"/v1.47/v1.47/_ping", 404, "page not found"},
+	} {
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest("GET", tc.path, nil))
+		if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.body) {
+			t.Errorf("GET %s: %d %q, want %d with %q", tc.path, w.Code, w.Body.String(), tc.code, tc.body)
+		}
+		if w.Code >= 400 && !strings.HasPrefix(w.Body.String(), `{"message":`) {
+			t.Errorf("GET %s: %q is not docker's error body", tc.path, w.Body.String())
+		}
+	}
+	// A known path with a method it does not take: docker's 404 in its
+	// JSON body, not the router's plain-text 405.
+	for _, m := range []string{"PUT /_ping", "DELETE /version", "POST /info", "PATCH /v1.47/_ping"} {
+		method, path, _ := strings.Cut(m, " ")
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest(method, path, nil))
+		if w.Code != 404 || w.Body.String() != "{\"message\":\"page not found\"}\n" {
+			t.Errorf("%s: %d %q, want docker's 404", m, w.Code, w.Body.String())
+		}
+	}
+}
+
+// FuzzVersionPrefix: no path makes the version check panic; a path it
+// lets through is the path after its prefix, which the router then sees.
+func FuzzVersionPrefix(f *testing.F) {
+	for _, p := range []string{"/v1.47/_ping", "/v1/x", "/v99999999999999999999.0/", "/v..../_ping", "/v1.47", "/v1.24//x"} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		rest, err := stripVersion(path)
+		if err != nil {
+			if statusOf(err) != 400 || !strings.Contains(err.Error(), "client version") {
+				t.Errorf("%q: %v (status %d)", path, err, statusOf(err))
+			}
+			return
+		}
+		if rest == path {
+			return
+		}
+		if !strings.HasPrefix(rest, "/") || !strings.HasPrefix(path, "/v") || !strings.HasSuffix(path, strings.TrimPrefix(rest, "/")) {
+			t.Errorf("%q became %q", path, rest)
+		}
+	})
 }
 
 // The create request the docker CLI sends maps onto the engine's options.

@@ -220,6 +220,13 @@ func TestDockerAPIClientGoesAway(t *testing.T) {
 		c.Close()
 		c = rawRequest(t, srv.sock, "GET", "/events", "", false)
 		c.Close()
+		// A request body cut off in the middle.
+		cut, err := net.Dial("unix", srv.sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(cut, "POST /containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"Image\":")
+		cut.Close()
 	}
 	settled := func(base *serveUse) serveUse {
 		t.Helper()
