@@ -182,11 +182,20 @@ func TestDockerAPIClientGoesAway(t *testing.T) {
 		}
 		return created.ID, rawRequest(t, srv.sock, "POST", "/exec/"+created.ID+"/start", `{"Detach":false}`, true)
 	}
-	var execIDs []string
+	var execIDs, started []string
 	round := func() {
 		t.Helper()
+		// Attached before its start, which the API makes with this
+		// attach's streams; the client goes while it runs.
+		name := fmt.Sprintf("starter%d", len(started))
+		e.run("create", "--name", name, demoImage, "sh", "-c", "while :; do echo started-tick; sleep 0.1; done")
+		started = append(started, name)
+		c := rawRequest(t, srv.sock, "POST", "/containers/"+name+"/attach?stream=1&stdout=1&stderr=1", "", true)
+		call("POST", "/containers/"+name+"/start", "", http.StatusNoContent)
+		c.readUntil(t, "started-tick")
+		c.Close()
 		// Attach mid-stream, stdin too, and go.
-		c := rawRequest(t, srv.sock, "POST", "/v1.47/containers/talker/attach?stream=1&stdin=1&stdout=1&stderr=1", "", true)
+		c = rawRequest(t, srv.sock, "POST", "/v1.47/containers/talker/attach?stream=1&stdin=1&stdout=1&stderr=1", "", true)
 		c.readUntil(t, "tick")
 		c.Close()
 		// A half-close (docker's CLI, its stdin at an end) keeps the
@@ -254,12 +263,23 @@ func TestDockerAPIClientGoesAway(t *testing.T) {
 		return u
 	}
 	// One round first: what the server sets up once (its connections to
-	// the store, the journal) is no leak.
+	// the store, the journal) is no leak. The containers serve started
+	// are its monitors' parents until they end: those go before the
+	// count, once the API's goroutines are seen gone while they run.
+	removeStarted := func() {
+		t.Helper()
+		e.run(append([]string{"rm", "-f"}, started...)...)
+		started = nil
+	}
 	round()
+	settled(nil)
+	removeStarted()
 	base := settled(nil)
 	for range 3 {
 		round()
 	}
+	settled(nil)
+	removeStarted()
 	settled(&base)
 
 	// The execs ended (a hang-up, a broken pipe), and the containers
