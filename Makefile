@@ -13,7 +13,7 @@ GOFILES := $(shell git ls-files '*.go' 2>/dev/null)
 # Packages a test or the demo uses; scripts/deps.sh installs the missing ones.
 DEBS := gcc libc6-dev pkg-config libseccomp-dev busybox-static runc containerd podman skopeo umoci procps docker-registry isal containernetworking-plugins iproute2 iptables util-linux docker.io qemu-system-x86 linux-image-cloud-amd64 erofs-utils cpio
 
-.PHONY: all deps build install demo test check fmt vet tidy freebsd unit critools critest conformance conformance-quick bench parity docs clean
+.PHONY: all deps build install demo test check fmt vet tidy freebsd unit critools critest testcontainers conformance conformance-quick bench parity docs clean
 
 all: build
 
@@ -43,12 +43,16 @@ check: fmt vet tidy freebsd
 fmt:
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# Modules of their own, for dependencies that must stay out of berth's go.mod.
+TEST_MODULES := test/testcontainers
+
 vet:
 	$(GO) vet ./...
+	@for m in $(TEST_MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
 
 # go.mod and go.sum say exactly what the code imports.
 tidy:
-	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
+	@for m in . $(TEST_MODULES); do (cd $$m && $(GO) mod tidy -diff >/dev/null) || { echo "$$m: go.mod/go.sum are not tidy: run go mod tidy there"; (cd $$m && $(GO) mod tidy -diff); exit 1; }; done
 
 # The jail driver must stay possible: everything builds for FreeBSD.
 freebsd:
@@ -67,6 +71,10 @@ unit: build critools
 critools:
 	@scripts/build-critools.sh >/dev/null
 
+# testcontainers-go, unchanged, against `berth serve` (its own module).
+testcontainers: build
+	cd test/testcontainers && BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -count=1 -timeout 10m ./...
+
 # A representative part of the OCI validation suite, side by side with runc.
 CONFORMANCE_QUICK := default linux_ns_itype linux_ns_path misc_props linux_masked_paths linux_readonly_paths linux_sysctl linux_uid_mappings process_capabilities hooks_stdin
 conformance-quick: build
@@ -75,7 +83,7 @@ conformance-quick: build
 conformance: build
 	CONFORMANCE_STRICT=1 scripts/conformance.sh
 
-test: deps check unit conformance-quick
+test: deps check unit testcontainers conformance-quick
 
 # README's command reference, generated from the CLI; `make test` fails
 # while it differs (internal/cli/docs_test.go).

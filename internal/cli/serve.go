@@ -6,13 +6,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"os/user"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/berth-dev/berth/internal/cri"
@@ -69,6 +73,7 @@ serve: stopping or restarting it leaves them running.`,
 			ctx, cancel := signalContext()
 			defer cancel()
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			dumpStacksOn(ctx, syscall.SIGUSR1, os.Stderr, log)
 			if dockerSocket == "" && criSocket == "" {
 				return errors.New("serve: no socket to serve on: give --docker-socket PATH or --cri-socket PATH")
 			}
@@ -177,4 +182,40 @@ func serveDocker(ctx context.Context, e *engine.Engine, l net.Listener, log *slo
 		return err
 	}
 	return nil
+}
+
+// Markers around a stack dump in serve's log (dockerd's words).
+const (
+	stackDumpBegin = "=== BEGIN goroutine stack dump ==="
+	stackDumpEnd   = "=== END goroutine stack dump ==="
+)
+
+// dumpStacksOn writes every goroutine's stack to w each time sig comes,
+// until ctx ends, as dockerd does on SIGUSR1: what an operator reads to
+// see what a stuck or growing daemon is doing, without stopping it.
+func dumpStacksOn(ctx context.Context, sig os.Signal, w io.Writer, log *slog.Logger) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sig)
+	go func() {
+		defer signal.Stop(ch)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ch:
+			}
+			buf := make([]byte, 1<<20)
+			for {
+				n := goruntime.Stack(buf, true)
+				if n < len(buf) {
+					buf = buf[:n]
+					break
+				}
+				buf = make([]byte, 2*len(buf))
+			}
+			log.Info("goroutine stacks follow", "signal", sig.String(), "goroutines", goruntime.NumGoroutine())
+			// One write: nothing else logged lands inside the dump.
+			w.Write([]byte(stackDumpBegin + "\n" + string(buf) + "\n" + stackDumpEnd + "\n"))
+		}
+	}()
 }

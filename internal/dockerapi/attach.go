@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/berth-dev/berth/internal/engine"
 )
@@ -26,14 +27,17 @@ import (
 //
 // Either way the streams reach the monitor as pipes, and the monitor's
 // exit handler records the exit (MonitorRecordsExit): the client may go
-// at any moment without the exit going unrecorded.
+// at any moment without the exit going unrecorded. When it goes (client:
+// a failed write, or its hang-up), everything of its attach goes with
+// it at once, however quiet the container: the copies, our pipe ends, a
+// held attach, and the monitor's hold on its streams (Started.Detach).
 
 // maxPending bounds the attaches held for one container.
 const maxPending = 16
 
 // attachment is one client's attached streams, as pipes.
 type attachment struct {
-	conn   net.Conn
+	client *client
 	tty    bool
 	stdin  *os.File // the container's end of the client's input, or nil
 	stdout *os.File // our ends the container writes to
@@ -87,7 +91,7 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 	if c.Running() {
 		if err := answerUpgrade(rw, r, c.Config.Tty); err != nil {
 			a.closeOurs()
-			conn.Close()
+			a.client.hangUp()
 			return nil
 		}
 		s.attachRunning(r, c.ID, a)
@@ -101,9 +105,16 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 	if err := answerUpgrade(rw, r, c.Config.Tty); err != nil {
 		s.dropPending(c.ID, a)
 		a.closeOurs()
-		conn.Close()
+		a.client.hangUp()
 		return nil
 	}
+	// A client that goes before the start takes its attach back.
+	go func() {
+		<-a.client.gone
+		if s.dropPending(c.ID, a) {
+			a.closeOurs()
+		}
+	}()
 	// Started meanwhile by someone else: attach to it as it runs.
 	if cur, err := s.e.Get(r.Context(), c.ID); err == nil && cur.Running() && s.dropPending(c.ID, a) {
 		s.attachRunning(r, c.ID, a)
@@ -116,10 +127,27 @@ func (s *Server) attachRunning(r *http.Request, id string, a *attachment) {
 	st, err := s.e.Attach(r.Context(), id, a.files())
 	a.closeOurs()
 	if err != nil {
-		a.conn.Close()
+		a.client.hangUp()
 		return
 	}
-	go st.Wait()
+	s.follow(st, a.client)
+}
+
+// follow waits for the container's exit, or lets go of it when the
+// client goes first.
+func (s *Server) follow(st *engine.Started, cl *client) {
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		st.Wait()
+	}()
+	go func() {
+		select {
+		case <-exited:
+		case <-cl.gone:
+			st.Detach()
+		}
+	}()
 }
 
 // dropPending forgets a held attach; false if a start took it already.
@@ -181,11 +209,14 @@ func answerUpgrade(rw *bufio.ReadWriter, r *http.Request, tty bool) error {
 // wire makes the pipes between the connection and the container and the
 // goroutines that copy: output to the connection (framed unless tty),
 // the connection's bytes to stdin (closed at the client's half-close).
-// The connection is closed when the container's output ends.
+// The connection is closed when the container's output ends; the copies
+// end when the client goes.
 func (s *Server) wire(conn net.Conn, rw *bufio.ReadWriter, c *engine.Container, wantIn, wantOut, wantErr bool) (*attachment, error) {
-	a := &attachment{conn: conn, tty: c.Config.Tty}
-	fw := &frameWriter{w: conn, raw: c.Config.Tty}
+	cl := newClient(conn, rw)
+	a := &attachment{client: cl, tty: c.Config.Tty}
+	fw := &frameWriter{w: cl, raw: c.Config.Tty}
 	var copies sync.WaitGroup
+	var readEnds []*os.File
 	pipeOut := func(stream byte, want bool) (*os.File, error) {
 		if !want {
 			return nil, nil // the engine gives the monitor /dev/null's place
@@ -194,6 +225,7 @@ func (s *Server) wire(conn net.Conn, rw *bufio.ReadWriter, c *engine.Container, 
 		if err != nil {
 			return nil, err
 		}
+		readEnds = append(readEnds, pr)
 		copies.Add(1)
 		go func() {
 			defer copies.Done()
@@ -223,25 +255,32 @@ func (s *Server) wire(conn net.Conn, rw *bufio.ReadWriter, c *engine.Container, 
 			return nil, err
 		}
 	}
+	var stdin io.WriteCloser // nil: the client's bytes are read and dropped
 	if wantIn && c.Config.OpenStdin {
 		pr, pw, err := os.Pipe()
 		if err != nil {
 			a.closeOurs()
 			return nil, err
 		}
-		a.stdin = pr
-		go func() {
-			// What the client buffered with its request, then the rest.
-			io.Copy(pw, rw.Reader)
-			pw.Close()
-		}()
+		a.stdin, stdin = pr, pw
 	}
+	go cl.readInput(stdin)
+	copied := make(chan struct{})
 	go func() {
 		copies.Wait()
-		if tc, ok := conn.(interface{ CloseWrite() error }); ok {
-			tc.CloseWrite()
+		close(copied)
+	}()
+	go func() {
+		select {
+		case <-copied:
+			cl.end()
+		case <-cl.gone:
+			// Cut the copies short: the container may say nothing
+			// for a long time. Their read ends close as they return.
+			for _, f := range readEnds {
+				f.SetReadDeadline(time.Now())
+			}
 		}
-		conn.Close()
 	}()
 	return a, nil
 }
@@ -265,11 +304,11 @@ func (s *Server) startAttached(r *http.Request, id string, held []*attachment) e
 	if err != nil {
 		for _, a := range held {
 			a.closeOurs()
-			a.conn.Close()
+			a.client.hangUp()
 		}
 		return err
 	}
-	go st.Wait()
+	s.follow(st, first.client)
 	for _, a := range held[1:] {
 		s.attachRunning(r, id, a)
 	}

@@ -184,6 +184,14 @@ func createOptions(name string, req *container.CreateRequest) (engine.CreateOpti
 	switch o.NetworkMode {
 	case "", "default":
 		o.NetworkMode = "bridge"
+		// No mode but one endpoint: the endpoint names the network, as
+		// podman takes it (testcontainers relies on it where the
+		// default network is not called bridge).
+		if req.NetworkingConfig != nil && len(req.NetworkingConfig.EndpointsConfig) == 1 {
+			for name := range req.NetworkingConfig.EndpointsConfig {
+				o.NetworkMode = name
+			}
+		}
 	}
 	if o.Isolation == "" || o.Isolation == "default" {
 		o.Isolation = "linux"

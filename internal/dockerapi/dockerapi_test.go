@@ -3,12 +3,17 @@
 package dockerapi
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http/httptest"
+	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
@@ -24,7 +29,9 @@ func TestVersionLess(t *testing.T) {
 	for _, tc := range []struct {
 		a, b string
 		less bool
-	}{{"1.24", "1.47", true}, {"1.47", "1.47", false}, {"1.9", "1.10", true}, {"2.0", "1.99", false}} {
+	}{{"1.24", "1.47", true}, {"1.47", "1.47", false}, {"1.9", "1.10", true}, {"2.0", "1.99", false},
+		{"1", "1.24", true}, {"1.47.0", "1.47", false}, {"1.47", "1.47.0", false}, {"1.047", "1.47", false},
+		{"1.47", "99999999999999999999.0", true}, {"99999999999999999999.0", "1.47", false}, {"1..2", "1.0.3", true}} {
 		if got := versionLess(tc.a, tc.b); got != tc.less {
 			t.Errorf("versionLess(%s, %s) = %v", tc.a, tc.b, got)
 		}
@@ -42,6 +49,76 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("parseSize(%q) took it", bad)
 		}
 	}
+}
+
+// The /vX.Y prefix: served in range, refused by name out of it, and a
+// path that only looks like one is an unknown route.
+func TestVersionPrefix(t *testing.T) {
+	s := New(nil, "test", nil, Views{})
+	for _, tc := range []struct {
+		path string
+		code int
+		body string
+	}{
+		{"/_ping", 200, "OK"},
+		{"/v1.47/_ping", 200, "OK"},
+		{"/v" + MinAPIVersion + "/_ping", 200, "OK"},
+		{"/v1.47.0/_ping", 200, "OK"},
+		{"/v1.48/_ping", 400, "client version 1.48 is too new. Maximum supported API version is " + APIVersion},
+		{"/v2/_ping", 400, "is too new"},
+		{"/v99999999999999999999.0/_ping", 400, "is too new"},
+		{"/v1.23/_ping", 400, "client version 1.23 is too old. Minimum supported API version is " + MinAPIVersion},
+		{"/v1/_ping", 400, "client version 1 is too old"},
+		{"/v0.0/_ping", 400, "is too old"},
+		{"/v1.47x/_ping", 404, "page not found"},
+		{"/vX.Y/_ping", 404, "page not found"},
+		{"/V1.47/_ping", 404, "page not found"},
+		{"/v1.47", 404, "page not found"},
+		{"/v1.47/no/such/route", 404, "page not found"},
+		{"/v1.47/v1.47/_ping", 404, "page not found"},
+	} {
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest("GET", tc.path, nil))
+		if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.body) {
+			t.Errorf("GET %s: %d %q, want %d with %q", tc.path, w.Code, w.Body.String(), tc.code, tc.body)
+		}
+		if w.Code >= 400 && !strings.HasPrefix(w.Body.String(), `{"message":`) {
+			t.Errorf("GET %s: %q is not docker's error body", tc.path, w.Body.String())
+		}
+	}
+	// A known path with a method it does not take: docker's 404 in its
+	// JSON body, not the router's plain-text 405.
+	for _, m := range []string{"PUT /_ping", "DELETE /version", "POST /info", "PATCH /v1.47/_ping"} {
+		method, path, _ := strings.Cut(m, " ")
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest(method, path, nil))
+		if w.Code != 404 || w.Body.String() != "{\"message\":\"page not found\"}\n" {
+			t.Errorf("%s: %d %q, want docker's 404", m, w.Code, w.Body.String())
+		}
+	}
+}
+
+// FuzzVersionPrefix: no path makes the version check panic; a path it
+// lets through is the path after its prefix, which the router then sees.
+func FuzzVersionPrefix(f *testing.F) {
+	for _, p := range []string{"/v1.47/_ping", "/v1/x", "/v99999999999999999999.0/", "/v..../_ping", "/v1.47", "/v1.24//x"} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		rest, err := stripVersion(path)
+		if err != nil {
+			if statusOf(err) != 400 || !strings.Contains(err.Error(), "client version") {
+				t.Errorf("%q: %v (status %d)", path, err, statusOf(err))
+			}
+			return
+		}
+		if rest == path {
+			return
+		}
+		if !strings.HasPrefix(rest, "/") || !strings.HasPrefix(path, "/v") || !strings.HasSuffix(path, strings.TrimPrefix(rest, "/")) {
+			t.Errorf("%q became %q", path, rest)
+		}
+	})
 }
 
 // The create request the docker CLI sends maps onto the engine's options.
@@ -88,7 +165,8 @@ func TestCreateOptions(t *testing.T) {
 		`{"Image":"x","HostConfig":{"Links":["a:b"]}}`,
 		`{"Image":"x","HostConfig":{"LogConfig":{"Type":"syslog"}}}`,
 		`{"Image":"x","HostConfig":{"Mounts":[{"Type":"npipe","Target":"/x"}]}}`,
-		`{"Image":"x","NetworkingConfig":{"EndpointsConfig":{"other":{}}}}`,
+		`{"Image":"x","HostConfig":{"NetworkMode":"bridge"},"NetworkingConfig":{"EndpointsConfig":{"other":{}}}}`,
+		`{"Image":"x","NetworkingConfig":{"EndpointsConfig":{"other":{},"third":{}}}}`,
 	} {
 		var req container.CreateRequest
 		if err := json.Unmarshal([]byte(bad), &req); err != nil {
@@ -97,6 +175,60 @@ func TestCreateOptions(t *testing.T) {
 		if _, err := createOptions("", &req); err == nil {
 			t.Errorf("%s was taken", bad)
 		}
+	}
+}
+
+// Without a network mode, the one endpoint names the network (what
+// testcontainers sends where no network is called bridge).
+func TestCreateOptionsEndpointNamesNetwork(t *testing.T) {
+	var req container.CreateRequest
+	body := `{"Image":"x","HostConfig":{"NetworkMode":""},"NetworkingConfig":{"EndpointsConfig":{"reaper_default":{"Aliases":["db"]}}}}`
+	if err := json.Unmarshal([]byte(body), &req); err != nil {
+		t.Fatal(err)
+	}
+	o, err := createOptions("", &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.NetworkMode != "reaper_default" || !reflect.DeepEqual(o.Aliases, []string{"db"}) {
+		t.Errorf("network mode %q, aliases %q; want reaper_default, [db]", o.NetworkMode, o.Aliases)
+	}
+}
+
+// An archive body is a tar, plain or compressed; xz is refused by name.
+func TestArchiveDecompressed(t *testing.T) {
+	var plain bytes.Buffer
+	tw := tar.NewWriter(&plain)
+	tw.WriteHeader(&tar.Header{Name: "f", Mode: 0o644, Size: 2})
+	tw.Write([]byte("hi"))
+	tw.Close()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(plain.Bytes())
+	zw.Close()
+	// The standard library reads bzip2 but cannot write it.
+	bzip := exec.Command("bzip2", "-c")
+	bzip.Stdin = bytes.NewReader(plain.Bytes())
+	bz, bzErr := bzip.Output()
+	for name, body := range map[string][]byte{"plain": plain.Bytes(), "gzip": gz.Bytes(), "bzip2": bz} {
+		if name == "bzip2" && bzErr != nil {
+			t.Logf("bzip2 case skipped: no bzip2 command (%v)", bzErr)
+			continue
+		}
+		rc, err := decompressed(bytes.NewReader(body))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, plain.Bytes()) {
+			t.Errorf("%s: %d bytes, %v; want the %d of the tar", name, len(got), err, plain.Len())
+		}
+	}
+	xz := []byte{0xfd, '7', 'z', 'X', 'Z', 0x00, 0, 0}
+	if _, err := decompressed(bytes.NewReader(xz)); err == nil || statusOf(err) != 400 || !strings.Contains(err.Error(), "xz") {
+		t.Errorf("xz body: %v (status %d), want a 400 naming xz", err, statusOf(err))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -170,10 +171,21 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) error {
 		}
 		return nil
 	}
+	cl := newClient(conn, rw)
+	fw := &frameWriter{w: cl, raw: cfg.Tty}
 	p, err := s.e.Exec(r.Context(), rec.containerID, o)
 	for _, f := range []*os.File{inR, outW, errW} {
 		if f != nil {
 			f.Close()
+		}
+	}
+	if err == nil && p.Master != nil {
+		if m, perr := pollable(p.Master); perr == nil {
+			p.Master = m
+		} else {
+			// It runs: serve it as it is (a client that goes is then
+			// noticed only when the exec writes).
+			s.log.Warn("exec terminal stays blocking", "exec", rec.id, "err", perr)
 		}
 	}
 	if err != nil {
@@ -187,14 +199,13 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) error {
 		if errors.As(err, &ee) {
 			code = ee.Code
 		}
-		(&frameWriter{w: conn, raw: cfg.Tty}).stream(2).Write([]byte(err.Error() + "\n"))
+		fw.stream(2).Write([]byte(err.Error() + "\n"))
 		rec.mu.Lock()
 		rec.exitCode = &code
 		rec.mu.Unlock()
-		conn.Close()
+		cl.end()
 		return nil
 	}
-	fw := &frameWriter{w: conn, raw: cfg.Tty}
 	var copies sync.WaitGroup
 	out := func(dst io.Writer, src *os.File) {
 		copies.Add(1)
@@ -203,41 +214,79 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) error {
 			io.Copy(dst, src)
 		}()
 	}
-	in := func(dst *os.File, closeAfter bool) {
-		go func() {
-			io.Copy(dst, rw.Reader)
-			if closeAfter {
-				dst.Close()
-			}
-		}()
-	}
+	var stdin io.WriteCloser // nil: the client's bytes are read and dropped
 	if cfg.Tty {
 		out(fw.stream(1), p.Master)
 		if cfg.AttachStdin {
-			in(p.Master, false)
+			stdin = keepOpen{p.Master} // its end is not the terminal's
 		}
 	} else {
 		out(fw.stream(1), outR)
 		out(fw.stream(2), errR)
 		if inW != nil {
-			in(inW, true)
+			stdin = inW
 		}
 	}
+	go cl.readInput(stdin)
 	code := s.track(rec, p)
+	copied := make(chan struct{})
 	go func() {
-		<-code
 		copies.Wait()
-		if p.Master != nil {
-			p.Master.Close()
+		close(copied)
+	}()
+	go func() {
+		select {
+		case <-code:
+			select {
+			case <-copied:
+			case <-cl.gone:
+			}
+		case <-cl.gone:
+			// The output has nowhere to go: our ends close, and the
+			// process meets what a pipeline's or a terminal's reader
+			// going means (SIGPIPE at its next write, SIGHUP), as
+			// does its stdin's end. One that neither writes nor
+			// reads runs on, as under dockerd.
 		}
-		for _, f := range []*os.File{outR, errR} {
+		// Pollable files: closing them wakes the copies.
+		for _, f := range []*os.File{p.Master, outR, errR} {
 			if f != nil {
 				f.Close()
 			}
 		}
-		conn.Close()
+		cl.end()
 	}()
 	return nil
+}
+
+// keepOpen writes to a file that the writer's end must not close.
+type keepOpen struct{ *os.File }
+
+func (keepOpen) Close() error { return nil }
+
+// pollable moves a pty master from the runtime (opened blocking) into the
+// runtime poller, so that Close wakes a goroutine blocked reading it: a
+// blocking read would hold it open, and keep the exec from its hang-up,
+// for as long as the exec writes nothing.
+func pollable(f *os.File) (*os.File, error) {
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	dup := -1
+	var derr error
+	if err := raw.Control(func(fd uintptr) { dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, fmt.Errorf("exec terminal: %w", derr)
+	}
+	if err := unix.SetNonblock(dup, true); err != nil {
+		unix.Close(dup)
+		return nil, fmt.Errorf("exec terminal: %w", err)
+	}
+	f.Close()
+	return os.NewFile(uintptr(dup), f.Name()), nil
 }
 
 // track records the exec's pid and, when it ends, its exit code; the
@@ -286,8 +335,19 @@ func (s *Server) resizeExec(w http.ResponseWriter, r *http.Request) error {
 	if rec.master == nil {
 		return httpError{http.StatusConflict, "exec " + rec.id + " has no running terminal"}
 	}
-	if err := unix.IoctlSetWinsize(int(rec.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(h), Col: uint16(wd)}); err != nil {
+	// Not Fd(): it would put the file back in blocking mode.
+	raw, err := rec.master.SyscallConn()
+	if err != nil {
 		return err
+	}
+	var ioErr error
+	if err := raw.Control(func(fd uintptr) {
+		ioErr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(h), Col: uint16(wd)})
+	}); err != nil {
+		return err
+	}
+	if ioErr != nil {
+		return ioErr
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil

@@ -4,15 +4,19 @@ package dockerapi
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
+	"compress/bzip2"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
 	"strings"
 
 	"github.com/berth-dev/berth/internal/engine"
+	"github.com/berth-dev/berth/internal/image/archive"
 	"github.com/moby/moby/api/types/container"
 	mobyimage "github.com/moby/moby/api/types/image"
 	mobynet "github.com/moby/moby/api/types/network"
@@ -91,8 +95,10 @@ func fileMode(h *tar.Header) uint32 {
 	return uint32(m)
 }
 
-// archivePut is PUT /containers/{id}/archive?path=DIR: a tar stream
-// extracted into DIR, owned by the container's root unless copyUIDGID.
+// archivePut is PUT /containers/{id}/archive?path=DIR: a tar stream,
+// plain or compressed (docker takes gzip, bzip2 and xz; testcontainers
+// sends gzip), extracted into DIR, owned by the container's root unless
+// copyUIDGID.
 func (s *Server) archivePut(w http.ResponseWriter, r *http.Request) error {
 	c, err := s.container(r)
 	if err != nil {
@@ -102,7 +108,12 @@ func (s *Server) archivePut(w http.ResponseWriter, r *http.Request) error {
 	if p == "" {
 		return httpError{http.StatusBadRequest, "path is required"}
 	}
-	if _, err := s.e.CopyToContainer(r.Context(), c.ID, "-", p, engine.CopyOptions{Archive: boolParam(r, "copyUIDGID")}, r.Body); err != nil {
+	tr, err := decompressed(r.Body)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	if _, err := s.e.CopyToContainer(r.Context(), c.ID, "-", p, engine.CopyOptions{Archive: boolParam(r, "copyUIDGID")}, tr); err != nil {
 		if strings.Contains(err.Error(), "no such file") || strings.Contains(err.Error(), "not exist") {
 			return httpError{http.StatusNotFound, err.Error()}
 		}
@@ -296,4 +307,22 @@ func (s *Server) pruneImages(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// decompressed is an archive body's tar stream: gzip and zstd through the
+// layer decompressor, bzip2 through the standard library's; xz is refused
+// by name (no decoder is linked in).
+func decompressed(body io.Reader) (io.ReadCloser, error) {
+	br := bufio.NewReader(body)
+	if magic, _ := br.Peek(3); bytes.Equal(magic, []byte("BZh")) {
+		return io.NopCloser(bzip2.NewReader(br)), nil
+	}
+	rc, _, err := archive.DecompressStream(br)
+	if errors.Is(err, archive.ErrUnsupportedCompression) {
+		return nil, httpError{http.StatusBadRequest, "archive: " + err.Error() + "; send a plain tar, or gzip, bzip2 or zstd"}
+	}
+	if err != nil {
+		return nil, httpError{http.StatusBadRequest, "archive: " + err.Error()}
+	}
+	return rc, nil
 }

@@ -23,7 +23,6 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -79,7 +78,9 @@ func New(e *engine.Engine, version string, log *slog.Logger, views Views) *Serve
 	return s
 }
 
-var versionPrefix = regexp.MustCompile(`^/v([0-9]+\.[0-9]+)(/|$)`)
+// versionPrefix is docker's /v{version:[0-9.]+}: "/v1" and "/v1.47.0"
+// name versions too (too old, and 1.47).
+var versionPrefix = regexp.MustCompile(`^/v([0-9][0-9.]*)(/|$)`)
 
 // ServeHTTP strips the /vX.Y prefix (every route is served with and
 // without one), refuses versions out of range, and dispatches.
@@ -88,27 +89,50 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Server", "berth/"+s.version+" (linux)")
 	w.Header().Set("Docker-Experimental", "false")
 	w.Header().Set("Ostype", "linux")
-	if m := versionPrefix.FindStringSubmatch(r.URL.Path); m != nil {
-		if versionLess(APIVersion, m[1]) {
-			writeError(w, httpError{http.StatusBadRequest, fmt.Sprintf("client version %s is too new. Maximum supported API version is %s", m[1], APIVersion)})
-			return
-		}
-		if versionLess(m[1], MinAPIVersion) {
-			writeError(w, httpError{http.StatusBadRequest, fmt.Sprintf("client version %s is too old. Minimum supported API version is %s, please upgrade your client to a newer version", m[1], MinAPIVersion)})
-			return
-		}
-		r.URL.Path = "/" + strings.TrimPrefix(r.URL.Path[len(m[0]):], "/")
-		r.URL.RawPath = ""
+	path, err := stripVersion(r.URL.Path)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if path != r.URL.Path {
+		r.URL.Path, r.URL.RawPath = path, ""
 	}
 	s.mux.ServeHTTP(w, r)
 }
 
-// versionLess compares "X.Y" versions.
+// stripVersion is path without its /vX.Y prefix, or docker's refusal of
+// a version out of range.
+func stripVersion(path string) (string, error) {
+	m := versionPrefix.FindStringSubmatch(path)
+	if m == nil {
+		return path, nil
+	}
+	if versionLess(APIVersion, m[1]) {
+		return "", httpError{http.StatusBadRequest, fmt.Sprintf("client version %s is too new. Maximum supported API version is %s", m[1], APIVersion)}
+	}
+	if versionLess(m[1], MinAPIVersion) {
+		return "", httpError{http.StatusBadRequest, fmt.Sprintf("client version %s is too old. Minimum supported API version is %s, please upgrade your client to a newer version", m[1], MinAPIVersion)}
+	}
+	return "/" + strings.TrimPrefix(path[len(m[0]):], "/"), nil
+}
+
+// versionLess compares dotted versions part by part, a missing or empty
+// part as 0 ("1" < "1.24", "1.47.0" = "1.47"). Parts are compared as
+// numbers of any length: "/v99999999999999999999.0" is too new, not a
+// number that overflowed to something old.
 func versionLess(a, b string) bool {
-	pa, pb := strings.SplitN(a, ".", 2), strings.SplitN(b, ".", 2)
-	for i := range 2 {
-		x, _ := strconv.Atoi(pa[min(i, len(pa)-1)])
-		y, _ := strconv.Atoi(pb[min(i, len(pb)-1)])
+	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := range max(len(pa), len(pb)) {
+		x, y := "", ""
+		if i < len(pa) {
+			x = strings.TrimLeft(pa[i], "0")
+		}
+		if i < len(pb) {
+			y = strings.TrimLeft(pb[i], "0")
+		}
+		if len(x) != len(y) {
+			return len(x) < len(y)
+		}
 		if x != y {
 			return x < y
 		}

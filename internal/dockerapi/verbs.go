@@ -47,8 +47,11 @@ func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) error {
 	if req.Name == "" {
 		return httpError{http.StatusBadRequest, "network name is required"}
 	}
-	if req.Scope != "" && req.Scope != "local" || req.Attachable || req.Ingress || req.ConfigOnly || req.ConfigFrom != nil {
-		return httpError{http.StatusBadRequest, "berth has local networks only (no swarm scope, attachable, ingress or config-only networks)"}
+	// Attachable is let through: it opens swarm networks to standalone
+	// containers, and a local network is open to them anyway (dockerd
+	// takes it on a bridge too; testcontainers asks for it).
+	if req.Scope != "" && req.Scope != "local" || req.Ingress || req.ConfigOnly || req.ConfigFrom != nil {
+		return httpError{http.StatusBadRequest, "berth has local networks only (no swarm scope, ingress or config-only networks)"}
 	}
 	o := network.CreateOptions{Name: req.Name, Driver: req.Driver, Internal: req.Internal, Labels: req.Labels, Options: req.Options}
 	if req.EnableIPv6 != nil {

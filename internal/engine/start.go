@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -87,6 +88,23 @@ type Started struct {
 	notifyFile *os.File
 	monitor    *exec.Cmd
 	reap       bool
+	detached   atomic.Bool
+}
+
+// Detach lets go of the container without waiting for its exit, for a
+// caller whose own client went: the monitor sees the notify file close
+// and drops this caller's streams, and a Wait in progress returns
+// ErrDetached (still reaping a monitor this caller started). The
+// container runs on; its exit is recorded as for any detached start
+// (callers that Detach attach with MonitorRecordsExit).
+func (s *Started) Detach() {
+	s.detached.Store(true)
+	// A blocked read holds the file open past Close: shut an attach
+	// socket down under it (a pipe's reader is woken by Close).
+	if raw, err := s.notifyFile.SyscallConn(); err == nil {
+		raw.Control(func(fd uintptr) { unix.Shutdown(int(fd), unix.SHUT_RDWR) })
+	}
+	s.notifyFile.Close()
 }
 
 // Wait waits for the first exit of an attached container and returns its
@@ -107,6 +125,9 @@ func (s *Started) Wait() (int, error) {
 			return strconv.Atoi(strings.TrimSpace(line[2:]))
 		}
 		if line == "Q\n" {
+			return -1, ErrDetached
+		}
+		if err != nil && s.detached.Load() {
 			return -1, ErrDetached
 		}
 		if err != nil {

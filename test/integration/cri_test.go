@@ -60,7 +60,7 @@ func TestCRIImages(t *testing.T) {
 	e := newEngine(t)
 	e.loadDemoImage()
 	crictlPath(t)
-	sock := e.serveAPI("--cri-socket")
+	sock := e.serveAPI("--cri-socket").sock
 	ok := func(args ...string) string {
 		t.Helper()
 		out, errOut, err := crictl(t, sock, args...)

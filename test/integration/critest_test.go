@@ -143,7 +143,7 @@ func TestCritest(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.env = append(e.env, "BERTH_REGISTRY_CONFIG="+cfgPath)
-	sock := e.serveAPI("--cri-socket")
+	sock := e.serveAPI("--cri-socket").sock
 
 	crictlCfg := filepath.Join(t.TempDir(), "crictl.yaml")
 	os.WriteFile(crictlCfg, nil, 0o644)

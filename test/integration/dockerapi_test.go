@@ -21,17 +21,26 @@ import (
 
 // serveDocker starts `berth serve` on a Docker API socket of the test's
 // and returns the socket's path; see serveAPI.
-func (e *engineEnv) serveDocker() string { return e.serveAPI("--docker-socket") }
+func (e *engineEnv) serveDocker() string { return e.serveAPI("--docker-socket").sock }
+
+// served is a running `berth serve`: its socket, process and log.
+type served struct {
+	sock, log string
+	pid       int
+}
+
+// serveDockerProcess is serveDocker with the process and its log.
+func (e *engineEnv) serveDockerProcess() served { return e.serveAPI("--docker-socket") }
 
 // serveAPI starts `berth serve` with flag (--docker-socket, --cri-socket)
-// naming a socket of the test's and returns the socket's path; it is
-// stopped (SIGTERM) at the end of the test, which must leave no socket
-// behind.
-func (e *engineEnv) serveAPI(flag string) string {
+// naming a socket of the test's; it is stopped (SIGTERM) at the end of
+// the test, which must leave no socket behind.
+func (e *engineEnv) serveAPI(flag string) served {
 	e.t.Helper()
 	sock := filepath.Join(e.t.TempDir(), "api.sock")
 	cmd := e.command("serve", flag, sock)
-	logf, err := os.Create(filepath.Join(e.t.TempDir(), "serve.log"))
+	logPath := filepath.Join(e.t.TempDir(), "serve.log")
+	logf, err := os.Create(logPath)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -63,7 +72,7 @@ func (e *engineEnv) serveAPI(flag string) string {
 		}
 		return err == nil
 	})
-	return sock
+	return served{sock: sock, log: logPath, pid: cmd.Process.Pid}
 }
 
 // dockerClients are the docker CLIs on this machine: Debian's (20.10)
@@ -327,7 +336,14 @@ func TestDockerAPIErrors(t *testing.T) {
 	}{
 		{"GET", "/v9.99/version", "", 400, "is too new"},
 		{"GET", "/v1.12/version", "", 400, "is too old"},
+		{"GET", "/v1/version", "", 400, "client version 1 is too old"},
 		{"POST", "/containers/create", "{not json", 400, "invalid JSON"},
+		{"POST", "/containers/create", `{"Image":5}`, 400, "invalid JSON"},
+		{"POST", "/containers/create", `{"Image":"x"} and more`, 400, "invalid JSON"},
+		{"POST", "/containers/create", `null`, 400, "image is required"},
+		{"POST", "/networks/create", `{"Name":["n"]}`, 400, "invalid JSON"},
+		{"POST", "/networks/create", `{"Name":"` + strings.Repeat("n", 5<<20) + `"}`, 400, "too large"},
+		{"POST", "/volumes/create", `{"Name":`, 400, "invalid JSON"},
 		{"POST", "/containers/create", `{"Image":""}`, 400, "image is required"},
 		{"POST", "/containers/create", `{"Image":"no/such:image"}`, 404, "No such image: no/such:image"},
 		{"POST", "/containers/create", `{"Image":"x","HostConfig":{"Links":["a:b"]}}`, 400, "Links"},
