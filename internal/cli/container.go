@@ -113,6 +113,7 @@ type runFlags struct {
 	memory, platform, pull                                                             string
 	env, envFiles, volumes, mounts, tmpfs, capAdd, capDrop, securityOpt, ulimits       []string
 	labels, logOpts, publish, dns, dnsSearch, addHosts, aliases                        []string
+	logDriver                                                                          string
 	ip, mac                                                                            string
 	healthCmd                                                                          string
 	healthInterval, healthTimeout, healthStartPeriod                                   time.Duration
@@ -180,7 +181,8 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.dnsSearch, "dns-search", nil, "DNS search domain")
 	fl.StringArrayVar(&f.addHosts, "add-host", nil, "add a name:ip line to /etc/hosts")
 	fl.StringArrayVar(&f.aliases, "network-alias", nil, "another name for the container on its network")
-	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "log options: max-size=SIZE, max-file=N, tag=TEMPLATE ({{.Name}}, {{.ID}}, {{.ImageName}}, ...)")
+	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "log options: max-size=SIZE, max-file=N, tag=TEMPLATE ({{.Name}}, {{.ID}}, {{.ImageName}}, ...); path=FILE with k8s-file")
+	fl.StringVar(&f.logDriver, "log-driver", "json-file", "how the output is kept: json-file, k8s-file (the CRI's format) or none")
 	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: [ip:][hostPort:]containerPort[/tcp|udp]")
 	fl.BoolVarP(&f.publishAll, "publish-all", "P", false, "publish every exposed port on a free host port")
 	fl.StringVar(&f.platform, "platform", "", "platform of the image: a local image of another platform is refused (pull it for this one first, or --pull always)")
@@ -356,6 +358,7 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 			o.Labels[k] = v
 		}
 	}
+	o.LogDriver = f.logDriver
 	for _, lo := range f.logOpts {
 		k, v, ok := strings.Cut(lo, "=")
 		switch {
@@ -367,6 +370,8 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 			o.LogMaxSize = n
 		case ok && k == "tag":
 			o.LogTag = v
+		case ok && k == "path":
+			o.LogPath = v
 		case ok && k == "max-file":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
@@ -374,7 +379,7 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 			}
 			o.LogMaxFiles = n
 		default:
-			return o, fmt.Errorf("--log-opt %q: berth knows max-size=SIZE, max-file=N and tag=TEMPLATE", lo)
+			return o, fmt.Errorf("--log-opt %q: berth knows max-size=SIZE, max-file=N, tag=TEMPLATE and, with --log-driver k8s-file, path=FILE", lo)
 		}
 	}
 	for _, v := range f.volumes {

@@ -144,7 +144,7 @@ func inspectHostConfig(c *engine.Container) *container.HostConfig {
 	h := c.HostConfig
 	out := &container.HostConfig{
 		Binds:           h.Binds,
-		LogConfig:       container.LogConfig{Type: "json-file", Config: map[string]string{}},
+		LogConfig:       container.LogConfig{Type: logDriverName(h.LogDriver), Config: map[string]string{}},
 		NetworkMode:     container.NetworkMode(h.NetworkMode),
 		PortBindings:    mobynet.PortMap{},
 		RestartPolicy:   container.RestartPolicy{Name: container.RestartPolicyMode(h.RestartPolicy.Name), MaximumRetryCount: h.RestartPolicy.MaximumRetryCount},
@@ -396,4 +396,12 @@ func parseMAC(s string) mobynet.HardwareAddr {
 		return nil
 	}
 	return hw
+}
+
+// logDriverName is the driver as docker names it ("" is json-file).
+func logDriverName(d string) string {
+	if d == "" {
+		return engine.LogJSONFile
+	}
+	return d
 }

@@ -257,8 +257,11 @@ func createOptions(name string, req *container.CreateRequest) (engine.CreateOpti
 			return o, fmt.Errorf("log-opt %s: berth's json-file log takes max-size and max-file", k)
 		}
 	}
-	if d := hc.LogConfig.Type; d != "" && d != "json-file" && d != "local" {
-		return o, fmt.Errorf("log driver %q: berth writes docker's json-file logs", d)
+	switch d := hc.LogConfig.Type; d {
+	case "", engine.LogJSONFile, "local", engine.LogK8sFile, engine.LogNone:
+		o.LogDriver = d
+	default:
+		return o, fmt.Errorf("log driver %q: berth writes json-file (docker's), k8s-file (the CRI's format) or none", d)
 	}
 	for p, binds := range hc.PortBindings {
 		for _, b := range binds {

@@ -240,6 +240,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, engine.ErrInvalid), errors.Is(err, network.ErrInvalid):
 		return http.StatusBadRequest
+	case errors.Is(err, engine.ErrLogNotReadable):
+		return http.StatusNotImplemented
 	case errors.Is(err, context.Canceled):
 		return 499
 	}

@@ -124,6 +124,10 @@ type HostConfig struct {
 	// LogTag is --log-opt tag: a template of the tag each log line
 	// carries in its attrs.
 	LogTag string `json:"LogTag,omitempty"`
+	// LogDriver is how the monitor writes the output: LogJSONFile ("",
+	// docker's json-file), LogK8sFile (the CRI's format, podman's
+	// k8s-file) or LogNone (not kept).
+	LogDriver string `json:"LogDriver,omitempty"`
 	// Networks the container joins (NetworkMode bridge or a network's
 	// name; connect adds more), in interface order: eth0, eth1, ...
 	Networks        []NetworkRequest      `json:"Networks,omitempty"`

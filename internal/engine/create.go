@@ -75,6 +75,10 @@ type CreateOptions struct {
 	LogMaxSize                                       int64
 	LogMaxFiles                                      int
 	LogTag                                           string
+	// LogDriver is json-file (""), k8s-file or none; LogPath, with
+	// k8s-file only, is where the log goes (an absolute path; its
+	// directory must exist).
+	LogDriver, LogPath string
 	// Networking (NetworkMode: bridge (default), none, host,
 	// container:NAME, or a network's name).
 	IP, MAC    string
@@ -320,6 +324,10 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	if o.LogMaxFiles == 0 {
 		o.LogMaxFiles = DefaultLogMaxFiles
 	}
+	logDriver, err := checkLogDriver(o)
+	if err != nil {
+		return nil, err
+	}
 	var nets []NetworkRequest
 	switch mode := o.NetworkMode; {
 	case mode == "" || mode == "default" || mode == "bridge":
@@ -377,7 +385,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	c := &Container{
 		ID: id, Name: name, Created: time.Now().UTC(),
 		Image: rec.ID(), ImageName: rec.Name, DiffIDs: rec.DiffIDs,
-		LogPath: filepath.Join(e.containerDir(id), id+"-json.log"),
+		LogPath: logPathOf(e.containerDir(id), id, logDriver, o.LogPath),
 		Config: Config{
 			Hostname: hostname, User: o.User, Env: o.Env, Cmd: o.Cmd, WorkingDir: o.WorkingDir,
 			Image: o.Image, Labels: imageLabels(img.Config.Labels, o.Labels), Tty: o.Tty, OpenStdin: o.OpenStdin,
@@ -389,7 +397,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 			AutoRemove: o.AutoRemove, ReadonlyRootfs: o.ReadOnly, Privileged: o.Privileged,
 			CapAdd: o.CapAdd, CapDrop: o.CapDrop, SecurityOpt: o.SecurityOpt, Memory: o.Memory,
 			NanoCPUs: int64(o.CPUs * 1e9), PidsLimit: o.PidsLimit, Ulimits: o.Ulimits, Init: o.Init,
-			Isolation: isolation, LogMaxSize: o.LogMaxSize, LogMaxFiles: o.LogMaxFiles, LogTag: o.LogTag,
+			Isolation: isolation, LogMaxSize: o.LogMaxSize, LogMaxFiles: o.LogMaxFiles, LogTag: o.LogTag, LogDriver: logDriver,
 			Networks: nets, PortBindings: o.Ports, PublishAllPorts: o.PublishAll, DNS: o.DNS, DNSSearch: o.DNSSearch,
 			ExtraHosts: o.ExtraHosts, DNSOptions: o.DNSOptions,
 			CPUShares: o.Resources.CPUShares, CPUPeriod: o.Resources.CPUPeriod, CPUQuota: o.Resources.CPUQuota,

@@ -39,6 +39,10 @@ func (e *Engine) Logs(ctx context.Context, ref string, o LogOptions, stdout, std
 	if err != nil {
 		return err
 	}
+	if c.HostConfig.LogDriver == LogNone {
+		return fmt.Errorf("container %s: %w (its --log-driver is none)", c.Name, ErrLogNotReadable)
+	}
+	newLogReader := func(f *os.File) *logReader { return newLogReaderOf(f, c.HostConfig.LogDriver) }
 	emit := func(ent LogEntry) error {
 		if !o.Since.IsZero() && ent.Time.Before(o.Since) {
 			return nil
@@ -187,15 +191,27 @@ func (e *Engine) Logs(ctx context.Context, ref string, o LogOptions, stdout, std
 	}
 }
 
-// logReader decodes the complete lines of a log file; a partial last
-// line (being written) waits for the next read.
+// logReader decodes the complete lines of a log file (of the container's
+// log driver); a partial last line (being written) waits for the next
+// read.
 type logReader struct {
 	f       *os.File
 	pending []byte
 	buf     []byte
+	decode  func([]byte) (LogEntry, error)
 }
 
-func newLogReader(f *os.File) *logReader { return &logReader{f: f, buf: make([]byte, 64<<10)} }
+func newLogReaderOf(f *os.File, driver string) *logReader {
+	decode := func(line []byte) (LogEntry, error) {
+		var ent LogEntry
+		err := json.Unmarshal(line, &ent)
+		return ent, err
+	}
+	if driver == LogK8sFile {
+		decode = parseCRILine
+	}
+	return &logReader{f: f, buf: make([]byte, 64<<10), decode: decode}
+}
 
 func (l *logReader) read(fn func(LogEntry) error) error {
 	for {
@@ -213,9 +229,9 @@ func (l *logReader) read(fn func(LogEntry) error) error {
 				l.pending = nil
 			}
 			data = data[i+1:]
-			var ent LogEntry
-			if jerr := json.Unmarshal(line, &ent); jerr != nil {
-				return fmt.Errorf("log %s: line %q: %w", l.f.Name(), truncate(line, 80), jerr)
+			ent, derr := l.decode(line)
+			if derr != nil {
+				return fmt.Errorf("log %s: line %q: %w", l.f.Name(), truncate(line, 80), derr)
 			}
 			if ferr := fn(ent); ferr != nil {
 				return ferr

@@ -231,6 +231,7 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 		monitor.EnvExitFile + "=" + e.exitFile(c.ID),
 		monitor.EnvLogMax + "=" + strconv.FormatInt(c.HostConfig.LogMaxSize, 10),
 		monitor.EnvLogFiles + "=" + strconv.Itoa(c.HostConfig.LogMaxFiles),
+		monitor.EnvLogFormat + "=" + monitorLogFormat(c.HostConfig.LogDriver),
 		monitor.EnvHealth + "=" + healthEnv(c.Config.Healthcheck),
 		EnvRoot + "=" + e.opts.Root,
 		EnvState + "=" + e.opts.State,

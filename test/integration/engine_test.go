@@ -91,7 +91,13 @@ type inspected struct {
 	}
 	RestartCount int
 	LogPath      string
-	Config       struct {
+	HostConfig   struct {
+		LogConfig struct {
+			Type   string
+			Config map[string]string
+		}
+	}
+	Config struct {
 		Labels map[string]string
 		Env    []string
 	}

@@ -165,8 +165,16 @@ static void notify(const char *fmt, ...)
 	}
 }
 
+// log_format is _BERTH_MONITOR_LOGFMT: LOG_JSON (docker's json-file, the
+// default), LOG_CRI (the CRI's format, podman's k8s-file: what a kubelet
+// reads) or LOG_NONE (output is read and dropped: no file).
+enum { LOG_JSON, LOG_CRI, LOG_NONE };
+static int log_format = LOG_JSON;
+
 static void open_log(void)
 {
+	if (log_format == LOG_NONE)
+		return;
 	log_fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (log_fd < 0)
 		fail("open log");
@@ -233,13 +241,45 @@ static size_t utf8_len(const unsigned char *p, size_t n)
 #define ATTRS_MAX 4096
 static const char *log_attrs;
 
+static void log_write(const char *buf, size_t o)
+{
+	if (write_all(log_fd, buf, o) == 0)
+		log_size += (long long)o;
+	if (log_max > 0 && log_size >= log_max)
+		rotate_log();
+}
+
+// log_entry_cri appends one line of the CRI's format: "TIME STREAM TAG
+// CONTENT\n", TAG F for a line's end and P for a part of a longer line,
+// CONTENT raw without its newline (what the kubelet and crictl parse).
+static void log_entry_cri(const char *stream, const char *data, size_t n, const struct timespec *ts, const struct tm *tm)
+{
+	static char buf[PARTIAL_MAX + 128];
+	int full = n > 0 && data[n - 1] == '\n';
+	if (full)
+		n--;
+	size_t o = (size_t)snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ %s %c ",
+				    tm->tm_year + 1900, tm->tm_mon + 1, tm->tm_mday, tm->tm_hour, tm->tm_min, tm->tm_sec,
+				    ts->tv_nsec, stream, full ? 'F' : 'P');
+	memcpy(buf + o, data, n);
+	o += n;
+	buf[o++] = '\n';
+	log_write(buf, o);
+}
+
 static void log_entry(const char *stream, const char *data, size_t n)
 {
 	static char buf[PARTIAL_MAX * 6 + 256 + ATTRS_MAX];
 	struct timespec ts;
 	struct tm tm;
+	if (log_format == LOG_NONE)
+		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
+	if (log_format == LOG_CRI) {
+		log_entry_cri(stream, data, n, &ts, &tm);
+		return;
+	}
 	size_t o = 0;
 	o += (size_t)snprintf(buf, sizeof buf, "{\"log\":\"");
 	static const char hex[] = "0123456789abcdef";
@@ -276,10 +316,7 @@ static void log_entry(const char *stream, const char *data, size_t n)
 			      "\",\"stream\":\"%s\"%s%s,\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ\"}\n",
 			      stream, log_attrs ? ",\"attrs\":" : "", log_attrs ? log_attrs : "", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 			      ts.tv_nsec);
-	if (write_all(log_fd, buf, o) == 0)
-		log_size += (long long)o;
-	if (log_max > 0 && log_size >= log_max)
-		rotate_log();
+	log_write(buf, o);
 }
 
 // log_data splits what a stream produced into lines; a line longer than
@@ -888,7 +925,8 @@ static int container_exited(int st, int *code, pid_t *child, int *report, int *d
 			drop_client(&clients[i]);
 	}
 	close_fd(&notify_fd);
-	fsync(log_fd);
+	if (log_fd >= 0)
+		fsync(log_fd);
 	if (handler_always || !cli_records) {
 		if (*report >= 0) {
 			close(*report);
@@ -929,6 +967,11 @@ static void run_monitor(const char *flags)
 	log_attrs = getenv("_BERTH_MONITOR_LOGATTRS");
 	if (log_attrs && (!*log_attrs || strlen(log_attrs) > ATTRS_MAX))
 		log_attrs = NULL; // the engine never sends one this long
+	const char *fmt = getenv("_BERTH_MONITOR_LOGFMT");
+	if (fmt && strcmp(fmt, "cri") == 0)
+		log_format = LOG_CRI;
+	else if (fmt && strcmp(fmt, "none") == 0)
+		log_format = LOG_NONE;
 
 	const char *health = getenv("_BERTH_MONITOR_HEALTH");
 	if (health && *health) {

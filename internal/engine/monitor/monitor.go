@@ -33,6 +33,9 @@ const (
 	EnvExitFile = "_BERTH_MONITOR_EXIT"
 	EnvLogMax   = "_BERTH_MONITOR_LOGMAX"
 	EnvLogFiles = "_BERTH_MONITOR_LOGFILES"
+	// EnvLogFormat is json (docker's json-file, the default), cri (the
+	// CRI's format) or none (output is dropped).
+	EnvLogFormat = "_BERTH_MONITOR_LOGFMT"
 	// EnvLogAttrs is a JSON object (at most 4 KiB) written as each log
 	// line's "attrs", as docker's json-file does for --log-opt tag.
 	EnvLogAttrs = "_BERTH_MONITOR_LOGATTRS"
