@@ -301,3 +301,27 @@ func TestStatusOf(t *testing.T) {
 		}
 	}
 }
+
+// TestNotSupported: what berth does not do is said by name with 501,
+// in docker's error body; plugins are an empty list, as on a dockerd
+// without any.
+func TestNotSupported(t *testing.T) {
+	s := New(nil, "test", nil, Views{})
+	for _, tc := range []struct {
+		method, path string
+		code         int
+		body         string
+	}{
+		{"POST", "/v1.47/build?t=x", 501, "does not build images"},
+		{"POST", "/session", 501, "does not build images"},
+		{"GET", "/images/search?term=busybox", 501, "does not search registries"},
+		{"GET", "/plugins", 200, "[]"},
+		{"POST", "/plugins/pull?remote=x", 501, "no engine plugins"},
+	} {
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest(tc.method, tc.path, nil))
+		if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.body) {
+			t.Errorf("%s %s: %d %q, want %d with %q", tc.method, tc.path, w.Code, w.Body.String(), tc.code, tc.body)
+		}
+	}
+}

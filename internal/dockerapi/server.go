@@ -204,6 +204,14 @@ func (s *Server) routes() {
 	h("POST /volumes/create", s.createVolume)
 	h("DELETE /volumes/{name}", s.removeVolume)
 
+	// What berth does not do, said by name rather than a bare 404 the
+	// CLI would print as "page not found".
+	s.mux.HandleFunc("POST /build", notSupported("berth does not build images: build with buildah, kaniko or docker buildx and another builder, then berth load or pull the result"))
+	s.mux.HandleFunc("POST /session", notSupported("berth does not build images (no BuildKit session)"))
+	s.mux.HandleFunc("GET /images/search", notSupported("berth does not search registries: browse the registry's own web pages or its API"))
+	s.mux.HandleFunc("GET /plugins", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, []any{}) })
+	s.mux.HandleFunc("/plugins/", notSupported("berth has no engine plugins: networks are CNI's and volumes local"))
+
 	// What a dockerd outside a swarm answers.
 	for _, p := range []string{"/swarm", "/nodes", "/services", "/tasks", "/secrets", "/configs"} {
 		s.mux.HandleFunc(p+"/", notSwarm)
@@ -212,6 +220,13 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, httpError{http.StatusNotFound, "page not found"})
 	})
+}
+
+// notSupported answers 501 with why.
+func notSupported(why string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, httpError{http.StatusNotImplemented, why})
+	}
 }
 
 func notSwarm(w http.ResponseWriter, _ *http.Request) {
