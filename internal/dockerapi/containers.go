@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+	mobynet "github.com/moby/moby/api/types/network"
 )
 
 func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
@@ -283,23 +285,45 @@ func createOptions(name string, req *container.CreateRequest) (engine.CreateOpti
 		o.HealthInterval, o.HealthTimeout, o.HealthStartPeriod, o.HealthRetries = h.Interval, h.Timeout, h.StartPeriod, h.Retries
 	}
 	if req.NetworkingConfig != nil {
-		for netName, es := range req.NetworkingConfig.EndpointsConfig {
-			if es == nil {
-				continue
-			}
-			if network.Canonical(netName) != network.Canonical(o.NetworkMode) {
-				return o, fmt.Errorf("endpoint for network %s: a container is created on its --network (%s) only; connect it to others after", netName, o.NetworkMode)
-			}
-			o.Aliases = es.Aliases
-			if es.IPAMConfig != nil && es.IPAMConfig.IPv4Address.IsValid() {
-				o.IP = es.IPAMConfig.IPv4Address.String()
-			}
-			if len(es.MacAddress) > 0 {
-				o.MAC = es.MacAddress.String()
-			}
+		if err := endpoints(&o, req.NetworkingConfig.EndpointsConfig); err != nil {
+			return o, err
 		}
 	}
 	return o, unsupported(hc)
+}
+
+// endpoints maps the create request's endpoints onto o: the one of its
+// NetworkMode gives the first network's address and aliases, the others
+// (API 1.44 allows one per network: compose sends every network of a
+// service) are joined too, in name order.
+func endpoints(o *engine.CreateOptions, eps map[string]*mobynet.EndpointSettings) error {
+	names := slices.Sorted(maps.Keys(eps))
+	for _, netName := range names {
+		es := eps[netName]
+		req := engine.NetworkRequest{Name: netName}
+		if es != nil {
+			req.Aliases = es.Aliases
+			if es.IPAMConfig != nil && es.IPAMConfig.IPv4Address.IsValid() {
+				req.IP = es.IPAMConfig.IPv4Address.String()
+			}
+			if len(es.MacAddress) > 0 {
+				req.MAC = es.MacAddress.String()
+			}
+		}
+		if network.Canonical(netName) == network.Canonical(o.NetworkMode) {
+			o.Aliases, o.IP, o.MAC = req.Aliases, req.IP, req.MAC
+			continue
+		}
+		switch o.NetworkMode {
+		case "host", "none":
+			return fmt.Errorf("endpoint for network %s: a container on --network %s joins no other network", netName, o.NetworkMode)
+		}
+		if strings.HasPrefix(o.NetworkMode, "container:") {
+			return fmt.Errorf("endpoint for network %s: a container on --network %s shares that container's networks", netName, o.NetworkMode)
+		}
+		o.ExtraNetworks = append(o.ExtraNetworks, req)
+	}
+	return nil
 }
 
 // unsupported refuses, by name, host settings berth does not apply yet:

@@ -88,7 +88,9 @@ func TestCreateOptions(t *testing.T) {
 		`{"Image":"x","HostConfig":{"Links":["a:b"]}}`,
 		`{"Image":"x","HostConfig":{"LogConfig":{"Type":"syslog"}}}`,
 		`{"Image":"x","HostConfig":{"Mounts":[{"Type":"npipe","Target":"/x"}]}}`,
-		`{"Image":"x","NetworkingConfig":{"EndpointsConfig":{"other":{}}}}`,
+		`{"Image":"x","HostConfig":{"NetworkMode":"host"},"NetworkingConfig":{"EndpointsConfig":{"other":{}}}}`,
+		`{"Image":"x","HostConfig":{"NetworkMode":"none"},"NetworkingConfig":{"EndpointsConfig":{"other":{}}}}`,
+		`{"Image":"x","HostConfig":{"NetworkMode":"container:db"},"NetworkingConfig":{"EndpointsConfig":{"other":{}}}}`,
 	} {
 		var req container.CreateRequest
 		if err := json.Unmarshal([]byte(bad), &req); err != nil {
@@ -97,6 +99,31 @@ func TestCreateOptions(t *testing.T) {
 		if _, err := createOptions("", &req); err == nil {
 			t.Errorf("%s was taken", bad)
 		}
+	}
+}
+
+// compose (API 1.44+) creates a container of a service on several
+// networks with one endpoint each: the NetworkMode's gives the first
+// network's settings, the others are joined too, in name order.
+func TestCreateOptionsEndpoints(t *testing.T) {
+	body := `{"Image":"x","HostConfig":{"NetworkMode":"p_front"},"NetworkingConfig":{"EndpointsConfig":{
+	 "p_front":{"Aliases":["web","p-web-1"],"IPAMConfig":{"IPv4Address":"10.1.0.9"}},
+	 "p_zback":{"Aliases":["web"]},
+	 "p_back":{"MacAddress":"02:42:ac:11:00:02"}}}}`
+	var req container.CreateRequest
+	if err := json.Unmarshal([]byte(body), &req); err != nil {
+		t.Fatal(err)
+	}
+	o, err := createOptions("", &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.NetworkMode != "p_front" || !reflect.DeepEqual(o.Aliases, []string{"web", "p-web-1"}) || o.IP != "10.1.0.9" {
+		t.Errorf("first network: %q %q %q", o.NetworkMode, o.Aliases, o.IP)
+	}
+	want := []engine.NetworkRequest{{Name: "p_back", MAC: "02:42:ac:11:00:02"}, {Name: "p_zback", Aliases: []string{"web"}}}
+	if !reflect.DeepEqual(o.ExtraNetworks, want) {
+		t.Errorf("more networks: %+v, want %+v", o.ExtraNetworks, want)
 	}
 }
 

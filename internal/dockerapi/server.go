@@ -120,6 +120,9 @@ func (s *Server) routes() {
 	h := func(pattern string, fn func(w http.ResponseWriter, r *http.Request) error) {
 		s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			if err := fn(w, r); err != nil {
+				if statusOf(err) >= http.StatusInternalServerError {
+					s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+				}
 				writeError(w, err)
 			}
 		})
@@ -186,6 +189,9 @@ func (s *Server) routes() {
 		s.mux.HandleFunc(p, notSwarm)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// Logged: a client (compose, testcontainers) that gets this is
+		// using a route berth has yet to serve.
+		s.log.Warn("unhandled route", "method", r.Method, "path", r.URL.Path, "agent", r.UserAgent())
 		writeError(w, httpError{http.StatusNotFound, "page not found"})
 	})
 }

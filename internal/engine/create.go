@@ -85,6 +85,11 @@ type CreateOptions struct {
 	DNSSearch  []string
 	ExtraHosts []string
 	DNSOptions []string
+
+	// ExtraNetworks are joined too, after the NetworkMode's (which must
+	// be a bridge network): docker API 1.44's create with one endpoint
+	// per network, as compose sends for a service on several networks.
+	ExtraNetworks []NetworkRequest
 	// Resources beyond Memory, CPUs and PidsLimit; OOMScoreAdj (nil:
 	// inherited); ShmSize in bytes (0: 64 MiB).
 	Resources   spec.Resources
@@ -347,8 +352,13 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		}
 		nets = []NetworkRequest{{Name: cfg.Name, IP: o.IP, MAC: o.MAC, Aliases: o.Aliases}}
 	}
-	if len(nets) == 0 && (o.IP != "" || o.MAC != "" || len(o.Aliases) > 0 || len(o.Ports) > 0 || o.PublishAll) {
-		return nil, fmt.Errorf("--ip, --mac-address, --network-alias and -p/-P need a bridge network, not --network %s: %w", o.NetworkMode, ErrInvalid)
+	if len(nets) == 0 && (o.IP != "" || o.MAC != "" || len(o.Aliases) > 0 || len(o.Ports) > 0 || o.PublishAll || len(o.ExtraNetworks) > 0) {
+		return nil, fmt.Errorf("--ip, --mac-address, --network-alias, -p/-P and more networks need a bridge network, not --network %s: %w", o.NetworkMode, ErrInvalid)
+	}
+	if len(o.ExtraNetworks) > 0 {
+		if nets, err = e.extraNetworks(ctx, nets, o.ExtraNetworks); err != nil {
+			return nil, err
+		}
 	}
 	for _, h := range o.ExtraHosts {
 		name, ip, ok := strings.Cut(h, ":")
@@ -578,6 +588,27 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	}
 	e.emit(final, "create", nil)
 	return final, nil
+}
+
+// extraNetworks appends the more networks a container is created on to
+// nets, each by its canonical name, once.
+func (e *Engine) extraNetworks(ctx context.Context, nets, more []NetworkRequest) ([]NetworkRequest, error) {
+	m, err := e.networks()
+	if err != nil {
+		return nil, err
+	}
+	for _, req := range more {
+		cfg, err := m.Get(ctx, req.Name)
+		if err != nil {
+			return nil, fmt.Errorf("network %s: %w", req.Name, err)
+		}
+		if slices.ContainsFunc(nets, func(n NetworkRequest) bool { return network.Canonical(n.Name) == cfg.Name }) {
+			return nil, fmt.Errorf("network %s is named twice: %w", cfg.Name, ErrInvalid)
+		}
+		req.Name = cfg.Name
+		nets = append(nets, req)
+	}
+	return nets, nil
 }
 
 func specNetworkMode(mode string) string {
