@@ -13,7 +13,7 @@ GOFILES := $(shell git ls-files '*.go' 2>/dev/null)
 # Packages a test or the demo uses; scripts/deps.sh installs the missing ones.
 DEBS := gcc libc6-dev pkg-config libseccomp-dev busybox-static runc containerd podman skopeo umoci procps docker-registry isal containernetworking-plugins iproute2 iptables util-linux docker.io qemu-system-x86 linux-image-cloud-amd64 erofs-utils cpio
 
-.PHONY: all deps build install demo test check fmt vet tidy freebsd unit conformance conformance-quick bench parity docs clean
+.PHONY: all deps build install demo test check fmt vet tidy freebsd unit compose conformance conformance-quick bench parity docs clean
 
 all: build
 
@@ -58,8 +58,13 @@ freebsd:
 # Unit and privileged integration tests (the latter need root and skip,
 # saying why, without it). BERTH_BIN points them at the built binary.
 # BERTH_TEST_REQUIRE_REGISTRY: a missing registry fails the run, not skips.
-unit: build
-	BERTH_BIN=$(CURDIR)/bin/berth BERTH_TEST_REQUIRE_REGISTRY=1 $(GO) test -count=1 -timeout 20m ./...
+unit: build compose
+	BERTH_BIN=$(CURDIR)/bin/berth BERTH_COMPOSE=$$(scripts/build-compose.sh) BERTH_TEST_REQUIRE_REGISTRY=1 $(GO) test -count=1 -timeout 20m ./...
+
+# docker compose, the release tools/compose pins, built once into
+# .cache/compose (the compose test and bench run it against berth serve).
+compose:
+	@scripts/build-compose.sh >/dev/null
 
 # A representative part of the OCI validation suite, side by side with runc.
 CONFORMANCE_QUICK := default linux_ns_itype linux_ns_path misc_props linux_masked_paths linux_readonly_paths linux_sysctl linux_uid_mappings process_capabilities hooks_stdin
@@ -83,7 +88,7 @@ docs:
 parity: deps build
 	set -o pipefail; cd test/integration && BERTH_PARITY=full BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -count=1 -run 'TestDockerParity$$' -v . | grep -E '^(---|docker parity|ok|FAIL)|different:|intended:|todo:'
 
-bench: deps build
+bench: deps build compose
 	scripts/bench.sh
 
 clean:

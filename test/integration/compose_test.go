@@ -1,0 +1,224 @@
+//go:build linux
+
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// composeBinary is docker compose as scripts/build-compose.sh builds it
+// (the release tools/compose pins): $BERTH_COMPOSE when make gives it,
+// else built (or found in the cache) here.
+func composeBinary(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("BERTH_COMPOSE"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("BERTH_COMPOSE: %v", err)
+		}
+		return p
+	}
+	script, _ := filepath.Abs("../../scripts/build-compose.sh")
+	var out, errb bytes.Buffer
+	cmd := exec.Command(script)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Skipf("docker compose could not be built (scripts/build-compose.sh needs Go and the module proxy): %v: %s", err, errb.String())
+	}
+	return strings.TrimSpace(out.String())
+}
+
+// composePS is a line of `docker compose ps --format json`.
+type composePS struct {
+	Name, Service, State, Health string
+	ExitCode                     int
+}
+
+// docker compose, unchanged, against `berth serve`: a project of a web
+// server, a stand-in database with a named volume and a healthcheck, and a
+// worker that waits for the database to be healthy and reaches both by
+// service name over two user networks (testdata/compose). Then ps, logs,
+// exec, restart, down and up again (the volume keeps the data), down -v:
+// no container, network, volume or process is left.
+func TestDockerCompose(t *testing.T) {
+	compose := composeBinary(t)
+	e := newEngine(t)
+	e.loadDemoImage()
+	sock := e.serveDocker()
+	file, err := filepath.Abs("testdata/compose/compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const project = "berthtest"
+	cfg := t.TempDir()
+	run := func(args ...string) (string, string, int) {
+		t.Helper()
+		cmd := exec.Command(compose, append([]string{"-f", file, "-p", project}, args...)...)
+		cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+cfg)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		code := 0
+		if err := cmd.Run(); err != nil {
+			ee, ok := err.(*exec.ExitError)
+			if !ok {
+				t.Fatalf("compose %s: %v", strings.Join(args, " "), err)
+			}
+			code = ee.ExitCode()
+		}
+		return out.String(), errb.String(), code
+	}
+	ok := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := run(args...)
+		if code != 0 {
+			t.Fatalf("compose %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+		}
+		return out
+	}
+	ps := func() map[string]composePS {
+		t.Helper()
+		out := ok("ps", "-a", "--format", "json")
+		got := map[string]composePS{}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var p composePS
+			if err := json.Unmarshal([]byte(line), &p); err != nil {
+				t.Fatalf("compose ps --format json: %q: %v", line, err)
+			}
+			got[p.Service] = p
+		}
+		return got
+	}
+	records := regexp.MustCompile(`worker: web=hello-from-web put=OK records=([0-9]+)`)
+	// lastRecords is the records count of the worker's last good line:
+	// it reached web and db by name.
+	lastRecords := func() int {
+		out := ok("logs", "--no-color", "worker")
+		m := records.FindAllStringSubmatch(out, -1)
+		if len(m) == 0 {
+			return 0
+		}
+		n, _ := strconv.Atoi(m[len(m)-1][1])
+		return n
+	}
+	count := func() int {
+		t.Helper()
+		out := strings.TrimSpace(ok("exec", "-T", "db", "sh", "-c", "wc -l </data/records"))
+		n, err := strconv.Atoi(out)
+		if err != nil {
+			t.Fatalf("exec in db: %q", out)
+		}
+		return n
+	}
+
+	ok("up", "-d", "--wait")
+	states := ps()
+	for _, svc := range []string{"web", "db", "worker"} {
+		if p, found := states[svc]; !found || p.State != "running" || p.Name != project+"-"+svc+"-1" {
+			t.Errorf("compose ps after up: %s: %+v", svc, p)
+		}
+	}
+	if h := states["db"].Health; h != "healthy" {
+		t.Errorf("compose ps: db's health %q after up --wait, want healthy", h)
+	}
+	if h := states["web"].Health; h != "" {
+		t.Errorf("compose ps: web has no healthcheck, health %q", h)
+	}
+	if n := len(states); n != 3 {
+		t.Errorf("compose ps: %d containers, want 3: %+v", n, states)
+	}
+	// One set of objects: berth sees compose's, with its labels.
+	if got := strings.Fields(e.run("ps", "-q", "--filter", "label=com.docker.compose.project="+project)); len(got) != 3 {
+		t.Errorf("berth ps --filter label=com.docker.compose.project: %q", got)
+	}
+	nets := e.run("network", "ls", "--format", "{{.Name}}")
+	for _, n := range []string{project + "_front", project + "_back"} {
+		if !strings.Contains(nets, n+"\n") {
+			t.Errorf("network %s missing: %q", n, nets)
+		}
+	}
+	if vols := e.run("volume", "ls", "-q"); strings.TrimSpace(vols) != project+"_dbdata" {
+		t.Errorf("berth volume ls: %q, want %s_dbdata", vols, project)
+	}
+
+	// logs: the worker reached web and db by their service names.
+	waitFor(t, 30*time.Second, "the worker's records in its logs", func() bool { return lastRecords() >= 2 })
+	if out := ok("logs", "--no-color", "web", "db", "worker"); !strings.Contains(out, "worker-1  | worker: web=hello-from-web put=OK") {
+		t.Errorf("compose logs: no worker line with its service prefix: %q", out)
+	}
+
+	// exec: output and exit status.
+	before := count()
+	if before < 2 {
+		t.Errorf("db holds %d records after the worker wrote 2", before)
+	}
+	if out, errOut, code := run("exec", "-T", "db", "sh", "-c", "echo to-out; echo to-err >&2; exit 3"); out != "to-out\n" || !strings.Contains(errOut, "to-err") || code != 3 {
+		t.Errorf("compose exec (exit 3): %q %q %d", out, errOut, code)
+	}
+
+	// restart: every service runs again, from a new start, and db is
+	// healthy again; the worker carries on where it was.
+	started := e.inspect(project + "-db-1").State.StartedAt
+	ok("restart")
+	if again := e.inspect(project + "-db-1").State.StartedAt; !again.After(started) {
+		t.Errorf("db's StartedAt after restart: %v, before %v", again, started)
+	}
+	waitFor(t, 30*time.Second, "db healthy after restart", func() bool { return ps()["db"].Health == "healthy" })
+	for svc, p := range ps() {
+		if p.State != "running" {
+			t.Errorf("after restart: %s is %s", svc, p.State)
+		}
+	}
+	waitFor(t, 30*time.Second, "the worker's records after restart", func() bool { return count() > before+1 })
+
+	// down keeps the named volume; up again finds db's records there.
+	kept := count()
+	ok("down")
+	if out := e.run("ps", "-aq"); strings.TrimSpace(out) != "" {
+		t.Errorf("containers after compose down: %q", out)
+	}
+	if vols := e.run("volume", "ls", "-q"); strings.TrimSpace(vols) != project+"_dbdata" {
+		t.Errorf("compose down (without -v) removed the volume: %q", vols)
+	}
+	ok("up", "-d", "--wait")
+	if n := count(); n < kept {
+		t.Errorf("db holds %d records after down and up, %d before: the volume lost them", n, kept)
+	}
+	var pids []int
+	for _, svc := range []string{"web", "db", "worker"} {
+		pid := e.inspect(project + "-" + svc + "-1").State.Pid
+		if pid <= 0 {
+			t.Fatalf("%s has no pid", svc)
+		}
+		pids = append(pids, pid)
+	}
+
+	ok("down", "-v")
+	if out, _, _ := run("ps", "-a", "-q"); strings.TrimSpace(out) != "" {
+		t.Errorf("compose ps after down -v: %q", out)
+	}
+	if out := e.run("ps", "-aq"); strings.TrimSpace(out) != "" {
+		t.Errorf("containers after compose down -v: %q", out)
+	}
+	if nets := strings.Fields(e.run("network", "ls", "--format", "{{.Name}}")); slices.ContainsFunc(nets, func(n string) bool { return strings.HasPrefix(n, project+"_") }) {
+		t.Errorf("networks after compose down -v: %q", nets)
+	}
+	if vols := e.run("volume", "ls", "-q"); strings.TrimSpace(vols) != "" {
+		t.Errorf("volumes after compose down -v: %q", vols)
+	}
+	for _, pid := range pids {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+			comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+			t.Errorf("process %d (%s) of the project is left", pid, strings.TrimSpace(string(comm)))
+		}
+	}
+	e.checkNothingLeft()
+}
