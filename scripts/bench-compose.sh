@@ -98,7 +98,7 @@ for side in berth docker; do
 	up "$sock" >"$T/warm.out" 2>&1 || { echo "bench-compose: compose up on $side failed:" >&2; tail -5 "$T/warm.out" >&2; exit 1; }
 	ok=
 	for _ in $(seq 100); do
-		on "$sock" "$compose" -f "$project" -p bench logs worker 2>/dev/null | grep -q 'web=hello-from-web put=OK' && { ok=1; break; }
+		on "$sock" "$compose" -f "$project" -p bench logs worker 2>/dev/null | grep -q 'web=hello-from-web link=hello-from-web put=OK' && { ok=1; break; }
 		sleep 0.1
 	done
 	[ -n "$ok" ] || { echo "bench-compose: on $side the worker did not reach web and db:" >&2; on "$sock" "$compose" -f "$project" -p bench logs >&2; exit 1; }

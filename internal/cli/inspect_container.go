@@ -171,6 +171,10 @@ func inspectHostConfig(c *engine.Container) *container.HostConfig {
 		MaskedPaths:   []string{},
 		ReadonlyPaths: []string{},
 	}
+	for _, l := range h.Links {
+		// docker's form: /TARGET:/CONTAINER/ALIAS.
+		out.Links = append(out.Links, "/"+l.Name+":/"+c.Name+"/"+l.Alias)
+	}
 	if out.RestartPolicy.Name == "" {
 		out.RestartPolicy.Name = container.RestartPolicyDisabled
 	}

@@ -155,7 +155,7 @@ func createOptions(name string, req *container.CreateRequest) (engine.CreateOpti
 	if o.Restart.Name == "" {
 		o.Restart.Name = "no"
 	}
-	o.Domainname, o.Annotations, o.DNSOptions, o.GroupAdd = cfg.Domainname, hc.Annotations, hc.DNSOptions, hc.GroupAdd
+	o.Domainname, o.Annotations, o.DNSOptions, o.GroupAdd, o.Links = cfg.Domainname, hc.Annotations, hc.DNSOptions, hc.GroupAdd, hc.Links
 	o.Sysctls, o.DeviceCgroupRules, o.VolumesFrom, o.CgroupParent = hc.Sysctls, hc.DeviceCgroupRules, hc.VolumesFrom, hc.CgroupParent
 	o.PidMode, o.IpcMode, o.UTSMode = string(hc.PidMode), string(hc.IpcMode), string(hc.UTSMode)
 	o.CgroupnsMode, o.UsernsMode = string(hc.CgroupnsMode), string(hc.UsernsMode)
@@ -335,7 +335,6 @@ func unsupported(hc *container.HostConfig) error {
 			names = append(names, name)
 		}
 	}
-	add(len(hc.Links) > 0, "Links")
 	add(len(hc.BlkioDeviceReadBps)+len(hc.BlkioDeviceWriteBps)+len(hc.BlkioDeviceReadIOps)+len(hc.BlkioDeviceWriteIOps)+len(hc.BlkioWeightDevice) > 0, "BlkioDevice*")
 	add(len(hc.DeviceRequests) > 0, "DeviceRequests")
 	add(hc.CPURealtimePeriod != 0 || hc.CPURealtimeRuntime != 0, "CpuRealtime*")

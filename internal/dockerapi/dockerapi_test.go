@@ -85,7 +85,7 @@ func TestCreateOptions(t *testing.T) {
 	}
 	// Refused by name, never dropped.
 	for _, bad := range []string{
-		`{"Image":"x","HostConfig":{"Links":["a:b"]}}`,
+		`{"Image":"x","HostConfig":{"DeviceRequests":[{"Count":1}]}}`,
 		`{"Image":"x","HostConfig":{"LogConfig":{"Type":"syslog"}}}`,
 		`{"Image":"x","HostConfig":{"Mounts":[{"Type":"npipe","Target":"/x"}]}}`,
 		`{"Image":"x","HostConfig":{"NetworkMode":"host"},"NetworkingConfig":{"EndpointsConfig":{"other":{}}}}`,

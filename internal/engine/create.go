@@ -86,6 +86,9 @@ type CreateOptions struct {
 	ExtraHosts []string
 	DNSOptions []string
 
+	// Links are legacy links, NAME[:ALIAS] (see Link).
+	Links []string
+
 	// ExtraNetworks are joined too, after the NetworkMode's (which must
 	// be a bridge network): docker API 1.44's create with one endpoint
 	// per network, as compose sends for a service on several networks.
@@ -360,6 +363,10 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 			return nil, err
 		}
 	}
+	links, err := e.links(ctx, o.Links, nets)
+	if err != nil {
+		return nil, err
+	}
 	for _, h := range o.ExtraHosts {
 		name, ip, ok := strings.Cut(h, ":")
 		if !ok || name == "" || net.ParseIP(ip) == nil {
@@ -401,7 +408,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 			NanoCPUs: int64(o.CPUs * 1e9), PidsLimit: o.PidsLimit, Ulimits: o.Ulimits, Init: o.Init,
 			Isolation: isolation, LogMaxSize: o.LogMaxSize, LogMaxFiles: o.LogMaxFiles, LogTag: o.LogTag,
 			Networks: nets, PortBindings: o.Ports, PublishAllPorts: o.PublishAll, DNS: o.DNS, DNSSearch: o.DNSSearch,
-			ExtraHosts: o.ExtraHosts, DNSOptions: o.DNSOptions,
+			ExtraHosts: o.ExtraHosts, DNSOptions: o.DNSOptions, Links: links,
 			CPUShares: o.Resources.CPUShares, CPUPeriod: o.Resources.CPUPeriod, CPUQuota: o.Resources.CPUQuota,
 			CpusetCpus: o.Resources.CpusetCpus, CpusetMems: o.Resources.CpusetMems,
 			MemorySwap: o.Resources.MemorySwap, MemoryReservation: o.Resources.MemoryReservation,
@@ -588,6 +595,37 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	}
 	e.emit(final, "create", nil)
 	return final, nil
+}
+
+// links parses --link values, NAME[:ALIAS], each naming a container
+// that exists now. Links are answered by the name server, so the
+// container must be on a user-defined network: docker's links on the
+// default bridge (/etc/hosts lines and environment variables, fixed at
+// start) are not berth's.
+func (e *Engine) links(ctx context.Context, values []string, nets []NetworkRequest) ([]Link, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	if !slices.ContainsFunc(nets, func(n NetworkRequest) bool { return network.Canonical(n.Name) != network.DefaultName }) {
+		return nil, fmt.Errorf("--link %s: berth resolves links on user-defined networks only (docker's default-bridge links are legacy): put the containers on a network of their own (berth network create): %w", values[0], ErrInvalid)
+	}
+	var out []Link
+	for _, v := range values {
+		name, alias, _ := strings.Cut(v, ":")
+		name = strings.TrimPrefix(name, "/")
+		if alias == "" {
+			alias = name
+		}
+		if name == "" || !validName.MatchString(alias) {
+			return nil, fmt.Errorf("--link %q: use NAME[:ALIAS]: %w", v, ErrInvalid)
+		}
+		target, err := e.get(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("--link %s: %w", v, err)
+		}
+		out = append(out, Link{Name: target.Name, Alias: alias})
+	}
+	return out, nil
 }
 
 // extraNetworks appends the more networks a container is created on to

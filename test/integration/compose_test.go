@@ -97,7 +97,7 @@ func TestDockerCompose(t *testing.T) {
 		}
 		return got
 	}
-	records := regexp.MustCompile(`worker: web=hello-from-web put=OK records=([0-9]+)`)
+	records := regexp.MustCompile(`worker: web=hello-from-web link=hello-from-web put=OK records=([0-9]+)`)
 	// lastRecords is the records count of the worker's last good line:
 	// it reached web and db by name.
 	lastRecords := func() int {
@@ -149,9 +149,14 @@ func TestDockerCompose(t *testing.T) {
 		t.Errorf("berth volume ls: %q, want %s_dbdata", vols, project)
 	}
 
-	// logs: the worker reached web and db by their service names.
+	if links := e.run("inspect", "-f", "{{json .HostConfig.Links}}", project+"-worker-1"); !strings.Contains(links, `"/`+project+`-web-1:/`+project+`-worker-1/frontpage"`) {
+		t.Errorf("the worker's links in inspect: %s", links)
+	}
+
+	// logs: the worker reached web and db by their service names, and web
+	// by its link's alias.
 	waitFor(t, 30*time.Second, "the worker's records in its logs", func() bool { return lastRecords() >= 2 })
-	if out := ok("logs", "--no-color", "web", "db", "worker"); !strings.Contains(out, "worker-1  | worker: web=hello-from-web put=OK") {
+	if out := ok("logs", "--no-color", "web", "db", "worker"); !strings.Contains(out, "worker-1  | worker: web=hello-from-web link=hello-from-web put=OK") {
 		t.Errorf("compose logs: no worker line with its service prefix: %q", out)
 	}
 
