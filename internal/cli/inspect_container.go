@@ -135,7 +135,7 @@ func inspectConfig(c *engine.Container) *container.Config {
 	}
 	if h := cc.Healthcheck; h != nil {
 		out.Healthcheck = &container.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
-			StartPeriod: h.StartPeriod, Retries: h.Retries}
+			StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries}
 	}
 	return out
 }

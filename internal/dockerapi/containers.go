@@ -283,6 +283,7 @@ func createOptions(name string, req *container.CreateRequest) (engine.CreateOpti
 			o.HealthCmd = shellJoin(h.Test[1:])
 		}
 		o.HealthInterval, o.HealthTimeout, o.HealthStartPeriod, o.HealthRetries = h.Interval, h.Timeout, h.StartPeriod, h.Retries
+		o.HealthStartInterval = h.StartInterval
 	}
 	if req.NetworkingConfig != nil {
 		if err := endpoints(&o, req.NetworkingConfig.EndpointsConfig); err != nil {

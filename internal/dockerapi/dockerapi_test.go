@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/engine/store"
@@ -47,7 +48,7 @@ func TestParseSize(t *testing.T) {
 // The create request the docker CLI sends maps onto the engine's options.
 func TestCreateOptions(t *testing.T) {
 	body := `{"Image":"busybox","Cmd":["sh","-c","true"],"Env":["A=1"],"Labels":{"k":"v"},"Tty":true,"OpenStdin":true,
-	 "ExposedPorts":{"9000/tcp":{}},"Healthcheck":{"Test":["CMD","curl","-f","http://x/"],"Interval":1000000000,"Retries":2},
+	 "ExposedPorts":{"9000/tcp":{}},"Healthcheck":{"Test":["CMD","curl","-f","http://x/"],"Interval":1000000000,"Retries":2,"StartPeriod":30000000000,"StartInterval":100000000},
 	 "HostConfig":{"Binds":["/a:/b:ro"],"NetworkMode":"default","PortBindings":{"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"8080"}],"53/udp":[{"HostPort":""}]},
 	  "RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3},"AutoRemove":true,"Memory":1048576,"NanoCpus":1500000000,
 	  "Mounts":[{"Type":"volume","Source":"data","Target":"/data"},{"Type":"tmpfs","Target":"/tmp"}],
@@ -80,8 +81,8 @@ func TestCreateOptions(t *testing.T) {
 	if o.LogMaxSize != 10<<20 || o.LogMaxFiles != 2 || o.Resources.CPUShares != 512 || !reflect.DeepEqual(o.Expose, []string{"9000/tcp"}) {
 		t.Errorf("logs/resources: %d %d %+v %q", o.LogMaxSize, o.LogMaxFiles, o.Resources, o.Expose)
 	}
-	if o.HealthCmd != "'curl' '-f' 'http://x/'" || o.HealthRetries != 2 {
-		t.Errorf("healthcheck: %q %d", o.HealthCmd, o.HealthRetries)
+	if o.HealthCmd != "'curl' '-f' 'http://x/'" || o.HealthRetries != 2 || o.HealthStartPeriod != 30*time.Second || o.HealthStartInterval != 100*time.Millisecond {
+		t.Errorf("healthcheck: %q %d %s %s", o.HealthCmd, o.HealthRetries, o.HealthStartPeriod, o.HealthStartInterval)
 	}
 	// Refused by name, never dropped.
 	for _, bad := range []string{

@@ -69,6 +69,7 @@ type CreateOptions struct {
 	HealthInterval, HealthTimeout, HealthStartPeriod time.Duration
 	HealthRetries                                    int
 	NoHealthcheck                                    bool
+	HealthStartInterval                              time.Duration
 	Labels                                           map[string]string
 	Isolation                                        string
 	NetworkMode                                      string

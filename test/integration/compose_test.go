@@ -37,6 +37,38 @@ func composeBinary(t *testing.T) string {
 	return strings.TrimSpace(out.String())
 }
 
+// composeCommands runs compose on project file against the docker socket
+// sock: run gives stdout, stderr and the exit status; ok fails the test
+// unless compose succeeds, and gives stdout.
+func composeCommands(t *testing.T, compose, sock, file, project string) (run func(...string) (string, string, int), ok func(...string) string) {
+	cfg := t.TempDir()
+	run = func(args ...string) (string, string, int) {
+		t.Helper()
+		cmd := exec.Command(compose, append([]string{"-f", file, "-p", project}, args...)...)
+		cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+cfg)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		code := 0
+		if err := cmd.Run(); err != nil {
+			ee, isExit := err.(*exec.ExitError)
+			if !isExit {
+				t.Fatalf("compose %s: %v", strings.Join(args, " "), err)
+			}
+			code = ee.ExitCode()
+		}
+		return out.String(), errb.String(), code
+	}
+	ok = func(args ...string) string {
+		t.Helper()
+		out, errOut, code := run(args...)
+		if code != 0 {
+			t.Fatalf("compose %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+		}
+		return out
+	}
+	return run, ok
+}
+
 // composePS is a line of `docker compose ps --format json`.
 type composePS struct {
 	Name, Service, State, Health string
@@ -59,31 +91,7 @@ func TestDockerCompose(t *testing.T) {
 		t.Fatal(err)
 	}
 	const project = "berthtest"
-	cfg := t.TempDir()
-	run := func(args ...string) (string, string, int) {
-		t.Helper()
-		cmd := exec.Command(compose, append([]string{"-f", file, "-p", project}, args...)...)
-		cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+cfg)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		code := 0
-		if err := cmd.Run(); err != nil {
-			ee, ok := err.(*exec.ExitError)
-			if !ok {
-				t.Fatalf("compose %s: %v", strings.Join(args, " "), err)
-			}
-			code = ee.ExitCode()
-		}
-		return out.String(), errb.String(), code
-	}
-	ok := func(args ...string) string {
-		t.Helper()
-		out, errOut, code := run(args...)
-		if code != 0 {
-			t.Fatalf("compose %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
-		}
-		return out
-	}
+	run, ok := composeCommands(t, compose, sock, file, project)
 	ps := func() map[string]composePS {
 		t.Helper()
 		out := ok("ps", "-a", "--format", "json")
@@ -225,5 +233,41 @@ func TestDockerCompose(t *testing.T) {
 			t.Errorf("process %d (%s) of the project is left", pid, strings.TrimSpace(string(comm)))
 		}
 	}
+	e.checkNothingLeft()
+}
+
+// A healthcheck's start_interval (docker 25, API 1.44): while the
+// container is starting within its start period, probes come every start
+// interval. With an interval of an hour, `up --wait` is over in time only
+// if they do.
+func TestDockerComposeStartInterval(t *testing.T) {
+	compose := composeBinary(t)
+	e := newEngine(t)
+	e.loadDemoImage()
+	sock := e.serveDocker()
+	file := filepath.Join(t.TempDir(), "compose.yaml")
+	project := `services:
+  slow:
+    image: berth-demo/busybox
+    command: ["sleep", "1000"]
+    stop_signal: SIGKILL
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 1h
+      start_period: 1h
+      start_interval: 100ms
+`
+	if err := os.WriteFile(file, []byte(project), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, ok := composeCommands(t, compose, sock, file, "startinterval")
+	ok("up", "-d", "--wait", "--wait-timeout", "60")
+	if h := e.health("startinterval-slow-1"); h.Status != "healthy" || len(h.Log) == 0 {
+		t.Errorf("health after up --wait: %+v", h)
+	}
+	if got := strings.TrimSpace(e.run("inspect", "-f", "{{.Config.Healthcheck.StartInterval}}", "startinterval-slow-1")); got != "100000000" {
+		t.Errorf("inspect: Config.Healthcheck.StartInterval %q, want 100000000 (ns, as docker inspect prints it)", got)
+	}
+	ok("down")
 	e.checkNothingLeft()
 }
