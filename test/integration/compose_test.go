@@ -143,6 +143,25 @@ func TestDockerCompose(t *testing.T) {
 	if n := len(states); n != 3 {
 		t.Errorf("compose ps: %d containers, want 3: %+v", n, states)
 	}
+	// The same binary as a docker CLI plugin (`docker compose`), with
+	// each docker CLI here.
+	for _, docker := range dockerClients(t) {
+		plugins := filepath.Join(t.TempDir(), "cli-plugins")
+		if err := os.MkdirAll(plugins, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(compose, filepath.Join(plugins, "docker-compose")); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(docker, "compose", "-f", file, "-p", project, "ps", "--format", "{{.Service}} {{.State}}")
+		cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+filepath.Dir(plugins))
+		out, err := cmd.CombinedOutput()
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		slices.Sort(lines)
+		if err != nil || !slices.Equal(lines, []string{"db running", "web running", "worker running"}) {
+			t.Errorf("%s compose ps: %v: %q", docker, err, out)
+		}
+	}
 	// One set of objects: berth sees compose's, with its labels.
 	if got := strings.Fields(e.run("ps", "-q", "--filter", "label=com.docker.compose.project="+project)); len(got) != 3 {
 		t.Errorf("berth ps --filter label=com.docker.compose.project: %q", got)
@@ -267,6 +286,50 @@ func TestDockerComposeStartInterval(t *testing.T) {
 	}
 	if got := strings.TrimSpace(e.run("inspect", "-f", "{{.Config.Healthcheck.StartInterval}}", "startinterval-slow-1")); got != "100000000" {
 		t.Errorf("inspect: Config.Healthcheck.StartInterval %q, want 100000000 (ns, as docker inspect prints it)", got)
+	}
+	ok("down")
+	e.checkNothingLeft()
+}
+
+// An attached `up` (attach streams, events, wait): the services' output
+// with their prefixes, and with --abort-on-container-exit --exit-code-from
+// the job's exit ends the project: the other service gets its SIGTERM,
+// compose exits with the job's code.
+func TestDockerComposeAttached(t *testing.T) {
+	compose := composeBinary(t)
+	e := newEngine(t)
+	e.loadDemoImage()
+	sock := e.serveDocker()
+	file := filepath.Join(t.TempDir(), "compose.yaml")
+	project := `services:
+  job:
+    image: berth-demo/busybox
+    command: ["sh", "-c", "echo job-start; sleep 1; echo job-done; exit 7"]
+    depends_on: [svc]
+  svc:
+    image: berth-demo/busybox
+    command: ["sh", "-c", "trap 'echo svc-term; exit 0' TERM; echo svc-up; while :; do sleep 0.1; done"]
+`
+	if err := os.WriteFile(file, []byte(project), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run, ok := composeCommands(t, compose, sock, file, "attached")
+	out, errOut, code := run("up", "--abort-on-container-exit", "--exit-code-from", "job")
+	if code != 7 {
+		t.Errorf("compose up --exit-code-from job: exit %d, want the job's 7\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	for _, want := range []string{"svc-1  | svc-up", "job-1  | job-start", "job-1  | job-done", "svc-1  | svc-term"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("compose up's output lacks %q:\n%s", want, out)
+		}
+	}
+	states := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(ok("ps", "-a", "--format", "{{.Service}} {{.State}} {{.ExitCode}}")), "\n") {
+		svc, rest, _ := strings.Cut(l, " ")
+		states[svc] = rest
+	}
+	if states["job"] != "exited 7" || states["svc"] != "exited 0" {
+		t.Errorf("after the abort: %q", states)
 	}
 	ok("down")
 	e.checkNothingLeft()
