@@ -621,6 +621,11 @@ func (e *Engine) links(ctx context.Context, values []string, nets []NetworkReque
 			return nil, fmt.Errorf("--link %q: use NAME[:ALIAS]: %w", v, ErrInvalid)
 		}
 		target, err := e.get(ctx, name)
+		if errors.Is(err, store.ErrNotFound) {
+			// Invalid, not not-found: a docker CLI takes a create's 404
+			// for a missing image and pulls.
+			return nil, fmt.Errorf("--link %s: could not get container for %s: no such container: %w", v, name, ErrInvalid)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("--link %s: %w", v, err)
 		}

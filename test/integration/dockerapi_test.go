@@ -285,6 +285,7 @@ func TestDockerAPIErrors(t *testing.T) {
 	e := newEngine(t)
 	e.loadDemoImage()
 	sock := e.serveDocker()
+	e.run("network", "create", "apierr")
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}}
@@ -325,7 +326,10 @@ func TestDockerAPIErrors(t *testing.T) {
 		{"POST", "/containers/create", "{not json", 400, "invalid JSON"},
 		{"POST", "/containers/create", `{"Image":""}`, 400, "image is required"},
 		{"POST", "/containers/create", `{"Image":"no/such:image"}`, 404, "No such image: no/such:image"},
-		{"POST", "/containers/create", `{"Image":"x","HostConfig":{"Links":["a:b"]}}`, 400, "Links"},
+		{"POST", "/containers/create", `{"Image":"x","HostConfig":{"DeviceRequests":[{"Count":1}]}}`, 400, "DeviceRequests"},
+		{"POST", "/containers/create", `{"Image":"` + demoImage + `","HostConfig":{"Links":["a:b"]}}`, 400, "links on user-defined networks only"},
+		// 400, not 404: the docker CLI would pull on a 404.
+		{"POST", "/containers/create", `{"Image":"` + demoImage + `","HostConfig":{"NetworkMode":"apierr","Links":["nosuch:x"]}}`, 400, "could not get container for nosuch"},
 		// Issue 16: nothing silently ignored.
 		{"POST", "/containers/create?platform=linux/arm64", `{"Image":"` + demoImage + `"}`, 404, "does not match the specified platform: wanted linux/arm64, actual: linux/amd64"},
 		{"POST", "/containers/create", `{"Image":"` + demoImage + `","HostConfig":{"Mounts":[{"Type":"bind","Source":"/no/such/dir","Target":"/x"}]}}`, 400, "bind source path does not exist"},
