@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/internal/image/registrytest"
 )
 
 // composeBinary is docker compose as scripts/build-compose.sh builds it
@@ -332,5 +334,44 @@ func TestDockerComposeAttached(t *testing.T) {
 		t.Errorf("after the abort: %q", states)
 	}
 	ok("down")
+	e.checkNothingLeft()
+}
+
+// compose pulls a service's image from a registry (on loopback), and
+// `down --rmi all` removes it again.
+func TestDockerComposePull(t *testing.T) {
+	compose := composeBinary(t)
+	e := newEngine(t)
+	e.loadDemoImage()
+	sock := e.serveDocker()
+	reg := registrytest.Start(t, registrytest.Options{})
+	ref := reg.Ref("compose/demo", "v1")
+	e.run("tag", demoImage, ref)
+	e.run("push", ref)
+	e.run("rmi", ref)
+	file := filepath.Join(t.TempDir(), "compose.yaml")
+	project := `services:
+  app:
+    image: ` + ref + `
+    pull_policy: always
+    command: ["sleep", "1000"]
+    stop_signal: SIGKILL
+`
+	if err := os.WriteFile(file, []byte(project), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, ok := composeCommands(t, compose, sock, file, "pulled")
+	ok("pull")
+	if got := e.run("images", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(got, ref+"\n") {
+		t.Fatalf("berth images after compose pull: %q", got)
+	}
+	ok("up", "-d", "--wait")
+	if got := strings.TrimSpace(e.run("inspect", "-f", "{{.Config.Image}} {{.State.Status}}", "pulled-app-1")); got != ref+" running" {
+		t.Errorf("the service's container: %q", got)
+	}
+	ok("down", "--rmi", "all")
+	if got := e.run("images", "--format", "{{.Repository}}:{{.Tag}}"); strings.Contains(got, ref) {
+		t.Errorf("compose down --rmi all left the image: %q", got)
+	}
 	e.checkNothingLeft()
 }
