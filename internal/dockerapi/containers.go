@@ -228,7 +228,11 @@ func createOptions(name string, req *container.CreateRequest) (engine.CreateOpti
 				o.MountExtras[filepath.Clean(m.Target)] = *extra
 			}
 		case mount.TypeTmpfs:
-			o.Tmpfs = append(o.Tmpfs, m.Target)
+			spec, err := tmpfsMount(m)
+			if err != nil {
+				return o, err
+			}
+			o.Tmpfs = append(o.Tmpfs, spec)
 		default:
 			return o, fmt.Errorf("mount type %q: berth has bind, volume and tmpfs", m.Type)
 		}
@@ -698,6 +702,48 @@ func (s streamWriter) Write(p []byte) (int, error) {
 		fl.Flush()
 	}
 	return n, err
+}
+
+// tmpfsMount is a HostConfig.Mounts tmpfs as a --tmpfs value, its size,
+// mode and options (compose's tmpfs: size, mode) with it, as docker
+// passes them to the kernel.
+func tmpfsMount(m mount.Mount) (string, error) {
+	what := "tmpfs mount " + m.Target
+	if m.Source != "" {
+		return "", fmt.Errorf("%s: a tmpfs has no source (%q)", what, m.Source)
+	}
+	if m.BindOptions != nil || m.VolumeOptions != nil {
+		return "", fmt.Errorf("%s: BindOptions and VolumeOptions are not for tmpfs mounts", what)
+	}
+	var opts []string
+	if m.ReadOnly {
+		opts = append(opts, "ro")
+	}
+	if t := m.TmpfsOptions; t != nil {
+		if t.SizeBytes < 0 {
+			return "", fmt.Errorf("%s: negative size %d", what, t.SizeBytes)
+		}
+		if t.SizeBytes > 0 {
+			opts = append(opts, fmt.Sprintf("size=%d", t.SizeBytes))
+		}
+		if t.Mode != 0 {
+			opts = append(opts, fmt.Sprintf("mode=%o", uint32(t.Mode)))
+		}
+		for _, o := range t.Options {
+			switch {
+			case len(o) == 1 && o[0] != "" && !strings.ContainsAny(o[0], ",:="):
+				opts = append(opts, o[0])
+			case len(o) == 2 && o[0] != "" && !strings.ContainsAny(o[0]+o[1], ",:"):
+				opts = append(opts, o[0]+"="+o[1])
+			default:
+				return "", fmt.Errorf("%s: option %q: use [flag] or [key, value]", what, o)
+			}
+		}
+	}
+	if len(opts) == 0 {
+		return m.Target, nil
+	}
+	return m.Target + ":" + strings.Join(opts, ","), nil
 }
 
 // mountBind is a HostConfig.Mounts bind or volume as a -v value and

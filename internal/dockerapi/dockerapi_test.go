@@ -19,6 +19,7 @@ import (
 	"github.com/berth-dev/berth/internal/image/remote"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 )
 
 func TestVersionLess(t *testing.T) {
@@ -125,6 +126,38 @@ func TestCreateOptionsEndpoints(t *testing.T) {
 	want := []engine.NetworkRequest{{Name: "p_back", MAC: "02:42:ac:11:00:02"}, {Name: "p_zback", Aliases: []string{"web"}}}
 	if !reflect.DeepEqual(o.ExtraNetworks, want) {
 		t.Errorf("more networks: %+v, want %+v", o.ExtraNetworks, want)
+	}
+}
+
+// A tmpfs in HostConfig.Mounts keeps its size, mode and options (compose
+// sends its tmpfs: size and mode so); what a tmpfs cannot have is refused.
+func TestTmpfsMount(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{`{"Type":"tmpfs","Target":"/t"}`, "/t"},
+		{`{"Type":"tmpfs","Target":"/t","ReadOnly":true,"TmpfsOptions":{"SizeBytes":1048576,"Mode":1023,"Options":[["exec"],["uid","1000"]]}}`, "/t:ro,size=1048576,mode=1777,exec,uid=1000"},
+	} {
+		var m mount.Mount
+		if err := json.Unmarshal([]byte(tc.body), &m); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := tmpfsMount(m); err != nil || got != tc.want {
+			t.Errorf("tmpfsMount(%s) = %q, %v; want %q", tc.body, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{
+		`{"Type":"tmpfs","Source":"/host","Target":"/t"}`,
+		`{"Type":"tmpfs","Target":"/t","BindOptions":{}}`,
+		`{"Type":"tmpfs","Target":"/t","TmpfsOptions":{"SizeBytes":-1}}`,
+		`{"Type":"tmpfs","Target":"/t","TmpfsOptions":{"Options":[["a","b","c"]]}}`,
+		`{"Type":"tmpfs","Target":"/t","TmpfsOptions":{"Options":[["a,b"]]}}`,
+	} {
+		var m mount.Mount
+		if err := json.Unmarshal([]byte(bad), &m); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := tmpfsMount(m); err == nil {
+			t.Errorf("tmpfsMount(%s) took it: %q", bad, got)
+		}
 	}
 }
 

@@ -194,6 +194,9 @@ func TestDockerCompose(t *testing.T) {
 	if before < 2 {
 		t.Errorf("db holds %d records after the worker wrote 2", before)
 	}
+	if out := ok("exec", "-T", "db", "grep", " /run/db ", "/proc/mounts"); !strings.Contains(out, "size=1024k") || !strings.Contains(out, "mode=750") {
+		t.Errorf("db's tmpfs (size 1m, mode 0750): %q", out)
+	}
 	if out, errOut, code := run("exec", "-T", "db", "sh", "-c", "echo to-out; echo to-err >&2; exit 3"); out != "to-out\n" || !strings.Contains(errOut, "to-err") || code != 3 {
 		t.Errorf("compose exec (exit 3): %q %q %d", out, errOut, code)
 	}
