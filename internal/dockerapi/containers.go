@@ -237,6 +237,12 @@ func createOptions(name string, req *container.CreateRequest) (engine.CreateOpti
 			return o, fmt.Errorf("mount type %q: berth has bind, volume and tmpfs", m.Type)
 		}
 	}
+	// docker run -v /path: an anonymous volume, sent in Config.Volumes.
+	for _, target := range slices.Sorted(maps.Keys(cfg.Volumes)) {
+		if !mountsOn(o, target) {
+			o.Binds = append(o.Binds, target)
+		}
+	}
 	for k, v := range hc.LogConfig.Config {
 		switch k {
 		case "max-size":
@@ -331,6 +337,23 @@ func endpoints(o *engine.CreateOptions, eps map[string]*mobynet.EndpointSettings
 	return nil
 }
 
+// mountsOn says whether o mounts something on target already.
+func mountsOn(o engine.CreateOptions, target string) bool {
+	target = filepath.Clean(target)
+	for _, b := range o.Binds {
+		parts := strings.Split(b, ":")
+		if len(parts) == 1 && filepath.Clean(parts[0]) == target || len(parts) > 1 && filepath.Clean(parts[1]) == target {
+			return true
+		}
+	}
+	for _, t := range o.Tmpfs {
+		if p, _, _ := strings.Cut(t, ":"); filepath.Clean(p) == target {
+			return true
+		}
+	}
+	return false
+}
+
 // unsupported refuses, by name, host settings berth does not apply yet:
 // a silently ignored limit is worse than an error.
 func unsupported(hc *container.HostConfig) error {
@@ -340,6 +363,10 @@ func unsupported(hc *container.HostConfig) error {
 			names = append(names, name)
 		}
 	}
+	add(hc.VolumeDriver != "" && hc.VolumeDriver != "local", "VolumeDriver")
+	add(len(hc.StorageOpt) > 0, "StorageOpt")
+	add(hc.Runtime != "" && hc.Runtime != "runc", "Runtime (berth's isolation is Isolation: linux or vm)")
+	add(hc.MemorySwappiness != nil && *hc.MemorySwappiness != -1, "MemorySwappiness")
 	add(len(hc.BlkioDeviceReadBps)+len(hc.BlkioDeviceWriteBps)+len(hc.BlkioDeviceReadIOps)+len(hc.BlkioDeviceWriteIOps)+len(hc.BlkioWeightDevice) > 0, "BlkioDevice*")
 	add(len(hc.DeviceRequests) > 0, "DeviceRequests")
 	add(hc.CPURealtimePeriod != 0 || hc.CPURealtimeRuntime != 0, "CpuRealtime*")

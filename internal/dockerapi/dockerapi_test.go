@@ -88,6 +88,10 @@ func TestCreateOptions(t *testing.T) {
 	// Refused by name, never dropped.
 	for _, bad := range []string{
 		`{"Image":"x","HostConfig":{"DeviceRequests":[{"Count":1}]}}`,
+		`{"Image":"x","HostConfig":{"VolumeDriver":"nfs"}}`,
+		`{"Image":"x","HostConfig":{"StorageOpt":{"size":"1G"}}}`,
+		`{"Image":"x","HostConfig":{"Runtime":"kata"}}`,
+		`{"Image":"x","HostConfig":{"MemorySwappiness":10}}`,
 		`{"Image":"x","HostConfig":{"LogConfig":{"Type":"syslog"}}}`,
 		`{"Image":"x","HostConfig":{"Mounts":[{"Type":"npipe","Target":"/x"}]}}`,
 		`{"Image":"x","HostConfig":{"NetworkMode":"host"},"NetworkingConfig":{"EndpointsConfig":{"other":{}}}}`,
@@ -101,6 +105,24 @@ func TestCreateOptions(t *testing.T) {
 		if _, err := createOptions("", &req); err == nil {
 			t.Errorf("%s was taken", bad)
 		}
+	}
+}
+
+// docker run -v /path sends Config.Volumes: an anonymous volume, unless
+// something is mounted there already; a plain runc runtime and a local
+// volume driver are berth's own.
+func TestCreateOptionsVolumes(t *testing.T) {
+	body := `{"Image":"x","Volumes":{"/data":{},"/b":{},"/t":{}},"HostConfig":{"Binds":["/host:/b"],"Tmpfs":{"/t":""},"Runtime":"runc","VolumeDriver":"local","MemorySwappiness":-1}}`
+	var req container.CreateRequest
+	if err := json.Unmarshal([]byte(body), &req); err != nil {
+		t.Fatal(err)
+	}
+	o, err := createOptions("", &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(o.Binds, []string{"/host:/b", "/data"}) {
+		t.Errorf("binds %q, want the bind and an anonymous volume on /data", o.Binds)
 	}
 }
 

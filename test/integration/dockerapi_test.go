@@ -168,6 +168,13 @@ func TestDockerAPICLI(t *testing.T) {
 			if out, errOut, code := d("run", "--rm", "berth-demo/busybox", "sh", "-c", "echo out; echo err >&2; exit 3"); out != "out\n" || errOut != "err\n" || code != 3 {
 				t.Errorf("docker run --rm (exit 3): %q %q %d", out, errOut, code)
 			}
+			// -v /path: an anonymous volume (Config.Volumes), gone with --rm.
+			if out := ok("run", "--rm", "-v", "/anon", "berth-demo/busybox", "sh", "-c", "grep -c ' /anon ' /proc/mounts"); out != "1\n" {
+				t.Errorf("docker run -v /anon: %q mounts on /anon", out)
+			}
+			if vols := e.run("volume", "ls", "-q"); strings.TrimSpace(vols) != "" {
+				t.Errorf("volumes after docker run --rm -v /anon: %q", vols)
+			}
 			in := exec.Command(docker, "run", "-i", "--rm", "berth-demo/busybox", "sh", "-c", "tr a-z A-Z; echo done")
 			in.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+t.TempDir())
 			in.Stdin = strings.NewReader("from stdin\n")
