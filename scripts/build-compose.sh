@@ -39,6 +39,8 @@ if [[ ! -x $bin ]]; then
 	exec 9>"$cache/.lock"
 	flock 9
 	if [[ ! -x $bin ]]; then
+		# One line, and only on a terminal: in a pipe the path is all.
+		[ -t 2 ] && echo "build-compose: building docker compose $version into $cache (once; about 2 minutes on 2 cores)" >&2
 		tmp=$(mktemp -d "$cache/build.XXXXXX")
 		trap 'rm -rf "$tmp"' EXIT
 		# compose's own Makefile sets the version the same way.
