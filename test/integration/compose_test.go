@@ -130,6 +130,9 @@ func TestDockerCompose(t *testing.T) {
 	}
 
 	ok("up", "-d", "--wait")
+	if len(e.dnsServers()) == 0 {
+		t.Error("no name server runs for the project's user networks")
+	}
 	states := ps()
 	for _, svc := range []string{"web", "db", "worker"} {
 		if p, found := states[svc]; !found || p.State != "running" || p.Name != project+"-"+svc+"-1" {
@@ -257,6 +260,9 @@ func TestDockerCompose(t *testing.T) {
 			t.Errorf("process %d (%s) of the project is left", pid, strings.TrimSpace(string(comm)))
 		}
 	}
+	// The name server of the user networks goes once it has no container
+	// left to serve (after its idle time).
+	waitFor(t, 60*time.Second, "the name server to exit", func() bool { return len(e.dnsServers()) == 0 })
 	e.checkNothingLeft()
 }
 
