@@ -207,7 +207,14 @@ func TestDockerCompose(t *testing.T) {
 	// restart: every service runs again, from a new start, and db is
 	// healthy again; the worker carries on where it was.
 	started := e.inspect(project + "-db-1").State.StartedAt
+	since := strconv.FormatInt(time.Now().Add(-time.Second).Unix(), 10)
 	ok("restart")
+	// docker's events of a restart end with "restart", after the start.
+	restarted := strings.Fields(e.run("events", "--since", since, "--until", "0s", "--filter", "event=restart", "--format", "{{.Actor.Attributes.name}}"))
+	slices.Sort(restarted)
+	if want := []string{project + "-db-1", project + "-web-1", project + "-worker-1"}; !slices.Equal(restarted, want) {
+		t.Errorf("restart events: %q, want %q", restarted, want)
+	}
 	if again := e.inspect(project + "-db-1").State.StartedAt; !again.After(started) {
 		t.Errorf("db's StartedAt after restart: %v, before %v", again, started)
 	}
