@@ -99,7 +99,23 @@ func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.views.Container(r.Context(), s.e, c))
+	v := s.views.Container(r.Context(), s.e, c)
+	if st := v.State; st != nil && !st.Running && s.restartInProgress(c.ID) {
+		// Between the exit and the start of a restart asked here: say
+		// so. compose's event monitor inspects a container at its die
+		// and, unless it is running or restarting, stops following it
+		// (its logs -f ends at a compose restart).
+		st.Restarting, st.Status = true, container.StateRestarting
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+// restartInProgress says whether a restart of container id asked through
+// this server is under way.
+func (s *Server) restartInProgress(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.restarting[id] > 0
 }
 
 func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
@@ -462,6 +478,16 @@ func (s *Server) restartContainer(w http.ResponseWriter, r *http.Request) error 
 		if err != nil {
 			return err
 		}
+		s.mu.Lock()
+		s.restarting[c.ID]++
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			if s.restarting[c.ID]--; s.restarting[c.ID] <= 0 {
+				delete(s.restarting, c.ID)
+			}
+			s.mu.Unlock()
+		}()
 		return s.e.Restart(ctx, c.ID, t)
 	})(w, r)
 }

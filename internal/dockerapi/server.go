@@ -56,9 +56,10 @@ type Server struct {
 	views   Views
 	mux     *http.ServeMux
 
-	mu      sync.Mutex
-	pending map[string][]*attachment // by container ID: attaches held until its start
-	execs   map[string]*execRecord
+	mu         sync.Mutex
+	pending    map[string][]*attachment // by container ID: attaches held until its start
+	execs      map[string]*execRecord
+	restarting map[string]int // by container ID: restarts under way (see inspectContainer)
 }
 
 // Views are the docker-shaped views of berth's objects: the CLI's inspect
@@ -74,7 +75,7 @@ type Views struct {
 
 // New returns the API over e; version is berth's own, for /version.
 func New(e *engine.Engine, version string, log *slog.Logger, views Views) *Server {
-	s := &Server{e: e, version: version, log: log, views: views, mux: http.NewServeMux(), pending: map[string][]*attachment{}, execs: map[string]*execRecord{}}
+	s := &Server{e: e, version: version, log: log, views: views, mux: http.NewServeMux(), pending: map[string][]*attachment{}, execs: map[string]*execRecord{}, restarting: map[string]int{}}
 	s.routes()
 	return s
 }

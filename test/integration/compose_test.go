@@ -41,13 +41,18 @@ func composeBinary(t *testing.T) string {
 
 // composeCommands runs compose on project file against the docker socket
 // sock: run gives stdout, stderr and the exit status; ok fails the test
-// unless compose succeeds, and gives stdout.
-func composeCommands(t *testing.T, compose, sock, file, project string) (run func(...string) (string, string, int), ok func(...string) string) {
+// unless compose succeeds, and gives stdout; command is the command
+// line, for the caller to run.
+func composeCommands(t *testing.T, compose, sock, file, project string) (run func(...string) (string, string, int), ok func(...string) string, command func(...string) *exec.Cmd) {
 	cfg := t.TempDir()
-	run = func(args ...string) (string, string, int) {
-		t.Helper()
+	command = func(args ...string) *exec.Cmd {
 		cmd := exec.Command(compose, append([]string{"-f", file, "-p", project}, args...)...)
 		cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+cfg)
+		return cmd
+	}
+	run = func(args ...string) (string, string, int) {
+		t.Helper()
+		cmd := command(args...)
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		code := 0
@@ -68,7 +73,7 @@ func composeCommands(t *testing.T, compose, sock, file, project string) (run fun
 		}
 		return out
 	}
-	return run, ok
+	return run, ok, command
 }
 
 // composePS is a line of `docker compose ps --format json`.
@@ -93,7 +98,7 @@ func TestDockerCompose(t *testing.T) {
 		t.Fatal(err)
 	}
 	const project = "berthtest"
-	run, ok := composeCommands(t, compose, sock, file, project)
+	run, ok, command := composeCommands(t, compose, sock, file, project)
 	ps := func() map[string]composePS {
 		t.Helper()
 		out := ok("ps", "-a", "--format", "json")
@@ -208,6 +213,21 @@ func TestDockerCompose(t *testing.T) {
 	// healthy again; the worker carries on where it was.
 	started := e.inspect(project + "-db-1").State.StartedAt
 	since := strconv.FormatInt(time.Now().Add(-time.Second).Unix(), 10)
+	// logs -f follows the worker through its restart (compose asks at
+	// the die whether it is restarting).
+	follow := command("logs", "-f", "--no-color", "--tail", "0", "worker")
+	var followed syncBuffer
+	follow.Stdout, follow.Stderr = &followed, &followed
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	followDone := make(chan error, 1)
+	go func() { followDone <- follow.Wait() }()
+	defer func() {
+		follow.Process.Kill()
+		<-followDone
+	}()
+	waitFor(t, 30*time.Second, "logs -f to follow the worker", func() bool { return records.MatchString(followed.String()) })
 	ok("restart")
 	// docker's events of a restart end with "restart", after the start.
 	restarted := strings.Fields(e.run("events", "--since", since, "--until", "0s", "--filter", "event=restart", "--format", "{{.Actor.Attributes.name}}"))
@@ -225,6 +245,17 @@ func TestDockerCompose(t *testing.T) {
 		}
 	}
 	waitFor(t, 30*time.Second, "the worker's records after restart", func() bool { return count() > before+1 })
+	waitFor(t, 30*time.Second, "logs -f to go on after the restart", func() bool {
+		out := followed.String()
+		_, after, restarted := strings.Cut(out, "exited with code 0 (restarting)")
+		select {
+		case err := <-followDone:
+			followDone <- err
+			t.Fatalf("compose logs -f ended at the restart (%v):\n%s", err, out)
+		default:
+		}
+		return restarted && records.MatchString(after)
+	})
 
 	// down keeps the named volume; up again finds db's records there.
 	kept := count()
@@ -297,7 +328,7 @@ func TestDockerComposeStartInterval(t *testing.T) {
 	if err := os.WriteFile(file, []byte(project), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, ok := composeCommands(t, compose, sock, file, "startinterval")
+	_, ok, _ := composeCommands(t, compose, sock, file, "startinterval")
 	ok("up", "-d", "--wait", "--wait-timeout", "60")
 	if h := e.health("startinterval-slow-1"); h.Status != "healthy" || len(h.Log) == 0 {
 		t.Errorf("health after up --wait: %+v", h)
@@ -331,7 +362,7 @@ func TestDockerComposeAttached(t *testing.T) {
 	if err := os.WriteFile(file, []byte(project), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run, ok := composeCommands(t, compose, sock, file, "attached")
+	run, ok, _ := composeCommands(t, compose, sock, file, "attached")
 	out, errOut, code := run("up", "--abort-on-container-exit", "--exit-code-from", "job")
 	if code != 7 {
 		t.Errorf("compose up --exit-code-from job: exit %d, want the job's 7\nstdout: %s\nstderr: %s", code, out, errOut)
@@ -376,7 +407,7 @@ func TestDockerComposePull(t *testing.T) {
 	if err := os.WriteFile(file, []byte(project), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, ok := composeCommands(t, compose, sock, file, "pulled")
+	_, ok, _ := composeCommands(t, compose, sock, file, "pulled")
 	ok("pull")
 	if got := e.run("images", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(got, ref+"\n") {
 		t.Fatalf("berth images after compose pull: %q", got)
