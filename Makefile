@@ -13,7 +13,7 @@ GOFILES := $(shell git ls-files '*.go' 2>/dev/null)
 # Packages a test or the demo uses; scripts/deps.sh installs the missing ones.
 DEBS := gcc libc6-dev pkg-config libseccomp-dev busybox-static runc containerd podman skopeo umoci procps docker-registry isal containernetworking-plugins iproute2 iptables util-linux docker.io qemu-system-x86 linux-image-cloud-amd64 erofs-utils cpio
 
-.PHONY: all deps build install demo test check fmt vet tidy freebsd unit critools critest testcontainers conformance conformance-quick bench parity docs clean
+.PHONY: all deps build install demo test check fmt vet tidy freebsd unit critools critest compose testcontainers conformance conformance-quick bench parity docs clean
 
 all: build
 
@@ -62,14 +62,20 @@ freebsd:
 # Unit and privileged integration tests (the latter need root and skip,
 # saying why, without it). BERTH_BIN points them at the built binary.
 # BERTH_TEST_REQUIRE_REGISTRY: a missing registry fails the run, not skips.
-# BERTH_CRICTL: cri-tools' crictl (tools/critools) for the CRI tests.
-unit: build critools
-	BERTH_BIN=$(CURDIR)/bin/berth BERTH_CRICTL=$(CURDIR)/.cache/critools/bin/crictl BERTH_TEST_REQUIRE_REGISTRY=1 $(GO) test -count=1 -timeout 20m ./...
+# BERTH_CRICTL: cri-tools' crictl (tools/critools) for the CRI tests;
+# BERTH_COMPOSE: docker compose (tools/compose) for the compose tests.
+unit: build critools compose
+	BERTH_BIN=$(CURDIR)/bin/berth BERTH_CRICTL=$(CURDIR)/.cache/critools/bin/crictl BERTH_COMPOSE=$$(scripts/build-compose.sh) BERTH_TEST_REQUIRE_REGISTRY=1 $(GO) test -count=1 -timeout 20m ./...
 
 # crictl and critest, the release matching the CRI API served, into
 # .cache/critools/bin (built once per tools/critools/go.sum).
 critools:
 	@scripts/build-critools.sh >/dev/null
+
+# docker compose, the release tools/compose pins, built once into
+# .cache/compose (the compose test and bench run it against berth serve).
+compose:
+	@scripts/build-compose.sh >/dev/null
 
 # testcontainers-go, unchanged, against `berth serve` (its own module).
 testcontainers: build
@@ -104,7 +110,7 @@ critest: deps build critools
 parity: deps build
 	set -o pipefail; cd test/integration && BERTH_PARITY=full BERTH_BIN=$(CURDIR)/bin/berth $(GO) test -count=1 -run 'TestDockerParity$$' -v . | grep -E '^(---|docker parity|ok|FAIL)|different:|intended:|todo:'
 
-bench: deps build
+bench: deps build compose
 	scripts/bench.sh
 
 clean:

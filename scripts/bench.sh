@@ -20,3 +20,5 @@ scripts/bench-health.sh
 scripts/bench-dns.sh
 # The VM benchmark: run --rm --isolation vm against a bare boot of the same guest kernel.
 scripts/bench-vm.sh
+# The compose benchmark: docker compose up --wait and down -v against berth serve and dockerd 20.10.
+scripts/bench-compose.sh

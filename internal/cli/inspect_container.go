@@ -135,7 +135,7 @@ func inspectConfig(c *engine.Container) *container.Config {
 	}
 	if h := cc.Healthcheck; h != nil {
 		out.Healthcheck = &container.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
-			StartPeriod: h.StartPeriod, Retries: h.Retries}
+			StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries}
 	}
 	return out
 }
@@ -170,6 +170,10 @@ func inspectHostConfig(c *engine.Container) *container.HostConfig {
 		},
 		MaskedPaths:   []string{},
 		ReadonlyPaths: []string{},
+	}
+	for _, l := range h.Links {
+		// docker's form: /TARGET:/CONTAINER/ALIAS.
+		out.Links = append(out.Links, "/"+l.Name+":/"+c.Name+"/"+l.Alias)
 	}
 	if out.RestartPolicy.Name == "" {
 		out.RestartPolicy.Name = container.RestartPolicyDisabled

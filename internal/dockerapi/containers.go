@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+	mobynet "github.com/moby/moby/api/types/network"
 )
 
 func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
@@ -97,7 +99,23 @@ func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.views.Container(r.Context(), s.e, c))
+	v := s.views.Container(r.Context(), s.e, c)
+	if st := v.State; st != nil && !st.Running && s.restartInProgress(c.ID) {
+		// Between the exit and the start of a restart asked here: say
+		// so. compose's event monitor inspects a container at its die
+		// and, unless it is running or restarting, stops following it
+		// (its logs -f ends at a compose restart).
+		st.Restarting, st.Status = true, container.StateRestarting
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+// restartInProgress says whether a restart of container id asked through
+// this server is under way.
+func (s *Server) restartInProgress(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.restarting[id] > 0
 }
 
 func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
@@ -153,7 +171,7 @@ func createOptions(name string, req *container.CreateRequest) (engine.CreateOpti
 	if o.Restart.Name == "" {
 		o.Restart.Name = "no"
 	}
-	o.Domainname, o.Annotations, o.DNSOptions, o.GroupAdd = cfg.Domainname, hc.Annotations, hc.DNSOptions, hc.GroupAdd
+	o.Domainname, o.Annotations, o.DNSOptions, o.GroupAdd, o.Links = cfg.Domainname, hc.Annotations, hc.DNSOptions, hc.GroupAdd, hc.Links
 	o.Sysctls, o.DeviceCgroupRules, o.VolumesFrom, o.CgroupParent = hc.Sysctls, hc.DeviceCgroupRules, hc.VolumesFrom, hc.CgroupParent
 	o.PidMode, o.IpcMode, o.UTSMode = string(hc.PidMode), string(hc.IpcMode), string(hc.UTSMode)
 	o.CgroupnsMode, o.UsernsMode = string(hc.CgroupnsMode), string(hc.UsernsMode)
@@ -234,9 +252,19 @@ func createOptions(name string, req *container.CreateRequest) (engine.CreateOpti
 				o.MountExtras[filepath.Clean(m.Target)] = *extra
 			}
 		case mount.TypeTmpfs:
-			o.Tmpfs = append(o.Tmpfs, m.Target)
+			spec, err := tmpfsMount(m)
+			if err != nil {
+				return o, err
+			}
+			o.Tmpfs = append(o.Tmpfs, spec)
 		default:
 			return o, fmt.Errorf("mount type %q: berth has bind, volume and tmpfs", m.Type)
+		}
+	}
+	// docker run -v /path: an anonymous volume, sent in Config.Volumes.
+	for _, target := range slices.Sorted(maps.Keys(cfg.Volumes)) {
+		if !mountsOn(o, target) {
+			o.Binds = append(o.Binds, target)
 		}
 	}
 	for k, v := range hc.LogConfig.Config {
@@ -292,25 +320,65 @@ func createOptions(name string, req *container.CreateRequest) (engine.CreateOpti
 			o.HealthCmd = shellJoin(h.Test[1:])
 		}
 		o.HealthInterval, o.HealthTimeout, o.HealthStartPeriod, o.HealthRetries = h.Interval, h.Timeout, h.StartPeriod, h.Retries
+		o.HealthStartInterval = h.StartInterval
 	}
 	if req.NetworkingConfig != nil {
-		for netName, es := range req.NetworkingConfig.EndpointsConfig {
-			if es == nil {
-				continue
-			}
-			if network.Canonical(netName) != network.Canonical(o.NetworkMode) {
-				return o, fmt.Errorf("endpoint for network %s: a container is created on its --network (%s) only; connect it to others after", netName, o.NetworkMode)
-			}
-			o.Aliases = es.Aliases
-			if es.IPAMConfig != nil && es.IPAMConfig.IPv4Address.IsValid() {
-				o.IP = es.IPAMConfig.IPv4Address.String()
-			}
-			if len(es.MacAddress) > 0 {
-				o.MAC = es.MacAddress.String()
-			}
+		if err := endpoints(&o, req.NetworkingConfig.EndpointsConfig); err != nil {
+			return o, err
 		}
 	}
 	return o, unsupported(hc)
+}
+
+// endpoints maps the create request's endpoints onto o: the one of its
+// NetworkMode gives the first network's address and aliases, the others
+// (API 1.44 allows one per network: compose sends every network of a
+// service) are joined too, in name order.
+func endpoints(o *engine.CreateOptions, eps map[string]*mobynet.EndpointSettings) error {
+	names := slices.Sorted(maps.Keys(eps))
+	for _, netName := range names {
+		es := eps[netName]
+		req := engine.NetworkRequest{Name: netName}
+		if es != nil {
+			req.Aliases = es.Aliases
+			if es.IPAMConfig != nil && es.IPAMConfig.IPv4Address.IsValid() {
+				req.IP = es.IPAMConfig.IPv4Address.String()
+			}
+			if len(es.MacAddress) > 0 {
+				req.MAC = es.MacAddress.String()
+			}
+		}
+		if network.Canonical(netName) == network.Canonical(o.NetworkMode) {
+			o.Aliases, o.IP, o.MAC = req.Aliases, req.IP, req.MAC
+			continue
+		}
+		switch o.NetworkMode {
+		case "host", "none":
+			return fmt.Errorf("endpoint for network %s: a container on --network %s joins no other network", netName, o.NetworkMode)
+		}
+		if strings.HasPrefix(o.NetworkMode, "container:") {
+			return fmt.Errorf("endpoint for network %s: a container on --network %s shares that container's networks", netName, o.NetworkMode)
+		}
+		o.ExtraNetworks = append(o.ExtraNetworks, req)
+	}
+	return nil
+}
+
+// mountsOn says whether o mounts something on target already.
+func mountsOn(o engine.CreateOptions, target string) bool {
+	target = filepath.Clean(target)
+	for _, b := range o.Binds {
+		parts := strings.Split(b, ":")
+		if len(parts) == 1 && filepath.Clean(parts[0]) == target || len(parts) > 1 && filepath.Clean(parts[1]) == target {
+			return true
+		}
+	}
+	for _, t := range o.Tmpfs {
+		if p, _, _ := strings.Cut(t, ":"); filepath.Clean(p) == target {
+			return true
+		}
+	}
+	return false
 }
 
 // unsupported refuses, by name, host settings berth does not apply yet:
@@ -322,7 +390,10 @@ func unsupported(hc *container.HostConfig) error {
 			names = append(names, name)
 		}
 	}
-	add(len(hc.Links) > 0, "Links")
+	add(hc.VolumeDriver != "" && hc.VolumeDriver != "local", "VolumeDriver")
+	add(len(hc.StorageOpt) > 0, "StorageOpt")
+	add(hc.Runtime != "" && hc.Runtime != "runc", "Runtime (berth's isolation is Isolation: linux or vm)")
+	add(hc.MemorySwappiness != nil && *hc.MemorySwappiness != -1, "MemorySwappiness")
 	add(len(hc.BlkioDeviceReadBps)+len(hc.BlkioDeviceWriteBps)+len(hc.BlkioDeviceReadIOps)+len(hc.BlkioDeviceWriteIOps)+len(hc.BlkioWeightDevice) > 0, "BlkioDevice*")
 	add(len(hc.DeviceRequests) > 0, "DeviceRequests")
 	add(hc.CPURealtimePeriod != 0 || hc.CPURealtimeRuntime != 0, "CpuRealtime*")
@@ -418,6 +489,16 @@ func (s *Server) restartContainer(w http.ResponseWriter, r *http.Request) error 
 		if err != nil {
 			return err
 		}
+		s.mu.Lock()
+		s.restarting[c.ID]++
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			if s.restarting[c.ID]--; s.restarting[c.ID] <= 0 {
+				delete(s.restarting, c.ID)
+			}
+			s.mu.Unlock()
+		}()
 		return s.e.Restart(ctx, c.ID, t)
 	})(w, r)
 }
@@ -685,6 +766,48 @@ func (s streamWriter) Write(p []byte) (int, error) {
 		fl.Flush()
 	}
 	return n, err
+}
+
+// tmpfsMount is a HostConfig.Mounts tmpfs as a --tmpfs value, its size,
+// mode and options (compose's tmpfs: size, mode) with it, as docker
+// passes them to the kernel.
+func tmpfsMount(m mount.Mount) (string, error) {
+	what := "tmpfs mount " + m.Target
+	if m.Source != "" {
+		return "", fmt.Errorf("%s: a tmpfs has no source (%q)", what, m.Source)
+	}
+	if m.BindOptions != nil || m.VolumeOptions != nil {
+		return "", fmt.Errorf("%s: BindOptions and VolumeOptions are not for tmpfs mounts", what)
+	}
+	var opts []string
+	if m.ReadOnly {
+		opts = append(opts, "ro")
+	}
+	if t := m.TmpfsOptions; t != nil {
+		if t.SizeBytes < 0 {
+			return "", fmt.Errorf("%s: negative size %d", what, t.SizeBytes)
+		}
+		if t.SizeBytes > 0 {
+			opts = append(opts, fmt.Sprintf("size=%d", t.SizeBytes))
+		}
+		if t.Mode != 0 {
+			opts = append(opts, fmt.Sprintf("mode=%o", uint32(t.Mode)))
+		}
+		for _, o := range t.Options {
+			switch {
+			case len(o) == 1 && o[0] != "" && !strings.ContainsAny(o[0], ",:="):
+				opts = append(opts, o[0])
+			case len(o) == 2 && o[0] != "" && !strings.ContainsAny(o[0]+o[1], ",:"):
+				opts = append(opts, o[0]+"="+o[1])
+			default:
+				return "", fmt.Errorf("%s: option %q: use [flag] or [key, value]", what, o)
+			}
+		}
+	}
+	if len(opts) == 0 {
+		return m.Target, nil
+	}
+	return m.Target + ":" + strings.Join(opts, ","), nil
 }
 
 // mountBind is a HostConfig.Mounts bind or volume as a -v value and

@@ -17,12 +17,14 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/image/remote"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 )
 
 func TestVersionLess(t *testing.T) {
@@ -124,7 +126,7 @@ func FuzzVersionPrefix(f *testing.F) {
 // The create request the docker CLI sends maps onto the engine's options.
 func TestCreateOptions(t *testing.T) {
 	body := `{"Image":"busybox","Cmd":["sh","-c","true"],"Env":["A=1"],"Labels":{"k":"v"},"Tty":true,"OpenStdin":true,
-	 "ExposedPorts":{"9000/tcp":{}},"Healthcheck":{"Test":["CMD","curl","-f","http://x/"],"Interval":1000000000,"Retries":2},
+	 "ExposedPorts":{"9000/tcp":{}},"Healthcheck":{"Test":["CMD","curl","-f","http://x/"],"Interval":1000000000,"Retries":2,"StartPeriod":30000000000,"StartInterval":100000000},
 	 "HostConfig":{"Binds":["/a:/b:ro"],"NetworkMode":"default","PortBindings":{"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"8080"}],"53/udp":[{"HostPort":""}]},
 	  "RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3},"AutoRemove":true,"Memory":1048576,"NanoCpus":1500000000,
 	  "Mounts":[{"Type":"volume","Source":"data","Target":"/data"},{"Type":"tmpfs","Target":"/tmp"}],
@@ -157,16 +159,21 @@ func TestCreateOptions(t *testing.T) {
 	if o.LogMaxSize != 10<<20 || o.LogMaxFiles != 2 || o.Resources.CPUShares != 512 || !reflect.DeepEqual(o.Expose, []string{"9000/tcp"}) {
 		t.Errorf("logs/resources: %d %d %+v %q", o.LogMaxSize, o.LogMaxFiles, o.Resources, o.Expose)
 	}
-	if o.HealthCmd != "'curl' '-f' 'http://x/'" || o.HealthRetries != 2 {
-		t.Errorf("healthcheck: %q %d", o.HealthCmd, o.HealthRetries)
+	if o.HealthCmd != "'curl' '-f' 'http://x/'" || o.HealthRetries != 2 || o.HealthStartPeriod != 30*time.Second || o.HealthStartInterval != 100*time.Millisecond {
+		t.Errorf("healthcheck: %q %d %s %s", o.HealthCmd, o.HealthRetries, o.HealthStartPeriod, o.HealthStartInterval)
 	}
 	// Refused by name, never dropped.
 	for _, bad := range []string{
-		`{"Image":"x","HostConfig":{"Links":["a:b"]}}`,
+		`{"Image":"x","HostConfig":{"DeviceRequests":[{"Count":1}]}}`,
+		`{"Image":"x","HostConfig":{"VolumeDriver":"nfs"}}`,
+		`{"Image":"x","HostConfig":{"StorageOpt":{"size":"1G"}}}`,
+		`{"Image":"x","HostConfig":{"Runtime":"kata"}}`,
+		`{"Image":"x","HostConfig":{"MemorySwappiness":10}}`,
 		`{"Image":"x","HostConfig":{"LogConfig":{"Type":"syslog"}}}`,
 		`{"Image":"x","HostConfig":{"Mounts":[{"Type":"npipe","Target":"/x"}]}}`,
-		`{"Image":"x","HostConfig":{"NetworkMode":"bridge"},"NetworkingConfig":{"EndpointsConfig":{"other":{}}}}`,
-		`{"Image":"x","NetworkingConfig":{"EndpointsConfig":{"other":{},"third":{}}}}`,
+		`{"Image":"x","HostConfig":{"NetworkMode":"host"},"NetworkingConfig":{"EndpointsConfig":{"other":{}}}}`,
+		`{"Image":"x","HostConfig":{"NetworkMode":"none"},"NetworkingConfig":{"EndpointsConfig":{"other":{}}}}`,
+		`{"Image":"x","HostConfig":{"NetworkMode":"container:db"},"NetworkingConfig":{"EndpointsConfig":{"other":{}}}}`,
 	} {
 		var req container.CreateRequest
 		if err := json.Unmarshal([]byte(bad), &req); err != nil {
@@ -192,6 +199,81 @@ func TestCreateOptionsEndpointNamesNetwork(t *testing.T) {
 	}
 	if o.NetworkMode != "reaper_default" || !reflect.DeepEqual(o.Aliases, []string{"db"}) {
 		t.Errorf("network mode %q, aliases %q; want reaper_default, [db]", o.NetworkMode, o.Aliases)
+	}
+}
+
+// docker run -v /path sends Config.Volumes: an anonymous volume, unless
+// something is mounted there already; a plain runc runtime and a local
+// volume driver are berth's own.
+func TestCreateOptionsVolumes(t *testing.T) {
+	body := `{"Image":"x","Volumes":{"/data":{},"/b":{},"/t":{}},"HostConfig":{"Binds":["/host:/b"],"Tmpfs":{"/t":""},"Runtime":"runc","VolumeDriver":"local","MemorySwappiness":-1}}`
+	var req container.CreateRequest
+	if err := json.Unmarshal([]byte(body), &req); err != nil {
+		t.Fatal(err)
+	}
+	o, err := createOptions("", &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(o.Binds, []string{"/host:/b", "/data"}) {
+		t.Errorf("binds %q, want the bind and an anonymous volume on /data", o.Binds)
+	}
+}
+
+// compose (API 1.44+) creates a container of a service on several
+// networks with one endpoint each: the NetworkMode's gives the first
+// network's settings, the others are joined too, in name order.
+func TestCreateOptionsEndpoints(t *testing.T) {
+	body := `{"Image":"x","HostConfig":{"NetworkMode":"p_front"},"NetworkingConfig":{"EndpointsConfig":{
+	 "p_front":{"Aliases":["web","p-web-1"],"IPAMConfig":{"IPv4Address":"10.1.0.9"}},
+	 "p_zback":{"Aliases":["web"]},
+	 "p_back":{"MacAddress":"02:42:ac:11:00:02"}}}}`
+	var req container.CreateRequest
+	if err := json.Unmarshal([]byte(body), &req); err != nil {
+		t.Fatal(err)
+	}
+	o, err := createOptions("", &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.NetworkMode != "p_front" || !reflect.DeepEqual(o.Aliases, []string{"web", "p-web-1"}) || o.IP != "10.1.0.9" {
+		t.Errorf("first network: %q %q %q", o.NetworkMode, o.Aliases, o.IP)
+	}
+	want := []engine.NetworkRequest{{Name: "p_back", MAC: "02:42:ac:11:00:02"}, {Name: "p_zback", Aliases: []string{"web"}}}
+	if !reflect.DeepEqual(o.ExtraNetworks, want) {
+		t.Errorf("more networks: %+v, want %+v", o.ExtraNetworks, want)
+	}
+}
+
+// A tmpfs in HostConfig.Mounts keeps its size, mode and options (compose
+// sends its tmpfs: size and mode so); what a tmpfs cannot have is refused.
+func TestTmpfsMount(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{`{"Type":"tmpfs","Target":"/t"}`, "/t"},
+		{`{"Type":"tmpfs","Target":"/t","ReadOnly":true,"TmpfsOptions":{"SizeBytes":1048576,"Mode":1023,"Options":[["exec"],["uid","1000"]]}}`, "/t:ro,size=1048576,mode=1777,exec,uid=1000"},
+	} {
+		var m mount.Mount
+		if err := json.Unmarshal([]byte(tc.body), &m); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := tmpfsMount(m); err != nil || got != tc.want {
+			t.Errorf("tmpfsMount(%s) = %q, %v; want %q", tc.body, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{
+		`{"Type":"tmpfs","Source":"/host","Target":"/t"}`,
+		`{"Type":"tmpfs","Target":"/t","BindOptions":{}}`,
+		`{"Type":"tmpfs","Target":"/t","TmpfsOptions":{"SizeBytes":-1}}`,
+		`{"Type":"tmpfs","Target":"/t","TmpfsOptions":{"Options":[["a","b","c"]]}}`,
+		`{"Type":"tmpfs","Target":"/t","TmpfsOptions":{"Options":[["a,b"]]}}`,
+	} {
+		var m mount.Mount
+		if err := json.Unmarshal([]byte(bad), &m); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := tmpfsMount(m); err == nil {
+			t.Errorf("tmpfsMount(%s) took it: %q", bad, got)
+		}
 	}
 }
 

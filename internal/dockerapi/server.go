@@ -55,9 +55,10 @@ type Server struct {
 	views   Views
 	mux     *http.ServeMux
 
-	mu      sync.Mutex
-	pending map[string][]*attachment // by container ID: attaches held until its start
-	execs   map[string]*execRecord
+	mu         sync.Mutex
+	pending    map[string][]*attachment // by container ID: attaches held until its start
+	execs      map[string]*execRecord
+	restarting map[string]int // by container ID: restarts under way (see inspectContainer)
 }
 
 // Views are the docker-shaped views of berth's objects: the CLI's inspect
@@ -73,7 +74,10 @@ type Views struct {
 
 // New returns the API over e; version is berth's own, for /version.
 func New(e *engine.Engine, version string, log *slog.Logger, views Views) *Server {
-	s := &Server{e: e, version: version, log: log, views: views, mux: http.NewServeMux(), pending: map[string][]*attachment{}, execs: map[string]*execRecord{}}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{e: e, version: version, log: log, views: views, mux: http.NewServeMux(), pending: map[string][]*attachment{}, execs: map[string]*execRecord{}, restarting: map[string]int{}}
 	s.routes()
 	return s
 }
@@ -144,6 +148,9 @@ func (s *Server) routes() {
 	h := func(pattern string, fn func(w http.ResponseWriter, r *http.Request) error) {
 		s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			if err := fn(w, r); err != nil {
+				if statusOf(err) >= http.StatusInternalServerError {
+					s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+				}
 				writeError(w, err)
 			}
 		})
@@ -218,6 +225,9 @@ func (s *Server) routes() {
 		s.mux.HandleFunc(p, notSwarm)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// Logged: a client (compose, testcontainers) that gets this is
+		// using a route berth has yet to serve.
+		s.log.Warn("unhandled route", "method", r.Method, "path", r.URL.Path, "agent", r.UserAgent())
 		writeError(w, httpError{http.StatusNotFound, "page not found"})
 	})
 }

@@ -137,6 +137,7 @@ type HostConfig struct {
 	DNSSearch       []string              `json:"DnsSearch,omitempty"`
 	ExtraHosts      []string              `json:"ExtraHosts,omitempty"`
 	DNSOptions      []string              `json:"DnsOptions,omitempty"`
+	Links           []Link                `json:"Links,omitempty"`
 	// Resources beyond Memory, NanoCPUs and PidsLimit (docker's names).
 	CPUShares         int64  `json:"CpuShares,omitempty"`
 	CPUPeriod         int64  `json:"CpuPeriod,omitempty"`
@@ -167,6 +168,14 @@ type HostConfig struct {
 	Annotations map[string]string `json:"Annotations,omitempty"`
 	// SystemPathsUnconfined: --security-opt systempaths=unconfined.
 	SystemPathsUnconfined bool `json:"SystemPathsUnconfined,omitempty"`
+}
+
+// Link is a legacy link (--link NAME:ALIAS, compose's links:): on the
+// container's user-defined networks, ALIAS resolves to the container
+// named NAME, for this container only.
+type Link struct {
+	Name  string `json:"Name"`
+	Alias string `json:"Alias"`
 }
 
 // NetworkRequest is how a container asked to join a network.

@@ -69,6 +69,7 @@ type CreateOptions struct {
 	HealthInterval, HealthTimeout, HealthStartPeriod time.Duration
 	HealthRetries                                    int
 	NoHealthcheck                                    bool
+	HealthStartInterval                              time.Duration
 	Labels                                           map[string]string
 	Isolation                                        string
 	NetworkMode                                      string
@@ -89,6 +90,14 @@ type CreateOptions struct {
 	DNSSearch  []string
 	ExtraHosts []string
 	DNSOptions []string
+
+	// Links are legacy links, NAME[:ALIAS] (see Link).
+	Links []string
+
+	// ExtraNetworks are joined too, after the NetworkMode's (which must
+	// be a bridge network): docker API 1.44's create with one endpoint
+	// per network, as compose sends for a service on several networks.
+	ExtraNetworks []NetworkRequest
 	// Resources beyond Memory, CPUs and PidsLimit; OOMScoreAdj (nil:
 	// inherited); ShmSize in bytes (0: 64 MiB).
 	Resources   spec.Resources
@@ -355,8 +364,17 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		}
 		nets = []NetworkRequest{{Name: cfg.Name, IP: o.IP, MAC: o.MAC, Aliases: o.Aliases}}
 	}
-	if len(nets) == 0 && (o.IP != "" || o.MAC != "" || len(o.Aliases) > 0 || len(o.Ports) > 0 || o.PublishAll) {
-		return nil, fmt.Errorf("--ip, --mac-address, --network-alias and -p/-P need a bridge network, not --network %s: %w", o.NetworkMode, ErrInvalid)
+	if len(nets) == 0 && (o.IP != "" || o.MAC != "" || len(o.Aliases) > 0 || len(o.Ports) > 0 || o.PublishAll || len(o.ExtraNetworks) > 0) {
+		return nil, fmt.Errorf("--ip, --mac-address, --network-alias, -p/-P and more networks need a bridge network, not --network %s: %w", o.NetworkMode, ErrInvalid)
+	}
+	if len(o.ExtraNetworks) > 0 {
+		if nets, err = e.extraNetworks(ctx, nets, o.ExtraNetworks); err != nil {
+			return nil, err
+		}
+	}
+	links, err := e.links(ctx, o.Links, nets)
+	if err != nil {
+		return nil, err
 	}
 	for _, h := range o.ExtraHosts {
 		name, ip, ok := strings.Cut(h, ":")
@@ -399,7 +417,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 			NanoCPUs: int64(o.CPUs * 1e9), PidsLimit: o.PidsLimit, Ulimits: o.Ulimits, Init: o.Init,
 			Isolation: isolation, LogMaxSize: o.LogMaxSize, LogMaxFiles: o.LogMaxFiles, LogTag: o.LogTag, LogDriver: logDriver,
 			Networks: nets, PortBindings: o.Ports, PublishAllPorts: o.PublishAll, DNS: o.DNS, DNSSearch: o.DNSSearch,
-			ExtraHosts: o.ExtraHosts, DNSOptions: o.DNSOptions,
+			ExtraHosts: o.ExtraHosts, DNSOptions: o.DNSOptions, Links: links,
 			CPUShares: o.Resources.CPUShares, CPUPeriod: o.Resources.CPUPeriod, CPUQuota: o.Resources.CPUQuota,
 			CpusetCpus: o.Resources.CpusetCpus, CpusetMems: o.Resources.CpusetMems,
 			MemorySwap: o.Resources.MemorySwap, MemoryReservation: o.Resources.MemoryReservation,
@@ -586,6 +604,63 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	}
 	e.emit(final, "create", nil)
 	return final, nil
+}
+
+// links parses --link values, NAME[:ALIAS], each naming a container
+// that exists now. Links are answered by the name server, so the
+// container must be on a user-defined network: docker's links on the
+// default bridge (/etc/hosts lines and environment variables, fixed at
+// start) are not berth's.
+func (e *Engine) links(ctx context.Context, values []string, nets []NetworkRequest) ([]Link, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	if !slices.ContainsFunc(nets, func(n NetworkRequest) bool { return network.Canonical(n.Name) != network.DefaultName }) {
+		return nil, fmt.Errorf("--link %s: berth resolves links on user-defined networks only (docker's default-bridge links are legacy): put the containers on a network of their own (berth network create): %w", values[0], ErrInvalid)
+	}
+	var out []Link
+	for _, v := range values {
+		name, alias, _ := strings.Cut(v, ":")
+		name = strings.TrimPrefix(name, "/")
+		if alias == "" {
+			alias = name
+		}
+		if name == "" || !validName.MatchString(alias) {
+			return nil, fmt.Errorf("--link %q: use NAME[:ALIAS]: %w", v, ErrInvalid)
+		}
+		target, err := e.get(ctx, name)
+		if errors.Is(err, store.ErrNotFound) {
+			// Invalid, not not-found: a docker CLI takes a create's 404
+			// for a missing image and pulls.
+			return nil, fmt.Errorf("--link %s: could not get container for %s: no such container: %w", v, name, ErrInvalid)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--link %s: %w", v, err)
+		}
+		out = append(out, Link{Name: target.Name, Alias: alias})
+	}
+	return out, nil
+}
+
+// extraNetworks appends the more networks a container is created on to
+// nets, each by its canonical name, once.
+func (e *Engine) extraNetworks(ctx context.Context, nets, more []NetworkRequest) ([]NetworkRequest, error) {
+	m, err := e.networks()
+	if err != nil {
+		return nil, err
+	}
+	for _, req := range more {
+		cfg, err := m.Get(ctx, req.Name)
+		if err != nil {
+			return nil, fmt.Errorf("network %s: %w", req.Name, err)
+		}
+		if slices.ContainsFunc(nets, func(n NetworkRequest) bool { return network.Canonical(n.Name) == cfg.Name }) {
+			return nil, fmt.Errorf("network %s is named twice: %w", cfg.Name, ErrInvalid)
+		}
+		req.Name = cfg.Name
+		nets = append(nets, req)
+	}
+	return nets, nil
 }
 
 func specNetworkMode(mode string) string {

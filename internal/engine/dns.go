@@ -142,7 +142,14 @@ func viewOf(all []*Container, internal map[string]bool, upstreams []string, netn
 			atts = append(atts, dns.Attachment{Network: ep.Network, Internal: internal[ep.Network], Names: names, IPs: ips})
 		}
 		if len(atts) > 0 {
-			v.Containers = append(v.Containers, dns.Container{ID: c.ID, NetNS: netnsPath(c.ID), Networks: atts, Upstreams: c.HostConfig.DNS})
+			dc := dns.Container{ID: c.ID, NetNS: netnsPath(c.ID), Networks: atts, Upstreams: c.HostConfig.DNS}
+			for _, l := range c.HostConfig.Links {
+				if dc.Links == nil {
+					dc.Links = map[string]string{}
+				}
+				dc.Links[strings.ToLower(l.Alias)] = l.Name
+			}
+			v.Containers = append(v.Containers, dc)
 		}
 	}
 	return v

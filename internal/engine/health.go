@@ -19,7 +19,7 @@ import (
 // mergeHealth applies --health-* and --no-healthcheck over the image's.
 func mergeHealth(image *HealthConfig, o CreateOptions) (*HealthConfig, error) {
 	if o.NoHealthcheck {
-		if o.HealthCmd != "" || o.HealthInterval != 0 || o.HealthTimeout != 0 || o.HealthStartPeriod != 0 || o.HealthRetries != 0 {
+		if o.HealthCmd != "" || o.HealthInterval != 0 || o.HealthTimeout != 0 || o.HealthStartPeriod != 0 || o.HealthStartInterval != 0 || o.HealthRetries != 0 {
 			return nil, fmt.Errorf("--no-healthcheck conflicts with the --health-* options: %w", ErrInvalid)
 		}
 		return &HealthConfig{Test: []string{"NONE"}}, nil
@@ -35,7 +35,7 @@ func mergeHealth(image *HealthConfig, o CreateOptions) (*HealthConfig, error) {
 		name string
 		v    time.Duration
 		dst  *time.Duration
-	}{{"--health-interval", o.HealthInterval, &h.Interval}, {"--health-timeout", o.HealthTimeout, &h.Timeout}, {"--health-start-period", o.HealthStartPeriod, &h.StartPeriod}} {
+	}{{"--health-interval", o.HealthInterval, &h.Interval}, {"--health-timeout", o.HealthTimeout, &h.Timeout}, {"--health-start-period", o.HealthStartPeriod, &h.StartPeriod}, {"--health-start-interval", o.HealthStartInterval, &h.StartInterval}} {
 		if d.v < 0 || d.v > 0 && d.v < time.Millisecond && d.name != "--health-start-period" {
 			return nil, fmt.Errorf("%s %s: it must be at least 1ms: %w", d.name, d.v, ErrInvalid)
 		}
@@ -50,7 +50,7 @@ func mergeHealth(image *HealthConfig, o CreateOptions) (*HealthConfig, error) {
 		h.Retries = o.HealthRetries
 	}
 	if len(h.Test) == 0 {
-		if o.HealthInterval != 0 || o.HealthTimeout != 0 || o.HealthStartPeriod != 0 || o.HealthRetries != 0 {
+		if o.HealthInterval != 0 || o.HealthTimeout != 0 || o.HealthStartPeriod != 0 || o.HealthStartInterval != 0 || o.HealthRetries != 0 {
 			return nil, fmt.Errorf("--health-* options need a health command (--health-cmd or the image's HEALTHCHECK): %w", ErrInvalid)
 		}
 		return nil, nil
@@ -79,13 +79,14 @@ func imageHealthcheck(images *image.Service, rec image.Record) *HealthConfig {
 // RunHealthcheck runs one probe of a running container and records the
 // result (the monitor forks a process for it at every interval): the
 // probe runs as an exec in the container and is killed at its timeout.
-func (e *Engine) RunHealthcheck(ctx context.Context, id string) error {
+// It returns the health status after the probe ("" if none was run).
+func (e *Engine) RunHealthcheck(ctx context.Context, id string) (string, error) {
 	c, err := e.get(ctx, id)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if c.State.Status != StatusRunning || !c.Config.Healthcheck.enabled() {
-		return nil
+		return "", nil
 	}
 	// In a probe process (a group of its own, see monitor.c): whatever
 	// the probe started goes when it is done, a hung one with it.
@@ -96,7 +97,7 @@ func (e *Engine) RunHealthcheck(ctx context.Context, id string) error {
 	h := c.Config.Healthcheck.withDefaults()
 	r, w, err := os.Pipe()
 	if err != nil {
-		return err
+		return "", err
 	}
 	res := HealthResult{Start: time.Now().UTC()}
 	p, err := e.Exec(ctx, id, ExecOptions{Cmd: h.command(), Stdout: w, Stderr: w})
@@ -165,8 +166,9 @@ func (e *Engine) RunHealthcheck(ctx context.Context, id string) error {
 
 // recordHealth adds a probe's result to the record, docker's way: a pass
 // makes it healthy; Retries failures in a row unhealthy; failures in the
-// start period do not count while it is still starting.
-func (e *Engine) recordHealth(ctx context.Context, id string, run time.Time, h HealthConfig, res HealthResult) error {
+// start period do not count while it is still starting. It returns the
+// status after.
+func (e *Engine) recordHealth(ctx context.Context, id string, run time.Time, h HealthConfig, res HealthResult) (string, error) {
 	var before, after string
 	c, err := e.update(ctx, id, func(r *Container) error {
 		if r.State.Status != StatusRunning || !r.State.StartedAt.Equal(run) {
@@ -196,21 +198,28 @@ func (e *Engine) recordHealth(ctx context.Context, id string, run time.Time, h H
 		return nil
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
 	if after != before && after != "" {
 		e.emit(c, "health_status: "+after, nil)
 	}
-	return nil
+	return after, nil
 }
 
-// healthEnv is what the monitor needs to schedule probes: the interval
-// and the timeout in milliseconds (it kills a probe process that outlives
-// its timeout by far).
+// healthEnv is what the monitor needs to schedule probes, in
+// milliseconds: the interval and the timeout (it kills a probe process
+// that outlives its timeout by far), and with a start interval, it and
+// the start period (probes come every start interval while the
+// container is starting within its start period, as docker's do).
 func healthEnv(h *HealthConfig) string {
 	if !h.enabled() {
 		return ""
 	}
 	d := h.withDefaults()
-	return strconv.FormatInt(d.Interval.Milliseconds(), 10) + "," + strconv.FormatInt(d.Timeout.Milliseconds(), 10)
+	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+	env := ms(d.Interval) + "," + ms(d.Timeout)
+	if d.StartInterval > 0 && d.StartPeriod > 0 {
+		env += "," + ms(d.StartInterval) + "," + ms(d.StartPeriod)
+	}
+	return env
 }

@@ -15,6 +15,9 @@ type HealthConfig struct {
 	Timeout     time.Duration `json:"Timeout,omitempty"`
 	StartPeriod time.Duration `json:"StartPeriod,omitempty"`
 	Retries     int           `json:"Retries,omitempty"`
+	// StartInterval is the interval while the container is starting,
+	// within StartPeriod (docker 25's); zero: Interval.
+	StartInterval time.Duration `json:"StartInterval,omitempty"`
 }
 
 // docker's defaults.

@@ -487,13 +487,19 @@ func (e *Engine) Restart(ctx context.Context, ref string, timeout *int) error {
 	return e.RestartWith(ctx, ref, StopOptions{Timeout: timeout})
 }
 
-// RestartWith is Restart with stop's options.
+// RestartWith is Restart with stop's options. Its events are docker's:
+// those of the stop and the start, then "restart" (compose's event
+// monitor tells a restart from an exit by it).
 func (e *Engine) RestartWith(ctx context.Context, ref string, o StopOptions) error {
 	if err := e.StopWith(ctx, ref, o); err != nil {
 		return err
 	}
-	_, err := e.Start(ctx, ref, nil)
-	return err
+	st, err := e.Start(ctx, ref, nil)
+	if err != nil {
+		return err
+	}
+	e.emit(st.Container, "restart", nil)
+	return nil
 }
 
 // Rename gives a container a new name.

@@ -336,6 +336,7 @@ func TestHostsFile(t *testing.T) {
 
 	self := ctr("self", "web", "webhost", StatusRunning, ep("appnet", "10.1.0.2"), ep(network.DefaultName, "172.30.0.2"))
 	self.HostConfig.ExtraHosts = []string{"db.local:10.9.9.9", "v6host:2001:db8::1"}
+	self.HostConfig.Links = []Link{{Name: "api", Alias: "Legacy-API"}}
 	all := []*Container{
 		self,
 		ctr("p1", "api", "api", StatusRunning, ep("appnet", "10.1.0.3", "backend", "api.svc")),
@@ -382,6 +383,14 @@ func TestHostsFile(t *testing.T) {
 	}
 	if !reflect.DeepEqual(rows, wantRows) || !reflect.DeepEqual(v.Upstreams, []string{"192.0.2.53"}) {
 		t.Errorf("viewOf =\n%+v\nwant\n%+v", rows, wantRows)
+	}
+	// A link's alias is the linker's own, in lower case (DNS names are
+	// compared so).
+	if got := v.Containers[0].Links; !reflect.DeepEqual(got, map[string]string{"legacy-api": "api"}) {
+		t.Errorf("the links of self: %v", got)
+	}
+	if got := v.Containers[1].Links; got != nil {
+		t.Errorf("links of a container without any: %v", got)
 	}
 }
 

@@ -351,9 +351,13 @@ func MonitorChild(open func(root, state string) (*Engine, error)) int {
 	case monitor.RoleExit:
 		return e.handleExit(ctx, id, monitor.ExitCode(), report)
 	case monitor.RoleHealth:
-		if err := e.RunHealthcheck(ctx, id); err != nil {
+		status, err := e.RunHealthcheck(ctx, id)
+		if err != nil {
 			fmt.Fprintf(os.Stderr, "healthcheck of %s: %v\n", ShortID(id), err)
 			return 1
+		}
+		if status == HealthStarting {
+			return monitor.ProbeStillStarting
 		}
 		return 0
 	}

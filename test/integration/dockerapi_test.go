@@ -182,6 +182,13 @@ func TestDockerAPICLI(t *testing.T) {
 			if out, errOut, code := d("run", "--rm", "berth-demo/busybox", "sh", "-c", "echo out; echo err >&2; exit 3"); out != "out\n" || errOut != "err\n" || code != 3 {
 				t.Errorf("docker run --rm (exit 3): %q %q %d", out, errOut, code)
 			}
+			// -v /path: an anonymous volume (Config.Volumes), gone with --rm.
+			if out := ok("run", "--rm", "-v", "/anon", "berth-demo/busybox", "sh", "-c", "grep -c ' /anon ' /proc/mounts"); out != "1\n" {
+				t.Errorf("docker run -v /anon: %q mounts on /anon", out)
+			}
+			if vols := e.run("volume", "ls", "-q"); strings.TrimSpace(vols) != "" {
+				t.Errorf("volumes after docker run --rm -v /anon: %q", vols)
+			}
 			in := exec.Command(docker, "run", "-i", "--rm", "berth-demo/busybox", "sh", "-c", "tr a-z A-Z; echo done")
 			in.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+t.TempDir())
 			in.Stdin = strings.NewReader("from stdin\n")
@@ -299,6 +306,7 @@ func TestDockerAPIErrors(t *testing.T) {
 	e := newEngine(t)
 	e.loadDemoImage()
 	sock := e.serveDocker()
+	e.run("network", "create", "apierr")
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}}
@@ -346,7 +354,10 @@ func TestDockerAPIErrors(t *testing.T) {
 		{"POST", "/volumes/create", `{"Name":`, 400, "invalid JSON"},
 		{"POST", "/containers/create", `{"Image":""}`, 400, "image is required"},
 		{"POST", "/containers/create", `{"Image":"no/such:image"}`, 404, "No such image: no/such:image"},
-		{"POST", "/containers/create", `{"Image":"x","HostConfig":{"Links":["a:b"]}}`, 400, "Links"},
+		{"POST", "/containers/create", `{"Image":"x","HostConfig":{"DeviceRequests":[{"Count":1}]}}`, 400, "DeviceRequests"},
+		{"POST", "/containers/create", `{"Image":"` + demoImage + `","HostConfig":{"Links":["a:b"]}}`, 400, "links on user-defined networks only"},
+		// 400, not 404: the docker CLI would pull on a 404.
+		{"POST", "/containers/create", `{"Image":"` + demoImage + `","HostConfig":{"NetworkMode":"apierr","Links":["nosuch:x"]}}`, 400, "could not get container for nosuch"},
 		// Issue 16: nothing silently ignored.
 		{"POST", "/containers/create?platform=linux/arm64", `{"Image":"` + demoImage + `"}`, 404, "does not match the specified platform: wanted linux/arm64, actual: linux/amd64"},
 		{"POST", "/containers/create", `{"Image":"` + demoImage + `","HostConfig":{"Mounts":[{"Type":"bind","Source":"/no/such/dir","Target":"/x"}]}}`, 400, "bind source path does not exist"},

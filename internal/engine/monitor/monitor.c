@@ -483,13 +483,27 @@ static pid_t spawn(int role, int code, int stdin_r, int out_w, int err_w, int *r
 
 // Healthchecks: every health_interval ms while the container runs, a
 // child (role 3) runs one probe and records it; one at a time, the next
-// interval counted from the end of the last probe (docker's rule). A
-// probe process still alive 5 s past its timeout is killed (the probe
-// kills its own exec at the timeout; this catches a probe process that
-// hangs itself).
+// interval counted from the end of the last probe (docker's rule). With
+// a start interval, probes come every health_start_interval ms instead
+// while the container is starting (the probe exits PROBE_STARTING) within
+// its start period, as docker 25's do. A probe process still alive 5 s
+// past its timeout is killed (the probe kills its own exec at the
+// timeout; this catches a probe process that hangs itself).
+#define PROBE_STARTING 3 // monitor.ProbeStillStarting
+static long long now_ms(void);
 static long long health_interval, health_timeout;
+static long long health_start_interval, health_start_period, run_started;
 static pid_t probe;
 static long long next_probe, probe_deadline; // CLOCK_MONOTONIC ms
+
+// probe_interval is the wait before the next probe: the start interval
+// while the container is (still) starting within its start period.
+static long long probe_interval(int starting)
+{
+	if (health_start_interval > 0 && starting && now_ms() - run_started < health_start_period)
+		return health_start_interval;
+	return health_interval;
+}
 
 static long long now_ms(void)
 {
@@ -977,9 +991,16 @@ static void run_monitor(const char *flags)
 	if (health && *health) {
 		char *end;
 		health_interval = strtoll(health, &end, 10);
-		health_timeout = *end == ',' ? strtoll(end + 1, NULL, 10) : 0;
+		if (*end == ',')
+			health_timeout = strtoll(end + 1, &end, 10);
+		if (*end == ',')
+			health_start_interval = strtoll(end + 1, &end, 10);
+		if (*end == ',')
+			health_start_period = strtoll(end + 1, &end, 10);
 		if (health_interval <= 0)
 			health_interval = 0;
+		if (health_start_interval <= 0 || health_start_period <= 0)
+			health_start_interval = 0;
 	}
 
 	if (fcntl(3, F_GETFD) >= 0) {
@@ -1238,7 +1259,8 @@ static void run_monitor(const char *flags)
 					release_ports(); // this run publishes none
 				ports_from_child = 0;
 				container = (pid_t)atoi(buf + 2);
-				next_probe = now_ms() + health_interval;
+				run_started = now_ms();
+				next_probe = run_started + probe_interval(1);
 				if (npassed > 0) {
 					if (master >= 0)
 						close(master);
@@ -1269,7 +1291,7 @@ static void run_monitor(const char *flags)
 			while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
 				if (w == probe) {
 					probe = 0;
-					next_probe = now_ms() + health_interval;
+					next_probe = now_ms() + probe_interval(WIFEXITED(st) && WEXITSTATUS(st) == PROBE_STARTING);
 					continue;
 				}
 				if (w == proxy) {

@@ -39,9 +39,11 @@ const (
 	// EnvLogAttrs is a JSON object (at most 4 KiB) written as each log
 	// line's "attrs", as docker's json-file does for --log-opt tag.
 	EnvLogAttrs = "_BERTH_MONITOR_LOGATTRS"
-	// EnvHealth is "<interval ms>,<timeout ms>" when the container has a
-	// healthcheck: the monitor forks a RoleHealth child at every interval
-	// while the container runs.
+	// EnvHealth is "<interval ms>,<timeout ms>[,<start interval
+	// ms>,<start period ms>]" when the container has a healthcheck: the
+	// monitor forks a RoleHealth child at every interval while the
+	// container runs (every start interval while a probe exits
+	// ProbeStillStarting within the start period).
 	EnvHealth = "_BERTH_MONITOR_HEALTH"
 	// EnvDetach is the attached CLI's detach sequence, in hex: typed on
 	// its stdin, the monitor drops the CLI ("Q" on the notify pipe) and
@@ -60,6 +62,10 @@ const (
 	RoleHealth = 3 // run one healthcheck probe and record it
 	RoleProxy  = 4 // forward [::1]'s connections to published ports
 )
+
+// ProbeStillStarting is a RoleHealth child's exit status when the
+// container's health is still "starting" after its probe.
+const ProbeStillStarting = 3
 
 // Role says whether this process is a child the monitor forked, and for
 // what. Zero in every other process.

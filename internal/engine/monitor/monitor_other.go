@@ -24,6 +24,8 @@ const (
 	RoleProxy  = 4
 )
 
+const ProbeStillStarting = 3
+
 // Role is always RoleNone where there is no monitor.
 func Role() int { return RoleNone }
 

@@ -49,6 +49,11 @@ type Container struct {
 	Networks []Attachment
 	// Upstreams are its --dns servers, if any.
 	Upstreams []string
+	// Links are its legacy links (--link, compose's links:), alias (in
+	// lower case) to the linked container's name: names only it
+	// resolves, as docker's embedded server answers them on a user
+	// network, wherever the linked container is now.
+	Links map[string]string
 }
 
 // Attachment is a container's place on one network.
@@ -143,6 +148,11 @@ func (a *answerer) lookup(name string) ([]netip.Addr, bool) {
 		wanted := []string{name}
 		if s, ok := strings.CutSuffix(name, "."+strings.ToLower(mine.Network)); ok {
 			wanted = append(wanted, s)
+		}
+		for _, w := range wanted {
+			if target, ok := a.self.Links[w]; ok {
+				wanted = append(wanted, strings.ToLower(target))
+			}
 		}
 		for i := range a.view.Containers {
 			o := &a.view.Containers[i]

@@ -66,9 +66,10 @@ func TestAnswer(t *testing.T) {
 			}},
 			{ID: "ccc", Networks: []Attachment{{Network: "back", Names: []string{"db", "my.db", "ccc"}, IPs: []netip.Addr{ip("10.2.0.4")}}}},
 			{ID: "ddd", Upstreams: []string{"198.51.100.1"}, Networks: []Attachment{{Network: "vault", Internal: true, Names: []string{"secret"}, IPs: []netip.Addr{ip("10.3.0.2")}}}},
+			{ID: "eee", Links: map[string]string{"frontpage": "web", "store": "db"}, Networks: []Attachment{{Network: "front", Names: []string{"legacy"}, IPs: []netip.Addr{ip("10.1.0.9")}}}},
 		},
 	}
-	web, api, db, secret := &v.Containers[0], &v.Containers[1], &v.Containers[2], &v.Containers[3]
+	web, api, db, secret, legacy := &v.Containers[0], &v.Containers[1], &v.Containers[2], &v.Containers[3], &v.Containers[4]
 	tests := []struct {
 		name  string
 		self  *Container
@@ -92,6 +93,10 @@ func TestAnswer(t *testing.T) {
 		{"an outside name is forwarded", db, "example.org.", dnsmessage.TypeA, 0, nil, []string{"192.0.2.53:53", "[2001:db8::53]:5353"}},
 		{"internal only: no forward", secret, "example.org.", dnsmessage.TypeA, dnsmessage.RCodeServerFailure, nil, nil},
 		{"internal: own names", secret, "secret.", dnsmessage.TypeA, dnsmessage.RCodeSuccess, []string{"10.3.0.2"}, nil},
+		{"a link's alias", legacy, "FrontPage.", dnsmessage.TypeA, dnsmessage.RCodeSuccess, []string{"10.1.0.2"}, nil},
+		{"a link's alias.NETWORK", legacy, "frontpage.front.", dnsmessage.TypeA, dnsmessage.RCodeSuccess, []string{"10.1.0.2"}, nil},
+		{"a link's alias is the linker's only", api, "frontpage.", dnsmessage.TypeA, 0, nil, []string{"192.0.2.53:53", "[2001:db8::53]:5353"}},
+		{"a link to a container on no shared network", legacy, "store.", dnsmessage.TypeA, 0, nil, []string{"192.0.2.53:53", "[2001:db8::53]:5353"}},
 		{"PTR", api, "2.0.1.10.in-addr.arpa.", dnsmessage.TypePTR, dnsmessage.RCodeSuccess, []string{"web.front."}, nil},
 		{"PTR v6", api, "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.", dnsmessage.TypePTR, dnsmessage.RCodeSuccess, []string{"web.front."}, nil},
 		{"PTR of another network's address", web, "4.0.2.10.in-addr.arpa.", dnsmessage.TypePTR, 0, nil, []string{"192.0.2.53:53", "[2001:db8::53]:5353"}},
