@@ -208,7 +208,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.uts, "uts", "", "UTS namespace: host")
 	fl.StringVar(&f.cgroupns, "cgroupns", "", "cgroup namespace: private (the default) or host")
 	fl.StringVar(&f.cgroupParent, "cgroup-parent", "", "parent cgroup of the container's (default /berth)")
-	fl.StringVar(&f.userns, "userns", "", "user namespace: host (the only one berth runs)")
+	fl.StringVar(&f.userns, "userns", "", "user namespace: host (the host's, the default) or auto[:size=N] (its own, mapping root onto a free block of host IDs from /etc/subuid)")
 	fl.StringVar(&f.cidfile, "cidfile", "", "write the container ID to the file")
 	fl.StringVar(&f.domainname, "domainname", "", "container NIS domain name")
 	fl.StringArrayVar(&f.labelFiles, "label-file", nil, "read labels from a file of key=value lines")

@@ -45,7 +45,57 @@ type Container struct {
 	Config          Config          `json:"Config"`
 	HostConfig      HostConfig      `json:"HostConfig"`
 	Warnings        []string        `json:"Warnings,omitempty"`
+	// IDMap is the host ID block of a container in a user namespace of
+	// its own (--userns=auto), nil otherwise: container IDs 0..Size-1 are
+	// host uids UIDStart.. and gids GIDStart... The store's allocation
+	// table holds the same block (it frees it with the record).
+	IDMap *IDMap `json:"IDMap,omitempty"`
 }
+
+// IDMap is a container's block of host IDs (see Container.IDMap).
+type IDMap struct {
+	UIDStart uint32 `json:"UIDStart"`
+	GIDStart uint32 `json:"GIDStart"`
+	Size     uint32 `json:"Size"`
+}
+
+// HostUID is the host uid of container uid id; ok is false when it is
+// not mapped.
+func (m *IDMap) HostUID(id uint32) (uint32, bool) {
+	if id >= m.Size {
+		return 0, false
+	}
+	return m.UIDStart + id, true
+}
+
+// HostGID is HostUID for gids.
+func (m *IDMap) HostGID(id uint32) (uint32, bool) {
+	if id >= m.Size {
+		return 0, false
+	}
+	return m.GIDStart + id, true
+}
+
+// ContainerUID is the container uid host uid id is seen as: 65534 (the
+// kernel's overflow uid, nobody) when it is not mapped.
+func (m *IDMap) ContainerUID(id uint32) uint32 {
+	if id >= m.UIDStart && id-m.UIDStart < m.Size {
+		return id - m.UIDStart
+	}
+	return overflowID
+}
+
+// ContainerGID is ContainerUID for gids.
+func (m *IDMap) ContainerGID(id uint32) uint32 {
+	if id >= m.GIDStart && id-m.GIDStart < m.Size {
+		return id - m.GIDStart
+	}
+	return overflowID
+}
+
+// overflowID is what an unmapped ID looks like in a user namespace
+// (/proc/sys/kernel/overflowuid's default).
+const overflowID = 65534
 
 // State is the lifecycle part of a record.
 type State struct {

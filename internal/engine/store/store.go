@@ -63,6 +63,12 @@ CREATE TABLE IF NOT EXISTS volumes (
 	name TEXT PRIMARY KEY,
 	data TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS idranges (
+	container_id TEXT PRIMARY KEY,
+	uid_start    INTEGER NOT NULL,
+	gid_start    INTEGER NOT NULL,
+	size         INTEGER NOT NULL
+);
 `
 
 // Open opens (creating if needed) the database at path.
@@ -98,7 +104,7 @@ func Open(path string) (*DB, error) {
 }
 
 // schemaVersion is PRAGMA user_version once the schema is in place.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // ensureSchema creates the tables unless the version says they exist. The
 // check is a read; the creation runs in a BEGIN IMMEDIATE transaction,
@@ -284,12 +290,77 @@ func (d *DB) Update(ctx context.Context, id string, fn func(r *Row) error) error
 	return nil
 }
 
-// Delete removes row id; a missing one is not an error.
+// Delete removes row id, and the ID range it held; a missing one is not
+// an error.
 func (d *DB) Delete(ctx context.Context, id string) error {
-	if _, err := d.db.ExecContext(ctx, `DELETE FROM containers WHERE id = ?`, id); err != nil {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: delete %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM containers WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("store: delete %s: %w", id, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM idranges WHERE container_id = ?`, id); err != nil {
+		return fmt.Errorf("store: delete %s: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: delete %s: %w", id, err)
 	}
 	return nil
+}
+
+// IDRange is the block of host IDs a container in a user namespace of
+// its own holds: uids [UIDStart, UIDStart+Size), gids likewise.
+type IDRange struct {
+	UIDStart, GIDStart, Size uint32
+}
+
+// AllocateIDRange gives the container id a block of host IDs: pick,
+// called with every block the containers of this store hold now, chooses
+// one clear of them, and it is recorded, all in one write transaction,
+// so that two concurrent allocations never get overlapping blocks. The
+// block is freed with the container's row (Delete). A container that
+// holds one already keeps it.
+func (d *DB) AllocateIDRange(ctx context.Context, id string, pick func(taken []IDRange) (IDRange, error)) (IDRange, error) {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return IDRange{}, fmt.Errorf("store: allocate IDs for %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT container_id, uid_start, gid_start, size FROM idranges`)
+	if err != nil {
+		return IDRange{}, fmt.Errorf("store: allocate IDs for %s: %w", id, err)
+	}
+	var taken []IDRange
+	for rows.Next() {
+		var owner string
+		var r IDRange
+		if err := rows.Scan(&owner, &r.UIDStart, &r.GIDStart, &r.Size); err != nil {
+			rows.Close()
+			return IDRange{}, err
+		}
+		if owner == id {
+			rows.Close()
+			return r, nil
+		}
+		taken = append(taken, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return IDRange{}, err
+	}
+	r, err := pick(taken)
+	if err != nil {
+		return IDRange{}, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO idranges(container_id, uid_start, gid_start, size) VALUES(?, ?, ?, ?)`, id, r.UIDStart, r.GIDStart, r.Size); err != nil {
+		return IDRange{}, fmt.Errorf("store: allocate IDs for %s: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return IDRange{}, fmt.Errorf("store: allocate IDs for %s: %w", id, err)
+	}
+	return r, nil
 }
 
 // Volume rows: name -> JSON.
