@@ -117,3 +117,74 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Errorf("%d creates of one name succeeded, want 1", won)
 	}
 }
+
+// TestIDRanges: concurrent allocations from separate connections (as
+// separate berth processes have) never hand out overlapping blocks; a
+// container keeps its block; Delete frees it with the record.
+func TestIDRanges(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "berth.db")
+	// lowest is a first-fit over [1000, ...) in blocks of 10.
+	lowest := func(taken []IDRange) (IDRange, error) {
+		for start := uint32(1000); ; start += 10 {
+			free := true
+			for _, r := range taken {
+				if start < r.UIDStart+r.Size && r.UIDStart < start+10 {
+					free = false
+				}
+			}
+			if free {
+				return IDRange{UIDStart: start, GIDStart: start + 5000, Size: 10}, nil
+			}
+		}
+	}
+	const n = 12
+	got := make([]IDRange, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			db, err := Open(path)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer db.Close()
+			id := "c" + strconv.Itoa(i)
+			if errs[i] = db.Insert(ctx, Row{ID: id, Name: id, Data: []byte(`{}`)}); errs[i] == nil {
+				got[i], errs[i] = db.AllocateIDRange(ctx, id, lowest)
+			}
+		}(i)
+	}
+	wg.Wait()
+	seen := map[uint32]bool{}
+	for i := range got {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if seen[got[i].UIDStart] {
+			t.Errorf("block %d handed out twice: %v", got[i].UIDStart, got)
+		}
+		seen[got[i].UIDStart] = true
+	}
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	again, err := db.AllocateIDRange(ctx, "c3", func([]IDRange) (IDRange, error) { return IDRange{}, fmt.Errorf("picked again") })
+	if err != nil || again != got[3] {
+		t.Errorf("a second allocation for c3: %v %v, want its block %v", again, err, got[3])
+	}
+	if err := db.Delete(ctx, "c3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Insert(ctx, Row{ID: "new", Name: "new", Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := db.AllocateIDRange(ctx, "new", lowest); err != nil || r.UIDStart != got[3].UIDStart {
+		t.Errorf("after c3's removal the new block is %v %v, want c3's %v", r, err, got[3])
+	}
+}
