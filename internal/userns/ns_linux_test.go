@@ -2,8 +2,10 @@ package userns
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -130,4 +132,33 @@ func TestEnsureAddsOnceAndKeepsOthers(t *testing.T) {
 	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
 		t.Errorf("left in the directory: %v", ents)
 	}
+}
+
+// TestIDMapRefusedSaysWhy: a file system that cannot be idmapped
+// (overlayfs itself) fails with its type and the kernel named.
+func TestIDMapRefusedSaysWhy(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	for _, d := range []string{"l", "u", "w", "m"} {
+		os.Mkdir(filepath.Join(dir, d), 0o755)
+	}
+	m := filepath.Join(dir, "m")
+	if err := unix.Mount("overlay", m, "overlay", 0, "lowerdir="+dir+"/l,upperdir="+dir+"/u,workdir="+dir+"/w"); err != nil {
+		t.Skipf("no overlayfs here: %v", err)
+	}
+	defer unix.Unmount(m, unix.MNT_DETACH)
+	ns, err := Open(mapping(300000), mapping(300000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	_, err = CloneIDMapped(m, ns)
+	if err == nil {
+		t.Skip("this kernel idmaps overlayfs mounts: nothing refuses here")
+	}
+	var ie *IDMapError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "(overlay)") || !strings.Contains(err.Error(), "this kernel (") {
+		t.Errorf("the refusal does not name the file system and kernel: %v", err)
+	}
+	t.Logf("refused: %v", err)
 }
