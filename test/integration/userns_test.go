@@ -275,6 +275,42 @@ func TestUserns(t *testing.T) {
 		t.Errorf("after rm of a (block at %d), c got the block at %d", start["a"], h)
 	}
 
+	// Concurrent runs (separate processes) get disjoint blocks.
+	const concurrent = 4
+	errc := make(chan error, concurrent)
+	for i := 0; i < concurrent; i++ {
+		go func(i int) {
+			_, errOut, err := e.try("run", "-d", "--name", fmt.Sprintf("par%d", i), "--userns=auto:size=1000", "--network", "none", demoImage, "sleep", "1000")
+			if err != nil {
+				err = fmt.Errorf("%v: %s", err, errOut)
+			}
+			errc <- err
+		}(i)
+	}
+	for i := 0; i < concurrent; i++ {
+		if err := <-errc; err != nil {
+			t.Fatalf("concurrent run: %v", err)
+		}
+	}
+	blocks := map[uint64]string{start["b"]: "b", start["a"]: "c"}
+	for i := 0; i < concurrent; i++ {
+		name := fmt.Sprintf("par%d", i)
+		_, h, n := idMap(t, e.run("exec", name, "cat", "/proc/self/uid_map"))
+		for s, other := range blocks {
+			size := uint64(65536)
+			if other == "b" {
+				size = 4096
+			} else if strings.HasPrefix(other, "par") {
+				size = 1000
+			}
+			if h < s+size && s < h+n {
+				t.Errorf("%s's block at %d overlaps %s's at %d", name, h, other, s)
+			}
+		}
+		blocks[h] = name
+		e.run("rm", "-f", name)
+	}
+
 	// Refused: privileged, the host's network or PID namespace, an
 	// unknown mode, a user outside the block.
 	for _, bad := range [][]string{{"--userns=auto", "--privileged"}, {"--userns=auto", "--network", "host"}, {"--userns=auto", "--pid", "host"},
