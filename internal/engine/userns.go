@@ -49,6 +49,14 @@ func usernsMode(o CreateOptions, isolation, defaultIsolation string) (uint32, er
 		return 0, fmt.Errorf("--userns %s: cannot share the host's network namespace when user namespaces are enabled (use --userns host): %w", o.UsernsMode, ErrInvalid)
 	case o.PidMode == "host":
 		return 0, fmt.Errorf("--userns %s: cannot share the host PID namespace when user namespaces are enabled (use --userns host): %w", o.UsernsMode, ErrInvalid)
+	case strings.HasPrefix(o.PidMode, "container:"), o.IpcMode == "host", strings.HasPrefix(o.IpcMode, "container:"):
+		// Their namespace belongs to another user namespace: this
+		// container's root could not mount its /proc or /dev/mqueue.
+		flag, mode := "--ipc", o.IpcMode
+		if o.PidMode != "" {
+			flag, mode = "--pid", o.PidMode
+		}
+		return 0, fmt.Errorf("--userns %s: cannot join another PID or IPC namespace (%s %s) from a user namespace of its own: its root could not mount their /proc or /dev/mqueue (use --userns host): %w", o.UsernsMode, flag, mode, ErrInvalid)
 	case isolation != defaultIsolation:
 		return 0, fmt.Errorf("--userns %s: the %s isolation has no user namespaces (a VM is its own): %w", o.UsernsMode, isolation, ErrInvalid)
 	}

@@ -314,6 +314,7 @@ func TestUserns(t *testing.T) {
 	// Refused: privileged, the host's network or PID namespace, an
 	// unknown mode, a user outside the block.
 	for _, bad := range [][]string{{"--userns=auto", "--privileged"}, {"--userns=auto", "--network", "host"}, {"--userns=auto", "--pid", "host"},
+		{"--userns=auto", "--ipc", "host"}, {"--userns=auto", "--pid", "container:b"},
 		{"--userns=keep-id"}, {"--userns=auto:size=100", "--user", "1000"}} {
 		args := append(append([]string{"run", "--rm"}, bad...), demoImage, "true")
 		if code, _, errOut := e.exitCode(args...); code != 125 || !strings.Contains(errOut, "--userns") && !strings.Contains(errOut, "user namespace") {
