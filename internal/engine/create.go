@@ -98,8 +98,13 @@ type CreateOptions struct {
 	GroupAdd          []string
 	// Namespaces: PidMode "", host or container:NAME; IpcMode "",
 	// private, shareable, none, host or container:NAME; UTSMode "" or
-	// host; CgroupnsMode "", private or host; UsernsMode "" or host.
+	// host; CgroupnsMode "", private or host; UsernsMode "", host or
+	// auto[:size=N].
 	PidMode, IpcMode, UTSMode, CgroupnsMode, UsernsMode string
+	// UIDMaps and GIDMaps are --uidmap/--gidmap, CONTAINER:HOST:SIZE: a
+	// user namespace of the container's own with exactly that mapping
+	// (GIDMaps default to UIDMaps).
+	UIDMaps, GIDMaps []string
 	// CgroupParent is the cgroup the container's is made under
 	// (default /berth).
 	CgroupParent string
@@ -268,7 +273,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	if o.CgroupnsMode == "" {
 		o.CgroupnsMode = "private"
 	}
-	idSize, err := usernsMode(o, isolation, e.driver.def.Name())
+	idSize, explicit, err := usernsMode(o, isolation, e.driver.def.Name())
 	if err != nil {
 		return nil, err
 	}
@@ -429,8 +434,13 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		}
 	}()
 	var uidMap, gidMap []specs.LinuxIDMapping
-	if idSize > 0 {
-		m, added, err := e.allocateIDMap(ctx, id, idSize)
+	if idSize > 0 || explicit != nil {
+		m, added := explicit, ""
+		if explicit != nil {
+			err = e.reserveIDMap(ctx, id, explicit)
+		} else {
+			m, added, err = e.allocateIDMap(ctx, id, idSize)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -438,7 +448,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 			return nil, err
 		}
 		c.IDMap = m
-		uidMap, gidMap = m.mappings()
+		uidMap, gidMap = m.UIDs, m.GIDs
 		if added != "" {
 			c.Warnings = append(c.Warnings, addedSubIDsWarning(added))
 		}
@@ -730,7 +740,8 @@ func (e *Engine) writeEtcFiles(ctx context.Context, c *Container) ([]specs.Mount
 		if c.IDMap != nil {
 			// The container's root may edit them, as anywhere else
 			// (rewrites keep the file, and so its owner).
-			if err := os.Chown(p, int(c.IDMap.UIDStart), int(c.IDMap.GIDStart)); err != nil {
+			uid, gid := c.IDMap.Root()
+			if err := os.Chown(p, int(uid), int(gid)); err != nil {
 				return nil, err
 			}
 		}
@@ -778,8 +789,7 @@ func (e *Engine) mountRootfs(c *Container) error {
 		return err
 	}
 	if c.IDMap != nil {
-		uids, gids := c.IDMap.mappings()
-		return e.snapshots.MountOverlayMapped(c.ID, c.DiffIDs, target, uids, gids)
+		return e.snapshots.MountOverlayMapped(c.ID, c.DiffIDs, target, c.IDMap.UIDs, c.IDMap.GIDs)
 	}
 	return e.snapshots.MountOverlay(c.ID, c.DiffIDs, target)
 }

@@ -128,12 +128,13 @@ func (t *tree) apply(ctx context.Context, dir *os.File, r io.Reader, idmap archi
 		hu, ok1 := m.HostUID(uint32(uid))
 		hg, ok2 := m.HostGID(uint32(gid))
 		if uid < 0 || gid < 0 || !ok1 || !ok2 {
-			return 0, 0, fmt.Errorf("owner %d:%d is outside the container's user namespace (0-%d): %w", uid, gid, m.Size-1, ErrInvalid)
+			return 0, 0, fmt.Errorf("owner %d:%d is outside the container's user namespace (%s): %w", uid, gid, m, ErrInvalid)
 		}
 		return int(hu), int(hg), nil
 	}
 	var st archive.Stats
-	err := userns.AsMapped(m.UIDStart, m.GIDStart, func() error {
+	rootUID, rootGID := m.Root()
+	err := userns.AsMapped(rootUID, rootGID, func() error {
 		var err error
 		st, err = archive.Apply(ctx, procFd(int(dir.Fd()), ""), r, applyOptions(toHost))
 		return err

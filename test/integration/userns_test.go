@@ -134,7 +134,8 @@ func hostUIDs(t *testing.T, pid int) []string {
 // the image's root files are root's inside, a named volume is writable
 // by the container's root, a root-only host file bound in is not
 // readable; networking, exec, cp, export and healthchecks work; the
-// conflicting modes are refused.
+// conflicting modes are refused; --uidmap/--gidmap give an explicit
+// mapping, reserved like a block.
 func TestUserns(t *testing.T) {
 	e := newEngine(t)
 	e.loadDemoImage()
@@ -314,13 +315,31 @@ func TestUserns(t *testing.T) {
 		e.run("rm", "-f", name)
 	}
 
+	// Explicit maps: exactly that mapping, reserved like a block; a map
+	// onto another container's host IDs is refused.
+	e.run("run", "-d", "--name", "explicit", "--uidmap", "0:3000000000:1000", "--uidmap", "1000:3000100000:1",
+		"--gidmap", "0:3000200000:2000", "--network", "none", demoImage, "sleep", "1000")
+	out = e.run("exec", "-u", "1000:1000", "explicit", "sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c %u:%g /")
+	if fs := strings.Fields(out); strings.Join(fs, " ") != "0 3000000000 1000 1000 3000100000 1 0 3000200000 2000 1000 0:0" {
+		t.Errorf("--uidmap/--gidmap inside: %q", out)
+	}
+	if got := hostUIDs(t, e.inspect("explicit").State.Pid)[0]; got != "3000000000" {
+		t.Errorf("--uidmap's root is host uid %s", got)
+	}
+	bUID := strconv.FormatUint(start["b"], 10)
+	if code, _, errOut := e.exitCode("run", "--rm", "--uidmap", "0:"+bUID+":10", demoImage, "true"); code != 125 || !strings.Contains(errOut, "are container") {
+		t.Errorf("--uidmap onto b's host IDs: exit %d: %s", code, errOut)
+	}
+	e.run("rm", "-f", "explicit")
+
 	// Refused: privileged, the host's network or PID namespace, an
 	// unknown mode, a user outside the block.
 	for _, bad := range [][]string{{"--userns=auto", "--privileged"}, {"--userns=auto", "--network", "host"}, {"--userns=auto", "--pid", "host"},
 		{"--userns=auto", "--ipc", "host"}, {"--userns=auto", "--pid", "container:b"},
-		{"--userns=keep-id"}, {"--userns=auto:size=100", "--user", "1000"}} {
+		{"--userns=keep-id"}, {"--userns=auto:size=100", "--user", "1000"}, {"--userns=auto", "--uidmap", "0:5000000:10"},
+		{"--uidmap", "1:5000000:10"}, {"--uidmap", "0:5000000:10", "--privileged"}} {
 		args := append(append([]string{"run", "--rm"}, bad...), demoImage, "true")
-		if code, _, errOut := e.exitCode(args...); code != 125 || !strings.Contains(errOut, "--userns") && !strings.Contains(errOut, "user namespace") {
+		if code, _, errOut := e.exitCode(args...); code != 125 || !strings.Contains(errOut, "--userns") && !strings.Contains(errOut, "user namespace") && !strings.Contains(errOut, "--uidmap") {
 			t.Errorf("%v: exit %d, want 125 naming the user namespace: %s", bad, code, errOut)
 		}
 	}

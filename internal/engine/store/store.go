@@ -64,11 +64,12 @@ CREATE TABLE IF NOT EXISTS volumes (
 	data TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS idranges (
-	container_id TEXT PRIMARY KEY,
-	uid_start    INTEGER NOT NULL,
-	gid_start    INTEGER NOT NULL,
+	container_id TEXT NOT NULL,
+	kind         TEXT NOT NULL,
+	start        INTEGER NOT NULL,
 	size         INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS idranges_container ON idranges(container_id);
 `
 
 // Open opens (creating if needed) the database at path.
@@ -310,55 +311,84 @@ func (d *DB) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// IDRange is the block of host IDs a container in a user namespace of
-// its own holds: uids [UIDStart, UIDStart+Size), gids likewise.
+// IDRange is a block of host IDs: [Start, Start+Size).
 type IDRange struct {
-	UIDStart, GIDStart, Size uint32
+	Start, Size uint32
 }
 
-// AllocateIDRange gives the container id a block of host IDs: pick,
-// called with every block the containers of this store hold now, chooses
-// one clear of them, and it is recorded, all in one write transaction,
-// so that two concurrent allocations never get overlapping blocks. The
-// block is freed with the container's row (Delete). A container that
-// holds one already keeps it.
-func (d *DB) AllocateIDRange(ctx context.Context, id string, pick func(taken []IDRange) (IDRange, error)) (IDRange, error) {
+// IDRanges are the host uids and gids a container in a user namespace
+// of its own holds.
+type IDRanges struct {
+	UIDs, GIDs []IDRange
+}
+
+// HeldIDRange is a block and the container that holds it.
+type HeldIDRange struct {
+	IDRange
+	Container string
+}
+
+// HeldIDRanges are the blocks of every container.
+type HeldIDRanges struct {
+	UIDs, GIDs []HeldIDRange
+}
+
+// ReserveIDRanges gives the container id host IDs: pick, called with
+// every block the containers of this store hold now, chooses them (clear
+// of those, or it fails), and they are recorded, all in one write
+// transaction, so that two concurrent reservations never get overlapping
+// blocks. They are freed with the container's row (Delete). A container
+// that holds some already keeps them.
+func (d *DB) ReserveIDRanges(ctx context.Context, id string, pick func(held HeldIDRanges) (IDRanges, error)) (IDRanges, error) {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
-		return IDRange{}, fmt.Errorf("store: allocate IDs for %s: %w", id, err)
+		return IDRanges{}, fmt.Errorf("store: reserve IDs for %s: %w", id, err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT container_id, uid_start, gid_start, size FROM idranges`)
+	rows, err := tx.QueryContext(ctx, `SELECT container_id, kind, start, size FROM idranges ORDER BY rowid`)
 	if err != nil {
-		return IDRange{}, fmt.Errorf("store: allocate IDs for %s: %w", id, err)
+		return IDRanges{}, fmt.Errorf("store: reserve IDs for %s: %w", id, err)
 	}
-	var taken []IDRange
+	var held HeldIDRanges
+	var mine IDRanges
 	for rows.Next() {
-		var owner string
-		var r IDRange
-		if err := rows.Scan(&owner, &r.UIDStart, &r.GIDStart, &r.Size); err != nil {
+		var h HeldIDRange
+		var kind string
+		if err := rows.Scan(&h.Container, &kind, &h.Start, &h.Size); err != nil {
 			rows.Close()
-			return IDRange{}, err
+			return IDRanges{}, err
 		}
-		if owner == id {
-			rows.Close()
-			return r, nil
+		switch {
+		case h.Container == id && kind == "uid":
+			mine.UIDs = append(mine.UIDs, h.IDRange)
+		case h.Container == id:
+			mine.GIDs = append(mine.GIDs, h.IDRange)
+		case kind == "uid":
+			held.UIDs = append(held.UIDs, h)
+		default:
+			held.GIDs = append(held.GIDs, h)
 		}
-		taken = append(taken, r)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return IDRange{}, err
+		return IDRanges{}, err
 	}
-	r, err := pick(taken)
+	if len(mine.UIDs) > 0 {
+		return mine, nil
+	}
+	r, err := pick(held)
 	if err != nil {
-		return IDRange{}, err
+		return IDRanges{}, err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO idranges(container_id, uid_start, gid_start, size) VALUES(?, ?, ?, ?)`, id, r.UIDStart, r.GIDStart, r.Size); err != nil {
-		return IDRange{}, fmt.Errorf("store: allocate IDs for %s: %w", id, err)
+	for kind, list := range map[string][]IDRange{"uid": r.UIDs, "gid": r.GIDs} {
+		for _, x := range list {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO idranges(container_id, kind, start, size) VALUES(?, ?, ?, ?)`, id, kind, x.Start, x.Size); err != nil {
+				return IDRanges{}, fmt.Errorf("store: reserve IDs for %s: %w", id, err)
+			}
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return IDRange{}, fmt.Errorf("store: allocate IDs for %s: %w", id, err)
+		return IDRanges{}, fmt.Errorf("store: reserve IDs for %s: %w", id, err)
 	}
 	return r, nil
 }
