@@ -66,16 +66,31 @@ func keepSubIDFiles(t *testing.T) {
 				t.Errorf("restore %s: %v", path, err)
 			}
 		})
+	}
+	dropBerthEntries(t)
+}
+
+// dropBerthEntries removes the berth user's lines from /etc/subuid and
+// /etc/subgid.
+func dropBerthEntries(t *testing.T) {
+	t.Helper()
+	for _, path := range []string{"/etc/subuid", "/etc/subgid"} {
+		data, err := os.ReadFile(path)
+		if os.IsNotExist(err) {
+			continue
+		}
+		st, err2 := os.Stat(path)
+		if err != nil || err2 != nil {
+			t.Fatal(err, err2)
+		}
 		var kept []string
 		for _, l := range strings.SplitAfter(string(data), "\n") {
 			if !strings.HasPrefix(l, "berth:") && l != "" {
 				kept = append(kept, l)
 			}
 		}
-		if existed {
-			if err := os.WriteFile(path, []byte(strings.Join(kept, "")), mode); err != nil {
-				t.Fatal(err)
-			}
+		if err := os.WriteFile(path, []byte(strings.Join(kept, "")), st.Mode().Perm()); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
@@ -359,8 +374,13 @@ func TestUserns(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	// Without berth's entries (the containers keep their blocks), the
+	// create adds them again and says so in its warnings.
+	dropBerthEntries(t)
 	if code, body := post("/v1.43/containers/create?name=api", `{"Image":"`+demoImage+`","Cmd":["sleep","1000"],"HostConfig":{"UsernsMode":"auto","NetworkMode":"none"}}`); code != 201 {
 		t.Fatalf("API create with UsernsMode auto: %d %s", code, body)
+	} else if !strings.Contains(body, `added \"berth:`) {
+		t.Errorf("the API's create did not warn that it added berth's ranges: %s", body)
 	}
 	if code, body := post("/v1.43/containers/api/start", ""); code != 204 {
 		t.Fatalf("API start: %d %s", code, body)
