@@ -287,6 +287,30 @@ func TestUserns(t *testing.T) {
 		t.Errorf("diff: %s", d)
 	}
 
+	// Binds keep their propagation and submounts in a user namespace.
+	shared := filepath.Join(dir, "shared")
+	if err := os.MkdirAll(filepath.Join(shared, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(shared, shared, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(shared, syscall.MNT_DETACH) })
+	if err := syscall.Mount("", shared, "", syscall.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", filepath.Join(shared, "sub"), "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(shared, "sub", "f"), []byte("below\n"), 0o644)
+	for opts, tag := range map[string]string{":rshared": "shared:", ":rslave": "master:"} {
+		out := e.run("run", "--rm", "--userns=auto", "--network", "none", "-v", shared+":/p"+opts, demoImage,
+			"sh", "-c", `grep " /p " /proc/self/mountinfo; cat /p/sub/f`)
+		if !strings.Contains(out, tag) || !strings.HasSuffix(out, "below\n") {
+			t.Errorf("-v %s%s in a user namespace: want %s and the submount's file:\n%s", shared, opts, tag, out)
+		}
+	}
+
 	// rm frees a's block: the next container gets it.
 	e.run("rm", "-f", "a")
 	e.run("run", "-d", "--name", "c", "--userns=auto", "--network", "none", demoImage, "sleep", "1000")

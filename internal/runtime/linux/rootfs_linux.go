@@ -99,7 +99,13 @@ func setupRootfs(cfg *initConfig, inCgroup func() error) (*rootfs, error) {
 	// pivot_root refuses a new root whose parent mount is shared (only
 	// possible when we just made everything shared).
 	if prop&unix.MS_SHARED != 0 {
-		if err := makeParentMountPrivate(r.display); err != nil {
+		if cfg.RootfsIsCwd {
+			// The mount we start in is the parent of the root to be,
+			// and the path to it may not be ours to look up.
+			if err := unix.Mount("", ".", "", unix.MS_PRIVATE, ""); err != nil {
+				return nil, fmt.Errorf("make %s private for pivot_root: %w", r.display, err)
+			}
+		} else if err := makeParentMountPrivate(r.display); err != nil {
 			return nil, err
 		}
 	}
