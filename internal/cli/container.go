@@ -132,6 +132,7 @@ type runFlags struct {
 	oomScoreAdj                                                        int
 	blkioWeight                                                        uint16
 	devices, deviceCgroupRules, sysctls, groupAdd                      []string
+	uidMaps, gidMaps                                                   []string
 	pid, ipc, uts, cgroupns, cgroupParent, userns, cidfile, domainname string
 	labelFiles, dnsOptions, volumesFrom, annotations, expose           []string
 	oomScoreAdjSet                                                     bool
@@ -210,7 +211,9 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.uts, "uts", "", "UTS namespace: host")
 	fl.StringVar(&f.cgroupns, "cgroupns", "", "cgroup namespace: private (the default) or host")
 	fl.StringVar(&f.cgroupParent, "cgroup-parent", "", "parent cgroup of the container's (default /berth)")
-	fl.StringVar(&f.userns, "userns", "", "user namespace: host (the only one berth runs)")
+	fl.StringVar(&f.userns, "userns", "", "user namespace: host (the host's, the default) or auto[:size=N] (its own, mapping root onto a free block of host IDs from /etc/subuid)")
+	fl.StringArrayVar(&f.uidMaps, "uidmap", nil, "a user namespace of its own with this uid mapping, CONTAINER:HOST:SIZE (repeatable; root must be mapped; host IDs no other container holds)")
+	fl.StringArrayVar(&f.gidMaps, "gidmap", nil, "its gid mapping, CONTAINER:HOST:SIZE (repeatable; default: the --uidmap values)")
 	fl.StringVar(&f.cidfile, "cidfile", "", "write the container ID to the file")
 	fl.StringVar(&f.domainname, "domainname", "", "container NIS domain name")
 	fl.StringArrayVar(&f.labelFiles, "label-file", nil, "read labels from a file of key=value lines")
@@ -298,6 +301,7 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 		o.OOMScoreAdj = &adj
 	}
 	o.Devices, o.DeviceCgroupRules, o.GroupAdd = f.devices, f.deviceCgroupRules, f.groupAdd
+	o.UIDMaps, o.GIDMaps = f.uidMaps, f.gidMaps
 	for _, kv := range f.sysctls {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {

@@ -146,7 +146,8 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, container.CreateResponse{ID: c.ID, Warnings: []string{}})
+	// The CLI prints them (berth added its /etc/subuid entry, say).
+	return writeJSON(w, http.StatusCreated, container.CreateResponse{ID: c.ID, Warnings: append([]string{}, c.Warnings...)})
 }
 
 // createOptions maps docker's create request onto the engine's options.

@@ -2,10 +2,13 @@ package engine
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/runtime"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Error categories; errors wrap one of these (or the store's).
@@ -45,7 +48,76 @@ type Container struct {
 	Config          Config          `json:"Config"`
 	HostConfig      HostConfig      `json:"HostConfig"`
 	Warnings        []string        `json:"Warnings,omitempty"`
+	// IDMap is the mapping of a container in a user namespace of its
+	// own (--userns=auto, --uidmap/--gidmap), nil otherwise. The store's
+	// table of reserved host IDs holds the same ranges (and frees them
+	// with the record).
+	IDMap *IDMap `json:"IDMap,omitempty"`
 }
+
+// IDMap is a container's mapping of its uids and gids onto host IDs.
+type IDMap struct {
+	UIDs []specs.LinuxIDMapping `json:"UIDs"`
+	GIDs []specs.LinuxIDMapping `json:"GIDs"`
+}
+
+func toHost(m []specs.LinuxIDMapping, id uint32) (uint32, bool) {
+	for _, e := range m {
+		if id >= e.ContainerID && id-e.ContainerID < e.Size {
+			return e.HostID + id - e.ContainerID, true
+		}
+	}
+	return 0, false
+}
+
+func toContainer(m []specs.LinuxIDMapping, id uint32) uint32 {
+	for _, e := range m {
+		if id >= e.HostID && id-e.HostID < e.Size {
+			return e.ContainerID + id - e.HostID
+		}
+	}
+	return overflowID
+}
+
+// HostUID is the host uid of container uid id; ok is false when it is
+// not mapped.
+func (m *IDMap) HostUID(id uint32) (uint32, bool) { return toHost(m.UIDs, id) }
+
+// HostGID is HostUID for gids.
+func (m *IDMap) HostGID(id uint32) (uint32, bool) { return toHost(m.GIDs, id) }
+
+// ContainerUID is the container uid host uid id is seen as: 65534 (the
+// kernel's overflow uid, nobody) when it is not mapped.
+func (m *IDMap) ContainerUID(id uint32) uint32 { return toContainer(m.UIDs, id) }
+
+// ContainerGID is ContainerUID for gids.
+func (m *IDMap) ContainerGID(id uint32) uint32 { return toContainer(m.GIDs, id) }
+
+// Root is the host uid and gid of the container's root (every mapping
+// has it: see parseIDMaps).
+func (m *IDMap) Root() (uint32, uint32) {
+	u, _ := m.HostUID(0)
+	g, _ := m.HostGID(0)
+	return u, g
+}
+
+// String is the mapping as --uidmap/--gidmap values.
+func (m *IDMap) String() string {
+	var out []string
+	for _, side := range []struct {
+		name string
+		m    []specs.LinuxIDMapping
+	}{{"uid", m.UIDs}, {"gid", m.GIDs}} {
+		for _, e := range side.m {
+			out = append(out, fmt.Sprintf("%s %d:%d:%d", side.name, e.ContainerID, e.HostID, e.Size))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// overflowID is what an unmapped ID looks like in a user namespace
+// (/proc/sys/kernel/overflowuid's default).
+const overflowID = 65534
 
 // State is the lifecycle part of a record.
 type State struct {

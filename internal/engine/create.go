@@ -111,8 +111,13 @@ type CreateOptions struct {
 	GroupAdd          []string
 	// Namespaces: PidMode "", host or container:NAME; IpcMode "",
 	// private, shareable, none, host or container:NAME; UTSMode "" or
-	// host; CgroupnsMode "", private or host; UsernsMode "" or host.
+	// host; CgroupnsMode "", private or host; UsernsMode "", host or
+	// auto[:size=N].
 	PidMode, IpcMode, UTSMode, CgroupnsMode, UsernsMode string
+	// UIDMaps and GIDMaps are --uidmap/--gidmap, CONTAINER:HOST:SIZE: a
+	// user namespace of the container's own with exactly that mapping
+	// (GIDMaps default to UIDMaps).
+	UIDMaps, GIDMaps []string
 	// CgroupParent is the cgroup the container's is made under
 	// (default /berth).
 	CgroupParent string
@@ -281,8 +286,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	if o.CgroupnsMode == "" {
 		o.CgroupnsMode = "private"
 	}
-	if o.UsernsMode != "" && o.UsernsMode != "host" {
-		return nil, fmt.Errorf("--userns %q: berth runs containers in the host's user namespace only (use host): %w", o.UsernsMode, ErrInvalid)
+	idSize, explicit, err := usernsMode(o, isolation, e.driver.def.Name())
+	if err != nil {
+		return nil, err
 	}
 	if o.CgroupParent != "" && (strings.Contains(o.CgroupParent, "..") || strings.ContainsAny(o.CgroupParent, "\x00\n")) {
 		return nil, fmt.Errorf("--cgroup-parent %q: not a cgroup path: %w", o.CgroupParent, ErrInvalid)
@@ -453,6 +459,26 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 			e.removeVolumesMadeFor(context.WithoutCancel(ctx), c.ID)
 		}
 	}()
+	var uidMap, gidMap []specs.LinuxIDMapping
+	if idSize > 0 || explicit != nil {
+		m, added := explicit, ""
+		if explicit != nil {
+			err = e.reserveIDMap(ctx, id, explicit)
+		} else {
+			m, added, err = e.allocateIDMap(ctx, id, idSize)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, err := e.update(ctx, id, func(r *Container) error { r.IDMap = m; return nil }); err != nil {
+			return nil, err
+		}
+		c.IDMap = m
+		uidMap, gidMap = m.UIDs, m.GIDs
+		if added != "" {
+			c.Warnings = append(c.Warnings, addedSubIDsWarning(added))
+		}
+	}
 	if err := os.MkdirAll(e.containerDir(id), 0o710); err != nil {
 		return nil, err
 	}
@@ -502,9 +528,19 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		Devices: o.Devices, DeviceCgroupRules: o.DeviceCgroupRules, Sysctls: o.Sysctls, GroupAdd: o.GroupAdd,
 		Namespaces: nsModes, ShmSource: shmSource, NoShm: o.IpcMode == "none", Domainname: o.Domainname,
 		SystemPathsUnconfined: c.HostConfig.SystemPathsUnconfined, Annotations: o.Annotations,
+		UIDMappings: uidMap, GIDMappings: gidMap,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", err, ErrInvalid)
+	}
+	if c.IDMap != nil && ownsNetns(c) {
+		// Written by the engine into the network namespace it makes
+		// (netSysctlsOutside): the container's root cannot.
+		for k := range s.Linux.Sysctl {
+			if strings.HasPrefix(k, "net.") {
+				delete(s.Linux.Sysctl, k)
+			}
+		}
 	}
 	if err := e.setNetworkNamespace(ctx, s, c); err != nil {
 		return nil, err
@@ -527,7 +563,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	c.Mounts = mps
 	for _, m := range mps {
 		if m.Type == "volume" && !m.NoCopy && !e.volumeHasOptions(ctx, m.Name) {
-			if err := copyUp(e.rootfs(id), m); err != nil {
+			if err := copyUp(e.rootfs(id), m, c.IDMap); err != nil {
 				return nil, fmt.Errorf("volume %s: copy the image's %s into it: %w", m.Name, m.Destination, err)
 			}
 		}
@@ -543,6 +579,12 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		}
 		if m.RW {
 			opts[2] = "rw"
+		}
+		if c.IDMap != nil && m.Type == "volume" && !e.volumeIsHostBind(ctx, m.Name) {
+			// A volume is berth's data: stored with container IDs and
+			// seen through the container's mapping, so that any
+			// container (of any block, or none) can use it.
+			opts = append(opts, map[bool]string{true: "idmap", false: "ridmap"}[m.NonRecursive])
 		}
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: opts})
 		// As docker: a shared bind needs the container's / shared, so
@@ -778,6 +820,14 @@ func (e *Engine) writeEtcFiles(ctx context.Context, c *Container) ([]specs.Mount
 		if err := writeFileAtomic(p, files[n], 0o644); err != nil {
 			return nil, err
 		}
+		if c.IDMap != nil {
+			// The container's root may edit them, as anywhere else
+			// (rewrites keep the file, and so its owner).
+			uid, gid := c.IDMap.Root()
+			if err := os.Chown(p, int(uid), int(gid)); err != nil {
+				return nil, err
+			}
+		}
 		mounts = append(mounts, specs.Mount{Destination: "/etc/" + n, Type: "bind", Source: p, Options: []string{"rbind", "rprivate"}})
 	}
 	return mounts, nil
@@ -820,6 +870,9 @@ func (e *Engine) mountRootfs(c *Container) error {
 	}
 	if _, err := e.snapshots.Prepare(c.ID); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
+	}
+	if c.IDMap != nil {
+		return e.snapshots.MountOverlayMapped(c.ID, c.DiffIDs, target, c.IDMap.UIDs, c.IDMap.GIDs)
 	}
 	return e.snapshots.MountOverlay(c.ID, c.DiffIDs, target)
 }

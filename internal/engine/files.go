@@ -21,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/internal/image/archive"
 	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/snapshot"
+	"github.com/berth-dev/berth/internal/userns"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 )
@@ -100,6 +101,45 @@ func (h *hostSafety) warn(warn func(string)) {
 type tree struct {
 	root     *os.File // O_PATH handle of the tree's "/"
 	confined bool
+	// idmap is the mapping of a container in a user namespace of its
+	// own: its files show host IDs, which are the container's IDs
+	// mapped, and its root file system (and volumes) are idmapped
+	// mounts, where the host's root is no one and cannot create files.
+	idmap *IDMap
+}
+
+// apply extracts the tar stream r into the directory dir of the tree,
+// the entries' owners mapped by idmap (nil: kept). Into a container in
+// a user namespace the owners, container IDs, are written as the host IDs
+// they are, by a thread whose file system IDs are the container's root's
+// (userns.AsMapped), as the container's root would write them.
+func (t *tree) apply(ctx context.Context, dir *os.File, r io.Reader, idmap archive.IDMapFunc) (archive.Stats, error) {
+	if t.idmap == nil {
+		return archive.Apply(ctx, procFd(int(dir.Fd()), ""), r, applyOptions(idmap))
+	}
+	m := t.idmap
+	toHost := func(uid, gid int) (int, int, error) {
+		if idmap != nil {
+			var err error
+			if uid, gid, err = idmap(uid, gid); err != nil {
+				return 0, 0, err
+			}
+		}
+		hu, ok1 := m.HostUID(uint32(uid))
+		hg, ok2 := m.HostGID(uint32(gid))
+		if uid < 0 || gid < 0 || !ok1 || !ok2 {
+			return 0, 0, fmt.Errorf("owner %d:%d is outside the container's user namespace (%s): %w", uid, gid, m, ErrInvalid)
+		}
+		return int(hu), int(hg), nil
+	}
+	var st archive.Stats
+	rootUID, rootGID := m.Root()
+	err := userns.AsMapped(rootUID, rootGID, func() error {
+		var err error
+		st, err = archive.Apply(ctx, procFd(int(dir.Fd()), ""), r, applyOptions(toHost))
+		return err
+	})
+	return st, err
 }
 
 const inRoot = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
@@ -286,6 +326,9 @@ type archiver struct {
 	// safety, if set, leaves out device nodes and setuid/setgid bits and
 	// file capabilities, and records what it left out.
 	safety *hostSafety
+	// idmap, if set, is the mapping of the container whose files are
+	// read: the host IDs they show are written as the container's.
+	idmap *IDMap
 }
 
 func newArchiver(ctx context.Context, w io.Writer, keepXattr func(string) bool) *archiver {
@@ -324,11 +367,15 @@ func pseudoFS(d *os.File) bool {
 }
 
 func (a *archiver) header(st *unix.Stat_t, name string) *tar.Header {
+	uid, gid := st.Uid, st.Gid
+	if a.idmap != nil {
+		uid, gid = a.idmap.ContainerUID(uid), a.idmap.ContainerGID(gid)
+	}
 	return &tar.Header{
 		Name:    name,
 		Mode:    int64(st.Mode & 0o7777),
-		Uid:     int(st.Uid),
-		Gid:     int(st.Gid),
+		Uid:     int(uid),
+		Gid:     int(gid),
 		ModTime: time.Unix(st.Mtim.Sec, 0),
 		Format:  tar.FormatPAX,
 	}
@@ -603,9 +650,10 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // writeArchive writes n as name (its contents only, when name is "" and
 // n is a directory) to w.
-func writeArchive(ctx context.Context, n *node, name string, w io.Writer, safety *hostSafety) error {
+func writeArchive(ctx context.Context, n *node, name string, w io.Writer, safety *hostSafety, idmap *IDMap) error {
 	a := newArchiver(ctx, w, onlyCapability)
 	a.safety = safety
+	a.idmap = idmap
 	a.descend = func(_ string, d *os.File, _ *unix.Stat_t) bool { return !pseudoFS(d) }
 	if name == "" {
 		d, err := openDir(n.fd(), n.name)
@@ -737,11 +785,11 @@ func copyTree(ctx context.Context, from *tree, src cpPath, to *tree, dst cpPath,
 	done := make(chan error, 1)
 	cw := &countingWriter{w: pw}
 	go func() {
-		err := writeArchive(ctx, sn, name, cw, safety)
+		err := writeArchive(ctx, sn, name, cw, safety, from.idmap)
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	_, aerr := archive.Apply(ctx, procFd(int(dd.Fd()), ""), pr, applyOptions(idmap))
+	_, aerr := to.apply(ctx, dd, pr, idmap)
 	if aerr != nil {
 		pr.CloseWithError(aerr)
 	} else {
@@ -785,7 +833,7 @@ func extractInto(ctx context.Context, to *tree, dst cpPath, r io.Reader, idmap a
 	}
 	defer dd.Close()
 	// Apply counts what it read, failed or not.
-	st, err := archive.Apply(ctx, procFd(int(dd.Fd()), ""), r, applyOptions(idmap))
+	st, err := to.apply(ctx, dd, r, idmap)
 	if err != nil {
 		return st.StreamBytes, writeError(err)
 	}
@@ -935,7 +983,7 @@ func (e *Engine) CopyToContainer(ctx context.Context, ref, src, dst string, o Co
 		return 0, err
 	}
 	defer release()
-	ct := &tree{root: root, confined: true}
+	ct := &tree{root: root, confined: true, idmap: c.IDMap}
 	where := func(p string) string { return c.Name + ":" + p }
 	var idmap archive.IDMapFunc
 	if !o.Archive {
@@ -965,7 +1013,7 @@ func (e *Engine) CopyFromContainer(ctx context.Context, ref, src, dst string, o 
 		return 0, err
 	}
 	defer release()
-	ct := &tree{root: root, confined: true}
+	ct := &tree{root: root, confined: true, idmap: c.IDMap}
 	sp := containerCpPath(src)
 	where := func(p string) string { return c.Name + ":" + p }
 	if dst == "-" {
@@ -979,7 +1027,7 @@ func (e *Engine) CopyFromContainer(ctx context.Context, ref, src, dst string, o 
 			name = ""
 		}
 		cw := &countingWriter{w: w}
-		err = writeArchive(ctx, sn, name, cw, nil)
+		err = writeArchive(ctx, sn, name, cw, nil, c.IDMap)
 		return cw.n, err
 	}
 	dp, err := hostCpPath(dst)
@@ -1009,7 +1057,7 @@ func (e *Engine) CopyFromContainer(ctx context.Context, ref, src, dst string, o 
 // /sys or anything mounted over it, with numeric owners, modes, mtimes,
 // symlinks, hard links, device nodes and xattrs.
 func (e *Engine) Export(ctx context.Context, ref string, w io.Writer) error {
-	_, root, release, err := e.containerRoot(ctx, ref, false, false)
+	c, root, release, err := e.containerRoot(ctx, ref, false, false)
 	if err != nil {
 		return err
 	}
@@ -1024,6 +1072,7 @@ func (e *Engine) Export(ctx context.Context, ref string, w io.Writer) error {
 		return err
 	}
 	a := newArchiver(ctx, w, allXattrs)
+	a.idmap = c.IDMap
 	a.descend = func(rel string, _ *os.File, st *unix.Stat_t) bool {
 		return rel != "proc" && rel != "sys" && st.Dev == rst.Dev
 	}

@@ -399,6 +399,11 @@ func (e *Engine) setupNetwork(ctx context.Context, c *Container, inherited []*os
 	if err := netns.LoopbackUp(path); err != nil {
 		return held, proxyTo, err
 	}
+	if c.IDMap != nil {
+		if err := netns.SetSysctls(path, netSysctlsOutside(c)); err != nil {
+			return held, proxyTo, err
+		}
+	}
 	if len(c.HostConfig.Networks) > 0 {
 		m, err := e.networks()
 		if err != nil {

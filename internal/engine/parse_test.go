@@ -795,3 +795,43 @@ func TestWantedPortsDualStack(t *testing.T) {
 		t.Errorf("[::1] on an IPv4 network: %v", err)
 	}
 }
+
+func TestParseIDMaps(t *testing.T) {
+	m, err := parseIDMaps([]string{"0:100000:1000", "1000:300000:10"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.UIDs) != 2 || len(m.GIDs) != 2 || m.GIDs[1].HostID != 300000 {
+		t.Errorf("maps: %+v", m)
+	}
+	if u, g := m.Root(); u != 100000 || g != 100000 {
+		t.Errorf("root: %d:%d", u, g)
+	}
+	if h, ok := m.HostUID(1005); !ok || h != 300005 {
+		t.Errorf("HostUID(1005) = %d %v", h, ok)
+	}
+	if c := m.ContainerUID(300009); c != 1009 {
+		t.Errorf("ContainerUID(300009) = %d", c)
+	}
+	if c := m.ContainerUID(300010); c != 65534 {
+		t.Errorf("an unmapped host ID is %d, want 65534", c)
+	}
+	m, err = parseIDMaps([]string{"0:100000:1000"}, []string{"0:200000:1000"})
+	if err != nil || m.GIDs[0].HostID != 200000 {
+		t.Errorf("own gid map: %+v %v", m, err)
+	}
+	for _, bad := range [][2][]string{
+		{{"1:100000:10"}, nil},                 // root unmapped
+		{{"0:100000:0"}, nil},                  // size 0
+		{{"0:100000"}, nil},                    // two fields
+		{{"0:x:10"}, nil},                      // not a number
+		{{"0:4294967290:10"}, nil},             // past the ID space
+		{{"0:100000:10", "5:200000:10"}, nil},  // container sides overlap
+		{{"0:100000:10", "20:100005:10"}, nil}, // host sides overlap
+		{{"0:100000:10"}, {"1:100000:10"}},     // gid root unmapped
+	} {
+		if _, err := parseIDMaps(bad[0], bad[1]); !errors.Is(err, ErrInvalid) {
+			t.Errorf("parseIDMaps(%v, %v): %v, want ErrInvalid", bad[0], bad[1], err)
+		}
+	}
+}

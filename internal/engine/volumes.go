@@ -152,6 +152,22 @@ func mountVolume(v *Volume) error {
 	return nil
 }
 
+// volumeIsHostBind: a volume that is a bind mount of a host directory
+// (-o type=none -o o=bind -o device=DIR) is the host's data, not berth's:
+// a container in a user namespace sees it as a bind, unmapped.
+func (e *Engine) volumeIsHostBind(ctx context.Context, name string) bool {
+	v, err := e.GetVolume(ctx, name)
+	if err != nil {
+		return false
+	}
+	for _, o := range strings.Split(v.Options["o"], ",") {
+		if o == "bind" || o == "rbind" {
+			return true
+		}
+	}
+	return false
+}
+
 // volumeHasOptions: a volume that is a mount (-o type=...) is not filled
 // with the image's files at create; it is mounted only at start.
 func (e *Engine) volumeHasOptions(ctx context.Context, name string) bool {
@@ -711,8 +727,9 @@ func unescapeMountinfo(s string) string {
 }
 
 // copyUp fills an empty volume with what the image has at its mount point,
-// as docker does the first time a volume is mounted.
-func copyUp(rootfs string, m MountPoint) error {
+// as docker does the first time a volume is mounted. The rootfs of a
+// container with idmap shows host IDs; the volume keeps container IDs.
+func copyUp(rootfs string, m MountPoint, idmap *IDMap) error {
 	ents, err := os.ReadDir(m.Source)
 	if err != nil || len(ents) > 0 {
 		return err
@@ -767,7 +784,11 @@ func copyUp(rootfs string, m MountPoint) error {
 		default:
 			return nil // devices, fifos, sockets: not copied
 		}
-		unix.Lchown(dst, int(st.Uid), int(st.Gid))
+		uid, gid := st.Uid, st.Gid
+		if idmap != nil {
+			uid, gid = idmap.ContainerUID(uid), idmap.ContainerGID(gid)
+		}
+		unix.Lchown(dst, int(uid), int(gid))
 		if d.Type()&fs.ModeSymlink == 0 {
 			os.Chmod(dst, info.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
 		}

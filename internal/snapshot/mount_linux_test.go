@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berth-dev/berth/internal/userns"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -135,5 +137,90 @@ func TestActiveKeysAreOneDirectory(t *testing.T) {
 	}
 	if err := s.MountOverlay("ok", nil, t.TempDir()); err == nil {
 		t.Error("an overlay of no layers mounted")
+	}
+}
+
+// TestOverlayMapped: the idmapped overlay shows the layers' root files as
+// the mapped root's, stores the container's writes with container IDs,
+// keeps the layers' whiteouts, and refuses the host's root (no one
+// there).
+func TestOverlayMapped(t *testing.T) {
+	requireRoot(t)
+	for _, attached := range []bool{false, true} {
+		t.Run(fmt.Sprintf("attached=%v", attached), func(t *testing.T) {
+			attachLayersForTest = attached
+			defer func() { attachLayersForTest = false }()
+			testOverlayMapped(t)
+			ents, _ := os.ReadDir(filepath.Dir(mountTargetDir))
+			for _, e := range ents {
+				if strings.HasPrefix(e.Name(), ".layers-") {
+					t.Errorf("left next to the target: %s", e.Name())
+				}
+			}
+		})
+	}
+}
+
+var mountTargetDir string
+
+func testOverlayMapped(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	commit(t, s, diffID(0), func(dir string) {
+		os.WriteFile(filepath.Join(dir, "a"), []byte("a"), 0o644)
+		os.WriteFile(filepath.Join(dir, "gone"), []byte("g"), 0o644)
+		os.MkdirAll(filepath.Join(dir, "home/u"), 0o755)
+		os.Chown(filepath.Join(dir, "home/u"), 1000, 1000)
+	})
+	commit(t, s, diffID(1), func(dir string) {
+		if err := unix.Mknod(filepath.Join(dir, "gone"), unix.S_IFCHR, 0); err != nil {
+			t.Fatal(err)
+		}
+	})
+	s.Prepare("m")
+	target := mountTarget(t)
+	mountTargetDir = target
+	uids := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 500000, Size: 65536}}
+	gids := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 600000, Size: 65536}}
+	if err := s.MountOverlayMapped("m", []string{diffID(0), diffID(1)}, target, uids, gids); err != nil {
+		t.Fatal(err)
+	}
+	owner := func(p string) string {
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err.Error()
+		}
+		return fmt.Sprintf("%d:%d", st.Uid, st.Gid)
+	}
+	if got := owner(filepath.Join(target, "a")); got != "500000:600000" {
+		t.Errorf("the image's root file: %s", got)
+	}
+	if got := owner(filepath.Join(target, "home/u")); got != "501000:601000" {
+		t.Errorf("the image's uid 1000 directory: %s", got)
+	}
+	if _, err := os.Lstat(filepath.Join(target, "gone")); !os.IsNotExist(err) {
+		t.Errorf("a whited-out file: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(target, "host"), nil, 0o644); err == nil {
+		t.Error("the host's root wrote to the idmapped overlay")
+	}
+	err := userns.AsMapped(501000, 601000, func() error {
+		if err := os.WriteFile(filepath.Join(target, "home/u/new"), []byte("n"), 0o600); err != nil {
+			return err
+		}
+		return os.Remove(filepath.Join(target, "a"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	active, _ := s.ActiveDir("m")
+	if got := owner(filepath.Join(active, "upper/home/u/new")); got != "1000:1000" {
+		t.Errorf("written by the container's 1000: on disk %s", got)
+	}
+	if got := owner(filepath.Join(active, "upper/home/u")); got != "1000:1000" {
+		t.Errorf("copied up: on disk %s", got)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(active, "upper/a"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 || st.Uid != 0 {
+		t.Errorf("the deletion is not a 0/0 whiteout owned by root on disk: %+v %v", st, err)
 	}
 }

@@ -236,6 +236,15 @@ func Generate(img ocispec.Image, rootfs string, opts Options) (*specs.Spec, []Wa
 	default:
 		return nil, nil, fmt.Errorf("a cgroup namespace is private or the host's, not %q", v)
 	}
+	if len(opts.UIDMappings) > 0 || len(opts.GIDMappings) > 0 {
+		if len(opts.UIDMappings) == 0 || len(opts.GIDMappings) == 0 {
+			return nil, nil, errors.New("a user namespace needs both uid and gid mappings")
+		}
+		if err := checkMapped(u, opts.UIDMappings, opts.GIDMappings); err != nil {
+			return nil, nil, err
+		}
+		ns = append(ns, specs.LinuxNamespace{Type: specs.UserNamespace})
+	}
 	hostname, domainname := opts.Hostname, opts.Domainname
 	if opts.Namespaces[specs.UTSNamespace] != "" {
 		if domainname != "" {
@@ -297,6 +306,10 @@ func Generate(img ocispec.Image, rootfs string, opts Options) (*specs.Spec, []Wa
 	if len(opts.Sysctls) > 0 {
 		s.Linux.Sysctl = maps.Clone(opts.Sysctls)
 	}
+	if len(opts.UIDMappings) > 0 {
+		s.Linux.UIDMappings = slices.Clone(opts.UIDMappings)
+		s.Linux.GIDMappings = slices.Clone(opts.GIDMappings)
+	}
 	if !opts.Privileged && !opts.SystemPathsUnconfined {
 		s.Linux.MaskedPaths = slices.Clone(maskedPaths)
 		s.Linux.ReadonlyPaths = slices.Clone(readonlyPaths)
@@ -308,6 +321,37 @@ func Generate(img ocispec.Image, rootfs string, opts Options) (*specs.Spec, []Wa
 		maps.Copy(s.Annotations, opts.Annotations)
 	}
 	return s, warns, nil
+}
+
+// mapped says whether id is inside the container's side of m.
+func mapped(m []specs.LinuxIDMapping, id uint32) bool {
+	for _, e := range m {
+		if id >= e.ContainerID && id-e.ContainerID < e.Size {
+			return true
+		}
+	}
+	return false
+}
+
+// checkMapped refuses a process user or group the user namespace does not
+// map: setuid to it would fail at start, with a less helpful message.
+func checkMapped(u execUser, uids, gids []specs.LinuxIDMapping) error {
+	size := func(m []specs.LinuxIDMapping) string {
+		var out []string
+		for _, e := range m {
+			out = append(out, fmt.Sprintf("%d-%d", e.ContainerID, uint64(e.ContainerID)+uint64(e.Size)-1))
+		}
+		return strings.Join(out, ", ")
+	}
+	if !mapped(uids, u.uid) {
+		return fmt.Errorf("the container's user %d is outside its user namespace's uids (%s): give --userns auto:size=N a larger N, or run as another user", u.uid, size(uids))
+	}
+	for _, g := range append([]uint32{u.gid}, u.sgids...) {
+		if !mapped(gids, g) {
+			return fmt.Errorf("the container's group %d is outside its user namespace's gids (%s): give --userns auto:size=N a larger N", g, size(gids))
+		}
+	}
+	return nil
 }
 
 // command applies docker's rule for the process's argv.

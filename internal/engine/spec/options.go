@@ -83,6 +83,10 @@ type Options struct {
 	SystemPathsUnconfined bool
 	// Annotations are OCI annotations (--annotation), over the labels.
 	Annotations map[string]string
+	// UIDMappings and GIDMappings, when set, give the container a user
+	// namespace of its own with them (--userns=auto): container ID ->
+	// host ID. The process's user and groups must be mapped.
+	UIDMappings, GIDMappings []specs.LinuxIDMapping
 	// Host answers questions about the host's cgroups (nil: this host).
 	Host Host
 	// HostRlimit reports the host's limits of an RLIMIT_* resource number

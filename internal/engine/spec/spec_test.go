@@ -702,3 +702,49 @@ func TestRealHostLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUserNamespace: mappings give the spec a user namespace with them;
+// a process user or group outside them is refused by name; without them
+// there is no user namespace.
+func TestUserNamespace(t *testing.T) {
+	root := testRootfs(t)
+	uids := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 1024}}
+	gids := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 300000, Size: 1024}}
+	o := baseOpts()
+	o.UIDMappings, o.GIDMappings = uids, gids
+	s, _, err := Generate(image(nil, []string{"sh"}), root, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.UserNamespace && n.Path == "" }) {
+		t.Errorf("no new user namespace: %v", s.Linux.Namespaces)
+	}
+	if !slices.Equal(s.Linux.UIDMappings, uids) || !slices.Equal(s.Linux.GIDMappings, gids) {
+		t.Errorf("mappings: %v %v", s.Linux.UIDMappings, s.Linux.GIDMappings)
+	}
+	o.User = "app" // 1000:1000, groups wheel (10), audio (29): all mapped
+	if _, _, err := Generate(image(nil, []string{"sh"}), root, o); err != nil {
+		t.Errorf("a mapped user: %v", err)
+	}
+	o.User = "4000"
+	if _, _, err := Generate(image(nil, []string{"sh"}), root, o); err == nil || !strings.Contains(err.Error(), "user 4000 is outside") {
+		t.Errorf("an unmapped user: %v", err)
+	}
+	o.User = "app"
+	o.GroupAdd = []string{"5000"}
+	if _, _, err := Generate(image(nil, []string{"sh"}), root, o); err == nil || !strings.Contains(err.Error(), "group 5000 is outside") {
+		t.Errorf("an unmapped supplementary group: %v", err)
+	}
+	o = baseOpts()
+	o.UIDMappings = uids
+	if _, _, err := Generate(image(nil, []string{"sh"}), root, o); err == nil {
+		t.Error("uid mappings without gid mappings were taken")
+	}
+	s, _, err = Generate(image(nil, []string{"sh"}), root, baseOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.ContainsFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.UserNamespace }) || len(s.Linux.UIDMappings) > 0 {
+		t.Errorf("a user namespace without mappings: %v", s.Linux.Namespaces)
+	}
+}

@@ -63,6 +63,13 @@ CREATE TABLE IF NOT EXISTS volumes (
 	name TEXT PRIMARY KEY,
 	data TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS idranges (
+	container_id TEXT NOT NULL,
+	kind         TEXT NOT NULL,
+	start        INTEGER NOT NULL,
+	size         INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idranges_container ON idranges(container_id);
 `
 
 // Open opens (creating if needed) the database at path.
@@ -98,7 +105,7 @@ func Open(path string) (*DB, error) {
 }
 
 // schemaVersion is PRAGMA user_version once the schema is in place.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // ensureSchema creates the tables unless the version says they exist. The
 // check is a read; the creation runs in a BEGIN IMMEDIATE transaction,
@@ -284,12 +291,106 @@ func (d *DB) Update(ctx context.Context, id string, fn func(r *Row) error) error
 	return nil
 }
 
-// Delete removes row id; a missing one is not an error.
+// Delete removes row id, and the ID range it held; a missing one is not
+// an error.
 func (d *DB) Delete(ctx context.Context, id string) error {
-	if _, err := d.db.ExecContext(ctx, `DELETE FROM containers WHERE id = ?`, id); err != nil {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: delete %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM containers WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("store: delete %s: %w", id, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM idranges WHERE container_id = ?`, id); err != nil {
+		return fmt.Errorf("store: delete %s: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: delete %s: %w", id, err)
 	}
 	return nil
+}
+
+// IDRange is a block of host IDs: [Start, Start+Size).
+type IDRange struct {
+	Start, Size uint32
+}
+
+// IDRanges are the host uids and gids a container in a user namespace
+// of its own holds.
+type IDRanges struct {
+	UIDs, GIDs []IDRange
+}
+
+// HeldIDRange is a block and the container that holds it.
+type HeldIDRange struct {
+	IDRange
+	Container string
+}
+
+// HeldIDRanges are the blocks of every container.
+type HeldIDRanges struct {
+	UIDs, GIDs []HeldIDRange
+}
+
+// ReserveIDRanges gives the container id host IDs: pick, called with
+// every block the containers of this store hold now, chooses them (clear
+// of those, or it fails), and they are recorded, all in one write
+// transaction, so that two concurrent reservations never get overlapping
+// blocks. They are freed with the container's row (Delete). A container
+// that holds some already keeps them.
+func (d *DB) ReserveIDRanges(ctx context.Context, id string, pick func(held HeldIDRanges) (IDRanges, error)) (IDRanges, error) {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return IDRanges{}, fmt.Errorf("store: reserve IDs for %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT container_id, kind, start, size FROM idranges ORDER BY rowid`)
+	if err != nil {
+		return IDRanges{}, fmt.Errorf("store: reserve IDs for %s: %w", id, err)
+	}
+	var held HeldIDRanges
+	var mine IDRanges
+	for rows.Next() {
+		var h HeldIDRange
+		var kind string
+		if err := rows.Scan(&h.Container, &kind, &h.Start, &h.Size); err != nil {
+			rows.Close()
+			return IDRanges{}, err
+		}
+		switch {
+		case h.Container == id && kind == "uid":
+			mine.UIDs = append(mine.UIDs, h.IDRange)
+		case h.Container == id:
+			mine.GIDs = append(mine.GIDs, h.IDRange)
+		case kind == "uid":
+			held.UIDs = append(held.UIDs, h)
+		default:
+			held.GIDs = append(held.GIDs, h)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return IDRanges{}, err
+	}
+	if len(mine.UIDs) > 0 {
+		return mine, nil
+	}
+	r, err := pick(held)
+	if err != nil {
+		return IDRanges{}, err
+	}
+	for kind, list := range map[string][]IDRange{"uid": r.UIDs, "gid": r.GIDs} {
+		for _, x := range list {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO idranges(container_id, kind, start, size) VALUES(?, ?, ?, ?)`, id, kind, x.Start, x.Size); err != nil {
+				return IDRanges{}, fmt.Errorf("store: reserve IDs for %s: %w", id, err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return IDRanges{}, fmt.Errorf("store: reserve IDs for %s: %w", id, err)
+	}
+	return r, nil
 }
 
 // Volume rows: name -> JSON.

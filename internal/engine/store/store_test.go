@@ -117,3 +117,82 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Errorf("%d creates of one name succeeded, want 1", won)
 	}
 }
+
+// TestIDRanges: concurrent reservations from separate connections (as
+// separate berth processes have) never hand out overlapping blocks; a
+// container keeps its blocks; Delete frees them with the record.
+func TestIDRanges(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "berth.db")
+	// lowest is a first-fit over [1000, ...) in blocks of 10.
+	lowest := func(held HeldIDRanges) (IDRanges, error) {
+		for start := uint32(1000); ; start += 10 {
+			free := true
+			for _, r := range held.UIDs {
+				if start < r.Start+r.Size && r.Start < start+10 {
+					free = false
+				}
+			}
+			if free {
+				return IDRanges{UIDs: []IDRange{{start, 10}}, GIDs: []IDRange{{start + 5000, 10}}}, nil
+			}
+		}
+	}
+	const n = 12
+	got := make([]IDRanges, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			db, err := Open(path)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer db.Close()
+			id := "c" + strconv.Itoa(i)
+			if errs[i] = db.Insert(ctx, Row{ID: id, Name: id, Data: []byte(`{}`)}); errs[i] == nil {
+				got[i], errs[i] = db.ReserveIDRanges(ctx, id, lowest)
+			}
+		}(i)
+	}
+	wg.Wait()
+	seen := map[uint32]bool{}
+	for i := range got {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if seen[got[i].UIDs[0].Start] {
+			t.Errorf("block %d handed out twice: %v", got[i].UIDs[0].Start, got)
+		}
+		seen[got[i].UIDs[0].Start] = true
+	}
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	again, err := db.ReserveIDRanges(ctx, "c3", func(HeldIDRanges) (IDRanges, error) { return IDRanges{}, fmt.Errorf("picked again") })
+	if err != nil || fmt.Sprint(again) != fmt.Sprint(got[3]) {
+		t.Errorf("a second reservation for c3: %v %v, want its blocks %v", again, err, got[3])
+	}
+	// The holders are named to pick.
+	db.Insert(ctx, Row{ID: "peek", Name: "peek", Data: []byte(`{}`)})
+	db.ReserveIDRanges(ctx, "peek", func(h HeldIDRanges) (IDRanges, error) {
+		if len(h.UIDs) != n || len(h.GIDs) != n || h.UIDs[0].Container == "" {
+			t.Errorf("held: %+v", h)
+		}
+		return IDRanges{}, fmt.Errorf("only looking")
+	})
+	if err := db.Delete(ctx, "c3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Insert(ctx, Row{ID: "new", Name: "new", Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := db.ReserveIDRanges(ctx, "new", lowest); err != nil || r.UIDs[0] != got[3].UIDs[0] {
+		t.Errorf("after c3's removal the new block is %v %v, want c3's %v", r, err, got[3])
+	}
+}

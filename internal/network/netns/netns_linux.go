@@ -243,3 +243,41 @@ func ReleaseDir(dir string) (bool, error) {
 		}
 	}
 }
+
+// SetSysctls writes net.* sysctls of the pinned namespace at path, from
+// outside it (the host's /proc/sys/net shows the namespace of the thread
+// that opens it): for a container whose root has no privilege over its
+// network namespace (one of its own user namespace). Like LoopbackUp, on
+// a locked OS thread thrown away afterwards.
+func SetSysctls(path string, kv map[string]string) error {
+	if len(kv) == 0 {
+		return nil
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("netns: %w", err)
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("netns: enter %s: %w", path, err)
+			return
+		}
+		for k, v := range kv {
+			if !strings.HasPrefix(k, "net.") || strings.Contains(k, "..") || strings.Contains(k, "/") {
+				errc <- fmt.Errorf("netns: %s is not a network sysctl", k)
+				return
+			}
+			p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
+			if err := os.WriteFile(p, []byte(v), 0); err != nil {
+				errc <- fmt.Errorf("netns: set sysctl %s=%s: %w", k, v, err)
+				return
+			}
+		}
+		errc <- nil
+	}()
+	return <-errc
+}

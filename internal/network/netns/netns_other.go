@@ -17,3 +17,6 @@ func LoopbackUp(path string) error { return errUnsupported }
 
 // ReleaseDir is a no-op where there are no network namespaces.
 func ReleaseDir(string) (bool, error) { return true, nil }
+
+// SetSysctls is unsupported here.
+func SetSysctls(path string, kv map[string]string) error { return errUnsupported }

@@ -177,6 +177,23 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 	}
 
 	flags, join := namespacePlan(spec.Linux.Namespaces)
+	// In a user namespace (see usermounts_linux.go) the init starts in
+	// the rootfs and gets its bind mounts made; idmapped mounts are made
+	// for any container.
+	inUserNS := hasNamespace(spec, specs.UserNamespace, false)
+	rootfsIsCwd := inUserNS && hasNamespace(spec, specs.MountNamespace, true)
+	trees, err := prepareMountTrees(spec, rootfsIsCwd)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer closeTrees(trees)
+	chdir := ""
+	if rootfsIsCwd {
+		chdir = rootfs
+	}
+	if hasNamespace(spec, specs.UserNamespace, true) {
+		chownStdioForUserns(opts.Stdio.orDefault(), spec)
+	}
 	cfg := &initConfig{
 		Seccomp:      seccompProg,
 		Kind:         "create",
@@ -192,11 +209,14 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		NewUTSNS:     hasNamespace(spec, specs.UTSNamespace, false),
 		NewUserNS:    hasNamespace(spec, specs.UserNamespace, true),
 		RuntimeHooks: spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0), //nolint:staticcheck // prestart is deprecated but still honoured
+		RootfsIsCwd:  rootfsIsCwd,
 	}
 	sp, err = spawn(&spawnRequest{
 		cfg:         cfg,
 		cloneFlags:  flags,
 		join:        join,
+		chdir:       chdir,
+		mountTrees:  trees,
 		timeOffsets: spec.Linux.TimeOffsets,
 		uidMaps:     spec.Linux.UIDMappings,
 		gidMaps:     spec.Linux.GIDMappings,

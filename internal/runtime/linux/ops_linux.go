@@ -315,6 +315,9 @@ func (c *Container) Exec(ctx context.Context, opts ExecOptions) (*ExecResult, er
 	if err != nil {
 		return nil, err
 	}
+	if _, ok := c.Namespaces[specs.UserNamespace]; ok && c.Spec.Linux != nil {
+		chownStdioForUserns(opts.Stdio.orDefault(), c.Spec)
+	}
 	var prog *seccomp.Program
 	if c.Spec.Linux != nil && c.Spec.Linux.Seccomp != nil {
 		if prog, err = seccompProgram(c.root, c.Spec.Linux.Seccomp); err != nil {

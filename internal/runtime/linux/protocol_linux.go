@@ -50,6 +50,14 @@ type initConfig struct {
 	// Cgroup paths of the container, to bind into the rootfs for cgroup
 	// mounts when there is no cgroup namespace.
 	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
+	// RootfsIsCwd: the init's working directory is the rootfs (the
+	// constructor's chdir), which it sets up from there rather than by
+	// path (a new user namespace's root may not look the path up).
+	RootfsIsCwd bool `json:"rootfs_is_cwd,omitempty"`
+	// MountTrees are the descriptors of detached mounts the parent made
+	// for spec.Mounts, by index (bind mounts of a container in a new user
+	// namespace, idmapped mounts): attached, not mounted by path.
+	MountTrees map[int]int `json:"mount_trees,omitempty"`
 	// Seccomp is the filter the parent compiled from Spec.Linux.Seccomp
 	// (the init compiles it itself when this is nil).
 	Seccomp *seccomp.Program `json:"seccomp,omitempty"`

@@ -14,6 +14,8 @@ import (
 	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/userns"
 )
 
 // rootfs sets up a container's root filesystem inside the init's new mount
@@ -21,7 +23,8 @@ import (
 // cannot point out) and every mount goes to /proc/self/fd/N of the resolved
 // handle, never to a path string the image could redirect.
 type rootfs struct {
-	path     string   // absolute rootfs path on the host
+	path     string   // absolute rootfs path on the host (RootfsIsCwd: /proc/self/fd/N of root)
+	display  string   // the rootfs as messages name it
 	root     *os.File // O_PATH handle of path
 	userns   bool     // in a user namespace: devices are bind-mounted
 	cgroupNS bool
@@ -75,7 +78,7 @@ func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd
 
 func setupRootfs(cfg *initConfig, inCgroup func() error) (*rootfs, error) {
 	spec := cfg.Spec
-	r := &rootfs{path: cfg.Rootfs, cfg: cfg, inCgroup: inCgroup, userns: cfg.NewUserNS || hasNamespace(spec, specs.UserNamespace, false),
+	r := &rootfs{path: cfg.Rootfs, display: cfg.Rootfs, cfg: cfg, inCgroup: inCgroup, userns: cfg.NewUserNS || hasNamespace(spec, specs.UserNamespace, false),
 		cgroupNS: hasNamespace(spec, specs.CgroupNamespace, false)}
 
 	if cfg.HostMountNS {
@@ -96,7 +99,13 @@ func setupRootfs(cfg *initConfig, inCgroup func() error) (*rootfs, error) {
 	// pivot_root refuses a new root whose parent mount is shared (only
 	// possible when we just made everything shared).
 	if prop&unix.MS_SHARED != 0 {
-		if err := makeParentMountPrivate(r.path); err != nil {
+		if cfg.RootfsIsCwd {
+			// The mount we start in is the parent of the root to be,
+			// and the path to it may not be ours to look up.
+			if err := unix.Mount("", ".", "", unix.MS_PRIVATE, ""); err != nil {
+				return nil, fmt.Errorf("make %s private for pivot_root: %w", r.display, err)
+			}
+		} else if err := makeParentMountPrivate(r.display); err != nil {
 			return nil, err
 		}
 	}
@@ -105,19 +114,42 @@ func setupRootfs(cfg *initConfig, inCgroup func() error) (*rootfs, error) {
 
 func (r *rootfs) populate() (*rootfs, error) {
 	cfg, spec := r.cfg, r.cfg.Spec
-	if err := unix.Mount(r.path, r.path, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return nil, fmt.Errorf("bind mount rootfs %s onto itself: %w", r.path, err)
+	if cfg.RootfsIsCwd {
+		// The rootfs is our working directory (see usermounts_linux.go):
+		// a copy of its mount tree attached over it is the root, and
+		// everything after goes through its handle.
+		tree, err := userns.Clone(unix.AT_FDCWD, ".", true)
+		if err != nil {
+			return nil, fmt.Errorf("bind mount rootfs %s onto itself: %w", r.display, err)
+		}
+		if err := unix.MoveMount(int(tree.Fd()), "", unix.AT_FDCWD, ".", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			tree.Close()
+			return nil, fmt.Errorf("bind mount rootfs %s onto itself: %w", r.display, err)
+		}
+		r.root = tree
+		r.path = fdPath(tree)
+	} else {
+		if err := unix.Mount(r.path, r.path, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return nil, fmt.Errorf("bind mount rootfs %s onto itself: %w", r.display, err)
+		}
+		root, err := os.OpenFile(r.path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("open rootfs %s: %w", r.display, err)
+		}
+		r.root = root
 	}
-	root, err := os.OpenFile(r.path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("open rootfs %s: %w", r.path, err)
-	}
-	r.root = root
 	if err := r.openDevNull(); err != nil {
 		return nil, err
 	}
 
 	for i, m := range spec.Mounts {
+		if fd, ok := cfg.MountTrees[i]; ok {
+			tree := os.NewFile(uintptr(fd), "mount-tree")
+			if err := r.attachTree(m, filepath.Clean("/"+m.Destination), parseMountOptions(m.Options), tree); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if (m.Type == "cgroup" || m.Type == "cgroup2") && canDefer(spec, i) {
 			r.deferred = append(r.deferred, m)
 			continue
@@ -132,7 +164,7 @@ func (r *rootfs) populate() (*rootfs, error) {
 	if cfg.Process != nil && cfg.Process.Cwd != "" {
 		d, err := mkdirAllInRoot(r.root, cfg.Process.Cwd, 0o755)
 		if err != nil {
-			return nil, fmt.Errorf("create process.cwd %s in rootfs %s: %w", cfg.Process.Cwd, r.path, err)
+			return nil, fmt.Errorf("create process.cwd %s in rootfs %s: %w", cfg.Process.Cwd, r.display, err)
 		}
 		d.Close()
 	}
@@ -220,13 +252,14 @@ func (r *rootfs) target(dest string, file bool) (*os.File, error) {
 	return openInRoot(r.root, dest)
 }
 
-func (r *rootfs) show(dest string) string { return filepath.Join(r.path, dest) }
+func (r *rootfs) show(dest string) string { return filepath.Join(r.display, dest) }
 
 func (r *rootfs) mount(m specs.Mount) error {
 	dest := filepath.Clean("/" + m.Destination)
 	opts := parseMountOptions(m.Options)
-	if hasOption(m.Options, "idmap") || hasOption(m.Options, "ridmap") || len(m.UIDMappings) > 0 {
-		return fmt.Errorf("mount %s on %s: id-mapped mounts are not supported yet", m.Source, r.show(dest))
+	if idmap, _ := wantsIDMap(m); idmap {
+		// The parent makes them (prepareMountTrees): this one it did not.
+		return fmt.Errorf("mount %s on %s: an idmapped mount the runtime did not prepare", m.Source, r.show(dest))
 	}
 	typ := m.Type
 	bind := opts.flags&unix.MS_BIND != 0 || typ == "bind"
@@ -651,7 +684,7 @@ func (r *rootfs) createDevices(extra []specs.LinuxDevice) error {
 	}
 	for _, d := range devs {
 		if err := r.createDevice(d); err != nil {
-			return fmt.Errorf("create device %s in %s: %w", d.path, r.path, err)
+			return fmt.Errorf("create device %s in %s: %w", d.path, r.display, err)
 		}
 	}
 	return nil
@@ -719,7 +752,7 @@ func (r *rootfs) devLinks() error {
 	}
 	dev, err := mkdirAllInRoot(r.root, "/dev", 0o755)
 	if err != nil {
-		return fmt.Errorf("create /dev in %s: %w", r.path, err)
+		return fmt.Errorf("create /dev in %s: %w", r.display, err)
 	}
 	defer dev.Close()
 	for _, l := range links {
@@ -804,19 +837,19 @@ func (r *rootfs) readonlyPaths(paths []string) error {
 func (r *rootfs) enterRoot(noPivot bool) error {
 	if r.cfg.HostMountNS {
 		if err := unix.Chroot(r.path); err != nil {
-			return fmt.Errorf("chroot %s: %w", r.path, err)
+			return fmt.Errorf("chroot %s: %w", r.display, err)
 		}
 		return unix.Chdir("/")
 	}
 	if noPivot {
 		if err := unix.Chdir(r.path); err != nil {
-			return fmt.Errorf("chdir %s: %w", r.path, err)
+			return fmt.Errorf("chdir %s: %w", r.display, err)
 		}
 		if err := unix.Mount(r.path, "/", "", unix.MS_MOVE, ""); err != nil {
-			return fmt.Errorf("move rootfs %s to /: %w", r.path, err)
+			return fmt.Errorf("move rootfs %s to /: %w", r.display, err)
 		}
 		if err := unix.Chroot("."); err != nil {
-			return fmt.Errorf("chroot %s: %w", r.path, err)
+			return fmt.Errorf("chroot %s: %w", r.display, err)
 		}
 		return unix.Chdir("/")
 	}
@@ -826,12 +859,12 @@ func (r *rootfs) enterRoot(noPivot bool) error {
 	}
 	defer unix.Close(oldRoot)
 	if err := unix.Chdir(r.path); err != nil {
-		return fmt.Errorf("chdir %s: %w", r.path, err)
+		return fmt.Errorf("chdir %s: %w", r.display, err)
 	}
 	// pivot_root(".", ".") stacks the old root under the new one; we then
 	// detach it without ever needing a directory to put it in.
 	if err := unix.PivotRoot(".", "."); err != nil {
-		return fmt.Errorf("pivot_root to %s: %w (try --no-pivot if the rootfs is on a ramfs)", r.path, err)
+		return fmt.Errorf("pivot_root to %s: %w (try --no-pivot if the rootfs is on a ramfs)", r.display, err)
 	}
 	if err := unix.Fchdir(oldRoot); err != nil {
 		return err

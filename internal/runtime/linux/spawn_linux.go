@@ -35,10 +35,18 @@ func (s Stdio) orDefault() Stdio {
 
 // spawnRequest describes a process to start inside namespaces.
 type spawnRequest struct {
-	cfg         *initConfig
-	cloneFlags  uintptr
-	join        []nsJoin
-	root        string // exec: chroot here after joining (the init's root)
+	cfg        *initConfig
+	cloneFlags uintptr
+	join       []nsJoin
+	root       string // exec: chroot here after joining (the init's root)
+	// chdir (create in a new user namespace) is the working directory the
+	// init gets before it creates its namespaces: the rootfs, which the
+	// root of its user namespace may not be allowed to look up.
+	chdir string
+	// mountTrees (create) are detached mounts the parent made for
+	// spec.Mounts, by index: the init attaches them instead of mounting
+	// by path (see prepareMountTrees).
+	mountTrees  map[int]*os.File
 	timeOffsets map[string]specs.LinuxTimeOffset
 	uidMaps     []specs.LinuxIDMapping
 	gidMaps     []specs.LinuxIDMapping
@@ -123,6 +131,12 @@ func spawn(req *spawnRequest) (*spawned, error) {
 	if req.console != nil {
 		req.cfg.ConsoleFD = next(req.console)
 	}
+	if len(req.mountTrees) > 0 {
+		req.cfg.MountTrees = map[int]int{}
+		for i, f := range req.mountTrees {
+			req.cfg.MountTrees[i] = next(f)
+		}
+	}
 	req.cfg.PreserveFDs = req.preserve
 	cmd.Env = []string{
 		nsexec.EnvSyncFD + "=" + strconv.Itoa(syncFD),
@@ -165,6 +179,9 @@ func spawn(req *spawnRequest) (*spawned, error) {
 	}
 	if req.root != "" {
 		fmt.Fprintf(&b, "root %s\n", req.root)
+	}
+	if req.chdir != "" {
+		fmt.Fprintf(&b, "chdir %s\n", req.chdir)
 	}
 	for clock, off := range req.timeOffsets {
 		fmt.Fprintf(&b, "timens %s %d %d\n", clock, off.Secs, off.Nanosecs)

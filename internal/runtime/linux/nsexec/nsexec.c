@@ -14,6 +14,12 @@
 //                            /proc/<init>/root, opened before joining, so
 //                            the process gets the init's root whether it
 //                            pivoted, moved or chrooted)
+//   chdir <path>             before joining, make this the working
+//                            directory (create in a user namespace: the
+//                            rootfs, which its root may not be allowed to
+//                            look up; a new mount namespace takes the
+//                            working directory along into its copy of the
+//                            mount)
 //   end
 // Child -> parent:
 //   userns                   a new user namespace exists; the parent writes
@@ -22,9 +28,9 @@
 //                            process that will continue as container init
 //   error <message>          setup failed; the child exits 1
 //
-// Order: open every path first (they are host paths), join the user
-// namespace, join the others with mnt last, create a user namespace, create
-// the rest, then fork once if the pid or time namespace changed, because
+// Order: open every path first (they are host paths), chdir, join the
+// namespaces (mnt last; a user namespace after those its caller can join
+// without it, see join_all), create a user namespace, create the rest, then fork once if the pid or time namespace changed, because
 // those only apply to children. The fork uses CLONE_PARENT so the final
 // process is a child of the runtime process and can be waited for.
 #define _GNU_SOURCE
@@ -137,15 +143,55 @@ static const char *nsname(int type)
 	return "unknown";
 }
 
-static void join_type(struct join *joins, int n, int type)
+// join_type joins the namespaces of one type; with tolerate, one the
+// kernel refuses with EPERM is left for later (its fd stays open) and 1
+// returned.
+static int join_type(struct join *joins, int n, int type, int tolerate)
 {
+	int left = 0;
 	for (int i = 0; i < n; i++) {
-		if (joins[i].type != type)
+		if (joins[i].type != type || joins[i].fd < 0)
 			continue;
-		if (setns(joins[i].fd, type) < 0)
+		if (setns(joins[i].fd, type) < 0) {
+			if (tolerate && errno == EPERM) {
+				left = 1;
+				continue;
+			}
 			bail("join %s namespace %s", nsname(type), joins[i].path);
+		}
 		close(joins[i].fd);
+		joins[i].fd = -1;
 	}
+	return left;
+}
+
+static const int join_order[] = {CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWPID, CLONE_NEWTIME, CLONE_NEWCGROUP, CLONE_NEWNS};
+#define NORDER (int)(sizeof(join_order) / sizeof(join_order[0]))
+
+// join_all joins every namespace, mnt last. Without a user namespace
+// among them that is all. With one, each of the others is first tried
+// with the caller's own privilege: a namespace owned by an ancestor of
+// the joined user namespace (an engine's network namespace, made by the
+// host's root for a container that has a user namespace of its own) can
+// only be joined from outside, since inside the container's user
+// namespace nothing of the host's is ours. Then the user namespace, then
+// what needed it (a rootless caller's).
+static void join_all(struct join *joins, int n)
+{
+	int has_user = 0;
+	for (int i = 0; i < n; i++)
+		if (joins[i].type == CLONE_NEWUSER)
+			has_user = 1;
+	if (!has_user) {
+		for (int k = 0; k < NORDER; k++)
+			join_type(joins, n, join_order[k], 0);
+		return;
+	}
+	for (int k = 0; k < NORDER; k++)
+		join_type(joins, n, join_order[k], 1);
+	join_type(joins, n, CLONE_NEWUSER, 0);
+	for (int k = 0; k < NORDER; k++)
+		join_type(joins, n, join_order[k], 0);
 }
 
 __attribute__((constructor)) static void berth_nsexec(void)
@@ -166,6 +212,7 @@ __attribute__((constructor)) static void berth_nsexec(void)
 	int ntimens = 0;
 	char line[4200];
 	char rootpath[4200] = "";
+	char cwdpath[4200] = "";
 
 	for (;;) {
 		if (readline(line, sizeof(line)) < 0)
@@ -189,6 +236,8 @@ __attribute__((constructor)) static void berth_nsexec(void)
 			njoin++;
 		} else if (strncmp(line, "root ", 5) == 0) {
 			snprintf(rootpath, sizeof(rootpath), "%s", line + 5);
+		} else if (strncmp(line, "chdir ", 6) == 0) {
+			snprintf(cwdpath, sizeof(cwdpath), "%s", line + 6);
 		} else if (strncmp(line, "timens ", 7) == 0) {
 			if (ntimens == MAX_TIMENS) {
 				errno = E2BIG;
@@ -217,14 +266,9 @@ __attribute__((constructor)) static void berth_nsexec(void)
 		if (rootfd < 0)
 			bail("open the container's root %s", rootpath);
 	}
-	join_type(joins, njoin, CLONE_NEWUSER);
-	join_type(joins, njoin, CLONE_NEWIPC);
-	join_type(joins, njoin, CLONE_NEWUTS);
-	join_type(joins, njoin, CLONE_NEWNET);
-	join_type(joins, njoin, CLONE_NEWPID);
-	join_type(joins, njoin, CLONE_NEWTIME);
-	join_type(joins, njoin, CLONE_NEWCGROUP);
-	join_type(joins, njoin, CLONE_NEWNS);
+	if (cwdpath[0] != '\0' && chdir(cwdpath) < 0)
+		bail("change directory to %s", cwdpath);
+	join_all(joins, njoin);
 	if (rootfd >= 0) {
 		if (fchdir(rootfd) < 0 || chroot(".") < 0 || chdir("/") < 0)
 			bail("enter the container's root %s", rootpath);
