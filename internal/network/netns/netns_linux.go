@@ -176,10 +176,10 @@ func IsPinned(path string) (bool, error) {
 	return t == unix.CLONE_NEWNET, nil
 }
 
-// LoopbackUp brings up "lo" inside the pinned namespace at path (a new
-// namespace has it down). The work runs on a locked OS thread that is
-// thrown away afterwards, like New's.
-func LoopbackUp(path string) error {
+// inside runs fn in the pinned namespace at path, on a locked OS thread
+// that is thrown away afterwards (like New's): a thread that entered
+// another namespace must never run another goroutine.
+func inside(path string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -193,29 +193,33 @@ func LoopbackUp(path string) error {
 			errc <- fmt.Errorf("netns: enter %s: %w", path, err)
 			return
 		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// LoopbackUp brings up "lo" inside the pinned namespace at path (a new
+// namespace has it down).
+func LoopbackUp(path string) error {
+	return inside(path, func() error {
 		s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
-			errc <- fmt.Errorf("netns: %w", err)
-			return
+			return fmt.Errorf("netns: %w", err)
 		}
 		defer unix.Close(s)
 		ifr, err := unix.NewIfreq("lo")
 		if err != nil {
-			errc <- err
-			return
+			return err
 		}
 		if err := unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr); err != nil {
-			errc <- fmt.Errorf("netns: lo flags: %w", err)
-			return
+			return fmt.Errorf("netns: lo flags: %w", err)
 		}
 		ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
 		if err := unix.IoctlIfreq(s, unix.SIOCSIFFLAGS, ifr); err != nil {
-			errc <- fmt.Errorf("netns: bring lo up: %w", err)
-			return
+			return fmt.Errorf("netns: bring lo up: %w", err)
 		}
-		errc <- nil
-	}()
-	return <-errc
+		return nil
+	})
 }
 
 // ReleaseDir unmounts dir's shared mount point (see ensureSharedMounts)
@@ -247,37 +251,23 @@ func ReleaseDir(dir string) (bool, error) {
 // SetSysctls writes net.* sysctls of the pinned namespace at path, from
 // outside it (the host's /proc/sys/net shows the namespace of the thread
 // that opens it): for a container whose root has no privilege over its
-// network namespace (one of its own user namespace). Like LoopbackUp, on
-// a locked OS thread thrown away afterwards.
+// network namespace (one of its own user namespace).
 func SetSysctls(path string, kv map[string]string) error {
 	if len(kv) == 0 {
 		return nil
 	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- fmt.Errorf("netns: %w", err)
-			return
+	for k := range kv {
+		if !strings.HasPrefix(k, "net.") || strings.Contains(k, "..") || strings.Contains(k, "/") {
+			return fmt.Errorf("netns: %s is not a network sysctl", k)
 		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("netns: enter %s: %w", path, err)
-			return
-		}
+	}
+	return inside(path, func() error {
 		for k, v := range kv {
-			if !strings.HasPrefix(k, "net.") || strings.Contains(k, "..") || strings.Contains(k, "/") {
-				errc <- fmt.Errorf("netns: %s is not a network sysctl", k)
-				return
-			}
 			p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
 			if err := os.WriteFile(p, []byte(v), 0); err != nil {
-				errc <- fmt.Errorf("netns: set sysctl %s=%s: %w", k, v, err)
-				return
+				return fmt.Errorf("netns: set sysctl %s=%s: %w", k, v, err)
 			}
 		}
-		errc <- nil
-	}()
-	return <-errc
+		return nil
+	})
 }
