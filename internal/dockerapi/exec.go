@@ -270,34 +270,52 @@ func execError(err error) error {
 	return err
 }
 
+// sizeParams reads a resize's h and w.
+func sizeParams(r *http.Request) (rows, cols uint16, err error) {
+	h, err1 := strconv.Atoi(r.URL.Query().Get("h"))
+	w, err2 := strconv.Atoi(r.URL.Query().Get("w"))
+	if err1 != nil || err2 != nil || h < 0 || w < 0 || h > 65535 || w > 65535 {
+		return 0, 0, httpError{http.StatusBadRequest, "resize: h and w must be numbers from 0 to 65535"}
+	}
+	return uint16(h), uint16(w), nil
+}
+
 // resizeExec sets the window size of an exec's pty.
 func (s *Server) resizeExec(w http.ResponseWriter, r *http.Request) error {
 	rec, err := s.exec(r)
 	if err != nil {
 		return err
 	}
-	h, err1 := strconv.Atoi(r.URL.Query().Get("h"))
-	wd, err2 := strconv.Atoi(r.URL.Query().Get("w"))
-	if err1 != nil || err2 != nil || h < 0 || wd < 0 || h > 65535 || wd > 65535 {
-		return httpError{http.StatusBadRequest, "resize: h and w must be numbers from 0 to 65535"}
+	rows, cols, err := sizeParams(r)
+	if err != nil {
+		return err
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if rec.master == nil {
 		return httpError{http.StatusConflict, "exec " + rec.id + " has no running terminal"}
 	}
-	if err := unix.IoctlSetWinsize(int(rec.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(h), Col: uint16(wd)}); err != nil {
+	if err := unix.IoctlSetWinsize(int(rec.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
 
-// resizeContainer: the container's pty is its monitor's, which takes its
-// size from an attached terminal; over the API there is none yet.
+// resizeContainer sets the size of a container's terminal, which its
+// monitor holds.
 func (s *Server) resizeContainer(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.container(r); err != nil {
+	c, err := s.container(r)
+	if err != nil {
 		return err
 	}
-	return httpError{http.StatusNotImplemented, "berth cannot resize a container's terminal through the API yet (its monitor follows an attached terminal's size)"}
+	rows, cols, err := sizeParams(r)
+	if err != nil {
+		return err
+	}
+	if err := s.e.Resize(r.Context(), c.ID, rows, cols); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
 }
