@@ -163,6 +163,9 @@ func TestDockerAPICLI(t *testing.T) {
 				t.Errorf("docker rm nope: exit %d, %s", code, errOut)
 			}
 			ok("rm", "web")
+			session := newDockerSession(t, docker, sock)
+			dockerTerminalSteps(t, session)
+			dockerPortRestartHealthSteps(t, session)
 			// In the foreground: attach before start, output in order,
 			// the exit code, stdin, --rm.
 			if out, errOut, code := d("run", "--rm", "berth-demo/busybox", "sh", "-c", "echo out; echo err >&2; exit 3"); out != "out\n" || errOut != "err\n" || code != 3 {
