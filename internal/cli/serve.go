@@ -29,11 +29,27 @@ import (
 // whether it runs or not, and the CLI sees what it made.
 func newServeCommand(g *globalOptions) *cobra.Command {
 	var dockerSocket string
+	var hosts []string
+	var tlsOpts dockerapi.TLSOptions
 	cmd := &cobra.Command{
 		Use:   "serve [OPTIONS]",
 		Short: "Serve the Docker Engine API on a unix socket (the socket is root-equivalent)",
 		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(hosts) == 0 || cmd.Flags().Changed("docker-socket") {
+				hosts = append([]string{"unix://" + dockerSocket}, hosts...)
+			}
+			// Every listener before the engine: a bad flag fails
+			// before anything is opened.
+			listeners, err := listenDocker(hosts, tlsOpts)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				for _, l := range listeners {
+					l.Close()
+				}
+			}()
 			// Pulls use a request's X-Registry-Auth before the
 			// server's own credentials.
 			cfg, err := remote.LoadConfig(g.registryConfig)
@@ -55,40 +71,106 @@ func newServeCommand(g *globalOptions) *cobra.Command {
 			ctx, cancel := signalContext()
 			defer cancel()
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			return serveDocker(ctx, e, dockerSocket, log)
+			return serveDocker(ctx, e, listeners, log)
 		},
 	}
-	cmd.Flags().StringVar(&dockerSocket, "docker-socket", "/run/berth/docker.sock", "the Docker API's unix socket")
+	cmd.Flags().StringVar(&dockerSocket, "docker-socket", "/run/berth/docker.sock", "the Docker API's unix socket (served unless --host names other listeners)")
+	cmd.Flags().StringArrayVarP(&hosts, "host", "H", nil, "listen on unix:///PATH or tcp://HOST:PORT (port 2376 by default; TCP needs --tlsverify, or --insecure-loopback on a loopback address); repeatable")
+	cmd.Flags().BoolVar(&tlsOpts.Verify, "tlsverify", false, "serve TCP with TLS and require client certificates signed by --tlscacert")
+	cmd.Flags().StringVar(&tlsOpts.CACert, "tlscacert", "", "the CA (PEM) that signs the clients' certificates")
+	cmd.Flags().StringVar(&tlsOpts.Cert, "tlscert", "", "the server's certificate (PEM)")
+	cmd.Flags().StringVar(&tlsOpts.Key, "tlskey", "", "the server's private key (PEM)")
+	cmd.Flags().BoolVar(&tlsOpts.PlainLocal, "insecure-loopback", false, "allow plain TCP on a loopback address (any local user can then use the API: it is root-equivalent)")
 	return cmd
 }
 
-// serveDocker listens on path (mode 0660, group berth if there is one)
-// until ctx ends.
-func serveDocker(ctx context.Context, e *engine.Engine, path string, log *slog.Logger) error {
+// namedListener is a listener with what to undo when it closes.
+type namedListener struct {
+	net.Listener
+	desc   string // for the log: unix:///path, tcp://addr (tls)
+	socket string // a unix socket's path, removed at the end
+}
+
+// listenDocker opens every --host: unix sockets (mode 0660, group berth
+// if there is one) and TCP as dockerapi.ListenTCP allows.
+func listenDocker(hosts []string, o dockerapi.TLSOptions) ([]*namedListener, error) {
+	var out []*namedListener
+	fail := func(err error) ([]*namedListener, error) {
+		for _, l := range out {
+			l.Close()
+			if l.socket != "" {
+				os.Remove(l.socket)
+			}
+		}
+		return nil, err
+	}
+	tcp := false
+	for _, h := range hosts {
+		network, addr, err := dockerapi.ParseHost(h)
+		if err != nil {
+			return fail(err)
+		}
+		if network == "unix" {
+			l, err := listenUnix(addr)
+			if err != nil {
+				return fail(err)
+			}
+			out = append(out, &namedListener{Listener: l, desc: "unix://" + addr, socket: addr})
+			continue
+		}
+		tcp = true
+		l, err := dockerapi.ListenTCP(addr, o)
+		if err != nil {
+			return fail(err)
+		}
+		desc := "tcp://" + l.Addr().String()
+		if o.Verify {
+			desc += " (TLS, client certificates required)"
+		} else {
+			desc += " (plain, loopback)"
+		}
+		out = append(out, &namedListener{Listener: l, desc: desc})
+	}
+	if !tcp && (o.Verify || o.PlainLocal || o.CACert != "" || o.Cert != "" || o.Key != "") {
+		return fail(errors.New("--tlsverify, --tlscacert, --tlscert, --tlskey and --insecure-loopback are for a tcp:// --host; none is given"))
+	}
+	return out, nil
+}
+
+// listenUnix makes the socket at path (mode 0660, group berth if there
+// is one), refusing a path where another server answers.
+func listenUnix(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	// A socket left by a killed serve: refuse one that answers.
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
-		return fmt.Errorf("%s: another server listens there", path)
+		return nil, fmt.Errorf("%s: another server listens there", path)
 	}
 	os.Remove(path)
 	l, err := net.Listen("unix", path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer os.Remove(path)
 	gid := 0
 	if grp, err := user.LookupGroup("berth"); err == nil {
 		gid, _ = strconv.Atoi(grp.Gid)
 	}
 	if err := os.Chown(path, 0, gid); err != nil {
-		return err
+		l.Close()
+		return nil, err
 	}
 	if err := os.Chmod(path, 0o660); err != nil {
-		return err
+		l.Close()
+		return nil, err
 	}
+	return l, nil
+}
+
+// serveDocker serves the API on every listener until ctx ends, then
+// removes the unix sockets.
+func serveDocker(ctx context.Context, e *engine.Engine, listeners []*namedListener, log *slog.Logger) error {
 	srv := &http.Server{Handler: dockerapi.New(e, Version, log, dockerViews()), ReadHeaderTimeout: 30 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -96,9 +178,28 @@ func serveDocker(ctx context.Context, e *engine.Engine, path string, log *slog.L
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
-	log.Info("serving the Docker API", "socket", path, "api", dockerapi.APIVersion)
-	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	errs := make(chan error, len(listeners))
+	for _, l := range listeners {
+		if l.socket != "" {
+			defer os.Remove(l.socket)
+		}
+		log.Info("serving the Docker API", "on", l.desc, "api", dockerapi.APIVersion)
+		go func() {
+			err := srv.Serve(l)
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+			errs <- err
+		}()
 	}
-	return nil
+	var first error
+	for range listeners {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			// One listener failing ends them all: a server half up
+			// would hide it.
+			srv.Close()
+		}
+	}
+	return first
 }

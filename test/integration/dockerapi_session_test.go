@@ -6,16 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/berth-dev/berth/internal/image/registrytest"
+	"github.com/berth-dev/berth/internal/tlstest"
 	"golang.org/x/sys/unix"
 )
 
@@ -321,6 +325,90 @@ func TestDockerAPIPushLogin(t *testing.T) {
 			}
 			s.ok("rmi", ref)
 			s.ok("logout", reg.Addr)
+		})
+	}
+	e.checkNothingLeft()
+}
+
+// berth serve on TCP: with TLS and client certificates the docker CLI's
+// --tlsverify works and a client without the CA's certificate is refused;
+// plain TCP only on loopback with --insecure-loopback.
+func TestDockerAPITCP(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	certs := tlstest.Write(t, t.TempDir())
+	freePort := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	}
+	// Refusals: berth serve exits at once, saying why.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-H", "tcp://127.0.0.1:" + freePort()}, "--tlsverify"},
+		{[]string{"-H", "tcp://0.0.0.0:" + freePort(), "--insecure-loopback"}, "plain TCP is refused"},
+		{[]string{"-H", "tcp://127.0.0.1:" + freePort(), "--tlsverify", "--tlscert", certs.ServerCert, "--tlskey", certs.ServerKey}, "--tlscacert"},
+		{[]string{"-H", "unix://" + filepath.Join(t.TempDir(), "s.sock"), "--tlsverify"}, "for a tcp:// --host"},
+	} {
+		if _, errOut, err := e.try(append([]string{"serve"}, tc.args...)...); err == nil || !strings.Contains(errOut, tc.want) {
+			t.Errorf("berth serve %s: %v %s, want an error with %q", strings.Join(tc.args, " "), err, errOut, tc.want)
+		}
+	}
+	tlsAddr := "127.0.0.1:" + freePort()
+	plainAddr := "127.0.0.1:" + freePort()
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	e.serveWith("-H", "unix://"+sock, "-H", "tcp://"+tlsAddr, "--tlsverify", "--tlscacert", certs.CA, "--tlscert", certs.ServerCert, "--tlskey", certs.ServerKey)
+	e.serveWith("--docker-socket", filepath.Join(t.TempDir(), "p.sock"), "-H", "tcp://"+plainAddr, "--insecure-loopback")
+	for _, docker := range dockerClients(t) {
+		t.Run(strings.ReplaceAll(strings.TrimPrefix(docker, "/"), "/", "-"), func(t *testing.T) {
+			d := func(env []string, args ...string) (string, string, int) {
+				cmd := exec.Command(docker, args...)
+				cmd.Env = append(append(os.Environ(), "DOCKER_CONFIG="+t.TempDir()), env...)
+				var out, errb strings.Builder
+				cmd.Stdout, cmd.Stderr = &out, &errb
+				err := cmd.Run()
+				return out.String(), errb.String(), exitCodeOf(err)
+			}
+			tlsFlags := []string{"--tlsverify", "--tlscacert", certs.CA, "--tlscert", certs.ClientCert, "--tlskey", certs.ClientKey, "-H", "tcp://" + tlsAddr}
+			if out, errOut, code := d(nil, append(tlsFlags, "run", "--rm", demoImage, "echo", "over TLS")...); code != 0 || out != "over TLS\n" {
+				t.Errorf("docker --tlsverify run: exit %d %q %s", code, out, errOut)
+			}
+			// DOCKER_CERT_PATH's file names, as the CLI's environment.
+			if out, errOut, code := d([]string{"DOCKER_HOST=tcp://" + tlsAddr, "DOCKER_TLS_VERIFY=1", "DOCKER_CERT_PATH=" + certs.Dir}, "version", "--format", "{{.Server.Platform.Name}}"); code != 0 || !strings.HasPrefix(out, "berth") {
+				t.Errorf("docker version over TLS from the environment: exit %d %q %s", code, out, errOut)
+			}
+			// Exec's and attach's hijacked streams over TLS.
+			id := ""
+			if out, errOut, code := d(nil, append(tlsFlags, "run", "-d", demoImage, "sleep", "100")...); code != 0 {
+				t.Fatalf("docker run -d over TLS: %d %s", code, errOut)
+			} else {
+				id = strings.TrimSpace(out)
+			}
+			if out, errOut, code := d(nil, append(tlsFlags, "exec", id, "sh", "-c", "echo in-exec; exit 2")...); code != 2 || out != "in-exec\n" {
+				t.Errorf("docker exec over TLS: exit %d %q %s", code, out, errOut)
+			}
+			d(nil, append(tlsFlags, "rm", "-f", id)...)
+			// Without a certificate, or with another CA's: no answer.
+			noCert := []string{"--tlsverify", "--tlscacert", certs.CA, "-H", "tcp://" + tlsAddr}
+			if out, errOut, code := d(nil, append(noCert, "version", "--format", "{{.Server.Version}}")...); code == 0 || strings.TrimSpace(out) != "" {
+				t.Errorf("docker without a client certificate: exit %d %q %s", code, out, errOut)
+			}
+			stranger := []string{"--tlsverify", "--tlscacert", certs.CA, "--tlscert", certs.UntrustedCert, "--tlskey", certs.UntrustedKey, "-H", "tcp://" + tlsAddr}
+			if out, errOut, code := d(nil, append(stranger, "version", "--format", "{{.Server.Version}}")...); code == 0 || strings.TrimSpace(out) != "" {
+				t.Errorf("docker with another CA's certificate: exit %d %q %s", code, out, errOut)
+			}
+			// The same objects on every listener.
+			if out, _, code := d([]string{"DOCKER_HOST=unix://" + sock}, "images", "--format", "{{.Repository}}"); code != 0 || !strings.Contains(out, "berth-demo/busybox") {
+				t.Errorf("docker images on the unix socket beside TCP: %d %q", code, out)
+			}
+			if out, errOut, code := d([]string{"DOCKER_HOST=tcp://" + plainAddr}, "version", "--format", "{{.Server.Platform.Name}}"); code != 0 || !strings.HasPrefix(out, "berth") {
+				t.Errorf("docker over plain TCP on loopback with --insecure-loopback: exit %d %q %s", code, out, errOut)
+			}
 		})
 	}
 	e.checkNothingLeft()

@@ -25,7 +25,26 @@ import (
 func (e *engineEnv) serveDocker() string {
 	e.t.Helper()
 	sock := filepath.Join(e.t.TempDir(), "docker.sock")
-	cmd := e.command("serve", "--docker-socket", sock)
+	e.serveWith("--docker-socket", sock)
+	return sock
+}
+
+// serveWith starts `berth serve` with args, which name a unix socket
+// (--docker-socket, or -H unix://), and waits for that socket to answer.
+func (e *engineEnv) serveWith(args ...string) {
+	e.t.Helper()
+	sock := ""
+	for i, a := range args {
+		if i > 0 && args[i-1] == "--docker-socket" {
+			sock = a
+		} else if p, ok := strings.CutPrefix(a, "unix://"); ok && sock == "" {
+			sock = p
+		}
+	}
+	if sock == "" {
+		e.t.Fatal("serveWith: name a unix socket to wait for")
+	}
+	cmd := e.command(append([]string{"serve"}, args...)...)
 	logf, err := os.Create(filepath.Join(e.t.TempDir(), "serve.log"))
 	if err != nil {
 		e.t.Fatal(err)
@@ -58,7 +77,6 @@ func (e *engineEnv) serveDocker() string {
 		}
 		return err == nil
 	})
-	return sock
 }
 
 // dockerClients are the docker CLIs on this machine: Debian's (20.10)
