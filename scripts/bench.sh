@@ -20,3 +20,5 @@ scripts/bench-health.sh
 scripts/bench-dns.sh
 # The VM benchmark: run --rm --isolation vm against a bare boot of the same guest kernel.
 scripts/bench-vm.sh
+# The Docker API benchmark: the docker CLI's run --rm against berth serve and dockerd; the daemons' memory.
+scripts/bench-dockerapi.sh
