@@ -224,6 +224,23 @@ func dockerPortRestartHealthSteps(t *testing.T, s *dockerSession) {
 		t.Errorf("docker port of a port not published: exit %d %s", code, errOut)
 	}
 
+	// logs -f: what was written, what comes while it follows, and its
+	// end at the container's exit.
+	s.ok("run", "-d", "--name", "talker", demoImage, "sh", "-c", "echo one; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo two >&2; echo three")
+	follow := s.command("logs", "-f", "talker")
+	var followed, followedErr lockedBuffer
+	follow.Stdout, follow.Stderr = &followed, &followedErr
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	followed.waitFor(t, "one\n")
+	s.ok("exec", "talker", "touch", "/tmp/go")
+	// (stdout and stderr are two streams: no order between them.)
+	if code := waitExit(t, follow, "docker logs -f at the container's exit"); code != 0 || followed.String() != "one\nthree\n" || followedErr.String() != "two\n" {
+		t.Errorf("docker logs -f: exit %d, stdout %q, stderr %q", code, followed.String(), followedErr.String())
+	}
+	s.ok("rm", "talker")
+
 	// A container that fails is restarted twice, then left exited.
 	s.ok("run", "-d", "--name", "flaky", "--restart", "on-failure:2", demoImage, "sh", "-c", "echo run; exit 7")
 	waitFor(t, 30*time.Second, "two restarts and the last exit", func() bool {
