@@ -99,7 +99,7 @@ func (s *Started) Wait() (int, error) {
 	if s.reap && s.monitor != nil {
 		// A long-lived caller reaps the monitor it started (it may
 		// outlive this wait: a restart policy).
-		defer func() { go s.monitor.Wait() }()
+		defer reapLater(s.monitor)
 	}
 	for {
 		line, err := s.notify.ReadString('\n')
@@ -119,7 +119,7 @@ func (s *Started) Wait() (int, error) {
 func (s *Started) release() {
 	if s.monitor != nil && s.monitor.Process != nil {
 		if s.reap {
-			go s.monitor.Wait()
+			reapLater(s.monitor)
 			return
 		}
 		s.monitor.Process.Release()
