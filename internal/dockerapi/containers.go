@@ -142,7 +142,7 @@ func createOptions(name string, req *container.CreateRequest) (engine.CreateOpti
 	}
 	o := engine.CreateOptions{
 		Name: name, Image: cfg.Image, Cmd: cfg.Cmd, Env: cfg.Env, User: cfg.User, WorkingDir: cfg.WorkingDir,
-		Hostname: cfg.Hostname, Tty: cfg.Tty, OpenStdin: cfg.OpenStdin, Labels: cfg.Labels, StopSignal: cfg.StopSignal,
+		Hostname: cfg.Hostname, Tty: cfg.Tty, OpenStdin: cfg.OpenStdin, ConsoleSize: hc.ConsoleSize, Labels: cfg.Labels, StopSignal: cfg.StopSignal,
 		StopTimeout: cfg.StopTimeout, Binds: hc.Binds, ReadOnly: hc.ReadonlyRootfs, Privileged: hc.Privileged,
 		CapAdd: hc.CapAdd, CapDrop: hc.CapDrop, SecurityOpt: hc.SecurityOpt, Memory: hc.Memory,
 		CPUs: float64(hc.NanoCPUs) / 1e9, AutoRemove: hc.AutoRemove, PublishAll: hc.PublishAllPorts,

@@ -126,6 +126,12 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) error {
 	rec.mu.Unlock()
 	cfg := rec.cfg
 	o := engine.ExecOptions{Cmd: cfg.Cmd, Env: cfg.Env, User: cfg.User, WorkingDir: cfg.WorkingDir, Tty: cfg.Tty}
+	// The size from the start (API 1.42): the start's, else the create's.
+	if req.ConsoleSize != nil {
+		o.ConsoleSize = *req.ConsoleSize
+	} else if cfg.ConsoleSize != nil {
+		o.ConsoleSize = *cfg.ConsoleSize
+	}
 	if req.Detach {
 		p, err := s.e.Exec(r.Context(), rec.containerID, o)
 		if err != nil {

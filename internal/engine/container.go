@@ -124,6 +124,9 @@ type HostConfig struct {
 	// LogTag is --log-opt tag: a template of the tag each log line
 	// carries in its attrs.
 	LogTag string `json:"LogTag,omitempty"`
+	// ConsoleSize is the terminal's height and width before any client
+	// sizes it (docker's; zero: none).
+	ConsoleSize [2]uint `json:"ConsoleSize,omitzero"`
 	// Networks the container joins (NetworkMode bridge or a network's
 	// name; connect adds more), in interface order: eth0, eth1, ...
 	Networks        []NetworkRequest      `json:"Networks,omitempty"`

@@ -191,6 +191,38 @@ func dockerTerminalSteps(t *testing.T, s *dockerSession) {
 		t.Errorf("after the shell's exit: %q", got)
 	}
 	s.ok("rm", "tty")
+
+	// API 1.42 and later: the CLI gives the terminal's size with the
+	// create (and the exec's start), so the first instruction sees it.
+	v := strings.TrimSpace(s.ok("version", "--format", "{{.Client.APIVersion}}"))
+	if versionAtLeast(v, "1.42") {
+		run, _, out := s.onPty(27, 77, "run", "-it", "--name", "sized", demoImage, "stty", "size")
+		if code := waitExit(t, run, "docker run -it stty size"); code != 0 {
+			t.Errorf("docker run -it stty size: exit %d", code)
+		}
+		out.waitFor(t, "27 77")
+		if got := s.ok("inspect", "-f", "{{.HostConfig.ConsoleSize}}", "sized"); strings.TrimSpace(got) != "[27 77]" {
+			t.Errorf("HostConfig.ConsoleSize: %q", got)
+		}
+		s.ok("rm", "sized")
+		s.ok("run", "-d", "-t", "--name", "sized", demoImage, "sleep", "100")
+		ex, _, out := s.onPty(23, 71, "exec", "-it", "sized", "stty", "size")
+		if code := waitExit(t, ex, "docker exec -it stty size"); code != 0 {
+			t.Errorf("docker exec -it stty size: exit %d", code)
+		}
+		out.waitFor(t, "23 71")
+		s.ok("rm", "-f", "sized")
+	} else {
+		t.Logf("docker CLI API %s: no console size at create (1.42 and later)", v)
+	}
+}
+
+// versionAtLeast compares "X.Y" versions.
+func versionAtLeast(v, want string) bool {
+	var a, b, c, d int
+	fmt.Sscanf(v, "%d.%d", &a, &b)
+	fmt.Sscanf(want, "%d.%d", &c, &d)
+	return a > c || a == c && b >= d
 }
 
 // dockerPortRestartHealthSteps: -p and docker port, --restart with the
