@@ -56,7 +56,7 @@ func newServeCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			reg := remote.New(remote.Options{Registries: cfg.Registries, CertsDir: g.certsDir, UserAgent: "berth/" + Version,
+			reg := remote.New(remote.Options{Registries: cfg.Registries, CertsDir: g.certsDir, UserAgent: "berth/" + Version, LoginCommand: "docker login",
 				Credentials: dockerapi.RequestCredentials{Fallback: keychainCredentials{g.keychain()}}})
 			s, err := image.Open(image.Options{Root: g.root, Registry: reg, InUse: g.inUse})
 			if err != nil {

@@ -337,7 +337,7 @@ func TestDockerAPIPushLogin(t *testing.T) {
 			ref := reg.Addr + "/" + repo + ":v1"
 			s.ok("tag", demoImage, ref)
 			// Not logged in: the registry refuses, the CLI says so.
-			if out, errOut, code := s.d("push", ref); code == 0 || !strings.Contains(out+errOut, "requires authentication") {
+			if out, errOut, code := s.d("push", ref); code == 0 || !strings.Contains(out+errOut, "requires authentication") || !strings.Contains(out+errOut, "docker login "+reg.Addr) {
 				t.Errorf("an anonymous push: exit %d %s%s", code, out, errOut)
 			}
 			if out, errOut, code := s.dIn("wrong\n", "login", "-u", "alice", "--password-stdin", reg.Addr); code == 0 || !strings.Contains(strings.ToLower(errOut), "unauthorized") {
