@@ -32,6 +32,11 @@ type execRecord struct {
 	pid             int
 	exitCode        *int
 	master          *os.File // the pty, with Tty, while it runs
+	// size is a resize that came before the process had its pty: the
+	// CLI resizes as soon as the start answers, while the process may
+	// still be starting (it gives up after a few tries, and the
+	// terminal would stay 0x0).
+	size *unix.Winsize
 }
 
 func newID() string {
@@ -251,6 +256,9 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) track(rec *execRecord, p *engine.ExecProcess) <-chan struct{} {
 	rec.mu.Lock()
 	rec.running, rec.pid, rec.master = true, p.Pid, p.Master
+	if rec.size != nil && p.Master != nil {
+		unix.IoctlSetWinsize(int(p.Master.Fd()), unix.TIOCSWINSZ, rec.size)
+	}
 	rec.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
@@ -298,11 +306,17 @@ func (s *Server) resizeExec(w http.ResponseWriter, r *http.Request) error {
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if rec.master == nil {
+	ws := &unix.Winsize{Row: rows, Col: cols}
+	switch {
+	case rec.master != nil:
+		if err := unix.IoctlSetWinsize(int(rec.master.Fd()), unix.TIOCSWINSZ, ws); err != nil {
+			return err
+		}
+	case rec.cfg.Tty && rec.started && rec.exitCode == nil && !rec.running:
+		// Starting: the size is applied when it has its pty.
+		rec.size = ws
+	default:
 		return httpError{http.StatusConflict, "exec " + rec.id + " has no running terminal"}
-	}
-	if err := unix.IoctlSetWinsize(int(rec.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols}); err != nil {
-		return err
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
