@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/engine/spec"
+	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/events"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/network"
@@ -535,14 +537,14 @@ func (s *Server) waitFor(r *http.Request, c *engine.Container, cond string) (int
 		switch cond {
 		case "", "not-running":
 			if !cur.Running() {
-				return cur.State.ExitCode, nil
+				return s.recordedExit(ctx, id, last)
 			}
 		case "next-exit":
 			if cur.State.StartedAt.After(started) || cur.Running() {
 				started = time.Time{} // it ran: the next stop counts
 			}
 			if started.IsZero() && !cur.Running() && cur.State.Status != engine.StatusCreated {
-				return cur.State.ExitCode, nil
+				return s.recordedExit(ctx, id, last)
 			}
 		}
 		if cur.Running() && cond != "removed" {
@@ -560,6 +562,19 @@ func (s *Server) waitFor(r *http.Request, c *engine.Container, cond string) (int
 		case <-time.After(pollInterval(time.Since(since))):
 		}
 	}
+}
+
+// recordedExit is the exit code of a container seen stopped, once its
+// exit is recorded: a stop may be derived from the monitor's exit file
+// while its exit handler still records it, and the client's next verb
+// must find the container stopped (`docker run X` and then `docker rm
+// X`). last is the code seen, for a container removed meanwhile.
+func (s *Server) recordedExit(ctx context.Context, id string, last int) (int, error) {
+	code, err := s.e.Wait(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return last, nil
+	}
+	return code, err
 }
 
 // pollInterval is how long a wait that has waited so long sleeps before
