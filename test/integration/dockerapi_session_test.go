@@ -107,16 +107,44 @@ func (s *dockerSession) onPty(rows, cols uint16, args ...string) (*exec.Cmd, *os
 func typeUntil(t *testing.T, m *os.File, out *lockedBuffer, line, want string) {
 	t.Helper()
 	var typed time.Time
-	waitFor(t, 20*time.Second, fmt.Sprintf("%q in the terminal after typing %q; have %s", want, line, visible(out.String())), func() bool {
-		if strings.Contains(out.String(), want) {
-			return true
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(out.String(), want); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the terminal after typing %q for 20s; it shows %s", want, line, visible(out.String()))
 		}
 		if time.Since(typed) > 300*time.Millisecond {
 			typed = time.Now()
 			m.Write([]byte(line + "\r"))
 		}
-		return false
-	})
+	}
+}
+
+// resizeTerminal gives the CLI's terminal a new size and waits for the
+// container's shell to see it. The CLI listens for SIGWINCH only once it
+// has started the container and sent its first resize, and the shell
+// may show the first size before that (API 1.42 clients give it at
+// create), so a first resize is signalled to the CLI again until it has
+// been seen; any later one must get through on the kernel's one signal.
+func resizeTerminal(t *testing.T, cli *exec.Cmd, m *os.File, out *lockedBuffer, rows, cols uint16, first bool) {
+	t.Helper()
+	if err := unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols}); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%d %d", rows, cols)
+	var typed time.Time
+	signalled := time.Now()
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(out.String(), want); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the container's terminal is not %s after 20s (first resize: %v); it shows %s", want, first, visible(out.String()))
+		}
+		if time.Since(typed) > 300*time.Millisecond {
+			typed = time.Now()
+			m.Write([]byte("stty size\r"))
+		}
+		if first && time.Since(signalled) > time.Second {
+			signalled = time.Now()
+			cli.Process.Signal(syscall.SIGWINCH)
+		}
+	}
 }
 
 // waitExit waits for cmd and returns its exit code.
@@ -139,12 +167,10 @@ func waitExit(t *testing.T, cmd *exec.Cmd, what string) int {
 func dockerTerminalSteps(t *testing.T, s *dockerSession) {
 	run, m, out := s.onPty(30, 100, "run", "-it", "--name", "tty", demoImage, "sh")
 	typeUntil(t, m, out, "stty size", "30 100")
-	// A resize of the CLI's terminal: SIGWINCH to the CLI, which posts
+	// Resizes of the CLI's terminal: SIGWINCH to the CLI, which posts
 	// the new size to /containers/{id}/resize.
-	if err := unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 41, Col: 123}); err != nil {
-		t.Fatal(err)
-	}
-	typeUntil(t, m, out, "stty size", "41 123")
+	resizeTerminal(t, run, m, out, 41, 123, true)
+	resizeTerminal(t, run, m, out, 42, 124, false)
 	typeUntil(t, m, out, "echo typed-$((40+2))", "typed-42")
 	// ctrl-p ctrl-q: the CLI detaches, the container runs on.
 	m.Write([]byte{16, 17})
@@ -157,10 +183,8 @@ func dockerTerminalSteps(t *testing.T, s *dockerSession) {
 
 	ex, m2, out2 := s.onPty(25, 90, "exec", "-it", "tty", "sh")
 	typeUntil(t, m2, out2, "stty size", "25 90")
-	if err := unix.IoctlSetWinsize(int(m2.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 26, Col: 91}); err != nil {
-		t.Fatal(err)
-	}
-	typeUntil(t, m2, out2, "stty size", "26 91")
+	resizeTerminal(t, ex, m2, out2, 26, 91, true)
+	resizeTerminal(t, ex, m2, out2, 27, 92, false)
 	typeUntil(t, m2, out2, "tty", "/dev/pts/")
 	m2.Write([]byte("exit 4\r"))
 	if code := waitExit(t, ex, "docker exec -it"); code != 4 {

@@ -54,6 +54,12 @@ func (e *engineEnv) serveWith(args ...string) {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() {
+		// What serve said, for a test that failed.
+		defer func() {
+			if b, err := os.ReadFile(logf.Name()); err == nil && e.t.Failed() {
+				e.t.Logf("berth serve %s:\n%s", strings.Join(args, " "), b)
+			}
+		}()
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
