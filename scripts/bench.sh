@@ -22,3 +22,5 @@ scripts/bench-dns.sh
 scripts/bench-vm.sh
 # The compose benchmark: docker compose up --wait and down -v against berth serve and dockerd 20.10.
 scripts/bench-compose.sh
+# The Docker API benchmark: the docker CLI's run --rm against berth serve and dockerd; the daemons' memory.
+scripts/bench-dockerapi.sh

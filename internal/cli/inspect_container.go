@@ -149,6 +149,7 @@ func inspectHostConfig(c *engine.Container) *container.HostConfig {
 		PortBindings:    mobynet.PortMap{},
 		RestartPolicy:   container.RestartPolicy{Name: container.RestartPolicyMode(h.RestartPolicy.Name), MaximumRetryCount: h.RestartPolicy.MaximumRetryCount},
 		AutoRemove:      h.AutoRemove,
+		ConsoleSize:     h.ConsoleSize,
 		CapAdd:          h.CapAdd,
 		CapDrop:         h.CapDrop,
 		CgroupnsMode:    container.CgroupnsModePrivate,

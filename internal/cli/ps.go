@@ -5,14 +5,11 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine"
@@ -123,30 +120,8 @@ func containerSize(ctx context.Context, e *engine.Engine, c *engine.Container) s
 	return humanBytes(rw)
 }
 
-// dirSize sums the sizes of the files under dir, each inode once; 0 for
-// a directory that is not there.
-func dirSize(dir string) int64 {
-	var n int64
-	seen := map[uint64]bool{}
-	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
-			if seen[st.Ino] {
-				return nil
-			}
-			seen[st.Ino] = true
-		}
-		n += fi.Size()
-		return nil
-	})
-	return n
-}
+// dirSize sums the sizes of the files under dir (engine.DirSize).
+func dirSize(dir string) int64 { return engine.DirSize(dir) }
 
 func statusText(c *engine.Container, now time.Time) string {
 	s := c.State

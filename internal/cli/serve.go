@@ -36,29 +36,66 @@ import (
 // whether it runs or not, and the CLI sees what it made.
 func newServeCommand(g *globalOptions) *cobra.Command {
 	var dockerSocket, criSocket string
+	var hosts []string
+	var tlsOpts dockerapi.TLSOptions
 	cmd := &cobra.Command{
 		Use:   "serve [OPTIONS]",
-		Short: "Serve the Docker Engine API and the Kubernetes CRI on unix sockets (each socket is root-equivalent)",
-		Long: `Serve the Docker Engine API (--docker-socket) and the Kubernetes CRI v1
-(--cri-socket) on unix sockets, mode 0660, group berth if it exists. With
-neither flag both are served on their default paths; naming one serves only
-the APIs named. Either socket gives its users the power of root on
-this host. Containers run under their own monitors and do not depend on
-serve: stopping or restarting it leaves them running.`,
+		Short: "Serve the Docker Engine API and the Kubernetes CRI (each socket is root-equivalent)",
+		Long: `Serve the Docker Engine API (--docker-socket, and --host for more listeners:
+unix sockets, or TCP with TLS and client certificates) and the Kubernetes
+CRI v1 (--cri-socket). Unix sockets are mode 0660, group berth if it
+exists. With none of --docker-socket, --host and --cri-socket both APIs
+are served on their default sockets; naming one serves only what is named.
+Every socket gives its users the power of root on this host. Containers
+run under their own monitors and do not depend on serve: stopping or
+restarting it leaves them running.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cmd.Flags().Changed("docker-socket") && !cmd.Flags().Changed("cri-socket") {
+			dockerNamed := cmd.Flags().Changed("docker-socket") || len(hosts) > 0
+			criNamed := cmd.Flags().Changed("cri-socket")
+			switch {
+			case dockerNamed && !criNamed:
 				criSocket = ""
-			} else if cmd.Flags().Changed("cri-socket") && !cmd.Flags().Changed("docker-socket") {
-				dockerSocket = ""
+			case criNamed && !dockerNamed:
+				hosts = nil
 			}
-			// Pulls use a request's X-Registry-Auth before the
-			// server's own credentials.
+			if (dockerNamed || !criNamed) && (len(hosts) == 0 || cmd.Flags().Changed("docker-socket")) && dockerSocket != "" {
+				hosts = append([]string{"unix://" + dockerSocket}, hosts...)
+			}
+			if len(hosts) == 0 && criSocket == "" {
+				return errors.New("serve: nothing to serve on: give --docker-socket PATH, --host or --cri-socket PATH")
+			}
+			// Every listener before the engine: a bad flag fails
+			// before anything is opened, and a socket that cannot be
+			// had fails the start, not half of it.
+			listeners, err := listenDocker(hosts, tlsOpts)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				for _, l := range listeners {
+					l.Close()
+				}
+			}()
+			var criListener net.Listener
+			if criSocket != "" {
+				if criListener, err = listenUnix(criSocket); err != nil {
+					for _, l := range listeners {
+						if l.socket != "" {
+							os.Remove(l.socket)
+						}
+					}
+					return err
+				}
+				defer os.Remove(criSocket)
+			}
+			// Pulls use a request's credentials (X-Registry-Auth, the
+			// CRI's AuthConfig) before the server's own.
 			cfg, err := remote.LoadConfig(g.registryConfig)
 			if err != nil {
 				return err
 			}
-			reg := remote.New(remote.Options{Registries: cfg.Registries, CertsDir: g.certsDir, UserAgent: "berth/" + Version,
+			reg := remote.New(remote.Options{Registries: cfg.Registries, CertsDir: g.certsDir, UserAgent: "berth/" + Version, LoginCommand: "docker login",
 				Credentials: dockerapi.RequestCredentials{Fallback: cri.RequestCredentials{Fallback: keychainCredentials{g.keychain()}}}})
 			s, err := image.Open(image.Options{Root: g.root, Registry: reg, InUse: g.inUse})
 			if err != nil {
@@ -74,27 +111,12 @@ serve: stopping or restarting it leaves them running.`,
 			defer cancel()
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 			dumpStacksOn(ctx, syscall.SIGUSR1, os.Stderr, log)
-			if dockerSocket == "" && criSocket == "" {
-				return errors.New("serve: no socket to serve on: give --docker-socket PATH or --cri-socket PATH")
-			}
-			// Both listen before either serves: a socket that cannot be
-			// had fails the start, not half of it.
 			var servers []func() error
-			if dockerSocket != "" {
-				l, err := listenUnix(dockerSocket)
-				if err != nil {
-					return err
-				}
-				defer os.Remove(dockerSocket)
-				servers = append(servers, func() error { return serveDocker(ctx, e, l, log) })
+			if len(listeners) > 0 {
+				servers = append(servers, func() error { return serveDocker(ctx, e, listeners, log) })
 			}
-			if criSocket != "" {
-				l, err := listenUnix(criSocket)
-				if err != nil {
-					return err
-				}
-				defer os.Remove(criSocket)
-				servers = append(servers, func() error { return serveCRI(ctx, e, l, log) })
+			if criListener != nil {
+				servers = append(servers, func() error { return serveCRI(ctx, e, criListener, log) })
 			}
 			errs := make(chan error, len(servers))
 			for _, run := range servers {
@@ -110,17 +132,77 @@ serve: stopping or restarting it leaves them running.`,
 			return first
 		},
 	}
-	cmd.Flags().StringVar(&dockerSocket, "docker-socket", "/run/berth/docker.sock", "the Docker API's unix socket")
+	cmd.Flags().StringVar(&dockerSocket, "docker-socket", "/run/berth/docker.sock", "the Docker API's unix socket (served unless --host names other listeners)")
+	cmd.Flags().StringArrayVarP(&hosts, "host", "H", nil, "a Docker API listener: unix:///PATH or tcp://HOST:PORT (port 2376 by default; TCP needs --tlsverify, or --insecure-loopback on a loopback address); repeatable")
+	cmd.Flags().BoolVar(&tlsOpts.Verify, "tlsverify", false, "serve TCP with TLS and require client certificates signed by --tlscacert")
+	cmd.Flags().StringVar(&tlsOpts.CACert, "tlscacert", "", "the CA (PEM) that signs the clients' certificates")
+	cmd.Flags().StringVar(&tlsOpts.Cert, "tlscert", "", "the server's certificate (PEM)")
+	cmd.Flags().StringVar(&tlsOpts.Key, "tlskey", "", "the server's private key (PEM)")
+	cmd.Flags().BoolVar(&tlsOpts.PlainLocal, "insecure-loopback", false, "allow plain TCP on a loopback address (any local user can then use the API: it is root-equivalent)")
 	cmd.Flags().StringVar(&criSocket, "cri-socket", "/run/berth/berth.sock", "the Kubernetes CRI's unix socket")
 	return cmd
 }
 
-// listenUnix listens on path, mode 0660, group berth if there is one. A
-// socket left by a killed serve is replaced; one that answers is refused.
+// namedListener is a listener with what to undo when it closes.
+type namedListener struct {
+	net.Listener
+	desc   string // for the log: unix:///path, tcp://addr (tls)
+	socket string // a unix socket's path, removed at the end
+}
+
+// listenDocker opens every --host: unix sockets (mode 0660, group berth
+// if there is one) and TCP as dockerapi.ListenTCP allows.
+func listenDocker(hosts []string, o dockerapi.TLSOptions) ([]*namedListener, error) {
+	var out []*namedListener
+	fail := func(err error) ([]*namedListener, error) {
+		for _, l := range out {
+			l.Close()
+			if l.socket != "" {
+				os.Remove(l.socket)
+			}
+		}
+		return nil, err
+	}
+	tcp := false
+	for _, h := range hosts {
+		network, addr, err := dockerapi.ParseHost(h)
+		if err != nil {
+			return fail(err)
+		}
+		if network == "unix" {
+			l, err := listenUnix(addr)
+			if err != nil {
+				return fail(err)
+			}
+			out = append(out, &namedListener{Listener: l, desc: "unix://" + addr, socket: addr})
+			continue
+		}
+		tcp = true
+		l, err := dockerapi.ListenTCP(addr, o)
+		if err != nil {
+			return fail(err)
+		}
+		desc := "tcp://" + l.Addr().String()
+		if o.Verify {
+			desc += " (TLS, client certificates required)"
+		} else {
+			desc += " (plain, loopback)"
+		}
+		out = append(out, &namedListener{Listener: l, desc: desc})
+	}
+	if !tcp && (o.Verify || o.PlainLocal || o.CACert != "" || o.Cert != "" || o.Key != "") {
+		return fail(errors.New("--tlsverify, --tlscacert, --tlscert, --tlskey and --insecure-loopback are for a tcp:// --host; none is given"))
+	}
+	return out, nil
+}
+
+// listenUnix makes the socket at path (mode 0660, group berth if there
+// is one), refusing a path where another server answers.
 func listenUnix(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
+	// A socket left by a killed serve: refuse one that answers.
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("%s: another server listens there", path)
@@ -145,6 +227,42 @@ func listenUnix(path string) (net.Listener, error) {
 	return l, nil
 }
 
+// serveDocker serves the API on every listener until ctx ends, then
+// removes the unix sockets.
+func serveDocker(ctx context.Context, e *engine.Engine, listeners []*namedListener, log *slog.Logger) error {
+	srv := &http.Server{Handler: dockerapi.New(e, Version, log, dockerViews()), ReadHeaderTimeout: 30 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	errs := make(chan error, len(listeners))
+	for _, l := range listeners {
+		if l.socket != "" {
+			defer os.Remove(l.socket)
+		}
+		log.Info("serving the Docker API", "on", l.desc, "api", dockerapi.APIVersion)
+		go func() {
+			err := srv.Serve(l)
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range listeners {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			// One listener failing ends them all: a server half up
+			// would hide it.
+			srv.Close()
+		}
+	}
+	return first
+}
+
 // serveCRI serves the CRI's runtime and image services on l until ctx
 // ends, then stops gracefully (in-flight calls finish, 5 s at most).
 func serveCRI(ctx context.Context, e *engine.Engine, l net.Listener, log *slog.Logger) error {
@@ -163,22 +281,6 @@ func serveCRI(ctx context.Context, e *engine.Engine, l net.Listener, log *slog.L
 	}()
 	log.Info("serving the CRI", "socket", l.Addr().String(), "api", "v1")
 	if err := g.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-		return err
-	}
-	return nil
-}
-
-// serveDocker serves the Docker API on l until ctx ends.
-func serveDocker(ctx context.Context, e *engine.Engine, l net.Listener, log *slog.Logger) error {
-	srv := &http.Server{Handler: dockerapi.New(e, Version, log, dockerViews()), ReadHeaderTimeout: 30 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	log.Info("serving the Docker API", "socket", l.Addr().String(), "api", dockerapi.APIVersion)
-	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"reflect"
@@ -405,5 +406,42 @@ func TestNotSupported(t *testing.T) {
 		if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.body) {
 			t.Errorf("%s %s: %d %q, want %d with %q", tc.method, tc.path, w.Code, w.Body.String(), tc.code, tc.body)
 		}
+	}
+}
+
+// The CLI resizes an exec's terminal as soon as its start answers, while
+// the process may still be starting: the size is kept for its pty, not
+// refused (the CLI gives up after a few refusals, leaving it 0x0). An
+// exec that never started or has ended is refused.
+func TestResizeExecBeforeItsPty(t *testing.T) {
+	s := &Server{execs: map[string]*execRecord{}}
+	starting := &execRecord{id: "starting", started: true, cfg: container.ExecCreateRequest{Tty: true, Cmd: []string{"sh"}}}
+	created := &execRecord{id: "created", cfg: container.ExecCreateRequest{Tty: true, Cmd: []string{"sh"}}}
+	code := 0
+	ended := &execRecord{id: "ended", started: true, exitCode: &code, cfg: container.ExecCreateRequest{Tty: true, Cmd: []string{"sh"}}}
+	for _, rec := range []*execRecord{starting, created, ended} {
+		s.execs[rec.id] = rec
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /exec/{id}/resize", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.resizeExec(w, r); err != nil {
+			writeError(w, err)
+		}
+	})
+	resize := func(id string) int {
+		rr := httptest.NewRecorder()
+		mux.ServeHTTP(rr, httptest.NewRequest("POST", "/exec/"+id+"/resize?h=26&w=91", nil))
+		return rr.Code
+	}
+	if got := resize("starting"); got != http.StatusOK || starting.size == nil || starting.size.Row != 26 || starting.size.Col != 91 {
+		t.Errorf("resize of a starting exec: %d, kept %+v", got, starting.size)
+	}
+	for _, id := range []string{"created", "ended"} {
+		if got := resize(id); got != http.StatusConflict {
+			t.Errorf("resize of the %s exec: %d, want 409", id, got)
+		}
+	}
+	if got := resize("nope"); got != http.StatusNotFound {
+		t.Errorf("resize of no exec: %d", got)
 	}
 }

@@ -33,6 +33,11 @@ type execRecord struct {
 	pid             int
 	exitCode        *int
 	master          *os.File // the pty, with Tty, while it runs
+	// size is a resize that came before the process had its pty: the
+	// CLI resizes as soon as the start answers, while the process may
+	// still be starting (it gives up after a few tries, and the
+	// terminal would stay 0x0).
+	size *unix.Winsize
 }
 
 func newID() string {
@@ -127,6 +132,12 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) error {
 	rec.mu.Unlock()
 	cfg := rec.cfg
 	o := engine.ExecOptions{Cmd: cfg.Cmd, Env: cfg.Env, User: cfg.User, WorkingDir: cfg.WorkingDir, Tty: cfg.Tty}
+	// The size from the start (API 1.42): the start's, else the create's.
+	if req.ConsoleSize != nil {
+		o.ConsoleSize = *req.ConsoleSize
+	} else if cfg.ConsoleSize != nil {
+		o.ConsoleSize = *cfg.ConsoleSize
+	}
 	if req.Detach {
 		p, err := s.e.Exec(r.Context(), rec.containerID, o)
 		if err != nil {
@@ -294,6 +305,9 @@ func pollable(f *os.File) (*os.File, error) {
 func (s *Server) track(rec *execRecord, p *engine.ExecProcess) <-chan struct{} {
 	rec.mu.Lock()
 	rec.running, rec.pid, rec.master = true, p.Pid, p.Master
+	if rec.size != nil && p.Master != nil {
+		setWinsize(p.Master, rec.size)
+	}
 	rec.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
@@ -319,45 +333,72 @@ func execError(err error) error {
 	return err
 }
 
+// sizeParams reads a resize's h and w.
+func sizeParams(r *http.Request) (rows, cols uint16, err error) {
+	h, err1 := strconv.Atoi(r.URL.Query().Get("h"))
+	w, err2 := strconv.Atoi(r.URL.Query().Get("w"))
+	if err1 != nil || err2 != nil || h < 0 || w < 0 || h > 65535 || w > 65535 {
+		return 0, 0, httpError{http.StatusBadRequest, "resize: h and w must be numbers from 0 to 65535"}
+	}
+	return uint16(h), uint16(w), nil
+}
+
 // resizeExec sets the window size of an exec's pty.
 func (s *Server) resizeExec(w http.ResponseWriter, r *http.Request) error {
 	rec, err := s.exec(r)
 	if err != nil {
 		return err
 	}
-	h, err1 := strconv.Atoi(r.URL.Query().Get("h"))
-	wd, err2 := strconv.Atoi(r.URL.Query().Get("w"))
-	if err1 != nil || err2 != nil || h < 0 || wd < 0 || h > 65535 || wd > 65535 {
-		return httpError{http.StatusBadRequest, "resize: h and w must be numbers from 0 to 65535"}
-	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if rec.master == nil {
-		return httpError{http.StatusConflict, "exec " + rec.id + " has no running terminal"}
-	}
-	// Not Fd(): it would put the file back in blocking mode.
-	raw, err := rec.master.SyscallConn()
+	rows, cols, err := sizeParams(r)
 	if err != nil {
 		return err
 	}
-	var ioErr error
-	if err := raw.Control(func(fd uintptr) {
-		ioErr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(h), Col: uint16(wd)})
-	}); err != nil {
-		return err
-	}
-	if ioErr != nil {
-		return ioErr
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	ws := &unix.Winsize{Row: rows, Col: cols}
+	switch {
+	case rec.master != nil:
+		if err := setWinsize(rec.master, ws); err != nil {
+			return err
+		}
+	case rec.cfg.Tty && rec.started && rec.exitCode == nil && !rec.running:
+		// Starting: the size is applied when it has its pty.
+		rec.size = ws
+	default:
+		return httpError{http.StatusConflict, "exec " + rec.id + " has no running terminal"}
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
 
-// resizeContainer: the container's pty is its monitor's, which takes its
-// size from an attached terminal; over the API there is none yet.
+// resizeContainer sets the size of a container's terminal, which its
+// monitor holds.
 func (s *Server) resizeContainer(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.container(r); err != nil {
+	c, err := s.container(r)
+	if err != nil {
 		return err
 	}
-	return httpError{http.StatusNotImplemented, "berth cannot resize a container's terminal through the API yet (its monitor follows an attached terminal's size)"}
+	rows, cols, err := sizeParams(r)
+	if err != nil {
+		return err
+	}
+	if err := s.e.Resize(r.Context(), c.ID, rows, cols); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// setWinsize sizes a pty. Not through Fd(): that would put the file back
+// in blocking mode, and the copies watch it for a client that hung up.
+func setWinsize(f *os.File, ws *unix.Winsize) error {
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ioErr error
+	if err := raw.Control(func(fd uintptr) { ioErr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, ws) }); err != nil {
+		return err
+	}
+	return ioErr
 }

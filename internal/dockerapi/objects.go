@@ -3,6 +3,7 @@
 package dockerapi
 
 import (
+	"context"
 	"net/http"
 	"sort"
 	"strings"
@@ -16,10 +17,19 @@ import (
 // listImages is GET /images/json: one row per image ID with its tags and
 // digests, newest first.
 func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
-	svc := s.e.Images()
-	recs, err := svc.List(r.Context())
+	out, err := s.imageSummaries(r.Context())
 	if err != nil {
 		return err
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// imageSummaries are docker's image rows.
+func (s *Server) imageSummaries(ctx context.Context) ([]mobyimage.Summary, error) {
+	svc := s.e.Images()
+	recs, err := svc.List(ctx)
+	if err != nil {
+		return nil, err
 	}
 	byID := map[string]*mobyimage.Summary{}
 	var order []string
@@ -50,7 +60,7 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
 		out = append(out, *byID[id])
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Created > out[j].Created })
-	return writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // imageGet serves GET /images/{name}/json (names hold slashes).

@@ -160,6 +160,8 @@ func (s *Server) routes() {
 	h("GET /version", s.versionInfo)
 	h("GET /info", s.info)
 	h("GET /events", s.systemEvents)
+	h("GET /system/df", s.diskUsage)
+	h("POST /auth", s.checkAuth)
 
 	h("GET /containers/json", s.listContainers)
 	h("POST /containers/create", s.createContainer)

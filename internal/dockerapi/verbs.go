@@ -177,8 +177,12 @@ func (s *Server) removeVolume(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// imagePost serves POST /images/{name}/tag (names hold slashes).
+// imagePost serves POST /images/{name}/tag and /push (names hold
+// slashes).
 func (s *Server) imagePost(w http.ResponseWriter, r *http.Request) error {
+	if name, ok := strings.CutSuffix(r.PathValue("rest"), "/push"); ok {
+		return s.pushImage(w, r, name)
+	}
 	name, ok := strings.CutSuffix(r.PathValue("rest"), "/tag")
 	if !ok {
 		return httpError{http.StatusNotFound, "page not found"}

@@ -90,32 +90,17 @@ func (e *Engine) Attach(ctx context.Context, ref string, a *Attach) (*Started, e
 	default:
 		return nil, errAttachStopped
 	}
-	dir, err := unix.Open(e.stateDir(c.ID), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, errAttachStopped
-	}
-	defer unix.Close(dir)
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	conn, err := e.dialMonitor(c)
 	if err != nil {
 		return nil, err
 	}
-	conn := os.NewFile(uintptr(fd), "attach")
+	fd := int(conn.Fd())
 	ok := false
 	defer func() {
 		if !ok {
 			conn.Close()
 		}
 	}()
-	// The state directory's path may be longer than a socket address.
-	addr := &unix.SockaddrUnix{Name: fmt.Sprintf("/proc/self/fd/%d/%s", dir, attachSocketName)}
-	if err := unix.Connect(fd, addr); err != nil {
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ECONNREFUSED) {
-			// No monitor listens: it is gone (the container with it), or
-			// it predates attach sockets.
-			return nil, fmt.Errorf("container %s: its monitor does not accept attaches (it is gone, or was started by an older berth): %w", c.Name, ErrInvalidState)
-		}
-		return nil, fmt.Errorf("attach to %s: %w", c.Name, err)
-	}
 	flags := "-"
 	var files []int
 	if a.Stdin != nil && c.Config.OpenStdin {
@@ -147,4 +132,62 @@ func (e *Engine) Attach(ctx context.Context, ref string, a *Attach) (*Started, e
 	pid, _ := strconv.Atoi(strings.TrimSpace(line[2:]))
 	ok = true
 	return &Started{Container: c, Pid: pid, MonitorPid: c.State.MonitorPid, notify: r, notifyFile: conn}, nil
+}
+
+// dialMonitor connects to the monitor's attach socket of c.
+func (e *Engine) dialMonitor(c *Container) (*os.File, error) {
+	dir, err := unix.Open(e.stateDir(c.ID), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, errAttachStopped
+	}
+	defer unix.Close(dir)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	conn := os.NewFile(uintptr(fd), "attach")
+	// The state directory's path may be longer than a socket address.
+	addr := &unix.SockaddrUnix{Name: fmt.Sprintf("/proc/self/fd/%d/%s", dir, attachSocketName)}
+	if err := unix.Connect(fd, addr); err != nil {
+		conn.Close()
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ECONNREFUSED) {
+			// No monitor listens: it is gone (the container with it), or
+			// it predates attach sockets.
+			return nil, fmt.Errorf("container %s: its monitor does not accept attaches (it is gone, or was started by an older berth): %w", c.Name, ErrInvalidState)
+		}
+		return nil, fmt.Errorf("attach to %s: %w", c.Name, err)
+	}
+	return conn, nil
+}
+
+// Resize gives a running container's terminal a size, through its
+// monitor (which holds the pty): for clients that have no terminal of
+// their own for the monitor to copy the size from, as the Docker API's.
+func (e *Engine) Resize(ctx context.Context, ref string, rows, cols uint16) error {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if !c.Config.Tty {
+		return attachStateError(fmt.Sprintf("container %s has no terminal to resize (it was created without a tty)", c.Name))
+	}
+	if c.State.Status != StatusRunning && c.State.Status != StatusPaused {
+		return attachStateError(fmt.Sprintf("container %s is not running", c.Name))
+	}
+	conn, err := e.dialMonitor(c)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprintf(conn, "W %d %d\n", rows, cols); err != nil {
+		return fmt.Errorf("resize %s: %w", c.Name, err)
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	switch {
+	case strings.HasPrefix(line, "S "):
+		return nil
+	case strings.HasPrefix(line, "E "):
+		return attachStateError(fmt.Sprintf("resize %s: %s", c.Name, strings.TrimSpace(line[2:])))
+	}
+	return fmt.Errorf("resize %s: the monitor did not answer (%v): %w", c.Name, err, ErrInvalidState)
 }

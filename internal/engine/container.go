@@ -200,6 +200,9 @@ type HostConfig struct {
 	// docker's json-file), LogK8sFile (the CRI's format, podman's
 	// k8s-file) or LogNone (not kept).
 	LogDriver string `json:"LogDriver,omitempty"`
+	// ConsoleSize is the terminal's height and width before any client
+	// sizes it (docker's; zero: none).
+	ConsoleSize [2]uint `json:"ConsoleSize,omitzero"`
 	// Networks the container joins (NetworkMode bridge or a network's
 	// name; connect adds more), in interface order: eth0, eth1, ...
 	Networks        []NetworkRequest      `json:"Networks,omitempty"`

@@ -42,6 +42,9 @@ type CreateOptions struct {
 	Hostname   string
 	Tty        bool
 	OpenStdin  bool
+	// ConsoleSize is the tty's height and width from the start, before
+	// a client resizes it (zero: none).
+	ConsoleSize [2]uint
 	// Binds are "host:container[:ro|rw]".
 	Binds []string
 	// MountExtras are what --mount says beyond a -v value, by the
@@ -423,7 +426,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 			NanoCPUs: int64(o.CPUs * 1e9), PidsLimit: o.PidsLimit, Ulimits: o.Ulimits, Init: o.Init,
 			Isolation: isolation, LogMaxSize: o.LogMaxSize, LogMaxFiles: o.LogMaxFiles, LogTag: o.LogTag, LogDriver: logDriver,
 			Networks: nets, PortBindings: o.Ports, PublishAllPorts: o.PublishAll, DNS: o.DNS, DNSSearch: o.DNSSearch,
-			ExtraHosts: o.ExtraHosts, DNSOptions: o.DNSOptions, Links: links,
+			ExtraHosts: o.ExtraHosts, DNSOptions: o.DNSOptions, Links: links, ConsoleSize: o.ConsoleSize,
 			CPUShares: o.Resources.CPUShares, CPUPeriod: o.Resources.CPUPeriod, CPUQuota: o.Resources.CPUQuota,
 			CpusetCpus: o.Resources.CpusetCpus, CpusetMems: o.Resources.CpusetMems,
 			MemorySwap: o.Resources.MemorySwap, MemoryReservation: o.Resources.MemoryReservation,

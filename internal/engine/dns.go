@@ -93,7 +93,7 @@ func (e *Engine) spawnDNS() error {
 	// Not waited for: it outlives us (its parent becomes the nearest
 	// subreaper, which reaps it); a long-lived caller reaps it itself.
 	if e.opts.Reap {
-		go cmd.Wait()
+		reapLater(cmd)
 		return nil
 	}
 	return cmd.Process.Release()

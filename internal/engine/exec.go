@@ -32,6 +32,9 @@ type ExecOptions struct {
 	WorkingDir string
 	// Tty gives the process a new pty; ExecProcess.Master is its master.
 	Tty bool
+	// ConsoleSize is the pty's height and width from the start (zero:
+	// none, until the caller resizes it).
+	ConsoleSize [2]uint
 	// Stdio of the process (without Tty); nil ones get /dev/null.
 	Stdin, Stdout, Stderr *os.File
 }
@@ -143,6 +146,9 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (*ExecProc
 	p.Args = slices.Clone(o.Cmd)
 	p.Terminal = o.Tty
 	p.ConsoleSize = nil
+	if o.Tty && o.ConsoleSize[0] > 0 && o.ConsoleSize[1] > 0 {
+		p.ConsoleSize = &specs.Box{Height: o.ConsoleSize[0], Width: o.ConsoleSize[1]}
+	}
 	env := slices.Clone(c.Config.Env)
 	if len(env) == 0 {
 		env = slices.Clone(base.Env)

@@ -117,7 +117,8 @@ func (e *Engine) Logs(ctx context.Context, ref string, o LogOptions, stdout, std
 	}
 	for {
 		running := true
-		if cur, err := e.Get(ctx, c.ID); err != nil {
+		cur, err := e.Get(ctx, c.ID)
+		if err != nil {
 			if !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
@@ -178,6 +179,15 @@ func (e *Engine) Logs(ctx context.Context, ref string, o LogOptions, stdout, std
 			}
 		}
 		if !running {
+			if cur != nil && (cur.State.Status == StatusExited || cur.State.Status == StatusDead) {
+				// The end of a follow says the container stopped, as
+				// Wait's does (`logs -f X && rm X`): the exit may be
+				// derived from the exit file while the monitor's handler
+				// is still recording it.
+				if err := e.waitExitRecorded(ctx, c.ID, cur.State.StartedAt); err != nil {
+					return err
+				}
+			}
 			if r != nil {
 				return r.read(emit)
 			}

@@ -117,7 +117,7 @@ func (s *Started) Wait() (int, error) {
 	if s.reap && s.monitor != nil {
 		// A long-lived caller reaps the monitor it started (it may
 		// outlive this wait: a restart policy).
-		defer func() { go s.monitor.Wait() }()
+		defer reapLater(s.monitor)
 	}
 	for {
 		line, err := s.notify.ReadString('\n')
@@ -140,7 +140,7 @@ func (s *Started) Wait() (int, error) {
 func (s *Started) release() {
 	if s.monitor != nil && s.monitor.Process != nil {
 		if s.reap {
-			go s.monitor.Wait()
+			reapLater(s.monitor)
 			return
 		}
 		s.monitor.Process.Release()
@@ -248,12 +248,20 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 	if attach != nil && attach.Stdin != nil && c.Config.OpenStdin && c.Config.Tty && len(attach.DetachKeys) > 0 {
 		env = append(env, monitor.EnvDetach+"="+hex.EncodeToString(attach.DetachKeys))
 	}
-	if attach != nil && attach.Stdin != nil && c.Config.Tty {
+	if c.Config.Tty {
 		// The container's terminal has the caller's size from its
 		// first instruction: the monitor copies it only once the
-		// container runs, and a `stty size` before that saw 0x0.
-		if ws, err := unix.IoctlGetWinsize(int(attach.Stdin.Fd()), unix.TIOCGWINSZ); err == nil && ws.Row > 0 && ws.Col > 0 {
-			env = append(env, EnvWinsize+"="+strconv.Itoa(int(ws.Row))+"x"+strconv.Itoa(int(ws.Col)))
+		// container runs, and a `stty size` before that saw 0x0. A
+		// caller without a terminal (the Docker API's) may have given
+		// the size at create.
+		rows, cols := c.HostConfig.ConsoleSize[0], c.HostConfig.ConsoleSize[1]
+		if attach != nil && attach.Stdin != nil {
+			if ws, err := unix.IoctlGetWinsize(int(attach.Stdin.Fd()), unix.TIOCGWINSZ); err == nil && ws.Row > 0 && ws.Col > 0 {
+				rows, cols = uint(ws.Row), uint(ws.Col)
+			}
+		}
+		if rows > 0 && cols > 0 && rows <= 65535 && cols <= 65535 {
+			env = append(env, EnvWinsize+"="+strconv.FormatUint(uint64(rows), 10)+"x"+strconv.FormatUint(uint64(cols), 10))
 		}
 	}
 	for _, kv := range os.Environ() {

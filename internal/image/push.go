@@ -98,3 +98,15 @@ func (s *Service) Push(ctx context.Context, source, dest string, progress Progre
 	}
 	return desc, err
 }
+
+// CheckLogin checks that the registry accepts username and secret (as
+// `docker login` does), when the service's registry client can say.
+func (s *Service) CheckLogin(ctx context.Context, registry, username, secret string) error {
+	c, ok := s.opts.Registry.(interface {
+		CheckLogin(ctx context.Context, registry, username, secret string) error
+	})
+	if !ok {
+		return errors.New("login: this registry client cannot check credentials")
+	}
+	return c.CheckLogin(ctx, registry, username, secret)
+}

@@ -33,12 +33,31 @@ type served struct {
 func (e *engineEnv) serveDockerProcess() served { return e.serveAPI("--docker-socket") }
 
 // serveAPI starts `berth serve` with flag (--docker-socket, --cri-socket)
-// naming a socket of the test's; it is stopped (SIGTERM) at the end of
-// the test, which must leave no socket behind.
+// naming a socket of the test's.
 func (e *engineEnv) serveAPI(flag string) served {
 	e.t.Helper()
 	sock := filepath.Join(e.t.TempDir(), "api.sock")
-	cmd := e.command("serve", flag, sock)
+	return e.serveWith(flag, sock)
+}
+
+// serveWith starts `berth serve` with args, which name a unix socket
+// (--docker-socket, --cri-socket, or -H unix://), and waits for that
+// socket to answer; it is stopped (SIGTERM) at the end of the test, which
+// must leave no socket behind.
+func (e *engineEnv) serveWith(args ...string) served {
+	e.t.Helper()
+	sock := ""
+	for i, a := range args {
+		if i > 0 && (args[i-1] == "--docker-socket" || args[i-1] == "--cri-socket") {
+			sock = a
+		} else if p, ok := strings.CutPrefix(a, "unix://"); ok && sock == "" {
+			sock = p
+		}
+	}
+	if sock == "" {
+		e.t.Fatal("serveWith: name a unix socket to wait for")
+	}
+	cmd := e.command(append([]string{"serve"}, args...)...)
 	logPath := filepath.Join(e.t.TempDir(), "serve.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -49,6 +68,12 @@ func (e *engineEnv) serveAPI(flag string) served {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() {
+		// What serve said, for a test that failed.
+		defer func() {
+			if b, err := os.ReadFile(logf.Name()); err == nil && e.t.Failed() {
+				e.t.Logf("berth serve %s:\n%s", strings.Join(args, " "), b)
+			}
+		}()
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
@@ -65,7 +90,7 @@ func (e *engineEnv) serveAPI(flag string) served {
 			e.t.Errorf("the socket %s is left", sock)
 		}
 	})
-	waitFor(e.t, 10*time.Second, "the "+flag+" socket", func() bool {
+	waitFor(e.t, 10*time.Second, "the socket "+sock, func() bool {
 		c, err := net.Dial("unix", sock)
 		if err == nil {
 			c.Close()
@@ -177,6 +202,9 @@ func TestDockerAPICLI(t *testing.T) {
 				t.Errorf("docker rm nope: exit %d, %s", code, errOut)
 			}
 			ok("rm", "web")
+			session := newDockerSession(t, docker, sock)
+			dockerTerminalSteps(t, session)
+			dockerPortRestartHealthSteps(t, session)
 			// In the foreground: attach before start, output in order,
 			// the exit code, stdin, --rm.
 			if out, errOut, code := d("run", "--rm", "berth-demo/busybox", "sh", "-c", "echo out; echo err >&2; exit 3"); out != "out\n" || errOut != "err\n" || code != 3 {

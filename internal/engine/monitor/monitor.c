@@ -29,7 +29,10 @@
 // "E <message>", then uses the connection as that CLI's notify file: the
 // same "X <code>" at the exit, and "Q" when the CLI typed its detach keys
 // (it is then dropped, the container left running). Up to MAX_CLIENTS
-// CLIs at once: output goes to each, input comes from each.
+// CLIs at once: output goes to each, input comes from each. A client
+// with no terminal to copy the size from sends "W <rows> <cols>\n" (no
+// files) instead: the pty gets that size, the answer is "S <pid>" or
+// "E <message>", and the connection ends.
 //
 // A child gets the container's stdio on fds 0-2 and a report socket on fd
 // 3 on which it sends "P <pid>" (the container runs; with a tty, the pty
@@ -851,9 +854,31 @@ static void accept_attach(void)
 	struct ucred cred;
 	socklen_t credlen = sizeof cred;
 	char flags[8] = "", keys[2 * DETACH_MAX + 2] = "";
+	unsigned rows, cols;
 	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) < 0 || (cred.uid != 0 && cred.uid != geteuid()))
 		why = "permission denied";
-	else if (n <= 0 || buf[0] != 'A' || sscanf(buf, "A %7s %65s", flags, keys) != 2)
+	else if (n > 0 && buf[0] == 'W' && npassed == 0) {
+		// A resize from a client with no terminal of its own to copy
+		// the size from (the Docker API's): answered, then closed.
+		struct winsize ws = { 0 };
+		if (sscanf(buf, "W %u %u", &rows, &cols) != 2 || rows > 65535 || cols > 65535)
+			why = "bad resize request";
+		else if (!container)
+			why = "the container is not running";
+		else if (master < 0)
+			why = "the container has no terminal";
+		else {
+			ws.ws_row = (unsigned short)rows;
+			ws.ws_col = (unsigned short)cols;
+			if (ioctl(master, TIOCSWINSZ, &ws) < 0)
+				why = strerror(errno);
+		}
+		if (!why) {
+			dprintf(c, "S %d\n", container);
+			close(c);
+			return;
+		}
+	} else if (n <= 0 || buf[0] != 'A' || sscanf(buf, "A %7s %65s", flags, keys) != 2)
 		why = "bad attach request";
 	else if (npassed != (strchr(flags, 'i') ? 3 : 2))
 		why = "bad attach request: wrong number of files";

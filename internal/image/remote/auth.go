@@ -187,7 +187,7 @@ func (c *Client) authorize(ctx context.Context, o opRef, st *hostState, ep endpo
 			return err
 		}
 		if user == "" {
-			return o.errorf(ErrUnauthorized, fmt.Sprintf("log in first: berth login %s", ep.registry),
+			return o.errorf(ErrUnauthorized, fmt.Sprintf("log in first: %s %s", c.opts.LoginCommand, ep.registry),
 				"%s requires authentication and no credentials are configured", ep)
 		}
 		return nil
@@ -289,7 +289,7 @@ func (c *Client) fetchTokenAs(ctx context.Context, o opRef, st *hostState, ep en
 			kind = ErrUnavailable
 		}
 		return o.fromResponse(resp, kind, fmt.Sprintf("token server %s refused a token for %s", realm.Host, ep),
-			fmt.Sprintf("check the credentials for %s (berth login %s)", ep.registry, ep.registry))
+			fmt.Sprintf("check the credentials for %s (%s %s)", ep.registry, c.opts.LoginCommand, ep.registry))
 	}
 	defer resp.Body.Close()
 	var body struct {

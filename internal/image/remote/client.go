@@ -252,10 +252,10 @@ func (c *Client) do(ctx context.Context, o opRef, ep endpoint, rq *request) (*ht
 			if authTries >= 2 || (authTries == 1 && (ch == nil || ch.scheme != "bearer")) {
 				if user, secret, _ := c.creds(ctx, o, ep); user == "" && secret == "" {
 					return nil, o.fromResponse(resp, ErrUnauthorized, ep.String()+" requires authentication and no credentials are configured",
-						fmt.Sprintf("log in first: berth login %s", ep.registry))
+						fmt.Sprintf("log in first: %s %s", c.opts.LoginCommand, ep.registry))
 				}
 				return nil, o.fromResponse(resp, ErrUnauthorized, ep.String()+" refused the credentials",
-					fmt.Sprintf("check the credentials for %s (berth login %s) and your access to the repository", ep.registry, ep.registry))
+					fmt.Sprintf("check the credentials for %s (%s %s) and your access to the repository", ep.registry, c.opts.LoginCommand, ep.registry))
 			}
 			resp.Body.Close()
 			authTries++

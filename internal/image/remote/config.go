@@ -121,6 +121,10 @@ type Options struct {
 	Credentials Credentials
 	// UserAgent, DefaultUserAgent when empty.
 	UserAgent string
+	// LoginCommand is what errors tell the user to run to log in
+	// ("berth login" when empty; "docker login" for the Docker API's
+	// clients).
+	LoginCommand string
 	// Transport replaces the HTTP transport of every host (tests); the
 	// per-host TLS settings are then not applied.
 	Transport http.RoundTripper
@@ -166,6 +170,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.UserAgent == "" {
 		o.UserAgent = DefaultUserAgent
+	}
+	if o.LoginCommand == "" {
+		o.LoginCommand = "berth login"
 	}
 }
 

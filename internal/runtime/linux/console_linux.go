@@ -69,6 +69,13 @@ func setupConsole(cfg *initConfig, r *rootfs) (*os.File, error) {
 	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
 		return nil, fmt.Errorf("unlock pty: %w", err)
 	}
+	// process.consoleSize: the size the process sees from its start.
+	if p := cfg.Process; p != nil && p.ConsoleSize != nil && p.ConsoleSize.Height > 0 && p.ConsoleSize.Width > 0 {
+		ws := &unix.Winsize{Row: uint16(min(p.ConsoleSize.Height, 65535)), Col: uint16(min(p.ConsoleSize.Width, 65535))}
+		if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws); err != nil {
+			return nil, fmt.Errorf("set the console size: %w", err)
+		}
+	}
 	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, master.Fd(), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
 	if errno != 0 {
 		return nil, fmt.Errorf("open pty peer (TIOCGPTPEER): %w", errno)
