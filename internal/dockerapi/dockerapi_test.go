@@ -400,6 +400,7 @@ func TestNotSupported(t *testing.T) {
 		{"GET", "/images/search?term=busybox", 501, "does not search registries"},
 		{"GET", "/plugins", 200, "[]"},
 		{"POST", "/plugins/pull?remote=x", 501, "no engine plugins"},
+		{"GET", "/v1.41/plugins/nope/json", 404, `plugin \"nope\" not found`},
 	} {
 		w := httptest.NewRecorder()
 		s.ServeHTTP(w, httptest.NewRequest(tc.method, tc.path, nil))

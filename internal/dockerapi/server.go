@@ -219,6 +219,12 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /session", notSupported("berth does not build images (no BuildKit session)"))
 	s.mux.HandleFunc("GET /images/search", notSupported("berth does not search registries: browse the registry's own web pages or its API"))
 	s.mux.HandleFunc("GET /plugins", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, []any{}) })
+	// No plugin exists: inspecting one is "not found" (the CLI's inspect
+	// of a name tries plugins too, and goes on at a 404), installing one
+	// is not supported.
+	s.mux.HandleFunc("GET /plugins/{name}/json", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, httpError{http.StatusNotFound, fmt.Sprintf("plugin %q not found", r.PathValue("name"))})
+	})
 	s.mux.HandleFunc("/plugins/", notSupported("berth has no engine plugins: networks are CNI's and volumes local"))
 
 	// What a dockerd outside a swarm answers.
