@@ -52,7 +52,7 @@ func (g *globalOptions) openEngine(withRegistry bool) (*engine.Engine, error) {
 		return nil, err
 	}
 	return engine.Open(engine.Options{Root: g.root, State: g.state, Images: s, Driver: linux.NewDriver(engine.RuntimeRoot(g.state)),
-		Drivers: []runtime.Driver{g.vmDriver()}})
+		Drivers: []runtime.Driver{g.vmDriver()}, Namespace: g.namespace})
 }
 
 // pruneVMLayers removes the VM driver's layer images whose layers are

@@ -34,6 +34,7 @@ type globalOptions struct {
 	state          string
 	registryConfig string
 	certsDir       string
+	namespace      string
 }
 
 func (g *globalOptions) register(cmd *cobra.Command) {
@@ -42,6 +43,7 @@ func (g *globalOptions) register(cmd *cobra.Command) {
 	f.StringVar(&g.state, "state", envOr("BERTH_STATE", "/run/berth"), "run-time state directory ($BERTH_STATE)")
 	f.StringVar(&g.registryConfig, "registry-config", envOr("BERTH_REGISTRY_CONFIG", "/etc/berth/registries.json"), "registries configuration: mirrors, insecure registries, CAs")
 	f.StringVar(&g.certsDir, "certs-dir", envOr("BERTH_CERTS_DIR", "/etc/berth/certs.d"), "per-registry certificates: DIR/host:port/*.crt")
+	f.StringVar(&g.namespace, "namespace", envOr("BERTH_NAMESPACE", ""), "store namespace of the containers named and listed (\"\": the default; the Kubernetes CRI's are apart) ($BERTH_NAMESPACE)")
 }
 
 func envOr(k, def string) string {

@@ -102,7 +102,7 @@ restarting it leaves them running.`,
 				return err
 			}
 			e, err := engine.Open(engine.Options{Root: g.root, State: g.state, Images: s,
-				Driver: linux.NewDriver(engine.RuntimeRoot(g.state)), Drivers: []runtime.Driver{g.vmDriver()}, Reap: true})
+				Driver: linux.NewDriver(engine.RuntimeRoot(g.state)), Drivers: []runtime.Driver{g.vmDriver()}, Reap: true, Namespace: g.namespace})
 			if err != nil {
 				return err
 			}

@@ -50,6 +50,11 @@ type Options struct {
 	// the background rather than released, which would leave each a
 	// zombie until the caller exits.
 	Reap bool
+	// Namespace is the store namespace the engine's names and lists are
+	// in: "" is the CLI's and the Docker API's; the Kubernetes CRI keeps
+	// its containers in their own, out of `berth ps`. Networks, volumes
+	// and images are shared by all.
+	Namespace string
 }
 
 // RuntimeRoot is where, under state, the Linux driver keeps its state.
@@ -90,11 +95,14 @@ func Open(opts Options) (*Engine, error) {
 			}
 		}
 	}
+	if err := ValidNamespace(opts.Namespace); err != nil {
+		return nil, err
+	}
 	db, err := store.Open(filepath.Join(opts.Root, "engine", "berth.db"))
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{opts: opts, db: db, images: opts.Images, snapshots: opts.Images.Snapshots(), driver: newDrivers(opts.Driver, opts.Drivers), events: openJournal(opts.Root)}, nil
+	return &Engine{opts: opts, db: db.InNamespace(opts.Namespace), images: opts.Images, snapshots: opts.Images.Snapshots(), driver: newDrivers(opts.Driver, opts.Drivers), events: openJournal(opts.Root)}, nil
 }
 
 // Root is the engine's persistent root directory.
@@ -172,8 +180,15 @@ func (e *Engine) update(ctx context.Context, id string, fn func(c *Container) er
 	return out, err
 }
 
-// get resolves a name, ID or ID prefix to the stored record, unrefreshed.
+// get resolves a name, ID or ID prefix to the stored record, unrefreshed:
+// names and prefixes in the engine's namespace, a full ID in any (the
+// monitors' children and the exit handler name their container so).
 func (e *Engine) get(ctx context.Context, ref string) (*Container, error) {
+	if len(ref) == 64 && isHexID(ref) {
+		if r, err := e.db.Get(ctx, ref); err == nil {
+			return decode(r)
+		}
+	}
 	r, err := e.db.Resolve(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -187,4 +202,31 @@ func procStart(pid int) uint64 { return proc.StartTime(pid) }
 // alive reports whether pid is still the process that started at start.
 func alive(pid int, start uint64) bool {
 	return pid > 0 && start != 0 && procStart(pid) == start
+}
+
+func isHexID(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidNamespace checks a store namespace's name: "" or lower-case
+// letters, digits, '.' and '-', starting with a letter or digit (at most
+// 63), as containerd's.
+func ValidNamespace(ns string) error {
+	if ns == "" {
+		return nil
+	}
+	ok := len(ns) <= 63
+	for i := 0; ok && i < len(ns); i++ {
+		c := ns[i]
+		ok = 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || i > 0 && (c == '.' || c == '-')
+	}
+	if !ok {
+		return fmt.Errorf("namespace %q: lower-case letters, digits, '.' and '-', starting with a letter or digit, at most 63: %w", ns, ErrInvalid)
+	}
+	return nil
 }

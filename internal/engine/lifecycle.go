@@ -27,9 +27,19 @@ func (e *Engine) Get(ctx context.Context, ref string) (*Container, error) {
 	return e.refresh(ctx, c)
 }
 
-// List returns every container, oldest first, reconciled.
+// List returns every container of the engine's namespace, oldest first,
+// reconciled.
 func (e *Engine) List(ctx context.Context) ([]*Container, error) {
-	rows, err := e.db.List(ctx)
+	return e.list(ctx, e.db.List)
+}
+
+// listAll is List over every namespace.
+func (e *Engine) listAll(ctx context.Context) ([]*Container, error) {
+	return e.list(ctx, e.db.ListAll)
+}
+
+func (e *Engine) list(ctx context.Context, rowsOf func(context.Context) ([]store.Row, error)) ([]*Container, error) {
+	rows, err := rowsOf(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -607,7 +607,7 @@ func (e *Engine) refreshEtcFiles(ctx context.Context, c *Container) error {
 }
 
 func (e *Engine) allRecords(ctx context.Context) ([]*Container, error) {
-	rows, err := e.db.List(ctx)
+	rows, err := e.db.ListAll(ctx)
 	if err != nil {
 		return nil, err
 	}

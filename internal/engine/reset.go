@@ -18,13 +18,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Reset removes every container (running ones are killed), every volume
+// Reset removes every container of every namespace (running ones are
+// killed), every volume
 // and every network, the default one with its bridge and the root's
 // firewall chains included. It stops at the first container it cannot
 // remove (its volumes and networks are still in use). The caller then
 // closes the engine and calls RemoveLayout.
 func (e *Engine) Reset(ctx context.Context) error {
-	list, err := e.List(ctx)
+	list, err := e.listAll(ctx)
 	if err != nil {
 		return err
 	}
@@ -149,7 +150,7 @@ func (e *Engine) Images() *image.Service { return e.images }
 // when no container is left (system prune), so that nothing is mounted
 // under the state directory.
 func (e *Engine) ReleaseNetnsDir(ctx context.Context) error {
-	rows, err := e.db.List(ctx)
+	rows, err := e.db.ListAll(ctx)
 	if err != nil || len(rows) > 0 {
 		return err
 	}

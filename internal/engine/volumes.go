@@ -237,7 +237,7 @@ func (e *Engine) unmountVolumesOf(ctx context.Context, id string) {
 		return
 	}
 	e.withVolumes(ctx, func() error {
-		rows, err := e.db.List(ctx)
+		rows, err := e.db.ListAll(ctx)
 		if err != nil {
 			return err
 		}
@@ -374,7 +374,7 @@ func (e *Engine) Volumes(ctx context.Context) ([]*Volume, map[string][]string, e
 
 // volumeUsers maps volume names to the containers that mount them.
 func (e *Engine) volumeUsers(ctx context.Context) (map[string][]string, error) {
-	rows, err := e.db.List(ctx)
+	rows, err := e.db.ListAll(ctx)
 	if err != nil {
 		return nil, err
 	}

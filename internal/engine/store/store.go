@@ -43,20 +43,38 @@ type Row struct {
 	Name    string
 	ImageID string
 	Data    []byte
+	// Namespace is the store namespace the record lives in ("" is the
+	// CLI's and the Docker API's; the CRI's is its own).
+	Namespace string
 }
 
-// DB is an open store. Safe for concurrent use.
+// DB is an open store. Safe for concurrent use. Names and ID prefixes
+// resolve, and lists list, within the DB's namespace (InNamespace); a
+// full ID reaches any record (the engine's own bookkeeping, the monitors'
+// children); names are unique across namespaces.
 type DB struct {
 	db   *sql.DB
 	path string
+	ns   string
 }
+
+// InNamespace is d, resolving and listing in namespace ns.
+func (d *DB) InNamespace(ns string) *DB {
+	c := *d
+	c.ns = ns
+	return &c
+}
+
+// Namespace is the namespace d resolves and lists in.
+func (d *DB) Namespace() string { return d.ns }
 
 const schema = `
 CREATE TABLE IF NOT EXISTS containers (
-	id       TEXT PRIMARY KEY,
-	name     TEXT NOT NULL UNIQUE,
-	image_id TEXT NOT NULL,
-	data     TEXT NOT NULL
+	id        TEXT PRIMARY KEY,
+	name      TEXT NOT NULL UNIQUE,
+	image_id  TEXT NOT NULL,
+	data      TEXT NOT NULL,
+	namespace TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
 CREATE TABLE IF NOT EXISTS volumes (
@@ -105,7 +123,8 @@ func Open(path string) (*DB, error) {
 }
 
 // schemaVersion is PRAGMA user_version once the schema is in place.
-const schemaVersion = 2
+// 3: containers.namespace.
+const schemaVersion = 3
 
 // ensureSchema creates the tables unless the version says they exist. The
 // check is a read; the creation runs in a BEGIN IMMEDIATE transaction,
@@ -126,6 +145,18 @@ func ensureSchema(db *sql.DB) error {
 		return err
 	}
 	defer tx.Rollback()
+	// Again under the write lock: another process may have migrated.
+	if err := tx.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	if v >= schemaVersion {
+		return nil
+	}
+	if v >= 1 && v < 3 {
+		if _, err := tx.Exec(`ALTER TABLE containers ADD COLUMN namespace TEXT NOT NULL DEFAULT ''`); err != nil {
+			return fmt.Errorf("store: add the namespace column: %w", err)
+		}
+	}
 	if _, err := tx.Exec(schema); err != nil {
 		return err
 	}
@@ -140,9 +171,13 @@ func (d *DB) Close() error { return d.db.Close() }
 
 // Insert adds a row; a taken name wraps ErrNameInUse.
 func (d *DB) Insert(ctx context.Context, r Row) error {
-	_, err := d.db.ExecContext(ctx, `INSERT INTO containers(id, name, image_id, data) VALUES(?, ?, ?, ?)`, r.ID, r.Name, r.ImageID, string(r.Data))
+	_, err := d.db.ExecContext(ctx, `INSERT INTO containers(id, name, image_id, data, namespace) VALUES(?, ?, ?, ?, ?)`, r.ID, r.Name, r.ImageID, string(r.Data), d.ns)
 	if isUnique(err) {
 		if strings.Contains(err.Error(), "containers.name") {
+			var ns string
+			if d.db.QueryRowContext(ctx, `SELECT namespace FROM containers WHERE name = ?`, r.Name).Scan(&ns) == nil && ns != d.ns {
+				return fmt.Errorf("the container name %q is in use in the store namespace %q (names are unique across namespaces): %w; choose another name", r.Name, ns, ErrNameInUse)
+			}
 			return fmt.Errorf("the container name %q is already in use: %w (remove or rename that container, or choose another name)", r.Name, ErrNameInUse)
 		}
 		return fmt.Errorf("container ID %s exists already: %w", r.ID, ErrNameInUse)
@@ -163,7 +198,7 @@ func isUnique(err error) bool {
 func (d *DB) Get(ctx context.Context, id string) (Row, error) {
 	var r Row
 	var data string
-	err := d.db.QueryRowContext(ctx, `SELECT id, name, image_id, data FROM containers WHERE id = ?`, id).Scan(&r.ID, &r.Name, &r.ImageID, &data)
+	err := d.db.QueryRowContext(ctx, `SELECT id, name, image_id, data, namespace FROM containers WHERE id = ?`, id).Scan(&r.ID, &r.Name, &r.ImageID, &data, &r.Namespace)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Row{}, NotFound("no such container: %s", id)
 	}
@@ -180,7 +215,7 @@ func (d *DB) Resolve(ctx context.Context, ref string) (Row, error) {
 	if ref == "" {
 		return Row{}, NotFound("no such container: an empty name or ID")
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT id, name, image_id, data FROM containers WHERE id = ?1 OR name = ?1 OR (id >= ?1 AND id < ?1 || 'g')`, strings.TrimPrefix(ref, "/"))
+	rows, err := d.db.QueryContext(ctx, `SELECT id, name, image_id, data, namespace FROM containers WHERE namespace = ?2 AND (id = ?1 OR name = ?1 OR (id >= ?1 AND id < ?1 || 'g'))`, strings.TrimPrefix(ref, "/"), d.ns)
 	if err != nil {
 		return Row{}, fmt.Errorf("store: resolve %s: %w", ref, err)
 	}
@@ -190,7 +225,7 @@ func (d *DB) Resolve(ctx context.Context, ref string) (Row, error) {
 	for rows.Next() {
 		var r Row
 		var data string
-		if err := rows.Scan(&r.ID, &r.Name, &r.ImageID, &data); err != nil {
+		if err := rows.Scan(&r.ID, &r.Name, &r.ImageID, &data, &r.Namespace); err != nil {
 			return Row{}, err
 		}
 		r.Data = []byte(data)
@@ -219,9 +254,19 @@ func (d *DB) Resolve(ctx context.Context, ref string) (Row, error) {
 	return Row{}, NotFound("no such container: %s", ref)
 }
 
-// List returns every row, oldest first.
+// List returns every row of the namespace, oldest first.
 func (d *DB) List(ctx context.Context) ([]Row, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT id, name, image_id, data FROM containers ORDER BY rowid`)
+	return d.list(ctx, `SELECT id, name, image_id, data, namespace FROM containers WHERE namespace = ? ORDER BY rowid`, d.ns)
+}
+
+// ListAll returns every row of every namespace, oldest first: for what
+// all containers share (networks, volumes, images, the name server).
+func (d *DB) ListAll(ctx context.Context) ([]Row, error) {
+	return d.list(ctx, `SELECT id, name, image_id, data, namespace FROM containers ORDER BY rowid`)
+}
+
+func (d *DB) list(ctx context.Context, query string, args ...any) ([]Row, error) {
+	rows, err := d.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list: %w", err)
 	}
@@ -230,7 +275,7 @@ func (d *DB) List(ctx context.Context) ([]Row, error) {
 	for rows.Next() {
 		var r Row
 		var data string
-		if err := rows.Scan(&r.ID, &r.Name, &r.ImageID, &data); err != nil {
+		if err := rows.Scan(&r.ID, &r.Name, &r.ImageID, &data, &r.Namespace); err != nil {
 			return nil, err
 		}
 		r.Data = []byte(data)
@@ -267,7 +312,7 @@ func (d *DB) Update(ctx context.Context, id string, fn func(r *Row) error) error
 	defer tx.Rollback()
 	var r Row
 	var data string
-	err = tx.QueryRowContext(ctx, `SELECT id, name, image_id, data FROM containers WHERE id = ?`, id).Scan(&r.ID, &r.Name, &r.ImageID, &data)
+	err = tx.QueryRowContext(ctx, `SELECT id, name, image_id, data, namespace FROM containers WHERE id = ?`, id).Scan(&r.ID, &r.Name, &r.ImageID, &data, &r.Namespace)
 	if errors.Is(err, sql.ErrNoRows) {
 		return NotFound("no such container: %s", id)
 	}

@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -194,5 +196,81 @@ func TestIDRanges(t *testing.T) {
 	}
 	if r, err := db.ReserveIDRanges(ctx, "new", lowest); err != nil || r.UIDs[0] != got[3].UIDs[0] {
 		t.Errorf("after c3's removal the new block is %v %v, want c3's %v", r, err, got[3])
+	}
+}
+
+// TestNamespaces: names and prefixes resolve and lists list within the
+// DB's namespace; a full ID reaches any record; names are unique across
+// namespaces, and the error says where the name is taken.
+func TestNamespaces(t *testing.T) {
+	d, err := Open(filepath.Join(t.TempDir(), "berth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx := context.Background()
+	k8s := d.InNamespace("k8s")
+	idA, idK := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	if err := d.Insert(ctx, Row{ID: idA, Name: "web", ImageID: "i", Data: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Insert(ctx, Row{ID: idK, Name: "k8s_pod", ImageID: "i", Data: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := d.List(ctx); len(rows) != 1 || rows[0].ID != idA {
+		t.Errorf("default List: %+v", rows)
+	}
+	if rows, _ := k8s.List(ctx); len(rows) != 1 || rows[0].ID != idK || rows[0].Namespace != "k8s" {
+		t.Errorf("k8s List: %+v", rows)
+	}
+	if rows, _ := d.ListAll(ctx); len(rows) != 2 {
+		t.Errorf("ListAll: %d rows", len(rows))
+	}
+	for _, ref := range []string{"k8s_pod", "bbb", idK} {
+		if _, err := d.Resolve(ctx, ref); !errors.Is(err, ErrNotFound) {
+			t.Errorf("default Resolve(%s) of a k8s record: %v", ref, err)
+		}
+		if r, err := k8s.Resolve(ctx, ref); err != nil || r.ID != idK {
+			t.Errorf("k8s Resolve(%s): %+v %v", ref, r, err)
+		}
+	}
+	if r, err := d.Get(ctx, idK); err != nil || r.Namespace != "k8s" {
+		t.Errorf("Get by full ID across namespaces: %+v %v", r, err)
+	}
+	err = d.Insert(ctx, Row{ID: strings.Repeat("c", 64), Name: "k8s_pod", ImageID: "i", Data: []byte("{}")})
+	if !errors.Is(err, ErrNameInUse) || !strings.Contains(err.Error(), `namespace "k8s"`) {
+		t.Errorf("a name taken in another namespace: %v", err)
+	}
+}
+
+// TestMigrateToNamespaces: a store of schema 2 (no namespace column)
+// gets the column, its records in the default namespace.
+func TestMigrateToNamespaces(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "berth.db")
+	old, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE containers (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, image_id TEXT NOT NULL, data TEXT NOT NULL)`,
+		`INSERT INTO containers VALUES ('` + strings.Repeat("a", 64) + `', 'old', 'i', '{}')`,
+		`PRAGMA user_version = 2`,
+	} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+	d, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	r, err := d.Resolve(context.Background(), "old")
+	if err != nil || r.Namespace != "" {
+		t.Fatalf("the old record after the migration: %+v %v", r, err)
+	}
+	if rows, _ := d.InNamespace("k8s").List(context.Background()); len(rows) != 0 {
+		t.Errorf("the old record is in k8s: %+v", rows)
 	}
 }
