@@ -19,6 +19,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/lockfile"
+	"github.com/berth-dev/berth/internal/mountopt"
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
@@ -80,44 +81,28 @@ func checkLocalOptions(opts map[string]string) error {
 	return nil
 }
 
-// mountFlags splits mount(8)-style options into mount(2) flags and the
-// file system's data string.
+// mountFlags splits mount(8)-style options into mount(2) flags (the
+// runtime's table, mountopt) and the file system's data string. Options
+// that would change the mount's kind or propagation are refused.
 func mountFlags(o string) (uintptr, string, error) {
 	var flags uintptr
 	var data []string
 	for _, opt := range strings.Split(o, ",") {
 		switch opt {
 		case "":
-		case "bind":
-			flags |= unix.MS_BIND
-		case "rbind":
-			flags |= unix.MS_BIND | unix.MS_REC
-		case "ro":
-			flags |= unix.MS_RDONLY
-		case "rw":
-			flags &^= unix.MS_RDONLY
-		case "nosuid":
-			flags |= unix.MS_NOSUID
-		case "nodev":
-			flags |= unix.MS_NODEV
-		case "noexec":
-			flags |= unix.MS_NOEXEC
-		case "sync":
-			flags |= unix.MS_SYNCHRONOUS
-		case "noatime":
-			flags |= unix.MS_NOATIME
-		case "nodiratime":
-			flags |= unix.MS_NODIRATIME
-		case "relatime":
-			flags |= unix.MS_RELATIME
-		case "strictatime":
-			flags |= unix.MS_STRICTATIME
-		case "suid", "dev", "exec", "async", "atime", "diratime", "defaults":
+			continue
 		case "remount", "move", "shared", "rshared", "slave", "rslave", "private", "rprivate", "unbindable", "runbindable":
 			return 0, "", fmt.Errorf("volume option o=%s: %q is not a mount option a volume can take: %w", o, opt, ErrInvalid)
-		default:
-			data = append(data, opt)
 		}
+		if f, ok := mountopt.Flags[opt]; ok {
+			if f.Clear {
+				flags &^= f.Flag
+			} else {
+				flags |= f.Flag
+			}
+			continue
+		}
+		data = append(data, opt)
 	}
 	return flags, strings.Join(data, ","), nil
 }

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/berth-dev/berth/internal/mountopt"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,42 +19,9 @@ type mountOptions struct {
 	recSet    bool
 }
 
-var mountFlagOptions = map[string]struct {
-	clear bool
-	flag  uintptr
-}{
-	"defaults":      {false, 0},
-	"ro":            {false, unix.MS_RDONLY},
-	"rw":            {true, unix.MS_RDONLY},
-	"suid":          {true, unix.MS_NOSUID},
-	"nosuid":        {false, unix.MS_NOSUID},
-	"dev":           {true, unix.MS_NODEV},
-	"nodev":         {false, unix.MS_NODEV},
-	"exec":          {true, unix.MS_NOEXEC},
-	"noexec":        {false, unix.MS_NOEXEC},
-	"sync":          {false, unix.MS_SYNCHRONOUS},
-	"async":         {true, unix.MS_SYNCHRONOUS},
-	"dirsync":       {false, unix.MS_DIRSYNC},
-	"remount":       {false, unix.MS_REMOUNT},
-	"mand":          {false, unix.MS_MANDLOCK},
-	"nomand":        {true, unix.MS_MANDLOCK},
-	"atime":         {true, unix.MS_NOATIME},
-	"noatime":       {false, unix.MS_NOATIME},
-	"diratime":      {true, unix.MS_NODIRATIME},
-	"nodiratime":    {false, unix.MS_NODIRATIME},
-	"bind":          {false, unix.MS_BIND},
-	"rbind":         {false, unix.MS_BIND | unix.MS_REC},
-	"relatime":      {false, unix.MS_RELATIME},
-	"norelatime":    {true, unix.MS_RELATIME},
-	"strictatime":   {false, unix.MS_STRICTATIME},
-	"nostrictatime": {true, unix.MS_STRICTATIME},
-	"lazytime":      {false, unix.MS_LAZYTIME},
-	"nolazytime":    {true, unix.MS_LAZYTIME},
-	"silent":        {false, unix.MS_SILENT},
-	"loud":          {true, unix.MS_SILENT},
-	"nosymfollow":   {false, unix.MS_NOSYMFOLLOW},
-	"symfollow":     {true, unix.MS_NOSYMFOLLOW},
-}
+// mountFlagOptions are the options that are mount(2) flags (shared with
+// the engine's volume mounts).
+var mountFlagOptions = mountopt.Flags
 
 var propagationOptions = map[string]uintptr{
 	"private":     unix.MS_PRIVATE,
@@ -92,11 +60,11 @@ func parseMountOptions(opts []string) mountOptions {
 	var m mountOptions
 	for _, o := range opts {
 		if f, ok := mountFlagOptions[o]; ok {
-			if f.clear {
-				m.flags &^= f.flag
-				m.clear |= f.flag
+			if f.Clear {
+				m.flags &^= f.Flag
+				m.clear |= f.Flag
 			} else {
-				m.flags |= f.flag
+				m.flags |= f.Flag
 			}
 			continue
 		}

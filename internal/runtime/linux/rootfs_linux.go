@@ -391,7 +391,7 @@ func remountBind(t *os.File, flags uintptr) error {
 func describeFlags(f uintptr) string {
 	var out []string
 	for name, o := range mountFlagOptions {
-		if !o.clear && o.flag != 0 && f&o.flag == o.flag && name != "defaults" && name != "rbind" && name != "bind" {
+		if !o.Clear && o.Flag != 0 && f&o.Flag == o.Flag && name != "defaults" && name != "rbind" && name != "bind" {
 			out = append(out, name)
 		}
 	}
