@@ -96,7 +96,7 @@ restarting it leaves them running.`,
 				return err
 			}
 			reg := remote.New(remote.Options{Registries: cfg.Registries, CertsDir: g.certsDir, UserAgent: "berth/" + Version, LoginCommand: "docker login",
-				Credentials: dockerapi.RequestCredentials{Fallback: cri.RequestCredentials{Fallback: keychainCredentials{g.keychain()}}}})
+				Credentials: remote.RequestCredentials{Fallback: keychainCredentials{g.keychain()}}})
 			s, err := image.Open(image.Options{Root: g.root, Registry: reg, InUse: g.inUse})
 			if err != nil {
 				return err

@@ -60,7 +60,7 @@ func TestGRPCError(t *testing.T) {
 
 func TestRequestCredentials(t *testing.T) {
 	fallback := staticCreds{"fb", "fbpass"}
-	creds := RequestCredentials{Fallback: fallback}
+	creds := remote.RequestCredentials{Fallback: fallback}
 	get := func(ctx context.Context, registry string) string {
 		u, p, err := creds.Get(ctx, registry)
 		if err != nil {

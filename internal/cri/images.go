@@ -230,25 +230,16 @@ func imageUser(user string) (*runtimeapi.Int64Value, string) {
 	return nil, u
 }
 
-// Credentials of one request (PullImageRequest.auth), used for that
-// request's pull before the server's own.
-
-type authKey struct{}
-
-type requestAuth struct {
-	server, username, secret string
-}
-
 // withAuth puts a pull's credentials into its context.
 func withAuth(ctx context.Context, a *runtimeapi.AuthConfig) (context.Context, error) {
 	if a == nil {
 		return ctx, nil
 	}
-	ra := requestAuth{server: a.GetServerAddress(), username: a.GetUsername(), secret: a.GetPassword()}
+	username, secret := a.GetUsername(), a.GetPassword()
 	switch {
 	case a.GetIdentityToken() != "":
-		ra.username, ra.secret = "", a.GetIdentityToken()
-	case a.GetAuth() != "" && ra.username == "":
+		username, secret = "", a.GetIdentityToken()
+	case a.GetAuth() != "" && username == "":
 		dec, err := base64.StdEncoding.DecodeString(a.GetAuth())
 		if err != nil {
 			return nil, status.Error(codes.InvalidArgument, "PullImage: auth.auth is not base64 of user:password")
@@ -257,40 +248,12 @@ func withAuth(ctx context.Context, a *runtimeapi.AuthConfig) (context.Context, e
 		if !ok {
 			return nil, status.Error(codes.InvalidArgument, "PullImage: auth.auth is not base64 of user:password")
 		}
-		ra.username, ra.secret = u, p
-	case a.GetRegistryToken() != "" && ra.username == "":
+		username, secret = u, p
+	case a.GetRegistryToken() != "" && username == "":
 		return nil, status.Error(codes.InvalidArgument, "PullImage: auth.registry_token (a raw bearer token) is not supported by berth; give username/password or identity_token")
 	}
-	if ra.username == "" && ra.secret == "" {
+	if username == "" && secret == "" {
 		return ctx, nil
 	}
-	return context.WithValue(ctx, authKey{}, ra), nil
-}
-
-// RequestCredentials are credentials for the server's registry client: a
-// CRI pull's own when they name the registry (or name none), else
-// Fallback's.
-type RequestCredentials struct{ Fallback remote.Credentials }
-
-// Get implements remote.Credentials.
-func (c RequestCredentials) Get(ctx context.Context, registry string) (string, string, error) {
-	if a, ok := ctx.Value(authKey{}).(requestAuth); ok && serverMatches(a.server, registry) {
-		return a.username, a.secret, nil
-	}
-	if c.Fallback == nil {
-		return "", "", nil
-	}
-	return c.Fallback.Get(ctx, registry)
-}
-
-// serverMatches says whether a credential's server address ("", a host,
-// or a URL the way docker writes it) is registry.
-func serverMatches(server, registry string) bool {
-	server = strings.TrimPrefix(strings.TrimPrefix(server, "https://"), "http://")
-	server = strings.TrimSuffix(strings.TrimSuffix(server, "/v1/"), "/")
-	if i := strings.IndexByte(server, '/'); i >= 0 {
-		server = server[:i]
-	}
-	return server == "" || server == registry ||
-		(server == "index.docker.io" || server == "docker.io") && registry == "registry-1.docker.io"
+	return remote.WithRequestCredentials(ctx, a.GetServerAddress(), username, secret), nil
 }

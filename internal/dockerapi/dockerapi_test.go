@@ -333,7 +333,7 @@ func FuzzCreateRequest(f *testing.F) {
 
 func TestRequestCredentials(t *testing.T) {
 	fallback := remote.StaticCredentials{"reg.example:5000": {"fall", "back"}}
-	c := RequestCredentials{Fallback: fallback}
+	c := remote.RequestCredentials{Fallback: fallback}
 	auth := func(a registryAuth) context.Context {
 		b, _ := json.Marshal(a)
 		r := httptest.NewRequest("POST", "/images/create", nil)

@@ -17,11 +17,6 @@ import (
 	"github.com/berth-dev/berth/internal/image/remote"
 )
 
-// Registry credentials of one request (X-Registry-Auth): the client's,
-// used for that request's pulls before the server's own (its keychain).
-
-type authKey struct{}
-
 // registryAuth is docker's X-Registry-Auth, decoded.
 type registryAuth struct {
 	Username      string `json:"username"`
@@ -30,7 +25,9 @@ type registryAuth struct {
 	IdentityToken string `json:"identitytoken"`
 }
 
-// withRegistryAuth reads the request's X-Registry-Auth into its context.
+// withRegistryAuth reads the request's X-Registry-Auth into its context
+// (remote.WithRequestCredentials): the server's registry client uses it
+// for that request before the server's own credentials.
 func withRegistryAuth(r *http.Request) (context.Context, error) {
 	h := r.Header.Get("X-Registry-Auth")
 	if h == "" {
@@ -46,33 +43,13 @@ func withRegistryAuth(r *http.Request) (context.Context, error) {
 	if err := json.Unmarshal(data, &a); err != nil {
 		return nil, httpError{http.StatusBadRequest, "X-Registry-Auth: not docker's auth object"}
 	}
-	if a.Username == "" && a.IdentityToken == "" {
-		return r.Context(), nil // docker sends "{}" for anonymous
+	switch {
+	case a.IdentityToken != "":
+		return remote.WithRequestCredentials(r.Context(), a.ServerAddress, "", a.IdentityToken), nil
+	case a.Username != "":
+		return remote.WithRequestCredentials(r.Context(), a.ServerAddress, a.Username, a.Password), nil
 	}
-	return context.WithValue(r.Context(), authKey{}, a), nil
-}
-
-// RequestCredentials are the credentials the server's registry client
-// uses: a request's X-Registry-Auth when it names the registry (or names
-// none), else Fallback's.
-type RequestCredentials struct{ Fallback remote.Credentials }
-
-// Get implements remote.Credentials.
-func (c RequestCredentials) Get(ctx context.Context, registry string) (string, string, error) {
-	if a, ok := ctx.Value(authKey{}).(registryAuth); ok {
-		server := strings.TrimPrefix(strings.TrimPrefix(a.ServerAddress, "https://"), "http://")
-		server = strings.TrimSuffix(strings.TrimSuffix(server, "/v1/"), "/")
-		if server == "" || server == registry || server == "index.docker.io" && registry == "registry-1.docker.io" {
-			if a.IdentityToken != "" {
-				return "", a.IdentityToken, nil
-			}
-			return a.Username, a.Password, nil
-		}
-	}
-	if c.Fallback == nil {
-		return "", "", nil
-	}
-	return c.Fallback.Get(ctx, registry)
+	return r.Context(), nil // docker sends "{}" for anonymous
 }
 
 // pullImage is POST /images/create?fromImage=NAME&tag=TAG: a pull with
