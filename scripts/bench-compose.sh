@@ -40,23 +40,13 @@ serve_pid= dockerd_pid=
 berth() { bin/berth --root "$T/berth" --state "$T/berth-state" "$@"; }
 cleanup() {
 	set +e
-	for sock in "$T/berth.sock" "$T/docker.sock"; do
+	for sock in "$T/berth.sock" "$T/dockerd.sock"; do
 		[ -S "$sock" ] && DOCKER_HOST=unix://$sock "$compose" -f "$project" -p bench down -v -t 1 >/dev/null 2>&1
 	done
-	if [ -n "$dockerd_pid" ]; then
-		kill "$dockerd_pid" 2>/dev/null
-		for _ in $(seq 200); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.1; done
-		# Its process group: the containerd it started, shims.
-		kill -KILL -- "-$dockerd_pid" 2>/dev/null
-		wait "$dockerd_pid" 2>/dev/null
-	fi
+	stop_private_dockerd
 	[ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
 	berth system reset -f >/dev/null 2>&1
 	umount_under "$T"
-	# dockerd leaves its cgroup parent, empty, in every hierarchy.
-	for cg in /sys/fs/cgroup/*/"$(basename "$T")" /sys/fs/cgroup/"$(basename "$T")"; do
-		[ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null
-	done
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -67,18 +57,12 @@ berth load -q -i "$T/busybox.tar" >/dev/null
 bin/berth --root "$T/berth" --state "$T/berth-state" serve --docker-socket "$T/berth.sock" >"$T/serve.log" 2>&1 &
 serve_pid=$!
 
-echo '{}' >"$T/daemon.json"
-# A fresh /run (its plugins, containerd) and /etc/docker (20.10 writes a
-# key.json there) in its own mount namespace.
-setsid unshare --net --mount --propagation private -- sh -c \
-	'mount -t tmpfs tmpfs /run && { [ ! -d /etc/docker ] || mount -t tmpfs tmpfs /etc/docker; } && ip link set lo up && exec "$@"' sh \
-	dockerd --config-file "$T/daemon.json" --data-root "$T/docker" --exec-root "$T/docker-exec" \
-	--pidfile "$T/docker.pid" --host "unix://$T/docker.sock" --cgroup-parent "/$(basename "$T")" \
-	--iptables=false --ip6tables=false --ip-masq=false --storage-driver overlay2 --log-level warn >"$T/dockerd.log" 2>&1 &
-dockerd_pid=$!
+# Without iptables: compose's networks then cost dockerd no NAT rules,
+# which berth's write (the comparison is not tilted its way).
+start_private_dockerd --iptables=false --ip6tables=false --ip-masq=false
 
 on() { local sock=$1; shift; DOCKER_HOST=unix://$sock DOCKER_CONFIG=$T/cli "$@"; }
-for sock in "$T/berth.sock" "$T/docker.sock"; do
+for sock in "$T/berth.sock" "$T/dockerd.sock"; do
 	for _ in $(seq 300); do on "$sock" docker version >/dev/null 2>&1 && break; sleep 0.1; done
 	on "$sock" docker version >/dev/null 2>&1 || {
 		echo "bench-compose: no engine on $sock" >&2
@@ -86,15 +70,16 @@ for sock in "$T/berth.sock" "$T/docker.sock"; do
 		exit 1
 	}
 done
-on "$T/docker.sock" docker load -q -i "$T/busybox.tar" >/dev/null
-dockerd_version=$(on "$T/docker.sock" docker version --format '{{.Server.Version}}')
+on "$T/dockerd.sock" docker load -q -i "$T/busybox.tar" >/dev/null
+dockerd_version=$(on "$T/dockerd.sock" docker version --format '{{.Server.Version}}')
 
 up() { on "$1" "$compose" -f "$project" -p bench up -d --wait; }
 down() { on "$1" "$compose" -f "$project" -p bench down -v; }
 # One round on each, unmeasured, which also checks that the project
 # works on both: the worker reached web and db by name.
 for side in berth docker; do
-	sock=$T/$side.sock
+	sock=$T/berth.sock
+	[ "$side" = berth ] || sock=$T/dockerd.sock
 	up "$sock" >"$T/warm.out" 2>&1 || { echo "bench-compose: compose up on $side failed:" >&2; tail -5 "$T/warm.out" >&2; exit 1; }
 	ok=
 	for _ in $(seq 100); do
@@ -109,8 +94,8 @@ done
 for _ in $(seq "$N"); do
 	timed berth-up up "$T/berth.sock"
 	timed berth-down down "$T/berth.sock"
-	timed docker-up up "$T/docker.sock"
-	timed docker-down down "$T/docker.sock"
+	timed docker-up up "$T/dockerd.sock"
+	timed docker-down down "$T/dockerd.sock"
 done
 
 ms() { awk -v s="$(median "$1")" 'BEGIN { printf "%.0f", s * 1000 }'; }

@@ -26,7 +26,6 @@ for tool in dockerd unshare "$DOCKER"; do
 done
 # A short path: the sockets' must fit a sockaddr_un.
 T=$(mktemp -d /tmp/bdapi.XXXXXX)
-cg=$(basename "$T")
 serve_pid=
 dockerd_pid=
 BENCH=bench-dockerapi
@@ -41,21 +40,14 @@ cleanup() {
 		ids=$(ondockerd ps -aq 2>/dev/null)
 		# shellcheck disable=SC2086
 		[ -z "$ids" ] || ondockerd rm -f $ids >/dev/null 2>&1
-		kill "$dockerd_pid" 2>/dev/null
-		for _ in $(seq 200); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.1; done
-		kill -9 -- "-$dockerd_pid" 2>/dev/null
-		wait "$dockerd_pid" 2>/dev/null
 	fi
+	stop_private_dockerd
 	if [ -n "$serve_pid" ]; then
 		kill "$serve_pid" 2>/dev/null
 		wait "$serve_pid" 2>/dev/null
 	fi
 	berth system reset -f >/dev/null 2>&1
 	umount_under "$T"
-	# dockerd leaves its cgroup parent, empty, in every hierarchy.
-	for d in /sys/fs/cgroup/*/"$cg" /sys/fs/cgroup/"$cg"; do
-		[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
-	done
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -70,15 +62,7 @@ berth load -q -i "$T/busybox.tar" >/dev/null
 bin/berth --root "$T/berth" --state "$T/berth-state" serve --docker-socket "$T/berth.sock" >"$T/serve.log" 2>&1 &
 serve_pid=$!
 
-echo '{}' >"$T/daemon.json"
-# A fresh /run (its plugin directory) and /etc/docker (where 20.10 writes
-# key.json) in its mount namespace, so nothing it writes reaches the host.
-setsid unshare --net --mount --propagation private -- sh -c \
-	'mount -t tmpfs tmpfs /run && { [ ! -d /etc/docker ] || mount -t tmpfs tmpfs /etc/docker; } && ip link set lo up && exec "$@"' sh \
-	dockerd --config-file "$T/daemon.json" --data-root "$T/dockerd" --exec-root "$T/dockerd-exec" \
-	--pidfile "$T/dockerd.pid" --host "unix://$T/dockerd.sock" --cgroup-parent "/$cg" \
-	--storage-driver overlay2 --log-level warn >"$T/dockerd.log" 2>&1 &
-dockerd_pid=$!
+start_private_dockerd
 
 for _ in $(seq 300); do onberth version >/dev/null 2>&1 && ondockerd version >/dev/null 2>&1 && break; sleep 0.1; done
 onberth version >/dev/null || { echo "bench-dockerapi: berth serve does not answer:" >&2; tail -5 "$T/serve.log" >&2; exit 1; }

@@ -71,3 +71,37 @@ berth_in_T() {
 	trap berth_cleanup EXIT
 	trap 'exit 130' INT TERM
 }
+
+# start_private_dockerd [FLAGS...]: Debian's dockerd beside the host's,
+# never touching it: its own data root, exec root, pidfile, socket
+# ($T/dockerd.sock) and cgroup parent (/$(basename $T)), in network and
+# mount namespaces of its own with a fresh /run (its plugins, containerd)
+# and /etc/docker (20.10 writes a key.json there). FLAGS go to dockerd.
+# Sets dockerd_pid, the leader of its process group.
+start_private_dockerd() {
+	echo '{}' >"$T/daemon.json"
+	setsid unshare --net --mount --propagation private -- sh -c \
+		'mount -t tmpfs tmpfs /run && { [ ! -d /etc/docker ] || mount -t tmpfs tmpfs /etc/docker; } && ip link set lo up && exec "$@"' sh \
+		dockerd --config-file "$T/daemon.json" --data-root "$T/dockerd" --exec-root "$T/dockerd-exec" \
+		--pidfile "$T/dockerd.pid" --host "unix://$T/dockerd.sock" --cgroup-parent "/$(basename "$T")" \
+		--storage-driver overlay2 --log-level warn "$@" >"$T/dockerd.log" 2>&1 &
+	dockerd_pid=$!
+}
+
+# stop_private_dockerd: ends it (SIGTERM, then its whole process group:
+# the containerd it started, shims) and removes the cgroup parent it
+# leaves, empty, in every hierarchy.
+stop_private_dockerd() {
+	if [ -n "${dockerd_pid:-}" ]; then
+		kill "$dockerd_pid" 2>/dev/null
+		for _ in $(seq 200); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL -- "-$dockerd_pid" 2>/dev/null
+		wait "$dockerd_pid" 2>/dev/null
+	fi
+	local cg
+	cg=$(basename "$T")
+	for d in /sys/fs/cgroup/*/"$cg" /sys/fs/cgroup/"$cg"; do
+		[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+	done
+	return 0
+}
