@@ -1305,33 +1305,11 @@ func newContainerPruneCommand(g *globalOptions) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
 			_ = force // berth does not prompt
-			removed, err := pruneContainers(ctx, e)
+			removed, err := e.PruneContainers(ctx, nil)
 			printDeleted("Containers", removed)
 			return err
 		}),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt (berth never does)")
 	return cmd
-}
-
-// pruneContainers removes every container that does not run and returns
-// their IDs.
-func pruneContainers(ctx context.Context, e *engine.Engine) ([]string, error) {
-	list, err := e.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var errs []error
-	var removed []string
-	for _, c := range list {
-		if c.State.Status != engine.StatusExited && c.State.Status != engine.StatusCreated && c.State.Status != engine.StatusDead {
-			continue
-		}
-		if err := e.Remove(ctx, c.ID, engine.RemoveOptions{}); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		removed = append(removed, c.ID)
-	}
-	return removed, errors.Join(errs...)
 }

@@ -294,7 +294,7 @@ func newNetworkPruneCommand(g *globalOptions) *cobra.Command {
 		Short: "Remove the networks no container uses (not the default one)",
 		Args:  cobra.NoArgs,
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
-			removed, err := pruneNetworks(ctx, e)
+			removed, err := e.PruneNetworks(ctx, nil)
 			printDeleted("Networks", removed)
 			return err
 		}),
@@ -374,30 +374,6 @@ func newPortCommand(g *globalOptions) *cobra.Command {
 			return nil
 		}),
 	}
-}
-
-// pruneNetworks removes the networks no container uses (not the default
-// one) and returns their names.
-func pruneNetworks(ctx context.Context, e *engine.Engine) ([]string, error) {
-	m, err := e.Networks()
-	if err != nil {
-		return nil, err
-	}
-	list, err := m.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var removed []string
-	for _, c := range list {
-		users, err := e.NetworkUsers(ctx, c.Name)
-		if err != nil || len(users) > 0 || c.Default {
-			continue
-		}
-		if err := e.RemoveNetwork(ctx, c.Name); err == nil {
-			removed = append(removed, c.Name)
-		}
-	}
-	return removed, nil
 }
 
 // printDeleted prints docker's "Deleted <What>:" list.

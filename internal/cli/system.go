@@ -76,10 +76,10 @@ func newSystemPruneCommand(g *globalOptions) *cobra.Command {
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
 			_ = force // berth does not prompt
 			var errs []error
-			containers, err := pruneContainers(ctx, e)
+			containers, err := e.PruneContainers(ctx, nil)
 			errs = append(errs, err)
 			printDeleted("Containers", containers)
-			networks, err := pruneNetworks(ctx, e)
+			networks, err := e.PruneNetworks(ctx, nil)
 			errs = append(errs, err)
 			printDeleted("Networks", networks)
 			if volumes {

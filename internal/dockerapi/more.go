@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/image/archive"
+	"github.com/berth-dev/berth/internal/network"
 	"github.com/moby/moby/api/types/container"
 	mobyimage "github.com/moby/moby/api/types/image"
 	mobynet "github.com/moby/moby/api/types/network"
@@ -221,23 +222,12 @@ func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	list, err := s.e.List(r.Context())
-	if err != nil {
-		return err
+	// A container that cannot be removed is left out of the report.
+	removed, _ := s.e.PruneContainers(r.Context(), func(c *engine.Container) bool { return matchLabels(c.Config.Labels, f["label"]) })
+	if removed == nil {
+		removed = []string{}
 	}
-	out := container.PruneReport{ContainersDeleted: []string{}}
-	for _, c := range list {
-		if c.State.Status != engine.StatusExited && c.State.Status != engine.StatusCreated && c.State.Status != engine.StatusDead {
-			continue
-		}
-		if !matchLabels(c.Config.Labels, f["label"]) {
-			continue
-		}
-		if err := s.e.Remove(r.Context(), c.ID, engine.RemoveOptions{}); err == nil {
-			out.ContainersDeleted = append(out.ContainersDeleted, c.ID)
-		}
-	}
-	return writeJSON(w, http.StatusOK, out)
+	return writeJSON(w, http.StatusOK, container.PruneReport{ContainersDeleted: removed})
 }
 
 func (s *Server) pruneNetworks(w http.ResponseWriter, r *http.Request) error {
@@ -245,27 +235,14 @@ func (s *Server) pruneNetworks(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	m, err := s.e.Networks()
+	removed, err := s.e.PruneNetworks(r.Context(), func(n *network.Config) bool { return matchLabels(n.Labels, f["label"]) })
 	if err != nil {
 		return err
 	}
-	nets, err := m.List(r.Context())
-	if err != nil {
-		return err
+	if removed == nil {
+		removed = []string{}
 	}
-	out := mobynet.PruneReport{NetworksDeleted: []string{}}
-	for _, n := range nets {
-		if n.Default || !matchLabels(n.Labels, f["label"]) {
-			continue
-		}
-		if users, err := s.e.NetworkUsers(r.Context(), n.Name); err != nil || len(users) > 0 {
-			continue
-		}
-		if err := s.e.RemoveNetwork(r.Context(), n.Name); err == nil {
-			out.NetworksDeleted = append(out.NetworksDeleted, n.Name)
-		}
-	}
-	return writeJSON(w, http.StatusOK, out)
+	return writeJSON(w, http.StatusOK, mobynet.PruneReport{NetworksDeleted: removed})
 }
 
 func (s *Server) pruneVolumes(w http.ResponseWriter, r *http.Request) error {

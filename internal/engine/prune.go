@@ -1,0 +1,64 @@
+//go:build linux
+
+package engine
+
+import (
+	"context"
+	"errors"
+
+	"github.com/berth-dev/berth/internal/network"
+)
+
+// PruneContainers removes the containers of the engine's namespace that
+// do not run (created, exited, dead) and that pick selects (nil: all),
+// returning their IDs; a container it cannot remove is reported in the
+// error and the others still go.
+func (e *Engine) PruneContainers(ctx context.Context, pick func(*Container) bool) ([]string, error) {
+	list, err := e.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	var removed []string
+	for _, c := range list {
+		if c.State.Status != StatusExited && c.State.Status != StatusCreated && c.State.Status != StatusDead {
+			continue
+		}
+		if pick != nil && !pick(c) {
+			continue
+		}
+		if err := e.Remove(ctx, c.ID, RemoveOptions{}); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, c.ID)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// PruneNetworks removes the networks no container uses (not the default
+// one) that pick selects (nil: all), returning their names. A network
+// that cannot be removed (a container joined it meanwhile) is left.
+func (e *Engine) PruneNetworks(ctx context.Context, pick func(*network.Config) bool) ([]string, error) {
+	m, err := e.networks()
+	if err != nil {
+		return nil, err
+	}
+	list, err := m.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, n := range list {
+		if n.Default || pick != nil && !pick(n) {
+			continue
+		}
+		if users, err := e.NetworkUsers(ctx, n.Name); err != nil || len(users) > 0 {
+			continue
+		}
+		if err := e.RemoveNetwork(ctx, n.Name); err == nil {
+			removed = append(removed, n.Name)
+		}
+	}
+	return removed, nil
+}
