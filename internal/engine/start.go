@@ -776,15 +776,6 @@ func (e *Engine) joinNamespaces(ctx context.Context, c *Container) error {
 	if !strings.HasPrefix(hc.PidMode, "container:") && !strings.HasPrefix(hc.IpcMode, "container:") {
 		return nil
 	}
-	path := filepath.Join(e.containerDir(c.ID), "config.json")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("container %s: its config.json: %w", c.Name, err)
-	}
 	donorPid := func(what, mode string) (int, error) {
 		other, err := e.get(ctx, strings.TrimPrefix(mode, "container:"))
 		if err != nil {
@@ -795,23 +786,43 @@ func (e *Engine) joinNamespaces(ctx context.Context, c *Container) error {
 		}
 		return other.State.Pid, nil
 	}
-	for _, j := range []struct {
-		what, mode string
-		typ        specs.LinuxNamespaceType
-		ns         string
-	}{{"pid", hc.PidMode, specs.PIDNamespace, "pid"}, {"ipc", hc.IpcMode, specs.IPCNamespace, "ipc"}} {
-		if !strings.HasPrefix(j.mode, "container:") {
-			continue
-		}
-		pid, err := donorPid(j.what, j.mode)
-		if err != nil {
-			return err
-		}
-		for i := range s.Linux.Namespaces {
-			if s.Linux.Namespaces[i].Type == j.typ {
-				s.Linux.Namespaces[i].Path = fmt.Sprintf("/proc/%d/ns/%s", pid, j.ns)
+	return e.editBundle(c, func(s *specs.Spec) error {
+		for _, j := range []struct {
+			what, mode string
+			typ        specs.LinuxNamespaceType
+			ns         string
+		}{{"pid", hc.PidMode, specs.PIDNamespace, "pid"}, {"ipc", hc.IpcMode, specs.IPCNamespace, "ipc"}} {
+			if !strings.HasPrefix(j.mode, "container:") {
+				continue
+			}
+			pid, err := donorPid(j.what, j.mode)
+			if err != nil {
+				return err
+			}
+			for i := range s.Linux.Namespaces {
+				if s.Linux.Namespaces[i].Type == j.typ {
+					s.Linux.Namespaces[i].Path = fmt.Sprintf("/proc/%d/ns/%s", pid, j.ns)
+				}
 			}
 		}
+		return nil
+	})
+}
+
+// editBundle reads the container's config.json, lets edit change it and
+// writes it back atomically; nothing is written when edit fails.
+func (e *Engine) editBundle(c *Container, edit func(*specs.Spec) error) error {
+	path := filepath.Join(e.containerDir(c.ID), "config.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("container %s: its config.json: %w", c.Name, err)
+	}
+	if err := edit(&s); err != nil {
+		return err
 	}
 	out, err := json.MarshalIndent(&s, "", "\t")
 	if err != nil {

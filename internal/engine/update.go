@@ -4,10 +4,7 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/berth-dev/berth/internal/engine/spec"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -57,53 +54,43 @@ func (e *Engine) Update(ctx context.Context, ref string, o UpdateOptions) error 
 		hc.RestartPolicy = *o.Restart
 	}
 	// The bundle's config.json: the next start runs with the new limits.
-	path := filepath.Join(e.containerDir(c.ID), "config.json")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(data, &s); err != nil {
-		return fmt.Errorf("container %s: its config.json: %w", c.Name, err)
-	}
-	if s.Linux == nil {
-		s.Linux = &specs.Linux{}
-	}
-	if s.Linux.Resources == nil {
-		s.Linux.Resources = &specs.LinuxResources{}
-	}
-	r := s.Linux.Resources
-	if o.Memory != nil {
-		if swap := hc.MemorySwap; hc.Memory > 0 && swap > 0 && hc.Memory > swap {
-			// docker's refusal: the memory+swap limit stays as it was.
-			return fmt.Errorf("--memory %d: memory limit should be smaller than already set memoryswap limit (%d), update the memoryswap at the same time: %w", hc.Memory, swap, ErrInvalid)
+	err = e.editBundle(c, func(s *specs.Spec) error {
+		if s.Linux == nil {
+			s.Linux = &specs.Linux{}
 		}
-		if err := spec.SetMemory(r, hc.Memory); err != nil {
-			return fmt.Errorf("%w: %w", err, ErrInvalid)
+		if s.Linux.Resources == nil {
+			s.Linux.Resources = &specs.LinuxResources{}
 		}
-	}
-	if o.CPUs != nil {
-		if err := spec.SetCPUs(r, float64(hc.NanoCPUs)/1e9); err != nil {
-			return fmt.Errorf("%w: %w", err, ErrInvalid)
-		}
-	}
-	if o.PidsLimit != nil {
-		if err := spec.SetPids(r, hc.PidsLimit); err != nil {
-			return fmt.Errorf("%w: %w", err, ErrInvalid)
-		}
-	}
-	if c.State.Status == StatusRunning || c.State.Status == StatusPaused {
-		if rc, err := e.driver.Load(ctx, c.ID); err == nil {
-			if err := rc.Update(ctx, s.Linux.Resources); err != nil {
-				return fmt.Errorf("container %s: update its limits: %w", c.Name, err)
+		r := s.Linux.Resources
+		if o.Memory != nil {
+			if swap := hc.MemorySwap; hc.Memory > 0 && swap > 0 && hc.Memory > swap {
+				// docker's refusal: the memory+swap limit stays as it was.
+				return fmt.Errorf("--memory %d: memory limit should be smaller than already set memoryswap limit (%d), update the memoryswap at the same time: %w", hc.Memory, swap, ErrInvalid)
+			}
+			if err := spec.SetMemory(r, hc.Memory); err != nil {
+				return fmt.Errorf("%w: %w", err, ErrInvalid)
 			}
 		}
-	}
-	out, err := json.MarshalIndent(&s, "", "\t")
+		if o.CPUs != nil {
+			if err := spec.SetCPUs(r, float64(hc.NanoCPUs)/1e9); err != nil {
+				return fmt.Errorf("%w: %w", err, ErrInvalid)
+			}
+		}
+		if o.PidsLimit != nil {
+			if err := spec.SetPids(r, hc.PidsLimit); err != nil {
+				return fmt.Errorf("%w: %w", err, ErrInvalid)
+			}
+		}
+		if c.State.Status == StatusRunning || c.State.Status == StatusPaused {
+			if rc, err := e.driver.Load(ctx, c.ID); err == nil {
+				if err := rc.Update(ctx, s.Linux.Resources); err != nil {
+					return fmt.Errorf("container %s: update its limits: %w", c.Name, err)
+				}
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return err
-	}
-	if err := writeFileAtomic(path, out, 0o600); err != nil {
 		return err
 	}
 	updated, err := e.update(ctx, c.ID, func(r *Container) error {
