@@ -79,12 +79,9 @@ restarting it leaves them running.`,
 			}()
 			var criListener net.Listener
 			if criSocket != "" {
+				// On failure the deferred Close of the Docker API's
+				// unix listeners unlinks their sockets.
 				if criListener, err = listenUnix(criSocket); err != nil {
-					for _, l := range listeners {
-						if l.socket != "" {
-							os.Remove(l.socket)
-						}
-					}
 					return err
 				}
 				defer os.Remove(criSocket)
