@@ -1305,9 +1305,9 @@ func newContainerPruneCommand(g *globalOptions) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
 			_ = force // berth does not prompt
-			removed, err := e.PruneContainers(ctx, nil)
+			removed, failed, err := e.PruneContainers(ctx, nil)
 			printDeleted("Containers", removed)
-			return err
+			return errors.Join(failed, err)
 		}),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt (berth never does)")

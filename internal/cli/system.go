@@ -76,8 +76,8 @@ func newSystemPruneCommand(g *globalOptions) *cobra.Command {
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
 			_ = force // berth does not prompt
 			var errs []error
-			containers, err := e.PruneContainers(ctx, nil)
-			errs = append(errs, err)
+			containers, failed, err := e.PruneContainers(ctx, nil)
+			errs = append(errs, failed, err)
 			printDeleted("Containers", containers)
 			networks, err := e.PruneNetworks(ctx, nil)
 			errs = append(errs, err)

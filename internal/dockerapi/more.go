@@ -223,7 +223,10 @@ func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// A container that cannot be removed is left out of the report.
-	removed, _ := s.e.PruneContainers(r.Context(), func(c *engine.Container) bool { return matchLabels(c.Config.Labels, f["label"]) })
+	removed, _, err := s.e.PruneContainers(r.Context(), func(c *engine.Container) bool { return matchLabels(c.Config.Labels, f["label"]) })
+	if err != nil {
+		return err
+	}
 	if removed == nil {
 		removed = []string{}
 	}

@@ -11,15 +11,14 @@ import (
 
 // PruneContainers removes the containers of the engine's namespace that
 // do not run (created, exited, dead) and that pick selects (nil: all),
-// returning their IDs; a container it cannot remove is reported in the
-// error and the others still go.
-func (e *Engine) PruneContainers(ctx context.Context, pick func(*Container) bool) ([]string, error) {
+// returning their IDs. A container it cannot remove is left and
+// reported in failed; the others still go. err is a failure to list.
+func (e *Engine) PruneContainers(ctx context.Context, pick func(*Container) bool) (removed []string, failed, err error) {
 	list, err := e.List(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var errs []error
-	var removed []string
 	for _, c := range list {
 		if c.State.Status != StatusExited && c.State.Status != StatusCreated && c.State.Status != StatusDead {
 			continue
@@ -33,7 +32,7 @@ func (e *Engine) PruneContainers(ctx context.Context, pick func(*Container) bool
 		}
 		removed = append(removed, c.ID)
 	}
-	return removed, errors.Join(errs...)
+	return removed, errors.Join(errs...), nil
 }
 
 // PruneNetworks removes the networks no container uses (not the default
