@@ -99,6 +99,7 @@ func addContainerCommands(root *cobra.Command, g *globalOptions) {
 	addContainerMoreCommands(root, containerCmd, g)
 	addVolumeCommands(root, g)
 	addNetworkCommands(root, g)
+	addPodCommands(root, g)
 	root.AddCommand(newHistoryCommand(g))
 	for _, c := range root.Commands() {
 		if c.Name() == "image" {
@@ -114,6 +115,8 @@ type runFlags struct {
 	env, envFiles, volumes, mounts, tmpfs, capAdd, capDrop, securityOpt, ulimits       []string
 	labels, logOpts, publish, dns, dnsSearch, addHosts, aliases                        []string
 	logDriver                                                                          string
+	pod                                                                                string
+	networkSet                                                                         bool
 	ip, mac                                                                            string
 	healthCmd                                                                          string
 	healthInterval, healthTimeout, healthStartPeriod                                   time.Duration
@@ -224,8 +227,10 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.annotations, "annotation", nil, "add an annotation to the container (passed through to the OCI runtime): key=value")
 	fl.StringArrayVar(&f.expose, "expose", nil, "expose a port or a range of ports: PORT[/PROTO], FROM-TO[/PROTO]")
 	fl.StringVar(&f.isolation, "runtime", "linux", "same as --isolation (docker's spelling): linux or vm")
+	fl.StringVar(&f.pod, "pod", "", "join a pod (berth pod create): its network, IPC and UTS namespaces, hostname and /etc files")
 	cmd.PreRun = func(cmd *cobra.Command, _ []string) {
 		f.entrypointSet = cmd.Flags().Changed("entrypoint")
+		f.networkSet = cmd.Flags().Changed("network") || cmd.Flags().Changed("net")
 		f.stopTimeoutSet = cmd.Flags().Changed("stop-timeout")
 		f.oomScoreAdjSet = cmd.Flags().Changed("oom-score-adj")
 	}
@@ -240,7 +245,10 @@ func (f *runFlags) options(args []string) (engine.CreateOptions, error) {
 		CPUs: f.cpus, PidsLimit: f.pidsLimit, Ulimits: f.ulimits, AutoRemove: f.rm, StopSignal: f.stopSignal,
 		HealthCmd: f.healthCmd, HealthInterval: f.healthInterval, HealthTimeout: f.healthTimeout, HealthStartPeriod: f.healthStartPeriod,
 		HealthRetries: f.healthRetries, NoHealthcheck: f.noHealthcheck,
-		Init: f.init, Isolation: f.isolation, NetworkMode: f.network,
+		Init: f.init, Isolation: f.isolation, NetworkMode: f.network, Pod: f.pod,
+	}
+	if f.pod != "" && !f.networkSet {
+		o.NetworkMode = "" // the pod's
 	}
 	for i, so := range o.SecurityOpt {
 		// A profile file is read by the engine, maybe in another

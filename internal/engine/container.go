@@ -53,6 +53,9 @@ type Container struct {
 	// table of reserved host IDs holds the same ranges (and frees them
 	// with the record).
 	IDMap *IDMap `json:"IDMap,omitempty"`
+	// Pod is the ID of the pod whose namespaces the container joins
+	// ("" for none).
+	Pod string `json:"Pod,omitempty"`
 }
 
 // IDMap is a container's mapping of its uids and gids onto host IDs.

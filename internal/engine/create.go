@@ -130,6 +130,10 @@ type CreateOptions struct {
 	Annotations map[string]string
 	// Expose are ports to expose, PORT[/PROTO] or FROM-TO[/PROTO].
 	Expose []string
+	// Pod is the pod (name or ID) whose network, IPC and UTS namespaces
+	// and /etc files the container shares; the pod decides them, so
+	// the options about them must be unset.
+	Pod string
 }
 
 // ParseExpose turns --expose values into ExposedPorts keys ("80/tcp").
@@ -259,10 +263,32 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 			return nil, fmt.Errorf("--security-opt %q: berth knows seccomp=FILE|unconfined, no-new-privileges, systempaths=unconfined, label= and apparmor=: %w", so, ErrInvalid)
 		}
 	}
+	var pod *Pod
+	if o.Pod != "" {
+		if isolation != e.driver.def.Name() {
+			return nil, fmt.Errorf("--pod with --isolation %s: a pod's containers run under the default isolation for now: %w", isolation, ErrInvalid)
+		}
+		// Held until the record is in: a pod removal sees the container
+		// or comes first (see pod.go).
+		p, err := e.getPod(ctx, o.Pod)
+		if err != nil {
+			return nil, err
+		}
+		unlock, err := e.podLock(ctx, p.ID)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+		if pod, err = e.joinPod(ctx, &o); err != nil {
+			return nil, err
+		}
+	}
 	if o.PidMode, err = e.namespaceMode(ctx, "--pid", o.PidMode, "host", "container:"); err != nil {
 		return nil, err
 	}
-	if o.IpcMode, err = e.namespaceMode(ctx, "--ipc", o.IpcMode, "private", "shareable", "none", "host", "container:"); err != nil {
+	if pod != nil {
+		// joinPod set the IPC and UTS modes.
+	} else if o.IpcMode, err = e.namespaceMode(ctx, "--ipc", o.IpcMode, "private", "shareable", "none", "host", "container:"); err != nil {
 		return nil, err
 	}
 	if o.IpcMode == "" {
@@ -277,7 +303,8 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 			return nil, fmt.Errorf("--ipc container:%s: non-shareable IPC (hint: use --ipc shareable for the donor container): %w", other.Name, ErrInvalid)
 		}
 	}
-	if o.UTSMode, err = e.namespaceMode(ctx, "--uts", o.UTSMode, "host"); err != nil {
+	if pod != nil {
+	} else if o.UTSMode, err = e.namespaceMode(ctx, "--uts", o.UTSMode, "host"); err != nil {
 		return nil, err
 	}
 	if o.UTSMode == "host" && o.Hostname != "" {
@@ -351,7 +378,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	case mode == "" || mode == "default" || mode == "bridge":
 		o.NetworkMode = "bridge"
 		nets = []NetworkRequest{{Name: network.DefaultName, IP: o.IP, MAC: o.MAC, Aliases: o.Aliases}}
-	case mode == "none" || mode == "host":
+	case mode == "none" || mode == "host" || pod != nil:
 	case strings.HasPrefix(mode, "container:"):
 		other, err := e.get(ctx, strings.TrimPrefix(mode, "container:"))
 		if err != nil {
@@ -403,6 +430,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	if o.UTSMode == "host" {
 		hostname, _ = os.Hostname()
 	}
+	if pod != nil {
+		hostname = pod.Hostname
+	}
 	for k, v := range img.Config.ExposedPorts {
 		exposed[k] = v
 	}
@@ -410,7 +440,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		exposed = nil
 	}
 	c := &Container{
-		ID: id, Name: name, Created: time.Now().UTC(),
+		ID: id, Name: name, Created: time.Now().UTC(), Pod: o.Pod,
 		Image: rec.ID(), ImageName: rec.Name, DiffIDs: rec.DiffIDs,
 		LogPath: logPathOf(e.containerDir(id), id, logDriver, o.LogPath),
 		Config: Config{
@@ -509,6 +539,8 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		shmSource = "/dev/shm"
 	case o.IpcMode == "shareable":
 		shmSource = e.shmDir(id) // mounted at each start
+	case pod != nil:
+		shmSource = e.podShm(pod.ID)
 	case strings.HasPrefix(o.IpcMode, "container:"):
 		other, err := e.get(ctx, strings.TrimPrefix(o.IpcMode, "container:"))
 		if err != nil {
@@ -533,6 +565,20 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		SystemPathsUnconfined: c.HostConfig.SystemPathsUnconfined, Annotations: o.Annotations,
 		UIDMappings: uidMap, GIDMappings: gidMap,
 	})
+	if err == nil && pod != nil {
+		// Network, IPC and UTS of the pod's pins (setNetworkNamespace
+		// points the network one); the UTS one has the pod's hostname.
+		ipc, uts := e.podNamespacePaths(pod.ID)
+		for i, n := range s.Linux.Namespaces {
+			switch {
+			case n.Type == specs.IPCNamespace && o.IpcMode != "host":
+				s.Linux.Namespaces[i].Path = ipc
+			case n.Type == specs.UTSNamespace && o.UTSMode != "host":
+				s.Linux.Namespaces[i].Path = uts
+				s.Hostname = ""
+			}
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", err, ErrInvalid)
 	}
@@ -722,6 +768,8 @@ func (e *Engine) setNetworkNamespace(ctx context.Context, s *specs.Spec, c *Cont
 	switch mode := c.HostConfig.NetworkMode; {
 	case mode == "host":
 		return nil
+	case strings.HasPrefix(mode, podModePrefix):
+		path = e.netnsPath(strings.TrimPrefix(mode, podModePrefix))
 	case strings.HasPrefix(mode, "container:"):
 		other, err := e.get(ctx, strings.TrimPrefix(mode, "container:"))
 		if err != nil {
@@ -809,6 +857,14 @@ func (e *Engine) insert(ctx context.Context, c *Container, generated bool) error
 // writeEtcFiles writes the container's /etc/hosts, /etc/hostname and
 // /etc/resolv.conf and returns their bind mounts.
 func (e *Engine) writeEtcFiles(ctx context.Context, c *Container) ([]specs.Mount, error) {
+	if c.Pod != "" {
+		// The pod's, shared by its containers.
+		var mounts []specs.Mount
+		for _, n := range []string{"hosts", "hostname", "resolv.conf"} {
+			mounts = append(mounts, specs.Mount{Destination: "/etc/" + n, Type: "bind", Source: filepath.Join(e.podDir(c.Pod), n), Options: []string{"rbind", "rprivate"}})
+		}
+		return mounts, nil
+	}
 	dir := e.containerDir(c.ID)
 	// The same files start rewrites once the container has addresses
 	// (network.go); until then they hold no network's entries.

@@ -25,8 +25,8 @@ import (
 // each is private (privdir.Ensure), and system reset removes them and
 // nothing else.
 var (
-	RootDirs  = []string{"content", "snapshots", "images", "engine", "containers", "volumes", "networks", "events", "vm"}
-	StateDirs = []string{"containers", "runtime", "locks", "netns", "networks", "dns", "vm"}
+	RootDirs  = []string{"content", "snapshots", "images", "engine", "containers", "volumes", "networks", "events", "vm", "pods"}
+	StateDirs = []string{"containers", "runtime", "locks", "netns", "networks", "dns", "vm", "pods"}
 )
 
 // Options configures an Engine.

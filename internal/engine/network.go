@@ -48,7 +48,7 @@ func (e *Engine) Networks() (*network.Manager, error) { return e.networks() }
 // own (not the host's, not another container's).
 func ownsNetns(c *Container) bool {
 	m := c.HostConfig.NetworkMode
-	return m != "host" && !strings.HasPrefix(m, "container:")
+	return m != "host" && !strings.HasPrefix(m, "container:") && !strings.HasPrefix(m, podModePrefix)
 }
 
 // ParsePorts parses -p values: [ip:][hostPort:]containerPort[/tcp|udp],
@@ -353,6 +353,15 @@ func closeAll(files []*os.File) {
 // each the address its loopback proxy forwards to, or "" (see proxy.go).
 func (e *Engine) setupNetwork(ctx context.Context, c *Container, inherited []*os.File) (held []*os.File, proxyTo []string, retErr error) {
 	if !ownsNetns(c) {
+		if c.Pod != "" {
+			p, err := e.getPod(ctx, c.Pod)
+			if err != nil {
+				return nil, nil, fmt.Errorf("the container's pod: %w", err)
+			}
+			if !e.podPinned(p) {
+				return nil, nil, fmt.Errorf("pod %s is stopped: start it (berth pod start %s): %w", p.Name, p.Name, ErrInvalidState)
+			}
+		}
 		if other, ok := strings.CutPrefix(c.HostConfig.NetworkMode, "container:"); ok {
 			oc, err := e.get(ctx, other)
 			if err != nil {
@@ -382,58 +391,35 @@ func (e *Engine) setupNetwork(ctx context.Context, c *Container, inherited []*os
 		}
 	}
 	path := e.netnsPath(c.ID)
-	var eps []network.Endpoint
-	id := c.ID
 	defer func() {
 		if retErr != nil {
-			e.detachAll(context.WithoutCancel(ctx), id, eps)
-			netns.Remove(e.netnsDir(), id)
 			closeAll(held)
 			held, proxyTo = nil, nil
 		}
 	}()
-	netns.Remove(e.netnsDir(), c.ID)
-	if _, err := netns.New(e.netnsDir(), c.ID); err != nil {
-		return held, proxyTo, err
-	}
-	if err := netns.LoopbackUp(path); err != nil {
-		return held, proxyTo, err
-	}
+	var sysctls map[string]string
 	if c.IDMap != nil {
-		if err := netns.SetSysctls(path, netSysctlsOutside(c)); err != nil {
-			return held, proxyTo, err
-		}
+		sysctls = netSysctlsOutside(c)
 	}
-	if len(c.HostConfig.Networks) > 0 {
-		m, err := e.networks()
-		if err != nil {
-			return held, proxyTo, err
+	eps, err := e.plumbNetns(ctx, c.ID, c.HostConfig.Networks, ports, sysctls)
+	if err != nil {
+		return held, proxyTo, err
+	}
+	defer func() {
+		if retErr != nil {
+			e.detachAll(context.WithoutCancel(ctx), c.ID, eps)
+			netns.Remove(e.netnsDir(), c.ID)
 		}
-		for i, req := range c.HostConfig.Networks {
-			cfg, err := m.Get(ctx, req.Name)
-			if err != nil {
-				return held, proxyTo, err
+	}()
+	if len(eps) > 0 {
+		// The loopback proxy forwards straight to this run's address
+		// (see proxy.go).
+		for _, r := range res {
+			to := ""
+			if r.loopback6() && eps[0].IPv6 != "" {
+				to = net.JoinHostPort(eps[0].IPv6, strconv.Itoa(ports[r.mapping].ContainerPort))
 			}
-			ar := network.AttachRequest{ContainerID: c.ID, NetNS: path, IfName: "eth" + strconv.Itoa(i), IP: req.IP, MAC: req.MAC, Aliases: req.Aliases}
-			if i == 0 {
-				ar.Ports = ports
-			}
-			ep, err := m.Attach(ctx, cfg, ar)
-			if err != nil {
-				return held, proxyTo, err
-			}
-			eps = append(eps, ep)
-			if i == 0 {
-				// The loopback proxy forwards straight to this run's
-				// address (see proxy.go).
-				for _, r := range res {
-					to := ""
-					if r.loopback6() && ep.IPv6 != "" {
-						to = net.JoinHostPort(ep.IPv6, strconv.Itoa(ports[r.mapping].ContainerPort))
-					}
-					proxyTo = append(proxyTo, to)
-				}
-			}
+			proxyTo = append(proxyTo, to)
 		}
 	}
 	updated, err := e.update(ctx, c.ID, func(r *Container) error {
@@ -458,6 +444,54 @@ func (e *Engine) setupNetwork(ctx context.Context, c *Container, inherited []*os
 		}
 	}
 	return held, proxyTo, nil
+}
+
+// plumbNetns makes the network namespace pinned at netnsPath(id), brings
+// its loopback up, writes sysctls from outside, and attaches it to nets
+// in order (eth0, eth1, ...), the first with ports. On failure nothing is
+// left: endpoints made are detached and the namespace removed.
+func (e *Engine) plumbNetns(ctx context.Context, id string, nets []NetworkRequest, ports []network.PortMapping, sysctls map[string]string) (eps []network.Endpoint, retErr error) {
+	path := e.netnsPath(id)
+	defer func() {
+		if retErr != nil {
+			e.detachAll(context.WithoutCancel(ctx), id, eps)
+			netns.Remove(e.netnsDir(), id)
+			eps = nil
+		}
+	}()
+	netns.Remove(e.netnsDir(), id)
+	if _, err := netns.New(e.netnsDir(), id); err != nil {
+		return nil, err
+	}
+	if err := netns.LoopbackUp(path); err != nil {
+		return nil, err
+	}
+	if err := netns.SetSysctls(path, sysctls); err != nil {
+		return nil, err
+	}
+	if len(nets) == 0 {
+		return nil, nil
+	}
+	m, err := e.networks()
+	if err != nil {
+		return nil, err
+	}
+	for i, req := range nets {
+		cfg, err := m.Get(ctx, req.Name)
+		if err != nil {
+			return eps, err
+		}
+		ar := network.AttachRequest{ContainerID: id, NetNS: path, IfName: "eth" + strconv.Itoa(i), IP: req.IP, MAC: req.MAC, Aliases: req.Aliases}
+		if i == 0 {
+			ar.Ports = ports
+		}
+		ep, err := m.Attach(ctx, cfg, ar)
+		if err != nil {
+			return eps, err
+		}
+		eps = append(eps, ep)
+	}
+	return eps, nil
 }
 
 // detachAll detaches endpoints and returns those whose DEL failed (kept

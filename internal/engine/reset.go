@@ -18,8 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Reset removes every container of every namespace (running ones are
-// killed), every volume
+// Reset removes every container and pod of every namespace (running
+// containers are killed), every volume
 // and every network, the default one with its bridge and the root's
 // firewall chains included. It stops at the first container it cannot
 // remove (its volumes and networks are still in use). The caller then
@@ -32,6 +32,18 @@ func (e *Engine) Reset(ctx context.Context) error {
 	var errs []error
 	for _, c := range list {
 		if err := e.Remove(ctx, c.ID, RemoveOptions{Force: true, Volumes: true}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	pods, err := e.podsDB().ListAll(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range pods {
+		if err := e.PodRemove(ctx, p.ID, PodRemoveOptions{Force: true}); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -146,14 +158,21 @@ func unmountUnder(dir string) error {
 // Images is the engine's image service.
 func (e *Engine) Images() *image.Service { return e.images }
 
-// ReleaseNetnsDir unmounts the network namespaces' shared mount point
-// when no container is left (system prune), so that nothing is mounted
-// under the state directory.
+// ReleaseNetnsDir unmounts the namespaces' shared mount points (the
+// network namespaces', the pods') when no container and no pod is left
+// (system prune), so that nothing is mounted under the state directory.
 func (e *Engine) ReleaseNetnsDir(ctx context.Context) error {
 	rows, err := e.db.ListAll(ctx)
 	if err != nil || len(rows) > 0 {
 		return err
 	}
-	_, err = netns.ReleaseDir(e.netnsDir())
+	pods, err := e.podsDB().ListAll(ctx)
+	if err != nil || len(pods) > 0 {
+		return err
+	}
+	if _, err = netns.ReleaseDir(e.netnsDir()); err != nil {
+		return err
+	}
+	_, err = netns.ReleaseDir(filepath.Join(e.opts.State, "pods"))
 	return err
 }

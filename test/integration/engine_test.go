@@ -134,8 +134,8 @@ func (e *engineEnv) checkNothingLeft() {
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, l := range strings.Split(string(mounts), "\n") {
 		f := strings.Fields(l)
-		if len(f) > 4 && f[4] == filepath.Join(e.state, "netns") {
-			continue // the namespaces' shared mount point itself, as /run/netns
+		if len(f) > 4 && (f[4] == filepath.Join(e.state, "netns") || f[4] == filepath.Join(e.state, "pods")) {
+			continue // the namespaces' shared mount points themselves, as /run/netns
 		}
 		if strings.Contains(l, e.state) || strings.Contains(l, e.root) {
 			e.t.Errorf("mount left: %s", l)

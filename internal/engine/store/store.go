@@ -56,6 +56,35 @@ type DB struct {
 	db   *sql.DB
 	path string
 	ns   string
+	// kind is the table of records the row methods work on: containers
+	// (the zero value) or pods.
+	kind kind
+}
+
+// kind is a table of records with the same columns: id, a name unique
+// in the table, image_id, the JSON and the namespace.
+type kind struct{ table, noun string }
+
+func (k kind) tbl() string {
+	if k.table == "" {
+		return "containers"
+	}
+	return k.table
+}
+
+func (k kind) what() string {
+	if k.noun == "" {
+		return "container"
+	}
+	return k.noun
+}
+
+// Pods is d, its row methods (Insert, Get, Resolve, List, Update,
+// Delete) working on the pods table instead of the containers one.
+func (d *DB) Pods() *DB {
+	c := *d
+	c.kind = kind{"pods", "pod"}
+	return &c
 }
 
 // InNamespace is d, resolving and listing in namespace ns.
@@ -88,6 +117,13 @@ CREATE TABLE IF NOT EXISTS idranges (
 	size         INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS idranges_container ON idranges(container_id);
+CREATE TABLE IF NOT EXISTS pods (
+	id        TEXT PRIMARY KEY,
+	name      TEXT NOT NULL UNIQUE,
+	image_id  TEXT NOT NULL DEFAULT '',
+	data      TEXT NOT NULL,
+	namespace TEXT NOT NULL DEFAULT ''
+);
 `
 
 // Open opens (creating if needed) the database at path.
@@ -123,8 +159,8 @@ func Open(path string) (*DB, error) {
 }
 
 // schemaVersion is PRAGMA user_version once the schema is in place.
-// 3: containers.namespace.
-const schemaVersion = 3
+// 3: containers.namespace; 4: pods.
+const schemaVersion = 4
 
 // ensureSchema creates the tables unless the version says they exist. The
 // check is a read; the creation runs in a BEGIN IMMEDIATE transaction,
@@ -171,16 +207,17 @@ func (d *DB) Close() error { return d.db.Close() }
 
 // Insert adds a row; a taken name wraps ErrNameInUse.
 func (d *DB) Insert(ctx context.Context, r Row) error {
-	_, err := d.db.ExecContext(ctx, `INSERT INTO containers(id, name, image_id, data, namespace) VALUES(?, ?, ?, ?, ?)`, r.ID, r.Name, r.ImageID, string(r.Data), d.ns)
+	t, what := d.kind.tbl(), d.kind.what()
+	_, err := d.db.ExecContext(ctx, `INSERT INTO `+t+`(id, name, image_id, data, namespace) VALUES(?, ?, ?, ?, ?)`, r.ID, r.Name, r.ImageID, string(r.Data), d.ns)
 	if isUnique(err) {
-		if strings.Contains(err.Error(), "containers.name") {
+		if strings.Contains(err.Error(), t+".name") {
 			var ns string
-			if d.db.QueryRowContext(ctx, `SELECT namespace FROM containers WHERE name = ?`, r.Name).Scan(&ns) == nil && ns != d.ns {
-				return fmt.Errorf("the container name %q is in use in the store namespace %q (names are unique across namespaces): %w; choose another name", r.Name, ns, ErrNameInUse)
+			if d.db.QueryRowContext(ctx, `SELECT namespace FROM `+t+` WHERE name = ?`, r.Name).Scan(&ns) == nil && ns != d.ns {
+				return fmt.Errorf("the %s name %q is in use in the store namespace %q (names are unique across namespaces): %w; choose another name", what, r.Name, ns, ErrNameInUse)
 			}
-			return fmt.Errorf("the container name %q is already in use: %w (remove or rename that container, or choose another name)", r.Name, ErrNameInUse)
+			return fmt.Errorf("the %s name %q is already in use: %w (remove or rename that %s, or choose another name)", what, r.Name, ErrNameInUse, what)
 		}
-		return fmt.Errorf("container ID %s exists already: %w", r.ID, ErrNameInUse)
+		return fmt.Errorf("%s ID %s exists already: %w", what, r.ID, ErrNameInUse)
 	}
 	if err != nil {
 		return fmt.Errorf("store: insert %s: %w", r.ID, err)
@@ -198,9 +235,9 @@ func isUnique(err error) bool {
 func (d *DB) Get(ctx context.Context, id string) (Row, error) {
 	var r Row
 	var data string
-	err := d.db.QueryRowContext(ctx, `SELECT id, name, image_id, data, namespace FROM containers WHERE id = ?`, id).Scan(&r.ID, &r.Name, &r.ImageID, &data, &r.Namespace)
+	err := d.db.QueryRowContext(ctx, `SELECT id, name, image_id, data, namespace FROM `+d.kind.tbl()+` WHERE id = ?`, id).Scan(&r.ID, &r.Name, &r.ImageID, &data, &r.Namespace)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Row{}, NotFound("no such container: %s", id)
+		return Row{}, NotFound("no such %s: %s", d.kind.what(), id)
 	}
 	if err != nil {
 		return Row{}, fmt.Errorf("store: get %s: %w", id, err)
@@ -213,9 +250,9 @@ func (d *DB) Get(ctx context.Context, id string) (Row, error) {
 // docker's order.
 func (d *DB) Resolve(ctx context.Context, ref string) (Row, error) {
 	if ref == "" {
-		return Row{}, NotFound("no such container: an empty name or ID")
+		return Row{}, NotFound("no such %s: an empty name or ID", d.kind.what())
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT id, name, image_id, data, namespace FROM containers WHERE namespace = ?2 AND (id = ?1 OR name = ?1 OR (id >= ?1 AND id < ?1 || 'g'))`, strings.TrimPrefix(ref, "/"), d.ns)
+	rows, err := d.db.QueryContext(ctx, `SELECT id, name, image_id, data, namespace FROM `+d.kind.tbl()+` WHERE namespace = ?2 AND (id = ?1 OR name = ?1 OR (id >= ?1 AND id < ?1 || 'g'))`, strings.TrimPrefix(ref, "/"), d.ns)
 	if err != nil {
 		return Row{}, fmt.Errorf("store: resolve %s: %w", ref, err)
 	}
@@ -249,20 +286,20 @@ func (d *DB) Resolve(ctx context.Context, ref string) (Row, error) {
 	case len(prefix) == 1:
 		return prefix[0], nil
 	case len(prefix) > 1:
-		return Row{}, fmt.Errorf("container ID prefix %q matches %d containers: %w (give more characters)", ref, len(prefix), ErrAmbiguous)
+		return Row{}, fmt.Errorf("%s ID prefix %q matches %d %ss: %w (give more characters)", d.kind.what(), ref, len(prefix), d.kind.what(), ErrAmbiguous)
 	}
-	return Row{}, NotFound("no such container: %s", ref)
+	return Row{}, NotFound("no such %s: %s", d.kind.what(), ref)
 }
 
 // List returns every row of the namespace, oldest first.
 func (d *DB) List(ctx context.Context) ([]Row, error) {
-	return d.list(ctx, `SELECT id, name, image_id, data, namespace FROM containers WHERE namespace = ? ORDER BY rowid`, d.ns)
+	return d.list(ctx, `SELECT id, name, image_id, data, namespace FROM `+d.kind.tbl()+` WHERE namespace = ? ORDER BY rowid`, d.ns)
 }
 
 // ListAll returns every row of every namespace, oldest first: for what
 // all containers share (networks, volumes, images, the name server).
 func (d *DB) ListAll(ctx context.Context) ([]Row, error) {
-	return d.list(ctx, `SELECT id, name, image_id, data, namespace FROM containers ORDER BY rowid`)
+	return d.list(ctx, `SELECT id, name, image_id, data, namespace FROM `+d.kind.tbl()+` ORDER BY rowid`)
 }
 
 func (d *DB) list(ctx context.Context, query string, args ...any) ([]Row, error) {
@@ -312,9 +349,9 @@ func (d *DB) Update(ctx context.Context, id string, fn func(r *Row) error) error
 	defer tx.Rollback()
 	var r Row
 	var data string
-	err = tx.QueryRowContext(ctx, `SELECT id, name, image_id, data, namespace FROM containers WHERE id = ?`, id).Scan(&r.ID, &r.Name, &r.ImageID, &data, &r.Namespace)
+	err = tx.QueryRowContext(ctx, `SELECT id, name, image_id, data, namespace FROM `+d.kind.tbl()+` WHERE id = ?`, id).Scan(&r.ID, &r.Name, &r.ImageID, &data, &r.Namespace)
 	if errors.Is(err, sql.ErrNoRows) {
-		return NotFound("no such container: %s", id)
+		return NotFound("no such %s: %s", d.kind.what(), id)
 	}
 	if err != nil {
 		return fmt.Errorf("store: update %s: %w", id, err)
@@ -323,9 +360,9 @@ func (d *DB) Update(ctx context.Context, id string, fn func(r *Row) error) error
 	if err := fn(&r); err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE containers SET name = ?, data = ? WHERE id = ?`, r.Name, string(r.Data), id)
+	_, err = tx.ExecContext(ctx, `UPDATE `+d.kind.tbl()+` SET name = ?, data = ? WHERE id = ?`, r.Name, string(r.Data), id)
 	if isUnique(err) {
-		return fmt.Errorf("the container name %q is already in use: %w", r.Name, ErrNameInUse)
+		return fmt.Errorf("the %s name %q is already in use: %w", d.kind.what(), r.Name, ErrNameInUse)
 	}
 	if err != nil {
 		return fmt.Errorf("store: update %s: %w", id, err)
@@ -344,7 +381,7 @@ func (d *DB) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("store: delete %s: %w", id, err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM containers WHERE id = ?`, id); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+d.kind.tbl()+` WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("store: delete %s: %w", id, err)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM idranges WHERE container_id = ?`, id); err != nil {

@@ -274,3 +274,52 @@ func TestMigrateToNamespaces(t *testing.T) {
 		t.Errorf("the old record is in k8s: %+v", rows)
 	}
 }
+
+// TestPodsTable: pods are rows of their own table: their names, IDs and
+// lists apart from the containers', with the same namespace rules.
+func TestPodsTable(t *testing.T) {
+	d, err := Open(filepath.Join(t.TempDir(), "berth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx := context.Background()
+	pods := d.Pods()
+	if err := pods.Insert(ctx, Row{ID: "aa11", Name: "web", Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	// A container may have the pod's name: another table.
+	if err := d.Insert(ctx, Row{ID: "bb22", Name: "web", Data: []byte(`{}`)}); err != nil {
+		t.Fatalf("a container named as a pod: %v", err)
+	}
+	if err := pods.Insert(ctx, Row{ID: "cc33", Name: "web", Data: []byte(`{}`)}); !errors.Is(err, ErrNameInUse) || !strings.Contains(err.Error(), "pod name") {
+		t.Errorf("a second pod named web: %v", err)
+	}
+	if err := pods.InNamespace("k8s").Insert(ctx, Row{ID: "dd44", Name: "web", Data: []byte(`{}`)}); !errors.Is(err, ErrNameInUse) || !strings.Contains(err.Error(), `namespace ""`) {
+		t.Errorf("a pod named web in another namespace: %v", err)
+	}
+	if r, err := pods.Resolve(ctx, "aa"); err != nil || r.ID != "aa11" {
+		t.Errorf("resolve a pod by prefix: %+v %v", r, err)
+	}
+	if _, err := pods.Resolve(ctx, "bb22"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "no such pod") {
+		t.Errorf("a container's ID resolved as a pod: %v", err)
+	}
+	if rows, _ := pods.List(ctx); len(rows) != 1 || rows[0].ID != "aa11" {
+		t.Errorf("pods listed: %+v", rows)
+	}
+	if rows, _ := d.List(ctx); len(rows) != 1 || rows[0].ID != "bb22" {
+		t.Errorf("containers listed: %+v", rows)
+	}
+	if err := pods.Update(ctx, "aa11", func(r *Row) error { r.Data = []byte(`{"x":1}`); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := pods.Get(ctx, "aa11"); string(r.Data) != `{"x":1}` {
+		t.Errorf("updated pod: %s", r.Data)
+	}
+	if err := pods.Delete(ctx, "aa11"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Get(ctx, "bb22"); err != nil {
+		t.Errorf("deleting a pod took the container: %v", err)
+	}
+}

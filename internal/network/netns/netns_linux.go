@@ -152,29 +152,7 @@ func CleanStale(dir string) error {
 
 // IsPinned reports whether path holds a network namespace: it is a
 // mount of an nsfs file of the network type.
-func IsPinned(path string) (bool, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return false, nil
-		}
-		return false, fmt.Errorf("netns: %w", err)
-	}
-	defer unix.Close(fd)
-	var st unix.Statfs_t
-	if err := unix.Fstatfs(fd, &st); err != nil {
-		return false, fmt.Errorf("netns: %w", err)
-	}
-	if st.Type != unix.NSFS_MAGIC {
-		return false, nil
-	}
-	// NS_GET_NSTYPE says which kind of namespace it is.
-	t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
-	if err != nil {
-		return false, fmt.Errorf("netns: %s: %w", path, err)
-	}
-	return t == unix.CLONE_NEWNET, nil
-}
+func IsPinned(path string) (bool, error) { return pinnedAs(path, unix.CLONE_NEWNET) }
 
 // inside runs fn in the pinned namespace at path, on a locked OS thread
 // that is thrown away afterwards (like New's): a thread that entered

@@ -20,3 +20,12 @@ func ReleaseDir(string) (bool, error) { return true, nil }
 
 // SetSysctls is unsupported here.
 func SetSysctls(path string, kv map[string]string) error { return errUnsupported }
+
+// PinIPCUTS is unsupported here.
+func PinIPCUTS(parent, name, hostname string) error { return errUnsupported }
+
+// UnpinIPCUTS is unsupported here.
+func UnpinIPCUTS(dir string) error { return errUnsupported }
+
+// IPCUTSPinned is unsupported here.
+func IPCUTSPinned(dir string) (bool, error) { return false, errUnsupported }

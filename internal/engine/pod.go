@@ -1,0 +1,721 @@
+//go:build linux
+
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/internal/engine/store"
+	"github.com/berth-dev/berth/internal/log"
+	"github.com/berth-dev/berth/internal/network"
+	"github.com/berth-dev/berth/internal/network/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Pods. A pod is a set of namespaces that its containers join, with no
+// process of its own (no pause container): its network namespace is
+// pinned at <state>/netns/<pod id> with its CNI attachments, its IPC and
+// UTS namespaces at <state>/pods/<id>/ipc and uts, its /dev/shm is a
+// tmpfs at <state>/pods/<id>/shm, and its /etc/hosts, /etc/hostname and
+// /etc/resolv.conf are files in <root>/pods/<id>/ that every container
+// of the pod mounts.
+//
+// Invariants:
+//   - A pod's record says what it should be (PodReady or PodStopped);
+//     what is pinned is checked against the kernel (a reboot empties
+//     <state>), so a ready pod whose pins are gone reports stopped, and
+//     every step (pin, unpin) is idempotent and undone on failure.
+//   - Lock order: a pod's lock ("pod-<id>") before any container's.
+//     Creating a container in a pod holds the pod's lock, so a pod
+//     removal either sees the container or comes before it.
+//   - A container of a pod records the pod's ID (Container.Pod) and its
+//     NetworkMode, IpcMode and UTSMode are "pod:<id>" (or "host" for a
+//     pod on the host's network); it never sets up or tears down the
+//     pod's network.
+//   - The PID namespace is not shared: it cannot be pinned without a
+//     process (it dies with its init); each container has its own.
+
+// Pod states, as recorded.
+const (
+	PodCreating = "creating"
+	PodReady    = "ready"
+	PodStopped  = "stopped"
+)
+
+// podModePrefix marks a container's namespace modes as its pod's.
+const podModePrefix = "pod:"
+
+// Pod is a pod's record, which `berth pod inspect` shows.
+type Pod struct {
+	ID      string    `json:"Id"`
+	Name    string    `json:"Name"`
+	Created time.Time `json:"Created"`
+	// State is the recorded one (PodReady, PodStopped); Status, filled
+	// in when listed, is podman's summary of the pod and its containers.
+	State       string            `json:"State"`
+	Status      string            `json:"Status,omitempty"`
+	Hostname    string            `json:"Hostname"`
+	Labels      map[string]string `json:"Labels,omitempty"`
+	Annotations map[string]string `json:"Annotations,omitempty"`
+	// NetworkMode is "bridge", a network's name, "none" or "host".
+	NetworkMode  string                `json:"NetworkMode"`
+	Networks     []NetworkRequest      `json:"Networks,omitempty"`
+	PortBindings []network.PortMapping `json:"PortBindings,omitempty"`
+	DNS          []string              `json:"Dns,omitempty"`
+	DNSSearch    []string              `json:"DnsSearch,omitempty"`
+	DNSOptions   []string              `json:"DnsOptions,omitempty"`
+	ExtraHosts   []string              `json:"ExtraHosts,omitempty"`
+	// IpcMode is "" (the pod's own) or "host".
+	IpcMode      string `json:"IpcMode,omitempty"`
+	CgroupParent string `json:"CgroupParent,omitempty"`
+	ShmSize      int64  `json:"ShmSize,omitempty"`
+	// NetworkSettings are the pod's endpoints while it is ready.
+	NetworkSettings NetworkSettings `json:"NetworkSettings"`
+	// Containers, filled in when listed or inspected: the pod's
+	// containers' IDs, names and statuses.
+	Containers []PodContainer `json:"Containers,omitempty"`
+}
+
+// PodContainer is a container of a pod as the pod's listing shows it.
+type PodContainer struct {
+	ID     string `json:"Id"`
+	Name   string `json:"Name"`
+	Status string `json:"State"`
+}
+
+// PodOptions configure a new pod.
+type PodOptions struct {
+	Name, Hostname string
+	Labels         map[string]string
+	Annotations    map[string]string
+	// NetworkMode: "" or "bridge" (the default network), a network's
+	// name, "none" or "host".
+	NetworkMode  string
+	IP, MAC      string
+	Aliases      []string
+	Ports        []network.PortMapping
+	DNS          []string
+	DNSSearch    []string
+	DNSOptions   []string
+	ExtraHosts   []string
+	IpcMode      string
+	CgroupParent string
+	ShmSize      int64
+	// ShareProcess asks for one PID namespace for the pod's containers,
+	// which berth refuses for now (see the invariants).
+	ShareProcess bool
+}
+
+func (e *Engine) podsDB() *store.DB            { return e.db.Pods() }
+func (e *Engine) podDir(id string) string      { return filepath.Join(e.opts.Root, "pods", id) }
+func (e *Engine) podStateDir(id string) string { return filepath.Join(e.opts.State, "pods", id) }
+func (e *Engine) podShm(id string) string      { return filepath.Join(e.podStateDir(id), "shm") }
+func (e *Engine) podLock(ctx context.Context, id string) (func(), error) {
+	return e.lock(ctx, "pod-"+id)
+}
+
+func decodePod(r store.Row) (*Pod, error) {
+	var p Pod
+	if err := json.Unmarshal(r.Data, &p); err != nil {
+		return nil, fmt.Errorf("engine: record of pod %s is corrupt: %w", r.ID, err)
+	}
+	p.ID, p.Name = r.ID, r.Name
+	return &p, nil
+}
+
+// getPod resolves a pod's name, ID or ID prefix (a full ID in any
+// namespace, as for containers).
+func (e *Engine) getPod(ctx context.Context, ref string) (*Pod, error) {
+	db := e.podsDB()
+	if len(ref) == 64 && isHexID(ref) {
+		if r, err := db.Get(ctx, ref); err == nil {
+			return decodePod(r)
+		}
+	}
+	r, err := db.Resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return decodePod(r)
+}
+
+func (e *Engine) updatePod(ctx context.Context, id string, fn func(p *Pod) error) (*Pod, error) {
+	var out *Pod
+	err := e.podsDB().Update(ctx, id, func(r *store.Row) error {
+		p, err := decodePod(*r)
+		if err != nil {
+			return err
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+		data, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		r.Data = data
+		out = p
+		return nil
+	})
+	return out, err
+}
+
+// PodCreate makes a pod and readies it: its namespaces pinned, its
+// networks attached, its files written. On failure nothing is left.
+func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr error) {
+	if o.ShareProcess {
+		return nil, fmt.Errorf("a PID namespace shared by a pod's containers is not supported yet (it needs a process to hold it): %w", ErrInvalid)
+	}
+	if o.Name != "" && !validName.MatchString(o.Name) {
+		return nil, fmt.Errorf("invalid pod name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed: %w", o.Name, ErrInvalid)
+	}
+	if o.IpcMode != "" && o.IpcMode != "host" {
+		return nil, fmt.Errorf("pod --ipc %q: the pod's own (\"\") or host: %w", o.IpcMode, ErrInvalid)
+	}
+	if o.CgroupParent != "" && (strings.Contains(o.CgroupParent, "..") || strings.ContainsAny(o.CgroupParent, "\x00\n")) {
+		return nil, fmt.Errorf("--cgroup-parent %q: not a cgroup path: %w", o.CgroupParent, ErrInvalid)
+	}
+	for _, h := range o.ExtraHosts {
+		name, ip, ok := strings.Cut(h, ":")
+		if !ok || name == "" || net.ParseIP(ip) == nil {
+			return nil, fmt.Errorf("--add-host %q: use name:ip: %w", h, ErrInvalid)
+		}
+	}
+	for _, d := range o.DNS {
+		if net.ParseIP(d) == nil {
+			return nil, fmt.Errorf("--dns %q is not an IP address: %w", d, ErrInvalid)
+		}
+	}
+	id := newID()
+	p := &Pod{
+		ID: id, Name: o.Name, Created: time.Now().UTC(), State: PodCreating, Hostname: o.Hostname,
+		Labels: o.Labels, Annotations: o.Annotations, PortBindings: o.Ports,
+		DNS: o.DNS, DNSSearch: o.DNSSearch, DNSOptions: o.DNSOptions, ExtraHosts: o.ExtraHosts,
+		IpcMode: o.IpcMode, CgroupParent: o.CgroupParent, ShmSize: o.ShmSize,
+	}
+	switch mode := o.NetworkMode; mode {
+	case "", "default", "bridge":
+		p.NetworkMode = "bridge"
+		p.Networks = []NetworkRequest{{Name: network.DefaultName, IP: o.IP, MAC: o.MAC, Aliases: o.Aliases}}
+	case "none", "host":
+		p.NetworkMode = mode
+	default:
+		m, err := e.networks()
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := m.Get(ctx, mode)
+		if err != nil {
+			return nil, fmt.Errorf("pod --network %s: %w", mode, err)
+		}
+		p.NetworkMode = cfg.Name
+		if cfg.Default {
+			p.NetworkMode = "bridge"
+		}
+		p.Networks = []NetworkRequest{{Name: cfg.Name, IP: o.IP, MAC: o.MAC, Aliases: o.Aliases}}
+	}
+	if len(p.Networks) == 0 && (o.IP != "" || o.MAC != "" || len(o.Aliases) > 0 || len(o.Ports) > 0) {
+		return nil, fmt.Errorf("--ip, --mac-address, --network-alias and -p need a bridge network, not pod --network %s: %w", p.NetworkMode, ErrInvalid)
+	}
+	if p.Hostname == "" {
+		p.Hostname = ShortID(id)
+		if p.Name != "" && validHostname(p.Name) {
+			p.Hostname = p.Name
+		}
+	}
+	if p.NetworkMode == "host" {
+		p.Hostname, _ = os.Hostname()
+	}
+	if err := e.insertPod(ctx, p, o.Name == ""); err != nil {
+		return nil, err
+	}
+	unlock, err := e.podLock(ctx, id)
+	if err != nil {
+		e.podsDB().Delete(context.WithoutCancel(ctx), id)
+		return nil, err
+	}
+	defer unlock()
+	defer func() {
+		if retErr != nil {
+			e.unpinPod(context.WithoutCancel(ctx), p)
+			os.RemoveAll(e.podDir(id))
+			os.RemoveAll(e.podStateDir(id))
+			e.podsDB().Delete(context.WithoutCancel(ctx), id)
+		}
+	}()
+	ready, err := e.pinPod(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return ready, nil
+}
+
+// validHostname says whether a pod's name may be its hostname (RFC
+// 1123 labels, as Kubernetes' pod names are).
+func validHostname(s string) bool {
+	if len(s) > 63 {
+		return false
+	}
+	for i, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || (r == '-' && i > 0 && i < len(s)-1)
+		if !ok {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func (e *Engine) insertPod(ctx context.Context, p *Pod, generated bool) error {
+	for try := 0; ; try++ {
+		if generated {
+			p.Name = randomName(try)
+		}
+		data, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		err = e.podsDB().Insert(ctx, store.Row{ID: p.ID, Name: p.Name, Data: data})
+		if err == nil || !generated || !errors.Is(err, store.ErrNameInUse) || try > 20 {
+			return err
+		}
+	}
+}
+
+// asNetHolder is p as the container-shaped value the network code and
+// the /etc files are made for.
+func (p *Pod) asNetHolder() *Container {
+	return &Container{
+		ID: p.ID, Name: p.Name,
+		Config: Config{Hostname: p.Hostname},
+		HostConfig: HostConfig{
+			NetworkMode: p.NetworkMode, Networks: p.Networks, PortBindings: p.PortBindings,
+			DNS: p.DNS, DNSSearch: p.DNSSearch, DNSOptions: p.DNSOptions, ExtraHosts: p.ExtraHosts,
+		},
+		NetworkSettings: p.NetworkSettings,
+	}
+}
+
+// pinPod makes what a ready pod has: the network namespace and its
+// endpoints, the IPC and UTS namespaces, /dev/shm and the /etc files;
+// then records the pod ready. The caller holds the pod's lock; on
+// failure it unpins.
+func (e *Engine) pinPod(ctx context.Context, p *Pod) (*Pod, error) {
+	if err := os.MkdirAll(e.podDir(p.ID), 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(e.podStateDir(p.ID), 0o700); err != nil {
+		return nil, err
+	}
+	var eps []network.Endpoint
+	if p.NetworkMode != "host" {
+		if len(p.PortBindings) > 0 {
+			m, err := e.networks()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := m.Get(ctx, p.Networks[0].Name); err != nil {
+				return nil, err
+			}
+		}
+		var err error
+		// Published ports are the portmap plugin's alone: no process of
+		// the pod could hold a socket for them (containerd's CRI does
+		// the same), so a host port is not reserved against programs.
+		if eps, err = e.plumbNetns(ctx, p.ID, p.Networks, p.PortBindings, nil); err != nil {
+			return nil, fmt.Errorf("pod %s: network: %w", p.Name, err)
+		}
+		e.emitEndpoints(ctx, "connect", p.ID, eps)
+	}
+	if p.IpcMode != "host" || p.NetworkMode != "host" {
+		if err := netns.PinIPCUTS(filepath.Join(e.opts.State, "pods"), p.ID, p.Hostname); err != nil {
+			return nil, fmt.Errorf("pod %s: %w", p.Name, err)
+		}
+	}
+	if p.IpcMode != "host" {
+		if err := e.mountPodShm(p); err != nil {
+			return nil, err
+		}
+	}
+	p.NetworkSettings = NetworkSettings{Endpoints: eps}
+	if p.NetworkMode != "host" {
+		p.NetworkSettings.SandboxKey = e.netnsPath(p.ID)
+	}
+	holder := p.asNetHolder()
+	for n, data := range map[string][]byte{
+		"hosts":       []byte(hostsFile(holder)),
+		"hostname":    []byte(p.Hostname + "\n"),
+		"resolv.conf": resolvConf(holder),
+	} {
+		if err := writeInPlace(filepath.Join(e.podDir(p.ID), n), data); err != nil {
+			return nil, err
+		}
+	}
+	if len(eps) > 0 && onUserNetwork(holder) {
+		if err := e.syncDNS(ctx, true); err != nil {
+			return nil, err
+		}
+	}
+	return e.updatePod(ctx, p.ID, func(r *Pod) error {
+		r.State, r.NetworkSettings = PodReady, p.NetworkSettings
+		return nil
+	})
+}
+
+// mountPodShm mounts the pod's /dev/shm: a tmpfs its containers bind.
+func (e *Engine) mountPodShm(p *Pod) error {
+	dir := e.podShm(p.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if mounted(dir) {
+		return nil
+	}
+	size := p.ShmSize
+	if size <= 0 {
+		size = 64 << 20
+	}
+	if err := unix.Mount("shm", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, fmt.Sprintf("mode=1777,size=%d", size)); err != nil {
+		return fmt.Errorf("pod %s: mount its /dev/shm: %w", p.Name, err)
+	}
+	return nil
+}
+
+// unpinPod undoes pinPod: detaches the networks, removes the network
+// namespace, unpins IPC and UTS and unmounts /dev/shm. Each part is
+// idempotent; errors are joined, and endpoints whose DEL failed stay in
+// the record for the next attempt.
+func (e *Engine) unpinPod(ctx context.Context, p *Pod) error {
+	var errs []error
+	failed, err := e.detachAll(ctx, p.ID, p.NetworkSettings.Endpoints)
+	errs = append(errs, err)
+	e.emitEndpoints(ctx, "disconnect", p.ID, slices.DeleteFunc(slices.Clone(p.NetworkSettings.Endpoints), func(ep network.Endpoint) bool {
+		return slices.ContainsFunc(failed, func(f network.Endpoint) bool { return f.Network == ep.Network })
+	}))
+	errs = append(errs, netns.Remove(e.netnsDir(), p.ID))
+	errs = append(errs, netns.UnpinIPCUTS(e.podStateDir(p.ID)))
+	for dir := e.podShm(p.ID); mounted(dir); {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			errs = append(errs, fmt.Errorf("pod %s: unmount its /dev/shm: %w", p.Name, err))
+			break
+		}
+	}
+	if len(p.NetworkSettings.Endpoints) > 0 {
+		if _, err := e.updatePod(ctx, p.ID, func(r *Pod) error {
+			r.NetworkSettings.Endpoints = failed
+			return nil
+		}); err != nil && !errors.Is(err, store.ErrNotFound) {
+			errs = append(errs, err)
+		}
+		if onUserNetwork(p.asNetHolder()) {
+			e.syncDNS(ctx, false)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// podPinned says whether the pod's namespaces are all in place.
+func (e *Engine) podPinned(p *Pod) bool {
+	if p.NetworkMode != "host" {
+		if ok, _ := netns.IsPinned(e.netnsPath(p.ID)); !ok {
+			return false
+		}
+	}
+	if p.IpcMode != "host" || p.NetworkMode != "host" {
+		if ok, _ := netns.IPCUTSPinned(e.podStateDir(p.ID)); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// podContainers are the records of the pod's containers.
+func (e *Engine) podContainers(ctx context.Context, podID string) ([]*Container, error) {
+	all, err := e.listAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(all, func(c *Container) bool { return c.Pod != podID }), nil
+}
+
+// describe fills in the pod's Status and Containers; a recorded ready
+// pod whose pins are gone (a reboot) is reported stopped.
+func (e *Engine) describe(ctx context.Context, p *Pod) (*Pod, error) {
+	cs, err := e.podContainers(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if p.State == PodReady && !e.podPinned(p) {
+		p.State = PodStopped
+	}
+	running := 0
+	p.Containers = nil
+	for _, c := range cs {
+		p.Containers = append(p.Containers, PodContainer{ID: c.ID, Name: c.Name, Status: c.State.Status})
+		if c.State.Status == StatusRunning || c.State.Status == StatusPaused || c.State.Status == StatusRestarting {
+			running++
+		}
+	}
+	switch {
+	case p.State == PodCreating:
+		p.Status = "Creating"
+	case p.State == PodStopped:
+		p.Status = "Stopped"
+	case len(cs) == 0 || running == 0:
+		p.Status = "Created"
+		if len(cs) > 0 {
+			p.Status = "Exited"
+		}
+	case running == len(cs):
+		p.Status = "Running"
+	default:
+		p.Status = "Degraded"
+	}
+	return p, nil
+}
+
+// PodGet returns a pod by name, ID or ID prefix, described.
+func (e *Engine) PodGet(ctx context.Context, ref string) (*Pod, error) {
+	p, err := e.getPod(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return e.describe(ctx, p)
+}
+
+// PodList returns the pods of the engine's namespace, oldest first,
+// described.
+func (e *Engine) PodList(ctx context.Context) ([]*Pod, error) {
+	rows, err := e.podsDB().List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Pod
+	for _, r := range rows {
+		p, err := decodePod(r)
+		if err != nil {
+			log.From(ctx).Warn(err.Error())
+			continue
+		}
+		if p, err = e.describe(ctx, p); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// PodStart readies a stopped pod again (its pins and networks) and
+// starts its containers that do not run. It returns the pod and the
+// containers that failed to start (joined errors).
+func (e *Engine) PodStart(ctx context.Context, ref string) (*Pod, error) {
+	p, err := e.getPod(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := e.podLock(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if p, err = e.getPod(ctx, p.ID); err != nil {
+		unlock()
+		return nil, err
+	}
+	if !e.podPinned(p) {
+		// Whatever is half there (a reboot, a killed stop) goes first.
+		e.unpinPod(ctx, p)
+		if p, err = e.getPod(ctx, p.ID); err == nil {
+			p, err = e.pinPod(ctx, p)
+		}
+		if err != nil {
+			e.unpinPod(context.WithoutCancel(ctx), p)
+			unlock()
+			return nil, err
+		}
+	}
+	unlock()
+	cs, err := e.podContainers(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, c := range cs {
+		if c, err := e.refresh(ctx, c); err != nil || isRunning(c) {
+			continue
+		}
+		s, err := e.Start(ctx, c.ID, nil)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("container %s: %w", c.Name, err))
+			continue
+		}
+		s.release()
+	}
+	p, err = e.PodGet(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	return p, errors.Join(errs...)
+}
+
+// PodStop stops the pod's containers (timeout: each one's, as stop's)
+// and then its namespaces and networks; the record stays (stopped).
+func (e *Engine) PodStop(ctx context.Context, ref string, timeout *int) (*Pod, error) {
+	p, err := e.getPod(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	cs, err := e.podContainers(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	errs = append(errs, e.stopAll(ctx, cs, timeout)...)
+	unlock, err := e.podLock(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if p, err = e.getPod(ctx, p.ID); err != nil {
+		return nil, err
+	}
+	errs = append(errs, e.unpinPod(ctx, p))
+	if _, err := e.updatePod(ctx, p.ID, func(r *Pod) error { r.State = PodStopped; return nil }); err != nil {
+		errs = append(errs, err)
+	}
+	p, err = e.PodGet(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	return p, errors.Join(errs...)
+}
+
+// stopAll stops containers concurrently (a pod's stop waits for the
+// slowest, not the sum).
+func (e *Engine) stopAll(ctx context.Context, cs []*Container, timeout *int) []error {
+	errc := make(chan error, len(cs))
+	for _, c := range cs {
+		go func() {
+			err := e.Stop(ctx, c.ID, timeout)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				err = fmt.Errorf("container %s: %w", c.Name, err)
+			} else {
+				err = nil
+			}
+			errc <- err
+		}()
+	}
+	var errs []error
+	for range cs {
+		errs = append(errs, <-errc)
+	}
+	return errs
+}
+
+// PodRemoveOptions: Force removes a pod that has containers (killing
+// those that run), as podman's pod rm -f.
+type PodRemoveOptions struct {
+	Force bool
+}
+
+// PodRemove removes a pod: its containers (with Force), its pins and
+// networks, its files and its record.
+func (e *Engine) PodRemove(ctx context.Context, ref string, o PodRemoveOptions) error {
+	p, err := e.getPod(ctx, ref)
+	if err != nil {
+		return err
+	}
+	unlock, err := e.podLock(ctx, p.ID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	cs, err := e.podContainers(ctx, p.ID)
+	if err != nil {
+		return err
+	}
+	if len(cs) > 0 && !o.Force {
+		return fmt.Errorf("pod %s has %d containers: remove them first, or remove the pod with -f: %w", p.Name, len(cs), ErrInvalidState)
+	}
+	var errs []error
+	for _, c := range cs {
+		if err := e.Remove(ctx, c.ID, RemoveOptions{Force: true}); err != nil && !errors.Is(err, store.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("container %s: %w", c.Name, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("pod %s: %w", p.Name, err)
+	}
+	if p, err = e.getPod(ctx, p.ID); err != nil {
+		return err
+	}
+	if err := e.unpinPod(ctx, p); err != nil {
+		return fmt.Errorf("pod %s: %w (remove it again)", p.Name, err)
+	}
+	os.RemoveAll(e.podStateDir(p.ID))
+	if err := os.RemoveAll(e.podDir(p.ID)); err != nil {
+		return err
+	}
+	return e.podsDB().Delete(ctx, p.ID)
+}
+
+// joinPod points a container's options at its pod's namespaces and files,
+// refusing what the pod decides.
+func (e *Engine) joinPod(ctx context.Context, o *CreateOptions) (*Pod, error) {
+	p, err := e.getPod(ctx, o.Pod)
+	if err != nil {
+		return nil, err
+	}
+	if p.State == PodCreating {
+		return nil, fmt.Errorf("pod %s is being created: %w", p.Name, ErrInvalidState)
+	}
+	if p.State == PodStopped || !e.podPinned(p) {
+		return nil, fmt.Errorf("pod %s is stopped: start it first (berth pod start %s): %w", p.Name, p.Name, ErrInvalidState)
+	}
+	for _, f := range []struct {
+		flag string
+		set  bool
+	}{
+		{"--network", o.NetworkMode != "" && o.NetworkMode != "pod"}, {"--ip", o.IP != ""}, {"--mac-address", o.MAC != ""},
+		{"--network-alias", len(o.Aliases) > 0}, {"-p", len(o.Ports) > 0}, {"-P", o.PublishAll},
+		{"--dns", len(o.DNS) > 0}, {"--dns-search", len(o.DNSSearch) > 0}, {"--dns-option", len(o.DNSOptions) > 0},
+		{"--add-host", len(o.ExtraHosts) > 0}, {"--hostname", o.Hostname != ""}, {"--link", len(o.Links) > 0},
+		{"--uts", o.UTSMode != ""}, {"--ipc", o.IpcMode != ""}, {"--userns", o.UsernsMode != "" && o.UsernsMode != "host"},
+		{"--uidmap/--gidmap", len(o.UIDMaps) > 0 || len(o.GIDMaps) > 0}, {"--domainname", o.Domainname != ""},
+	} {
+		if f.set {
+			return nil, fmt.Errorf("%s: the container's pod %s decides it (set it on the pod): %w", f.flag, p.Name, ErrInvalid)
+		}
+	}
+	o.Pod = p.ID
+	o.NetworkMode = podModePrefix + p.ID
+	if p.NetworkMode == "host" {
+		o.NetworkMode = "host"
+	}
+	o.IpcMode = podModePrefix + p.ID
+	if p.IpcMode == "host" {
+		o.IpcMode = "host"
+	}
+	o.UTSMode = podModePrefix + p.ID
+	if p.NetworkMode == "host" {
+		o.UTSMode = "host"
+	}
+	if o.CgroupParent == "" {
+		o.CgroupParent = p.CgroupParent
+	}
+	return p, nil
+}
+
+// podNamespacePaths are the spec's namespace paths of a pod's
+// container: the pod's pins.
+func (e *Engine) podNamespacePaths(podID string) (ipc, uts string) {
+	d := e.podStateDir(podID)
+	return filepath.Join(d, "ipc"), filepath.Join(d, "uts")
+}

@@ -1,0 +1,123 @@
+package netns
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// Pod namespaces besides the network one. A pod's IPC and UTS namespaces
+// live without a process, as its network namespace does: made by a
+// thrown-away thread, pinned by bind mounts of their nsfs files onto
+// dir/ipc and dir/uts, joined by path by every container of the pod.
+
+// PinIPCUTS makes a new IPC and a new UTS namespace, sets the UTS one's
+// hostname, and pins them at parent/name/ipc and parent/name/uts. parent
+// is made a shared mount point of its own (as New does for its
+// directory), so that the pins reach mount namespaces made later and
+// leave them at an unpin. On failure nothing is left pinned.
+func PinIPCUTS(parent, name, hostname string) (retErr error) {
+	if err := validName(name); err != nil {
+		return err
+	}
+	dir := filepath.Join(parent, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("pin namespaces: %w", err)
+	}
+	if err := ensureSharedMounts(parent); err != nil {
+		return err
+	}
+	targets := map[string]string{"ipc": filepath.Join(dir, "ipc"), "uts": filepath.Join(dir, "uts")}
+	for _, t := range targets {
+		if err := removePath(t); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(t, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+		if err != nil {
+			return fmt.Errorf("pin namespaces: %w", err)
+		}
+		f.Close()
+	}
+	defer func() {
+		if retErr != nil {
+			UnpinIPCUTS(dir)
+		}
+	}()
+	errc := make(chan error, 1)
+	go func() {
+		// Left in the new namespaces: the thread ends with this
+		// goroutine, locked (see New).
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWIPC | unix.CLONE_NEWUTS); err != nil {
+			errc <- fmt.Errorf("pin namespaces: unshare: %w", err)
+			return
+		}
+		if hostname != "" {
+			if err := unix.Sethostname([]byte(hostname)); err != nil {
+				errc <- fmt.Errorf("pin namespaces: hostname %q: %w", hostname, err)
+				return
+			}
+		}
+		tid := unix.Gettid()
+		for _, kind := range []string{"ipc", "uts"} {
+			self := fmt.Sprintf("/proc/self/task/%d/ns/%s", tid, kind)
+			if err := unix.Mount(self, targets[kind], "", unix.MS_BIND, ""); err != nil {
+				errc <- fmt.Errorf("pin namespaces: pin %s: %w", targets[kind], err)
+				return
+			}
+		}
+		errc <- nil
+	}()
+	return <-errc
+}
+
+// UnpinIPCUTS unpins and removes what PinIPCUTS made in dir; missing
+// pins are no error.
+func UnpinIPCUTS(dir string) error {
+	var errs []error
+	for _, kind := range []string{"ipc", "uts"} {
+		errs = append(errs, removePath(filepath.Join(dir, kind)))
+	}
+	return errors.Join(errs...)
+}
+
+// IPCUTSPinned reports whether both of dir's pins hold a namespace.
+func IPCUTSPinned(dir string) (bool, error) {
+	for kind, typ := range map[string]int{"ipc": unix.CLONE_NEWIPC, "uts": unix.CLONE_NEWUTS} {
+		ok, err := pinnedAs(filepath.Join(dir, kind), typ)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// pinnedAs reports whether path is a mount of an nsfs file of the
+// namespace type typ (a CLONE_NEW* flag).
+func pinnedAs(path string, typ int) (bool, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("netns: %w", err)
+	}
+	defer unix.Close(fd)
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err != nil {
+		return false, fmt.Errorf("netns: %w", err)
+	}
+	if st.Type != unix.NSFS_MAGIC {
+		return false, nil
+	}
+	t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
+	if err != nil {
+		return false, fmt.Errorf("netns: %s: %w", path, err)
+	}
+	return t == typ, nil
+}

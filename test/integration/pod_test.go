@@ -1,0 +1,171 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+type podListed struct {
+	ID         string `json:"Id"`
+	Name       string
+	Status     string
+	Containers string
+}
+
+func (e *engineEnv) pods(args ...string) []podListed {
+	e.t.Helper()
+	out := e.run(append([]string{"pod", "ls", "--no-trunc", "--format", "json"}, args...)...)
+	rows, err := jsonLines[podListed](out)
+	if err != nil {
+		e.t.Fatalf("pod ls --format json: %v: %q", err, out)
+	}
+	return rows
+}
+
+// TestPods: a pod is namespaces without a process that containers join
+// (run --pod): they share its network (one address, loopback between
+// them, its published port reached from the host), its IPC namespace and
+// /dev/shm, its hostname and /etc files, while each keeps its own PID
+// namespace. pod stop stops the containers and takes the pins and the
+// network down (the record stays); pod start brings both back; pod rm
+// refuses a pod with containers unless -f, and leaves nothing.
+func TestPods(t *testing.T) {
+	requireCNI(t)
+	e := newEngine(t)
+	e.loadDemoImage()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+
+	podID := strings.TrimSpace(e.run("pod", "create", "--name", "pt", "-p", fmt.Sprintf("%d:8080", port),
+		"--add-host", "db.example:192.0.2.7", "--dns-search", "pods.example", "--label", "tier=web"))
+	if len(podID) != 64 {
+		t.Fatalf("pod create printed %q, want an ID", podID)
+	}
+	if got := e.pods(); len(got) != 1 || got[0].ID != podID || got[0].Name != "pt" || got[0].Status != "Created" || got[0].Containers != "0" {
+		t.Fatalf("pod ls after create: %+v", got)
+	}
+	// A pod of another store namespace is not listed here.
+	e.run("--namespace", "k8s", "pod", "create", "--name", "apart", "--network", "none")
+	if got := e.pods(); len(got) != 1 {
+		t.Errorf("pod ls lists another namespace's pod: %+v", got)
+	}
+	e.run("--namespace", "k8s", "pod", "rm", "apart")
+
+	web := strings.TrimSpace(e.run("run", "-d", "--name", "pt-web", "--pod", "pt", demoImage, "sh", "-c",
+		"echo served-from-pod > /www; mkdir -p /srv && mv /www /srv/index.html; echo shared > /dev/shm/mark; exec httpd -f -p 8080 -h /srv"))
+	waitFor(t, 10e9, "the pod's published port", func() bool { return httpGet(port) == "served-from-pod\n" })
+
+	// Another container of the pod: the same network (the web server
+	// on its loopback), hostname, /etc files, IPC and /dev/shm; its own
+	// PID namespace.
+	out := e.run("run", "--rm", "--pod", "pt", demoImage, "sh", "-c",
+		`hostname; grep -c db.example /etc/hosts; grep search /etc/resolv.conf; wget -qO- http://127.0.0.1:8080/; cat /dev/shm/mark; `+
+			`for n in net ipc uts pid; do readlink /proc/self/ns/$n; done`)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 9 || lines[0] != "pt" || lines[1] != "1" || !strings.Contains(lines[2], "pods.example") || lines[3] != "served-from-pod" || lines[4] != "shared" {
+		t.Fatalf("a second container of the pod sees:\n%s", out)
+	}
+	inWeb := strings.Split(strings.TrimSpace(e.run("exec", "pt-web", "sh", "-c", `for n in net ipc uts pid; do readlink /proc/self/ns/$n; done`)), "\n")
+	for i, n := range []string{"net", "ipc", "uts"} {
+		if inWeb[i] != lines[5+i] {
+			t.Errorf("%s namespace: %s in one container, %s in the other", n, inWeb[i], lines[5+i])
+		}
+	}
+	if inWeb[3] == lines[8] {
+		t.Errorf("the pod's containers share a PID namespace (%s): each should have its own", inWeb[3])
+	}
+	host, _ := os.Readlink("/proc/self/ns/net")
+	if inWeb[0] == host {
+		t.Errorf("the pod's network namespace is the host's")
+	}
+	if got := e.pods(); len(got) != 1 || got[0].Status != "Running" || got[0].Containers != "1" {
+		t.Errorf("pod ls with its container running: %+v", got)
+	}
+	var inspected []struct {
+		ID              string `json:"Id"`
+		Labels          map[string]string
+		NetworkSettings struct {
+			SandboxKey string
+			Networks   []struct{ IPAddress string }
+		}
+		Containers []struct{ ID string `json:"Id"` }
+	}
+	if err := json.Unmarshal([]byte(e.run("pod", "inspect", "pt")), &inspected); err != nil || len(inspected) != 1 {
+		t.Fatalf("pod inspect: %v", err)
+	}
+	pi := inspected[0]
+	if pi.ID != podID || pi.Labels["tier"] != "web" || len(pi.Containers) != 1 || pi.Containers[0].ID != web || len(pi.NetworkSettings.Networks) != 1 {
+		t.Errorf("pod inspect: %+v", pi)
+	}
+	if ip := strings.TrimSpace(e.run("exec", "pt-web", "sh", "-c", "ip -4 -o addr show eth0 | awk '{print $4}'")); !strings.HasPrefix(ip, pi.NetworkSettings.Networks[0].IPAddress+"/") {
+		t.Errorf("the container's eth0 is %q, the pod's address %s", ip, pi.NetworkSettings.Networks[0].IPAddress)
+	}
+
+	// What the pod decides, a container of it cannot set.
+	for _, args := range [][]string{
+		{"-p", "80"}, {"--network", "none"}, {"--hostname", "other"}, {"--dns", "192.0.2.1"}, {"--ipc", "host"},
+	} {
+		run := append(append([]string{"run", "--rm", "--pod", "pt"}, args...), demoImage, "true")
+		if _, stderr, err := e.try(run...); err == nil || !strings.Contains(stderr, "pod pt decides") {
+			t.Errorf("run --pod with %v: %v %q", args, err, stderr)
+		}
+	}
+	if _, stderr, err := e.try("run", "--rm", "--pod", "nosuch", demoImage, "true"); err == nil || !strings.Contains(stderr, "no such pod") {
+		t.Errorf("run --pod of a missing pod: %v %q", err, stderr)
+	}
+	if _, stderr, err := e.try("pod", "create", "--name", "pt"); err == nil || !strings.Contains(stderr, "already in use") {
+		t.Errorf("a second pod named pt: %v %q", err, stderr)
+	}
+
+	// stop: the containers stop, the pins and the network go.
+	e.run("pod", "stop", "-t", "1", "pt")
+	if st := e.inspect("pt-web").State.Status; st != "exited" {
+		t.Errorf("after pod stop the container is %s", st)
+	}
+	if got := e.pods(); len(got) != 1 || got[0].Status != "Stopped" {
+		t.Errorf("pod ls after stop: %+v", got)
+	}
+	if _, err := os.Stat(pi.NetworkSettings.SandboxKey); !os.IsNotExist(err) {
+		t.Errorf("the pod's network namespace pin is still there after stop: %v", err)
+	}
+	if httpGet(port) != "" {
+		t.Errorf("the published port answers after pod stop")
+	}
+	if _, stderr, err := e.try("run", "--rm", "--pod", "pt", demoImage, "true"); err == nil || !strings.Contains(stderr, "pod pt is stopped") {
+		t.Errorf("run --pod of a stopped pod: %v %q", err, stderr)
+	}
+	if _, stderr, err := e.try("start", "pt-web"); err == nil || !strings.Contains(stderr, "is stopped") {
+		t.Errorf("start of a container of a stopped pod: %v %q", err, stderr)
+	}
+
+	// start: pins, network and containers again.
+	e.run("pod", "start", "pt")
+	if st := e.inspect("pt-web").State.Status; st != "running" {
+		t.Errorf("after pod start the container is %s", st)
+	}
+	waitFor(t, 10e9, "the published port after pod start", func() bool { return httpGet(port) == "served-from-pod\n" })
+
+	// rm: refused with containers, then -f removes them and everything.
+	if _, stderr, err := e.try("pod", "rm", "pt"); err == nil || !strings.Contains(stderr, "has 1 containers") {
+		t.Errorf("pod rm of a pod with a container: %v %q", err, stderr)
+	}
+	e.run("pod", "rm", "-f", "pt")
+	if got := e.pods(); len(got) != 0 {
+		t.Errorf("pods left: %+v", got)
+	}
+	for _, dir := range []string{filepath.Join(e.state, "pods"), filepath.Join(e.root, "pods"), filepath.Join(e.state, "netns")} {
+		if ents, _ := os.ReadDir(dir); len(ents) > 0 {
+			t.Errorf("left in %s: %v", dir, ents)
+		}
+	}
+	e.checkNothingLeft()
+}
