@@ -103,7 +103,7 @@ docs:
 # gcr.io); it prints passed, failed and skipped. `make test` runs the
 # image service's and runtime info's specs, which must all pass.
 critest: deps build critools
-	set -o pipefail; cd test/integration && BERTH_CRITEST=full BERTH_BIN=$(CURDIR)/bin/berth BERTH_CRICTL=$(CURDIR)/.cache/critools/bin/crictl $(GO) test -count=1 -timeout 40m -run 'TestCritest$$' -v . | grep -E '^(---|ok|FAIL)|critest|\[FAIL\]'
+	set -o pipefail; cd test/integration && BERTH_CRITEST=full BERTH_CRITEST_OUTPUT=$(CURDIR)/.cache/critest.log BERTH_BIN=$(CURDIR)/bin/berth BERTH_CRICTL=$(CURDIR)/.cache/critools/bin/crictl $(GO) test -count=1 -timeout 40m -run 'TestCritest$$' -v . | grep -E '^(---|ok|FAIL)|critest|\[FAIL\]'
 
 # The docker parity table (test/integration/parity_test.go) in full:
 # every command line through the docker CLI, against Debian's dockerd on

@@ -46,7 +46,7 @@ func newPodCreateCommand(g *globalOptions) *cobra.Command {
 					case "pid":
 						o.ShareProcess = true
 					default:
-						return fmt.Errorf("--share %q: the pod shares net, ipc and uts (pid is not supported yet)", ns)
+						return fmt.Errorf("--share %q: a pod shares net, ipc and uts, and pid when asked", ns)
 					}
 				}
 			}
@@ -79,7 +79,7 @@ func newPodCreateCommand(g *globalOptions) *cobra.Command {
 	fl.StringVar(&o.IpcMode, "ipc", "", "IPC namespace: the pod's own (default) or host")
 	fl.StringVar(&o.CgroupParent, "cgroup-parent", "", "parent cgroup of the pod's containers")
 	fl.StringVar(&shmSize, "shm-size", "", "size of the pod's /dev/shm (default 64m)")
-	fl.StringArrayVar(&share, "share", nil, "namespaces to share: net,ipc,uts (always)")
+	fl.StringArrayVar(&share, "share", nil, "namespaces to share: net,ipc,uts (always) and pid (one PID namespace for the pod's containers)")
 	return cmd
 }
 

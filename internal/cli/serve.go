@@ -263,6 +263,12 @@ func serveDocker(ctx context.Context, e *engine.Engine, listeners []*namedListen
 // serveCRI serves the CRI's runtime and image services on l until ctx
 // ends, then stops gracefully (in-flight calls finish, 5 s at most).
 func serveCRI(ctx context.Context, e *engine.Engine, l net.Listener, log *slog.Logger) error {
+	// The kubelet's pods and containers live in their own store
+	// namespace, out of `berth ps` (images, networks, volumes shared).
+	e, err := e.InNamespace(engine.CRINamespace)
+	if err != nil {
+		return err
+	}
 	s := cri.New(e, Version, log, func() error { return cni.CheckPlugins(nil, "bridge", "host-local", "portmap", "loopback") })
 	g := grpc.NewServer(grpc.ChainUnaryInterceptor(s.UnaryLogger), grpc.MaxRecvMsgSize(16<<20))
 	s.Register(g)

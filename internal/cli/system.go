@@ -67,6 +67,18 @@ func newDNSServerCommand(g *globalOptions) *cobra.Command {
 	}
 }
 
+// newPodReaperCommand is PID 1 of a pod's shared PID namespace, which
+// berth starts itself (see internal/engine/pod_reaper_linux.go).
+func newPodReaperCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:    "pod-reaper",
+		Short:  "Hold a pod's PID namespace and reap its orphans (started by berth itself)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		Run:    func(*cobra.Command, []string) { engine.PodReaper() },
+	}
+}
+
 func newSystemPruneCommand(g *globalOptions) *cobra.Command {
 	var all, volumes, force bool
 	cmd := &cobra.Command{

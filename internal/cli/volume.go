@@ -19,7 +19,7 @@ func addVolumeCommands(root *cobra.Command, g *globalOptions) {
 	root.AddCommand(vol)
 	for _, c := range root.Commands() {
 		if c.Name() == "system" {
-			c.AddCommand(newInfoCommand(g), newSystemResetCommand(g), newSystemPruneCommand(g), newEventsCommand(g), newDNSServerCommand(g))
+			c.AddCommand(newInfoCommand(g), newSystemResetCommand(g), newSystemPruneCommand(g), newEventsCommand(g), newDNSServerCommand(g), newPodReaperCommand())
 		}
 	}
 	root.AddCommand(newInfoCommand(g), newEventsCommand(g), newServeCommand(g))

@@ -6,10 +6,11 @@
 // can use berth as a node's runtime. There is one image store: an image the
 // kubelet pulls is the one `berth images` lists.
 //
-// This step serves the image service whole and the runtime service's
-// Version, Status, RuntimeConfig and UpdateRuntimeConfig; the pod and
-// container calls answer codes.Unimplemented with a message (never a hang)
-// until pods are engine objects.
+// The image service is whole. Of the runtime service, pods and
+// containers (sandbox.go, containers.go) are the engine's pods and
+// containers in the engine's CRI namespace; what is not served yet
+// (streaming, stats, events) answers codes.Unimplemented with a message,
+// never a hang.
 //
 // Invariants: every error leaves a handler through grpcError, which maps
 // berth's error categories (wrapped with %w below) onto the codes

@@ -130,6 +130,10 @@ type CreateOptions struct {
 	Annotations map[string]string
 	// Expose are ports to expose, PORT[/PROTO] or FROM-TO[/PROTO].
 	Expose []string
+	// MaskedPaths and ReadonlyPaths, when not nil, replace the default
+	// lists of paths an unprivileged container has masked and read-only
+	// (the CRI's security context).
+	MaskedPaths, ReadonlyPaths []string
 	// Pod is the pod (name or ID) whose network, IPC and UTS namespaces
 	// and /etc files the container shares; the pod decides them, so
 	// the options about them must be unset.
@@ -283,7 +287,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 			return nil, err
 		}
 	}
-	if o.PidMode, err = e.namespaceMode(ctx, "--pid", o.PidMode, "host", "container:"); err != nil {
+	if pod != nil && strings.HasPrefix(o.PidMode, podModePrefix) {
+		// joinPod's: the pod's PID namespace.
+	} else if o.PidMode, err = e.namespaceMode(ctx, "--pid", o.PidMode, "host", "container:"); err != nil {
 		return nil, err
 	}
 	if pod != nil {
@@ -563,14 +569,17 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		Devices: o.Devices, DeviceCgroupRules: o.DeviceCgroupRules, Sysctls: o.Sysctls, GroupAdd: o.GroupAdd,
 		Namespaces: nsModes, ShmSource: shmSource, NoShm: o.IpcMode == "none", Domainname: o.Domainname,
 		SystemPathsUnconfined: c.HostConfig.SystemPathsUnconfined, Annotations: o.Annotations,
+		MaskedPaths: o.MaskedPaths, ReadonlyPaths: o.ReadonlyPaths,
 		UIDMappings: uidMap, GIDMappings: gidMap,
 	})
 	if err == nil && pod != nil {
 		// Network, IPC and UTS of the pod's pins (setNetworkNamespace
 		// points the network one); the UTS one has the pod's hostname.
-		ipc, uts := e.podNamespacePaths(pod.ID)
+		ipc, uts, pid := e.podNamespacePaths(pod.ID)
 		for i, n := range s.Linux.Namespaces {
 			switch {
+			case n.Type == specs.PIDNamespace && pod.SharePID:
+				s.Linux.Namespaces[i].Path = pid
 			case n.Type == specs.IPCNamespace && o.IpcMode != "host":
 				s.Linux.Namespaces[i].Path = ipc
 			case n.Type == specs.UTSNamespace && o.UTSMode != "host":

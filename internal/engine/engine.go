@@ -230,3 +230,20 @@ func ValidNamespace(ns string) error {
 	}
 	return nil
 }
+
+// CRINamespace is the store namespace of the Kubernetes CRI's pods and
+// containers (containerd's k8s.io): out of `berth ps` and `berth pod ls`
+// unless asked for (--namespace k8s).
+const CRINamespace = "k8s"
+
+// InNamespace is an engine over the same root, store and drivers whose
+// names and lists are in namespace ns.
+func (e *Engine) InNamespace(ns string) (*Engine, error) {
+	if err := ValidNamespace(ns); err != nil {
+		return nil, err
+	}
+	c := *e
+	c.opts.Namespace = ns
+	c.db = e.db.InNamespace(ns)
+	return &c, nil
+}

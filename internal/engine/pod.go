@@ -41,8 +41,10 @@ import (
 //     NetworkMode, IpcMode and UTSMode are "pod:<id>" (or "host" for a
 //     pod on the host's network); it never sets up or tears down the
 //     pod's network.
-//   - The PID namespace is not shared: it cannot be pinned without a
-//     process (it dies with its init); each container has its own.
+//   - A PID namespace cannot live without a process (it ends with its
+//     init): a pod that shares one (SharePID) has a reaper process as its
+//     init (pod_reaper_linux.go), pinned at <state>/pods/<id>/pid; other
+//     pods have none, and each of their containers has its own.
 
 // Pod states, as recorded.
 const (
@@ -78,6 +80,11 @@ type Pod struct {
 	IpcMode      string `json:"IpcMode,omitempty"`
 	CgroupParent string `json:"CgroupParent,omitempty"`
 	ShmSize      int64  `json:"ShmSize,omitempty"`
+	// SharePID: the containers share one PID namespace, held by the
+	// reaper (its pid and start time while the pod is ready).
+	SharePID    bool   `json:"SharePID,omitempty"`
+	ReaperPid   int    `json:"ReaperPid,omitempty"`
+	ReaperStart uint64 `json:"ReaperStart,omitempty"`
 	// NetworkSettings are the pod's endpoints while it is ready.
 	NetworkSettings NetworkSettings `json:"NetworkSettings"`
 	// Containers, filled in when listed or inspected: the pod's
@@ -110,8 +117,8 @@ type PodOptions struct {
 	IpcMode      string
 	CgroupParent string
 	ShmSize      int64
-	// ShareProcess asks for one PID namespace for the pod's containers,
-	// which berth refuses for now (see the invariants).
+	// ShareProcess gives the pod's containers one PID namespace (held
+	// by a reaper process: see the invariants).
 	ShareProcess bool
 }
 
@@ -172,9 +179,6 @@ func (e *Engine) updatePod(ctx context.Context, id string, fn func(p *Pod) error
 // PodCreate makes a pod and readies it: its namespaces pinned, its
 // networks attached, its files written. On failure nothing is left.
 func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr error) {
-	if o.ShareProcess {
-		return nil, fmt.Errorf("a PID namespace shared by a pod's containers is not supported yet (it needs a process to hold it): %w", ErrInvalid)
-	}
 	if o.Name != "" && !validName.MatchString(o.Name) {
 		return nil, fmt.Errorf("invalid pod name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed: %w", o.Name, ErrInvalid)
 	}
@@ -200,7 +204,7 @@ func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr er
 		ID: id, Name: o.Name, Created: time.Now().UTC(), State: PodCreating, Hostname: o.Hostname,
 		Labels: o.Labels, Annotations: o.Annotations, PortBindings: o.Ports,
 		DNS: o.DNS, DNSSearch: o.DNSSearch, DNSOptions: o.DNSOptions, ExtraHosts: o.ExtraHosts,
-		IpcMode: o.IpcMode, CgroupParent: o.CgroupParent, ShmSize: o.ShmSize,
+		IpcMode: o.IpcMode, CgroupParent: o.CgroupParent, ShmSize: o.ShmSize, SharePID: o.ShareProcess,
 	}
 	switch mode := o.NetworkMode; mode {
 	case "", "default", "bridge":
@@ -345,6 +349,16 @@ func (e *Engine) pinPod(ctx context.Context, p *Pod) (*Pod, error) {
 			return nil, err
 		}
 	}
+	if p.SharePID {
+		pid, start, err := e.startPodReaper(p)
+		if err != nil {
+			return nil, err
+		}
+		p.ReaperPid, p.ReaperStart = pid, start
+		if _, err := e.updatePod(ctx, p.ID, func(r *Pod) error { r.ReaperPid, r.ReaperStart = pid, start; return nil }); err != nil {
+			return nil, err
+		}
+	}
 	p.NetworkSettings = NetworkSettings{Endpoints: eps}
 	if p.NetworkMode != "host" {
 		p.NetworkSettings.SandboxKey = e.netnsPath(p.ID)
@@ -402,6 +416,7 @@ func (e *Engine) unpinPod(ctx context.Context, p *Pod) error {
 	}))
 	errs = append(errs, netns.Remove(e.netnsDir(), p.ID))
 	errs = append(errs, netns.UnpinIPCUTS(e.podStateDir(p.ID)))
+	errs = append(errs, e.stopPodReaper(p))
 	for dir := e.podShm(p.ID); mounted(dir); {
 		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
 			errs = append(errs, fmt.Errorf("pod %s: unmount its /dev/shm: %w", p.Name, err))
@@ -434,7 +449,7 @@ func (e *Engine) podPinned(p *Pod) bool {
 			return false
 		}
 	}
-	return true
+	return !p.SharePID || e.podReaperAlive(p)
 }
 
 // podContainers are the records of the pod's containers.
@@ -689,6 +704,7 @@ func (e *Engine) joinPod(ctx context.Context, o *CreateOptions) (*Pod, error) {
 		{"--add-host", len(o.ExtraHosts) > 0}, {"--hostname", o.Hostname != ""}, {"--link", len(o.Links) > 0},
 		{"--uts", o.UTSMode != ""}, {"--ipc", o.IpcMode != ""}, {"--userns", o.UsernsMode != "" && o.UsernsMode != "host"},
 		{"--uidmap/--gidmap", len(o.UIDMaps) > 0 || len(o.GIDMaps) > 0}, {"--domainname", o.Domainname != ""},
+		{"--pid", p.SharePID && o.PidMode != ""},
 	} {
 		if f.set {
 			return nil, fmt.Errorf("%s: the container's pod %s decides it (set it on the pod): %w", f.flag, p.Name, ErrInvalid)
@@ -703,6 +719,9 @@ func (e *Engine) joinPod(ctx context.Context, o *CreateOptions) (*Pod, error) {
 	if p.IpcMode == "host" {
 		o.IpcMode = "host"
 	}
+	if p.SharePID {
+		o.PidMode = podModePrefix + p.ID
+	}
 	o.UTSMode = podModePrefix + p.ID
 	if p.NetworkMode == "host" {
 		o.UTSMode = "host"
@@ -715,7 +734,7 @@ func (e *Engine) joinPod(ctx context.Context, o *CreateOptions) (*Pod, error) {
 
 // podNamespacePaths are the spec's namespace paths of a pod's
 // container: the pod's pins.
-func (e *Engine) podNamespacePaths(podID string) (ipc, uts string) {
+func (e *Engine) podNamespacePaths(podID string) (ipc, uts, pid string) {
 	d := e.podStateDir(podID)
-	return filepath.Join(d, "ipc"), filepath.Join(d, "uts")
+	return filepath.Join(d, "ipc"), filepath.Join(d, "uts"), filepath.Join(d, "pid")
 }

@@ -160,6 +160,10 @@ func TestCritest(t *testing.T) {
 	cmd := exec.Command(critest, args...)
 	cmd.Dir = t.TempDir()
 	out, err := cmd.CombinedOutput()
+	if p := os.Getenv("BERTH_CRITEST_OUTPUT"); p != "" {
+		// make critest keeps the whole report for reading.
+		os.WriteFile(p, out, 0o644)
+	}
 	m := critestSummary.FindStringSubmatch(string(out))
 	if m == nil {
 		t.Fatalf("critest printed no summary (%v):\n%s", err, out)

@@ -97,7 +97,9 @@ func TestPods(t *testing.T) {
 			SandboxKey string
 			Networks   []struct{ IPAddress string }
 		}
-		Containers []struct{ ID string `json:"Id"` }
+		Containers []struct {
+			ID string `json:"Id"`
+		}
 	}
 	if err := json.Unmarshal([]byte(e.run("pod", "inspect", "pt")), &inspected); err != nil || len(inspected) != 1 {
 		t.Fatalf("pod inspect: %v", err)

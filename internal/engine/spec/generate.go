@@ -313,6 +313,12 @@ func Generate(img ocispec.Image, rootfs string, opts Options) (*specs.Spec, []Wa
 	if !opts.Privileged && !opts.SystemPathsUnconfined {
 		s.Linux.MaskedPaths = slices.Clone(maskedPaths)
 		s.Linux.ReadonlyPaths = slices.Clone(readonlyPaths)
+		if opts.MaskedPaths != nil {
+			s.Linux.MaskedPaths = slices.Clone(opts.MaskedPaths)
+		}
+		if opts.ReadonlyPaths != nil {
+			s.Linux.ReadonlyPaths = slices.Clone(opts.ReadonlyPaths)
+		}
 	}
 	if len(cfg.Labels) > 0 || len(opts.Labels) > 0 || len(opts.Annotations) > 0 {
 		s.Annotations = map[string]string{}

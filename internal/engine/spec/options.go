@@ -81,6 +81,10 @@ type Options struct {
 	// SystemPathsUnconfined drops the masked and read-only paths
 	// (--security-opt systempaths=unconfined).
 	SystemPathsUnconfined bool
+	// MaskedPaths and ReadonlyPaths, when not nil, replace the default
+	// lists of an unprivileged container (the CRI's security context
+	// gives its own).
+	MaskedPaths, ReadonlyPaths []string
 	// Annotations are OCI annotations (--annotation), over the labels.
 	Annotations map[string]string
 	// UIDMappings and GIDMappings, when set, give the container a user

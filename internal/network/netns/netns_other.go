@@ -29,3 +29,12 @@ func UnpinIPCUTS(dir string) error { return errUnsupported }
 
 // IPCUTSPinned is unsupported here.
 func IPCUTSPinned(dir string) (bool, error) { return false, errUnsupported }
+
+// PinPID is unsupported here.
+func PinPID(parent, name string, pid int) error { return errUnsupported }
+
+// UnpinPID is unsupported here.
+func UnpinPID(dir string) error { return errUnsupported }
+
+// PIDPinned is unsupported here.
+func PIDPinned(dir string) (bool, error) { return false, errUnsupported }

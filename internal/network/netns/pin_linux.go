@@ -121,3 +121,38 @@ func pinnedAs(path string, typ int) (bool, error) {
 	}
 	return t == typ, nil
 }
+
+// PinPID pins the PID namespace of process pid at parent/name/pid. A PID
+// namespace outlives its init only as a husk (no process can be made in
+// it), so the pin serves while that process lives; the caller keeps it
+// alive and checks it (PIDPinned).
+func PinPID(parent, name string, pid int) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	if err := ensureSharedMounts(parent); err != nil {
+		return err
+	}
+	target := filepath.Join(parent, name, "pid")
+	if err := removePath(target); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		return fmt.Errorf("pin namespaces: %w", err)
+	}
+	f.Close()
+	if err := unix.Mount(fmt.Sprintf("/proc/%d/ns/pid", pid), target, "", unix.MS_BIND, ""); err != nil {
+		os.Remove(target)
+		return fmt.Errorf("pin namespaces: pin %s: %w", target, err)
+	}
+	return nil
+}
+
+// UnpinPID removes what PinPID made in dir; a missing pin is no error.
+func UnpinPID(dir string) error { return removePath(filepath.Join(dir, "pid")) }
+
+// PIDPinned reports whether dir's PID pin holds a PID namespace.
+func PIDPinned(dir string) (bool, error) {
+	return pinnedAs(filepath.Join(dir, "pid"), unix.CLONE_NEWPID)
+}

@@ -1,0 +1,304 @@
+//go:build linux
+
+package cri
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+
+	"github.com/berth-dev/berth/internal/engine"
+	"github.com/berth-dev/berth/internal/engine/store"
+	"github.com/berth-dev/berth/internal/network"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Pod sandboxes are the engine's pods (internal/engine/pod.go), in the
+// engine's CRI namespace. What the CRI knows of a pod beyond the engine's
+// fields (its metadata, its labels and annotations as the kubelet gave
+// them, its log directory and runtime handler) is kept in one label of
+// the pod, metaLabel, as JSON; the CRI's own labels are answered without
+// it.
+
+// metaLabel holds a CRI object's metadata on the engine's record.
+const metaLabel = "io.berth.cri.meta"
+
+// sandboxMeta is what a pod's metaLabel holds.
+type sandboxMeta struct {
+	Metadata       *runtimeapi.PodSandboxMetadata `json:"metadata"`
+	Labels         map[string]string              `json:"labels,omitempty"`
+	Annotations    map[string]string              `json:"annotations,omitempty"`
+	LogDirectory   string                         `json:"logDirectory,omitempty"`
+	RuntimeHandler string                         `json:"runtimeHandler,omitempty"`
+	HostNetwork    bool                           `json:"hostNetwork,omitempty"`
+	HostIPC        bool                           `json:"hostIPC,omitempty"`
+	HostPID        bool                           `json:"hostPID,omitempty"`
+	// Sysctls are the pod's, set in each of its containers.
+	Sysctls map[string]string `json:"sysctls,omitempty"`
+}
+
+func sandboxMetaOf(p *engine.Pod) (*sandboxMeta, bool) {
+	v, ok := p.Labels[metaLabel]
+	if !ok {
+		return nil, false
+	}
+	var m sandboxMeta
+	if json.Unmarshal([]byte(v), &m) != nil || m.Metadata == nil {
+		return nil, false
+	}
+	return &m, true
+}
+
+// sandboxName is the engine name of a pod: unique per metadata, as
+// containerd's (name_namespace_uid_attempt).
+func sandboxName(m *runtimeapi.PodSandboxMetadata) string {
+	return strings.Join([]string{m.GetName(), m.GetNamespace(), m.GetUid(), strconv.FormatUint(uint64(m.GetAttempt()), 10)}, "_")
+}
+
+// linuxHandler says whether a runtime handler names the linux isolation.
+func (s *Server) checkHandler(h string) error {
+	switch h {
+	case "", "runc", "linux":
+		return nil
+	}
+	for _, iso := range s.e.Isolations() {
+		if iso == h {
+			return status.Errorf(codes.InvalidArgument, "runtime handler %q: pods under the %s isolation are not supported yet: use the default handler", h, h)
+		}
+	}
+	return status.Errorf(codes.InvalidArgument, "no runtime for %q is configured (berth has %s)", h, strings.Join(s.e.Isolations(), ", "))
+}
+
+// RunPodSandbox makes a pod: its namespaces pinned, its network attached
+// (with hostPort mappings through the portmap plugin), its hostname and
+// DNS files. On failure nothing is left (the engine's PodCreate undoes).
+func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandboxRequest) (*runtimeapi.RunPodSandboxResponse, error) {
+	cfg := req.GetConfig()
+	md := cfg.GetMetadata()
+	if md == nil || md.GetName() == "" || md.GetUid() == "" || md.GetNamespace() == "" {
+		return nil, status.Error(codes.InvalidArgument, "RunPodSandbox: the sandbox config's metadata needs a name, a namespace and a uid")
+	}
+	if err := s.checkHandler(req.GetRuntimeHandler()); err != nil {
+		return nil, err
+	}
+	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	meta := sandboxMeta{Metadata: md, Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(), LogDirectory: cfg.GetLogDirectory(),
+		RuntimeHandler: req.GetRuntimeHandler(), HostNetwork: nsOpts.GetNetwork() == runtimeapi.NamespaceMode_NODE,
+		HostIPC: nsOpts.GetIpc() == runtimeapi.NamespaceMode_NODE, HostPID: nsOpts.GetPid() == runtimeapi.NamespaceMode_NODE,
+		Sysctls: cfg.GetLinux().GetSysctls()}
+	if u := nsOpts.GetUsernsOptions(); u != nil && u.GetMode() == runtimeapi.NamespaceMode_POD {
+		return nil, status.Error(codes.InvalidArgument, "RunPodSandbox: pod user namespaces are not supported yet")
+	}
+	metaJSON, err := json.Marshal(meta)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	labels := maps.Clone(cfg.GetLabels())
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[metaLabel] = string(metaJSON)
+	o := engine.PodOptions{
+		Name: sandboxName(md), Hostname: cfg.GetHostname(), Labels: labels, Annotations: cfg.GetAnnotations(),
+		CgroupParent: cfg.GetLinux().GetCgroupParent(),
+	}
+	if meta.HostNetwork {
+		o.NetworkMode = "host"
+	}
+	if meta.HostIPC {
+		o.IpcMode = "host"
+	}
+	// The CRI's zero value is POD: one PID namespace for the pod.
+	o.ShareProcess = nsOpts.GetPid() == runtimeapi.NamespaceMode_POD
+	if dns := cfg.GetDnsConfig(); dns != nil {
+		o.DNS, o.DNSSearch, o.DNSOptions = dns.GetServers(), dns.GetSearches(), dns.GetOptions()
+	}
+	for _, pm := range cfg.GetPortMappings() {
+		if pm.GetHostPort() <= 0 || meta.HostNetwork {
+			continue // the CRI's rule: only a host port is mapped
+		}
+		proto := strings.ToLower(pm.GetProtocol().String())
+		if proto == "sctp" {
+			return nil, status.Errorf(codes.InvalidArgument, "RunPodSandbox: port %d/sctp: berth maps tcp and udp ports", pm.GetContainerPort())
+		}
+		o.Ports = append(o.Ports, network.PortMapping{HostIP: pm.GetHostIp(), HostPort: int(pm.GetHostPort()), ContainerPort: int(pm.GetContainerPort()), Protocol: proto})
+	}
+	p, err := s.e.PodCreate(ctx, o)
+	if err != nil {
+		if errors.Is(err, store.ErrNameInUse) {
+			return nil, status.Errorf(codes.AlreadyExists, "RunPodSandbox: the sandbox name %q is reserved: %v", o.Name, err)
+		}
+		return nil, grpcError(err)
+	}
+	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: p.ID}, nil
+}
+
+// sandbox finds a pod by ID or unique ID prefix.
+func (s *Server) sandbox(ctx context.Context, id string) (*engine.Pod, error) {
+	if id == "" {
+		return nil, status.Error(codes.InvalidArgument, "no pod sandbox ID given")
+	}
+	p, err := s.e.PodGet(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// StopPodSandbox stops the pod's containers (at once, as the kubelet has
+// stopped them with their grace periods before) and takes its network
+// down; the sandbox stays until RemovePodSandbox. A sandbox that is gone
+// is no error (the CRI's rule).
+func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
+	p, err := s.sandbox(ctx, req.GetPodSandboxId())
+	if errors.Is(err, store.ErrNotFound) {
+		return &runtimeapi.StopPodSandboxResponse{}, nil
+	}
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	zero := 0
+	if _, err := s.e.PodStop(ctx, p.ID, &zero); err != nil {
+		return nil, grpcError(err)
+	}
+	return &runtimeapi.StopPodSandboxResponse{}, nil
+}
+
+// RemovePodSandbox removes the pod and its containers (killing those
+// that run); a sandbox that is gone is no error.
+func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePodSandboxRequest) (*runtimeapi.RemovePodSandboxResponse, error) {
+	p, err := s.sandbox(ctx, req.GetPodSandboxId())
+	if errors.Is(err, store.ErrNotFound) {
+		return &runtimeapi.RemovePodSandboxResponse{}, nil
+	}
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	if err := s.e.PodRemove(ctx, p.ID, engine.PodRemoveOptions{Force: true}); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, grpcError(err)
+	}
+	return &runtimeapi.RemovePodSandboxResponse{}, nil
+}
+
+func sandboxState(p *engine.Pod) runtimeapi.PodSandboxState {
+	if p.State == engine.PodReady {
+		return runtimeapi.PodSandboxState_SANDBOX_READY
+	}
+	return runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+}
+
+// criLabels are a record's labels without berth's own.
+func criLabels(l map[string]string) map[string]string {
+	out := maps.Clone(l)
+	delete(out, metaLabel)
+	return out
+}
+
+func namespaceMode(host bool) runtimeapi.NamespaceMode {
+	if host {
+		return runtimeapi.NamespaceMode_NODE
+	}
+	return runtimeapi.NamespaceMode_POD
+}
+
+func pidMode(p *engine.Pod, meta *sandboxMeta) runtimeapi.NamespaceMode {
+	switch {
+	case meta.HostPID:
+		return runtimeapi.NamespaceMode_NODE
+	case p.SharePID:
+		return runtimeapi.NamespaceMode_POD
+	}
+	return runtimeapi.NamespaceMode_CONTAINER
+}
+
+// PodSandboxStatus describes a pod: its state, addresses, namespaces
+// and, verbose, the engine's record.
+func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
+	p, err := s.sandbox(ctx, req.GetPodSandboxId())
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	meta, ok := sandboxMetaOf(p)
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "pod %s was not made through the CRI", p.Name)
+	}
+	st := &runtimeapi.PodSandboxStatus{
+		Id: p.ID, Metadata: meta.Metadata, State: sandboxState(p), CreatedAt: p.Created.UnixNano(),
+		Labels: criLabels(p.Labels), Annotations: p.Annotations, RuntimeHandler: meta.RuntimeHandler,
+		Linux: &runtimeapi.LinuxPodSandboxStatus{Namespaces: &runtimeapi.Namespace{Options: &runtimeapi.NamespaceOption{
+			Network: namespaceMode(meta.HostNetwork), Ipc: namespaceMode(meta.HostIPC),
+			Pid: pidMode(p, meta),
+		}}},
+		Network: &runtimeapi.PodSandboxNetworkStatus{},
+	}
+	if p.State == engine.PodReady && !meta.HostNetwork {
+		for _, ep := range p.NetworkSettings.Endpoints {
+			for _, ip := range []string{ep.IP, ep.IPv6} {
+				switch {
+				case ip == "":
+				case st.Network.Ip == "":
+					st.Network.Ip = ip
+				default:
+					st.Network.AdditionalIps = append(st.Network.AdditionalIps, &runtimeapi.PodIP{Ip: ip})
+				}
+			}
+		}
+	}
+	resp := &runtimeapi.PodSandboxStatusResponse{Status: st}
+	if req.GetVerbose() {
+		info, _ := json.Marshal(p)
+		resp.Info = map[string]string{"info": string(info)}
+	}
+	return resp, nil
+}
+
+// ListPodSandbox lists the CRI's pods, filtered by ID (or a prefix),
+// state and labels.
+func (s *Server) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
+	pods, err := s.e.PodList(ctx)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	f := req.GetFilter()
+	out := []*runtimeapi.PodSandbox{}
+	for _, p := range pods {
+		meta, ok := sandboxMetaOf(p)
+		if !ok {
+			continue
+		}
+		if f.GetId() != "" && !strings.HasPrefix(p.ID, f.GetId()) {
+			continue
+		}
+		if f.GetState() != nil && f.GetState().GetState() != sandboxState(p) {
+			continue
+		}
+		labels := criLabels(p.Labels)
+		if !matchLabels(labels, f.GetLabelSelector()) {
+			continue
+		}
+		out = append(out, &runtimeapi.PodSandbox{Id: p.ID, Metadata: meta.Metadata, State: sandboxState(p), CreatedAt: p.Created.UnixNano(),
+			Labels: labels, Annotations: p.Annotations, RuntimeHandler: meta.RuntimeHandler})
+	}
+	return &runtimeapi.ListPodSandboxResponse{Items: out}, nil
+}
+
+// matchLabels says whether labels has every key of sel with its value.
+func matchLabels(labels, sel map[string]string) bool {
+	for k, v := range sel {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// errorf is a status with the request's method named.
+func errorf(code codes.Code, format string, args ...any) error {
+	return status.Error(code, fmt.Sprintf(format, args...))
+}
