@@ -124,8 +124,10 @@ func (s *Server) createOptions(p *engine.Pod, pmeta *sandboxMeta, cfg *runtimeap
 		if strings.Contains(m.GetHostPath(), ":") || strings.Contains(m.GetContainerPath(), ":") {
 			return o, fmt.Errorf("mount %s -> %s: berth cannot mount a path with a colon yet: %w", m.GetHostPath(), m.GetContainerPath(), engine.ErrInvalid)
 		}
-		if m.GetSelinuxRelabel() {
-			return o, fmt.Errorf("mount %s: SELinux relabelling was asked for and this host has no SELinux: %w", m.GetHostPath(), engine.ErrInvalid)
+		if m.GetSelinuxRelabel() && selinuxEnabled() {
+			// Without SELinux there is nothing to relabel (containerd
+			// ignores it too); with it, berth cannot yet.
+			return o, fmt.Errorf("mount %s: berth cannot relabel for SELinux yet: %w", m.GetHostPath(), engine.ErrInvalid)
 		}
 		opts := []string{"rw"}
 		if m.GetReadonly() {
@@ -171,6 +173,9 @@ func (s *Server) createOptions(p *engine.Pod, pmeta *sandboxMeta, cfg *runtimeap
 		}
 	}
 	sc := lin.GetSecurityContext()
+	if sc == nil {
+		o.SecurityOpt = append(o.SecurityOpt, "seccomp=unconfined") // see below
+	}
 	if sc != nil {
 		o.Privileged = sc.GetPrivileged()
 		o.ReadOnly = sc.GetReadonlyRootfs()
@@ -194,12 +199,15 @@ func (s *Server) createOptions(p *engine.Pod, pmeta *sandboxMeta, cfg *runtimeap
 		if sc.GetNoNewPrivs() {
 			o.SecurityOpt = append(o.SecurityOpt, "no-new-privileges")
 		}
-		switch prof := sc.GetSeccomp(); prof.GetProfileType() {
-		case runtimeapi.SecurityProfile_Unconfined:
+		switch prof := sc.GetSeccomp(); {
+		case prof == nil, prof.GetProfileType() == runtimeapi.SecurityProfile_Unconfined:
+			// No profile asked for is none (containerd's rule; the
+			// kubelet asks for RuntimeDefault when the pod does).
 			o.SecurityOpt = append(o.SecurityOpt, "seccomp=unconfined")
-		case runtimeapi.SecurityProfile_Localhost:
+		case prof.GetProfileType() == runtimeapi.SecurityProfile_Localhost:
 			o.SecurityOpt = append(o.SecurityOpt, "seccomp="+prof.GetLocalhostRef())
 		}
+
 		if prof := sc.GetApparmor(); prof != nil && prof.GetProfileType() == runtimeapi.SecurityProfile_Localhost {
 			return o, fmt.Errorf("AppArmor profile %q: this host has no AppArmor: %w", prof.GetLocalhostRef(), engine.ErrInvalid)
 		}
@@ -240,6 +248,13 @@ func (s *Server) createOptions(p *engine.Pod, pmeta *sandboxMeta, cfg *runtimeap
 	labels[metaLabel] = string(metaJSON)
 	o.Labels = labels
 	return o, nil
+}
+
+// selinuxEnabled says whether the host runs SELinux (its filesystem is
+// mounted).
+func selinuxEnabled() bool {
+	_, err := os.Stat("/sys/fs/selinux/enforce")
+	return err == nil
 }
 
 // capNames are the kubelet's capability names as the engine takes them

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine/store"
+	"golang.org/x/sys/unix"
 )
 
 // LogOptions are `berth logs`' settings.
@@ -258,4 +259,38 @@ func truncate(b []byte, n int) string {
 		return string(b[:n]) + "..."
 	}
 	return string(b)
+}
+
+// ReopenLog has a running container's monitor start a new log file at
+// the log's path, for whoever rotates the log by moving it away (the
+// kubelet, through the CRI's ReopenContainerLog). It returns once the new
+// file exists.
+func (e *Engine) ReopenLog(ctx context.Context, ref string) error {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if c.State.Status != StatusRunning && c.State.Status != StatusPaused || !alive(c.State.MonitorPid, c.State.MonitorStart) {
+		return fmt.Errorf("container %s is not running: %w", c.Name, ErrInvalidState)
+	}
+	if c.HostConfig.LogDriver == LogNone {
+		return nil
+	}
+	if err := unix.Kill(c.State.MonitorPid, unix.SIGUSR1); err != nil {
+		return fmt.Errorf("container %s: signal its monitor: %w", c.Name, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Stat(c.LogPath); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("container %s: its monitor did not reopen %s within 5s", c.Name, c.LogPath)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }

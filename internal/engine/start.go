@@ -686,10 +686,13 @@ func (e *Engine) finishExitLocked(ctx context.Context, id string, code int, at t
 	default:
 		return false, nil, nil
 	}
+	// Before the runtime's state (and the cgroup's counters) go.
+	oomKilled := e.oomKilled(ctx, id)
 	e.cleanupRun(ctx, id)
 	restart := false
 	c, err = e.update(ctx, id, func(r *Container) error {
 		r.State.ExitCode = code
+		r.State.OOMKilled = oomKilled
 		r.State.FinishedAt = at
 		r.State.Pid = 0
 		if at.Sub(r.State.StartedAt) < 10*time.Second {
@@ -717,6 +720,17 @@ func (e *Engine) finishExitLocked(ctx context.Context, id string, code int, at t
 		e.emit(c, "die", exitCodeAttr(code))
 	}
 	return restart, c, err
+}
+
+// oomKilled says whether the kernel's OOM killer killed a process of the
+// container's run that ended (docker's State.OOMKilled).
+func (e *Engine) oomKilled(ctx context.Context, id string) bool {
+	rc, err := e.driver.Load(ctx, id)
+	if err != nil {
+		return false
+	}
+	st, err := rc.Stats(ctx)
+	return err == nil && st.OOMKills > 0
 }
 
 // cleanupRun deletes the runtime's state of a run that ended and unmounts

@@ -166,4 +166,7 @@ type Stats struct {
 	NetRx, NetTx uint64
 	// Block device bytes read and written.
 	BlockRead, BlockWrite uint64
+	// OOMKills counts the container's processes the OOM killer killed
+	// (for a container that ended, until the driver deletes it).
+	OOMKills uint64
 }

@@ -186,8 +186,8 @@ func TestCRIImages(t *testing.T) {
 		Auth: &runtimeapi.AuthConfig{Username: "kube", Password: "s3cret"}}); status.Code(err) != codes.NotFound {
 		t.Errorf("PullImage of a missing repository: %v, want NotFound", err)
 	}
-	if _, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{}); status.Code(err) != codes.Unimplemented {
-		t.Errorf("RunPodSandbox: %v, want Unimplemented", err)
+	if _, err := rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("RunPodSandbox without metadata: %v, want InvalidArgument", err)
 	}
 	if r, err := rt.RuntimeConfig(ctx, &runtimeapi.RuntimeConfigRequest{}); err != nil || r.GetLinux().GetCgroupDriver() != runtimeapi.CgroupDriver_CGROUPFS {
 		t.Errorf("RuntimeConfig: %v %v", r, err)

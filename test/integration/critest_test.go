@@ -74,6 +74,18 @@ func critestBase(t *testing.T) imagetest.Layer {
 		{Name: "root/", Type: tar.TypeDir, Mode: 0o700},
 		{Name: "home/", Type: tar.TypeDir, Mode: 0o755},
 		{Name: "home/user1000/", Type: tar.TypeDir, Mode: 0o755, UID: 1000, GID: 1000},
+		{Name: "var/run/", Type: tar.TypeDir, Mode: 0o755},
+		{Name: "usr/", Type: tar.TypeDir, Mode: 0o755},
+		{Name: "usr/bin/", Type: tar.TypeDir, Mode: 0o755},
+		{Name: "usr/sbin/", Type: tar.TypeDir, Mode: 0o755},
+		// What Debian's busybox-static lacks and the specs run: pgrep
+		// and ipcs -m, from /proc.
+		{Name: "usr/bin/pgrep", Mode: 0o755, Body: "#!/bin/sh\n# berth's stand-in: pgrep PATTERN prints the pids whose name holds PATTERN\nfound=1\nfor d in /proc/[0-9]*; do\n\tread -r n < $d/comm 2>/dev/null || continue\n\tcase $n in *$1*) echo ${d#/proc/}; found=0;; esac\ndone\nexit $found\n"},
+		{Name: "usr/bin/ipcs", Mode: 0o755, Body: "#!/bin/sh\n# berth's stand-in: ipcs -m from /proc/sysvipc/shm\necho '------ Shared Memory Segments --------'\necho 'key        shmid      owner      perms      bytes      nattch'\ntail -n +2 /proc/sysvipc/shm | while read key shmid perms size cpid lpid nattch uid rest; do\n\tprintf '0x%08x %-10s %-10s %-10s %-10s %-10s\\n' $key $shmid $uid $perms $size $nattch\ndone\n"},
+		// nginx: busybox httpd under a script named nginx that writes
+		// nginx's pid file and names itself "master process" as nginx's
+		// master does.
+		{Name: "usr/sbin/nginx", Mode: 0o755, Body: "#!/bin/sh\n# berth's stand-in for nginx\n[ \"$1\" = \"master process\" ] || exec /usr/sbin/nginx \"master process\" \"$@\"\necho $$ > /var/run/nginx.pid\nhttpd -f -p ${NGINX_PORT:-80} -h /var/www &\ntrap 'kill $!; exit 0' TERM INT\nwait\n"},
 	}
 	for _, a := range strings.Fields(string(list)) {
 		if a != "busybox" {
@@ -81,6 +93,24 @@ func critestBase(t *testing.T) imagetest.Layer {
 		}
 	}
 	return imagetest.NewLayer(t, imagetest.Gzip, entries)
+}
+
+// nonewprivsLayer is the nonewprivs image's program: a setuid-root
+// static binary that prints its effective uid (with no_new_privs the
+// setuid bit does not raise it), compiled here with gcc (a build
+// dependency of berth's monitor).
+func nonewprivsLayer(t *testing.T) imagetest.Layer {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "nnp.c")
+	os.WriteFile(src, []byte("#include <stdio.h>\n#include <unistd.h>\nint main(void){printf(\"Effective uid: %d\\n\", (int)geteuid());return 0;}\n"), 0o644)
+	if out, err := exec.Command("gcc", "-static", "-O2", "-o", filepath.Join(dir, "nnp"), src).CombinedOutput(); err != nil {
+		t.Fatalf("build the nonewprivs stand-in: %v: %s", err, out)
+	}
+	bin, err := os.ReadFile(filepath.Join(dir, "nnp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return imagetest.NewLayer(t, imagetest.Gzip, []imagetest.Entry{{Name: "nnp", Body: string(bin), Mode: 0o4755}})
 }
 
 // pushCritestImages pushes the stand-ins under the mirrors' paths (the
@@ -105,7 +135,10 @@ func pushCritestImages(t *testing.T, reg *registrytest.Registry) {
 		i.Push(t, reg, repo, tag)
 	}
 	push(img(ocispec.ImageConfig{}), "e2e-test-images/busybox:1.29-2")
-	push(img(ocispec.ImageConfig{Cmd: []string{"httpd", "-f", "-p", "80", "-h", "/var/www"}, ExposedPorts: map[string]struct{}{"80/tcp": {}}}), "e2e-test-images/nginx:1.14-2")
+	push(img(ocispec.ImageConfig{Entrypoint: []string{"/usr/sbin/nginx"}, Cmd: []string{"-g", "daemon off;"}, ExposedPorts: map[string]struct{}{"80/tcp": {}}}), "e2e-test-images/nginx:1.14-2")
+	push(img(ocispec.ImageConfig{Entrypoint: []string{"/usr/sbin/nginx"}, Cmd: []string{"-g", "daemon off;"}, Env: []string{"NGINX_PORT=12003"}, Labels: map[string]string{"stand-in-for": "hostnet-nginx"}}), staging+"hostnet-nginx-amd64:latest")
+	push(img(ocispec.ImageConfig{Cmd: []string{"sh", "-c", "echo 'httpd (berth stand-in) serving on :80'; exec httpd -f -p 80 -h /var/www"}, ExposedPorts: map[string]struct{}{"80/tcp": {}}}), "e2e-test-images/httpd:2.4.39-4")
+	push(imagetest.NewImage(t, "linux", "amd64", ocispec.ImageConfig{Cmd: []string{"/nnp"}, Env: []string{"PATH=/bin"}}, base, nonewprivsLayer(t)), "e2e-test-images/nonewprivs:1.3")
 	push(img(ocispec.ImageConfig{Entrypoint: []string{"sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait; done"}, Cmd: []string{}}), "pause:3.9")
 	for _, ref := range []string{"test-image-latest:latest", "test-image-tag:test", "test-image-tag:all", "test-image-tags:1", "test-image-tags:2", "test-image-tags:3"} {
 		repo, _, _ := strings.Cut(ref, ":")

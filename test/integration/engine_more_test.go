@@ -997,3 +997,26 @@ func TestEngineMoreCommit(t *testing.T) {
 	e.run("rm", "-f", "-v", "c", "live")
 	e.run("volume", "rm", "cv")
 }
+
+// TestEngineOOMKilled: a container whose process the kernel's OOM killer
+// ends is recorded OOMKilled (docker's State.OOMKilled, the CRI's reason
+// OOMKilled) with 137; one killed with SIGKILL from outside is 137 and
+// not OOMKilled.
+func TestEngineOOMKilled(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	code, _, _ := e.exitCode("run", "--name", "oom", "--memory", "15m", "--memory-swap", "15m", demoImage, "sh", "-c", "dd if=/dev/zero of=/dev/null bs=20M")
+	if got := strings.TrimSpace(e.run("inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oom")); code != 137 || got != "true 137" {
+		t.Errorf("a container over its memory limit: exit %d, inspect %q; want 137, \"true 137\"", code, got)
+	}
+	e.run("run", "-d", "--name", "killed", demoImage, "sleep", "100")
+	e.run("kill", "killed")
+	waitFor(t, 10e9, "the killed container's exit", func() bool {
+		return strings.TrimSpace(e.run("inspect", "-f", "{{.State.Status}}", "killed")) == "exited"
+	})
+	if got := strings.TrimSpace(e.run("inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "killed")); got != "false 137" {
+		t.Errorf("a container killed with SIGKILL: inspect %q, want \"false 137\"", got)
+	}
+	e.run("rm", "oom", "killed")
+	e.checkNothingLeft()
+}

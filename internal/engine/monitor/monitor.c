@@ -185,6 +185,22 @@ static void open_log(void)
 	log_size = fstat(log_fd, &st) == 0 ? st.st_size : 0;
 }
 
+// reopen_log starts a new file at the log's path (its old one was moved
+// away by whoever rotates it); if that cannot be opened the old one is
+// kept: losing the container's supervision over a log is never right.
+static void reopen_log(void)
+{
+	if (log_fd < 0)
+		return;
+	int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return;
+	close(log_fd);
+	log_fd = fd;
+	struct stat st;
+	log_size = fstat(log_fd, &st) == 0 ? st.st_size : 0;
+}
+
 static void rotate_log(void)
 {
 	if (log_files <= 1) {
@@ -1069,6 +1085,7 @@ static void run_monitor(const char *flags)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGQUIT);
+	sigaddset(&mask, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &mask, &old_mask);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0)
@@ -1310,6 +1327,10 @@ static void run_monitor(const char *flags)
 			while (read(sfd, &si, sizeof si) == sizeof si) {
 				if (si.ssi_signo == SIGWINCH)
 					copy_winsize(master, (pid_t)si.ssi_pid);
+				// SIGUSR1: the log was renamed (the kubelet's rotation,
+				// ReopenContainerLog): write to a new file at its path.
+				if (si.ssi_signo == SIGUSR1)
+					reopen_log();
 			}
 			int st;
 			pid_t w;

@@ -117,6 +117,19 @@ func Generate(img ocispec.Image, rootfs string, opts Options) (*specs.Spec, []Wa
 	if err != nil {
 		return nil, nil, err
 	}
+	bounding := opts.HostBounding
+	switch {
+	case bounding == nil && opts.HostLastCap != nil:
+		// A described host (tests) without a bounding set: all of it.
+		bounding = func() (uint64, error) { return ^uint64(0), nil }
+	case bounding == nil:
+		bounding = hostBounding
+	}
+	caps, capWarns, err := clampToBounding(caps, opts.CapAdd, bounding)
+	if err != nil {
+		return nil, nil, err
+	}
+	warns = append(warns, capWarns...)
 
 	sc, scWarn, err := seccompConfig(opts, caps, seccompHost{goarch: runtime.GOARCH, kernel: hostKernelVersion()})
 	if err != nil {

@@ -28,6 +28,20 @@ func hostLastCap() (int, error) {
 	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
 
+// hostBounding is this process's capability bounding set.
+func hostBounding() (uint64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapBnd:"); ok {
+			return strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		}
+	}
+	return 0, errors.New("/proc/self/status has no CapBnd line")
+}
+
 // hostKernelVersion is the running kernel's version, nil when unknown.
 func hostKernelVersion() *kernelVersion {
 	var u unix.Utsname

@@ -17,6 +17,8 @@ func hostRlimit(int) (uint64, uint64, error) { return ^uint64(0), ^uint64(0), ni
 
 func hostLastCap() (int, error) { return 0, errNoHostLimits }
 
+func hostBounding() (uint64, error) { return 0, errNoHostLimits }
+
 // hostKernelVersion: no Linux kernel, so no minKernel of a seccomp
 // profile is satisfied.
 func hostKernelVersion() *kernelVersion { return nil }

@@ -137,6 +137,35 @@ func hostCaps(lastCap func() (int, error)) []string {
 	return known
 }
 
+// clampToBounding drops the capabilities berth itself cannot hold (not
+// in its bounding set: a host that took CAP_SYS_RESOURCE from root, as
+// this project's machines do), which the runtime's capset would refuse
+// for the whole container. One named by --cap-add is an error; one that
+// came with --privileged or --cap-add ALL goes, with a warning.
+func clampToBounding(caps, add []string, bounding func() (uint64, error)) ([]string, []Warning, error) {
+	set, err := bounding()
+	if err != nil {
+		return caps, nil, nil // unknown: the runtime will say
+	}
+	named, _, _ := normCaps("--cap-add", add)
+	var kept, dropped []string
+	for _, c := range caps {
+		n, ok := oci.CapabilityByName(c)
+		if !ok || n >= 64 || set&(1<<uint(n)) != 0 {
+			kept = append(kept, c)
+			continue
+		}
+		if slices.Contains(named, c) {
+			return nil, nil, fmt.Errorf("--cap-add %s: berth itself does not hold it (it is not in berth's capability bounding set), so no container can", c)
+		}
+		dropped = append(dropped, c)
+	}
+	if len(dropped) == 0 {
+		return kept, nil, nil
+	}
+	return kept, []Warning{{Topic: TopicBoundingCaps, Message: fmt.Sprintf("%s: not in berth's own capability bounding set, so the container runs without it", strings.Join(dropped, ", "))}}, nil
+}
+
 // normCaps canonicalises names to CAP_X, reporting whether ALL was listed.
 func normCaps(flag string, names []string) (caps []string, all bool, err error) {
 	for _, n := range names {

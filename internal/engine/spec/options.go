@@ -99,6 +99,10 @@ type Options struct {
 	// HostLastCap reports the highest capability number the host kernel
 	// knows (default: /proc/sys/kernel/cap_last_cap).
 	HostLastCap func() (int, error)
+	// HostBounding reports berth's own capability bounding set (a bit
+	// per capability number; default: /proc/self/status's CapBnd): no
+	// process berth starts can hold a capability outside it.
+	HostBounding func() (uint64, error)
 }
 
 // Bind is a bind mount of a host path (-v /src:/dst[:ro]).
@@ -112,6 +116,10 @@ type Bind struct {
 // default rlimits clamped to the host's: worth recording, not worth
 // printing at every run.
 const TopicDefaultUlimit = "ulimit-default"
+
+// TopicBoundingCaps: capabilities --privileged or --cap-add ALL would
+// give that berth itself does not hold.
+const TopicBoundingCaps = "capabilities"
 
 // Warning is something Generate granted differently from what was asked,
 // or ignored.

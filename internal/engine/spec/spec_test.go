@@ -748,3 +748,21 @@ func TestUserNamespace(t *testing.T) {
 		t.Errorf("a user namespace without mappings: %v", s.Linux.Namespaces)
 	}
 }
+
+// TestClampToBounding: a capability outside berth's own bounding set is
+// dropped with a warning when it came with --privileged or ALL, and is an
+// error when --cap-add names it.
+func TestClampToBounding(t *testing.T) {
+	noSysResource := func() (uint64, error) { return ^uint64(0) &^ (1 << 24), nil }
+	caps, warns, err := clampToBounding([]string{"CAP_CHOWN", "CAP_SYS_RESOURCE", "CAP_SYS_TIME"}, []string{"ALL"}, noSysResource)
+	if err != nil || !slices.Equal(caps, []string{"CAP_CHOWN", "CAP_SYS_TIME"}) || len(warns) != 1 || !strings.Contains(warns[0].Message, "CAP_SYS_RESOURCE") {
+		t.Errorf("privileged on a host without CAP_SYS_RESOURCE: %q %v %v", caps, warns, err)
+	}
+	if _, _, err := clampToBounding([]string{"CAP_CHOWN", "CAP_SYS_RESOURCE"}, []string{"sys_resource"}, noSysResource); err == nil || !strings.Contains(err.Error(), "--cap-add CAP_SYS_RESOURCE") {
+		t.Errorf("--cap-add of a capability berth lacks: %v", err)
+	}
+	caps, warns, err = clampToBounding([]string{"CAP_CHOWN"}, nil, noSysResource)
+	if err != nil || len(caps) != 1 || warns != nil {
+		t.Errorf("default caps: %q %v %v", caps, warns, err)
+	}
+}

@@ -188,6 +188,7 @@ func (dc *container) Stats(context.Context) (*runtime.Stats, error) {
 		}
 	}
 	s.NetRx, s.NetTx = netDev(dc.c.Pid)
+	s.OOMKills, _ = dc.c.OOMKills()
 	return s, nil
 }
 

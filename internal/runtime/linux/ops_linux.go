@@ -233,6 +233,16 @@ func (c *Container) Stats() (*cgroup.Stats, error) {
 	return mgr.Stats()
 }
 
+// OOMKills is how many of the container's processes the kernel's OOM
+// killer has killed (its cgroup's count; readable until Delete).
+func (c *Container) OOMKills() (uint64, error) {
+	mgr, err := c.cgroup()
+	if err != nil {
+		return 0, err
+	}
+	return mgr.OOMKillCount()
+}
+
 // Update changes the container's resource limits and records them.
 func (c *Container) Update(res *specs.LinuxResources) error {
 	if c.Status() == StatusStopped {
