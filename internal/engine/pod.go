@@ -85,6 +85,10 @@ type Pod struct {
 	SharePID    bool   `json:"SharePID,omitempty"`
 	ReaperPid   int    `json:"ReaperPid,omitempty"`
 	ReaperStart uint64 `json:"ReaperStart,omitempty"`
+	// The process creating the pod (State creating): if it is gone, the
+	// next command that finds the pod undoes what it made.
+	OwnerPid   int    `json:"OwnerPid,omitempty"`
+	OwnerStart uint64 `json:"OwnerStart,omitempty"`
 	// NetworkSettings are the pod's endpoints while it is ready.
 	NetworkSettings NetworkSettings `json:"NetworkSettings"`
 	// Containers, filled in when listed or inspected: the pod's
@@ -205,6 +209,7 @@ func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr er
 		Labels: o.Labels, Annotations: o.Annotations, PortBindings: o.Ports,
 		DNS: o.DNS, DNSSearch: o.DNSSearch, DNSOptions: o.DNSOptions, ExtraHosts: o.ExtraHosts,
 		IpcMode: o.IpcMode, CgroupParent: o.CgroupParent, ShmSize: o.ShmSize, SharePID: o.ShareProcess,
+		OwnerPid: os.Getpid(), OwnerStart: procStart(os.Getpid()),
 	}
 	switch mode := o.NetworkMode; mode {
 	case "", "default", "bridge":
@@ -239,7 +244,15 @@ func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr er
 	if p.NetworkMode == "host" {
 		p.Hostname, _ = os.Hostname()
 	}
-	if err := e.insertPod(ctx, p, o.Name == ""); err != nil {
+	err := e.insertPod(ctx, p, o.Name == "")
+	if errors.Is(err, store.ErrNameInUse) && o.Name != "" {
+		// The name may be held by a pod whose creator was killed: undone
+		// now, it frees the name (a kubelet retries RunPodSandbox so).
+		if old, gerr := e.getPod(ctx, o.Name); gerr == nil && old.State == PodCreating && e.abandoned(ctx, old) {
+			err = e.insertPod(ctx, p, false)
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	unlock, err := e.podLock(ctx, id)
@@ -339,6 +352,7 @@ func (e *Engine) pinPod(ctx context.Context, p *Pod) (*Pod, error) {
 		}
 		e.emitEndpoints(ctx, "connect", p.ID, eps)
 	}
+	stopAtForTest("pod-network-attached")
 	if p.IpcMode != "host" || p.NetworkMode != "host" {
 		if err := netns.PinIPCUTS(filepath.Join(e.opts.State, "pods"), p.ID, p.Hostname); err != nil {
 			return nil, fmt.Errorf("pod %s: %w", p.Name, err)
@@ -380,8 +394,30 @@ func (e *Engine) pinPod(ctx context.Context, p *Pod) (*Pod, error) {
 	}
 	return e.updatePod(ctx, p.ID, func(r *Pod) error {
 		r.State, r.NetworkSettings = PodReady, p.NetworkSettings
+		r.OwnerPid, r.OwnerStart = 0, 0
 		return nil
 	})
+}
+
+// abandoned undoes a pod whose creation was cut short (its creator is
+// gone) and reports whether it did; a creation still in progress is left
+// alone.
+func (e *Engine) abandoned(ctx context.Context, p *Pod) bool {
+	if p.State != PodCreating || alive(p.OwnerPid, p.OwnerStart) {
+		return false
+	}
+	unlock, err := e.podLock(ctx, p.ID)
+	if err != nil {
+		return false
+	}
+	defer unlock()
+	if p, err = e.getPod(ctx, p.ID); err != nil || p.State != PodCreating {
+		return err != nil
+	}
+	e.unpinPod(ctx, p)
+	os.RemoveAll(e.podDir(p.ID))
+	os.RemoveAll(e.podStateDir(p.ID))
+	return e.podsDB().Delete(ctx, p.ID) == nil
 }
 
 // mountPodShm mounts the pod's /dev/shm: a tmpfs its containers bind.
@@ -464,6 +500,9 @@ func (e *Engine) podContainers(ctx context.Context, podID string) ([]*Container,
 // describe fills in the pod's Status and Containers; a recorded ready
 // pod whose pins are gone (a reboot) is reported stopped.
 func (e *Engine) describe(ctx context.Context, p *Pod) (*Pod, error) {
+	if e.abandoned(ctx, p) {
+		return nil, store.NotFound("no such pod: %s (its creation was cut short and is undone)", p.Name)
+	}
 	cs, err := e.podContainers(ctx, p.ID)
 	if err != nil {
 		return nil, err
@@ -520,7 +559,9 @@ func (e *Engine) PodList(ctx context.Context) ([]*Pod, error) {
 			log.From(ctx).Warn(err.Error())
 			continue
 		}
-		if p, err = e.describe(ctx, p); err != nil {
+		if p, err = e.describe(ctx, p); errors.Is(err, store.ErrNotFound) {
+			continue
+		} else if err != nil {
 			return nil, err
 		}
 		out = append(out, p)

@@ -171,3 +171,39 @@ func TestPods(t *testing.T) {
 	}
 	e.checkNothingLeft()
 }
+
+// A pod create killed half-way (its network attached, its other
+// namespaces not yet pinned) is undone by the next command that finds the
+// pod, and its name is free again: what a kubelet's retried
+// RunPodSandbox needs after a kill -9 of berth serve.
+func TestPodCreateKilled(t *testing.T) {
+	requireCNI(t)
+	e := newEngine(t)
+	create := e.command("pod", "create", "--name", "halfway")
+	create.Env = append(create.Env, "_BERTH_TEST_STOP_AT=pod-network-attached")
+	if err := create.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10e9, "pod create to stop with its network attached", func() bool {
+		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", create.Process.Pid))
+		return strings.Contains(string(st), ") T ")
+	})
+	if ents, _ := os.ReadDir(filepath.Join(e.state, "netns")); len(ents) != 1 {
+		t.Fatalf("the stopped create's network namespace: %v", ents)
+	}
+	// While its creator lives, the pod is left alone.
+	if got := e.pods(); len(got) != 1 || got[0].Status != "Creating" {
+		t.Errorf("pod ls while a create is in progress: %+v", got)
+	}
+	create.Process.Kill()
+	create.Wait()
+	if got := e.pods(); len(got) != 0 {
+		t.Errorf("pod ls after the create was killed: %+v", got)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.state, "netns")); len(ents) != 0 {
+		t.Errorf("the killed create's network namespace is left: %v", ents)
+	}
+	e.run("pod", "create", "--name", "halfway")
+	e.run("pod", "rm", "halfway")
+	e.checkNothingLeft()
+}
