@@ -13,6 +13,7 @@ func runInit() { linux.Init() }
 // warmUp starts, as early as possible, the kernel wait that creating a
 // container will pay (see linux.WarmCgroupMigration).
 func warmUp(args []string) {
+	linux.TracePhase("main")
 	for _, a := range args {
 		if a == "create" || a == "run" {
 			go linux.WarmCgroupMigration()

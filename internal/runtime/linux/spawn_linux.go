@@ -148,6 +148,7 @@ func spawn(req *spawnRequest) (*spawned, error) {
 	if traceOn {
 		cmd.Env = append(cmd.Env, "BERTH_TRACE=1")
 	}
+	tracePhase("exec-init")
 	if err := cmd.Start(); err != nil {
 		parent.Close()
 		return nil, fmt.Errorf("start container init: %w", err)
@@ -243,10 +244,12 @@ func spawn(req *spawnRequest) (*spawned, error) {
 				done <- err
 				return
 			}
+			tracePhase("cgroup-made")
 			if err := req.cgroup.Set(req.resources); err != nil {
 				done <- err
 				return
 			}
+			tracePhase("cgroup-set")
 			done <- req.cgroup.Apply(pid)
 		}(sp.pid)
 	}
