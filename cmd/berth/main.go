@@ -41,7 +41,7 @@ func main() {
 	if name == vmShimName {
 		os.Exit(runVMShim(os.Args[1:]))
 	}
-	warmUp(os.Args[1:])
+	started()
 	if name == "berth-runtime" {
 		os.Exit(cli.ExecuteRuntime(cli.NewRuntimeCommand(name), os.Args[1:]))
 	}

@@ -168,7 +168,9 @@ func spawn(req *spawnRequest) (*spawned, error) {
 		req.cfg.NewCgroupNS = true
 	}
 	if req.cgroup != nil && !req.lateCgroup {
-		if err := req.cgroup.Apply(sp.pid); err != nil {
+		err := req.cgroup.Apply(sp.pid)
+		nsexec.StopCgroupWarm()
+		if err != nil {
 			return fail(fmt.Errorf("join cgroup: %w", err))
 		}
 		tracePhase("cgroup-applied")
@@ -250,7 +252,9 @@ func spawn(req *spawnRequest) (*spawned, error) {
 				return
 			}
 			tracePhase("cgroup-set")
-			done <- req.cgroup.Apply(pid)
+			err := req.cgroup.Apply(pid)
+			nsexec.StopCgroupWarm()
+			done <- err
 		}(sp.pid)
 	}
 	if err := applyProcessLimits(sp.pid, req.oomScoreAdj); err != nil {
