@@ -4,8 +4,8 @@ package linux
 
 import _ "embed"
 
-// embeddedInit is cmd/berth-containerinit, built by `make build` before
-// berth (see sealedInit).
+// embeddedRuntime is cmd/berth-rt, built by `make build` before
+// berth (see sealedRuntime).
 //
-//go:embed initexe/berth-containerinit
-var embeddedInit []byte
+//go:embed initexe/berth-rt
+var embeddedRuntime []byte

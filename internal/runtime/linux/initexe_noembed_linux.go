@@ -2,6 +2,6 @@
 
 package linux
 
-// embeddedInit is empty in builds without the embedinit tag (go test, go
+// embeddedRuntime is empty in builds without the embedinit tag (go test, go
 // vet, a plain go build): the container init is then the binary itself.
-var embeddedInit []byte
+var embeddedRuntime []byte

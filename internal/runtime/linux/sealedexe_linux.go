@@ -29,6 +29,10 @@ var sealedExe = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if filepath.Dir(self) == sealedExeDir && sealedOK(self, st) {
+		// We are a seal (berth-rt, re-executed into by berth-runtime).
+		return self, nil
+	}
 	target := filepath.Join(sealedExeDir, "berth-"+key)
 	if sealedOK(target, st) {
 		return target, nil
@@ -49,47 +53,54 @@ func exeKey() (self string, st *unix.Stat_t, key string, err error) {
 	if err := unix.Stat(self, st); err != nil {
 		return "", nil, "", err
 	}
-	return self, st, fmt.Sprintf("%x-%x-%x-%x", st.Dev, st.Ino, st.Size, st.Mtim.Nano()), nil
+	return self, st, keyOf(st), nil
 }
 
-// sealedInit is the init binary embedded in this one
-// (cmd/berth-containerinit), written once per berth binary to
-// sealedExeDir/init-<key> and sealed the same way, by a read-only bind
-// mount of the file onto itself. It starts in about half the time of the
-// whole binary (its package initialisation and page faults are the
-// runtime's, not the engine's, APIs' and CLI's), and every container and
-// exec starts one.
-var sealedInit = sync.OnceValues(func() (string, error) {
-	if len(embeddedInit) == 0 {
+// keyOf is the key of the file st describes; nsexec/trampoline.c computes
+// the same.
+func keyOf(st *unix.Stat_t) string {
+	return fmt.Sprintf("%x-%x-%x-%x", st.Dev, st.Ino, st.Size, st.Mtim.Nano())
+}
+
+// sealedRuntime is the runtime binary embedded in this one
+// (cmd/berth-rt: the runtime CLI and the init), written once per berth
+// binary to sealedExeDir/rt-<key> and sealed the same way, by a read-only
+// bind mount of the file onto itself. It starts in about half the time of
+// the whole binary (its package initialisation and page faults are the
+// runtime's, not the engine's, APIs' and CLI's): every container and exec
+// starts one as its init, and berth-runtime re-executes into it
+// (nsexec/trampoline.c, which finds it by the same name).
+var sealedRuntime = sync.OnceValues(func() (string, error) {
+	if len(embeddedRuntime) == 0 {
 		return "", errors.New("no embedded init in this build")
 	}
 	_, _, key, err := exeKey()
 	if err != nil {
 		return "", err
 	}
-	target := filepath.Join(sealedExeDir, "init-"+key)
-	if initSealedOK(target) {
+	target := filepath.Join(sealedExeDir, "rt-"+key)
+	if runtimeSealedOK(target) {
 		return target, nil
 	}
-	if err := makeSealedInit(target); err != nil {
+	if err := makeSealedRuntime(target); err != nil {
 		return "", err
 	}
 	return target, nil
 })
 
-// initSealedOK reports whether target is the embedded init, whole, on a
+// runtimeSealedOK reports whether target is the embedded init, whole, on a
 // read-only mount. Only root writes sealedExeDir (0700), and the file is
 // written under a temporary name and renamed whole before it is sealed.
-func initSealedOK(target string) bool {
+func runtimeSealedOK(target string) bool {
 	var st unix.Stat_t
-	if unix.Stat(target, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != int64(len(embeddedInit)) || st.Uid != 0 {
+	if unix.Stat(target, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != int64(len(embeddedRuntime)) || st.Uid != 0 {
 		return false
 	}
 	var sfs unix.Statfs_t
 	return unix.Statfs(target, &sfs) == nil && sfs.Flags&unix.ST_RDONLY != 0
 }
 
-func makeSealedInit(target string) error {
+func makeSealedRuntime(target string) error {
 	// The binary's own seal is made first (a bind mount): making it
 	// removes the seals of binaries that are gone, and the inits that
 	// came from them.
@@ -101,7 +112,7 @@ func makeSealedInit(target string) error {
 		return err
 	}
 	defer l.Close()
-	if initSealedOK(target) {
+	if runtimeSealedOK(target) {
 		return nil
 	}
 	unix.Unmount(target, unix.MNT_DETACH)
@@ -110,7 +121,7 @@ func makeSealedInit(target string) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(embeddedInit)
+	_, err = f.Write(embeddedRuntime)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -179,8 +190,9 @@ func makeSealedExe(self, target string, st *unix.Stat_t) error {
 		return fmt.Errorf("make %s read-only: %w", target, err)
 	}
 	// Forget the seals of binaries that were replaced or removed (their
-	// inode has no link left); running processes keep theirs
-	// (MNT_DETACH). Another binary that still exists (a second
+	// inode has no link left) or rewritten in place (the key the seal is
+	// named by no longer matches what it shows); running processes keep
+	// theirs (MNT_DETACH). Another binary that still exists (a second
 	// installation, a build beside the installed one) keeps its seal:
 	// removing it would fail that binary's next container start.
 	entries, _ := os.ReadDir(sealedExeDir)
@@ -191,15 +203,15 @@ func makeSealedExe(self, target string, st *unix.Stat_t) error {
 		}
 		var pst unix.Stat_t
 		var pfs unix.Statfs_t
-		if unix.Stat(p, &pst) == nil && pst.Nlink > 0 && unix.Statfs(p, &pfs) == nil && pfs.Flags&unix.ST_RDONLY != 0 {
+		if unix.Stat(p, &pst) == nil && pst.Nlink > 0 && e.Name() == "berth-"+keyOf(&pst) && unix.Statfs(p, &pfs) == nil && pfs.Flags&unix.ST_RDONLY != 0 {
 			continue
 		}
 		unix.Unmount(p, unix.MNT_DETACH)
 		os.Remove(p)
 	}
-	// An extracted init goes with the seal of the binary it came from.
+	// An extracted runtime goes with the seal of the binary it came from.
 	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), "init-")
+		rest, ok := strings.CutPrefix(e.Name(), "rt-")
 		if !ok {
 			continue
 		}
@@ -217,7 +229,7 @@ func makeSealedExe(self, target string, st *unix.Stat_t) error {
 // memfd copy when no mount could be made (an fd the child inherits, so the
 // path is only valid in the child: /proc/self/fd/N).
 func initExecutable() (path string, memfd *os.File, err error) {
-	if p, err := sealedInit(); err == nil {
+	if p, err := sealedRuntime(); err == nil {
 		return p, nil, nil
 	}
 	if p, err := sealedExe(); err == nil {
