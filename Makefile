@@ -25,11 +25,19 @@ deps:
 # glibc's NSS (which cannot be linked statically) out. grpcnotrace keeps
 # gRPC's request tracing (x/net/trace, html/template) out: its package
 # initialisation is paid by every start of the binary.
+# The container init (cmd/berth-rt: the runtime's init alone) is
+# built first and embedded (embedinit): every container and exec starts
+# it instead of the whole binary, in about half the time.
 VERSION ?= 0.1.0-dev+$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-BUILD_FLAGS := -trimpath -tags netgo,osusergo,sqlite_omit_load_extension,grpcnotrace \
-	-ldflags '-X github.com/berth-dev/berth/internal/cli.Version=$(VERSION) -linkmode external -extldflags "-static"'
+TAGS := netgo,osusergo,sqlite_omit_load_extension,grpcnotrace
+STATIC := -linkmode external -extldflags "-static"
+SET_VERSION := -X github.com/berth-dev/berth/internal/cli.Version=$(VERSION) -X github.com/berth-dev/berth/internal/runtimecli.Version=$(VERSION)
+BUILD_FLAGS := -trimpath -tags $(TAGS),embedinit -ldflags '$(SET_VERSION) $(STATIC)'
+INIT_BUILD_FLAGS := -trimpath -tags $(TAGS) -ldflags '-s -w $(SET_VERSION) $(STATIC)'
+EMBEDDED_INIT := internal/runtime/linux/initexe/berth-rt
 
 build:
+	CGO_ENABLED=1 $(GO) build $(INIT_BUILD_FLAGS) -o $(EMBEDDED_INIT) ./cmd/berth-rt
 	CGO_ENABLED=1 $(GO) build $(BUILD_FLAGS) -o bin/berth ./cmd/berth
 	ln -sf berth bin/berth-runtime
 
@@ -116,4 +124,4 @@ bench: deps build compose
 	scripts/bench.sh
 
 clean:
-	rm -rf bin .cache
+	rm -rf bin .cache internal/runtime/linux/initexe

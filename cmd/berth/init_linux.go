@@ -2,7 +2,7 @@ package main
 
 import (
 	"github.com/berth-dev/berth/internal/runtime/linux"
-	_ "github.com/berth-dev/berth/internal/runtime/linux/nsexec" // the namespace-entry constructor
+	_ "github.com/berth-dev/berth/internal/runtime/linux/nsexec" // the namespace-entry and cgroup warm-up constructors
 	"github.com/berth-dev/berth/internal/runtime/vm"
 )
 
@@ -10,16 +10,9 @@ func isInit() bool { return linux.IsInit() }
 
 func runInit() { linux.Init() }
 
-// warmUp starts, as early as possible, the kernel wait that creating a
-// container will pay (see linux.WarmCgroupMigration).
-func warmUp(args []string) {
-	for _, a := range args {
-		if a == "create" || a == "run" {
-			go linux.WarmCgroupMigration()
-			return
-		}
-	}
-}
+// started marks, with BERTH_TRACE, where the Go start-up ends (the C
+// constructor traces the exec).
+func started() { linux.TracePhase("main") }
 
 // vmShimName is the argv[0] of a VM's shim (see internal/runtime/vm).
 const vmShimName = vm.ShimName

@@ -6,7 +6,7 @@ func isInit() bool { return false }
 
 func runInit() {}
 
-func warmUp([]string) {}
+func started() {}
 
 const vmShimName = "berth-vmm"
 

@@ -17,6 +17,7 @@ import (
 	"github.com/berth-dev/berth/internal/cli"
 	"github.com/berth-dev/berth/internal/engine/monitor"
 	"github.com/berth-dev/berth/internal/engine/tinit"
+	"github.com/berth-dev/berth/internal/runtimecli"
 )
 
 func main() {
@@ -41,13 +42,13 @@ func main() {
 	if name == vmShimName {
 		os.Exit(runVMShim(os.Args[1:]))
 	}
-	warmUp(os.Args[1:])
+	started()
 	if name == "berth-runtime" {
-		os.Exit(cli.ExecuteRuntime(cli.NewRuntimeCommand(name), os.Args[1:]))
+		os.Exit(runtimecli.Execute(runtimecli.NewCommand(name), os.Args[1:]))
 	}
 	if len(os.Args) > 1 && os.Args[1] == "runtime" {
 		// Keep runc's exit codes and error output for the runtime CLI.
-		os.Exit(cli.ExecuteRuntime(cli.NewRuntimeCommand("berth runtime"), os.Args[2:]))
+		os.Exit(runtimecli.Execute(runtimecli.NewCommand("berth runtime"), os.Args[2:]))
 	}
 	// Built only here: the runtime (started twice per container) never
 	// pays for the engine's command tree.

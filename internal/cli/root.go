@@ -1,5 +1,6 @@
-// Package cli holds berth's command lines: the engine CLI (berth ...) and
-// the runc-compatible runtime CLI (berth runtime ..., or berth-runtime).
+// Package cli holds berth's engine command line (berth ...); the
+// runc-compatible runtime CLI (berth runtime ..., or berth-runtime) is
+// internal/runtimecli.
 // It only parses flags and prints; the work is done in internal/runtime and
 // (later) internal/engine.
 package cli
@@ -12,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/internal/runtimecli"
 )
 
 // Version is set at build time.
@@ -28,7 +31,7 @@ func NewRootCommand() *cobra.Command {
 	}
 	var g globalOptions
 	g.register(root)
-	root.AddCommand(NewRuntimeCommand("runtime"))
+	root.AddCommand(runtimecli.NewCommand("runtime"))
 	root.AddCommand(newVersionCommand())
 	addImageCommands(root, &g)
 	addContainerCommands(root, &g)

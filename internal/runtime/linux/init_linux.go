@@ -33,6 +33,7 @@ func init() {
 // returns: it execs the container's process or exits 1 after telling the
 // parent why.
 func Init() {
+	tracePhase("main")
 	fd, err := strconv.Atoi(os.Getenv(envInit))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "berth init: bad %s: %v\n", envInit, err)

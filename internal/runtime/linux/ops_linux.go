@@ -64,6 +64,11 @@ func (c *Container) openFifo() error {
 			return fmt.Errorf("container %s: read exec fifo: %w", c.ID, err)
 		}
 		if !c.initAlive() {
+			// The init may have written its byte, exec'd and exited
+			// (a short-lived process) since the read above.
+			if n, _ := unix.Read(fd, buf); n == 1 {
+				break
+			}
 			return fmt.Errorf("container %s: init process exited before start", c.ID)
 		}
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}

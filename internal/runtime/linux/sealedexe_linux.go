@@ -1,6 +1,7 @@
 package linux
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,24 +25,134 @@ import (
 const sealedExeDir = "/run/berth/exe"
 
 var sealedExe = sync.OnceValues(func() (string, error) {
-	self, err := os.Executable()
+	self, st, key, err := exeKey()
 	if err != nil {
 		return "", err
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(self, &st); err != nil {
-		return "", err
+	if filepath.Dir(self) == sealedExeDir && sealedOK(self, st) {
+		// We are a seal (berth-rt, re-executed into by berth-runtime).
+		return self, nil
 	}
-	key := fmt.Sprintf("berth-%x-%x-%x-%x", st.Dev, st.Ino, st.Size, st.Mtim.Nano())
-	target := filepath.Join(sealedExeDir, key)
-	if sealedOK(target, &st) {
+	target := filepath.Join(sealedExeDir, "berth-"+key)
+	if sealedOK(target, st) {
 		return target, nil
 	}
-	if err := makeSealedExe(self, target, &st); err != nil {
+	if err := makeSealedExe(self, target, st); err != nil {
 		return "", err
 	}
 	return target, nil
 })
+
+// exeKey names this binary's seals: its device, inode, size and mtime.
+func exeKey() (self string, st *unix.Stat_t, key string, err error) {
+	self, err = os.Executable()
+	if err != nil {
+		return "", nil, "", err
+	}
+	st = new(unix.Stat_t)
+	if err := unix.Stat(self, st); err != nil {
+		return "", nil, "", err
+	}
+	return self, st, keyOf(st), nil
+}
+
+// keyOf is the key of the file st describes; nsexec/trampoline.c computes
+// the same.
+func keyOf(st *unix.Stat_t) string {
+	return fmt.Sprintf("%x-%x-%x-%x", st.Dev, st.Ino, st.Size, st.Mtim.Nano())
+}
+
+// sealedRuntime is the runtime binary embedded in this one
+// (cmd/berth-rt: the runtime CLI and the init), written once per berth
+// binary to sealedExeDir/rt-<key> and sealed the same way, by a read-only
+// bind mount of the file onto itself. It starts in about half the time of
+// the whole binary (its package initialisation and page faults are the
+// runtime's, not the engine's, APIs' and CLI's): every container and exec
+// starts one as its init, and berth-runtime re-executes into it
+// (nsexec/trampoline.c, which finds it by the same name).
+var sealedRuntime = sync.OnceValues(func() (string, error) {
+	if len(embeddedRuntime) == 0 {
+		return "", errors.New("no embedded init in this build")
+	}
+	_, _, key, err := exeKey()
+	if err != nil {
+		return "", err
+	}
+	target := filepath.Join(sealedExeDir, "rt-"+key)
+	if runtimeSealedOK(target) {
+		return target, nil
+	}
+	if err := makeSealedRuntime(target); err != nil {
+		return "", err
+	}
+	return target, nil
+})
+
+// runtimeSealedOK reports whether target is the embedded init, whole, on a
+// read-only mount. Only root writes sealedExeDir (0700), and the file is
+// written under a temporary name and renamed whole before it is sealed.
+func runtimeSealedOK(target string) bool {
+	var st unix.Stat_t
+	if unix.Stat(target, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != int64(len(embeddedRuntime)) || st.Uid != 0 {
+		return false
+	}
+	var sfs unix.Statfs_t
+	return unix.Statfs(target, &sfs) == nil && sfs.Flags&unix.ST_RDONLY != 0
+}
+
+func makeSealedRuntime(target string) error {
+	// The binary's own seal is made first (a bind mount): making it
+	// removes the seals of binaries that are gone, and the inits that
+	// came from them.
+	if _, err := sealedExe(); err != nil {
+		return err
+	}
+	l, err := lockSealedExeDir()
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if runtimeSealedOK(target) {
+		return nil
+	}
+	unix.Unmount(target, unix.MNT_DETACH)
+	tmp := target + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, 0o500)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(embeddedRuntime)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, target)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write the container init to %s: %w", target, err)
+	}
+	if err := unix.Mount(target, target, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s onto itself: %w", target, err)
+	}
+	if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		unix.Unmount(target, unix.MNT_DETACH)
+		return fmt.Errorf("make %s read-only: %w", target, err)
+	}
+	return nil
+}
+
+func lockSealedExeDir() (*os.File, error) {
+	l, err := os.OpenFile(filepath.Join(sealedExeDir, ".lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(l.Fd()), unix.LOCK_EX); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
 
 // sealedOK reports whether target is our binary on a read-only mount.
 func sealedOK(target string, self *unix.Stat_t) bool {
@@ -57,14 +168,11 @@ func makeSealedExe(self, target string, st *unix.Stat_t) error {
 	if err := os.MkdirAll(sealedExeDir, 0o700); err != nil {
 		return err
 	}
-	l, err := os.OpenFile(filepath.Join(sealedExeDir, ".lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	l, err := lockSealedExeDir()
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	if err := unix.Flock(int(l.Fd()), unix.LOCK_EX); err != nil {
-		return err
-	}
 	if sealedOK(target, st) {
 		return nil
 	}
@@ -82,8 +190,9 @@ func makeSealedExe(self, target string, st *unix.Stat_t) error {
 		return fmt.Errorf("make %s read-only: %w", target, err)
 	}
 	// Forget the seals of binaries that were replaced or removed (their
-	// inode has no link left); running processes keep theirs
-	// (MNT_DETACH). Another binary that still exists (a second
+	// inode has no link left) or rewritten in place (the key the seal is
+	// named by no longer matches what it shows); running processes keep
+	// theirs (MNT_DETACH). Another binary that still exists (a second
 	// installation, a build beside the installed one) keeps its seal:
 	// removing it would fail that binary's next container start.
 	entries, _ := os.ReadDir(sealedExeDir)
@@ -94,9 +203,22 @@ func makeSealedExe(self, target string, st *unix.Stat_t) error {
 		}
 		var pst unix.Stat_t
 		var pfs unix.Statfs_t
-		if unix.Stat(p, &pst) == nil && pst.Nlink > 0 && unix.Statfs(p, &pfs) == nil && pfs.Flags&unix.ST_RDONLY != 0 {
+		if unix.Stat(p, &pst) == nil && pst.Nlink > 0 && e.Name() == "berth-"+keyOf(&pst) && unix.Statfs(p, &pfs) == nil && pfs.Flags&unix.ST_RDONLY != 0 {
 			continue
 		}
+		unix.Unmount(p, unix.MNT_DETACH)
+		os.Remove(p)
+	}
+	// An extracted runtime goes with the seal of the binary it came from.
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), "rt-")
+		if !ok {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(sealedExeDir, "berth-"+strings.TrimSuffix(rest, ".tmp"))); err == nil {
+			continue
+		}
+		p := filepath.Join(sealedExeDir, e.Name())
 		unix.Unmount(p, unix.MNT_DETACH)
 		os.Remove(p)
 	}
@@ -107,6 +229,9 @@ func makeSealedExe(self, target string, st *unix.Stat_t) error {
 // memfd copy when no mount could be made (an fd the child inherits, so the
 // path is only valid in the child: /proc/self/fd/N).
 func initExecutable() (path string, memfd *os.File, err error) {
+	if p, err := sealedRuntime(); err == nil {
+		return p, nil, nil
+	}
 	if p, err := sealedExe(); err == nil {
 		return p, nil, nil
 	}

@@ -148,6 +148,7 @@ func spawn(req *spawnRequest) (*spawned, error) {
 	if traceOn {
 		cmd.Env = append(cmd.Env, "BERTH_TRACE=1")
 	}
+	tracePhase("exec-init")
 	if err := cmd.Start(); err != nil {
 		parent.Close()
 		return nil, fmt.Errorf("start container init: %w", err)
@@ -167,7 +168,9 @@ func spawn(req *spawnRequest) (*spawned, error) {
 		req.cfg.NewCgroupNS = true
 	}
 	if req.cgroup != nil && !req.lateCgroup {
-		if err := req.cgroup.Apply(sp.pid); err != nil {
+		err := req.cgroup.Apply(sp.pid)
+		nsexec.StopCgroupWarm()
+		if err != nil {
 			return fail(fmt.Errorf("join cgroup: %w", err))
 		}
 		tracePhase("cgroup-applied")
@@ -243,11 +246,15 @@ func spawn(req *spawnRequest) (*spawned, error) {
 				done <- err
 				return
 			}
+			tracePhase("cgroup-made")
 			if err := req.cgroup.Set(req.resources); err != nil {
 				done <- err
 				return
 			}
-			done <- req.cgroup.Apply(pid)
+			tracePhase("cgroup-set")
+			err := req.cgroup.Apply(pid)
+			nsexec.StopCgroupWarm()
+			done <- err
 		}(sp.pid)
 	}
 	if err := applyProcessLimits(sp.pid, req.oomScoreAdj); err != nil {

@@ -3,6 +3,7 @@ package linux
 import (
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -12,6 +13,11 @@ var traceOn = os.Getenv("BERTH_TRACE") != ""
 
 func tracePhase(name string) {
 	if traceOn {
-		fmt.Fprintf(os.Stderr, "trace %d %.3f %s\n", os.Getpid(), float64(time.Now().UnixNano()%1e11)/1e6, name)
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		fmt.Fprintf(os.Stderr, "trace %d %.3f %s minflt=%d\n", os.Getpid(), float64(time.Now().UnixNano()%1e11)/1e6, name, ru.Minflt)
 	}
 }
+
+// TracePhase is tracePhase for main, which marks when Go's start-up ended.
+func TracePhase(name string) { tracePhase(name) }

@@ -43,8 +43,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef CLONE_NEWTIME
@@ -194,8 +196,27 @@ static void join_all(struct join *joins, int n)
 		join_type(joins, n, join_order[k], 0);
 }
 
+static int tracing = -1;
+
+// trace prints, with BERTH_TRACE set, the time of a step in the format of
+// the Go side's tracePhase (see trace_linux.go).
+static void trace(const char *phase)
+{
+	if (tracing < 0)
+		tracing = getenv("BERTH_TRACE") != NULL;
+	if (!tracing)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	long long ns = ((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec) % 100000000000LL;
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	fprintf(stderr, "trace %d %.3f %s minflt=%ld\n", (int)getpid(), (double)ns / 1e6, phase, ru.ru_minflt);
+}
+
 __attribute__((constructor)) static void berth_nsexec(void)
 {
+	trace("exec");
 	const char *env = getenv("_BERTH_NSEXEC");
 	if (env == NULL)
 		return;
@@ -320,6 +341,7 @@ __attribute__((constructor)) static void berth_nsexec(void)
 	for (int i = 0; i < njoin; i++)
 		if (joins[i].type == CLONE_NEWPID || joins[i].type == CLONE_NEWTIME)
 			need_fork = 1;
+	trace("namespaces");
 	if (!need_fork) {
 		say("pid %d\n", getpid());
 		return;
@@ -332,4 +354,5 @@ __attribute__((constructor)) static void berth_nsexec(void)
 		_exit(0);
 	}
 	// The child continues into the Go runtime.
+	trace("forked");
 }

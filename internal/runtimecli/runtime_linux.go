@@ -1,4 +1,4 @@
-package cli
+package runtimecli
 
 import (
 	"encoding/json"
@@ -45,9 +45,9 @@ type runtimeGlobals struct {
 	logFile       *os.File
 }
 
-// NewRuntimeCommand builds the runc-compatible command tree. name is
+// NewCommand builds the runc-compatible command tree. name is
 // "runtime" under berth, or the program name when invoked as berth-runtime.
-func NewRuntimeCommand(name string) *cobra.Command {
+func NewCommand(name string) *cobra.Command {
 	g := &runtimeGlobals{}
 	cmd := &cobra.Command{
 		Use:           name,
@@ -117,8 +117,8 @@ func (g *runtimeGlobals) setupLog() error {
 	return nil
 }
 
-// ExecuteRuntime runs the runtime CLI and returns the process exit code.
-func ExecuteRuntime(cmd *cobra.Command, args []string) int {
+// Execute runs the runtime CLI and returns the process exit code.
+func Execute(cmd *cobra.Command, args []string) int {
 	cmd.SetArgs(args)
 	err := cmd.Execute()
 	if err == nil {

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package cli
+package runtimecli
 
 import (
 	"fmt"
@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// NewRuntimeCommand on systems without a driver yet explains that.
-func NewRuntimeCommand(name string) *cobra.Command {
+// NewCommand on systems without a driver yet explains that.
+func NewCommand(name string) *cobra.Command {
 	return &cobra.Command{
 		Use:                name,
 		Short:              "The OCI runtime (Linux only for now)",
@@ -22,8 +22,8 @@ func NewRuntimeCommand(name string) *cobra.Command {
 	}
 }
 
-// ExecuteRuntime runs the runtime CLI and returns the process exit code.
-func ExecuteRuntime(cmd *cobra.Command, args []string) int {
+// Execute runs the runtime CLI and returns the process exit code.
+func Execute(cmd *cobra.Command, args []string) int {
 	cmd.SetArgs(args)
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", cmd.Name(), err)
