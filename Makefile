@@ -3,6 +3,7 @@
 SHELL := /bin/bash
 GO ?= go
 PREFIX ?= /usr/local
+SYSTEMDDIR ?= /etc/systemd/system
 export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS ?= -buildvcs=false
 # encoding/json on the v2 engine: the first decode of a config.json (which
@@ -44,6 +45,9 @@ build:
 install: build
 	install -D -m 0755 bin/berth $(DESTDIR)$(PREFIX)/bin/berth
 	ln -sf berth $(DESTDIR)$(PREFIX)/bin/berth-runtime
+	install -d $(DESTDIR)$(SYSTEMDDIR)
+	sed 's|@BINDIR@|$(PREFIX)/bin|' contrib/systemd/berth.service > $(DESTDIR)$(SYSTEMDDIR)/berth.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/berth.service
 
 demo: deps build
 	scripts/demo.sh

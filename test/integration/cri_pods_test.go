@@ -7,8 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"context"
+
 	"testing"
 	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // TestCRIPods: a pod and a container through crictl on berth serve's CRI
@@ -68,11 +73,42 @@ func TestCRIPods(t *testing.T) {
 		"command":  []string{"sh", "-c", "echo started; mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 8080 -h /www"},
 		"log_path": "srv/0.log",
 	})
+	// The events the kubelet's evented PLEG reads, from before the pod.
+	rt, _ := criClient(t, sock)
+	evCtx, evCancel := context.WithCancel(context.Background())
+	defer evCancel()
+	evStream, err := rt.GetContainerEvents(evCtx, &runtimeapi.GetEventsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := make(chan *runtimeapi.ContainerEventResponse, 16)
+	go func() {
+		for {
+			ev, err := evStream.Recv()
+			if err != nil {
+				close(evs)
+				return
+			}
+			evs <- ev
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // the stream is following the journal
+
 	podID := ok("runp", podCfg)
 	cid := ok("create", podID, ctrCfg, podCfg)
 	ok("start", cid)
 	if got := ok("exec", "-s", cid, "hostname"); got != "webpod" {
 		t.Errorf("the pod's hostname inside: %q", got)
+	}
+	for _, want := range []runtimeapi.ContainerEventType{runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT} {
+		select {
+		case ev := <-evs:
+			if ev.GetContainerId() != cid || ev.GetContainerEventType() != want || ev.GetPodSandboxStatus().GetId() != podID {
+				t.Errorf("container event: %v for %s (pod %s), want %v for %s in %s", ev.GetContainerEventType(), ev.GetContainerId(), ev.GetPodSandboxStatus().GetId(), want, cid, podID)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("no %v event", want)
+		}
 	}
 	waitFor(t, 10*time.Second, "the pod's hostPort", func() bool { return httpGet(port) == "served\n" })
 	waitFor(t, 10*time.Second, "the container's log", func() bool { return strings.Contains(ok("logs", cid), "started") })
