@@ -24,3 +24,5 @@ scripts/bench-vm.sh
 scripts/bench-compose.sh
 # The Docker API benchmark: the docker CLI's run --rm against berth serve and dockerd; the daemons' memory.
 scripts/bench-dockerapi.sh
+# The CRI benchmark: pod start through crictl against containerd's CRI plugin; memory per pod; concurrent RunPodSandbox.
+scripts/bench-cri.sh

@@ -8,6 +8,7 @@
 #   MKIMAGE_EXPOSE="80/tcp 53/udp"  declare exposed ports
 #   MKIMAGE_HEALTHCHECK='{"Test":["CMD-SHELL","true"],"Interval":1000000000}'
 #                            docker's Healthcheck object for the config
+#   MKIMAGE_CMD='["sleep","3600"]'  the config's Cmd (default ["sh"])
 set -euo pipefail
 out=$1
 name=${2:-berth-demo/busybox:latest}
@@ -42,7 +43,7 @@ tar --numeric-owner --owner=0 --group=0 --sort=name --mtime=@0 -C "$rootfs" -cf 
 layer=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
 mkdir -p "$work/img/$layer"
 mv "$work/layer.tar" "$work/img/$layer/layer.tar"
-printf '{"architecture":"amd64","os":"linux","created":"1970-01-01T00:00:00Z","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"],"Volumes":{%s},"ExposedPorts":{%s},"Labels":{"org.opencontainers.image.title":"berth demo busybox"}%s},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"scripts/mkimage.sh: Debian busybox-static"}]}' "$vols" "$ports" "$hc" "$layer" >"$work/config.json"
+printf '{"architecture":"amd64","os":"linux","created":"1970-01-01T00:00:00Z","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":%s,"Volumes":{%s},"ExposedPorts":{%s},"Labels":{"org.opencontainers.image.title":"berth demo busybox"}%s},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"scripts/mkimage.sh: Debian busybox-static"}]}' "${MKIMAGE_CMD:-[\"sh\"]}" "$vols" "$ports" "$hc" "$layer" >"$work/config.json"
 cfg=$(sha256sum "$work/config.json" | cut -d' ' -f1)
 mv "$work/config.json" "$work/img/$cfg.json"
 printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]\n' "$cfg" "$name" "$layer" >"$work/img/manifest.json"
