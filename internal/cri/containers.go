@@ -118,6 +118,14 @@ func (s *Server) createOptions(p *engine.Pod, pmeta *sandboxMeta, cfg *runtimeap
 		o.LogDriver = engine.LogNone
 	}
 	for _, m := range cfg.GetMounts() {
+		if img := m.GetImage().GetImage(); img != "" && m.GetHostPath() == "" {
+			// An image volume: read-only always (the kubelet's rule).
+			if !m.GetReadonly() {
+				return o, fmt.Errorf("image volume %s at %s: an image volume is read-only: %w", img, m.GetContainerPath(), engine.ErrInvalid)
+			}
+			o.ImageMounts = append(o.ImageMounts, engine.ImageMount{Image: img, Destination: m.GetContainerPath(), Subpath: m.GetImageSubPath()})
+			continue
+		}
 		if m.GetContainerPath() == "" || m.GetHostPath() == "" {
 			return o, fmt.Errorf("a mount needs a host path and a container path (got %q -> %q): %w", m.GetHostPath(), m.GetContainerPath(), engine.ErrInvalid)
 		}
@@ -416,7 +424,13 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 		case "rshared", "shared":
 			prop = runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
 		}
-		st.Mounts = append(st.Mounts, &runtimeapi.Mount{ContainerPath: mp.Destination, HostPath: mp.Source, Readonly: !mp.RW, Propagation: prop, RecursiveReadOnly: mp.ReadOnlyRecursive})
+		cm := &runtimeapi.Mount{ContainerPath: mp.Destination, HostPath: mp.Source, Readonly: !mp.RW, Propagation: prop, RecursiveReadOnly: mp.ReadOnlyRecursive}
+		if mp.Type == "image" {
+			cm.HostPath = ""
+			cm.Image = &runtimeapi.ImageSpec{Image: mp.Name, ImageRef: mp.Name}
+			cm.ImageSubPath = mp.Subpath
+		}
+		st.Mounts = append(st.Mounts, cm)
 	}
 	resp := &runtimeapi.ContainerStatusResponse{Status: st}
 	if req.GetVerbose() {

@@ -335,6 +335,9 @@ type MountPoint struct {
 	// Subpath is the path inside the volume that is mounted
 	// (volume-subpath); Source includes it.
 	Subpath string `json:"Subpath,omitempty"`
+	// Layers are an image mount's layers (Type "image"; Name is the
+	// image's ID).
+	Layers []string `json:"Layers,omitempty"`
 }
 
 // MountExtra is what a --mount says that a -v value cannot.

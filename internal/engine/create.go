@@ -134,6 +134,8 @@ type CreateOptions struct {
 	// lists of paths an unprivileged container has masked and read-only
 	// (the CRI's security context).
 	MaskedPaths, ReadonlyPaths []string
+	// ImageMounts are images mounted read-only into the container.
+	ImageMounts []ImageMount
 	// Pod is the pod (name or ID) whose network, IPC and UTS namespaces
 	// and /etc files the container shares; the pod decides them, so
 	// the options about them must be unset.
@@ -617,6 +619,16 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		return err
 	}); err != nil {
 		return nil, err
+	}
+	if len(o.ImageMounts) > 0 {
+		ims, err := e.resolveImageMounts(ctx, c, o.ImageMounts)
+		if err != nil {
+			return nil, err
+		}
+		mps = append(mps, ims...)
+		if _, err := e.update(ctx, id, func(r *Container) error { r.Mounts = mps; return nil }); err != nil {
+			return nil, err
+		}
 	}
 	c.Mounts = mps
 	for _, m := range mps {

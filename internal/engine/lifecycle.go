@@ -246,6 +246,7 @@ func (e *Engine) destroy(ctx context.Context, id string) error {
 	unmountRootfs(e.rootfs(id))
 	unmountRootfs(e.shmDir(id))
 	e.unmountVolumesOf(ctx, id)
+	e.unmountImagesOf(id)
 	if err := e.snapshots.Release(id); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
 		errs = append(errs, err)
 	}

@@ -413,6 +413,9 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 	if err := e.mountVolumesOf(ctx, c); err != nil {
 		return err
 	}
+	if err := e.mountImagesOf(c); err != nil {
+		return err
+	}
 	held, proxyTo, err := e.setupNetwork(ctx, c, inherited)
 	if err != nil {
 		return err
@@ -741,6 +744,7 @@ func (e *Engine) cleanupRun(ctx context.Context, id string) {
 	unmountRootfs(e.rootfs(id))
 	unmountRootfs(e.shmDir(id))
 	e.unmountVolumesOf(ctx, id)
+	e.unmountImagesOf(id)
 }
 
 // shmDir is where the /dev/shm of an --ipc shareable container is

@@ -298,3 +298,32 @@ func mountOverlayAttached(key string, lowers []*os.File, active *os.File, target
 	}
 	return nil
 }
+
+// MountReadOnly mounts the image of diffIDs read-only at target: one
+// layer is bound, several are stacked by an overlay without an upper
+// directory (overlayfs is then read-only). For an image mounted into a
+// container as a volume.
+func (s *Store) MountReadOnly(diffIDs []string, target string) error {
+	lowers, err := s.lowerDirs(diffIDs)
+	if err != nil {
+		return err
+	}
+	if len(lowers) == 1 {
+		if err := unix.Mount(lowers[0], target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("snapshot: bind %s at %s: %w", lowers[0], target, err)
+		}
+		if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+			unix.Unmount(target, unix.MNT_DETACH)
+			return fmt.Errorf("snapshot: make %s read-only: %w", target, err)
+		}
+		return nil
+	}
+	opts := "lowerdir=" + joinLowers(lowers)
+	if len(opts) >= unix.Getpagesize() {
+		return fmt.Errorf("snapshot: a read-only mount of %d layers makes mount options of %d bytes, over the page this kernel allows", len(lowers), len(opts))
+	}
+	if err := unix.Mount("overlay", target, "overlay", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("snapshot: mount the layers read-only at %s: %w", target, err)
+	}
+	return nil
+}

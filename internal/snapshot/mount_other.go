@@ -17,3 +17,8 @@ func (s *Store) MountOverlay(key string, diffIDs []string, target string) error 
 func (s *Store) MountOverlayMapped(key string, diffIDs []string, target string, uids, gids []specs.LinuxIDMapping) error {
 	return errors.New("snapshot: overlay mounts need Linux")
 }
+
+// MountReadOnly needs Linux.
+func (s *Store) MountReadOnly(diffIDs []string, target string) error {
+	return errors.New("snapshot: overlay mounts need Linux")
+}
