@@ -228,6 +228,9 @@ func (guest) PrepareRoot(c *Create) (string, error) {
 	if c.Hostname != "" {
 		unix.Sethostname([]byte(c.Hostname))
 	}
+	if err := configureNetwork(c.Network, 10*time.Second); err != nil {
+		return "", fmt.Errorf("the guest's network: %w", err)
+	}
 	disks, err := findDisks(c.Layers, 10*time.Second)
 	if err != nil {
 		return "", err
@@ -598,6 +601,9 @@ func receiveConsole(l *net.UnixListener) *os.File {
 	return os.NewFile(uintptr(fds[0]), "pty-master")
 }
 
+// guestNetns is the guest's own network namespace (the agent's).
+const guestNetns = "/proc/1/ns/net"
+
 // guestSpec turns the host's spec of the container into the guest's:
 // its root is the overlay of the layer disks; what names host objects
 // (bind mounts of host files, namespace paths, hooks, LSM labels) has no
@@ -624,6 +630,12 @@ func guestSpec(s *specs.Spec, root string) {
 	if s.Linux != nil {
 		for i := range s.Linux.Namespaces {
 			s.Linux.Namespaces[i].Path = ""
+			// The VM is the container's network namespace: the
+			// container shares the guest's (where the agent set up the
+			// interfaces the host wired to its namespace there).
+			if s.Linux.Namespaces[i].Type == specs.NetworkNamespace {
+				s.Linux.Namespaces[i].Path = guestNetns
+			}
 		}
 		s.Linux.MountLabel = ""
 	}

@@ -28,9 +28,15 @@ func TestGuestSpecDropsHostObjects(t *testing.T) {
 	if len(s.Mounts) != 2 || s.Mounts[0].Destination != "/proc" || s.Mounts[1].Destination != "/tmp" {
 		t.Errorf("mounts: %+v, want /proc and /tmp only", s.Mounts)
 	}
+	// The container shares the guest's network namespace: the VM is
+	// its network.
 	for _, ns := range s.Linux.Namespaces {
-		if ns.Path != "" {
-			t.Errorf("namespace %s keeps the host path %s", ns.Type, ns.Path)
+		want := ""
+		if ns.Type == specs.NetworkNamespace {
+			want = "/proc/1/ns/net"
+		}
+		if ns.Path != want {
+			t.Errorf("namespace %s has path %q, want %q", ns.Type, ns.Path, want)
 		}
 	}
 }
