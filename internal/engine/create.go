@@ -346,6 +346,12 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	if err != nil {
 		return nil, err
 	}
+	if mode := o.NetworkMode; isolation != e.driver.def.Name() && (mode == "host" || strings.HasPrefix(mode, "container:")) {
+		// A VM's network is its own devices, wired to a namespace of
+		// its own: sharing the host's or another container's would take
+		// that namespace's traffic from whatever else uses it.
+		return nil, fmt.Errorf("--network %s: a %s-isolated container has a network namespace of its own; use a bridge network or none: %w", mode, isolation, ErrInvalid)
+	}
 	var nets []NetworkRequest
 	switch mode := o.NetworkMode; {
 	case mode == "" || mode == "default" || mode == "bridge":
