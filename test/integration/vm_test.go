@@ -4,7 +4,10 @@ package integration
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -239,6 +242,76 @@ func TestVMTerminal(t *testing.T) {
 			t.Errorf("run -it in a VM: output %q lacks %q", got, want)
 		}
 	}
+	e.checkNothingLeft()
+	e.checkNoVMLeft()
+}
+
+// TestVMNetwork: a VM joins its container's network namespace (a tap
+// wired to the CNI interface there): two VM containers on a user network
+// reach each other by name (the engine's name server, relayed from the
+// guest), a published port answers on the host's loopback and the
+// container's address, a linux container on the same network reaches the
+// VM too, and inside the guest the host's interfaces are invisible (lo
+// and eth0 only, with the address the engine gave). Two boots.
+func TestVMNetwork(t *testing.T) {
+	requireCNI(t)
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.requireVM()
+	e.run("network", "create", "vmnet")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	e.run("run", "-d", "--isolation", "vm", "--network", "vmnet", "--name", "vmweb", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), demoImage,
+		"sh", "-c", "mkdir /www && echo served-from-vm > /www/index.html && exec httpd -f -p 80 -h /www")
+	ip := e.ipOf("vmweb")
+	get := func(url string) (string, error) {
+		resp, err := (&http.Client{Timeout: 3 * time.Second}).Get(url)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	var body string
+	waitFor(t, 60*time.Second, "the VM's httpd through the published port", func() bool {
+		body, err = get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		return err == nil
+	})
+	if body != "served-from-vm\n" {
+		t.Errorf("the published port (127.0.0.1:%d): %q", port, body)
+	}
+	if body, err := get("http://" + ip + "/"); err != nil || body != "served-from-vm\n" {
+		t.Errorf("the VM container's address %s from the host: %q, %v", ip, body, err)
+	}
+	// Another VM: by name through the relayed name server, and only
+	// its own interfaces.
+	out, errOut, err := e.try("run", "--rm", "--isolation", "vm", "--network", "vmnet", demoImage, "sh", "-c",
+		`ls /sys/class/net | tr '\n' ' '; echo; ip -o -4 addr show eth0 | grep -o 'inet [0-9./]*'; wget -qO- http://vmweb/`)
+	lines := strings.Split(out, "\n")
+	if err != nil || len(lines) < 3 || lines[0] != "eth0 lo " || !strings.HasPrefix(lines[1], "inet 10.89.") || lines[2] != "served-from-vm" {
+		t.Errorf("a second VM on vmnet: %q, %v (%s); want only eth0 and lo, an address of vmnet, and vmweb's page by name", out, err, errOut)
+	}
+	// A linux container on the same network reaches the VM by name.
+	if out, errOut, err := e.try("run", "--rm", "--network", "vmnet", demoImage, "wget", "-qO-", "http://vmweb/"); err != nil || out != "served-from-vm\n" {
+		t.Errorf("a linux container reaching the VM by name: %q, %v (%s)", out, err, errOut)
+	}
+	// A VM shares no one's network namespace: refused by name.
+	for _, mode := range []string{"host", "container:vmweb"} {
+		if code, _, errOut := e.exitCode("run", "--rm", "--isolation", "vm", "--network", mode, demoImage, "true"); code != 125 || !strings.Contains(errOut, "--network "+mode) {
+			t.Errorf("--network %s in a VM: exit %d (%s), want 125 naming it", mode, code, errOut)
+		}
+	}
+	e.run("rm", "-f", "vmweb")
+	if _, err := get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
+		t.Errorf("port %d still answers after rm", port)
+	}
+	e.run("network", "rm", "vmnet")
+	e.checkNetworkClean()
 	e.checkNothingLeft()
 	e.checkNoVMLeft()
 }
