@@ -306,6 +306,12 @@ func TestVMNetwork(t *testing.T) {
 			t.Errorf("--network %s in a VM: exit %d (%s), want 125 naming it", mode, code, errOut)
 		}
 	}
+	// Its interfaces are fixed at its start: no connect while it runs.
+	e.run("network", "create", "vmother")
+	if code, _, errOut := e.exitCode("network", "connect", "vmother", "vmweb"); code == 0 || !strings.Contains(errOut, "stop it first") {
+		t.Errorf("network connect of a running VM: exit %d (%s), want a refusal", code, errOut)
+	}
+	e.run("network", "rm", "vmother")
 	e.run("rm", "-f", "vmweb")
 	if _, err := get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
 		t.Errorf("port %d still answers after rm", port)
