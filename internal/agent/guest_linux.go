@@ -231,6 +231,14 @@ func (guest) PrepareRoot(c *Create) (string, error) {
 	if err := configureNetwork(c.Network, 10*time.Second); err != nil {
 		return "", fmt.Errorf("the guest's network: %w", err)
 	}
+	if c.Share != "" {
+		if err := os.MkdirAll(SharedDir, 0o700); err != nil {
+			return "", err
+		}
+		if err := unix.Mount(c.Share, SharedDir, "virtiofs", unix.MS_NODEV, ""); err != nil {
+			return "", fmt.Errorf("mount the host's share (virtio-fs %q): %w", c.Share, err)
+		}
+	}
 	disks, err := findDisks(c.Layers, 10*time.Second)
 	if err != nil {
 		return "", err
@@ -390,8 +398,11 @@ func findDisks(serials []string, timeout time.Duration) ([]string, error) {
 }
 
 func (guest) StartProcess(root string, p *Process, stdio [3]*os.File) (int, *os.File, error) {
+	if p.OCI != nil {
+		theSharedMounts.set(p.OCI)
+	}
 	path, err := lookPathIn(root, p.Args[0], PathOf(p.Env))
-	if err != nil {
+	if err != nil && (p.OCI == nil && p.OCIProcess == nil || !theSharedMounts.provide(p.Args[0], PathOf(p.Env))) {
 		return 0, nil, err
 	}
 	if p.OCIProcess != nil {
@@ -607,7 +618,8 @@ const guestNetns = "/proc/1/ns/net"
 // guestSpec turns the host's spec of the container into the guest's:
 // its root is the overlay of the layer disks; what names host objects
 // (bind mounts of host files, namespace paths, hooks, LSM labels) has no
-// meaning in the guest and goes.
+// meaning in the guest and goes; the bind mounts the host shared over
+// virtio-fs (their sources under SharedDir) stay.
 func guestSpec(s *specs.Spec, root string) {
 	if s.Root == nil {
 		s.Root = &specs.Root{}
@@ -621,7 +633,8 @@ func guestSpec(s *specs.Spec, root string) {
 	}
 	mounts := s.Mounts[:0]
 	for _, m := range s.Mounts {
-		if m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind") {
+		bind := m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
+		if bind && !strings.HasPrefix(m.Source, SharedDir+"/") {
 			continue
 		}
 		mounts = append(mounts, m)
@@ -719,4 +732,56 @@ func startExec(p *Process, stdio [3]*os.File) (int, *os.File, error) {
 		}
 	}
 	return pid, console, nil
+}
+
+// sharedMounts are the destinations of the container's bind mounts from
+// the host's share: the overlay root lacks what they bring (the runtime
+// mounts them in the container's mount namespace), so a command found
+// under one (--init's /sbin/berth-init, a script in a volume) is left
+// to the runtime to find.
+type sharedMounts struct {
+	mu    sync.Mutex
+	dests []string
+}
+
+var theSharedMounts sharedMounts
+
+func (s *sharedMounts) set(oci []byte) {
+	var spec specs.Spec
+	if json.Unmarshal(oci, &spec) != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dests = nil
+	for _, m := range spec.Mounts {
+		if strings.HasPrefix(m.Source, SharedDir+"/") {
+			s.dests = append(s.dests, filepath.Clean(m.Destination))
+		}
+	}
+}
+
+// provide reports whether file, as the process's PATH finds it, lies
+// under one of the shared mounts.
+func (s *sharedMounts) provide(file, path string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	under := func(p string) bool {
+		p = filepath.Clean(p)
+		for _, d := range s.dests {
+			if p == d || strings.HasPrefix(p, d+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	if strings.Contains(file, "/") {
+		return filepath.IsAbs(file) && under(file)
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if filepath.IsAbs(dir) && under(filepath.Join(dir, file)) {
+			return true
+		}
+	}
+	return false
 }

@@ -164,7 +164,17 @@ type Create struct {
 	// Network configures the guest's interfaces; nil leaves it only
 	// its loopback.
 	Network *Network `json:"network,omitempty"`
+	// Share is the virtio-fs tag of the host's share for this VM (the
+	// sources of the container's volumes and bind mounts), which the
+	// agent mounts at SharedDir; empty for none. The host rewrote each
+	// such bind mount's source in the OCI spec to its entry there.
+	Share string `json:"share,omitempty"`
 }
+
+// SharedDir is where the agent mounts the host's share in the guest; a
+// bind mount of the container's spec whose source is under it is kept
+// (every other names a host path and goes).
+const SharedDir = "/run/berth/shared"
 
 // Network is the guest's network, as the host read it from the
 // container's network namespace: one interface per attachment there

@@ -32,7 +32,7 @@ const (
 
 // guestModules are the modules the agent needs, by name; their
 // dependencies come from the kernel's modules.dep.
-var guestModules = []string{"virtio_mmio", "virtio_console", "virtio_blk", "virtio_net", "erofs", "overlay"}
+var guestModules = []string{"virtio_mmio", "virtio_console", "virtio_blk", "virtio_net", "virtiofs", "erofs", "overlay"}
 
 // Kernel is a guest kernel and the directory of its modules.
 type Kernel struct {

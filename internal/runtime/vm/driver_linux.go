@@ -116,10 +116,18 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 		return nil, fmt.Errorf("bundle %s: no process: %w", o.Bundle, runtime.ErrInvalidArgument)
 	}
 	terminal := o.Terminal || spec.Process.Terminal
-	for _, m := range spec.Mounts {
-		bind := m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
-		if bind && !slices.Contains(guestFiles, m.Destination) {
-			return nil, fmt.Errorf("a bind mount or volume (%s) in a vm-isolated container: %w yet", m.Destination, runtime.ErrNotSupported)
+	// Volumes and bind mounts: shared over virtio-fs, their sources in
+	// the spec the guest gets pointing into the share.
+	shares, err := shareMounts(&spec)
+	if err != nil {
+		return nil, err
+	}
+	if len(shares) > 0 {
+		if _, err := FindVirtiofsd(); err != nil {
+			return nil, err
+		}
+		if b, err = json.Marshal(&spec); err != nil {
+			return nil, err
 		}
 	}
 	if len(o.Layers) == 0 {
@@ -145,6 +153,10 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 		OCI: b,
 	}}
 	create.Files = engineFiles(&spec)
+	if len(shares) > 0 {
+		create.Share = shareTag
+		m.Share = true
+	}
 	if relay := loopbackNameservers(create.Files["/etc/resolv.conf"]); len(relay) > 0 && netnsPath != "" {
 		create.Network = &agent.Network{DNSRelay: relay}
 	}
@@ -173,7 +185,7 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 	if m.Accel == AccelKVM {
 		timeout = kvmBootTimeout
 	}
-	cfg, err := json.Marshal(&vmConfig{Machine: *m, Create: create, BootTimeout: timeout, Netns: netnsPath})
+	cfg, err := json.Marshal(&vmConfig{Machine: *m, Create: create, BootTimeout: timeout, Netns: netnsPath, Shares: shares})
 	if err != nil {
 		return nil, err
 	}

@@ -37,6 +37,9 @@ type machine struct {
 	// NICs are the MACs of the virtio-net devices, one per tap fd that
 	// start gets, in order.
 	NICs []string `json:"nics,omitempty"`
+	// Share: a vhost-user-fs device on virtiofsd's socket (the VM's
+	// volumes and bind mounts).
+	Share bool `json:"share,omitempty"`
 	// MemoryMiB and CPUs size the guest.
 	MemoryMiB int `json:"memoryMiB"`
 	CPUs      int `json:"cpus"`
@@ -111,6 +114,18 @@ func (m *machine) args() []string {
 			"-drive", "id="+id+",file="+d+",format=raw,if=none,readonly=on",
 			"-device", "virtio-blk-device,drive="+id+",serial="+diskSerial(i))
 	}
+	if m.Share {
+		// vhost-user needs the guest's memory shared with virtiofsd,
+		// and virtiofsd speaks modern virtio only (on legacy
+		// virtio-mmio it panics: "virtio legacy devices aren't
+		// supported").
+		a = append(a,
+			"-object", "memory-backend-memfd,id=mem,size="+strconv.Itoa(m.MemoryMiB)+"M,share=on",
+			"-numa", "node,memdev=mem",
+			"-global", "virtio-mmio.force-legacy=false",
+			"-chardev", "socket,id=fs,path="+virtiofsSocket,
+			"-device", "vhost-user-fs-device,chardev=fs,tag="+shareTag)
+	}
 	for i, mac := range m.NICs {
 		id := "n" + strconv.Itoa(i)
 		// The tap's fd is QEMU's fd 3+i (start's ExtraFiles).
@@ -143,8 +158,12 @@ func (m *machine) start(dir string, taps []*os.File) (*exec.Cmd, error) {
 	if len(taps) != len(m.NICs) {
 		return nil, fmt.Errorf("%d network interfaces and %d taps", len(m.NICs), len(taps))
 	}
-	if n := 1 + len(m.Disks) + len(m.NICs); n > mmioTransports {
-		return nil, fmt.Errorf("%d layers and %d network interfaces: a microVM has %d virtio-mmio transports, one for the agent", len(m.Disks), len(m.NICs), mmioTransports)
+	n := 1 + len(m.Disks) + len(m.NICs)
+	if m.Share {
+		n++
+	}
+	if n > mmioTransports {
+		return nil, fmt.Errorf("%d layers, %d network interfaces and the share of the volumes: a microVM has %d virtio-mmio transports, one for the agent", len(m.Disks), len(m.NICs), mmioTransports)
 	}
 	logf, err := os.OpenFile(filepath.Join(dir, "qemu.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {

@@ -43,6 +43,9 @@ type vmConfig struct {
 	// engine's, with its CNI attachments), which the VM joins; empty
 	// for none.
 	Netns string `json:"netns,omitempty"`
+	// Shares are the sources of the container's volumes and bind
+	// mounts, which virtiofsd shares with the guest.
+	Shares []share `json:"shares,omitempty"`
 }
 
 // Files in a VM's directory.
@@ -176,6 +179,8 @@ type shim struct {
 	pending map[uint64]chan *agent.Frame
 	exit    chan int
 
+	// virtiofsdExited is closed when virtiofsd ends (nil without one).
+	virtiofsdExited chan struct{}
 	// dns relays the guest's DNS queries to the loopback name servers
 	// of the container's namespace (nil without one).
 	dns *nsDialer
@@ -188,6 +193,13 @@ type shim struct {
 // boot starts QEMU, greets the agent and has it make the container.
 func (s *shim) boot() error {
 	t0 := time.Now()
+	if len(s.cfg.Shares) > 0 {
+		s.virtiofsdExited = make(chan struct{})
+		if err := s.startVirtiofsd(s.virtiofsdExited); err != nil {
+			return err
+		}
+		log.Printf("virtiofsd up after %v (%d shares)", time.Since(t0).Round(time.Millisecond), len(s.cfg.Shares))
+	}
 	taps, err := s.joinNetns()
 	if err != nil {
 		return err
