@@ -363,6 +363,11 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		if err != nil {
 			return nil, fmt.Errorf("--network %s: %w", mode, err)
 		}
+		if d, err := e.driver.named(other.HostConfig.Isolation); err == nil && d != e.driver.def {
+			// Its namespace's interfaces are wired to its VM: nothing
+			// else there would see a frame.
+			return nil, fmt.Errorf("--network %s: %s runs in a %s, whose network namespace is its VM's alone: %w", mode, other.Name, d.Name(), ErrInvalid)
+		}
 		o.NetworkMode = "container:" + other.ID
 	default:
 		m, err := e.networks()

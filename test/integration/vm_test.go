@@ -321,11 +321,15 @@ func TestVMNetwork(t *testing.T) {
 	if out, errOut, err := e.try("run", "--rm", "--network", "vmnet", demoImage, "wget", "-qO-", "http://vmweb/"); err != nil || out != "served-from-vm\n" {
 		t.Errorf("a linux container reaching the VM by name: %q, %v (%s)", out, err, errOut)
 	}
-	// A VM shares no one's network namespace: refused by name.
+	// A VM shares no one's network namespace, and no one shares its:
+	// refused by name.
 	for _, mode := range []string{"host", "container:vmweb"} {
 		if code, _, errOut := e.exitCode("run", "--rm", "--isolation", "vm", "--network", mode, demoImage, "true"); code != 125 || !strings.Contains(errOut, "--network "+mode) {
 			t.Errorf("--network %s in a VM: exit %d (%s), want 125 naming it", mode, code, errOut)
 		}
+	}
+	if code, _, errOut := e.exitCode("run", "--rm", "--network", "container:vmweb", demoImage, "true"); code != 125 || !strings.Contains(errOut, "--network container:vmweb") {
+		t.Errorf("a linux container joining a VM's network namespace: exit %d (%s), want 125 naming it", code, errOut)
 	}
 	// Its interfaces are fixed at its start: no connect while it runs.
 	e.run("network", "create", "vmother")
