@@ -61,6 +61,7 @@ func wireNetns(path string) (nics []nic, ifs []agent.Interface, routes []agent.R
 			}
 			ifc, tap, err := wire(l, len(nics))
 			if err != nil {
+				unwire(links)
 				closeNICs(nics)
 				return fmt.Errorf("interface %s: %w", a.Name, err)
 			}
@@ -73,6 +74,7 @@ func wireNetns(path string) (nics []nic, ifs []agent.Interface, routes []agent.R
 		}
 		rs, err := netlink.RouteList(nil, netlink.FAMILY_ALL)
 		if err != nil {
+			unwire(links)
 			closeNICs(nics)
 			return fmt.Errorf("list routes: %w", err)
 		}
@@ -182,6 +184,16 @@ func redirect(from, to int) error {
 		return fmt.Errorf("redirect filter: %w", err)
 	}
 	return nil
+}
+
+// unwire removes the ingress qdiscs (and with them the redirects) a
+// failed wiring left, so the namespace's interfaces carry frames again.
+func unwire(links []netlink.Link) {
+	for _, l := range links {
+		netlink.QdiscDel(&netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{
+			LinkIndex: l.Attrs().Index, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_INGRESS,
+		}})
+	}
 }
 
 func closeNICs(nics []nic) {
