@@ -5,7 +5,10 @@
 #    disk, overlay, the process, power-off, the engine's records);
 #  - bare: the same QEMU machine and kernel (microvm, same accelerator,
 #    memory and kernel command line) booting an initramfs whose /init is
-#    busybox powering off at once.
+#    busybox powering off at once;
+#  - nonet: berth's run with --network none: what the network costs (the
+#    CNI attachment, the tap and its redirects, virtio-net in the guest,
+#    the guest's addresses and routes) is berth's time over it.
 #   BENCH_VM_N   runs of each (default 5: a TCG boot takes seconds)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,9 +53,12 @@ bare() {
 for _ in $(seq "$N"); do
 	timed bare bare
 	timed berth berth run --rm --isolation vm "$image" true
+	timed nonet berth run --rm --isolation vm --network none "$image" true
 done
 b=$(median bare)
 v=$(median berth)
+nn=$(median nonet)
 echo
 echo "guest kernel $(basename "$kernel"), $accel, median of $N interleaved runs:"
 awk -v b="$b" -v v="$v" 'BEGIN { printf "  bare boot to a powering-off init       %7.0f ms\n  berth run --rm --isolation vm ... true %7.0f ms\n  ratio: %.2fx (%.0f ms over the bare boot)\n", b * 1000, v * 1000, v / b, (v - b) * 1000 }'
+awk -v n="$nn" -v v="$v" 'BEGIN { printf "  the same with --network none            %7.0f ms: the network costs %.0f ms (%.2fx)\n", n * 1000, (v - n) * 1000, v / n }'

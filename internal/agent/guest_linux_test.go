@@ -18,6 +18,8 @@ func TestGuestSpecDropsHostObjects(t *testing.T) {
 			{Destination: "/etc/hosts", Type: "bind", Source: "/var/lib/berth/containers/x/hosts", Options: []string{"rbind", "ro"}},
 			{Destination: "/data", Source: "/srv/data", Options: []string{"bind"}},
 			{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs"},
+			{Destination: "/vol", Type: "bind", Source: SharedDir + "/m0", Options: []string{"rbind", "rw"}},
+			{Destination: "/run/x", Type: "bind", Source: SharedDir + "-not/m1", Options: []string{"rbind"}},
 		},
 		Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: "network", Path: "/run/berth/netns/x"}, {Type: "pid"}}},
 	}
@@ -25,12 +27,18 @@ func TestGuestSpecDropsHostObjects(t *testing.T) {
 	if s.Root.Path != "/run/berth/rootfs" || !s.Root.Readonly || s.Hooks != nil || s.Process.Terminal || s.Process.ApparmorProfile != "" {
 		t.Errorf("root, hooks, terminal or LSM label kept: %+v %+v", s.Root, s.Process)
 	}
-	if len(s.Mounts) != 2 || s.Mounts[0].Destination != "/proc" || s.Mounts[1].Destination != "/tmp" {
-		t.Errorf("mounts: %+v, want /proc and /tmp only", s.Mounts)
+	if len(s.Mounts) != 3 || s.Mounts[0].Destination != "/proc" || s.Mounts[1].Destination != "/tmp" || s.Mounts[2].Destination != "/vol" {
+		t.Errorf("mounts: %+v, want /proc, /tmp and the shared /vol only", s.Mounts)
 	}
+	// The container shares the guest's network namespace: the VM is
+	// its network.
 	for _, ns := range s.Linux.Namespaces {
-		if ns.Path != "" {
-			t.Errorf("namespace %s keeps the host path %s", ns.Type, ns.Path)
+		want := ""
+		if ns.Type == specs.NetworkNamespace {
+			want = "/proc/1/ns/net"
+		}
+		if ns.Path != want {
+			t.Errorf("namespace %s has path %q, want %q", ns.Type, ns.Path, want)
 		}
 	}
 }

@@ -32,6 +32,8 @@
 //	guest -> host   Hello (event)
 //	host  -> guest  hello, create, start, exec, signal, stdin, closestdin, resize, poweroff
 //	guest -> host   reply (ID, Error), output, exit
+//	guest -> host   dnsquery (ID of the guest's own), answered by
+//	host  -> guest  dnsanswer (that ID, Data or Error)
 package agent
 
 import (
@@ -84,6 +86,11 @@ const (
 	TypeCloseStdin = "closestdin"
 	TypeResize     = "resize"
 	TypePoweroff   = "poweroff"
+	// The one request the other way: a DNS query the agent relays to
+	// the host (its ID is the guest's, apart from the host's), and the
+	// host's answer to it.
+	TypeDNSQuery  = "dnsquery"
+	TypeDNSAnswer = "dnsanswer"
 )
 
 // Frame is one message either way. Type says which of the fields below
@@ -113,6 +120,16 @@ type Frame struct {
 	Exit *int `json:"exit,omitempty"`
 	// Size is a terminal's new size (TypeResize).
 	Size *WinSize `json:"size,omitempty"`
+	// DNS is a relayed query's server and transport (TypeDNSQuery); its
+	// message is Data, as is the answer's.
+	DNS *DNSQuery `json:"dns,omitempty"`
+}
+
+// DNSQuery says where a relayed DNS message goes: the server's address
+// (one of Network.DNSRelay) and whether the client asked over TCP.
+type DNSQuery struct {
+	Server string `json:"server"`
+	TCP    bool   `json:"tcp,omitempty"`
 }
 
 // WinSize is a terminal's size.
@@ -144,6 +161,52 @@ type Create struct {
 	// host), by absolute path in the container: the agent writes them
 	// into the root file system.
 	Files map[string][]byte `json:"files,omitempty"`
+	// Network configures the guest's interfaces; nil leaves it only
+	// its loopback.
+	Network *Network `json:"network,omitempty"`
+	// Share is the virtio-fs tag of the host's share for this VM (the
+	// sources of the container's volumes and bind mounts), which the
+	// agent mounts at SharedDir; empty for none. The host rewrote each
+	// such bind mount's source in the OCI spec to its entry there.
+	Share string `json:"share,omitempty"`
+}
+
+// SharedDir is where the agent mounts the host's share in the guest; a
+// bind mount of the container's spec whose source is under it is kept
+// (every other names a host path and goes).
+const SharedDir = "/run/berth/shared"
+
+// Network is the guest's network, as the host read it from the
+// container's network namespace: one interface per attachment there
+// (a virtio-net device with the attachment's MAC, wired to it on the
+// host), its addresses and the routes.
+type Network struct {
+	Interfaces []Interface `json:"interfaces,omitempty"`
+	Routes     []Route     `json:"routes,omitempty"`
+	// DNSRelay are loopback name servers of the container's
+	// resolv.conf (the engine's 127.0.0.11): they answer in the
+	// container's namespace on the host, which the guest cannot reach,
+	// so the agent listens on each (port 53, UDP and TCP) in the guest
+	// and relays every query over the channel.
+	DNSRelay []string `json:"dnsRelay,omitempty"`
+}
+
+// Interface is one network interface of the guest, found by its MAC
+// and given the host attachment's name.
+type Interface struct {
+	Name string `json:"name"`
+	MAC  string `json:"mac"`
+	MTU  int    `json:"mtu,omitempty"`
+	// Addrs are its addresses with their prefix length (10.89.0.5/24).
+	Addrs []string `json:"addrs,omitempty"`
+}
+
+// Route is a route of the guest's main table.
+type Route struct {
+	// Dst is a prefix (0.0.0.0/0 and ::/0 for the defaults).
+	Dst string `json:"dst"`
+	Gw  string `json:"gw,omitempty"`
+	Dev string `json:"dev"`
 }
 
 // MaxFileSize bounds one of Create.Files.

@@ -1,12 +1,15 @@
 package agent
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -27,6 +30,9 @@ type System interface {
 	Signal(pid, sig int) error
 	// Poweroff turns the machine off; it returns only if that failed.
 	Poweroff() error
+	// ListenDNS opens a name server's sockets at addr (port 53, UDP
+	// and TCP) in the guest, for the relay (Network.DNSRelay).
+	ListenDNS(addr string) (net.PacketConn, net.Listener, error)
 }
 
 // Agent serves one connection to the host.
@@ -40,6 +46,11 @@ type Agent struct {
 	// exited holds the codes of processes reaped before Start recorded
 	// their pid (a very short-lived process).
 	exited map[int]int
+
+	// DNS queries relayed to the host, by the guest's own request ID.
+	dnsSeq     atomic.Uint64
+	dnsMu      sync.Mutex // not mu: that is held while a process starts
+	dnsPending map[uint64]chan *Frame
 }
 
 type process struct {
@@ -56,7 +67,7 @@ type process struct {
 
 // New returns an agent speaking over conn.
 func New(conn *Conn, sys System) *Agent {
-	return &Agent{conn: conn, sys: sys, procs: map[string]*process{}, exited: map[int]int{}}
+	return &Agent{conn: conn, sys: sys, procs: map[string]*process{}, exited: map[int]int{}, dnsPending: map[uint64]chan *Frame{}}
 }
 
 // Serve greets the host and answers its requests until the stream ends or
@@ -74,6 +85,11 @@ func (a *Agent) Serve() error {
 				continue
 			}
 			return err
+		}
+		if f.Type == TypeDNSAnswer {
+			// The answer to a request of ours: no reply.
+			a.dnsAnswer(f)
+			continue
 		}
 		if f.Type == TypePoweroff {
 			a.reply(f, nil)
@@ -220,6 +236,16 @@ func (a *Agent) create(name string, c *Create) error {
 	root, err := a.sys.PrepareRoot(c)
 	if err != nil {
 		return err
+	}
+	if c.Network != nil {
+		for _, addr := range c.Network.DNSRelay {
+			pc, l, err := a.sys.ListenDNS(addr)
+			if err != nil {
+				return fmt.Errorf("the name server relay at %s: %w", addr, err)
+			}
+			go a.relayUDP(addr, pc)
+			go a.relayTCP(addr, l)
+		}
 	}
 	a.mu.Lock()
 	a.procs[name] = &process{spec: c.Process, root: root, exited: make(chan int, 1)}
@@ -413,4 +439,100 @@ func PathOf(env []string) string {
 		}
 	}
 	return defaultPath
+}
+
+// dnsTimeout bounds one relayed query: a resolver retries after its own
+// timeout (5 s by default), so a lost one is dropped, not kept.
+const dnsTimeout = 5 * time.Second
+
+// askHost relays one DNS message to the host, which sends it to server
+// in the container's network namespace there, and returns the answer.
+func (a *Agent) askHost(server string, tcp bool, msg []byte) ([]byte, error) {
+	id := a.dnsSeq.Add(1)
+	ch := make(chan *Frame, 1)
+	a.dnsMu.Lock()
+	a.dnsPending[id] = ch
+	a.dnsMu.Unlock()
+	defer func() {
+		a.dnsMu.Lock()
+		delete(a.dnsPending, id)
+		a.dnsMu.Unlock()
+	}()
+	if err := a.conn.Write(&Frame{Type: TypeDNSQuery, ID: id, DNS: &DNSQuery{Server: server, TCP: tcp}, Data: msg}); err != nil {
+		return nil, err
+	}
+	select {
+	case f := <-ch:
+		if f.Error != "" {
+			return nil, errors.New(f.Error)
+		}
+		return f.Data, nil
+	case <-time.After(dnsTimeout):
+		return nil, errors.New("no answer from the host")
+	}
+}
+
+func (a *Agent) dnsAnswer(f *Frame) {
+	a.dnsMu.Lock()
+	ch := a.dnsPending[f.ID]
+	a.dnsMu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- f:
+		default:
+		}
+	}
+}
+
+// relayUDP answers each datagram with the host's answer; a query the
+// host cannot answer gets none (the client retries or gives up, as with
+// a lost datagram).
+func (a *Agent) relayUDP(server string, pc net.PacketConn) {
+	buf := make([]byte, 65535)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		msg := append([]byte(nil), buf[:n]...)
+		go func() {
+			ans, err := a.askHost(server, false, msg)
+			if err == nil {
+				pc.WriteTo(ans, from)
+			}
+		}()
+	}
+}
+
+// relayTCP serves DNS over TCP: two-byte length-prefixed messages, each
+// relayed in turn, until the client closes or goes quiet.
+func (a *Agent) relayTCP(server string, l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			var hdr [2]byte
+			for {
+				c.SetDeadline(time.Now().Add(2 * dnsTimeout))
+				if _, err := io.ReadFull(c, hdr[:]); err != nil {
+					return
+				}
+				msg := make([]byte, binary.BigEndian.Uint16(hdr[:]))
+				if _, err := io.ReadFull(c, msg); err != nil {
+					return
+				}
+				ans, err := a.askHost(server, true, msg)
+				if err != nil || len(ans) > 65535 {
+					return
+				}
+				out := binary.BigEndian.AppendUint16(nil, uint16(len(ans)))
+				if _, err := c.Write(append(out, ans...)); err != nil {
+					return
+				}
+			}
+		}()
+	}
 }

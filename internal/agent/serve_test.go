@@ -3,14 +3,19 @@ package agent
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
 )
 
-type fakeSystem struct{ poweredOff bool }
+type fakeSystem struct {
+	poweredOff     bool
+	dnsUDP, dnsTCP string // where ListenDNS listened
+}
 
 func (f *fakeSystem) PrepareRoot(*Create) (string, error) { return "/nonexistent", nil }
 func (f *fakeSystem) StartProcess(string, *Process, [3]*os.File) (int, *os.File, error) {
@@ -19,6 +24,19 @@ func (f *fakeSystem) StartProcess(string, *Process, [3]*os.File) (int, *os.File,
 func (f *fakeSystem) Resize(*os.File, WinSize) error { return nil }
 func (f *fakeSystem) Signal(int, int) error          { return nil }
 func (f *fakeSystem) Poweroff() error                { f.poweredOff = true; return nil }
+func (f *fakeSystem) ListenDNS(string) (net.PacketConn, net.Listener, error) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		pc.Close()
+		return nil, nil, err
+	}
+	f.dnsUDP, f.dnsTCP = pc.LocalAddr().String(), l.Addr().String()
+	return pc, l, nil
+}
 
 // pipeAgent runs an agent over in-memory pipes and returns the host's end.
 func pipeAgent(t *testing.T) (*Conn, io.Writer, chan error, *fakeSystem) {
@@ -134,5 +152,68 @@ func TestChooseVersion(t *testing.T) {
 	}
 	if v, err := ChooseVersion(&Hello{Min: 1, Max: Version + 5}); err != nil || v != Version {
 		t.Fatalf("overlapping: %d %v", v, err)
+	}
+}
+
+// TestAgentRelaysDNS: a create with relayed name servers has the agent
+// answer DNS over UDP and TCP with what the host answers to the query it
+// relays (server and transport named), and a query the host fails gets
+// no answer rather than a wrong one.
+func TestAgentRelaysDNS(t *testing.T) {
+	host, _, _, sys := pipeAgent(t)
+	read(t, host) // hello
+	host.Write(&Frame{Type: TypeHello, ID: 1, Hello: &Hello{Min: Version, Max: Version}})
+	read(t, host)
+	host.Write(&Frame{Type: TypeCreate, ID: 2, Create: &Create{Layers: []string{"l0"}, Process: Process{Args: []string{"true"}},
+		Network: &Network{DNSRelay: []string{"127.0.0.11"}}}})
+	if r := read(t, host); r.ID != 2 || r.Error != "" {
+		t.Fatalf("create: %+v", r)
+	}
+	// The host's side: answer each query with "answer:" + the query,
+	// fail the one that says "fail".
+	go func() {
+		for {
+			f, err := host.Read()
+			if err != nil {
+				return
+			}
+			if f.Type != TypeDNSQuery || f.DNS == nil || f.DNS.Server != "127.0.0.11" {
+				t.Errorf("from the agent: %+v, want a DNS query for 127.0.0.11", f)
+				continue
+			}
+			a := &Frame{Type: TypeDNSAnswer, ID: f.ID, Data: append([]byte(fmt.Sprintf("answer tcp=%v:", f.DNS.TCP)), f.Data...)}
+			if string(f.Data) == "fail" {
+				a = &Frame{Type: TypeDNSAnswer, ID: f.ID, Error: "refused"}
+			}
+			host.Write(a)
+		}
+	}()
+	u, err := net.Dial("udp", sys.dnsUDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	u.SetDeadline(time.Now().Add(5 * time.Second))
+	u.Write([]byte("fail"))
+	u.Write([]byte("q1"))
+	buf := make([]byte, 100)
+	n, err := u.Read(buf)
+	if err != nil || string(buf[:n]) != "answer tcp=false:q1" {
+		t.Errorf("UDP: %q, %v", buf[:n], err)
+	}
+	c, err := net.Dial("tcp", sys.dnsTCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	for _, q := range []string{"q2", "q3"} {
+		c.Write(append([]byte{0, byte(len(q))}, q...))
+		var hdr [2]byte
+		io.ReadFull(c, hdr[:])
+		ans := make([]byte, binary.BigEndian.Uint16(hdr[:]))
+		if _, err := io.ReadFull(c, ans); err != nil || string(ans) != "answer tcp=true:"+q {
+			t.Errorf("TCP %s: %q, %v", q, ans, err)
+		}
 	}
 }

@@ -381,6 +381,12 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	if err != nil {
 		return nil, err
 	}
+	if mode := o.NetworkMode; isolation != e.driver.def.Name() && (mode == "host" || strings.HasPrefix(mode, "container:")) {
+		// A VM's network is its own devices, wired to a namespace of
+		// its own: sharing the host's or another container's would take
+		// that namespace's traffic from whatever else uses it.
+		return nil, fmt.Errorf("--network %s: a %s-isolated container has a network namespace of its own; use a bridge network or none: %w", mode, isolation, ErrInvalid)
+	}
 	var nets []NetworkRequest
 	switch mode := o.NetworkMode; {
 	case mode == "" || mode == "default" || mode == "bridge":
@@ -391,6 +397,11 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		other, err := e.get(ctx, strings.TrimPrefix(mode, "container:"))
 		if err != nil {
 			return nil, fmt.Errorf("--network %s: %w", mode, err)
+		}
+		if d, err := e.driver.named(other.HostConfig.Isolation); err == nil && d != e.driver.def {
+			// Its namespace's interfaces are wired to its VM: nothing
+			// else there would see a frame.
+			return nil, fmt.Errorf("--network %s: %s runs in a %s, whose network namespace is its VM's alone: %w", mode, other.Name, d.Name(), ErrInvalid)
 		}
 		o.NetworkMode = "container:" + other.ID
 	default:

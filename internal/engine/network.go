@@ -688,6 +688,9 @@ func (e *Engine) Connect(ctx context.Context, ref, name string, req NetworkReque
 	}
 	var ep *network.Endpoint
 	if c.State.Status == StatusRunning || c.State.Status == StatusPaused {
+		if err := e.fixedInterfaces(c, "connect"); err != nil {
+			return err
+		}
 		got, err := m.Attach(ctx, cfg, network.AttachRequest{ContainerID: c.ID, NetNS: e.netnsPath(c.ID),
 			IfName: freeIfName(c.NetworkSettings.Endpoints), IP: req.IP, MAC: req.MAC, Aliases: req.Aliases})
 		if err != nil {
@@ -715,6 +718,16 @@ func (e *Engine) Connect(ctx context.Context, ref, name string, req NetworkReque
 	return e.syncDNS(ctx, onUserNetwork(c))
 }
 
+// fixedInterfaces refuses a change of a running container's networks
+// when its isolation wires them once at start (a VM: a device per
+// interface, made before it boots, which microvm cannot hot-plug).
+func (e *Engine) fixedInterfaces(c *Container, what string) error {
+	if d, err := e.driver.named(c.HostConfig.Isolation); err == nil && d != e.driver.def {
+		return fmt.Errorf("network %s: container %s runs in a %s: its interfaces are fixed at its start; stop it first: %w", what, c.Name, d.Name(), ErrInvalidState)
+	}
+	return nil
+}
+
 // Disconnect detaches a container from a network.
 func (e *Engine) Disconnect(ctx context.Context, ref, name string) error {
 	c, err := e.Get(ctx, ref)
@@ -737,6 +750,11 @@ func (e *Engine) Disconnect(ctx context.Context, ref, name string) error {
 	for _, ep := range c.NetworkSettings.Endpoints {
 		if ep.Network == name {
 			detach = append(detach, ep)
+		}
+	}
+	if len(detach) > 0 && (c.State.Status == StatusRunning || c.State.Status == StatusPaused) {
+		if err := e.fixedInterfaces(c, "disconnect"); err != nil {
+			return err
 		}
 	}
 	if _, err := e.detachAll(ctx, c.ID, detach); err != nil {

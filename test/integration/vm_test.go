@@ -4,7 +4,10 @@ package integration
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,7 +38,8 @@ func (e *engineEnv) requireVM() {
 }
 
 // TestVMIsolation runs containers in microVMs: output and exit codes,
-// signals through the agent, run -d/stop/wait/rm, and nothing left
+// signals through the agent, run -d/stop/wait/rm, volumes and bind
+// mounts over virtio-fs (both ways, read-only), and nothing left
 // after: no QEMU, no shim, no mount, no VM directory, no temporary file
 // in the caches. Few boots: each takes seconds under TCG.
 func TestVMIsolation(t *testing.T) {
@@ -61,9 +65,10 @@ func TestVMIsolation(t *testing.T) {
 	if code, _, errOut := e.exitCode("run", "--rm", "--isolation", "vm", demoImage, "no-such-command"); code != 127 {
 		t.Errorf("a missing command in a VM: exit %d, want 127 (%s)", code, errOut)
 	}
-	// Volumes do not reach a guest yet: refused, not silently dropped.
-	if code, _, errOut := e.exitCode("run", "--rm", "--isolation", "vm", "-v", t.TempDir()+":/data", demoImage, "true"); code != 125 || !strings.Contains(errOut, "/data") {
-		t.Errorf("a bind mount in a VM: exit %d (%s), want 125 naming it", code, errOut)
+	// A device does not reach a guest over virtio-fs: refused, not
+	// silently dropped.
+	if code, _, errOut := e.exitCode("run", "--rm", "--isolation", "vm", "-v", "/dev/null:/data", demoImage, "true"); code != 125 || !strings.Contains(errOut, "/data") {
+		t.Errorf("a device bind-mounted in a VM: exit %d (%s), want 125 naming it", code, errOut)
 	}
 	if code, _, errOut := e.exitCode("run", "--rm", "--isolation", "bogus", demoImage, "true"); code != 125 || !strings.Contains(errOut, "vm") {
 		t.Errorf("--isolation bogus: exit %d (%s), want 125 naming the isolations", code, errOut)
@@ -93,8 +98,11 @@ func TestVMIsolation(t *testing.T) {
 	}
 
 	// Detached: the stop signal reaches the process in the guest (its
-	// trap sets the exit code), then wait and rm.
-	e.run("run", "-d", "--isolation", "vm", "--name", "vmd", demoImage,
+	// trap sets the exit code), then wait and rm. Its volumes (below)
+	// come over virtio-fs.
+	shared := t.TempDir()
+	os.WriteFile(filepath.Join(shared, "before"), []byte("host wrote before\n"), 0o644)
+	e.run("run", "-d", "--isolation", "vm", "--name", "vmd", "-v", shared+":/data", "-v", "vmvol:/vol", "-v", shared+":/ro:ro", demoImage,
 		"sh", "-c", `trap 'echo got TERM; exit 7' TERM; echo up; while :; do sleep 0.1; done`)
 	waitFor(t, 60*time.Second, "the VM's process to start", func() bool {
 		logs, _, _ := e.try("logs", "vmd")
@@ -133,6 +141,19 @@ func TestVMIsolation(t *testing.T) {
 	if out := e.run("exec", "-u", "1000:1001", "vmd", "id"); out != "uid=1000 gid=1001\n" {
 		t.Errorf("exec -u 1000:1001 in a VM: %q", out)
 	}
+	// A host directory, both ways while the VM runs; a read-only one; a
+	// named volume, whose data stays on the host after the VM.
+	os.WriteFile(filepath.Join(shared, "after"), []byte("host wrote after\n"), 0o644)
+	out = e.run("exec", "vmd", "sh", "-c", `cat /data/before /data/after; echo guest wrote > /data/from-guest; echo in volume > /vol/f; echo x > /ro/x 2>/dev/null || echo ro refused`)
+	if out != "host wrote before\nhost wrote after\nro refused\n" {
+		t.Errorf("volumes in a VM: %q", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(shared, "from-guest")); err != nil || string(b) != "guest wrote\n" {
+		t.Errorf("a file the guest wrote in a bind mount, on the host: %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(shared, "x")); err == nil {
+		t.Error("the guest wrote through a read-only bind mount")
+	}
 	// exec -t: a pty in the guest, sized as the caller's.
 	m, sl := openPty(t)
 	unix.IoctlSetWinsize(int(sl.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 21, Col: 77})
@@ -159,6 +180,9 @@ func TestVMIsolation(t *testing.T) {
 		t.Errorf("logs of vmd: %q, want the trap's output", logs)
 	}
 	e.run("rm", "vmd")
+	if out := e.run("run", "--rm", "-v", "vmvol:/vol", demoImage, "cat", "/vol/f"); out != "in volume\n" {
+		t.Errorf("the named volume the VM wrote, from a linux container: %q", out)
+	}
 
 	// Killed from outside: SIGKILL ends the shim and the VM.
 	e.run("run", "-d", "--isolation", "vm", "--name", "vmk", demoImage, "sleep", "100")
@@ -172,7 +196,7 @@ func TestVMIsolation(t *testing.T) {
 	e.checkNoVMLeft()
 }
 
-// checkNoVMLeft asserts that no QEMU or shim of this test runs, the VM
+// checkNoVMLeft asserts that no QEMU, virtiofsd or shim of this test runs, the VM
 // driver's state is empty and its caches hold only finished files.
 func (e *engineEnv) checkNoVMLeft() {
 	e.t.Helper()
@@ -180,7 +204,7 @@ func (e *engineEnv) checkNoVMLeft() {
 	for _, p := range procs {
 		b, _ := os.ReadFile(p)
 		s := string(b)
-		if (strings.HasPrefix(s, "berth-vmm\x00") || strings.Contains(s, "qemu-system")) && strings.Contains(s+readCwd(p), e.state) {
+		if (strings.HasPrefix(s, "berth-vmm\x00") || strings.Contains(s, "qemu-system") || strings.Contains(s, "virtiofsd")) && strings.Contains(s+readCwd(p), e.state) {
 			e.t.Errorf("left running: %s", strings.ReplaceAll(s, "\x00", " "))
 		}
 	}
@@ -239,6 +263,86 @@ func TestVMTerminal(t *testing.T) {
 			t.Errorf("run -it in a VM: output %q lacks %q", got, want)
 		}
 	}
+	e.checkNothingLeft()
+	e.checkNoVMLeft()
+}
+
+// TestVMNetwork: a VM joins its container's network namespace (a tap
+// wired to the CNI interface there): two VM containers on a user network
+// reach each other by name (the engine's name server, relayed from the
+// guest), a published port answers on the host's loopback and the
+// container's address, a linux container on the same network reaches the
+// VM too, and inside the guest the host's interfaces are invisible (lo
+// and eth0 only, with the address the engine gave). Two boots.
+func TestVMNetwork(t *testing.T) {
+	requireCNI(t)
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.requireVM()
+	e.run("network", "create", "vmnet")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	e.run("run", "-d", "--isolation", "vm", "--network", "vmnet", "--name", "vmweb", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), demoImage,
+		"sh", "-c", "mkdir /www && echo served-from-vm > /www/index.html && exec httpd -f -p 80 -h /www")
+	ip := e.ipOf("vmweb")
+	get := func(url string) (string, error) {
+		resp, err := (&http.Client{Timeout: 3 * time.Second}).Get(url)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	var body string
+	waitFor(t, 60*time.Second, "the VM's httpd through the published port", func() bool {
+		body, err = get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		return err == nil
+	})
+	if body != "served-from-vm\n" {
+		t.Errorf("the published port (127.0.0.1:%d): %q", port, body)
+	}
+	if body, err := get("http://" + ip + "/"); err != nil || body != "served-from-vm\n" {
+		t.Errorf("the VM container's address %s from the host: %q, %v", ip, body, err)
+	}
+	// Another VM: by name through the relayed name server, and only
+	// its own interfaces.
+	out, errOut, err := e.try("run", "--rm", "--isolation", "vm", "--network", "vmnet", demoImage, "sh", "-c",
+		`ls /sys/class/net | tr '\n' ' '; echo; ip -o -4 addr show eth0 | grep -o 'inet [0-9./]*'; wget -qO- http://vmweb/`)
+	lines := strings.Split(out, "\n")
+	if err != nil || len(lines) < 3 || lines[0] != "eth0 lo " || !strings.HasPrefix(lines[1], "inet 10.89.") || lines[2] != "served-from-vm" {
+		t.Errorf("a second VM on vmnet: %q, %v (%s); want only eth0 and lo, an address of vmnet, and vmweb's page by name", out, err, errOut)
+	}
+	// A linux container on the same network reaches the VM by name.
+	if out, errOut, err := e.try("run", "--rm", "--network", "vmnet", demoImage, "wget", "-qO-", "http://vmweb/"); err != nil || out != "served-from-vm\n" {
+		t.Errorf("a linux container reaching the VM by name: %q, %v (%s)", out, err, errOut)
+	}
+	// A VM shares no one's network namespace, and no one shares its:
+	// refused by name.
+	for _, mode := range []string{"host", "container:vmweb"} {
+		if code, _, errOut := e.exitCode("run", "--rm", "--isolation", "vm", "--network", mode, demoImage, "true"); code != 125 || !strings.Contains(errOut, "--network "+mode) {
+			t.Errorf("--network %s in a VM: exit %d (%s), want 125 naming it", mode, code, errOut)
+		}
+	}
+	if code, _, errOut := e.exitCode("run", "--rm", "--network", "container:vmweb", demoImage, "true"); code != 125 || !strings.Contains(errOut, "--network container:vmweb") {
+		t.Errorf("a linux container joining a VM's network namespace: exit %d (%s), want 125 naming it", code, errOut)
+	}
+	// Its interfaces are fixed at its start: no connect while it runs.
+	e.run("network", "create", "vmother")
+	if code, _, errOut := e.exitCode("network", "connect", "vmother", "vmweb"); code == 0 || !strings.Contains(errOut, "stop it first") {
+		t.Errorf("network connect of a running VM: exit %d (%s), want a refusal", code, errOut)
+	}
+	e.run("network", "rm", "vmother")
+	e.run("rm", "-f", "vmweb")
+	if _, err := get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
+		t.Errorf("port %d still answers after rm", port)
+	}
+	e.run("network", "rm", "vmnet")
+	e.checkNetworkClean()
 	e.checkNothingLeft()
 	e.checkNoVMLeft()
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,6 +34,30 @@ const (
 // guestModules are the modules the agent needs, by name; their
 // dependencies come from the kernel's modules.dep.
 var guestModules = []string{"virtio_mmio", "virtio_console", "virtio_blk", "erofs", "overlay"}
+
+// guestModuleSets are loaded only for a container that needs them (see
+// agent.ModuleSetNet); each set lists what it adds to the boot's.
+var guestModuleSets = map[string][]string{
+	agent.ModuleSetNet:   {"virtio_net"},
+	agent.ModuleSetShare: {"virtiofs"},
+}
+
+// moduleSets returns each set's modules not among boot's, in load order.
+func moduleSets(modDir string, boot []string) (map[string][]string, error) {
+	sets := map[string][]string{}
+	for name, want := range guestModuleSets {
+		all, err := moduleOrder(modDir, append(slices.Clone(guestModules), want...))
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range all {
+			if !slices.Contains(boot, m) {
+				sets[name] = append(sets[name], m)
+			}
+		}
+	}
+	return sets, nil
+}
 
 // Kernel is a guest kernel and the directory of its modules.
 type Kernel struct {
@@ -194,14 +219,30 @@ func Initramfs(cache string, k *Kernel) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	sets, err := moduleSets(k.Modules, mods)
+	if err != nil {
+		return "", err
+	}
 	h := sha256.New()
-	fmt.Fprintf(h, "berth-initramfs v1\nexe %s\n", exe)
-	for _, m := range mods {
-		st, err := os.Stat(filepath.Join(k.Modules, m))
-		if err != nil {
+	fmt.Fprintf(h, "berth-initramfs v2\nexe %s\n", exe)
+	hashMods := func(mods []string) error {
+		for _, m := range mods {
+			st, err := os.Stat(filepath.Join(k.Modules, m))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "mod %s %d %d\n", m, st.Size(), st.ModTime().UnixNano())
+		}
+		return nil
+	}
+	if err := hashMods(mods); err != nil {
+		return "", err
+	}
+	for _, name := range slices.Sorted(maps.Keys(sets)) {
+		fmt.Fprintf(h, "set %s\n", name)
+		if err := hashMods(sets[name]); err != nil {
 			return "", err
 		}
-		fmt.Fprintf(h, "mod %s %d %d\n", m, st.Size(), st.ModTime().UnixNano())
 	}
 	name := filepath.Join(dir, hex.EncodeToString(h.Sum(nil))[:32]+".cpio")
 	if _, err := os.Stat(name); err == nil {
@@ -217,7 +258,7 @@ func Initramfs(cache string, k *Kernel) (string, error) {
 	}
 	tmp := fmt.Sprintf("%s.tmp-%d", name, os.Getpid())
 	defer os.Remove(tmp)
-	if err := writeInitramfs(tmp, k.Modules, mods); err != nil {
+	if err := writeInitramfs(tmp, k.Modules, mods, sets); err != nil {
 		return "", fmt.Errorf("build the guest initramfs: %w", err)
 	}
 	if err := os.Rename(tmp, name); err != nil {
@@ -230,7 +271,7 @@ func Initramfs(cache string, k *Kernel) (string, error) {
 // writeInitramfs writes an uncompressed newc archive: the kernel copies
 // it in place, where a compressed one costs a decompression emulated
 // instruction by instruction under TCG (see docs/architecture.md).
-func writeInitramfs(path, modDir string, mods []string) error {
+func writeInitramfs(path, modDir string, mods []string, sets map[string][]string) error {
 	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
@@ -263,20 +304,29 @@ func writeInitramfs(path, modDir string, mods []string) error {
 	if err := addFile("init", "/proc/self/exe", 0o755); err != nil {
 		return err
 	}
-	var order strings.Builder
-	for _, m := range mods {
-		dst := "lib/modules/" + filepath.Base(m)
-		if err := addFile(dst, filepath.Join(modDir, m), 0o644); err != nil {
+	writeOrder := func(name string, mods []string) error {
+		var order strings.Builder
+		for _, m := range mods {
+			dst := "lib/modules/" + filepath.Base(m)
+			if err := addFile(dst, filepath.Join(modDir, m), 0o644); err != nil {
+				return err
+			}
+			order.WriteString("/" + dst + "\n")
+		}
+		ord := []byte(order.String())
+		if err := w.WriteHeader(&cpio.Header{Name: strings.TrimPrefix(name, "/"), Mode: cpio.TypeReg | 0o644, Size: int64(len(ord)), ModTime: now}); err != nil {
 			return err
 		}
-		order.WriteString("/" + dst + "\n")
-	}
-	ord := []byte(order.String())
-	if err := w.WriteHeader(&cpio.Header{Name: strings.TrimPrefix(agent.ModulesOrder, "/"), Mode: cpio.TypeReg | 0o644, Size: int64(len(ord)), ModTime: now}); err != nil {
+		_, err := w.Write(ord)
 		return err
 	}
-	if _, err := w.Write(ord); err != nil {
+	if err := writeOrder(agent.ModulesOrder, mods); err != nil {
 		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(sets)) {
+		if err := writeOrder(agent.ModuleSetOrder(name), sets[name]); err != nil {
+			return err
+		}
 	}
 	if err := w.Close(); err != nil {
 		return err

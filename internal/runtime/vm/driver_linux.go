@@ -116,10 +116,18 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 		return nil, fmt.Errorf("bundle %s: no process: %w", o.Bundle, runtime.ErrInvalidArgument)
 	}
 	terminal := o.Terminal || spec.Process.Terminal
-	for _, m := range spec.Mounts {
-		bind := m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
-		if bind && !slices.Contains(guestFiles, m.Destination) {
-			return nil, fmt.Errorf("a bind mount or volume (%s) in a vm-isolated container: %w yet", m.Destination, runtime.ErrNotSupported)
+	// Volumes and bind mounts: shared over virtio-fs, their sources in
+	// the spec the guest gets pointing into the share.
+	shares, err := shareMounts(&spec)
+	if err != nil {
+		return nil, err
+	}
+	if len(shares) > 0 {
+		if _, err := FindVirtiofsd(); err != nil {
+			return nil, err
+		}
+		if b, err = json.Marshal(&spec); err != nil {
+			return nil, err
 		}
 	}
 	if len(o.Layers) == 0 {
@@ -127,6 +135,10 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 	}
 	if len(o.Layers) > maxLayers {
 		return nil, fmt.Errorf("an image of %d layers: the vm isolation attaches at most %d: %w yet", len(o.Layers), maxLayers, runtime.ErrNotSupported)
+	}
+	netnsPath, err := networkNamespace(&spec)
+	if err != nil {
+		return nil, err
 	}
 	m, err := d.machine(ctx, &spec)
 	if err != nil {
@@ -141,6 +153,13 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 		OCI: b,
 	}}
 	create.Files = engineFiles(&spec)
+	if len(shares) > 0 {
+		create.Share = shareTag
+		m.Share = true
+	}
+	if relay := loopbackNameservers(create.Files["/etc/resolv.conf"]); len(relay) > 0 && netnsPath != "" {
+		create.Network = &agent.Network{DNSRelay: relay}
+	}
 	for i, l := range o.Layers {
 		img, err := LayerImage(ctx, d.Cache, l)
 		if err != nil {
@@ -166,7 +185,7 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 	if m.Accel == AccelKVM {
 		timeout = kvmBootTimeout
 	}
-	cfg, err := json.Marshal(&vmConfig{Machine: *m, Create: create, BootTimeout: timeout})
+	cfg, err := json.Marshal(&vmConfig{Machine: *m, Create: create, BootTimeout: timeout, Netns: netnsPath, Shares: shares})
 	if err != nil {
 		return nil, err
 	}
@@ -242,6 +261,21 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 	return c, nil
 }
 
+// networkNamespace returns the path of the spec's network namespace,
+// which the VM joins (the engine made it and attached its networks), or
+// "" for a new, empty one. A spec without a network namespace shares the
+// host's, which a VM cannot: its network is its own devices.
+func networkNamespace(spec *specs.Spec) (string, error) {
+	if spec.Linux != nil {
+		for _, ns := range spec.Linux.Namespaces {
+			if ns.Type == specs.NetworkNamespace {
+				return ns.Path, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("the host's network (--network host) in a vm-isolated container: a VM has its own network devices; use a bridge network: %w", runtime.ErrNotSupported)
+}
+
 // guestFiles are the bind mounts of small host files the guest gets as
 // copies: the engine's name-resolution files.
 var guestFiles = []string{"/etc/hosts", "/etc/resolv.conf", "/etc/hostname"}
@@ -285,9 +319,14 @@ func openPty() (master, slave *os.File, err error) {
 	return m, os.NewFile(uintptr(sfd), "pty-slave"), nil
 }
 
-// maxLayers: QEMU 7.2's microvm has 24 virtio-mmio transports (a 25th
-// device finds no bus); one holds the agent's port.
-const maxLayers = 23
+// mmioTransports: QEMU 7.2's microvm has 24 virtio-mmio transports (a
+// 25th device finds no bus); one holds the agent's port, the others the
+// layer disks and network interfaces.
+const mmioTransports = 24
+
+// maxLayers: every transport but the agent's; network interfaces take
+// from the same count (the shim checks the sum).
+const maxLayers = mmioTransports - 1
 
 func isDevNull(f *os.File) bool {
 	var a, b unix.Stat_t

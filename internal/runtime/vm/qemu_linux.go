@@ -34,6 +34,12 @@ type machine struct {
 	Kernel string   `json:"kernel"`
 	Initrd string   `json:"initrd"`
 	Disks  []string `json:"disks,omitempty"`
+	// NICs are the MACs of the virtio-net devices, one per tap fd that
+	// start gets, in order.
+	NICs []string `json:"nics,omitempty"`
+	// Share: a vhost-user-fs device on virtiofsd's socket (the VM's
+	// volumes and bind mounts).
+	Share bool `json:"share,omitempty"`
 	// MemoryMiB and CPUs size the guest.
 	MemoryMiB int `json:"memoryMiB"`
 	CPUs      int `json:"cpus"`
@@ -108,6 +114,25 @@ func (m *machine) args() []string {
 			"-drive", "id="+id+",file="+d+",format=raw,if=none,readonly=on",
 			"-device", "virtio-blk-device,drive="+id+",serial="+diskSerial(i))
 	}
+	if m.Share {
+		// vhost-user needs the guest's memory shared with virtiofsd,
+		// and virtiofsd speaks modern virtio only (on legacy
+		// virtio-mmio it panics: "virtio legacy devices aren't
+		// supported").
+		a = append(a,
+			"-object", "memory-backend-memfd,id=mem,size="+strconv.Itoa(m.MemoryMiB)+"M,share=on",
+			"-numa", "node,memdev=mem",
+			"-global", "virtio-mmio.force-legacy=false",
+			"-chardev", "socket,id=fs,path="+virtiofsSocket,
+			"-device", "vhost-user-fs-device,chardev=fs,tag="+shareTag)
+	}
+	for i, mac := range m.NICs {
+		id := "n" + strconv.Itoa(i)
+		// The tap's fd is QEMU's fd 3+i (start's ExtraFiles).
+		a = append(a,
+			"-netdev", "tap,id="+id+",fd="+strconv.Itoa(3+i),
+			"-device", "virtio-net-device,netdev="+id+",mac="+mac)
+	}
 	if m.Sandbox {
 		a = append(a, "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny")
 	}
@@ -126,9 +151,20 @@ func FindQEMU() (string, error) {
 	return p, nil
 }
 
-// start runs QEMU for m in dir, its output to dir/qemu.log; it dies with
-// the calling thread's process (the shim).
-func (m *machine) start(dir string) (*exec.Cmd, error) {
+// start runs QEMU for m in dir, its output to dir/qemu.log, with taps
+// (one per NIC) as its fds from 3; it dies with the calling thread's
+// process (the shim).
+func (m *machine) start(dir string, taps []*os.File) (*exec.Cmd, error) {
+	if len(taps) != len(m.NICs) {
+		return nil, fmt.Errorf("%d network interfaces and %d taps", len(m.NICs), len(taps))
+	}
+	n := 1 + len(m.Disks) + len(m.NICs)
+	if m.Share {
+		n++
+	}
+	if n > mmioTransports {
+		return nil, fmt.Errorf("%d layers, %d network interfaces and the share of the volumes: a microVM has %d virtio-mmio transports, one for the agent", len(m.Disks), len(m.NICs), mmioTransports)
+	}
 	logf, err := os.OpenFile(filepath.Join(dir, "qemu.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
@@ -148,6 +184,7 @@ func (m *machine) start(dir string) (*exec.Cmd, error) {
 	cmd := exec.Command(m.QEMU, m.args()...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = cw, logf
+	cmd.ExtraFiles = taps
 	// Not in a process group of its own: a TCG guest started with
 	// Setpgid never got past its first instructions here (measured; the
 	// same command in the caller's group boots in 2-4 s).
@@ -298,7 +335,7 @@ func probeKVM(ctx context.Context, cache, qemu string, k *Kernel, initrd string)
 	}
 	defer os.RemoveAll(dir)
 	m := &machine{QEMU: qemu, Accel: AccelKVM, Kernel: k.Path, Initrd: initrd, MemoryMiB: 256, CPUs: 1}
-	cmd, err := m.start(dir)
+	cmd, err := m.start(dir, nil)
 	if err != nil {
 		return accelProbe{AccelTCG, err.Error()}
 	}

@@ -39,6 +39,13 @@ type vmConfig struct {
 	Create  agent.Create `json:"create"`
 	// BootTimeout bounds the wait for the guest agent.
 	BootTimeout time.Duration `json:"bootTimeout"`
+	// Netns is the container's network namespace on the host (the
+	// engine's, with its CNI attachments), which the VM joins; empty
+	// for none.
+	Netns string `json:"netns,omitempty"`
+	// Shares are the sources of the container's volumes and bind
+	// mounts, which virtiofsd shares with the guest.
+	Shares []share `json:"shares,omitempty"`
 }
 
 // Files in a VM's directory.
@@ -172,6 +179,12 @@ type shim struct {
 	pending map[uint64]chan *agent.Frame
 	exit    chan int
 
+	// virtiofsdExited is closed when virtiofsd ends (nil without one).
+	virtiofsdExited chan struct{}
+	// dns relays the guest's DNS queries to the loopback name servers
+	// of the container's namespace (nil without one).
+	dns *nsDialer
+
 	execMu  sync.Mutex
 	execs   map[string]*execClient
 	execSeq int
@@ -180,8 +193,20 @@ type shim struct {
 // boot starts QEMU, greets the agent and has it make the container.
 func (s *shim) boot() error {
 	t0 := time.Now()
-	var err error
-	if s.qemu, err = s.cfg.Machine.start(s.dir); err != nil {
+	if len(s.cfg.Shares) > 0 {
+		s.virtiofsdExited = make(chan struct{})
+		if err := s.startVirtiofsd(s.virtiofsdExited); err != nil {
+			return err
+		}
+		log.Printf("virtiofsd up after %v (%d shares)", time.Since(t0).Round(time.Millisecond), len(s.cfg.Shares))
+	}
+	taps, err := s.joinNetns()
+	if err != nil {
+		return err
+	}
+	s.qemu, err = s.cfg.Machine.start(s.dir, taps)
+	closeAll(taps) // QEMU holds them; the taps go when it ends
+	if err != nil {
 		return err
 	}
 	os.WriteFile("qemu.pid", []byte(strconv.Itoa(s.qemu.Process.Pid)), 0o600)
@@ -277,6 +302,8 @@ func (s *shim) readLoop() {
 			} else if f.Error != "" {
 				log.Printf("agent: %s", f.Error)
 			}
+		case agent.TypeDNSQuery:
+			go s.relayDNS(f)
 		case agent.TypeOutput:
 			if f.Proc != "" && f.Proc != "init" {
 				s.execOutput(f)
@@ -356,4 +383,60 @@ func (s *shim) kill() {
 		s.sock.Close()
 	}
 	os.Remove(agentSocket)
+}
+
+// joinNetns wires the container's network namespace to the VM (see
+// net_linux.go): it returns the taps for QEMU and fills in the machine's
+// NICs and the guest's network.
+func (s *shim) joinNetns() ([]*os.File, error) {
+	if s.cfg.Netns == "" {
+		return nil, nil
+	}
+	t0 := time.Now()
+	nics, ifs, routes, err := wireNetns(s.cfg.Netns)
+	if err != nil {
+		return nil, fmt.Errorf("the container's network: %w", err)
+	}
+	if s.cfg.Create.Network == nil {
+		s.cfg.Create.Network = &agent.Network{}
+	}
+	n := s.cfg.Create.Network
+	n.Interfaces, n.Routes = ifs, routes
+	var taps []*os.File
+	s.cfg.Machine.NICs = nil
+	for _, c := range nics {
+		taps = append(taps, c.tap)
+		s.cfg.Machine.NICs = append(s.cfg.Machine.NICs, c.mac)
+	}
+	if len(n.DNSRelay) > 0 {
+		if s.dns, err = newNSDialer(s.cfg.Netns); err != nil {
+			closeAll(taps)
+			return nil, err
+		}
+	}
+	log.Printf("network: %d interfaces wired in %v", len(nics), time.Since(t0).Round(time.Microsecond))
+	return taps, nil
+}
+
+// relayDNS answers a guest's DNS query with the answer of the name
+// server it names, asked in the container's namespace.
+func (s *shim) relayDNS(f *agent.Frame) {
+	a := &agent.Frame{Type: agent.TypeDNSAnswer, ID: f.ID}
+	switch {
+	case s.dns == nil || f.DNS == nil:
+		a.Error = "no DNS relay for this VM"
+	default:
+		ans, err := s.dns.dnsExchange(f.DNS, f.Data)
+		if err != nil {
+			a.Error = err.Error()
+		}
+		a.Data = ans
+	}
+	s.conn.Write(a)
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
 }

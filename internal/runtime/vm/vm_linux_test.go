@@ -6,6 +6,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/internal/agent"
 )
 
 func TestModuleOrder(t *testing.T) {
@@ -53,5 +57,69 @@ func TestMachineArgs(t *testing.T) {
 		if strings.Contains(a, bad) {
 			t.Errorf("QEMU args hold %q: %s", bad, a)
 		}
+	}
+}
+
+func TestMachineArgsNetworkAndShare(t *testing.T) {
+	m := &machine{QEMU: "q", Accel: AccelTCG, Kernel: "k", Initrd: "i", MemoryMiB: 300, CPUs: 1,
+		NICs: []string{"02:00:00:00:00:01", "02:00:00:00:00:02"}, Share: true}
+	a := strings.Join(m.args(), " ")
+	for _, want := range []string{
+		// Each tap is QEMU's fd 3+i, with the interface's MAC.
+		"-netdev tap,id=n0,fd=3 -device virtio-net-device,netdev=n0,mac=02:00:00:00:00:01",
+		"-netdev tap,id=n1,fd=4 -device virtio-net-device,netdev=n1,mac=02:00:00:00:00:02",
+		// virtiofsd needs shared guest memory of the machine's size and
+		// modern virtio-mmio.
+		"memory-backend-memfd,id=mem,size=300M,share=on", "-numa node,memdev=mem", "virtio-mmio.force-legacy=false",
+		"vhost-user-fs-device,chardev=fs,tag=berth",
+	} {
+		if !strings.Contains(a, want) {
+			t.Errorf("QEMU args lack %q: %s", want, a)
+		}
+	}
+	if a := strings.Join((&machine{MemoryMiB: 256}).args(), " "); strings.Contains(a, "force-legacy") || strings.Contains(a, "memfd") || strings.Contains(a, "netdev") {
+		t.Errorf("a machine without NICs or a share: %s", a)
+	}
+	// Too many devices for microvm's transports: refused before QEMU.
+	m = &machine{QEMU: "/bin/true", Disks: make([]string, 22), NICs: []string{"02:00:00:00:00:01"}, Share: true}
+	if _, err := m.start(t.TempDir(), []*os.File{nil}); err == nil || !strings.Contains(err.Error(), "transports") {
+		t.Errorf("22 layers, a NIC and a share: %v, want a refusal", err)
+	}
+}
+
+func TestLoopbackNameservers(t *testing.T) {
+	got := loopbackNameservers([]byte("search x\nnameserver 127.0.0.11\nnameserver 10.0.0.1\nnameserver ::1\n#nameserver 127.0.0.2\nnameserver bogus\noptions ndots:0\n"))
+	if !slices.Equal(got, []string{"127.0.0.11", "::1"}) {
+		t.Errorf("loopbackNameservers = %v", got)
+	}
+}
+
+// TestShareMounts: every bind mount but the engine's small files is
+// shared, its source in the guest's spec pointing into the share; a
+// device is refused by its destination.
+func TestShareMounts(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	os.WriteFile(file, nil, 0o644)
+	spec := &specs.Spec{Mounts: []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc"},
+		{Destination: "/data", Type: "bind", Source: dir, Options: []string{"rbind", "rw"}},
+		{Destination: "/etc/hosts", Type: "bind", Source: file, Options: []string{"rbind"}},
+		{Destination: "/etc/f", Source: file, Options: []string{"bind", "ro"}},
+	}}
+	shares, err := shareMounts(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []share{{Source: dir, Name: "m0", Dir: true}, {Source: file, Name: "m1", ReadOnly: true}}
+	if !slices.Equal(shares, want) {
+		t.Errorf("shares %+v, want %+v", shares, want)
+	}
+	if s := spec.Mounts; s[1].Source != agent.SharedDir+"/m0" || s[2].Source != file || s[3].Source != agent.SharedDir+"/m1" || s[0].Source != "proc" {
+		t.Errorf("sources in the guest's spec: %+v", s)
+	}
+	_, err = shareMounts(&specs.Spec{Mounts: []specs.Mount{{Destination: "/null", Type: "bind", Source: "/dev/null"}}})
+	if err == nil || !strings.Contains(err.Error(), "/null") {
+		t.Errorf("a device: %v, want a refusal naming /null", err)
 	}
 }

@@ -1,0 +1,207 @@
+package vm
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/agent"
+	"github.com/berth-dev/berth/internal/runtime"
+)
+
+// Volumes and bind mounts reach a VM over virtio-fs: one virtiofsd per
+// VM shares one directory of the VM's own (<vm>/shared) holding a bind
+// mount of each source, made in a mount namespace of virtiofsd's own, so
+// the host sees only empty stubs there and the guest exactly the
+// sources (virtiofsd's sandbox pivots into that directory: never the
+// host's root). The guest mounts the share at agent.SharedDir and the
+// container's runtime there bind-mounts each entry where the spec says.
+
+// share is one source shared with the guest, as entry Name of the share.
+type share struct {
+	Source   string `json:"source"`
+	Name     string `json:"name"`
+	Dir      bool   `json:"dir"`
+	ReadOnly bool   `json:"readOnly,omitempty"`
+}
+
+// shareTag is the virtio-fs tag of a VM's share.
+const shareTag = "berth"
+
+// Files in a VM's directory for the share.
+const (
+	sharedDir      = "shared"
+	virtiofsSocket = "virtiofs.sock"
+	virtiofsLog    = "virtiofsd.log"
+)
+
+// EnvVirtiofsd names the virtiofsd binary (else Debian's, in QEMU's
+// helper directory, or one on PATH).
+const EnvVirtiofsd = "BERTH_VM_VIRTIOFSD"
+
+// FindVirtiofsd returns the virtiofsd binary.
+func FindVirtiofsd() (string, error) {
+	if p := os.Getenv(EnvVirtiofsd); p != "" {
+		return p, nil
+	}
+	for _, p := range []string{"/usr/lib/qemu/virtiofsd", "/usr/libexec/virtiofsd"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("virtiofsd"); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("volumes and bind mounts in a VM need virtiofsd: install qemu-system-common or set %s: %w", EnvVirtiofsd, runtime.ErrNotSupported)
+}
+
+// shareMounts picks the spec's bind mounts the guest gets over virtio-fs
+// (all but the engine's small files, which travel as copies) and points
+// each one's source at its entry of the share in the guest.
+func shareMounts(spec *specs.Spec) ([]share, error) {
+	var shares []share
+	for i := range spec.Mounts {
+		m := &spec.Mounts[i]
+		bind := m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
+		if !bind || slices.Contains(guestFiles, m.Destination) {
+			continue
+		}
+		st, err := os.Stat(m.Source)
+		if err != nil {
+			return nil, fmt.Errorf("bind mount %s: %w", m.Destination, err)
+		}
+		if !st.IsDir() && !st.Mode().IsRegular() {
+			return nil, fmt.Errorf("bind mount %s: %s is a %s: a VM gets directories and files only: %w", m.Destination, m.Source, st.Mode().Type(), runtime.ErrNotSupported)
+		}
+		sh := share{Source: m.Source, Name: "m" + strconv.Itoa(len(shares)), Dir: st.IsDir(), ReadOnly: slices.Contains(m.Options, "ro")}
+		shares = append(shares, sh)
+		m.Source = agent.SharedDir + "/" + sh.Name
+	}
+	return shares, nil
+}
+
+// startVirtiofsd makes the share's stubs, then, on a thread that enters
+// a new mount namespace (a slave of the host's: the host's later mounts
+// and unmounts still reach it, its own never leave it), bind-mounts each
+// source onto its stub and starts virtiofsd there. The thread stays
+// blocked in virtiofsd's wait: its exit would end virtiofsd
+// (PR_SET_PDEATHSIG follows the thread that forked). It returns once
+// virtiofsd listens.
+func (s *shim) startVirtiofsd(exited chan<- struct{}) error {
+	bin, err := FindVirtiofsd()
+	if err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(sharedDir)
+	if err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	for _, sh := range s.cfg.Shares {
+		stub := filepath.Join(dir, sh.Name)
+		if sh.Dir {
+			err = os.Mkdir(stub, 0o700)
+		} else {
+			err = os.WriteFile(stub, nil, 0o600)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	logf, err := os.OpenFile(virtiofsLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	started := make(chan error, 1)
+	go func() {
+		defer close(exited)
+		goruntime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		cmd, err := s.virtiofsdInNamespace(bin, dir, logf)
+		logf.Close()
+		started <- err
+		if err != nil {
+			return
+		}
+		log.Printf("virtiofsd exited: %v", cmd.Wait())
+	}()
+	if err := <-started; err != nil {
+		return fmt.Errorf("virtiofsd: %w", err)
+	}
+	// QEMU connects to its socket at start: wait for it.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := os.Stat(virtiofsSocket); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return s.withVirtiofsLog(errors.New("virtiofsd did not listen"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// virtiofsdInNamespace runs on a locked thread: a mount namespace of its
+// own, the binds, then virtiofsd forked from this thread.
+func (s *shim) virtiofsdInNamespace(bin, dir string, logf *os.File) (*exec.Cmd, error) {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return nil, fmt.Errorf("a mount namespace: %w", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		return nil, fmt.Errorf("make the mount namespace a slave: %w", err)
+	}
+	for _, sh := range s.cfg.Shares {
+		stub := filepath.Join(dir, sh.Name)
+		if err := unix.Mount(sh.Source, stub, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return nil, fmt.Errorf("bind %s: %w", sh.Source, err)
+		}
+		if sh.ReadOnly {
+			// A bind's remount keeps the flags of the mount it came
+			// from (nosuid, nodev, noexec may be locked).
+			var st unix.Statfs_t
+			unix.Statfs(stub, &st)
+			flags := uintptr(unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY) | uintptr(st.Flags)&(unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_NOATIME|unix.MS_RELATIME)
+			if err := unix.Mount("", stub, "", flags, ""); err != nil {
+				return nil, fmt.Errorf("make %s read-only: %w", sh.Source, err)
+			}
+		}
+	}
+	cmd := exec.Command(bin,
+		"--socket-path="+virtiofsSocket,
+		"-o", "source="+dir,
+		// Metadata cached for a second: the host's changes show in the
+		// guest within that (docker's volumes with Kata's default).
+		"-o", "cache=auto",
+		// Leave the file limit: raising it needs CAP_SYS_RESOURCE.
+		"--rlimit-nofile=0",
+		"-o", "log_level=warn")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return cmd, nil
+}
+
+// withVirtiofsLog adds the tail of virtiofsd's log to an error.
+func (s *shim) withVirtiofsLog(err error) error {
+	b, _ := os.ReadFile(virtiofsLog)
+	if len(b) > 400 {
+		b = b[len(b)-400:]
+	}
+	if len(b) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w: %s", err, b)
+}
