@@ -152,6 +152,9 @@ func (s *Server) createOptions(p *engine.Pod, pmeta *sandboxMeta, cfg *runtimeap
 			if !m.GetReadonly() {
 				return o, fmt.Errorf("mount %s: recursive read-only needs read-only: %w", m.GetContainerPath(), engine.ErrInvalid)
 			}
+			if m.GetPropagation() != runtimeapi.MountPropagation_PROPAGATION_PRIVATE {
+				return o, fmt.Errorf("mount %s: recursive read-only needs private propagation (not %s): %w", m.GetContainerPath(), m.GetPropagation(), engine.ErrInvalid)
+			}
 			if o.MountExtras == nil {
 				o.MountExtras = map[string]engine.MountExtra{}
 			}

@@ -45,10 +45,15 @@ func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runt
 	return resp, nil
 }
 
-// handlers are the runtime handlers a RuntimeClass can name. Features stay
-// false until pods honour them: the kubelet uses them to admit pods.
+// handlers are the runtime handlers a RuntimeClass can name, with what
+// pods under them honour (the kubelet admits pods by these): recursive
+// read-only mounts under the linux isolation (mount_setattr, kernel 5.12
+// and later); user namespaces not yet.
 func (s *Server) handlers() []*runtimeapi.RuntimeHandler {
-	out := []*runtimeapi.RuntimeHandler{{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{}}, {Name: "runc", Features: &runtimeapi.RuntimeHandlerFeatures{}}}
+	linux := func(name string) *runtimeapi.RuntimeHandler {
+		return &runtimeapi.RuntimeHandler{Name: name, Features: &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true}}
+	}
+	out := []*runtimeapi.RuntimeHandler{linux(""), linux("runc")}
 	for _, iso := range s.e.Isolations() {
 		if iso == "linux" || iso == "runc" {
 			continue

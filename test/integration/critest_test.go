@@ -26,14 +26,30 @@ import (
 // registry configuration makes the mirror of all three hosts. The names
 // the kubelet-like client sees stay the upstream ones.
 //
-// BERTH_CRITEST=full runs every spec and reports the counts (make
-// critest); otherwise the image service's and runtime info's specs run and
-// must all pass (make test). The one spec that pins an upstream digest
-// cannot pass offline and is skipped, by name.
+// Every spec runs (about a minute). make test requires at least
+// critestMinPassed passes and no failure outside critestKnownFailures;
+// BERTH_CRITEST=full (make critest) only reports. The one spec that pins
+// an upstream digest cannot pass offline and is skipped, by name.
 
 // critestUnreachable are specs no runtime can pass offline.
 var critestUnreachable = []string{
 	"public image with digest should be pulled and removed", // pins an upstream manifest digest
+}
+
+// critestMinPassed is issue 11's bar (containerd 1.6.20 here: 84).
+const critestMinPassed = 86
+
+// critestKnownFailures are the specs that fail here, each with why.
+var critestKnownFailures = map[string]string{
+	// Its image's `sh -c ls` must exec /bin/ls to be confined by the
+	// masked path; Debian's busybox-static runs ls inside the shell.
+	"runtime should support MaskedPaths": "busybox-static's sh runs ls in-process",
+	// The streaming server (Exec, Attach, PortForward) is the next step.
+	"runtime should support exec with tty=false and stdin=false": "streaming not built yet",
+	"runtime should support exec with tty=true and stdin=true":   "streaming not built yet",
+	"runtime should support attach":                              "streaming not built yet",
+	"runtime should support portforward":                         "streaming not built yet",
+	"runtime should support portforward in host network":         "streaming not built yet",
 }
 
 func critestPath(t *testing.T) string {
@@ -187,9 +203,6 @@ func TestCritest(t *testing.T) {
 		skips[i] = regexp.QuoteMeta(s)
 	}
 	args = append(args, "--ginkgo.skip="+strings.Join(skips, "|"))
-	if !full {
-		args = append(args, `--ginkgo.focus=\[k8s\.io\] (Image Manager|Runtime info)`)
-	}
 	cmd := exec.Command(critest, args...)
 	cmd.Dir = t.TempDir()
 	out, err := cmd.CombinedOutput()
@@ -204,8 +217,8 @@ func TestCritest(t *testing.T) {
 	passed, _ := strconv.Atoi(m[1])
 	failed, _ := strconv.Atoi(m[2])
 	skipped, _ := strconv.Atoi(m[4])
-	t.Logf("critest (%s): %d passed, %d failed, %d skipped; skipped by name as unreachable offline: %q",
-		map[bool]string{true: "full", false: "image and runtime info specs"}[full], passed, failed, skipped, critestUnreachable)
+	t.Logf("critest: %d passed, %d failed, %d skipped; skipped by name as unreachable offline: %q",
+		passed, failed, skipped, critestUnreachable)
 	var failures []string
 	for _, l := range strings.Split(string(out), "\n") {
 		if strings.HasPrefix(l, "  [FAIL]") {
@@ -216,7 +229,20 @@ func TestCritest(t *testing.T) {
 		t.Logf("failed specs:\n%s", strings.Join(failures, "\n"))
 		return
 	}
-	if failed > 0 || passed < 10 {
-		t.Errorf("critest's image and runtime info specs: %d passed, %d failed:\n%s\n\n%s", passed, failed, strings.Join(failures, "\n"), out)
+	var unknown []string
+	for _, f := range failures {
+		known := false
+		for spec, why := range critestKnownFailures {
+			if strings.HasSuffix(strings.TrimSuffix(f, " [Conformance]"), spec) {
+				t.Logf("known failure (%s): %s", why, f)
+				known = true
+			}
+		}
+		if !known {
+			unknown = append(unknown, f)
+		}
+	}
+	if passed < critestMinPassed || len(unknown) > 0 {
+		t.Errorf("critest: %d passed (at least %d wanted); failures not known to fail here:\n%s\n\n%s", passed, critestMinPassed, strings.Join(unknown, "\n"), out)
 	}
 }
