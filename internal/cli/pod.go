@@ -26,7 +26,7 @@ func addPodCommands(root *cobra.Command, g *globalOptions) {
 
 func newPodCreateCommand(g *globalOptions) *cobra.Command {
 	var o engine.PodOptions
-	var labels, publish, share []string
+	var labels, publish, share, uidMaps, gidMaps []string
 	var shmSize string
 	cmd := &cobra.Command{
 		Use:   "create [OPTIONS]",
@@ -55,6 +55,13 @@ func newPodCreateCommand(g *globalOptions) *cobra.Command {
 					return fmt.Errorf("--shm-size %q: %w", shmSize, err)
 				}
 			}
+			if len(uidMaps) > 0 || len(gidMaps) > 0 {
+				m, err := engine.ParseIDMaps(uidMaps, gidMaps)
+				if err != nil {
+					return err
+				}
+				o.UIDMaps, o.GIDMaps = m.UIDs, m.GIDs
+			}
 			p, err := e.PodCreate(ctx, o)
 			if err != nil {
 				return err
@@ -79,6 +86,8 @@ func newPodCreateCommand(g *globalOptions) *cobra.Command {
 	fl.StringVar(&o.IpcMode, "ipc", "", "IPC namespace: the pod's own (default) or host")
 	fl.StringVar(&o.CgroupParent, "cgroup-parent", "", "parent cgroup of the pod's containers")
 	fl.StringVar(&shmSize, "shm-size", "", "size of the pod's /dev/shm (default 64m)")
+	fl.StringArrayVar(&uidMaps, "uidmap", nil, "one user namespace for the pod's containers with this uid mapping, CONTAINER:HOST:SIZE (repeatable; root must be mapped)")
+	fl.StringArrayVar(&gidMaps, "gidmap", nil, "its gid mapping, CONTAINER:HOST:SIZE (repeatable; default: the --uidmap values)")
 	fl.StringArrayVar(&share, "share", nil, "namespaces to share: net,ipc,uts (always) and pid (one PID namespace for the pod's containers)")
 	return cmd
 }

@@ -5,6 +5,7 @@ package cri
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -39,7 +40,10 @@ func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runt
 		s.mu.Lock()
 		cidr := s.podCIDR
 		s.mu.Unlock()
-		info, _ := json.Marshal(map[string]any{"isolations": s.e.Isolations(), "podCIDR": cidr, "apiVersion": apiVersion})
+		// stateDir: where the containers' files are (critest probes
+		// idmapped mounts on its parent, as for containerd's).
+		info, _ := json.Marshal(map[string]any{"isolations": s.e.Isolations(), "podCIDR": cidr, "apiVersion": apiVersion,
+			"stateDir": filepath.Join(s.e.Root(), "snapshots")})
 		resp.Info = map[string]string{"config": string(info)}
 	}
 	return resp, nil
@@ -47,11 +51,11 @@ func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runt
 
 // handlers are the runtime handlers a RuntimeClass can name, with what
 // pods under them honour (the kubelet admits pods by these): recursive
-// read-only mounts under the linux isolation (mount_setattr, kernel 5.12
-// and later); user namespaces not yet.
+// read-only mounts (mount_setattr, kernel 5.12 and later) and pod user
+// namespaces under the linux isolation.
 func (s *Server) handlers() []*runtimeapi.RuntimeHandler {
 	linux := func(name string) *runtimeapi.RuntimeHandler {
-		return &runtimeapi.RuntimeHandler{Name: name, Features: &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true}}
+		return &runtimeapi.RuntimeHandler{Name: name, Features: &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true, UserNamespaces: true}}
 	}
 	out := []*runtimeapi.RuntimeHandler{linux(""), linux("runc")}
 	for _, iso := range s.e.Isolations() {

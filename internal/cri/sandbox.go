@@ -14,6 +14,7 @@ import (
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/network"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -92,8 +93,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		RuntimeHandler: req.GetRuntimeHandler(), HostNetwork: nsOpts.GetNetwork() == runtimeapi.NamespaceMode_NODE,
 		HostIPC: nsOpts.GetIpc() == runtimeapi.NamespaceMode_NODE, HostPID: nsOpts.GetPid() == runtimeapi.NamespaceMode_NODE,
 		Sysctls: cfg.GetLinux().GetSysctls()}
-	if u := nsOpts.GetUsernsOptions(); u != nil && u.GetMode() == runtimeapi.NamespaceMode_POD {
-		return nil, status.Error(codes.InvalidArgument, "RunPodSandbox: pod user namespaces are not supported yet")
+	uids, gids, err := podUserns(nsOpts.GetUsernsOptions())
+	if err != nil {
+		return nil, err
 	}
 	metaJSON, err := json.Marshal(meta)
 	if err != nil {
@@ -106,7 +108,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	labels[metaLabel] = string(metaJSON)
 	o := engine.PodOptions{
 		Name: sandboxName(md), Hostname: cfg.GetHostname(), Labels: labels, Annotations: cfg.GetAnnotations(),
-		CgroupParent: cfg.GetLinux().GetCgroupParent(),
+		CgroupParent: cfg.GetLinux().GetCgroupParent(), UIDMaps: uids, GIDMaps: gids,
 	}
 	if meta.HostNetwork {
 		o.NetworkMode = "host"
@@ -137,6 +139,35 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		return nil, grpcError(err)
 	}
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: p.ID}, nil
+}
+
+// podUserns checks the pod's user namespace request: NODE (the host's,
+// the default) or POD with one uid and one gid mapping, each mapping the
+// containers' root (the kubelet's shape; containerd's rules).
+func podUserns(u *runtimeapi.UserNamespace) (uids, gids []specs.LinuxIDMapping, err error) {
+	if u == nil || u.GetMode() == runtimeapi.NamespaceMode_NODE {
+		return nil, nil, nil
+	}
+	if u.GetMode() != runtimeapi.NamespaceMode_POD {
+		return nil, nil, status.Errorf(codes.InvalidArgument, "RunPodSandbox: user namespace mode %s: a pod's is NODE or POD", u.GetMode())
+	}
+	conv := func(what string, in []*runtimeapi.IDMapping) ([]specs.LinuxIDMapping, error) {
+		if len(in) != 1 {
+			return nil, status.Errorf(codes.InvalidArgument, "RunPodSandbox: a pod user namespace takes exactly one %s mapping, not %d", what, len(in))
+		}
+		m := in[0]
+		if m.GetContainerId() != 0 || m.GetLength() == 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "RunPodSandbox: the %s mapping %d:%d:%d must map the container's root (container ID 0)", what, m.GetContainerId(), m.GetHostId(), m.GetLength())
+		}
+		return []specs.LinuxIDMapping{{ContainerID: m.GetContainerId(), HostID: m.GetHostId(), Size: m.GetLength()}}, nil
+	}
+	if uids, err = conv("uid", u.GetUids()); err != nil {
+		return nil, nil, err
+	}
+	if gids, err = conv("gid", u.GetGids()); err != nil {
+		return nil, nil, err
+	}
+	return uids, gids, nil
 }
 
 // sandbox finds a pod by ID or unique ID prefix.

@@ -531,6 +531,16 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 			c.Warnings = append(c.Warnings, addedSubIDsWarning(added))
 		}
 	}
+	if pod != nil && pod.IDMap != nil {
+		// The pod's user namespace, joined (below): its mapping for the
+		// idmapped root and the files the engine writes.
+		m := pod.IDMap
+		if _, err := e.update(ctx, id, func(r *Container) error { r.IDMap = m; return nil }); err != nil {
+			return nil, err
+		}
+		c.IDMap = m
+		uidMap, gidMap = m.UIDs, m.GIDs
+	}
 	if err := os.MkdirAll(e.containerDir(id), 0o710); err != nil {
 		return nil, err
 	}
@@ -588,9 +598,16 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	if err == nil && pod != nil {
 		// Network, IPC and UTS of the pod's pins (setNetworkNamespace
 		// points the network one); the UTS one has the pod's hostname.
-		ipc, uts, pid := e.podNamespacePaths(pod.ID)
+		ipc, uts, pid, user := e.podNamespacePaths(pod.ID)
+		if pod.IDMap != nil {
+			// Joined, not made: the runtime joins the namespaces the
+			// host owns first, then this one (nsexec's join_all).
+			s.Linux.UIDMappings, s.Linux.GIDMappings = nil, nil
+		}
 		for i, n := range s.Linux.Namespaces {
 			switch {
+			case n.Type == specs.UserNamespace && pod.IDMap != nil:
+				s.Linux.Namespaces[i].Path = user
 			case n.Type == specs.PIDNamespace && pod.SharePID:
 				s.Linux.Namespaces[i].Path = pid
 			case n.Type == specs.IPCNamespace && o.IpcMode != "host":

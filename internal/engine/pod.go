@@ -18,6 +18,7 @@ import (
 	"github.com/berth-dev/berth/internal/log"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/network/netns"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -83,6 +84,9 @@ type Pod struct {
 	// SharePID: the containers share one PID namespace, held by the
 	// reaper (its pid and start time while the pod is ready).
 	SharePID    bool   `json:"SharePID,omitempty"`
+	// IDMap: the pod's containers share one user namespace of this
+	// mapping (held by the reaper, pinned at <state>/pods/<id>/user).
+	IDMap *IDMap `json:"IDMap,omitempty"`
 	ReaperPid   int    `json:"ReaperPid,omitempty"`
 	ReaperStart uint64 `json:"ReaperStart,omitempty"`
 	// The process creating the pod (State creating): if it is gone, the
@@ -124,6 +128,11 @@ type PodOptions struct {
 	// ShareProcess gives the pod's containers one PID namespace (held
 	// by a reaper process: see the invariants).
 	ShareProcess bool
+	// UIDMaps and GIDMaps give the pod's containers one user namespace
+	// of their own with this mapping (root must be mapped; GIDMaps
+	// default to UIDMaps). Its host IDs are the caller's to choose (the
+	// kubelet's), not reserved in the engine's table.
+	UIDMaps, GIDMaps []specs.LinuxIDMapping
 }
 
 func (e *Engine) podsDB() *store.DB            { return e.db.Pods() }
@@ -203,12 +212,31 @@ func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr er
 			return nil, fmt.Errorf("--dns %q is not an IP address: %w", d, ErrInvalid)
 		}
 	}
+	var idmap *IDMap
+	if len(o.UIDMaps) > 0 || len(o.GIDMaps) > 0 {
+		if o.IpcMode == "host" || o.NetworkMode == "host" {
+			return nil, fmt.Errorf("a pod user namespace with the host's network or IPC namespace: %w", ErrInvalid)
+		}
+		gids := o.GIDMaps
+		if len(gids) == 0 {
+			gids = o.UIDMaps
+		}
+		for _, side := range []struct {
+			what string
+			m    []specs.LinuxIDMapping
+		}{{"uid", o.UIDMaps}, {"gid", gids}} {
+			if _, ok := toHost(side.m, 0); !ok {
+				return nil, fmt.Errorf("pod user namespace: the %s mapping %v does not map the container's root (0): %w", side.what, side.m, ErrInvalid)
+			}
+		}
+		idmap = &IDMap{UIDs: o.UIDMaps, GIDs: gids}
+	}
 	id := newID()
 	p := &Pod{
 		ID: id, Name: o.Name, Created: time.Now().UTC(), State: PodCreating, Hostname: o.Hostname,
 		Labels: o.Labels, Annotations: o.Annotations, PortBindings: o.Ports,
 		DNS: o.DNS, DNSSearch: o.DNSSearch, DNSOptions: o.DNSOptions, ExtraHosts: o.ExtraHosts,
-		IpcMode: o.IpcMode, CgroupParent: o.CgroupParent, ShmSize: o.ShmSize, SharePID: o.ShareProcess,
+		IpcMode: o.IpcMode, CgroupParent: o.CgroupParent, ShmSize: o.ShmSize, SharePID: o.ShareProcess, IDMap: idmap,
 		OwnerPid: os.Getpid(), OwnerStart: procStart(os.Getpid()),
 	}
 	switch mode := o.NetworkMode; mode {
@@ -347,29 +375,42 @@ func (e *Engine) pinPod(ctx context.Context, p *Pod) (*Pod, error) {
 		// Published ports are the portmap plugin's alone: no process of
 		// the pod could hold a socket for them (containerd's CRI does
 		// the same), so a host port is not reserved against programs.
-		if eps, err = e.plumbNetns(ctx, p.ID, p.Networks, p.PortBindings, nil); err != nil {
+		var sysctls map[string]string
+		if p.IDMap != nil {
+			// What the containers' root, not the host's, cannot set in
+			// a network namespace the host owns (as for --userns).
+			sysctls = netSysctlsOutside(&Container{})
+		}
+		if eps, err = e.plumbNetns(ctx, p.ID, p.Networks, p.PortBindings, sysctls); err != nil {
 			return nil, fmt.Errorf("pod %s: network: %w", p.Name, err)
 		}
 		e.emitEndpoints(ctx, "connect", p.ID, eps)
 	}
 	stopAtForTest("pod-network-attached")
-	if p.IpcMode != "host" || p.NetworkMode != "host" {
-		if err := netns.PinIPCUTS(filepath.Join(e.opts.State, "pods"), p.ID, p.Hostname); err != nil {
-			return nil, fmt.Errorf("pod %s: %w", p.Name, err)
-		}
-	}
-	if p.IpcMode != "host" {
-		if err := e.mountPodShm(p); err != nil {
-			return nil, err
-		}
-	}
-	if p.SharePID {
+	if p.SharePID || p.IDMap != nil {
 		pid, start, err := e.startPodReaper(p)
 		if err != nil {
 			return nil, err
 		}
 		p.ReaperPid, p.ReaperStart = pid, start
 		if _, err := e.updatePod(ctx, p.ID, func(r *Pod) error { r.ReaperPid, r.ReaperStart = pid, start; return nil }); err != nil {
+			return nil, err
+		}
+	}
+	if p.IDMap != nil {
+		// IPC and UTS are the reaper's, owned by the pod's user
+		// namespace (its root mounts mqueue there).
+		_, uts, _, _ := e.podNamespacePaths(p.ID)
+		if err := netns.SetHostname(uts, p.Hostname); err != nil {
+			return nil, fmt.Errorf("pod %s: %w", p.Name, err)
+		}
+	} else if p.IpcMode != "host" || p.NetworkMode != "host" {
+		if err := netns.PinIPCUTS(filepath.Join(e.opts.State, "pods"), p.ID, p.Hostname); err != nil {
+			return nil, fmt.Errorf("pod %s: %w", p.Name, err)
+		}
+	}
+	if p.IpcMode != "host" {
+		if err := e.mountPodShm(p); err != nil {
 			return nil, err
 		}
 	}
@@ -383,8 +424,16 @@ func (e *Engine) pinPod(ctx context.Context, p *Pod) (*Pod, error) {
 		"hostname":    []byte(p.Hostname + "\n"),
 		"resolv.conf": resolvConf(holder),
 	} {
-		if err := writeInPlace(filepath.Join(e.podDir(p.ID), n), data); err != nil {
+		f := filepath.Join(e.podDir(p.ID), n)
+		if err := writeInPlace(f, data); err != nil {
 			return nil, err
+		}
+		if p.IDMap != nil {
+			// The containers' root may edit them, as anywhere else.
+			uid, gid := p.IDMap.Root()
+			if err := os.Chown(f, int(uid), int(gid)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if len(eps) > 0 && onUserNetwork(holder) {
@@ -485,7 +534,7 @@ func (e *Engine) podPinned(p *Pod) bool {
 			return false
 		}
 	}
-	return !p.SharePID || e.podReaperAlive(p)
+	return !p.SharePID && p.IDMap == nil || e.podReaperAlive(p)
 }
 
 // podContainers are the records of the pod's containers.
@@ -775,7 +824,7 @@ func (e *Engine) joinPod(ctx context.Context, o *CreateOptions) (*Pod, error) {
 
 // podNamespacePaths are the spec's namespace paths of a pod's
 // container: the pod's pins.
-func (e *Engine) podNamespacePaths(podID string) (ipc, uts, pid string) {
+func (e *Engine) podNamespacePaths(podID string) (ipc, uts, pid, user string) {
 	d := e.podStateDir(podID)
-	return filepath.Join(d, "ipc"), filepath.Join(d, "uts"), filepath.Join(d, "pid")
+	return filepath.Join(d, "ipc"), filepath.Join(d, "uts"), filepath.Join(d, "pid"), filepath.Join(d, "user")
 }

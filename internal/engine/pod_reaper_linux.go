@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -50,7 +51,23 @@ func (e *Engine) startPodReaper(p *Pod) (pid int, start uint64, err error) {
 	cmd := exec.Command(e.opts.Exe, "system", "pod-reaper")
 	cmd.Args[0] = "berth-pod-reaper"
 	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Cloneflags: unix.CLONE_NEWPID}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if p.SharePID {
+		cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWPID
+	}
+	if p.IDMap != nil {
+		// The pod's user namespace: its containers join it, and its
+		// PID namespace (if shared) is owned by it, so that their root
+		// may mount /proc.
+		cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWUSER | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS
+		for _, m := range p.IDMap.UIDs {
+			cmd.SysProcAttr.UidMappings = append(cmd.SysProcAttr.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+		}
+		for _, m := range p.IDMap.GIDs {
+			cmd.SysProcAttr.GidMappings = append(cmd.SysProcAttr.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+		}
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+	}
 	if err := cmd.Start(); err != nil {
 		return 0, 0, fmt.Errorf("pod %s: start the process that holds its PID namespace: %w", p.Name, err)
 	}
@@ -61,9 +78,23 @@ func (e *Engine) startPodReaper(p *Pod) (pid int, start uint64, err error) {
 	} else {
 		cmd.Process.Release()
 	}
-	if err := netns.PinPID(filepath.Join(e.opts.State, "pods"), p.ID, pid); err != nil {
-		unix.Kill(pid, unix.SIGKILL)
-		return 0, 0, err
+	parent := filepath.Join(e.opts.State, "pods")
+	if p.SharePID {
+		if err := netns.PinPID(parent, p.ID, pid); err != nil {
+			unix.Kill(pid, unix.SIGKILL)
+			return 0, 0, err
+		}
+	}
+	if p.IDMap != nil {
+		for _, kind := range []string{"user", "ipc", "uts"} {
+			if err := netns.PinOf(parent, p.ID, pid, kind); err != nil {
+				unix.Kill(pid, unix.SIGKILL)
+				netns.UnpinPID(e.podStateDir(p.ID))
+				netns.UnpinUser(e.podStateDir(p.ID))
+				netns.UnpinIPCUTS(e.podStateDir(p.ID))
+				return 0, 0, err
+			}
+		}
 	}
 	return pid, start, nil
 }
@@ -74,7 +105,7 @@ func (e *Engine) stopPodReaper(p *Pod) error {
 	if p.ReaperPid > 0 && alive(p.ReaperPid, p.ReaperStart) {
 		unix.Kill(p.ReaperPid, unix.SIGKILL)
 	}
-	return netns.UnpinPID(e.podStateDir(p.ID))
+	return errors.Join(netns.UnpinPID(e.podStateDir(p.ID)), netns.UnpinUser(e.podStateDir(p.ID)))
 }
 
 // podReaperAlive says whether the pod's PID namespace is usable.
@@ -82,6 +113,15 @@ func (e *Engine) podReaperAlive(p *Pod) bool {
 	if p.ReaperPid <= 0 || !alive(p.ReaperPid, p.ReaperStart) {
 		return false
 	}
-	ok, _ := netns.PIDPinned(e.podStateDir(p.ID))
-	return ok
+	if p.SharePID {
+		if ok, _ := netns.PIDPinned(e.podStateDir(p.ID)); !ok {
+			return false
+		}
+	}
+	if p.IDMap != nil {
+		if ok, _ := netns.UserPinned(e.podStateDir(p.ID)); !ok {
+			return false
+		}
+	}
+	return true
 }

@@ -230,3 +230,7 @@ func netSysctlsOutside(c *Container) map[string]string {
 	}
 	return out
 }
+
+// ParseIDMaps parses --uidmap and --gidmap values (CONTAINER:HOST:SIZE;
+// the gid mapping defaults to the uid one).
+func ParseIDMaps(uidMaps, gidMaps []string) (*IDMap, error) { return parseIDMaps(uidMaps, gidMaps) }

@@ -207,3 +207,37 @@ func TestPodCreateKilled(t *testing.T) {
 	e.run("pod", "rm", "halfway")
 	e.checkNothingLeft()
 }
+
+// TestPodUserns: a pod with --uidmap gives its containers one user
+// namespace of that mapping (held by the pod's reaper, as the CRI's POD
+// user namespace mode asks): root inside is the mapped host ID outside,
+// the image's files and the pod's /etc files are root's inside, and the
+// pod's IPC namespace is the user namespace's own (mqueue mounts).
+func TestPodUserns(t *testing.T) {
+	requireCNI(t)
+	e := newEngine(t)
+	e.loadDemoImage()
+	const host = 2000000000
+	e.run("pod", "create", "--name", "upod", "--share", "pid", "--uidmap", fmt.Sprintf("0:%d:65536", host))
+	e.run("run", "-d", "--name", "ua", "--pod", "upod", demoImage, "sleep", "100")
+	out := e.run("run", "--rm", "--pod", "upod", demoImage, "sh", "-c",
+		"cat /proc/self/uid_map; id -u; stat -c %u /bin/busybox /etc/hostname; readlink /proc/self/ns/user; ls -d /dev/mqueue; pidof sleep")
+	f := strings.Fields(out)
+	if len(f) < 9 || f[0] != "0" || f[1] != fmt.Sprint(host) || f[2] != "65536" || f[3] != "0" || f[4] != "0" || f[5] != "0" || f[7] != "/dev/mqueue" || f[8] == "" {
+		t.Fatalf("a container of a pod with a user namespace sees:\n%s", out)
+	}
+	inA := strings.TrimSpace(e.run("exec", "ua", "readlink", "/proc/self/ns/user"))
+	if inA != f[6] {
+		t.Errorf("the pod's containers are in different user namespaces: %s and %s", inA, f[6])
+	}
+	pid := strings.TrimSpace(e.run("inspect", "-f", "{{.State.Pid}}", "ua"))
+	st, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil || !strings.Contains(string(st), fmt.Sprintf("Uid:\t%d\t", host)) {
+		t.Errorf("the container's root seen from the host: %v\n%s", err, st)
+	}
+	if _, stderr, err := e.try("pod", "create", "--name", "bad", "--uidmap", fmt.Sprintf("1:%d:10", host)); err == nil || !strings.Contains(stderr, "root") {
+		t.Errorf("a pod mapping without root: %v %q", err, stderr)
+	}
+	e.run("pod", "rm", "-f", "upod")
+	e.checkNothingLeft()
+}

@@ -38,3 +38,18 @@ func UnpinPID(dir string) error { return errUnsupported }
 
 // PIDPinned is unsupported here.
 func PIDPinned(dir string) (bool, error) { return false, errUnsupported }
+
+// PinUser is unsupported here.
+func PinUser(parent, name string, pid int) error { return errUnsupported }
+
+// UnpinUser is unsupported here.
+func UnpinUser(dir string) error { return errUnsupported }
+
+// UserPinned is unsupported here.
+func UserPinned(dir string) (bool, error) { return false, errUnsupported }
+
+// PinOf is unsupported here.
+func PinOf(parent, name string, pid int, kind string) error { return errUnsupported }
+
+// SetHostname is unsupported here.
+func SetHostname(path, hostname string) error { return errUnsupported }

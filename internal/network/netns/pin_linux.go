@@ -126,14 +126,28 @@ func pinnedAs(path string, typ int) (bool, error) {
 // namespace outlives its init only as a husk (no process can be made in
 // it), so the pin serves while that process lives; the caller keeps it
 // alive and checks it (PIDPinned).
-func PinPID(parent, name string, pid int) error {
+func PinPID(parent, name string, pid int) error { return PinOf(parent, name, pid, "pid") }
+
+// PinUser pins the user namespace of process pid at parent/name/user
+// (unlike a PID namespace, a pinned user namespace lives on by itself).
+func PinUser(parent, name string, pid int) error { return PinOf(parent, name, pid, "user") }
+
+// PinOf pins the namespace kind (pid, user, ipc, uts) of process pid at
+// parent/name/kind.
+func PinOf(parent, name string, pid int, kind string) error {
 	if err := validName(name); err != nil {
 		return err
+	}
+	if _, ok := nsKinds[kind]; !ok {
+		return fmt.Errorf("pin namespaces: unknown kind %q", kind)
+	}
+	if err := os.MkdirAll(filepath.Join(parent, name), 0o700); err != nil {
+		return fmt.Errorf("pin namespaces: %w", err)
 	}
 	if err := ensureSharedMounts(parent); err != nil {
 		return err
 	}
-	target := filepath.Join(parent, name, "pid")
+	target := filepath.Join(parent, name, kind)
 	if err := removePath(target); err != nil {
 		return err
 	}
@@ -142,17 +156,51 @@ func PinPID(parent, name string, pid int) error {
 		return fmt.Errorf("pin namespaces: %w", err)
 	}
 	f.Close()
-	if err := unix.Mount(fmt.Sprintf("/proc/%d/ns/pid", pid), target, "", unix.MS_BIND, ""); err != nil {
+	if err := unix.Mount(fmt.Sprintf("/proc/%d/ns/%s", pid, kind), target, "", unix.MS_BIND, ""); err != nil {
 		os.Remove(target)
 		return fmt.Errorf("pin namespaces: pin %s: %w", target, err)
 	}
 	return nil
 }
 
+var nsKinds = map[string]int{"pid": unix.CLONE_NEWPID, "user": unix.CLONE_NEWUSER, "ipc": unix.CLONE_NEWIPC, "uts": unix.CLONE_NEWUTS}
+
+// SetHostname sets the hostname of the UTS namespace pinned at path, from
+// a thrown-away thread that joins it (the host's root may, whichever user
+// namespace owns it).
+func SetHostname(path, hostname string) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("hostname: %w", err)
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWUTS); err != nil {
+			errc <- fmt.Errorf("hostname: enter %s: %w", path, err)
+			return
+		}
+		if err := unix.Sethostname([]byte(hostname)); err != nil {
+			errc <- fmt.Errorf("hostname %q: %w", hostname, err)
+			return
+		}
+		errc <- nil
+	}()
+	return <-errc
+}
+
+// UnpinUser removes what PinUser made in dir; a missing pin is no error.
+func UnpinUser(dir string) error { return removePath(filepath.Join(dir, "user")) }
+
+// UserPinned reports whether dir's user pin holds a user namespace.
+func UserPinned(dir string) (bool, error) {
+	return pinnedAs(filepath.Join(dir, "user"), unix.CLONE_NEWUSER)
+}
+
 // UnpinPID removes what PinPID made in dir; a missing pin is no error.
 func UnpinPID(dir string) error { return removePath(filepath.Join(dir, "pid")) }
 
 // PIDPinned reports whether dir's PID pin holds a PID namespace.
-func PIDPinned(dir string) (bool, error) {
-	return pinnedAs(filepath.Join(dir, "pid"), unix.CLONE_NEWPID)
-}
+func PIDPinned(dir string) (bool, error) { return pinnedAs(filepath.Join(dir, "pid"), unix.CLONE_NEWPID) }
