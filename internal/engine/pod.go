@@ -83,10 +83,10 @@ type Pod struct {
 	ShmSize      int64  `json:"ShmSize,omitempty"`
 	// SharePID: the containers share one PID namespace, held by the
 	// reaper (its pid and start time while the pod is ready).
-	SharePID    bool   `json:"SharePID,omitempty"`
+	SharePID bool `json:"SharePID,omitempty"`
 	// IDMap: the pod's containers share one user namespace of this
 	// mapping (held by the reaper, pinned at <state>/pods/<id>/user).
-	IDMap *IDMap `json:"IDMap,omitempty"`
+	IDMap       *IDMap `json:"IDMap,omitempty"`
 	ReaperPid   int    `json:"ReaperPid,omitempty"`
 	ReaperStart uint64 `json:"ReaperStart,omitempty"`
 	// The process creating the pod (State creating): if it is gone, the

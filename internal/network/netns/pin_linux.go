@@ -203,4 +203,6 @@ func UserPinned(dir string) (bool, error) {
 func UnpinPID(dir string) error { return removePath(filepath.Join(dir, "pid")) }
 
 // PIDPinned reports whether dir's PID pin holds a PID namespace.
-func PIDPinned(dir string) (bool, error) { return pinnedAs(filepath.Join(dir, "pid"), unix.CLONE_NEWPID) }
+func PIDPinned(dir string) (bool, error) {
+	return pinnedAs(filepath.Join(dir, "pid"), unix.CLONE_NEWPID)
+}
