@@ -127,6 +127,17 @@ func TestPods(t *testing.T) {
 	if _, stderr, err := e.try("pod", "create", "--name", "pt"); err == nil || !strings.Contains(stderr, "already in use") {
 		t.Errorf("a second pod named pt: %v %q", err, stderr)
 	}
+	// A pod whose network cannot be set up (an address outside the
+	// network's subnet: the IPAM plugin refuses it) leaves nothing.
+	if _, stderr, err := e.try("pod", "create", "--name", "badnet", "--ip", "192.0.2.77"); err == nil || !strings.Contains(stderr, "192.0.2.77") {
+		t.Errorf("a pod with an address outside its network: %v %q", err, stderr)
+	}
+	if got := e.pods(); len(got) != 1 {
+		t.Errorf("pods after a failed create: %+v", got)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.state, "netns")); len(ents) != 1 {
+		t.Errorf("network namespaces after a failed pod create: %v", ents)
+	}
 
 	// stop: the containers stop, the pins and the network go.
 	e.run("pod", "stop", "-t", "1", "pt")
