@@ -51,7 +51,7 @@ func newEventsCommand(g *globalOptions) *cobra.Command {
 			}
 			out := bufio.NewWriter(os.Stdout)
 			write := func(m events.Message) error {
-				if !f.Match(m) {
+				if !f.Match(m) || !events.InNamespace(m, g.namespace) {
 					return nil
 				}
 				switch {

@@ -31,7 +31,7 @@ func (s *Server) GetContainerEvents(req *runtimeapi.GetEventsRequest, stream grp
 		if m.Type != events.TypeContainer || !ok {
 			return nil
 		}
-		if _, cri := m.Actor.Attributes[metaLabel]; !cri {
+		if _, cri := m.Actor.Attributes[metaLabel]; !cri || !events.InNamespace(m, s.e.Namespace()) {
 			return nil
 		}
 		resp := &runtimeapi.ContainerEventResponse{ContainerId: m.Actor.ID, ContainerEventType: typ, CreatedAt: m.TimeNano}

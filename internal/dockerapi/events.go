@@ -57,7 +57,7 @@ func (s *Server) systemEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	enc := json.NewEncoder(w)
 	emit := func(m events.Message) error {
-		if !filter.Match(m) {
+		if !filter.Match(m) || !events.InNamespace(m, s.e.Namespace()) {
 			return nil
 		}
 		if err := enc.Encode(m); err != nil {

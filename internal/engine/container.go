@@ -56,6 +56,9 @@ type Container struct {
 	// Pod is the ID of the pod whose namespaces the container joins
 	// ("" for none).
 	Pod string `json:"Pod,omitempty"`
+	// Namespace is the store namespace the record lives in (the store's
+	// column, not part of the JSON).
+	Namespace string `json:"-"`
 }
 
 // IDMap is a container's mapping of its uids and gids onto host IDs.

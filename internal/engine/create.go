@@ -459,7 +459,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		exposed = nil
 	}
 	c := &Container{
-		ID: id, Name: name, Created: time.Now().UTC(), Pod: o.Pod,
+		ID: id, Name: name, Created: time.Now().UTC(), Pod: o.Pod, Namespace: e.opts.Namespace,
 		Image: rec.ID(), ImageName: rec.Name, DiffIDs: rec.DiffIDs,
 		LogPath: logPathOf(e.containerDir(id), id, logDriver, o.LogPath),
 		Config: Config{

@@ -105,6 +105,9 @@ func Open(opts Options) (*Engine, error) {
 	return &Engine{opts: opts, db: db.InNamespace(opts.Namespace), images: opts.Images, snapshots: opts.Images.Snapshots(), driver: newDrivers(opts.Driver, opts.Drivers), events: openJournal(opts.Root)}, nil
 }
 
+// Namespace is the store namespace the engine's names and lists are in.
+func (e *Engine) Namespace() string { return e.opts.Namespace }
+
 // Root is the engine's persistent root directory.
 func (e *Engine) Root() string { return e.opts.Root }
 
@@ -152,7 +155,7 @@ func decode(r store.Row) (*Container, error) {
 	if err := json.Unmarshal(r.Data, &c); err != nil {
 		return nil, fmt.Errorf("engine: record of container %s is corrupt: %w", r.ID, err)
 	}
-	c.ID, c.Name = r.ID, r.Name
+	c.ID, c.Name, c.Namespace = r.ID, r.Name, r.Namespace
 	return &c, nil
 }
 

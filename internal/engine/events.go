@@ -25,6 +25,9 @@ func (e *Engine) emit(c *Container, action string, extra map[string]string) {
 		attrs[k] = v
 	}
 	attrs["name"], attrs["image"] = c.Name, c.Config.Image
+	if c.Namespace != "" {
+		attrs[events.AttrNamespace] = c.Namespace
+	}
 	for k, v := range extra {
 		attrs[k] = v
 	}

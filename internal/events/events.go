@@ -38,6 +38,21 @@ const (
 	TypeVolume    = "volume"
 )
 
+// AttrNamespace is the attribute that names a container's store
+// namespace when it is not the default one: each front end shows the
+// events of its own namespace only (InNamespace).
+const AttrNamespace = "io.berth.namespace"
+
+// InNamespace says whether m belongs to store namespace ns: a container
+// event of that namespace, or any other event (networks, volumes and
+// images are shared).
+func InNamespace(m Message, ns string) bool {
+	if m.Type != TypeContainer {
+		return true
+	}
+	return m.Actor.Attributes[AttrNamespace] == ns
+}
+
 // Actor is the object an event is about.
 type Actor struct {
 	ID         string            `json:"ID"`

@@ -3,6 +3,7 @@ package integration
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestStoreNamespaces: containers made with --namespace live apart: not
@@ -44,6 +45,14 @@ func TestStoreNamespaces(t *testing.T) {
 	waitFor(t, 10e9, "the k8s container's log", func() bool { out, _, _ := e.try(k8s("logs", "apart")...); return out == "hi\nhi\n" })
 	if out := e.run(k8s("exec", "apart", "echo", "in")...); out != "in\n" {
 		t.Errorf("exec: %q", out)
+	}
+	// Events too: each namespace sees its own containers'.
+	until := time.Now().Add(time.Second).Format(time.RFC3339Nano)
+	if out := e.run("events", "--since", "10m", "--until", until, "--filter", "type=container"); strings.Contains(out, id) {
+		t.Errorf("berth events in the default namespace shows the k8s container's:\n%s", out)
+	}
+	if out := e.run(k8s("events", "--since", "10m", "--until", until, "--filter", "type=container")...); !strings.Contains(out, id) {
+		t.Errorf("berth --namespace k8s events does not show its container's:\n%s", out)
 	}
 	e.run(k8s("rm", "-f", "apart")...)
 	e.run(k8s("run", "--rm", demoImage, "true")...)
