@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -191,9 +190,7 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if err == nil && p.Master != nil {
-		if m, perr := pollable(p.Master); perr == nil {
-			p.Master = m
-		} else {
+		if perr := p.PollableMaster(); perr != nil {
 			// It runs: serve it as it is (a client that goes is then
 			// noticed only when the exec writes).
 			s.log.Warn("exec terminal stays blocking", "exec", rec.id, "err", perr)
@@ -274,31 +271,6 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) error {
 type keepOpen struct{ *os.File }
 
 func (keepOpen) Close() error { return nil }
-
-// pollable moves a pty master from the runtime (opened blocking) into the
-// runtime poller, so that Close wakes a goroutine blocked reading it: a
-// blocking read would hold it open, and keep the exec from its hang-up,
-// for as long as the exec writes nothing.
-func pollable(f *os.File) (*os.File, error) {
-	raw, err := f.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	dup := -1
-	var derr error
-	if err := raw.Control(func(fd uintptr) { dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
-		return nil, err
-	}
-	if derr != nil {
-		return nil, fmt.Errorf("exec terminal: %w", derr)
-	}
-	if err := unix.SetNonblock(dup, true); err != nil {
-		unix.Close(dup)
-		return nil, fmt.Errorf("exec terminal: %w", err)
-	}
-	f.Close()
-	return os.NewFile(uintptr(dup), f.Name()), nil
-}
 
 // track records the exec's pid and, when it ends, its exit code; the
 // returned channel is closed then.

@@ -105,11 +105,14 @@ func (e *Engine) Attach(ctx context.Context, ref string, a *Attach) (*Started, e
 	var files []int
 	if a.Stdin != nil && c.Config.OpenStdin {
 		flags = "i"
+		if a.StdinOnce {
+			flags = "io"
+		}
 		files = append(files, int(a.Stdin.Fd()))
 	}
 	files = append(files, int(a.Stdout.Fd()), int(a.Stderr.Fd()))
 	keys := "-"
-	if flags == "i" && c.Config.Tty && len(a.DetachKeys) > 0 {
+	if flags != "-" && c.Config.Tty && len(a.DetachKeys) > 0 {
 		keys = hex.EncodeToString(a.DetachKeys)
 	}
 	msg := fmt.Sprintf("A %s %s\n", flags, keys)

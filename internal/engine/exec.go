@@ -15,6 +15,7 @@ import (
 	"github.com/berth-dev/berth/internal/engine/spec"
 	"github.com/berth-dev/berth/internal/runtime"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // ExecOptions are `berth exec`'s settings.
@@ -67,6 +68,38 @@ func (p *ExecProcess) Wait() (int, error) {
 		p.done(code)
 	}
 	return code, err
+}
+
+// PollableMaster moves the pty master (opened blocking by the runtime)
+// into Go's poller, so that a deadline or Close wakes a goroutine blocked
+// reading it: a blocking read would hold the master open, and keep the
+// process from its hang-up, for as long as it writes nothing. For servers
+// whose clients may go while the terminal is quiet. On failure Master is
+// left as it was.
+func (p *ExecProcess) PollableMaster() error {
+	if p.Master == nil {
+		return nil
+	}
+	raw, err := p.Master.SyscallConn()
+	if err != nil {
+		return err
+	}
+	dup := -1
+	var derr error
+	if err := raw.Control(func(fd uintptr) { dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return err
+	}
+	if derr != nil {
+		return fmt.Errorf("exec terminal: %w", derr)
+	}
+	if err := unix.SetNonblock(dup, true); err != nil {
+		unix.Close(dup)
+		return fmt.Errorf("exec terminal: %w", err)
+	}
+	name := p.Master.Name()
+	p.Master.Close()
+	p.Master = os.NewFile(uintptr(dup), name)
+	return nil
 }
 
 // notRunning is docker's refusal of an exec (or top, cp ...) into a

@@ -73,6 +73,10 @@ type Attach struct {
 	// the caller only watches. For callers that must not be the only
 	// ones to record it (berth serve: its client may go).
 	MonitorRecordsExit bool
+	// StdinOnce: the end of Stdin ends the container's stdin (without a
+	// tty), as that of the caller that started it does: the CRI's
+	// StdinOnce for an attach to a running container.
+	StdinOnce bool
 }
 
 // ErrDetached: the attached caller typed its detach keys (docker's

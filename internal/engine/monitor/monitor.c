@@ -24,8 +24,9 @@
 //   env _BERTH_MONITOR_SOCKET  the attach socket to listen on
 //
 // Attach socket: a CLI that attaches later (berth attach) connects and
-// sends "A <i|-> <hex detach keys|->\n" with its stdin (with i), stdout
-// and stderr as SCM_RIGHTS; the monitor answers "S <pid>" (attached) or
+// sends "A <i|io|-> <hex detach keys|->\n" with its stdin (with i), stdout
+// and stderr as SCM_RIGHTS (with o, the end of that stdin ends the
+// container's, as the starting CLI's does: the CRI's StdinOnce); the monitor answers "S <pid>" (attached) or
 // "E <message>", then uses the connection as that CLI's notify file: the
 // same "X <code>" at the exit, and "Q" when the CLI typed its detach keys
 // (it is then dropped, the container left running). Up to MAX_CLIENTS
@@ -111,6 +112,7 @@ struct client {
 	pid_t pid; // a SIGWINCH from it resizes the pty from its terminal
 	int in, out, err; // -1 once closed
 	int notify; // a later CLI's connection (the original's is notify_fd)
+	int once; // a later CLI whose stdin's end closes the container's ('o')
 	// Its detach sequence (empty: none), and how much of it the input
 	// matched so far (held back until it completes or breaks).
 	unsigned char keys[DETACH_MAX];
@@ -924,6 +926,7 @@ static void accept_attach(void)
 		else
 			close(in);
 	}
+	cl->once = cl->in >= 0 && strchr(flags, 'o') != NULL;
 	cl->out = passed[k++];
 	cl->err = passed[k++];
 	cl->notify = c;
@@ -1254,10 +1257,11 @@ static void run_monitor(const char *flags)
 				}
 			} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
 				// This stdin ended. That of the CLI that started the
-				// container ends the container's too (docker closes
-				// it; with a tty the pty stays).
+				// container, or of one attached with 'o', ends the
+				// container's too (docker closes it, and the CRI's
+				// StdinOnce; with a tty the pty stays).
 				close_fd(&c->in);
-				if (c->orig && stdin_once) {
+				if ((c->orig && stdin_once) || c->once) {
 					in_eof = 1;
 					flush_input();
 				}
