@@ -1,9 +1,12 @@
 package netns
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -174,6 +177,27 @@ func inside(path string, fn func() error) error {
 		errc <- fn()
 	}()
 	return <-errc
+}
+
+// Dial connects to addr over network ("tcp", "udp", ...) from inside the
+// pinned network namespace at path ("": the caller's own), on a thread
+// of inside's that is thrown away afterwards. The socket belongs to the
+// namespace it was made in for its whole life, so the connection is used
+// from any goroutine after. addr is a literal address: a name lookup or
+// a second address raced in parallel would run on another thread, in
+// the caller's namespace.
+func Dial(ctx context.Context, path, network string, addr netip.AddrPort) (net.Conn, error) {
+	var d net.Dialer
+	if path == "" {
+		return d.DialContext(ctx, network, addr.String())
+	}
+	var conn net.Conn
+	err := inside(path, func() error {
+		var err error
+		conn, err = d.DialContext(ctx, network, addr.String())
+		return err
+	})
+	return conn, err
 }
 
 // LoopbackUp brings up "lo" inside the pinned namespace at path (a new

@@ -1,8 +1,12 @@
 package netns
 
 import (
+	"context"
 	"errors"
+	"io"
 	"io/fs"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,5 +148,57 @@ func TestIsPinnedRejectsOtherFiles(t *testing.T) {
 	}
 	if ok, err := IsPinned(filepath.Join(t.TempDir(), "missing")); ok || err != nil {
 		t.Fatalf("missing: %v %v", ok, err)
+	}
+}
+
+// Dial reaches a port that listens only inside the namespace, and the
+// connection it returns keeps working from the caller's goroutine.
+func TestDialInside(t *testing.T) {
+	requireRoot(t)
+	dir := testDir(t)
+	p, err := New(dir, "dial")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := LoopbackUp(p); err != nil {
+		t.Fatal(err)
+	}
+	var l net.Listener
+	if err := inside(p, func() (err error) {
+		l, err = net.Listen("tcp", "127.0.0.1:0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	addr := netip.MustParseAddrPort(l.Addr().String())
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(c, c)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, p, "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "ping"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo through the namespace: %q %v", buf, err)
+	}
+	l.Close()
+	if _, err := Dial(ctx, p, "tcp", addr); !errors.Is(err, unix.ECONNREFUSED) {
+		t.Errorf("dial %s in the namespace after its listener closed: %v, want connection refused", addr, err)
+	}
+	if _, err := Dial(ctx, filepath.Join(dir, "missing"), "tcp", addr); err == nil {
+		t.Error("dial in a namespace that does not exist succeeded")
 	}
 }

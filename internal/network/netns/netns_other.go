@@ -2,7 +2,12 @@
 
 package netns
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+)
 
 var errUnsupported = errors.New("netns: network namespaces need Linux")
 
@@ -11,6 +16,11 @@ func Remove(dir, name string) error        { return errUnsupported }
 func List(dir string) ([]string, error)    { return nil, errUnsupported }
 func CleanTemp(dir string) error           { return errUnsupported }
 func IsPinned(path string) (bool, error)   { return false, errUnsupported }
+
+// Dial is unsupported here.
+func Dial(ctx context.Context, path, network string, addr netip.AddrPort) (net.Conn, error) {
+	return nil, errUnsupported
+}
 
 // LoopbackUp is unsupported here.
 func LoopbackUp(path string) error { return errUnsupported }
