@@ -29,13 +29,14 @@ import (
 	"github.com/berth-dev/berth/internal/runtime/linux"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"k8s.io/klog/v2"
 )
 
 // newServeCommand is `berth serve`: the optional daemon of the API
 // sockets. Containers never depend on it: they run under their monitors
 // whether it runs or not, and the CLI sees what it made.
 func newServeCommand(g *globalOptions) *cobra.Command {
-	var dockerSocket, criSocket string
+	var dockerSocket, criSocket, streamAddress string
 	var hosts []string
 	var tlsOpts dockerapi.TLSOptions
 	cmd := &cobra.Command{
@@ -43,8 +44,9 @@ func newServeCommand(g *globalOptions) *cobra.Command {
 		Short: "Serve the Docker Engine API and the Kubernetes CRI (each socket is root-equivalent)",
 		Long: `Serve the Docker Engine API (--docker-socket, and --host for more listeners:
 unix sockets, or TCP with TLS and client certificates) and the Kubernetes
-CRI v1 (--cri-socket). Unix sockets are mode 0660, group berth if it
-exists. With none of --docker-socket, --host and --cri-socket both APIs
+CRI v1 (--cri-socket), with its streaming server for exec, attach and
+port-forward sessions on --stream-address. Unix sockets are mode 0660,
+group berth if it exists. With none of --docker-socket, --host and --cri-socket both APIs
 are served on their default sockets; naming one serves only what is named.
 Every socket gives its users the power of root on this host. Containers
 run under their own monitors and do not depend on serve: stopping or
@@ -77,7 +79,7 @@ restarting it leaves them running.`,
 					l.Close()
 				}
 			}()
-			var criListener net.Listener
+			var criListener, streamListener net.Listener
 			if criSocket != "" {
 				// On failure the deferred Close of the Docker API's
 				// unix listeners unlinks their sockets.
@@ -85,6 +87,11 @@ restarting it leaves them running.`,
 					return err
 				}
 				defer os.Remove(criSocket)
+				if streamListener, err = listenStreams(streamAddress); err != nil {
+					criListener.Close()
+					return err
+				}
+				defer streamListener.Close()
 			}
 			// Pulls use a request's credentials (X-Registry-Auth, the
 			// CRI's AuthConfig) before the server's own.
@@ -113,7 +120,7 @@ restarting it leaves them running.`,
 				servers = append(servers, func() error { return serveDocker(ctx, e, listeners, log) })
 			}
 			if criListener != nil {
-				servers = append(servers, func() error { return serveCRI(ctx, e, criListener, log) })
+				servers = append(servers, func() error { return serveCRI(ctx, e, criListener, streamListener, log) })
 			}
 			errs := make(chan error, len(servers))
 			for _, run := range servers {
@@ -137,6 +144,7 @@ restarting it leaves them running.`,
 	cmd.Flags().StringVar(&tlsOpts.Key, "tlskey", "", "the server's private key (PEM)")
 	cmd.Flags().BoolVar(&tlsOpts.PlainLocal, "insecure-loopback", false, "allow plain TCP on a loopback address (any local user can then use the API: it is root-equivalent)")
 	cmd.Flags().StringVar(&criSocket, "cri-socket", "/run/berth/berth.sock", "the Kubernetes CRI's unix socket")
+	cmd.Flags().StringVar(&streamAddress, "stream-address", "127.0.0.1:0", "HOST:PORT of the CRI's streaming server (exec, attach, port-forward sessions; plain HTTP, port 0 picks a free one): keep it on loopback, where the kubelet reaches it")
 	return cmd
 }
 
@@ -260,9 +268,28 @@ func serveDocker(ctx context.Context, e *engine.Engine, listeners []*namedListen
 	return first
 }
 
-// serveCRI serves the CRI's runtime and image services on l until ctx
-// ends, then stops gracefully (in-flight calls finish, 5 s at most).
-func serveCRI(ctx context.Context, e *engine.Engine, l net.Listener, log *slog.Logger) error {
+// listenStreams opens the CRI's streaming server's TCP listener. A port
+// off loopback is served as asked, with a warning: the sessions are plain
+// HTTP, guarded only by their single-use tokens.
+func listenStreams(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--stream-address %q: want HOST:PORT (127.0.0.1:0 picks a free loopback port): %w", addr, err)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--stream-address %s: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		slog.Warn("the CRI's streaming server listens off loopback, in plain HTTP", "address", l.Addr().String())
+	}
+	return l, nil
+}
+
+// serveCRI serves the CRI's runtime and image services on l, and its
+// streaming sessions on streams, until ctx ends, then stops gracefully
+// (in-flight calls finish, 5 s at most; sessions are ended).
+func serveCRI(ctx context.Context, e *engine.Engine, l, streams net.Listener, log *slog.Logger) error {
 	// The kubelet's pods and containers live in their own store
 	// namespace, out of `berth ps` (images, networks, volumes shared).
 	e, err := e.InNamespace(engine.CRINamespace)
@@ -270,23 +297,49 @@ func serveCRI(ctx context.Context, e *engine.Engine, l net.Listener, log *slog.L
 		return err
 	}
 	s := cri.New(e, Version, log, func() error { return cni.CheckPlugins(nil, "bridge", "host-local", "portmap", "loopback") })
-	g := grpc.NewServer(grpc.ChainUnaryInterceptor(s.UnaryLogger), grpc.MaxRecvMsgSize(16<<20))
-	s.Register(g)
-	go func() {
-		<-ctx.Done()
-		done := make(chan struct{})
-		go func() { g.GracefulStop(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			g.Stop()
-		}
-	}()
-	log.Info("serving the CRI", "socket", l.Addr().String(), "api", "v1")
-	if err := g.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+	// The streaming library logs through klog: into serve's log.
+	klog.SetSlogLogger(log)
+	ss, err := cri.NewStreamServer(e, streams, log)
+	if err != nil {
 		return err
 	}
-	return nil
+	s.ServeStreams(ss)
+	g := grpc.NewServer(grpc.ChainUnaryInterceptor(s.UnaryLogger), grpc.MaxRecvMsgSize(16<<20))
+	s.Register(g)
+	log.Info("serving the CRI", "socket", l.Addr().String(), "api", "v1", "streams", ss.URL())
+	errs := make(chan error, 2)
+	go func() { errs <- ss.Serve() }()
+	go func() {
+		err := g.Serve(l)
+		if errors.Is(err, grpc.ErrServerStopped) {
+			err = nil
+		}
+		errs <- err
+	}()
+	// Until ctx ends or either fails (neither returns before a stop
+	// but on failure); then both stop, the gRPC server first (no new
+	// sessions), the sessions after.
+	var first error
+	pending := 2
+	select {
+	case <-ctx.Done():
+	case first = <-errs:
+		pending--
+	}
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		g.Stop()
+	}
+	ss.Stop()
+	for ; pending > 0; pending-- {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // Markers around a stack dump in serve's log (dockerd's words).

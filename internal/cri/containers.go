@@ -40,6 +40,9 @@ type containerMeta struct {
 	// Image is the image as the kubelet named it.
 	Image   string `json:"image"`
 	LogPath string `json:"logPath,omitempty"`
+	// StdinOnce: the end of the first attach's stdin closes the
+	// container's (streaming.go).
+	StdinOnce bool `json:"stdinOnce,omitempty"`
 }
 
 func containerMetaOf(c *engine.Container) (*containerMeta, bool) {
@@ -92,7 +95,8 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 func (s *Server) createOptions(p *engine.Pod, pmeta *sandboxMeta, cfg *runtimeapi.ContainerConfig) (engine.CreateOptions, error) {
 	md := cfg.GetMetadata()
 	pmd := pmeta.Metadata
-	meta := containerMeta{Metadata: md, Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(), Image: cfg.GetImage().GetImage()}
+	meta := containerMeta{Metadata: md, Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(), Image: cfg.GetImage().GetImage(),
+		StdinOnce: cfg.GetStdin() && cfg.GetStdinOnce()}
 	o := engine.CreateOptions{
 		Name:  strings.Join([]string{md.GetName(), pmd.GetName(), pmd.GetNamespace(), pmd.GetUid(), strconv.FormatUint(uint64(md.GetAttempt()), 10)}, "_"),
 		Image: cfg.GetImage().GetImage(), Pod: p.ID,

@@ -8,9 +8,10 @@
 //
 // The image service is whole. Of the runtime service, pods and
 // containers (sandbox.go, containers.go) are the engine's pods and
-// containers in the engine's CRI namespace; what is not served yet
-// (streaming, stats, events) answers codes.Unimplemented with a message,
-// never a hang.
+// containers in the engine's CRI namespace; Exec, Attach and PortForward
+// are sessions on a streaming server (streaming.go); what is not served
+// yet (stats, events) answers codes.Unimplemented with a message, never
+// a hang.
 //
 // Invariants: every error leaves a handler through grpcError, which maps
 // berth's error categories (wrapped with %w below) onto the codes
@@ -43,6 +44,7 @@ type Server struct {
 	version string // berth's
 	log     *slog.Logger
 	cni     CNICheck
+	streams *StreamServer // Exec, Attach, PortForward (streaming.go)
 
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig
