@@ -10,8 +10,7 @@
 // containers (sandbox.go, containers.go) are the engine's pods and
 // containers in the engine's CRI namespace; Exec, Attach and PortForward
 // are sessions on a streaming server (streaming.go); what is not served
-// yet (stats, events) answers codes.Unimplemented with a message, never
-// a hang.
+// answers codes.Unimplemented with a message, never a hang.
 //
 // Invariants: every error leaves a handler through grpcError, which maps
 // berth's error categories (wrapped with %w below) onto the codes
