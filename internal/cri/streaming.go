@@ -7,12 +7,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine"
@@ -229,17 +231,24 @@ type sessionConn struct {
 	end     context.CancelFunc
 	ss      *StreamServer
 	forward bool
+	closed  atomic.Bool
 }
 
 func (c *sessionConn) Read(p []byte) (int, error) {
 	n, err := c.in.Read(p)
 	if err != nil {
 		c.end()
+		if c.closed.Load() {
+			// Closed on this side (the session is over): the end of
+			// the stream, not a failure for the library to log.
+			err = io.EOF
+		}
 	}
 	return n, err
 }
 
 func (c *sessionConn) Close() error {
+	c.closed.Store(true)
 	c.end()
 	c.ss.mu.Lock()
 	delete(c.ss.conns, c)

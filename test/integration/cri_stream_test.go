@@ -331,6 +331,18 @@ func TestCRIStreaming(t *testing.T) {
 		}
 	}
 
+	// Sessions that ended, normally or with their client's going, are
+	// no error in serve's log.
+	if b, err := os.ReadFile(srv.log); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "level=ERROR") {
+				t.Errorf("serve logged an error: %s", l)
+			}
+		}
+	}
+
 	// What crictl does not show: the codes of calls that cannot have a
 	// session.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
