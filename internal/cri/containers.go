@@ -516,12 +516,12 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 	select {
 	case r = <-done:
 	case <-timeout:
-		unix.Kill(p.Pid, unix.SIGKILL)
+		killExec(p)
 		<-done
 		wg.Wait()
 		return nil, status.Errorf(codes.DeadlineExceeded, "ExecSync: command %q timed out after %ds", strings.Join(req.GetCmd(), " "), req.GetTimeout())
 	case <-ctx.Done():
-		unix.Kill(p.Pid, unix.SIGKILL)
+		killExec(p)
 		<-done
 		wg.Wait()
 		return nil, grpcError(ctx.Err())
@@ -531,6 +531,14 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 		return nil, grpcError(r.err)
 	}
 	return &runtimeapi.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(r.code)}, nil
+}
+
+// killExec kills an ExecSync's process past its time; only a host pid
+// (kill of 0 would be serve's own process group).
+func killExec(p *engine.ExecProcess) {
+	if p.Pid > 0 {
+		unix.Kill(p.Pid, unix.SIGKILL)
+	}
 }
 
 // UpdateContainerResources changes a container's memory and CPU limits

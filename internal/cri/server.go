@@ -25,6 +25,7 @@ import (
 	"sync"
 
 	"github.com/berth-dev/berth/internal/engine"
+	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/image/reference"
 	"github.com/berth-dev/berth/internal/image/remote"
@@ -82,7 +83,7 @@ func grpcError(err error) error {
 		code = codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
-	case errors.Is(err, image.ErrNotFound), errors.Is(err, remote.ErrNotFound):
+	case errors.Is(err, image.ErrNotFound), errors.Is(err, remote.ErrNotFound), errors.Is(err, store.ErrNotFound):
 		code = codes.NotFound
 	case errors.Is(err, reference.ErrInvalid), errors.Is(err, reference.ErrInvalidDigest),
 		errors.Is(err, image.ErrInvalid), errors.Is(err, remote.ErrInvalid), errors.Is(err, engine.ErrInvalid):
