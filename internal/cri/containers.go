@@ -366,27 +366,61 @@ func containerState(c *engine.Container) runtimeapi.ContainerState {
 // imageRef is the image a container runs by its ID.
 func imageRef(c *engine.Container) string { return c.Image }
 
-// ListContainers lists the CRI's containers, filtered by ID (or a
-// prefix), state, pod and labels.
-func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+// containerFilter is what the CRI's listings filter containers by: an
+// ID or its prefix, a pod's ID or its prefix, a state (nil: any) and
+// labels.
+type containerFilter struct {
+	id, pod string
+	state   *runtimeapi.ContainerState
+	labels  map[string]string
+}
+
+// criContainer is a CRI container with its metadata.
+type criContainer struct {
+	c *engine.Container
+	m *containerMeta
+}
+
+// criContainers are the CRI's containers that f keeps.
+func (s *Server) criContainers(ctx context.Context, f containerFilter) ([]criContainer, error) {
 	list, err := s.e.List(ctx)
 	if err != nil {
-		return nil, grpcError(err)
+		return nil, err
 	}
-	f := req.GetFilter()
-	out := []*runtimeapi.Container{}
+	var out []criContainer
 	for _, c := range list {
 		m, ok := containerMetaOf(c)
 		if !ok {
 			continue
 		}
 		switch {
-		case f.GetId() != "" && !strings.HasPrefix(c.ID, f.GetId()),
-			f.GetPodSandboxId() != "" && !strings.HasPrefix(c.Pod, f.GetPodSandboxId()),
-			f.GetState() != nil && f.GetState().GetState() != containerState(c),
-			!matchLabels(m.Labels, f.GetLabelSelector()):
+		case f.id != "" && !strings.HasPrefix(c.ID, f.id),
+			f.pod != "" && !strings.HasPrefix(c.Pod, f.pod),
+			f.state != nil && *f.state != containerState(c),
+			!matchLabels(m.Labels, f.labels):
 			continue
 		}
+		out = append(out, criContainer{c, m})
+	}
+	return out, nil
+}
+
+// ListContainers lists the CRI's containers, filtered by ID (or a
+// prefix), state, pod and labels.
+func (s *Server) ListContainers(ctx context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+	f := req.GetFilter()
+	var state *runtimeapi.ContainerState
+	if f.GetState() != nil {
+		st := f.GetState().GetState()
+		state = &st
+	}
+	list, err := s.criContainers(ctx, containerFilter{id: f.GetId(), pod: f.GetPodSandboxId(), state: state, labels: f.GetLabelSelector()})
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	out := []*runtimeapi.Container{}
+	for _, x := range list {
+		c, m := x.c, x.m
 		out = append(out, &runtimeapi.Container{Id: c.ID, PodSandboxId: c.Pod, Metadata: m.Metadata,
 			Image: &runtimeapi.ImageSpec{Image: m.Image}, ImageRef: imageRef(c), ImageId: imageRef(c), State: containerState(c),
 			CreatedAt: c.Created.UnixNano(), Labels: m.Labels, Annotations: m.Annotations})

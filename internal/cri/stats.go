@@ -56,24 +56,14 @@ func (s *Server) ContainerStats(ctx context.Context, req *runtimeapi.ContainerSt
 // ListContainerStats samples the containers the filter keeps (ID or
 // prefix, pod, labels).
 func (s *Server) ListContainerStats(ctx context.Context, req *runtimeapi.ListContainerStatsRequest) (*runtimeapi.ListContainerStatsResponse, error) {
-	list, err := s.e.List(ctx)
+	f := req.GetFilter()
+	list, err := s.criContainers(ctx, containerFilter{id: f.GetId(), pod: f.GetPodSandboxId(), labels: f.GetLabelSelector()})
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	f := req.GetFilter()
 	out := []*runtimeapi.ContainerStats{}
-	for _, c := range list {
-		m, ok := containerMetaOf(c)
-		if !ok {
-			continue
-		}
-		switch {
-		case f.GetId() != "" && !strings.HasPrefix(c.ID, f.GetId()),
-			f.GetPodSandboxId() != "" && !strings.HasPrefix(c.Pod, f.GetPodSandboxId()),
-			!matchLabels(m.Labels, f.GetLabelSelector()):
-			continue
-		}
-		st, err := s.containerStats(ctx, c, m)
+	for _, x := range list {
+		st, err := s.containerStats(ctx, x.c, x.m)
 		if errors.Is(err, store.ErrNotFound) {
 			continue // removed meanwhile
 		}
