@@ -57,6 +57,11 @@ type StatsSample struct {
 	Pids                  uint64
 	NetRx, NetTx          uint64
 	BlockRead, BlockWrite uint64
+	// OOMKills and Detail are for the CRI's metrics: the processes the
+	// OOM killer killed, and the driver's finer sample (nil when the
+	// driver takes none; on the host's network it has no interfaces).
+	OOMKills uint64
+	Detail   *runtime.StatsDetail
 }
 
 // CPUPercent is docker's CPU %: the container's share of the host's CPU
@@ -117,6 +122,13 @@ func (e *Engine) Stats(ctx context.Context, ref string) (*StatsSample, error) {
 	s.BlockRead, s.BlockWrite = cs.BlockRead, cs.BlockWrite
 	if c.HostConfig.NetworkMode != "host" {
 		s.NetRx, s.NetTx = cs.NetRx, cs.NetTx
+	}
+	s.OOMKills = cs.OOMKills
+	if d := cs.Detail; d != nil {
+		if c.HostConfig.NetworkMode == "host" {
+			d.Interfaces = nil
+		}
+		s.Detail = d
 	}
 	return s, nil
 }

@@ -169,4 +169,92 @@ type Stats struct {
 	// OOMKills counts the container's processes the OOM killer killed
 	// (for a container that ended, until the driver deletes it).
 	OOMKills uint64
+	// Detail is the finer sample the CRI's metrics serve (cadvisor's
+	// container metrics); nil from a driver that does not take it.
+	Detail *StatsDetail
+}
+
+// StatsDetail is a container's resource use as cadvisor breaks it down.
+// Times are nanoseconds, sizes bytes; a counter the host does not keep
+// is zero.
+type StatsDetail struct {
+	// CPUUser and CPUSystem split CPUTotal by mode.
+	CPUUser, CPUSystem uint64
+	// CFS bandwidth: the periods that elapsed, those in which the
+	// container was throttled, and the time it was throttled for.
+	CPUPeriods, CPUThrottledPeriods, CPUThrottledTime uint64
+
+	// MemTotal is the usage with all of the page cache (Stats.MemUsage
+	// leaves the inactive part out); MemMaxUsage its high-water mark.
+	MemTotal, MemMaxUsage uint64
+	// MemCache is the page cache, MemRSS anonymous memory, MemMappedFile
+	// mapped files, MemSwap swap alone, MemKernel kernel memory.
+	MemCache, MemRSS, MemMappedFile, MemSwap, MemKernel uint64
+	// MemFailcnt counts the times usage hit the limit.
+	MemFailcnt uint64
+	// Page faults, minor and major, of the container alone and of its
+	// hierarchy (equal when the host counts only one).
+	PageFaults, MajorPageFaults                   uint64
+	HierarchyPageFaults, HierarchyMajorPageFaults uint64
+
+	// Interfaces are its network namespace's, loopback excluded (none
+	// for a container on the host's network).
+	Interfaces []InterfaceStats
+	// Devices is block I/O per device.
+	Devices []BlockDeviceStats
+	// HugePages is usage per huge page size.
+	HugePages []HugePageStats
+	// Pressure is the kernel's pressure stall information (cgroup v2
+	// only; nil elsewhere).
+	Pressure *PressureStats
+
+	// Processes, threads, open file descriptors and, of those, sockets,
+	// over the container's processes.
+	Processes, Threads, FileDescriptors, Sockets uint64
+	// ThreadsMax is the pids limit (0: none).
+	ThreadsMax uint64
+	// OpenFilesSoftLimit is the init's RLIMIT_NOFILE soft limit (-1:
+	// unlimited).
+	OpenFilesSoftLimit int64
+
+	// Limits are those the container was created or last updated with.
+	Limits ResourceLimits
+}
+
+// InterfaceStats are one network interface's counters.
+type InterfaceStats struct {
+	Name                                    string
+	RxBytes, RxPackets, RxErrors, RxDropped uint64
+	TxBytes, TxPackets, TxErrors, TxDropped uint64
+}
+
+// BlockDeviceStats is the block I/O to one device.
+type BlockDeviceStats struct {
+	Major, Minor uint64
+	// Name is the device's node under /dev ("" if unknown).
+	Name                  string
+	ReadBytes, WriteBytes uint64
+	Reads, Writes         uint64
+}
+
+// HugePageStats is the use of one huge page size ("2MB").
+type HugePageStats struct {
+	PageSize        string
+	Usage, MaxUsage uint64
+}
+
+// PressureStats are the total stall times (ns): Some when at least one
+// task waited for the resource, Full when all did.
+type PressureStats struct {
+	CPUSome, CPUFull, MemorySome, MemoryFull, IOSome, IOFull uint64
+}
+
+// ResourceLimits are a container's configured limits; zero is unset
+// (the kernel's default applies), MemLimit and MemSwapLimit zero are
+// unlimited. MemSwapLimit is memory plus swap, as in the OCI spec.
+type ResourceLimits struct {
+	CPUShares, CPUPeriod     uint64
+	CPUQuota                 int64
+	MemLimit, MemReservation uint64
+	MemSwapLimit             uint64
 }

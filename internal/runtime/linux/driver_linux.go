@@ -166,7 +166,8 @@ func (p *process) Pid() int           { return p.pid }
 func (p *process) Console() *os.File  { return p.console }
 func (p *process) Wait() (int, error) { return WaitExit(p.pid) }
 
-// Stats reads the container's cgroup and its network namespace's counters.
+// Stats reads the container's cgroup, its processes and its network
+// namespace's counters.
 func (dc *container) Stats(context.Context) (*runtime.Stats, error) {
 	cs, err := dc.c.Stats()
 	if err != nil {
@@ -174,10 +175,9 @@ func (dc *container) Stats(context.Context) (*runtime.Stats, error) {
 	}
 	s := &runtime.Stats{CPUTotal: cs.CPU.Usage.Total, Pids: cs.Pids.Current}
 	s.MemUsage, s.MemLimit = memoryUsage(cs)
+	pids, _ := dc.c.Processes()
 	if s.Pids == 0 {
-		if pids, err := dc.c.Processes(); err == nil {
-			s.Pids = uint64(len(pids))
-		}
+		s.Pids = uint64(len(pids))
 	}
 	for _, b := range cs.Blkio.IoServiceBytesRecursive {
 		switch strings.ToLower(b.Op) {
@@ -187,8 +187,13 @@ func (dc *container) Stats(context.Context) (*runtime.Stats, error) {
 			s.BlockWrite += b.Value
 		}
 	}
-	s.NetRx, s.NetTx = netDev(dc.c.Pid)
+	ifaces := netDevices(dc.c.Pid)
+	for _, i := range ifaces {
+		s.NetRx += i.RxBytes
+		s.NetTx += i.TxBytes
+	}
 	s.OOMKills, _ = dc.c.OOMKills()
+	s.Detail = dc.statsDetail(cs, pids, ifaces)
 	return s, nil
 }
 
@@ -227,32 +232,6 @@ func hostMemory() uint64 {
 		}
 	}
 	return 0
-}
-
-// netDev sums the bytes received and sent on the interfaces of pid's
-// network namespace, loopback excluded.
-func netDev(pid int) (rx, tx uint64) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/net/dev")
-	if err != nil {
-		return 0, 0
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		name, rest, ok := strings.Cut(l, ":")
-		if !ok || strings.TrimSpace(name) == "lo" {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) < 9 {
-			continue
-		}
-		r, err1 := strconv.ParseUint(f[0], 10, 64)
-		t, err2 := strconv.ParseUint(f[8], 10, 64)
-		if err1 == nil && err2 == nil {
-			rx += r
-			tx += t
-		}
-	}
-	return rx, tx
 }
 
 // Top runs the host's ps over the processes in the container's cgroup.
