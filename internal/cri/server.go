@@ -8,9 +8,10 @@
 //
 // The image service is whole. Of the runtime service, pods and
 // containers (sandbox.go, containers.go) are the engine's pods and
-// containers in the engine's CRI namespace; Exec, Attach and PortForward
-// are sessions on a streaming server (streaming.go); what is not served
-// answers codes.Unimplemented with a message, never a hang.
+// containers in the engine's CRI namespace; stats, metrics, events and the
+// streaming server (exec, attach, port-forward) are served too; what is
+// not (checkpoints, pod resource updates) answers codes.Unimplemented with
+// a message, never a hang.
 //
 // Invariants: every error leaves a handler through grpcError, which maps
 // berth's error categories (wrapped with %w below) onto the codes
