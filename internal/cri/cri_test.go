@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/image/remote"
 	"google.golang.org/grpc/codes"
@@ -42,6 +43,9 @@ func TestGRPCError(t *testing.T) {
 	}{
 		{fmt.Errorf("pull x: %w", image.ErrNotFound), codes.NotFound},
 		{fmt.Errorf("resolve: %w", remote.ErrNotFound), codes.NotFound},
+		// A container or pod removed between the kubelet's list and its
+		// status call: the kubelet skips only NotFound.
+		{store.NotFound("no such container: %s", "abc"), codes.NotFound},
 		{fmt.Errorf("resolve: %w", remote.ErrUnauthorized), codes.PermissionDenied},
 		{fmt.Errorf("resolve: %w", remote.ErrUnavailable), codes.Unavailable},
 		{fmt.Errorf("rm: %w", image.ErrInUse), codes.FailedPrecondition},
