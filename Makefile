@@ -14,7 +14,7 @@ GOFILES := $(shell git ls-files '*.go' 2>/dev/null)
 # Packages a test or the demo uses; scripts/deps.sh installs the missing ones.
 DEBS := gcc libc6-dev pkg-config libseccomp-dev busybox-static runc containerd podman skopeo umoci procps docker-registry isal containernetworking-plugins iproute2 iptables util-linux docker.io qemu-system-x86 linux-image-cloud-amd64 erofs-utils cpio
 
-.PHONY: all deps build install demo test check fmt vet tidy freebsd unit critools critest compose testcontainers conformance conformance-quick bench parity docs clean
+.PHONY: all deps build install demo test check fmt vet tidy freebsd unit critools critest compose kubernetes cluster-test testcontainers conformance conformance-quick bench parity docs clean
 
 all: build
 
@@ -78,13 +78,30 @@ freebsd:
 # BERTH_TEST_REQUIRE_REGISTRY: a missing registry fails the run, not skips.
 # BERTH_CRICTL: cri-tools' crictl (tools/critools) for the CRI tests;
 # BERTH_COMPOSE: docker compose (tools/compose) for the compose tests.
-unit: build critools compose
-	BERTH_BIN=$(CURDIR)/bin/berth BERTH_CRICTL=$(CURDIR)/.cache/critools/bin/crictl BERTH_COMPOSE=$$(scripts/build-compose.sh) BERTH_TEST_REQUIRE_REGISTRY=1 $(GO) test -count=1 -timeout 20m ./...
+# BERTH_KUBERNETES: the kubelet and kubectl (tools/kubernetes) for the
+# standalone kubelet test (the cluster test is make cluster-test's).
+unit: build critools compose kubernetes
+	BERTH_BIN=$(CURDIR)/bin/berth BERTH_CRICTL=$(CURDIR)/.cache/critools/bin/crictl BERTH_COMPOSE=$$(scripts/build-compose.sh) BERTH_KUBERNETES=$(CURDIR)/.cache/kubernetes/bin BERTH_TEST_REQUIRE_REGISTRY=1 $(GO) test -count=1 -timeout 20m ./...
 
 # crictl and critest, the release matching the CRI API served, into
 # .cache/critools/bin (built once per tools/critools/go.sum).
 critools:
 	@scripts/build-critools.sh >/dev/null
+
+# kubelet, kube-apiserver, kube-controller-manager, kube-scheduler and
+# kubectl, the Kubernetes release matching the CRI API served, into
+# .cache/kubernetes/bin (built once per tools/kubernetes/go.sum; minutes).
+kubernetes:
+	@scripts/build-kubernetes.sh >/dev/null
+
+# A single-node cluster on berth serve (test/integration/cluster_test.go):
+# Debian's etcd, the apiserver, controller manager, scheduler and the
+# kubelet; a Deployment scaled 3 -> 5 -> 3 and rolled out to another
+# image, kubectl exec, logs -f and port-forward, a Job. Not in make test.
+CLUSTER_DEBS := etcd-server
+cluster-test: build critools kubernetes
+	@scripts/deps.sh $(DEBS) $(CLUSTER_DEBS)
+	cd test/integration && BERTH_CLUSTER_TEST=1 BERTH_BIN=$(CURDIR)/bin/berth BERTH_CRICTL=$(CURDIR)/.cache/critools/bin/crictl BERTH_KUBERNETES=$(CURDIR)/.cache/kubernetes/bin BERTH_TEST_REQUIRE_REGISTRY=1 $(GO) test -count=1 -timeout 15m -run 'TestKubernetesCluster$$' -v .
 
 # docker compose, the release tools/compose pins, built once into
 # .cache/compose (the compose test and bench run it against berth serve).
