@@ -211,6 +211,7 @@ func (s *Server) createOptions(p *engine.Pod, pmeta *sandboxMeta, cfg *runtimeap
 		for _, g := range sc.GetSupplementalGroups() {
 			o.GroupAdd = append(o.GroupAdd, strconv.FormatInt(g, 10))
 		}
+		o.StrictGroups = sc.GetSupplementalGroupsPolicy() == runtimeapi.SupplementalGroupsPolicy_Strict
 		if sc.GetNoNewPrivs() {
 			o.SecurityOpt = append(o.SecurityOpt, "no-new-privileges")
 		}
@@ -439,7 +440,17 @@ func (s *Server) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerS
 		Id: c.ID, Metadata: m.Metadata, State: containerState(c), CreatedAt: c.Created.UnixNano(),
 		Image: &runtimeapi.ImageSpec{Image: m.Image}, ImageRef: imageRef(c), ImageId: imageRef(c),
 		Labels: m.Labels, Annotations: m.Annotations, LogPath: m.LogPath,
-		User: &runtimeapi.ContainerUser{},
+	}
+	if u, err := s.e.ProcessUser(ctx, c.ID); err == nil {
+		// What the process runs as, the primary group among the
+		// supplementary ones (the CRI's rule for the status).
+		groups := []int64{int64(u.GID)}
+		for _, g := range u.AdditionalGids {
+			if g != u.GID {
+				groups = append(groups, int64(g))
+			}
+		}
+		st.User = &runtimeapi.ContainerUser{Linux: &runtimeapi.LinuxContainerUser{Uid: int64(u.UID), Gid: int64(u.GID), SupplementalGroups: groups}}
 	}
 	if !c.State.StartedAt.IsZero() {
 		st.StartedAt = c.State.StartedAt.UnixNano()

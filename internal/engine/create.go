@@ -134,6 +134,9 @@ type CreateOptions struct {
 	// lists of paths an unprivileged container has masked and read-only
 	// (the CRI's security context).
 	MaskedPaths, ReadonlyPaths []string
+	// StrictGroups: the supplementary groups are GroupAdd's alone (not
+	// the user's memberships in the image's /etc/group).
+	StrictGroups bool
 	// ImageMounts are images mounted read-only into the container.
 	ImageMounts []ImageMount
 	// Pod is the pod (name or ID) whose network, IPC and UTS namespaces
@@ -592,7 +595,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		Devices: o.Devices, DeviceCgroupRules: o.DeviceCgroupRules, Sysctls: o.Sysctls, GroupAdd: o.GroupAdd,
 		Namespaces: nsModes, ShmSource: shmSource, NoShm: o.IpcMode == "none", Domainname: o.Domainname,
 		SystemPathsUnconfined: c.HostConfig.SystemPathsUnconfined, Annotations: o.Annotations,
-		MaskedPaths: o.MaskedPaths, ReadonlyPaths: o.ReadonlyPaths,
+		MaskedPaths: o.MaskedPaths, ReadonlyPaths: o.ReadonlyPaths, StrictGroups: o.StrictGroups,
 		UIDMappings: uidMap, GIDMappings: gidMap,
 	})
 	if err == nil && pod != nil {

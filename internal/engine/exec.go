@@ -4,10 +4,12 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -335,4 +337,22 @@ func setEnvVar(env []string, kv string) []string {
 		}
 	}
 	return append(out, kv)
+}
+
+// ProcessUser is the user the container's process runs as (its bundle's
+// process.user: uid, gid and supplementary groups as resolved at create).
+func (e *Engine) ProcessUser(ctx context.Context, ref string) (specs.User, error) {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return specs.User{}, err
+	}
+	data, err := os.ReadFile(filepath.Join(e.containerDir(c.ID), "config.json"))
+	if err != nil {
+		return specs.User{}, err
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil || s.Process == nil {
+		return specs.User{}, fmt.Errorf("container %s: its config.json has no process: %v", c.Name, err)
+	}
+	return s.Process.User, nil
 }

@@ -103,6 +103,12 @@ func Generate(img ocispec.Image, rootfs string, opts Options) (*specs.Spec, []Wa
 	if err != nil {
 		return nil, nil, err
 	}
+	if opts.StrictGroups {
+		// Only the groups asked for (GroupAdd), not the user's
+		// memberships in the image's /etc/group (the CRI's Strict
+		// supplemental groups policy).
+		u.sgids = nil
+	}
 
 	env, err := environment(cfg.Env, opts, u.home)
 	if err != nil {

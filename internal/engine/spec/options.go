@@ -85,6 +85,9 @@ type Options struct {
 	// lists of an unprivileged container (the CRI's security context
 	// gives its own).
 	MaskedPaths, ReadonlyPaths []string
+	// StrictGroups: the process's supplementary groups are GroupAdd's
+	// alone, not also the user's in the image's /etc/group.
+	StrictGroups bool
 	// Annotations are OCI annotations (--annotation), over the labels.
 	Annotations map[string]string
 	// UIDMappings and GIDMappings, when set, give the container a user

@@ -766,3 +766,27 @@ func TestClampToBounding(t *testing.T) {
 		t.Errorf("default caps: %q %v %v", caps, warns, err)
 	}
 }
+
+// TestStrictGroups: the user's memberships in the image's /etc/group are
+// its supplementary groups (docker's rule, the CRI's Merge), unless
+// StrictGroups (the CRI's Strict), when only GroupAdd's are.
+func TestStrictGroups(t *testing.T) {
+	root := testRootfs(t)
+	o := baseOpts()
+	o.User = "app" // 1000:1000, member of wheel (10) and audio (29)
+	o.GroupAdd = []string{"1234"}
+	s, _, err := Generate(image(nil, []string{"sh"}), root, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Process.User.AdditionalGids; !slices.Equal(got, []uint32{1000, 10, 29, 1234}) {
+		t.Errorf("merged groups: %v, want [1000 10 29 1234]", got)
+	}
+	o.StrictGroups = true
+	if s, _, err = Generate(image(nil, []string{"sh"}), root, o); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Process.User.AdditionalGids; !slices.Equal(got, []uint32{1000, 1234}) {
+		t.Errorf("strict groups: %v, want [1000 1234]", got)
+	}
+}
