@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/lockfile"
 	"github.com/berth-dev/berth/internal/network/cni"
+	"golang.org/x/sys/unix"
 )
 
 // Manager holds the networks under one root.
@@ -617,6 +618,9 @@ func (m *Manager) Attach(ctx context.Context, c *Config, r AttachRequest) (Endpo
 
 // Detach undoes Attach. The network may be gone already: then only the
 // cached result is used (leases and rules are released by the plugins).
+// netnsPath "" says the namespace is gone (CNI's DEL without a
+// namespace): the plugins release what they hold on the host, and the
+// kernel removed the interfaces with the namespace.
 func (m *Manager) Detach(ctx context.Context, containerID, netnsPath string, ep Endpoint) error {
 	c, err := m.read(ep.Network)
 	if err != nil {
@@ -632,6 +636,76 @@ func (m *Manager) Detach(ctx context.Context, containerID, netnsPath string, ep 
 	}
 	return m.cni.Detach(ctx, n, cni.Attachment{ContainerID: containerID, NetNS: netnsPath, IfName: ep.IfName,
 		CapabilityArgs: capabilityArgs(AttachRequest{Ports: ep.Ports, IP: ep.RequestIP, MAC: ep.RequestMAC})})
+}
+
+// Unplug takes a bridge endpoint out of service from the host's side,
+// for a container whose namespace is about to be unpinned, and reports
+// whether it did; then the endpoint's DEL may run without the namespace
+// (Detach with netnsPath ""). It sets the veth's host end down: a down
+// port forwards nothing on the bridge and gives the container's end no
+// carrier, so whatever is left of the namespace (it may outlive its pin
+// for a while: the kernel ends it in deferred work, the name server's
+// sockets hold it until their reload) can no longer answer for an
+// address that its DEL gives back, and nothing inside can bring it up
+// again. The veth itself goes with the namespace, in the kernel's own
+// cleanup. The host end's name is the plugin's cached result's.
+//
+// It declines, and the endpoint is detached in the namespace as before,
+// where the plugins must see the namespace at DEL: tuning
+// (--mac-address) restores the interface in it and only then drops its
+// saved copy on the host; a vlan link is left to its plugin.
+func (m *Manager) Unplug(containerID string, ep Endpoint) bool {
+	if ep.RequestMAC != "" {
+		return false
+	}
+	c, err := m.read(ep.Network)
+	if err != nil || c.Driver != DriverBridge {
+		return false
+	}
+	conf, err := m.conflist(c, len(ep.Ports) > 0, false)
+	if err != nil {
+		return false
+	}
+	n, err := cni.ParseNetwork(conf)
+	if err != nil {
+		return false
+	}
+	res, err := m.cni.CachedResult(n, cni.Attachment{ContainerID: containerID, IfName: ep.IfName})
+	if err != nil || res == nil {
+		return false
+	}
+	for _, i := range res.Interfaces {
+		if i.Sandbox == "" && i.Name != c.Bridge {
+			return setLinkDown(i.Name) == nil
+		}
+	}
+	return false
+}
+
+// setLinkDown sets a host interface down; one that is gone is no error.
+func setLinkDown(name string) error {
+	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(s)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr); err == unix.ENODEV {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if ifr.Uint16()&unix.IFF_UP == 0 {
+		return nil
+	}
+	ifr.SetUint16(ifr.Uint16() &^ unix.IFF_UP)
+	if err := unix.IoctlIfreq(s, unix.SIOCSIFFLAGS, ifr); err != nil && err != unix.ENODEV {
+		return err
+	}
+	return nil
 }
 
 // Leases lists the addresses host-local holds for a network (for tests

@@ -274,8 +274,13 @@ func TestNetworkCleanupAfterKill(t *testing.T) {
 	e := newEngine(t)
 	e.loadDemoImage()
 	e.run("network", "create", "kills")
-	// One run to install the networks' chains, then the baseline.
+	// One run to install the networks' chains, then the baseline, once
+	// that run's veth has gone with its namespace.
 	e.run("run", "--rm", "--network", "kills", demoImage, "true")
+	bridge := e.bridgeOf("kills")
+	if !waitForOK(10*time.Second, func() bool { all, _ := bridgePorts(t, bridge); return len(all) == 0 }) {
+		t.Fatalf("the first run's veth is still on %s", bridge)
+	}
 	before := iptablesRules(t)
 	links := hostLinks(t)
 	for i := range 3 {
@@ -296,10 +301,96 @@ func TestNetworkCleanupAfterKill(t *testing.T) {
 	if after := iptablesRules(t); strings.Join(after, "\n") != strings.Join(before, "\n") {
 		t.Errorf("iptables rules changed:\nbefore:\n%s\nafter:\n%s", strings.Join(before, "\n"), strings.Join(after, "\n"))
 	}
-	if after := hostLinks(t); strings.Join(after, ",") != strings.Join(links, ",") {
+	// The veths go with their namespaces, in the kernel's deferred
+	// cleanup of namespaces that ended.
+	var after []string
+	waitForOK(10*time.Second, func() bool {
+		after = hostLinks(t)
+		return strings.Join(after, ",") == strings.Join(links, ",")
+	})
+	if strings.Join(after, ",") != strings.Join(links, ",") {
 		t.Errorf("host links changed: before %v, after %v", links, after)
 	}
 	e.run("network", "rm", "kills")
+	e.checkNetworkClean()
+	e.checkNothingLeft()
+}
+
+// waitForOK polls cond until it holds or d passes, and says which.
+func waitForOK(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+// bridgeOf is a bridge network's bridge.
+func (e *engineEnv) bridgeOf(network string) string {
+	e.t.Helper()
+	var nets []struct{ Options map[string]string }
+	if err := jsonUnmarshal(e.run("network", "inspect", network), &nets); err != nil || len(nets) != 1 || nets[0].Options["com.docker.network.bridge.name"] == "" {
+		e.t.Fatalf("network inspect %s: %v %+v", network, err, nets)
+	}
+	return nets[0].Options["com.docker.network.bridge.name"]
+}
+
+// bridgePorts lists the interfaces on a bridge, and which of them are up.
+func bridgePorts(t *testing.T, bridge string) (all, up []string) {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join("/sys/class/net", bridge, "brif"))
+	if err != nil {
+		t.Fatalf("bridge %s: %v", bridge, err)
+	}
+	for _, ent := range ents {
+		all = append(all, ent.Name())
+		if i, err := net.InterfaceByName(ent.Name()); err == nil && i.Flags&net.FlagUp != 0 {
+			up = append(up, ent.Name())
+		}
+	}
+	return all, up
+}
+
+// A removed container's address is another's at once. Its lease is given
+// back after its namespace is unpinned, and its veth goes later, with the
+// namespace, in the kernel's cleanup: by then the veth must carry nothing
+// (its host end down, off the bridge's forwarding), or what is left of the
+// old namespace could still answer ARP for the address.
+func TestNetworkAddressReusedAtOnce(t *testing.T) {
+	requireCNI(t)
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.run("network", "create", "--subnet", "10.231.12.0/24", "reuse")
+	bridge := e.bridgeOf("reuse")
+	const addr = "10.231.12.20"
+	for i := range 3 {
+		name := fmt.Sprintf("srv%d", i)
+		// At once after the last one's rm: host-local refuses an
+		// address still leased.
+		e.serve(name, "--network", "reuse", "--ip", addr, "--hostname", name)
+		if all, up := bridgePorts(t, bridge); len(up) != 1 {
+			t.Errorf("%s runs alone on %s: ports %v, up %v", name, bridge, all, up)
+		}
+		var out string
+		if !waitForOK(10*time.Second, func() bool {
+			out, _, _ = e.try("run", "--rm", "--network", "reuse", demoImage, "sh", "-c", "nc -w 2 "+addr+" 5000 </dev/null")
+			return strings.Contains(out, "hello from")
+		}) || !strings.Contains(out, "hello from "+name) {
+			t.Errorf("%s at %s: got %q", name, addr, out)
+		}
+		e.run("rm", "-f", name)
+		if all, up := bridgePorts(t, bridge); len(up) != 0 {
+			t.Errorf("after rm -f %s, ports of %s still up: %v (all: %v)", name, bridge, up, all)
+		}
+	}
+	if !waitForOK(10*time.Second, func() bool { all, _ := bridgePorts(t, bridge); return len(all) == 0 }) {
+		all, _ := bridgePorts(t, bridge)
+		t.Errorf("veths left on %s after their namespaces ended: %v", bridge, all)
+	}
+	e.run("network", "rm", "reuse")
 	e.checkNetworkClean()
 	e.checkNothingLeft()
 }
