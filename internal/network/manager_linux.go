@@ -734,8 +734,19 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-// bridgeInUse says whether any interface is attached to the bridge.
+// bridgeInUse says whether an interface that is up is attached to the
+// bridge. A port that is down belongs to a container that has gone: its
+// veth was unplugged (Unplug) and waits for the kernel to end its
+// namespace; deleting the bridge under it only detaches it.
 func bridgeInUse(bridge string) bool {
 	ents, err := os.ReadDir(filepath.Join("/sys/class/net", bridge, "brif"))
-	return err == nil && len(ents) > 0
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if i, err := net.InterfaceByName(e.Name()); err == nil && i.Flags&net.FlagUp != 0 {
+			return true
+		}
+	}
+	return false
 }

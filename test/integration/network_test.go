@@ -358,7 +358,10 @@ func bridgePorts(t *testing.T, bridge string) (all, up []string) {
 // back after its namespace is unpinned, and its veth goes later, with the
 // namespace, in the kernel's cleanup: by then the veth must carry nothing
 // (its host end down, off the bridge's forwarding), or what is left of the
-// old namespace could still answer ARP for the address.
+// old namespace could still answer ARP for the address. The test holds
+// each old namespace open (as the name server's sockets may), so that its
+// veth is surely still there when the next container takes the address
+// and when the network is removed.
 func TestNetworkAddressReusedAtOnce(t *testing.T) {
 	requireCNI(t)
 	e := newEngine(t)
@@ -366,13 +369,19 @@ func TestNetworkAddressReusedAtOnce(t *testing.T) {
 	e.run("network", "create", "--subnet", "10.231.12.0/24", "reuse")
 	bridge := e.bridgeOf("reuse")
 	const addr = "10.231.12.20"
+	var held []*os.File
+	defer func() {
+		for _, f := range held {
+			f.Close()
+		}
+	}()
 	for i := range 3 {
 		name := fmt.Sprintf("srv%d", i)
 		// At once after the last one's rm: host-local refuses an
 		// address still leased.
 		e.serve(name, "--network", "reuse", "--ip", addr, "--hostname", name)
-		if all, up := bridgePorts(t, bridge); len(up) != 1 {
-			t.Errorf("%s runs alone on %s: ports %v, up %v", name, bridge, all, up)
+		if all, up := bridgePorts(t, bridge); len(up) != 1 || len(all) != i+1 {
+			t.Errorf("%s runs on %s beside %d unplugged veths: ports %v, up %v", name, bridge, i, all, up)
 		}
 		var out string
 		if !waitForOK(10*time.Second, func() bool {
@@ -381,16 +390,43 @@ func TestNetworkAddressReusedAtOnce(t *testing.T) {
 		}) || !strings.Contains(out, "hello from "+name) {
 			t.Errorf("%s at %s: got %q", name, addr, out)
 		}
+		ns, err := os.Open(e.netInfo(name).NetworkSettings.SandboxKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, ns)
 		e.run("rm", "-f", name)
 		if all, up := bridgePorts(t, bridge); len(up) != 0 {
 			t.Errorf("after rm -f %s, ports of %s still up: %v (all: %v)", name, bridge, up, all)
 		}
 	}
-	if !waitForOK(10*time.Second, func() bool { all, _ := bridgePorts(t, bridge); return len(all) == 0 }) {
-		all, _ := bridgePorts(t, bridge)
-		t.Errorf("veths left on %s after their namespaces ended: %v", bridge, all)
+	unplugged, _ := bridgePorts(t, bridge)
+	if len(unplugged) != 3 {
+		t.Errorf("the held namespaces' veths on %s: %v", bridge, unplugged)
 	}
+	// The network goes at once, its bridge too, whatever unplugged veth
+	// is still on it.
 	e.run("network", "rm", "reuse")
+	if _, err := net.InterfaceByName(bridge); err == nil {
+		t.Errorf("bridge %s is left after network rm", bridge)
+	}
+	// The veths go with their namespaces, in the kernel's cleanup.
+	var veths []string
+	for _, f := range held {
+		f.Close()
+	}
+	held = nil
+	if !waitForOK(10*time.Second, func() bool {
+		veths = nil
+		for _, v := range unplugged {
+			if _, err := net.InterfaceByName(v); err == nil {
+				veths = append(veths, v)
+			}
+		}
+		return len(veths) == 0
+	}) {
+		t.Errorf("veths left after their namespaces ended: %v", veths)
+	}
 	e.checkNetworkClean()
 	e.checkNothingLeft()
 }
