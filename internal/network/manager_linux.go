@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/internal/lockfile"
@@ -404,43 +405,67 @@ func (m *Manager) Remove(ctx context.Context, name string, inUse []string) error
 	if err != nil {
 		return err
 	}
-	defer unlock()
 	if err := m.removeLocked(c); err != nil {
+		unlock()
 		return err
 	}
 	if all, err := m.listLocked(); err == nil {
-		return m.syncRules(all)
+		err = m.syncRules(all)
+		unlock()
+		deleteBridge(c.Bridge)
+		return err
 	}
+	unlock()
+	deleteBridge(c.Bridge)
 	return nil
 }
 
+// removeLocked removes a network's record and leases; its bridge is the
+// caller's to delete, after the lock (deleteBridge).
 func (m *Manager) removeLocked(c *Config) error {
 	if err := os.Remove(m.recordPath(c.Name)); err != nil {
 		return err
 	}
 	os.Remove(filepath.Join(m.dir, c.Name+".conflist"))
-	// A bridge with interfaces on it serves containers of another root
-	// (the default berth0 is every root's): it stays.
-	if c.Bridge != "" && !bridgeInUse(c.Bridge) {
-		exec.Command("ip", "link", "del", c.Bridge).Run()
-	}
 	if !c.Default {
 		os.RemoveAll(filepath.Join(m.dir, "ipam", c.Name))
 	}
 	return nil
 }
 
+// deleteBridge deletes a removed network's bridge, outside the
+// manager's lock: the kernel takes ~30-50 ms here to unregister a bridge
+// (RCU grace periods), and a create or attach in the meantime needs
+// nothing of it (a new network picks a bridge name no interface has).
+// Two removals, compose's down of a project's networks, then overlap. A
+// bridge with interfaces on it serves containers of another root (the
+// default berth0 is every root's): it stays.
+func deleteBridge(name string) {
+	if name == "" || bridgeInUse(name) {
+		return
+	}
+	exec.Command("ip", "link", "del", name).Run()
+}
+
 // RemoveAll deletes every network, the default one included, with their
 // bridges, leases and the root's firewall chains (system reset). The
 // caller has removed every container first.
 func (m *Manager) RemoveAll(ctx context.Context) error {
-	return m.withNetworks(ctx, func(all []*Config) error {
+	var bridges []string
+	err := m.withNetworks(ctx, func(all []*Config) error {
 		var errs []error
 		for _, c := range all {
 			errs = append(errs, m.removeLocked(c))
+			bridges = append(bridges, c.Bridge)
 		}
 		return errors.Join(append(errs, m.syncRules(nil))...)
 	})
+	var wg sync.WaitGroup
+	for _, b := range bridges {
+		wg.Go(func() { deleteBridge(b) })
+	}
+	wg.Wait()
+	return err
 }
 
 // SharedLeaseDir holds the default network's leases (host-local's
