@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/events"
@@ -67,6 +68,7 @@ type Engine struct {
 	db        *store.DB
 	images    *image.Service
 	snapshots *snapshot.Store
+	netsMu    sync.Mutex
 	nets      *network.Manager // opened at first use
 	driver    *drivers
 	events    *events.Journal
@@ -112,7 +114,14 @@ func (e *Engine) Namespace() string { return e.opts.Namespace }
 func (e *Engine) Root() string { return e.opts.Root }
 
 // Close releases the store.
-func (e *Engine) Close() error { return e.db.Close() }
+func (e *Engine) Close() error {
+	e.netsMu.Lock()
+	if e.nets != nil {
+		e.nets.Wait()
+	}
+	e.netsMu.Unlock()
+	return e.db.Close()
+}
 
 // InUse reports the containers made from an image (for rmi).
 func (e *Engine) InUse(ctx context.Context, imageID string) ([]string, error) {

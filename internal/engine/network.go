@@ -32,10 +32,17 @@ func (e *Engine) netnsDir() string           { return filepath.Join(e.opts.State
 func (e *Engine) netnsPath(id string) string { return filepath.Join(e.netnsDir(), id) }
 
 func (e *Engine) networks() (*network.Manager, error) {
+	e.netsMu.Lock()
+	defer e.netsMu.Unlock()
 	if e.nets == nil {
 		m, err := network.Open(e.opts.Root, filepath.Join(e.opts.State, "networks"))
 		if err != nil {
 			return nil, err
+		}
+		if e.opts.Reap {
+			// Long-lived: a removed network's bridge is deleted after
+			// the answer (see DeleteBridgesLater).
+			m.DeleteBridgesLater()
 		}
 		e.nets = m
 	}

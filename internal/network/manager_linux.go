@@ -28,6 +28,9 @@ type Manager struct {
 	runDir string
 	cni    *cni.Client
 	chains chains // this root's firewall chains
+
+	later   bool           // removed networks' bridges are deleted after Remove returns
+	pending sync.WaitGroup // those deletions in flight
 }
 
 // Open opens (creating) the network state under root; runDir (under the
@@ -211,6 +214,11 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (*Config, error) 
 	defer unlock()
 	if _, err := m.read(o.Name); err == nil {
 		return nil, fmt.Errorf("network %s: %w", o.Name, ErrExists)
+	}
+	// A removed network's bridge still there would hold its subnet and
+	// its name.
+	if err := m.deleteRemovedBridgesLocked(ctx); err != nil {
+		return nil, err
 	}
 	all, err := m.listLocked()
 	if err != nil {
@@ -409,20 +417,36 @@ func (m *Manager) Remove(ctx context.Context, name string, inUse []string) error
 		unlock()
 		return err
 	}
-	if all, err := m.listLocked(); err == nil {
+	err = nil
+	if all, lerr := m.listLocked(); lerr == nil {
 		err = m.syncRules(all)
-		unlock()
-		deleteBridge(c.Bridge)
-		return err
 	}
 	unlock()
-	deleteBridge(c.Bridge)
-	return nil
+	if c.Bridge == "" {
+		return err
+	}
+	if m.later {
+		m.pending.Add(1)
+		go func() {
+			defer m.pending.Done()
+			m.deleteRemovedBridge(context.WithoutCancel(ctx), c.Bridge)
+		}()
+		return err
+	}
+	return errors.Join(err, m.deleteRemovedBridge(ctx, c.Bridge))
 }
 
-// removeLocked removes a network's record and leases; its bridge is the
-// caller's to delete, after the lock (deleteBridge).
+// removeLocked removes a network's record and leases, and leaves a note
+// that its bridge is to be deleted (deleteRemovedBridgesLocked).
 func (m *Manager) removeLocked(c *Config) error {
+	if c.Bridge != "" {
+		if err := os.MkdirAll(m.removedDir(), 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(m.removedDir(), c.Bridge), nil, 0o600); err != nil {
+			return err
+		}
+	}
 	if err := os.Remove(m.recordPath(c.Name)); err != nil {
 		return err
 	}
@@ -433,15 +457,87 @@ func (m *Manager) removeLocked(c *Config) error {
 	return nil
 }
 
-// deleteBridge deletes a removed network's bridge, outside the
-// manager's lock: the kernel takes ~30-50 ms here to unregister a bridge
-// (RCU grace periods), and a create or attach in the meantime needs
-// nothing of it (a new network picks a bridge name no interface has).
-// Two removals, compose's down of a project's networks, then overlap. A
-// bridge with interfaces on it serves containers of another root (the
-// default berth0 is every root's): it stays.
+// removedDir holds a note per bridge of a removed network that is still
+// to be deleted. Under the run directory: the bridges go with a reboot
+// too.
+func (m *Manager) removedDir() string { return filepath.Join(m.runDir, "removed-bridges") }
+
+// DeleteBridgesLater is for a long-lived process (berth serve): Remove
+// then answers once the network's record and firewall rules are gone,
+// and its bridge is deleted after, in the background. The kernel takes
+// 30-50 ms here to unregister a bridge (RCU grace periods), one bridge
+// at a time, and a client that removes networks (compose down) need not
+// wait for it. The note Remove leaves under the lock says which bridges
+// are still to go: a Create deletes them first, under the lock (a new
+// network may want an old one's subnet, which the old bridge's address
+// holds, or its name), and so do Remove, RemoveAll and this call, for
+// what an earlier process killed in the meantime left. Each deletion
+// holds a lock of its bridge's own, so that a Create waits for one in
+// flight, and a bridge a new network took over is never deleted by an
+// old note. Wait waits for the deletions in flight.
+func (m *Manager) DeleteBridgesLater() {
+	m.later = true
+	m.pending.Add(1)
+	go func() {
+		defer m.pending.Done()
+		ents, _ := os.ReadDir(m.removedDir())
+		for _, e := range ents {
+			if !strings.HasSuffix(e.Name(), ".lock") {
+				m.deleteRemovedBridge(context.Background(), e.Name())
+			}
+		}
+	}()
+}
+
+// Wait waits for the bridge deletions DeleteBridgesLater left running.
+func (m *Manager) Wait() { m.pending.Wait() }
+
+// deleteRemovedBridge deletes a removed network's bridge if its note is
+// still there, under the bridge's own lock.
+func (m *Manager) deleteRemovedBridge(ctx context.Context, bridge string) error {
+	if !validNetName(bridge) {
+		return nil
+	}
+	note := filepath.Join(m.removedDir(), bridge)
+	unlock, err := lockfile.Lock(ctx, note+".lock", true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := os.Stat(note); err != nil {
+		return nil // deleted by another
+	}
+	deleteBridge(bridge)
+	return os.Remove(note)
+}
+
+// deleteRemovedBridgesLocked deletes the bridges of removed networks
+// that are still there (see DeleteBridgesLater), side by side; the
+// caller holds the manager's lock.
+func (m *Manager) deleteRemovedBridgesLocked(ctx context.Context) error {
+	ents, err := os.ReadDir(m.removedDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	errs := make([]error, len(ents))
+	var wg sync.WaitGroup
+	for i, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".lock") {
+			wg.Go(func() { errs[i] = m.deleteRemovedBridge(ctx, e.Name()) })
+		}
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// deleteBridge deletes a removed network's bridge. A bridge with
+// interfaces up on it serves containers of another root (the default
+// berth0 is every root's): it stays.
 func deleteBridge(name string) {
-	if name == "" || bridgeInUse(name) {
+	if bridgeInUse(name) {
 		return
 	}
 	exec.Command("ip", "link", "del", name).Run()
@@ -451,21 +547,13 @@ func deleteBridge(name string) {
 // bridges, leases and the root's firewall chains (system reset). The
 // caller has removed every container first.
 func (m *Manager) RemoveAll(ctx context.Context) error {
-	var bridges []string
-	err := m.withNetworks(ctx, func(all []*Config) error {
+	return m.withNetworks(ctx, func(all []*Config) error {
 		var errs []error
 		for _, c := range all {
 			errs = append(errs, m.removeLocked(c))
-			bridges = append(bridges, c.Bridge)
 		}
-		return errors.Join(append(errs, m.syncRules(nil))...)
+		return errors.Join(append(errs, m.syncRules(nil), m.deleteRemovedBridgesLocked(ctx))...)
 	})
-	var wg sync.WaitGroup
-	for _, b := range bridges {
-		wg.Go(func() { deleteBridge(b) })
-	}
-	wg.Wait()
-	return err
 }
 
 // SharedLeaseDir holds the default network's leases (host-local's
