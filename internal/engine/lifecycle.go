@@ -145,9 +145,8 @@ func (e *Engine) refresh(ctx context.Context, c *Container) (*Container, error) 
 	}
 	if rec.HostConfig.AutoRemove {
 		e.markRemoving(ctx, c.ID)
-		if e.destroy(ctx, c.ID) == nil {
+		if e.destroyWith(ctx, c.ID, rec) == nil {
 			e.emit(rec, "destroy", nil)
-			e.removeAnonymousVolumes(ctx, rec)
 		}
 		return nil, store.NotFound("no such container: %s", c.ID)
 	}
@@ -212,13 +211,14 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 		return err
 	}
 	defer unlock()
-	if err := e.destroy(ctx, id); err != nil {
+	var volumesOf *Container
+	if o.Volumes {
+		volumesOf = c
+	}
+	if err := e.destroyWith(ctx, id, volumesOf); err != nil {
 		return err
 	}
 	e.emit(c, "destroy", nil)
-	if o.Volumes {
-		e.removeAnonymousVolumes(ctx, c)
-	}
 	return nil
 }
 
@@ -235,7 +235,13 @@ func (e *Engine) markRemoving(ctx context.Context, id string) error {
 
 // destroy removes everything of a container, record last. Each step
 // tolerates what an earlier, interrupted destroy already removed.
-func (e *Engine) destroy(ctx context.Context, id string) error {
+func (e *Engine) destroy(ctx context.Context, id string) error { return e.destroyWith(ctx, id, nil) }
+
+// destroyWith is destroy that also deletes volumesOf's anonymous volumes
+// (rm -v, --rm), before the record, as dockerd does: a client that
+// waits for the removal (docker run --rm, wait's "removed") finds them
+// gone with it.
+func (e *Engine) destroyWith(ctx context.Context, id string, volumesOf *Container) error {
 	var errs []error
 	if err := e.deleteRuntime(ctx, id); err != nil {
 		errs = append(errs, err)
@@ -257,6 +263,9 @@ func (e *Engine) destroy(ctx context.Context, id string) error {
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("remove container %s: %w", ShortID(id), errors.Join(errs...))
+	}
+	if volumesOf != nil {
+		e.removeAnonymousVolumes(ctx, volumesOf)
 	}
 	os.Remove(e.opts.State + "/locks/" + id)
 	return e.db.Delete(ctx, id)
