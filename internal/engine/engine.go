@@ -70,6 +70,8 @@ type Engine struct {
 	snapshots *snapshot.Store
 	netsMu    sync.Mutex
 	nets      *network.Manager // opened at first use
+	changes   *events.Watcher  // Reap only: the journal grew
+	unwatch   context.CancelFunc
 	driver    *drivers
 	events    *events.Journal
 }
@@ -104,7 +106,18 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{opts: opts, db: db.InNamespace(opts.Namespace), images: opts.Images, snapshots: opts.Images.Snapshots(), driver: newDrivers(opts.Driver, opts.Drivers), events: openJournal(opts.Root)}, nil
+	e := &Engine{opts: opts, db: db.InNamespace(opts.Namespace), images: opts.Images, snapshots: opts.Images.Snapshots(), driver: newDrivers(opts.Driver, opts.Drivers), events: openJournal(opts.Root)}
+	if opts.Reap {
+		// Long-lived: waits for what another process records (an exit,
+		// a removal) wake at its event rather than at their next poll.
+		ctx, cancel := context.WithCancel(context.Background())
+		if w, err := e.events.Watch(ctx); err == nil {
+			e.changes, e.unwatch = w, cancel
+		} else {
+			cancel()
+		}
+	}
+	return e, nil
 }
 
 // Namespace is the store namespace the engine's names and lists are in.
@@ -115,6 +128,9 @@ func (e *Engine) Root() string { return e.opts.Root }
 
 // Close releases the store.
 func (e *Engine) Close() error {
+	if e.unwatch != nil {
+		e.unwatch()
+	}
 	e.netsMu.Lock()
 	if e.nets != nil {
 		e.nets.Wait()

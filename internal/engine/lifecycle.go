@@ -386,6 +386,7 @@ func waitCtx(ctx context.Context, rc runtime.Container, d time.Duration) {
 func (e *Engine) waitRecorded(ctx context.Context, id string, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for {
+		changed := e.Changed()
 		c, err := e.get(ctx, id)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
@@ -403,10 +404,12 @@ func (e *Engine) waitRecorded(ctx context.Context, id string, d time.Duration) e
 		if time.Now().After(deadline) {
 			return fmt.Errorf("container %s: the exit was not recorded within %s: %w", ShortID(id), d, ErrInvalidState)
 		}
-		if err := ctx.Err(); err != nil {
-			return err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-time.After(5 * time.Millisecond):
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -446,6 +449,7 @@ func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
 	id, last := c.ID, c.State.ExitCode
 	sleep := time.Millisecond
 	for {
+		changed := e.Changed()
 		c, err := e.Get(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			return last, nil
@@ -464,10 +468,12 @@ func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
 			}
 			return c.State.ExitCode, nil
 		}
-		if err := ctx.Err(); err != nil {
-			return 0, err
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-changed:
+		case <-time.After(sleep):
 		}
-		time.Sleep(sleep)
 		sleep = min(2*sleep, 50*time.Millisecond)
 	}
 }
@@ -478,6 +484,7 @@ func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
 // refresh reconciles it).
 func (e *Engine) waitExitRecorded(ctx context.Context, id string, startedAt time.Time) error {
 	for {
+		changed := e.Changed()
 		c, err := e.get(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -495,10 +502,12 @@ func (e *Engine) waitExitRecorded(ctx context.Context, id string, startedAt time
 			}
 			return err
 		}
-		if err := ctx.Err(); err != nil {
-			return err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-time.After(2 * time.Millisecond):
 		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
 
