@@ -282,7 +282,7 @@ func TestNetworkCleanupAfterKill(t *testing.T) {
 		t.Fatalf("the first run's veth is still on %s", bridge)
 	}
 	before := iptablesRules(t)
-	links := hostLinks(t)
+	links := hostLinks(t, bridge)
 	for i := range 3 {
 		e.run("run", "-d", "--name", fmt.Sprintf("n%d", i), "--network", "kills", "-p", "8080", demoImage, "sleep", "100")
 	}
@@ -305,7 +305,7 @@ func TestNetworkCleanupAfterKill(t *testing.T) {
 	// cleanup of namespaces that ended.
 	var after []string
 	waitForOK(10*time.Second, func() bool {
-		after = hostLinks(t)
+		after = hostLinks(t, bridge)
 		return strings.Join(after, ",") == strings.Join(links, ",")
 	})
 	if strings.Join(after, ",") != strings.Join(links, ",") {
@@ -472,13 +472,19 @@ func iptablesRules(t *testing.T) []string {
 	return rules
 }
 
-func hostLinks(t *testing.T) []string {
+// hostLinks lists the host's interfaces but the ports of bridges other
+// than own: those are other engines' containers (other tests' roots,
+// other berths on the host on berth0), which come and go meanwhile.
+func hostLinks(t *testing.T, own string) []string {
 	ifs, err := net.Interfaces()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []string
 	for _, i := range ifs {
+		if master, err := os.Readlink(filepath.Join("/sys/class/net", i.Name, "master")); err == nil && filepath.Base(master) != own {
+			continue
+		}
 		out = append(out, i.Name+"#"+strconv.Itoa(i.Index))
 	}
 	sort.Strings(out)
