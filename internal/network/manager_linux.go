@@ -417,23 +417,39 @@ func (m *Manager) Remove(ctx context.Context, name string, inUse []string) error
 		unlock()
 		return err
 	}
-	err = nil
-	if all, lerr := m.listLocked(); lerr == nil {
-		err = m.syncRules(all)
-	}
-	unlock()
-	if c.Bridge == "" {
-		return err
-	}
 	if m.later {
+		unlock()
 		m.pending.Add(1)
 		go func() {
 			defer m.pending.Done()
-			m.deleteRemovedBridge(context.WithoutCancel(ctx), c.Bridge)
+			ctx := context.WithoutCancel(ctx)
+			unlock, err := m.lock(ctx)
+			if err != nil {
+				return
+			}
+			err = m.syncRulesLocked()
+			unlock()
+			if err == nil && c.Bridge != "" {
+				m.deleteRemovedBridge(ctx, c.Bridge)
+			}
 		}()
+		return nil
+	}
+	err = m.syncRulesLocked()
+	unlock()
+	if err != nil || c.Bridge == "" {
 		return err
 	}
-	return errors.Join(err, m.deleteRemovedBridge(ctx, c.Bridge))
+	return m.deleteRemovedBridge(ctx, c.Bridge)
+}
+
+// syncRulesLocked makes the firewall chains match the records.
+func (m *Manager) syncRulesLocked() error {
+	all, err := m.listLocked()
+	if err != nil {
+		return err
+	}
+	return m.syncRules(all)
 }
 
 // removeLocked removes a network's record and leases, and leaves a note
@@ -463,28 +479,35 @@ func (m *Manager) removeLocked(c *Config) error {
 func (m *Manager) removedDir() string { return filepath.Join(m.runDir, "removed-bridges") }
 
 // DeleteBridgesLater is for a long-lived process (berth serve): Remove
-// then answers once the network's record and firewall rules are gone,
-// and its bridge is deleted after, in the background. The kernel takes
-// 30-50 ms here to unregister a bridge (RCU grace periods), one bridge
-// at a time, and a client that removes networks (compose down) need not
-// wait for it. The note Remove leaves under the lock says which bridges
-// are still to go: a Create deletes them first, under the lock (a new
-// network may want an old one's subnet, which the old bridge's address
-// holds, or its name), and so do Remove, RemoveAll and this call, for
-// what an earlier process killed in the meantime left. Each deletion
-// holds a lock of its bridge's own, so that a Create waits for one in
-// flight, and a bridge a new network took over is never deleted by an
-// old note. Wait waits for the deletions in flight.
+// then answers once the network's record is gone, and its firewall rules
+// are rewritten and its bridge deleted after, in the background. The
+// kernel takes 30-50 ms here to unregister a bridge (RCU grace periods),
+// one bridge at a time, a sync of the rules ~25 ms, and a client that
+// removes networks (compose down) need not wait for them: the rules of a
+// removed network's bridge, with no container on it, pass nothing, and a
+// sync after the next record change rewrites them anyway. The note
+// Remove leaves under the lock says which bridges are still to go; a
+// bridge is deleted only after a sync (its name then cannot come back
+// into the rules through a new network while old rules still name it).
+// A Create deletes them first, under the lock (a new network may want an
+// old one's subnet, which the old bridge's address holds, or its name),
+// and so do Remove, RemoveAll and this call, for what an earlier process
+// killed in the meantime left. Each deletion holds a lock of its bridge's
+// own, so that a Create waits for one in flight, and a bridge a new
+// network took over is never deleted by an old note. Wait waits for the
+// deletions in flight.
 func (m *Manager) DeleteBridgesLater() {
 	m.later = true
 	m.pending.Add(1)
 	go func() {
 		defer m.pending.Done()
-		ents, _ := os.ReadDir(m.removedDir())
-		for _, e := range ents {
-			if !strings.HasSuffix(e.Name(), ".lock") {
-				m.deleteRemovedBridge(context.Background(), e.Name())
-			}
+		if notes, _ := m.removedBridges(); len(notes) == 0 {
+			return
+		}
+		ctx := context.Background()
+		if unlock, err := m.lock(ctx); err == nil {
+			m.deleteRemovedBridgesLocked(ctx)
+			unlock()
 		}
 	}()
 }
@@ -512,22 +535,40 @@ func (m *Manager) deleteRemovedBridge(ctx context.Context, bridge string) error 
 }
 
 // deleteRemovedBridgesLocked deletes the bridges of removed networks
-// that are still there (see DeleteBridgesLater), side by side; the
-// caller holds the manager's lock.
+// that are still there (see DeleteBridgesLater), once the firewall rules
+// no longer name them; the caller holds the manager's lock.
 func (m *Manager) deleteRemovedBridgesLocked(ctx context.Context) error {
-	ents, err := os.ReadDir(m.removedDir())
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	notes, err := m.removedBridges()
+	if err != nil || len(notes) == 0 {
 		return err
 	}
-	errs := make([]error, len(ents))
-	var wg sync.WaitGroup
-	for i, e := range ents {
+	if err := m.syncRulesLocked(); err != nil {
+		return err
+	}
+	return m.deleteNoted(ctx, notes)
+}
+
+// removedBridges are the bridges noted as still to be deleted.
+func (m *Manager) removedBridges() ([]string, error) {
+	ents, err := os.ReadDir(m.removedDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	var out []string
+	for _, e := range ents {
 		if !strings.HasSuffix(e.Name(), ".lock") {
-			wg.Go(func() { errs[i] = m.deleteRemovedBridge(ctx, e.Name()) })
+			out = append(out, e.Name())
 		}
+	}
+	return out, err
+}
+
+// deleteNoted deletes noted bridges side by side.
+func (m *Manager) deleteNoted(ctx context.Context, bridges []string) error {
+	errs := make([]error, len(bridges))
+	var wg sync.WaitGroup
+	for i, b := range bridges {
+		wg.Go(func() { errs[i] = m.deleteRemovedBridge(ctx, b) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
@@ -552,7 +593,9 @@ func (m *Manager) RemoveAll(ctx context.Context) error {
 		for _, c := range all {
 			errs = append(errs, m.removeLocked(c))
 		}
-		return errors.Join(append(errs, m.syncRules(nil), m.deleteRemovedBridgesLocked(ctx))...)
+		errs = append(errs, m.syncRules(nil))
+		notes, err := m.removedBridges()
+		return errors.Join(append(errs, err, m.deleteNoted(ctx, notes))...)
 	})
 }
 
