@@ -9,13 +9,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/events"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/lockfile"
-	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/privdir"
 	"github.com/berth-dev/berth/internal/proc"
 	"github.com/berth-dev/berth/internal/runtime"
@@ -68,9 +66,8 @@ type Engine struct {
 	db        *store.DB
 	images    *image.Service
 	snapshots *snapshot.Store
-	netsMu    sync.Mutex
-	nets      *network.Manager // opened at first use
-	changes   *events.Watcher  // Reap only: the journal grew
+	nets      *netsHolder     // shared by InNamespace's copies
+	changes   *events.Watcher // Reap only: the journal grew
 	unwatch   context.CancelFunc
 	driver    *drivers
 	events    *events.Journal
@@ -106,7 +103,7 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{opts: opts, db: db.InNamespace(opts.Namespace), images: opts.Images, snapshots: opts.Images.Snapshots(), driver: newDrivers(opts.Driver, opts.Drivers), events: openJournal(opts.Root)}
+	e := &Engine{nets: &netsHolder{}, opts: opts, db: db.InNamespace(opts.Namespace), images: opts.Images, snapshots: opts.Images.Snapshots(), driver: newDrivers(opts.Driver, opts.Drivers), events: openJournal(opts.Root)}
 	if opts.Reap {
 		// Long-lived: waits for what another process records (an exit,
 		// a removal) wake at its event rather than at their next poll.
@@ -131,11 +128,9 @@ func (e *Engine) Close() error {
 	if e.unwatch != nil {
 		e.unwatch()
 	}
-	e.netsMu.Lock()
-	if e.nets != nil {
-		e.nets.Wait()
+	if m := e.nets.opened(); m != nil {
+		m.Wait()
 	}
-	e.netsMu.Unlock()
 	return e.db.Close()
 }
 

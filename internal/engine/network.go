@@ -31,10 +31,24 @@ import (
 func (e *Engine) netnsDir() string           { return filepath.Join(e.opts.State, "netns") }
 func (e *Engine) netnsPath(id string) string { return filepath.Join(e.netnsDir(), id) }
 
+// netsHolder is the engine's network manager, opened at first use, once
+// for the engine and its InNamespace copies (serve's requests race to
+// it).
+type netsHolder struct {
+	mu sync.Mutex
+	m  *network.Manager
+}
+
+func (h *netsHolder) opened() *network.Manager {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.m
+}
+
 func (e *Engine) networks() (*network.Manager, error) {
-	e.netsMu.Lock()
-	defer e.netsMu.Unlock()
-	if e.nets == nil {
+	e.nets.mu.Lock()
+	defer e.nets.mu.Unlock()
+	if e.nets.m == nil {
 		m, err := network.Open(e.opts.Root, filepath.Join(e.opts.State, "networks"))
 		if err != nil {
 			return nil, err
@@ -44,9 +58,9 @@ func (e *Engine) networks() (*network.Manager, error) {
 			// the answer (see DeleteBridgesLater).
 			m.DeleteBridgesLater()
 		}
-		e.nets = m
+		e.nets.m = m
 	}
-	return e.nets, nil
+	return e.nets.m, nil
 }
 
 // Networks is the engine's network manager.
