@@ -605,8 +605,9 @@ func jsonBody(w io.Writer, v any) error {
 	return err
 }
 
-// waitFor polls the record (the engine has no in-process notification of
-// an exit another process records) until cond holds.
+// waitFor looks at the record until cond holds: again at each change of
+// the event journal (the exit handler appends its die, the removal its
+// destroy, right after recording them) and at a poll.
 func (s *Server) waitFor(r *http.Request, c *engine.Container, cond string) (int, error) {
 	ctx := r.Context()
 	id := c.ID
@@ -614,6 +615,7 @@ func (s *Server) waitFor(r *http.Request, c *engine.Container, cond string) (int
 	started := c.State.StartedAt
 	last := c.State.ExitCode
 	for {
+		changed := s.e.Changed()
 		cur, err := s.e.Get(ctx, id)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -652,6 +654,7 @@ func (s *Server) waitFor(r *http.Request, c *engine.Container, cond string) (int
 		select {
 		case <-ctx.Done():
 			return -1, ctx.Err()
+		case <-changed:
 		case <-time.After(pollInterval(time.Since(since))):
 		}
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/berth-dev/berth/internal/events"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/lockfile"
-	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/privdir"
 	"github.com/berth-dev/berth/internal/proc"
 	"github.com/berth-dev/berth/internal/runtime"
@@ -67,7 +66,9 @@ type Engine struct {
 	db        *store.DB
 	images    *image.Service
 	snapshots *snapshot.Store
-	nets      *network.Manager // opened at first use
+	nets      *netsHolder     // shared by InNamespace's copies
+	changes   *events.Watcher // Reap only: the journal grew
+	unwatch   context.CancelFunc
 	driver    *drivers
 	events    *events.Journal
 }
@@ -102,7 +103,18 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{opts: opts, db: db.InNamespace(opts.Namespace), images: opts.Images, snapshots: opts.Images.Snapshots(), driver: newDrivers(opts.Driver, opts.Drivers), events: openJournal(opts.Root)}, nil
+	e := &Engine{nets: &netsHolder{}, opts: opts, db: db.InNamespace(opts.Namespace), images: opts.Images, snapshots: opts.Images.Snapshots(), driver: newDrivers(opts.Driver, opts.Drivers), events: openJournal(opts.Root)}
+	if opts.Reap {
+		// Long-lived: waits for what another process records (an exit,
+		// a removal) wake at its event rather than at their next poll.
+		ctx, cancel := context.WithCancel(context.Background())
+		if w, err := e.events.Watch(ctx); err == nil {
+			e.changes, e.unwatch = w, cancel
+		} else {
+			cancel()
+		}
+	}
+	return e, nil
 }
 
 // Namespace is the store namespace the engine's names and lists are in.
@@ -112,7 +124,15 @@ func (e *Engine) Namespace() string { return e.opts.Namespace }
 func (e *Engine) Root() string { return e.opts.Root }
 
 // Close releases the store.
-func (e *Engine) Close() error { return e.db.Close() }
+func (e *Engine) Close() error {
+	if e.unwatch != nil {
+		e.unwatch()
+	}
+	if m := e.nets.opened(); m != nil {
+		m.Wait()
+	}
+	return e.db.Close()
+}
 
 // InUse reports the containers made from an image (for rmi).
 func (e *Engine) InUse(ctx context.Context, imageID string) ([]string, error) {

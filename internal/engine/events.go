@@ -14,6 +14,13 @@ import (
 // Events is the root's event journal (berth events).
 func (e *Engine) Events() *events.Journal { return e.events }
 
+// Changed is closed at the event journal's next change after the call,
+// when the engine watches it (Options.Reap); else it never is. A wait for
+// what another process records takes it before looking, and looks again
+// when it is closed or at its poll, whichever comes first: every berth
+// process appends its event right after what it records.
+func (e *Engine) Changed() <-chan struct{} { return e.changes.Next() }
+
 func openJournal(root string) *events.Journal { return events.ForRoot(root) }
 
 // emit records an event about c, with docker's attributes (name, image,

@@ -145,9 +145,8 @@ func (e *Engine) refresh(ctx context.Context, c *Container) (*Container, error) 
 	}
 	if rec.HostConfig.AutoRemove {
 		e.markRemoving(ctx, c.ID)
-		if e.destroy(ctx, c.ID) == nil {
+		if e.destroyWith(ctx, c.ID, rec) == nil {
 			e.emit(rec, "destroy", nil)
-			e.removeAnonymousVolumes(ctx, rec)
 		}
 		return nil, store.NotFound("no such container: %s", c.ID)
 	}
@@ -212,13 +211,14 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 		return err
 	}
 	defer unlock()
-	if err := e.destroy(ctx, id); err != nil {
+	var volumesOf *Container
+	if o.Volumes {
+		volumesOf = c
+	}
+	if err := e.destroyWith(ctx, id, volumesOf); err != nil {
 		return err
 	}
 	e.emit(c, "destroy", nil)
-	if o.Volumes {
-		e.removeAnonymousVolumes(ctx, c)
-	}
 	return nil
 }
 
@@ -235,7 +235,13 @@ func (e *Engine) markRemoving(ctx context.Context, id string) error {
 
 // destroy removes everything of a container, record last. Each step
 // tolerates what an earlier, interrupted destroy already removed.
-func (e *Engine) destroy(ctx context.Context, id string) error {
+func (e *Engine) destroy(ctx context.Context, id string) error { return e.destroyWith(ctx, id, nil) }
+
+// destroyWith is destroy that also deletes volumesOf's anonymous volumes
+// (rm -v, --rm), before the record, as dockerd does: a client that
+// waits for the removal (docker run --rm, wait's "removed") finds them
+// gone with it.
+func (e *Engine) destroyWith(ctx context.Context, id string, volumesOf *Container) error {
 	var errs []error
 	if err := e.deleteRuntime(ctx, id); err != nil {
 		errs = append(errs, err)
@@ -257,6 +263,9 @@ func (e *Engine) destroy(ctx context.Context, id string) error {
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("remove container %s: %w", ShortID(id), errors.Join(errs...))
+	}
+	if volumesOf != nil {
+		e.removeAnonymousVolumes(ctx, volumesOf)
 	}
 	os.Remove(e.opts.State + "/locks/" + id)
 	return e.db.Delete(ctx, id)
@@ -377,6 +386,7 @@ func waitCtx(ctx context.Context, rc runtime.Container, d time.Duration) {
 func (e *Engine) waitRecorded(ctx context.Context, id string, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for {
+		changed := e.Changed()
 		c, err := e.get(ctx, id)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
@@ -394,10 +404,12 @@ func (e *Engine) waitRecorded(ctx context.Context, id string, d time.Duration) e
 		if time.Now().After(deadline) {
 			return fmt.Errorf("container %s: the exit was not recorded within %s: %w", ShortID(id), d, ErrInvalidState)
 		}
-		if err := ctx.Err(); err != nil {
-			return err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-time.After(5 * time.Millisecond):
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -437,6 +449,7 @@ func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
 	id, last := c.ID, c.State.ExitCode
 	sleep := time.Millisecond
 	for {
+		changed := e.Changed()
 		c, err := e.Get(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			return last, nil
@@ -455,10 +468,12 @@ func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
 			}
 			return c.State.ExitCode, nil
 		}
-		if err := ctx.Err(); err != nil {
-			return 0, err
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-changed:
+		case <-time.After(sleep):
 		}
-		time.Sleep(sleep)
 		sleep = min(2*sleep, 50*time.Millisecond)
 	}
 }
@@ -469,6 +484,7 @@ func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
 // refresh reconciles it).
 func (e *Engine) waitExitRecorded(ctx context.Context, id string, startedAt time.Time) error {
 	for {
+		changed := e.Changed()
 		c, err := e.get(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -486,10 +502,12 @@ func (e *Engine) waitExitRecorded(ctx context.Context, id string, startedAt time
 			}
 			return err
 		}
-		if err := ctx.Err(); err != nil {
-			return err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-time.After(2 * time.Millisecond):
 		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/network/dns"
@@ -30,15 +31,36 @@ import (
 func (e *Engine) netnsDir() string           { return filepath.Join(e.opts.State, "netns") }
 func (e *Engine) netnsPath(id string) string { return filepath.Join(e.netnsDir(), id) }
 
+// netsHolder is the engine's network manager, opened at first use, once
+// for the engine and its InNamespace copies (serve's requests race to
+// it).
+type netsHolder struct {
+	mu sync.Mutex
+	m  *network.Manager
+}
+
+func (h *netsHolder) opened() *network.Manager {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.m
+}
+
 func (e *Engine) networks() (*network.Manager, error) {
-	if e.nets == nil {
+	e.nets.mu.Lock()
+	defer e.nets.mu.Unlock()
+	if e.nets.m == nil {
 		m, err := network.Open(e.opts.Root, filepath.Join(e.opts.State, "networks"))
 		if err != nil {
 			return nil, err
 		}
-		e.nets = m
+		if e.opts.Reap {
+			// Long-lived: a removed network's bridge is deleted after
+			// the answer (see DeleteBridgesLater).
+			m.DeleteBridgesLater()
+		}
+		e.nets.m = m
 	}
-	return e.nets, nil
+	return e.nets.m, nil
 }
 
 // Networks is the engine's network manager.
@@ -407,8 +429,7 @@ func (e *Engine) setupNetwork(ctx context.Context, c *Container, inherited []*os
 	}
 	defer func() {
 		if retErr != nil {
-			e.detachAll(context.WithoutCancel(ctx), c.ID, eps)
-			netns.Remove(e.netnsDir(), c.ID)
+			e.releaseNetns(context.WithoutCancel(ctx), c.ID, eps)
 		}
 	}()
 	if len(eps) > 0 {
@@ -454,8 +475,7 @@ func (e *Engine) plumbNetns(ctx context.Context, id string, nets []NetworkReques
 	path := e.netnsPath(id)
 	defer func() {
 		if retErr != nil {
-			e.detachAll(context.WithoutCancel(ctx), id, eps)
-			netns.Remove(e.netnsDir(), id)
+			e.releaseNetns(context.WithoutCancel(ctx), id, eps)
 			eps = nil
 		}
 	}()
@@ -494,8 +514,9 @@ func (e *Engine) plumbNetns(ctx context.Context, id string, nets []NetworkReques
 	return eps, nil
 }
 
-// detachAll detaches endpoints and returns those whose DEL failed (kept
-// in the record, so that the next attempt, at rm, releases them).
+// detachAll detaches endpoints from the container's pinned namespace
+// (which stays) and returns those whose DEL failed (kept in the record,
+// so that the next attempt, at rm, releases them).
 func (e *Engine) detachAll(ctx context.Context, id string, eps []network.Endpoint) ([]network.Endpoint, error) {
 	if len(eps) == 0 {
 		return nil, nil
@@ -504,15 +525,69 @@ func (e *Engine) detachAll(ctx context.Context, id string, eps []network.Endpoin
 	if err != nil {
 		return eps, err
 	}
-	var errs []error
+	return detachFrom(ctx, m, id, e.netnsPath(id), eps)
+}
+
+// detachFrom runs the endpoints' DELs, each network's on its own (they
+// share nothing: each has its plugins, its leases and its interface),
+// and returns the endpoints whose DEL failed, in eps's order. path is the
+// namespace's, "" when it is gone.
+func detachFrom(ctx context.Context, m *network.Manager, id, path string, eps []network.Endpoint) ([]network.Endpoint, error) {
+	errs := make([]error, len(eps))
+	var wg sync.WaitGroup
+	for i, ep := range eps {
+		wg.Go(func() { errs[i] = m.Detach(ctx, id, path, ep) })
+	}
+	wg.Wait()
 	var failed []network.Endpoint
-	for _, ep := range eps {
-		if err := m.Detach(ctx, id, e.netnsPath(id), ep); err != nil {
-			errs = append(errs, err)
-			failed = append(failed, ep)
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, eps[i])
 		}
 	}
 	return failed, errors.Join(errs...)
+}
+
+// releaseNetns detaches the endpoints of a container whose namespace
+// goes, and removes the namespace; it returns the endpoints whose DEL
+// failed.
+//
+// The namespace is unpinned before the DELs, not after: deleting a veth
+// waits for the kernel's RCU grace periods (~20 ms here, the most of a
+// bridge DEL), while a namespace that ends takes its interfaces with it
+// in the kernel's own cleanup work, off this path and batched with other
+// namespaces that end. What the plugins hold on the host (the lease,
+// portmap's rules) is released by container ID, with no namespace (CNI's
+// DEL allows none). Each endpoint is first taken out of service from the
+// host's side (network.Manager.Unplug), so that its address may be given
+// to another container at once; one that cannot be is detached in the
+// namespace, as before. Killed in between, the record still lists the
+// endpoints: the next teardown runs their DELs (the veths went with the
+// namespace).
+func (e *Engine) releaseNetns(ctx context.Context, id string, eps []network.Endpoint) ([]network.Endpoint, error) {
+	path := e.netnsPath(id)
+	if len(eps) == 0 {
+		netns.Remove(e.netnsDir(), id)
+		return nil, nil
+	}
+	m, err := e.networks()
+	if err != nil {
+		netns.Remove(e.netnsDir(), id)
+		return eps, err
+	}
+	pinned, _ := netns.IsPinned(path)
+	var inside, outside []network.Endpoint
+	for _, ep := range eps {
+		if !pinned || m.Unplug(id, ep) {
+			outside = append(outside, ep)
+		} else {
+			inside = append(inside, ep)
+		}
+	}
+	failed, err1 := detachFrom(ctx, m, id, path, inside)
+	netns.Remove(e.netnsDir(), id)
+	f, err2 := detachFrom(ctx, m, id, "", outside)
+	return append(failed, f...), errors.Join(err1, err2)
 }
 
 // teardownNetwork detaches a container that stopped and removes its
@@ -523,8 +598,7 @@ func (e *Engine) teardownNetwork(ctx context.Context, id string) error {
 		netns.Remove(e.netnsDir(), id)
 		return nil
 	}
-	failed, err := e.detachAll(ctx, id, c.NetworkSettings.Endpoints)
-	netns.Remove(e.netnsDir(), id)
+	failed, err := e.releaseNetns(ctx, id, c.NetworkSettings.Endpoints)
 	e.emitEndpoints(ctx, "disconnect", id, slices.DeleteFunc(slices.Clone(c.NetworkSettings.Endpoints), func(ep network.Endpoint) bool {
 		return slices.ContainsFunc(failed, func(f network.Endpoint) bool { return f.Network == ep.Network })
 	}))

@@ -51,3 +51,31 @@ func TestExclusiveAndShared(t *testing.T) {
 		t.Fatalf("Lock after release: %v", err)
 	}
 }
+
+// A release by this process wakes its waiters on the same path (they
+// take the lock then, not at their next poll).
+func TestReleaseWakesWaiters(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "l")
+	unlock, err := TryLock(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := releaseOf(p)
+	other := releaseOf(p + "-other")
+	select {
+	case <-waiting:
+		t.Fatal("woken while the lock is held")
+	default:
+	}
+	unlock()
+	select {
+	case <-waiting:
+	default:
+		t.Fatal("the release did not wake the waiters")
+	}
+	select {
+	case <-other:
+		t.Fatal("a release woke the waiters of another path")
+	default:
+	}
+}

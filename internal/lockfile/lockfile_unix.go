@@ -27,5 +27,5 @@ func TryLock(path string, exclusive bool) (func(), error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return func() { f.Close() }, nil
+	return func() { f.Close(); released(path) }, nil
 }

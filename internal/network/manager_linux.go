@@ -14,10 +14,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/internal/lockfile"
 	"github.com/berth-dev/berth/internal/network/cni"
+	"golang.org/x/sys/unix"
 )
 
 // Manager holds the networks under one root.
@@ -26,6 +28,9 @@ type Manager struct {
 	runDir string
 	cni    *cni.Client
 	chains chains // this root's firewall chains
+
+	later   bool           // removed networks' bridges are deleted after Remove returns
+	pending sync.WaitGroup // those deletions in flight
 }
 
 // Open opens (creating) the network state under root; runDir (under the
@@ -209,6 +214,11 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (*Config, error) 
 	defer unlock()
 	if _, err := m.read(o.Name); err == nil {
 		return nil, fmt.Errorf("network %s: %w", o.Name, ErrExists)
+	}
+	// A removed network's bridge still there would hold its subnet and
+	// its name.
+	if err := m.deleteRemovedBridgesLocked(ctx); err != nil {
+		return nil, err
 	}
 	all, err := m.listLocked()
 	if err != nil {
@@ -403,30 +413,175 @@ func (m *Manager) Remove(ctx context.Context, name string, inUse []string) error
 	if err != nil {
 		return err
 	}
-	defer unlock()
 	if err := m.removeLocked(c); err != nil {
+		unlock()
 		return err
 	}
-	if all, err := m.listLocked(); err == nil {
-		return m.syncRules(all)
+	if m.later {
+		unlock()
+		m.pending.Add(1)
+		go func() {
+			defer m.pending.Done()
+			ctx := context.WithoutCancel(ctx)
+			unlock, err := m.lock(ctx)
+			if err != nil {
+				return
+			}
+			err = m.syncRulesLocked()
+			unlock()
+			if err == nil && c.Bridge != "" {
+				m.deleteRemovedBridge(ctx, c.Bridge)
+			}
+		}()
+		return nil
 	}
-	return nil
+	err = m.syncRulesLocked()
+	unlock()
+	if err != nil || c.Bridge == "" {
+		return err
+	}
+	return m.deleteRemovedBridge(ctx, c.Bridge)
 }
 
+// syncRulesLocked makes the firewall chains match the records.
+func (m *Manager) syncRulesLocked() error {
+	all, err := m.listLocked()
+	if err != nil {
+		return err
+	}
+	return m.syncRules(all)
+}
+
+// removeLocked removes a network's record and leases, and leaves a note
+// that its bridge is to be deleted (deleteRemovedBridgesLocked).
 func (m *Manager) removeLocked(c *Config) error {
+	if c.Bridge != "" {
+		if err := os.MkdirAll(m.removedDir(), 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(m.removedDir(), c.Bridge), nil, 0o600); err != nil {
+			return err
+		}
+	}
 	if err := os.Remove(m.recordPath(c.Name)); err != nil {
 		return err
 	}
 	os.Remove(filepath.Join(m.dir, c.Name+".conflist"))
-	// A bridge with interfaces on it serves containers of another root
-	// (the default berth0 is every root's): it stays.
-	if c.Bridge != "" && !bridgeInUse(c.Bridge) {
-		exec.Command("ip", "link", "del", c.Bridge).Run()
-	}
 	if !c.Default {
 		os.RemoveAll(filepath.Join(m.dir, "ipam", c.Name))
 	}
 	return nil
+}
+
+// removedDir holds a note per bridge of a removed network that is still
+// to be deleted. Under the run directory: the bridges go with a reboot
+// too.
+func (m *Manager) removedDir() string { return filepath.Join(m.runDir, "removed-bridges") }
+
+// DeleteBridgesLater is for a long-lived process (berth serve): Remove
+// then answers once the network's record is gone, and its firewall rules
+// are rewritten and its bridge deleted after, in the background. The
+// kernel takes 30-50 ms here to unregister a bridge (RCU grace periods),
+// one bridge at a time, a sync of the rules ~25 ms, and a client that
+// removes networks (compose down) need not wait for them: the rules of a
+// removed network's bridge, with no container on it, pass nothing, and a
+// sync after the next record change rewrites them anyway. The note
+// Remove leaves under the lock says which bridges are still to go; a
+// bridge is deleted only after a sync (its name then cannot come back
+// into the rules through a new network while old rules still name it).
+// A Create deletes them first, under the lock (a new network may want an
+// old one's subnet, which the old bridge's address holds, or its name),
+// and so do Remove, RemoveAll and this call, for what an earlier process
+// killed in the meantime left. Each deletion holds a lock of its bridge's
+// own, so that a Create waits for one in flight, and a bridge a new
+// network took over is never deleted by an old note. Wait waits for the
+// deletions in flight.
+func (m *Manager) DeleteBridgesLater() {
+	m.later = true
+	m.pending.Add(1)
+	go func() {
+		defer m.pending.Done()
+		if notes, _ := m.removedBridges(); len(notes) == 0 {
+			return
+		}
+		ctx := context.Background()
+		if unlock, err := m.lock(ctx); err == nil {
+			m.deleteRemovedBridgesLocked(ctx)
+			unlock()
+		}
+	}()
+}
+
+// Wait waits for the bridge deletions DeleteBridgesLater left running.
+func (m *Manager) Wait() { m.pending.Wait() }
+
+// deleteRemovedBridge deletes a removed network's bridge if its note is
+// still there, under the bridge's own lock.
+func (m *Manager) deleteRemovedBridge(ctx context.Context, bridge string) error {
+	if !validNetName(bridge) {
+		return nil
+	}
+	note := filepath.Join(m.removedDir(), bridge)
+	unlock, err := lockfile.Lock(ctx, note+".lock", true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := os.Stat(note); err != nil {
+		return nil // deleted by another
+	}
+	deleteBridge(bridge)
+	return os.Remove(note)
+}
+
+// deleteRemovedBridgesLocked deletes the bridges of removed networks
+// that are still there (see DeleteBridgesLater), once the firewall rules
+// no longer name them; the caller holds the manager's lock.
+func (m *Manager) deleteRemovedBridgesLocked(ctx context.Context) error {
+	notes, err := m.removedBridges()
+	if err != nil || len(notes) == 0 {
+		return err
+	}
+	if err := m.syncRulesLocked(); err != nil {
+		return err
+	}
+	return m.deleteNoted(ctx, notes)
+}
+
+// removedBridges are the bridges noted as still to be deleted.
+func (m *Manager) removedBridges() ([]string, error) {
+	ents, err := os.ReadDir(m.removedDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	var out []string
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".lock") {
+			out = append(out, e.Name())
+		}
+	}
+	return out, err
+}
+
+// deleteNoted deletes noted bridges side by side.
+func (m *Manager) deleteNoted(ctx context.Context, bridges []string) error {
+	errs := make([]error, len(bridges))
+	var wg sync.WaitGroup
+	for i, b := range bridges {
+		wg.Go(func() { errs[i] = m.deleteRemovedBridge(ctx, b) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// deleteBridge deletes a removed network's bridge. A bridge with
+// interfaces up on it serves containers of another root (the default
+// berth0 is every root's): it stays.
+func deleteBridge(name string) {
+	if bridgeInUse(name) {
+		return
+	}
+	exec.Command("ip", "link", "del", name).Run()
 }
 
 // RemoveAll deletes every network, the default one included, with their
@@ -438,7 +593,9 @@ func (m *Manager) RemoveAll(ctx context.Context) error {
 		for _, c := range all {
 			errs = append(errs, m.removeLocked(c))
 		}
-		return errors.Join(append(errs, m.syncRules(nil))...)
+		errs = append(errs, m.syncRules(nil))
+		notes, err := m.removedBridges()
+		return errors.Join(append(errs, err, m.deleteNoted(ctx, notes))...)
 	})
 }
 
@@ -617,6 +774,9 @@ func (m *Manager) Attach(ctx context.Context, c *Config, r AttachRequest) (Endpo
 
 // Detach undoes Attach. The network may be gone already: then only the
 // cached result is used (leases and rules are released by the plugins).
+// netnsPath "" says the namespace is gone (CNI's DEL without a
+// namespace): the plugins release what they hold on the host, and the
+// kernel removed the interfaces with the namespace.
 func (m *Manager) Detach(ctx context.Context, containerID, netnsPath string, ep Endpoint) error {
 	c, err := m.read(ep.Network)
 	if err != nil {
@@ -632,6 +792,76 @@ func (m *Manager) Detach(ctx context.Context, containerID, netnsPath string, ep 
 	}
 	return m.cni.Detach(ctx, n, cni.Attachment{ContainerID: containerID, NetNS: netnsPath, IfName: ep.IfName,
 		CapabilityArgs: capabilityArgs(AttachRequest{Ports: ep.Ports, IP: ep.RequestIP, MAC: ep.RequestMAC})})
+}
+
+// Unplug takes a bridge endpoint out of service from the host's side,
+// for a container whose namespace is about to be unpinned, and reports
+// whether it did; then the endpoint's DEL may run without the namespace
+// (Detach with netnsPath ""). It sets the veth's host end down: a down
+// port forwards nothing on the bridge and gives the container's end no
+// carrier, so whatever is left of the namespace (it may outlive its pin
+// for a while: the kernel ends it in deferred work, the name server's
+// sockets hold it until their reload) can no longer answer for an
+// address that its DEL gives back, and nothing inside can bring it up
+// again. The veth itself goes with the namespace, in the kernel's own
+// cleanup. The host end's name is the plugin's cached result's.
+//
+// It declines, and the endpoint is detached in the namespace as before,
+// where the plugins must see the namespace at DEL: tuning
+// (--mac-address) restores the interface in it and only then drops its
+// saved copy on the host; a vlan link is left to its plugin.
+func (m *Manager) Unplug(containerID string, ep Endpoint) bool {
+	if ep.RequestMAC != "" {
+		return false
+	}
+	c, err := m.read(ep.Network)
+	if err != nil || c.Driver != DriverBridge {
+		return false
+	}
+	conf, err := m.conflist(c, len(ep.Ports) > 0, false)
+	if err != nil {
+		return false
+	}
+	n, err := cni.ParseNetwork(conf)
+	if err != nil {
+		return false
+	}
+	res, err := m.cni.CachedResult(n, cni.Attachment{ContainerID: containerID, IfName: ep.IfName})
+	if err != nil || res == nil {
+		return false
+	}
+	for _, i := range res.Interfaces {
+		if i.Sandbox == "" && i.Name != c.Bridge {
+			return setLinkDown(i.Name) == nil
+		}
+	}
+	return false
+}
+
+// setLinkDown sets a host interface down; one that is gone is no error.
+func setLinkDown(name string) error {
+	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(s)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr); err == unix.ENODEV {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if ifr.Uint16()&unix.IFF_UP == 0 {
+		return nil
+	}
+	ifr.SetUint16(ifr.Uint16() &^ unix.IFF_UP)
+	if err := unix.IoctlIfreq(s, unix.SIOCSIFFLAGS, ifr); err != nil && err != unix.ENODEV {
+		return err
+	}
+	return nil
 }
 
 // Leases lists the addresses host-local holds for a network (for tests
@@ -660,8 +890,19 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-// bridgeInUse says whether any interface is attached to the bridge.
+// bridgeInUse says whether an interface that is up is attached to the
+// bridge. A port that is down belongs to a container that has gone: its
+// veth was unplugged (Unplug) and waits for the kernel to end its
+// namespace; deleting the bridge under it only detaches it.
 func bridgeInUse(bridge string) bool {
 	ents, err := os.ReadDir(filepath.Join("/sys/class/net", bridge, "brif"))
-	return err == nil && len(ents) > 0
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if i, err := net.InterfaceByName(e.Name()); err == nil && i.Flags&net.FlagUp != 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -289,7 +289,21 @@ func TestDockerAPICLI(t *testing.T) {
 			if got := ok("ps", "-aq"); strings.TrimSpace(got) != "" {
 				t.Errorf("after docker container prune: %q", got)
 			}
+			// serve deletes a removed network's bridge after its
+			// answer; a network made at once on the same subnet waits
+			// for it, and the last one's goes too.
+			subnet := strings.TrimSpace(ok("network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", "apinet"))
+			bridge := strings.TrimSpace(ok("network", "inspect", "-f", `{{index .Options "com.docker.network.bridge.name"}}`, "apinet"))
 			ok("network", "rm", "apinet")
+			ok("network", "create", "--subnet", subnet, "apinet2")
+			if out := ok("run", "--rm", "--network", "apinet2", "berth-demo/busybox", "ip", "-o", "-4", "addr", "show", "eth0"); !strings.Contains(out, strings.TrimSuffix(subnet, "0/24")) {
+				t.Errorf("on a network made again on %s: %q", subnet, out)
+			}
+			ok("network", "rm", "apinet2")
+			waitFor(t, 10*time.Second, "the removed networks' bridge "+bridge+" to go", func() bool {
+				_, err := net.InterfaceByName(bridge)
+				return err != nil
+			})
 			ok("volume", "rm", "apivol")
 			ok("tag", "berth-demo/busybox", "example.test/copy:v1")
 			if got := ok("images", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(got, "example.test/copy:v1") {

@@ -274,15 +274,43 @@ func TestNetworkCleanupAfterKill(t *testing.T) {
 	e := newEngine(t)
 	e.loadDemoImage()
 	e.run("network", "create", "kills")
-	// One run to install the networks' chains, then the baseline.
+	// One run to install the networks' chains, then the baseline, once
+	// that run's veth has gone with its namespace.
 	e.run("run", "--rm", "--network", "kills", demoImage, "true")
-	before := iptablesRules(t)
-	links := hostLinks(t)
+	bridge := e.bridgeOf("kills")
+	if !waitForOK(10*time.Second, func() bool { all, _ := bridgePorts(t, bridge); return len(all) == 0 }) {
+		t.Fatalf("the first run's veth is still on %s", bridge)
+	}
+	// This root's rules and those about its network: other roots (other
+	// tests, other berths on the host) change theirs meanwhile.
+	var subnet struct {
+		IPAM struct{ Config []struct{ Subnet string } }
+	}
+	var nets []json.RawMessage
+	if err := jsonUnmarshal(e.run("network", "inspect", "kills"), &nets); err != nil || len(nets) != 1 || json.Unmarshal(nets[0], &subnet) != nil || len(subnet.IPAM.Config) != 1 {
+		t.Fatalf("network inspect kills: %v", err)
+	}
+	prefix := strings.TrimSuffix(subnet.IPAM.Config[0].Subnet, "0/24")
+	sum := sha256.Sum256([]byte(filepath.Join(e.root, "networks")))
+	chain := hex.EncodeToString(sum[:4])
+	ours := func() []string {
+		return slices.DeleteFunc(iptablesRules(t), func(r string) bool {
+			return !strings.Contains(r, "-"+chain+" ") && !strings.Contains(r, prefix) && !strings.Contains(r, bridge) && !strings.Contains(r, `\"kills\"`)
+		})
+	}
+	before := ours()
+	if !slices.ContainsFunc(before, func(r string) bool { return strings.Contains(r, "BERTH-FWD-"+chain) }) {
+		t.Fatalf("this root's chain BERTH-FWD-%s not among the rules: %v", chain, before)
+	}
+	links := hostLinks(t, bridge)
 	for i := range 3 {
 		e.run("run", "-d", "--name", fmt.Sprintf("n%d", i), "--network", "kills", "-p", "8080", demoImage, "sleep", "100")
 	}
 	if n := len(e.leases("kills")); n != 3 {
 		t.Fatalf("%d leases for 3 containers", n)
+	}
+	if r := ours(); !slices.ContainsFunc(r, func(l string) bool { return strings.Contains(l, prefix) && strings.Contains(l, ":8080") }) {
+		t.Fatalf("portmap's rules for the containers are not among those compared: %v", r)
 	}
 	for _, pid := range e.monitors() {
 		syscall.Kill(pid, syscall.SIGKILL)
@@ -293,13 +321,135 @@ func TestNetworkCleanupAfterKill(t *testing.T) {
 		t.Errorf("leases left after the monitors died: %v", l)
 	}
 	e.run("rm", "-f", "n0", "n1", "n2")
-	if after := iptablesRules(t); strings.Join(after, "\n") != strings.Join(before, "\n") {
+	if after := ours(); strings.Join(after, "\n") != strings.Join(before, "\n") {
 		t.Errorf("iptables rules changed:\nbefore:\n%s\nafter:\n%s", strings.Join(before, "\n"), strings.Join(after, "\n"))
 	}
-	if after := hostLinks(t); strings.Join(after, ",") != strings.Join(links, ",") {
+	// The veths go with their namespaces, in the kernel's deferred
+	// cleanup of namespaces that ended.
+	var after []string
+	waitForOK(10*time.Second, func() bool {
+		after = hostLinks(t, bridge)
+		return strings.Join(after, ",") == strings.Join(links, ",")
+	})
+	if strings.Join(after, ",") != strings.Join(links, ",") {
 		t.Errorf("host links changed: before %v, after %v", links, after)
 	}
 	e.run("network", "rm", "kills")
+	e.checkNetworkClean()
+	e.checkNothingLeft()
+}
+
+// waitForOK polls cond until it holds or d passes, and says which.
+func waitForOK(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+// bridgeOf is a bridge network's bridge.
+func (e *engineEnv) bridgeOf(network string) string {
+	e.t.Helper()
+	var nets []struct{ Options map[string]string }
+	if err := jsonUnmarshal(e.run("network", "inspect", network), &nets); err != nil || len(nets) != 1 || nets[0].Options["com.docker.network.bridge.name"] == "" {
+		e.t.Fatalf("network inspect %s: %v %+v", network, err, nets)
+	}
+	return nets[0].Options["com.docker.network.bridge.name"]
+}
+
+// bridgePorts lists the interfaces on a bridge, and which of them are up.
+func bridgePorts(t *testing.T, bridge string) (all, up []string) {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join("/sys/class/net", bridge, "brif"))
+	if err != nil {
+		t.Fatalf("bridge %s: %v", bridge, err)
+	}
+	for _, ent := range ents {
+		all = append(all, ent.Name())
+		if i, err := net.InterfaceByName(ent.Name()); err == nil && i.Flags&net.FlagUp != 0 {
+			up = append(up, ent.Name())
+		}
+	}
+	return all, up
+}
+
+// A removed container's address is another's at once. Its lease is given
+// back after its namespace is unpinned, and its veth goes later, with the
+// namespace, in the kernel's cleanup: by then the veth must carry nothing
+// (its host end down, off the bridge's forwarding), or what is left of the
+// old namespace could still answer ARP for the address. The test holds
+// each old namespace open (as the name server's sockets may), so that its
+// veth is surely still there when the next container takes the address
+// and when the network is removed.
+func TestNetworkAddressReusedAtOnce(t *testing.T) {
+	requireCNI(t)
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.run("network", "create", "--subnet", "10.231.12.0/24", "reuse")
+	bridge := e.bridgeOf("reuse")
+	const addr = "10.231.12.20"
+	var held []*os.File
+	defer func() {
+		for _, f := range held {
+			f.Close()
+		}
+	}()
+	for i := range 3 {
+		name := fmt.Sprintf("srv%d", i)
+		// At once after the last one's rm: host-local refuses an
+		// address still leased.
+		e.serve(name, "--network", "reuse", "--ip", addr, "--hostname", name)
+		if all, up := bridgePorts(t, bridge); len(up) != 1 || len(all) != i+1 {
+			t.Errorf("%s runs on %s beside %d unplugged veths: ports %v, up %v", name, bridge, i, all, up)
+		}
+		var out string
+		if !waitForOK(10*time.Second, func() bool {
+			out, _, _ = e.try("run", "--rm", "--network", "reuse", demoImage, "sh", "-c", "nc -w 2 "+addr+" 5000 </dev/null")
+			return strings.Contains(out, "hello from")
+		}) || !strings.Contains(out, "hello from "+name) {
+			t.Errorf("%s at %s: got %q", name, addr, out)
+		}
+		ns, err := os.Open(e.netInfo(name).NetworkSettings.SandboxKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, ns)
+		e.run("rm", "-f", name)
+		if all, up := bridgePorts(t, bridge); len(up) != 0 {
+			t.Errorf("after rm -f %s, ports of %s still up: %v (all: %v)", name, bridge, up, all)
+		}
+	}
+	unplugged, _ := bridgePorts(t, bridge)
+	if len(unplugged) != 3 {
+		t.Errorf("the held namespaces' veths on %s: %v", bridge, unplugged)
+	}
+	// The network goes at once, its bridge too, whatever unplugged veth
+	// is still on it.
+	e.run("network", "rm", "reuse")
+	if _, err := net.InterfaceByName(bridge); err == nil {
+		t.Errorf("bridge %s is left after network rm", bridge)
+	}
+	// The veths go with their namespaces, in the kernel's cleanup.
+	var veths []string
+	for _, f := range held {
+		f.Close()
+	}
+	held = nil
+	if !waitForOK(10*time.Second, func() bool {
+		veths = nil
+		for _, v := range unplugged {
+			if _, err := net.InterfaceByName(v); err == nil {
+				veths = append(veths, v)
+			}
+		}
+		return len(veths) == 0
+	}) {
+		t.Errorf("veths left after their namespaces ended: %v", veths)
+	}
 	e.checkNetworkClean()
 	e.checkNothingLeft()
 }
@@ -345,13 +495,19 @@ func iptablesRules(t *testing.T) []string {
 	return rules
 }
 
-func hostLinks(t *testing.T) []string {
+// hostLinks lists the host's interfaces but the ports of bridges other
+// than own: those are other engines' containers (other tests' roots,
+// other berths on the host on berth0), which come and go meanwhile.
+func hostLinks(t *testing.T, own string) []string {
 	ifs, err := net.Interfaces()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []string
 	for _, i := range ifs {
+		if master, err := os.Readlink(filepath.Join("/sys/class/net", i.Name, "master")); err == nil && filepath.Base(master) != own {
+			continue
+		}
 		out = append(out, i.Name+"#"+strconv.Itoa(i.Index))
 	}
 	sort.Strings(out)

@@ -94,6 +94,16 @@ func (c *Client) Detach(ctx context.Context, n *Network, a Attachment) error {
 	return nil
 }
 
+// CachedResult is the result of the last ADD of a to n, as libcni
+// cached it (nil: none is cached).
+func (c *Client) CachedResult(n *Network, a Attachment) (*types100.Result, error) {
+	res, err := c.cni.GetNetworkListCachedResult(n.list, a.runtimeConf())
+	if err != nil || res == nil {
+		return nil, err
+	}
+	return types100.NewResultFromResult(res)
+}
+
 // BridgeOptions describe a bridge network.
 type BridgeOptions struct {
 	Name, Bridge, Subnet, Gateway string

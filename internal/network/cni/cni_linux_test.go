@@ -86,6 +86,20 @@ func TestTwoNamespacesOnABridge(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a cannot reach b at %s: %v\n%s", ips["b"], err, out)
 	}
+	// The cached result names the veth's host end, on the bridge.
+	cached, err := c.CachedResult(n, Attachment{ContainerID: atts[0].ContainerID, IfName: "eth0"})
+	if err != nil || cached == nil {
+		t.Fatalf("cached result of a: %v %v", cached, err)
+	}
+	hostEnd := ""
+	for _, i := range cached.Interfaces {
+		if i.Sandbox == "" && i.Name != bridge {
+			hostEnd = i.Name
+		}
+	}
+	if master, err := os.Readlink(filepath.Join("/sys/class/net", hostEnd, "master")); err != nil || filepath.Base(master) != bridge {
+		t.Errorf("cached host end %q: not on %s (%v)", hostEnd, bridge, err)
+	}
 	for _, a := range atts {
 		if err := c.Detach(ctx, n, a); err != nil {
 			t.Fatal(err)
@@ -93,6 +107,9 @@ func TestTwoNamespacesOnABridge(t *testing.T) {
 		if err := c.Detach(ctx, n, a); err != nil {
 			t.Fatalf("second detach: %v", err)
 		}
+	}
+	if cached, err := c.CachedResult(n, Attachment{ContainerID: atts[0].ContainerID, IfName: "eth0"}); err != nil || cached != nil {
+		t.Errorf("a result is cached after the detach: %+v %v", cached, err)
 	}
 	links, _ := exec.Command("ip", "-o", "link", "show", "master", bridge).CombinedOutput()
 	if strings.TrimSpace(string(links)) != "" {
