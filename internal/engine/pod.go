@@ -494,7 +494,9 @@ func (e *Engine) mountPodShm(p *Pod) error {
 // the record for the next attempt.
 func (e *Engine) unpinPod(ctx context.Context, p *Pod) error {
 	var errs []error
-	failed, err := e.detachAll(ctx, p.ID, p.NetworkSettings.Endpoints)
+	// As a container's: the namespace goes first and the veths with it
+	// in the kernel's own time (releaseNetns).
+	failed, err := e.releaseNetns(ctx, p.ID, p.NetworkSettings.Endpoints)
 	errs = append(errs, err)
 	e.emitEndpoints(ctx, "disconnect", p.ID, slices.DeleteFunc(slices.Clone(p.NetworkSettings.Endpoints), func(ep network.Endpoint) bool {
 		return slices.ContainsFunc(failed, func(f network.Endpoint) bool { return f.Network == ep.Network })
