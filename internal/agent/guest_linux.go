@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/runtime/linux"
 )
 
 // ModulesOrder is the initramfs file listing the kernel modules to load,
@@ -804,4 +807,38 @@ func (s *sharedMounts) provide(file, path string) bool {
 		}
 	}
 	return false
+}
+
+// Stats samples the container the guest's runtime made: its cgroup in
+// the guest, its network namespace's counters (the guest's eth0).
+func (guest) Stats() (*Stats, error) {
+	c, err := linux.NewDriver(runtimeRoot).Load(context.Background(), guestID)
+	if err != nil {
+		return nil, fmt.Errorf("the container in the guest: %w", err)
+	}
+	s, err := c.Stats(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return &Stats{CPUTotal: s.CPUTotal, MemUsage: s.MemUsage, MemLimit: s.MemLimit, Pids: s.Pids,
+		NetRx: s.NetRx, NetTx: s.NetTx, BlockRead: s.BlockRead, BlockWrite: s.BlockWrite, OOMKills: s.OOMKills}, nil
+}
+
+// Top lists the processes of the container's cgroup in the guest as ps
+// would (the guest has no ps: ps_linux.go formats /proc).
+func (guest) Top(psArgs []string) (*Top, error) {
+	cols, err := ParsePsArgs(psArgs)
+	if err != nil {
+		return nil, err
+	}
+	c, err := linux.Load(runtimeRoot, guestID)
+	if err != nil {
+		return nil, fmt.Errorf("the container in the guest: %w", err)
+	}
+	pids, err := c.Processes()
+	if err != nil {
+		return nil, fmt.Errorf("list its processes: %w", err)
+	}
+	slices.Sort(pids)
+	return psTable("/proc", pids, cols, time.Now()), nil
 }

@@ -872,18 +872,24 @@ func (e *Engine) openRunningRoot(ctx context.Context, c *Container, live bool) (
 	if st := rc.Status(); st != runtime.StatusRunning && st != runtime.StatusPaused {
 		return nil, errStopped
 	}
+	f, err := rc.OpenRoot()
+	if errors.Is(err, runtime.ErrNotSupported) {
+		return nil, filesInVM(c, err)
+	}
 	if live {
-		f, err := rc.OpenRoot()
 		if err != nil {
 			return nil, errStopped
 		}
 		return f, nil
 	}
+	if f != nil {
+		f.Close()
+	}
 	p := e.rootfs(c.ID)
 	if !mounted(p) {
 		return nil, errStopped
 	}
-	f, err := os.OpenFile(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	f, err = os.OpenFile(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, errStopped
 	}
@@ -892,6 +898,15 @@ func (e *Engine) openRunningRoot(ctx context.Context, c *Container, live bool) (
 		return nil, errStopped
 	}
 	return f, nil
+}
+
+// filesInVM refuses cp, export and diff of a running container whose
+// files its driver cannot show on the host (a VM's: its writes live in
+// the guest; the host's overlay holds only the image's files, so using it
+// would silently miss them). See docs/architecture.md, "cp and export of
+// a VM container".
+func filesInVM(c *Container, err error) error {
+	return fmt.Errorf("container %s runs in a VM (isolation %s) whose files cp, export and diff cannot reach yet: %w", c.Name, c.HostConfig.Isolation, err)
 }
 
 // containerRoot opens a container's root for cp (live: a running
@@ -910,8 +925,12 @@ func (e *Engine) containerRoot(ctx context.Context, ref string, live, write bool
 		case StatusCreating, StatusRemoving, StatusDead:
 			return nil, nil, nil, fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrInvalidState)
 		case StatusRunning, StatusPaused:
-			if f, err := e.openRunningRoot(ctx, c, live); err == nil {
+			f, err := e.openRunningRoot(ctx, c, live)
+			if err == nil {
 				return c, f, func() { f.Close() }, nil
+			}
+			if !errors.Is(err, errStopped) {
+				return nil, nil, nil, err
 			}
 		}
 		unlock, err := e.lock(ctx, c.ID)
@@ -1102,6 +1121,15 @@ func (e *Engine) Diff(ctx context.Context, ref string) ([]Change, error) {
 	switch c.State.Status {
 	case StatusCreating, StatusRemoving, StatusDead:
 		return nil, fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrInvalidState)
+	}
+	if c.State.Status == StatusRunning || c.State.Status == StatusPaused {
+		if rc, err := e.driver.Load(ctx, c.ID); err == nil && rc.Status() != runtime.StatusStopped {
+			if f, err := rc.OpenRoot(); errors.Is(err, runtime.ErrNotSupported) {
+				return nil, filesInVM(c, err)
+			} else if f != nil {
+				f.Close()
+			}
+		}
 	}
 	changes, err := e.snapshots.Changes(c.ID, c.DiffIDs)
 	if err != nil {

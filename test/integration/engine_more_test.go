@@ -1001,10 +1001,12 @@ func TestEngineMoreCommit(t *testing.T) {
 // TestEngineOOMKilled: a container whose process the kernel's OOM killer
 // ends is recorded OOMKilled (docker's State.OOMKilled, the CRI's reason
 // OOMKilled) with 137; one killed with SIGKILL from outside is 137 and
-// not OOMKilled.
-func TestEngineOOMKilled(t *testing.T) {
-	e := newEngine(t)
-	e.loadDemoImage()
+// not OOMKilled. Under both isolations: in a VM the limit is enforced by
+// the container's cgroup in the guest, whose count the agent reports with
+// the exit.
+func TestEngineOOMKilled(t *testing.T) { forEachIsolation(t, testOOMKilled) }
+
+func testOOMKilled(t *testing.T, e *engineEnv) {
 	code, _, _ := e.exitCode("run", "--name", "oom", "--memory", "15m", "--memory-swap", "15m", demoImage, "sh", "-c", "dd if=/dev/zero of=/dev/null bs=20M")
 	if got := strings.TrimSpace(e.run("inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oom")); code != 137 || got != "true 137" {
 		t.Errorf("a container over its memory limit: exit %d, inspect %q; want 137, \"true 137\"", code, got)
@@ -1019,4 +1021,7 @@ func TestEngineOOMKilled(t *testing.T) {
 	}
 	e.run("rm", "oom", "killed")
 	e.checkNothingLeft()
+	if e.isolation == "vm" {
+		e.checkNoVMLeft()
+	}
 }

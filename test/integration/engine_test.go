@@ -85,6 +85,7 @@ type inspected struct {
 		Running    bool
 		Pid        int
 		ExitCode   int
+		OOMKilled  bool
 		Error      string
 		StartedAt  time.Time
 		FinishedAt time.Time

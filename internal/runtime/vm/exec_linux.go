@@ -3,7 +3,9 @@ package vm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"os"
@@ -30,9 +32,21 @@ const execSocket = "exec.sock"
 const maxExecRequest = 256 << 10
 
 type execRequest struct {
-	Process *specs.Process `json:"process"`
-	Stdin   bool           `json:"stdin"`
+	Process *specs.Process `json:"process,omitempty"`
+	Stdin   bool           `json:"stdin,omitempty"`
+	// Op, when set, asks a question of the agent instead (opStats,
+	// opTop with PsArgs): no stdio comes with it; the answer is "J "
+	// and the reply's JSON (or "E message"), in as many messages as it
+	// takes, then the end of the stream.
+	Op     string   `json:"op,omitempty"`
+	PsArgs []string `json:"psArgs,omitempty"`
 }
+
+// Questions the exec socket answers.
+const (
+	opStats = "stats"
+	opTop   = "top"
+)
 
 // execClient is one exec'd process's berth caller.
 type execClient struct {
@@ -85,6 +99,13 @@ func (s *shim) serveExec(c *net.UnixConn) {
 		}
 	}
 	var req execRequest
+	if err := json.Unmarshal(buf[:n], &req); err == nil && req.Op != "" {
+		for _, f := range files {
+			f.Close()
+		}
+		s.answer(c, &req)
+		return
+	}
 	if len(files) != 3 {
 		fail("exec: want stdin, stdout and stderr")
 		return
@@ -129,6 +150,51 @@ func (s *shim) serveExec(c *net.UnixConn) {
 		go s.followSize(name, ec)
 	}
 }
+
+// answer asks the agent an exec socket's question and sends the reply.
+func (s *shim) answer(c *net.UnixConn, req *execRequest) {
+	defer c.Close()
+	var f *agent.Frame
+	switch req.Op {
+	case opStats:
+		f = &agent.Frame{Type: agent.TypeStats}
+	case opTop:
+		f = &agent.Frame{Type: agent.TypeTop, PsArgs: req.PsArgs}
+	default:
+		c.Write([]byte(ctlError + " unknown question " + strconv.Quote(req.Op)))
+		return
+	}
+	r, err := s.call(f)
+	if err != nil {
+		c.Write([]byte(ctlError + " " + err.Error()))
+		return
+	}
+	var out any = r.Stats
+	if req.Op == opTop {
+		out = r.Top
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		c.Write([]byte(ctlError + " " + err.Error()))
+		return
+	}
+	b = append([]byte(ctlAnswer+" "), b...)
+	for len(b) > 0 {
+		n := min(len(b), answerChunk)
+		if _, err := c.Write(b[:n]); err != nil {
+			return
+		}
+		b = b[n:]
+	}
+}
+
+// ctlAnswer starts an answer on the exec socket; answerChunk bounds
+// one of its messages (a SOCK_SEQPACKET message must fit the socket's
+// buffer).
+const (
+	ctlAnswer   = "J"
+	answerChunk = 64 << 10
+)
 
 // followSize gives an exec'd process's guest pty the size of the
 // caller's, now and whenever it changes (polled: the caller's pty is not
@@ -206,16 +272,9 @@ func (s *shim) execExit(f *agent.Frame) {
 	log.Printf("%s exited %d", f.Proc, *f.Exit)
 }
 
-// Exec starts a process in the running VM's container, through its shim.
-func (c *container) Exec(ctx context.Context, o runtime.ExecOptions) (runtime.Process, error) {
-	if o.Process == nil || len(o.Process.Args) == 0 {
-		return nil, fmt.Errorf("exec: no process: %w", runtime.ErrInvalidArgument)
-	}
-	if c.Status() != runtime.StatusRunning {
-		return nil, fmt.Errorf("container %s: %w", c.id, runtime.ErrInvalidStatus)
-	}
-	// Through the directory's fd: the socket's full path may not fit
-	// in sun_path.
+// dialShim connects to the VM's exec socket, through the directory's fd:
+// the socket's full path may not fit in sun_path.
+func (c *container) dialShim() (*net.UnixConn, error) {
 	dir, err := os.Open(c.dir)
 	if err != nil {
 		return nil, err
@@ -224,6 +283,69 @@ func (c *container) Exec(ctx context.Context, o runtime.ExecOptions) (runtime.Pr
 	conn, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), execSocket), Net: "unixpacket"})
 	if err != nil {
 		return nil, fmt.Errorf("container %s: the VM's exec socket: %w", c.id, err)
+	}
+	return conn, nil
+}
+
+// maxAnswer bounds an answer to a question (a top of many processes).
+const maxAnswer = 16 << 20
+
+// ask asks the running VM's agent a question through its shim and
+// decodes the answer into out.
+func (c *container) ask(ctx context.Context, req execRequest, out any) error {
+	conn, err := c.dialShim()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	conn.SetDeadline(deadline)
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Write(b); err != nil {
+		return fmt.Errorf("container %s: %s: %w", c.id, req.Op, err)
+	}
+	var answer []byte
+	buf := make([]byte, answerChunk)
+	for {
+		n, err := conn.Read(buf)
+		if n == 0 || err != nil {
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("container %s: %s: %w", c.id, req.Op, err)
+			}
+			break
+		}
+		if answer = append(answer, buf[:n]...); len(answer) > maxAnswer {
+			return fmt.Errorf("container %s: %s: an answer over %d bytes", c.id, req.Op, maxAnswer)
+		}
+	}
+	s := string(answer)
+	if msg, ok := strings.CutPrefix(s, ctlError+" "); ok {
+		return fmt.Errorf("container %s: %s: %s", c.id, req.Op, msg)
+	}
+	js, ok := strings.CutPrefix(s, ctlAnswer+" ")
+	if !ok {
+		return fmt.Errorf("container %s: %s: the VM's shim gave no answer (%q)", c.id, req.Op, s)
+	}
+	return json.Unmarshal([]byte(js), out)
+}
+
+// Exec starts a process in the running VM's container, through its shim.
+func (c *container) Exec(ctx context.Context, o runtime.ExecOptions) (runtime.Process, error) {
+	if o.Process == nil || len(o.Process.Args) == 0 {
+		return nil, fmt.Errorf("exec: no process: %w", runtime.ErrInvalidArgument)
+	}
+	if c.Status() != runtime.StatusRunning {
+		return nil, fmt.Errorf("container %s: %w", c.id, runtime.ErrInvalidStatus)
+	}
+	conn, err := c.dialShim()
+	if err != nil {
+		return nil, err
 	}
 	req, err := json.Marshal(execRequest{Process: o.Process, Stdin: o.Stdio.Stdin != nil && !isDevNull(o.Stdio.Stdin)})
 	if err != nil {
