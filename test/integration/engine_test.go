@@ -525,7 +525,11 @@ func testStopEscalatesToKill(t *testing.T, e *engineEnv) {
 		t.Errorf("stop -t 1 returned after %s, before the timeout", took)
 	}
 	// --stop-signal is what stop sends.
-	e.run("run", "-d", "--name", "usr1", "--stop-signal", "USR1", demoImage, "sh", "-c", `trap 'echo got USR1; exit 0' USR1; while :; do sleep 0.05; done`)
+	// Stopped once its trap is set: a signal before that would find
+	// no handler (under vm the shell starts seconds after run -d
+	// returns).
+	e.run("run", "-d", "--name", "usr1", "--stop-signal", "USR1", demoImage, "sh", "-c", `trap 'echo got USR1; exit 0' USR1; echo ready; while :; do sleep 0.05; done`)
+	waitFor(t, e.patience(5*time.Second), "usr1's trap", func() bool { return strings.Contains(e.run("logs", "usr1"), "ready") })
 	e.run("stop", "-t", "5", "usr1")
 	if c := e.inspect("usr1"); c.State.ExitCode != 0 || !strings.Contains(e.run("logs", "usr1"), "got USR1") {
 		t.Errorf("--stop-signal USR1: exit %d, logs %q", c.State.ExitCode, e.run("logs", "usr1"))
