@@ -421,6 +421,9 @@ func findDisks(serials []string, timeout time.Duration) ([]string, error) {
 }
 
 func (guest) StartProcess(root string, p *Process, stdio [3]*os.File) (int, *os.File, error) {
+	if p.Files {
+		return startFilesHelper(p, stdio)
+	}
 	if p.OCI != nil {
 		theSharedMounts.set(p.OCI)
 	}
@@ -712,6 +715,19 @@ func writeFiles(root string, files map[string][]byte) error {
 		}
 	}
 	return nil
+}
+
+// startFilesHelper runs this binary as the file helper (cp and export):
+// in the guest's namespaces, as root, on the root the agent gave it.
+func startFilesHelper(p *Process, stdio [3]*os.File) (int, *os.File, error) {
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	proc, err := os.StartProcess("/proc/self/exe", append([]string{FilesHelperName}, p.Args...), &os.ProcAttr{Env: env, Files: stdio[:]})
+	if err != nil {
+		return 0, nil, fmt.Errorf("the file helper: %w", err)
+	}
+	pid := proc.Pid
+	proc.Release()
+	return pid, nil, nil
 }
 
 var execSeq atomic.Uint64

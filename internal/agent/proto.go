@@ -270,7 +270,17 @@ type Process struct {
 	// OCIProcess is an exec'd process's OCI process: the agent runs it
 	// with berth's linux runtime's exec in the container.
 	OCIProcess json.RawMessage `json:"ociProcess,omitempty"`
+	// Files: an exec'd process that is the berth binary's file helper
+	// (FilesHelperName: the container's half of cp and export) with
+	// Args, run by the agent outside the container, the root it works on
+	// put after Args[0] (the container's as its processes see it, or its
+	// root overlay for "export").
+	Files bool `json:"files,omitempty"`
 }
+
+// FilesHelperName is the argv[0] that makes the berth binary, in the
+// guest, the file helper (internal/engine's GuestFilesMain).
+const FilesHelperName = "berth-guest-files"
 
 // ChooseVersion picks the highest version both ends accept.
 func ChooseVersion(h *Hello) (int, error) {

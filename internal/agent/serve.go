@@ -297,6 +297,13 @@ func (a *Agent) exec(name string, p *Process) error {
 	if err != nil {
 		return fmt.Errorf("exec: %w", err)
 	}
+	if p.Files {
+		root := fmt.Sprintf("/proc/%d/root", init.pid)
+		if p.Args[0] == "export" {
+			root = init.root
+		}
+		p.Args = append([]string{p.Args[0], root}, p.Args[1:]...)
+	}
 	a.mu.Lock()
 	if a.procs[name] != nil {
 		a.mu.Unlock()

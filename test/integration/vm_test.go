@@ -176,13 +176,37 @@ func TestVMIsolation(t *testing.T) {
 	if out := e.run("stats", "--no-stream", "--format", "{{.MemUsage}} {{.PIDs}}", "vmd"); !strings.Contains(out, "/ 96MiB ") || strings.HasSuffix(strings.TrimSpace(out), " 0") {
 		t.Errorf("stats of a VM container: %q, want its limit (96MiB) and its processes", out)
 	}
-	// cp, export and diff cannot reach a running VM's files yet (its
-	// writes live in the guest): refused by name, never the image's
-	// files from the host's overlay instead.
-	for _, args := range [][]string{{"cp", "vmd:/etc/hostname", t.TempDir()}, {"export", "-o", filepath.Join(t.TempDir(), "x.tar"), "vmd"}, {"diff", "vmd"}} {
-		if _, errOut, err := e.try(args...); err == nil || !strings.Contains(errOut, "runs in a VM") {
-			t.Errorf("berth %s of a running VM container: %v (%s), want a refusal saying why", args[0], err, errOut)
-		}
+	// cp and export of a running VM container go through its agent (its
+	// writes live in the guest): out of it (a directory the guest made,
+	// renamed as docker does; a file of a volume, as the container sees
+	// it), into it, a missing path by name; export has the guest's
+	// writes and not the volumes. diff cannot reach them yet: refused by
+	// name, never the host overlay's image files instead.
+	e.run("exec", "vmd", "sh", "-c", "mkdir -p /made/sub && echo guest-made > /made/sub/f")
+	cpDir := t.TempDir()
+	e.run("cp", "vmd:/made", filepath.Join(cpDir, "out"))
+	if b, err := os.ReadFile(filepath.Join(cpDir, "out", "sub", "f")); err != nil || string(b) != "guest-made\n" {
+		t.Errorf("cp out of a VM container: %q, %v", b, err)
+	}
+	e.run("cp", "vmd:/data/before", cpDir)
+	if b, err := os.ReadFile(filepath.Join(cpDir, "before")); err != nil || string(b) != "host wrote before\n" {
+		t.Errorf("cp out of a VM container's volume: %q, %v", b, err)
+	}
+	os.WriteFile(filepath.Join(cpDir, "in.txt"), []byte("from the host\n"), 0o644)
+	e.run("cp", filepath.Join(cpDir, "in.txt"), "vmd:/made/")
+	if out := e.run("exec", "vmd", "cat", "/made/in.txt"); out != "from the host\n" {
+		t.Errorf("cp into a VM container: %q", out)
+	}
+	if _, errOut, err := e.try("cp", "vmd:/no-such-file", cpDir); err == nil || !strings.Contains(errOut, "could not find") {
+		t.Errorf("cp of a missing path out of a VM container: %v (%s)", err, errOut)
+	}
+	exported := filepath.Join(cpDir, "x.tar")
+	e.run("export", "-o", exported, "vmd")
+	if list, err := exec.Command("tar", "-tf", exported).Output(); err != nil || !strings.Contains(string(list), "made/sub/f") || strings.Contains(string(list), "before") || !strings.Contains(string(list), "bin/busybox") {
+		t.Errorf("export of a VM container: %v; want the image and the guest's writes, not its volume:\n%s", err, list)
+	}
+	if _, errOut, err := e.try("diff", "vmd"); err == nil || !strings.Contains(errOut, "runs in a VM") {
+		t.Errorf("diff of a running VM container: %v (%s), want a refusal saying why", err, errOut)
 	}
 	// A host directory, both ways while the VM runs; a read-only one; a
 	// named volume, whose data stays on the host after the VM.

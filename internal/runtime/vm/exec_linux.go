@@ -40,6 +40,8 @@ type execRequest struct {
 	// takes, then the end of the stream.
 	Op     string   `json:"op,omitempty"`
 	PsArgs []string `json:"psArgs,omitempty"`
+	// Files: Process.Args are the file helper's (runtime.GuestFiles).
+	Files bool `json:"files,omitempty"`
 }
 
 // Questions the exec socket answers.
@@ -133,7 +135,7 @@ func (s *shim) serveExec(c *net.UnixConn) {
 	}
 	err = s.request(&agent.Frame{Type: agent.TypeExec, Proc: name, Exec: &agent.Process{
 		Args: p.Args, Env: p.Env, Cwd: p.Cwd, UID: p.User.UID, GID: p.User.GID, Groups: p.User.AdditionalGids,
-		Stdin: req.Stdin || p.Terminal, Terminal: p.Terminal, OCIProcess: oci,
+		Stdin: req.Stdin || p.Terminal, Terminal: p.Terminal, OCIProcess: oci, Files: req.Files,
 	}})
 	if err != nil {
 		s.execMu.Lock()
@@ -394,6 +396,80 @@ func (c *container) Exec(ctx context.Context, o runtime.ExecOptions) (runtime.Pr
 		return fail(fmt.Errorf("container %s: exec: unexpected reply %q", c.id, reply))
 	}
 	return &vmProcess{conn: conn, console: master}, nil
+}
+
+// GuestFiles runs the berth binary's file helper in the guest (the
+// container's half of cp and export: runtime.GuestFiles), through the
+// shim's exec socket as an exec'd process is, with pipes for its stdio.
+func (c *container) GuestFiles(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) (int, string, error) {
+	if len(args) == 0 {
+		return 0, "", fmt.Errorf("the file helper: no operation: %w", runtime.ErrInvalidArgument)
+	}
+	switch c.Status() {
+	case runtime.StatusRunning:
+	case runtime.StatusPaused:
+		return 0, "", fmt.Errorf("container %s: its VM is paused (its files are reached through its agent): unpause it first: %w", c.id, runtime.ErrInvalidStatus)
+	default:
+		return 0, "", fmt.Errorf("container %s is not running: %w", c.id, runtime.ErrInvalidStatus)
+	}
+	var ours, theirs []*os.File
+	defer func() { closeAll(ours); closeAll(theirs) }()
+	for i := 0; i < 3; i++ {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return 0, "", err
+		}
+		if i == 0 {
+			ours, theirs = append(ours, w), append(theirs, r)
+		} else {
+			ours, theirs = append(ours, r), append(theirs, w)
+		}
+	}
+	conn, err := c.dialShim()
+	if err != nil {
+		return 0, "", err
+	}
+	req, err := json.Marshal(execRequest{Process: &specs.Process{Args: args, Cwd: "/"}, Stdin: stdin != nil, Files: true})
+	if err != nil {
+		conn.Close()
+		return 0, "", err
+	}
+	fds := []int{int(theirs[0].Fd()), int(theirs[1].Fd()), int(theirs[2].Fd())}
+	if _, _, err := conn.WriteMsgUnix(req, unix.UnixRights(fds...), nil); err != nil {
+		conn.Close()
+		return 0, "", err
+	}
+	closeAll(theirs)
+	theirs = nil
+	buf := make([]byte, 4096)
+	n, err := conn.Read(buf)
+	if err != nil || string(buf[:n]) != ctlStarted {
+		conn.Close()
+		msg, _ := strings.CutPrefix(string(buf[:max(n, 0)]), ctlError+" ")
+		return 0, "", fmt.Errorf("container %s: the file helper: %s (%v)", c.id, msg, err)
+	}
+	p := &vmProcess{conn: conn}
+	go func() {
+		if stdin != nil {
+			io.Copy(ours[0], stdin)
+		}
+		ours[0].Close()
+	}()
+	var stderr strings.Builder
+	errDone := make(chan struct{})
+	go func() { io.Copy(&stderr, io.LimitReader(ours[2], 64<<10)); close(errDone) }()
+	_, cerr := io.Copy(stdout, ours[1])
+	if cerr != nil {
+		// The reader gave up (a failed extraction): the helper ends
+		// on a broken pipe.
+		ours[1].Close()
+	}
+	code, err := p.Wait()
+	<-errDone
+	if err != nil {
+		return 0, "", err
+	}
+	return code, stderr.String(), cerr
 }
 
 // vmProcess is an exec'd process in a VM.
