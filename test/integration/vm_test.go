@@ -122,7 +122,7 @@ func TestVMIsolation(t *testing.T) {
 	// come over virtio-fs.
 	shared := t.TempDir()
 	os.WriteFile(filepath.Join(shared, "before"), []byte("host wrote before\n"), 0o644)
-	e.run("run", "-d", "--isolation", "vm", "--name", "vmd", "-m", "96m", "-v", shared+":/data", "-v", "vmvol:/vol", "-v", shared+":/ro:ro", demoImage,
+	e.run("run", "-d", "--isolation", "vm", "--name", "vmd", "-m", "96m", "--cpus", "1.5", "-v", shared+":/data", "-v", "vmvol:/vol", "-v", shared+":/ro:ro", demoImage,
 		"sh", "-c", `trap 'echo got TERM; exit 7' TERM; echo up; while :; do sleep 0.1; done`)
 	waitFor(t, 60*time.Second, "the VM's process to start", func() bool {
 		logs, _, _ := e.try("logs", "vmd")
@@ -207,6 +207,11 @@ func TestVMIsolation(t *testing.T) {
 	}
 	if _, errOut, err := e.try("diff", "vmd"); err == nil || !strings.Contains(errOut, "runs in a VM") {
 		t.Errorf("diff of a running VM container: %v (%s), want a refusal saying why", err, errOut)
+	}
+	// --cpus sizes the VM (two vCPUs for 1.5) and is the container's
+	// quota in the guest.
+	if out := e.run("exec", "vmd", "sh", "-c", "nproc; cat /sys/fs/cgroup/cpu.max"); out != "2\n150000 100000\n" {
+		t.Errorf("--cpus 1.5 in a VM: %q, want 2 vCPUs and the quota", out)
 	}
 	// A host directory, both ways while the VM runs; a read-only one; a
 	// named volume, whose data stays on the host after the VM.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -354,18 +355,37 @@ func (d *Driver) machine(ctx context.Context, spec *specs.Spec) (*machine, error
 		return nil, err
 	}
 	acc := chooseAccel(ctx, d.Cache, q, k, initrd)
-	m := &machine{QEMU: q, Accel: acc.Accel, Kernel: k.Path, Initrd: initrd, MemoryMiB: defaultMemoryMiB, CPUs: 1, Sandbox: sandboxWorks()}
+	m := &machine{QEMU: q, Accel: acc.Accel, Kernel: k.Path, Initrd: initrd, Sandbox: sandboxWorks()}
+	m.MemoryMiB, m.CPUs = guestSize(spec, goruntime.NumCPU())
 	if m.Accel == AccelTCG {
 		m.TSCkHz = hostTSCkHz()
 	}
-	if r := spec.Linux; r != nil && r.Resources != nil && r.Resources.Memory != nil && r.Resources.Memory.Limit != nil {
-		// The guest kernel and agent take their share on top of the
-		// container's limit.
-		if mib := int(*r.Resources.Memory.Limit>>20) + 64; mib > m.MemoryMiB {
-			m.MemoryMiB = mib
-		}
-	}
 	return m, nil
+}
+
+// guestOverheadMiB is the guest kernel's and agent's share of a VM's
+// memory, on top of the container's limit.
+const guestOverheadMiB = 64
+
+// guestSize sizes the VM from the container's limits (--memory,
+// --cpus): the memory limit plus guestOverheadMiB (at least
+// defaultMemoryMiB), and as many vCPUs as the CPU quota needs, rounded
+// up, at most the host's hostCPUs (one without a quota). The limits also
+// apply inside: the guest's runtime sets them on the container's cgroup.
+func guestSize(spec *specs.Spec, hostCPUs int) (memMiB, cpus int) {
+	memMiB, cpus = defaultMemoryMiB, 1
+	if spec.Linux == nil || spec.Linux.Resources == nil {
+		return memMiB, cpus
+	}
+	r := spec.Linux.Resources
+	if r.Memory != nil && r.Memory.Limit != nil && *r.Memory.Limit > 0 {
+		memMiB = max(memMiB, int(*r.Memory.Limit>>20)+guestOverheadMiB)
+	}
+	if c := r.CPU; c != nil && c.Quota != nil && *c.Quota > 0 && c.Period != nil && *c.Period > 0 {
+		n := int((uint64(*c.Quota) + *c.Period - 1) / *c.Period)
+		cpus = max(1, min(n, hostCPUs))
+	}
+	return memMiB, cpus
 }
 
 // Load finds a VM the driver made.
