@@ -161,6 +161,15 @@ func ShimMain(args []string) int {
 			s.poweroff()
 			return code
 		case <-s.gone:
+			select {
+			case code := <-s.exit:
+				// The exit came just before the channel closed (the
+				// reader hands it over before it reports the end).
+				writeExit(exitRecord{Code: code, OOMKills: s.oomKills.Load()})
+				s.poweroff()
+				return code
+			default:
+			}
 			code := s.vmGone()
 			writeExit(exitRecord{Code: code})
 			return code
