@@ -62,3 +62,63 @@ echo
 echo "guest kernel $(basename "$kernel"), $accel, median of $N interleaved runs:"
 awk -v b="$b" -v v="$v" 'BEGIN { printf "  bare boot to a powering-off init       %7.0f ms\n  berth run --rm --isolation vm ... true %7.0f ms\n  ratio: %.2fx (%.0f ms over the bare boot)\n", b * 1000, v * 1000, v / b, (v - b) * 1000 }'
 awk -v n="$nn" -v v="$v" 'BEGIN { printf "  the same with --network none            %7.0f ms: the network costs %.0f ms (%.2fx)\n", n * 1000, (v - n) * 1000, v / n }'
+
+# Host memory per idle VM container: the Pss (shared pages split among
+# their users) of what stands for it on the host: its monitor, the shim,
+# QEMU (the guest's memory that it touched included) and, with a volume,
+# virtiofsd's two processes. Each container sleeps after it is up;
+# measured once all are running and settled. BENCH_VM_IDLE containers of
+# each kind (default 3): without a volume, and with one.
+IDLE=${BENCH_VM_IDLE:-3}
+# descendants PID: PID and every process under it.
+descendants() {
+	local p=$1 c
+	echo "$p"
+	for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do descendants "$c"; done
+}
+# qemu_parts PID: QEMU's Pss in kB: the guest's memory (the mapping as
+# large as -m), the initramfs file QEMU keeps mapped, the rest.
+qemu_parts() {
+	local mib
+	mib=$(tr '\0' '\n' </proc/"$1"/cmdline | awk 'p { print; exit } $0 == "-m" { p = 1 }')
+	awk -v guest=$((mib * 1024)) '
+		/^[0-9a-f]+-[0-9a-f]+ / { name = $6 }
+		/^Size:/ { size = $2 }
+		/^Pss:/ { if (size == guest) g += $2; else if (name ~ /\.cpio$/) i += $2; else r += $2 }
+		END { printf "%d %d %d", g, i, r }' /proc/"$1"/smaps
+}
+idle_pss() { # idle_pss KIND [RUN-FLAGS...]: median kB per container, and its parts
+	local kind=$1 i shim mon all q v
+	shift
+	for i in $(seq "$IDLE"); do
+		berth run -d --isolation vm --name "idle-$kind-$i" "$@" "$image" sh -c 'echo up; exec sleep 100000' >/dev/null
+	done
+	for i in $(seq "$IDLE"); do
+		for _ in $(seq 300); do
+			if berth logs "idle-$kind-$i" 2>/dev/null | grep up >/dev/null; then break; fi
+			sleep 0.2
+		done
+	done
+	sleep 3
+	: >"$T/idle-$kind"
+	for i in $(seq "$IDLE"); do
+		shim=$(berth inspect -f '{{.State.Pid}}' "idle-$kind-$i")
+		mon=$(awk '{print $4}' /proc/"$shim"/stat)
+		all=$(descendants "$mon")
+		q=$(for p in $all; do if grep -q qemu-system /proc/"$p"/cmdline 2>/dev/null; then echo "$p"; fi; done)
+		v=$(for p in $all; do if grep -q virtiofsd /proc/"$p"/cmdline 2>/dev/null; then echo "$p"; fi; done)
+		# shellcheck disable=SC2086
+		echo "$(pss_of $all) $(pss_of $q) $(pss_of $v) $(pss_of "$shim") $(pss_of "$mon") $(qemu_parts "$q")" >>"$T/idle-$kind"
+	done
+	berth rm -f $(for i in $(seq "$IDLE"); do echo "idle-$kind-$i"; done) >/dev/null
+	sort -n "$T/idle-$kind" | awk -v k="$kind" '{ a[NR] = $0 } END {
+		split(a[int((NR + 1) / 2)], m, " ")
+		printf "  idle VM container, %-10s %6.1f MiB (QEMU %.1f, virtiofsd %.1f, shim %.1f, monitor %.1f; median of %d)\n", k, m[1] / 1024, m[2] / 1024, m[3] / 1024, m[4] / 1024, m[5] / 1024, NR
+		printf "    of QEMU: guest memory touched %.1f, the initramfs file %.1f, the rest (TCG code, QEMU) %.1f\n", m[6] / 1024, m[7] / 1024, m[8] / 1024 }'
+}
+shared_dir="$T/shared"
+mkdir -p "$shared_dir"
+echo
+echo "host memory (Pss) per idle VM container (goal <= 64 MiB; Kata budgets 130-320 MiB a pod):"
+idle_pss plain
+idle_pss volume -v "$shared_dir:/data"

@@ -11,3 +11,7 @@ func started() {}
 const vmShimName = "berth-vmm"
 
 func runVMShim([]string) int { return 125 }
+
+const guestFilesName = "berth-guest-files"
+
+func runGuestFiles([]string) int { return 125 }

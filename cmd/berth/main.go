@@ -42,6 +42,9 @@ func main() {
 	if name == vmShimName {
 		os.Exit(runVMShim(os.Args[1:]))
 	}
+	if name == guestFilesName {
+		os.Exit(runGuestFiles(os.Args[1:]))
+	}
 	started()
 	if name == "berth-runtime" {
 		os.Exit(runtimecli.Execute(runtimecli.NewCommand(name), os.Args[1:]))

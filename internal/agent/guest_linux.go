@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/runtime/linux"
 )
 
 // ModulesOrder is the initramfs file listing the kernel modules to load,
@@ -418,6 +421,9 @@ func findDisks(serials []string, timeout time.Duration) ([]string, error) {
 }
 
 func (guest) StartProcess(root string, p *Process, stdio [3]*os.File) (int, *os.File, error) {
+	if p.Files {
+		return startFilesHelper(p, stdio)
+	}
 	if p.OCI != nil {
 		theSharedMounts.set(p.OCI)
 	}
@@ -711,6 +717,19 @@ func writeFiles(root string, files map[string][]byte) error {
 	return nil
 }
 
+// startFilesHelper runs this binary as the file helper (cp and export):
+// in the guest's namespaces, as root, on the root the agent gave it.
+func startFilesHelper(p *Process, stdio [3]*os.File) (int, *os.File, error) {
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	proc, err := os.StartProcess("/proc/self/exe", append([]string{FilesHelperName}, p.Args...), &os.ProcAttr{Env: env, Files: stdio[:]})
+	if err != nil {
+		return 0, nil, fmt.Errorf("the file helper: %w", err)
+	}
+	pid := proc.Pid
+	proc.Release()
+	return pid, nil, nil
+}
+
 var execSeq atomic.Uint64
 
 // startExec runs berth runtime exec for an OCI process in the container;
@@ -804,4 +823,38 @@ func (s *sharedMounts) provide(file, path string) bool {
 		}
 	}
 	return false
+}
+
+// Stats samples the container the guest's runtime made: its cgroup in
+// the guest, its network namespace's counters (the guest's eth0).
+func (guest) Stats() (*Stats, error) {
+	c, err := linux.NewDriver(runtimeRoot).Load(context.Background(), guestID)
+	if err != nil {
+		return nil, fmt.Errorf("the container in the guest: %w", err)
+	}
+	s, err := c.Stats(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return &Stats{CPUTotal: s.CPUTotal, MemUsage: s.MemUsage, MemLimit: s.MemLimit, Pids: s.Pids,
+		NetRx: s.NetRx, NetTx: s.NetTx, BlockRead: s.BlockRead, BlockWrite: s.BlockWrite, OOMKills: s.OOMKills}, nil
+}
+
+// Top lists the processes of the container's cgroup in the guest as ps
+// would (the guest has no ps: ps_linux.go formats /proc).
+func (guest) Top(psArgs []string) (*Top, error) {
+	cols, err := ParsePsArgs(psArgs)
+	if err != nil {
+		return nil, err
+	}
+	c, err := linux.Load(runtimeRoot, guestID)
+	if err != nil {
+		return nil, fmt.Errorf("the container in the guest: %w", err)
+	}
+	pids, err := c.Processes()
+	if err != nil {
+		return nil, fmt.Errorf("list its processes: %w", err)
+	}
+	slices.Sort(pids)
+	return psTable("/proc", pids, cols, time.Now()), nil
 }

@@ -30,8 +30,10 @@
 // (non-zero) that their reply repeats; events (output, exit) carry none.
 //
 //	guest -> host   Hello (event)
-//	host  -> guest  hello, create, start, exec, signal, stdin, closestdin, resize, poweroff
-//	guest -> host   reply (ID, Error), output, exit
+//	host  -> guest  hello, create, start, exec, signal, stdin, closestdin, resize,
+//	                stats, top, poweroff
+//	guest -> host   reply (ID, Error; Stats or Top), output, exit (the
+//	                container's own carries its OOM kill count)
 //	guest -> host   dnsquery (ID of the guest's own), answered by
 //	host  -> guest  dnsanswer (that ID, Data or Error)
 package agent
@@ -86,6 +88,10 @@ const (
 	TypeCloseStdin = "closestdin"
 	TypeResize     = "resize"
 	TypePoweroff   = "poweroff"
+	// TypeStats samples the container's resource use (the reply's
+	// Stats); TypeTop lists its processes (PsArgs, the reply's Top).
+	TypeStats = "stats"
+	TypeTop   = "top"
 	// The one request the other way: a DNS query the agent relays to
 	// the host (its ID is the guest's, apart from the host's), and the
 	// host's answer to it.
@@ -123,6 +129,37 @@ type Frame struct {
 	// DNS is a relayed query's server and transport (TypeDNSQuery); its
 	// message is Data, as is the answer's.
 	DNS *DNSQuery `json:"dns,omitempty"`
+	// Stats is a stats request's answer.
+	Stats *Stats `json:"stats,omitempty"`
+	// PsArgs are a top request's ps options (ParsePsArgs); Top its
+	// answer.
+	PsArgs []string `json:"psArgs,omitempty"`
+	Top    *Top     `json:"top,omitempty"`
+	// OOMKills, on the container's own exit, is how many of its
+	// processes the guest kernel's OOM killer killed (its cgroup's
+	// count, read before the guest powers off).
+	OOMKills uint64 `json:"oomKills,omitempty"`
+}
+
+// Stats is one sample of the container's resource use in the guest: its
+// cgroup there, and the guest's network interfaces (the container's).
+type Stats struct {
+	CPUTotal   uint64 `json:"cpuTotal"`
+	MemUsage   uint64 `json:"memUsage"`
+	MemLimit   uint64 `json:"memLimit"`
+	Pids       uint64 `json:"pids"`
+	NetRx      uint64 `json:"netRx"`
+	NetTx      uint64 `json:"netTx"`
+	BlockRead  uint64 `json:"blockRead"`
+	BlockWrite uint64 `json:"blockWrite"`
+	OOMKills   uint64 `json:"oomKills"`
+}
+
+// Top is the container's processes as ps would list them: the column
+// titles and one row per process (the last column holds the rest).
+type Top struct {
+	Titles []string   `json:"titles"`
+	Rows   [][]string `json:"rows"`
 }
 
 // DNSQuery says where a relayed DNS message goes: the server's address
@@ -233,7 +270,17 @@ type Process struct {
 	// OCIProcess is an exec'd process's OCI process: the agent runs it
 	// with berth's linux runtime's exec in the container.
 	OCIProcess json.RawMessage `json:"ociProcess,omitempty"`
+	// Files: an exec'd process that is the berth binary's file helper
+	// (FilesHelperName: the container's half of cp and export) with
+	// Args, run by the agent outside the container, the root it works on
+	// put after Args[0] (the container's as its processes see it, or its
+	// root overlay for "export").
+	Files bool `json:"files,omitempty"`
 }
+
+// FilesHelperName is the argv[0] that makes the berth binary, in the
+// guest, the file helper (internal/engine's GuestFilesMain).
+const FilesHelperName = "berth-guest-files"
 
 // ChooseVersion picks the highest version both ends accept.
 func ChooseVersion(h *Hello) (int, error) {

@@ -33,6 +33,12 @@ type System interface {
 	// ListenDNS opens a name server's sockets at addr (port 53, UDP
 	// and TCP) in the guest, for the relay (Network.DNSRelay).
 	ListenDNS(addr string) (net.PacketConn, net.Listener, error)
+	// Stats samples the container's resource use (its cgroup; readable
+	// after its process exits, until the guest powers off).
+	Stats() (*Stats, error)
+	// Top lists the container's processes as ps would with psArgs
+	// (ParsePsArgs' forms).
+	Top(psArgs []string) (*Top, error)
 }
 
 // Agent serves one connection to the host.
@@ -91,6 +97,12 @@ func (a *Agent) Serve() error {
 			a.dnsAnswer(f)
 			continue
 		}
+		if f.Type == TypeStats || f.Type == TypeTop {
+			// Answered with data, off the reading loop (a top reads
+			// /proc for every process).
+			go a.answerQuery(f)
+			continue
+		}
 		if f.Type == TypePoweroff {
 			a.reply(f, nil)
 			return a.sys.Poweroff()
@@ -99,6 +111,26 @@ func (a *Agent) Serve() error {
 			a.reply(f, err)
 		}
 	}
+}
+
+// answerQuery answers a stats or top request with its data.
+func (a *Agent) answerQuery(f *Frame) {
+	r := &Frame{Type: TypeReply, ID: f.ID}
+	var err error
+	switch {
+	case f.ID == 0:
+		err = fmt.Errorf("%w: request %q without an ID", ErrMalformed, f.Type)
+	case a.version == 0:
+		err = errNoHello
+	case f.Type == TypeStats:
+		r.Stats, err = a.sys.Stats()
+	default:
+		r.Top, err = a.sys.Top(f.PsArgs)
+	}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	a.conn.Write(r)
 }
 
 // errQueued: the request was handed on and will be answered later.
@@ -265,6 +297,13 @@ func (a *Agent) exec(name string, p *Process) error {
 	if err != nil {
 		return fmt.Errorf("exec: %w", err)
 	}
+	if p.Files {
+		root := fmt.Sprintf("/proc/%d/root", init.pid)
+		if p.Args[0] == "export" {
+			root = init.root
+		}
+		p.Args = append([]string{p.Args[0], root}, p.Args[1:]...)
+	}
 	a.mu.Lock()
 	if a.procs[name] != nil {
 		a.mu.Unlock()
@@ -396,7 +435,15 @@ func (a *Agent) waitExit(name string, p *process) {
 	case <-done:
 	case <-time.After(outputGrace):
 	}
-	a.conn.Write(&Frame{Type: TypeExit, Proc: name, Exit: &code})
+	f := &Frame{Type: TypeExit, Proc: name, Exit: &code}
+	if name == "init" {
+		// The host records OOMKilled from it: the cgroup goes with the
+		// guest.
+		if st, err := a.sys.Stats(); err == nil {
+			f.OOMKills = st.OOMKills
+		}
+	}
+	a.conn.Write(f)
 }
 
 // Reaped records the exit of a child the reaper collected; code is as a

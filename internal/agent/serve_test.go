@@ -24,6 +24,14 @@ func (f *fakeSystem) StartProcess(string, *Process, [3]*os.File) (int, *os.File,
 func (f *fakeSystem) Resize(*os.File, WinSize) error { return nil }
 func (f *fakeSystem) Signal(int, int) error          { return nil }
 func (f *fakeSystem) Poweroff() error                { f.poweredOff = true; return nil }
+func (f *fakeSystem) Stats() (*Stats, error)         { return &Stats{Pids: 3, OOMKills: 1}, nil }
+func (f *fakeSystem) Top(args []string) (*Top, error) {
+	cols, err := ParsePsArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	return &Top{Titles: []string{cols[0].Title}, Rows: [][]string{{"1"}}}, nil
+}
 func (f *fakeSystem) ListenDNS(string) (net.PacketConn, net.Listener, error) {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -123,6 +131,20 @@ func TestAgentRefusesBadFramesAndReadsOn(t *testing.T) {
 	host.Write(&Frame{Type: TypeCreate, ID: 9, Create: &Create{Layers: []string{"l0"}, Process: Process{Args: []string{"true"}}}})
 	if r := read(t, host); r.ID != 9 || r.Error != "" {
 		t.Fatalf("create: %+v", r)
+	}
+	// Stats and top answer with their data; a ps option the guest
+	// cannot show is refused by name.
+	host.Write(&Frame{Type: TypeStats, ID: 11})
+	if r := read(t, host); r.ID != 11 || r.Error != "" || r.Stats == nil || r.Stats.Pids != 3 || r.Stats.OOMKills != 1 {
+		t.Fatalf("stats: %+v", r)
+	}
+	host.Write(&Frame{Type: TypeTop, ID: 12, PsArgs: []string{"-o", "pid"}})
+	if r := read(t, host); r.ID != 12 || r.Error != "" || r.Top == nil || r.Top.Titles[0] != "PID" {
+		t.Fatalf("top: %+v", r)
+	}
+	host.Write(&Frame{Type: TypeTop, ID: 13, PsArgs: []string{"-L"}})
+	if r := read(t, host); r.ID != 13 || !strings.Contains(r.Error, `"-L"`) {
+		t.Fatalf("top -L: %+v", r)
 	}
 	// Still serving: power off ends it.
 	host.Write(&Frame{Type: TypePoweroff, ID: 10})

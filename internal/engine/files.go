@@ -711,68 +711,15 @@ func copyTree(ctx context.Context, from *tree, src cpPath, to *tree, dst cpPath,
 		return 0, err
 	}
 	defer sn.close()
-	contents := src.contentsOnly || src.clean == "/"
-	dp, err := to.resolveLinks(dst.clean)
+	into, name, err := destination(to, sn.isDir(), src, dst, srcWhere, dstWhere)
 	if err != nil {
 		return 0, err
-	}
-	var into, name string
-	dn, err := to.lookup(dp, false)
-	switch {
-	case err == nil && dn.isDir():
-		dn.close()
-		into = dp
-		if !sn.isDir() || !contents {
-			name = path.Base(src.clean)
-		}
-	case err == nil:
-		dn.close()
-		if sn.isDir() {
-			return 0, fmt.Errorf("cannot copy a directory to a file: %s is a %s: %w", dstWhere(dst.clean), dn.typeOf(), ErrInvalid)
-		}
-		if dst.dirOnly {
-			return 0, fmt.Errorf("destination %s is not a directory: %w", dstWhere(dst.clean), ErrInvalid)
-		}
-		into, name = path.Dir(dp), path.Base(dp)
-	case errors.Is(err, os.ErrNotExist):
-		if dst.dirOnly && !sn.isDir() {
-			return 0, notFound(fmt.Sprintf("destination directory %s does not exist", dstWhere(dst.clean)))
-		}
-		pn, err := to.lookup(path.Dir(dp), true)
-		if err != nil {
-			return 0, notFound(fmt.Sprintf("destination directory %s does not exist", dstWhere(path.Dir(dp))))
-		}
-		isDir := pn.isDir()
-		pn.close()
-		if !isDir {
-			return 0, fmt.Errorf("destination %s is not a directory: %w", dstWhere(path.Dir(dp)), ErrInvalid)
-		}
-		into, name = path.Dir(dp), path.Base(dp)
-	default:
-		return 0, err
-	}
-	if name == "/" {
-		name = ""
 	}
 	dd, err := to.open(into, unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return 0, err
 	}
 	defer dd.Close()
-	if name != "" {
-		// docker refuses to replace a directory by a non-directory and
-		// the reverse (the applier would remove what is there).
-		var st unix.Stat_t
-		if unix.Fstatat(int(dd.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-			isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-			switch {
-			case isDir && !sn.isDir():
-				return 0, fmt.Errorf("cannot overwrite directory %s with non-directory %s: %w", dstWhere(path.Join(into, name)), srcWhere(src.clean), ErrInvalid)
-			case !isDir && sn.isDir():
-				return 0, fmt.Errorf("cannot overwrite non-directory %s with directory %s: %w", dstWhere(path.Join(into, name)), srcWhere(src.clean), ErrInvalid)
-			}
-		}
-	}
 	if safety != nil {
 		safety.where = func(t string) string {
 			if name != "" {
@@ -804,6 +751,75 @@ func copyTree(ctx context.Context, from *tree, src cpPath, to *tree, dst cpPath,
 		return cw.n, werr
 	}
 	return cw.n, writeError(aerr)
+}
+
+// destination applies docker's rules for what dst names to a copy of
+// src (a directory or not) into the tree to: the directory the copy
+// goes into and the name its top entry gets there ("" for the contents
+// of a directory).
+func destination(to *tree, srcIsDir bool, src, dst cpPath, srcWhere, dstWhere func(string) string) (into, name string, err error) {
+	contents := src.contentsOnly || src.clean == "/"
+	dp, err := to.resolveLinks(dst.clean)
+	if err != nil {
+		return "", "", err
+	}
+	dn, err := to.lookup(dp, false)
+	switch {
+	case err == nil && dn.isDir():
+		dn.close()
+		into = dp
+		if !srcIsDir || !contents {
+			name = path.Base(src.clean)
+		}
+	case err == nil:
+		dn.close()
+		if srcIsDir {
+			return "", "", fmt.Errorf("cannot copy a directory to a file: %s is a %s: %w", dstWhere(dst.clean), dn.typeOf(), ErrInvalid)
+		}
+		if dst.dirOnly {
+			return "", "", fmt.Errorf("destination %s is not a directory: %w", dstWhere(dst.clean), ErrInvalid)
+		}
+		into, name = path.Dir(dp), path.Base(dp)
+	case errors.Is(err, os.ErrNotExist):
+		if dst.dirOnly && !srcIsDir {
+			return "", "", notFound(fmt.Sprintf("destination directory %s does not exist", dstWhere(dst.clean)))
+		}
+		pn, err := to.lookup(path.Dir(dp), true)
+		if err != nil {
+			return "", "", notFound(fmt.Sprintf("destination directory %s does not exist", dstWhere(path.Dir(dp))))
+		}
+		isDir := pn.isDir()
+		pn.close()
+		if !isDir {
+			return "", "", fmt.Errorf("destination %s is not a directory: %w", dstWhere(path.Dir(dp)), ErrInvalid)
+		}
+		into, name = path.Dir(dp), path.Base(dp)
+	default:
+		return "", "", err
+	}
+	if name == "/" {
+		name = ""
+	}
+	dd, err := to.open(into, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return "", "", err
+	}
+	defer dd.Close()
+	if name != "" {
+		// docker refuses to replace a directory by a non-directory and
+		// the reverse (the applier would remove what is there).
+		var st unix.Stat_t
+		if unix.Fstatat(int(dd.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+			switch {
+			case isDir && !srcIsDir:
+				return "", "", fmt.Errorf("cannot overwrite directory %s with non-directory %s: %w", dstWhere(path.Join(into, name)), srcWhere(src.clean), ErrInvalid)
+			case !isDir && srcIsDir:
+				return "", "", fmt.Errorf("cannot overwrite non-directory %s with directory %s: %w", dstWhere(path.Join(into, name)), srcWhere(src.clean), ErrInvalid)
+			}
+		}
+	}
+	return into, name, nil
 }
 
 func applyOptions(idmap archive.IDMapFunc) archive.Options {
@@ -872,18 +888,24 @@ func (e *Engine) openRunningRoot(ctx context.Context, c *Container, live bool) (
 	if st := rc.Status(); st != runtime.StatusRunning && st != runtime.StatusPaused {
 		return nil, errStopped
 	}
+	f, err := rc.OpenRoot()
+	if errors.Is(err, runtime.ErrNotSupported) {
+		return nil, filesInVM(c, err)
+	}
 	if live {
-		f, err := rc.OpenRoot()
 		if err != nil {
 			return nil, errStopped
 		}
 		return f, nil
 	}
+	if f != nil {
+		f.Close()
+	}
 	p := e.rootfs(c.ID)
 	if !mounted(p) {
 		return nil, errStopped
 	}
-	f, err := os.OpenFile(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	f, err = os.OpenFile(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, errStopped
 	}
@@ -892,6 +914,15 @@ func (e *Engine) openRunningRoot(ctx context.Context, c *Container, live bool) (
 		return nil, errStopped
 	}
 	return f, nil
+}
+
+// filesInVM refuses diff (and cp or export that found no way to the
+// guest) of a running container whose files its driver cannot show on the
+// host (a VM's: its writes live in the guest; the host's overlay holds
+// only the image's files, so using it would silently miss them). See docs/architecture.md, "cp and export of
+// a VM container".
+func filesInVM(c *Container, err error) error {
+	return fmt.Errorf("container %s runs in a VM (isolation %s) whose changes diff cannot list yet (cp and export reach its files): %w", c.Name, c.HostConfig.Isolation, err)
 }
 
 // containerRoot opens a container's root for cp (live: a running
@@ -910,8 +941,12 @@ func (e *Engine) containerRoot(ctx context.Context, ref string, live, write bool
 		case StatusCreating, StatusRemoving, StatusDead:
 			return nil, nil, nil, fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrInvalidState)
 		case StatusRunning, StatusPaused:
-			if f, err := e.openRunningRoot(ctx, c, live); err == nil {
+			f, err := e.openRunningRoot(ctx, c, live)
+			if err == nil {
 				return c, f, func() { f.Close() }, nil
+			}
+			if !errors.Is(err, errStopped) {
+				return nil, nil, nil, err
 			}
 		}
 		unlock, err := e.lock(ctx, c.ID)
@@ -978,6 +1013,14 @@ func containerCpPath(p string) cpPath {
 // stream r, extracted into the directory dst) to dst in the container,
 // with docker's rules, and returns the bytes copied (the tar stream's).
 func (e *Engine) CopyToContainer(ctx context.Context, ref, src, dst string, o CopyOptions, r io.Reader) (int64, error) {
+	if c, err := e.Get(ctx, ref); err == nil {
+		if gf := e.guestFilesOf(ctx, c); gf != nil {
+			if c.HostConfig.ReadonlyRootfs {
+				return 0, fmt.Errorf("container rootfs is marked read-only: %w", ErrInvalidState)
+			}
+			return e.copyToGuest(ctx, c, gf, src, dst, o, r)
+		}
+	}
 	c, root, release, err := e.containerRoot(ctx, ref, true, true)
 	if err != nil {
 		return 0, err
@@ -1008,6 +1051,11 @@ func (e *Engine) CopyToContainer(ctx context.Context, ref, src, dst string, o Co
 // (or, when dst is "-", writes it to w as a tar stream), with docker's
 // rules, and returns the bytes copied (the tar stream's).
 func (e *Engine) CopyFromContainer(ctx context.Context, ref, src, dst string, o CopyOptions, w io.Writer) (int64, error) {
+	if c, err := e.Get(ctx, ref); err == nil {
+		if gf := e.guestFilesOf(ctx, c); gf != nil {
+			return e.copyFromGuest(ctx, c, gf, containerCpPath(src), src, dst, o, w)
+		}
+	}
 	c, root, release, err := e.containerRoot(ctx, ref, true, false)
 	if err != nil {
 		return 0, err
@@ -1057,11 +1105,21 @@ func (e *Engine) CopyFromContainer(ctx context.Context, ref, src, dst string, o 
 // /sys or anything mounted over it, with numeric owners, modes, mtimes,
 // symlinks, hard links, device nodes and xattrs.
 func (e *Engine) Export(ctx context.Context, ref string, w io.Writer) error {
+	if c, err := e.Get(ctx, ref); err == nil {
+		if gf := e.guestFilesOf(ctx, c); gf != nil {
+			return guestCall(ctx, gf, []string{"export"}, nil, w)
+		}
+	}
 	c, root, release, err := e.containerRoot(ctx, ref, false, false)
 	if err != nil {
 		return err
 	}
 	defer release()
+	return exportRoot(ctx, root, c.IDMap, w)
+}
+
+// exportRoot writes the tree under root as export does.
+func exportRoot(ctx context.Context, root *os.File, idmap *IDMap, w io.Writer) error {
 	d, err := openDir(int(root.Fd()), "")
 	if err != nil {
 		return err
@@ -1072,7 +1130,7 @@ func (e *Engine) Export(ctx context.Context, ref string, w io.Writer) error {
 		return err
 	}
 	a := newArchiver(ctx, w, allXattrs)
-	a.idmap = c.IDMap
+	a.idmap = idmap
 	a.descend = func(rel string, _ *os.File, st *unix.Stat_t) bool {
 		return rel != "proc" && rel != "sys" && st.Dev == rst.Dev
 	}
@@ -1102,6 +1160,15 @@ func (e *Engine) Diff(ctx context.Context, ref string) ([]Change, error) {
 	switch c.State.Status {
 	case StatusCreating, StatusRemoving, StatusDead:
 		return nil, fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrInvalidState)
+	}
+	if c.State.Status == StatusRunning || c.State.Status == StatusPaused {
+		if rc, err := e.driver.Load(ctx, c.ID); err == nil && rc.Status() != runtime.StatusStopped {
+			if f, err := rc.OpenRoot(); errors.Is(err, runtime.ErrNotSupported) {
+				return nil, filesInVM(c, err)
+			} else if f != nil {
+				f.Close()
+			}
+		}
 	}
 	changes, err := e.snapshots.Changes(c.ID, c.DiffIDs)
 	if err != nil {

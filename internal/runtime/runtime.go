@@ -13,6 +13,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"syscall"
 
@@ -139,6 +140,17 @@ type Container interface {
 	// ErrNotSupported from a driver whose containers' files are not on
 	// this host's file system.
 	OpenRoot() (*os.File, error)
+}
+
+// GuestFiles is implemented by a Container whose files are not on this
+// host's file system (a VM's: OpenRoot answers ErrNotSupported): cp and
+// export run their container half inside, as the berth binary's file
+// helper (engine.GuestFilesMain) with args, the root it works on put
+// after the first (the container's root as its processes see it; its
+// root file system alone for "export"). It returns the helper's exit
+// code and what it wrote on stderr; err is a failure to run it.
+type GuestFiles interface {
+	GuestFiles(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) (code int, stderr string, err error)
 }
 
 // Process is a process started by Exec.

@@ -396,9 +396,15 @@ func (e *engineEnv) rootfsMounted(id string) bool {
 // capability is a valid security.capability value: cap_net_bind_service=ep.
 var capability = []byte{1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 
-func TestEngineMoreCp(t *testing.T) {
-	e := newEngine(t)
-	e.loadDemoImage()
+// TestEngineMoreCp: docker's cp rules both ways, tar streams, symlinks
+// resolved in the container, owners, a stopped and a read-only one. Under
+// vm the copies of the running container go through its agent (the
+// container's half runs in the guest); the stopped container's part runs
+// under linux only (a VM's writes go with its guest: step 1's upper is in
+// guest memory).
+func TestEngineMoreCp(t *testing.T) { forEachIsolation(t, testMoreCp) }
+
+func testMoreCp(t *testing.T, e *engineEnv) {
 	id := strings.TrimSpace(e.run("run", "-d", "--name", "cpc", demoImage, "sleep", "1000"))
 	host := t.TempDir()
 	src := filepath.Join(host, "d")
@@ -544,27 +550,29 @@ func TestEngineMoreCp(t *testing.T) {
 		t.Errorf("cp - into a file: exit %d %q", code, errOut)
 	}
 
-	// A stopped container: its overlay is mounted for the copy and
-	// unmounted after; what was copied is there at the next start.
-	e.run("stop", "-t", "0", "cpc")
-	if e.rootfsMounted(id) {
-		t.Fatal("the stopped container's rootfs is still mounted")
-	}
-	os.WriteFile(filepath.Join(host, "late"), []byte("while stopped\n"), 0o644)
-	e.run("cp", filepath.Join(host, "late"), "cpc:/tmp/d/late")
-	if e.rootfsMounted(id) {
-		t.Error("cp into a stopped container left its rootfs mounted")
-	}
-	e.run("cp", "cpc:/tmp/d", filepath.Join(back, "stopped"))
-	if e.rootfsMounted(id) {
-		t.Error("cp out of a stopped container left its rootfs mounted")
-	}
-	want := snapshotTree(t, src)
-	want["late"] = treeEntry{Type: "file", Mode: 0o644, Size: 14, Content: "while stopped\n"}
-	sameTree(t, "copy out of the stopped container", want, snapshotTree(t, filepath.Join(back, "stopped")))
-	e.run("start", "cpc")
-	if out := e.run("exec", "cpc", "cat", "/tmp/d/late"); out != "while stopped\n" {
-		t.Errorf("after start: %q", out)
+	if e.isolation != "vm" {
+		// A stopped container: its overlay is mounted for the copy and
+		// unmounted after; what was copied is there at the next start.
+		e.run("stop", "-t", "0", "cpc")
+		if e.rootfsMounted(id) {
+			t.Fatal("the stopped container's rootfs is still mounted")
+		}
+		os.WriteFile(filepath.Join(host, "late"), []byte("while stopped\n"), 0o644)
+		e.run("cp", filepath.Join(host, "late"), "cpc:/tmp/d/late")
+		if e.rootfsMounted(id) {
+			t.Error("cp into a stopped container left its rootfs mounted")
+		}
+		e.run("cp", "cpc:/tmp/d", filepath.Join(back, "stopped"))
+		if e.rootfsMounted(id) {
+			t.Error("cp out of a stopped container left its rootfs mounted")
+		}
+		want := snapshotTree(t, src)
+		want["late"] = treeEntry{Type: "file", Mode: 0o644, Size: 14, Content: "while stopped\n"}
+		sameTree(t, "copy out of the stopped container", want, snapshotTree(t, filepath.Join(back, "stopped")))
+		e.run("start", "cpc")
+		if out := e.run("exec", "cpc", "cat", "/tmp/d/late"); out != "while stopped\n" {
+			t.Errorf("after start: %q", out)
+		}
 	}
 	// A read-only root filesystem refuses.
 	e.run("create", "--name", "ro", "--read-only", demoImage, "true")
@@ -1001,10 +1009,12 @@ func TestEngineMoreCommit(t *testing.T) {
 // TestEngineOOMKilled: a container whose process the kernel's OOM killer
 // ends is recorded OOMKilled (docker's State.OOMKilled, the CRI's reason
 // OOMKilled) with 137; one killed with SIGKILL from outside is 137 and
-// not OOMKilled.
-func TestEngineOOMKilled(t *testing.T) {
-	e := newEngine(t)
-	e.loadDemoImage()
+// not OOMKilled. Under both isolations: in a VM the limit is enforced by
+// the container's cgroup in the guest, whose count the agent reports with
+// the exit.
+func TestEngineOOMKilled(t *testing.T) { forEachIsolation(t, testOOMKilled) }
+
+func testOOMKilled(t *testing.T, e *engineEnv) {
 	code, _, _ := e.exitCode("run", "--name", "oom", "--memory", "15m", "--memory-swap", "15m", demoImage, "sh", "-c", "dd if=/dev/zero of=/dev/null bs=20M")
 	if got := strings.TrimSpace(e.run("inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oom")); code != 137 || got != "true 137" {
 		t.Errorf("a container over its memory limit: exit %d, inspect %q; want 137, \"true 137\"", code, got)
@@ -1019,4 +1029,7 @@ func TestEngineOOMKilled(t *testing.T) {
 	}
 	e.run("rm", "oom", "killed")
 	e.checkNothingLeft()
+	if e.isolation == "vm" {
+		e.checkNoVMLeft()
+	}
 }

@@ -34,6 +34,9 @@ type engineEnv struct {
 	root  string
 	state string
 	env   []string
+	// isolation, when set, is added to every run and create
+	// (forEachIsolation).
+	isolation string
 }
 
 func newEngine(t testing.TB) *engineEnv { return newEngineIn(t, t.TempDir()) }
@@ -62,6 +65,9 @@ func newEngineIn(t testing.TB, dir string) *engineEnv {
 }
 
 func (e *engineEnv) command(args ...string) *exec.Cmd {
+	if e.isolation != "" && len(args) > 0 && (args[0] == "run" || args[0] == "create") {
+		args = append([]string{args[0], "--isolation", e.isolation}, args[1:]...)
+	}
 	cmd := exec.Command(e.bin, append([]string{"--root", e.root, "--state", e.state}, args...)...)
 	cmd.Env = e.env
 	return cmd

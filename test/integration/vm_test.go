@@ -37,6 +37,26 @@ func (e *engineEnv) requireVM() {
 	e.t.Fatal("berth info lists no vm isolation")
 }
 
+// forEachIsolation runs body once per isolation, each in a subtest with
+// an engine of its own whose run and create add --isolation: "linux",
+// then "vm" where this host runs VMs (the subtest says why not
+// otherwise). The engine's tests that take it run the same assertions
+// on a VM container; each VM boot costs seconds under TCG, so it is for
+// tests that start few containers.
+func forEachIsolation(t *testing.T, body func(t *testing.T, e *engineEnv)) {
+	for _, iso := range []string{"linux", "vm"} {
+		t.Run(iso, func(t *testing.T) {
+			e := newEngine(t)
+			e.loadDemoImage()
+			if iso == "vm" {
+				e.requireVM()
+				e.isolation = iso
+			}
+			body(t, e)
+		})
+	}
+}
+
 // TestVMIsolation runs containers in microVMs: output and exit codes,
 // signals through the agent, run -d/stop/wait/rm, volumes and bind
 // mounts over virtio-fs (both ways, read-only), and nothing left
@@ -102,7 +122,7 @@ func TestVMIsolation(t *testing.T) {
 	// come over virtio-fs.
 	shared := t.TempDir()
 	os.WriteFile(filepath.Join(shared, "before"), []byte("host wrote before\n"), 0o644)
-	e.run("run", "-d", "--isolation", "vm", "--name", "vmd", "-v", shared+":/data", "-v", "vmvol:/vol", "-v", shared+":/ro:ro", demoImage,
+	e.run("run", "-d", "--isolation", "vm", "--name", "vmd", "-m", "96m", "--cpus", "1.5", "-v", shared+":/data", "-v", "vmvol:/vol", "-v", shared+":/ro:ro", demoImage,
 		"sh", "-c", `trap 'echo got TERM; exit 7' TERM; echo up; while :; do sleep 0.1; done`)
 	waitFor(t, 60*time.Second, "the VM's process to start", func() bool {
 		logs, _, _ := e.try("logs", "vmd")
@@ -140,6 +160,58 @@ func TestVMIsolation(t *testing.T) {
 	}
 	if out := e.run("exec", "-u", "1000:1001", "vmd", "id"); out != "uid=1000 gid=1001\n" {
 		t.Errorf("exec -u 1000:1001 in a VM: %q", out)
+	}
+	// top and stats through the agent: the container's processes in the
+	// guest, its cgroup's numbers there (--memory enforced inside).
+	top := e.run("top", "vmd")
+	if lines := strings.Split(top, "\n"); !strings.HasPrefix(lines[0], "UID") || !strings.HasSuffix(strings.TrimSpace(lines[0]), "CMD") || !strings.Contains(top, "sh -c trap") {
+		t.Errorf("top of a VM container: %q", top)
+	}
+	if out := e.run("top", "vmd", "-o", "pid,comm"); !strings.Contains(out, "PID") || !strings.Contains(out, "sh") {
+		t.Errorf("top vmd -o pid,comm: %q", out)
+	}
+	if _, errOut, err := e.try("top", "vmd", "-L"); err == nil || !strings.Contains(errOut, `"-L"`) {
+		t.Errorf("top with a ps option the guest lacks: %v (%s), want a refusal naming it", err, errOut)
+	}
+	if out := e.run("stats", "--no-stream", "--format", "{{.MemUsage}} {{.PIDs}}", "vmd"); !strings.Contains(out, "/ 96MiB ") || strings.HasSuffix(strings.TrimSpace(out), " 0") {
+		t.Errorf("stats of a VM container: %q, want its limit (96MiB) and its processes", out)
+	}
+	// cp and export of a running VM container go through its agent (its
+	// writes live in the guest): out of it (a directory the guest made,
+	// renamed as docker does; a file of a volume, as the container sees
+	// it), into it, a missing path by name; export has the guest's
+	// writes and not the volumes. diff cannot reach them yet: refused by
+	// name, never the host overlay's image files instead.
+	e.run("exec", "vmd", "sh", "-c", "mkdir -p /made/sub && echo guest-made > /made/sub/f")
+	cpDir := t.TempDir()
+	e.run("cp", "vmd:/made", filepath.Join(cpDir, "out"))
+	if b, err := os.ReadFile(filepath.Join(cpDir, "out", "sub", "f")); err != nil || string(b) != "guest-made\n" {
+		t.Errorf("cp out of a VM container: %q, %v", b, err)
+	}
+	e.run("cp", "vmd:/data/before", cpDir)
+	if b, err := os.ReadFile(filepath.Join(cpDir, "before")); err != nil || string(b) != "host wrote before\n" {
+		t.Errorf("cp out of a VM container's volume: %q, %v", b, err)
+	}
+	os.WriteFile(filepath.Join(cpDir, "in.txt"), []byte("from the host\n"), 0o644)
+	e.run("cp", filepath.Join(cpDir, "in.txt"), "vmd:/made/")
+	if out := e.run("exec", "vmd", "cat", "/made/in.txt"); out != "from the host\n" {
+		t.Errorf("cp into a VM container: %q", out)
+	}
+	if _, errOut, err := e.try("cp", "vmd:/no-such-file", cpDir); err == nil || !strings.Contains(errOut, "could not find") {
+		t.Errorf("cp of a missing path out of a VM container: %v (%s)", err, errOut)
+	}
+	exported := filepath.Join(cpDir, "x.tar")
+	e.run("export", "-o", exported, "vmd")
+	if list, err := exec.Command("tar", "-tf", exported).Output(); err != nil || !strings.Contains(string(list), "made/sub/f") || strings.Contains(string(list), "before") || !strings.Contains(string(list), "bin/busybox") {
+		t.Errorf("export of a VM container: %v; want the image and the guest's writes, not its volume:\n%s", err, list)
+	}
+	if _, errOut, err := e.try("diff", "vmd"); err == nil || !strings.Contains(errOut, "runs in a VM") {
+		t.Errorf("diff of a running VM container: %v (%s), want a refusal saying why", err, errOut)
+	}
+	// --cpus sizes the VM (two vCPUs for 1.5) and is the container's
+	// quota in the guest.
+	if out := e.run("exec", "vmd", "sh", "-c", "nproc; cat /sys/fs/cgroup/cpu.max"); out != "2\n150000 100000\n" {
+		t.Errorf("--cpus 1.5 in a VM: %q, want 2 vCPUs and the quota", out)
 	}
 	// A host directory, both ways while the VM runs; a read-only one; a
 	// named volume, whose data stays on the host after the VM.
@@ -184,11 +256,27 @@ func TestVMIsolation(t *testing.T) {
 		t.Errorf("the named volume the VM wrote, from a linux container: %q", out)
 	}
 
-	// Killed from outside: SIGKILL ends the shim and the VM.
-	e.run("run", "-d", "--isolation", "vm", "--name", "vmk", demoImage, "sleep", "100")
-	e.run("kill", "-s", "KILL", "vmk")
+	// QEMU killed with SIGKILL under a running container (with a
+	// volume: virtiofsd runs too; on the default network: a tap): the
+	// container is reported exited with 137, as a process killed by
+	// SIGKILL, and nothing is left (no shim, virtiofsd, mount, VM
+	// directory; the network namespace with its tap goes with the run).
+	// berth kill -s KILL (the shim) is TestEngineOOMKilled's under vm.
+	e.run("run", "-d", "--isolation", "vm", "--name", "vmk", "-v", shared+":/data", demoImage, "sh", "-c", "echo up; exec sleep 1000")
+	waitFor(t, 60*time.Second, "vmk's process to start", func() bool {
+		logs, _, _ := e.try("logs", "vmk")
+		return strings.Contains(logs, "up")
+	})
+	shimPid := e.inspect("vmk").State.Pid
+	qemuPid := childNamed(t, shimPid, "qemu-system")
+	if err := unix.Kill(qemuPid, unix.SIGKILL); err != nil {
+		t.Fatalf("kill -9 QEMU (%d): %v", qemuPid, err)
+	}
 	if code := strings.TrimSpace(e.run("wait", "vmk")); code != "137" {
-		t.Errorf("wait after kill -s KILL printed %s, want 137", code)
+		t.Errorf("wait after kill -9 of QEMU printed %s, want 137", code)
+	}
+	if in := e.inspect("vmk"); in.State.Status != "exited" || in.State.ExitCode != 137 || in.State.OOMKilled {
+		t.Errorf("after kill -9 of QEMU: %s, exit %d, OOMKilled %v; want exited, 137, false", in.State.Status, in.State.ExitCode, in.State.OOMKilled)
 	}
 	e.run("rm", "vmk")
 
@@ -217,6 +305,30 @@ func (e *engineEnv) checkNoVMLeft() {
 		}
 		return nil
 	})
+}
+
+// childNamed is the pid of parent's child whose command line holds name.
+func childNamed(t *testing.T, parent int, name string) int {
+	t.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 2 || f[1] != strconv.Itoa(parent) {
+			continue
+		}
+		if cl, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "cmdline")); strings.Contains(string(cl), name) {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			return pid
+		}
+	}
+	t.Fatalf("no child %s of %d", name, parent)
+	return 0
 }
 
 func readCwd(cmdlinePath string) string {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -354,18 +355,37 @@ func (d *Driver) machine(ctx context.Context, spec *specs.Spec) (*machine, error
 		return nil, err
 	}
 	acc := chooseAccel(ctx, d.Cache, q, k, initrd)
-	m := &machine{QEMU: q, Accel: acc.Accel, Kernel: k.Path, Initrd: initrd, MemoryMiB: defaultMemoryMiB, CPUs: 1, Sandbox: sandboxWorks()}
+	m := &machine{QEMU: q, Accel: acc.Accel, Kernel: k.Path, Initrd: initrd, Sandbox: sandboxWorks()}
+	m.MemoryMiB, m.CPUs = guestSize(spec, goruntime.NumCPU())
 	if m.Accel == AccelTCG {
 		m.TSCkHz = hostTSCkHz()
 	}
-	if r := spec.Linux; r != nil && r.Resources != nil && r.Resources.Memory != nil && r.Resources.Memory.Limit != nil {
-		// The guest kernel and agent take their share on top of the
-		// container's limit.
-		if mib := int(*r.Resources.Memory.Limit>>20) + 64; mib > m.MemoryMiB {
-			m.MemoryMiB = mib
-		}
-	}
 	return m, nil
+}
+
+// guestOverheadMiB is the guest kernel's and agent's share of a VM's
+// memory, on top of the container's limit.
+const guestOverheadMiB = 64
+
+// guestSize sizes the VM from the container's limits (--memory,
+// --cpus): the memory limit plus guestOverheadMiB (at least
+// defaultMemoryMiB), and as many vCPUs as the CPU quota needs, rounded
+// up, at most the host's hostCPUs (one without a quota). The limits also
+// apply inside: the guest's runtime sets them on the container's cgroup.
+func guestSize(spec *specs.Spec, hostCPUs int) (memMiB, cpus int) {
+	memMiB, cpus = defaultMemoryMiB, 1
+	if spec.Linux == nil || spec.Linux.Resources == nil {
+		return memMiB, cpus
+	}
+	r := spec.Linux.Resources
+	if r.Memory != nil && r.Memory.Limit != nil && *r.Memory.Limit > 0 {
+		memMiB = max(memMiB, int(*r.Memory.Limit>>20)+guestOverheadMiB)
+	}
+	if c := r.CPU; c != nil && c.Quota != nil && *c.Quota > 0 && c.Period != nil && *c.Period > 0 {
+		n := int((uint64(*c.Quota) + *c.Period - 1) / *c.Period)
+		cpus = max(1, min(n, hostCPUs))
+	}
+	return memMiB, cpus
 }
 
 // Load finds a VM the driver made.
@@ -586,12 +606,66 @@ func (c *container) stopCont(sig unix.Signal, want byte) error {
 func (c *container) Update(context.Context, *specs.LinuxResources) error {
 	return c.unsupported("update")
 }
-func (c *container) Stats(context.Context) (*runtime.Stats, error) {
-	return nil, c.unsupported("stats")
+
+// Stats samples the container's cgroup in the guest through the agent.
+// A paused VM cannot answer: it gets the last sample taken (its values
+// do not move while QEMU is stopped). A container that ended gives the
+// OOM kill count its guest reported with the exit (the engine's
+// OOMKilled), until Delete.
+func (c *container) Stats(ctx context.Context) (*runtime.Stats, error) {
+	switch c.Status() {
+	case runtime.StatusStopped:
+		var r exitRecord
+		b, err := os.ReadFile(filepath.Join(c.dir, exitFile))
+		if err != nil || json.Unmarshal(b, &r) != nil {
+			return nil, fmt.Errorf("container %s is not running: %w", c.id, runtime.ErrInvalidStatus)
+		}
+		return &runtime.Stats{OOMKills: r.OOMKills}, nil
+	case runtime.StatusPaused:
+		var st runtime.Stats
+		if b, err := os.ReadFile(filepath.Join(c.dir, lastStatsFile)); err == nil {
+			json.Unmarshal(b, &st)
+		}
+		return &st, nil
+	case runtime.StatusCreated:
+		return nil, fmt.Errorf("container %s is not started: %w", c.id, runtime.ErrInvalidStatus)
+	}
+	var a agent.Stats
+	if err := c.ask(ctx, execRequest{Op: opStats}, &a); err != nil {
+		return nil, err
+	}
+	st := &runtime.Stats{CPUTotal: a.CPUTotal, MemUsage: a.MemUsage, MemLimit: a.MemLimit, Pids: a.Pids,
+		NetRx: a.NetRx, NetTx: a.NetTx, BlockRead: a.BlockRead, BlockWrite: a.BlockWrite, OOMKills: a.OOMKills}
+	if b, err := json.Marshal(st); err == nil {
+		os.WriteFile(filepath.Join(c.dir, lastStatsFile), b, 0o600)
+	}
+	return st, nil
 }
-func (c *container) Top(context.Context, []string) ([]string, [][]string, error) {
-	return nil, nil, c.unsupported("top")
+
+// lastStatsFile keeps the last sample, for a paused VM.
+const lastStatsFile = "stats.json"
+
+// Top lists the processes of the container's cgroup in the guest, as
+// the agent formats them (the guest has no ps; agent.ParsePsArgs says
+// which options it takes). Their PIDs are the guest's.
+func (c *container) Top(ctx context.Context, psArgs []string) ([]string, [][]string, error) {
+	if _, err := agent.ParsePsArgs(psArgs); err != nil {
+		return nil, nil, fmt.Errorf("%v: %w", err, runtime.ErrInvalidArgument)
+	}
+	switch c.Status() {
+	case runtime.StatusPaused:
+		return nil, nil, fmt.Errorf("container %s: its VM is paused (its processes are listed by its agent, which a paused VM stops): unpause it first: %w", c.id, runtime.ErrInvalidStatus)
+	case runtime.StatusRunning:
+	default:
+		return nil, nil, fmt.Errorf("container %s is not running: %w", c.id, runtime.ErrInvalidStatus)
+	}
+	var t agent.Top
+	if err := c.ask(ctx, execRequest{Op: opTop, PsArgs: psArgs}, &t); err != nil {
+		return nil, nil, err
+	}
+	return t.Titles, t.Rows, nil
 }
+
 func (c *container) OpenRoot() (*os.File, error) { return nil, c.unsupported("its files") }
 
 func (c *container) unsupported(what string) error {

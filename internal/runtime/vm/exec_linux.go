@@ -3,7 +3,9 @@ package vm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"os"
@@ -30,9 +32,23 @@ const execSocket = "exec.sock"
 const maxExecRequest = 256 << 10
 
 type execRequest struct {
-	Process *specs.Process `json:"process"`
-	Stdin   bool           `json:"stdin"`
+	Process *specs.Process `json:"process,omitempty"`
+	Stdin   bool           `json:"stdin,omitempty"`
+	// Op, when set, asks a question of the agent instead (opStats,
+	// opTop with PsArgs): no stdio comes with it; the answer is "J "
+	// and the reply's JSON (or "E message"), in as many messages as it
+	// takes, then the end of the stream.
+	Op     string   `json:"op,omitempty"`
+	PsArgs []string `json:"psArgs,omitempty"`
+	// Files: Process.Args are the file helper's (runtime.GuestFiles).
+	Files bool `json:"files,omitempty"`
 }
+
+// Questions the exec socket answers.
+const (
+	opStats = "stats"
+	opTop   = "top"
+)
 
 // execClient is one exec'd process's berth caller.
 type execClient struct {
@@ -85,6 +101,13 @@ func (s *shim) serveExec(c *net.UnixConn) {
 		}
 	}
 	var req execRequest
+	if err := json.Unmarshal(buf[:n], &req); err == nil && req.Op != "" {
+		for _, f := range files {
+			f.Close()
+		}
+		s.answer(c, &req)
+		return
+	}
 	if len(files) != 3 {
 		fail("exec: want stdin, stdout and stderr")
 		return
@@ -112,7 +135,7 @@ func (s *shim) serveExec(c *net.UnixConn) {
 	}
 	err = s.request(&agent.Frame{Type: agent.TypeExec, Proc: name, Exec: &agent.Process{
 		Args: p.Args, Env: p.Env, Cwd: p.Cwd, UID: p.User.UID, GID: p.User.GID, Groups: p.User.AdditionalGids,
-		Stdin: req.Stdin || p.Terminal, Terminal: p.Terminal, OCIProcess: oci,
+		Stdin: req.Stdin || p.Terminal, Terminal: p.Terminal, OCIProcess: oci, Files: req.Files,
 	}})
 	if err != nil {
 		s.execMu.Lock()
@@ -129,6 +152,51 @@ func (s *shim) serveExec(c *net.UnixConn) {
 		go s.followSize(name, ec)
 	}
 }
+
+// answer asks the agent an exec socket's question and sends the reply.
+func (s *shim) answer(c *net.UnixConn, req *execRequest) {
+	defer c.Close()
+	var f *agent.Frame
+	switch req.Op {
+	case opStats:
+		f = &agent.Frame{Type: agent.TypeStats}
+	case opTop:
+		f = &agent.Frame{Type: agent.TypeTop, PsArgs: req.PsArgs}
+	default:
+		c.Write([]byte(ctlError + " unknown question " + strconv.Quote(req.Op)))
+		return
+	}
+	r, err := s.call(f)
+	if err != nil {
+		c.Write([]byte(ctlError + " " + err.Error()))
+		return
+	}
+	var out any = r.Stats
+	if req.Op == opTop {
+		out = r.Top
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		c.Write([]byte(ctlError + " " + err.Error()))
+		return
+	}
+	b = append([]byte(ctlAnswer+" "), b...)
+	for len(b) > 0 {
+		n := min(len(b), answerChunk)
+		if _, err := c.Write(b[:n]); err != nil {
+			return
+		}
+		b = b[n:]
+	}
+}
+
+// ctlAnswer starts an answer on the exec socket; answerChunk bounds
+// one of its messages (a SOCK_SEQPACKET message must fit the socket's
+// buffer).
+const (
+	ctlAnswer   = "J"
+	answerChunk = 64 << 10
+)
 
 // followSize gives an exec'd process's guest pty the size of the
 // caller's, now and whenever it changes (polled: the caller's pty is not
@@ -206,16 +274,9 @@ func (s *shim) execExit(f *agent.Frame) {
 	log.Printf("%s exited %d", f.Proc, *f.Exit)
 }
 
-// Exec starts a process in the running VM's container, through its shim.
-func (c *container) Exec(ctx context.Context, o runtime.ExecOptions) (runtime.Process, error) {
-	if o.Process == nil || len(o.Process.Args) == 0 {
-		return nil, fmt.Errorf("exec: no process: %w", runtime.ErrInvalidArgument)
-	}
-	if c.Status() != runtime.StatusRunning {
-		return nil, fmt.Errorf("container %s: %w", c.id, runtime.ErrInvalidStatus)
-	}
-	// Through the directory's fd: the socket's full path may not fit
-	// in sun_path.
+// dialShim connects to the VM's exec socket, through the directory's fd:
+// the socket's full path may not fit in sun_path.
+func (c *container) dialShim() (*net.UnixConn, error) {
 	dir, err := os.Open(c.dir)
 	if err != nil {
 		return nil, err
@@ -224,6 +285,69 @@ func (c *container) Exec(ctx context.Context, o runtime.ExecOptions) (runtime.Pr
 	conn, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), execSocket), Net: "unixpacket"})
 	if err != nil {
 		return nil, fmt.Errorf("container %s: the VM's exec socket: %w", c.id, err)
+	}
+	return conn, nil
+}
+
+// maxAnswer bounds an answer to a question (a top of many processes).
+const maxAnswer = 16 << 20
+
+// ask asks the running VM's agent a question through its shim and
+// decodes the answer into out.
+func (c *container) ask(ctx context.Context, req execRequest, out any) error {
+	conn, err := c.dialShim()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	conn.SetDeadline(deadline)
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Write(b); err != nil {
+		return fmt.Errorf("container %s: %s: %w", c.id, req.Op, err)
+	}
+	var answer []byte
+	buf := make([]byte, answerChunk)
+	for {
+		n, err := conn.Read(buf)
+		if n == 0 || err != nil {
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("container %s: %s: %w", c.id, req.Op, err)
+			}
+			break
+		}
+		if answer = append(answer, buf[:n]...); len(answer) > maxAnswer {
+			return fmt.Errorf("container %s: %s: an answer over %d bytes", c.id, req.Op, maxAnswer)
+		}
+	}
+	s := string(answer)
+	if msg, ok := strings.CutPrefix(s, ctlError+" "); ok {
+		return fmt.Errorf("container %s: %s: %s", c.id, req.Op, msg)
+	}
+	js, ok := strings.CutPrefix(s, ctlAnswer+" ")
+	if !ok {
+		return fmt.Errorf("container %s: %s: the VM's shim gave no answer (%q)", c.id, req.Op, s)
+	}
+	return json.Unmarshal([]byte(js), out)
+}
+
+// Exec starts a process in the running VM's container, through its shim.
+func (c *container) Exec(ctx context.Context, o runtime.ExecOptions) (runtime.Process, error) {
+	if o.Process == nil || len(o.Process.Args) == 0 {
+		return nil, fmt.Errorf("exec: no process: %w", runtime.ErrInvalidArgument)
+	}
+	if c.Status() != runtime.StatusRunning {
+		return nil, fmt.Errorf("container %s: %w", c.id, runtime.ErrInvalidStatus)
+	}
+	conn, err := c.dialShim()
+	if err != nil {
+		return nil, err
 	}
 	req, err := json.Marshal(execRequest{Process: o.Process, Stdin: o.Stdio.Stdin != nil && !isDevNull(o.Stdio.Stdin)})
 	if err != nil {
@@ -272,6 +396,80 @@ func (c *container) Exec(ctx context.Context, o runtime.ExecOptions) (runtime.Pr
 		return fail(fmt.Errorf("container %s: exec: unexpected reply %q", c.id, reply))
 	}
 	return &vmProcess{conn: conn, console: master}, nil
+}
+
+// GuestFiles runs the berth binary's file helper in the guest (the
+// container's half of cp and export: runtime.GuestFiles), through the
+// shim's exec socket as an exec'd process is, with pipes for its stdio.
+func (c *container) GuestFiles(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) (int, string, error) {
+	if len(args) == 0 {
+		return 0, "", fmt.Errorf("the file helper: no operation: %w", runtime.ErrInvalidArgument)
+	}
+	switch c.Status() {
+	case runtime.StatusRunning:
+	case runtime.StatusPaused:
+		return 0, "", fmt.Errorf("container %s: its VM is paused (its files are reached through its agent): unpause it first: %w", c.id, runtime.ErrInvalidStatus)
+	default:
+		return 0, "", fmt.Errorf("container %s is not running: %w", c.id, runtime.ErrInvalidStatus)
+	}
+	var ours, theirs []*os.File
+	defer func() { closeAll(ours); closeAll(theirs) }()
+	for i := 0; i < 3; i++ {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return 0, "", err
+		}
+		if i == 0 {
+			ours, theirs = append(ours, w), append(theirs, r)
+		} else {
+			ours, theirs = append(ours, r), append(theirs, w)
+		}
+	}
+	conn, err := c.dialShim()
+	if err != nil {
+		return 0, "", err
+	}
+	req, err := json.Marshal(execRequest{Process: &specs.Process{Args: args, Cwd: "/"}, Stdin: stdin != nil, Files: true})
+	if err != nil {
+		conn.Close()
+		return 0, "", err
+	}
+	fds := []int{int(theirs[0].Fd()), int(theirs[1].Fd()), int(theirs[2].Fd())}
+	if _, _, err := conn.WriteMsgUnix(req, unix.UnixRights(fds...), nil); err != nil {
+		conn.Close()
+		return 0, "", err
+	}
+	closeAll(theirs)
+	theirs = nil
+	buf := make([]byte, 4096)
+	n, err := conn.Read(buf)
+	if err != nil || string(buf[:n]) != ctlStarted {
+		conn.Close()
+		msg, _ := strings.CutPrefix(string(buf[:max(n, 0)]), ctlError+" ")
+		return 0, "", fmt.Errorf("container %s: the file helper: %s (%v)", c.id, msg, err)
+	}
+	p := &vmProcess{conn: conn}
+	go func() {
+		if stdin != nil {
+			io.Copy(ours[0], stdin)
+		}
+		ours[0].Close()
+	}()
+	var stderr strings.Builder
+	errDone := make(chan struct{})
+	go func() { io.Copy(&stderr, io.LimitReader(ours[2], 64<<10)); close(errDone) }()
+	_, cerr := io.Copy(stdout, ours[1])
+	if cerr != nil {
+		// The reader gave up (a failed extraction): the helper ends
+		// on a broken pipe.
+		ours[1].Close()
+	}
+	code, err := p.Wait()
+	<-errDone
+	if err != nil {
+		return 0, "", err
+	}
+	return code, stderr.String(), cerr
 }
 
 // vmProcess is an exec'd process in a VM.

@@ -1,9 +1,9 @@
 package vm
 
 import (
-	"errors"
 	"fmt"
 	"log"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"syscall"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -125,11 +124,30 @@ func (s *shim) startVirtiofsd(exited chan<- struct{}) error {
 	if err != nil {
 		return err
 	}
+	// The shim listens and hands virtiofsd the socket (--fd): QEMU can
+	// connect as soon as virtiofsd runs, and virtiofsd makes no pid
+	// file, which it names after the socket path (the same relative path
+	// in every VM's directory: a second VM's virtiofsd could not lock
+	// it, "Cannot lock pid file").
+	os.Remove(virtiofsSocket)
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: virtiofsSocket, Net: "unix"})
+	if err != nil {
+		logf.Close()
+		return err
+	}
+	l.SetUnlinkOnClose(false)
+	sock, err := l.File()
+	l.Close()
+	if err != nil {
+		logf.Close()
+		return err
+	}
+	defer sock.Close()
 	started := make(chan error, 1)
 	go func() {
 		defer close(exited)
 		goruntime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		cmd, err := s.virtiofsdInNamespace(bin, dir, logf)
+		cmd, err := s.virtiofsdInNamespace(bin, dir, logf, sock)
 		logf.Close()
 		started <- err
 		if err != nil {
@@ -138,23 +156,14 @@ func (s *shim) startVirtiofsd(exited chan<- struct{}) error {
 		log.Printf("virtiofsd exited: %v", cmd.Wait())
 	}()
 	if err := <-started; err != nil {
-		return fmt.Errorf("virtiofsd: %w", err)
+		return s.withVirtiofsLog(fmt.Errorf("virtiofsd: %w", err))
 	}
-	// QEMU connects to its socket at start: wait for it.
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if _, err := os.Stat(virtiofsSocket); err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return s.withVirtiofsLog(errors.New("virtiofsd did not listen"))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return nil
 }
 
 // virtiofsdInNamespace runs on a locked thread: a mount namespace of its
 // own, the binds, then virtiofsd forked from this thread.
-func (s *shim) virtiofsdInNamespace(bin, dir string, logf *os.File) (*exec.Cmd, error) {
+func (s *shim) virtiofsdInNamespace(bin, dir string, logf, sock *os.File) (*exec.Cmd, error) {
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return nil, fmt.Errorf("a mount namespace: %w", err)
 	}
@@ -178,7 +187,7 @@ func (s *shim) virtiofsdInNamespace(bin, dir string, logf *os.File) (*exec.Cmd, 
 		}
 	}
 	cmd := exec.Command(bin,
-		"--socket-path="+virtiofsSocket,
+		"--fd=3",
 		"-o", "source="+dir,
 		// Metadata cached for a second: the host's changes show in the
 		// guest within that (docker's volumes with Kata's default).
@@ -187,6 +196,7 @@ func (s *shim) virtiofsdInNamespace(bin, dir string, logf *os.File) (*exec.Cmd, 
 		"--rlimit-nofile=0",
 		"-o", "log_level=warn")
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{sock}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, err

@@ -54,6 +54,7 @@ const (
 	stateFile   = "state.json"
 	runningFile = "running"
 	shimLog     = "shim.log"
+	exitFile    = "exit.json"
 )
 
 // Messages on the control socket (fd 3) between the driver and the shim.
@@ -155,14 +156,61 @@ func ShimMain(args []string) int {
 				}
 			}()
 		case code := <-s.exit:
-			log.Printf("exit %d", code)
+			log.Printf("exit %d (OOM kills %d)", code, s.oomKills.Load())
+			writeExit(exitRecord{Code: code, OOMKills: s.oomKills.Load()})
 			s.poweroff()
 			return code
 		case <-s.gone:
-			log.Printf("the guest went away without an exit status")
-			return 255
+			select {
+			case code := <-s.exit:
+				// The exit came just before the channel closed (the
+				// reader hands it over before it reports the end).
+				writeExit(exitRecord{Code: code, OOMKills: s.oomKills.Load()})
+				s.poweroff()
+				return code
+			default:
+			}
+			code := s.vmGone()
+			writeExit(exitRecord{Code: code})
+			return code
 		}
 	}
+}
+
+// exitRecord is what the shim leaves in exitFile when the container's
+// process ended: the engine reads OOMKilled from it (Stats) after the
+// guest, and its cgroup, are gone.
+type exitRecord struct {
+	Code     int    `json:"code"`
+	OOMKills uint64 `json:"oomKills"`
+}
+
+func writeExit(r exitRecord) {
+	b, _ := json.Marshal(r)
+	if err := os.WriteFile(exitFile+".tmp", b, 0o600); err == nil {
+		os.Rename(exitFile+".tmp", exitFile)
+	}
+}
+
+// vmGone is the exit code of a container whose guest went away without
+// reporting one: as a process killed by the signal that killed QEMU
+// (kill -9 of QEMU gives 137, as a kill -9 of a container's process),
+// 255 when QEMU ended otherwise.
+func (s *shim) vmGone() int {
+	select {
+	case <-s.exited:
+	case <-time.After(poweroffTimeout):
+		log.Printf("the agent's channel closed but QEMU runs on: killing it")
+		s.kill()
+	}
+	if ps := s.qemu.ProcessState; ps != nil {
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			log.Printf("the guest went away: QEMU killed by signal %d", ws.Signal())
+			return 128 + int(ws.Signal())
+		}
+	}
+	log.Printf("the guest went away without an exit status")
+	return 255
 }
 
 type shim struct {
@@ -178,6 +226,8 @@ type shim struct {
 	mu      sync.Mutex
 	pending map[uint64]chan *agent.Frame
 	exit    chan int
+	// oomKills is the guest's count at the container's exit.
+	oomKills atomic.Uint64
 
 	// virtiofsdExited is closed when virtiofsd ends (nil without one).
 	virtiofsdExited chan struct{}
@@ -254,6 +304,12 @@ func (s *shim) withLog(err error) error {
 
 // request sends a request and waits for its reply.
 func (s *shim) request(f *agent.Frame) error {
+	_, err := s.call(f)
+	return err
+}
+
+// call sends a request and returns its reply (a failure as an error).
+func (s *shim) call(f *agent.Frame) (*agent.Frame, error) {
 	f.ID = s.nextID.Add(1)
 	ch := make(chan *agent.Frame, 1)
 	s.mu.Lock()
@@ -265,16 +321,16 @@ func (s *shim) request(f *agent.Frame) error {
 		s.mu.Unlock()
 	}()
 	if err := s.conn.Write(f); err != nil {
-		return fmt.Errorf("agent %s: %w", f.Type, err)
+		return nil, fmt.Errorf("agent %s: %w", f.Type, err)
 	}
 	select {
 	case r := <-ch:
 		if r.Error != "" {
-			return errors.New(r.Error)
+			return nil, errors.New(r.Error)
 		}
-		return nil
+		return r, nil
 	case <-s.gone:
-		return fmt.Errorf("agent %s: the guest went away", f.Type)
+		return nil, fmt.Errorf("agent %s: the guest went away", f.Type)
 	}
 }
 
@@ -320,6 +376,7 @@ func (s *shim) readLoop() {
 				continue
 			}
 			if f.Exit != nil {
+				s.oomKills.Store(f.OOMKills)
 				select {
 				case s.exit <- *f.Exit:
 				default:

@@ -123,3 +123,32 @@ func TestShareMounts(t *testing.T) {
 		t.Errorf("a device: %v, want a refusal naming /null", err)
 	}
 }
+
+func TestGuestSize(t *testing.T) {
+	spec := func(mem int64, quota int64, period uint64) *specs.Spec {
+		r := &specs.LinuxResources{}
+		if mem != 0 {
+			r.Memory = &specs.LinuxMemory{Limit: &mem}
+		}
+		if quota != 0 {
+			r.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
+		}
+		return &specs.Spec{Linux: &specs.Linux{Resources: r}}
+	}
+	for _, tc := range []struct {
+		spec      *specs.Spec
+		mem, cpus int
+		what      string
+	}{
+		{&specs.Spec{}, 256, 1, "no limits"},
+		{spec(32<<20, 0, 0), 256, 1, "a small limit: the default size"},
+		{spec(512<<20, 0, 0), 576, 1, "--memory 512m: plus the guest's 64 MiB"},
+		{spec(0, 150000, 100000), 256, 2, "--cpus 1.5: two vCPUs"},
+		{spec(0, 50000, 100000), 256, 1, "--cpus 0.5: one"},
+		{spec(0, 900000, 100000), 256, 4, "--cpus 9: at most the host's 4"},
+	} {
+		if mem, cpus := guestSize(tc.spec, 4); mem != tc.mem || cpus != tc.cpus {
+			t.Errorf("%s: %d MiB, %d vCPUs; want %d, %d", tc.what, mem, cpus, tc.mem, tc.cpus)
+		}
+	}
+}
