@@ -103,6 +103,18 @@ func grpcError(err error) error {
 // method and code.
 func (s *Server) UnaryLogger(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	resp, err := handler(ctx, req)
+	if err != nil && ctx.Err() != nil {
+		// The caller's deadline or cancel came first, and is the answer:
+		// a pull cut short by it otherwise reads as the registry being
+		// unreachable (critest's 1 ms pull wants DeadlineExceeded).
+		code := codes.Canceled
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			code = codes.DeadlineExceeded
+		}
+		if st, _ := status.FromError(err); st.Code() != code {
+			err = status.Error(code, err.Error())
+		}
+	}
 	if err != nil {
 		st, _ := status.FromError(err)
 		if st.Code() == codes.Unimplemented {
