@@ -408,19 +408,11 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		}
 		o.NetworkMode = "container:" + other.ID
 	default:
-		m, err := e.networks()
+		recorded, req, err := e.namedNetwork(ctx, "--network", mode, NetworkRequest{IP: o.IP, MAC: o.MAC, Aliases: o.Aliases})
 		if err != nil {
 			return nil, err
 		}
-		cfg, err := m.Get(ctx, mode)
-		if err != nil {
-			return nil, fmt.Errorf("--network %s: %w", mode, err)
-		}
-		o.NetworkMode = cfg.Name
-		if cfg.Default {
-			o.NetworkMode = "bridge"
-		}
-		nets = []NetworkRequest{{Name: cfg.Name, IP: o.IP, MAC: o.MAC, Aliases: o.Aliases}}
+		o.NetworkMode, nets = recorded, []NetworkRequest{req}
 	}
 	if len(nets) == 0 && (o.IP != "" || o.MAC != "" || len(o.Aliases) > 0 || len(o.Ports) > 0 || o.PublishAll || len(o.ExtraNetworks) > 0) {
 		return nil, fmt.Errorf("--ip, --mac-address, --network-alias, -p/-P and more networks need a bridge network, not --network %s: %w", o.NetworkMode, ErrInvalid)

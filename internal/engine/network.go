@@ -156,6 +156,25 @@ func portRange(s string) (int, int, error) {
 	return lo, hi, nil
 }
 
+// namedNetwork resolves --network NAME (flag names the option in errors)
+// for a container or a pod: the mode to record ("bridge" for the default
+// network, else the network's canonical name) and req for that network.
+func (e *Engine) namedNetwork(ctx context.Context, flag, name string, req NetworkRequest) (string, NetworkRequest, error) {
+	m, err := e.networks()
+	if err != nil {
+		return "", req, err
+	}
+	cfg, err := m.Get(ctx, name)
+	if err != nil {
+		return "", req, fmt.Errorf("%s %s: %w", flag, name, err)
+	}
+	req.Name = cfg.Name
+	if cfg.Default {
+		return "bridge", req, nil
+	}
+	return cfg.Name, req, nil
+}
+
 // ErrPortAllocated: a host port the container publishes is taken, by
 // another container (of any root or engine) or a host program.
 var ErrPortAllocated = errors.New("port is already allocated")

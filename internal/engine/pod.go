@@ -246,19 +246,11 @@ func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr er
 	case "none", "host":
 		p.NetworkMode = mode
 	default:
-		m, err := e.networks()
+		recorded, req, err := e.namedNetwork(ctx, "pod --network", mode, NetworkRequest{IP: o.IP, MAC: o.MAC, Aliases: o.Aliases})
 		if err != nil {
 			return nil, err
 		}
-		cfg, err := m.Get(ctx, mode)
-		if err != nil {
-			return nil, fmt.Errorf("pod --network %s: %w", mode, err)
-		}
-		p.NetworkMode = cfg.Name
-		if cfg.Default {
-			p.NetworkMode = "bridge"
-		}
-		p.Networks = []NetworkRequest{{Name: cfg.Name, IP: o.IP, MAC: o.MAC, Aliases: o.Aliases}}
+		p.NetworkMode, p.Networks = recorded, []NetworkRequest{req}
 	}
 	if len(p.Networks) == 0 && (o.IP != "" || o.MAC != "" || len(o.Aliases) > 0 || len(o.Ports) > 0) {
 		return nil, fmt.Errorf("--ip, --mac-address, --network-alias and -p need a bridge network, not pod --network %s: %w", p.NetworkMode, ErrInvalid)
