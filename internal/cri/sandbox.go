@@ -292,31 +292,45 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandbo
 // ListPodSandbox lists the CRI's pods, filtered by ID (or a prefix),
 // state and labels.
 func (s *Server) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
-	pods, err := s.e.PodList(ctx)
+	f := req.GetFilter()
+	pods, err := s.criPods(ctx, f.GetId(), f.GetLabelSelector())
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	f := req.GetFilter()
 	out := []*runtimeapi.PodSandbox{}
-	for _, p := range pods {
-		meta, ok := sandboxMetaOf(p)
-		if !ok {
-			continue
-		}
-		if f.GetId() != "" && !strings.HasPrefix(p.ID, f.GetId()) {
-			continue
-		}
+	for _, x := range pods {
+		p, meta := x.p, x.meta
 		if f.GetState() != nil && f.GetState().GetState() != sandboxState(p) {
 			continue
 		}
-		labels := criLabels(p.Labels)
-		if !matchLabels(labels, f.GetLabelSelector()) {
-			continue
-		}
 		out = append(out, &runtimeapi.PodSandbox{Id: p.ID, Metadata: meta.Metadata, State: sandboxState(p), CreatedAt: p.Created.UnixNano(),
-			Labels: labels, Annotations: p.Annotations, RuntimeHandler: meta.RuntimeHandler})
+			Labels: criLabels(p.Labels), Annotations: p.Annotations, RuntimeHandler: meta.RuntimeHandler})
 	}
 	return &runtimeapi.ListPodSandboxResponse{Items: out}, nil
+}
+
+// criPod is a CRI pod with its metadata.
+type criPod struct {
+	p    *engine.Pod
+	meta *sandboxMeta
+}
+
+// criPods are the CRI's pods whose ID starts with id (any when empty)
+// and that carry every label of sel.
+func (s *Server) criPods(ctx context.Context, id string, sel map[string]string) ([]criPod, error) {
+	pods, err := s.e.PodList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []criPod
+	for _, p := range pods {
+		meta, ok := sandboxMetaOf(p)
+		if !ok || id != "" && !strings.HasPrefix(p.ID, id) || !matchLabels(criLabels(p.Labels), sel) {
+			continue
+		}
+		out = append(out, criPod{p, meta})
+	}
+	return out, nil
 }
 
 // matchLabels says whether labels has every key of sel with its value.

@@ -5,7 +5,6 @@ package cri
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/engine/store"
@@ -134,18 +133,14 @@ func (s *Server) PodSandboxStats(ctx context.Context, req *runtimeapi.PodSandbox
 
 // ListPodSandboxStats samples the pods the filter keeps.
 func (s *Server) ListPodSandboxStats(ctx context.Context, req *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
-	pods, err := s.e.PodList(ctx)
+	f := req.GetFilter()
+	pods, err := s.criPods(ctx, f.GetId(), f.GetLabelSelector())
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	f := req.GetFilter()
 	out := []*runtimeapi.PodSandboxStats{}
-	for _, p := range pods {
-		meta, ok := sandboxMetaOf(p)
-		if !ok || f.GetId() != "" && !strings.HasPrefix(p.ID, f.GetId()) || !matchLabels(criLabels(p.Labels), f.GetLabelSelector()) {
-			continue
-		}
-		st, err := s.podStats(ctx, p, meta)
+	for _, x := range pods {
+		st, err := s.podStats(ctx, x.p, x.meta)
 		if err != nil {
 			return nil, grpcError(err)
 		}
