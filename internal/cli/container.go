@@ -854,7 +854,7 @@ func newRunCommand(g *globalOptions, create bool) *cobra.Command {
 			}
 			if detach {
 				if _, err := e.Start(ctx, c.ID, nil); err != nil {
-					return startFailed(ctx, e, c, err)
+					return startFailed(err)
 				}
 				fmt.Println(c.ID)
 				return nil
@@ -874,12 +874,9 @@ func newRunCommand(g *globalOptions, create bool) *cobra.Command {
 	return cmd
 }
 
-// startFailed reports a start that failed with docker's exit codes,
-// removing a --rm container.
-func startFailed(ctx context.Context, e *engine.Engine, c *engine.Container, err error) error {
-	if c.HostConfig.AutoRemove {
-		e.Remove(ctx, c.ID, engine.RemoveOptions{Force: true, Volumes: true})
-	}
+// startFailed reports a start that failed with docker's exit codes (the
+// engine removed a --rm container).
+func startFailed(err error) error {
 	var se *engine.StartError
 	if errors.As(err, &se) {
 		return &ExitError{Code: se.Code, Err: err}
@@ -927,7 +924,7 @@ func runAttached(ctx context.Context, e *engine.Engine, c *engine.Container, o a
 	st, err := e.Start(ctx, c.ID, attach)
 	if err != nil {
 		restore()
-		return startFailed(ctx, e, c, err)
+		return startFailed(err)
 	}
 	return followAttached(ctx, e, c, st, sigs, restore)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/engine/monitor"
 	"github.com/berth-dev/berth/internal/engine/store"
+	"github.com/berth-dev/berth/internal/log"
 	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/runtime/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -163,17 +164,35 @@ func (e *Engine) Start(ctx context.Context, ref string, attach *Attach) (*Starte
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	if c, err = e.get(ctx, c.ID); err != nil {
-		return nil, err
+	st, autoRemove, err := e.startByHand(ctx, c.ID, attach)
+	unlock()
+	if err != nil && autoRemove {
+		// As dockerd: a --rm container whose start failed is removed,
+		// whichever front end started it; a docker CLI's `run --rm`
+		// waits for that removal before it reports the error. Not
+		// with the caller's context: a client gone must not leave it.
+		if rerr := e.Remove(context.WithoutCancel(ctx), c.ID, RemoveOptions{Force: true, Volumes: true}); rerr != nil && !errors.Is(rerr, store.ErrNotFound) {
+			log.From(ctx).Warn("removing a --rm container whose start failed", "container", c.ID, "err", rerr)
+		}
+	}
+	return st, err
+}
+
+// startByHand is Start under the container's lock; autoRemove says the
+// start itself failed (not a refusal of the container's state) for a
+// container that is removed then.
+func (e *Engine) startByHand(ctx context.Context, id string, attach *Attach) (_ *Started, autoRemove bool, err error) {
+	c, err := e.get(ctx, id)
+	if err != nil {
+		return nil, false, err
 	}
 	switch c.State.Status {
 	case StatusRunning, StatusPaused, StatusRestarting:
 		if alive(c.State.MonitorPid, c.State.MonitorStart) {
-			return nil, fmt.Errorf("container %s: %w", c.Name, ErrAlreadyRunning)
+			return nil, false, fmt.Errorf("container %s: %w", c.Name, ErrAlreadyRunning)
 		}
 	case StatusCreating, StatusRemoving, StatusDead:
-		return nil, fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrInvalidState)
+		return nil, false, fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrInvalidState)
 	}
 	// A start by hand begins the restart policy afresh, as with docker.
 	if c.RestartCount != 0 || c.State.QuickExits != 0 {
@@ -181,10 +200,11 @@ func (e *Engine) Start(ctx context.Context, ref string, attach *Attach) (*Starte
 			r.RestartCount, r.State.QuickExits = 0, 0
 			return nil
 		}); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	return e.startLocked(ctx, c, attach)
+	st, err := e.startLocked(ctx, c, attach)
+	return st, err != nil && c.HostConfig.AutoRemove, err
 }
 
 func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) (_ *Started, retErr error) {

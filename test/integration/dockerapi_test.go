@@ -217,6 +217,20 @@ func TestDockerAPICLI(t *testing.T) {
 			if vols := e.run("volume", "ls", "-q"); strings.TrimSpace(vols) != "" {
 				t.Errorf("volumes after docker run --rm -v /anon: %q", vols)
 			}
+			// A --rm container whose start fails is removed, as dockerd
+			// does: the CLI waits for that removal before it reports
+			// the error (it waited forever when the container stayed).
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			failed := exec.CommandContext(ctx, docker, "run", "--rm", "--name", "rmfailed", "berth-demo/busybox", "no-such-command")
+			failed.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+t.TempDir())
+			out, err := failed.CombinedOutput()
+			cancel()
+			if ee, isExit := err.(*exec.ExitError); !isExit || ee.ExitCode() != 127 || !strings.Contains(string(out), "no-such-command") {
+				t.Errorf("docker run --rm of a missing command: %v (want exit 127 naming it; a kill means it hung): %s", err, out)
+			}
+			if left := e.run("ps", "-aq", "--filter", "name=rmfailed"); strings.TrimSpace(left) != "" {
+				t.Errorf("a --rm container whose start failed is still there: %q", left)
+			}
 			in := exec.Command(docker, "run", "-i", "--rm", "berth-demo/busybox", "sh", "-c", "tr a-z A-Z; echo done")
 			in.Env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+t.TempDir())
 			in.Stdin = strings.NewReader("from stdin\n")
