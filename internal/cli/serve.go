@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -39,6 +40,7 @@ func newServeCommand(g *globalOptions) *cobra.Command {
 	var dockerSocket, criSocket, streamAddress string
 	var hosts []string
 	var tlsOpts dockerapi.TLSOptions
+	level := logLevel{slog.LevelInfo}
 	cmd := &cobra.Command{
 		Use:   "serve [OPTIONS]",
 		Short: "Serve the Docker Engine API and the Kubernetes CRI (each socket is root-equivalent)",
@@ -113,7 +115,7 @@ restarting it leaves them running.`,
 			defer e.Close()
 			ctx, cancel := signalContext()
 			defer cancel()
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level.Level}))
 			dumpStacksOn(ctx, syscall.SIGUSR1, os.Stderr, log)
 			var servers []func() error
 			if len(listeners) > 0 {
@@ -143,6 +145,7 @@ restarting it leaves them running.`,
 	cmd.Flags().StringVar(&tlsOpts.Cert, "tlscert", "", "the server's certificate (PEM)")
 	cmd.Flags().StringVar(&tlsOpts.Key, "tlskey", "", "the server's private key (PEM)")
 	cmd.Flags().BoolVar(&tlsOpts.PlainLocal, "insecure-loopback", false, "allow plain TCP on a loopback address (any local user can then use the API: it is root-equivalent)")
+	cmd.Flags().VarP(&level, "log-level", "l", "the lowest level logged: debug (each API call and its time), info, warn or error")
 	cmd.Flags().StringVar(&criSocket, "cri-socket", "/run/berth/berth.sock", "the Kubernetes CRI's unix socket")
 	cmd.Flags().StringVar(&streamAddress, "stream-address", "127.0.0.1:0", "HOST:PORT of the CRI's streaming server (exec, attach, port-forward sessions; plain HTTP, port 0 picks a free one): keep it on loopback, where the kubelet reaches it")
 	return cmd
@@ -377,3 +380,26 @@ func dumpStacksOn(ctx context.Context, sig os.Signal, w io.Writer, log *slog.Log
 		}
 	}()
 }
+
+// logLevel is serve's --log-level: slog's levels by dockerd's names.
+type logLevel struct{ slog.Level }
+
+func (l *logLevel) Set(v string) error {
+	switch strings.ToLower(v) {
+	case "debug":
+		l.Level = slog.LevelDebug
+	case "info":
+		l.Level = slog.LevelInfo
+	case "warn", "warning":
+		l.Level = slog.LevelWarn
+	case "error", "fatal":
+		l.Level = slog.LevelError
+	default:
+		return fmt.Errorf("log level %q: want debug, info, warn or error", v)
+	}
+	return nil
+}
+
+func (l *logLevel) String() string { return strings.ToLower(l.Level.String()) }
+
+func (l *logLevel) Type() string { return "level" }

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/engine/store"
@@ -100,9 +101,11 @@ func grpcError(err error) error {
 }
 
 // UnaryLogger logs each call's failure (and, at debug, each call) with its
-// method and code.
+// method, code and the time it took.
 func (s *Server) UnaryLogger(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
 	resp, err := handler(ctx, req)
+	took := time.Since(start)
 	if err != nil && ctx.Err() != nil {
 		// The caller's deadline or cancel came first, and is the answer:
 		// a pull cut short by it otherwise reads as the registry being
@@ -120,10 +123,10 @@ func (s *Server) UnaryLogger(ctx context.Context, req any, info *grpc.UnaryServe
 		if st.Code() == codes.Unimplemented {
 			s.log.Debug("cri", "method", info.FullMethod, "code", st.Code(), "err", st.Message())
 		} else {
-			s.log.Warn("cri", "method", info.FullMethod, "code", st.Code(), "err", st.Message())
+			s.log.Warn("cri", "method", info.FullMethod, "code", st.Code(), "err", st.Message(), "took", took)
 		}
 	} else {
-		s.log.Debug("cri", "method", info.FullMethod)
+		s.log.Debug("cri", "method", info.FullMethod, "took", took)
 	}
 	return resp, err
 }

@@ -147,11 +147,18 @@ func versionLess(a, b string) bool {
 func (s *Server) routes() {
 	h := func(pattern string, fn func(w http.ResponseWriter, r *http.Request) error) {
 		s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			if err := fn(w, r); err != nil {
+			start := time.Now()
+			err := fn(w, r)
+			if err != nil {
 				if statusOf(err) >= http.StatusInternalServerError {
-					s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+					s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "err", err, "took", time.Since(start))
 				}
 				writeError(w, err)
+			}
+			// A streaming request's time is its stream's (logs -f,
+			// events, attach): at debug, for finding where time goes.
+			if s.log.Enabled(r.Context(), slog.LevelDebug) {
+				s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "err", err, "took", time.Since(start))
 			}
 		})
 	}
