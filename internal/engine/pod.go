@@ -231,10 +231,14 @@ func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr er
 		}
 		idmap = &IDMap{UIDs: o.UIDMaps, GIDs: gids}
 	}
+	ports, err := choosePodPorts(o.Ports)
+	if err != nil {
+		return nil, err
+	}
 	id := newID()
 	p := &Pod{
 		ID: id, Name: o.Name, Created: time.Now().UTC(), State: PodCreating, Hostname: o.Hostname,
-		Labels: o.Labels, Annotations: o.Annotations, PortBindings: o.Ports,
+		Labels: o.Labels, Annotations: o.Annotations, PortBindings: ports,
 		DNS: o.DNS, DNSSearch: o.DNSSearch, DNSOptions: o.DNSOptions, ExtraHosts: o.ExtraHosts,
 		IpcMode: o.IpcMode, CgroupParent: o.CgroupParent, ShmSize: o.ShmSize, SharePID: o.ShareProcess, IDMap: idmap,
 		OwnerPid: os.Getpid(), OwnerStart: procStart(os.Getpid()),
@@ -264,7 +268,7 @@ func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr er
 	if p.NetworkMode == "host" {
 		p.Hostname, _ = os.Hostname()
 	}
-	err := e.insertPod(ctx, p, o.Name == "")
+	err = e.insertPod(ctx, p, o.Name == "")
 	if errors.Is(err, store.ErrNameInUse) && o.Name != "" {
 		// The name may be held by a pod whose creator was killed: undone
 		// now, it frees the name (a kubelet retries RunPodSandbox so).
@@ -752,6 +756,7 @@ func (e *Engine) PodRemove(ctx context.Context, ref string, o PodRemoveOptions) 
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("pod %s: %w", p.Name, err)
 	}
+	stopAtForTest("pod-containers-removed")
 	if p, err = e.getPod(ctx, p.ID); err != nil {
 		return err
 	}
@@ -763,6 +768,24 @@ func (e *Engine) PodRemove(ctx context.Context, ref string, o PodRemoveOptions) 
 		return err
 	}
 	return e.podsDB().Delete(ctx, p.ID)
+}
+
+// choosePodPorts gives each published port without a host port (-p
+// ::80) one the kernel finds free now, as podman's pod create does: the
+// pod's record keeps it, so the port stays the same across pod stop and
+// start. The choosing sockets close at once: no process of a pod holds
+// its ports (see pinPod), so a program may still take one before the
+// portmap rule is made.
+func choosePodPorts(ports []network.PortMapping) ([]network.PortMapping, error) {
+	if !slices.ContainsFunc(ports, func(m network.PortMapping) bool { return m.HostPort == 0 }) {
+		return ports, nil
+	}
+	chosen, _, held, err := wantedPorts(&Container{HostConfig: HostConfig{PortBindings: ports}}, nil, true)
+	closeAll(held)
+	if err != nil {
+		return nil, fmt.Errorf("pod: publish a port: %w", err)
+	}
+	return chosen, nil
 }
 
 // joinPod points a container's options at its pod's namespaces and files,

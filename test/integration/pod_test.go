@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -216,6 +217,51 @@ func TestPodCreateKilled(t *testing.T) {
 	}
 	e.run("pod", "create", "--name", "halfway")
 	e.run("pod", "rm", "halfway")
+	e.checkNothingLeft()
+}
+
+// A pod removal killed half-way (its containers removed, its namespaces,
+// network and reaper still there) leaves a pod that the next removal
+// finishes: what a kubelet's retried RemovePodSandbox needs after a kill
+// -9 of berth serve.
+func TestPodRemoveKilled(t *testing.T) {
+	requireCNI(t)
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.run("pod", "create", "--name", "goner", "--share", "pid", "-p", "127.0.0.1::80")
+	// -p without a host port: one chosen at create, kept by the record.
+	port := strings.TrimSpace(e.run("pod", "inspect", "-f", "{{(index .PortBindings 0).HostPort}}", "goner"))
+	n, err := strconv.Atoi(port)
+	if err != nil || n <= 0 {
+		t.Fatalf("the host port chosen for -p 127.0.0.1::80: %q", port)
+	}
+	e.run("run", "-d", "--name", "gonerc", "--pod", "goner", demoImage, "sh", "-c", "mkdir /srv; echo chosen > /srv/index.html; exec httpd -f -p 80 -h /srv")
+	waitFor(t, 10e9, "the pod's chosen port", func() bool { return httpGet(n) == "chosen\n" })
+	rm := e.command("pod", "rm", "-f", "goner")
+	rm.Env = append(rm.Env, "_BERTH_TEST_STOP_AT=pod-containers-removed")
+	if err := rm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30e9, "pod rm to stop with its containers removed", func() bool {
+		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", rm.Process.Pid))
+		return strings.Contains(string(st), ") T ")
+	})
+	rm.Process.Kill()
+	rm.Wait()
+	if got := e.pods(); len(got) != 1 || got[0].Name != "goner" {
+		t.Fatalf("pod ls after its removal was killed half-way: %+v", got)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.state, "netns")); len(ents) != 1 {
+		t.Errorf("the half-removed pod's network namespace: %v", ents)
+	}
+	if out := e.run("ps", "-aq"); strings.TrimSpace(out) != "" {
+		t.Errorf("the pod's containers after its killed removal: %q", out)
+	}
+	// The retry finishes it: no -f needed, as no container is left.
+	e.run("pod", "rm", "goner")
+	if got := e.pods(); len(got) != 0 {
+		t.Errorf("pod ls after the retried removal: %+v", got)
+	}
 	e.checkNothingLeft()
 }
 
