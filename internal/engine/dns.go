@@ -106,6 +106,7 @@ func (e *Engine) dnsView(ctx context.Context) (*dns.View, error) {
 	if err != nil {
 		return nil, err
 	}
+	all = append(all, e.podNameHolders(ctx)...)
 	// Get, not List: listing would make the default network's record.
 	internal := map[string]bool{}
 	if m, err := e.networks(); err == nil {
@@ -119,6 +120,26 @@ func (e *Engine) dnsView(ctx context.Context) (*dns.View, error) {
 		}
 	}
 	return viewOf(all, internal, hostResolvers(), e.netnsPath), nil
+}
+
+// podNameHolders are the pods on user networks as the name server sees
+// them: a holder of the pod's namespace (where the server listens for all
+// its containers), named by the pod's name and ID, at the pod's
+// addresses. The containers of a pod have no endpoints of their own, so
+// their names are not names on the network: the pod's is.
+func (e *Engine) podNameHolders(ctx context.Context) []*Container {
+	rows, err := e.podsDB().ListAll(ctx)
+	if err != nil {
+		log.From(ctx).Warn("name server: list the pods", "err", err)
+		return nil
+	}
+	var out []*Container
+	for _, r := range rows {
+		if p, err := decodePod(r); err == nil && len(p.NetworkSettings.Endpoints) > 0 {
+			out = append(out, p.asNetHolder())
+		}
+	}
+	return out
 }
 
 // viewOf is the View of the records all: every container with endpoints

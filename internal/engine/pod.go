@@ -432,16 +432,22 @@ func (e *Engine) pinPod(ctx context.Context, p *Pod) (*Pod, error) {
 			}
 		}
 	}
+	ready, err := e.updatePod(ctx, p.ID, func(r *Pod) error {
+		r.State, r.NetworkSettings = PodReady, p.NetworkSettings
+		r.OwnerPid, r.OwnerStart = 0, 0
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// After the record has the endpoints, which the server reads: it
+	// then listens in the pod's namespace and answers its name.
 	if len(eps) > 0 && onUserNetwork(holder) {
 		if err := e.syncDNS(ctx, true); err != nil {
 			return nil, err
 		}
 	}
-	return e.updatePod(ctx, p.ID, func(r *Pod) error {
-		r.State, r.NetworkSettings = PodReady, p.NetworkSettings
-		r.OwnerPid, r.OwnerStart = 0, 0
-		return nil
-	})
+	return ready, nil
 }
 
 // abandoned undoes a pod whose creation was cut short (its creator is

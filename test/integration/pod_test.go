@@ -265,6 +265,43 @@ func TestPodRemoveKilled(t *testing.T) {
 	e.checkNothingLeft()
 }
 
+// TestPodUserNetworkNames: a pod on a user network is a name there, as a
+// container is, and its containers resolve the network's names, also
+// after the pod's stop and start.
+func TestPodUserNetworkNames(t *testing.T) {
+	requireCNI(t)
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.run("network", "create", "podnames")
+	e.run("run", "-d", "--name", "peer", "--network", "podnames", demoImage, "sleep", "300")
+	e.run("pod", "create", "--name", "named", "--network", "podnames")
+	e.run("run", "-d", "--name", "namedweb", "--pod", "named", demoImage, "sh", "-c", "mkdir /srv; echo from-pod > /srv/index.html; exec httpd -f -p 80 -h /srv")
+	check := func(when string) {
+		t.Helper()
+		waitFor(t, 10e9, "the pod's web server", func() bool {
+			_, _, err := e.try("exec", "peer", "wget", "-qO-", "http://named/")
+			return err == nil
+		})
+		if out := e.run("exec", "peer", "wget", "-qO-", "http://named/"); out != "from-pod\n" {
+			t.Errorf("%s: the pod by name from a container of its network: %q", when, out)
+		}
+		if out := e.run("run", "--rm", "--pod", "named", demoImage, "sh", "-c", "ping -c1 -W5 peer >/dev/null && echo reached"); out != "reached\n" {
+			t.Errorf("%s: a container of the network by name from the pod: %q", when, out)
+		}
+	}
+	check("after create")
+	e.run("pod", "stop", "named")
+	e.run("pod", "start", "named")
+	check("after stop and start")
+	e.run("pod", "rm", "-f", "named")
+	if _, _, err := e.try("exec", "peer", "nslookup", "named"); err == nil {
+		t.Errorf("the removed pod's name still resolves")
+	}
+	e.run("rm", "-f", "peer")
+	e.run("network", "rm", "podnames")
+	e.checkNothingLeft()
+}
+
 // TestPodUserns: a pod with --uidmap gives its containers one user
 // namespace of that mapping (held by the pod's reaper, as the CRI's POD
 // user namespace mode asks): root inside is the mapped host ID outside,
