@@ -26,6 +26,7 @@ import (
 	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/runtime/linux"
 	"github.com/berth-dev/berth/internal/runtime/vm"
+	"github.com/berth-dev/berth/internal/trace"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -51,6 +52,7 @@ func (g *globalOptions) openEngine(withRegistry bool) (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	trace.Phase("images-opened")
 	return engine.Open(engine.Options{Root: g.root, State: g.state, Images: s, Driver: linux.NewDriver(engine.RuntimeRoot(g.state)),
 		Drivers: []runtime.Driver{g.vmDriver()}, Namespace: g.namespace})
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/engine/tinit"
 	"github.com/berth-dev/berth/internal/network"
+	"github.com/berth-dev/berth/internal/trace"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -241,6 +242,8 @@ func newID() string {
 // Create makes a container from an image: its record, writable layer,
 // mounted root filesystem and OCI bundle. It does not start it.
 func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, retErr error) {
+	trace.Phase("create")
+	defer trace.Phase("created")
 	isolation, err := e.driver.isolation(o.Isolation)
 	if err != nil {
 		return nil, err

@@ -23,6 +23,7 @@ import (
 	"github.com/berth-dev/berth/internal/log"
 	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/runtime/oci"
+	"github.com/berth-dev/berth/internal/trace"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -213,6 +214,7 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 		return nil, err
 	}
 	os.Remove(e.exitFile(c.ID))
+	trace.Phase("start")
 	if err := e.mountRootfs(c); err != nil {
 		return nil, err
 	}
@@ -306,6 +308,7 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 		return nil, fmt.Errorf("start the monitor of %s: %w", ShortID(c.ID), err)
 	}
 	nw.Close()
+	trace.Phase("monitor-spawned")
 	stopAtForTest("monitor-started")
 	st := &Started{Container: c, MonitorPid: cmd.Process.Pid, notify: bufio.NewReader(nr), notifyFile: nr, monitor: cmd, reap: e.opts.Reap}
 	defer func() {
@@ -327,6 +330,7 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 		return nil, err
 	}
 	line, rerr := st.notify.ReadString('\n')
+	trace.Phase("monitor-reported")
 	switch {
 	case strings.HasPrefix(line, "S "):
 		st.Pid, _ = strconv.Atoi(strings.TrimSpace(line[2:]))
@@ -364,7 +368,9 @@ func MonitorChild(open func(root, state string) (*Engine, error)) int {
 	if role != monitor.RoleHealth {
 		report = os.NewFile(3, "report")
 	}
+	trace.Phase("monitor-child")
 	e, err := open(root, state)
+	trace.Phase("engine-opened")
 	if err != nil {
 		if report != nil {
 			fmt.Fprintf(report, "E %v\n", err)
@@ -430,6 +436,7 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 	if err := e.mountRootfs(c); err != nil {
 		return err
 	}
+	trace.Phase("rootfs-mounted")
 	e.deleteRuntime(ctx, id)
 	if err := e.joinNamespaces(ctx, c); err != nil {
 		return err
@@ -440,10 +447,12 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 	if err := e.mountImagesOf(c); err != nil {
 		return err
 	}
+	trace.Phase("volumes-mounted")
 	held, proxyTo, err := e.setupNetwork(ctx, c, inherited)
 	if err != nil {
 		return err
 	}
+	trace.Phase("network-set-up")
 	// The monitor gets its own copies of the port reservations below;
 	// these go with this process.
 	defer closeAll(held)
@@ -476,11 +485,13 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 			unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, startWinsize)
 		}
 	}
+	trace.Phase("runtime-created")
 	if err := rc.Start(ctx); err != nil {
 		e.deleteRuntime(ctx, id)
 		e.teardownNetwork(context.WithoutCancel(ctx), id)
 		return err
 	}
+	trace.Phase("runtime-started")
 	now := time.Now().UTC()
 	// The monitor's identity goes into the same write that makes the
 	// record say running: a reader never sees a running container
@@ -520,6 +531,7 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 		e.teardownNetwork(context.WithoutCancel(ctx), id)
 		return fmt.Errorf("hand the port reservations to the monitor: %w", err)
 	}
+	trace.Phase("recorded-running")
 	msg := []byte(fmt.Sprintf("P %d\n", rc.Pid()))
 	var oob []byte
 	if master != nil {

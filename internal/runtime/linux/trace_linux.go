@@ -1,23 +1,12 @@
 package linux
 
-import (
-	"fmt"
-	"os"
-	"syscall"
-	"time"
-)
+import "github.com/berth-dev/berth/internal/trace"
 
 // BERTH_TRACE=1 prints the time of each lifecycle phase to stderr, to find
-// where a create spends its time.
-var traceOn = os.Getenv("BERTH_TRACE") != ""
+// where a create spends its time (package trace).
+var traceOn = trace.On
 
-func tracePhase(name string) {
-	if traceOn {
-		var ru syscall.Rusage
-		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		fmt.Fprintf(os.Stderr, "trace %d %.3f %s minflt=%d\n", os.Getpid(), float64(time.Now().UnixNano()%1e11)/1e6, name, ru.Minflt)
-	}
-}
+func tracePhase(name string) { trace.Phase(name) }
 
 // TracePhase is tracePhase for main, which marks when Go's start-up ended.
 func TracePhase(name string) { tracePhase(name) }
