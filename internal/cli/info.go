@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine"
+	"github.com/berth-dev/berth/internal/userns"
 	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
@@ -169,8 +170,19 @@ func (g *globalOptions) isolations(ctx context.Context, e *engine.Engine) []isol
 			default:
 				ii.Detail = a.Accel
 			}
+			if a.Available {
+				ii.Detail += "; " + qemuUser()
+			}
 		}
 		out = append(out, ii)
 	}
 	return out
+}
+
+// qemuUser says whom a VM's QEMU runs as (see engine.helperUser).
+func qemuUser() string {
+	if pool, err := userns.SystemFiles.Read(); err == nil && len(pool.UIDs) > 0 && len(pool.GIDs) > 0 {
+		return "QEMU runs as a user of its own per VM (berth's subordinate IDs)"
+	}
+	return "QEMU runs as root: give berth subordinate IDs (a line berth:START:COUNT in /etc/subuid and /etc/subgid) for a user of its own per VM"
 }

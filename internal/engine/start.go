@@ -462,17 +462,23 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 		return err
 	}
 	var layers []runtime.Layer
+	var helper *runtime.HostUser
 	if drv != e.driver.def {
 		if layers, err = e.layers(c); err != nil {
 			e.teardownNetwork(context.WithoutCancel(ctx), id)
 			return err
 		}
+		if helper, err = e.helperUser(ctx, id); err != nil {
+			e.teardownNetwork(context.WithoutCancel(ctx), id)
+			return err
+		}
 	}
 	rc, err := drv.Create(ctx, id, runtime.CreateOptions{
-		Bundle:   e.containerDir(id),
-		Stdio:    runtime.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
-		Terminal: c.Config.Tty,
-		Layers:   layers,
+		Bundle:     e.containerDir(id),
+		Stdio:      runtime.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
+		Terminal:   c.Config.Tty,
+		Layers:     layers,
+		HelperUser: helper,
 	})
 	if err != nil {
 		e.teardownNetwork(context.WithoutCancel(ctx), id)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/internal/engine/store"
+	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/userns"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -160,6 +161,37 @@ func (e *Engine) allocateIDMap(ctx context.Context, id string, size uint32) (_ *
 		UIDs: []specs.LinuxIDMapping{{ContainerID: 0, HostID: r.UIDs[0].Start, Size: r.UIDs[0].Size}},
 		GIDs: []specs.LinuxIDMapping{{ContainerID: 0, HostID: r.GIDs[0].Start, Size: r.GIDs[0].Size}},
 	}, pool.Added, nil
+}
+
+// helperUser is a host user and group of container id's alone for the
+// processes its driver runs on the host (a VM's QEMU drops to it): one ID
+// of the berth user's subordinate ranges, reserved in the same table as
+// --userns=auto's blocks and freed with the record. nil when berth has no
+// subordinate ranges: the host's files are not edited for this (running a
+// --userns=auto container once adds them), and the helper stays root.
+func (e *Engine) helperUser(ctx context.Context, id string) (*runtime.HostUser, error) {
+	pool, err := userns.SystemFiles.Read()
+	if err != nil || len(pool.UIDs) == 0 || len(pool.GIDs) == 0 {
+		return nil, nil
+	}
+	r, err := e.db.ReserveIDRanges(ctx, id, func(held store.HeldIDRanges) (store.IDRanges, error) {
+		u, err := userns.Allocate(pool.UIDs, ranges(held.UIDs), 1)
+		if err != nil {
+			return store.IDRanges{}, exhausted(userns.SystemFiles.UID, pool.UIDs, 1, len(held.UIDs))
+		}
+		g, err := userns.Allocate(pool.GIDs, ranges(held.GIDs), 1)
+		if err != nil {
+			return store.IDRanges{}, exhausted(userns.SystemFiles.GID, pool.GIDs, 1, len(held.GIDs))
+		}
+		return store.IDRanges{UIDs: []store.IDRange{{Start: u.Start, Size: 1}}, GIDs: []store.IDRange{{Start: g.Start, Size: 1}}}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("container %s: a host user for its driver's processes: %w", ShortID(id), err)
+	}
+	if len(r.UIDs) == 0 || len(r.GIDs) == 0 {
+		return nil, nil
+	}
+	return &runtime.HostUser{UID: r.UIDs[0].Start, GID: r.GIDs[0].Start}, nil
 }
 
 func ranges(held []store.HeldIDRange) []userns.Range {

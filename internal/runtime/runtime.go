@@ -68,6 +68,17 @@ type CreateOptions struct {
 	// runs the container on this host uses the bundle's root and ignores
 	// them; one that cannot (a VM) makes its own images of them.
 	Layers []Layer
+	// HelperUser, when set, is a host user and group of this
+	// container's alone that the driver runs its own processes on the
+	// host as (a VM's QEMU) instead of root. A driver without such
+	// processes ignores it.
+	HelperUser *HostUser
+}
+
+// HostUser is a numeric user and group of the host.
+type HostUser struct {
+	UID uint32 `json:"uid"`
+	GID uint32 `json:"gid"`
 }
 
 // Layer is one unpacked image layer.

@@ -23,3 +23,6 @@ var errUnsupported = errors.New("userns: user namespaces need Linux")
 
 // Ensure is Linux only.
 func (f Files) Ensure(context.Context) (Pool, error) { return Pool{}, errUnsupported }
+
+// Read is Linux only.
+func (f Files) Read() (Pool, error) { return Pool{}, errUnsupported }

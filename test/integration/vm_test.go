@@ -458,3 +458,82 @@ func TestVMNetwork(t *testing.T) {
 	e.checkNothingLeft()
 	e.checkNoVMLeft()
 }
+
+// TestVMUnprivilegedQEMU: where the berth user has subordinate IDs, each
+// VM's QEMU drops to an ID of them of its own once it has opened its
+// files (-runas): no capabilities, no_new_privs, a user no other VM's
+// QEMU has; volumes, the network and exec work as before, and rm frees
+// the ID. Without subordinate IDs QEMU stays root (the host's files are
+// not edited for it).
+func TestVMUnprivilegedQEMU(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.requireVM()
+	keepSubIDFiles(t)
+	const base = 3100000
+	for _, path := range []string{"/etc/subuid", "/etc/subgid"} {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(f, "berth:%d:65536\n", base)
+		f.Close()
+	}
+	shared := t.TempDir()
+	qemuStatus := func(name string) map[string]string {
+		t.Helper()
+		waitFor(t, 60*time.Second, name+"'s process to start", func() bool {
+			logs, _, _ := e.try("logs", name)
+			return strings.Contains(logs, "up")
+		})
+		pid := childNamed(t, e.inspect(name).State.Pid, "qemu-system")
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := map[string]string{}
+		for _, l := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok {
+				st[k] = strings.Fields(v + " -")[0]
+			}
+		}
+		return st
+	}
+	e.run("run", "-d", "--isolation", "vm", "--name", "uq1", "-v", shared+":/data", demoImage, "sh", "-c", "echo up; echo from-guest > /data/f; exec sleep 1000")
+	e.run("run", "-d", "--isolation", "vm", "--name", "uq2", demoImage, "sh", "-c", "echo up; exec sleep 1000")
+	s1, s2 := qemuStatus("uq1"), qemuStatus("uq2")
+	for name, st := range map[string]map[string]string{"uq1": s1, "uq2": s2} {
+		uid, _ := strconv.Atoi(st["Uid"])
+		gid, _ := strconv.Atoi(st["Gid"])
+		if uid < base || uid >= base+65536 || gid < base || gid >= base+65536 || st["CapEff"] != "0000000000000000" || st["NoNewPrivs"] != "1" {
+			t.Errorf("%s's QEMU: uid %s gid %s CapEff %s NoNewPrivs %s; want an ID of berth's subordinate range, no capabilities, no_new_privs",
+				name, st["Uid"], st["Gid"], st["CapEff"], st["NoNewPrivs"])
+		}
+	}
+	if s1["Uid"] == s2["Uid"] {
+		t.Errorf("two VMs' QEMUs share the user %s", s1["Uid"])
+	}
+	if data, err := os.ReadFile(filepath.Join(shared, "f")); err != nil || string(data) != "from-guest\n" {
+		t.Errorf("a volume of a VM whose QEMU is unprivileged: %q %v", data, err)
+	}
+	if out := e.run("exec", "uq2", "echo", "exec-ok"); out != "exec-ok\n" {
+		t.Errorf("exec in a VM whose QEMU is unprivileged: %q", out)
+	}
+	// rm frees the IDs: the next VM gets the first one again.
+	e.run("rm", "-f", "uq1", "uq2")
+	e.run("run", "-d", "--isolation", "vm", "--name", "uq3", demoImage, "sh", "-c", "echo up; exec sleep 1000")
+	if s3 := qemuStatus("uq3"); s3["Uid"] != strconv.Itoa(base) {
+		t.Errorf("after rm of both, the next VM's QEMU runs as %s, want the freed %d", s3["Uid"], base)
+	}
+	e.run("rm", "-f", "uq3")
+
+	// Without subordinate IDs: root, as before.
+	dropBerthEntries(t)
+	e.run("run", "-d", "--isolation", "vm", "--name", "uq4", demoImage, "sh", "-c", "echo up; exec sleep 1000")
+	if s4 := qemuStatus("uq4"); s4["Uid"] != "0" {
+		t.Errorf("without berth's subordinate IDs QEMU runs as %s, want root", s4["Uid"])
+	}
+	e.run("rm", "-f", "uq4")
+	e.checkNothingLeft()
+	e.checkNoVMLeft()
+}

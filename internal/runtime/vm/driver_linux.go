@@ -145,6 +145,7 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 	if err != nil {
 		return nil, err
 	}
+	m.RunAs = o.HelperUser
 	create := agent.Create{Hostname: spec.Hostname, Process: agent.Process{
 		Args: spec.Process.Args, Env: spec.Process.Env, Cwd: spec.Process.Cwd,
 		UID: spec.Process.User.UID, GID: spec.Process.User.GID, Groups: spec.Process.User.AdditionalGids,

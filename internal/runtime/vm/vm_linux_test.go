@@ -10,6 +10,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/internal/agent"
+	"github.com/berth-dev/berth/internal/runtime"
 )
 
 func TestModuleOrder(t *testing.T) {
@@ -57,6 +58,22 @@ func TestMachineArgs(t *testing.T) {
 		if strings.Contains(a, bad) {
 			t.Errorf("QEMU args hold %q: %s", bad, a)
 		}
+	}
+}
+
+// With a user of its own, QEMU drops to it (-runas) and its sandbox
+// allows the set*id calls of that drop; without, it stays root and the
+// sandbox denies them.
+func TestMachineArgsRunAs(t *testing.T) {
+	m := &machine{QEMU: "q", Accel: AccelTCG, Kernel: "k", Initrd: "i", MemoryMiB: 256, CPUs: 1, Sandbox: true,
+		RunAs: &runtime.HostUser{UID: 3000123, GID: 3000456}}
+	a := strings.Join(m.args(), " ")
+	if !strings.Contains(a, "-runas 3000123:3000456") || !strings.Contains(a, "elevateprivileges=allow,spawn=deny") {
+		t.Errorf("QEMU args with a user of its own: %s", a)
+	}
+	m.RunAs = nil
+	if a := strings.Join(m.args(), " "); strings.Contains(a, "-runas") || !strings.Contains(a, "elevateprivileges=deny") {
+		t.Errorf("QEMU args without a user of its own: %s", a)
 	}
 }
 
