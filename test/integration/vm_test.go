@@ -459,13 +459,15 @@ func TestVMNetwork(t *testing.T) {
 	e.checkNoVMLeft()
 }
 
-// TestVMUnprivilegedQEMU: where the berth user has subordinate IDs, each
+// TestVMHostConfinement: where the berth user has subordinate IDs, each
 // VM's QEMU drops to an ID of them of its own once it has opened its
 // files (-runas): no capabilities, no_new_privs, a user no other VM's
 // QEMU has; volumes, the network and exec work as before, and rm frees
 // the ID. Without subordinate IDs QEMU stays root (the host's files are
-// not edited for it).
-func TestVMUnprivilegedQEMU(t *testing.T) {
+// not edited for it). The shim, QEMU and virtiofsd run in the container's
+// cgroup on the host, bounded in memory and tasks, removed with the
+// container.
+func TestVMHostConfinement(t *testing.T) {
 	e := newEngine(t)
 	e.loadDemoImage()
 	e.requireVM()
@@ -513,6 +515,39 @@ func TestVMUnprivilegedQEMU(t *testing.T) {
 	if s1["Uid"] == s2["Uid"] {
 		t.Errorf("two VMs' QEMUs share the user %s", s1["Uid"])
 	}
+	// The host cgroup: the shim's, QEMU's and virtiofsd's are the
+	// container's, with a memory and a task bound.
+	id1 := e.inspect("uq1").ID
+	shim := e.inspect("uq1").State.Pid
+	memCgroup := func(pid int) string {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+		for _, l := range strings.Split(string(data), "\n") {
+			if f := strings.SplitN(l, ":", 3); len(f) == 3 && (f[1] == "memory" || f[0] == "0" && f[1] == "") {
+				return f[2]
+			}
+		}
+		return ""
+	}
+	cg := memCgroup(shim)
+	if !strings.HasSuffix(cg, id1) {
+		t.Errorf("the VM's shim is in cgroup %q, want the container's (ending in its ID)", cg)
+	}
+	for _, name := range []string{"qemu-system", "virtiofsd"} {
+		if got := memCgroup(childNamed(t, shim, name)); got != cg {
+			t.Errorf("%s is in cgroup %q, the shim in %q", name, got, cg)
+		}
+	}
+	memLimit := func(dir string) (string, bool) {
+		for _, f := range []string{"/sys/fs/cgroup/memory" + dir + "/memory.limit_in_bytes", "/sys/fs/cgroup" + dir + "/memory.max"} {
+			if b, err := os.ReadFile(f); err == nil {
+				return strings.TrimSpace(string(b)), true
+			}
+		}
+		return "", false
+	}
+	if lim, ok := memLimit(cg); !ok || lim == "max" || len(lim) >= 19 {
+		t.Errorf("the VM's host cgroup %s has no memory bound: %q", cg, lim)
+	}
 	if data, err := os.ReadFile(filepath.Join(shared, "f")); err != nil || string(data) != "from-guest\n" {
 		t.Errorf("a volume of a VM whose QEMU is unprivileged: %q %v", data, err)
 	}
@@ -521,6 +556,9 @@ func TestVMUnprivilegedQEMU(t *testing.T) {
 	}
 	// rm frees the IDs: the next VM gets the first one again.
 	e.run("rm", "-f", "uq1", "uq2")
+	if _, ok := memLimit(cg); ok {
+		t.Errorf("the VM's host cgroup %s is left after rm", cg)
+	}
 	e.run("run", "-d", "--isolation", "vm", "--name", "uq3", demoImage, "sh", "-c", "echo up; exec sleep 1000")
 	if s3 := qemuStatus("uq3"); s3["Uid"] != strconv.Itoa(base) {
 		t.Errorf("after rm of both, the next VM's QEMU runs as %s, want the freed %d", s3["Uid"], base)

@@ -187,7 +187,7 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 	if m.Accel == AccelKVM {
 		timeout = kvmBootTimeout
 	}
-	cfg, err := json.Marshal(&vmConfig{Machine: *m, Create: create, BootTimeout: timeout, Netns: netnsPath, Shares: shares})
+	cfg, err := json.Marshal(&vmConfig{Machine: *m, Create: create, BootTimeout: timeout, Netns: netnsPath, Shares: shares, Cgroup: newHostCgroup(id, &spec, m)})
 	if err != nil {
 		return nil, err
 	}
@@ -445,6 +445,9 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 		if pid > 0 && isQEMU(pid, dir) {
 			unix.Kill(pid, unix.SIGKILL)
 		}
+	}
+	if err := destroyHostCgroup(dir); err != nil {
+		return fmt.Errorf("vm %s: %w", id, err)
 	}
 	return os.RemoveAll(dir)
 }

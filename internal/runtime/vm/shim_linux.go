@@ -46,6 +46,9 @@ type vmConfig struct {
 	// Shares are the sources of the container's volumes and bind
 	// mounts, which virtiofsd shares with the guest.
 	Shares []share `json:"shares,omitempty"`
+	// Cgroup is the container's cgroup on the host, which the shim
+	// enters before it starts QEMU and virtiofsd (cgroup_linux.go).
+	Cgroup *hostCgroup `json:"cgroup,omitempty"`
 }
 
 // Files in a VM's directory.
@@ -243,6 +246,11 @@ type shim struct {
 // boot starts QEMU, greets the agent and has it make the container.
 func (s *shim) boot() error {
 	t0 := time.Now()
+	if s.cfg.Cgroup != nil {
+		if err := s.cfg.Cgroup.enter(s.dir); err != nil {
+			return err
+		}
+	}
 	if len(s.cfg.Shares) > 0 {
 		s.virtiofsdExited = make(chan struct{})
 		if err := s.startVirtiofsd(s.virtiofsdExited); err != nil {
