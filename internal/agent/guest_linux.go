@@ -541,6 +541,9 @@ func startConfined(root string, p *Process, stdio [3]*os.File) (_ int, console *
 		return 0, nil, fmt.Errorf("%w: the container's spec: %v", ErrMalformed, err)
 	}
 	guestSpec(&spec, root)
+	if err := privilegeGuestDevices(&spec, "/dev"); err != nil {
+		return 0, nil, fmt.Errorf("the guest's devices: %w", err)
+	}
 	if spec.Process != nil {
 		spec.Process.Terminal = p.Terminal
 	}
