@@ -73,10 +73,11 @@ sleep $((700+37)) &
 for f in /proc/[0-9]*/cmdline; do tr '\0' ' ' < $f; echo; done > /tmp/cmdlines
 echo "procs host=$(grep -c "^$M" /tmp/cmdlines) guest=$(grep -c '^sleep 737' /tmp/cmdlines) pid1=$(cat /proc/1/comm)"
 echo "files $(find / -path /proc -prune -o -path /sys -prune -o -name "$M*" -print | tr '\n' ' ')"
-echo "blocks $(ls /sys/block | tr '\n' ' ')"
+echo "disks $(for f in /sys/block/*/serial; do echo $(cat $f); done | sort | tr '\n' ' ')"
+l=$(grep -l berth-l0 /sys/block/*/serial | cut -d/ -f4)
 mkdir /l
-for d in /sys/block/*; do mount -o ro /dev/${d##*/} /l && echo "disk ${d##*/} $(ls /l/bin/busybox) $(find /l -name "$M*" | wc -l)"; umount /l; done
-dd if=/dev/zero of=/dev/vda count=1 2>/dev/null && echo "layer disk written"
+mount -o ro /dev/$l /l && echo "layer disk $(ls /l/bin/busybox) $(find /l -name "$M*" | wc -l)"; umount /l
+dd if=/dev/zero of=/dev/$l count=1 2>/dev/null && echo "layer disk written"
 echo "net $(ls /sys/class/net | tr '\n' ' ')"
 insmod /m/dummy.ko && echo "modules $(grep -c '^dummy ' /proc/modules) $(ls /sys/class/net | tr '\n' ' ')"
 kill %1`
@@ -95,9 +96,9 @@ kill %1`
 		// The guest's block devices are its one layer disk, which
 		// holds the image (and no host file) and cannot be written
 		// (QEMU attaches it read-only: it is shared by every VM of
-		// the image).
-		"blocks vda ",
-		"disk vda /l/bin/busybox 0",
+		// the image), and the container's own writable disk.
+		"disks berth-l0 berth-upper ",
+		"layer disk /l/bin/busybox 0",
 		// Its network interfaces (--network none: lo alone).
 		"net lo ",
 		// The module, loaded in the guest's kernel, made its

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -146,6 +147,46 @@ func TestVMDeepImage(t *testing.T) {
 	perLayer, _ = filepath.Glob(filepath.Join(e.root, "vm", "erofs", "sha256-*.img"))
 	if len(merged) != 0 || len(perLayer) != 0 {
 		t.Errorf("after rmi: merged files %v, %d single-layer images left", merged, len(perLayer))
+	}
+	e.checkNothingLeft()
+	e.checkNoVMLeft()
+}
+
+// TestVMWritesKept: a VM container's writes (a new file, a deleted image
+// file) live on its own disk and survive stop and start, as docker keeps
+// a container's changes; the disk is sparse, the host never mounts it, so
+// cp, export, diff and commit of the stopped container refuse by name
+// instead of showing the image's files, and rm removes it. Two boots.
+func TestVMWritesKept(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.requireVM()
+	e.run("run", "--isolation", "vm", "--network", "none", "--name", "vmkeep", demoImage, "sh", "-c",
+		`if [ -e /kept ]; then cat /kept; ls /bin/vi 2>&1 || true; else echo kept > /kept; rm /bin/vi; echo first; fi`)
+	id := e.inspect("vmkeep").ID
+	disk := filepath.Join(e.root, "containers", id, "vm-upper.ext4")
+	var st syscall.Stat_t
+	if err := syscall.Stat(disk, &st); err != nil {
+		t.Fatalf("the VM container's disk: %v", err)
+	}
+	if st.Size < 1<<30 || st.Blocks*512 > 256<<20 {
+		t.Errorf("the VM container's disk: %d bytes, %d allocated; want a sparse file of GiBs", st.Size, st.Blocks*512)
+	}
+	for _, args := range [][]string{{"cp", "vmkeep:/kept", t.TempDir()}, {"export", "-o", filepath.Join(t.TempDir(), "x.tar"), "vmkeep"}, {"diff", "vmkeep"}, {"commit", "vmkeep", "berth-test/vmkeep:1"}} {
+		if _, errOut, err := e.try(args...); err == nil || !strings.Contains(errOut, "runs in a VM") {
+			t.Errorf("%s of a stopped VM container: %v (%s), want a refusal saying why", args[0], err, errOut)
+		}
+	}
+	out, errOut, err := e.try("start", "-a", "vmkeep")
+	if err != nil || !strings.HasPrefix(out, "kept\n") || !strings.Contains(out, "No such file") {
+		t.Errorf("start of a stopped VM container: %q, %v (%s); want the file it wrote and the one it deleted still gone", out, err, errOut)
+	}
+	if logs := e.run("logs", "vmkeep"); !strings.HasPrefix(logs, "first\nkept\n") {
+		t.Errorf("logs of both runs: %q", logs)
+	}
+	e.run("rm", "vmkeep")
+	if _, err := os.Stat(disk); !os.IsNotExist(err) {
+		t.Errorf("the VM container's disk after rm: %v", err)
 	}
 	e.checkNothingLeft()
 	e.checkNoVMLeft()

@@ -164,6 +164,10 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 	for i := range m.Disks {
 		create.Layers = append(create.Layers, diskSerial(i))
 	}
+	if m.Upper, err = UpperDisk(ctx, o.Bundle); err != nil {
+		return nil, err
+	}
+	create.Upper = upperSerial
 	// What a killed create left is removed first.
 	d.Delete(ctx, id)
 	if err := os.MkdirAll(d.State, 0o700); err != nil {
