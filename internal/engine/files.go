@@ -922,7 +922,7 @@ func (e *Engine) openRunningRoot(ctx context.Context, c *Container, live bool) (
 // only the image's files, so using it would silently miss them). See docs/architecture.md, "cp and export of
 // a VM container".
 func filesInVM(c *Container, err error) error {
-	return fmt.Errorf("container %s runs in a VM (isolation %s) whose changes diff cannot list yet (cp and export reach its files): %w", c.Name, c.HostConfig.Isolation, err)
+	return fmt.Errorf("container %s runs in a VM (isolation %s) whose changes diff cannot list yet (cp and export reach a running one's files): %w", c.Name, c.HostConfig.Isolation, err)
 }
 
 // containerRoot opens a container's root for cp (live: a running
