@@ -12,7 +12,7 @@ export GOFLAGS ?= -buildvcs=false
 export GOEXPERIMENT := jsonv2
 GOFILES := $(shell git ls-files '*.go' 2>/dev/null)
 # Packages a test or the demo uses; scripts/deps.sh installs the missing ones.
-DEBS := gcc libc6-dev pkg-config libseccomp-dev busybox-static runc containerd podman skopeo umoci procps docker-registry isal containernetworking-plugins iproute2 iptables util-linux docker.io qemu-system-x86 linux-image-cloud-amd64 erofs-utils cpio
+DEBS := gcc libc6-dev pkg-config libseccomp-dev busybox-static runc containerd podman skopeo umoci procps docker-registry isal containernetworking-plugins iproute2 iptables util-linux docker.io qemu-system-x86 linux-image-cloud-amd64 erofs-utils e2fsprogs cpio
 
 .PHONY: all deps build install demo test check fmt vet tidy freebsd unit critools critest compose kubernetes cluster-test testcontainers conformance conformance-quick bench parity docs clean
 

@@ -278,18 +278,8 @@ func (guest) PrepareRoot(c *Create) (string, error) {
 		// overlayfs lists the top layer first.
 		lowers[len(disks)-1-i] = dir
 	}
-	// The writable layer is memory for now (step 1); a sparse ext4 disk
-	// per container is the next step.
-	if err := os.MkdirAll(upperDir, 0o700); err != nil {
+	if err := mountUpper(c.Upper); err != nil {
 		return "", err
-	}
-	if err := unix.Mount("tmpfs", upperDir, "tmpfs", unix.MS_NODEV, "mode=0700"); err != nil {
-		return "", err
-	}
-	for _, d := range []string{"upper", "work"} {
-		if err := os.Mkdir(filepath.Join(upperDir, d), 0o755); err != nil {
-			return "", err
-		}
 	}
 	if err := os.MkdirAll(rootDir, 0o755); err != nil {
 		return "", err
@@ -541,6 +531,9 @@ func startConfined(root string, p *Process, stdio [3]*os.File) (_ int, console *
 		return 0, nil, fmt.Errorf("%w: the container's spec: %v", ErrMalformed, err)
 	}
 	guestSpec(&spec, root)
+	if err := privilegeGuestDevices(&spec, "/dev"); err != nil {
+		return 0, nil, fmt.Errorf("the guest's devices: %w", err)
+	}
 	if spec.Process != nil {
 		spec.Process.Terminal = p.Terminal
 	}

@@ -1,11 +1,14 @@
 package agent
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 func TestGuestSpecDropsHostObjects(t *testing.T) {
@@ -61,5 +64,46 @@ func TestWriteFilesStaysInRoot(t *testing.T) {
 	}
 	if err := writeFiles(root, map[string][]byte{"etc/x": nil}); err == nil {
 		t.Error("a relative path was accepted")
+	}
+}
+
+// A privileged container in a VM gets the guest's devices (docker gives
+// the host's): every node of the guest's /dev but the ones the runtime
+// makes itself and the agent's port; an unprivileged one none.
+func TestPrivilegeGuestDevices(t *testing.T) {
+	dev := t.TempDir()
+	for _, d := range []struct {
+		name  string
+		mode  uint32
+		major uint32
+	}{{"vda", unix.S_IFBLK | 0o660, 254}, {"ttyS0", unix.S_IFCHR | 0o620, 4}, {"vport1p1", unix.S_IFCHR | 0o600, 246}, {"console", unix.S_IFCHR | 0o600, 5}, {"pts/0", unix.S_IFCHR | 0o620, 136}, {"cpu/0/msr", unix.S_IFCHR | 0o600, 202}} {
+		os.MkdirAll(filepath.Dir(filepath.Join(dev, d.name)), 0o755)
+		if err := unix.Mknod(filepath.Join(dev, d.name), d.mode, int(unix.Mkdev(d.major, 0))); err != nil {
+			t.Skipf("mknod: %v (needs root)", err)
+		}
+	}
+	os.WriteFile(filepath.Join(dev, "not-a-device"), nil, 0o644)
+	priv := &specs.Spec{Linux: &specs.Linux{Resources: &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}}}}
+	if !allowsAllDevices(priv) {
+		t.Fatal("the engine's --privileged rule is not recognised")
+	}
+	devs, err := guestDevices(dev, map[string]bool{"vport1p1": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range devs {
+		got = append(got, fmt.Sprintf("%s %s %d", d.Path, d.Type, d.Major))
+	}
+	if want := "/dev/cpu/0/msr c 202,/dev/ttyS0 c 4,/dev/vda b 254"; strings.Join(got, ",") != want {
+		t.Errorf("guest devices: %v, want %s", got, want)
+	}
+	major := int64(1)
+	unpriv := &specs.Spec{Linux: &specs.Linux{Resources: &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}, {Allow: true, Type: "c", Major: &major, Access: "rwm"}}}}}
+	if allowsAllDevices(unpriv) {
+		t.Error("an unprivileged container's rules read as privileged")
+	}
+	if err := privilegeGuestDevices(unpriv, dev); err != nil || len(unpriv.Linux.Devices) != 0 {
+		t.Errorf("an unprivileged container got devices: %v, %v", unpriv.Linux.Devices, err)
 	}
 }

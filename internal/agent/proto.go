@@ -206,6 +206,11 @@ type Create struct {
 	// agent mounts at SharedDir; empty for none. The host rewrote each
 	// such bind mount's source in the OCI spec to its entry there.
 	Share string `json:"share,omitempty"`
+	// Upper is the serial number of the container's writable disk (an
+	// ext4 file system the host made, empty at first, kept across the
+	// container's runs), which holds the root overlay's upper and work
+	// directories; empty: a tmpfs, gone with the VM.
+	Upper string `json:"upper,omitempty"`
 }
 
 // SharedDir is where the agent mounts the host's share in the guest; a

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/runtime"
 )
 
 // CommitOptions are `berth commit`'s.
@@ -40,6 +41,12 @@ func (e *Engine) Commit(ctx context.Context, ref string, o CommitOptions) (strin
 	switch c.State.Status {
 	case StatusCreating, StatusRemoving, StatusDead:
 		return "", fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrInvalidState)
+	}
+	if e.inVM(c) {
+		// Its changes are in its guest, or on its VM's disk, which the
+		// host never mounts (filesOnVMDisk): the host's overlay would
+		// commit nothing of them.
+		return "", fmt.Errorf("container %s runs in a VM (isolation %s) whose changes commit cannot read yet: %w", c.Name, c.HostConfig.Isolation, runtime.ErrNotSupported)
 	}
 	recs, err := e.images.Get(ctx, c.Image)
 	if err != nil {

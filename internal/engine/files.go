@@ -922,7 +922,7 @@ func (e *Engine) openRunningRoot(ctx context.Context, c *Container, live bool) (
 // only the image's files, so using it would silently miss them). See docs/architecture.md, "cp and export of
 // a VM container".
 func filesInVM(c *Container, err error) error {
-	return fmt.Errorf("container %s runs in a VM (isolation %s) whose changes diff cannot list yet (cp and export reach its files): %w", c.Name, c.HostConfig.Isolation, err)
+	return fmt.Errorf("container %s runs in a VM (isolation %s) whose changes diff cannot list yet (cp and export reach a running one's files): %w", c.Name, c.HostConfig.Isolation, err)
 }
 
 // containerRoot opens a container's root for cp (live: a running
@@ -1020,6 +1020,9 @@ func (e *Engine) CopyToContainer(ctx context.Context, ref, src, dst string, o Co
 			}
 			return e.copyToGuest(ctx, c, gf, src, dst, o, r)
 		}
+		if err := e.filesOnVMDisk(c, "copy into it"); err != nil {
+			return 0, err
+		}
 	}
 	c, root, release, err := e.containerRoot(ctx, ref, true, true)
 	if err != nil {
@@ -1054,6 +1057,9 @@ func (e *Engine) CopyFromContainer(ctx context.Context, ref, src, dst string, o 
 	if c, err := e.Get(ctx, ref); err == nil {
 		if gf := e.guestFilesOf(ctx, c); gf != nil {
 			return e.copyFromGuest(ctx, c, gf, containerCpPath(src), src, dst, o, w)
+		}
+		if err := e.filesOnVMDisk(c, "copy out of it"); err != nil {
+			return 0, err
 		}
 	}
 	c, root, release, err := e.containerRoot(ctx, ref, true, false)
@@ -1108,6 +1114,9 @@ func (e *Engine) Export(ctx context.Context, ref string, w io.Writer) error {
 	if c, err := e.Get(ctx, ref); err == nil {
 		if gf := e.guestFilesOf(ctx, c); gf != nil {
 			return guestCall(ctx, gf, []string{"export"}, nil, w)
+		}
+		if err := e.filesOnVMDisk(c, "export it"); err != nil {
+			return err
 		}
 	}
 	c, root, release, err := e.containerRoot(ctx, ref, false, false)
@@ -1169,6 +1178,10 @@ func (e *Engine) Diff(ctx context.Context, ref string) ([]Change, error) {
 				f.Close()
 			}
 		}
+	}
+	if e.inVM(c) {
+		// Stopped: its changes are on its VM's disk (filesOnVMDisk).
+		return nil, filesInVM(c, runtime.ErrNotSupported)
 	}
 	changes, err := e.snapshots.Changes(c.ID, c.DiffIDs)
 	if err != nil {

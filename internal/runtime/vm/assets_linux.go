@@ -40,6 +40,7 @@ var guestModules = []string{"virtio_mmio", "virtio_console", "virtio_blk", "erof
 var guestModuleSets = map[string][]string{
 	agent.ModuleSetNet:   {"virtio_net"},
 	agent.ModuleSetShare: {"virtiofs"},
+	agent.ModuleSetUpper: {"ext4"},
 }
 
 // moduleSets returns each set's modules not among boot's, in load order.

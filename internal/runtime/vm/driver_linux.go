@@ -134,9 +134,6 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 	if len(o.Layers) == 0 {
 		return nil, fmt.Errorf("vm isolation needs the image's layers: %w", runtime.ErrInvalidArgument)
 	}
-	if len(o.Layers) > maxLayers {
-		return nil, fmt.Errorf("an image of %d layers: the vm isolation attaches at most %d: %w yet", len(o.Layers), maxLayers, runtime.ErrNotSupported)
-	}
 	netnsPath, err := networkNamespace(&spec)
 	if err != nil {
 		return nil, err
@@ -162,14 +159,16 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 	if relay := loopbackNameservers(create.Files["/etc/resolv.conf"]); len(relay) > 0 && netnsPath != "" {
 		create.Network = &agent.Network{DNSRelay: relay}
 	}
-	for i, l := range o.Layers {
-		img, err := LayerImage(ctx, d.Cache, l)
-		if err != nil {
-			return nil, err
-		}
-		m.Disks = append(m.Disks, img)
+	if m.Disks, err = LayerDisks(ctx, d.Cache, o.Layers); err != nil {
+		return nil, err
+	}
+	for i := range m.Disks {
 		create.Layers = append(create.Layers, diskSerial(i))
 	}
+	if m.Upper, err = UpperDisk(ctx, o.Bundle); err != nil {
+		return nil, err
+	}
+	create.Upper = upperSerial
 	// What a killed create left is removed first.
 	d.Delete(ctx, id)
 	if err := os.MkdirAll(d.State, 0o700); err != nil {
@@ -323,12 +322,9 @@ func openPty() (master, slave *os.File, err error) {
 
 // mmioTransports: QEMU 7.2's microvm has 24 virtio-mmio transports (a
 // 25th device finds no bus); one holds the agent's port, the others the
-// layer disks and network interfaces.
+// layer disks (at most maxLayerDisks), network interfaces and the share
+// (the shim checks the sum).
 const mmioTransports = 24
-
-// maxLayers: every transport but the agent's; network interfaces take
-// from the same count (the shim checks the sum).
-const maxLayers = mmioTransports - 1
 
 func isDevNull(f *os.File) bool {
 	var a, b unix.Stat_t

@@ -35,6 +35,9 @@ type machine struct {
 	Kernel string   `json:"kernel"`
 	Initrd string   `json:"initrd"`
 	Disks  []string `json:"disks,omitempty"`
+	// Upper is the container's writable disk (UpperDisk), attached
+	// read-write; empty for none.
+	Upper string `json:"upper,omitempty"`
 	// NICs are the MACs of the virtio-net devices, one per tap fd that
 	// start gets, in order.
 	NICs []string `json:"nics,omitempty"`
@@ -119,6 +122,13 @@ func (m *machine) args() []string {
 			"-drive", "id="+id+",file="+d+",format=raw,if=none,readonly=on",
 			"-device", "virtio-blk-device,drive="+id+",serial="+diskSerial(i))
 	}
+	if m.Upper != "" {
+		// An I/O error (the host's disk full) is the guest's to see:
+		// QEMU's default would stop the VM.
+		a = append(a,
+			"-drive", "id=u,file="+strings.ReplaceAll(m.Upper, ",", ",,")+",format=raw,if=none,werror=report,rerror=report",
+			"-device", "virtio-blk-device,drive=u,serial="+upperSerial)
+	}
 	if m.Share {
 		// vhost-user needs the guest's memory shared with virtiofsd,
 		// and virtiofsd speaks modern virtio only (on legacy
@@ -176,8 +186,11 @@ func (m *machine) start(dir string, taps []*os.File) (*exec.Cmd, error) {
 	if m.Share {
 		n++
 	}
+	if m.Upper != "" {
+		n++
+	}
 	if n > mmioTransports {
-		return nil, fmt.Errorf("%d layers, %d network interfaces and the share of the volumes: a microVM has %d virtio-mmio transports, one for the agent", len(m.Disks), len(m.NICs), mmioTransports)
+		return nil, fmt.Errorf("%d layer disks, %d network interfaces, the share of the volumes and the writable disk: a microVM has %d virtio-mmio transports, one for the agent", len(m.Disks), len(m.NICs), mmioTransports)
 	}
 	logf, err := os.OpenFile(filepath.Join(dir, "qemu.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {

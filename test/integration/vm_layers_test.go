@@ -1,0 +1,193 @@
+//go:build linux
+
+package integration
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// layeredArchive writes a docker-archive of the demo image with layers
+// added on top, each a map of path to content ("" for a directory),
+// and returns its path.
+func layeredArchive(t *testing.T, tag string, layers []map[string]string) string {
+	t.Helper()
+	f, err := os.Open(demoTarPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	files := map[string][]byte{}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			b, _ := io.ReadAll(tr)
+			files[strings.TrimPrefix(h.Name, "./")] = b
+		}
+	}
+	var manifest []struct {
+		Config string
+		Layers []string
+	}
+	if err := json.Unmarshal(files["manifest.json"], &manifest); err != nil || len(manifest) != 1 {
+		t.Fatalf("the demo image's manifest: %v", err)
+	}
+	var config map[string]any
+	if err := json.Unmarshal(files[manifest[0].Config], &config); err != nil {
+		t.Fatal(err)
+	}
+	rootfs := config["rootfs"].(map[string]any)
+	diffIDs := rootfs["diff_ids"].([]any)
+	history := config["history"].([]any)
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	add := func(name string, b []byte) {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg})
+		tw.Write(b)
+	}
+	names := []string{manifest[0].Layers[0]}
+	add(names[0], files[manifest[0].Layers[0]])
+	for i, l := range layers {
+		var lb bytes.Buffer
+		lw := tar.NewWriter(&lb)
+		paths := make([]string, 0, len(l))
+		for p := range l {
+			paths = append(paths, p)
+		}
+		// Parents first (sorted: "d/" before "d/x").
+		slices.Sort(paths)
+		for _, p := range paths {
+			if strings.HasSuffix(p, "/") {
+				lw.WriteHeader(&tar.Header{Name: p, Mode: 0o755, Typeflag: tar.TypeDir})
+				continue
+			}
+			lw.WriteHeader(&tar.Header{Name: p, Mode: 0o644, Size: int64(len(l[p])), Typeflag: tar.TypeReg})
+			lw.Write([]byte(l[p]))
+		}
+		lw.Close()
+		sum := sha256.Sum256(lb.Bytes())
+		name := fmt.Sprintf("layer%d.tar", i)
+		add(name, lb.Bytes())
+		names = append(names, name)
+		diffIDs = append(diffIDs, "sha256:"+hex.EncodeToString(sum[:]))
+		history = append(history, map[string]any{"created": "1970-01-01T00:00:00Z", "created_by": "layer " + strconv.Itoa(i+1)})
+	}
+	rootfs["diff_ids"], config["history"] = diffIDs, history
+	cb, _ := json.Marshal(config)
+	add("config.json", cb)
+	mb, _ := json.Marshal([]map[string]any{{"Config": "config.json", "RepoTags": []string{tag}, "Layers": names}})
+	add("manifest.json", mb)
+	tw.Close()
+	p := filepath.Join(t.TempDir(), "layered.tar")
+	if err := os.WriteFile(p, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestVMDeepImage: an image of 30 layers (more than a microVM has
+// transports for) runs in a VM: its lowest 15 layers merged into one
+// disk, the other 15 one disk each. The guest sees the files of the
+// lowest and the highest layers, and whiteouts in the merged part (a
+// file, an opaque directory) and above it (a file of the merged part)
+// honoured; rmi removes the merged image with the layers' own. One boot.
+func TestVMDeepImage(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.requireVM()
+	var layers []map[string]string
+	for i := 1; i < 30; i++ {
+		l := map[string]string{"deep/": "", "deep/" + strconv.Itoa(i): "layer " + strconv.Itoa(i) + "\n"}
+		switch i {
+		case 2:
+			l["deep/low-gone"], l["deep/mid-gone"] = "x", "x"
+		case 4:
+			l["deep/dir/"], l["deep/dir/a"] = "", "a"
+		case 9: // in the merged part (layers 0-14)
+			l["deep/.wh.low-gone"] = ""
+		case 12: // an opaque directory in the merged part
+			l["deep/dir/"], l["deep/dir/.wh..wh..opq"], l["deep/dir/b"] = "", "", "b"
+		case 20: // above the merged image, deleting a file of it
+			l["deep/.wh.mid-gone"] = ""
+		}
+		layers = append(layers, l)
+	}
+	e.run("load", "-q", "-i", layeredArchive(t, "berth-test/vm-deep:1", layers))
+	out, errOut, err := e.try("run", "--rm", "--isolation", "vm", "berth-test/vm-deep:1", "sh", "-c",
+		`cat /deep/1 /deep/29; ls /deep/dir; ls /deep/low-gone /deep/mid-gone 2>&1 | grep -c 'No such file'; ls /deep | wc -l; ls /sys/block | wc -l; test -x /bin/busybox && echo busybox`)
+	if want := "layer 1\nlayer 29\nb\n2\n30\n16\nbusybox\n"; err != nil || out != want {
+		t.Errorf("a 30-layer image in a VM: %q, %v (%s); want %q: the lowest and highest layers' files, the whiteouts honoured, 16 disks", out, err, errOut, want)
+	}
+	merged, _ := filepath.Glob(filepath.Join(e.root, "vm", "erofs", "merged-*.img"))
+	perLayer, _ := filepath.Glob(filepath.Join(e.root, "vm", "erofs", "sha256-*.img"))
+	if len(merged) != 1 || len(perLayer) != 15 {
+		t.Errorf("layer images after the run: %d merged, %d of single layers; want 1 and 15", len(merged), len(perLayer))
+	}
+	e.run("rmi", "berth-test/vm-deep:1")
+	merged, _ = filepath.Glob(filepath.Join(e.root, "vm", "erofs", "merged-*"))
+	perLayer, _ = filepath.Glob(filepath.Join(e.root, "vm", "erofs", "sha256-*.img"))
+	if len(merged) != 0 || len(perLayer) != 0 {
+		t.Errorf("after rmi: merged files %v, %d single-layer images left", merged, len(perLayer))
+	}
+	e.checkNothingLeft()
+	e.checkNoVMLeft()
+}
+
+// TestVMWritesKept: a VM container's writes (a new file, a deleted image
+// file) live on its own disk and survive stop and start, as docker keeps
+// a container's changes; the disk is sparse, the host never mounts it, so
+// cp, export, diff and commit of the stopped container refuse by name
+// instead of showing the image's files, and rm removes it. Two boots.
+func TestVMWritesKept(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.requireVM()
+	e.run("run", "--isolation", "vm", "--network", "none", "--name", "vmkeep", demoImage, "sh", "-c",
+		`if [ -e /kept ]; then cat /kept; ls /bin/vi 2>&1 || true; else echo kept > /kept; rm /bin/vi; echo first; fi`)
+	id := e.inspect("vmkeep").ID
+	disk := filepath.Join(e.root, "containers", id, "vm-upper.ext4")
+	var st syscall.Stat_t
+	if err := syscall.Stat(disk, &st); err != nil {
+		t.Fatalf("the VM container's disk: %v", err)
+	}
+	if st.Size < 1<<30 || st.Blocks*512 > 256<<20 {
+		t.Errorf("the VM container's disk: %d bytes, %d allocated; want a sparse file of GiBs", st.Size, st.Blocks*512)
+	}
+	for _, args := range [][]string{{"cp", "vmkeep:/kept", t.TempDir()}, {"export", "-o", filepath.Join(t.TempDir(), "x.tar"), "vmkeep"}, {"diff", "vmkeep"}, {"commit", "vmkeep", "berth-test/vmkeep:1"}} {
+		if _, errOut, err := e.try(args...); err == nil || !strings.Contains(errOut, "runs in a VM") {
+			t.Errorf("%s of a stopped VM container: %v (%s), want a refusal saying why", args[0], err, errOut)
+		}
+	}
+	out, errOut, err := e.try("start", "-a", "vmkeep")
+	if err != nil || !strings.HasPrefix(out, "kept\n") || !strings.Contains(out, "No such file") {
+		t.Errorf("start of a stopped VM container: %q, %v (%s); want the file it wrote and the one it deleted still gone", out, err, errOut)
+	}
+	if logs := e.run("logs", "vmkeep"); !strings.HasPrefix(logs, "first\nkept\n") {
+		t.Errorf("logs of both runs: %q", logs)
+	}
+	e.run("rm", "vmkeep")
+	if _, err := os.Stat(disk); !os.IsNotExist(err) {
+		t.Errorf("the VM container's disk after rm: %v", err)
+	}
+	e.checkNothingLeft()
+	e.checkNoVMLeft()
+}
