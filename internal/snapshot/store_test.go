@@ -147,17 +147,24 @@ func TestInvalidDiffIDs(t *testing.T) {
 
 func TestUnpackWaitHonoursContext(t *testing.T) {
 	s, _ := Open(t.TempDir())
-	started, release := make(chan struct{}), make(chan struct{})
-	go s.Unpack(context.Background(), diffA, func(ctx context.Context, dir string) (int64, int, error) {
-		close(started)
-		<-release
-		return 0, 0, nil
-	})
+	started, release, first := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(first)
+		s.Unpack(context.Background(), diffA, func(ctx context.Context, dir string) (int64, int, error) {
+			close(started)
+			<-release
+			return 0, 0, nil
+		})
+	}()
 	<-started
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err := s.Unpack(ctx, diffA, writeFile("f", "x"))
 	close(release)
+	// The first Unpack finishes its snapshot before the test's
+	// directory is removed (it raced that removal: "directory not
+	// empty").
+	<-first
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("waiting Unpack: %v", err)
 	}
