@@ -152,3 +152,104 @@ func TestGuestSize(t *testing.T) {
 		}
 	}
 }
+
+// A template is found by what its clones must share with it: the device
+// shape and the identity of QEMU, the kernel and the initramfs; never by
+// a clone's own backends (its disks' files, its NICs' MACs).
+func TestTemplateKey(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	base := machine{QEMU: file("qemu", "q"), Kernel: file("vmlinuz", "k"), Initrd: file("initrd", "i"), Accel: AccelTCG,
+		Disks: []string{"/a.img"}, NICs: []string{"02:00:00:00:00:01"}, MemoryMiB: 256, CPUs: 1, TSCkHz: 2000000}
+	key := func(m machine) string {
+		t.Helper()
+		k, err := templateKey(&m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	k0 := key(base)
+	if k0 != key(base) {
+		t.Fatal("the key of one machine changes")
+	}
+	same := map[string]func(*machine){
+		"other disk files": func(m *machine) { m.Disks = []string{"/b.img"} },
+		"other MACs":       func(m *machine) { m.NICs = []string{"02:00:00:00:00:99"} },
+		"another TSC rate": func(m *machine) { m.TSCkHz = 2100000 },
+		"no sandbox":       func(m *machine) { m.Sandbox = !m.Sandbox },
+	}
+	for what, change := range same {
+		m := base
+		change(&m)
+		if key(m) != k0 {
+			t.Errorf("%s: another template, want the same", what)
+		}
+	}
+	other := map[string]func(*machine){
+		"memory":   func(m *machine) { m.MemoryMiB = 512 },
+		"vCPUs":    func(m *machine) { m.CPUs = 2 },
+		"a disk":   func(m *machine) { m.Disks = append(m.Disks, "/b.img") },
+		"no NIC":   func(m *machine) { m.NICs = nil },
+		"KVM":      func(m *machine) { m.Accel = AccelKVM },
+		"initrd":   func(m *machine) { m.Initrd = file("initrd2", "i") },
+		"a kernel": func(m *machine) { m.Kernel = file("vmlinuz", "a rebuilt kernel") },
+	}
+	for what, change := range other {
+		m := base
+		change(&m)
+		if key(m) == k0 {
+			t.Errorf("%s changed: the same template", what)
+		}
+	}
+	base.QEMU = filepath.Join(dir, "missing")
+	if _, err := templateKey(&base); err == nil {
+		t.Error("a missing QEMU gave a key")
+	}
+}
+
+// What QEMU gets for a template and for its clones: the template's
+// memory shared with the file, a clone's private over it and loaded
+// from the template's state; a template's NICs have no backend.
+func TestTemplateArgs(t *testing.T) {
+	m := machine{QEMU: "q", Kernel: "k", Initrd: "i", Accel: AccelTCG, NICs: []string{templateMAC(0)}, MemoryMiB: 256, CPUs: 1}
+	m.Template = &templateRun{RAM: "/t/ram", Make: true}
+	made := strings.Join(m.args(), " ")
+	for _, want := range []string{"memory-backend-file,id=mem,size=256M,mem-path=/t/ram,share=on", "-numa node,memdev=mem", "-qmp unix:qmp.sock", "virtio-net-device,mac=02:be:e7:00:00:00"} {
+		if !strings.Contains(made, want) {
+			t.Errorf("template's args %q lack %q", made, want)
+		}
+	}
+	if strings.Contains(made, "-incoming") || strings.Contains(made, "-netdev") {
+		t.Errorf("template's args %q load state or have a netdev", made)
+	}
+	if m.templateFiles()+len(m.NICs) != 0 {
+		t.Errorf("a template takes %d files, want none", m.templateFiles()+len(m.NICs))
+	}
+	m.Template = &templateRun{RAM: "/t/ram", StateFD: 4}
+	clone := strings.Join(m.args(), " ")
+	for _, want := range []string{"mem-path=/t/ram,share=off", "-incoming defer", "-netdev tap,id=n0,fd=3"} {
+		if !strings.Contains(clone, want) {
+			t.Errorf("clone's args %q lack %q", clone, want)
+		}
+	}
+	if m.templateFiles() != 1 {
+		t.Errorf("a clone takes %d files beyond its taps, want its state", m.templateFiles())
+	}
+	m.Template = nil
+	if cold := strings.Join(m.args(), " "); strings.Contains(cold, "memory-backend") || strings.Contains(cold, "-qmp") {
+		t.Errorf("a cold boot's args %q have a template's", cold)
+	}
+	if why := templateEligible(&machine{Accel: AccelTCG, Share: true}); why == "" {
+		t.Error("a VM with volumes (shared memory for virtiofsd) may start from a template")
+	}
+	if why := templateEligible(&machine{Accel: AccelTCG}); why != "" {
+		t.Errorf("a plain TCG VM may not start from a template: %s", why)
+	}
+}
