@@ -165,6 +165,10 @@ type templateMetaData struct {
 	// template: a clone's host answers it.
 	Hello   agent.Hello `json:"hello"`
 	Created time.Time   `json:"created"`
+	// Inputs are the identities (fileID) of QEMU, the kernel and the
+	// initramfs it was made from: when one no longer matches its file,
+	// the template is stale and removed (pruneStaleTemplates).
+	Inputs map[string]string `json:"inputs"`
 	// Took is how long making the template took.
 	Took time.Duration `json:"took"`
 }
@@ -308,7 +312,14 @@ func makeTemplate(root, dir string, m *machine, timeout time.Duration) (*templat
 	case <-time.After(10 * time.Second):
 		return nil, errors.New("the VM template's QEMU did not quit")
 	}
-	meta := &templateMetaData{Hello: *hello, Created: time.Now(), Took: time.Since(t0)}
+	meta := &templateMetaData{Hello: *hello, Created: time.Now(), Took: time.Since(t0), Inputs: map[string]string{}}
+	for _, p := range []string{m.QEMU, m.Kernel, m.Initrd} {
+		id, err := fileID(p)
+		if err != nil {
+			return nil, err
+		}
+		meta.Inputs[p] = id
+	}
 	b, _ := json.Marshal(meta)
 	if err := os.WriteFile(filepath.Join(tmp, templateMeta), b, 0o600); err != nil {
 		return nil, err
@@ -320,7 +331,44 @@ func makeTemplate(root, dir string, m *machine, timeout time.Duration) (*templat
 		return nil, err
 	}
 	log.Printf("VM template %s made in %v (booted in %v)", filepath.Base(dir), meta.Took.Round(time.Millisecond), booted.Round(time.Millisecond))
+	pruneStaleTemplates(root)
 	return meta, nil
+}
+
+// pruneStaleTemplates removes the templates made from a QEMU, kernel or
+// initramfs that changed since (no VM can use them again), skipping any
+// whose lock another process holds.
+func pruneStaleTemplates(root string) {
+	ents, _ := os.ReadDir(root)
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		meta, err := readTemplate(dir)
+		if err != nil {
+			continue
+		}
+		stale := false
+		for p, in := range meta.Inputs {
+			if id, err := fileID(p); err != nil || id != in {
+				stale = true
+			}
+		}
+		if !stale {
+			continue
+		}
+		f, err := os.OpenFile(dir+".lock", os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			os.RemoveAll(dir)
+			os.Remove(dir + ".lock")
+			log.Printf("VM template %s removed: its QEMU, kernel or initramfs changed", e.Name())
+		}
+		f.Close()
+	}
 }
 
 // loadTemplate has a clone's QEMU (started with -incoming defer) load
@@ -386,10 +434,17 @@ func (d *Driver) PruneTemplates() (int, error) {
 	}
 	n := 0
 	for _, e := range ents {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+		p := filepath.Join(root, e.Name())
+		if strings.HasPrefix(e.Name(), ".making-") {
+			// What a shim killed while making a template left.
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
+				os.RemoveAll(p)
+			}
 			continue
 		}
-		p := filepath.Join(root, e.Name())
+		if !e.IsDir() {
+			continue
+		}
 		// Under its lock: never while a VM makes it.
 		unlock, err := lockFile(p + ".lock")
 		if err != nil {
