@@ -379,6 +379,9 @@ func loadTemplate(dir string, stateFD int, deadline time.Time) error {
 		return fmt.Errorf("QMP: %w", err)
 	}
 	defer q.close()
+	// Nothing else may reach this monitor: its name goes now (QEMU
+	// keeps listening on a socket no one can connect to).
+	os.Remove(filepath.Join(dir, templateQMP))
 	if _, err := q.call("migrate-set-capabilities", map[string]any{"capabilities": []map[string]any{{"capability": "x-ignore-shared", "state": true}}}); err != nil {
 		return err
 	}

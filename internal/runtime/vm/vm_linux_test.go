@@ -1,11 +1,13 @@
 package vm
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -251,5 +253,55 @@ func TestTemplateArgs(t *testing.T) {
 	}
 	if why := templateEligible(&machine{Accel: AccelTCG}); why != "" {
 		t.Errorf("a plain TCG VM may not start from a template: %s", why)
+	}
+}
+
+// A template made from a QEMU, kernel or initramfs that changed since is
+// removed when another is made; system prune's PruneTemplates removes
+// every template, and a shim's leftover older than an hour.
+func TestPruneTemplates(t *testing.T) {
+	cache := t.TempDir()
+	root := filepath.Join(cache, "templates")
+	kernel := filepath.Join(cache, "vmlinuz")
+	os.WriteFile(kernel, []byte("k"), 0o600)
+	id, err := fileID(kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(key string, inputs map[string]string) string {
+		dir := filepath.Join(root, key)
+		os.MkdirAll(dir, 0o700)
+		for _, f := range []string{templateRAM, templateState} {
+			os.WriteFile(filepath.Join(dir, f), nil, 0o600)
+		}
+		b, _ := json.Marshal(templateMetaData{Inputs: inputs})
+		os.WriteFile(filepath.Join(dir, templateMeta), b, 0o600)
+		return dir
+	}
+	fresh := mk("fresh", map[string]string{kernel: id})
+	stale := mk("stale", map[string]string{kernel: id + "0"})
+	gone := mk("gone", map[string]string{filepath.Join(cache, "missing"): "x"})
+	pruneStaleTemplates(root)
+	if _, err := readTemplate(fresh); err != nil {
+		t.Errorf("a template whose inputs match was removed: %v", err)
+	}
+	for _, d := range []string{stale, gone} {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("stale template %s kept", filepath.Base(d))
+		}
+	}
+	leftover := filepath.Join(root, ".making-1")
+	os.Mkdir(leftover, 0o700)
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(leftover, old, old)
+	n, err := (&Driver{Cache: cache}).PruneTemplates()
+	if err != nil || n != 1 {
+		t.Errorf("PruneTemplates = %d, %v; want the one template", n, err)
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Errorf("left after PruneTemplates: %v", ents)
+	}
+	if n, err := (&Driver{Cache: t.TempDir()}).PruneTemplates(); n != 0 || err != nil {
+		t.Errorf("PruneTemplates without templates = %d, %v", n, err)
 	}
 }
