@@ -329,6 +329,9 @@ func (s *shim) restore(taps []*os.File, t0 time.Time) (retErr error) {
 		return err
 	}
 	tReady := time.Since(t0)
+	// The restore's own deadline: the wait for another VM's making of
+	// the template is not the restore's time.
+	deadline := time.Now().Add(s.cfg.BootTimeout)
 	state, err := os.Open(filepath.Join(tdir, templateState))
 	if err != nil {
 		return err
@@ -351,10 +354,10 @@ func (s *shim) restore(taps []*os.File, t0 time.Time) (retErr error) {
 			retErr = s.withLog(retErr)
 		}
 	}()
-	if err := loadTemplate(s.dir, m.Template.StateFD, t0.Add(s.cfg.BootTimeout)); err != nil {
+	if err := loadTemplate(s.dir, m.Template.StateFD, deadline); err != nil {
 		return err
 	}
-	c, err := connectAgent(s.dir, t0.Add(s.cfg.BootTimeout), s.exited)
+	c, err := connectAgent(s.dir, deadline, s.exited)
 	if err != nil {
 		return err
 	}

@@ -251,6 +251,14 @@ func TestTemplateArgs(t *testing.T) {
 	if why := templateEligible(&machine{Accel: AccelTCG, Share: true}); why == "" {
 		t.Error("a VM with volumes (shared memory for virtiofsd) may start from a template")
 	}
+	// QEMU 7.2 punches holes in a private file mapping's file when the
+	// guest gives memory back: never for a clone.
+	if !discardsRAM([]string{"-device", "virtio-balloon-device,free-page-reporting=on"}) || !discardsRAM([]string{"-device", "virtio-mem-pci"}) {
+		t.Error("a balloon or virtio-mem is not seen to discard guest memory")
+	}
+	if discardsRAM(m.args()) {
+		t.Errorf("the machine's own args %q are seen to discard guest memory", m.args())
+	}
 	if why := templateEligible(&machine{Accel: AccelTCG}); why != "" {
 		t.Errorf("a plain TCG VM may not start from a template: %s", why)
 	}
