@@ -8,7 +8,10 @@
 #    busybox powering off at once;
 #  - nonet: berth's run with --network none: what the network costs (the
 #    CNI attachment, the tap and its redirects, virtio-net in the guest,
-#    the guest's addresses and routes) is berth's time over it.
+#    the guest's addresses and routes) is berth's time over it;
+#  - cold: berth's run with VM templates off (BERTH_VM_TEMPLATE=0): every
+#    VM boots its guest; berth (templates on, the default) restores a
+#    saved, booted guest of its shape instead.
 #   BENCH_VM_N   runs of each (default 5: a TCG boot takes seconds)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +43,8 @@ chmod 755 "$T/bare/init"
 # The first run builds the initramfs and the layer image and probes KVM:
 # not measured. Its accelerator is the one the bare boot uses.
 berth run --rm --isolation vm "$image" true >/dev/null
+# Each shape's first run makes its VM template: not measured either.
+berth run --rm --isolation vm --network none "$image" true >/dev/null
 accel=$(berth info | awk '/^ vm: available: / { print $3; exit }')
 [ "$accel" = kvm ] || accel=tcg
 khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
@@ -54,7 +59,9 @@ for _ in $(seq "$N"); do
 	timed bare bare
 	timed berth berth run --rm --isolation vm "$image" true
 	timed nonet berth run --rm --isolation vm --network none "$image" true
+	BERTH_VM_TEMPLATE=0 timed cold berth run --rm --isolation vm "$image" true
 done
+c=$(median cold)
 b=$(median bare)
 v=$(median berth)
 nn=$(median nonet)
@@ -62,6 +69,8 @@ echo
 echo "guest kernel $(basename "$kernel"), $accel, median of $N interleaved runs:"
 awk -v b="$b" -v v="$v" 'BEGIN { printf "  bare boot to a powering-off init       %7.0f ms\n  berth run --rm --isolation vm ... true %7.0f ms\n  ratio: %.2fx (%.0f ms over the bare boot)\n", b * 1000, v * 1000, v / b, (v - b) * 1000 }'
 awk -v n="$nn" -v v="$v" 'BEGIN { printf "  the same with --network none            %7.0f ms: the network costs %.0f ms (%.2fx)\n", n * 1000, (v - n) * 1000, v / n }'
+awk -v c="$c" -v v="$v" 'BEGIN { printf "  the same booting (BERTH_VM_TEMPLATE=0)  %7.0f ms: from a VM template %.2fx of it (goal <= 0.5x)\n", c * 1000, v / c }'
+echo "  load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # Host memory per idle VM container: the Pss (shared pages split among
 # their users) of what stands for it on the host: its monitor, the shim,
@@ -121,4 +130,6 @@ mkdir -p "$shared_dir"
 echo
 echo "host memory (Pss) per idle VM container (goal <= 64 MiB; Kata budgets 130-320 MiB a pod):"
 idle_pss plain
+BERTH_VM_TEMPLATE=0 idle_pss plain-cold
+# A VM with a volume boots: virtiofsd needs the guest's memory shared.
 idle_pss volume -v "$shared_dir:/data"

@@ -64,6 +64,14 @@ func configureInterface(ifc Interface, timeout time.Duration) error {
 	if ifc.Name == "" || len(ifc.Name) > 15 || strings.ContainsAny(ifc.Name, "/ \x00") {
 		return fmt.Errorf("%w: interface name %q", ErrMalformed, ifc.Name)
 	}
+	// A VM restored from a template: its device has the template's MAC
+	// until it is given the host's (below).
+	find := mac
+	if ifc.DeviceMAC != "" {
+		if find, err = net.ParseMAC(ifc.DeviceMAC); err != nil {
+			return fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+	}
 	var link netlink.Link
 	for deadline := time.Now().Add(timeout); ; {
 		links, err := netlink.LinkList()
@@ -71,7 +79,7 @@ func configureInterface(ifc Interface, timeout time.Duration) error {
 			return err
 		}
 		for _, l := range links {
-			if l.Attrs().HardwareAddr.String() == mac.String() {
+			if a := l.Attrs().HardwareAddr.String(); a == find.String() || a == mac.String() {
 				link = l
 			}
 		}
@@ -82,6 +90,13 @@ func configureInterface(ifc Interface, timeout time.Duration) error {
 			return errors.New("no such device in the guest")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	if link.Attrs().HardwareAddr.String() != mac.String() {
+		// virtio-net takes it as a control command: QEMU's device
+		// (its receive filter) then has the host's MAC too.
+		if err := netlink.LinkSetHardwareAddr(link, mac); err != nil {
+			return fmt.Errorf("set the MAC of %s: %w", link.Attrs().Name, err)
+		}
 	}
 	if link.Attrs().Name != ifc.Name {
 		if err := netlink.LinkSetName(link, ifc.Name); err != nil {

@@ -97,6 +97,13 @@ const (
 	// host's answer to it.
 	TypeDNSQuery  = "dnsquery"
 	TypeDNSAnswer = "dnsanswer"
+	// TypeResume tells an agent restored from a VM template (a snapshot
+	// of a booted guest that many VMs start from) that it runs in a new
+	// VM: it mixes the host's fresh entropy into the guest kernel's
+	// pool and reseeds its generator, and sets the wall clock
+	// (Resume). Every clone of a template would otherwise share the
+	// template's random state and keep its clock.
+	TypeResume = "resume"
 )
 
 // Frame is one message either way. Type says which of the fields below
@@ -139,6 +146,40 @@ type Frame struct {
 	// processes the guest kernel's OOM killer killed (its cgroup's
 	// count, read before the guest powers off).
 	OOMKills uint64 `json:"oomKills,omitempty"`
+	// Resume is a resume request's entropy and time (TypeResume).
+	Resume *Resume `json:"resume,omitempty"`
+}
+
+// Resume is what a clone of a VM template needs that the template
+// cannot have: randomness of its own and the current time.
+type Resume struct {
+	// Entropy is fresh random bytes from the host (MinResumeEntropy to
+	// MaxResumeEntropy of them), credited to the guest's pool.
+	Entropy []byte `json:"entropy"`
+	// UnixNano is the host's wall clock when it sent the request.
+	UnixNano int64 `json:"unixNano"`
+}
+
+// Bounds of Resume.Entropy: at least a full seed of the kernel's
+// generator (256 bits), at most what one request needs.
+const (
+	MinResumeEntropy = 32
+	MaxResumeEntropy = 512
+)
+
+// Check rejects a resume request the agent must not act on: too little
+// entropy to reseed from, or no time.
+func (r *Resume) Check() error {
+	if r == nil {
+		return fmt.Errorf("%w: resume without its entropy and time", ErrMalformed)
+	}
+	if len(r.Entropy) < MinResumeEntropy || len(r.Entropy) > MaxResumeEntropy {
+		return fmt.Errorf("%w: resume with %d bytes of entropy (%d to %d)", ErrMalformed, len(r.Entropy), MinResumeEntropy, MaxResumeEntropy)
+	}
+	if r.UnixNano <= 0 {
+		return fmt.Errorf("%w: resume without the host's time", ErrMalformed)
+	}
+	return nil
 }
 
 // Stats is one sample of the container's resource use in the guest: its
@@ -238,7 +279,11 @@ type Network struct {
 type Interface struct {
 	Name string `json:"name"`
 	MAC  string `json:"mac"`
-	MTU  int    `json:"mtu,omitempty"`
+	// DeviceMAC, when set, is the MAC the device has in the guest before
+	// the agent gives it MAC: a VM restored from a template has the
+	// template's devices, whose MACs QEMU's migration state carries.
+	DeviceMAC string `json:"deviceMac,omitempty"`
+	MTU       int    `json:"mtu,omitempty"`
 	// Addrs are its addresses with their prefix length (10.89.0.5/24).
 	Addrs []string `json:"addrs,omitempty"`
 }

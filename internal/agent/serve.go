@@ -39,6 +39,9 @@ type System interface {
 	// Top lists the container's processes as ps would with psArgs
 	// (ParsePsArgs' forms).
 	Top(psArgs []string) (*Top, error)
+	// Resume gives a VM restored from a template its own randomness and
+	// the current time (TypeResume).
+	Resume(r *Resume) error
 }
 
 // Agent serves one connection to the host.
@@ -192,6 +195,11 @@ func (a *Agent) handle(f *Frame) error {
 		name = "init"
 	}
 	switch f.Type {
+	case TypeResume:
+		if err := f.Resume.Check(); err != nil {
+			return err
+		}
+		return a.sys.Resume(f.Resume)
 	case TypeCreate:
 		return a.create(name, f.Create)
 	case TypeStart:

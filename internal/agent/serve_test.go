@@ -14,6 +14,7 @@ import (
 
 type fakeSystem struct {
 	poweredOff     bool
+	resumed        []*Resume
 	dnsUDP, dnsTCP string // where ListenDNS listened
 }
 
@@ -24,6 +25,7 @@ func (f *fakeSystem) StartProcess(string, *Process, [3]*os.File) (int, *os.File,
 func (f *fakeSystem) Resize(*os.File, WinSize) error { return nil }
 func (f *fakeSystem) Signal(int, int) error          { return nil }
 func (f *fakeSystem) Poweroff() error                { f.poweredOff = true; return nil }
+func (f *fakeSystem) Resume(r *Resume) error         { f.resumed = append(f.resumed, r); return nil }
 func (f *fakeSystem) Stats() (*Stats, error)         { return &Stats{Pids: 3, OOMKills: 1}, nil }
 func (f *fakeSystem) Top(args []string) (*Top, error) {
 	cols, err := ParsePsArgs(args)
@@ -237,5 +239,40 @@ func TestAgentRelaysDNS(t *testing.T) {
 		if _, err := io.ReadFull(c, ans); err != nil || string(ans) != "answer tcp=true:"+q {
 			t.Errorf("TCP %s: %q, %v", q, ans, err)
 		}
+	}
+}
+
+// A clone of a VM template is resumed before anything else: the agent
+// hands the host's entropy and time to the machine only after the
+// handshake and only when there is enough of both.
+func TestAgentResume(t *testing.T) {
+	host, _, _, sys := pipeAgent(t)
+	read(t, host) // hello
+	good := &Resume{Entropy: make([]byte, MinResumeEntropy), UnixNano: time.Now().UnixNano()}
+	host.Write(&Frame{Type: TypeResume, ID: 1, Resume: good})
+	if r := read(t, host); r.ID != 1 || !strings.Contains(r.Error, "hello first") {
+		t.Fatalf("resume before hello: %+v", r)
+	}
+	host.Write(&Frame{Type: TypeHello, ID: 2, Hello: &Hello{Min: Version, Max: Version}})
+	if r := read(t, host); r.Error != "" {
+		t.Fatalf("hello: %+v", r)
+	}
+	for i, bad := range []*Resume{
+		nil,
+		{Entropy: make([]byte, MinResumeEntropy-1), UnixNano: 1},
+		{Entropy: make([]byte, MaxResumeEntropy+1), UnixNano: 1},
+		{Entropy: make([]byte, MinResumeEntropy)},
+	} {
+		host.Write(&Frame{Type: TypeResume, ID: uint64(10 + i), Resume: bad})
+		if r := read(t, host); r.ID != uint64(10+i) || !strings.Contains(r.Error, "malformed") {
+			t.Fatalf("resume %d (%+v): %+v", i, bad, r)
+		}
+	}
+	host.Write(&Frame{Type: TypeResume, ID: 20, Resume: good})
+	if r := read(t, host); r.ID != 20 || r.Error != "" {
+		t.Fatalf("resume: %+v", r)
+	}
+	if len(sys.resumed) != 1 || sys.resumed[0].UnixNano != good.UnixNano || len(sys.resumed[0].Entropy) != MinResumeEntropy {
+		t.Fatalf("the machine got %+v, want the one good resume", sys.resumed)
 	}
 }

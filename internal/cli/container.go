@@ -70,6 +70,14 @@ func (g *globalOptions) pruneVMLayers(s *image.Service) {
 	}
 }
 
+// pruneVMTemplates removes the VM driver's templates (system prune: a
+// cache the next VM of each shape remakes); a failure only warns.
+func (g *globalOptions) pruneVMTemplates() {
+	if _, err := g.vmDriver().PruneTemplates(); err != nil {
+		fmt.Fprintf(os.Stderr, "berth: prune the VM templates: %v\n", err)
+	}
+}
+
 // vmDriver is the VM isolation: its caches (initramfs, layer images) on
 // the root's storage, its VMs' state in the run directory.
 func (g *globalOptions) vmDriver() *vm.Driver {

@@ -16,3 +16,6 @@ func RunMonitorChild() int { return 1 }
 
 // pruneVMLayers: no VM driver off Linux.
 func (g *globalOptions) pruneVMLayers(*image.Service) {}
+
+// pruneVMTemplates: no VM driver off Linux.
+func (g *globalOptions) pruneVMTemplates() {}

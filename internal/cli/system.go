@@ -104,6 +104,7 @@ func newSystemPruneCommand(g *globalOptions) *cobra.Command {
 			res, err := e.Images().Prune(ctx, all)
 			errs = append(errs, err)
 			g.pruneVMLayers(e.Images())
+			g.pruneVMTemplates()
 			if len(res.Removed) > 0 {
 				fmt.Println("Deleted Images:")
 				for _, r := range res.Removed {

@@ -292,7 +292,9 @@ func (e *engineEnv) checkNoVMLeft() {
 	for _, p := range procs {
 		b, _ := os.ReadFile(p)
 		s := string(b)
-		if (strings.HasPrefix(s, "berth-vmm\x00") || strings.Contains(s, "qemu-system") || strings.Contains(s, "virtiofsd")) && strings.Contains(s+readCwd(p), e.state) {
+		// A template's QEMU works in the root's cache, a VM's in the
+		// state directory.
+		if (strings.HasPrefix(s, "berth-vmm\x00") || strings.Contains(s, "qemu-system") || strings.Contains(s, "virtiofsd")) && (strings.Contains(s+readCwd(p), e.state) || strings.Contains(s+readCwd(p), e.root)) {
 			e.t.Errorf("left running: %s", strings.ReplaceAll(s, "\x00", " "))
 		}
 	}
@@ -300,7 +302,7 @@ func (e *engineEnv) checkNoVMLeft() {
 		e.t.Errorf("VM state left: %v", ents)
 	}
 	filepath.Walk(filepath.Join(e.root, "vm"), func(p string, fi os.FileInfo, err error) error {
-		if err == nil && (strings.Contains(fi.Name(), ".tmp-") || strings.HasPrefix(fi.Name(), "probe-")) {
+		if err == nil && (strings.Contains(fi.Name(), ".tmp-") || strings.HasPrefix(fi.Name(), "probe-") || strings.HasPrefix(fi.Name(), ".making-")) {
 			e.t.Errorf("temporary file left in the VM cache: %s", p)
 		}
 		return nil

@@ -31,9 +31,11 @@ const (
 	EnvAccel = "BERTH_VM_ACCEL"
 )
 
-// guestModules are the modules the agent needs, by name; their
-// dependencies come from the kernel's modules.dep.
-var guestModules = []string{"virtio_mmio", "virtio_console", "virtio_blk", "erofs", "overlay"}
+// guestModules are the modules the agent loads at boot, by name; their
+// dependencies come from the kernel's modules.dep. No device's driver but
+// the agent's port: a VM template is saved once the agent is up, and its
+// clones must probe their own disks and NICs (agent.ModuleSetDisk).
+var guestModules = []string{"virtio_mmio", "virtio_console", "erofs", "overlay"}
 
 // guestModuleSets are loaded only for a container that needs them (see
 // agent.ModuleSetNet); each set lists what it adds to the boot's.
@@ -41,6 +43,7 @@ var guestModuleSets = map[string][]string{
 	agent.ModuleSetNet:   {"virtio_net"},
 	agent.ModuleSetShare: {"virtiofs"},
 	agent.ModuleSetUpper: {"ext4"},
+	agent.ModuleSetDisk:  {"virtio_blk"},
 }
 
 // moduleSets returns each set's modules not among boot's, in load order.

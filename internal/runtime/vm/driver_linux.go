@@ -186,7 +186,11 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 	if m.Accel == AccelKVM {
 		timeout = kvmBootTimeout
 	}
-	cfg, err := json.Marshal(&vmConfig{Machine: *m, Create: create, BootTimeout: timeout, Netns: netnsPath, Shares: shares, Cgroup: newHostCgroup(id, &spec, m)})
+	vc := &vmConfig{Machine: *m, Create: create, BootTimeout: timeout, Netns: netnsPath, Shares: shares, Cgroup: newHostCgroup(id, &spec, m)}
+	if templatesEnabled() {
+		vc.Templates = d.Cache
+	}
+	cfg, err := json.Marshal(vc)
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,9 @@ type machine struct {
 	// command line names (-runas): no capabilities, no_new_privs, not
 	// dumpable. nil: QEMU stays root (no ID of its own was available).
 	RunAs *runtime.HostUser `json:"runAs,omitempty"`
+	// Template: the machine is made as a VM template or started from
+	// one (template_linux.go); nil for a cold boot.
+	Template *templateRun `json:"template,omitempty"`
 }
 
 // agentSocket is the QEMU chardev socket of the agent's port, relative
@@ -142,6 +145,11 @@ func (m *machine) args() []string {
 			"-device", "vhost-user-fs-device,chardev=fs,tag="+shareTag)
 	}
 	for i, mac := range m.NICs {
+		if m.Template != nil && m.Template.Make {
+			// A template's NIC has no backend: its clones bring theirs.
+			a = append(a, "-device", "virtio-net-device,mac="+mac)
+			continue
+		}
 		id := "n" + strconv.Itoa(i)
 		// The tap's fd is QEMU's fd 3+i (start's ExtraFiles).
 		a = append(a,
@@ -157,6 +165,7 @@ func (m *machine) args() []string {
 		// nothing, so allowing them costs no confinement.
 		elevate = "allow"
 	}
+	a = append(a, m.templateArgs()...)
 	if m.Sandbox {
 		a = append(a, "-sandbox", "on,obsolete=deny,elevateprivileges="+elevate+",spawn=deny,resourcecontrol=deny")
 	}
@@ -176,10 +185,10 @@ func FindQEMU() (string, error) {
 }
 
 // start runs QEMU for m in dir, its output to dir/qemu.log, with taps
-// (one per NIC) as its fds from 3; it dies with the calling thread's
-// process (the shim).
+// (one per NIC; then, for a clone of a template, its state file) as its
+// fds from 3; it dies with the calling thread's process (the shim).
 func (m *machine) start(dir string, taps []*os.File) (*exec.Cmd, error) {
-	if len(taps) != len(m.NICs) {
+	if want := len(m.NICs) + m.templateFiles(); len(taps) != want {
 		return nil, fmt.Errorf("%d network interfaces and %d taps", len(m.NICs), len(taps))
 	}
 	n := 1 + len(m.Disks) + len(m.NICs)
@@ -240,22 +249,9 @@ func copyCapped(w, r *os.File, max int64) {
 // dialAgent connects to the agent's socket and waits for its hello; it
 // gives up at the deadline or when QEMU exits (exited is closed then).
 func dialAgent(dir string, deadline time.Time, exited <-chan struct{}) (*agent.Conn, net.Conn, *agent.Hello, error) {
-	sock := filepath.Join(dir, agentSocket)
-	var c net.Conn
-	for {
-		var err error
-		if c, err = net.Dial("unix", relOrAbs(sock)); err == nil {
-			break
-		}
-		select {
-		case <-exited:
-			return nil, nil, nil, errors.New("QEMU exited before the guest came up")
-		default:
-		}
-		if time.Now().After(deadline) {
-			return nil, nil, nil, fmt.Errorf("QEMU's agent socket: %w", err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	c, err := connectAgent(dir, deadline, exited)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	conn := agent.NewConn(c, c)
 	type res struct {
@@ -281,6 +277,26 @@ func dialAgent(dir string, deadline time.Time, exited <-chan struct{}) (*agent.C
 	case <-time.After(time.Until(deadline)):
 		c.Close()
 		return nil, nil, nil, errors.New("the guest agent did not come up in time")
+	}
+}
+
+// connectAgent connects to the agent's socket (QEMU's end of the port).
+func connectAgent(dir string, deadline time.Time, exited <-chan struct{}) (net.Conn, error) {
+	sock := filepath.Join(dir, agentSocket)
+	for {
+		c, err := net.Dial("unix", relOrAbs(sock))
+		if err == nil {
+			return c, nil
+		}
+		select {
+		case <-exited:
+			return nil, errors.New("QEMU exited before the guest came up")
+		default:
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("QEMU's agent socket: %w", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +50,10 @@ type vmConfig struct {
 	// Cgroup is the container's cgroup on the host, which the shim
 	// enters before it starts QEMU and virtiofsd (cgroup_linux.go).
 	Cgroup *hostCgroup `json:"cgroup,omitempty"`
+	// Templates is the driver's cache: the VM starts from the template
+	// of its shape there (made first if there is none) instead of
+	// booting; empty when templates are off (EnvTemplate).
+	Templates string `json:"templates,omitempty"`
 }
 
 // Files in a VM's directory.
@@ -262,18 +267,38 @@ func (s *shim) boot() error {
 	if err != nil {
 		return err
 	}
+	defer closeAll(taps) // QEMU holds them; the taps go when it ends
+	restored := false
+	if s.cfg.Templates != "" {
+		if why := templateEligible(&s.cfg.Machine); why != "" {
+			log.Printf("no VM template: %s", why)
+		} else if err := s.restore(taps, t0); err != nil {
+			log.Printf("VM template: %v: booting instead", err)
+		} else {
+			restored = true
+		}
+	}
+	if !restored {
+		if err := s.coldBoot(taps, t0); err != nil {
+			return err
+		}
+	}
+	cr := s.cfg.Create
+	if err := s.request(&agent.Frame{Type: agent.TypeCreate, Create: &cr}); err != nil {
+		return err
+	}
+	log.Printf("container made after %v", time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// coldBoot starts QEMU and greets the agent once it is up.
+func (s *shim) coldBoot(taps []*os.File, t0 time.Time) error {
+	var err error
 	s.qemu, err = s.cfg.Machine.start(s.dir, taps)
-	closeAll(taps) // QEMU holds them; the taps go when it ends
 	if err != nil {
 		return err
 	}
-	os.WriteFile("qemu.pid", []byte(strconv.Itoa(s.qemu.Process.Pid)), 0o600)
-	s.exited = make(chan struct{})
-	go func() {
-		err := s.qemu.Wait()
-		log.Printf("QEMU exited: %v", err)
-		close(s.exited)
-	}()
+	s.watchQEMU()
 	conn, c, hello, err := dialAgent(s.dir, t0.Add(s.cfg.BootTimeout), s.exited)
 	if err != nil {
 		return s.withLog(err)
@@ -285,14 +310,91 @@ func (s *shim) boot() error {
 		return err
 	}
 	go s.readLoop()
+	return s.request(&agent.Frame{Type: agent.TypeHello, Hello: &agent.Hello{Min: v, Max: v}})
+}
+
+// watchQEMU records QEMU's pid and closes s.exited when it ends.
+func (s *shim) watchQEMU() {
+	os.WriteFile("qemu.pid", []byte(strconv.Itoa(s.qemu.Process.Pid)), 0o600)
+	s.exited = make(chan struct{})
+	qemu, exited := s.qemu, s.exited
+	go func() {
+		err := qemu.Wait()
+		log.Printf("QEMU exited: %v", err)
+		close(exited)
+	}()
+}
+
+// restore starts the VM from the template of its shape (making it
+// first when there is none): QEMU loads the template's device state,
+// maps its memory privately, and runs on from the agent's hello; the
+// host answers that hello and resumes the agent (fresh entropy, the
+// time). On failure nothing of the attempt is left running.
+func (s *shim) restore(taps []*os.File, t0 time.Time) (retErr error) {
+	m := s.cfg.Machine
+	tdir, meta, err := templateFor(s.cfg.Templates, &m, s.cfg.BootTimeout)
+	if err != nil {
+		return err
+	}
+	tReady := time.Since(t0)
+	// The restore's own deadline: the wait for another VM's making of
+	// the template is not the restore's time.
+	deadline := time.Now().Add(s.cfg.BootTimeout)
+	state, err := os.Open(filepath.Join(tdir, templateState))
+	if err != nil {
+		return err
+	}
+	defer state.Close()
+	m.Template = &templateRun{RAM: filepath.Join(tdir, templateRAM), StateFD: 3 + len(taps)}
+	if s.qemu, err = m.start(s.dir, append(slices.Clone(taps), state)); err != nil {
+		s.qemu = nil
+		return err
+	}
+	s.watchQEMU()
+	state.Close()
+	defer func() {
+		if retErr != nil {
+			// Perhaps the template is bad: the next VM makes a new
+			// one (a running clone keeps its mapping of the old).
+			os.RemoveAll(tdir)
+			s.kill()
+			s.qemu, s.conn, s.sock = nil, nil, nil
+			retErr = s.withLog(retErr)
+		}
+	}()
+	if err := loadTemplate(s.dir, m.Template.StateFD, deadline); err != nil {
+		return err
+	}
+	c, err := connectAgent(s.dir, deadline, s.exited)
+	if err != nil {
+		return err
+	}
+	s.conn, s.sock, s.gone = agent.NewConn(c, c), c, make(chan struct{})
+	v, err := agent.ChooseVersion(&meta.Hello)
+	if err != nil {
+		return err
+	}
+	go s.readLoop()
 	if err := s.request(&agent.Frame{Type: agent.TypeHello, Hello: &agent.Hello{Min: v, Max: v}}); err != nil {
 		return err
 	}
-	cr := s.cfg.Create
-	if err := s.request(&agent.Frame{Type: agent.TypeCreate, Create: &cr}); err != nil {
+	r, err := resumeRequest()
+	if err != nil {
 		return err
 	}
-	log.Printf("container made after %v", time.Since(t0).Round(time.Millisecond))
+	if err := s.request(&agent.Frame{Type: agent.TypeResume, Resume: r}); err != nil {
+		return err
+	}
+	if n := s.cfg.Create.Network; n != nil {
+		for i, mac := range s.cfg.Machine.NICs {
+			for j := range n.Interfaces {
+				if n.Interfaces[j].MAC == mac {
+					n.Interfaces[j].DeviceMAC = templateMAC(i)
+				}
+			}
+		}
+	}
+	log.Printf("agent up after %v (%s, from VM template %s, ready after %v)", time.Since(t0).Round(time.Millisecond), m.Accel, filepath.Base(tdir), tReady.Round(time.Millisecond))
 	return nil
 }
 

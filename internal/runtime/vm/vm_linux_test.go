@@ -1,11 +1,13 @@
 package vm
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -167,5 +169,164 @@ func TestGuestSize(t *testing.T) {
 		if mem, cpus := guestSize(tc.spec, 4); mem != tc.mem || cpus != tc.cpus {
 			t.Errorf("%s: %d MiB, %d vCPUs; want %d, %d", tc.what, mem, cpus, tc.mem, tc.cpus)
 		}
+	}
+}
+
+// A template is found by what its clones must share with it: the device
+// shape and the identity of QEMU, the kernel and the initramfs; never by
+// a clone's own backends (its disks' files, its NICs' MACs).
+func TestTemplateKey(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	base := machine{QEMU: file("qemu", "q"), Kernel: file("vmlinuz", "k"), Initrd: file("initrd", "i"), Accel: AccelTCG,
+		Disks: []string{"/a.img"}, NICs: []string{"02:00:00:00:00:01"}, MemoryMiB: 256, CPUs: 1, TSCkHz: 2000000}
+	key := func(m machine) string {
+		t.Helper()
+		k, err := templateKey(&m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	k0 := key(base)
+	if k0 != key(base) {
+		t.Fatal("the key of one machine changes")
+	}
+	same := map[string]func(*machine){
+		"other disk files": func(m *machine) { m.Disks = []string{"/b.img"} },
+		"other MACs":       func(m *machine) { m.NICs = []string{"02:00:00:00:00:99"} },
+		"another TSC rate": func(m *machine) { m.TSCkHz = 2100000 },
+		"no sandbox":       func(m *machine) { m.Sandbox = !m.Sandbox },
+	}
+	for what, change := range same {
+		m := base
+		change(&m)
+		if key(m) != k0 {
+			t.Errorf("%s: another template, want the same", what)
+		}
+	}
+	other := map[string]func(*machine){
+		"memory":   func(m *machine) { m.MemoryMiB = 512 },
+		"vCPUs":    func(m *machine) { m.CPUs = 2 },
+		"a disk":   func(m *machine) { m.Disks = append(m.Disks, "/b.img") },
+		"no NIC":   func(m *machine) { m.NICs = nil },
+		"KVM":      func(m *machine) { m.Accel = AccelKVM },
+		"initrd":   func(m *machine) { m.Initrd = file("initrd2", "i") },
+		"a kernel": func(m *machine) { m.Kernel = file("vmlinuz", "a rebuilt kernel") },
+	}
+	for what, change := range other {
+		m := base
+		change(&m)
+		if key(m) == k0 {
+			t.Errorf("%s changed: the same template", what)
+		}
+	}
+	base.QEMU = filepath.Join(dir, "missing")
+	if _, err := templateKey(&base); err == nil {
+		t.Error("a missing QEMU gave a key")
+	}
+}
+
+// What QEMU gets for a template and for its clones: the template's
+// memory shared with the file, a clone's private over it and loaded
+// from the template's state; a template's NICs have no backend.
+func TestTemplateArgs(t *testing.T) {
+	m := machine{QEMU: "q", Kernel: "k", Initrd: "i", Accel: AccelTCG, NICs: []string{templateMAC(0)}, MemoryMiB: 256, CPUs: 1}
+	m.Template = &templateRun{RAM: "/t/ram", Make: true}
+	made := strings.Join(m.args(), " ")
+	for _, want := range []string{"memory-backend-file,id=mem,size=256M,mem-path=/t/ram,share=on", "-numa node,memdev=mem", "-qmp unix:qmp.sock", "virtio-net-device,mac=02:be:e7:00:00:00"} {
+		if !strings.Contains(made, want) {
+			t.Errorf("template's args %q lack %q", made, want)
+		}
+	}
+	if strings.Contains(made, "-incoming") || strings.Contains(made, "-netdev") {
+		t.Errorf("template's args %q load state or have a netdev", made)
+	}
+	if m.templateFiles()+len(m.NICs) != 0 {
+		t.Errorf("a template takes %d files, want none", m.templateFiles()+len(m.NICs))
+	}
+	m.Template = &templateRun{RAM: "/t/ram", StateFD: 4}
+	clone := strings.Join(m.args(), " ")
+	for _, want := range []string{"mem-path=/t/ram,share=off", "-incoming defer", "-netdev tap,id=n0,fd=3"} {
+		if !strings.Contains(clone, want) {
+			t.Errorf("clone's args %q lack %q", clone, want)
+		}
+	}
+	if m.templateFiles() != 1 {
+		t.Errorf("a clone takes %d files beyond its taps, want its state", m.templateFiles())
+	}
+	m.Template = nil
+	if cold := strings.Join(m.args(), " "); strings.Contains(cold, "memory-backend") || strings.Contains(cold, "-qmp") {
+		t.Errorf("a cold boot's args %q have a template's", cold)
+	}
+	if why := templateEligible(&machine{Accel: AccelTCG, Share: true}); why == "" {
+		t.Error("a VM with volumes (shared memory for virtiofsd) may start from a template")
+	}
+	// QEMU 7.2 punches holes in a private file mapping's file when the
+	// guest gives memory back: never for a clone.
+	if !discardsRAM([]string{"-device", "virtio-balloon-device,free-page-reporting=on"}) || !discardsRAM([]string{"-device", "virtio-mem-pci"}) {
+		t.Error("a balloon or virtio-mem is not seen to discard guest memory")
+	}
+	if discardsRAM(m.args()) {
+		t.Errorf("the machine's own args %q are seen to discard guest memory", m.args())
+	}
+	if why := templateEligible(&machine{Accel: AccelTCG}); why != "" {
+		t.Errorf("a plain TCG VM may not start from a template: %s", why)
+	}
+}
+
+// A template made from a QEMU, kernel or initramfs that changed since is
+// removed when another is made; system prune's PruneTemplates removes
+// every template, and a shim's leftover older than an hour.
+func TestPruneTemplates(t *testing.T) {
+	cache := t.TempDir()
+	root := filepath.Join(cache, "templates")
+	kernel := filepath.Join(cache, "vmlinuz")
+	os.WriteFile(kernel, []byte("k"), 0o600)
+	id, err := fileID(kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(key string, inputs map[string]string) string {
+		dir := filepath.Join(root, key)
+		os.MkdirAll(dir, 0o700)
+		for _, f := range []string{templateRAM, templateState} {
+			os.WriteFile(filepath.Join(dir, f), nil, 0o600)
+		}
+		b, _ := json.Marshal(templateMetaData{Inputs: inputs})
+		os.WriteFile(filepath.Join(dir, templateMeta), b, 0o600)
+		return dir
+	}
+	fresh := mk("fresh", map[string]string{kernel: id})
+	stale := mk("stale", map[string]string{kernel: id + "0"})
+	gone := mk("gone", map[string]string{filepath.Join(cache, "missing"): "x"})
+	pruneStaleTemplates(root)
+	if _, err := readTemplate(fresh); err != nil {
+		t.Errorf("a template whose inputs match was removed: %v", err)
+	}
+	for _, d := range []string{stale, gone} {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("stale template %s kept", filepath.Base(d))
+		}
+	}
+	leftover := filepath.Join(root, ".making-1")
+	os.Mkdir(leftover, 0o700)
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(leftover, old, old)
+	n, err := (&Driver{Cache: cache}).PruneTemplates()
+	if err != nil || n != 1 {
+		t.Errorf("PruneTemplates = %d, %v; want the one template", n, err)
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Errorf("left after PruneTemplates: %v", ents)
+	}
+	if n, err := (&Driver{Cache: t.TempDir()}).PruneTemplates(); n != 0 || err != nil {
+		t.Errorf("PruneTemplates without templates = %d, %v", n, err)
 	}
 }
