@@ -204,8 +204,10 @@ func exeDigest(cache string) (string, error) {
 }
 
 // Initramfs returns the guest's initramfs for kernel k, building it into
-// cache (named by the digest of everything in it) on first use: this
-// binary as /init and the modules the agent loads.
+// cache (named by the digest of everything in it) on first use: the
+// embedded guest binary (cmd/berth-guest; this whole binary in a build
+// without it) as /init and the modules the agent loads. The digest is
+// this binary's, which covers the guest binary embedded in it.
 func Initramfs(cache string, k *Kernel) (string, error) {
 	dir := filepath.Join(cache, "initrd")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -224,7 +226,7 @@ func Initramfs(cache string, k *Kernel) (string, error) {
 		return "", err
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "berth-initramfs v2\nexe %s\n", exe)
+	fmt.Fprintf(h, "berth-initramfs v3\nexe %s\nguest %d\n", exe, len(embeddedGuest))
 	hashMods := func(mods []string) error {
 		for _, m := range mods {
 			st, err := os.Stat(filepath.Join(k.Modules, m))
@@ -301,7 +303,14 @@ func writeInitramfs(path, modDir string, mods []string, sets map[string][]string
 		_, err = io.Copy(w, f)
 		return err
 	}
-	if err := addFile("init", "/proc/self/exe", 0o755); err != nil {
+	if len(embeddedGuest) > 0 {
+		if err := w.WriteHeader(&cpio.Header{Name: "init", Mode: cpio.TypeReg | 0o755, Size: int64(len(embeddedGuest)), ModTime: now}); err != nil {
+			return err
+		}
+		if _, err := w.Write(embeddedGuest); err != nil {
+			return err
+		}
+	} else if err := addFile("init", "/proc/self/exe", 0o755); err != nil {
 		return err
 	}
 	writeOrder := func(name string, mods []string) error {

@@ -124,6 +124,7 @@ func ShimMain(args []string) int {
 		s.poweroff()
 		return fail(err)
 	}
+	log.Printf("process started")
 	if err := s.listenExec(); err != nil {
 		log.Printf("exec socket: %v", err)
 	}
