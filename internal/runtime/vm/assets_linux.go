@@ -33,7 +33,7 @@ const (
 
 // guestModules are the modules the agent needs, by name; their
 // dependencies come from the kernel's modules.dep.
-var guestModules = []string{"virtio_mmio", "virtio_console", "virtio_blk", "erofs", "overlay"}
+var guestModules = []string{"virtio_mmio", "virtio_console", "virtio_blk", "erofs", "overlay", "virtio_balloon"}
 
 // guestModuleSets are loaded only for a container that needs them (see
 // agent.ModuleSetNet); each set lists what it adds to the boot's.

@@ -321,13 +321,17 @@ func openPty() (master, slave *os.File, err error) {
 }
 
 // mmioTransports: QEMU 7.2's microvm has 24 virtio-mmio transports (a
-// 25th device finds no bus); one holds the agent's port, the others the
-// layer disks and network interfaces.
-const mmioTransports = 24
+// 25th device finds no bus); fixedTransports of them hold every VM's own
+// devices (the agent's port, the balloon), the others the layer disks,
+// network interfaces and the share.
+const (
+	mmioTransports  = 24
+	fixedTransports = 2
+)
 
-// maxLayers: every transport but the agent's; network interfaces take
+// maxLayers: every transport but the fixed ones; network interfaces take
 // from the same count (the shim checks the sum).
-const maxLayers = mmioTransports - 1
+const maxLayers = mmioTransports - fixedTransports
 
 func isDevNull(f *os.File) bool {
 	var a, b unix.Stat_t
