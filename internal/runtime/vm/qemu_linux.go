@@ -89,11 +89,27 @@ func hostTSCkHz() int {
 	return 2000000
 }
 
+// tcgCodeMiB bounds TCG's buffer of translated code (QEMU's default is
+// 1 GiB, which a guest fills as it runs, each MiB host memory). Measured
+// (docs/architecture.md): an idle VM's QEMU holds 112 MiB besides the
+// guest's memory with the default, 69 with 32, 52 with 16; 8 doubles a
+// run's time (the boot alone outgrows it and QEMU retranslates); 32
+// leaves the container's own code room beside the boot's.
+const tcgCodeMiB = 32
+
+// accel is -accel's value.
+func (m *machine) accel() string {
+	if m.Accel == AccelTCG {
+		return m.Accel + ",tb-size=" + strconv.Itoa(tcgCodeMiB)
+	}
+	return m.Accel
+}
+
 // args is QEMU's command line for m, run in the VM's directory.
 func (m *machine) args() []string {
 	a := []string{
 		"-M", "microvm",
-		"-accel", m.Accel,
+		"-accel", m.accel(),
 		"-m", strconv.Itoa(m.MemoryMiB), "-smp", strconv.Itoa(m.CPUs),
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		// The guest's console on QEMU's stdout, which start copies to
