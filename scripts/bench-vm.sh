@@ -9,6 +9,11 @@
 #  - nonet: berth's run with --network none: what the network costs (the
 #    CNI attachment, the tap and its redirects, virtio-net in the guest,
 #    the guest's addresses and routes) is berth's time over it.
+#  - reads: a BENCH_VM_READ_MIB file (default 1024) read whole (cat to
+#    /dev/null) from the image (the VM: an EROFS layer disk on
+#    virtio-blk) and from a volume (the VM: virtio-fs), against the same
+#    reads in a linux container; each run's time less that of the same
+#    isolation's `true`, so the boot is not counted.
 #   BENCH_VM_N   runs of each (default 5: a TCG boot takes seconds)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,6 +67,35 @@ echo
 echo "guest kernel $(basename "$kernel"), $accel, median of $N interleaved runs:"
 awk -v b="$b" -v v="$v" 'BEGIN { printf "  bare boot to a powering-off init       %7.0f ms\n  berth run --rm --isolation vm ... true %7.0f ms\n  ratio: %.2fx (%.0f ms over the bare boot)\n", b * 1000, v * 1000, v / b, (v - b) * 1000 }'
 awk -v n="$nn" -v v="$v" 'BEGIN { printf "  the same with --network none            %7.0f ms: the network costs %.0f ms (%.2fx)\n", n * 1000, (v - n) * 1000, v / n }'
+
+# Reading a big file: from the image and from a volume, VM against linux.
+READ_MIB=${BENCH_VM_READ_MIB:-1024}
+if [ "$READ_MIB" -gt 0 ]; then
+	readimg=berth-bench/bigfile:latest
+	berth run --name bigfile "$image" dd if=/dev/zero of=/big bs=1M count="$READ_MIB" >/dev/null 2>&1
+	berth commit bigfile "$readimg" >/dev/null
+	berth rm bigfile >/dev/null
+	mkdir -p "$T/readvol"
+	dd if=/dev/zero of="$T/readvol/big" bs=1M count="$READ_MIB" status=none
+	# The first VM run makes the layer's EROFS image: not measured.
+	berth run --rm --isolation vm "$readimg" true >/dev/null
+	for _ in $(seq "$N"); do
+		for iso in vm linux; do
+			timed "true-$iso" berth run --rm --isolation "$iso" --network none "$readimg" true
+			timed "image-$iso" berth run --rm --isolation "$iso" --network none "$readimg" cat /big
+			timed "volume-$iso" berth run --rm --isolation "$iso" --network none -v "$T/readvol:/data:ro" "$readimg" cat /data/big
+		done
+	done
+	echo
+	echo "reading a ${READ_MIB} MiB file (cat to /dev/null; run time less the same isolation's true; median of $N):"
+	for src in image volume; do
+		awk -v src="$src" -v mib="$READ_MIB" -v vt="$(median true-vm)" -v v="$(median "$src-vm")" -v lt="$(median true-linux)" -v l="$(median "$src-linux")" 'BEGIN {
+			dv = v - vt; dl = l - lt; if (dl < 0.001) dl = 0.001
+			printf "  from the %-6s vm %7.0f ms (%5.0f MiB/s), linux %6.0f ms (%6.0f MiB/s): %.1fx\n", src, dv * 1000, mib / (dv > 0.001 ? dv : 0.001), dl * 1000, mib / dl, dv / dl }'
+	done
+	berth rmi "$readimg" >/dev/null
+	rm -f "$T/readvol/big"
+fi
 
 # Host memory per idle VM container: the Pss (shared pages split among
 # their users) of what stands for it on the host: its monitor, the shim,
