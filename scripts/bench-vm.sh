@@ -84,9 +84,9 @@ if [ "$READ_MIB" -gt 0 ]; then
 	READ_N=${BENCH_VM_READ_N:-3}
 	for _ in $(seq "$READ_N"); do
 		for iso in vm linux; do
-			timed "true-$iso" berth run --rm --isolation "$iso" --network none "$readimg" true
-			timed "image-$iso" berth run --rm --isolation "$iso" --network none "$readimg" cat /big
-			timed "volume-$iso" berth run --rm --isolation "$iso" --network none -v "$T/readvol:/data:ro" "$readimg" cat /data/big
+			timed "true-$iso" berth run --rm --isolation "$iso" --network none "$readimg" sh -c 'true >/dev/null'
+			timed "image-$iso" berth run --rm --isolation "$iso" --network none "$readimg" sh -c 'cat /big >/dev/null'
+			timed "volume-$iso" berth run --rm --isolation "$iso" --network none -v "$T/readvol:/data:ro" "$readimg" sh -c 'cat /data/big >/dev/null'
 		done
 	done
 	echo
