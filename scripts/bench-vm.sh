@@ -11,7 +11,14 @@
 #    the guest's addresses and routes) is berth's time over it;
 #  - cold: berth's run with VM templates off (BERTH_VM_TEMPLATE=0): every
 #    VM boots its guest; berth (templates on, the default) restores a
-#    saved, booted guest of its shape instead.
+#    saved, booted guest of its shape instead;
+#  - reads: a BENCH_VM_READ_MIB file (default 1024) read whole (cat to
+#    /dev/null) from the image (the VM: an EROFS layer disk on
+#    virtio-blk) and from a volume (the VM: virtio-fs), against the same
+#    reads in a linux container; each run's time less that of the same
+#    isolation's `true`, so the boot is not counted. Under TCG a VM's
+#    read of 1 GiB takes minutes: BENCH_VM_READ_N rounds (default 3),
+#    BENCH_VM_READ_MIB=0 leaves the reads out.
 #   BENCH_VM_N   runs of each (default 5: a TCG boot takes seconds)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -71,6 +78,36 @@ awk -v b="$b" -v v="$v" 'BEGIN { printf "  bare boot to a powering-off init     
 awk -v n="$nn" -v v="$v" 'BEGIN { printf "  the same with --network none            %7.0f ms: the network costs %.0f ms (%.2fx)\n", n * 1000, (v - n) * 1000, v / n }'
 awk -v c="$c" -v v="$v" 'BEGIN { printf "  the same booting (BERTH_VM_TEMPLATE=0)  %7.0f ms: from a VM template %.2fx of it (goal <= 0.5x)\n", c * 1000, v / c }'
 echo "  load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Reading a big file: from the image and from a volume, VM against linux.
+READ_MIB=${BENCH_VM_READ_MIB:-1024}
+if [ "$READ_MIB" -gt 0 ]; then
+	readimg=berth-bench/bigfile:latest
+	berth run --name bigfile "$image" dd if=/dev/zero of=/big bs=1M count="$READ_MIB" >/dev/null 2>&1
+	berth commit bigfile "$readimg" >/dev/null
+	berth rm bigfile >/dev/null
+	mkdir -p "$T/readvol"
+	dd if=/dev/zero of="$T/readvol/big" bs=1M count="$READ_MIB" status=none
+	# The first VM run makes the layer's EROFS image: not measured.
+	berth run --rm --isolation vm "$readimg" true >/dev/null
+	READ_N=${BENCH_VM_READ_N:-3}
+	for _ in $(seq "$READ_N"); do
+		for iso in vm linux; do
+			timed "true-$iso" berth run --rm --isolation "$iso" --network none "$readimg" sh -c 'true >/dev/null'
+			timed "image-$iso" berth run --rm --isolation "$iso" --network none "$readimg" sh -c 'cat /big >/dev/null'
+			timed "volume-$iso" berth run --rm --isolation "$iso" --network none -v "$T/readvol:/data:ro" "$readimg" sh -c 'cat /data/big >/dev/null'
+		done
+	done
+	echo
+	echo "reading a ${READ_MIB} MiB file (cat to /dev/null; run time less the same isolation's true; median of $READ_N):"
+	for src in image volume; do
+		awk -v src="$src" -v mib="$READ_MIB" -v vt="$(median true-vm)" -v v="$(median "$src-vm")" -v lt="$(median true-linux)" -v l="$(median "$src-linux")" 'BEGIN {
+			dv = v - vt; dl = l - lt; if (dl < 0.001) dl = 0.001
+			printf "  from the %-6s vm %7.0f ms (%5.0f MiB/s), linux %6.0f ms (%6.0f MiB/s): %.1fx\n", src, dv * 1000, mib / (dv > 0.001 ? dv : 0.001), dl * 1000, mib / dl, dv / dl }'
+	done
+	berth rmi "$readimg" >/dev/null
+	rm -f "$T/readvol/big"
+fi
 
 # Host memory per idle VM container: the Pss (shared pages split among
 # their users) of what stands for it on the host: its monitor, the shim,

@@ -68,10 +68,13 @@ func Main() {
 }
 
 // debugf writes to the guest console when the kernel command line holds
-// BERTH_AGENT_DEBUG=1.
+// BERTH_AGENT_DEBUG=1, each line with the guest's time since its boot
+// (where a boot's time goes: docs/architecture.md).
 func debugf(format string, args ...any) {
 	if os.Getenv("BERTH_AGENT_DEBUG") == "1" {
-		fmt.Fprintf(os.Stderr, "berth agent: "+format+"\n", args...)
+		var ts unix.Timespec
+		unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+		fmt.Fprintf(os.Stderr, "berth agent: [%d.%03d] "+format+"\n", append([]any{ts.Sec, ts.Nsec / 1e6}, args...)...)
 	}
 }
 
@@ -269,6 +272,7 @@ func (guest) PrepareRoot(c *Create) (string, error) {
 			return "", fmt.Errorf("mount the host's share (virtio-fs %q): %w", c.Share, err)
 		}
 	}
+	debugf("create")
 	if err := loadModules(ModuleSetOrder(ModuleSetDisk)); err != nil {
 		return "", err
 	}
@@ -583,7 +587,9 @@ func startConfined(root string, p *Process, stdio [3]*os.File) (_ int, console *
 	// (the runtime's pass-through mode), so the runtime's own complaints
 	// land on the container's stderr too.
 	argv := append([]string{"/proc/self/exe", "runtime", "--root", runtimeRoot, "run", "--detach", "--bundle", bundleDir, "--no-pivot", "--pid-file", pidFile}, extra...)
+	debugf("runtime run")
 	code, err := theReaper.run(append(argv, guestID), env, stdio)
+	debugf("runtime run done")
 	if err != nil {
 		return 0, nil, fmt.Errorf("the guest's runtime: %w", err)
 	}

@@ -33,9 +33,11 @@ const (
 
 // guestModules are the modules the agent loads at boot, by name; their
 // dependencies come from the kernel's modules.dep. No device's driver but
-// the agent's port: a VM template is saved once the agent is up, and its
-// clones must probe their own disks and NICs (agent.ModuleSetDisk).
-var guestModules = []string{"virtio_mmio", "virtio_console", "erofs", "overlay"}
+// the agent's port and the balloon's: a VM template is saved once the
+// agent is up, and its clones must probe their own disks and NICs
+// (agent.ModuleSetDisk); virtio_balloon finds no device in a template or
+// a clone (machine.Balloon) and costs nothing there.
+var guestModules = []string{"virtio_mmio", "virtio_console", "erofs", "overlay", "virtio_balloon"}
 
 // guestModuleSets are loaded only for a container that needs them (see
 // agent.ModuleSetNet); each set lists what it adds to the boot's.
@@ -208,8 +210,10 @@ func exeDigest(cache string) (string, error) {
 }
 
 // Initramfs returns the guest's initramfs for kernel k, building it into
-// cache (named by the digest of everything in it) on first use: this
-// binary as /init and the modules the agent loads.
+// cache (named by the digest of everything in it) on first use: the
+// embedded guest binary (cmd/berth-guest; this whole binary in a build
+// without it) as /init and the modules the agent loads. The digest is
+// this binary's, which covers the guest binary embedded in it.
 func Initramfs(cache string, k *Kernel) (string, error) {
 	dir := filepath.Join(cache, "initrd")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -228,7 +232,7 @@ func Initramfs(cache string, k *Kernel) (string, error) {
 		return "", err
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "berth-initramfs v2\nexe %s\n", exe)
+	fmt.Fprintf(h, "berth-initramfs v3\nexe %s\nguest %d\n", exe, len(embeddedGuest))
 	hashMods := func(mods []string) error {
 		for _, m := range mods {
 			st, err := os.Stat(filepath.Join(k.Modules, m))
@@ -305,7 +309,14 @@ func writeInitramfs(path, modDir string, mods []string, sets map[string][]string
 		_, err = io.Copy(w, f)
 		return err
 	}
-	if err := addFile("init", "/proc/self/exe", 0o755); err != nil {
+	if len(embeddedGuest) > 0 {
+		if err := w.WriteHeader(&cpio.Header{Name: "init", Mode: cpio.TypeReg | 0o755, Size: int64(len(embeddedGuest)), ModTime: now}); err != nil {
+			return err
+		}
+		if _, err := w.Write(embeddedGuest); err != nil {
+			return err
+		}
+	} else if err := addFile("init", "/proc/self/exe", 0o755); err != nil {
 		return err
 	}
 	writeOrder := func(name string, mods []string) error {

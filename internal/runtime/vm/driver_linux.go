@@ -325,9 +325,10 @@ func openPty() (master, slave *os.File, err error) {
 }
 
 // mmioTransports: QEMU 7.2's microvm has 24 virtio-mmio transports (a
-// 25th device finds no bus); one holds the agent's port, the others the
-// layer disks (at most maxLayerDisks), network interfaces and the share
-// (the shim checks the sum).
+// 25th device finds no bus); one holds the agent's port, one a cold-booted
+// VM's balloon (machine.Balloon), the others the layer disks (at most
+// maxLayerDisks), the writable disk, network interfaces and the share (the
+// shim checks the sum).
 const mmioTransports = 24
 
 func isDevNull(f *os.File) bool {

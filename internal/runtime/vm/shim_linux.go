@@ -132,6 +132,7 @@ func ShimMain(args []string) int {
 		s.poweroff()
 		return fail(err)
 	}
+	log.Printf("process started")
 	if err := s.listenExec(); err != nil {
 		log.Printf("exec socket: %v", err)
 	}
@@ -294,6 +295,9 @@ func (s *shim) boot() error {
 // coldBoot starts QEMU and greets the agent once it is up.
 func (s *shim) coldBoot(taps []*os.File, t0 time.Time) error {
 	var err error
+	// Its own RAM, not a template's file: the guest may give freed
+	// pages back.
+	s.cfg.Machine.Balloon = true
 	s.qemu, err = s.cfg.Machine.start(s.dir, taps)
 	if err != nil {
 		return err

@@ -47,13 +47,30 @@ func TestVersionLess(t *testing.T) {
 }
 
 func TestMachineArgs(t *testing.T) {
-	m := &machine{QEMU: "q", Accel: AccelTCG, Kernel: "k", Initrd: "i", Disks: []string{"/a.img", "/b.img"}, MemoryMiB: 256, CPUs: 1, Sandbox: true, TSCkHz: 2000000}
+	m := &machine{QEMU: "q", Accel: AccelTCG, Kernel: "k", Initrd: "i", Disks: []string{"/a.img", "/b.img"}, MemoryMiB: 256, CPUs: 1, Sandbox: true, TSCkHz: 2000000, Balloon: true}
 	a := strings.Join(m.args(), " ")
 	for _, want := range []string{"-M microvm ", "-accel tcg", "-serial stdio", "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
-		"file=/a.img,format=raw,if=none,readonly=on", "serial=berth-l1", "BERTH_AGENT=1", "tsc_early_khz=2000000", "name=berth.agent"} {
+		"file=/a.img,format=raw,if=none,readonly=on", "serial=berth-l1", "BERTH_AGENT=1", "tsc_early_khz=2000000", "name=berth.agent",
+		"-accel tcg,tb-size=32 ", "-device virtio-balloon-device,free-page-reporting=on"} {
 		if !strings.Contains(a, want) {
 			t.Errorf("QEMU args lack %q: %s", want, a)
 		}
+	}
+	// A template's and a clone's machine has no balloon (QEMU 7.2 would
+	// punch its freed pages out of the file every clone maps), and so
+	// is eligible.
+	m.Balloon = false
+	if b := strings.Join(m.args(), " "); strings.Contains(b, "balloon") || templateEligible(m) != "" {
+		t.Errorf("a machine without a balloon: %s (eligible: %q)", b, templateEligible(m))
+	}
+	m.Balloon = true
+	if templateEligible(m) == "" {
+		t.Errorf("a machine with a balloon is eligible for a template")
+	}
+	// The code buffer's size is TCG's option: KVM refuses tb-size.
+	m.Accel = AccelKVM
+	if k := strings.Join(m.args(), " "); !strings.Contains(k, "-accel kvm ") {
+		t.Errorf("KVM's QEMU args: want a plain -accel kvm: %s", k)
 	}
 	// Known to hang TCG guests here: see docs/architecture.md.
 	for _, bad := range []string{"pit=off", "pic=off", "rtc=off", "x-option-roms=off"} {
