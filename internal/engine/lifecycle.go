@@ -66,12 +66,24 @@ func (e *Engine) list(ctx context.Context, rowsOf func(context.Context) ([]store
 // creator or remover) died is reconciled under the container's lock: the
 // exit recorded, the restart policy applied, a half-made create undone, a
 // half-done remove finished. A record that is gone wraps ErrNotFound.
+// exitBeingRecorded says whether running record c's process has exited
+// (its exit file is of this run) while its monitor's handler has not
+// recorded it yet; a restart in progress is not an exit.
+func (e *Engine) exitBeingRecorded(c *Container) bool {
+	if c.State.Status == StatusRestarting {
+		return false
+	}
+	_, at, ok := e.readExitFile(c.ID)
+	return ok && !at.Before(c.State.StartedAt)
+}
+
 func (e *Engine) refresh(ctx context.Context, c *Container) (*Container, error) {
 	switch c.State.Status {
 	case StatusRunning, StatusPaused, StatusRestarting:
 		if alive(c.State.MonitorPid, c.State.MonitorStart) {
-			if code, at, ok := e.readExitFile(c.ID); ok && !at.Before(c.State.StartedAt) && c.State.Status != StatusRestarting {
+			if e.exitBeingRecorded(c) {
 				// It exited; the monitor's handler is recording it.
+				code, at, _ := e.readExitFile(c.ID)
 				c.State.setStatus(StatusExited)
 				c.State.ExitCode, c.State.FinishedAt, c.State.Pid = code, at, 0
 			}
@@ -177,6 +189,24 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 		return err
 	}
 	running := isRunning(c) && alive(c.State.MonitorPid, c.State.MonitorStart)
+	if running && !o.Force && e.exitBeingRecorded(c) {
+		// Its process exited and its monitor's handler is recording
+		// that (which needs this lock): what `wait` and `inspect`
+		// report already. A caller that saw it exit may remove it:
+		// let the handler finish, then look again.
+		unlock()
+		if err := e.waitExitRecorded(ctx, id, c.State.StartedAt); err != nil {
+			return err
+		}
+		if unlock, err = e.lock(ctx, id); err != nil {
+			return err
+		}
+		if c, err = e.get(ctx, id); err != nil {
+			unlock()
+			return err
+		}
+		running = isRunning(c) && alive(c.State.MonitorPid, c.State.MonitorStart)
+	}
 	if running && !o.Force {
 		unlock()
 		return fmt.Errorf("cannot remove container %s: it is %s; stop it first or remove it with -f: %w", c.Name, c.State.Status, ErrInvalidState)

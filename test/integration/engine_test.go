@@ -317,6 +317,37 @@ func TestEngineWaitThenRm(t *testing.T) {
 	}
 	e.run("rm", "w")
 
+	// inspect reports the exit from the exit file while the handler is
+	// held; an rm after it waits for the record instead of refusing "it
+	// is running".
+	run = e.command("run", "-d", "--name", "w2", demoImage, "sh", "-c", "exit 4")
+	run.Env = append(run.Env, "_BERTH_TEST_STOP_AT=exit-handler")
+	if out, err := run.CombinedOutput(); err != nil {
+		t.Fatalf("run: %v: %s", err, out)
+	}
+	handler = e.stoppedProcess("berth-exit")
+	if st := e.inspect("w2").State; st.Status != "exited" || st.ExitCode != 4 {
+		t.Fatalf("inspect while the exit is being recorded: %s %d, want exited 4", st.Status, st.ExitCode)
+	}
+	rm := e.command("rm", "w2")
+	var rmErr bytes.Buffer
+	rm.Stderr = &rmErr
+	if err := rm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	removed := make(chan error, 1)
+	go func() { removed <- rm.Wait() }()
+	select {
+	case err := <-removed:
+		syscall.Kill(handler, syscall.SIGCONT)
+		t.Fatalf("rm of a container inspect showed exited, while its exit was being recorded: %v %s", err, rmErr.String())
+	case <-time.After(500 * time.Millisecond):
+	}
+	syscall.Kill(handler, syscall.SIGCONT)
+	if err := <-removed; err != nil {
+		t.Fatalf("rm after the exit was recorded: %v %s", err, rmErr.String())
+	}
+
 	// The same script line, many times, beside busy loops.
 	stop := make(chan struct{})
 	defer close(stop)
