@@ -209,6 +209,15 @@ func TestCritest(t *testing.T) {
 	}
 	cmd := exec.Command(critest, args...)
 	cmd.Dir = t.TempDir()
+	// critest's own temporary directories (its pods' log directories,
+	// podLogTest*) are left behind by it: made here, they go with the
+	// test.
+	tmp, err := os.MkdirTemp("", "critest-tmp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	out, err := cmd.CombinedOutput()
 	if p := os.Getenv("BERTH_CRITEST_OUTPUT"); p != "" {
 		// make critest keeps the whole report for reading.
