@@ -1014,10 +1014,12 @@ func containerCpPath(p string) cpPath {
 // with docker's rules, and returns the bytes copied (the tar stream's).
 func (e *Engine) CopyToContainer(ctx context.Context, ref, src, dst string, o CopyOptions, r io.Reader) (int64, error) {
 	if c, err := e.Get(ctx, ref); err == nil {
+		// A read-only root file system refuses first, whatever runs it
+		// and wherever its files are.
+		if c.HostConfig.ReadonlyRootfs && e.inVM(c) {
+			return 0, fmt.Errorf("container rootfs is marked read-only: %w", ErrInvalidState)
+		}
 		if gf := e.guestFilesOf(ctx, c); gf != nil {
-			if c.HostConfig.ReadonlyRootfs {
-				return 0, fmt.Errorf("container rootfs is marked read-only: %w", ErrInvalidState)
-			}
 			return e.copyToGuest(ctx, c, gf, src, dst, o, r)
 		}
 		if err := e.filesOnVMDisk(c, "copy into it"); err != nil {
