@@ -649,8 +649,9 @@ func readTarEntries(t *testing.T, r io.Reader) (map[string]fsEntry, map[string]s
 	return out, links, hdrs
 }
 
-// imageFiles reads the files of the demo image's (only) layer.
-func imageFiles(t *testing.T) map[string]fsEntry {
+// demoArchiveFiles reads the demo image's docker-archive: its regular
+// files (manifest, config, layers) by name.
+func demoArchiveFiles(t *testing.T) map[string][]byte {
 	t.Helper()
 	f, err := os.Open(demoTarPath)
 	if err != nil {
@@ -672,6 +673,13 @@ func imageFiles(t *testing.T) map[string]fsEntry {
 			files[strings.TrimPrefix(h.Name, "./")] = b
 		}
 	}
+	return files
+}
+
+// imageFiles reads the files of the demo image's (only) layer.
+func imageFiles(t *testing.T) map[string]fsEntry {
+	t.Helper()
+	files := demoArchiveFiles(t)
 	var manifest []struct{ Layers []string }
 	if err := json.Unmarshal(files["manifest.json"], &manifest); err != nil || len(manifest) != 1 || len(manifest[0].Layers) != 1 {
 		t.Fatalf("the demo image's manifest: %v %+v", err, manifest)

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,26 +23,7 @@ import (
 // and returns its path.
 func layeredArchive(t *testing.T, tag string, layers []map[string]string) string {
 	t.Helper()
-	f, err := os.Open(demoTarPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	files := map[string][]byte{}
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag == tar.TypeReg {
-			b, _ := io.ReadAll(tr)
-			files[strings.TrimPrefix(h.Name, "./")] = b
-		}
-	}
+	files := demoArchiveFiles(t)
 	var manifest []struct {
 		Config string
 		Layers []string
