@@ -701,6 +701,30 @@ func hostCpPath(p string) (cpPath, error) {
 	return parseCpPath(p), nil
 }
 
+// hostSide is a host path of cp (relative to the working directory) and
+// the host's tree it is resolved in; the caller closes the tree's root.
+func hostSide(p string) (cpPath, *tree, error) {
+	cp, err := hostCpPath(p)
+	if err != nil {
+		return cpPath{}, nil, err
+	}
+	t, err := hostTree()
+	if err != nil {
+		return cpPath{}, nil, err
+	}
+	return cp, t, nil
+}
+
+// archiveTopName is the name of a copy's top entry in its tar stream, by
+// docker's rules: the source's base name, none for a directory's contents
+// ("dir/." or "/").
+func archiveTopName(sp cpPath, isDir bool) string {
+	if isDir && (sp.contentsOnly || sp.clean == "/") {
+		return ""
+	}
+	return path.Base(sp.clean)
+}
+
 // copyTree copies src of the tree from to dst of the tree to, with
 // docker's rules for what dst names, and returns the bytes of the tar
 // stream in between.
@@ -1040,11 +1064,7 @@ func (e *Engine) CopyToContainer(ctx context.Context, ref, src, dst string, o Co
 	if src == "-" {
 		return extractInto(ctx, ct, containerCpPath(dst), r, idmap, where)
 	}
-	sp, err := hostCpPath(src)
-	if err != nil {
-		return 0, err
-	}
-	ht, err := hostTree()
+	sp, ht, err := hostSide(src)
 	if err != nil {
 		return 0, err
 	}
@@ -1078,19 +1098,12 @@ func (e *Engine) CopyFromContainer(ctx context.Context, ref, src, dst string, o 
 			return 0, err
 		}
 		defer sn.close()
-		name := path.Base(sp.clean)
-		if sn.isDir() && (sp.contentsOnly || sp.clean == "/") {
-			name = ""
-		}
+		name := archiveTopName(sp, sn.isDir())
 		cw := &countingWriter{w: w}
 		err = writeArchive(ctx, sn, name, cw, nil, c.IDMap)
 		return cw.n, err
 	}
-	dp, err := hostCpPath(dst)
-	if err != nil {
-		return 0, err
-	}
-	ht, err := hostTree()
+	dp, ht, err := hostSide(dst)
 	if err != nil {
 		return 0, err
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"strconv"
 	"strings"
 
@@ -196,19 +195,12 @@ func (e *Engine) copyFromGuest(ctx context.Context, c *Container, gf runtime.Gue
 	}
 	isDir := kind.String() == "dir"
 	if dst == "-" {
-		name := path.Base(sp.clean)
-		if isDir && (sp.contentsOnly || sp.clean == "/") {
-			name = ""
-		}
+		name := archiveTopName(sp, isDir)
 		cw := &countingWriter{w: w}
 		err := guestCall(ctx, gf, []string{"archive", c.Name, src, flag01(o.FollowLink), name, "0"}, nil, cw)
 		return cw.n, err
 	}
-	dp, err := hostCpPath(dst)
-	if err != nil {
-		return 0, err
-	}
-	ht, err := hostTree()
+	dp, ht, err := hostSide(dst)
 	if err != nil {
 		return 0, err
 	}
@@ -240,15 +232,11 @@ func (e *Engine) copyFromGuest(ctx context.Context, c *Container, gf runtime.Gue
 // and the extraction run there.
 func (e *Engine) copyToGuest(ctx context.Context, c *Container, gf runtime.GuestFiles, src, dst string, o CopyOptions, r io.Reader) (int64, error) {
 	if src == "-" {
-		cr := &countingReader{r: r}
+		cr := &archive.CountingReader{R: r}
 		err := guestCall(ctx, gf, []string{"extract", c.Name, dst, flag01(o.Archive)}, cr, io.Discard)
-		return cr.n, err
+		return cr.N, err
 	}
-	sp, err := hostCpPath(src)
-	if err != nil {
-		return 0, err
-	}
-	ht, err := hostTree()
+	sp, ht, err := hostSide(src)
 	if err != nil {
 		return 0, err
 	}
@@ -298,15 +286,4 @@ func pipeTar(write func(io.Writer) error, read func(io.Reader) error) (int64, er
 		return cw.n, writeError(rerr)
 	}
 	return cw.n, nil
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }

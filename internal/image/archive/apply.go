@@ -139,15 +139,16 @@ func isOverlayXattr(name string) bool {
 	return strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.")
 }
 
-// countingReader counts bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
+// CountingReader counts in N the bytes read through it from R (a tar
+// stream's size as it is applied or sent).
+type CountingReader struct {
+	R io.Reader
+	N int64
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
+func (c *CountingReader) Read(p []byte) (int, error) {
+	n, err := c.R.Read(p)
+	c.N += int64(n)
 	return n, err
 }
 

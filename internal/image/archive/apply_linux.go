@@ -89,8 +89,8 @@ func apply(ctx context.Context, root string, r io.Reader, opts Options) (st Stat
 		}
 	}()
 
-	cr := &countingReader{r: r}
-	defer func() { st.StreamBytes = cr.n }()
+	cr := &CountingReader{R: r}
+	defer func() { st.StreamBytes = cr.N }()
 	tr := tar.NewReader(cr)
 	for {
 		if err := ctx.Err(); err != nil {
