@@ -43,11 +43,8 @@ func main() {
 		os.Exit(engine.GuestFilesMain(os.Args[1:]))
 	}
 	linux.TracePhase("main")
-	if name == "berth-runtime" {
-		os.Exit(runtimecli.Execute(runtimecli.NewCommand(name), os.Args[1:]))
-	}
-	if len(os.Args) > 1 && os.Args[1] == "runtime" {
-		os.Exit(runtimecli.Execute(runtimecli.NewCommand("berth runtime"), os.Args[2:]))
+	if code, ok := runtimecli.Dispatch(os.Args); ok {
+		os.Exit(code)
 	}
 	what := "no command"
 	if len(os.Args) > 1 {

@@ -19,7 +19,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/berth-dev/berth/internal/runtime/linux"
 	_ "github.com/berth-dev/berth/internal/runtime/linux/nsexec" // the namespace-entry and cgroup warm-up constructors
@@ -32,11 +31,8 @@ func main() {
 		return
 	}
 	linux.TracePhase("main")
-	if name := filepath.Base(os.Args[0]); name == "berth-runtime" {
-		os.Exit(runtimecli.Execute(runtimecli.NewCommand(name), os.Args[1:]))
-	}
-	if len(os.Args) > 1 && os.Args[1] == "runtime" {
-		os.Exit(runtimecli.Execute(runtimecli.NewCommand("berth runtime"), os.Args[2:]))
+	if code, ok := runtimecli.Dispatch(os.Args); ok {
+		os.Exit(code)
 	}
 	what := "no command"
 	if len(os.Args) > 1 {

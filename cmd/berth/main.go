@@ -46,12 +46,8 @@ func main() {
 		os.Exit(runGuestFiles(os.Args[1:]))
 	}
 	started()
-	if name == "berth-runtime" {
-		os.Exit(runtimecli.Execute(runtimecli.NewCommand(name), os.Args[1:]))
-	}
-	if len(os.Args) > 1 && os.Args[1] == "runtime" {
-		// Keep runc's exit codes and error output for the runtime CLI.
-		os.Exit(runtimecli.Execute(runtimecli.NewCommand("berth runtime"), os.Args[2:]))
+	if code, ok := runtimecli.Dispatch(os.Args); ok {
+		os.Exit(code)
 	}
 	// Built only here: the runtime (started twice per container) never
 	// pays for the engine's command tree.
