@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/signal"
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/spf13/cobra"
@@ -58,8 +57,11 @@ goes to its stdin.`,
 			if o.stdin {
 				a.Stdin = os.Stdin
 			}
-			sigs := notifySignals(c, o)
-			defer signal.Stop(sigs)
+			sigs, stopSignals, err := notifySignals(c, o)
+			if err != nil {
+				return &ExitError{Code: 1, Err: err}
+			}
+			defer stopSignals()
 			restore := func() {}
 			if o.stdin {
 				restore = rawTerminal(c)

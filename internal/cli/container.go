@@ -26,6 +26,7 @@ import (
 	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/runtime/linux"
 	"github.com/berth-dev/berth/internal/runtime/vm"
+	"github.com/berth-dev/berth/internal/sigrelay"
 	"github.com/berth-dev/berth/internal/trace"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -929,8 +930,12 @@ func runAttached(ctx context.Context, e *engine.Engine, c *engine.Container, o a
 	}
 	restore := rawTerminal(c)
 	defer restore()
-	sigs := notifySignals(c, o)
-	defer signal.Stop(sigs)
+	sigs, stopSignals, err := notifySignals(c, o)
+	if err != nil {
+		restore()
+		return startFailed(err)
+	}
+	defer stopSignals()
 	st, err := e.Start(ctx, c.ID, attach)
 	if err != nil {
 		restore()
@@ -953,32 +958,66 @@ func rawTerminal(c *engine.Container) func() {
 }
 
 // notifySignals catches what an attached CLI passes on: every signal
-// with the sig-proxy (all but SIGWINCH, SIGCHLD, SIGPIPE and SIGURG go to
-// the container unless it has a tty), else only SIGWINCH, and the others
-// act on berth as usual (^C ends the CLI, which detaches it).
-func notifySignals(c *engine.Container, o attachOptions) chan os.Signal {
-	sigs := make(chan os.Signal, 16)
-	// berth attach, like docker's, proxies nothing with a tty; run keeps
-	// catching them (our terminal is raw: they come from kill).
-	if o.sigProxy && !(o.late && c.Config.Tty) {
-		signal.Notify(sigs)
-	} else {
-		signal.Notify(sigs, unix.SIGWINCH)
+// but SIGCHLD, SIGPIPE and SIGURG, as docker's CLI (berth attach, like
+// docker's, proxies nothing with a tty; run keeps catching them: our
+// terminal is raw, so they come from kill), or only SIGWINCH. The
+// asynchronous ones go through internal/sigrelay, which costs
+// microseconds where os/signal's Notify and Stop cost milliseconds for
+// this many; the few synchronous ones (a kill -SEGV of the CLI) through
+// os/signal, subscribed beside the start. stop ends both.
+func notifySignals(c *engine.Container, o attachOptions) (sigs <-chan unix.Signal, stop func(), err error) {
+	if !o.sigProxy || (o.late && c.Config.Tty) {
+		rl, err := sigrelay.Start(unix.SIGWINCH)
+		if err != nil {
+			return nil, nil, err
+		}
+		return rl.C, rl.Stop, nil
 	}
-	return sigs
+	rl, err := sigrelay.Start(sigrelay.Async...)
+	if err != nil {
+		return nil, nil, err
+	}
+	faults := make(chan os.Signal, 4)
+	subscribed := make(chan struct{})
+	go func() {
+		signal.Notify(faults, faultSignals...)
+		close(subscribed)
+	}()
+	out := make(chan unix.Signal, 16)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case s, ok := <-rl.C:
+				if !ok {
+					return
+				}
+				out <- s
+			case s := <-faults:
+				if sig, ok := s.(unix.Signal); ok {
+					out <- sig
+				}
+			}
+		}
+	}()
+	return out, func() {
+		rl.Stop()
+		<-subscribed
+		signal.Stop(faults)
+	}, nil
 }
+
+// faultSignals are the signals the kernel also sends for a fault; sent by
+// kill, they are passed on like any other.
+var faultSignals = []os.Signal{unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGTRAP, unix.SIGSYS, unix.SIGPROF}
 
 // followAttached passes signals on while it waits for the container's
 // exit or our detach keys, records the exit (unless a restart policy
 // leaves it to the monitor's exit handler), and returns the container's
 // code as ours.
-func followAttached(ctx context.Context, e *engine.Engine, c *engine.Container, st *engine.Started, sigs chan os.Signal, restore func()) error {
+func followAttached(ctx context.Context, e *engine.Engine, c *engine.Container, st *engine.Started, sigs <-chan unix.Signal, restore func()) error {
 	go func() {
-		for s := range sigs {
-			sig, ok := s.(unix.Signal)
-			if !ok {
-				continue
-			}
+		for sig := range sigs {
 			switch sig {
 			case unix.SIGWINCH:
 				unix.Kill(st.MonitorPid, unix.SIGWINCH)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine"
+	"github.com/berth-dev/berth/internal/sigrelay"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -141,7 +142,7 @@ func execDetached() error {
 }
 
 // execSignals are passed on to an attached exec's process.
-var execSignals = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGALRM, unix.SIGCONT}
+var execSignals = []unix.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGALRM, unix.SIGCONT}
 
 // execAttached runs the process with our stdio (or, with a tty, proxies
 // the pty with our terminal in raw mode and its size passed on), passes
@@ -153,9 +154,11 @@ func execAttached(ctx context.Context, e *engine.Engine, ref string, o engine.Ex
 			o.Stdin = os.Stdin
 		}
 	}
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, execSignals...)
-	defer signal.Stop(sigs)
+	relay, err := sigrelay.Start(execSignals...)
+	if err != nil {
+		return execFailed(err)
+	}
+	defer relay.Stop()
 	p, err := e.Exec(ctx, ref, o)
 	if err != nil {
 		return execFailed(err)
@@ -174,9 +177,8 @@ func execAttached(ctx context.Context, e *engine.Engine, ref string, o engine.Ex
 		}
 	}
 	go func() {
-		for s := range sigs {
-			sig, ok := s.(unix.Signal)
-			if !ok || fromTerminal && (sig == unix.SIGINT || sig == unix.SIGQUIT) {
+		for sig := range relay.C {
+			if fromTerminal && (sig == unix.SIGINT || sig == unix.SIGQUIT) {
 				continue
 			}
 			unix.Kill(p.Pid, sig)

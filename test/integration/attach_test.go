@@ -371,6 +371,29 @@ func TestAttachSigProxy(t *testing.T) {
 		t.Errorf("attach stdout %q: want got-term", stdout.String())
 	}
 	e.run("rm", "-f", "sig")
+
+	// A foreground run passes on what it gets too: an asynchronous
+	// signal, a real-time one and one the kernel also sends for faults
+	// (here from kill).
+	cmd = e.command("run", "--rm", "--name", "sigrun", demoImage, "sh", "-c",
+		`trap 'echo got-usr1' USR1; trap 'echo got-rt' 40; trap 'echo got-segv' SEGV; trap 'echo got-term; exit 9' TERM; echo ready; while true; do sleep 0.05; done`)
+	var runOut lockedBuffer
+	cmd.Stdout = &runOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "sigrun ready", func() bool { return strings.Contains(runOut.String(), "ready") })
+	for _, s := range []struct {
+		sig  unix.Signal
+		want string
+	}{{unix.SIGUSR1, "got-usr1"}, {unix.Signal(40), "got-rt"}, {unix.SIGSEGV, "got-segv"}} {
+		cmd.Process.Signal(s.sig)
+		waitFor(t, 10*time.Second, s.want, func() bool { return strings.Contains(runOut.String(), s.want) })
+	}
+	cmd.Process.Signal(unix.SIGTERM)
+	if code := exitWithin(t, cmd, 10*time.Second, "run after SIGTERM"); code != 9 {
+		t.Errorf("run exit %d, want 9 (the container trapped the TERM it passed on); stdout %q", code, runOut.String())
+	}
 }
 
 // attach refuses a container that does not run and an invalid

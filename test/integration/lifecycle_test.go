@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,6 +44,48 @@ func TestRunOutputAndExitCodes(t *testing.T) {
 	// run deletes the container when it exits.
 	if out := r.run("list", "-q"); strings.TrimSpace(out) != "" {
 		t.Fatalf("containers left after run: %q", out)
+	}
+}
+
+// An attached run passes the signals it gets on to the container's
+// process, and, once that has gone, gives the Go runtime its handlers
+// back (internal/sigrelay): real-time and job-control signals included.
+func TestRunForwardsSignals(t *testing.T) {
+	r := newRuntime(t)
+	b := newBundle(t, r.bin, "sh", "-c",
+		`trap 'echo got-usr1' USR1; trap 'echo got-hup' HUP; trap 'echo got-int' INT; trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done`)
+	c := r.cmd("run", "--bundle", b.Dir, uniqueID(t))
+	var out syncBuffer
+	c.Stdout = &out
+	c.Stderr = &out
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Process.Kill()
+	waitOutput := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(out.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q from the container within 20 s; output %q", want, out.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitOutput("ready")
+	for _, s := range []struct {
+		sig  syscall.Signal
+		want string
+	}{{syscall.SIGUSR1, "got-usr1"}, {syscall.SIGHUP, "got-hup"}, {syscall.SIGINT, "got-int"}} {
+		if err := c.Process.Signal(s.sig); err != nil {
+			t.Fatal(err)
+		}
+		waitOutput(s.want)
+	}
+	c.Process.Signal(syscall.SIGTERM)
+	err := c.Wait()
+	if code := c.ProcessState.ExitCode(); code != 7 || !strings.Contains(out.String(), "got-term") {
+		t.Fatalf("after SIGTERM: run %v, exit code %d, output %q; want the container's trap to exit 7", err, code, out.String())
 	}
 }
 

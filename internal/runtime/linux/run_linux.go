@@ -7,7 +7,10 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"syscall"
 	"time"
+
+	"github.com/berth-dev/berth/internal/sigrelay"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,19 +26,17 @@ type RunOptions struct {
 // process runs. Attached, it forwards signals, waits, deletes the container
 // (unless Keep) and returns the exit code the way a shell reports it.
 func Run(ctx context.Context, root, id string, opts RunOptions) (int, error) {
-	// Subscribing to signals costs milliseconds of rt_sigaction calls here:
-	// do it while the container is being created.
-	var sigs chan os.Signal
-	sigsReady := make(chan struct{})
-	if opts.Detach {
-		close(sigsReady)
-	} else {
-		sigs = make(chan os.Signal, 64)
-		go func() {
-			signal.Notify(sigs, forwardedSignals...)
-			close(sigsReady)
-		}()
-		defer signal.Stop(sigs)
+	// Catch the signals to forward before the container exists, so none
+	// meant for it can end us first (a C handler: see internal/sigrelay
+	// for why not os/signal).
+	var sigs <-chan syscall.Signal
+	if !opts.Detach {
+		rl, err := sigrelay.Start(sigrelay.Forwarded...)
+		if err != nil {
+			return 0, err
+		}
+		defer rl.Stop()
+		sigs = rl.C
 	}
 	var ptyMaster chan *os.File
 	var closeConsole func()
@@ -67,7 +68,6 @@ func Run(ctx context.Context, root, id string, opts RunOptions) (int, error) {
 		return 0, err
 	}
 	sp.conn.f.Close()
-	<-sigsReady
 	if err := c.Start(ctx); err != nil {
 		c.Delete(ctx, true)
 		return 0, err
@@ -99,9 +99,7 @@ wait:
 	for {
 		select {
 		case s := <-sigs:
-			if sig, ok := s.(unix.Signal); ok {
-				unix.Kill(pid, sig)
-			}
+			unix.Kill(pid, s)
 		case res = <-done:
 			break wait
 		}
@@ -120,23 +118,6 @@ wait:
 	}
 	return code, nil
 }
-
-// forwardedSignals are passed on to an attached container's process: every
-// asynchronous signal except the ones about our own terminal and children
-// (SIGCHLD, SIGWINCH, SIGPIPE, SIGURG) and the uncatchable ones.
-var forwardedSignals = func() []os.Signal {
-	var out []os.Signal
-	for s := unix.Signal(1); s <= 64; s++ {
-		switch s {
-		case unix.SIGKILL, unix.SIGSTOP, unix.SIGCHLD, unix.SIGWINCH, unix.SIGPIPE, unix.SIGURG,
-			unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGTRAP, unix.SIGPROF, unix.SIGSYS,
-			32, 33: // used by glibc for thread cancellation and setxid
-			continue
-		}
-		out = append(out, s)
-	}
-	return out
-}()
 
 // WaitExit waits for a child (or CLONE_PARENT grandchild) and returns its
 // exit code as a shell reports it.
