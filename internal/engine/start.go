@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-dev/berth/internal/cgroupwarm"
+
 	"github.com/berth-dev/berth/internal/engine/monitor"
 	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/log"
@@ -209,6 +211,10 @@ func (e *Engine) startByHand(ctx context.Context, id string, attach *Attach) (_ 
 }
 
 func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) (_ *Started, retErr error) {
+	// The start moves processes into cgroups (the container's init, a
+	// VM's shim): keep the kernel's migration lock busy from here so the
+	// move does not wait a grace period (~10 ms) for it.
+	defer cgroupwarm.Hold()()
 	sd := e.stateDir(c.ID)
 	if err := os.MkdirAll(sd, 0o700); err != nil {
 		return nil, err

@@ -1,0 +1,8 @@
+//go:build !linux
+
+// Package cgroupwarm: see cgroupwarm_linux.go; there is nothing to keep
+// warm elsewhere.
+package cgroupwarm
+
+// Hold does nothing off Linux.
+func Hold() (release func()) { return func() {} }
