@@ -392,7 +392,16 @@ func closeAll(files []*os.File) {
 // It returns the sockets that hold the published host ports, for the
 // container's monitor to keep (the caller closes its copies), and for
 // each the address its loopback proxy forwards to, or "" (see proxy.go).
-func (e *Engine) setupNetwork(ctx context.Context, c *Container, inherited []*os.File) (held []*os.File, proxyTo []string, retErr error) {
+func (e *Engine) setupNetwork(ctx context.Context, c *Container, inherited []*os.File, nsReady func(error)) (held []*os.File, proxyTo []string, retErr error) {
+	// nsReady hears once, as soon as the namespace the runtime joins
+	// exists (or why it will not): what remains, the attachments, may go
+	// on beside the runtime's create (see runContainer).
+	ready := func(error) {}
+	if nsReady != nil {
+		var once sync.Once
+		ready = func(err error) { once.Do(func() { nsReady(err) }) }
+	}
+	defer func() { ready(retErr) }()
 	if !ownsNetns(c) {
 		if c.Pod != "" {
 			p, err := e.getPod(ctx, c.Pod)
@@ -442,7 +451,7 @@ func (e *Engine) setupNetwork(ctx context.Context, c *Container, inherited []*os
 	if c.IDMap != nil {
 		sysctls = netSysctlsOutside(c)
 	}
-	eps, err := e.plumbNetns(ctx, c.ID, c.HostConfig.Networks, ports, sysctls)
+	eps, err := e.plumbNetns(ctx, c.ID, c.HostConfig.Networks, ports, sysctls, ready)
 	if err != nil {
 		return held, proxyTo, err
 	}
@@ -486,11 +495,30 @@ func (e *Engine) setupNetwork(ctx context.Context, c *Container, inherited []*os
 	return held, proxyTo, nil
 }
 
+// overlapNetwork says whether a start may attach the container's networks
+// beside the runtime's create rather than before it: with the linux
+// driver (a VM's create wires its NICs to the attachments), for a
+// namespace of the container's own with networks to attach, and without
+// net.* sysctls (the init writes those inside the namespace, which the
+// plugins configure meanwhile; their order stays as it was).
+func overlapNetwork(c *Container, linuxDriver bool) bool {
+	if !linuxDriver || !ownsNetns(c) || len(c.HostConfig.Networks) == 0 {
+		return false
+	}
+	for k := range c.HostConfig.Sysctls {
+		if strings.HasPrefix(k, "net.") || strings.HasPrefix(k, "net/") {
+			return false
+		}
+	}
+	return true
+}
+
 // plumbNetns makes the network namespace pinned at netnsPath(id), brings
 // its loopback up, writes sysctls from outside, and attaches it to nets
 // in order (eth0, eth1, ...), the first with ports. On failure nothing is
-// left: endpoints made are detached and the namespace removed.
-func (e *Engine) plumbNetns(ctx context.Context, id string, nets []NetworkRequest, ports []network.PortMapping, sysctls map[string]string) (eps []network.Endpoint, retErr error) {
+// left: endpoints made are detached and the namespace removed. nsReady
+// (never nil) hears once the namespace is made, before the attachments.
+func (e *Engine) plumbNetns(ctx context.Context, id string, nets []NetworkRequest, ports []network.PortMapping, sysctls map[string]string, nsReady func(error)) (eps []network.Endpoint, retErr error) {
 	path := e.netnsPath(id)
 	defer func() {
 		if retErr != nil {
@@ -508,6 +536,7 @@ func (e *Engine) plumbNetns(ctx context.Context, id string, nets []NetworkReques
 	if err := netns.SetSysctls(path, sysctls); err != nil {
 		return nil, err
 	}
+	nsReady(nil)
 	if len(nets) == 0 {
 		return nil, nil
 	}

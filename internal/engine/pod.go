@@ -377,7 +377,7 @@ func (e *Engine) pinPod(ctx context.Context, p *Pod) (*Pod, error) {
 			// a network namespace the host owns (as for --userns).
 			sysctls = netSysctlsOutside(&Container{})
 		}
-		if eps, err = e.plumbNetns(ctx, p.ID, p.Networks, p.PortBindings, sysctls); err != nil {
+		if eps, err = e.plumbNetns(ctx, p.ID, p.Networks, p.PortBindings, sysctls, func(error) {}); err != nil {
 			return nil, fmt.Errorf("pod %s: network: %w", p.Name, err)
 		}
 		e.emitEndpoints(ctx, "connect", p.ID, eps)
