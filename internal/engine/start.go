@@ -665,6 +665,7 @@ func sendReservations(report *os.File, held []*os.File, proxyTo []string) (retEr
 // to supervise.
 func (e *Engine) handleExit(ctx context.Context, id string, code int, report *os.File) int {
 	done := func() int { fmt.Fprintf(report, "D\n"); return 0 }
+	trace.Phase("exit-handler")
 	stopAtForTest("exit-handler")
 	unlock, err := e.lock(ctx, id)
 	if err != nil {
@@ -675,9 +676,11 @@ func (e *Engine) handleExit(ctx context.Context, id string, code int, report *os
 	if err != nil || c == nil {
 		return done()
 	}
+	trace.Phase("exit-recorded")
 	if !restart {
 		if c.HostConfig.AutoRemove {
 			e.Remove(ctx, id, RemoveOptions{Force: true, Volumes: true})
+			trace.Phase("removed")
 		}
 		return done()
 	}
@@ -830,11 +833,14 @@ func (e *Engine) oomKilled(ctx context.Context, id string) bool {
 // the root filesystem.
 func (e *Engine) cleanupRun(ctx context.Context, id string) {
 	e.deleteRuntime(ctx, id)
+	trace.Phase("runtime-deleted")
 	e.teardownNetwork(ctx, id)
+	trace.Phase("network-released")
 	unmountRootfs(e.rootfs(id))
 	unmountRootfs(e.shmDir(id))
 	e.unmountVolumesOf(ctx, id)
 	e.unmountImagesOf(id)
+	trace.Phase("unmounted")
 }
 
 // shmDir is where the /dev/shm of an --ipc shareable container is
