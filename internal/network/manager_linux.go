@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berth-dev/berth/internal/lockfile"
@@ -30,7 +31,10 @@ type Manager struct {
 	chains chains // this root's firewall chains
 
 	later   bool           // removed networks' bridges are deleted after Remove returns
-	pending sync.WaitGroup // those deletions in flight
+	pending sync.WaitGroup // those deletions, and the syncs after Create, in flight
+	// syncQueued: a sync after Create waits for the lock and has not
+	// listed the records yet, so it covers any record written meanwhile.
+	syncQueued atomic.Bool
 }
 
 // Open opens (creating) the network state under root; runDir (under the
@@ -268,7 +272,38 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (*Config, error) 
 	if err := m.write(c); err != nil {
 		return nil, err
 	}
+	if m.later {
+		m.syncRulesLater()
+	}
 	return c, nil
+}
+
+// syncRulesLater, in a long-lived process (see DeleteBridgesLater),
+// installs a created network's firewall chains after Create has answered,
+// rather than at its first container's attach: a client that creates
+// networks and then starts containers on them (compose up) has the ~25-45
+// ms of iptables processes run while it goes on. The first attach still
+// syncs under the lock as before; it finds the chains current (or waits
+// for this sync to end). Creates side by side share one sync: one that
+// has not listed the records yet covers every record written before it
+// does.
+func (m *Manager) syncRulesLater() {
+	if !m.syncQueued.CompareAndSwap(false, true) {
+		return
+	}
+	m.pending.Add(1)
+	go func() {
+		defer m.pending.Done()
+		ctx := context.Background()
+		unlock, err := m.lock(ctx)
+		if err != nil {
+			m.syncQueued.Store(false)
+			return
+		}
+		defer unlock()
+		m.syncQueued.Store(false)
+		m.syncRulesLocked()
+	}()
 }
 
 // ensureRules installs the firewall chains for the current networks, under
@@ -512,7 +547,8 @@ func (m *Manager) DeleteBridgesLater() {
 	}()
 }
 
-// Wait waits for the bridge deletions DeleteBridgesLater left running.
+// Wait waits for the bridge deletions DeleteBridgesLater left running
+// and the syncs after Create.
 func (m *Manager) Wait() { m.pending.Wait() }
 
 // deleteRemovedBridge deletes a removed network's bridge if its note is

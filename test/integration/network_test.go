@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -818,4 +819,39 @@ func TestNetworkDefaultSharedByRoots(t *testing.T) {
 	b.run("rm", "-f", "two")
 	a.checkNetworkClean()
 	b.checkNetworkClean()
+}
+
+// berth serve installs a created network's firewall chains after it has
+// answered, before any container attaches (network.Manager's
+// syncRulesLater), so that the first container's start does not wait for
+// the iptables processes.
+func TestNetworkServeInstallsRulesAfterCreate(t *testing.T) {
+	e := newEngine(t)
+	sock := e.serveDocker()
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	for _, name := range []string{"early1", "early2"} {
+		resp, err := client.Post("http://docker/networks/create", "application/json", strings.NewReader(`{"Name":"`+name+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("create %s: %s", name, resp.Status)
+		}
+	}
+	for _, name := range []string{"early1", "early2"} {
+		var rec struct{ Bridge string }
+		data, err := os.ReadFile(filepath.Join(e.root, "networks", name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, &rec); err != nil || rec.Bridge == "" {
+			t.Fatalf("record of %s: %v %s", name, err, data)
+		}
+		waitFor(t, 10*time.Second, "rules naming "+rec.Bridge, func() bool {
+			return slices.ContainsFunc(iptablesRules(t), func(r string) bool { return strings.Contains(r, " "+rec.Bridge+" ") })
+		})
+	}
 }
