@@ -82,6 +82,30 @@ echo "run --rm $image true: median of $N interleaved runs"
 printf '  %-26s %8s ms\n' "berth run --rm" "$b" "ctr run --rm (containerd)" "$c" "podman run --rm (runc)" "$p"
 awk -v b="$b" -v c="$c" -v p="$p" 'BEGIN { printf "  berth/ctr %.2f   berth/podman %.2f   (target: berth/ctr <= 0.40)\n", b / c, b / p }'
 
+# The runtime's share of berth's run --rm: BERTH_TRACE's phases of the
+# same command (one timeline for the CLI, the monitor's child and the
+# runtime): the runtime's create and start (create -> runtime-started, in
+# the monitor's child) and its delete at the exit (cleanup ->
+# runtime-deleted), against the command's wall time; medians of $N.
+for i in $(seq "$N"); do
+	s=$(now)
+	BERTH_TRACE=1 bin/berth --root "$T/berth" --state "$T/berth-state" run --rm --network none "$image" true 2>"$T/trace-$i" >/dev/null
+	e=$(now)
+	awk -v wall="$(awk -v a="$s" -v b="$e" 'BEGIN { print (b - a) * 1000 }')" '
+		$1 == "trace" { t[$4] = $3; at[$2 " " $4] = $3; if ($4 == "runtime-started") child = $2 }
+		END {
+			# The runtime'"'"'s create is the one of the process that started it.
+			rt = (t["runtime-started"] - at[child " create"]) + (t["runtime-deleted"] - t["cleanup"])
+			if (rt > 0 && rt < wall) printf "%.3f %.3f %.3f\n", rt, wall, rt / wall
+		}' "$T/trace-$i" >>"$T/shares"
+done
+awk '{ rt[NR] = $1; wall[NR] = $2; sh[NR] = $3 } END {
+	n = asort(rt); asort(wall); asort(sh)
+	if (n == 0) { print "  the runtime'"'"'s share: no traced run"; exit }
+	m = int((n + 1) / 2)
+	printf "  the runtime'"'"'s share of berth run --rm (create and start, delete; BERTH_TRACE, median of %d): %.1f of %.1f ms, %.0f%%\n", n, rt[m], wall[m], sh[m] * 100
+}' "$T/shares"
+
 # 50 detached sleeping containers: wall time of the run -d loop and the
 # PSS of what supervises them.
 t0=$(now)

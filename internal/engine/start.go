@@ -832,15 +832,22 @@ func (e *Engine) oomKilled(ctx context.Context, id string) bool {
 // cleanupRun deletes the runtime's state of a run that ended and unmounts
 // the root filesystem.
 func (e *Engine) cleanupRun(ctx context.Context, id string) {
+	trace.Phase("cleanup")
+	// The network's DELs (~11-14 ms) share nothing with the runtime's
+	// state and the mounts: they go side by side.
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		e.teardownNetwork(ctx, id)
+		trace.Phase("network-released")
+	})
 	e.deleteRuntime(ctx, id)
 	trace.Phase("runtime-deleted")
-	e.teardownNetwork(ctx, id)
-	trace.Phase("network-released")
 	unmountRootfs(e.rootfs(id))
 	unmountRootfs(e.shmDir(id))
 	e.unmountVolumesOf(ctx, id)
 	e.unmountImagesOf(id)
 	trace.Phase("unmounted")
+	wg.Wait()
 }
 
 // shmDir is where the /dev/shm of an --ipc shareable container is
