@@ -53,8 +53,9 @@ func main() {
 	ctx := context.Background()
 	times := map[string][]time.Duration{}
 	for i := -1; i < *n; i++ { // one untimed warm-up each
-		for _, t := range targets {
-			d, err := podStart(ctx, t, *image, *logDir, fmt.Sprintf("cripod-%s-%d-%d", t.name, os.Getpid(), i+1))
+		for ti, t := range targets {
+			// Pod names are the runtime's names: no spaces.
+			d, err := podStart(ctx, t, *image, *logDir, fmt.Sprintf("cripod-%d-%d-%d", ti, os.Getpid(), i+1))
 			if err != nil {
 				fail(fmt.Errorf("%s: %w", t.name, err))
 			}
