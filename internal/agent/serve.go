@@ -301,14 +301,19 @@ func (a *Agent) exec(name string, p *Process) error {
 	if name == "init" {
 		return fmt.Errorf("%w: exec needs a name of its own", ErrMalformed)
 	}
-	init, err := a.proc("init", true)
+	// The file helper may run before the container's process (a VM
+	// booted for its files alone); any other process needs it started.
+	init, err := a.proc("init", !p.Files)
 	if err != nil {
 		return fmt.Errorf("exec: %w", err)
 	}
 	if p.Files {
-		root := fmt.Sprintf("/proc/%d/root", init.pid)
-		if p.Args[0] == "export" {
-			root = init.root
+		// The container's root as its processes see it (volumes and
+		// binds included) while its process runs; else, and for
+		// export, its root file system alone.
+		root := init.root
+		if init.pid != 0 && p.Args[0] != "export" {
+			root = fmt.Sprintf("/proc/%d/root", init.pid)
 		}
 		p.Args = append([]string{p.Args[0], root}, p.Args[1:]...)
 	}

@@ -44,7 +44,7 @@ func (e *Engine) Commit(ctx context.Context, ref string, o CommitOptions) (strin
 	}
 	if e.inVM(c) {
 		// Its changes are in its guest, or on its VM's disk, which the
-		// host never mounts (filesOnVMDisk): the host's overlay would
+		// host never mounts (see stoppedVMFiles): the host's overlay would
 		// commit nothing of them.
 		return "", fmt.Errorf("container %s runs in a VM (isolation %s) whose changes commit cannot read yet: %w", c.Name, c.HostConfig.Isolation, runtime.ErrNotSupported)
 	}

@@ -1046,8 +1046,12 @@ func (e *Engine) CopyToContainer(ctx context.Context, ref, src, dst string, o Co
 		if gf := e.guestFilesOf(ctx, c); gf != nil {
 			return e.copyToGuest(ctx, c, gf, src, dst, o, r)
 		}
-		if err := e.filesOnVMDisk(c, "copy into it"); err != nil {
-			return 0, err
+		var n int64
+		if handled, err := e.withStoppedVM(ctx, c.ID, []string{dst}, func(gf runtime.GuestFiles) (err error) {
+			n, err = e.copyToGuest(ctx, c, gf, src, dst, o, r)
+			return err
+		}); handled {
+			return n, err
 		}
 	}
 	c, root, release, err := e.containerRoot(ctx, ref, true, true)
@@ -1080,8 +1084,12 @@ func (e *Engine) CopyFromContainer(ctx context.Context, ref, src, dst string, o 
 		if gf := e.guestFilesOf(ctx, c); gf != nil {
 			return e.copyFromGuest(ctx, c, gf, containerCpPath(src), src, dst, o, w)
 		}
-		if err := e.filesOnVMDisk(c, "copy out of it"); err != nil {
-			return 0, err
+		var n int64
+		if handled, err := e.withStoppedVM(ctx, c.ID, []string{src}, func(gf runtime.GuestFiles) (err error) {
+			n, err = e.copyFromGuest(ctx, c, gf, containerCpPath(src), src, dst, o, w)
+			return err
+		}); handled {
+			return n, err
 		}
 	}
 	c, root, release, err := e.containerRoot(ctx, ref, true, false)
@@ -1130,7 +1138,9 @@ func (e *Engine) Export(ctx context.Context, ref string, w io.Writer) error {
 		if gf := e.guestFilesOf(ctx, c); gf != nil {
 			return guestCall(ctx, gf, []string{"export"}, nil, w)
 		}
-		if err := e.filesOnVMDisk(c, "export it"); err != nil {
+		if handled, err := e.withStoppedVM(ctx, c.ID, nil, func(gf runtime.GuestFiles) error {
+			return guestCall(ctx, gf, []string{"export"}, nil, w)
+		}); handled {
 			return err
 		}
 	}
@@ -1195,7 +1205,8 @@ func (e *Engine) Diff(ctx context.Context, ref string) ([]Change, error) {
 		}
 	}
 	if e.inVM(c) {
-		// Stopped: its changes are on its VM's disk (filesOnVMDisk).
+		// Stopped: its changes are on its VM's disk, which cp and
+		// export reach by booting it (stoppedVMFiles); diff does not yet.
 		return nil, filesInVM(c, runtime.ErrNotSupported)
 	}
 	changes, err := e.snapshots.Changes(c.ID, c.DiffIDs)

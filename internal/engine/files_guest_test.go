@@ -91,3 +91,17 @@ func TestGuestFilesOperations(t *testing.T) {
 		t.Errorf("an unknown operation: %v", err)
 	}
 }
+
+func TestInMount(t *testing.T) {
+	c := &Container{Mounts: []MountPoint{{Type: "volume", Destination: "/data"}, {Type: "bind", Destination: "/etc/app/"}}}
+	for p, want := range map[string]string{"/data": "/data", "data/x": "/data", "/data/../data/y": "/data", "/etc/app/conf": "/etc/app", "/datax": "", "/etc": "", "/": ""} {
+		got, ok := inMount(c, p)
+		if got != want || ok != (want != "") {
+			t.Errorf("inMount(%q) = %q, %v; want %q", p, got, ok, want)
+		}
+	}
+	root := &Container{Mounts: []MountPoint{{Type: "bind", Destination: "/"}}}
+	if _, ok := inMount(root, "/anything"); !ok {
+		t.Error("a bind over / holds every path")
+	}
+}

@@ -73,6 +73,12 @@ type CreateOptions struct {
 	// host as (a VM's QEMU) instead of root. A driver without such
 	// processes ignores it.
 	HelperUser *HostUser
+	// FilesOnly makes the container only to reach its files (cp and
+	// export of a stopped container whose files are not on this host's
+	// file system): without its network, terminal or input, and its
+	// process is never started; the caller deletes it when done. A
+	// driver whose containers' files are on the host ignores it.
+	FilesOnly bool
 }
 
 // HostUser is a numeric user and group of the host.

@@ -134,15 +134,17 @@ func TestVMDeepImage(t *testing.T) {
 
 // TestVMWritesKept: a VM container's writes (a new file, a deleted image
 // file) live on its own disk and survive stop and start, as docker keeps
-// a container's changes; the disk is sparse, the host never mounts it, so
-// cp, export, diff and commit of the stopped container refuse by name
-// instead of showing the image's files, and rm removes it. Two boots.
+// a container's changes; the disk is sparse and the host never mounts it:
+// cp and export of the stopped container boot its VM for its files
+// (without its network or process) and see its writes, a file cp puts in
+// is there at the next start, diff and commit refuse by name instead of
+// showing the image's files, and rm removes the disk.
 func TestVMWritesKept(t *testing.T) {
 	e := newEngine(t)
 	e.loadDemoImage()
 	e.requireVM()
 	e.run("run", "--isolation", "vm", "--network", "none", "--name", "vmkeep", demoImage, "sh", "-c",
-		`if [ -e /kept ]; then cat /kept; ls /bin/vi 2>&1 || true; else echo kept > /kept; rm /bin/vi; echo first; fi`)
+		`if [ -e /kept ]; then cat /kept; cat /in 2>/dev/null; ls /bin/vi 2>&1 || true; else echo kept > /kept; rm /bin/vi; echo first; fi`)
 	id := e.inspect("vmkeep").ID
 	disk := filepath.Join(e.root, "containers", id, "vm-upper.ext4")
 	var st syscall.Stat_t
@@ -152,14 +154,50 @@ func TestVMWritesKept(t *testing.T) {
 	if st.Size < 1<<30 || st.Blocks*512 > 256<<20 {
 		t.Errorf("the VM container's disk: %d bytes, %d allocated; want a sparse file of GiBs", st.Size, st.Blocks*512)
 	}
-	for _, args := range [][]string{{"cp", "vmkeep:/kept", t.TempDir()}, {"export", "-o", filepath.Join(t.TempDir(), "x.tar"), "vmkeep"}, {"diff", "vmkeep"}, {"commit", "vmkeep", "berth-test/vmkeep:1"}} {
+	// cp and export of the stopped container: its writes, from its disk.
+	dir := t.TempDir()
+	e.run("cp", "vmkeep:/kept", dir)
+	if b, err := os.ReadFile(filepath.Join(dir, "kept")); err != nil || string(b) != "kept\n" {
+		t.Errorf("cp out of the stopped VM container: %q, %v; want what it wrote", b, err)
+	}
+	in := filepath.Join(dir, "in")
+	if err := os.WriteFile(in, []byte("from-host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.run("cp", in, "vmkeep:/in")
+	tarPath := filepath.Join(dir, "x.tar")
+	e.run("export", "-o", tarPath, "vmkeep")
+	data, err := os.ReadFile(tarPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, n := range tarNames(t, data) {
+		names[strings.TrimSuffix(strings.TrimPrefix(n, "./"), "/")] = true
+	}
+	if !names["kept"] || !names["in"] || names["bin/vi"] || !names["bin/sh"] {
+		t.Errorf("export of the stopped VM container: kept %v, in %v, bin/vi %v (deleted), bin/sh %v", names["kept"], names["in"], names["bin/vi"], names["bin/sh"])
+	}
+	if st := e.inspect("vmkeep").State; st.Status != "exited" {
+		t.Errorf("after cp and export the container is %q, want exited", st.Status)
+	}
+	e.checkNoVMLeft()
+	// A path in a volume is refused (the VM booted for files does not
+	// mount it); no VM is booted to say so.
+	e.run("create", "--isolation", "vm", "--network", "none", "-v", "vmkeepvol:/data", "--name", "vmvol", demoImage, "true")
+	if _, errOut, err := e.try("cp", in, "vmvol:/data/in"); err == nil || !strings.Contains(errOut, "in its mount /data") {
+		t.Errorf("cp into a volume of a stopped VM container: %v (%s), want a refusal naming the mount", err, errOut)
+	}
+	e.run("rm", "-v", "vmvol")
+	e.run("volume", "rm", "vmkeepvol")
+	for _, args := range [][]string{{"diff", "vmkeep"}, {"commit", "vmkeep", "berth-test/vmkeep:1"}} {
 		if _, errOut, err := e.try(args...); err == nil || !strings.Contains(errOut, "runs in a VM") {
 			t.Errorf("%s of a stopped VM container: %v (%s), want a refusal saying why", args[0], err, errOut)
 		}
 	}
 	out, errOut, err := e.try("start", "-a", "vmkeep")
-	if err != nil || !strings.HasPrefix(out, "kept\n") || !strings.Contains(out, "No such file") {
-		t.Errorf("start of a stopped VM container: %q, %v (%s); want the file it wrote and the one it deleted still gone", out, err, errOut)
+	if err != nil || !strings.HasPrefix(out, "kept\nfrom-host\n") || !strings.Contains(out, "No such file") {
+		t.Errorf("start of a stopped VM container: %q, %v (%s); want the file it wrote, the one cp put in, and the one it deleted still gone", out, err, errOut)
 	}
 	if logs := e.run("logs", "vmkeep"); !strings.HasPrefix(logs, "first\nkept\n") {
 		t.Errorf("logs of both runs: %q", logs)

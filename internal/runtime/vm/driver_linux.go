@@ -117,6 +117,11 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 		return nil, fmt.Errorf("bundle %s: no process: %w", o.Bundle, runtime.ErrInvalidArgument)
 	}
 	terminal := o.Terminal || spec.Process.Terminal
+	if o.FilesOnly {
+		// Booted for its files alone: no terminal or input.
+		terminal = false
+		o.Stdio.Stdin = nil
+	}
 	// Volumes and bind mounts: shared over virtio-fs, their sources in
 	// the spec the guest gets pointing into the share.
 	shares, err := shareMounts(&spec)
@@ -137,6 +142,11 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 	netnsPath, err := networkNamespace(&spec)
 	if err != nil {
 		return nil, err
+	}
+	if o.FilesOnly {
+		// No network: the namespace the engine attached went with the
+		// container's run; a new, empty one.
+		netnsPath = ""
 	}
 	m, err := d.machine(ctx, &spec)
 	if err != nil {
@@ -186,7 +196,7 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 	if m.Accel == AccelKVM {
 		timeout = kvmBootTimeout
 	}
-	vc := &vmConfig{Machine: *m, Create: create, BootTimeout: timeout, Netns: netnsPath, Shares: shares, Cgroup: newHostCgroup(id, &spec, m)}
+	vc := &vmConfig{Machine: *m, Create: create, BootTimeout: timeout, Netns: netnsPath, Shares: shares, Cgroup: newHostCgroup(id, &spec, m), FilesOnly: o.FilesOnly}
 	if templatesEnabled() {
 		vc.Templates = d.Cache
 	}
@@ -551,6 +561,31 @@ func (c *container) killAndWait() {
 }
 
 // abort ends a VM whose create failed.
+// Close ends a VM this process created and never started: it closes the
+// control socket, on which the shim powers the guest off cleanly (the
+// agent syncs its disks first: a FilesOnly VM's writes are kept), and
+// waits for the shim, which is this process's child. Delete then
+// removes what is left.
+func (c *container) Close() error {
+	if c.ctl == nil || c.cmd == nil {
+		return nil
+	}
+	c.ctl.Close()
+	c.ctl = nil
+	done := make(chan struct{})
+	go func() {
+		c.cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(poweroffTimeout + 10*time.Second):
+		c.cmd.Process.Kill()
+		<-done
+	}
+	return nil
+}
+
 func (c *container) abort() {
 	if c.ctl != nil {
 		c.ctl.Close()

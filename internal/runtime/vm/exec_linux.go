@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -398,6 +399,13 @@ func (c *container) Exec(ctx context.Context, o runtime.ExecOptions) (runtime.Pr
 	return &vmProcess{conn: conn, console: master}, nil
 }
 
+// filesOnly reports whether the VM was booted for its files alone and
+// serves the file helper.
+func (c *container) filesOnly() bool {
+	_, err := os.Stat(filepath.Join(c.dir, filesOnlyFile))
+	return err == nil
+}
+
 // GuestFiles runs the berth binary's file helper in the guest (the
 // container's half of cp and export: runtime.GuestFiles), through the
 // shim's exec socket as an exec'd process is, with pipes for its stdio.
@@ -405,10 +413,12 @@ func (c *container) GuestFiles(ctx context.Context, args []string, stdin io.Read
 	if len(args) == 0 {
 		return 0, "", fmt.Errorf("the file helper: no operation: %w", runtime.ErrInvalidArgument)
 	}
-	switch c.Status() {
-	case runtime.StatusRunning:
-	case runtime.StatusPaused:
+	switch st := c.Status(); {
+	case st == runtime.StatusRunning:
+	case st == runtime.StatusPaused:
 		return 0, "", fmt.Errorf("container %s: its VM is paused (its files are reached through its agent): unpause it first: %w", c.id, runtime.ErrInvalidStatus)
+	case st == runtime.StatusCreated && c.filesOnly():
+		// Booted for its files (runtime.CreateOptions.FilesOnly).
 	default:
 		return 0, "", fmt.Errorf("container %s is not running: %w", c.id, runtime.ErrInvalidStatus)
 	}

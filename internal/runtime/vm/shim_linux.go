@@ -54,6 +54,12 @@ type vmConfig struct {
 	// of its shape there (made first if there is none) instead of
 	// booting; empty when templates are off (EnvTemplate).
 	Templates string `json:"templates,omitempty"`
+	// FilesOnly: booted only for the container's files (cp and export of
+	// a stopped container, runtime.CreateOptions.FilesOnly): the exec
+	// socket serves the file helper at once, the process never starts,
+	// and the VM powers off when the driver's side of the control socket
+	// closes (or the driver deletes it).
+	FilesOnly bool `json:"filesOnly,omitempty"`
 }
 
 // Files in a VM's directory.
@@ -61,8 +67,11 @@ const (
 	configFile  = "config.json"
 	stateFile   = "state.json"
 	runningFile = "running"
-	shimLog     = "shim.log"
-	exitFile    = "exit.json"
+	// filesOnlyFile marks a VM booted for its files alone (FilesOnly),
+	// once its exec socket serves the file helper.
+	filesOnlyFile = "files-only"
+	shimLog       = "shim.log"
+	exitFile      = "exit.json"
 )
 
 // Messages on the control socket (fd 3) between the driver and the shim.
@@ -120,6 +129,18 @@ func ShimMain(args []string) int {
 		return fail(err)
 	}
 	defer s.kill()
+	if cfg.FilesOnly {
+		if err := s.listenExec(); err != nil {
+			s.poweroff()
+			return fail(err)
+		}
+		os.WriteFile(filesOnlyFile, nil, 0o600)
+		fmt.Fprintf(ctl, "%s\n", ctlReady)
+		io.Copy(io.Discard, ctl) // until the driver closes it
+		log.Printf("files only: done, powering off")
+		s.poweroff()
+		return 0
+	}
 	fmt.Fprintf(ctl, "%s\n", ctlReady)
 	line, err := bufio.NewReader(ctl).ReadString('\n')
 	if strings.TrimSpace(line) != ctlStart {
