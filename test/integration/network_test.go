@@ -855,3 +855,36 @@ func TestNetworkServeInstallsRulesAfterCreate(t *testing.T) {
 		})
 	}
 }
+
+// A network attachment that fails while the runtime creates the container
+// beside it (overlapNetwork): the start fails with the plugin's word, the
+// created container is deleted (no runtime state, namespace or lease of
+// it left), and the container that holds the address runs on.
+func TestNetworkAttachFailsBesideCreate(t *testing.T) {
+	requireCNI(t)
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.run("network", "create", "--subnet", "10.231.14.0/24", "clash")
+	const addr = "10.231.14.30"
+	e.serve("first", "--network", "clash", "--ip", addr)
+	_, errOut, err := e.try("run", "-d", "--name", "second", "--network", "clash", "--ip", addr, demoImage, "sleep", "60")
+	if err == nil || !strings.Contains(errOut, addr) || !strings.Contains(errOut, "not available") {
+		t.Fatalf("a second container on %s: %v (%s), want the plugin's refusal", addr, err, errOut)
+	}
+	if st := e.inspect("second").State; st.Running || st.Error == "" {
+		t.Errorf("the second container: %+v, want not running, with the error", st)
+	}
+	id := e.inspect("second").ID
+	if _, err := os.Stat(filepath.Join(e.state, "runtime", id)); !os.IsNotExist(err) {
+		t.Errorf("the runtime's state of the failed start: %v, want none", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.state, "netns", id)); !os.IsNotExist(err) {
+		t.Errorf("the network namespace of the failed start: %v, want none", err)
+	}
+	if out, _, _ := e.try("run", "--rm", "--network", "clash", demoImage, "sh", "-c", "nc -w 2 "+addr+" 5000 </dev/null"); !strings.Contains(out, "hello from") {
+		t.Errorf("the first container at %s after the failed start: %q", addr, out)
+	}
+	e.run("rm", "-f", "first", "second")
+	e.run("network", "rm", "clash")
+	e.checkNothingLeft()
+}
