@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -726,11 +727,42 @@ func writeFiles(root string, files map[string][]byte) error {
 	return nil
 }
 
+// diffArgs are the file helper's arguments for diff: the root overlay's
+// upper directory and its layers' mount points (PrepareRoot), top-most
+// first.
+func diffArgs() ([]string, error) {
+	ents, err := os.ReadDir(layersDir)
+	if err != nil {
+		return nil, err
+	}
+	var idx []int
+	for _, e := range ents {
+		if n, err := strconv.Atoi(e.Name()); err == nil {
+			idx = append(idx, n)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(idx)))
+	args := []string{"diff", upperDir + "/upper"}
+	for _, n := range idx {
+		args = append(args, filepath.Join(layersDir, strconv.Itoa(n)))
+	}
+	return args, nil
+}
+
 // startFilesHelper runs this binary as the file helper (cp and export):
 // in the guest's namespaces, as root, on the root the agent gave it.
 func startFilesHelper(p *Process, stdio [3]*os.File) (int, *os.File, error) {
 	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-	proc, err := os.StartProcess("/proc/self/exe", append([]string{FilesHelperName}, p.Args...), &os.ProcAttr{Env: env, Files: stdio[:]})
+	args := p.Args
+	if len(args) > 0 && args[0] == "diff" {
+		// diff reads the root overlay's layers, not its merged root:
+		// the upper directory, then the layers top-most first.
+		var err error
+		if args, err = diffArgs(); err != nil {
+			return 0, nil, fmt.Errorf("the file helper: %w", err)
+		}
+	}
+	proc, err := os.StartProcess("/proc/self/exe", append([]string{FilesHelperName}, args...), &os.ProcAttr{Env: env, Files: stdio[:]})
 	if err != nil {
 		return 0, nil, fmt.Errorf("the file helper: %w", err)
 	}

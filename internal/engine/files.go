@@ -4,7 +4,9 @@ package engine
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -1195,22 +1197,26 @@ func (e *Engine) Diff(ctx context.Context, ref string) ([]Change, error) {
 	case StatusCreating, StatusRemoving, StatusDead:
 		return nil, fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrInvalidState)
 	}
-	if c.State.Status == StatusRunning || c.State.Status == StatusPaused {
-		if rc, err := e.driver.Load(ctx, c.ID); err == nil && rc.Status() != runtime.StatusStopped {
-			if f, err := rc.OpenRoot(); errors.Is(err, runtime.ErrNotSupported) {
-				return nil, filesInVM(c, err)
-			} else if f != nil {
-				f.Close()
-			}
-		}
-	}
+	var changes []snapshot.Change
 	if e.inVM(c) {
-		// Stopped: its changes are on its VM's disk, which cp and
-		// export reach by booting it (stoppedVMFiles); diff does not yet.
-		return nil, filesInVM(c, runtime.ErrNotSupported)
-	}
-	changes, err := e.snapshots.Changes(c.ID, c.DiffIDs)
-	if err != nil {
+		// Its changes are on its VM's disk: the file helper lists them
+		// in the guest, the running VM's or one booted for its files.
+		diff := func(gf runtime.GuestFiles) error {
+			var buf bytes.Buffer
+			if err := guestCall(ctx, gf, []string{"diff"}, nil, &buf); err != nil {
+				return err
+			}
+			return json.Unmarshal(buf.Bytes(), &changes)
+		}
+		if gf := e.guestFilesOf(ctx, c); gf != nil {
+			err = diff(gf)
+		} else {
+			_, err = e.withStoppedVM(ctx, c.ID, nil, diff)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("container %s: %w", c.Name, err)
+		}
+	} else if changes, err = e.snapshots.Changes(c.ID, c.DiffIDs); err != nil {
 		return nil, fmt.Errorf("container %s: %w", c.Name, err)
 	}
 	// The mount points berth made in the writable layer (its /etc files,
@@ -1226,10 +1232,8 @@ func (e *Engine) Diff(ctx context.Context, ref string) ([]Change, error) {
 	}
 	out := []Change{}
 	for i, ch := range kept {
-		if ch.Kind == 'C' && !slices.ContainsFunc(kept[i+1:], func(o snapshot.Change) bool { return strings.HasPrefix(o.Path, ch.Path+"/") }) {
-			if fi, err := os.Lstat(filepath.Join(e.upperDir(c.ID), ch.Path)); err == nil && fi.IsDir() {
-				continue
-			}
+		if ch.Kind == 'C' && ch.Dir && !slices.ContainsFunc(kept[i+1:], func(o snapshot.Change) bool { return strings.HasPrefix(o.Path, ch.Path+"/") }) {
+			continue
 		}
 		out = append(out, Change{Path: ch.Path, Kind: map[byte]int{'C': 0, 'A': 1, 'D': 2}[ch.Kind]})
 	}

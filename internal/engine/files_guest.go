@@ -5,6 +5,7 @@ package engine
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/image/archive"
 	"github.com/berth-dev/berth/internal/runtime"
+	"github.com/berth-dev/berth/internal/snapshot"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,6 +49,7 @@ const (
 //	dest    ROOT NAME SRC SRCISDIR DST    -> "INTO\nNAME\n" (docker's rules for DST)
 //	extract ROOT NAME DIR ARCHIVE         <- tar, into the directory DIR
 //	export  ROOT                          -> tar of the whole root
+//	diff    UPPER LOWER...                -> JSON of the changes (snapshot.ChangesOf)
 func GuestFilesMain(args []string) int {
 	err := guestFiles(context.Background(), args, os.Stdin, os.Stdout)
 	if err == nil {
@@ -69,6 +72,15 @@ func guestFiles(ctx context.Context, args []string, in io.Reader, out io.Writer)
 		return fmt.Errorf("usage: OP ROOT NAME ARGS...: %w", ErrInvalid)
 	}
 	op, rootPath := args[0], args[1]
+	if op == "diff" {
+		// The agent gives the root overlay's upper and lower
+		// directories, not a root.
+		changes, err := snapshot.ChangesOf(args[1], args[2:])
+		if err != nil {
+			return err
+		}
+		return json.NewEncoder(out).Encode(changes)
+	}
 	root, err := os.OpenFile(rootPath, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err

@@ -15,6 +15,8 @@ import (
 type Change struct {
 	Kind byte
 	Path string
+	// Dir: the upper directory's entry is a directory.
+	Dir bool `json:",omitempty"`
 }
 
 // Changes lists how the active layer key differs from the image layers
@@ -29,9 +31,15 @@ func (s *Store) Changes(key string, diffIDs []string) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	upper := filepath.Join(dir, "upper")
+	return ChangesOf(filepath.Join(dir, "upper"), lowers)
+}
+
+// ChangesOf lists how an overlay's upper directory differs from its lower
+// ones (top-most first): Store.Changes for an active layer of the store,
+// and the guest's file helper for a VM's root overlay.
+func ChangesOf(upper string, lowers []string) ([]Change, error) {
 	var out []Change
-	err = filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && p == upper {
 				return fs.SkipAll // never started: no changes
@@ -43,13 +51,13 @@ func (s *Store) Changes(key string, diffIDs []string) ([]Change, error) {
 		}
 		rel := "/" + strings.TrimPrefix(p, upper+"/")
 		if isWhiteout(p, d) {
-			out = append(out, Change{'D', rel})
+			out = append(out, Change{Kind: 'D', Path: rel})
 			return nil
 		}
 		if inLowers(lowers, rel) {
-			out = append(out, Change{'C', rel})
+			out = append(out, Change{Kind: 'C', Path: rel, Dir: d.IsDir()})
 		} else {
-			out = append(out, Change{'A', rel})
+			out = append(out, Change{Kind: 'A', Path: rel, Dir: d.IsDir()})
 		}
 		return nil
 	})

@@ -885,10 +885,11 @@ func baseName(p string) string {
 
 // diff lists what the container added, changed and deleted, as docker
 // does, and not the mount points berth made for its own files, volumes
-// and --init.
-func TestEngineMoreDiff(t *testing.T) {
-	e := newEngine(t)
-	e.loadDemoImage()
+// and --init; the same for a VM container (its changes read in the guest,
+// its VM booted for them since it has stopped).
+func TestEngineMoreDiff(t *testing.T) { forEachIsolation(t, testMoreDiff) }
+
+func testMoreDiff(t *testing.T, e *engineEnv) {
 	e.run("run", "--name", "d", "-v", "dv:/data", "--init", demoImage, "sh", "-c",
 		"echo x > /tmp/new; rm /etc/group; echo y >> /etc/passwd; mkdir -p /var/x; touch /var/x/z")
 	want := "C /etc\nD /etc/group\nC /etc/passwd\nC /tmp\nA /tmp/new\nC /var\nA /var/x\nA /var/x/z\n"
