@@ -754,13 +754,18 @@ func diffArgs() ([]string, error) {
 func startFilesHelper(p *Process, stdio [3]*os.File) (int, *os.File, error) {
 	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	args := p.Args
-	if len(args) > 0 && args[0] == "diff" {
+	switch {
+	case len(args) > 0 && args[0] == "diff":
 		// diff reads the root overlay's layers, not its merged root:
 		// the upper directory, then the layers top-most first.
 		var err error
 		if args, err = diffArgs(); err != nil {
 			return 0, nil, fmt.Errorf("the file helper: %w", err)
 		}
+	case len(args) > 1 && args[0] == "layer":
+		// layer (commit) reads the upper directory; the host's
+		// arguments after the root are the paths to leave out.
+		args = append([]string{"layer", upperDir + "/upper"}, args[2:]...)
 	}
 	proc, err := os.StartProcess("/proc/self/exe", append([]string{FilesHelperName}, args...), &os.ProcAttr{Env: env, Files: stdio[:]})
 	if err != nil {

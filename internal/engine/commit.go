@@ -42,24 +42,40 @@ func (e *Engine) Commit(ctx context.Context, ref string, o CommitOptions) (strin
 	case StatusCreating, StatusRemoving, StatusDead:
 		return "", fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, ErrInvalidState)
 	}
-	if e.inVM(c) {
-		// Its changes are in its guest, or on its VM's disk, which the
-		// host never mounts (see stoppedVMFiles): the host's overlay would
-		// commit nothing of them.
-		return "", fmt.Errorf("container %s runs in a VM (isolation %s) whose changes commit cannot read yet: %w", c.Name, c.HostConfig.Isolation, runtime.ErrNotSupported)
-	}
 	recs, err := e.images.Get(ctx, c.Image)
 	if err != nil {
 		return "", fmt.Errorf("container %s: its image %s: %w", c.Name, ShortID(strings.TrimPrefix(c.Image, "sha256:")), err)
 	}
-	if o.Pause && c.State.Status == StatusRunning {
-		if err := e.Pause(ctx, c.ID); err == nil {
-			defer e.Unpause(context.WithoutCancel(ctx), c.ID)
-		}
-	}
 	skip := ownMountPoints(c)
+	var writeLayer func(w io.Writer) error
+	if e.inVM(c) {
+		// Its changes are in its guest, or on its VM's disk, which the
+		// host never mounts: the file helper writes the layer there,
+		// from the running VM or one booted for its files. A VM is not
+		// paused for it: a paused VM cannot answer (as docker's
+		// --pause=false).
+		var skipped []string
+		for p := range skip {
+			skipped = append(skipped, p)
+		}
+		args := append([]string{"layer"}, skipped...)
+		writeLayer = func(w io.Writer) error {
+			if gf := e.guestFilesOf(ctx, c); gf != nil {
+				return guestCall(ctx, gf, args, nil, w)
+			}
+			_, err := e.withStoppedVM(ctx, c.ID, nil, func(gf runtime.GuestFiles) error { return guestCall(ctx, gf, args, nil, w) })
+			return err
+		}
+	} else {
+		if o.Pause && c.State.Status == StatusRunning {
+			if err := e.Pause(ctx, c.ID); err == nil {
+				defer e.Unpause(context.WithoutCancel(ctx), c.ID)
+			}
+		}
+		writeLayer = func(w io.Writer) error { return e.snapshots.WriteDiff(c.ID, w, func(p string) bool { return skip[p] }) }
+	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(e.snapshots.WriteDiff(c.ID, pw, func(p string) bool { return skip[p] })) }()
+	go func() { pw.CloseWithError(writeLayer(pw)) }()
 	rec, err := e.images.Commit(ctx, image.CommitOptions{
 		Base: recs[0], Layer: pr, Change: change, Author: o.Author, Comment: o.Message,
 		CreatedBy: "berth commit " + c.Name, Name: o.Reference,

@@ -50,6 +50,7 @@ const (
 //	extract ROOT NAME DIR ARCHIVE         <- tar, into the directory DIR
 //	export  ROOT                          -> tar of the whole root
 //	diff    UPPER LOWER...                -> JSON of the changes (snapshot.ChangesOf)
+//	layer   UPPER SKIP...                 -> the changes as a layer tar (snapshot.WriteDiffOf), without SKIP paths
 func GuestFilesMain(args []string) int {
 	err := guestFiles(context.Background(), args, os.Stdin, os.Stdout)
 	if err == nil {
@@ -80,6 +81,17 @@ func guestFiles(ctx context.Context, args []string, in io.Reader, out io.Writer)
 			return err
 		}
 		return json.NewEncoder(out).Encode(changes)
+	}
+	if op == "layer" {
+		skip := map[string]bool{}
+		for _, p := range args[2:] {
+			skip[p] = true
+		}
+		bw := bufio.NewWriterSize(out, 256<<10)
+		if err := snapshot.WriteDiffOf(args[1], bw, func(p string) bool { return skip[p] }); err != nil {
+			return err
+		}
+		return bw.Flush()
 	}
 	root, err := os.OpenFile(rootPath, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {

@@ -25,10 +25,15 @@ func (s *Store) WriteDiff(key string, w io.Writer, skip func(p string) bool) err
 	if err != nil {
 		return err
 	}
-	upper := filepath.Join(dir, "upper")
+	return WriteDiffOf(filepath.Join(dir, "upper"), w, skip)
+}
+
+// WriteDiffOf writes an overlay's upper directory as a layer tar
+// (Store.WriteDiff's; the guest's file helper's for a VM's root overlay).
+func WriteDiffOf(upper string, w io.Writer, skip func(p string) bool) error {
 	tw := tar.NewWriter(w)
 	links := map[[2]uint64]string{}
-	err = filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -121,7 +126,7 @@ func (s *Store) WriteDiff(key string, w io.Writer, skip func(p string) bool) err
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("snapshot: the changes of %s: %w", key, err)
+		return fmt.Errorf("snapshot: the changes in %s: %w", upper, err)
 	}
 	return tw.Close()
 }

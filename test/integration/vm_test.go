@@ -208,6 +208,11 @@ func TestVMIsolation(t *testing.T) {
 	if out := e.run("diff", "vmd"); !strings.Contains(out, "A /made/in.txt\n") || strings.Contains(out, "before") {
 		t.Errorf("diff of a running VM container: %q; want what cp put in, not its volume", out)
 	}
+	e.run("commit", "vmd", "berth-test/vmd:1")
+	if out, errOut, err := e.try("run", "--rm", "--isolation", "linux", "--network", "none", "berth-test/vmd:1", "cat", "/made/in.txt"); err != nil || out != "from the host\n" {
+		t.Errorf("the image committed from a running VM container: %q, %v (%s)", out, err, errOut)
+	}
+	e.run("rmi", "berth-test/vmd:1")
 	// --cpus sizes the VM (two vCPUs for 1.5) and is the container's
 	// quota in the guest.
 	if out := e.run("exec", "vmd", "sh", "-c", "nproc; cat /sys/fs/cgroup/cpu.max"); out != "2\n150000 100000\n" {
