@@ -31,19 +31,23 @@ deps:
 # it instead of the whole binary, in about half the time. Likewise the
 # guest of a VM (cmd/berth-guest: the agent, the runtime and the file
 # helper) is built first and embedded (embedguest): the initramfs's
-# /init, a fraction of the whole binary's size.
+# /init, a fraction of the whole binary's size. And a VM's shim
+# (cmd/berth-vmm, embedvmm), which lives as long as its VM: its memory is
+# each VM container's.
 VERSION ?= 0.1.0-dev+$(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 TAGS := netgo,osusergo,sqlite_omit_load_extension,grpcnotrace
 STATIC := -linkmode external -extldflags "-static"
 SET_VERSION := -X github.com/berth-dev/berth/internal/cli.Version=$(VERSION) -X github.com/berth-dev/berth/internal/runtimecli.Version=$(VERSION)
-BUILD_FLAGS := -trimpath -tags $(TAGS),embedinit,embedguest -ldflags '$(SET_VERSION) $(STATIC)'
+BUILD_FLAGS := -trimpath -tags $(TAGS),embedinit,embedguest,embedvmm -ldflags '$(SET_VERSION) $(STATIC)'
 INIT_BUILD_FLAGS := -trimpath -tags $(TAGS) -ldflags '-s -w $(SET_VERSION) $(STATIC)'
 EMBEDDED_INIT := internal/runtime/linux/initexe/berth-rt
 EMBEDDED_GUEST := internal/runtime/vm/guestexe/berth-guest
+EMBEDDED_SHIM := internal/runtime/vm/vmmexe/berth-vmm
 
 build:
 	CGO_ENABLED=1 $(GO) build $(INIT_BUILD_FLAGS) -o $(EMBEDDED_INIT) ./cmd/berth-rt
 	CGO_ENABLED=1 $(GO) build $(INIT_BUILD_FLAGS) -o $(EMBEDDED_GUEST) ./cmd/berth-guest
+	CGO_ENABLED=1 $(GO) build $(INIT_BUILD_FLAGS) -o $(EMBEDDED_SHIM) ./cmd/berth-vmm
 	CGO_ENABLED=1 $(GO) build $(BUILD_FLAGS) -o bin/berth ./cmd/berth
 	ln -sf berth bin/berth-runtime
 
@@ -150,4 +154,4 @@ bench: deps build compose
 	scripts/bench.sh
 
 clean:
-	rm -rf bin .cache internal/runtime/linux/initexe internal/runtime/vm/guestexe
+	rm -rf bin .cache internal/runtime/linux/initexe internal/runtime/vm/guestexe internal/runtime/vm/vmmexe

@@ -123,15 +123,17 @@ descendants() {
 	for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do descendants "$c"; done
 }
 # qemu_parts PID: QEMU's Pss in kB: the guest's memory (the mapping as
-# large as -m), the initramfs file QEMU keeps mapped, the rest.
+# large as -m), the initramfs file QEMU keeps mapped, TCG's buffer of
+# translated code (its one anonymous rwx mapping; none under KVM), the
+# rest.
 qemu_parts() {
 	local mib
 	mib=$(tr '\0' '\n' </proc/"$1"/cmdline | awk 'p { print; exit } $0 == "-m" { p = 1 }')
 	awk -v guest=$((mib * 1024)) '
-		/^[0-9a-f]+-[0-9a-f]+ / { name = $6 }
+		/^[0-9a-f]+-[0-9a-f]+ / { name = $6; perm = $2 }
 		/^Size:/ { size = $2 }
-		/^Pss:/ { if (size == guest) g += $2; else if (name ~ /\.cpio$/) i += $2; else r += $2 }
-		END { printf "%d %d %d", g, i, r }' /proc/"$1"/smaps
+		/^Pss:/ { if (size == guest) g += $2; else if (name ~ /\.cpio$/) i += $2; else if (perm == "rwxp" && name == "") c += $2; else r += $2 }
+		END { printf "%d %d %d %d", g, i, r, c }' /proc/"$1"/smaps
 }
 idle_pss() { # idle_pss KIND [RUN-FLAGS...]: median kB per container, and its parts
 	local kind=$1 i shim mon all q v
@@ -160,13 +162,17 @@ idle_pss() { # idle_pss KIND [RUN-FLAGS...]: median kB per container, and its pa
 	sort -n "$T/idle-$kind" | awk -v k="$kind" '{ a[NR] = $0 } END {
 		split(a[int((NR + 1) / 2)], m, " ")
 		printf "  idle VM container, %-10s %6.1f MiB (QEMU %.1f, virtiofsd %.1f, shim %.1f, monitor %.1f; median of %d)\n", k, m[1] / 1024, m[2] / 1024, m[3] / 1024, m[4] / 1024, m[5] / 1024, NR
-		printf "    of QEMU: guest memory touched %.1f, the initramfs file %.1f, the rest (TCG code, QEMU) %.1f\n", m[6] / 1024, m[7] / 1024, m[8] / 1024 }'
+		printf "    of QEMU: guest memory touched %.1f, the initramfs file %.1f, TCG code %.1f, the rest %.1f\n", m[6] / 1024, m[7] / 1024, m[9] / 1024, m[8] / 1024
+		printf "    without TCG code (KVM has none): %.1f MiB\n", (m[1] - m[9]) / 1024 }'
 }
 shared_dir="$T/shared"
 mkdir -p "$shared_dir"
 echo
 echo "host memory (Pss) per idle VM container (goal <= 64 MiB; Kata budgets 130-320 MiB a pod):"
 idle_pss plain
+# The same with TCG's code buffer halved (BERTH_VM_TCG_CODE_MIB: memory
+# against a clone's speed).
+BERTH_VM_TCG_CODE_MIB=16 idle_pss tcg-16
 BERTH_VM_TEMPLATE=0 idle_pss plain-cold
 # A VM with a volume boots: virtiofsd needs the guest's memory shared.
 idle_pss volume -v "$shared_dir:/data"

@@ -535,6 +535,15 @@ func TestVMHostConfinement(t *testing.T) {
 		}
 		return ""
 	}
+	// The shim runs the small embedded shim binary (cmd/berth-vmm),
+	// sealed: not the whole berth binary, whose pages would be each
+	// VM's memory.
+	var sfs syscall.Statfs_t
+	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", shim)); err != nil || !strings.HasPrefix(exe, "/run/berth/exe/vmm-") {
+		t.Errorf("the VM's shim runs %q (%v), want the sealed /run/berth/exe/vmm-<key>", exe, err)
+	} else if syscall.Statfs(exe, &sfs) != nil || sfs.Flags&1 == 0 { // ST_RDONLY
+		t.Errorf("the shim's binary %s is not on a read-only mount (flags %#x)", exe, sfs.Flags)
+	}
 	cg := memCgroup(shim)
 	if !strings.HasSuffix(cg, id1) {
 		t.Errorf("the VM's shim is in cgroup %q, want the container's (ending in its ID)", cg)

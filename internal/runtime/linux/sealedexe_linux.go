@@ -74,33 +74,50 @@ var sealedRuntime = sync.OnceValues(func() (string, error) {
 	if len(embeddedRuntime) == 0 {
 		return "", errors.New("no embedded init in this build")
 	}
+	return SealedEmbedded(embeddedPrefixRuntime, embeddedRuntime)
+})
+
+// The prefixes of the binaries embedded in berth's, written to
+// sealedExeDir as <prefix><key of the berth binary>: each goes with the
+// seal of the binary it came from (makeSealedExe).
+const (
+	embeddedPrefixRuntime = "rt-"
+	// EmbeddedPrefixShim: a VM's shim (internal/runtime/vm, cmd/berth-vmm).
+	EmbeddedPrefixShim = "vmm-"
+)
+
+// SealedEmbedded is data, a binary embedded in this one, written once
+// per berth binary to sealedExeDir/<prefix><key> and sealed as the
+// runtime is (sealedRuntime).
+func SealedEmbedded(prefix string, data []byte) (string, error) {
 	_, _, key, err := exeKey()
 	if err != nil {
 		return "", err
 	}
-	target := filepath.Join(sealedExeDir, "rt-"+key)
-	if runtimeSealedOK(target) {
+	target := filepath.Join(sealedExeDir, prefix+key)
+	if embeddedSealedOK(target, data) {
 		return target, nil
 	}
-	if err := makeSealedRuntime(target); err != nil {
+	if err := makeSealedEmbedded(target, data); err != nil {
 		return "", err
 	}
 	return target, nil
-})
+}
 
-// runtimeSealedOK reports whether target is the embedded init, whole, on a
-// read-only mount. Only root writes sealedExeDir (0700), and the file is
-// written under a temporary name and renamed whole before it is sealed.
-func runtimeSealedOK(target string) bool {
+// embeddedSealedOK reports whether target is the embedded binary data,
+// whole, on a read-only mount. Only root writes sealedExeDir (0700), and
+// the file is written under a temporary name and renamed whole before it
+// is sealed.
+func embeddedSealedOK(target string, data []byte) bool {
 	var st unix.Stat_t
-	if unix.Stat(target, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != int64(len(embeddedRuntime)) || st.Uid != 0 {
+	if unix.Stat(target, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != int64(len(data)) || st.Uid != 0 {
 		return false
 	}
 	var sfs unix.Statfs_t
 	return unix.Statfs(target, &sfs) == nil && sfs.Flags&unix.ST_RDONLY != 0
 }
 
-func makeSealedRuntime(target string) error {
+func makeSealedEmbedded(target string, data []byte) error {
 	// The binary's own seal is made first (a bind mount): making it
 	// removes the seals of binaries that are gone, and the inits that
 	// came from them.
@@ -112,7 +129,7 @@ func makeSealedRuntime(target string) error {
 		return err
 	}
 	defer l.Close()
-	if runtimeSealedOK(target) {
+	if embeddedSealedOK(target, data) {
 		return nil
 	}
 	unix.Unmount(target, unix.MNT_DETACH)
@@ -121,7 +138,7 @@ func makeSealedRuntime(target string) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(embeddedRuntime)
+	_, err = f.Write(data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -130,7 +147,7 @@ func makeSealedRuntime(target string) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("write the container init to %s: %w", target, err)
+		return fmt.Errorf("write the embedded binary to %s: %w", target, err)
 	}
 	if err := unix.Mount(target, target, "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("bind %s onto itself: %w", target, err)
@@ -209,11 +226,13 @@ func makeSealedExe(self, target string, st *unix.Stat_t) error {
 		unix.Unmount(p, unix.MNT_DETACH)
 		os.Remove(p)
 	}
-	// An extracted runtime goes with the seal of the binary it came from.
+	// An extracted binary goes with the seal of the binary it came from.
 	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), "rt-")
+		rest, ok := strings.CutPrefix(e.Name(), embeddedPrefixRuntime)
 		if !ok {
-			continue
+			if rest, ok = strings.CutPrefix(e.Name(), EmbeddedPrefixShim); !ok {
+				continue
+			}
 		}
 		if _, err := os.Lstat(filepath.Join(sealedExeDir, "berth-"+strings.TrimSuffix(rest, ".tmp"))); err == nil {
 			continue

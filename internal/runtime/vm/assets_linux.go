@@ -29,6 +29,9 @@ const (
 	EnvQEMU    = "BERTH_VM_QEMU"
 	// EnvAccel forces "tcg" or "kvm" instead of the cached probe.
 	EnvAccel = "BERTH_VM_ACCEL"
+	// EnvTCGCode sizes TCG's buffer of translated code in MiB (each
+	// VM's host memory against its speed; see tcgCodeMiB).
+	EnvTCGCode = "BERTH_VM_TCG_CODE_MIB"
 )
 
 // guestModules are the modules the agent loads at boot, by name; their

@@ -24,6 +24,7 @@ import (
 	"github.com/berth-dev/berth/internal/agent"
 	"github.com/berth-dev/berth/internal/proc"
 	"github.com/berth-dev/berth/internal/runtime"
+	"github.com/berth-dev/berth/internal/runtime/linux"
 )
 
 // Driver runs each container in its own QEMU microVM. Cache keeps what
@@ -220,8 +221,13 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 		return nil, err
 	}
 	ctl := nc.(*net.UnixConn)
+	shim, err := shimExecutable()
+	if err != nil {
+		ctl.Close()
+		return nil, err
+	}
 	cmd := &exec.Cmd{
-		Path:       "/proc/self/exe",
+		Path:       shim,
 		Args:       []string{ShimName, dir},
 		Stdin:      o.Stdio.Stdin,
 		Stdout:     o.Stdio.Stdout,
@@ -371,6 +377,9 @@ func (d *Driver) machine(ctx context.Context, spec *specs.Spec) (*machine, error
 	m.MemoryMiB, m.CPUs = guestSize(spec, goruntime.NumCPU())
 	if m.Accel == AccelTCG {
 		m.TSCkHz = hostTSCkHz()
+		if m.TCGCodeMiB, err = tcgCodeSize(); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }
@@ -710,4 +719,19 @@ func (c *container) OpenRoot() (*os.File, error) { return nil, c.unsupported("it
 
 func (c *container) unsupported(what string) error {
 	return fmt.Errorf("container %s: %s: %w yet", c.id, what, runtime.ErrNotSupported)
+}
+
+// shimExecutable is what a VM's shim runs: the embedded cmd/berth-vmm,
+// sealed once per berth binary (a few MB whose pages every shim shares,
+// instead of faulting in the whole binary's: host memory per idle VM),
+// or this binary itself in a build without it.
+func shimExecutable() (string, error) {
+	if len(embeddedShim) == 0 {
+		return "/proc/self/exe", nil
+	}
+	p, err := linux.SealedEmbedded(linux.EmbeddedPrefixShim, embeddedShim)
+	if err != nil {
+		return "", fmt.Errorf("the VM shim: %w", err)
+	}
+	return p, nil
 }

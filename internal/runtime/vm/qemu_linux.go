@@ -54,6 +54,9 @@ type machine struct {
 	// a busy host that calibration fails and the guest hangs in early
 	// boot (seen here about one boot in three under load).
 	TSCkHz int `json:"tsckHz,omitempty"`
+	// TCGCodeMiB, under TCG, bounds the buffer of translated code
+	// (tcgCodeMiB when 0).
+	TCGCodeMiB int `json:"tcgCodeMiB,omitempty"`
 	// Balloon: a virtio-balloon with free page reporting (cold boots
 	// only; see args).
 	Balloon bool `json:"balloon,omitempty"`
@@ -108,13 +111,34 @@ func hostTSCkHz() int {
 // (docs/architecture.md): an idle VM's QEMU holds 112 MiB besides the
 // guest's memory with the default, 69 with 32, 52 with 16; 8 doubles a
 // run's time (the boot alone outgrows it and QEMU retranslates); 32
-// leaves the container's own code room beside the boot's.
+// leaves the container's own code room beside the boot's. A clone of a
+// VM template fills it too (the agent's, the runtime's and the
+// container's code): 16 saves 16 MiB of each idle VM and costs a clone's
+// run about a quarter more time (measured: docs/architecture.md), so it
+// is the user's choice (EnvTCGCode), not the default.
 const tcgCodeMiB = 32
+
+// tcgCodeSize is EnvTCGCode's size, or tcgCodeMiB where it is unset.
+func tcgCodeSize() (int, error) {
+	v := os.Getenv(EnvTCGCode)
+	if v == "" {
+		return tcgCodeMiB, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 4 || n > 1024 {
+		return 0, fmt.Errorf("%s=%q: want the MiB of TCG's buffer of translated code, 4 to 1024 (default %d): %w", EnvTCGCode, v, tcgCodeMiB, runtime.ErrInvalidArgument)
+	}
+	return n, nil
+}
 
 // accel is -accel's value.
 func (m *machine) accel() string {
 	if m.Accel == AccelTCG {
-		return m.Accel + ",tb-size=" + strconv.Itoa(tcgCodeMiB)
+		n := m.TCGCodeMiB
+		if n == 0 {
+			n = tcgCodeMiB
+		}
+		return m.Accel + ",tb-size=" + strconv.Itoa(n)
 	}
 	return m.Accel
 }

@@ -371,6 +371,7 @@ func (s *shim) restore(taps []*os.File, t0 time.Time) (retErr error) {
 	}
 	defer state.Close()
 	m.Template = &templateRun{RAM: filepath.Join(tdir, templateRAM), StateFD: 3 + len(taps)}
+	m.Kernel = cloneKernel(tdir, m.Kernel)
 	if s.qemu, err = m.start(s.dir, append(slices.Clone(taps), state)); err != nil {
 		s.qemu = nil
 		return err

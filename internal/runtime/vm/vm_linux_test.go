@@ -68,6 +68,10 @@ func TestMachineArgs(t *testing.T) {
 		t.Errorf("a machine with a balloon is eligible for a template")
 	}
 	// The code buffer's size is TCG's option: KVM refuses tb-size.
+	m.TCGCodeMiB = 16
+	if b := strings.Join(m.args(), " "); !strings.Contains(b, "-accel tcg,tb-size=16 ") {
+		t.Errorf("a 16 MiB code buffer: %s", b)
+	}
 	m.Accel = AccelKVM
 	if k := strings.Join(m.args(), " "); !strings.Contains(k, "-accel kvm ") {
 		t.Errorf("KVM's QEMU args: want a plain -accel kvm: %s", k)
@@ -345,5 +349,67 @@ func TestPruneTemplates(t *testing.T) {
 	}
 	if n, err := (&Driver{Cache: t.TempDir()}).PruneTemplates(); n != 0 || err != nil {
 		t.Errorf("PruneTemplates without templates = %d, %v", n, err)
+	}
+}
+
+// A clone loads the kernel's boot header and setup alone: setup_sects
+// (0 meaning 4) sectors after the boot sector, then a page of zeros; a
+// kernel that is not a bzImage gets no stub and clones load it whole.
+func TestKernelStub(t *testing.T) {
+	dir := t.TempDir()
+	bz := func(sects byte) string {
+		k := make([]byte, 100<<10)
+		for i := range k {
+			k[i] = byte(i%251) + 1
+		}
+		k[0x1f1] = sects
+		copy(k[0x202:], "HdrS")
+		p := filepath.Join(dir, "vmlinuz-"+string('a'+rune(sects)))
+		os.WriteFile(p, k, 0o644)
+		return p
+	}
+	for sects, setup := range map[byte]int{30: 31 * 512, 0: 5 * 512} {
+		k := bz(sects)
+		tdir := t.TempDir()
+		if err := writeKernelStub(k, filepath.Join(tdir, templateKernel)); err != nil {
+			t.Fatal(err)
+		}
+		stub, err := os.ReadFile(cloneKernel(tdir, k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole, _ := os.ReadFile(k)
+		if len(stub) != setup+4096 || string(stub[:setup]) != string(whole[:setup]) || strings.Trim(string(stub[setup:]), "\x00") != "" {
+			t.Errorf("setup_sects %d: a stub of %d bytes, want the first %d of the kernel and 4096 zeros", sects, len(stub), setup)
+		}
+	}
+	elf := filepath.Join(dir, "vmlinux")
+	os.WriteFile(elf, append([]byte("\x7fELF"), make([]byte, 8192)...), 0o644)
+	tdir := t.TempDir()
+	if err := writeKernelStub(elf, filepath.Join(tdir, templateKernel)); err != nil {
+		t.Fatal(err)
+	}
+	if got := cloneKernel(tdir, elf); got != elf {
+		t.Errorf("an ELF kernel's clones load %s, want the kernel itself", got)
+	}
+	if err := writeKernelStub(filepath.Join(dir, "missing"), filepath.Join(tdir, templateKernel)); err == nil {
+		t.Error("a missing kernel gave no error")
+	}
+}
+
+// BERTH_VM_TCG_CODE_MIB sizes TCG's code buffer; a bad value is refused by
+// name.
+func TestTCGCodeSize(t *testing.T) {
+	for v, want := range map[string]int{"": tcgCodeMiB, "16": 16, "1024": 1024} {
+		t.Setenv(EnvTCGCode, v)
+		if n, err := tcgCodeSize(); err != nil || n != want {
+			t.Errorf("%s=%q: %d, %v; want %d", EnvTCGCode, v, n, err, want)
+		}
+	}
+	for _, v := range []string{"2", "big", "-1", "4096"} {
+		t.Setenv(EnvTCGCode, v)
+		if _, err := tcgCodeSize(); err == nil || !strings.Contains(err.Error(), EnvTCGCode) {
+			t.Errorf("%s=%q: %v, want an error naming it", EnvTCGCode, v, err)
+		}
 	}
 }
