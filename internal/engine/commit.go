@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/berth-dev/berth/internal/image"
@@ -52,18 +54,22 @@ func (e *Engine) Commit(ctx context.Context, ref string, o CommitOptions) (strin
 		// Its changes are in its guest, or on its VM's disk, which the
 		// host never mounts: the file helper writes the layer there,
 		// from the running VM or one booted for its files. A VM is not
-		// paused for it: a paused VM cannot answer (as docker's
-		// --pause=false).
-		var skipped []string
-		for p := range skip {
-			skipped = append(skipped, p)
-		}
-		args := append([]string{"layer"}, skipped...)
+		// paused for it, as docker's --pause=false: a paused VM cannot
+		// answer (commit of one is refused: unpause it first), so a
+		// running one's files are read as they are, and a file its
+		// process removes or truncates meanwhile fails the commit,
+		// which can then be run again.
+		args := append([]string{"layer"}, slices.Sorted(maps.Keys(skip))...)
 		writeLayer = func(w io.Writer) error {
 			if gf := e.guestFilesOf(ctx, c); gf != nil {
 				return guestCall(ctx, gf, args, nil, w)
 			}
-			_, err := e.withStoppedVM(ctx, c.ID, nil, func(gf runtime.GuestFiles) error { return guestCall(ctx, gf, args, nil, w) })
+			handled, err := e.withStoppedVM(ctx, c.ID, nil, func(gf runtime.GuestFiles) error { return guestCall(ctx, gf, args, nil, w) })
+			if err == nil && !handled {
+				// It started, or was removed, since: an empty layer
+				// would pass for its changes.
+				return fmt.Errorf("container %s changed state while commit read its changes: try again: %w", c.Name, ErrInvalidState)
+			}
 			return err
 		}
 	} else {

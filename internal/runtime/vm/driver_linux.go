@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/agent"
+	"github.com/berth-dev/berth/internal/log"
 	"github.com/berth-dev/berth/internal/proc"
 	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/runtime/linux"
@@ -221,13 +223,8 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 		return nil, err
 	}
 	ctl := nc.(*net.UnixConn)
-	shim, err := shimExecutable()
-	if err != nil {
-		ctl.Close()
-		return nil, err
-	}
 	cmd := &exec.Cmd{
-		Path:       shim,
+		Path:       shimExecutable(ctx),
 		Args:       []string{ShimName, dir},
 		Stdin:      o.Stdio.Stdin,
 		Stdout:     o.Stdio.Stdout,
@@ -724,14 +721,23 @@ func (c *container) unsupported(what string) error {
 // shimExecutable is what a VM's shim runs: the embedded cmd/berth-vmm,
 // sealed once per berth binary (a few MB whose pages every shim shares,
 // instead of faulting in the whole binary's: host memory per idle VM),
-// or this binary itself in a build without it.
-func shimExecutable() (string, error) {
+// found once per process (as the runtime's init is: a binary replaced
+// under a running process keeps that process's shim); or this binary
+// itself in a build without it, or where the seal cannot be made (the
+// shim runs on the host, outside any container: the seal saves memory,
+// it confines nothing).
+func shimExecutable(ctx context.Context) string {
+	p, err := shimSeal()
+	if err != nil {
+		log.From(ctx).Warn("VM shims run the whole berth binary: the small shim could not be sealed", "error", err)
+		return "/proc/self/exe"
+	}
+	return p
+}
+
+var shimSeal = sync.OnceValues(func() (string, error) {
 	if len(embeddedShim) == 0 {
 		return "/proc/self/exe", nil
 	}
-	p, err := linux.SealedEmbedded(linux.EmbeddedPrefixShim, embeddedShim)
-	if err != nil {
-		return "", fmt.Errorf("the VM shim: %w", err)
-	}
-	return p, nil
-}
+	return linux.SealedEmbedded(linux.EmbeddedPrefixShim, embeddedShim)
+})

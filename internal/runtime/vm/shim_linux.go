@@ -25,7 +25,8 @@ import (
 	"github.com/berth-dev/berth/internal/agent"
 )
 
-// ShimName is the argv[0] that makes the berth binary a VM's shim: the
+// ShimName is the argv[0] of a VM's shim (cmd/berth-vmm, or the whole
+// berth binary in a build without it, which the name selects): the
 // host process that stands for the container (its pid is the one the
 // engine's monitor waits for). It runs QEMU as its child, speaks to the
 // guest agent, copies the container's stdio between its own and the

@@ -614,7 +614,7 @@ func writeKernelStub(kernel, dst string) error {
 		return err
 	}
 	defer f.Close()
-	hdr := make([]byte, 64<<10)
+	hdr := make([]byte, (255+1)*512) // the most setup_sects allows
 	n, err := io.ReadFull(f, hdr)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("the kernel %s: %w", kernel, err)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -364,7 +365,7 @@ func TestKernelStub(t *testing.T) {
 		}
 		k[0x1f1] = sects
 		copy(k[0x202:], "HdrS")
-		p := filepath.Join(dir, "vmlinuz-"+string('a'+rune(sects)))
+		p := filepath.Join(dir, "vmlinuz-"+strconv.Itoa(int(sects)))
 		os.WriteFile(p, k, 0o644)
 		return p
 	}
