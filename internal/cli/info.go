@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine"
+	"github.com/berth-dev/berth/internal/runtime/vm"
 	"github.com/berth-dev/berth/internal/userns"
 	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/swarm"
@@ -169,6 +170,13 @@ func (g *globalOptions) isolations(ctx context.Context, e *engine.Engine) []isol
 				ii.Detail = a.Accel + " (no KVM: " + a.Reason + ")"
 			default:
 				ii.Detail = a.Accel
+			}
+			if a.Available && a.Accel == vm.AccelTCG {
+				if n, err := vm.TCGCodeSize(); err != nil {
+					ii.Detail += "; " + err.Error()
+				} else {
+					ii.Detail += fmt.Sprintf("; TCG's translated code up to %d MiB a VM (%s)", n, vm.EnvTCGCode)
+				}
 			}
 			if a.Available {
 				ii.Detail += "; " + qemuUser()

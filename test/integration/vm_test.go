@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -66,6 +67,22 @@ func TestVMIsolation(t *testing.T) {
 	e := newEngine(t)
 	e.loadDemoImage()
 	e.requireVM()
+	// Under TCG, info says how much translated code a VM may hold, and
+	// names a bad BERTH_VM_TCG_CODE_MIB, which a VM's create refuses.
+	if info := e.run("info"); strings.Contains(info, " vm: available: tcg") {
+		if !strings.Contains(info, "TCG's translated code up to 32 MiB a VM (BERTH_VM_TCG_CODE_MIB)") {
+			t.Errorf("berth info under TCG does not give the code buffer's size:\n%s", info)
+		}
+		env := e.env
+		e.env = append(slices.Clone(env), "BERTH_VM_TCG_CODE_MIB=lots")
+		if info := e.run("info"); !strings.Contains(info, `BERTH_VM_TCG_CODE_MIB="lots": want the MiB`) {
+			t.Errorf("berth info with a bad BERTH_VM_TCG_CODE_MIB:\n%s", info)
+		}
+		if _, errOut, err := e.try("run", "--rm", "--isolation", "vm", demoImage, "true"); err == nil || !strings.Contains(errOut, "BERTH_VM_TCG_CODE_MIB") {
+			t.Errorf("a VM with a bad BERTH_VM_TCG_CODE_MIB: %v (%s), want a refusal naming it", err, errOut)
+		}
+		e.env = env
+	}
 
 	start := time.Now()
 	if out, errOut, err := e.try("run", "--rm", "--isolation", "vm", demoImage, "echo", "hi"); err != nil || out != "hi\n" {

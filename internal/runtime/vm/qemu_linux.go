@@ -118,6 +118,10 @@ func hostTSCkHz() int {
 // is the user's choice (EnvTCGCode), not the default.
 const tcgCodeMiB = 32
 
+// TCGCodeSize is the MiB of TCG's buffer of translated code each VM
+// gets under TCG: EnvTCGCode's, or the default where it is unset.
+func TCGCodeSize() (int, error) { return tcgCodeSize() }
+
 // tcgCodeSize is EnvTCGCode's size, or tcgCodeMiB where it is unset.
 func tcgCodeSize() (int, error) {
 	v := os.Getenv(EnvTCGCode)
