@@ -8,4 +8,4 @@ import _ "embed"
 // berth (see sealedRuntime).
 //
 //go:embed initexe/berth-rt
-var embeddedRuntime []byte
+var embeddedRuntime string

@@ -89,7 +89,7 @@ const (
 // SealedEmbedded is data, a binary embedded in this one, written once
 // per berth binary to sealedExeDir/<prefix><key> and sealed as the
 // runtime is (sealedRuntime).
-func SealedEmbedded(prefix string, data []byte) (string, error) {
+func SealedEmbedded(prefix, data string) (string, error) {
 	_, _, key, err := exeKey()
 	if err != nil {
 		return "", err
@@ -108,7 +108,7 @@ func SealedEmbedded(prefix string, data []byte) (string, error) {
 // whole, on a read-only mount. Only root writes sealedExeDir (0700), and
 // the file is written under a temporary name and renamed whole before it
 // is sealed.
-func embeddedSealedOK(target string, data []byte) bool {
+func embeddedSealedOK(target, data string) bool {
 	var st unix.Stat_t
 	if unix.Stat(target, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != int64(len(data)) || st.Uid != 0 {
 		return false
@@ -117,7 +117,7 @@ func embeddedSealedOK(target string, data []byte) bool {
 	return unix.Statfs(target, &sfs) == nil && sfs.Flags&unix.ST_RDONLY != 0
 }
 
-func makeSealedEmbedded(target string, data []byte) error {
+func makeSealedEmbedded(target, data string) error {
 	// The binary's own seal is made first (a bind mount): making it
 	// removes the seals of binaries that are gone, and the inits that
 	// came from them.
@@ -138,7 +138,7 @@ func makeSealedEmbedded(target string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	_, err = f.WriteString(data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -316,7 +316,7 @@ func writeInitramfs(path, modDir string, mods []string, sets map[string][]string
 		if err := w.WriteHeader(&cpio.Header{Name: "init", Mode: cpio.TypeReg | 0o755, Size: int64(len(embeddedGuest)), ModTime: now}); err != nil {
 			return err
 		}
-		if _, err := w.Write(embeddedGuest); err != nil {
+		if _, err := io.WriteString(w, embeddedGuest); err != nil {
 			return err
 		}
 	} else if err := addFile("init", "/proc/self/exe", 0o755); err != nil {

@@ -9,4 +9,4 @@ import _ "embed"
 // /init (see Initramfs).
 //
 //go:embed guestexe/berth-guest
-var embeddedGuest []byte
+var embeddedGuest string

@@ -6,4 +6,4 @@ package vm
 // go vet, a plain go build): the initramfs's /init is then this whole
 // binary, which plays the agent's, the runtime's and the file helper's
 // parts as well.
-var embeddedGuest []byte
+var embeddedGuest string

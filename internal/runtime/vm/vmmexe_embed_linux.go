@@ -8,4 +8,4 @@ import _ "embed"
 // before berth (see shimExecutable).
 //
 //go:embed vmmexe/berth-vmm
-var embeddedShim []byte
+var embeddedShim string
