@@ -22,6 +22,7 @@ package cgroupwarm
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,8 +71,14 @@ func Hold() (release func()) {
 }
 
 func warm() {
-	fd := ownProcs()
+	fd, where := ownProcs()
 	for fd >= 0 {
+		// A write moves this process into the file's cgroup: should
+		// another process have moved us meanwhile, stop rather than move
+		// us back.
+		if now, err := os.ReadFile("/proc/self/cgroup"); err != nil || string(now) != where {
+			break
+		}
 		if _, err := unix.Write(fd, []byte("0")); err != nil {
 			break
 		}
@@ -98,11 +105,14 @@ func warm() {
 
 // ownProcs opens, for writing, the cgroup.procs of our cgroup in a
 // hierarchy every host has (the v2 one, or pids or freezer on v1), or
-// returns -1.
-func ownProcs() int {
+// returns -1; and /proc/self/cgroup as it read it. A file that does not
+// list this process is not ours, whatever its path (a cgroup namespace
+// of our own with the host's hierarchy mounted: /proc/self/cgroup says
+// "/", the mount's root is the host's): writing "0" there would move us.
+func ownProcs() (int, string) {
 	data, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
-		return -1
+		return -1, ""
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
 		// "N:controllers:/path"
@@ -118,11 +128,30 @@ func ownProcs() int {
 			candidates = []string{"/sys/fs/cgroup/" + parts[1] + parts[2]}
 		}
 		for _, dir := range candidates {
-			fd, err := unix.Open(strings.TrimSuffix(dir, "/")+"/cgroup.procs", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+			procs := strings.TrimSuffix(dir, "/") + "/cgroup.procs"
+			if !listsSelf(procs) {
+				continue
+			}
+			fd, err := unix.Open(procs, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 			if err == nil {
-				return fd
+				return fd, string(data)
 			}
 		}
 	}
-	return -1
+	return -1, ""
+}
+
+// listsSelf reports whether the cgroup.procs file lists this process.
+func listsSelf(procs string) bool {
+	data, err := os.ReadFile(procs)
+	if err != nil {
+		return false
+	}
+	self := strconv.Itoa(os.Getpid())
+	for _, l := range strings.Split(string(data), "\n") {
+		if l == self {
+			return true
+		}
+	}
+	return false
 }

@@ -4,8 +4,12 @@ package cgroupwarm
 
 import (
 	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func isRunning() bool {
@@ -28,8 +32,10 @@ func waitStopped(t *testing.T) {
 // Two holds share one warm-up, which writes while either is out and stops
 // with the last.
 func TestHoldWarmsUntilTheLastRelease(t *testing.T) {
-	if os.Geteuid() != 0 || ownProcs() < 0 {
+	if fd, _ := ownProcs(); os.Geteuid() != 0 || fd < 0 {
 		t.Skip("needs a cgroup.procs of our own we can write (root)")
+	} else {
+		unix.Close(fd)
 	}
 	waitStopped(t)
 	before := writes.Load()
@@ -63,5 +69,27 @@ func TestHoldWarmsUntilTheLastRelease(t *testing.T) {
 	waitStopped(t)
 	if writes.Load() == after {
 		t.Fatal("a new hold made no write")
+	}
+}
+
+// Only a cgroup.procs that lists this process is taken as ours: writing
+// "0" to another cgroup's would move the process there.
+func TestListsSelf(t *testing.T) {
+	dir := t.TempDir()
+	self := strconv.Itoa(os.Getpid())
+	for content, want := range map[string]bool{
+		"1\n" + self + "\n77\n": true,
+		self + "\n":             true,
+		"1\n2\n" + self + "0\n": false,
+		"":                      false,
+	} {
+		p := filepath.Join(dir, "cgroup.procs")
+		os.WriteFile(p, []byte(content), 0o644)
+		if got := listsSelf(p); got != want {
+			t.Errorf("listsSelf(%q) = %v, want %v", content, got, want)
+		}
+	}
+	if listsSelf(filepath.Join(dir, "missing")) {
+		t.Error("a missing file lists us")
 	}
 }

@@ -984,26 +984,42 @@ func notifySignals(c *engine.Container, o attachOptions) (sigs <-chan unix.Signa
 		close(subscribed)
 	}()
 	out := make(chan unix.Signal, 16)
+	// done ends the merge even where nobody reads out any more (a
+	// start that failed): a send would otherwise block it for good.
+	done := make(chan struct{})
 	go func() {
 		defer close(out)
+		send := func(s unix.Signal) bool {
+			select {
+			case out <- s:
+				return true
+			case <-done:
+				return false
+			}
+		}
 		for {
 			select {
 			case s, ok := <-rl.C:
-				if !ok {
+				if !ok || !send(s) {
 					return
 				}
-				out <- s
 			case s := <-faults:
-				if sig, ok := s.(unix.Signal); ok {
-					out <- sig
+				if sig, ok := s.(unix.Signal); ok && !send(sig) {
+					return
 				}
+			case <-done:
+				return
 			}
 		}
 	}()
+	var once sync.Once
 	return out, func() {
-		rl.Stop()
-		<-subscribed
-		signal.Stop(faults)
+		once.Do(func() {
+			close(done)
+			rl.Stop()
+			<-subscribed
+			signal.Stop(faults)
+		})
 	}, nil
 }
 

@@ -32,6 +32,10 @@ type Manager struct {
 
 	later   bool           // removed networks' bridges are deleted after Remove returns
 	pending sync.WaitGroup // those deletions, and the syncs after Create, in flight
+	// laterMu guards waiting: once Wait has begun, work is no longer
+	// left running (a WaitGroup's Add must not race its Wait).
+	laterMu sync.Mutex
+	waiting bool
 	// syncQueued: a sync after Create waits for the lock and has not
 	// listed the records yet, so it covers any record written meanwhile.
 	syncQueued atomic.Bool
@@ -291,9 +295,7 @@ func (m *Manager) syncRulesLater() {
 	if !m.syncQueued.CompareAndSwap(false, true) {
 		return
 	}
-	m.pending.Add(1)
-	go func() {
-		defer m.pending.Done()
+	if !m.goLater(func() {
 		ctx := context.Background()
 		unlock, err := m.lock(ctx)
 		if err != nil {
@@ -303,7 +305,11 @@ func (m *Manager) syncRulesLater() {
 		defer unlock()
 		m.syncQueued.Store(false)
 		m.syncRulesLocked()
-	}()
+	}) {
+		// Shutting down (Create holds the lock: no sync here); the
+		// first attach syncs.
+		m.syncQueued.Store(false)
+	}
 }
 
 // ensureRules installs the firewall chains for the current networks, under
@@ -454,9 +460,7 @@ func (m *Manager) Remove(ctx context.Context, name string, inUse []string) error
 	}
 	if m.later {
 		unlock()
-		m.pending.Add(1)
-		go func() {
-			defer m.pending.Done()
+		deleteBridge := func() {
 			ctx := context.WithoutCancel(ctx)
 			unlock, err := m.lock(ctx)
 			if err != nil {
@@ -467,7 +471,10 @@ func (m *Manager) Remove(ctx context.Context, name string, inUse []string) error
 			if err == nil && c.Bridge != "" {
 				m.deleteRemovedBridge(ctx, c.Bridge)
 			}
-		}()
+		}
+		if !m.goLater(deleteBridge) {
+			deleteBridge()
+		}
 		return nil
 	}
 	err = m.syncRulesLocked()
@@ -533,9 +540,7 @@ func (m *Manager) removedDir() string { return filepath.Join(m.runDir, "removed-
 // deletions in flight.
 func (m *Manager) DeleteBridgesLater() {
 	m.later = true
-	m.pending.Add(1)
-	go func() {
-		defer m.pending.Done()
+	m.goLater(func() {
 		if notes, _ := m.removedBridges(); len(notes) == 0 {
 			return
 		}
@@ -544,12 +549,36 @@ func (m *Manager) DeleteBridgesLater() {
 			m.deleteRemovedBridgesLocked(ctx)
 			unlock()
 		}
-	}()
+	}) // at Wait, nothing: the next Create or Remove deletes them
 }
 
 // Wait waits for the bridge deletions DeleteBridgesLater left running
-// and the syncs after Create.
-func (m *Manager) Wait() { m.pending.Wait() }
+// and the syncs after Create. Once it has begun, a Remove deletes its
+// bridge itself, and a Create's chains wait for the network's first
+// attach.
+func (m *Manager) Wait() {
+	m.laterMu.Lock()
+	m.waiting = true
+	m.laterMu.Unlock()
+	m.pending.Wait()
+}
+
+// goLater runs fn in a goroutine Wait waits for and says so; once Wait
+// has begun it runs nothing and says false (the caller then does the
+// work itself, if it need be done now).
+func (m *Manager) goLater(fn func()) bool {
+	m.laterMu.Lock()
+	defer m.laterMu.Unlock()
+	if m.waiting {
+		return false
+	}
+	m.pending.Add(1)
+	go func() {
+		defer m.pending.Done()
+		fn()
+	}()
+	return true
+}
 
 // deleteRemovedBridge deletes a removed network's bridge if its note is
 // still there, under the bridge's own lock.

@@ -136,12 +136,18 @@ func Start(sigs ...syscall.Signal) (*Relay, error) {
 	if len(sigs) == 0 {
 		return nil, errors.New("sigrelay: no signals to relay")
 	}
-	nums := make([]C.int, len(sigs))
-	for i, s := range sigs {
+	nums := make([]C.int, 0, len(sigs))
+	seen := map[syscall.Signal]bool{}
+	for _, s := range sigs {
 		if !relayable(s) {
 			return nil, fmt.Errorf("sigrelay: %v cannot be relayed (only asynchronous signals the Go runtime does not use)", s)
 		}
-		nums[i] = C.int(s)
+		// Once each: a second sigaction would save the relay's own
+		// handler as the one to restore, and Stop would leave it.
+		if !seen[s] {
+			seen[s] = true
+			nums = append(nums, C.int(s))
+		}
 	}
 	pipeOnce.Do(startPipe)
 	if pipeErr != nil {

@@ -28,7 +28,8 @@ func receive(t *testing.T, c <-chan syscall.Signal, want syscall.Signal) {
 }
 
 func TestRelayDeliversAndStopRestores(t *testing.T) {
-	rl, err := Start(syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGHUP, syscall.Signal(40))
+	// SIGUSR1 twice: relayed once, and Stop still restores Go's handler.
+	rl, err := Start(syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGHUP, syscall.Signal(40), syscall.SIGUSR1)
 	if err != nil {
 		t.Fatal(err)
 	}
