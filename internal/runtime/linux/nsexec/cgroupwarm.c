@@ -33,9 +33,42 @@
 // container's init is in its cgroup.
 volatile int berth_cgroup_warm_stop;
 
+// lists_self says whether the cgroup.procs file lists this process. A
+// file that does not is not our cgroup's, whatever its path (in a cgroup
+// namespace of our own with the host's hierarchy mounted, /proc/self/cgroup
+// says "/" and the mount's root is the host's): writing "0" there would
+// move us.
+static int lists_self(const char *procs)
+{
+	int fd = open(procs, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	long self = (long)getpid(), cur = 0;
+	int digits = 0, found = 0;
+	char buf[4096];
+	ssize_t n;
+	while (!found && (n = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] >= '0' && buf[i] <= '9') {
+				cur = cur * 10 + (buf[i] - '0');
+				digits++;
+			} else {
+				if (digits > 0 && cur == self)
+					found = 1;
+				cur = 0;
+				digits = 0;
+			}
+		}
+	}
+	if (digits > 0 && cur == self)
+		found = 1;
+	close(fd);
+	return found;
+}
+
 // own_procs finds the cgroup.procs of our cgroup in one hierarchy that
 // every host has (pids or freezer on v1, the v2 one on unified or hybrid
-// hosts) that we can write, and returns it open, or -1.
+// hosts) that we can write and that lists us, and returns it open, or -1.
 static int own_procs(void)
 {
 	char buf[8192];
@@ -70,6 +103,8 @@ static int own_procs(void)
 		} else {
 			continue;
 		}
+		if (!lists_self(procs))
+			continue;
 		fd = open(procs, O_WRONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
