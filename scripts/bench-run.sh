@@ -99,12 +99,15 @@ for i in $(seq "$N"); do
 			if (rt > 0 && rt < wall) printf "%.3f %.3f %.3f\n", rt, wall, rt / wall
 		}' "$T/trace-$i" >>"$T/shares"
 done
-awk '{ rt[NR] = $1; wall[NR] = $2; sh[NR] = $3 } END {
-	n = asort(rt); asort(wall); asort(sh)
-	if (n == 0) { print "  the runtime'"'"'s share: no traced run"; exit }
-	m = int((n + 1) / 2)
-	printf "  the runtime'"'"'s share of berth run --rm (create and start, delete; BERTH_TRACE, median of %d): %.1f of %.1f ms, %.0f%%\n", n, rt[m], wall[m], sh[m] * 100
-}' "$T/shares"
+# Each column's median (sort, not gawk's asort: Debian's awk is mawk).
+n=$(wc -l <"$T/shares")
+if [ "$n" -eq 0 ]; then
+	echo "  the runtime's share: no traced run"
+else
+	col_median() { cut -d' ' -f"$1" "$T/shares" | sort -g | sed -n "$(((n + 1) / 2))p"; }
+	awk -v n="$n" -v rt="$(col_median 1)" -v wall="$(col_median 2)" -v sh="$(col_median 3)" 'BEGIN {
+		printf "  the runtime'"'"'s share of berth run --rm (create and start, delete; BERTH_TRACE, median of %d): %.1f of %.1f ms, %.0f%%\n", n, rt, wall, sh * 100 }'
+fi
 
 # 50 detached sleeping containers: wall time of the run -d loop and the
 # PSS of what supervises them.
