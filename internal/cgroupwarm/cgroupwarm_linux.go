@@ -73,12 +73,6 @@ func Hold() (release func()) {
 func warm() {
 	fd, where := ownProcs()
 	for fd >= 0 {
-		// A write moves this process into the file's cgroup: should
-		// another process have moved us meanwhile, stop rather than move
-		// us back.
-		if now, err := os.ReadFile("/proc/self/cgroup"); err != nil || string(now) != where {
-			break
-		}
 		if _, err := unix.Write(fd, []byte("0")); err != nil {
 			break
 		}
@@ -94,6 +88,12 @@ func warm() {
 			return
 		}
 		time.Sleep(interval)
+		// A write moves this process into the file's cgroup: should
+		// another process have moved us since ownProcs looked, stop
+		// rather than move us back.
+		if now, err := os.ReadFile("/proc/self/cgroup"); err != nil || string(now) != where {
+			break
+		}
 	}
 	if fd >= 0 {
 		unix.Close(fd)

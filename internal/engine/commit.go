@@ -61,10 +61,7 @@ func (e *Engine) Commit(ctx context.Context, ref string, o CommitOptions) (strin
 		// which can then be run again.
 		args := append([]string{"layer"}, slices.Sorted(maps.Keys(skip))...)
 		writeLayer = func(w io.Writer) error {
-			if gf := e.guestFilesOf(ctx, c); gf != nil {
-				return guestCall(ctx, gf, args, nil, w)
-			}
-			handled, err := e.withStoppedVM(ctx, c.ID, nil, func(gf runtime.GuestFiles) error { return guestCall(ctx, gf, args, nil, w) })
+			handled, err := e.withGuestFiles(ctx, c, nil, func(gf runtime.GuestFiles) error { return guestCall(ctx, gf, args, nil, w) })
 			if err == nil && !handled {
 				// It started, or was removed, since: an empty layer
 				// would pass for its changes.

@@ -1045,11 +1045,8 @@ func (e *Engine) CopyToContainer(ctx context.Context, ref, src, dst string, o Co
 		if c.HostConfig.ReadonlyRootfs && e.inVM(c) {
 			return 0, fmt.Errorf("container rootfs is marked read-only: %w", ErrInvalidState)
 		}
-		if gf := e.guestFilesOf(ctx, c); gf != nil {
-			return e.copyToGuest(ctx, c, gf, src, dst, o, r)
-		}
 		var n int64
-		if handled, err := e.withStoppedVM(ctx, c.ID, []string{dst}, func(gf runtime.GuestFiles) (err error) {
+		if handled, err := e.withGuestFiles(ctx, c, []string{dst}, func(gf runtime.GuestFiles) (err error) {
 			n, err = e.copyToGuest(ctx, c, gf, src, dst, o, r)
 			return err
 		}); handled {
@@ -1083,11 +1080,8 @@ func (e *Engine) CopyToContainer(ctx context.Context, ref, src, dst string, o Co
 // rules, and returns the bytes copied (the tar stream's).
 func (e *Engine) CopyFromContainer(ctx context.Context, ref, src, dst string, o CopyOptions, w io.Writer) (int64, error) {
 	if c, err := e.Get(ctx, ref); err == nil {
-		if gf := e.guestFilesOf(ctx, c); gf != nil {
-			return e.copyFromGuest(ctx, c, gf, containerCpPath(src), src, dst, o, w)
-		}
 		var n int64
-		if handled, err := e.withStoppedVM(ctx, c.ID, []string{src}, func(gf runtime.GuestFiles) (err error) {
+		if handled, err := e.withGuestFiles(ctx, c, []string{src}, func(gf runtime.GuestFiles) (err error) {
 			n, err = e.copyFromGuest(ctx, c, gf, containerCpPath(src), src, dst, o, w)
 			return err
 		}); handled {
@@ -1137,10 +1131,7 @@ func (e *Engine) CopyFromContainer(ctx context.Context, ref, src, dst string, o 
 // symlinks, hard links, device nodes and xattrs.
 func (e *Engine) Export(ctx context.Context, ref string, w io.Writer) error {
 	if c, err := e.Get(ctx, ref); err == nil {
-		if gf := e.guestFilesOf(ctx, c); gf != nil {
-			return guestCall(ctx, gf, []string{"export"}, nil, w)
-		}
-		if handled, err := e.withStoppedVM(ctx, c.ID, nil, func(gf runtime.GuestFiles) error {
+		if handled, err := e.withGuestFiles(ctx, c, nil, func(gf runtime.GuestFiles) error {
 			return guestCall(ctx, gf, []string{"export"}, nil, w)
 		}); handled {
 			return err
@@ -1208,12 +1199,7 @@ func (e *Engine) Diff(ctx context.Context, ref string) ([]Change, error) {
 			}
 			return json.Unmarshal(buf.Bytes(), &changes)
 		}
-		if gf := e.guestFilesOf(ctx, c); gf != nil {
-			err = diff(gf)
-		} else {
-			_, err = e.withStoppedVM(ctx, c.ID, nil, diff)
-		}
-		if err != nil {
+		if _, err = e.withGuestFiles(ctx, c, nil, diff); err != nil {
 			return nil, fmt.Errorf("container %s: %w", c.Name, err)
 		}
 	} else if changes, err = e.snapshots.Changes(c.ID, c.DiffIDs); err != nil {

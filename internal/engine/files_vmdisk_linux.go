@@ -97,6 +97,17 @@ func (e *Engine) stoppedVMFiles(ctx context.Context, ref string) (gf runtime.Gue
 	return gf, func() { cleanup(); unlock() }, nil
 }
 
+// withGuestFiles runs fn on the files of container c where they are in a
+// guest: its running VM's (guestFilesOf), or else one booted for them
+// (withStoppedVM, which paths are for); handled is false for a container
+// whose files are on this host.
+func (e *Engine) withGuestFiles(ctx context.Context, c *Container, paths []string, fn func(runtime.GuestFiles) error) (handled bool, err error) {
+	if gf := e.guestFilesOf(ctx, c); gf != nil {
+		return true, fn(gf)
+	}
+	return e.withStoppedVM(ctx, c.ID, paths, fn)
+}
+
 // withStoppedVM runs fn on the files of a VM container that does not run
 // (stoppedVMFiles); handled is false for a container whose files are on
 // the host. paths are the container paths fn reaches (cp's): one in a

@@ -228,11 +228,15 @@ func makeSealedExe(self, target string, st *unix.Stat_t) error {
 	}
 	// An extracted binary goes with the seal of the binary it came from.
 	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), embeddedPrefixRuntime)
-		if !ok {
-			if rest, ok = strings.CutPrefix(e.Name(), EmbeddedPrefixShim); !ok {
-				continue
+		var rest string
+		ok := false
+		for _, prefix := range []string{embeddedPrefixRuntime, EmbeddedPrefixShim} {
+			if rest, ok = strings.CutPrefix(e.Name(), prefix); ok {
+				break
 			}
+		}
+		if !ok {
+			continue
 		}
 		if _, err := os.Lstat(filepath.Join(sealedExeDir, "berth-"+strings.TrimSuffix(rest, ".tmp"))); err == nil {
 			continue

@@ -374,7 +374,7 @@ func (d *Driver) machine(ctx context.Context, spec *specs.Spec) (*machine, error
 	m.MemoryMiB, m.CPUs = guestSize(spec, goruntime.NumCPU())
 	if m.Accel == AccelTCG {
 		m.TSCkHz = hostTSCkHz()
-		if m.TCGCodeMiB, err = tcgCodeSize(); err != nil {
+		if m.TCGCodeMiB, err = TCGCodeSize(); err != nil {
 			return nil, err
 		}
 	}

@@ -119,11 +119,8 @@ func hostTSCkHz() int {
 const tcgCodeMiB = 32
 
 // TCGCodeSize is the MiB of TCG's buffer of translated code each VM
-// gets under TCG: EnvTCGCode's, or the default where it is unset.
-func TCGCodeSize() (int, error) { return tcgCodeSize() }
-
-// tcgCodeSize is EnvTCGCode's size, or tcgCodeMiB where it is unset.
-func tcgCodeSize() (int, error) {
+// gets under TCG: EnvTCGCode's, or tcgCodeMiB where it is unset.
+func TCGCodeSize() (int, error) {
 	v := os.Getenv(EnvTCGCode)
 	if v == "" {
 		return tcgCodeMiB, nil

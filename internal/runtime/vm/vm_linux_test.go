@@ -403,13 +403,13 @@ func TestKernelStub(t *testing.T) {
 func TestTCGCodeSize(t *testing.T) {
 	for v, want := range map[string]int{"": tcgCodeMiB, "16": 16, "1024": 1024} {
 		t.Setenv(EnvTCGCode, v)
-		if n, err := tcgCodeSize(); err != nil || n != want {
+		if n, err := TCGCodeSize(); err != nil || n != want {
 			t.Errorf("%s=%q: %d, %v; want %d", EnvTCGCode, v, n, err, want)
 		}
 	}
 	for _, v := range []string{"2", "big", "-1", "4096"} {
 		t.Setenv(EnvTCGCode, v)
-		if _, err := tcgCodeSize(); err == nil || !strings.Contains(err.Error(), EnvTCGCode) {
+		if _, err := TCGCodeSize(); err == nil || !strings.Contains(err.Error(), EnvTCGCode) {
 			t.Errorf("%s=%q: %v, want an error naming it", EnvTCGCode, v, err)
 		}
 	}
