@@ -247,31 +247,68 @@ const (
 	upperDir  = "/run/berth/rw"
 )
 
-func (guest) PrepareRoot(c *Create) (string, error) {
-	if len(c.Layers) == 0 {
-		return "", fmt.Errorf("%w: no layers", ErrMalformed)
+// PrepareSandbox sets up a pod's VM: what PrepareRoot sets up for a VM
+// of one container before its root, and the pod's /dev/shm.
+func (guest) PrepareSandbox(c *Create) error {
+	if err := prepareMachine(c); err != nil {
+		return err
 	}
+	if err := os.MkdirAll(PodShmDir, 0o1777); err != nil {
+		return err
+	}
+	if err := unix.Mount("shm", PodShmDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
+		return fmt.Errorf("mount the pod's /dev/shm: %w", err)
+	}
+	return mountCgroup()
+}
+
+// mountCgroup mounts the guest's cgroup2 hierarchy, which berth's linux
+// runtime needs.
+func mountCgroup() error {
+	os.MkdirAll("/sys/fs/cgroup", 0o755)
+	if err := unix.Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("mount cgroup2: %w", err)
+	}
+	return nil
+}
+
+// prepareMachine gives the guest its host name, network and the host's
+// share.
+func prepareMachine(c *Create) error {
 	if c.Hostname != "" {
 		unix.Sethostname([]byte(c.Hostname))
 	}
 	if c.Network != nil && len(c.Network.Interfaces) > 0 {
 		if err := loadModules(ModuleSetOrder(ModuleSetNet)); err != nil {
-			return "", err
+			return err
 		}
 	}
 	if err := configureNetwork(c.Network, 10*time.Second); err != nil {
-		return "", fmt.Errorf("the guest's network: %w", err)
+		return fmt.Errorf("the guest's network: %w", err)
 	}
 	if c.Share != "" {
 		if err := loadModules(ModuleSetOrder(ModuleSetShare)); err != nil {
-			return "", err
+			return err
 		}
 		if err := os.MkdirAll(SharedDir, 0o700); err != nil {
-			return "", err
+			return err
 		}
 		if err := unix.Mount(c.Share, SharedDir, "virtiofs", unix.MS_NODEV, ""); err != nil {
-			return "", fmt.Errorf("mount the host's share (virtio-fs %q): %w", c.Share, err)
+			return fmt.Errorf("mount the host's share (virtio-fs %q): %w", c.Share, err)
 		}
+	}
+	return nil
+}
+
+func (guest) PrepareRoot(container string, c *Create) (string, error) {
+	if container != "" {
+		return podContainerRoot(c)
+	}
+	if len(c.Layers) == 0 {
+		return "", fmt.Errorf("%w: no layers", ErrMalformed)
+	}
+	if err := prepareMachine(c); err != nil {
+		return "", err
 	}
 	debugf("create")
 	if err := loadModules(ModuleSetOrder(ModuleSetDisk)); err != nil {
@@ -309,13 +346,30 @@ func (guest) PrepareRoot(c *Create) (string, error) {
 	if c.Process.OCI != nil {
 		// berth's linux runtime makes the container's mounts from its
 		// spec; it needs the guest's cgroups.
-		os.MkdirAll("/sys/fs/cgroup", 0o755)
-		if err := unix.Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil && !errors.Is(err, unix.EBUSY) {
-			return "", fmt.Errorf("mount cgroup2: %w", err)
-		}
-		return rootDir, nil
+		return rootDir, mountCgroup()
 	}
 	return rootDir, mountInRoot(rootDir)
+}
+
+// podContainerRoot checks the root a pod's container brings: a
+// directory of the host's share, which the host mounted there. It runs
+// under berth's linux runtime only.
+func podContainerRoot(c *Create) (string, error) {
+	root := filepath.Clean(c.Root)
+	if root != c.Root || !strings.HasPrefix(root, SharedDir+"/") || strings.Count(root[len(SharedDir)+1:], "/") != 0 {
+		return "", fmt.Errorf("%w: a pod's container's root %q is not an entry of %s", ErrMalformed, c.Root, SharedDir)
+	}
+	if c.Process.OCI == nil {
+		return "", fmt.Errorf("%w: a pod's container needs its OCI spec", ErrMalformed)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(root, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return "", fmt.Errorf("the container's root %s from the host: not a directory (%v)", root, err)
+	}
+	if err := writeFiles(root, c.Files); err != nil {
+		return "", err
+	}
+	return root, nil
 }
 
 // mountInRoot gives the container its /proc, /sys, /dev (a tmpfs with the
@@ -425,22 +479,22 @@ func findDisks(serials []string, timeout time.Duration) ([]string, error) {
 	}
 }
 
-func (guest) StartProcess(root string, p *Process, stdio [3]*os.File) (int, *os.File, error) {
+func (guest) StartProcess(container, root string, p *Process, stdio [3]*os.File) (int, *os.File, error) {
 	if p.Files {
-		return startFilesHelper(p, stdio)
+		return startFilesHelper(container, p, stdio)
 	}
 	if p.OCI != nil {
-		theSharedMounts.set(p.OCI)
+		theSharedMounts.set(container, p.OCI)
 	}
 	path, err := lookPathIn(root, p.Args[0], PathOf(p.Env))
-	if err != nil && (p.OCI == nil && p.OCIProcess == nil || !theSharedMounts.provide(p.Args[0], PathOf(p.Env))) {
+	if err != nil && (p.OCI == nil && p.OCIProcess == nil || !theSharedMounts.provide(container, p.Args[0], PathOf(p.Env))) {
 		return 0, nil, err
 	}
 	if p.OCIProcess != nil {
-		return startExec(p, stdio)
+		return startExec(container, p, stdio)
 	}
 	if p.OCI != nil {
-		return startConfined(root, p, stdio)
+		return startConfined(container, root, p, stdio)
 	}
 	if p.Terminal {
 		return 0, nil, errors.New("a terminal needs the container's OCI spec")
@@ -533,19 +587,38 @@ const (
 	bundleDir   = "/run/berth/bundle"
 	runtimeRoot = "/run/berth/runtime"
 	guestID     = "init"
+	// podBundles holds a pod's containers' bundles, by name.
+	podBundles = "/run/berth/bundles"
 )
+
+// runtimeID and bundleOf are the runtime's name and the bundle of a
+// container ("" for a VM's one).
+func runtimeID(container string) string {
+	if container == "" {
+		return guestID
+	}
+	return container
+}
+
+func bundleOf(container string) string {
+	if container == "" {
+		return bundleDir
+	}
+	return filepath.Join(podBundles, container)
+}
 
 // startConfined runs the container's process under berth's own linux
 // runtime in the guest (namespaces, cgroups, capabilities, seccomp, as
 // the spec says): the VM is the outer boundary, the runtime the inner.
 // The runtime's commands are this binary again (berth runtime ...); the
 // init they leave behind is reparented to the agent, which reaps it.
-func startConfined(root string, p *Process, stdio [3]*os.File) (_ int, console *os.File, retErr error) {
+func startConfined(container, root string, p *Process, stdio [3]*os.File) (_ int, console *os.File, retErr error) {
 	var spec specs.Spec
 	if err := json.Unmarshal(p.OCI, &spec); err != nil {
 		return 0, nil, fmt.Errorf("%w: the container's spec: %v", ErrMalformed, err)
 	}
-	guestSpec(&spec, root)
+	guestSpec(&spec, root, container != "")
+	bundleDir := bundleOf(container)
 	if err := privilegeGuestDevices(&spec, "/dev"); err != nil {
 		return 0, nil, fmt.Errorf("the guest's devices: %w", err)
 	}
@@ -589,7 +662,7 @@ func startConfined(root string, p *Process, stdio [3]*os.File) (_ int, console *
 	// land on the container's stderr too.
 	argv := append([]string{"/proc/self/exe", "runtime", "--root", runtimeRoot, "run", "--detach", "--bundle", bundleDir, "--no-pivot", "--pid-file", pidFile}, extra...)
 	debugf("runtime run")
-	code, err := theReaper.run(append(argv, guestID), env, stdio)
+	code, err := theReaper.run(append(argv, runtimeID(container)), env, stdio)
 	debugf("runtime run done")
 	if err != nil {
 		return 0, nil, fmt.Errorf("the guest's runtime: %w", err)
@@ -656,7 +729,10 @@ const guestNetns = "/proc/1/ns/net"
 // (bind mounts of host files, namespace paths, hooks, LSM labels) has no
 // meaning in the guest and goes; the bind mounts the host shared over
 // virtio-fs (their sources under SharedDir) stay.
-func guestSpec(s *specs.Spec, root string) {
+//
+// A pod's container (inPod) shares the VM's IPC and UTS namespaces as
+// well, which are the pod's, and binds the pod's /dev/shm (PodShmDir).
+func guestSpec(s *specs.Spec, root string, inPod bool) {
 	if s.Root == nil {
 		s.Root = &specs.Root{}
 	}
@@ -670,22 +746,28 @@ func guestSpec(s *specs.Spec, root string) {
 	mounts := s.Mounts[:0]
 	for _, m := range s.Mounts {
 		bind := m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
-		if bind && !strings.HasPrefix(m.Source, SharedDir+"/") {
+		if bind && !strings.HasPrefix(m.Source, SharedDir+"/") && !(inPod && m.Source == PodShmDir) {
 			continue
 		}
 		mounts = append(mounts, m)
 	}
 	s.Mounts = mounts
 	if s.Linux != nil {
-		for i := range s.Linux.Namespaces {
-			s.Linux.Namespaces[i].Path = ""
+		nss := s.Linux.Namespaces[:0]
+		for _, ns := range s.Linux.Namespaces {
+			ns.Path = ""
 			// The VM is the container's network namespace: the
 			// container shares the guest's (where the agent set up the
 			// interfaces the host wired to its namespace there).
-			if s.Linux.Namespaces[i].Type == specs.NetworkNamespace {
-				s.Linux.Namespaces[i].Path = guestNetns
+			if ns.Type == specs.NetworkNamespace {
+				ns.Path = guestNetns
 			}
+			if inPod && (ns.Type == specs.IPCNamespace || ns.Type == specs.UTSNamespace) {
+				continue
+			}
+			nss = append(nss, ns)
 		}
+		s.Linux.Namespaces = nss
 		s.Linux.MountLabel = ""
 	}
 }
@@ -751,10 +833,14 @@ func diffArgs() ([]string, error) {
 
 // startFilesHelper runs this binary as the file helper (cp and export):
 // in the guest's namespaces, as root, on the root the agent gave it.
-func startFilesHelper(p *Process, stdio [3]*os.File) (int, *os.File, error) {
+func startFilesHelper(container string, p *Process, stdio [3]*os.File) (int, *os.File, error) {
 	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	args := p.Args
 	switch {
+	case container != "" && len(args) > 0 && (args[0] == "diff" || args[0] == "layer"):
+		// A pod's container's layers are the host's (its root came
+		// over the share whole).
+		return 0, nil, fmt.Errorf("the file helper's %s: not for a container of a pod's VM", args[0])
 	case len(args) > 0 && args[0] == "diff":
 		// diff reads the root overlay's layers, not its merged root:
 		// the upper directory, then the layers top-most first.
@@ -781,7 +867,8 @@ var execSeq atomic.Uint64
 // startExec runs berth runtime exec for an OCI process in the container;
 // the command lives as long as the process and exits with its code, so
 // its pid stands for it (the reaper hands its exit to the agent).
-func startExec(p *Process, stdio [3]*os.File) (int, *os.File, error) {
+func startExec(container string, p *Process, stdio [3]*os.File) (int, *os.File, error) {
+	bundleDir := bundleOf(container)
 	n := execSeq.Add(1)
 	f := filepath.Join(bundleDir, fmt.Sprintf("exec-%d.json", n))
 	if err := os.WriteFile(f, p.OCIProcess, 0o600); err != nil {
@@ -803,7 +890,7 @@ func startExec(p *Process, stdio [3]*os.File) (int, *os.File, error) {
 		argv = append(argv, "--console-socket", sock)
 	}
 	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-	proc, err := os.StartProcess("/proc/self/exe", append(argv, guestID), &os.ProcAttr{Env: env, Files: stdio[:]})
+	proc, err := os.StartProcess("/proc/self/exe", append(argv, runtimeID(container)), &os.ProcAttr{Env: env, Files: stdio[:]})
 	if err != nil {
 		return 0, nil, fmt.Errorf("the guest's runtime: %w", err)
 	}
@@ -825,35 +912,43 @@ func startExec(p *Process, stdio [3]*os.File) (int, *os.File, error) {
 // under one (--init's /sbin/berth-init, a script in a volume) is left
 // to the runtime to find.
 type sharedMounts struct {
-	mu    sync.Mutex
-	dests []string
+	mu sync.Mutex
+	// dests are by container.
+	dests map[string][]string
 }
 
-var theSharedMounts sharedMounts
+var theSharedMounts = sharedMounts{dests: map[string][]string{}}
 
-func (s *sharedMounts) set(oci []byte) {
+func (s *sharedMounts) set(container string, oci []byte) {
 	var spec specs.Spec
 	if json.Unmarshal(oci, &spec) != nil {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.dests = nil
+	var dests []string
 	for _, m := range spec.Mounts {
 		if strings.HasPrefix(m.Source, SharedDir+"/") {
-			s.dests = append(s.dests, filepath.Clean(m.Destination))
+			dests = append(dests, filepath.Clean(m.Destination))
 		}
 	}
+	s.dests[container] = dests
+}
+
+func (s *sharedMounts) forget(container string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.dests, container)
 }
 
 // provide reports whether file, as the process's PATH finds it, lies
-// under one of the shared mounts.
-func (s *sharedMounts) provide(file, path string) bool {
+// under one of the container's shared mounts.
+func (s *sharedMounts) provide(container, file, path string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	under := func(p string) bool {
 		p = filepath.Clean(p)
-		for _, d := range s.dests {
+		for _, d := range s.dests[container] {
 			if p == d || strings.HasPrefix(p, d+"/") {
 				return true
 			}
@@ -873,8 +968,8 @@ func (s *sharedMounts) provide(file, path string) bool {
 
 // Stats samples the container the guest's runtime made: its cgroup in
 // the guest, its network namespace's counters (the guest's eth0).
-func (guest) Stats() (*Stats, error) {
-	c, err := linux.NewDriver(runtimeRoot).Load(context.Background(), guestID)
+func (guest) Stats(container string) (*Stats, error) {
+	c, err := linux.NewDriver(runtimeRoot).Load(context.Background(), runtimeID(container))
 	if err != nil {
 		return nil, fmt.Errorf("the container in the guest: %w", err)
 	}
@@ -888,12 +983,12 @@ func (guest) Stats() (*Stats, error) {
 
 // Top lists the processes of the container's cgroup in the guest as ps
 // would (the guest has no ps: ps_linux.go formats /proc).
-func (guest) Top(psArgs []string) (*Top, error) {
+func (guest) Top(container string, psArgs []string) (*Top, error) {
 	cols, err := ParsePsArgs(psArgs)
 	if err != nil {
 		return nil, err
 	}
-	c, err := linux.Load(runtimeRoot, guestID)
+	c, err := linux.Load(runtimeRoot, runtimeID(container))
 	if err != nil {
 		return nil, fmt.Errorf("the container in the guest: %w", err)
 	}
@@ -903,6 +998,18 @@ func (guest) Top(psArgs []string) (*Top, error) {
 	}
 	slices.Sort(pids)
 	return psTable("/proc", pids, cols, time.Now()), nil
+}
+
+// RemoveContainer has the guest's runtime kill and delete a pod's
+// container, and removes its bundle.
+func (guest) RemoveContainer(container string) error {
+	if container == "" {
+		return fmt.Errorf("%w: remove names no container", ErrMalformed)
+	}
+	theSharedMounts.forget(container)
+	err := linux.NewDriver(runtimeRoot).Delete(context.Background(), container)
+	os.RemoveAll(bundleOf(container))
+	return err
 }
 
 // Resume gives a guest restored from a VM template its own randomness

@@ -26,7 +26,7 @@ func TestGuestSpecDropsHostObjects(t *testing.T) {
 		},
 		Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: "network", Path: "/run/berth/netns/x"}, {Type: "pid"}}},
 	}
-	guestSpec(s, "/run/berth/rootfs")
+	guestSpec(s, "/run/berth/rootfs", false)
 	if s.Root.Path != "/run/berth/rootfs" || !s.Root.Readonly || s.Hooks != nil || s.Process.Terminal || s.Process.ApparmorProfile != "" {
 		t.Errorf("root, hooks, terminal or LSM label kept: %+v %+v", s.Root, s.Process)
 	}
@@ -105,5 +105,36 @@ func TestPrivilegeGuestDevices(t *testing.T) {
 	}
 	if err := privilegeGuestDevices(unpriv, dev); err != nil || len(unpriv.Linux.Devices) != 0 {
 		t.Errorf("an unprivileged container got devices: %v, %v", unpriv.Linux.Devices, err)
+	}
+}
+
+// A pod's container shares the VM's IPC and UTS namespaces (the pod's)
+// and keeps the bind of the pod's /dev/shm.
+func TestGuestSpecInPod(t *testing.T) {
+	s := &specs.Spec{
+		Mounts: []specs.Mount{
+			{Destination: "/dev/shm", Type: "bind", Source: PodShmDir, Options: []string{"rbind"}},
+			{Destination: "/etc/x", Type: "bind", Source: "/var/lib/x", Options: []string{"rbind"}},
+		},
+		Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: "network", Path: "/run/berth/netns/p"}, {Type: "ipc", Path: "/run/berth/pods/p/ipc"}, {Type: "uts"}, {Type: "mount"}}},
+	}
+	guestSpec(s, SharedDir+"/c.root", true)
+	if len(s.Mounts) != 1 || s.Mounts[0].Source != PodShmDir {
+		t.Errorf("mounts %+v, want the pod's /dev/shm only", s.Mounts)
+	}
+	var types []string
+	for _, ns := range s.Linux.Namespaces {
+		types = append(types, string(ns.Type))
+	}
+	if strings.Join(types, ",") != "network,mount" {
+		t.Errorf("namespaces %v, want network and mount (IPC and UTS are the VM's)", types)
+	}
+}
+
+func TestPodContainerRoot(t *testing.T) {
+	for _, root := range []string{"", "/", SharedDir, SharedDir + "/../etc", SharedDir + "/a/b", "/run/berth/rootfs", SharedDir + "/a/"} {
+		if _, err := podContainerRoot(&Create{Root: root, Process: Process{OCI: []byte("{}")}}); err == nil {
+			t.Errorf("root %q: no error", root)
+		}
 	}
 }

@@ -31,11 +31,24 @@
 //
 //	guest -> host   Hello (event)
 //	host  -> guest  hello, create, start, exec, signal, stdin, closestdin, resize,
-//	                stats, top, poweroff
+//	                stats, top, poweroff; sandbox and delete (a pod's VM)
 //	guest -> host   reply (ID, Error; Stats or Top), output, exit (the
 //	                container's own carries its OOM kill count)
 //	guest -> host   dnsquery (ID of the guest's own), answered by
 //	host  -> guest  dnsanswer (that ID, Data or Error)
+//
+// # A pod's VM
+//
+// A VM may hold one container (Container empty in every frame: the
+// container is "the VM's") or the containers of one pod. A pod's VM is
+// made by a sandbox request (the guest's host name, network and the
+// host's share, no container), then each container by a create whose
+// frame names it (Container) and whose root file system is a directory
+// of the share (Create.Root) the host mounted there; every later request
+// and event about it names it too, and a delete request removes it
+// (kills what still runs of it and forgets it). The host side
+// (internal/runtime/vm) multiplexes the containers' conversations onto
+// the VM's one channel.
 package agent
 
 import (
@@ -44,6 +57,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 )
 
@@ -104,7 +118,23 @@ const (
 	// (Resume). Every clone of a template would otherwise share the
 	// template's random state and keep its clock.
 	TypeResume = "resume"
+	// TypeSandbox prepares a pod's VM (Create's Hostname, Network and
+	// Share; no process); TypeDelete removes one of its containers.
+	TypeSandbox = "sandbox"
+	TypeDelete  = "delete"
 )
+
+// MaxContainerName bounds Frame.Container.
+const MaxContainerName = 128
+
+// CheckContainerName refuses a container name the guest cannot use as
+// a directory's and the runtime's name.
+func CheckContainerName(name string) error {
+	if len(name) > MaxContainerName || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+		return fmt.Errorf("%w: container name %q", ErrMalformed, name)
+	}
+	return nil
+}
 
 // Frame is one message either way. Type says which of the fields below
 // are set.
@@ -117,6 +147,9 @@ type Frame struct {
 	// Proc names the process a request or event is about ("init" for
 	// the container's own; exec'd processes will get their own names).
 	Proc string `json:"proc,omitempty"`
+	// Container names the container of a pod's VM a request or event is
+	// about; empty in a VM of one container.
+	Container string `json:"container,omitempty"`
 
 	Hello  *Hello  `json:"hello,omitempty"`
 	Create *Create `json:"create,omitempty"`
@@ -252,7 +285,17 @@ type Create struct {
 	// container's runs), which holds the root overlay's upper and work
 	// directories; empty: a tmpfs, gone with the VM.
 	Upper string `json:"upper,omitempty"`
+	// Root, for a container of a pod's VM, is its root file system: a
+	// directory of the share (under SharedDir) where the host mounted
+	// it. Layers and Upper are then empty, and the sandbox request
+	// already set up the host name, network and share.
+	Root string `json:"root,omitempty"`
 }
+
+// PodShmDir is the pod's /dev/shm in its VM: a tmpfs the sandbox
+// request mounts, which each container's spec binds (the host rewrote
+// the pod's /dev/shm bind to it).
+const PodShmDir = "/run/berth/pod-shm"
 
 // SharedDir is where the agent mounts the host's share in the guest; a
 // bind mount of the container's spec whose source is under it is kept

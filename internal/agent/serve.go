@@ -17,13 +17,21 @@ import (
 // System is what the agent needs of the machine it runs on: the real
 // guest (guest_linux.go) or a test's fake.
 type System interface {
-	// PrepareRoot makes the container's root filesystem and returns its
-	// path.
-	PrepareRoot(c *Create) (string, error)
-	// StartProcess starts p in root with the given stdio and returns its
-	// pid; with p.Terminal, the stdio are /dev/null and it returns the
-	// master of the pty it gave the process.
-	StartProcess(root string, p *Process, stdio [3]*os.File) (int, *os.File, error)
+	// PrepareSandbox sets up a pod's VM: its host name, network and the
+	// host's share (Create without a process).
+	PrepareSandbox(c *Create) error
+	// PrepareRoot makes the root filesystem of the container (""
+	// for a VM's one container, else a pod's container's name) and
+	// returns its path.
+	PrepareRoot(container string, c *Create) (string, error)
+	// StartProcess starts p of the container in root with the given
+	// stdio and returns its pid; with p.Terminal, the stdio are
+	// /dev/null and it returns the master of the pty it gave the
+	// process.
+	StartProcess(container, root string, p *Process, stdio [3]*os.File) (int, *os.File, error)
+	// RemoveContainer kills what still runs of a pod's container and
+	// removes what the guest kept of it.
+	RemoveContainer(container string) error
 	// Resize sets a pty's size.
 	Resize(console *os.File, size WinSize) error
 	// Signal sends sig to the process pid.
@@ -34,11 +42,12 @@ type System interface {
 	// and TCP) in the guest, for the relay (Network.DNSRelay).
 	ListenDNS(addr string) (net.PacketConn, net.Listener, error)
 	// Stats samples the container's resource use (its cgroup; readable
-	// after its process exits, until the guest powers off).
-	Stats() (*Stats, error)
+	// after its process exits, until the guest powers off or removes
+	// it).
+	Stats(container string) (*Stats, error)
 	// Top lists the container's processes as ps would with psArgs
 	// (ParsePsArgs' forms).
-	Top(psArgs []string) (*Top, error)
+	Top(container string, psArgs []string) (*Top, error)
 	// Resume gives a VM restored from a template its own randomness and
 	// the current time (TypeResume).
 	Resume(r *Resume) error
@@ -50,8 +59,12 @@ type Agent struct {
 	sys     System
 	version int
 
-	mu    sync.Mutex
+	mu sync.Mutex
+	// procs are by procKey: a container's name and the process's.
 	procs map[string]*process
+	// sandbox: a pod's VM (the sandbox request came); relays are its
+	// DNS relays' addresses, started once.
+	sandbox bool
 	// exited holds the codes of processes reaped before Start recorded
 	// their pid (a very short-lived process).
 	exited map[int]int
@@ -63,15 +76,20 @@ type Agent struct {
 }
 
 type process struct {
-	spec   Process
-	root   string
-	pid    int
-	stdin  *os.File
-	stdinq chan *Frame
+	container string
+	name      string
+	spec      Process
+	root      string
+	pid       int
+	stdin     *os.File
+	stdinq    chan *Frame
 	// console is the pty master of a process with a terminal.
 	console *os.File
 	outs    sync.WaitGroup
 	exited  chan int
+	// removed: its container was deleted; its exit is not reported
+	// (the host may have made a container of that name since).
+	removed atomic.Bool
 }
 
 // New returns an agent speaking over conn.
@@ -125,10 +143,12 @@ func (a *Agent) answerQuery(f *Frame) {
 		err = fmt.Errorf("%w: request %q without an ID", ErrMalformed, f.Type)
 	case a.version == 0:
 		err = errNoHello
+	case CheckContainerName(f.Container) != nil:
+		err = CheckContainerName(f.Container)
 	case f.Type == TypeStats:
-		r.Stats, err = a.sys.Stats()
+		r.Stats, err = a.sys.Stats(f.Container)
 	default:
-		r.Top, err = a.sys.Top(f.PsArgs)
+		r.Top, err = a.sys.Top(f.Container, f.PsArgs)
 	}
 	if err != nil {
 		r.Error = err.Error()
@@ -166,7 +186,7 @@ func (a *Agent) writeStdin(p *process) {
 }
 
 func (a *Agent) reply(f *Frame, err error) {
-	r := &Frame{Type: TypeReply, ID: f.ID, Proc: f.Proc}
+	r := &Frame{Type: TypeReply, ID: f.ID, Proc: f.Proc, Container: f.Container}
 	if err != nil {
 		r.Error = err.Error()
 	}
@@ -194,20 +214,28 @@ func (a *Agent) handle(f *Frame) error {
 	if name == "" {
 		name = "init"
 	}
+	if err := CheckContainerName(f.Container); err != nil {
+		return err
+	}
+	ctr := f.Container
 	switch f.Type {
+	case TypeSandbox:
+		return a.prepareSandbox(f.Create)
+	case TypeDelete:
+		return a.remove(ctr)
 	case TypeResume:
 		if err := f.Resume.Check(); err != nil {
 			return err
 		}
 		return a.sys.Resume(f.Resume)
 	case TypeCreate:
-		return a.create(name, f.Create)
+		return a.create(ctr, name, f.Create)
 	case TypeStart:
-		return a.start(name)
+		return a.start(ctr, name)
 	case TypeExec:
-		return a.exec(name, f.Exec)
+		return a.exec(ctr, name, f.Exec)
 	case TypeSignal:
-		p, err := a.proc(name, true)
+		p, err := a.proc(ctr, name, true)
 		if err != nil {
 			return err
 		}
@@ -216,7 +244,7 @@ func (a *Agent) handle(f *Frame) error {
 		}
 		return a.sys.Signal(p.pid, f.Signal)
 	case TypeResize:
-		p, err := a.proc(name, true)
+		p, err := a.proc(ctr, name, true)
 		if err != nil {
 			return err
 		}
@@ -225,7 +253,7 @@ func (a *Agent) handle(f *Frame) error {
 		}
 		return a.sys.Resize(p.console, *f.Size)
 	case TypeStdin, TypeCloseStdin:
-		p, err := a.proc(name, true)
+		p, err := a.proc(ctr, name, true)
 		if err != nil {
 			return err
 		}
@@ -247,10 +275,14 @@ func (a *Agent) handle(f *Frame) error {
 	return fmt.Errorf("%w: unknown request %q", ErrMalformed, f.Type)
 }
 
-func (a *Agent) proc(name string, started bool) (*process, error) {
+// procKey is a process's key in Agent.procs: container names hold no
+// "/".
+func procKey(container, name string) string { return container + "/" + name }
+
+func (a *Agent) proc(container, name string, started bool) (*process, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	p := a.procs[name]
+	p := a.procs[procKey(container, name)]
 	if p == nil {
 		return nil, fmt.Errorf("no process %q", name)
 	}
@@ -260,7 +292,7 @@ func (a *Agent) proc(name string, started bool) (*process, error) {
 	return p, nil
 }
 
-func (a *Agent) create(name string, c *Create) error {
+func (a *Agent) create(container, name string, c *Create) error {
 	if c == nil || len(c.Process.Args) == 0 {
 		return fmt.Errorf("%w: create without a process", ErrMalformed)
 	}
@@ -268,33 +300,107 @@ func (a *Agent) create(name string, c *Create) error {
 		return fmt.Errorf("only the container's own process is supported")
 	}
 	a.mu.Lock()
-	if a.procs[name] != nil {
-		a.mu.Unlock()
-		return fmt.Errorf("process %q exists", name)
-	}
+	sandbox := a.sandbox
+	exists := a.procs[procKey(container, name)] != nil
 	a.mu.Unlock()
-	root, err := a.sys.PrepareRoot(c)
+	switch {
+	case exists:
+		return fmt.Errorf("container %q exists", container)
+	case container != "" && !sandbox:
+		return fmt.Errorf("%w: container %q of a pod before the pod's sandbox request", ErrMalformed, container)
+	case container == "" && sandbox:
+		return fmt.Errorf("%w: a pod's VM runs named containers only", ErrMalformed)
+	case container != "" && (c.Root == "" || len(c.Layers) > 0 || c.Upper != ""):
+		return fmt.Errorf("%w: a pod's container takes its root from the share (Root), not disks", ErrMalformed)
+	}
+	root, err := a.sys.PrepareRoot(container, c)
 	if err != nil {
 		return err
 	}
-	if c.Network != nil {
-		for _, addr := range c.Network.DNSRelay {
-			pc, l, err := a.sys.ListenDNS(addr)
-			if err != nil {
-				return fmt.Errorf("the name server relay at %s: %w", addr, err)
-			}
-			go a.relayUDP(addr, pc)
-			go a.relayTCP(addr, l)
+	if container == "" {
+		if err := a.startRelays(c.Network); err != nil {
+			return err
 		}
 	}
 	a.mu.Lock()
-	a.procs[name] = &process{spec: c.Process, root: root, exited: make(chan int, 1)}
+	defer a.mu.Unlock()
+	if a.procs[procKey(container, name)] != nil {
+		return fmt.Errorf("container %q exists", container)
+	}
+	a.procs[procKey(container, name)] = &process{container: container, name: name, spec: c.Process, root: root, exited: make(chan int, 1)}
+	return nil
+}
+
+// prepareSandbox makes this VM a pod's: its host name, network and
+// share, once.
+func (a *Agent) prepareSandbox(c *Create) error {
+	if c == nil {
+		return fmt.Errorf("%w: sandbox without its settings", ErrMalformed)
+	}
+	a.mu.Lock()
+	busy := a.sandbox || len(a.procs) > 0
+	a.mu.Unlock()
+	if busy {
+		return fmt.Errorf("%w: a second sandbox request, or one after a container", ErrMalformed)
+	}
+	if err := a.sys.PrepareSandbox(c); err != nil {
+		return err
+	}
+	if err := a.startRelays(c.Network); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.sandbox = true
 	a.mu.Unlock()
 	return nil
 }
 
+// startRelays listens for the network's DNS relays.
+func (a *Agent) startRelays(n *Network) error {
+	if n == nil {
+		return nil
+	}
+	for _, addr := range n.DNSRelay {
+		pc, l, err := a.sys.ListenDNS(addr)
+		if err != nil {
+			return fmt.Errorf("the name server relay at %s: %w", addr, err)
+		}
+		go a.relayUDP(addr, pc)
+		go a.relayTCP(addr, l)
+	}
+	return nil
+}
+
+// remove deletes a pod's container: what still runs of it is killed,
+// and the agent forgets its processes (their exits, if any come, are
+// not reported).
+func (a *Agent) remove(container string) error {
+	if container == "" {
+		return fmt.Errorf("%w: delete names no container", ErrMalformed)
+	}
+	var gone []*process
+	a.mu.Lock()
+	for k, p := range a.procs {
+		if p.container == container {
+			p.removed.Store(true)
+			gone = append(gone, p)
+			delete(a.procs, k)
+		}
+	}
+	a.mu.Unlock()
+	err := a.sys.RemoveContainer(container)
+	for _, p := range gone {
+		// Its waiter ends (the reaper no longer finds it).
+		select {
+		case p.exited <- 137:
+		default:
+		}
+	}
+	return err
+}
+
 // exec starts a process in the running container under its own name.
-func (a *Agent) exec(name string, p *Process) error {
+func (a *Agent) exec(container, name string, p *Process) error {
 	if p == nil || len(p.Args) == 0 {
 		return fmt.Errorf("%w: exec without a process", ErrMalformed)
 	}
@@ -303,7 +409,7 @@ func (a *Agent) exec(name string, p *Process) error {
 	}
 	// The file helper may run before the container's process (a VM
 	// booted for its files alone); any other process needs it started.
-	init, err := a.proc("init", !p.Files)
+	init, err := a.proc(container, "init", !p.Files)
 	if err != nil {
 		return fmt.Errorf("exec: %w", err)
 	}
@@ -317,24 +423,25 @@ func (a *Agent) exec(name string, p *Process) error {
 		}
 		p.Args = append([]string{p.Args[0], root}, p.Args[1:]...)
 	}
+	key := procKey(container, name)
 	a.mu.Lock()
-	if a.procs[name] != nil {
+	if a.procs[key] != nil {
 		a.mu.Unlock()
 		return fmt.Errorf("process %q exists", name)
 	}
-	a.procs[name] = &process{spec: *p, root: init.root, exited: make(chan int, 1)}
+	a.procs[key] = &process{container: container, name: name, spec: *p, root: init.root, exited: make(chan int, 1)}
 	a.mu.Unlock()
-	if err := a.start(name); err != nil {
+	if err := a.start(container, name); err != nil {
 		a.mu.Lock()
-		delete(a.procs, name)
+		delete(a.procs, key)
 		a.mu.Unlock()
 		return err
 	}
 	return nil
 }
 
-func (a *Agent) start(name string) error {
-	p, err := a.proc(name, false)
+func (a *Agent) start(container, name string) error {
+	p, err := a.proc(container, name, false)
 	if err != nil {
 		return err
 	}
@@ -375,7 +482,7 @@ func (a *Agent) start(name string) error {
 		ours = append(ours, r)
 	}
 	a.mu.Lock() // the reaper looks up the pid under the lock
-	pid, console, err := a.sys.StartProcess(p.root, &p.spec, stdio)
+	pid, console, err := a.sys.StartProcess(container, p.root, &p.spec, stdio)
 	if err != nil {
 		a.mu.Unlock()
 		closeAll(ours)
@@ -404,9 +511,9 @@ func (a *Agent) start(name string) error {
 	}
 	for i, r := range ours {
 		p.outs.Add(1)
-		go a.copyOut(name, i+1, r, &p.outs)
+		go a.copyOut(p, i+1, r)
 	}
-	go a.waitExit(name, p)
+	go a.waitExit(p)
 	return nil
 }
 
@@ -417,14 +524,15 @@ func closeAll(fs []*os.File) {
 }
 
 // copyOut sends what the process writes on one stream.
-func (a *Agent) copyOut(name string, stream int, r *os.File, wg *sync.WaitGroup) {
-	defer wg.Done()
+func (a *Agent) copyOut(p *process, stream int, r *os.File) {
+	defer p.outs.Done()
 	defer r.Close()
+	name := p.name
 	buf := make([]byte, ChunkSize)
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
-			a.conn.Write(&Frame{Type: TypeOutput, Proc: name, Stream: stream, Data: buf[:n]})
+			a.conn.Write(&Frame{Type: TypeOutput, Container: p.container, Proc: name, Stream: stream, Data: buf[:n]})
 		}
 		if err != nil {
 			// A pty master reads EIO once the last slave is closed.
@@ -440,7 +548,7 @@ func (a *Agent) copyOut(name string, stream int, r *os.File, wg *sync.WaitGroup)
 // drain (a child it left behind may hold the pipes open).
 const outputGrace = time.Second
 
-func (a *Agent) waitExit(name string, p *process) {
+func (a *Agent) waitExit(p *process) {
 	code := <-p.exited
 	done := make(chan struct{})
 	go func() { p.outs.Wait(); close(done) }()
@@ -448,11 +556,14 @@ func (a *Agent) waitExit(name string, p *process) {
 	case <-done:
 	case <-time.After(outputGrace):
 	}
-	f := &Frame{Type: TypeExit, Proc: name, Exit: &code}
-	if name == "init" {
+	if p.removed.Load() {
+		return
+	}
+	f := &Frame{Type: TypeExit, Container: p.container, Proc: p.name, Exit: &code}
+	if p.name == "init" {
 		// The host records OOMKilled from it: the cgroup goes with the
-		// guest.
-		if st, err := a.sys.Stats(); err == nil {
+		// guest (or the container's removal).
+		if st, err := a.sys.Stats(p.container); err == nil {
 			f.OOMKills = st.OOMKills
 		}
 	}

@@ -16,18 +16,32 @@ type fakeSystem struct {
 	poweredOff     bool
 	resumed        []*Resume
 	dnsUDP, dnsTCP string // where ListenDNS listened
+	sandboxes      int
+	removed        []string
 }
 
-func (f *fakeSystem) PrepareRoot(*Create) (string, error) { return "/nonexistent", nil }
-func (f *fakeSystem) StartProcess(string, *Process, [3]*os.File) (int, *os.File, error) {
+func (f *fakeSystem) PrepareSandbox(*Create) error { f.sandboxes++; return nil }
+func (f *fakeSystem) PrepareRoot(container string, c *Create) (string, error) {
+	if container != "" {
+		return c.Root, nil
+	}
+	return "/nonexistent", nil
+}
+func (f *fakeSystem) RemoveContainer(container string) error {
+	f.removed = append(f.removed, container)
+	return nil
+}
+func (f *fakeSystem) StartProcess(string, string, *Process, [3]*os.File) (int, *os.File, error) {
 	return 0, nil, errors.New("not in a test")
 }
 func (f *fakeSystem) Resize(*os.File, WinSize) error { return nil }
 func (f *fakeSystem) Signal(int, int) error          { return nil }
 func (f *fakeSystem) Poweroff() error                { f.poweredOff = true; return nil }
 func (f *fakeSystem) Resume(r *Resume) error         { f.resumed = append(f.resumed, r); return nil }
-func (f *fakeSystem) Stats() (*Stats, error)         { return &Stats{Pids: 3, OOMKills: 1}, nil }
-func (f *fakeSystem) Top(args []string) (*Top, error) {
+func (f *fakeSystem) Stats(container string) (*Stats, error) {
+	return &Stats{Pids: 3 + uint64(len(container)), OOMKills: 1}, nil
+}
+func (f *fakeSystem) Top(_ string, args []string) (*Top, error) {
 	cols, err := ParsePsArgs(args)
 	if err != nil {
 		return nil, err
@@ -274,5 +288,73 @@ func TestAgentResume(t *testing.T) {
 	}
 	if len(sys.resumed) != 1 || sys.resumed[0].UnixNano != good.UnixNano || len(sys.resumed[0].Entropy) != MinResumeEntropy {
 		t.Fatalf("the machine got %+v, want the one good resume", sys.resumed)
+	}
+}
+
+// A pod's VM: a sandbox request first, then containers by name whose
+// roots come from the share; a delete frees the name.
+func TestAgentPodContainers(t *testing.T) {
+	host, _, _, sys := pipeAgent(t)
+	read(t, host)
+	host.Write(&Frame{Type: TypeHello, ID: 1, Hello: &Hello{Min: Version, Max: Version}})
+	if r := read(t, host); r.Error != "" {
+		t.Fatalf("hello: %+v", r)
+	}
+	id := uint64(1)
+	ask := func(f *Frame) *Frame {
+		t.Helper()
+		id++
+		f.ID = id
+		host.Write(f)
+		r := read(t, host)
+		if r.ID != id {
+			t.Fatalf("reply %+v to request %d", r, id)
+		}
+		return r
+	}
+	proc := Process{Args: []string{"sh"}, OCI: []byte("{}")}
+	// A named container before the sandbox request.
+	if r := ask(&Frame{Type: TypeCreate, Container: "a", Create: &Create{Root: SharedDir + "/a", Process: proc}}); !strings.Contains(r.Error, "sandbox") {
+		t.Fatalf("create before sandbox: %+v", r)
+	}
+	if r := ask(&Frame{Type: TypeSandbox, Create: &Create{Hostname: "pod"}}); r.Error != "" || sys.sandboxes != 1 {
+		t.Fatalf("sandbox: %+v (%d)", r, sys.sandboxes)
+	}
+	for _, bad := range []*Frame{
+		{Type: TypeSandbox, Create: &Create{}},                                                       // a second one
+		{Type: TypeCreate, Create: &Create{Layers: []string{"l0"}, Process: proc}},                   // the VM's own container in a pod's VM
+		{Type: TypeCreate, Container: "b", Create: &Create{Layers: []string{"l0"}, Process: proc}},   // disks, no root
+		{Type: TypeCreate, Container: "x/y", Create: &Create{Root: SharedDir + "/x", Process: proc}}, // a name with a slash
+		{Type: TypeCreate, Container: strings.Repeat("n", MaxContainerName+1), Create: &Create{Root: SharedDir + "/n", Process: proc}},
+		{Type: TypeDelete}, // no name
+	} {
+		if r := ask(bad); r.Error == "" {
+			t.Errorf("%s %q: no error", bad.Type, bad.Container)
+		}
+	}
+	for _, name := range []string{"a", "bb"} {
+		if r := ask(&Frame{Type: TypeCreate, Container: name, Create: &Create{Root: SharedDir + "/" + name, Process: proc}}); r.Error != "" || r.Container != name {
+			t.Fatalf("create %s: %+v", name, r)
+		}
+	}
+	if r := ask(&Frame{Type: TypeCreate, Container: "a", Create: &Create{Root: SharedDir + "/a", Process: proc}}); !strings.Contains(r.Error, "exists") {
+		t.Fatalf("a second create of a: %+v", r)
+	}
+	// Each container's own stats (the fake's pids tell them apart).
+	if r := ask(&Frame{Type: TypeStats, Container: "bb"}); r.Error != "" || r.Stats.Pids != 5 {
+		t.Fatalf("stats of bb: %+v", r)
+	}
+	// Exec needs its container started.
+	if r := ask(&Frame{Type: TypeExec, Container: "a", Proc: "exec-1", Exec: &Process{Args: []string{"ls"}}}); !strings.Contains(r.Error, "not started") {
+		t.Fatalf("exec in a created container: %+v", r)
+	}
+	if r := ask(&Frame{Type: TypeDelete, Container: "a"}); r.Error != "" || len(sys.removed) != 1 || sys.removed[0] != "a" {
+		t.Fatalf("delete a: %+v (%v)", r, sys.removed)
+	}
+	if r := ask(&Frame{Type: TypeSignal, Container: "a", Signal: 15}); !strings.Contains(r.Error, "no process") {
+		t.Fatalf("signal to a deleted container: %+v", r)
+	}
+	if r := ask(&Frame{Type: TypeCreate, Container: "a", Create: &Create{Root: SharedDir + "/a", Process: proc}}); r.Error != "" {
+		t.Fatalf("create a again after its delete: %+v", r)
 	}
 }
