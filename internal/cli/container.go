@@ -237,7 +237,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.volumesFrom, "volumes-from", nil, "mount the volumes and binds of a container: NAME[:ro|rw]")
 	fl.StringArrayVar(&f.annotations, "annotation", nil, "add an annotation to the container (passed through to the OCI runtime): key=value")
 	fl.StringArrayVar(&f.expose, "expose", nil, "expose a port or a range of ports: PORT[/PROTO], FROM-TO[/PROTO]")
-	fl.StringVar(&f.isolation, "runtime", "linux", "same as --isolation (docker's spelling): linux or vm")
+	fl.StringVar(&f.isolation, "runtime", "default", "same as --isolation (docker's spelling): linux or vm")
 	fl.StringVar(&f.pod, "pod", "", "join a pod (berth pod create): its network, IPC and UTS namespaces, hostname and /etc files")
 	cmd.PreRun = func(cmd *cobra.Command, _ []string) {
 		f.entrypointSet = cmd.Flags().Changed("entrypoint")

@@ -88,6 +88,7 @@ func newPodCreateCommand(g *globalOptions) *cobra.Command {
 	fl.StringVar(&shmSize, "shm-size", "", "size of the pod's /dev/shm (default 64m)")
 	fl.StringArrayVar(&uidMaps, "uidmap", nil, "one user namespace for the pod's containers with this uid mapping, CONTAINER:HOST:SIZE (repeatable; root must be mapped)")
 	fl.StringArrayVar(&gidMaps, "gidmap", nil, "its gid mapping, CONTAINER:HOST:SIZE (repeatable; default: the --uidmap values)")
+	fl.StringVar(&o.Isolation, "isolation", "", "the pod's isolation: default, or vm (one VM holding the pod's containers)")
 	fl.StringArrayVar(&share, "share", nil, "namespaces to share: net,ipc,uts (always) and pid (one PID namespace for the pod's containers)")
 	return cmd
 }

@@ -62,6 +62,8 @@ func (s *Server) handlers() []*runtimeapi.RuntimeHandler {
 		if iso == "linux" || iso == "runc" {
 			continue
 		}
+		// A VM's pods: one VM each, holding their containers; no
+		// user namespaces (the VM is the boundary).
 		out = append(out, &runtimeapi.RuntimeHandler{Name: iso, Features: &runtimeapi.RuntimeHandlerFeatures{}})
 	}
 	return out

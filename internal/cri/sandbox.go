@@ -62,18 +62,20 @@ func sandboxName(m *runtimeapi.PodSandboxMetadata) string {
 	return strings.Join([]string{m.GetName(), m.GetNamespace(), m.GetUid(), strconv.FormatUint(uint64(m.GetAttempt()), 10)}, "_")
 }
 
-// linuxHandler says whether a runtime handler names the linux isolation.
-func (s *Server) checkHandler(h string) error {
+// handlerIsolation is the engine isolation of a runtime handler: ""
+// (the default) for "", "runc" and "linux"; another isolation by its
+// name ("vm": the pod is one VM holding its containers).
+func (s *Server) handlerIsolation(h string) (string, error) {
 	switch h {
 	case "", "runc", "linux":
-		return nil
+		return "", nil
 	}
 	for _, iso := range s.e.Isolations() {
 		if iso == h {
-			return status.Errorf(codes.InvalidArgument, "runtime handler %q: pods under the %s isolation are not supported yet: use the default handler", h, h)
+			return iso, nil
 		}
 	}
-	return status.Errorf(codes.InvalidArgument, "no runtime for %q is configured (berth has %s)", h, strings.Join(s.e.Isolations(), ", "))
+	return "", status.Errorf(codes.InvalidArgument, "no runtime for %q is configured (berth has %s)", h, strings.Join(s.e.Isolations(), ", "))
 }
 
 // RunPodSandbox makes a pod: its namespaces pinned, its network attached
@@ -85,7 +87,8 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if md == nil || md.GetName() == "" || md.GetUid() == "" || md.GetNamespace() == "" {
 		return nil, status.Error(codes.InvalidArgument, "RunPodSandbox: the sandbox config's metadata needs a name, a namespace and a uid")
 	}
-	if err := s.checkHandler(req.GetRuntimeHandler()); err != nil {
+	iso, err := s.handlerIsolation(req.GetRuntimeHandler())
+	if err != nil {
 		return nil, err
 	}
 	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
@@ -108,7 +111,11 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	labels[metaLabel] = string(metaJSON)
 	o := engine.PodOptions{
 		Name: sandboxName(md), Hostname: cfg.GetHostname(), Labels: labels, Annotations: cfg.GetAnnotations(),
-		CgroupParent: cfg.GetLinux().GetCgroupParent(), UIDMaps: uids, GIDMaps: gids,
+		CgroupParent: cfg.GetLinux().GetCgroupParent(), UIDMaps: uids, GIDMaps: gids, Isolation: iso,
+	}
+	if r := cfg.GetLinux().GetResources(); r != nil && iso != "" {
+		// The pod's limits size its VM.
+		o.Resources = podResources(r)
 	}
 	if meta.HostNetwork {
 		o.NetworkMode = "host"
@@ -346,4 +353,22 @@ func matchLabels(labels, sel map[string]string) bool {
 // errorf is a status with the request's method named.
 func errorf(code codes.Code, format string, args ...any) error {
 	return status.Error(code, fmt.Sprintf(format, args...))
+}
+
+// podResources are a pod's limits (the kubelet's pod-level resources)
+// as the size of its sandbox: the memory limit, and the CPU quota and
+// period; nil when the pod has neither.
+func podResources(r *runtimeapi.LinuxContainerResources) *specs.LinuxResources {
+	var out specs.LinuxResources
+	if mem := r.GetMemoryLimitInBytes(); mem > 0 {
+		out.Memory = &specs.LinuxMemory{Limit: &mem}
+	}
+	if q, per := r.GetCpuQuota(), r.GetCpuPeriod(); q > 0 && per > 0 {
+		p := uint64(per)
+		out.CPU = &specs.LinuxCPU{Quota: &q, Period: &p}
+	}
+	if out.Memory == nil && out.CPU == nil {
+		return nil
+	}
+	return &out
 }

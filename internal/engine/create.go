@@ -277,9 +277,6 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 	}
 	var pod *Pod
 	if o.Pod != "" {
-		if isolation != e.driver.def.Name() {
-			return nil, fmt.Errorf("--pod with --isolation %s: a pod's containers run under the default isolation for now: %w", isolation, ErrInvalid)
-		}
 		// Held until the record is in: a pod removal sees the container
 		// or comes first (see pod.go).
 		p, err := e.getPod(ctx, o.Pod)
@@ -292,6 +289,10 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (_ *Container, ret
 		}
 		defer unlock()
 		if pod, err = e.joinPod(ctx, &o); err != nil {
+			return nil, err
+		}
+		// The pod's (joinPod checked a given one against it).
+		if isolation, err = e.driver.isolation(o.Isolation); err != nil {
 			return nil, err
 		}
 	}

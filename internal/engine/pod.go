@@ -18,6 +18,7 @@ import (
 	"github.com/berth-dev/berth/internal/log"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/network/netns"
+	"github.com/berth-dev/berth/internal/runtime"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -42,6 +43,12 @@ import (
 //     NetworkMode, IpcMode and UTSMode are "pod:<id>" (or "host" for a
 //     pod on the host's network); it never sets up or tears down the
 //     pod's network.
+//   - A pod of an isolation whose driver has sandboxes
+//     (runtime.SandboxDriver: a VM holding the pod's containers) has
+//     its sandbox made last when pinned, in the pod's network namespace,
+//     and removed first when unpinned; it is part of being pinned. Its
+//     containers run in it (runtime.CreateOptions.Sandbox) and are of
+//     the pod's isolation.
 //   - A PID namespace cannot live without a process (it ends with its
 //     init): a pod that shares one (SharePID) has a reaper process as its
 //     init (pod_reaper_linux.go), pinned at <state>/pods/<id>/pid; other
@@ -86,9 +93,14 @@ type Pod struct {
 	SharePID bool `json:"SharePID,omitempty"`
 	// IDMap: the pod's containers share one user namespace of this
 	// mapping (held by the reaper, pinned at <state>/pods/<id>/user).
-	IDMap       *IDMap `json:"IDMap,omitempty"`
-	ReaperPid   int    `json:"ReaperPid,omitempty"`
-	ReaperStart uint64 `json:"ReaperStart,omitempty"`
+	IDMap *IDMap `json:"IDMap,omitempty"`
+	// Isolation is the driver of the pod and its containers ("" for the
+	// default); a driver with sandboxes holds the pod in one.
+	Isolation string `json:"Isolation,omitempty"`
+	// SandboxResources size its sandbox (PodOptions.Resources).
+	SandboxResources *specs.LinuxResources `json:"SandboxResources,omitempty"`
+	ReaperPid        int                   `json:"ReaperPid,omitempty"`
+	ReaperStart      uint64                `json:"ReaperStart,omitempty"`
 	// The process creating the pod (State creating): if it is gone, the
 	// next command that finds the pod undoes what it made.
 	OwnerPid   int    `json:"OwnerPid,omitempty"`
@@ -133,6 +145,13 @@ type PodOptions struct {
 	// default to UIDMaps). Its host IDs are the caller's to choose (the
 	// kubelet's), not reserved in the engine's table.
 	UIDMaps, GIDMaps []specs.LinuxIDMapping
+	// Isolation is the pod's driver ("" or "default": the default);
+	// every container of the pod is of it. Under "vm" the pod is one VM
+	// that holds its containers.
+	Isolation string
+	// Resources size a pod's sandbox (the VM's memory and vCPUs); nil
+	// for the driver's default. Ignored without a sandbox.
+	Resources *specs.LinuxResources
 }
 
 func (e *Engine) podsDB() *store.DB            { return e.db.Pods() }
@@ -231,6 +250,10 @@ func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr er
 		}
 		idmap = &IDMap{UIDs: o.UIDMaps, GIDs: gids}
 	}
+	iso, err := e.podIsolation(o)
+	if err != nil {
+		return nil, err
+	}
 	ports, err := choosePodPorts(o.Ports)
 	if err != nil {
 		return nil, err
@@ -241,7 +264,10 @@ func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr er
 		Labels: o.Labels, Annotations: o.Annotations, PortBindings: ports,
 		DNS: o.DNS, DNSSearch: o.DNSSearch, DNSOptions: o.DNSOptions, ExtraHosts: o.ExtraHosts,
 		IpcMode: o.IpcMode, CgroupParent: o.CgroupParent, ShmSize: o.ShmSize, SharePID: o.ShareProcess, IDMap: idmap,
-		OwnerPid: os.Getpid(), OwnerStart: procStart(os.Getpid()),
+		OwnerPid: os.Getpid(), OwnerStart: procStart(os.Getpid()), Isolation: iso,
+	}
+	if iso != "" {
+		p.SandboxResources = o.Resources
 	}
 	switch mode := o.NetworkMode; mode {
 	case "", "default", "bridge":
@@ -432,6 +458,16 @@ func (e *Engine) pinPod(ctx context.Context, p *Pod) (*Pod, error) {
 			}
 		}
 	}
+	if sd := e.sandboxDriver(p); sd != nil {
+		o := runtime.SandboxOptions{Hostname: p.Hostname, ResolvConf: resolvConf(holder)}
+		if p.NetworkMode != "host" {
+			o.Netns = e.netnsPath(p.ID)
+		}
+		o.Resources = p.SandboxResources
+		if err := sd.CreateSandbox(ctx, p.ID, o); err != nil {
+			return nil, fmt.Errorf("pod %s: %w", p.Name, err)
+		}
+	}
 	ready, err := e.updatePod(ctx, p.ID, func(r *Pod) error {
 		r.State, r.NetworkSettings = PodReady, p.NetworkSettings
 		r.OwnerPid, r.OwnerStart = 0, 0
@@ -496,6 +532,12 @@ func (e *Engine) mountPodShm(p *Pod) error {
 // the record for the next attempt.
 func (e *Engine) unpinPod(ctx context.Context, p *Pod) error {
 	var errs []error
+	if sd := e.sandboxDriver(p); sd != nil {
+		// The sandbox first: its VM holds taps in the namespace.
+		if err := sd.DeleteSandbox(ctx, p.ID); err != nil {
+			return fmt.Errorf("pod %s: %w", p.Name, err)
+		}
+	}
 	// As a container's: the namespace goes first and the veths with it
 	// in the kernel's own time (releaseNetns).
 	failed, err := e.releaseNetns(ctx, p.ID, p.NetworkSettings.Endpoints)
@@ -538,7 +580,53 @@ func (e *Engine) podPinned(p *Pod) bool {
 			return false
 		}
 	}
+	if sd := e.sandboxDriver(p); sd != nil && !sd.SandboxReady(context.Background(), p.ID) {
+		return false
+	}
 	return !p.SharePID && p.IDMap == nil || e.podReaperAlive(p)
+}
+
+// podIsolation validates a new pod's isolation and returns the name it
+// is recorded under ("" for the default driver).
+func (e *Engine) podIsolation(o PodOptions) (string, error) {
+	name, err := e.driver.isolation(o.Isolation)
+	if err != nil {
+		return "", err
+	}
+	drv, err := e.driver.named(name)
+	if err != nil {
+		return "", err
+	}
+	if drv == e.driver.def {
+		return "", nil
+	}
+	if _, ok := drv.(runtime.SandboxDriver); !ok {
+		return "", fmt.Errorf("pod --isolation %s: that driver runs no pods: %w", name, ErrInvalid)
+	}
+	switch {
+	case o.NetworkMode == "host":
+		return "", fmt.Errorf("pod --isolation %s with --network host: its VM has network devices of its own; use a bridge network: %w", name, ErrInvalid)
+	case o.IpcMode == "host":
+		return "", fmt.Errorf("pod --isolation %s with --ipc host: the pod's containers share its VM's: %w", name, ErrInvalid)
+	case o.ShareProcess:
+		return "", fmt.Errorf("pod --isolation %s with a shared PID namespace: not supported yet: %w", name, ErrInvalid)
+	case len(o.UIDMaps) > 0 || len(o.GIDMaps) > 0:
+		return "", fmt.Errorf("pod --isolation %s with a user namespace: not supported yet (the VM is the pod's boundary): %w", name, ErrInvalid)
+	}
+	return name, nil
+}
+
+// sandboxDriver is the pod's driver if it holds pods in sandboxes.
+func (e *Engine) sandboxDriver(p *Pod) runtime.SandboxDriver {
+	if p == nil || p.Isolation == "" {
+		return nil
+	}
+	drv, err := e.driver.named(p.Isolation)
+	if err != nil {
+		return nil
+	}
+	sd, _ := drv.(runtime.SandboxDriver)
+	return sd
 }
 
 // podContainers are the records of the pod's containers.
@@ -823,6 +911,18 @@ func (e *Engine) joinPod(ctx context.Context, o *CreateOptions) (*Pod, error) {
 			return nil, fmt.Errorf("%s: the container's pod %s decides it (set it on the pod): %w", f.flag, p.Name, ErrInvalid)
 		}
 	}
+	iso, err := e.driver.isolation(o.Isolation)
+	if err != nil {
+		return nil, err
+	}
+	podIso := p.Isolation
+	if podIso == "" {
+		podIso = e.driver.def.Name()
+	}
+	if o.Isolation != "" && o.Isolation != "default" && iso != podIso {
+		return nil, fmt.Errorf("--isolation %s in pod %s of isolation %s: a pod's containers are of its isolation (create the pod with --isolation): %w", iso, p.Name, podIso, ErrInvalid)
+	}
+	o.Isolation = p.Isolation
 	o.Pod = p.ID
 	o.NetworkMode = podModePrefix + p.ID
 	if p.NetworkMode == "host" {

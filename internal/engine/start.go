@@ -506,7 +506,12 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 	}
 	var layers []runtime.Layer
 	var helper *runtime.HostUser
-	if drv != e.driver.def {
+	var sandbox string
+	if _, ok := drv.(runtime.SandboxDriver); ok && c.Pod != "" {
+		// It runs in its pod's sandbox, which has the pod's helper
+		// processes.
+		sandbox = c.Pod
+	} else if drv != e.driver.def {
 		if layers, err = e.layers(c); err != nil {
 			teardownNetwork()
 			return err
@@ -522,6 +527,7 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 		Terminal:   c.Config.Tty,
 		Layers:     layers,
 		HelperUser: helper,
+		Sandbox:    sandbox,
 	})
 	if err != nil {
 		teardownNetwork()

@@ -79,6 +79,46 @@ type CreateOptions struct {
 	// process is never started; the caller deletes it when done. A
 	// driver whose containers' files are on the host ignores it.
 	FilesOnly bool
+	// Sandbox, when set, is the ID of a sandbox (a pod) this driver
+	// made with SandboxDriver.CreateSandbox, which the container runs
+	// in (a pod's VM holds all its containers). A driver without
+	// sandboxes refuses it.
+	Sandbox string
+}
+
+// SandboxDriver is implemented by a driver whose pods are a unit of
+// their own that must exist before their containers (a VM holding a
+// pod's containers): the engine makes it when the pod is made and
+// removes it with the pod. A driver whose pods are only shared
+// namespaces (linux) does not implement it.
+type SandboxDriver interface {
+	// CreateSandbox makes the pod's sandbox; on failure nothing is
+	// left.
+	CreateSandbox(ctx context.Context, id string, o SandboxOptions) error
+	// SandboxReady reports whether the sandbox runs.
+	SandboxReady(ctx context.Context, id string) bool
+	// DeleteSandbox ends the sandbox and every container still in it; a
+	// sandbox the driver does not know is no error.
+	DeleteSandbox(ctx context.Context, id string) error
+}
+
+// SandboxOptions say how to make a sandbox.
+type SandboxOptions struct {
+	// Netns is the pod's network namespace (its CNI attachments made),
+	// which the sandbox joins; empty for none.
+	Netns string
+	// Hostname is the pod's host name.
+	Hostname string
+	// ResolvConf is the pod's /etc/resolv.conf (a loopback name server
+	// there is answered in Netns).
+	ResolvConf []byte
+	// Resources size the sandbox (nil: the driver's default).
+	Resources *specs.LinuxResources
+	// CgroupsPath is the pod's cgroup on the host, which bounds what
+	// the sandbox's host processes take ("" for the driver's default).
+	CgroupsPath string
+	// HelperUser is as in CreateOptions.
+	HelperUser *HostUser
 }
 
 // HostUser is a numeric user and group of the host.

@@ -125,6 +125,19 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 		terminal = false
 		o.Stdio.Stdin = nil
 	}
+	if o.Sandbox != "" {
+		// A container of a pod's VM (pod_linux.go).
+		vc, err := d.memberConfig(id, &spec, o, agent.Process{
+			Args: spec.Process.Args, Env: spec.Process.Env, Cwd: spec.Process.Cwd,
+			UID: spec.Process.User.UID, GID: spec.Process.User.GID, Groups: spec.Process.User.AdditionalGids,
+			Stdin:    terminal || o.Stdio.Stdin != nil && !isDevNull(o.Stdio.Stdin),
+			Terminal: terminal,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return d.launch(ctx, id, dir, vc, &spec, o, terminal)
+	}
 	// Volumes and bind mounts: shared over virtio-fs, their sources in
 	// the spec the guest gets pointing into the share.
 	shares, err := shareMounts(&spec)
@@ -182,6 +195,20 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 		return nil, err
 	}
 	create.Upper = upperSerial
+	timeout := tcgBootTimeout
+	if m.Accel == AccelKVM {
+		timeout = kvmBootTimeout
+	}
+	vc := &vmConfig{Machine: *m, Create: create, BootTimeout: timeout, Netns: netnsPath, Shares: shares, Cgroup: newHostCgroup(id, &spec, m), FilesOnly: o.FilesOnly}
+	if templatesEnabled() {
+		vc.Templates = d.Cache
+	}
+	return d.launch(ctx, id, dir, vc, &spec, o, terminal)
+}
+
+// launch starts the shim of a VM container (or of a pod's container)
+// with its configuration and returns once it reports its container made.
+func (d *Driver) launch(ctx context.Context, id, dir string, vc *vmConfig, spec *specs.Spec, o runtime.CreateOptions, terminal bool) (_ runtime.Container, retErr error) {
 	// What a killed create left is removed first.
 	d.Delete(ctx, id)
 	if err := os.MkdirAll(d.State, 0o700); err != nil {
@@ -195,14 +222,6 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 			os.RemoveAll(dir)
 		}
 	}()
-	timeout := tcgBootTimeout
-	if m.Accel == AccelKVM {
-		timeout = kvmBootTimeout
-	}
-	vc := &vmConfig{Machine: *m, Create: create, BootTimeout: timeout, Netns: netnsPath, Shares: shares, Cgroup: newHostCgroup(id, &spec, m), FilesOnly: o.FilesOnly}
-	if templatesEnabled() {
-		vc.Templates = d.Cache
-	}
 	cfg, err := json.Marshal(vc)
 	if err != nil {
 		return nil, err
@@ -254,7 +273,7 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 		return nil, fmt.Errorf("start the VM shim: %w", err)
 	}
 	theirs.Close()
-	c := &container{d: d, id: id, dir: dir, spec: &spec, pid: cmd.Process.Pid, start: proc.StartTime(cmd.Process.Pid), ctl: ctl, cmd: cmd, console: master}
+	c := &container{d: d, id: id, dir: dir, spec: spec, pid: cmd.Process.Pid, start: proc.StartTime(cmd.Process.Pid), ctl: ctl, cmd: cmd, console: master, member: vc.PodDir != ""}
 	defer func() {
 		if retErr != nil && master != nil {
 			master.Close()
@@ -265,7 +284,7 @@ func (d *Driver) Create(ctx context.Context, id string, o runtime.CreateOptions)
 		c.abort()
 		return nil, err
 	}
-	ctl.SetReadDeadline(time.Now().Add(timeout + 10*time.Second))
+	ctl.SetReadDeadline(time.Now().Add(vc.BootTimeout + 10*time.Second))
 	c.rd = bufio.NewReader(ctl)
 	line, err := c.rd.ReadString('\n')
 	if msg, ok := strings.CutPrefix(line, ctlError+" "); ok {
@@ -437,7 +456,7 @@ func (d *Driver) Load(_ context.Context, id string) (runtime.Container, error) {
 			spec = &full
 		}
 	}
-	return &container{d: d, id: id, dir: dir, spec: spec, pid: st.ShimPid, start: st.ShimStart}, nil
+	return &container{d: d, id: id, dir: dir, spec: spec, pid: st.ShimPid, start: st.ShimStart, member: cfg.PodDir != ""}, nil
 }
 
 // Delete kills the VM's shim (QEMU dies with it) and removes its state.
@@ -463,6 +482,14 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 			unix.Kill(pid, unix.SIGKILL)
 		}
 	}
+	var cfg vmConfig
+	if b, err := os.ReadFile(filepath.Join(dir, configFile)); err == nil && json.Unmarshal(b, &cfg) == nil && cfg.PodDir != "" {
+		// A pod's container: what its killed shim left bound in the
+		// pod's share.
+		if err := unbindShares(filepath.Join(cfg.PodDir, sharedDir), cfg.Shares); err != nil {
+			return fmt.Errorf("vm %s: %w", id, err)
+		}
+	}
 	if err := destroyHostCgroup(dir); err != nil {
 		return fmt.Errorf("vm %s: %w", id, err)
 	}
@@ -486,6 +513,8 @@ type container struct {
 	console *os.File      // the host pty master of a -t container
 	rd      *bufio.Reader
 	cmd     *exec.Cmd
+	// member: a container of a pod's VM (pod_linux.go).
+	member bool
 }
 
 func (c *container) ID() string              { return c.id }
@@ -621,11 +650,17 @@ func (c *container) qemuPid() int {
 // Pause stops the whole VM: QEMU's threads, vCPUs included, stop as one
 // process (SIGSTOP), which no guest code can notice or refuse.
 func (c *container) Pause() error {
+	if c.member {
+		return c.unsupported("pause of one container of a pod's VM")
+	}
 	return c.stopCont(unix.SIGSTOP, 'T')
 }
 
 // Resume lets a paused VM run on.
 func (c *container) Resume() error {
+	if c.member {
+		return c.unsupported("unpause of one container of a pod's VM")
+	}
 	return c.stopCont(unix.SIGCONT, 0)
 }
 

@@ -69,11 +69,17 @@ func FindVirtiofsd() (string, error) {
 // (all but the engine's small files, which travel as copies) and points
 // each one's source at its entry of the share in the guest.
 func shareMounts(spec *specs.Spec) ([]share, error) {
+	return shareMountsNamed(spec, "m")
+}
+
+// shareMountsNamed is shareMounts with the entries' names starting with
+// prefix (a pod's share holds every container's).
+func shareMountsNamed(spec *specs.Spec, prefix string) ([]share, error) {
 	var shares []share
 	for i := range spec.Mounts {
 		m := &spec.Mounts[i]
 		bind := m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
-		if !bind || slices.Contains(guestFiles, m.Destination) {
+		if !bind || slices.Contains(guestFiles, m.Destination) || m.Source == agent.PodShmDir {
 			continue
 		}
 		st, err := os.Stat(m.Source)
@@ -83,7 +89,7 @@ func shareMounts(spec *specs.Spec) ([]share, error) {
 		if !st.IsDir() && !st.Mode().IsRegular() {
 			return nil, fmt.Errorf("bind mount %s: %s is a %s: a VM gets directories and files only: %w", m.Destination, m.Source, st.Mode().Type(), runtime.ErrNotSupported)
 		}
-		sh := share{Source: m.Source, Name: "m" + strconv.Itoa(len(shares)), Dir: st.IsDir(), ReadOnly: slices.Contains(m.Options, "ro")}
+		sh := share{Source: m.Source, Name: prefix + strconv.Itoa(len(shares)), Dir: st.IsDir(), ReadOnly: slices.Contains(m.Options, "ro")}
 		shares = append(shares, sh)
 		m.Source = agent.SharedDir + "/" + sh.Name
 	}
@@ -108,6 +114,16 @@ func (s *shim) startVirtiofsd(exited chan<- struct{}) error {
 	}
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return err
+	}
+	if s.cfg.Pod {
+		// Shared, so that what the pod's containers' shims mount here
+		// later reaches virtiofsd's namespace, a slave of it (pod_linux.go).
+		if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("the pod's share: %w", err)
+		}
+		if err := unix.Mount("", dir, "", unix.MS_SHARED, ""); err != nil {
+			return fmt.Errorf("the pod's share: make it shared: %w", err)
+		}
 	}
 	for _, sh := range s.cfg.Shares {
 		stub := filepath.Join(dir, sh.Name)
@@ -171,19 +187,8 @@ func (s *shim) virtiofsdInNamespace(bin, dir string, logf, sock *os.File) (*exec
 		return nil, fmt.Errorf("make the mount namespace a slave: %w", err)
 	}
 	for _, sh := range s.cfg.Shares {
-		stub := filepath.Join(dir, sh.Name)
-		if err := unix.Mount(sh.Source, stub, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return nil, fmt.Errorf("bind %s: %w", sh.Source, err)
-		}
-		if sh.ReadOnly {
-			// A bind's remount keeps the flags of the mount it came
-			// from (nosuid, nodev, noexec may be locked).
-			var st unix.Statfs_t
-			unix.Statfs(stub, &st)
-			flags := uintptr(unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY) | uintptr(st.Flags)&(unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_NOATIME|unix.MS_RELATIME)
-			if err := unix.Mount("", stub, "", flags, ""); err != nil {
-				return nil, fmt.Errorf("make %s read-only: %w", sh.Source, err)
-			}
+		if err := bindShare(sh, filepath.Join(dir, sh.Name)); err != nil {
+			return nil, err
 		}
 	}
 	cmd := exec.Command(bin,

@@ -61,6 +61,15 @@ type vmConfig struct {
 	// and the VM powers off when the driver's side of the control socket
 	// closes (or the driver deletes it).
 	FilesOnly bool `json:"filesOnly,omitempty"`
+	// Pod: this shim holds a pod's VM (pod_linux.go): it boots with
+	// no container (Create holds the sandbox's settings) and serves the
+	// pod's containers' shims on its pod socket.
+	Pod bool `json:"pod,omitempty"`
+	// PodDir, for a container of a pod's VM, is that VM's directory:
+	// the shim binds Shares (its root first) into the pod's share and
+	// speaks to the agent through the pod's shim, as Member.
+	PodDir string `json:"podDir,omitempty"`
+	Member string `json:"member,omitempty"`
 }
 
 // Files in a VM's directory.
@@ -125,6 +134,9 @@ func ShimMain(args []string) int {
 		return fail(err)
 	}
 	s := &shim{dir: dir, cfg: &cfg, pending: map[uint64]chan *agent.Frame{}, exit: make(chan int, 1)}
+	if cfg.Pod {
+		return s.runPod(ctl, sigs, fail)
+	}
 	if err := s.boot(); err != nil {
 		s.kill()
 		return fail(err)
@@ -228,6 +240,10 @@ func writeExit(r exitRecord) {
 // (kill -9 of QEMU gives 137, as a kill -9 of a container's process),
 // 255 when QEMU ended otherwise.
 func (s *shim) vmGone() int {
+	if s.cfg.PodDir != "" {
+		log.Printf("the pod's VM went away without an exit status")
+		return 255
+	}
 	select {
 	case <-s.exited:
 	case <-time.After(poweroffTimeout):
@@ -269,17 +285,25 @@ type shim struct {
 	execMu  sync.Mutex
 	execs   map[string]*execClient
 	execSeq int
+
+	// pod: the containers of the pod's VM this shim holds (cfg.Pod).
+	pod *podMux
+	// leaveOnce: a pod's container leaves its pod's VM once.
+	leaveOnce sync.Once
 }
 
 // boot starts QEMU, greets the agent and has it make the container.
 func (s *shim) boot() error {
+	if s.cfg.PodDir != "" {
+		return s.joinPod()
+	}
 	t0 := time.Now()
 	if s.cfg.Cgroup != nil {
 		if err := s.cfg.Cgroup.enter(s.dir); err != nil {
 			return err
 		}
 	}
-	if len(s.cfg.Shares) > 0 {
+	if len(s.cfg.Shares) > 0 || s.cfg.Pod {
 		s.virtiofsdExited = make(chan struct{})
 		if err := s.startVirtiofsd(s.virtiofsdExited); err != nil {
 			return err
@@ -307,6 +331,13 @@ func (s *shim) boot() error {
 		}
 	}
 	cr := s.cfg.Create
+	if s.cfg.Pod {
+		if err := s.request(&agent.Frame{Type: agent.TypeSandbox, Create: &cr}); err != nil {
+			return err
+		}
+		log.Printf("pod's VM ready after %v", time.Since(t0).Round(time.Millisecond))
+		return nil
+	}
 	if err := s.request(&agent.Frame{Type: agent.TypeCreate, Create: &cr}); err != nil {
 		return err
 	}
@@ -492,12 +523,18 @@ func (s *shim) readLoop() {
 			s.mu.Unlock()
 			if ch != nil {
 				ch <- f
+			} else if s.pod != nil && s.pod.reply(f) {
+				continue
 			} else if f.Error != "" {
 				log.Printf("agent: %s", f.Error)
 			}
 		case agent.TypeDNSQuery:
 			go s.relayDNS(f)
 		case agent.TypeOutput:
+			if s.pod != nil {
+				s.pod.event(f)
+				continue
+			}
 			if f.Proc != "" && f.Proc != "init" {
 				s.execOutput(f)
 				continue
@@ -508,6 +545,10 @@ func (s *shim) readLoop() {
 			}
 			out.Write(f.Data)
 		case agent.TypeExit:
+			if s.pod != nil {
+				s.pod.event(f)
+				continue
+			}
 			if f.Proc != "" && f.Proc != "init" {
 				s.execExit(f)
 				continue
@@ -555,6 +596,10 @@ const poweroffTimeout = 3 * time.Second
 
 // poweroff asks the guest to power off and waits for QEMU to end.
 func (s *shim) poweroff() {
+	if s.cfg.PodDir != "" {
+		s.leavePod()
+		return
+	}
 	if s.conn != nil {
 		go s.request(&agent.Frame{Type: agent.TypePoweroff})
 	}
@@ -568,6 +613,10 @@ func (s *shim) poweroff() {
 
 // kill ends QEMU (if still there) and waits for it.
 func (s *shim) kill() {
+	if s.cfg.PodDir != "" {
+		s.leavePod()
+		return
+	}
 	if s.qemu == nil || s.qemu.Process == nil {
 		return
 	}
