@@ -42,6 +42,10 @@ func main() {
 	if name == agent.FilesHelperName {
 		os.Exit(engine.GuestFilesMain(os.Args[1:]))
 	}
+	if name == agent.PodPIDName {
+		agent.PodPIDMain()
+		return
+	}
 	linux.TracePhase("main")
 	if code, ok := runtimecli.Dispatch(os.Args); ok {
 		os.Exit(code)

@@ -45,6 +45,11 @@ func main() {
 	if name == guestFilesName {
 		os.Exit(runGuestFiles(os.Args[1:]))
 	}
+	if name == agent.PodPIDName {
+		// A pod's shared PID namespace in its VM (see internal/agent).
+		agent.PodPIDMain()
+		return
+	}
 	started()
 	if code, ok := runtimecli.Dispatch(os.Args); ok {
 		os.Exit(code)

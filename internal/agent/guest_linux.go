@@ -259,7 +259,49 @@ func (guest) PrepareSandbox(c *Create) error {
 	if err := unix.Mount("shm", PodShmDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
 		return fmt.Errorf("mount the pod's /dev/shm: %w", err)
 	}
+	if c.SharePID {
+		if err := startPodPID(); err != nil {
+			return err
+		}
+	}
 	return mountCgroup()
+}
+
+// podPIDNamespace is the pod's shared PID namespace in its VM
+// ("/proc/PID/ns/pid" of its holder), empty when each container has
+// its own.
+var podPIDNamespace string
+
+// startPodPID starts the holder of the pod's shared PID namespace: this
+// binary again, as PodPIDName, in a new PID namespace. The agent's
+// reaper collects it should it ever end.
+func startPodPID() error {
+	p, err := os.StartProcess("/proc/self/exe", []string{PodPIDName}, &os.ProcAttr{
+		Env: []string{}, Sys: &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWPID},
+	})
+	if err != nil {
+		return fmt.Errorf("the pod's PID namespace: %w", err)
+	}
+	podPIDNamespace = fmt.Sprintf("/proc/%d/ns/pid", p.Pid)
+	p.Release()
+	return nil
+}
+
+// PodPIDMain is the holder of a pod's shared PID namespace: PID 1
+// there, deaf to the signals its containers may send it, reaping the
+// processes they orphan.
+func PodPIDMain() {
+	signal.Ignore(unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGPIPE)
+	chld := make(chan os.Signal, 1)
+	signal.Notify(chld, unix.SIGCHLD)
+	for range chld {
+		for {
+			var ws unix.WaitStatus
+			if pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil); pid <= 0 || err != nil {
+				break
+			}
+		}
+	}
 }
 
 // mountCgroup mounts the guest's cgroup2 hierarchy, which berth's linux
@@ -617,7 +659,11 @@ func startConfined(container, root string, p *Process, stdio [3]*os.File) (_ int
 	if err := json.Unmarshal(p.OCI, &spec); err != nil {
 		return 0, nil, fmt.Errorf("%w: the container's spec: %v", ErrMalformed, err)
 	}
-	guestSpec(&spec, root, container != "")
+	podPID := ""
+	if container != "" {
+		podPID = podPIDNamespace
+	}
+	guestSpec(&spec, root, container != "", podPID)
 	bundleDir := bundleOf(container)
 	if err := privilegeGuestDevices(&spec, "/dev"); err != nil {
 		return 0, nil, fmt.Errorf("the guest's devices: %w", err)
@@ -731,8 +777,9 @@ const guestNetns = "/proc/1/ns/net"
 // virtio-fs (their sources under SharedDir) stay.
 //
 // A pod's container (inPod) shares the VM's IPC and UTS namespaces as
-// well, which are the pod's, and binds the pod's /dev/shm (PodShmDir).
-func guestSpec(s *specs.Spec, root string, inPod bool) {
+// well, which are the pod's, and binds the pod's /dev/shm (PodShmDir);
+// podPID, when set, is the pod's shared PID namespace, which it joins.
+func guestSpec(s *specs.Spec, root string, inPod bool, podPID string) {
 	if s.Root == nil {
 		s.Root = &specs.Root{}
 	}
@@ -764,6 +811,9 @@ func guestSpec(s *specs.Spec, root string, inPod bool) {
 			}
 			if inPod && (ns.Type == specs.IPCNamespace || ns.Type == specs.UTSNamespace) {
 				continue
+			}
+			if ns.Type == specs.PIDNamespace && podPID != "" {
+				ns.Path = podPID
 			}
 			nss = append(nss, ns)
 		}

@@ -26,7 +26,7 @@ func TestGuestSpecDropsHostObjects(t *testing.T) {
 		},
 		Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: "network", Path: "/run/berth/netns/x"}, {Type: "pid"}}},
 	}
-	guestSpec(s, "/run/berth/rootfs", false)
+	guestSpec(s, "/run/berth/rootfs", false, "")
 	if s.Root.Path != "/run/berth/rootfs" || !s.Root.Readonly || s.Hooks != nil || s.Process.Terminal || s.Process.ApparmorProfile != "" {
 		t.Errorf("root, hooks, terminal or LSM label kept: %+v %+v", s.Root, s.Process)
 	}
@@ -116,9 +116,9 @@ func TestGuestSpecInPod(t *testing.T) {
 			{Destination: "/dev/shm", Type: "bind", Source: PodShmDir, Options: []string{"rbind"}},
 			{Destination: "/etc/x", Type: "bind", Source: "/var/lib/x", Options: []string{"rbind"}},
 		},
-		Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: "network", Path: "/run/berth/netns/p"}, {Type: "ipc", Path: "/run/berth/pods/p/ipc"}, {Type: "uts"}, {Type: "mount"}}},
+		Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: "network", Path: "/run/berth/netns/p"}, {Type: "ipc", Path: "/run/berth/pods/p/ipc"}, {Type: "uts"}, {Type: "mount"}, {Type: "pid", Path: "/run/berth/pods/p/pid"}}},
 	}
-	guestSpec(s, SharedDir+"/c.root", true)
+	guestSpec(s, SharedDir+"/c.root", true, "/proc/9/ns/pid")
 	if len(s.Mounts) != 1 || s.Mounts[0].Source != PodShmDir {
 		t.Errorf("mounts %+v, want the pod's /dev/shm only", s.Mounts)
 	}
@@ -126,8 +126,11 @@ func TestGuestSpecInPod(t *testing.T) {
 	for _, ns := range s.Linux.Namespaces {
 		types = append(types, string(ns.Type))
 	}
-	if strings.Join(types, ",") != "network,mount" {
-		t.Errorf("namespaces %v, want network and mount (IPC and UTS are the VM's)", types)
+	if strings.Join(types, ",") != "network,mount,pid" {
+		t.Errorf("namespaces %v, want network, mount and pid (IPC and UTS are the VM's)", types)
+	}
+	if p := s.Linux.Namespaces[2].Path; p != "/proc/9/ns/pid" {
+		t.Errorf("the pod's container's PID namespace: %q, want the pod's holder's", p)
 	}
 }
 

@@ -7,3 +7,6 @@ func IsAgent() bool { return false }
 
 // Main is never called off Linux.
 func Main() {}
+
+// PodPIDMain is never called off Linux.
+func PodPIDMain() {}

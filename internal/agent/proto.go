@@ -290,7 +290,16 @@ type Create struct {
 	// it. Layers and Upper are then empty, and the sandbox request
 	// already set up the host name, network and share.
 	Root string `json:"root,omitempty"`
+	// SharePID, in a sandbox request: the pod's containers share one
+	// PID namespace (held in the guest by a process of its own,
+	// PodPIDName), not one each.
+	SharePID bool `json:"sharePid,omitempty"`
 }
+
+// PodPIDName is the argv[0] that makes the guest binary the holder of a
+// pod's shared PID namespace in its VM: PID 1 there, it reaps what the
+// pod's containers orphan and does nothing else (PodPIDMain).
+const PodPIDName = "berth-pod-pid"
 
 // PodShmDir is the pod's /dev/shm in its VM: a tmpfs the sandbox
 // request mounts, which each container's spec binds (the host rewrote

@@ -409,7 +409,8 @@ func (e *Engine) pinPod(ctx context.Context, p *Pod) (*Pod, error) {
 		e.emitEndpoints(ctx, "connect", p.ID, eps)
 	}
 	stopAtForTest("pod-network-attached")
-	if p.SharePID || p.IDMap != nil {
+	if (p.SharePID || p.IDMap != nil) && e.sandboxDriver(p) == nil {
+		// (A sandbox holds a shared PID namespace itself.)
 		pid, start, err := e.startPodReaper(p)
 		if err != nil {
 			return nil, err
@@ -459,11 +460,18 @@ func (e *Engine) pinPod(ctx context.Context, p *Pod) (*Pod, error) {
 		}
 	}
 	if sd := e.sandboxDriver(p); sd != nil {
-		o := runtime.SandboxOptions{Hostname: p.Hostname, ResolvConf: resolvConf(holder)}
+		o := runtime.SandboxOptions{Hostname: p.Hostname, ResolvConf: resolvConf(holder), SharePID: p.SharePID}
 		if p.NetworkMode != "host" {
 			o.Netns = e.netnsPath(p.ID)
 		}
 		o.Resources = p.SandboxResources
+		// Its helper processes (a VM's QEMU) as a host user of the
+		// pod's own, freed with its record.
+		helper, err := e.helperUser(ctx, p.ID)
+		if err != nil {
+			return nil, fmt.Errorf("pod %s: %w", p.Name, err)
+		}
+		o.HelperUser = helper
 		if err := sd.CreateSandbox(ctx, p.ID, o); err != nil {
 			return nil, fmt.Errorf("pod %s: %w", p.Name, err)
 		}
@@ -580,8 +588,8 @@ func (e *Engine) podPinned(p *Pod) bool {
 			return false
 		}
 	}
-	if sd := e.sandboxDriver(p); sd != nil && !sd.SandboxReady(context.Background(), p.ID) {
-		return false
+	if sd := e.sandboxDriver(p); sd != nil {
+		return sd.SandboxReady(context.Background(), p.ID)
 	}
 	return !p.SharePID && p.IDMap == nil || e.podReaperAlive(p)
 }
@@ -608,8 +616,6 @@ func (e *Engine) podIsolation(o PodOptions) (string, error) {
 		return "", fmt.Errorf("pod --isolation %s with --network host: its VM has network devices of its own; use a bridge network: %w", name, ErrInvalid)
 	case o.IpcMode == "host":
 		return "", fmt.Errorf("pod --isolation %s with --ipc host: the pod's containers share its VM's: %w", name, ErrInvalid)
-	case o.ShareProcess:
-		return "", fmt.Errorf("pod --isolation %s with a shared PID namespace: not supported yet: %w", name, ErrInvalid)
 	case len(o.UIDMaps) > 0 || len(o.GIDMaps) > 0:
 		return "", fmt.Errorf("pod --isolation %s with a user namespace: not supported yet (the VM is the pod's boundary): %w", name, ErrInvalid)
 	}

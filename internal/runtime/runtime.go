@@ -119,6 +119,8 @@ type SandboxOptions struct {
 	CgroupsPath string
 	// HelperUser is as in CreateOptions.
 	HelperUser *HostUser
+	// SharePID: the pod's containers share one PID namespace.
+	SharePID bool
 }
 
 // HostUser is a numeric user and group of the host.

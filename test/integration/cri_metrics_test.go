@@ -22,14 +22,7 @@ func TestCRIMetrics(t *testing.T) {
 	crictlPath(t)
 	sock := filepath.Join(t.TempDir(), "cri.sock")
 	e.serveWith("--cri-socket", sock)
-	ok := func(args ...string) string {
-		t.Helper()
-		out, errOut, err := crictl(t, sock, args...)
-		if err != nil {
-			t.Fatalf("crictl %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
-		}
-		return strings.TrimSpace(out)
-	}
+	ok := crictlOK(t, sock)
 	dir := t.TempDir()
 	podCfg := filepath.Join(dir, "pod.json")
 	writeJSON(t, podCfg, map[string]any{

@@ -47,14 +47,7 @@ func TestCRIPods(t *testing.T) {
 		}
 		return err == nil
 	})
-	ok := func(args ...string) string {
-		t.Helper()
-		out, errOut, err := crictl(t, sock, args...)
-		if err != nil {
-			t.Fatalf("crictl %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
-		}
-		return strings.TrimSpace(out)
-	}
+	ok := crictlOK(t, sock)
 
 	dir := t.TempDir()
 	logDir := filepath.Join(dir, "logs")

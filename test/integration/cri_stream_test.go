@@ -50,14 +50,7 @@ func criPod(t *testing.T, sock, name string, ctrs ...map[string]any) (string, []
 		return p
 	}
 	podFile := write("pod.json", pod)
-	ok := func(args ...string) string {
-		t.Helper()
-		out, errOut, err := crictl(t, sock, args...)
-		if err != nil {
-			t.Fatalf("crictl %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
-		}
-		return strings.TrimSpace(out)
-	}
+	ok := crictlOK(t, sock)
 	podID := ok("runp", podFile)
 	var ids []string
 	for i, c := range ctrs {

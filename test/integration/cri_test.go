@@ -45,6 +45,19 @@ func crictl(t *testing.T, sock string, args ...string) (string, string, error) {
 	return out.String(), errb.String(), err
 }
 
+// crictlOK returns a crictl against sock that fails the test when the
+// command fails, and otherwise returns its output, trimmed.
+func crictlOK(t *testing.T, sock string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		out, errOut, err := crictl(t, sock, args...)
+		if err != nil {
+			t.Fatalf("crictl %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
+		}
+		return strings.TrimSpace(out)
+	}
+}
+
 func criClient(t *testing.T, sock string) (runtimeapi.RuntimeServiceClient, runtimeapi.ImageServiceClient) {
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

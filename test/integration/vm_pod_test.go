@@ -62,7 +62,6 @@ func TestVMPod(t *testing.T) {
 	// isolation in it.
 	for _, args := range [][]string{
 		{"pod", "create", "--isolation", "vm", "--network", "host"},
-		{"pod", "create", "--isolation", "vm", "--share", "pid"},
 		{"pod", "create", "--isolation", "bogus"},
 	} {
 		if _, errOut, err := e.try(args...); err == nil || !strings.Contains(errOut, "isolation") {
@@ -170,8 +169,8 @@ func TestVMPod(t *testing.T) {
 // TestCRIVMPod: the CRI's "vm" runtime handler makes a pod one VM that
 // holds its containers (a RuntimeClass's handler, as Kata's): crictl
 // runp --runtime vm, containers created and started in it share its
-// kernel and network, exec works, and stopp and rmp leave nothing. A
-// pod asking for one PID namespace is refused by name.
+// kernel, network and (the CRI's pid POD) one PID namespace, exec
+// works, and stopp and rmp leave nothing.
 func TestCRIVMPod(t *testing.T) {
 	requireCNI(t)
 	e := newEngine(t)
@@ -179,14 +178,7 @@ func TestCRIVMPod(t *testing.T) {
 	e.requireVM()
 	crictlPath(t)
 	sock := e.serveAPI("--cri-socket").sock
-	ok := func(args ...string) string {
-		t.Helper()
-		out, errOut, err := crictl(t, sock, args...)
-		if err != nil {
-			t.Fatalf("crictl %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
-		}
-		return strings.TrimSpace(out)
-	}
+	ok := crictlOK(t, sock)
 	var info struct {
 		RuntimeHandlers []struct{ Name string } `json:"runtimeHandlers"`
 	}
@@ -209,10 +201,7 @@ func TestCRIVMPod(t *testing.T) {
 		return p
 	}
 	// pid 0 is POD: one PID namespace for the pod.
-	if out, errOut, err := crictl(t, sock, "runp", "--runtime", "vm", pod("shared", 0)); err == nil || !strings.Contains(errOut, "PID namespace") {
-		t.Errorf("crictl runp --runtime vm of a pod sharing its PID namespace: %v %q %q", err, out, errOut)
-	}
-	podCfg := pod("vmpod", 1)
+	podCfg := pod("vmpod", 0)
 	podID := ok("runp", "--runtime", "vm", podCfg)
 	var pst struct {
 		Status struct {
@@ -247,6 +236,11 @@ func TestCRIVMPod(t *testing.T) {
 	}
 	if got := ok("exec", "-s", cli, "hostname"); got != "vmpod" {
 		t.Errorf("the pod's hostname in its VM: %q", got)
+	}
+	// One PID namespace: cli sees srv's httpd, and neither is its PID 1
+	// (the pod's holder is).
+	if out := ok("exec", "-s", cli, "ps", "-o", "pid,args"); !strings.Contains(out, "httpd -f -p 8080") || strings.Contains(out, "    1 sleep") || strings.Contains(out, "    1 httpd") {
+		t.Errorf("ps in a pod sharing its PID namespace:\n%s", out)
 	}
 	waitFor(t, 20*time.Second, "srv from cli over the pod's loopback", func() bool {
 		out, _, err := crictl(t, sock, "exec", "-s", cli, "wget", "-qO-", "http://127.0.0.1:8080/i")

@@ -602,6 +602,24 @@ func TestVMHostConfinement(t *testing.T) {
 	}
 	e.run("rm", "-f", "uq3")
 
+	// A pod's VM: its QEMU, too, drops to an ID of its own (the pod's,
+	// freed with it); its container's volume still works.
+	e.run("pod", "create", "--isolation", "vm", "--network", "none", "--name", "uqp")
+	e.run("run", "-d", "--pod", "uqp", "--name", "uqc", "-v", shared+":/data", demoImage, "sh", "-c", "echo up; echo from-pod > /data/p; exec sleep 1000")
+	waitFor(t, 30*time.Second, "uqc's process to start", func() bool {
+		logs, _, _ := e.try("logs", "uqc")
+		return strings.Contains(logs, "up")
+	})
+	if q := e.qemusOf(); len(q) != 1 {
+		t.Errorf("QEMUs of the pod: %v", q)
+	} else if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", q[0])); err != nil || !strings.Contains(string(data), fmt.Sprintf("\nUid:\t%d\t", base)) || !strings.Contains(string(data), "\nCapEff:\t0000000000000000\n") {
+		t.Errorf("the pod's QEMU, want uid %d (the first free) and no capabilities:\n%s", base, data)
+	}
+	if data, err := os.ReadFile(filepath.Join(shared, "p")); err != nil || string(data) != "from-pod\n" {
+		t.Errorf("a volume of a pod's container whose QEMU is unprivileged: %q %v", data, err)
+	}
+	e.run("pod", "rm", "-f", "uqp")
+
 	// Without subordinate IDs: root, as before.
 	dropBerthEntries(t)
 	e.run("run", "-d", "--isolation", "vm", "--name", "uq4", demoImage, "sh", "-c", "echo up; exec sleep 1000")

@@ -476,7 +476,7 @@ func (d *Driver) CreateSandbox(ctx context.Context, id string, o runtime.Sandbox
 	}
 	m.RunAs = o.HelperUser
 	m.Share = true
-	create := agent.Create{Hostname: o.Hostname, Share: shareTag}
+	create := agent.Create{Hostname: o.Hostname, Share: shareTag, SharePID: o.SharePID}
 	if relay := loopbackNameservers(o.ResolvConf); len(relay) > 0 && o.Netns != "" {
 		create.Network = &agent.Network{DNSRelay: relay}
 	}
