@@ -259,37 +259,53 @@ func (guest) PrepareSandbox(c *Create) error {
 	if err := unix.Mount("shm", PodShmDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
 		return fmt.Errorf("mount the pod's /dev/shm: %w", err)
 	}
-	if c.SharePID {
-		if err := startPodPID(); err != nil {
-			return err
-		}
+	ns, err := startPodHolder(c.SharePID)
+	if err != nil {
+		return err
 	}
+	thePodNamespaces = ns
 	return mountCgroup()
 }
 
-// podPIDNamespace is the pod's shared PID namespace in its VM
-// ("/proc/PID/ns/pid" of its holder), empty when each container has
-// its own.
-var podPIDNamespace string
-
-// startPodPID starts the holder of the pod's shared PID namespace: this
-// binary again, as PodPIDName, in a new PID namespace. The agent's
-// reaper collects it should it ever end.
-func startPodPID() error {
-	p, err := os.StartProcess("/proc/self/exe", []string{PodPIDName}, &os.ProcAttr{
-		Env: []string{}, Sys: &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWPID},
-	})
-	if err != nil {
-		return fmt.Errorf("the pod's PID namespace: %w", err)
-	}
-	podPIDNamespace = fmt.Sprintf("/proc/%d/ns/pid", p.Pid)
-	p.Release()
-	return nil
+// podNamespaces are the pod's namespaces in its VM that its containers
+// join ("/proc/PID/ns/..." of the pod's holder): its IPC and UTS
+// namespaces, and its PID namespace when the pod shares one (else
+// empty: each container has its own).
+type podNamespaces struct {
+	IPC, UTS, PID string
 }
 
-// PodPIDMain is the holder of a pod's shared PID namespace: PID 1
-// there, deaf to the signals its containers may send it, reaping the
-// processes they orphan.
+// thePodNamespaces are this VM's pod's, once the sandbox request made
+// them.
+var thePodNamespaces *podNamespaces
+
+// startPodHolder starts the holder of the pod's namespaces: this binary
+// again, as PodPIDName, in new IPC and UTS namespaces (the host name
+// already the pod's), and a new PID namespace when the pod shares one.
+// So the containers' namespaced sysctls and IPC are the pod's, apart
+// from the agent's. The agent's reaper collects it should it ever end.
+func startPodHolder(sharePID bool) (*podNamespaces, error) {
+	flags := uintptr(unix.CLONE_NEWIPC | unix.CLONE_NEWUTS)
+	if sharePID {
+		flags |= unix.CLONE_NEWPID
+	}
+	p, err := os.StartProcess("/proc/self/exe", []string{PodPIDName}, &os.ProcAttr{
+		Env: []string{}, Sys: &syscall.SysProcAttr{Cloneflags: flags},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the pod's namespaces: %w", err)
+	}
+	ns := &podNamespaces{IPC: fmt.Sprintf("/proc/%d/ns/ipc", p.Pid), UTS: fmt.Sprintf("/proc/%d/ns/uts", p.Pid)}
+	if sharePID {
+		ns.PID = fmt.Sprintf("/proc/%d/ns/pid", p.Pid)
+	}
+	p.Release()
+	return ns, nil
+}
+
+// PodPIDMain is the holder of a pod's namespaces: deaf to the signals
+// its containers may send it and, as PID 1 of a shared PID namespace,
+// reaping the processes they orphan.
 func PodPIDMain() {
 	signal.Ignore(unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGPIPE)
 	chld := make(chan os.Signal, 1)
@@ -659,11 +675,13 @@ func startConfined(container, root string, p *Process, stdio [3]*os.File) (_ int
 	if err := json.Unmarshal(p.OCI, &spec); err != nil {
 		return 0, nil, fmt.Errorf("%w: the container's spec: %v", ErrMalformed, err)
 	}
-	podPID := ""
+	var pod *podNamespaces
 	if container != "" {
-		podPID = podPIDNamespace
+		if pod = thePodNamespaces; pod == nil {
+			return 0, nil, fmt.Errorf("%w: container %s of a pod before its sandbox", ErrMalformed, container)
+		}
 	}
-	guestSpec(&spec, root, container != "", podPID)
+	guestSpec(&spec, root, pod)
 	bundleDir := bundleOf(container)
 	if err := privilegeGuestDevices(&spec, "/dev"); err != nil {
 		return 0, nil, fmt.Errorf("the guest's devices: %w", err)
@@ -776,10 +794,11 @@ const guestNetns = "/proc/1/ns/net"
 // meaning in the guest and goes; the bind mounts the host shared over
 // virtio-fs (their sources under SharedDir) stay.
 //
-// A pod's container (inPod) shares the VM's IPC and UTS namespaces as
-// well, which are the pod's, and binds the pod's /dev/shm (PodShmDir);
-// podPID, when set, is the pod's shared PID namespace, which it joins.
-func guestSpec(s *specs.Spec, root string, inPod bool, podPID string) {
+// A pod's container (pod set) joins the pod's IPC and UTS namespaces, and
+// its PID namespace if the pod shares one, and binds the pod's /dev/shm
+// (PodShmDir).
+func guestSpec(s *specs.Spec, root string, pod *podNamespaces) {
+	inPod := pod != nil
 	if s.Root == nil {
 		s.Root = &specs.Root{}
 	}
@@ -809,11 +828,15 @@ func guestSpec(s *specs.Spec, root string, inPod bool, podPID string) {
 			if ns.Type == specs.NetworkNamespace {
 				ns.Path = guestNetns
 			}
-			if inPod && (ns.Type == specs.IPCNamespace || ns.Type == specs.UTSNamespace) {
-				continue
-			}
-			if ns.Type == specs.PIDNamespace && podPID != "" {
-				ns.Path = podPID
+			if inPod {
+				switch ns.Type {
+				case specs.IPCNamespace:
+					ns.Path = pod.IPC
+				case specs.UTSNamespace:
+					ns.Path = pod.UTS
+				case specs.PIDNamespace:
+					ns.Path = pod.PID
+				}
 			}
 			nss = append(nss, ns)
 		}
@@ -914,17 +937,22 @@ func startFilesHelper(container string, p *Process, stdio [3]*os.File) (int, *os
 
 var execSeq atomic.Uint64
 
-// startExec runs berth runtime exec for an OCI process in the container;
-// the command lives as long as the process and exits with its code, so
-// its pid stands for it (the reaper hands its exit to the agent).
-func startExec(container string, p *Process, stdio [3]*os.File) (int, *os.File, error) {
+// startExec has berth's runtime start an OCI process in the container
+// (exec --detach) and returns the process's own pid: the runtime exits
+// once it runs, and the process, reparented to the agent, is reaped by
+// it, so a signal (a caller's timeout) reaches the process itself, not a
+// runtime waiting for it.
+func startExec(container string, p *Process, stdio [3]*os.File) (_ int, console *os.File, retErr error) {
 	bundleDir := bundleOf(container)
 	n := execSeq.Add(1)
 	f := filepath.Join(bundleDir, fmt.Sprintf("exec-%d.json", n))
 	if err := os.WriteFile(f, p.OCIProcess, 0o600); err != nil {
 		return 0, nil, err
 	}
-	argv := []string{"berth", "runtime", "--root", runtimeRoot, "exec", "--process", f}
+	defer os.Remove(f)
+	pidFile := filepath.Join(bundleDir, fmt.Sprintf("exec-%d.pid", n))
+	defer os.Remove(pidFile)
+	argv := []string{"/proc/self/exe", "runtime", "--root", runtimeRoot, "exec", "--detach", "--pid-file", pidFile, "--process", f}
 	var consoleCh chan *os.File
 	if p.Terminal {
 		sock := filepath.Join(bundleDir, fmt.Sprintf("console-%d.sock", n))
@@ -938,20 +966,36 @@ func startExec(container string, p *Process, stdio [3]*os.File) (int, *os.File, 
 		consoleCh = make(chan *os.File, 1)
 		go func() { consoleCh <- receiveConsole(l) }()
 		argv = append(argv, "--console-socket", sock)
+		defer func() {
+			if retErr != nil && console != nil {
+				console.Close()
+			}
+		}()
 	}
 	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-	proc, err := os.StartProcess("/proc/self/exe", append(argv, runtimeID(container)), &os.ProcAttr{Env: env, Files: stdio[:]})
+	code, err := theReaper.run(append(argv, runtimeID(container)), env, stdio)
 	if err != nil {
 		return 0, nil, fmt.Errorf("the guest's runtime: %w", err)
 	}
-	pid := proc.Pid
-	proc.Release()
-	var console *os.File
 	if consoleCh != nil {
-		if console = <-consoleCh; console == nil {
-			unix.Kill(pid, unix.SIGKILL)
-			return 0, nil, errors.New("the guest's runtime sent no pty for the exec")
+		select {
+		case console = <-consoleCh:
+		case <-time.After(10 * time.Second):
 		}
+	}
+	if code != 0 {
+		return 0, console, fmt.Errorf("the guest's runtime could not exec the process (exit %d; its message is on the exec's stderr)", code)
+	}
+	if p.Terminal && console == nil {
+		return 0, nil, errors.New("the guest's runtime sent no pty for the exec")
+	}
+	pb, err := os.ReadFile(pidFile)
+	if err != nil {
+		return 0, console, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(pb)))
+	if err != nil {
+		return 0, console, fmt.Errorf("the guest's runtime pid file: %w", err)
 	}
 	return pid, console, nil
 }

@@ -26,7 +26,7 @@ func TestGuestSpecDropsHostObjects(t *testing.T) {
 		},
 		Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: "network", Path: "/run/berth/netns/x"}, {Type: "pid"}}},
 	}
-	guestSpec(s, "/run/berth/rootfs", false, "")
+	guestSpec(s, "/run/berth/rootfs", nil)
 	if s.Root.Path != "/run/berth/rootfs" || !s.Root.Readonly || s.Hooks != nil || s.Process.Terminal || s.Process.ApparmorProfile != "" {
 		t.Errorf("root, hooks, terminal or LSM label kept: %+v %+v", s.Root, s.Process)
 	}
@@ -108,8 +108,8 @@ func TestPrivilegeGuestDevices(t *testing.T) {
 	}
 }
 
-// A pod's container shares the VM's IPC and UTS namespaces (the pod's)
-// and keeps the bind of the pod's /dev/shm.
+// A pod's container joins the pod's IPC, UTS and (shared) PID
+// namespaces and keeps the bind of the pod's /dev/shm.
 func TestGuestSpecInPod(t *testing.T) {
 	s := &specs.Spec{
 		Mounts: []specs.Mount{
@@ -118,19 +118,16 @@ func TestGuestSpecInPod(t *testing.T) {
 		},
 		Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: "network", Path: "/run/berth/netns/p"}, {Type: "ipc", Path: "/run/berth/pods/p/ipc"}, {Type: "uts"}, {Type: "mount"}, {Type: "pid", Path: "/run/berth/pods/p/pid"}}},
 	}
-	guestSpec(s, SharedDir+"/c.root", true, "/proc/9/ns/pid")
+	guestSpec(s, SharedDir+"/c.root", &podNamespaces{IPC: "/proc/9/ns/ipc", UTS: "/proc/9/ns/uts", PID: "/proc/9/ns/pid"})
 	if len(s.Mounts) != 1 || s.Mounts[0].Source != PodShmDir {
 		t.Errorf("mounts %+v, want the pod's /dev/shm only", s.Mounts)
 	}
-	var types []string
+	var got []string
 	for _, ns := range s.Linux.Namespaces {
-		types = append(types, string(ns.Type))
+		got = append(got, string(ns.Type)+"="+ns.Path)
 	}
-	if strings.Join(types, ",") != "network,mount,pid" {
-		t.Errorf("namespaces %v, want network, mount and pid (IPC and UTS are the VM's)", types)
-	}
-	if p := s.Linux.Namespaces[2].Path; p != "/proc/9/ns/pid" {
-		t.Errorf("the pod's container's PID namespace: %q, want the pod's holder's", p)
+	if want := "network=/proc/1/ns/net,ipc=/proc/9/ns/ipc,uts=/proc/9/ns/uts,mount=,pid=/proc/9/ns/pid"; strings.Join(got, ",") != want {
+		t.Errorf("namespaces %v, want %s", got, want)
 	}
 }
 

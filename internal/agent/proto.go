@@ -297,8 +297,9 @@ type Create struct {
 }
 
 // PodPIDName is the argv[0] that makes the guest binary the holder of a
-// pod's shared PID namespace in its VM: PID 1 there, it reaps what the
-// pod's containers orphan and does nothing else (PodPIDMain).
+// pod's namespaces in its VM (IPC, UTS, and PID when shared: PID 1
+// there, it reaps what the pod's containers orphan); it does nothing
+// else (PodPIDMain).
 const PodPIDName = "berth-pod-pid"
 
 // PodShmDir is the pod's /dev/shm in its VM: a tmpfs the sandbox

@@ -90,6 +90,10 @@ type process struct {
 	// removed: its container was deleted; its exit is not reported
 	// (the host may have made a container of that name since).
 	removed atomic.Bool
+	// replied is closed once the request that started it was answered:
+	// its exit is reported after that.
+	replied   chan struct{}
+	replyOnce sync.Once
 }
 
 // New returns an agent speaking over conn.
@@ -230,10 +234,22 @@ func (a *Agent) handle(f *Frame) error {
 		return a.sys.Resume(f.Resume)
 	case TypeCreate:
 		return a.create(ctr, name, f.Create)
-	case TypeStart:
-		return a.start(ctr, name)
-	case TypeExec:
-		return a.exec(ctr, name, f.Exec)
+	case TypeStart, TypeExec:
+		// Replied to here: the process's exit, which may come at once,
+		// is reported after the reply that started it.
+		var err error
+		if f.Type == TypeStart {
+			err = a.start(ctr, name)
+		} else {
+			err = a.exec(ctr, name, f.Exec)
+		}
+		a.reply(f, err)
+		if err == nil {
+			if p, _ := a.proc(ctr, name, true); p != nil {
+				p.replyOnce.Do(func() { close(p.replied) })
+			}
+		}
+		return errQueued
 	case TypeSignal:
 		p, err := a.proc(ctr, name, true)
 		if err != nil {
@@ -327,7 +343,7 @@ func (a *Agent) create(container, name string, c *Create) error {
 	if a.procs[procKey(container, name)] != nil {
 		return fmt.Errorf("container %q exists", container)
 	}
-	a.procs[procKey(container, name)] = &process{container: container, name: name, spec: c.Process, root: root, exited: make(chan int, 1)}
+	a.procs[procKey(container, name)] = &process{container: container, name: name, spec: c.Process, root: root, exited: make(chan int, 1), replied: make(chan struct{})}
 	return nil
 }
 
@@ -383,6 +399,7 @@ func (a *Agent) remove(container string) error {
 	for k, p := range a.procs {
 		if p.container == container {
 			p.removed.Store(true)
+			p.replyOnce.Do(func() { close(p.replied) })
 			gone = append(gone, p)
 			delete(a.procs, k)
 		}
@@ -429,7 +446,7 @@ func (a *Agent) exec(container, name string, p *Process) error {
 		a.mu.Unlock()
 		return fmt.Errorf("process %q exists", name)
 	}
-	a.procs[key] = &process{container: container, name: name, spec: *p, root: init.root, exited: make(chan int, 1)}
+	a.procs[key] = &process{container: container, name: name, spec: *p, root: init.root, exited: make(chan int, 1), replied: make(chan struct{})}
 	a.mu.Unlock()
 	if err := a.start(container, name); err != nil {
 		a.mu.Lock()
@@ -550,6 +567,7 @@ const outputGrace = time.Second
 
 func (a *Agent) waitExit(p *process) {
 	code := <-p.exited
+	<-p.replied
 	done := make(chan struct{})
 	go func() { p.outs.Wait(); close(done) }()
 	select {

@@ -181,7 +181,7 @@ func execAttached(ctx context.Context, e *engine.Engine, ref string, o engine.Ex
 			if fromTerminal && (sig == unix.SIGINT || sig == unix.SIGQUIT) {
 				continue
 			}
-			unix.Kill(p.Pid, sig)
+			p.Signal(sig)
 		}
 	}()
 	code, err := p.Wait()

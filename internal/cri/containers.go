@@ -578,12 +578,10 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 	return &runtimeapi.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(r.code)}, nil
 }
 
-// killExec kills an ExecSync's process past its time; only a host pid
-// (kill of 0 would be serve's own process group).
+// killExec kills an ExecSync's process past its time, through its
+// driver (a VM's has no host pid).
 func killExec(p *engine.ExecProcess) {
-	if p.Pid > 0 {
-		unix.Kill(p.Pid, unix.SIGKILL)
-	}
+	p.Signal(unix.SIGKILL)
 }
 
 // UpdateContainerResources changes a container's memory and CPU limits

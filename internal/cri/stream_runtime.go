@@ -217,11 +217,8 @@ func (r *streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io
 	select {
 	case x = <-exited:
 	case <-ctx.Done():
-		// Pid 0: no host process stands for it (kill(0) would be
-		// serve's own group); it is then waited for.
-		if proc.Pid > 0 {
-			unix.Kill(proc.Pid, unix.SIGKILL)
-		}
+		// Through its driver: a VM's has no host pid.
+		proc.Signal(unix.SIGKILL)
 		x = <-exited
 	}
 	// A child of the command may hold its output open after it: that

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/berth-dev/berth/internal/engine/spec"
 	"github.com/berth-dev/berth/internal/runtime"
@@ -61,6 +62,10 @@ type ExecProcess struct {
 	// done records exec_die.
 	done func(code int)
 }
+
+// Signal sends the process sig through its driver (Pid may be 0: no host
+// process stands for a VM's).
+func (p *ExecProcess) Signal(sig syscall.Signal) error { return p.proc.Signal(sig) }
 
 // Wait waits for the process and returns its exit code as a shell reports
 // it (128+n for signal n).

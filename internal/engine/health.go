@@ -143,7 +143,7 @@ func (e *Engine) RunHealthcheck(ctx context.Context, id string) (string, error) 
 		// A probe that hangs is killed at its timeout (what it
 		// started goes with this process's group at the end).
 		timedOut = true
-		syscall.Kill(p.Pid, syscall.SIGKILL)
+		p.Signal(syscall.SIGKILL)
 		<-done
 		res.ExitCode = -1
 	}

@@ -222,6 +222,9 @@ type Process interface {
 	// Wait waits for it and returns its exit code as a shell reports it
 	// (128+n for signal n).
 	Wait() (int, error)
+	// Signal sends it sig (SIGKILL for a caller past its time, one a
+	// caller relays): never by Pid, which may be 0.
+	Signal(sig syscall.Signal) error
 }
 
 // Stats is one sample of a container's resource use.

@@ -217,7 +217,53 @@ current-context: berth
 		t.Errorf("kubectl logs job/once: %q", out)
 	}
 	t.Logf("job complete at %s", elapsed())
+
+	// A RuntimeClass whose handler is berth's vm: the pod is one VM
+	// holding its two containers (their kernel is the VM's, shared, not
+	// the host's), with its service account token over the VM's share
+	// and its readiness probe reaching it through the VM's network.
+	if ok, why := e.vmAvailable(); !ok {
+		t.Logf("no RuntimeClass vm pod: vm isolation %s", why)
+		return
+	}
+	apply(vmPod)
+	ok("wait", "--for=condition=Ready", "pod/vm", "--timeout=180s")
+	host, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	web, err1 := kubectl("exec", "vm", "-c", "web", "--", "cat", "/proc/sys/kernel/random/boot_id")
+	side, err2 := kubectl("exec", "vm", "-c", "side", "--", "cat", "/proc/sys/kernel/random/boot_id")
+	if err1 != nil || err2 != nil || web == "" || web != side || web == strings.TrimSpace(string(host)) {
+		t.Errorf("boot ids in the vm pod: web %q (%v), side %q (%v), host %q: want the pod's VM's, shared", web, err1, side, err2, host)
+	}
+	if out, err := kubectl("exec", "vm", "-c", "side", "--", "cat", "/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err != nil || out != "default" {
+		t.Errorf("the service account's namespace file in the vm pod: %q %v", out, err)
+	}
+	ok("delete", "pod", "vm", "--timeout=120s")
+	t.Logf("RuntimeClass vm pod ran and went at %s", elapsed())
 }
+
+const vmPod = `apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata:
+  name: vm
+handler: vm
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: vm
+spec:
+  runtimeClassName: vm
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: web
+    image: berth.test/web:1
+    readinessProbe:
+      httpGet: {path: /index.html, port: 8080}
+      periodSeconds: 1
+  - name: side
+    image: berth.test/web:1
+    command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]
+`
 
 const webDeployment = `apiVersion: apps/v1
 kind: Deployment

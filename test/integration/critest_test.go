@@ -30,7 +30,9 @@ import (
 // critestMinPassed passes and no failure outside critestKnownFailures;
 // BERTH_CRITEST=full (make critest) only reports. BERTH_CRITEST_FOCUS=RE
 // runs only the specs RE matches (ginkgo's --focus), for work on one part:
-// no failure outside the known ones, and at least one pass. The one spec that pins
+// no failure outside the known ones, and at least one pass.
+// BERTH_CRITEST_HANDLER=vm runs every spec's pods under that runtime
+// handler (each pod one VM; minutes under TCG). The one spec that pins
 // an upstream digest cannot pass offline and is skipped, by name.
 
 // critestUnreachable are specs no runtime can pass offline.
@@ -201,6 +203,11 @@ func TestCritest(t *testing.T) {
 		skips[i] = regexp.QuoteMeta(s)
 	}
 	args = append(args, "--ginkgo.skip="+strings.Join(skips, "|"))
+	if h := os.Getenv("BERTH_CRITEST_HANDLER"); h != "" {
+		// Every spec's pods under that runtime handler ("vm": each pod
+		// one VM).
+		args = append(args, "-runtime-handler", h)
+	}
 	focus := os.Getenv("BERTH_CRITEST_FOCUS")
 	minPassed := critestMinPassed
 	if focus != "" {

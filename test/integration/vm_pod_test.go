@@ -196,7 +196,8 @@ func TestCRIVMPod(t *testing.T) {
 		writeJSON(t, p, map[string]any{
 			"metadata": map[string]any{"name": name, "namespace": "default", "uid": "uid-" + name, "attempt": 0},
 			"hostname": name, "log_directory": logDir,
-			"linux": map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{"pid": pid}}},
+			"linux": map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{"pid": pid}},
+				"sysctls": map[string]string{"kernel.shm_rmid_forced": "1", "net.ipv4.ip_unprivileged_port_start": "80"}},
 		})
 		return p
 	}
@@ -237,6 +238,23 @@ func TestCRIVMPod(t *testing.T) {
 	if got := ok("exec", "-s", cli, "hostname"); got != "vmpod" {
 		t.Errorf("the pod's hostname in its VM: %q", got)
 	}
+	// The pod's sysctls, namespaced to it in its VM (IPC and network).
+	for k, want := range map[string]string{"kernel/shm_rmid_forced": "1", "net/ipv4/ip_unprivileged_port_start": "80"} {
+		if got := ok("exec", "-s", cli, "cat", "/proc/sys/"+k); got != want {
+			t.Errorf("sysctl %s in the pod's container: %q, want %q", k, got, want)
+		}
+	}
+	// An exec past its timeout is killed and answered, not waited for.
+	start := time.Now()
+	if out, errOut, err := crictl(t, sock, "exec", "-s", "--timeout", "2", cli, "sleep", "60"); err == nil || !strings.Contains(out+errOut, "timed out") {
+		t.Errorf("crictl exec --timeout 2 sleep 60: %v %q %q", err, out, errOut)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("crictl exec --timeout 2 took %v", d)
+	}
+	waitFor(t, 10*time.Second, "the timed-out exec's process to go", func() bool {
+		return !strings.Contains(ok("exec", "-s", cli, "ps", "-o", "args"), "sleep 60")
+	})
 	// One PID namespace: cli sees srv's httpd, and neither is its PID 1
 	// (the pod's holder is).
 	if out := ok("exec", "-s", cli, "ps", "-o", "pid,args"); !strings.Contains(out, "httpd -f -p 8080") || strings.Contains(out, "    1 sleep") || strings.Contains(out, "    1 httpd") {

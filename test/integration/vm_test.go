@@ -25,17 +25,27 @@ import (
 // why (berth info knows: QEMU, a guest kernel).
 func (e *engineEnv) requireVM() {
 	e.t.Helper()
+	if ok, why := e.vmAvailable(); !ok {
+		e.t.Skipf("vm isolation %s (make deps installs qemu-system-x86 and linux-image-cloud-amd64)", why)
+	}
+}
+
+// vmAvailable says whether this host runs berth's VM isolation, and
+// what berth info says of it.
+func (e *engineEnv) vmAvailable() (bool, string) {
+	e.t.Helper()
 	// The text output: info's JSON keeps docker's shape.
 	for _, l := range strings.Split(e.run("info"), "\n") {
 		if rest, ok := strings.CutPrefix(l, " vm: "); ok {
-			if !strings.HasPrefix(rest, "available") {
-				e.t.Skipf("vm isolation %s (make deps installs qemu-system-x86 and linux-image-cloud-amd64)", rest)
+			if strings.HasPrefix(rest, "available") {
+				e.t.Logf("vm isolation: %s", rest)
+				return true, rest
 			}
-			e.t.Logf("vm isolation: %s", rest)
-			return
+			return false, rest
 		}
 	}
 	e.t.Fatal("berth info lists no vm isolation")
+	return false, ""
 }
 
 // forEachIsolation runs body once per isolation, each in a subtest with

@@ -165,6 +165,12 @@ type process struct {
 func (p *process) Pid() int           { return p.pid }
 func (p *process) Console() *os.File  { return p.console }
 func (p *process) Wait() (int, error) { return WaitExit(p.pid) }
+func (p *process) Signal(sig syscall.Signal) error {
+	if p.pid <= 0 {
+		return fmt.Errorf("exec: no process to signal: %w", runtime.ErrInvalidStatus)
+	}
+	return syscall.Kill(p.pid, sig)
+}
 
 // Stats reads the container's cgroup, its processes and its network
 // namespace's counters.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -146,11 +147,37 @@ func (s *shim) serveExec(c *net.UnixConn) {
 		return
 	}
 	c.Write([]byte(ctlStarted))
+	go s.execSignals(name, c)
 	if req.Stdin || p.Terminal {
 		go s.copyExecStdin(name, ec.stdin)
 	}
 	if p.Terminal {
 		go s.followSize(name, ec)
+	}
+}
+
+// ctlSignal, from an exec's caller on its connection: "K n", signal n
+// to the process.
+const ctlSignal = "K"
+
+// execSignals passes on the signals an exec's caller sends for it,
+// until its connection closes (at its exit, execExit closes it).
+func (s *shim) execSignals(name string, c *net.UnixConn) {
+	buf := make([]byte, 64)
+	for {
+		n, err := c.Read(buf)
+		if err != nil || n == 0 {
+			return
+		}
+		num, ok := strings.CutPrefix(string(buf[:n]), ctlSignal+" ")
+		sig, err := strconv.Atoi(num)
+		if !ok || err != nil || sig <= 0 || sig > 64 {
+			log.Printf("%s: a bad signal request %q", name, buf[:n])
+			continue
+		}
+		if err := s.request(&agent.Frame{Type: agent.TypeSignal, Proc: name, Signal: sig}); err != nil {
+			log.Printf("%s: signal %d: %v", name, sig, err)
+		}
 	}
 }
 
@@ -490,6 +517,13 @@ type vmProcess struct {
 
 func (p *vmProcess) Pid() int          { return 0 }
 func (p *vmProcess) Console() *os.File { return p.console }
+
+// Signal asks the shim to signal the process in the guest ("K n" on
+// its exec connection).
+func (p *vmProcess) Signal(sig syscall.Signal) error {
+	_, err := p.conn.Write([]byte(ctlSignal + " " + strconv.Itoa(int(sig))))
+	return err
+}
 
 // Wait returns the exit code the shim reports.
 func (p *vmProcess) Wait() (int, error) {
