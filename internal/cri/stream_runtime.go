@@ -356,8 +356,26 @@ func (r *streamRuntime) PortForward(ctx context.Context, podID string, port int3
 	}
 	dctx, cancel := context.WithTimeout(r.stop, 30*time.Second)
 	defer cancel()
+	targets := []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}
+	if p.Isolation != "" {
+		// A pod that is one VM: its namespace here is wired to the VM
+		// (what arrives on its interfaces goes to the guest) and its
+		// loopback is not the guest's; its addresses, from this host's
+		// namespace, reach the guest.
+		path, targets = "", nil
+		for _, ep := range p.NetworkSettings.Endpoints {
+			for _, a := range []string{ep.IP, ep.IPv6} {
+				if ip, err := netip.ParseAddr(a); err == nil {
+					targets = append(targets, ip)
+				}
+			}
+		}
+		if len(targets) == 0 {
+			return fmt.Errorf("port-forward to pod %s: its VM has no address to reach it at", p.Name)
+		}
+	}
 	var conn net.Conn
-	for _, ip := range []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()} {
+	for _, ip := range targets {
 		conn, err = netns.Dial(dctx, path, "tcp", netip.AddrPortFrom(ip, uint16(port)))
 		if err == nil {
 			break

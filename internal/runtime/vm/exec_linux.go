@@ -89,7 +89,14 @@ func (s *shim) serveExec(c *net.UnixConn) {
 	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
 		for _, m := range msgs {
 			if fds, err := unix.ParseUnixRights(&m); err == nil {
-				for _, fd := range fds {
+				for i, fd := range fds {
+					if i == 0 && len(files) == 0 {
+						// Stdin in Go's poller, so that closing it at the
+						// exit wakes the read copying it and the file goes:
+						// a blocked read would keep an exec's pty slave
+						// open, and its caller would never see the end.
+						unix.SetNonblock(fd, true)
+					}
 					files = append(files, os.NewFile(uintptr(fd), "exec-stdio"))
 				}
 			}
