@@ -631,7 +631,7 @@ func (d *Driver) DeleteSandbox(_ context.Context, id string) error {
 // VM: its root file system (the bundle's, which the engine mounted) and
 // its volumes bound into the pod's share under names of its own, the
 // pod's /dev/shm the VM's.
-func (d *Driver) memberConfig(id string, spec *specs.Spec, o runtime.CreateOptions, proc agent.Process) (*vmConfig, error) {
+func (d *Driver) memberConfig(id string, spec *specs.Spec, o runtime.CreateOptions, process agent.Process) (*vmConfig, error) {
 	podDir, err := d.podDir(o.Sandbox)
 	if err != nil {
 		return nil, err
@@ -663,8 +663,8 @@ func (d *Driver) memberConfig(id string, spec *specs.Spec, o runtime.CreateOptio
 	if err != nil {
 		return nil, err
 	}
-	proc.OCI = b
-	create := agent.Create{Root: agent.SharedDir + "/" + id, Process: proc, Files: engineFiles(spec)}
+	process.OCI = b
+	create := agent.Create{Root: agent.SharedDir + "/" + id, Process: process, Files: engineFiles(spec)}
 	return &vmConfig{Create: create, BootTimeout: 30 * time.Second, PodDir: podDir, Member: id, Shares: shares}, nil
 }
 
