@@ -43,6 +43,10 @@ const (
 	// its own disks (their sizes, its images' first blocks) instead of
 	// finding the template's in the restored kernel.
 	ModuleSetDisk = "disk"
+	// ModuleSetNetAdmin is what a container that may administer its
+	// network (CAP_NET_ADMIN: a privileged one's) may ask the kernel
+	// for that the guest has no modprobe to load on demand: bridges.
+	ModuleSetNetAdmin = "netadmin"
 )
 
 // ModuleSetOrder is the initramfs file listing a module set.
@@ -683,6 +687,12 @@ func startConfined(container, root string, p *Process, stdio [3]*os.File) (_ int
 	}
 	guestSpec(&spec, root, pod)
 	bundleDir := bundleOf(container)
+	if spec.Process != nil && spec.Process.Capabilities != nil && slices.Contains(spec.Process.Capabilities.Bounding, "CAP_NET_ADMIN") {
+		// A missing set (an older initramfs) leaves the kernel as it is.
+		if err := loadModules(ModuleSetOrder(ModuleSetNetAdmin)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return 0, nil, fmt.Errorf("the guest's modules for CAP_NET_ADMIN: %w", err)
+		}
+	}
 	if err := privilegeGuestDevices(&spec, "/dev"); err != nil {
 		return 0, nil, fmt.Errorf("the guest's devices: %w", err)
 	}
@@ -1072,7 +1082,7 @@ func (guest) Stats(container string) (*Stats, error) {
 		return nil, err
 	}
 	return &Stats{CPUTotal: s.CPUTotal, MemUsage: s.MemUsage, MemLimit: s.MemLimit, Pids: s.Pids,
-		NetRx: s.NetRx, NetTx: s.NetTx, BlockRead: s.BlockRead, BlockWrite: s.BlockWrite, OOMKills: s.OOMKills}, nil
+		NetRx: s.NetRx, NetTx: s.NetTx, BlockRead: s.BlockRead, BlockWrite: s.BlockWrite, OOMKills: s.OOMKills, Detail: s.Detail}, nil
 }
 
 // Top lists the processes of the container's cgroup in the guest as ps

@@ -59,6 +59,8 @@ import (
 	"io"
 	"strings"
 	"sync"
+
+	"github.com/berth-dev/berth/internal/runtime"
 )
 
 // Version is the protocol version this build speaks; MinVersion the
@@ -227,6 +229,9 @@ type Stats struct {
 	BlockRead  uint64 `json:"blockRead"`
 	BlockWrite uint64 `json:"blockWrite"`
 	OOMKills   uint64 `json:"oomKills"`
+	// Detail is the finer sample the CRI's metrics serve, as the
+	// guest's runtime took it.
+	Detail *runtime.StatsDetail `json:"detail,omitempty"`
 }
 
 // Top is the container's processes as ps would list them: the column

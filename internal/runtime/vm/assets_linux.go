@@ -49,6 +49,8 @@ var guestModuleSets = map[string][]string{
 	agent.ModuleSetShare: {"virtiofs"},
 	agent.ModuleSetUpper: {"ext4"},
 	agent.ModuleSetDisk:  {"virtio_blk"},
+	// Bridges for a container with CAP_NET_ADMIN (loaded only then).
+	agent.ModuleSetNetAdmin: {"bridge"},
 }
 
 // moduleSets returns each set's modules not among boot's, in load order.

@@ -716,7 +716,7 @@ func (c *container) Stats(ctx context.Context) (*runtime.Stats, error) {
 		return nil, err
 	}
 	st := &runtime.Stats{CPUTotal: a.CPUTotal, MemUsage: a.MemUsage, MemLimit: a.MemLimit, Pids: a.Pids,
-		NetRx: a.NetRx, NetTx: a.NetTx, BlockRead: a.BlockRead, BlockWrite: a.BlockWrite, OOMKills: a.OOMKills}
+		NetRx: a.NetRx, NetTx: a.NetTx, BlockRead: a.BlockRead, BlockWrite: a.BlockWrite, OOMKills: a.OOMKills, Detail: a.Detail}
 	if b, err := json.Marshal(st); err == nil {
 		os.WriteFile(filepath.Join(c.dir, lastStatsFile), b, 0o600)
 	}
