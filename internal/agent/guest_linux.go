@@ -260,7 +260,11 @@ func (guest) PrepareSandbox(c *Create) error {
 	if err := os.MkdirAll(PodShmDir, 0o1777); err != nil {
 		return err
 	}
-	if err := unix.Mount("shm", PodShmDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
+	size := c.ShmSize
+	if size <= 0 {
+		size = 64 << 20
+	}
+	if err := unix.Mount("shm", PodShmDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, fmt.Sprintf("mode=1777,size=%d", size)); err != nil {
 		return fmt.Errorf("mount the pod's /dev/shm: %w", err)
 	}
 	ns, err := startPodHolder(c.SharePID)

@@ -299,6 +299,9 @@ type Create struct {
 	// PID namespace (held in the guest by a process of its own,
 	// PodPIDName), not one each.
 	SharePID bool `json:"sharePid,omitempty"`
+	// ShmSize, in a sandbox request, is the pod's /dev/shm's size in
+	// bytes (0: 64 MiB).
+	ShmSize int64 `json:"shmSize,omitempty"`
 }
 
 // PodPIDName is the argv[0] that makes the guest binary the holder of a

@@ -94,6 +94,9 @@ type process struct {
 	// its exit is reported after that.
 	replied   chan struct{}
 	replyOnce sync.Once
+	// reaped: its exit was recorded (under Agent.mu); a later exit of
+	// its pid is a reused pid's.
+	reaped bool
 }
 
 // New returns an agent speaking over conn.
@@ -226,7 +229,11 @@ func (a *Agent) handle(f *Frame) error {
 	case TypeSandbox:
 		return a.prepareSandbox(f.Create)
 	case TypeDelete:
-		return a.remove(ctr)
+		// Off the reading loop: a container's processes may take a
+		// while to die (a read stuck on the share), the others' requests
+		// go on.
+		go func() { a.reply(f, a.remove(ctr)) }()
+		return errQueued
 	case TypeResume:
 		if err := f.Resume.Check(); err != nil {
 			return err
@@ -518,10 +525,11 @@ func (a *Agent) start(container, name string) error {
 	}
 	code, early := a.exited[pid]
 	delete(a.exited, pid)
-	a.mu.Unlock()
 	if early {
+		p.reaped = true
 		p.exited <- code
 	}
+	a.mu.Unlock()
 	if p.stdin != nil {
 		p.stdinq = make(chan *Frame, 4)
 		go a.writeStdin(p)
@@ -548,7 +556,9 @@ func (a *Agent) copyOut(p *process, stream int, r *os.File) {
 	buf := make([]byte, ChunkSize)
 	for {
 		n, err := r.Read(buf)
-		if n > 0 {
+		if n > 0 && !p.removed.Load() {
+			// (A deleted container's output would reach a new one of
+			// its name.)
 			a.conn.Write(&Frame{Type: TypeOutput, Container: p.container, Proc: name, Stream: stream, Data: buf[:n]})
 		}
 		if err != nil {
@@ -586,6 +596,15 @@ func (a *Agent) waitExit(p *process) {
 		}
 	}
 	a.conn.Write(f)
+	if p.name != "init" {
+		// An exec is done with: its name may be used again, and its pid
+		// is the kernel's to reuse.
+		a.mu.Lock()
+		if k := procKey(p.container, p.name); a.procs[k] == p {
+			delete(a.procs, k)
+		}
+		a.mu.Unlock()
+	}
 }
 
 // Reaped records the exit of a child the reaper collected; code is as a
@@ -595,8 +614,9 @@ func (a *Agent) Reaped(pid, code int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, p := range a.procs {
-		if p.pid == pid {
-			p.exited <- code
+		if p.pid == pid && !p.reaped {
+			p.reaped = true
+			p.exited <- code // its first: the buffer is free
 			return
 		}
 	}

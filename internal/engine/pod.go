@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -313,7 +314,13 @@ func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr er
 	defer unlock()
 	defer func() {
 		if retErr != nil {
-			e.unpinPod(context.WithoutCancel(ctx), p)
+			if err := e.unpinPod(context.WithoutCancel(ctx), p); err != nil && e.sandboxDriver(p) != nil {
+				// A sandbox that would not go (a mount of it) keeps
+				// the record (creating, its creator soon gone): the
+				// next command that finds it undoes the rest
+				// (abandoned), rather than nothing knowing of it.
+				return
+			}
 			os.RemoveAll(e.podDir(id))
 			os.RemoveAll(e.podStateDir(id))
 			e.podsDB().Delete(context.WithoutCancel(ctx), id)
@@ -460,7 +467,12 @@ func (e *Engine) pinPod(ctx context.Context, p *Pod) (*Pod, error) {
 		}
 	}
 	if sd := e.sandboxDriver(p); sd != nil {
-		o := runtime.SandboxOptions{Hostname: p.Hostname, ResolvConf: resolvConf(holder), SharePID: p.SharePID}
+		o := runtime.SandboxOptions{Hostname: p.Hostname, ResolvConf: resolvConf(holder), SharePID: p.SharePID, ShmSize: p.ShmSize}
+		if p.CgroupParent != "" {
+			// Under the pod's cgroup (the kubelet's), as its
+			// containers' would be: the VM is what the pod takes.
+			o.CgroupsPath = path.Join(p.CgroupParent, "pod-"+p.ID)
+		}
 		if p.NetworkMode != "host" {
 			o.Netns = e.netnsPath(p.ID)
 		}
@@ -509,7 +521,11 @@ func (e *Engine) abandoned(ctx context.Context, p *Pod) bool {
 	if p, err = e.getPod(ctx, p.ID); err != nil || p.State != PodCreating {
 		return err != nil
 	}
-	e.unpinPod(ctx, p)
+	if err := e.unpinPod(ctx, p); err != nil && e.sandboxDriver(p) != nil {
+		// Kept for the next try: a sandbox that would not go (a mount
+		// of it) is still known by its record.
+		return false
+	}
 	os.RemoveAll(e.podDir(p.ID))
 	os.RemoveAll(e.podStateDir(p.ID))
 	return e.podsDB().Delete(ctx, p.ID) == nil

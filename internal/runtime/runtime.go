@@ -121,6 +121,8 @@ type SandboxOptions struct {
 	HelperUser *HostUser
 	// SharePID: the pod's containers share one PID namespace.
 	SharePID bool
+	// ShmSize is the size of the pod's /dev/shm in bytes (0: 64 MiB).
+	ShmSize int64
 }
 
 // HostUser is a numeric user and group of the host.

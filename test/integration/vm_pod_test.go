@@ -114,6 +114,12 @@ func TestVMPod(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(vol, "from-guest")); string(b) != "from-guest\n" {
 		t.Errorf("the guest's write to the volume, on the host: %q", b)
 	}
+	// A read-only volume stays read-only to the guest's root, remount or
+	// not (read-only on the host before it reached virtiofsd).
+	e.try("run", "--rm", "--pod", "vp", "--privileged", "-v", vol+":/ro:ro", demoImage, "sh", "-c", "mount -o remount,rw /ro; touch /ro/from-ro")
+	if _, err := os.Stat(filepath.Join(vol, "from-ro")); err == nil {
+		t.Error("a read-only volume of a VM pod's container was written")
+	}
 	// Exit codes, stop (the TERM reaches its trap), restart with its
 	// writes kept, kill.
 	if code, _, _ := e.exitCode("run", "--rm", "--pod", "vp", demoImage, "sh", "-c", "exit 3"); code != 3 {

@@ -56,6 +56,9 @@ const (
 type execClient struct {
 	conn                  *net.UnixConn
 	stdin, stdout, stderr *os.File
+	// started is closed once the caller was told the process runs: its
+	// exit is told after that.
+	started chan struct{}
 }
 
 func (s *shim) listenExec() error {
@@ -91,11 +94,8 @@ func (s *shim) serveExec(c *net.UnixConn) {
 			if fds, err := unix.ParseUnixRights(&m); err == nil {
 				for i, fd := range fds {
 					if i == 0 && len(files) == 0 {
-						// Stdin in Go's poller, so that closing it at the
-						// exit wakes the read copying it and the file goes:
-						// a blocked read would keep an exec's pty slave
-						// open, and its caller would never see the end.
-						unix.SetNonblock(fd, true)
+						files = append(files, pollableStdin(fd))
+						continue
 					}
 					files = append(files, os.NewFile(uintptr(fd), "exec-stdio"))
 				}
@@ -133,7 +133,7 @@ func (s *shim) serveExec(c *net.UnixConn) {
 	s.execMu.Lock()
 	s.execSeq++
 	name := "exec-" + strconv.Itoa(s.execSeq)
-	ec := &execClient{conn: c, stdin: files[0], stdout: files[1], stderr: files[2]}
+	ec := &execClient{conn: c, stdin: files[0], stdout: files[1], stderr: files[2], started: make(chan struct{})}
 	s.execs[name] = ec
 	s.execMu.Unlock()
 	p := req.Process
@@ -154,6 +154,7 @@ func (s *shim) serveExec(c *net.UnixConn) {
 		return
 	}
 	c.Write([]byte(ctlStarted))
+	close(ec.started)
 	go s.execSignals(name, c)
 	if req.Stdin || p.Terminal {
 		go s.copyExecStdin(name, ec.stdin)
@@ -186,6 +187,22 @@ func (s *shim) execSignals(name string, c *net.UnixConn) {
 			log.Printf("%s: signal %d: %v", name, sig, err)
 		}
 	}
+}
+
+// pollableStdin turns an exec's stdin fd into a file in Go's poller, so
+// that closing it at the exit wakes the read copying it and the file
+// goes (a blocked read kept an exec -t's pty slave open, and its caller
+// never saw the end). Reopened, not made non-blocking in place: the fd
+// shares its open file description with the caller (a user's terminal
+// for exec -i), which must not turn non-blocking. What cannot be
+// reopened (a socket) stays as it is.
+func pollableStdin(fd int) *os.File {
+	f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", fd), os.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return os.NewFile(uintptr(fd), "exec-stdin")
+	}
+	unix.Close(fd)
+	return f
 }
 
 // answer asks the agent an exec socket's question and sends the reply.
@@ -301,12 +318,18 @@ func (s *shim) execExit(f *agent.Frame) {
 	if ec == nil || f.Exit == nil {
 		return
 	}
-	ec.conn.Write([]byte("X " + strconv.Itoa(*f.Exit)))
-	ec.conn.Close()
-	ec.stdin.Close()
-	ec.stdout.Close()
-	ec.stderr.Close()
-	log.Printf("%s exited %d", f.Proc, *f.Exit)
+	code := *f.Exit
+	// Off the reading loop: the exit may come before serveExec, on the
+	// reply it got, told the caller the process started.
+	go func() {
+		<-ec.started
+		ec.conn.Write([]byte("X " + strconv.Itoa(code)))
+		ec.conn.Close()
+		ec.stdin.Close()
+		ec.stdout.Close()
+		ec.stderr.Close()
+		log.Printf("%s exited %d", f.Proc, code)
+	}()
 }
 
 // dialShim connects to the VM's exec socket, through the directory's fd:

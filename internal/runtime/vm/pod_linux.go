@@ -90,6 +90,40 @@ type member struct {
 	conn *agent.Conn
 	// deleted: it asked for its container's delete itself.
 	deleted atomic.Bool
+	// out holds what the VM sends it, written by a goroutine of its
+	// own: a container whose shim reads slowly (its log consumer
+	// stalls) holds up the VM's channel only once memberQueue frames
+	// wait for it, not at once (and two containers feeding each other,
+	// exec A | exec -i B, do not deadlock). done ends the writer.
+	out  chan *agent.Frame
+	done chan struct{}
+}
+
+// memberQueue bounds the frames waiting for one container's shim (at
+// most agent.ChunkSize of output each).
+const memberQueue = 256
+
+func newMember(name string, conn *agent.Conn) *member {
+	m := &member{name: name, conn: conn, out: make(chan *agent.Frame, memberQueue), done: make(chan struct{})}
+	go func() {
+		for {
+			select {
+			case f := <-m.out:
+				m.conn.Write(f)
+			case <-m.done:
+				return
+			}
+		}
+	}()
+	return m
+}
+
+// send queues f for the member; once it left, f is dropped.
+func (m *member) send(f *agent.Frame) {
+	select {
+	case m.out <- f:
+	case <-m.done:
+	}
 }
 
 type route struct {
@@ -136,7 +170,7 @@ func (p *podMux) reply(f *agent.Frame) bool {
 		return false
 	}
 	f.ID = r.id
-	r.m.conn.Write(f)
+	r.m.send(f)
 	return true
 }
 
@@ -146,7 +180,7 @@ func (p *podMux) event(f *agent.Frame) {
 	m := p.members[f.Container]
 	p.mu.Unlock()
 	if m != nil {
-		m.conn.Write(f)
+		m.send(f)
 	}
 }
 
@@ -155,6 +189,11 @@ func (p *podMux) event(f *agent.Frame) {
 // to stop (SIGTERM, SIGINT or SIGHUP: the VM powers off) or the VM ends.
 func (s *shim) runPod(ctl *os.File, sigs <-chan os.Signal, fail func(error) int) int {
 	s.pod = &podMux{members: map[string]*member{}, routes: map[uint64]route{}}
+	// Its own record at once: a creator killed before it wrote it must
+	// not leave a VM its deletion cannot find.
+	if st, err := json.Marshal(state{ShimPid: os.Getpid(), ShimStart: proc.StartTime(os.Getpid())}); err == nil {
+		os.WriteFile(stateFile, st, 0o600)
+	}
 	if err := s.boot(); err != nil {
 		s.kill()
 		return fail(err)
@@ -212,8 +251,9 @@ func (s *shim) serveMember(c *net.UnixConn) {
 		refuse(f, fmt.Errorf("%w: a pod's container joins first, by a name of its own", agent.ErrMalformed))
 		return
 	}
-	m := &member{name: f.Container, conn: conn}
+	m := newMember(f.Container, conn)
 	if err := s.pod.add(m); err != nil {
+		close(m.done)
 		refuse(f, err)
 		return
 	}
@@ -267,6 +307,7 @@ func (s *shim) leave(m *member) {
 		}
 	}
 	s.pod.mu.Unlock()
+	close(m.done)
 	log.Printf("container %s left", m.name)
 }
 
@@ -340,29 +381,92 @@ func dialIn(dir, name string) (*net.UnixConn, error) {
 	return net.DialUnix("unix", nil, &net.UnixAddr{Name: fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), name), Net: "unix"})
 }
 
-// bindShares binds each share's source onto its stub in dir (made
-// here), in the calling process's mount namespace.
+// bindShares attaches each share's source at its stub in dir, the
+// pod's share, in the calling process's mount namespace. The guest
+// writes that directory (through virtiofsd), so nothing there is
+// trusted: dir must be the share's mount (never the directory under it
+// once a pod's deletion unmounted it), each stub is made afresh
+// (whatever the guest left at its name is removed, never followed), and
+// the bind is made detached (open_tree), read-only there first when the
+// share is, then moved onto the stub through its fd: a copy that reaches
+// virtiofsd's namespace is already as it must be (a remount would not
+// propagate).
 func bindShares(dir string, shares []share) error {
+	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("the pod's share: %w", err)
+	}
+	defer unix.Close(dfd)
+	var stx unix.Statx_t
+	if err := unix.Statx(dfd, "", unix.AT_EMPTY_PATH, unix.STATX_BASIC_STATS, &stx); err != nil {
+		return fmt.Errorf("the pod's share: %w", err)
+	}
+	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 || stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+		return fmt.Errorf("the pod's share %s is not mounted (the pod's VM is going): %w", dir, runtime.ErrInvalidStatus)
+	}
 	for _, sh := range shares {
-		stub := filepath.Join(dir, sh.Name)
-		var err error
-		if sh.Dir {
-			err = os.Mkdir(stub, 0o700)
-		} else {
-			err = os.WriteFile(stub, nil, 0o600)
-		}
-		if err != nil && !errors.Is(err, os.ErrExist) {
-			return err
-		}
-		if err := bindShare(sh, stub); err != nil {
+		if err := bindShareAt(dfd, sh); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// bindShareAt makes sh's stub in the directory dfd and moves a detached
+// bind of its source onto it.
+func bindShareAt(dfd int, sh share) error {
+	name := sh.Name
+	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
+		return fmt.Errorf("share entry %q: %w", name, runtime.ErrInvalidArgument)
+	}
+	// What is there goes: a guest's file, link or empty directory (a
+	// directory it filled is an error, not followed).
+	if err := unix.Unlinkat(dfd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		if err := unix.Unlinkat(dfd, name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("share entry %s: clear its name: %w", name, err)
+		}
+	}
+	want := uint32(unix.S_IFREG)
+	if sh.Dir {
+		want = unix.S_IFDIR
+		if err := unix.Mkdirat(dfd, name, 0o700); err != nil {
+			return fmt.Errorf("share entry %s: %w", name, err)
+		}
+	} else {
+		fd, err := unix.Openat(dfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return fmt.Errorf("share entry %s: %w", name, err)
+		}
+		unix.Close(fd)
+	}
+	stub, err := unix.Openat(dfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("share entry %s: %w", name, err)
+	}
+	defer unix.Close(stub)
+	var st unix.Stat_t
+	if err := unix.Fstat(stub, &st); err != nil || st.Mode&unix.S_IFMT != want {
+		return fmt.Errorf("share entry %s: replaced under the host (mode %o): %w", name, st.Mode, runtime.ErrInvalidStatus)
+	}
+	tree, err := unix.OpenTree(unix.AT_FDCWD, sh.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return fmt.Errorf("bind %s: %w", sh.Source, err)
+	}
+	defer unix.Close(tree)
+	if sh.ReadOnly {
+		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
+			return fmt.Errorf("make %s read-only: %w", sh.Source, err)
+		}
+	}
+	if err := unix.MoveMount(tree, "", stub, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return fmt.Errorf("bind %s into the pod's share: %w", sh.Source, err)
+	}
+	return nil
+}
+
 // bindShare binds a share's source onto its stub, read-only if it says
-// so.
+// so (in virtiofsd's own namespace, before it starts: nothing of the
+// guest's is there yet).
 func bindShare(sh share, stub string) error {
 	if err := unix.Mount(sh.Source, stub, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind %s: %w", sh.Source, err)
@@ -380,20 +484,24 @@ func bindShare(sh share, stub string) error {
 	return nil
 }
 
-// unbindShares undoes bindShares: every mount on each stub goes, then
-// the stub (never what was mounted on it).
+// unbindShares undoes bindShares: every mount on each stub goes (never
+// through a link: a mount point cannot be replaced, and a name that is
+// not one is left to the removal), then the stub, whatever it is now
+// (never what was mounted on it).
 func unbindShares(dir string, shares []share) error {
 	var errs []error
 	for _, sh := range shares {
 		stub := filepath.Join(dir, sh.Name)
 		for i := 0; i < 16 && isMountPoint(stub); i++ {
-			if err := unix.Unmount(stub, unix.MNT_DETACH); err != nil {
+			if err := unix.Unmount(stub, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
 				errs = append(errs, fmt.Errorf("unmount %s: %w", stub, err))
 				break
 			}
 		}
 		if !isMountPoint(stub) {
-			os.Remove(stub)
+			if err := unix.Unlink(stub); err != nil {
+				unix.Rmdir(stub)
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -476,7 +584,7 @@ func (d *Driver) CreateSandbox(ctx context.Context, id string, o runtime.Sandbox
 	}
 	m.RunAs = o.HelperUser
 	m.Share = true
-	create := agent.Create{Hostname: o.Hostname, Share: shareTag, SharePID: o.SharePID}
+	create := agent.Create{Hostname: o.Hostname, Share: shareTag, SharePID: o.SharePID, ShmSize: o.ShmSize}
 	if relay := loopbackNameservers(o.ResolvConf); len(relay) > 0 && o.Netns != "" {
 		create.Network = &agent.Network{DNSRelay: relay}
 	}
@@ -592,6 +700,9 @@ func (d *Driver) DeleteSandbox(_ context.Context, id string) error {
 	if _, err := os.Stat(dir); err != nil {
 		return nil
 	}
+	// Not ready from here on: a container's start finds the pod going
+	// (and its binds find the share unmounted).
+	os.Remove(filepath.Join(dir, runningFile))
 	if st, err := readState(dir); err == nil && st.ShimPid > 0 && proc.StartTime(st.ShimPid) == st.ShimStart {
 		unix.Kill(st.ShimPid, unix.SIGTERM)
 		deadline := time.Now().Add(sandboxStopWait)
@@ -624,7 +735,57 @@ func (d *Driver) DeleteSandbox(_ context.Context, id string) error {
 	if err := destroyHostCgroup(dir); err != nil {
 		return fmt.Errorf("pod %s: %w", id, err)
 	}
-	return os.RemoveAll(dir)
+	return removeTree(dir)
+}
+
+// removeTree removes dir and everything under it without ever entering
+// another mount (one that appeared under it meanwhile is an error, and
+// stays): what a guest or a racing bind put there is never followed into
+// a host directory.
+func removeTree(dir string) error {
+	mnt := func(p string) (uint64, uint32, error) {
+		var stx unix.Statx_t
+		err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE|unix.STATX_MNT_ID, &stx)
+		return stx.Mnt_id, uint32(stx.Mode) & unix.S_IFMT, err
+	}
+	top, _, err := mnt(dir)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var walk func(p string) error
+	walk = func(p string) error {
+		id, typ, err := mnt(p)
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			return nil
+		case err != nil:
+			return err
+		case id != top:
+			return fmt.Errorf("%s is another mount: not removed", p)
+		case typ != unix.S_IFDIR:
+			if err := unix.Unlink(p); err != nil && !errors.Is(err, unix.ENOENT) {
+				return err
+			}
+			return nil
+		}
+		ents, err := os.ReadDir(p)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		for _, e := range ents {
+			if err := walk(filepath.Join(p, e.Name())); err != nil {
+				return err
+			}
+		}
+		if err := unix.Rmdir(p); err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+		return nil
+	}
+	return walk(dir)
 }
 
 // memberConfig is the shim's configuration of a container of a pod's

@@ -128,16 +128,34 @@ func TestUnescapeMountinfo(t *testing.T) {
 }
 
 // bindShares and unbindShares: a share bound onto its stub read-only,
-// then gone with its stub, the source untouched.
+// what the guest planted at the stub's name removed, not followed, then
+// the bind gone with its stub, the source untouched; a share directory
+// that is not mounted (a pod going away) is refused.
 func TestBindShares(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("binds need root")
 	}
-	src, dir := t.TempDir(), t.TempDir()
+	src, dir, victim := t.TempDir(), t.TempDir(), t.TempDir()
 	os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644)
-	shares := []share{{Source: src, Name: "c.m0", Dir: true, ReadOnly: true}}
+	shares := []share{{Source: src, Name: "c.m0", Dir: true, ReadOnly: true}, {Source: filepath.Join(src, "f"), Name: "c.m1"}}
+	if err := bindShares(dir, shares); err == nil {
+		t.Fatal("bindShares into a directory that is not the share's mount")
+	}
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(dir, unix.MNT_DETACH)
+	// The guest's links where the stubs go.
+	os.Symlink(victim, filepath.Join(dir, "c.m0"))
+	os.Symlink(filepath.Join(victim, "file"), filepath.Join(dir, "c.m1"))
 	if err := bindShares(dir, shares); err != nil {
 		t.Fatal(err)
+	}
+	if isMountPoint(victim) {
+		t.Fatal("the bind followed the guest's link")
+	}
+	if ents, _ := os.ReadDir(victim); len(ents) != 0 {
+		t.Errorf("the guest's link target was written: %v", ents)
 	}
 	stub := filepath.Join(dir, "c.m0")
 	if b, err := os.ReadFile(filepath.Join(stub, "f")); err != nil || string(b) != "x" {
@@ -146,7 +164,7 @@ func TestBindShares(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(stub, "g"), nil, 0o644); err == nil {
 		t.Error("a read-only share was writable")
 	}
-	if !isMountPoint(stub) || len(mountsUnder(dir, false)) != 1 {
+	if !isMountPoint(stub) || len(mountsUnder(dir, false)) != 3 {
 		t.Errorf("mounts under %s: %v", dir, mountsUnder(dir, false))
 	}
 	if err := unbindShares(dir, shares); err != nil {
@@ -157,5 +175,37 @@ func TestBindShares(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(src, "f")); err != nil {
 		t.Errorf("the source after unbind: %v", err)
+	}
+}
+
+// removeTree removes a tree but never what is mounted in it.
+func TestRemoveTree(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("mounts need root")
+	}
+	keep, dir := t.TempDir(), filepath.Join(t.TempDir(), "vm")
+	os.WriteFile(filepath.Join(keep, "precious"), []byte("x"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "a", "b"), 0o700)
+	os.WriteFile(filepath.Join(dir, "a", "f"), nil, 0o600)
+	os.Symlink(keep, filepath.Join(dir, "link"))
+	os.Mkdir(filepath.Join(dir, "m"), 0o700)
+	if err := unix.Mount(keep, filepath.Join(dir, "m"), "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeTree(dir); err == nil || !strings.Contains(err.Error(), "another mount") {
+		t.Errorf("removeTree over a mount: %v", err)
+	}
+	unix.Unmount(filepath.Join(dir, "m"), unix.MNT_DETACH)
+	if _, err := os.Stat(filepath.Join(keep, "precious")); err != nil {
+		t.Fatalf("what was mounted lost a file: %v", err)
+	}
+	if err := removeTree(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the tree is still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(keep, "precious")); err != nil {
+		t.Errorf("the link's target lost a file: %v", err)
 	}
 }

@@ -118,8 +118,13 @@ func (s *shim) startVirtiofsd(exited chan<- struct{}) error {
 	if s.cfg.Pod {
 		// Shared, so that what the pod's containers' shims mount here
 		// later reaches virtiofsd's namespace, a slave of it (pod_linux.go).
+		// Private first: a bind within a shared mount would be a peer
+		// of it, and what is mounted here would spread to every peer.
 		if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("the pod's share: %w", err)
+		}
+		if err := unix.Mount("", dir, "", unix.MS_PRIVATE, ""); err != nil {
+			return fmt.Errorf("the pod's share: make it private: %w", err)
 		}
 		if err := unix.Mount("", dir, "", unix.MS_SHARED, ""); err != nil {
 			return fmt.Errorf("the pod's share: make it shared: %w", err)
