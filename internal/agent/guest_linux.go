@@ -740,8 +740,17 @@ func startConfined(container, root string, p *Process, stdio [3]*os.File) (_ int
 	// land on the container's stderr too.
 	argv := append([]string{"/proc/self/exe", "runtime", "--root", runtimeRoot, "run", "--detach", "--bundle", bundleDir, "--no-pivot", "--pid-file", pidFile}, extra...)
 	debugf("runtime run")
-	code, err := theReaper.run(append(argv, runtimeID(container)), env, stdio)
+	pid, console, err := runDetached(append(argv, runtimeID(container)), env, stdio, consoleCh, pidFile, "run the container", "the container's")
 	debugf("runtime run done")
+	return pid, console, err
+}
+
+// runDetached runs a detached command of the guest's runtime (run or
+// exec --detach with --pid-file) and returns the pid its pid file names
+// and, with consoleCh, the pty master its console socket received;
+// what and whose name the command and the stderr in errors.
+func runDetached(argv, env []string, stdio [3]*os.File, consoleCh chan *os.File, pidFile, what, whose string) (_ int, console *os.File, retErr error) {
+	code, err := theReaper.run(argv, env, stdio)
 	if err != nil {
 		return 0, nil, fmt.Errorf("the guest's runtime: %w", err)
 	}
@@ -752,9 +761,9 @@ func startConfined(container, root string, p *Process, stdio [3]*os.File) (_ int
 		}
 	}
 	if code != 0 {
-		return 0, console, fmt.Errorf("the guest's runtime could not run the container (exit %d; its message is on the container's stderr)", code)
+		return 0, console, fmt.Errorf("the guest's runtime could not %s (exit %d; its message is on %s stderr)", what, code, whose)
 	}
-	if p.Terminal && console == nil {
+	if consoleCh != nil && console == nil {
 		return 0, nil, errors.New("the guest's runtime sent no pty")
 	}
 	pb, err := os.ReadFile(pidFile)
@@ -987,31 +996,7 @@ func startExec(container string, p *Process, stdio [3]*os.File) (_ int, console 
 		}()
 	}
 	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-	code, err := theReaper.run(append(argv, runtimeID(container)), env, stdio)
-	if err != nil {
-		return 0, nil, fmt.Errorf("the guest's runtime: %w", err)
-	}
-	if consoleCh != nil {
-		select {
-		case console = <-consoleCh:
-		case <-time.After(10 * time.Second):
-		}
-	}
-	if code != 0 {
-		return 0, console, fmt.Errorf("the guest's runtime could not exec the process (exit %d; its message is on the exec's stderr)", code)
-	}
-	if p.Terminal && console == nil {
-		return 0, nil, errors.New("the guest's runtime sent no pty for the exec")
-	}
-	pb, err := os.ReadFile(pidFile)
-	if err != nil {
-		return 0, console, err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(pb)))
-	if err != nil {
-		return 0, console, fmt.Errorf("the guest's runtime pid file: %w", err)
-	}
-	return pid, console, nil
+	return runDetached(append(argv, runtimeID(container)), env, stdio, consoleCh, pidFile, "exec the process", "the exec's")
 }
 
 // sharedMounts are the destinations of the container's bind mounts from
