@@ -62,9 +62,11 @@ type Agent struct {
 	mu sync.Mutex
 	// procs are by procKey: a container's name and the process's.
 	procs map[string]*process
-	// sandbox: a pod's VM (the sandbox request came); relays are its
-	// DNS relays' addresses, started once.
+	// sandbox: a pod's VM (the sandbox request came).
 	sandbox bool
+	// removing are the pod's containers being deleted (off the reading
+	// loop), each closed when done: a create of that name waits.
+	removing map[string]chan struct{}
 	// exited holds the codes of processes reaped before Start recorded
 	// their pid (a very short-lived process).
 	exited map[int]int
@@ -97,11 +99,17 @@ type process struct {
 	// reaped: its exit was recorded (under Agent.mu); a later exit of
 	// its pid is a reused pid's.
 	reaped bool
+	// gone is closed when the agent forgets it (forget).
+	gone       chan struct{}
+	forgetOnce sync.Once
 }
+
+// forget marks p forgotten: its stdin writer ends.
+func (p *process) forget() { p.forgetOnce.Do(func() { close(p.gone) }) }
 
 // New returns an agent speaking over conn.
 func New(conn *Conn, sys System) *Agent {
-	return &Agent{conn: conn, sys: sys, procs: map[string]*process{}, exited: map[int]int{}, dnsPending: map[uint64]chan *Frame{}}
+	return &Agent{conn: conn, sys: sys, procs: map[string]*process{}, exited: map[int]int{}, dnsPending: map[uint64]chan *Frame{}, removing: map[string]chan struct{}{}}
 }
 
 // Serve greets the host and answers its requests until the stream ends or
@@ -168,7 +176,18 @@ var errQueued = errors.New("queued")
 
 // writeStdin writes the process's stdin frames in order, answering each.
 func (a *Agent) writeStdin(p *process) {
-	for f := range p.stdinq {
+	for {
+		var f *Frame
+		select {
+		case f = <-p.stdinq:
+		case <-p.gone:
+			// Forgotten (its exit sent, or its container deleted): the
+			// pipe's end goes with it.
+			if p.console == nil {
+				p.stdin.Close()
+			}
+			return
+		}
 		var err error
 		if f.Type == TypeCloseStdin {
 			if p.console != nil {
@@ -184,10 +203,14 @@ func (a *Agent) writeStdin(p *process) {
 		a.reply(f, err)
 		if f.Type == TypeCloseStdin {
 			// Later frames find a closed pipe and say so.
-			for f := range p.stdinq {
-				a.reply(f, os.ErrClosed)
+			for {
+				select {
+				case f := <-p.stdinq:
+					a.reply(f, os.ErrClosed)
+				case <-p.gone:
+					return
+				}
 			}
-			return
 		}
 	}
 }
@@ -265,6 +288,13 @@ func (a *Agent) handle(f *Frame) error {
 		if f.Signal <= 0 || f.Signal > 64 {
 			return fmt.Errorf("%w: signal %d", ErrMalformed, f.Signal)
 		}
+		a.mu.Lock()
+		reaped := p.reaped
+		a.mu.Unlock()
+		if reaped {
+			// Its pid may be another process's by now.
+			return fmt.Errorf("process %q has exited", name)
+		}
 		return a.sys.Signal(p.pid, f.Signal)
 	case TypeResize:
 		p, err := a.proc(ctr, name, true)
@@ -323,6 +353,17 @@ func (a *Agent) create(container, name string, c *Create) error {
 		return fmt.Errorf("only the container's own process is supported")
 	}
 	a.mu.Lock()
+	removing := a.removing[container]
+	a.mu.Unlock()
+	if removing != nil {
+		// Its previous run's delete is still going on.
+		select {
+		case <-removing:
+		case <-time.After(removeWait):
+			return fmt.Errorf("container %q is still being removed", container)
+		}
+	}
+	a.mu.Lock()
 	sandbox := a.sandbox
 	exists := a.procs[procKey(container, name)] != nil
 	a.mu.Unlock()
@@ -350,7 +391,7 @@ func (a *Agent) create(container, name string, c *Create) error {
 	if a.procs[procKey(container, name)] != nil {
 		return fmt.Errorf("container %q exists", container)
 	}
-	a.procs[procKey(container, name)] = &process{container: container, name: name, spec: c.Process, root: root, exited: make(chan int, 1), replied: make(chan struct{})}
+	a.procs[procKey(container, name)] = &process{container: container, name: name, spec: c.Process, root: root, exited: make(chan int, 1), replied: make(chan struct{}), gone: make(chan struct{})}
 	return nil
 }
 
@@ -394,6 +435,9 @@ func (a *Agent) startRelays(n *Network) error {
 	return nil
 }
 
+// removeWait bounds how long a create waits for its name's removal.
+const removeWait = 30 * time.Second
+
 // remove deletes a pod's container: what still runs of it is killed,
 // and the agent forgets its processes (their exits, if any come, are
 // not reported).
@@ -402,16 +446,32 @@ func (a *Agent) remove(container string) error {
 		return fmt.Errorf("%w: delete names no container", ErrMalformed)
 	}
 	var gone []*process
+	done := make(chan struct{})
 	a.mu.Lock()
+	if prev := a.removing[container]; prev != nil {
+		a.mu.Unlock()
+		<-prev // one removal at a time
+		a.mu.Lock()
+	}
+	a.removing[container] = done
 	for k, p := range a.procs {
 		if p.container == container {
 			p.removed.Store(true)
 			p.replyOnce.Do(func() { close(p.replied) })
+			p.forget()
 			gone = append(gone, p)
 			delete(a.procs, k)
 		}
 	}
 	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		if a.removing[container] == done {
+			delete(a.removing, container)
+		}
+		a.mu.Unlock()
+		close(done)
+	}()
 	err := a.sys.RemoveContainer(container)
 	for _, p := range gone {
 		// Its waiter ends (the reaper no longer finds it).
@@ -453,7 +513,7 @@ func (a *Agent) exec(container, name string, p *Process) error {
 		a.mu.Unlock()
 		return fmt.Errorf("process %q exists", name)
 	}
-	a.procs[key] = &process{container: container, name: name, spec: *p, root: init.root, exited: make(chan int, 1), replied: make(chan struct{})}
+	a.procs[key] = &process{container: container, name: name, spec: *p, root: init.root, exited: make(chan int, 1), replied: make(chan struct{}), gone: make(chan struct{})}
 	a.mu.Unlock()
 	if err := a.start(container, name); err != nil {
 		a.mu.Lock()
@@ -604,6 +664,7 @@ func (a *Agent) waitExit(p *process) {
 			delete(a.procs, k)
 		}
 		a.mu.Unlock()
+		p.forget()
 	}
 }
 

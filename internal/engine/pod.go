@@ -319,6 +319,9 @@ func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr er
 				// the record (creating, its creator soon gone): the
 				// next command that finds it undoes the rest
 				// (abandoned), rather than nothing knowing of it.
+				// Its creator is given up at once: a daemon that made
+				// it lives on.
+				e.updatePod(context.WithoutCancel(ctx), id, func(r *Pod) error { r.OwnerPid, r.OwnerStart = 0, 0; return nil })
 				return
 			}
 			os.RemoveAll(e.podDir(id))

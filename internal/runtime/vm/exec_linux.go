@@ -197,6 +197,12 @@ func (s *shim) execSignals(name string, c *net.UnixConn) {
 // for exec -i), which must not turn non-blocking. What cannot be
 // reopened (a socket) stays as it is.
 func pollableStdin(fd int) *os.File {
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+		// A file's reads never block; reopened it would lose the
+		// offset the caller shares.
+		return os.NewFile(uintptr(fd), "exec-stdin")
+	}
 	f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", fd), os.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return os.NewFile(uintptr(fd), "exec-stdin")
@@ -322,7 +328,12 @@ func (s *shim) execExit(f *agent.Frame) {
 	// Off the reading loop: the exit may come before serveExec, on the
 	// reply it got, told the caller the process started.
 	go func() {
-		<-ec.started
+		select {
+		case <-ec.started:
+		case <-s.gone:
+			// serveExec saw the VM go (its answer lost): nothing
+			// waits for this exit.
+		}
 		ec.conn.Write([]byte("X " + strconv.Itoa(code)))
 		ec.conn.Close()
 		ec.stdin.Close()

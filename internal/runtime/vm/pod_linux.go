@@ -453,10 +453,15 @@ func bindShareAt(dfd int, sh share) error {
 		return fmt.Errorf("bind %s: %w", sh.Source, err)
 	}
 	defer unix.Close(tree)
+	// Private (a clone stays a peer of its source: what the host mounts
+	// under the source later would reach the guest, writable), and
+	// read-only when the share is.
+	attr := unix.MountAttr{Propagation: unix.MS_PRIVATE}
 	if sh.ReadOnly {
-		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
-			return fmt.Errorf("make %s read-only: %w", sh.Source, err)
-		}
+		attr.Attr_set = unix.MOUNT_ATTR_RDONLY
+	}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		return fmt.Errorf("bind %s: make it private%s: %w", sh.Source, map[bool]string{true: " and read-only"}[sh.ReadOnly], err)
 	}
 	if err := unix.MoveMount(tree, "", stub, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 		return fmt.Errorf("bind %s into the pod's share: %w", sh.Source, err)
@@ -722,6 +727,12 @@ func (d *Driver) DeleteSandbox(_ context.Context, id string) error {
 		if pid > 0 && isQEMU(pid, dir) {
 			unix.Kill(pid, unix.SIGKILL)
 		}
+		// Gone before anything is removed: the guest writes the share
+		// through it (and virtiofsd, which dies with the shim) until
+		// then.
+		for i := 0; i < 250 && pid > 0 && isQEMU(pid, dir); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	shared := filepath.Join(dir, sharedDir)
 	for i := 0; i < 16 && isMountPoint(shared); i++ {
@@ -735,57 +746,11 @@ func (d *Driver) DeleteSandbox(_ context.Context, id string) error {
 	if err := destroyHostCgroup(dir); err != nil {
 		return fmt.Errorf("pod %s: %w", id, err)
 	}
-	return removeTree(dir)
-}
-
-// removeTree removes dir and everything under it without ever entering
-// another mount (one that appeared under it meanwhile is an error, and
-// stays): what a guest or a racing bind put there is never followed into
-// a host directory.
-func removeTree(dir string) error {
-	mnt := func(p string) (uint64, uint32, error) {
-		var stx unix.Statx_t
-		err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE|unix.STATX_MNT_ID, &stx)
-		return stx.Mnt_id, uint32(stx.Mode) & unix.S_IFMT, err
-	}
-	top, _, err := mnt(dir)
-	if errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var walk func(p string) error
-	walk = func(p string) error {
-		id, typ, err := mnt(p)
-		switch {
-		case errors.Is(err, unix.ENOENT):
-			return nil
-		case err != nil:
-			return err
-		case id != top:
-			return fmt.Errorf("%s is another mount: not removed", p)
-		case typ != unix.S_IFDIR:
-			if err := unix.Unlink(p); err != nil && !errors.Is(err, unix.ENOENT) {
-				return err
-			}
-			return nil
-		}
-		ents, err := os.ReadDir(p)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		for _, e := range ents {
-			if err := walk(filepath.Join(p, e.Name())); err != nil {
-				return err
-			}
-		}
-		if err := unix.Rmdir(p); err != nil && !errors.Is(err, unix.ENOENT) {
-			return err
-		}
-		return nil
-	}
-	return walk(dir)
+	// No mount can appear under it now (binds refuse a share that is
+	// not mounted, and land in the detached one if it went after their
+	// check), and nothing of the guest's writes there: RemoveAll
+	// neither follows links nor fails on depth.
+	return os.RemoveAll(dir)
 }
 
 // memberConfig is the shim's configuration of a container of a pod's

@@ -177,35 +177,3 @@ func TestBindShares(t *testing.T) {
 		t.Errorf("the source after unbind: %v", err)
 	}
 }
-
-// removeTree removes a tree but never what is mounted in it.
-func TestRemoveTree(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("mounts need root")
-	}
-	keep, dir := t.TempDir(), filepath.Join(t.TempDir(), "vm")
-	os.WriteFile(filepath.Join(keep, "precious"), []byte("x"), 0o644)
-	os.MkdirAll(filepath.Join(dir, "a", "b"), 0o700)
-	os.WriteFile(filepath.Join(dir, "a", "f"), nil, 0o600)
-	os.Symlink(keep, filepath.Join(dir, "link"))
-	os.Mkdir(filepath.Join(dir, "m"), 0o700)
-	if err := unix.Mount(keep, filepath.Join(dir, "m"), "", unix.MS_BIND, ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := removeTree(dir); err == nil || !strings.Contains(err.Error(), "another mount") {
-		t.Errorf("removeTree over a mount: %v", err)
-	}
-	unix.Unmount(filepath.Join(dir, "m"), unix.MNT_DETACH)
-	if _, err := os.Stat(filepath.Join(keep, "precious")); err != nil {
-		t.Fatalf("what was mounted lost a file: %v", err)
-	}
-	if err := removeTree(dir); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("the tree is still there: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(keep, "precious")); err != nil {
-		t.Errorf("the link's target lost a file: %v", err)
-	}
-}
