@@ -842,8 +842,8 @@ func guestSpec(s *specs.Spec, root string, pod *podNamespaces) {
 	}
 	s.Mounts = mounts
 	if s.Linux != nil {
-		nss := s.Linux.Namespaces[:0]
-		for _, ns := range s.Linux.Namespaces {
+		for i := range s.Linux.Namespaces {
+			ns := &s.Linux.Namespaces[i]
 			ns.Path = ""
 			// The VM is the container's network namespace: the
 			// container shares the guest's (where the agent set up the
@@ -861,9 +861,7 @@ func guestSpec(s *specs.Spec, root string, pod *podNamespaces) {
 					ns.Path = pod.PID
 				}
 			}
-			nss = append(nss, ns)
 		}
-		s.Linux.Namespaces = nss
 		s.Linux.MountLabel = ""
 	}
 }

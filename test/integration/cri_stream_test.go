@@ -92,6 +92,47 @@ func procsWithArgs(args ...string) []string {
 
 var forwardingFrom = regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+) -> 8080`)
 
+// crictlForward runs crictl port-forward of the pod's port 8080 to a
+// local one, calls use with a GET through it (the body, or an error
+// naming the status), then interrupts it and waits for it to end.
+func crictlForward(t *testing.T, sock, podID string, use func(get func(path string) (string, error))) {
+	t.Helper()
+	cmd := crictlCmd(t, sock, "port-forward", podID, ":8080")
+	stdout, _ := cmd.StdoutPipe()
+	errOut := &lockedBuffer{}
+	cmd.Stderr = errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	port := ""
+	for port == "" && lines.Scan() {
+		if m := forwardingFrom.FindStringSubmatch(lines.Text()); m != nil {
+			port = m[1]
+		}
+	}
+	if port == "" {
+		t.Fatalf("crictl port-forward said no local port: %s", errOut)
+	}
+	go io.Copy(io.Discard, stdout)
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	use(func(path string) (string, error) {
+		resp, err := client.Get("http://127.0.0.1:" + port + path)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return string(b), fmt.Errorf("%s", resp.Status)
+		}
+		return string(b), nil
+	})
+	cmd.Process.Signal(syscall.SIGINT)
+	exitWithin(t, cmd, 30*time.Second, "crictl port-forward")
+}
+
 // TestCRIStreaming: crictl's exec (plain, with stdin, on a terminal with
 // resizes), attach and port-forward against berth serve over SPDY, and
 // the same over WebSocket (the kubelet's v4 channel protocol, from a
@@ -175,39 +216,15 @@ func TestCRIStreaming(t *testing.T) {
 	}
 	forward := func() {
 		t.Helper()
-		cmd := crictlCmd(t, sock, "port-forward", podID, ":8080")
-		stdout, _ := cmd.StdoutPipe()
-		errOut := &lockedBuffer{}
-		cmd.Stderr = errOut
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer cmd.Process.Kill()
-		lines := bufio.NewScanner(stdout)
-		port := ""
-		for port == "" && lines.Scan() {
-			if m := forwardingFrom.FindStringSubmatch(lines.Text()); m != nil {
-				port = m[1]
+		crictlForward(t, sock, podID, func(get func(path string) (string, error)) {
+			for range 3 {
+				if b, err := get("/index.html"); err != nil {
+					t.Fatalf("GET through crictl port-forward: %v", err)
+				} else if b != "served-from-the-pod\n" {
+					t.Errorf("GET through crictl port-forward: %q", b)
+				}
 			}
-		}
-		if port == "" {
-			t.Fatalf("crictl port-forward said no local port: %s", errOut)
-		}
-		go io.Copy(io.Discard, stdout)
-		client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-		for range 3 {
-			resp, err := client.Get("http://127.0.0.1:" + port + "/index.html")
-			if err != nil {
-				t.Fatalf("GET through crictl port-forward: %v", err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if string(b) != "served-from-the-pod\n" {
-				t.Errorf("GET through crictl port-forward: %s %q", resp.Status, b)
-			}
-		}
-		cmd.Process.Signal(syscall.SIGINT)
-		exitWithin(t, cmd, 30*time.Second, "crictl port-forward")
+		})
 	}
 	attaches := 0
 	attach := func() {

@@ -3,12 +3,9 @@
 package integration
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -275,29 +272,11 @@ func TestCRIVMPod(t *testing.T) {
 	})
 	// Port-forward reaches the guest (the pod's address from the host's
 	// namespace: the pod's namespace there is wired to the VM).
-	fwd := crictlCmd(t, sock, "port-forward", podID, ":8080")
-	fwdOut, _ := fwd.StdoutPipe()
-	if err := fwd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines, fport := bufio.NewScanner(fwdOut), ""
-	for fport == "" && lines.Scan() {
-		if m := forwardingFrom.FindStringSubmatch(lines.Text()); m != nil {
-			fport = m[1]
+	crictlForward(t, sock, podID, func(get func(string) (string, error)) {
+		if b, err := get("/i"); err != nil || b != "hi\n" {
+			t.Errorf("GET through crictl port-forward to the VM pod: %q %v", b, err)
 		}
-	}
-	go io.Copy(io.Discard, fwdOut)
-	if resp, err := (&http.Client{Timeout: 30 * time.Second}).Get("http://127.0.0.1:" + fport + "/i"); err != nil {
-		t.Errorf("GET through crictl port-forward to the VM pod (port %q): %v", fport, err)
-	} else {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if string(b) != "hi\n" {
-			t.Errorf("GET through crictl port-forward to the VM pod: %s %q", resp.Status, b)
-		}
-	}
-	fwd.Process.Signal(syscall.SIGINT)
-	exitWithin(t, fwd, 30*time.Second, "crictl port-forward")
+	})
 	waitFor(t, 10*time.Second, "srv's log at the kubelet's path", func() bool {
 		b, _ := os.ReadFile(filepath.Join(logDir, "srv", "0.log"))
 		return strings.Contains(string(b), " stdout F started")

@@ -431,15 +431,11 @@ func (d *Driver) Load(_ context.Context, id string) (runtime.Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(filepath.Join(dir, stateFile))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("container %s: %w", id, runtime.ErrNotExist)
-		}
-		return nil, err
+	st, err := readState(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("container %s: %w", id, runtime.ErrNotExist)
 	}
-	var st state
-	if err := json.Unmarshal(b, &st); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
 	var cfg vmConfig

@@ -346,12 +346,7 @@ func (s *shim) execExit(f *agent.Frame) {
 // dialShim connects to the VM's exec socket, through the directory's fd:
 // the socket's full path may not fit in sun_path.
 func (c *container) dialShim() (*net.UnixConn, error) {
-	dir, err := os.Open(c.dir)
-	if err != nil {
-		return nil, err
-	}
-	defer dir.Close()
-	conn, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), execSocket), Net: "unixpacket"})
+	conn, err := dialIn("unixpacket", c.dir, execSocket)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: the VM's exec socket: %w", c.id, err)
 	}

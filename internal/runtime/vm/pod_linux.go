@@ -319,7 +319,7 @@ func (s *shim) joinPod() error {
 		unbindShares(filepath.Join(s.cfg.PodDir, sharedDir), s.cfg.Shares)
 		return err
 	}
-	c, err := dialIn(s.cfg.PodDir, podSocket)
+	c, err := dialIn("unix", s.cfg.PodDir, podSocket)
 	if err != nil {
 		unbindShares(filepath.Join(s.cfg.PodDir, sharedDir), s.cfg.Shares)
 		return fmt.Errorf("the pod's VM: %w (is the pod running?)", err)
@@ -370,15 +370,16 @@ func (s *shim) leavePod() {
 	})
 }
 
-// dialIn connects to the unix socket name in dir, through the
-// directory's fd: the socket's full path may not fit in sun_path.
-func dialIn(dir, name string) (*net.UnixConn, error) {
+// dialIn connects to the unix socket name in dir (network "unix" or
+// "unixpacket"), through the directory's fd: the socket's full path may
+// not fit in sun_path.
+func dialIn(network, dir, name string) (*net.UnixConn, error) {
 	d, err := os.Open(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer d.Close()
-	return net.DialUnix("unix", nil, &net.UnixAddr{Name: fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), name), Net: "unix"})
+	return net.DialUnix(network, nil, &net.UnixAddr{Name: fmt.Sprintf("/proc/self/fd/%d/%s", d.Fd(), name), Net: network})
 }
 
 // bindShares attaches each share's source at its stub in dir, the
@@ -769,7 +770,7 @@ func (d *Driver) memberConfig(id string, spec *specs.Spec, o runtime.CreateOptio
 		return nil, fmt.Errorf("container %s: its pod's VM is not running: start the pod: %w", id, runtime.ErrInvalidStatus)
 	}
 	for i := range spec.Mounts {
-		if m := &spec.Mounts[i]; m.Destination == "/dev/shm" && (m.Type == "bind" || containsBind(m.Options)) {
+		if m := &spec.Mounts[i]; m.Destination == "/dev/shm" && isBind(m) {
 			m.Source = agent.PodShmDir
 		}
 	}
@@ -792,13 +793,4 @@ func (d *Driver) memberConfig(id string, spec *specs.Spec, o runtime.CreateOptio
 	process.OCI = b
 	create := agent.Create{Root: agent.SharedDir + "/" + id, Process: process, Files: engineFiles(spec)}
 	return &vmConfig{Create: create, BootTimeout: 30 * time.Second, PodDir: podDir, Member: id, Shares: shares}, nil
-}
-
-func containsBind(opts []string) bool {
-	for _, o := range opts {
-		if o == "bind" || o == "rbind" {
-			return true
-		}
-	}
-	return false
 }

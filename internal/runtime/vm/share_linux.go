@@ -65,6 +65,11 @@ func FindVirtiofsd() (string, error) {
 	return "", fmt.Errorf("volumes and bind mounts in a VM need virtiofsd: install qemu-system-common or set %s: %w", EnvVirtiofsd, runtime.ErrNotSupported)
 }
 
+// isBind reports whether m is a bind mount (its type, or its options).
+func isBind(m *specs.Mount) bool {
+	return m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
+}
+
 // shareMounts picks the spec's bind mounts the guest gets over virtio-fs
 // (all but the engine's small files, which travel as copies) and points
 // each one's source at its entry of the share in the guest.
@@ -78,8 +83,7 @@ func shareMountsNamed(spec *specs.Spec, prefix string) ([]share, error) {
 	var shares []share
 	for i := range spec.Mounts {
 		m := &spec.Mounts[i]
-		bind := m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
-		if !bind || slices.Contains(guestFiles, m.Destination) || m.Source == agent.PodShmDir {
+		if !isBind(m) || slices.Contains(guestFiles, m.Destination) || m.Source == agent.PodShmDir {
 			continue
 		}
 		st, err := os.Stat(m.Source)
