@@ -33,6 +33,15 @@ type CreateOptions struct {
 	// run uses it when attached to a terminal, and the engine always,
 	// since a listening socket is one other users could connect to first.
 	Console *os.File
+
+	// loaded is the bundle when the caller (Run) has read it already.
+	loaded *loadedBundle
+}
+
+// loadedBundle is a bundle's config.json, read once, and its rootfs.
+type loadedBundle struct {
+	spec   *specs.Spec
+	rootfs string
 }
 
 // Create sets up a container and leaves its init waiting for Start. On
@@ -54,10 +63,14 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 	if err := CheckID(id); err != nil {
 		return nil, nil, err
 	}
-	spec, rootfs, err := oci.LoadBundle(opts.Bundle)
-	if err != nil {
-		return nil, nil, err
+	if opts.loaded == nil {
+		spec, rootfs, err := oci.LoadBundle(opts.Bundle)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts.loaded = &loadedBundle{spec, rootfs}
 	}
+	spec, rootfs := opts.loaded.spec, opts.loaded.rootfs
 	if spec.Process == nil {
 		return nil, nil, fmt.Errorf("bundle %s: config.json has no process: %w", opts.Bundle, oci.ErrInvalidConfig)
 	}
@@ -66,6 +79,7 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 	}
 	warnUngrantableAmbient(ctx, spec.Process)
 	var seccompProg *seccomp.Program
+	var err error
 	if err := checkLinuxConfig(spec); err != nil {
 		return nil, nil, fmt.Errorf("bundle %s: %w", opts.Bundle, err)
 	}
@@ -108,7 +122,7 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		Spec:        spec,
 	}}
 	var sp *spawned
-	var mgr cgroup.Manager
+	var prep *cgroupPrep
 	defer func() {
 		if retErr == nil {
 			return
@@ -118,14 +132,34 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 			sp.conn.f.Close()
 			sp = nil
 		}
-		if mgr != nil {
-			mgr.Destroy()
+		if prep != nil {
+			if mgr, _ := prep.wait(); mgr != nil {
+				mgr.Destroy()
+			}
 		}
 		if c.HostMountNS {
 			c.unmountRootfs()
 		}
 		os.RemoveAll(dir)
 	}()
+
+	newCgroup := func() (cgroup.Manager, error) {
+		m, err := cgroup.New(cgroup.Config{
+			ID:        id,
+			Path:      spec.Linux.CgroupsPath,
+			Resources: spec.Linux.Resources,
+			Devices:   spec.Linux.Devices,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("cgroup: %w", err)
+		}
+		if err := recordCreating(dir, creatingRecord{CgroupPaths: m.Paths(), Rootfs: rootfs, HostMountNS: c.HostMountNS}); err != nil {
+			return nil, fmt.Errorf("record create in %s: %w", dir, err)
+		}
+		return m, nil
+	}
+	// The cgroup is made beside everything from here to the init's move.
+	prep = prepareCgroup(newCgroup, spec.Linux.Resources)
 
 	fifo := filepath.Join(dir, fifoName)
 	if err := unix.Mkfifo(fifo, 0o622); err != nil {
@@ -150,23 +184,6 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		return nil, nil, err
 	}
 	defer fifoHandle.Close()
-
-	newCgroup := func() (cgroup.Manager, error) {
-		m, err := cgroup.New(cgroup.Config{
-			ID:        id,
-			Path:      spec.Linux.CgroupsPath,
-			Resources: spec.Linux.Resources,
-			Devices:   spec.Linux.Devices,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("cgroup: %w", err)
-		}
-		if err := recordCreating(dir, creatingRecord{CgroupPaths: m.Paths(), Rootfs: rootfs, HostMountNS: c.HostMountNS}); err != nil {
-			return nil, fmt.Errorf("record create in %s: %w", dir, err)
-		}
-		mgr = m
-		return m, nil
-	}
 
 	console, err := openConsoleSocket(opts)
 	if err != nil {
@@ -220,8 +237,7 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		timeOffsets: spec.Linux.TimeOffsets,
 		uidMaps:     spec.Linux.UIDMappings,
 		gidMaps:     spec.Linux.GIDMappings,
-		newCgroup:   newCgroup,
-		resources:   spec.Linux.Resources,
+		cgroupPrep:  prep,
 		lateCgroup:  true,
 		preserve:    opts.PreserveFDs,
 		fifo:        fifoHandle,
@@ -238,7 +254,8 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		return nil, sp, fmt.Errorf("join cgroup: %w", err)
 	}
 	tracePhase("cgroup-joined")
-	if err := sp.conn.send(message{Type: "cgroup"}); err != nil {
+	mgr, _ := prep.wait() // made: the init is in it
+	if err := sp.conn.send(message{Type: "cgroup", CgroupPaths: mgr.Paths()}); err != nil {
 		// The init failed meanwhile: its message says why.
 		if _, rerr := sp.conn.expect("none"); rerr != nil {
 			err = rerr

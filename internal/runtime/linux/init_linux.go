@@ -14,39 +14,69 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/internal/runtime/linux/nsexec"
 	"github.com/berth-dev/berth/internal/runtime/oci"
 )
 
 // IsInit reports whether this process was started as a container init or
 // exec process; main must then call Init and nothing else.
-func IsInit() bool { return os.Getenv(envInit) != "" }
+func IsInit() bool { return os.Getenv(envInit) != "" || nsexec.PreforkedInit() >= 0 }
 
 func init() {
 	if IsInit() {
 		// Capabilities, seccomp and no_new_privs are per thread: the whole
 		// setup and the final execve happen on the main thread.
 		runtime.LockOSThread()
+		if nsexec.PreforkedInit() >= 0 {
+			// An exec'd init gets GOMAXPROCS=1 in its environment; a
+			// forked one has the runtime's environment.
+			runtime.GOMAXPROCS(1)
+		}
 	}
 }
+
+// errPreforkUnused: the runtime did not adopt this forked init, or went
+// away before it did; the init ends quietly.
+var errPreforkUnused = errors.New("not adopted")
 
 // Init runs the Go side of a container init or exec process. It never
 // returns: it execs the container's process or exits 1 after telling the
 // parent why.
 func Init() {
 	tracePhase("main")
-	fd, err := strconv.Atoi(os.Getenv(envInit))
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "berth init: bad %s: %v\n", envInit, err)
-		os.Exit(1)
+	fd := nsexec.PreforkedInit()
+	var inline []int
+	if fd >= 0 {
+		// Forked by the runtime's constructor: stdio and descriptors come
+		// over the socket once the runtime adopts us (prefork_linux.go).
+		var err error
+		if inline, err = receiveInlineFDs(fd); err != nil {
+			if err != errPreforkUnused {
+				fmt.Fprintf(os.Stderr, "berth init: %v\n", err)
+			}
+			os.Exit(1)
+		}
+	} else {
+		var err error
+		if fd, err = strconv.Atoi(os.Getenv(envInit)); err != nil {
+			fmt.Fprintf(os.Stderr, "berth init: bad %s: %v\n", envInit, err)
+			os.Exit(1)
+		}
+		os.Unsetenv(envInit)
 	}
-	os.Unsetenv(envInit)
 	conn := newSyncConn(os.NewFile(uintptr(fd), "sync"))
 	var cfg initConfig
 	if err := conn.recv(&cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "berth init: read config: %v\n", err)
 		os.Exit(1)
 	}
-	err = runInit(conn, &cfg)
+	if cfg.InlineFDs {
+		if err := cfg.mapInlineFDs(inline); err != nil {
+			conn.send(message{Type: "error", Msg: err.Error()})
+			os.Exit(1)
+		}
+	}
+	err := runInit(conn, &cfg)
 	// runInit only returns on failure.
 	if conn.f != nil {
 		conn.send(message{Type: "error", Msg: err.Error()})
@@ -70,8 +100,12 @@ func runInit(conn *syncConn, cfg *initConfig) error {
 			return nil
 		}
 		joined = true
-		if _, err := conn.expect("cgroup"); err != nil {
+		m, err := conn.expect("cgroup")
+		if err != nil {
 			return err
+		}
+		if m.CgroupPaths != nil {
+			cfg.CgroupPaths = m.CgroupPaths
 		}
 		if cfg.NewCgroupNS {
 			// Only this thread's namespace changes; it is the one that

@@ -34,6 +34,11 @@ type initConfig struct {
 	FifoFD       int            `json:"fifo_fd,omitempty"`
 	FifoIsDir    bool           `json:"fifo_is_dir,omitempty"` // FifoFD is the state dir holding exec.fifo
 	ConsoleFD    int            `json:"console_fd,omitempty"`
+	// InlineFDs: the init was forked ahead (prefork_linux.go) and got its
+	// stdio and descriptors over the socket; FifoFD, ConsoleFD and
+	// MountTrees are then positions among them (3 is the first after
+	// stdio), not numbers.
+	InlineFDs bool `json:"inline_fds,omitempty"`
 	// NewMountNS and NewUTSNS tell the init what it owns.
 	NewMountNS bool `json:"new_mount_ns,omitempty"`
 	// HostMountNS: config.json has no mount namespace, so the rootfs is
@@ -48,7 +53,8 @@ type initConfig struct {
 	// createRuntime hooks.
 	RuntimeHooks bool `json:"runtime_hooks,omitempty"`
 	// Cgroup paths of the container, to bind into the rootfs for cgroup
-	// mounts when there is no cgroup namespace.
+	// mounts when there is no cgroup namespace. With lateCgroup they come
+	// with the "cgroup" message instead, and are read only after it.
 	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
 	// RootfsIsCwd: the init's working directory is the rootfs (the
 	// constructor's chdir), which it sets up from there rather than by
@@ -67,6 +73,9 @@ type initConfig struct {
 type message struct {
 	Type string `json:"type"` // cgroup, createRuntime, ok, ready, error
 	Msg  string `json:"msg,omitempty"`
+	// CgroupPaths (cgroup, with lateCgroup) are the container's cgroups,
+	// made while the init worked; see initConfig.CgroupPaths.
+	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
 }
 
 // syncConn reads the constructor's text lines and then JSON messages from

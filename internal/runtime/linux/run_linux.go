@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-dev/berth/internal/runtime/oci"
 	"github.com/berth-dev/berth/internal/sigrelay"
 
 	"golang.org/x/sys/unix"
@@ -38,10 +39,16 @@ func Run(ctx context.Context, root, id string, opts RunOptions) (int, error) {
 		defer rl.Stop()
 		sigs = rl.C
 	}
+	// One decode of config.json serves the terminal check and create.
+	spec, rootfs, err := oci.LoadBundle(opts.Bundle)
+	if err != nil {
+		return 0, err
+	}
+	opts.loaded = &loadedBundle{spec, rootfs}
 	var ptyMaster chan *os.File
 	var closeConsole func()
 	if !opts.Detach && opts.ConsoleSocket == "" {
-		if t, err := wantsTerminal(opts.Bundle); err == nil && t {
+		if spec.Process != nil && spec.Process.Terminal {
 			ours, theirs, err := ConsolePair()
 			if err != nil {
 				return 0, err
@@ -141,22 +148,6 @@ func exitCode(ws unix.WaitStatus) int {
 		return 128 + int(ws.Signal())
 	}
 	return ws.ExitStatus()
-}
-
-func wantsTerminal(bundle string) (bool, error) {
-	data, err := os.ReadFile(bundle + "/config.json")
-	if err != nil {
-		return false, err
-	}
-	var v struct {
-		Process *struct {
-			Terminal bool `json:"terminal"`
-		} `json:"process"`
-	}
-	if err := jsonUnmarshal(data, &v); err != nil || v.Process == nil {
-		return false, err
-	}
-	return v.Process.Terminal, nil
 }
 
 // ConsolePair makes a connected pair of sockets for a pty master: ours

@@ -59,12 +59,12 @@ type spawnRequest struct {
 	// creating its cgroup namespace (unshared then, not in the
 	// constructor), mounting cgroupfs, running hooks, exec.
 	lateCgroup bool
-	// newCgroup (with lateCgroup) makes the cgroup manager while the child
-	// creates its namespaces, instead of before the child exists.
-	newCgroup   func() (cgroup.Manager, error)
-	resources   *specs.LinuxResources // with lateCgroup: written before the move
-	preserve    int                   // fds 3..3+preserve-1 of this process go to the child at the same numbers
-	fifo        *os.File              // O_PATH handle of the exec fifo, or of the state dir when fifoIsDir
+	// cgroupPrep (with lateCgroup) is the container's cgroup, being made
+	// with its limits beside the rest of create; the init is moved in
+	// once both exist.
+	cgroupPrep  *cgroupPrep
+	preserve    int      // fds 3..3+preserve-1 of this process go to the child at the same numbers
+	fifo        *os.File // O_PATH handle of the exec fifo, or of the state dir when fifoIsDir
 	fifoIsDir   bool
 	console     *os.File
 	stdio       Stdio
@@ -89,6 +89,13 @@ type spawned struct {
 // works), answers the constructor, and sends the Go init its config. On
 // error nothing is left running.
 func spawn(req *spawnRequest) (*spawned, error) {
+	if req.lateCgroup && req.cloneFlags&unix.CLONE_NEWCGROUP != 0 {
+		req.cloneFlags &^= unix.CLONE_NEWCGROUP
+		req.cfg.NewCgroupNS = true
+	}
+	if sp, ok, err := adoptPrefork(req); ok {
+		return sp, err
+	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("create sync socket: %w", err)
@@ -163,10 +170,6 @@ func spawn(req *spawnRequest) (*spawned, error) {
 		parent.Close()
 		return nil, err
 	}
-	if req.lateCgroup && req.cloneFlags&unix.CLONE_NEWCGROUP != 0 {
-		req.cloneFlags &^= unix.CLONE_NEWCGROUP
-		req.cfg.NewCgroupNS = true
-	}
 	if req.cgroup != nil && !req.lateCgroup {
 		err := req.cgroup.Apply(sp.pid)
 		nsexec.StopCgroupWarm()
@@ -193,12 +196,24 @@ func spawn(req *spawnRequest) (*spawned, error) {
 	if _, err := parent.WriteString(b.String()); err != nil {
 		return fail(fmt.Errorf("send namespace config to container init: %w", err))
 	}
-	if req.newCgroup != nil {
-		mgr, err := req.newCgroup()
-		if err != nil {
-			return fail(err)
+	return finishSpawn(req, sp, nil)
+}
+
+// finishSpawn takes a started init from its namespaces to its config: it
+// makes the cgroup (with newCgroup) while the child creates its
+// namespaces, reads the child's pid, moves it into its cgroup (lateCgroup:
+// while it works), sets its limits and sends its config, with inline (a
+// forked init's stdio and descriptors) first.
+func finishSpawn(req *spawnRequest, sp *spawned, inline []*os.File) (*spawned, error) {
+	parent := sp.conn.f
+	fail := func(err error) (*spawned, error) {
+		sp.kill()
+		parent.Close()
+		if sp.cgroupJoined != nil {
+			// The caller cleans up what the cgroup's maker made.
+			<-sp.cgroupJoined
 		}
-		req.cgroup = mgr
+		return nil, err
 	}
 	if req.cgroup != nil {
 		req.cfg.CgroupPaths = req.cgroup.Paths()
@@ -224,8 +239,13 @@ func spawn(req *spawnRequest) (*spawned, error) {
 			}
 			if pid != sp.pid {
 				// The intermediate process forked the real init and exits.
-				sp.cmd.Wait()
-				sp.cmd = nil
+				if sp.cmd != nil {
+					sp.cmd.Wait()
+					sp.cmd = nil
+				} else {
+					var ws unix.WaitStatus
+					unix.Wait4(sp.pid, &ws, 0, nil)
+				}
 				sp.pid = pid
 			}
 		case strings.HasPrefix(line, "error "):
@@ -239,20 +259,17 @@ func spawn(req *spawnRequest) (*spawned, error) {
 		done := make(chan error, 1)
 		sp.cgroupJoined = done
 		go func(pid int) {
-			// Make the cgroup and write its limits first, then move the
-			// init in: only the move waits for the kernel's grace period,
-			// and the limits are in force from the moment it is inside.
-			if err := req.cgroup.Apply(-1); err != nil {
+			// The cgroup exists with its limits (cgroupPrep) before the
+			// init moves in: only the move waits for the kernel's grace
+			// period, and the limits are in force from the moment it is
+			// inside. All of it runs beside the init's work, which needs
+			// the cgroup's paths only with the "cgroup" message.
+			mgr, err := req.cgroupPrep.wait()
+			if err != nil {
 				done <- err
 				return
 			}
-			tracePhase("cgroup-made")
-			if err := req.cgroup.Set(req.resources); err != nil {
-				done <- err
-				return
-			}
-			tracePhase("cgroup-set")
-			err := req.cgroup.Apply(pid)
+			err = mgr.Apply(pid)
 			nsexec.StopCgroupWarm()
 			done <- err
 		}(sp.pid)
@@ -261,6 +278,11 @@ func spawn(req *spawnRequest) (*spawned, error) {
 		return fail(err)
 	}
 	req.cfg.HostPid = sp.pid
+	if inline != nil {
+		if err := sendInlineFDs(parent, inline); err != nil {
+			return fail(fmt.Errorf("send descriptors to container init: %w", err))
+		}
+	}
 	if err := sp.conn.send(req.cfg); err != nil {
 		return fail(fmt.Errorf("send config to container init: %w", err))
 	}
@@ -345,4 +367,37 @@ func namespacePlan(nss []specs.LinuxNamespace) (uintptr, []nsJoin) {
 		}
 	}
 	return flags, join
+}
+
+// cgroupPrep makes a container's cgroup and writes its limits in the
+// background, from the moment create holds the container's directory:
+// making the directories (a dozen on a v1 host) and writing the limits
+// take about as long as the init's own set-up.
+type cgroupPrep struct {
+	done chan struct{}
+	mgr  cgroup.Manager // set even when Apply or Set failed, for cleanup
+	err  error
+}
+
+func prepareCgroup(newCgroup func() (cgroup.Manager, error), res *specs.LinuxResources) *cgroupPrep {
+	p := &cgroupPrep{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		if p.mgr, p.err = newCgroup(); p.err != nil {
+			return
+		}
+		if p.err = p.mgr.Apply(-1); p.err != nil {
+			return
+		}
+		tracePhase("cgroup-made")
+		p.err = p.mgr.Set(res)
+		tracePhase("cgroup-set")
+	}()
+	return p
+}
+
+// wait returns the cgroup once it is made.
+func (p *cgroupPrep) wait() (cgroup.Manager, error) {
+	<-p.done
+	return p.mgr, p.err
 }

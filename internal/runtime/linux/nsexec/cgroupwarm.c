@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "nsexec.h"
+
 #define WARM_INTERVAL_MS 2
 #define WARM_MAX_MS 200
 
@@ -153,10 +155,10 @@ __attribute__((constructor)) static void berth_cgroup_warm(int argc, char **argv
 	(void)envp;
 	// Only a command that will create a container (the runtime's or the
 	// engine's create and run), never one of the processes the binary
-	// also is: a container's init or exec (_BERTH_NSEXEC), a container
+	// also is: a container's init or exec (_BERTH_NSEXEC, or forked ahead by prefork.c), a container
 	// monitor, the guest agent, the --init of a container, a VM's shim.
-	if (argc < 2 || argv == NULL || getenv("_BERTH_NSEXEC") != NULL || getenv("_BERTH_MONITOR") != NULL ||
-	    getenv("BERTH_AGENT") != NULL)
+	if (argc < 2 || argv == NULL || berth_prefork_is_init || getenv("_BERTH_NSEXEC") != NULL ||
+	    getenv("_BERTH_MONITOR") != NULL || getenv("BERTH_AGENT") != NULL)
 		return;
 	const char *name = base(argv[0]);
 	if (strcmp(name, "berth-init") == 0 || strcmp(name, "berth-vmm") == 0)

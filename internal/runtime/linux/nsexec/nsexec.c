@@ -56,6 +56,8 @@
 #define CLONE_NEWCGROUP 0x02000000
 #endif
 
+#include "nsexec.h"
+
 #define MAX_JOIN 16
 #define MAX_TIMENS 4
 
@@ -110,11 +112,25 @@ __attribute__((noreturn)) static void bail(const char *fmt, ...)
 	_exit(1);
 }
 
+// preset, when set (a pre-forked init, see prefork.c), is the namespace
+// config itself: readline takes its lines instead of the socket's.
+static const char *preset;
+
 // readline reads one line from the sync socket byte by byte: the socket also
 // carries the Go side's messages after ours, which must stay unread.
 static int readline(char *buf, size_t size)
 {
 	size_t i = 0;
+	if (preset != NULL) {
+		if (*preset == '\0')
+			return -1;
+		while (*preset != '\0' && *preset != '\n' && i + 1 < size)
+			buf[i++] = *preset++;
+		if (*preset == '\n')
+			preset++;
+		buf[i] = '\0';
+		return (int)i;
+	}
 	while (i + 1 < size) {
 		char c;
 		ssize_t n = read(sync_fd, &c, 1);
@@ -216,12 +232,24 @@ static void trace(const char *phase)
 
 __attribute__((constructor)) static void berth_nsexec(void)
 {
+	if (berth_prefork_is_init)
+		return;
 	trace("exec");
 	const char *env = getenv("_BERTH_NSEXEC");
 	if (env == NULL)
 		return;
-	sync_fd = atoi(env);
 	unsetenv("_BERTH_NSEXEC");
+	berth_nsexec_enter(atoi(env), NULL);
+}
+
+// berth_nsexec_enter does what the protocol above asks, on socket fd, with
+// the config read from it or, when config is set, taken from there (the
+// child still says "pid" or "error" on fd). It returns in the process that
+// goes on as the container's init or exec process; an intermediate exits.
+void berth_nsexec_enter(int fd, const char *config)
+{
+	sync_fd = fd;
+	preset = config;
 	// Until execve, /proc/<pid>/exe of this process is the runtime binary:
 	// keep processes in the container from opening it (CVE-2019-5736).
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -274,6 +302,7 @@ __attribute__((constructor)) static void berth_nsexec(void)
 			bail("unknown namespace config line %s", line);
 		}
 	}
+	preset = NULL; // anything after the config comes from the runtime
 
 	// Open every path while the host's mount namespace is still ours.
 	for (int i = 0; i < njoin; i++) {

@@ -4,14 +4,25 @@
 // creates namespaces before the Go runtime starts threads. Importing it is
 // all that is needed; the constructor is inert unless _BERTH_NSEXEC is set.
 // A second constructor (cgroupwarm.c) starts, in a create or run, the
-// kernel wait that the container's cgroup move would otherwise pay.
+// kernel wait that the container's cgroup move would otherwise pay, and a
+// third (prefork.c) forks a create's init ahead, so that its Go start-up
+// overlaps ours.
 //
 // This is the only cgo in the runtime besides libseccomp; keep it here.
 package nsexec
 
 // #cgo CFLAGS: -Wall -Wextra -O2
+// #include <stdlib.h>
 // extern volatile int berth_cgroup_warm_stop;
+// extern int berth_prefork_fd;
+// extern int berth_prefork_pid;
+// extern unsigned long berth_prefork_flags;
+// extern int berth_prefork_child_fd;
+// extern int berth_prefork_init_fd;
+// int berth_prefork_config_flags(const char *buf, size_t len, unsigned long *flags);
 import "C"
+
+import "sync"
 
 // StopCgroupWarm ends the cgroup lock warm-up (cgroupwarm.c) once the
 // container's init is in its cgroup.
@@ -20,3 +31,48 @@ func StopCgroupWarm() { C.berth_cgroup_warm_stop = 1 }
 // EnvSyncFD names the environment variable that carries the number of the
 // sync socket to the constructor.
 const EnvSyncFD = "_BERTH_NSEXEC"
+
+// Prefork is a create's init that prefork.c forked before the Go runtime
+// started: Pid is the process that says "pid" on the socket FD (the init
+// itself, or an intermediate that forked it into a new pid namespace), and
+// Flags the CLONE_NEW* namespaces it created. ChildFD is the number of its
+// end of the socket, in the init.
+type Prefork struct {
+	FD      int
+	Pid     int
+	Flags   uintptr
+	ChildFD int
+}
+
+var preforkTaken sync.Mutex
+
+// TakePrefork returns the forked init, once; nil when there is none.
+func TakePrefork() *Prefork {
+	preforkTaken.Lock()
+	defer preforkTaken.Unlock()
+	if C.berth_prefork_fd < 0 {
+		return nil
+	}
+	p := &Prefork{FD: int(C.berth_prefork_fd), Pid: int(C.berth_prefork_pid), Flags: uintptr(C.berth_prefork_flags), ChildFD: int(C.berth_prefork_child_fd)}
+	C.berth_prefork_fd = -1
+	return p
+}
+
+// PreforkedInit is, in an init that prefork.c forked, its end of the sync
+// socket; -1 in any other process.
+func PreforkedInit() int { return int(C.berth_prefork_init_fd) }
+
+// ConfigFlags is prefork.c's reading of a config.json: the CLONE_NEW*
+// flags of linux.namespaces, or ok false where it would not prefork.
+func ConfigFlags(config []byte) (flags uintptr, ok bool) {
+	if len(config) == 0 {
+		return 0, false
+	}
+	cs := C.CBytes(config)
+	defer C.free(cs)
+	var f C.ulong
+	if C.berth_prefork_config_flags((*C.char)(cs), C.size_t(len(config)), &f) < 0 {
+		return 0, false
+	}
+	return uintptr(f), true
+}

@@ -1,0 +1,82 @@
+//go:build linux && cgo
+
+package nsexec
+
+import (
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestConfigFlags checks prefork.c's reading of linux.namespaces: the
+// flags it forks with for what it understands, and no prefork (ok false)
+// for anything else. A wrong answer would only waste a fork (the Go side
+// compares), but a refusal of the common case would lose the gain.
+func TestConfigFlags(t *testing.T) {
+	const all = unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWNS | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP
+	cases := []struct {
+		name   string
+		config string
+		flags  uintptr
+		ok     bool
+	}{
+		{"runc spec", `{"ociVersion":"1.0.2","process":{"terminal":true,"args":["sh"],"env":["A=\"b\\n"]},
+			"linux":{"resources":{"devices":[{"allow":false,"access":"rwm"}]},
+			"namespaces":[{"type":"pid"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"mount"},{"type":"cgroup"}],
+			"maskedPaths":["/proc/kcore"],"uidMappings":null}}`, all, true},
+		{"empty path is create", `{"linux":{"namespaces":[{"type":"pid","path":""},{"path":"","type":"mount"}]}}`, unix.CLONE_NEWPID | unix.CLONE_NEWNS, true},
+		{"no namespaces", `{"linux":{"namespaces":[]}}`, 0, true},
+		{"namespaces missing", `{"linux":{}}`, 0, true},
+		{"numbers and literals", `{"a":[1,-2.5e3,true,false,null,{"b":{}}],"linux":{"x":0,"namespaces":[{"type":"uts"}]},"z":"}"}`, unix.CLONE_NEWUTS, true},
+		{"whitespace", " \n{ \"linux\" :\t{ \"namespaces\" : [ { \"type\" : \"ipc\" } ] } }\n", unix.CLONE_NEWIPC, true},
+		{"long key skipped", `{"annotations":{"an.annotation.name.longer.than.thirty.two.bytes":"v"},"linux":{"namespaces":[{"type":"pid"}]}}`, unix.CLONE_NEWPID, true},
+
+		{"join by path", `{"linux":{"namespaces":[{"type":"network","path":"/var/run/netns/x"}]}}`, 0, false},
+		{"user namespace", `{"linux":{"namespaces":[{"type":"user"},{"type":"pid"}]}}`, 0, false},
+		{"time namespace", `{"linux":{"namespaces":[{"type":"time"}]}}`, 0, false},
+		{"unknown type", `{"linux":{"namespaces":[{"type":"net"}]}}`, 0, false},
+		{"type missing", `{"linux":{"namespaces":[{"path":""}]}}`, 0, false},
+		{"type twice", `{"linux":{"namespaces":[{"type":"pid","type":"user"}]}}`, 0, false},
+		{"escaped type", `{"linux":{"namespaces":[{"type":"p\u0069d"}]}}`, 0, false},
+		{"linux twice", `{"linux":{"namespaces":[{"type":"pid"}]},"linux":{}}`, 0, false},
+		{"namespaces twice", `{"linux":{"namespaces":[],"namespaces":[{"type":"pid"}]}}`, 0, false},
+		{"no linux", `{"process":{}}`, 0, false},
+		{"linux null", `{"linux":null}`, 0, false},
+		{"truncated", `{"linux":{"namespaces":[{"type":"pid"}`, 0, false},
+		{"trailing garbage", `{"linux":{"namespaces":[]}} {}`, 0, false},
+		{"unterminated string", `{"linux":{"namespaces":[{"type":"pid}]}}`, 0, false},
+		{"control character", "{\"linux\":{\"namespaces\":[{\"type\":\"pi\x01d\"}]}}", 0, false},
+		{"not an object", `[]`, 0, false},
+		{"empty", ``, 0, false},
+		{"too deep", `{"a":` + repeat("[", 100) + repeat("]", 100) + `,"linux":{}}`, 0, false},
+	}
+	for _, c := range cases {
+		flags, ok := ConfigFlags([]byte(c.config))
+		if ok != c.ok || flags != c.flags {
+			t.Errorf("%s: got flags 0x%x ok %v, want 0x%x ok %v", c.name, flags, ok, c.flags, c.ok)
+		}
+	}
+}
+
+// TestConfigFlagsNeverOverreads feeds every prefix of a config: the reader
+// must stop at the end it was given (each prefix is a refusal but the
+// whole).
+func TestConfigFlagsNeverOverreads(t *testing.T) {
+	config := `{"linux":{"namespaces":[{"type":"pid"},{"type":"mount","path":""}]},"process":{"args":["a\"b"]}}`
+	for i := 1; i < len(config); i++ {
+		if _, ok := ConfigFlags([]byte(config[:i])); ok {
+			t.Errorf("prefix of %d bytes read as whole: %q", i, config[:i])
+		}
+	}
+	if flags, ok := ConfigFlags([]byte(config)); !ok || flags != unix.CLONE_NEWPID|unix.CLONE_NEWNS {
+		t.Errorf("whole config: 0x%x %v", flags, ok)
+	}
+}
+
+func repeat(s string, n int) string {
+	out := ""
+	for i := 0; i < n; i++ {
+		out += s
+	}
+	return out
+}
