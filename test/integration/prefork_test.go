@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,8 +92,27 @@ func TestRuntimePreforkAdopted(t *testing.T) {
 		t.Errorf("stderr %q, want %q", stderr, "err")
 	}
 
+	// An attached run relays the signals its caller ignored, and its
+	// container gets them at their default, as from an exec'd init.
+	sigs := newBundle(t, r.bin, "grep", "SigIgn", "/proc/self/status")
+	script := fmt.Sprintf(`trap "" INT HUP QUIT; exec %s runtime --root %s run --bundle %s %s`, r.bin, r.root, sigs.Dir, uniqueID(t)+"-sigs")
+	c := exec.Command("sh", "-c", script)
+	c.Env = append(os.Environ(), "BERTH_TRACE=1")
+	var so, se bytes.Buffer
+	c.Stdout, c.Stderr = &so, &se
+	if err := c.Run(); err != nil {
+		t.Fatalf("run with ignored signals: %v\n%s", err, se.String())
+	}
+	if !strings.Contains(se.String(), " prefork-adopted ") {
+		t.Fatalf("not adopted: %s", se.String())
+	}
+	if got := strings.TrimSpace(so.String()); got != "SigIgn:\t0000000000000000" {
+		t.Errorf("container's ignored signals %q, want none", got)
+	}
+
 	// A created init waits, before its execve, in the forked process: it
-	// holds none of the caller's environment, as an exec'd one.
+	// holds none of the caller's environment, as an exec'd one, nor its
+	// arguments.
 	id := uniqueID(t) + "-created"
 	_, stderr, phases, err = r.traced("", nil, []string{"BERTH_TEST_SECRET=s3cr3t"}, "create", "--bundle", b.Dir, id)
 	if err != nil || !hasPhase(phases, "prefork-adopted") {
@@ -104,6 +124,13 @@ func TestRuntimePreforkAdopted(t *testing.T) {
 	}
 	if bytes.Contains(environ, []byte("s3cr3t")) || bytes.Contains(environ, []byte("PATH=")) {
 		t.Errorf("the waiting init shows the caller's environment: %q", environ)
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", r.state(id).Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(cmdline, []byte(b.Dir)) || bytes.Contains(cmdline, []byte(id)) {
+		t.Errorf("the waiting init shows the caller's arguments: %q", cmdline)
 	}
 }
 

@@ -2,6 +2,7 @@ package linux
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/berth-dev/berth/internal/runtime/linux/seccomp"
@@ -60,6 +61,7 @@ func Create(ctx context.Context, root, id string, opts CreateOptions) (*Containe
 
 func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Container, _ *spawned, retErr error) {
 	tracePhase("create")
+	defer discardUnusedPrefork()
 	if err := CheckID(id); err != nil {
 		return nil, nil, err
 	}
@@ -251,7 +253,7 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 	}
 	tracePhase("spawned")
 	if err := <-sp.cgroupJoined; err != nil {
-		return nil, sp, fmt.Errorf("join cgroup: %w", err)
+		return nil, sp, err
 	}
 	tracePhase("cgroup-joined")
 	mgr, _ := prep.wait() // made: the init is in it
@@ -277,6 +279,18 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		}
 		c.Namespaces[ns.Type] = path
 	}
+	// The state is whole now; encoding it (the spec with it) takes a
+	// while, which the init's last steps can cover. It is written once
+	// the init is ready: readers take a state.json as a container.
+	type encodedState struct {
+		data []byte
+		err  error
+	}
+	encoded := make(chan encodedState, 1)
+	go func() {
+		data, err := json.Marshal(c.State)
+		encoded <- encodedState{data, err}
+	}()
 
 	for {
 		m, err := sp.conn.expect("")
@@ -302,9 +316,15 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 			return nil, sp, err
 		}
 	}
-	if err := c.save(); err != nil {
-		return nil, sp, fmt.Errorf("save state of %s: %w", id, err)
+	state := <-encoded
+	if state.err == nil {
+		state.err = writeFileAtomic(filepath.Join(dir, stateFile), state.data, 0o600)
 	}
+	if state.err != nil {
+		return nil, sp, fmt.Errorf("save state of %s: %w", id, state.err)
+	}
+	unix.Stat(filepath.Join(dir, stateFile), &c.stateFile)
+	c.mgr = mgr
 	os.Remove(filepath.Join(dir, creatingFile))
 	if opts.PidFile != "" {
 		if err := writePidFile(opts.PidFile, sp.pid); err != nil {

@@ -17,6 +17,9 @@ import (
 )
 
 func (c *Container) cgroup() (cgroup.Manager, error) {
+	if c.mgr != nil {
+		return c.mgr, nil
+	}
 	if len(c.CgroupPaths) == 0 {
 		return nil, fmt.Errorf("container %s has no cgroup", c.ID)
 	}

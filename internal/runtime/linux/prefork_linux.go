@@ -90,6 +90,8 @@ func preforkMismatch(req *spawnRequest, pre *nsexec.Prefork) string {
 		return fmt.Sprintf("namespaces 0x%x, forked with 0x%x", req.cloneFlags, pre.Flags)
 	case pre.ChildFD < 3+req.preserve:
 		return "its socket is among the preserved descriptors"
+	case 3+2+len(req.mountTrees) > maxInlineFDs:
+		return "more descriptors than one message carries"
 	}
 	exe, memfd, err := initExecutable()
 	if memfd != nil {
@@ -124,6 +126,20 @@ func discardPrefork(pre *nsexec.Prefork) {
 	unix.Wait4(pre.Pid, &ws, 0, nil)
 }
 
+// maxInlineFDs is the most descriptors sendInlineFDs passes: the kernel
+// takes at most 253 in one message (SCM_MAX_FD).
+const maxInlineFDs = 253
+
+// discardUnusedPrefork kills and reaps a forked init that nothing took:
+// a create that failed before it needed its init, or a command that is
+// not a create after all. Without it the process would hold the caller's
+// stdio until we exit.
+func discardUnusedPrefork() {
+	if pre := nsexec.TakePrefork(); pre != nil {
+		discardPrefork(pre)
+	}
+}
+
 // sendInlineFDs passes files to a forked init: one byte carrying them.
 func sendInlineFDs(sock *os.File, files []*os.File) error {
 	fds := make([]int, len(files))
@@ -139,8 +155,8 @@ func sendInlineFDs(sock *os.File, files []*os.File) error {
 // us) comes back as errPreforkUnused.
 func receiveInlineFDs(sock int) ([]int, error) {
 	buf := make([]byte, 1)
-	oob := make([]byte, unix.CmsgSpace(64*4))
-	n, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	oob := make([]byte, unix.CmsgSpace(maxInlineFDs*4))
+	n, oobn, flags, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
 	if (err == nil && n == 0) || errors.Is(err, unix.ECONNRESET) {
 		// The runtime closed its end (with the intermediate's line unread
 		// when it exited early): it did not adopt us.
@@ -148,6 +164,9 @@ func receiveInlineFDs(sock int) ([]int, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("receive descriptors: %w", err)
+	}
+	if flags&unix.MSG_CTRUNC != 0 {
+		return nil, fmt.Errorf("receive descriptors: more than %d", maxInlineFDs)
 	}
 	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 	if err != nil {

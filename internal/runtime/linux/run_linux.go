@@ -40,8 +40,13 @@ func Run(ctx context.Context, root, id string, opts RunOptions) (int, error) {
 		sigs = rl.C
 	}
 	// One decode of config.json serves the terminal check and create.
+	if err := CheckID(id); err != nil {
+		discardUnusedPrefork()
+		return 0, err
+	}
 	spec, rootfs, err := oci.LoadBundle(opts.Bundle)
 	if err != nil {
+		discardUnusedPrefork()
 		return 0, err
 	}
 	opts.loaded = &loadedBundle{spec, rootfs}
@@ -117,7 +122,7 @@ wait:
 	code := res.code
 	tracePhase("exited")
 	if !opts.Keep {
-		if lc, unlock, err := LoadLocked(root, id); err == nil {
+		if lc, unlock, err := relock(c); err == nil {
 			lc.Delete(ctx, true)
 			unlock()
 			tracePhase("deleted")

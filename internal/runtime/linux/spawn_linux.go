@@ -207,12 +207,15 @@ func spawn(req *spawnRequest) (*spawned, error) {
 func finishSpawn(req *spawnRequest, sp *spawned, inline []*os.File) (*spawned, error) {
 	parent := sp.conn.f
 	fail := func(err error) (*spawned, error) {
-		sp.kill()
-		parent.Close()
 		if sp.cgroupJoined != nil {
-			// The caller cleans up what the cgroup's maker made.
+			// Killed but not reaped, its pid cannot be anyone else's
+			// while the cgroup's goroutine may still move it; the
+			// caller cleans up what that goroutine made.
+			unix.Kill(sp.pid, unix.SIGKILL)
 			<-sp.cgroupJoined
 		}
+		sp.kill()
+		parent.Close()
 		return nil, err
 	}
 	if req.cgroup != nil {
@@ -269,7 +272,9 @@ func finishSpawn(req *spawnRequest, sp *spawned, inline []*os.File) (*spawned, e
 				done <- err
 				return
 			}
-			err = mgr.Apply(pid)
+			if err = mgr.Apply(pid); err != nil {
+				err = fmt.Errorf("join cgroup: %w", err)
+			}
 			nsexec.StopCgroupWarm()
 			done <- err
 		}(sp.pid)

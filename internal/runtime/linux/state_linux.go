@@ -69,6 +69,11 @@ type Container struct {
 	dir  string
 	ID   string
 	*State
+	// Set by the create that made this value (run keeps it to delete):
+	// the cgroup manager it made, and the identity of the state.json it
+	// wrote, so relock can tell the file is still that one.
+	mgr       cgroup.Manager
+	stateFile unix.Stat_t
 }
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]*$`)
@@ -336,6 +341,26 @@ func lockDir(dir string) (*lock, error) {
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
 	return &lock{f}, nil
+}
+
+// relock takes c's lock again, for a caller that made c with create and
+// has held no lock since (run, to delete it): while the state.json create
+// wrote is still there, unchanged, c is what Load would read, and the
+// read is spared; otherwise this is LoadLocked.
+func relock(c *Container) (*Container, func(), error) {
+	if c.stateFile.Ino == 0 {
+		return LoadLocked(c.root, c.ID)
+	}
+	l, err := lockDir(c.dir)
+	if err != nil {
+		return LoadLocked(c.root, c.ID)
+	}
+	var st unix.Stat_t
+	if unix.Stat(filepath.Join(c.dir, stateFile), &st) == nil && st.Dev == c.stateFile.Dev && st.Ino == c.stateFile.Ino && st.Ctim == c.stateFile.Ctim && st.Size == c.stateFile.Size {
+		return c, l.Unlock, nil
+	}
+	l.Unlock()
+	return LoadLocked(c.root, c.ID)
 }
 
 // tryLock returns nil, nil when someone else holds the lock.

@@ -26,6 +26,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,8 +305,9 @@ static int flag_value(const char *name, size_t len)
 }
 
 // parse_args finds, in a runtime CLI's argv, a create or run and its bundle
-// and --preserve-fds; -1 for anything else or anything not understood.
-static int parse_args(int argc, char **argv, const char **bundle, long *preserve)
+// and --preserve-fds, and whether it is a run that stays attached; -1 for
+// anything else or anything not understood.
+static int parse_args(int argc, char **argv, const char **bundle, long *preserve, int *attached)
 {
 	int i;
 	if (strcmp(base_name(argv[0]), "berth-runtime") == 0)
@@ -314,7 +316,7 @@ static int parse_args(int argc, char **argv, const char **bundle, long *preserve
 		i = 2;
 	else
 		return -1;
-	int command = 0;
+	int command = 0, run = 0, detach = 0;
 	*bundle = ".";
 	*preserve = 0;
 	for (; i < argc; i++) {
@@ -324,6 +326,7 @@ static int parse_args(int argc, char **argv, const char **bundle, long *preserve
 				if (strcmp(a, "create") != 0 && strcmp(a, "run") != 0)
 					return -1;
 				command = 1;
+				run = strcmp(a, "run") == 0;
 			}
 			continue; // the container's id
 		}
@@ -335,8 +338,11 @@ static int parse_args(int argc, char **argv, const char **bundle, long *preserve
 		int takes = flag_value(name, len);
 		if (takes < 0 || len == 0)
 			return -1;
-		if (!takes)
+		if (!takes) {
+			if ((len == 6 && strncmp(name, "detach", 6) == 0) || (len == 1 && name[0] == 'd'))
+				detach = eq == NULL || strcmp(eq + 1, "false") != 0;
 			continue;
+		}
 		const char *value = eq != NULL ? eq + 1 : NULL;
 		if (value == NULL) {
 			if (i + 1 >= argc)
@@ -352,6 +358,7 @@ static int parse_args(int argc, char **argv, const char **bundle, long *preserve
 				return -1;
 		}
 	}
+	*attached = run && !detach;
 	return command ? 0 : -1;
 }
 
@@ -360,10 +367,14 @@ static char *read_config(const char *bundle, size_t *len)
 	char path[4096];
 	if ((size_t)snprintf(path, sizeof(path), "%s/config.json", bundle) >= sizeof(path))
 		return NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	// Only a regular file: opening a fifo would block, or take a writer's
+	// peer away from the runtime's own read.
+	struct stat st;
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return NULL;
-	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > MAX_CONFIG) {
 		close(fd);
 		return NULL;
@@ -394,6 +405,30 @@ static int above(int fd, int min)
 	return d;
 }
 
+// undo_ignored_relayed gives an attached run's init what an exec'd one
+// gets: the runtime's Go side catches every signal it relays to the
+// container (internal/sigrelay) before it execs an init, which replaces a
+// SIG_IGN inherited from the caller (the Go runtime itself keeps SIGHUP's
+// and SIGINT's) with a handler that execve resets. So the container's
+// process starts with those signals at their default, as with runc.
+static void undo_ignored_relayed(void)
+{
+	for (int sig = 1; sig <= 64; sig++) {
+		switch (sig) {
+		case SIGKILL: case SIGSTOP: case SIGCHLD: case SIGPIPE: case SIGURG: case SIGSEGV: case SIGBUS:
+		case SIGFPE: case SIGILL: case SIGTRAP: case SIGPROF: case SIGSYS: case SIGWINCH: case 32: case 33:
+			continue; // not relayed (sigrelay.Forwarded)
+		}
+		struct sigaction old;
+		if (sigaction(sig, NULL, &old) == 0 && old.sa_handler == SIG_IGN) {
+			struct sigaction dfl;
+			memset(&dfl, 0, sizeof(dfl));
+			dfl.sa_handler = SIG_DFL;
+			sigaction(sig, &dfl, NULL);
+		}
+	}
+}
+
 // Priority 102: after the trampoline (101), which may exec elsewhere, and
 // before the cgroup warm-up starts its thread.
 __attribute__((constructor(102))) static void berth_prefork(int argc, char **argv, char **envp)
@@ -406,7 +441,8 @@ __attribute__((constructor(102))) static void berth_prefork(int argc, char **arg
 		return;
 	const char *bundle;
 	long preserve;
-	if (parse_args(argc, argv, &bundle, &preserve) < 0)
+	int attached;
+	if (parse_args(argc, argv, &bundle, &preserve, &attached) < 0)
 		return;
 	// The init runs this very file: only a seal may be it (CVE-2019-5736).
 	// The Go side checks again that it is the one it would exec.
@@ -463,6 +499,12 @@ __attribute__((constructor(102))) static void berth_prefork(int argc, char **arg
 		for (char **e = envp; e != NULL && *e != NULL; e++)
 			if (strncmp(*e, "BERTH_TRACE=", 12) != 0)
 				memset(*e, 0, strlen(*e));
+		// Nor its arguments (bundle, log, pid file and console paths):
+		// /proc/<pid>/cmdline shows the program's name only.
+		for (int i = 1; i < argc; i++)
+			memset(argv[i], 0, strlen(argv[i]));
+		if (attached)
+			undo_ignored_relayed();
 		berth_prefork_init_fd = sv[1];
 		return;
 	}
