@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -48,30 +47,11 @@ func adoptPrefork(req *spawnRequest) (sp *spawned, ok bool, err error) {
 	tracePhase("prefork-adopted")
 	stdio := req.stdio.orDefault()
 	inline := []*os.File{stdio.Stdin, stdio.Stdout, stdio.Stderr}
-	extra := func(f *os.File) int {
+	req.cfg.InlineFDs = true
+	req.passFiles(func(f *os.File) int {
 		inline = append(inline, f)
 		return len(inline) - 1
-	}
-	req.cfg.InlineFDs = true
-	if req.fifo != nil {
-		req.cfg.FifoFD = extra(req.fifo)
-		req.cfg.FifoIsDir = req.fifoIsDir
-	}
-	if req.console != nil {
-		req.cfg.ConsoleFD = extra(req.console)
-	}
-	if len(req.mountTrees) > 0 {
-		idx := make([]int, 0, len(req.mountTrees))
-		for i := range req.mountTrees {
-			idx = append(idx, i)
-		}
-		sort.Ints(idx)
-		req.cfg.MountTrees = map[int]int{}
-		for _, i := range idx {
-			req.cfg.MountTrees[i] = extra(req.mountTrees[i])
-		}
-	}
-	req.cfg.PreserveFDs = req.preserve
+	})
 	sp, err = finishSpawn(req, sp, inline)
 	return sp, true, err
 }

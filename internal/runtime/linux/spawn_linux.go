@@ -131,20 +131,7 @@ func spawn(req *spawnRequest) (*spawned, error) {
 	if memfd != nil {
 		cmd.Path = "/proc/self/fd/" + strconv.Itoa(next(memfd))
 	}
-	if req.fifo != nil {
-		req.cfg.FifoFD = next(req.fifo)
-		req.cfg.FifoIsDir = req.fifoIsDir
-	}
-	if req.console != nil {
-		req.cfg.ConsoleFD = next(req.console)
-	}
-	if len(req.mountTrees) > 0 {
-		req.cfg.MountTrees = map[int]int{}
-		for i, f := range req.mountTrees {
-			req.cfg.MountTrees[i] = next(f)
-		}
-	}
-	req.cfg.PreserveFDs = req.preserve
+	req.passFiles(next)
 	cmd.Env = []string{
 		nsexec.EnvSyncFD + "=" + strconv.Itoa(syncFD),
 		envInit + "=" + strconv.Itoa(syncFD),
@@ -292,6 +279,26 @@ func finishSpawn(req *spawnRequest, sp *spawned, inline []*os.File) (*spawned, e
 		return fail(fmt.Errorf("send config to container init: %w", err))
 	}
 	return sp, nil
+}
+
+// passFiles hands the init the files req passes (the fifo's handle, the
+// console socket, the mount trees), each numbered by next, and records the
+// numbers in its config.
+func (req *spawnRequest) passFiles(next func(*os.File) int) {
+	if req.fifo != nil {
+		req.cfg.FifoFD = next(req.fifo)
+		req.cfg.FifoIsDir = req.fifoIsDir
+	}
+	if req.console != nil {
+		req.cfg.ConsoleFD = next(req.console)
+	}
+	if len(req.mountTrees) > 0 {
+		req.cfg.MountTrees = map[int]int{}
+		for i, f := range req.mountTrees {
+			req.cfg.MountTrees[i] = next(f)
+		}
+	}
+	req.cfg.PreserveFDs = req.preserve
 }
 
 // kill ends the spawned process (and the intermediate, if any).

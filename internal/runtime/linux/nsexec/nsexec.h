@@ -11,4 +11,8 @@ void berth_nsexec_enter(int fd, const char *config);
 // as a container's init: the other constructors leave it alone.
 extern volatile int berth_prefork_is_init;
 
+// berth_self_sealed says whether this process runs a sealed binary under
+// /run/berth/exe: 1 yes, 0 no, -1 unknown (trampoline.c).
+int berth_self_sealed(void);
+
 #endif

@@ -40,7 +40,6 @@
 #define CLONE_NEWCGROUP 0x02000000
 #endif
 
-#define SEALED_DIR "/run/berth/exe/"
 #define MAX_CONFIG (16 << 20)
 #define MAX_DEPTH 64
 
@@ -218,6 +217,21 @@ static int namespaces(struct js *j, unsigned long *flags)
 	}
 }
 
+// member reads an object member's name and its colon. A name that str
+// cannot copy (too long, or with an escape) is none this file looks for:
+// it reads as "".
+static int member(struct js *j, char *name, size_t cap)
+{
+	const char *at = j->p;
+	if (str(j, name, cap) < 0) {
+		j->p = at;
+		if (str(j, NULL, 0) < 0)
+			return -1;
+		name[0] = '\0';
+	}
+	return eat(j, ':') ? 0 : -1;
+}
+
 // config_flags finds linux.namespaces in a config.json. It answers only
 // for a document it read whole, with one "linux" and one "namespaces".
 int berth_prefork_config_flags(const char *buf, size_t len, unsigned long *flags)
@@ -230,29 +244,14 @@ int berth_prefork_config_flags(const char *buf, size_t len, unsigned long *flags
 		return -1;
 	if (!eat(&j, '}')) {
 		for (;;) {
-			// A key too long for key[] is none of ours: skip it.
-			const char *at = j.p;
-			if (str(&j, key, sizeof(key)) < 0) {
-				j.p = at;
-				if (str(&j, NULL, 0) < 0)
-					return -1;
-				key[0] = '\0';
-			}
-			if (!eat(&j, ':'))
+			if (member(&j, key, sizeof(key)) < 0)
 				return -1;
 			if (strcmp(key, "linux") == 0) {
 				if (linux_seen++ || !eat(&j, '{'))
 					return -1;
 				if (!eat(&j, '}')) {
 					for (;;) {
-						const char *kat = j.p;
-						if (str(&j, key, sizeof(key)) < 0) {
-							j.p = kat;
-							if (str(&j, NULL, 0) < 0)
-								return -1;
-							key[0] = '\0';
-						}
-						if (!eat(&j, ':'))
+						if (member(&j, key, sizeof(key)) < 0)
 							return -1;
 						if (strcmp(key, "namespaces") == 0) {
 							if (ns_seen++ || namespaces(&j, flags) < 0)
@@ -446,12 +445,7 @@ __attribute__((constructor(102))) static void berth_prefork(int argc, char **arg
 		return;
 	// The init runs this very file: only a seal may be it (CVE-2019-5736).
 	// The Go side checks again that it is the one it would exec.
-	char self[4096];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return;
-	self[n] = '\0';
-	if (strncmp(self, SEALED_DIR, strlen(SEALED_DIR)) != 0)
+	if (berth_self_sealed() != 1)
 		return;
 	size_t len;
 	char *config = read_config(bundle, &len);

@@ -15,12 +15,26 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "nsexec.h"
+
 #define SEALED_DIR "/run/berth/exe/"
 
 static const char *base_name(const char *p)
 {
 	const char *s = strrchr(p, '/');
 	return s != NULL ? s + 1 : p;
+}
+
+// berth_self_sealed says whether this process runs a file under
+// SEALED_DIR: 1 yes, 0 no, -1 unknown.
+int berth_self_sealed(void)
+{
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return -1;
+	self[n] = '\0';
+	return strncmp(self, SEALED_DIR, strlen(SEALED_DIR)) == 0;
 }
 
 // Priority 101: before the other constructors (the cgroup warm-up thread,
@@ -32,13 +46,8 @@ __attribute__((constructor(101))) static void berth_runtime_trampoline(int argc,
 		return;
 	if (strcmp(base_name(argv[0]), "berth-runtime") != 0 && !(argc > 1 && strcmp(argv[1], "runtime") == 0))
 		return;
-	char self[4096];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return;
-	self[n] = '\0';
-	if (strncmp(self, SEALED_DIR, strlen(SEALED_DIR)) == 0)
-		return; // already the sealed runtime
+	if (berth_self_sealed() != 0)
+		return; // already the sealed runtime, or unknown
 	struct stat st;
 	if (stat("/proc/self/exe", &st) != 0)
 		return;
