@@ -232,52 +232,61 @@ static int member(struct js *j, char *name, size_t cap)
 	return eat(j, ':') ? 0 : -1;
 }
 
-// config_flags finds linux.namespaces in a config.json. It answers only
-// for a document it read whole, with one "linux" and one "namespaces".
+// object reads an object, handing each member to on (which reads its
+// value) with its name ("" for a name member cannot copy).
+static int object(struct js *j, int (*on)(struct js *j, const char *name, void *ctx), void *ctx)
+{
+	char name[32];
+	if (!eat(j, '{'))
+		return -1;
+	if (eat(j, '}'))
+		return 0;
+	for (;;) {
+		if (member(j, name, sizeof(name)) < 0 || on(j, name, ctx) < 0)
+			return -1;
+		if (eat(j, ','))
+			continue;
+		return eat(j, '}') ? 0 : -1;
+	}
+}
+
+struct seen {
+	int linux_seen, ns_seen;
+	unsigned long *flags;
+};
+
+static int linux_member(struct js *j, const char *name, void *ctx)
+{
+	struct seen *s = ctx;
+	if (strcmp(name, "namespaces") != 0)
+		return skip(j);
+	if (s->ns_seen++)
+		return -1;
+	return namespaces(j, s->flags);
+}
+
+static int top_member(struct js *j, const char *name, void *ctx)
+{
+	struct seen *s = ctx;
+	if (strcmp(name, "linux") != 0)
+		return skip(j);
+	if (s->linux_seen++)
+		return -1;
+	return object(j, linux_member, s);
+}
+
+// berth_prefork_config_flags finds linux.namespaces in a config.json. It
+// answers only for a document it read whole, with one "linux" (an object)
+// and at most one "namespaces".
 int berth_prefork_config_flags(const char *buf, size_t len, unsigned long *flags)
 {
 	struct js j = {buf, buf + len, 0};
-	int linux_seen = 0, ns_seen = 0;
-	char key[32];
+	struct seen s = {0, 0, flags};
 	*flags = 0;
-	if (!eat(&j, '{'))
+	if (object(&j, top_member, &s) < 0)
 		return -1;
-	if (!eat(&j, '}')) {
-		for (;;) {
-			if (member(&j, key, sizeof(key)) < 0)
-				return -1;
-			if (strcmp(key, "linux") == 0) {
-				if (linux_seen++ || !eat(&j, '{'))
-					return -1;
-				if (!eat(&j, '}')) {
-					for (;;) {
-						if (member(&j, key, sizeof(key)) < 0)
-							return -1;
-						if (strcmp(key, "namespaces") == 0) {
-							if (ns_seen++ || namespaces(&j, flags) < 0)
-								return -1;
-						} else if (skip(&j) < 0) {
-							return -1;
-						}
-						if (eat(&j, ','))
-							continue;
-						if (!eat(&j, '}'))
-							return -1;
-						break;
-					}
-				}
-			} else if (skip(&j) < 0) {
-				return -1;
-			}
-			if (eat(&j, ','))
-				continue;
-			if (!eat(&j, '}'))
-				return -1;
-			break;
-		}
-	}
 	ws(&j);
-	return j.p == j.end && linux_seen ? 0 : -1;
+	return j.p == j.end && s.linux_seen ? 0 : -1;
 }
 
 static const char *base_name(const char *p)
