@@ -252,17 +252,31 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		return nil, nil, err
 	}
 	tracePhase("spawned")
+	tell := func(m message) error {
+		if err := sp.conn.send(m); err != nil {
+			// The init failed meanwhile: its message says why.
+			if _, rerr := sp.conn.expect("none"); rerr != nil {
+				err = rerr
+			}
+			return fmt.Errorf("create container %s: %w", id, err)
+		}
+		return nil
+	}
+	// The cgroup exists with its limits: the init may bind it into the
+	// rootfs while it is moved in.
+	mgr, err := prep.wait()
+	if err != nil {
+		return nil, sp, err
+	}
+	if err := tell(message{Type: "cgroup-paths", CgroupPaths: mgr.Paths()}); err != nil {
+		return nil, sp, err
+	}
 	if err := <-sp.cgroupJoined; err != nil {
 		return nil, sp, err
 	}
 	tracePhase("cgroup-joined")
-	mgr, _ := prep.wait() // made: the init is in it
-	if err := sp.conn.send(message{Type: "cgroup", CgroupPaths: mgr.Paths()}); err != nil {
-		// The init failed meanwhile: its message says why.
-		if _, rerr := sp.conn.expect("none"); rerr != nil {
-			err = rerr
-		}
-		return nil, sp, fmt.Errorf("create container %s: %w", id, err)
+	if err := tell(message{Type: "cgroup"}); err != nil {
+		return nil, sp, err
 	}
 	c.Pid = sp.pid
 	c.CgroupPaths = mgr.Paths()

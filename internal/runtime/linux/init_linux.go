@@ -96,18 +96,35 @@ func runInit(conn *syncConn, cfg *initConfig) error {
 		return initExec(conn, cfg)
 	}
 	spec := cfg.Spec
-	joined := false
-	inCgroup := func() error {
-		if joined {
+	pathsKnown, joined := false, false
+	// cgroupPaths waits until the container's cgroup exists, with its
+	// limits: its directories can be bound into the rootfs while the
+	// parent moves us into it (with lateCgroup; otherwise the paths came
+	// with the config and both messages come at once).
+	cgroupPaths := func() error {
+		if pathsKnown {
 			return nil
 		}
-		joined = true
-		m, err := conn.expect("cgroup")
+		pathsKnown = true
+		m, err := conn.expect("cgroup-paths")
 		if err != nil {
 			return err
 		}
 		if m.CgroupPaths != nil {
 			cfg.CgroupPaths = m.CgroupPaths
+		}
+		return nil
+	}
+	inCgroup := func() error {
+		if joined {
+			return nil
+		}
+		joined = true
+		if err := cgroupPaths(); err != nil {
+			return err
+		}
+		if _, err := conn.expect("cgroup"); err != nil {
+			return err
 		}
 		if cfg.NewCgroupNS {
 			// Only this thread's namespace changes; it is the one that
@@ -121,7 +138,7 @@ func runInit(conn *syncConn, cfg *initConfig) error {
 	var r *rootfs
 	{
 		var err error
-		if r, err = setupRootfs(cfg, inCgroup); err != nil {
+		if r, err = setupRootfs(cfg, cgroupPaths, inCgroup); err != nil {
 			return err
 		}
 		defer r.close()

@@ -54,7 +54,7 @@ type initConfig struct {
 	RuntimeHooks bool `json:"runtime_hooks,omitempty"`
 	// Cgroup paths of the container, to bind into the rootfs for cgroup
 	// mounts when there is no cgroup namespace. With lateCgroup they come
-	// with the "cgroup" message instead, and are read only after it.
+	// with the "cgroup-paths" message instead, and are read only after it.
 	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
 	// RootfsIsCwd: the init's working directory is the rootfs (the
 	// constructor's chdir), which it sets up from there rather than by
@@ -71,10 +71,10 @@ type initConfig struct {
 
 // message is a JSON line on the sync socket after the config.
 type message struct {
-	Type string `json:"type"` // cgroup, createRuntime, ok, ready, error
+	Type string `json:"type"` // cgroup-paths, cgroup, createRuntime, ok, ready, error
 	Msg  string `json:"msg,omitempty"`
-	// CgroupPaths (cgroup, with lateCgroup) are the container's cgroups,
-	// made while the init worked; see initConfig.CgroupPaths.
+	// CgroupPaths (cgroup-paths, with lateCgroup) are the container's
+	// cgroups, made while the init worked; see initConfig.CgroupPaths.
 	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
 }
 

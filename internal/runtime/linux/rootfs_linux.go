@@ -30,9 +30,11 @@ type rootfs struct {
 	cgroupNS bool
 	cfg      *initConfig
 	devNull  *os.File // the host's /dev/null, verified, for masking
-	// inCgroup waits until the process is in its cgroup (and has its
-	// cgroup namespace); cgroup mounts call it first.
-	inCgroup func() error
+	// cgroupPaths waits until the container's cgroup exists and
+	// cfg.CgroupPaths names it; cgroup mounts call it first. inCgroup
+	// waits until the process is in it (and has its cgroup namespace):
+	// a cgroup2 mount in a cgroup namespace and device nodes need that.
+	cgroupPaths, inCgroup func() error
 	// deferred are cgroup mounts left for finish, so that everything
 	// that does not need the cgroup overlaps the wait for it.
 	deferred []specs.Mount
@@ -63,7 +65,7 @@ func canDefer(spec *specs.Spec, i int) bool {
 // mounts, and device nodes (mknod is checked by the devices cgroup, whose
 // rules are in place once the parent says the init joined).
 func (r *rootfs) finish() error {
-	if err := r.inCgroup(); err != nil {
+	if err := r.cgroupPaths(); err != nil {
 		return err
 	}
 	for _, m := range r.deferred {
@@ -71,14 +73,17 @@ func (r *rootfs) finish() error {
 			return err
 		}
 	}
+	if err := r.inCgroup(); err != nil {
+		return err
+	}
 	return r.createDevices(r.cfg.Spec.Linux.Devices)
 }
 
 func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
 
-func setupRootfs(cfg *initConfig, inCgroup func() error) (*rootfs, error) {
+func setupRootfs(cfg *initConfig, cgroupPaths, inCgroup func() error) (*rootfs, error) {
 	spec := cfg.Spec
-	r := &rootfs{path: cfg.Rootfs, display: cfg.Rootfs, cfg: cfg, inCgroup: inCgroup, userns: cfg.NewUserNS || hasNamespace(spec, specs.UserNamespace, false),
+	r := &rootfs{path: cfg.Rootfs, display: cfg.Rootfs, cfg: cfg, cgroupPaths: cgroupPaths, inCgroup: inCgroup, userns: cfg.NewUserNS || hasNamespace(spec, specs.UserNamespace, false),
 		cgroupNS: hasNamespace(spec, specs.CgroupNamespace, false)}
 
 	if cfg.HostMountNS {
@@ -268,7 +273,7 @@ func (r *rootfs) mount(m specs.Mount) error {
 	}
 	switch typ {
 	case "cgroup", "cgroup2":
-		if err := r.inCgroup(); err != nil {
+		if err := r.cgroupPaths(); err != nil {
 			return err
 		}
 		return r.mountCgroup(m, dest, opts)
@@ -579,6 +584,11 @@ func (r *rootfs) mountCgroup(m specs.Mount, dest string, opts mountOptions) erro
 	paths := r.cfg.CgroupPaths
 	if unified, ok := paths[""]; ok && len(paths) == 1 {
 		if r.cgroupNS {
+			// Mounted in our cgroup namespace: once we are in the cgroup
+			// it is rooted at.
+			if err := r.inCgroup(); err != nil {
+				return err
+			}
 			if err := unix.Mount("cgroup2", fdPath(t), "cgroup2", opts.flags, opts.dataString()); err != nil {
 				return fmt.Errorf("mount cgroup2 on %s: %w", r.show(dest), err)
 			}
