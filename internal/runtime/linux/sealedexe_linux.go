@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -134,14 +135,21 @@ func makeSealedEmbedded(target, data string) error {
 	}
 	unix.Unmount(target, unix.MNT_DETACH)
 	tmp := target + ".tmp"
+	// No fork while the file is open for writing: a child forked by
+	// another goroutine meanwhile (a CNI plugin started beside the
+	// runtime, say) would hold the descriptor until its own exec, and our
+	// exec of the file would fail with ETXTBSY (golang/go#22315).
+	syscall.ForkLock.Lock()
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, 0o500)
 	if err != nil {
+		syscall.ForkLock.Unlock()
 		return err
 	}
 	_, err = f.WriteString(data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	syscall.ForkLock.Unlock()
 	if err == nil {
 		err = os.Rename(tmp, target)
 	}
