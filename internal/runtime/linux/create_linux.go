@@ -332,12 +332,11 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 	}
 	state := <-encoded
 	if state.err == nil {
-		state.err = writeFileAtomic(filepath.Join(dir, stateFile), state.data, 0o600)
+		state.err = c.writeState(state.data)
 	}
 	if state.err != nil {
 		return nil, sp, fmt.Errorf("save state of %s: %w", id, state.err)
 	}
-	unix.Stat(filepath.Join(dir, stateFile), &c.stateFile)
 	c.mgr = mgr
 	os.Remove(filepath.Join(dir, creatingFile))
 	if opts.PidFile != "" {

@@ -99,8 +99,7 @@ func runInit(conn *syncConn, cfg *initConfig) error {
 	pathsKnown, joined := false, false
 	// cgroupPaths waits until the container's cgroup exists, with its
 	// limits: its directories can be bound into the rootfs while the
-	// parent moves us into it (with lateCgroup; otherwise the paths came
-	// with the config and both messages come at once).
+	// parent moves us into it; inCgroup waits for the move.
 	cgroupPaths := func() error {
 		if pathsKnown {
 			return nil

@@ -53,9 +53,10 @@ type initConfig struct {
 	// createRuntime hooks.
 	RuntimeHooks bool `json:"runtime_hooks,omitempty"`
 	// Cgroup paths of the container, to bind into the rootfs for cgroup
-	// mounts when there is no cgroup namespace. With lateCgroup they come
-	// with the "cgroup-paths" message instead, and are read only after it.
-	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
+	// mounts: not sent with the config (the cgroup is still being made);
+	// the init sets them from the "cgroup-paths" message and reads them
+	// only after it.
+	CgroupPaths map[string]string `json:"-"`
 	// RootfsIsCwd: the init's working directory is the rootfs (the
 	// constructor's chdir), which it sets up from there rather than by
 	// path (a new user namespace's root may not look the path up).

@@ -187,10 +187,10 @@ func spawn(req *spawnRequest) (*spawned, error) {
 }
 
 // finishSpawn takes a started init from its namespaces to its config: it
-// makes the cgroup (with newCgroup) while the child creates its
-// namespaces, reads the child's pid, moves it into its cgroup (lateCgroup:
-// while it works), sets its limits and sends its config, with inline (a
-// forked init's stdio and descriptors) first.
+// reads the child's pid (writing its id maps if asked), starts moving it
+// into its cgroup (lateCgroup: once cgroupPrep has made it, while the init
+// works), sets its limits and sends its config, with inline (a forked
+// init's stdio and descriptors) first.
 func finishSpawn(req *spawnRequest, sp *spawned, inline []*os.File) (*spawned, error) {
 	parent := sp.conn.f
 	fail := func(err error) (*spawned, error) {
@@ -204,9 +204,6 @@ func finishSpawn(req *spawnRequest, sp *spawned, inline []*os.File) (*spawned, e
 		sp.kill()
 		parent.Close()
 		return nil, err
-	}
-	if req.cgroup != nil {
-		req.cfg.CgroupPaths = req.cgroup.Paths()
 	}
 	for {
 		line, err := sp.conn.readLine()
@@ -253,7 +250,7 @@ func finishSpawn(req *spawnRequest, sp *spawned, inline []*os.File) (*spawned, e
 			// init moves in: only the move waits for the kernel's grace
 			// period, and the limits are in force from the moment it is
 			// inside. All of it runs beside the init's work, which needs
-			// the cgroup's paths only with the "cgroup" message.
+			// the cgroup's paths only with the "cgroup-paths" message.
 			mgr, err := req.cgroupPrep.wait()
 			if err != nil {
 				done <- err

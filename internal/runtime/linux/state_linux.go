@@ -70,8 +70,8 @@ type Container struct {
 	ID   string
 	*State
 	// Set by the create that made this value (run keeps it to delete):
-	// the cgroup manager it made, and the identity of the state.json it
-	// wrote, so relock can tell the file is still that one.
+	// the cgroup manager it made; and the identity of the state.json this
+	// value last wrote, so relock can tell the file is still that one.
 	mgr       cgroup.Manager
 	stateFile unix.Stat_t
 }
@@ -238,7 +238,18 @@ func (c *Container) save() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(c.dir, stateFile), data, 0o600)
+	return c.writeState(data)
+}
+
+// writeState replaces state.json with data, c.State encoded, and
+// remembers which file that is (relock).
+func (c *Container) writeState(data []byte) error {
+	path := filepath.Join(c.dir, stateFile)
+	if err := writeFileAtomic(path, data, 0o600); err != nil {
+		return err
+	}
+	unix.Stat(path, &c.stateFile)
+	return nil
 }
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
