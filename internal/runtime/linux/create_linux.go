@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/berth-dev/berth/internal/runtime/linux/seccomp"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/internal/runtime/linux/cgroup"
+	"github.com/berth-dev/berth/internal/runtime/linux/nsexec"
+	"github.com/berth-dev/berth/internal/runtime/linux/seccomp"
 	"github.com/berth-dev/berth/internal/runtime/oci"
 )
 
@@ -161,7 +162,7 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		return m, nil
 	}
 	// The cgroup is made beside everything from here to the init's move.
-	prep = prepareCgroup(newCgroup, spec.Linux.Resources)
+	prep = prepareCgroup(newCgroup, spec.Linux.Resources, nsexec.PreforkCgroupPlanned())
 
 	fifo := filepath.Join(dir, fifoName)
 	if err := unix.Mkfifo(fifo, 0o622); err != nil {

@@ -40,6 +40,7 @@ func adoptPrefork(req *spawnRequest) (sp *spawned, ok bool, err error) {
 	if why := preforkMismatch(req, pre); why != "" {
 		tracePhase("prefork-discarded")
 		discardPrefork(pre)
+		req.cgroupPrep.open()
 		return nil, false, nil
 	}
 	parent := os.NewFile(uintptr(pre.FD), "sync-parent")
@@ -93,17 +94,34 @@ func preforkMismatch(req *spawnRequest, pre *nsexec.Prefork) string {
 func discardPrefork(pre *nsexec.Prefork) {
 	f := os.NewFile(uintptr(pre.FD), "sync-prefork")
 	defer f.Close()
-	line, err := newSyncConn(f).readLine()
-	if err == nil && strings.HasPrefix(line, "pid ") {
-		if pid, err := strconv.Atoi(line[4:]); err == nil && pid > 0 && pid != pre.Pid {
-			unix.Kill(pid, unix.SIGKILL)
-			var ws unix.WaitStatus
-			unix.Wait4(pid, &ws, 0, nil)
+	conn := newSyncConn(f)
+	var made []string
+	for {
+		line, err := conn.readLine()
+		if err != nil {
+			break
 		}
+		if dir, ok := strings.CutPrefix(line, "cgroup-made "); ok {
+			made = append(made, dir)
+			continue
+		}
+		if line == "cgroup-in" {
+			continue
+		}
+		if strings.HasPrefix(line, "pid ") {
+			if pid, err := strconv.Atoi(line[4:]); err == nil && pid > 0 && pid != pre.Pid {
+				unix.Kill(pid, unix.SIGKILL)
+				var ws unix.WaitStatus
+				unix.Wait4(pid, &ws, 0, nil)
+			}
+		}
+		break
 	}
 	unix.Kill(pre.Pid, unix.SIGKILL)
 	var ws unix.WaitStatus
 	unix.Wait4(pre.Pid, &ws, 0, nil)
+	// The leaves its intermediate made for the init, empty now.
+	removeMadeCgroups(made, nil)
 }
 
 // maxInlineFDs is the most descriptors sendInlineFDs passes: the kernel

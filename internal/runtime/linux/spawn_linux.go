@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -80,8 +81,13 @@ type nsJoin struct {
 type spawned struct {
 	pid          int
 	cgroupJoined chan error // lateCgroup: the result of moving pid into its cgroup
-	conn         *syncConn
-	cmd          *exec.Cmd // the process we started (maybe only the intermediate)
+	// cgroupMade are the cgroup leaves a forked init's intermediate made
+	// (nsexec/cgroupfork.c); cgroupIn says the init was forked into all
+	// of them, so it needs no move if they are the container's.
+	cgroupMade []string
+	cgroupIn   bool
+	conn       *syncConn
+	cmd        *exec.Cmd // the process we started (maybe only the intermediate)
 }
 
 // spawn starts `berth` again with the nsexec constructor armed, moves it
@@ -194,6 +200,7 @@ func spawn(req *spawnRequest) (*spawned, error) {
 func finishSpawn(req *spawnRequest, sp *spawned, inline []*os.File) (*spawned, error) {
 	parent := sp.conn.f
 	fail := func(err error) (*spawned, error) {
+		req.cgroupPrep.open()
 		if sp.cgroupJoined != nil {
 			// Killed but not reaped, its pid cannot be anyone else's
 			// while the cgroup's goroutine may still move it; the
@@ -235,6 +242,12 @@ func finishSpawn(req *spawnRequest, sp *spawned, inline []*os.File) (*spawned, e
 				}
 				sp.pid = pid
 			}
+		case strings.HasPrefix(line, "cgroup-made "):
+			sp.cgroupMade = append(sp.cgroupMade, line[len("cgroup-made "):])
+			continue
+		case line == "cgroup-in":
+			sp.cgroupIn = true
+			continue
 		case strings.HasPrefix(line, "error "):
 			return fail(fmt.Errorf("%s", line[6:]))
 		default:
@@ -242,6 +255,7 @@ func finishSpawn(req *spawnRequest, sp *spawned, inline []*os.File) (*spawned, e
 		}
 		break
 	}
+	req.cgroupPrep.open()
 	if req.lateCgroup {
 		done := make(chan error, 1)
 		sp.cgroupJoined = done
@@ -256,10 +270,20 @@ func finishSpawn(req *spawnRequest, sp *spawned, inline []*os.File) (*spawned, e
 				done <- err
 				return
 			}
+			if sp.cgroupIn && sameDirs(sp.cgroupMade, mgr.Paths()) {
+				// Forked into it: the leaves made ahead are the
+				// container's, and its limits are written now.
+				tracePhase("cgroup-forked-in")
+				done <- nil
+				return
+			}
 			if err = mgr.Apply(pid); err != nil {
 				err = fmt.Errorf("join cgroup: %w", err)
 			}
 			nsexec.StopCgroupWarm()
+			if err == nil {
+				removeMadeCgroups(sp.cgroupMade, mgr.Paths())
+			}
 			done <- err
 		}(sp.pid)
 	}
@@ -308,6 +332,44 @@ func (sp *spawned) kill() {
 		var ws unix.WaitStatus
 		unix.Wait4(sp.pid, &ws, 0, nil)
 	}
+	sp.removeMadeCgroups(nil)
+}
+
+// removeMadeCgroups removes the leaves a forked init's intermediate made
+// that are not among keep (a container's cgroup paths). rmdir removes only
+// an empty cgroup: one that still holds a process stays.
+func (sp *spawned) removeMadeCgroups(keep map[string]string) {
+	removeMadeCgroups(sp.cgroupMade, keep)
+	sp.cgroupMade = nil
+}
+
+func removeMadeCgroups(made []string, keep map[string]string) {
+	kept := map[string]bool{}
+	for _, dir := range keep {
+		kept[dir] = true
+	}
+	for _, dir := range made {
+		if !kept[dir] {
+			unix.Rmdir(dir)
+		}
+	}
+}
+
+// sameDirs says whether made holds exactly the distinct directories of
+// paths.
+func sameDirs(made []string, paths map[string]string) bool {
+	want := map[string]bool{}
+	for _, dir := range paths {
+		want[dir] = true
+	}
+	got := map[string]bool{}
+	for _, dir := range made {
+		if !want[dir] || got[dir] {
+			return false
+		}
+		got[dir] = true
+	}
+	return len(got) == len(want)
 }
 
 // exitDetail waits for a process that closed the socket and describes how
@@ -386,12 +448,26 @@ type cgroupPrep struct {
 	done chan struct{}
 	mgr  cgroup.Manager // set even when Apply or Set failed, for cleanup
 	err  error
+	// gate, when set, holds the directories back until a forked init's
+	// intermediate has made its own (nsexec/cgroupfork.c takes only a
+	// leaf it made: one made here first would send the init the slow
+	// way); open lets them be made.
+	gate     chan struct{}
+	openGate sync.Once
 }
 
-func prepareCgroup(newCgroup func() (cgroup.Manager, error), res *specs.LinuxResources) *cgroupPrep {
+// prepareCgroup starts making the cgroup; with gated, only once open is
+// called.
+func prepareCgroup(newCgroup func() (cgroup.Manager, error), res *specs.LinuxResources, gated bool) *cgroupPrep {
 	p := &cgroupPrep{done: make(chan struct{})}
+	if gated {
+		p.gate = make(chan struct{})
+	}
 	go func() {
 		defer close(p.done)
+		if p.gate != nil {
+			<-p.gate
+		}
 		if p.mgr, p.err = newCgroup(); p.err != nil {
 			return
 		}
@@ -405,8 +481,16 @@ func prepareCgroup(newCgroup func() (cgroup.Manager, error), res *specs.LinuxRes
 	return p
 }
 
+// open lets a gated cgroup be made; nil-safe, and any number of times.
+func (p *cgroupPrep) open() {
+	if p != nil && p.gate != nil {
+		p.openGate.Do(func() { close(p.gate) })
+	}
+}
+
 // wait returns the cgroup once it is made.
 func (p *cgroupPrep) wait() (cgroup.Manager, error) {
+	p.open()
 	<-p.done
 	return p.mgr, p.err
 }

@@ -157,7 +157,9 @@ __attribute__((constructor)) static void berth_cgroup_warm(int argc, char **argv
 	// engine's create and run), never one of the processes the binary
 	// also is: a container's init or exec (_BERTH_NSEXEC, or forked ahead by prefork.c), a container
 	// monitor, the guest agent, the --init of a container, a VM's shim.
-	if (argc < 2 || argv == NULL || berth_prefork_is_init || getenv("_BERTH_NSEXEC") != NULL ||
+	// Nor a create whose init prefork.c forks into its cgroup without a
+	// move (cgroupfork.c): a warm-up would hold cgroup_mutex against it.
+	if (argc < 2 || argv == NULL || berth_prefork_is_init || berth_prefork_cgroup_planned || getenv("_BERTH_NSEXEC") != NULL ||
 	    getenv("_BERTH_MONITOR") != NULL || getenv("BERTH_AGENT") != NULL)
 		return;
 	const char *name = base(argv[0]);

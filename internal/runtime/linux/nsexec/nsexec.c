@@ -375,7 +375,11 @@ void berth_nsexec_enter(int fd, const char *config)
 		say("pid %d\n", getpid());
 		return;
 	}
-	pid_t child = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+	pid_t child;
+	if (berth_prefork_cgroup[0] != '\0')
+		child = berth_cgroup_fork(sync_fd);
+	else
+		child = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
 	if (child < 0)
 		bail("fork into the new pid namespace");
 	if (child > 0) {

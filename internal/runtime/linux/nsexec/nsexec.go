@@ -19,10 +19,16 @@ package nsexec
 // extern unsigned long berth_prefork_flags;
 // extern int berth_prefork_child_fd;
 // extern int berth_prefork_init_fd;
+// extern int berth_prefork_cgroup_planned;
 // int berth_prefork_config_flags(const char *buf, size_t len, unsigned long *flags);
+// int berth_prefork_config(const char *buf, size_t len, unsigned long *flags, char *cgpath, size_t cgcap, int *cg_ok);
+// int berth_cgroup_inner(const char *cgpath, const char *id, char *out, size_t cap);
 import "C"
 
-import "sync"
+import (
+	"sync"
+	"unsafe"
+)
 
 // StopCgroupWarm ends the cgroup lock warm-up (cgroupwarm.c) once the
 // container's init is in its cgroup.
@@ -58,6 +64,11 @@ func TakePrefork() *Prefork {
 	return p
 }
 
+// PreforkCgroupPlanned says whether the forked init's intermediate makes
+// the container's cgroup leaves and forks the init into them
+// (cgroupfork.c), until it says "pid".
+func PreforkCgroupPlanned() bool { return C.berth_prefork_cgroup_planned != 0 }
+
 // PreforkedInit is, in an init that prefork.c forked, its end of the sync
 // socket; -1 in any other process.
 func PreforkedInit() int { return int(C.berth_prefork_init_fd) }
@@ -75,4 +86,38 @@ func ConfigFlags(config []byte) (flags uintptr, ok bool) {
 		return 0, false
 	}
 	return uintptr(f), true
+}
+
+// ConfigCgroupsPath is prefork.c's reading of a config.json's
+// linux.cgroupsPath; ok false where it would not take one (then the Go
+// side places the init).
+func ConfigCgroupsPath(config []byte) (path string, ok bool) {
+	if len(config) == 0 {
+		return "", false
+	}
+	cs := C.CBytes(config)
+	defer C.free(cs)
+	var f C.ulong
+	var cgOK C.int
+	buf := (*C.char)(C.malloc(4096))
+	defer C.free(unsafe.Pointer(buf))
+	if C.berth_prefork_config((*C.char)(cs), C.size_t(len(config)), &f, buf, 4096, &cgOK) < 0 || cgOK == 0 {
+		return "", false
+	}
+	return C.GoString(buf), true
+}
+
+// CgroupInner is cgroupfork.c's cgroup below each mount root for a
+// cgroupsPath and container id; ok false where it leaves the cgroup to the
+// Go side.
+func CgroupInner(cgroupsPath, id string) (inner string, ok bool) {
+	cp, ci := C.CString(cgroupsPath), C.CString(id)
+	defer C.free(unsafe.Pointer(cp))
+	defer C.free(unsafe.Pointer(ci))
+	buf := (*C.char)(C.malloc(4096))
+	defer C.free(unsafe.Pointer(buf))
+	if C.berth_cgroup_inner(cp, ci, buf, 4096) < 0 {
+		return "", false
+	}
+	return C.GoString(buf), true
 }

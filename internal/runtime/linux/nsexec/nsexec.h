@@ -3,6 +3,9 @@
 #ifndef BERTH_NSEXEC_H
 #define BERTH_NSEXEC_H
 
+#include <stddef.h>
+#include <sys/types.h>
+
 // berth_nsexec_enter runs the namespace protocol of nsexec.c on the sync
 // socket fd, with the config taken from config when it is not NULL.
 void berth_nsexec_enter(int fd, const char *config);
@@ -14,5 +17,17 @@ extern volatile int berth_prefork_is_init;
 // berth_self_sealed says whether this process runs a sealed binary under
 // /run/berth/exe: 1 yes, 0 no, -1 unknown (trampoline.c).
 int berth_self_sealed(void);
+
+// berth_prefork_cgroup is, in prefork.c's intermediate, the container's
+// cgroup below each mount root ("" for none): berth_cgroup_fork then forks
+// the init into it (cgroupfork.c) instead of nsexec.c's plain fork.
+extern char berth_prefork_cgroup[4096];
+extern int berth_prefork_cgroup_planned;
+pid_t berth_cgroup_fork(int fd);
+
+// berth_cgroup_inner is the cgroup below each mount root for a
+// linux.cgroupsPath and container id, as the Go side computes it for the
+// cgroupfs driver; -1 for one cgroupfork.c does not take (relative).
+int berth_cgroup_inner(const char *cgpath, const char *id, char *out, size_t cap);
 
 #endif

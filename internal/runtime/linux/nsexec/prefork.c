@@ -53,6 +53,11 @@ int berth_prefork_pid;
 unsigned long berth_prefork_flags;
 int berth_prefork_child_fd = -1;
 
+// In the runtime: the intermediate joins the init to its cgroup without a
+// migration (cgroupfork.c), so the cgroup warm-up would only hold
+// cgroup_mutex against it.
+int berth_prefork_cgroup_planned;
+
 // In the forked init: its end of the sync socket, or -1.
 int berth_prefork_init_fd = -1;
 
@@ -251,13 +256,27 @@ static int object(struct js *j, int (*on)(struct js *j, const char *name, void *
 }
 
 struct seen {
-	int linux_seen, ns_seen;
+	int linux_seen, ns_seen, cg_seen;
 	unsigned long *flags;
+	// linux.cgroupsPath ("" when absent); cg_ok 0 where it could not be
+	// read with certainty (an escape, not a string): then no cgroup here.
+	char *cgpath;
+	size_t cgcap;
+	int cg_ok;
 };
 
 static int linux_member(struct js *j, const char *name, void *ctx)
 {
 	struct seen *s = ctx;
+	if (strcmp(name, "cgroupsPath") == 0) {
+		const char *at = j->p;
+		if (s->cg_seen++ || str(j, s->cgpath, s->cgcap) < 0) {
+			j->p = at;
+			s->cg_ok = 0;
+			return skip(j);
+		}
+		return 0;
+	}
 	if (strcmp(name, "namespaces") != 0)
 		return skip(j);
 	if (s->ns_seen++)
@@ -278,15 +297,32 @@ static int top_member(struct js *j, const char *name, void *ctx)
 // berth_prefork_config_flags finds linux.namespaces in a config.json. It
 // answers only for a document it read whole, with one "linux" (an object)
 // and at most one "namespaces".
+int berth_prefork_config(const char *buf, size_t len, unsigned long *flags, char *cgpath, size_t cgcap, int *cg_ok);
+
 int berth_prefork_config_flags(const char *buf, size_t len, unsigned long *flags)
 {
+	char cg[2];
+	int cg_ok;
+	return berth_prefork_config(buf, len, flags, cg, sizeof(cg), &cg_ok);
+}
+
+// berth_prefork_config reads linux.namespaces as berth_prefork_config_flags
+// does, and linux.cgroupsPath into cgpath: *cg_ok is 1 when it was read
+// ("" when absent), 0 when it was not (then cgpath is "").
+int berth_prefork_config(const char *buf, size_t len, unsigned long *flags, char *cgpath, size_t cgcap, int *cg_ok)
+{
 	struct js j = {buf, buf + len, 0};
-	struct seen s = {0, 0, flags};
+	struct seen s = {0, 0, 0, flags, cgpath, cgcap, 1};
 	*flags = 0;
-	if (object(&j, top_member, &s) < 0)
-		return -1;
+	cgpath[0] = '\0';
+	int r = object(&j, top_member, &s);
 	ws(&j);
-	return j.p == j.end && s.linux_seen ? 0 : -1;
+	if (r < 0 || j.p != j.end || !s.linux_seen)
+		return -1;
+	if (!s.cg_ok)
+		cgpath[0] = '\0';
+	*cg_ok = s.cg_ok;
+	return 0;
 }
 
 static const char *base_name(const char *p)
@@ -315,7 +351,8 @@ static int flag_value(const char *name, size_t len)
 // parse_args finds, in a runtime CLI's argv, a create or run and its bundle
 // and --preserve-fds, and whether it is a run that stays attached; -1 for
 // anything else or anything not understood.
-static int parse_args(int argc, char **argv, const char **bundle, long *preserve, int *attached)
+static int parse_args(int argc, char **argv, const char **bundle, long *preserve, int *attached, const char **id,
+		      int *systemd)
 {
 	int i;
 	if (strcmp(base_name(argv[0]), "berth-runtime") == 0)
@@ -327,6 +364,8 @@ static int parse_args(int argc, char **argv, const char **bundle, long *preserve
 	int command = 0, run = 0, detach = 0;
 	*bundle = ".";
 	*preserve = 0;
+	*id = NULL;
+	*systemd = 0;
 	for (; i < argc; i++) {
 		const char *a = argv[i];
 		if (a[0] != '-' || a[1] == '\0') {
@@ -335,8 +374,10 @@ static int parse_args(int argc, char **argv, const char **bundle, long *preserve
 					return -1;
 				command = 1;
 				run = strcmp(a, "run") == 0;
+			} else if (*id == NULL) {
+				*id = a;
 			}
-			continue; // the container's id
+			continue;
 		}
 		const char *name = a + (a[1] == '-' ? 2 : 1);
 		if (a[1] != '-' && strlen(name) > 1 && name[1] != '=')
@@ -347,6 +388,8 @@ static int parse_args(int argc, char **argv, const char **bundle, long *preserve
 		if (takes < 0 || len == 0)
 			return -1;
 		if (!takes) {
+			if (len == 14 && strncmp(name, "systemd-cgroup", 14) == 0)
+				*systemd = eq == NULL || strcmp(eq + 1, "false") != 0;
 			if ((len == 6 && strncmp(name, "detach", 6) == 0) || (len == 1 && name[0] == 'd'))
 				detach = eq == NULL || strcmp(eq + 1, "false") != 0;
 			continue;
@@ -447,10 +490,10 @@ __attribute__((constructor(102))) static void berth_prefork(int argc, char **arg
 	const char *off = getenv("BERTH_PREFORK");
 	if (off != NULL && strcmp(off, "0") == 0)
 		return;
-	const char *bundle;
+	const char *bundle, *id;
 	long preserve;
-	int attached;
-	if (parse_args(argc, argv, &bundle, &preserve, &attached) < 0)
+	int attached, systemd;
+	if (parse_args(argc, argv, &bundle, &preserve, &attached, &id, &systemd) < 0)
 		return;
 	// The init runs this very file: only a seal may be it (CVE-2019-5736).
 	// The Go side checks again that it is the one it would exec.
@@ -461,10 +504,19 @@ __attribute__((constructor(102))) static void berth_prefork(int argc, char **arg
 	if (config == NULL)
 		return;
 	unsigned long flags;
-	int ok = berth_prefork_config_flags(config, len, &flags);
+	char cgpath[4096];
+	int cg_ok;
+	int ok = berth_prefork_config(config, len, &flags, cgpath, sizeof(cgpath), &cg_ok);
 	free(config);
 	if (ok < 0)
 		return;
+	// The intermediate forks the init into its cgroup (cgroupfork.c) when
+	// there is an intermediate (a new pid namespace) and the cgroupfs
+	// driver places the cgroup by a path this file can compute.
+	berth_prefork_cgroup[0] = '\0';
+	if (cg_ok && !systemd && (flags & CLONE_NEWPID) &&
+	    berth_cgroup_inner(cgpath, id, berth_prefork_cgroup, sizeof(berth_prefork_cgroup)) < 0)
+		berth_prefork_cgroup[0] = '\0';
 	// create moves the init into its cgroup while it works, and the init
 	// makes its cgroup namespace after that (spawnRequest.lateCgroup).
 	flags &= ~(unsigned long)CLONE_NEWCGROUP;
@@ -511,6 +563,8 @@ __attribute__((constructor(102))) static void berth_prefork(int argc, char **arg
 		berth_prefork_init_fd = sv[1];
 		return;
 	}
+	berth_prefork_cgroup_planned = berth_prefork_cgroup[0] != '\0';
+	berth_prefork_cgroup[0] = '\0'; // the intermediate's, not ours
 	close(sv[1]);
 	berth_prefork_fd = sv[0];
 	berth_prefork_pid = pid;

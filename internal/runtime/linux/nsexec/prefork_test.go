@@ -80,3 +80,64 @@ func repeat(s string, n int) string {
 	}
 	return out
 }
+
+// TestConfigCgroupsPath checks prefork.c's reading of linux.cgroupsPath:
+// the path when it is a plain string (or absent), no path (the Go side
+// places the init) for anything else. The namespaces are read either way.
+func TestConfigCgroupsPath(t *testing.T) {
+	cases := []struct {
+		name, config, path string
+		ok                 bool
+	}{
+		{"absent", `{"linux":{"namespaces":[{"type":"pid"}]}}`, "", true},
+		{"absolute", `{"linux":{"cgroupsPath":"/kubepods/pod1/c1","namespaces":[]}}`, "/kubepods/pod1/c1", true},
+		{"after namespaces", `{"linux":{"namespaces":[],"cgroupsPath":"a/b"}}`, "a/b", true},
+		{"systemd form", `{"linux":{"cgroupsPath":"system.slice:berth:x"}}`, "system.slice:berth:x", true},
+		{"escaped", `{"linux":{"cgroupsPath":"/a\/b"}}`, "", false},
+		{"null", `{"linux":{"cgroupsPath":null}}`, "", false},
+		{"a number", `{"linux":{"cgroupsPath":1}}`, "", false},
+		{"twice", `{"linux":{"cgroupsPath":"/a","cgroupsPath":"/b"}}`, "", false},
+		{"too long", `{"linux":{"cgroupsPath":"/` + repeat("x", 5000) + `"}}`, "", false},
+	}
+	for _, c := range cases {
+		path, ok := ConfigCgroupsPath([]byte(c.config))
+		if ok != c.ok || path != c.path {
+			t.Errorf("%s: got %q ok %v, want %q ok %v", c.name, path, ok, c.path, c.ok)
+		}
+		if _, nsOK := ConfigFlags([]byte(c.config)); !nsOK {
+			t.Errorf("%s: a cgroupsPath it does not take refused the prefork", c.name)
+		}
+	}
+}
+
+// TestCgroupInner checks where cgroupfork.c puts a container's cgroup
+// below each mount root, and what it leaves to the Go side. (That it
+// agrees with the cgroup package is TestForkedCgroupMatchesGo, in the
+// runtime's package.)
+func TestCgroupInner(t *testing.T) {
+	cases := []struct {
+		path, id, inner string
+		ok              bool
+	}{
+		{"", "abc", "/berth/abc", true},
+		{"/a/b", "x", "/a/b", true},
+		{"//a/./b//", "x", "/a/b", true},
+		{"/a/b/.", "x", "/a/b", true},
+		{"a/b", "x", "", false},
+		{"/a/../b", "x", "", false},
+		{"/..", "x", "", false},
+		{"/", "x", "", false},
+		{"/./", "x", "", false},
+		{"", "", "", false},
+		{"", ".", "", false},
+		{"", "..", "", false},
+		{"", "a/b", "", false},
+		{"/" + repeat("x", 5000), "x", "", false},
+	}
+	for _, c := range cases {
+		inner, ok := CgroupInner(c.path, c.id)
+		if ok != c.ok || inner != c.inner {
+			t.Errorf("CgroupInner(%q, %q) = %q %v, want %q %v", c.path, c.id, inner, ok, c.inner, c.ok)
+		}
+	}
+}
