@@ -121,6 +121,9 @@ func (g *runtimeGlobals) setupLog() error {
 func Execute(cmd *cobra.Command, args []string) int {
 	cmd.SetArgs(args)
 	err := cmd.Execute()
+	// A create or run whose flags or arguments failed before it ran still
+	// had its init forked ahead, maybe with cgroup leaves made for it.
+	linux.DiscardUnusedPrefork()
 	if err == nil {
 		return 0
 	}

@@ -208,6 +208,24 @@ func TestRuntimeCgroupForkedIn(t *testing.T) {
 	})
 }
 
+func TestRuntimeCgroupForkedInRefusedCommand(t *testing.T) {
+	// A create whose flags fail before it runs (a bad --log-format) had
+	// its init forked ahead at exec, and its cgroup leaves made.
+	r := newRuntime(t)
+	warm := newBundle(t, r.bin, "true")
+	r.run("run", "--bundle", warm.Dir, uniqueID(t)+"-warm")
+	id := uniqueID(t)
+	leaves := cgroupLeaves(t, "/berth/"+id)
+	b := newBundle(t, r.bin, "true")
+	out, err := r.try("--log-format=xml", "create", "--bundle", b.Dir, id)
+	if err == nil {
+		t.Fatalf("create with --log-format=xml succeeded: %s", out)
+	}
+	if left := existing(leaves); len(left) > 0 {
+		t.Errorf("the refused command left cgroups: %v (output %q)", left, out)
+	}
+}
+
 func readTrim(t *testing.T, path string) string {
 	t.Helper()
 	data, err := os.ReadFile(path)

@@ -130,7 +130,16 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		if retErr == nil {
 			return
 		}
+		// A forked init not yet taken sits in the cgroup leaves made
+		// for it: gone first, Destroy finds them empty.
+		discardUnusedPrefork()
 		if sp != nil {
+			if sp.cgroupJoined != nil {
+				// The cgroup's goroutine may still move the init:
+				// killed, not reaped, its pid is no one else's.
+				unix.Kill(sp.pid, unix.SIGKILL)
+				<-sp.cgroupJoined
+			}
 			sp.kill()
 			sp.conn.f.Close()
 			sp = nil
@@ -272,7 +281,9 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 	if err := tell(message{Type: "cgroup-paths", CgroupPaths: mgr.Paths()}); err != nil {
 		return nil, sp, err
 	}
-	if err := <-sp.cgroupJoined; err != nil {
+	err = <-sp.cgroupJoined
+	sp.cgroupJoined = nil
+	if err != nil {
 		return nil, sp, err
 	}
 	tracePhase("cgroup-joined")

@@ -133,6 +133,13 @@ const maxInlineFDs = 253
 // not a create after all. Without it the process would hold the caller's
 // stdio until we exit.
 func discardUnusedPrefork() {
+	DiscardUnusedPrefork()
+}
+
+// DiscardUnusedPrefork is discardUnusedPrefork for the runtime's CLI, once
+// its command has run (or failed before it ran): a no-op when the forked
+// init was taken or there was none.
+func DiscardUnusedPrefork() {
 	if pre := nsexec.TakePrefork(); pre != nil {
 		discardPrefork(pre)
 	}

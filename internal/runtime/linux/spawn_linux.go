@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -340,7 +341,6 @@ func (sp *spawned) kill() {
 // an empty cgroup: one that still holds a process stays.
 func (sp *spawned) removeMadeCgroups(keep map[string]string) {
 	removeMadeCgroups(sp.cgroupMade, keep)
-	sp.cgroupMade = nil
 }
 
 func removeMadeCgroups(made []string, keep map[string]string) {
@@ -349,10 +349,21 @@ func removeMadeCgroups(made []string, keep map[string]string) {
 		kept[dir] = true
 	}
 	for _, dir := range made {
-		if !kept[dir] {
+		if !kept[dir] && madeCgroupDir(dir) {
 			unix.Rmdir(dir)
 		}
 	}
+}
+
+// madeCgroupDir says whether a directory a forked init's intermediate
+// named is one it can have made: clean, absolute, below /sys/fs/cgroup/,
+// and on a cgroup filesystem. Nothing else is removed on its word.
+func madeCgroupDir(dir string) bool {
+	if filepath.Clean(dir) != dir || !strings.HasPrefix(dir, "/sys/fs/cgroup/") {
+		return false
+	}
+	var fs unix.Statfs_t
+	return unix.Statfs(dir, &fs) == nil && (fs.Type == unix.CGROUP_SUPER_MAGIC || fs.Type == unix.CGROUP2_SUPER_MAGIC)
 }
 
 // sameDirs says whether made holds exactly the distinct directories of

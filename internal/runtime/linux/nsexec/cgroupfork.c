@@ -111,11 +111,26 @@ static int has_token(const char *list, const char *tok)
 	return 0;
 }
 
+// known says whether a v1 hierarchy's mount options name a controller (or
+// name=) that the cgroup library places a container in
+// (opencontainers/cgroups, fs.subsystems): in one it does not, the init
+// would stay behind when the Go side moves it.
+static int known(const char *super)
+{
+	static const char *const used[] = {"cpuset",    "devices",    "memory",  "cpu",  "cpuacct",
+					   "pids",      "blkio",      "hugetlb", "net_cls", "net_prio",
+					   "perf_event", "freezer",   "rdma",    "misc", "name=systemd"};
+	for (size_t i = 0; i < sizeof(used) / sizeof(used[0]); i++)
+		if (has_token(super, used[i]))
+			return 1;
+	return 0;
+}
+
 // hierarchies lists the cgroup mounts as leaves below inner; -1 where the
 // layout is not one this file takes.
 static int hierarchies(const char *inner, struct hier *h)
 {
-	static char buf[1 << 16];
+	static char buf[1 << 20]; // a node with many mounts has a long mountinfo
 	if (read_small("/proc/self/mountinfo", buf, sizeof(buf)) < 0)
 		return -1;
 	int count = 0, v2 = 0;
@@ -149,6 +164,8 @@ static int hierarchies(const char *inner, struct hier *h)
 		if (strcmp(root, "/") != 0 || name[0] == '\0' || strchr(name, '/') != NULL || strchr(name, '\\') != NULL)
 			return -1;
 		if (is_v2 && (v2++ || strcmp(name, "unified") != 0))
+			return -1;
+		if (!is_v2 && !known(super))
 			return -1;
 		if (count == MAX_HIER)
 			return -1;
@@ -215,18 +232,36 @@ static int make_leaf(struct hier *h)
 	return 0;
 }
 
+// valid_id is the runtime's rule for container ids (linux.CheckID): a
+// letter or digit, then letters, digits and _.+-, at most 1024.
+static int valid_id(const char *id)
+{
+	if (id == NULL || id[0] == '\0' || strlen(id) > 1024)
+		return 0;
+	for (const char *p = id; *p != '\0'; p++) {
+		char c = *p;
+		int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		if (!alnum && (p == id || strchr("_.+-", c) == NULL))
+			return 0;
+	}
+	return 1;
+}
+
 // clean_path turns an empty cgroupsPath into /berth/<id> and an absolute
 // one into its clean form, as the Go side does (path.Clean); 0 on success,
 // -1 for a relative path or one this file does not take.
 static int clean_path(const char *cgpath, const char *id, char *out, size_t cap)
 {
 	if (cgpath[0] == '\0') {
-		if (id == NULL || id[0] == '\0' || strcmp(id, ".") == 0 || strcmp(id, "..") == 0 || strchr(id, '/') != NULL)
+		if (!valid_id(id))
 			return -1;
 		return (size_t)snprintf(out, cap, "/berth/%s", id) < cap ? 0 : -1;
 	}
 	if (cgpath[0] != '/')
 		return -1;
+	for (const char *p = cgpath; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return -1; // a newline would be a line of the protocol
 	size_t n = 0;
 	for (const char *p = cgpath; *p != '\0';) {
 		while (*p == '/')

@@ -6,7 +6,9 @@
 // A second constructor (cgroupwarm.c) starts, in a create or run, the
 // kernel wait that the container's cgroup move would otherwise pay, and a
 // third (prefork.c) forks a create's init ahead, so that its Go start-up
-// overlaps ours.
+// overlaps ours; that init's intermediate forks it into its cgroup
+// without a migration where it can (cgroupfork.c), and then the warm-up
+// does not start.
 //
 // This is the only cgo in the runtime besides libseccomp; keep it here.
 package nsexec

@@ -30,8 +30,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "nsexec.h"
@@ -268,6 +270,11 @@ struct seen {
 static int linux_member(struct js *j, const char *name, void *ctx)
 {
 	struct seen *s = ctx;
+	// Go's decoder matches member names without regard to case (the
+	// last match wins) and decodes escaped names, which this reader
+	// leaves unread (""): either could be a cgroupsPath it does not see.
+	if (name[0] == '\0' || (strcasecmp(name, "cgroupsPath") == 0 && strcmp(name, "cgroupsPath") != 0))
+		s->cg_ok = 0;
 	if (strcmp(name, "cgroupsPath") == 0) {
 		const char *at = j->p;
 		if (s->cg_seen++ || str(j, s->cgpath, s->cgcap) < 0) {
@@ -287,6 +294,9 @@ static int linux_member(struct js *j, const char *name, void *ctx)
 static int top_member(struct js *j, const char *name, void *ctx)
 {
 	struct seen *s = ctx;
+	// Another "linux" to Go's decoder: the cgroupsPath may be its.
+	if (name[0] == '\0' || (strcasecmp(name, "linux") == 0 && strcmp(name, "linux") != 0))
+		s->cg_ok = 0;
 	if (strcmp(name, "linux") != 0)
 		return skip(j);
 	if (s->linux_seen++)
@@ -413,6 +423,15 @@ static int parse_args(int argc, char **argv, const char **bundle, long *preserve
 	return command ? 0 : -1;
 }
 
+// cgroup_v1_layout says whether /sys/fs/cgroup is the tmpfs of a v1 or
+// hybrid host, the layouts cgroupfork.c takes: elsewhere planning would
+// only turn the warm-up off for a move that still comes.
+static int cgroup_v1_layout(void)
+{
+	struct statfs fs;
+	return statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == 0x01021994; // TMPFS_MAGIC
+}
+
 static char *read_config(const char *bundle, size_t *len)
 {
 	char path[4096];
@@ -514,7 +533,7 @@ __attribute__((constructor(102))) static void berth_prefork(int argc, char **arg
 	// there is an intermediate (a new pid namespace) and the cgroupfs
 	// driver places the cgroup by a path this file can compute.
 	berth_prefork_cgroup[0] = '\0';
-	if (cg_ok && !systemd && (flags & CLONE_NEWPID) &&
+	if (cg_ok && !systemd && (flags & CLONE_NEWPID) && cgroup_v1_layout() &&
 	    berth_cgroup_inner(cgpath, id, berth_prefork_cgroup, sizeof(berth_prefork_cgroup)) < 0)
 		berth_prefork_cgroup[0] = '\0';
 	// create moves the init into its cgroup while it works, and the init

@@ -132,12 +132,33 @@ func TestCgroupInner(t *testing.T) {
 		{"", ".", "", false},
 		{"", "..", "", false},
 		{"", "a/b", "", false},
+		{"", "-a", "", false},
+		{"", "a\nb", "", false},
+		{"", "a b", "", false},
+		{"/a\nb", "x", "", false},
+		{"", "a.b+c_d-1", "/berth/a.b+c_d-1", true},
 		{"/" + repeat("x", 5000), "x", "", false},
 	}
 	for _, c := range cases {
 		inner, ok := CgroupInner(c.path, c.id)
 		if ok != c.ok || inner != c.inner {
 			t.Errorf("CgroupInner(%q, %q) = %q %v, want %q %v", c.path, c.id, inner, ok, c.inner, c.ok)
+		}
+	}
+}
+
+// TestConfigCgroupsPathAmbiguous: where Go's decoder could find a
+// cgroupsPath prefork.c does not read (a name in another case, an escaped
+// name, another "linux"), it takes none.
+func TestConfigCgroupsPathAmbiguous(t *testing.T) {
+	for name, config := range map[string]string{
+		"other case":        `{"linux":{"cgroupsPath":"/a","CgroupsPath":"/b"}}`,
+		"escaped name":      `{"linux":{"cgroupsPath":"/a","cgroups\u0050ath":"/b"}}`,
+		"another linux":     `{"linux":{"cgroupsPath":"/a"},"Linux":{"cgroupsPath":"/b"}}`,
+		"escaped top-level": `{"linux":{"cgroupsPath":"/a"},"l\u0069nux":{}}`,
+	} {
+		if path, ok := ConfigCgroupsPath([]byte(config)); ok {
+			t.Errorf("%s: took cgroupsPath %q", name, path)
 		}
 	}
 }
