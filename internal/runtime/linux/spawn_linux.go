@@ -256,6 +256,9 @@ func finishSpawn(req *spawnRequest, sp *spawned, inline []*os.File) (*spawned, e
 		}
 		break
 	}
+	if sp.cgroupIn && req.cgroupPrep != nil {
+		req.cgroupPrep.forkedInto = sp.cgroupMade
+	}
 	req.cgroupPrep.open()
 	if req.lateCgroup {
 		done := make(chan error, 1)
@@ -465,6 +468,9 @@ type cgroupPrep struct {
 	// way); open lets them be made.
 	gate     chan struct{}
 	openGate sync.Once
+	// forkedInto (set before open) are the leaves the init was forked
+	// into: when they are the container's, they need not be made again.
+	forkedInto []string
 }
 
 // prepareCgroup starts making the cgroup; with gated, only once open is
@@ -482,8 +488,10 @@ func prepareCgroup(newCgroup func() (cgroup.Manager, error), res *specs.LinuxRes
 		if p.mgr, p.err = newCgroup(); p.err != nil {
 			return
 		}
-		if p.err = p.mgr.Apply(-1); p.err != nil {
-			return
+		if p.forkedInto == nil || !sameDirs(p.forkedInto, p.mgr.Paths()) {
+			if p.err = p.mgr.Apply(-1); p.err != nil {
+				return
+			}
 		}
 		tracePhase("cgroup-made")
 		p.err = p.mgr.Set(res)
