@@ -154,6 +154,11 @@ func (m *Manager) List(ctx context.Context) ([]*Config, error) {
 			continue
 		}
 		c, err := m.read(name)
+		if errors.Is(err, ErrNotFound) {
+			// Removed since the directory was read (docker compose
+			// lists while it removes): it is not there to list.
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -226,6 +226,62 @@ func TestRuntimeCgroupForkedInRefusedCommand(t *testing.T) {
 	}
 }
 
+// An exec joins the container's cgroup in its child's constructor: v1
+// through "tasks" before it joins the namespaces, cgroup2 by the fork into
+// the pid namespace (nsexec/cgroupfork.c), without a migration.
+func TestRuntimeExecJoinsCgroupInChild(t *testing.T) {
+	r := newRuntime(t)
+	cgroupLeaves(t, "/") // skips on a cgroup v2 host, where the Go side moves it
+	for _, hostPID := range []bool{false, true} {
+		name := "own pid namespace"
+		if hostPID {
+			name = "host pid namespace"
+		}
+		t.Run(name, func(t *testing.T) {
+			id := uniqueID(t)
+			b := newBundle(t, r.bin, "sleep", "60")
+			if hostPID {
+				var keep []specs.LinuxNamespace
+				for _, ns := range b.Spec.Linux.Namespaces {
+					if ns.Type != specs.PIDNamespace {
+						keep = append(keep, ns)
+					}
+				}
+				b.Spec.Linux.Namespaces = keep
+			}
+			b.save(t)
+			r.run("run", "--detach", "--bundle", b.Dir, id)
+			t.Cleanup(func() { r.cmd("delete", "--force", id).Run() })
+			initPid := r.state(id).Pid
+			pidFile := filepath.Join(t.TempDir(), "exec.pid")
+			_, stderr, phases, err := r.traced("", nil, nil, "exec", "--detach", "--pid-file", pidFile, id, "sleep", "30")
+			if err != nil {
+				t.Fatalf("exec: %v\nstderr: %s", err, stderr)
+			}
+			want := "cgroup-forked-in"
+			if hostPID {
+				want = "cgroup-applied"
+			}
+			if !hasPhase(phases, want) {
+				t.Errorf("exec phases %v, want %s", phases, want)
+			}
+			pid, err := strconv.Atoi(readTrim(t, pidFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, init := threadCgroups(t, pid), threadCgroups(t, initPid)
+			if len(got) != len(init) {
+				t.Errorf("exec'd process in %v, the init in %v", got, init)
+			}
+			for line := range init {
+				if !got[line] {
+					t.Errorf("the init is in %q, the exec'd process is not (it is in %v)", line, got)
+				}
+			}
+		})
+	}
+}
+
 func readTrim(t *testing.T, path string) string {
 	t.Helper()
 	data, err := os.ReadFile(path)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,13 +65,16 @@ type spawnRequest struct {
 	// cgroupPrep (with lateCgroup) is the container's cgroup, being made
 	// with its limits beside the rest of create; the init is moved in
 	// once both exist.
-	cgroupPrep  *cgroupPrep
-	preserve    int      // fds 3..3+preserve-1 of this process go to the child at the same numbers
-	fifo        *os.File // O_PATH handle of the exec fifo, or of the state dir when fifoIsDir
-	fifoIsDir   bool
-	console     *os.File
-	stdio       Stdio
-	oomScoreAdj *int
+	cgroupPrep *cgroupPrep
+	// cgroupInChild (an exec, set by spawn): the child was sent the
+	// cgroup's directories to join itself ("cgroup-join").
+	cgroupInChild bool
+	preserve      int      // fds 3..3+preserve-1 of this process go to the child at the same numbers
+	fifo          *os.File // O_PATH handle of the exec fifo, or of the state dir when fifoIsDir
+	fifoIsDir     bool
+	console       *os.File
+	stdio         Stdio
+	oomScoreAdj   *int
 }
 
 type nsJoin struct {
@@ -164,7 +168,11 @@ func spawn(req *spawnRequest) (*spawned, error) {
 		parent.Close()
 		return nil, err
 	}
-	if req.cgroup != nil && !req.lateCgroup {
+	// An exec joins the container's cgroup in the child's constructor
+	// where it can (nsexec/cgroupfork.c: no migration, so no wait for the
+	// lock's grace period), else here, before it joins anything.
+	req.cgroupInChild = req.cgroup != nil && !req.lateCgroup && joinableCgroup(req.cgroup.Paths())
+	if req.cgroup != nil && !req.lateCgroup && !req.cgroupInChild {
 		err := req.cgroup.Apply(sp.pid)
 		nsexec.StopCgroupWarm()
 		if err != nil {
@@ -174,6 +182,11 @@ func spawn(req *spawnRequest) (*spawned, error) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "clone %d\n", req.cloneFlags)
+	if req.cgroupInChild {
+		for _, dir := range distinctDirs(req.cgroup.Paths()) {
+			fmt.Fprintf(&b, "cgroup-join %s\n", dir)
+		}
+	}
 	for _, j := range req.join {
 		fmt.Fprintf(&b, "join %d %s\n", j.flag, j.path)
 	}
@@ -260,6 +273,19 @@ func finishSpawn(req *spawnRequest, sp *spawned, inline []*os.File) (*spawned, e
 		req.cgroupPrep.forkedInto = sp.cgroupMade
 	}
 	req.cgroupPrep.open()
+	if req.cgroupInChild {
+		if sp.cgroupIn {
+			tracePhase("cgroup-forked-in")
+		} else {
+			// Not all of it in the child: a move, before the process
+			// has its config (its Go runtime may have threads by now;
+			// the move takes them all).
+			if err := req.cgroup.Apply(sp.pid); err != nil {
+				return fail(fmt.Errorf("join cgroup: %w", err))
+			}
+			tracePhase("cgroup-applied")
+		}
+	}
 	if req.lateCgroup {
 		done := make(chan error, 1)
 		sp.cgroupJoined = done
@@ -367,6 +393,37 @@ func madeCgroupDir(dir string) bool {
 	}
 	var fs unix.Statfs_t
 	return unix.Statfs(dir, &fs) == nil && (fs.Type == unix.CGROUP_SUPER_MAGIC || fs.Type == unix.CGROUP2_SUPER_MAGIC)
+}
+
+// joinableCgroup says whether an exec's child can join these cgroup
+// directories itself (nsexec/cgroupfork.c): a v1 or hybrid layout (the
+// tmpfs at /sys/fs/cgroup), every directory clean, below it and without a
+// newline (each is a line of the protocol).
+func joinableCgroup(paths map[string]string) bool {
+	var fs unix.Statfs_t
+	if len(paths) == 0 || unix.Statfs("/sys/fs/cgroup", &fs) != nil || fs.Type != unix.TMPFS_MAGIC {
+		return false
+	}
+	for _, dir := range paths {
+		if filepath.Clean(dir) != dir || !strings.HasPrefix(dir, "/sys/fs/cgroup/") || strings.ContainsAny(dir, "\n\x00") {
+			return false
+		}
+	}
+	return len(distinctDirs(paths)) <= 32 // cgroupfork.c's MAX_HIER
+}
+
+// distinctDirs lists the directories of paths once each, sorted.
+func distinctDirs(paths map[string]string) []string {
+	seen := map[string]bool{}
+	var dirs []string
+	for _, dir := range paths {
+		if !seen[dir] {
+			seen[dir] = true
+			dirs = append(dirs, dir)
+		}
+	}
+	sort.Strings(dirs)
+	return dirs
 }
 
 // sameDirs says whether made holds exactly the distinct directories of

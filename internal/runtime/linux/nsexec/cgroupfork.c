@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -50,6 +51,13 @@
 
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+#ifndef CGROUP_SUPER_MAGIC
+#define CGROUP_SUPER_MAGIC 0x27e0eb
+#endif
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
 
 #define CG_MOUNTS "/sys/fs/cgroup/"
@@ -293,8 +301,19 @@ int berth_cgroup_inner(const char *cgpath, const char *id, char *out, size_t cap
 // berth_cgroup_fork forks the init (CLONE_PARENT, as nsexec.c does) into
 // the cgroup planned in berth_prefork_cgroup, saying on fd what it made
 // and whether the child is in it. It returns what clone returns.
+static pid_t fork_into(int fd, int ok, int v2fd);
+
+// The directories an exec joins (below), when it was given any.
+static char join_dirs[MAX_HIER][CG_PATH];
+static int njoin_dirs, joined_ok, join_v2fd = -1;
+
 pid_t berth_cgroup_fork(int fd)
 {
+	if (njoin_dirs > 0) {
+		int v2fd = join_v2fd;
+		join_v2fd = -1;
+		return fork_into(fd, joined_ok, v2fd);
+	}
 	static struct hier h[MAX_HIER];
 	int n = berth_prefork_cgroup[0] != '\0' ? hierarchies(berth_prefork_cgroup, h) : -1;
 	int ok = n > 0, made = 0, v2fd = -1;
@@ -328,6 +347,14 @@ pid_t berth_cgroup_fork(int fd)
 		if (write_str(tasks, "0") < 0)
 			ok = 0; // the Go side moves the init whole
 	}
+	return fork_into(fd, ok, v2fd);
+}
+
+// fork_into forks with CLONE_PARENT, into the cgroup2 directory v2fd (-1:
+// none) when ok, saying "cgroup-in" on fd if so; without ok, or if that
+// fails, a plain fork, and the Go side moves the child. It closes v2fd.
+static pid_t fork_into(int fd, int ok, int v2fd)
+{
 	pid_t child = -1;
 	if (ok) {
 		struct {
@@ -337,23 +364,74 @@ pid_t berth_cgroup_fork(int fd)
 		memset(&args, 0, sizeof(args));
 		args.flags = CLONE_PARENT | (v2fd >= 0 ? CLONE_INTO_CGROUP : 0);
 		// With CLONE_PARENT the child takes our exit signal (SIGCHLD:
-		// prefork.c forked us), and clone3 refuses one given.
+		// whoever forked us asked for it), and clone3 refuses one given.
 		args.exit_signal = 0;
 		args.cgroup = v2fd >= 0 ? (unsigned long long)v2fd : 0;
 		child = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
 		if (child < 0)
 			ok = 0;
 	}
-	if (v2fd >= 0 && child != 0)
+	if (v2fd >= 0)
 		close(v2fd);
-	if (child == 0) {
-		if (v2fd >= 0)
-			close(v2fd);
+	if (child == 0)
 		return 0;
-	}
 	if (!ok)
 		return (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
-	// Unsaid, the Go side moves the init.
+	// Unsaid, the Go side moves the child.
 	(void)!write(fd, "cgroup-in\n", 10);
 	return child;
+}
+
+// Joining existing directories (an exec into a running container, the
+// directories from its state, sent as "cgroup-join <dir>" lines): each v1
+// one through its "tasks" while this process is single-threaded and
+// before it joins any namespace (they are host paths), the cgroup2 one by
+// the fork into the pid namespace. Nothing is made or removed here.
+
+int berth_cgroup_join_add(const char *dir)
+{
+	if (njoin_dirs == MAX_HIER || (size_t)snprintf(join_dirs[njoin_dirs], CG_PATH, "%s", dir) >= CG_PATH)
+		return -1;
+	njoin_dirs++;
+	return 0;
+}
+
+void berth_cgroup_join_now(void)
+{
+	if (njoin_dirs == 0)
+		return;
+	joined_ok = 1;
+	for (int i = 0; joined_ok && i < njoin_dirs; i++) {
+		const char *dir = join_dirs[i];
+		struct statfs fs;
+		if (strncmp(dir, CG_MOUNTS, strlen(CG_MOUNTS)) != 0 || strstr(dir, "/..") != NULL || statfs(dir, &fs) < 0) {
+			joined_ok = 0;
+		} else if (fs.f_type == CGROUP2_SUPER_MAGIC) {
+			if (join_v2fd >= 0 || (join_v2fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+				joined_ok = 0;
+		} else if (fs.f_type == CGROUP_SUPER_MAGIC) {
+			char tasks[CG_PATH + 8];
+			snprintf(tasks, sizeof(tasks), "%.4351s/tasks", dir);
+			if (write_str(tasks, "0") < 0)
+				joined_ok = 0;
+		} else {
+			joined_ok = 0;
+		}
+	}
+	if (!joined_ok && join_v2fd >= 0) {
+		close(join_v2fd);
+		join_v2fd = -1;
+	}
+}
+
+int berth_cgroup_joining(void)
+{
+	return njoin_dirs > 0;
+}
+
+// berth_cgroup_in_unforked says, for a process that does not fork, whether
+// it is in every directory it was to join (none of them cgroup2).
+int berth_cgroup_in_unforked(void)
+{
+	return njoin_dirs > 0 && joined_ok && join_v2fd < 0;
 }

@@ -10,6 +10,9 @@
 //   clone <flags>            namespaces to create (CLONE_NEW* bits, decimal)
 //   join <nstype> <path>     namespace to join (nstype is a CLONE_NEW* bit)
 //   timens <clock> <s> <ns>  time namespace offset (needs CLONE_NEWTIME)
+//   cgroup-join <dir>        exec: a cgroup directory to be in (cgroupfork.c:
+//                            v1 through "tasks" before joining, cgroup2 by
+//                            the fork; "cgroup-in" before "pid" if all went)
 //   root <path>              after joining, chroot to this directory (exec:
 //                            /proc/<init>/root, opened before joining, so
 //                            the process gets the init's root whether it
@@ -24,6 +27,9 @@
 // Child -> parent:
 //   userns                   a new user namespace exists; the parent writes
 //                            uid_map/gid_map for our pid and answers "mapped"
+//   cgroup-made <dir>        a cgroup leaf made for a forked init (cgroupfork.c)
+//   cgroup-in                the process named by "pid" is in its cgroup:
+//                            the leaves made, or the "cgroup-join" ones
 //   pid <n>                  the pid (in the parent's pid namespace) of the
 //                            process that will continue as container init
 //   error <message>          setup failed; the child exits 1
@@ -283,6 +289,11 @@ void berth_nsexec_enter(int fd, const char *config)
 			}
 			snprintf(joins[njoin].path, sizeof(joins[njoin].path), "%s", end + 1);
 			njoin++;
+		} else if (strncmp(line, "cgroup-join ", 12) == 0) {
+			if (berth_cgroup_join_add(line + 12) < 0) {
+				errno = E2BIG;
+				bail("too many cgroup directories to join");
+			}
 		} else if (strncmp(line, "root ", 5) == 0) {
 			snprintf(rootpath, sizeof(rootpath), "%s", line + 5);
 		} else if (strncmp(line, "chdir ", 6) == 0) {
@@ -316,6 +327,8 @@ void berth_nsexec_enter(int fd, const char *config)
 		if (rootfd < 0)
 			bail("open the container's root %s", rootpath);
 	}
+	// The cgroup's host paths too, while we are single-threaded.
+	berth_cgroup_join_now();
 	if (cwdpath[0] != '\0' && chdir(cwdpath) < 0)
 		bail("change directory to %s", cwdpath);
 	join_all(joins, njoin);
@@ -372,11 +385,13 @@ void berth_nsexec_enter(int fd, const char *config)
 			need_fork = 1;
 	trace("namespaces");
 	if (!need_fork) {
+		if (berth_cgroup_in_unforked())
+			say("cgroup-in\n");
 		say("pid %d\n", getpid());
 		return;
 	}
 	pid_t child;
-	if (berth_prefork_cgroup[0] != '\0')
+	if (berth_prefork_cgroup[0] != '\0' || berth_cgroup_joining())
 		child = berth_cgroup_fork(sync_fd);
 	else
 		child = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
