@@ -258,8 +258,10 @@ func TestRuntimeExecJoinsCgroupInChild(t *testing.T) {
 			if err != nil {
 				t.Fatalf("exec: %v\nstderr: %s", err, stderr)
 			}
+			// Without a fork the cgroup2 membership of a hybrid host
+			// needs a move; a pure v1 host has none to make.
 			want := "cgroup-forked-in"
-			if hostPID {
+			if _, err := os.Stat("/sys/fs/cgroup/unified/cgroup.procs"); hostPID && err == nil {
 				want = "cgroup-applied"
 			}
 			if !hasPhase(phases, want) {

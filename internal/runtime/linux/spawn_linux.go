@@ -274,6 +274,9 @@ func finishSpawn(req *spawnRequest, sp *spawned, inline []*os.File) (*spawned, e
 	}
 	req.cgroupPrep.open()
 	if req.cgroupInChild {
+		// (A warm-up is started by a "run" or "create" anywhere in an
+		// exec's arguments.)
+		nsexec.StopCgroupWarm()
 		if sp.cgroupIn {
 			tracePhase("cgroup-forked-in")
 		} else {

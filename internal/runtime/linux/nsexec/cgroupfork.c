@@ -396,10 +396,10 @@ int berth_cgroup_join_add(const char *dir)
 	return 0;
 }
 
-void berth_cgroup_join_now(void)
+int berth_cgroup_join_now(void)
 {
 	if (njoin_dirs == 0)
-		return;
+		return 0;
 	joined_ok = 1;
 	for (int i = 0; joined_ok && i < njoin_dirs; i++) {
 		const char *dir = join_dirs[i];
@@ -422,6 +422,7 @@ void berth_cgroup_join_now(void)
 		close(join_v2fd);
 		join_v2fd = -1;
 	}
+	return joined_ok;
 }
 
 int berth_cgroup_joining(void)
@@ -429,9 +430,15 @@ int berth_cgroup_joining(void)
 	return njoin_dirs > 0;
 }
 
-// berth_cgroup_in_unforked says, for a process that does not fork, whether
-// it is in every directory it was to join (none of them cgroup2).
-int berth_cgroup_in_unforked(void)
+// berth_cgroup_unforked, for a process that does not fork, closes the
+// cgroup2 directory (a host path, never to reach the container) and says
+// whether it is in every directory it was to join (none of them cgroup2).
+int berth_cgroup_unforked(void)
 {
-	return njoin_dirs > 0 && joined_ok && join_v2fd < 0;
+	int in = njoin_dirs > 0 && joined_ok && join_v2fd < 0;
+	if (join_v2fd >= 0) {
+		close(join_v2fd);
+		join_v2fd = -1;
+	}
+	return in;
 }

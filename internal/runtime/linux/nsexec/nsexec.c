@@ -327,8 +327,31 @@ void berth_nsexec_enter(int fd, const char *config)
 		if (rootfd < 0)
 			bail("open the container's root %s", rootpath);
 	}
+	int need_fork = (flags & (CLONE_NEWPID | CLONE_NEWTIME)) != 0;
+	for (int i = 0; i < njoin; i++)
+		if (joins[i].type == CLONE_NEWPID || joins[i].type == CLONE_NEWTIME)
+			need_fork = 1;
 	// The cgroup's host paths too, while we are single-threaded.
 	berth_cgroup_join_now();
+	// Forking into the cgroup2 directory (cgroupfork.c) is checked against
+	// our cgroup namespace: in the container's, our own cgroup is outside
+	// its root (ENOENT where the hierarchy is mounted with nsdelegate). So
+	// the forked process joins that namespace itself, after the fork.
+	// (Not with a user namespace to join: there the fork into the cgroup
+	// is refused anyway, to the mapped credentials, and the parent moves.)
+	int late_cgroupns = -1, joins_user = 0;
+	for (int i = 0; i < njoin; i++)
+		if (joins[i].type == CLONE_NEWUSER)
+			joins_user = 1;
+	if (need_fork && !joins_user && berth_cgroup_joining()) {
+		for (int i = 0; i < njoin; i++) {
+			if (joins[i].type == CLONE_NEWCGROUP) {
+				late_cgroupns = joins[i].fd;
+				joins[i] = joins[--njoin];
+				break;
+			}
+		}
+	}
 	if (cwdpath[0] != '\0' && chdir(cwdpath) < 0)
 		bail("change directory to %s", cwdpath);
 	join_all(joins, njoin);
@@ -379,13 +402,11 @@ void berth_nsexec_enter(int fd, const char *config)
 		close(fd);
 	}
 
-	int need_fork = (flags & (CLONE_NEWPID | CLONE_NEWTIME)) != 0;
-	for (int i = 0; i < njoin; i++)
-		if (joins[i].type == CLONE_NEWPID || joins[i].type == CLONE_NEWTIME)
-			need_fork = 1;
 	trace("namespaces");
 	if (!need_fork) {
-		if (berth_cgroup_in_unforked())
+		// Also closes the cgroup2 directory it opened: a host directory
+		// must not stay open into the container.
+		if (berth_cgroup_unforked())
 			say("cgroup-in\n");
 		say("pid %d\n", getpid());
 		return;
@@ -400,6 +421,11 @@ void berth_nsexec_enter(int fd, const char *config)
 	if (child > 0) {
 		say("pid %d\n", child);
 		_exit(0);
+	}
+	if (late_cgroupns >= 0) {
+		if (setns(late_cgroupns, CLONE_NEWCGROUP) < 0)
+			bail("join cgroup namespace");
+		close(late_cgroupns);
 	}
 	// The child continues into the Go runtime.
 	trace("forked");

@@ -25,6 +25,9 @@ package nsexec
 // int berth_prefork_config_flags(const char *buf, size_t len, unsigned long *flags);
 // int berth_prefork_config(const char *buf, size_t len, unsigned long *flags, char *cgpath, size_t cgcap, int *cg_ok);
 // int berth_cgroup_inner(const char *cgpath, const char *id, char *out, size_t cap);
+// int berth_cgroup_join_add(const char *dir);
+// int berth_cgroup_join_now(void);
+// int berth_cgroup_unforked(void);
 import "C"
 
 import (
@@ -122,4 +125,16 @@ func CgroupInner(cgroupsPath, id string) (inner string, ok bool) {
 		return "", false
 	}
 	return C.GoString(buf), true
+}
+
+// joinUnforked runs cgroupfork.c's join of an exec that does not fork, in
+// this process (tests: only with directories it is in already).
+func joinUnforked(dirs []string) bool {
+	for _, d := range dirs {
+		cs := C.CString(d)
+		C.berth_cgroup_join_add(cs)
+		C.free(unsafe.Pointer(cs))
+	}
+	C.berth_cgroup_join_now()
+	return C.berth_cgroup_unforked() != 0
 }

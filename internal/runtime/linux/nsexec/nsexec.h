@@ -28,11 +28,11 @@ pid_t berth_cgroup_fork(int fd);
 // An exec's cgroup, joined without a migration (cgroupfork.c): add each
 // "cgroup-join" directory, join them before the namespaces, and fork
 // through berth_cgroup_fork (berth_cgroup_joining) or, without a fork,
-// say "cgroup-in" if berth_cgroup_in_unforked.
+// say "cgroup-in" if berth_cgroup_unforked (which closes what it opened).
 int berth_cgroup_join_add(const char *dir);
-void berth_cgroup_join_now(void);
+int berth_cgroup_join_now(void);
 int berth_cgroup_joining(void);
-int berth_cgroup_in_unforked(void);
+int berth_cgroup_unforked(void);
 
 // berth_cgroup_inner is the cgroup below each mount root for a
 // linux.cgroupsPath and container id, as the Go side computes it for the

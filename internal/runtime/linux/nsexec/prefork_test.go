@@ -3,6 +3,9 @@
 package nsexec
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -159,6 +162,46 @@ func TestConfigCgroupsPathAmbiguous(t *testing.T) {
 	} {
 		if path, ok := ConfigCgroupsPath([]byte(config)); ok {
 			t.Errorf("%s: took cgroupsPath %q", name, path)
+		}
+	}
+}
+
+// TestUnforkedJoinClosesCgroupDir: an exec that does not fork cannot be
+// placed in its cgroup2 directory, which the C side opened (a host
+// directory) before joining the container: it must be closed before the
+// process goes on into the container, or a path through
+// /proc/self/fd/N would reach the host's tree until execve.
+func TestUnforkedJoinClosesCgroupDir(t *testing.T) {
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := ""
+	for _, l := range strings.Split(string(data), "\n") {
+		if p, ok := strings.CutPrefix(l, "0::"); ok {
+			own = p
+		}
+	}
+	dir := filepath.Join("/sys/fs/cgroup/unified", own)
+	if own == "" {
+		t.Skip("no cgroup2 membership to join")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cgroup.procs")); err != nil {
+		t.Skipf("no hybrid cgroup2 hierarchy at /sys/fs/cgroup/unified: %v", err)
+	}
+	if joinUnforked([]string{dir}) {
+		t.Error("said in its cgroup2 directory without the fork that places it there")
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		// A directory: a path can go on through it (the Go runtime's own
+		// open cgroup files cannot be gone through).
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if fi, serr := os.Stat(filepath.Join("/proc/self/fd", fd.Name())); err == nil && serr == nil && fi.IsDir() && strings.HasPrefix(target, "/sys/fs/cgroup") {
+			t.Errorf("descriptor %s still open on the directory %s", fd.Name(), target)
 		}
 	}
 }
