@@ -62,7 +62,7 @@ func Create(ctx context.Context, root, id string, opts CreateOptions) (*Containe
 
 func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Container, _ *spawned, retErr error) {
 	tracePhase("create")
-	defer discardUnusedPrefork()
+	defer DiscardUnusedPrefork()
 	if err := CheckID(id); err != nil {
 		return nil, nil, err
 	}
@@ -132,7 +132,7 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		}
 		// A forked init not yet taken sits in the cgroup leaves made
 		// for it: gone first, Destroy finds them empty.
-		discardUnusedPrefork()
+		DiscardUnusedPrefork()
 		if sp != nil {
 			if sp.cgroupJoined != nil {
 				// The cgroup's goroutine may still move the init:

@@ -128,17 +128,12 @@ func discardPrefork(pre *nsexec.Prefork) {
 // takes at most 253 in one message (SCM_MAX_FD).
 const maxInlineFDs = 253
 
-// discardUnusedPrefork kills and reaps a forked init that nothing took:
-// a create that failed before it needed its init, or a command that is
-// not a create after all. Without it the process would hold the caller's
-// stdio until we exit.
-func discardUnusedPrefork() {
-	DiscardUnusedPrefork()
-}
-
-// DiscardUnusedPrefork is discardUnusedPrefork for the runtime's CLI, once
-// its command has run (or failed before it ran): a no-op when the forked
-// init was taken or there was none.
+// DiscardUnusedPrefork kills and reaps a forked init that nothing took,
+// and removes the cgroup leaves made for it: a create that failed before
+// it needed its init, a command whose flags failed before it ran (the
+// runtime's CLI calls it last), or a command that is not a create after
+// all. Without it the process would hold the caller's stdio until we exit.
+// A no-op when the forked init was taken or there was none.
 func DiscardUnusedPrefork() {
 	if pre := nsexec.TakePrefork(); pre != nil {
 		discardPrefork(pre)

@@ -41,12 +41,12 @@ func Run(ctx context.Context, root, id string, opts RunOptions) (int, error) {
 	}
 	// One decode of config.json serves the terminal check and create.
 	if err := CheckID(id); err != nil {
-		discardUnusedPrefork()
+		DiscardUnusedPrefork()
 		return 0, err
 	}
 	spec, rootfs, err := oci.LoadBundle(opts.Bundle)
 	if err != nil {
-		discardUnusedPrefork()
+		DiscardUnusedPrefork()
 		return 0, err
 	}
 	opts.loaded = &loadedBundle{spec, rootfs}

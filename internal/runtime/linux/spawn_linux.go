@@ -2,10 +2,11 @@ package linux
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -365,37 +366,29 @@ func (sp *spawned) kill() {
 		var ws unix.WaitStatus
 		unix.Wait4(sp.pid, &ws, 0, nil)
 	}
-	sp.removeMadeCgroups(nil)
+	removeMadeCgroups(sp.cgroupMade, nil)
 }
 
 // removeMadeCgroups removes the leaves a forked init's intermediate made
-// that are not among keep (a container's cgroup paths). rmdir removes only
-// an empty cgroup: one that still holds a process stays.
-func (sp *spawned) removeMadeCgroups(keep map[string]string) {
-	removeMadeCgroups(sp.cgroupMade, keep)
-}
-
+// that are not among keep (a container's cgroup paths), and only those it
+// can have made (below /sys/fs/cgroup, on a cgroup filesystem): nothing
+// else is removed on its word. rmdir removes only an empty cgroup: one
+// that still holds a process stays.
 func removeMadeCgroups(made []string, keep map[string]string) {
-	kept := map[string]bool{}
-	for _, dir := range keep {
-		kept[dir] = true
-	}
+	kept := distinctDirs(keep)
 	for _, dir := range made {
-		if !kept[dir] && madeCgroupDir(dir) {
+		var fs unix.Statfs_t
+		if !slices.Contains(kept, dir) && belowCgroupMounts(dir) && unix.Statfs(dir, &fs) == nil &&
+			(fs.Type == unix.CGROUP_SUPER_MAGIC || fs.Type == unix.CGROUP2_SUPER_MAGIC) {
 			unix.Rmdir(dir)
 		}
 	}
 }
 
-// madeCgroupDir says whether a directory a forked init's intermediate
-// named is one it can have made: clean, absolute, below /sys/fs/cgroup/,
-// and on a cgroup filesystem. Nothing else is removed on its word.
-func madeCgroupDir(dir string) bool {
-	if filepath.Clean(dir) != dir || !strings.HasPrefix(dir, "/sys/fs/cgroup/") {
-		return false
-	}
-	var fs unix.Statfs_t
-	return unix.Statfs(dir, &fs) == nil && (fs.Type == unix.CGROUP_SUPER_MAGIC || fs.Type == unix.CGROUP2_SUPER_MAGIC)
+// belowCgroupMounts says whether dir is a clean path below /sys/fs/cgroup/
+// with no newline (a line of the nsexec protocol carries it).
+func belowCgroupMounts(dir string) bool {
+	return filepath.Clean(dir) == dir && strings.HasPrefix(dir, "/sys/fs/cgroup/") && !strings.ContainsAny(dir, "\n\x00")
 }
 
 // joinableCgroup says whether an exec's child can join these cgroup
@@ -407,43 +400,24 @@ func joinableCgroup(paths map[string]string) bool {
 	if len(paths) == 0 || unix.Statfs("/sys/fs/cgroup", &fs) != nil || fs.Type != unix.TMPFS_MAGIC {
 		return false
 	}
-	for _, dir := range paths {
-		if filepath.Clean(dir) != dir || !strings.HasPrefix(dir, "/sys/fs/cgroup/") || strings.ContainsAny(dir, "\n\x00") {
+	dirs := distinctDirs(paths)
+	for _, dir := range dirs {
+		if !belowCgroupMounts(dir) {
 			return false
 		}
 	}
-	return len(distinctDirs(paths)) <= 32 // cgroupfork.c's MAX_HIER
+	return len(dirs) <= 32 // cgroupfork.c's MAX_HIER
 }
 
 // distinctDirs lists the directories of paths once each, sorted.
 func distinctDirs(paths map[string]string) []string {
-	seen := map[string]bool{}
-	var dirs []string
-	for _, dir := range paths {
-		if !seen[dir] {
-			seen[dir] = true
-			dirs = append(dirs, dir)
-		}
-	}
-	sort.Strings(dirs)
-	return dirs
+	return slices.Compact(slices.Sorted(maps.Values(paths)))
 }
 
 // sameDirs says whether made holds exactly the distinct directories of
-// paths.
+// paths, each once.
 func sameDirs(made []string, paths map[string]string) bool {
-	want := map[string]bool{}
-	for _, dir := range paths {
-		want[dir] = true
-	}
-	got := map[string]bool{}
-	for _, dir := range made {
-		if !want[dir] || got[dir] {
-			return false
-		}
-		got[dir] = true
-	}
-	return len(got) == len(want)
+	return len(made) > 0 && slices.Equal(slices.Sorted(slices.Values(made)), distinctDirs(paths))
 }
 
 // exitDetail waits for a process that closed the socket and describes how

@@ -22,7 +22,6 @@ package nsexec
 // extern int berth_prefork_child_fd;
 // extern int berth_prefork_init_fd;
 // extern int berth_prefork_cgroup_planned;
-// int berth_prefork_config_flags(const char *buf, size_t len, unsigned long *flags);
 // int berth_prefork_config(const char *buf, size_t len, unsigned long *flags, char *cgpath, size_t cgcap, int *cg_ok);
 // int berth_cgroup_inner(const char *cgpath, const char *id, char *out, size_t cap);
 // int berth_cgroup_join_add(const char *dir);
@@ -81,24 +80,21 @@ func PreforkedInit() int { return int(C.berth_prefork_init_fd) }
 // ConfigFlags is prefork.c's reading of a config.json: the CLONE_NEW*
 // flags of linux.namespaces, or ok false where it would not prefork.
 func ConfigFlags(config []byte) (flags uintptr, ok bool) {
-	if len(config) == 0 {
-		return 0, false
-	}
-	cs := C.CBytes(config)
-	defer C.free(cs)
-	var f C.ulong
-	if C.berth_prefork_config_flags((*C.char)(cs), C.size_t(len(config)), &f) < 0 {
-		return 0, false
-	}
-	return uintptr(f), true
+	flags, _, _, ok = readConfig(config)
+	return flags, ok
 }
 
 // ConfigCgroupsPath is prefork.c's reading of a config.json's
 // linux.cgroupsPath; ok false where it would not take one (then the Go
 // side places the init).
 func ConfigCgroupsPath(config []byte) (path string, ok bool) {
+	_, path, pathOK, ok := readConfig(config)
+	return path, ok && pathOK
+}
+
+func readConfig(config []byte) (flags uintptr, cgroupsPath string, cgroupsPathOK, ok bool) {
 	if len(config) == 0 {
-		return "", false
+		return 0, "", false, false
 	}
 	cs := C.CBytes(config)
 	defer C.free(cs)
@@ -106,10 +102,10 @@ func ConfigCgroupsPath(config []byte) (path string, ok bool) {
 	var cgOK C.int
 	buf := (*C.char)(C.malloc(4096))
 	defer C.free(unsafe.Pointer(buf))
-	if C.berth_prefork_config((*C.char)(cs), C.size_t(len(config)), &f, buf, 4096, &cgOK) < 0 || cgOK == 0 {
-		return "", false
+	if C.berth_prefork_config((*C.char)(cs), C.size_t(len(config)), &f, buf, 4096, &cgOK) < 0 {
+		return 0, "", false, false
 	}
-	return C.GoString(buf), true
+	return uintptr(f), C.GoString(buf), cgOK != 0, true
 }
 
 // CgroupInner is cgroupfork.c's cgroup below each mount root for a

@@ -304,21 +304,11 @@ static int top_member(struct js *j, const char *name, void *ctx)
 	return object(j, linux_member, s);
 }
 
-// berth_prefork_config_flags finds linux.namespaces in a config.json. It
-// answers only for a document it read whole, with one "linux" (an object)
-// and at most one "namespaces".
-int berth_prefork_config(const char *buf, size_t len, unsigned long *flags, char *cgpath, size_t cgcap, int *cg_ok);
-
-int berth_prefork_config_flags(const char *buf, size_t len, unsigned long *flags)
-{
-	char cg[2];
-	int cg_ok;
-	return berth_prefork_config(buf, len, flags, cg, sizeof(cg), &cg_ok);
-}
-
-// berth_prefork_config reads linux.namespaces as berth_prefork_config_flags
-// does, and linux.cgroupsPath into cgpath: *cg_ok is 1 when it was read
-// ("" when absent), 0 when it was not (then cgpath is "").
+// berth_prefork_config finds linux.namespaces in a config.json. It answers
+// only for a document it read whole, with one "linux" (an object) and at
+// most one "namespaces". It reads linux.cgroupsPath into cgpath too:
+// *cg_ok is 1 when it was read ("" when absent), 0 when it was not (then
+// cgpath is "").
 int berth_prefork_config(const char *buf, size_t len, unsigned long *flags, char *cgpath, size_t cgcap, int *cg_ok)
 {
 	struct js j = {buf, buf + len, 0};
