@@ -255,10 +255,10 @@ static int valid_id(const char *id)
 	return 1;
 }
 
-// clean_path turns an empty cgroupsPath into /berth/<id> and an absolute
+// berth_cgroup_inner turns an empty cgroupsPath into /berth/<id> and an absolute
 // one into its clean form, as the Go side does (path.Clean); 0 on success,
 // -1 for a relative path or one this file does not take.
-static int clean_path(const char *cgpath, const char *id, char *out, size_t cap)
+int berth_cgroup_inner(const char *cgpath, const char *id, char *out, size_t cap)
 {
 	if (cgpath[0] == '\0') {
 		if (!valid_id(id))
@@ -293,14 +293,11 @@ static int clean_path(const char *cgpath, const char *id, char *out, size_t cap)
 	return n > 0 ? 0 : -1;
 }
 
-int berth_cgroup_inner(const char *cgpath, const char *id, char *out, size_t cap)
-{
-	return clean_path(cgpath, id, out, cap);
-}
-
-// berth_cgroup_fork forks the init (CLONE_PARENT, as nsexec.c does) into
-// the cgroup planned in berth_prefork_cgroup, saying on fd what it made
-// and whether the child is in it. It returns what clone returns.
+// berth_cgroup_fork forks the init (CLONE_PARENT, as nsexec.c needs) into
+// the cgroup planned in berth_prefork_cgroup or joined ("cgroup-join"),
+// saying on fd what it made and whether the child is in it; with neither,
+// or where that cannot be done, a plain fork. It returns what clone
+// returns.
 static pid_t fork_into(int fd, int ok, int v2fd);
 
 // The directories an exec joins (below), when it was given any.

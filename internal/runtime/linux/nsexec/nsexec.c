@@ -411,11 +411,9 @@ void berth_nsexec_enter(int fd, const char *config)
 		say("pid %d\n", getpid());
 		return;
 	}
-	pid_t child;
-	if (berth_prefork_cgroup[0] != '\0' || berth_cgroup_joining())
-		child = berth_cgroup_fork(sync_fd);
-	else
-		child = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+	// Into the cgroup where cgroupfork.c was asked to (made or joined),
+	// else a plain fork.
+	pid_t child = berth_cgroup_fork(sync_fd);
 	if (child < 0)
 		bail("fork into the new pid namespace");
 	if (child > 0) {

@@ -19,8 +19,9 @@ extern volatile int berth_prefork_is_init;
 int berth_self_sealed(void);
 
 // berth_prefork_cgroup is, in prefork.c's intermediate, the container's
-// cgroup below each mount root ("" for none): berth_cgroup_fork then forks
-// the init into it (cgroupfork.c) instead of nsexec.c's plain fork.
+// cgroup below each mount root ("" for none). berth_cgroup_fork is
+// nsexec.c's fork into a pid namespace (CLONE_PARENT): into that cgroup,
+// or the "cgroup-join" ones, where it was asked and could; else plain.
 extern char berth_prefork_cgroup[4096];
 extern int berth_prefork_cgroup_planned;
 pid_t berth_cgroup_fork(int fd);
