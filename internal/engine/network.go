@@ -18,6 +18,7 @@ import (
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/network/dns"
 	"github.com/berth-dev/berth/internal/network/netns"
+	"github.com/berth-dev/berth/internal/trace"
 	"golang.org/x/sys/unix"
 )
 
@@ -536,6 +537,7 @@ func (e *Engine) plumbNetns(ctx context.Context, id string, nets []NetworkReques
 	if err := netns.SetSysctls(path, sysctls); err != nil {
 		return nil, err
 	}
+	trace.Phase("netns-made")
 	nsReady(nil)
 	if len(nets) == 0 {
 		return nil, nil

@@ -20,6 +20,7 @@ import (
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/network/netns"
 	"github.com/berth-dev/berth/internal/runtime"
+	"github.com/berth-dev/berth/internal/trace"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -329,10 +330,12 @@ func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr er
 			e.podsDB().Delete(context.WithoutCancel(ctx), id)
 		}
 	}()
+	trace.Phase("pod-recorded")
 	ready, err := e.pinPod(ctx, p)
 	if err != nil {
 		return nil, err
 	}
+	trace.Phase("pod-ready")
 	return ready, nil
 }
 
@@ -417,6 +420,7 @@ func (e *Engine) pinPod(ctx context.Context, p *Pod) (*Pod, error) {
 			return nil, fmt.Errorf("pod %s: network: %w", p.Name, err)
 		}
 		e.emitEndpoints(ctx, "connect", p.ID, eps)
+		trace.Phase("pod-network-attached")
 	}
 	stopAtForTest("pod-network-attached")
 	if (p.SharePID || p.IDMap != nil) && e.sandboxDriver(p) == nil {
@@ -447,6 +451,7 @@ func (e *Engine) pinPod(ctx context.Context, p *Pod) (*Pod, error) {
 			return nil, err
 		}
 	}
+	trace.Phase("pod-namespaces-pinned")
 	p.NetworkSettings = NetworkSettings{Endpoints: eps}
 	if p.NetworkMode != "host" {
 		p.NetworkSettings.SandboxKey = e.netnsPath(p.ID)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/lockfile"
 	"github.com/berth-dev/berth/internal/network/cni"
+	"github.com/berth-dev/berth/internal/trace"
 	"golang.org/x/sys/unix"
 )
 
@@ -809,6 +810,7 @@ func (m *Manager) Attach(ctx context.Context, c *Config, r AttachRequest) (Endpo
 			return Endpoint{}, err
 		}
 	}
+	trace.Phase("cni-add")
 	res, err := m.cni.Attach(ctx, n, cni.Attachment{ContainerID: r.ContainerID, NetNS: r.NetNS, IfName: r.IfName, CapabilityArgs: capabilityArgs(r)})
 	if err != nil {
 		if c.VLAN != 0 && strings.Contains(err.Error(), "not supported") {

@@ -52,6 +52,8 @@ func main() {
 	}
 	ctx := context.Background()
 	times := map[string][]time.Duration{}
+	// Each call's own time too, to show where a start goes.
+	calls := map[string]*[3][]time.Duration{}
 	for i := -1; i < *n; i++ { // one untimed warm-up each
 		for ti, t := range targets {
 			// Pod names are the runtime's names: no spaces.
@@ -60,7 +62,13 @@ func main() {
 				fail(fmt.Errorf("%s: %w", t.name, err))
 			}
 			if i >= 0 {
-				times[t.name] = append(times[t.name], d)
+				times[t.name] = append(times[t.name], d[0]+d[1]+d[2])
+				if calls[t.name] == nil {
+					calls[t.name] = new([3][]time.Duration)
+				}
+				for k := range d {
+					calls[t.name][k] = append(calls[t.name][k], d[k])
+				}
 			}
 		}
 	}
@@ -69,6 +77,8 @@ func main() {
 		s := slices.Clone(times[t.name])
 		slices.Sort(s)
 		fmt.Printf("  %-32s %8.1f ms  (quartiles %.1f-%.1f, min %.1f, max %.1f)\n", t.name, ms(s[len(s)/2]), ms(s[len(s)/4]), ms(s[3*len(s)/4]), ms(s[0]), ms(s[len(s)-1]))
+		c := calls[t.name]
+		fmt.Printf("  %-32s %8s    RunPodSandbox %.1f, CreateContainer %.1f, StartContainer %.1f (medians)\n", "", "", ms(median(c[0])), ms(median(c[1])), ms(median(c[2])))
 	}
 	first := median(times[targets[0].name])
 	for _, t := range targets[1:] {
@@ -76,11 +86,12 @@ func main() {
 	}
 }
 
-// podStart times one pod start and removes the pod afterwards.
-func podStart(ctx context.Context, t *target, image, logDir, name string) (time.Duration, error) {
+// podStart times one pod start, each call apart, and removes the pod
+// afterwards.
+func podStart(ctx context.Context, t *target, image, logDir, name string) (d [3]time.Duration, err error) {
 	dir := logDir + "/" + name
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return 0, err
+		return d, err
 	}
 	// The kubelet's usual shapes, as scripts/bench-cri.sh gives crictl.
 	podCfg := &cri.PodSandboxConfig{
@@ -100,20 +111,25 @@ func podStart(ctx context.Context, t *target, image, logDir, name string) (time.
 	start := time.Now()
 	pod, err := t.rt.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: podCfg})
 	if err != nil {
-		return 0, fmt.Errorf("RunPodSandbox: %w", err)
+		return d, fmt.Errorf("RunPodSandbox: %w", err)
 	}
+	d[0] = time.Since(start)
 	defer func() {
 		t.rt.StopPodSandbox(ctx, &cri.StopPodSandboxRequest{PodSandboxId: pod.PodSandboxId})
 		t.rt.RemovePodSandbox(ctx, &cri.RemovePodSandboxRequest{PodSandboxId: pod.PodSandboxId})
 	}()
+	start = time.Now()
 	ctr, err := t.rt.CreateContainer(ctx, &cri.CreateContainerRequest{PodSandboxId: pod.PodSandboxId, Config: ctrCfg, SandboxConfig: podCfg})
 	if err != nil {
-		return 0, fmt.Errorf("CreateContainer: %w", err)
+		return d, fmt.Errorf("CreateContainer: %w", err)
 	}
+	d[1] = time.Since(start)
+	start = time.Now()
 	if _, err := t.rt.StartContainer(ctx, &cri.StartContainerRequest{ContainerId: ctr.ContainerId}); err != nil {
-		return 0, fmt.Errorf("StartContainer: %w", err)
+		return d, fmt.Errorf("StartContainer: %w", err)
 	}
-	return time.Since(start), nil
+	d[2] = time.Since(start)
+	return d, nil
 }
 
 func median(d []time.Duration) time.Duration {
