@@ -47,6 +47,17 @@ var (
 	writes atomic.Int64
 )
 
+// V1Layout says whether the host's cgroups are v1 or hybrid (a tmpfs at
+// /sys/fs/cgroup). There the linux runtime makes a container's cgroup in
+// its init's intermediate and forks the init into it, no migration
+// (internal/runtime/linux/nsexec/cgroupfork.c), so a start of such an
+// init gains nothing from a warm-up, whose first write, waiting out a
+// grace period while holding cgroup_mutex, would only hold up that mkdir.
+func V1Layout() bool {
+	var fs unix.Statfs_t
+	return unix.Statfs("/sys/fs/cgroup", &fs) == nil && fs.Type == unix.TMPFS_MAGIC
+}
+
 // Hold starts the warm-up, if it is not running, and returns the function
 // that ends this hold; the warm-up ends with the last hold (or maxHold
 // after the latest one). Where our cgroup cannot be written it does

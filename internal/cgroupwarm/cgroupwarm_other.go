@@ -6,3 +6,6 @@ package cgroupwarm
 
 // Hold does nothing off Linux.
 func Hold() (release func()) { return func() {} }
+
+// V1Layout is false off Linux.
+func V1Layout() bool { return false }

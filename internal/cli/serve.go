@@ -108,7 +108,8 @@ restarting it leaves them running.`,
 				return err
 			}
 			e, err := engine.Open(engine.Options{Root: g.root, State: g.state, Images: s,
-				Driver: linux.NewDriver(engine.RuntimeRoot(g.state)), Drivers: []runtime.Driver{g.vmDriver()}, Reap: true, Namespace: g.namespace})
+				Driver: linux.NewDriver(engine.RuntimeRoot(g.state)), Drivers: []runtime.Driver{g.vmDriver()}, Reap: true, Namespace: g.namespace,
+				SpareMonitor: os.Getenv("BERTH_SPARE_MONITOR") != "0"})
 			if err != nil {
 				return err
 			}

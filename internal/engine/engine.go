@@ -49,6 +49,10 @@ type Options struct {
 	// the background rather than released, which would leave each a
 	// zombie until the caller exits.
 	Reap bool
+	// SpareMonitor: the caller is long-lived and starts containers for
+	// clients (berth serve): it keeps a container monitor parked ahead of
+	// need, which a detached start takes (see spare.go).
+	SpareMonitor bool
 	// Namespace is the store namespace the engine's names and lists are
 	// in: "" is the CLI's and the Docker API's; the Kubernetes CRI keeps
 	// its containers in their own, out of `berth ps`. Networks, volumes
@@ -71,6 +75,7 @@ type Engine struct {
 	unwatch   context.CancelFunc
 	driver    *drivers
 	events    *events.Journal
+	spares    *spares // SpareMonitor only; shared by InNamespace's copies
 }
 
 // Open opens the engine's store under opts.Root.
@@ -104,6 +109,9 @@ func Open(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{nets: &netsHolder{}, opts: opts, db: db.InNamespace(opts.Namespace), images: opts.Images, snapshots: opts.Images.Snapshots(), driver: newDrivers(opts.Driver, opts.Drivers), events: openJournal(opts.Root)}
+	if opts.SpareMonitor {
+		e.spares = newSpares(opts.Exe, opts.Root, opts.State)
+	}
 	if opts.Reap {
 		// Long-lived: waits for what another process records (an exit,
 		// a removal) wake at its event rather than at their next poll.
@@ -125,6 +133,7 @@ func (e *Engine) Root() string { return e.opts.Root }
 
 // Close releases the store.
 func (e *Engine) Close() error {
+	e.spares.close()
 	if e.unwatch != nil {
 		e.unwatch()
 	}

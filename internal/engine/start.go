@@ -211,11 +211,26 @@ func (e *Engine) startByHand(ctx context.Context, id string, attach *Attach) (_ 
 	return st, err != nil && c.HostConfig.AutoRemove, err
 }
 
+// startMovesIntoCgroup says whether starting c moves a process into a
+// cgroup: a VM's shim does; the linux runtime forks a container's init
+// into its cgroup instead on a v1 or hybrid host, unless the init is in a
+// user namespace or the host's pid namespace (linux.forkIntoCgroup). (A
+// container of a pod with a user namespace moves too; it goes without the
+// warm-up, at the cost of one grace period.)
+func (e *Engine) startMovesIntoCgroup(c *Container) bool {
+	iso, err := e.driver.isolation(c.HostConfig.Isolation)
+	return err != nil || iso != e.driver.def.Name() || !cgroupwarm.V1Layout() || os.Getenv("BERTH_CGROUP_FORK") == "0" ||
+		c.IDMap != nil || c.HostConfig.PidMode == "host"
+}
+
 func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) (_ *Started, retErr error) {
-	// The start moves processes into cgroups (the container's init, a
-	// VM's shim): keep the kernel's migration lock busy from here so the
-	// move does not wait a grace period (~10 ms) for it.
-	defer cgroupwarm.Hold()()
+	// A start that moves a process into a cgroup (a VM's shim, an init
+	// the runtime cannot fork into its own): keep the kernel's migration
+	// lock busy from here so the move does not wait a grace period (~10
+	// ms) for it.
+	if e.startMovesIntoCgroup(c) {
+		defer cgroupwarm.Hold()()
+	}
 	sd := e.stateDir(c.ID)
 	if err := os.MkdirAll(sd, 0o700); err != nil {
 		return nil, err
@@ -297,22 +312,25 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 			env = append(env, EnvWinsize+"="+strconv.FormatUint(uint64(rows), 10)+"x"+strconv.FormatUint(uint64(cols), 10))
 		}
 	}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "_BERTH_") || strings.HasPrefix(kv, EnvStopAt+"=") {
-			env = append(env, kv)
+	var cmd *exec.Cmd
+	if attach == nil {
+		// A monitor parked ahead of need (a long-lived engine's), else
+		// one started now.
+		cmd = e.spares.assign(c.ID, env, logf, nw)
+	}
+	if cmd == nil {
+		cmd = &exec.Cmd{
+			Path:        e.opts.Exe,
+			Args:        []string{"berth-monitor", c.ID},
+			Env:         append(env, monitorEnv()...),
+			Stderr:      logf,
+			ExtraFiles:  files,
+			SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 		}
-	}
-	cmd := &exec.Cmd{
-		Path:        e.opts.Exe,
-		Args:        []string{"berth-monitor", c.ID},
-		Env:         env,
-		Stderr:      logf,
-		ExtraFiles:  files,
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
-	}
-	if err := cmd.Start(); err != nil {
-		nr.Close()
-		return nil, fmt.Errorf("start the monitor of %s: %w", ShortID(c.ID), err)
+		if err := cmd.Start(); err != nil {
+			nr.Close()
+			return nil, fmt.Errorf("start the monitor of %s: %w", ShortID(c.ID), err)
+		}
 	}
 	nw.Close()
 	trace.Phase("monitor-spawned")
@@ -358,8 +376,17 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 // its exit. It returns the process's exit code.
 func MonitorChild(open func(root, state string) (*Engine, error)) int {
 	role := monitor.Role()
+	monitor.SyncEnv()
 	if role == monitor.RoleProxy {
 		return runLoopbackProxy()
+	}
+	if role == monitor.RoleParked {
+		// Started ahead of need (spare.go): its container, now.
+		if err := monitor.AwaitAssignment(); err != nil {
+			return 1
+		}
+		role = monitor.RoleStart
+		trace.Phase("parked-assigned")
 	}
 	startWinsize = parseWinsize(os.Getenv(EnvWinsize))
 	id := os.Getenv(EnvContainer)

@@ -35,13 +35,29 @@
 // files) instead: the pty gets that size, the answer is "S <pid>" or
 // "E <message>", and the connection ends.
 //
+// Parked (_BERTH_MONITOR=P, started by a long-lived engine ahead of need):
+// the monitor forks its start child at once, so that the child's Go
+// runtime has started (~5 ms) before a container is given to it, and
+// waits on fd 3, a SOCK_SEQPACKET socket of the engine's, for one message:
+// the container's id (it replaces argv[1], which the engine padded, so
+// that the command line names the container as an unparked monitor's
+// does), then NUL-separated K=V entries set in the environment (the
+// _BERTH_MONITOR variables above), with the monitor's log (its stderr
+// from then on) and, optionally, the notify pipe (fd 3 from then on) as
+// SCM_RIGHTS. It then goes on as a monitor started with those, never
+// attached, and hands the waiting child the container's stdio and its
+// environment ("G", below) instead of forking one. The end of the socket
+// before a message ends the monitor and its child.
+//
 // A child gets the container's stdio on fds 0-2 and a report socket on fd
 // 3 on which it sends "P <pid>" (the container runs; with a tty, the pty
 // master rides along as SCM_RIGHTS), "E <message>" (it failed) or "D"
 // (nothing more to supervise). Before "P", "R" messages carry the sockets
 // that hold the container's published host ports: the monitor keeps them
 // until the container exits, so no one else can take those ports (and a
-// killed monitor frees them).
+// killed monitor frees them). A parked child first reads "G" on fd 3: eight
+// hex digits, the length of the NUL-separated K=V environment that
+// follows, with its stdio for fds 0-2 as SCM_RIGHTS.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -65,7 +81,8 @@
 #include <time.h>
 #include <unistd.h>
 
-// Read by Go in a forked child: 1 start the container, 2 handle its exit.
+// Read by Go in a forked child: 1 start the container, 2 handle its exit,
+// 3 a health probe, 4 the loopback proxy, 5 a parked start child.
 int berth_monitor_role;
 int berth_monitor_exit_code;
 int berth_monitor_pid; // in a forked child: the monitor's pid
@@ -477,7 +494,7 @@ static pid_t spawn(int role, int code, int stdin_r, int out_w, int err_w, int *r
 	}
 	// The child: become an ordinary process again, then let Go start.
 	prctl(PR_SET_CHILD_SUBREAPER, 0);
-	prctl(PR_SET_NAME, role == 1 ? "berth-start" : "berth-exit");
+	prctl(PR_SET_NAME, role == 2 ? "berth-exit" : "berth-start");
 	signal(SIGPIPE, SIG_DFL);
 	if (dup2(stdin_r, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0 || dup2(sv[1], 3) < 0)
 		_exit(120);
@@ -1003,6 +1020,84 @@ static int container_exited(int st, int *code, pid_t *child, int *report, int *d
 	return 1;
 }
 
+// The parked start child (run_parked), until run_monitor hands it the
+// container.
+static pid_t parked_child;
+static int parked_report = -1;
+static sigset_t monitor_mask; // the signals the monitor takes by signalfd
+
+// setup_process makes this process the monitor: the open-file limit
+// raised, the container's subreaper, named, its signals blocked for the
+// signalfd (old_mask keeps what children get back). Once.
+static void setup_process(void)
+{
+	static int done;
+	if (done)
+		return;
+	done = 1;
+	// A container may publish thousands of ports, each held by a socket
+	// here: the soft open-file limit of the caller's shell is not enough.
+	// (Children get the caller's limit back: see spawn.)
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &caller_nofile) == 0 && caller_nofile.rlim_cur < caller_nofile.rlim_max) {
+		nofile = caller_nofile;
+		nofile.rlim_cur = nofile.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &nofile) == 0)
+			nofile_raised = 1;
+	}
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	prctl(PR_SET_NAME, "berth-monitor");
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&monitor_mask);
+	sigaddset(&monitor_mask, SIGCHLD);
+	sigaddset(&monitor_mask, SIGWINCH);
+	sigaddset(&monitor_mask, SIGTERM);
+	sigaddset(&monitor_mask, SIGINT);
+	sigaddset(&monitor_mask, SIGHUP);
+	sigaddset(&monitor_mask, SIGQUIT);
+	sigaddset(&monitor_mask, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &monitor_mask, &old_mask);
+}
+
+// hand_over gives the parked child the container: "G", the length of the
+// environment in hex, the environment (NUL-separated K=V), with its stdio
+// as SCM_RIGHTS. 0 on success.
+static int hand_over(int report, int stdin_r, int out_w, int err_w)
+{
+	extern char **environ;
+	static char buf[65536];
+	size_t n = 9;
+	for (char **e = environ; *e; e++) {
+		size_t len = strlen(*e) + 1;
+		if (len > sizeof(buf) - n)
+			return -1;
+		memcpy(buf + n, *e, len);
+		n += len;
+	}
+	char head[10];
+	snprintf(head, sizeof(head), "G%08zx", n - 9);
+	memcpy(buf, head, 9);
+	int fds[3] = { stdin_r, out_w, err_w };
+	union {
+		char buf[CMSG_SPACE(sizeof(fds))];
+		struct cmsghdr align;
+	} ctl;
+	memset(&ctl, 0, sizeof(ctl));
+	struct iovec iov = { .iov_base = buf, .iov_len = n };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(fds));
+	memcpy(CMSG_DATA(c), fds, sizeof(fds));
+	ssize_t w = sendmsg(report, &msg, MSG_NOSIGNAL);
+	if (w < 0)
+		return -1;
+	if ((size_t)w < n && write_all(report, buf + w, n - (size_t)w) < 0)
+		return -1;
+	return 0;
+}
+
 static void run_monitor(const char *flags)
 {
 	attached = strchr(flags, 'a') != NULL;
@@ -1065,32 +1160,18 @@ static void run_monitor(const char *flags)
 		c->nkeys = parse_hex(getenv("_BERTH_MONITOR_DETACH"), c->keys, DETACH_MAX);
 	}
 	// Whatever else the caller left open without close-on-exec (a shell's
-	// redirection, a pipe) would stay open for the container's life.
-	syscall(SYS_close_range, attached ? 7U : 4U, ~0U, 0U);
-	// A container may publish thousands of ports, each held by a socket
-	// here: the soft open-file limit of the caller's shell is not enough.
-	// (Children get the caller's limit back: see spawn.)
-	struct rlimit nofile;
-	if (getrlimit(RLIMIT_NOFILE, &caller_nofile) == 0 && caller_nofile.rlim_cur < caller_nofile.rlim_max) {
-		nofile = caller_nofile;
-		nofile.rlim_cur = nofile.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &nofile) == 0)
-			nofile_raised = 1;
+	// redirection, a pipe) would stay open for the container's life. (A
+	// parked monitor's report socket stays: its child waits on it.)
+	unsigned first = attached ? 7U : 4U;
+	if (parked_report >= (int)first) {
+		if ((unsigned)parked_report > first)
+			syscall(SYS_close_range, first, (unsigned)parked_report - 1, 0U);
+		syscall(SYS_close_range, (unsigned)parked_report + 1, ~0U, 0U);
+	} else {
+		syscall(SYS_close_range, first, ~0U, 0U);
 	}
-	prctl(PR_SET_CHILD_SUBREAPER, 1);
-	prctl(PR_SET_NAME, "berth-monitor");
-	signal(SIGPIPE, SIG_IGN);
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGCHLD);
-	sigaddset(&mask, SIGWINCH);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGQUIT);
-	sigaddset(&mask, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &mask, &old_mask);
-	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	setup_process();
+	int sfd = signalfd(-1, &monitor_mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0)
 		fail("signalfd");
 	open_log();
@@ -1122,7 +1203,23 @@ static void run_monitor(const char *flags)
 		fcntl(stdin_w, F_SETFL, O_NONBLOCK);
 
 	int report = -1;
-	pid_t child = spawn(1, 0, in_pipe[0], out_pipe[1], err_pipe[1], &report, 0);
+	pid_t child = 0;
+	if (parked_child > 0) {
+		if (hand_over(parked_report, in_pipe[0], out_pipe[1], err_pipe[1]) == 0) {
+			child = parked_child;
+			report = parked_report;
+		} else {
+			// It died while parked, or cannot take its files: a
+			// child of our own instead.
+			kill(parked_child, SIGKILL);
+			waitpid(parked_child, NULL, 0);
+			close(parked_report);
+		}
+		parked_child = 0;
+		parked_report = -1;
+	}
+	if (child == 0)
+		child = spawn(1, 0, in_pipe[0], out_pipe[1], err_pipe[1], &report, 0);
 	if (child == 0)
 		return;
 	int done = 0; // a child said there is nothing more to supervise
@@ -1388,11 +1485,83 @@ static void run_monitor(const char *flags)
 	}
 }
 
-__attribute__((constructor)) static void berth_monitor(void)
+// run_parked is a parked monitor (see the top of this file) until its
+// container comes, then run_monitor's.
+static void run_parked(char *title, size_t title_cap)
 {
+	if (fcntl(3, F_SETFD, FD_CLOEXEC) < 0)
+		fail("parked monitor: no control socket on fd 3");
+	setup_process();
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull < 0)
+		fail("open /dev/null");
+	pid_t self = getpid();
+	int report = -1;
+	pid_t child = spawn(5, 0, devnull, devnull, devnull, &report, 0);
+	if (child == 0) {
+		// Parked, it goes with the monitor; a child that is given its
+		// container clears this (monitor.AwaitAssignment).
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != self)
+			_exit(1);
+		return;
+	}
+	close(devnull);
+	static char msg[65536];
+	static int passed[MAX_PASSED];
+	int npassed = 0;
+	ssize_t n;
+	do
+		n = recv_report(3, msg, sizeof(msg), passed, &npassed);
+	while (n < 0 && errno == EINTR);
+	const char *id = msg;
+	size_t idlen = n > 0 ? strlen(id) : 0;
+	if (n <= 0 || npassed < 1 || npassed > 2 || idlen == 0 || idlen > title_cap) {
+		// The engine went, or said nothing this monitor can use.
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+		_exit(n == 0 ? 0 : 1);
+	}
+	for (char *e = msg + idlen + 1; e < msg + n; e += strlen(e) + 1) {
+		char *eq = strchr(e, '=');
+		if (eq == NULL || eq == e)
+			continue;
+		*eq = '\0';
+		setenv(e, eq + 1, 1);
+		*eq = '=';
+	}
+	if (title != NULL) {
+		memset(title, 0, title_cap);
+		memcpy(title, id, idlen);
+	}
+	if (dup2(passed[0], 2) < 0 || (npassed == 2 ? dup2(passed[1], 3) : close(3)) < 0) {
+		kill(child, SIGKILL);
+		fail("parked monitor: take the log and notify files");
+	}
+	close(passed[0]);
+	if (npassed == 2)
+		close(passed[1]);
+	const char *flags = getenv("_BERTH_MONITOR");
+	if (flags == NULL || strchr(flags, 'a') != NULL || strchr(flags, 'P') != NULL) {
+		kill(child, SIGKILL);
+		errno = EINVAL;
+		fail("parked monitor: the engine's flags are not a detached start's");
+	}
+	parked_child = child;
+	parked_report = report;
+	run_monitor(flags);
+}
+
+// glibc passes argc, argv and envp to constructors.
+__attribute__((constructor)) static void berth_monitor(int argc, char **argv, char **envp)
+{
+	(void)envp;
 	const char *flags = getenv("_BERTH_MONITOR");
 	if (!flags)
 		return;
-	run_monitor(flags);
+	if (strcmp(flags, "P") == 0)
+		run_parked(argc > 1 ? argv[1] : NULL, argc > 1 ? strlen(argv[1]) : 0);
+	else
+		run_monitor(flags);
 	// Only a forked child gets here; it continues into Go.
 }

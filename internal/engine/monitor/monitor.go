@@ -14,6 +14,7 @@
 package monitor
 
 // #cgo CFLAGS: -Wall -Wextra -O2
+// extern char **environ;
 // extern int berth_monitor_role;
 // extern int berth_monitor_exit_code;
 // extern int berth_monitor_pid;
@@ -22,8 +23,15 @@ package monitor
 import "C"
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"os"
+	"strconv"
 	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Environment of the monitor (set by the engine when it starts one).
@@ -61,7 +69,15 @@ const (
 	RoleExit   = 2 // record the exit, apply the restart policy
 	RoleHealth = 3 // run one healthcheck probe and record it
 	RoleProxy  = 4 // forward [::1]'s connections to published ports
+	// RoleParked is a parked monitor's start child: it waits for its
+	// container (AwaitAssignment), then starts it as RoleStart does.
+	RoleParked = 5
 )
+
+// FlagsParked is EnvFlags of a parked monitor: one that a long-lived
+// engine starts ahead of need, with its control socket on fd 3 (see
+// monitor.c).
+const FlagsParked = "P"
 
 // ProbeStillStarting is a RoleHealth child's exit status when the
 // container's health is still "starting" after its probe.
@@ -98,4 +114,99 @@ func ProxyTo() []string {
 		return nil
 	}
 	return strings.Fields(C.GoString(C.berth_monitor_proxy_to))
+}
+
+// AwaitAssignment, in a RoleParked child, waits on fd 3 for the container
+// its monitor was given: its stdio (for fds 0-2) and the environment the
+// engine gave the monitor. Then this process is that container's start
+// child (Role is RoleStart) and no longer dies with the monitor, as no
+// start child does. An error means the monitor went first.
+func AwaitAssignment() error {
+	head := make([]byte, 9)
+	oob := make([]byte, unix.CmsgSpace(3*4))
+	n, oobn, _, _, err := unix.Recvmsg(3, head, oob, unix.MSG_CMSG_CLOEXEC)
+	for err == unix.EINTR {
+		n, oobn, _, _, err = unix.Recvmsg(3, head, oob, unix.MSG_CMSG_CLOEXEC)
+	}
+	if err != nil {
+		return fmt.Errorf("parked start: %w", err)
+	}
+	if n == 0 {
+		return errors.New("parked start: the monitor went")
+	}
+	var fds []int
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+		for _, m := range msgs {
+			if got, err := unix.ParseUnixRights(&m); err == nil {
+				fds = append(fds, got...)
+			}
+		}
+	}
+	if err := readFull3(head[n:]); err != nil {
+		return err
+	}
+	size, err := strconv.ParseUint(string(head[1:]), 16, 32)
+	if head[0] != 'G' || err != nil || size > 1<<16 || len(fds) != 3 {
+		return fmt.Errorf("parked start: a bad assignment %q with %d files", head, len(fds))
+	}
+	env := make([]byte, size)
+	if err := readFull3(env); err != nil {
+		return err
+	}
+	for i, fd := range fds {
+		if err := unix.Dup3(fd, i, 0); err != nil {
+			return fmt.Errorf("parked start: take fd %d: %w", i, err)
+		}
+		unix.Close(fd)
+	}
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			os.Setenv(k, v)
+		}
+	}
+	unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0)
+	C.berth_monitor_role = RoleStart
+	return nil
+}
+
+// readFull3 fills b from fd 3 (read directly: MonitorChild makes the one
+// *os.File of it, whose finalizer closes it).
+func readFull3(b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Read(3, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("parked start: %w", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("parked start: %w", io.ErrUnexpectedEOF)
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// SyncEnv, in a child the monitor forked, gives Go the monitor's
+// environment as the C library has it. Go reads its environment from what
+// the kernel passed at exec; a parked monitor set its container's
+// variables (setenv) after its exec, and the children it forks from then
+// on (exit handler, probes) inherit them only in the C library's copy.
+func SyncEnv() {
+	if C.environ == nil {
+		return
+	}
+	at := func(i int) *C.char {
+		return *(**C.char)(unsafe.Add(unsafe.Pointer(C.environ), uintptr(i)*unsafe.Sizeof((*C.char)(nil))))
+	}
+	n := 0
+	for at(n) != nil {
+		n++
+	}
+	for _, kv := range unsafe.Slice(C.environ, n) {
+		if k, v, ok := strings.Cut(C.GoString(kv), "="); ok && k != "" && os.Getenv(k) != v {
+			os.Setenv(k, v)
+		}
+	}
 }

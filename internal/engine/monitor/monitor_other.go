@@ -22,7 +22,13 @@ const (
 	RoleExit   = 2
 	RoleHealth = 3
 	RoleProxy  = 4
+	RoleParked = 5
 )
+
+const FlagsParked = "P"
+
+// AwaitAssignment is never called where there is no monitor.
+func AwaitAssignment() error { return nil }
 
 const ProbeStillStarting = 3
 
@@ -40,3 +46,6 @@ func HeldPorts() []*os.File { return nil }
 
 // ProxyTo is always nil where there is no monitor.
 func ProxyTo() []string { return nil }
+
+// SyncEnv does nothing where there is no monitor.
+func SyncEnv() {}

@@ -170,8 +170,12 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		}
 		return m, nil
 	}
-	// The cgroup is made beside everything from here to the init's move.
-	prep = prepareCgroup(newCgroup, spec.Linux.Resources, nsexec.PreforkCgroupPlanned())
+	// The cgroup is made beside everything from here to the init's move;
+	// or, where the init's intermediate makes it and forks the init into
+	// it (nsexec/cgroupfork.c: a preforked init's, or an exec'd one's
+	// asked to with cgroupMake), once that has spoken.
+	cgroupMake := forkIntoCgroup(spec, id)
+	prep = prepareCgroup(newCgroup, spec.Linux.Resources, nsexec.PreforkCgroupPlanned() || cgroupMake != "")
 
 	fifo := filepath.Join(dir, fifoName)
 	if err := unix.Mkfifo(fifo, 0o622); err != nil {
@@ -250,6 +254,7 @@ func create(ctx context.Context, root, id string, opts CreateOptions) (_ *Contai
 		uidMaps:     spec.Linux.UIDMappings,
 		gidMaps:     spec.Linux.GIDMappings,
 		cgroupPrep:  prep,
+		cgroupMake:  cgroupMake,
 		lateCgroup:  true,
 		preserve:    opts.PreserveFDs,
 		fifo:        fifoHandle,
@@ -390,6 +395,30 @@ func mountsProc(spec *specs.Spec) bool {
 		}
 	}
 	return false
+}
+
+// EnvCgroupFork=0 turns off forkIntoCgroup: every exec'd init is moved
+// into its cgroup (to measure against, or should a host refuse the fork).
+const EnvCgroupFork = "BERTH_CGROUP_FORK"
+
+// forkIntoCgroup is the container's cgroup below each hierarchy's root
+// for an exec'd init's intermediate to make and fork the init into
+// ("cgroup-make"), as a preforked init's does: that needs no migration, so
+// no wait for the cgroup lock's grace period. "" where it cannot be sure
+// to work, and the init is moved as before: a cgroup v2 host (no tmpfs at
+// /sys/fs/cgroup), a user namespace (its root cannot make the host's
+// cgroups), a cgroupsPath nsexec does not take (relative, or with ".."),
+// no new or joined pid namespace (no fork to place). cgroupfork.c checks
+// the hierarchies and the leaves; the Go side (spawn) remains the judge.
+func forkIntoCgroup(spec *specs.Spec, id string) string {
+	if os.Getenv(EnvCgroupFork) == "0" || hasNamespace(spec, specs.UserNamespace, false) || !hasNamespace(spec, specs.PIDNamespace, false) || !cgroupV1Layout() {
+		return ""
+	}
+	inner, ok := nsexec.CgroupInner(spec.Linux.CgroupsPath, id)
+	if !ok {
+		return ""
+	}
+	return inner
 }
 
 func hasNamespace(spec *specs.Spec, t specs.LinuxNamespaceType, fresh bool) bool {

@@ -70,12 +70,16 @@ type spawnRequest struct {
 	// cgroupInChild (an exec, set by spawn): the child was sent the
 	// cgroup's directories to join itself ("cgroup-join").
 	cgroupInChild bool
-	preserve      int      // fds 3..3+preserve-1 of this process go to the child at the same numbers
-	fifo          *os.File // O_PATH handle of the exec fifo, or of the state dir when fifoIsDir
-	fifoIsDir     bool
-	console       *os.File
-	stdio         Stdio
-	oomScoreAdj   *int
+	// cgroupMake (create, exec'd init): the container's cgroup below each
+	// hierarchy's root, for the intermediate to make and fork the init
+	// into ("cgroup-make"; see forkIntoCgroup). cgroupPrep is gated then.
+	cgroupMake  string
+	preserve    int      // fds 3..3+preserve-1 of this process go to the child at the same numbers
+	fifo        *os.File // O_PATH handle of the exec fifo, or of the state dir when fifoIsDir
+	fifoIsDir   bool
+	console     *os.File
+	stdio       Stdio
+	oomScoreAdj *int
 }
 
 type nsJoin struct {
@@ -187,6 +191,9 @@ func spawn(req *spawnRequest) (*spawned, error) {
 		for _, dir := range distinctDirs(req.cgroup.Paths()) {
 			fmt.Fprintf(&b, "cgroup-join %s\n", dir)
 		}
+	}
+	if req.cgroupMake != "" && req.cgroupPrep != nil && !strings.ContainsAny(req.cgroupMake, "\n\x00") {
+		fmt.Fprintf(&b, "cgroup-make %s\n", req.cgroupMake)
 	}
 	for _, j := range req.join {
 		fmt.Fprintf(&b, "join %d %s\n", j.flag, j.path)
@@ -396,8 +403,7 @@ func belowCgroupMounts(dir string) bool {
 // tmpfs at /sys/fs/cgroup), every directory clean, below it and without a
 // newline (each is a line of the protocol).
 func joinableCgroup(paths map[string]string) bool {
-	var fs unix.Statfs_t
-	if len(paths) == 0 || unix.Statfs("/sys/fs/cgroup", &fs) != nil || fs.Type != unix.TMPFS_MAGIC {
+	if len(paths) == 0 || !cgroupV1Layout() {
 		return false
 	}
 	dirs := distinctDirs(paths)
@@ -407,6 +413,13 @@ func joinableCgroup(paths map[string]string) bool {
 		}
 	}
 	return len(dirs) <= 32 // cgroupfork.c's MAX_HIER
+}
+
+// cgroupV1Layout says whether the host's cgroups are v1 or hybrid (a
+// tmpfs at /sys/fs/cgroup holding a mount per hierarchy).
+func cgroupV1Layout() bool {
+	var fs unix.Statfs_t
+	return unix.Statfs("/sys/fs/cgroup", &fs) == nil && fs.Type == unix.TMPFS_MAGIC
 }
 
 // distinctDirs lists the directories of paths once each, sorted.

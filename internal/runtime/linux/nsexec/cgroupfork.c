@@ -12,10 +12,12 @@
 //   - clone3 with CLONE_INTO_CGROUP, which places the child in a cgroup2
 //     directory at birth.
 //
-// So prefork.c's intermediate (single-threaded, its namespaces made, about
-// to fork the init into the new pid namespace) makes the container's leaf
-// cgroup in every v1 hierarchy, joins each through "tasks", and forks the
-// init into the leaf of the cgroup2 hierarchy of a hybrid host. The init
+// So prefork.c's intermediate, or an exec'd init's when the runtime asks
+// ("cgroup-make": the engine's starts, nsexec.c), single-threaded, its
+// namespaces made, about to fork the init into the new pid namespace,
+// makes the container's leaf cgroup in every v1 hierarchy, joins each
+// through "tasks", and forks the init into the leaf of the cgroup2
+// hierarchy of a hybrid host. The init
 // inherits the v1 memberships and starts its Go runtime inside them, as an
 // init that runc moves early does. The Go side (spawn_linux.go) writes the
 // limits before it lets the init go on past its mounts, and remains the

@@ -13,6 +13,10 @@
 //   cgroup-join <dir>        exec: a cgroup directory to be in (cgroupfork.c:
 //                            v1 through "tasks" before joining, cgroup2 by
 //                            the fork; "cgroup-in" before "pid" if all went)
+//   cgroup-make <path>       create: the container's cgroup below each
+//                            hierarchy's root (absolute, clean), to be made
+//                            and forked into as a preforked init's is
+//                            (cgroupfork.c: "cgroup-made", "cgroup-in")
 //   root <path>              after joining, chroot to this directory (exec:
 //                            /proc/<init>/root, opened before joining, so
 //                            the process gets the init's root whether it
@@ -294,6 +298,12 @@ void berth_nsexec_enter(int fd, const char *config)
 				errno = E2BIG;
 				bail("too many cgroup directories to join");
 			}
+		} else if (strncmp(line, "cgroup-make ", 12) == 0) {
+			// Taken only as berth_cgroup_inner cleans it; else the
+			// runtime places the init itself.
+			if (berth_cgroup_inner(line + 12, "", berth_prefork_cgroup, sizeof(berth_prefork_cgroup)) < 0 ||
+			    strcmp(berth_prefork_cgroup, line + 12) != 0)
+				berth_prefork_cgroup[0] = '\0';
 		} else if (strncmp(line, "root ", 5) == 0) {
 			snprintf(rootpath, sizeof(rootpath), "%s", line + 5);
 		} else if (strncmp(line, "chdir ", 6) == 0) {

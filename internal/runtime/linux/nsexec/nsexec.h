@@ -18,8 +18,9 @@ extern volatile int berth_prefork_is_init;
 // /run/berth/exe: 1 yes, 0 no, -1 unknown (trampoline.c).
 int berth_self_sealed(void);
 
-// berth_prefork_cgroup is, in prefork.c's intermediate, the container's
-// cgroup below each mount root ("" for none). berth_cgroup_fork is
+// berth_prefork_cgroup is, in prefork.c's intermediate or an exec'd init's
+// (nsexec.c's "cgroup-make"), the container's cgroup below each mount root
+// ("" for none). berth_cgroup_fork is
 // nsexec.c's fork into a pid namespace (CLONE_PARENT): into that cgroup,
 // or the "cgroup-join" ones, where it was asked and could; else plain.
 extern char berth_prefork_cgroup[4096];
