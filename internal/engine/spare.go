@@ -3,6 +3,7 @@
 package engine
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -68,6 +69,9 @@ func monitorEnv() []string {
 // refill parks a monitor in the background unless one is parked or being
 // parked.
 func (s *spares) refill() {
+	if s == nil {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ready != nil || s.making || s.closed {
@@ -87,10 +91,17 @@ func (s *spares) refill() {
 	}()
 }
 
-// park starts a parked monitor; nil if it cannot.
+// park starts a parked monitor, and watches it; nil if it cannot.
 func (s *spares) park() *spareMonitor {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
+		return nil
+	}
+	// Ours non-blocking, so that a Read waits in the poller and a Close
+	// ends it (watch).
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
 		return nil
 	}
 	ours, theirs := os.NewFile(uintptr(fds[0]), "spare-monitor"), os.NewFile(uintptr(fds[1]), "spare-monitor")
@@ -106,7 +117,30 @@ func (s *spares) park() *spareMonitor {
 		ours.Close()
 		return nil
 	}
-	return &spareMonitor{cmd: cmd, ctl: ours}
+	sp := &spareMonitor{cmd: cmd, ctl: ours}
+	go s.watch(sp)
+	return sp
+}
+
+// watch discards sp, and parks another, should it die while parked
+// (killed, out of memory): its end of the socket then reads EOF. (The
+// monitor never writes to it; taken or discarded, our Close ends the
+// Read.)
+func (s *spares) watch(sp *spareMonitor) {
+	var b [1]byte
+	if _, err := sp.ctl.Read(b[:]); err != io.EOF {
+		return
+	}
+	s.mu.Lock()
+	died := s.ready == sp
+	if died {
+		s.ready = nil
+		s.discard(sp)
+	}
+	s.mu.Unlock()
+	if died {
+		s.refill()
+	}
 }
 
 // discard ends a parked monitor (the end of its socket ends it) and reaps
@@ -120,16 +154,12 @@ func (s *spares) discard(sp *spareMonitor) {
 // environment (the _BERTH_MONITOR variables; the rest it has), its log
 // and the notify pipe. It returns the monitor's process, or nil: then the
 // caller starts a monitor itself.
+//
+// The next one is parked by refill, which the caller calls once its
+// start is done: parked beside the start, its Go runtime's start would
+// take the CPU that the start needs.
 func (s *spares) assign(id string, env []string, log, notify *os.File) *exec.Cmd {
 	if s == nil || len(id) > titleWidth {
-		return nil
-	}
-	s.mu.Lock()
-	sp := s.ready
-	s.ready = nil
-	s.mu.Unlock()
-	s.refill()
-	if sp == nil {
 		return nil
 	}
 	var b strings.Builder
@@ -140,11 +170,27 @@ func (s *spares) assign(id string, env []string, log, notify *os.File) *exec.Cmd
 		b.WriteByte(0)
 	}
 	if b.Len() > 60<<10 { // monitor.c reads one message of at most 64 KiB
-		s.discard(sp)
+		return nil
+	}
+	s.mu.Lock()
+	sp := s.ready
+	s.ready = nil
+	s.mu.Unlock()
+	if sp == nil {
 		return nil
 	}
 	rights := unix.UnixRights(int(log.Fd()), int(notify.Fd()))
-	if err := unix.Sendmsg(int(sp.ctl.Fd()), []byte(b.String()), rights, nil, unix.MSG_NOSIGNAL); err != nil {
+	rc, err := sp.ctl.SyscallConn()
+	if err == nil {
+		werr := rc.Write(func(fd uintptr) bool {
+			err = unix.Sendmsg(int(fd), []byte(b.String()), rights, nil, unix.MSG_NOSIGNAL)
+			return err != unix.EAGAIN
+		})
+		if err == nil {
+			err = werr
+		}
+	}
+	if err != nil {
 		s.discard(sp)
 		return nil
 	}

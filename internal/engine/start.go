@@ -315,8 +315,10 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 	var cmd *exec.Cmd
 	if attach == nil {
 		// A monitor parked ahead of need (a long-lived engine's), else
-		// one started now.
-		cmd = e.spares.assign(c.ID, env, logf, nw)
+		// one started now; the next is parked once this start is done.
+		if cmd = e.spares.assign(c.ID, env, logf, nw); cmd != nil {
+			defer e.spares.refill()
+		}
 	}
 	if cmd == nil {
 		cmd = &exec.Cmd{

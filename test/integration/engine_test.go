@@ -154,13 +154,10 @@ func (e *engineEnv) checkNothingLeft() {
 	if out, _ := exec.Command("pgrep", "-f", "berth-monitor .*").Output(); len(out) > 0 {
 		for _, pid := range strings.Fields(string(out)) {
 			env, _ := os.ReadFile("/proc/" + pid + "/environ")
-			// A monitor that berth serve keeps parked (and its
-			// child) names no container: it is serve's, and goes
-			// with it (TestServeSpareMonitor).
-			cmdline, _ := os.ReadFile("/proc/" + pid + "/cmdline")
-			args := strings.Split(string(cmdline), "\x00")
-			parked := len(args) >= 2 && strings.TrimSpace(args[1]) == ""
-			if strings.Contains(string(env), e.state) && !parked {
+			// A monitor that berth serve keeps parked, and its
+			// child, name no container: they are serve's, and go
+			// with it (TestServeSpareMonitorEnds).
+			if strings.Contains(string(env), e.state) && !parkedMonitorOrChild(pid) {
 				e.t.Errorf("monitor %s of this test still runs", pid)
 			}
 		}

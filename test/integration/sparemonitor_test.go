@@ -34,6 +34,30 @@ func (e *engineEnv) parkedMonitors() []int {
 	return out
 }
 
+// parkedMonitorOrChild says whether pid is a parked monitor (named
+// berth-monitor, its command line naming no container) or that one's
+// start child, still waiting.
+func parkedMonitorOrChild(pid string) bool {
+	parked := func(pid string) bool {
+		cmdline, _ := os.ReadFile("/proc/" + pid + "/cmdline")
+		args := strings.Split(string(cmdline), "\x00")
+		return len(args) >= 2 && args[0] == "berth-monitor" && strings.TrimSpace(args[1]) == ""
+	}
+	comm := func(pid string) string {
+		b, _ := os.ReadFile("/proc/" + pid + "/comm")
+		return strings.TrimSpace(string(b))
+	}
+	if !parked(pid) {
+		return false
+	}
+	if comm(pid) == "berth-monitor" {
+		return true
+	}
+	stat, _ := os.ReadFile("/proc/" + pid + "/stat")
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	return comm(pid) == "berth-start" && len(fields) > 1 && parked(fields[1]) && comm(fields[1]) == "berth-monitor"
+}
+
 // childrenOf lists pid's children.
 func childrenOf(pid int) []int {
 	var out []int
@@ -60,6 +84,15 @@ func TestServeSpareMonitor(t *testing.T) {
 	s := e.serveDockerProcess()
 	var parked []int
 	waitFor(t, 10*time.Second, "a parked monitor", func() bool { parked = e.parkedMonitors(); return len(parked) == 1 })
+	// One that dies while parked is reaped (no zombie of serve's) and
+	// replaced.
+	killed := parked[0]
+	syscall.Kill(killed, syscall.SIGKILL)
+	waitFor(t, 10*time.Second, "the killed parked monitor reaped and another parked", func() bool {
+		_, err := os.Stat("/proc/" + strconv.Itoa(killed))
+		parked = e.parkedMonitors()
+		return os.IsNotExist(err) && len(parked) == 1 && parked[0] != killed
+	})
 	first := parked[0]
 	// The parked monitor's start child has started Go and waits.
 	var child int

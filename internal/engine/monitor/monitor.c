@@ -1495,17 +1495,11 @@ static void run_parked(char *title, size_t title_cap)
 	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0)
 		fail("open /dev/null");
-	pid_t self = getpid();
 	int report = -1;
 	pid_t child = spawn(5, 0, devnull, devnull, devnull, &report, 0);
-	if (child == 0) {
-		// Parked, it goes with the monitor; a child that is given its
-		// container clears this (monitor.AwaitAssignment).
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != self)
-			_exit(1);
-		return;
-	}
+	if (child == 0)
+		return; // parked in monitor.AwaitAssignment: the end of fd 3 ends it
+
 	close(devnull);
 	static char msg[65536];
 	static int passed[MAX_PASSED];
@@ -1516,7 +1510,9 @@ static void run_parked(char *title, size_t title_cap)
 	while (n < 0 && errno == EINTR);
 	const char *id = msg;
 	size_t idlen = n > 0 ? strlen(id) : 0;
-	if (n <= 0 || npassed < 1 || npassed > 2 || idlen == 0 || idlen > title_cap) {
+	// (A message that filled the buffer may have been cut: the engine
+	// sends at most 60 KiB.)
+	if (n <= 0 || (size_t)n >= sizeof(msg) - 1 || npassed < 1 || npassed > 2 || idlen == 0 || idlen > title_cap) {
 		// The engine went, or said nothing this monitor can use.
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);

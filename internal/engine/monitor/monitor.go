@@ -119,8 +119,8 @@ func ProxyTo() []string {
 // AwaitAssignment, in a RoleParked child, waits on fd 3 for the container
 // its monitor was given: its stdio (for fds 0-2) and the environment the
 // engine gave the monitor. Then this process is that container's start
-// child (Role is RoleStart) and no longer dies with the monitor, as no
-// start child does. An error means the monitor went first.
+// child (Role is RoleStart). An error means the monitor went first (only
+// it holds the other end of fd 3): the child then exits.
 func AwaitAssignment() error {
 	head := make([]byte, 9)
 	oob := make([]byte, unix.CmsgSpace(3*4))
@@ -164,7 +164,6 @@ func AwaitAssignment() error {
 			os.Setenv(k, v)
 		}
 	}
-	unix.Prctl(unix.PR_SET_PDEATHSIG, 0, 0, 0, 0)
 	C.berth_monitor_role = RoleStart
 	return nil
 }
@@ -193,6 +192,8 @@ func readFull3(b []byte) error {
 // the kernel passed at exec; a parked monitor set its container's
 // variables (setenv) after its exec, and the children it forks from then
 // on (exit handler, probes) inherit them only in the C library's copy.
+// It only adds and changes: monitor.c sets variables and never unsets
+// one.
 func SyncEnv() {
 	if C.environ == nil {
 		return
