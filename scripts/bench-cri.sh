@@ -187,14 +187,19 @@ serve_idle_kb=$(pss_of "$serve_pid")
 ctd_idle_kb=$(pss_of "$ctd_pid")
 mem "$T/berth.sock"
 # ours_named NAME: the processes named NAME whose environment names $T.
+# serve's parked monitor and its start child are left out: one per serve,
+# whatever the pods (reported apart).
 ours_named() {
 	local p
 	for p in $(pgrep -f "$1" || true); do
-		grep -qa "$T/state" "/proc/$p/environ" 2>/dev/null && echo "$p"
+		grep -qa "$T/state" "/proc/$p/environ" 2>/dev/null && ! parked "$p" && echo "$p"
 	done
 	return 0
 }
-berth_pids="$serve_pid $(ours_named berth-monitor) $(ours_named berth-pod-reaper)"
+spare_pids=$(for p in $(pgrep -f berth-monitor || true); do grep -qa "$T/state" "/proc/$p/environ" 2>/dev/null && parked "$p" && echo "$p"; done; true)
+# shellcheck disable=SC2086
+spare_kb=$(pss_of $spare_pids)
+berth_pids="$serve_pid $(ours_named berth-monitor) $(ours_named berth-pod-reaper) $spare_pids"
 berth_kb=$(pss_of $berth_pids)
 monitors_kb=$(pss_of $(ours_named berth-monitor))
 serve_kb=$(pss_of "$serve_pid")
@@ -207,13 +212,14 @@ shim_kb=$(pss_of $shim_pids $pause_pids)
 pods_down "$T/ctd.sock"
 echo
 echo "Memory per pod at $PODS running pods (PSS, the containers' own processes excluded):"
-awk -v b="$berth_kb" -v c="$ctd_kb" -v s="$shim_kb" -v n="$PODS" -v m="$monitors_kb" -v sv="$serve_kb" -v si="$serve_idle_kb" -v ci="$ctd_idle_kb" 'BEGIN {
+awk -v b="$berth_kb" -v c="$ctd_kb" -v s="$shim_kb" -v n="$PODS" -v m="$monitors_kb" -v sv="$serve_kb" -v si="$serve_idle_kb" -v ci="$ctd_idle_kb" -v sp="$spare_kb" 'BEGIN {
 	printf "  %-48s %8.2f MB\n", "berth: all of it (serve, monitors, reapers) / pods", b / n / 1024
 	printf "  %-48s %8.2f MB\n", "  the monitors / pods", m / n / 1024
 	printf "  %-48s %8.2f MB\n", "  serve growth over its idle PSS / pods", (sv - si) / n / 1024
 	printf "  %-48s %8.2f MB\n", "containerd: all of it (containerd, shims, pause) / pods", c / n / 1024
 	printf "  %-48s %8.2f MB\n", "  the shims and pause processes / pods", s / n / 1024
 	printf "  %-48s %8.2f MB\n", "  containerd growth over its idle PSS / pods", (c - s - ci) / n / 1024
+	printf "  %-48s %8.2f MB\n", "berth serve'"'"'s parked monitor and its child (one)", sp / 1024
 	printf "  berth per pod (monitors, serve growth) / containerd shim and pause: %.3f (goal <= 0.1)\n", (m + sv - si) / s
 	printf "  berth all / containerd all: %.3f\n", b / c
 }'

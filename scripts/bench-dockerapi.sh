@@ -127,8 +127,11 @@ ctd=$(containerd_of)
 read -r c_rss1 c_pss1 c_anon1 <<<"$(mem "${ctd:-$dockerd_main}")"
 mapfile -t shims < <(pgrep -f "containerd-shim.*$T/dockerd-exec" || true)
 shim_pss=$(pss_of "${shims[@]}")
-mapfile -t mons < <(pgrep -x berth-monitor | while read -r p; do grep -qF "$T/berth-state" "/proc/$p/environ" 2>/dev/null && echo "$p"; done)
+mapfile -t mons < <(pgrep -x berth-monitor | while read -r p; do grep -qF "$T/berth-state" "/proc/$p/environ" 2>/dev/null && ! parked "$p" && echo "$p"; done)
 mon_pss=$(pss_of "${mons[@]}")
+# serve's parked monitor and its start child: serve's fixed cost.
+mapfile -t spare < <(pgrep -f berth-monitor | while read -r p; do grep -qF "$T/berth-state" "/proc/$p/environ" 2>/dev/null && parked "$p" && echo "$p"; done)
+spare_pss=$(pss_of "${spare[@]}")
 
 echo
 echo "the daemons' memory (kB): at rest, and with $D running containers (berth $n_berth, dockerd $n_dockerd)"
@@ -138,5 +141,6 @@ printf '  %-22s RSS %7s -> %7s   PSS %7s -> %7s   anonymous %7s -> %7s\n' \
 	"dockerd's containerd" "$c_rss0" "$c_rss1" "$c_pss0" "$c_pss1" "$c_anon0" "$c_anon1"
 printf '  per-container supervision PSS: berth monitors %d kB total (%d), dockerd shims %d kB total (%d)\n' \
 	"$mon_pss" "${#mons[@]}" "$shim_pss" "${#shims[@]}"
+printf '  berth serve'"'"'s parked monitor and its start child (one, whatever the containers): PSS %d kB\n' "$spare_pss"
 awk -v s="$s_pss1" -v d="$d_pss1" -v c="$c_pss1" -v sa="$s_anon1" -v da="$d_anon1" -v ca="$c_anon1" \
 	'BEGIN { printf "  serve/(dockerd+containerd) with containers: PSS %.3f, anonymous %.3f\n", s / (d + c), sa / (da + ca) }'

@@ -58,6 +58,15 @@ pss_of() {
 	echo "$tot"
 }
 
+# parked PID: PID is berth serve's parked monitor or its waiting start
+# child (engine/spare.go): its command line names no container. A fixed
+# cost of serve, not one of any container.
+parked() {
+	local args
+	mapfile -d '' -t args <"/proc/$1/cmdline" 2>/dev/null || return 1
+	[ "${#args[@]}" -ge 2 ] && [ "${args[0]}" = berth-monitor ] && [ -z "${args[1]// /}" ]
+}
+
 # berth_in_T: berth over a root and state under $T, and a clean-up at exit
 # that removes them (containers, networks with their firewall chains,
 # mounts) and $T.

@@ -382,13 +382,25 @@ func MonitorChild(open func(root, state string) (*Engine, error)) int {
 	if role == monitor.RoleProxy {
 		return runLoopbackProxy()
 	}
+	var parked *Engine
 	if role == monitor.RoleParked {
-		// Started ahead of need (spare.go): its container, now.
+		// Started ahead of need (spare.go): the engine of serve's root
+		// and state opened (and its store read once) while nothing
+		// waits, then its container.
+		proot, pstate := os.Getenv(EnvRoot), os.Getenv(EnvState)
+		if e, err := open(proot, pstate); err == nil {
+			e.db.Get(context.Background(), "")
+			parked = e
+		}
 		if err := monitor.AwaitAssignment(); err != nil {
 			return 1
 		}
 		role = monitor.RoleStart
 		trace.Phase("parked-assigned")
+		if parked != nil && (os.Getenv(EnvRoot) != proot || os.Getenv(EnvState) != pstate) {
+			parked.Close()
+			parked = nil
+		}
 	}
 	startWinsize = parseWinsize(os.Getenv(EnvWinsize))
 	id := os.Getenv(EnvContainer)
@@ -405,7 +417,10 @@ func MonitorChild(open func(root, state string) (*Engine, error)) int {
 		report = os.NewFile(3, "report")
 	}
 	trace.Phase("monitor-child")
-	e, err := open(root, state)
+	e, err := parked, error(nil)
+	if e == nil {
+		e, err = open(root, state)
+	}
 	trace.Phase("engine-opened")
 	if err != nil {
 		if report != nil {
