@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -150,25 +149,8 @@ func TestDockerAPIClientGoesAway(t *testing.T) {
 	e := newEngine(t)
 	e.loadDemoImage()
 	srv := e.serveDockerProcess()
-	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", srv.sock)
-	}}}
+	client, call := dockerAPI(t, srv.sock)
 	defer client.CloseIdleConnections()
-	call := func(method, path, body string, wantCode int) []byte {
-		t.Helper()
-		req, _ := http.NewRequest(method, "http://docker"+path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != wantCode {
-			t.Fatalf("%s %s: %s %s, want %d", method, path, resp.Status, b, wantCode)
-		}
-		return b
-	}
 	// Started by the CLI: their monitors are not serve's children.
 	e.run("run", "-d", "-i", "--name", "talker", demoImage, "sh", "-c", "while :; do echo tick; sleep 0.1; done")
 	e.run("run", "-d", "-i", "--name", "quiet", demoImage, "sleep", "100000")

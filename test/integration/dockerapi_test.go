@@ -100,6 +100,30 @@ func (e *engineEnv) serveWith(args ...string) served {
 	return served{sock: sock, log: logPath, pid: cmd.Process.Pid}
 }
 
+// dockerAPI is an HTTP client of the Docker API on sock, and a call
+// through it that returns the body and fails the test on any status but
+// wantCode.
+func dockerAPI(t *testing.T, sock string) (*http.Client, func(method, path, body string, wantCode int) []byte) {
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	return client, func(method, path, body string, wantCode int) []byte {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://docker"+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != wantCode {
+			t.Fatalf("%s %s: %s %s, want %d", method, path, resp.Status, b, wantCode)
+		}
+		return b
+	}
+}
+
 // dockerClients are the docker CLIs on this machine: Debian's (20.10)
 // and a current one, when present.
 func dockerClients(t *testing.T) []string {

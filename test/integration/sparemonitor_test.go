@@ -1,10 +1,7 @@
 package integration
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -106,30 +103,13 @@ func TestServeSpareMonitor(t *testing.T) {
 		return strings.TrimSpace(string(comm)) == "berth-start"
 	})
 
-	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", s.sock)
-	}}}
-	call := func(method, path, body string) string {
-		t.Helper()
-		req, _ := http.NewRequest(method, "http://docker"+path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode/100 != 2 {
-			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
-		}
-		return string(b)
-	}
+	_, call := dockerAPI(t, s.sock)
 	var created struct{ Id string }
-	json.Unmarshal([]byte(call("POST", "/containers/create?name=spare1", `{"Image":"berth-demo/busybox","Cmd":["sh","-c","echo out; echo err >&2; exec sleep 100"]}`)), &created)
+	json.Unmarshal(call("POST", "/containers/create?name=spare1", `{"Image":"berth-demo/busybox","Cmd":["sh","-c","echo out; echo err >&2; exec sleep 100"]}`, http.StatusCreated), &created)
 	if len(created.Id) != 64 {
 		t.Fatalf("create gave id %q", created.Id)
 	}
-	call("POST", "/containers/"+created.Id+"/start", "")
+	call("POST", "/containers/"+created.Id+"/start", "", http.StatusNoContent)
 
 	// The parked monitor took the container: its command line names it,
 	// and its start child ran it.
@@ -150,7 +130,7 @@ func TestServeSpareMonitor(t *testing.T) {
 		return len(parked) == 1 && parked[0] != first
 	})
 	// The taken monitor supervises as any does: a stop records the exit.
-	call("POST", "/containers/spare1/stop?t=1", "")
+	call("POST", "/containers/spare1/stop?t=1", "", http.StatusNoContent)
 	if st := e.inspect("spare1").State; st.Status != "exited" || st.ExitCode != 143 && st.ExitCode != 137 {
 		t.Errorf("after stop: %+v", st)
 	}

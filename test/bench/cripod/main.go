@@ -2,8 +2,10 @@
 // CreateContainer and StartContainer over one gRPC connection kept open
 // (crictl, which scripts/bench-cri.sh also times, is a new process and a
 // new connection for each call, ~20 ms of each here). It alternates
-// between the runtimes named, so all see the same machine noise, stops
-// and removes each pod untimed, and prints each one's median with its
+// between the runtimes named, so all see the same machine noise (each
+// round in another order, each start after a pause: a runtime's teardown
+// that goes on in the background must not fall on another's start),
+// stops and removes each pod untimed, and prints each one's median with its
 // spread and the ratio of the first to the others.
 //
 //	cripod -n 21 -image IMAGE -logdir DIR NAME=unix:///PATH [NAME=...]
@@ -31,6 +33,7 @@ type target struct {
 
 func main() {
 	n := flag.Int("n", 21, "pod starts per runtime")
+	settle := flag.Duration("settle", 200*time.Millisecond, "the pause before each pod start")
 	image := flag.String("image", "", "the container's image (present in every runtime)")
 	logDir := flag.String("logdir", "", "a directory for the pods' logs")
 	flag.Parse()
@@ -55,7 +58,13 @@ func main() {
 	// Each call's own time too, to show where a start goes.
 	calls := map[string]*[3][]time.Duration{}
 	for i := -1; i < *n; i++ { // one untimed warm-up each
-		for ti, t := range targets {
+		// Each round in another order, and a pause after each pod's
+		// removal: a runtime's teardown that goes on in the background
+		// (a shim's exit, a snapshot's removal) falls on no one's start.
+		for k := range targets {
+			ti := (k + i + 1) % len(targets)
+			t := targets[ti]
+			time.Sleep(*settle)
 			// Pod names are the runtime's names: no spaces.
 			d, err := podStart(ctx, t, *image, *logDir, fmt.Sprintf("cripod-%d-%d-%d", ti, os.Getpid(), i+1))
 			if err != nil {
