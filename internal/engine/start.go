@@ -219,9 +219,13 @@ func (e *Engine) startByHand(ctx context.Context, id string, attach *Attach) (_ 
 // warm-up, at the cost of one grace period.)
 func (e *Engine) startMovesIntoCgroup(c *Container) bool {
 	iso, err := e.driver.isolation(c.HostConfig.Isolation)
-	return err != nil || iso != e.driver.def.Name() || !cgroupwarm.V1Layout() || os.Getenv("BERTH_CGROUP_FORK") == "0" ||
+	return err != nil || iso != e.driver.def.Name() || !cgroupwarm.V1Layout() || os.Getenv(envCgroupFork) == "0" ||
 		c.IDMap != nil || c.HostConfig.PidMode == "host"
 }
+
+// envCgroupFork is the linux runtime's switch (linux.EnvCgroupFork, a
+// driver package the engine does not import): =0, every init is moved.
+const envCgroupFork = "BERTH_CGROUP_FORK"
 
 func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) (_ *Started, retErr error) {
 	// A start that moves a process into a cgroup (a VM's shim, an init

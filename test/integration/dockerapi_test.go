@@ -100,25 +100,37 @@ func (e *engineEnv) serveWith(args ...string) served {
 	return served{sock: sock, log: logPath, pid: cmd.Process.Pid}
 }
 
-// dockerAPI is an HTTP client of the Docker API on sock, and a call
-// through it that returns the body and fails the test on any status but
-// wantCode.
-func dockerAPI(t *testing.T, sock string) (*http.Client, func(method, path, body string, wantCode int) []byte) {
+// dockerAPIRaw is an HTTP client of the Docker API on sock, and a call
+// through it that returns the status, the headers and the body.
+func dockerAPIRaw(t *testing.T, sock string) (*http.Client, func(method, path, body string) (int, http.Header, []byte)) {
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}}
-	return client, func(method, path, body string, wantCode int) []byte {
+	return client, func(method, path, body string) (int, http.Header, []byte) {
 		t.Helper()
 		req, _ := http.NewRequest(method, "http://docker"+path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatalf("%s %s: %v", method, path, err)
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != wantCode {
-			t.Fatalf("%s %s: %s %s, want %d", method, path, resp.Status, b, wantCode)
+		return resp.StatusCode, resp.Header, b
+	}
+}
+
+// dockerAPI is dockerAPIRaw with a call that returns the body and fails
+// the test on any status but wantCode.
+func dockerAPI(t *testing.T, sock string) (*http.Client, func(method, path, body string, wantCode int) []byte) {
+	client, raw := dockerAPIRaw(t, sock)
+	return client, func(method, path, body string, wantCode int) []byte {
+		t.Helper()
+		code, _, b := raw(method, path, body)
+		if code != wantCode {
+			t.Fatalf("%s %s: %d %s, want %d", method, path, code, b, wantCode)
 		}
 		return b
 	}
@@ -387,22 +399,12 @@ func TestDockerAPIErrors(t *testing.T) {
 	e.loadDemoImage()
 	sock := e.serveDocker()
 	e.run("network", "create", "apierr")
-	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-	}}}
+	// The status and headers of these answers are what is tested.
+	_, raw := dockerAPIRaw(t, sock)
 	call := func(method, path, body string) (int, http.Header, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, "http://docker"+path, strings.NewReader(body))
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header, string(b)
+		code, h, b := raw(method, path, body)
+		return code, h, string(b)
 	}
 	message := func(body string) string {
 		var m struct{ Message string }

@@ -124,9 +124,12 @@ func ProxyTo() []string {
 func AwaitAssignment() error {
 	head := make([]byte, 9)
 	oob := make([]byte, unix.CmsgSpace(3*4))
-	n, oobn, _, _, err := unix.Recvmsg(3, head, oob, unix.MSG_CMSG_CLOEXEC)
-	for err == unix.EINTR {
-		n, oobn, _, _, err = unix.Recvmsg(3, head, oob, unix.MSG_CMSG_CLOEXEC)
+	var n, oobn int
+	var err error
+	for {
+		if n, oobn, _, _, err = unix.Recvmsg(3, head, oob, unix.MSG_CMSG_CLOEXEC); err != unix.EINTR {
+			break
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("parked start: %w", err)
@@ -160,9 +163,7 @@ func AwaitAssignment() error {
 		unix.Close(fd)
 	}
 	for _, kv := range strings.Split(string(env), "\x00") {
-		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
-			os.Setenv(k, v)
-		}
+		setenv(kv)
 	}
 	C.berth_monitor_role = RoleStart
 	return nil
@@ -206,8 +207,13 @@ func SyncEnv() {
 		n++
 	}
 	for _, kv := range unsafe.Slice(C.environ, n) {
-		if k, v, ok := strings.Cut(C.GoString(kv), "="); ok && k != "" && os.Getenv(k) != v {
-			os.Setenv(k, v)
-		}
+		setenv(C.GoString(kv))
+	}
+}
+
+// setenv sets one "K=V" entry in Go's environment, unless it has it.
+func setenv(kv string) {
+	if k, v, ok := strings.Cut(kv, "="); ok && k != "" && os.Getenv(k) != v {
+		os.Setenv(k, v)
 	}
 }

@@ -405,13 +405,14 @@ const EnvCgroupFork = "BERTH_CGROUP_FORK"
 // for an exec'd init's intermediate to make and fork the init into
 // ("cgroup-make"), as a preforked init's does: that needs no migration, so
 // no wait for the cgroup lock's grace period. "" where it cannot be sure
-// to work, and the init is moved as before: a cgroup v2 host (no tmpfs at
-// /sys/fs/cgroup), a user namespace (its root cannot make the host's
-// cgroups), a cgroupsPath nsexec does not take (relative, or with ".."),
-// no new or joined pid namespace (no fork to place). cgroupfork.c checks
-// the hierarchies and the leaves; the Go side (spawn) remains the judge.
+// to work, and the init is moved as before: a cgroup v2 host, a user
+// namespace (its root cannot make the host's cgroups), a cgroupsPath
+// nsexec does not take (relative, or with ".."), no new or joined pid
+// namespace (no fork to place). cgroupfork.c checks the hierarchies and
+// the leaves; the Go side (spawn) remains the judge.
 func forkIntoCgroup(spec *specs.Spec, id string) string {
-	if os.Getenv(EnvCgroupFork) == "0" || hasNamespace(spec, specs.UserNamespace, false) || !hasNamespace(spec, specs.PIDNamespace, false) || !cgroupV1Layout() {
+	if os.Getenv(EnvCgroupFork) == "0" || cgroup.DetectMode() == cgroup.ModeV2 ||
+		hasNamespace(spec, specs.UserNamespace, false) || !hasNamespace(spec, specs.PIDNamespace, false) {
 		return ""
 	}
 	inner, ok := nsexec.CgroupInner(spec.Linux.CgroupsPath, id)

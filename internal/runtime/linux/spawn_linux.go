@@ -192,7 +192,7 @@ func spawn(req *spawnRequest) (*spawned, error) {
 			fmt.Fprintf(&b, "cgroup-join %s\n", dir)
 		}
 	}
-	if req.cgroupMake != "" && req.cgroupPrep != nil && !strings.ContainsAny(req.cgroupMake, "\n\x00") {
+	if req.cgroupMake != "" {
 		fmt.Fprintf(&b, "cgroup-make %s\n", req.cgroupMake)
 	}
 	for _, j := range req.join {
@@ -399,11 +399,11 @@ func belowCgroupMounts(dir string) bool {
 }
 
 // joinableCgroup says whether an exec's child can join these cgroup
-// directories itself (nsexec/cgroupfork.c): a v1 or hybrid layout (the
-// tmpfs at /sys/fs/cgroup), every directory clean, below it and without a
-// newline (each is a line of the protocol).
+// directories itself (nsexec/cgroupfork.c): a v1 or hybrid host, every
+// directory clean, below /sys/fs/cgroup and without a newline (each is a
+// line of the protocol).
 func joinableCgroup(paths map[string]string) bool {
-	if len(paths) == 0 || !cgroupV1Layout() {
+	if len(paths) == 0 || cgroup.DetectMode() == cgroup.ModeV2 {
 		return false
 	}
 	dirs := distinctDirs(paths)
@@ -413,13 +413,6 @@ func joinableCgroup(paths map[string]string) bool {
 		}
 	}
 	return len(dirs) <= 32 // cgroupfork.c's MAX_HIER
-}
-
-// cgroupV1Layout says whether the host's cgroups are v1 or hybrid (a
-// tmpfs at /sys/fs/cgroup holding a mount per hierarchy).
-func cgroupV1Layout() bool {
-	var fs unix.Statfs_t
-	return unix.Statfs("/sys/fs/cgroup", &fs) == nil && fs.Type == unix.TMPFS_MAGIC
 }
 
 // distinctDirs lists the directories of paths once each, sorted.
@@ -510,9 +503,9 @@ type cgroupPrep struct {
 	mgr  cgroup.Manager // set even when Apply or Set failed, for cleanup
 	err  error
 	// gate, when set, holds the directories (not the manager) back
-	// until a forked init's intermediate has made its own (nsexec/cgroupfork.c takes only a
-	// leaf it made: one made here first would send the init the slow
-	// way); open lets them be made.
+	// until a forked init's intermediate has made its own
+	// (nsexec/cgroupfork.c takes only a leaf it made: one made here
+	// first would send the init the slow way); open lets them be made.
 	gate     chan struct{}
 	openGate sync.Once
 	// forkedInto (set before open) are the leaves the init was forked
