@@ -3,7 +3,12 @@
 # same CNI plugins (bridge, host-local, portmap, loopback) and the same
 # busybox image, through crictl:
 #   - pod start: RunPodSandbox + CreateContainer + StartContainer, median
-#     of $BENCH_CRI_N (21), interleaved: through crictl, as three crictl
+#     of $BENCH_CRI_N (21), interleaved, berth on its default network and
+#     again (a second serve, "berth cni") on the node's CNI configuration
+#     (--pod-network cni): containerd's own conflist, the same file, so
+#     the same plugins with the same rules per pod (the bridge's ipMasq
+#     runs iptables at each ADD and DEL; berth's network has its rules
+#     per network). Through crictl, as three crictl
 #     processes (runp, create, start) and as one (crictl run, the same
 #     three calls); and through one kept gRPC connection as the kubelet
 #     calls them (test/bench/cripod, with each call's median). Each crictl
@@ -30,10 +35,12 @@ crictl_bin=$here/.cache/critools/bin/crictl
 
 ctd_pid=
 serve_pid=
+serve_cni_pid=
 berth() { bin/berth --root "$T/root" --state "$T/state" "$@"; }
+berth_cni() { bin/berth --root "$T/root-cni" --state "$T/state-cni" "$@"; }
 cleanup() {
 	set +e
-	for sock in "$T/berth.sock" "$T/ctd.sock"; do
+	for sock in "$T/berth.sock" "$T/berth-cni.sock" "$T/ctd.sock"; do
 		[ -S "$sock" ] || continue
 		for p in $(cr "$sock" pods -q 2>/dev/null); do
 			cr "$sock" stopp "$p" >/dev/null 2>&1
@@ -41,8 +48,10 @@ cleanup() {
 		done
 	done
 	[ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
+	[ -n "$serve_cni_pid" ] && kill "$serve_cni_pid" 2>/dev/null && wait "$serve_cni_pid" 2>/dev/null
 	[ -n "$ctd_pid" ] && kill "$ctd_pid" 2>/dev/null && wait "$ctd_pid" 2>/dev/null
 	berth system reset -f >/dev/null 2>&1
+	berth_cni system reset -f >/dev/null 2>&1
 	ip link del bcri0 2>/dev/null
 	iptables-save 2>/dev/null | grep -q "bench-cri" && iptables-save | grep -v "bench-cri" | iptables-restore 2>/dev/null
 	umount_under "$T"
@@ -108,6 +117,11 @@ berth load -q -i "$T/busybox.tar" >/dev/null
 bin/berth --root "$T/root" --state "$T/state" serve --cri-socket "$T/berth.sock" >"$T/serve.log" 2>&1 &
 serve_pid=$!
 for _ in $(seq 100); do cr "$T/berth.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
+# And on the node's CNI configuration: containerd's conflist.
+berth_cni load -q -i "$T/busybox.tar" >/dev/null
+bin/berth --root "$T/root-cni" --state "$T/state-cni" serve --cri-socket "$T/berth-cni.sock" --pod-network cni --cni-conf-dir "$T/cni" >"$T/serve-cni.log" 2>&1 &
+serve_cni_pid=$!
+for _ in $(seq 100); do cr "$T/berth-cni.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
 
 # pod_json NAME, ctr_json: the kubelet's usual shapes (PID per container).
 pod_json() {
@@ -135,24 +149,30 @@ pods_down() {
 ms() { awk -v s="$(median "$1")" 'BEGIN { printf "%.1f", s * 1000 }'; }
 pod_json warm
 pod_start "$T/berth.sock" warm && pods_down "$T/berth.sock"
+pod_start "$T/berth-cni.sock" warm && pods_down "$T/berth-cni.sock"
 pod_start "$T/ctd.sock" warm && pods_down "$T/ctd.sock"
 # Interleaved, each round in the other order, each start after a pause:
 # a runtime's teardown that goes on in the background (containerd's
 # shims exit after StopPodSandbox returns) must not fall on the other's
 # start.
 round() { # round I KIND: a pod start of KIND (pod_start, pod_run) on each
-	local i=$1 kind=$2 suffix= first second
+	local i=$1 kind=$2 suffix= sides side
 	[ "$kind" = pod_run ] && suffix=-run
-	if ((i % 2)); then first=berth second=containerd; else first=containerd second=berth; fi
-	for side in $first $second; do
+	case $((i % 3)) in
+	0) sides="berth berth-cni containerd" ;;
+	1) sides="containerd berth berth-cni" ;;
+	2) sides="berth-cni containerd berth" ;;
+	esac
+	for side in $sides; do
 		sleep 0.2
-		if [ "$side" = berth ]; then
-			timed "berth$suffix" "$kind" "$T/berth.sock" "$3$i"
-		else
-			timed "containerd$suffix" "$kind" "$T/ctd.sock" "$3$i"
-		fi
+		case $side in
+		berth) timed "berth$suffix" "$kind" "$T/berth.sock" "$3$i" ;;
+		berth-cni) timed "berth-cni$suffix" "$kind" "$T/berth-cni.sock" "$3$i" ;;
+		containerd) timed "containerd$suffix" "$kind" "$T/ctd.sock" "$3$i" ;;
+		esac
 	done
 	pods_down "$T/berth.sock"
+	pods_down "$T/berth-cni.sock"
 	pods_down "$T/ctd.sock"
 }
 for i in $(seq "$N"); do
@@ -169,23 +189,25 @@ for i in $(seq "$N"); do
 	round "$i" pod_run r
 done
 b=$(ms berth)
+bc=$(ms berth-cni)
 c=$(ms containerd)
 br=$(ms berth-run)
+bcr=$(ms berth-cni-run)
 crun=$(ms containerd-run)
 echo
 echo "CRI pod start (RunPodSandbox + CreateContainer + StartContainer through crictl), median of $N, interleaved:"
 echo " three crictl processes (runp, create, start):"
-printf '  %-32s %8s ms\n' "berth serve" "$b" "containerd 1.6 (CRI plugin)" "$c"
-awk -v b="$b" -v c="$c" 'BEGIN { printf "  berth/containerd: %.2fx\n", b / c }'
+printf '  %-44s %8s ms\n' "berth serve (its default network)" "$b" "berth serve (--pod-network cni, containerd's conflist)" "$bc" "containerd 1.6 (CRI plugin)" "$c"
+awk -v b="$b" -v bc="$bc" -v c="$c" 'BEGIN { printf "  berth/containerd: %.2fx; with the same conflist: %.2fx\n", b / c, bc / c }'
 echo " one crictl process (crictl run --no-pull):"
-printf '  %-32s %8s ms\n' "berth serve" "$br" "containerd 1.6 (CRI plugin)" "$crun"
-awk -v b="$br" -v c="$crun" 'BEGIN { printf "  berth/containerd: %.2fx (goal <= 0.3x)\n", b / c }'
+printf '  %-44s %8s ms\n' "berth serve (its default network)" "$br" "berth serve (--pod-network cni, containerd's conflist)" "$bcr" "containerd 1.6 (CRI plugin)" "$crun"
+awk -v b="$br" -v bc="$bcr" -v c="$crun" 'BEGIN { printf "  berth/containerd: %.2fx; with the same conflist: %.2fx (goal <= 0.3x)\n", b / c, bc / c }'
 # The same pod start as the kubelet makes it: one gRPC connection kept
 # open (crictl is a new process and connection for each of the three
 # calls, the same ~20 ms each against both runtimes).
 echo
 go build -o "$T/cripod" ./test/bench/cripod
-"$T/cripod" -n "$N" -image "$image" -logdir "$T/cripod-logs" "berth serve=unix://$T/berth.sock" "containerd 1.6 (CRI plugin)=unix://$T/ctd.sock"
+"$T/cripod" -n "$N" -image "$image" -logdir "$T/cripod-logs" "berth serve=unix://$T/berth.sock" "berth serve, CNI conflist=unix://$T/berth-cni.sock" "containerd 1.6 (CRI plugin)=unix://$T/ctd.sock"
 
 # Memory per pod, $PODS pods each running a sleeping container.
 mem() {

@@ -25,7 +25,6 @@ import (
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/image/remote"
-	"github.com/berth-dev/berth/internal/network/cni"
 	"github.com/berth-dev/berth/internal/runtime"
 	"github.com/berth-dev/berth/internal/runtime/linux"
 	"github.com/spf13/cobra"
@@ -39,6 +38,7 @@ import (
 func newServeCommand(g *globalOptions) *cobra.Command {
 	var dockerSocket, criSocket, streamAddress string
 	var hosts []string
+	podNet := cri.PodNetwork{ConfDir: cri.DefaultCNIConfDir, BinDirs: cri.DefaultCNIBinDirs}
 	var tlsOpts dockerapi.TLSOptions
 	level := logLevel{slog.LevelInfo}
 	cmd := &cobra.Command{
@@ -123,7 +123,7 @@ restarting it leaves them running.`,
 				servers = append(servers, func() error { return serveDocker(ctx, e, listeners, log) })
 			}
 			if criListener != nil {
-				servers = append(servers, func() error { return serveCRI(ctx, e, criListener, streamListener, log) })
+				servers = append(servers, func() error { return serveCRI(ctx, e, criListener, streamListener, podNet, log) })
 			}
 			errs := make(chan error, len(servers))
 			for _, run := range servers {
@@ -148,6 +148,9 @@ restarting it leaves them running.`,
 	cmd.Flags().BoolVar(&tlsOpts.PlainLocal, "insecure-loopback", false, "allow plain TCP on a loopback address (any local user can then use the API: it is root-equivalent)")
 	cmd.Flags().VarP(&level, "log-level", "l", "the lowest level logged: debug (each API call and its time), info, warn or error")
 	cmd.Flags().StringVar(&criSocket, "cri-socket", "/run/berth/berth.sock", "the Kubernetes CRI's unix socket")
+	cmd.Flags().StringVar(&podNet.Mode, "pod-network", "", `the network of the CRI's pods: "" (berth's default network), "cni" (the node's CNI configuration in --cni-conf-dir, as containerd and CRI-O use it: the network is not ready until a network add-on writes one), or a berth network's name`)
+	cmd.Flags().StringVar(&podNet.ConfDir, "cni-conf-dir", podNet.ConfDir, "with --pod-network cni: the node's CNI configurations (the first file in lexical order of .conflist, .conf and .json that loads is the pod network; read at each pod's creation)")
+	cmd.Flags().StringSliceVar(&podNet.BinDirs, "cni-bin-dir", podNet.BinDirs, "with --pod-network cni: where the plugins of the node's CNI configuration are looked up, in order (repeatable or comma-separated)")
 	cmd.Flags().StringVar(&streamAddress, "stream-address", "127.0.0.1:0", "HOST:PORT of the CRI's streaming server (exec, attach, port-forward sessions; plain HTTP, port 0 picks a free one): keep it on loopback, where the kubelet reaches it")
 	return cmd
 }
@@ -293,14 +296,14 @@ func listenStreams(addr string) (net.Listener, error) {
 // serveCRI serves the CRI's runtime and image services on l, and its
 // streaming sessions on streams, until ctx ends, then stops gracefully
 // (in-flight calls finish, 5 s at most; sessions are ended).
-func serveCRI(ctx context.Context, e *engine.Engine, l, streams net.Listener, log *slog.Logger) error {
+func serveCRI(ctx context.Context, e *engine.Engine, l, streams net.Listener, podNet cri.PodNetwork, log *slog.Logger) error {
 	// The kubelet's pods and containers live in their own store
 	// namespace, out of `berth ps` (images, networks, volumes shared).
 	e, err := e.InNamespace(engine.CRINamespace)
 	if err != nil {
 		return err
 	}
-	s := cri.New(e, Version, log, func() error { return cni.CheckPlugins(nil, "bridge", "host-local", "portmap", "loopback") })
+	s := cri.New(e, Version, log, podNet)
 	// The streaming library logs through klog: into serve's log.
 	klog.SetSlogLogger(log)
 	ss, err := cri.NewStreamServer(e, streams, log)

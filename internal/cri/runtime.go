@@ -5,6 +5,7 @@ package cri
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"path/filepath"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -26,7 +27,8 @@ func (s *Server) Version(context.Context, *runtimeapi.VersionRequest) (*runtimea
 // "runc", the linux isolation) and each other isolation by its name.
 func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
 	network := &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady, Status: true}
-	if err := s.cni(); err != nil {
+	choice, err := s.net.choose()
+	if err != nil {
 		network.Status, network.Reason, network.Message = false, "NetworkPluginNotReady", err.Error()
 	}
 	resp := &runtimeapi.StatusResponse{
@@ -42,8 +44,12 @@ func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runt
 		s.mu.Unlock()
 		// stateDir: where the containers' files are (critest probes
 		// idmapped mounts on its parent, as for containerd's).
+		podNet := map[string]any{"mode": s.net.Mode, "confDir": s.net.ConfDir}
+		if err == nil {
+			maps.Copy(podNet, choice.describe())
+		}
 		info, _ := json.Marshal(map[string]any{"isolations": s.e.Isolations(), "podCIDR": cidr, "apiVersion": apiVersion,
-			"stateDir": filepath.Join(s.e.Root(), "snapshots")})
+			"stateDir": filepath.Join(s.e.Root(), "snapshots"), "podNetwork": podNet})
 		resp.Info = map[string]string{"config": string(info)}
 	}
 	return resp, nil

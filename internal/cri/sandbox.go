@@ -119,6 +119,23 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	}
 	if meta.HostNetwork {
 		o.NetworkMode = "host"
+	} else {
+		choice, err := s.net.choose()
+		if err != nil {
+			return nil, status.Errorf(codes.Unknown, "RunPodSandbox: failed to set up the network of sandbox %s: %v", o.Name, err)
+		}
+		for _, skipped := range choice.skipped {
+			s.log.Warn("a CNI configuration file does not load: skipped", "err", skipped)
+		}
+		if choice.cni != nil {
+			ref := *choice.cni
+			// CNI_ARGS as containerd and CRI-O give them (the engine
+			// adds K8S_POD_INFRA_CONTAINER_ID, the sandbox's ID).
+			ref.Args = [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", md.GetNamespace()}, {"K8S_POD_NAME", md.GetName()}, {"K8S_POD_UID", md.GetUid()}}
+			o.CNI = &ref
+		} else {
+			o.NetworkMode = choice.berth
+		}
 	}
 	if meta.HostIPC {
 		o.IpcMode = "host"

@@ -45,23 +45,17 @@ type Server struct {
 	e       *engine.Engine
 	version string // berth's
 	log     *slog.Logger
-	cni     CNICheck
+	net     PodNetwork
 	streams *StreamServer // Exec, Attach, PortForward (streaming.go)
 
 	mu      sync.Mutex
 	podCIDR string // from UpdateRuntimeConfig
 }
 
-// CNICheck says whether pod networking can be set up: nil when it can,
-// else why not (Status's NetworkReady condition).
-type CNICheck func() error
-
-// New returns a CRI server over e; version is berth's.
-func New(e *engine.Engine, version string, log *slog.Logger, cni CNICheck) *Server {
-	if cni == nil {
-		cni = func() error { return nil }
-	}
-	return &Server{e: e, version: version, log: log, cni: cni}
+// New returns a CRI server over e whose pods join the network pn
+// chooses; version is berth's.
+func New(e *engine.Engine, version string, log *slog.Logger, pn PodNetwork) *Server {
+	return &Server{e: e, version: version, log: log, net: pn}
 }
 
 // Register adds both CRI services to g.

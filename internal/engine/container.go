@@ -265,6 +265,9 @@ type NetworkRequest struct {
 	IP      string   `json:"IPAddress,omitempty"`
 	MAC     string   `json:"MacAddress,omitempty"`
 	Aliases []string `json:"Aliases,omitempty"`
+	// CNI: the network of a CNI configuration file (a Kubernetes node's
+	// pod network), not one of berth's; Name is its network's name.
+	CNI *network.CNIRef `json:"CNI,omitempty"`
 }
 
 // NetworkSettings is what the container has while it runs.

@@ -35,7 +35,7 @@ func onUserNetwork(c *Container) bool {
 		return false
 	}
 	for _, r := range c.HostConfig.Networks {
-		if network.Canonical(r.Name) != network.DefaultName {
+		if network.Canonical(r.Name) != network.DefaultName && r.CNI == nil {
 			return true
 		}
 	}
@@ -112,7 +112,7 @@ func (e *Engine) dnsView(ctx context.Context) (*dns.View, error) {
 	if m, err := e.networks(); err == nil {
 		for _, c := range all {
 			for _, ep := range c.NetworkSettings.Endpoints {
-				if _, seen := internal[ep.Network]; !seen && ep.Network != network.DefaultName {
+				if _, seen := internal[ep.Network]; !seen && ep.Network != network.DefaultName && ep.CNI == nil {
 					n, err := m.Get(ctx, ep.Network)
 					internal[ep.Network] = err == nil && n.Internal
 				}
@@ -151,8 +151,8 @@ func viewOf(all []*Container, internal map[string]bool, upstreams []string, netn
 		var atts []dns.Attachment
 		for _, ep := range c.NetworkSettings.Endpoints {
 			ip, err := netip.ParseAddr(ep.IP)
-			if ep.Network == network.DefaultName || err != nil {
-				continue
+			if ep.Network == network.DefaultName || ep.CNI != nil || err != nil {
+				continue // names are served on berth's user networks
 			}
 			ips := []netip.Addr{ip}
 			if ip6, err := netip.ParseAddr(ep.IPv6); err == nil {

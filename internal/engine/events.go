@@ -70,6 +70,9 @@ func (e *Engine) emitEndpoints(ctx context.Context, action, containerID string, 
 		return
 	}
 	for _, ep := range eps {
+		if ep.CNI != nil {
+			continue // not a network of berth's
+		}
 		if n, err := m.Get(ctx, ep.Network); err == nil {
 			e.emitNetwork(action, n, containerID)
 		}

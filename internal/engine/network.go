@@ -547,15 +547,22 @@ func (e *Engine) plumbNetns(ctx context.Context, id string, nets []NetworkReques
 		return nil, err
 	}
 	for i, req := range nets {
-		cfg, err := m.Get(ctx, req.Name)
-		if err != nil {
-			return eps, err
+		var cfg *network.Config
+		if req.CNI == nil {
+			if cfg, err = m.Get(ctx, req.Name); err != nil {
+				return eps, err
+			}
 		}
 		ar := network.AttachRequest{ContainerID: id, NetNS: path, IfName: "eth" + strconv.Itoa(i), IP: req.IP, MAC: req.MAC, Aliases: req.Aliases}
 		if i == 0 {
 			ar.Ports = ports
 		}
-		ep, err := m.Attach(ctx, cfg, ar)
+		var ep network.Endpoint
+		if req.CNI != nil {
+			ep, err = m.AttachCNI(ctx, req.CNI, ar)
+		} else {
+			ep, err = m.Attach(ctx, cfg, ar)
+		}
 		if err != nil {
 			return eps, err
 		}

@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -127,8 +128,11 @@ type PodOptions struct {
 	Labels         map[string]string
 	Annotations    map[string]string
 	// NetworkMode: "" or "bridge" (the default network), a network's
-	// name, "none" or "host".
-	NetworkMode  string
+	// name, "none" or "host"; with CNI set, "" or "cni".
+	NetworkMode string
+	// CNI puts the pod on the network of a CNI configuration file (the
+	// Kubernetes node's pod network) instead of one of berth's.
+	CNI          *network.CNIRef
 	IP, MAC      string
 	Aliases      []string
 	Ports        []network.PortMapping
@@ -271,11 +275,20 @@ func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr er
 	if iso != "" {
 		p.SandboxResources = o.Resources
 	}
-	switch mode := o.NetworkMode; mode {
-	case "", "default", "bridge":
+	switch mode := o.NetworkMode; {
+	case o.CNI != nil:
+		if mode != "" && mode != "cni" {
+			return nil, fmt.Errorf("pod network %q and a CNI configuration (%s): give one: %w", mode, o.CNI.File, ErrInvalid)
+		}
+		if o.IP != "" || o.MAC != "" || len(o.Aliases) > 0 {
+			return nil, fmt.Errorf("--ip, --mac-address and --network-alias on the CNI network %s: its configuration gives addresses: %w", o.CNI.Name, ErrInvalid)
+		}
+		p.NetworkMode = "cni"
+		p.Networks = []NetworkRequest{{Name: o.CNI.Name, CNI: o.CNI}}
+	case mode == "" || mode == "default" || mode == "bridge":
 		p.NetworkMode = "bridge"
 		p.Networks = []NetworkRequest{{Name: network.DefaultName, IP: o.IP, MAC: o.MAC, Aliases: o.Aliases}}
-	case "none", "host":
+	case mode == "none" || mode == "host":
 		p.NetworkMode = mode
 	default:
 		recorded, req, err := e.namedNetwork(ctx, "pod --network", mode, NetworkRequest{IP: o.IP, MAC: o.MAC, Aliases: o.Aliases})
@@ -397,7 +410,7 @@ func (e *Engine) pinPod(ctx context.Context, p *Pod) (*Pod, error) {
 	}
 	var eps []network.Endpoint
 	if p.NetworkMode != "host" {
-		if len(p.PortBindings) > 0 {
+		if len(p.PortBindings) > 0 && p.Networks[0].CNI == nil {
 			m, err := e.networks()
 			if err != nil {
 				return nil, err
@@ -539,6 +552,23 @@ func (e *Engine) abandoned(ctx context.Context, p *Pod) bool {
 	return e.podsDB().Delete(ctx, p.ID) == nil
 }
 
+// intendedEndpoints are the endpoints pinPod asks for (plumbNetns's
+// interfaces and ports), as far as a DEL needs them.
+func intendedEndpoints(p *Pod) []network.Endpoint {
+	if p.NetworkMode == "host" {
+		return nil
+	}
+	var eps []network.Endpoint
+	for i, req := range p.Networks {
+		ep := network.Endpoint{Network: network.Canonical(req.Name), IfName: "eth" + strconv.Itoa(i), RequestIP: req.IP, RequestMAC: req.MAC, CNI: req.CNI}
+		if i == 0 {
+			ep.Ports = p.PortBindings
+		}
+		eps = append(eps, ep)
+	}
+	return eps
+}
+
 // mountPodShm mounts the pod's /dev/shm: a tmpfs its containers bind.
 func (e *Engine) mountPodShm(p *Pod) error {
 	dir := e.podShm(p.ID)
@@ -572,7 +602,15 @@ func (e *Engine) unpinPod(ctx context.Context, p *Pod) error {
 	}
 	// As a container's: the namespace goes first and the veths with it
 	// in the kernel's own time (releaseNetns).
-	failed, err := e.releaseNetns(ctx, p.ID, p.NetworkSettings.Endpoints)
+	eps := p.NetworkSettings.Endpoints
+	if p.State == PodCreating && len(eps) == 0 {
+		// A creation cut short (kill -9) may have run its ADDs without
+		// recording them (the endpoints are recorded with the pod
+		// ready): their DELs release the leases and rules it may hold;
+		// a DEL of what was never added is no error.
+		eps = intendedEndpoints(p)
+	}
+	failed, err := e.releaseNetns(ctx, p.ID, eps)
 	errs = append(errs, err)
 	e.emitEndpoints(ctx, "disconnect", p.ID, slices.DeleteFunc(slices.Clone(p.NetworkSettings.Endpoints), func(ep network.Endpoint) bool {
 		return slices.ContainsFunc(failed, func(f network.Endpoint) bool { return f.Network == ep.Network })

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/berth-dev/berth/internal/lockfile"
 	"github.com/berth-dev/berth/internal/network/cni"
 	"github.com/berth-dev/berth/internal/trace"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"golang.org/x/sys/unix"
 )
 
@@ -821,6 +823,13 @@ func (m *Manager) Attach(ctx context.Context, c *Config, r AttachRequest) (Endpo
 		return Endpoint{}, err
 	}
 	ep := Endpoint{Network: c.Name, IfName: r.IfName, Gateway: c.Gateway, Aliases: r.Aliases, Ports: r.Ports, RequestIP: r.IP, RequestMAC: r.MAC}
+	fillEndpoint(&ep, res)
+	return ep, nil
+}
+
+// fillEndpoint takes an ADD's addresses, gateways and the interface's MAC
+// into ep.
+func fillEndpoint(ep *Endpoint, res *types100.Result) {
 	for _, ip := range res.IPs {
 		if ip.Address.IP.To4() != nil {
 			ep.IP = ip.Address.IP.String()
@@ -837,11 +846,86 @@ func (m *Manager) Attach(ctx context.Context, c *Config, r AttachRequest) (Endpo
 		}
 	}
 	for _, i := range res.Interfaces {
-		if i.Name == r.IfName && i.Sandbox != "" {
+		if i.Name == ep.IfName && i.Sandbox != "" {
 			ep.MAC = i.Mac
 		}
 	}
+}
+
+// cniClient runs the plugins of a CNI configuration file's network: from
+// its own directories, with results in berth's cache.
+func (m *Manager) cniClient(ref *CNIRef) (*cni.Client, error) {
+	if ref.BinDirs == nil {
+		return m.cni, nil
+	}
+	return cni.New(ref.BinDirs, filepath.Join(m.dir, "cache"))
+}
+
+// cniArgs are ref's CNI_ARGS for the attachment of containerID, with the
+// sandbox's ID as containerd and CRI-O pass it.
+func cniArgs(ref *CNIRef, containerID string) [][2]string {
+	if len(ref.Args) == 0 {
+		return nil
+	}
+	return append(slices.Clone(ref.Args), [2]string{"K8S_POD_INFRA_CONTAINER_ID", containerID})
+}
+
+// AttachCNI connects a network namespace to the network of a CNI
+// configuration file (CNIRef), as the file reads now. Only published
+// ports (the portMappings capability) are asked of its plugins: an
+// address, a MAC and aliases are berth's networks' features.
+func (m *Manager) AttachCNI(ctx context.Context, ref *CNIRef, r AttachRequest) (Endpoint, error) {
+	if r.IP != "" || r.MAC != "" || len(r.Aliases) > 0 {
+		return Endpoint{}, fmt.Errorf("CNI network %s (%s): an address, a MAC or aliases are given by its own configuration: %w", ref.Name, ref.File, ErrInvalid)
+	}
+	n, err := cni.LoadFile(ref.File)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("CNI network %s: %w", ref.Name, err)
+	}
+	client, err := m.cniClient(ref)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	if err := cni.CheckPlugins(ref.BinDirs, n.PluginTypes()...); err != nil {
+		return Endpoint{}, fmt.Errorf("CNI network %s (%s): %w", n.Name(), ref.File, err)
+	}
+	a := cni.Attachment{ContainerID: r.ContainerID, NetNS: r.NetNS, IfName: r.IfName, Args: cniArgs(ref, r.ContainerID), CapabilityArgs: capabilityArgs(r)}
+	trace.Phase("cni-add")
+	res, err := client.Attach(ctx, n, a)
+	if err != nil {
+		client.Detach(context.WithoutCancel(ctx), n, a)
+		return Endpoint{}, err
+	}
+	own := *ref
+	own.Name = n.Name()
+	ep := Endpoint{Network: n.Name(), IfName: r.IfName, Ports: r.Ports, CNI: &own}
+	fillEndpoint(&ep, res)
 	return ep, nil
+}
+
+// detachCNI undoes AttachCNI with the configuration and arguments of the
+// ADD, from libcni's cache; without one (the ADD never finished), with
+// the file if it still defines the network, and otherwise there is
+// nothing known to undo.
+func (m *Manager) detachCNI(ctx context.Context, containerID, netnsPath string, ep Endpoint) error {
+	client, err := m.cniClient(ep.CNI)
+	if err != nil {
+		return err
+	}
+	a := cni.Attachment{ContainerID: containerID, NetNS: netnsPath, IfName: ep.IfName,
+		Args: cniArgs(ep.CNI, containerID), CapabilityArgs: capabilityArgs(AttachRequest{Ports: ep.Ports})}
+	n, cached, err := client.CachedNetwork(ep.Network, a)
+	if err != nil {
+		return err
+	}
+	if n == nil {
+		if n, err = cni.LoadFile(ep.CNI.File); err != nil || n.Name() != ep.Network {
+			return nil
+		}
+	} else {
+		a = cached
+	}
+	return client.Detach(ctx, n, a)
 }
 
 // Detach undoes Attach. The network may be gone already: then only the
@@ -850,6 +934,9 @@ func (m *Manager) Attach(ctx context.Context, c *Config, r AttachRequest) (Endpo
 // namespace): the plugins release what they hold on the host, and the
 // kernel removed the interfaces with the namespace.
 func (m *Manager) Detach(ctx context.Context, containerID, netnsPath string, ep Endpoint) error {
+	if ep.CNI != nil {
+		return m.detachCNI(ctx, containerID, netnsPath, ep)
+	}
 	c, err := m.read(ep.Network)
 	if err != nil {
 		return nil
@@ -879,11 +966,13 @@ func (m *Manager) Detach(ctx context.Context, containerID, netnsPath string, ep 
 // cleanup. The host end's name is the plugin's cached result's.
 //
 // It declines, and the endpoint is detached in the namespace as before,
-// where the plugins must see the namespace at DEL: tuning
+// where the plugins must see the namespace at DEL, or where berth does
+// not know them (a CNI configuration file's network: its host ends may
+// be anything, a bridge among them): tuning
 // (--mac-address) restores the interface in it and only then drops its
 // saved copy on the host; a vlan link is left to its plugin.
 func (m *Manager) Unplug(containerID string, ep Endpoint) bool {
-	if ep.RequestMAC != "" {
+	if ep.RequestMAC != "" || ep.CNI != nil {
 		return false
 	}
 	c, err := m.read(ep.Network)

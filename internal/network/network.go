@@ -151,6 +151,30 @@ type Endpoint struct {
 	Ports      []PortMapping `json:"Ports,omitempty"`
 	RequestIP  string        `json:"RequestedIP,omitempty"`
 	RequestMAC string        `json:"RequestedMAC,omitempty"`
+	// CNI: the endpoint is on a network of a CNI configuration file, not
+	// one of berth's (Network is then the configuration's name).
+	CNI *CNIRef `json:"CNI,omitempty"`
+}
+
+// CNIRef is a network that a CNI configuration file defines, outside
+// berth's records: the Kubernetes node's pod network (the kubelet's
+// /etc/cni/net.d, which a network add-on such as flannel or calico
+// writes). berth runs its plugins as written, adds none of its own
+// (no name server, no firewall rules, no port reservation) and takes the
+// configuration for a DEL from libcni's cache of the ADD, so a file
+// changed or removed since still releases what the ADD made.
+type CNIRef struct {
+	// File is the configuration, as found when the attachment was asked
+	// for; Name is its network's name then.
+	File string `json:"File"`
+	Name string `json:"Name"`
+	// BinDirs are where its plugins are looked up (nil: berth's default
+	// directories).
+	BinDirs []string `json:"BinDirs,omitempty"`
+	// Args are CNI_ARGS for its plugins (the Kubernetes pod's
+	// K8S_POD_NAMESPACE, K8S_POD_NAME, K8S_POD_UID; the sandbox's ID is
+	// added as K8S_POD_INFRA_CONTAINER_ID at the attachment).
+	Args [][2]string `json:"Args,omitempty"`
 }
 
 // parseSubnet checks a CIDR and a gateway inside it.

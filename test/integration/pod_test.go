@@ -204,8 +204,13 @@ func TestPodCreateKilled(t *testing.T) {
 		t.Fatalf("the stopped create's network namespace: %v", ents)
 	}
 	// While its creator lives, the pod is left alone.
-	if got := e.pods(); len(got) != 1 || got[0].Status != "Creating" {
-		t.Errorf("pod ls while a create is in progress: %+v", got)
+	got := e.pods()
+	if len(got) != 1 || got[0].Status != "Creating" {
+		t.Fatalf("pod ls while a create is in progress: %+v", got)
+	}
+	id := got[0].ID
+	if leases := leasesOf(t, "/var/lib/cni/networks/berth", id); len(leases) != 1 {
+		t.Errorf("the stopped create's address lease: %v", leases)
 	}
 	create.Process.Kill()
 	create.Wait()
@@ -214,6 +219,11 @@ func TestPodCreateKilled(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(e.state, "netns")); len(ents) != 0 {
 		t.Errorf("the killed create's network namespace is left: %v", ents)
+	}
+	// Its network was attached but not yet recorded: its address is
+	// given back all the same.
+	if leases := leasesOf(t, "/var/lib/cni/networks/berth", id); len(leases) != 0 {
+		t.Errorf("the killed create's address lease is left: %v", leases)
 	}
 	e.run("pod", "create", "--name", "halfway")
 	e.run("pod", "rm", "halfway")
@@ -334,4 +344,22 @@ func TestPodUserns(t *testing.T) {
 	}
 	e.run("pod", "rm", "-f", "upod")
 	e.checkNothingLeft()
+}
+
+// leasesOf lists the addresses host-local holds in dir for a container
+// (its lease files name the container's ID on their first line).
+func leasesOf(t *testing.T, dir, id string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, ent := range ents {
+		data, _ := os.ReadFile(filepath.Join(dir, ent.Name()))
+		if first, _, _ := strings.Cut(string(data), "\n"); strings.TrimSpace(first) == id {
+			out = append(out, ent.Name())
+		}
+	}
+	return out
 }

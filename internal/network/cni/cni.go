@@ -12,9 +12,11 @@ package cni
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/containernetworking/cni/libcni"
@@ -31,6 +33,98 @@ type Network struct {
 
 // Name is the network's name.
 func (n *Network) Name() string { return n.list.Name }
+
+// Bytes is the conflist as read (a single-plugin .conf as the list
+// libcni makes of it).
+func (n *Network) Bytes() []byte { return n.list.Bytes }
+
+// PluginTypes are the plugins the network chains, in order.
+func (n *Network) PluginTypes() []string {
+	var out []string
+	for _, p := range n.list.Plugins {
+		out = append(out, p.Network.Type)
+	}
+	return out
+}
+
+// ErrNoConfig: a directory of CNI configurations holds none that loads.
+var ErrNoConfig = errors.New("no network config found")
+
+// DirConfig is the network a directory of CNI configurations defines.
+type DirConfig struct {
+	Network *Network
+	File    string
+	// Skipped are the files before File that did not load, with why.
+	Skipped []error
+}
+
+// LoadDir loads the network of a CNI configuration directory (the
+// kubelet's /etc/cni/net.d) as containerd and CRI-O choose it: the first
+// file, in lexical order, of .conflist, .conf and .json files that loads;
+// a single-plugin .conf or .json becomes a list of one. None: an error
+// that wraps ErrNoConfig and says what was skipped, with a DirConfig of
+// only the files skipped.
+func LoadDir(dir string) (*DirConfig, error) {
+	files, err := libcni.ConfFiles(dir, []string{".conflist", ".conf", ".json"})
+	if err != nil {
+		return nil, fmt.Errorf("cni: read the configuration directory %s: %w", dir, err)
+	}
+	sort.Strings(files)
+	var skipped []error
+	for _, f := range files {
+		n, err := loadFile(f)
+		if err != nil {
+			skipped = append(skipped, err)
+			continue
+		}
+		return &DirConfig{Network: n, File: f, Skipped: skipped}, nil
+	}
+	return &DirConfig{Skipped: skipped}, fmt.Errorf("%w in %s%s", ErrNoConfig, dir, skippedNote(skipped))
+}
+
+func skippedNote(skipped []error) string {
+	if len(skipped) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(" (skipped: ")
+	for i, err := range skipped {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(err.Error())
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// LoadFile loads one CNI configuration file: a .conflist, or a
+// single-plugin .conf or .json.
+func LoadFile(path string) (*Network, error) { return loadFile(path) }
+
+func loadFile(path string) (*Network, error) {
+	var l *libcni.NetworkConfigList
+	var err error
+	if strings.HasSuffix(path, ".conflist") {
+		l, err = libcni.ConfListFromFile(path)
+	} else {
+		var c *libcni.NetworkConfig
+		if c, err = libcni.ConfFromFile(path); err == nil {
+			if c.Network.Type == "" {
+				err = errors.New("no plugin type")
+			} else {
+				l, err = libcni.ConfListFromConf(c)
+			}
+		}
+	}
+	if err == nil && len(l.Plugins) == 0 {
+		err = errors.New("no plugins")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return &Network{list: l}, nil
+}
 
 // ParseNetwork reads a CNI conflist (JSON with "cniVersion", "name",
 // "plugins").
@@ -64,13 +158,15 @@ type Attachment struct {
 	ContainerID string
 	NetNS       string // path of the pinned namespace
 	IfName      string // e.g. eth0
+	// Args are CNI_ARGS (the Kubernetes pod's K8S_POD_NAME and the like).
+	Args [][2]string
 	// CapabilityArgs are the runtime's arguments to plugins that declare
 	// the capability: "portMappings", "ips", "mac".
 	CapabilityArgs map[string]any
 }
 
 func (a Attachment) runtimeConf() *libcni.RuntimeConf {
-	return &libcni.RuntimeConf{ContainerID: a.ContainerID, NetNS: a.NetNS, IfName: a.IfName, CapabilityArgs: a.CapabilityArgs}
+	return &libcni.RuntimeConf{ContainerID: a.ContainerID, NetNS: a.NetNS, IfName: a.IfName, Args: a.Args, CapabilityArgs: a.CapabilityArgs}
 }
 
 // Attach runs the network's plugins (ADD) and returns their result.
@@ -104,6 +200,22 @@ func (c *Client) CachedResult(n *Network, a Attachment) (*types100.Result, error
 	return types100.NewResultFromResult(res)
 }
 
+// CachedNetwork is the network (as its conflist was at the ADD) and the
+// arguments of the last ADD of a to the network named name, as libcni
+// cached them; nil when nothing is cached.
+func (c *Client) CachedNetwork(name string, a Attachment) (*Network, Attachment, error) {
+	conf, rt, err := c.cni.GetNetworkListCachedConfig(&libcni.NetworkConfigList{Name: name}, a.runtimeConf())
+	if err != nil || conf == nil {
+		return nil, a, err
+	}
+	n, err := ParseNetwork(conf)
+	if err != nil {
+		return nil, a, err
+	}
+	a.Args, a.CapabilityArgs = rt.Args, rt.CapabilityArgs
+	return n, a, nil
+}
+
 // BridgeOptions describe a bridge network.
 type BridgeOptions struct {
 	Name, Bridge, Subnet, Gateway string
@@ -135,6 +247,9 @@ func CheckPlugins(pluginDirs []string, names ...string) error {
 	}
 	var missing []string
 	for _, n := range names {
+		if n == "" || strings.ContainsRune(n, '/') {
+			return fmt.Errorf("CNI plugin type %q: not a plugin's name", n)
+		}
 		found := false
 		for _, d := range pluginDirs {
 			if fi, err := os.Stat(filepath.Join(d, n)); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {

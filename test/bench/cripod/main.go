@@ -6,7 +6,7 @@
 // round in another order, each start after a pause: a runtime's teardown
 // that goes on in the background must not fall on another's start),
 // stops and removes each pod untimed, and prints each one's median with its
-// spread and the ratio of the first to the others.
+// spread and the ratio of each to the last (the reference).
 //
 //	cripod -n 21 -image IMAGE -logdir DIR NAME=unix:///PATH [NAME=...]
 package main
@@ -38,7 +38,7 @@ func main() {
 	logDir := flag.String("logdir", "", "a directory for the pods' logs")
 	flag.Parse()
 	if *image == "" || *logDir == "" || flag.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: cripod -image IMAGE -logdir DIR NAME=unix:///PATH ...")
+		fmt.Fprintln(os.Stderr, "usage: cripod -image IMAGE -logdir DIR NAME=unix:///PATH ... (each against the last)")
 		os.Exit(2)
 	}
 	var targets []*target
@@ -89,9 +89,10 @@ func main() {
 		c := calls[t.name]
 		fmt.Printf("  %-32s %8s    RunPodSandbox %.1f, CreateContainer %.1f, StartContainer %.1f (medians)\n", "", "", ms(median(c[0])), ms(median(c[1])), ms(median(c[2])))
 	}
-	first := median(times[targets[0].name])
-	for _, t := range targets[1:] {
-		fmt.Printf("  %s/%s: %.2fx\n", targets[0].name, t.name, float64(first)/float64(median(times[t.name])))
+	// Each against the last, the reference.
+	ref := targets[len(targets)-1]
+	for _, t := range targets[:len(targets)-1] {
+		fmt.Printf("  %s/%s: %.2fx\n", t.name, ref.name, float64(median(times[t.name]))/float64(median(times[ref.name])))
 	}
 }
 

@@ -1,0 +1,215 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// TestCRIPodNetworkCNI: with --pod-network cni, berth serve's pods join
+// the network of the node's CNI configuration, as the kubelet's network
+// add-ons expect of containerd and CRI-O:
+//   - with no configuration the network is not ready (Status) and a pod
+//     that needs a network fails with the CRI's "cni plugin not
+//     initialized", leaving nothing; a host-network pod runs;
+//   - the first file that loads, in lexical order, is the network, read
+//     when the pod is made (a file written after serve started is seen);
+//     a broken one before it is skipped;
+//   - the pod gets the configuration's address, its hostPort works
+//     through the configuration's portmap, and its plugins get the pod's
+//     CNI_ARGS (K8S_POD_NAMESPACE, K8S_POD_NAME, ...);
+//   - after a kill -9 of serve and with the configuration file gone (the
+//     add-on rewrote it), the pod's removal still releases its address
+//     and its rules (the DEL runs with the ADD's configuration, from
+//     libcni's cache).
+func TestCRIPodNetworkCNI(t *testing.T) {
+	requireCNI(t)
+	e := newEngine(t)
+	e.loadDemoImage()
+	crictlPath(t)
+	dir := t.TempDir()
+	confDir := filepath.Join(dir, "net.d")
+	ipamDir := filepath.Join(dir, "ipam")
+	os.MkdirAll(confDir, 0o755)
+	const bridge, subnet = "bcnit0", "10.133.7.0/24"
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+
+	sock := filepath.Join(dir, "cri.sock")
+	args := []string{"serve", "--cri-socket", sock, "--pod-network", "cni", "--cni-conf-dir", confDir, "--cni-bin-dir", "/usr/lib/cni"}
+	first := e.command(args...)
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer first.Process.Kill()
+	waitFor(t, 10*time.Second, "the CRI socket", func() bool {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	ok := crictlOK(t, sock)
+	rt, _ := criClient(t, sock)
+	networkReady := func() *runtimeapi.RuntimeCondition {
+		t.Helper()
+		st, err := rt.Status(context.Background(), &runtimeapi.StatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range st.GetStatus().GetConditions() {
+			if c.GetType() == runtimeapi.NetworkReady {
+				return c
+			}
+		}
+		t.Fatal("Status has no NetworkReady condition")
+		return nil
+	}
+
+	// No configuration yet.
+	if c := networkReady(); c.GetStatus() || c.GetReason() != "NetworkPluginNotReady" || !strings.Contains(c.GetMessage(), "no network config found in "+confDir) {
+		t.Errorf("NetworkReady without a configuration: %v %q %q", c.GetStatus(), c.GetReason(), c.GetMessage())
+	}
+	podCfg := func(name string, hostNetwork bool, hostPort int) string {
+		path := filepath.Join(dir, name+".json")
+		ns := map[string]any{"pid": 1}
+		if hostNetwork {
+			ns["network"] = 2
+		}
+		cfg := map[string]any{
+			"metadata":      map[string]any{"name": name, "namespace": "cnins", "uid": "uid-" + name, "attempt": 0},
+			"log_directory": filepath.Join(dir, "logs", name),
+			"linux":         map[string]any{"security_context": map[string]any{"namespace_options": ns}},
+		}
+		if hostPort > 0 {
+			cfg["port_mappings"] = []any{map[string]any{"container_port": 8080, "host_port": hostPort, "protocol": 0}}
+		}
+		writeJSON(t, path, cfg)
+		return path
+	}
+	if out, errOut, err := crictl(t, sock, "runp", podCfg("early", false, 0)); err == nil || !strings.Contains(errOut, "cni plugin not initialized") {
+		t.Errorf("runp without a CNI configuration: %v %s%s", err, out, errOut)
+	}
+	if got := ok("pods", "-q"); got != "" {
+		t.Errorf("a pod that failed for want of a network is left: %q", got)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.state, "netns")); len(ents) != 0 {
+		t.Errorf("a network namespace is left: %v", ents)
+	}
+	hostPod := ok("runp", podCfg("hostnet", true, 0))
+	ok("stopp", hostPod)
+	ok("rmp", hostPod)
+
+	// The add-on writes its configuration; a broken file sorts first.
+	os.WriteFile(filepath.Join(confDir, "05-broken.conflist"), []byte(`{"cniVersion": "1.0.0", "name": `), 0o644)
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"kpods","plugins":[
+ {"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":true,"ipam":{"type":"host-local","ranges":[[{"subnet":%q}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":%q}},
+ {"type":"portmap","capabilities":{"portMappings":true}}]}`, bridge, subnet, ipamDir)
+	confFile := filepath.Join(confDir, "10-kpods.conflist")
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c := networkReady(); !c.GetStatus() {
+		t.Errorf("NetworkReady with a configuration: %q", c.GetMessage())
+	}
+	var info struct {
+		Config struct {
+			PodNetwork struct {
+				CNI struct{ Name, File string }
+			} `json:"podNetwork"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal([]byte(ok("info")), &info); err != nil || info.Config.PodNetwork.CNI.File != confFile || info.Config.PodNetwork.CNI.Name != "kpods" {
+		t.Errorf("crictl info's pod network: %+v %v", info.Config.PodNetwork, err)
+	}
+
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	webCfg := podCfg("web", false, port)
+	podID := ok("runp", webCfg)
+	ctrCfg := filepath.Join(dir, "ctr.json")
+	writeJSON(t, ctrCfg, map[string]any{
+		"metadata": map[string]any{"name": "srv"},
+		"image":    map[string]any{"image": "docker.io/" + demoImage},
+		"command":  []string{"sh", "-c", "mkdir -p /www && echo via-cni > /www/index.html && exec httpd -f -p 8080 -h /www"},
+		"log_path": "srv.log",
+	})
+	cid := ok("create", podID, ctrCfg, webCfg)
+	ok("start", cid)
+	var insp struct {
+		Status struct {
+			Network struct{ IP string } `json:"network"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(ok("inspectp", podID)), &insp); err != nil {
+		t.Fatal(err)
+	}
+	_, sn, _ := net.ParseCIDR(subnet)
+	if ip := net.ParseIP(insp.Status.Network.IP); ip == nil || !sn.Contains(ip) {
+		t.Errorf("the pod's address %q is not of the configuration's subnet %s", insp.Status.Network.IP, subnet)
+	}
+	if got := ok("exec", "-s", cid, "ip", "-4", "addr", "show", "eth0"); !strings.Contains(got, insp.Status.Network.IP+"/24") {
+		t.Errorf("eth0 inside the pod: %q", got)
+	}
+	waitFor(t, 10*time.Second, "the pod's hostPort through the configuration's portmap", func() bool { return httpGet(port) == "via-cni\n" })
+	if leases := leasesOf(t, filepath.Join(ipamDir, "kpods"), podID); len(leases) != 1 || leases[0] != insp.Status.Network.IP {
+		t.Errorf("host-local's lease for the pod: %v", leases)
+	}
+	cached, err := os.ReadFile(filepath.Join(e.root, "networks", "cache", "results", "kpods-"+podID+"-eth0"))
+	if err != nil {
+		t.Fatalf("libcni's cache of the pod's ADD: %v", err)
+	}
+	for _, arg := range []string{`"K8S_POD_NAMESPACE","cnins"`, `"K8S_POD_NAME","web"`, `"K8S_POD_UID","uid-web"`, `"K8S_POD_INFRA_CONTAINER_ID","` + podID + `"`} {
+		if !strings.Contains(string(cached), arg) {
+			t.Errorf("the plugins' CNI_ARGS lack [%s]: %s", arg, cached)
+		}
+	}
+	rules := func() string {
+		out, _ := exec.Command("iptables-save", "-t", "nat").Output()
+		var mine []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, podID) {
+				mine = append(mine, l)
+			}
+		}
+		return strings.Join(mine, "\n")
+	}
+	if rules() == "" {
+		t.Errorf("no nat rule names the pod (the bridge's ipMasq, portmap's DNAT)")
+	}
+
+	// kill -9 of serve; the add-on replaces its file; a new serve.
+	first.Process.Signal(syscall.SIGKILL)
+	first.Wait()
+	os.Remove(confFile)
+	os.WriteFile(filepath.Join(confDir, "10-other.conflist"), []byte(strings.ReplaceAll(conf, `"kpods"`, `"other"`)), 0o644)
+	e.serveWith(args[1:]...)
+	if got := ok("pods", "-q", "--no-trunc"); got != podID {
+		t.Errorf("crictl pods after serve's restart: %q, want %s", got, podID)
+	}
+	ok("stopp", podID)
+	ok("rmp", podID)
+	if leases := leasesOf(t, filepath.Join(ipamDir, "kpods"), podID); len(leases) != 0 {
+		t.Errorf("the removed pod's lease is left: %v", leases)
+	}
+	if r := rules(); r != "" {
+		t.Errorf("the removed pod's nat rules are left:\n%s", r)
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "networks", "cache", "results", "kpods-"+podID+"-eth0")); !os.IsNotExist(err) {
+		t.Errorf("libcni's cache of the removed pod: %v", err)
+	}
+	e.checkNothingLeft()
+}
