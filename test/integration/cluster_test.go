@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -32,7 +33,9 @@ import (
 // creates a Deployment of 3, scales it to 5 and back to 3, rolls it out
 // to another image (pulled by the kubelet through berth from a loopback
 // registry), kubectl exec, logs -f and port-forward reach its pods, and a
-// Job runs to completion.
+// Job runs to completion. The pods are on the node's CNI configuration
+// (serve --pod-network cni), which appears only after the node
+// registered: the node is NotReady until then.
 func TestKubernetesCluster(t *testing.T) {
 	if os.Getenv("BERTH_CLUSTER_TEST") != "1" {
 		t.Skip("the single-node cluster test runs under make cluster-test (BERTH_CLUSTER_TEST=1)")
@@ -75,8 +78,12 @@ func TestKubernetesCluster(t *testing.T) {
 	writeJSON(t, mirrors, map[string]any{"registries": map[string]any{"berth.test": map[string]any{"mirrors": []string{"http://" + reg.Addr}}}})
 	e.env = append(e.env, "BERTH_REGISTRY_CONFIG="+mirrors)
 
+	// The pod network is the node's CNI configuration, as a network
+	// add-on writes it, after the kubelet has registered the node.
 	sock := filepath.Join(k.dir, "cri.sock")
-	k.serve(sock)
+	netd := filepath.Join(k.dir, "net.d")
+	os.MkdirAll(netd, 0o755)
+	k.serve(sock, "--pod-network", "cni", "--cni-conf-dir", netd, "--cni-bin-dir", "/usr/lib/cni")
 
 	// Credentials: one token of a system:masters user for every
 	// component (anonymous access is off under AlwaysAllow), one RSA key
@@ -157,6 +164,17 @@ current-context: berth
 		_, err := kubectl("get", "node", "berth-node")
 		return err == nil
 	})
+	// No CNI configuration yet: the runtime's network is not ready, so
+	// neither is the node.
+	readyCond := `{.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].message}`
+	waitFor(t, 60*time.Second, "the node NotReady for want of a network", func() bool {
+		out, _ := kubectl("get", "node", "berth-node", "-o", "jsonpath="+readyCond)
+		return strings.HasPrefix(out, "False") && strings.Contains(out, "cni plugin not initialized")
+	})
+	const podSubnet = "10.244.7.0/24"
+	os.WriteFile(filepath.Join(netd, "10-addon.conflist"), []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":"addon","plugins":[
+ {"type":"bridge","bridge":"cni0","isGateway":true,"ipMasq":true,"hairpinMode":true,"ipam":{"type":"host-local","ranges":[[{"subnet":%q}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":%q}},
+ {"type":"portmap","capabilities":{"portMappings":true}}]}`, podSubnet, filepath.Join(k.dir, "ipam"))), 0o644)
 	ok("wait", "--for=condition=Ready", "node/berth-node", "--timeout=120s")
 	t.Logf("node ready at %s", elapsed())
 	// The ServiceAccount admission refuses pods until the controller
@@ -191,6 +209,15 @@ current-context: berth
 	ok("rollout", "status", "deployment/web", "--timeout=180s")
 	pods := k.checkWebPods(kubectl, sock, 3, "2")
 	t.Logf("rolled out to web:2 at %s", elapsed())
+	_, podNet, _ := net.ParseCIDR(podSubnet)
+	for _, p := range pods {
+		ip := ok("get", "pod", p, "-o", "jsonpath={.status.podIP}")
+		if !podNet.Contains(net.ParseIP(ip)) {
+			t.Errorf("pod %s's address %q is not of the CNI configuration's %s", p, ip, podSubnet)
+		} else if got := k.get("http://" + net.JoinHostPort(ip, "8080") + "/index.html"); got != "web v2\n" {
+			t.Errorf("pod %s at %s:8080 over the CNI bridge: %q", p, ip, got)
+		}
+	}
 
 	// kubectl exec: the apiserver -> the kubelet -> serve's streaming
 	// server.
