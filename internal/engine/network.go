@@ -642,10 +642,21 @@ func (e *Engine) releaseNetns(ctx context.Context, id string, eps []network.Endp
 		}
 	}
 	failed, err1 := detachFrom(ctx, m, id, path, inside)
-	netns.Remove(e.netnsDir(), id)
+	if !slices.ContainsFunc(failed, isCNIEndpoint) {
+		netns.Remove(e.netnsDir(), id)
+	}
 	f, err2 := detachFrom(ctx, m, id, "", outside)
 	return append(failed, f...), errors.Join(err1, err2)
 }
+
+// isCNIEndpoint: an endpoint on a CNI configuration file's network. When
+// its DEL fails, the namespace stays pinned for the next attempt, as
+// containerd keeps it: such plugins may need it to find what to undo
+// (the bridge plugin's ipMasq rules go by the addresses of the interface
+// inside; without the namespace only the lease would be released).
+// berth's own networks have no such rules (their chains are per
+// network), so their namespace goes whatever the DEL did.
+func isCNIEndpoint(ep network.Endpoint) bool { return ep.CNI != nil }
 
 // teardownNetwork detaches a container that stopped and removes its
 // namespace; the name server forgets it.

@@ -542,10 +542,16 @@ func (e *Engine) abandoned(ctx context.Context, p *Pod) bool {
 	if p, err = e.getPod(ctx, p.ID); err != nil || p.State != PodCreating {
 		return err != nil
 	}
-	if err := e.unpinPod(ctx, p); err != nil && e.sandboxDriver(p) != nil {
+	if err := e.unpinPod(ctx, p); err != nil {
 		// Kept for the next try: a sandbox that would not go (a mount
-		// of it) is still known by its record.
-		return false
+		// of it) is still known by its record, and so are endpoints
+		// whose DEL failed.
+		if e.sandboxDriver(p) != nil {
+			return false
+		}
+		if r, gerr := e.getPod(ctx, p.ID); gerr == nil && len(r.NetworkSettings.Endpoints) > 0 {
+			return false
+		}
 	}
 	os.RemoveAll(e.podDir(p.ID))
 	os.RemoveAll(e.podStateDir(p.ID))
@@ -560,7 +566,12 @@ func intendedEndpoints(p *Pod) []network.Endpoint {
 	}
 	var eps []network.Endpoint
 	for i, req := range p.Networks {
-		ep := network.Endpoint{Network: network.Canonical(req.Name), IfName: "eth" + strconv.Itoa(i), RequestIP: req.IP, RequestMAC: req.MAC, CNI: req.CNI}
+		name := req.Name
+		if req.CNI == nil {
+			// (A CNI configuration's name is its own, "bridge" too.)
+			name = network.Canonical(name)
+		}
+		ep := network.Endpoint{Network: name, IfName: "eth" + strconv.Itoa(i), RequestIP: req.IP, RequestMAC: req.MAC, CNI: req.CNI}
 		if i == 0 {
 			ep.Ports = p.PortBindings
 		}
@@ -612,10 +623,14 @@ func (e *Engine) unpinPod(ctx context.Context, p *Pod) error {
 	}
 	failed, err := e.releaseNetns(ctx, p.ID, eps)
 	errs = append(errs, err)
-	e.emitEndpoints(ctx, "disconnect", p.ID, slices.DeleteFunc(slices.Clone(p.NetworkSettings.Endpoints), func(ep network.Endpoint) bool {
+	e.emitEndpoints(ctx, "disconnect", p.ID, slices.DeleteFunc(slices.Clone(eps), func(ep network.Endpoint) bool {
 		return slices.ContainsFunc(failed, func(f network.Endpoint) bool { return f.Network == ep.Network })
 	}))
-	errs = append(errs, netns.Remove(e.netnsDir(), p.ID))
+	if !slices.ContainsFunc(failed, isCNIEndpoint) {
+		// (Kept for a CNI configuration's DEL to be retried in it:
+		// releaseNetns.)
+		errs = append(errs, netns.Remove(e.netnsDir(), p.ID))
+	}
 	errs = append(errs, netns.UnpinIPCUTS(e.podStateDir(p.ID)))
 	errs = append(errs, e.stopPodReaper(p))
 	for dir := e.podShm(p.ID); mounted(dir); {
@@ -624,7 +639,9 @@ func (e *Engine) unpinPod(ctx context.Context, p *Pod) error {
 			break
 		}
 	}
-	if len(p.NetworkSettings.Endpoints) > 0 {
+	if len(p.NetworkSettings.Endpoints) > 0 || len(failed) > 0 {
+		// Those whose DEL failed stay for the next attempt (a creation
+		// cut short included: abandoned then keeps the record).
 		if _, err := e.updatePod(ctx, p.ID, func(r *Pod) error {
 			r.NetworkSettings.Endpoints = failed
 			return nil

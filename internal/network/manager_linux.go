@@ -882,6 +882,11 @@ func (m *Manager) AttachCNI(ctx context.Context, ref *CNIRef, r AttachRequest) (
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("CNI network %s: %w", ref.Name, err)
 	}
+	if n.Name() != ref.Name {
+		// Rewritten since it was chosen: the pod's record names the
+		// network its DEL looks for, so it must be the ADD's.
+		return Endpoint{}, fmt.Errorf("CNI configuration %s changed while the pod was made (network %s, was %s): try again: %w", ref.File, n.Name(), ref.Name, ErrInvalid)
+	}
 	client, err := m.cniClient(ref)
 	if err != nil {
 		return Endpoint{}, err
@@ -896,9 +901,7 @@ func (m *Manager) AttachCNI(ctx context.Context, ref *CNIRef, r AttachRequest) (
 		client.Detach(context.WithoutCancel(ctx), n, a)
 		return Endpoint{}, err
 	}
-	own := *ref
-	own.Name = n.Name()
-	ep := Endpoint{Network: n.Name(), IfName: r.IfName, Ports: r.Ports, CNI: &own}
+	ep := Endpoint{Network: n.Name(), IfName: r.IfName, Ports: r.Ports, CNI: ref}
 	fillEndpoint(&ep, res)
 	return ep, nil
 }
@@ -908,6 +911,11 @@ func (m *Manager) AttachCNI(ctx context.Context, ref *CNIRef, r AttachRequest) (
 // the file if it still defines the network, and otherwise there is
 // nothing known to undo.
 func (m *Manager) detachCNI(ctx context.Context, containerID, netnsPath string, ep Endpoint) error {
+	// Not cut short by the caller's end (a kubelet's StopPodSandbox that
+	// times out): a plugin killed half-way through its DEL leaves half
+	// of what it made.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
 	client, err := m.cniClient(ep.CNI)
 	if err != nil {
 		return err

@@ -213,3 +213,176 @@ func TestCRIPodNetworkCNI(t *testing.T) {
 	}
 	e.checkNothingLeft()
 }
+
+// TestCRIPodNetworkCNIKilled: a RunPodSandbox on the node's CNI
+// configuration whose serve is killed after the ADD and before the pod
+// is recorded ready is undone by the kubelet's retry on a new serve: the
+// half-made pod's address, its rules and libcni's cache of it are
+// released (its DEL runs with the ADD's configuration), and the retry
+// makes the pod. The network is named "bridge", as some add-ons name
+// theirs, which is also a name berth gives its own default network.
+func TestCRIPodNetworkCNIKilled(t *testing.T) {
+	requireCNI(t)
+	e := newEngine(t)
+	crictlPath(t)
+	dir := t.TempDir()
+	confDir := filepath.Join(dir, "net.d")
+	ipamDir := filepath.Join(dir, "ipam")
+	os.MkdirAll(confDir, 0o755)
+	const bridge = "bcnik0"
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	os.WriteFile(filepath.Join(confDir, "10-bridge.conflist"), []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":"bridge","plugins":[
+ {"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.133.8.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":%q}}]}`, bridge, ipamDir)), 0o644)
+	sock := filepath.Join(dir, "cri.sock")
+	args := []string{"--cri-socket", sock, "--pod-network", "cni", "--cni-conf-dir", confDir, "--cni-bin-dir", "/usr/lib/cni"}
+	stopped := e.command(append([]string{"serve"}, args...)...)
+	stopped.Env = append(stopped.Env, "_BERTH_TEST_STOP_AT=pod-network-attached")
+	if err := stopped.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer stopped.Process.Kill()
+	waitFor(t, 10*time.Second, "the CRI socket", func() bool {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	podCfg := filepath.Join(dir, "pod.json")
+	writeJSON(t, podCfg, map[string]any{
+		"metadata":      map[string]any{"name": "halfway", "namespace": "cnins", "uid": "uid-halfway", "attempt": 0},
+		"log_directory": filepath.Join(dir, "logs"),
+	})
+	first := exec.Command(crictlPath(t), "--config", "/dev/null", "--runtime-endpoint", "unix://"+sock, "--timeout", "60s", "runp", podCfg)
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer first.Process.Kill()
+	waitFor(t, 20*time.Second, "serve to stop with the pod's network attached", func() bool {
+		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", stopped.Process.Pid))
+		return strings.Contains(string(st), ") T ")
+	})
+	ents, _ := os.ReadDir(filepath.Join(ipamDir, "bridge"))
+	var halfID, halfIP string
+	for _, ent := range ents {
+		if net.ParseIP(ent.Name()) != nil {
+			data, _ := os.ReadFile(filepath.Join(ipamDir, "bridge", ent.Name()))
+			first, _, _ := strings.Cut(string(data), "\n")
+			halfID, halfIP = strings.TrimSpace(first), ent.Name()
+		}
+	}
+	if len(halfID) != 64 {
+		t.Fatalf("the half-made pod's lease: %v (%q)", ents, halfID)
+	}
+	stopped.Process.Signal(syscall.SIGKILL)
+	stopped.Wait()
+	first.Process.Kill()
+	first.Wait()
+
+	e.serveWith(args...)
+	ok := crictlOK(t, sock)
+	podID := ok("runp", podCfg)
+	if podID == halfID {
+		t.Fatalf("the retry answered the half-made pod %s", podID)
+	}
+	if leases := leasesOf(t, filepath.Join(ipamDir, "bridge"), halfID); len(leases) != 0 {
+		t.Errorf("the half-made pod's address %s is still leased: %v", halfIP, leases)
+	}
+	out, _ := exec.Command("iptables-save", "-t", "nat").Output()
+	if strings.Contains(string(out), halfID) {
+		t.Errorf("the half-made pod's nat rules are left")
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "networks", "cache", "results", "bridge-"+halfID+"-eth0")); !os.IsNotExist(err) {
+		t.Errorf("libcni's cache of the half-made pod: %v", err)
+	}
+	if leases := leasesOf(t, filepath.Join(ipamDir, "bridge"), podID); len(leases) != 1 {
+		t.Errorf("the retried pod's lease: %v", leases)
+	}
+	ok("stopp", podID)
+	ok("rmp", podID)
+	if leases := leasesOf(t, filepath.Join(ipamDir, "bridge"), podID); len(leases) != 0 {
+		t.Errorf("the removed pod's lease: %v", leases)
+	}
+	e.checkNothingLeft()
+}
+
+// TestCRIPodNetworkCNIDelFails: when a CNI configuration's DEL fails at
+// StopPodSandbox, the pod's network namespace stays pinned, so the
+// kubelet's next StopPodSandbox runs the DEL in it again: the bridge
+// plugin's ipMasq rules, which it finds by the addresses of the interface
+// inside, are removed then (without the namespace only the lease would
+// be). A plugin of the test's own, last in the chain, fails its DEL
+// while a file says so.
+func TestCRIPodNetworkCNIDelFails(t *testing.T) {
+	requireCNI(t)
+	e := newEngine(t)
+	crictlPath(t)
+	dir := t.TempDir()
+	confDir, binDir, ipamDir := filepath.Join(dir, "net.d"), filepath.Join(dir, "bin"), filepath.Join(dir, "ipam")
+	os.MkdirAll(confDir, 0o755)
+	os.MkdirAll(binDir, 0o755)
+	failDel := filepath.Join(dir, "fail-del")
+	// ADD passes the previous result on (libcni's config is one line, its
+	// keys sorted: prevResult comes last but for type); DEL fails while
+	// failDel exists.
+	plugin := fmt.Sprintf(`#!/bin/sh
+conf=$(cat)
+case "$CNI_COMMAND" in
+ADD) printf '%%s' "$conf" | sed -e 's/.*"prevResult":\(.*\),"type":"flaky"}$/\1/' ;;
+DEL) if [ -e %q ]; then echo '{"code":999,"msg":"flaky DEL"}'; exit 1; fi ;;
+VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}' ;;
+esac
+`, failDel)
+	if err := os.WriteFile(filepath.Join(binDir, "flaky"), []byte(plugin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const bridge = "bcnid0"
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	os.WriteFile(filepath.Join(confDir, "10-flaky.conflist"), []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":"flakynet","plugins":[
+ {"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.133.9.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":%q}},
+ {"type":"flaky"}]}`, bridge, ipamDir)), 0o644)
+	sock := filepath.Join(dir, "cri.sock")
+	e.serveWith("--cri-socket", sock, "--pod-network", "cni", "--cni-conf-dir", confDir, "--cni-bin-dir", binDir+",/usr/lib/cni")
+	ok := crictlOK(t, sock)
+	podCfg := filepath.Join(dir, "pod.json")
+	writeJSON(t, podCfg, map[string]any{
+		"metadata":      map[string]any{"name": "flaky", "namespace": "cnins", "uid": "uid-flaky", "attempt": 0},
+		"log_directory": filepath.Join(dir, "logs"),
+	})
+	podID := ok("runp", podCfg)
+	var insp struct {
+		Status struct {
+			Network struct{ IP string } `json:"network"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(ok("inspectp", podID)), &insp); err != nil || !strings.HasPrefix(insp.Status.Network.IP, "10.133.9.") {
+		t.Fatalf("the pod's address through the chain's result: %+v %v", insp, err)
+	}
+	masq := func() bool {
+		out, _ := exec.Command("iptables-save", "-t", "nat").Output()
+		return strings.Contains(string(out), podID)
+	}
+	if !masq() {
+		t.Fatal("no ipMasq rule names the pod")
+	}
+	os.WriteFile(failDel, nil, 0o644)
+	if out, errOut, err := crictl(t, sock, "stopp", podID); err == nil || !strings.Contains(errOut, "flaky DEL") {
+		t.Errorf("stopp with a failing DEL: %v %s%s", err, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(e.state, "netns", podID)); err != nil {
+		t.Errorf("the pod's namespace went with its DEL failed: %v", err)
+	}
+	if !masq() {
+		t.Errorf("the bridge's rules went, though its DEL (before the failing one) should not have run yet")
+	}
+	os.Remove(failDel)
+	ok("stopp", podID)
+	if masq() {
+		t.Errorf("the pod's ipMasq rules are left after the DEL's retry")
+	}
+	if leases := leasesOf(t, filepath.Join(ipamDir, "flakynet"), podID); len(leases) != 0 {
+		t.Errorf("the pod's lease is left: %v", leases)
+	}
+	ok("rmp", podID)
+	e.checkNothingLeft()
+}
