@@ -69,6 +69,14 @@ restarting it leaves them running.`,
 			if len(hosts) == 0 && criSocket == "" {
 				return errors.New("serve: nothing to serve on: give --docker-socket PATH, --host or --cri-socket PATH")
 			}
+			if podNet.Template != "" {
+				if podNet.Mode != cri.PodNetworkCNI {
+					return errors.New("serve: --cni-conf-template renders the node's CNI configuration: it needs --pod-network cni")
+				}
+				if _, err := cri.LoadTemplate(podNet.Template); err != nil {
+					return err
+				}
+			}
 			// Every listener before the engine: a bad flag fails
 			// before anything is opened, and a socket that cannot be
 			// had fails the start, not half of it.
@@ -150,6 +158,7 @@ restarting it leaves them running.`,
 	cmd.Flags().StringVar(&criSocket, "cri-socket", "/run/berth/berth.sock", "the Kubernetes CRI's unix socket")
 	cmd.Flags().StringVar(&podNet.Mode, "pod-network", "", `the network of the CRI's pods: "" (berth's default network), "cni" (the node's CNI configuration in --cni-conf-dir, as containerd and CRI-O use it: the network is not ready until a network add-on writes one), or a berth network's name`)
 	cmd.Flags().StringVar(&podNet.ConfDir, "cni-conf-dir", podNet.ConfDir, "with --pod-network cni: the node's CNI configurations (the first file in lexical order of .conflist, .conf and .json that loads is the pod network; read at each pod's creation)")
+	cmd.Flags().StringVar(&podNet.Template, "cni-conf-template", "", "with --pod-network cni: a Go template of a conflist that the kubelet's pod CIDR fills in (.PodCIDR, .PodCIDRRanges, .Routes) and that is written into --cni-conf-dir while it has no configuration (containerd's conf_template: a node without a network add-on)")
 	cmd.Flags().StringSliceVar(&podNet.BinDirs, "cni-bin-dir", podNet.BinDirs, "with --pod-network cni: where the plugins of the node's CNI configuration are looked up, in order (repeatable or comma-separated)")
 	cmd.Flags().StringVar(&streamAddress, "stream-address", "127.0.0.1:0", "HOST:PORT of the CRI's streaming server (exec, attach, port-forward sessions; plain HTTP, port 0 picks a free one): keep it on loopback, where the kubelet reaches it")
 	return cmd

@@ -3,8 +3,14 @@
 package cri
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
 
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/network/cni"
@@ -37,6 +43,104 @@ type PodNetwork struct {
 	// BinDirs are where their plugins are looked up (nil: berth's
 	// default plugin directories).
 	BinDirs []string
+	// Template, if set, is a Go text/template of a conflist that
+	// UpdateRuntimeConfig renders with the node's pod CIDRs into
+	// ConfDir while it has no configuration (containerd's conf_template:
+	// a node without a network add-on).
+	Template string
+}
+
+// TemplateFile is the file a rendered Template becomes in ConfDir.
+const TemplateFile = "10-berth-net.conflist"
+
+// TemplateData is what a conflist template sees: the node's pod CIDRs
+// as the kubelet gives them to UpdateRuntimeConfig, and a default route
+// for each address family among them (containerd's fields).
+type TemplateData struct {
+	PodCIDR       string   // the first
+	PodCIDRRanges []string // all of them
+	Routes        []string // 0.0.0.0/0, ::/0
+}
+
+// LoadTemplate reads and parses a conflist template.
+func LoadTemplate(path string) (*template.Template, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cni-conf-template: %w", err)
+	}
+	t, err := template.New(filepath.Base(path)).Option("missingkey=error").Parse(string(data))
+	if err != nil {
+		return nil, fmt.Errorf("--cni-conf-template %s: %w", path, err)
+	}
+	return t, nil
+}
+
+// templateData is the data of a pod CIDR list ("10.244.1.0/24" or a
+// comma-separated dual-stack pair).
+func templateData(cidrs string) (TemplateData, error) {
+	var d TemplateData
+	v4, v6 := false, false
+	for _, c := range strings.Split(cidrs, ",") {
+		c = strings.TrimSpace(c)
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return d, fmt.Errorf("pod CIDR %q: %w", c, err)
+		}
+		d.PodCIDRRanges = append(d.PodCIDRRanges, p.Masked().String())
+		if p.Addr().Is4() {
+			v4 = true
+		} else {
+			v6 = true
+		}
+	}
+	d.PodCIDR = d.PodCIDRRanges[0]
+	if v4 {
+		d.Routes = append(d.Routes, "0.0.0.0/0")
+	}
+	if v6 {
+		d.Routes = append(d.Routes, "::/0")
+	}
+	return d, nil
+}
+
+// renderTemplate writes ConfDir/TemplateFile from the template and the
+// pod CIDRs, unless the directory has a configuration already (then the
+// add-on's or the operator's stands, as with containerd); it says
+// whether it wrote. What it writes must load as a conflist.
+func (pn PodNetwork) renderTemplate(cidrs string) (bool, error) {
+	if _, err := cni.LoadDir(pn.ConfDir); err == nil {
+		return false, nil
+	}
+	t, err := LoadTemplate(pn.Template)
+	if err != nil {
+		return false, err
+	}
+	d, err := templateData(cidrs)
+	if err != nil {
+		return false, err
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, d); err != nil {
+		return false, fmt.Errorf("--cni-conf-template %s: %w", pn.Template, err)
+	}
+	if _, err := cni.ParseNetwork(b.Bytes()); err != nil {
+		return false, fmt.Errorf("--cni-conf-template %s with the pod CIDRs %s: %w", pn.Template, cidrs, err)
+	}
+	if err := os.MkdirAll(pn.ConfDir, 0o755); err != nil {
+		return false, err
+	}
+	path := filepath.Join(pn.ConfDir, TemplateFile)
+	// A temp name libcni does not read (its extensions only), renamed
+	// whole: a RunPodSandbox never sees half a file.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+		return false, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return false, err
+	}
+	return true, nil
 }
 
 // DefaultCNIConfDir and DefaultCNIBinDirs are the kubelet's, containerd's

@@ -8,6 +8,8 @@ import (
 	"maps"
 	"path/filepath"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -89,6 +91,17 @@ func (s *Server) UpdateRuntimeConfig(_ context.Context, req *runtimeapi.UpdateRu
 		s.podCIDR = cidr
 		s.mu.Unlock()
 		s.log.Info("cri: pod CIDR", "cidr", cidr)
+		if s.net.Template != "" {
+			wrote, err := s.net.renderTemplate(cidr)
+			if err != nil {
+				return nil, status.Errorf(codes.InvalidArgument, "UpdateRuntimeConfig: the CNI configuration from the template: %v", err)
+			}
+			if wrote {
+				s.log.Info("cri: wrote the CNI configuration from the template", "file", filepath.Join(s.net.ConfDir, TemplateFile), "cidr", cidr)
+			} else {
+				s.log.Info("cri: the CNI configuration directory has a configuration: the template is not rendered", "dir", s.net.ConfDir)
+			}
+		}
 	}
 	return &runtimeapi.UpdateRuntimeConfigResponse{}, nil
 }

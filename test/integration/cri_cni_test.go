@@ -386,3 +386,54 @@ esac
 	ok("rmp", podID)
 	e.checkNothingLeft()
 }
+
+// TestCRIPodNetworkTemplate: with --cni-conf-template, the kubelet's pod
+// CIDR (UpdateRuntimeConfig) fills in a conflist template that serve
+// writes into the configuration directory, and the node's pods join it
+// (containerd's conf_template, for a node without a network add-on).
+func TestCRIPodNetworkTemplate(t *testing.T) {
+	requireCNI(t)
+	e := newEngine(t)
+	crictlPath(t)
+	dir := t.TempDir()
+	confDir := filepath.Join(dir, "net.d")
+	const bridge = "bcnitp0"
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	tmpl := filepath.Join(dir, "template.conflist")
+	os.WriteFile(tmpl, []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":"templated","plugins":[
+ {"type":"bridge","bridge":%q,"isGateway":true,"ipam":{"type":"host-local","dataDir":%q,
+  "ranges":[{{range $i, $r := .PodCIDRRanges}}{{if $i}},{{end}}[{"subnet":"{{$r}}"}]{{end}}],
+  "routes":[{{range $i, $r := .Routes}}{{if $i}},{{end}}{"dst":"{{$r}}"}{{end}}]}}]}`, bridge, filepath.Join(dir, "ipam"))), 0o644)
+
+	if code, _, errOut := e.exitCode("serve", "--cri-socket", filepath.Join(dir, "x.sock"), "--cni-conf-template", tmpl); code == 0 || !strings.Contains(errOut, "needs --pod-network cni") {
+		t.Errorf("--cni-conf-template without --pod-network cni: exit %d, %s", code, errOut)
+	}
+	sock := filepath.Join(dir, "cri.sock")
+	e.serveWith("--cri-socket", sock, "--pod-network", "cni", "--cni-conf-dir", confDir, "--cni-conf-template", tmpl)
+	rt, _ := criClient(t, sock)
+	ctx := context.Background()
+	if _, err := rt.UpdateRuntimeConfig(ctx, &runtimeapi.UpdateRuntimeConfigRequest{RuntimeConfig: &runtimeapi.RuntimeConfig{NetworkConfig: &runtimeapi.NetworkConfig{PodCidr: "10.133.10.0/24"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(confDir, "10-berth-net.conflist")); err != nil || !strings.Contains(string(data), `"subnet":"10.133.10.0/24"`) {
+		t.Fatalf("the configuration written from the template: %q %v", data, err)
+	}
+	ok := crictlOK(t, sock)
+	podCfg := filepath.Join(dir, "pod.json")
+	writeJSON(t, podCfg, map[string]any{
+		"metadata":      map[string]any{"name": "templated", "namespace": "cnins", "uid": "uid-templated", "attempt": 0},
+		"log_directory": filepath.Join(dir, "logs"),
+	})
+	podID := ok("runp", podCfg)
+	var insp struct {
+		Status struct {
+			Network struct{ IP string } `json:"network"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(ok("inspectp", podID)), &insp); err != nil || !strings.HasPrefix(insp.Status.Network.IP, "10.133.10.") {
+		t.Errorf("the pod's address from the templated configuration: %+v %v", insp, err)
+	}
+	ok("stopp", podID)
+	ok("rmp", podID)
+	e.checkNothingLeft()
+}
