@@ -99,7 +99,11 @@ func TestRuntimeCgroupForkedIn(t *testing.T) {
 		})
 		b := newBundle(t, r.bin, "sleep", "60")
 		b.Spec.Linux.CgroupsPath = inner
-		limit, pids := int64(64<<20), int64(3)
+		// The init's Go runtime counts against pids.max from the moment
+		// the limit is written (while it starts, inside): 3 left it
+		// without a thread it wanted under CPU load (pthread_create
+		// EAGAIN, a SIGABRT), so a handful more.
+		limit, pids := int64(64<<20), int64(16)
 		b.Spec.Linux.Resources = &specs.LinuxResources{
 			Memory:  &specs.LinuxMemory{Limit: &limit},
 			Pids:    &specs.LinuxPids{Limit: &pids},

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -167,6 +168,9 @@ func runningContainer(list []criContainer, pod, name string) *criContainer {
 // serves); the server's readiness is an HTTP probe of a file in the
 // volume; "probed" has an exec liveness probe of a file the test removes;
 // "exiter" exits twice, then stays.
+// kubeletPodCIDR is the standalone kubelet's pod CIDR.
+const kubeletPodCIDR = "10.133.12.0/24"
+
 const webPod = `apiVersion: v1
 kind: Pod
 metadata:
@@ -233,7 +237,9 @@ spec:
 // exec liveness probe whose failure restarts its container, a container
 // whose exits the kubelet restarts, crictl logs, exec and port-forward;
 // then kill -9 of serve and a new serve: the kubelet goes on (it starts
-// a new pod) and no container was restarted.
+// a new pod) and no container was restarted. The pods are on a CNI
+// configuration serve renders from a template with the kubelet's pod
+// CIDR (--cni-conf-template).
 func TestKubeletStandalone(t *testing.T) {
 	e := newEngine(t)
 	k := newKubeRig(t, e)
@@ -241,13 +247,24 @@ func TestKubeletStandalone(t *testing.T) {
 	crictlPath(t)
 	began := time.Now()
 	sock := filepath.Join(k.dir, "cri.sock")
-	serve := k.serve(sock)
+	// The pod network: the node's CNI configuration, made by serve from
+	// a template and the pod CIDR the kubelet is given (standalone, its
+	// podCIDR setting), which the kubelet passes on in
+	// UpdateRuntimeConfig before it starts a pod.
+	tmpl := filepath.Join(k.dir, "cni-template.conflist")
+	os.WriteFile(tmpl, []byte(`{"cniVersion":"1.0.0","name":"kubelet-pods","plugins":[
+ {"type":"bridge","bridge":"kcni0","isGateway":true,"ipMasq":true,"ipam":{"type":"host-local","dataDir":"`+filepath.Join(k.dir, "ipam")+`",
+  "ranges":[{{range $i, $r := .PodCIDRRanges}}{{if $i}},{{end}}[{"subnet":"{{$r}}"}]{{end}}],
+  "routes":[{{range $i, $r := .Routes}}{{if $i}},{{end}}{"dst":"{{$r}}"}{{end}}]}},
+ {"type":"portmap","capabilities":{"portMappings":true}}]}`), 0o644)
+	serveArgs := []string{"--pod-network", "cni", "--cni-conf-dir", filepath.Join(k.dir, "net.d"), "--cni-conf-template", tmpl}
+	serve := k.serve(sock, serveArgs...)
 	static := filepath.Join(k.dir, "manifests")
 	os.MkdirAll(static, 0o755)
 	if err := os.WriteFile(filepath.Join(static, "web.yaml"), []byte(webPod), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	kubelet := k.kubelet(sock, static)
+	kubelet := k.kubelet(sock, static, "--pod-cidr", kubeletPodCIDR)
 	t.Cleanup(func() { k.teardownStatic(sock, static, kubelet) })
 	t.Logf("kubelet healthy %.1fs after the test began", time.Since(began).Seconds())
 
@@ -372,11 +389,14 @@ func TestKubeletStandalone(t *testing.T) {
 	})
 	serve.kill()
 	podIP := statusBefore.PodIP
+	if _, podNet, _ := net.ParseCIDR(kubeletPodCIDR); !podNet.Contains(net.ParseIP(podIP)) {
+		t.Errorf("the pod's address %q is not of the kubelet's pod CIDR %s (the templated CNI configuration)", podIP, kubeletPodCIDR)
+	}
 	if got := k.get("http://" + podIP + ":8080/index.html"); got != "hello from server\n" {
 		t.Errorf("the server (at %s) stopped answering when serve was killed: %q", podIP, got)
 	}
 	time.Sleep(3 * time.Second) // the kubelet's relists fail meanwhile
-	k.serve(sock)
+	k.serve(sock, serveArgs...)
 	if err := os.WriteFile(filepath.Join(static, "later.yaml"), []byte(laterPod), 0o644); err != nil {
 		t.Fatal(err)
 	}
