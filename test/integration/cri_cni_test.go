@@ -33,16 +33,12 @@ import (
 //     and its rules (the DEL runs with the ADD's configuration, from
 //     libcni's cache).
 func TestCRIPodNetworkCNI(t *testing.T) {
-	requireCNI(t)
-	e := newEngine(t)
+	const bridge, subnet = "bcnit0", "10.133.7.0/24"
+	e, dir := cniTest(t, bridge)
 	e.loadDemoImage()
-	crictlPath(t)
-	dir := t.TempDir()
 	confDir := filepath.Join(dir, "net.d")
 	ipamDir := filepath.Join(dir, "ipam")
 	os.MkdirAll(confDir, 0o755)
-	const bridge, subnet = "bcnit0", "10.133.7.0/24"
-	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
 
 	sock := filepath.Join(dir, "cri.sock")
 	args := []string{"serve", "--cri-socket", sock, "--pod-network", "cni", "--cni-conf-dir", confDir, "--cni-bin-dir", "/usr/lib/cni"}
@@ -149,23 +145,16 @@ func TestCRIPodNetworkCNI(t *testing.T) {
 	})
 	cid := ok("create", podID, ctrCfg, webCfg)
 	ok("start", cid)
-	var insp struct {
-		Status struct {
-			Network struct{ IP string } `json:"network"`
-		} `json:"status"`
-	}
-	if err := json.Unmarshal([]byte(ok("inspectp", podID)), &insp); err != nil {
-		t.Fatal(err)
-	}
+	podIP := podIPOf(t, ok, podID)
 	_, sn, _ := net.ParseCIDR(subnet)
-	if ip := net.ParseIP(insp.Status.Network.IP); ip == nil || !sn.Contains(ip) {
-		t.Errorf("the pod's address %q is not of the configuration's subnet %s", insp.Status.Network.IP, subnet)
+	if ip := net.ParseIP(podIP); ip == nil || !sn.Contains(ip) {
+		t.Errorf("the pod's address %q is not of the configuration's subnet %s", podIP, subnet)
 	}
-	if got := ok("exec", "-s", cid, "ip", "-4", "addr", "show", "eth0"); !strings.Contains(got, insp.Status.Network.IP+"/24") {
+	if got := ok("exec", "-s", cid, "ip", "-4", "addr", "show", "eth0"); !strings.Contains(got, podIP+"/24") {
 		t.Errorf("eth0 inside the pod: %q", got)
 	}
 	waitFor(t, 10*time.Second, "the pod's hostPort through the configuration's portmap", func() bool { return httpGet(port) == "via-cni\n" })
-	if leases := leasesOf(t, filepath.Join(ipamDir, "kpods"), podID); len(leases) != 1 || leases[0] != insp.Status.Network.IP {
+	if leases := leasesOf(t, filepath.Join(ipamDir, "kpods"), podID); len(leases) != 1 || leases[0] != podIP {
 		t.Errorf("host-local's lease for the pod: %v", leases)
 	}
 	cached, err := os.ReadFile(filepath.Join(e.root, "networks", "cache", "results", "kpods-"+podID+"-eth0"))
@@ -177,17 +166,7 @@ func TestCRIPodNetworkCNI(t *testing.T) {
 			t.Errorf("the plugins' CNI_ARGS lack [%s]: %s", arg, cached)
 		}
 	}
-	rules := func() string {
-		out, _ := exec.Command("iptables-save", "-t", "nat").Output()
-		var mine []string
-		for _, l := range strings.Split(string(out), "\n") {
-			if strings.Contains(l, podID) {
-				mine = append(mine, l)
-			}
-		}
-		return strings.Join(mine, "\n")
-	}
-	if rules() == "" {
+	if natRulesNaming(podID) == "" {
 		t.Errorf("no nat rule names the pod (the bridge's ipMasq, portmap's DNAT)")
 	}
 
@@ -205,7 +184,7 @@ func TestCRIPodNetworkCNI(t *testing.T) {
 	if leases := leasesOf(t, filepath.Join(ipamDir, "kpods"), podID); len(leases) != 0 {
 		t.Errorf("the removed pod's lease is left: %v", leases)
 	}
-	if r := rules(); r != "" {
+	if r := natRulesNaming(podID); r != "" {
 		t.Errorf("the removed pod's nat rules are left:\n%s", r)
 	}
 	if _, err := os.Stat(filepath.Join(e.root, "networks", "cache", "results", "kpods-"+podID+"-eth0")); !os.IsNotExist(err) {
@@ -222,15 +201,11 @@ func TestCRIPodNetworkCNI(t *testing.T) {
 // makes the pod. The network is named "bridge", as some add-ons name
 // theirs, which is also a name berth gives its own default network.
 func TestCRIPodNetworkCNIKilled(t *testing.T) {
-	requireCNI(t)
-	e := newEngine(t)
-	crictlPath(t)
-	dir := t.TempDir()
+	const bridge = "bcnik0"
+	e, dir := cniTest(t, bridge)
 	confDir := filepath.Join(dir, "net.d")
 	ipamDir := filepath.Join(dir, "ipam")
 	os.MkdirAll(confDir, 0o755)
-	const bridge = "bcnik0"
-	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
 	os.WriteFile(filepath.Join(confDir, "10-bridge.conflist"), []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":"bridge","plugins":[
  {"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.133.8.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":%q}}]}`, bridge, ipamDir)), 0o644)
 	sock := filepath.Join(dir, "cri.sock")
@@ -248,11 +223,7 @@ func TestCRIPodNetworkCNIKilled(t *testing.T) {
 		}
 		return err == nil
 	})
-	podCfg := filepath.Join(dir, "pod.json")
-	writeJSON(t, podCfg, map[string]any{
-		"metadata":      map[string]any{"name": "halfway", "namespace": "cnins", "uid": "uid-halfway", "attempt": 0},
-		"log_directory": filepath.Join(dir, "logs"),
-	})
+	podCfg := cniPodConfig(t, dir, "halfway")
 	first := exec.Command(crictlPath(t), "--config", "/dev/null", "--runtime-endpoint", "unix://"+sock, "--timeout", "60s", "runp", podCfg)
 	if err := first.Start(); err != nil {
 		t.Fatal(err)
@@ -288,8 +259,7 @@ func TestCRIPodNetworkCNIKilled(t *testing.T) {
 	if leases := leasesOf(t, filepath.Join(ipamDir, "bridge"), halfID); len(leases) != 0 {
 		t.Errorf("the half-made pod's address %s is still leased: %v", halfIP, leases)
 	}
-	out, _ := exec.Command("iptables-save", "-t", "nat").Output()
-	if strings.Contains(string(out), halfID) {
+	if natRulesNaming(halfID) != "" {
 		t.Errorf("the half-made pod's nat rules are left")
 	}
 	if _, err := os.Stat(filepath.Join(e.root, "networks", "cache", "results", "bridge-"+halfID+"-eth0")); !os.IsNotExist(err) {
@@ -314,10 +284,8 @@ func TestCRIPodNetworkCNIKilled(t *testing.T) {
 // be). A plugin of the test's own, last in the chain, fails its DEL
 // while a file says so.
 func TestCRIPodNetworkCNIDelFails(t *testing.T) {
-	requireCNI(t)
-	e := newEngine(t)
-	crictlPath(t)
-	dir := t.TempDir()
+	const bridge = "bcnid0"
+	e, dir := cniTest(t, bridge)
 	confDir, binDir, ipamDir := filepath.Join(dir, "net.d"), filepath.Join(dir, "bin"), filepath.Join(dir, "ipam")
 	os.MkdirAll(confDir, 0o755)
 	os.MkdirAll(binDir, 0o755)
@@ -336,32 +304,17 @@ esac
 	if err := os.WriteFile(filepath.Join(binDir, "flaky"), []byte(plugin), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	const bridge = "bcnid0"
-	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
 	os.WriteFile(filepath.Join(confDir, "10-flaky.conflist"), []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":"flakynet","plugins":[
  {"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.133.9.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":%q}},
  {"type":"flaky"}]}`, bridge, ipamDir)), 0o644)
 	sock := filepath.Join(dir, "cri.sock")
 	e.serveWith("--cri-socket", sock, "--pod-network", "cni", "--cni-conf-dir", confDir, "--cni-bin-dir", binDir+",/usr/lib/cni")
 	ok := crictlOK(t, sock)
-	podCfg := filepath.Join(dir, "pod.json")
-	writeJSON(t, podCfg, map[string]any{
-		"metadata":      map[string]any{"name": "flaky", "namespace": "cnins", "uid": "uid-flaky", "attempt": 0},
-		"log_directory": filepath.Join(dir, "logs"),
-	})
-	podID := ok("runp", podCfg)
-	var insp struct {
-		Status struct {
-			Network struct{ IP string } `json:"network"`
-		} `json:"status"`
+	podID := ok("runp", cniPodConfig(t, dir, "flaky"))
+	if ip := podIPOf(t, ok, podID); !strings.HasPrefix(ip, "10.133.9.") {
+		t.Fatalf("the pod's address through the chain's result: %q", ip)
 	}
-	if err := json.Unmarshal([]byte(ok("inspectp", podID)), &insp); err != nil || !strings.HasPrefix(insp.Status.Network.IP, "10.133.9.") {
-		t.Fatalf("the pod's address through the chain's result: %+v %v", insp, err)
-	}
-	masq := func() bool {
-		out, _ := exec.Command("iptables-save", "-t", "nat").Output()
-		return strings.Contains(string(out), podID)
-	}
+	masq := func() bool { return natRulesNaming(podID) != "" }
 	if !masq() {
 		t.Fatal("no ipMasq rule names the pod")
 	}
@@ -392,13 +345,9 @@ esac
 // writes into the configuration directory, and the node's pods join it
 // (containerd's conf_template, for a node without a network add-on).
 func TestCRIPodNetworkTemplate(t *testing.T) {
-	requireCNI(t)
-	e := newEngine(t)
-	crictlPath(t)
-	dir := t.TempDir()
-	confDir := filepath.Join(dir, "net.d")
 	const bridge = "bcnitp0"
-	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	e, dir := cniTest(t, bridge)
+	confDir := filepath.Join(dir, "net.d")
 	tmpl := filepath.Join(dir, "template.conflist")
 	os.WriteFile(tmpl, []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":"templated","plugins":[
  {"type":"bridge","bridge":%q,"isGateway":true,"ipam":{"type":"host-local","dataDir":%q,
@@ -419,21 +368,62 @@ func TestCRIPodNetworkTemplate(t *testing.T) {
 		t.Fatalf("the configuration written from the template: %q %v", data, err)
 	}
 	ok := crictlOK(t, sock)
-	podCfg := filepath.Join(dir, "pod.json")
-	writeJSON(t, podCfg, map[string]any{
-		"metadata":      map[string]any{"name": "templated", "namespace": "cnins", "uid": "uid-templated", "attempt": 0},
-		"log_directory": filepath.Join(dir, "logs"),
+	podID := ok("runp", cniPodConfig(t, dir, "templated"))
+	if ip := podIPOf(t, ok, podID); !strings.HasPrefix(ip, "10.133.10.") {
+		t.Errorf("the pod's address from the templated configuration: %q", ip)
+	}
+	ok("stopp", podID)
+	ok("rmp", podID)
+	e.checkNothingLeft()
+}
+
+// cniTest is the set-up of a pod network test: an engine, a temporary
+// directory, and a bridge of the test's own deleted at the end (the
+// plugins make it; nothing else removes it).
+func cniTest(t *testing.T, bridge string) (*engineEnv, string) {
+	t.Helper()
+	requireCNI(t)
+	e := newEngine(t)
+	crictlPath(t)
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	return e, t.TempDir()
+}
+
+// cniPodConfig writes a pod's sandbox config (namespace cnins) to
+// dir/NAME.json.
+func cniPodConfig(t *testing.T, dir, name string) string {
+	t.Helper()
+	path := filepath.Join(dir, name+".json")
+	writeJSON(t, path, map[string]any{
+		"metadata":      map[string]any{"name": name, "namespace": "cnins", "uid": "uid-" + name, "attempt": 0},
+		"log_directory": filepath.Join(dir, "logs", name),
 	})
-	podID := ok("runp", podCfg)
+	return path
+}
+
+// podIPOf is the pod's address as crictl inspectp reports it.
+func podIPOf(t *testing.T, ok func(...string) string, podID string) string {
+	t.Helper()
 	var insp struct {
 		Status struct {
 			Network struct{ IP string } `json:"network"`
 		} `json:"status"`
 	}
-	if err := json.Unmarshal([]byte(ok("inspectp", podID)), &insp); err != nil || !strings.HasPrefix(insp.Status.Network.IP, "10.133.10.") {
-		t.Errorf("the pod's address from the templated configuration: %+v %v", insp, err)
+	if err := json.Unmarshal([]byte(ok("inspectp", podID)), &insp); err != nil {
+		t.Fatal(err)
 	}
-	ok("stopp", podID)
-	ok("rmp", podID)
-	e.checkNothingLeft()
+	return insp.Status.Network.IP
+}
+
+// natRulesNaming are the host's nat rules that name id (the CNI plugins'
+// comments carry the container ID).
+func natRulesNaming(id string) string {
+	out, _ := exec.Command("iptables-save", "-t", "nat").Output()
+	var mine []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, id) {
+			mine = append(mine, l)
+		}
+	}
+	return strings.Join(mine, "\n")
 }
