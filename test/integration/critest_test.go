@@ -32,7 +32,8 @@ import (
 // runs only the specs RE matches (ginkgo's --focus), for work on one part:
 // no failure outside the known ones, and at least one pass.
 // BERTH_CRITEST_HANDLER=vm runs every spec's pods under that runtime
-// handler (each pod one VM; minutes under TCG). The one spec that pins
+// handler (each pod one VM; minutes under TCG). BERTH_CRITEST_CNI=1
+// puts the pods on a node's CNI configuration (serve --pod-network cni). The one spec that pins
 // an upstream digest cannot pass offline and is skipped, by name.
 
 // critestUnreachable are specs no runtime can pass offline.
@@ -192,7 +193,20 @@ func TestCritest(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.env = append(e.env, "BERTH_REGISTRY_CONFIG="+cfgPath)
-	sock := e.serveAPI("--cri-socket").sock
+	serveArgs := []string{"--cri-socket", filepath.Join(t.TempDir(), "api.sock")}
+	if os.Getenv("BERTH_CRITEST_CNI") == "1" {
+		// The pods on a node's CNI configuration (bridge with ipMasq,
+		// host-local, portmap) instead of berth's network.
+		dir := t.TempDir()
+		conf := filepath.Join(dir, "net.d")
+		os.MkdirAll(conf, 0o755)
+		os.WriteFile(filepath.Join(conf, "10-critest.conflist"), []byte(`{"cniVersion":"1.0.0","name":"critest","plugins":[
+ {"type":"bridge","bridge":"bcritest0","isGateway":true,"ipMasq":true,"hairpinMode":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.133.20.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":"`+filepath.Join(dir, "ipam")+`"}},
+ {"type":"portmap","capabilities":{"portMappings":true}}]}`), 0o644)
+		t.Cleanup(func() { exec.Command("ip", "link", "del", "bcritest0").Run() })
+		serveArgs = append(serveArgs, "--pod-network", "cni", "--cni-conf-dir", conf)
+	}
+	sock := e.serveWith(serveArgs...).sock
 
 	crictlCfg := filepath.Join(t.TempDir(), "crictl.yaml")
 	os.WriteFile(crictlCfg, nil, 0o644)
