@@ -85,3 +85,37 @@ func TestRenderTemplate(t *testing.T) {
 		t.Errorf("a template naming an unknown field rendered")
 	}
 }
+
+// The node's configuration names a plugin the bin directories lack: the
+// network is not ready, and the message names the plugin, the file and
+// where it was looked for.
+func TestChooseMissingPlugin(t *testing.T) {
+	dir := t.TempDir()
+	conf, bin := filepath.Join(dir, "net.d"), filepath.Join(dir, "bin")
+	os.MkdirAll(conf, 0o755)
+	os.MkdirAll(bin, 0o755)
+	os.WriteFile(filepath.Join(bin, "bridge"), []byte("#!/bin/sh\n"), 0o755)
+	os.WriteFile(filepath.Join(conf, "10-x.conflist"), []byte(`{"cniVersion":"1.0.0","name":"x","plugins":[{"type":"bridge"},{"type":"calico-ish"}]}`), 0o644)
+	pn := PodNetwork{Mode: PodNetworkCNI, ConfDir: conf, BinDirs: []string{bin}}
+	_, err := pn.choose()
+	if !errors.Is(err, errNetworkNotReady) {
+		t.Fatalf("choose: %v", err)
+	}
+	for _, want := range []string{"calico-ish", "10-x.conflist", bin} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error %q does not name %s", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "bridge,") || strings.Contains(err.Error(), "bridge not") {
+		t.Errorf("the error names a plugin that is there: %q", err)
+	}
+	// A plugin type with a path in it is refused, never looked up.
+	os.WriteFile(filepath.Join(conf, "10-x.conflist"), []byte(`{"cniVersion":"1.0.0","name":"x","plugins":[{"type":"../bin/bridge"}]}`), 0o644)
+	if _, err := pn.choose(); err == nil || !strings.Contains(err.Error(), "not a plugin's name") {
+		t.Errorf("a plugin type with a path: %v", err)
+	}
+	// The default mode does not read the directory at all.
+	if c, err := (PodNetwork{ConfDir: conf}).choose(); err != nil || c.cni != nil {
+		t.Errorf("the default mode: %+v %v", c, err)
+	}
+}
