@@ -4,6 +4,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -248,16 +249,25 @@ func newPodStopCommand(g *globalOptions) *cobra.Command {
 }
 
 func newPodRmCommand(g *globalOptions) *cobra.Command {
-	var force bool
+	var o engine.PodRemoveOptions
 	cmd := &cobra.Command{
 		Use:     "rm [OPTIONS] POD [POD...]",
 		Aliases: []string{"remove"},
 		Short:   "Remove pods (-f: with their containers)",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-			return eachContainer(args, func(a string) error { return e.PodRemove(ctx, a, engine.PodRemoveOptions{Force: force}) })
+			return eachContainer(args, func(a string) error {
+				err := e.PodRemove(ctx, a, o)
+				if errors.Is(err, engine.ErrNetworkLeft) {
+					// Removed, as asked: what was left is said.
+					fmt.Fprintf(os.Stderr, "warning: %v\n", err)
+					return nil
+				}
+				return err
+			})
 		}),
 	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove the pod's containers too, killing those that run")
+	cmd.Flags().BoolVarP(&o.Force, "force", "f", false, "remove the pod's containers too, killing those that run")
+	cmd.Flags().BoolVar(&o.IgnoreNetworkErrors, "ignore-network-errors", false, "remove the pod even if its network's CNI DEL fails (a plugin or network add-on gone for good): what the plugins held, such as addresses and rules, is left to you")
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/berth-dev/berth/internal/network"
@@ -106,11 +107,25 @@ func templateData(cidrs string) (TemplateData, error) {
 // renderTemplate writes ConfDir/TemplateFile from the template and the
 // pod CIDRs, unless the directory has a configuration already (then the
 // add-on's or the operator's stands, as with containerd); it says
-// whether it wrote. What it writes must load as a conflist.
-func (pn PodNetwork) renderTemplate(cidrs string) (bool, error) {
-	if _, err := cni.LoadDir(pn.ConfDir); err == nil {
-		return false, nil
+// whether it wrote, and which files of the directory did not load (a
+// file written over those, as containerd writes it, sorts by its name
+// among them when they are mended). What it writes must load as a
+// conflist.
+func (pn PodNetwork) renderTemplate(cidrs string) (wrote bool, skipped []error, err error) {
+	templateMu.Lock()
+	defer templateMu.Unlock()
+	dc, err := cni.LoadDir(pn.ConfDir)
+	if err == nil {
+		return false, nil, nil
 	}
+	if dc != nil {
+		skipped = dc.Skipped
+	}
+	wrote, err = pn.writeTemplate(cidrs)
+	return wrote, skipped, err
+}
+
+func (pn PodNetwork) writeTemplate(cidrs string) (bool, error) {
 	t, err := LoadTemplate(pn.Template)
 	if err != nil {
 		return false, err
@@ -127,21 +142,42 @@ func (pn PodNetwork) renderTemplate(cidrs string) (bool, error) {
 		return false, fmt.Errorf("--cni-conf-template %s with the pod CIDRs %s: %w", pn.Template, cidrs, err)
 	}
 	if err := os.MkdirAll(pn.ConfDir, 0o755); err != nil {
-		return false, err
+		return false, fmt.Errorf("%w: %w", errTemplateWrite, err)
 	}
-	path := filepath.Join(pn.ConfDir, TemplateFile)
 	// A temp name libcni does not read (its extensions only), renamed
 	// whole: a RunPodSandbox never sees half a file.
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
-		return false, err
+	f, err := os.CreateTemp(pn.ConfDir, "."+TemplateFile+"-*.tmp")
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", errTemplateWrite, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return false, err
+	_, err = f.Write(b.Bytes())
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(pn.ConfDir, TemplateFile))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return false, fmt.Errorf("%w: %w", errTemplateWrite, err)
 	}
 	return true, nil
 }
+
+// templateMu: one render at a time (the kubelet calls
+// UpdateRuntimeConfig from one loop; a second caller must not see a
+// directory half decided).
+var templateMu sync.Mutex
+
+// errTemplateWrite: the rendered configuration could not be written (an
+// I/O error, not the template's).
+var errTemplateWrite = errors.New("write the CNI configuration")
 
 // DefaultCNIConfDir and DefaultCNIBinDirs are the kubelet's, containerd's
 // and CRI-O's, with Debian's plugin directory after /opt/cni/bin.

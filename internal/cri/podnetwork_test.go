@@ -45,7 +45,7 @@ func TestRenderTemplate(t *testing.T) {
 	if _, err := pn.choose(); !errors.Is(err, errNetworkNotReady) {
 		t.Fatalf("before the pod CIDR: %v", err)
 	}
-	wrote, err := pn.renderTemplate("10.244.3.0/24,fd00:3::/64")
+	wrote, _, err := pn.renderTemplate("10.244.3.0/24,fd00:3::/64")
 	if err != nil || !wrote {
 		t.Fatalf("renderTemplate: %v %v", wrote, err)
 	}
@@ -62,7 +62,7 @@ func TestRenderTemplate(t *testing.T) {
 		t.Errorf("the pod network after the render: %+v %v", c, err)
 	}
 	// A configuration is there now: a later CIDR leaves it alone.
-	if wrote, err := pn.renderTemplate("10.244.9.0/24"); err != nil || wrote {
+	if wrote, _, err := pn.renderTemplate("10.244.9.0/24"); err != nil || wrote {
 		t.Errorf("a second render over a configuration: %v %v", wrote, err)
 	}
 	if again, _ := os.ReadFile(filepath.Join(pn.ConfDir, TemplateFile)); string(again) != string(data) {
@@ -72,7 +72,7 @@ func TestRenderTemplate(t *testing.T) {
 	// A template whose output is no conflist writes nothing.
 	bad := PodNetwork{Mode: PodNetworkCNI, ConfDir: filepath.Join(dir, "bad.d"), Template: filepath.Join(dir, "bad.tmpl")}
 	os.WriteFile(bad.Template, []byte(`{"name": "{{.PodCIDR}}"`), 0o644)
-	if _, err := bad.renderTemplate("10.244.3.0/24"); err == nil || !strings.Contains(err.Error(), bad.Template) {
+	if _, _, err := bad.renderTemplate("10.244.3.0/24"); err == nil || !strings.Contains(err.Error(), bad.Template) {
 		t.Errorf("a template that renders no conflist: %v", err)
 	}
 	if ents, _ := os.ReadDir(bad.ConfDir); len(ents) != 0 {
@@ -81,7 +81,7 @@ func TestRenderTemplate(t *testing.T) {
 	// A field the template names that does not exist is an error at
 	// execution, not an empty string.
 	os.WriteFile(bad.Template, []byte(`{{.PodCidr}}`), 0o644)
-	if _, err := bad.renderTemplate("10.244.3.0/24"); err == nil {
+	if _, _, err := bad.renderTemplate("10.244.3.0/24"); err == nil {
 		t.Errorf("a template naming an unknown field rendered")
 	}
 }

@@ -5,6 +5,7 @@ package cri
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"path/filepath"
 
@@ -92,9 +93,16 @@ func (s *Server) UpdateRuntimeConfig(_ context.Context, req *runtimeapi.UpdateRu
 		s.mu.Unlock()
 		s.log.Info("cri: pod CIDR", "cidr", cidr)
 		if s.net.Template != "" {
-			wrote, err := s.net.renderTemplate(cidr)
+			wrote, skipped, err := s.net.renderTemplate(cidr)
+			for _, sk := range skipped {
+				s.log.Warn("cri: a CNI configuration file does not load: the template is rendered beside it", "err", sk)
+			}
 			if err != nil {
-				return nil, status.Errorf(codes.InvalidArgument, "UpdateRuntimeConfig: the CNI configuration from the template: %v", err)
+				code := codes.InvalidArgument
+				if errors.Is(err, errTemplateWrite) {
+					code = codes.Internal
+				}
+				return nil, status.Errorf(code, "UpdateRuntimeConfig: the CNI configuration from the template: %v", err)
 			}
 			if wrote {
 				s.log.Info("cri: wrote the CNI configuration from the template", "file", filepath.Join(s.net.ConfDir, TemplateFile), "cidr", cidr)

@@ -559,11 +559,13 @@ func (e *Engine) plumbNetns(ctx context.Context, id string, nets []NetworkReques
 		}
 		var ep network.Endpoint
 		if req.CNI != nil {
-			ep, err = m.AttachCNI(ctx, req.CNI, ar)
-		} else {
-			ep, err = m.Attach(ctx, cfg, ar)
-		}
-		if err != nil {
+			if ep, err = m.AttachCNI(ctx, req.CNI, ar); err != nil {
+				// Released with the others (the deferred
+				// releaseNetns): a DEL of its half-done ADD that fails
+				// keeps the namespace for the retry there.
+				return append(eps, network.Endpoint{Network: req.Name, IfName: ar.IfName, Ports: ar.Ports, CNI: req.CNI}), err
+			}
+		} else if ep, err = m.Attach(ctx, cfg, ar); err != nil {
 			return eps, err
 		}
 		eps = append(eps, ep)
@@ -629,7 +631,9 @@ func (e *Engine) releaseNetns(ctx context.Context, id string, eps []network.Endp
 	}
 	m, err := e.networks()
 	if err != nil {
-		netns.Remove(e.netnsDir(), id)
+		if !slices.ContainsFunc(eps, isCNIEndpoint) {
+			netns.Remove(e.netnsDir(), id)
+		}
 		return eps, err
 	}
 	pinned, _ := netns.IsPinned(path)

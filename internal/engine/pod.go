@@ -337,6 +337,8 @@ func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr er
 				// it lives on.
 				e.updatePod(context.WithoutCancel(ctx), id, func(r *Pod) error { r.OwnerPid, r.OwnerStart = 0, 0; return nil })
 				return
+			} else if err != nil && e.keepForRetry(context.WithoutCancel(ctx), id) {
+				return
 			}
 			os.RemoveAll(e.podDir(id))
 			os.RemoveAll(e.podStateDir(id))
@@ -545,17 +547,33 @@ func (e *Engine) abandoned(ctx context.Context, p *Pod) bool {
 	if err := e.unpinPod(ctx, p); err != nil {
 		// Kept for the next try: a sandbox that would not go (a mount
 		// of it) is still known by its record, and so are endpoints
-		// whose DEL failed.
-		if e.sandboxDriver(p) != nil {
-			return false
-		}
-		if r, gerr := e.getPod(ctx, p.ID); gerr == nil && len(r.NetworkSettings.Endpoints) > 0 {
+		// whose DEL failed (keepForRetry).
+		if e.sandboxDriver(p) != nil || e.keepForRetry(ctx, p.ID) {
 			return false
 		}
 	}
 	os.RemoveAll(e.podDir(p.ID))
 	os.RemoveAll(e.podStateDir(p.ID))
 	return e.podsDB().Delete(ctx, p.ID) == nil
+}
+
+// keepForRetry keeps, after a failed unpinPod, a pod whose record still
+// lists endpoints (their DELs failed; a CNI configuration's network keeps
+// its namespace pinned for them): stopped and owned by no one, so that a
+// stop or a removal runs the DELs again (the kubelet's garbage
+// collection removes such a sandbox; `berth pod rm`). Left creating, every
+// listing would retry them (abandoned), under the pod's lock. It says
+// whether it kept the record.
+func (e *Engine) keepForRetry(ctx context.Context, id string) bool {
+	r, err := e.getPod(ctx, id)
+	if err != nil || len(r.NetworkSettings.Endpoints) == 0 {
+		return false
+	}
+	_, err = e.updatePod(ctx, id, func(r *Pod) error {
+		r.State, r.OwnerPid, r.OwnerStart = PodStopped, 0, 0
+		return nil
+	})
+	return err == nil
 }
 
 // intendedEndpoints are the endpoints pinPod asks for (plumbNetns's
@@ -812,8 +830,15 @@ func (e *Engine) PodStart(ctx context.Context, ref string) (*Pod, error) {
 		return nil, err
 	}
 	if !e.podPinned(p) {
-		// Whatever is half there (a reboot, a killed stop) goes first.
-		e.unpinPod(ctx, p)
+		// Whatever is half there (a reboot, a killed stop) goes first;
+		// endpoints whose DEL fails again keep the pod stopped (a new
+		// attachment would replace their record and their namespace).
+		if uerr := e.unpinPod(ctx, p); uerr != nil {
+			if r, gerr := e.getPod(ctx, p.ID); gerr == nil && len(r.NetworkSettings.Endpoints) > 0 {
+				unlock()
+				return nil, fmt.Errorf("pod %s: its networks' earlier detach failed again: %w", p.Name, uerr)
+			}
+		}
 		if p, err = e.getPod(ctx, p.ID); err == nil {
 			p, err = e.pinPod(ctx, p)
 		}
@@ -905,7 +930,17 @@ func (e *Engine) stopAll(ctx context.Context, cs []*Container, timeout *int) []e
 // those that run), as podman's pod rm -f.
 type PodRemoveOptions struct {
 	Force bool
+	// IgnoreNetworkErrors removes the pod even when its networks' DELs
+	// fail (a plugin or a network add-on gone for good), leaving to the
+	// operator what the plugins held (addresses, rules); the failures are
+	// returned joined in ErrNetworkLeft. The CLI's choice only: the
+	// kubelet retries instead.
+	IgnoreNetworkErrors bool
 }
+
+// ErrNetworkLeft: a pod was removed without its networks' DELs
+// (PodRemoveOptions.IgnoreNetworkErrors).
+var ErrNetworkLeft = errors.New("removed without releasing its network")
 
 // PodRemove removes a pod: its containers (with Force), its pins and
 // networks, its files and its record.
@@ -939,14 +974,30 @@ func (e *Engine) PodRemove(ctx context.Context, ref string, o PodRemoveOptions) 
 	if p, err = e.getPod(ctx, p.ID); err != nil {
 		return err
 	}
+	var left error
 	if err := e.unpinPod(ctx, p); err != nil {
-		return fmt.Errorf("pod %s: %w (remove it again)", p.Name, err)
+		if !o.IgnoreNetworkErrors {
+			return fmt.Errorf("pod %s: %w (remove it again, or with --ignore-network-errors)", p.Name, err)
+		}
+		// The endpoints are forgotten and the rest undone again:
+		// without them it fails only for what is not the network's.
+		r, gerr := e.updatePod(ctx, p.ID, func(r *Pod) error { r.NetworkSettings.Endpoints = nil; return nil })
+		if gerr != nil {
+			return gerr
+		}
+		if err2 := e.unpinPod(ctx, r); err2 != nil {
+			return fmt.Errorf("pod %s: %w (remove it again)", p.Name, err2)
+		}
+		left = fmt.Errorf("pod %s: %w: %w", p.Name, ErrNetworkLeft, err)
 	}
 	os.RemoveAll(e.podStateDir(p.ID))
 	if err := os.RemoveAll(e.podDir(p.ID)); err != nil {
 		return err
 	}
-	return e.podsDB().Delete(ctx, p.ID)
+	if err := e.podsDB().Delete(ctx, p.ID); err != nil {
+		return err
+	}
+	return left
 }
 
 // choosePodPorts gives each published port without a host port (-p

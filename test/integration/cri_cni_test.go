@@ -290,20 +290,7 @@ func TestCRIPodNetworkCNIDelFails(t *testing.T) {
 	os.MkdirAll(confDir, 0o755)
 	os.MkdirAll(binDir, 0o755)
 	failDel := filepath.Join(dir, "fail-del")
-	// ADD passes the previous result on (libcni's config is one line, its
-	// keys sorted: prevResult comes last but for type); DEL fails while
-	// failDel exists.
-	plugin := fmt.Sprintf(`#!/bin/sh
-conf=$(cat)
-case "$CNI_COMMAND" in
-ADD) printf '%%s' "$conf" | sed -e 's/.*"prevResult":\(.*\),"type":"flaky"}$/\1/' ;;
-DEL) if [ -e %q ]; then echo '{"code":999,"msg":"flaky DEL"}'; exit 1; fi ;;
-VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}' ;;
-esac
-`, failDel)
-	if err := os.WriteFile(filepath.Join(binDir, "flaky"), []byte(plugin), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	flakyPlugin(t, binDir, dir)
 	os.WriteFile(filepath.Join(confDir, "10-flaky.conflist"), []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":"flakynet","plugins":[
  {"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.133.9.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":%q}},
  {"type":"flaky"}]}`, bridge, ipamDir)), 0o644)
@@ -426,4 +413,105 @@ func natRulesNaming(id string) string {
 		}
 	}
 	return strings.Join(mine, "\n")
+}
+
+// flakyPlugin writes binDir/flaky, a CNI plugin for the end of a chain:
+// its ADD passes the previous result on (libcni's config is one line,
+// its keys sorted: prevResult comes last but for type) and fails while
+// dir/fail-add exists; its DEL fails while dir/fail-del exists.
+func flakyPlugin(t *testing.T, binDir, dir string) {
+	t.Helper()
+	plugin := fmt.Sprintf(`#!/bin/sh
+conf=$(cat)
+case "$CNI_COMMAND" in
+ADD) if [ -e %q ]; then echo '{"code":999,"msg":"flaky ADD"}'; exit 1; fi
+	printf '%%s' "$conf" | sed -e 's/.*"prevResult":\(.*\),"type":"flaky"}$/\1/' ;;
+DEL) if [ -e %q ]; then echo '{"code":999,"msg":"flaky DEL"}'; exit 1; fi ;;
+VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}' ;;
+esac
+`, filepath.Join(dir, "fail-add"), filepath.Join(dir, "fail-del"))
+	if err := os.WriteFile(filepath.Join(binDir, "flaky"), []byte(plugin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCRIPodNetworkCNIAddFails: a RunPodSandbox whose ADD fails half-way
+// (a plugin after the bridge) and whose DEL of it fails too keeps the
+// sandbox, stopped, with its namespace and the endpoint, instead of
+// leaking the bridge's lease and veth under a record that is gone; the
+// kubelet's RemovePodSandbox runs the DEL again and releases it. And an
+// operator's `berth pod rm --ignore-network-errors` removes such a pod
+// when the DEL can never succeed, with a warning.
+func TestCRIPodNetworkCNIAddFails(t *testing.T) {
+	const bridge = "bcnia0"
+	e, dir := cniTest(t, bridge)
+	confDir, binDir, ipamDir := filepath.Join(dir, "net.d"), filepath.Join(dir, "bin"), filepath.Join(dir, "ipam")
+	os.MkdirAll(confDir, 0o755)
+	os.MkdirAll(binDir, 0o755)
+	flakyPlugin(t, binDir, dir)
+	os.WriteFile(filepath.Join(confDir, "10-flaky.conflist"), []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":"addfails","plugins":[
+ {"type":"bridge","bridge":%q,"isGateway":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.133.11.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":%q}},
+ {"type":"flaky"}]}`, bridge, ipamDir)), 0o644)
+	sock := filepath.Join(dir, "cri.sock")
+	e.serveWith("--cri-socket", sock, "--pod-network", "cni", "--cni-conf-dir", confDir, "--cni-bin-dir", binDir+",/usr/lib/cni")
+	ok := crictlOK(t, sock)
+	leases := func() []string {
+		ents, _ := os.ReadDir(filepath.Join(ipamDir, "addfails"))
+		var out []string
+		for _, ent := range ents {
+			if net.ParseIP(ent.Name()) != nil {
+				out = append(out, ent.Name())
+			}
+		}
+		return out
+	}
+
+	for _, f := range []string{"fail-add", "fail-del"} {
+		os.WriteFile(filepath.Join(dir, f), nil, 0o644)
+	}
+	if out, errOut, err := crictl(t, sock, "runp", cniPodConfig(t, dir, "halfadd")); err == nil || !strings.Contains(errOut, "flaky ADD") {
+		t.Fatalf("runp with a failing ADD: %v %s%s", err, out, errOut)
+	}
+	kept := ok("pods", "-q", "--no-trunc", "--state", "notready")
+	if len(kept) != 64 {
+		t.Fatalf("the sandbox whose DEL failed is not kept (stopped): %q", kept)
+	}
+	if _, err := os.Stat(filepath.Join(e.state, "netns", kept)); err != nil {
+		t.Errorf("its namespace went: %v", err)
+	}
+	if l := leases(); len(l) != 1 {
+		t.Errorf("the bridge's lease of the half-done ADD: %v", l)
+	}
+	os.Remove(filepath.Join(dir, "fail-del"))
+	ok("rmp", kept)
+	if l := leases(); len(l) != 0 {
+		t.Errorf("the lease is left after the retried DEL: %v", l)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.state, "netns")); len(ents) != 0 {
+		t.Errorf("namespaces left: %v", ents)
+	}
+
+	// A DEL that can never succeed: the operator's way out.
+	os.WriteFile(filepath.Join(dir, "fail-del"), nil, 0o644)
+	if _, _, err := crictl(t, sock, "runp", cniPodConfig(t, dir, "stuck")); err == nil {
+		t.Fatal("runp with a failing ADD succeeded")
+	}
+	stuck := ok("pods", "-q", "--no-trunc", "--state", "notready")
+	if out, errOut, err := crictl(t, sock, "rmp", stuck); err == nil || !strings.Contains(errOut, "flaky DEL") {
+		t.Errorf("rmp with a failing DEL: %v %s%s", err, out, errOut)
+	}
+	if code, _, errOut := e.exitCode("--namespace", "k8s", "pod", "rm", stuck); code == 0 || !strings.Contains(errOut, "--ignore-network-errors") {
+		t.Errorf("pod rm with a failing DEL: exit %d, %s", code, errOut)
+	}
+	code, _, errOut := e.exitCode("--namespace", "k8s", "pod", "rm", "--ignore-network-errors", stuck)
+	if code != 0 || !strings.Contains(errOut, "warning:") || !strings.Contains(errOut, "removed without releasing its network") {
+		t.Errorf("pod rm --ignore-network-errors: exit %d, %s", code, errOut)
+	}
+	if got := ok("pods", "-q"); got != "" {
+		t.Errorf("pods left: %q", got)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.state, "netns")); len(ents) != 0 {
+		t.Errorf("namespaces left: %v", ents)
+	}
+	e.checkNothingLeft()
 }

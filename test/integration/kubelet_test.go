@@ -162,15 +162,15 @@ func runningContainer(list []criContainer, pod, name string) *criContainer {
 	return nil
 }
 
+// kubeletPodCIDR is the standalone kubelet's pod CIDR.
+const kubeletPodCIDR = "10.133.12.0/24"
+
 // webPod is the static pod of TestKubeletStandalone: a server and a
 // client sharing an emptyDir volume and the pod's network (the client
 // fetches from localhost and writes into the volume, which the server
 // serves); the server's readiness is an HTTP probe of a file in the
 // volume; "probed" has an exec liveness probe of a file the test removes;
 // "exiter" exits twice, then stays.
-// kubeletPodCIDR is the standalone kubelet's pod CIDR.
-const kubeletPodCIDR = "10.133.12.0/24"
-
 const webPod = `apiVersion: v1
 kind: Pod
 metadata:
