@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -47,7 +48,7 @@ func onUserNetwork(c *Container) bool {
 // network is about to need it); without, none is (the next one reads the
 // records anyway).
 func (e *Engine) syncDNS(ctx context.Context, start bool) error {
-	var spawn func() error
+	var spawn dns.Spawn
 	if start {
 		spawn = e.spawnDNS
 	}
@@ -72,10 +73,10 @@ func (e *Engine) ensureDNS(ctx context.Context, list []*Container) {
 
 // spawnDNS starts a server in a session of its own, detached from the
 // caller, from the berth binary this process runs.
-func (e *Engine) spawnDNS() error {
+func (e *Engine) spawnDNS() (func() bool, error) {
 	logf, err := os.OpenFile(filepath.Join(e.dnsDir(), "server.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer logf.Close()
 	if st, err := logf.Stat(); err == nil && st.Size() > 1<<20 {
@@ -88,15 +89,26 @@ func (e *Engine) spawnDNS() error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return err
+		return nil, err
+	}
+	// Until a waiter reaps it, an ended server is a zombie here, so its
+	// pid is not another process's meanwhile.
+	pid := cmd.Process.Pid
+	running := func() bool {
+		st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return false
+		}
+		_, rest, _ := strings.Cut(string(st), ") ")
+		return !strings.HasPrefix(rest, "Z") && !strings.HasPrefix(rest, "X")
 	}
 	// Not waited for: it outlives us (its parent becomes the nearest
 	// subreaper, which reaps it); a long-lived caller reaps it itself.
 	if e.opts.Reap {
 		reapLater(cmd)
-		return nil
+		return running, nil
 	}
-	return cmd.Process.Release()
+	return running, cmd.Process.Release()
 }
 
 // dnsView builds the name server's View from the records: every container

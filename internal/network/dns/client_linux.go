@@ -22,22 +22,36 @@ import (
 // container's published ports, which a long-lived server must not keep).
 const ServerEnv = "_BERTH_DNS_SERVER"
 
+// Spawn starts a server and returns a check of whether the process it
+// started still runs.
+type Spawn func() (running func() bool, err error)
+
+// errSpawnedGone: the server a Sync started ended before it listened
+// (killed; or a second server, which exits at once).
+var errSpawnedGone = errors.New("the name server it started ended before it listened")
+
 // Sync makes the server of dir load the current View and open the
 // sockets of every container in it, and waits until it has. When no
 // server runs, it starts one with spawn if spawn is not nil, and else
-// does nothing (the next server loads the View anyway).
-func Sync(ctx context.Context, dir string, spawn func() error) error {
+// does nothing (the next server loads the View anyway). A server it
+// started that ends before it listens is started again (three tries in
+// all), rather than waited for to the timeout.
+func Sync(ctx context.Context, dir string, spawn Spawn) error {
 	var lastErr error
-	for range 2 {
+	for range 3 {
 		c, err := dial(dir)
 		if err != nil {
 			if spawn == nil {
 				return nil
 			}
-			if err := spawn(); err != nil {
+			running, err := spawn()
+			if err != nil {
 				return fmt.Errorf("start the name server: %w", err)
 			}
-			if c, err = waitDial(ctx, dir); err != nil {
+			if c, err = waitDial(ctx, dir, running); errors.Is(err, errSpawnedGone) {
+				lastErr = err
+				continue
+			} else if err != nil {
 				return fmt.Errorf("the name server of %s did not start: %w (see %s)", dir, err, filepath.Join(dir, "server.log"))
 			}
 		}
@@ -107,14 +121,21 @@ func dial(dir string) (*net.UnixConn, error) {
 	return net.DialUnix("unix", nil, &net.UnixAddr{Name: filepath.Join(dir, controlFile), Net: "unix"})
 }
 
-func waitDial(ctx context.Context, dir string) (*net.UnixConn, error) {
+// waitDial waits for a server that running says was started to listen;
+// once running says it has ended, one more dial (it may have found
+// another server in charge, and exited) decides.
+func waitDial(ctx context.Context, dir string, running func() bool) (*net.UnixConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	delay := time.Millisecond
 	for {
+		gone := running != nil && !running()
 		c, err := dial(dir)
 		if err == nil {
 			return c, nil
+		}
+		if gone {
+			return nil, errors.Join(errSpawnedGone, err)
 		}
 		select {
 		case <-ctx.Done():
