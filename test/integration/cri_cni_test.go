@@ -41,19 +41,8 @@ func TestCRIPodNetworkCNI(t *testing.T) {
 	os.MkdirAll(confDir, 0o755)
 
 	sock := filepath.Join(dir, "cri.sock")
-	args := []string{"serve", "--cri-socket", sock, "--pod-network", "cni", "--cni-conf-dir", confDir, "--cni-bin-dir", "/usr/lib/cni"}
-	first := e.command(args...)
-	if err := first.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer first.Process.Kill()
-	waitFor(t, 10*time.Second, "the CRI socket", func() bool {
-		c, err := net.Dial("unix", sock)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	args := []string{"--cri-socket", sock, "--pod-network", "cni", "--cni-conf-dir", confDir, "--cni-bin-dir", "/usr/lib/cni"}
+	first := e.serveToKill(sock, nil, args...)
 	ok := crictlOK(t, sock)
 	rt, _ := criClient(t, sock)
 	networkReady := func() *runtimeapi.RuntimeCondition {
@@ -175,7 +164,7 @@ func TestCRIPodNetworkCNI(t *testing.T) {
 	first.Wait()
 	os.Remove(confFile)
 	os.WriteFile(filepath.Join(confDir, "10-other.conflist"), []byte(strings.ReplaceAll(conf, `"kpods"`, `"other"`)), 0o644)
-	e.serveWith(args[1:]...)
+	e.serveWith(args...)
 	if got := ok("pods", "-q", "--no-trunc"); got != podID {
 		t.Errorf("crictl pods after serve's restart: %q, want %s", got, podID)
 	}
@@ -210,19 +199,7 @@ func TestCRIPodNetworkCNIKilled(t *testing.T) {
  {"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.133.8.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":%q}}]}`, bridge, ipamDir)), 0o644)
 	sock := filepath.Join(dir, "cri.sock")
 	args := []string{"--cri-socket", sock, "--pod-network", "cni", "--cni-conf-dir", confDir, "--cni-bin-dir", "/usr/lib/cni"}
-	stopped := e.command(append([]string{"serve"}, args...)...)
-	stopped.Env = append(stopped.Env, "_BERTH_TEST_STOP_AT=pod-network-attached")
-	if err := stopped.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer stopped.Process.Kill()
-	waitFor(t, 10*time.Second, "the CRI socket", func() bool {
-		c, err := net.Dial("unix", sock)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	stopped := e.serveToKill(sock, []string{"_BERTH_TEST_STOP_AT=pod-network-attached"}, args...)
 	podCfg := cniPodConfig(t, dir, "halfway")
 	first := exec.Command(crictlPath(t), "--config", "/dev/null", "--runtime-endpoint", "unix://"+sock, "--timeout", "60s", "runp", podCfg)
 	if err := first.Start(); err != nil {

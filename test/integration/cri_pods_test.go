@@ -1,15 +1,14 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
-
-	"context"
-
 	"testing"
 	"time"
 
@@ -35,18 +34,7 @@ func TestCRIPods(t *testing.T) {
 	l.Close()
 
 	sock := filepath.Join(t.TempDir(), "cri.sock")
-	first := e.command("serve", "--cri-socket", sock)
-	if err := first.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer first.Process.Kill()
-	waitFor(t, 10*time.Second, "the CRI socket", func() bool {
-		c, err := net.Dial("unix", sock)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	first := e.serveToKill(sock, nil, "--cri-socket", sock)
 	ok := crictlOK(t, sock)
 
 	dir := t.TempDir()
@@ -165,4 +153,25 @@ func writeJSON(t *testing.T, path string, v any) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// serveToKill starts `berth serve` with args (naming the CRI socket sock)
+// and extra environment, outside serveWith's stop at the test's end: for
+// a test that kills it (-9) and starts another. It waits for the socket.
+func (e *engineEnv) serveToKill(sock string, env []string, args ...string) *exec.Cmd {
+	e.t.Helper()
+	cmd := e.command(append([]string{"serve"}, args...)...)
+	cmd.Env = append(cmd.Env, env...)
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitFor(e.t, 10*time.Second, "the CRI socket", func() bool {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return cmd
 }
