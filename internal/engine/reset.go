@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/internal/image"
+	"github.com/berth-dev/berth/internal/log"
 	"github.com/berth-dev/berth/internal/network/dns"
 	"github.com/berth-dev/berth/internal/network/netns"
 	"github.com/moby/sys/mountinfo"
@@ -43,7 +44,16 @@ func (e *Engine) Reset(ctx context.Context) error {
 		return err
 	}
 	for _, p := range pods {
-		if err := e.PodRemove(ctx, p.ID, PodRemoveOptions{Force: true}); err != nil {
+		err := e.PodRemove(ctx, p.ID, PodRemoveOptions{Force: true})
+		if err != nil {
+			// Once more, and then without its networks' DELs if they
+			// still fail (a plugin gone for good must not keep a reset
+			// from ending): what they held is named in a warning.
+			err = e.PodRemove(ctx, p.ID, PodRemoveOptions{Force: true, IgnoreNetworkErrors: true})
+		}
+		if errors.Is(err, ErrNetworkLeft) {
+			log.From(ctx).Warn(err.Error())
+		} else if err != nil {
 			errs = append(errs, err)
 		}
 	}

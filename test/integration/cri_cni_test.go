@@ -490,5 +490,17 @@ func TestCRIPodNetworkCNIAddFails(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(e.state, "netns")); len(ents) != 0 {
 		t.Errorf("namespaces left: %v", ents)
 	}
+	// system reset must end whatever the plugins do: such a pod goes,
+	// with a warning.
+	if _, _, err := crictl(t, sock, "runp", cniPodConfig(t, dir, "reset")); err == nil {
+		t.Fatal("runp with a failing ADD succeeded")
+	}
+	code, _, errOut = e.exitCode("system", "reset", "--force")
+	if code != 0 || !strings.Contains(errOut, "removed without releasing its network") {
+		t.Errorf("system reset with a pod whose DEL fails: exit %d, %s", code, errOut)
+	}
+	if got := ok("pods", "-q"); got != "" {
+		t.Errorf("pods left after system reset: %q", got)
+	}
 	e.checkNothingLeft()
 }
