@@ -5,7 +5,10 @@ package dockerapi
 import (
 	"context"
 	"net/http"
+	"path"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/berth-dev/berth/internal/image/reference"
@@ -15,17 +18,89 @@ import (
 )
 
 // listImages is GET /images/json: one row per image ID with its tags and
-// digests, newest first.
+// digests, newest first, filtered as docker filters them (reference,
+// label, dangling, before, since; another key is refused).
 func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
-	out, err := s.imageSummaries(r.Context())
+	f, err := filters(r)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, out)
+	for k := range f {
+		if !slices.Contains([]string{"reference", "label", "dangling", "before", "since"}, k) {
+			return httpError{http.StatusBadRequest, "invalid filter '" + k + "'"}
+		}
+	}
+	for _, p := range f["reference"] {
+		if _, err := path.Match(p, ""); err != nil {
+			return httpError{http.StatusBadRequest, "invalid reference pattern " + strconv.Quote(p) + ": " + err.Error()}
+		}
+	}
+	dangling := -1 // either
+	for _, v := range f["dangling"] {
+		switch strings.ToLower(v) {
+		case "true", "1":
+			dangling = 1
+		case "false", "0":
+			dangling = 0
+		default:
+			return httpError{http.StatusBadRequest, "invalid filter 'dangling=" + v + "'"}
+		}
+	}
+	out, err := s.imageSummariesMatching(r.Context(), f["reference"])
+	if err != nil {
+		return err
+	}
+	// before and since name images (by reference or ID): the rows
+	// created before, or after, each.
+	var before, since []int64
+	for key, at := range map[string]*[]int64{"before": &before, "since": &since} {
+		for _, ref := range f[key] {
+			rec, err := s.e.Images().Get(r.Context(), ref)
+			if err != nil {
+				return httpError{http.StatusNotFound, "No such image: " + ref}
+			}
+			*at = append(*at, rec[0].Created.Unix())
+		}
+	}
+	kept := out[:0]
+	for _, sum := range out {
+		untagged := len(sum.RepoTags) == 0
+		switch {
+		case dangling == 1 && !untagged, dangling == 0 && untagged:
+		case !matchLabels(sum.Labels, f["label"]):
+		case slices.ContainsFunc(before, func(t int64) bool { return sum.Created >= t }):
+		case slices.ContainsFunc(since, func(t int64) bool { return sum.Created <= t }):
+		default:
+			kept = append(kept, sum)
+		}
+	}
+	return writeJSON(w, http.StatusOK, kept)
 }
 
 // imageSummaries are docker's image rows.
 func (s *Server) imageSummaries(ctx context.Context) ([]mobyimage.Summary, error) {
+	return s.imageSummariesMatching(ctx, nil)
+}
+
+// familiarMatch is docker's reference filter: the pattern (path.Match)
+// against the familiar reference (busybox:latest), or against its name
+// alone (busybox).
+func familiarMatch(pattern string, ref reference.Reference) bool {
+	full := ref.FamiliarName()
+	if t := ref.Tag(); t != "" {
+		full += ":" + t
+	}
+	if ok, _ := path.Match(pattern, full); ok {
+		return true
+	}
+	ok, _ := path.Match(pattern, ref.FamiliarName())
+	return ok
+}
+
+// imageSummariesMatching are docker's image rows; with patterns, only
+// the names that match one (familiarMatch), and only the images with
+// such a name.
+func (s *Server) imageSummariesMatching(ctx context.Context, patterns []string) ([]mobyimage.Summary, error) {
 	svc := s.e.Images()
 	recs, err := svc.List(ctx)
 	if err != nil {
@@ -34,6 +109,10 @@ func (s *Server) imageSummaries(ctx context.Context) ([]mobyimage.Summary, error
 	byID := map[string]*mobyimage.Summary{}
 	var order []string
 	for _, rec := range recs {
+		ref, refErr := reference.Parse(rec.Name)
+		if len(patterns) > 0 && (refErr != nil || !slices.ContainsFunc(patterns, func(p string) bool { return familiarMatch(p, ref) })) {
+			continue
+		}
 		sum, ok := byID[rec.ID()]
 		if !ok {
 			sum = &mobyimage.Summary{ID: rec.ID(), Created: rec.Created.Unix(), Size: svc.Size(rec), SharedSize: -1,
@@ -44,8 +123,7 @@ func (s *Server) imageSummaries(ctx context.Context) ([]mobyimage.Summary, error
 			byID[rec.ID()] = sum
 			order = append(order, rec.ID())
 		}
-		ref, err := reference.Parse(rec.Name)
-		if err != nil {
+		if refErr != nil {
 			continue
 		}
 		if t := ref.Tag(); t != "" {

@@ -370,6 +370,24 @@ func TestDockerAPICLI(t *testing.T) {
 			}
 			saved := filepath.Join(t.TempDir(), "saved.tar")
 			ok("tag", "berth-demo/busybox", "example.test/saved:v1")
+			// The image list's filters, on the server's side: a name
+			// (the reference filter; only its own tags listed), a
+			// pattern, dangling, and a filter docker does not know.
+			if got := ok("images", "--format", "{{.Repository}}:{{.Tag}}", "berth-demo/busybox"); got != "berth-demo/busybox:latest\n" {
+				t.Errorf("docker images berth-demo/busybox: %q", got)
+			}
+			if got := ok("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=example.test/*:v1"); got != "example.test/saved:v1\n" {
+				t.Errorf("docker images --filter reference=example.test/*:v1: %q", got)
+			}
+			if got := ok("images", "-q", "no-such-image"); got != "" {
+				t.Errorf("docker images of a name no image has: %q", got)
+			}
+			if got := ok("images", "-q", "--filter", "dangling=true"); got != "" {
+				t.Errorf("docker images --filter dangling=true: %q", got)
+			}
+			if _, errOut, code := d("images", "--filter", "bogus=1"); code == 0 || !strings.Contains(errOut, "invalid filter 'bogus'") {
+				t.Errorf("docker images --filter bogus=1: exit %d, %s", code, errOut)
+			}
 			ok("save", "-o", saved, "example.test/saved:v1")
 			ok("rmi", "example.test/saved:v1")
 			if got := ok("load", "-i", saved); !strings.Contains(got, "Loaded image: example.test/saved:v1") {
