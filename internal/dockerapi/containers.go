@@ -69,9 +69,7 @@ func matches(c *engine.Container, f map[string][]string) bool {
 		return len(vals) == 0 || slices.ContainsFunc(vals, ok)
 	}
 	return any("id", func(v string) bool { return strings.HasPrefix(c.ID, v) }) &&
-		any("name", func(v string) bool {
-			return strings.Contains("/"+c.Name, v) || strings.Contains(c.Name, strings.TrimPrefix(v, "/"))
-		}) &&
+		any("name", func(v string) bool { return nameMatches(v, "/"+c.Name) || nameMatches(v, c.Name) }) &&
 		any("status", func(v string) bool { return c.State.Status == v }) &&
 		any("ancestor", func(v string) bool { return c.Config.Image == v || strings.HasPrefix(c.Image, v) }) &&
 		any("network", func(v string) bool {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/http"
 	"path"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -186,7 +187,7 @@ func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) error {
 		if n.Default {
 			typ = "builtin"
 		}
-		if !matchLabels(n.Labels, f["label"]) || !anyOf(f["name"], func(v string) bool { return strings.Contains(n.Name, v) }) ||
+		if !matchLabels(n.Labels, f["label"]) || !anyOf(f["name"], func(v string) bool { return nameMatches(v, n.Name) }) ||
 			!anyOf(f["id"], func(v string) bool { return strings.HasPrefix(n.ID, v) }) || !anyOf(f["driver"], func(v string) bool { return v == n.Driver }) ||
 			!anyOf(f["type"], func(v string) bool { return v == typ }) {
 			continue
@@ -233,7 +234,7 @@ func (s *Server) listVolumes(w http.ResponseWriter, r *http.Request) error {
 	out := volume.ListResponse{Volumes: []volume.Volume{}, Warnings: []string{}}
 	for _, v := range vols {
 		dangling := len(users[v.Name]) == 0
-		if !matchLabels(v.Labels, f["label"]) || !anyOf(f["name"], func(x string) bool { return strings.Contains(v.Name, x) }) ||
+		if !matchLabels(v.Labels, f["label"]) || !anyOf(f["name"], func(x string) bool { return nameMatches(x, v.Name) }) ||
 			!anyOf(f["dangling"], func(x string) bool { return (x == "true" || x == "1") == dangling }) {
 			continue
 		}
@@ -267,6 +268,14 @@ func anyOf(vals []string, ok func(string) bool) bool {
 }
 
 // matchLabels: every "k" or "k=v" holds.
+// nameMatches is docker's name filter: a regular expression (a plain
+// name matches where it appears; ^web$ only web); one that does not
+// compile matches nothing, as docker's.
+func nameMatches(pattern, name string) bool {
+	ok, err := regexp.MatchString(pattern, name)
+	return err == nil && ok
+}
+
 func matchLabels(labels map[string]string, want []string) bool {
 	for _, l := range want {
 		k, v, hasV := strings.Cut(l, "=")

@@ -196,6 +196,13 @@ func TestDockerAPICLI(t *testing.T) {
 			if got := strings.TrimSpace(e.run("ps", "-q", "--no-trunc")); got != id {
 				t.Errorf("berth ps after docker run: %q, want %s", got, id)
 			}
+			// name is a regular expression, with or without the slash
+			// (testcontainers looks containers up by ^NAME$).
+			for filter, want := range map[string]string{"name=^web$": "web\n", "name=^/web$": "web\n", "name=^eb": "", "name=we": "web\n"} {
+				if got := ok("ps", "--filter", filter, "--format", "{{.Names}}"); got != want {
+					t.Errorf("docker ps --filter %s: %q, want %q", filter, got, want)
+				}
+			}
 			if got := ok("ps", "--filter", "label=tier=front", "--format", "{{.Names}} {{.State}}"); strings.TrimSpace(got) != "web running" {
 				t.Errorf("docker ps --filter label: %q", got)
 			}
