@@ -11,12 +11,15 @@ import (
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/moby/moby/api/types/registry"
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
 	"golang.org/x/sys/unix"
 )
 
 func (s *Server) ping(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Builder-Version", "1")
+	// A dockerd outside a swarm says so (clients read it before /info).
+	w.Header().Set("Swarm", "inactive")
 	w.Header().Set("Cache-Control", "no-cache, no-store, must-revalidate")
 	w.Header().Set("Pragma", "no-cache")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -71,6 +74,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) error {
 		CPUShares: true, CPUSet: true, PidsLimit: true, IPv4Forwarding: true, SecurityOptions: []string{"name=seccomp,profile=builtin"},
 		Runtimes:       map[string]system.RuntimeWithStatus{"linux": {Runtime: system.Runtime{Path: "berth-runtime"}}},
 		DefaultRuntime: "linux", Labels: []string{}, Warnings: []string{}, CDISpecDirs: []string{},
+		Swarm: swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
 	}
 	for _, c := range list {
 		in.Containers++

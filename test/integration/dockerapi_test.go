@@ -407,7 +407,7 @@ func TestDockerAPICLI(t *testing.T) {
 			if got := ok("network", "ls", "--format", "{{.Name}} {{.Driver}}"); !strings.Contains(got, "bridge") {
 				t.Errorf("docker network ls: %q", got)
 			}
-			if got := ok("info", "--format", "{{.Containers}} {{.OSType}} {{.Driver}}"); strings.TrimSpace(got) != "0 linux overlay" {
+			if got := ok("info", "--format", "{{.Containers}} {{.OSType}} {{.Driver}} {{.Swarm.LocalNodeState}}"); strings.TrimSpace(got) != "0 linux overlay inactive" {
 				t.Errorf("docker info: %q", got)
 			}
 			if out := e.run("ps", "-aq"); strings.TrimSpace(out) != "" {
@@ -438,7 +438,7 @@ func TestDockerAPIErrors(t *testing.T) {
 		}
 		return m.Message
 	}
-	if code, h, body := call("HEAD", "/_ping", ""); code != 200 || h.Get("Api-Version") == "" || h.Get("Ostype") != "linux" || body != "" {
+	if code, h, body := call("HEAD", "/_ping", ""); code != 200 || h.Get("Api-Version") == "" || h.Get("Ostype") != "linux" || h.Get("Swarm") != "inactive" || body != "" {
 		t.Errorf("HEAD /_ping: %d %v %q", code, h, body)
 	}
 	if code, _, body := call("GET", "/v1.41/_ping", ""); code != 200 || body != "OK" {
