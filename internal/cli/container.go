@@ -27,6 +27,7 @@ import (
 	"github.com/berth-dev/berth/internal/runtime/linux"
 	"github.com/berth-dev/berth/internal/runtime/vm"
 	"github.com/berth-dev/berth/internal/sigrelay"
+	"github.com/berth-dev/berth/internal/timespec"
 	"github.com/berth-dev/berth/internal/trace"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -659,18 +660,6 @@ func parseMount(s string) (bind, tmpfs string, extra *mountExtra, err error) {
 	return b, "", extra, nil
 }
 
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 // parseSize reads docker's sizes: 1024, 512k, 64m, 1g (binary units).
 func parseSize(s string) (int64, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
@@ -1276,41 +1265,6 @@ func newWaitCommand(g *globalOptions) *cobra.Command {
 	}
 }
 
-// parseTime reads --since/--until: an RFC 3339 time, a Unix timestamp or
-// a duration before now (10m).
-func parseTime(s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	// A plain number is a Unix timestamp (docker's "--since 0" is all),
-	// read exactly: seconds, then up to nine digits of fraction.
-	if sec, frac, hasFrac := strings.Cut(s, "."); isDigits(sec) && (!hasFrac || isDigits(frac) && len(frac) <= 9) {
-		secs, err := strconv.ParseInt(sec, 10, 64)
-		if err == nil {
-			var ns int64
-			if hasFrac {
-				ns, _ = strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64)
-			}
-			return time.Unix(secs, ns), nil
-		}
-	}
-	if d, err := time.ParseDuration(s); err == nil {
-		return now.Add(-d), nil
-	}
-	for _, layout := range []string{time.RFC3339Nano, time.RFC3339} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
-		}
-	}
-	// Without a zone, local time (now's), as docker reads them.
-	for _, layout := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, now.Location()); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("%q is not a time: use RFC 3339, a Unix timestamp or a duration such as 10m", s)
-}
-
 func newLogsCommand(g *globalOptions) *cobra.Command {
 	var o engine.LogOptions
 	var since, until, tail string
@@ -1321,10 +1275,10 @@ func newLogsCommand(g *globalOptions) *cobra.Command {
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
 			now := time.Now()
 			var err error
-			if o.Since, err = parseTime(since, now); err != nil {
+			if o.Since, err = timespec.Parse(since, now); err != nil {
 				return fmt.Errorf("--since: %w", err)
 			}
-			if o.Until, err = parseTime(until, now); err != nil {
+			if o.Until, err = timespec.Parse(until, now); err != nil {
 				return fmt.Errorf("--until: %w", err)
 			}
 			o.Tail = -1

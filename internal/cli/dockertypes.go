@@ -4,7 +4,11 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/internal/dockerapi"
@@ -42,6 +46,13 @@ func dockerSummary(ctx context.Context, e *engine.Engine, c *engine.Container, n
 		ps.IP, _ = netip.ParseAddr(ip)
 		s.Ports = append(s.Ports, ps)
 	}
+	if c.Running() {
+		// An exposed port that is not published is listed by itself
+		// (docker ps's "7000/tcp").
+		for _, p := range exposedOnly(c) {
+			s.Ports = append(s.Ports, p)
+		}
+	}
 	if in.NetworkSettings != nil {
 		s.NetworkSettings = &container.NetworkSettingsSummary{Networks: in.NetworkSettings.Networks}
 	}
@@ -49,4 +60,27 @@ func dockerSummary(ctx context.Context, e *engine.Engine, c *engine.Container, n
 		s.Health = &container.HealthSummary{Status: in.State.Health.Status, FailingStreak: in.State.Health.FailingStreak}
 	}
 	return s
+}
+
+// exposedOnly are c's exposed ports that no published port maps, as
+// docker's listing shows them: the container's port and protocol alone.
+func exposedOnly(c *engine.Container) []container.PortSummary {
+	published := map[string]bool{}
+	for _, p := range c.NetworkSettings.Ports() {
+		published[fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol)] = true
+	}
+	var out []container.PortSummary
+	for p := range c.Config.ExposedPorts {
+		port, proto, _ := strings.Cut(p, "/")
+		if proto == "" {
+			proto = "tcp"
+		}
+		n, err := strconv.ParseUint(port, 10, 16)
+		if err != nil || published[fmt.Sprintf("%d/%s", n, proto)] {
+			continue
+		}
+		out = append(out, container.PortSummary{PrivatePort: uint16(n), Type: proto})
+	}
+	slices.SortFunc(out, func(a, b container.PortSummary) int { return int(a.PrivatePort) - int(b.PrivatePort) })
+	return out
 }

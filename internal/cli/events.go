@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/events"
+	"github.com/berth-dev/berth/internal/timespec"
 	"github.com/spf13/cobra"
 )
 
@@ -28,12 +29,12 @@ func newEventsCommand(g *globalOptions) *cobra.Command {
 			var o events.ReadOptions
 			var err error
 			if since != "" {
-				if o.Since, err = parseTime(since, now); err != nil {
+				if o.Since, err = timespec.Parse(since, now); err != nil {
 					return fmt.Errorf("--since: %w", err)
 				}
 			}
 			if until != "" {
-				if o.Until, err = parseTime(until, now); err != nil {
+				if o.Until, err = timespec.Parse(until, now); err != nil {
 					return fmt.Errorf("--until: %w", err)
 				}
 			}

@@ -39,11 +39,7 @@ func newContainerInspectCommand(g *globalOptions) *cobra.Command {
 func containerInspect(ctx context.Context, e *engine.Engine, c *engine.Container, size bool) any {
 	o := inspectContainer(ctx, e, c)
 	if size {
-		rw := dirSize(e.ContainerPaths(c.ID).Upper)
-		root := rw
-		if recs, err := e.Images().Get(ctx, c.Image); err == nil && len(recs) > 0 {
-			root += e.Images().Size(recs[0])
-		}
+		rw, root := e.ContainerSizes(ctx, c)
 		o.SizeRw, o.SizeRootFs = &rw, &root
 	}
 	return o

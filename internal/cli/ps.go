@@ -109,13 +109,9 @@ func ellipsis(s string, n int) string {
 // containerSize is docker's ps -s Size: the writable layer's bytes, and
 // with the image's ("virtual").
 func containerSize(ctx context.Context, e *engine.Engine, c *engine.Container) string {
-	rw := dirSize(e.ContainerPaths(c.ID).Upper)
-	var img int64
-	if recs, err := e.Images().Get(ctx, c.Image); err == nil && len(recs) > 0 {
-		img = e.Images().Size(recs[0])
-	}
-	if img+rw > 0 {
-		return fmt.Sprintf("%s (virtual %s)", humanBytes(rw), humanBytes(rw+img))
+	rw, root := e.ContainerSizes(ctx, c)
+	if root > 0 {
+		return fmt.Sprintf("%s (virtual %s)", humanBytes(rw), humanBytes(root))
 	}
 	return humanBytes(rw)
 }

@@ -97,7 +97,7 @@ func newSystemPruneCommand(g *globalOptions) *cobra.Command {
 			if volumes {
 				// docker's system prune --volumes: anonymous volumes only,
 				// unless -a.
-				vols, err := e.PruneVolumes(ctx, all)
+				vols, err := e.PruneVolumes(ctx, all, nil)
 				errs = append(errs, err)
 				printDeleted("Volumes", vols)
 			}

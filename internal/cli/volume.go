@@ -206,7 +206,7 @@ func newVolumePruneCommand(g *globalOptions) *cobra.Command {
 		Short: "Remove unused anonymous volumes (-a: all unused volumes)",
 		Args:  cobra.NoArgs,
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
-			removed, err := e.PruneVolumes(ctx, all)
+			removed, err := e.PruneVolumes(ctx, all, nil)
 			printDeleted("Volumes", removed)
 			return err
 		}),

@@ -4,6 +4,7 @@ package dockerapi
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -42,7 +43,10 @@ type attachment struct {
 	stdin  *os.File // the container's end of the client's input, or nil
 	stdout *os.File // our ends the container writes to
 	stderr *os.File
-	once   sync.Once
+	// out frames what goes to the client (the live output and a replay
+	// of the past one, one frame at a time).
+	out  *frameWriter
+	once sync.Once
 }
 
 // files hands the container's ends to the engine; closeOurs drops our
@@ -66,10 +70,23 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !boolParam(r, "stream") {
-		return httpError{http.StatusBadRequest, "berth attaches streams only (stream=1); use the logs endpoint for past output"}
-	}
 	wantIn, wantOut, wantErr := boolParam(r, "stdin"), boolParam(r, "stdout"), boolParam(r, "stderr")
+	logs := boolParam(r, "logs")
+	if !boolParam(r, "stream") {
+		// The past output alone (logs=1), or nothing, then the end: an
+		// attach that follows nothing, as dockerd answers it.
+		conn, rw, err := takeOver(w)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		if answerUpgrade(rw, r, c.Config.Tty) == nil && logs {
+			cl := newClient(conn, rw)
+			s.replayLogs(r.Context(), c, &frameWriter{w: cl, raw: c.Config.Tty}, wantOut, wantErr)
+			cl.end()
+		}
+		return nil
+	}
 	if c.State.Status == engine.StatusPaused {
 		return httpError{http.StatusConflict, "You cannot attach to a paused container, unpause it first"}
 	}
@@ -94,6 +111,9 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 			a.client.hangUp()
 			return nil
 		}
+		if logs {
+			s.replayLogs(r.Context(), c, a.out, wantOut, wantErr)
+		}
 		s.attachRunning(r, c.ID, a)
 		return nil
 	}
@@ -107,6 +127,11 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 		a.closeOurs()
 		a.client.hangUp()
 		return nil
+	}
+	if logs {
+		// Earlier runs' output; a start meanwhile interleaves its first
+		// frames with these, whole frames each.
+		s.replayLogs(r.Context(), c, a.out, wantOut, wantErr)
 	}
 	// A client that goes before the start takes its attach back.
 	go func() {
@@ -183,6 +208,21 @@ func hijack(w http.ResponseWriter, r *http.Request, tty bool) (net.Conn, *bufio.
 }
 
 // takeOver takes the connection from the HTTP server.
+// replayLogs writes a container's logged output so far (attach's
+// logs=1) to fw, the streams asked for.
+func (s *Server) replayLogs(ctx context.Context, c *engine.Container, fw *frameWriter, wantOut, wantErr bool) {
+	var out, errw io.Writer = io.Discard, io.Discard
+	if wantOut {
+		out = fw.stream(1)
+	}
+	if wantErr {
+		errw = fw.stream(2)
+	}
+	if err := s.e.Logs(ctx, c.ID, engine.LogOptions{Tail: -1}, out, errw); err != nil && ctx.Err() == nil {
+		s.log.Warn("attach: logs", "container", c.ID, "err", err)
+	}
+}
+
 func takeOver(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
@@ -213,8 +253,8 @@ func answerUpgrade(rw *bufio.ReadWriter, r *http.Request, tty bool) error {
 // end when the client goes.
 func (s *Server) wire(conn net.Conn, rw *bufio.ReadWriter, c *engine.Container, wantIn, wantOut, wantErr bool) (*attachment, error) {
 	cl := newClient(conn, rw)
-	a := &attachment{client: cl, tty: c.Config.Tty}
 	fw := &frameWriter{w: cl, raw: c.Config.Tty}
+	a := &attachment{client: cl, tty: c.Config.Tty, out: fw}
 	var copies sync.WaitGroup
 	var readEnds []*os.File
 	pipeOut := func(stream byte, want bool) (*os.File, error) {

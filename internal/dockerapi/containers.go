@@ -35,47 +35,45 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	cf, err := s.containerFilter(r.Context(), f)
+	if err != nil {
+		return err
+	}
 	list, err := s.e.List(r.Context())
 	if err != nil {
 		return err
 	}
-	all := boolParam(r, "all")
 	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	// A limit, like a status filter, lists stopped containers too
+	// (docker ps -n, -l).
+	all := boolParam(r, "all") || limit > 0 || len(f["status"]) > 0
+	size := boolParam(r, "size")
 	now := time.Now()
 	out := []container.Summary{}
 	// Newest first, as docker lists them.
 	for i := len(list) - 1; i >= 0; i-- {
 		c := list[i]
-		if !all && len(f["status"]) == 0 && !c.Running() {
+		if at := cf.position(c); at == stop {
+			break
+		} else if at == exclude {
 			continue
 		}
-		if !matches(c, f) {
+		if !all && !c.Running() || !cf.record(c) {
 			continue
 		}
-		out = append(out, s.views.Summary(r.Context(), s.e, c, now))
+		sum := s.views.Summary(r.Context(), s.e, c, now)
+		if !cf.listing(sum) {
+			continue
+		}
+		if size {
+			sum.SizeRw, sum.SizeRootFs = s.e.ContainerSizes(r.Context(), c)
+		}
+		out = append(out, sum)
 		if limit > 0 && len(out) == limit {
 			break
 		}
 	}
 	return writeJSON(w, http.StatusOK, out)
-}
-
-// matches applies docker's container filters: id, name, label, status,
-// ancestor, network. Values of one key are alternatives; keys are all
-// required.
-func matches(c *engine.Container, f map[string][]string) bool {
-	any := func(key string, ok func(string) bool) bool {
-		vals := f[key]
-		return len(vals) == 0 || slices.ContainsFunc(vals, ok)
-	}
-	return any("id", func(v string) bool { return strings.HasPrefix(c.ID, v) }) &&
-		any("name", func(v string) bool { return nameMatches(v, "/"+c.Name) || nameMatches(v, c.Name) }) &&
-		any("status", func(v string) bool { return c.State.Status == v }) &&
-		any("ancestor", func(v string) bool { return c.Config.Image == v || strings.HasPrefix(c.Image, v) }) &&
-		any("network", func(v string) bool {
-			return slices.ContainsFunc(c.HostConfig.Networks, func(n engine.NetworkRequest) bool { return network.Canonical(n.Name) == network.Canonical(v) })
-		}) &&
-		matchLabels(c.Config.Labels, f["label"])
 }
 
 func (s *Server) container(r *http.Request) (*engine.Container, error) {
@@ -100,6 +98,10 @@ func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	v := s.views.Container(r.Context(), s.e, c)
+	if boolParam(r, "size") {
+		rw, root := s.e.ContainerSizes(r.Context(), c)
+		v.SizeRw, v.SizeRootFs = &rw, &root
+	}
 	if st := v.State; st != nil && !st.Running && s.restartInProgress(c.ID) {
 		// Between the exit and the start of a restart asked here: say
 		// so. compose's event monitor inspects a container at its die
@@ -477,16 +479,24 @@ func (s *Server) stopContainer(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
+		sig, err := stopSignalParam(r)
+		if err != nil {
+			return err
+		}
 		if !c.Running() {
 			return notModified
 		}
-		return s.e.Stop(ctx, c.ID, t)
+		return s.e.StopWith(ctx, c.ID, engine.StopOptions{Timeout: t, Signal: sig})
 	})(w, r)
 }
 
 func (s *Server) restartContainer(w http.ResponseWriter, r *http.Request) error {
 	return s.onContainer(func(ctx context.Context, c *engine.Container, r *http.Request) error {
 		t, err := timeoutParam(r)
+		if err != nil {
+			return err
+		}
+		sig, err := stopSignalParam(r)
 		if err != nil {
 			return err
 		}
@@ -500,8 +510,22 @@ func (s *Server) restartContainer(w http.ResponseWriter, r *http.Request) error 
 			}
 			s.mu.Unlock()
 		}()
-		return s.e.Restart(ctx, c.ID, t)
+		return s.e.RestartWith(ctx, c.ID, engine.StopOptions{Timeout: t, Signal: sig})
 	})(w, r)
+}
+
+// stopSignalParam is stop's and restart's signal query parameter (API
+// 1.42, docker stop -s): the signal sent instead of the container's stop
+// signal; "" for that one.
+func stopSignalParam(r *http.Request) (string, error) {
+	name := r.URL.Query().Get("signal")
+	if name == "" {
+		return "", nil
+	}
+	if _, err := engine.ParseSignal(name); err != nil {
+		return "", httpError{http.StatusBadRequest, err.Error()}
+	}
+	return name, nil
 }
 
 func (s *Server) killContainer(w http.ResponseWriter, r *http.Request) error {

@@ -13,8 +13,8 @@ import (
 )
 
 // diskUsageResponse is GET /system/df in the shape of the API versions
-// served (up to 1.51: lists of objects with their sizes; 1.52's
-// per-type summaries are newer than what berth advertises).
+// served (1.24 to APIVersion, 1.47: lists of objects with their sizes;
+// the per-type summaries came with 1.52).
 type diskUsageResponse struct {
 	LayersSize int64
 	Images     []mobyimage.Summary

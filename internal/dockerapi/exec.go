@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/moby/moby/api/types/container"
@@ -20,11 +21,13 @@ import (
 // Execs are the daemon's, as dockerd's are: kept in memory from create
 // to a while after they end (maxExecs bounds them), never in the store.
 
-// maxExecs bounds the exec records kept; the oldest finished go first.
+// maxExecs bounds the exec records kept; the oldest finished go first,
+// then the oldest never started (evictableExec).
 const maxExecs = 1024
 
 type execRecord struct {
 	id, containerID string
+	seq             uint64
 	cfg             container.ExecCreateRequest
 	mu              sync.Mutex
 	running         bool
@@ -63,22 +66,43 @@ func (s *Server) createExec(w http.ResponseWriter, r *http.Request) error {
 	if req.Privileged {
 		return httpError{http.StatusBadRequest, "berth does not run privileged execs"}
 	}
-	rec := &execRecord{id: newID(), containerID: c.ID, cfg: req}
+	rec := &execRecord{id: newID(), containerID: c.ID, cfg: req, seq: execSeq.Add(1)}
 	s.mu.Lock()
 	if len(s.execs) >= maxExecs {
-		for id, old := range s.execs {
-			old.mu.Lock()
-			done := old.exitCode != nil || !old.started
-			old.mu.Unlock()
-			if done {
-				delete(s.execs, id)
-				break
-			}
+		if id := evictableExec(s.execs); id != "" {
+			delete(s.execs, id)
 		}
 	}
 	s.execs[rec.id] = rec
 	s.mu.Unlock()
 	return writeJSON(w, http.StatusCreated, container.ExecCreateResponse{ID: rec.id})
+}
+
+// execSeq numbers exec records in the order they were made.
+var execSeq atomic.Uint64
+
+// evictableExec is the record a full table drops: the oldest finished
+// one, else the oldest never started; "" when every one runs.
+func evictableExec(execs map[string]*execRecord) string {
+	var finished, unstarted *execRecord
+	for _, rec := range execs {
+		rec.mu.Lock()
+		ended, started := rec.exitCode != nil, rec.started
+		rec.mu.Unlock()
+		switch {
+		case ended && (finished == nil || rec.seq < finished.seq):
+			finished = rec
+		case !started && (unstarted == nil || rec.seq < unstarted.seq):
+			unstarted = rec
+		}
+	}
+	if finished != nil {
+		return finished.id
+	}
+	if unstarted != nil {
+		return unstarted.id
+	}
+	return ""
 }
 
 func (s *Server) exec(r *http.Request) (*execRecord, error) {

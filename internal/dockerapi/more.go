@@ -14,8 +14,10 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/internal/engine"
+	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/image/archive"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/moby/moby/api/types/container"
@@ -218,12 +220,12 @@ func (s *Server) updateContainer(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request) error {
-	f, err := filters(r)
+	pf, err := parsePruneFilter(r, containerPruneFilterKeys)
 	if err != nil {
 		return err
 	}
 	// A container that cannot be removed is left out of the report.
-	removed, _, err := s.e.PruneContainers(r.Context(), func(c *engine.Container) bool { return matchLabels(c.Config.Labels, f["label"]) })
+	removed, _, err := s.e.PruneContainers(r.Context(), func(c *engine.Container) bool { return pf.match(c.Config.Labels, c.Created) })
 	if err != nil {
 		return err
 	}
@@ -234,11 +236,11 @@ func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) pruneNetworks(w http.ResponseWriter, r *http.Request) error {
-	f, err := filters(r)
+	pf, err := parsePruneFilter(r, networkPruneFilterKeys)
 	if err != nil {
 		return err
 	}
-	removed, err := s.e.PruneNetworks(r.Context(), func(n *network.Config) bool { return matchLabels(n.Labels, f["label"]) })
+	removed, err := s.e.PruneNetworks(r.Context(), func(n *network.Config) bool { return pf.match(n.Labels, n.Created) })
 	if err != nil {
 		return err
 	}
@@ -249,15 +251,15 @@ func (s *Server) pruneNetworks(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) pruneVolumes(w http.ResponseWriter, r *http.Request) error {
-	f, err := filters(r)
+	pf, err := parsePruneFilter(r, volumePruneFilterKeys)
 	if err != nil {
 		return err
 	}
-	all := anyOf(f["all"], func(v string) bool { return v == "true" || v == "1" }) && len(f["all"]) > 0
-	if len(f["label"]) > 0 {
-		return httpError{http.StatusBadRequest, "berth prunes volumes by the all filter only (no label filter yet)"}
+	all, err := boolFilter(pf.f, "all")
+	if err != nil {
+		return err
 	}
-	names, err := s.e.PruneVolumes(r.Context(), all)
+	names, err := s.e.PruneVolumes(r.Context(), all == 1, func(v *engine.Volume) bool { return pf.match(v.Labels, time.Time{}) })
 	if err != nil {
 		return err
 	}
@@ -268,12 +270,24 @@ func (s *Server) pruneVolumes(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) pruneImages(w http.ResponseWriter, r *http.Request) error {
-	f, err := filters(r)
+	pf, err := parsePruneFilter(r, imagePruneFilterKeys)
 	if err != nil {
 		return err
 	}
-	all := anyOf(f["dangling"], func(v string) bool { return v == "false" || v == "0" }) && len(f["dangling"]) > 0
-	res, err := s.e.Images().Prune(r.Context(), all)
+	dangling, err := boolFilter(pf.f, "dangling")
+	if err != nil {
+		return err
+	}
+	svc := s.e.Images()
+	pick := func(rec image.Record) bool {
+		var labels map[string]string
+		if cfg, err := svc.Config(rec); err == nil {
+			labels = cfg.Config.Labels
+		}
+		return pf.match(labels, rec.Created)
+	}
+	// dangling=false is prune -a: every image no container uses.
+	res, err := svc.PruneMatching(r.Context(), dangling == 0, pick)
 	if err != nil {
 		return err
 	}

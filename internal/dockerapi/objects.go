@@ -181,6 +181,18 @@ func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := checkFilterKeys(f, networkFilterKeys); err != nil {
+		return err
+	}
+	dangling, err := boolFilter(f, "dangling")
+	if err != nil {
+		return err
+	}
+	for _, v := range f["type"] {
+		if v != "custom" && v != "builtin" {
+			return httpError{http.StatusBadRequest, "invalid filter: 'type'='" + v + "'"}
+		}
+	}
 	out := []mobynet.Inspect{}
 	for _, n := range nets {
 		typ := "custom"
@@ -189,8 +201,19 @@ func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) error {
 		}
 		if !matchLabels(n.Labels, f["label"]) || !anyOf(f["name"], func(v string) bool { return nameMatches(v, n.Name) }) ||
 			!anyOf(f["id"], func(v string) bool { return strings.HasPrefix(n.ID, v) }) || !anyOf(f["driver"], func(v string) bool { return v == n.Driver }) ||
-			!anyOf(f["type"], func(v string) bool { return v == typ }) {
+			!anyOf(f["type"], func(v string) bool { return v == typ }) || !anyOf(f["scope"], func(v string) bool { return v == "local" }) {
 			continue
+		}
+		if dangling >= 0 {
+			// Dangling: a network of the user's that no container uses
+			// (the default one never is).
+			users, err := s.e.NetworkUsers(r.Context(), n.Name)
+			if err != nil {
+				return err
+			}
+			if (dangling == 1) != (!n.Default && len(users) == 0) {
+				continue
+			}
 		}
 		out = append(out, s.views.Network(r.Context(), s.e, n))
 	}
@@ -231,11 +254,18 @@ func (s *Server) listVolumes(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := checkFilterKeys(f, volumeFilterKeys); err != nil {
+		return err
+	}
+	dangling, err := boolFilter(f, "dangling")
+	if err != nil {
+		return err
+	}
 	out := volume.ListResponse{Volumes: []volume.Volume{}, Warnings: []string{}}
 	for _, v := range vols {
-		dangling := len(users[v.Name]) == 0
+		unused := len(users[v.Name]) == 0
 		if !matchLabels(v.Labels, f["label"]) || !anyOf(f["name"], func(x string) bool { return nameMatches(x, v.Name) }) ||
-			!anyOf(f["dangling"], func(x string) bool { return (x == "true" || x == "1") == dangling }) {
+			dangling >= 0 && (dangling == 1) != unused || !anyOf(f["driver"], func(x string) bool { return x == v.Driver || x == "local" && v.Driver == "" }) {
 			continue
 		}
 		out.Volumes = append(out.Volumes, s.views.Volume(v))
@@ -267,7 +297,6 @@ func anyOf(vals []string, ok func(string) bool) bool {
 	return false
 }
 
-// matchLabels: every "k" or "k=v" holds.
 // nameMatches is docker's name filter: a regular expression (a plain
 // name matches where it appears; ^web$ only web); one that does not
 // compile matches nothing, as docker's.
@@ -276,6 +305,7 @@ func nameMatches(pattern, name string) bool {
 	return err == nil && ok
 }
 
+// matchLabels: every "k" or "k=v" holds.
 func matchLabels(labels map[string]string, want []string) bool {
 	for _, l := range want {
 		k, v, hasV := strings.Cut(l, "=")

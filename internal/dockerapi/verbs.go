@@ -278,19 +278,62 @@ func statsResponse(c *engine.Container, prev, cur *engine.StatsSample) container
 	out := container.StatsResponse{ID: c.ID, Name: "/" + c.Name, OSType: "linux", Read: cur.Read}
 	fill := func(cs *container.CPUStats, s *engine.StatsSample) {
 		cs.CPUUsage.TotalUsage, cs.SystemUsage, cs.OnlineCPUs = s.CPUTotal, s.SystemCPU, uint32(s.OnlineCPUs)
+		if d := s.Detail; d != nil {
+			cs.CPUUsage.UsageInUsermode, cs.CPUUsage.UsageInKernelmode = d.CPUUser, d.CPUSystem
+			cs.ThrottlingData = container.ThrottlingData{Periods: d.CPUPeriods, ThrottledPeriods: d.CPUThrottledPeriods, ThrottledTime: d.CPUThrottledTime}
+		}
 	}
 	fill(&out.CPUStats, cur)
 	if prev != nil {
 		fill(&out.PreCPUStats, prev)
 		out.PreRead = prev.Read
 	}
-	out.NumProcs = uint32(cur.OnlineCPUs)
-	if cur.Running {
-		out.MemoryStats = container.MemoryStats{Usage: cur.MemUsage, Limit: cur.MemLimit, Stats: map[string]uint64{}}
-		out.PidsStats = container.PidsStats{Current: cur.Pids}
-		out.Networks = map[string]container.NetworkStats{"eth0": {RxBytes: cur.NetRx, TxBytes: cur.NetTx}}
-		out.BlkioStats = container.BlkioStats{IoServiceBytesRecursive: []container.BlkioStatEntry{
-			{Op: "read", Value: cur.BlockRead}, {Op: "write", Value: cur.BlockWrite}}}
+	// num_procs is Windows's; dockerd sends 0 on Linux.
+	if !cur.Running {
+		return out
+	}
+	out.MemoryStats = container.MemoryStats{Usage: cur.MemUsage, Limit: cur.MemLimit, Stats: map[string]uint64{}}
+	out.PidsStats = container.PidsStats{Current: cur.Pids}
+	out.Networks = map[string]container.NetworkStats{"eth0": {RxBytes: cur.NetRx, TxBytes: cur.NetTx}}
+	out.BlkioStats = container.BlkioStats{IoServiceBytesRecursive: []container.BlkioStatEntry{
+		{Op: "read", Value: cur.BlockRead}, {Op: "write", Value: cur.BlockWrite}}}
+	d := cur.Detail
+	if d == nil {
+		return out
+	}
+	// cgroup v1's shape: usage with all of the page cache, and its
+	// inactive part in stats, which the docker CLI subtracts (so its
+	// MEM USAGE is berth's, without the inactive cache).
+	if d.MemTotal >= cur.MemUsage {
+		inactive := d.MemTotal - cur.MemUsage
+		out.MemoryStats.Usage = d.MemTotal
+		out.MemoryStats.Stats = map[string]uint64{
+			"cache": d.MemCache, "rss": d.MemRSS, "mapped_file": d.MemMappedFile, "swap": d.MemSwap,
+			"total_cache": d.MemCache, "total_rss": d.MemRSS, "total_mapped_file": d.MemMappedFile, "total_swap": d.MemSwap,
+			"inactive_file": inactive, "total_inactive_file": inactive,
+			"pgfault": d.PageFaults, "pgmajfault": d.MajorPageFaults, "total_pgfault": d.HierarchyPageFaults, "total_pgmajfault": d.HierarchyMajorPageFaults,
+		}
+	}
+	out.MemoryStats.MaxUsage, out.MemoryStats.Failcnt = d.MemMaxUsage, d.MemFailcnt
+	out.PidsStats.Limit = d.ThreadsMax
+	if c.HostConfig.NetworkMode == "host" {
+		out.Networks = nil
+	} else if len(d.Interfaces) > 0 {
+		out.Networks = map[string]container.NetworkStats{}
+		for _, i := range d.Interfaces {
+			out.Networks[i.Name] = container.NetworkStats{RxBytes: i.RxBytes, RxPackets: i.RxPackets, RxErrors: i.RxErrors, RxDropped: i.RxDropped,
+				TxBytes: i.TxBytes, TxPackets: i.TxPackets, TxErrors: i.TxErrors, TxDropped: i.TxDropped}
+		}
+	}
+	if len(d.Devices) > 0 {
+		bytes, ops := []container.BlkioStatEntry{}, []container.BlkioStatEntry{}
+		for _, dev := range d.Devices {
+			bytes = append(bytes, container.BlkioStatEntry{Major: dev.Major, Minor: dev.Minor, Op: "read", Value: dev.ReadBytes},
+				container.BlkioStatEntry{Major: dev.Major, Minor: dev.Minor, Op: "write", Value: dev.WriteBytes})
+			ops = append(ops, container.BlkioStatEntry{Major: dev.Major, Minor: dev.Minor, Op: "read", Value: dev.Reads},
+				container.BlkioStatEntry{Major: dev.Major, Minor: dev.Minor, Op: "write", Value: dev.Writes})
+		}
+		out.BlkioStats = container.BlkioStats{IoServiceBytesRecursive: bytes, IoServicedRecursive: ops}
 	}
 	return out
 }

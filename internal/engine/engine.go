@@ -161,6 +161,17 @@ type Paths struct {
 	Work   string
 }
 
+// ContainerSizes are docker's SizeRw (the bytes of c's writable layer)
+// and SizeRootFs (those and its image's).
+func (e *Engine) ContainerSizes(ctx context.Context, c *Container) (rw, rootfs int64) {
+	rw = DirSize(e.ContainerPaths(c.ID).Upper)
+	rootfs = rw
+	if recs, err := e.Images().Get(ctx, c.Image); err == nil && len(recs) > 0 {
+		rootfs += e.Images().Size(recs[0])
+	}
+	return rw, rootfs
+}
+
 // ContainerPaths are the container id's Paths.
 func (e *Engine) ContainerPaths(id string) Paths {
 	p := Paths{Dir: e.containerDir(id), Rootfs: e.rootfs(id)}

@@ -461,8 +461,8 @@ func (e *Engine) deleteVolumeLocked(ctx context.Context, name string) error {
 }
 
 // PruneVolumes removes the volumes no container uses (with all false,
-// only anonymous ones, as docker does).
-func (e *Engine) PruneVolumes(ctx context.Context, all bool) ([]string, error) {
+// only anonymous ones, as docker does) that pick selects (nil: all).
+func (e *Engine) PruneVolumes(ctx context.Context, all bool, pick func(*Volume) bool) ([]string, error) {
 	var removed []string
 	err := e.withVolumes(ctx, func() error {
 		vols, users, err := e.Volumes(ctx)
@@ -470,7 +470,7 @@ func (e *Engine) PruneVolumes(ctx context.Context, all bool) ([]string, error) {
 			return err
 		}
 		for _, v := range vols {
-			if len(users[v.Name]) > 0 || !all && !v.Anonymous {
+			if len(users[v.Name]) > 0 || !all && !v.Anonymous || pick != nil && !pick(v) {
 				continue
 			}
 			if err := e.deleteVolumeLocked(ctx, v.Name); err != nil {

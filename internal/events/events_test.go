@@ -131,6 +131,10 @@ func TestFilter(t *testing.T) {
 		{[]string{"image=localhost"}, New(TypeContainer, "start", "x", map[string]string{"image": "localhost:5000/app"}), false},
 		{[]string{"label=tier"}, die, true},
 		{[]string{"label=tier=back"}, die, false},
+		// Labels are all required, as docker's: not alternatives.
+		{[]string{"label=tier=front", "label=name=web"}, die, true},
+		{[]string{"label=tier=front", "label=tier=back"}, die, false},
+		{[]string{"label=tier", "label=zone"}, die, false},
 		{[]string{"network=net1"}, conn, true},
 		{[]string{"network=net1"}, die, false},
 	} {

@@ -29,9 +29,19 @@ func ParseFilter(args []string) (Filter, error) {
 	return f, nil
 }
 
-// Match reports whether m passes the filter.
+// Match reports whether m passes the filter: every key holds, by one of
+// its values, except label, whose values must all hold (as docker's: two
+// label= filters are two conditions, not alternatives).
 func (f Filter) Match(m Message) bool {
 	for k, vals := range f {
+		if k == "label" {
+			for _, v := range vals {
+				if !f.matchOne(k, v, m) {
+					return false
+				}
+			}
+			continue
+		}
 		ok := false
 		for _, v := range vals {
 			if f.matchOne(k, v, m) {

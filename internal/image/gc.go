@@ -116,6 +116,12 @@ type PruneResult struct {
 // interrupted pulls; with all, it first removes every image no container
 // uses.
 func (s *Service) Prune(ctx context.Context, all bool) (PruneResult, error) {
+	return s.PruneMatching(ctx, all, nil)
+}
+
+// PruneMatching is Prune whose all removes only the images pick selects
+// (nil: every one); the unreferenced content goes either way.
+func (s *Service) PruneMatching(ctx context.Context, all bool, pick func(Record) bool) (PruneResult, error) {
 	var res PruneResult
 	if all {
 		recs, err := s.List(ctx)
@@ -123,6 +129,9 @@ func (s *Service) Prune(ctx context.Context, all bool) (PruneResult, error) {
 			return res, err
 		}
 		for _, r := range recs {
+			if pick != nil && !pick(r) {
+				continue
+			}
 			if s.opts.InUse != nil {
 				users, err := s.opts.InUse(ctx, r.ID())
 				if err != nil {
