@@ -134,6 +134,7 @@ func (e *Engine) Attach(ctx context.Context, ref string, a *Attach) (*Started, e
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(line[2:]))
 	ok = true
+	e.emit(c, "attach", nil)
 	return &Started{Container: c, Pid: pid, MonitorPid: c.State.MonitorPid, notify: r, notifyFile: conn}, nil
 }
 
@@ -188,6 +189,7 @@ func (e *Engine) Resize(ctx context.Context, ref string, rows, cols uint16) erro
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	switch {
 	case strings.HasPrefix(line, "S "):
+		e.emit(c, "resize", map[string]string{"height": strconv.Itoa(int(rows)), "width": strconv.Itoa(int(cols))})
 		return nil
 	case strings.HasPrefix(line, "E "):
 		return attachStateError(fmt.Sprintf("resize %s: %s", c.Name, strings.TrimSpace(line[2:])))

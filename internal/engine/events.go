@@ -51,6 +51,20 @@ func (e *Engine) emitID(ctx context.Context, id, action string, extra map[string
 	e.emit(c, action, extra)
 }
 
+// emitRef records an event about the container ref names, if it is
+// still there.
+func (e *Engine) emitRef(ctx context.Context, ref, action string, extra map[string]string) {
+	if c, err := e.get(ctx, ref); err == nil {
+		e.emit(c, action, extra)
+	}
+}
+
+// emitPrune records a prune of typ (events.TypeContainer, ...), as docker
+// does: no actor, the space reclaimed as an attribute.
+func (e *Engine) emitPrune(typ string, reclaimed int64) {
+	e.events.Append(events.New(typ, "prune", "", map[string]string{"reclaimed": strconv.FormatInt(reclaimed, 10)}))
+}
+
 func (e *Engine) emitNetwork(action string, n *network.Config, containerID string) {
 	attrs := map[string]string{"name": n.Name, "type": n.Driver}
 	if containerID != "" {

@@ -1038,7 +1038,7 @@ func containerCpPath(p string) cpPath {
 // CopyToContainer copies the host path src (or, when src is "-", the tar
 // stream r, extracted into the directory dst) to dst in the container,
 // with docker's rules, and returns the bytes copied (the tar stream's).
-func (e *Engine) CopyToContainer(ctx context.Context, ref, src, dst string, o CopyOptions, r io.Reader) (int64, error) {
+func (e *Engine) copyToContainer(ctx context.Context, ref, src, dst string, o CopyOptions, r io.Reader) (int64, error) {
 	if c, err := e.Get(ctx, ref); err == nil {
 		// A read-only root file system refuses first, whatever runs it
 		// and wherever its files are.
@@ -1078,7 +1078,7 @@ func (e *Engine) CopyToContainer(ctx context.Context, ref, src, dst string, o Co
 // CopyFromContainer copies src in the container to the host path dst
 // (or, when dst is "-", writes it to w as a tar stream), with docker's
 // rules, and returns the bytes copied (the tar stream's).
-func (e *Engine) CopyFromContainer(ctx context.Context, ref, src, dst string, o CopyOptions, w io.Writer) (int64, error) {
+func (e *Engine) copyFromContainer(ctx context.Context, ref, src, dst string, o CopyOptions, w io.Writer) (int64, error) {
 	if c, err := e.Get(ctx, ref); err == nil {
 		var n int64
 		if handled, err := e.withGuestFiles(ctx, c, []string{src}, func(gf runtime.GuestFiles) (err error) {
@@ -1129,7 +1129,7 @@ func (e *Engine) CopyFromContainer(ctx context.Context, ref, src, dst string, o 
 // container's writes, so no whiteouts), without the contents of /proc,
 // /sys or anything mounted over it, with numeric owners, modes, mtimes,
 // symlinks, hard links, device nodes and xattrs.
-func (e *Engine) Export(ctx context.Context, ref string, w io.Writer) error {
+func (e *Engine) export(ctx context.Context, ref string, w io.Writer) error {
 	if c, err := e.Get(ctx, ref); err == nil {
 		if handled, err := e.withGuestFiles(ctx, c, nil, func(gf runtime.GuestFiles) error {
 			return guestCall(ctx, gf, []string{"export"}, nil, w)
@@ -1241,4 +1241,33 @@ func ownMountPoints(c *Container) map[string]bool {
 func (e *Engine) upperDir(id string) string {
 	dir, _ := e.snapshots.ActiveDir(id)
 	return filepath.Join(dir, "upper")
+}
+
+// CopyToContainer is copyToContainer with docker's event
+// (extract-to-dir) for a copy that went in.
+func (e *Engine) CopyToContainer(ctx context.Context, ref, src, dst string, o CopyOptions, r io.Reader) (int64, error) {
+	n, err := e.copyToContainer(ctx, ref, src, dst, o, r)
+	if err == nil {
+		e.emitRef(ctx, ref, "extract-to-dir", map[string]string{"path": dst})
+	}
+	return n, err
+}
+
+// CopyFromContainer is copyFromContainer with docker's event
+// (archive-path).
+func (e *Engine) CopyFromContainer(ctx context.Context, ref, src, dst string, o CopyOptions, w io.Writer) (int64, error) {
+	n, err := e.copyFromContainer(ctx, ref, src, dst, o, w)
+	if err == nil {
+		e.emitRef(ctx, ref, "archive-path", map[string]string{"path": src})
+	}
+	return n, err
+}
+
+// Export is export with docker's event (export).
+func (e *Engine) Export(ctx context.Context, ref string, w io.Writer) error {
+	err := e.export(ctx, ref, w)
+	if err == nil {
+		e.emitRef(ctx, ref, "export", nil)
+	}
+	return err
 }

@@ -223,6 +223,7 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 				rc.Resume()
 			}
 			rc.Signal(unix.SIGKILL, true)
+			e.emit(c, "kill", map[string]string{"signal": strconv.Itoa(int(unix.SIGKILL))})
 		}
 		// The monitor records the exit and leaves; a container removed
 		// meanwhile is no surprise to it.
@@ -236,6 +237,13 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 		if unlock, err = e.lock(ctx, id); err != nil {
 			return err
 		}
+		// Its exit handler leaves a container being removed to this
+		// removal: the exit is reported here, as dockerd's rm -f does.
+		code, _, ok := e.readExitFile(id)
+		if !ok {
+			code = 128 + int(unix.SIGKILL)
+		}
+		e.emit(c, "die", exitCodeAttr(code))
 	} else if err := e.markRemoving(ctx, id); err != nil {
 		unlock()
 		return err

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/berth-dev/berth/internal/events"
 	"github.com/berth-dev/berth/internal/network"
 )
 
@@ -32,6 +33,7 @@ func (e *Engine) PruneContainers(ctx context.Context, pick func(*Container) bool
 		}
 		removed = append(removed, c.ID)
 	}
+	e.emitPrune(events.TypeContainer, 0)
 	return removed, errors.Join(errs...), nil
 }
 
@@ -59,5 +61,6 @@ func (e *Engine) PruneNetworks(ctx context.Context, pick func(*network.Config) b
 			removed = append(removed, n.Name)
 		}
 	}
+	e.emitPrune(events.TypeNetwork, 0)
 	return removed, nil
 }

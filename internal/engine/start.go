@@ -867,6 +867,9 @@ func (e *Engine) finishExitLocked(ctx context.Context, id string, code int, at t
 		return nil
 	})
 	if err == nil {
+		if oomKilled {
+			e.emit(c, "oom", nil)
+		}
 		e.emit(c, "die", exitCodeAttr(code))
 	}
 	return restart, c, err

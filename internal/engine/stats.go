@@ -35,6 +35,7 @@ func (e *Engine) Top(ctx context.Context, ref string, psArgs []string) ([]string
 	if err != nil {
 		return nil, nil, fmt.Errorf("container %s: %w", c.Name, err)
 	}
+	e.emit(c, "top", nil)
 	return titles, rows, nil
 }
 

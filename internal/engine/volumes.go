@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine/store"
+	"github.com/berth-dev/berth/internal/events"
 	"github.com/berth-dev/berth/internal/lockfile"
 	"github.com/berth-dev/berth/internal/mountopt"
 	"github.com/moby/sys/mountinfo"
@@ -480,6 +481,9 @@ func (e *Engine) PruneVolumes(ctx context.Context, all bool, pick func(*Volume) 
 		}
 		return nil
 	})
+	if err == nil {
+		e.emitPrune(events.TypeVolume, 0)
+	}
 	return removed, err
 }
 

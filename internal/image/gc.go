@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/internal/events"
 	"github.com/berth-dev/berth/internal/image/content"
 	"github.com/berth-dev/berth/internal/image/reference"
 	"github.com/berth-dev/berth/internal/image/remote"
@@ -154,6 +156,7 @@ func (s *Service) PruneMatching(ctx context.Context, all bool, pick func(Record)
 	}
 	n, deferred, err := s.collect(ctx, true)
 	res.Reclaimed += n
+	s.events.Append(events.New(events.TypeImage, "prune", "", map[string]string{"reclaimed": strconv.FormatInt(res.Reclaimed, 10)}))
 	if err == nil && deferred {
 		err = errors.New("prune: a pull or load is running; run prune again when it ends")
 	}

@@ -142,6 +142,9 @@ func (s *Service) Save(ctx context.Context, w io.Writer, names []string, format 
 	if err := tw.Close(); err != nil {
 		return fmt.Errorf("save: %w", err)
 	}
+	for _, si := range imgs {
+		s.emit("save", si.rec.ID(), si.names[0])
+	}
 	return nil
 }
 

@@ -42,6 +42,11 @@ type Manager struct {
 	// syncQueued: a sync after Create waits for the lock and has not
 	// listed the records yet, so it covers any record written meanwhile.
 	syncQueued atomic.Bool
+
+	// clients are the CNI clients of CNI configurations' plugin
+	// directories (CNIRef.BinDirs, joined by NUL), made once each.
+	clientsMu sync.Mutex
+	clients   map[string]*cni.Client
 }
 
 // Open opens (creating) the network state under root; runDir (under the
@@ -858,7 +863,21 @@ func (m *Manager) cniClient(ref *CNIRef) (*cni.Client, error) {
 	if ref.BinDirs == nil {
 		return m.cni, nil
 	}
-	return cni.New(ref.BinDirs, filepath.Join(m.dir, "cache"))
+	key := strings.Join(ref.BinDirs, "\x00")
+	m.clientsMu.Lock()
+	defer m.clientsMu.Unlock()
+	if c := m.clients[key]; c != nil {
+		return c, nil
+	}
+	c, err := cni.New(ref.BinDirs, filepath.Join(m.dir, "cache"))
+	if err != nil {
+		return nil, err
+	}
+	if m.clients == nil {
+		m.clients = map[string]*cni.Client{}
+	}
+	m.clients[key] = c
+	return c, nil
 }
 
 // cniArgs are ref's CNI_ARGS for the attachment of containerID, with the
@@ -887,12 +906,11 @@ func (m *Manager) AttachCNI(ctx context.Context, ref *CNIRef, r AttachRequest) (
 		// network its DEL looks for, so it must be the ADD's.
 		return Endpoint{}, fmt.Errorf("CNI configuration %s changed while the pod was made (network %s, was %s): try again: %w", ref.File, n.Name(), ref.Name, ErrInvalid)
 	}
+	// Its plugins were looked up when the configuration was chosen
+	// (cri.PodNetwork); one removed since fails the ADD by its name.
 	client, err := m.cniClient(ref)
 	if err != nil {
 		return Endpoint{}, err
-	}
-	if err := cni.CheckPlugins(ref.BinDirs, n.PluginTypes()...); err != nil {
-		return Endpoint{}, fmt.Errorf("CNI network %s (%s): %w", n.Name(), ref.File, err)
 	}
 	a := cni.Attachment{ContainerID: r.ContainerID, NetNS: r.NetNS, IfName: r.IfName, Args: cniArgs(ref, r.ContainerID), CapabilityArgs: capabilityArgs(r)}
 	trace.Phase("cni-add")

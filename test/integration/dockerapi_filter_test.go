@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -156,6 +157,44 @@ func TestDockerAPIFilterParity(t *testing.T) {
 		if d.stdout != b.stdout {
 			t.Errorf("docker %s:\n  dockerd: %q\n  berth:   %q", line, d.stdout, b.stdout)
 		}
+	}
+
+	// The events of verbs that change nothing of a container's own
+	// (top, export, the archive copies), of prunes and of an OOM kill:
+	// the same types and actions, in the same order, as dockerd's.
+	evStart := strconv.FormatInt(time.Now().Unix()-1, 10)
+	copied := filepath.Join(t.TempDir(), "copied")
+	if err := os.WriteFile(copied, []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"run", "-d", "--name", "f-ev", img, "sleep", "300"},
+		{"top", "f-ev"},
+		{"export", "-o", filepath.Join(t.TempDir(), "export.tar"), "f-ev"},
+		{"cp", copied, "f-ev:/tmp/copied"},
+		{"cp", "f-ev:/tmp/copied", filepath.Join(t.TempDir(), "back")},
+		{"container", "prune", "-f", "--filter", "label=nosuch"},
+		{"network", "prune", "-f", "--filter", "label=nosuch"},
+		{"volume", "prune", "-f", "--filter", "label=nosuch"},
+		{"image", "prune", "-f", "--filter", "label=nosuch"},
+		{"rm", "-f", "f-ev"},
+	} {
+		both(args...)
+	}
+	for _, s := range sides {
+		// A shell that doubles a string until the kernel's OOM killer
+		// ends it in its 16 MiB.
+		if r := s.cli("run", "--name", "f-oom", "--memory", "16m", img, "sh", "-c", "x=0123456789abcdef; while :; do x=$x$x; done"); r.code != 137 {
+			t.Errorf("%s: the OOM run exited %d, want 137: %s", s.name, r.code, r.stderr)
+		}
+	}
+	evArgs := []string{"events", "--since", evStart, "--until", strconv.FormatInt(time.Now().Unix()+1, 10),
+		"--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}} {{.Actor.Attributes.signal}}"}
+	for _, ev := range []string{"top", "export", "archive-path", "extract-to-dir", "prune", "oom", "kill", "die", "destroy"} {
+		evArgs = append(evArgs, "--filter", "event="+ev)
+	}
+	if d, b := dockerd(evArgs...), berth(evArgs...); d.stdout != b.stdout || d.code != 0 || b.code != 0 {
+		t.Errorf("events:\n  dockerd: %q %s\n  berth:   %q %s", d.stdout, d.stderr, b.stdout, b.stderr)
 	}
 
 	// What dockerd 20.10 (API 1.41) cannot show: stop's signal (API 1.42),
