@@ -614,28 +614,53 @@ func newDiffCommand(g *globalOptions) *cobra.Command {
 }
 
 func newUpdateCommand(g *globalOptions) *cobra.Command {
-	var memory, restart string
+	var memory, restart, memSwap, memReservation, cpusetCpus, cpusetMems string
 	var cpus float64
-	var pids int64
+	var pids, cpuShares, cpuPeriod, cpuQuota int64
+	var blkioWeight uint16
 	cmd := &cobra.Command{
 		Use:   "update [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Change containers' memory, CPU and pids limits (at once when they run) or restart policy",
+		Short: "Change containers' resource limits (at once when they run) or restart policy",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var o engine.UpdateOptions
 			fl := cmd.Flags()
-			if fl.Changed("memory") {
-				m, err := parseSize(memory)
-				if err != nil {
-					return fmt.Errorf("--memory: %w", err)
+			for _, f := range []struct {
+				flag, v string
+				dst     **int64
+			}{{"memory", memory, &o.Memory}, {"memory-swap", memSwap, &o.MemorySwap}, {"memory-reservation", memReservation, &o.MemoryReservation}} {
+				if !fl.Changed(f.flag) {
+					continue
 				}
-				o.Memory = &m
+				n := int64(-1) // --memory-swap's unlimited
+				if f.flag != "memory-swap" || f.v != "-1" {
+					var err error
+					if n, err = parseSize(f.v); err != nil {
+						return fmt.Errorf("--%s: %w", f.flag, err)
+					}
+				}
+				*f.dst = &n
+			}
+			for _, f := range []struct {
+				flag string
+				v    *int64
+				dst  **int64
+			}{{"pids-limit", &pids, &o.PidsLimit}, {"cpu-shares", &cpuShares, &o.CPUShares}, {"cpu-period", &cpuPeriod, &o.CPUPeriod}, {"cpu-quota", &cpuQuota, &o.CPUQuota}} {
+				if fl.Changed(f.flag) {
+					*f.dst = f.v
+				}
 			}
 			if fl.Changed("cpus") {
 				o.CPUs = &cpus
 			}
-			if fl.Changed("pids-limit") {
-				o.PidsLimit = &pids
+			if fl.Changed("cpuset-cpus") {
+				o.CpusetCpus = &cpusetCpus
+			}
+			if fl.Changed("cpuset-mems") {
+				o.CpusetMems = &cpusetMems
+			}
+			if fl.Changed("blkio-weight") {
+				o.BlkioWeight = &blkioWeight
 			}
 			if fl.Changed("restart") {
 				p, err := engine.ParseRestartPolicy(restart)
@@ -645,16 +670,30 @@ func newUpdateCommand(g *globalOptions) *cobra.Command {
 				o.Restart = &p
 			}
 			if o == (engine.UpdateOptions{}) {
-				return errors.New("update: give at least one of --memory, --cpus, --pids-limit, --restart")
+				return errors.New("update: give at least one setting to change (--memory, --cpus, --cpu-shares, --pids-limit, --restart, ...)")
 			}
 			return g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-				return eachContainer(args, func(a string) error { return e.Update(ctx, a, o) })
+				return eachContainer(args, func(a string) error {
+					warnings, err := e.UpdateWithWarnings(ctx, a, o)
+					for _, w := range warnings {
+						fmt.Fprintln(os.Stderr, "WARNING:", w)
+					}
+					return err
+				})
 			})(cmd, args)
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&memory, "memory", "m", "", "memory limit (e.g. 64m, 1g)")
+	fl.StringVar(&memSwap, "memory-swap", "", "memory plus swap limit (-1: unlimited swap)")
+	fl.StringVar(&memReservation, "memory-reservation", "", "memory soft limit")
 	fl.Float64Var(&cpus, "cpus", 0, "number of CPUs")
+	fl.Int64VarP(&cpuShares, "cpu-shares", "c", 0, "CPU shares (relative weight)")
+	fl.Int64Var(&cpuPeriod, "cpu-period", 0, "CPU CFS period (microseconds)")
+	fl.Int64Var(&cpuQuota, "cpu-quota", 0, "CPU CFS quota (microseconds per period)")
+	fl.StringVar(&cpusetCpus, "cpuset-cpus", "", "CPUs the container may use (0-3, 0,1)")
+	fl.StringVar(&cpusetMems, "cpuset-mems", "", "memory nodes the container may use (0-3, 0,1)")
+	fl.Uint16Var(&blkioWeight, "blkio-weight", 0, "block I/O weight (10 to 1000)")
 	fl.Int64Var(&pids, "pids-limit", 0, "pids limit (-1 unlimited)")
 	fl.StringVar(&restart, "restart", "", "restart policy: no, on-failure[:N], always, unless-stopped")
 	return cmd

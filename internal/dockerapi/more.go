@@ -177,9 +177,9 @@ func (s *Server) exportContainer(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// updateContainer is POST /containers/{id}/update: the limits and the
-// restart policy berth can change on a running container; any other
-// field is refused by name.
+// updateContainer is POST /containers/{id}/update: the resources a
+// create takes and the restart policy, at once on a running container;
+// what berth cannot change is refused by name.
 func (s *Server) updateContainer(w http.ResponseWriter, r *http.Request) error {
 	c, err := s.container(r)
 	if err != nil {
@@ -203,20 +203,46 @@ func (s *Server) updateContainer(w http.ResponseWriter, r *http.Request) error {
 	if req.RestartPolicy.Name != "" {
 		o.Restart = &engine.RestartPolicy{Name: string(req.RestartPolicy.Name), MaximumRetryCount: req.RestartPolicy.MaximumRetryCount}
 	}
-	var other []string
-	if req.CPUShares != 0 || req.CPUQuota != 0 || req.CPUPeriod != 0 || req.CpusetCpus != "" || req.CpusetMems != "" {
-		other = append(other, "CPU shares/quota/period/sets")
+	// docker's update: a zero value leaves the setting as it is.
+	for _, f := range []struct {
+		v   int64
+		dst **int64
+	}{{req.CPUShares, &o.CPUShares}, {req.CPUPeriod, &o.CPUPeriod}, {req.CPUQuota, &o.CPUQuota}, {req.MemorySwap, &o.MemorySwap}, {req.MemoryReservation, &o.MemoryReservation}} {
+		if f.v != 0 {
+			v := f.v
+			*f.dst = &v
+		}
 	}
-	if req.MemorySwap != 0 || req.MemoryReservation != 0 || req.BlkioWeight != 0 {
-		other = append(other, "MemorySwap/MemoryReservation/BlkioWeight")
+	if req.CpusetCpus != "" {
+		o.CpusetCpus = &req.CpusetCpus
+	}
+	if req.CpusetMems != "" {
+		o.CpusetMems = &req.CpusetMems
+	}
+	if req.BlkioWeight != 0 {
+		o.BlkioWeight = &req.BlkioWeight
+	}
+	var other []string
+	if req.CPURealtimePeriod != 0 || req.CPURealtimeRuntime != 0 {
+		other = append(other, "CpuRealtime*")
+	}
+	if len(req.BlkioWeightDevice)+len(req.BlkioDeviceReadBps)+len(req.BlkioDeviceWriteBps)+len(req.BlkioDeviceReadIOps)+len(req.BlkioDeviceWriteIOps) > 0 {
+		other = append(other, "BlkioDevice*")
+	}
+	if req.MemorySwappiness != nil && *req.MemorySwappiness != -1 {
+		other = append(other, "MemorySwappiness")
 	}
 	if len(other) > 0 {
-		return httpError{http.StatusBadRequest, "berth updates Memory, NanoCpus, PidsLimit and RestartPolicy; not " + strings.Join(other, ", ")}
+		return httpError{http.StatusBadRequest, "berth does not update " + strings.Join(other, ", ")}
 	}
-	if err := s.e.Update(r.Context(), c.ID, o); err != nil {
+	warnings, err := s.e.UpdateWithWarnings(r.Context(), c.ID, o)
+	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, container.UpdateResponse{Warnings: []string{}})
+	if warnings == nil {
+		warnings = []string{}
+	}
+	return writeJSON(w, http.StatusOK, container.UpdateResponse{Warnings: warnings})
 }
 
 func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request) error {

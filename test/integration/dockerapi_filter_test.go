@@ -162,7 +162,11 @@ func TestDockerAPIFilterParity(t *testing.T) {
 	// The events of verbs that change nothing of a container's own
 	// (top, export, the archive copies), of prunes and of an OOM kill:
 	// the same types and actions, in the same order, as dockerd's.
-	evStart := strconv.FormatInt(time.Now().Unix()-1, 10)
+	// From the next whole second: what the cases above wrote is before
+	// it on both sides (--since is read in seconds).
+	next := time.Now().Truncate(time.Second).Add(time.Second)
+	time.Sleep(time.Until(next))
+	evStart := strconv.FormatInt(next.Unix(), 10)
 	copied := filepath.Join(t.TempDir(), "copied")
 	if err := os.WriteFile(copied, []byte("hello\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -197,6 +201,24 @@ func TestDockerAPIFilterParity(t *testing.T) {
 		t.Errorf("events:\n  dockerd: %q %s\n  berth:   %q %s", d.stdout, d.stderr, b.stdout, b.stderr)
 	}
 
+	// docker update of the resources a create takes: the same record
+	// and the same cgroup values, seen from inside, as dockerd's.
+	both("update", "--cpu-shares", "512", "--cpuset-cpus", "0", "--memory", "64m", "--memory-swap", "128m",
+		"--memory-reservation", "32m", "--cpu-period", "50000", "--cpu-quota", "25000", "f-hc")
+	for i, args := range [][]string{
+		{"inspect", "-f", "{{.HostConfig.CpuShares}} {{.HostConfig.CpusetCpus}} {{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.MemoryReservation}} {{.HostConfig.CpuPeriod}} {{.HostConfig.CpuQuota}}", "f-hc"},
+		{"exec", "f-hc", "cat", "/sys/fs/cgroup/cpu/cpu.shares", "/sys/fs/cgroup/cpu/cpu.cfs_period_us", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+			"/sys/fs/cgroup/cpuset/cpuset.cpus", "/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.soft_limit_in_bytes"},
+		{"update", "--cpu-period", "500", "f-hc"},
+		{"update", "--cpuset-cpus", "99", "f-hc"},
+	} {
+		d, b := dockerd(args...), berth(args...)
+		if d.stdout != b.stdout || (d.code == 0) != (b.code == 0) || (b.code == 0) != (i < 2) {
+			t.Errorf("docker %s:\n  dockerd: %d %q %s\n  berth:   %d %q %s", strings.Join(args, " "), d.code, d.stdout, d.stderr, b.code, b.stdout, b.stderr)
+		}
+		t.Logf("docker %s: %q", strings.Join(args, " "), b.stdout)
+	}
+
 	// What dockerd 20.10 (API 1.41) cannot show: stop's signal (API 1.42),
 	// docker's stats fields, the sizes.
 	t.Run("berth", func(t *testing.T) {
@@ -219,6 +241,12 @@ func TestDockerAPIFilterParity(t *testing.T) {
 			t.Error("stop -s NOSUCH succeeded")
 		}
 		_, api := dockerAPI(t, sock)
+		// CPU time in the container's cgroup, more than the kernel's
+		// tick-sampled user/system split can miss (sleep has next to
+		// none).
+		if r := berth("exec", "f-up", "sh", "-c", "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done"); r.code != 0 {
+			t.Fatalf("exec a busy loop: %s", r.stderr)
+		}
 		var st struct {
 			NumProcs    uint32                          `json:"num_procs"`
 			PidsStats   struct{ Current, Limit uint64 } `json:"pids_stats"`

@@ -231,6 +231,18 @@ func applyResources(r *specs.LinuxResources, o Options, host Host) ([]Warning, e
 	return warns, nil
 }
 
+// UpdateResources sets in r the resources x asks for, on a container
+// limited to memory bytes and cpus CPUs (0: none), with the checks and
+// warnings of a create (docker update's rules are docker create's);
+// host nil is the running host's. It only sets: what x leaves zero is
+// left as r has it.
+func UpdateResources(r *specs.LinuxResources, memory int64, cpus float64, x Resources, host Host) ([]Warning, error) {
+	if host == nil {
+		host = linuxHost{}
+	}
+	return applyResources(r, Options{Memory: memory, CPUs: cpus, Resources: x}, host)
+}
+
 // oomScoreAdj checks --oom-score-adj and clamps it to what berth may set.
 func oomScoreAdj(v *int, host Host) (*int, []Warning, error) {
 	if v == nil {
