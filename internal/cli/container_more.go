@@ -51,16 +51,13 @@ func newExecCommand(g *globalOptions) *cobra.Command {
 		Args:  cobra.MinimumNArgs(2),
 	}
 	run := g.withEngine(func(ctx context.Context, e *engine.Engine, args []string) error {
-		if privileged {
-			return errors.New("exec --privileged is not supported yet: start the container with --privileged")
-		}
 		if detach && tty {
 			return errors.New("exec -d with -t is not supported: a detached process has nobody to hold its terminal; drop -t")
 		}
 		if tty && interactive && !term.IsTerminal(int(os.Stdin.Fd())) {
 			return &ExitError{Code: 1, Err: errNotATTY}
 		}
-		o := engine.ExecOptions{Cmd: args[1:], User: user, WorkingDir: workdir, Tty: tty}
+		o := engine.ExecOptions{Cmd: args[1:], User: user, WorkingDir: workdir, Tty: tty, Privileged: privileged}
 		for _, file := range envFiles {
 			lines, err := readEnvFile(file)
 			if err != nil {
@@ -86,7 +83,7 @@ func newExecCommand(g *globalOptions) *cobra.Command {
 		return execAttached(ctx, e, args[0], o, interactive)
 	})
 	cmd.RunE = func(c *cobra.Command, args []string) error {
-		if detach && !tty && !privileged && os.Getenv(envExecDetached) == "" {
+		if detach && !tty && os.Getenv(envExecDetached) == "" {
 			return execDetached()
 		}
 		return run(c, args)
@@ -100,7 +97,7 @@ func newExecCommand(g *globalOptions) *cobra.Command {
 	fl.StringArrayVar(&envFiles, "env-file", nil, "read environment variables from a file")
 	fl.StringVarP(&user, "user", "u", "", "user[:group], by name or number (default: the container's)")
 	fl.StringVarP(&workdir, "workdir", "w", "", "working directory inside the container (default: the container's)")
-	fl.BoolVar(&privileged, "privileged", false, "give the process extended privileges (not supported)")
+	fl.BoolVar(&privileged, "privileged", false, "give the process every capability berth holds, whatever the container's")
 	fl.StringVar(&detachKeys, "detach-keys", "", "accepted for docker compatibility; berth exec has no detach keys (run, start -a and attach do)")
 	return cmd
 }

@@ -45,14 +45,18 @@ type attachment struct {
 	stderr *os.File
 	// out frames what goes to the client (the live output and a replay
 	// of the past one, one frame at a time).
-	out  *frameWriter
-	once sync.Once
+	out *frameWriter
+	// detachKeys, typed on a tty container's stdin, detach the client
+	// (detachKeys, ctrl-p,ctrl-q by default, as dockerd): for clients
+	// that do not look for them themselves, as the docker CLI does.
+	detachKeys []byte
+	once       sync.Once
 }
 
 // files hands the container's ends to the engine; closeOurs drops our
 // copies once the monitor has its own.
 func (a *attachment) files() *engine.Attach {
-	return &engine.Attach{Stdin: a.stdin, Stdout: a.stdout, Stderr: a.stderr, MonitorRecordsExit: true}
+	return &engine.Attach{Stdin: a.stdin, Stdout: a.stdout, Stderr: a.stderr, MonitorRecordsExit: true, DetachKeys: a.detachKeys}
 }
 
 func (a *attachment) closeOurs() {
@@ -72,6 +76,10 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 	}
 	wantIn, wantOut, wantErr := boolParam(r, "stdin"), boolParam(r, "stdout"), boolParam(r, "stderr")
 	logs := boolParam(r, "logs")
+	keys, err := engine.ParseDetachKeys(r.URL.Query().Get("detachKeys"))
+	if err != nil {
+		return httpError{http.StatusBadRequest, err.Error()}
+	}
 	if !boolParam(r, "stream") {
 		// The past output alone (logs=1), or nothing, then the end: an
 		// attach that follows nothing, as dockerd answers it.
@@ -105,6 +113,7 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 		conn.Close()
 		return nil
 	}
+	a.detachKeys = keys
 	if c.Running() {
 		if err := answerUpgrade(rw, r, c.Config.Tty); err != nil {
 			a.closeOurs()

@@ -63,9 +63,6 @@ func (s *Server) createExec(w http.ResponseWriter, r *http.Request) error {
 	if !c.Running() || c.State.Status == engine.StatusPaused {
 		return httpError{http.StatusConflict, "container " + c.ID + " is not running"}
 	}
-	if req.Privileged {
-		return httpError{http.StatusBadRequest, "berth does not run privileged execs"}
-	}
 	rec := &execRecord{id: newID(), containerID: c.ID, cfg: req, seq: execSeq.Add(1)}
 	s.mu.Lock()
 	if len(s.execs) >= maxExecs {
@@ -154,7 +151,7 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) error {
 	rec.started = true
 	rec.mu.Unlock()
 	cfg := rec.cfg
-	o := engine.ExecOptions{Cmd: cfg.Cmd, Env: cfg.Env, User: cfg.User, WorkingDir: cfg.WorkingDir, Tty: cfg.Tty}
+	o := engine.ExecOptions{Cmd: cfg.Cmd, Env: cfg.Env, User: cfg.User, WorkingDir: cfg.WorkingDir, Tty: cfg.Tty, Privileged: cfg.Privileged}
 	// The size from the start (API 1.42): the start's, else the create's.
 	if req.ConsoleSize != nil {
 		o.ConsoleSize = *req.ConsoleSize

@@ -3,6 +3,7 @@
 package dockerapi
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -61,9 +62,23 @@ func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) error {
 		if req.IPAM.Driver != "" && req.IPAM.Driver != "default" {
 			return httpError{http.StatusBadRequest, "IPAM driver " + req.IPAM.Driver + ": berth has the default one"}
 		}
+		// Refused by name rather than dropped: what berth's networks
+		// cannot hold (host-local hands out one address per family).
+		if len(req.IPAM.Options) > 0 {
+			return httpError{http.StatusBadRequest, "IPAM options: berth's default IPAM takes none"}
+		}
+		seen := map[bool]bool{}
 		for _, c := range req.IPAM.Config {
+			if len(c.AuxAddress) > 0 {
+				return httpError{http.StatusBadRequest, "AuxiliaryAddresses (--aux-address): berth does not reserve addresses in a subnet; narrow the containers' addresses with IPRange (--ip-range) instead"}
+			}
+			v6 := c.Subnet.Addr().Is6() || !c.Subnet.IsValid() && c.Gateway.Is6()
+			if seen[v6] {
+				return httpError{http.StatusBadRequest, fmt.Sprintf("IPAM: more than one %s subnet: a berth network has one IPv4 and one IPv6 subnet", map[bool]string{false: "IPv4", true: "IPv6"}[v6])}
+			}
+			seen[v6] = true
 			sub, gw, rng := &o.Subnet, &o.Gateway, &o.IPRange
-			if c.Subnet.Addr().Is6() {
+			if v6 {
 				sub, gw, rng = &o.Subnet6, &o.Gateway6, &o.IPRange6
 				o.IPv6 = true
 			}

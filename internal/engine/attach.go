@@ -135,7 +135,8 @@ func (e *Engine) Attach(ctx context.Context, ref string, a *Attach) (*Started, e
 	pid, _ := strconv.Atoi(strings.TrimSpace(line[2:]))
 	ok = true
 	e.emit(c, "attach", nil)
-	return &Started{Container: c, Pid: pid, MonitorPid: c.State.MonitorPid, notify: r, notifyFile: conn}, nil
+	return &Started{Container: c, Pid: pid, MonitorPid: c.State.MonitorPid, notify: r, notifyFile: conn,
+		keysDetached: func() { e.emit(c, "detach", nil) }}, nil
 }
 
 // dialMonitor connects to the monitor's attach socket of c.

@@ -41,6 +41,11 @@ type ExecOptions struct {
 	ConsoleSize [2]uint
 	// Stdio of the process (without Tty); nil ones get /dev/null.
 	Stdin, Stdout, Stderr *os.File
+	// Privileged gives the process every capability berth holds (its
+	// bounding, permitted and effective sets), whatever the container's;
+	// the container's seccomp filter and no_new_privs still apply, as
+	// with docker exec --privileged.
+	Privileged bool
 }
 
 // ExecError is an exec whose process could not be started, with docker's
@@ -240,6 +245,10 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (*ExecProc
 	p.Env = env
 	if o.WorkingDir != "" {
 		p.Cwd = path.Clean(o.WorkingDir)
+	}
+	if o.Privileged {
+		all, _ := spec.PrivilegedCapabilities()
+		p.Capabilities = &specs.LinuxCapabilities{Bounding: all, Permitted: all, Effective: all}
 	}
 	var closers []*os.File
 	defer func() {

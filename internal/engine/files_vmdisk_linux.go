@@ -63,7 +63,7 @@ func (e *Engine) stoppedVMFiles(ctx context.Context, ref string) (gf runtime.Gue
 		return nil, nil, err
 	}
 	if err := e.mountImagesOf(c); err != nil {
-		e.unmountVolumesOf(context.WithoutCancel(ctx), c.ID)
+		e.unmountVolumesOf(context.WithoutCancel(ctx), c.ID, false)
 		return nil, nil, err
 	}
 	id := c.ID
@@ -77,7 +77,7 @@ func (e *Engine) stoppedVMFiles(ctx context.Context, ref string) (gf runtime.Gue
 		}
 		drv.Delete(ctx, id)
 		e.unmountImagesOf(id)
-		e.unmountVolumesOf(ctx, id)
+		e.unmountVolumesOf(ctx, id, false)
 	}
 	rc, err = drv.Create(ctx, id, runtime.CreateOptions{
 		Bundle:     e.containerDir(id),

@@ -244,6 +244,7 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 			code = 128 + int(unix.SIGKILL)
 		}
 		e.emit(c, "die", exitCodeAttr(code))
+		e.emitVolumeMounts(c, "unmount")
 	} else if err := e.markRemoving(ctx, id); err != nil {
 		unlock()
 		return err
@@ -289,7 +290,7 @@ func (e *Engine) destroyWith(ctx context.Context, id string, volumesOf *Containe
 	}
 	unmountRootfs(e.rootfs(id))
 	unmountRootfs(e.shmDir(id))
-	e.unmountVolumesOf(ctx, id)
+	e.unmountVolumesOf(ctx, id, false)
 	e.unmountImagesOf(id)
 	if err := e.snapshots.Release(id); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
 		errs = append(errs, err)

@@ -98,6 +98,9 @@ type Started struct {
 	monitor    *exec.Cmd
 	reap       bool
 	detached   atomic.Bool
+	// keysDetached records docker's detach event when the caller typed
+	// its detach keys (nil: no event).
+	keysDetached func()
 }
 
 // Detach lets go of the container without waiting for its exit, for a
@@ -134,6 +137,9 @@ func (s *Started) Wait() (int, error) {
 			return strconv.Atoi(strings.TrimSpace(line[2:]))
 		}
 		if line == "Q\n" {
+			if s.keysDetached != nil {
+				s.keysDetached()
+			}
 			return -1, ErrDetached
 		}
 		if err != nil && s.detached.Load() {
@@ -341,7 +347,8 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 	nw.Close()
 	trace.Phase("monitor-spawned")
 	stopAtForTest("monitor-started")
-	st := &Started{Container: c, MonitorPid: cmd.Process.Pid, notify: bufio.NewReader(nr), notifyFile: nr, monitor: cmd, reap: e.opts.Reap}
+	st := &Started{Container: c, MonitorPid: cmd.Process.Pid, notify: bufio.NewReader(nr), notifyFile: nr, monitor: cmd, reap: e.opts.Reap,
+		keysDetached: func() { e.emit(c, "detach", nil) }}
 	defer func() {
 		if retErr != nil {
 			nr.Close()
@@ -470,7 +477,7 @@ func (e *Engine) runContainer(ctx context.Context, id string, report *os.File, i
 	}
 	defer func() {
 		if retErr != nil {
-			e.unmountVolumesOf(context.WithoutCancel(ctx), id)
+			e.unmountVolumesOf(context.WithoutCancel(ctx), id, true)
 			msg := retErr.Error()
 			// docker's record of a start that failed: 127 for a
 			// command not found, 126 for one that cannot run, else 128.
@@ -831,14 +838,15 @@ func (e *Engine) finishExitLocked(ctx context.Context, id string, code int, at t
 	switch c.State.Status {
 	case StatusRunning, StatusPaused, StatusRestarting:
 	case StatusRemoving:
-		e.cleanupRun(ctx, id)
+		// The removal reports the exit (die, then unmount).
+		e.cleanupRun(ctx, id, false)
 		return false, nil, nil
 	default:
 		return false, nil, nil
 	}
 	// Before the runtime's state (and the cgroup's counters) go.
 	oomKilled := e.oomKilled(ctx, id)
-	e.cleanupRun(ctx, id)
+	e.cleanupRun(ctx, id, true)
 	restart := false
 	c, err = e.update(ctx, id, func(r *Container) error {
 		r.State.ExitCode = code
@@ -887,8 +895,8 @@ func (e *Engine) oomKilled(ctx context.Context, id string) bool {
 }
 
 // cleanupRun deletes the runtime's state of a run that ended and unmounts
-// the root filesystem.
-func (e *Engine) cleanupRun(ctx context.Context, id string) {
+// the root filesystem; withEvents: with the volumes' unmount events.
+func (e *Engine) cleanupRun(ctx context.Context, id string, withEvents bool) {
 	trace.Phase("cleanup")
 	// The network's DELs (~11-14 ms) share nothing with the runtime's
 	// state and the mounts: they go side by side.
@@ -901,7 +909,7 @@ func (e *Engine) cleanupRun(ctx context.Context, id string) {
 	trace.Phase("runtime-deleted")
 	unmountRootfs(e.rootfs(id))
 	unmountRootfs(e.shmDir(id))
-	e.unmountVolumesOf(ctx, id)
+	e.unmountVolumesOf(ctx, id, withEvents)
 	e.unmountImagesOf(id)
 	trace.Phase("unmounted")
 	wg.Wait()

@@ -211,16 +211,36 @@ func (e *Engine) mountVolumesOf(ctx context.Context, c *Container) error {
 				return err
 			}
 		}
+		e.emitVolumeMounts(c, "mount")
 		return nil
 	})
 }
 
+// emitVolumeMounts records docker's mount or unmount event for each
+// volume of c (binds have none), with docker's attributes.
+func (e *Engine) emitVolumeMounts(c *Container, action string) {
+	for _, m := range c.Mounts {
+		if m.Type != "volume" {
+			continue
+		}
+		attrs := map[string]string{"container": c.ID, "driver": "local"}
+		if action == "mount" {
+			attrs["destination"], attrs["propagation"], attrs["read/write"] = m.Destination, m.Propagation, strconv.FormatBool(m.RW)
+		}
+		e.events.Append(events.New(events.TypeVolume, action, m.Name, attrs))
+	}
+}
+
 // unmountVolumesOf unmounts the volumes with options the container used
-// that no other running container uses (docker's reference count).
-func (e *Engine) unmountVolumesOf(ctx context.Context, id string) {
+// that no other running container uses (docker's reference count). With
+// event (the end of a run) it writes docker's unmount events.
+func (e *Engine) unmountVolumesOf(ctx context.Context, id string, event bool) {
 	c, err := e.get(ctx, id)
 	if err != nil || !slices.ContainsFunc(c.Mounts, func(m MountPoint) bool { return m.Type == "volume" }) {
 		return
+	}
+	if event {
+		defer e.emitVolumeMounts(c, "unmount")
 	}
 	e.withVolumes(ctx, func() error {
 		rows, err := e.db.ListAll(ctx)

@@ -164,6 +164,10 @@ func TestAttachDetachKeys(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "dk exited", func() bool { return !e.inspect("dk").State.Running })
 	e.run("rm", "dk")
+	// Each detach by keys is docker's detach event: three of them.
+	if got := e.run("events", "--since", "0", "--until", "0s", "--filter", "container=dk", "--filter", "event=detach", "--format", "{{.Action}}"); got != "detach\ndetach\ndetach\n" {
+		t.Errorf("detach events: %q, want three", got)
+	}
 	e.monitorsGone()
 	e.checkNothingLeft()
 }

@@ -137,6 +137,15 @@ func hostCaps(lastCap func() (int, error)) []string {
 	return known
 }
 
+// PrivilegedCapabilities are what a privileged exec's process gets (docker
+// exec --privileged): every capability the host's kernel knows that berth
+// itself holds, as for a --privileged container, and the warning naming
+// those it cannot give.
+func PrivilegedCapabilities() ([]string, []Warning) {
+	caps, warns, _ := clampToBounding(hostCaps(hostLastCap), nil, hostBounding)
+	return caps, warns
+}
+
 // clampToBounding drops the capabilities berth itself cannot hold (not
 // in its bounding set: a host that took CAP_SYS_RESOURCE from root, as
 // this project's machines do), which the runtime's capset would refuse
