@@ -400,8 +400,17 @@ func TestDockerAPIDockerdParity(t *testing.T) {
 		if r := berth("inspect", "-f", "{{.State.Running}}", "f-tty"); strings.TrimSpace(r.stdout) != "true" {
 			t.Errorf("f-tty after the API detaches: running %q", r.stdout)
 		}
-		if r := berth("events", "--since", "0", "--until", strconv.FormatInt(time.Now().Unix()+1, 10), "--filter", "container=f-tty", "--filter", "event=detach", "--format", "{{.Action}}"); r.stdout != "detach\ndetach\n" {
-			t.Errorf("f-tty's detach events: %q, want two", r.stdout)
+		// The server writes the event when the monitor reports the
+		// detach, beside the stream's end: it may come a moment after.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			r := berth("events", "--since", "0", "--until", strconv.FormatInt(time.Now().Unix()+1, 10), "--filter", "container=f-tty", "--filter", "event=detach", "--format", "{{.Action}}")
+			if r.stdout == "detach\ndetach\n" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("f-tty's detach events: %q, want two", r.stdout)
+				break
+			}
 		}
 		// A volume prune by label keeps what the label names.
 		if r := berth("volume", "prune", "-a", "-f", "--filter", "label!=keep=1"); r.code != 0 {
