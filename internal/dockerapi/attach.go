@@ -179,6 +179,17 @@ func (s *Server) follow(st *engine.Started, cl *client) {
 		select {
 		case <-exited:
 		case <-cl.gone:
+			if cl.ended.Load() {
+				// The output ended, not the client: the container's
+				// exit or a detach by its keys, which the monitor
+				// reports at once (and the wait records, the detach
+				// event with it). Letting go now could lose that.
+				select {
+				case <-exited:
+					return
+				case <-time.After(5 * time.Second):
+				}
+			}
 			st.Detach()
 		}
 	}()

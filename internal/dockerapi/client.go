@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -29,6 +30,8 @@ type client struct {
 	in   io.Reader
 	gone chan struct{}
 	once sync.Once
+	// ended: gone because the output ended (end), not the client.
+	ended atomic.Bool
 }
 
 // newClient takes over a hijacked connection. Its input is what the HTTP
@@ -64,6 +67,7 @@ func (c *client) Write(p []byte) (int, error) {
 // end closes the connection from our side once the output is over: the
 // client reads to its end, then we are done with it too.
 func (c *client) end() {
+	c.ended.Store(true)
 	if cw, ok := c.conn.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
