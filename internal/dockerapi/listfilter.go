@@ -21,6 +21,7 @@ import (
 // ("invalid filter 'KEY'"), as dockerd answers, never a filter silently
 // ignored.
 var (
+	imageFilterKeys          = []string{"reference", "label", "dangling", "before", "since"}
 	containerFilterKeys      = []string{"ancestor", "before", "exited", "expose", "health", "id", "isolation", "is-task", "label", "name", "network", "publish", "since", "status", "volume"}
 	networkFilterKeys        = []string{"dangling", "driver", "id", "label", "name", "scope", "type"}
 	volumeFilterKeys         = []string{"dangling", "driver", "label", "name"}

@@ -26,26 +26,17 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	for k := range f {
-		if !slices.Contains([]string{"reference", "label", "dangling", "before", "since"}, k) {
-			return httpError{http.StatusBadRequest, "invalid filter '" + k + "'"}
-		}
+	if err := checkFilterKeys(f, imageFilterKeys); err != nil {
+		return err
 	}
 	for _, p := range f["reference"] {
 		if _, err := path.Match(p, ""); err != nil {
 			return httpError{http.StatusBadRequest, "invalid reference pattern " + strconv.Quote(p) + ": " + err.Error()}
 		}
 	}
-	dangling := -1 // either
-	for _, v := range f["dangling"] {
-		switch strings.ToLower(v) {
-		case "true", "1":
-			dangling = 1
-		case "false", "0":
-			dangling = 0
-		default:
-			return httpError{http.StatusBadRequest, "invalid filter 'dangling=" + v + "'"}
-		}
+	dangling, err := boolFilter(f, "dangling") // -1: either
+	if err != nil {
+		return err
 	}
 	out, err := s.imageSummariesMatching(r.Context(), f["reference"])
 	if err != nil {
