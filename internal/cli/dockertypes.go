@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/internal/dockerapi"
 	"github.com/berth-dev/berth/internal/engine"
 	"github.com/moby/moby/api/types/container"
+	mobynet "github.com/moby/moby/api/types/network"
 )
 
 // The docker-shaped views of berth's objects that the Docker API serves
@@ -70,16 +69,12 @@ func exposedOnly(c *engine.Container) []container.PortSummary {
 		published[fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol)] = true
 	}
 	var out []container.PortSummary
-	for p := range c.Config.ExposedPorts {
-		port, proto, _ := strings.Cut(p, "/")
-		if proto == "" {
-			proto = "tcp"
-		}
-		n, err := strconv.ParseUint(port, 10, 16)
-		if err != nil || published[fmt.Sprintf("%d/%s", n, proto)] {
+	for k := range c.Config.ExposedPorts {
+		p, err := mobynet.ParsePort(k)
+		if err != nil || published[p.String()] {
 			continue
 		}
-		out = append(out, container.PortSummary{PrivatePort: uint16(n), Type: proto})
+		out = append(out, container.PortSummary{PrivatePort: p.Num(), Type: string(p.Proto())})
 	}
 	slices.SortFunc(out, func(a, b container.PortSummary) int { return int(a.PrivatePort) - int(b.PrivatePort) })
 	return out
