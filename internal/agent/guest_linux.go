@@ -97,7 +97,16 @@ func run() error {
 	}
 	debugf("port open")
 	defer port.Close()
-	a := New(NewConn(port, port), guest{})
+	ch, err := Accept(FileConn(port), Hello{Min: MinVersion, Max: Version, Agent: "berth"}, AcceptOptions{
+		// The port reads its end while no host is connected (a VM
+		// restored from a template before its shim connects).
+		WaitHost: func() error { time.Sleep(5 * time.Millisecond); return nil },
+	})
+	if err != nil {
+		return fmt.Errorf("the agent channel: %w", err)
+	}
+	debugf("channel up (protocol version %d)", ch.Version())
+	a := New(ch, guest{})
 	theReaper.orphan = a.Reaped
 	go theReaper.loop(sigc)
 	return a.Serve()

@@ -55,9 +55,8 @@ type System interface {
 
 // Agent serves one connection to the host.
 type Agent struct {
-	conn    *Conn
-	sys     System
-	version int
+	conn Channel
+	sys  System
 
 	mu sync.Mutex
 	// procs are by procKey: a container's name and the process's.
@@ -107,18 +106,16 @@ type process struct {
 // forget marks p forgotten: its stdin writer ends.
 func (p *process) forget() { p.forgetOnce.Do(func() { close(p.gone) }) }
 
-// New returns an agent speaking over conn.
-func New(conn *Conn, sys System) *Agent {
+// New returns an agent answering the requests of conn (whose handshake
+// chose the protocol version).
+func New(conn Channel, sys System) *Agent {
 	return &Agent{conn: conn, sys: sys, procs: map[string]*process{}, exited: map[int]int{}, dnsPending: map[uint64]chan *Frame{}, removing: map[string]chan struct{}{}}
 }
 
-// Serve greets the host and answers its requests until the stream ends or
-// the host asks for a power-off. A malformed or oversized frame is
-// answered with an error and the agent reads on.
+// Serve answers the host's requests until the channel ends or the host
+// asks for a power-off. A malformed or oversized frame is answered with
+// an error and the agent reads on.
 func (a *Agent) Serve() error {
-	if err := a.conn.Write(&Frame{Type: TypeHello, Hello: &Hello{Min: MinVersion, Max: Version, Agent: "berth"}}); err != nil {
-		return err
-	}
 	for {
 		f, err := a.conn.Read()
 		if err != nil {
@@ -156,8 +153,6 @@ func (a *Agent) answerQuery(f *Frame) {
 	switch {
 	case f.ID == 0:
 		err = fmt.Errorf("%w: request %q without an ID", ErrMalformed, f.Type)
-	case a.version == 0:
-		err = errNoHello
 	case CheckContainerName(f.Container) != nil:
 		err = CheckContainerName(f.Container)
 	case f.Type == TypeStats:
@@ -223,22 +218,9 @@ func (a *Agent) reply(f *Frame, err error) {
 	a.conn.Write(r)
 }
 
-// errNoHello: a request before the version handshake.
-var errNoHello = errors.New("agent protocol: hello first")
-
 func (a *Agent) handle(f *Frame) error {
 	if f.ID == 0 {
 		return fmt.Errorf("%w: request %q without an ID", ErrMalformed, f.Type)
-	}
-	if f.Type == TypeHello {
-		if f.Hello == nil || f.Hello.Min != f.Hello.Max || f.Hello.Max < MinVersion || f.Hello.Max > Version {
-			return fmt.Errorf("%w: the host chose no version this agent speaks (%d-%d)", ErrVersion, MinVersion, Version)
-		}
-		a.version = f.Hello.Max
-		return nil
-	}
-	if a.version == 0 {
-		return errNoHello
 	}
 	name := f.Proc
 	if name == "" {

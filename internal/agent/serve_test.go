@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,6 +11,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 type fakeSystem struct {
@@ -62,20 +68,60 @@ func (f *fakeSystem) ListenDNS(string) (net.PacketConn, net.Listener, error) {
 	return pc, l, nil
 }
 
-// pipeAgent runs an agent over in-memory pipes and returns the host's end.
-func pipeAgent(t *testing.T) (*Conn, io.Writer, chan error, *fakeSystem) {
+// socketPair is a connected pair of unix stream sockets.
+func socketPair(t *testing.T) (net.Conn, net.Conn) {
 	t.Helper()
-	hr, aw := io.Pipe()
-	ar, hw := io.Pipe()
-	sys := &fakeSystem{}
-	a := New(NewConn(ar, aw), sys)
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(); aw.Close() }()
-	t.Cleanup(func() { hw.Close(); hr.Close() })
-	return NewConn(hr, hw), hw, done, sys
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [2]net.Conn
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "pair")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = c
+		t.Cleanup(func() { c.Close() })
+	}
+	return out[0], out[1]
 }
 
-func read(t *testing.T, c *Conn) *Frame {
+// pipeAgent runs an agent over the agent channel on a socket pair and
+// returns the host's end, after the handshake.
+func pipeAgent(t *testing.T) (*HostChannel, chan error, *fakeSystem) {
+	t.Helper()
+	hostEnd, agentEnd := socketPair(t)
+	sys := &fakeSystem{}
+	done := make(chan error, 1)
+	go func() {
+		ch, err := Accept(agentEnd, Hello{Min: MinVersion, Max: Version, Agent: "test"}, AcceptOptions{})
+		if err != nil {
+			done <- err
+			return
+		}
+		done <- New(ch, sys).Serve()
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	hello, err := ReadHello(hostEnd, deadline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := ChooseVersion(hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := Open(hostEnd, v, deadline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close() })
+	return host, done, sys
+}
+
+func read(t *testing.T, c Channel) *Frame {
 	t.Helper()
 	ch := make(chan *Frame, 1)
 	go func() {
@@ -97,47 +143,93 @@ func read(t *testing.T, c *Conn) *Frame {
 	return nil
 }
 
-func TestAgentRefusesBadFramesAndReadsOn(t *testing.T) {
-	host, raw, done, sys := pipeAgent(t)
-	hello := read(t, host)
-	if hello.Type != TypeHello || hello.Hello == nil {
-		t.Fatalf("first frame %+v, want a hello", hello)
-	}
-	v, err := ChooseVersion(hello.Hello)
-	if err != nil || v != Version {
-		t.Fatalf("ChooseVersion = %d, %v", v, err)
-	}
-	// A request before the handshake.
-	host.Write(&Frame{Type: TypeStart, ID: 1})
-	if r := read(t, host); r.ID != 1 || !strings.Contains(r.Error, "hello first") {
-		t.Fatalf("start before hello: %+v", r)
-	}
-	// A version the agent does not speak.
-	host.Write(&Frame{Type: TypeHello, ID: 2, Hello: &Hello{Min: 99, Max: 99}})
-	if r := read(t, host); r.ID != 2 || r.Error == "" {
-		t.Fatalf("hello 99: %+v", r)
-	}
-	host.Write(&Frame{Type: TypeHello, ID: 3, Hello: &Hello{Min: v, Max: v}})
-	if r := read(t, host); r.ID != 3 || r.Error != "" {
-		t.Fatalf("hello: %+v", r)
-	}
-	// Oversized: a length over MaxFrame, followed by that many bytes.
-	var hdr [4]byte
-	binary.BigEndian.PutUint32(hdr[:], MaxFrame+1)
+// rawCodec sends a call's bytes as they are: what a broken or hostile
+// host could send.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error)   { return v.([]byte), nil }
+func (rawCodec) Unmarshal(b []byte, v any) error { *(v.(*[]byte)) = b; return nil }
+func (rawCodec) Name() string                    { return "json" }
+
+// The handshake refuses a version the agent does not speak (the host may
+// choose again) and a line that is no JSON; gRPC starts only after it.
+func TestAgentHandshake(t *testing.T) {
+	hostEnd, agentEnd := socketPair(t)
+	acc := make(chan error, 1)
 	go func() {
-		raw.Write(hdr[:])
-		raw.Write(make([]byte, MaxFrame+1))
+		_, err := Accept(agentEnd, Hello{Min: MinVersion, Max: Version}, AcceptOptions{})
+		acc <- err
 	}()
-	if r := read(t, host); !strings.Contains(r.Error, "too large") {
-		t.Fatalf("oversized frame: %+v", r)
+	deadline := time.Now().Add(10 * time.Second)
+	hello, err := ReadHello(hostEnd, deadline)
+	if err != nil || hello.Min != MinVersion || hello.Max != Version {
+		t.Fatalf("hello %+v, %v", hello, err)
 	}
-	// Malformed JSON, then a frame with no type, then no ID.
-	for _, body := range []string{"{not json", `{"id":5}`, `{"type":"start"}`, `{"type":"bogus","id":6}`, `{"type":"signal","id":7,"signal":-1}`} {
-		binary.BigEndian.PutUint32(hdr[:], uint32(len(body)))
-		raw.Write(append(hdr[:], body...))
-		if r := read(t, host); r.Error == "" {
-			t.Fatalf("frame %s: no error in %+v", body, r)
+	for _, line := range []string{`{"version":99}`, `{not json`, `{}`} {
+		hostEnd.Write([]byte(line + "\n"))
+		g, err := readGreeting(hostEnd, nil)
+		if err != nil || g.Error == "" || g.Version != 0 {
+			t.Fatalf("after %s the agent said %+v, %v; want a refusal", line, g, err)
 		}
+	}
+	select {
+	case err := <-acc:
+		t.Fatalf("Accept ended after refusals: %v", err)
+	default:
+	}
+	h, err := Open(hostEnd, Version, deadline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := <-acc; err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	// Open reports the agent's refusal as ErrVersion.
+	h2, a2 := socketPair(t)
+	go Accept(a2, Hello{Min: MinVersion, Max: Version}, AcceptOptions{})
+	if _, err := ReadHello(h2, deadline); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(h2, Version+1, deadline); !errors.Is(err, ErrVersion) {
+		t.Fatalf("Open with version %d: %v", Version+1, err)
+	}
+	// A handshake line without its end is refused at its bound, not
+	// read forever.
+	a, b := socketPair(t)
+	go func() { a.Write(make([]byte, maxGreeting+1)) }()
+	if _, err := readGreeting(b, nil); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("an endless line: %v", err)
+	}
+}
+
+func TestAgentRefusesBadFramesAndReadsOn(t *testing.T) {
+	host, done, sys := pipeAgent(t)
+	raw := func(method string, body []byte) error {
+		var out []byte
+		return host.cc.Invoke(context.Background(), method, body, &out, grpc.ForceCodec(rawCodec{}))
+	}
+	// Oversized: over MaxFrame, refused by gRPC, the channel goes on.
+	if err := raw(FullMethod(TypeStdin), make([]byte, MaxFrame+1)); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("an oversized request: %v", err)
+	}
+	// What does not decode, and a method there is not.
+	for _, body := range []string{"{not json", `{"signal":"x"}`, "\x00\xff"} {
+		if err := raw(FullMethod(TypeSignal), []byte(body)); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "malformed") {
+			t.Fatalf("request %q: %v", body, err)
+		}
+	}
+	if err := raw("/"+ServiceName+"/Bogus", []byte("{}")); status.Code(err) != codes.Unimplemented {
+		t.Fatalf("an unknown method: %v", err)
+	}
+	if err := host.Write(&Frame{Type: "bogus", ID: 4}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("Write of an unknown type: %v", err)
+	}
+	// The agent's own refusals come back as replies under the request's
+	// ID.
+	host.Write(&Frame{Type: TypeSignal, ID: 7, Signal: -1})
+	if r := read(t, host); r.ID != 7 || r.Type != TypeReply || r.Error == "" {
+		t.Fatalf("signal -1: %+v", r)
 	}
 	// A create without a process, then a good one.
 	host.Write(&Frame{Type: TypeCreate, ID: 8})
@@ -164,9 +256,6 @@ func TestAgentRefusesBadFramesAndReadsOn(t *testing.T) {
 	}
 	// Still serving: power off ends it.
 	host.Write(&Frame{Type: TypePoweroff, ID: 10})
-	if r := read(t, host); r.ID != 10 || r.Error != "" {
-		t.Fatalf("poweroff: %+v", r)
-	}
 	select {
 	case err := <-done:
 		if err != nil || !sys.poweredOff {
@@ -174,6 +263,39 @@ func TestAgentRefusesBadFramesAndReadsOn(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return after poweroff")
+	}
+}
+
+// Bytes on the channel that are no HTTP/2 end the conversation (as a
+// host that went away does): the agent's Serve returns, it does not
+// hang or crash.
+func TestAgentChannelGarbageEndsServe(t *testing.T) {
+	hostEnd, agentEnd := socketPair(t)
+	done := make(chan error, 1)
+	go func() {
+		ch, err := Accept(agentEnd, Hello{Min: MinVersion, Max: Version}, AcceptOptions{})
+		if err != nil {
+			done <- err
+			return
+		}
+		done <- New(ch, &fakeSystem{}).Serve()
+	}()
+	if _, err := ReadHello(hostEnd, time.Now().Add(10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	hostEnd.Write([]byte(fmt.Sprintf(`{"version":%d}`+"\n", Version)))
+	if _, err := readGreeting(hostEnd, nil); err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, hostEnd)
+	hostEnd.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n" + strings.Repeat("\xff", 4096)))
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Serve ended without an error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve still running after garbage on its channel")
 	}
 }
 
@@ -198,10 +320,7 @@ func TestChooseVersion(t *testing.T) {
 // relays (server and transport named), and a query the host fails gets
 // no answer rather than a wrong one.
 func TestAgentRelaysDNS(t *testing.T) {
-	host, _, _, sys := pipeAgent(t)
-	read(t, host) // hello
-	host.Write(&Frame{Type: TypeHello, ID: 1, Hello: &Hello{Min: Version, Max: Version}})
-	read(t, host)
+	host, _, sys := pipeAgent(t)
 	host.Write(&Frame{Type: TypeCreate, ID: 2, Create: &Create{Layers: []string{"l0"}, Process: Process{Args: []string{"true"}},
 		Network: &Network{DNSRelay: []string{"127.0.0.11"}}}})
 	if r := read(t, host); r.ID != 2 || r.Error != "" {
@@ -257,20 +376,11 @@ func TestAgentRelaysDNS(t *testing.T) {
 }
 
 // A clone of a VM template is resumed before anything else: the agent
-// hands the host's entropy and time to the machine only after the
-// handshake and only when there is enough of both.
+// hands the host's entropy and time to the machine only when there is
+// enough of both.
 func TestAgentResume(t *testing.T) {
-	host, _, _, sys := pipeAgent(t)
-	read(t, host) // hello
+	host, _, sys := pipeAgent(t)
 	good := &Resume{Entropy: make([]byte, MinResumeEntropy), UnixNano: time.Now().UnixNano()}
-	host.Write(&Frame{Type: TypeResume, ID: 1, Resume: good})
-	if r := read(t, host); r.ID != 1 || !strings.Contains(r.Error, "hello first") {
-		t.Fatalf("resume before hello: %+v", r)
-	}
-	host.Write(&Frame{Type: TypeHello, ID: 2, Hello: &Hello{Min: Version, Max: Version}})
-	if r := read(t, host); r.Error != "" {
-		t.Fatalf("hello: %+v", r)
-	}
 	for i, bad := range []*Resume{
 		nil,
 		{Entropy: make([]byte, MinResumeEntropy-1), UnixNano: 1},
@@ -294,12 +404,7 @@ func TestAgentResume(t *testing.T) {
 // A pod's VM: a sandbox request first, then containers by name whose
 // roots come from the share; a delete frees the name.
 func TestAgentPodContainers(t *testing.T) {
-	host, _, _, sys := pipeAgent(t)
-	read(t, host)
-	host.Write(&Frame{Type: TypeHello, ID: 1, Hello: &Hello{Min: Version, Max: Version}})
-	if r := read(t, host); r.Error != "" {
-		t.Fatalf("hello: %+v", r)
-	}
+	host, _, sys := pipeAgent(t)
 	id := uint64(1)
 	ask := func(f *Frame) *Frame {
 		t.Helper()

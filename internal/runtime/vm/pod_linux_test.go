@@ -34,7 +34,42 @@ func unixPair(t *testing.T) (*net.UnixConn, *net.UnixConn) {
 	return out[0], out[1]
 }
 
-func readFrame(t *testing.T, c *agent.Conn) *agent.Frame {
+// channelPair is the agent channel over a socket pair: the shim's end
+// and the agent's.
+func channelPair(t *testing.T) (*agent.HostChannel, *agent.GuestChannel) {
+	t.Helper()
+	hostEnd, agentEnd := unixPair(t)
+	type res struct {
+		g   *agent.GuestChannel
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		g, err := agent.Accept(agentEnd, agent.Hello{Min: agent.MinVersion, Max: agent.Version}, agent.AcceptOptions{})
+		ch <- res{g, err}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	hello, err := agent.ReadHello(hostEnd, deadline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := agent.ChooseVersion(hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := agent.Open(hostEnd, v, deadline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	r := <-ch
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	return h, r.g
+}
+
+func readFrame(t *testing.T, c agent.Channel) *agent.Frame {
 	t.Helper()
 	ch := make(chan *agent.Frame, 1)
 	go func() {
@@ -60,12 +95,11 @@ func readFrame(t *testing.T, c *agent.Conn) *agent.Frame {
 func TestPodMux(t *testing.T) {
 	defer func(d time.Duration) { joinWait = d }(joinWait)
 	joinWait = 200 * time.Millisecond
-	shimEnd, agentEnd := unixPair(t)
+	host, guest := channelPair(t)
 	s := &shim{cfg: &vmConfig{Pod: true}, pending: map[uint64]chan *agent.Frame{}, exit: make(chan int, 1),
-		conn: agent.NewConn(shimEnd, shimEnd), gone: make(chan struct{}),
+		conn: host, gone: make(chan struct{}),
 		pod: &podMux{members: map[string]*member{}, routes: map[uint64]route{}}}
 	go s.readLoop()
-	guest := agent.NewConn(agentEnd, agentEnd)
 
 	join := func(name string) (*agent.Conn, *net.UnixConn, *agent.Frame) {
 		ours, theirs := unixPair(t)
@@ -84,7 +118,7 @@ func TestPodMux(t *testing.T) {
 	if _, _, r := join("../x"); r.Error == "" {
 		t.Errorf("a join under a bad name: %+v", r)
 	}
-	for _, typ := range []string{agent.TypePoweroff, agent.TypeSandbox, agent.TypeHello, agent.TypeResume} {
+	for _, typ := range []string{agent.TypePoweroff, agent.TypeSandbox, "hello", agent.TypeResume} {
 		m.Write(&agent.Frame{Type: typ, ID: 5})
 		if r := readFrame(t, m); r.ID != 5 || r.Error == "" {
 			t.Errorf("%s from a container: %+v", typ, r)

@@ -305,37 +305,33 @@ func copyCapped(w, r *os.File, max int64) {
 	}
 }
 
-// dialAgent connects to the agent's socket and waits for its hello; it
+// dialAgent connects to the agent's socket and reads its hello; it
 // gives up at the deadline or when QEMU exits (exited is closed then).
-func dialAgent(dir string, deadline time.Time, exited <-chan struct{}) (*agent.Conn, net.Conn, *agent.Hello, error) {
+// The agent then waits for the host's choice of version (agent.Open).
+func dialAgent(dir string, deadline time.Time, exited <-chan struct{}) (net.Conn, *agent.Hello, error) {
 	c, err := connectAgent(dir, deadline, exited)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	conn := agent.NewConn(c, c)
 	type res struct {
-		f   *agent.Frame
+		h   *agent.Hello
 		err error
 	}
 	ch := make(chan res, 1)
-	go func() { f, err := conn.Read(); ch <- res{f, err} }()
+	go func() { h, err := agent.ReadHello(c, deadline); ch <- res{h, err} }()
 	select {
 	case r := <-ch:
 		if r.err != nil {
 			c.Close()
-			return nil, nil, nil, fmt.Errorf("the guest agent: %w", r.err)
+			if errors.Is(r.err, os.ErrDeadlineExceeded) {
+				return nil, nil, errors.New("the guest agent did not come up in time")
+			}
+			return nil, nil, fmt.Errorf("the guest agent: %w", r.err)
 		}
-		if r.f.Type != agent.TypeHello || r.f.Hello == nil {
-			c.Close()
-			return nil, nil, nil, fmt.Errorf("the guest agent spoke %q before its hello", r.f.Type)
-		}
-		return conn, c, r.f.Hello, nil
+		return c, r.h, nil
 	case <-exited:
 		c.Close()
-		return nil, nil, nil, errors.New("QEMU exited before the guest agent came up")
-	case <-time.After(time.Until(deadline)):
-		c.Close()
-		return nil, nil, nil, errors.New("the guest agent did not come up in time")
+		return nil, nil, errors.New("QEMU exited before the guest agent came up")
 	}
 }
 
@@ -444,7 +440,7 @@ func probeKVM(ctx context.Context, cache, qemu string, k *Kernel, initrd string)
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	defer func() { cmd.Process.Kill(); <-exited }()
-	_, c, _, err := dialAgent(dir, time.Now().Add(probeTimeout), exited)
+	c, _, err := dialAgent(dir, time.Now().Add(probeTimeout), exited)
 	if err != nil {
 		return accelProbe{AccelTCG, fmt.Sprintf("a KVM guest did not come up within %v (%v)", probeTimeout, err)}
 	}

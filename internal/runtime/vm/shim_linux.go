@@ -265,9 +265,11 @@ type shim struct {
 	cfg    *vmConfig
 	qemu   *exec.Cmd
 	exited chan struct{} // closed when QEMU exits
-	conn   *agent.Conn
-	sock   io.Closer
-	gone   chan struct{} // closed when the agent's stream ends
+	// conn is the agent channel (agent.HostChannel) or, for a pod's
+	// container, the conversation with the pod's shim (agent.Conn).
+	conn agent.Channel
+	sock io.Closer
+	gone chan struct{} // closed when the agent's stream ends
 
 	nextID  atomic.Uint64
 	mu      sync.Mutex
@@ -356,18 +358,24 @@ func (s *shim) coldBoot(taps []*os.File, t0 time.Time) error {
 		return err
 	}
 	s.watchQEMU()
-	conn, c, hello, err := dialAgent(s.dir, t0.Add(s.cfg.BootTimeout), s.exited)
+	deadline := t0.Add(s.cfg.BootTimeout)
+	c, hello, err := dialAgent(s.dir, deadline, s.exited)
 	if err != nil {
 		return s.withLog(err)
 	}
-	s.conn, s.sock, s.gone = conn, c, make(chan struct{})
 	log.Printf("agent up after %v (%s)", time.Since(t0).Round(time.Millisecond), s.cfg.Machine.Accel)
 	v, err := agent.ChooseVersion(hello)
 	if err != nil {
+		c.Close()
 		return err
 	}
+	ch, err := agent.Open(c, v, deadline)
+	if err != nil {
+		return s.withLog(err)
+	}
+	s.conn, s.sock, s.gone = ch, ch, make(chan struct{})
 	go s.readLoop()
-	return s.request(&agent.Frame{Type: agent.TypeHello, Hello: &agent.Hello{Min: v, Max: v}})
+	return nil
 }
 
 // watchQEMU records QEMU's pid and closes s.exited when it ends.
@@ -427,15 +435,17 @@ func (s *shim) restore(taps []*os.File, t0 time.Time) (retErr error) {
 	if err != nil {
 		return err
 	}
-	s.conn, s.sock, s.gone = agent.NewConn(c, c), c, make(chan struct{})
 	v, err := agent.ChooseVersion(&meta.Hello)
+	if err != nil {
+		c.Close()
+		return err
+	}
+	ch, err := agent.Open(c, v, deadline)
 	if err != nil {
 		return err
 	}
+	s.conn, s.sock, s.gone = ch, ch, make(chan struct{})
 	go s.readLoop()
-	if err := s.request(&agent.Frame{Type: agent.TypeHello, Hello: &agent.Hello{Min: v, Max: v}}); err != nil {
-		return err
-	}
 	r, err := resumeRequest()
 	if err != nil {
 		return err

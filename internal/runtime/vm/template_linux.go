@@ -305,7 +305,7 @@ func makeTemplate(root, dir string, m *machine, timeout time.Duration) (*templat
 		cmd.Process.Kill()
 		<-exited
 	}()
-	_, c, hello, err := dialAgent(tmp, t0.Add(timeout), exited)
+	c, hello, err := dialAgent(tmp, t0.Add(timeout), exited)
 	if err != nil {
 		q, _ := os.ReadFile(filepath.Join(tmp, "qemu.log"))
 		return nil, fmt.Errorf("boot the VM template: %w: %s", err, strings.TrimSpace(string(q)))
