@@ -102,9 +102,9 @@ func signalContext() (context.Context, context.CancelFunc) {
 func addImageCommands(root *cobra.Command, g *globalOptions) {
 	imageCmd := &cobra.Command{Use: "image", Short: "Manage images"}
 	root.AddCommand(newPullCommand(g), newPushCommand(g), newImagesCommand(g, "images"), newRmiCommand(g, "rmi"),
-		newTagCommand(g), newSaveCommand(g), newLoadCommand(g), newLoginCommand(g), newLogoutCommand(g), imageCmd)
+		newTagCommand(g), newSaveCommand(g), newLoadCommand(g), newImportCommand(g), newLoginCommand(g), newLogoutCommand(g), imageCmd)
 	imageCmd.AddCommand(newPullCommand(g), newPushCommand(g), newImagesCommand(g, "ls"), newRmiCommand(g, "rm"),
-		newTagCommand(g), newSaveCommand(g), newLoadCommand(g), newInspectCommand(g), newPruneCommand(g))
+		newTagCommand(g), newSaveCommand(g), newLoadCommand(g), newImportCommand(g), newInspectCommand(g), newPruneCommand(g))
 	systemCmd := &cobra.Command{Use: "system", Short: "Manage berth"}
 	systemCmd.AddCommand(newDfCommand(g))
 	root.AddCommand(systemCmd)

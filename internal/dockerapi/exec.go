@@ -60,6 +60,9 @@ func (s *Server) createExec(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Cmd) == 0 {
 		return httpError{http.StatusBadRequest, "No exec command specified"}
 	}
+	if _, err := engine.ParseDetachKeys(req.DetachKeys); err != nil {
+		return httpError{http.StatusBadRequest, err.Error()}
+	}
 	if !c.Running() || c.State.Status == engine.StatusPaused {
 		return httpError{http.StatusConflict, "container " + c.ID + " is not running"}
 	}
@@ -151,7 +154,7 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) error {
 	rec.started = true
 	rec.mu.Unlock()
 	cfg := rec.cfg
-	o := engine.ExecOptions{Cmd: cfg.Cmd, Env: cfg.Env, User: cfg.User, WorkingDir: cfg.WorkingDir, Tty: cfg.Tty, Privileged: cfg.Privileged}
+	o := engine.ExecOptions{ID: rec.id, Cmd: cfg.Cmd, Env: cfg.Env, User: cfg.User, WorkingDir: cfg.WorkingDir, Tty: cfg.Tty, Privileged: cfg.Privileged}
 	// The size from the start (API 1.42): the start's, else the create's.
 	if req.ConsoleSize != nil {
 		o.ConsoleSize = *req.ConsoleSize
@@ -244,10 +247,14 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) error {
 		}()
 	}
 	var stdin io.WriteCloser // nil: the client's bytes are read and dropped
+	detached := make(chan struct{})
 	if cfg.Tty {
 		out(fw.stream(1), p.Master)
 		if cfg.AttachStdin {
-			stdin = keepOpen{p.Master} // its end is not the terminal's
+			// What the client types, up to its detach keys (as
+			// dockerd, a terminal's only).
+			keys, _ := engine.ParseDetachKeys(cfg.DetachKeys) // checked at its create
+			stdin = &detachWriter{w: keepOpen{p.Master}, keys: keys, detached: detached}
 		}
 	} else {
 		out(fw.stream(1), outR)
@@ -265,6 +272,16 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) error {
 	}()
 	go func() {
 		select {
+		case <-detached:
+			// The process runs on with its terminal, as under
+			// dockerd; what it writes there is read away until it
+			// exits.
+			p.Detached()
+			cl.end()
+			go io.Copy(io.Discard, p.Master)
+			<-code
+			p.Master.Close()
+			return
 		case <-code:
 			select {
 			case <-copied:
@@ -287,6 +304,56 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) error {
 	}()
 	return nil
 }
+
+// detachWriter passes what a client types to the exec's terminal until
+// the client types its detach keys: those are not passed, detached is
+// closed, and later writes fail. A partial match is held until the next
+// byte shows whether it is the keys (then passed on with that byte, as
+// typed, if not).
+type detachWriter struct {
+	w        io.WriteCloser
+	keys     []byte
+	matched  int
+	detached chan struct{}
+	done     bool
+}
+
+func (d *detachWriter) Write(b []byte) (int, error) {
+	if d.done {
+		return 0, engine.ErrDetached
+	}
+	out := make([]byte, 0, len(b)+d.matched)
+	for _, c := range b {
+		if c != d.keys[d.matched] {
+			// Not the keys after all: what was held goes on as
+			// typed, and c may begin them anew.
+			out = append(out, d.keys[:d.matched]...)
+			d.matched = 0
+			if c != d.keys[0] {
+				out = append(out, c)
+				continue
+			}
+		}
+		d.matched++
+		if d.matched == len(d.keys) {
+			d.done = true
+			if len(out) > 0 {
+				d.w.Write(out)
+			}
+			close(d.detached)
+			return 0, engine.ErrDetached
+		}
+	}
+	if len(out) == 0 {
+		return len(b), nil
+	}
+	if _, err := d.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+func (d *detachWriter) Close() error { return d.w.Close() }
 
 // keepOpen writes to a file that the writer's end must not close.
 type keepOpen struct{ *os.File }

@@ -2,7 +2,13 @@
 
 package dockerapi
 
-import "testing"
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/berth-dev/berth/internal/engine"
+)
 
 func TestEvictableExec(t *testing.T) {
 	code := 0
@@ -19,5 +25,56 @@ func TestEvictableExec(t *testing.T) {
 			t.Fatalf("evicted %q, want %q", got, want)
 		}
 		delete(execs, got)
+	}
+}
+
+type nopCloseBuffer struct{ bytes.Buffer }
+
+func (*nopCloseBuffer) Close() error { return nil }
+
+// What a client types reaches the exec's terminal up to its detach
+// keys, a held partial match goes on as typed when it turns out not to
+// be them, and the keys across writes detach.
+func TestDetachWriter(t *testing.T) {
+	for _, tc := range []struct {
+		keys    []byte
+		writes  []string
+		want    string
+		detach  bool
+		atWrite int
+	}{
+		{[]byte{16, 17}, []string{"ls\r", "\x10", "\x11", "never"}, "ls\r", true, 2},
+		{[]byte{16, 17}, []string{"a\x10b\x10\x10", "\x11c"}, "a\x10b\x10", true, 1},
+		{[]byte{16, 17}, []string{"\x10x", "y"}, "\x10xy", false, 0},
+		{[]byte("x"), []string{"abc", "dxe"}, "abcd", true, 1},
+		{[]byte("xyz"), []string{"xyxyz"}, "xy", true, 0},
+	} {
+		var buf nopCloseBuffer
+		ch := make(chan struct{})
+		d := &detachWriter{w: &buf, keys: tc.keys, detached: ch}
+		detachedAt := -1
+		for i, w := range tc.writes {
+			if _, err := d.Write([]byte(w)); err != nil {
+				if !errors.Is(err, engine.ErrDetached) {
+					t.Fatalf("%q: write %d: %v", tc.writes, i, err)
+				}
+				if detachedAt < 0 {
+					detachedAt = i
+				}
+			}
+		}
+		select {
+		case <-ch:
+			if !tc.detach || detachedAt != tc.atWrite {
+				t.Errorf("%q with keys %q: detached at write %d (want %v at %d)", tc.writes, tc.keys, detachedAt, tc.detach, tc.atWrite)
+			}
+		default:
+			if tc.detach {
+				t.Errorf("%q with keys %q: not detached", tc.writes, tc.keys)
+			}
+		}
+		if buf.String() != tc.want {
+			t.Errorf("%q with keys %q: the terminal got %q, want %q", tc.writes, tc.keys, buf.String(), tc.want)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/internal/engine"
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/image/reference"
 	"github.com/berth-dev/berth/internal/image/remote"
@@ -60,7 +61,7 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) error {
 	from := q.Get("fromImage")
 	if from == "" {
 		if q.Get("fromSrc") != "" {
-			return httpError{http.StatusNotImplemented, "berth does not import root filesystem tarballs (fromSrc)"}
+			return s.importImage(w, r)
 		}
 		return httpError{http.StatusBadRequest, "fromImage is required"}
 	}
@@ -171,4 +172,33 @@ func (j *jsonStream) send(v any) {
 	if fl, ok := j.w.(http.Flusher); ok {
 		fl.Flush()
 	}
+}
+
+// importImage is POST /images/create?fromSrc=-: the body, a root file
+// system tarball (plain, gzip or zstd), made an image of one layer, named
+// repo[:tag] if given, its config edited by the changes (Dockerfile
+// instructions); the answer is docker's: one status message with the
+// new image's ID. A URL as fromSrc (dockerd fetches it) is refused.
+func (s *Server) importImage(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	if src := q.Get("fromSrc"); src != "-" {
+		return httpError{http.StatusNotImplemented, "berth does not fetch " + src + ": import the tarball as the request's body (fromSrc=-; docker import FILE)"}
+	}
+	name := q.Get("repo")
+	if name != "" {
+		if tag := q.Get("tag"); tag != "" {
+			name += ":" + tag
+		}
+		if _, err := reference.Parse(name); err != nil {
+			return httpError{http.StatusBadRequest, err.Error()}
+		}
+	}
+	id, err := s.e.Import(r.Context(), r.Body, engine.ImportOptions{Reference: name, Message: q.Get("message"), Changes: q["changes"], Platform: q.Get("platform")})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	(&jsonStream{w: w}).send(map[string]any{"status": id})
+	return nil
 }

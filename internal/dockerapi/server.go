@@ -278,7 +278,7 @@ func statusOf(err error) int {
 		return http.StatusNotModified
 	case errors.Is(err, engine.ErrInvalidState), errors.Is(err, store.ErrNameInUse), errors.Is(err, network.ErrInUse), errors.Is(err, network.ErrExists), errors.Is(err, engine.ErrPortAllocated):
 		return http.StatusConflict
-	case errors.Is(err, engine.ErrInvalid), errors.Is(err, network.ErrInvalid):
+	case errors.Is(err, engine.ErrInvalid), errors.Is(err, network.ErrInvalid), errors.Is(err, image.ErrInvalid):
 		return http.StatusBadRequest
 	case errors.Is(err, engine.ErrLogNotReadable):
 		return http.StatusNotImplemented

@@ -91,6 +91,32 @@ func (e *Engine) Commit(ctx context.Context, ref string, o CommitOptions) (strin
 	return rec.ID(), nil
 }
 
+// ImportOptions are `berth import`'s.
+type ImportOptions struct {
+	// Reference names the new image (REPO[:TAG]); empty: it lists
+	// untagged (localhost/imported@DIGEST).
+	Reference string
+	Message   string
+	// Changes are Dockerfile instructions, as Commit's.
+	Changes []string
+	// Platform is the image's os/arch[/variant]; empty for the host's.
+	Platform string
+}
+
+// Import makes an image of a root file system tarball (plain, gzip or
+// zstd) and returns its ID.
+func (e *Engine) Import(ctx context.Context, tarball io.Reader, o ImportOptions) (string, error) {
+	change, err := parseChanges(o.Changes)
+	if err != nil {
+		return "", err
+	}
+	rec, err := e.images.Import(ctx, image.ImportOptions{Tarball: tarball, Change: change, Comment: o.Message, Name: o.Reference, Platform: o.Platform})
+	if err != nil {
+		return "", err
+	}
+	return rec.ID(), nil
+}
+
 // parseChanges reads --change instructions into an edit of the config's
 // "config" object (docker's keys).
 func parseChanges(changes []string) (func(map[string]any) error, error) {

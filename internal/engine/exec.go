@@ -46,6 +46,9 @@ type ExecOptions struct {
 	// the container's seccomp filter and no_new_privs still apply, as
 	// with docker exec --privileged.
 	Privileged bool
+	// ID names the exec in its events (execID): the caller's own (the
+	// Docker API's exec ID); empty: a new one.
+	ID string
 }
 
 // ExecError is an exec whose process could not be started, with docker's
@@ -66,6 +69,16 @@ type ExecProcess struct {
 	proc   runtime.Process
 	// done records exec_die.
 	done func(code int)
+	// detached records exec_detach.
+	detached func()
+}
+
+// Detached records that the caller left the process running, detached
+// from it by its detach keys (docker's exec_detach event).
+func (p *ExecProcess) Detached() {
+	if p.detached != nil {
+		p.detached()
+	}
 }
 
 // Signal sends the process sig through its driver (Pid may be 0: no host
@@ -277,7 +290,10 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (*ExecProc
 	if stdio.Stderr, err = orNull(o.Stderr, os.O_WRONLY); err != nil {
 		return nil, err
 	}
-	execID := newID()
+	execID := o.ID
+	if execID == "" {
+		execID = newID()
+	}
 	e.emit(c, execAction("exec_create", o.Cmd), map[string]string{"execID": execID})
 	res, err := rc.Exec(ctx, runtime.ExecOptions{Process: &p, Stdio: stdio})
 	if err != nil {
@@ -295,7 +311,8 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (*ExecProc
 		attrs["execID"] = execID
 		e.emit(c, "exec_die", attrs)
 	}
-	return &ExecProcess{Pid: res.Pid(), Master: res.Console(), proc: res, done: done}, nil
+	detached := func() { e.emit(c, "exec_detach", map[string]string{"execID": execID}) }
+	return &ExecProcess{Pid: res.Pid(), Master: res.Console(), proc: res, done: done, detached: detached}, nil
 }
 
 // numericUser parses "uid" or "uid:gid" (gid defaults to uid's own 0,

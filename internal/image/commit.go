@@ -14,6 +14,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berth-dev/berth/internal/image/archive"
 	"github.com/berth-dev/berth/internal/image/content"
 	"github.com/berth-dev/berth/internal/image/reference"
 	"github.com/berth-dev/berth/internal/image/remote"
@@ -33,21 +34,61 @@ type CommitOptions struct {
 	Author, Comment, CreatedBy string
 	// Name, if set, names the new image (NAME[:TAG]).
 	Name string
+	// Platform is a base-less image's (an import's): os/arch[/variant],
+	// empty for the host's. An image with a base has the base's.
+	Platform string
+}
+
+// importRepository names an import given no name, at its manifest's
+// digest (localhost/imported@sha256:...): every record has a name, and such an
+// image lists untagged, as docker's <none>.
+const importRepository = "localhost/imported"
+
+// scratch is a base-less image's empty config and manifest (OCI).
+func scratch(platform string) (Record, []byte, []byte, error) {
+	p, err := remote.ParsePlatform(platform)
+	if err != nil {
+		return Record{}, nil, nil, fmt.Errorf("%w: platform %q: %v", ErrInvalid, platform, err)
+	}
+	cfg := map[string]any{"architecture": p.Architecture, "os": p.OS, "config": map[string]any{},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []any{}}, "history": []any{}}
+	if p.Variant != "" {
+		cfg["variant"] = p.Variant
+	}
+	c, _ := json.Marshal(cfg)
+	m, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": ocispec.MediaTypeImageManifest, "layers": []any{}})
+	return Record{Platform: p.String(),
+		Config:   ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig},
+		Manifest: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest}}, c, m, nil
 }
 
 // Commit stores a new image: the layer as a gzip blob and a snapshot, a
 // config that is the base's with the layer, the changes and a history
 // entry added (docker's own fields, such as Healthcheck, kept), and a
-// manifest of the base's kind. It returns the new image's record.
+// manifest of the base's kind. Without a base (a zero Base: an import),
+// the config and manifest start empty (OCI), for o.Platform. It returns
+// the new image's record.
 func (s *Service) Commit(ctx context.Context, o CommitOptions) (Record, error) {
+	var baseConfig, baseManifest []byte
+	op, layerIs := "commit", "the container's changes"
+	if o.Base.Config.Digest == "" {
+		op, layerIs = "import", "the tarball"
+		var err error
+		if o.Base, baseConfig, baseManifest, err = scratch(o.Platform); err != nil {
+			return Record{}, err
+		}
+		if o.Name == "" {
+			o.Base.Name = importRepository
+		}
+	}
 	var name reference.Reference
 	if o.Name != "" {
 		ref, err := reference.Parse(o.Name)
 		if err != nil {
-			return Record{}, fmt.Errorf("commit: %w: %v", ErrInvalid, err)
+			return Record{}, fmt.Errorf("%s: %w: %v", op, ErrInvalid, err)
 		}
 		if ref.Digest().String() != "" {
-			return Record{}, fmt.Errorf("commit: %w: name the image with a tag, not a digest", ErrInvalid)
+			return Record{}, fmt.Errorf("%s: %w: name the image with a tag, not a digest", op, ErrInvalid)
 		}
 		name = ref
 	}
@@ -67,7 +108,7 @@ func (s *Service) Commit(ctx context.Context, o CommitOptions) (Record, error) {
 	defer tmp.Close()
 	h := sha256.New()
 	if _, err := io.Copy(io.MultiWriter(tmp, h), o.Layer); err != nil {
-		return Record{}, fmt.Errorf("commit: the container's changes: %w", err)
+		return Record{}, fmt.Errorf("%s: %s: %w", op, layerIs, err)
 	}
 	diffID := "sha256:" + hex.EncodeToString(h.Sum(nil))
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
@@ -99,17 +140,19 @@ func (s *Service) Commit(ctx context.Context, o CommitOptions) (Record, error) {
 	if _, err := s.snapshots.Unpack(ctx, diffID, func(ctx context.Context, dir string) (int64, int, error) {
 		return s.unpackLocal(ctx, layer, diffID, dir, nil)
 	}); err != nil {
-		return Record{}, fmt.Errorf("commit: unpack the new layer: %w", err)
+		return Record{}, fmt.Errorf("%s: unpack the new layer: %w", op, err)
 	}
 
 	// The config, as JSON: fields berth does not model stay as they are.
-	base, err := s.readBlob(o.Base.Config.Digest.String())
-	if err != nil {
-		return Record{}, err
+	base := baseConfig
+	if base == nil {
+		if base, err = s.readBlob(o.Base.Config.Digest.String()); err != nil {
+			return Record{}, err
+		}
 	}
 	var cfg map[string]any
 	if err := json.Unmarshal(base, &cfg); err != nil {
-		return Record{}, fmt.Errorf("commit: the base config: %w: %v", ErrInvalid, err)
+		return Record{}, fmt.Errorf("%s: the base config: %w: %v", op, ErrInvalid, err)
 	}
 	now := time.Now().UTC()
 	inner, _ := cfg["config"].(map[string]any)
@@ -152,13 +195,15 @@ func (s *Service) Commit(ctx context.Context, o CommitOptions) (Record, error) {
 	}
 
 	// The manifest, of the base's kind.
-	mbase, err := s.readBlob(o.Base.Manifest.Digest.String())
-	if err != nil {
-		return Record{}, err
+	mbase := baseManifest
+	if mbase == nil {
+		if mbase, err = s.readBlob(o.Base.Manifest.Digest.String()); err != nil {
+			return Record{}, err
+		}
 	}
 	var man map[string]any
 	if err := json.Unmarshal(mbase, &man); err != nil {
-		return Record{}, fmt.Errorf("commit: the base manifest: %w: %v", ErrInvalid, err)
+		return Record{}, fmt.Errorf("%s: the base manifest: %w: %v", op, ErrInvalid, err)
 	}
 	delete(man, "annotations")
 	man["config"] = cfgDesc
@@ -187,7 +232,7 @@ func (s *Service) Commit(ctx context.Context, o CommitOptions) (Record, error) {
 			rec.Name, err = unnamed(base, mDesc.Digest)
 		}
 		if err != nil {
-			return Record{}, fmt.Errorf("commit: name the new image: %w", err)
+			return Record{}, fmt.Errorf("%s: name the new image: %w", op, err)
 		}
 	}
 	if err := s.records.update(ctx, func(m map[string]Record) error {
@@ -209,4 +254,34 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// ImportOptions describe an image made of one root file system tarball
+// (docker import).
+type ImportOptions struct {
+	// Tarball is the root file system: a tar, plain, gzip or zstd.
+	Tarball io.Reader
+	// Change, Comment, Name and Platform are as CommitOptions'.
+	Change  func(cfg map[string]any) error
+	Comment string
+	Name    string
+	// Platform: os/arch[/variant] of the new image; empty for the host's.
+	Platform string
+}
+
+// Import stores an image of one layer, the tarball (its entries checked
+// as a pulled layer's are), with an empty config the changes edit, and
+// records an "import" event.
+func (s *Service) Import(ctx context.Context, o ImportOptions) (Record, error) {
+	r, _, err := archive.DecompressStream(o.Tarball)
+	if err != nil {
+		return Record{}, fmt.Errorf("import: %w: %v", ErrInvalid, err)
+	}
+	defer r.Close()
+	rec, err := s.Commit(ctx, CommitOptions{Layer: r, Change: o.Change, Comment: o.Comment, Name: o.Name, Platform: o.Platform})
+	if err != nil {
+		return Record{}, err
+	}
+	s.emit("import", rec.ID(), rec.ID())
+	return rec, nil
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -177,10 +179,13 @@ func TestDockerAPIDockerdParity(t *testing.T) {
 	if err := os.WriteFile(copied, []byte("hello\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	exported := filepath.Join(t.TempDir(), "export.tar")
 	for _, args := range [][]string{
 		{"run", "-d", "--name", "f-ev", "-v", "fv-ev:/data", img, "sleep", "300"},
 		{"top", "f-ev"},
-		{"export", "-o", filepath.Join(t.TempDir(), "export.tar"), "f-ev"},
+		{"export", "-o", exported, "f-ev"},
+		{"import", "-m", "from f-ev", exported, "f-imported:1"},
+		{"rmi", "f-imported:1"},
 		{"cp", copied, "f-ev:/tmp/copied"},
 		{"cp", "f-ev:/tmp/copied", filepath.Join(t.TempDir(), "back")},
 		{"container", "prune", "-f", "--filter", "label=nosuch"},
@@ -205,6 +210,13 @@ func TestDockerAPIDockerdParity(t *testing.T) {
 	}
 	if d, b := dockerd(evArgs...), berth(evArgs...); d.stdout != b.stdout || d.code != 0 || b.code != 0 {
 		t.Errorf("events:\n  dockerd: %q %s\n  berth:   %q %s", d.stdout, d.stderr, b.stdout, b.stderr)
+	}
+	// The import's event names the new image by its ID (which differs:
+	// the config holds the time).
+	impArgs := []string{"events", "--since", evStart, "--until", strconv.FormatInt(time.Now().Unix()+1, 10),
+		"--filter", "event=import", "--format", `{{.Type}} {{.Action}} {{eq .Actor.ID .Actor.Attributes.name}} {{len .Actor.ID}}`}
+	if d, b := dockerd(impArgs...), berth(impArgs...); d.stdout != b.stdout || d.stdout != "image import true 71\n" {
+		t.Errorf("import events:\n  dockerd: %q %s\n  berth:   %q %s", d.stdout, d.stderr, b.stdout, b.stderr)
 	}
 	// A volume's mount at the start and unmount at the end of the run,
 	// with docker's attributes. (dockerd also mounts a running
@@ -409,6 +421,60 @@ func TestDockerAPIDockerdParity(t *testing.T) {
 			}
 			if time.Now().After(deadline) {
 				t.Errorf("f-tty's detach events: %q, want two", r.stdout)
+				break
+			}
+		}
+		// An exec -it detached by its keys runs on with its terminal:
+		// the stream ends, the exec is still running, and the exec's
+		// events (create, start, detach) name it by the exec ID the
+		// client has.
+		var created struct{ Id string }
+		json.Unmarshal(api("POST", "/containers/f-tty/exec", `{"Cmd":["sh"],"Tty":true,"AttachStdin":true,"AttachStdout":true,"DetachKeys":"ctrl-x,y"}`, http.StatusCreated), &created)
+		api("POST", "/containers/f-tty/exec", `{"Cmd":["sh"],"DetachKeys":"ctrl-nosuch"}`, http.StatusBadRequest)
+		conn, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := `{"Tty":true}`
+		fmt.Fprintf(conn, "POST /exec/%s/start HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: %d\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\r\n%s", created.Id, len(body), body)
+		br := bufio.NewReader(conn)
+		if status, err := br.ReadString('\n'); err != nil || !strings.Contains(status, "101") {
+			t.Fatalf("exec start: %q %v", status, err)
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		conn.Write([]byte("echo typed-$((6*7))\r"))
+		var seen []byte
+		for !strings.Contains(string(seen), "typed-42") {
+			b, err := br.ReadByte()
+			if err != nil {
+				t.Fatalf("exec -it: %q before %v, want the shell's answer", seen, err)
+			}
+			seen = append(seen, b)
+		}
+		conn.Write([]byte("\x18y"))
+		if _, err := io.Copy(io.Discard, br); err != nil {
+			t.Errorf("exec -it: after the detach keys: %v, want the stream's end", err)
+		}
+		conn.Close()
+		var ins struct{ Running bool }
+		json.Unmarshal(api("GET", "/exec/"+created.Id+"/json", "", http.StatusOK), &ins)
+		if !ins.Running {
+			t.Error("the exec stopped when its client detached")
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			r := berth("events", "--since", "0", "--until", strconv.FormatInt(time.Now().Unix()+1, 10), "--filter", "container=f-tty", "--format", "{{.Action}} {{.Actor.Attributes.execID}}")
+			var execEvents []string
+			for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+				if strings.HasPrefix(l, "exec_") {
+					execEvents = append(execEvents, l)
+				}
+			}
+			want := []string{"exec_create: sh " + created.Id, "exec_start: sh " + created.Id, "exec_detach " + created.Id}
+			if slices.Equal(execEvents, want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("f-tty's exec events: %q, want %q", execEvents, want)
 				break
 			}
 		}

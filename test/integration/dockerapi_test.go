@@ -404,6 +404,31 @@ func TestDockerAPICLI(t *testing.T) {
 				t.Errorf("the loaded image is not listed")
 			}
 			ok("rmi", "example.test/saved:v1")
+			// import: an exported container's files as an image of
+			// one layer, named or not, with changes and a message.
+			ok("create", "--name", "toexport", demoImage, "true")
+			rootfs := saved + ".rootfs"
+			ok("export", "-o", rootfs, "toexport")
+			ok("rm", "toexport")
+			imported := strings.TrimSpace(ok("import", "-c", "ENV IMPORTED=yes", "-c", `CMD ["sh", "-c", "echo $IMPORTED"]`, "-m", "from a test", rootfs, "example.test/imported:v1"))
+			if !strings.HasPrefix(imported, "sha256:") || len(imported) != 71 {
+				t.Errorf("docker import printed %q", imported)
+			}
+			if got := ok("run", "--rm", "example.test/imported:v1"); got != "yes\n" {
+				t.Errorf("the imported image's CMD and ENV: %q", got)
+			}
+			if got := ok("history", "--format", "{{.Comment}}", "example.test/imported:v1"); !strings.Contains(got, "from a test") {
+				t.Errorf("the imported image's history: %q", got)
+			}
+			unnamed := strings.TrimSpace(ok("import", rootfs))
+			if got := ok("images", "-q", "--no-trunc", "--filter", "dangling=true"); strings.TrimSpace(got) != unnamed {
+				t.Errorf("an unnamed import, %s, listed dangling as %q", unnamed, got)
+			}
+			if _, errOut, code := d("import", "http://127.0.0.1:9/rootfs.tar"); code == 0 || !strings.Contains(errOut, "does not fetch") {
+				t.Errorf("docker import of a URL: exit %d, %s", code, errOut)
+			}
+			ok("rmi", "example.test/imported:v1", unnamed)
+			os.Remove(rootfs)
 			if got := ok("network", "ls", "--format", "{{.Name}} {{.Driver}}"); !strings.Contains(got, "bridge") {
 				t.Errorf("docker network ls: %q", got)
 			}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -1013,6 +1014,94 @@ func TestEngineMoreCommit(t *testing.T) {
 	}
 	e.run("rm", "-f", "-v", "c", "live")
 	e.run("volume", "rm", "cv")
+}
+
+// import: a root file system tarball (an export's, plain or gzip, from
+// a file or stdin) becomes an image of one layer that runs, with the
+// --change instructions, the message in its history, the host's
+// platform; unnamed, it lists untagged; a tarball with an entry that
+// climbs out of the root, one that is no tar, and a URL are refused and
+// leave no image.
+func TestEngineMoreImport(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	e.run("create", "--name", "src", demoImage, "true")
+	dir := t.TempDir()
+	rootfs := filepath.Join(dir, "rootfs.tar")
+	e.run("export", "-o", rootfs, "src")
+	e.run("rm", "src")
+	id := strings.TrimSpace(e.run("import", "-c", `CMD ["sh", "-c", "echo $GREETING from $(cat /etc/imported)"]`, "-c", "ENV GREETING=hello",
+		"-m", "from rootfs.tar", rootfs, "imported:1"))
+	if !strings.HasPrefix(id, "sha256:") || len(id) != 71 {
+		t.Fatalf("import printed %q", id)
+	}
+	if out := e.run("run", "--rm", "imported:1", "sh", "-c", "echo here > /etc/imported; echo $GREETING; ls /bin/sh"); out != "hello\n/bin/sh\n" {
+		t.Errorf("a container of the imported image: %q", out)
+	}
+	if got := e.run("image", "inspect", "-f", "{{.Os}}/{{.Architecture}} {{len .RootFS.Layers}} {{.Config.Cmd}}", "imported:1"); strings.TrimSpace(got) != "linux/"+runtime.GOARCH+" 1 [sh -c echo $GREETING from $(cat /etc/imported)]" {
+		t.Errorf("the imported image's config: %q", got)
+	}
+	if h := e.run("history", "imported:1"); !strings.Contains(h, "from rootfs.tar") {
+		t.Errorf("the imported image's history:\n%s", h)
+	}
+	// gzip on stdin, unnamed.
+	gz := filepath.Join(dir, "rootfs.tar.gz")
+	if out, err := exec.Command("sh", "-c", "gzip -c < "+rootfs+" > "+gz).CombinedOutput(); err != nil {
+		t.Fatalf("gzip: %v %s", err, out)
+	}
+	cmd := e.command("import", "-")
+	f, err := os.Open(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd.Stdin = f
+	out, err := cmd.Output()
+	unnamed := strings.TrimSpace(string(out))
+	if err != nil || !strings.HasPrefix(unnamed, "sha256:") {
+		t.Fatalf("import - of a gzip tarball: %q %v", out, err)
+	}
+	if got := e.run("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=localhost/imported"); strings.TrimSpace(got) != "localhost/imported:<none>" {
+		t.Errorf("the unnamed import listed as %q", got)
+	}
+	if out := e.run("run", "--rm", unnamed, "cat", "/etc/hostname"); strings.TrimSpace(out) == "" {
+		t.Errorf("a container of the unnamed import by its ID printed nothing")
+	}
+	// Refused, leaving nothing.
+	before := e.run("images", "-q", "--no-trunc")
+	hostile := filepath.Join(dir, "hostile.tar")
+	var hb bytes.Buffer
+	tw := tar.NewWriter(&hb)
+	for _, name := range []string{"ok", "../escape"} {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: 3, Typeflag: tar.TypeReg})
+		tw.Write([]byte("out"))
+	}
+	tw.Close()
+	if err := os.WriteFile(hostile, hb.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	junk := filepath.Join(dir, "junk.tar")
+	os.WriteFile(junk, bytes.Repeat([]byte("not a tar "), 200), 0o644)
+	for _, tc := range []struct{ src, want string }{
+		{hostile, "escape"},
+		{junk, "tar"},
+		{"http://127.0.0.1:9/rootfs.tar", "does not fetch"},
+		{filepath.Join(dir, "missing.tar"), "no such file"},
+	} {
+		if code, _, errOut := e.exitCode("import", tc.src, "refused:1"); code == 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("import %s: exit %d, %s; want a failure naming %q", filepath.Base(tc.src), code, errOut, tc.want)
+		}
+	}
+	if code, _, errOut := e.exitCode("import", "-c", "ONBUILD RUN true", rootfs); code == 0 || !strings.Contains(errOut, "ONBUILD") {
+		t.Errorf("import with an unknown --change: %d %s", code, errOut)
+	}
+	if after := e.run("images", "-q", "--no-trunc"); after != before {
+		t.Errorf("refused imports left images: before %q, after %q", before, after)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "escape")); err == nil {
+		t.Error("the hostile tarball wrote outside its root")
+	}
+	e.run("rmi", "imported:1", unnamed)
 }
 
 // TestEngineOOMKilled: a container whose process the kernel's OOM killer
