@@ -4,8 +4,11 @@ package dockerapi
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"testing"
+
+	"github.com/moby/moby/api/types/container"
 
 	"github.com/berth-dev/berth/internal/engine"
 )
@@ -76,5 +79,30 @@ func TestDetachWriter(t *testing.T) {
 		if buf.String() != tc.want {
 			t.Errorf("%q with keys %q: the terminal got %q, want %q", tc.writes, tc.keys, buf.String(), tc.want)
 		}
+	}
+}
+
+// A commit's config merges into the image's as dockerd's: what it sets
+// replaces, Env by name, Labels/ExposedPorts/Volumes added to, the rest
+// kept.
+func TestCommitMerge(t *testing.T) {
+	img := map[string]any{
+		"Cmd": []any{"sh"}, "Entrypoint": []any{"/init"}, "User": "app", "WorkingDir": "/srv",
+		"Env":    []any{"PATH=/bin", "A=1", "B=2"},
+		"Labels": map[string]any{"keep": "yes", "over": "old"},
+	}
+	req := &container.Config{Cmd: []string{"echo", "hi"}, Env: []string{"A=10", "C=3"},
+		Labels: map[string]string{"over": "new", "add": "1"}, WorkingDir: "/work"}
+	if err := commitMerge(req)(img); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(img)
+	want := `{"Cmd":["echo","hi"],"Entrypoint":["/init"],"Env":["PATH=/bin","A=10","B=2","C=3"],"Labels":{"add":"1","keep":"yes","over":"new"},"User":"app","WorkingDir":"/work"}`
+	if string(got) != want {
+		t.Errorf("merged:\n got %s\nwant %s", got, want)
+	}
+	empty := map[string]any{"Cmd": []any{"sh"}}
+	if err := commitMerge(&container.Config{})(empty); err != nil || len(empty) != 1 {
+		t.Errorf("an empty config changed the image's: %v %v", empty, err)
 	}
 }

@@ -346,3 +346,98 @@ func decompressed(body io.Reader) (io.ReadCloser, error) {
 	}
 	return rc, nil
 }
+
+// commitContainer is POST /commit?container=ID: docker commit. The
+// repo and tag name the image, comment and author go into its history,
+// changes are Dockerfile instructions, pause (default true) freezes a
+// running container while its files are read; a config in the body is
+// merged into the image's as dockerd merges it (commitMerge).
+func (s *Server) commitContainer(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	ref := q.Get("container")
+	c, err := s.e.Get(r.Context(), ref)
+	if err != nil {
+		return noSuchContainer(ref, err)
+	}
+	var cfg container.Config
+	if err := decodeBody(r, &cfg); err != nil {
+		return err
+	}
+	name := q.Get("repo")
+	if name != "" {
+		if tag := q.Get("tag"); tag != "" {
+			name += ":" + tag
+		}
+	}
+	pause := q.Get("pause") == "" || boolParam(r, "pause")
+	id, err := s.e.Commit(r.Context(), c.ID, engine.CommitOptions{Reference: name, Author: q.Get("author"), Message: q.Get("comment"),
+		Changes: q["changes"], Pause: pause, Edit: commitMerge(&cfg)})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, container.CommitResponse{ID: id})
+}
+
+// commitMerge is dockerd's merge of a commit request's config into the
+// image's: what the request sets replaces the image's (Cmd, Entrypoint,
+// User, WorkingDir, StopSignal, Healthcheck); Env entries replace the
+// image's of the same name and add the rest; Labels, ExposedPorts and
+// Volumes are added to.
+func commitMerge(c *container.Config) func(map[string]any) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return func(map[string]any) error { return err }
+	}
+	var req map[string]any
+	json.Unmarshal(b, &req)
+	return func(m map[string]any) error {
+		for _, k := range []string{"Cmd", "Entrypoint", "User", "WorkingDir", "StopSignal", "Healthcheck"} {
+			switch v := req[k].(type) {
+			case nil:
+			case string:
+				if v != "" {
+					m[k] = v
+				}
+			case []any:
+				if len(v) > 0 {
+					m[k] = v
+				}
+			default:
+				m[k] = v
+			}
+		}
+		if env, _ := req["Env"].([]any); len(env) > 0 {
+			old, _ := m["Env"].([]any)
+			merged := append([]any(nil), old...)
+			for _, e := range env {
+				s, _ := e.(string)
+				k, _, _ := strings.Cut(s, "=")
+				replaced := false
+				for i, o := range merged {
+					if os, _ := o.(string); strings.HasPrefix(os, k+"=") || os == k {
+						merged[i], replaced = s, true
+					}
+				}
+				if !replaced {
+					merged = append(merged, s)
+				}
+			}
+			m["Env"] = merged
+		}
+		for _, k := range []string{"Labels", "ExposedPorts", "Volumes"} {
+			add, _ := req[k].(map[string]any)
+			if len(add) == 0 {
+				continue
+			}
+			set, _ := m[k].(map[string]any)
+			if set == nil {
+				set = map[string]any{}
+			}
+			for key, v := range add {
+				set[key] = v
+			}
+			m[k] = set
+		}
+		return nil
+	}
+}

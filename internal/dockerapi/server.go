@@ -205,6 +205,7 @@ func (s *Server) routes() {
 	h("GET /containers/{id}/export", s.exportContainer)
 	h("POST /containers/{id}/update", s.updateContainer)
 	h("POST /containers/prune", s.pruneContainers)
+	h("POST /commit", s.commitContainer)
 	h("POST /networks/prune", s.pruneNetworks)
 	h("POST /volumes/prune", s.pruneVolumes)
 	h("POST /images/prune", s.pruneImages)

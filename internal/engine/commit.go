@@ -27,6 +27,10 @@ type CommitOptions struct {
 	Changes []string
 	// Pause freezes a running container while its files are read.
 	Pause bool
+	// Edit, applied after Changes, edits the new image's config object
+	// (docker's keys) in place: the Docker API's commit merges the
+	// request's config there.
+	Edit func(cfg map[string]any) error
 }
 
 // Commit makes an image of a container: its image with the container's
@@ -35,6 +39,15 @@ func (e *Engine) Commit(ctx context.Context, ref string, o CommitOptions) (strin
 	change, err := parseChanges(o.Changes)
 	if err != nil {
 		return "", err
+	}
+	if o.Edit != nil {
+		changes := change
+		change = func(cfg map[string]any) error {
+			if err := changes(cfg); err != nil {
+				return err
+			}
+			return o.Edit(cfg)
+		}
 	}
 	c, err := e.Get(ctx, ref)
 	if err != nil {

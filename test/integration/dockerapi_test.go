@@ -429,6 +429,24 @@ func TestDockerAPICLI(t *testing.T) {
 			}
 			ok("rmi", "example.test/imported:v1", unnamed)
 			os.Remove(rootfs)
+			// commit: a container's changes, with changes and a
+			// message, as an image a new container runs.
+			ok("run", "--name", "tocommit", demoImage, "sh", "-c", "echo committed > /c")
+			committed := strings.TrimSpace(ok("commit", "-c", "ENV FROM_COMMIT=1", "-m", "api commit", "-a", "tester", "tocommit", "example.test/committed:v1"))
+			if !strings.HasPrefix(committed, "sha256:") {
+				t.Errorf("docker commit printed %q", committed)
+			}
+			if got := ok("run", "--rm", "example.test/committed:v1", "sh", "-c", "cat /c; echo $FROM_COMMIT"); got != "committed\n1\n" {
+				t.Errorf("the committed image: %q", got)
+			}
+			if got := ok("history", "--format", "{{.Comment}}", "example.test/committed:v1"); !strings.Contains(got, "api commit") {
+				t.Errorf("the committed image's history: %q", got)
+			}
+			if _, errOut, code := d("commit", "nosuch-container"); code == 0 || !strings.Contains(errOut, "No such container") {
+				t.Errorf("docker commit of no container: exit %d, %s", code, errOut)
+			}
+			ok("rm", "tocommit")
+			ok("rmi", "example.test/committed:v1")
 			if got := ok("network", "ls", "--format", "{{.Name}} {{.Driver}}"); !strings.Contains(got, "bridge") {
 				t.Errorf("docker network ls: %q", got)
 			}
