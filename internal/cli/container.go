@@ -1329,8 +1329,9 @@ func newContainerPruneCommand(g *globalOptions) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
 			_ = force // berth does not prompt
-			removed, failed, err := e.PruneContainers(ctx, nil)
+			removed, reclaimed, failed, err := e.PruneContainers(ctx, nil)
 			printDeleted("Containers", removed)
+			fmt.Printf("Total reclaimed space: %s\n", humanBytes(reclaimed))
 			return errors.Join(failed, err)
 		}),
 	}

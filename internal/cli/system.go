@@ -88,7 +88,7 @@ func newSystemPruneCommand(g *globalOptions) *cobra.Command {
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
 			_ = force // berth does not prompt
 			var errs []error
-			containers, failed, err := e.PruneContainers(ctx, nil)
+			containers, reclaimed, failed, err := e.PruneContainers(ctx, nil)
 			errs = append(errs, failed, err)
 			printDeleted("Containers", containers)
 			networks, err := e.PruneNetworks(ctx, nil)
@@ -97,8 +97,9 @@ func newSystemPruneCommand(g *globalOptions) *cobra.Command {
 			if volumes {
 				// docker's system prune --volumes: anonymous volumes only,
 				// unless -a.
-				vols, err := e.PruneVolumes(ctx, all, nil)
+				vols, volBytes, err := e.PruneVolumes(ctx, all, nil)
 				errs = append(errs, err)
+				reclaimed += volBytes
 				printDeleted("Volumes", vols)
 			}
 			res, err := e.Images().Prune(ctx, all)
@@ -117,7 +118,7 @@ func newSystemPruneCommand(g *globalOptions) *cobra.Command {
 				}
 			}
 			errs = append(errs, e.ReleaseNetnsDir(ctx))
-			fmt.Printf("Total reclaimed space: %s\n", humanBytes(res.Reclaimed))
+			fmt.Printf("Total reclaimed space: %s\n", humanBytes(reclaimed+res.Reclaimed))
 			return errors.Join(errs...)
 		}),
 	}

@@ -206,8 +206,9 @@ func newVolumePruneCommand(g *globalOptions) *cobra.Command {
 		Short: "Remove unused anonymous volumes (-a: all unused volumes)",
 		Args:  cobra.NoArgs,
 		RunE: g.withEngine(func(ctx context.Context, e *engine.Engine, _ []string) error {
-			removed, err := e.PruneVolumes(ctx, all, nil)
+			removed, reclaimed, err := e.PruneVolumes(ctx, all, nil)
 			printDeleted("Volumes", removed)
+			fmt.Printf("Total reclaimed space: %s\n", humanBytes(reclaimed))
 			return err
 		}),
 	}

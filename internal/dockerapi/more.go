@@ -251,14 +251,14 @@ func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// A container that cannot be removed is left out of the report.
-	removed, _, err := s.e.PruneContainers(r.Context(), func(c *engine.Container) bool { return pf.match(c.Config.Labels, c.Created) })
+	removed, reclaimed, _, err := s.e.PruneContainers(r.Context(), func(c *engine.Container) bool { return pf.match(c.Config.Labels, c.Created) })
 	if err != nil {
 		return err
 	}
 	if removed == nil {
 		removed = []string{}
 	}
-	return writeJSON(w, http.StatusOK, container.PruneReport{ContainersDeleted: removed})
+	return writeJSON(w, http.StatusOK, container.PruneReport{ContainersDeleted: removed, SpaceReclaimed: uint64(reclaimed)})
 }
 
 func (s *Server) pruneNetworks(w http.ResponseWriter, r *http.Request) error {
@@ -285,14 +285,19 @@ func (s *Server) pruneVolumes(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	names, err := s.e.PruneVolumes(r.Context(), all == 1, func(v *engine.Volume) bool { return pf.match(v.Labels, time.Time{}) })
+	if all == -1 && versionLess(requestVersion(r), "1.42") {
+		// Before API 1.42 a prune took every unused volume, named ones
+		// too, as dockerd still does for such a client.
+		all = 1
+	}
+	names, reclaimed, err := s.e.PruneVolumes(r.Context(), all == 1, func(v *engine.Volume) bool { return pf.match(v.Labels, time.Time{}) })
 	if err != nil {
 		return err
 	}
 	if names == nil {
 		names = []string{}
 	}
-	return writeJSON(w, http.StatusOK, volume.PruneReport{VolumesDeleted: names})
+	return writeJSON(w, http.StatusOK, volume.PruneReport{VolumesDeleted: names, SpaceReclaimed: uint64(reclaimed)})
 }
 
 func (s *Server) pruneImages(w http.ResponseWriter, r *http.Request) error {

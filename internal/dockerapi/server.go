@@ -99,9 +99,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if path != r.URL.Path {
+		if m := versionPrefix.FindStringSubmatch(r.URL.Path); m != nil {
+			r = r.WithContext(context.WithValue(r.Context(), apiVersionKey{}, m[1]))
+		}
 		r.URL.Path, r.URL.RawPath = path, ""
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+type apiVersionKey struct{}
+
+// requestVersion is the API version the request's path named (its
+// /vX.Y), or the server's current one for a path without one, as
+// dockerd reads an unversioned request.
+func requestVersion(r *http.Request) string {
+	if v, _ := r.Context().Value(apiVersionKey{}).(string); v != "" {
+		return v
+	}
+	return APIVersion
 }
 
 // stripVersion is path without its /vX.Y prefix, or docker's refusal of

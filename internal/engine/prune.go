@@ -12,12 +12,13 @@ import (
 
 // PruneContainers removes the containers of the engine's namespace that
 // do not run (created, exited, dead) and that pick selects (nil: all),
-// returning their IDs. A container it cannot remove is left and
-// reported in failed; the others still go. err is a failure to list.
-func (e *Engine) PruneContainers(ctx context.Context, pick func(*Container) bool) (removed []string, failed, err error) {
+// returning their IDs and the bytes their writable layers held. A
+// container it cannot remove is left and reported in failed; the
+// others still go. err is a failure to list.
+func (e *Engine) PruneContainers(ctx context.Context, pick func(*Container) bool) (removed []string, reclaimed int64, failed, err error) {
 	list, err := e.List(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
 	var errs []error
 	for _, c := range list {
@@ -27,14 +28,16 @@ func (e *Engine) PruneContainers(ctx context.Context, pick func(*Container) bool
 		if pick != nil && !pick(c) {
 			continue
 		}
+		size := DirSize(e.ContainerPaths(c.ID).Upper)
 		if err := e.Remove(ctx, c.ID, RemoveOptions{}); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		removed = append(removed, c.ID)
+		reclaimed += size
 	}
-	e.emitPrune(events.TypeContainer, 0)
-	return removed, errors.Join(errs...), nil
+	e.emitPrune(events.TypeContainer, reclaimed)
+	return removed, reclaimed, errors.Join(errs...), nil
 }
 
 // PruneNetworks removes the networks no container uses (not the default

@@ -482,9 +482,12 @@ func (e *Engine) deleteVolumeLocked(ctx context.Context, name string) error {
 }
 
 // PruneVolumes removes the volumes no container uses (with all false,
-// only anonymous ones, as docker does) that pick selects (nil: all).
-func (e *Engine) PruneVolumes(ctx context.Context, all bool, pick func(*Volume) bool) ([]string, error) {
+// only anonymous ones, as docker does) that pick selects (nil: all),
+// returning their names and the bytes their data held (a volume that is
+// a mount of something else, -o type=..., holds none of berth's).
+func (e *Engine) PruneVolumes(ctx context.Context, all bool, pick func(*Volume) bool) ([]string, int64, error) {
 	var removed []string
+	var reclaimed int64
 	err := e.withVolumes(ctx, func() error {
 		vols, users, err := e.Volumes(ctx)
 		if err != nil {
@@ -494,17 +497,22 @@ func (e *Engine) PruneVolumes(ctx context.Context, all bool, pick func(*Volume) 
 			if len(users[v.Name]) > 0 || !all && !v.Anonymous || pick != nil && !pick(v) {
 				continue
 			}
+			var size int64
+			if len(v.Options) == 0 {
+				size = DirSize(v.Mountpoint)
+			}
 			if err := e.deleteVolumeLocked(ctx, v.Name); err != nil {
 				return err
 			}
 			removed = append(removed, v.Name)
+			reclaimed += size
 		}
 		return nil
 	})
 	if err == nil {
-		e.emitPrune(events.TypeVolume, 0)
+		e.emitPrune(events.TypeVolume, reclaimed)
 	}
-	return removed, err
+	return removed, reclaimed, err
 }
 
 // resolveMounts turns -v entries and the image's declared volumes into

@@ -137,6 +137,13 @@ func TestFilter(t *testing.T) {
 		{[]string{"label=tier", "label=zone"}, die, false},
 		{[]string{"network=net1"}, conn, true},
 		{[]string{"network=net1"}, die, false},
+		// The swarm's and the plugins' keys, as docker's: by an
+		// actor's ID or name prefix; scope=local is every local event.
+		{[]string{"scope=local"}, die, true},
+		{[]string{"scope=swarm"}, die, false},
+		{[]string{"daemon=nosuch"}, die, false},
+		{[]string{"daemon=berth"}, New("daemon", "reload", "b1", map[string]string{"name": "berth-host"}), true},
+		{[]string{"service=x"}, conn, false},
 	} {
 		f, err := ParseFilter(tc.args)
 		if err != nil {
@@ -148,5 +155,10 @@ func TestFilter(t *testing.T) {
 	}
 	if _, err := ParseFilter([]string{"colour=red"}); err == nil {
 		t.Error("an unknown filter key was accepted")
+	}
+	// The API's filters come unchecked: a key docker does not know is
+	// ignored, as dockerd ignores it.
+	if !(Filter{"colour": {"red"}, "type": {"container"}}).Match(die) {
+		t.Error("an unknown key in the API's filter excluded the event")
 	}
 }

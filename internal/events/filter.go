@@ -9,8 +9,13 @@ import (
 // and every key given must match (docker's rule).
 type Filter map[string][]string
 
-// filterKeys are the keys berth understands.
-var filterKeys = map[string]bool{"type": true, "event": true, "container": true, "image": true, "label": true, "network": true, "volume": true}
+// filterKeys are the keys berth's CLI accepts: docker's. Of the swarm's
+// and the plugins' (daemon, plugin, node, service, secret, config), a
+// value matches an actor's ID or name by prefix, as docker's does, so
+// they match no event of berth's but the daemon's; scope=local matches
+// every event, scope=swarm none.
+var filterKeys = map[string]bool{"type": true, "event": true, "container": true, "image": true, "label": true, "network": true, "volume": true,
+	"scope": true, "daemon": true, "plugin": true, "node": true, "service": true, "secret": true, "config": true}
 
 // ParseFilter reads key=value arguments.
 func ParseFilter(args []string) (Filter, error) {
@@ -22,7 +27,7 @@ func ParseFilter(args []string) (Filter, error) {
 		}
 		k = strings.ToLower(k)
 		if !filterKeys[k] {
-			return nil, fmt.Errorf("--filter %q: unknown key %q (type, event, container, image, label, network, volume)", a, k)
+			return nil, fmt.Errorf("--filter %q: unknown key %q (type, event, container, image, label, network, volume, scope, daemon, plugin, node, service, secret, config)", a, k)
 		}
 		f[k] = append(f[k], v)
 	}
@@ -71,6 +76,10 @@ func stripTag(ref string) string {
 func (f Filter) matchOne(k, v string, m Message) bool {
 	a := m.Actor.Attributes
 	switch k {
+	case "scope":
+		return v == "local"
+	case "daemon", "plugin", "node", "service", "secret", "config":
+		return strings.HasPrefix(m.Actor.ID, v) || a["name"] != "" && strings.HasPrefix(a["name"], v)
 	case "type":
 		return m.Type == v
 	case "event":
@@ -90,5 +99,6 @@ func (f Filter) matchOne(k, v string, m Message) bool {
 	case "volume":
 		return m.Type == TypeVolume && m.Actor.ID == v
 	}
-	return false
+	// A key docker does not know either: dockerd ignores it.
+	return true
 }

@@ -211,6 +211,14 @@ func TestDockerAPIDockerdParity(t *testing.T) {
 	if d, b := dockerd(evArgs...), berth(evArgs...); d.stdout != b.stdout || d.code != 0 || b.code != 0 {
 		t.Errorf("events:\n  dockerd: %q %s\n  berth:   %q %s", d.stdout, d.stderr, b.stdout, b.stderr)
 	}
+	// Keys docker's filter has for swarms and plugins, and one it does
+	// not know (ignored), on the same events.
+	for _, extra := range [][]string{{"--filter", "scope=local"}, {"--filter", "scope=swarm"}, {"--filter", "daemon=nosuch"}, {"--filter", "bogus=1"}} {
+		args := append(slices.Clone(evArgs), extra...)
+		if d, b := dockerd(args...), berth(args...); d.stdout != b.stdout || d.code != b.code {
+			t.Errorf("events %s:\n  dockerd: %d %q %s\n  berth:   %d %q %s", extra[1], d.code, d.stdout, d.stderr, b.code, b.stdout, b.stderr)
+		}
+	}
 	// The import's event names the new image by its ID (which differs:
 	// the config holds the time).
 	impArgs := []string{"events", "--since", evStart, "--until", strconv.FormatInt(time.Now().Unix()+1, 10),
