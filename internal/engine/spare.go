@@ -151,14 +151,15 @@ func (s *spares) discard(sp *spareMonitor) {
 }
 
 // assign gives the parked monitor, if there is one, the container id: its
-// environment (the _BERTH_MONITOR variables; the rest it has), its log
-// and the notify pipe. It returns the monitor's process, or nil: then the
-// caller starts a monitor itself.
+// environment (the _BERTH_MONITOR variables; the rest it has), its log,
+// the notify pipe and, for an attached start, the caller's stdin, stdout
+// and stderr. It returns the monitor's process, or nil: then the caller
+// starts a monitor itself.
 //
 // The next one is parked by refill, which the caller calls once its
 // start is done: parked beside the start, its Go runtime's start would
 // take the CPU that the start needs.
-func (s *spares) assign(id string, env []string, log, notify *os.File) *exec.Cmd {
+func (s *spares) assign(id string, env []string, log, notify *os.File, attached []*os.File) *exec.Cmd {
 	if s == nil || len(id) > titleWidth {
 		return nil
 	}
@@ -179,7 +180,11 @@ func (s *spares) assign(id string, env []string, log, notify *os.File) *exec.Cmd
 	if sp == nil {
 		return nil
 	}
-	rights := unix.UnixRights(int(log.Fd()), int(notify.Fd()))
+	fds := []int{int(log.Fd()), int(notify.Fd())}
+	for _, f := range attached {
+		fds = append(fds, int(f.Fd()))
+	}
+	rights := unix.UnixRights(fds...)
 	rc, err := sp.ctl.SyscallConn()
 	if err == nil {
 		werr := rc.Write(func(fd uintptr) bool {

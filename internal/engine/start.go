@@ -322,13 +322,12 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 			env = append(env, EnvWinsize+"="+strconv.FormatUint(uint64(rows), 10)+"x"+strconv.FormatUint(uint64(cols), 10))
 		}
 	}
-	var cmd *exec.Cmd
-	if attach == nil {
-		// A monitor parked ahead of need (a long-lived engine's), else
-		// one started now; the next is parked once this start is done.
-		if cmd = e.spares.assign(c.ID, env, logf, nw); cmd != nil {
-			defer e.spares.refill()
-		}
+	// A monitor parked ahead of need (a long-lived engine's), given the
+	// attached caller's stdio too, else one started now; the next is
+	// parked once this start is done.
+	cmd := e.spares.assign(c.ID, env, logf, nw, files[1:])
+	if cmd != nil {
+		defer e.spares.refill()
 	}
 	if cmd == nil {
 		cmd = &exec.Cmd{

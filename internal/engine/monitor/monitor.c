@@ -43,9 +43,10 @@
 // that the command line names the container as an unparked monitor's
 // does), then NUL-separated K=V entries set in the environment (the
 // _BERTH_MONITOR variables above), with the monitor's log (its stderr
-// from then on) and, optionally, the notify pipe (fd 3 from then on) as
-// SCM_RIGHTS. It then goes on as a monitor started with those, never
-// attached, and hands the waiting child the container's stdio and its
+// from then on), optionally the notify pipe (fd 3 from then on), and, for
+// an attached start (flag a), the caller's stdin, stdout and stderr (fds
+// 4-6 from then on) as SCM_RIGHTS. It then goes on as a monitor started
+// with those, and hands the waiting child the container's stdio and its
 // environment ("G", below) instead of forking one. The end of the socket
 // before a message ends the monitor and its child.
 //
@@ -1512,7 +1513,7 @@ static void run_parked(char *title, size_t title_cap)
 	size_t idlen = n > 0 ? strlen(id) : 0;
 	// (A message that filled the buffer may have been cut: the engine
 	// sends at most 60 KiB.)
-	if (n <= 0 || (size_t)n >= sizeof(msg) - 1 || npassed < 1 || npassed > 2 || idlen == 0 || idlen > title_cap) {
+	if (n <= 0 || (size_t)n >= sizeof(msg) - 1 || npassed < 1 || (npassed > 2 && npassed != 5) || idlen == 0 || idlen > title_cap) {
 		// The engine went, or said nothing this monitor can use.
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
@@ -1530,19 +1531,40 @@ static void run_parked(char *title, size_t title_cap)
 		memset(title, 0, title_cap);
 		memcpy(title, id, idlen);
 	}
-	if (dup2(passed[0], 2) < 0 || (npassed == 2 ? dup2(passed[1], 3) : close(3)) < 0) {
-		kill(child, SIGKILL);
-		fail("parked monitor: take the log and notify files");
-	}
-	close(passed[0]);
-	if (npassed == 2)
-		close(passed[1]);
 	const char *flags = getenv("_BERTH_MONITOR");
-	if (flags == NULL || strchr(flags, 'a') != NULL || strchr(flags, 'P') != NULL) {
+	int attached = flags != NULL && strchr(flags, 'a') != NULL;
+	if (flags == NULL || strchr(flags, 'P') != NULL || attached != (npassed == 5)) {
 		kill(child, SIGKILL);
 		errno = EINVAL;
-		fail("parked monitor: the engine's flags are not a detached start's");
+		fail("parked monitor: the engine's flags do not fit the files it passed");
 	}
+	// The passed files and the report socket are the lowest free fds,
+	// which may be 4..6, where an attached start's stdio goes: out of
+	// the way first, then into place (2 the log, 3 the notify pipe,
+	// 4-6 the attached caller's stdin, stdout and stderr).
+	int moved[5];
+	for (int i = 0; i < npassed; i++) {
+		moved[i] = fcntl(passed[i], F_DUPFD_CLOEXEC, 10);
+		close(passed[i]);
+		if (moved[i] < 0) {
+			kill(child, SIGKILL);
+			fail("parked monitor: take the passed files");
+		}
+	}
+	int high_report = fcntl(report, F_DUPFD_CLOEXEC, 10);
+	if (high_report < 0) {
+		kill(child, SIGKILL);
+		fail("parked monitor: move the report socket");
+	}
+	close(report);
+	report = high_report;
+	if (dup2(moved[0], 2) < 0 || (npassed >= 2 ? dup2(moved[1], 3) : close(3)) < 0 ||
+	    (attached && (dup2(moved[2], 4) < 0 || dup2(moved[3], 5) < 0 || dup2(moved[4], 6) < 0))) {
+		kill(child, SIGKILL);
+		fail("parked monitor: take the log, notify and stdio files");
+	}
+	for (int i = 0; i < npassed; i++)
+		close(moved[i]);
 	parked_child = child;
 	parked_report = report;
 	run_monitor(flags);
