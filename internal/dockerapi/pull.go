@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/image/reference"
 	"github.com/berth-dev/berth/internal/image/remote"
+	"github.com/moby/moby/api/types/registry"
 )
 
 // registryAuth is docker's X-Registry-Auth, decoded.
@@ -201,4 +203,30 @@ func (s *Server) importImage(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	(&jsonStream{w: w}).send(map[string]any{"status": id})
 	return nil
+}
+
+// distributionInspect is GET /distribution/{name}/json: what the
+// registry holds under name (its descriptor and platforms), asked with
+// the request's X-Registry-Auth, nothing pulled (compose's
+// --resolve-image-digests and publish use it).
+func (s *Server) distributionInspect(w http.ResponseWriter, r *http.Request) error {
+	name, ok := strings.CutSuffix(r.PathValue("rest"), "/json")
+	if !ok || name == "" {
+		return httpError{http.StatusNotFound, "page not found"}
+	}
+	ctx, err := withRegistryAuth(r)
+	if err != nil {
+		return err
+	}
+	desc, platforms, err := s.e.Images().Distribution(ctx, name)
+	if err != nil {
+		switch {
+		case errors.Is(err, remote.ErrUnauthorized):
+			return httpError{http.StatusUnauthorized, err.Error()}
+		case errors.Is(err, remote.ErrNotFound):
+			return httpError{http.StatusNotFound, err.Error()}
+		}
+		return err
+	}
+	return writeJSON(w, http.StatusOK, registry.DistributionInspect{Descriptor: desc, Platforms: platforms})
 }

@@ -208,6 +208,7 @@ func (s *Server) routes() {
 	h("GET /images/json", s.listImages)
 	h("POST /images/create", s.pullImage)
 	h("POST /images/load", s.loadImages)
+	h("GET /distribution/{rest...}", s.distributionInspect)
 	h("GET /images/{rest...}", s.imageGet)
 	h("POST /images/{rest...}", s.imagePost)
 	h("DELETE /images/{rest...}", s.removeImage)

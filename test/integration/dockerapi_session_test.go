@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -385,6 +387,30 @@ func TestDockerAPIPushLogin(t *testing.T) {
 			}
 			if resp != nil {
 				resp.Body.Close()
+			}
+			// The daemon's view of the registry (distribution
+			// inspect, as compose's --resolve-image-digests asks),
+			// with the client's credentials and without them.
+			distribution := func(auth string) (int, string) {
+				c, _ := dockerAPIRaw(t, sock)
+				req, _ := http.NewRequest("GET", "http://docker/v1.41/distribution/"+ref+"/json", nil)
+				if auth != "" {
+					req.Header.Set("X-Registry-Auth", base64.URLEncoding.EncodeToString([]byte(auth)))
+				}
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode, string(b)
+			}
+			if code, body := distribution(`{"username":"alice","password":"s3cret","serveraddress":"` + reg.Addr + `"}`); code != 200 ||
+				!strings.Contains(body, `"digest":"`+digest+`"`) || !strings.Contains(body, `"architecture":"`+runtime.GOARCH+`"`) {
+				t.Errorf("distribution inspect: %d %s", code, body)
+			}
+			if code, body := distribution(""); code != 401 {
+				t.Errorf("distribution inspect without credentials: %d %s", code, body)
 			}
 			// A second tag: its layer is there already.
 			ref2 := reg.Addr + "/" + repo + ":v2"
