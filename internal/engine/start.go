@@ -101,6 +101,16 @@ type Started struct {
 	// keysDetached records docker's detach event when the caller typed
 	// its detach keys (nil: no event).
 	keysDetached func()
+	// done, when set, runs once the caller lets go of the container
+	// (Wait returned, or Detach).
+	done     func()
+	doneOnce sync.Once
+}
+
+func (s *Started) finish() {
+	if s.done != nil {
+		s.doneOnce.Do(s.done)
+	}
 }
 
 // Detach lets go of the container without waiting for its exit, for a
@@ -110,6 +120,7 @@ type Started struct {
 // container runs on; its exit is recorded as for any detached start
 // (callers that Detach attach with MonitorRecordsExit).
 func (s *Started) Detach() {
+	defer s.finish()
 	s.detached.Store(true)
 	// A blocked read holds the file open past Close: shut an attach
 	// socket down under it (a pipe's reader is woken by Close).
@@ -125,6 +136,7 @@ func (s *Started) Detach() {
 // detach keys, the container runs on and the exit handler will record
 // its exit.
 func (s *Started) Wait() (int, error) {
+	defer s.finish()
 	defer s.notifyFile.Close()
 	if s.reap && s.monitor != nil {
 		// A long-lived caller reaps the monitor it started (it may
@@ -326,7 +338,16 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 	// attached caller's stdio too, else one started now; the next is
 	// parked once this start is done.
 	cmd := e.spares.assign(c.ID, env, logf, nw, files[1:])
-	if cmd != nil {
+	refillAtDone := false
+	switch {
+	case cmd != nil && attach != nil:
+		// Parked when the caller lets go of the container: its client
+		// waits for the run (and, with --rm, the removal), which the
+		// next monitor's start would take CPU from.
+		refillAtDone = true
+	default:
+		// (None parked: one is parked now, so that a start whose
+		// caller never let go cannot leave serve without one.)
 		defer e.spares.refill()
 	}
 	if cmd == nil {
@@ -348,10 +369,14 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 	stopAtForTest("monitor-started")
 	st := &Started{Container: c, MonitorPid: cmd.Process.Pid, notify: bufio.NewReader(nr), notifyFile: nr, monitor: cmd, reap: e.opts.Reap,
 		keysDetached: func() { e.emit(c, "detach", nil) }}
+	if refillAtDone {
+		st.done = e.spares.refill
+	}
 	defer func() {
 		if retErr != nil {
 			nr.Close()
 			cmd.Wait()
+			st.finish()
 		} else if attach == nil {
 			nr.Close()
 			st.release()
