@@ -85,6 +85,10 @@ const (
 	guestWindow = 256 << 10
 )
 
+// DNSAnswerTimeout bounds the host's call that answers a relayed DNS
+// query: longer than the agent waits for an answer (dnsTimeout).
+const DNSAnswerTimeout = dnsTimeout + time.Second
+
 // maxHeaderList bounds one call's headers, each way.
 const maxHeaderList = 64 << 10
 
@@ -286,7 +290,8 @@ func (h *HostChannel) start(deadline time.Time) error {
 }
 
 // Write sends a request (its reply comes through Read) or, for a
-// TypeDNSAnswer, the answer to the agent's query.
+// TypeDNSAnswer, the answer to the agent's query: that one waits for its
+// call (at most DNSAnswerTimeout).
 func (h *HostChannel) Write(f *Frame) error {
 	method := FullMethod(f.Type)
 	if method == "" {
@@ -298,13 +303,18 @@ func (h *HostChannel) Write(f *Frame) error {
 	default:
 	}
 	req := *f
+	if req.Type == TypeDNSAnswer {
+		// Made here, not in the background, so that the caller bounds
+		// how many are in flight; and bounded in time: the guest
+		// (untrusted) need not take it, and the agent's query has
+		// timed out by then anyway. No reply frame follows.
+		ctx, cancel := context.WithTimeout(h.ctx, DNSAnswerTimeout)
+		defer cancel()
+		return h.cc.Invoke(ctx, method, &req, new(Frame), callOptions()...)
+	}
 	go func() {
 		r := new(Frame)
 		err := h.cc.Invoke(h.ctx, method, &req, r, callOptions()...)
-		if req.Type == TypeDNSAnswer {
-			// No reply is awaited: the agent's query times out.
-			return
-		}
 		if err != nil {
 			r = &Frame{Container: req.Container, Proc: req.Proc, Error: statusText(err)}
 		}

@@ -248,7 +248,10 @@ func (a *Agent) handle(f *Frame) error {
 		return a.create(ctr, name, f.Create)
 	case TypeStart, TypeExec:
 		// Replied to here: the process's exit, which may come at once,
-		// is reported after the reply that started it.
+		// is written after the reply that started it. (On the agent
+		// channel the two travel on different HTTP/2 streams and may
+		// reach the host in either order; the host registers a process
+		// before it asks for it.)
 		var err error
 		if f.Type == TypeStart {
 			err = a.start(ctr, name)

@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -209,5 +210,39 @@ func TestBindShares(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(src, "f")); err != nil {
 		t.Errorf("the source after unbind: %v", err)
+	}
+}
+
+// A guest (untrusted) that floods DNS queries and never takes the
+// answers holds at most maxDNSRelays relays of the shim at once; the rest
+// are dropped and counted.
+func TestShimBoundsDNSRelays(t *testing.T) {
+	host, guest := channelPair(t)
+	s := &shim{cfg: &vmConfig{}, pending: map[uint64]chan *agent.Frame{}, exit: make(chan int, 1),
+		conn: host, gone: make(chan struct{}), dnsSlots: make(chan struct{}, maxDNSRelays)}
+	go s.readLoop()
+	before := runtime.NumGoroutine()
+	const flood = 2000
+	for i := range flood {
+		if err := guest.Write(&agent.Frame{Type: agent.TypeDNSQuery, ID: uint64(i + 1), DNS: &agent.DNSQuery{Server: "127.0.0.11"}, Data: []byte("q")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The agent's side takes a few answers into its queue, then none:
+	// the relays fill up and stay full until their calls time out.
+	deadline := time.Now().Add(agent.DNSAnswerTimeout / 2)
+	for (len(s.dnsSlots) < maxDNSRelays || s.dnsDropped.Load() == 0) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got, d := len(s.dnsSlots), s.dnsDropped.Load(); got != maxDNSRelays || d == 0 {
+		t.Fatalf("%d relays in flight, %d queries dropped; want the bound, %d, and drops", got, d, maxDNSRelays)
+	}
+	// Each relay holds its goroutine, its call's and gRPC's per stream:
+	// a few each, whatever the flood.
+	if n := runtime.NumGoroutine() - before; n > 8*maxDNSRelays {
+		t.Errorf("%d goroutines more during the flood (bound %d relays)", n, maxDNSRelays)
+	}
+	if d := s.dnsDropped.Load(); d > flood-maxDNSRelays {
+		t.Errorf("%d of %d queries dropped: fewer than the bound relayed", d, flood)
 	}
 }

@@ -133,7 +133,7 @@ func ShimMain(args []string) int {
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		return fail(err)
 	}
-	s := &shim{dir: dir, cfg: &cfg, pending: map[uint64]chan *agent.Frame{}, exit: make(chan int, 1)}
+	s := &shim{dir: dir, cfg: &cfg, pending: map[uint64]chan *agent.Frame{}, exit: make(chan int, 1), dnsSlots: make(chan struct{}, maxDNSRelays)}
 	if cfg.Pod {
 		return s.runPod(ctl, sigs, fail)
 	}
@@ -281,8 +281,12 @@ type shim struct {
 	// virtiofsdExited is closed when virtiofsd ends (nil without one).
 	virtiofsdExited chan struct{}
 	// dns relays the guest's DNS queries to the loopback name servers
-	// of the container's namespace (nil without one).
-	dns *nsDialer
+	// of the container's namespace (nil without one); dnsSlots bounds
+	// the relays at once (maxDNSRelays), dnsDropped counts the queries
+	// dropped past them.
+	dns        *nsDialer
+	dnsSlots   chan struct{}
+	dnsDropped atomic.Uint64
 
 	execMu  sync.Mutex
 	execs   map[string]*execClient
@@ -539,7 +543,20 @@ func (s *shim) readLoop() {
 				log.Printf("agent: %s", f.Error)
 			}
 		case agent.TypeDNSQuery:
-			go s.relayDNS(f)
+			// At most maxDNSRelays at once: the guest is untrusted, and
+			// a query past them goes unanswered (its resolver asks
+			// again) rather than holding more of the host.
+			select {
+			case s.dnsSlots <- struct{}{}:
+				go func() {
+					defer func() { <-s.dnsSlots }()
+					s.relayDNS(f)
+				}()
+			default:
+				if s.dnsDropped.Add(1) == 1 {
+					log.Printf("agent: over %d DNS queries at once: dropping the rest", maxDNSRelays)
+				}
+			}
 		case agent.TypeOutput:
 			if s.pod != nil {
 				s.pod.event(f)
@@ -670,6 +687,11 @@ func (s *shim) joinNetns() ([]*os.File, error) {
 	log.Printf("network: %d interfaces wired in %v", len(nics), time.Since(t0).Round(time.Microsecond))
 	return taps, nil
 }
+
+// maxDNSRelays bounds the guest's DNS queries relayed at once (each a
+// goroutine, a socket in the container's namespace and an answering
+// call of at most agent.DNSAnswerTimeout).
+const maxDNSRelays = 64
 
 // relayDNS answers a guest's DNS query with the answer of the name
 // server it names, asked in the container's namespace.
