@@ -519,9 +519,13 @@ func (s *shim) call(f *agent.Frame) (*agent.Frame, error) {
 // readLoop dispatches what the agent sends: replies to their requests,
 // output to the shim's stdout and stderr, the exit status.
 func (s *shim) readLoop() {
+	// This conversation's channel, read once: a failed template restore
+	// clears s.conn (and a cold boot sets a new one) while this loop
+	// may still be reading the old.
+	conn := s.conn
 	defer close(s.gone)
 	for {
-		f, err := s.conn.Read()
+		f, err := conn.Read()
 		if err != nil {
 			if agent.Recoverable(err) {
 				log.Printf("agent: %v", err)
