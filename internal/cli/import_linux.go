@@ -3,16 +3,11 @@
 package cli
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/berth-dev/berth/internal/engine"
 )
@@ -27,21 +22,15 @@ func newImportCommand(g *globalOptions) *cobra.Command {
 			if strings.Contains(args[0], "://") {
 				return fmt.Errorf("import %s: berth does not fetch URLs: download the tarball, then import the file or pipe it in (-)", args[0])
 			}
-			var r io.Reader = os.Stdin
-			if args[0] != "-" {
-				f, err := os.Open(args[0])
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				r = f
-			} else if term.IsTerminal(int(os.Stdin.Fd())) {
-				return errors.New("import: pipe a tarball to stdin, or name its file")
+			r, closeInput, err := openInput(args[0], "import: pipe a tarball to stdin, or name its file")
+			if err != nil {
+				return err
 			}
+			defer closeInput()
 			if len(args) == 2 {
 				o.Reference = args[1]
 			}
-			id, err := e.Import(ctx, bufio.NewReaderSize(r, 1<<20), o)
+			id, err := e.Import(ctx, r, o)
 			if err != nil {
 				return err
 			}

@@ -74,19 +74,13 @@ func newLoadCommand(g *globalOptions) *cobra.Command {
 		Short: "Load images from a tar archive (docker-archive or oci-archive, optionally compressed)",
 		Args:  cobra.NoArgs,
 		RunE: g.withImages(func(ctx context.Context, s *image.Service, args []string) error {
-			var r io.Reader = os.Stdin
-			if input != "" && input != "-" {
-				f, err := os.Open(input)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				r = f
-			} else if term.IsTerminal(int(os.Stdin.Fd())) {
-				return errors.New("load: give -i FILE or pipe an archive to stdin")
+			r, closeInput, err := openInput(input, "load: give -i FILE or pipe an archive to stdin")
+			if err != nil {
+				return err
 			}
+			defer closeInput()
 			unpackProcs()
-			recs, err := s.Load(ctx, bufio.NewReaderSize(r, 1<<20), image.LoadOptions{Name: name, Platform: platform})
+			recs, err := s.Load(ctx, r, image.LoadOptions{Name: name, Platform: platform})
 			if err != nil {
 				return err
 			}
@@ -105,4 +99,21 @@ func newLoadCommand(g *globalOptions) *cobra.Command {
 	cmd.Flags().StringVar(&platform, "platform", "", "os/arch[/variant] to load from a multi-platform archive")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the names loaded")
 	return cmd
+}
+
+// openInput opens a command's input, buffered: the file name names, or
+// stdin for "" or "-", which must not be a terminal (onTerminal says what
+// to do instead).
+func openInput(name, onTerminal string) (io.Reader, func(), error) {
+	if name != "" && name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		return bufio.NewReaderSize(f, 1<<20), func() { f.Close() }, nil
+	}
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		return nil, nil, errors.New(onTerminal)
+	}
+	return bufio.NewReaderSize(os.Stdin, 1<<20), func() {}, nil
 }
