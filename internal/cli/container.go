@@ -1017,8 +1017,8 @@ func notifySignals(c *engine.Container, o attachOptions) (sigs <-chan unix.Signa
 var faultSignals = []os.Signal{unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGTRAP, unix.SIGSYS, unix.SIGPROF}
 
 // followAttached passes signals on while it waits for the container's
-// exit or our detach keys, records the exit (unless a restart policy
-// leaves it to the monitor's exit handler), and returns the container's
+// exit or our detach keys, records the exit (unless the monitor's exit
+// handler does: a restart policy), and returns the container's
 // code as ours.
 func followAttached(ctx context.Context, e *engine.Engine, c *engine.Container, st *engine.Started, sigs <-chan unix.Signal, restore func()) error {
 	go func() {
@@ -1042,10 +1042,8 @@ func followAttached(ctx context.Context, e *engine.Engine, c *engine.Container, 
 	if err != nil {
 		return &ExitError{Code: 125, Err: err}
 	}
-	if c.HostConfig.RestartPolicy.Name == "no" || c.HostConfig.RestartPolicy.Name == "" {
-		if err := e.Finish(context.WithoutCancel(ctx), c.ID, code); err != nil {
-			fmt.Fprintf(os.Stderr, "berth: %v\n", err)
-		}
+	if err := st.Finish(context.WithoutCancel(ctx), code); err != nil {
+		fmt.Fprintf(os.Stderr, "berth: %v\n", err)
 	}
 	if code != 0 {
 		return &ExitError{Code: code}

@@ -26,12 +26,17 @@ import (
 // start, which starts the container with the attached streams; an attach
 // to a running one goes through its monitor's attach socket.
 //
-// Either way the streams reach the monitor as pipes, and the monitor's
-// exit handler records the exit (MonitorRecordsExit): the client may go
-// at any moment without the exit going unrecorded. When it goes (client:
-// a failed write, or its hang-up), everything of its attach goes with
-// it at once, however quiet the container: the copies, our pipe ends, a
-// held attach, and the monitor's hold on its streams (Started.Detach).
+// Either way the streams reach the monitor as pipes. The start's own
+// attach records the exit itself when the container has no restart
+// policy (Started.Finish, in serve's process, off the client's context):
+// a docker run --rm waits for that, and a monitor's exit handler would
+// be one more process to start on its way. Every other attach leaves
+// the exit to the handler. The client may go at any moment without the
+// exit going unrecorded: when it goes (client: a failed write, or its
+// hang-up), everything of its attach goes with it at once, however
+// quiet the container: the copies, our pipe ends, a held attach, and the
+// monitor's hold on its streams (Started.Detach), which hands the exit
+// back to the handler.
 
 // maxPending bounds the attaches held for one container.
 const maxPending = 16
@@ -55,8 +60,10 @@ type attachment struct {
 
 // files hands the container's ends to the engine; closeOurs drops our
 // copies once the monitor has its own.
-func (a *attachment) files() *engine.Attach {
-	return &engine.Attach{Stdin: a.stdin, Stdout: a.stdout, Stderr: a.stderr, MonitorRecordsExit: true, DetachKeys: a.detachKeys}
+// starting: the attach the container starts with, which may record its
+// exit (above).
+func (a *attachment) files(starting bool) *engine.Attach {
+	return &engine.Attach{Stdin: a.stdin, Stdout: a.stdout, Stderr: a.stderr, MonitorRecordsExit: !starting, DetachKeys: a.detachKeys}
 }
 
 func (a *attachment) closeOurs() {
@@ -158,7 +165,7 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 
 // attachRunning hands a's streams to the running container's monitor.
 func (s *Server) attachRunning(r *http.Request, id string, a *attachment) {
-	st, err := s.e.Attach(r.Context(), id, a.files())
+	st, err := s.e.Attach(r.Context(), id, a.files(false))
 	a.closeOurs()
 	if err != nil {
 		a.client.hangUp()
@@ -167,13 +174,19 @@ func (s *Server) attachRunning(r *http.Request, id string, a *attachment) {
 	s.follow(st, a.client)
 }
 
-// follow waits for the container's exit, or lets go of it when the
-// client goes first.
+// follow waits for the container's exit, and records it when the start
+// left that to us, or lets go of it when the client goes first.
 func (s *Server) follow(st *engine.Started, cl *client) {
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
-		st.Wait()
+		code, err := st.Wait()
+		if err != nil || !st.RecordsExit() {
+			return
+		}
+		if err := st.Finish(context.Background(), code); err != nil {
+			s.log.Warn("recording a container's exit", "container", st.Container.ID, "err", err)
+		}
 	}()
 	go func() {
 		select {
@@ -359,7 +372,7 @@ func (s *Server) takePending(id string) []*attachment {
 // output through the attach socket once it runs).
 func (s *Server) startAttached(r *http.Request, id string, held []*attachment) error {
 	first := held[0]
-	st, err := s.e.Start(r.Context(), id, first.files())
+	st, err := s.e.Start(r.Context(), id, first.files(true))
 	first.closeOurs()
 	if err != nil {
 		for _, a := range held {

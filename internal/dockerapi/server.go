@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth-dev/berth/internal/trace"
 	"io"
 	"log/slog"
 	"net/http"
@@ -103,6 +104,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r = r.WithContext(context.WithValue(r.Context(), apiVersionKey{}, m[1]))
 		}
 		r.URL.Path, r.URL.RawPath = path, ""
+	}
+	if trace.On {
+		trace.Phase("api " + r.Method + " " + path)
+		defer trace.Phase("api-done " + r.Method + " " + path)
 	}
 	s.mux.ServeHTTP(w, r)
 }

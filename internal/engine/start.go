@@ -75,8 +75,10 @@ type Attach struct {
 	DetachKeys []byte
 	// MonitorRecordsExit: the monitor's exit handler records the exit
 	// (and removes an AutoRemove container), as for a detached start;
-	// the caller only watches. For callers that must not be the only
-	// ones to record it (berth serve: its client may go).
+	// the caller only watches. Without it (and without a restart
+	// policy, which the handler applies) the caller records the exit
+	// with Started.Finish, sparing a process start; a caller that lets
+	// go first (Detach) leaves it to the handler again.
 	MonitorRecordsExit bool
 	// StdinOnce: the end of Stdin ends the container's stdin (without a
 	// tty), as that of the caller that started it does: the CRI's
@@ -102,9 +104,32 @@ type Started struct {
 	// its detach keys (nil: no event).
 	keysDetached func()
 	// done, when set, runs once the caller lets go of the container
-	// (Wait returned, or Detach).
+	// (Wait returned, or Detach; Finish for a caller that records).
 	done     func()
 	doneOnce sync.Once
+	// recordsExit: the monitor leaves the exit to this caller (its
+	// original one, attached, with no 'h' flag): after Wait's code,
+	// Finish. finishExit records it; recordLostExit, after a Detach,
+	// records an exit the monitor may have left to this caller.
+	recordsExit    bool
+	finishExit     func(ctx context.Context, code int) error
+	recordLostExit func()
+}
+
+// RecordsExit says whether the caller records the container's exit: the
+// code Wait returns goes to Finish. Otherwise the monitor's exit handler
+// records it (a restart policy, MonitorRecordsExit, a later attach).
+func (s *Started) RecordsExit() bool { return s.recordsExit }
+
+// Finish records the exit Wait returned (RecordsExit): the runtime's
+// state deleted, the root filesystem unmounted, an AutoRemove container
+// removed. It is the caller's last step; ctx should outlive its client.
+func (s *Started) Finish(ctx context.Context, code int) error {
+	defer s.finish()
+	if !s.recordsExit {
+		return nil
+	}
+	return s.finishExit(ctx, code)
 }
 
 func (s *Started) finish() {
@@ -128,15 +153,24 @@ func (s *Started) Detach() {
 		raw.Control(func(fd uintptr) { unix.Shutdown(int(fd), unix.SHUT_RDWR) })
 	}
 	s.notifyFile.Close()
+	if s.recordsExit {
+		// An exit whose "X" the monitor wrote before it saw us go was
+		// left to us, and the close lost it.
+		s.recordLostExit()
+	}
 }
 
 // Wait waits for the first exit of an attached container and returns its
-// exit code. The caller then records it (Finish) unless the monitor runs
-// the exit handler (a restart policy). ErrDetached: the caller typed its
+// exit code. The caller then records it (Finish) when RecordsExit; else
+// the monitor's exit handler does. ErrDetached: the caller typed its
 // detach keys, the container runs on and the exit handler will record
 // its exit.
-func (s *Started) Wait() (int, error) {
-	defer s.finish()
+func (s *Started) Wait() (code int, err error) {
+	defer func() {
+		if !s.recordsExit || err != nil {
+			s.finish()
+		}
+	}()
 	defer s.notifyFile.Close()
 	if s.reap && s.monitor != nil {
 		// A long-lived caller reaps the monitor it started (it may
@@ -284,6 +318,9 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 			flags += "h"
 		}
 	}
+	callerRecords := attach != nil && !strings.Contains(flags, "h")
+	if attach != nil {
+	}
 	if c.Config.OpenStdin {
 		flags += "i"
 	}
@@ -371,6 +408,11 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 		keysDetached: func() { e.emit(c, "detach", nil) }}
 	if refillAtDone {
 		st.done = e.spares.refill
+	}
+	if callerRecords {
+		st.recordsExit = true
+		st.finishExit = func(ctx context.Context, code int) error { return e.Finish(ctx, c.ID, code) }
+		st.recordLostExit = func() { e.recordLostExit(c.ID) }
 	}
 	defer func() {
 		if retErr != nil {
@@ -849,6 +891,23 @@ func (e *Engine) Finish(ctx context.Context, id string, code int) error {
 		}
 	}
 	return nil
+}
+
+// recordLostExit records the exit of a container whose recording caller
+// let go of it (Started.Detach) if the container had exited by then: the
+// monitor may have handed that exit to the caller (its "X" written
+// before it saw the caller go) and so run no handler. An exit the
+// handler records as well is recorded once (finishExitLocked), and
+// removed once. A container that exits later is the handler's.
+func (e *Engine) recordLostExit(id string) {
+	code, _, ok := e.readExitFile(id)
+	if !ok {
+		return
+	}
+	ctx := context.Background()
+	if err := e.Finish(ctx, id, code); err != nil {
+		log.From(ctx).Warn("recording the exit of a container whose caller went", "container", id, "err", err)
+	}
 }
 
 // finishExitLocked records an exit once (a record no longer running is
