@@ -3,6 +3,7 @@
 package engine
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -386,6 +387,16 @@ func (e *Engine) StopWith(ctx context.Context, ref string, o StopOptions) error 
 	if err != nil {
 		return err
 	}
+	var rec *exitRecorder
+	if lerr == nil {
+		// The exit is ours to record, sparing the monitor's handler
+		// (a process start) on the way to stop's answer.
+		rec = e.takeExit(c)
+		defer rec.close()
+		if rec != nil {
+			stopAtForTest("exit-claimed")
+		}
+	}
 	if lerr == nil {
 		if rc.Status() == runtime.StatusPaused {
 			rc.Resume()
@@ -406,11 +417,83 @@ func (e *Engine) StopWith(ctx context.Context, ref string, o StopOptions) error 
 			waitCtx(ctx, rc, 30*time.Second)
 		}
 	}
+	if code, ok := rec.exitCode(30 * time.Second); ok {
+		// Recorded whatever becomes of the caller: the monitor counts
+		// on it. Killed before it is, the next command that reads the
+		// record reconciles it from the exit file.
+		ctx := context.WithoutCancel(ctx)
+		recorded, err := e.recordExit(ctx, c.ID, code)
+		if err != nil {
+			return err
+		}
+		e.emit(c, "stop", nil)
+		return e.removeIfAuto(ctx, recorded)
+	}
 	if err := e.waitRecorded(ctx, c.ID, 30*time.Second); err != nil {
 		return err
 	}
 	e.emit(c, "stop", nil)
 	return nil
+}
+
+// exitRecorder is a stop's claim on the monitor's report of the exit
+// (the attach socket's "H"): the monitor sends it "X <code>" and runs no
+// exit handler, so the stopper records the exit itself. A claim that
+// ends without the code (closed, the monitor gone) leaves the exit to
+// the handler, or to the reconciliation of a record whose monitor died.
+type exitRecorder struct {
+	conn *os.File
+	r    *bufio.Reader
+}
+
+// takeExit claims the exit of running container c; nil where the monitor
+// declines (a restart policy or a watching caller: its handler records;
+// another stop claimed it) or cannot be reached.
+func (e *Engine) takeExit(c *Container) *exitRecorder {
+	conn, err := e.dialMonitor(c)
+	if err != nil {
+		return nil
+	}
+	x := &exitRecorder{conn: conn, r: bufio.NewReader(conn)}
+	if _, err := conn.Write([]byte("H\n")); err != nil {
+		x.close()
+		return nil
+	}
+	if line, err := x.readLine(5 * time.Second); err != nil || !strings.HasPrefix(line, "S ") {
+		x.close()
+		return nil
+	}
+	return x
+}
+
+// readLine reads the monitor's next line, waiting at most d.
+func (x *exitRecorder) readLine(d time.Duration) (string, error) {
+	tv := unix.NsecToTimeval(d.Nanoseconds())
+	if err := unix.SetsockoptTimeval(int(x.conn.Fd()), unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return "", err
+	}
+	return x.r.ReadString('\n')
+}
+
+// exitCode waits at most d for the exit's code; false without one.
+func (x *exitRecorder) exitCode(d time.Duration) (int, bool) {
+	if x == nil || x.conn == nil {
+		return 0, false
+	}
+	defer x.close()
+	line, err := x.readLine(d)
+	if err != nil || !strings.HasPrefix(line, "X ") {
+		return 0, false
+	}
+	code, err := strconv.Atoi(strings.TrimSpace(line[2:]))
+	return code, err == nil
+}
+
+func (x *exitRecorder) close() {
+	if x != nil && x.conn != nil {
+		x.conn.Close()
+		x.conn = nil
+	}
 }
 
 func waitCtx(ctx context.Context, rc runtime.Container, d time.Duration) {

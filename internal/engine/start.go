@@ -873,22 +873,35 @@ func (e *Engine) readExitFile(id string) (int, time.Time, bool) {
 // when no exit handler runs: the runtime's state is deleted and the root
 // filesystem unmounted; with AutoRemove the container is removed.
 func (e *Engine) Finish(ctx context.Context, id string, code int) error {
-	unlock, err := e.lock(ctx, id)
+	c, err := e.recordExit(ctx, id, code)
 	if err != nil {
 		return err
+	}
+	return e.removeIfAuto(ctx, c)
+}
+
+// recordExit is Finish but for the removal: it returns the record as
+// written (nil: it was recorded or removed by another meanwhile).
+func (e *Engine) recordExit(ctx context.Context, id string, code int) (*Container, error) {
+	unlock, err := e.lock(ctx, id)
+	if err != nil {
+		return nil, err
 	}
 	_, c, err := e.finishExitLocked(ctx, id, code, e.exitTime(id))
 	unlock()
 	if errors.Is(err, store.ErrNotFound) {
-		return nil // reconciled and removed by another command meanwhile
+		return nil, nil // reconciled and removed by another command meanwhile
 	}
-	if err != nil {
+	return c, err
+}
+
+// removeIfAuto removes c, an exit recordExit wrote, if it is AutoRemove.
+func (e *Engine) removeIfAuto(ctx context.Context, c *Container) error {
+	if c == nil || !c.HostConfig.AutoRemove {
+		return nil
+	}
+	if err := e.Remove(ctx, c.ID, RemoveOptions{Force: true, Volumes: true}); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
-	}
-	if c != nil && c.HostConfig.AutoRemove {
-		if err := e.Remove(ctx, id, RemoveOptions{Force: true, Volumes: true}); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
 	}
 	return nil
 }

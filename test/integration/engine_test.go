@@ -811,6 +811,51 @@ func TestEngineCLIKilledBeforeRecordingMonitor(t *testing.T) {
 	e.checkNothingLeft()
 }
 
+// A stop records the exit itself: it claims it from the monitor (the
+// attach socket's "H"), which then runs no exit handler. A stopper killed
+// after its claim and before the exit must leave the exit to the handler
+// again: with nobody reading the record, the run ends (its root
+// filesystem unmounted, the monitor gone) all the same. And an uncut stop
+// records the exit and its code as before.
+func TestEngineStopperKilledAfterClaim(t *testing.T) {
+	e := newEngine(t)
+	e.loadDemoImage()
+	id := strings.TrimSpace(e.run("run", "-d", "--name", "claimed", demoImage, "sleep", "100"))
+	c := e.inspect("claimed")
+	monitor := e.monitorOf(id)
+	cmd := e.command("stop", "-t", "100", "claimed")
+	cmd.Env = append(cmd.Env, "_BERTH_TEST_STOP_AT=exit-claimed")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor(t, 10*time.Second, "the stop to claim the exit and stop itself", func() bool {
+		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+		return strings.Contains(string(st), ") T ")
+	})
+	cmd.Process.Kill()
+	cmd.Wait()
+	if err := syscall.Kill(c.State.Pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill the container's process: %v", err)
+	}
+	rootfs := filepath.Join(e.state, "containers", id, "rootfs")
+	waitFor(t, 20*time.Second, "the monitor's exit handler to end the run (no berth command reads the record meanwhile)", func() bool {
+		mounts, _ := os.ReadFile("/proc/self/mountinfo")
+		return syscall.Kill(monitor, 0) != nil && !strings.Contains(string(mounts), " "+rootfs+" ")
+	})
+	if got := e.inspect("claimed"); got.State.Status != "exited" || got.State.ExitCode != 137 {
+		t.Errorf("after the claiming stop was killed and the container too: %+v, want exited 137", got.State)
+	}
+	// A stop that is not cut short records the exit itself, with its code.
+	e.run("start", "claimed")
+	e.run("stop", "-t", "100", "-s", "KILL", "claimed")
+	if got := e.inspect("claimed"); got.State.Status != "exited" || got.State.ExitCode != 137 {
+		t.Errorf("after stop -s KILL: %+v, want exited 137", got.State)
+	}
+	e.run("rm", "claimed")
+	e.checkNothingLeft()
+}
+
 // monitors returns the pids of this engine's monitors.
 func (e *engineEnv) monitors() []int {
 	out, _ := exec.Command("pgrep", "-x", "berth-monitor").Output()

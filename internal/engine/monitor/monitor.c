@@ -33,7 +33,12 @@
 // CLIs at once: output goes to each, input comes from each. A client
 // with no terminal to copy the size from sends "W <rows> <cols>\n" (no
 // files) instead: the pty gets that size, the answer is "S <pid>" or
-// "E <message>", and the connection ends.
+// "E <message>", and the connection ends. A caller about to stop the
+// container sends "H\n" (no files) to record the exit itself: answered
+// "S <pid>", it gets "X <code>" at the exit, and no exit handler runs if
+// that line reached it; a recorder that went before the exit leaves it
+// to the handler. There is one recorder at a time, and none where the
+// handler must run (flag h).
 //
 // Parked (_BERTH_MONITOR=P, started by a long-lived engine ahead of need):
 // the monitor forks its start child at once, so that the child's Go
@@ -703,6 +708,11 @@ static void release_ports(void)
 
 static pid_t container;
 static int attached, handler_always;
+// The caller that records this run's exit itself (an "H" request on the
+// attach socket: a stop), or -1. It gets "X <code>" at the exit, and
+// while it is there to get it no exit handler runs; one that went
+// before leaves the exit to the handler.
+static int recorder_fd = -1;
 static int master = -1, stdin_w = -1;
 // The container's input: its stdin pipe (or, with a tty, the pty master),
 // written without blocking, from a buffer of what the attached stdin gave:
@@ -914,6 +924,19 @@ static void accept_attach(void)
 			close(c);
 			return;
 		}
+	} else if (n > 0 && buf[0] == 'H' && npassed == 0) {
+		// "H": the caller (a stop) records the coming exit itself.
+		if (!container)
+			why = "the container is not running";
+		else if (handler_always)
+			why = "the exit handler records this container's exits (a restart policy or a watching caller)";
+		else if (recorder_fd >= 0)
+			why = "another caller records this container's exit";
+		if (!why) {
+			recorder_fd = c;
+			dprintf(c, "S %d\n", container);
+			return;
+		}
 	} else if (n <= 0 || buf[0] != 'A' || sscanf(buf, "A %7s %65s", flags, keys) != 2)
 		why = "bad attach request";
 	else if (npassed != (strchr(flags, 'i') ? 3 : 2))
@@ -991,9 +1014,14 @@ static int container_exited(int st, int *code, pid_t *child, int *report, int *d
 	snprintf(line, sizeof line, "X %d\n", *code);
 	notify("%s", line);
 	// The CLI that started the monitor records the exit if it is still
-	// there and got the code; CLIs attached later leave it to the
-	// handler.
+	// there and got the code, and so does a recorder (a stop) that got
+	// it; CLIs attached later leave it to the handler.
 	int cli_records = original_cli && notify_fd >= 0;
+	if (recorder_fd >= 0) {
+		if (write_all(recorder_fd, line, strlen(line)) == 0)
+			cli_records = 1;
+		close_fd(&recorder_fd);
+	}
 	for (int i = 0; i < MAX_CLIENTS; i++) {
 		if (clients[i].used && !clients[i].orig)
 			tell(&clients[i], line);
@@ -1230,7 +1258,7 @@ static void run_monitor(const char *flags)
 	int early_status = 0;
 
 	for (;;) {
-		struct pollfd p[8 + 2 * MAX_CLIENTS];
+		struct pollfd p[9 + 2 * MAX_CLIENTS];
 		int np = 0;
 		p[np++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 		int i_report = -1, i_out = -1, i_err = -1, i_master = -1, i_notify = -1;
@@ -1254,6 +1282,12 @@ static void run_monitor(const char *flags)
 		if (master >= 0) {
 			i_master = np;
 			p[np++] = (struct pollfd){ .fd = master, .events = POLLIN | (inlen > 0 ? POLLOUT : 0) };
+		}
+		int i_recorder = -1;
+		if (recorder_fd >= 0) {
+			// Only POLLERR/POLLHUP matter: the recorder went.
+			i_recorder = np;
+			p[np++] = (struct pollfd){ .fd = recorder_fd, .events = 0 };
 		}
 		int i_listen = -1;
 		if (attach_listen >= 0) {
@@ -1324,6 +1358,8 @@ static void run_monitor(const char *flags)
 		}
 		if (i_notify >= 0 && (p[i_notify].revents & (POLLERR | POLLHUP)))
 			drop_original();
+		if (i_recorder >= 0 && (p[i_recorder].revents & (POLLERR | POLLHUP)))
+			close_fd(&recorder_fd);
 		for (int i = 0; i < MAX_CLIENTS; i++)
 			if (i_cnotify[i] >= 0 && (p[i_cnotify[i]].revents & (POLLERR | POLLHUP)) && clients[i].used)
 				drop_client(&clients[i]);
