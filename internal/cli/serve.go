@@ -126,6 +126,13 @@ restarting it leaves them running.`,
 			defer cancel()
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level.Level}))
 			dumpStacksOn(ctx, syscall.SIGUSR1, os.Stderr, log)
+			// The network DELs an earlier serve deferred and did not run
+			// (killed, or a DEL failed): beside the servers' start.
+			go func() {
+				if err := e.SweepDeferredDels(ctx); err != nil {
+					log.Warn("deferred network DELs left by an earlier serve", "err", err)
+				}
+			}()
 			var servers []func() error
 			if len(listeners) > 0 {
 				servers = append(servers, func() error { return serveDocker(ctx, e, listeners, log) })

@@ -30,7 +30,10 @@
 // Lock order: the container's flock, then the hosts-file lock
 // (<state>/locks/hosts), then a store transaction (short, never held
 // across a wait); the network manager's lock (<root>/networks/lock) is
-// taken inside a container's lock and never around one. The volumes lock
+// taken inside a container's lock and never around one. A deferred DEL's
+// journal (<root>/netdel/<id>, its flock: netdefer.go) is taken with no
+// engine lock held but, at a start, the container's own; the network
+// manager's lock is taken inside it. The volumes lock
 // (<root>/volumes/.lock) comes after the container's flock and before a
 // transaction; nothing else is taken under it. It makes a volume's
 // resolution and the record of its use one step against rm and prune.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/events"
@@ -24,7 +25,7 @@ import (
 // each is private (privdir.Ensure), and system reset removes them and
 // nothing else.
 var (
-	RootDirs  = []string{"content", "snapshots", "images", "engine", "containers", "volumes", "networks", "events", "vm", "pods"}
+	RootDirs  = []string{"content", "snapshots", "images", "engine", "containers", "volumes", "networks", "events", "vm", "pods", "netdel"}
 	StateDirs = []string{"containers", "runtime", "locks", "netns", "networks", "dns", "vm", "pods"}
 )
 
@@ -75,7 +76,8 @@ type Engine struct {
 	unwatch   context.CancelFunc
 	driver    *drivers
 	events    *events.Journal
-	spares    *spares // SpareMonitor only; shared by InNamespace's copies
+	spares    *spares     // SpareMonitor only; shared by InNamespace's copies
+	netdel    *netdelRuns // Reap only: deferred DELs in progress (netdefer.go); shared
 }
 
 // Open opens the engine's store under opts.Root.
@@ -113,6 +115,7 @@ func Open(opts Options) (*Engine, error) {
 		e.spares = newSpares(opts.Exe, opts.Root, opts.State)
 	}
 	if opts.Reap {
+		e.netdel = &netdelRuns{}
 		// Long-lived: waits for what another process records (an exit,
 		// a removal) wake at its event rather than at their next poll.
 		ctx, cancel := context.WithCancel(context.Background())
@@ -134,6 +137,10 @@ func (e *Engine) Root() string { return e.opts.Root }
 // Close releases the store.
 func (e *Engine) Close() error {
 	e.spares.close()
+	if e.netdel != nil {
+		// What is cut short stays journaled for the next start.
+		e.netdel.wait(10 * time.Second)
+	}
 	if e.unwatch != nil {
 		e.unwatch()
 	}

@@ -4,6 +4,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -128,6 +129,10 @@ func (e *Engine) RemoveNetwork(ctx context.Context, name string) error {
 	users, err := e.NetworkUsers(ctx, name)
 	if err != nil {
 		return err
+	}
+	// The DELs deferred on it need its configuration: they go first.
+	if err := e.runDeferredDels(ctx, name); err != nil {
+		return fmt.Errorf("network %s: the deferred DELs of removed containers: %w", name, err)
 	}
 	c, err := m.Get(ctx, name)
 	if err != nil {

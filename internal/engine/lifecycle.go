@@ -286,7 +286,7 @@ func (e *Engine) destroyWith(ctx context.Context, id string, volumesOf *Containe
 	if err := e.deleteRuntime(ctx, id); err != nil {
 		errs = append(errs, err)
 	}
-	if err := e.teardownNetwork(ctx, id); err != nil {
+	if err := e.teardownNetworkFor(ctx, id, true); err != nil {
 		errs = append(errs, err)
 	}
 	unmountRootfs(e.rootfs(id))
@@ -422,12 +422,16 @@ func (e *Engine) StopWith(ctx context.Context, ref string, o StopOptions) error 
 		// on it. Killed before it is, the next command that reads the
 		// record reconciles it from the exit file.
 		ctx := context.WithoutCancel(ctx)
-		recorded, err := e.recordExit(ctx, c.ID, code)
+		recorded, err := e.recordExit(ctx, c.ID, code, runOf{monitorPid: c.State.MonitorPid, monitorStart: c.State.MonitorStart})
 		if err != nil {
 			return err
 		}
-		e.emit(c, "stop", nil)
-		return e.removeIfAuto(ctx, recorded)
+		if recorded != nil {
+			e.emit(c, "stop", nil)
+			return e.removeIfAuto(ctx, recorded)
+		}
+		// Recorded by another (an attached caller), or the record is
+		// another run's: as without a claim.
 	}
 	if err := e.waitRecorded(ctx, c.ID, 30*time.Second); err != nil {
 		return err
@@ -459,7 +463,14 @@ func (e *Engine) takeExit(c *Container) *exitRecorder {
 		x.close()
 		return nil
 	}
-	if line, err := x.readLine(5 * time.Second); err != nil || !strings.HasPrefix(line, "S ") {
+	line, err := x.readLine(5 * time.Second)
+	if err != nil || !strings.HasPrefix(line, "S ") {
+		x.close()
+		return nil
+	}
+	if pid, err := strconv.Atoi(strings.TrimSpace(line[2:])); err != nil || pid != c.State.Pid {
+		// Another run than the one this stop read (it exited and was
+		// started again meanwhile): let go at once, its handler records.
 		x.close()
 		return nil
 	}

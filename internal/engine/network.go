@@ -546,6 +546,9 @@ func (e *Engine) plumbNetns(ctx context.Context, id string, nets []NetworkReques
 	if err != nil {
 		return nil, err
 	}
+	if err := e.finishDeferredDels(ctx, id); err != nil {
+		return nil, err
+	}
 	for i, req := range nets {
 		var cfg *network.Config
 		if req.CNI == nil {
@@ -624,6 +627,13 @@ func detachFrom(ctx context.Context, m *network.Manager, id, path string, eps []
 // endpoints: the next teardown runs their DELs (the veths went with the
 // namespace).
 func (e *Engine) releaseNetns(ctx context.Context, id string, eps []network.Endpoint) ([]network.Endpoint, error) {
+	return e.releaseNetnsFor(ctx, id, eps, false)
+}
+
+// releaseNetnsFor is releaseNetns; goingAway: the container's record goes
+// away with this run, so a long-lived engine defers the DELs it may
+// (netdefer.go).
+func (e *Engine) releaseNetnsFor(ctx context.Context, id string, eps []network.Endpoint, goingAway bool) ([]network.Endpoint, error) {
 	path := e.netnsPath(id)
 	if len(eps) == 0 {
 		netns.Remove(e.netnsDir(), id)
@@ -649,6 +659,11 @@ func (e *Engine) releaseNetns(ctx context.Context, id string, eps []network.Endp
 	if !slices.ContainsFunc(failed, isCNIEndpoint) {
 		netns.Remove(e.netnsDir(), id)
 	}
+	if goingAway && e.netdel != nil {
+		if later, now := splitDeferrable(outside); e.deferDels(ctx, id, later) {
+			outside = now
+		}
+	}
 	f, err2 := detachFrom(ctx, m, id, "", outside)
 	return append(failed, f...), errors.Join(err1, err2)
 }
@@ -665,12 +680,18 @@ func isCNIEndpoint(ep network.Endpoint) bool { return ep.CNI != nil }
 // teardownNetwork detaches a container that stopped and removes its
 // namespace; the name server forgets it.
 func (e *Engine) teardownNetwork(ctx context.Context, id string) error {
+	return e.teardownNetworkFor(ctx, id, false)
+}
+
+// teardownNetworkFor is teardownNetwork; goingAway: the record goes with
+// this run (a removal), as it does for an AutoRemove container.
+func (e *Engine) teardownNetworkFor(ctx context.Context, id string, goingAway bool) error {
 	c, err := e.get(ctx, id)
 	if err != nil {
 		netns.Remove(e.netnsDir(), id)
 		return nil
 	}
-	failed, err := e.releaseNetns(ctx, id, c.NetworkSettings.Endpoints)
+	failed, err := e.releaseNetnsFor(ctx, id, c.NetworkSettings.Endpoints, goingAway || c.HostConfig.AutoRemove)
 	e.emitEndpoints(ctx, "disconnect", id, slices.DeleteFunc(slices.Clone(c.NetworkSettings.Endpoints), func(ep network.Endpoint) bool {
 		return slices.ContainsFunc(failed, func(f network.Endpoint) bool { return f.Network == ep.Network })
 	}))

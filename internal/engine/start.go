@@ -319,8 +319,6 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 		}
 	}
 	callerRecords := attach != nil && !strings.Contains(flags, "h")
-	if attach != nil {
-	}
 	if c.Config.OpenStdin {
 		flags += "i"
 	}
@@ -409,10 +407,11 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 	if refillAtDone {
 		st.done = e.spares.refill
 	}
+	var run runOf // set once the record names this run's monitor
 	if callerRecords {
 		st.recordsExit = true
-		st.finishExit = func(ctx context.Context, code int) error { return e.Finish(ctx, c.ID, code) }
-		st.recordLostExit = func() { e.recordLostExit(c.ID) }
+		st.finishExit = func(ctx context.Context, code int) error { return e.finishRun(ctx, c.ID, code, run) }
+		st.recordLostExit = func() { e.recordLostExit(c.ID, run) }
 	}
 	defer func() {
 		if retErr != nil {
@@ -425,6 +424,7 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 		}
 	}()
 	mstart := procStart(cmd.Process.Pid)
+	run = runOf{monitorPid: cmd.Process.Pid, monitorStart: mstart}
 	if _, err := e.update(ctx, c.ID, func(r *Container) error {
 		r.State.MonitorPid, r.State.MonitorStart = cmd.Process.Pid, mstart
 		r.State.StopRequested = false
@@ -869,28 +869,49 @@ func (e *Engine) readExitFile(id string) (int, time.Time, bool) {
 	return code, time.Unix(0, ns).UTC(), true
 }
 
-// Finish records the exit of an attached container (Started.Wait's code)
-// when no exit handler runs: the runtime's state is deleted and the root
-// filesystem unmounted; with AutoRemove the container is removed.
-func (e *Engine) Finish(ctx context.Context, id string, code int) error {
-	c, err := e.recordExit(ctx, id, code)
+// runOf names one run of a container: its monitor (a start by hand
+// makes a new one; a restart policy's runs share it, and are never
+// recorded by a caller: see the 'h' flag).
+type runOf struct {
+	monitorPid   int
+	monitorStart uint64
+}
+
+// finishRun records the exit of run (Started.Wait's code, or a stop's
+// claim) when no exit handler runs: the runtime's state is deleted and
+// the root filesystem unmounted; with AutoRemove the container is
+// removed. A record that moved on to another run meanwhile (recorded,
+// reconciled and started again by another caller) is left alone.
+func (e *Engine) finishRun(ctx context.Context, id string, code int, run runOf) error {
+	c, err := e.recordExit(ctx, id, code, run)
 	if err != nil {
 		return err
 	}
 	return e.removeIfAuto(ctx, c)
 }
 
-// recordExit is Finish but for the removal: it returns the record as
-// written (nil: it was recorded or removed by another meanwhile).
-func (e *Engine) recordExit(ctx context.Context, id string, code int) (*Container, error) {
+// recordExit is finishRun but for the removal: it returns the record as
+// written (nil: it was recorded, removed or started again by another
+// meanwhile).
+func (e *Engine) recordExit(ctx context.Context, id string, code int, run runOf) (*Container, error) {
 	unlock, err := e.lock(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	_, c, err := e.finishExitLocked(ctx, id, code, e.exitTime(id))
-	unlock()
+	defer unlock()
+	cur, err := e.get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil // reconciled and removed by another command meanwhile
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cur.State.MonitorPid != run.monitorPid || cur.State.MonitorStart != run.monitorStart {
+		return nil, nil // another run's record now
+	}
+	_, c, err := e.finishExitLocked(ctx, id, code, e.exitTime(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
 	}
 	return c, err
 }
@@ -906,19 +927,19 @@ func (e *Engine) removeIfAuto(ctx context.Context, c *Container) error {
 	return nil
 }
 
-// recordLostExit records the exit of a container whose recording caller
-// let go of it (Started.Detach) if the container had exited by then: the
-// monitor may have handed that exit to the caller (its "X" written
-// before it saw the caller go) and so run no handler. An exit the
-// handler records as well is recorded once (finishExitLocked), and
-// removed once. A container that exits later is the handler's.
-func (e *Engine) recordLostExit(id string) {
+// recordLostExit records the exit of run, whose recording caller let go
+// of it (Started.Detach), if it had exited by then: the monitor may have
+// handed that exit to the caller (its "X" written before it saw the
+// caller go) and so run no handler. An exit the handler records as well
+// is recorded once (finishExitLocked), and removed once. A container
+// that exits later is the handler's.
+func (e *Engine) recordLostExit(id string, run runOf) {
 	code, _, ok := e.readExitFile(id)
 	if !ok {
 		return
 	}
 	ctx := context.Background()
-	if err := e.Finish(ctx, id, code); err != nil {
+	if err := e.finishRun(ctx, id, code, run); err != nil {
 		log.From(ctx).Warn("recording the exit of a container whose caller went", "container", id, "err", err)
 	}
 }
