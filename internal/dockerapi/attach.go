@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berth-dev/berth/internal/trace"
 	"io"
 	"net"
 	"net/http"
@@ -181,6 +182,7 @@ func (s *Server) follow(st *engine.Started, cl *client) {
 	go func() {
 		defer close(exited)
 		code, err := st.Wait()
+		trace.Phase("exit-reported")
 		if err != nil || !st.RecordsExit() {
 			return
 		}

@@ -962,7 +962,9 @@ func (e *Engine) finishExitLocked(ctx context.Context, id string, code int, at t
 		return false, nil, nil
 	}
 	// Before the runtime's state (and the cgroup's counters) go.
+	trace.Phase("exit-locked")
 	oomKilled := e.oomKilled(ctx, id)
+	trace.Phase("oom-checked")
 	e.cleanupRun(ctx, id, true)
 	restart := false
 	c, err = e.update(ctx, id, func(r *Container) error {
