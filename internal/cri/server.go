@@ -22,6 +22,7 @@ package cri
 import (
 	"context"
 	"errors"
+	"github.com/berth-dev/berth/internal/trace"
 	"log/slog"
 	"sync"
 	"time"
@@ -98,6 +99,10 @@ func grpcError(err error) error {
 // method, code and the time it took.
 func (s *Server) UnaryLogger(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	start := time.Now()
+	if trace.On {
+		trace.Phase("cri " + info.FullMethod)
+		defer trace.Phase("cri-done " + info.FullMethod)
+	}
 	resp, err := handler(ctx, req)
 	took := time.Since(start)
 	if err != nil && ctx.Err() != nil {
