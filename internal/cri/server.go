@@ -22,7 +22,6 @@ package cri
 import (
 	"context"
 	"errors"
-	"github.com/berth-dev/berth/internal/trace"
 	"log/slog"
 	"sync"
 	"time"
@@ -32,6 +31,7 @@ import (
 	"github.com/berth-dev/berth/internal/image"
 	"github.com/berth-dev/berth/internal/image/reference"
 	"github.com/berth-dev/berth/internal/image/remote"
+	"github.com/berth-dev/berth/internal/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"

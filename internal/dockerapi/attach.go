@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/berth-dev/berth/internal/trace"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/engine"
+	"github.com/berth-dev/berth/internal/trace"
 )
 
 // Attach through the hijacked connection (POST /containers/{id}/attach):
@@ -183,9 +183,10 @@ func (s *Server) follow(st *engine.Started, cl *client) {
 		defer close(exited)
 		code, err := st.Wait()
 		trace.Phase("exit-reported")
-		if err != nil || !st.RecordsExit() {
+		if err != nil {
 			return
 		}
+		// (Nothing to record where the monitor's handler does.)
 		if err := st.Finish(context.Background(), code); err != nil {
 			s.log.Warn("recording a container's exit", "container", st.Container.ID, "err", err)
 		}

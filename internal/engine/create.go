@@ -955,11 +955,41 @@ func filterResolv(data []byte) []byte {
 }
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return writeFileAtomicSync(path, data, mode, false)
+}
+
+// writeFileAtomicSync is writeFileAtomic; with sync, the file is synced
+// before the rename and its directory after it (what must survive a
+// host's crash: a deferred DEL's journal).
+func writeFileAtomicSync(path string, data []byte, mode os.FileMode, sync bool) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	_, err = f.Write(data)
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if !sync {
+		return nil
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
 }
 
 // mountRootfs mounts the container's overlay at its rootfs directory

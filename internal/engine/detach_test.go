@@ -73,7 +73,7 @@ func TestStartedRecordingCallerKeepsTheExit(t *testing.T) {
 		defer w.Close()
 		lost := 0
 		st := &Started{Container: &Container{ID: "0123456789ab"}, notify: bufio.NewReader(r), notifyFile: r,
-			recordsExit: true, recordLostExit: func() { lost++ }}
+			finishExit: func(context.Context, int) error { return nil }, recordLostExit: func() { lost++ }}
 		if _, err := w.Write([]byte("X 3\n")); err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +91,7 @@ func TestStartedRecordingCallerKeepsTheExit(t *testing.T) {
 		var recorded []int
 		done := 0
 		st := &Started{Container: &Container{ID: "0123456789ab"}, notify: bufio.NewReader(r), notifyFile: r,
-			recordsExit: true, done: func() { done++ },
+			done: func() { done++ },
 			finishExit: func(_ context.Context, code int) error {
 				if done != 0 {
 					t.Error("the caller let go of the container before it recorded the exit")

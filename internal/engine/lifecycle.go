@@ -139,7 +139,7 @@ func (e *Engine) refresh(ctx context.Context, c *Container) (*Container, error) 
 			return nil
 		})
 	}
-	restart, rec, err := e.finishExitLocked(ctx, c.ID, code, at)
+	restart, rec, err := e.finishExitLocked(ctx, c.ID, code, at, nil)
 	if err != nil {
 		return nil, err
 	}

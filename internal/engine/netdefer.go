@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -87,7 +86,7 @@ func (e *Engine) deferDels(ctx context.Context, id string, eps []network.Endpoin
 	if err != nil {
 		return false
 	}
-	if err := writeSynced(e.netdelFile(id), data); err != nil {
+	if err := writeFileAtomicSync(e.netdelFile(id), data, 0o600, true); err != nil {
 		log.From(ctx).Warn("journaling a container's network DELs; running them now", "container", id, "err", err)
 		return false
 	}
@@ -100,44 +99,6 @@ func (e *Engine) deferDels(ctx context.Context, id string, eps []network.Endpoin
 		}
 	})
 	return true
-}
-
-// writeSynced writes data to path whole: a temp file, synced, renamed.
-func writeSynced(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		os.Remove(tmp)
-		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_EXCL, 0o600)
-	}
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	// The rename itself, before the record forgets the endpoints: a
-	// host's crash must not keep the record's commit and lose this.
-	dir, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
 }
 
 // delTimeout bounds a journal's DELs, as a teardown's own (a plugin that
@@ -372,5 +333,5 @@ func splitDeferrable(eps []network.Endpoint) (later, now []network.Endpoint) {
 			now = append(now, ep)
 		}
 	}
-	return later, slices.Clip(now)
+	return later, now
 }

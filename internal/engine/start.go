@@ -107,11 +107,10 @@ type Started struct {
 	// (Wait returned, or Detach; Finish for a caller that records).
 	done     func()
 	doneOnce sync.Once
-	// recordsExit: the monitor leaves the exit to this caller (its
-	// original one, attached, with no 'h' flag): after Wait's code,
-	// Finish. finishExit records it; recordLostExit, after a Detach,
-	// records an exit the monitor may have left to this caller.
-	recordsExit    bool
+	// finishExit, set where the monitor leaves the exit to this caller
+	// (its original one, attached, with no 'h' flag), records Wait's
+	// code (Finish); recordLostExit, after a Detach, records an exit the
+	// monitor may have left to this caller.
 	finishExit     func(ctx context.Context, code int) error
 	recordLostExit func()
 }
@@ -119,14 +118,14 @@ type Started struct {
 // RecordsExit says whether the caller records the container's exit: the
 // code Wait returns goes to Finish. Otherwise the monitor's exit handler
 // records it (a restart policy, MonitorRecordsExit, a later attach).
-func (s *Started) RecordsExit() bool { return s.recordsExit }
+func (s *Started) RecordsExit() bool { return s.finishExit != nil }
 
 // Finish records the exit Wait returned (RecordsExit): the runtime's
 // state deleted, the root filesystem unmounted, an AutoRemove container
 // removed. It is the caller's last step; ctx should outlive its client.
 func (s *Started) Finish(ctx context.Context, code int) error {
 	defer s.finish()
-	if !s.recordsExit {
+	if !s.RecordsExit() {
 		return nil
 	}
 	return s.finishExit(ctx, code)
@@ -153,7 +152,7 @@ func (s *Started) Detach() {
 		raw.Control(func(fd uintptr) { unix.Shutdown(int(fd), unix.SHUT_RDWR) })
 	}
 	s.notifyFile.Close()
-	if s.recordsExit {
+	if s.RecordsExit() {
 		// An exit whose "X" the monitor wrote before it saw us go was
 		// left to us, and the close lost it.
 		s.recordLostExit()
@@ -167,7 +166,7 @@ func (s *Started) Detach() {
 // its exit.
 func (s *Started) Wait() (code int, err error) {
 	defer func() {
-		if !s.recordsExit || err != nil {
+		if !s.RecordsExit() || err != nil {
 			s.finish()
 		}
 	}()
@@ -407,12 +406,6 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 	if refillAtDone {
 		st.done = e.spares.refill
 	}
-	var run runOf // set once the record names this run's monitor
-	if callerRecords {
-		st.recordsExit = true
-		st.finishExit = func(ctx context.Context, code int) error { return e.finishRun(ctx, c.ID, code, run) }
-		st.recordLostExit = func() { e.recordLostExit(c.ID, run) }
-	}
 	defer func() {
 		if retErr != nil {
 			nr.Close()
@@ -424,7 +417,11 @@ func (e *Engine) startLocked(ctx context.Context, c *Container, attach *Attach) 
 		}
 	}()
 	mstart := procStart(cmd.Process.Pid)
-	run = runOf{monitorPid: cmd.Process.Pid, monitorStart: mstart}
+	if callerRecords {
+		run := runOf{monitorPid: cmd.Process.Pid, monitorStart: mstart}
+		st.finishExit = func(ctx context.Context, code int) error { return e.finishRun(ctx, c.ID, code, run) }
+		st.recordLostExit = func() { e.recordLostExit(c.ID, run) }
+	}
 	if _, err := e.update(ctx, c.ID, func(r *Container) error {
 		r.State.MonitorPid, r.State.MonitorStart = cmd.Process.Pid, mstart
 		r.State.StopRequested = false
@@ -798,7 +795,7 @@ func (e *Engine) handleExit(ctx context.Context, id string, code int, report *os
 	if err != nil {
 		return done()
 	}
-	restart, c, err := e.finishExitLocked(ctx, id, code, e.exitTime(id))
+	restart, c, err := e.finishExitLocked(ctx, id, code, e.exitTime(id), nil)
 	unlock()
 	if err != nil || c == nil {
 		return done()
@@ -899,19 +896,9 @@ func (e *Engine) recordExit(ctx context.Context, id string, code int, run runOf)
 		return nil, err
 	}
 	defer unlock()
-	cur, err := e.get(ctx, id)
+	_, c, err := e.finishExitLocked(ctx, id, code, e.exitTime(id), &run)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil // reconciled and removed by another command meanwhile
-	}
-	if err != nil {
-		return nil, err
-	}
-	if cur.State.MonitorPid != run.monitorPid || cur.State.MonitorStart != run.monitorStart {
-		return nil, nil // another run's record now
-	}
-	_, c, err := e.finishExitLocked(ctx, id, code, e.exitTime(id))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
 	}
 	return c, err
 }
@@ -946,11 +933,16 @@ func (e *Engine) recordLostExit(id string, run runOf) {
 
 // finishExitLocked records an exit once (a record no longer running is
 // left alone) and decides the restart policy. It returns the record as
-// written, nil if there was nothing to do.
-func (e *Engine) finishExitLocked(ctx context.Context, id string, code int, at time.Time) (bool, *Container, error) {
+// written, nil if there was nothing to do. With run, only a record of
+// that run is recorded (one that moved on to another run meanwhile, a
+// start by another caller, is left alone).
+func (e *Engine) finishExitLocked(ctx context.Context, id string, code int, at time.Time, run *runOf) (bool, *Container, error) {
 	c, err := e.get(ctx, id)
 	if err != nil {
 		return false, nil, err
+	}
+	if run != nil && (c.State.MonitorPid != run.monitorPid || c.State.MonitorStart != run.monitorStart) {
+		return false, nil, nil
 	}
 	switch c.State.Status {
 	case StatusRunning, StatusPaused, StatusRestarting:

@@ -206,10 +206,7 @@ func TestCRIPodNetworkCNIKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.Process.Kill()
-	waitFor(t, 20*time.Second, "serve to stop with the pod's network attached", func() bool {
-		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", stopped.Process.Pid))
-		return strings.Contains(string(st), ") T ")
-	})
+	waitStopped(t, 20*time.Second, "serve to stop with the pod's network attached", stopped.Process.Pid)
 	ents, _ := os.ReadDir(filepath.Join(ipamDir, "bridge"))
 	var halfID, halfIP string
 	for _, ent := range ents {

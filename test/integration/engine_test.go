@@ -113,6 +113,16 @@ func (e *engineEnv) inspect(ref string) inspected {
 	return out[0]
 }
 
+// waitStopped waits up to d for process pid to be stopped (a test's
+// _BERTH_TEST_STOP_AT point: its SIGSTOP).
+func waitStopped(t testing.TB, d time.Duration, what string, pid int) {
+	t.Helper()
+	waitFor(t, d, what, func() bool {
+		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		return strings.Contains(string(st), ") T ")
+	})
+}
+
 // waitFor polls cond for up to d.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -780,10 +790,7 @@ func TestEngineCLIKilledBeforeRecordingMonitor(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	waitFor(t, 10*time.Second, "the CLI to stop after starting the monitor", func() bool {
-		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
-		return strings.Contains(string(st), ") T ")
-	})
+	waitStopped(t, 10*time.Second, "the CLI to stop after starting the monitor", cmd.Process.Pid)
 	// The container starts meanwhile (the CLI holds its lock, so a berth
 	// command could wait here: its log says when it runs).
 	waitFor(t, 10*time.Second, "the container's output", func() bool {
@@ -829,10 +836,7 @@ func TestEngineStopperKilledAfterClaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	waitFor(t, 10*time.Second, "the stop to claim the exit and stop itself", func() bool {
-		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
-		return strings.Contains(string(st), ") T ")
-	})
+	waitStopped(t, 10*time.Second, "the stop to claim the exit and stop itself", cmd.Process.Pid)
 	cmd.Process.Kill()
 	cmd.Wait()
 	if err := syscall.Kill(c.State.Pid, syscall.SIGKILL); err != nil {
@@ -1029,10 +1033,7 @@ func TestEngineVolumeRemovedDuringCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer create.Process.Kill()
-	waitFor(t, 10*time.Second, "create to stop after resolving its volumes", func() bool {
-		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", create.Process.Pid))
-		return strings.Contains(string(st), ") T ")
-	})
+	waitStopped(t, 10*time.Second, "create to stop after resolving its volumes", create.Process.Pid)
 	rm := e.command("volume", "rm", "shared")
 	var rmOut bytes.Buffer
 	rm.Stdout, rm.Stderr = &rmOut, &rmOut

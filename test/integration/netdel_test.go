@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -89,10 +88,7 @@ func TestDeferredNetworkDELs(t *testing.T) {
 		run.Process.Kill()
 		run.Wait()
 	}()
-	waitFor(t, 20*time.Second, "serve to stop after journaling the DELs", func() bool {
-		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", serve.Process.Pid))
-		return strings.Contains(string(st), ") T ")
-	})
+	waitStopped(t, 20*time.Second, "serve to stop after journaling the DELs", serve.Process.Pid)
 	serve.Process.Kill()
 	serve.Wait()
 	if l, j := leases(), journals(); len(l) != 1 || len(j) != 1 {

@@ -196,10 +196,7 @@ func TestPodCreateKilled(t *testing.T) {
 	if err := create.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10e9, "pod create to stop with its network attached", func() bool {
-		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", create.Process.Pid))
-		return strings.Contains(string(st), ") T ")
-	})
+	waitStopped(t, 10e9, "pod create to stop with its network attached", create.Process.Pid)
 	if ents, _ := os.ReadDir(filepath.Join(e.state, "netns")); len(ents) != 1 {
 		t.Fatalf("the stopped create's network namespace: %v", ents)
 	}
@@ -252,10 +249,7 @@ func TestPodRemoveKilled(t *testing.T) {
 	if err := rm.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30e9, "pod rm to stop with its containers removed", func() bool {
-		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", rm.Process.Pid))
-		return strings.Contains(string(st), ") T ")
-	})
+	waitStopped(t, 30e9, "pod rm to stop with its containers removed", rm.Process.Pid)
 	rm.Process.Kill()
 	rm.Wait()
 	if got := e.pods(); len(got) != 1 || got[0].Name != "goner" {
