@@ -156,7 +156,9 @@ func spawn(req *spawnRequest) (*spawned, error) {
 		"GOMAXPROCS=1",
 	}
 	if traceOn {
-		cmd.Env = append(cmd.Env, "BERTH_TRACE=1")
+		// An absolute path keeps the init's lines in the one timeline
+		// file rather than the container's stderr.
+		cmd.Env = append(cmd.Env, "BERTH_TRACE="+os.Getenv("BERTH_TRACE"))
 	}
 	tracePhase("exec-init")
 	if err := cmd.Start(); err != nil {
