@@ -164,7 +164,7 @@ round() { # round I KIND: a pod start of KIND (pod_start, pod_run) on each
 	2) sides="berth-cni containerd berth" ;;
 	esac
 	for side in $sides; do
-		sleep 0.2
+		sleep 0.3
 		case $side in
 		berth) timed "berth$suffix" "$kind" "$T/berth.sock" "$3$i" ;;
 		berth-cni) timed "berth-cni$suffix" "$kind" "$T/berth-cni.sock" "$3$i" ;;

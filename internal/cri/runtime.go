@@ -51,6 +51,11 @@ func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runt
 		if err == nil {
 			maps.Copy(podNet, choice.describe())
 		}
+		if id, ip, ok := s.e.WarmPodNetwork(); ok {
+			// The namespace attached ahead of the next pod, and
+			// that pod's ID and address to be.
+			podNet["warm"] = map[string]string{"id": id, "ip": ip}
+		}
 		info, _ := json.Marshal(map[string]any{"isolations": s.e.Isolations(), "podCIDR": cidr, "apiVersion": apiVersion,
 			"stateDir": filepath.Join(s.e.Root(), "snapshots"), "podNetwork": podNet})
 		resp.Info = map[string]string{"config": string(info)}

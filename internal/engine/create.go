@@ -962,34 +962,60 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 // before the rename and its directory after it (what must survive a
 // host's crash: a deferred DEL's journal).
 func writeFileAtomicSync(path string, data []byte, mode os.FileMode, sync bool) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
+	f, err := writeAtomic(path, data, mode, sync, false)
+	if f != nil {
+		f.Close()
 	}
-	_, err = f.Write(data)
+	return err
+}
+
+// writeFileAtomicLocked is writeFileAtomicSync with sync, mode 0600, that
+// returns the file open and flocked (LOCK_EX), the lock taken before the
+// file has its name: a warm network namespace's journal, held while its
+// engine holds the namespace.
+func writeFileAtomicLocked(path string, data []byte) (*os.File, error) {
+	return writeAtomic(path, data, 0o600, true, true)
+}
+
+func writeAtomic(path string, data []byte, mode os.FileMode, sync, lock bool) (*os.File, error) {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return nil, err
+	}
+	if lock {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	}
+	if err == nil {
+		_, err = f.Write(data)
+	}
 	if err == nil && sync {
 		err = f.Sync()
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if !lock {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		f = nil
 	}
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
+	if err == nil && sync {
+		var dir *os.File
+		if dir, err = os.Open(filepath.Dir(path)); err == nil {
+			err = dir.Sync()
+			dir.Close()
+		}
+	}
 	if err != nil {
+		if f != nil {
+			f.Close()
+		}
 		os.Remove(tmp)
-		return err
+		return nil, err
 	}
-	if !sync {
-		return nil
-	}
-	dir, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
+	return f, nil
 }
 
 // mountRootfs mounts the container's overlay at its rootfs directory

@@ -33,7 +33,10 @@
 // taken inside a container's lock and never around one. A deferred DEL's
 // journal (<root>/netdel/<id>, its flock: netdefer.go) is taken with no
 // engine lock held but, at a start, the container's own; the network
-// manager's lock is taken inside it. The volumes lock
+// manager's lock is taken inside it. A warm pod network's journal
+// (<root>/netwarm/<id>, netwarm.go) is flocked from its making by the
+// engine that holds the spare, with no other lock around the taking, and
+// only tried (never waited for) by a sweep. The volumes lock
 // (<root>/volumes/.lock) comes after the container's flock and before a
 // transaction; nothing else is taken under it. It makes a volume's
 // resolution and the record of its use one step against rm and prune.

@@ -25,7 +25,7 @@ import (
 // each is private (privdir.Ensure), and system reset removes them and
 // nothing else.
 var (
-	RootDirs  = []string{"content", "snapshots", "images", "engine", "containers", "volumes", "networks", "events", "vm", "pods", "netdel"}
+	RootDirs  = []string{"content", "snapshots", "images", "engine", "containers", "volumes", "networks", "events", "vm", "pods", "netdel", "netwarm"}
 	StateDirs = []string{"containers", "runtime", "locks", "netns", "networks", "dns", "vm", "pods"}
 )
 
@@ -54,6 +54,10 @@ type Options struct {
 	// clients (berth serve): it keeps a container monitor parked ahead of
 	// need, which a detached start takes (see spare.go).
 	SpareMonitor bool
+	// WarmPodNetwork: the caller is long-lived (Reap) and makes pods
+	// (berth serve's CRI): it keeps a network namespace attached to the
+	// default network ahead of the next pod on it (see netwarm.go).
+	WarmPodNetwork bool
 	// Namespace is the store namespace the engine's names and lists are
 	// in: "" is the CLI's and the Docker API's; the Kubernetes CRI keeps
 	// its containers in their own, out of `berth ps`. Networks, volumes
@@ -78,6 +82,7 @@ type Engine struct {
 	events    *events.Journal
 	spares    *spares     // SpareMonitor only; shared by InNamespace's copies
 	netdel    *netdelRuns // Reap only: deferred DELs in progress (netdefer.go); shared
+	warm      *warmNets   // WarmPodNetwork only: the spare pod network (netwarm.go); shared
 }
 
 // Open opens the engine's store under opts.Root.
@@ -116,6 +121,9 @@ func Open(opts Options) (*Engine, error) {
 	}
 	if opts.Reap {
 		e.netdel = &netdelRuns{}
+		if opts.WarmPodNetwork {
+			e.warm = &warmNets{}
+		}
 		// Long-lived: waits for what another process records (an exit,
 		// a removal) wake at its event rather than at their next poll.
 		ctx, cancel := context.WithCancel(context.Background())
@@ -137,6 +145,7 @@ func (e *Engine) Root() string { return e.opts.Root }
 // Close releases the store.
 func (e *Engine) Close() error {
 	e.spares.close()
+	e.closeWarm(context.Background())
 	if e.netdel != nil {
 		// What is cut short stays journaled for the next start.
 		e.netdel.wait(10 * time.Second)

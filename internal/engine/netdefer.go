@@ -249,13 +249,14 @@ func (e *Engine) runDeferredDels(ctx context.Context, only string) error {
 }
 
 // SweepDeferredDels runs the DELs left journaled by an earlier serve (or
-// a failed DEL): serve calls it at its start.
+// a failed DEL), and releases the warm pod networks of serves that are
+// gone (netwarm.go): serve calls it at its start.
 func (e *Engine) SweepDeferredDels(ctx context.Context) error {
 	if e.netdel != nil {
 		e.netdel.add() // Close waits for it too
 		defer e.netdel.done()
 	}
-	return e.runDeferredDels(ctx, "")
+	return errors.Join(e.sweepWarm(ctx), e.runDeferredDels(ctx, ""))
 }
 
 // finishDeferredDels runs container id's own journal before its start

@@ -113,6 +113,9 @@ type Pod struct {
 	// Containers, filled in when listed or inspected: the pod's
 	// containers' IDs, names and statuses.
 	Containers []PodContainer `json:"Containers,omitempty"`
+	// warmEndpoints, while the pod is made from a warm network
+	// namespace, are that namespace's endpoints (not recorded).
+	warmEndpoints []network.Endpoint
 }
 
 // PodContainer is a container of a pod as the pod's listing shows it.
@@ -264,9 +267,8 @@ func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr er
 	if err != nil {
 		return nil, err
 	}
-	id := newID()
 	p := &Pod{
-		ID: id, Name: o.Name, Created: time.Now().UTC(), State: PodCreating, Hostname: o.Hostname,
+		Name: o.Name, Created: time.Now().UTC(), State: PodCreating, Hostname: o.Hostname,
 		Labels: o.Labels, Annotations: o.Annotations, PortBindings: ports,
 		DNS: o.DNS, DNSSearch: o.DNSSearch, DNSOptions: o.DNSOptions, ExtraHosts: o.ExtraHosts,
 		IpcMode: o.IpcMode, CgroupParent: o.CgroupParent, ShmSize: o.ShmSize, SharePID: o.ShareProcess, IDMap: idmap,
@@ -300,6 +302,14 @@ func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr er
 	if len(p.Networks) == 0 && (o.IP != "" || o.MAC != "" || len(o.Aliases) > 0 || len(o.Ports) > 0) {
 		return nil, fmt.Errorf("--ip, --mac-address, --network-alias and -p need a bridge network, not pod --network %s: %w", p.NetworkMode, ErrInvalid)
 	}
+	// A warm network namespace, if the pod may take one, is made under
+	// the ID the pod then has (netwarm.go).
+	warm := e.takeWarm(ctx, p)
+	id := newID()
+	if warm != nil {
+		id = warm.id
+	}
+	p.ID = id
 	if p.Hostname == "" {
 		p.Hostname = ShortID(id)
 		if p.Name != "" && validHostname(p.Name) {
@@ -318,11 +328,17 @@ func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr er
 		}
 	}
 	if err != nil {
+		if warm != nil {
+			e.putBackWarm(ctx, warm)
+		}
 		return nil, err
 	}
 	unlock, err := e.podLock(ctx, id)
 	if err != nil {
 		e.podsDB().Delete(context.WithoutCancel(ctx), id)
+		if warm != nil {
+			e.putBackWarm(ctx, warm)
+		}
 		return nil, err
 	}
 	defer unlock()
@@ -346,6 +362,15 @@ func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr er
 		}
 	}()
 	trace.Phase("pod-recorded")
+	if warm != nil {
+		// The pod's record owns the namespace now (its undo, above,
+		// releases it).
+		stopAtForTest("pod-warm-taken")
+		if err := e.adoptWarm(warm); err != nil {
+			return nil, fmt.Errorf("pod %s: %w", p.Name, err)
+		}
+		p.warmEndpoints = warm.eps
+	}
 	ready, err := e.pinPod(ctx, p)
 	if err != nil {
 		return nil, err
@@ -431,7 +456,9 @@ func (e *Engine) pinPod(ctx context.Context, p *Pod) (*Pod, error) {
 			// a network namespace the host owns (as for --userns).
 			sysctls = netSysctlsOutside(&Container{})
 		}
-		if eps, err = e.plumbNetns(ctx, p.ID, p.Networks, p.PortBindings, sysctls, func(error) {}); err != nil {
+		if p.warmEndpoints != nil {
+			eps = p.warmEndpoints // attached ahead (netwarm.go)
+		} else if eps, err = e.plumbNetns(ctx, p.ID, p.Networks, p.PortBindings, sysctls, func(error) {}); err != nil {
 			return nil, fmt.Errorf("pod %s: network: %w", p.Name, err)
 		}
 		e.emitEndpoints(ctx, "connect", p.ID, eps)

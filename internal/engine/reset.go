@@ -76,9 +76,10 @@ func (e *Engine) Reset(ctx context.Context) error {
 	if err := dns.Stop(ctx, e.dnsDir()); err != nil {
 		return err
 	}
-	// Deferred DELs (a serve's) before their networks go; one that
-	// fails must not keep the reset from ending: it is named.
-	if err := e.runDeferredDels(ctx, ""); err != nil {
+	// Deferred DELs and warm pod networks (a serve's) before their
+	// networks go; one that fails must not keep the reset from ending:
+	// it is named. (A running serve's spare is its own, and left.)
+	if err := errors.Join(e.sweepWarm(ctx), e.runDeferredDels(ctx, "")); err != nil {
 		log.From(ctx).Warn("deferred network DELs failed; what they held is left", "err", err)
 	}
 	m, err := e.networks()

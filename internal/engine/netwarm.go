@@ -1,0 +1,357 @@
+//go:build linux
+
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/log"
+	"github.com/berth-dev/berth/internal/network"
+	"github.com/berth-dev/berth/internal/network/netns"
+	"github.com/berth-dev/berth/internal/trace"
+)
+
+// Warm pod networks. A long-lived engine (berth serve,
+// Options.WarmPodNetwork) keeps one network namespace attached to berth's
+// default network ahead of the next pod on it, under the ID that pod
+// will have. A pod made on the default network with nothing of its own
+// asked of the attachment (no address, MAC, alias or published port, no
+// user namespace, the default isolation) takes it, and its creation skips
+// the CNI ADD: the bridge and host-local plugins' process starts, ~30-50
+// ms here and most of a RunPodSandbox. The next spare is made in the
+// background as one is taken. The first is made after the first such
+// pod, so an engine that makes no pods on its default network holds none.
+//
+// What a spare holds meanwhile is what its ADD made: the namespace pinned
+// at <state>/netns/<id>, a veth on the default bridge and an address
+// leased from the default network's pool. Its ID is fresh and random, so
+// nothing else names it until its pod does.
+//
+// Durability: before its ADD, a spare is journaled at
+// <root>/netwarm/<id>.json, in the deferred DELs' format (netdefer.go: the
+// DEL that undoes it), and the engine that holds it keeps the file open
+// and flocked. Taken, the journal is removed once the pod's record (the
+// same ID) is written: from then on the pod's own undo (unpinPod, and
+// abandoned for a creation cut short) owns the namespace. A closed engine
+// releases its spare. A killed one leaves the journal unlocked: serve's
+// next start (SweepDeferredDels) or a reset unpins the namespace and runs
+// the DEL. A journal whose flock is held is a live engine's spare, and is
+// left alone. One unlocked with a pod of its ID recorded is a spare taken
+// by an engine killed before it removed the journal: that pod's creation
+// was cut short, and is undone when next read (abandoned), so releasing
+// the namespace and the address at once is right there too (the undo's
+// own DEL then finds nothing, which is no error).
+//
+// Lock order: the journal's flock is held with no other lock around it
+// (it is taken when the file is made, before the ADD, and only tried
+// elsewhere); warmNets.mu is never held across any other lock or I/O.
+
+// warmRetry is how long after a failed spare the engine tries again (a
+// broken default network must not cost a failing ADD per pod).
+const warmRetry = 10 * time.Second
+
+// warmDelay is how long after one is taken the next spare is made: made
+// at once, its ADD's plugins took the CPU (and the kernel's locks) from
+// the start of the pod's containers, which follows its creation; this
+// covers the kubelet's usual way from RunPodSandbox to StartContainer
+// here. A variable for tests.
+var warmDelay = 150 * time.Millisecond
+
+const warmNice = 19
+
+// warmNet is a spare: a namespace attached to the default network.
+type warmNet struct {
+	id      string
+	eps     []network.Endpoint
+	journal *os.File // <root>/netwarm/<id>.json, flocked while held
+}
+
+// warmNets holds an engine's spare; nil (none kept) is valid.
+type warmNets struct {
+	mu       sync.Mutex
+	ready    *warmNet
+	making   bool
+	closed   bool
+	failedAt time.Time
+}
+
+func (e *Engine) netwarmDir() string { return filepath.Join(e.opts.Root, "netwarm") }
+
+func (e *Engine) netwarmFile(id string) string {
+	return filepath.Join(e.netwarmDir(), id+".json")
+}
+
+// warmEndpoints are what a spare's ADD attaches, and so what its DEL
+// releases.
+func warmEndpoints() []network.Endpoint {
+	return []network.Endpoint{{Network: network.DefaultName, IfName: "eth0"}}
+}
+
+// warmable says whether pod p may take a spare: one attachment to the
+// default network, with nothing of its own asked of it.
+func warmable(p *Pod) bool {
+	if p.NetworkMode != "bridge" || len(p.Networks) != 1 || len(p.PortBindings) > 0 || p.IDMap != nil || p.Isolation != "" {
+		return false
+	}
+	r := p.Networks[0]
+	return r.CNI == nil && network.Canonical(r.Name) == network.DefaultName && r.IP == "" && r.MAC == "" && len(r.Aliases) == 0
+}
+
+// takeWarm returns the spare for pod p if p may take one and one is
+// ready (nil otherwise), and has the next one made.
+func (e *Engine) takeWarm(ctx context.Context, p *Pod) *warmNet {
+	wn := e.warm
+	if wn == nil || !warmable(p) {
+		return nil
+	}
+	wn.mu.Lock()
+	w := wn.ready
+	wn.ready = nil
+	wn.mu.Unlock()
+	if w != nil {
+		if ok, _ := netns.IsPinned(e.netnsPath(w.id)); !ok {
+			// Unpinned under us (a reset while serve ran): not a
+			// namespace to give a pod.
+			e.releaseWarm(ctx, w)
+			w = nil
+		}
+	}
+	e.refillWarm(ctx)
+	return w
+}
+
+// WarmPodNetwork is the spare ready for the next pod now, if any: the
+// ID that pod will have and its address (the CRI's verbose Status shows
+// it).
+func (e *Engine) WarmPodNetwork() (id, ip string, ok bool) {
+	wn := e.warm
+	if wn == nil {
+		return "", "", false
+	}
+	wn.mu.Lock()
+	defer wn.mu.Unlock()
+	if w := wn.ready; w != nil {
+		for _, ep := range w.eps {
+			ip = ep.IP
+		}
+		return w.id, ip, true
+	}
+	return "", "", false
+}
+
+// putBackWarm returns a spare whose pod was not made (its record could
+// not be written).
+func (e *Engine) putBackWarm(ctx context.Context, w *warmNet) {
+	wn := e.warm
+	wn.mu.Lock()
+	if wn.ready == nil && !wn.closed {
+		wn.ready, w = w, nil
+	}
+	wn.mu.Unlock()
+	if w != nil {
+		e.releaseWarm(ctx, w)
+	}
+}
+
+// adoptWarm hands spare w to its pod, whose record is written: the
+// journal goes, and with it the engine's claim.
+func (e *Engine) adoptWarm(w *warmNet) error {
+	defer w.journal.Close()
+	if err := os.Remove(e.netwarmFile(w.id)); err != nil {
+		return fmt.Errorf("the journal of its warm network namespace: %w", err)
+	}
+	trace.Phase("pod-network-warm")
+	return nil
+}
+
+// refillWarm makes a spare in the background unless one is ready or
+// being made.
+func (e *Engine) refillWarm(ctx context.Context) {
+	wn := e.warm
+	wn.mu.Lock()
+	if wn.ready != nil || wn.making || wn.closed || time.Since(wn.failedAt) < warmRetry {
+		wn.mu.Unlock()
+		return
+	}
+	wn.making = true
+	wn.mu.Unlock()
+	ctx = context.WithoutCancel(ctx)
+	e.netdel.Go(func() {
+		// At the lowest CPU priority, this thread and the plugin
+		// processes forked from it: the spare must not take the CPU
+		// from the pod start it follows. (The thread is not unlocked,
+		// so it ends with this goroutine rather than serve others.)
+		goruntime.LockOSThread()
+		unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), warmNice)
+		time.Sleep(warmDelay)
+		ctx, cancel := context.WithTimeout(ctx, delTimeout)
+		defer cancel()
+		w, err := e.makeWarm(ctx)
+		wn.mu.Lock()
+		wn.making = false
+		if err != nil {
+			wn.failedAt = time.Now()
+		} else if !wn.closed {
+			wn.ready, w = w, nil
+		}
+		wn.mu.Unlock()
+		if err != nil {
+			log.From(ctx).Warn("making a warm network namespace for the next pod", "err", err)
+		}
+		if w != nil {
+			e.releaseWarm(ctx, w)
+		}
+	})
+}
+
+// makeWarm journals a new spare and attaches it.
+func (e *Engine) makeWarm(ctx context.Context) (*warmNet, error) {
+	id := newID()
+	data, err := json.Marshal(deferredDel{Container: id, Endpoints: warmEndpoints()})
+	if err != nil {
+		return nil, err
+	}
+	f, err := writeFileAtomicLocked(e.netwarmFile(id), data)
+	if err != nil {
+		return nil, fmt.Errorf("journal a warm network namespace: %w", err)
+	}
+	w := &warmNet{id: id, journal: f}
+	stopAtForTest("netwarm-journaled")
+	eps, err := e.plumbNetns(ctx, id, []NetworkRequest{{Name: network.DefaultName}}, nil, nil, func(error) {})
+	if err != nil {
+		// plumbNetns undid what it made; the DEL runs again (a DEL of
+		// what is gone is no error) so that the journal may go.
+		e.releaseWarm(ctx, w)
+		return nil, err
+	}
+	w.eps = eps
+	return w, nil
+}
+
+// releaseWarm undoes spare w: the namespace unpinned, its DEL run, and
+// the journal removed once the DEL succeeded (else it stays for the next
+// sweep).
+func (e *Engine) releaseWarm(ctx context.Context, w *warmNet) {
+	defer w.journal.Close()
+	eps := w.eps
+	if len(eps) == 0 {
+		eps = warmEndpoints()
+	}
+	failed, err := e.releaseNetns(ctx, w.id, eps)
+	if len(failed) == 0 {
+		err = errors.Join(err, removeIfExists(e.netwarmFile(w.id)))
+	}
+	if err != nil {
+		log.From(ctx).Warn("releasing a warm network namespace; serve's next start retries", "id", w.id, "err", err)
+	}
+}
+
+// closeWarm releases the spare of an engine that closes; one being made
+// is released by its maker (Close waits for it with the deferred DELs).
+func (e *Engine) closeWarm(ctx context.Context) {
+	wn := e.warm
+	if wn == nil {
+		return
+	}
+	wn.mu.Lock()
+	wn.closed = true
+	w := wn.ready
+	wn.ready = nil
+	wn.mu.Unlock()
+	if w != nil {
+		e.releaseWarm(ctx, w)
+	}
+}
+
+// sweepWarm releases the spares of engines that are gone: every journal
+// under <root>/netwarm whose flock is free.
+func (e *Engine) sweepWarm(ctx context.Context) error {
+	entries, err := os.ReadDir(e.netwarmDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ent := range entries {
+		name := ent.Name()
+		path := filepath.Join(e.netwarmDir(), name)
+		if strings.HasSuffix(name, ".json.tmp") {
+			// A write cut short, unless its writer holds it.
+			if f, err := tryLockFile(path); err == nil && f != nil {
+				os.Remove(path)
+				f.Close()
+			}
+			continue
+		}
+		if !strings.HasSuffix(name, ".json") || !isFullID(strings.TrimSuffix(name, ".json")) {
+			continue
+		}
+		errs = append(errs, e.sweepWarmOne(ctx, path))
+	}
+	return errors.Join(errs...)
+}
+
+// sweepWarmOne releases the spare journaled at path if no engine holds it.
+func (e *Engine) sweepWarmOne(ctx context.Context, path string) error {
+	f, err := tryLockFile(path)
+	if f == nil || err != nil {
+		return err // gone, or held by a live engine (nil error)
+	}
+	defer f.Close()
+	var d deferredDel
+	data, err := io.ReadAll(f)
+	if err == nil {
+		err = json.Unmarshal(data, &d)
+	}
+	if err != nil || d.Container == "" {
+		return fmt.Errorf("warm network namespace journal %s: unreadable (%v): remove it once its address is released", path, err)
+	}
+	m, err := e.networks()
+	if err != nil {
+		return err
+	}
+	netns.Remove(e.netnsDir(), d.Container)
+	if _, err := detachFrom(ctx, m, d.Container, "", d.Endpoints); err != nil {
+		return fmt.Errorf("warm network namespace %s: %w", ShortID(d.Container), err)
+	}
+	return removeIfExists(path)
+}
+
+// tryLockFile opens path and tries its flock: nil, nil when the file is
+// gone (or no longer at path) or another process holds it.
+func tryLockFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	var st, cur unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil || st.Nlink == 0 || unix.Stat(path, &cur) != nil || cur.Ino != st.Ino {
+		f.Close() // removed or replaced meanwhile: not this file's
+		return nil, nil
+	}
+	return f, nil
+}
