@@ -979,7 +979,11 @@ func writeFileAtomicLocked(path string, data []byte) (*os.File, error) {
 
 func writeAtomic(path string, data []byte, mode os.FileMode, sync, lock bool) (*os.File, error) {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, mode)
+	flags := os.O_WRONLY
+	if lock {
+		flags = os.O_RDWR // the holder may read it back under its lock
+	}
+	f, err := os.OpenFile(tmp, flags|os.O_CREATE|os.O_TRUNC, mode)
 	if err != nil {
 		return nil, err
 	}
@@ -1001,19 +1005,25 @@ func writeAtomic(path string, data []byte, mode os.FileMode, sync, lock bool) (*
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
-	if err == nil && sync {
-		var dir *os.File
-		if dir, err = os.Open(filepath.Dir(path)); err == nil {
-			err = dir.Sync()
-			dir.Close()
-		}
-	}
 	if err != nil {
 		if f != nil {
 			f.Close()
 		}
 		os.Remove(tmp)
 		return nil, err
+	}
+	if sync {
+		dir, err := os.Open(filepath.Dir(path))
+		if err == nil {
+			err = dir.Sync()
+			dir.Close()
+		}
+		if err != nil {
+			if f != nil {
+				f.Close()
+			}
+			return nil, err
+		}
 	}
 	return f, nil
 }

@@ -36,7 +36,9 @@
 // manager's lock is taken inside it. A warm pod network's journal
 // (<root>/netwarm/<id>, netwarm.go) is flocked from its making by the
 // engine that holds the spare, with no other lock around the taking, and
-// only tried (never waited for) by a sweep. The volumes lock
+// only tried (never waited for) by a sweep, which may take the pod's lock
+// under it (a spare taken by a pod whose creation was cut short). The
+// volumes lock
 // (<root>/volumes/.lock) comes after the container's flock and before a
 // transaction; nothing else is taken under it. It makes a volume's
 // resolution and the record of its use one step against rm and prune.

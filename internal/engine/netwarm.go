@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/internal/engine/store"
 	"github.com/berth-dev/berth/internal/log"
 	"github.com/berth-dev/berth/internal/network"
 	"github.com/berth-dev/berth/internal/network/netns"
@@ -48,11 +49,12 @@ import (
 // releases its spare. A killed one leaves the journal unlocked: serve's
 // next start (SweepDeferredDels) or a reset unpins the namespace and runs
 // the DEL. A journal whose flock is held is a live engine's spare, and is
-// left alone. One unlocked with a pod of its ID recorded is a spare taken
-// by an engine killed before it removed the journal: that pod's creation
-// was cut short, and is undone when next read (abandoned), so releasing
-// the namespace and the address at once is right there too (the undo's
-// own DEL then finds nothing, which is no error).
+// left alone. One unlocked with a pod of its ID recorded was taken: the
+// pod's record owns the namespace, and the journal just goes. If that
+// pod's creation was cut short (its engine killed before it removed the
+// journal), the sweep undoes it then (abandoned), as its next reader
+// would. (The removal is not synced: a journal a host's crash brings back
+// names a recorded pod, and goes so.)
 //
 // Lock order: the journal's flock is held with no other lock around it
 // (it is taken when the file is made, before the ADD, and only tried
@@ -69,7 +71,7 @@ const warmRetry = 10 * time.Second
 // here. A variable for tests.
 var warmDelay = 150 * time.Millisecond
 
-const warmNice = 19
+const warmNice = 10
 
 // warmNet is a spare: a namespace attached to the default network.
 type warmNet struct {
@@ -124,7 +126,7 @@ func (e *Engine) takeWarm(ctx context.Context, p *Pod) *warmNet {
 		if ok, _ := netns.IsPinned(e.netnsPath(w.id)); !ok {
 			// Unpinned under us (a reset while serve ran): not a
 			// namespace to give a pod.
-			e.releaseWarm(ctx, w)
+			e.releaseWarm(context.WithoutCancel(ctx), w)
 			w = nil
 		}
 	}
@@ -161,7 +163,9 @@ func (e *Engine) putBackWarm(ctx context.Context, w *warmNet) {
 	}
 	wn.mu.Unlock()
 	if w != nil {
-		e.releaseWarm(ctx, w)
+		// (Off the request's context: a kubelet's timeout is when a
+		// pod's record fails to be written.)
+		e.releaseWarm(context.WithoutCancel(ctx), w)
 	}
 }
 
@@ -189,13 +193,26 @@ func (e *Engine) refillWarm(ctx context.Context) {
 	wn.mu.Unlock()
 	ctx = context.WithoutCancel(ctx)
 	e.netdel.Go(func() {
-		// At the lowest CPU priority, this thread and the plugin
-		// processes forked from it: the spare must not take the CPU
-		// from the pod start it follows. (The thread is not unlocked,
-		// so it ends with this goroutine rather than serve others.)
+		// At a low CPU priority, this thread and the plugin processes
+		// forked from it: the spare must not take the CPU from the
+		// pod starts beside it. Not the lowest: its plugins take
+		// locks a pod's own ADD or DEL waits for (host-local's lease
+		// directory, the kernel's rtnl), which on a saturated CPU a
+		// nice-19 holder would keep for long. (The thread is not
+		// unlocked, so it ends with this goroutine rather than serve
+		// others.)
 		goruntime.LockOSThread()
 		unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), warmNice)
 		time.Sleep(warmDelay)
+		wn.mu.Lock()
+		if wn.closed || wn.ready != nil {
+			// Closed meanwhile, or a spare given back (its pod's
+			// record failed): none needed.
+			wn.making = false
+			wn.mu.Unlock()
+			return
+		}
+		wn.mu.Unlock()
 		ctx, cancel := context.WithTimeout(ctx, delTimeout)
 		defer cancel()
 		w, err := e.makeWarm(ctx)
@@ -203,7 +220,7 @@ func (e *Engine) refillWarm(ctx context.Context) {
 		wn.making = false
 		if err != nil {
 			wn.failedAt = time.Now()
-		} else if !wn.closed {
+		} else if !wn.closed && wn.ready == nil {
 			wn.ready, w = w, nil
 		}
 		wn.mu.Unlock()
@@ -319,6 +336,18 @@ func (e *Engine) sweepWarmOne(ctx context.Context, path string) error {
 	}
 	if err != nil || d.Container == "" {
 		return fmt.Errorf("warm network namespace journal %s: unreadable (%v): remove it once its address is released", path, err)
+	}
+	if row, err := e.podsDB().Get(ctx, d.Container); err == nil {
+		// Taken: the pod's record owns the namespace. A creation cut
+		// short (its creator gone before the journal was removed) is
+		// undone now, as when next read; a pod made is left alone (a
+		// journal whose removal a host's crash undid).
+		if p, err := decodePod(row); err == nil {
+			e.abandoned(ctx, p)
+		}
+		return removeIfExists(path)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
 	}
 	m, err := e.networks()
 	if err != nil {

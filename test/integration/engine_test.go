@@ -148,10 +148,10 @@ func (e *engineEnv) checkNothingLeft() {
 		if len(f) > 4 && (f[4] == filepath.Join(e.state, "netns") || f[4] == filepath.Join(e.state, "pods")) {
 			continue // the namespaces' shared mount points themselves, as /run/netns
 		}
-		if len(f) > 4 && filepath.Dir(f[4]) == filepath.Join(e.state, "netns") && e.warmSpare(filepath.Base(f[4])) {
-			// A network namespace berth serve keeps attached for its
-			// next pod names no pod: it is serve's, and goes with it
-			// (TestCRIWarmPodNetwork).
+		if len(f) > 4 && filepath.Dir(f[4]) == filepath.Join(e.state, "netns") && e.warmSpareHeld(filepath.Base(f[4])) {
+			// The network namespace a running berth serve keeps
+			// attached for its next pod names no pod: it is serve's,
+			// and goes with it (TestCRIWarmPodNetwork).
 			continue
 		}
 		if strings.Contains(l, e.state) || strings.Contains(l, e.root) {

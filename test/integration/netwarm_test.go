@@ -4,6 +4,7 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,10 +15,25 @@ import (
 )
 
 // warmSpare says whether id is a warm network namespace's: journaled
-// under <root>/netwarm by the berth serve that holds it.
+// under <root>/netwarm.
 func (e *engineEnv) warmSpare(id string) bool {
 	_, err := os.Stat(filepath.Join(e.root, "netwarm", id+".json"))
 	return err == nil
+}
+
+// warmSpareHeld says whether id is the warm network namespace of a berth
+// serve that runs: its journal is flocked by that serve.
+func (e *engineEnv) warmSpareHeld(id string) bool {
+	f, err := os.Open(filepath.Join(e.root, "netwarm", id+".json"))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if err == nil {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	}
+	return errors.Is(err, syscall.EWOULDBLOCK)
 }
 
 // warmSpares are the IDs of the warm network namespaces journaled now.
@@ -35,9 +51,11 @@ func (e *engineEnv) warmSpares() []string {
 // pod then has.
 //   - None before a pod is made on the default network; one after
 //     (journaled, its address leased, its namespace pinned).
-//   - A pod that publishes a port does not take it; the next plain pod
-//     does: its ID is the spare's, its address the spare's lease, seen on
-//     eth0 inside its container; a new spare follows.
+//   - A pod that publishes a port does not take it; nor a retried
+//     RunPodSandbox of a live pod (AlreadyExists), which gives it back:
+//     it stays the one spare. The next plain pod takes it: its ID is the
+//     spare's, its address the spare's lease, seen on eth0 inside its
+//     container; a new spare follows.
 //   - serve killed: the spare's journal, lease and namespace stay; the
 //     next serve releases them at its start, before any pod is made.
 //   - serve stopped after a pod's record was written with the spare and
@@ -113,14 +131,19 @@ func TestCRIWarmPodNetwork(t *testing.T) {
 	if ids := e.warmSpares(); len(ids) != 0 || ready() != "" {
 		t.Fatalf("warm network namespaces before any pod: %q", ids)
 	}
-	first := ok("runp", pod("first", false))
+	firstCfg := pod("first", false)
+	ok("runp", firstCfg)
 	spare := oneSpare()
-	if spare == first {
-		t.Fatalf("the spare has the first pod's ID %s", first)
+	ok("runp", pod("ported", true))
+	if !held(spare) || ready() != spare {
+		t.Fatalf("a pod publishing a port took the spare %s", spare)
 	}
-	withPort := ok("runp", pod("ported", true))
-	if withPort == spare || !held(spare) {
-		t.Fatalf("a pod publishing a port took the spare %s (pod %s)", spare, withPort)
+	if _, errOut, err := crictl(t, sock, "runp", firstCfg); err == nil || !strings.Contains(errOut, "AlreadyExists") {
+		t.Fatalf("a retried RunPodSandbox of a live pod: %v: %s", err, errOut)
+	}
+	time.Sleep(time.Second) // the refill that taking it began
+	if ids := e.warmSpares(); len(ids) != 1 || ids[0] != spare || ready() != spare || !held(spare) {
+		t.Fatalf("after a spare was given back: journals %q, ready %q; want the one spare %s", ids, ready(), spare)
 	}
 	taker := ok("runp", pod("taker", false))
 	if taker != spare {
@@ -189,8 +212,7 @@ func TestCRIWarmPodNetwork(t *testing.T) {
 		t.Fatalf("serve killed with the spare taken: journal %v, leases %q; want both", e.warmSpare(spare), leasesOf(t, leaseDir, spare))
 	}
 	serve = e.serveToKill(sock, nil, "--cri-socket", sock)
-	waitFor(t, 20*time.Second, "the next serve to release the taken spare", func() bool { return released(spare) })
-	// The pod's creation was cut short: reading it undoes the rest.
+	waitFor(t, 20*time.Second, "the next serve to undo the pod that took the spare", func() bool { return released(spare) })
 	if out := ok("pods", "-q", "--name", "cut"); out != "" {
 		t.Fatalf("the pod whose creation was cut short is listed: %s", out)
 	}
@@ -203,7 +225,7 @@ func TestCRIWarmPodNetwork(t *testing.T) {
 	spare = oneSpare()
 	serve.Process.Signal(syscall.SIGTERM)
 	serve.Wait()
-	if !released(spare) {
-		t.Fatalf("serve ended by SIGTERM left its spare: journal %v, leases %q, pinned %v", e.warmSpare(spare), leasesOf(t, leaseDir, spare), pinned(spare))
+	if !released(spare) || len(e.warmSpares()) != 0 {
+		t.Fatalf("serve ended by SIGTERM left its spare: journals %q, leases %q, pinned %v", e.warmSpares(), leasesOf(t, leaseDir, spare), pinned(spare))
 	}
 }
