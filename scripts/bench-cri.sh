@@ -13,7 +13,12 @@
 #     three calls); and through one kept gRPC connection as the kubelet
 #     calls them (test/bench/cripod, with each call's median). Each crictl
 #     process costs about 20 ms of its own (its start, its dial, the
-#     Version call that validates the endpoint) against either runtime;
+#     Version call that validates the endpoint) against either runtime.
+#     Both serves keep a warm network namespace for the next pod (serve
+#     --warm-pod-network, the default): made in the background after a
+#     pod is made, so each start is after a 0.3 s pause, in which that
+#     spare (made 150 ms after the take) is ready before the next
+#     runtime's start;
 #   - memory per pod with $BENCH_CRI_PODS (50) pods running a sleeping
 #     container: PSS of everything the runtime runs besides the
 #     containers' own processes (berth: serve, the monitors, pod reapers;
@@ -195,7 +200,8 @@ br=$(ms berth-run)
 bcr=$(ms berth-cni-run)
 crun=$(ms containerd-run)
 echo
-echo "CRI pod start (RunPodSandbox + CreateContainer + StartContainer through crictl), median of $N, interleaved:"
+echo "CRI pod start (RunPodSandbox + CreateContainer + StartContainer through crictl), median of $N, interleaved"
+echo "(berth's pods take the warm network namespace serve keeps: --warm-pod-network):"
 echo " three crictl processes (runp, create, start):"
 printf '  %-44s %8s ms\n' "berth serve (its default network)" "$b" "berth serve (--pod-network cni, containerd's conflist)" "$bc" "containerd 1.6 (CRI plugin)" "$c"
 awk -v b="$b" -v bc="$bc" -v c="$c" 'BEGIN { printf "  berth/containerd: %.2fx; with the same conflist: %.2fx\n", b / c, bc / c }'

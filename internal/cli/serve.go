@@ -119,7 +119,7 @@ restarting it leaves them running.`,
 			e, err := engine.Open(engine.Options{Root: g.root, State: g.state, Images: s,
 				Driver: linux.NewDriver(engine.RuntimeRoot(g.state)), Drivers: []runtime.Driver{g.vmDriver()}, Reap: true, Namespace: g.namespace,
 				SpareMonitor:   os.Getenv("BERTH_SPARE_MONITOR") != "0",
-				WarmPodNetwork: warmPodNetwork && criSocket != "" && podNet.Mode == ""})
+				WarmPodNetwork: warmPodNetwork && criSocket != "" && (podNet.Mode == "" || podNet.Mode == cri.PodNetworkCNI)})
 			if err != nil {
 				return err
 			}
@@ -169,7 +169,7 @@ restarting it leaves them running.`,
 	cmd.Flags().StringVar(&podNet.ConfDir, "cni-conf-dir", podNet.ConfDir, "with --pod-network cni: the node's CNI configurations (the first file in lexical order of .conflist, .conf and .json that loads is the pod network; read at each pod's creation)")
 	cmd.Flags().StringVar(&podNet.Template, "cni-conf-template", "", "with --pod-network cni: a Go template of a conflist that the kubelet's pod CIDR fills in (.PodCIDR, .PodCIDRRanges, .Routes) and that is written into --cni-conf-dir while it has no configuration (containerd's conf_template: a node without a network add-on)")
 	cmd.Flags().StringSliceVar(&podNet.BinDirs, "cni-bin-dir", podNet.BinDirs, "with --pod-network cni: where the plugins of the node's CNI configuration are looked up, in order (repeatable or comma-separated)")
-	cmd.Flags().BoolVar(&warmPodNetwork, "warm-pod-network", true, "keep one network namespace attached to berth's default network ahead of the next CRI pod on it, which then skips its CNI ADD (once a pod was made there; its address is leased meanwhile)")
+	cmd.Flags().BoolVar(&warmPodNetwork, "warm-pod-network", true, "keep one network namespace attached ahead of the next CRI pod, which then skips its CNI ADD: on berth's default network, or with --pod-network cni a configuration of the reference plugins only (bridge, host-local, loopback, portmap); once a pod was made, and its address is leased meanwhile")
 	cmd.Flags().StringVar(&streamAddress, "stream-address", "127.0.0.1:0", "HOST:PORT of the CRI's streaming server (exec, attach, port-forward sessions; plain HTTP, port 0 picks a free one): keep it on loopback, where the kubelet reaches it")
 	return cmd
 }

@@ -25,15 +25,24 @@ import (
 )
 
 // Warm pod networks. A long-lived engine (berth serve,
-// Options.WarmPodNetwork) keeps one network namespace attached to berth's
-// default network ahead of the next pod on it, under the ID that pod
-// will have. A pod made on the default network with nothing of its own
-// asked of the attachment (no address, MAC, alias or published port, no
-// user namespace, the default isolation) takes it, and its creation skips
-// the CNI ADD: the bridge and host-local plugins' process starts, ~30-50
-// ms here and most of a RunPodSandbox. The next spare is made in the
-// background as one is taken. The first is made after the first such
-// pod, so an engine that makes no pods on its default network holds none.
+// Options.WarmPodNetwork) keeps one network namespace attached ahead of
+// the next pod, under the ID that pod will have: on berth's default
+// network, or on a CNI configuration file's (the CRI's --pod-network cni)
+// whose plugins are all reference plugins that read nothing of the pod
+// (network.WarmCNIKey: bridge, host-local, loopback, portmap; a network
+// add-on's plugins key what they make to the pod's name, and are never
+// made ahead). A pod with nothing of its own asked of the attachment (no
+// address, MAC, alias or published port, no user namespace, the default
+// isolation) takes the spare if it was made for the same attachment (for
+// a file, the same content), and its creation skips the CNI ADD: the
+// plugins' process starts, ~35-45 ms here on the default network and
+// ~110 ms on a conflist with ipMasq, most of a RunPodSandbox. The spare's
+// ADD had no CNI_ARGS: the pod's (K8S_POD_NAME...) are not in libcni's
+// cache of it, which its plugins never read. The next spare is made in
+// the background as one is taken, for the attachment of the last pod that
+// could have taken one (a spare made for another is released). The first
+// is made after the first such pod, so an engine that makes none holds
+// none.
 //
 // What a spare holds meanwhile is what its ADD made: the namespace pinned
 // at <state>/netns/<id>, a veth on the default bridge and an address
@@ -73,19 +82,24 @@ var warmDelay = 150 * time.Millisecond
 
 const warmNice = 10
 
-// warmNet is a spare: a namespace attached to the default network.
+// warmNet is a spare: a namespace attached to a network.
 type warmNet struct {
 	id      string
+	key     string // what it was made for (warmKey)
 	eps     []network.Endpoint
 	journal *os.File // <root>/netwarm/<id>.json, flocked while held
 }
 
 // warmNets holds an engine's spare; nil (none kept) is valid.
 type warmNets struct {
-	mu       sync.Mutex
-	ready    *warmNet
-	making   bool
-	closed   bool
+	mu     sync.Mutex
+	ready  *warmNet
+	making bool
+	closed bool
+	// want is the attachment the next spare is made for: the last pod's
+	// that might have taken one.
+	want     NetworkRequest
+	wantKey  string
 	failedAt time.Time
 }
 
@@ -95,33 +109,78 @@ func (e *Engine) netwarmFile(id string) string {
 	return filepath.Join(e.netwarmDir(), id+".json")
 }
 
-// warmEndpoints are what a spare's ADD attaches, and so what its DEL
-// releases.
-func warmEndpoints() []network.Endpoint {
-	return []network.Endpoint{{Network: network.DefaultName, IfName: "eth0"}}
+// warmEndpoints are what a spare's ADD for req attaches, and so what its
+// DEL releases.
+func warmEndpoints(req NetworkRequest) []network.Endpoint {
+	name := req.Name
+	if req.CNI == nil {
+		name = network.Canonical(name)
+	}
+	return []network.Endpoint{{Network: name, IfName: "eth0", CNI: req.CNI}}
 }
 
-// warmable says whether pod p may take a spare: one attachment to the
-// default network, with nothing of its own asked of it.
+// warmable says whether pod p's attachment could be made ahead of it:
+// one, to the default network or to a CNI configuration file's, with
+// nothing of its own asked of it (no address, MAC, alias or published
+// port), no user namespace, the default isolation.
 func warmable(p *Pod) bool {
-	if p.NetworkMode != "bridge" || len(p.Networks) != 1 || len(p.PortBindings) > 0 || p.IDMap != nil || p.Isolation != "" {
+	if len(p.Networks) != 1 || len(p.PortBindings) > 0 || p.IDMap != nil || p.Isolation != "" {
 		return false
 	}
 	r := p.Networks[0]
-	return r.CNI == nil && network.Canonical(r.Name) == network.DefaultName && r.IP == "" && r.MAC == "" && len(r.Aliases) == 0
+	if r.IP != "" || r.MAC != "" || len(r.Aliases) > 0 {
+		return false
+	}
+	switch p.NetworkMode {
+	case "bridge":
+		return r.CNI == nil && network.Canonical(r.Name) == network.DefaultName
+	case "cni":
+		return r.CNI != nil
+	}
+	return false
 }
 
-// takeWarm returns the spare for pod p if p may take one and one is
-// ready (nil otherwise), and has the next one made.
+// warmKey names the attachment a warmable pod p asks for, and gives the
+// request a spare for it is made with (a CNI configuration's without the
+// pod's own CNI_ARGS, which its plugins do not read: network.WarmCNIKey);
+// ok false when it cannot be made ahead.
+func warmKey(p *Pod) (key string, req NetworkRequest, ok bool) {
+	if !warmable(p) {
+		return "", NetworkRequest{}, false
+	}
+	r := p.Networks[0]
+	if r.CNI == nil {
+		return "default", NetworkRequest{Name: network.DefaultName}, true
+	}
+	key, ok = network.WarmCNIKey(r.CNI)
+	ref := &network.CNIRef{File: r.CNI.File, Name: r.CNI.Name, BinDirs: r.CNI.BinDirs}
+	return key, NetworkRequest{Name: r.Name, CNI: ref}, ok
+}
+
+// takeWarm returns the spare for pod p if p may take one and one made
+// for its attachment is ready (nil otherwise), and has the next one made.
 func (e *Engine) takeWarm(ctx context.Context, p *Pod) *warmNet {
 	wn := e.warm
-	if wn == nil || !warmable(p) {
+	if wn == nil {
+		return nil
+	}
+	key, req, ok := warmKey(p)
+	if !ok {
 		return nil
 	}
 	wn.mu.Lock()
-	w := wn.ready
+	w, stale := wn.ready, (*warmNet)(nil)
 	wn.ready = nil
+	if w != nil && w.key != key {
+		// Made for another attachment (a CNI configuration since
+		// rewritten): released, and the next made for this one.
+		stale, w = w, nil
+	}
+	wn.want, wn.wantKey = req, key
 	wn.mu.Unlock()
+	if stale != nil {
+		e.netdel.Go(func() { e.releaseWarm(context.WithoutCancel(ctx), stale) })
+	}
 	if w != nil {
 		if ok, _ := netns.IsPinned(e.netnsPath(w.id)); !ok {
 			// Unpinned under us (a reset while serve ran): not a
@@ -212,10 +271,11 @@ func (e *Engine) refillWarm(ctx context.Context) {
 			wn.mu.Unlock()
 			return
 		}
+		req, key := wn.want, wn.wantKey
 		wn.mu.Unlock()
 		ctx, cancel := context.WithTimeout(ctx, delTimeout)
 		defer cancel()
-		w, err := e.makeWarm(ctx)
+		w, err := e.makeWarm(ctx, req, key)
 		wn.mu.Lock()
 		wn.making = false
 		if err != nil {
@@ -233,10 +293,10 @@ func (e *Engine) refillWarm(ctx context.Context) {
 	})
 }
 
-// makeWarm journals a new spare and attaches it.
-func (e *Engine) makeWarm(ctx context.Context) (*warmNet, error) {
+// makeWarm journals a new spare for req (named key) and attaches it.
+func (e *Engine) makeWarm(ctx context.Context, req NetworkRequest, key string) (*warmNet, error) {
 	id := newID()
-	data, err := json.Marshal(deferredDel{Container: id, Endpoints: warmEndpoints()})
+	data, err := json.Marshal(deferredDel{Container: id, Endpoints: warmEndpoints(req)})
 	if err != nil {
 		return nil, err
 	}
@@ -244,9 +304,9 @@ func (e *Engine) makeWarm(ctx context.Context) (*warmNet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal a warm network namespace: %w", err)
 	}
-	w := &warmNet{id: id, journal: f}
+	w := &warmNet{id: id, key: key, eps: warmEndpoints(req), journal: f}
 	stopAtForTest("netwarm-journaled")
-	eps, err := e.plumbNetns(ctx, id, []NetworkRequest{{Name: network.DefaultName}}, nil, nil, func(error) {})
+	eps, err := e.plumbNetns(ctx, id, []NetworkRequest{req}, nil, nil, func(error) {})
 	if err != nil {
 		// plumbNetns undid what it made; the DEL runs again (a DEL of
 		// what is gone is no error) so that the journal may go.
@@ -262,11 +322,7 @@ func (e *Engine) makeWarm(ctx context.Context) (*warmNet, error) {
 // sweep).
 func (e *Engine) releaseWarm(ctx context.Context, w *warmNet) {
 	defer w.journal.Close()
-	eps := w.eps
-	if len(eps) == 0 {
-		eps = warmEndpoints()
-	}
-	failed, err := e.releaseNetns(ctx, w.id, eps)
+	failed, err := e.releaseNetns(ctx, w.id, w.eps)
 	if len(failed) == 0 {
 		err = errors.Join(err, removeIfExists(e.netwarmFile(w.id)))
 	}
@@ -349,12 +405,9 @@ func (e *Engine) sweepWarmOne(ctx context.Context, path string) error {
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	m, err := e.networks()
-	if err != nil {
-		return err
-	}
-	netns.Remove(e.netnsDir(), d.Container)
-	if _, err := detachFrom(ctx, m, d.Container, "", d.Endpoints); err != nil {
+	// As a pod's: a CNI configuration's DEL runs in the namespace, which
+	// is kept while it fails; berth's own after the unpin.
+	if failed, err := e.releaseNetns(ctx, d.Container, d.Endpoints); len(failed) > 0 {
 		return fmt.Errorf("warm network namespace %s: %w", ShortID(d.Container), err)
 	}
 	return removeIfExists(path)

@@ -20,12 +20,17 @@ func TestWarmable(t *testing.T) {
 	if !warmable(plain()) {
 		t.Fatal("a plain pod on the default network may not take a spare")
 	}
+	onCNI := plain()
+	onCNI.NetworkMode, onCNI.Networks[0] = "cni", NetworkRequest{Name: "pods", CNI: &network.CNIRef{File: "/etc/cni/net.d/10-pods.conflist", Name: "pods"}}
+	if !warmable(onCNI) {
+		t.Fatal("a plain pod on a CNI configuration's network may not take a spare")
+	}
 	for what, change := range map[string]func(p *Pod){
 		"host network":    func(p *Pod) { p.NetworkMode, p.Networks = "host", nil },
 		"no network":      func(p *Pod) { p.NetworkMode, p.Networks = "none", nil },
 		"a named network": func(p *Pod) { p.NetworkMode, p.Networks[0].Name = "front", "front" },
-		"a CNI file": func(p *Pod) {
-			p.NetworkMode, p.Networks[0].CNI = "cni", &network.CNIRef{File: "/etc/cni/net.d/10.conflist", Name: "berth"}
+		"a CNI file in bridge mode": func(p *Pod) {
+			p.Networks[0].CNI = &network.CNIRef{File: "/etc/cni/net.d/10.conflist", Name: "berth"}
 		},
 		"an address": func(p *Pod) { p.Networks[0].IP = "10.88.0.9" },
 		"a MAC":      func(p *Pod) { p.Networks[0].MAC = "02:42:ac:11:00:02" },
@@ -71,5 +76,42 @@ func TestWriteFileAtomicLocked(t *testing.T) {
 	os.Remove(path)
 	if got, err := tryLockFile(path); got != nil || err != nil {
 		t.Fatalf("a journal gone: %v, %v", got, err)
+	}
+}
+
+// A CNI configuration's attachment is made ahead only for the reference
+// plugins, and a spare made for one content of the file is not another's.
+func TestWarmKeyCNI(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "10-pods.conflist")
+	write := func(plugins string) {
+		t.Helper()
+		if err := os.WriteFile(conf, []byte(`{"cniVersion":"1.0.0","name":"pods","plugins":[`+plugins+`]}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pod := &Pod{NetworkMode: "cni", Networks: []NetworkRequest{{Name: "pods", CNI: &network.CNIRef{File: conf, Name: "pods", Args: [][2]string{{"K8S_POD_NAME", "web"}}}}}}
+	write(`{"type":"bridge","bridge":"cni0","ipam":{"type":"host-local","subnet":"10.77.0.0/16"}},{"type":"portmap","capabilities":{"portMappings":true}}`)
+	key, req, ok := warmKey(pod)
+	if !ok || req.CNI == nil || req.CNI.File != conf || len(req.CNI.Args) != 0 {
+		t.Fatalf("bridge, host-local and portmap: key %q, request %+v, ok %v", key, req, ok)
+	}
+	write(`{"type":"bridge","bridge":"cni0","ipam":{"type":"host-local","subnet":"10.78.0.0/16"}}`)
+	if key2, _, ok := warmKey(pod); !ok || key2 == key {
+		t.Fatalf("the file rewritten: key %q (was %q), ok %v", key2, key, ok)
+	}
+	for what, plugins := range map[string]string{
+		"a network add-on":      `{"type":"flannel","delegate":{"isDefaultGateway":true}}`,
+		"another IPAM":          `{"type":"bridge","bridge":"cni0","ipam":{"type":"dhcp"}}`,
+		"a plugin after bridge": `{"type":"bridge","bridge":"cni0","ipam":{"type":"host-local","subnet":"10.77.0.0/16"}},{"type":"bandwidth"}`,
+	} {
+		write(plugins)
+		if _, _, ok := warmKey(pod); ok {
+			t.Errorf("%s may be made ahead", what)
+		}
+	}
+	os.Remove(conf)
+	if _, _, ok := warmKey(pod); ok {
+		t.Error("a configuration gone may be made ahead")
 	}
 }

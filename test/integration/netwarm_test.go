@@ -5,9 +5,12 @@ package integration
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -227,5 +230,100 @@ func TestCRIWarmPodNetwork(t *testing.T) {
 	serve.Wait()
 	if !released(spare) || len(e.warmSpares()) != 0 {
 		t.Fatalf("serve ended by SIGTERM left its spare: journals %q, leases %q, pinned %v", e.warmSpares(), leasesOf(t, leaseDir, spare), pinned(spare))
+	}
+}
+
+// TestCRIWarmPodNetworkCNI: with --pod-network cni and a configuration of
+// the reference plugins (bridge with ipMasq, host-local, portmap), serve
+// keeps the spare on that configuration: a plain pod takes it (its ID,
+// its address in the configuration's subnet with host-local's lease, the
+// bridge's masquerade rule naming it); after the file is rewritten the
+// spare made for the old file is not taken but released, and the next is
+// made for the new one; SIGTERM releases it.
+func TestCRIWarmPodNetworkCNI(t *testing.T) {
+	const bridge = "bwarm0"
+	e, dir := cniTest(t, bridge)
+	e.loadDemoImage()
+	confDir, ipamDir := filepath.Join(dir, "net.d"), filepath.Join(dir, "ipam")
+	os.MkdirAll(confDir, 0o755)
+	confFile := filepath.Join(confDir, "10-wpods.conflist")
+	writeConf := func(bridge, subnet string) {
+		t.Helper()
+		conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"wpods","plugins":[
+ {"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":true,"ipam":{"type":"host-local","ranges":[[{"subnet":%q}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":%q}},
+ {"type":"portmap","capabilities":{"portMappings":true}}]}`, bridge, subnet, ipamDir)
+		if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeConf(bridge, "10.133.9.0/24")
+	sock := filepath.Join(dir, "cri.sock")
+	serve := e.serveToKill(sock, nil, "--cri-socket", sock, "--pod-network", "cni", "--cni-conf-dir", confDir, "--cni-bin-dir", "/usr/lib/cni")
+	ok := crictlOK(t, sock)
+	leases := func(id string) []string { return leasesOf(t, filepath.Join(ipamDir, "wpods"), id) }
+	ready := func() string {
+		var info struct {
+			Config struct {
+				PodNetwork struct {
+					Warm struct{ ID, IP string }
+				}
+			}
+		}
+		json.Unmarshal([]byte(ok("info")), &info)
+		return info.Config.PodNetwork.Warm.ID
+	}
+	oneSpare := func() string {
+		t.Helper()
+		var id string
+		waitFor(t, 30*time.Second, "a warm network namespace on the CNI configuration", func() bool {
+			id = ready()
+			return id != ""
+		})
+		if ids := e.warmSpares(); len(ids) != 1 || ids[0] != id || len(leases(id)) != 1 {
+			t.Fatalf("serve's spare %s: journals %q, leases %q", id, ids, leases(id))
+		}
+		return id
+	}
+
+	ok("runp", cniPodConfig(t, dir, "first"))
+	spare := oneSpare()
+	taker := ok("runp", cniPodConfig(t, dir, "taker"))
+	if taker != spare {
+		t.Fatalf("the plain pod's ID is %s, not the spare's %s", taker, spare)
+	}
+	_, sn, _ := net.ParseCIDR("10.133.9.0/24")
+	if ip := podIPOf(t, ok, taker); net.ParseIP(ip) == nil || !sn.Contains(net.ParseIP(ip)) || !slices.Equal(leases(taker), []string{ip}) {
+		t.Fatalf("the pod that took the spare has address %q; leases %q", ip, leases(taker))
+	}
+	if natRulesNaming(taker) == "" {
+		t.Errorf("no masquerade rule names the pod that took the spare")
+	}
+
+	// The network add-on rewrites its configuration (a bridge keeps its
+	// subnet: a new one).
+	stale := oneSpare()
+	t.Cleanup(func() { exec.Command("ip", "link", "del", "bwarm1").Run() })
+	writeConf("bwarm1", "10.133.10.0/24")
+	fresh := ok("runp", cniPodConfig(t, dir, "fresh"))
+	if fresh == stale {
+		t.Fatalf("a pod took the spare made for the configuration before it was rewritten")
+	}
+	_, sn2, _ := net.ParseCIDR("10.133.10.0/24")
+	if ip := podIPOf(t, ok, fresh); !sn2.Contains(net.ParseIP(ip)) {
+		t.Fatalf("the pod made after the rewrite has address %q, not of the new subnet", ip)
+	}
+	waitFor(t, 20*time.Second, "the stale spare's release", func() bool { return len(leases(stale)) == 0 && !e.warmSpare(stale) })
+	next := oneSpare()
+	if next == stale {
+		t.Fatal("no spare made for the rewritten configuration")
+	}
+
+	serve.Process.Signal(syscall.SIGTERM)
+	serve.Wait()
+	if len(e.warmSpares()) != 0 || len(leases(next)) != 0 {
+		t.Fatalf("serve ended by SIGTERM left its spare: journals %q, leases %q", e.warmSpares(), leases(next))
+	}
+	if natRulesNaming(next) != "" {
+		t.Errorf("serve ended by SIGTERM left its spare's masquerade rule")
 	}
 }

@@ -47,6 +47,16 @@ func (n *Network) PluginTypes() []string {
 	return out
 }
 
+// IPAMTypes are the IPAM plugins the chain's plugins delegate to ("" for
+// one that has none), in the chain's order.
+func (n *Network) IPAMTypes() []string {
+	var out []string
+	for _, p := range n.list.Plugins {
+		out = append(out, p.Network.IPAM.Type)
+	}
+	return out
+}
+
 // ErrNoConfig: a directory of CNI configurations holds none that loads.
 var ErrNoConfig = errors.New("no network config found")
 
