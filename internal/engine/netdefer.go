@@ -227,25 +227,40 @@ func removeIfExists(path string) error {
 // DELs release must be released now: serve's start, a network's removal,
 // a reset.
 func (e *Engine) runDeferredDels(ctx context.Context, only string) error {
-	entries, err := os.ReadDir(e.netdelDir())
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	journals, temps, err := journalsIn(e.netdelDir())
 	if err != nil {
 		return err
 	}
+	for _, tmp := range temps {
+		os.Remove(tmp) // a write cut short
+	}
 	var errs []error
-	for _, ent := range entries {
-		name := ent.Name()
-		if !strings.HasSuffix(name, ".json") || !isFullID(strings.TrimSuffix(name, ".json")) {
-			if strings.HasSuffix(name, ".json.tmp") {
-				os.Remove(filepath.Join(e.netdelDir(), name)) // a write cut short
-			}
-			continue
-		}
-		errs = append(errs, e.runDeferredDel(ctx, filepath.Join(e.netdelDir(), name), only))
+	for _, path := range journals {
+		errs = append(errs, e.runDeferredDel(ctx, path, only))
 	}
 	return errors.Join(errs...)
+}
+
+// journalsIn lists the journals in dir (<container ID>.json) and the temp
+// files of their writes (<ID>.json.tmp); a directory missing holds none.
+func journalsIn(dir string) (journals, temps []string, err error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, ent := range entries {
+		name := ent.Name()
+		switch {
+		case strings.HasSuffix(name, ".json.tmp"):
+			temps = append(temps, filepath.Join(dir, name))
+		case strings.HasSuffix(name, ".json") && isFullID(strings.TrimSuffix(name, ".json")):
+			journals = append(journals, filepath.Join(dir, name))
+		}
+	}
+	return journals, temps, nil
 }
 
 // SweepDeferredDels runs the DELs left journaled by an earlier serve (or

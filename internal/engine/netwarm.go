@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -351,28 +350,19 @@ func (e *Engine) closeWarm(ctx context.Context) {
 // sweepWarm releases the spares of engines that are gone: every journal
 // under <root>/netwarm whose flock is free.
 func (e *Engine) sweepWarm(ctx context.Context) error {
-	entries, err := os.ReadDir(e.netwarmDir())
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	journals, temps, err := journalsIn(e.netwarmDir())
 	if err != nil {
 		return err
 	}
+	for _, tmp := range temps {
+		// A write cut short, unless its writer holds it.
+		if f, err := tryLockFile(tmp); err == nil && f != nil {
+			os.Remove(tmp)
+			f.Close()
+		}
+	}
 	var errs []error
-	for _, ent := range entries {
-		name := ent.Name()
-		path := filepath.Join(e.netwarmDir(), name)
-		if strings.HasSuffix(name, ".json.tmp") {
-			// A write cut short, unless its writer holds it.
-			if f, err := tryLockFile(path); err == nil && f != nil {
-				os.Remove(path)
-				f.Close()
-			}
-			continue
-		}
-		if !strings.HasSuffix(name, ".json") || !isFullID(strings.TrimSuffix(name, ".json")) {
-			continue
-		}
+	for _, path := range journals {
 		errs = append(errs, e.sweepWarmOne(ctx, path))
 	}
 	return errors.Join(errs...)

@@ -49,6 +49,24 @@ func (e *engineEnv) warmSpares() []string {
 	return ids
 }
 
+// warmReady is the spare the berth serve on sock says is ready (crictl
+// info: the CRI's verbose Status), "" for none.
+func warmReady(t *testing.T, sock string) string {
+	out, _, err := crictl(t, sock, "info")
+	if err != nil {
+		return ""
+	}
+	var info struct {
+		Config struct {
+			PodNetwork struct {
+				Warm struct{ ID, IP string }
+			}
+		}
+	}
+	json.Unmarshal([]byte(out), &info)
+	return info.Config.PodNetwork.Warm.ID
+}
+
 // TestCRIWarmPodNetwork: berth serve keeps a network namespace attached
 // to the default network for the next CRI pod on it, under the ID that
 // pod then has.
@@ -98,23 +116,7 @@ func TestCRIWarmPodNetwork(t *testing.T) {
 	released := func(id string) bool {
 		return !e.warmSpare(id) && len(leasesOf(t, leaseDir, id)) == 0 && !pinned(id)
 	}
-	// ready is the spare serve says is ready (crictl info: the CRI's
-	// verbose Status), "" for none.
-	ready := func() string {
-		out, _, err := crictl(t, sock, "info")
-		if err != nil {
-			return ""
-		}
-		var info struct {
-			Config struct {
-				PodNetwork struct {
-					Warm struct{ ID, IP string }
-				}
-			}
-		}
-		json.Unmarshal([]byte(out), &info)
-		return info.Config.PodNetwork.Warm.ID
-	}
+	ready := func() string { return warmReady(t, sock) }
 	oneSpare := func() string {
 		t.Helper()
 		var id string
@@ -261,17 +263,7 @@ func TestCRIWarmPodNetworkCNI(t *testing.T) {
 	serve := e.serveToKill(sock, nil, "--cri-socket", sock, "--pod-network", "cni", "--cni-conf-dir", confDir, "--cni-bin-dir", "/usr/lib/cni")
 	ok := crictlOK(t, sock)
 	leases := func(id string) []string { return leasesOf(t, filepath.Join(ipamDir, "wpods"), id) }
-	ready := func() string {
-		var info struct {
-			Config struct {
-				PodNetwork struct {
-					Warm struct{ ID, IP string }
-				}
-			}
-		}
-		json.Unmarshal([]byte(ok("info")), &info)
-		return info.Config.PodNetwork.Warm.ID
-	}
+	ready := func() string { return warmReady(t, sock) }
 	oneSpare := func() string {
 		t.Helper()
 		var id string
