@@ -116,14 +116,9 @@ func (e *Engine) runDeferredDel(ctx context.Context, path, only string) error {
 		return err
 	}
 	defer f.Close()
-	var d deferredDel
-	data, err := io.ReadAll(f)
-	if err == nil {
-		err = json.Unmarshal(data, &d)
-	}
-	if err != nil || d.Container == "" {
-		// Not ours to guess at: left for an operator, and said.
-		return fmt.Errorf("deferred network DELs %s: unreadable (%v): remove it once its addresses are released", path, err)
+	d, err := readJournal(f, "deferred network DELs")
+	if err != nil {
+		return err
 	}
 	run, keep := d.Endpoints, []network.Endpoint(nil)
 	if only != "" {
@@ -157,6 +152,21 @@ func (e *Engine) runDeferredDel(ctx context.Context, path, only string) error {
 		}
 	}
 	return derr
+}
+
+// readJournal reads a journal (what: its kind, for the error) from f,
+// under its flock. One unreadable is not ours to guess at: it is left for
+// an operator, and said.
+func readJournal(f *os.File, what string) (deferredDel, error) {
+	var d deferredDel
+	data, err := io.ReadAll(f)
+	if err == nil {
+		err = json.Unmarshal(data, &d)
+	}
+	if err != nil || d.Container == "" {
+		return d, fmt.Errorf("%s %s: unreadable (%v): remove it once its addresses are released", what, f.Name(), err)
+	}
+	return d, nil
 }
 
 // lockJournal opens the journal at path and takes its flock, waiting

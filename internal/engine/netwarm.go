@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -375,13 +374,9 @@ func (e *Engine) sweepWarmOne(ctx context.Context, path string) error {
 		return err // gone, or held by a live engine (nil error)
 	}
 	defer f.Close()
-	var d deferredDel
-	data, err := io.ReadAll(f)
-	if err == nil {
-		err = json.Unmarshal(data, &d)
-	}
-	if err != nil || d.Container == "" {
-		return fmt.Errorf("warm network namespace journal %s: unreadable (%v): remove it once its address is released", path, err)
+	d, err := readJournal(f, "warm network namespace journal")
+	if err != nil {
+		return err
 	}
 	if row, err := e.podsDB().Get(ctx, d.Container); err == nil {
 		// Taken: the pod's record owns the namespace. A creation cut
