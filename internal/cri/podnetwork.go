@@ -231,5 +231,9 @@ func (pn PodNetwork) choose() (podNetworkChoice, error) {
 	if err := cni.CheckPlugins(pn.BinDirs, dc.Network.PluginTypes()...); err != nil {
 		return podNetworkChoice{}, fmt.Errorf("%w: network %s (%s): %v", errNetworkNotReady, dc.Network.Name(), dc.File, err)
 	}
-	return podNetworkChoice{cni: &network.CNIRef{File: dc.File, Name: dc.Network.Name(), BinDirs: pn.BinDirs}, skipped: dc.Skipped}, nil
+	ref := &network.CNIRef{File: dc.File, Name: dc.Network.Name(), BinDirs: pn.BinDirs}
+	// From the configuration loaded here: the engine's warm pod network
+	// reads the file no second time.
+	ref.WarmKey, _ = network.WarmCNIKey(dc.Network, ref)
+	return podNetworkChoice{cni: ref, skipped: dc.Skipped}, nil
 }

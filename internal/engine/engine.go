@@ -55,8 +55,9 @@ type Options struct {
 	// need, which a detached start takes (see spare.go).
 	SpareMonitor bool
 	// WarmPodNetwork: the caller is long-lived (Reap) and makes pods
-	// (berth serve's CRI): it keeps a network namespace attached to the
-	// default network ahead of the next pod on it (see netwarm.go).
+	// (berth serve's CRI): it keeps a network namespace attached ahead of
+	// the next pod (the default network, or a CNI configuration of the
+	// reference plugins: see netwarm.go).
 	WarmPodNetwork bool
 	// Namespace is the store namespace the engine's names and lists are
 	// in: "" is the CLI's and the Docker API's; the Kubernetes CRI keeps

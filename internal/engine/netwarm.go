@@ -140,8 +140,9 @@ func warmable(p *Pod) bool {
 
 // warmKey names the attachment a warmable pod p asks for, and gives the
 // request a spare for it is made with (a CNI configuration's without the
-// pod's own CNI_ARGS, which its plugins do not read: network.WarmCNIKey);
-// ok false when it cannot be made ahead.
+// pod's own CNI_ARGS, which its plugins do not read; its key is the one
+// its chooser gave, network.WarmCNIKey, none when it may not be made
+// ahead); ok false when it cannot be made ahead.
 func warmKey(p *Pod) (key string, req NetworkRequest, ok bool) {
 	if !warmable(p) {
 		return "", NetworkRequest{}, false
@@ -150,9 +151,8 @@ func warmKey(p *Pod) (key string, req NetworkRequest, ok bool) {
 	if r.CNI == nil {
 		return "default", NetworkRequest{Name: network.DefaultName}, true
 	}
-	key, ok = network.WarmCNIKey(r.CNI)
 	ref := &network.CNIRef{File: r.CNI.File, Name: r.CNI.Name, BinDirs: r.CNI.BinDirs}
-	return key, NetworkRequest{Name: r.Name, CNI: ref}, ok
+	return r.CNI.WarmKey, NetworkRequest{Name: r.Name, CNI: ref}, r.CNI.WarmKey != ""
 }
 
 // takeWarm returns the spare for pod p if p may take one and one made
@@ -211,8 +211,11 @@ func (e *Engine) WarmPodNetwork() (id, ip string, ok bool) {
 }
 
 // putBackWarm returns a spare whose pod was not made (its record could
-// not be written).
+// not be written); nil-safe.
 func (e *Engine) putBackWarm(ctx context.Context, w *warmNet) {
+	if w == nil {
+		return
+	}
 	wn := e.warm
 	wn.mu.Lock()
 	if wn.ready == nil && !wn.closed {
@@ -294,7 +297,8 @@ func (e *Engine) refillWarm(ctx context.Context) {
 // makeWarm journals a new spare for req (named key) and attaches it.
 func (e *Engine) makeWarm(ctx context.Context, req NetworkRequest, key string) (*warmNet, error) {
 	id := newID()
-	data, err := json.Marshal(deferredDel{Container: id, Endpoints: warmEndpoints(req)})
+	intended := warmEndpoints(req)
+	data, err := json.Marshal(deferredDel{Container: id, Endpoints: intended})
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +306,7 @@ func (e *Engine) makeWarm(ctx context.Context, req NetworkRequest, key string) (
 	if err != nil {
 		return nil, fmt.Errorf("journal a warm network namespace: %w", err)
 	}
-	w := &warmNet{id: id, key: key, eps: warmEndpoints(req), journal: f}
+	w := &warmNet{id: id, key: key, eps: intended, journal: f}
 	stopAtForTest("netwarm-journaled")
 	eps, err := e.plumbNetns(ctx, id, []NetworkRequest{req}, nil, nil, func(error) {})
 	if err != nil {

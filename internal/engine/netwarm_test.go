@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/berth-dev/berth/internal/network"
+	"github.com/berth-dev/berth/internal/network/cni"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -84,13 +85,23 @@ func TestWriteFileAtomicLocked(t *testing.T) {
 func TestWarmKeyCNI(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "10-pods.conflist")
+	ref := &network.CNIRef{File: conf, Name: "pods", Args: [][2]string{{"K8S_POD_NAME", "web"}}}
+	pod := &Pod{NetworkMode: "cni", Networks: []NetworkRequest{{Name: "pods", CNI: ref}}}
+	// chosen: as the CRI's chooser (cri.PodNetwork) names the file it
+	// loaded.
+	chosen := func() {
+		ref.WarmKey = ""
+		if n, err := cni.LoadFile(conf); err == nil {
+			ref.WarmKey, _ = network.WarmCNIKey(n, ref)
+		}
+	}
 	write := func(plugins string) {
 		t.Helper()
 		if err := os.WriteFile(conf, []byte(`{"cniVersion":"1.0.0","name":"pods","plugins":[`+plugins+`]}`), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		chosen()
 	}
-	pod := &Pod{NetworkMode: "cni", Networks: []NetworkRequest{{Name: "pods", CNI: &network.CNIRef{File: conf, Name: "pods", Args: [][2]string{{"K8S_POD_NAME", "web"}}}}}}
 	write(`{"type":"bridge","bridge":"cni0","ipam":{"type":"host-local","subnet":"10.77.0.0/16"}},{"type":"portmap","capabilities":{"portMappings":true}}`)
 	key, req, ok := warmKey(pod)
 	if !ok || req.CNI == nil || req.CNI.File != conf || len(req.CNI.Args) != 0 {
@@ -111,6 +122,7 @@ func TestWarmKeyCNI(t *testing.T) {
 		}
 	}
 	os.Remove(conf)
+	chosen()
 	if _, _, ok := warmKey(pod); ok {
 		t.Error("a configuration gone may be made ahead")
 	}

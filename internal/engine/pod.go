@@ -328,17 +328,13 @@ func (e *Engine) PodCreate(ctx context.Context, o PodOptions) (_ *Pod, retErr er
 		}
 	}
 	if err != nil {
-		if warm != nil {
-			e.putBackWarm(ctx, warm)
-		}
+		e.putBackWarm(ctx, warm)
 		return nil, err
 	}
 	unlock, err := e.podLock(ctx, id)
 	if err != nil {
 		e.podsDB().Delete(context.WithoutCancel(ctx), id)
-		if warm != nil {
-			e.putBackWarm(ctx, warm)
-		}
+		e.putBackWarm(ctx, warm)
 		return nil, err
 	}
 	defer unlock()

@@ -79,7 +79,7 @@ func (e *Engine) Reset(ctx context.Context) error {
 	// Deferred DELs and warm pod networks (a serve's) before their
 	// networks go; one that fails must not keep the reset from ending:
 	// it is named. (A running serve's spare is its own, and left.)
-	if err := errors.Join(e.sweepWarm(ctx), e.runDeferredDels(ctx, "")); err != nil {
+	if err := e.SweepDeferredDels(ctx); err != nil {
 		log.From(ctx).Warn("deferred network DELs failed; what they held is left", "err", err)
 	}
 	m, err := e.networks()

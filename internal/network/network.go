@@ -175,6 +175,9 @@ type CNIRef struct {
 	// K8S_POD_NAMESPACE, K8S_POD_NAME, K8S_POD_UID; the sandbox's ID is
 	// added as K8S_POD_INFRA_CONTAINER_ID at the attachment).
 	Args [][2]string `json:"Args,omitempty"`
+	// WarmKey, when the attachment may be made ahead of its pod, names
+	// the configuration as it was chosen (WarmCNIKey); not recorded.
+	WarmKey string `json:"-"`
 }
 
 // parseSubnet checks a CIDR and a gateway inside it.

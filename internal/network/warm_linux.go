@@ -17,14 +17,13 @@ import (
 // to the pod's name, and are never made ahead.
 var warmPlugins = []string{"bridge", "host-local", "loopback", "portmap"}
 
-// WarmCNIKey says whether an attachment to the CNI configuration ref may
-// be made ahead of its pod, and names the configuration as it reads now
+// WarmCNIKey says whether an attachment to ref, whose configuration
+// loaded as n, may be made ahead of its pod, and names the configuration
 // (its file, plugin directories and content): a spare made for one key
 // is right only for a pod of the same key, so a file rewritten since the
 // spare was made does not match.
-func WarmCNIKey(ref *CNIRef) (key string, ok bool) {
-	n, err := cni.LoadFile(ref.File)
-	if err != nil || n.Name() != ref.Name {
+func WarmCNIKey(n *cni.Network, ref *CNIRef) (key string, ok bool) {
+	if n.Name() != ref.Name {
 		return "", false
 	}
 	for _, t := range append(n.PluginTypes(), n.IPAMTypes()...) {

@@ -67,6 +67,18 @@ func warmReady(t *testing.T, sock string) string {
 	return info.Config.PodNetwork.Warm.ID
 }
 
+// waitWarm waits for the berth serve on sock to have a spare ready, and
+// returns its ID.
+func waitWarm(t *testing.T, sock string) string {
+	t.Helper()
+	var id string
+	waitFor(t, 30*time.Second, "a warm network namespace", func() bool {
+		id = warmReady(t, sock)
+		return id != ""
+	})
+	return id
+}
+
 // TestCRIWarmPodNetwork: berth serve keeps a network namespace attached
 // to the default network for the next CRI pod on it, under the ID that
 // pod then has.
@@ -119,11 +131,7 @@ func TestCRIWarmPodNetwork(t *testing.T) {
 	ready := func() string { return warmReady(t, sock) }
 	oneSpare := func() string {
 		t.Helper()
-		var id string
-		waitFor(t, 30*time.Second, "a warm network namespace", func() bool {
-			id = ready()
-			return id != ""
-		})
+		id := waitWarm(t, sock)
 		if ids := e.warmSpares(); len(ids) != 1 || ids[0] != id || !held(id) {
 			t.Fatalf("serve's spare %s: journals %q, leases %q, pinned %v", id, ids, leasesOf(t, leaseDir, id), pinned(id))
 		}
@@ -263,14 +271,9 @@ func TestCRIWarmPodNetworkCNI(t *testing.T) {
 	serve := e.serveToKill(sock, nil, "--cri-socket", sock, "--pod-network", "cni", "--cni-conf-dir", confDir, "--cni-bin-dir", "/usr/lib/cni")
 	ok := crictlOK(t, sock)
 	leases := func(id string) []string { return leasesOf(t, filepath.Join(ipamDir, "wpods"), id) }
-	ready := func() string { return warmReady(t, sock) }
 	oneSpare := func() string {
 		t.Helper()
-		var id string
-		waitFor(t, 30*time.Second, "a warm network namespace on the CNI configuration", func() bool {
-			id = ready()
-			return id != ""
-		})
+		id := waitWarm(t, sock)
 		if ids := e.warmSpares(); len(ids) != 1 || ids[0] != id || len(leases(id)) != 1 {
 			t.Fatalf("serve's spare %s: journals %q, leases %q", id, ids, leases(id))
 		}
