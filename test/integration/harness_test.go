@@ -57,7 +57,7 @@ func newRuntime(t testing.TB) *runtimeEnv {
 
 // cmd builds a `berth runtime --root R args...` command.
 func (r *runtimeEnv) cmd(args ...string) *exec.Cmd {
-	return exec.Command(r.bin, append([]string{"runtime", "--root", r.root}, args...)...)
+	return berthCommand(r.bin, append([]string{"runtime", "--root", r.root}, args...)...)
 }
 
 // run runs a runtime command and returns stdout, failing the test on error.

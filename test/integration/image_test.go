@@ -68,7 +68,7 @@ func (e *engineEnv) command(args ...string) *exec.Cmd {
 	if e.isolation != "" && len(args) > 0 && (args[0] == "run" || args[0] == "create") {
 		args = append([]string{args[0], "--isolation", e.isolation}, args[1:]...)
 	}
-	cmd := exec.Command(e.bin, append([]string{"--root", e.root, "--state", e.state}, args...)...)
+	cmd := berthCommand(e.bin, append([]string{"--root", e.root, "--state", e.state}, args...)...)
 	cmd.Env = e.env
 	return cmd
 }

@@ -220,6 +220,12 @@ func TestRuntimePreforkNotTaken(t *testing.T) {
 		if !hasPhase(phases, "prefork-discarded") || hasPhase(phases, "prefork-adopted") || !hasPhase(phases, "exec-init") {
 			t.Fatalf("a forked init with the wrong namespaces was not discarded: phases %v", phases)
 		}
+		// The exec'd init's intermediate makes the cgroup and forks the
+		// init into it (cgroup-make), unraced by the Go side: its gate
+		// stays shut through the discard.
+		if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err != nil && !hasPhase(phases, "cgroup-forked-in") {
+			t.Errorf("the init exec'd after a discard was not forked into its cgroup: phases %v", phases)
+		}
 		if got := strings.TrimSpace(stdout); got == "" || got == hostNet {
 			t.Errorf("container's network namespace %q, want its own (host %s)", got, hostNet)
 		}

@@ -40,7 +40,14 @@ func adoptPrefork(req *spawnRequest) (sp *spawned, ok bool, err error) {
 	if why := preforkMismatch(req, pre); why != "" {
 		tracePhase("prefork-discarded")
 		discardPrefork(pre)
-		req.cgroupPrep.open()
+		if req.cgroupMake == "" {
+			// No intermediate of the exec'd init makes the leaves
+			// either. Where one does, the gate stays shut until it
+			// has spoken (finishSpawn): made here meanwhile, they
+			// would race its mkdirs, and it takes back a leaf it
+			// made when it could not make them all.
+			req.cgroupPrep.open()
+		}
 		return nil, false, nil
 	}
 	parent := os.NewFile(uintptr(pre.FD), "sync-parent")
