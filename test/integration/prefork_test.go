@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,11 +121,29 @@ func TestRuntimePreforkAdopted(t *testing.T) {
 
 	// A created init waits, before its execve, in the forked process: it
 	// holds none of the caller's environment, as an exec'd one, nor its
-	// arguments.
+	// arguments, nor a descriptor the caller left open without passing
+	// it (no --preserve-fds): a reader of a pipe behind one would wait
+	// for the container's start to see its end.
+	unpassedR, unpassedW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unpassedR.Close()
 	id := uniqueID(t) + "-created"
-	_, stderr, phases, err = r.traced("", nil, []string{"BERTH_TEST_SECRET=s3cr3t"}, "create", "--bundle", b.Dir, id)
+	_, stderr, phases, err = r.traced("", []*os.File{unpassedW}, []string{"BERTH_TEST_SECRET=s3cr3t"}, "create", "--bundle", b.Dir, id)
+	unpassedW.Close()
 	if err != nil || !hasPhase(phases, "prefork-adopted") {
 		t.Fatalf("create: %v, phases %v\nstderr: %s", err, phases, stderr)
+	}
+	unpassedR.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := unpassedR.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		held, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", r.state(id).Pid))
+		var links []string
+		for _, fd := range held {
+			to, _ := os.Readlink(fd)
+			links = append(links, filepath.Base(fd)+"="+to)
+		}
+		t.Errorf("a pipe the caller did not pass stays open after create (read: %d, %v); the waiting init holds %v", n, err, links)
 	}
 	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", r.state(id).Pid))
 	if err != nil {

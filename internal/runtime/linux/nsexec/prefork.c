@@ -24,6 +24,7 @@
 // unknown flag, a duplicate key, an escape in a name) means no prefork.
 // BERTH_PREFORK=0 turns it off.
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -31,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -489,6 +491,26 @@ static void undo_ignored_relayed(void)
 	}
 }
 
+// close_unpassed leaves the forked init what an exec'd one is given
+// (spawn_linux.go): stdio, the preserved descriptors 3..keep-1 and its end
+// of the sync socket; its stdio and the files spawn passes come over the
+// socket. Anything else the caller left open without passing it
+// (--preserve-fds) would stay open in a created container until its start,
+// and whoever reads a pipe behind it would wait that long for its end.
+static void close_unpassed(int keep, int sock)
+{
+	if (sock > keep && close_range((unsigned)keep, (unsigned)sock - 1, 0) < 0 && errno == ENOSYS) {
+		for (int fd = keep; fd < sock; fd++)
+			close(fd);
+	}
+	if (close_range((unsigned)sock + 1, ~0U, 0) < 0 && errno == ENOSYS) {
+		struct rlimit rl;
+		int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1 << 20 ? (int)rl.rlim_cur : 1 << 20;
+		for (int fd = sock + 1; fd < max; fd++)
+			close(fd);
+	}
+}
+
 // Priority 102: after the trampoline (101), which may exec elsewhere, and
 // before the cgroup warm-up starts its thread.
 __attribute__((constructor(102))) static void berth_prefork(int argc, char **argv, char **envp)
@@ -551,6 +573,7 @@ __attribute__((constructor(102))) static void berth_prefork(int argc, char **arg
 	}
 	if (pid == 0) {
 		close(sv[0]);
+		close_unpassed(3 + (int)preserve, sv[1]);
 		berth_prefork_is_init = 1;
 		char ns[64];
 		snprintf(ns, sizeof(ns), "clone %lu\nend\n", flags);
