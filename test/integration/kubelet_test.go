@@ -465,7 +465,9 @@ func (k *kubeRig) execInteractive(sock, id string) {
 	}
 	s.Close()
 	out := &lockedBuffer{}
+	drained := make(chan struct{})
 	go func() {
+		defer close(drained)
 		buf := make([]byte, 4096)
 		for {
 			n, err := m.Read(buf)
@@ -487,8 +489,15 @@ func (k *kubeRig) execInteractive(sock, id string) {
 		return
 	}
 	m.Write([]byte("exit 7\n"))
-	// crictl says the command's status and exits 1.
-	if code := exitWithin(k.t, cmd, 20*time.Second, "crictl exec -it"); code != 1 || !strings.Contains(out.String(), "command terminated with exit code 7") {
+	// crictl says the command's status and exits 1. What it wrote last
+	// may still be in the terminal when it has exited: read to the end
+	// (EIO once no one holds the terminal's other side).
+	code := exitWithin(k.t, cmd, 20*time.Second, "crictl exec -it")
+	select {
+	case <-drained:
+	case <-time.After(10 * time.Second):
+	}
+	if code != 1 || !strings.Contains(out.String(), "command terminated with exit code 7") {
 		k.t.Errorf("crictl exec -it: exit code %d, want 1 saying the shell's 7; output %q", code, visible(out.String()))
 	}
 }
