@@ -89,9 +89,11 @@ freebsd:
 # BERTH_COMPOSE: docker compose (tools/compose) for the compose tests.
 # BERTH_KUBERNETES: the kubelet and kubectl (tools/kubernetes) for the
 # standalone kubelet test (the cluster test is make cluster-test's).
-# -timeout bounds the slowest package, test/integration (~17 min here); a
+# -timeout bounds the slowest package, test/integration (~18 min here); a
 # berth command of its that hangs fails its test after 4 minutes with the
-# stuck processes' stacks (test/integration/hang_test.go).
+# stuck processes' stacks, and a minute before the -timeout the package
+# ends itself saying which tests ran and what their processes waited on
+# (test/integration/hang_test.go): the last lines of the output say it.
 unit: build critools compose kubernetes
 	BERTH_BIN=$(CURDIR)/bin/berth BERTH_CRICTL=$(CURDIR)/.cache/critools/bin/crictl BERTH_COMPOSE=$$(scripts/build-compose.sh) BERTH_KUBERNETES=$(CURDIR)/.cache/kubernetes/bin BERTH_TEST_REQUIRE_REGISTRY=1 $(GO) test -count=1 -timeout 30m ./...
 

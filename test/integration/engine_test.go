@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand"
@@ -33,10 +34,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	watchPackageTimeout()
 	code := m.Run()
 	if demoTarPath != "" {
 		os.RemoveAll(filepath.Dir(demoTarPath))
 	}
+	reportHangs()
 	os.Exit(code)
 }
 

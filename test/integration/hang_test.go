@@ -1,15 +1,20 @@
+//go:build linux
+
 package integration
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -50,6 +55,7 @@ func berthCommand(name string, args ...string) *exec.Cmd {
 		}
 		tree := processTree(pid)
 		fmt.Fprintf(os.Stderr, "\nHANG: %s %s ran past %v; its processes:\n%s", name, strings.Join(args, " "), hangDeadline, describeProcesses(tree))
+		recordHang(fmt.Sprintf("%s %s", filepath.Base(name), strings.Join(args, " ")), tree)
 		self, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 		for _, p := range tree {
 			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p)); exe == self {
@@ -158,4 +164,88 @@ func describeProcesses(pids []int) string {
 		}
 	}
 	return b.String()
+}
+
+// hangs are the short accounts of the commands berthCommand found hung,
+// printed again at the end of the package's output (reportHangs): CI
+// shows a run's last lines, where a test's own failure is long gone.
+var hangs struct {
+	sync.Mutex
+	lines []string
+}
+
+func recordHang(command string, tree []int) {
+	if len(command) > 160 {
+		command = command[:160] + "..."
+	}
+	hangs.Lock()
+	defer hangs.Unlock()
+	hangs.lines = append(hangs.lines, "HANG: "+command)
+	hangs.lines = append(hangs.lines, briefProcesses(tree)...)
+}
+
+// reportHangs prints the hangs' short accounts; TestMain calls it last.
+func reportHangs() {
+	hangs.Lock()
+	defer hangs.Unlock()
+	if len(hangs.lines) > 0 {
+		fmt.Fprintf(os.Stderr, "\nberth commands that hung (whole accounts above, in their tests):\n%s\n", strings.Join(hangs.lines, "\n"))
+	}
+}
+
+// briefProcesses is a line per process: pid, state, wait channel, the
+// first kernel frames of its first thread, and its command line, short.
+func briefProcesses(pids []int) []string {
+	var lines []string
+	for _, p := range pids {
+		read := func(name string) string {
+			data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/%s", p, name))
+			return strings.TrimSpace(strings.ReplaceAll(string(data), "\x00", " "))
+		}
+		var frames []string
+		for _, line := range strings.Split(read("stack"), "\n") {
+			if f := strings.Fields(line); len(f) > 1 && len(frames) < 3 {
+				frames = append(frames, strings.SplitN(f[1], "+", 2)[0])
+			}
+		}
+		args := read("cmdline")
+		if len(args) > 100 {
+			args = args[:100] + "..."
+		}
+		lines = append(lines, fmt.Sprintf("  %d %s %s [%s] %s", p, procState(p), read("wchan"), strings.Join(frames, "<"), args))
+	}
+	return lines
+}
+
+// watchPackageTimeout ends the test binary itself shortly before
+// -test.timeout would: it prints this binary's goroutines (which test was
+// running, and where), then its berth processes in brief, last, so that
+// a run's last lines (all CI shows) say what hung; the timeout's own panic
+// would end on this binary's goroutines alone.
+func watchPackageTimeout() {
+	f := flag.Lookup("test.timeout")
+	if f == nil {
+		return
+	}
+	timeout, err := time.ParseDuration(f.Value.String())
+	if err != nil || timeout <= 2*time.Minute {
+		return
+	}
+	time.AfterFunc(timeout-time.Minute, func() {
+		buf := make([]byte, 8<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		fmt.Fprintf(os.Stderr, "\nthe package is about to run past -test.timeout %v; its goroutines:\n%s\n", timeout, buf)
+		// Where the tests stand: each Test function's frame and line.
+		var where []string
+		lines := strings.Split(string(buf), "\n")
+		for i, line := range lines {
+			if strings.Contains(line, "/test/integration.Test") && i+1 < len(lines) {
+				where = append(where, "  "+strings.SplitN(line[strings.LastIndex(line, ".Test")+1:], "(", 2)[0]+" at "+strings.Fields(lines[i+1])[0])
+			}
+		}
+		tree := processTree(os.Getpid())[1:]
+		fmt.Fprintf(os.Stderr, "tests running:\n%s\nits processes:\n%s\n", strings.Join(where, "\n"), strings.Join(briefProcesses(tree), "\n"))
+		reportHangs()
+		os.Exit(2)
+	})
 }
