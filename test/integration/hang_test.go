@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/berth-dev/berth/internal/proc"
 )
 
 // hangDeadline bounds each berth command the tests run through the
@@ -70,34 +72,39 @@ func berthCommand(name string, args ...string) *exec.Cmd {
 
 // procState is the one-letter state of pid ("" when it is gone).
 func procState(pid int) string {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	// pid (comm) state ...: comm may hold spaces and parentheses.
-	rest := string(data[strings.LastIndexByte(string(data), ')')+1:])
-	if f := strings.Fields(rest); len(f) > 0 {
-		return f[0]
+	if _, state, err := proc.Stat(pid); err == nil {
+		return string(state)
 	}
 	return ""
+}
+
+// procText is /proc/<pid>/<name>, its NULs as spaces, trimmed.
+func procText(pid int, name string) string {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, name))
+	return strings.TrimSpace(strings.ReplaceAll(string(data), "\x00", " "))
+}
+
+// kernelFrames are the function names of a kernel stack file's frames.
+func kernelFrames(path string) []string {
+	data, _ := os.ReadFile(path)
+	var frames []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if f := strings.Fields(line); len(f) > 1 {
+			frames = append(frames, strings.SplitN(f[1], "+", 2)[0])
+		}
+	}
+	return frames
 }
 
 // processTree is pid and every process below it (by parent pid), pid first.
 func processTree(pid int) []int {
 	children := map[int][]int{}
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, s := range stats {
-		data, err := os.ReadFile(s)
-		if err != nil {
-			continue
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, dir := range dirs {
+		p, _ := strconv.Atoi(filepath.Base(dir))
+		if pp, err := proc.Parent(p); err == nil {
+			children[pp] = append(children[pp], p)
 		}
-		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		p, _ := strconv.Atoi(filepath.Base(filepath.Dir(s)))
-		pp, _ := strconv.Atoi(f[1])
-		children[pp] = append(children[pp], p)
 	}
 	tree := []int{pid}
 	for i := 0; i < len(tree); i++ {
@@ -114,22 +121,12 @@ func processTree(pid int) []int {
 func describeProcesses(pids []int) string {
 	var b strings.Builder
 	for _, p := range pids {
-		read := func(name string) string {
-			data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/%s", p, name))
-			return strings.TrimSpace(strings.ReplaceAll(string(data), "\x00", " "))
-		}
-		stat := read("stat")
-		ppid := ""
-		if i := strings.LastIndexByte(stat, ')'); i >= 0 {
-			if f := strings.Fields(stat[i+1:]); len(f) > 1 {
-				ppid = f[1]
-			}
-		}
-		args := read("cmdline")
+		ppid, _ := proc.Parent(p)
+		args := procText(p, "cmdline")
 		if len(args) > 200 {
 			args = args[:200] + "..."
 		}
-		fmt.Fprintf(&b, "  pid %d ppid %s state %s wchan %s: %s\n", p, ppid, procState(p), read("wchan"), args)
+		fmt.Fprintf(&b, "  pid %d ppid %d state %s wchan %s: %s\n", p, ppid, procState(p), procText(p, "wchan"), args)
 		fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", p))
 		sort.Slice(fds, func(i, j int) bool {
 			a, _ := strconv.Atoi(filepath.Base(fds[i]))
@@ -146,14 +143,7 @@ func describeProcesses(pids []int) string {
 		seen := map[string][]string{}
 		var order []string
 		for _, task := range tasks {
-			data, _ := os.ReadFile(task)
-			var frames []string
-			for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-				if f := strings.Fields(line); len(f) > 1 {
-					frames = append(frames, f[1])
-				}
-			}
-			stack := strings.Join(frames, " < ")
+			stack := strings.Join(kernelFrames(task), " < ")
 			if _, ok := seen[stack]; !ok {
 				order = append(order, stack)
 			}
@@ -198,21 +188,13 @@ func reportHangs() {
 func briefProcesses(pids []int) []string {
 	var lines []string
 	for _, p := range pids {
-		read := func(name string) string {
-			data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/%s", p, name))
-			return strings.TrimSpace(strings.ReplaceAll(string(data), "\x00", " "))
-		}
-		var frames []string
-		for _, line := range strings.Split(read("stack"), "\n") {
-			if f := strings.Fields(line); len(f) > 1 && len(frames) < 3 {
-				frames = append(frames, strings.SplitN(f[1], "+", 2)[0])
-			}
-		}
-		args := read("cmdline")
+		frames := kernelFrames(fmt.Sprintf("/proc/%d/stack", p))
+		frames = frames[:min(len(frames), 3)]
+		args := procText(p, "cmdline")
 		if len(args) > 100 {
 			args = args[:100] + "..."
 		}
-		lines = append(lines, fmt.Sprintf("  %d %s %s [%s] %s", p, procState(p), read("wchan"), strings.Join(frames, "<"), args))
+		lines = append(lines, fmt.Sprintf("  %d %s %s [%s] %s", p, procState(p), procText(p, "wchan"), strings.Join(frames, "<"), args))
 	}
 	return lines
 }
